@@ -1,0 +1,213 @@
+# The test board's webrepl.py: this MicroPython process is one board.
+# Usage: micropython listener.py PORT PASSWORD ROOT [RING_BYTES]
+# Like a board's webrepl.py: case-sensitive upgrade parsing, 101 with the
+# accept key, _webrepl for login and file transfer, one client at a time.
+# Like an ESP board's socket callback: a thread takes input as it arrives
+# (file transfers and Ctrl-C work while a program runs) into a finite ring.
+import sys, os, io, socket, select, struct, binascii, time, _thread
+import vfs, websocket, _webrepl, boardrepl
+
+PORT = int(sys.argv[1])
+PASSWORD = sys.argv[2]
+ROOT = sys.argv[3]
+RING = int(sys.argv[4]) if len(sys.argv) > 4 else 1 << 20
+
+
+def sha1(msg):
+    # This build has no hashlib.sha1 (TLS is off).
+    h = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
+    n = len(msg)
+    msg = msg + b"\x80" + b"\x00" * ((55 - n) % 64) + struct.pack(">Q", n * 8)
+    M = 0xFFFFFFFF
+    for i in range(0, len(msg), 64):
+        w = list(struct.unpack(">16I", msg[i : i + 64]))
+        for t in range(16, 80):
+            x = w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]
+            w.append(((x << 1) | (x >> 31)) & M)
+        a, b, c, d, e = h
+        for t in range(80):
+            if t < 20:
+                f, k = (b & c) | (~b & d), 0x5A827999
+            elif t < 40:
+                f, k = b ^ c ^ d, 0x6ED9EBA1
+            elif t < 60:
+                f, k = (b & c) | (b & d) | (c & d), 0x8F1BBCDC
+            else:
+                f, k = b ^ c ^ d, 0xCA62C1D6
+            t2 = (((a << 5) | (a >> 27)) + f + e + k + w[t]) & M
+            e, d, c, b, a = d, c, ((b << 30) | (b >> 2)) & M, a, t2
+        h = [(x + y) & M for x, y in zip(h, (a, b, c, d, e))]
+    return struct.pack(">5I", *h)
+
+
+class Term(io.IOBase):
+    # The board's terminal as dupterm sees it. `io` serialises every use of
+    # the websocket: the firmware writes a frame's header and payload in two
+    # socket writes, which a second thread must not split.
+    def __init__(self, cap):
+        self.cap = cap
+        self.buf = bytearray()
+        self.pos = 0
+        self.lock = _thread.allocate_lock()
+        self.io = _thread.allocate_lock()
+        self.wr = None
+        self.waiting = False
+
+    def feed(self, b):
+        if b == b"\x03" and not self.waiting:
+            boardrepl.interrupt()
+            return
+        with self.lock:
+            if len(self.buf) - self.pos < self.cap:
+                self.buf.extend(b)
+            # else: dropped without a word, as an ESP board's ring does
+
+    def read(self, n):
+        self.waiting = True
+        while True:
+            with self.lock:
+                if self.pos < len(self.buf):
+                    c = self.buf[self.pos : self.pos + 1]
+                    self.pos += 1
+                    if self.pos == len(self.buf):
+                        self.buf = bytearray()
+                        self.pos = 0
+                    break
+            time.sleep_ms(1)
+        self.waiting = False
+        return bytes(c)
+
+    def readinto(self, b):
+        c = self.read(1)
+        b[0] = c[0]
+        return 1
+
+    def write(self, data):
+        wr = self.wr
+        if wr is not None:
+            with self.io:
+                try:
+                    wr.write(data)
+                except OSError:
+                    pass
+        return len(data)
+
+    def say(self, text):
+        # Board-side messages to the current client, like webrepl.py's prints.
+        self.write(text.encode())
+
+
+def recv_request(cl):
+    # Read from the socket itself: a makefile() on this port closes the fd
+    # when it is garbage-collected, dropping live connections later.
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = cl.recv(512)
+        if not chunk or len(data) > 4096:
+            return None
+        data += chunk
+    return data
+
+
+def handshake(cl):
+    req = recv_request(cl)
+    if req is None:
+        return False
+    key = None
+    upgrade = ws = False
+    for line in req.split(b"\r\n")[1:]:
+        if b":" not in line:
+            continue
+        h, v = [x.strip() for x in line.split(b":", 1)]
+        # Case-sensitive on purpose: this is what boards do.
+        if h == b"Sec-WebSocket-Key":
+            key = v
+        elif h == b"Connection" and b"Upgrade" in v:
+            upgrade = True
+        elif h == b"Upgrade" and v == b"websocket":
+            ws = True
+    if not (key and upgrade and ws):
+        cl.send(b"HTTP/1.0 200 OK\r\n\r\n<html><body>This is a WebREPL endpoint: "
+                b"connect with a WebSocket client.</body></html>\r\n")
+        return False
+    accept = binascii.b2a_base64(sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))[:-1]
+    cl.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    return True
+
+
+def serve(cl):
+    ws = websocket.websocket(cl, True)
+    wr = _webrepl._webrepl(ws)  # sends "Password: "
+    cl.setblocking(False)
+    term.wr = wr
+    poller = select.poll()
+    poller.register(cl, select.POLLIN)
+    try:
+        while term.wr is wr:
+            poller.poll(20)
+            with term.io:
+                b = wr.read(1)
+            if b is None:
+                continue
+            if not b:
+                break  # end of connection, or a wrong password
+            term.feed(b)
+    except Exception:
+        # A failed file operation (missing file, missing directory) raises in
+        # the board's terminal driver: it prints a line and drops the client.
+        with term.io:
+            try:
+                ws.write(b"\r\n")
+            except OSError:
+                pass
+    if term.wr is wr:
+        term.wr = None
+    cl.close()
+
+
+def accept_loop(ls):
+    while True:
+        cl, addr = ls.accept()
+        try:
+            if not handshake(cl):
+                cl.close()
+                continue
+        except OSError:
+            cl.close()
+            continue
+        if term.wr is not None:
+            # The unix port hands out a raw sockaddr_in.
+            peer = (".".join(str(x) for x in addr[4:8]), addr[2] << 8 | addr[3])
+            term.say("\nConcurrent WebREPL connection from %s rejected\n" % (peer,))
+            cl.close()
+            continue
+        _thread.start_new_thread(serve, (cl,))
+
+
+_webrepl.password(PASSWORD)
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(socket.getaddrinfo("127.0.0.1", PORT)[0][-1])
+ls.listen(1)
+term = Term(RING)
+
+vfs.umount("/")
+vfs.mount(vfs.VfsPosix(ROOT), "/")
+os.chdir("/")
+print("board ready on port", PORT)
+
+_thread.start_new_thread(accept_loop, (ls,))
+os.dupterm(term)
+while True:
+    if boardrepl.run():
+        # Soft reset ends the connection on this port, as measured.
+        term.say("MPY: soft reboot\r\n")
+        wr = term.wr
+        term.wr = None
+        if wr is not None:
+            with term.io:
+                try:
+                    wr.close()
+                except OSError:
+                    pass
