@@ -1,0 +1,7 @@
+//! webrepl-mount: a MicroPython board's filesystem over WebREPL.
+//!
+//! Layers, each depending only on those above it in this list:
+//! `protocol` (sans-I/O) → `session` (the one task that owns the socket) →
+//! `board` (typed operations and the MicroPython snippets) → the commands.
+
+pub mod protocol;

@@ -1,0 +1,403 @@
+//! Raw REPL and raw-paste, as the firmware's `pyexec.c` speaks them.
+//!
+//! Entering: `\x01` at a prompt answers `raw REPL; CTRL-B to exit\r\n>`.
+//! A program: raw-paste (`\x05A\x01`, flow-controlled by `\x01` credits) when
+//! the board has it, else raw mode paced to the board's 256-byte input
+//! buffer. Answer: stdout, `\x04`, traceback, `\x04`, `>`.
+
+use super::login::find;
+use thiserror::Error;
+
+pub const RAW_BANNER: &[u8] = b"raw REPL; CTRL-B to exit\r\n>";
+pub const FRIENDLY_PROMPT: &[u8] = b">>> ";
+/// mpremote's start: end any line, interrupt twice, then raw mode.
+pub const ENTER_INTERRUPTING: &[u8] = b"\r\x03\x03\x01";
+/// Raw mode without stopping a running program: only a board sitting at a
+/// prompt answers this.
+pub const ENTER_POLITELY: &[u8] = b"\x01";
+pub const LEAVE: &[u8] = b"\x02";
+/// Without raw-paste, text sent faster than the REPL reads it is dropped.
+pub const RAW_PACE_BYTES: usize = 256;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RawError {
+    #[error("unexpected byte {0:#04x} from the board during raw-paste")]
+    PasteProtocol(u8),
+    #[error("the board did not acknowledge the program (answered {0:?})")]
+    NoOk(String),
+}
+
+/// Finds `pattern` in text that arrives in pieces.
+#[derive(Debug)]
+pub struct WaitFor {
+    pattern: &'static [u8],
+    seen: Vec<u8>,
+}
+
+impl WaitFor {
+    pub fn new(pattern: &'static [u8]) -> Self {
+        WaitFor { pattern, seen: Vec::new() }
+    }
+
+    /// True once the pattern has arrived; `rest` gets what followed it.
+    pub fn feed(&mut self, text: &[u8], rest: &mut Vec<u8>) -> bool {
+        self.seen.extend_from_slice(text);
+        match find(&self.seen, self.pattern) {
+            Some(i) => {
+                rest.extend_from_slice(&self.seen[i + self.pattern.len()..]);
+                true
+            }
+            None => {
+                // Keep only what may still be the start of the pattern.
+                let keep = self.pattern.len().saturating_sub(1);
+                if self.seen.len() > keep {
+                    self.seen.drain(..self.seen.len() - keep);
+                }
+                false
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    /// The traceback of an uncaught exception; empty when the program ended.
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Send(Vec<u8>),
+    /// Send, then pause before sending more (raw mode without flow control).
+    SendPaced(Vec<u8>),
+    /// Read more text from the board and `feed` it.
+    Wait,
+    Done(Output),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Negotiate,
+    Paste,
+    /// Raw-paste refused: wait for the raw prompt, then use raw mode.
+    AwaitPrompt,
+    /// Firmware older than raw-paste echoed a fresh raw banner.
+    AwaitBanner,
+    Raw,
+    AwaitOk,
+    Stdout,
+    Stderr,
+    Ready,
+    Done,
+}
+
+/// One program run at the raw prompt.
+#[derive(Debug)]
+pub struct Program {
+    code: Vec<u8>,
+    sent: usize,
+    end_sent: bool,
+    state: State,
+    window: usize,
+    credit: usize,
+    buf: Vec<u8>,
+    out: Output,
+    banner: WaitFor,
+}
+
+impl Program {
+    pub fn new(code: impl Into<Vec<u8>>) -> Self {
+        Program {
+            code: code.into(),
+            sent: 0,
+            end_sent: false,
+            state: State::Start,
+            window: 0,
+            credit: 0,
+            buf: Vec::new(),
+            out: Output::default(),
+            banner: WaitFor::new(RAW_BANNER),
+        }
+    }
+
+    /// Whether raw-paste is being used (known once negotiated).
+    pub fn pasting(&self) -> bool {
+        self.window > 0
+    }
+
+    pub fn poll(&mut self) -> Step {
+        match self.state {
+            State::Start => {
+                self.state = State::Negotiate;
+                Step::Send(b"\x05A\x01".to_vec())
+            }
+            State::Paste if self.sent < self.code.len() && self.credit > 0 => {
+                let n = self.credit.min(self.code.len() - self.sent);
+                self.credit -= n;
+                self.sent += n;
+                Step::Send(self.code[self.sent - n..self.sent].to_vec())
+            }
+            State::Paste | State::Stdout if self.sent == self.code.len() && !self.end_sent => {
+                self.end_sent = true;
+                Step::Send(b"\x04".to_vec())
+            }
+            State::Raw if self.sent < self.code.len() => {
+                let n = RAW_PACE_BYTES.min(self.code.len() - self.sent);
+                self.sent += n;
+                Step::SendPaced(self.code[self.sent - n..self.sent].to_vec())
+            }
+            State::Raw => {
+                self.end_sent = true;
+                self.state = State::AwaitOk;
+                Step::Send(b"\x04".to_vec())
+            }
+            State::Done => Step::Done(std::mem::take(&mut self.out)),
+            _ => Step::Wait,
+        }
+    }
+
+    pub fn feed(&mut self, text: &[u8]) -> Result<(), RawError> {
+        self.buf.extend_from_slice(text);
+        loop {
+            let before = (self.state, self.buf.len());
+            self.advance()?;
+            if (self.state, self.buf.len()) == before || self.state == State::Done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Result<(), RawError> {
+        match self.state {
+            State::Negotiate if self.buf.len() >= 2 => match &self.buf[..2] {
+                b"R\x01" if self.buf.len() >= 4 => {
+                    let window = u16::from_le_bytes([self.buf[2], self.buf[3]]) as usize;
+                    self.window = window.max(1);
+                    // The grant is two windows, but an ESP8266's input ring
+                    // holds one byte less than that: stay a byte short.
+                    self.credit = self.window - 1;
+                    self.buf.drain(..4);
+                    self.state = State::Paste;
+                }
+                b"R\x01" => {}
+                b"R\x00" => {
+                    self.buf.drain(..2);
+                    self.state = State::AwaitPrompt;
+                }
+                _ => self.state = State::AwaitBanner,
+            },
+            State::AwaitPrompt => {
+                if let Some(i) = self.buf.iter().position(|&b| b == b'>') {
+                    self.buf.drain(..=i);
+                    self.state = State::Raw;
+                }
+            }
+            State::AwaitBanner => {
+                let mut rest = Vec::new();
+                if self.banner.feed(&std::mem::take(&mut self.buf), &mut rest) {
+                    self.buf = rest;
+                    self.state = State::Raw;
+                }
+            }
+            State::Paste => {
+                while let Some(&b) = self.buf.first() {
+                    self.buf.remove(0);
+                    match b {
+                        0x01 => self.credit += self.window,
+                        // The board has read all it will: either our end
+                        // marker or it stopped early (then we still owe it
+                        // one, which `poll` sends).
+                        0x04 => {
+                            self.sent = self.code.len();
+                            self.state = State::Stdout;
+                            break;
+                        }
+                        other => return Err(RawError::PasteProtocol(other)),
+                    }
+                }
+            }
+            State::AwaitOk if self.buf.len() >= 2 => {
+                if &self.buf[..2] != b"OK" {
+                    return Err(RawError::NoOk(String::from_utf8_lossy(&self.buf).into_owned()));
+                }
+                self.buf.drain(..2);
+                self.state = State::Stdout;
+            }
+            State::Stdout | State::Stderr => {
+                if let Some(i) = self.buf.iter().position(|&b| b == 0x04) {
+                    let part: Vec<u8> = self.buf.drain(..=i).take(i).collect();
+                    if self.state == State::Stdout {
+                        self.out.stdout.extend(part);
+                        self.state = State::Stderr;
+                    } else {
+                        self.out.stderr.extend(part);
+                        self.state = State::Ready;
+                    }
+                }
+            }
+            State::Ready => {
+                if let Some(i) = self.buf.iter().position(|&b| b == b'>') {
+                    self.buf.drain(..=i);
+                    self.out.stdout = strip_board_notices(&self.out.stdout);
+                    self.state = State::Done;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The board announces a rejected second client on the terminal, possibly in
+/// the middle of a program's answer; it is not the program's output.
+pub fn strip_board_notices(out: &[u8]) -> Vec<u8> {
+    const START: &[u8] = b"\nConcurrent WebREPL connection from ";
+    const END: &[u8] = b" rejected\n";
+    let mut v = out.to_vec();
+    while let Some(i) = find(&v, START) {
+        match find(&v[i..], END) {
+            Some(j) => drop(v.drain(i..i + j + END.len())),
+            None => break,
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive(p: &mut Program, board: &[&[u8]]) -> (Vec<Step>, Option<Output>) {
+        let mut sent = Vec::new();
+        let mut answers = board.iter();
+        loop {
+            match p.poll() {
+                Step::Done(o) => return (sent, Some(o)),
+                Step::Wait => match answers.next() {
+                    Some(a) => p.feed(a).unwrap(),
+                    None => return (sent, None),
+                },
+                s => sent.push(s),
+            }
+        }
+    }
+
+    #[test]
+    fn raw_paste_with_credits_and_a_late_credit() {
+        let code = vec![b'x'; 300];
+        let mut p = Program::new(code.clone());
+        let (sent, out) = drive(
+            &mut p,
+            &[b"R\x01\x80\x00", b"\x01", b"\x01", b"\x01\x04", b"hi\n\x04", b"\x04>"],
+        );
+        assert!(p.pasting());
+        assert_eq!(sent[0], Step::Send(b"\x05A\x01".to_vec()));
+        let data: Vec<u8> = sent[1..sent.len() - 1]
+            .iter()
+            .flat_map(|s| match s {
+                Step::Send(b) => b.clone(),
+                _ => panic!("paced send in paste mode"),
+            })
+            .collect();
+        assert_eq!(data, code);
+        // The first send stays inside the first window, one byte short.
+        assert_eq!(sent[1], Step::Send(vec![b'x'; 127]));
+        assert_eq!(sent.last(), Some(&Step::Send(b"\x04".to_vec())));
+        assert_eq!(out.unwrap(), Output { stdout: b"hi\n".to_vec(), stderr: vec![] });
+    }
+
+    #[test]
+    fn never_more_in_flight_than_granted() {
+        let mut p = Program::new(vec![b'y'; 1000]);
+        p.poll();
+        p.feed(b"R\x01\x80\x00\x01").unwrap();
+        let mut in_flight = 0;
+        while let Step::Send(b) = p.poll() {
+            in_flight += b.len();
+        }
+        assert_eq!(in_flight, 255);
+    }
+
+    #[test]
+    fn board_abort_during_paste_ends_sending_and_owes_an_end_marker() {
+        let mut p = Program::new(vec![b'z'; 1000]);
+        let (sent, out) = drive(&mut p, &[b"R\x01\x80\x00\x01", b"\x04", b"\x04Traceback\x04>"]);
+        assert_eq!(sent.last(), Some(&Step::Send(b"\x04".to_vec())));
+        let out = out.unwrap();
+        assert_eq!(out.stderr, b"Traceback");
+    }
+
+    #[test]
+    fn refused_paste_falls_back_to_paced_raw_mode() {
+        let code = vec![b'a'; 600];
+        let mut p = Program::new(code);
+        let (sent, out) = drive(&mut p, &[b"R\x00>", b"OK", b"out\x04err\x04", b">"]);
+        let paced: Vec<usize> = sent
+            .iter()
+            .filter_map(|s| match s {
+                Step::SendPaced(b) => Some(b.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paced, vec![256, 256, 88]);
+        let out = out.unwrap();
+        assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out"[..], &b"err"[..]));
+    }
+
+    #[test]
+    fn old_firmware_answers_with_a_fresh_banner() {
+        let mut p = Program::new(b"print(1)".to_vec());
+        let (_, out) = drive(&mut p, &[b"raw REPL; CTRL-B", b" to exit\r\n>", b"OK1\r\n\x04\x04>"]);
+        assert_eq!(out.unwrap().stdout, b"1\r\n");
+    }
+
+    #[test]
+    fn bytes_split_anywhere_give_the_same_answer() {
+        let board = b"R\x01\x80\x00\x01\x04ab\x04cd\x04>".to_vec();
+        let mut p = Program::new(b"pass".to_vec());
+        p.poll();
+        let mut done = None;
+        for b in &board {
+            p.feed(&[*b]).unwrap();
+            loop {
+                match p.poll() {
+                    Step::Send(_) => continue,
+                    Step::Done(o) => done = Some(o),
+                    _ => {}
+                }
+                break;
+            }
+        }
+        let o = done.expect("program finished");
+        assert_eq!((o.stdout, o.stderr), (b"ab".to_vec(), b"cd".to_vec()));
+    }
+
+    #[test]
+    fn garbage_in_paste_and_missing_ok_are_errors() {
+        let mut p = Program::new(b"x".to_vec());
+        p.poll();
+        assert_eq!(p.feed(b"R\x01\x80\x00Z"), Err(RawError::PasteProtocol(b'Z')));
+        let mut p = Program::new(b"x".to_vec());
+        p.poll();
+        p.feed(b"R\x00>").unwrap();
+        while !matches!(p.poll(), Step::Wait) {}
+        assert!(matches!(p.feed(b"NO"), Err(RawError::NoOk(_))));
+    }
+
+    #[test]
+    fn waits_for_a_banner_split_across_frames() {
+        let mut w = WaitFor::new(RAW_BANNER);
+        let mut rest = Vec::new();
+        assert!(!w.feed(b">>> \r\nraw REPL; CTRL", &mut rest));
+        assert!(w.feed(b"-B to exit\r\n>", &mut rest));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn strips_the_concurrent_connection_notice() {
+        let out = b"a\nConcurrent WebREPL connection from ('1.2.3.4', 5) rejected\nb";
+        assert_eq!(strip_board_notices(out), b"ab");
+    }
+}
