@@ -35,6 +35,8 @@ fi
 src=${src%/}
 
 # mpy-cross first: otherwise CFLAGS_EXTRA reaches it and it fails.
+# MicroPython names its version after the git repo it finds: not ours.
+export GIT_CEILING_DIRECTORIES=$cache
 make -C "$src/mpy-cross" -j"$(nproc)" >&2
 make -C "$src/ports/unix" -j"$(nproc)" VARIANT_DIR="$variant" BUILD="$cache/build-$stamp" \
   MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST= \

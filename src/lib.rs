@@ -4,4 +4,10 @@
 //! `protocol` (sans-I/O) → `session` (the one task that owns the socket) →
 //! `board` (typed operations and the MicroPython snippets) → the commands.
 
+pub mod board;
+pub mod cli;
+pub mod copy;
+pub mod error;
 pub mod protocol;
+pub mod session;
+pub mod terminal;

@@ -97,6 +97,25 @@ class Term(io.IOBase):
         self.write(text.encode())
 
 
+class BoardFs:
+    # The board's filesystem: VfsPosix on a scratch directory, but renames
+    # go through boardrepl.rename (VfsPosix 1.25 garbles them, see there).
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+        self.fs = vfs.VfsPosix(root)
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+    def rename(self, old, new):
+        boardrepl.rename(self.host(old), self.host(new))
+
+    def host(self, path):
+        if not path.startswith("/"):
+            path = self.fs.getcwd().rstrip("/") + "/" + path
+        return self.root + path
+
+
 def recv_request(cl):
     # Read from the socket itself: a makefile() on this port closes the fd
     # when it is garbage-collected, dropping live connections later.
@@ -193,7 +212,7 @@ ls.listen(1)
 term = Term(RING)
 
 vfs.umount("/")
-vfs.mount(vfs.VfsPosix(ROOT), "/")
+vfs.mount(BoardFs(ROOT), "/")
 os.chdir("/")
 print("board ready on port", PORT)
 

@@ -144,7 +144,10 @@ impl Decoder {
         }
         let mut payload = b[at..end].to_vec();
         if let Some(m) = mask {
-            payload.iter_mut().enumerate().for_each(|(i, x)| *x ^= m[i % 4]);
+            payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x ^= m[i % 4]);
         }
         self.buf.drain(..end);
         Ok(Some((fin, opcode, payload)))
@@ -170,7 +173,10 @@ mod tests {
     #[test]
     fn encodes_short_and_16_bit_lengths_masked() {
         let f = encode(Kind::Text, b"abc", [1, 2, 3, 4]);
-        assert_eq!(f, vec![0x81, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]);
+        assert_eq!(
+            f,
+            vec![0x81, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]
+        );
         let big = vec![7u8; 1024];
         let f = encode(Kind::Binary, &big, [0; 4]);
         assert_eq!(&f[..4], &[0x82, 0x80 | 126, 0x04, 0x00]);

@@ -6,7 +6,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum HandshakeError {
-    #[error("not a WebREPL endpoint: the server answered HTTP {0} instead of switching to WebSocket")]
+    #[error(
+        "not a WebREPL endpoint: the server answered HTTP {0} instead of switching to WebSocket"
+    )]
     NotWebSocket(u16),
     #[error("not a WebREPL endpoint: the answer is not HTTP")]
     NotHttp,
@@ -40,7 +42,11 @@ pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeE
     let ok = resp.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("Sec-WebSocket-Accept") && h.value == expected.as_bytes()
     });
-    if ok { Ok(Some(n)) } else { Err(HandshakeError::BadAccept) }
+    if ok {
+        Ok(Some(n))
+    } else {
+        Err(HandshakeError::BadAccept)
+    }
 }
 
 #[cfg(test)]
@@ -53,7 +59,11 @@ mod tests {
     fn request_spells_headers_as_boards_expect() {
         let r = String::from_utf8(request("b:8266", "/", KEY)).unwrap();
         assert!(r.starts_with("GET / HTTP/1.1\r\n"));
-        for h in ["\r\nConnection: Upgrade\r\n", "\r\nUpgrade: websocket\r\n", "\r\nSec-WebSocket-Key: "] {
+        for h in [
+            "\r\nConnection: Upgrade\r\n",
+            "\r\nUpgrade: websocket\r\n",
+            "\r\nSec-WebSocket-Key: ",
+        ] {
             assert!(r.contains(h), "{h:?} missing");
         }
         assert!(r.ends_with("\r\n\r\n"));
@@ -61,7 +71,8 @@ mod tests {
 
     #[test]
     fn accepts_101_and_reports_where_frames_start() {
-        let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        let resp =
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x0aPassword: ";
         let n = parse_response(resp, KEY).unwrap().unwrap();
         assert_eq!(&resp[n..n + 2], b"\x81\x0a");
@@ -71,9 +82,15 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x0aPassword: ";
     #[test]
     fn the_boards_html_page_and_bad_keys_are_errors() {
         let page = b"HTTP/1.0 200 OK\r\n\r\n<html>";
-        assert_eq!(parse_response(page, KEY), Err(HandshakeError::NotWebSocket(200)));
+        assert_eq!(
+            parse_response(page, KEY),
+            Err(HandshakeError::NotWebSocket(200))
+        );
         let bad = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: nope\r\n\r\n";
         assert_eq!(parse_response(bad, KEY), Err(HandshakeError::BadAccept));
-        assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", KEY), Err(HandshakeError::NotHttp));
+        assert_eq!(
+            parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", KEY),
+            Err(HandshakeError::NotHttp)
+        );
     }
 }

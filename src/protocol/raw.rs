@@ -36,7 +36,10 @@ pub struct WaitFor {
 
 impl WaitFor {
     pub fn new(pattern: &'static [u8]) -> Self {
-        WaitFor { pattern, seen: Vec::new() }
+        WaitFor {
+            pattern,
+            seen: Vec::new(),
+        }
     }
 
     /// True once the pattern has arrived; `rest` gets what followed it.
@@ -220,7 +223,9 @@ impl Program {
             }
             State::AwaitOk if self.buf.len() >= 2 => {
                 if &self.buf[..2] != b"OK" {
-                    return Err(RawError::NoOk(String::from_utf8_lossy(&self.buf).into_owned()));
+                    return Err(RawError::NoOk(
+                        String::from_utf8_lossy(&self.buf).into_owned(),
+                    ));
                 }
                 self.buf.drain(..2);
                 self.state = State::Stdout;
@@ -290,7 +295,14 @@ mod tests {
         let mut p = Program::new(code.clone());
         let (sent, out) = drive(
             &mut p,
-            &[b"R\x01\x80\x00", b"\x01", b"\x01", b"\x01\x04", b"hi\n\x04", b"\x04>"],
+            &[
+                b"R\x01\x80\x00",
+                b"\x01",
+                b"\x01",
+                b"\x01\x04",
+                b"hi\n\x04",
+                b"\x04>",
+            ],
         );
         assert!(p.pasting());
         assert_eq!(sent[0], Step::Send(b"\x05A\x01".to_vec()));
@@ -305,7 +317,13 @@ mod tests {
         // The first send stays inside the first window, one byte short.
         assert_eq!(sent[1], Step::Send(vec![b'x'; 127]));
         assert_eq!(sent.last(), Some(&Step::Send(b"\x04".to_vec())));
-        assert_eq!(out.unwrap(), Output { stdout: b"hi\n".to_vec(), stderr: vec![] });
+        assert_eq!(
+            out.unwrap(),
+            Output {
+                stdout: b"hi\n".to_vec(),
+                stderr: vec![]
+            }
+        );
     }
 
     #[test]
@@ -323,7 +341,10 @@ mod tests {
     #[test]
     fn board_abort_during_paste_ends_sending_and_owes_an_end_marker() {
         let mut p = Program::new(vec![b'z'; 1000]);
-        let (sent, out) = drive(&mut p, &[b"R\x01\x80\x00\x01", b"\x04", b"\x04Traceback\x04>"]);
+        let (sent, out) = drive(
+            &mut p,
+            &[b"R\x01\x80\x00\x01", b"\x04", b"\x04Traceback\x04>"],
+        );
         assert_eq!(sent.last(), Some(&Step::Send(b"\x04".to_vec())));
         let out = out.unwrap();
         assert_eq!(out.stderr, b"Traceback");
@@ -343,13 +364,19 @@ mod tests {
             .collect();
         assert_eq!(paced, vec![256, 256, 88]);
         let out = out.unwrap();
-        assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out"[..], &b"err"[..]));
+        assert_eq!(
+            (out.stdout.as_slice(), out.stderr.as_slice()),
+            (&b"out"[..], &b"err"[..])
+        );
     }
 
     #[test]
     fn old_firmware_answers_with_a_fresh_banner() {
         let mut p = Program::new(b"print(1)".to_vec());
-        let (_, out) = drive(&mut p, &[b"raw REPL; CTRL-B", b" to exit\r\n>", b"OK1\r\n\x04\x04>"]);
+        let (_, out) = drive(
+            &mut p,
+            &[b"raw REPL; CTRL-B", b" to exit\r\n>", b"OK1\r\n\x04\x04>"],
+        );
         assert_eq!(out.unwrap().stdout, b"1\r\n");
     }
 
@@ -378,7 +405,10 @@ mod tests {
     fn garbage_in_paste_and_missing_ok_are_errors() {
         let mut p = Program::new(b"x".to_vec());
         p.poll();
-        assert_eq!(p.feed(b"R\x01\x80\x00Z"), Err(RawError::PasteProtocol(b'Z')));
+        assert_eq!(
+            p.feed(b"R\x01\x80\x00Z"),
+            Err(RawError::PasteProtocol(b'Z'))
+        );
         let mut p = Program::new(b"x".to_vec());
         p.poll();
         p.feed(b"R\x00>").unwrap();

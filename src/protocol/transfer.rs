@@ -72,7 +72,9 @@ impl Replies {
 
     /// A `WB` + u16 status reply, if complete.
     fn wb(&mut self) -> Result<Option<()>, TransferError> {
-        let Some(r) = self.take(4) else { return Ok(None) };
+        let Some(r) = self.take(4) else {
+            return Ok(None);
+        };
         if &r[..2] != b"WB" {
             return Err(TransferError::BadReply(r));
         }
@@ -111,7 +113,9 @@ pub enum GetOutcome {
     Pending,
     /// The whole file. `surplus` acks were sent that the board will read as
     /// header bytes (the file shrank after it was sized): the link must go.
-    Done { surplus: u64 },
+    Done {
+        surplus: u64,
+    },
 }
 
 impl Get {
@@ -142,8 +146,14 @@ impl Get {
         n as usize
     }
 
-    pub fn feed(&mut self, bytes: &[u8], replies: &mut Vec<u8>) -> Result<GetOutcome, TransferError> {
-        let mut r = Replies { buf: std::mem::take(replies) };
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        replies: &mut Vec<u8>,
+    ) -> Result<GetOutcome, TransferError> {
+        let mut r = Replies {
+            buf: std::mem::take(replies),
+        };
         r.buf.extend_from_slice(bytes);
         let out = self.step(&mut r);
         *replies = r.buf;
@@ -181,11 +191,17 @@ impl Get {
                 GetState::Closing => match r.wb()? {
                     Some(()) => {
                         self.state = GetState::Done;
-                        return Ok(GetOutcome::Done { surplus: self.sent - self.answered });
+                        return Ok(GetOutcome::Done {
+                            surplus: self.sent - self.answered,
+                        });
                     }
                     None => return Ok(GetOutcome::Pending),
                 },
-                GetState::Done => return Ok(GetOutcome::Done { surplus: self.sent - self.answered }),
+                GetState::Done => {
+                    return Ok(GetOutcome::Done {
+                        surplus: self.sent - self.answered,
+                    });
+                }
             }
         }
     }
@@ -222,7 +238,11 @@ pub struct Put {
 
 impl Put {
     pub fn new(size: u64) -> Self {
-        Put { step: PutStep::Opening, replies: Replies::default(), empty: size == 0 }
+        Put {
+            step: PutStep::Opening,
+            replies: Replies::default(),
+            empty: size == 0,
+        }
     }
 
     pub fn feed(&mut self, bytes: &[u8]) -> Result<PutStep, TransferError> {
@@ -231,7 +251,11 @@ impl Put {
             match self.step {
                 // An empty file is closed by the board right after opening.
                 PutStep::Opening if self.replies.wb()?.is_some() => {
-                    self.step = if self.empty { PutStep::Closing } else { PutStep::SendData }
+                    self.step = if self.empty {
+                        PutStep::Closing
+                    } else {
+                        PutStep::SendData
+                    }
                 }
                 PutStep::Closing if self.replies.wb()?.is_some() => self.step = PutStep::Done,
                 _ => break,
@@ -280,7 +304,10 @@ mod tests {
         assert_eq!(&h[18..23], "ä.py".as_bytes());
         assert!(h[23..].iter().all(|&b| b == 0));
         assert_eq!(header(Op::Get, &[b'a'; 63], 0).map(|h| h[80]), Ok(b'a'));
-        assert_eq!(header(Op::Get, &[b'a'; 64], 0), Err(TransferError::NameTooLong));
+        assert_eq!(
+            header(Op::Get, &[b'a'; 64], 0),
+            Err(TransferError::NameTooLong)
+        );
         assert_eq!(header(Op::Get, b"a\0b", 0), Err(TransferError::NulInName));
     }
 
@@ -353,11 +380,17 @@ mod tests {
     fn get_rejects_a_wrong_signature_and_oversized_chunks() {
         let mut g = Get::new(10, 4);
         let mut p = Vec::new();
-        assert!(matches!(g.feed(b"XX\0\0", &mut p), Err(TransferError::BadReply(_))));
+        assert!(matches!(
+            g.feed(b"XX\0\0", &mut p),
+            Err(TransferError::BadReply(_))
+        ));
         let mut g = Get::new(10, 4);
         g.feed(b"WB\0\0", &mut p).unwrap();
         g.acks_to_send();
-        assert!(matches!(g.feed(&[0x01, 0x02], &mut p), Err(TransferError::BadReply(_))));
+        assert!(matches!(
+            g.feed(&[0x01, 0x02], &mut p),
+            Err(TransferError::BadReply(_))
+        ));
         let mut g = Get::new(10, 4);
         g.feed(b"WB\x05\0", &mut p).map(|_| ()).unwrap_err();
         assert!(matches!(g.feed(b"", &mut p), Ok(GetOutcome::Pending)));
@@ -368,7 +401,10 @@ mod tests {
         let mut g = Get::new(1000, 4);
         let mut p = Vec::new();
         g.feed(b"WB\0\0", &mut p).unwrap();
-        assert_eq!(g.feed(&chunk(&[1; 256]), &mut p), Err(TransferError::Overrun));
+        assert_eq!(
+            g.feed(&chunk(&[1; 256]), &mut p),
+            Err(TransferError::Overrun)
+        );
     }
 
     #[test]
@@ -402,7 +438,10 @@ mod tests {
         assert_eq!(p.data_sent().unwrap(), PutStep::Closing);
         assert_eq!(p.feed(b"WB\0\0").unwrap(), PutStep::Done);
         let mut p = Put::new(5);
-        assert_eq!(p.feed(b"WB\0\0WB\0\0").unwrap_err(), TransferError::BadReply(b"WB\0\0".to_vec()));
+        assert_eq!(
+            p.feed(b"WB\0\0WB\0\0").unwrap_err(),
+            TransferError::BadReply(b"WB\0\0".to_vec())
+        );
         let mut p = Put::new(0);
         assert_eq!(p.feed(b"WB\0\0WB\0\0").unwrap(), PutStep::Done);
         let mut p = Put::new(5);

@@ -1,0 +1,370 @@
+//! Typed operations on a board's filesystem, built on the session.
+
+pub mod snippets;
+
+use crate::error::{Error, Result};
+use crate::protocol::raw::Output;
+use crate::protocol::transfer::MAX_NAME;
+use crate::session::Session;
+use snippets as sn;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// How file contents cross the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transfer {
+    /// Binary protocol where the path allows it, raw-paste otherwise.
+    #[default]
+    Auto,
+    /// Always raw-paste programs with base64: for firmware without the
+    /// binary protocol, and ESP8266 boards where it is faster.
+    Paste,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub kind: Kind,
+    pub size: u64,
+    /// Seconds since the board's epoch (2000 on ESP boards, 1970 on others).
+    pub mtime: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatVfs {
+    pub bsize: u64,
+    pub frsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub namemax: u64,
+}
+
+/// Name of our in-flight uploads: short, so most paths still fit the
+/// binary protocol's 63 bytes; one at a time, since the session serialises.
+pub const PART_NAME: &str = ".wrm-part";
+/// Bytes of file per raw-paste upload program (about 5.5 KB of code).
+const PASTE_PIECE: usize = 4096;
+const PUT_TRIES: usize = 3;
+/// Snippets are short; the board answers them quickly or not at all.
+const SNIPPET_LIMIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone)]
+pub struct Board {
+    session: Session,
+    transfer: Transfer,
+}
+
+/// Makes a user's path absolute and plain, or says why the board cannot
+/// have it.
+pub fn normalize(path: &str) -> Result<String> {
+    if path.contains('\0') {
+        return Err(Error::Invalid(format!(
+            "{path:?}: a board path cannot contain NUL"
+        )));
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(Error::Invalid(format!(
+            "{path:?}: '..' is not supported in board paths"
+        )));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+impl Board {
+    pub fn new(session: Session, transfer: Transfer) -> Self {
+        Board { session, transfer }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Runs a snippet and returns its output; a traceback means a snippet
+    /// bug or a board in trouble (MemoryError), never a normal answer.
+    async fn snippet(&self, code: String) -> Result<Vec<u8>> {
+        let out = self.session.exec(code, Some(SNIPPET_LIMIT)).await?;
+        if !out.stderr.is_empty() {
+            return Err(Error::Traceback(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(out.stdout)
+    }
+
+    /// A user's program: output and traceback as the board gave them.
+    pub async fn exec(&self, code: &str) -> Result<Output> {
+        self.session.exec(code.as_bytes().to_vec(), None).await
+    }
+
+    pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
+        let out = self.snippet(sn::stat(path)).await?;
+        for l in sn::lines(&out) {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f.as_slice() {
+                ["S", mode, size, mtime] => {
+                    let mode: u32 = mode.parse().map_err(|_| sn::unexpected(&out, path))?;
+                    return Ok(Some(Stat {
+                        kind: if mode & 0x4000 != 0 {
+                            Kind::Dir
+                        } else {
+                            Kind::File
+                        },
+                        size: size.parse().map_err(|_| sn::unexpected(&out, path))?,
+                        mtime: mtime.parse().unwrap_or(0),
+                    }));
+                }
+                ["E", "2"] => return Ok(None),
+                _ => {
+                    if let Some(e) = sn::os_error(l, path) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(sn::unexpected(&out, path))
+    }
+
+    /// The entries of a directory, or of the whole tree below it.
+    pub async fn list(&self, path: &str, deep: bool) -> Result<Vec<Entry>> {
+        let out = self.snippet(sn::walk(path, deep)).await?;
+        let mut entries = Vec::new();
+        for l in sn::lines(&out) {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f.as_slice() {
+                [k @ ("D" | "F"), size, mtime, hex] => {
+                    let Some(p) = sn::unhex(hex) else { continue };
+                    entries.push(Entry {
+                        path: p,
+                        kind: if *k == "D" { Kind::Dir } else { Kind::File },
+                        size: size.parse().unwrap_or(0),
+                        mtime: mtime.parse().unwrap_or(0),
+                    });
+                }
+                ["E", errno, hex] => {
+                    let dir = sn::unhex(hex).unwrap_or_default();
+                    if dir == path {
+                        return Err(sn::os_error(&format!("E {errno}"), path)
+                            .unwrap_or_else(|| sn::unexpected(&out, path)));
+                    }
+                    warn!("cannot list {dir} on the board: errno {errno}");
+                }
+                ["K"] => return Ok(entries),
+                // Anything else is board chatter that landed in our answer.
+                _ => debug!("ignoring line from the board: {l:?}"),
+            }
+        }
+        Err(sn::unexpected(&out, path))
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        sn::expect_ok(&self.snippet(sn::call("mkdir", &[path])).await?, path)
+    }
+
+    pub async fn mkdirs(&self, path: &str) -> Result<()> {
+        sn::expect_ok(&self.snippet(sn::mkdirs(path)).await?, path)
+    }
+
+    pub async fn remove(&self, path: &str) -> Result<()> {
+        sn::expect_ok(&self.snippet(sn::call("remove", &[path])).await?, path)
+    }
+
+    pub async fn rmdir(&self, path: &str) -> Result<()> {
+        sn::expect_ok(&self.snippet(sn::call("rmdir", &[path])).await?, path)
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        sn::expect_ok(&self.snippet(sn::call("rename", &[from, to])).await?, from)
+    }
+
+    pub async fn statvfs(&self, path: &str) -> Result<StatVfs> {
+        let out = self.snippet(sn::statvfs(path)).await?;
+        for l in sn::lines(&out) {
+            let f: Vec<u64> = l
+                .split(' ')
+                .skip(1)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            if l.starts_with("V ") && f.len() >= 10 {
+                return Ok(StatVfs {
+                    bsize: f[0],
+                    frsize: f[1],
+                    blocks: f[2],
+                    bfree: f[3],
+                    bavail: f[4],
+                    namemax: f[9],
+                });
+            }
+            if let Some(e) = sn::os_error(l, path) {
+                return Err(e);
+            }
+        }
+        Err(sn::unexpected(&out, path))
+    }
+
+    fn binary_ok(&self, path: &str) -> bool {
+        self.transfer == Transfer::Auto && path.len() <= MAX_NAME
+    }
+
+    /// A whole file. Its size comes first: a GET of a missing file makes the
+    /// board drop the connection, and the size is what lets acks pipeline.
+    pub async fn get(&self, path: &str) -> Result<Vec<u8>> {
+        let st = self
+            .stat(path)
+            .await?
+            .ok_or_else(|| Error::NotFound(path.to_string()))?;
+        if st.kind == Kind::Dir {
+            return Err(Error::Os {
+                errno: libc::EISDIR,
+                what: path.to_string(),
+            });
+        }
+        let data = if self.binary_ok(path) {
+            self.session.get(path.as_bytes().to_vec(), st.size).await?
+        } else {
+            self.get_pasted(path).await?
+        };
+        if data.len() as u64 != st.size {
+            // Changed on the board while we read it: what we have is
+            // whole as of the moment the transfer ran.
+            debug!("{path}: size {} at stat, {} read", st.size, data.len());
+        }
+        Ok(data)
+    }
+
+    async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {
+        use base64::Engine;
+        let out = self.snippet(sn::read_base64(path)).await?;
+        let mut b64 = Vec::with_capacity(out.len());
+        for l in sn::lines(&out) {
+            if l == "K" {
+                return base64::engine::general_purpose::STANDARD
+                    .decode(&b64)
+                    .map_err(|e| Error::Protocol(format!("bad base64 from the board: {e}")));
+            }
+            if let Some(e) = sn::os_error(l, path) {
+                return Err(e);
+            }
+            b64.extend_from_slice(l.as_bytes());
+        }
+        Err(sn::unexpected(&out, path))
+    }
+
+    /// Writes a whole file atomically: the data goes to a part file in the
+    /// same directory, its size is checked on the board (firmware loses PUT
+    /// bytes and hides write errors), and only then is it renamed onto the
+    /// target. A cut link leaves the target as it was.
+    pub async fn put(&self, path: &str, data: &[u8], parents: bool) -> Result<()> {
+        let dir = parent(path);
+        let part = join(dir, PART_NAME);
+        sn::expect_ok(
+            &self
+                .snippet(sn::prepare_upload(dir, &part, parents))
+                .await?,
+            dir,
+        )?;
+        for attempt in 1..=PUT_TRIES {
+            if self.binary_ok(&part) {
+                self.session
+                    .put(part.as_bytes().to_vec(), data.to_vec())
+                    .await?;
+            } else {
+                self.put_pasted(&part, data).await?;
+            }
+            let out = self
+                .snippet(sn::finish_upload(&part, path, data.len() as u64))
+                .await?;
+            let Some(line) = sn::lines(&out).next() else {
+                return Err(sn::unexpected(&out, path));
+            };
+            let f: Vec<&str> = line.split(' ').collect();
+            match f.as_slice() {
+                ["K"] => return Ok(()),
+                ["Z", got, free] => {
+                    let free: u64 = free.parse().unwrap_or(u64::MAX);
+                    if free < data.len() as u64 {
+                        return Err(Error::Os {
+                            errno: libc::ENOSPC,
+                            what: path.to_string(),
+                        });
+                    }
+                    warn!(
+                        "{path}: board kept {got} of {} bytes (attempt {attempt}); sending again",
+                        data.len()
+                    );
+                }
+                _ => {
+                    return Err(
+                        sn::os_error(line, path).unwrap_or_else(|| sn::unexpected(&out, path))
+                    );
+                }
+            }
+        }
+        Err(Error::Os {
+            errno: libc::EIO,
+            what: format!("{path}: the board kept losing bytes"),
+        })
+    }
+
+    async fn put_pasted(&self, path: &str, data: &[u8]) -> Result<()> {
+        let mut pieces = data.chunks(PASTE_PIECE).peekable();
+        if pieces.peek().is_none() {
+            return sn::expect_ok(
+                &self.snippet(sn::write_base64(path, true, &[])).await?,
+                path,
+            );
+        }
+        for (i, piece) in pieces.enumerate() {
+            sn::expect_ok(
+                &self.snippet(sn::write_base64(path, i == 0, piece)).await?,
+                path,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize("main.py").unwrap(), "/main.py");
+        assert_eq!(normalize("//lib/./x/").unwrap(), "/lib/x");
+        assert_eq!(normalize("").unwrap(), "/");
+        assert!(normalize("../etc").is_err());
+        assert!(normalize("a\0b").is_err());
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(join("/", "x"), "/x");
+    }
+}

@@ -1,0 +1,263 @@
+//! The MicroPython programs the board runs for us, and their answers.
+//!
+//! Every snippet is small (it crosses a slow link and is compiled in a few
+//! KB of RAM), streams its answer a line at a time, and never raises: an
+//! OSError comes back as a line `E <errno>`. Paths travel as escaped byte
+//! literals and come back hex-encoded, so no name is ever spliced into code
+//! and a name with a newline in it cannot break a line.
+
+use crate::error::{Error, Result};
+
+/// `path` as a Python expression: `b'\x2f...'.decode()`. Only characters
+/// that cannot end or escape the literal are left as they are.
+pub fn lit(path: &str) -> String {
+    let mut s = String::from("b'");
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"._/- ".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s.push_str("'.decode()");
+    s
+}
+
+/// One OSError-catching call: prints `K` on success.
+pub fn call(func: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| lit(a)).collect();
+    format!(
+        "import os\ntry:\n os.{func}({})\n print('K')\nexcept OSError as e:\n print('E',e.args[0])\n",
+        args.join(",")
+    )
+}
+
+pub fn stat(path: &str) -> String {
+    format!(
+        "import os\ntry:\n s=os.stat({})\n print('S',s[0],s[6],s[8])\nexcept OSError as e:\n print('E',e.args[0])\n",
+        lit(path)
+    )
+}
+
+/// Lists `top` (and below it, if `deep`) without recursion: a stack of
+/// directory names is all the board holds in RAM.
+pub fn walk(top: &str, deep: bool) -> String {
+    format!(
+        "import os,binascii
+def H(s):return binascii.hexlify(s.encode()).decode()
+t=[{top}]
+while t:
+ d=t.pop()
+ try:it=os.ilistdir(d)
+ except OSError as e:
+  print('E',e.args[0],H(d));continue
+ for e in it:
+  p=d.rstrip('/')+'/'+e[0]
+  try:
+   s=os.stat(p);z=s[6];m=s[8]
+  except OSError:
+   z=e[3] if len(e)>3 else 0;m=0
+  k='D' if e[1]&0x4000 else 'F'
+  print(k,z,m,H(p))
+  if {deep} and k=='D':t.append(p)
+print('K')
+",
+        top = lit(top),
+        deep = if deep { "1" } else { "0" }
+    )
+}
+
+/// `mkdir -p` that refuses to walk through a file.
+pub fn mkdirs(path: &str) -> String {
+    format!(
+        "import os
+def M(p):
+ q=''
+ for c in p.split('/'):
+  if not c:continue
+  q+='/'+c
+  try:os.mkdir(q)
+  except OSError as e:
+   if e.args[0]!=17:return e.args[0]
+   try:
+    if not os.stat(q)[0]&0x4000:return 20
+   except OSError as e:return e.args[0]
+ return 0
+r=M({})
+print('K' if r==0 else 'E %d'%r)
+",
+        lit(path)
+    )
+}
+
+/// Removes a stale upload of ours, then makes sure the parent exists.
+pub fn prepare_upload(dir: &str, part: &str, parents: bool) -> String {
+    let mut s = format!(
+        "import os\ntry:os.remove({})\nexcept OSError:pass\n",
+        lit(part)
+    );
+    if parents {
+        s.push_str(&mkdirs(dir));
+    } else {
+        s.push_str("print('K')\n");
+    }
+    s
+}
+
+/// Checks that the uploaded part has the size we sent, then renames it onto
+/// the target. On a short file it removes the part and reports the size and
+/// the free space, which tells a full flash from lost bytes.
+pub fn finish_upload(part: &str, target: &str, size: u64) -> String {
+    format!(
+        "import os
+P={part}
+try:
+ z=os.stat(P)[6]
+ if z=={size}:
+  try:os.rename(P,{target})
+  except OSError:
+   os.remove({target});os.rename(P,{target})
+  print('K')
+ else:
+  os.remove(P);v=os.statvfs('/');print('Z',z,v[0]*v[4])
+except OSError as e:
+ print('E',e.args[0])
+",
+        part = lit(part),
+        target = lit(target),
+    )
+}
+
+pub fn statvfs(path: &str) -> String {
+    format!(
+        "import os\ntry:\n print('V',*os.statvfs({}))\nexcept OSError as e:\n print('E',e.args[0])\n",
+        lit(path)
+    )
+}
+
+/// Streams a file as base64 lines: for paths the binary protocol cannot
+/// name, and firmware without it.
+pub fn read_base64(path: &str) -> String {
+    format!(
+        "import binascii
+try:
+ f=open({},'rb')
+ while 1:
+  b=f.read(384)
+  if not b:break
+  print(binascii.b2a_base64(b).decode(),end='')
+ f.close();print('K')
+except OSError as e:
+ print('E',e.args[0])
+",
+        lit(path)
+    )
+}
+
+/// One piece of a base64 upload; the first piece truncates.
+pub fn write_base64(path: &str, first: bool, data: &[u8]) -> String {
+    use base64::Engine;
+    let mut s = format!(
+        "import binascii\ntry:\n f=open({},'{}');w=f.write;a=binascii.a2b_base64\n",
+        lit(path),
+        if first { "wb" } else { "ab" }
+    );
+    for piece in data.chunks(57 * 8) {
+        s.push_str(&format!(
+            " w(a('{}'))\n",
+            base64::engine::general_purpose::STANDARD.encode(piece)
+        ));
+    }
+    s.push_str(" f.close();print('K')\nexcept OSError as e:\n print('E',e.args[0])\n");
+    s
+}
+
+/// The answer lines of a snippet, `\r` trimmed (boards end lines `\r\n`).
+pub fn lines(stdout: &[u8]) -> impl Iterator<Item = &str> {
+    stdout
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty())
+        .map(|l| std::str::from_utf8(l).unwrap_or(""))
+}
+
+/// An `E <errno>` line as an error about `what`.
+pub fn os_error(line: &str, what: &str) -> Option<Error> {
+    let mut it = line.split(' ');
+    if it.next() != Some("E") {
+        return None;
+    }
+    let errno = it.next().and_then(|n| n.parse().ok()).unwrap_or(libc::EIO);
+    Some(if errno == libc::ENOENT {
+        Error::NotFound(what.to_string())
+    } else {
+        Error::Os {
+            errno,
+            what: what.to_string(),
+        }
+    })
+}
+
+/// The one-line answer of `call`, `mkdirs` and the upload snippets.
+pub fn expect_ok(stdout: &[u8], what: &str) -> Result<()> {
+    for l in lines(stdout) {
+        if l == "K" {
+            return Ok(());
+        }
+        if let Some(e) = os_error(l, what) {
+            return Err(e);
+        }
+    }
+    Err(unexpected(stdout, what))
+}
+
+pub fn unexpected(stdout: &[u8], what: &str) -> Error {
+    Error::Protocol(format!(
+        "unexpected answer from the board for {what}: {:?}",
+        String::from_utf8_lossy(&stdout[..stdout.len().min(200)])
+    ))
+}
+
+pub fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_everything_that_could_be_code() {
+        let l = lit("/a b/x'y\"z\\\n$(rm).py");
+        assert_eq!(
+            l,
+            "b'/a b/x\\x27y\\x22z\\x5c\\x0a\\x24\\x28rm\\x29.py'.decode()"
+        );
+        assert_eq!(lit("/ä"), "b'/\\xc3\\xa4'.decode()");
+    }
+
+    #[test]
+    fn answers_parse_with_either_line_ending() {
+        assert!(expect_ok(b"K\r\n", "x").is_ok());
+        assert!(matches!(expect_ok(b"E 2\n", "x"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            expect_ok(b"E 28\n", "x"),
+            Err(Error::Os { errno: 28, .. })
+        ));
+        assert!(matches!(expect_ok(b"junk\n", "x"), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn unhex_round_trips_names_with_newlines() {
+        assert_eq!(unhex("2f610a62").as_deref(), Some("/a\nb"));
+        assert_eq!(unhex("2f6"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}

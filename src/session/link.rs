@@ -1,0 +1,297 @@
+//! One WebSocket connection to a board: connect, upgrade, log in, frames.
+
+use crate::error::{Error, Result};
+use crate::protocol::frame::{self, Decoder, Frame, Kind};
+use crate::protocol::handshake;
+use crate::protocol::login::{Login, LoginEvent, password_line};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Where a board is: `HOST[:PORT]`, `ws://HOST[:PORT][/PATH]` or `wss://...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("wss://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("ws://") {
+            (false, r)
+        } else if s.starts_with("http://") || s.starts_with("https://") {
+            return Err(Error::Invalid(format!(
+                "{s} is a web page address; WebREPL is at ws://HOST:8266/ (or wss:// behind a TLS proxy)"
+            )));
+        } else {
+            (false, s)
+        };
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let bad_port = || Error::Invalid(format!("bad port in {s:?}"));
+        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(bad_port)?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, p.parse().map_err(|_| bad_port())?),
+                None if after.is_empty() => (h, 8266),
+                None => return Err(bad_port()),
+            }
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad_port())?),
+                None => (hostport, 8266),
+            }
+        };
+        let host = host.to_string();
+        if host.is_empty() {
+            return Err(Error::Invalid(format!("no host in {s:?}")));
+        }
+        Ok(Target {
+            tls,
+            host,
+            port,
+            path,
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub struct Link {
+    io: Box<dyn Io>,
+    /// The TCP socket under `io`, for TCP_QUICKACK.
+    fd: std::os::fd::RawFd,
+    decoder: Decoder,
+    buf: Box<[u8]>,
+}
+
+impl Link {
+    /// Connects and logs in. A board that upgrades and then closes before
+    /// asking for the password is serving another client: `Error::Busy`.
+    pub async fn open(target: &Target, password: &str, limit: Duration) -> Result<Link> {
+        let line = password_line(password).map_err(|e| Error::Invalid(e.to_string()))?;
+        let addr = format!("{}:{}", target.host, target.port);
+        let tcp = match timeout(limit, TcpStream::connect(&addr)).await {
+            Err(_) => return Err(Error::Timeout(format!("connecting to {target}"))),
+            Ok(Err(e)) => return Err(Error::Unreachable(format!("{target}: {e}"))),
+            Ok(Ok(t)) => t,
+        };
+        // Both sides write small frames: without this a stop-and-wait
+        // exchange stalls on Nagle and delayed ACKs.
+        tcp.set_nodelay(true)?;
+        // Boards have no ping; keepalive notices a board that vanished.
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(10))
+            .with_interval(Duration::from_secs(5));
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(&ka)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        let io: Box<dyn Io> = if target.tls {
+            Box::new(tls(target, tcp, limit).await?)
+        } else {
+            Box::new(tcp)
+        };
+        let mut link = Link {
+            io,
+            fd,
+            decoder: Decoder::default(),
+            buf: vec![0u8; 64 * 1024].into(),
+        };
+        timeout(limit, link.upgrade(target)).await.map_err(|_| {
+            Error::Timeout(format!(
+                "waiting for {target} to answer the WebSocket upgrade (busy?)"
+            ))
+        })??;
+        timeout(limit, link.login(target, &line))
+            .await
+            .map_err(|_| Error::Busy(target.to_string()))??;
+        Ok(link)
+    }
+
+    async fn upgrade(&mut self, target: &Target) -> Result<()> {
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        let host = format!("{}:{}", target.host, target.port);
+        self.io
+            .write_all(&handshake::request(&host, &target.path, &key))
+            .await?;
+        let mut got = Vec::new();
+        loop {
+            let n = self.io.read(&mut self.buf).await?;
+            if n == 0 {
+                return Err(Error::NotWebRepl(format!(
+                    "{target} closed the connection during the WebSocket upgrade"
+                )));
+            }
+            got.extend_from_slice(&self.buf[..n]);
+            match handshake::parse_response(&got, &key) {
+                Ok(None) if got.len() < 16 * 1024 => continue,
+                Ok(None) => {
+                    return Err(Error::NotWebRepl(format!(
+                        "{target} sent an endless HTTP answer"
+                    )));
+                }
+                Ok(Some(used)) => {
+                    self.decoder.push(&got[used..]);
+                    return Ok(());
+                }
+                Err(handshake::HandshakeError::NotWebSocket(code)) => {
+                    let hint = if target.tls {
+                        ""
+                    } else {
+                        " (is this the board's web page port? WebREPL listens on ws://HOST:8266/)"
+                    };
+                    return Err(Error::NotWebRepl(format!(
+                        "{target} is not a WebREPL endpoint: it answered HTTP {code}{hint}"
+                    )));
+                }
+                Err(e) => return Err(Error::NotWebRepl(format!("{target}: {e}"))),
+            }
+        }
+    }
+
+    async fn login(&mut self, target: &Target, line: &[u8]) -> Result<()> {
+        let mut login = Login::default();
+        loop {
+            let f = match self.next_frame().await {
+                Ok(f) => f,
+                // Upgraded, then closed before the prompt: another client
+                // holds the board (or it has not yet noticed our last one go).
+                Err(Error::LinkLost(_)) => return Err(Error::Busy(target.to_string())),
+                Err(e) => return Err(e),
+            };
+            if f.kind != Kind::Text {
+                continue;
+            }
+            match login.feed(&f.payload) {
+                LoginEvent::Prompt => self.send(Kind::Text, line).await?,
+                LoginEvent::Connected => return Ok(()),
+                LoginEvent::Denied => return Err(Error::WrongPassword(target.to_string())),
+                LoginEvent::Pending => {}
+            }
+        }
+    }
+
+    /// The next data frame. Pings from the board are ignored: answering
+    /// with a payload would corrupt the board's file-transfer header.
+    pub async fn next_frame(&mut self) -> Result<Frame> {
+        loop {
+            match self.decoder.next() {
+                Ok(Some(f)) => match f.kind {
+                    Kind::Text | Kind::Binary => return Ok(f),
+                    Kind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
+                    Kind::Ping | Kind::Pong => continue,
+                },
+                Ok(None) => {}
+                Err(e) => return Err(Error::Protocol(format!("bad frame from the board: {e}"))),
+            }
+            // Cancel-safe: nothing changes until a read has completed.
+            let n = self
+                .io
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| Error::LinkLost(format!("({e})")))?;
+            if n == 0 {
+                return Err(Error::LinkLost("(the board closed it)".into()));
+            }
+            self.decoder.push(&self.buf[..n]);
+            self.quickack();
+        }
+    }
+
+    /// Boards write a frame's header and payload in two writes with Nagle
+    /// on, so the payload waits for our ACK of the header; a delayed ACK
+    /// costs 40 ms per frame. Linux clears quick-ack mode by itself, so it
+    /// is set again after every read.
+    fn quickack(&self) {
+        let one: libc::c_int = 1;
+        // SAFETY: a plain setsockopt on a socket `io` owns; failure is harmless.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
+    /// Sends one frame in one write: the board's PUT code loses bytes of
+    /// frames that reach it in pieces.
+    pub async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
+        let bytes = frame::encode(kind, payload, rand::random());
+        self.io
+            .write_all(&bytes)
+            .await
+            .map_err(|e| Error::LinkLost(format!("({e})")))
+    }
+
+    /// Closes TCP without a close frame: boards answer one that carries a
+    /// status code but keep the connection open.
+    pub async fn shutdown(mut self) {
+        let _ = self.io.shutdown().await;
+    }
+}
+
+async fn tls(
+    target: &Target,
+    tcp: TcpStream,
+    limit: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Protocol(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|e| Error::Invalid(format!("{}: {e}", target.host)))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    match timeout(limit, connector.connect(name, tcp)).await {
+        Err(_) => Err(Error::Timeout(format!(
+            "in the TLS handshake with {target}"
+        ))),
+        Ok(Err(e)) => Err(Error::Unreachable(format!("{target}: TLS: {e}"))),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("192.168.4.1").unwrap();
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (false, "192.168.4.1", 8266, "/")
+        );
+        let t = Target::parse("board.local:9000").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("board.local", 9000));
+        let t = Target::parse("wss://proxy.example/webrepl").unwrap();
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 8266, "/webrepl"));
+        let t = Target::parse("[::1]:8266").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8266));
+        assert!(Target::parse("http://192.168.4.1/").is_err());
+        assert!(Target::parse("host:notaport").is_err());
+        assert!(Target::parse(":8266").is_err());
+    }
+}

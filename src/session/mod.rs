@@ -1,0 +1,549 @@
+//! The session: one tokio task owns the WebSocket and serialises everything
+//! that crosses it (REPL programs, file transfers, terminal bytes). It is
+//! the only place that knows about time-outs, reconnects and retries.
+
+mod link;
+
+pub use link::Target;
+
+use crate::error::{Error, Result};
+use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::raw::{self, Output, Program, Step, WaitFor};
+use crate::protocol::transfer::{self, Get, GetOutcome, Op, PUT_FRAME, Put, PutStep};
+use link::Link;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{sleep, timeout};
+use tracing::{debug, info, warn};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub password: String,
+    /// May the session stop a running program (Ctrl-C) to get the raw REPL?
+    pub interrupt: bool,
+    /// How long the board may stay silent in the middle of an operation.
+    pub timeout: Duration,
+    /// GET acks in flight (each one pulls a 256-byte chunk).
+    pub get_window: u64,
+}
+
+impl Config {
+    pub fn new(target: Target, password: String) -> Self {
+        Config {
+            target,
+            password,
+            interrupt: true,
+            timeout: Duration::from_secs(10),
+            get_window: 32,
+        }
+    }
+}
+
+/// Totals for `status` and the logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub programs: u64,
+    pub reconnects: u64,
+}
+
+enum Request {
+    Exec {
+        code: Vec<u8>,
+        limit: Option<Duration>,
+        reply: oneshot::Sender<Result<Output>>,
+    },
+    Get {
+        path: Vec<u8>,
+        size: u64,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    Put {
+        path: Vec<u8>,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Version {
+        reply: oneshot::Sender<Result<(u8, u8, u8)>>,
+    },
+    Keys(Vec<u8>),
+    Friendly {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Totals {
+        reply: oneshot::Sender<Totals>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A cheap handle to the session task.
+#[derive(Clone)]
+pub struct Session {
+    tx: mpsc::Sender<Request>,
+    terminal: broadcast::Sender<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repl {
+    /// As a new connection finds it: the greeting says `>>> ` whatever the
+    /// mode really is, because boards keep the mode across connections.
+    Unknown,
+    Friendly,
+    Raw,
+}
+
+struct Task {
+    cfg: Config,
+    link: Option<Link>,
+    repl: Repl,
+    terminal: broadcast::Sender<Vec<u8>>,
+    totals: Totals,
+}
+
+impl Session {
+    /// Connects now, so that a wrong password or a busy board is reported
+    /// at once, then hands the link to the session task.
+    pub async fn connect(cfg: Config) -> Result<Session> {
+        let link = open_with_retry(&cfg).await?;
+        let (tx, rx) = mpsc::channel(64);
+        let (terminal, _) = broadcast::channel(1024);
+        let task = Task {
+            cfg,
+            link: Some(link),
+            repl: Repl::Unknown,
+            terminal: terminal.clone(),
+            totals: Totals::default(),
+        };
+        tokio::spawn(task.run(rx));
+        Ok(Session { tx, terminal })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::LinkLost("(session ended)".into()))?;
+        rx.await
+            .map_err(|_| Error::LinkLost("(session ended)".into()))
+    }
+
+    /// Runs a program at the raw REPL. `limit` bounds the board's silence;
+    /// `None` lets a user's program run as long as it likes.
+    pub async fn exec(&self, code: impl Into<Vec<u8>>, limit: Option<Duration>) -> Result<Output> {
+        let code = code.into();
+        self.call(|reply| Request::Exec { code, limit, reply })
+            .await?
+    }
+
+    /// Binary-protocol GET of a file whose size is known (from `os.stat`).
+    pub async fn get(&self, path: Vec<u8>, size: u64) -> Result<Vec<u8>> {
+        self.call(|reply| Request::Get { path, size, reply })
+            .await?
+    }
+
+    /// Binary-protocol PUT. The board's `WB` does not prove the bytes
+    /// arrived: check the size afterwards.
+    pub async fn put(&self, path: Vec<u8>, data: Vec<u8>) -> Result<()> {
+        self.call(|reply| Request::Put { path, data, reply })
+            .await?
+    }
+
+    pub async fn version(&self) -> Result<(u8, u8, u8)> {
+        self.call(|reply| Request::Version { reply }).await?
+    }
+
+    /// Keystrokes for the board's terminal.
+    pub async fn keys(&self, bytes: Vec<u8>) -> Result<()> {
+        self.tx
+            .send(Request::Keys(bytes))
+            .await
+            .map_err(|_| Error::LinkLost("(session ended)".into()))
+    }
+
+    /// Leaves the raw REPL so a person sees the friendly prompt.
+    pub async fn friendly(&self) -> Result<()> {
+        self.call(|reply| Request::Friendly { reply }).await?
+    }
+
+    /// What the board prints to its terminal outside our own programs.
+    pub fn subscribe(&self) -> broadcast::Receiver<Vec<u8>> {
+        self.terminal.subscribe()
+    }
+
+    pub async fn totals(&self) -> Result<Totals> {
+        self.call(|reply| Request::Totals { reply }).await
+    }
+
+    /// Leaves the board in the friendly REPL and closes the connection.
+    pub async fn close(&self) {
+        let _ = self.call(|reply| Request::Close { reply }).await;
+    }
+}
+
+/// A board that has not yet noticed our previous connection close rejects
+/// the next one for a moment: retry "busy" briefly before reporting it.
+async fn open_with_retry(cfg: &Config) -> Result<Link> {
+    let mut delay = Duration::from_millis(200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match Link::open(&cfg.target, &cfg.password, cfg.timeout).await {
+            Err(Error::Busy(t)) if Instant::now() + delay < deadline => {
+                debug!("{t} busy, retrying in {delay:?}");
+                sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Request {
+    /// Answers the request with an error it met before it could start.
+    fn fail(self, e: Error, task: &Task) {
+        match self {
+            Request::Exec { reply, .. } => drop(reply.send(Err(e))),
+            Request::Get { reply, .. } => drop(reply.send(Err(e))),
+            Request::Put { reply, .. } => drop(reply.send(Err(e))),
+            Request::Version { reply } => drop(reply.send(Err(e))),
+            Request::Friendly { reply } => drop(reply.send(Err(e))),
+            Request::Keys(_) => task.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes()),
+            Request::Totals { reply } => drop(reply.send(task.totals)),
+            Request::Close { reply } => drop(reply.send(())),
+        }
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        loop {
+            let req = match self.link.as_mut() {
+                Some(link) => tokio::select! {
+                    r = rx.recv() => r,
+                    f = link.next_frame() => { self.idle_frame(f); continue; }
+                },
+                None => rx.recv().await,
+            };
+            let Some(req) = req else { break };
+            if let Request::Close { reply } = req {
+                self.close().await;
+                let _ = reply.send(());
+                break;
+            }
+            self.handle(req).await;
+        }
+    }
+
+    fn idle_frame(&mut self, f: Result<Frame>) {
+        match f {
+            Ok(f) if f.kind == Kind::Text => self.show(f.payload),
+            Ok(f) => warn!(
+                "ignoring {} stray binary bytes from the board",
+                f.payload.len()
+            ),
+            Err(e) => {
+                info!("link to {}: {e}", self.cfg.target);
+                self.drop_link();
+            }
+        }
+    }
+
+    fn show(&self, bytes: Vec<u8>) {
+        // Nobody listening is fine: then nobody wants to see it.
+        let _ = self.terminal.send(bytes);
+    }
+
+    fn drop_link(&mut self) {
+        self.link = None;
+        self.repl = Repl::Unknown;
+    }
+
+    async fn handle(&mut self, req: Request) {
+        if let Err(e) = self.ensure_link().await {
+            req.fail(e, self);
+            return;
+        }
+        match req {
+            Request::Exec { code, limit, reply } => {
+                let _ = reply.send(self.exec(&code, limit).await);
+            }
+            Request::Get { path, size, reply } => {
+                let _ = reply.send(self.get(&path, size).await);
+            }
+            Request::Put { path, data, reply } => {
+                let _ = reply.send(self.put(&path, &data).await);
+            }
+            Request::Version { reply } => {
+                let _ = reply.send(self.get_version().await);
+            }
+            Request::Friendly { reply } => {
+                let _ = reply.send(self.leave_raw().await);
+            }
+            Request::Keys(bytes) => {
+                if let Err(e) = self.keys(&bytes).await {
+                    self.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes());
+                }
+            }
+            Request::Totals { reply } => {
+                let _ = reply.send(self.totals);
+            }
+            Request::Close { .. } => {}
+        }
+    }
+
+    async fn ensure_link(&mut self) -> Result<()> {
+        if self.link.is_none() {
+            let link = open_with_retry(&self.cfg).await?;
+            info!("reconnected to {}", self.cfg.target);
+            self.totals.reconnects += 1;
+            self.link = Some(link);
+            self.repl = Repl::Unknown;
+        }
+        Ok(())
+    }
+
+    fn link(&mut self) -> Result<&mut Link> {
+        self.link
+            .as_mut()
+            .ok_or_else(|| Error::LinkLost("(not connected)".into()))
+    }
+
+    /// Reads the next frame within `limit`; text that is not ours goes to
+    /// the terminal, so program output printed mid-transfer is not lost.
+    async fn frame(&mut self, limit: Option<Duration>) -> Result<Frame> {
+        let link = self.link()?;
+        let r = match limit {
+            Some(l) => timeout(l, link.next_frame()).await.unwrap_or_else(|_| {
+                Err(Error::Timeout(format!(
+                    "after {:.0?} of silence from the board",
+                    l
+                )))
+            }),
+            None => link.next_frame().await,
+        };
+        if let Err(e) = &r {
+            if e.breaks_link() {
+                self.drop_link();
+            }
+        }
+        if let Ok(f) = &r {
+            self.totals.bytes_in += f.payload.len() as u64;
+        }
+        r
+    }
+
+    async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
+        self.totals.bytes_out += payload.len() as u64;
+        let r = self.link()?.send(kind, payload).await;
+        if r.is_err() {
+            self.drop_link();
+        }
+        r
+    }
+
+    async fn binary(&mut self) -> Result<Vec<u8>> {
+        let limit = self.cfg.timeout;
+        loop {
+            let f = self.frame(Some(limit)).await?;
+            match f.kind {
+                Kind::Binary => return Ok(f.payload),
+                _ => self.show(f.payload),
+            }
+        }
+    }
+
+    async fn text(&mut self, limit: Option<Duration>) -> Result<Vec<u8>> {
+        loop {
+            let f = self.frame(limit).await?;
+            match f.kind {
+                Kind::Text => return Ok(f.payload),
+                _ => warn!(
+                    "ignoring {} stray binary bytes from the board",
+                    f.payload.len()
+                ),
+            }
+        }
+    }
+
+    /// Gets the raw prompt. Politely (`\x01` alone) a board answers only when
+    /// it sits at a prompt; interrupting (`\r\x03\x03\x01`) stops a program.
+    async fn enter_raw(&mut self) -> Result<()> {
+        if self.repl == Repl::Raw {
+            return Ok(());
+        }
+        let (keys, limit) = if self.cfg.interrupt {
+            (raw::ENTER_INTERRUPTING, self.cfg.timeout)
+        } else {
+            (
+                raw::ENTER_POLITELY,
+                Duration::from_millis(1500).min(self.cfg.timeout),
+            )
+        };
+        self.send(Kind::Text, keys).await?;
+        let mut banner = WaitFor::new(raw::RAW_BANNER);
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.text(Some(left)).await {
+                Ok(t) => {
+                    if banner.feed(&t, &mut Vec::new()) {
+                        self.repl = Repl::Raw;
+                        return Ok(());
+                    }
+                }
+                Err(Error::Timeout(_)) if !self.cfg.interrupt => {
+                    // The link is fine; the board is busy with a program. The
+                    // \x01 we sent went to that program as input.
+                    return Err(Error::Running);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn leave_raw(&mut self) -> Result<()> {
+        if self.repl != Repl::Raw {
+            return Ok(());
+        }
+        self.send(Kind::Text, raw::LEAVE).await?;
+        // Swallow the banner the board prints on leaving raw mode.
+        let mut prompt = WaitFor::new(raw::FRIENDLY_PROMPT);
+        let limit = self.cfg.timeout;
+        while !prompt.feed(&self.text(Some(limit)).await?, &mut Vec::new()) {}
+        self.repl = Repl::Friendly;
+        Ok(())
+    }
+
+    async fn keys(&mut self, bytes: &[u8]) -> Result<()> {
+        self.leave_raw().await?;
+        self.send(Kind::Text, bytes).await
+    }
+
+    async fn exec(&mut self, code: &[u8], limit: Option<Duration>) -> Result<Output> {
+        self.enter_raw().await?;
+        let started = Instant::now();
+        let mut prog = Program::new(code.to_vec());
+        let protocol = |e: raw::RawError| Error::Protocol(e.to_string());
+        let out = loop {
+            match prog.poll() {
+                Step::Send(b) => self.send(Kind::Text, &b).await?,
+                Step::SendPaced(b) => {
+                    self.send(Kind::Text, &b).await?;
+                    sleep(Duration::from_millis(10)).await;
+                }
+                Step::Wait => {
+                    let t = self.text(limit).await?;
+                    if let Err(e) = prog.feed(&t) {
+                        // Out of step with the board: start afresh next time.
+                        self.drop_link();
+                        return Err(protocol(e));
+                    }
+                }
+                Step::Done(o) => break o,
+            }
+        };
+        self.totals.programs += 1;
+        debug!(
+            "program of {} bytes ran in {:.0?}",
+            code.len(),
+            started.elapsed()
+        );
+        Ok(out)
+    }
+
+    async fn get(&mut self, path: &[u8], size: u64) -> Result<Vec<u8>> {
+        let protocol = |e: transfer::TransferError| Error::Protocol(e.to_string());
+        let header = transfer::header(Op::Get, path, 0).map_err(protocol)?;
+        let started = Instant::now();
+        self.send(Kind::Binary, &header).await?;
+        let mut get = Get::new(size, self.cfg.get_window);
+        let mut pending = Vec::new();
+        let surplus = loop {
+            let acks = get.acks_to_send();
+            if acks > 0 {
+                self.send(Kind::Binary, &vec![0u8; acks]).await?;
+            }
+            let bytes = self.binary().await?;
+            match get.feed(&bytes, &mut pending) {
+                Ok(GetOutcome::Pending) => {}
+                Ok(GetOutcome::Done { surplus }) => break surplus,
+                Err(e) => {
+                    self.drop_link();
+                    return Err(protocol(e));
+                }
+            }
+        };
+        if surplus > 0 {
+            // The board took our extra acks as the start of the next header.
+            warn!("file shrank during GET; reconnecting to resynchronise");
+            self.drop_link();
+        }
+        let data = get.into_data();
+        log_transfer("GET", path, data.len(), started);
+        Ok(data)
+    }
+
+    async fn put(&mut self, path: &[u8], data: &[u8]) -> Result<()> {
+        let protocol = |e: transfer::TransferError| Error::Protocol(e.to_string());
+        let header = transfer::header(Op::Put, path, data.len() as u64).map_err(protocol)?;
+        let started = Instant::now();
+        self.send(Kind::Binary, &header).await?;
+        let mut put = Put::new(data.len() as u64);
+        let mut step = PutStep::Opening;
+        while step != PutStep::Done {
+            if step == PutStep::SendData {
+                for chunk in data.chunks(PUT_FRAME) {
+                    self.send(Kind::Binary, chunk).await?;
+                }
+                step = put.data_sent().map_err(protocol)?;
+                continue;
+            }
+            let bytes = self.binary().await?;
+            step = match put.feed(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.drop_link();
+                    return Err(protocol(e));
+                }
+            };
+        }
+        log_transfer("PUT", path, data.len(), started);
+        Ok(())
+    }
+
+    async fn get_version(&mut self) -> Result<(u8, u8, u8)> {
+        let header =
+            transfer::header(Op::GetVersion, b"", 0).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.send(Kind::Binary, &header).await?;
+        let reply = self.binary().await?;
+        transfer::parse_version(&reply).map_err(|e| {
+            self.drop_link();
+            Error::Protocol(e.to_string())
+        })
+    }
+
+    async fn close(&mut self) {
+        if self.link.is_some() && self.repl == Repl::Raw {
+            if let Err(e) = self.leave_raw().await {
+                debug!("leaving raw REPL on close: {e}");
+            }
+        }
+        if let Some(link) = self.link.take() {
+            link.shutdown().await;
+        }
+    }
+}
+
+fn log_transfer(what: &str, path: &[u8], len: usize, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        "{what} {} {len} B in {:.3} s ({:.1} KB/s)",
+        String::from_utf8_lossy(path),
+        secs,
+        len as f64 / 1000.0 / secs.max(1e-6)
+    );
+}

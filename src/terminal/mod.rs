@@ -1,0 +1,110 @@
+//! The board's terminal on the user's tty: raw mode in, raw bytes out.
+
+use crate::error::Result;
+use crate::session::Session;
+use std::io::{Read, Write};
+use tokio::sync::mpsc;
+
+/// Ctrl-], as in telnet: leaves the terminal, never reaches the board.
+pub const DETACH: u8 = 0x1d;
+
+/// Puts the tty in raw mode and restores it when dropped, whichever way the
+/// terminal ends (return, error, panic unwinding).
+pub struct RawMode {
+    saved: Option<libc::termios>,
+}
+
+impl RawMode {
+    pub fn enter() -> RawMode {
+        // SAFETY: tcgetattr/tcsetattr only read and write the struct we own.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return RawMode { saved: None };
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawMode { saved: None };
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            RawMode { saved: Some(saved) }
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = self.saved {
+            // SAFETY: restores the attributes saved in `enter`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+}
+
+/// Reads stdin on a thread (tokio's stdin cannot be cancelled) and forwards
+/// keystrokes until Ctrl-] or end of input.
+fn keystrokes() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let (keys, detach) = match chunk.iter().position(|&b| b == DETACH) {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
+            };
+            if !keys.is_empty() && tx.blocking_send(keys.to_vec()).is_err() {
+                return;
+            }
+            if detach {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs an interactive terminal on `session` until Ctrl-], end of input, a
+/// signal, or the board going away.
+pub async fn run(session: &Session, greeting: &str) -> Result<()> {
+    let mut output = session.subscribe();
+    let _raw = RawMode::enter();
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{greeting}\r\n");
+    let _ = out.flush();
+    let mut keys = keystrokes();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // Ctrl-B at the friendly prompt reprints the banner and a fresh prompt.
+    session.keys(b"\x02".to_vec()).await?;
+    loop {
+        tokio::select! {
+            k = keys.recv() => match k {
+                Some(k) => session.keys(k).await?,
+                None => break,
+            },
+            o = output.recv() => match o {
+                Ok(bytes) => {
+                    let _ = out.write_all(&bytes);
+                    let _ = out.flush();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let _ = write!(out, "\r\n[{n} pieces of output dropped]\r\n");
+                }
+                Err(_) => break,
+            },
+            _ = term.recv() => break,
+            _ = hup.recv() => break,
+        }
+    }
+    let _ = write!(out, "\r\n");
+    Ok(())
+}
