@@ -78,6 +78,10 @@ pub struct Conn {
     /// Seconds the board may stay silent during an operation.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// GET acks in flight, each pulling 256 bytes (1: stop-and-wait, like
+    /// webrepl_cli.py).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub get_window: u64,
     /// How file contents travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto)]
     pub transfer: TransferArg,
@@ -114,6 +118,7 @@ impl Conn {
         let mut cfg = Config::new(target, self.password()?);
         cfg.interrupt = !self.no_interrupt;
         cfg.timeout = Duration::from_secs_f64(self.timeout.max(0.1));
+        cfg.get_window = self.get_window;
         let transfer = match self.transfer {
             TransferArg::Auto => Transfer::Auto,
             TransferArg::Paste => Transfer::Paste,

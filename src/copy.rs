@@ -1,6 +1,6 @@
 //! `cp`: files and trees to and from a board over one connection.
 
-use crate::board::{self, Board, Kind};
+use crate::board::{self, Board, Kind, Stat};
 use crate::cli::{Conn, split_remote};
 use crate::error::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -187,9 +187,18 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
         std::fs::create_dir_all(&d).map_err(|e| Error::Invalid(format!("{}: {e}", d.display())))?;
     }
     let bar = progress(plan.iter().map(|p| p.2).sum());
-    for (remote, local, _) in plan {
+    for (remote, local, size) in plan {
         bar.set_message(remote.clone());
-        let data = b.get(&remote).await?;
+        let data = b
+            .get_sized(
+                &remote,
+                Stat {
+                    kind: Kind::File,
+                    size,
+                    mtime: 0,
+                },
+            )
+            .await?;
         std::fs::write(&local, &data)
             .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
         bar.inc(data.len() as u64);

@@ -51,11 +51,9 @@ class Term(io.IOBase):
         self.lock = _thread.allocate_lock()
         self.io = _thread.allocate_lock()
         self.wr = None
-        self.waiting = False
 
     def feed(self, b):
-        if b == b"\x03" and not self.waiting:
-            boardrepl.interrupt()
+        if b == b"\x03" and boardrepl.ctrl_c():
             return
         with self.lock:
             if len(self.buf) - self.pos < self.cap:
@@ -63,7 +61,6 @@ class Term(io.IOBase):
             # else: dropped without a word, as an ESP board's ring does
 
     def read(self, n):
-        self.waiting = True
         while True:
             with self.lock:
                 if self.pos < len(self.buf):
@@ -74,7 +71,6 @@ class Term(io.IOBase):
                         self.pos = 0
                     break
             time.sleep_ms(1)
-        self.waiting = False
         return bytes(c)
 
     def readinto(self, b):

@@ -241,6 +241,11 @@ impl Board {
             .stat(path)
             .await?
             .ok_or_else(|| Error::NotFound(path.to_string()))?;
+        self.get_sized(path, st).await
+    }
+
+    /// `get` of a file whose stat the caller already has (a listing).
+    pub async fn get_sized(&self, path: &str, st: Stat) -> Result<Vec<u8>> {
         if st.kind == Kind::Dir {
             return Err(Error::Os {
                 errno: libc::EISDIR,

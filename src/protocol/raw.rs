@@ -16,6 +16,19 @@ pub const ENTER_INTERRUPTING: &[u8] = b"\r\x03\x03\x01";
 /// prompt answers this.
 pub const ENTER_POLITELY: &[u8] = b"\x01";
 pub const LEAVE: &[u8] = b"\x02";
+/// A raw-mode program (no raw-paste, so nothing can be misread as its
+/// negotiation) that prints `nonce`, and what the board answers at its end.
+/// Keystrokes queued on the board while a program ran (a refused polite
+/// `\x01`, say) are consumed before it, so once its answer is seen the raw
+/// REPL is in a known state.
+pub fn sync(nonce: u32) -> (Vec<u8>, Vec<u8>) {
+    let tag = format!("wrm-sync-{nonce:08x}");
+    let code = format!("print('wrm-sync-'+'{nonce:08x}',end='')\x04").into_bytes();
+    let mut answer = tag.into_bytes();
+    answer.extend_from_slice(b"\x04\x04>");
+    (code, answer)
+}
+
 /// Without raw-paste, text sent faster than the REPL reads it is dropped.
 pub const RAW_PACE_BYTES: usize = 256;
 
@@ -30,14 +43,14 @@ pub enum RawError {
 /// Finds `pattern` in text that arrives in pieces.
 #[derive(Debug)]
 pub struct WaitFor {
-    pattern: &'static [u8],
+    pattern: Vec<u8>,
     seen: Vec<u8>,
 }
 
 impl WaitFor {
-    pub fn new(pattern: &'static [u8]) -> Self {
+    pub fn new(pattern: impl Into<Vec<u8>>) -> Self {
         WaitFor {
-            pattern,
+            pattern: pattern.into(),
             seen: Vec::new(),
         }
     }
@@ -45,7 +58,7 @@ impl WaitFor {
     /// True once the pattern has arrived; `rest` gets what followed it.
     pub fn feed(&mut self, text: &[u8], rest: &mut Vec<u8>) -> bool {
         self.seen.extend_from_slice(text);
-        match find(&self.seen, self.pattern) {
+        match find(&self.seen, &self.pattern) {
             Some(i) => {
                 rest.extend_from_slice(&self.seen[i + self.pattern.len()..]);
                 true
@@ -423,6 +436,14 @@ mod tests {
         assert!(!w.feed(b">>> \r\nraw REPL; CTRL", &mut rest));
         assert!(w.feed(b"-B to exit\r\n>", &mut rest));
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn sync_answer_is_not_in_its_own_code() {
+        let (code, answer) = sync(0xdeadbeef);
+        assert!(code.len() < RAW_PACE_BYTES);
+        assert!(!code.windows(17).any(|w| w == &answer[..17]));
+        assert!(answer.starts_with(b"wrm-sync-deadbeef"));
     }
 
     #[test]

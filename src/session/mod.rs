@@ -35,7 +35,7 @@ impl Config {
             password,
             interrupt: true,
             timeout: Duration::from_secs(10),
-            get_window: 32,
+            get_window: 64,
         }
     }
 }
@@ -391,8 +391,7 @@ impl Task {
             match self.text(Some(left)).await {
                 Ok(t) => {
                     if banner.feed(&t, &mut Vec::new()) {
-                        self.repl = Repl::Raw;
-                        return Ok(());
+                        break;
                     }
                 }
                 Err(Error::Timeout(_)) if !self.cfg.interrupt => {
@@ -403,6 +402,13 @@ impl Task {
                 Err(e) => return Err(e),
             }
         }
+        let (code, answer) = raw::sync(rand::random());
+        self.send(Kind::Text, &code).await?;
+        let mut done = WaitFor::new(answer);
+        let limit = self.cfg.timeout;
+        while !done.feed(&self.text(Some(limit)).await?, &mut Vec::new()) {}
+        self.repl = Repl::Raw;
+        Ok(())
     }
 
     async fn leave_raw(&mut self) -> Result<()> {

@@ -5,11 +5,15 @@
 #include "shared/runtime/pyexec.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 
 // One turn of a bare-metal main loop: returns when the mode changes or a soft
 // reset is asked for (the result has PYEXEC_FORCED_EXIT set then).
 static mp_obj_t boardrepl_run(void) {
+    // main.c keeps the interrupt char set while it runs the listener script;
+    // from here on pyexec alone sets it, around the code it executes.
+    mp_hal_set_interrupt_char(-1);
     int ret;
     if (pyexec_mode_kind == PYEXEC_MODE_RAW_REPL) {
         ret = pyexec_raw_repl();
@@ -20,12 +24,21 @@ static mp_obj_t boardrepl_run(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(boardrepl_run_obj, boardrepl_run);
 
-// What an ESP board's socket callback does on Ctrl-C while code runs.
-static mp_obj_t boardrepl_interrupt(void) {
+// What an ESP board's socket callback does with Ctrl-C: while code runs (the
+// interrupt char is set) it schedules KeyboardInterrupt and swallows the
+// byte; at a prompt the byte is a keystroke. The unix port's
+// mp_hal_set_interrupt_char installs its SIGINT handler exactly while pyexec
+// runs code, so that handler tells which. One call, so the GIL makes the
+// test and the scheduling atomic against the REPL thread.
+static mp_obj_t boardrepl_ctrl_c(void) {
+    struct sigaction sa;
+    if (sigaction(SIGINT, NULL, &sa) != 0 || sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {
+        return mp_const_false;
+    }
     mp_sched_keyboard_interrupt();
-    return mp_const_none;
+    return mp_const_true;
 }
-static MP_DEFINE_CONST_FUN_OBJ_0(boardrepl_interrupt_obj, boardrepl_interrupt);
+static MP_DEFINE_CONST_FUN_OBJ_0(boardrepl_ctrl_c_obj, boardrepl_ctrl_c);
 
 // VfsPosix in 1.25 builds both of rename's host paths in one buffer, so the
 // second overwrites the first. Boards' FAT and littlefs do not have this bug;
@@ -41,7 +54,7 @@ static MP_DEFINE_CONST_FUN_OBJ_2(boardrepl_rename_obj, boardrepl_rename);
 static const mp_rom_map_elem_t boardrepl_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_boardrepl) },
     { MP_ROM_QSTR(MP_QSTR_run), MP_ROM_PTR(&boardrepl_run_obj) },
-    { MP_ROM_QSTR(MP_QSTR_interrupt), MP_ROM_PTR(&boardrepl_interrupt_obj) },
+    { MP_ROM_QSTR(MP_QSTR_ctrl_c), MP_ROM_PTR(&boardrepl_ctrl_c_obj) },
     { MP_ROM_QSTR(MP_QSTR_rename), MP_ROM_PTR(&boardrepl_rename_obj) },
 };
 static MP_DEFINE_CONST_DICT(boardrepl_globals, boardrepl_globals_table);

@@ -1,0 +1,350 @@
+//! The client core against a real MicroPython 1.25 WebREPL board.
+
+mod common;
+
+use common::{LinkEmu, TestBoard, random_bytes};
+use std::time::Duration;
+use webrepl_mount::board::{Board, Kind, Transfer};
+use webrepl_mount::error::Error;
+use webrepl_mount::session::Session;
+
+fn board_of(s: Session) -> Board {
+    Board::new(s, Transfer::Auto)
+}
+
+#[tokio::test]
+async fn logs_in_and_reads_the_firmware_version() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    assert_eq!(s.version().await.unwrap(), (1, 25, 0));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_as_such() {
+    let tb = TestBoard::start();
+    let mut cfg = tb.config();
+    cfg.password = "wrong".into();
+    match Session::connect(cfg).await {
+        Err(Error::WrongPassword(_)) => {}
+        Err(e) => panic!("expected wrong password, got {e}"),
+        Ok(_) => panic!("logged in with a wrong password"),
+    }
+}
+
+#[tokio::test]
+async fn a_second_client_finds_the_board_busy_and_the_first_keeps_working() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    b.put("/f.txt", b"first", true).await.unwrap();
+    match Session::connect(tb.config()).await {
+        Err(Error::Busy(_)) => {}
+        Err(e) => panic!("expected busy, got {e}"),
+        Ok(_) => panic!("a second client got in"),
+    }
+    // The board told the first client about the rejection on its terminal,
+    // possibly in the middle of a program's answer: nothing may break.
+    assert_eq!(b.get("/f.txt").await.unwrap(), b"first");
+    assert_eq!(b.exec("print(6*7)").await.unwrap().stdout, b"42\n");
+}
+
+#[tokio::test]
+async fn file_round_trips_of_edge_sizes_and_a_utf8_name() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    for (i, size) in [0usize, 1, 255, 256, 257, 100_000].into_iter().enumerate() {
+        let data = random_bytes(size, i as u64);
+        let path = format!("/f{size}.bin");
+        b.put(&path, &data, true).await.unwrap();
+        assert_eq!(
+            std::fs::read(tb.path(&path)).unwrap(),
+            data,
+            "board copy of {size} B"
+        );
+        assert_eq!(b.get(&path).await.unwrap(), data, "read back {size} B");
+    }
+    let name = "/dätä-ü€.txt";
+    b.put(name, "grüße".as_bytes(), true).await.unwrap();
+    assert_eq!(std::fs::read(tb.path(name)).unwrap(), "grüße".as_bytes());
+    assert_eq!(b.get(name).await.unwrap(), "grüße".as_bytes());
+}
+
+#[tokio::test]
+async fn a_pipelined_get_leaves_the_connection_clean_for_the_next_transfer() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    let a = random_bytes(30_000, 1);
+    let c = random_bytes(777, 2);
+    std::fs::write(tb.path("/a.bin"), &a).unwrap();
+    // 118 chunks with up to 64 acks in flight, then at once a PUT and a GET
+    // on the same connection: a surplus ack would corrupt their headers.
+    assert_eq!(s.get(b"/a.bin".to_vec(), a.len() as u64).await.unwrap(), a);
+    s.put(b"/c.bin".to_vec(), c.clone()).await.unwrap();
+    assert_eq!(std::fs::read(tb.path("/c.bin")).unwrap(), c);
+    assert_eq!(s.get(b"/c.bin".to_vec(), c.len() as u64).await.unwrap(), c);
+    assert_eq!(s.version().await.unwrap(), (1, 25, 0));
+}
+
+#[tokio::test]
+async fn a_get_of_a_file_that_shrank_resynchronises_instead_of_corrupting() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    std::fs::write(tb.path("/small.bin"), b"tiny").unwrap();
+    // Sized as 20 KB: the acks in flight outnumber what the board sends.
+    assert_eq!(
+        s.get(b"/small.bin".to_vec(), 20_000).await.unwrap(),
+        b"tiny"
+    );
+    let d = random_bytes(5000, 3);
+    s.put(b"/after.bin".to_vec(), d.clone()).await.unwrap();
+    assert_eq!(std::fs::read(tb.path("/after.bin")).unwrap(), d);
+}
+
+#[tokio::test]
+async fn the_board_loses_bytes_of_split_frames_and_put_refuses_a_short_file() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 0.0);
+    let s = Session::connect(tb.config_via(emu.port)).await.unwrap();
+    let b = board_of(s.clone());
+    b.put("/main.py", b"print('old')", true).await.unwrap();
+    let data = random_bytes(8 * 1024, 4);
+    // Frames that reach the board in 513-byte pieces: the firmware's PUT
+    // drops a byte whenever a piece ends right after its one-byte read.
+    emu.command("split 513");
+    s.put(b"/raw.bin".to_vec(), data.clone()).await.unwrap();
+    let kept = std::fs::read(tb.path("/raw.bin")).unwrap();
+    assert!(
+        kept.len() < data.len(),
+        "the board kept all {} bytes",
+        kept.len()
+    );
+    // Put checks the size on the board: an error, and the target untouched.
+    match b.put("/main.py", &data, true).await {
+        Err(Error::Os { errno, .. }) => assert_eq!(errno, libc::EIO),
+        other => panic!("expected EIO, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"print('old')");
+    // Whole frames arrive intact on the same non-blocking board.
+    emu.command("split 0");
+    b.put("/main.py", &data, true).await.unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_character_split_across_text_frames_keeps_the_connection() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    let out = b
+        .exec("import sys\nsys.stdout.buffer.write(b'\\xc3')\nsys.stdout.buffer.write(b'\\xbc')")
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, "ü".as_bytes());
+    // The terminal path sees the same raw bytes.
+    let s = b.session().clone();
+    let mut term = s.subscribe();
+    s.friendly().await.unwrap();
+    s.keys(
+        b"import sys;_=sys.stdout.buffer.write(b'\\xc3');_=sys.stdout.buffer.write(b'\\xbc')\r"
+            .to_vec(),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.windows(2).any(|w| w == "ü".as_bytes()) {
+        let Ok(Ok(chunk)) = tokio::time::timeout_at(deadline, term.recv()).await else {
+            panic!(
+                "no ü on the terminal; saw {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+        };
+        seen.extend(chunk);
+    }
+    assert_eq!(b.exec("print(1+1)").await.unwrap().stdout, b"2\n");
+}
+
+#[tokio::test]
+async fn listing_exec_and_mkdir_before_put_through_the_raw_repl() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    b.put("/lib/deep/er/mod.py", b"x = 1\n", true)
+        .await
+        .unwrap();
+    assert!(tb.path("/lib/deep/er").is_dir());
+    b.put("/boot.py", b"", true).await.unwrap();
+    let mut l = b.list("/", false).await.unwrap();
+    l.sort_by(|a, b| a.path.cmp(&b.path));
+    let shown: Vec<(&str, Kind, u64)> = l
+        .iter()
+        .map(|e| (e.path.as_str(), e.kind, e.size))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![("/boot.py", Kind::File, 0), ("/lib", Kind::Dir, shown[1].2)]
+    );
+    let deep = b.list("/", true).await.unwrap();
+    assert!(
+        deep.iter()
+            .any(|e| e.path == "/lib/deep/er/mod.py" && e.size == 6)
+    );
+    let out = b.exec("import mod\n1/0").await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ImportError") || !out.stderr.is_empty());
+    let out = b.exec("print('a')\n1/0").await.unwrap();
+    assert_eq!(out.stdout, b"a\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ZeroDivisionError"));
+    assert!(matches!(
+        b.mkdir("/lib").await,
+        Err(Error::Os {
+            errno: libc::EEXIST,
+            ..
+        })
+    ));
+    b.rename("/boot.py", "/lib/boot.py").await.unwrap();
+    assert!(tb.path("/lib/boot.py").exists() && !tb.path("/boot.py").exists());
+    assert!(matches!(
+        b.rmdir("/lib").await,
+        Err(Error::Os {
+            errno: libc::ENOTEMPTY,
+            ..
+        })
+    ));
+    let v = b.statvfs("/").await.unwrap();
+    assert!(v.blocks > 0 && v.bsize > 0);
+}
+
+#[tokio::test]
+async fn paths_over_63_bytes_travel_as_raw_paste_programs() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    let path = format!("/{}/{}.bin", "d".repeat(40), "n".repeat(40));
+    assert!(path.len() > 63);
+    let data = random_bytes(10_000, 5);
+    b.put(&path, &data, true).await.unwrap();
+    assert_eq!(std::fs::read(tb.path(&path)).unwrap(), data);
+    assert_eq!(b.get(&path).await.unwrap(), data);
+    // The same by choice, for firmware without the binary protocol.
+    let pasted = Board::new(b.session().clone(), Transfer::Paste);
+    pasted.put("/p.bin", &data[..3000], true).await.unwrap();
+    assert_eq!(pasted.get("/p.bin").await.unwrap(), &data[..3000]);
+}
+
+#[tokio::test]
+async fn names_with_quotes_backslashes_and_newlines_are_data() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    for name in [
+        "/it's \"q\".py",
+        "/back\\slash.py",
+        "/new\nline.py",
+        "/$(touch pwned)';import os#.py",
+    ] {
+        b.put(name, name.as_bytes(), true).await.unwrap();
+        assert_eq!(
+            std::fs::read(tb.path(name)).unwrap(),
+            name.as_bytes(),
+            "{name:?}"
+        );
+        assert!(
+            b.list("/", false)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.path == name),
+            "{name:?} listed"
+        );
+        assert_eq!(b.get(name).await.unwrap(), name.as_bytes());
+        b.remove(name).await.unwrap();
+        assert!(!tb.path(name).exists());
+    }
+    assert!(!tb.path("/pwned").exists());
+}
+
+#[tokio::test]
+async fn transfers_go_on_while_a_program_prints() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    let mut term = s.subscribe();
+    std::fs::write(tb.path("/data.bin"), random_bytes(50_000, 6)).unwrap();
+    // A program started at the friendly prompt, printing as it runs.
+    s.keys(b"import time\rfor i in range(40): print('tick', i); time.sleep_ms(20)\r\r".to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let data = random_bytes(20_000, 7);
+    s.put(b"/up.bin".to_vec(), data.clone()).await.unwrap();
+    assert_eq!(
+        s.get(b"/data.bin".to_vec(), 50_000).await.unwrap(),
+        random_bytes(50_000, 6)
+    );
+    assert_eq!(std::fs::read(tb.path("/up.bin")).unwrap(), data);
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&seen).contains("tick 39") {
+        seen.extend(
+            tokio::time::timeout_at(deadline, term.recv())
+                .await
+                .expect("ticks")
+                .unwrap(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_running_program_is_stopped_only_when_allowed() {
+    let tb = TestBoard::start();
+    let mut cfg = tb.config();
+    cfg.interrupt = false;
+    let s = Session::connect(cfg).await.unwrap();
+    s.keys(b"import time\rwhile True: time.sleep_ms(5)\r\r".to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = board_of(s.clone());
+    assert!(matches!(b.exec("print(1)").await, Err(Error::Running)));
+    // Refusing did not stop it: still running, file transfers still served.
+    s.put(b"/x".to_vec(), b"x".to_vec()).await.unwrap();
+    assert!(matches!(b.stat("/x").await, Err(Error::Running)));
+    s.close().await;
+    // A client that may interrupt gets the raw REPL.
+    let b = board_of(tb.session().await);
+    assert_eq!(b.exec("print(2)").await.unwrap().stdout, b"2\n");
+}
+
+#[tokio::test]
+async fn raw_paste_gets_programs_through_a_small_input_ring() {
+    let tb = TestBoard::with_ring(Some(260));
+    let s = tb.session().await;
+    let b = board_of(s.clone());
+    let body: String = (0..150).map(|i| format!("v{i}={i}\n")).collect();
+    assert!(body.len() > 1000);
+    let out = b.exec(&format!("{body}print(v149+v3)")).await.unwrap();
+    assert_eq!(out.stdout, b"152\n");
+    // The same ring drops typed text that arrives faster than it is read.
+    s.friendly().await.unwrap();
+    let mut term = s.subscribe();
+    let line = format!("x='{}'\rprint('len', len(x))\r", "A".repeat(900));
+    s.keys(line.into_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(c) = term.recv().await {
+            seen.extend(c);
+        }
+    })
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&seen).contains("len 900"),
+        "nothing was dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_file_is_reported_and_the_connection_kept() {
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    assert!(matches!(b.get("/nope.py").await, Err(Error::NotFound(_))));
+    assert_eq!(b.session().version().await.unwrap(), (1, 25, 0));
+    assert!(matches!(
+        b.remove("/nope.py").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(b.stat("/nope.py").await.unwrap(), None);
+}

@@ -1,0 +1,194 @@
+//! Test support: a real MicroPython WebREPL board (scripts/build-board.sh)
+//! per test, and the link emulator (examples/linkemu.rs).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+use webrepl_mount::session::{Config, Session, Target};
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn board_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Command::new(repo().join("scripts/build-board.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/build-board.sh");
+        assert!(out.status.success(), "building the test board failed");
+        let path = String::from_utf8(out.stdout).expect("utf-8 path");
+        PathBuf::from(path.lines().last().expect("board path").trim())
+    })
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// One MicroPython process playing one board, on a fresh root directory.
+pub struct TestBoard {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+    pub password: String,
+}
+
+impl TestBoard {
+    pub fn start() -> TestBoard {
+        Self::with_ring(None)
+    }
+
+    /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
+    pub fn with_ring(ring: Option<usize>) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        let password = format!("pw{}", std::process::id() % 10000);
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(board_binary());
+            cmd.arg(repo().join("scripts/board/listener.py"))
+                .arg(port.to_string())
+                .arg(&password)
+                .arg(root.path());
+            if let Some(r) = ring {
+                cmd.arg(r.to_string());
+            }
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start board");
+            let stdout = child.stdout.take().expect("stdout");
+            let mut lines = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = lines.read_line(&mut first);
+            if first.starts_with("board ready") {
+                // Keep draining what the board prints, or it blocks on a full pipe.
+                std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+                return TestBoard {
+                    child,
+                    port,
+                    root,
+                    password,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the test board did not start");
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A file or directory of the board, seen from the host.
+    pub fn path(&self, board_path: &str) -> PathBuf {
+        self.root.path().join(board_path.trim_start_matches('/'))
+    }
+
+    pub fn config(&self) -> Config {
+        self.config_via(self.port)
+    }
+
+    pub fn config_via(&self, port: u16) -> Config {
+        let target = Target::parse(&format!("127.0.0.1:{port}")).expect("target");
+        let mut c = Config::new(target, self.password.clone());
+        c.timeout = Duration::from_secs(5);
+        c
+    }
+
+    pub async fn session(&self) -> Session {
+        Session::connect(self.config())
+            .await
+            .expect("connect to the test board")
+    }
+}
+
+impl Drop for TestBoard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The link emulator between a client and a board.
+pub struct LinkEmu {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pub port: u16,
+}
+
+impl LinkEmu {
+    pub fn start(to_port: u16, delay_ms_each_way: f64) -> LinkEmu {
+        let exe = std::env::current_exe().expect("test exe");
+        let bin = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target dir")
+            .join("examples/linkemu");
+        let mut child = Command::new(&bin)
+            .args([
+                "--to",
+                &format!("127.0.0.1:{to_port}"),
+                "--delay-ms",
+                &delay_ms_each_way.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("start {}: {e} (cargo test builds examples)", bin.display())
+            });
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("linkemu port");
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .expect("linkemu port");
+        LinkEmu {
+            child,
+            stdin,
+            stdout,
+            port,
+        }
+    }
+
+    pub fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").expect("linkemu command");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("linkemu answer");
+        assert_eq!(line.trim(), "ok", "linkemu refused {cmd:?}");
+    }
+}
+
+impl Drop for LinkEmu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
