@@ -229,6 +229,10 @@ pub fn split_remote(s: &str) -> Option<(String, String)> {
     if s.starts_with('/') || s.starts_with('.') || Path::new(s).exists() {
         return None;
     }
+    // A URL names the board alone (ws://, wss://, or a mistaken http://).
+    if s.contains("://") {
+        return Some((s.to_string(), "/".to_string()));
+    }
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let after = after.strip_prefix(':')?;
@@ -257,7 +261,7 @@ mod tests {
 
     #[test]
     fn remote_specs() {
-        let r = |s: &str| split_remote(s).map(|(a, b)| (a, b));
+        let r = split_remote;
         assert_eq!(
             r("192.168.4.1:/main.py"),
             Some(("192.168.4.1".into(), "/main.py".into()))

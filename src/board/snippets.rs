@@ -219,7 +219,7 @@ pub fn unexpected(stdout: &[u8], what: &str) -> Error {
 }
 
 pub fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())

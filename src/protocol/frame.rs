@@ -75,7 +75,7 @@ impl Decoder {
 
     /// The next complete frame, if the buffer holds one. Fragmented messages
     /// come out whole; control frames come out as they arrive.
-    pub fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
             let Some((fin, opcode, payload)) = self.take_raw()? else {
                 return Ok(None);
@@ -193,9 +193,9 @@ mod tests {
         for b in wire {
             d.push(&[b]);
         }
-        assert_eq!(d.next().unwrap().unwrap().payload, vec![0xC3]);
-        assert_eq!(d.next().unwrap().unwrap().payload, vec![0xBC]);
-        assert_eq!(d.next().unwrap(), None);
+        assert_eq!(d.next_frame().unwrap().unwrap().payload, vec![0xC3]);
+        assert_eq!(d.next_frame().unwrap().unwrap().payload, vec![0xBC]);
+        assert_eq!(d.next_frame().unwrap(), None);
     }
 
     #[test]
@@ -204,8 +204,8 @@ mod tests {
         d.push(&server_frame(0x02, b"WB"));
         d.push(&server_frame(0x89, b""));
         d.push(&server_frame(0x80, b"\0\0"));
-        assert_eq!(d.next().unwrap().unwrap().kind, Kind::Ping);
-        let f = d.next().unwrap().unwrap();
+        assert_eq!(d.next_frame().unwrap().unwrap().kind, Kind::Ping);
+        let f = d.next_frame().unwrap().unwrap();
         assert_eq!((f.kind, f.payload), (Kind::Binary, b"WB\0\0".to_vec()));
     }
 
@@ -214,22 +214,22 @@ mod tests {
         let mut d = Decoder::default();
         let payload = vec![9u8; 300];
         d.push(&server_frame(0x82, &payload));
-        assert_eq!(d.next().unwrap().unwrap().payload, payload);
+        assert_eq!(d.next_frame().unwrap().unwrap().payload, payload);
         let f = encode(Kind::Text, b"hi", [5, 6, 7, 8]);
         d.push(&f);
-        assert_eq!(d.next().unwrap().unwrap().payload, b"hi");
+        assert_eq!(d.next_frame().unwrap().unwrap().payload, b"hi");
     }
 
     #[test]
     fn rejects_bad_opcodes_huge_lengths_and_stray_continuations() {
         let mut d = Decoder::default();
         d.push(&[0x83, 0]);
-        assert_eq!(d.next(), Err(FrameError::BadOpcode(3)));
+        assert_eq!(d.next_frame(), Err(FrameError::BadOpcode(3)));
         let mut d = Decoder::default();
         d.push(&[0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0]);
-        assert!(matches!(d.next(), Err(FrameError::TooLong(_))));
+        assert!(matches!(d.next_frame(), Err(FrameError::TooLong(_))));
         let mut d = Decoder::default();
         d.push(&[0x80, 0]);
-        assert_eq!(d.next(), Err(FrameError::StrayContinuation));
+        assert_eq!(d.next_frame(), Err(FrameError::StrayContinuation));
     }
 }

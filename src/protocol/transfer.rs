@@ -342,10 +342,8 @@ mod tests {
                 finished = true;
             }
             out = g.feed(&reply, &mut pending).unwrap();
-            if finished {
-                if let GetOutcome::Done { surplus } = out {
-                    assert_eq!(surplus, queued);
-                }
+            if finished && let GetOutcome::Done { surplus } = out {
+                assert_eq!(surplus, queued);
             }
         }
     }

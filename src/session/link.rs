@@ -190,7 +190,7 @@ impl Link {
     /// with a payload would corrupt the board's file-transfer header.
     pub async fn next_frame(&mut self) -> Result<Frame> {
         loop {
-            match self.decoder.next() {
+            match self.decoder.next_frame() {
                 Ok(Some(f)) => match f.kind {
                     Kind::Text | Kind::Binary => return Ok(f),
                     Kind::Close => return Err(Error::LinkLost("(the board closed it)".into())),

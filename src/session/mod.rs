@@ -325,10 +325,10 @@ impl Task {
             }),
             None => link.next_frame().await,
         };
-        if let Err(e) = &r {
-            if e.breaks_link() {
-                self.drop_link();
-            }
+        if let Err(e) = &r
+            && e.breaks_link()
+        {
+            self.drop_link();
         }
         if let Ok(f) = &r {
             self.totals.bytes_in += f.payload.len() as u64;
@@ -533,10 +533,11 @@ impl Task {
     }
 
     async fn close(&mut self) {
-        if self.link.is_some() && self.repl == Repl::Raw {
-            if let Err(e) = self.leave_raw().await {
-                debug!("leaving raw REPL on close: {e}");
-            }
+        if self.link.is_some()
+            && self.repl == Repl::Raw
+            && let Err(e) = self.leave_raw().await
+        {
+            debug!("leaving raw REPL on close: {e}");
         }
         if let Some(link) = self.link.take() {
             link.shutdown().await;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test suite: installs what it needs, builds the test board (cached under
+# target/), checks formatting and lints, runs every test.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.."
+scripts/deps.sh
+scripts/build-board.sh >/dev/null
+cargo fmt --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo test --all-targets

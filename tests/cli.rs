@@ -1,0 +1,188 @@
+//! The command line as a user meets it: output, exit codes, one-line errors.
+
+mod common;
+
+use common::{TestBoard, random_bytes};
+use std::process::{Command, Output};
+
+fn wm(tb: &TestBoard, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .expect("run webrepl-mount")
+}
+
+fn err_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+#[test]
+fn ls_exec_and_their_errors() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/main.py"), "print(1)\n").unwrap();
+    let o = wm(&tb, &["ls", "-l", &format!("{}:/", tb.addr())]);
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "d         0 lib/\n-         9 main.py\n".replace(
+            "d         0",
+            &format!("d {:>9}", std::fs::metadata(tb.path("/lib")).unwrap().len())
+        )
+    );
+    let o = wm(&tb, &["exec", &tb.addr(), "print('hi', 6*7)"]);
+    assert_eq!(o.stdout, b"hi 42\n");
+    let o = wm(&tb, &["exec", &tb.addr(), "1/0"]);
+    assert_eq!(o.status.code(), Some(11));
+    assert!(
+        err_line(&o).contains("ZeroDivisionError"),
+        "{}",
+        err_line(&o)
+    );
+    let o = wm(&tb, &["ls", &format!("{}:/nope", tb.addr())]);
+    assert_eq!(o.status.code(), Some(7));
+}
+
+#[test]
+fn cp_of_files_and_trees_both_ways() {
+    let tb = TestBoard::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::create_dir_all(src.join("lib/sub")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::write(src.join("main.py"), "print('main')\n").unwrap();
+    std::fs::write(src.join("lib/sub/big.bin"), random_bytes(70_000, 9)).unwrap();
+    let to = format!("{}:/app", tb.addr());
+    let o = wm(&tb, &["cp", "-r", src.to_str().unwrap(), &to]);
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert_eq!(
+        std::fs::read(tb.path("/app/main.py")).unwrap(),
+        b"print('main')\n"
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/app/lib/sub/big.bin")).unwrap(),
+        random_bytes(70_000, 9)
+    );
+    assert!(tb.path("/app/empty").is_dir());
+    let back = local.path().join("back");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            "-r",
+            &format!("{}:/app", tb.addr()),
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert_eq!(
+        std::fs::read(back.join("lib/sub/big.bin")).unwrap(),
+        random_bytes(70_000, 9)
+    );
+    // One file into a directory, and one to a new name.
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            src.join("main.py").to_str().unwrap(),
+            &format!("{}:/", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert!(tb.path("/main.py").is_file());
+    let one = local.path().join("one.py");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{}:/main.py", tb.addr()),
+            one.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert_eq!(std::fs::read(one).unwrap(), b"print('main')\n");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{}:/app", tb.addr()),
+            local.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "a directory without -r");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{}:/nope.py", tb.addr()),
+            local.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(7));
+    assert!(err_line(&o).contains("/nope.py"));
+}
+
+#[test]
+fn connection_errors_have_their_own_exit_codes_and_one_line() {
+    let tb = TestBoard::start();
+    let target = format!("{}:/", tb.addr());
+    let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["ls", &target, "-p", "wrongpw"])
+        .env_remove("WEBREPL_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", err_line(&o));
+    assert!(err_line(&o).contains("wrong password"));
+    assert!(
+        !err_line(&o).contains("wrongpw"),
+        "the password is never printed"
+    );
+    assert_eq!(err_line(&o).lines().count(), 1);
+
+    // A password file; and a second client while one holds the board.
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw.path(), format!("{}\n", tb.password)).unwrap();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args([
+            "exec",
+            &tb.addr(),
+            "import time\ntime.sleep(3)",
+            "--password-file",
+            pw.path().to_str().unwrap(),
+        ])
+        .env_remove("WEBREPL_PASSWORD")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let o = wm(&tb, &["ls", &target]);
+    assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));
+    assert!(err_line(&o).contains("busy"));
+    assert!(holder.wait().unwrap().success());
+
+    // Something that is not a WebREPL endpoint: a web page.
+    let page = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = page.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = page.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n<html>hello</html>");
+        }
+    });
+    let o = wm(&tb, &["ls", &format!("127.0.0.1:{port}:/")]);
+    assert_eq!(o.status.code(), Some(5), "{}", err_line(&o));
+    assert!(err_line(&o).contains("not a WebREPL endpoint"));
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = wm(&tb, &["ls", &format!("127.0.0.1:{closed}:/")]);
+    assert_eq!(o.status.code(), Some(8), "{}", err_line(&o));
+    let o = wm(&tb, &["ls", "https://192.0.2.1/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err_line(&o));
+}
