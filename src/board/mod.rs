@@ -201,8 +201,10 @@ impl Board {
         sn::expect_ok(&self.snippet(sn::call("rmdir", &[path])).await?, path)
     }
 
+    /// Renames, replacing an existing target (file, or empty directory on
+    /// filesystems that allow it).
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        sn::expect_ok(&self.snippet(sn::call("rename", &[from, to])).await?, from)
+        sn::expect_ok(&self.snippet(sn::rename(from, to)).await?, from)
     }
 
     pub async fn statvfs(&self, path: &str) -> Result<StatVfs> {
@@ -286,17 +288,18 @@ impl Board {
     /// Writes a whole file atomically: the data goes to a part file in the
     /// same directory, its size is checked on the board (firmware loses PUT
     /// bytes and hides write errors), and only then is it renamed onto the
-    /// target. A cut link leaves the target as it was.
-    pub async fn put(&self, path: &str, data: &[u8], parents: bool) -> Result<()> {
+    /// target. A cut link leaves the target as it was. `parents`: create
+    /// missing parent directories first (a PUT into a missing directory
+    /// makes the board drop the connection). Returns the board's mtime of
+    /// the new file.
+    pub async fn put(&self, path: &str, data: &[u8], parents: bool) -> Result<i64> {
         let dir = parent(path);
         let part = join(dir, PART_NAME);
-        sn::expect_ok(
-            &self
-                .snippet(sn::prepare_upload(dir, &part, parents))
-                .await?,
-            dir,
-        )?;
+        if parents {
+            self.mkdirs(dir).await?;
+        }
         for attempt in 1..=PUT_TRIES {
+            // Opening the part file with "wb" truncates any stale one.
             if self.binary_ok(&part) {
                 self.session
                     .put(part.as_bytes().to_vec(), data.to_vec())
@@ -312,7 +315,7 @@ impl Board {
             };
             let f: Vec<&str> = line.split(' ').collect();
             match f.as_slice() {
-                ["K"] => return Ok(()),
+                ["K", mtime] => return Ok(mtime.parse().unwrap_or(0)),
                 ["Z", got, free] => {
                     let free: u64 = free.parse().unwrap_or(u64::MAX);
                     if free < data.len() as u64 {
@@ -337,6 +340,17 @@ impl Board {
             errno: libc::EIO,
             what: format!("{path}: the board kept losing bytes"),
         })
+    }
+
+    /// Seconds to add to a board mtime for Unix time.
+    pub async fn epoch_offset(&self) -> Result<i64> {
+        let out = self.snippet(sn::EPOCH.to_string()).await?;
+        for l in sn::lines(&out) {
+            if let Some(y) = l.strip_prefix("Y ") {
+                return Ok(if y.trim() == "2000" { 946_684_800 } else { 0 });
+            }
+        }
+        Err(sn::unexpected(&out, "the board's epoch"))
     }
 
     async fn put_pasted(&self, path: &str, data: &[u8]) -> Result<()> {

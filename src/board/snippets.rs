@@ -90,34 +90,22 @@ print('K' if r==0 else 'E %d'%r)
     )
 }
 
-/// Removes a stale upload of ours, then makes sure the parent exists.
-pub fn prepare_upload(dir: &str, part: &str, parents: bool) -> String {
-    let mut s = format!(
-        "import os\ntry:os.remove({})\nexcept OSError:pass\n",
-        lit(part)
-    );
-    if parents {
-        s.push_str(&mkdirs(dir));
-    } else {
-        s.push_str("print('K')\n");
-    }
-    s
-}
-
 /// Checks that the uploaded part has the size we sent, then renames it onto
-/// the target. On a short file it removes the part and reports the size and
-/// the free space, which tells a full flash from lost bytes.
+/// the target and answers `K <mtime>`. On a short file it removes the part
+/// and reports the size and the free space, which tells a full flash from
+/// lost bytes.
 pub fn finish_upload(part: &str, target: &str, size: u64) -> String {
     format!(
         "import os
 P={part}
+T={target}
 try:
  z=os.stat(P)[6]
  if z=={size}:
-  try:os.rename(P,{target})
+  try:os.rename(P,T)
   except OSError:
-   os.remove({target});os.rename(P,{target})
-  print('K')
+   os.remove(T);os.rename(P,T)
+  print('K',os.stat(T)[8])
  else:
   os.remove(P);v=os.statvfs('/');print('Z',z,v[0]*v[4])
 except OSError as e:
@@ -127,6 +115,28 @@ except OSError as e:
         target = lit(target),
     )
 }
+
+/// `os.rename`, replacing an existing target on filesystems whose rename
+/// refuses to.
+pub fn rename(from: &str, to: &str) -> String {
+    format!(
+        "import os
+try:
+ try:os.rename({a},{b})
+ except OSError as e:
+  if e.args[0]!=17:raise
+  os.remove({b});os.rename({a},{b})
+ print('K')
+except OSError as e:
+ print('E',e.args[0])
+",
+        a = lit(from),
+        b = lit(to),
+    )
+}
+
+/// The year of the board's epoch: 2000 on ESP ports, 1970 on others.
+pub const EPOCH: &str = "import time\nprint('Y',time.gmtime(0)[0])\n";
 
 pub fn statvfs(path: &str) -> String {
     format!(

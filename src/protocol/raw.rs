@@ -121,6 +121,8 @@ pub struct Program {
     buf: Vec<u8>,
     out: Output,
     banner: WaitFor,
+    /// Raw-paste window known in advance (0: negotiate first).
+    known: usize,
 }
 
 impl Program {
@@ -135,7 +137,17 @@ impl Program {
             buf: Vec::new(),
             out: Output::default(),
             banner: WaitFor::new(RAW_BANNER),
+            known: 0,
         }
+    }
+
+    /// A program for a board whose raw-paste window is known from an earlier
+    /// program on this connection: the first window goes out with the
+    /// request. (Refused after all, the bytes sent count as raw input.)
+    pub fn with_window(code: impl Into<Vec<u8>>, window: usize) -> Self {
+        let mut p = Program::new(code);
+        p.known = window;
+        p
     }
 
     /// Whether raw-paste is being used (known once negotiated).
@@ -143,11 +155,25 @@ impl Program {
         self.window > 0
     }
 
+    /// The raw-paste window the board announced (0: none).
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
     pub fn poll(&mut self) -> Step {
         match self.state {
             State::Start => {
                 self.state = State::Negotiate;
-                Step::Send(b"\x05A\x01".to_vec())
+                let mut first = b"\x05A\x01".to_vec();
+                if self.known > 0 {
+                    // The board will grant this much anyway: send it now
+                    // and save the round trip of the negotiation.
+                    let n = (self.known - 1).min(self.code.len());
+                    first.extend_from_slice(&self.code[..n]);
+                    self.sent = n;
+                    self.credit = self.known - 1 - n;
+                }
+                Step::Send(first)
             }
             State::Paste if self.sent < self.code.len() && self.credit > 0 => {
                 let n = self.credit.min(self.code.len() - self.sent);
@@ -193,7 +219,9 @@ impl Program {
                     self.window = window.max(1);
                     // The grant is two windows, but an ESP8266's input ring
                     // holds one byte less than that: stay a byte short.
-                    self.credit = self.window - 1;
+                    if self.known == 0 {
+                        self.credit = self.window - 1;
+                    }
                     self.buf.drain(..4);
                     self.state = State::Paste;
                 }
@@ -337,6 +365,38 @@ mod tests {
                 stderr: vec![]
             }
         );
+    }
+
+    #[test]
+    fn a_known_window_sends_the_first_window_with_the_request() {
+        let code = vec![b'k'; 400];
+        let mut p = Program::with_window(code.clone(), 128);
+        let first = match p.poll() {
+            Step::Send(b) => b,
+            s => panic!("{s:?}"),
+        };
+        assert_eq!(&first[..3], b"\x05A\x01");
+        assert_eq!(first.len(), 3 + 127);
+        assert_eq!(p.poll(), Step::Wait, "no more before the board answers");
+        let (sent, out) = drive(
+            &mut p,
+            &[
+                b"R\x01\x80\x00\x01",
+                b"\x01",
+                b"\x01",
+                b"\x04",
+                b"\x04\x04>",
+            ],
+        );
+        let rest: Vec<u8> = sent
+            .iter()
+            .flat_map(|s| match s {
+                Step::Send(b) if b != b"\x04" => b.clone(),
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(rest.len(), 400 - 127);
+        assert!(out.is_some());
     }
 
     #[test]

@@ -102,6 +102,8 @@ struct Task {
     repl: Repl,
     terminal: broadcast::Sender<Vec<u8>>,
     totals: Totals,
+    /// The raw-paste window, once a program on this link has learnt it.
+    paste_window: Option<usize>,
 }
 
 impl Session {
@@ -117,6 +119,7 @@ impl Session {
             repl: Repl::Unknown,
             terminal: terminal.clone(),
             totals: Totals::default(),
+            paste_window: None,
         };
         tokio::spawn(task.run(rx));
         Ok(Session { tx, terminal })
@@ -260,6 +263,7 @@ impl Task {
     fn drop_link(&mut self) {
         self.link = None;
         self.repl = Repl::Unknown;
+        self.paste_window = None;
     }
 
     async fn handle(&mut self, req: Request) {
@@ -432,7 +436,10 @@ impl Task {
     async fn exec(&mut self, code: &[u8], limit: Option<Duration>) -> Result<Output> {
         self.enter_raw().await?;
         let started = Instant::now();
-        let mut prog = Program::new(code.to_vec());
+        let mut prog = match self.paste_window {
+            Some(w) => Program::with_window(code.to_vec(), w),
+            None => Program::new(code.to_vec()),
+        };
         let protocol = |e: raw::RawError| Error::Protocol(e.to_string());
         let out = loop {
             match prog.poll() {
@@ -452,6 +459,9 @@ impl Task {
                 Step::Done(o) => break o,
             }
         };
+        if prog.pasting() {
+            self.paste_window = Some(prog.window());
+        }
         self.totals.programs += 1;
         debug!(
             "program of {} bytes ran in {:.0?}",
@@ -498,24 +508,24 @@ impl Task {
         let header = transfer::header(Op::Put, path, data.len() as u64).map_err(protocol)?;
         let started = Instant::now();
         self.send(Kind::Binary, &header).await?;
+        // The data follows at once instead of after the board's first `WB`:
+        // it waits in the board's socket until the file is open, and a
+        // round trip per file is saved.
+        for chunk in data.chunks(PUT_FRAME) {
+            self.send(Kind::Binary, chunk).await?;
+        }
         let mut put = Put::new(data.len() as u64);
         let mut step = PutStep::Opening;
         while step != PutStep::Done {
-            if step == PutStep::SendData {
-                for chunk in data.chunks(PUT_FRAME) {
-                    self.send(Kind::Binary, chunk).await?;
-                }
-                step = put.data_sent().map_err(protocol)?;
-                continue;
-            }
             let bytes = self.binary().await?;
             step = match put.feed(&bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.drop_link();
-                    return Err(protocol(e));
-                }
-            };
+                Ok(PutStep::SendData) => put.data_sent(),
+                other => other,
+            }
+            .map_err(|e| {
+                self.drop_link();
+                protocol(e)
+            })?;
         }
         log_transfer("PUT", path, data.len(), started);
         Ok(())
