@@ -41,8 +41,14 @@ async fn a_second_client_finds_the_board_busy_and_the_first_keeps_working() {
         Err(e) => panic!("expected busy, got {e}"),
         Ok(_) => panic!("a second client got in"),
     }
-    // The board told the first client about the rejection on its terminal,
-    // possibly in the middle of a program's answer: nothing may break.
+    // The board tells the first client about each rejection on its
+    // terminal, here in the middle of a program's answer: it is not output.
+    let (out, second) = tokio::join!(
+        b.exec("import time\nprint('a')\ntime.sleep(1.5)\nprint('b')"),
+        Session::connect(tb.config())
+    );
+    assert!(matches!(second, Err(Error::Busy(_))));
+    assert_eq!(out.unwrap().stdout, b"a\nb\n");
     assert_eq!(b.get("/f.txt").await.unwrap(), b"first");
     assert_eq!(b.exec("print(6*7)").await.unwrap().stdout, b"42\n");
 }

@@ -112,6 +112,11 @@ class BoardFs:
         return self.root + path
 
 
+def log(*args):
+    # The host's stderr (sys.stderr is the board's terminal here too).
+    ERR.write("[board %d] %s\n" % (PORT, " ".join(str(a) for a in args)))
+
+
 def recv_request(cl):
     # Read from the socket itself: a makefile() on this port closes the fd
     # when it is garbage-collected, dropping live connections later.
@@ -168,9 +173,10 @@ def serve(cl):
             if not b:
                 break  # end of connection, or a wrong password
             term.feed(b)
-    except Exception:
+    except Exception as e:
         # A failed file operation (missing file, missing directory) raises in
         # the board's terminal driver: it prints a line and drops the client.
+        log("client dropped:", repr(e))
         with term.io:
             try:
                 ws.write(b"\r\n")
@@ -192,6 +198,7 @@ def accept_loop(ls):
             cl.close()
             continue
         if term.wr is not None:
+            log("rejected a second client")
             # The unix port hands out a raw sockaddr_in.
             peer = (".".join(str(x) for x in addr[4:8]), addr[2] << 8 | addr[3])
             term.say("\nConcurrent WebREPL connection from %s rejected\n" % (peer,))
@@ -207,6 +214,7 @@ ls.bind(socket.getaddrinfo("127.0.0.1", PORT)[0][-1])
 ls.listen(1)
 term = Term(RING)
 
+ERR = open("/dev/stderr", "w")
 vfs.umount("/")
 vfs.mount(BoardFs(ROOT), "/")
 os.chdir("/")

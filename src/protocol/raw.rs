@@ -286,7 +286,6 @@ impl Program {
             State::Ready => {
                 if let Some(i) = self.buf.iter().position(|&b| b == b'>') {
                     self.buf.drain(..=i);
-                    self.out.stdout = strip_board_notices(&self.out.stdout);
                     self.state = State::Done;
                 }
             }
@@ -296,19 +295,55 @@ impl Program {
     }
 }
 
-/// The board announces a rejected second client on the terminal, possibly in
-/// the middle of a program's answer; it is not the program's output.
-pub fn strip_board_notices(out: &[u8]) -> Vec<u8> {
-    const START: &[u8] = b"\nConcurrent WebREPL connection from ";
-    const END: &[u8] = b" rejected\n";
-    let mut v = out.to_vec();
-    while let Some(i) = find(&v, START) {
-        match find(&v[i..], END) {
-            Some(j) => drop(v.drain(i..i + j + END.len())),
-            None => break,
+/// Takes the board's notice of a rejected second client out of the text it
+/// sends. The notice can arrive at any moment, in the middle of a raw-REPL
+/// answer or a raw-paste negotiation, and a board may print it in several
+/// writes: this works on the byte stream, holding back only a tail that may
+/// still turn out to be the start of a notice.
+#[derive(Debug, Default)]
+pub struct NoticeFilter {
+    held: Vec<u8>,
+}
+
+const NOTICE_START: &[u8] = b"\nConcurrent WebREPL connection from ";
+const NOTICE_END: &[u8] = b" rejected\n";
+
+impl NoticeFilter {
+    /// Returns the text that is not part of a notice, and the notices.
+    pub fn feed(&mut self, text: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        self.held.extend_from_slice(text);
+        let mut out = Vec::new();
+        let mut notices = Vec::new();
+        loop {
+            match find(&self.held, NOTICE_START) {
+                Some(i) => match find(&self.held[i..], NOTICE_END) {
+                    Some(j) => {
+                        out.extend_from_slice(&self.held[..i]);
+                        notices.push(self.held[i..i + j + NOTICE_END.len()].to_vec());
+                        self.held.drain(..i + j + NOTICE_END.len());
+                    }
+                    None => {
+                        // A notice has begun: wait for its end.
+                        out.extend(self.held.drain(..i));
+                        return (out, notices);
+                    }
+                },
+                None => {
+                    let keep = partial_start(&self.held);
+                    out.extend(self.held.drain(..self.held.len() - keep));
+                    return (out, notices);
+                }
+            }
         }
     }
-    v
+}
+
+/// How many bytes at the end of `buf` are a proper start of a notice.
+fn partial_start(buf: &[u8]) -> usize {
+    (1..NOTICE_START.len().min(buf.len() + 1))
+        .rev()
+        .find(|&n| buf.ends_with(&NOTICE_START[..n]))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -507,8 +542,26 @@ mod tests {
     }
 
     #[test]
-    fn strips_the_concurrent_connection_notice() {
-        let out = b"a\nConcurrent WebREPL connection from ('1.2.3.4', 5) rejected\nb";
-        assert_eq!(strip_board_notices(out), b"ab");
+    fn notices_are_taken_out_wherever_they_fall() {
+        let wire =
+            b"R\x01\nConcurrent WebREPL connection from ('1.2.3.4', 5) rejected\n\x80\x00ok\n\x04";
+        for split in 0..wire.len() {
+            let mut f = NoticeFilter::default();
+            let (mut out, mut notices) = f.feed(&wire[..split]);
+            let (o2, n2) = f.feed(&wire[split..]);
+            out.extend(o2);
+            notices.extend(n2);
+            assert_eq!(out, b"R\x01\x80\x00ok\n\x04", "split at {split}");
+            assert_eq!(notices.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_newline_is_held_only_until_the_next_byte() {
+        let mut f = NoticeFilter::default();
+        assert_eq!(f.feed(b"K\n").0, b"K");
+        assert_eq!(f.feed(b"\x04").0, b"\n\x04");
+        assert_eq!(f.feed(b"\nConc").0, b"");
+        assert_eq!(f.feed(b"rete").0, b"\nConcrete");
     }
 }

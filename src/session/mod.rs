@@ -436,6 +436,7 @@ impl Task {
     async fn exec(&mut self, code: &[u8], limit: Option<Duration>) -> Result<Output> {
         self.enter_raw().await?;
         let started = Instant::now();
+        let mut notices = raw::NoticeFilter::default();
         let mut prog = match self.paste_window {
             Some(w) => Program::with_window(code.to_vec(), w),
             None => Program::new(code.to_vec()),
@@ -449,7 +450,10 @@ impl Task {
                     sleep(Duration::from_millis(10)).await;
                 }
                 Step::Wait => {
-                    let t = self.text(limit).await?;
+                    let (t, notices) = notices.feed(&self.text(limit).await?);
+                    for n in notices {
+                        self.show(n);
+                    }
                     if let Err(e) = prog.feed(&t) {
                         // Out of step with the board: start afresh next time.
                         self.drop_link();

@@ -37,6 +37,7 @@ pub struct TestBoard {
     pub port: u16,
     pub root: tempfile::TempDir,
     pub password: String,
+    log: tempfile::NamedTempFile,
 }
 
 impl TestBoard {
@@ -69,13 +70,16 @@ impl TestBoard {
             let mut first = String::new();
             let _ = lines.read_line(&mut first);
             if first.starts_with("board ready") {
-                // Keep draining what the board prints, or it blocks on a full pipe.
-                std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+                // Keep what the board prints (its REPL's view), for failures.
+                let log = tempfile::NamedTempFile::new().expect("log file");
+                let mut sink = log.reopen().expect("log file");
+                std::thread::spawn(move || std::io::copy(&mut lines, &mut sink));
                 return TestBoard {
                     child,
                     port,
                     root,
                     password,
+                    log,
                 };
             }
             let _ = child.kill();
@@ -115,7 +119,34 @@ impl Drop for TestBoard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read(self.log.path()).unwrap_or_default();
+            eprintln!(
+                "--- the board's terminal:\n{}\n---",
+                String::from_utf8_lossy(&log)
+            );
+        }
     }
+}
+
+/// `cargo test` compiles examples but does not leave them runnable, so the
+/// emulator is built here, once per test binary.
+fn linkemu_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let ok = Command::new(cargo)
+            .args(["build", "--quiet", "--example", "linkemu"])
+            .current_dir(repo())
+            .status()
+            .expect("run cargo build --example linkemu");
+        assert!(ok.success(), "building the link emulator failed");
+        let exe = std::env::current_exe().expect("test exe");
+        exe.parent()
+            .and_then(|d| d.parent())
+            .expect("target dir")
+            .join("examples/linkemu")
+    })
 }
 
 /// The link emulator between a client and a board.
@@ -128,13 +159,8 @@ pub struct LinkEmu {
 
 impl LinkEmu {
     pub fn start(to_port: u16, delay_ms_each_way: f64) -> LinkEmu {
-        let exe = std::env::current_exe().expect("test exe");
-        let bin = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target dir")
-            .join("examples/linkemu");
-        let mut child = Command::new(&bin)
+        let bin = linkemu_binary();
+        let mut child = Command::new(bin)
             .args([
                 "--to",
                 &format!("127.0.0.1:{to_port}"),
@@ -144,9 +170,7 @@ impl LinkEmu {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("start {}: {e} (cargo test builds examples)", bin.display())
-            });
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let stdin = child.stdin.take().expect("stdin");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
