@@ -1,7 +1,9 @@
 //! The command line: clap definitions and the glue to the layers below.
 
 use crate::board::{self, Board, Entry, Kind, Transfer};
+use crate::cache::{self, patterns};
 use crate::error::{Error, Result};
+use crate::mount::{MountOptions, Ready};
 use crate::session::{Config, Session, Target};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -12,18 +14,63 @@ use std::time::Duration;
 #[command(
     name = "webrepl-mount",
     version,
-    about = "A MicroPython board's files and REPL over WebREPL"
+    about = "A MicroPython board's files and REPL over WebREPL",
+    override_usage = "webrepl-mount [OPTIONS] HOST[:PORT] MOUNTPOINT\n       webrepl-mount <COMMAND> ...",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub mount: MountArgs,
     /// More log output (-v: transfers, -vv: everything); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
 
+/// Mounting: `webrepl-mount HOST[:PORT] MOUNTPOINT`.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// The board: HOST[:PORT], ws://HOST[:PORT]/ or wss://...
+    #[arg(required = true)]
+    pub board: Option<String>,
+    /// An empty directory to mount the board's filesystem on.
+    #[arg(required = true)]
+    pub mountpoint: Option<PathBuf>,
+    /// Return once mounted and run in the background.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Megabytes of unchanged file contents kept in memory.
+    #[arg(long, default_value_t = 64)]
+    pub cache_size: usize,
+    /// Seconds the kernel may trust attributes.
+    #[arg(long, default_value_t = 1.0)]
+    pub attr_timeout: f64,
+    /// Seconds a directory listing is trusted before the board is asked again.
+    #[arg(long, default_value_t = 300.0)]
+    pub dir_cache_time: f64,
+    /// Names that live only in the mount, never on the board (shell
+    /// patterns; repeat for several; replaces the default list of editor
+    /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-*).
+    #[arg(long, value_name = "PATTERN")]
+    pub local_only: Vec<String>,
+    /// Mount options; only allow_other (other users may use the mount).
+    #[arg(short = 'o', value_name = "OPTION")]
+    pub options: Vec<String>,
+    /// Stop a running program (Ctrl-C) whenever the raw REPL is needed.
+    #[arg(long, conflicts_with = "no_interrupt")]
+    pub interrupt: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Flush every change to the board, unmount, and wait for the daemon to exit.
+    Unmount { mountpoint: PathBuf },
+    /// What a mount is doing: cache use, files not yet on the board, traffic.
+    Status { mountpoint: PathBuf },
     /// The board's REPL in this terminal (Ctrl-] to exit).
     Repl {
         /// HOST[:PORT], ws://HOST[:PORT]/ or wss://...
@@ -96,7 +143,7 @@ pub enum TransferArg {
 }
 
 impl Conn {
-    fn password(&self) -> Result<String> {
+    pub fn password(&self) -> Result<String> {
         if let Some(f) = &self.password_file {
             let text = std::fs::read_to_string(f).map_err(|e| {
                 Error::Invalid(format!("cannot read password file {}: {e}", f.display()))
@@ -113,22 +160,104 @@ impl Conn {
         })
     }
 
-    pub(crate) async fn connect(&self, board: &str) -> Result<Board> {
-        let target = Target::parse(board)?;
-        let mut cfg = Config::new(target, self.password()?);
+    fn config(&self, board: &str, password: String) -> Result<Config> {
+        let mut cfg = Config::new(Target::parse(board)?, password);
         cfg.interrupt = !self.no_interrupt;
         cfg.timeout = Duration::from_secs_f64(self.timeout.max(0.1));
         cfg.get_window = self.get_window;
-        let transfer = match self.transfer {
+        Ok(cfg)
+    }
+
+    fn transfer(&self) -> Transfer {
+        match self.transfer {
             TransferArg::Auto => Transfer::Auto,
             TransferArg::Paste => Transfer::Paste,
-        };
-        Ok(Board::new(Session::connect(cfg).await?, transfer))
+        }
+    }
+
+    pub(crate) async fn connect(&self, board: &str) -> Result<Board> {
+        let cfg = self.config(board, self.password()?)?;
+        Ok(Board::new(Session::connect(cfg).await?, self.transfer()))
     }
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+impl MountArgs {
+    /// Everything the mount needs; the password is asked for here, before
+    /// a daemon loses its terminal.
+    pub fn options(&self) -> Result<MountOptions> {
+        let (Some(board), Some(mountpoint)) = (&self.board, &self.mountpoint) else {
+            return Err(Error::Invalid(
+                "usage: webrepl-mount HOST[:PORT] MOUNTPOINT".into(),
+            ));
+        };
+        let password = self.conn.password()?;
+        let local_only = if self.local_only.is_empty() {
+            patterns::DEFAULT_LOCAL_ONLY
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            self.local_only
+                .iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect()
+        };
+        let mut allow_other = false;
+        for o in self.options.iter().flat_map(|o| o.split(',')) {
+            match o {
+                "allow_other" => allow_other = true,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "unsupported mount option {other:?}"
+                    )));
+                }
+            }
+        }
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(MountOptions {
+            board: board.clone(),
+            mountpoint: mountpoint.clone(),
+            password: password.clone(),
+            session: self.conn.config(board, password)?,
+            transfer: self.conn.transfer(),
+            cache: cache::Options {
+                cache_bytes: self.cache_size << 20,
+                dir_ttl: Duration::from_secs_f64(self.dir_cache_time.max(0.0)),
+                local_only,
+                state_file: cache::attrs::state_file(board),
+                uid,
+                gid,
+            },
+            attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
+            allow_other,
+            interrupt: if self.interrupt {
+                Some(true)
+            } else if self.conn.no_interrupt {
+                Some(false)
+            } else {
+                None
+            },
+            foreground: !self.daemon,
+        })
+    }
+}
+
+pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
+    let Some(command) = cli.command else {
+        return crate::mount::run(cli.mount.options()?, ready).await;
+    };
+    match command {
+        Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
+        Command::Status { mountpoint } => {
+            for line in crate::terminal::sidecar::ask(&mountpoint, "status").await? {
+                if line != "ok" {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
         Command::Repl { board, conn } => {
             let b = conn.connect(&board).await?;
             let greeting = format!("Connected to {}. Ctrl-] leaves.", Target::parse(&board)?);

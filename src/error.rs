@@ -84,3 +84,17 @@ pub fn errno_name(errno: i32) -> String {
     };
     name.to_string()
 }
+
+impl Error {
+    /// The errno a filesystem call reports for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound(_) => libc::ENOENT,
+            Error::Os { errno, .. } => *errno,
+            Error::Running => libc::EBUSY,
+            Error::Invalid(_) => libc::EINVAL,
+            Error::WrongPassword(_) => libc::EACCES,
+            _ => libc::EIO,
+        }
+    }
+}

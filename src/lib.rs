@@ -5,9 +5,12 @@
 //! `board` (typed operations and the MicroPython snippets) → the commands.
 
 pub mod board;
+pub mod cache;
 pub mod cli;
 pub mod copy;
 pub mod error;
+pub mod fs;
+pub mod mount;
 pub mod protocol;
 pub mod session;
 pub mod terminal;

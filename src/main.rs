@@ -1,8 +1,9 @@
 use clap::Parser;
 use webrepl_mount::cli::{self, Cli};
+use webrepl_mount::mount::Ready;
 
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -14,6 +15,11 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let ready = if cli.command.is_none() && cli.mount.daemon {
+        daemonize(&mut cli)
+    } else {
+        None
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -21,7 +27,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match rt.block_on(cli::run(cli)) {
+    let code = match rt.block_on(cli::run(cli, ready)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("webrepl-mount: {e}");
@@ -31,4 +37,63 @@ fn main() {
     // The stdin thread of a terminal may still be blocked in read().
     rt.shutdown_background();
     std::process::exit(code);
+}
+
+/// `--daemon`: asks for the password while there is a terminal, forks, and
+/// lets the parent exit only when the child reports the mount ready (or
+/// why it failed).
+fn daemonize(cli: &mut Cli) -> Option<Ready> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let password = match cli.mount.conn.password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("webrepl-mount: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
+    cli.mount.conn.password = Some(password);
+    cli.mount.conn.password_file = None;
+    let mut fds = [0; 2];
+    // SAFETY: plain pipe/fork/setsid/dup2 before any thread exists.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            eprintln!("webrepl-mount: pipe: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+        match libc::fork() {
+            -1 => {
+                eprintln!("webrepl-mount: fork: {}", std::io::Error::last_os_error());
+                std::process::exit(1);
+            }
+            0 => {
+                libc::close(fds[0]);
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::dup2(null, 1);
+                    libc::dup2(null, 2);
+                }
+                Some(Ready::new(std::fs::File::from_raw_fd(fds[1])))
+            }
+            _ => {
+                libc::close(fds[1]);
+                let mut answer = String::new();
+                let _ = std::fs::File::from_raw_fd(fds[0]).read_to_string(&mut answer);
+                match answer.lines().next() {
+                    Some("ok") => std::process::exit(0),
+                    Some(line) => {
+                        let (code, msg) = line.split_once(' ').unwrap_or(("1", line));
+                        eprintln!("webrepl-mount: {msg}");
+                        std::process::exit(code.parse().unwrap_or(1));
+                    }
+                    None => {
+                        eprintln!("webrepl-mount: the mount daemon died before it was ready");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+    }
 }

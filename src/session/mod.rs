@@ -72,6 +72,7 @@ enum Request {
     Friendly {
         reply: oneshot::Sender<Result<()>>,
     },
+    SetInterrupt(bool),
     Totals {
         reply: oneshot::Sender<Totals>,
     },
@@ -178,6 +179,14 @@ impl Session {
         self.terminal.subscribe()
     }
 
+    /// Whether programs may be stopped with Ctrl-C from now on.
+    pub async fn set_interrupt(&self, allow: bool) -> Result<()> {
+        self.tx
+            .send(Request::SetInterrupt(allow))
+            .await
+            .map_err(|_| Error::LinkLost("(session ended)".into()))
+    }
+
     pub async fn totals(&self) -> Result<Totals> {
         self.call(|reply| Request::Totals { reply }).await
     }
@@ -216,6 +225,7 @@ impl Request {
             Request::Friendly { reply } => drop(reply.send(Err(e))),
             Request::Keys(_) => task.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes()),
             Request::Totals { reply } => drop(reply.send(task.totals)),
+            Request::SetInterrupt(_) => {}
             Request::Close { reply } => drop(reply.send(())),
         }
     }
@@ -267,6 +277,18 @@ impl Task {
     }
 
     async fn handle(&mut self, req: Request) {
+        // Bookkeeping that needs no link.
+        match req {
+            Request::SetInterrupt(allow) => {
+                self.cfg.interrupt = allow;
+                return;
+            }
+            Request::Totals { reply } => {
+                let _ = reply.send(self.totals);
+                return;
+            }
+            _ => {}
+        }
         if let Err(e) = self.ensure_link().await {
             req.fail(e, self);
             return;
@@ -292,10 +314,7 @@ impl Task {
                     self.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes());
                 }
             }
-            Request::Totals { reply } => {
-                let _ = reply.send(self.totals);
-            }
-            Request::Close { .. } => {}
+            Request::Totals { .. } | Request::SetInterrupt(_) | Request::Close { .. } => {}
         }
     }
 

@@ -1,6 +1,8 @@
 //! The board's terminal on the user's tty: raw mode in, raw bytes out.
 
 use crate::error::Result;
+
+pub mod sidecar;
 use crate::session::Session;
 use std::io::{Read, Write};
 use tokio::sync::mpsc;

@@ -216,3 +216,127 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `webrepl-mount HOST MOUNTPOINT` in the foreground, with its own state
+/// and runtime directories.
+pub struct Mount {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    pub runtime: tempfile::TempDir,
+    board: String,
+    password: String,
+}
+
+pub fn mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let p = path.to_string_lossy().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.as_str()))
+}
+
+impl Mount {
+    /// Mounts `board` (HOST:PORT) with `tb`'s password.
+    pub fn start(tb: &TestBoard, board: &str, extra: &[&str]) -> Mount {
+        let m = Mount {
+            child: None,
+            dir: tempfile::tempdir().expect("mountpoint"),
+            state: tempfile::tempdir().expect("state dir"),
+            runtime: tempfile::tempdir().expect("runtime dir"),
+            board: board.to_string(),
+            password: tb.password.clone(),
+        };
+        m.remount(extra)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+        c.env("WEBREPL_PASSWORD", &self.password)
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("XDG_RUNTIME_DIR", self.runtime.path());
+        c
+    }
+
+    /// Mounts again (after `unmount`), keeping the state directory.
+    pub fn remount(mut self, extra: &[&str]) -> Mount {
+        let child = self
+            .cmd()
+            .arg(&self.board)
+            .arg(self.dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start webrepl-mount");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if mounted(self.dir.path()) {
+                return self;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("webrepl-mount exited before mounting: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("not mounted after 10 s");
+    }
+
+    /// `webrepl-mount unmount`, then the daemon's exit.
+    pub fn unmount(&mut self) -> std::process::Output {
+        let out = self
+            .cmd()
+            .arg("unmount")
+            .arg(self.dir.path())
+            .output()
+            .expect("run unmount");
+        if out.status.success()
+            && let Some(mut c) = self.child.take()
+        {
+            let status = c.wait().expect("daemon exit");
+            assert!(status.success(), "the daemon exited with {status}");
+            assert!(!mounted(self.dir.path()), "still mounted after unmount");
+        }
+        out
+    }
+
+    pub fn status(&self) -> String {
+        let out = self
+            .cmd()
+            .arg("status")
+            .arg(self.dir.path())
+            .output()
+            .expect("status");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if mounted(self.dir.path()) {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(self.dir.path())
+                    .status();
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs a shell command line; panics with its output if it fails.
+pub fn sh(line: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(line).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{line}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

@@ -1,0 +1,717 @@
+//! The mount's view of a board: a snapshot of the tree, whole-file contents
+//! with dirty tracking, and the operations a filesystem needs, reaching the
+//! board only when the snapshot cannot answer. Knows nothing of FUSE.
+
+pub mod attrs;
+pub mod contents;
+pub mod patterns;
+pub mod tree;
+
+use crate::board::{Board, Kind, PART_NAME, Stat, StatVfs};
+use crate::error::{Error, Result};
+use contents::Contents;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{debug, info, warn};
+pub use tree::{Ino, ROOT};
+use tree::{Node, Tree};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bytes of clean file contents kept (dirty ones are never dropped).
+    pub cache_bytes: usize,
+    /// How long a directory listing is trusted before the board is asked again.
+    pub dir_ttl: Duration,
+    /// Name patterns that live only in the mount.
+    pub local_only: Vec<String>,
+    /// Where modes and times set by the user are kept.
+    pub state_file: Option<PathBuf>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What `stat` shows of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: Kind,
+    pub size: u64,
+    pub perm: u16,
+    pub mtime: SystemTime,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What one `flush_all` could not upload.
+pub type Unflushed = Vec<(String, Error)>;
+
+pub struct Core {
+    board: Board,
+    rt: tokio::runtime::Handle,
+    opts: Options,
+    /// Seconds from the Unix epoch to the board's.
+    epoch: i64,
+    state: Mutex<State>,
+}
+
+struct State {
+    tree: Tree,
+    contents: Contents,
+    statvfs: Option<(Instant, StatVfs)>,
+    next_fh: u64,
+}
+
+impl Core {
+    /// Reads the whole tree in one program and builds the snapshot.
+    pub async fn load(board: Board, opts: Options) -> Result<Core> {
+        let epoch = board.epoch_offset().await?;
+        let started = Instant::now();
+        let entries = board.list("/", true).await?;
+        info!(
+            "read the board's tree: {} entries in {:.2?}",
+            entries.len(),
+            started.elapsed()
+        );
+        let mut tree = Tree::default();
+        tree.load(ROOT, entries, &|n| n == PART_NAME);
+        if let Some(f) = &opts.state_file {
+            attrs::apply(f, &mut tree);
+        }
+        let contents = Contents::new(opts.cache_bytes);
+        let rt = tokio::runtime::Handle::current();
+        Ok(Core {
+            board,
+            rt,
+            opts,
+            epoch,
+            state: Mutex::new(State {
+                tree,
+                contents,
+                statvfs: None,
+                next_fh: 1,
+            }),
+        })
+    }
+
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a board operation from a filesystem thread.
+    fn block<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        self.rt.block_on(f)
+    }
+
+    fn is_local_only(&self, name: &str) -> bool {
+        self.opts
+            .local_only
+            .iter()
+            .any(|p| patterns::matches(p, name))
+    }
+
+    fn attr(&self, st: &State, ino: Ino) -> Result<Attr> {
+        let n = st
+            .tree
+            .get(ino)
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
+        let default = if n.kind == Kind::Dir { 0o755 } else { 0o644 };
+        let board_time =
+            UNIX_EPOCH + Duration::from_secs((n.board_mtime + self.epoch).max(0) as u64);
+        Ok(Attr {
+            ino,
+            kind: n.kind,
+            size: if n.kind == Kind::File { n.size } else { 0 },
+            perm: (n.mode.unwrap_or(default) & 0o7777) as u16,
+            mtime: n.mtime.unwrap_or(board_time),
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+        })
+    }
+
+    fn node<'a>(&self, st: &'a State, ino: Ino) -> Result<&'a Node> {
+        st.tree
+            .get(ino)
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    fn save_attrs(&self, st: &State) {
+        if let Some(f) = &self.opts.state_file {
+            attrs::save(f, &st.tree);
+        }
+    }
+
+    fn check_name<'a>(&self, name: &'a std::ffi::OsStr) -> Result<&'a str> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::Invalid("board names must be UTF-8".into()))?;
+        if name.len() > 255 {
+            return Err(Error::Os {
+                errno: libc::ENAMETOOLONG,
+                what: name.into(),
+            });
+        }
+        if name == PART_NAME {
+            return Err(Error::Invalid(format!(
+                "{PART_NAME} is reserved for uploads in progress"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// Lists a directory again if its listing is older than the TTL. A board
+    /// that cannot answer (busy, unreachable) leaves the snapshot as it is.
+    fn refresh(&self, st: &mut State, dir: Ino) {
+        let Some(n) = st.tree.get(dir) else { return };
+        let fresh = n.listed.is_some_and(|t| t.elapsed() < self.opts.dir_ttl);
+        if fresh || !n.on_board || n.local_only || n.kind != Kind::Dir {
+            return;
+        }
+        let path = st.tree.path(dir);
+        let listing = match self.block(self.board.list(&path, false)) {
+            Ok(l) => l,
+            Err(e) => {
+                debug!("keeping the snapshot of {path}: {e}");
+                return;
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for e in listing {
+            let name = e.path.rsplit('/').next().unwrap_or("").to_string();
+            if name.is_empty() || name == PART_NAME {
+                continue;
+            }
+            seen.insert(name.clone());
+            match st.tree.lookup(dir, &name) {
+                Some(ino) => {
+                    let dirty = st.contents.is_dirty(ino);
+                    let Some(n) = st.tree.get_mut(ino) else {
+                        continue;
+                    };
+                    n.on_board = true;
+                    let changed =
+                        n.kind == Kind::File && (n.size != e.size || n.board_mtime != e.mtime);
+                    if changed && !dirty {
+                        // Changed on the board by someone else.
+                        n.size = e.size;
+                        n.board_mtime = e.mtime;
+                        n.mode = None;
+                        n.mtime = None;
+                        st.contents.forget(ino);
+                    }
+                }
+                None => {
+                    let mut n = Node::new(dir, &name, e.kind);
+                    n.size = e.size;
+                    n.board_mtime = e.mtime;
+                    n.on_board = true;
+                    st.tree.insert(n);
+                }
+            }
+        }
+        let gone: Vec<Ino> = st
+            .tree
+            .get(dir)
+            .map(|n| {
+                n.children
+                    .iter()
+                    .filter(|(name, _)| !seen.contains(*name))
+                    .map(|(_, i)| *i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ino in gone {
+            let keep = st
+                .tree
+                .get(ino)
+                .is_some_and(|n| !n.on_board || n.local_only)
+                || st.contents.is_dirty(ino);
+            if !keep {
+                st.contents.forget(ino);
+                st.tree.remove(ino);
+            }
+        }
+        if let Some(n) = st.tree.get_mut(dir) {
+            n.listed = Some(Instant::now());
+        }
+    }
+
+    pub fn lookup(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<Attr> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let mut st = self.lock();
+        self.refresh(&mut st, parent);
+        let ino = st
+            .tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        self.attr(&st, ino)
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        let st = self.lock();
+        self.attr(&st, ino)
+    }
+
+    /// Entries of a directory: name, inode, kind.
+    pub fn readdir(&self, ino: Ino) -> Result<Vec<(String, Ino, Kind)>> {
+        let mut st = self.lock();
+        if self.node(&st, ino)?.kind != Kind::Dir {
+            return Err(Error::Os {
+                errno: libc::ENOTDIR,
+                what: st.tree.path(ino),
+            });
+        }
+        self.refresh(&mut st, ino);
+        let n = self.node(&st, ino)?;
+        Ok(n.children
+            .iter()
+            .filter_map(|(name, &i)| Some((name.clone(), i, st.tree.get(i)?.kind)))
+            .collect())
+    }
+
+    pub fn mkdir(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<Attr> {
+        let name = self.check_name(name)?;
+        let mut st = self.lock();
+        if st.tree.lookup(parent, name).is_some() {
+            return Err(Error::Os {
+                errno: libc::EEXIST,
+                what: name.into(),
+            });
+        }
+        let path = st.tree.child_path(parent, name);
+        let local = self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
+        if !local {
+            self.block(self.board.mkdir(&path))?;
+        }
+        let mut n = Node::new(parent, name, Kind::Dir);
+        n.on_board = !local;
+        n.local_only = local;
+        n.mode = Some(mode & 0o7777);
+        n.listed = Some(Instant::now());
+        let ino = st.tree.insert(n);
+        self.save_attrs(&st);
+        self.attr(&st, ino)
+    }
+
+    /// A new empty file, open: it reaches the board when it is flushed.
+    pub fn create(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<(Attr, u64)> {
+        let name = self.check_name(name)?;
+        let mut st = self.lock();
+        if let Some(old) = st.tree.lookup(parent, name) {
+            // O_CREAT without O_EXCL on an existing file is an open.
+            let fh = self.open_locked(&mut st, old)?;
+            return Ok((self.attr(&st, old)?, fh));
+        }
+        let mut n = Node::new(parent, name, Kind::File);
+        n.local_only =
+            self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
+        n.mode = Some(mode & 0o7777);
+        n.mtime = Some(SystemTime::now());
+        let ino = st.tree.insert(n);
+        // Dirty from the start: `touch new` must create the file on the board.
+        st.contents.edit(ino);
+        let fh = self.open_locked(&mut st, ino)?;
+        Ok((self.attr(&st, ino)?, fh))
+    }
+
+    pub fn open(&self, ino: Ino) -> Result<u64> {
+        let mut st = self.lock();
+        self.open_locked(&mut st, ino)
+    }
+
+    fn open_locked(&self, st: &mut State, ino: Ino) -> Result<u64> {
+        if self.node(st, ino)?.kind == Kind::Dir {
+            return Err(Error::Os {
+                errno: libc::EISDIR,
+                what: st.tree.path(ino),
+            });
+        }
+        st.contents.opened(ino);
+        st.next_fh += 1;
+        Ok(st.next_fh)
+    }
+
+    /// The last close of an open file. A new file that is still empty was
+    /// left alone by `flush` (a shell's `> f` closes a duplicate descriptor
+    /// before writing): it reaches the board now.
+    pub fn release(&self, ino: Ino) {
+        let mut st = self.lock();
+        st.contents.closed(ino);
+        let pending = st
+            .tree
+            .get(ino)
+            .is_some_and(|n| !n.on_board && !n.local_only)
+            && !st.contents.is_open(ino);
+        if pending && let Err(e) = self.upload(&mut st, ino) {
+            warn!("{}: {e}", st.tree.path(ino));
+        }
+    }
+
+    /// Makes sure the contents are here; a GET (pipelined) if not.
+    fn load_contents(&self, st: &mut State, ino: Ino) -> Result<()> {
+        if st.contents.has(ino) {
+            return Ok(());
+        }
+        let n = self.node(st, ino)?;
+        if !n.on_board || n.local_only {
+            st.contents.edit(ino);
+            return Ok(());
+        }
+        let path = st.tree.path(ino);
+        let data = self.block(self.board.get_sized(
+            &path,
+            Stat {
+                kind: Kind::File,
+                size: n.size,
+                mtime: 0,
+            },
+        ))?;
+        if let Some(n) = st.tree.get_mut(ino) {
+            n.size = data.len() as u64;
+        }
+        st.contents.insert_clean(ino, data);
+        Ok(())
+    }
+
+    pub fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let mut st = self.lock();
+        self.load_contents(&mut st, ino)?;
+        let data = st.contents.get(ino).map(|d| d.as_slice()).unwrap_or(&[]);
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(size as usize).min(data.len());
+        Ok(data[start..end].to_vec())
+    }
+
+    pub fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u32> {
+        let mut st = self.lock();
+        let n = self.node(&st, ino)?;
+        // A write that replaces the whole file needs nothing from the board.
+        if !(offset == 0 && data.len() as u64 >= n.size) {
+            self.load_contents(&mut st, ino)?;
+        }
+        let buf = st.contents.edit(ino);
+        let end = offset as usize + data.len();
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf[offset as usize..end].copy_from_slice(data);
+        let len = buf.len() as u64;
+        if let Some(n) = st.tree.get_mut(ino) {
+            n.size = len;
+            n.mtime = Some(SystemTime::now());
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// chmod, truncate, utimens (chown is accepted and ignored: the board
+    /// has no owners). `open`: a handle is open on the file, so a truncate
+    /// waits for its close to reach the board.
+    pub fn setattr(
+        &self,
+        ino: Ino,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<SystemTime>,
+        open: bool,
+    ) -> Result<Attr> {
+        let mut st = self.lock();
+        if let Some(size) = size {
+            if self.node(&st, ino)?.kind == Kind::Dir {
+                return Err(Error::Os {
+                    errno: libc::EISDIR,
+                    what: st.tree.path(ino),
+                });
+            }
+            if size > 0 {
+                self.load_contents(&mut st, ino)?;
+            }
+            st.contents.edit(ino).resize(size as usize, 0);
+            if let Some(n) = st.tree.get_mut(ino) {
+                n.size = size;
+                n.mtime = Some(SystemTime::now());
+            }
+            if !open && !st.contents.is_open(ino) {
+                // truncate(2) on a closed file: no close will follow.
+                self.upload(&mut st, ino)?;
+            }
+        }
+        let n = st
+            .tree
+            .get_mut(ino)
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
+        if let Some(m) = mode {
+            n.mode = Some(m & 0o7777);
+        }
+        if let Some(t) = mtime {
+            n.mtime = Some(t);
+        }
+        if mode.is_some() || mtime.is_some() {
+            self.save_attrs(&st);
+        }
+        self.attr(&st, ino)
+    }
+
+    /// Sends a dirty file to the board (atomically). Errors leave it dirty.
+    pub fn flush(&self, ino: Ino) -> Result<()> {
+        let mut st = self.lock();
+        let untouched_new = st.tree.get(ino).is_some_and(|n| !n.on_board && n.size == 0);
+        if untouched_new && st.contents.is_open(ino) {
+            return Ok(());
+        }
+        self.upload(&mut st, ino)
+    }
+
+    /// fsync(2): to the board now, whatever the file's state.
+    pub fn sync(&self, ino: Ino) -> Result<()> {
+        let mut st = self.lock();
+        self.upload(&mut st, ino)
+    }
+
+    fn upload(&self, st: &mut State, ino: Ino) -> Result<()> {
+        let n = self.node(st, ino)?;
+        if !st.contents.is_dirty(ino) || n.local_only {
+            return Ok(());
+        }
+        let parent_on_board = st.tree.get(n.parent).is_some_and(|p| p.on_board);
+        let path = st.tree.path(ino);
+        let data = st.contents.get(ino).cloned().unwrap_or_default();
+        let started = Instant::now();
+        let board_mtime = self.block(self.board.put(&path, &data, !parent_on_board))?;
+        debug!(
+            "flushed {path}: {} B in {:.0?}",
+            data.len(),
+            started.elapsed()
+        );
+        if let Some(n) = st.tree.get_mut(ino) {
+            n.on_board = true;
+            n.size = data.len() as u64;
+            n.board_mtime = board_mtime;
+        }
+        st.contents.mark_clean(ino);
+        self.save_attrs(st);
+        Ok(())
+    }
+
+    /// Every dirty file to the board; what failed, with why.
+    pub fn flush_all(&self) -> Unflushed {
+        let mut st = self.lock();
+        let mut failed = Vec::new();
+        for ino in st.contents.dirty_inos() {
+            if let Err(e) = self.upload(&mut st, ino) {
+                failed.push((st.tree.path(ino), e));
+            }
+        }
+        failed
+    }
+
+    /// Paths of files whose changes have not reached the board.
+    pub fn dirty_paths(&self) -> Vec<String> {
+        let st = self.lock();
+        let mut v: Vec<String> = st
+            .contents
+            .dirty_inos()
+            .into_iter()
+            .filter(|&i| st.tree.get(i).is_some_and(|n| !n.local_only))
+            .map(|i| st.tree.path(i))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Bytes of clean and dirty contents held.
+    pub fn cache_use(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.contents.clean_bytes(), st.contents.dirty_bytes())
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let mut st = self.lock();
+        let ino = st
+            .tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.into()))?;
+        let n = self.node(&st, ino)?;
+        if n.kind == Kind::Dir {
+            return Err(Error::Os {
+                errno: libc::EISDIR,
+                what: name.into(),
+            });
+        }
+        if n.on_board && !n.local_only {
+            let path = st.tree.path(ino);
+            match self.block(self.board.remove(&path)) {
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        st.contents.forget(ino);
+        st.tree.remove(ino);
+        self.save_attrs(&st);
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let mut st = self.lock();
+        self.refresh(&mut st, parent);
+        let ino = st
+            .tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.into()))?;
+        self.refresh(&mut st, ino);
+        let n = self.node(&st, ino)?;
+        if n.kind != Kind::Dir {
+            return Err(Error::Os {
+                errno: libc::ENOTDIR,
+                what: name.into(),
+            });
+        }
+        if !n.children.is_empty() {
+            return Err(Error::Os {
+                errno: libc::ENOTEMPTY,
+                what: name.into(),
+            });
+        }
+        if n.on_board && !n.local_only {
+            self.block(self.board.rmdir(&st.tree.path(ino)))?;
+        }
+        st.tree.remove(ino);
+        self.save_attrs(&st);
+        Ok(())
+    }
+
+    /// rename(2), replacing a target like POSIX. `noreplace`: fail with
+    /// EEXIST instead (what `mv` asks for first).
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &std::ffi::OsStr,
+        newparent: Ino,
+        newname: &std::ffi::OsStr,
+        noreplace: bool,
+    ) -> Result<()> {
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let newname = self.check_name(newname)?;
+        let mut st = self.lock();
+        let ino = st
+            .tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.into()))?;
+        let src = self.node(&st, ino)?.clone();
+        let target = st.tree.lookup(newparent, newname);
+        if target == Some(ino) {
+            return Ok(());
+        }
+        if let Some(t) = target {
+            if noreplace {
+                return Err(Error::Os {
+                    errno: libc::EEXIST,
+                    what: newname.into(),
+                });
+            }
+            let t = self.node(&st, t)?;
+            match (src.kind, t.kind) {
+                (Kind::File, Kind::Dir) => {
+                    return Err(Error::Os {
+                        errno: libc::EISDIR,
+                        what: newname.into(),
+                    });
+                }
+                (Kind::Dir, Kind::File) => {
+                    return Err(Error::Os {
+                        errno: libc::ENOTDIR,
+                        what: newname.into(),
+                    });
+                }
+                (Kind::Dir, Kind::Dir) if !t.children.is_empty() => {
+                    return Err(Error::Os {
+                        errno: libc::ENOTEMPTY,
+                        what: newname.into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let from = st.tree.path(ino);
+        let to = st.tree.child_path(newparent, newname);
+        let to_local =
+            self.is_local_only(newname) || st.tree.get(newparent).is_some_and(|p| p.local_only);
+        let target_on_board = target
+            .and_then(|t| st.tree.get(t))
+            .is_some_and(|t| t.on_board && !t.local_only);
+        let src_on_board = src.on_board && !src.local_only;
+        match (src_on_board, to_local) {
+            (true, true) => {
+                // An editor's backup (vim: f -> f~): the board keeps the file
+                // under its name until the new version replaces it.
+                self.load_contents(&mut st, ino)?;
+                st.contents.edit(ino);
+                if let Some(n) = st.tree.get_mut(ino) {
+                    n.local_only = true;
+                    n.on_board = false;
+                }
+            }
+            (true, false) => {
+                if src.kind == Kind::Dir && target_on_board {
+                    self.block(self.board.rmdir(&to))?;
+                }
+                self.block(self.board.rename(&from, &to))?;
+            }
+            (false, false) if src.local_only && src.kind == Kind::File => {
+                // Saved through a scratch name (gedit): the file reaches the
+                // board under its real name now, atomically.
+                self.load_contents(&mut st, ino)?;
+                let data = st.contents.get(ino).cloned().unwrap_or_default();
+                let parent_on_board = st.tree.get(newparent).is_some_and(|p| p.on_board);
+                let mtime = self.block(self.board.put(&to, &data, !parent_on_board))?;
+                st.contents.mark_clean(ino);
+                if let Some(n) = st.tree.get_mut(ino) {
+                    n.local_only = false;
+                    n.on_board = true;
+                    n.board_mtime = mtime;
+                }
+            }
+            // Not on the board yet, or staying local: nothing to tell it.
+            _ => {
+                if !to_local && let Some(n) = st.tree.get_mut(ino) {
+                    n.local_only = false;
+                }
+            }
+        }
+        st.tree.rename(ino, newparent, newname);
+        self.save_attrs(&st);
+        Ok(())
+    }
+
+    pub fn statfs(&self) -> Result<StatVfs> {
+        let mut st = self.lock();
+        if let Some((t, v)) = st.statvfs
+            && t.elapsed() < Duration::from_secs(5)
+        {
+            return Ok(v);
+        }
+        let v = self.block(self.board.statvfs("/"))?;
+        st.statvfs = Some((Instant::now(), v));
+        Ok(v)
+    }
+
+    /// Logs what is still dirty; for shutdown.
+    pub fn warn_unflushed(failed: &Unflushed) {
+        for (path, e) in failed {
+            warn!("not flushed: {path}: {e}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The mount daemon's local socket: `unmount`, `flush` and `status` from
+//! other processes of the same user. Mode 0600 in a 0700 directory, named
+//! from the mountpoint so that a command given the mountpoint finds it.
+
+use crate::error::{Error, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// `$XDG_RUNTIME_DIR/webrepl-mount`, else a private directory in /tmp.
+fn dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("webrepl-mount"),
+        // SAFETY: getuid cannot fail.
+        None => PathBuf::from(format!("/tmp/webrepl-mount-{}", unsafe { libc::getuid() })),
+    }
+}
+
+/// The socket of the mount at `mountpoint`.
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    let canonical = mountpoint
+        .canonicalize()
+        .unwrap_or_else(|_| mountpoint.to_path_buf());
+    // FNV-1a: a stable short name (socket paths are limited to 107 bytes).
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in canonical.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+    }
+    dir().join(format!("{h:016x}.sock"))
+}
+
+/// Listens for the mount at `mountpoint`, replacing a stale socket left by
+/// a daemon that died; refuses if a live daemon answers there.
+pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
+    let path = socket_path(mountpoint);
+    let d = dir();
+    std::fs::create_dir_all(&d)?;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+    if path.exists() {
+        if UnixStream::connect(&path).await.is_ok() {
+            return Err(Error::Invalid(format!(
+                "{} is already mounted by webrepl-mount",
+                mountpoint.display()
+            )));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok((listener, path))
+}
+
+/// Sends one command to the daemon at `mountpoint` and returns its answer
+/// lines, read until the daemon closes the connection.
+pub async fn ask(mountpoint: &Path, command: &str) -> Result<Vec<String>> {
+    let path = socket_path(mountpoint);
+    let mut s = UnixStream::connect(&path).await.map_err(|_| {
+        Error::Invalid(format!(
+            "{} is not mounted by a running webrepl-mount",
+            mountpoint.display()
+        ))
+    })?;
+    s.write_all(format!("{command}\n").as_bytes()).await?;
+    let mut lines = BufReader::new(s).lines();
+    let mut out = Vec::new();
+    while let Some(l) = lines.next_line().await? {
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Reads the command line a client sent.
+pub async fn read_command(s: &mut BufReader<UnixStream>) -> Option<String> {
+    let mut line = String::new();
+    s.read_line(&mut line).await.ok()?;
+    Some(line.trim().to_string())
+}

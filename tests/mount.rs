@@ -1,0 +1,210 @@
+//! A real FUSE mount of the test board, used by ordinary tools through the
+//! link emulator at 10 ms round trip.
+
+mod common;
+
+use common::{LinkEmu, Mount, TestBoard, random_bytes, sh};
+use std::path::Path;
+
+/// Runs `script` (with `$R` the root to work on) on a local mirror and on
+/// the mount: at the end the board must hold what the mirror holds.
+fn both(mirror: &Path, mount: &Path, script: &str) {
+    sh(&format!("R='{}'; {script}", mirror.display()));
+    sh(&format!("R='{}'; {script}", mount.display()));
+}
+
+fn vim() -> &'static str {
+    if Path::new("/usr/bin/vim.tiny").exists() {
+        "vim.tiny"
+    } else {
+        "vim"
+    }
+}
+
+#[test]
+fn everyday_tools_on_the_mount_leave_the_board_byte_for_byte_right() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('hello')\n").unwrap();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/lib/util.py"), "def f():\n    return 1\n").unwrap();
+    let emu = LinkEmu::start(tb.port, 5.0);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mp = m.path().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let mirror = work.path().join("mirror");
+    sh(&format!(
+        "cp -r '{}' '{}'",
+        tb.root.path().display(),
+        mirror.display()
+    ));
+
+    // A local tree to deploy: nested, an empty file, a UTF-8 name, 1 MB.
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("pkg/sub")).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            src.join(format!("pkg/m{i}.py")),
+            format!("x = {i}\n").repeat(40),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("pkg/sub/empty.py"), "").unwrap();
+    std::fs::write(src.join("grüße.txt"), "hello ü\n").unwrap();
+    std::fs::write(src.join("big.bin"), random_bytes(1 << 20, 1)).unwrap();
+    let src = src.display();
+
+    let listing = sh(&format!("ls -lR '{}'", mp.display()));
+    assert!(
+        listing.contains("main.py") && listing.contains("util.py"),
+        "{listing}"
+    );
+    assert_eq!(
+        std::fs::read(mp.join("main.py")).unwrap(),
+        b"print('hello')\n"
+    );
+
+    both(&mirror, &mp, &format!("cp -r '{src}' \"$R/app\""));
+    both(&mirror, &mp, "sed -i 's/hello/bye/' \"$R/main.py\"");
+    both(
+        &mirror,
+        &mp,
+        "printf 'new\\n' > \"$R/lib/.util.tmp\" && mv \"$R/lib/.util.tmp\" \"$R/lib/util.py\"",
+    );
+    both(
+        &mirror,
+        &mp,
+        &format!(
+            "{} -es -c '%s/new/edited by vim/' -c wq \"$R/lib/util.py\"",
+            vim()
+        ),
+    );
+    both(&mirror, &mp, "rm -r \"$R/app/pkg/sub\"");
+    both(
+        &mirror,
+        &mp,
+        "mkdir \"$R/dst\" && mv \"$R/app/pkg/m3.py\" \"$R/dst/\" && mv \"$R/app/grüße.txt\" \"$R/dst/ü.txt\"",
+    );
+    both(
+        &mirror,
+        &mp,
+        "truncate -s 5 \"$R/app/pkg/m1.py\" && echo more >> \"$R/app/pkg/m2.py\"",
+    );
+    both(&mirror, &mp, ": > \"$R/empty\" && touch \"$R/touched\"");
+    both(
+        &mirror,
+        &mp,
+        "mkdir -p \"$R/gone/deep\" && rmdir \"$R/gone/deep\" \"$R/gone\"",
+    );
+
+    // rsync, twice: the second run finds nothing to send.
+    both(&mirror, &mp, &format!("rsync -a '{src}/' \"$R/sync/\""));
+    let second = sh(&format!(
+        "rsync -a --stats '{src}/' '{}/sync/'",
+        mp.display()
+    ));
+    assert!(
+        second.contains("Number of regular files transferred: 0"),
+        "{second}"
+    );
+
+    let df = sh(&format!("df -P '{}'", mp.display()));
+    assert!(df.contains("webrepl"), "{df}");
+    // Out again.
+    let out = work.path().join("out");
+    sh(&format!("cp -r '{}/app' '{}'", mp.display(), out.display()));
+    sh(&format!(
+        "diff -r '{}/app' '{}'",
+        mirror.display(),
+        out.display()
+    ));
+
+    let u = m.unmount();
+    assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
+    sh(&format!(
+        "diff -r '{}' '{}'",
+        mirror.display(),
+        tb.root.path().display()
+    ));
+}
+
+#[test]
+fn rsync_sends_nothing_after_a_remount() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        std::fs::write(src.path().join(format!("f{i}.py")), format!("v = {i}\n")).unwrap();
+    }
+    std::fs::create_dir(src.path().join("d")).unwrap();
+    std::fs::write(src.path().join("d/x.py"), "x\n").unwrap();
+    let sync = |m: &Mount| {
+        sh(&format!(
+            "rsync -a --stats '{}/' '{}/s/'",
+            src.path().display(),
+            m.path().display()
+        ))
+    };
+    assert!(sync(&m).contains("Number of regular files transferred: 6"));
+    assert!(m.unmount().status.success());
+    let mut m = m.remount(&[]);
+    let again = sync(&m);
+    assert!(
+        again.contains("Number of regular files transferred: 0"),
+        "{again}"
+    );
+    // A file changed on the board by someone else is sent again.
+    std::fs::write(tb.path("/s/f1.py"), "v = 99\n").unwrap();
+    assert!(m.unmount().status.success());
+    let m = m.remount(&[]);
+    let third = sync(&m);
+    assert!(
+        third.contains("Number of regular files transferred: 1"),
+        "{third}"
+    );
+    assert_eq!(std::fs::read(tb.path("/s/f1.py")).unwrap(), b"v = 1\n");
+}
+
+#[test]
+fn editors_saves_renames_of_open_files_and_droppings() {
+    use std::io::Write;
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/doc.txt"), "old\n").unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().to_path_buf();
+    // gedit: write a scratch file, rename it over the target while open.
+    let mut f = std::fs::File::create(mp.join(".goutputstream-A1B2C3")).unwrap();
+    f.write_all(b"saved by gedit\n").unwrap();
+    std::fs::rename(mp.join(".goutputstream-A1B2C3"), mp.join("doc.txt")).unwrap();
+    drop(f);
+    assert_eq!(
+        std::fs::read(tb.path("/doc.txt")).unwrap(),
+        b"saved by gedit\n"
+    );
+    // vim's probe and swap file never reach the board.
+    std::fs::write(mp.join("4913"), b"").unwrap();
+    std::fs::remove_file(mp.join("4913")).unwrap();
+    std::fs::write(mp.join(".doc.txt.swp"), random_bytes(4096, 2)).unwrap();
+    assert!(mp.join(".doc.txt.swp").exists());
+    // fsync puts a file on the board before it is closed.
+    let mut g = std::fs::File::create(mp.join("synced.py")).unwrap();
+    g.write_all(b"print(1)\n").unwrap();
+    g.sync_all().unwrap();
+    assert_eq!(std::fs::read(tb.path("/synced.py")).unwrap(), b"print(1)\n");
+    drop(g);
+    // Names the board cannot have.
+    let long = mp.join("x".repeat(300));
+    assert_eq!(
+        std::fs::write(&long, b"").unwrap_err().raw_os_error(),
+        Some(libc::ENAMETOOLONG)
+    );
+    assert!(std::os::unix::fs::symlink("doc.txt", mp.join("link")).is_err());
+    assert!(std::fs::hard_link(mp.join("doc.txt"), mp.join("hard")).is_err());
+    assert!(m.unmount().status.success());
+    let names: Vec<String> = std::fs::read_dir(tb.root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, vec!["doc.txt", "synced.py"]);
+}
