@@ -6,6 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 scripts/deps.sh
 scripts/build-board.sh >/dev/null
+# fsx (crates.io), the file system exerciser the mount tests run; cached.
+[ -x target/tools/bin/fsx ] || cargo install --quiet --locked --root target/tools fsx
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test --all-targets

@@ -208,3 +208,74 @@ fn editors_saves_renames_of_open_files_and_droppings() {
     names.sort();
     assert_eq!(names, vec!["doc.txt", "synced.py"]);
 }
+
+fn fsx() -> std::path::PathBuf {
+    let bin = common::repo().join("target/tools/bin/fsx");
+    assert!(
+        bin.exists(),
+        "fsx is not installed: scripts/test.sh installs it (cargo install --root target/tools fsx)"
+    );
+    bin
+}
+
+#[test]
+fn fsx_finds_no_mismatch_in_thousands_of_random_operations() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(fsx())
+        .args(["-N", "3000", "-S", "20261125", "-P"])
+        .arg(artifacts.path())
+        .arg(m.path().join("fsx.bin"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("A-OK"), "{text}");
+    let last = std::fs::read(m.path().join("fsx.bin")).unwrap();
+    assert!(m.unmount().status.success());
+    assert_eq!(std::fs::read(tb.path("/fsx.bin")).unwrap(), last);
+}
+
+#[test]
+fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_board() {
+    use std::io::Write;
+    use std::os::fd::IntoRawFd;
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('old')\n").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 0.0);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    let data = random_bytes(200_000, 3);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path().join("main.py"))
+        .unwrap();
+    f.write_all(&data).unwrap();
+    // The link drops 50 KB into the upload that close() starts.
+    emu.command("cut-up 50000");
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own; close(2) reports the flush.
+    let rc = unsafe { libc::close(fd) };
+    let err = std::io::Error::last_os_error();
+    assert_eq!(
+        rc, -1,
+        "close() reported success although the upload was cut"
+    );
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(
+        std::fs::read(tb.path("/main.py")).unwrap(),
+        b"print('old')\n",
+        "the target was touched"
+    );
+    assert!(m.status().contains("dirty: /main.py"), "{}", m.status());
+    // What the mount shows is still the new file.
+    assert_eq!(std::fs::read(m.path().join("main.py")).unwrap(), data);
+    // Unmount flushes it over a new connection.
+    let u = m.unmount();
+    assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
+}
