@@ -83,7 +83,19 @@ fn ask_to_interrupt() -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && answer.trim().eq_ignore_ascii_case("y")
 }
 
+/// Whole files come and go in large buffers. glibc raises its mmap
+/// threshold after such a buffer is freed, after which the next ones come
+/// from the heap and are never given back: a fixed threshold keeps the
+/// daemon's memory near its cache budget.
+fn bound_memory() {
+    // SAFETY: mallopt only changes allocator tuning.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 async fn mount(o: &MountOptions) -> Result<Mounted> {
+    bound_memory();
     if !o.mountpoint.is_dir() {
         return Err(Error::Invalid(format!(
             "{}: not a directory",

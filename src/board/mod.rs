@@ -120,6 +120,22 @@ impl Board {
         Ok(out.stdout)
     }
 
+    /// Runs a snippet that calls [`sn::HELPERS`], defining them first when
+    /// the board does not have them (first use, or after a soft reset).
+    async fn helper(&self, code: String) -> Result<Vec<u8>> {
+        let out = self.session.exec(code.clone(), Some(SNIPPET_LIMIT)).await?;
+        if out.stderr.is_empty() {
+            return Ok(out.stdout);
+        }
+        if !String::from_utf8_lossy(&out.stderr).contains("NameError") {
+            return Err(Error::Traceback(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        self.snippet(sn::HELPERS.to_string()).await?;
+        self.snippet(code).await
+    }
+
     /// A user's program: output and traceback as the board gave them.
     pub async fn exec(&self, code: &str) -> Result<Output> {
         self.session.exec(code.as_bytes().to_vec(), None).await
@@ -308,7 +324,7 @@ impl Board {
                 self.put_pasted(&part, data).await?;
             }
             let out = self
-                .snippet(sn::finish_upload(&part, path, data.len() as u64))
+                .helper(sn::finish_upload(&part, path, data.len() as u64))
                 .await?;
             let Some(line) = sn::lines(&out).next() else {
                 return Err(sn::unexpected(&out, path));

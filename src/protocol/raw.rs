@@ -123,6 +123,8 @@ pub struct Program {
     banner: WaitFor,
     /// Raw-paste window known in advance (0: negotiate first).
     known: usize,
+    /// The first `\x01` of the negotiation is counted in what went ahead.
+    granted_ahead: bool,
 }
 
 impl Program {
@@ -138,6 +140,7 @@ impl Program {
             out: Output::default(),
             banner: WaitFor::new(RAW_BANNER),
             known: 0,
+            granted_ahead: false,
         }
     }
 
@@ -168,10 +171,20 @@ impl Program {
                 if self.known > 0 {
                     // The board will grant this much anyway: send it now
                     // and save the round trip of the negotiation.
-                    let n = (self.known - 1).min(self.code.len());
+                    // The board grants two windows at the start; the three
+                    // request bytes share an ESP8266's 255-byte input ring.
+                    let budget = 2 * self.known - 1 - 3;
+                    let n = budget.min(self.code.len());
                     first.extend_from_slice(&self.code[..n]);
                     self.sent = n;
-                    self.credit = self.known - 1 - n;
+                    self.credit = budget - n;
+                    self.granted_ahead = true;
+                    if n == self.code.len() && n < budget {
+                        // All of it fits: the end marker goes too, and the
+                        // answer comes back in one round trip.
+                        first.push(0x04);
+                        self.end_sent = true;
+                    }
                 }
                 Step::Send(first)
             }
@@ -191,8 +204,13 @@ impl Program {
                 Step::SendPaced(self.code[self.sent - n..self.sent].to_vec())
             }
             State::Raw => {
-                self.end_sent = true;
                 self.state = State::AwaitOk;
+                if self.end_sent {
+                    // Sent ahead with the request; a second one would run an
+                    // empty program, which soft-resets the board.
+                    return Step::Wait;
+                }
+                self.end_sent = true;
                 Step::Send(b"\x04".to_vec())
             }
             State::Done => Step::Done(std::mem::take(&mut self.out)),
@@ -249,6 +267,8 @@ impl Program {
                 while let Some(&b) = self.buf.first() {
                     self.buf.remove(0);
                     match b {
+                        // The board's first grant, already spent ahead.
+                        0x01 if self.granted_ahead => self.granted_ahead = false,
                         0x01 => self.credit += self.window,
                         // The board has read all it will: either our end
                         // marker or it stopped early (then we still owe it
@@ -411,7 +431,7 @@ mod tests {
             s => panic!("{s:?}"),
         };
         assert_eq!(&first[..3], b"\x05A\x01");
-        assert_eq!(first.len(), 3 + 127);
+        assert_eq!(first.len(), 255, "two windows, less the request, at most");
         assert_eq!(p.poll(), Step::Wait, "no more before the board answers");
         let (sent, out) = drive(
             &mut p,
@@ -430,8 +450,27 @@ mod tests {
                 _ => vec![],
             })
             .collect();
-        assert_eq!(rest.len(), 400 - 127);
+        assert_eq!(rest.len(), 400 - 252);
         assert!(out.is_some());
+    }
+
+    #[test]
+    fn a_short_program_travels_whole_with_its_request() {
+        let mut p = Program::with_window(b"print(1)".to_vec(), 128);
+        assert_eq!(p.poll(), Step::Send(b"\x05A\x01print(1)\x04".to_vec()));
+        let (sent, out) = drive(
+            &mut p,
+            &[b"R\x01\x80\x00\x01", b"\x01\x04", b"1\n\x04\x04>"],
+        );
+        assert!(sent.is_empty(), "nothing more to send: {sent:?}");
+        assert_eq!(out.unwrap().stdout, b"1\n");
+        // Refused after all: the board already has the program and its end
+        // marker as raw input, and must not get a second one.
+        let mut p = Program::with_window(b"print(1)".to_vec(), 128);
+        p.poll();
+        let (sent, out) = drive(&mut p, &[b"R\x00>", b"OK1\n\x04\x04>"]);
+        assert!(sent.is_empty(), "{sent:?}");
+        assert_eq!(out.unwrap().stdout, b"1\n");
     }
 
     #[test]
