@@ -26,6 +26,20 @@ webrepl-mount ls -l $b:/
 webrepl-mount exec $b "exec(open('main.py').read())"
 { set +x; } 2>/dev/null
 rm -f "$root.main.py"
+if [ -w /dev/fuse ] || command -v fusermount3 >/dev/null; then
+  mnt=$(mktemp -d /tmp/webrepl-mnt.XXXXXX)
+  set -x
+  webrepl-mount --daemon $b "$mnt"
+  ls -l "$mnt" "$mnt/demo"
+  echo 'print("edited through the mount")' > "$mnt/main.py"
+  df -h "$mnt"
+  webrepl-mount unmount "$mnt"
+  webrepl-mount exec $b "exec(open('main.py').read())"
+  { set +x; } 2>/dev/null
+  rmdir "$mnt"
+else
+  echo "(FUSE is not available to this user here: the mount demo is skipped)"
+fi
 echo
-echo "webrepl-mount works. Your own board: webrepl-mount repl 192.168.4.1"
+echo "webrepl-mount works. Your own board: webrepl-mount 192.168.4.1 /mnt/board"
 echo "A local test board to play with: scripts/board.sh (port 8266, password demo)"

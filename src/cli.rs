@@ -50,6 +50,10 @@ pub struct MountArgs {
     /// Seconds a directory listing is trusted before the board is asked again.
     #[arg(long, default_value_t = 300.0)]
     pub dir_cache_time: f64,
+    /// Upload a changed file this many seconds after its last write instead
+    /// of when it is closed (close then cannot report upload errors).
+    #[arg(long, value_name = "SECONDS")]
+    pub writeback_delay: Option<f64>,
     /// Names that live only in the mount, never on the board (shell
     /// patterns; repeat for several; replaces the default list of editor
     /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-*).
@@ -229,6 +233,9 @@ impl MountArgs {
                 state_file: cache::attrs::state_file(board),
                 uid,
                 gid,
+                writeback: self
+                    .writeback_delay
+                    .map(|s| Duration::from_secs_f64(s.max(0.0))),
             },
             attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
             allow_other,

@@ -183,8 +183,14 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
             o.mountpoint.display()
         );
     }
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     let end = loop {
         tokio::select! {
+            _ = tick.tick(), if o.cache.writeback.is_some() => {
+                let c = m.core.clone();
+                let failed = tokio::task::spawn_blocking(move || c.flush_due()).await.unwrap_or_default();
+                Core::warn_unflushed(&failed);
+            }
             _ = int.recv() => break End::Signal("SIGINT"),
             _ = term.recv() => break End::Signal("SIGTERM"),
             _ = &mut m.fuse_ended => break End::Unmounted,

@@ -279,3 +279,88 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
 }
+
+#[test]
+fn daemon_mode_returns_once_mounted_or_with_the_error() {
+    let tb = TestBoard::start();
+    let (m, out) = Mount::daemon(&tb, &tb.addr(), &["-p", "nope"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"));
+    assert!(!common::mounted(m.path()));
+    let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(common::mounted(m.path()), "mounted when --daemon returns");
+    std::fs::write(m.path().join("d.py"), "d = 1\n").unwrap();
+    let u = m.unmount();
+    assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
+    assert!(!common::mounted(m.path()));
+    assert_eq!(std::fs::read(tb.path("/d.py")).unwrap(), b"d = 1\n");
+}
+
+#[test]
+fn sigterm_a_plain_umount_and_the_writeback_delay_all_flush() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &["--writeback-delay", "600"]);
+    std::fs::write(m.path().join("a.py"), "a = 1\n").unwrap();
+    assert!(
+        !tb.path("/a.py").exists(),
+        "uploaded on close despite the delay"
+    );
+    assert!(m.status().contains("dirty: /a.py"));
+    // SIGTERM: flush, say so, unmount, exit.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGTERM) };
+    assert!(m.wait().success());
+    assert_eq!(std::fs::read(tb.path("/a.py")).unwrap(), b"a = 1\n");
+    assert!(m.log().contains("flushed 1 file"), "{}", m.log());
+    assert!(!common::mounted(m.path()));
+    // A plain umount: the daemon still flushes before it exits.
+    let mut m = m.remount(&["--writeback-delay", "600"]);
+    std::fs::write(m.path().join("b.py"), "b = 2\n").unwrap();
+    sh(&format!("umount '{}'", m.path().display()));
+    assert!(m.wait().success());
+    assert_eq!(std::fs::read(tb.path("/b.py")).unwrap(), b"b = 2\n");
+    // A short delay uploads by itself.
+    let mut m = m.remount(&["--writeback-delay", "0.3"]);
+    std::fs::write(m.path().join("c.py"), "c = 3\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(std::fs::read(tb.path("/c.py")).unwrap(), b"c = 3\n");
+    assert!(m.unmount().status.success());
+}
+
+#[tokio::test]
+async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    s.keys(b"import time\rwhile True: time.sleep_ms(5)\r\r".to_vec())
+        .await
+        .unwrap();
+    s.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for flags in [&["--no-interrupt"][..], &[][..]] {
+        let (m, out) = Mount::daemon(&tb, &tb.addr(), flags);
+        assert_eq!(
+            out.status.code(),
+            Some(10),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("running a program"));
+        assert!(!common::mounted(m.path()));
+    }
+    let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &["--interrupt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(m.unmount().status.success());
+}

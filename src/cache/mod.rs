@@ -29,6 +29,8 @@ pub struct Options {
     pub state_file: Option<PathBuf>,
     pub uid: u32,
     pub gid: u32,
+    /// Upload this long after the last write instead of on close.
+    pub writeback: Option<Duration>,
 }
 
 /// What `stat` shows of a node.
@@ -60,6 +62,8 @@ struct State {
     contents: Contents,
     statvfs: Option<(Instant, StatVfs)>,
     next_fh: u64,
+    /// When each dirty file was last written (for --writeback-delay).
+    written: std::collections::HashMap<Ino, Instant>,
 }
 
 impl Core {
@@ -90,6 +94,7 @@ impl Core {
                 contents,
                 statvfs: None,
                 next_fh: 1,
+                written: Default::default(),
             }),
         })
     }
@@ -343,10 +348,11 @@ impl Core {
     pub fn release(&self, ino: Ino) {
         let mut st = self.lock();
         st.contents.closed(ino);
-        let pending = st
-            .tree
-            .get(ino)
-            .is_some_and(|n| !n.on_board && !n.local_only)
+        let pending = self.opts.writeback.is_none()
+            && st
+                .tree
+                .get(ino)
+                .is_some_and(|n| !n.on_board && !n.local_only)
             && !st.contents.is_open(ino);
         if pending && let Err(e) = self.upload(&mut st, ino) {
             warn!("{}: {e}", st.tree.path(ino));
@@ -402,6 +408,7 @@ impl Core {
         }
         buf[offset as usize..end].copy_from_slice(data);
         let len = buf.len() as u64;
+        st.written.insert(ino, Instant::now());
         if let Some(n) = st.tree.get_mut(ino) {
             n.size = len;
             n.mtime = Some(SystemTime::now());
@@ -457,8 +464,12 @@ impl Core {
         self.attr(&st, ino)
     }
 
-    /// Sends a dirty file to the board (atomically). Errors leave it dirty.
+    /// close(2): sends a dirty file to the board (atomically), unless uploads
+    /// are delayed. Errors leave it dirty.
     pub fn flush(&self, ino: Ino) -> Result<()> {
+        if self.opts.writeback.is_some() {
+            return Ok(());
+        }
         let mut st = self.lock();
         let untouched_new = st.tree.get(ino).is_some_and(|n| !n.on_board && n.size == 0);
         if untouched_new && st.contents.is_open(ino) {
@@ -498,13 +509,41 @@ impl Core {
         Ok(())
     }
 
+    /// --writeback-delay: uploads the files last written longer ago than
+    /// the delay.
+    pub fn flush_due(&self) -> Unflushed {
+        let Some(delay) = self.opts.writeback else {
+            return Vec::new();
+        };
+        let mut st = self.lock();
+        let due: Vec<Ino> = st
+            .written
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= delay)
+            .map(|(i, _)| *i)
+            .collect();
+        let mut failed = Vec::new();
+        for ino in due {
+            match self.upload(&mut st, ino) {
+                Ok(()) => {
+                    st.written.remove(&ino);
+                }
+                Err(e) => failed.push((st.tree.path(ino), e)),
+            }
+        }
+        failed
+    }
+
     /// Every dirty file to the board; what failed, with why.
     pub fn flush_all(&self) -> Unflushed {
         let mut st = self.lock();
         let mut failed = Vec::new();
         for ino in st.contents.dirty_inos() {
-            if let Err(e) = self.upload(&mut st, ino) {
-                failed.push((st.tree.path(ino), e));
+            match self.upload(&mut st, ino) {
+                Ok(()) => {
+                    st.written.remove(&ino);
+                }
+                Err(e) => failed.push((st.tree.path(ino), e)),
             }
         }
         failed

@@ -228,6 +228,11 @@ pub struct Mount {
     password: String,
 }
 
+/// Where the mount daemon's stderr goes.
+pub fn mount_log(m: &Mount) -> std::path::PathBuf {
+    m.state.path().join("mount.log")
+}
+
 pub fn mounted(path: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let p = path.to_string_lossy().to_string();
@@ -264,12 +269,18 @@ impl Mount {
 
     /// Mounts again (after `unmount`), keeping the state directory.
     pub fn remount(mut self, extra: &[&str]) -> Mount {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(mount_log(&self))
+            .expect("log");
         let child = self
             .cmd()
             .arg(&self.board)
             .arg(self.dir.path())
             .args(extra)
             .stdin(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start webrepl-mount");
         self.child = Some(child);
@@ -301,6 +312,40 @@ impl Mount {
             assert!(!mounted(self.dir.path()), "still mounted after unmount");
         }
         out
+    }
+
+    /// Mounts with --daemon: returns the parent's result once it has exited.
+    pub fn daemon(tb: &TestBoard, board: &str, extra: &[&str]) -> (Mount, std::process::Output) {
+        let m = Mount {
+            child: None,
+            dir: tempfile::tempdir().expect("mountpoint"),
+            state: tempfile::tempdir().expect("state dir"),
+            runtime: tempfile::tempdir().expect("runtime dir"),
+            board: board.to_string(),
+            password: tb.password.clone(),
+        };
+        let out = m
+            .cmd()
+            .arg("--daemon")
+            .arg(board)
+            .arg(m.dir.path())
+            .args(extra)
+            .output()
+            .expect("run");
+        (m, out)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits for the daemon to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().expect("wait")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(mount_log(self)).unwrap_or_default()
     }
 
     pub fn status(&self) -> String {
