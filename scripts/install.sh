@@ -10,7 +10,7 @@ export PATH=$HOME/.cargo/bin:$PATH
 scripts/build-board.sh >/dev/null
 
 root=$(mktemp -d /tmp/webrepl-demo.XXXXXX)
-port=18266
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 scripts/board.sh $port demo "$root" >"$root.log" 2>&1 &
 board=$!
 trap 'kill $board 2>/dev/null; rm -rf "$root" "$root.log"' EXIT

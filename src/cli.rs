@@ -5,6 +5,7 @@ use crate::cache::{self, patterns};
 use crate::error::{Error, Result};
 use crate::mount::{MountOptions, Ready};
 use crate::session::{Config, Session, Target};
+use crate::terminal::sidecar;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,27 @@ pub struct MountArgs {
 pub enum Command {
     /// Flush every change to the board, unmount, and wait for the daemon to exit.
     Unmount { mountpoint: PathBuf },
-    /// What a mount is doing: cache use, files not yet on the board, traffic.
-    Status { mountpoint: PathBuf },
+    /// What a mount is doing (cache use, files not yet on the board,
+    /// traffic), or a board's firmware and free space.
+    Status {
+        /// A mountpoint, or HOST[:PORT] when nothing is mounted.
+        target: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The REPL of a mounted board (Ctrl-] detaches, the mount goes on), or
+    /// of HOST[:PORT] like `repl`.
+    Term {
+        target: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Soft-reset the board (a mount flushes first and re-reads the tree).
+    Reset {
+        target: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// The board's REPL in this terminal (Ctrl-] to exit).
     Repl {
         /// HOST[:PORT], ws://HOST[:PORT]/ or wss://...
@@ -257,13 +277,52 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     };
     match command {
         Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
-        Command::Status { mountpoint } => {
-            for line in crate::terminal::sidecar::ask(&mountpoint, "status").await? {
-                if line != "ok" {
-                    println!("{line}");
+        Command::Status { target, conn } => {
+            if let Some(mp) = mounted(&target).await {
+                for line in sidecar::ask(&mp, "status").await? {
+                    if line != "ok" {
+                        println!("{line}");
+                    }
                 }
+                return Ok(());
             }
+            let b = conn.connect(&target).await?;
+            let (x, y, z) = b.session().version().await?;
+            let v = b.statvfs("/").await;
+            b.session().close().await;
+            println!(
+                "board: {}\nfirmware: MicroPython {x}.{y}.{z}",
+                Target::parse(&target)?
+            );
+            let v = v?;
+            println!(
+                "flash: {} KB free of {} KB",
+                v.bavail * v.frsize.max(v.bsize) / 1024,
+                v.blocks * v.frsize.max(v.bsize) / 1024
+            );
             Ok(())
+        }
+        Command::Term { target, conn } => {
+            if let Some(mp) = mounted(&target).await {
+                let stream = tokio::net::UnixStream::connect(sidecar::socket_path(&mp)).await?;
+                let greeting = format!(
+                    "The REPL of the board mounted on {}. Ctrl-] detaches; Enter for a prompt.",
+                    mp.display()
+                );
+                return crate::terminal::run_attached(stream, &greeting).await;
+            }
+            let b = conn.connect(&target).await?;
+            let greeting = format!("Connected to {}. Ctrl-] leaves.", Target::parse(&target)?);
+            let r = crate::terminal::run(b.session(), &greeting).await;
+            b.session().close().await;
+            r
+        }
+        Command::Reset { target, conn } => {
+            if let Some(mp) = mounted(&target).await {
+                return sidecar_result(sidecar::ask(&mp, "reset").await?);
+            }
+            let b = conn.connect(&target).await?;
+            b.session().reset().await
         }
         Command::Repl { board, conn } => {
             let b = conn.connect(&board).await?;
@@ -278,6 +337,24 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             } else {
                 code
             };
+            if let Some(mp) = mounted(&board).await {
+                let hex: String = code.bytes().map(|b| format!("{b:02x}")).collect();
+                let answer = sidecar::ask(&mp, &format!("exec {hex}")).await?;
+                let mut stderr = Vec::new();
+                for line in &answer {
+                    if let Some(h) = line.strip_prefix("out ") {
+                        std::io::stdout().write_all(&unhex_bytes(h))?;
+                    } else if let Some(h) = line.strip_prefix("err ") {
+                        stderr = unhex_bytes(h);
+                    }
+                }
+                sidecar_result(answer)?;
+                if !stderr.is_empty() {
+                    let tb = String::from_utf8_lossy(&stderr).trim_end().to_string();
+                    return Err(Error::Traceback(tb));
+                }
+                return Ok(());
+            }
             let b = conn.connect(&board).await?;
             let r = b.exec(&code).await;
             b.session().close().await;
@@ -308,6 +385,45 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             conn,
         } => crate::copy::run(paths, recursive, conn).await,
     }
+}
+
+/// The mountpoint, if `target` is a directory that a running
+/// webrepl-mount serves.
+async fn mounted(target: &str) -> Option<PathBuf> {
+    let p = Path::new(target);
+    if !p.is_dir() {
+        return None;
+    }
+    tokio::net::UnixStream::connect(sidecar::socket_path(p))
+        .await
+        .ok()?;
+    Some(p.to_path_buf())
+}
+
+/// A daemon's answer: `ok`, or `error CODE MESSAGE`.
+fn sidecar_result(answer: Vec<String>) -> Result<()> {
+    for line in &answer {
+        if line == "ok" {
+            return Ok(());
+        }
+        if let Some(rest) = line.strip_prefix("error ") {
+            let (code, msg) = rest.split_once(' ').unwrap_or(("1", rest));
+            return Err(match code {
+                "10" => Error::Running,
+                _ => Error::Protocol(msg.to_string()),
+            });
+        }
+        if line.starts_with("not flushed") {
+            eprintln!("{line}");
+        }
+    }
+    Err(Error::Protocol("the mount daemon gave no answer".into()))
+}
+
+fn unhex_bytes(h: &str) -> Vec<u8> {
+    (0..h.len() / 2)
+        .filter_map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 async fn ls(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> {

@@ -196,7 +196,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
             _ = &mut m.fuse_ended => break End::Unmounted,
             c = m.listener.accept() => {
                 let Ok((stream, _)) = c else { continue };
-                if let Some(s) = command(&m, stream).await {
+                if let Some(s) = command(&m, &o, stream).await {
                     break End::Requested(s);
                 }
             }
@@ -252,17 +252,37 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
 
 /// Serves one sidecar command; returns the stream of an `unmount` that is
 /// to be answered by our exit.
-async fn command(m: &Mounted, stream: UnixStream) -> Option<UnixStream> {
+async fn command(m: &Mounted, o: &MountOptions, stream: UnixStream) -> Option<UnixStream> {
     let mut s = BufReader::new(stream);
     let cmd = sidecar::read_command(&mut s).await?;
+    let (verb, arg) = cmd.split_once(' ').unwrap_or((cmd.as_str(), ""));
     let mut out = String::new();
-    match cmd.as_str() {
+    match verb {
+        "term" => {
+            // Keystrokes may already be buffered behind the command line.
+            let early = s.buffer().to_vec();
+            tokio::spawn(terminal(m.session.clone(), s.into_inner(), early));
+            return None;
+        }
+        "exec" => {
+            let code = crate::board::snippets::unhex(arg).unwrap_or_default();
+            let board = m.core.board().clone();
+            let mut stream = s.into_inner();
+            tokio::spawn(async move {
+                let answer = match board.exec(&code).await {
+                    Ok(r) => format!("out {}\nerr {}\nok\n", hex(&r.stdout), hex(&r.stderr)),
+                    Err(e) => format!("error {} {e}\n", e.exit_code()),
+                };
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+            return None;
+        }
         "flush" | "unmount" => {
             let failed = flush_all(&m.core).await;
             for (p, e) in &failed {
                 out.push_str(&format!("not flushed: {p}: {e}\n"));
             }
-            if cmd == "unmount" && failed.is_empty() {
+            if verb == "unmount" && failed.is_empty() {
                 let mut stream = s.into_inner();
                 let _ = stream.write_all(b"ok\n").await;
                 return Some(stream);
@@ -273,12 +293,41 @@ async fn command(m: &Mounted, stream: UnixStream) -> Option<UnixStream> {
                 "failed\n"
             });
         }
+        "reset" => {
+            let failed = flush_all(&m.core).await;
+            if failed.is_empty() {
+                match m.session.reset().await {
+                    Ok(()) => {
+                        m.core.invalidate();
+                        out.push_str("ok\n");
+                    }
+                    Err(e) => out.push_str(&format!("error {} {e}\n", e.exit_code())),
+                }
+            } else {
+                for (p, e) in &failed {
+                    out.push_str(&format!("not flushed: {p}: {e}\n"));
+                }
+                out.push_str("error 9 not resetting a board that lacks changes from the mount\n");
+            }
+        }
         "status" => {
             let (clean, dirty) = m.core.cache_use();
             let t = m.session.totals().await.unwrap_or_default();
+            let version =
+                match tokio::time::timeout(Duration::from_secs(3), m.session.version()).await {
+                    Ok(Ok((a, b, c))) => format!("MicroPython {a}.{b}.{c}, link up"),
+                    Ok(Err(e)) => format!("unknown (link: {e})"),
+                    Err(_) => "unknown (the board is busy)".to_string(),
+                };
             out.push_str(&format!(
-                "cache: {clean} B clean, {dirty} B dirty\nto board: {} B, from board: {} B, programs: {}, reconnects: {}\n",
-                t.bytes_out, t.bytes_in, t.programs, t.reconnects
+                "board: {} on {}\nfirmware: {version}\ncache: {clean} B clean, {dirty} B dirty\n\
+                 traffic: {} B to the board, {} B from it, {} programs, {} reconnects\n",
+                o.board,
+                o.mountpoint.display(),
+                t.bytes_out,
+                t.bytes_in,
+                t.programs,
+                t.reconnects
             ));
             for p in m.core.dirty_paths() {
                 out.push_str(&format!("dirty: {p}\n"));
@@ -289,6 +338,44 @@ async fn command(m: &Mounted, stream: UnixStream) -> Option<UnixStream> {
     }
     let _ = s.get_mut().write_all(out.as_bytes()).await;
     None
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One attached terminal: the board's output to it, its keys to the board
+/// (queued behind file operations by the session). Ctrl-] is handled by
+/// the client and never arrives here.
+async fn terminal(session: Session, stream: UnixStream, early: Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut output = session.subscribe();
+    let (mut rd, mut wr) = stream.into_split();
+    if !early.is_empty() && session.keys(early).await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 1024];
+    loop {
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if session.keys(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            o = output.recv() => match o {
+                Ok(bytes) => {
+                    if wr.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
+        }
+    }
 }
 
 /// Unmounts as root directly, else through fusermount3; a busy mount is

@@ -747,6 +747,25 @@ impl Core {
         Ok(v)
     }
 
+    /// Forgets what the board may have changed (after a soft reset, boot.py
+    /// and main.py run): every directory is listed again when next used, and
+    /// unchanged contents are read again. Changed files stay as they are.
+    pub fn invalidate(&self) {
+        let mut st = self.lock();
+        let mut all = st.tree.descendants(ROOT);
+        all.push(ROOT);
+        for ino in all {
+            let dirty = st.contents.is_dirty(ino);
+            if let Some(n) = st.tree.get_mut(ino) {
+                n.listed = None;
+                if !dirty {
+                    st.contents.forget(ino);
+                }
+            }
+        }
+        st.statvfs = None;
+    }
+
     /// Logs what is still dirty; for shutdown.
     pub fn warn_unflushed(failed: &Unflushed) {
         for (path, e) in failed {

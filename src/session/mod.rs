@@ -8,6 +8,7 @@ pub use link::Target;
 
 use crate::error::{Error, Result};
 use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::login::find;
 use crate::protocol::raw::{self, Output, Program, Step, WaitFor};
 use crate::protocol::transfer::{self, Get, GetOutcome, Op, PUT_FRAME, Put, PutStep};
 use link::Link;
@@ -73,6 +74,9 @@ enum Request {
         reply: oneshot::Sender<Result<()>>,
     },
     SetInterrupt(bool),
+    Reset {
+        reply: oneshot::Sender<Result<()>>,
+    },
     Totals {
         reply: oneshot::Sender<Totals>,
     },
@@ -105,6 +109,12 @@ struct Task {
     totals: Totals,
     /// The raw-paste window, once a program on this link has learnt it.
     paste_window: Option<usize>,
+    /// The board's last terminal output is a prompt (`>>> ` or `... `): it
+    /// waits for a line, rather than running a program or holding a line
+    /// someone is typing. Only then is Ctrl-A sent without interrupting.
+    at_prompt: bool,
+    /// The last bytes shown on the terminal, to tell that.
+    tail: Vec<u8>,
 }
 
 impl Session {
@@ -121,6 +131,9 @@ impl Session {
             terminal: terminal.clone(),
             totals: Totals::default(),
             paste_window: None,
+            // The greeting ends in a prompt (whatever the board is doing).
+            at_prompt: true,
+            tail: Vec::new(),
         };
         tokio::spawn(task.run(rx));
         Ok(Session { tx, terminal })
@@ -179,6 +192,11 @@ impl Session {
         self.terminal.subscribe()
     }
 
+    /// Soft-resets the board; the next operation connects afresh.
+    pub async fn reset(&self) -> Result<()> {
+        self.call(|reply| Request::Reset { reply }).await?
+    }
+
     /// Whether programs may be stopped with Ctrl-C from now on.
     pub async fn set_interrupt(&self, allow: bool) -> Result<()> {
         self.tx
@@ -217,13 +235,15 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
 impl Request {
     /// Answers the request with an error it met before it could start.
     fn fail(self, e: Error, task: &Task) {
+        let note = |e: &Error| task.notify(&format!("{e}"));
         match self {
             Request::Exec { reply, .. } => drop(reply.send(Err(e))),
             Request::Get { reply, .. } => drop(reply.send(Err(e))),
             Request::Put { reply, .. } => drop(reply.send(Err(e))),
             Request::Version { reply } => drop(reply.send(Err(e))),
             Request::Friendly { reply } => drop(reply.send(Err(e))),
-            Request::Keys(_) => task.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes()),
+            Request::Reset { reply } => drop(reply.send(Err(e))),
+            Request::Keys(_) => note(&e),
             Request::Totals { reply } => drop(reply.send(task.totals)),
             Request::SetInterrupt(_) => {}
             Request::Close { reply } => drop(reply.send(())),
@@ -234,10 +254,19 @@ impl Request {
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
+            // With a terminal attached, an idle board goes back to the
+            // friendly prompt, where the person left it.
+            let hand_back = self.repl == Repl::Raw && self.terminal.receiver_count() > 0;
             let req = match self.link.as_mut() {
                 Some(link) => tokio::select! {
                     r = rx.recv() => r,
                     f = link.next_frame() => { self.idle_frame(f); continue; }
+                    _ = sleep(Duration::from_millis(300)), if hand_back => {
+                        if let Err(e) = self.leave_raw().await {
+                            debug!("handing the REPL back: {e}");
+                        }
+                        continue;
+                    }
                 },
                 None => rx.recv().await,
             };
@@ -265,7 +294,18 @@ impl Task {
         }
     }
 
-    fn show(&self, bytes: Vec<u8>) {
+    /// A message of ours to the terminals; not the board's output.
+    fn notify(&self, msg: &str) {
+        let _ = self
+            .terminal
+            .send(format!("\r\n[webrepl-mount: {msg}]\r\n").into_bytes());
+    }
+
+    fn show(&mut self, bytes: Vec<u8>) {
+        self.tail.extend_from_slice(&bytes);
+        let keep = self.tail.len().saturating_sub(4);
+        self.tail.drain(..keep);
+        self.at_prompt = self.tail == raw::FRIENDLY_PROMPT || self.tail == b"... ";
         // Nobody listening is fine: then nobody wants to see it.
         let _ = self.terminal.send(bytes);
     }
@@ -309,9 +349,12 @@ impl Task {
             Request::Friendly { reply } => {
                 let _ = reply.send(self.leave_raw().await);
             }
+            Request::Reset { reply } => {
+                let _ = reply.send(self.soft_reset().await);
+            }
             Request::Keys(bytes) => {
                 if let Err(e) = self.keys(&bytes).await {
-                    self.show(format!("\r\n[webrepl-mount: {e}]\r\n").into_bytes());
+                    self.notify(&e.to_string());
                 }
             }
             Request::Totals { .. } | Request::SetInterrupt(_) | Request::Close { .. } => {}
@@ -325,6 +368,9 @@ impl Task {
             self.totals.reconnects += 1;
             self.link = Some(link);
             self.repl = Repl::Unknown;
+            // A new connection starts at the greeting's prompt.
+            self.at_prompt = true;
+            self.tail.clear();
         }
         Ok(())
     }
@@ -398,6 +444,13 @@ impl Task {
         if self.repl == Repl::Raw {
             return Ok(());
         }
+        if !self.at_prompt && !self.cfg.interrupt {
+            // A program runs, or someone is typing a line (Ctrl-A would only
+            // move their cursor): their REPL, their turn. Sending Ctrl-A
+            // anyway would leave it queued, to switch the REPL to raw mode
+            // under them once the program ends.
+            return Err(Error::Running);
+        }
         let (keys, limit) = if self.cfg.interrupt {
             (raw::ENTER_INTERRUPTING, self.cfg.timeout)
         } else {
@@ -407,24 +460,43 @@ impl Task {
             )
         };
         self.send(Kind::Text, keys).await?;
-        let mut banner = WaitFor::new(raw::RAW_BANNER);
+        // What comes before the banner is the board's (a program's output, an
+        // answer to the user's last line): the terminals see it, less the
+        // line break the board prints on switching.
+        let mut seen = Vec::new();
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.text(Some(left)).await {
+            // An outer time-out: a board that does not answer is busy, and
+            // its link is fine.
+            let t = match timeout(left, self.text(None)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout("entering the raw REPL".into())),
+            };
+            match t {
                 Ok(t) => {
-                    if banner.feed(&t, &mut Vec::new()) {
+                    seen.extend_from_slice(&t);
+                    if let Some(i) = find(&seen, raw::RAW_BANNER) {
+                        let before = &seen[..i];
+                        let before = before.strip_suffix(b"\r\n").unwrap_or(before);
+                        if !before.is_empty() {
+                            self.show(before.to_vec());
+                        }
                         break;
                     }
                 }
                 Err(Error::Timeout(_)) if !self.cfg.interrupt => {
                     // The link is fine; the board is busy with a program. The
                     // \x01 we sent went to that program as input.
+                    if !seen.is_empty() {
+                        self.show(seen);
+                    }
                     return Err(Error::Running);
                 }
                 Err(e) => return Err(e),
             }
         }
+        self.at_prompt = false;
         let (code, answer) = raw::sync(rand::random());
         self.send(Kind::Text, &code).await?;
         let mut done = WaitFor::new(answer);
@@ -444,12 +516,31 @@ impl Task {
         let limit = self.cfg.timeout;
         while !prompt.feed(&self.text(Some(limit)).await?, &mut Vec::new()) {}
         self.repl = Repl::Friendly;
+        self.at_prompt = true;
         Ok(())
     }
 
     async fn keys(&mut self, bytes: &[u8]) -> Result<()> {
         self.leave_raw().await?;
+        self.at_prompt = false;
         self.send(Kind::Text, bytes).await
+    }
+
+    /// Soft reset (Ctrl-D at an empty raw prompt). Boards end the
+    /// connection or print their banner; either way a fresh link follows.
+    async fn soft_reset(&mut self) -> Result<()> {
+        let allow = self.cfg.interrupt;
+        self.cfg.interrupt = true;
+        let entered = self.enter_raw().await;
+        self.cfg.interrupt = allow;
+        entered?;
+        self.send(Kind::Text, b"\x04").await?;
+        let _ = timeout(Duration::from_millis(500), async {
+            while self.text(None).await.is_ok() {}
+        })
+        .await;
+        self.drop_link();
+        Ok(())
     }
 
     async fn exec(&mut self, code: &[u8], limit: Option<Duration>) -> Result<Output> {

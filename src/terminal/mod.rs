@@ -110,3 +110,40 @@ pub async fn run(session: &Session, greeting: &str) -> Result<()> {
     let _ = write!(out, "\r\n");
     Ok(())
 }
+
+/// `term`: the same terminal, through a mount daemon's socket.
+pub async fn run_attached(stream: tokio::net::UnixStream, greeting: &str) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(b"term\n").await?;
+    let _raw = RawMode::enter();
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{greeting}\r\n");
+    let _ = out.flush();
+    let mut keys = keystrokes();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut buf = [0u8; 4096];
+    loop {
+        tokio::select! {
+            k = keys.recv() => match k {
+                Some(k) => wr.write_all(&k).await?,
+                None => break,
+            },
+            n = rd.read(&mut buf) => match n {
+                Ok(0) | Err(_) => {
+                    let _ = write!(out, "\r\n[the mount has ended]\r\n");
+                    break;
+                }
+                Ok(n) => {
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            },
+            _ = term.recv() => break,
+            _ = hup.recv() => break,
+        }
+    }
+    let _ = write!(out, "\r\n");
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! `webrepl-mount term` on a pseudo-terminal, attached to a running mount.
+
+mod common;
+
+use common::{LinkEmu, Mount, TestBoard, random_bytes};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `term` running on a pty: what it shows, and a way to type.
+struct Tty {
+    child: Child,
+    master: std::fs::File,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Tty {
+    fn attach(m: &Mount) -> Tty {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills in two new descriptors.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors are fresh and owned here.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                OwnedFd::from_raw_fd(slave),
+            )
+        };
+        let child = m
+            .cmd()
+            .arg("term")
+            .arg(m.path())
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let t = Tty {
+            child,
+            master,
+            seen,
+        };
+        t.wait_for("Ctrl-] detaches");
+        t
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).to_string()
+    }
+
+    fn wait_for(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.text().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "{what:?} never appeared; the terminal shows {:?}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.master.write_all(keys.as_bytes()).unwrap();
+    }
+
+    /// Nothing of the mount's own traffic ever reaches a person.
+    fn assert_clean(&self) {
+        let t = self.text();
+        for noise in [
+            "raw REPL", "wrm-sync", "_wrm_fin", "\u{4}", "R\u{1}", "ilistdir",
+        ] {
+            assert!(!t.contains(noise), "{noise:?} reached the terminal: {t:?}");
+        }
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_repl_answers_while_files_move_and_never_shows_tool_traffic() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::start(tb.port, 5.0);
+    // Directories are listed from the board every time: listings are traffic.
+    let mut m = Mount::start(
+        &tb,
+        &format!("127.0.0.1:{}", emu.port),
+        &["--dir-cache-time", "0"],
+    );
+    let mut a = Tty::attach(&m);
+    a.type_keys("\r");
+    a.wait_for(">>> ");
+
+    // A 100 KB copy into the mount, and a question to the REPL meanwhile.
+    let data = random_bytes(100_000, 1);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), &data).unwrap();
+    let dst = m.path().join("big.bin");
+    let copy = {
+        let (s, d) = (src.path().to_path_buf(), dst.clone());
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                std::fs::copy(&s, &d).unwrap();
+            }
+        })
+    };
+    a.type_keys("print(6*7)\r");
+    a.wait_for("42");
+    copy.join().unwrap();
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
+
+    // Keys typed while directories are being listed arrive intact.
+    let lister = {
+        let p = m.path().to_path_buf();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::fs::read_dir(&p).unwrap().for_each(drop);
+            }
+        })
+    };
+    for chunk in [
+        "x = 'abcdefghij",
+        "klmnopqrstuvwxyz'",
+        " * 3\r",
+        "print(len(x), x[-3:])\r",
+    ] {
+        a.type_keys(chunk);
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    a.wait_for("78 xyz");
+    lister.join().unwrap();
+
+    // A second terminal sees what the first one causes, and vice versa.
+    let mut b = Tty::attach(&m);
+    a.type_keys("print('from', 'a')\r");
+    b.wait_for("from a");
+    b.type_keys("print('from', 'b')\r");
+    a.wait_for("from b");
+
+    // Ctrl-] detaches; the mount goes on.
+    a.type_keys("\u{1d}");
+    let status = a.child.wait().unwrap();
+    assert!(status.success());
+    std::fs::write(m.path().join("after.py"), "ok\n").unwrap();
+    assert_eq!(std::fs::read(tb.path("/after.py")).unwrap(), b"ok\n");
+    b.type_keys("print(1+1)\r");
+    b.wait_for("print(1+1)\r\n2\n");
+    a.assert_clean();
+    b.assert_clean();
+    drop(b);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn a_program_started_at_the_terminal_is_in_charge() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/keep.txt"), "cached\n").unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &["--dir-cache-time", "0"]);
+    assert_eq!(
+        std::fs::read(m.path().join("keep.txt")).unwrap(),
+        b"cached\n"
+    );
+    let mut t = Tty::attach(&m);
+    t.type_keys("import time\rfor i in range(40): print('tick', i); time.sleep_ms(100)\r\r");
+    t.wait_for("tick 2");
+    // Metadata needs the raw REPL: it fails rather than stop the program.
+    let err = std::fs::create_dir(m.path().join("newdir")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    // Cached files keep working, and the program was not interrupted.
+    assert_eq!(
+        std::fs::read(m.path().join("keep.txt")).unwrap(),
+        b"cached\n"
+    );
+    t.wait_for("tick 39");
+    assert!(!t.text().contains("KeyboardInterrupt"));
+    // Once it is done, the mount may use the REPL again.
+    t.wait_for(">>> ");
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::create_dir(m.path().join("newdir")).unwrap();
+    assert!(tb.path("/newdir").is_dir());
+    t.assert_clean();
+    drop(t);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn exec_reset_and_status_go_through_the_daemon_and_the_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let out = m
+        .cmd()
+        .args(["exec"])
+        .arg(m.path())
+        .arg("print(6*7)")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"42\n");
+    let out = m
+        .cmd()
+        .args(["exec"])
+        .arg(m.path())
+        .arg("1/0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(11));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ZeroDivisionError"));
+    // A file written on the board behind the mount's back appears after a reset.
+    std::fs::write(tb.path("/boot_made.py"), "b\n").unwrap();
+    std::fs::write(m.path().join("pending.py"), "p\n").unwrap();
+    let out = m.cmd().args(["reset"]).arg(m.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(m.path().join("boot_made.py")).unwrap(),
+        b"b\n"
+    );
+    assert_eq!(std::fs::read(tb.path("/pending.py")).unwrap(), b"p\n");
+    let status = m.status();
+    assert!(
+        status.contains("MicroPython 1.25.0") && status.contains("cache:"),
+        "{status}"
+    );
+    // The socket: 0600 in a 0700 directory; another user cannot connect.
+    let dir = m.runtime.path().join("webrepl-mount");
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let sock = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let other = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .arg("status")
+        .arg(m.path())
+        .env("XDG_RUNTIME_DIR", m.runtime.path())
+        .output()
+        .unwrap();
+    assert!(!other.status.success(), "another user reached the daemon");
+    assert!(!String::from_utf8_lossy(&other.stdout).contains("cache:"));
+    assert!(m.unmount().status.success());
+}
