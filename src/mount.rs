@@ -184,12 +184,29 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         );
     }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // Unsent files are retried with a growing pause while the board stays
+    // out of reach (each try may wait for a connection).
+    let mut retry_delay = Duration::from_secs(2);
+    let mut retry_at = tokio::time::Instant::now() + retry_delay;
     let end = loop {
         tokio::select! {
-            _ = tick.tick(), if o.cache.writeback.is_some() => {
+            _ = tick.tick() => {
+                if tokio::time::Instant::now() < retry_at && o.cache.writeback.is_none() {
+                    continue;
+                }
                 let c = m.core.clone();
-                let failed = tokio::task::spawn_blocking(move || c.flush_due()).await.unwrap_or_default();
-                Core::warn_unflushed(&failed);
+                let failed = tokio::task::spawn_blocking(move || {
+                    if c.has_unsent() { c.retry_unsent() } else { Vec::new() }
+                })
+                .await
+                .unwrap_or_default();
+                if failed.is_empty() {
+                    retry_delay = Duration::from_secs(2);
+                } else {
+                    Core::warn_unflushed(&failed);
+                    retry_delay = (retry_delay * 2).min(Duration::from_secs(60));
+                }
+                retry_at = tokio::time::Instant::now() + retry_delay;
             }
             _ = int.recv() => break End::Signal("SIGINT"),
             _ = term.recv() => break End::Signal("SIGTERM"),

@@ -274,7 +274,17 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
     assert!(m.status().contains("dirty: /main.py"), "{}", m.status());
     // What the mount shows is still the new file.
     assert_eq!(std::fs::read(m.path().join("main.py")).unwrap(), data);
-    // Unmount flushes it over a new connection.
+    // The daemon sends it again by itself, over a new connection.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::fs::read(tb.path("/main.py")).unwrap() != data {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never re-sent: {}",
+            m.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!m.status().contains("dirty: /main.py"));
     let u = m.unmount();
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);

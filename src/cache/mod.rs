@@ -534,6 +534,37 @@ impl Core {
         failed
     }
 
+    /// Closed files whose upload failed (a dropped link, a full board), sent
+    /// again; with --writeback-delay, the files that are due.
+    pub fn retry_unsent(&self) -> Unflushed {
+        if self.opts.writeback.is_some() {
+            return self.flush_due();
+        }
+        let mut st = self.lock();
+        let waiting: Vec<Ino> = st
+            .contents
+            .dirty_inos()
+            .into_iter()
+            .filter(|&i| !st.contents.is_open(i) && st.tree.get(i).is_some_and(|n| !n.local_only))
+            .collect();
+        let mut failed = Vec::new();
+        for ino in waiting {
+            match self.upload(&mut st, ino) {
+                Ok(()) => info!("{} reached the board", st.tree.path(ino)),
+                Err(e) => failed.push((st.tree.path(ino), e)),
+            }
+        }
+        failed
+    }
+
+    pub fn has_unsent(&self) -> bool {
+        let st = self.lock();
+        st.contents
+            .dirty_inos()
+            .into_iter()
+            .any(|i| !st.contents.is_open(i))
+    }
+
     /// Every dirty file to the board; what failed, with why.
     pub fn flush_all(&self) -> Unflushed {
         let mut st = self.lock();
