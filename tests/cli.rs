@@ -186,3 +186,25 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
     let o = wm(&tb, &["ls", "https://192.0.2.1/"]);
     assert_eq!(o.status.code(), Some(2), "{}", err_line(&o));
 }
+
+#[test]
+fn the_password_never_shows_in_logs_or_status() {
+    let tb = TestBoard::start();
+    let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["-vv", "exec", &tb.addr(), "print(1)"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(all.contains("program of"), "trace logs were written: {all}");
+    assert!(!all.contains(&tb.password), "the password leaked: {all}");
+    let s = wm(&tb, &["status", &tb.addr()]);
+    assert!(String::from_utf8_lossy(&s.stdout).contains("MicroPython 1.25.0"));
+    assert!(!String::from_utf8_lossy(&s.stdout).contains(&tb.password));
+}
