@@ -17,7 +17,6 @@ use std::time::Duration;
     version,
     about = "A MicroPython board's files and REPL over WebREPL",
     override_usage = "webrepl-mount [OPTIONS] HOST[:PORT] MOUNTPOINT\n       webrepl-mount <COMMAND> ...",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
