@@ -255,6 +255,7 @@ impl MountArgs {
                 writeback: self
                     .writeback_delay
                     .map(|s| Duration::from_secs_f64(s.max(0.0))),
+                journal: cache::attrs::state_file(board).map(|f| f.with_extension("journal")),
             },
             attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
             allow_other,

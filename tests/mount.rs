@@ -374,3 +374,40 @@ async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
     );
     assert!(m.unmount().status.success());
 }
+
+#[test]
+fn kill_9_with_three_changed_files_loses_nothing_on_remount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/keep.py"), "v1\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &["--writeback-delay", "600"]);
+    let mp = m.path().to_path_buf();
+    std::fs::create_dir(mp.join("lib")).unwrap();
+    std::fs::write(mp.join("a.py"), "a\n").unwrap();
+    std::fs::write(mp.join("lib/b.py"), "b\n").unwrap();
+    std::fs::write(mp.join("keep.py"), "edited here\n").unwrap();
+    assert!(!tb.path("/a.py").exists(), "sent despite the delay");
+    // The daemon dies with all three only in memory and in the journal.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    let mut m = m;
+    m.wait();
+    sh(&format!("umount -l '{}'", mp.display()));
+    // Meanwhile the board's own copy of one of them changes.
+    std::fs::write(tb.path("/keep.py"), "changed on the board\n").unwrap();
+    let mut m = m.remount(&[]);
+    assert_eq!(std::fs::read(tb.path("/a.py")).unwrap(), b"a\n");
+    assert_eq!(std::fs::read(tb.path("/lib/b.py")).unwrap(), b"b\n");
+    assert_eq!(
+        std::fs::read(tb.path("/keep.py")).unwrap(),
+        b"changed on the board\n"
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/keep.py.webrepl-mount-conflict")).unwrap(),
+        b"edited here\n"
+    );
+    let log = m.log();
+    assert!(
+        log.contains("sent 3 change(s)") && log.contains("keep.py changed on the board"),
+        "{log}"
+    );
+    assert!(m.unmount().status.success());
+}

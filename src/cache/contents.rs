@@ -33,6 +33,14 @@ impl Contents {
         self.clean.get(&ino)
     }
 
+    /// The contents without touching the LRU order.
+    pub fn get_clean_or_dirty(&self, ino: Ino) -> Option<&[u8]> {
+        self.dirty
+            .get(&ino)
+            .or_else(|| self.clean.peek(&ino))
+            .map(Vec::as_slice)
+    }
+
     pub fn has(&self, ino: Ino) -> bool {
         self.dirty.contains_key(&ino) || self.clean.contains(&ino)
     }

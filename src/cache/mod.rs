@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod contents;
+pub mod journal;
 pub mod patterns;
 pub mod tree;
 
@@ -31,6 +32,8 @@ pub struct Options {
     pub gid: u32,
     /// Upload this long after the last write instead of on close.
     pub writeback: Option<Duration>,
+    /// Where changed files wait, durably, until they reach the board.
+    pub journal: Option<PathBuf>,
 }
 
 /// What `stat` shows of a node.
@@ -64,12 +67,18 @@ struct State {
     next_fh: u64,
     /// When each dirty file was last written (for --writeback-delay).
     written: std::collections::HashMap<Ino, Instant>,
+    /// What the board had (size, mtime) when a dirty file's edit began;
+    /// None for a file that is new.
+    bases: std::collections::HashMap<Ino, Option<(u64, i64)>>,
 }
 
 impl Core {
     /// Reads the whole tree in one program and builds the snapshot.
     pub async fn load(board: Board, opts: Options) -> Result<Core> {
         let epoch = board.epoch_offset().await?;
+        if let Some(dir) = &opts.journal {
+            recover(&board, &journal::Journal::new(dir.clone())).await;
+        }
         let started = Instant::now();
         let entries = board.list("/", true).await?;
         info!(
@@ -95,6 +104,7 @@ impl Core {
                 statvfs: None,
                 next_fh: 1,
                 written: Default::default(),
+                bases: Default::default(),
             }),
         })
     }
@@ -142,6 +152,40 @@ impl Core {
         st.tree
             .get(ino)
             .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    fn journal(&self) -> Option<journal::Journal> {
+        self.opts.journal.clone().map(journal::Journal::new)
+    }
+
+    /// Notes what the board had before the first change of an edit.
+    fn begin_edit(&self, st: &mut State, ino: Ino) {
+        if st.contents.is_dirty(ino) || st.bases.contains_key(&ino) {
+            return;
+        }
+        let base = st
+            .tree
+            .get(ino)
+            .filter(|n| n.on_board && !n.local_only)
+            .map(|n| (n.size, n.board_mtime));
+        st.bases.insert(ino, base);
+    }
+
+    /// Puts a dirty file's contents in the journal, durably.
+    fn keep(&self, st: &State, ino: Ino) -> Result<()> {
+        let (Some(j), Some(n)) = (self.journal(), st.tree.get(ino)) else {
+            return Ok(());
+        };
+        if n.local_only || !st.contents.is_dirty(ino) {
+            return Ok(());
+        }
+        let data = st.contents.get_clean_or_dirty(ino).unwrap_or(&[]);
+        let base = st.bases.get(&ino).copied().flatten();
+        j.write(&st.tree.path(ino), base, data)
+            .map_err(|e| Error::Os {
+                errno: libc::EIO,
+                what: format!("journal {}: {e}", st.tree.path(ino)),
+            })
     }
 
     fn save_attrs(&self, st: &State) {
@@ -320,6 +364,7 @@ impl Core {
         n.mtime = Some(SystemTime::now());
         let ino = st.tree.insert(n);
         // Dirty from the start: `touch new` must create the file on the board.
+        st.bases.insert(ino, None);
         st.contents.edit(ino);
         let fh = self.open_locked(&mut st, ino)?;
         Ok((self.attr(&st, ino)?, fh))
@@ -401,6 +446,7 @@ impl Core {
         if !(offset == 0 && data.len() as u64 >= n.size) {
             self.load_contents(&mut st, ino)?;
         }
+        self.begin_edit(&mut st, ino);
         let buf = st.contents.edit(ino);
         let end = offset as usize + data.len();
         if buf.len() < end {
@@ -438,6 +484,7 @@ impl Core {
             if size > 0 {
                 self.load_contents(&mut st, ino)?;
             }
+            self.begin_edit(&mut st, ino);
             st.contents.edit(ino).resize(size as usize, 0);
             if let Some(n) = st.tree.get_mut(ino) {
                 n.size = size;
@@ -468,7 +515,9 @@ impl Core {
     /// are delayed. Errors leave it dirty.
     pub fn flush(&self, ino: Ino) -> Result<()> {
         if self.opts.writeback.is_some() {
-            return Ok(());
+            // Uploaded later: durable on local disk before close succeeds.
+            let st = self.lock();
+            return self.keep(&st, ino);
         }
         let mut st = self.lock();
         let untouched_new = st.tree.get(ino).is_some_and(|n| !n.on_board && n.size == 0);
@@ -493,7 +542,20 @@ impl Core {
         let path = st.tree.path(ino);
         let data = st.contents.get(ino).cloned().unwrap_or_default();
         let started = Instant::now();
-        let board_mtime = self.block(self.board.put(&path, &data, !parent_on_board))?;
+        let board_mtime = match self.block(self.board.put(&path, &data, !parent_on_board)) {
+            Ok(m) => m,
+            Err(e) => {
+                // Not on the board: on local disk, then, until it is.
+                if let Err(j) = self.keep(st, ino) {
+                    warn!("{j}");
+                }
+                return Err(e);
+            }
+        };
+        if let Some(j) = self.journal() {
+            j.remove(&path);
+        }
+        st.bases.remove(&ino);
         debug!(
             "flushed {path}: {} B in {:.0?}",
             data.len(),
@@ -623,7 +685,11 @@ impl Core {
                 Err(e) => return Err(e),
             }
         }
+        if let Some(j) = self.journal() {
+            j.remove(&st.tree.path(ino));
+        }
         st.contents.forget(ino);
+        st.bases.remove(&ino);
         st.tree.remove(ino);
         self.save_attrs(&st);
         Ok(())
@@ -761,7 +827,16 @@ impl Core {
                 }
             }
         }
+        let mut moved: Vec<Ino> = st.tree.descendants(ino);
+        moved.push(ino);
+        moved.retain(|&i| st.contents.is_dirty(i));
+        let before: Vec<String> = moved.iter().map(|&i| st.tree.path(i)).collect();
         st.tree.rename(ino, newparent, newname);
+        if let Some(j) = self.journal() {
+            for (&i, old) in moved.iter().zip(before) {
+                j.rename(&old, &st.tree.path(i));
+            }
+        }
         self.save_attrs(&st);
         Ok(())
     }
@@ -802,5 +877,54 @@ impl Core {
         for (path, e) in failed {
             warn!("not flushed: {path}: {e}");
         }
+    }
+}
+
+/// Sends what a previous mount left in the journal, before the tree is
+/// read. A file the board changed meanwhile is kept: the journaled copy goes
+/// beside it, under a name that says what it is.
+async fn recover(board: &Board, journal: &journal::Journal) {
+    let entries = journal.entries();
+    if entries.is_empty() {
+        return;
+    }
+    let mut sent = 0;
+    for e in entries {
+        let now = match board.stat(&e.path).await {
+            Ok(s) => s.map(|s| (s.size, s.mtime)),
+            Err(err) => {
+                warn!(
+                    "journal: cannot check {}: {err}; kept for the next mount",
+                    e.path
+                );
+                continue;
+            }
+        };
+        let target = if now == e.base {
+            e.path.clone()
+        } else {
+            let beside = format!("{}.webrepl-mount-conflict", e.path);
+            eprintln!(
+                "webrepl-mount: {} changed on the board since it was edited here; the local version is saved as {beside}",
+                e.path
+            );
+            beside
+        };
+        match board.put(&target, &e.data, true).await {
+            Ok(_) => {
+                journal.remove(&e.path);
+                sent += 1;
+            }
+            Err(err) => warn!(
+                "journal: cannot send {}: {err}; kept for the next mount",
+                e.path
+            ),
+        }
+    }
+    if sent > 0 {
+        eprintln!(
+            "webrepl-mount: sent {sent} change(s) left by an earlier mount that did not finish"
+        );
+        info!("recovered {sent} journaled file(s)");
     }
 }

@@ -173,7 +173,7 @@ impl Program {
                     // and save the round trip of the negotiation.
                     // The board grants two windows at the start; the three
                     // request bytes share an ESP8266's 255-byte input ring.
-                    let budget = 2 * self.known - 1 - 3;
+                    let budget = (2 * self.known).saturating_sub(4);
                     let n = budget.min(self.code.len());
                     first.extend_from_slice(&self.code[..n]);
                     self.sent = n;

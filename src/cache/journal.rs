@@ -1,0 +1,119 @@
+//! Changed files not yet on the board, kept on local disk (fsynced) so
+//! that a killed daemon or a lost laptop battery loses no edit: the next
+//! mount of the same board sends them first.
+//!
+//! Each entry records what the board had when the file was last seen there
+//! (size and mtime), so a file changed on the board meanwhile is not
+//! silently overwritten.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub path: String,
+    /// The board's size and mtime when the edit began; None: a new file.
+    pub base: Option<(u64, i64)>,
+    pub data: Vec<u8>,
+}
+
+fn key(path: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in path.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Journal {
+    pub fn new(dir: PathBuf) -> Journal {
+        Journal { dir }
+    }
+
+    /// Records `data` for `path`, durably, before returning.
+    pub fn write(&self, path: &str, base: Option<(u64, i64)>, data: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let hex: String = path.bytes().map(|b| format!("{b:02x}")).collect();
+        let base = base.map_or("-".to_string(), |(s, m)| format!("{s} {m}"));
+        tmp.write_all(format!("{hex}\n{base}\n").as_bytes())?;
+        tmp.write_all(data)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.dir.join(key(path))).map_err(|e| e.error)?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self, path: &str) {
+        let _ = std::fs::remove_file(self.dir.join(key(path)));
+    }
+
+    pub fn rename(&self, from: &str, to: &str) {
+        if let Some(e) = self.read(&self.dir.join(key(from)))
+            && self.write(to, e.base, &e.data).is_ok()
+        {
+            self.remove(from);
+        }
+    }
+
+    fn read(&self, file: &std::path::Path) -> Option<Entry> {
+        let raw = std::fs::read(file).ok()?;
+        let nl1 = raw.iter().position(|&b| b == b'\n')?;
+        let nl2 = nl1 + 1 + raw[nl1 + 1..].iter().position(|&b| b == b'\n')?;
+        let path = crate::board::snippets::unhex(std::str::from_utf8(&raw[..nl1]).ok()?)?;
+        let base = std::str::from_utf8(&raw[nl1 + 1..nl2]).ok()?;
+        let base = match base.split_once(' ') {
+            Some((s, m)) => Some((s.parse().ok()?, m.parse().ok()?)),
+            None => None,
+        };
+        Some(Entry {
+            path,
+            base,
+            data: raw[nl2 + 1..].to_vec(),
+        })
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok())
+            .filter(|e| e.file_name().len() == 16)
+            .filter_map(|e| self.read(&e.path()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_and_move() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path().join("j"));
+        j.write("/a b\n.py", Some((3, 99)), b"new").unwrap();
+        j.write("/n.py", None, b"").unwrap();
+        j.rename("/n.py", "/m.py");
+        let mut e = j.entries();
+        e.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(
+            e[0],
+            Entry {
+                path: "/a b\n.py".into(),
+                base: Some((3, 99)),
+                data: b"new".to_vec()
+            }
+        );
+        assert_eq!((e[1].path.as_str(), e[1].base), ("/m.py", None));
+        j.remove("/a b\n.py");
+        assert_eq!(j.entries().len(), 1);
+    }
+}
