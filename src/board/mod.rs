@@ -108,6 +108,18 @@ impl Board {
         &self.session
     }
 
+    /// A snippet that only reads: the session may run it again on a new
+    /// link if the link breaks under it.
+    async fn query(&self, code: String) -> Result<Vec<u8>> {
+        let out = self.session.query(code, Some(SNIPPET_LIMIT)).await?;
+        if !out.stderr.is_empty() {
+            return Err(Error::Traceback(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(out.stdout)
+    }
+
     /// Runs a snippet and returns its output; a traceback means a snippet
     /// bug or a board in trouble (MemoryError), never a normal answer.
     async fn snippet(&self, code: String) -> Result<Vec<u8>> {
@@ -142,7 +154,7 @@ impl Board {
     }
 
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
-        let out = self.snippet(sn::stat(path)).await?;
+        let out = self.query(sn::stat(path)).await?;
         for l in sn::lines(&out) {
             let f: Vec<&str> = l.split(' ').collect();
             match f.as_slice() {
@@ -171,7 +183,7 @@ impl Board {
 
     /// The entries of a directory, or of the whole tree below it.
     pub async fn list(&self, path: &str, deep: bool) -> Result<Vec<Entry>> {
-        let out = self.snippet(sn::walk(path, deep)).await?;
+        let out = self.query(sn::walk(path, deep)).await?;
         let mut entries = Vec::new();
         for l in sn::lines(&out) {
             let f: Vec<&str> = l.split(' ').collect();
@@ -224,7 +236,7 @@ impl Board {
     }
 
     pub async fn statvfs(&self, path: &str) -> Result<StatVfs> {
-        let out = self.snippet(sn::statvfs(path)).await?;
+        let out = self.query(sn::statvfs(path)).await?;
         for l in sn::lines(&out) {
             let f: Vec<u64> = l
                 .split(' ')
@@ -285,7 +297,7 @@ impl Board {
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {
         use base64::Engine;
-        let out = self.snippet(sn::read_base64(path)).await?;
+        let out = self.query(sn::read_base64(path)).await?;
         let mut b64 = Vec::with_capacity(out.len());
         for l in sn::lines(&out) {
             if l == "K" {
@@ -360,7 +372,7 @@ impl Board {
 
     /// Seconds to add to a board mtime for Unix time.
     pub async fn epoch_offset(&self) -> Result<i64> {
-        let out = self.snippet(sn::EPOCH.to_string()).await?;
+        let out = self.query(sn::EPOCH.to_string()).await?;
         for l in sn::lines(&out) {
             if let Some(y) = l.strip_prefix("Y ") {
                 return Ok(if y.trim() == "2000" { 946_684_800 } else { 0 });

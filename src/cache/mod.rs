@@ -65,6 +65,8 @@ struct State {
     contents: Contents,
     statvfs: Option<(Instant, StatVfs)>,
     next_fh: u64,
+    /// The session's connection count the snapshot was last checked at.
+    generation: u64,
     /// When each dirty file was last written (for --writeback-delay).
     written: std::collections::HashMap<Ino, Instant>,
     /// What the board had (size, mtime) when a dirty file's edit began;
@@ -92,6 +94,7 @@ impl Core {
             attrs::apply(f, &mut tree);
         }
         let contents = Contents::new(opts.cache_bytes);
+        let board_generation = board.session().generation();
         let rt = tokio::runtime::Handle::current();
         Ok(Core {
             board,
@@ -103,6 +106,7 @@ impl Core {
                 contents,
                 statvfs: None,
                 next_fh: 1,
+                generation: board_generation,
                 written: Default::default(),
                 bases: Default::default(),
             }),
@@ -113,8 +117,22 @@ impl Core {
         &self.board
     }
 
+    /// The state, with every listing marked stale if the session has had to
+    /// connect again since: the board may have changed (or reset) meanwhile.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.board.session().generation();
+        if generation != st.generation {
+            st.generation = generation;
+            let mut all = st.tree.descendants(ROOT);
+            all.push(ROOT);
+            for ino in all {
+                if let Some(n) = st.tree.get_mut(ino) {
+                    n.listed = None;
+                }
+            }
+        }
+        st
     }
 
     /// Runs a board operation from a filesystem thread.

@@ -54,6 +54,8 @@ enum Request {
     Exec {
         code: Vec<u8>,
         limit: Option<Duration>,
+        /// Safe to run again after a broken link (it only reads).
+        idempotent: bool,
         reply: oneshot::Sender<Result<Output>>,
     },
     Get {
@@ -90,6 +92,7 @@ enum Request {
 pub struct Session {
     tx: mpsc::Sender<Request>,
     terminal: broadcast::Sender<Vec<u8>>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +112,11 @@ struct Task {
     totals: Totals,
     /// The raw-paste window, once a program on this link has learnt it.
     paste_window: Option<usize>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// One of our programs was cut off mid-way: the board may sit in the
+    /// middle of it (raw-paste reading, say), and only Ctrl-C gets it out.
+    /// Stopping what is ours is not interrupting anyone.
+    ours_unfinished: bool,
     /// The board's last terminal output is a prompt (`>>> ` or `... `): it
     /// waits for a line, rather than running a program or holding a line
     /// someone is typing. Only then is Ctrl-A sent without interrupting.
@@ -124,6 +132,7 @@ impl Session {
         let link = open_with_retry(&cfg).await?;
         let (tx, rx) = mpsc::channel(64);
         let (terminal, _) = broadcast::channel(1024);
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
             cfg,
             link: Some(link),
@@ -131,12 +140,18 @@ impl Session {
             terminal: terminal.clone(),
             totals: Totals::default(),
             paste_window: None,
+            generation: generation.clone(),
+            ours_unfinished: false,
             // The greeting ends in a prompt (whatever the board is doing).
             at_prompt: true,
             tail: Vec::new(),
         };
         tokio::spawn(task.run(rx));
-        Ok(Session { tx, terminal })
+        Ok(Session {
+            tx,
+            terminal,
+            generation,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T> {
@@ -153,8 +168,32 @@ impl Session {
     /// `None` lets a user's program run as long as it likes.
     pub async fn exec(&self, code: impl Into<Vec<u8>>, limit: Option<Duration>) -> Result<Output> {
         let code = code.into();
-        self.call(|reply| Request::Exec { code, limit, reply })
-            .await?
+        self.call(|reply| Request::Exec {
+            code,
+            limit,
+            idempotent: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// `exec` of a program that only reads: run again on a fresh link if the
+    /// link breaks under it.
+    pub async fn query(&self, code: impl Into<Vec<u8>>, limit: Option<Duration>) -> Result<Output> {
+        let code = code.into();
+        self.call(|reply| Request::Exec {
+            code,
+            limit,
+            idempotent: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// Counts the connections made so far: a change means the board may
+    /// have changed behind a lost link (or reset), and snapshots are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Binary-protocol GET of a file whose size is known (from `os.stat`).
@@ -334,11 +373,24 @@ impl Task {
             return;
         }
         match req {
-            Request::Exec { code, limit, reply } => {
-                let _ = reply.send(self.exec(&code, limit).await);
+            Request::Exec {
+                code,
+                limit,
+                idempotent,
+                reply,
+            } => {
+                let mut r = self.exec(&code, limit).await;
+                if idempotent && self.retry_after(&r).await {
+                    r = self.exec(&code, limit).await;
+                }
+                let _ = reply.send(r);
             }
             Request::Get { path, size, reply } => {
-                let _ = reply.send(self.get(&path, size).await);
+                let mut r = self.get(&path, size).await;
+                if self.retry_after(&r).await {
+                    r = self.get(&path, size).await;
+                }
+                let _ = reply.send(r);
             }
             Request::Put { path, data, reply } => {
                 let _ = reply.send(self.put(&path, &data).await);
@@ -361,11 +413,46 @@ impl Task {
         }
     }
 
+    /// After an operation that only reads failed with a broken link: may it
+    /// run once more, on a new link?
+    async fn retry_after<T>(&mut self, r: &Result<T>) -> bool {
+        match r {
+            Err(e) if e.breaks_link() && self.link.is_none() => {
+                info!("link lost ({e}); reconnecting to retry");
+                self.ensure_link().await.is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// A new link after one was lost: retried with growing pauses for as
+    /// long as the time-out allows (the caller, a file operation, waits),
+    /// but a wrong password or a web page fails at once.
     async fn ensure_link(&mut self) -> Result<()> {
         if self.link.is_none() {
-            let link = open_with_retry(&self.cfg).await?;
+            let deadline = Instant::now() + self.cfg.timeout;
+            let mut pause = Duration::from_millis(100);
+            let link = loop {
+                match open_with_retry(&self.cfg).await {
+                    Ok(l) => break l,
+                    Err(
+                        e @ (Error::WrongPassword(_) | Error::NotWebRepl(_) | Error::Invalid(_)),
+                    ) => return Err(e),
+                    Err(e) if Instant::now() + pause >= deadline => return Err(e),
+                    Err(e) => {
+                        warn!(
+                            "{} unreachable ({e}); retrying in {pause:?}",
+                            self.cfg.target
+                        );
+                        sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                }
+            };
             info!("reconnected to {}", self.cfg.target);
             self.totals.reconnects += 1;
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.link = Some(link);
             self.repl = Repl::Unknown;
             // A new connection starts at the greeting's prompt.
@@ -444,14 +531,15 @@ impl Task {
         if self.repl == Repl::Raw {
             return Ok(());
         }
-        if !self.at_prompt && !self.cfg.interrupt {
+        let interrupt = self.cfg.interrupt || self.ours_unfinished;
+        if !self.at_prompt && !interrupt {
             // A program runs, or someone is typing a line (Ctrl-A would only
             // move their cursor): their REPL, their turn. Sending Ctrl-A
             // anyway would leave it queued, to switch the REPL to raw mode
             // under them once the program ends.
             return Err(Error::Running);
         }
-        let (keys, limit) = if self.cfg.interrupt {
+        let (keys, limit) = if interrupt {
             (raw::ENTER_INTERRUPTING, self.cfg.timeout)
         } else {
             (
@@ -485,7 +573,7 @@ impl Task {
                         break;
                     }
                 }
-                Err(Error::Timeout(_)) if !self.cfg.interrupt => {
+                Err(Error::Timeout(_)) if !interrupt => {
                     // The link is fine; the board is busy with a program. The
                     // \x01 we sent went to that program as input.
                     if !seen.is_empty() {
@@ -503,6 +591,7 @@ impl Task {
         let limit = self.cfg.timeout;
         while !done.feed(&self.text(Some(limit)).await?, &mut Vec::new()) {}
         self.repl = Repl::Raw;
+        self.ours_unfinished = false;
         Ok(())
     }
 
@@ -546,6 +635,7 @@ impl Task {
     async fn exec(&mut self, code: &[u8], limit: Option<Duration>) -> Result<Output> {
         self.enter_raw().await?;
         let started = Instant::now();
+        self.ours_unfinished = true;
         let mut notices = raw::NoticeFilter::default();
         let mut prog = match self.paste_window {
             Some(w) => Program::with_window(code.to_vec(), w),
@@ -573,6 +663,7 @@ impl Task {
                 Step::Done(o) => break o,
             }
         };
+        self.ours_unfinished = false;
         if prog.pasting() {
             self.paste_window = Some(prog.window());
         }

@@ -38,6 +38,8 @@ pub struct TestBoard {
     pub root: tempfile::TempDir,
     pub password: String,
     log: tempfile::NamedTempFile,
+    ring: Option<usize>,
+    tmpfs: bool,
 }
 
 impl TestBoard {
@@ -48,9 +50,27 @@ impl TestBoard {
     /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
     pub fn with_ring(ring: Option<usize>) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
+        Self::on(root, ring, None)
+    }
+
+    /// A board whose flash holds only `kb` KB (a tmpfs as its root).
+    pub fn with_flash_kb(kb: usize) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kb}k"), "tmpfs"])
+            .arg(root.path())
+            .status()
+            .expect("mount tmpfs");
+        assert!(ok.success(), "mounting a tmpfs needs root");
+        let mut b = Self::on(root, None, None);
+        b.tmpfs = true;
+        b
+    }
+
+    fn on(root: tempfile::TempDir, ring: Option<usize>, port: Option<u16>) -> TestBoard {
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let mut cmd = Command::new(board_binary());
             cmd.arg(repo().join("scripts/board/listener.py"))
                 .arg(port.to_string())
@@ -80,12 +100,27 @@ impl TestBoard {
                     root,
                     password,
                     log,
+                    ring,
+                    tmpfs: false,
                 };
             }
             let _ = child.kill();
             let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the test board did not start");
+    }
+
+    /// The board restarts (power cycle): same port, same flash.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let root = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
+        let tmpfs = self.tmpfs;
+        let mut fresh = Self::on(root, self.ring, Some(self.port));
+        fresh.tmpfs = tmpfs;
+        self.tmpfs = false;
+        std::mem::swap(self, &mut fresh);
     }
 
     pub fn addr(&self) -> String {
@@ -263,7 +298,8 @@ impl Mount {
         let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
         c.env("WEBREPL_PASSWORD", &self.password)
             .env("XDG_STATE_HOME", self.state.path())
-            .env("XDG_RUNTIME_DIR", self.runtime.path());
+            .env("XDG_RUNTIME_DIR", self.runtime.path())
+            .env("RUST_LOG", "webrepl_mount=debug");
         c
     }
 
@@ -384,4 +420,19 @@ pub fn sh(line: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Writes a file and closes it, returning what close(2) says: Rust's
+/// `File` drops close errors, and the mount reports uploads there.
+pub fn write_and_close(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own, once.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
