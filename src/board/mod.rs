@@ -95,6 +95,18 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
+/// A snippet's answer; a traceback means a snippet bug or a board in
+/// trouble (MemoryError), never a normal answer.
+fn answer(out: Output) -> Result<Vec<u8>> {
+    if out.stderr.is_empty() {
+        Ok(out.stdout)
+    } else {
+        Err(Error::Traceback(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
 fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
@@ -111,25 +123,13 @@ impl Board {
     /// A snippet that only reads: the session may run it again on a new
     /// link if the link breaks under it.
     async fn query(&self, code: String) -> Result<Vec<u8>> {
-        let out = self.session.query(code, Some(SNIPPET_LIMIT)).await?;
-        if !out.stderr.is_empty() {
-            return Err(Error::Traceback(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(out.stdout)
+        answer(self.session.query(code, Some(SNIPPET_LIMIT)).await?)
     }
 
     /// Runs a snippet and returns its output; a traceback means a snippet
     /// bug or a board in trouble (MemoryError), never a normal answer.
     async fn snippet(&self, code: String) -> Result<Vec<u8>> {
-        let out = self.session.exec(code, Some(SNIPPET_LIMIT)).await?;
-        if !out.stderr.is_empty() {
-            return Err(Error::Traceback(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(out.stdout)
+        answer(self.session.exec(code, Some(SNIPPET_LIMIT)).await?)
     }
 
     /// Runs a snippet that calls [`sn::HELPERS`], defining them first when

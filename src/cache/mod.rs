@@ -308,9 +308,7 @@ impl Core {
     }
 
     pub fn lookup(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<Attr> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let name = utf8(name)?;
         let mut st = self.lock();
         self.refresh(&mut st, parent);
         let ino = st
@@ -681,9 +679,7 @@ impl Core {
     }
 
     pub fn unlink(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let name = utf8(name)?;
         let mut st = self.lock();
         let ino = st
             .tree
@@ -714,9 +710,7 @@ impl Core {
     }
 
     pub fn rmdir(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let name = utf8(name)?;
         let mut st = self.lock();
         self.refresh(&mut st, parent);
         let ino = st
@@ -755,9 +749,7 @@ impl Core {
         newname: &std::ffi::OsStr,
         noreplace: bool,
     ) -> Result<()> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))?;
+        let name = utf8(name)?;
         let newname = self.check_name(newname)?;
         let mut st = self.lock();
         let ino = st
@@ -896,6 +888,13 @@ impl Core {
             warn!("not flushed: {path}: {e}");
         }
     }
+}
+
+/// A name from the kernel: the board has only UTF-8 names, so any other
+/// cannot exist there.
+fn utf8(name: &std::ffi::OsStr) -> Result<&str> {
+    name.to_str()
+        .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))
 }
 
 /// Sends what a previous mount left in the journal, before the tree is

@@ -74,40 +74,61 @@ fn keystrokes() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// The person's side of a terminal: the tty in raw mode (restored when
+/// dropped), their keystrokes, and the signals that end it.
+struct Screen {
+    _raw: RawMode,
+    out: std::io::Stdout,
+    keys: mpsc::Receiver<Vec<u8>>,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Screen {
+    fn open(greeting: &str) -> Result<Screen> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut s = Screen {
+            _raw: RawMode::enter(),
+            out: std::io::stdout(),
+            keys: keystrokes(),
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        };
+        s.show(format!("{greeting}\r\n").as_bytes());
+        Ok(s)
+    }
+
+    fn show(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+        let _ = self.out.flush();
+    }
+}
+
 /// Runs an interactive terminal on `session` until Ctrl-], end of input, a
 /// signal, or the board going away.
 pub async fn run(session: &Session, greeting: &str) -> Result<()> {
     let mut output = session.subscribe();
-    let _raw = RawMode::enter();
-    let mut out = std::io::stdout();
-    let _ = write!(out, "{greeting}\r\n");
-    let _ = out.flush();
-    let mut keys = keystrokes();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut screen = Screen::open(greeting)?;
     // Ctrl-B at the friendly prompt reprints the banner and a fresh prompt.
     session.keys(b"\x02".to_vec()).await?;
     loop {
         tokio::select! {
-            k = keys.recv() => match k {
+            k = screen.keys.recv() => match k {
                 Some(k) => session.keys(k).await?,
                 None => break,
             },
             o = output.recv() => match o {
-                Ok(bytes) => {
-                    let _ = out.write_all(&bytes);
-                    let _ = out.flush();
-                }
+                Ok(bytes) => screen.show(&bytes),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = write!(out, "\r\n[{n} pieces of output dropped]\r\n");
+                    screen.show(format!("\r\n[{n} pieces of output dropped]\r\n").as_bytes());
                 }
                 Err(_) => break,
             },
-            _ = term.recv() => break,
-            _ = hup.recv() => break,
+            _ = screen.term.recv() => break,
+            _ = screen.hup.recv() => break,
         }
     }
-    let _ = write!(out, "\r\n");
+    screen.show(b"\r\n");
     Ok(())
 }
 
@@ -116,34 +137,25 @@ pub async fn run_attached(stream: tokio::net::UnixStream, greeting: &str) -> Res
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut rd, mut wr) = stream.into_split();
     wr.write_all(b"term\n").await?;
-    let _raw = RawMode::enter();
-    let mut out = std::io::stdout();
-    let _ = write!(out, "{greeting}\r\n");
-    let _ = out.flush();
-    let mut keys = keystrokes();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut screen = Screen::open(greeting)?;
     let mut buf = [0u8; 4096];
     loop {
         tokio::select! {
-            k = keys.recv() => match k {
+            k = screen.keys.recv() => match k {
                 Some(k) => wr.write_all(&k).await?,
                 None => break,
             },
             n = rd.read(&mut buf) => match n {
                 Ok(0) | Err(_) => {
-                    let _ = write!(out, "\r\n[the mount has ended]\r\n");
+                    screen.show(b"\r\n[the mount has ended]");
                     break;
                 }
-                Ok(n) => {
-                    let _ = out.write_all(&buf[..n]);
-                    let _ = out.flush();
-                }
+                Ok(n) => screen.show(&buf[..n]),
             },
-            _ = term.recv() => break,
-            _ = hup.recv() => break,
+            _ = screen.term.recv() => break,
+            _ = screen.hup.recv() => break,
         }
     }
-    let _ = write!(out, "\r\n");
+    screen.show(b"\r\n");
     Ok(())
 }

@@ -279,15 +279,18 @@ pub fn mounted(path: &Path) -> bool {
 impl Mount {
     /// Mounts `board` (HOST:PORT) with `tb`'s password.
     pub fn start(tb: &TestBoard, board: &str, extra: &[&str]) -> Mount {
-        let m = Mount {
+        Mount::unmounted(tb, board).remount(extra)
+    }
+
+    fn unmounted(tb: &TestBoard, board: &str) -> Mount {
+        Mount {
             child: None,
             dir: tempfile::tempdir().expect("mountpoint"),
             state: tempfile::tempdir().expect("state dir"),
             runtime: tempfile::tempdir().expect("runtime dir"),
             board: board.to_string(),
             password: tb.password.clone(),
-        };
-        m.remount(extra)
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -352,14 +355,7 @@ impl Mount {
 
     /// Mounts with --daemon: returns the parent's result once it has exited.
     pub fn daemon(tb: &TestBoard, board: &str, extra: &[&str]) -> (Mount, std::process::Output) {
-        let m = Mount {
-            child: None,
-            dir: tempfile::tempdir().expect("mountpoint"),
-            state: tempfile::tempdir().expect("state dir"),
-            runtime: tempfile::tempdir().expect("runtime dir"),
-            board: board.to_string(),
-            password: tb.password.clone(),
-        };
+        let m = Mount::unmounted(tb, board);
         let out = m
             .cmd()
             .arg("--daemon")
