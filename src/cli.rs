@@ -135,7 +135,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// The WebREPL password. Visible to other users in `ps`: prefer
+    /// The WebREPL password. It lands in shell history (and in `ps` for the
+    /// instant before it is moved to the environment): prefer
     /// WEBREPL_PASSWORD or --password-file.
     #[arg(short, long, env = "WEBREPL_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,

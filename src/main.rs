@@ -3,6 +3,7 @@ use webrepl_mount::cli::{self, Cli};
 use webrepl_mount::mount::Ready;
 
 fn main() {
+    hide_password_from_ps();
     let mut cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
@@ -96,4 +97,43 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
             }
         }
     }
+}
+
+/// A password given with `-p` is in the command line, which every user can
+/// read (`ps`, /proc/PID/cmdline). Run again without it, the password in the
+/// environment instead, which only its owner can read; same process.
+fn hide_password_from_ps() {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut kept = Vec::with_capacity(args.len());
+    let mut password = None;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--" {
+            kept.push(a.clone());
+            kept.extend(it.by_ref().cloned());
+            break;
+        }
+        if (s == "-p" || s == "--password") && password.is_none() {
+            password = it.next().cloned();
+        } else if let Some(v) = s
+            .strip_prefix("--password=")
+            .or_else(|| s.strip_prefix("-p").filter(|v| !v.is_empty()))
+        {
+            password = Some(v.into());
+        } else {
+            kept.push(a.clone());
+        }
+    }
+    let (Some(password), Ok(exe)) = (password, std::env::current_exe()) else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .arg0(args.first().cloned().unwrap_or_default())
+        .args(kept)
+        .env("WEBREPL_PASSWORD", password)
+        .exec();
+    eprintln!("webrepl-mount: cannot restart without the password in the command line: {err}");
+    std::process::exit(1);
 }

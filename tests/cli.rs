@@ -208,3 +208,33 @@ fn the_password_never_shows_in_logs_or_status() {
     assert!(String::from_utf8_lossy(&s.stdout).contains("MicroPython 1.25.0"));
     assert!(!String::from_utf8_lossy(&s.stdout).contains(&tb.password));
 }
+
+#[test]
+fn a_password_given_with_p_is_not_in_the_command_line() {
+    let tb = TestBoard::start();
+    let child = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args([
+            "exec",
+            &tb.addr(),
+            "import time\ntime.sleep(1.5)\nprint('done')",
+            "-p",
+            &tb.password,
+        ])
+        .env_remove("WEBREPL_PASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("exec"),
+        "the same process runs"
+    );
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&tb.password),
+        "{:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"done\n");
+}
