@@ -232,13 +232,14 @@ impl Link {
     }
 
     /// Sends one frame in one write: the board's PUT code loses bytes of
-    /// frames that reach it in pieces.
+    /// frames that reach it in pieces. Text longer than a frame may hold (a
+    /// board may announce a large raw-paste window) goes in several.
     pub async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
-        let bytes = frame::encode(kind, payload, rand::random());
-        self.io
-            .write_all(&bytes)
-            .await
-            .map_err(|e| Error::LinkLost(format!("({e})")))
+        for piece in payload.chunks(frame::MAX_PAYLOAD).chain(payload.is_empty().then_some(&[][..])) {
+            let bytes = frame::encode(kind, piece, rand::random());
+            self.io.write_all(&bytes).await.map_err(|e| Error::LinkLost(format!("({e})")))?;
+        }
+        Ok(())
     }
 
     /// Closes TCP without a close frame: boards answer one that carries a
