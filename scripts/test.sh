@@ -7,7 +7,10 @@ cd "$here/.."
 scripts/deps.sh
 scripts/build-board.sh >/dev/null
 # fsx (crates.io), the file system exerciser the mount tests run; cached.
-[ -x target/tools/bin/fsx ] || cargo install --quiet --locked --root target/tools fsx
+if [ ! -x target/tools/bin/fsx ]; then
+  mkdir -p target/tools
+  cargo install --quiet --locked --root "$PWD/target/tools" fsx
+fi
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test --all-targets
