@@ -6,8 +6,10 @@
 //! (size and mtime), so a file changed on the board meanwhile is not
 //! silently overwritten.
 
+use crate::board::Board;
 use std::io::Write;
 use std::path::PathBuf;
+use tracing::{info, warn};
 
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -88,6 +90,55 @@ impl Journal {
             .filter(|e| e.file_name().len() == 16)
             .filter_map(|e| self.read(&e.path()))
             .collect()
+    }
+}
+
+/// Sends what a previous mount left in the journal, before the tree is
+/// read. A file the board changed meanwhile is kept: the journaled copy goes
+/// beside it, under a name that says what it is.
+pub(super) async fn recover(board: &Board, journal: &Journal) {
+    let entries = journal.entries();
+    if entries.is_empty() {
+        return;
+    }
+    let mut sent = 0;
+    for e in entries {
+        let now = match board.stat(&e.path).await {
+            Ok(s) => s.map(|s| (s.size, s.mtime)),
+            Err(err) => {
+                warn!(
+                    "journal: cannot check {}: {err}; kept for the next mount",
+                    e.path
+                );
+                continue;
+            }
+        };
+        let target = if now == e.base {
+            e.path.clone()
+        } else {
+            let beside = format!("{}.webrepl-mount-conflict", e.path);
+            eprintln!(
+                "webrepl-mount: {} changed on the board since it was edited here; the local version is saved as {beside}",
+                e.path
+            );
+            beside
+        };
+        match board.put(&target, &e.data, true).await {
+            Ok(_) => {
+                journal.remove(&e.path);
+                sent += 1;
+            }
+            Err(err) => warn!(
+                "journal: cannot send {}: {err}; kept for the next mount",
+                e.path
+            ),
+        }
+    }
+    if sent > 0 {
+        eprintln!(
+            "webrepl-mount: sent {sent} change(s) left by an earlier mount that did not finish"
+        );
+        info!("recovered {sent} journaled file(s)");
     }
 }
 

@@ -235,9 +235,15 @@ impl Link {
     /// frames that reach it in pieces. Text longer than a frame may hold (a
     /// board may announce a large raw-paste window) goes in several.
     pub async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
-        for piece in payload.chunks(frame::MAX_PAYLOAD).chain(payload.is_empty().then_some(&[][..])) {
+        for piece in payload
+            .chunks(frame::MAX_PAYLOAD)
+            .chain(payload.is_empty().then_some(&[][..]))
+        {
             let bytes = frame::encode(kind, piece, rand::random());
-            self.io.write_all(&bytes).await.map_err(|e| Error::LinkLost(format!("({e})")))?;
+            self.io
+                .write_all(&bytes)
+                .await
+                .map_err(|e| Error::LinkLost(format!("({e})")))?;
         }
         Ok(())
     }
