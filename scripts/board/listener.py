@@ -214,7 +214,8 @@ ls.bind(socket.getaddrinfo("127.0.0.1", PORT)[0][-1])
 ls.listen(1)
 term = Term(RING)
 
-ERR = open("/dev/stderr", "w")
+# Append: "w" would truncate whatever file our stderr is (a CI log).
+ERR = open("/dev/stderr", "a")
 vfs.umount("/")
 vfs.mount(BoardFs(ROOT), "/")
 os.chdir("/")
