@@ -308,14 +308,19 @@ impl Core {
         }
     }
 
+    /// `name` in `parent`, the listing checked against the board first if
+    /// it is older than the TTL.
+    fn child(&self, st: &mut State, parent: Ino, name: &str) -> Result<Ino> {
+        self.refresh(st, parent);
+        st.tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
     pub fn lookup(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<Attr> {
         let name = utf8(name)?;
         let mut st = self.lock();
-        self.refresh(&mut st, parent);
-        let ino = st
-            .tree
-            .lookup(parent, name)
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let ino = self.child(&mut st, parent, name)?;
         self.attr(&st, ino)
     }
 

@@ -63,11 +63,7 @@ impl Core {
     pub fn rmdir(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
         let name = utf8(name)?;
         let mut st = self.lock();
-        self.refresh(&mut st, parent);
-        let ino = st
-            .tree
-            .lookup(parent, name)
-            .ok_or_else(|| Error::NotFound(name.into()))?;
+        let ino = self.child(&mut st, parent, name)?;
         self.refresh(&mut st, ino);
         let n = self.node(&st, ino)?;
         if n.kind != Kind::Dir {
