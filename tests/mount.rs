@@ -350,11 +350,20 @@ fn sigterm_a_plain_umount_and_the_writeback_delay_all_flush() {
 async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
     let tb = TestBoard::start();
     let s = tb.session().await;
-    s.keys(b"import time\rwhile True: time.sleep_ms(5)\r\r".to_vec())
+    // The program marks that it runs, so the test waits for that, not a guess.
+    s.keys(b"import time\ropen('/running','w').close()\rwhile True: time.sleep_ms(5)\r\r".to_vec())
         .await
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tb.path("/running").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     s.close().await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     for flags in [&["--no-interrupt"][..], &[][..]] {
         let (m, out) = Mount::daemon(&tb, &tb.addr(), flags);
         assert_eq!(
