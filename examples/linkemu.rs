@@ -1,24 +1,40 @@
 //! Link emulator for tests and benchmarks: a loopback TCP relay that adds
-//! latency in each direction and cuts or splits traffic on command.
+//! latency and a bandwidth limit in each direction, can make the board as
+//! slow per transfer chunk as an ESP8266, and cuts or splits traffic on
+//! command.
 //!
-//! linkemu --to 127.0.0.1:PORT [--delay-ms D] [--listen ADDR]
+//! linkemu --to 127.0.0.1:PORT [--delay-ms D] [--rate BYTES_PER_S]
+//!         [--chunk-delay-ms C] [--listen ADDR]
+//!
+//! `--rate` limits each direction like a slow Wi-Fi link or board: the relay
+//! reads only as fast as the link carries, and its sockets keep small
+//! buffers, so a sender sees its unacknowledged bytes fall at that rate (as
+//! it would with an ESP32's small TCP window) instead of all at once.
+//! `--chunk-delay-ms` adds the board's pause after every file-transfer chunk
+//! (ESP8266 firmware sleeps 20 ms): after each binary frame the board sends,
+//! and after each 512 bytes of binary payload it receives.
+//!
 //! Prints `listening PORT`, then reads commands on stdin, one per line:
 //!   cut             reset every open connection now
 //!   cut-up N        reset once N more bytes have gone client -> board
 //!   cut-down N      reset once N more bytes have gone board -> client
 //!   split N         deliver client -> board data in N-byte pieces, 2 ms apart
 //!   refuse on|off   reset new connections at once (a board that is gone)
+//!   rate N          change the bandwidth limit (bytes/s each way; 0: none)
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 
 struct Control {
     delay: Duration,
+    /// Bytes per second each way; 0 is unlimited.
+    rate: AtomicU64,
+    chunk_delay: Duration,
     cut: watch::Sender<u64>,
     cut_after: [AtomicI64; 2],
     split: AtomicUsize,
@@ -27,6 +43,9 @@ struct Control {
 
 const UP: usize = 0;
 const DOWN: usize = 1;
+/// Socket buffers of a relay that must pass back-pressure on: about what an
+/// ESP32's lwIP keeps (its TCP window is 5744 bytes).
+const SMALL_BUFFER: u32 = 8 * 1024;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -34,26 +53,35 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+fn ms(args: &[String], name: &str) -> Duration {
+    let v: f64 = arg(args, name).and_then(|d| d.parse().ok()).unwrap_or(0.0);
+    Duration::from_secs_f64(v.max(0.0) / 1000.0)
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let Some(to) = arg(&args, "--to") else {
-        eprintln!("usage: linkemu --to HOST:PORT [--delay-ms D] [--listen ADDR]");
+        eprintln!(
+            "usage: linkemu --to HOST:PORT [--delay-ms D] [--rate B/S] [--chunk-delay-ms C] [--listen ADDR]"
+        );
         std::process::exit(2);
     };
-    let delay_ms: f64 = arg(&args, "--delay-ms")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
+    let rate: u64 = arg(&args, "--rate")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&listen).await?;
-    println!("listening {}", listener.local_addr()?.port());
     let ctl = Arc::new(Control {
-        delay: Duration::from_secs_f64(delay_ms / 1000.0),
+        delay: ms(&args, "--delay-ms"),
+        rate: AtomicU64::new(rate),
+        chunk_delay: ms(&args, "--chunk-delay-ms"),
         cut: watch::channel(0).0,
         cut_after: [AtomicI64::new(-1), AtomicI64::new(-1)],
         split: AtomicUsize::new(0),
         refuse: AtomicBool::new(false),
     });
+    let listener = bind(&listen, rate > 0)?;
+    println!("listening {}", listener.local_addr()?.port());
     tokio::spawn(commands(ctl.clone()));
     loop {
         let (client, _) = listener.accept().await?;
@@ -64,11 +92,39 @@ async fn main() -> std::io::Result<()> {
         let ctl = ctl.clone();
         let to = to.clone();
         tokio::spawn(async move {
-            if let Ok(board) = TcpStream::connect(&to).await {
+            if let Ok(board) = connect(&to, ctl.rate.load(Ordering::SeqCst) > 0).await {
                 relay(client, board, ctl).await;
             }
         });
     }
+}
+
+/// A listener whose accepted sockets keep small receive buffers when the
+/// link is limited (the buffer size is fixed at the handshake).
+fn bind(addr: &str, small: bool) -> std::io::Result<TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("{addr}: {e}")))?;
+    let s = TcpSocket::new_v4()?;
+    s.set_reuseaddr(true)?;
+    if small {
+        s.set_recv_buffer_size(SMALL_BUFFER)?;
+    }
+    s.bind(addr)?;
+    s.listen(16)
+}
+
+async fn connect(to: &str, small: bool) -> std::io::Result<TcpStream> {
+    let addr = tokio::net::lookup_host(to)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let s = TcpSocket::new_v4()?;
+    if small {
+        s.set_recv_buffer_size(SMALL_BUFFER)?;
+        s.set_send_buffer_size(SMALL_BUFFER)?;
+    }
+    s.connect(addr).await
 }
 
 async fn commands(ctl: Arc<Control>) {
@@ -85,6 +141,7 @@ async fn commands(ctl: Arc<Control>) {
             ["split", _] => ctl.split.store(n(1) as usize, Ordering::SeqCst),
             ["refuse", "on"] => ctl.refuse.store(true, Ordering::SeqCst),
             ["refuse", "off"] => ctl.refuse.store(false, Ordering::SeqCst),
+            ["rate", _] => ctl.rate.store(n(1).max(0) as u64, Ordering::SeqCst),
             _ => eprintln!("linkemu: unknown command {line:?}"),
         }
         println!("ok");
@@ -142,6 +199,90 @@ fn quickack(rd: &tokio::net::tcp::OwnedReadHalf) {
     }
 }
 
+/// Follows the WebSocket frames in one direction to count the board's
+/// transfer chunks: after the HTTP upgrade, frame headers (masked from the
+/// client, plain from the board) and how much binary payload went by.
+#[derive(Default)]
+struct Frames {
+    http_done: bool,
+    tail: Vec<u8>,
+    header: Vec<u8>,
+    payload_left: u64,
+    binary: bool,
+    /// Binary payload bytes counted towards the next 512-byte piece.
+    piece: u64,
+}
+
+impl Frames {
+    /// Chunks completed by `bytes`: binary frames going down, 512-byte
+    /// pieces of binary payload going up.
+    fn chunks(&mut self, bytes: &[u8], dir: usize) -> u32 {
+        let mut n = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if !self.http_done {
+                self.tail.push(bytes[i]);
+                i += 1;
+                if self.tail.ends_with(b"\r\n\r\n") {
+                    self.http_done = true;
+                    self.tail.clear();
+                }
+                continue;
+            }
+            if self.payload_left > 0 {
+                let take = (self.payload_left as usize).min(bytes.len() - i);
+                self.payload_left -= take as u64;
+                i += take;
+                if self.binary {
+                    self.piece += take as u64;
+                    if dir == UP {
+                        n += (self.piece / 512) as u32;
+                        self.piece %= 512;
+                    } else if self.payload_left == 0 {
+                        n += 1;
+                    }
+                }
+                continue;
+            }
+            self.header.push(bytes[i]);
+            i += 1;
+            if let Some(len) = self.header_done() {
+                self.binary = self.header[0] & 0x0f == 0x2;
+                self.payload_left = len;
+                self.header.clear();
+                if len == 0 && self.binary && dir == DOWN {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    fn header_done(&self) -> Option<u64> {
+        let h = &self.header;
+        if h.len() < 2 {
+            return None;
+        }
+        let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
+        let (len, ext) = match h[1] & 0x7f {
+            126 => (
+                h.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]) as u64),
+                2,
+            ),
+            127 => (
+                h.get(2..10)
+                    .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))),
+                8,
+            ),
+            l => (Some(l as u64), 0),
+        };
+        if h.len() < 2 + ext + mask {
+            return None;
+        }
+        len
+    }
+}
+
 async fn pump(
     mut rd: tokio::net::tcp::OwnedReadHalf,
     mut wr: tokio::net::tcp::OwnedWriteHalf,
@@ -152,17 +293,40 @@ async fn pump(
     let _ = socket2::SockRef::from(wr.as_ref()).set_linger(Some(Duration::ZERO));
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let delay = ctl.delay;
+    let limits = ctl.clone();
     let reader = async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut frames = Frames::default();
+        // When the link is free again: the serialisation of what it carries.
+        let mut free_at = Instant::now();
         loop {
-            match rd.read(&mut buf).await {
+            let rate = limits.rate.load(Ordering::SeqCst);
+            let mut want = buf.len();
+            if rate > 0 {
+                // Read no faster than the link carries, in slices of about
+                // 5 ms, so that back-pressure reaches the sender.
+                let ahead = free_at.saturating_duration_since(Instant::now());
+                if ahead > Duration::from_millis(2) {
+                    sleep(ahead - Duration::from_millis(2)).await;
+                }
+                want = want.min(((rate / 200) as usize).max(64));
+            }
+            match rd.read(&mut buf[..want]).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     quickack(&rd);
-                    if tx
-                        .send((Instant::now() + delay, buf[..n].to_vec()))
-                        .is_err()
-                    {
+                    let now = Instant::now();
+                    free_at = free_at.max(now);
+                    if rate > 0 {
+                        free_at += Duration::from_secs_f64(n as f64 / rate as f64);
+                    }
+                    let due = free_at + delay;
+                    if !limits.chunk_delay.is_zero() {
+                        // The board pauses after each chunk: what follows
+                        // waits behind that pause.
+                        free_at += limits.chunk_delay * frames.chunks(&buf[..n], dir);
+                    }
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }

@@ -243,7 +243,6 @@ impl MountArgs {
         Ok(MountOptions {
             board: board.clone(),
             mountpoint: mountpoint.clone(),
-            password: password.clone(),
             session: self.conn.config(board, password)?,
             transfer: self.conn.transfer(),
             cache: cache::Options {
@@ -268,6 +267,10 @@ impl MountArgs {
                 None
             },
             foreground: !self.daemon,
+            log: self
+                .daemon
+                .then(|| cache::attrs::state_file(board).map(|f| f.with_extension("log")))
+                .flatten(),
         })
     }
 }
@@ -357,8 +360,16 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 return Ok(());
             }
             let b = conn.connect(&board).await?;
-            let r = b.exec(&code).await;
+            // Ctrl-C here stops the program on the board too (the session
+            // sends Ctrl-C when its caller stops waiting).
+            let r = tokio::select! {
+                r = b.exec(&code) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            };
             b.session().close().await;
+            let Some(r) = r else {
+                return Err(Error::Running("stopped with Ctrl-C".into()));
+            };
             let out = r?;
             std::io::stdout().write_all(&out.stdout)?;
             if !out.stderr.is_empty() {
@@ -401,24 +412,41 @@ async fn mounted(target: &str) -> Option<PathBuf> {
     Some(p.to_path_buf())
 }
 
-/// A daemon's answer: `ok`, or `error CODE MESSAGE`.
+/// A daemon's answer: `ok`, or `error KIND MESSAGE`.
 fn sidecar_result(answer: Vec<String>) -> Result<()> {
     for line in &answer {
         if line == "ok" {
             return Ok(());
         }
         if let Some(rest) = line.strip_prefix("error ") {
-            let (code, msg) = rest.split_once(' ').unwrap_or(("1", rest));
-            return Err(match code {
-                "10" => Error::Running,
-                _ => Error::Protocol(msg.to_string()),
-            });
+            return Err(Error::from_wire(rest));
         }
         if line.starts_with("not flushed") {
             eprintln!("{line}");
         }
     }
-    Err(Error::Protocol("the mount daemon gave no answer".into()))
+    Err(Error::LinkLost("(the mount daemon gave no answer)".into()))
+}
+
+/// The exit code for an error: one per kind of trouble a script may want
+/// to tell apart.
+pub fn exit_code(e: &Error) -> i32 {
+    use crate::error::Kind;
+    match e.kind() {
+        Kind::Invalid => 2,
+        Kind::WrongPassword => 3,
+        Kind::Busy => 4,
+        Kind::NotWebRepl => 5,
+        Kind::Timeout => 6,
+        Kind::NotFound => 7,
+        Kind::Unreachable => 8,
+        Kind::LinkLost => 9,
+        Kind::Running => 10,
+        Kind::Traceback => 11,
+        Kind::Os(_) | Kind::Conflict => 12,
+        Kind::Tls => 13,
+        Kind::Protocol | Kind::Io => 1,
+    }
 }
 
 fn unhex_bytes(h: &str) -> Vec<u8> {

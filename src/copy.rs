@@ -138,7 +138,7 @@ async fn upload(b: &Board, srcs: &[String], dst: &str, recursive: bool) -> Resul
         let data = std::fs::read(&local)
             .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
         bar.set_message(remote.clone());
-        b.put(&remote, &data, true).await?;
+        b.put(&remote, &data, true, board::Base::Any).await?;
         bar.inc(data.len() as u64);
     }
     bar.finish_and_clear();

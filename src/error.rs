@@ -1,5 +1,8 @@
-//! Errors as users meet them: one clear line each, a distinct exit code each.
+//! Errors as users meet them: one clear line each. What they become (an
+//! exit code, an errno) is decided where they leave the program: `cli` and
+//! `fs`.
 
+use crate::protocol::ProtocolError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -20,50 +23,167 @@ pub enum Error {
     Unreachable(String),
     #[error("connection to the board lost {0}")]
     LinkLost(String),
-    #[error(
-        "the board is running a program; not interrupting it (drop --no-interrupt to allow Ctrl-C)"
-    )]
-    Running,
+    /// A program holds the REPL and is not to be stopped: why.
+    #[error("{0}")]
+    Running(String),
     /// A program on the board raised: its traceback.
     #[error("{0}")]
     Traceback(String),
     /// An OSError on the board, e.g. ENOSPC, ENOTEMPTY.
     #[error("{what}: {}", errno_name(*.errno))]
     Os { errno: i32, what: String },
+    /// The board's copy changed since the edit began: ours went beside it.
+    #[error(
+        "{path} changed on the board since it was read here; the board's version is kept and yours is saved as {beside}"
+    )]
+    Conflict { path: String, beside: String },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{0}")]
-    Protocol(String),
+    Protocol(#[source] ProtocolError),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// An error that crossed the mount daemon's socket: its kind and words.
+    #[error("{1}")]
+    Remote(Kind, String),
+}
+
+/// What an error is, apart from its words: what an exit code, an errno or
+/// the daemon's socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    WrongPassword,
+    Busy,
+    NotWebRepl,
+    Timeout,
+    NotFound,
+    Unreachable,
+    LinkLost,
+    Running,
+    Traceback,
+    Os(i32),
+    Conflict,
+    Tls,
+    Protocol,
+    Invalid,
+    Io,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-impl Error {
-    pub fn exit_code(&self) -> i32 {
+impl Kind {
+    pub fn name(self) -> String {
         match self {
-            Error::WrongPassword(_) => 3,
-            Error::Busy(_) => 4,
-            Error::NotWebRepl(_) => 5,
-            Error::Timeout(_) => 6,
-            Error::NotFound(_) => 7,
-            Error::Unreachable(_) => 8,
-            Error::LinkLost(_) => 9,
-            Error::Running => 10,
-            Error::Traceback(_) => 11,
-            Error::Os { .. } => 12,
-            Error::Invalid(_) => 2,
-            Error::Protocol(_) | Error::Io(_) => 1,
+            Kind::WrongPassword => "password".into(),
+            Kind::Busy => "busy".into(),
+            Kind::NotWebRepl => "not-webrepl".into(),
+            Kind::Timeout => "timeout".into(),
+            Kind::NotFound => "not-found".into(),
+            Kind::Unreachable => "unreachable".into(),
+            Kind::LinkLost => "link-lost".into(),
+            Kind::Running => "running".into(),
+            Kind::Traceback => "traceback".into(),
+            Kind::Os(e) => format!("os-{e}"),
+            Kind::Conflict => "conflict".into(),
+            Kind::Tls => "tls".into(),
+            Kind::Protocol => "protocol".into(),
+            Kind::Invalid => "invalid".into(),
+            Kind::Io => "io".into(),
         }
     }
 
-    /// Whether the link is unusable after this error (the session drops it).
-    pub fn breaks_link(&self) -> bool {
-        matches!(
-            self,
-            Error::LinkLost(_) | Error::Protocol(_) | Error::Timeout(_) | Error::Io(_)
-        )
+    pub fn parse(s: &str) -> Kind {
+        match s {
+            "password" => Kind::WrongPassword,
+            "busy" => Kind::Busy,
+            "not-webrepl" => Kind::NotWebRepl,
+            "timeout" => Kind::Timeout,
+            "not-found" => Kind::NotFound,
+            "unreachable" => Kind::Unreachable,
+            "link-lost" => Kind::LinkLost,
+            "running" => Kind::Running,
+            "traceback" => Kind::Traceback,
+            "conflict" => Kind::Conflict,
+            "tls" => Kind::Tls,
+            "invalid" => Kind::Invalid,
+            "io" => Kind::Io,
+            other => match other.strip_prefix("os-").and_then(|n| n.parse().ok()) {
+                Some(e) => Kind::Os(e),
+                None => Kind::Protocol,
+            },
+        }
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::WrongPassword(_) => Kind::WrongPassword,
+            Error::Busy(_) => Kind::Busy,
+            Error::NotWebRepl(_) => Kind::NotWebRepl,
+            Error::Timeout(_) => Kind::Timeout,
+            Error::NotFound(_) => Kind::NotFound,
+            Error::Unreachable(_) => Kind::Unreachable,
+            Error::LinkLost(_) => Kind::LinkLost,
+            Error::Running(_) => Kind::Running,
+            Error::Traceback(_) => Kind::Traceback,
+            Error::Os { errno, .. } => Kind::Os(*errno),
+            Error::Conflict { .. } => Kind::Conflict,
+            Error::Tls(_) => Kind::Tls,
+            Error::Protocol(_) => Kind::Protocol,
+            Error::Invalid(_) => Kind::Invalid,
+            Error::Io(_) => Kind::Io,
+            Error::Remote(k, _) => *k,
+        }
+    }
+
+    /// The same error again, for a second caller (io errors keep their
+    /// kind and words).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::WrongPassword(s) => Error::WrongPassword(s.clone()),
+            Error::Busy(s) => Error::Busy(s.clone()),
+            Error::NotWebRepl(s) => Error::NotWebRepl(s.clone()),
+            Error::Timeout(s) => Error::Timeout(s.clone()),
+            Error::NotFound(s) => Error::NotFound(s.clone()),
+            Error::Unreachable(s) => Error::Unreachable(s.clone()),
+            Error::LinkLost(s) => Error::LinkLost(s.clone()),
+            Error::Running(s) => Error::Running(s.clone()),
+            Error::Traceback(s) => Error::Traceback(s.clone()),
+            Error::Os { errno, what } => Error::Os {
+                errno: *errno,
+                what: what.clone(),
+            },
+            Error::Conflict { path, beside } => Error::Conflict {
+                path: path.clone(),
+                beside: beside.clone(),
+            },
+            Error::Tls(s) => Error::Tls(s.clone()),
+            Error::Protocol(p) => Error::Protocol(p.clone()),
+            Error::Invalid(s) => Error::Invalid(s.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Remote(k, s) => Error::Remote(*k, s.clone()),
+        }
+    }
+
+    /// One line for the daemon's socket: `error KIND MESSAGE`.
+    pub fn to_wire(&self) -> String {
+        let msg = self.to_string().replace('\n', " / ");
+        format!("error {} {msg}", self.kind().name())
+    }
+
+    /// The error a `to_wire` line stands for.
+    pub fn from_wire(rest: &str) -> Error {
+        let (kind, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+        Error::Remote(Kind::parse(kind), msg.replace(" / ", "\n"))
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
     }
 }
 
@@ -85,16 +205,25 @@ pub fn errno_name(errno: i32) -> String {
     name.to_string()
 }
 
-impl Error {
-    /// The errno a filesystem call reports for this error.
-    pub fn errno(&self) -> i32 {
-        match self {
-            Error::NotFound(_) => libc::ENOENT,
-            Error::Os { errno, .. } => *errno,
-            Error::Running => libc::EBUSY,
-            Error::Invalid(_) => libc::EINVAL,
-            Error::WrongPassword(_) => libc::EACCES,
-            _ => libc::EIO,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_the_socket_with_their_kind_and_words() {
+        for e in [
+            Error::Running("a program started at the terminal is running".into()),
+            Error::Os {
+                errno: libc::ENOSPC,
+                what: "/main.py".into(),
+            },
+            Error::Traceback("Traceback:\n  ZeroDivisionError".into()),
+        ] {
+            let wire = e.to_wire();
+            let rest = wire.strip_prefix("error ").expect("prefix");
+            let back = Error::from_wire(rest);
+            assert_eq!(back.kind(), e.kind());
+            assert_eq!(back.to_string(), e.to_string());
         }
     }
 }

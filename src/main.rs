@@ -32,7 +32,7 @@ fn main() {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("webrepl-mount: {e}");
-            e.exit_code()
+            cli::exit_code(&e)
         }
     };
     // The stdin thread of a terminal may still be blocked in read().
@@ -50,11 +50,20 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
         Ok(p) => p,
         Err(e) => {
             eprintln!("webrepl-mount: {e}");
-            std::process::exit(e.exit_code());
+            std::process::exit(cli::exit_code(&e));
         }
     };
     cli.mount.conn.password = Some(password);
     cli.mount.conn.password_file = None;
+    let log = cli
+        .mount
+        .board
+        .as_deref()
+        .and_then(webrepl_mount::cache::attrs::state_file)
+        .map(|f| f.with_extension("log"));
+    if let Some(dir) = log.as_ref().and_then(|l| l.parent()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let mut fds = [0; 2];
     // SAFETY: plain pipe/fork/setsid/dup2 before any thread exists.
     unsafe {
@@ -76,7 +85,20 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
                     libc::dup2(null, 1);
                     libc::dup2(null, 2);
                 }
-                Some(Ready::new(std::fs::File::from_raw_fd(fds[1])))
+                // The daemon's messages (conflicts, files not flushed) go to
+                // a log that `status` names.
+                if let Some(log) = &log
+                    && let Ok(f) = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 2);
+                }
+                Some(Ready::new(
+                    std::fs::File::from_raw_fd(fds[1]),
+                    cli::exit_code,
+                ))
             }
             _ => {
                 libc::close(fds[1]);

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 #[derive(Debug, Clone)]
 pub struct MountOptions {
     pub board: String,
     pub mountpoint: PathBuf,
-    pub password: String,
     pub session: Config,
     pub transfer: Transfer,
     pub cache: cache::Options,
@@ -30,22 +30,27 @@ pub struct MountOptions {
     /// never; None: ask if there is a terminal.
     pub interrupt: Option<bool>,
     pub foreground: bool,
+    /// Where a daemon's log goes (shown by `status`).
+    pub log: Option<PathBuf>,
 }
 
 /// Where a daemonised mount tells its parent that it is ready (or why not).
-pub struct Ready(std::fs::File);
+pub struct Ready {
+    pipe: std::fs::File,
+    code: fn(&Error) -> i32,
+}
 
 impl Ready {
-    pub fn new(file: std::fs::File) -> Ready {
-        Ready(file)
+    pub fn new(pipe: std::fs::File, code: fn(&Error) -> i32) -> Ready {
+        Ready { pipe, code }
     }
 
     fn ok(mut self) {
-        let _ = self.0.write_all(b"ok\n");
+        let _ = self.pipe.write_all(b"ok\n");
     }
 
     fn fail(mut self, e: &Error) {
-        let _ = writeln!(self.0, "{} {e}", e.exit_code());
+        let _ = writeln!(self.pipe, "{} {e}", (self.code)(e));
     }
 }
 
@@ -108,11 +113,18 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     let session = Session::connect(cfg).await?;
     let board = Board::new(session.clone(), o.transfer);
     let core = match Core::load(board.clone(), o.cache.clone()).await {
-        Err(Error::Running) => {
+        Err(Error::Running(why)) => {
             let allow = o.interrupt.unwrap_or_else(ask_to_interrupt);
             if !allow {
                 session.close().await;
-                return Err(Error::Running);
+                let hint = if o.interrupt == Some(false) {
+                    "drop --no-interrupt to allow Ctrl-C"
+                } else {
+                    "mount with --interrupt to stop it"
+                };
+                return Err(Error::Running(format!(
+                    "{why}; not interrupting it ({hint})"
+                )));
             }
             session.set_interrupt(true).await?;
             Core::load(board, o.cache.clone()).await?
@@ -132,7 +144,8 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     if o.allow_other {
         fc.acl = fuser::SessionACL::All;
     }
-    let bg = match fuser::spawn_mount(Fs::new(core.clone(), o.attr_ttl), &o.mountpoint, &fc) {
+    let fs = Fs::new(core.clone(), o.attr_ttl, tokio::runtime::Handle::current());
+    let bg = match fuser::spawn_mount(fs, &o.mountpoint, &fc) {
         Ok(bg) => bg,
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
@@ -165,17 +178,11 @@ enum End {
     Requested(UnixStream),
 }
 
-async fn flush_all(core: &Arc<Core>) -> cache::Unflushed {
-    let c = core.clone();
-    tokio::task::spawn_blocking(move || c.flush_all())
-        .await
-        .unwrap_or_default()
-}
-
 async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     if o.foreground {
         eprintln!(
             "webrepl-mount: {} mounted on {} (to unmount: webrepl-mount unmount {1}, or Ctrl-C)",
@@ -183,42 +190,44 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
             o.mountpoint.display()
         );
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    // Unsent files are retried with a growing pause while the board stays
-    // out of reach (each try may wait for a connection).
-    let mut retry_delay = Duration::from_secs(2);
-    let mut retry_at = tokio::time::Instant::now() + retry_delay;
+    // Files that did not reach the board are retried in the background,
+    // each after its own growing pause; never two rounds at once.
+    let retry = {
+        let core = m.core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if core.has_unsent() {
+                    let failed = core.retry_unsent().await;
+                    Core::warn_unflushed(&failed);
+                }
+            }
+        })
+    };
+    let (unmount_tx, mut unmount_rx) = mpsc::channel::<UnixStream>(1);
+    let daemon = Arc::new(Daemon {
+        core: m.core.clone(),
+        session: m.session.clone(),
+        board: o.board.clone(),
+        mountpoint: o.mountpoint.clone(),
+        log: o.log.clone(),
+        unmount: unmount_tx,
+    });
     let end = loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if tokio::time::Instant::now() < retry_at && o.cache.writeback.is_none() {
-                    continue;
-                }
-                let c = m.core.clone();
-                let failed = tokio::task::spawn_blocking(move || {
-                    if c.has_unsent() { c.retry_unsent() } else { Vec::new() }
-                })
-                .await
-                .unwrap_or_default();
-                if failed.is_empty() {
-                    retry_delay = Duration::from_secs(2);
-                } else {
-                    Core::warn_unflushed(&failed);
-                    retry_delay = (retry_delay * 2).min(Duration::from_secs(60));
-                }
-                retry_at = tokio::time::Instant::now() + retry_delay;
-            }
             _ = int.recv() => break End::Signal("SIGINT"),
             _ = term.recv() => break End::Signal("SIGTERM"),
+            _ = hup.recv() => break End::Signal("SIGHUP"),
             _ = &mut m.fuse_ended => break End::Unmounted,
+            s = unmount_rx.recv() => if let Some(s) = s { break End::Requested(s) },
             c = m.listener.accept() => {
                 let Ok((stream, _)) = c else { continue };
-                if let Some(s) = command(&m, &o, stream).await {
-                    break End::Requested(s);
-                }
+                tokio::spawn(daemon.clone().command(stream));
             }
         }
     };
+    retry.abort();
     let why = match &end {
         End::Signal(s) => format!("{s} received"),
         End::Unmounted => "unmounted".to_string(),
@@ -226,7 +235,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
     };
     // Whatever is dirty goes to the board before anything else ends.
     let dirty = m.core.dirty_paths();
-    let failed = flush_all(&m.core).await;
+    let failed = m.core.flush_all().await;
     if !matches!(end, End::Unmounted) {
         if let Err(e) = unmount(&o.mountpoint) {
             warn!("unmounting {}: {e}", o.mountpoint.display());
@@ -235,126 +244,230 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
     }
     let _ = std::fs::remove_file(&m.socket);
     m.session.close().await;
-    let flushed = dirty.len() - failed.len();
-    if failed.is_empty() {
+    let flushed = dirty.len().saturating_sub(failed.len());
+    let result = if failed.is_empty() {
         if o.foreground || flushed > 0 {
             eprintln!(
                 "webrepl-mount: {why}; flushed {flushed} file(s) to the board; {} unmounted",
                 o.mountpoint.display()
             );
         }
-        // An `unmount` client waits for this connection to close: we are done.
-        if let End::Requested(mut client) = end {
-            let _ = client.shutdown().await;
-        }
         Ok(())
     } else {
         Core::warn_unflushed(&failed);
         eprintln!(
-            "webrepl-mount: {why}; {} file(s) NOT flushed to the board:",
+            "webrepl-mount: {why}; {} file(s) NOT flushed to the board (kept in the journal; the next mount sends them):",
             failed.len()
         );
         for (p, e) in &failed {
             eprintln!("  {p}: {e}");
         }
-        if let End::Requested(mut client) = end {
-            let _ = client.shutdown().await;
-        }
         Err(Error::LinkLost(format!(
             "before {} file(s) were flushed",
             failed.len()
         )))
+    };
+    // An `unmount` client waits for this connection to close: we are done.
+    if let End::Requested(mut client) = end {
+        let _ = client.shutdown().await;
     }
+    result
 }
 
-/// Serves one sidecar command; returns the stream of an `unmount` that is
-/// to be answered by our exit.
-async fn command(m: &Mounted, o: &MountOptions, stream: UnixStream) -> Option<UnixStream> {
-    let mut s = BufReader::new(stream);
-    let cmd = sidecar::read_command(&mut s).await?;
-    let (verb, arg) = cmd.split_once(' ').unwrap_or((cmd.as_str(), ""));
-    let mut out = String::new();
-    match verb {
-        "term" => {
-            // Keystrokes may already be buffered behind the command line.
-            let early = s.buffer().to_vec();
-            tokio::spawn(terminal(m.session.clone(), s.into_inner(), early));
-            return None;
-        }
-        "exec" => {
-            let code = crate::board::snippets::unhex(arg).unwrap_or_default();
-            let board = m.core.board().clone();
-            let mut stream = s.into_inner();
-            tokio::spawn(async move {
-                let answer = match board.exec(&code).await {
-                    Ok(r) => format!("out {}\nerr {}\nok\n", hex(&r.stdout), hex(&r.stderr)),
-                    Err(e) => format!("error {} {e}\n", e.exit_code()),
-                };
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-            return None;
-        }
-        "flush" | "unmount" => {
-            let failed = flush_all(&m.core).await;
-            for (p, e) in &failed {
-                out.push_str(&format!("not flushed: {p}: {e}\n"));
+/// What sidecar commands share.
+struct Daemon {
+    core: Arc<Core>,
+    session: Session,
+    board: String,
+    mountpoint: PathBuf,
+    log: Option<PathBuf>,
+    unmount: mpsc::Sender<UnixStream>,
+}
+
+/// Sidecar commands other than `term` and `exec` answer within this time.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+impl Daemon {
+    /// Serves one sidecar connection, in its own task.
+    async fn command(self: Arc<Self>, stream: UnixStream) {
+        let mut s = BufReader::new(stream);
+        let Some(cmd) = sidecar::read_command(&mut s).await else {
+            return;
+        };
+        let (verb, arg) = cmd.split_once(' ').unwrap_or((cmd.as_str(), ""));
+        match verb {
+            "term" => {
+                // Keystrokes may already be buffered behind the command line.
+                let early = s.buffer().to_vec();
+                return terminal(self.session.clone(), s.into_inner(), early).await;
             }
-            if verb == "unmount" && failed.is_empty() {
+            "exec" => {
+                let code = crate::board::snippets::unhex(arg).unwrap_or_default();
+                return self.exec(code, s.into_inner()).await;
+            }
+            "unmount" => {
+                let failed = self.core.flush_all().await;
                 let mut stream = s.into_inner();
-                let _ = stream.write_all(b"ok\n").await;
-                return Some(stream);
-            }
-            out.push_str(if failed.is_empty() {
-                "ok\n"
-            } else {
-                "failed\n"
-            });
-        }
-        "reset" => {
-            let failed = flush_all(&m.core).await;
-            if failed.is_empty() {
-                match m.session.reset().await {
-                    Ok(()) => {
-                        m.core.invalidate();
-                        out.push_str("ok\n");
-                    }
-                    Err(e) => out.push_str(&format!("error {} {e}\n", e.exit_code())),
+                if failed.is_empty() {
+                    // The client waits for the daemon to close this.
+                    let _ = stream.write_all(b"ok\n").await;
+                    let _ = self.unmount.send(stream).await;
+                    return;
                 }
-            } else {
+                let mut out = String::new();
                 for (p, e) in &failed {
                     out.push_str(&format!("not flushed: {p}: {e}\n"));
                 }
-                out.push_str("error 9 not resetting a board that lacks changes from the mount\n");
+                out.push_str("failed\n");
+                let _ = stream.write_all(out.as_bytes()).await;
+                return;
             }
+            _ => {}
         }
-        "status" => {
-            let (clean, dirty) = m.core.cache_use();
-            let t = m.session.totals().await.unwrap_or_default();
-            let version =
-                match tokio::time::timeout(Duration::from_secs(3), m.session.version()).await {
-                    Ok(Ok((a, b, c))) => format!("MicroPython {a}.{b}.{c}, link up"),
-                    Ok(Err(e)) => format!("unknown (link: {e})"),
-                    Err(_) => "unknown (the board is busy)".to_string(),
-                };
-            out.push_str(&format!(
-                "board: {} on {}\nfirmware: {version}\ncache: {clean} B clean, {dirty} B dirty\n\
-                 traffic: {} B to the board, {} B from it, {} programs, {} reconnects\n",
-                o.board,
-                o.mountpoint.display(),
-                t.bytes_out,
-                t.bytes_in,
-                t.programs,
-                t.reconnects
-            ));
-            for p in m.core.dirty_paths() {
-                out.push_str(&format!("dirty: {p}\n"));
-            }
-            out.push_str("ok\n");
-        }
-        other => out.push_str(&format!("unknown command {other:?}\nfailed\n")),
+        let out = match tokio::time::timeout(COMMAND_LIMIT, self.answer(verb)).await {
+            Ok(out) => out,
+            Err(_) => format!(
+                "{}\n",
+                Error::Timeout(format!("answering {verb}")).to_wire()
+            ),
+        };
+        let _ = s.get_mut().write_all(out.as_bytes()).await;
     }
-    let _ = s.get_mut().write_all(out.as_bytes()).await;
-    None
+
+    /// A person's program; it is stopped (Ctrl-C on the board) if the
+    /// caller goes away first (Ctrl-C at the caller closes the socket).
+    async fn exec(&self, code: String, stream: UnixStream) {
+        use tokio::io::AsyncReadExt;
+        let (mut rd, mut wr) = stream.into_split();
+        let board = self.core.board().clone();
+        let mut gone = [0u8; 1];
+        let answer = tokio::select! {
+            r = board.exec(&code) => match r {
+                Ok(r) => format!("out {}\nerr {}\nok\n", hex(&r.stdout), hex(&r.stderr)),
+                Err(e) => format!("{}\n", e.to_wire()),
+            },
+            _ = rd.read(&mut gone) => {
+                info!("exec: the caller went away; the program was stopped");
+                return;
+            }
+        };
+        let _ = wr.write_all(answer.as_bytes()).await;
+    }
+
+    async fn answer(&self, verb: &str) -> String {
+        let mut out = String::new();
+        match verb {
+            "flush" => {
+                let failed = self.core.flush_all().await;
+                for (p, e) in &failed {
+                    out.push_str(&format!("not flushed: {p}: {e}\n"));
+                }
+                out.push_str(if failed.is_empty() {
+                    "ok\n"
+                } else {
+                    "failed\n"
+                });
+            }
+            "reset" => {
+                let failed = self.core.flush_all().await;
+                if failed.is_empty() {
+                    match self.session.reset().await {
+                        Ok(()) => {
+                            self.core.invalidate();
+                            out.push_str("ok\n");
+                        }
+                        Err(e) => out.push_str(&format!("{}\n", e.to_wire())),
+                    }
+                } else {
+                    for (p, e) in &failed {
+                        out.push_str(&format!("not flushed: {p}: {e}\n"));
+                    }
+                    let e = Error::LinkLost(
+                        "(not resetting a board that lacks changes from the mount)".into(),
+                    );
+                    out.push_str(&format!("{}\n", e.to_wire()));
+                }
+            }
+            "status" => {
+                out = self.status().await;
+                out.push_str("ok\n");
+            }
+            other => out.push_str(&format!("unknown command {other:?}\nfailed\n")),
+        }
+        out
+    }
+
+    async fn status(&self) -> String {
+        let (clean, dirty) = self.core.cache_use();
+        let st = self.session.status().await.ok();
+        let link = match &st {
+            Some(s) if s.link_up => "link up".to_string(),
+            Some(s) => match &s.down {
+                Some((d, e)) => format!("link DOWN for {:.0} s ({e})", d.as_secs_f64()),
+                None => "link down".to_string(),
+            },
+            None => "session ended".to_string(),
+        };
+        let version = if st.as_ref().is_some_and(|s| s.link_up) {
+            match tokio::time::timeout(Duration::from_secs(3), self.session.version()).await {
+                Ok(Ok((a, b, c))) => format!("MicroPython {a}.{b}.{c}, {link}"),
+                Ok(Err(e)) => format!("unknown ({link}: {e})"),
+                Err(_) => format!("unknown ({link}; the board is slow to answer)"),
+            }
+        } else {
+            format!("unknown ({link})")
+        };
+        let mut out = format!(
+            "board: {} on {}\nfirmware: {version}\ncache: {clean} B clean, {dirty} B dirty\n",
+            self.board,
+            self.mountpoint.display(),
+        );
+        if let Some(s) = &st {
+            let t = s.totals;
+            out.push_str(&format!(
+                "traffic: {} B to the board, {} B from it, {} programs, {} reconnects\n",
+                t.bytes_out, t.bytes_in, t.programs, t.reconnects
+            ));
+            for m in &s.moving {
+                let rate = m.done as f64 / m.secs.max(0.001) / 1000.0;
+                out.push_str(&format!(
+                    "moving: {} {} {}/{} B ({:.1} KB/s)\n",
+                    if m.upload { "up" } else { "down" },
+                    m.path,
+                    m.done,
+                    m.total,
+                    rate
+                ));
+            }
+            for m in &s.queued {
+                out.push_str(&format!(
+                    "queued: {} {} {} B\n",
+                    if m.upload { "up" } else { "down" },
+                    m.path,
+                    m.total
+                ));
+            }
+            if s.programs > 0 {
+                out.push_str(&format!("programs: {} queued or running\n", s.programs));
+            }
+            if let Some((d, why)) = &s.waiting {
+                out.push_str(&format!(
+                    "waiting: for the REPL for {:.0} s: {why}\n",
+                    d.as_secs_f64()
+                ));
+            }
+        }
+        for p in self.core.dirty_paths() {
+            out.push_str(&format!("dirty: {p}\n"));
+        }
+        for c in self.core.conflicts() {
+            out.push_str(&format!("conflict: {c}\n"));
+        }
+        if let Some(log) = &self.log {
+            out.push_str(&format!("log: {}\n", log.display()));
+        }
+        out
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -362,7 +475,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// One attached terminal: the board's output to it, its keys to the board
-/// (queued behind file operations by the session). Ctrl-] is handled by
+/// (held by the session while a program of ours runs). Ctrl-] is handled by
 /// the client and never arrives here.
 async fn terminal(session: Session, stream: UnixStream, early: Vec<u8>) {
     use tokio::io::AsyncReadExt;

@@ -4,7 +4,7 @@ mod common;
 
 use common::{LinkEmu, TestBoard, random_bytes};
 use std::time::Duration;
-use webrepl_mount::board::{Board, Kind, Transfer};
+use webrepl_mount::board::{Base, Board, Kind, Transfer};
 use webrepl_mount::error::Error;
 use webrepl_mount::session::Session;
 
@@ -35,7 +35,7 @@ async fn a_wrong_password_is_reported_as_such() {
 async fn a_second_client_finds_the_board_busy_and_the_first_keeps_working() {
     let tb = TestBoard::start();
     let b = board_of(tb.session().await);
-    b.put("/f.txt", b"first", true).await.unwrap();
+    b.put("/f.txt", b"first", true, Base::Any).await.unwrap();
     match Session::connect(tb.config()).await {
         Err(Error::Busy(_)) => {}
         Err(e) => panic!("expected busy, got {e}"),
@@ -60,7 +60,7 @@ async fn file_round_trips_of_edge_sizes_and_a_utf8_name() {
     for (i, size) in [0usize, 1, 255, 256, 257, 100_000].into_iter().enumerate() {
         let data = random_bytes(size, i as u64);
         let path = format!("/f{size}.bin");
-        b.put(&path, &data, true).await.unwrap();
+        b.put(&path, &data, true, Base::Any).await.unwrap();
         assert_eq!(
             std::fs::read(tb.path(&path)).unwrap(),
             data,
@@ -69,7 +69,9 @@ async fn file_round_trips_of_edge_sizes_and_a_utf8_name() {
         assert_eq!(b.get(&path).await.unwrap(), data, "read back {size} B");
     }
     let name = "/dätä-ü€.txt";
-    b.put(name, "grüße".as_bytes(), true).await.unwrap();
+    b.put(name, "grüße".as_bytes(), true, Base::Any)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(tb.path(name)).unwrap(), "grüße".as_bytes());
     assert_eq!(b.get(name).await.unwrap(), "grüße".as_bytes());
 }
@@ -111,7 +113,9 @@ async fn the_board_loses_bytes_of_split_frames_and_put_refuses_a_short_file() {
     let mut emu = LinkEmu::start(tb.port, 0.0);
     let s = Session::connect(tb.config_via(emu.port)).await.unwrap();
     let b = board_of(s.clone());
-    b.put("/main.py", b"print('old')", true).await.unwrap();
+    b.put("/main.py", b"print('old')", true, Base::Any)
+        .await
+        .unwrap();
     let data = random_bytes(8 * 1024, 4);
     // Frames that reach the board in 513-byte pieces: the firmware's PUT
     // drops a byte whenever a piece ends right after its one-byte read.
@@ -124,14 +128,14 @@ async fn the_board_loses_bytes_of_split_frames_and_put_refuses_a_short_file() {
         kept.len()
     );
     // Put checks the size on the board: an error, and the target untouched.
-    match b.put("/main.py", &data, true).await {
+    match b.put("/main.py", &data, true, Base::Any).await {
         Err(Error::Os { errno, .. }) => assert_eq!(errno, libc::EIO),
         other => panic!("expected EIO, got {other:?}"),
     }
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"print('old')");
     // Whole frames arrive intact on the same non-blocking board.
     emu.command("split 0");
-    b.put("/main.py", &data, true).await.unwrap();
+    b.put("/main.py", &data, true, Base::Any).await.unwrap();
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
 }
 
@@ -172,11 +176,11 @@ async fn a_character_split_across_text_frames_keeps_the_connection() {
 async fn listing_exec_and_mkdir_before_put_through_the_raw_repl() {
     let tb = TestBoard::start();
     let b = board_of(tb.session().await);
-    b.put("/lib/deep/er/mod.py", b"x = 1\n", true)
+    b.put("/lib/deep/er/mod.py", b"x = 1\n", true, Base::Any)
         .await
         .unwrap();
     assert!(tb.path("/lib/deep/er").is_dir());
-    b.put("/boot.py", b"", true).await.unwrap();
+    b.put("/boot.py", b"", true, Base::Any).await.unwrap();
     let mut l = b.list("/", false).await.unwrap();
     l.sort_by(|a, b| a.path.cmp(&b.path));
     let shown: Vec<(&str, Kind, u64)> = l
@@ -224,12 +228,15 @@ async fn paths_over_63_bytes_travel_as_raw_paste_programs() {
     let path = format!("/{}/{}.bin", "d".repeat(40), "n".repeat(40));
     assert!(path.len() > 63);
     let data = random_bytes(10_000, 5);
-    b.put(&path, &data, true).await.unwrap();
+    b.put(&path, &data, true, Base::Any).await.unwrap();
     assert_eq!(std::fs::read(tb.path(&path)).unwrap(), data);
     assert_eq!(b.get(&path).await.unwrap(), data);
     // The same by choice, for firmware without the binary protocol.
     let pasted = Board::new(b.session().clone(), Transfer::Paste);
-    pasted.put("/p.bin", &data[..3000], true).await.unwrap();
+    pasted
+        .put("/p.bin", &data[..3000], true, Base::Any)
+        .await
+        .unwrap();
     assert_eq!(pasted.get("/p.bin").await.unwrap(), &data[..3000]);
 }
 
@@ -243,7 +250,7 @@ async fn names_with_quotes_backslashes_and_newlines_are_data() {
         "/new\nline.py",
         "/$(touch pwned)';import os#.py",
     ] {
-        b.put(name, name.as_bytes(), true).await.unwrap();
+        b.put(name, name.as_bytes(), true, Base::Any).await.unwrap();
         assert_eq!(
             std::fs::read(tb.path(name)).unwrap(),
             name.as_bytes(),
@@ -305,10 +312,10 @@ async fn a_running_program_is_stopped_only_when_allowed() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b = board_of(s.clone());
-    assert!(matches!(b.exec("print(1)").await, Err(Error::Running)));
+    assert!(matches!(b.exec("print(1)").await, Err(Error::Running(_))));
     // Refusing did not stop it: still running, file transfers still served.
     s.put(b"/x".to_vec(), b"x".to_vec()).await.unwrap();
-    assert!(matches!(b.stat("/x").await, Err(Error::Running)));
+    assert!(matches!(b.stat("/x").await, Err(Error::Running(_))));
     s.close().await;
     // A client that may interrupt gets the raw REPL.
     let b = board_of(tb.session().await);

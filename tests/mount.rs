@@ -241,7 +241,7 @@ fn fsx_finds_no_mismatch_in_thousands_of_random_operations() {
 }
 
 #[test]
-fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_board() {
+fn a_link_down_past_the_timeout_fails_close_keeps_the_file_and_never_truncates_the_board() {
     use std::io::Write;
     use std::os::fd::IntoRawFd;
     let tb = TestBoard::start();
@@ -255,7 +255,9 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
         .open(m.path().join("main.py"))
         .unwrap();
     f.write_all(&data).unwrap();
-    // The link drops 50 KB into the upload that close() starts.
+    // The link drops 50 KB into the upload that close() starts, and the
+    // board stays out of reach longer than the time-out.
+    emu.command("refuse on");
     emu.command("cut-up 50000");
     let fd = f.into_raw_fd();
     // SAFETY: closing the descriptor we own; close(2) reports the flush.
@@ -263,7 +265,7 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
     let err = std::io::Error::last_os_error();
     assert_eq!(
         rc, -1,
-        "close() reported success although the upload was cut"
+        "close() reported success although the board was out of reach"
     );
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert_eq!(
@@ -274,8 +276,9 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
     assert!(m.status().contains("dirty: /main.py"), "{}", m.status());
     // What the mount shows is still the new file.
     assert_eq!(std::fs::read(m.path().join("main.py")).unwrap(), data);
-    // The daemon sends it again by itself, over a new connection.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    // The board comes back: the daemon sends it again by itself.
+    emu.command("refuse off");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::fs::read(tb.path("/main.py")).unwrap() != data {
         assert!(
             std::time::Instant::now() < deadline,
@@ -288,6 +291,13 @@ fn a_link_cut_during_a_flush_fails_close_keeps_the_file_and_never_truncates_the_
     let u = m.unmount();
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
+    // The part file of the cut upload does not stay on the board's flash.
+    let parts: Vec<_> = std::fs::read_dir(tb.root.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".wrm-"))
+        .collect();
+    assert!(parts.is_empty(), "left on the board: {parts:?}");
 }
 
 #[test]

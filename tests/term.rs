@@ -180,7 +180,7 @@ fn the_repl_answers_while_files_move_and_never_shows_tool_traffic() {
 }
 
 #[test]
-fn a_program_started_at_the_terminal_is_in_charge() {
+fn a_program_started_at_the_terminal_keeps_the_board_and_file_operations_wait_for_it() {
     let tb = TestBoard::start();
     std::fs::write(tb.path("/keep.txt"), "cached\n").unwrap();
     let mut m = Mount::start(&tb, &tb.addr(), &["--dir-cache-time", "0"]);
@@ -189,24 +189,60 @@ fn a_program_started_at_the_terminal_is_in_charge() {
         b"cached\n"
     );
     let mut t = Tty::attach(&m);
-    t.type_keys("import time\rfor i in range(40): print('tick', i); time.sleep_ms(100)\r\r");
+    t.type_keys("import time\rfor i in range(30): print('tick', i); time.sleep_ms(100)\r\r");
     t.wait_for("tick 2");
-    // Metadata needs the raw REPL: it fails rather than stop the program.
-    let err = std::fs::create_dir(m.path().join("newdir")).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
-    // Cached files keep working, and the program was not interrupted.
+    // Metadata needs the raw REPL: it waits for the program, which is not
+    // interrupted, and then succeeds.
+    let mkdir = {
+        let p = m.path().join("newdir");
+        std::thread::spawn(move || std::fs::create_dir(p))
+    };
+    // Cached files keep working meanwhile, and status says what waits.
     assert_eq!(
         std::fs::read(m.path().join("keep.txt")).unwrap(),
         b"cached\n"
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = m.status();
+        if status.contains("waiting: for the REPL") {
+            assert!(
+                status.contains("program started at its terminal"),
+                "{status}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "status never said why: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    mkdir.join().unwrap().unwrap();
+    assert!(
+        t.text().contains("tick 29"),
+        "mkdir returned before the program ended: {:?}",
+        t.text()
+    );
+    assert!(tb.path("/newdir").is_dir());
+    assert!(!t.text().contains("KeyboardInterrupt"));
+    t.assert_clean();
+    drop(t);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn a_program_longer_than_the_timeout_makes_file_operations_busy() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &["--timeout", "1"]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("import time\rfor i in range(40): print('tick', i); time.sleep_ms(100)\r\r");
+    t.wait_for("tick 2");
+    let err = std::fs::create_dir(m.path().join("newdir")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    assert!(
+        !t.text().contains("tick 39"),
+        "it waited for the whole program"
+    );
     t.wait_for("tick 39");
     assert!(!t.text().contains("KeyboardInterrupt"));
-    // Once it is done, the mount may use the REPL again.
-    t.wait_for(">>> ");
-    std::thread::sleep(Duration::from_millis(200));
-    std::fs::create_dir(m.path().join("newdir")).unwrap();
-    assert!(tb.path("/newdir").is_dir());
-    t.assert_clean();
     drop(t);
     assert!(m.unmount().status.success());
 }

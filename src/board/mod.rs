@@ -1,12 +1,18 @@
 //! Typed operations on a board's filesystem, built on the session.
 
 pub mod snippets;
+mod upload;
+
+pub use upload::{Base, Written};
 
 use crate::error::{Error, Result};
+use crate::protocol::ProtocolError;
 use crate::protocol::raw::Output;
 use crate::protocol::transfer::MAX_NAME;
-use crate::session::Session;
+use crate::session::{Piece, Run, Session};
 use snippets as sn;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, warn};
 
@@ -53,19 +59,24 @@ pub struct StatVfs {
     pub namemax: u64,
 }
 
-/// Name of our in-flight uploads: short, so most paths still fit the
-/// binary protocol's 63 bytes; one at a time, since the session serialises.
-pub const PART_NAME: &str = ".wrm-part";
-/// Bytes of file per raw-paste upload program (about 5.5 KB of code).
-const PASTE_PIECE: usize = 4096;
-const PUT_TRIES: usize = 3;
-/// Snippets are short; the board answers them quickly or not at all.
-const SNIPPET_LIMIT: Duration = Duration::from_secs(20);
+/// Names of uploads in flight start with this: hidden in listings, removed
+/// when found stale, refused as names for files of the user's.
+pub const PART_PREFIX: &str = ".wrm-";
+
+pub fn is_part(name: &str) -> bool {
+    name.starts_with(PART_PREFIX)
+}
 
 #[derive(Clone)]
 pub struct Board {
     session: Session,
     transfer: Transfer,
+    /// How long an operation may wait for a REPL that a person's program
+    /// holds (None: the session's time-out).
+    patience: Option<Duration>,
+    /// Part files a failed upload may have left on the board.
+    stale: Arc<Mutex<HashSet<String>>>,
+    next_part: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Makes a user's path absolute and plain, or says why the board cannot
@@ -95,6 +106,10 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
+pub fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
 /// A snippet's answer; a traceback means a snippet bug or a board in
 /// trouble (MemoryError), never a normal answer.
 fn answer(out: Output) -> Result<Vec<u8>> {
@@ -107,50 +122,69 @@ fn answer(out: Output) -> Result<Vec<u8>> {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
-    format!("{}/{name}", dir.trim_end_matches('/'))
-}
-
 impl Board {
     pub fn new(session: Session, transfer: Transfer) -> Self {
-        Board { session, transfer }
+        Board {
+            session,
+            transfer,
+            patience: None,
+            stale: Arc::default(),
+            next_part: Arc::new(std::sync::atomic::AtomicU32::new(
+                rand::random::<u16>() as u32
+            )),
+        }
+    }
+
+    /// The same board for operations that must not wait for a person's
+    /// program (they fail at once with `Error::Running`).
+    pub fn impatient(&self) -> Board {
+        let mut b = self.clone();
+        b.patience = Some(Duration::ZERO);
+        b
     }
 
     pub fn session(&self) -> &Session {
         &self.session
     }
 
+    fn how(&self, mut r: Run) -> Run {
+        r.patience = self.patience;
+        r
+    }
+
     /// A snippet that only reads: the session may run it again on a new
     /// link if the link breaks under it.
     async fn query(&self, code: String) -> Result<Vec<u8>> {
-        answer(self.session.query(code, Some(SNIPPET_LIMIT)).await?)
+        answer(self.session.run(code, self.how(Run::QUERY)).await?)
     }
 
-    /// Runs a snippet and returns its output; a traceback means a snippet
-    /// bug or a board in trouble (MemoryError), never a normal answer.
     async fn snippet(&self, code: String) -> Result<Vec<u8>> {
-        answer(self.session.exec(code, Some(SNIPPET_LIMIT)).await?)
+        answer(self.session.run(code, self.how(Run::SNIPPET)).await?)
     }
 
     /// Runs a snippet that calls [`sn::HELPERS`], defining them first when
-    /// the board does not have them (first use, or after a soft reset).
+    /// the board does not have them (first use, after a soft reset, or left
+    /// by an older version of ours).
     async fn helper(&self, code: String) -> Result<Vec<u8>> {
-        let out = self.session.exec(code.clone(), Some(SNIPPET_LIMIT)).await?;
+        let out = self
+            .session
+            .run(code.clone(), self.how(Run::SNIPPET))
+            .await?;
         if out.stderr.is_empty() {
             return Ok(out.stdout);
         }
-        if !String::from_utf8_lossy(&out.stderr).contains("NameError") {
-            return Err(Error::Traceback(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+        let tb = String::from_utf8_lossy(&out.stderr);
+        if !tb.contains("NameError") && !tb.contains("TypeError") {
+            return Err(Error::Traceback(tb.trim().to_string()));
         }
         self.snippet(sn::HELPERS.to_string()).await?;
         self.snippet(code).await
     }
 
-    /// A user's program: output and traceback as the board gave them.
+    /// A person's program: output and traceback as the board gave them.
+    /// Dropping the future stops it on the board (Ctrl-C).
     pub async fn exec(&self, code: &str) -> Result<Output> {
-        self.session.exec(code.as_bytes().to_vec(), None).await
+        self.session.exec(code.as_bytes().to_vec()).await
     }
 
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
@@ -225,8 +259,10 @@ impl Board {
         sn::expect_ok(&self.snippet(sn::call("remove", &[path])).await?, path)
     }
 
+    /// Removes an empty directory; part files of ours in it go first (they
+    /// are hidden, and would make it look full).
     pub async fn rmdir(&self, path: &str) -> Result<()> {
-        sn::expect_ok(&self.snippet(sn::call("rmdir", &[path])).await?, path)
+        sn::expect_ok(&self.snippet(sn::rmdir(path)).await?, path)
     }
 
     /// Renames, replacing an existing target (file, or empty directory on
@@ -276,23 +312,53 @@ impl Board {
 
     /// `get` of a file whose stat the caller already has (a listing).
     pub async fn get_sized(&self, path: &str, st: Stat) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(st.size.min(1 << 24) as usize);
+        self.get_into(path, st, &mut |p| match p {
+            Piece::Data(d) => data.extend_from_slice(&d),
+            Piece::Restart => data.clear(),
+        })
+        .await?;
+        Ok(data)
+    }
+
+    /// A file handed over as it arrives (a reader needs the start of a file
+    /// before its end comes). Returns its size.
+    pub async fn get_into(
+        &self,
+        path: &str,
+        st: Stat,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<u64> {
         if st.kind == Kind::Dir {
             return Err(Error::Os {
                 errno: libc::EISDIR,
                 what: path.to_string(),
             });
         }
-        let data = if self.binary_ok(path) {
-            self.session.get(path.as_bytes().to_vec(), st.size).await?
-        } else {
-            self.get_pasted(path).await?
-        };
-        if data.len() as u64 != st.size {
-            // Changed on the board while we read it: what we have is
-            // whole as of the moment the transfer ran.
-            debug!("{path}: size {} at stat, {} read", st.size, data.len());
+        if !self.binary_ok(path) {
+            let data = self.get_pasted(path).await?;
+            let n = data.len() as u64;
+            sink(Piece::Data(data));
+            return Ok(n);
         }
-        Ok(data)
+        let mut s = self.session.get_stream(path.as_bytes().to_vec(), st.size)?;
+        let mut n = 0u64;
+        while let Some(p) = s.pieces.recv().await {
+            match &p {
+                Piece::Data(d) => n += d.len() as u64,
+                Piece::Restart => n = 0,
+            }
+            sink(p);
+        }
+        s.done
+            .await
+            .map_err(|_| Error::LinkLost("(the session ended)".into()))??;
+        if n != st.size {
+            // Changed on the board while we read it: what we have is whole
+            // as of the moment the transfer ran.
+            debug!("{path}: size {} at stat, {n} read", st.size);
+        }
+        Ok(n)
     }
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {
@@ -303,7 +369,7 @@ impl Board {
             if l == "K" {
                 return base64::engine::general_purpose::STANDARD
                     .decode(&b64)
-                    .map_err(|e| Error::Protocol(format!("bad base64 from the board: {e}")));
+                    .map_err(|e| Error::Protocol(ProtocolError::Base64(e.to_string())));
             }
             if let Some(e) = sn::os_error(l, path) {
                 return Err(e);
@@ -311,63 +377,6 @@ impl Board {
             b64.extend_from_slice(l.as_bytes());
         }
         Err(sn::unexpected(&out, path))
-    }
-
-    /// Writes a whole file atomically: the data goes to a part file in the
-    /// same directory, its size is checked on the board (firmware loses PUT
-    /// bytes and hides write errors), and only then is it renamed onto the
-    /// target. A cut link leaves the target as it was. `parents`: create
-    /// missing parent directories first (a PUT into a missing directory
-    /// makes the board drop the connection). Returns the board's mtime of
-    /// the new file.
-    pub async fn put(&self, path: &str, data: &[u8], parents: bool) -> Result<i64> {
-        let dir = parent(path);
-        let part = join(dir, PART_NAME);
-        if parents {
-            self.mkdirs(dir).await?;
-        }
-        for attempt in 1..=PUT_TRIES {
-            // Opening the part file with "wb" truncates any stale one.
-            if self.binary_ok(&part) {
-                self.session
-                    .put(part.as_bytes().to_vec(), data.to_vec())
-                    .await?;
-            } else {
-                self.put_pasted(&part, data).await?;
-            }
-            let out = self
-                .helper(sn::finish_upload(&part, path, data.len() as u64))
-                .await?;
-            let Some(line) = sn::lines(&out).next() else {
-                return Err(sn::unexpected(&out, path));
-            };
-            let f: Vec<&str> = line.split(' ').collect();
-            match f.as_slice() {
-                ["K", mtime] => return Ok(mtime.parse().unwrap_or(0)),
-                ["Z", got, free] => {
-                    let free: u64 = free.parse().unwrap_or(u64::MAX);
-                    if free < data.len() as u64 {
-                        return Err(Error::Os {
-                            errno: libc::ENOSPC,
-                            what: path.to_string(),
-                        });
-                    }
-                    warn!(
-                        "{path}: board kept {got} of {} bytes (attempt {attempt}); sending again",
-                        data.len()
-                    );
-                }
-                _ => {
-                    return Err(
-                        sn::os_error(line, path).unwrap_or_else(|| sn::unexpected(&out, path))
-                    );
-                }
-            }
-        }
-        Err(Error::Os {
-            errno: libc::EIO,
-            what: format!("{path}: the board kept losing bytes"),
-        })
     }
 
     /// Seconds to add to a board mtime for Unix time.
@@ -379,23 +388,6 @@ impl Board {
             }
         }
         Err(sn::unexpected(&out, "the board's epoch"))
-    }
-
-    async fn put_pasted(&self, path: &str, data: &[u8]) -> Result<()> {
-        let mut pieces = data.chunks(PASTE_PIECE).peekable();
-        if pieces.peek().is_none() {
-            return sn::expect_ok(
-                &self.snippet(sn::write_base64(path, true, &[])).await?,
-                path,
-            );
-        }
-        for (i, piece) in pieces.enumerate() {
-            sn::expect_ok(
-                &self.snippet(sn::write_base64(path, i == 0, piece)).await?,
-                path,
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -413,5 +405,6 @@ mod tests {
         assert_eq!(parent("/a/b"), "/a");
         assert_eq!(parent("/a"), "/");
         assert_eq!(join("/", "x"), "/x");
+        assert!(is_part(".wrm-00a1f3") && is_part(".wrm-part") && !is_part("wrm-x"));
     }
 }

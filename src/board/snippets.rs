@@ -7,6 +7,7 @@
 //! and a name with a newline in it cannot break a line.
 
 use crate::error::{Error, Result};
+use crate::protocol::ProtocolError;
 
 /// `path` as a Python expression: `b'\x2f...'.decode()`. Only characters
 /// that cannot end or escape the literal are left as they are.
@@ -94,28 +95,63 @@ print('K' if r==0 else 'E %d'%r)
 /// once per boot: each upload then costs a program short enough to travel
 /// with its raw-paste request in one round trip.
 ///
-/// `_wrm_fin(part, target, size)` checks that the uploaded part has the size
-/// sent, renames it onto the target and answers `K <mtime>`. On a short file
-/// it removes the part and reports the size and the free space, which tells
-/// a full flash from lost bytes.
+/// `_wrm_fin(part, target, size, base)` checks that the uploaded part has the
+/// size sent; then that the target is still `base` (None: no check; `()`:
+/// absent; `(size, mtime)`: unchanged or gone) and renames the part onto it
+/// (`K <mtime>`), or, if the target changed, beside it as
+/// `NAME.webrepl-mount-conflict` (`C <mtime>`). On a short part it removes it
+/// and reports the size kept and the free space (`Z`), which tells a full
+/// flash from lost bytes.
 pub const HELPERS: &str = "import os
-def _wrm_fin(P,T,n):
+def _wrm_fin(P,T,n,b):
  try:
   z=os.stat(P)[6]
-  if z==n:
-   try:os.rename(P,T)
-   except OSError:
-    os.remove(T);os.rename(P,T)
-   print('K',os.stat(T)[8])
-  else:
-   os.remove(P);v=os.statvfs('/');print('Z',z,v[0]*v[4])
+  if z!=n:
+   os.remove(P);v=os.statvfs('/');print('Z',z,v[0]*v[4]);return
+  if b is not None:
+   try:s=os.stat(T);c=(s[6],s[8])
+   except OSError:c=b
+   if c!=b:
+    C=T+'.webrepl-mount-conflict'
+    try:os.remove(C)
+    except OSError:pass
+    os.rename(P,C);print('C',os.stat(C)[8]);return
+  try:os.rename(P,T)
+  except OSError:
+   os.remove(T);os.rename(P,T)
+  print('K',os.stat(T)[8])
  except OSError as e:
   print('E',e.args[0])
 ";
 
-/// A call of `_wrm_fin` (see [`HELPERS`]).
-pub fn finish_upload(part: &str, target: &str, size: u64) -> String {
-    format!("_wrm_fin({},{},{size})\n", lit(part), lit(target))
+/// A call of `_wrm_fin` (see [`HELPERS`]); `base` is its Python check.
+pub fn finish_upload(part: &str, target: &str, size: u64, base: String) -> String {
+    format!("_wrm_fin({},{},{size},{base})\n", lit(part), lit(target))
+}
+
+/// Removes the files named, whether or not they exist.
+pub fn remove_all(paths: &[&str]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| lit(p)).collect();
+    format!(
+        "import os\nfor p in [{}]:\n try:os.remove(p)\n except OSError:pass\nprint('K')\n",
+        list.join(",")
+    )
+}
+
+/// `rmdir` of a directory that may hold nothing but our part files.
+pub fn rmdir(path: &str) -> String {
+    format!(
+        "import os
+d={}
+try:
+ for e in os.ilistdir(d):
+  if e[0].startswith('.wrm-'):os.remove(d+'/'+e[0])
+ os.rmdir(d);print('K')
+except OSError as e:
+ print('E',e.args[0])
+",
+        lit(path)
+    )
 }
 
 /// `os.rename`, replacing an existing target on filesystems whose rename
@@ -224,10 +260,10 @@ pub fn expect_ok(stdout: &[u8], what: &str) -> Result<()> {
 }
 
 pub fn unexpected(stdout: &[u8], what: &str) -> Error {
-    Error::Protocol(format!(
-        "unexpected answer from the board for {what}: {:?}",
-        String::from_utf8_lossy(&stdout[..stdout.len().min(200)])
-    ))
+    Error::Protocol(ProtocolError::Answer {
+        what: what.to_string(),
+        answer: String::from_utf8_lossy(&stdout[..stdout.len().min(200)]).into_owned(),
+    })
 }
 
 pub fn unhex(s: &str) -> Option<String> {

@@ -6,7 +6,7 @@
 //! (size and mtime), so a file changed on the board meanwhile is not
 //! silently overwritten.
 
-use crate::board::Board;
+use crate::board::{Base, Board, Written};
 use std::io::Write;
 use std::path::PathBuf;
 use tracing::{info, warn};
@@ -94,37 +94,38 @@ impl Journal {
 }
 
 /// Sends what a previous mount left in the journal, before the tree is
-/// read. A file the board changed meanwhile is kept: the journaled copy goes
-/// beside it, under a name that says what it is.
-pub(super) async fn recover(board: &Board, journal: &Journal) {
+/// read, saying what it sends. A file the board changed meanwhile is kept:
+/// the journaled copy goes beside it, under a name that says what it is.
+/// Returns the conflicts met.
+pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
     let entries = journal.entries();
+    let mut conflicts = Vec::new();
     if entries.is_empty() {
-        return;
+        return conflicts;
     }
+    let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
+    eprintln!(
+        "webrepl-mount: sending {} change(s) ({} KB) left by an earlier mount that did not finish",
+        entries.len(),
+        bytes.div_ceil(1000)
+    );
+    let started = std::time::Instant::now();
     let mut sent = 0;
     for e in entries {
-        let now = match board.stat(&e.path).await {
-            Ok(s) => s.map(|s| (s.size, s.mtime)),
-            Err(err) => {
-                warn!(
-                    "journal: cannot check {}: {err}; kept for the next mount",
-                    e.path
-                );
-                continue;
-            }
-        };
-        let target = if now == e.base {
-            e.path.clone()
-        } else {
-            let beside = format!("{}.webrepl-mount-conflict", e.path);
-            eprintln!(
-                "webrepl-mount: {} changed on the board since it was edited here; the local version is saved as {beside}",
-                e.path
-            );
-            beside
-        };
-        match board.put(&target, &e.data, true).await {
-            Ok(_) => {
+        let base = e.base.map_or(Base::Absent, |(s, m)| Base::Was(s, m));
+        match board.put(&e.path, &e.data, true, base).await {
+            Ok(w) => {
+                if let Written::Beside(beside, _) = w {
+                    let msg = format!(
+                        "{} changed on the board since it was edited here; the local version is saved as {beside}",
+                        e.path
+                    );
+                    eprintln!("webrepl-mount: {msg}");
+                    warn!("{msg}");
+                    conflicts.push(msg);
+                } else {
+                    eprintln!("webrepl-mount:   {} ({} B)", e.path, e.data.len());
+                }
                 journal.remove(&e.path);
                 sent += 1;
             }
@@ -136,10 +137,12 @@ pub(super) async fn recover(board: &Board, journal: &Journal) {
     }
     if sent > 0 {
         eprintln!(
-            "webrepl-mount: sent {sent} change(s) left by an earlier mount that did not finish"
+            "webrepl-mount: sent {sent} change(s) left by an earlier mount in {:.1} s",
+            started.elapsed().as_secs_f64()
         );
         info!("recovered {sent} journaled file(s)");
     }
+    conflicts
 }
 
 #[cfg(test)]

@@ -1,94 +1,116 @@
 //! Operations on names: mkdir, unlink, rmdir, rename. They reach the board
 //! at once (a rename or removal is not deferred), except for names that stay
-//! local and files the board has not had yet.
+//! local and files the board has not had yet. One that concerns a file
+//! being uploaded waits for that upload: the rename that finishes it must
+//! not race ours.
 
 use super::*;
 
 impl Core {
-    pub fn mkdir(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<Attr> {
+    pub async fn mkdir(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<Attr> {
         let name = self.check_name(name)?;
-        let mut st = self.lock();
-        if st.tree.lookup(parent, name).is_some() {
-            return Err(Error::Os {
-                errno: libc::EEXIST,
-                what: name.into(),
-            });
-        }
-        let path = st.tree.child_path(parent, name);
-        let local = self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
+        let (path, local) = {
+            let st = self.lock();
+            if st.tree.lookup(parent, name).is_some() {
+                return Err(Error::Os {
+                    errno: libc::EEXIST,
+                    what: name.into(),
+                });
+            }
+            let local =
+                self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
+            (st.tree.child_path(parent, name), local)
+        };
         if !local {
-            self.block(self.board.mkdir(&path))?;
+            self.board.mkdir(&path).await?;
         }
+        let mut st = self.lock();
+        st.namespace += 1;
         let mut n = Node::new(parent, name, Kind::Dir);
         n.on_board = !local;
         n.local_only = local;
         n.mode = Some(mode & 0o7777);
+        n.mtime = Some(SystemTime::now());
         n.listed = Some(Instant::now());
         let ino = st.tree.insert(n);
         self.save_attrs(&st);
         self.attr(&st, ino)
     }
 
-    pub fn unlink(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
+    pub async fn unlink(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
         let name = utf8(name)?;
-        let mut st = self.lock();
-        let ino = st
-            .tree
-            .lookup(parent, name)
-            .ok_or_else(|| Error::NotFound(name.into()))?;
-        let n = self.node(&st, ino)?;
-        if n.kind == Kind::Dir {
-            return Err(Error::Os {
-                errno: libc::EISDIR,
-                what: name.into(),
-            });
-        }
-        if n.on_board && !n.local_only {
-            let path = st.tree.path(ino);
-            match self.block(self.board.remove(&path)) {
+        let ino = self.named(parent, name)?;
+        self.quiesce(ino).await;
+        let on_board = {
+            let st = self.lock();
+            let n = node(&st, ino)?;
+            if n.kind == Kind::Dir {
+                return Err(Error::Os {
+                    errno: libc::EISDIR,
+                    what: name.into(),
+                });
+            }
+            (n.on_board && !n.local_only).then(|| st.tree.path(ino))
+        };
+        if let Some(path) = on_board {
+            match self.board.remove(&path).await {
                 Ok(()) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
+        let mut st = self.lock();
+        st.namespace += 1;
         if let Some(j) = self.journal() {
             j.remove(&st.tree.path(ino));
         }
-        st.contents.forget(ino);
-        st.bases.remove(&ino);
+        forget(&mut st, ino);
         st.tree.remove(ino);
         self.save_attrs(&st);
         Ok(())
     }
 
-    pub fn rmdir(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
+    pub async fn rmdir(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
         let name = utf8(name)?;
+        self.fresh(parent).await;
+        let ino = self.named(parent, name)?;
+        self.fresh(ino).await;
+        let on_board = {
+            let st = self.lock();
+            let n = node(&st, ino)?;
+            if n.kind != Kind::Dir {
+                return Err(Error::Os {
+                    errno: libc::ENOTDIR,
+                    what: name.into(),
+                });
+            }
+            if !n.children.is_empty() {
+                return Err(Error::Os {
+                    errno: libc::ENOTEMPTY,
+                    what: name.into(),
+                });
+            }
+            (n.on_board && !n.local_only).then(|| st.tree.path(ino))
+        };
+        if let Some(path) = on_board {
+            self.board.rmdir(&path).await?;
+        }
         let mut st = self.lock();
-        let ino = self.child(&mut st, parent, name)?;
-        self.refresh(&mut st, ino);
-        let n = self.node(&st, ino)?;
-        if n.kind != Kind::Dir {
-            return Err(Error::Os {
-                errno: libc::ENOTDIR,
-                what: name.into(),
-            });
-        }
-        if !n.children.is_empty() {
-            return Err(Error::Os {
-                errno: libc::ENOTEMPTY,
-                what: name.into(),
-            });
-        }
-        if n.on_board && !n.local_only {
-            self.block(self.board.rmdir(&st.tree.path(ino)))?;
-        }
+        st.namespace += 1;
         st.tree.remove(ino);
         self.save_attrs(&st);
         Ok(())
+    }
+
+    fn named(&self, parent: Ino, name: &str) -> Result<Ino> {
+        self.lock()
+            .tree
+            .lookup(parent, name)
+            .ok_or_else(|| Error::NotFound(name.into()))
     }
 
     /// rename(2), replacing a target like POSIX. `noreplace`: fail with
     /// EEXIST instead (what `mv` asks for first).
-    pub fn rename(
+    pub async fn rename(
         &self,
         parent: Ino,
         name: &std::ffi::OsStr,
@@ -98,96 +120,122 @@ impl Core {
     ) -> Result<()> {
         let name = utf8(name)?;
         let newname = self.check_name(newname)?;
-        let mut st = self.lock();
-        let ino = st
-            .tree
-            .lookup(parent, name)
-            .ok_or_else(|| Error::NotFound(name.into()))?;
-        let src = self.node(&st, ino)?.clone();
-        let target = st.tree.lookup(newparent, newname);
-        if target == Some(ino) {
-            return Ok(());
-        }
+        let ino = self.named(parent, name)?;
+        self.quiesce(ino).await;
+        let target = self.lock().tree.lookup(newparent, newname);
         if let Some(t) = target {
-            if noreplace {
-                return Err(Error::Os {
-                    errno: libc::EEXIST,
-                    what: newname.into(),
-                });
-            }
-            let t = self.node(&st, t)?;
-            match (src.kind, t.kind) {
-                (Kind::File, Kind::Dir) => {
-                    return Err(Error::Os {
-                        errno: libc::EISDIR,
-                        what: newname.into(),
-                    });
-                }
-                (Kind::Dir, Kind::File) => {
-                    return Err(Error::Os {
-                        errno: libc::ENOTDIR,
-                        what: newname.into(),
-                    });
-                }
-                (Kind::Dir, Kind::Dir) if !t.children.is_empty() => {
-                    return Err(Error::Os {
-                        errno: libc::ENOTEMPTY,
-                        what: newname.into(),
-                    });
-                }
-                _ => {}
-            }
+            self.quiesce(t).await;
         }
-        let from = st.tree.path(ino);
-        let to = st.tree.child_path(newparent, newname);
-        let to_local =
-            self.is_local_only(newname) || st.tree.get(newparent).is_some_and(|p| p.local_only);
-        let target_on_board = target
-            .and_then(|t| st.tree.get(t))
-            .is_some_and(|t| t.on_board && !t.local_only);
-        let src_on_board = src.on_board && !src.local_only;
-        match (src_on_board, to_local) {
+        let plan = {
+            let st = self.lock();
+            let src = node(&st, ino)?.clone();
+            let target = st.tree.lookup(newparent, newname);
+            if target == Some(ino) {
+                return Ok(());
+            }
+            if let Some(t) = target {
+                if noreplace {
+                    return Err(Error::Os {
+                        errno: libc::EEXIST,
+                        what: newname.into(),
+                    });
+                }
+                let t = node(&st, t)?;
+                let errno = match (src.kind, t.kind) {
+                    (Kind::File, Kind::Dir) => Some(libc::EISDIR),
+                    (Kind::Dir, Kind::File) => Some(libc::ENOTDIR),
+                    (Kind::Dir, Kind::Dir) if !t.children.is_empty() => Some(libc::ENOTEMPTY),
+                    _ => None,
+                };
+                if let Some(errno) = errno {
+                    return Err(Error::Os {
+                        errno,
+                        what: newname.into(),
+                    });
+                }
+            }
+            let to_local =
+                self.is_local_only(newname) || st.tree.get(newparent).is_some_and(|p| p.local_only);
+            let target_on_board = target
+                .and_then(|t| st.tree.get(t))
+                .is_some_and(|t| t.on_board && !t.local_only);
+            Plan {
+                from: st.tree.path(ino),
+                to: st.tree.child_path(newparent, newname),
+                src_on_board: src.on_board && !src.local_only,
+                src_local: src.local_only,
+                is_dir: src.kind == Kind::Dir,
+                to_local,
+                target_on_board,
+                parent_on_board: st.tree.get(newparent).is_some_and(|p| p.on_board),
+            }
+        };
+        match (plan.src_on_board, plan.to_local) {
             (true, true) => {
                 // An editor's backup (vim: f -> f~): the board keeps the file
                 // under its name until the new version replaces it.
-                self.load_contents(&mut st, ino)?;
+                self.loaded_for_rename(ino).await?;
+                let mut st = self.lock();
                 st.contents.edit(ino);
+                *st.edits.entry(ino).or_default() += 1;
+                let board_had = st.tree.get(ino).map(|n| (n.size, n.board_mtime));
+                if let Some(had) = board_had {
+                    st.shadowed.insert((parent, name.to_string()), had);
+                }
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = true;
                     n.on_board = false;
                 }
             }
             (true, false) => {
-                if src.kind == Kind::Dir && target_on_board {
-                    self.block(self.board.rmdir(&to))?;
+                if plan.is_dir && plan.target_on_board {
+                    self.board.rmdir(&plan.to).await?;
                 }
-                self.block(self.board.rename(&from, &to))?;
+                self.board.rename(&plan.from, &plan.to).await?;
             }
-            (false, false) if src.local_only && src.kind == Kind::File => {
+            (false, false) if plan.src_local && !plan.is_dir => {
                 // Saved through a scratch name (gedit): the file reaches the
                 // board under its real name now, atomically.
-                self.load_contents(&mut st, ino)?;
-                let data = st.contents.get(ino).cloned().unwrap_or_default();
-                let parent_on_board = st.tree.get(newparent).is_some_and(|p| p.on_board);
-                let mtime = self.block(self.board.put(&to, &data, !parent_on_board))?;
+                self.loaded_for_rename(ino).await?;
+                let data = {
+                    let st = self.lock();
+                    st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
+                };
+                let written = self
+                    .board
+                    .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
+                    .await?;
+                let mut st = self.lock();
                 st.contents.mark_clean(ino);
+                st.bases.remove(&ino);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = false;
                     n.on_board = true;
-                    n.board_mtime = mtime;
+                    n.board_mtime = match written {
+                        crate::board::Written::Target(m) | crate::board::Written::Beside(_, m) => m,
+                    };
                 }
             }
             // Not on the board yet, or staying local: nothing to tell it.
             _ => {
-                if !to_local && let Some(n) = st.tree.get_mut(ino) {
+                if !plan.to_local
+                    && let Some(n) = self.lock().tree.get_mut(ino)
+                {
                     n.local_only = false;
                 }
             }
         }
+        let mut st = self.lock();
+        st.namespace += 1;
         let mut moved: Vec<Ino> = st.tree.descendants(ino);
         moved.push(ino);
         moved.retain(|&i| st.contents.is_dirty(i));
         let before: Vec<String> = moved.iter().map(|&i| st.tree.path(i)).collect();
+        if let Some(old) = st.tree.lookup(newparent, newname)
+            && old != ino
+        {
+            forget(&mut st, old);
+        }
         st.tree.rename(ino, newparent, newname);
         if let Some(j) = self.journal() {
             for (&i, old) in moved.iter().zip(before) {
@@ -197,4 +245,29 @@ impl Core {
         self.save_attrs(&st);
         Ok(())
     }
+
+    async fn loaded_for_rename(&self, ino: Ino) -> Result<()> {
+        self.read(ino, u64::MAX / 2, 1).await.map(drop)
+    }
+}
+
+struct Plan {
+    from: String,
+    to: String,
+    src_on_board: bool,
+    src_local: bool,
+    is_dir: bool,
+    to_local: bool,
+    target_on_board: bool,
+    parent_on_board: bool,
+}
+
+/// Drops what the cache holds for a file that is gone.
+fn forget(st: &mut State, ino: Ino) {
+    st.contents.forget(ino);
+    st.bases.remove(&ino);
+    st.edits.remove(&ino);
+    st.written.remove(&ino);
+    st.retry.remove(&ino);
+    st.loads.remove(&ino);
 }

@@ -1,10 +1,15 @@
 //! The FUSE adapter: kernel requests in, `cache::Core` calls, replies out.
+//!
+//! fuser serves requests on one thread; a request that may need the board
+//! is answered from a task on the runtime, so that thread never waits and
+//! the next request (an `ls` answered from the snapshot) goes through while
+//! a file is still on its way.
 
 use crate::board::Kind;
 use crate::cache::{Attr, Core};
-use crate::error::Error;
+use crate::error::{Error, Kind as ErrorKind};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
     Request, TimeOrNow, WriteFlags,
@@ -21,17 +26,35 @@ const BLOCK: u32 = 64 * 1024;
 pub struct Fs {
     core: Arc<Core>,
     ttl: Duration,
+    rt: tokio::runtime::Handle,
 }
 
 impl Fs {
-    pub fn new(core: Arc<Core>, ttl: Duration) -> Fs {
-        Fs { core, ttl }
+    pub fn new(core: Arc<Core>, ttl: Duration, rt: tokio::runtime::Handle) -> Fs {
+        Fs { core, ttl, rt }
+    }
+
+    /// Runs `f` on the runtime with the core; it replies when done.
+    fn task<F>(&self, f: impl FnOnce(Arc<Core>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f(self.core.clone()));
     }
 }
 
-fn errno(e: &Error) -> Errno {
-    debug!("answering {}: {e}", e.errno());
-    Errno::from_i32(e.errno())
+/// The errno a filesystem call reports for an error.
+pub fn errno(e: &Error) -> Errno {
+    let n = match e.kind() {
+        ErrorKind::NotFound => libc::ENOENT,
+        ErrorKind::Os(errno) => errno,
+        ErrorKind::Running => libc::EBUSY,
+        ErrorKind::Invalid => libc::EINVAL,
+        ErrorKind::WrongPassword => libc::EACCES,
+        _ => libc::EIO,
+    };
+    debug!("answering {n}: {e}");
+    Errno::from_i32(n)
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -66,24 +89,41 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
+macro_rules! answer {
+    ($reply:ident, $r:expr, |$v:pat_param| $ok:expr) => {
+        match $r {
+            Ok($v) => $ok,
+            Err(e) => $reply.error(errno(&e)),
+        }
+    };
+}
+
 impl Filesystem for Fs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
+        // Lookups in one directory need not wait for each other.
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.set_max_background(64);
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.core.lookup(parent.0, name) {
-            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let (ttl, name) = (self.ttl, name.to_owned());
+        self.task(|core| async move {
+            answer!(reply, core.lookup(parent.0, &name).await, |a| reply.entry(
+                &ttl,
+                &file_attr(&a),
+                Generation(0)
+            ))
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.core.getattr(ino.0) {
-            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let ttl = self.ttl;
+        self.task(|core| async move {
+            answer!(reply, core.getattr(ino.0).await, |a| reply
+                .attr(&ttl, &file_attr(&a)))
+        });
     }
 
     fn setattr(
@@ -104,13 +144,12 @@ impl Filesystem for Fs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self
-            .core
-            .setattr(ino.0, mode, size, mtime.map(time), fh.is_some())
-        {
-            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let ttl = self.ttl;
+        let mtime = mtime.map(time);
+        self.task(|core| async move {
+            let r = core.setattr(ino.0, mode, size, mtime, fh.is_some()).await;
+            answer!(reply, r, |a| reply.attr(&ttl, &file_attr(&a)))
+        });
     }
 
     fn mknod(
@@ -135,24 +174,29 @@ impl Filesystem for Fs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.core.mkdir(parent.0, name, mode & !umask) {
-            Ok(a) => reply.entry(&self.ttl, &file_attr(&a), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let (ttl, name) = (self.ttl, name.to_owned());
+        self.task(|core| async move {
+            let r = core.mkdir(parent.0, &name, mode & !umask).await;
+            answer!(reply, r, |a| reply.entry(
+                &ttl,
+                &file_attr(&a),
+                Generation(0)
+            ))
+        });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.core.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let name = name.to_owned();
+        self.task(|core| async move {
+            answer!(reply, core.unlink(parent.0, &name).await, |()| reply.ok())
+        });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.core.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let name = name.to_owned();
+        self.task(|core| async move {
+            answer!(reply, core.rmdir(parent.0, &name).await, |()| reply.ok())
+        });
     }
 
     fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
@@ -173,24 +217,25 @@ impl Filesystem for Fs {
             return reply.error(Errno::EINVAL);
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        match self
-            .core
-            .rename(parent.0, name, newparent.0, newname, noreplace)
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.task(|core| async move {
+            let r = core
+                .rename(parent.0, &name, newparent.0, &newname, noreplace)
+                .await;
+            answer!(reply, r, |()| reply.ok())
+        });
     }
 
     fn link(&self, _req: &Request, _i: INodeNo, _p: INodeNo, _n: &OsStr, reply: ReplyEntry) {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(&e)),
-        }
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        self.task(|core| async move {
+            answer!(reply, core.open(ino.0, write).await, |fh| reply
+                .opened(FileHandle(fh), FopenFlags::empty()))
+        });
     }
 
     fn read(
@@ -204,10 +249,10 @@ impl Filesystem for Fs {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.core.read(ino.0, offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.task(|core| async move {
+            answer!(reply, core.read(ino.0, offset, size).await, |d| reply
+                .data(&d))
+        });
     }
 
     fn write(
@@ -222,10 +267,11 @@ impl Filesystem for Fs {
         _lock: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.core.write(ino.0, offset, data) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let data = data.to_vec();
+        self.task(|core| async move {
+            answer!(reply, core.write(ino.0, offset, &data).await, |n| reply
+                .written(n))
+        });
     }
 
     /// close(2): the file goes to the board now, and its errors to close.
@@ -233,28 +279,29 @@ impl Filesystem for Fs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.core.flush(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.task(
+            |core| async move { answer!(reply, core.flush(ino.0, fh.0).await, |()| reply.ok()) },
+        );
     }
 
     fn release(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.core.release(ino.0);
-        reply.ok();
+        self.task(|core| async move {
+            core.release(ino.0, fh.0).await;
+            reply.ok();
+        });
     }
 
     fn fsync(
@@ -265,10 +312,7 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.core.sync(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.task(|core| async move { answer!(reply, core.sync(ino.0).await, |()| reply.ok()) });
     }
 
     fn readdir(
@@ -277,32 +321,35 @@ impl Filesystem for Fs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let entries = match self.core.readdir(ino.0) {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        let dots = [
-            (".".to_string(), ino.0, Kind::Dir),
-            ("..".to_string(), ino.0, Kind::Dir),
-        ];
-        for (i, (name, child, kind)) in dots
-            .into_iter()
-            .chain(entries)
-            .enumerate()
-            .skip(offset as usize)
-        {
-            let kind = if kind == Kind::Dir {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
+        self.task(|core| async move {
+            let mut reply = reply;
+            let entries = match core.readdir(ino.0).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
             };
-            if reply.add(INodeNo(child), i as u64 + 1, kind, &name) {
-                break;
+            let dots = [
+                (".".to_string(), ino.0, Kind::Dir),
+                ("..".to_string(), ino.0, Kind::Dir),
+            ];
+            for (i, (name, child, kind)) in dots
+                .into_iter()
+                .chain(entries)
+                .enumerate()
+                .skip(offset as usize)
+            {
+                let kind = if kind == Kind::Dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
+                if reply.add(INodeNo(child), i as u64 + 1, kind, &name) {
+                    break;
+                }
             }
-        }
-        reply.ok();
+            reply.ok();
+        });
     }
 
     fn fsyncdir(
@@ -317,8 +364,8 @@ impl Filesystem for Fs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.core.statfs() {
-            Ok(v) => {
+        self.task(|core| async move {
+            answer!(reply, core.statfs().await, |v| {
                 let frsize = if v.frsize > 0 { v.frsize } else { v.bsize };
                 reply.statfs(
                     v.blocks,
@@ -330,9 +377,8 @@ impl Filesystem for Fs {
                     v.namemax.max(1) as u32,
                     frsize as u32,
                 )
-            }
-            Err(e) => reply.error(errno(&e)),
-        }
+            })
+        });
     }
 
     // The board keeps no extended attributes. ENOSYS makes the kernel stop

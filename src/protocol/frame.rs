@@ -26,7 +26,7 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum FrameError {
     #[error("reserved WebSocket opcode {0:#x}")]
     BadOpcode(u8),

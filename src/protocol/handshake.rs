@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum HandshakeError {
     #[error(
         "not a WebREPL endpoint: the server answered HTTP {0} instead of switching to WebSocket"

@@ -32,7 +32,7 @@ pub fn sync(nonce: u32) -> (Vec<u8>, Vec<u8>) {
 /// Without raw-paste, text sent faster than the REPL reads it is dropped.
 pub const RAW_PACE_BYTES: usize = 256;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum RawError {
     #[error("unexpected byte {0:#04x} from the board during raw-paste")]
     PasteProtocol(u8),
@@ -360,11 +360,49 @@ impl NoticeFilter {
 
 /// How many bytes at the end of `buf` are a proper start of a notice.
 fn partial_start(buf: &[u8]) -> usize {
-    (1..NOTICE_START.len().min(buf.len() + 1))
+    partial(buf, NOTICE_START)
+}
+
+/// How many bytes at the end of `buf` are a proper start of `pattern`.
+fn partial(buf: &[u8], pattern: &[u8]) -> usize {
+    (1..pattern.len().min(buf.len() + 1))
         .rev()
-        .find(|&n| buf.ends_with(&NOTICE_START[..n]))
+        .find(|&n| buf.ends_with(&pattern[..n]))
         .unwrap_or(0)
 }
+
+/// Passes text on, except a pattern that may arrive in pieces: what could
+/// still be its start is held back until the next text tells.
+#[derive(Debug)]
+pub struct Holdback {
+    pattern: &'static [u8],
+    held: Vec<u8>,
+}
+
+impl Holdback {
+    pub fn new(pattern: &'static [u8]) -> Holdback {
+        Holdback {
+            pattern,
+            held: Vec::new(),
+        }
+    }
+
+    /// The text to pass on, and, once the pattern has come, what followed it.
+    pub fn feed(&mut self, text: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        self.held.extend_from_slice(text);
+        if let Some(i) = find(&self.held, self.pattern) {
+            let rest = self.held.split_off(i + self.pattern.len());
+            self.held.truncate(i);
+            return (std::mem::take(&mut self.held), Some(rest));
+        }
+        let keep = partial(&self.held, self.pattern);
+        let pass = self.held.drain(..self.held.len() - keep).collect();
+        (pass, None)
+    }
+}
+
+/// What the board prints when a Ctrl-A takes it from the friendly REPL.
+pub const RAW_ENTERED: &[u8] = b"\r\nraw REPL; CTRL-B to exit\r\n>";
 
 #[cfg(test)]
 mod tests {
@@ -593,6 +631,19 @@ mod tests {
             assert_eq!(out, b"R\x01\x80\x00ok\n\x04", "split at {split}");
             assert_eq!(notices.len(), 1);
         }
+    }
+
+    #[test]
+    fn a_pattern_in_pieces_is_held_back_and_nothing_else() {
+        let mut h = Holdback::new(RAW_ENTERED);
+        assert_eq!(h.feed(b"done\r\n"), (b"done".to_vec(), None));
+        assert_eq!(h.feed(b"raw REPL; CTRL"), (Vec::new(), None));
+        assert_eq!(
+            h.feed(b"-B to exit\r\n>x"),
+            (Vec::new(), Some(b"x".to_vec()))
+        );
+        let mut h = Holdback::new(RAW_ENTERED);
+        assert_eq!(h.feed(b"\r\n>>> ").0, b"\r\n>>> ");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub enum Op {
     GetVersion = 3,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum TransferError {
     #[error("a path for the binary protocol is at most {MAX_NAME} bytes")]
     NameTooLong,
@@ -141,7 +141,10 @@ impl Get {
             // The file grew since it was sized: go on one ack at a time.
             self.needed = self.sent + 1;
         }
-        let n = (self.window - in_flight).min(self.needed - self.sent);
+        let n = self
+            .window
+            .saturating_sub(in_flight)
+            .min(self.needed - self.sent);
         self.sent += n;
         n as usize
     }
@@ -208,6 +211,22 @@ impl Get {
 
     pub fn expected_size(&self) -> u64 {
         self.expect
+    }
+
+    /// Acks to keep in flight from now on (the bound above still holds).
+    pub fn set_window(&mut self, window: u64) {
+        self.window = window.max(1);
+    }
+
+    /// Chunks answered so far (each answers one ack, in order).
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// The file data received since the last call: a reader may have it
+    /// before the transfer ends.
+    pub fn take_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.data)
     }
 
     pub fn into_data(self) -> Vec<u8> {

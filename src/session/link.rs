@@ -186,73 +186,134 @@ impl Link {
         }
     }
 
-    /// The next data frame. Pings from the board are ignored: answering
-    /// with a payload would corrupt the board's file-transfer header.
+    /// Splits the link: frames are read in the session's loop while a
+    /// writer task sends, so that a write never holds up reading (a board
+    /// blocked writing to us reads nothing from us).
+    pub fn split(self) -> (Reader, Writer) {
+        let (rd, wr) = tokio::io::split(self.io);
+        (
+            Reader {
+                rd,
+                fd: self.fd,
+                decoder: self.decoder,
+                buf: self.buf,
+            },
+            Writer { wr, fd: self.fd },
+        )
+    }
+
+    async fn next_frame(&mut self) -> Result<Frame> {
+        next_frame(&mut self.io, self.fd, &mut self.decoder, &mut self.buf).await
+    }
+
+    async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
+        send(&mut self.io, kind, payload).await
+    }
+}
+
+pub struct Reader {
+    rd: tokio::io::ReadHalf<Box<dyn Io>>,
+    fd: std::os::fd::RawFd,
+    decoder: Decoder,
+    buf: Box<[u8]>,
+}
+
+impl Reader {
+    /// The next data frame (cancel-safe).
     pub async fn next_frame(&mut self) -> Result<Frame> {
-        loop {
-            match self.decoder.next_frame() {
-                Ok(Some(f)) => match f.kind {
-                    Kind::Text | Kind::Binary => return Ok(f),
-                    Kind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
-                    Kind::Ping | Kind::Pong => continue,
-                },
-                Ok(None) => {}
-                Err(e) => return Err(Error::Protocol(format!("bad frame from the board: {e}"))),
-            }
-            // Cancel-safe: nothing changes until a read has completed.
-            let n = self
-                .io
-                .read(&mut self.buf)
-                .await
-                .map_err(|e| Error::LinkLost(format!("({e})")))?;
-            if n == 0 {
-                return Err(Error::LinkLost("(the board closed it)".into()));
-            }
-            self.decoder.push(&self.buf[..n]);
-            self.quickack();
-        }
+        next_frame(&mut self.rd, self.fd, &mut self.decoder, &mut self.buf).await
     }
 
-    /// Boards write a frame's header and payload in two writes with Nagle
-    /// on, so the payload waits for our ACK of the header; a delayed ACK
-    /// costs 40 ms per frame. Linux clears quick-ack mode by itself, so it
-    /// is set again after every read.
-    fn quickack(&self) {
-        let one: libc::c_int = 1;
-        // SAFETY: a plain setsockopt on a socket `io` owns; failure is harmless.
-        unsafe {
-            libc::setsockopt(
-                self.fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+    /// Bytes written to the socket that the board has not acknowledged yet.
+    pub fn backlog(&self) -> u64 {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int for a socket we own.
+        let rc = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut n) };
+        if rc == 0 { n.max(0) as u64 } else { 0 }
     }
+}
 
-    /// Sends one frame in one write: the board's PUT code loses bytes of
-    /// frames that reach it in pieces. Text longer than a frame may hold (a
-    /// board may announce a large raw-paste window) goes in several.
+pub struct Writer {
+    wr: tokio::io::WriteHalf<Box<dyn Io>>,
+    #[allow(dead_code)]
+    fd: std::os::fd::RawFd,
+}
+
+impl Writer {
     pub async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
-        for piece in payload
-            .chunks(frame::MAX_PAYLOAD)
-            .chain(payload.is_empty().then_some(&[][..]))
-        {
-            let bytes = frame::encode(kind, piece, rand::random());
-            self.io
-                .write_all(&bytes)
-                .await
-                .map_err(|e| Error::LinkLost(format!("({e})")))?;
-        }
-        Ok(())
+        send(&mut self.wr, kind, payload).await
     }
 
     /// Closes TCP without a close frame: boards answer one that carries a
     /// status code but keep the connection open.
     pub async fn shutdown(mut self) {
-        let _ = self.io.shutdown().await;
+        let _ = self.wr.shutdown().await;
     }
+}
+
+/// The next data frame. Pings from the board are ignored: answering with a
+/// payload would corrupt the board's file-transfer header.
+async fn next_frame<R: AsyncRead + Unpin>(
+    io: &mut R,
+    fd: std::os::fd::RawFd,
+    decoder: &mut Decoder,
+    buf: &mut [u8],
+) -> Result<Frame> {
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(f)) => match f.kind {
+                Kind::Text | Kind::Binary => return Ok(f),
+                Kind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
+                Kind::Ping | Kind::Pong => continue,
+            },
+            Ok(None) => {}
+            Err(e) => return Err(Error::Protocol(e.into())),
+        }
+        // Cancel-safe: nothing changes until a read has completed.
+        let n = io
+            .read(buf)
+            .await
+            .map_err(|e| Error::LinkLost(format!("({e})")))?;
+        if n == 0 {
+            return Err(Error::LinkLost("(the board closed it)".into()));
+        }
+        decoder.push(&buf[..n]);
+        quickack(fd);
+    }
+}
+
+/// Boards write a frame's header and payload in two writes with Nagle on,
+/// so the payload waits for our ACK of the header; a delayed ACK costs 40 ms
+/// per frame. Linux clears quick-ack mode by itself, so it is set again
+/// after every read.
+fn quickack(fd: std::os::fd::RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: a plain setsockopt on a socket the link owns; failure is harmless.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Sends one frame in one write: the board's PUT code loses bytes of frames
+/// that reach it in pieces. Text longer than a frame may hold (a board may
+/// announce a large raw-paste window) goes in several.
+async fn send<W: AsyncWrite + Unpin>(io: &mut W, kind: Kind, payload: &[u8]) -> Result<()> {
+    for piece in payload
+        .chunks(frame::MAX_PAYLOAD)
+        .chain(payload.is_empty().then_some(&[][..]))
+    {
+        let bytes = frame::encode(kind, piece, rand::random());
+        io.write_all(&bytes)
+            .await
+            .map_err(|e| Error::LinkLost(format!("({e})")))?;
+    }
+    Ok(())
 }
 
 async fn tls(
@@ -265,7 +326,7 @@ async fn tls(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Protocol(format!("TLS setup: {e}")))?
+    .map_err(|e| Error::Tls(format!("setting up: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(target.host.clone())

@@ -42,6 +42,19 @@ pub struct TestBoard {
     tmpfs: bool,
 }
 
+/// Logs of the library on stderr when RUST_LOG asks for them.
+fn logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 impl TestBoard {
     pub fn start() -> TestBoard {
         Self::with_ring(None)
@@ -68,6 +81,7 @@ impl TestBoard {
     }
 
     fn on(root: tempfile::TempDir, ring: Option<usize>, port: Option<u16>) -> TestBoard {
+        logs();
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
             let port = port.unwrap_or_else(free_port);

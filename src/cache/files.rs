@@ -1,0 +1,644 @@
+//! File contents: read from the board on first use, streamed (a reader gets
+//! its range as soon as it has arrived, and every reader of the file shares
+//! the one transfer), changed in memory, and sent back whole and atomically
+//! on close, fsync, or after --writeback-delay.
+
+use super::*;
+use crate::board::{Stat, Written};
+use crate::session::Piece;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::debug;
+
+/// A file on its way from the board.
+pub(super) struct Load {
+    id: u64,
+    data: Vec<u8>,
+    /// Bytes so far, and whether the transfer has ended.
+    tx: watch::Sender<(usize, bool)>,
+    error: Option<Error>,
+}
+
+/// What a reader found.
+enum Found {
+    Data(Vec<u8>),
+    /// Wait for more of the load with this id.
+    Wait(u64, watch::Receiver<(usize, bool)>),
+}
+
+/// Removes an upload's mark when it ends, however it ends.
+struct Uploading<'a> {
+    core: &'a Core,
+    ino: Ino,
+    _tx: watch::Sender<()>,
+}
+
+impl Drop for Uploading<'_> {
+    fn drop(&mut self) {
+        self.core.lock().uploading.remove(&self.ino);
+    }
+}
+
+impl Core {
+    /// A new empty file, open: it reaches the board when it is flushed.
+    pub fn create(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<(Attr, u64)> {
+        let name = self.check_name(name)?;
+        let mut st = self.lock();
+        if let Some(old) = st.tree.lookup(parent, name) {
+            // O_CREAT without O_EXCL on an existing file is an open.
+            let fh = open_locked(&mut st, old, true)?;
+            return Ok((self.attr(&st, old)?, fh));
+        }
+        let mut n = Node::new(parent, name, Kind::File);
+        n.local_only =
+            self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
+        n.mode = Some(mode & 0o7777);
+        n.mtime = Some(SystemTime::now());
+        let ino = st.tree.insert(n);
+        // Dirty from the start: `touch new` must create the file on the board,
+        // over the one an editor moved aside locally, if any.
+        let base = match st.shadowed.remove(&(parent, name.to_string())) {
+            Some((size, mtime)) => Base::Was(size, mtime),
+            None => Base::Absent,
+        };
+        st.bases.insert(ino, base);
+        st.contents.edit(ino);
+        *st.edits.entry(ino).or_default() += 1;
+        let fh = open_locked(&mut st, ino, true)?;
+        Ok((self.attr(&st, ino)?, fh))
+    }
+
+    /// `write`: opened for writing (only then does its close upload).
+    pub async fn open(&self, ino: Ino, write: bool) -> Result<u64> {
+        self.validate().await;
+        let mut st = self.lock();
+        open_locked(&mut st, ino, write)
+    }
+
+    /// The last close of an open file. A new file that is still empty was
+    /// left alone by `flush` (a shell's `> f` closes a duplicate descriptor
+    /// before writing): it reaches the board now.
+    pub async fn release(&self, ino: Ino, fh: u64) {
+        let pending = {
+            let mut st = self.lock();
+            st.writers.remove(&fh);
+            st.contents.closed(ino);
+            self.opts.writeback.is_none()
+                && st
+                    .tree
+                    .get(ino)
+                    .is_some_and(|n| !n.on_board && !n.local_only)
+                && !st.contents.is_open(ino)
+        };
+        if pending && let Err(e) = self.upload(ino).await {
+            warn!("{}: {e}", self.lock().tree.path(ino));
+        }
+    }
+
+    pub async fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let start = offset as usize;
+        let end = start.saturating_add(size as usize);
+        let mut waited = None;
+        loop {
+            let found = {
+                let mut st = self.lock();
+                self.find(&mut st, ino, start, end, waited)?
+            };
+            match found {
+                Found::Data(d) => return Ok(d),
+                Found::Wait(id, mut rx) => {
+                    waited = Some(id);
+                    // An error means the load ended (and was removed).
+                    let _ = rx.wait_for(|&(len, done)| done || len >= end).await;
+                }
+            }
+        }
+    }
+
+    /// The range if it is here; else the load to wait for (started if
+    /// none runs). `waited`: the load this reader waited for, whose failure
+    /// is its failure.
+    fn find(
+        &self,
+        st: &mut State,
+        ino: Ino,
+        start: usize,
+        end: usize,
+        waited: Option<u64>,
+    ) -> Result<Found> {
+        if let Some(d) = st.contents.get(ino) {
+            return Ok(Found::Data(range(d, start, end)));
+        }
+        let n = node(st, ino)?;
+        if !n.on_board || n.local_only {
+            return Ok(Found::Data(Vec::new()));
+        }
+        if let Some(l) = st.loads.get(&ino) {
+            if let Some(e) = &l.error {
+                if Some(l.id) == waited {
+                    return Err(e.duplicate());
+                }
+                // An old failure: this reader tries again.
+                st.loads.remove(&ino);
+            } else {
+                let (len, done) = *l.tx.borrow();
+                if len >= end || done {
+                    return Ok(Found::Data(range(&l.data, start, end)));
+                }
+                return Ok(Found::Wait(l.id, l.tx.subscribe()));
+            }
+        }
+        let (id, rx) = self.start_load(st, ino)?;
+        Ok(Found::Wait(id, rx))
+    }
+
+    fn start_load(
+        &self,
+        st: &mut State,
+        ino: Ino,
+    ) -> Result<(u64, watch::Receiver<(usize, bool)>)> {
+        let n = node(st, ino)?;
+        let stat = Stat {
+            kind: Kind::File,
+            size: n.size,
+            mtime: n.board_mtime,
+        };
+        let path = st.tree.path(ino);
+        st.next_fh += 1;
+        let id = st.next_fh;
+        let (tx, rx) = watch::channel((0, false));
+        st.loads.insert(
+            ino,
+            Load {
+                id,
+                data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
+                tx,
+                error: None,
+            },
+        );
+        // The transfer belongs to the file, not to a reader: one that gives
+        // up does not end it for the others.
+        let state = self.state.clone();
+        let board = self.board.clone();
+        tokio::spawn(async move {
+            let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut sink = |p: Piece| {
+                let mut st = lock();
+                if let Some(l) = st.loads.get_mut(&ino)
+                    && l.id == id
+                {
+                    match p {
+                        Piece::Data(d) => l.data.extend_from_slice(&d),
+                        Piece::Restart => l.data.clear(),
+                    }
+                    let len = l.data.len();
+                    let _ = l.tx.send((len, false));
+                }
+            };
+            let r = board.get_into(&path, stat, &mut sink).await;
+            let mut st = lock();
+            let Some(l) = st.loads.get_mut(&ino).filter(|l| l.id == id) else {
+                return;
+            };
+            match r {
+                Ok(_) => {
+                    let Some(l) = st.loads.remove(&ino) else {
+                        return;
+                    };
+                    let len = l.data.len();
+                    // A file rewritten whole meanwhile keeps what was written.
+                    if !st.contents.is_dirty(ino) {
+                        if let Some(n) = st.tree.get_mut(ino) {
+                            n.size = len as u64;
+                        }
+                        st.contents.insert_clean(ino, l.data);
+                    }
+                    let _ = l.tx.send((len, true));
+                }
+                Err(e) => {
+                    debug!("reading {path}: {e}");
+                    l.error = Some(e);
+                    let len = l.data.len();
+                    let _ = l.tx.send((len, true));
+                }
+            }
+        });
+        Ok((id, rx))
+    }
+
+    /// Waits until the whole file is here (a write in its middle needs it).
+    async fn loaded(&self, ino: Ino) -> Result<()> {
+        self.read(ino, u64::MAX / 2, 1).await.map(drop)
+    }
+
+    pub async fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u32> {
+        loop {
+            {
+                let mut st = self.lock();
+                let n = node(&st, ino)?;
+                // A write that replaces the whole file needs nothing from the board.
+                let whole = offset == 0 && data.len() as u64 >= n.size;
+                let needed = n.on_board && !n.local_only && !whole;
+                if st.contents.has(ino) || !needed {
+                    self.begin_edit(&mut st, ino);
+                    let buf = st.contents.edit(ino);
+                    let end = offset as usize + data.len();
+                    if buf.len() < end {
+                        buf.resize(end, 0);
+                    }
+                    buf[offset as usize..end].copy_from_slice(data);
+                    let len = buf.len() as u64;
+                    *st.edits.entry(ino).or_default() += 1;
+                    st.written.insert(ino, Instant::now());
+                    if let Some(n) = st.tree.get_mut(ino) {
+                        n.size = len;
+                        n.mtime = Some(SystemTime::now());
+                    }
+                    return Ok(data.len() as u32);
+                }
+            }
+            self.loaded(ino).await?;
+        }
+    }
+
+    /// Notes what the board had before the first change of an edit.
+    fn begin_edit(&self, st: &mut State, ino: Ino) {
+        if st.contents.is_dirty(ino) || st.bases.contains_key(&ino) {
+            return;
+        }
+        let base = match st.tree.get(ino) {
+            Some(n) if n.on_board && !n.local_only => Base::Was(n.size, n.board_mtime),
+            _ => Base::Absent,
+        };
+        st.bases.insert(ino, base);
+    }
+
+    /// chmod, truncate, utimens (chown is accepted and ignored: the board
+    /// has no owners). `open`: a handle is open on the file, so a truncate
+    /// waits for its close to reach the board.
+    pub async fn setattr(
+        &self,
+        ino: Ino,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<SystemTime>,
+        open: bool,
+    ) -> Result<Attr> {
+        if let Some(size) = size {
+            {
+                let st = self.lock();
+                if node(&st, ino)?.kind == Kind::Dir {
+                    return Err(Error::Os {
+                        errno: libc::EISDIR,
+                        what: st.tree.path(ino),
+                    });
+                }
+            }
+            if size > 0 {
+                let needed = {
+                    let st = self.lock();
+                    let n = node(&st, ino)?;
+                    n.on_board && !n.local_only && !st.contents.has(ino)
+                };
+                if needed {
+                    self.loaded(ino).await?;
+                }
+            }
+            let upload = {
+                let mut st = self.lock();
+                self.begin_edit(&mut st, ino);
+                st.contents.edit(ino).resize(size as usize, 0);
+                *st.edits.entry(ino).or_default() += 1;
+                if let Some(n) = st.tree.get_mut(ino) {
+                    n.size = size;
+                    n.mtime = Some(SystemTime::now());
+                }
+                // truncate(2) on a closed file: no close will follow.
+                !open && !st.contents.is_open(ino)
+            };
+            if upload {
+                self.upload(ino).await?;
+            }
+        }
+        let mut st = self.lock();
+        let n = st
+            .tree
+            .get_mut(ino)
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
+        if let Some(m) = mode {
+            n.mode = Some(m & 0o7777);
+        }
+        if let Some(t) = mtime {
+            n.mtime = Some(t);
+        }
+        if mode.is_some() || mtime.is_some() {
+            self.save_attrs(&st);
+        }
+        self.attr(&st, ino)
+    }
+
+    /// close(2): sends a dirty file to the board (atomically), unless uploads
+    /// are delayed. Errors leave it dirty.
+    pub async fn flush(&self, ino: Ino, fh: u64) -> Result<()> {
+        if !self.lock().writers.contains(&fh) {
+            // Closing what only read: nothing to send (a dirty file is
+            // sent by the close of the descriptor that wrote it).
+            return Ok(());
+        }
+        if self.opts.writeback.is_some() {
+            // Uploaded later: durable on local disk before close succeeds.
+            let st = self.lock();
+            return self.keep(&st, ino);
+        }
+        {
+            let st = self.lock();
+            let untouched_new = st.tree.get(ino).is_some_and(|n| !n.on_board && n.size == 0);
+            if untouched_new && st.contents.is_open(ino) {
+                return Ok(());
+            }
+        }
+        self.upload(ino).await
+    }
+
+    /// fsync(2): to the board now, whatever the file's state.
+    pub async fn sync(&self, ino: Ino) -> Result<()> {
+        self.upload(ino).await
+    }
+
+    /// Puts a dirty file's contents in the journal, durably.
+    pub(super) fn keep(&self, st: &State, ino: Ino) -> Result<()> {
+        let (Some(j), Some(n)) = (self.journal(), st.tree.get(ino)) else {
+            return Ok(());
+        };
+        if n.local_only || !st.contents.is_dirty(ino) {
+            return Ok(());
+        }
+        let data = st.contents.get_clean_or_dirty(ino).unwrap_or(&[]);
+        let base = match st.bases.get(&ino) {
+            Some(Base::Was(s, m)) => Some((*s, *m)),
+            _ => None,
+        };
+        j.write(&st.tree.path(ino), base, data)
+            .map_err(|e| Error::Os {
+                errno: libc::EIO,
+                what: format!("journal {}: {e}", st.tree.path(ino)),
+            })
+    }
+
+    /// Sends a dirty file to the board; one upload per file at a time.
+    pub(super) async fn upload(&self, ino: Ino) -> Result<()> {
+        loop {
+            let waiting = {
+                let st = self.lock();
+                st.uploading.get(&ino).cloned()
+            };
+            if let Some(mut rx) = waiting {
+                // Ends (Err) when the upload in flight does.
+                let _ = rx.changed().await;
+                continue;
+            }
+            let (path, data, edit, base, parents, mark) = {
+                let mut st = self.lock();
+                let Some(n) = st.tree.get(ino) else {
+                    return Ok(());
+                };
+                if !st.contents.is_dirty(ino) || n.local_only {
+                    return Ok(());
+                }
+                if st.uploading.contains_key(&ino) {
+                    continue;
+                }
+                let parents = !st.tree.get(n.parent).is_some_and(|p| p.on_board);
+                let path = st.tree.path(ino);
+                let data =
+                    Bytes::copy_from_slice(st.contents.get_clean_or_dirty(ino).unwrap_or(&[]));
+                let edit = st.edits.get(&ino).copied().unwrap_or(0);
+                let base = st.bases.get(&ino).copied().unwrap_or(Base::Any);
+                let (tx, rx) = watch::channel(());
+                st.uploading.insert(ino, rx);
+                (path, data, edit, base, parents, tx)
+            };
+            let _guard = Uploading {
+                core: self,
+                ino,
+                _tx: mark,
+            };
+            let started = Instant::now();
+            let r = self.board.put(&path, &data, parents, base).await;
+            let mut st = self.lock();
+            st.namespace += 1;
+            return match r {
+                Ok(Written::Target(mtime)) => {
+                    debug!(
+                        "flushed {path}: {} B in {:.0?}",
+                        data.len(),
+                        started.elapsed()
+                    );
+                    let same = st.edits.get(&ino).copied().unwrap_or(0) == edit;
+                    if let Some(n) = st.tree.get_mut(ino) {
+                        n.on_board = true;
+                        n.board_mtime = mtime;
+                        if same {
+                            n.size = data.len() as u64;
+                        }
+                    }
+                    if same {
+                        st.contents.mark_clean(ino);
+                        st.bases.remove(&ino);
+                        st.written.remove(&ino);
+                        if let Some(j) = self.journal() {
+                            j.remove(&path);
+                        }
+                    } else {
+                        // Written to meanwhile: the board has the version
+                        // before, which the next upload may replace.
+                        st.bases.insert(ino, Base::Was(data.len() as u64, mtime));
+                    }
+                    st.retry.remove(&ino);
+                    self.save_attrs(&st);
+                    Ok(())
+                }
+                Ok(Written::Beside(beside, mtime)) => {
+                    Err(self.conflict(&mut st, ino, &path, beside, mtime, data, edit))
+                }
+                Err(e) => {
+                    // Not on the board: on local disk, then, until it is.
+                    if let Err(j) = self.keep(&st, ino) {
+                        warn!("{j}");
+                    }
+                    let pause = st
+                        .retry
+                        .get(&ino)
+                        .map_or(FIRST_RETRY, |(_, p)| (*p * 2).min(LAST_RETRY));
+                    st.retry.insert(ino, (Instant::now() + pause, pause));
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// The board's copy changed under an edit: its version stays, ours is
+    /// on the board beside it and shown in the mount there too.
+    #[allow(clippy::too_many_arguments)]
+    fn conflict(
+        &self,
+        st: &mut State,
+        ino: Ino,
+        path: &str,
+        beside: String,
+        mtime: i64,
+        data: Bytes,
+        edit: u64,
+    ) -> Error {
+        let msg = format!(
+            "{path} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
+        );
+        warn!("{msg}");
+        st.conflicts.push(msg);
+        let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
+        if let Some(parent) = st.tree.get(ino).map(|n| n.parent) {
+            let mut n = Node::new(parent, &name, Kind::File);
+            n.size = data.len() as u64;
+            n.board_mtime = mtime;
+            n.on_board = true;
+            let c = st.tree.insert(n);
+            st.contents.insert_clean(c, data.to_vec());
+            if let Some(p) = st.tree.get_mut(parent) {
+                // The board's version of the target: listed again next time.
+                p.listed = None;
+            }
+        }
+        if st.edits.get(&ino).copied().unwrap_or(0) == edit {
+            st.contents.forget(ino);
+            st.bases.remove(&ino);
+            st.written.remove(&ino);
+            if let Some(j) = self.journal() {
+                j.remove(path);
+            }
+        }
+        st.retry.remove(&ino);
+        Error::Conflict {
+            path: path.to_string(),
+            beside,
+        }
+    }
+
+    /// --writeback-delay: uploads the files last written longer ago than
+    /// the delay.
+    pub async fn flush_due(&self) -> Unflushed {
+        let Some(delay) = self.opts.writeback else {
+            return Vec::new();
+        };
+        let due: Vec<Ino> = {
+            let st = self.lock();
+            st.written
+                .iter()
+                .filter(|(i, t)| t.elapsed() >= delay && !st.contents.is_open(**i))
+                .map(|(i, _)| *i)
+                .filter(|i| st.retry.get(i).is_none_or(|(at, _)| Instant::now() >= *at))
+                .collect()
+        };
+        self.upload_each(due).await
+    }
+
+    /// Closed files whose upload failed (a dropped link, a full board), sent
+    /// again once their pause is over; with --writeback-delay, the files
+    /// that are due.
+    pub async fn retry_unsent(&self) -> Unflushed {
+        if self.opts.writeback.is_some() {
+            return self.flush_due().await;
+        }
+        let waiting: Vec<Ino> = {
+            let st = self.lock();
+            let now = Instant::now();
+            st.contents
+                .dirty_inos()
+                .into_iter()
+                .filter(|&i| {
+                    !st.contents.is_open(i) && st.tree.get(i).is_some_and(|n| !n.local_only)
+                })
+                .filter(|i| st.retry.get(i).is_some_and(|(at, _)| now >= *at))
+                .collect()
+        };
+        let failed = self.upload_each(waiting.clone()).await;
+        for ino in waiting {
+            let st = self.lock();
+            if !st.contents.is_dirty(ino) && st.tree.get(ino).is_some() {
+                info!("{} reached the board", st.tree.path(ino));
+            }
+        }
+        failed
+    }
+
+    async fn upload_each(&self, inos: Vec<Ino>) -> Unflushed {
+        let mut failed = Vec::new();
+        for ino in inos {
+            if let Err(e) = self.upload(ino).await {
+                failed.push((self.lock().tree.path(ino), e));
+            }
+        }
+        failed
+    }
+
+    /// Whether a file waits for another try.
+    pub fn has_unsent(&self) -> bool {
+        let st = self.lock();
+        st.contents
+            .dirty_inos()
+            .into_iter()
+            .any(|i| !st.contents.is_open(i))
+    }
+
+    /// Every dirty file to the board; what failed, with why.
+    pub async fn flush_all(&self) -> Unflushed {
+        let all: Vec<Ino> = {
+            let st = self.lock();
+            st.contents
+                .dirty_inos()
+                .into_iter()
+                .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
+                .collect()
+        };
+        self.upload_each(all).await
+    }
+
+    /// Waits until no upload is in flight for `ino` or below it: a rename
+    /// or removal must not race the rename that finishes an upload.
+    pub(super) async fn quiesce(&self, ino: Ino) {
+        loop {
+            let rx = {
+                let st = self.lock();
+                let mut all = st.tree.descendants(ino);
+                all.push(ino);
+                all.into_iter().find_map(|i| st.uploading.get(&i).cloned())
+            };
+            match rx {
+                Some(mut rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+fn open_locked(st: &mut State, ino: Ino, write: bool) -> Result<u64> {
+    if node(st, ino)?.kind == Kind::Dir {
+        return Err(Error::Os {
+            errno: libc::EISDIR,
+            what: st.tree.path(ino),
+        });
+    }
+    st.contents.opened(ino);
+    st.next_fh += 1;
+    if write {
+        st.writers.insert(st.next_fh);
+    }
+    Ok(st.next_fh)
+}
+
+fn range(d: &[u8], start: usize, end: usize) -> Vec<u8> {
+    let s = start.min(d.len());
+    let e = end.min(d.len());
+    d[s..e].to_vec()
+}

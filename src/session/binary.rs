@@ -1,0 +1,594 @@
+//! The binary lane: file transfers, one protocol exchange at a time in
+//! protocol order, beside the text lane.
+//!
+//! Small before big: of the transfers not yet started, the smallest goes
+//! first, unless one has waited long. Uploads pipeline: the next PUT's
+//! header and data follow the previous PUT's data at once, and the board's
+//! replies are matched in order. GET acks are kept to the window the link
+//! needs ([`Window`]); PUT data enters the socket only while its backlog is
+//! short, so that keys and programs are not queued behind seconds of file.
+//! Progress is what the board takes, not what it answers: bytes it has
+//! acknowledged at TCP level count, so a long upload never times out while
+//! it moves.
+
+use super::core::{Event, OpId, Out, Outcome, Why};
+use super::window::Window;
+use crate::error::Error;
+use crate::protocol::ProtocolError;
+use crate::protocol::transfer::{self, Get, GetOutcome, Op, PUT_FRAME, Put, PutStep};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// A transfer that has waited this long goes next, whatever its size.
+const AGING: Duration = Duration::from_secs(2);
+/// Tries of one transfer over links that keep breaking under it.
+const ATTEMPTS: u32 = 3;
+/// The socket backlog aimed at: this much of the link's time.
+const BACKLOG_TIME: f64 = 0.05;
+const BACKLOG_MIN: u64 = 2 * PUT_FRAME as u64;
+const BACKLOG_MAX: u64 = 256 * 1024;
+const BACKLOG_START: u64 = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum Transfer {
+    Get { path: Vec<u8>, size: u64 },
+    Put { path: Vec<u8>, data: Bytes },
+    Version,
+}
+
+impl Transfer {
+    fn size(&self) -> u64 {
+        match self {
+            Transfer::Get { size, .. } => *size,
+            Transfer::Put { data, .. } => data.len() as u64,
+            Transfer::Version => 0,
+        }
+    }
+
+    pub fn path(&self) -> &[u8] {
+        match self {
+            Transfer::Get { path, .. } | Transfer::Put { path, .. } => path,
+            Transfer::Version => b"",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Queued {
+    pub op: OpId,
+    pub what: Transfer,
+    pub queued_at: Instant,
+    attempts: u32,
+    seq: u64,
+}
+
+enum Active {
+    Get {
+        q: Queued,
+        get: Get,
+        acks_at: VecDeque<Instant>,
+        replies: Vec<u8>,
+        delivered: u64,
+        started: Instant,
+    },
+    Put {
+        q: Queued,
+        put: Put,
+        handed: usize,
+        /// `written` when its first data byte went to the socket.
+        start: u64,
+        reported: u64,
+        started: Instant,
+    },
+    Version {
+        q: Queued,
+    },
+}
+
+impl Active {
+    fn queued(&self) -> &Queued {
+        match self {
+            Active::Get { q, .. } | Active::Put { q, .. } | Active::Version { q } => q,
+        }
+    }
+
+    fn into_queued(self) -> Queued {
+        match self {
+            Active::Get { q, .. } | Active::Put { q, .. } | Active::Version { q } => q,
+        }
+    }
+}
+
+/// One transfer as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct Moving {
+    pub path: String,
+    pub upload: bool,
+    pub done: u64,
+    pub total: u64,
+    pub secs: f64,
+}
+
+pub struct BinaryLane {
+    queue: Vec<Queued>,
+    active: VecDeque<Active>,
+    window: Window,
+    max_window: u64,
+    seq: u64,
+    /// Bytes of frames given to the socket on this link, and how many of
+    /// them the board has acknowledged.
+    written: u64,
+    acked: u64,
+    backlog: u64,
+    rate: Option<f64>,
+    sample: Option<(Instant, u64)>,
+    last_progress: Instant,
+    pub timeout: Duration,
+    /// Transfers refused before they started (a name the protocol cannot
+    /// carry), answered at the next check.
+    failed: Vec<(OpId, transfer::TransferError)>,
+}
+
+impl BinaryLane {
+    pub fn new(now: Instant, max_window: u64, timeout: Duration) -> BinaryLane {
+        BinaryLane {
+            queue: Vec::new(),
+            active: VecDeque::new(),
+            window: Window::new(max_window),
+            max_window,
+            seq: 0,
+            written: 0,
+            acked: 0,
+            backlog: 0,
+            rate: None,
+            sample: None,
+            last_progress: now,
+            timeout,
+            failed: Vec::new(),
+        }
+    }
+
+    pub fn submit(&mut self, now: Instant, op: OpId, what: Transfer) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            op,
+            what,
+            queued_at: now,
+            attempts: 0,
+            seq: self.seq,
+        });
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// When the longest-waiting queued transfer was queued.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.queue.iter().map(|q| q.queued_at).min()
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.active.is_empty()
+    }
+
+    /// The next one to start: the oldest of those that waited long, else
+    /// the smallest.
+    fn pick(&mut self, now: Instant, upload_only: bool) -> Option<Queued> {
+        let key = |q: &Queued| {
+            let aged = now.saturating_duration_since(q.queued_at) >= AGING;
+            (!aged, if aged { 0 } else { q.what.size() }, q.seq)
+        };
+        let i = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| !upload_only || matches!(q.what, Transfer::Put { .. }))
+            .min_by_key(|(_, q)| key(q))
+            .map(|(i, _)| i)?;
+        // Uploads pipeline only behind uploads, and only in the order the
+        // smallest-first rule would pick anyway.
+        if upload_only {
+            let best = self.queue.iter().min_by_key(|q| key(q))?;
+            if !matches!(best.what, Transfer::Put { .. }) {
+                return None;
+            }
+        }
+        Some(self.queue.remove(i))
+    }
+
+    fn backlog_limit(&self) -> u64 {
+        self.rate
+            .map(|r| (r * BACKLOG_TIME) as u64)
+            .unwrap_or(BACKLOG_START)
+            .clamp(BACKLOG_MIN, BACKLOG_MAX)
+    }
+
+    /// The next binary frame to send, if any may go now. `blocked`: no new
+    /// transfer may start (a soft reset waits for the lane).
+    pub fn poll_transmit(&mut self, now: Instant, blocked: bool) -> Option<Vec<u8>> {
+        let limit = self.backlog_limit();
+        match self.active.back_mut() {
+            Some(Active::Get { get, acks_at, .. }) => {
+                get.set_window(self.window.acks());
+                let n = get.acks_to_send();
+                if n == 0 {
+                    return None;
+                }
+                acks_at.extend(std::iter::repeat_n(now, n));
+                return Some(vec![0u8; n]);
+            }
+            Some(Active::Put {
+                q, handed, start, ..
+            }) => {
+                if let Transfer::Put { data, .. } = &q.what
+                    && *handed < data.len()
+                {
+                    let n = PUT_FRAME.min(data.len() - *handed);
+                    if self.backlog + n as u64 > limit {
+                        return None;
+                    }
+                    if *handed == 0 {
+                        *start = self.written;
+                    }
+                    let frame = data[*handed..*handed + n].to_vec();
+                    *handed += n;
+                    return Some(frame);
+                }
+            }
+            Some(Active::Version { .. }) => return None,
+            None => {}
+        }
+        if blocked {
+            return None;
+        }
+        let upload_only = !self.active.is_empty();
+        let q = self.pick(now, upload_only)?;
+        let (op, size) = match &q.what {
+            Transfer::Get { path, size } => (Op::Get, (path, *size)),
+            Transfer::Put { path, data } => (Op::Put, (path, data.len() as u64)),
+            Transfer::Version => (Op::GetVersion, (&Vec::new(), 0)),
+        };
+        let header = match transfer::header(op, size.0, if op == Op::Put { size.1 } else { 0 }) {
+            Ok(h) => h,
+            Err(e) => {
+                // A name the protocol cannot carry: the board layer should
+                // have sent it another way.
+                self.failed.push((q.op, e));
+                return None;
+            }
+        };
+        if self.active.is_empty() {
+            self.last_progress = now;
+        }
+        let a = match &q.what {
+            Transfer::Get { size, .. } => Active::Get {
+                get: Get::new(*size, self.window.acks()),
+                acks_at: VecDeque::new(),
+                replies: Vec::new(),
+                delivered: 0,
+                started: now,
+                q,
+            },
+            Transfer::Put { data, .. } => Active::Put {
+                put: Put::new(data.len() as u64),
+                handed: 0,
+                start: 0,
+                reported: 0,
+                started: now,
+                q,
+            },
+            Transfer::Version => Active::Version { q },
+        };
+        self.active.push_back(a);
+        Some(header.to_vec())
+    }
+
+    /// Every frame given to the socket, text or binary.
+    pub fn on_written(&mut self, n: usize) {
+        self.written += n as u64;
+        self.backlog += n as u64;
+    }
+
+    /// The socket's unacknowledged bytes, read just now.
+    pub fn on_backlog(&mut self, now: Instant, backlog: u64, out: &mut Out) {
+        let acked = self.written.saturating_sub(backlog).max(self.acked);
+        if acked > self.acked {
+            self.last_progress = now;
+            self.acked = acked;
+        }
+        match self.sample {
+            Some((t0, a0)) if now.duration_since(t0) >= Duration::from_millis(100) => {
+                // The link's rate, from intervals in which the socket was
+                // never empty (else it measures our own pauses).
+                if self.backlog > 0 && backlog > 0 {
+                    let r = (acked - a0) as f64 / now.duration_since(t0).as_secs_f64();
+                    self.rate = Some(match self.rate {
+                        Some(old) => 0.7 * old + 0.3 * r,
+                        None => r,
+                    });
+                }
+                self.sample = Some((now, acked));
+            }
+            None => self.sample = Some((now, acked)),
+            _ => {}
+        }
+        self.backlog = backlog;
+        for a in &mut self.active {
+            if let Active::Put {
+                q,
+                start,
+                reported,
+                handed,
+                ..
+            } = a
+                && *handed > 0
+            {
+                let total = q.what.size();
+                let done = acked.saturating_sub(*start).min(total);
+                if done >= *reported + 4096 || (done == total && done > *reported) {
+                    *reported = done;
+                    out.event(Event::Progress(q.op, done));
+                }
+            }
+        }
+    }
+
+    /// Whether the socket's backlog should be read again soon: an upload
+    /// waits for room, or its progress is being followed.
+    pub fn wants_backlog(&self) -> bool {
+        self.active.iter().any(|a| match a {
+            Active::Put {
+                q, handed, start, ..
+            } => *handed < q.what.size() as usize || self.acked < *start + q.what.size(),
+            _ => false,
+        })
+    }
+
+    /// A binary frame from the board.
+    pub fn feed(&mut self, now: Instant, payload: &[u8], out: &mut Out) -> Result<(), Why> {
+        self.last_progress = now;
+        let Some(front) = self.active.front_mut() else {
+            warn!(
+                "ignoring {} stray binary bytes from the board",
+                payload.len()
+            );
+            return Ok(());
+        };
+        let r = match front {
+            Active::Get {
+                q,
+                get,
+                acks_at,
+                replies,
+                delivered,
+                ..
+            } => {
+                let before = get.answered();
+                let r = get.feed(payload, replies);
+                for i in before..get.answered() {
+                    if let Some(t) = acks_at.pop_front()
+                        && i > 0
+                    {
+                        // The first chunk also waited for the file to open.
+                        self.window.on_chunk(now.saturating_duration_since(t));
+                    }
+                }
+                let data = get.take_data();
+                if !data.is_empty() {
+                    *delivered += data.len() as u64;
+                    out.event(Event::Chunk(q.op, data));
+                }
+                match r {
+                    Ok(GetOutcome::Pending) => Ok(None),
+                    Ok(GetOutcome::Done { surplus }) => Ok(Some(surplus)),
+                    Err(e) => Err(e),
+                }
+            }
+            Active::Put { put, .. } => match put.feed(payload) {
+                Ok(PutStep::SendData) => put.data_sent().map(|s| (s == PutStep::Done).then_some(0)),
+                Ok(PutStep::Done) => Ok(Some(0)),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Active::Version { .. } => transfer::parse_version(payload).map(|_| Some(0)),
+        };
+        match r {
+            Ok(None) => Ok(()),
+            Ok(Some(surplus)) => {
+                let Some(done) = self.active.pop_front() else {
+                    return Ok(());
+                };
+                self.finish(done, payload, out);
+                if surplus > 0 {
+                    // The board took our extra acks as the start of the next
+                    // header: only a new connection is in step again.
+                    warn!("a file shrank during GET; reconnecting to resynchronise");
+                    return Err(Why::Resync);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Out of step with the board: this transfer fails (a board
+                // that answers badly would answer badly again), the link is
+                // renewed, and what followed it is sent again.
+                if let Some(a) = self.active.pop_front() {
+                    let q = a.into_queued();
+                    out.done(
+                        q.op,
+                        Err(Error::Protocol(ProtocolError::Transfer(e.clone()))),
+                    );
+                }
+                Err(Why::Protocol(ProtocolError::Transfer(e)))
+            }
+        }
+    }
+
+    fn finish(&mut self, done: Active, payload: &[u8], out: &mut Out) {
+        match done {
+            Active::Get {
+                q,
+                delivered,
+                started,
+                ..
+            } => {
+                log_transfer("GET", &q.what, delivered, started);
+                out.done(q.op, Ok(Outcome::Got(delivered)));
+            }
+            Active::Put { q, started, .. } => {
+                log_transfer("PUT", &q.what, q.what.size(), started);
+                out.done(q.op, Ok(Outcome::Put));
+            }
+            Active::Version { q } => {
+                let v = transfer::parse_version(payload).unwrap_or((0, 0, 0));
+                out.done(q.op, Ok(Outcome::Version(v.0, v.1, v.2)));
+            }
+        }
+    }
+
+    /// No reply and no byte taken by the board for the time-out: the link
+    /// is dead, whatever TCP says.
+    pub fn check(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
+        for (op, e) in self.failed.drain(..) {
+            out.done(op, Err(Error::Protocol(ProtocolError::Transfer(e))));
+        }
+        if !self.active.is_empty() && now >= self.last_progress + self.timeout {
+            return Err(Why::Silent("a file transfer made no progress"));
+        }
+        Ok(())
+    }
+
+    pub fn next_timer(&self) -> Option<Instant> {
+        (!self.active.is_empty()).then(|| self.last_progress + self.timeout)
+    }
+
+    /// A new connection: counters start again.
+    pub fn link_up(&mut self, now: Instant) {
+        self.window = Window::new(self.max_window);
+        self.written = 0;
+        self.acked = 0;
+        self.backlog = 0;
+        self.sample = None;
+        self.last_progress = now;
+    }
+
+    /// The link broke: what was in flight starts again on the next one,
+    /// unless it has failed too often.
+    pub fn link_down(&mut self, why: &Error, retry: bool, out: &mut Out) {
+        while let Some(a) = self.active.pop_back() {
+            let delivered = matches!(&a, Active::Get { delivered, .. } if *delivered > 0);
+            let mut q = a.into_queued();
+            q.attempts += 1;
+            if !retry {
+                out.done(q.op, Err(why.duplicate()));
+                continue;
+            }
+            if q.attempts >= ATTEMPTS {
+                out.done(
+                    q.op,
+                    Err(Error::LinkLost(format!(
+                        "{ATTEMPTS} times during one transfer ({why})"
+                    ))),
+                );
+                continue;
+            }
+            if delivered {
+                out.event(Event::Restart(q.op));
+            }
+            info!(
+                "{} starts again on the next link",
+                String::from_utf8_lossy(q.what.path())
+            );
+            self.queue.push(q);
+        }
+    }
+
+    pub fn cancel(&mut self, op: OpId) {
+        self.queue.retain(|q| q.op != op);
+    }
+
+    /// Fails queued transfers that cannot wait any longer for a link.
+    pub fn fail_waiting(
+        &mut self,
+        now: Instant,
+        deadline: impl Fn(Instant) -> Instant,
+        err: impl Fn() -> Error,
+        out: &mut Out,
+    ) {
+        let mut kept = Vec::new();
+        for q in self.queue.drain(..) {
+            if now >= deadline(q.queued_at) {
+                out.done(q.op, Err(err()));
+            } else {
+                kept.push(q);
+            }
+        }
+        self.queue = kept;
+    }
+
+    pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
+        for q in self.queue.drain(..) {
+            out.done(q.op, Err(err.duplicate()));
+        }
+    }
+
+    pub fn moving(&self, now: Instant) -> Vec<Moving> {
+        self.active
+            .iter()
+            .map(|a| {
+                let q = a.queued();
+                let (done, started) = match a {
+                    Active::Get {
+                        delivered, started, ..
+                    } => (*delivered, *started),
+                    Active::Put {
+                        start,
+                        handed,
+                        started,
+                        ..
+                    } => (
+                        if *handed > 0 {
+                            self.acked.saturating_sub(*start).min(q.what.size())
+                        } else {
+                            0
+                        },
+                        *started,
+                    ),
+                    Active::Version { .. } => (0, now),
+                };
+                Moving {
+                    path: String::from_utf8_lossy(q.what.path()).into_owned(),
+                    upload: matches!(q.what, Transfer::Put { .. }),
+                    done,
+                    total: q.what.size(),
+                    secs: now.saturating_duration_since(started).as_secs_f64(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn waiting(&self) -> Vec<Moving> {
+        self.queue
+            .iter()
+            .map(|q| Moving {
+                path: String::from_utf8_lossy(q.what.path()).into_owned(),
+                upload: matches!(q.what, Transfer::Put { .. }),
+                done: 0,
+                total: q.what.size(),
+                secs: 0.0,
+            })
+            .collect()
+    }
+}
+
+fn log_transfer(what: &str, t: &Transfer, len: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        "{what} {} {len} B in {secs:.3} s ({:.1} KB/s)",
+        String::from_utf8_lossy(t.path()),
+        len as f64 / 1000.0 / secs.max(1e-6)
+    );
+    debug!("{what} done");
+}

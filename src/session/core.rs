@@ -1,0 +1,526 @@
+//! The session's decisions, without I/O: what to send next, what a frame
+//! from the board means, when to connect, when to give up. Time is an input
+//! (`now`), so that the simulated board in the tests can drive it through
+//! hours of slow links in microseconds.
+//!
+//! Two lanes share the one connection, as the board routes by frame type:
+//! the text lane ([`TextLane`], the REPL: the person's keys and our
+//! programs, taking turns) and the binary lane ([`BinaryLane`], file
+//! transfers). Text frames always go first; binary ones fill the link.
+
+use super::binary::{BinaryLane, Moving, Transfer};
+use super::text::{Job, Queued, TextLane};
+use crate::error::Error;
+use crate::protocol::ProtocolError;
+use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::raw::Output;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub type OpId = u64;
+
+/// Pauses between connection attempts: from the first, doubling, to the last.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LAST_PAUSE: Duration = Duration::from_secs(2);
+/// After a refusal that trying again cannot fix (wrong password).
+const FATAL_PAUSE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long the board may make no progress, and how long an operation
+    /// waits for a lost link to come back.
+    pub timeout: Duration,
+    /// May programs that need the raw REPL stop a running program?
+    pub interrupt: bool,
+    /// The most GET acks in flight.
+    pub get_window: u64,
+}
+
+#[derive(Debug)]
+pub enum Request {
+    /// Code for the raw REPL.
+    Program {
+        code: Vec<u8>,
+        /// Subject to the time-out (our snippets); a person's program may run
+        /// as long as it likes.
+        bounded: bool,
+        /// Only reads: run again if the link breaks under it.
+        idempotent: bool,
+        /// A person's program: their keys reach it; it may change files.
+        user: bool,
+        /// How long it may wait for a REPL that a person's program holds.
+        patience: Duration,
+    },
+    Get {
+        path: Vec<u8>,
+        size: u64,
+    },
+    Put {
+        path: Vec<u8>,
+        data: Bytes,
+    },
+    Version,
+    /// Soft reset (Ctrl-D at the raw prompt); the link ends with it.
+    Reset,
+    /// The friendly prompt for the person, now.
+    Friendly,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Output(Output),
+    /// A GET ended; its data came as [`Event::Chunk`]s: this many bytes.
+    Got(u64),
+    Put,
+    Version(u8, u8, u8),
+    Done,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Done(OpId, Result<Outcome, Error>),
+    /// GET data, in order.
+    Chunk(OpId, Vec<u8>),
+    /// A GET starts over on a new link: the data so far is to be dropped.
+    Restart(OpId),
+    /// Bytes of a PUT the board has taken.
+    Progress(OpId, u64),
+    /// Output for the people at the terminal.
+    Terminal(Vec<u8>),
+    /// Code ran that may have changed the board's files.
+    BoardChanged,
+    /// The link is up (true) or lost (false).
+    Link(bool),
+    /// The socket must be closed now.
+    DropLink,
+}
+
+/// Why the link must go.
+#[derive(Debug)]
+pub enum Why {
+    Protocol(ProtocolError),
+    Silent(&'static str),
+    /// A soft reset ends the connection.
+    Reset,
+    /// The board is out of step with us (surplus GET acks).
+    Resync,
+}
+
+/// What the lanes produce while handling an input.
+#[derive(Debug, Default)]
+pub struct Out {
+    events: VecDeque<Event>,
+    text: VecDeque<Vec<u8>>,
+    programs: u64,
+}
+
+impl Out {
+    pub fn text(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.text.push_back(bytes);
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+
+    pub fn done(&mut self, op: OpId, r: Result<Outcome, Error>) {
+        self.events.push_back(Event::Done(op, r));
+    }
+
+    pub fn count_program(&mut self) {
+        self.programs += 1;
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub programs: u64,
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Up,
+    Down {
+        since: Instant,
+        next_try: Instant,
+        pause: Duration,
+    },
+    /// A connection attempt runs; the link has been down since `since`.
+    Connecting {
+        since: Instant,
+        pause: Duration,
+    },
+}
+
+/// What `status` shows of the session.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub link_up: bool,
+    /// Down: for how long, and the last error.
+    pub down: Option<(Duration, String)>,
+    pub moving: Vec<Moving>,
+    pub queued: Vec<Moving>,
+    pub programs: usize,
+    /// Why programs wait for the REPL, and for how long.
+    pub waiting: Option<(Duration, String)>,
+    pub totals: Totals,
+}
+
+pub struct Core {
+    cfg: Config,
+    link: Link,
+    text: TextLane,
+    binary: BinaryLane,
+    out: Out,
+    next_op: OpId,
+    terminals: usize,
+    generation: u64,
+    totals: Totals,
+    last_error: Option<String>,
+}
+
+impl Core {
+    /// A core for a session whose first link is already up (the first
+    /// connection is made before, so that its errors reach the caller).
+    pub fn new(cfg: Config, now: Instant) -> Core {
+        Core {
+            text: TextLane::new(cfg.interrupt, cfg.timeout),
+            binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
+            cfg,
+            link: Link::Up,
+            out: Out::default(),
+            next_op: 1,
+            terminals: 0,
+            generation: 0,
+            totals: Totals::default(),
+            last_error: None,
+        }
+    }
+
+    pub fn submit(&mut self, now: Instant, req: Request) -> OpId {
+        let op = self.next_op;
+        self.next_op += 1;
+        let job = |job, code, bounded, idempotent, user, patience| Queued {
+            op,
+            job,
+            code,
+            bounded,
+            idempotent,
+            user,
+            patience,
+            queued_at: now,
+        };
+        match req {
+            Request::Program {
+                code,
+                bounded,
+                idempotent,
+                user,
+                patience,
+            } => self
+                .text
+                .submit(job(Job::Program, code, bounded, idempotent, user, patience)),
+            Request::Reset => {
+                let t = self.cfg.timeout;
+                self.text
+                    .submit(job(Job::Reset, Vec::new(), true, false, false, t))
+            }
+            Request::Friendly => {
+                let t = self.cfg.timeout;
+                self.text
+                    .submit(job(Job::Friendly, Vec::new(), true, true, false, t))
+            }
+            Request::Get { path, size } => {
+                self.binary.submit(now, op, Transfer::Get { path, size })
+            }
+            Request::Put { path, data } => {
+                self.binary.submit(now, op, Transfer::Put { path, data })
+            }
+            Request::Version => self.binary.submit(now, op, Transfer::Version),
+        }
+        self.step(now);
+        op
+    }
+
+    pub fn keys(&mut self, now: Instant, keys: &[u8]) {
+        self.text.keys(now, keys, &mut self.out);
+        self.step(now);
+    }
+
+    /// The caller no longer waits for `op`: a queued one is dropped, a
+    /// person's running program gets Ctrl-C; the rest finishes anyway.
+    pub fn cancel(&mut self, now: Instant, op: OpId) {
+        self.text.cancel(op, &mut self.out);
+        self.binary.cancel(op);
+        self.step(now);
+    }
+
+    pub fn set_terminals(&mut self, now: Instant, n: usize) {
+        if n != self.terminals {
+            self.terminals = n;
+            self.step(now);
+        }
+    }
+
+    pub fn set_interrupt(&mut self, allow: bool) {
+        self.cfg.interrupt = allow;
+        self.text.interrupt = allow;
+    }
+
+    /// Connections made after the first: a change means the board may have
+    /// changed (or reset) while we were away.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = self.totals;
+        t.programs += self.out.programs;
+        t
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    pub fn on_frame(&mut self, now: Instant, f: Frame) {
+        self.totals.bytes_in += f.payload.len() as u64;
+        let r = match f.kind {
+            Kind::Text => self.text.feed(now, &f.payload, &mut self.out),
+            Kind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
+            _ => Ok(()),
+        };
+        if let Err(why) = r {
+            self.lose(now, why);
+        }
+        self.step(now);
+    }
+
+    pub fn on_backlog(&mut self, now: Instant, bytes: u64) {
+        self.binary.on_backlog(now, bytes, &mut self.out);
+        self.step(now);
+    }
+
+    /// Reading or writing the socket failed: the link is gone.
+    pub fn on_link_lost(&mut self, now: Instant, err: Error) {
+        if self.link == Link::Up {
+            self.down(now, err);
+        }
+        self.step(now);
+    }
+
+    /// Whether the shell should connect now (it then reports back with
+    /// `on_connected` or `on_connect_failed`).
+    pub fn wants_connect(&mut self, now: Instant) -> bool {
+        let Link::Down {
+            since,
+            next_try,
+            pause,
+        } = self.link
+        else {
+            return false;
+        };
+        let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
+        if !wanted || now < next_try {
+            return false;
+        }
+        self.link = Link::Connecting { since, pause };
+        true
+    }
+
+    pub fn on_connected(&mut self, now: Instant) {
+        self.link = Link::Up;
+        self.generation += 1;
+        self.totals.reconnects += 1;
+        self.last_error = None;
+        self.text.link_up();
+        self.binary.link_up(now);
+        self.out.event(Event::Link(true));
+        self.step(now);
+    }
+
+    pub fn on_connect_failed(&mut self, now: Instant, err: Error) {
+        let Link::Connecting { pause, .. } = self.link else {
+            return;
+        };
+        let since = self.down_since(now);
+        self.last_error = Some(err.to_string());
+        if matches!(
+            err,
+            Error::WrongPassword(_) | Error::NotWebRepl(_) | Error::Invalid(_)
+        ) {
+            // Trying again cannot help: every operation hears why at once.
+            self.text.fail_all(&err, &mut self.out);
+            self.binary.fail_all(&err, &mut self.out);
+            self.link = Link::Down {
+                since,
+                next_try: now + FATAL_PAUSE,
+                pause: FIRST_PAUSE,
+            };
+            return;
+        }
+        self.link = Link::Down {
+            since,
+            next_try: now + pause,
+            pause: (pause * 2).min(LAST_PAUSE),
+        };
+        self.fail_overdue(now, &err);
+        self.step(now);
+    }
+
+    fn down_since(&self, now: Instant) -> Instant {
+        match self.link {
+            Link::Down { since, .. } => since,
+            Link::Connecting { since, .. } => since,
+            Link::Up => now,
+        }
+    }
+
+    /// Operations that have waited for a link as long as the time-out.
+    fn fail_overdue(&mut self, now: Instant, err: &Error) {
+        let Link::Down { since, .. } = self.link else {
+            return;
+        };
+        let t = self.cfg.timeout;
+        let deadline = move |queued: Instant| queued.max(since) + t;
+        let what = || match err {
+            Error::Busy(_) | Error::Unreachable(_) | Error::Timeout(_) => err.duplicate(),
+            _ => Error::LinkLost(format!("and not back within {t:.0?} ({err})")),
+        };
+        self.text
+            .fail_waiting(now, |q| deadline(q.queued_at), what, &mut self.out);
+        self.binary.fail_waiting(now, deadline, what, &mut self.out);
+    }
+
+    fn down(&mut self, now: Instant, err: Error) {
+        self.last_error = Some(err.to_string());
+        // A board that sent garbage would send it again: what was in flight
+        // fails. A link that merely broke is tried again.
+        let retry = !matches!(err, Error::Protocol(_));
+        self.text.link_down(&err, retry, &mut self.out);
+        self.binary.link_down(&err, retry, &mut self.out);
+        self.link = Link::Down {
+            since: now,
+            next_try: now,
+            pause: FIRST_PAUSE,
+        };
+        self.out.event(Event::DropLink);
+        self.out.event(Event::Link(false));
+    }
+
+    /// The link must go (the board is out of step, silent, or reset).
+    fn lose(&mut self, now: Instant, why: Why) {
+        let err = match why {
+            Why::Protocol(e) => Error::Protocol(e),
+            Why::Silent(what) => {
+                Error::Timeout(format!("{what}: no progress for {:.0?}", self.cfg.timeout))
+            }
+            Why::Reset => Error::LinkLost("(the board reset)".into()),
+            Why::Resync => Error::LinkLost("(resynchronising with the board)".into()),
+        };
+        if self.link == Link::Up {
+            self.down(now, err);
+        }
+    }
+
+    /// Runs the lanes until nothing changes.
+    fn step(&mut self, now: Instant) {
+        if self.link != Link::Up {
+            if let Link::Down { .. } = self.link {
+                let err = Error::LinkLost(match &self.last_error {
+                    Some(e) => format!("({e})"),
+                    None => "(not connected)".into(),
+                });
+                self.fail_overdue(now, &err);
+            }
+            return;
+        }
+        let r = self
+            .text
+            .drive(now, self.terminals, self.binary.is_idle(), &mut self.out)
+            .and_then(|()| self.binary.check(now, &mut self.out));
+        if let Err(why) = r {
+            self.lose(now, why);
+        }
+    }
+
+    /// The next frame to send: text first (keys, programs), then binary.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
+        if self.link != Link::Up {
+            return None;
+        }
+        let (kind, payload) = match self.out.text.pop_front() {
+            Some(t) => (Kind::Text, t),
+            None => (
+                Kind::Binary,
+                self.binary.poll_transmit(now, self.text.is_resetting())?,
+            ),
+        };
+        self.binary.on_written(payload.len());
+        self.totals.bytes_out += payload.len() as u64;
+        Some((kind, payload))
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When the core wants `handle_timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.link {
+            Link::Up => [self.text.next_timer(), self.binary.next_timer()]
+                .into_iter()
+                .flatten()
+                .min(),
+            Link::Down {
+                since, next_try, ..
+            } => {
+                let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
+                // The first operation whose wait for a link ends.
+                let overdue = [self.text.oldest(), self.binary.oldest()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|q| q.max(since) + self.cfg.timeout);
+                wanted.then(|| overdue.map_or(next_try, |o| o.min(next_try)))
+            }
+            Link::Connecting { .. } => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.step(now);
+    }
+
+    /// Whether the shell should read the socket's backlog again soon.
+    pub fn wants_backlog(&self) -> bool {
+        self.link == Link::Up && self.binary.wants_backlog()
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        Status {
+            link_up: self.link == Link::Up,
+            down: match self.link {
+                Link::Up => None,
+                Link::Down { since, .. } | Link::Connecting { since, .. } => Some((
+                    now.saturating_duration_since(since),
+                    self.last_error.clone().unwrap_or_default(),
+                )),
+            },
+            moving: self.binary.moving(now),
+            queued: self.binary.waiting(),
+            programs: self.text.queued(),
+            waiting: self
+                .text
+                .waiting()
+                .map(|(since, why)| (now.saturating_duration_since(*since), why.clone())),
+            totals: self.totals(),
+        }
+    }
+}

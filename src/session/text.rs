@@ -1,0 +1,795 @@
+//! The text lane: the board's REPL, shared by the people at its terminal and
+//! the programs the tools run at the raw prompt. They take turns; the
+//! person's turn is the default.
+//!
+//! A program needs the raw prompt. At an empty friendly prompt, Ctrl-A gets
+//! it. With a line half typed (and a terminal attached), Ctrl-C clears the
+//! line, the programs run, Ctrl-B brings the friendly prompt back and the
+//! line is typed back with the cursor where it was, the board's echo of all
+//! this hidden: the person sees their prompt as they left it. A program the
+//! person started keeps the board: programs wait for it (or interrupt it
+//! when the user said so). Keys typed meanwhile are held and delivered, in
+//! order, when the person's turn comes back.
+
+use super::core::{Event, OpId, Out, Outcome, Why};
+use crate::error::Error;
+use crate::protocol::line::{self, Prompt, Screen, Typed};
+use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// How long after a person's last key the REPL is left to them, so that a
+/// key still in flight (and its echo) is not mistaken for a settled line.
+pub const SETTLE: Duration = Duration::from_millis(150);
+/// An idle raw prompt goes back to the person after this long.
+const HAND_BACK: Duration = Duration::from_millis(300);
+/// A board that does not answer a polite Ctrl-A in this time runs a program.
+const POLITE: Duration = Duration::from_millis(1500);
+/// Typing a line back takes a round trip or two; past this, give up on it.
+const RESTORE: Duration = Duration::from_secs(3);
+/// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
+const PACE: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Code run at the raw prompt.
+    Program,
+    /// Ctrl-D at an empty raw prompt: a soft reset.
+    Reset,
+    /// Hand the friendly prompt to the person now.
+    Friendly,
+}
+
+#[derive(Debug)]
+pub struct Queued {
+    pub op: OpId,
+    pub job: Job,
+    pub code: Vec<u8>,
+    /// The board's silence may last at most the session's time-out.
+    pub bounded: bool,
+    /// Safe to run again on a new link.
+    pub idempotent: bool,
+    /// A person's program (exec): no time limit, their keys reach it, and
+    /// it may change the board's files.
+    pub user: bool,
+    /// How long it may wait for a REPL a person's program holds.
+    pub patience: Duration,
+    pub queued_at: Instant,
+}
+
+/// What a person had typed when a program took the REPL, and what their
+/// terminal shows (kept, to be theirs again afterwards).
+#[derive(Debug, Clone)]
+struct Saved {
+    screen: Screen,
+    typed: Typed,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// The person's REPL.
+    Terminal,
+    /// Ctrl-C sent to clear a half-typed line; waiting for the fresh prompt.
+    Clearing {
+        saved: Option<Saved>,
+        prompt: WaitFor,
+        deadline: Instant,
+    },
+    /// Ctrl-A sent; waiting for the raw banner.
+    Entering {
+        saved: Option<Saved>,
+        seen: Vec<u8>,
+        deadline: Instant,
+        polite: bool,
+    },
+    /// The sync program sent; waiting for its answer.
+    Syncing {
+        saved: Option<Saved>,
+        answer: WaitFor,
+        deadline: Instant,
+    },
+    /// At the raw prompt, ours.
+    Raw {
+        since: Instant,
+        saved: Option<Saved>,
+    },
+    Running {
+        job: Box<Queued>,
+        prog: Box<Program>,
+        started: Instant,
+        last: Instant,
+        saved: Option<Saved>,
+        paced_until: Option<Instant>,
+    },
+    /// Ctrl-D sent at the raw prompt; the board reboots.
+    Resetting { op: OpId, until: Instant },
+    /// Ctrl-B sent; waiting for the friendly prompt.
+    Leaving {
+        saved: Option<Saved>,
+        prompt: WaitFor,
+        deadline: Instant,
+    },
+    /// Typing a person's line back; the board's echo of it is hidden.
+    Restoring {
+        saved: Saved,
+        scratch: Screen,
+        deadline: Instant,
+    },
+}
+
+pub struct TextLane {
+    queue: VecDeque<Queued>,
+    mode: Mode,
+    /// The person's view of the REPL.
+    screen: Screen,
+    /// Whether `screen` can be trusted: a new connection's greeting shows a
+    /// prompt whatever the board is doing.
+    known: bool,
+    /// A polite Ctrl-A went unanswered: it waits in the board's input and
+    /// enters the raw REPL once the person's program ends. Its banner is
+    /// watched for (and kept from the terminal).
+    stray_ctrl_a: Option<Holdback>,
+    held: Vec<u8>,
+    last_key: Option<Instant>,
+    /// The person pressed Enter: code may be running that changes files.
+    ran_code: bool,
+    paste_window: Option<usize>,
+    /// One of our programs was cut off: only Ctrl-C gets the board out of
+    /// it, and stopping what is ours interrupts nobody.
+    ours_unfinished: bool,
+    notices: NoticeFilter,
+    pub interrupt: bool,
+    pub timeout: Duration,
+    /// Why programs wait, for `status`.
+    waiting: Option<(Instant, String)>,
+}
+
+impl TextLane {
+    pub fn new(interrupt: bool, timeout: Duration) -> TextLane {
+        TextLane {
+            queue: VecDeque::new(),
+            mode: Mode::Terminal,
+            screen: Screen::at_prompt(),
+            known: false,
+            stray_ctrl_a: None,
+            held: Vec::new(),
+            last_key: None,
+            ran_code: false,
+            paste_window: None,
+            ours_unfinished: false,
+            notices: NoticeFilter::default(),
+            interrupt,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    pub fn submit(&mut self, job: Queued) {
+        self.queue.push_back(job);
+    }
+
+    /// Keys from a terminal: out now if it is the person's turn (or their
+    /// program's), else held until it is.
+    pub fn keys(&mut self, now: Instant, keys: &[u8], out: &mut Out) {
+        self.held.extend_from_slice(keys);
+        self.last_key = Some(now);
+        let theirs = match &self.mode {
+            Mode::Terminal => true,
+            Mode::Running { job, .. } => job.user,
+            _ => false,
+        };
+        if theirs {
+            self.send_held(out);
+        }
+    }
+
+    fn send_held(&mut self, out: &mut Out) {
+        if self.held.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.held);
+        if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
+            self.ran_code = true;
+        }
+        out.text(keys);
+    }
+
+    pub fn cancel(&mut self, op: OpId, out: &mut Out) {
+        if let Some(i) = self.queue.iter().position(|q| q.op == op) {
+            self.queue.remove(i);
+            return;
+        }
+        if let Mode::Running { job, .. } = &self.mode
+            && job.op == op
+            && job.user
+        {
+            // Ctrl-C for the person's program: a KeyboardInterrupt ends it.
+            out.text(b"\x03".to_vec());
+        }
+    }
+
+    pub fn is_resetting(&self) -> bool {
+        matches!(self.mode, Mode::Resetting { .. })
+            || self.queue.front().is_some_and(|q| q.job == Job::Reset)
+    }
+
+    /// When the longest-waiting queued program was queued.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.queue.iter().map(|q| q.queued_at).min()
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.held.is_empty()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len() + usize::from(matches!(self.mode, Mode::Running { .. }))
+    }
+
+    /// Why programs are waiting, and since when.
+    pub fn waiting(&self) -> Option<&(Instant, String)> {
+        self.waiting.as_ref()
+    }
+
+    /// A new connection: the REPL's state is unknown until it says.
+    pub fn link_up(&mut self) {
+        self.mode = Mode::Terminal;
+        self.screen = Screen::at_prompt();
+        self.known = false;
+        self.stray_ctrl_a = None;
+        self.paste_window = None;
+        self.notices = NoticeFilter::default();
+    }
+
+    /// The link is gone: what was running is requeued if it only read, or
+    /// fails.
+    pub fn link_down(&mut self, why: &Error, retry: bool, out: &mut Out) {
+        let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
+        match mode {
+            Mode::Running { job, .. } => {
+                self.ours_unfinished = !job.user;
+                if job.idempotent && retry {
+                    self.queue.push_front(*job);
+                } else {
+                    let what = if job.user {
+                        "the program"
+                    } else {
+                        "an operation"
+                    };
+                    out.done(
+                        job.op,
+                        Err(Error::LinkLost(format!(
+                            "while {what} ran on the board (it may or may not have finished): {why}"
+                        ))),
+                    );
+                }
+            }
+            Mode::Resetting { op, .. } => out.done(op, Ok(Outcome::Done)),
+            Mode::Entering { .. } | Mode::Syncing { .. } | Mode::Clearing { .. } => {
+                self.ours_unfinished = true;
+            }
+            _ => {}
+        }
+        if let Mode::Terminal = self.mode {
+            // Whatever the person had typed is gone with the board's state.
+            self.screen = Screen::at_prompt();
+        }
+        self.known = false;
+    }
+
+    /// Fails queued programs that cannot wait any longer for the link.
+    pub fn fail_waiting(
+        &mut self,
+        now: Instant,
+        deadline_of: impl Fn(&Queued) -> Instant,
+        err: impl Fn() -> Error,
+        out: &mut Out,
+    ) {
+        let mut kept = VecDeque::new();
+        while let Some(q) = self.queue.pop_front() {
+            if now >= deadline_of(&q) {
+                out.done(q.op, Err(err()));
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.queue = kept;
+    }
+
+    pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
+        while let Some(q) = self.queue.pop_front() {
+            out.done(q.op, Err(clone_err(err)));
+        }
+    }
+
+    /// Text from the board.
+    pub fn feed(&mut self, now: Instant, text: &[u8], out: &mut Out) -> Result<(), Why> {
+        match &mut self.mode {
+            Mode::Terminal => {
+                let was_prompted = self.screen.prompt().is_some();
+                let mut text = text.to_vec();
+                if let Some(h) = &mut self.stray_ctrl_a {
+                    let (pass, entered) = h.feed(&text);
+                    if entered.is_some() {
+                        // The person's program ended and our old Ctrl-A took
+                        // effect: the raw prompt is ours; sync it, carry on.
+                        self.stray_ctrl_a = None;
+                        self.show(&pass, out);
+                        self.start_sync(now, None, out);
+                        return Ok(());
+                    }
+                    text = pass;
+                }
+                self.show(&text, out);
+                if !was_prompted && self.screen.prompt().is_some() && self.ran_code {
+                    // Back at a prompt after the person's code ran.
+                    self.ran_code = false;
+                    out.event(Event::BoardChanged);
+                }
+            }
+            Mode::Clearing { prompt, saved, .. } => {
+                if prompt.feed(text, &mut Vec::new()) {
+                    let saved = saved.take();
+                    self.send_ctrl_a(now, saved, false, out);
+                }
+            }
+            Mode::Entering { seen, saved, .. } => {
+                seen.extend_from_slice(text);
+                if let Some(i) = line_find(seen, raw::RAW_BANNER) {
+                    let before = seen[..i].to_vec();
+                    let saved = saved.take();
+                    // What came before the banner is the board's (a
+                    // program's last output), less the line break the board
+                    // prints on switching; a cleared line's echo is ours.
+                    if saved.is_none() {
+                        let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
+                        self.show(before, out);
+                    }
+                    self.start_sync(now, saved, out);
+                }
+            }
+            Mode::Syncing { answer, saved, .. } => {
+                if answer.feed(text, &mut Vec::new()) {
+                    let saved = saved.take();
+                    self.mode = Mode::Raw { since: now, saved };
+                    self.ours_unfinished = false;
+                    self.known = true;
+                }
+            }
+            Mode::Raw { .. } => {
+                // Nothing of ours runs: a background task's output.
+                let (t, notices) = self.notices.feed(text);
+                for n in notices {
+                    out.event(Event::Terminal(n));
+                }
+                if !t.is_empty() {
+                    out.event(Event::Terminal(t));
+                }
+            }
+            Mode::Running { prog, last, .. } => {
+                *last = now;
+                let (t, notices) = self.notices.feed(text);
+                for n in notices {
+                    out.event(Event::Terminal(n));
+                }
+                prog.feed(&t).map_err(|e| Why::Protocol(e.into()))?;
+            }
+            Mode::Resetting { .. } => {}
+            Mode::Leaving { prompt, saved, .. } => {
+                if prompt.feed(text, &mut Vec::new()) {
+                    let saved = saved.take();
+                    match saved {
+                        Some(s) if !s.typed.is_empty() => self.start_restore(now, s, out),
+                        _ => self.back_to_terminal(out),
+                    }
+                }
+            }
+            Mode::Restoring { scratch, .. } => {
+                scratch.feed(text);
+                self.advance_restore(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Output for the people at the terminal, and for our view of it.
+    fn show(&mut self, text: &[u8], out: &mut Out) {
+        if text.is_empty() {
+            return;
+        }
+        self.screen.feed(text);
+        self.known = true;
+        out.event(Event::Terminal(text.to_vec()));
+    }
+
+    fn start_sync(&mut self, now: Instant, saved: Option<Saved>, out: &mut Out) {
+        let (code, answer) = raw::sync(rand::random());
+        out.text(code);
+        self.mode = Mode::Syncing {
+            saved,
+            answer: WaitFor::new(answer),
+            deadline: now + self.timeout,
+        };
+    }
+
+    fn send_ctrl_a(&mut self, now: Instant, saved: Option<Saved>, polite: bool, out: &mut Out) {
+        out.text(raw::ENTER_POLITELY.to_vec());
+        self.stray_ctrl_a = None;
+        self.mode = Mode::Entering {
+            saved,
+            seen: Vec::new(),
+            deadline: now
+                + if polite {
+                    POLITE.min(self.timeout)
+                } else {
+                    self.timeout
+                },
+            polite,
+        };
+    }
+
+    fn back_to_terminal(&mut self, out: &mut Out) {
+        self.mode = Mode::Terminal;
+        // Ctrl-B reprints the banner: one just went by, hidden; a person's
+        // Ctrl-B held meanwhile (term sends one on attach) asks for a fresh
+        // prompt, which they get.
+        self.send_held(out);
+    }
+
+    fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
+        out.text(line::retype(&saved.typed));
+        self.mode = Mode::Restoring {
+            saved,
+            scratch: Screen::at_prompt(),
+            deadline: now + RESTORE,
+        };
+    }
+
+    /// Done when the board shows the line and cursor as they were.
+    fn advance_restore(&mut self, out: &mut Out) {
+        let Mode::Restoring { saved, scratch, .. } = &mut self.mode else {
+            return;
+        };
+        if scratch.typed().as_ref() == Some(&saved.typed) {
+            self.screen = saved.screen.clone();
+            self.back_to_terminal(out);
+        }
+    }
+
+    /// Starts what can start, hands the REPL back, checks time-outs.
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        terminals: usize,
+        binary_idle: bool,
+        out: &mut Out,
+    ) -> Result<(), Why> {
+        self.check_deadlines(now, out)?;
+        match &mut self.mode {
+            Mode::Terminal => return self.terminal_turn(now, terminals, out),
+            Mode::Raw { since, saved } => {
+                let since = *since;
+                if terminals == 0 {
+                    // Nobody to hand a line back to.
+                    *saved = None;
+                }
+                let reset_waits =
+                    self.queue.front().is_some_and(|q| q.job == Job::Reset) && !binary_idle;
+                if !self.queue.is_empty() && !reset_waits {
+                    let saved = saved.take();
+                    if let Some(job) = self.queue.pop_front() {
+                        self.start(now, job, saved, out);
+                    }
+                } else if self.queue.is_empty()
+                    && (!self.held.is_empty() || (terminals > 0 && now >= since + HAND_BACK))
+                {
+                    let saved = saved.take();
+                    self.leave(now, saved, out);
+                }
+            }
+            Mode::Running { .. } => self.poll_program(now, out),
+            Mode::Resetting { op, until } if now >= *until => {
+                let op = *op;
+                out.done(op, Ok(Outcome::Done));
+                out.event(Event::BoardChanged);
+                self.mode = Mode::Terminal;
+                // The board reboots: a fresh link starts clean.
+                return Err(Why::Reset);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn terminal_turn(&mut self, now: Instant, terminals: usize, out: &mut Out) -> Result<(), Why> {
+        self.send_held(out);
+        let Some(next) = self.queue.front() else {
+            self.waiting = None;
+            return Ok(());
+        };
+        if next.job == Job::Friendly {
+            if let Some(q) = self.queue.pop_front() {
+                out.done(q.op, Ok(Outcome::Done));
+            }
+            return Ok(());
+        }
+        if self.last_key.is_some_and(|t| now < t + SETTLE) {
+            return Ok(());
+        }
+        let interrupt = self.interrupt || self.ours_unfinished;
+        if !self.known {
+            if interrupt {
+                out.text(raw::ENTER_INTERRUPTING.to_vec());
+                self.mode = Mode::Entering {
+                    saved: None,
+                    seen: Vec::new(),
+                    deadline: now + self.timeout,
+                    polite: false,
+                };
+            } else {
+                self.send_ctrl_a(now, None, true, out);
+            }
+            return Ok(());
+        }
+        match self.screen.typed() {
+            Some(t) if t.is_empty() => {
+                self.waiting = None;
+                self.send_ctrl_a(now, None, false, out);
+            }
+            Some(t) => {
+                // Clear the line (Ctrl-C at a prompt only does that); keep
+                // it to type back if someone is watching.
+                self.waiting = None;
+                let saved = (terminals > 0).then(|| Saved {
+                    screen: self.screen.clone(),
+                    typed: t,
+                });
+                out.text(b"\x03".to_vec());
+                self.mode = Mode::Clearing {
+                    saved,
+                    prompt: WaitFor::new(line::PRIMARY),
+                    deadline: now + self.timeout,
+                };
+            }
+            None if interrupt => {
+                self.waiting = None;
+                out.text(raw::ENTER_INTERRUPTING.to_vec());
+                self.mode = Mode::Entering {
+                    saved: None,
+                    seen: Vec::new(),
+                    deadline: now + self.timeout,
+                    polite: false,
+                };
+            }
+            None => {
+                let why = if self.screen.prompt() == Some(Prompt::Paste) {
+                    "someone is pasting code at the terminal (paste mode)"
+                } else {
+                    "the board is running a program started at its terminal"
+                };
+                if self.waiting.is_none() {
+                    self.waiting = Some((now, why.to_string()));
+                }
+                let mut kept = VecDeque::new();
+                while let Some(q) = self.queue.pop_front() {
+                    if now >= q.queued_at + q.patience {
+                        out.done(
+                            q.op,
+                            Err(Error::Running(format!(
+                                "{why}; waited {:.0?} for it (the mount stops it only with --interrupt)",
+                                now.saturating_duration_since(q.queued_at)
+                            ))),
+                        );
+                    } else {
+                        kept.push_back(q);
+                    }
+                }
+                self.queue = kept;
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, now: Instant, job: Queued, saved: Option<Saved>, out: &mut Out) {
+        match job.job {
+            Job::Reset => {
+                out.text(b"\x04".to_vec());
+                self.mode = Mode::Resetting {
+                    op: job.op,
+                    until: now + Duration::from_millis(500),
+                };
+            }
+            Job::Friendly => {
+                out.done(job.op, Ok(Outcome::Done));
+                self.leave(now, saved, out);
+            }
+            Job::Program => {
+                self.ours_unfinished = !job.user;
+                let prog = match self.paste_window {
+                    Some(w) => Program::with_window(job.code.clone(), w),
+                    None => Program::new(job.code.clone()),
+                };
+                self.mode = Mode::Running {
+                    job: Box::new(job),
+                    prog: Box::new(prog),
+                    started: now,
+                    last: now,
+                    saved,
+                    paced_until: None,
+                };
+                // Held keys reach a person's program as its input.
+                if let Mode::Running { job, .. } = &self.mode
+                    && job.user
+                {
+                    self.send_held(out);
+                }
+                self.poll_program(now, out);
+            }
+        }
+    }
+
+    fn poll_program(&mut self, now: Instant, out: &mut Out) {
+        let Mode::Running {
+            prog, paced_until, ..
+        } = &mut self.mode
+        else {
+            return;
+        };
+        if paced_until.is_some_and(|t| now < t) {
+            return;
+        }
+        *paced_until = None;
+        loop {
+            match prog.poll() {
+                Step::Send(b) => out.text(b),
+                Step::SendPaced(b) => {
+                    out.text(b);
+                    *paced_until = Some(now + PACE);
+                    return;
+                }
+                Step::Wait => return,
+                Step::Done(o) => {
+                    self.finish(now, o, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, now: Instant, o: Output, out: &mut Out) {
+        let Mode::Running {
+            job,
+            prog,
+            saved,
+            started,
+            ..
+        } = std::mem::replace(&mut self.mode, Mode::Terminal)
+        else {
+            return;
+        };
+        debug!(
+            "program of {} bytes ran in {:.0?}",
+            job.code.len(),
+            now.saturating_duration_since(started)
+        );
+        if prog.pasting() {
+            self.paste_window = Some(prog.window());
+        }
+        self.ours_unfinished = false;
+        if job.user {
+            out.event(Event::BoardChanged);
+        }
+        out.count_program();
+        out.done(job.op, Ok(Outcome::Output(o)));
+        self.mode = Mode::Raw { since: now, saved };
+    }
+
+    fn leave(&mut self, now: Instant, saved: Option<Saved>, out: &mut Out) {
+        out.text(raw::LEAVE.to_vec());
+        // A person's Ctrl-B held meanwhile would only reprint the banner.
+        if self.held.first() == Some(&0x02) {
+            self.held.remove(0);
+        }
+        self.mode = Mode::Leaving {
+            saved,
+            prompt: WaitFor::new(line::PRIMARY),
+            deadline: now + self.timeout,
+        };
+    }
+
+    fn check_deadlines(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
+        match &mut self.mode {
+            Mode::Clearing { deadline, .. }
+            | Mode::Syncing { deadline, .. }
+            | Mode::Leaving { deadline, .. }
+                if now >= *deadline =>
+            {
+                return Err(Why::Silent("the board's REPL stopped answering"));
+            }
+            Mode::Entering {
+                deadline,
+                polite,
+                seen,
+                ..
+            } if now >= *deadline => {
+                if !*polite {
+                    return Err(Why::Silent("entering the raw REPL"));
+                }
+                // The board runs a program: its REPL is not ours to take.
+                let seen = std::mem::take(seen);
+                self.stray_ctrl_a = Some(Holdback::new(raw::RAW_ENTERED));
+                self.known = true;
+                self.screen = Screen::default();
+                self.mode = Mode::Terminal;
+                self.show(&seen, out);
+                let why = "the board is running a program";
+                self.waiting = Some((now, why.to_string()));
+                let mut kept = VecDeque::new();
+                while let Some(q) = self.queue.pop_front() {
+                    if q.patience.is_zero() {
+                        out.done(
+                            q.op,
+                            Err(Error::Running(format!(
+                                "{why} (not interrupting it without --interrupt)"
+                            ))),
+                        );
+                    } else {
+                        kept.push_back(q);
+                    }
+                }
+                self.queue = kept;
+            }
+            Mode::Running { job, last, .. } if job.bounded && now >= *last + self.timeout => {
+                return Err(Why::Silent("a program of ours stopped answering"));
+            }
+            Mode::Restoring {
+                deadline, scratch, ..
+            } if now >= *deadline => {
+                // The board did not redraw the line as expected: show what
+                // it has, from now on the truth.
+                self.screen = scratch.clone();
+                self.back_to_terminal(out);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// When `drive` next has something to do by time alone.
+    pub fn next_timer(&self) -> Option<Instant> {
+        let mode = match &self.mode {
+            Mode::Clearing { deadline, .. }
+            | Mode::Entering { deadline, .. }
+            | Mode::Syncing { deadline, .. }
+            | Mode::Leaving { deadline, .. }
+            | Mode::Restoring { deadline, .. } => Some(*deadline),
+            Mode::Raw { since, .. } => Some(*since + HAND_BACK),
+            Mode::Running {
+                job,
+                last,
+                paced_until,
+                ..
+            } => match paced_until {
+                Some(t) => Some(*t),
+                None if job.bounded => Some(*last + self.timeout),
+                None => None,
+            },
+            Mode::Resetting { until, .. } => Some(*until),
+            Mode::Terminal => {
+                let settle = self.last_key.map(|t| t + SETTLE);
+                let patience = self.queue.iter().map(|q| q.queued_at + q.patience).min();
+                settle.into_iter().chain(patience).min()
+            }
+        };
+        mode.filter(|_| !(matches!(self.mode, Mode::Terminal) && self.queue.is_empty()))
+    }
+}
+
+fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    crate::protocol::login::find(hay, needle)
+}
+
+pub fn clone_err(e: &Error) -> Error {
+    e.duplicate()
+}
