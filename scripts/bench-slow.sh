@@ -58,6 +58,8 @@ for i in $(seq 20); do echo "x = $i" > "$work/root/lib/m$i.py"; done
 "$wm" "$b" "$mnt" 2> "$work/mount.log" &
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
 python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/big.bin" "$mnt/big2.bin" "$mnt/small.bin" "$mnt/lib"
+# The probe's own reads finish first: "idle" means no transfer in flight.
+while "$wm" status "$mnt" | grep -qE '^(moving|queued):'; do sleep 0.2; done
 t=$(now)
 head -c 100 "$mnt/big3.bin" > /dev/null
 printf "first 100 bytes of an uncached 200 KB file, link idle: %s s\n" "$(since "$t")"

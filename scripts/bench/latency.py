@@ -96,12 +96,17 @@ def fs_probe():
 
 
 def echo_probe():
+    # A line typed and its echo; Ctrl-C then clears it unrun (a line that
+    # runs makes the mount check the board's files afterwards).
     i = 0
     while not done.is_set():
         i += 1
         seen.clear()
-        n = 1000 + i
-        timed(echo_t, lambda: (os.write(fd, ("print(%d*7)\r" % n).encode()), wait_for(str(n * 7))))
+        line = "print(%d*7)" % (1000 + i)
+        timed(echo_t, lambda: (os.write(fd, line.encode()), wait_for(line)))
+        seen.clear()
+        os.write(fd, b"\x03")
+        wait_for(">>> ")
         time.sleep(0.3)
 
 

@@ -69,10 +69,19 @@ impl Core {
     }
 
     /// `write`: opened for writing (only then does its close upload).
-    pub async fn open(&self, ino: Ino, write: bool) -> Result<u64> {
+    /// Returns the handle, and whether it streams: the file is not here yet,
+    /// so its reads answer with what has arrived rather than wait for a
+    /// whole readahead window (the adapter opens it for direct I/O).
+    pub async fn open(&self, ino: Ino, write: bool) -> Result<(u64, bool)> {
         self.validate().await;
         let mut st = self.lock();
-        open_locked(&mut st, ino, write)
+        let fh = open_locked(&mut st, ino, write)?;
+        let n = node(&st, ino)?;
+        let streaming = n.on_board && !n.local_only && !st.contents.has(ino);
+        if streaming {
+            st.streaming.insert(fh);
+        }
+        Ok((fh, streaming))
     }
 
     /// The last close of an open file. A new file that is still empty was
@@ -82,6 +91,7 @@ impl Core {
         let pending = {
             let mut st = self.lock();
             st.writers.remove(&fh);
+            st.streaming.remove(&fh);
             st.contents.closed(ino);
             self.opts.writeback.is_none()
                 && st
@@ -95,14 +105,31 @@ impl Core {
         }
     }
 
-    pub async fn read(&self, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub async fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let start = offset as usize;
         let end = start.saturating_add(size as usize);
+        let streaming = self.lock().streaming.contains(&fh);
+        self.read_range(ino, start, end, streaming).await
+    }
+
+    /// `[start, end)` of a file; `partial`: as soon as some of it is here.
+    async fn read_range(
+        &self,
+        ino: Ino,
+        start: usize,
+        end: usize,
+        partial: bool,
+    ) -> Result<Vec<u8>> {
+        let enough = if partial {
+            start.saturating_add(1).min(end)
+        } else {
+            end
+        };
         let mut waited = None;
         loop {
             let found = {
                 let mut st = self.lock();
-                self.find(&mut st, ino, start, end, waited)?
+                self.find(&mut st, ino, start, end, enough, waited)?
             };
             match found {
                 Found::Data(d) => return Ok(d),
@@ -124,6 +151,7 @@ impl Core {
         ino: Ino,
         start: usize,
         end: usize,
+        enough: usize,
         waited: Option<u64>,
     ) -> Result<Found> {
         if let Some(d) = st.contents.get(ino) {
@@ -142,7 +170,7 @@ impl Core {
                 st.loads.remove(&ino);
             } else {
                 let (len, done) = *l.tx.borrow();
-                if len >= end || done {
+                if len >= enough || done {
                     return Ok(Found::Data(range(&l.data, start, end)));
                 }
                 return Ok(Found::Wait(l.id, l.tx.subscribe()));
@@ -227,8 +255,10 @@ impl Core {
     }
 
     /// Waits until the whole file is here (a write in its middle needs it).
-    async fn loaded(&self, ino: Ino) -> Result<()> {
-        self.read(ino, u64::MAX / 2, 1).await.map(drop)
+    pub(super) async fn loaded(&self, ino: Ino) -> Result<()> {
+        self.read_range(ino, usize::MAX / 2, usize::MAX / 2 + 1, false)
+            .await
+            .map(drop)
     }
 
     pub async fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u32> {

@@ -85,6 +85,9 @@ struct State {
     next_fh: u64,
     /// Handles opened for writing: only their close uploads.
     writers: std::collections::HashSet<u64>,
+    /// Handles opened while the file was not here: their reads return what
+    /// has arrived (the kernel passes them through, short reads and all).
+    streaming: std::collections::HashSet<u64>,
     /// The session's connection and board-change counts the snapshot was
     /// last checked at.
     generation: u64,
@@ -152,6 +155,7 @@ impl Core {
             statvfs: None,
             next_fh: 1,
             writers: Default::default(),
+            streaming: Default::default(),
             generation: session.generation(),
             changes: session.changes(),
             check_failed: None,

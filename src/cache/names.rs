@@ -174,7 +174,7 @@ impl Core {
             (true, true) => {
                 // An editor's backup (vim: f -> f~): the board keeps the file
                 // under its name until the new version replaces it.
-                self.loaded_for_rename(ino).await?;
+                self.loaded(ino).await?;
                 let mut st = self.lock();
                 st.contents.edit(ino);
                 *st.edits.entry(ino).or_default() += 1;
@@ -196,7 +196,7 @@ impl Core {
             (false, false) if plan.src_local && !plan.is_dir => {
                 // Saved through a scratch name (gedit): the file reaches the
                 // board under its real name now, atomically.
-                self.loaded_for_rename(ino).await?;
+                self.loaded(ino).await?;
                 let data = {
                     let st = self.lock();
                     st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
@@ -244,10 +244,6 @@ impl Core {
         }
         self.save_attrs(&st);
         Ok(())
-    }
-
-    async fn loaded_for_rename(&self, ino: Ino) -> Result<()> {
-        self.read(ino, u64::MAX / 2, 1).await.map(drop)
     }
 }
 

@@ -103,6 +103,9 @@ impl Filesystem for Fs {
         let _ = config.set_max_write(1 << 20);
         // Lookups in one directory need not wait for each other.
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Files still on their way are opened for direct I/O (see `open`);
+        // programs may still map them.
+        let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_max_background(64);
         Ok(())
     }
@@ -233,8 +236,17 @@ impl Filesystem for Fs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         self.task(|core| async move {
-            answer!(reply, core.open(ino.0, write).await, |fh| reply
-                .opened(FileHandle(fh), FopenFlags::empty()))
+            // A file not yet here is read as it arrives: direct I/O passes
+            // the program's own read sizes, and short reads, through, where
+            // the page cache would ask for a whole readahead window first.
+            answer!(reply, core.open(ino.0, write).await, |(fh, streaming)| {
+                let flags = if streaming {
+                    FopenFlags::FOPEN_DIRECT_IO
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), flags)
+            })
         });
     }
 
@@ -242,7 +254,7 @@ impl Filesystem for Fs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -250,7 +262,7 @@ impl Filesystem for Fs {
         reply: ReplyData,
     ) {
         self.task(|core| async move {
-            answer!(reply, core.read(ino.0, offset, size).await, |d| reply
+            answer!(reply, core.read(ino.0, fh.0, offset, size).await, |d| reply
                 .data(&d))
         });
     }

@@ -21,8 +21,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
-/// A transfer that has waited this long goes next, whatever its size.
-const AGING: Duration = Duration::from_secs(2);
+/// A transfer that has waited this long goes next, whatever its size: a
+/// stream of small ones cannot starve a big one for ever. (Long: on a slow
+/// link one file can take many seconds.)
+const AGING: Duration = Duration::from_secs(30);
 /// Tries of one transfer over links that keep breaking under it.
 const ATTEMPTS: u32 = 3;
 /// The socket backlog aimed at: this much of the link's time.

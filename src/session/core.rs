@@ -183,6 +183,9 @@ pub struct Core {
     generation: u64,
     totals: Totals,
     last_error: Option<String>,
+    /// Why the last connection attempt failed: what operations that gave
+    /// up waiting report.
+    last_failure: Option<Error>,
 }
 
 impl Core {
@@ -200,6 +203,7 @@ impl Core {
             generation: 0,
             totals: Totals::default(),
             last_error: None,
+            last_failure: None,
         }
     }
 
@@ -339,6 +343,7 @@ impl Core {
         self.generation += 1;
         self.totals.reconnects += 1;
         self.last_error = None;
+        self.last_failure = None;
         self.text.link_up();
         self.binary.link_up(now);
         self.out.event(Event::Link(true));
@@ -351,6 +356,7 @@ impl Core {
         };
         let since = self.down_since(now);
         self.last_error = Some(err.to_string());
+        self.last_failure = Some(err.duplicate());
         if matches!(
             err,
             Error::WrongPassword(_) | Error::NotWebRepl(_) | Error::Invalid(_)
@@ -390,7 +396,10 @@ impl Core {
         let t = self.cfg.timeout;
         let deadline = move |queued: Instant| queued.max(since) + t;
         let what = || match err {
-            Error::Busy(_) | Error::Unreachable(_) | Error::Timeout(_) => err.duplicate(),
+            Error::Unreachable(e) => {
+                Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
+            }
+            Error::Busy(_) | Error::Timeout(_) => err.duplicate(),
             _ => Error::LinkLost(format!("and not back within {t:.0?} ({err})")),
         };
         self.text
@@ -433,10 +442,13 @@ impl Core {
     fn step(&mut self, now: Instant) {
         if self.link != Link::Up {
             if let Link::Down { .. } = self.link {
-                let err = Error::LinkLost(match &self.last_error {
-                    Some(e) => format!("({e})"),
-                    None => "(not connected)".into(),
-                });
+                let err = match &self.last_failure {
+                    Some(e) => e.duplicate(),
+                    None => Error::LinkLost(match &self.last_error {
+                        Some(e) => format!("({e})"),
+                        None => "(not connected)".into(),
+                    }),
+                };
                 self.fail_overdue(now, &err);
             }
             return;

@@ -10,6 +10,11 @@ mod link;
 mod text;
 mod window;
 
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
 pub use self::core::{Outcome, Status, Totals};
 pub use binary::Moving;
 pub use link::Target;

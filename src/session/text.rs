@@ -265,7 +265,11 @@ impl TextLane {
                     );
                 }
             }
-            Mode::Resetting { op, .. } => out.done(op, Ok(Outcome::Done)),
+            Mode::Resetting { op, .. } => {
+                // The board rebooted (boot.py and main.py ran).
+                out.done(op, Ok(Outcome::Done));
+                out.event(Event::BoardChanged);
+            }
             Mode::Entering { .. } | Mode::Syncing { .. } | Mode::Clearing { .. } => {
                 self.ours_unfinished = true;
             }

@@ -1,0 +1,632 @@
+//! A simulated board and link for the session core's tests: time is
+//! simulated, so minutes of a 20 KB/s link run in milliseconds, and every
+//! run is the same.
+//!
+//! The board does what PROTOCOL.md says real ones do: the friendly REPL
+//! echoes and edits a line, Ctrl-A/B/C/D/E as at a prompt, the raw REPL and
+//! raw-paste with the firmware's framing, a 255-byte input ring that drops
+//! what does not fit, the binary file protocol (a surplus GET ack is read as
+//! the start of the next header; a GET of a missing file drops the link),
+//! and optionally ESP8266's pause after every transfer chunk.
+
+use super::core::{Core, Event, OpId, Outcome};
+use crate::error::Error;
+use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::transfer::HEADER_LEN;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// One direction of the link: serialised at `rate` bytes/s, then `delay`.
+#[derive(Debug)]
+pub struct Pipe {
+    pub rate: f64,
+    pub delay: Duration,
+    free_at: Instant,
+    frames: VecDeque<(Instant, Kind, Vec<u8>)>,
+}
+
+impl Pipe {
+    fn new(now: Instant, rate: f64, delay: Duration) -> Pipe {
+        Pipe {
+            rate,
+            delay,
+            free_at: now,
+            frames: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, now: Instant, kind: Kind, payload: Vec<u8>) {
+        let start = self.free_at.max(now);
+        // Frame overhead: a few header bytes.
+        let bytes = payload.len() + 6;
+        self.free_at = if self.rate > 0.0 {
+            start + Duration::from_secs_f64(bytes as f64 / self.rate)
+        } else {
+            start
+        };
+        self.frames
+            .push_back((self.free_at + self.delay, kind, payload));
+    }
+
+    fn arrived(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
+        match self.frames.front() {
+            Some((t, _, _)) if *t <= now => self.frames.pop_front().map(|(_, k, p)| (k, p)),
+            _ => None,
+        }
+    }
+
+    /// What the sender's socket has not had acknowledged.
+    pub fn backlog(&self, now: Instant) -> u64 {
+        self.frames
+            .iter()
+            .filter(|(t, _, _)| *t > now)
+            .map(|(_, _, p)| p.len() as u64)
+            .sum()
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.frames.front().map(|(t, _, _)| *t)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Repl {
+    Friendly,
+    Raw,
+    Paste { window: usize, since_credit: usize },
+}
+
+/// What a program prints, and how long it runs.
+pub type Runner = fn(&[u8]) -> (Vec<u8>, Duration);
+
+/// The default: our sync program prints its tag, `print(X)` prints X,
+/// `#sleep N` runs N ms, anything else prints nothing.
+pub fn run_code(code: &[u8]) -> (Vec<u8>, Duration) {
+    let text = String::from_utf8_lossy(code);
+    let mut out = Vec::new();
+    let mut time = Duration::from_millis(1);
+    if let Some(tag) = text.strip_prefix("print('wrm-sync-'+'") {
+        let tag = tag.split('\'').next().unwrap_or("");
+        out.extend_from_slice(format!("wrm-sync-{tag}").as_bytes());
+    } else {
+        for line in text.lines() {
+            if let Some(x) = line
+                .strip_prefix("print(")
+                .and_then(|l| l.strip_suffix(')'))
+            {
+                out.extend_from_slice(x.as_bytes());
+                out.push(b'\n');
+            }
+            if let Some(ms) = line
+                .strip_prefix("#sleep ")
+                .and_then(|n| n.trim().parse().ok())
+            {
+                time = Duration::from_millis(ms);
+            }
+        }
+    }
+    (out, time)
+}
+
+#[derive(Debug)]
+enum Xfer {
+    Header(Vec<u8>),
+    Get {
+        data: Vec<u8>,
+        pos: usize,
+    },
+    Put {
+        path: Vec<u8>,
+        left: usize,
+        data: Vec<u8>,
+    },
+}
+
+pub struct Board {
+    repl: Repl,
+    pub line: Vec<u8>,
+    ring: VecDeque<u8>,
+    pub ring_size: usize,
+    code: Vec<u8>,
+    /// A program runs until then, and prints this.
+    running: Option<(Instant, Vec<u8>, Vec<u8>)>,
+    pub files: HashMap<Vec<u8>, Vec<u8>>,
+    xfer: Xfer,
+    binary_in: VecDeque<u8>,
+    busy_until: Instant,
+    pub chunk_delay: Duration,
+    pub runner: Runner,
+    pub out: VecDeque<(Kind, Vec<u8>)>,
+    /// The board dropped the connection (a failed file operation, a reset).
+    pub dropped: bool,
+    /// Everything the REPL read, for checks.
+    pub typed: Vec<u8>,
+    /// What a person at the board's terminal would see.
+    pub screen: Vec<u8>,
+}
+
+impl Board {
+    pub fn new(now: Instant) -> Board {
+        Board {
+            repl: Repl::Friendly,
+            line: Vec::new(),
+            ring: VecDeque::new(),
+            ring_size: 255,
+            code: Vec::new(),
+            running: None,
+            files: HashMap::new(),
+            xfer: Xfer::Header(Vec::new()),
+            binary_in: VecDeque::new(),
+            busy_until: now,
+            chunk_delay: Duration::ZERO,
+            runner: run_code,
+            out: VecDeque::new(),
+            dropped: false,
+            typed: Vec::new(),
+            screen: Vec::new(),
+        }
+    }
+
+    fn say(&mut self, text: &[u8]) {
+        self.screen.extend_from_slice(text);
+        self.out.push_back((Kind::Text, text.to_vec()));
+    }
+
+    pub fn receive(&mut self, kind: Kind, payload: &[u8]) {
+        match kind {
+            Kind::Binary => self.binary_in.extend(payload),
+            _ => {
+                for &b in payload {
+                    if self.ring.len() < self.ring_size {
+                        self.ring.push_back(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new connection: the file protocol starts over, the REPL does not.
+    pub fn reconnect(&mut self) {
+        self.xfer = Xfer::Header(Vec::new());
+        self.binary_in.clear();
+        self.dropped = false;
+        self.out.clear();
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        let run = self.running.as_ref().map(|(t, _, _)| *t);
+        let bin = (!self.binary_in.is_empty()).then_some(self.busy_until);
+        run.into_iter().chain(bin).min()
+    }
+
+    pub fn step(&mut self, now: Instant) {
+        self.step_binary(now);
+        if let Some((until, _, _)) = &self.running {
+            if now < *until {
+                // Ctrl-C reaches a running program (as on ESP boards).
+                if let Some(i) = self.ring.iter().position(|&b| b == 0x03) {
+                    self.ring.drain(..=i);
+                    self.finish(b"", b"Traceback\r\nKeyboardInterrupt: \r\n");
+                }
+                return;
+            }
+            if let Some((_, out, err)) = self.running.take() {
+                self.finish(&out, &err);
+            }
+        }
+        while self.running.is_none() {
+            let Some(b) = self.ring.pop_front() else {
+                break;
+            };
+            self.typed.push(b);
+            self.byte(now, b);
+        }
+    }
+
+    fn finish(&mut self, out: &[u8], err: &[u8]) {
+        self.running = None;
+        match self.repl {
+            Repl::Friendly => {
+                let mut t = out.to_vec();
+                t.extend_from_slice(err);
+                t.extend_from_slice(b">>> ");
+                self.say(&t);
+            }
+            _ => {
+                let mut t = out.to_vec();
+                t.push(4);
+                t.extend_from_slice(err);
+                t.extend_from_slice(b"\x04>");
+                self.repl = Repl::Raw;
+                self.say(&t);
+            }
+        }
+    }
+
+    /// A program someone else started (before we connected) runs for `d`.
+    pub fn busy_for(&mut self, now: Instant, d: Duration) {
+        self.running = Some((now + d, b"done\r\n".to_vec(), Vec::new()));
+    }
+
+    fn run(&mut self, now: Instant, code: &[u8]) {
+        let (out, time) = (self.runner)(code);
+        self.running = Some((now + time, out, Vec::new()));
+    }
+
+    fn byte(&mut self, now: Instant, b: u8) {
+        match self.repl.clone() {
+            Repl::Friendly => match b {
+                0x01 if self.line.is_empty() => {
+                    self.repl = Repl::Raw;
+                    self.say(b"\r\nraw REPL; CTRL-B to exit\r\n>");
+                }
+                0x02 if self.line.is_empty() => self.say(b"\r\nMicroPython sim board\r\n>>> "),
+                0x03 => {
+                    self.line.clear();
+                    self.say(b"\r\n>>> ");
+                }
+                0x7f | 0x08 if !self.line.is_empty() => {
+                    self.line.pop();
+                    self.say(b"\x08\x1b[K");
+                }
+                b'\r' => {
+                    self.say(b"\r\n");
+                    let line = std::mem::take(&mut self.line);
+                    if line.is_empty() {
+                        self.say(b">>> ");
+                    } else {
+                        self.run(now, &line);
+                    }
+                }
+                0x20..=0x7e => {
+                    self.line.push(b);
+                    self.say(&[b]);
+                }
+                _ => {}
+            },
+            Repl::Raw => match b {
+                // Ctrl-A after Ctrl-E `A` asks for raw-paste; alone it
+                // resets the raw REPL.
+                0x01 if self.code == b"\x05A" => {
+                    self.code.clear();
+                    self.repl = Repl::Paste {
+                        window: 128,
+                        since_credit: 0,
+                    };
+                    self.say(b"R\x01\x80\x00\x01");
+                }
+                0x01 => {
+                    self.code.clear();
+                    self.say(b"raw REPL; CTRL-B to exit\r\n>");
+                }
+                0x02 => {
+                    self.repl = Repl::Friendly;
+                    self.code.clear();
+                    self.say(b"\r\nMicroPython sim board\r\n>>> ");
+                }
+                0x04 if self.code.is_empty() => {
+                    // Soft reset: this port ends the connection.
+                    self.dropped = true;
+                    self.repl = Repl::Friendly;
+                }
+                0x04 => {
+                    let code = std::mem::take(&mut self.code);
+                    self.say(b"OK");
+                    self.run(now, &code);
+                }
+                _ => self.code.push(b),
+            },
+            Repl::Paste {
+                window,
+                since_credit,
+            } => {
+                if b == 0x04 {
+                    // The board has all of it: compiled, run, answered as
+                    // in raw mode (without `OK`).
+                    let code = std::mem::take(&mut self.code);
+                    self.say(b"\x04");
+                    self.repl = Repl::Raw;
+                    self.run(now, &code);
+                    return;
+                }
+                self.code.push(b);
+                let n = since_credit + 1;
+                if n >= window {
+                    self.say(b"\x01");
+                    self.repl = Repl::Paste {
+                        window,
+                        since_credit: 0,
+                    };
+                } else {
+                    self.repl = Repl::Paste {
+                        window,
+                        since_credit: n,
+                    };
+                }
+            }
+        }
+    }
+
+    fn chunk_done(&mut self, now: Instant) {
+        self.busy_until = now + self.chunk_delay;
+    }
+
+    fn step_binary(&mut self, now: Instant) {
+        while now >= self.busy_until && !self.dropped {
+            match &mut self.xfer {
+                Xfer::Header(h) => {
+                    let Some(b) = self.binary_in.pop_front() else {
+                        return;
+                    };
+                    h.push(b);
+                    if h.len() == HEADER_LEN {
+                        let h = std::mem::take(h);
+                        self.header(&h);
+                    }
+                }
+                Xfer::Get { data, pos } => {
+                    let Some(b) = self.binary_in.pop_front() else {
+                        return;
+                    };
+                    if b != 0 {
+                        // Not an ack: the board would assert; treat as garbage.
+                        self.dropped = true;
+                        return;
+                    }
+                    let n = (data.len() - *pos).min(256);
+                    let mut chunk = (n as u16).to_le_bytes().to_vec();
+                    chunk.extend_from_slice(&data[*pos..*pos + n]);
+                    *pos += n;
+                    self.out.push_back((Kind::Binary, chunk));
+                    if n == 0 {
+                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.xfer = Xfer::Header(Vec::new());
+                    }
+                    self.chunk_done(now);
+                }
+                Xfer::Put { path, left, data } => {
+                    if *left == 0 {
+                        let (p, d) = (std::mem::take(path), std::mem::take(data));
+                        self.files.insert(p, d);
+                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.xfer = Xfer::Header(Vec::new());
+                        continue;
+                    }
+                    if self.binary_in.is_empty() {
+                        return;
+                    }
+                    let n = (*left).min(512).min(self.binary_in.len());
+                    data.extend(self.binary_in.drain(..n));
+                    *left -= n;
+                    self.chunk_done(now);
+                }
+            }
+        }
+    }
+
+    fn header(&mut self, h: &[u8]) {
+        let size = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
+        let name_end = h[18..].iter().position(|&b| b == 0).unwrap_or(64);
+        let path = h[18..18 + name_end].to_vec();
+        match h[2] {
+            3 => self.out.push_back((Kind::Binary, vec![1, 25, 0])),
+            2 => match self.files.get(&path) {
+                Some(d) => {
+                    self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                    self.xfer = Xfer::Get {
+                        data: d.clone(),
+                        pos: 0,
+                    };
+                }
+                // A missing file raises in the terminal driver.
+                None => self.dropped = true,
+            },
+            1 => {
+                self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                self.xfer = Xfer::Put {
+                    path,
+                    left: size,
+                    data: Vec::new(),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The core, a link and a board, driven through simulated time.
+pub struct Pair {
+    pub now: Instant,
+    pub start: Instant,
+    pub core: Core,
+    pub board: Board,
+    pub up: Pipe,
+    pub down: Pipe,
+    pub linked: bool,
+    /// Connections the board accepts from now on.
+    pub reachable: bool,
+    pub connects: u32,
+    pub done: HashMap<OpId, (Instant, Result<Outcome, Error>)>,
+    pub chunks: HashMap<OpId, Vec<u8>>,
+    /// When each GET chunk arrived, by op.
+    pub chunk_times: HashMap<OpId, Vec<Instant>>,
+    /// What the terminals got, and when.
+    pub terminal: Vec<(Instant, Vec<u8>)>,
+    pub changes: u32,
+}
+
+impl Pair {
+    /// `rate` bytes/s each way (0: unlimited), `rtt`.
+    pub fn new(cfg: super::core::Config, rate: f64, rtt: Duration) -> Pair {
+        let now = Instant::now();
+        Pair {
+            now,
+            start: now,
+            core: Core::new(cfg, now),
+            board: Board::new(now),
+            up: Pipe::new(now, rate, rtt / 2),
+            down: Pipe::new(now, rate, rtt / 2),
+            linked: true,
+            reachable: true,
+            connects: 0,
+            done: HashMap::new(),
+            chunks: HashMap::new(),
+            chunk_times: HashMap::new(),
+            terminal: Vec::new(),
+            changes: 0,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Runs everything that can happen now, until nothing moves.
+    fn turn(&mut self) {
+        for _ in 0..1000 {
+            if !self.round() {
+                return;
+            }
+        }
+        panic!("the session and the board keep talking at one instant");
+    }
+
+    fn round(&mut self) -> bool {
+        let now = self.now;
+        // As the shell does: what the core said before is acted on first.
+        let mut moved = self.events();
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+        }
+        if self.linked {
+            while let Some((k, p)) = self.core.poll_transmit(now) {
+                self.up.send(now, k, p);
+                moved = true;
+            }
+            while let Some((k, p)) = self.up.arrived(now) {
+                self.board.receive(k, &p);
+                moved = true;
+            }
+            self.board.step(now);
+            while let Some((k, p)) = self.board.out.pop_front() {
+                self.down.send(now, k, p);
+                moved = true;
+            }
+            while let Some((kind, payload)) = self.down.arrived(now) {
+                self.core.on_frame(now, Frame { kind, payload });
+                moved = true;
+            }
+            if self.core.wants_backlog() {
+                self.core.on_backlog(now, self.up.backlog(now));
+            }
+            if self.board.dropped {
+                self.cut();
+                moved = true;
+            }
+        } else if self.core.wants_connect(now) {
+            moved = true;
+            self.connects += 1;
+            if self.reachable {
+                self.board.reconnect();
+                self.linked = true;
+                self.up.frames.clear();
+                self.down.frames.clear();
+                self.core.on_connected(now);
+            } else {
+                self.core
+                    .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
+            }
+        }
+        moved |= self.events();
+        moved
+    }
+
+    fn events(&mut self) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        while let Some(e) = self.core.poll_event() {
+            match e {
+                Event::Done(op, r) => {
+                    self.done.insert(op, (now, r));
+                }
+                Event::Chunk(op, d) => {
+                    self.chunks.entry(op).or_default().extend(d);
+                    self.chunk_times.entry(op).or_default().push(now);
+                }
+                Event::Restart(op) => {
+                    self.chunks.remove(&op);
+                }
+                Event::Terminal(t) => self.terminal.push((now, t)),
+                Event::BoardChanged => self.changes += 1,
+                Event::DropLink => {
+                    self.linked = false;
+                    self.up.frames.clear();
+                    self.down.frames.clear();
+                }
+                Event::Progress(..) | Event::Link(_) => {}
+            }
+            moved = true;
+        }
+        moved
+    }
+
+    /// The link breaks (both sides notice).
+    pub fn cut(&mut self) {
+        self.linked = false;
+        self.up.frames.clear();
+        self.down.frames.clear();
+        self.core
+            .on_link_lost(self.now, Error::LinkLost("(cut)".into()));
+    }
+
+    /// Runs until `until` says stop or `limit` of simulated time passes.
+    pub fn run_until(&mut self, limit: Duration, mut until: impl FnMut(&Pair) -> bool) -> bool {
+        let end = self.now + limit;
+        loop {
+            self.turn();
+            if until(self) {
+                return true;
+            }
+            let mut next = [
+                self.core.poll_timeout(),
+                self.up.next(),
+                self.down.next(),
+                self.board.next(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > self.now)
+            .min()
+            .unwrap_or(end);
+            if self.core.wants_backlog() || !self.linked {
+                next = next.min(self.now + Duration::from_millis(5));
+            }
+            if next >= end {
+                self.now = end;
+                self.turn();
+                return until(self);
+            }
+            self.now = next;
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(d, |_| false);
+    }
+
+    /// Runs until `op` is done; returns its result.
+    pub fn wait(&mut self, op: OpId, limit: Duration) -> Result<Outcome, Error> {
+        assert!(
+            self.run_until(limit, |p| p.done.contains_key(&op)),
+            "op {op} not done after {limit:?} (at {:?})",
+            self.elapsed()
+        );
+        self.done.remove(&op).map(|(_, r)| r).expect("done")
+    }
+
+    /// What the terminals were shown, as text.
+    pub fn shown(&self) -> String {
+        let all: Vec<u8> = self.terminal.iter().flat_map(|(_, t)| t.clone()).collect();
+        String::from_utf8_lossy(&all).into_owned()
+    }
+}

@@ -1,0 +1,560 @@
+//! The session core against the simulated board and link, in simulated
+//! time: slow links, a small input ring, keys arriving mid-transfer, links
+//! that break, boards that stop answering.
+
+use super::core::{Config, Outcome, Request};
+use super::sim::Pair;
+use crate::error::Error;
+use bytes::Bytes;
+use std::time::Duration;
+
+const ESP32: f64 = 20_000.0;
+const RTT: Duration = Duration::from_millis(10);
+
+fn cfg(timeout_s: u64) -> Config {
+    Config {
+        timeout: Duration::from_secs(timeout_s),
+        interrupt: false,
+        get_window: 64,
+    }
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn program(code: &str) -> Request {
+    Request::Program {
+        code: code.as_bytes().to_vec(),
+        bounded: true,
+        idempotent: true,
+        user: false,
+        patience: Duration::from_secs(10),
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[test]
+fn long_uploads_on_a_slow_link_never_time_out_and_fill_the_link() {
+    for size in [300_000, 1_000_000] {
+        let mut p = Pair::new(cfg(10), ESP32, RTT);
+        let d = data(size, 1);
+        let op = p.core.submit(
+            p.now,
+            Request::Put {
+                path: b"/big.bin".to_vec(),
+                data: Bytes::from(d.clone()),
+            },
+        );
+        let r = p.wait(op, Duration::from_secs(120));
+        assert!(matches!(r, Ok(Outcome::Put)), "{r:?}");
+        assert_eq!(p.board.files.get(&b"/big.bin"[..]), Some(&d));
+        let share = size as f64 / secs(p.elapsed()) / ESP32;
+        assert!(share > 0.9, "{size} B at {:.0}% of the link", share * 100.0);
+    }
+}
+
+#[test]
+fn keys_typed_during_a_download_are_echoed_long_before_it_ends() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 2));
+    p.core.set_terminals(p.now, 1);
+    let get = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big.bin".to_vec(),
+            size: 200_000,
+        },
+    );
+    p.run_for(Duration::from_secs(2));
+    let typed = p.now;
+    p.core.keys(p.now, b"print(7*7)");
+    assert!(p.run_until(Duration::from_secs(20), |p| {
+        p.shown().contains("print(7*7)")
+    }));
+    let echo = p.now - typed;
+    assert!(!p.done.contains_key(&get), "the download ended first");
+    assert!(echo < Duration::from_millis(150), "echo after {echo:?}");
+    let r = p.wait(get, Duration::from_secs(30));
+    assert!(matches!(r, Ok(Outcome::Got(200_000))), "{r:?}");
+    assert_eq!(p.chunks[&get], data(200_000, 2));
+    // The download itself went at the link's speed.
+    assert!(
+        secs(p.elapsed()) < 200_000.0 / ESP32 * 1.15,
+        "{:?}",
+        p.elapsed()
+    );
+}
+
+#[test]
+fn a_program_runs_while_a_download_is_in_flight() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));
+    let get = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big.bin".to_vec(),
+            size: 200_000,
+        },
+    );
+    p.run_for(Duration::from_secs(1));
+    let asked = p.now;
+    let prog = p.core.submit(p.now, program("print(42)"));
+    match p.wait(prog, Duration::from_secs(20)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(
+        !p.done.contains_key(&get),
+        "the program waited for the download"
+    );
+    assert!(
+        p.now - asked < Duration::from_millis(500),
+        "{:?}",
+        p.now - asked
+    );
+    assert!(matches!(
+        p.wait(get, Duration::from_secs(30)),
+        Ok(Outcome::Got(_))
+    ));
+}
+
+#[test]
+fn small_transfers_go_before_big_ones_that_have_not_started() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.files.insert(b"/small.py".to_vec(), data(3000, 4));
+    let first = p.core.submit(
+        p.now,
+        Request::Put {
+            path: b"/a.bin".to_vec(),
+            data: Bytes::from(data(50_000, 5)),
+        },
+    );
+    // Under way: the ones after it are queued.
+    p.run_for(Duration::from_millis(100));
+    let big = p.core.submit(
+        p.now,
+        Request::Put {
+            path: b"/b.bin".to_vec(),
+            data: Bytes::from(data(1_000_000, 6)),
+        },
+    );
+    let small = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/small.py".to_vec(),
+            size: 3000,
+        },
+    );
+    assert!(p.run_until(Duration::from_secs(120), |p| p.done.len() == 3));
+    let at = |op| p.done[&op].0;
+    let t = |op| at(op) - p.start;
+    assert!(
+        at(first) < at(small) && at(small) < at(big),
+        "first {:?} small {:?} big {:?}: {:?}",
+        t(first),
+        t(small),
+        t(big),
+        p.done
+    );
+    // It did not wait for the megabyte.
+    assert!(secs(at(small) - p.start) < 5.0, "{:?}", at(small) - p.start);
+    assert_eq!(p.chunks[&small], data(3000, 4));
+}
+
+#[test]
+fn programs_get_through_a_255_byte_input_ring_with_raw_paste() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    let mut code: String = (0..300).map(|i| format!("v{i}={i}\n")).collect();
+    code.push_str("print(7)");
+    assert!(code.len() > 2000);
+    let op = p.core.submit(p.now, program(&code));
+    match p.wait(op, Duration::from_secs(10)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"7\n"),
+        r => panic!("{r:?}"),
+    }
+    // The board read every byte of it, none lost to the ring.
+    let typed = String::from_utf8_lossy(&p.board.typed).into_owned();
+    assert!(typed.contains(&code), "the board lost bytes of the program");
+    // A second program knows the window and travels with its request.
+    let op = p.core.submit(p.now, program("print(8)"));
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(10)),
+        Ok(Outcome::Output(_))
+    ));
+}
+
+#[test]
+fn a_lost_link_is_waited_for_up_to_the_timeout_with_growing_pauses() {
+    let mut p = Pair::new(cfg(3), 0.0, RTT);
+    p.board.files.insert(b"/f".to_vec(), data(100, 7));
+    p.reachable = false;
+    p.cut();
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f".to_vec(),
+            size: 100,
+        },
+    );
+    let r = p.wait(op, Duration::from_secs(10));
+    assert!(
+        matches!(&r, Err(Error::Unreachable(e)) if e.contains("waited 3s")),
+        "{r:?}"
+    );
+    let waited = p.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_millis(3100),
+        "{waited:?}"
+    );
+    // 0, 0.1, 0.3, 0.7, 1.5 s: pauses that double, not a tight loop.
+    assert!((4..=6).contains(&p.connects), "{} attempts", p.connects);
+    // Nobody waits: no more attempts.
+    let before = p.connects;
+    p.run_for(Duration::from_secs(30));
+    assert_eq!(p.connects, before);
+    // Back again: the next operation connects.
+    p.reachable = true;
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f".to_vec(),
+            size: 100,
+        },
+    );
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Got(100))
+    ));
+}
+
+#[test]
+fn a_transfer_cut_off_starts_again_on_the_next_link() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let d = data(100_000, 8);
+    let op = p.core.submit(
+        p.now,
+        Request::Put {
+            path: b"/up.bin".to_vec(),
+            data: Bytes::from(d.clone()),
+        },
+    );
+    p.run_for(Duration::from_secs(2));
+    p.cut();
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(30)),
+        Ok(Outcome::Put)
+    ));
+    assert_eq!(p.board.files.get(&b"/up.bin"[..]), Some(&d));
+    assert_eq!(p.core.generation(), 1);
+}
+
+#[test]
+fn a_half_typed_line_is_cleared_for_a_program_and_typed_back_unseen() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    // The first key tells the session where the REPL stands.
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core.keys(p.now, b"zz = 6");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with("zz = 6")));
+    let shown_before = p.shown();
+    let op = p.core.submit(p.now, program("print(5)"));
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Output(_))
+    ));
+    // Handed back with the line as it was; the person saw none of it.
+    assert!(p.run_until(Duration::from_secs(5), |p| p.board.line == b"zz = 6"));
+    p.run_for(Duration::from_millis(500));
+    assert_eq!(p.shown(), shown_before, "the terminal saw the mount's work");
+    // Enter runs the whole line.
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| {
+        p.board.typed.ends_with(b"zz = 6\r")
+    }));
+    assert!(p.run_until(Duration::from_secs(2), |p| p.changes == 1));
+}
+
+#[test]
+fn a_persons_program_keeps_the_repl_and_programs_wait_for_it() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core.keys(p.now, b"#sleep 2000\r");
+    p.run_for(Duration::from_millis(300));
+    let patient = p.core.submit(p.now, program("print(1)"));
+    let hasty = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"print(2)".to_vec(),
+            bounded: true,
+            idempotent: true,
+            user: false,
+            patience: Duration::from_millis(500),
+        },
+    );
+    let r = p.wait(hasty, Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(p.core.status(p.now).waiting.is_some(), "status says why");
+    let r = p.wait(patient, Duration::from_secs(5));
+    assert!(matches!(r, Ok(Outcome::Output(_))), "{r:?}");
+    // It ran after the person's program, which was not interrupted.
+    assert!(secs(p.elapsed()) >= 2.0);
+    assert!(!p.board.typed.contains(&0x03));
+}
+
+#[test]
+fn a_board_that_goes_silent_is_a_dead_link_after_the_timeout() {
+    let mut p = Pair::new(cfg(3), 0.0, RTT);
+    p.board.runner = |code| {
+        if code.starts_with(b"#hang") {
+            (Vec::new(), Duration::from_secs(3600))
+        } else {
+            super::sim::run_code(code)
+        }
+    };
+    // Raw mode first, so that the silence falls in our program.
+    let op = p.core.submit(p.now, program("print(1)"));
+    assert!(p.wait(op, Duration::from_secs(5)).is_ok());
+    let start = p.now;
+    let op = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"#hang".to_vec(),
+            bounded: true,
+            idempotent: false,
+            user: false,
+            patience: Duration::from_secs(3),
+        },
+    );
+    let r = p.wait(op, Duration::from_secs(20));
+    assert!(matches!(r, Err(Error::LinkLost(_))), "{r:?}");
+    let after = p.now - start;
+    assert!(
+        after >= Duration::from_secs(3) && after < Duration::from_secs(4),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_file_that_shrank_during_a_get_resynchronises_the_link() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.files.insert(b"/f".to_vec(), data(100, 9));
+    // A first download opens the window: many acks in flight.
+    p.board.files.insert(b"/big".to_vec(), data(100_000, 12));
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big".to_vec(),
+            size: 100_000,
+        },
+    );
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Got(100_000))
+    ));
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f".to_vec(),
+            size: 20_000,
+        },
+    );
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Got(100))
+    ));
+    let d = data(5000, 10);
+    let op = p.core.submit(
+        p.now,
+        Request::Put {
+            path: b"/g".to_vec(),
+            data: Bytes::from(d.clone()),
+        },
+    );
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Put)
+    ));
+    assert_eq!(p.board.files.get(&b"/g"[..]), Some(&d));
+    assert_eq!(p.core.generation(), 1, "resynchronised on a new link");
+}
+
+#[test]
+fn an_esp8266_pausing_per_chunk_still_echoes_keys_promptly() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.chunk_delay = Duration::from_millis(20);
+    p.board
+        .files
+        .insert(b"/big.bin".to_vec(), data(100_000, 11));
+    p.core.set_terminals(p.now, 1);
+    let get = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big.bin".to_vec(),
+            size: 100_000,
+        },
+    );
+    p.run_for(Duration::from_secs(2));
+    let typed = p.now;
+    p.core.keys(p.now, b"x");
+    assert!(p.run_until(Duration::from_secs(20), |p| p.shown().contains('x')));
+    assert!(
+        p.now - typed < Duration::from_millis(150),
+        "{:?}",
+        p.now - typed
+    );
+    assert!(matches!(
+        p.wait(get, Duration::from_secs(30)),
+        Ok(Outcome::Got(100_000))
+    ));
+    // The board's pace: 256 bytes per 20 ms.
+    let rate = 100_000.0 / secs(p.elapsed());
+    assert!(rate > 0.9 * 12_800.0, "{rate:.0} B/s");
+}
+
+#[test]
+fn pipelined_uploads_follow_each_other_without_waiting_for_replies() {
+    let mut p = Pair::new(cfg(10), 0.0, Duration::from_millis(50));
+    let ops: Vec<_> = (0..10)
+        .map(|i| {
+            p.core.submit(
+                p.now,
+                Request::Put {
+                    path: format!("/m{i}.py").into_bytes(),
+                    data: Bytes::from(data(2700, i as u8)),
+                },
+            )
+        })
+        .collect();
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        ops.iter().all(|o| p.done.contains_key(o))
+    }));
+    // Ten files in far less than ten round trips each.
+    assert!(
+        p.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        p.elapsed()
+    );
+    for i in 0..10 {
+        assert_eq!(
+            p.board.files[format!("/m{i}.py").as_bytes()],
+            data(2700, i as u8)
+        );
+    }
+}
+
+#[test]
+fn a_board_busy_when_we_connect_answers_our_ctrl_a_later_unseen() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.board.busy_for(p.now, Duration::from_secs(3));
+    let op = p.core.submit(p.now, program("print(3)"));
+    match p.wait(op, Duration::from_secs(8)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"3\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(secs(p.elapsed()) >= 3.0, "it did not wait for the program");
+    assert!(
+        !p.board.typed.contains(&0x03),
+        "the program was interrupted"
+    );
+    // The person saw the program's output, not our raw REPL.
+    p.run_for(Duration::from_secs(1));
+    let shown = p.shown();
+    assert!(
+        shown.contains("done") && !shown.contains("raw REPL"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn a_compound_statement_half_typed_is_typed_back_line_by_line() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    // What the board would show for two lines of a `for` (the sim board has
+    // no auto-indent, so the person typed the indent).
+    let typed = crate::protocol::line::Typed {
+        entered: vec![b"for i in x:".to_vec()],
+        line: b"    pri".to_vec(),
+        cursor: 7,
+    };
+    let keys = crate::protocol::line::retype(&typed);
+    assert_eq!(keys, b"for i in x:\rpri".to_vec());
+}
+
+#[test]
+fn keys_typed_while_our_program_runs_reach_the_board_after_it_in_order() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    let op = p.core.submit(p.now, program("#sleep 500\nprint(1)"));
+    p.run_for(Duration::from_millis(200));
+    p.core.keys(p.now, b"ab");
+    p.run_for(Duration::from_millis(10));
+    p.core.keys(p.now, b"c");
+    assert!(p.wait(op, Duration::from_secs(3)).is_ok());
+    assert!(p.run_until(Duration::from_secs(3), |p| p.shown().ends_with("abc")));
+    assert_eq!(p.board.line, b"abc");
+}
+
+#[test]
+fn a_persons_program_is_stopped_when_its_caller_gives_up() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    let op = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"#sleep 100000".to_vec(),
+            bounded: false,
+            idempotent: false,
+            user: true,
+            patience: Duration::from_secs(10),
+        },
+    );
+    p.run_for(Duration::from_secs(2));
+    assert!(!p.done.contains_key(&op));
+    p.core.cancel(p.now, op);
+    match p.wait(op, Duration::from_secs(2)) {
+        Ok(Outcome::Output(o)) => {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("KeyboardInterrupt"))
+        }
+        r => panic!("{r:?}"),
+    }
+    // The REPL is ours again at once.
+    let op = p.core.submit(p.now, program("print(9)"));
+    assert!(p.wait(op, Duration::from_secs(2)).is_ok());
+}
+
+#[test]
+fn a_soft_reset_waits_for_transfers_and_ends_the_link() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let put = p.core.submit(
+        p.now,
+        Request::Put {
+            path: b"/main.py".to_vec(),
+            data: Bytes::from(data(20_000, 13)),
+        },
+    );
+    p.run_for(Duration::from_millis(100));
+    let reset = p.core.submit(p.now, Request::Reset);
+    assert!(matches!(
+        p.wait(reset, Duration::from_secs(5)),
+        Ok(Outcome::Done)
+    ));
+    assert!(p.done.contains_key(&put), "reset before the upload ended");
+    assert!(p.board.files.contains_key(&b"/main.py"[..]));
+    assert_eq!(p.changes, 1);
+    let op = p.core.submit(p.now, program("print(4)"));
+    assert!(p.wait(op, Duration::from_secs(5)).is_ok());
+    assert_eq!(p.core.generation(), 1, "a new link after the reset");
+}
