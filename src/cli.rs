@@ -282,7 +282,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     match command {
         Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
         Command::Status { target, conn } => {
-            if let Some(mp) = mounted(&target).await {
+            if let Some(mp) = mounted(&target)? {
                 for line in sidecar::ask(&mp, "status").await? {
                     if line != "ok" {
                         println!("{line}");
@@ -307,8 +307,8 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             Ok(())
         }
         Command::Term { target, conn } => {
-            if let Some(mp) = mounted(&target).await {
-                let stream = tokio::net::UnixStream::connect(sidecar::socket_path(&mp)).await?;
+            if let Some(mp) = mounted(&target)? {
+                let stream = sidecar::connect(&mp).await?;
                 let greeting = format!(
                     "The REPL of the board mounted on {}. Ctrl-] detaches; Enter for a prompt.",
                     mp.display()
@@ -322,7 +322,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             r
         }
         Command::Reset { target, conn } => {
-            if let Some(mp) = mounted(&target).await {
+            if let Some(mp) = mounted(&target)? {
                 return sidecar_result(sidecar::ask(&mp, "reset").await?);
             }
             let b = conn.connect(&target).await?;
@@ -341,7 +341,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             } else {
                 code
             };
-            if let Some(mp) = mounted(&board).await {
+            if let Some(mp) = mounted(&board)? {
                 let hex: String = code.bytes().map(|b| format!("{b:02x}")).collect();
                 let answer = sidecar::ask(&mp, &format!("exec {hex}")).await?;
                 let mut stderr = Vec::new();
@@ -399,17 +399,23 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     }
 }
 
-/// The mountpoint, if `target` is a directory that a running
-/// webrepl-mount serves.
-async fn mounted(target: &str) -> Option<PathBuf> {
+/// The mount a local path is in (any depth), if `target` names a local
+/// path at all: a path is never taken for a host name.
+fn mounted(target: &str) -> Result<Option<PathBuf>> {
     let p = Path::new(target);
-    if !p.is_dir() {
-        return None;
+    let local = p.exists() || sidecar::stale(p) || target.starts_with(['/', '.', '~']);
+    if !local {
+        return Ok(None);
     }
-    tokio::net::UnixStream::connect(sidecar::socket_path(p))
-        .await
-        .ok()?;
-    Some(p.to_path_buf())
+    let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+    for dir in abs.ancestors() {
+        if sidecar::socket_path(dir).exists() || sidecar::stale(dir) {
+            return Ok(Some(dir.to_path_buf()));
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{target} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+    )))
 }
 
 /// A daemon's answer: `ok`, or `error KIND MESSAGE`.

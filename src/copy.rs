@@ -3,6 +3,7 @@
 use crate::board::{self, Board, Kind, Stat};
 use crate::cli::{Conn, split_remote};
 use crate::error::{Error, Result};
+use crate::session::Piece;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,7 @@ async fn upload(b: &Board, srcs: &[String], dst: &str, recursive: bool) -> Resul
         .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let bar = progress(total);
+    let mut sent = 0u64;
     for (local, remote) in plan {
         if let Some(dir) = remote.strip_suffix('/') {
             b.mkdirs(dir).await?;
@@ -138,8 +140,23 @@ async fn upload(b: &Board, srcs: &[String], dst: &str, recursive: bool) -> Resul
         let data = std::fs::read(&local)
             .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
         bar.set_message(remote.clone());
-        b.put(&remote, &data, true, board::Base::Any).await?;
-        bar.inc(data.len() as u64);
+        // The bar follows the bytes the board has taken.
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let follow = {
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    bar.set_position(sent + *rx.borrow());
+                }
+            })
+        };
+        let r = b
+            .put_progress(&remote, data.clone().into(), true, board::Base::Any, tx)
+            .await;
+        follow.abort();
+        r?;
+        sent += data.len() as u64;
+        bar.set_position(sent);
     }
     bar.finish_and_clear();
     Ok(())
@@ -189,19 +206,23 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     let bar = progress(plan.iter().map(|p| p.2).sum());
     for (remote, local, size) in plan {
         bar.set_message(remote.clone());
-        let data = b
-            .get_sized(
-                &remote,
-                Stat {
-                    kind: Kind::File,
-                    size,
-                    mtime: 0,
-                },
-            )
-            .await?;
+        let mut data = Vec::with_capacity(size as usize);
+        let at = bar.position();
+        let stat = Stat {
+            kind: Kind::File,
+            size,
+            mtime: 0,
+        };
+        b.get_into(&remote, stat, &mut |p| {
+            match p {
+                Piece::Data(d) => data.extend_from_slice(&d),
+                Piece::Restart => data.clear(),
+            }
+            bar.set_position(at + data.len() as u64);
+        })
+        .await?;
         std::fs::write(&local, &data)
             .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
-        bar.inc(data.len() as u64);
     }
     bar.finish_and_clear();
     Ok(())

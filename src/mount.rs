@@ -206,7 +206,13 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         })
     };
     let (unmount_tx, mut unmount_rx) = mpsc::channel::<UnixStream>(1);
+    // Asked once: a GET_VER later would wait behind any transfer.
+    let firmware = match m.session.version().await {
+        Ok((a, b, c)) => format!("MicroPython {a}.{b}.{c}"),
+        Err(e) => format!("unknown ({e})"),
+    };
     let daemon = Arc::new(Daemon {
+        firmware,
         core: m.core.clone(),
         session: m.session.clone(),
         board: o.board.clone(),
@@ -276,6 +282,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
 
 /// What sidecar commands share.
 struct Daemon {
+    firmware: String,
     core: Arc<Core>,
     session: Session,
     board: String,
@@ -408,15 +415,7 @@ impl Daemon {
             },
             None => "session ended".to_string(),
         };
-        let version = if st.as_ref().is_some_and(|s| s.link_up) {
-            match tokio::time::timeout(Duration::from_secs(3), self.session.version()).await {
-                Ok(Ok((a, b, c))) => format!("MicroPython {a}.{b}.{c}, {link}"),
-                Ok(Err(e)) => format!("unknown ({link}: {e})"),
-                Err(_) => format!("unknown ({link}; the board is slow to answer)"),
-            }
-        } else {
-            format!("unknown ({link})")
-        };
+        let version = format!("{}, {link}", self.firmware);
         let mut out = format!(
             "board: {} on {}\nfirmware: {version}\ncache: {clean} B clean, {dirty} B dirty\n",
             self.board,

@@ -13,6 +13,19 @@ fn wm(tb: &TestBoard, args: &[&str]) -> Output {
         .expect("run webrepl-mount")
 }
 
+/// Waits for a file the board's program writes when it runs.
+fn wait_for_file(p: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !p.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            p.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn err_line(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
@@ -147,14 +160,14 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
         .args([
             "exec",
             &tb.addr(),
-            "import time\ntime.sleep(3)",
+            "open('/held','w').close()\nimport time\ntime.sleep(3)",
             "--password-file",
             pw.path().to_str().unwrap(),
         ])
         .env_remove("WEBREPL_PASSWORD")
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    wait_for_file(&tb.path("/held"));
     let o = wm(&tb, &["ls", &target]);
     assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));
     assert!(err_line(&o).contains("busy"));
@@ -216,7 +229,7 @@ fn a_password_given_with_p_is_not_in_the_command_line() {
         .args([
             "exec",
             &tb.addr(),
-            "import time\ntime.sleep(1.5)\nprint('done')",
+            "open('/started','w').close()\nimport time\ntime.sleep(1.5)\nprint('done')",
             "-p",
             &tb.password,
         ])
@@ -224,7 +237,8 @@ fn a_password_given_with_p_is_not_in_the_command_line() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    // Logged in and running: the password has long been used.
+    wait_for_file(&tb.path("/started"));
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     assert!(
         String::from_utf8_lossy(&cmdline).contains("exec"),

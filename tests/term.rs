@@ -304,15 +304,67 @@ fn exec_reset_and_status_go_through_the_daemon_and_the_socket_is_private() {
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let other = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .arg("status")
-        .arg(m.path())
-        .env("XDG_RUNTIME_DIR", m.runtime.path())
-        .output()
-        .unwrap();
-    assert!(!other.status.success(), "another user reached the daemon");
-    assert!(!String::from_utf8_lossy(&other.stdout).contains("cache:"));
+    // Another user, first kept out by the directory, then (the directories
+    // opened up, as a careless setup might) by the socket's own mode.
+    let other = |m: &Mount| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .arg("status")
+            .arg(m.path())
+            .env("XDG_RUNTIME_DIR", m.runtime.path())
+            .output()
+            .unwrap()
+    };
+    let shut_out = |o: &std::process::Output| {
+        !o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("cache:")
+    };
+    assert!(shut_out(&other(&m)), "another user reached the daemon");
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(m.runtime.path(), open.clone()).unwrap();
+    std::fs::set_permissions(&dir, open).unwrap();
+    let o = other(&m);
+    assert!(shut_out(&o), "the socket let another user in");
+    // Refused at connect(2), not for want of the path: the socket is there.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ermission"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn on_a_slow_link_a_typed_line_echoes_and_answers_before_a_transfer_ends() {
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 5);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (p, done) = (m.path().join("big.bin"), done.clone());
+        std::thread::spawn(move || {
+            let d = std::fs::read(p).unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            d
+        })
+    };
+    m.status_until(10, |s| s.contains("moving: down /big.bin"));
+    t.type_keys("print(7*7)");
+    t.wait_for("print(7*7)");
+    t.type_keys("\r");
+    t.wait_for("49");
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "the 200 KB read ended before the terminal answered"
+    );
+    assert_eq!(reader.join().unwrap(), big);
+    t.assert_clean();
+    drop(t);
     assert!(m.unmount().status.success());
 }

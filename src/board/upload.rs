@@ -73,23 +73,30 @@ impl Board {
         }
         let part = self.part_for(path);
         for attempt in 1..=PUT_TRIES {
-            // Noted before it can be left behind; forgotten once renamed.
-            self.stale_mark(&part, true);
-            if self.binary_ok(&part) {
+            let sent = if self.binary_ok(&part) {
                 self.session
                     .put_progress(part.as_bytes().to_vec(), data.clone(), progress.clone())
-                    .await?;
+                    .await
             } else {
-                self.put_pasted(&part, &data).await?;
+                let r = self.put_pasted(&part, &data).await;
                 let _ = progress.send(data.len() as u64);
-            }
-            match self.finish(&part, path, data.len() as u64, base).await? {
-                Finish::Done(w) => {
-                    self.stale_mark(&part, false);
-                    return Ok(w);
+                r
+            };
+            let finished = match sent {
+                Ok(()) => self.finish(&part, path, data.len() as u64, base).await,
+                Err(e) => Err(e),
+            };
+            let finished = match finished {
+                Ok(f) => f,
+                Err(e) => {
+                    // A part file may be left: removed by the next upload.
+                    self.stale_mark(&part, true);
+                    return Err(e);
                 }
+            };
+            match finished {
+                Finish::Done(w) => return Ok(w),
                 Finish::Short { kept, free } => {
-                    self.stale_mark(&part, false);
                     if free < data.len() as u64 {
                         return Err(Error::Os {
                             errno: libc::ENOSPC,

@@ -84,21 +84,21 @@ impl Core {
         Ok((fh, streaming))
     }
 
-    /// The last close of an open file. A new file that is still empty was
-    /// left alone by `flush` (a shell's `> f` closes a duplicate descriptor
-    /// before writing): it reaches the board now.
+    /// The last close of an open file. A file that was empty when flushed
+    /// was left alone then (a shell's `> f`, or dd, closes a duplicate
+    /// descriptor before writing): it reaches the board now.
     pub async fn release(&self, ino: Ino, fh: u64) {
         let pending = {
             let mut st = self.lock();
             st.writers.remove(&fh);
             st.streaming.remove(&fh);
             st.contents.closed(ino);
-            self.opts.writeback.is_none()
-                && st
-                    .tree
-                    .get(ino)
-                    .is_some_and(|n| !n.on_board && !n.local_only)
-                && !st.contents.is_open(ino)
+            let new = st
+                .tree
+                .get(ino)
+                .is_some_and(|n| !n.on_board && !n.local_only);
+            let deferred = st.deferred.remove(&ino);
+            self.opts.writeback.is_none() && (new || deferred) && !st.contents.is_open(ino)
         };
         if pending && let Err(e) = self.upload(ino).await {
             warn!("{}: {e}", self.lock().tree.path(ino));
@@ -381,9 +381,11 @@ impl Core {
             return self.keep(&st, ino);
         }
         {
-            let st = self.lock();
-            let untouched_new = st.tree.get(ino).is_some_and(|n| !n.on_board && n.size == 0);
-            if untouched_new && st.contents.is_open(ino) {
+            let mut st = self.lock();
+            // Empty now, and more may come through another descriptor:
+            // uploading it would empty the board's copy for nothing.
+            if st.contents.is_dirty(ino) && st.tree.get(ino).is_some_and(|n| n.size == 0) {
+                st.deferred.insert(ino);
                 return Ok(());
             }
         }

@@ -85,6 +85,8 @@ struct State {
     next_fh: u64,
     /// Handles opened for writing: only their close uploads.
     writers: std::collections::HashSet<u64>,
+    /// Files flushed while empty: uploaded at their last close instead.
+    deferred: std::collections::HashSet<Ino>,
     /// Handles opened while the file was not here: their reads return what
     /// has arrived (the kernel passes them through, short reads and all).
     streaming: std::collections::HashSet<u64>,
@@ -142,6 +144,7 @@ impl Core {
                 .filter(|e| e.path.rsplit('/').next().is_some_and(is_part))
                 .map(|e| e.path.clone()),
         );
+        first.cleanup().await;
         let mut tree = Tree::default();
         tree.load(ROOT, entries, &is_part);
         if let Some(f) = &opts.state_file {
@@ -155,6 +158,7 @@ impl Core {
             statvfs: None,
             next_fh: 1,
             writers: Default::default(),
+            deferred: Default::default(),
             streaming: Default::default(),
             generation: session.generation(),
             changes: session.changes(),

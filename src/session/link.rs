@@ -133,8 +133,10 @@ impl Link {
         loop {
             let n = self.io.read(&mut self.buf).await?;
             if n == 0 {
-                return Err(Error::NotWebRepl(format!(
-                    "{target} closed the connection during the WebSocket upgrade"
+                // A board that is restarting, or a proxy whose board is
+                // away: worth trying again, unlike an HTTP answer.
+                return Err(Error::Unreachable(format!(
+                    "{target}: the connection closed during the WebSocket upgrade"
                 )));
             }
             got.extend_from_slice(&self.buf[..n]);

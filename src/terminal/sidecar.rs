@@ -17,11 +17,20 @@ fn dir() -> PathBuf {
     }
 }
 
+/// The mountpoint as it names its socket: its directory resolved, itself
+/// not (a mount whose daemon died cannot be resolved: "Transport endpoint
+/// is not connected").
+fn key(mountpoint: &Path) -> PathBuf {
+    let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    match (abs.parent().map(Path::canonicalize), abs.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => abs,
+    }
+}
+
 /// The socket of the mount at `mountpoint`.
 pub fn socket_path(mountpoint: &Path) -> PathBuf {
-    let canonical = mountpoint
-        .canonicalize()
-        .unwrap_or_else(|_| mountpoint.to_path_buf());
+    let canonical = key(mountpoint);
     // FNV-1a: a stable short name (socket paths are limited to 107 bytes).
     let mut h: u64 = 0xcbf29ce484222325;
     for b in canonical.as_os_str().as_encoded_bytes() {
@@ -51,16 +60,41 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
     Ok((listener, path))
 }
 
+/// Connects to the daemon of the mount at `mountpoint`, saying why not in
+/// words that lead to the fix.
+pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
+    let path = socket_path(mountpoint);
+    let mp = mountpoint.display();
+    UnixStream::connect(&path).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::Invalid(format!(
+            "{mp} is mounted by another user's webrepl-mount (its socket {}: permission denied)",
+            path.display()
+        )),
+        std::io::ErrorKind::ConnectionRefused if stale(mountpoint) => Error::Invalid(format!(
+            "{mp}: the webrepl-mount daemon of this mount is gone (killed?); clean up with: webrepl-mount unmount {mp}"
+        )),
+        _ if stale(mountpoint) => Error::Invalid(format!(
+            "{mp} is a dead mount (its daemon is gone); clean up with: webrepl-mount unmount {mp}"
+        )),
+        _ => Error::Invalid(format!(
+            "{mp} is not a mounted board (mount one with: webrepl-mount HOST {mp})"
+        )),
+    })
+}
+
+/// A mount left by a daemon that died: the kernel still has it, and any
+/// access fails with ENOTCONN.
+pub fn stale(mountpoint: &Path) -> bool {
+    matches!(
+        std::fs::metadata(mountpoint),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN)
+    )
+}
+
 /// Sends one command to the daemon at `mountpoint` and returns its answer
 /// lines, read until the daemon closes the connection.
 pub async fn ask(mountpoint: &Path, command: &str) -> Result<Vec<String>> {
-    let path = socket_path(mountpoint);
-    let mut s = UnixStream::connect(&path).await.map_err(|_| {
-        Error::Invalid(format!(
-            "{} is not mounted by a running webrepl-mount",
-            mountpoint.display()
-        ))
-    })?;
+    let mut s = connect(mountpoint).await?;
     s.write_all(format!("{command}\n").as_bytes()).await?;
     let mut lines = BufReader::new(s).lines();
     let mut out = Vec::new();

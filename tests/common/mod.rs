@@ -206,8 +206,20 @@ pub struct LinkEmu {
     pub port: u16,
 }
 
+/// An ESP32 over Wi-Fi: 20 KB/s each way, 10 ms round trip.
+pub const ESP32_RATE: u64 = 20_000;
+
 impl LinkEmu {
     pub fn start(to_port: u16, delay_ms_each_way: f64) -> LinkEmu {
+        Self::with(to_port, delay_ms_each_way, &[])
+    }
+
+    /// The link of a board as slow as an ESP32.
+    pub fn slow(to_port: u16) -> LinkEmu {
+        Self::with(to_port, 5.0, &["--rate", &ESP32_RATE.to_string()])
+    }
+
+    pub fn with(to_port: u16, delay_ms_each_way: f64, extra: &[&str]) -> LinkEmu {
         let bin = linkemu_binary();
         let mut child = Command::new(bin)
             .args([
@@ -216,6 +228,7 @@ impl LinkEmu {
                 "--delay-ms",
                 &delay_ms_each_way.to_string(),
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -385,6 +398,22 @@ impl Mount {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Waits for `what` to be true of the mount's status, up to `secs`.
+    pub fn status_until(&self, secs: u64, what: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status();
+            if what(&s) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "status never got there: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits for the daemon to exit by itself.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.take().expect("running").wait().expect("wait")
@@ -417,6 +446,18 @@ impl Drop for Mount {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Waits for `ok`, up to `secs`.
+pub fn eventually(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,0 +1,190 @@
+//! A board as slow as an ESP32 (the link emulator at 20 KB/s each way, 10 ms
+//! round trip): nothing a person does waits behind a transfer, long uploads
+//! do not time out, and transfers never step on each other. Order is
+//! asserted, not times.
+
+mod common;
+
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn parts(tb: &TestBoard, dir: &str) -> Vec<String> {
+    std::fs::read_dir(tb.path(dir))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".wrm-"))
+        .collect()
+}
+
+#[test]
+fn a_300_kb_upload_with_the_default_timeout_succeeds_and_leaves_no_part_file() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::slow(tb.port);
+    let data = random_bytes(300_000, 1);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), &data).unwrap();
+    // 15 s at 20 KB/s, with the board silent until the end: longer than the
+    // 10 s time-out, which counts only a standstill.
+    let out = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["cp", src.path().to_str().unwrap()])
+        .arg(format!("127.0.0.1:{}:/big.bin", emu.port))
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
+    assert!(parts(&tb, "/").is_empty());
+}
+
+/// Reads a file in a thread; the flag says when it is done.
+fn reader(path: std::path::PathBuf) -> (Arc<AtomicBool>, std::thread::JoinHandle<Vec<u8>>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let t = std::thread::spawn(move || {
+        let d = std::fs::read(path).unwrap();
+        flag.store(true, Ordering::SeqCst);
+        d
+    });
+    (done, t)
+}
+
+#[test]
+fn while_a_big_file_is_read_listings_stats_cached_reads_and_its_start_come_first() {
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 2);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    std::fs::write(tb.path("/small.txt"), "cached\n").unwrap();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    for i in 0..10 {
+        std::fs::write(tb.path(&format!("/lib/m{i}.py")), format!("x = {i}\n")).unwrap();
+    }
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    assert_eq!(
+        std::fs::read(m.path().join("small.txt")).unwrap(),
+        b"cached\n"
+    );
+    let (done, t) = reader(m.path().join("big.bin"));
+    m.status_until(10, |s| s.contains("moving: down /big.bin"));
+    // The snapshot and the cache answer meanwhile.
+    let names = std::fs::read_dir(m.path().join("lib")).unwrap().count();
+    assert_eq!(names, 10);
+    let md = std::fs::metadata(m.path().join("lib/m3.py")).unwrap();
+    assert_eq!(md.len(), 6);
+    assert_eq!(
+        std::fs::read(m.path().join("small.txt")).unwrap(),
+        b"cached\n"
+    );
+    // A second reader shares the one transfer and gets its start at once;
+    // it gives up (killed) without breaking the transfer for the first.
+    let mut head = Command::new("head")
+        .args(["-c", "100"])
+        .arg(m.path().join("big.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(head.stdout, &big[..100]);
+    let mut cat = Command::new("cat")
+        .arg(m.path().join("big.bin"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = m.status();
+    assert_eq!(status.matches("moving:").count(), 1, "{status}");
+    assert!(!status.contains("queued:"), "a second GET: {status}");
+    cat.kill().unwrap();
+    cat.wait().unwrap();
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the read ended before the others answered"
+    );
+    assert_eq!(t.join().unwrap(), big);
+    head.stdout.clear();
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn concurrent_saves_into_one_directory_each_use_their_own_part_file() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/app")).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let saves: Vec<_> = (0..3)
+        .map(|i| {
+            let p = m.path().join(format!("app/f{i}.bin"));
+            std::thread::spawn(move || {
+                common::write_and_close(&p, &random_bytes(40_000, 10 + i))
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    // While they upload, their part files are there side by side.
+    eventually(20, "two uploads in flight at once", || {
+        parts(&tb, "/app").len() >= 2
+    });
+    for s in saves {
+        s.join().unwrap().unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(
+            std::fs::read(tb.path(&format!("/app/f{i}.bin"))).unwrap(),
+            random_bytes(40_000, 10 + i)
+        );
+    }
+    assert!(parts(&tb, "/app").is_empty());
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn part_files_left_by_an_earlier_mount_are_removed_when_mounting() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/.wrm-00abcd"), random_bytes(5000, 3)).unwrap();
+    std::fs::write(tb.path("/lib/.wrm-part"), random_bytes(5000, 4)).unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    eventually(10, "stale part files removed", || {
+        parts(&tb, "/").is_empty() && parts(&tb, "/lib").is_empty()
+    });
+    assert!(!std::fs::read_dir(m.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".wrm-")
+    }));
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn an_endless_exec_through_the_daemon_is_stopped_by_its_caller_and_the_mount_answers() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print(1)\n").unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("open('/spinning','w').close()\nwhile True: pass")
+        .spawn()
+        .unwrap();
+    eventually(10, "the program to run", || tb.path("/spinning").exists());
+    // Snapshot answers go on meanwhile.
+    let names: Vec<_> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec!["main.py"]);
+    // Ctrl-C at the caller: it dies, the daemon stops the program.
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    std::fs::create_dir(m.path().join("after")).unwrap();
+    assert!(tb.path("/after").is_dir());
+    let status = m.status();
+    assert!(!status.contains("waiting:"), "{status}");
+    assert!(m.unmount().status.success());
+}
