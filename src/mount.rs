@@ -156,6 +156,33 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
             )));
         }
     };
+    // What the board changed behind the kernel's back, it forgets: sizes,
+    // pages, names. On a thread of its own: the kernel may take locks that
+    // requests in flight hold.
+    let notifier = bg.notifier();
+    let mut notices = core.notices();
+    std::thread::spawn(move || {
+        while let Some(n) = notices.blocking_recv() {
+            let r = match &n {
+                cache::Notice::Changed(ino, dir, name) => notifier
+                    .inval_inode(fuser::INodeNo(*ino), 0, 0)
+                    .and_then(|()| {
+                        notifier.inval_entry(fuser::INodeNo(*dir), std::ffi::OsStr::new(name))
+                    }),
+                cache::Notice::Gone(dir, name) => {
+                    notifier.inval_entry(fuser::INodeNo(*dir), std::ffi::OsStr::new(name))
+                }
+                cache::Notice::Barrier(_) => Ok(()),
+            };
+            if let cache::Notice::Barrier(done) = n {
+                let _ = done.send(());
+                continue;
+            }
+            if let Err(e) = r {
+                tracing::debug!("telling the kernel about {n:?}: {e}");
+            }
+        }
+    });
     // The session ends when the kernel unmounts: fusermount3 -u, umount, us.
     let (tx, fuse_ended) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {

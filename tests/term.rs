@@ -83,6 +83,12 @@ impl Tty {
         }
     }
 
+    /// Forgets what was shown so far: the next `wait_for` sees only what
+    /// comes after.
+    fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
     fn type_keys(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
     }
@@ -365,6 +371,103 @@ fn on_a_slow_link_a_typed_line_echoes_and_answers_before_a_transfer_ends() {
     );
     assert_eq!(reader.join().unwrap(), big);
     t.assert_clean();
+    drop(t);
+    assert!(m.unmount().status.success());
+}
+
+/// A file copied into the mount with `cp`, as a person would.
+fn copy_in(m: &Mount, name: &str, data: &[u8]) {
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), data).unwrap();
+    let out = std::process::Command::new("cp")
+        .arg(src.path())
+        .arg(m.path().join(name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_half_typed_line_never_fails_a_copy_and_is_kept_as_it_was() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    // A line half typed, the cursor one place back: the copy needs the
+    // raw REPL (its size check and rename) and succeeds.
+    t.type_keys("zz = 6\x1b[D");
+    t.wait_for("zz = 6");
+    copy_in(&m, "a.py", b"a = 1\n");
+    assert_eq!(std::fs::read(tb.path("/a.py")).unwrap(), b"a = 1\n");
+    // The line is as it was, cursor included: a digit typed now lands
+    // before the 6.
+    t.type_keys("1\r");
+    t.type_keys("print('v', zz)\r");
+    t.wait_for("v 16");
+    // Backspace, Ctrl-L (readline ignores it) and history recall: the line
+    // is what the terminal shows.
+    t.type_keys("yy = 67\x7f\x0c");
+    t.wait_for("yy = 6");
+    copy_in(&m, "b.py", b"b = 2\n");
+    t.type_keys("\rprint('w', yy * 2)\r");
+    t.wait_for("w 12");
+    t.type_keys("qq = 5\r");
+    t.wait_for(">>> ");
+    let before = t.text();
+    t.clear();
+    t.type_keys("\x1b[A");
+    t.wait_for("qq = 5");
+    copy_in(&m, "c.py", b"c = 3\n");
+    t.type_keys("5\rprint('q', qq)\r");
+    t.wait_for("q 55");
+    let after = format!("{before}{}", t.text());
+    assert_eq!(std::fs::read(tb.path("/c.py")).unwrap(), b"c = 3\n");
+    assert!(!after.contains("SyntaxError"), "{after:?}");
+    t.assert_clean();
+    // Detached with a line half typed: nobody's line to keep, and nothing
+    // is refused.
+    t.type_keys("ww = 1");
+    t.wait_for("ww = 1");
+    t.type_keys("\u{1d}");
+    assert!(t.child.wait().unwrap().success());
+    copy_in(&m, "d.py", b"d = 4\n");
+    std::fs::create_dir(m.path().join("after")).unwrap();
+    assert!(tb.path("/after").is_dir());
+    let mut t = Tty::attach(&m);
+    t.type_keys("\rprint('clean', 1)\r");
+    t.wait_for("clean 1");
+    assert!(!t.text().contains("SyntaxError"), "{:?}", t.text());
+    drop(t);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\rimport time\rfor i in range(25): print('tick', i); time.sleep_ms(100)\r\r");
+    t.wait_for("tick 2");
+    let data = random_bytes(50_000, 9);
+    let copy = {
+        let (p, d) = (m.path().join("data.bin"), data.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &d).map_err(|e| e.to_string()))
+    };
+    // The data itself goes while the program runs (binary transfers do):
+    // only its check and rename wait for the REPL.
+    m.status_until(10, |s| s.contains("waiting: for the REPL"));
+    copy.join().unwrap().unwrap();
+    assert!(
+        t.text().contains("tick 24"),
+        "the copy ended before the program"
+    );
+    assert_eq!(std::fs::read(tb.path("/data.bin")).unwrap(), data);
+    assert!(!t.text().contains("KeyboardInterrupt"));
     drop(t);
     assert!(m.unmount().status.success());
 }

@@ -99,7 +99,8 @@ print('K' if r==0 else 'E %d'%r)
 /// size sent; then that the target is still `base` (None: no check; `()`:
 /// absent; `(size, mtime)`: unchanged or gone) and renames the part onto it
 /// (`K <mtime>`), or, if the target changed, beside it as
-/// `NAME.webrepl-mount-conflict` (`C <mtime>`). On a short part it removes it
+/// `NAME.webrepl-mount-conflict` (`C <mtime> <target size> <target mtime>`).
+/// On a short part it removes it
 /// and reports the size kept and the free space (`Z`), which tells a full
 /// flash from lost bytes.
 pub const HELPERS: &str = "import os
@@ -115,7 +116,7 @@ def _wrm_fin(P,T,n,b):
     C=T+'.webrepl-mount-conflict'
     try:os.remove(C)
     except OSError:pass
-    os.rename(P,C);print('C',os.stat(C)[8]);return
+    os.rename(P,C);print('C',os.stat(C)[8],*c);return
   try:os.rename(P,T)
   except OSError:
    os.remove(T);os.rename(P,T)

@@ -34,8 +34,13 @@ pub enum Base {
 pub enum Written {
     /// On the target; the board's mtime of it.
     Target(i64),
-    /// The target had changed: the data is beside it under this name.
-    Beside(String, i64),
+    /// The target had changed: the data is beside it under this name (with
+    /// its mtime), and the target is as the board has it: size and mtime.
+    Beside {
+        name: String,
+        mtime: i64,
+        target: (u64, i64),
+    },
 }
 
 pub fn conflict_name(path: &str) -> String {
@@ -67,7 +72,6 @@ impl Board {
         base: Base,
         progress: watch::Sender<u64>,
     ) -> Result<Written> {
-        self.cleanup().await;
         if parents {
             self.mkdirs(parent(path)).await?;
         }
@@ -95,7 +99,12 @@ impl Board {
                 }
             };
             match finished {
-                Finish::Done(w) => return Ok(w),
+                Finish::Done(w) => {
+                    // Leftovers of failed uploads go after ours, which
+                    // never waits for them.
+                    self.cleanup().await;
+                    return Ok(w);
+                }
                 Finish::Short { kept, free } => {
                     if free < data.len() as u64 {
                         return Err(Error::Os {
@@ -145,10 +154,11 @@ impl Board {
         let f: Vec<&str> = line.split(' ').collect();
         Ok(match f.as_slice() {
             ["K", mtime] => Finish::Done(Written::Target(mtime.parse().unwrap_or(0))),
-            ["C", mtime] => Finish::Done(Written::Beside(
-                conflict_name(path),
-                mtime.parse().unwrap_or(0),
-            )),
+            ["C", mtime, size, tmtime] => Finish::Done(Written::Beside {
+                name: conflict_name(path),
+                mtime: mtime.parse().unwrap_or(0),
+                target: (size.parse().unwrap_or(0), tmtime.parse().unwrap_or(0)),
+            }),
             ["Z", kept, free] => Finish::Short {
                 kept: kept.parse().unwrap_or(0),
                 free: free.parse().unwrap_or(u64::MAX),

@@ -19,6 +19,16 @@ pub(super) struct Load {
     error: Option<Error>,
 }
 
+/// What a reader asks for: the range, how much of it must be here, and
+/// the handle it reads through (None: we read, to edit).
+#[derive(Clone, Copy)]
+struct Want {
+    fh: Option<u64>,
+    start: usize,
+    end: usize,
+    enough: usize,
+}
+
 /// What a reader found.
 enum Found {
     Data(Vec<u8>),
@@ -92,6 +102,7 @@ impl Core {
             let mut st = self.lock();
             st.writers.remove(&fh);
             st.streaming.remove(&fh);
+            st.seen_by.remove(&fh);
             st.contents.closed(ino);
             let new = st
                 .tree
@@ -109,13 +120,14 @@ impl Core {
         let start = offset as usize;
         let end = start.saturating_add(size as usize);
         let streaming = self.lock().streaming.contains(&fh);
-        self.read_range(ino, start, end, streaming).await
+        self.read_range(ino, Some(fh), start, end, streaming).await
     }
 
     /// `[start, end)` of a file; `partial`: as soon as some of it is here.
     async fn read_range(
         &self,
         ino: Ino,
+        fh: Option<u64>,
         start: usize,
         end: usize,
         partial: bool,
@@ -125,11 +137,17 @@ impl Core {
         } else {
             end
         };
+        let want = Want {
+            fh,
+            start,
+            end,
+            enough,
+        };
         let mut waited = None;
         loop {
             let found = {
                 let mut st = self.lock();
-                self.find(&mut st, ino, start, end, enough, waited)?
+                self.find(&mut st, ino, want, waited)?
             };
             match found {
                 Found::Data(d) => return Ok(d),
@@ -145,15 +163,17 @@ impl Core {
     /// The range if it is here; else the load to wait for (started if
     /// none runs). `waited`: the load this reader waited for, whose failure
     /// is its failure.
-    fn find(
-        &self,
-        st: &mut State,
-        ino: Ino,
-        start: usize,
-        end: usize,
-        enough: usize,
-        waited: Option<u64>,
-    ) -> Result<Found> {
+    fn find(&self, st: &mut State, ino: Ino, want: Want, waited: Option<u64>) -> Result<Found> {
+        let Want {
+            fh,
+            start,
+            end,
+            enough,
+        } = want;
+        let version = node(st, ino).map(|n| (n.size, n.board_mtime))?;
+        if !st.contents.is_dirty(ino) && st.contents.has(ino) {
+            saw(st, ino, fh, version);
+        }
         if let Some(d) = st.contents.get(ino) {
             return Ok(Found::Data(range(d, start, end)));
         }
@@ -171,7 +191,9 @@ impl Core {
             } else {
                 let (len, done) = *l.tx.borrow();
                 if len >= enough || done {
-                    return Ok(Found::Data(range(&l.data, start, end)));
+                    let data = range(&l.data, start, end);
+                    saw(st, ino, fh, version);
+                    return Ok(Found::Data(data));
                 }
                 return Ok(Found::Wait(l.id, l.tx.subscribe()));
             }
@@ -256,12 +278,12 @@ impl Core {
 
     /// Waits until the whole file is here (a write in its middle needs it).
     pub(super) async fn loaded(&self, ino: Ino) -> Result<()> {
-        self.read_range(ino, usize::MAX / 2, usize::MAX / 2 + 1, false)
+        self.read_range(ino, None, usize::MAX / 2, usize::MAX / 2 + 1, false)
             .await
             .map(drop)
     }
 
-    pub async fn write(&self, ino: Ino, offset: u64, data: &[u8]) -> Result<u32> {
+    pub async fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         loop {
             {
                 let mut st = self.lock();
@@ -270,7 +292,7 @@ impl Core {
                 let whole = offset == 0 && data.len() as u64 >= n.size;
                 let needed = n.on_board && !n.local_only && !whole;
                 if st.contents.has(ino) || !needed {
-                    self.begin_edit(&mut st, ino);
+                    self.begin_edit(&mut st, ino, Some(fh));
                     let buf = st.contents.edit(ino);
                     let end = offset as usize + data.len();
                     if buf.len() < end {
@@ -291,13 +313,24 @@ impl Core {
         }
     }
 
-    /// Notes what the board had before the first change of an edit.
-    fn begin_edit(&self, st: &mut State, ino: Ino) {
+    /// Notes what the board had before the first change of an edit: what
+    /// the writing descriptor read, else what was last read of the file,
+    /// else what the snapshot says.
+    fn begin_edit(&self, st: &mut State, ino: Ino, fh: Option<u64>) {
         if st.contents.is_dirty(ino) || st.bases.contains_key(&ino) {
             return;
         }
         let base = match st.tree.get(ino) {
-            Some(n) if n.on_board && !n.local_only => Base::Was(n.size, n.board_mtime),
+            Some(n) if n.on_board && !n.local_only => {
+                let (size, mtime) = fh
+                    .and_then(|fh| st.seen_by.get(&fh))
+                    .filter(|(i, _)| *i == ino)
+                    .map(|(_, v)| v)
+                    .or_else(|| st.seen.get(&ino))
+                    .copied()
+                    .unwrap_or((n.size, n.board_mtime));
+                Base::Was(size, mtime)
+            }
             _ => Base::Absent,
         };
         st.bases.insert(ino, base);
@@ -309,6 +342,7 @@ impl Core {
     pub async fn setattr(
         &self,
         ino: Ino,
+        fh: Option<u64>,
         mode: Option<u32>,
         size: Option<u64>,
         mtime: Option<SystemTime>,
@@ -336,7 +370,7 @@ impl Core {
             }
             let upload = {
                 let mut st = self.lock();
-                self.begin_edit(&mut st, ino);
+                self.begin_edit(&mut st, ino, fh);
                 st.contents.edit(ino).resize(size as usize, 0);
                 *st.edits.entry(ino).or_default() += 1;
                 if let Some(n) = st.tree.get_mut(ino) {
@@ -457,9 +491,32 @@ impl Core {
             };
             let started = Instant::now();
             let r = self.board.put(&path, &data, parents, base).await;
-            let mut st = self.lock();
-            st.namespace += 1;
-            return match r {
+            let conflicted = matches!(r, Ok(Written::Beside { .. }));
+            let r = self.apply_upload(ino, &path, data, edit, started, r);
+            if conflicted {
+                // The caller sees the board's version from the moment it
+                // hears of the conflict.
+                self.settled().await;
+            }
+            return r;
+        }
+    }
+
+    /// What an upload's outcome changes in the cache.
+    fn apply_upload(
+        &self,
+        ino: Ino,
+        path: &str,
+        data: Bytes,
+        edit: u64,
+        started: Instant,
+        r: Result<Written>,
+    ) -> Result<()> {
+        let path = path.to_string();
+        let mut st = self.lock();
+        st.namespace += 1;
+        {
+            match r {
                 Ok(Written::Target(mtime)) => {
                     debug!(
                         "flushed {path}: {} B in {:.0?}",
@@ -472,6 +529,15 @@ impl Core {
                         n.board_mtime = mtime;
                         if same {
                             n.size = data.len() as u64;
+                        }
+                    }
+                    // The board has what the mount had: every reader's view
+                    // of the file is that version now.
+                    let now = (data.len() as u64, mtime);
+                    st.seen.insert(ino, now);
+                    for (i, v) in st.seen_by.values_mut() {
+                        if *i == ino {
+                            *v = now;
                         }
                     }
                     if same {
@@ -490,9 +556,11 @@ impl Core {
                     self.save_attrs(&st);
                     Ok(())
                 }
-                Ok(Written::Beside(beside, mtime)) => {
-                    Err(self.conflict(&mut st, ino, &path, beside, mtime, data, edit))
-                }
+                Ok(Written::Beside {
+                    name,
+                    mtime,
+                    target,
+                }) => Err(self.conflict(&mut st, ino, &path, (name, mtime), target, data, edit)),
                 Err(e) => {
                     // Not on the board: on local disk, then, until it is.
                     if let Err(j) = self.keep(&st, ino) {
@@ -505,7 +573,7 @@ impl Core {
                     st.retry.insert(ino, (Instant::now() + pause, pause));
                     Err(e)
                 }
-            };
+            }
         }
     }
 
@@ -517,8 +585,8 @@ impl Core {
         st: &mut State,
         ino: Ino,
         path: &str,
-        beside: String,
-        mtime: i64,
+        (beside, mtime): (String, i64),
+        target: (u64, i64),
         data: Bytes,
         edit: u64,
     ) -> Error {
@@ -535,20 +603,24 @@ impl Core {
             n.on_board = true;
             let c = st.tree.insert(n);
             st.contents.insert_clean(c, data.to_vec());
-            if let Some(p) = st.tree.get_mut(parent) {
-                // The board's version of the target: listed again next time.
-                p.listed = None;
-            }
         }
         if st.edits.get(&ino).copied().unwrap_or(0) == edit {
+            // The target is the board's version from now on.
             st.contents.forget(ino);
             st.bases.remove(&ino);
             st.written.remove(&ino);
+            st.seen.insert(ino, target);
+            if let Some(n) = st.tree.get_mut(ino) {
+                (n.size, n.board_mtime) = target;
+                n.mode = None;
+                n.mtime = None;
+            }
             if let Some(j) = self.journal() {
                 j.remove(path);
             }
         }
         st.retry.remove(&ino);
+        self.changed(st, ino);
         Error::Conflict {
             path: path.to_string(),
             beside,
@@ -667,6 +739,14 @@ fn open_locked(st: &mut State, ino: Ino, write: bool) -> Result<u64> {
         st.writers.insert(st.next_fh);
     }
     Ok(st.next_fh)
+}
+
+/// A reader was handed the board's `version` of a file.
+fn saw(st: &mut State, ino: Ino, fh: Option<u64>, version: (u64, i64)) {
+    st.seen.insert(ino, version);
+    if let Some(fh) = fh {
+        st.seen_by.insert(fh, (ino, version));
+    }
 }
 
 fn range(d: &[u8], start: usize, end: usize) -> Vec<u8> {

@@ -115,7 +115,7 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
         let base = e.base.map_or(Base::Absent, |(s, m)| Base::Was(s, m));
         match board.put(&e.path, &e.data, true, base).await {
             Ok(w) => {
-                if let Written::Beside(beside, _) = w {
+                if let Written::Beside { name: beside, .. } = w {
                     let msg = format!(
                         "{} changed on the board since it was edited here; the local version is saved as {beside}",
                         e.path

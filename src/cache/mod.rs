@@ -60,6 +60,18 @@ pub struct Attr {
 /// What one flush could not upload, with why.
 pub type Unflushed = Vec<(String, Error)>;
 
+/// What the kernel's caches must forget: the board changed it.
+#[derive(Debug)]
+pub enum Notice {
+    /// A file's size, times or contents: the file, its directory and name
+    /// (the kernel learns a new size only by looking the name up again).
+    Changed(Ino, Ino, String),
+    /// A name gone from a directory.
+    Gone(Ino, String),
+    /// Answered once the notices before it are applied.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Pauses between retries of a file that did not reach the board.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const LAST_RETRY: Duration = Duration::from_secs(60);
@@ -74,6 +86,7 @@ pub struct Core {
     state: Arc<Mutex<State>>,
     /// One snapshot check at a time; the others wait for its answer.
     checking: tokio::sync::Mutex<()>,
+    notices: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Notice>>,
 }
 
 struct State {
@@ -103,6 +116,12 @@ struct State {
     edits: HashMap<Ino, u64>,
     /// What the board had when a dirty file's edit began.
     bases: HashMap<Ino, Base>,
+    /// The board's version (size, mtime) of what was last handed to a
+    /// reader or sent by us: an edit that replaces the file is based on
+    /// what its writer saw, not on a change the mount noticed since.
+    seen: HashMap<Ino, (u64, i64)>,
+    /// The same, per open handle: what that descriptor read (an editor's).
+    seen_by: HashMap<u64, (Ino, (u64, i64))>,
     /// Uploads in flight: a receiver that ends with the upload.
     uploading: HashMap<Ino, tokio::sync::watch::Receiver<()>>,
     /// Bumped by every change of ours to names on the board: a walk that
@@ -166,6 +185,8 @@ impl Core {
             written: HashMap::new(),
             edits: HashMap::new(),
             bases: HashMap::new(),
+            seen: HashMap::new(),
+            seen_by: HashMap::new(),
             uploading: HashMap::new(),
             namespace: 0,
             shadowed: HashMap::new(),
@@ -179,11 +200,43 @@ impl Core {
             started: SystemTime::now(),
             state: Arc::new(Mutex::new(state)),
             checking: tokio::sync::Mutex::new(()),
+            notices: std::sync::OnceLock::new(),
         })
     }
 
     pub fn board(&self) -> &Board {
         &self.board
+    }
+
+    /// Where the cache says what the kernel must forget (once).
+    pub fn notices(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = self.notices.set(tx);
+        rx
+    }
+
+    /// Tells the kernel a file changed on the board.
+    fn changed(&self, st: &State, ino: Ino) {
+        if let Some(n) = st.tree.get(ino) {
+            self.tell(Notice::Changed(ino, n.parent, n.name.clone()));
+        }
+    }
+
+    fn tell(&self, n: Notice) {
+        if let Some(tx) = self.notices.get() {
+            let _ = tx.send(n);
+        }
+    }
+
+    /// Waits until the kernel has applied what it was told. Only where no
+    /// directory lock is held on our behalf (close, fsync): the kernel takes
+    /// the directory's lock to forget a name.
+    async fn settled(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tell(Notice::Barrier(tx));
+        if self.notices.get().is_some() {
+            let _ = rx.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

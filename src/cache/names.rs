@@ -178,7 +178,11 @@ impl Core {
                 let mut st = self.lock();
                 st.contents.edit(ino);
                 *st.edits.entry(ino).or_default() += 1;
-                let board_had = st.tree.get(ino).map(|n| (n.size, n.board_mtime));
+                let board_had = st
+                    .seen
+                    .get(&ino)
+                    .copied()
+                    .or_else(|| st.tree.get(ino).map(|n| (n.size, n.board_mtime)));
                 if let Some(had) = board_had {
                     st.shadowed.insert((parent, name.to_string()), had);
                 }
@@ -212,7 +216,8 @@ impl Core {
                     n.local_only = false;
                     n.on_board = true;
                     n.board_mtime = match written {
-                        crate::board::Written::Target(m) | crate::board::Written::Beside(_, m) => m,
+                        crate::board::Written::Target(m) => m,
+                        crate::board::Written::Beside { mtime, .. } => mtime,
                     };
                 }
             }
@@ -261,6 +266,7 @@ struct Plan {
 /// Drops what the cache holds for a file that is gone.
 fn forget(st: &mut State, ino: Ino) {
     st.contents.forget(ino);
+    st.seen.remove(&ino);
     st.bases.remove(&ino);
     st.edits.remove(&ino);
     st.written.remove(&ino);

@@ -169,6 +169,7 @@ impl Core {
                         n.mode = None;
                         n.mtime = None;
                         st.contents.forget(ino);
+                        self.changed(st, ino);
                     }
                 }
                 Some(ino) if busy(st, ino) => {}
@@ -201,6 +202,9 @@ impl Core {
                 || st.contents.is_dirty(ino)
                 || st.uploading.contains_key(&ino);
             if !keep {
+                if let Some(n) = st.tree.get(ino) {
+                    self.tell(Notice::Gone(dir, n.name.clone()));
+                }
                 st.contents.forget(ino);
                 st.tree.remove(ino);
             }

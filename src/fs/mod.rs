@@ -150,7 +150,9 @@ impl Filesystem for Fs {
         let ttl = self.ttl;
         let mtime = mtime.map(time);
         self.task(|core| async move {
-            let r = core.setattr(ino.0, mode, size, mtime, fh.is_some()).await;
+            let r = core
+                .setattr(ino.0, fh.map(|f| f.0), mode, size, mtime, fh.is_some())
+                .await;
             answer!(reply, r, |a| reply.attr(&ttl, &file_attr(&a)))
         });
     }
@@ -271,7 +273,7 @@ impl Filesystem for Fs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         data: &[u8],
         _wflags: WriteFlags,
@@ -281,8 +283,9 @@ impl Filesystem for Fs {
     ) {
         let data = data.to_vec();
         self.task(|core| async move {
-            answer!(reply, core.write(ino.0, offset, &data).await, |n| reply
-                .written(n))
+            answer!(reply, core.write(ino.0, fh.0, offset, &data).await, |n| {
+                reply.written(n)
+            })
         });
     }
 
