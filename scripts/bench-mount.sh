@@ -63,6 +63,16 @@ n=$(ls -lR "$mnt/tree" | grep -c '^[-d]')
 printf "%-48s %s s   (%s entries)\n" "ls -lR" "$(since "$t")" "$n"
 "$wm" unmount "$mnt"
 
+for d in $(seq 25); do
+  mkdir -p "$work/root/many/d$d"
+  for f in $(seq 20); do head -c $((100 + (d * f) % 400)) /dev/urandom | base64 > "$work/root/many/d$d/m$f.py"; done
+done
+mount_it
+t=$(now)
+cat "$mnt"/many/*/*.py > /dev/null
+printf "%-48s %s s   (target <= 2; 10.9 s before)\n" "read 500 small uncached files (cat many/*/*.py)" "$(since "$t")"
+"$wm" unmount "$mnt"
+
 head -c 10485760 /dev/urandom > "$work/root/ten.bin"
 for i in $(seq 5); do head -c 10485760 /dev/urandom > "$work/root/r$i.bin"; done
 mount_it --cache-size 16

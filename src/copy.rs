@@ -1,14 +1,15 @@
 //! `cp`: files and trees to and from a board over one connection.
 
 use crate::board::{self, Board, Kind, Stat};
-use crate::cli::{Conn, split_remote};
+use crate::cli::Conn;
+use crate::commands::split_remote;
 use crate::error::{Error, Result};
 use crate::session::Piece;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-pub async fn run(mut paths: Vec<String>, recursive: bool, conn: Conn) -> Result<()> {
+pub async fn run(mut paths: Vec<String>, recursive: bool, conn: &Conn) -> Result<()> {
     let dst = paths
         .pop()
         .ok_or_else(|| Error::Invalid("cp needs a source and a destination".into()))?;

@@ -9,9 +9,8 @@ use thiserror::Error;
 pub enum Error {
     #[error("wrong password for {0} (the board said \"Access denied\")")]
     WrongPassword(String),
-    #[error(
-        "{0} is busy: another WebREPL client is connected (close the browser tab or other tool)"
-    )]
+    /// The board serves another client; the words say which if known.
+    #[error("{0}")]
     Busy(String),
     #[error("{0}")]
     NotWebRepl(String),
@@ -118,6 +117,13 @@ impl Kind {
 }
 
 impl Error {
+    /// A board busy with a client we know nothing of.
+    pub fn busy(target: impl std::fmt::Display) -> Error {
+        Error::Busy(format!(
+            "{target} is busy: another WebREPL client is connected (close the browser tab or other tool)"
+        ))
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Error::WrongPassword(_) => Kind::WrongPassword,

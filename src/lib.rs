@@ -7,6 +7,7 @@
 pub mod board;
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod copy;
 pub mod error;
 pub mod fs;

@@ -46,15 +46,15 @@ fn main() {
 fn daemonize(cli: &mut Cli) -> Option<Ready> {
     use std::io::Read;
     use std::os::fd::FromRawFd;
-    let password = match cli.mount.conn.password() {
+    let password = match cli.conn.password() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("webrepl-mount: {e}");
             std::process::exit(cli::exit_code(&e));
         }
     };
-    cli.mount.conn.password = Some(password);
-    cli.mount.conn.password_file = None;
+    cli.conn.password = Some(password);
+    cli.conn.password_file = None;
     let log = cli
         .mount
         .board

@@ -5,7 +5,7 @@ use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
-use crate::session::{Config, Session};
+use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -26,6 +26,8 @@ pub struct MountOptions {
     pub cache: cache::Options,
     pub attr_ttl: Duration,
     pub allow_other: bool,
+    /// Mount over a directory that has files (they are hidden meanwhile).
+    pub nonempty: bool,
     /// Some(true): stop a running program without asking; Some(false):
     /// never; None: ask if there is a terminal.
     pub interrupt: Option<bool>,
@@ -101,10 +103,22 @@ fn bound_memory() {
 
 async fn mount(o: &MountOptions) -> Result<Mounted> {
     bound_memory();
+    let mp = o.mountpoint.display();
+    if sidecar::stale(&o.mountpoint) {
+        // A daemon that died left the kernel's mount behind.
+        unmount(&o.mountpoint)?;
+        eprintln!("webrepl-mount: {mp} was a dead mount (its daemon had died); cleaned it up");
+    }
     if !o.mountpoint.is_dir() {
+        return Err(Error::Invalid(format!("{mp}: not a directory")));
+    }
+    if !o.nonempty
+        && std::fs::read_dir(&o.mountpoint)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
         return Err(Error::Invalid(format!(
-            "{}: not a directory",
-            o.mountpoint.display()
+            "{mp} is not empty: its files would be hidden by the mount (mount on an empty directory, or use -o nonempty)"
         )));
     }
     let mut cfg = o.session.clone();
@@ -563,9 +577,81 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The mounts of this machine: (source, mountpoint) of ours, from
+/// /proc/self/mounts (which escapes spaces and such as octal).
+fn our_mounts() -> Vec<(String, PathBuf)> {
+    let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let unescape = |s: &str| {
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+                let n = u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?');
+                out.push(n);
+                i += 4;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let (source, point, kind) = (f.first()?, f.get(1)?, f.get(2)?);
+            let board = source.strip_prefix("webrepl:")?;
+            kind.starts_with("fuse")
+                .then(|| (unescape(board), PathBuf::from(unescape(point))))
+        })
+        .collect()
+}
+
+/// Where this machine mounts `board`, if it does.
+pub fn mounted_board(board: &str) -> Option<String> {
+    let want = Target::parse(board).ok()?;
+    our_mounts()
+        .into_iter()
+        .find(|(b, _)| {
+            Target::parse(b)
+                .ok()
+                .is_some_and(|t| t.host == want.host && t.port == want.port)
+        })
+        .map(|(_, p)| p.display().to_string())
+}
+
 /// `webrepl-mount unmount MOUNTPOINT`: flush, unmount, and wait for the
-/// daemon to be gone.
+/// daemon to be gone. A mount whose daemon died is cleaned up, saying what
+/// its journal still holds for the next mount to send.
 pub async fn unmount_command(mountpoint: &Path) -> Result<()> {
+    let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let dead = our_mounts().into_iter().find(|(_, p)| *p == abs);
+    if let (Some((board, _)), false) = (
+        &dead,
+        sidecar::socket_path(mountpoint).exists() && !sidecar::stale(mountpoint),
+    ) {
+        unmount(mountpoint)?;
+        let mp = mountpoint.display();
+        eprintln!(
+            "webrepl-mount: {mp} was a dead mount of {board} (its daemon had died); unmounted it"
+        );
+        let journal = crate::cache::attrs::state_file(board).map(|f| f.with_extension("journal"));
+        let waiting = journal
+            .map(|j| crate::cache::journal::Journal::new(j).entries())
+            .unwrap_or_default();
+        if !waiting.is_empty() {
+            eprintln!(
+                "webrepl-mount: {} change(s) had not reached the board; they are kept and the next mount of {board} sends them:",
+                waiting.len()
+            );
+            for e in &waiting {
+                eprintln!("  {}", e.path);
+            }
+        }
+        let _ = std::fs::remove_file(sidecar::socket_path(mountpoint));
+        return Ok(());
+    }
     let answer = sidecar::ask(mountpoint, "unmount").await?;
     if answer.iter().any(|l| l == "ok") {
         return Ok(());

@@ -26,6 +26,11 @@ fn wait_for_file(p: &std::path::Path) {
     }
 }
 
+/// The last line of stderr: the error, after any log lines.
+fn last_line(o: &Output) -> String {
+    err_line(o).lines().last().unwrap_or("").to_string()
+}
+
 fn err_line(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
@@ -251,4 +256,76 @@ fn a_password_given_with_p_is_not_in_the_command_line() {
     );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.stdout, b"done\n");
+}
+
+#[test]
+fn messages_name_the_real_cause_and_the_command_that_fixes_it() {
+    let tb = TestBoard::start();
+    let mut m = common::Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    // The other client is this user's own mount.
+    let o = m
+        .cmd()
+        .args(["ls", &format!("{}:/", tb.addr())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));
+    assert_eq!(
+        last_line(&o),
+        format!(
+            "webrepl-mount: ws://{}/ is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+             go through the mount instead: cp to or from {mp}/..., or webrepl-mount exec|status|term {mp}",
+            tb.addr()
+        )
+    );
+    // A path inside the mount, at any depth, is the mount.
+    std::fs::create_dir(m.path().join("sub")).unwrap();
+    let o = m
+        .cmd()
+        .args(["status", "."])
+        .current_dir(m.path().join("sub"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err_line(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cache:"));
+    // A directory that is not a mount is never taken for a host name.
+    let plain = tempfile::tempdir().unwrap();
+    for cmd in ["status", "term"] {
+        let o = m.cmd().arg(cmd).arg(plain.path()).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", err_line(&o));
+        assert_eq!(
+            last_line(&o),
+            format!(
+                "webrepl-mount: {} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)",
+                plain.path().display()
+            )
+        );
+    }
+    assert!(m.unmount().status.success());
+    // Options before the command mean what they mean after it.
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw.path(), format!("{}\n", tb.password)).unwrap();
+    for args in [
+        vec![
+            "--password-file",
+            pw.path().to_str().unwrap(),
+            "exec",
+            &tb.addr(),
+            "print(5)",
+        ],
+        vec![
+            "exec",
+            &tb.addr(),
+            "print(5)",
+            "--password-file",
+            pw.path().to_str().unwrap(),
+        ],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(&args)
+            .env_remove("WEBREPL_PASSWORD")
+            .output()
+            .unwrap();
+        assert_eq!(o.stdout, b"5\n", "{args:?}: {}", err_line(&o));
+    }
 }

@@ -384,15 +384,21 @@ async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     s.close().await;
-    for flags in [&["--no-interrupt"][..], &[][..]] {
+    for (flags, hint) in [
+        (
+            &["--no-interrupt"][..],
+            "(drop --no-interrupt to allow Ctrl-C)",
+        ),
+        (&[][..], "(mount with --interrupt to stop it)"),
+    ] {
         let (m, out) = Mount::daemon(&tb, &tb.addr(), flags);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(10), "{flags:?}: {said}");
         assert_eq!(
-            out.status.code(),
-            Some(10),
-            "{flags:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            said.lines().last().unwrap_or(""),
+            format!("webrepl-mount: the board is running a program; not interrupting it {hint}"),
+            "{flags:?}"
         );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("running a program"));
         assert!(!common::mounted(m.path()));
     }
     let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &["--interrupt"]);
@@ -419,7 +425,20 @@ fn kill_9_with_three_changed_files_loses_nothing_on_remount() {
     unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
     let mut m = m;
     m.wait();
-    sh(&format!("umount -l '{}'", mp.display()));
+    // `unmount` cleans the dead mount and says what the next mount sends.
+    let u = m.unmount();
+    let said = String::from_utf8_lossy(&u.stderr).to_string();
+    assert!(u.status.success(), "{said}");
+    assert!(!common::mounted(&mp), "still mounted");
+    assert!(said.contains("was a dead mount"), "{said}");
+    assert!(
+        said.contains("3 change(s) had not reached the board")
+            && said.contains("/a.py")
+            && said.contains("/lib/b.py")
+            && said.contains("/keep.py")
+            && said.contains("the next mount of"),
+        "{said}"
+    );
     // Meanwhile the board's own copy of one of them changes.
     std::fs::write(tb.path("/keep.py"), "changed on the board\n").unwrap();
     let mut m = m.remount(&[]);
@@ -435,8 +454,18 @@ fn kill_9_with_three_changed_files_loses_nothing_on_remount() {
     );
     let log = m.log();
     assert!(
-        log.contains("sent 3 change(s)") && log.contains("keep.py changed on the board"),
+        log.contains("sending 3 change(s)")
+            && log.contains("sent 3 change(s)")
+            && log.contains("keep.py changed on the board"),
         "{log}"
     );
+    // Killed again, then mounted straight over the dead mountpoint.
+    std::fs::write(mp.join("c.py"), "c\n").unwrap();
+    let pid = m.pid();
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    m.wait();
+    let mut m = m.remount(&[]);
+    assert!(m.log().contains("was a dead mount"), "{}", m.log());
+    assert_eq!(std::fs::read(tb.path("/c.py")).unwrap(), b"c\n");
     assert!(m.unmount().status.success());
 }

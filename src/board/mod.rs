@@ -166,10 +166,11 @@ impl Board {
     /// the board does not have them (first use, after a soft reset, or left
     /// by an older version of ours).
     async fn helper(&self, code: String) -> Result<Vec<u8>> {
-        let out = self
-            .session
-            .run(code.clone(), self.how(Run::SNIPPET))
-            .await?;
+        self.with_helpers(code, Run::SNIPPET).await
+    }
+
+    async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        let out = self.session.run(code.clone(), self.how(how)).await?;
         if out.stderr.is_empty() {
             return Ok(out.stdout);
         }
@@ -178,7 +179,7 @@ impl Board {
             return Err(Error::Traceback(tb.trim().to_string()));
         }
         self.snippet(sn::HELPERS.to_string()).await?;
-        self.snippet(code).await
+        answer(self.session.run(code, self.how(how)).await?)
     }
 
     /// A person's program: output and traceback as the board gave them.
@@ -362,21 +363,51 @@ impl Board {
     }
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {
+        self.read_many(&[path])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(sn::unexpected(b"", path)))
+    }
+
+    /// Several (small) files of one directory in one program, each whole
+    /// or with why not.
+    pub async fn read_many(&self, paths: &[&str]) -> Result<Vec<Result<Vec<u8>>>> {
         use base64::Engine;
-        let out = self.query(sn::read_base64(path)).await?;
-        let mut b64 = Vec::with_capacity(out.len());
-        for l in sn::lines(&out) {
-            if l == "K" {
-                return base64::engine::general_purpose::STANDARD
-                    .decode(&b64)
-                    .map_err(|e| Error::Protocol(ProtocolError::Base64(e.to_string())));
-            }
-            if let Some(e) = sn::os_error(l, path) {
-                return Err(e);
-            }
-            b64.extend_from_slice(l.as_bytes());
+        let dir = paths.first().map_or("/", |p| parent(p));
+        let names: Vec<&str> = paths
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .collect();
+        if paths.iter().any(|p| parent(p) != dir) {
+            return Err(Error::Invalid("read_many reads one directory".into()));
         }
-        Err(sn::unexpected(&out, path))
+        let out = self
+            .with_helpers(sn::read_files(dir, &names), Run::QUERY)
+            .await?;
+        let what = paths.first().copied().unwrap_or("files");
+        let mut files = Vec::with_capacity(paths.len());
+        let mut b64: Option<Vec<u8>> = None;
+        for l in sn::lines(&out) {
+            let at = paths.get(files.len()).copied().unwrap_or(what);
+            match (l, &mut b64) {
+                ("K", None) if files.len() == paths.len() => return Ok(files),
+                ("F", None) => b64 = Some(Vec::new()),
+                (".", Some(_)) => {
+                    let data = b64.take().unwrap_or_default();
+                    files.push(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(&data)
+                            .map_err(|e| Error::Protocol(ProtocolError::Base64(e.to_string()))),
+                    );
+                }
+                (line, Some(data)) => data.extend_from_slice(line.as_bytes()),
+                (line, None) => match sn::os_error(line, at) {
+                    Some(e) => files.push(Err(e)),
+                    None => debug!("ignoring line from the board: {line:?}"),
+                },
+            }
+        }
+        Err(sn::unexpected(&out, what))
     }
 
     /// Seconds to add to a board mtime for Unix time.

@@ -12,15 +12,20 @@ use crate::protocol::ProtocolError;
 /// `path` as a Python expression: `b'\x2f...'.decode()`. Only characters
 /// that cannot end or escape the literal are left as they are.
 pub fn lit(path: &str) -> String {
+    format!("{}.decode()", bytes_lit(path))
+}
+
+/// `text` as a Python bytes literal, escaped as [`lit`] does.
+pub fn bytes_lit(text: &str) -> String {
     let mut s = String::from("b'");
-    for &b in path.as_bytes() {
+    for &b in text.as_bytes() {
         if b.is_ascii_alphanumeric() || b"._/- ".contains(&b) {
             s.push(b as char);
         } else {
             s.push_str(&format!("\\x{b:02x}"));
         }
     }
-    s.push_str("'.decode()");
+    s.push('\'');
     s
 }
 
@@ -103,7 +108,20 @@ print('K' if r==0 else 'E %d'%r)
 /// On a short part it removes it
 /// and reports the size kept and the free space (`Z`), which tells a full
 /// flash from lost bytes.
-pub const HELPERS: &str = "import os
+///
+/// `_wrm_r(path)` prints a file as base64 in 384-byte pieces (`F`, lines,
+/// `.`), or `E <errno>`: see [`read_files`].
+pub const HELPERS: &str = "import os,binascii
+def _wrm_r(p):
+ try:f=open(p,'rb')
+ except OSError as e:
+  print('E',e.args[0]);return
+ print('F')
+ while 1:
+  b=f.read(384)
+  if not b:break
+  print(binascii.b2a_base64(b).decode(),end='')
+ f.close();print('.')
 def _wrm_fin(P,T,n,b):
  try:
   z=os.stat(P)[6]
@@ -184,22 +202,17 @@ pub fn statvfs(path: &str) -> String {
     )
 }
 
-/// Streams a file as base64 lines: for paths the binary protocol cannot
-/// name, and firmware without it.
-pub fn read_base64(path: &str) -> String {
+/// Streams files of `dir` as base64, one after the other, through
+/// `_wrm_r` (see [`HELPERS`]): `F`, its lines, `.` (or `E <errno>`), then
+/// `K`. Short, so that a batch of small files travels in one raw-paste
+/// window: the directory once, the names as byte literals.
+pub fn read_files(dir: &str, names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| bytes_lit(n)).collect();
+    let dir = format!("{}/", dir.trim_end_matches('/'));
     format!(
-        "import binascii
-try:
- f=open({},'rb')
- while 1:
-  b=f.read(384)
-  if not b:break
-  print(binascii.b2a_base64(b).decode(),end='')
- f.close();print('K')
-except OSError as e:
- print('E',e.args[0])
-",
-        lit(path)
+        "d={}\nfor n in [{}]:_wrm_r(d+n.decode())\nprint('K')\n",
+        lit(&dir),
+        list.join(",")
     )
 }
 

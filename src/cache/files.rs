@@ -1,40 +1,12 @@
-//! File contents: read from the board on first use, streamed (a reader gets
-//! its range as soon as it has arrived, and every reader of the file shares
-//! the one transfer), changed in memory, and sent back whole and atomically
-//! on close, fsync, or after --writeback-delay.
+//! File contents changed in memory and sent back whole and atomically on
+//! close, fsync, or after --writeback-delay; each upload checked against
+//! what its writer saw of the board's file. (Reading is in `loads`.)
 
 use super::*;
-use crate::board::{Stat, Written};
-use crate::session::Piece;
+use crate::board::Written;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tracing::debug;
-
-/// A file on its way from the board.
-pub(super) struct Load {
-    id: u64,
-    data: Vec<u8>,
-    /// Bytes so far, and whether the transfer has ended.
-    tx: watch::Sender<(usize, bool)>,
-    error: Option<Error>,
-}
-
-/// What a reader asks for: the range, how much of it must be here, and
-/// the handle it reads through (None: we read, to edit).
-#[derive(Clone, Copy)]
-struct Want {
-    fh: Option<u64>,
-    start: usize,
-    end: usize,
-    enough: usize,
-}
-
-/// What a reader found.
-enum Found {
-    Data(Vec<u8>),
-    /// Wait for more of the load with this id.
-    Wait(u64, watch::Receiver<(usize, bool)>),
-}
 
 /// Removes an upload's mark when it ends, however it ends.
 struct Uploading<'a> {
@@ -114,173 +86,6 @@ impl Core {
         if pending && let Err(e) = self.upload(ino).await {
             warn!("{}: {e}", self.lock().tree.path(ino));
         }
-    }
-
-    pub async fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let start = offset as usize;
-        let end = start.saturating_add(size as usize);
-        let streaming = self.lock().streaming.contains(&fh);
-        self.read_range(ino, Some(fh), start, end, streaming).await
-    }
-
-    /// `[start, end)` of a file; `partial`: as soon as some of it is here.
-    async fn read_range(
-        &self,
-        ino: Ino,
-        fh: Option<u64>,
-        start: usize,
-        end: usize,
-        partial: bool,
-    ) -> Result<Vec<u8>> {
-        let enough = if partial {
-            start.saturating_add(1).min(end)
-        } else {
-            end
-        };
-        let want = Want {
-            fh,
-            start,
-            end,
-            enough,
-        };
-        let mut waited = None;
-        loop {
-            let found = {
-                let mut st = self.lock();
-                self.find(&mut st, ino, want, waited)?
-            };
-            match found {
-                Found::Data(d) => return Ok(d),
-                Found::Wait(id, mut rx) => {
-                    waited = Some(id);
-                    // An error means the load ended (and was removed).
-                    let _ = rx.wait_for(|&(len, done)| done || len >= end).await;
-                }
-            }
-        }
-    }
-
-    /// The range if it is here; else the load to wait for (started if
-    /// none runs). `waited`: the load this reader waited for, whose failure
-    /// is its failure.
-    fn find(&self, st: &mut State, ino: Ino, want: Want, waited: Option<u64>) -> Result<Found> {
-        let Want {
-            fh,
-            start,
-            end,
-            enough,
-        } = want;
-        let version = node(st, ino).map(|n| (n.size, n.board_mtime))?;
-        if !st.contents.is_dirty(ino) && st.contents.has(ino) {
-            saw(st, ino, fh, version);
-        }
-        if let Some(d) = st.contents.get(ino) {
-            return Ok(Found::Data(range(d, start, end)));
-        }
-        let n = node(st, ino)?;
-        if !n.on_board || n.local_only {
-            return Ok(Found::Data(Vec::new()));
-        }
-        if let Some(l) = st.loads.get(&ino) {
-            if let Some(e) = &l.error {
-                if Some(l.id) == waited {
-                    return Err(e.duplicate());
-                }
-                // An old failure: this reader tries again.
-                st.loads.remove(&ino);
-            } else {
-                let (len, done) = *l.tx.borrow();
-                if len >= enough || done {
-                    let data = range(&l.data, start, end);
-                    saw(st, ino, fh, version);
-                    return Ok(Found::Data(data));
-                }
-                return Ok(Found::Wait(l.id, l.tx.subscribe()));
-            }
-        }
-        let (id, rx) = self.start_load(st, ino)?;
-        Ok(Found::Wait(id, rx))
-    }
-
-    fn start_load(
-        &self,
-        st: &mut State,
-        ino: Ino,
-    ) -> Result<(u64, watch::Receiver<(usize, bool)>)> {
-        let n = node(st, ino)?;
-        let stat = Stat {
-            kind: Kind::File,
-            size: n.size,
-            mtime: n.board_mtime,
-        };
-        let path = st.tree.path(ino);
-        st.next_fh += 1;
-        let id = st.next_fh;
-        let (tx, rx) = watch::channel((0, false));
-        st.loads.insert(
-            ino,
-            Load {
-                id,
-                data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
-                tx,
-                error: None,
-            },
-        );
-        // The transfer belongs to the file, not to a reader: one that gives
-        // up does not end it for the others.
-        let state = self.state.clone();
-        let board = self.board.clone();
-        tokio::spawn(async move {
-            let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
-            let mut sink = |p: Piece| {
-                let mut st = lock();
-                if let Some(l) = st.loads.get_mut(&ino)
-                    && l.id == id
-                {
-                    match p {
-                        Piece::Data(d) => l.data.extend_from_slice(&d),
-                        Piece::Restart => l.data.clear(),
-                    }
-                    let len = l.data.len();
-                    let _ = l.tx.send((len, false));
-                }
-            };
-            let r = board.get_into(&path, stat, &mut sink).await;
-            let mut st = lock();
-            let Some(l) = st.loads.get_mut(&ino).filter(|l| l.id == id) else {
-                return;
-            };
-            match r {
-                Ok(_) => {
-                    let Some(l) = st.loads.remove(&ino) else {
-                        return;
-                    };
-                    let len = l.data.len();
-                    // A file rewritten whole meanwhile keeps what was written.
-                    if !st.contents.is_dirty(ino) {
-                        if let Some(n) = st.tree.get_mut(ino) {
-                            n.size = len as u64;
-                        }
-                        st.contents.insert_clean(ino, l.data);
-                    }
-                    let _ = l.tx.send((len, true));
-                }
-                Err(e) => {
-                    debug!("reading {path}: {e}");
-                    l.error = Some(e);
-                    let len = l.data.len();
-                    let _ = l.tx.send((len, true));
-                }
-            }
-        });
-        Ok((id, rx))
-    }
-
-    /// Waits until the whole file is here (a write in its middle needs it).
-    pub(super) async fn loaded(&self, ino: Ino) -> Result<()> {
-        self.read_range(ino, None, usize::MAX / 2, usize::MAX / 2 + 1, false)
-            .await
-            .map(drop)
     }
 
     pub async fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
@@ -739,18 +544,4 @@ fn open_locked(st: &mut State, ino: Ino, write: bool) -> Result<u64> {
         st.writers.insert(st.next_fh);
     }
     Ok(st.next_fh)
-}
-
-/// A reader was handed the board's `version` of a file.
-fn saw(st: &mut State, ino: Ino, fh: Option<u64>, version: (u64, i64)) {
-    st.seen.insert(ino, version);
-    if let Some(fh) = fh {
-        st.seen_by.insert(fh, (ino, version));
-    }
-}
-
-fn range(d: &[u8], start: usize, end: usize) -> Vec<u8> {
-    let s = start.min(d.len());
-    let e = end.min(d.len());
-    d[s..e].to_vec()
 }

@@ -111,7 +111,18 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
     );
     let started = std::time::Instant::now();
     let mut sent = 0;
-    for e in entries {
+    let mut left = bytes;
+    for (i, e) in entries.into_iter().enumerate() {
+        if i == 1 && left > 0 {
+            // The first file tells the link's pace: say how long the rest takes.
+            let rate = (bytes - left) as f64 / started.elapsed().as_secs_f64().max(0.001);
+            eprintln!(
+                "webrepl-mount:   about {:.0} s more at {:.1} KB/s",
+                (left as f64 / rate).ceil(),
+                rate / 1000.0
+            );
+        }
+        left -= e.data.len();
         let base = e.base.map_or(Base::Absent, |(s, m)| Base::Was(s, m));
         match board.put(&e.path, &e.data, true, base).await {
             Ok(w) => {

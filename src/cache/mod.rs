@@ -11,6 +11,7 @@ pub mod attrs;
 pub mod contents;
 mod files;
 pub mod journal;
+mod loads;
 mod names;
 pub mod patterns;
 mod snapshot;
@@ -93,7 +94,7 @@ struct State {
     tree: Tree,
     contents: Contents,
     /// Files being read from the board, shared by all their readers.
-    loads: HashMap<Ino, files::Load>,
+    loads: HashMap<Ino, loads::Load>,
     statvfs: Option<(Instant, StatVfs)>,
     next_fh: u64,
     /// Handles opened for writing: only their close uploads.

@@ -1,7 +1,17 @@
 //! Names that stay local: editor droppings that would otherwise cost a
 //! transfer and a flash write each.
 
-pub const DEFAULT_LOCAL_ONLY: &[&str] = &[".*.swp", ".*.swx", "4913", "*~", ".goutputstream-*"];
+/// vim's swap files, probe and backups, gedit's scratch files, Emacs'
+/// auto-saves (`#name#`) and lock files (`.#name`).
+pub const DEFAULT_LOCAL_ONLY: &[&str] = &[
+    ".*.swp",
+    ".*.swx",
+    "4913",
+    "*~",
+    ".goutputstream-*",
+    "#*#",
+    ".#*",
+];
 
 /// Shell-style match of `*` and `?` against a whole name.
 pub fn matches(pattern: &str, name: &str) -> bool {
@@ -40,10 +50,20 @@ mod tests {
             "4913",
             "boot.py~",
             ".goutputstream-ABC123",
+            "#main.py#",
+            ".#main.py",
         ] {
             assert!(local(n), "{n}");
         }
-        for n in ["main.py", "swp", "49130", ".main.py.swpx", "a~b"] {
+        for n in [
+            "main.py",
+            "swp",
+            "49130",
+            ".main.py.swpx",
+            "a~b",
+            "#x",
+            "a#b#",
+        ] {
             assert!(!local(n), "{n}");
         }
         assert!(matches("a?c*", "abcdef"));

@@ -119,7 +119,7 @@ impl Link {
         })??;
         timeout(limit, link.login(target, &line))
             .await
-            .map_err(|_| Error::Busy(target.to_string()))??;
+            .map_err(|_| Error::busy(target))??;
         Ok(link)
     }
 
@@ -173,7 +173,7 @@ impl Link {
                 Ok(f) => f,
                 // Upgraded, then closed before the prompt: another client
                 // holds the board (or it has not yet noticed our last one go).
-                Err(Error::LinkLost(_)) => return Err(Error::Busy(target.to_string())),
+                Err(Error::LinkLost(_)) => return Err(Error::busy(target)),
                 Err(e) => return Err(e),
             };
             if f.kind != Kind::Text {

@@ -385,7 +385,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
     loop {
         match Link::open(&cfg.target, &cfg.password, cfg.timeout).await {
             Err(Error::Busy(t)) if Instant::now() + delay < deadline => {
-                debug!("{t} busy, retrying in {delay:?}");
+                debug!("{t}; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }

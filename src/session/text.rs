@@ -578,13 +578,13 @@ impl TextLane {
                 let mut kept = VecDeque::new();
                 while let Some(q) = self.queue.pop_front() {
                     if now >= q.queued_at + q.patience {
-                        out.done(
-                            q.op,
-                            Err(Error::Running(format!(
-                                "{why}; waited {:.0?} for it (the mount stops it only with --interrupt)",
-                                now.saturating_duration_since(q.queued_at)
-                            ))),
-                        );
+                        let waited = now.saturating_duration_since(q.queued_at);
+                        let msg = if waited.is_zero() {
+                            why.to_string()
+                        } else {
+                            format!("{why}; waited {:.0} s for it to end", waited.as_secs_f64())
+                        };
+                        out.done(q.op, Err(Error::Running(msg)));
                     } else {
                         kept.push_back(q);
                     }
@@ -732,12 +732,7 @@ impl TextLane {
                 let mut kept = VecDeque::new();
                 while let Some(q) = self.queue.pop_front() {
                     if q.patience.is_zero() {
-                        out.done(
-                            q.op,
-                            Err(Error::Running(format!(
-                                "{why} (not interrupting it without --interrupt)"
-                            ))),
-                        );
+                        out.done(q.op, Err(Error::Running(why.to_string())));
                     } else {
                         kept.push_back(q);
                     }

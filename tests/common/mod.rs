@@ -309,6 +309,13 @@ impl Mount {
         Mount::unmounted(tb, board).remount(extra)
     }
 
+    /// Mounts on a directory of the test's own.
+    pub fn start_on(tb: &TestBoard, board: &str, dir: tempfile::TempDir, extra: &[&str]) -> Mount {
+        let mut m = Mount::unmounted(tb, board);
+        m.dir = dir;
+        m.remount(extra)
+    }
+
     fn unmounted(tb: &TestBoard, board: &str) -> Mount {
         Mount {
             child: None,
@@ -351,7 +358,9 @@ impl Mount {
             .expect("start webrepl-mount");
         self.child = Some(child);
         for _ in 0..200 {
-            if mounted(self.dir.path()) {
+            // Mounted, and alive: a dead mount is listed too, but any
+            // access to it fails.
+            if mounted(self.dir.path()) && std::fs::metadata(self.dir.path()).is_ok() {
                 return self;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {

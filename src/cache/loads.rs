@@ -1,0 +1,330 @@
+//! Reading files from the board: each file once, whatever its readers (a
+//! load belongs to the file: a reader that gives up ends nothing), handed
+//! over as it arrives, and small files of a directory together.
+
+use super::*;
+use crate::board::Stat;
+use crate::session::Piece;
+use tokio::sync::watch;
+use tracing::debug;
+
+/// Files this small travel together with their small neighbours.
+const SMALL: u64 = 4096;
+/// A batch: at most this many files and bytes (the board's answer is all
+/// printed by one program).
+const BATCH_FILES: usize = 64;
+const BATCH_BYTES: u64 = 48 * 1024;
+
+/// A file on its way from the board.
+pub(super) struct Load {
+    id: u64,
+    data: Vec<u8>,
+    /// Bytes so far, and whether the transfer has ended.
+    tx: watch::Sender<(usize, bool)>,
+    error: Option<Error>,
+}
+
+/// What a reader asks for: the range, how much of it must be here, and
+/// the handle it reads through (None: we read, to edit).
+#[derive(Clone, Copy)]
+struct Want {
+    fh: Option<u64>,
+    start: usize,
+    end: usize,
+    enough: usize,
+}
+
+/// What a reader found.
+enum Found {
+    Data(Vec<u8>),
+    /// Wait for more of the load with this id.
+    Wait(u64, watch::Receiver<(usize, bool)>),
+}
+
+impl Core {
+    pub async fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let start = offset as usize;
+        let end = start.saturating_add(size as usize);
+        let streaming = self.lock().streaming.contains(&fh);
+        self.read_range(ino, Some(fh), start, end, streaming).await
+    }
+
+    /// `[start, end)` of a file; `partial`: as soon as some of it is here.
+    async fn read_range(
+        &self,
+        ino: Ino,
+        fh: Option<u64>,
+        start: usize,
+        end: usize,
+        partial: bool,
+    ) -> Result<Vec<u8>> {
+        let enough = if partial {
+            start.saturating_add(1).min(end)
+        } else {
+            end
+        };
+        let want = Want {
+            fh,
+            start,
+            end,
+            enough,
+        };
+        let mut waited = None;
+        loop {
+            let found = {
+                let mut st = self.lock();
+                self.find(&mut st, ino, want, waited)?
+            };
+            match found {
+                Found::Data(d) => return Ok(d),
+                Found::Wait(id, mut rx) => {
+                    waited = Some(id);
+                    // An error means the load ended (and was removed).
+                    let _ = rx.wait_for(|&(len, done)| done || len >= enough).await;
+                }
+            }
+        }
+    }
+
+    /// The range if it is here; else the load to wait for (started if
+    /// none runs). `waited`: the load this reader waited for, whose failure
+    /// is its failure.
+    fn find(&self, st: &mut State, ino: Ino, want: Want, waited: Option<u64>) -> Result<Found> {
+        let Want {
+            fh,
+            start,
+            end,
+            enough,
+        } = want;
+        let version = node(st, ino).map(|n| (n.size, n.board_mtime))?;
+        if !st.contents.is_dirty(ino) && st.contents.has(ino) {
+            saw(st, ino, fh, version);
+        }
+        if let Some(d) = st.contents.get(ino) {
+            return Ok(Found::Data(range(d, start, end)));
+        }
+        let n = node(st, ino)?;
+        if !n.on_board || n.local_only {
+            return Ok(Found::Data(Vec::new()));
+        }
+        if let Some(l) = st.loads.get(&ino) {
+            if let Some(e) = &l.error {
+                if Some(l.id) == waited {
+                    return Err(e.duplicate());
+                }
+                // An old failure: this reader tries again.
+                st.loads.remove(&ino);
+            } else {
+                let (len, done) = *l.tx.borrow();
+                if len >= enough || done {
+                    let data = range(&l.data, start, end);
+                    saw(st, ino, fh, version);
+                    return Ok(Found::Data(data));
+                }
+                return Ok(Found::Wait(l.id, l.tx.subscribe()));
+            }
+        }
+        let (id, rx) = self.start_load(st, ino)?;
+        Ok(Found::Wait(id, rx))
+    }
+
+    /// Starts reading a file from the board; a small one brings its small
+    /// neighbours along (one program, one round trip, through the REPL: it
+    /// does not wait behind a big transfer either).
+    fn start_load(
+        &self,
+        st: &mut State,
+        ino: Ino,
+    ) -> Result<(u64, watch::Receiver<(usize, bool)>)> {
+        let small = |st: &State, i: Ino| {
+            st.tree.get(i).is_some_and(|n| {
+                n.kind == Kind::File
+                    && n.on_board
+                    && !n.local_only
+                    && n.size <= SMALL
+                    && !st.contents.has(i)
+                    && !st.loads.contains_key(&i)
+            })
+        };
+        let mut batch = vec![ino];
+        if small(st, ino) {
+            let parent = node(st, ino)?.parent;
+            let siblings: Vec<Ino> = st
+                .tree
+                .get(parent)
+                .map(|p| p.children.values().copied().collect())
+                .unwrap_or_default();
+            let mut bytes = node(st, ino)?.size;
+            for i in siblings {
+                if batch.len() >= BATCH_FILES || i == ino || !small(st, i) {
+                    continue;
+                }
+                let size = node(st, i)?.size;
+                if bytes + size > BATCH_BYTES {
+                    continue;
+                }
+                bytes += size;
+                batch.push(i);
+            }
+        }
+        let mut jobs = Vec::new();
+        let mut first = None;
+        for &i in &batch {
+            let n = node(st, i)?;
+            let stat = Stat {
+                kind: Kind::File,
+                size: n.size,
+                mtime: n.board_mtime,
+            };
+            let path = st.tree.path(i);
+            st.next_fh += 1;
+            let id = st.next_fh;
+            let (tx, rx) = watch::channel((0, false));
+            st.loads.insert(
+                i,
+                Load {
+                    id,
+                    data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
+                    tx,
+                    error: None,
+                },
+            );
+            if first.is_none() {
+                first = Some((id, rx));
+            }
+            jobs.push(Job {
+                ino: i,
+                id,
+                path,
+                stat,
+            });
+        }
+        // The transfer belongs to the file, not to a reader: one that gives
+        // up does not end it for the others.
+        let (state, board) = (self.state.clone(), self.board.clone());
+        if jobs.len() > 1 {
+            tokio::spawn(load_batch(state, board, jobs));
+        } else if let Some(job) = jobs.pop() {
+            tokio::spawn(load_file(state, board, job));
+        }
+        first.ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    /// Waits until the whole file is here (a write in its middle needs it).
+    pub(super) async fn loaded(&self, ino: Ino) -> Result<()> {
+        self.read_range(ino, None, usize::MAX / 2, usize::MAX / 2 + 1, false)
+            .await
+            .map(drop)
+    }
+}
+
+/// A reader was handed the board's `version` of a file.
+fn saw(st: &mut State, ino: Ino, fh: Option<u64>, version: (u64, i64)) {
+    st.seen.insert(ino, version);
+    if let Some(fh) = fh {
+        st.seen_by.insert(fh, (ino, version));
+    }
+}
+
+fn range(d: &[u8], start: usize, end: usize) -> Vec<u8> {
+    let s = start.min(d.len());
+    let e = end.min(d.len());
+    d[s..e].to_vec()
+}
+
+/// A file to read, and the load it fills.
+struct Job {
+    ino: Ino,
+    id: u64,
+    path: String,
+    stat: Stat,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One file by GET, handed to its readers as it comes.
+async fn load_file(state: Shared, board: Board, job: Job) {
+    let Job {
+        ino,
+        id,
+        path,
+        stat,
+    } = job;
+    let mut sink = |p: Piece| {
+        let mut st = lock(&state);
+        if let Some(l) = st.loads.get_mut(&ino)
+            && l.id == id
+        {
+            match p {
+                Piece::Data(d) => l.data.extend_from_slice(&d),
+                Piece::Restart => l.data.clear(),
+            }
+            let len = l.data.len();
+            let _ = l.tx.send((len, false));
+        }
+    };
+    let r = board.get_into(&path, stat, &mut sink).await.map(drop);
+    finish(&state, ino, id, &path, r, None);
+}
+
+/// Small files in one program; if the REPL cannot be had now (a person's
+/// program holds it), one by one through the binary protocol instead.
+async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
+    let paths: Vec<&str> = jobs.iter().map(|j| j.path.as_str()).collect();
+    match board.impatient().read_many(&paths).await {
+        Ok(files) if files.len() == jobs.len() => {
+            debug!("read {} small files in one program", jobs.len());
+            for (job, r) in jobs.iter().zip(files) {
+                match r {
+                    Ok(data) => finish(&state, job.ino, job.id, &job.path, Ok(()), Some(data)),
+                    Err(e) => finish(&state, job.ino, job.id, &job.path, Err(e), None),
+                }
+            }
+        }
+        other => {
+            if let Err(e) = other {
+                debug!("small files one by one ({e})");
+            }
+            for job in jobs {
+                load_file(state.clone(), board.clone(), job).await;
+            }
+        }
+    }
+}
+
+/// A load's end: the contents into the cache (unless the file was
+/// rewritten meanwhile), or the error for those who wait.
+fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: Option<Vec<u8>>) {
+    let mut st = lock(state);
+    let Some(l) = st.loads.get_mut(&ino).filter(|l| l.id == id) else {
+        return;
+    };
+    if let Some(d) = whole {
+        l.data = d;
+    }
+    match r {
+        Ok(()) => {
+            let Some(l) = st.loads.remove(&ino) else {
+                return;
+            };
+            let len = l.data.len();
+            if !st.contents.is_dirty(ino) {
+                if let Some(n) = st.tree.get_mut(ino) {
+                    n.size = len as u64;
+                }
+                st.contents.insert_clean(ino, l.data);
+            }
+            let _ = l.tx.send((len, true));
+        }
+        Err(e) => {
+            debug!("reading {path}: {e}");
+            l.error = Some(e);
+            let len = l.data.len();
+            let _ = l.tx.send((len, true));
+        }
+    }
+}

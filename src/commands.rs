@@ -1,0 +1,262 @@
+//! What the commands other than the mount and `cp` do: `status`, `term`,
+//! `reset`, `repl`, `exec`, `ls`. A command given a path inside a mount
+//! talks to that mount's daemon; given HOST[:PORT], to the board.
+
+use crate::board::{self, Board, Entry, Kind};
+use crate::cli::Conn;
+use crate::error::{Error, Result};
+use crate::session::Target;
+use crate::terminal::sidecar;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub async fn status(target: &str, conn: &Conn) -> Result<()> {
+    if let Some(mp) = mounted(target)? {
+        for line in sidecar::ask(&mp, "status").await? {
+            if line != "ok" {
+                println!("{line}");
+            }
+        }
+        return Ok(());
+    }
+    let b = conn.connect(target).await?;
+    let (x, y, z) = b.session().version().await?;
+    let v = b.statvfs("/").await;
+    b.session().close().await;
+    println!(
+        "board: {}\nfirmware: MicroPython {x}.{y}.{z}",
+        Target::parse(target)?
+    );
+    let v = v?;
+    println!(
+        "flash: {} KB free of {} KB",
+        v.bavail * v.frsize.max(v.bsize) / 1024,
+        v.blocks * v.frsize.max(v.bsize) / 1024
+    );
+    Ok(())
+}
+
+pub async fn term(target: &str, conn: &Conn) -> Result<()> {
+    if let Some(mp) = mounted(target)? {
+        let stream = sidecar::connect(&mp).await?;
+        let greeting = format!(
+            "The REPL of the board mounted on {}. Ctrl-] detaches; Enter for a prompt.",
+            mp.display()
+        );
+        return crate::terminal::run_attached(stream, &greeting).await;
+    }
+    repl(target, conn).await
+}
+
+pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
+    if let Some(mp) = mounted(target)? {
+        return sidecar_result(sidecar::ask(&mp, "reset").await?);
+    }
+    let b = conn.connect(target).await?;
+    b.session().reset().await
+}
+
+pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
+    let b = conn.connect(board).await?;
+    let greeting = format!("Connected to {}. Ctrl-] leaves.", Target::parse(board)?);
+    let r = crate::terminal::run(b.session(), &greeting).await;
+    b.session().close().await;
+    r
+}
+
+/// Runs code; a traceback is an error (exit code 11) with the traceback.
+pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
+    let code = if code == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        code.to_string()
+    };
+    let (stdout, stderr) = match mounted(board)? {
+        Some(mp) => {
+            let hex: String = code.bytes().map(|b| format!("{b:02x}")).collect();
+            let answer = sidecar::ask(&mp, &format!("exec {hex}")).await?;
+            let mut out = (Vec::new(), Vec::new());
+            for line in &answer {
+                if let Some(h) = line.strip_prefix("out ") {
+                    out.0 = unhex_bytes(h);
+                } else if let Some(h) = line.strip_prefix("err ") {
+                    out.1 = unhex_bytes(h);
+                }
+            }
+            sidecar_result(answer)?;
+            out
+        }
+        None => {
+            let b = conn.connect(board).await?;
+            // Ctrl-C here stops the program on the board too (the session
+            // sends Ctrl-C when its caller stops waiting).
+            let r = tokio::select! {
+                r = b.exec(&code) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            };
+            b.session().close().await;
+            let out = r.ok_or_else(|| Error::Running("stopped with Ctrl-C".into()))??;
+            (out.stdout, out.stderr)
+        }
+    };
+    std::io::stdout().write_all(&stdout)?;
+    if !stderr.is_empty() {
+        return Err(Error::Traceback(
+            String::from_utf8_lossy(&stderr).trim_end().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
+    let (board, path) = split_remote(target).unwrap_or((target.to_string(), "/".into()));
+    let b = conn.connect(&board).await?;
+    let r = list(&b, &path, long, recursive).await;
+    b.session().close().await;
+    r
+}
+
+/// The mount a local path is in (any depth), if `target` names a local
+/// path at all: a path is never taken for a host name.
+fn mounted(target: &str) -> Result<Option<PathBuf>> {
+    let p = Path::new(target);
+    let local = p.exists() || sidecar::stale(p) || target.starts_with(['/', '.', '~']);
+    if !local {
+        return Ok(None);
+    }
+    let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+    for dir in abs.ancestors() {
+        if sidecar::socket_path(dir).exists() || sidecar::stale(dir) {
+            return Ok(Some(dir.to_path_buf()));
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{target} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+    )))
+}
+
+/// A daemon's answer: `ok`, or `error KIND MESSAGE`.
+fn sidecar_result(answer: Vec<String>) -> Result<()> {
+    for line in &answer {
+        if line == "ok" {
+            return Ok(());
+        }
+        if let Some(rest) = line.strip_prefix("error ") {
+            return Err(Error::from_wire(rest));
+        }
+        if line.starts_with("not flushed") {
+            eprintln!("{line}");
+        }
+    }
+    Err(Error::LinkLost("(the mount daemon gave no answer)".into()))
+}
+
+fn unhex_bytes(h: &str) -> Vec<u8> {
+    (0..h.len() / 2)
+        .filter_map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> {
+    let path = board::normalize(path)?;
+    let st = b
+        .stat(&path)
+        .await?
+        .ok_or_else(|| Error::NotFound(path.clone()))?;
+    let entries = if st.kind == Kind::File {
+        vec![Entry {
+            path: path.clone(),
+            kind: Kind::File,
+            size: st.size,
+            mtime: st.mtime,
+        }]
+    } else {
+        let mut e = b.list(&path, recursive).await?;
+        e.sort_by(|a, b| a.path.cmp(&b.path));
+        e
+    };
+    let mut out = std::io::stdout().lock();
+    for e in entries {
+        let shown = if st.kind == Kind::Dir {
+            e.path
+                .strip_prefix(&path)
+                .unwrap_or(&e.path)
+                .trim_start_matches('/')
+                .to_string()
+        } else {
+            e.path.clone()
+        };
+        let shown = if e.kind == Kind::Dir {
+            format!("{shown}/")
+        } else {
+            shown
+        };
+        if long {
+            writeln!(
+                out,
+                "{} {:>9} {}",
+                if e.kind == Kind::Dir { 'd' } else { '-' },
+                e.size,
+                shown
+            )?;
+        } else {
+            writeln!(out, "{shown}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax.
+/// Paths that start with `/` or `.` are local, as is anything without `:`.
+pub fn split_remote(s: &str) -> Option<(String, String)> {
+    if s.starts_with('/') || s.starts_with('.') || Path::new(s).exists() {
+        return None;
+    }
+    // A URL names the board alone (ws://, wss://, or a mistaken http://).
+    if s.contains("://") {
+        return Some((s.to_string(), "/".to_string()));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let after = after.strip_prefix(':')?;
+        return Some(match after.split_once(':') {
+            Some((port, path)) if port.parse::<u16>().is_ok() => {
+                (format!("[{host}]:{port}"), path.to_string())
+            }
+            _ => (format!("[{host}]"), after.to_string()),
+        });
+    }
+    let (host, rest) = s.split_once(':')?;
+    if host.is_empty() {
+        return None;
+    }
+    Some(match rest.split_once(':') {
+        Some((port, path)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (format!("{host}:{port}"), path.to_string())
+        }
+        _ => (host.to_string(), rest.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_specs() {
+        let r = split_remote;
+        assert_eq!(
+            r("192.168.4.1:/main.py"),
+            Some(("192.168.4.1".into(), "/main.py".into()))
+        );
+        assert_eq!(
+            r("192.168.4.1:8266:/main.py"),
+            Some(("192.168.4.1:8266".into(), "/main.py".into()))
+        );
+        assert_eq!(r("board:main.py"), Some(("board".into(), "main.py".into())));
+        assert_eq!(r("[::1]:8266:/x"), Some(("[::1]:8266".into(), "/x".into())));
+        assert_eq!(r("./a:b"), None);
+        assert_eq!(r("/tmp/x"), None);
+        assert_eq!(r("plain"), None);
+    }
+}
