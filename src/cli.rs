@@ -92,14 +92,19 @@ pub enum Command {
         /// HOST[:PORT], ws://HOST[:PORT]/ or wss://...
         board: String,
     },
-    /// Copy files to or from a board: one side is HOST[:PORT]:PATH.
+    /// Copy files to or from boards: one side is HOST[:PORT]:PATH. Files
+    /// the board already has (same size and hash) are skipped. Several
+    /// boards after the sources get the same files, at once.
     Cp {
-        /// Sources, then the destination.
+        /// Sources, then the destination (or several boards).
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
         /// Copy directories recursively.
         #[arg(short, long)]
         recursive: bool,
+        /// Send every file, also those the board already has.
+        #[arg(short, long)]
+        force: bool,
     },
     /// List a directory on a board: HOST[:PORT]:PATH (PATH defaults to /).
     Ls {
@@ -300,7 +305,11 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             long,
             recursive,
         } => c::ls(&target, long, recursive, conn).await,
-        Command::Cp { paths, recursive } => crate::copy::run(paths, recursive, conn).await,
+        Command::Cp {
+            paths,
+            recursive,
+            force,
+        } => crate::copy::run(paths, recursive, force, conn).await,
     };
     match r {
         Err(Error::Running(why)) if conn.no_interrupt => Err(Error::Running(format!(

@@ -1,69 +1,174 @@
-//! `cp`: files and trees to and from a board over one connection.
+//! `cp`: files and trees to and from boards. Uploads go as one pipelined
+//! batch per board (the directories first, in one program; files already
+//! on the board, by size and hash, skipped), to several boards at once.
 
-use crate::board::{self, Board, Kind, Stat};
+use crate::board::{self, Base, Board, Kind, Stat, Upload, Written};
 use crate::cli::Conn;
 use crate::commands::split_remote;
 use crate::error::{Error, Result};
 use crate::session::Piece;
-use indicatif::{ProgressBar, ProgressStyle};
+use bytes::Bytes;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-pub async fn run(mut paths: Vec<String>, recursive: bool, conn: &Conn) -> Result<()> {
-    let dst = paths
-        .pop()
-        .ok_or_else(|| Error::Invalid("cp needs a source and a destination".into()))?;
-    let srcs = paths;
-    match split_remote(&dst) {
-        Some((host, dir)) => {
-            if let Some(s) = srcs.iter().find(|s| split_remote(s).is_some()) {
-                return Err(Error::Invalid(format!(
-                    "{s}: copying from board to board is not supported"
-                )));
-            }
-            let b = conn.connect(&host).await?;
-            let r = upload(&b, &srcs, &dir, recursive).await;
-            b.session().close().await;
-            r
-        }
-        None => {
-            let mut host = None;
-            let mut remote = Vec::new();
-            for s in &srcs {
-                let (h, p) = split_remote(s).ok_or_else(|| {
-                    Error::Invalid(format!("{s}: one side of cp must be HOST[:PORT]:PATH"))
-                })?;
-                if host.as_ref().is_some_and(|x| x != &h) {
-                    return Err(Error::Invalid(
-                        "all sources must be on the same board".into(),
-                    ));
-                }
-                host = Some(h);
-                remote.push(p);
-            }
-            let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
-            let b = conn.connect(&host).await?;
-            let r = download(&b, &remote, Path::new(&dst), recursive).await;
-            b.session().close().await;
-            r
-        }
+/// Bytes of file contents one batch holds in memory at most.
+const BATCH_BYTES: usize = 4 << 20;
+
+pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+    let remote = |p: &String| split_remote(p).is_some();
+    if paths.len() < 2 {
+        return Err(Error::Invalid("cp needs a source and a destination".into()));
     }
+    let Some(first) = paths.iter().position(remote) else {
+        return Err(Error::Invalid(
+            "one side of cp must be on a board: HOST[:PORT]:PATH".into(),
+        ));
+    };
+    if first > 0 {
+        // Local sources, then one board or several.
+        let dests = paths.split_off(first);
+        if let Some(d) = dests.iter().find(|d| !remote(d)) {
+            return Err(Error::Invalid(format!(
+                "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
+            )));
+        }
+        return upload_to_all(&paths, &dests, recursive, force, conn).await;
+    }
+    let dst = paths.pop().unwrap_or_default();
+    if remote(&dst) {
+        return Err(Error::Invalid(format!(
+            "{dst}: copying from board to board is not supported"
+        )));
+    }
+    let mut host = None;
+    let mut sources = Vec::new();
+    for s in &paths {
+        let (h, p) = split_remote(s)
+            .ok_or_else(|| Error::Invalid(format!("{s}: all sources must be on the board")))?;
+        if host.as_ref().is_some_and(|x| x != &h) {
+            return Err(Error::Invalid(
+                "all sources must be on the same board".into(),
+            ));
+        }
+        host = Some(h);
+        sources.push(p);
+    }
+    let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
+    let b = conn.connect(&host).await?;
+    let r = download(&b, &sources, Path::new(&dst), recursive).await;
+    b.session().close().await;
+    r
 }
 
-fn progress(total: u64) -> ProgressBar {
+fn bar(multi: &MultiProgress, total: u64, prefix: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}")
-    {
+    let bar = multi.add(ProgressBar::new(total));
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+    ) {
         bar.set_style(style);
     }
+    bar.set_prefix(prefix.to_string());
     bar
 }
 
-/// Local files under `src` (itself if a file), with their board paths.
+/// The same files to each board, all at once; one that cannot be reached
+/// does not stop the others.
+async fn upload_to_all(
+    srcs: &[String],
+    dests: &[String],
+    recursive: bool,
+    force: bool,
+    conn: &Conn,
+) -> Result<()> {
+    let multi = MultiProgress::new();
+    let mut tasks = Vec::new();
+    for d in dests {
+        let (host, dir) = split_remote(d).unwrap_or_default();
+        let (srcs, conn, multi) = (srcs.to_vec(), conn.clone(), multi.clone());
+        let label = if dests.len() > 1 {
+            host.clone()
+        } else {
+            String::new()
+        };
+        tasks.push((
+            host.clone(),
+            tokio::spawn(async move {
+                let b = conn.connect(&host).await?;
+                let r = upload(&b, &srcs, &dir, recursive, force, &multi, &label).await;
+                b.session().close().await;
+                r
+            }),
+        ));
+    }
+    let mut failed = Vec::new();
+    for (host, t) in tasks {
+        let r = t
+            .await
+            .unwrap_or_else(|e| Err(Error::Invalid(format!("{host}: {e}"))));
+        match r {
+            Ok(s) => eprintln!(
+                "{}{}",
+                if dests.len() > 1 {
+                    format!("{host}: ")
+                } else {
+                    String::new()
+                },
+                s.describe()
+            ),
+            Err(e) => {
+                if dests.len() > 1 {
+                    eprintln!("{host}: FAILED: {e}");
+                }
+                failed.push((host, e));
+            }
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 if dests.len() == 1 => Err(failed.remove(0).1),
+        n => {
+            let (_, first) = failed.remove(0);
+            let kind = first.kind();
+            Err(Error::Remote(
+                kind,
+                format!("{n} of {} boards failed (the first: {first})", dests.len()),
+            ))
+        }
+    }
+}
+
+/// What one board got.
+#[derive(Debug, Default)]
+struct Sent {
+    files: usize,
+    bytes: u64,
+    skipped: usize,
+    algorithm: String,
+    conflicts: Vec<String>,
+}
+
+impl Sent {
+    fn describe(&self) -> String {
+        let mut s = format!("sent {} file(s), {} B", self.files, self.bytes);
+        if self.skipped > 0 {
+            s.push_str(&format!(
+                "; skipped {} unchanged ({} on the board matched)",
+                self.skipped, self.algorithm
+            ));
+        }
+        for c in &self.conflicts {
+            s.push_str(&format!("; {c}"));
+        }
+        s
+    }
+}
+
+/// Local files under `src` (itself if a file), with their board paths;
+/// directories end in `/`.
 fn plan_upload(
     src: &Path,
     to: &str,
@@ -81,9 +186,7 @@ fn plan_upload(
         }
         let mut names: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
         names.sort_by_key(|e| e.file_name());
-        if names.is_empty() {
-            out.push((src.to_path_buf(), format!("{to}/")));
-        }
+        out.push((src.to_path_buf(), format!("{to}/")));
         for e in names {
             let name = e.file_name().into_string().map_err(|n| {
                 Error::Invalid(format!(
@@ -108,14 +211,31 @@ fn base_name(p: &str) -> &str {
     p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
 }
 
-async fn upload(b: &Board, srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+fn read_local(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+}
+
+async fn upload(
+    b: &Board,
+    srcs: &[String],
+    dst: &str,
+    recursive: bool,
+    force: bool,
+    multi: &MultiProgress,
+    label: &str,
+) -> Result<Sent> {
     let dst_path = board::normalize(dst)?;
     let into_dir = dst.ends_with('/')
+        || dst.is_empty()
         || srcs.len() > 1
         || matches!(b.stat(&dst_path).await?, Some(s) if s.kind == Kind::Dir);
     let mut plan = Vec::new();
     for s in srcs {
-        let to = if into_dir {
+        // `dir/.`: what is in it, as GNU cp does.
+        let contents = s == "." || s.ends_with("/.");
+        let to = if contents && into_dir {
+            dst_path.clone()
+        } else if into_dir {
             let name = Path::new(s)
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -126,41 +246,93 @@ async fn upload(b: &Board, srcs: &[String], dst: &str, recursive: bool) -> Resul
         };
         plan_upload(Path::new(s), &to, recursive, &mut plan)?;
     }
-    let total = plan
+    let mut dirs: Vec<String> = plan
         .iter()
-        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let bar = progress(total);
-    let mut sent = 0u64;
-    for (local, remote) in plan {
-        if let Some(dir) = remote.strip_suffix('/') {
-            b.mkdirs(dir).await?;
-            continue;
+        .filter_map(|(_, r)| r.strip_suffix('/').map(board::normalize))
+        .collect::<Result<_>>()?;
+    let mut files: Vec<(PathBuf, String, u64)> = Vec::new();
+    for (local, remote) in plan.iter().filter(|(_, r)| !r.ends_with('/')) {
+        let remote = board::normalize(remote)?;
+        let size = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
+        if let Some(d) = Some(board::parent(&remote)).filter(|d| *d != "/") {
+            dirs.push(d.to_string());
         }
-        let remote = board::normalize(&remote)?;
-        let data = std::fs::read(&local)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
-        bar.set_message(remote.clone());
-        // The bar follows the bytes the board has taken.
-        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
-        let follow = {
-            let bar = bar.clone();
+        files.push((local.clone(), remote, size));
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.retain(|d| d != "/");
+    if !dirs.is_empty() {
+        let refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        b.mkdirs_all(&refs).await?;
+    }
+    let mut sent = Sent::default();
+    if !force && !files.is_empty() {
+        let query: Vec<(&str, u64)> = files.iter().map(|(_, r, n)| (r.as_str(), *n)).collect();
+        let (algorithm, digests) = b.digests(&query).await?;
+        tracing::info!("comparing files with the board's {algorithm}");
+        sent.algorithm = algorithm.clone();
+        let mut keep = Vec::new();
+        for (f, d) in files.into_iter().zip(digests) {
+            let same = match d {
+                Some(d) => board::digest(&algorithm, &read_local(&f.0)?) == d,
+                None => false,
+            };
+            if same {
+                sent.skipped += 1;
+            } else {
+                keep.push(f);
+            }
+        }
+        files = keep;
+    }
+    let total = files.iter().map(|f| f.2).sum();
+    let bar = bar(multi, total, label);
+    // In batches that bound the memory held, each pipelined.
+    let mut done = 0u64;
+    let mut batch: Vec<Upload> = Vec::new();
+    let mut held = 0usize;
+    let mut pending = files.into_iter().peekable();
+    while pending.peek().is_some() || !batch.is_empty() {
+        while let Some((local, remote, _)) = pending.peek() {
+            if held >= BATCH_BYTES && !batch.is_empty() {
+                break;
+            }
+            let data = read_local(local)?;
+            held += data.len();
+            let mut up = Upload::new(remote, Bytes::from(data), Base::Any);
+            let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+            up.progress = Some(tx);
+            let (bar, at) = (
+                bar.clone(),
+                done + batch.iter().map(|u| u.data.len() as u64).sum::<u64>(),
+            );
             tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
-                    bar.set_position(sent + *rx.borrow());
+                    bar.set_position(at + *rx.borrow());
                 }
-            })
-        };
-        let r = b
-            .put_progress(&remote, data.clone().into(), true, board::Base::Any, tx)
-            .await;
-        follow.abort();
-        r?;
-        sent += data.len() as u64;
-        bar.set_position(sent);
+            });
+            batch.push(up);
+            pending.next();
+        }
+        let ups = std::mem::take(&mut batch);
+        held = 0;
+        let results = b.put_many(ups.clone(), false).await?;
+        for (up, r) in ups.iter().zip(results) {
+            match r? {
+                Written::Target(_) => {}
+                Written::Beside { name, .. } => sent
+                    .conflicts
+                    .push(format!("{} kept, sent as {name}", up.path)),
+            }
+            sent.files += 1;
+            sent.bytes += up.data.len() as u64;
+            done += up.data.len() as u64;
+        }
+        bar.set_position(done);
     }
     bar.finish_and_clear();
-    Ok(())
+    Ok(sent)
 }
 
 async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {
@@ -204,7 +376,8 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     for d in dirs {
         std::fs::create_dir_all(&d).map_err(|e| Error::Invalid(format!("{}: {e}", d.display())))?;
     }
-    let bar = progress(plan.iter().map(|p| p.2).sum());
+    let multi = MultiProgress::new();
+    let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
     for (remote, local, size) in plan {
         bar.set_message(remote.clone());
         let mut data = Vec::with_capacity(size as usize);

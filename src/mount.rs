@@ -148,6 +148,7 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     // From now on a program the user starts is theirs, unless --interrupt.
     session.set_interrupt(o.interrupt == Some(true)).await?;
     let core = Arc::new(core);
+    tokio::spawn(core.clone().batcher());
     let (listener, socket) = sidecar::listen(&o.mountpoint).await?;
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![

@@ -27,11 +27,10 @@ fn hostile_names_travel_as_data_through_the_mount_cp_and_exec() {
     for (i, name) in NAMES.iter().enumerate() {
         let body = format!("{i}\n");
         std::fs::write(mp.join(name), &body).unwrap();
-        assert_eq!(
-            std::fs::read(tb.path(&format!("/{name}"))).unwrap(),
-            body.as_bytes(),
-            "{name:?}"
-        );
+        // Closes in a burst return once journaled; the board follows.
+        common::eventually(10, &format!("{name:?} on the board"), || {
+            std::fs::read(tb.path(&format!("/{name}"))).is_ok_and(|b| b == body.as_bytes())
+        });
         let renamed = format!("r {name}");
         std::fs::rename(mp.join(name), mp.join(&renamed)).unwrap();
         assert!(tb.path(&format!("/{renamed}")).exists(), "{renamed:?}");

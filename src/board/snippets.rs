@@ -73,10 +73,12 @@ print('K')
     )
 }
 
-/// `mkdir -p` that refuses to walk through a file.
-pub fn mkdirs(path: &str) -> String {
+/// `mkdir -p` of each directory, refusing to walk through a file. Answers
+/// `K`, or `E <errno> <hex of the directory>` for the first that fails.
+pub fn mkdirs(paths: &[&str]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| lit(p)).collect();
     format!(
-        "import os
+        "import os,binascii
 def M(p):
  q=''
  for c in p.split('/'):
@@ -89,10 +91,51 @@ def M(p):
     if not os.stat(q)[0]&0x4000:return 20
    except OSError as e:return e.args[0]
  return 0
-r=M({})
-print('K' if r==0 else 'E %d'%r)
+for p in [{}]:
+ r=M(p)
+ if r:
+  print('E',r,binascii.hexlify(p.encode()).decode());break
+else:print('K')
 ",
-        lit(path)
+        list.join(",")
+    )
+}
+
+/// Each file's state against what we have: `N` (missing), `S` (another
+/// size) or `H <digest>` (same size: its hash), after `A <algorithm>`:
+/// sha256 where the firmware has it, else crc32. 512-byte pieces: the
+/// board never holds a file whole.
+pub fn hashes(files: &[(&str, u64)]) -> String {
+    let list: Vec<String> = files
+        .iter()
+        .map(|(p, n)| format!("({},{n})", lit(p)))
+        .collect();
+    format!(
+        "import os,binascii
+try:
+ import hashlib;hashlib.sha256;A='sha256'
+except (ImportError,AttributeError):
+ A='crc32'
+def S(p,n):
+ try:s=os.stat(p)
+ except OSError:
+  print('N');return
+ if s[6]!=n:
+  print('S');return
+ f=open(p,'rb');c=0
+ h=hashlib.sha256() if A=='sha256' else None
+ while 1:
+  b=f.read(512)
+  if not b:break
+  if h:h.update(b)
+  else:c=binascii.crc32(b,c)
+ f.close()
+ print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
+print('A',A)
+for p,n in [{}]:S(p,n)
+print('K')
+",
+        list.join(",")
     )
 }
 
@@ -141,11 +184,110 @@ def _wrm_fin(P,T,n,b):
   print('K',os.stat(T)[8])
  except OSError as e:
   print('E',e.args[0])
+def _wrm_l(L,n):
+ try:
+  f=open(L,'rb');d=f.read();f.close();os.remove(L)
+ except OSError as e:
+  print('E',e.args[0]);return []
+ if len(d)!=n:
+  print('E',5);return []
+ return d.decode().split('\0')
+def _wrm_fd(d,L):
+ for t,i,n,b in L:_wrm_fin(d+'.wrm-'+i,d+t,n,b)
+def _wrm_hs(L,n):
+ try:
+  import hashlib;hashlib.sha256;A='sha256'
+ except (ImportError,AttributeError):
+  A='crc32'
+ r=_wrm_l(L,n)
+ if not r:return
+ print('A',A)
+ for i in range(0,len(r)-1,2):
+  p=r[i];n=int(r[i+1])
+  try:s=os.stat(p)
+  except OSError:
+   print('N');continue
+  if s[6]!=n:
+   print('S');continue
+  f=open(p,'rb');c=0
+  h=hashlib.sha256() if A=='sha256' else None
+  while 1:
+   b=f.read(512)
+   if not b:break
+   if h:h.update(b)
+   else:c=binascii.crc32(b,c)
+  f.close()
+  print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
+ print('K')
 ";
 
-/// A call of `_wrm_fin` (see [`HELPERS`]); `base` is its Python check.
-pub fn finish_upload(part: &str, target: &str, size: u64, base: String) -> String {
-    format!("_wrm_fin({},{},{size},{base})\n", lit(part), lit(target))
+/// Records for `_wrm_fins` and `_wrm_hs`: fields ended by NUL, which no
+/// board name holds. The list goes to the board as a file, by binary PUT:
+/// a batch's program is then one short line, not kilobytes of code that
+/// the raw-paste window lets through 128 bytes per round trip.
+pub fn records<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        out.extend_from_slice(f.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Calls of `_wrm_fin` (see [`HELPERS`]) for a batch of uploads: part,
+/// target, size, and the Python check of the target. One answer line each.
+/// The program travels through the raw-paste window (128 bytes a round
+/// trip), so it is kept short: uploads into one directory share one
+/// `_wrm_fd` call that names each by its file name and part number.
+pub fn finish_uploads(calls: &[(String, String, u64, String)]) -> String {
+    let mut out = String::new();
+    let mut group: Option<&str> = None;
+    for (part, target, size, base) in calls {
+        let dir = &target[..target.rfind('/').map_or(0, |i| i + 1)];
+        let id = part
+            .strip_prefix(dir)
+            .and_then(|p| p.strip_prefix(super::PART_PREFIX))
+            .filter(|id| !id.contains('/'));
+        let Some(id) = id else {
+            if group.take().is_some() {
+                out.push_str("])\n");
+            }
+            out.push_str(&format!(
+                "_wrm_fin({},{},{size},{base})\n",
+                lit(part),
+                lit(target)
+            ));
+            continue;
+        };
+        if group != Some(dir) {
+            if group.is_some() {
+                out.push_str("])\n");
+            }
+            out.push_str(&format!("_wrm_fd({},[", short_lit(dir)));
+            group = Some(dir);
+        }
+        out.push_str(&format!(
+            "({},{},{size},{base}),",
+            short_lit(&target[dir.len()..]),
+            short_lit(id)
+        ));
+    }
+    if group.is_some() {
+        out.push_str("])\n");
+    }
+    out
+}
+
+/// A Python literal of `text`: plain quotes when it is plain, else [`lit`].
+fn short_lit(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._/- ".contains(&b))
+    {
+        format!("'{text}'")
+    } else {
+        lit(text)
+    }
 }
 
 /// Removes the files named, whether or not they exist.
@@ -321,5 +463,22 @@ mod tests {
         assert_eq!(unhex("2f610a62").as_deref(), Some("/a\nb"));
         assert_eq!(unhex("2f6"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn finishing_a_batch_groups_files_by_directory_and_quotes_odd_names() {
+        let call = |p: &str, t: &str| (p.to_string(), t.to_string(), 5, "None".to_string());
+        let code = finish_uploads(&[
+            call("/lib/.wrm-00000a", "/lib/a.py"),
+            call("/lib/.wrm-00000b", "/lib/it's.py"),
+            call("/.wrm-00000c", "/main.py"),
+            call("/x/.wrm-00000d", "/y/z.py"),
+        ]);
+        assert_eq!(
+            code,
+            "_wrm_fd('/lib/',[('a.py','00000a',5,None),(b'it\\x27s.py'.decode(),'00000b',5,None),])\n\
+             _wrm_fd('/',[('main.py','00000c',5,None),])\n\
+             _wrm_fin(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),5,None)\n"
+        );
     }
 }

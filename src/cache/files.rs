@@ -5,21 +5,7 @@
 use super::*;
 use crate::board::Written;
 use bytes::Bytes;
-use tokio::sync::watch;
 use tracing::debug;
-
-/// Removes an upload's mark when it ends, however it ends.
-struct Uploading<'a> {
-    core: &'a Core,
-    ino: Ino,
-    _tx: watch::Sender<()>,
-}
-
-impl Drop for Uploading<'_> {
-    fn drop(&mut self) {
-        self.core.lock().uploading.remove(&self.ino);
-    }
-}
 
 impl Core {
     /// A new empty file, open: it reaches the board when it is flushed.
@@ -60,8 +46,19 @@ impl Core {
         let fh = open_locked(&mut st, ino, write)?;
         let n = node(&st, ino)?;
         let streaming = n.on_board && !n.local_only && !st.contents.has(ino);
+        let version = (n.on_board && !n.local_only).then(|| {
+            st.seen
+                .get(&ino)
+                .copied()
+                .unwrap_or((n.size, n.board_mtime))
+        });
         if streaming {
             st.streaming.insert(fh);
+        }
+        // What a writer opened against, even if the kernel's page cache
+        // answers its reads and none reaches us.
+        if let (true, Some(v)) = (write, version) {
+            st.seen_by.insert(fh, (ino, v));
         }
         Ok((fh, streaming))
     }
@@ -81,7 +78,12 @@ impl Core {
                 .get(ino)
                 .is_some_and(|n| !n.on_board && !n.local_only);
             let deferred = st.deferred.remove(&ino);
-            self.opts.writeback.is_none() && (new || deferred) && !st.contents.is_open(ino)
+            // A close in a burst left it to the batcher, which sends it.
+            let queued = st.batch.contains(&ino) || st.uploading.contains_key(&ino);
+            self.opts.writeback.is_none()
+                && (new || deferred)
+                && !queued
+                && !st.contents.is_open(ino)
         };
         if pending && let Err(e) = self.upload(ino).await {
             warn!("{}: {e}", self.lock().tree.path(ino));
@@ -227,8 +229,14 @@ impl Core {
                 st.deferred.insert(ino);
                 return Ok(());
             }
+            let local = st.tree.get(ino).is_none_or(|n| n.local_only);
+            if local || !st.contents.is_dirty(ino) || self.batched(&mut st, ino)? {
+                return Ok(());
+            }
         }
-        self.upload(ino).await
+        let r = self.upload(ino).await;
+        self.flushed(ino, r.is_ok());
+        r
     }
 
     /// fsync(2): to the board now, whatever the file's state.
@@ -256,59 +264,8 @@ impl Core {
             })
     }
 
-    /// Sends a dirty file to the board; one upload per file at a time.
-    pub(super) async fn upload(&self, ino: Ino) -> Result<()> {
-        loop {
-            let waiting = {
-                let st = self.lock();
-                st.uploading.get(&ino).cloned()
-            };
-            if let Some(mut rx) = waiting {
-                // Ends (Err) when the upload in flight does.
-                let _ = rx.changed().await;
-                continue;
-            }
-            let (path, data, edit, base, parents, mark) = {
-                let mut st = self.lock();
-                let Some(n) = st.tree.get(ino) else {
-                    return Ok(());
-                };
-                if !st.contents.is_dirty(ino) || n.local_only {
-                    return Ok(());
-                }
-                if st.uploading.contains_key(&ino) {
-                    continue;
-                }
-                let parents = !st.tree.get(n.parent).is_some_and(|p| p.on_board);
-                let path = st.tree.path(ino);
-                let data =
-                    Bytes::copy_from_slice(st.contents.get_clean_or_dirty(ino).unwrap_or(&[]));
-                let edit = st.edits.get(&ino).copied().unwrap_or(0);
-                let base = st.bases.get(&ino).copied().unwrap_or(Base::Any);
-                let (tx, rx) = watch::channel(());
-                st.uploading.insert(ino, rx);
-                (path, data, edit, base, parents, tx)
-            };
-            let _guard = Uploading {
-                core: self,
-                ino,
-                _tx: mark,
-            };
-            let started = Instant::now();
-            let r = self.board.put(&path, &data, parents, base).await;
-            let conflicted = matches!(r, Ok(Written::Beside { .. }));
-            let r = self.apply_upload(ino, &path, data, edit, started, r);
-            if conflicted {
-                // The caller sees the board's version from the moment it
-                // hears of the conflict.
-                self.settled().await;
-            }
-            return r;
-        }
-    }
-
     /// What an upload's outcome changes in the cache.
-    fn apply_upload(
+    pub(super) fn apply_upload(
         &self,
         ino: Ino,
         path: &str,
@@ -479,16 +436,6 @@ impl Core {
         failed
     }
 
-    async fn upload_each(&self, inos: Vec<Ino>) -> Unflushed {
-        let mut failed = Vec::new();
-        for ino in inos {
-            if let Err(e) = self.upload(ino).await {
-                failed.push((self.lock().tree.path(ino), e));
-            }
-        }
-        failed
-    }
-
     /// Whether a file waits for another try.
     pub fn has_unsent(&self) -> bool {
         let st = self.lock();
@@ -511,21 +458,54 @@ impl Core {
         self.upload_each(all).await
     }
 
-    /// Waits until no upload is in flight for `ino` or below it: a rename
-    /// or removal must not race the rename that finishes an upload.
-    pub(super) async fn quiesce(&self, ino: Ino) {
+    /// Waits until no upload is in flight at or below `inos`, then holds
+    /// new ones off until the guard drops: a rename or removal must not
+    /// race the rename that finishes an upload.
+    pub(super) async fn quiesce(&self, inos: &[Ino]) -> Moving<'_> {
         loop {
             let rx = {
-                let st = self.lock();
-                let mut all = st.tree.descendants(ino);
-                all.push(ino);
-                all.into_iter().find_map(|i| st.uploading.get(&i).cloned())
-            };
-            match rx {
-                Some(mut rx) => {
-                    let _ = rx.changed().await;
+                let mut st = self.lock();
+                let mut all: Vec<Ino> = inos.iter().flat_map(|&i| st.tree.descendants(i)).collect();
+                all.extend_from_slice(inos);
+                match all.into_iter().find_map(|i| st.uploading.get(&i).cloned()) {
+                    Some(rx) => rx,
+                    None => {
+                        let (tx, rx) = tokio::sync::watch::channel(());
+                        for &i in inos {
+                            st.moving.entry(i).or_default().push(rx.clone());
+                            st.batch.retain(|&b| b != i);
+                        }
+                        return Moving {
+                            core: self,
+                            inos: inos.to_vec(),
+                            _tx: tx,
+                        };
+                    }
                 }
-                None => return,
+            };
+            let mut rx = rx;
+            let _ = rx.changed().await;
+        }
+    }
+}
+
+/// Holds uploads off names being renamed or removed; see [`Core::quiesce`].
+pub(super) struct Moving<'a> {
+    core: &'a Core,
+    inos: Vec<Ino>,
+    _tx: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        let mine = self._tx.subscribe();
+        let mut st = self.core.lock();
+        for i in &self.inos {
+            if let Some(v) = st.moving.get_mut(i) {
+                v.retain(|rx| !rx.same_channel(&mine));
+                if v.is_empty() {
+                    st.moving.remove(i);
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 //! whatever transfer runs meanwhile.
 
 pub mod attrs;
+mod batch;
 pub mod contents;
 mod files;
 pub mod journal;
@@ -88,6 +89,9 @@ pub struct Core {
     /// One snapshot check at a time; the others wait for its answer.
     checking: tokio::sync::Mutex<()>,
     notices: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Notice>>,
+    /// Wakes the batcher; set once it runs (closes are batched only then).
+    batch_wake: tokio::sync::Notify,
+    batcher_on: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -125,6 +129,9 @@ struct State {
     seen_by: HashMap<u64, (Ino, (u64, i64))>,
     /// Uploads in flight: a receiver that ends with the upload.
     uploading: HashMap<Ino, tokio::sync::watch::Receiver<()>>,
+    /// Names being renamed or removed: no upload starts at or below them
+    /// until that ends (it would land under a name that is going).
+    moving: HashMap<Ino, Vec<tokio::sync::watch::Receiver<()>>>,
     /// Bumped by every change of ours to names on the board: a walk that
     /// ran meanwhile may be older than the snapshot.
     namespace: u64,
@@ -135,6 +142,15 @@ struct State {
     retry: HashMap<Ino, (Instant, Duration)>,
     /// Conflicts met, for `status`.
     conflicts: Vec<String>,
+    /// Closed files journaled and waiting for the batcher to upload them.
+    batch: Vec<Ino>,
+    /// When the last close's upload ended, and of which file: a close of
+    /// another file soon after is part of a burst (cp -r, rsync, git
+    /// checkout).
+    last_flush: Option<(Instant, Ino)>,
+    /// A batched upload failed: closes upload on their own again, so the
+    /// next one reports the error to its caller.
+    batch_failed: bool,
 }
 
 impl Core {
@@ -189,10 +205,14 @@ impl Core {
             seen: HashMap::new(),
             seen_by: HashMap::new(),
             uploading: HashMap::new(),
+            moving: HashMap::new(),
             namespace: 0,
             shadowed: HashMap::new(),
             retry: HashMap::new(),
             conflicts,
+            batch: Vec::new(),
+            last_flush: None,
+            batch_failed: false,
         };
         Ok(Core {
             board,
@@ -202,6 +222,8 @@ impl Core {
             state: Arc::new(Mutex::new(state)),
             checking: tokio::sync::Mutex::new(()),
             notices: std::sync::OnceLock::new(),
+            batch_wake: tokio::sync::Notify::new(),
+            batcher_on: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

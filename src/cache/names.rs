@@ -40,7 +40,7 @@ impl Core {
     pub async fn unlink(&self, parent: Ino, name: &std::ffi::OsStr) -> Result<()> {
         let name = utf8(name)?;
         let ino = self.named(parent, name)?;
-        self.quiesce(ino).await;
+        let _moving = self.quiesce(&[ino]).await;
         let on_board = {
             let st = self.lock();
             let n = node(&st, ino)?;
@@ -121,11 +121,15 @@ impl Core {
         let name = utf8(name)?;
         let newname = self.check_name(newname)?;
         let ino = self.named(parent, name)?;
-        self.quiesce(ino).await;
         let target = self.lock().tree.lookup(newparent, newname);
-        if let Some(t) = target {
-            self.quiesce(t).await;
-        }
+        let _moving = self
+            .quiesce(
+                &[Some(ino), target]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+            )
+            .await;
         let plan = {
             let st = self.lock();
             let src = node(&st, ino)?.clone();
@@ -159,6 +163,20 @@ impl Core {
             let target_on_board = target
                 .and_then(|t| st.tree.get(t))
                 .is_some_and(|t| t.on_board && !t.local_only);
+            // What the board has under the new name: a file it has not had
+            // yet replaces that, not nothing (rsync's temporary files).
+            let replaces =
+                target
+                    .filter(|_| target_on_board)
+                    .and_then(|t| match st.bases.get(&t) {
+                        Some(b @ Base::Was(..)) => Some(*b),
+                        _ => st
+                            .seen
+                            .get(&t)
+                            .copied()
+                            .or_else(|| st.tree.get(t).map(|n| (n.size, n.board_mtime)))
+                            .map(|(s, m)| Base::Was(s, m)),
+                    });
             Plan {
                 from: st.tree.path(ino),
                 to: st.tree.child_path(newparent, newname),
@@ -167,6 +185,7 @@ impl Core {
                 is_dir: src.kind == Kind::Dir,
                 to_local,
                 target_on_board,
+                replaces,
                 parent_on_board: st.tree.get(newparent).is_some_and(|p| p.on_board),
             }
         };
@@ -223,10 +242,17 @@ impl Core {
             }
             // Not on the board yet, or staying local: nothing to tell it.
             _ => {
+                let mut st = self.lock();
                 if !plan.to_local
-                    && let Some(n) = self.lock().tree.get_mut(ino)
+                    && let Some(n) = st.tree.get_mut(ino)
                 {
                     n.local_only = false;
+                }
+                if !plan.to_local
+                    && !plan.is_dir
+                    && let Some(b) = plan.replaces
+                {
+                    st.bases.insert(ino, b);
                 }
             }
         }
@@ -246,6 +272,10 @@ impl Core {
             for (&i, old) in moved.iter().zip(before) {
                 j.rename(&old, &st.tree.path(i));
             }
+            if plan.replaces.is_some() && moved.contains(&ino) {
+                // Journaled as new: now it replaces what the board has.
+                self.keep(&st, ino)?;
+            }
         }
         self.save_attrs(&st);
         Ok(())
@@ -260,6 +290,7 @@ struct Plan {
     is_dir: bool,
     to_local: bool,
     target_on_board: bool,
+    replaces: Option<Base>,
     parent_on_board: bool,
 }
 

@@ -187,7 +187,12 @@ impl BinaryLane {
             .queue
             .iter()
             .enumerate()
-            .filter(|(_, q)| !upload_only || matches!(q.what, Transfer::Put { .. }))
+            // Pipelined only on a first try: after a link broke, each goes
+            // alone, so that one the board cannot open (it drops the link)
+            // fails by itself.
+            .filter(|(_, q)| {
+                !upload_only || (matches!(q.what, Transfer::Put { .. }) && q.attempts == 0)
+            })
             .min_by_key(|(_, q)| key(q))
             .map(|(i, _)| i)?;
         // Uploads pipeline only behind uploads, and only in the order the

@@ -1,0 +1,234 @@
+//! Uploads of many files at once. Files closed close together (cp -r,
+//! rsync, git checkout) go to the board as one pipelined batch: the data of
+//! each follows the one before without waiting, and one program checks and
+//! renames them all. A close in such a burst returns once its file is in
+//! the journal (durable on local disk, as with --writeback-delay); the first
+//! close of a burst, and every close after a batch failed, waits for the
+//! board, so that an error reaches the program that caused it.
+
+use super::*;
+use crate::board::{Upload, Written};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::watch;
+use tracing::debug;
+
+/// A close this soon after the last one is part of a burst.
+const BURST: Duration = Duration::from_millis(250);
+
+/// Removes an upload's mark when it ends, however it ends.
+struct Uploading<'a> {
+    core: &'a Core,
+    ino: Ino,
+    _tx: watch::Sender<()>,
+}
+
+impl Drop for Uploading<'_> {
+    fn drop(&mut self) {
+        self.core.lock().uploading.remove(&self.ino);
+    }
+}
+
+/// A rename or removal under way at or above `ino`.
+fn moving(st: &State, mut ino: Ino) -> Option<&watch::Receiver<()>> {
+    loop {
+        if let Some(rx) = st.moving.get(&ino).and_then(|v| v.first()) {
+            return Some(rx);
+        }
+        let parent = st.tree.get(ino)?.parent;
+        if parent == ino {
+            return None;
+        }
+        ino = parent;
+    }
+}
+
+/// One file taken for upload: what is sent and what it answers to.
+struct Taken {
+    ino: Ino,
+    path: String,
+    data: Bytes,
+    edit: u64,
+    base: Base,
+}
+
+impl Core {
+    /// Uploads closed files in bursts; runs for the mount's life.
+    pub async fn batcher(self: Arc<Core>) {
+        self.batcher_on.store(true, Ordering::SeqCst);
+        loop {
+            self.batch_wake.notified().await;
+            loop {
+                // What queued while the last batch was on the wire goes
+                // next, as one batch.
+                let results = self
+                    .upload_batch_with(|st| std::mem::take(&mut st.batch))
+                    .await;
+                if results.is_empty() {
+                    break;
+                }
+                let n = results.len();
+                let failed: Vec<_> = results
+                    .into_iter()
+                    .filter_map(|(ino, r)| r.err().map(|e| (ino, e)))
+                    .collect();
+                debug!("batch of {n} closed file(s): {} failed", failed.len());
+                if !failed.is_empty() {
+                    let mut st = self.lock();
+                    st.batch_failed = true;
+                    for (ino, e) in failed {
+                        warn!(
+                            "{}: {e} (kept in the journal, tried again)",
+                            st.tree.path(ino)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a close may leave its file to the batcher: the file is in
+    /// the journal by then.
+    pub(super) fn batched(&self, st: &mut State, ino: Ino) -> Result<bool> {
+        // Another file closed just before: one file saved twice (an
+        // editor) is no burst, and its errors go to its caller.
+        let burst = st
+            .last_flush
+            .is_some_and(|(t, last)| last != ino && t.elapsed() < BURST);
+        if !burst
+            || st.batch_failed
+            || self.journal().is_none()
+            || !self.batcher_on.load(Ordering::SeqCst)
+        {
+            return Ok(false);
+        }
+        self.keep(st, ino)?;
+        st.batch.push(ino);
+        st.last_flush = Some((Instant::now(), ino));
+        self.batch_wake.notify_one();
+        Ok(true)
+    }
+
+    /// A close that waited for the board: the burst clock starts again, and
+    /// its outcome says whether the next closes may be batched.
+    pub(super) fn flushed(&self, ino: Ino, ok: bool) {
+        let mut st = self.lock();
+        st.last_flush = Some((Instant::now(), ino));
+        st.batch_failed = !ok;
+    }
+
+    /// Sends dirty files to the board, pipelined; one upload per file at a
+    /// time (a file in flight already is waited for, then sent again if it
+    /// changed meanwhile). Each file's outcome, in no particular order.
+    pub(super) async fn upload_batch(&self, inos: Vec<Ino>) -> Vec<(Ino, Result<()>)> {
+        self.upload_batch_with(|_| inos).await
+    }
+
+    /// [`Self::upload_batch`] of what `first` picks under the lock that
+    /// marks them as uploading: nothing can rename or remove them between.
+    async fn upload_batch_with(
+        &self,
+        first: impl FnOnce(&mut State) -> Vec<Ino>,
+    ) -> Vec<(Ino, Result<()>)> {
+        let mut out = Vec::new();
+        let mut first = Some(first);
+        let mut todo = Vec::new();
+        loop {
+            let mut busy = Vec::new();
+            let mut taken = Vec::new();
+            let mut guards = Vec::new();
+            let mut parents = false;
+            {
+                let mut st = self.lock();
+                if let Some(f) = first.take() {
+                    todo = f(&mut st);
+                }
+                todo.sort_unstable();
+                todo.dedup();
+                if todo.is_empty() {
+                    break;
+                }
+                for ino in todo.drain(..) {
+                    let Some(n) = st.tree.get(ino) else {
+                        out.push((ino, Ok(())));
+                        continue;
+                    };
+                    if !st.contents.is_dirty(ino) || n.local_only {
+                        out.push((ino, Ok(())));
+                        continue;
+                    }
+                    if let Some(rx) = st.uploading.get(&ino).or_else(|| moving(&st, ino)) {
+                        busy.push((ino, rx.clone()));
+                        continue;
+                    }
+                    parents |= !st.tree.get(n.parent).is_some_and(|p| p.on_board);
+                    taken.push(Taken {
+                        ino,
+                        path: st.tree.path(ino),
+                        data: Bytes::copy_from_slice(
+                            st.contents.get_clean_or_dirty(ino).unwrap_or(&[]),
+                        ),
+                        edit: st.edits.get(&ino).copied().unwrap_or(0),
+                        base: st.bases.get(&ino).copied().unwrap_or(Base::Any),
+                    });
+                    let (tx, rx) = watch::channel(());
+                    st.uploading.insert(ino, rx);
+                    guards.push(Uploading {
+                        core: self,
+                        ino,
+                        _tx: tx,
+                    });
+                }
+            }
+            if !taken.is_empty() {
+                let ups = taken
+                    .iter()
+                    .map(|t| Upload::new(&t.path, t.data.clone(), t.base))
+                    .collect();
+                let started = Instant::now();
+                let results = match self.board.put_many(ups, parents).await {
+                    Ok(r) => r,
+                    Err(e) => taken.iter().map(|_| Err(e.duplicate())).collect(),
+                };
+                let mut conflicted = false;
+                for (t, r) in taken.into_iter().zip(results) {
+                    conflicted |= matches!(r, Ok(Written::Beside { .. }));
+                    let r = self.apply_upload(t.ino, &t.path, t.data, t.edit, started, r);
+                    out.push((t.ino, r));
+                }
+                drop(guards);
+                if conflicted {
+                    // The caller sees the board's version from the moment
+                    // it hears of the conflict.
+                    self.settled().await;
+                }
+            }
+            for (ino, mut rx) in busy {
+                // Ends (Err) when the upload in flight does.
+                let _ = rx.changed().await;
+                todo.push(ino);
+            }
+        }
+        out
+    }
+
+    /// Sends one dirty file to the board.
+    pub(super) async fn upload(&self, ino: Ino) -> Result<()> {
+        self.upload_batch(vec![ino])
+            .await
+            .into_iter()
+            .find(|(i, _)| *i == ino)
+            .map_or(Ok(()), |(_, r)| r)
+    }
+
+    /// Uploads files, pipelined; what failed, with why.
+    pub(super) async fn upload_each(&self, inos: Vec<Ino>) -> Unflushed {
+        let results = self.upload_batch(inos).await;
+        let st = self.lock();
+        results
+            .into_iter()
+            .filter_map(|(ino, r)| r.err().map(|e| (st.tree.path(ino), e)))
+            .collect()
+    }
+}
