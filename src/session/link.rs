@@ -37,17 +37,24 @@ impl Target {
             None => (rest, "/".to_string()),
         };
         let bad_port = || Error::Invalid(format!("bad port in {s:?}"));
+        // A URL means what it means in a browser (a TLS proxy on 443); a
+        // bare host is the board itself, on WebREPL's port.
+        let default = match (rest.len() < s.len(), tls) {
+            (true, true) => 443,
+            (true, false) => 80,
+            (false, _) => 8266,
+        };
         let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
             let (h, after) = r.split_once(']').ok_or_else(bad_port)?;
             match after.strip_prefix(':') {
                 Some(p) => (h, p.parse().map_err(|_| bad_port())?),
-                None if after.is_empty() => (h, 8266),
+                None if after.is_empty() => (h, default),
                 None => return Err(bad_port()),
             }
         } else {
             match hostport.split_once(':') {
                 Some((h, p)) => (h, p.parse().map_err(|_| bad_port())?),
-                None => (hostport, 8266),
+                None => (hostport, default),
             }
         };
         let host = host.to_string();
@@ -357,7 +364,11 @@ mod tests {
         let t = Target::parse("board.local:9000").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("board.local", 9000));
         let t = Target::parse("wss://proxy.example/webrepl").unwrap();
-        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 8266, "/webrepl"));
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/webrepl"));
+        let t = Target::parse("ws://board.local/").unwrap();
+        assert_eq!((t.tls, t.port), (false, 80));
+        let t = Target::parse("ws://board.local:8266").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (8266, "/"));
         let t = Target::parse("[::1]:8266").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 8266));
         assert!(Target::parse("http://192.168.4.1/").is_err());
