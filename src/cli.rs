@@ -61,7 +61,8 @@ pub struct MountArgs {
     /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-* #*# .#*).
     #[arg(long, value_name = "PATTERN")]
     pub local_only: Vec<String>,
-    /// Mount options: allow_other (other users may use the mount), nonempty
+    /// Mount options: allow_other (other users may use the mount, as its
+    /// modes allow: the kernel checks them, as with sshfs), nonempty
     /// (mount over a directory that has files).
     #[arg(short = 'o', value_name = "OPTION")]
     pub options: Vec<String>,

@@ -157,7 +157,11 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
         fuser::MountOption::NoAtime,
     ];
     if o.allow_other {
+        // Other users through modes, as sshfs does: without the kernel's
+        // checks every local user could write every file.
         fc.acl = fuser::SessionACL::All;
+        fc.mount_options
+            .push(fuser::MountOption::DefaultPermissions);
     }
     let fs = Fs::new(core.clone(), o.attr_ttl, tokio::runtime::Handle::current());
     let bg = match fuser::spawn_mount(fs, &o.mountpoint, &fc) {

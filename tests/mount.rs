@@ -5,6 +5,7 @@ mod common;
 
 use common::{LinkEmu, Mount, TestBoard, random_bytes, sh};
 use std::path::Path;
+use std::process::Command;
 
 /// Runs `script` (with `$R` the root to work on) on a local mirror and on
 /// the mount: at the end the board must hold what the mirror holds.
@@ -468,4 +469,48 @@ fn kill_9_with_three_changed_files_loses_nothing_on_remount() {
     assert!(m.log().contains("was a dead mount"), "{}", m.log());
     assert_eq!(std::fs::read(tb.path("/c.py")).unwrap(), b"c\n");
     assert!(m.unmount().status.success());
+}
+
+/// `-o allow_other` lets other users in as the modes allow, not further.
+#[test]
+fn allow_other_lets_other_users_in_as_the_modes_allow() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/notes.txt"), "mine\n").unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &["-o", "allow_other"]);
+    let file = m.path().join("notes.txt");
+    let nobody = |line: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(["sh", "-c", line])
+            .output()
+            .expect("setpriv")
+    };
+    let f = file.display();
+    let o = nobody(&format!("cat '{f}'"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"mine\n");
+    let o = nobody(&format!("echo theirs >> '{f}'"));
+    assert!(
+        !o.status.success(),
+        "a 0644 file of another user was written"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = nobody(&format!("touch '{}/theirs.txt'", m.path().display()));
+    assert!(
+        !o.status.success(),
+        "a file made in a 0755 directory of another user"
+    );
+    // Their mode opened to all: now they may.
+    sh(&format!("chmod 666 '{f}'"));
+    let o = nobody(&format!("echo theirs >> '{f}'"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(m.unmount().status.success());
+    assert_eq!(
+        std::fs::read(tb.path("/notes.txt")).unwrap(),
+        b"mine\ntheirs\n"
+    );
 }
