@@ -7,7 +7,6 @@ mod common;
 
 use common::{Mount, TestBoard};
 use std::io::{Read, Write};
-use std::os::fd::IntoRawFd;
 use std::process::Output;
 
 fn exec(m: &Mount, code: &str) -> Output {
@@ -32,13 +31,7 @@ fn rewrite_and_close(mut f: std::fs::File, data: &[u8]) -> std::io::Result<()> {
     f.set_len(0)?;
     f.seek(std::io::SeekFrom::Start(0))?;
     f.write_all(data)?;
-    let fd = f.into_raw_fd();
-    // SAFETY: closing the descriptor we own, once.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    common::close(f)
 }
 
 #[test]

@@ -310,7 +310,7 @@ impl Board {
                 _ => {}
             }
         }
-        let out = self.query(sn::hashes(files)).await?;
+        let out = self.with_helpers(sn::hashes(files), Run::QUERY).await?;
         parse_digests(&out, files.len()).ok_or_else(|| sn::unexpected(&out, "file digests"))
     }
 

@@ -104,37 +104,15 @@ else:print('K')
 /// Each file's state against what we have: `N` (missing), `S` (another
 /// size) or `H <digest>` (same size: its hash), after `A <algorithm>`:
 /// sha256 where the firmware has it, else crc32. 512-byte pieces: the
-/// board never holds a file whole.
+/// board never holds a file whole. Calls `_wrm_alg` and `_wrm_h` (see
+/// [`HELPERS`]), as `_wrm_hs` does for a list sent as a file.
 pub fn hashes(files: &[(&str, u64)]) -> String {
     let list: Vec<String> = files
         .iter()
         .map(|(p, n)| format!("({},{n})", lit(p)))
         .collect();
     format!(
-        "import os,binascii
-try:
- import hashlib;hashlib.sha256;A='sha256'
-except (ImportError,AttributeError):
- A='crc32'
-def S(p,n):
- try:s=os.stat(p)
- except OSError:
-  print('N');return
- if s[6]!=n:
-  print('S');return
- f=open(p,'rb');c=0
- h=hashlib.sha256() if A=='sha256' else None
- while 1:
-  b=f.read(512)
-  if not b:break
-  if h:h.update(b)
-  else:c=binascii.crc32(b,c)
- f.close()
- print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
-print('A',A)
-for p,n in [{}]:S(p,n)
-print('K')
-",
+        "A=_wrm_alg();print('A',A)\nfor p,n in [{}]:_wrm_h(A,p,n)\nprint('K')\n",
         list.join(",")
     )
 }
@@ -194,34 +172,37 @@ def _wrm_l(L,n):
  return d.decode().split('\0')
 def _wrm_fd(d,L):
  for t,i,n,b in L:_wrm_fin(d+'.wrm-'+i,d+t,n,b)
-def _wrm_hs(L,n):
+def _wrm_alg():
  try:
-  import hashlib;hashlib.sha256;A='sha256'
+  import hashlib;hashlib.sha256;return 'sha256'
  except (ImportError,AttributeError):
-  A='crc32'
+  return 'crc32'
+def _wrm_h(A,p,n):
+ try:s=os.stat(p)
+ except OSError:
+  print('N');return
+ if s[6]!=n:
+  print('S');return
+ f=open(p,'rb');c=0
+ if A=='sha256':
+  import hashlib;h=hashlib.sha256()
+ else:h=None
+ while 1:
+  b=f.read(512)
+  if not b:break
+  if h:h.update(b)
+  else:c=binascii.crc32(b,c)
+ f.close()
+ print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
+def _wrm_hs(L,n):
  r=_wrm_l(L,n)
  if not r:return
- print('A',A)
- for i in range(0,len(r)-1,2):
-  p=r[i];n=int(r[i+1])
-  try:s=os.stat(p)
-  except OSError:
-   print('N');continue
-  if s[6]!=n:
-   print('S');continue
-  f=open(p,'rb');c=0
-  h=hashlib.sha256() if A=='sha256' else None
-  while 1:
-   b=f.read(512)
-   if not b:break
-   if h:h.update(b)
-   else:c=binascii.crc32(b,c)
-  f.close()
-  print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
+ A=_wrm_alg();print('A',A)
+ for i in range(0,len(r)-1,2):_wrm_h(A,r[i],int(r[i+1]))
  print('K')
 ";
 
-/// Records for `_wrm_fins` and `_wrm_hs`: fields ended by NUL, which no
+/// Records for `_wrm_hs`: fields ended by NUL, which no
 /// board name holds. The list goes to the board as a file, by binary PUT:
 /// a batch's program is then one short line, not kilobytes of code that
 /// the raw-paste window lets through 128 bytes per round trip.

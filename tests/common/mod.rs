@@ -485,9 +485,14 @@ pub fn sh(line: &str) -> String {
 /// Writes a file and closes it, returning what close(2) says: Rust's
 /// `File` drops close errors, and the mount reports uploads there.
 pub fn write_and_close(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::fd::IntoRawFd;
     let mut f = std::fs::File::create(path)?;
     f.write_all(data)?;
+    close(f)
+}
+
+/// close(2) of `f`, with what it says.
+pub fn close(f: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
     let fd = f.into_raw_fd();
     // SAFETY: closing the descriptor we own, once.
     if unsafe { libc::close(fd) } == 0 {
