@@ -5,23 +5,8 @@
 # of the unchanged tree, and three boards at once, side by side with
 # webrepl_cli.py (one process per file) when it is found: $WEBREPL_CLI, or
 # the mirror of micropython/webrepl. Whole commands timed, median of 3.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/.."
-cargo build --quiet --release --example linkemu
-cargo build --quiet --release
-wm=$PWD/target/release/webrepl-mount
-board=$(scripts/build-board.sh)
-work=$(mktemp -d)
-mnt=$work/mnt
-mkdir -p "$mnt" "$work/src/lib"
-cleanup() {
-  mountpoint -q "$mnt" && umount -l "$mnt"
-  kill $(jobs -p) 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export WEBREPL_PASSWORD=bench XDG_STATE_HOME=$work/state XDG_RUNTIME_DIR=$work/run
+source "$(dirname "$0")/bench/lib.sh"
+mkdir -p "$work/src/lib"
 
 cli=${WEBREPL_CLI:-}
 mirror=/work/.mirror/micropython+webrepl/repo
@@ -30,14 +15,10 @@ if [ -z "$cli" ] && git -C "$mirror" cat-file -e HEAD:webrepl_cli.py 2>/dev/null
   git -C "$mirror" show HEAD:webrepl_cli.py > "$cli"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Three boards, each behind a fast and a slow link: ports in FAST[i], SLOW[i].
 FAST=() SLOW=()
 for i in 0 1 2; do
-  mkdir -p "$work/root$i"
-  port=$(free_port)
-  "$board" scripts/board/listener.py "$port" bench "$work/root$i" > "$work/board$i.log" 2>&1 &
-  for _ in $(seq 50); do grep -qs "board ready" "$work/board$i.log" && break; sleep 0.1; done
+  start_board "$work/root$i" "$work/board$i.log"
   for kind in fast slow; do
     extra=()
     [ "$kind" = slow ] && extra=(--rate 20000)
@@ -61,8 +42,6 @@ for i in range(50):
 EOF
 bytes=$(cat "$work/src"/*.py "$work/src"/lib/*.py | wc -c)
 
-now() { date +%s.%N; }
-since() { awk "BEGIN { printf \"%.3f\", $(now) - $1 }"; }
 median() { printf "%s\n" "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 wipe() { for i in "$@"; do find "$work/root$i" -mindepth 1 -delete; done; }
 check() { diff -r "$work/src" "$work/root$1" > /dev/null || { echo "board $1 differs from the tree" >&2; exit 1; }; }

@@ -3,31 +3,13 @@
 # deploy 50 files of ~2.7 KB (mount + cp -r + unmount), rsync of the same
 # tree unchanged, ls -lR of 200 entries, reading a cached 10 MB file, and the
 # daemon's RSS after reading 50 MB of files with a 16 MB cache.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/.."
-cargo build --quiet --release --example linkemu
-cargo build --quiet --release
-wm=$PWD/target/release/webrepl-mount
-work=$(mktemp -d)
-mnt=$work/mnt
-mkdir -p "$work/root" "$mnt" "$work/src"
-cleanup() {
-  mountpoint -q "$mnt" && umount -l "$mnt"
-  kill $(jobs -p) 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export WEBREPL_PASSWORD=bench XDG_STATE_HOME=$work/state XDG_RUNTIME_DIR=$work/run
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$(scripts/build-board.sh)" scripts/board/listener.py "$port" bench "$work/root" > "$work/board.log" 2>&1 &
-for _ in $(seq 50); do grep -qs "board ready" "$work/board.log" && break; sleep 0.1; done
+source "$(dirname "$0")/bench/lib.sh"
+mkdir -p "$work/src"
+start_board "$work/root" "$work/board.log"
 coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5; }
 read -r _ eport <&"${EMU[0]}"
 b=127.0.0.1:$eport
 
-now() { date +%s.%N; }
-since() { awk "BEGIN { printf \"%.3f\", $(now) - $1 }"; }
 mount_it() {
   "$wm" "$@" "$b" "$mnt" 2>>"$work/mount.log" &
   MOUNT_PID=$!

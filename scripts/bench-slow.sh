@@ -5,43 +5,24 @@
 # the mount while a 200 KB uncached file is read (scripts/bench/latency.py);
 # the first 100 bytes of an uncached 200 KB file with nothing else running.
 # SIZES="300000 1000000" leaves out the 5 MB upload (4 minutes at 20 KB/s).
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/.."
 rate=${RATE:-20000}
 sizes=${SIZES:-300000 1000000 5000000}
-cargo build --quiet --release --example linkemu
-cargo build --quiet --release
-wm=$PWD/target/release/webrepl-mount
-work=$(mktemp -d)
-mnt=$work/mnt
-mkdir -p "$work/root" "$mnt"
-cleanup() {
-  mountpoint -q "$mnt" && umount -l "$mnt"
-  kill $(jobs -p) 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export WEBREPL_PASSWORD=bench XDG_STATE_HOME=$work/state XDG_RUNTIME_DIR=$work/run
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$(scripts/build-board.sh)" scripts/board/listener.py "$port" bench "$work/root" > "$work/board.log" 2>&1 &
-for _ in $(seq 50); do grep -qs "board ready" "$work/board.log" && break; sleep 0.1; done
+source "$(dirname "$0")/bench/lib.sh"
+start_board "$work/root" "$work/board.log"
 coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
 read -r _ eport <&"${EMU[0]}"
 b=127.0.0.1:$eport
-now() { date +%s.%N; }
-since() { awk "BEGIN { printf \"%.2f\", $(now) - $1 }"; }
 echo "link: $rate B/s each way, 10 ms RTT (link emulator)"
 
 for n in $sizes; do
   head -c "$n" /dev/urandom > "$work/up.bin"
   t=$(now)
   if "$wm" cp "$work/up.bin" "$b:/up.bin" 2> "$work/cp.err"; then
-    s=$(since "$t")
+    s=$(since "$t" 2)
     cmp -s "$work/up.bin" "$work/root/up.bin" || { echo "upload of $n B corrupted" >&2; exit 1; }
     printf "upload %8d B: %7.2f s  %5.1f%% of the link\n" "$n" "$s" "$(awk "BEGIN { print 100 * $n / $s / $rate }")"
   else
-    printf "upload %8d B: FAILED after %s s: %s\n" "$n" "$(since "$t")" "$(tail -n1 "$work/cp.err")"
+    printf "upload %8d B: FAILED after %s s: %s\n" "$n" "$(since "$t" 2)" "$(tail -n1 "$work/cp.err")"
   fi
   rm -f "$work/root/up.bin"
   left=$(ls -A "$work/root" | grep -c '^\.wrm' || true)
@@ -62,5 +43,5 @@ python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/big.bin" "$mnt/big2.bin" "$m
 while "$wm" status "$mnt" | grep -qE '^(moving|queued):'; do sleep 0.2; done
 t=$(now)
 head -c 100 "$mnt/big3.bin" > /dev/null
-printf "first 100 bytes of an uncached 200 KB file, link idle: %s s\n" "$(since "$t")"
+printf "first 100 bytes of an uncached 200 KB file, link idle: %s s\n" "$(since "$t" 2)"
 "$wm" unmount "$mnt"
