@@ -7,6 +7,18 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
+
+// See mpconfigvariant.h: the port's own loop, with the GIL let go while asleep.
+void boardrepl_delay_ms(unsigned long ms) {
+    mp_uint_t start = mp_hal_ticks_ms();
+    while (mp_hal_ticks_ms() - start < ms) {
+        mp_event_handle_nowait();
+        MP_THREAD_GIL_EXIT();
+        usleep(500);
+        MP_THREAD_GIL_ENTER();
+    }
+}
 
 // One turn of a bare-metal main loop: returns when the mode changes or a soft
 // reset is asked for (the result has PYEXEC_FORCED_EXIT set then).

@@ -19,3 +19,10 @@
 
 // pyexec.c prints this banner; the unix port never defines the board's name.
 #define MICROPY_BANNER_MACHINE "webrepl test board with unix"
+
+// time.sleep_ms lets the board's other work run, as it does on an ESP board
+// (FreeRTOS runs the network task). The port's delay sleeps holding the GIL,
+// so a program in a sleep loop starved the listener thread for seconds: a
+// closed client went unnoticed and the next one was rejected as concurrent.
+#define mp_hal_delay_ms(ms) boardrepl_delay_ms(ms)
+void boardrepl_delay_ms(unsigned long ms);
