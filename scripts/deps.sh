@@ -2,7 +2,7 @@
 # Installs the Debian/Ubuntu packages the tool, its test board and its tests
 # need, if missing. Rust itself (cargo) must already be installed.
 set -euo pipefail
-pkgs=(build-essential pkg-config libffi-dev python3 fuse3 rsync vim-tiny)
+pkgs=(build-essential pkg-config libffi-dev python3 fuse3 rsync vim-tiny nginx)
 need=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

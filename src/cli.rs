@@ -5,7 +5,7 @@ use crate::board::{Board, Transfer};
 use crate::cache::{self, patterns};
 use crate::error::{Error, Kind, Result};
 use crate::mount::{MountOptions, Ready};
-use crate::session::{Config, Session, Target};
+use crate::session::{Config, Fingerprint, Session, Target, Trust};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,6 +151,15 @@ pub struct Conn {
     /// How file contents travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto, global = true)]
     pub transfer: TransferArg,
+    /// wss://: also trust the certificate authorities in this PEM file (the
+    /// system's store, SSL_CERT_FILE included, is always trusted).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// wss://: trust exactly the certificate with this fingerprint
+    /// (SHA256:... as an untrusted certificate's error shows it), as ssh
+    /// trusts a known host.
+    #[arg(long, value_name = "SHA256:...", global = true)]
+    pub tls_fingerprint: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -184,6 +193,14 @@ impl Conn {
         cfg.interrupt = !self.no_interrupt;
         cfg.timeout = Duration::from_secs_f64(self.timeout.max(0.1));
         cfg.get_window = self.get_window;
+        cfg.trust = Trust {
+            ca_file: self.ca_file.clone(),
+            pinned: self
+                .tls_fingerprint
+                .as_deref()
+                .map(Fingerprint::parse)
+                .transpose()?,
+        };
         Ok(cfg)
     }
 

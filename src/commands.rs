@@ -206,15 +206,25 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
     Ok(())
 }
 
-/// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax.
+/// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax;
+/// `URL:PATH` likewise.
 /// Paths that start with `/` or `.` are local, as is anything without `:`.
 pub fn split_remote(s: &str) -> Option<(String, String)> {
     if s.starts_with('/') || s.starts_with('.') || Path::new(s).exists() {
         return None;
     }
-    // A URL names the board alone (ws://, wss://, or a mistaken http://).
-    if s.contains("://") {
-        return Some((s.to_string(), "/".to_string()));
+    // A URL's board path follows the first ':' after its own path starts
+    // (`wss://proxy/webrepl/:/lib/x.py`); without one it names the board.
+    if let Some(i) = s.find("://") {
+        let start = i + 3 + s[i + 3..].find('/').unwrap_or(s.len() - i - 3);
+        return Some(match s[start..].find(':') {
+            Some(c) => {
+                let path = &s[start + c + 1..];
+                let path = if path.is_empty() { "/" } else { path };
+                (s[..start + c].to_string(), path.to_string())
+            }
+            None => (s.to_string(), "/".to_string()),
+        });
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
@@ -255,6 +265,22 @@ mod tests {
         );
         assert_eq!(r("board:main.py"), Some(("board".into(), "main.py".into())));
         assert_eq!(r("[::1]:8266:/x"), Some(("[::1]:8266".into(), "/x".into())));
+        assert_eq!(
+            r("wss://proxy.example/webrepl/:/lib/up.bin"),
+            Some(("wss://proxy.example/webrepl/".into(), "/lib/up.bin".into()))
+        );
+        assert_eq!(
+            r("wss://proxy.example:8443/:main.py"),
+            Some(("wss://proxy.example:8443/".into(), "main.py".into()))
+        );
+        assert_eq!(
+            r("ws://board.local:8266/"),
+            Some(("ws://board.local:8266/".into(), "/".into()))
+        );
+        assert_eq!(
+            r("wss://proxy.example/webrepl/:"),
+            Some(("wss://proxy.example/webrepl/".into(), "/".into()))
+        );
         assert_eq!(r("./a:b"), None);
         assert_eq!(r("/tmp/x"), None);
         assert_eq!(r("plain"), None);

@@ -455,6 +455,13 @@ impl Daemon {
         let st = self.session.status().await.ok();
         let link = match &st {
             Some(s) if s.link_up => "link up".to_string(),
+            Some(s) if s.idle_closed => match &s.down {
+                Some((d, e)) => format!(
+                    "link closed while idle {:.0} s ago ({e}; a proxy's idle time-out?), reopens when used",
+                    d.as_secs_f64()
+                ),
+                None => "link closed while idle, reopens when used".to_string(),
+            },
             Some(s) => match &s.down {
                 Some((d, e)) => format!("link DOWN for {:.0} s ({e})", d.as_secs_f64()),
                 None => "link down".to_string(),

@@ -6,10 +6,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum HandshakeError {
+    /// `via`: the `Server` or `Via` header, which a board never sends: a
+    /// proxy answered or passed the answer on.
     #[error(
-        "not a WebREPL endpoint: the server answered HTTP {0} instead of switching to WebSocket"
+        "not a WebREPL endpoint: the server answered HTTP {code} instead of switching to WebSocket"
     )]
-    NotWebSocket(u16),
+    NotWebSocket { code: u16, via: Option<String> },
     #[error("not a WebREPL endpoint: the answer is not HTTP")]
     NotHttp,
     #[error("the board's Sec-WebSocket-Accept does not match our key")]
@@ -36,7 +38,12 @@ pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeE
     };
     let code = resp.code.unwrap_or(0);
     if code != 101 {
-        return Err(HandshakeError::NotWebSocket(code));
+        let via = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("Server") || h.name.eq_ignore_ascii_case("Via"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned());
+        return Err(HandshakeError::NotWebSocket { code, via });
     }
     let expected = derive_accept_key(key.as_bytes());
     let ok = resp.headers.iter().any(|h| {
@@ -84,7 +91,18 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x0aPassword: ";
         let page = b"HTTP/1.0 200 OK\r\n\r\n<html>";
         assert_eq!(
             parse_response(page, KEY),
-            Err(HandshakeError::NotWebSocket(200))
+            Err(HandshakeError::NotWebSocket {
+                code: 200,
+                via: None
+            })
+        );
+        let proxied = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n<html>";
+        assert_eq!(
+            parse_response(proxied, KEY),
+            Err(HandshakeError::NotWebSocket {
+                code: 200,
+                via: Some("nginx/1.22.1".into())
+            })
         );
         let bad = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: nope\r\n\r\n";
         assert_eq!(parse_response(bad, KEY), Err(HandshakeError::BadAccept));

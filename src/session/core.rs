@@ -162,6 +162,8 @@ enum Link {
 #[derive(Debug, Clone)]
 pub struct Status {
     pub link_up: bool,
+    /// Down, but only because it closed while idle (reopens when used).
+    pub idle_closed: bool,
     /// Down: for how long, and the last error.
     pub down: Option<(Duration, String)>,
     pub moving: Vec<Moving>,
@@ -183,6 +185,9 @@ pub struct Core {
     generation: u64,
     totals: Totals,
     last_error: Option<String>,
+    /// The link was lost with nothing in flight and nobody at a terminal: a
+    /// proxy's idle time-out, most likely; not a fault until it is needed.
+    idle_close: bool,
     /// Why the last connection attempt failed: what operations that gave
     /// up waiting report.
     last_failure: Option<Error>,
@@ -203,6 +208,7 @@ impl Core {
             generation: 0,
             totals: Totals::default(),
             last_error: None,
+            idle_close: false,
             last_failure: None,
         }
     }
@@ -314,6 +320,8 @@ impl Core {
     /// Reading or writing the socket failed: the link is gone.
     pub fn on_link_lost(&mut self, now: Instant, err: Error) {
         if self.link == Link::Up {
+            self.idle_close =
+                !self.text.has_work() && !self.binary.has_work() && self.terminals == 0;
             self.down(now, err);
         }
         self.step(now);
@@ -355,6 +363,7 @@ impl Core {
             return;
         };
         let since = self.down_since(now);
+        self.idle_close = false;
         self.last_error = Some(err.to_string());
         self.last_failure = Some(err.duplicate());
         if matches!(
@@ -518,6 +527,7 @@ impl Core {
     pub fn status(&self, now: Instant) -> Status {
         Status {
             link_up: self.link == Link::Up,
+            idle_closed: self.idle_close && self.link != Link::Up,
             down: match self.link {
                 Link::Up => None,
                 Link::Down { since, .. } | Link::Connecting { since, .. } => Some((

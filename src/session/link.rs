@@ -1,5 +1,6 @@
 //! One WebSocket connection to a board: connect, upgrade, log in, frames.
 
+use super::tls::{Trust, Verifier};
 use crate::error::{Error, Result};
 use crate::protocol::frame::{self, Decoder, Frame, Kind};
 use crate::protocol::handshake;
@@ -77,6 +78,43 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// Words for an HTTP answer instead of an upgrade, naming the likely fix.
+fn not_upgraded(target: &Target, code: u16, via: Option<String>) -> Error {
+    let Some(proxy) = via else {
+        let hint = if target.tls {
+            ""
+        } else {
+            " (is this the board's web page port? WebREPL listens on ws://HOST:8266/)"
+        };
+        return Error::NotWebRepl(format!(
+            "{target} is not a WebREPL endpoint: it answered HTTP {code}{hint}"
+        ));
+    };
+    match code {
+        // The board's own page, passed on: it saw no upgrade it understands.
+        200 if proxy.starts_with("Caddy") => Error::NotWebRepl(format!(
+            "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
+             boards match `Sec-WebSocket-Key` case-sensitively and Caddy (Go) rewrites it as Sec-Websocket-Key; \
+             put nginx in front of the board instead (the README has a working configuration)"
+        )),
+        200 => Error::NotWebRepl(format!(
+            "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
+             the proxy must send `Connection: Upgrade` with a capital U (boards compare it case-sensitively); \
+             in nginx: proxy_set_header Connection \"Upgrade\"; (the README has a working configuration)"
+        )),
+        502..=504 => Error::Unreachable(format!(
+            "{target}: the proxy ({proxy}) cannot reach the board (HTTP {code})"
+        )),
+        404 => Error::NotWebRepl(format!(
+            "{target}: the proxy ({proxy}) has nothing at {} (HTTP 404): check the URL's path",
+            target.path
+        )),
+        _ => Error::NotWebRepl(format!(
+            "{target} is not a WebREPL endpoint: the proxy ({proxy}) answered HTTP {code}"
+        )),
+    }
+}
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -91,7 +129,12 @@ pub struct Link {
 impl Link {
     /// Connects and logs in. A board that upgrades and then closes before
     /// asking for the password is serving another client: `Error::Busy`.
-    pub async fn open(target: &Target, password: &str, limit: Duration) -> Result<Link> {
+    pub async fn open(
+        target: &Target,
+        password: &str,
+        limit: Duration,
+        trust: &Trust,
+    ) -> Result<Link> {
         let line = password_line(password).map_err(|e| Error::Invalid(e.to_string()))?;
         let addr = format!("{}:{}", target.host, target.port);
         let tcp = match timeout(limit, TcpStream::connect(&addr)).await {
@@ -109,7 +152,7 @@ impl Link {
         socket2::SockRef::from(&tcp).set_tcp_keepalive(&ka)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
         let io: Box<dyn Io> = if target.tls {
-            Box::new(tls(target, tcp, limit).await?)
+            Box::new(tls(target, tcp, limit, trust).await?)
         } else {
             Box::new(tcp)
         };
@@ -158,15 +201,8 @@ impl Link {
                     self.decoder.push(&got[used..]);
                     return Ok(());
                 }
-                Err(handshake::HandshakeError::NotWebSocket(code)) => {
-                    let hint = if target.tls {
-                        ""
-                    } else {
-                        " (is this the board's web page port? WebREPL listens on ws://HOST:8266/)"
-                    };
-                    return Err(Error::NotWebRepl(format!(
-                        "{target} is not a WebREPL endpoint: it answered HTTP {code}{hint}"
-                    )));
+                Err(handshake::HandshakeError::NotWebSocket { code, via }) => {
+                    return Err(not_upgraded(target, code, via));
                 }
                 Err(e) => return Err(Error::NotWebRepl(format!("{target}: {e}"))),
             }
@@ -329,23 +365,24 @@ async fn tls(
     target: &Target,
     tcp: TcpStream,
     limit: Duration,
+    trust: &Trust,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Tls(format!("setting up: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Verifier::new(trust, provider.clone())?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(format!("setting up: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(target.host.clone())
         .map_err(|e| Error::Invalid(format!("{}: {e}", target.host)))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match timeout(limit, connector.connect(name, tcp)).await {
         Err(_) => Err(Error::Timeout(format!(
-            "in the TLS handshake with {target}"
+            "in the TLS handshake with {target} (a board itself speaks plain ws://; wss:// is for a TLS proxy in front of it)"
         ))),
-        Ok(Err(e)) => Err(Error::Unreachable(format!("{target}: TLS: {e}"))),
+        Ok(Err(e)) => Err(verifier.explain(&target.to_string(), &e)),
         Ok(Ok(s)) => Ok(s),
     }
 }

@@ -8,6 +8,7 @@ mod binary;
 pub mod core;
 mod link;
 mod text;
+mod tls;
 mod window;
 
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod tests;
 pub use self::core::{Outcome, Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
+pub use tls::{Fingerprint, Trust};
 
 use self::core::{Core, Event, OpId, Request};
 use crate::error::{Error, Result};
@@ -43,6 +45,8 @@ pub struct Config {
     pub timeout: Duration,
     /// The most GET acks in flight (each pulls a 256-byte chunk).
     pub get_window: u64,
+    /// What a wss:// proxy's certificate is checked against.
+    pub trust: Trust,
 }
 
 impl Config {
@@ -53,6 +57,7 @@ impl Config {
             interrupt: true,
             timeout: Duration::from_secs(10),
             get_window: 64,
+            trust: Trust::default(),
         }
     }
 
@@ -383,7 +388,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
     let mut delay = Duration::from_millis(200);
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        match Link::open(&cfg.target, &cfg.password, cfg.timeout).await {
+        match Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await {
             Err(Error::Busy(t)) if Instant::now() + delay < deadline => {
                 debug!("{t}; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
@@ -497,7 +502,7 @@ impl Shell {
             if connecting.is_none() && wire.is_none() && self.core.wants_connect(now) {
                 let cfg = self.cfg.clone();
                 connecting = Some(tokio::spawn(async move {
-                    Link::open(&cfg.target, &cfg.password, cfg.timeout).await
+                    Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await
                 }));
             }
             let mut timer = self.core.poll_timeout();

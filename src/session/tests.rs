@@ -234,6 +234,37 @@ fn a_lost_link_is_waited_for_up_to_the_timeout_with_growing_pauses() {
 }
 
 #[test]
+fn a_link_closed_while_idle_is_not_a_fault_until_it_is_needed() {
+    let mut p = Pair::new(cfg(3), 0.0, RTT);
+    p.board.files.insert(b"/f".to_vec(), data(100, 7));
+    p.cut();
+    let st = p.core.status(p.now);
+    assert!(!st.link_up && st.idle_closed, "{st:?}");
+    // Needed while the board is away: a fault again.
+    p.reachable = false;
+    let get = || Request::Get {
+        path: b"/f".to_vec(),
+        size: 100,
+    };
+    let op = p.core.submit(p.now, get());
+    p.run_for(Duration::from_millis(500));
+    assert!(!p.core.status(p.now).idle_closed);
+    p.reachable = true;
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Got(100))
+    ));
+    // Cut in the middle of a transfer: a fault at once.
+    let op = p.core.submit(p.now, get());
+    p.cut();
+    assert!(!p.core.status(p.now).idle_closed);
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Got(100))
+    ));
+}
+
+#[test]
 fn a_transfer_cut_off_starts_again_on_the_next_link() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     let d = data(100_000, 8);

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use webrepl_mount::session::{Config, Session, Target};
 
+pub mod proxy;
+
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
