@@ -92,16 +92,19 @@ fn not_upgraded(target: &Target, code: u16, via: Option<String>) -> Error {
     };
     match code {
         // The board's own page, passed on: it saw no upgrade it understands.
-        200 if proxy.starts_with("Caddy") => Error::NotWebRepl(format!(
-            "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
-             boards match `Sec-WebSocket-Key` case-sensitively and Caddy (Go) rewrites it as Sec-Websocket-Key; \
-             put nginx in front of the board instead (the README has a working configuration)"
-        )),
-        200 => Error::NotWebRepl(format!(
-            "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
-             the proxy must send `Connection: Upgrade` with a capital U (boards compare it case-sensitively); \
-             in nginx: proxy_set_header Connection \"Upgrade\"; (the README has a working configuration)"
-        )),
+        200 => {
+            let fix = if proxy.starts_with("Caddy") {
+                "boards match `Sec-WebSocket-Key` case-sensitively and Caddy (Go) rewrites it as Sec-Websocket-Key; \
+                 put nginx in front of the board instead"
+            } else {
+                "the proxy must send `Connection: Upgrade` with a capital U (boards compare it case-sensitively); \
+                 in nginx: proxy_set_header Connection \"Upgrade\";"
+            };
+            Error::NotWebRepl(format!(
+                "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
+                 {fix} (the README has a working configuration)"
+            ))
+        }
         502..=504 => Error::Unreachable(format!(
             "{target}: the proxy ({proxy}) cannot reach the board (HTTP {code})"
         )),

@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::Digest;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The user's say in what a TLS proxy may present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +64,24 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
+/// The system's store, read once: every reconnect would read it again.
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::debug!("system certificates: {e}");
+        }
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            // A machine without ca-certificates still reaches public proxies.
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        roots
+    })
+}
+
 /// One handshake's verifier: remembers what it was shown, for the error.
 #[derive(Debug)]
 pub struct Verifier {
@@ -75,16 +93,7 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(trust: &Trust, provider: Arc<CryptoProvider>) -> Result<Arc<Verifier>> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::debug!("system certificates: {e}");
-        }
-        let (added, _) = roots.add_parsable_certificates(native.certs);
-        if added == 0 {
-            // A machine without ca-certificates still reaches public proxies.
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
+        let mut roots = system_roots().clone();
         if let Some(file) = &trust.ca_file {
             let cant = |e: &dyn std::fmt::Display| {
                 Error::Invalid(format!("cannot read --ca-file {}: {e}", file.display()))

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub struct Proxy {
     child: Child,
@@ -92,16 +91,10 @@ impl Proxy {
             .stdin(Stdio::null())
             .spawn()
             .expect("start nginx (scripts/deps.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
         for port in [ca_port, self_port] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "nginx did not start: {}",
-                    std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            super::eventually(10, "nginx listening (see its error.log)", || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
         }
         let ca_file = d.join("ca.pem");
         Proxy {
