@@ -7,6 +7,22 @@ cd "$here/.."
 scripts/deps.sh
 cargo install --quiet --path . --locked
 export PATH=$HOME/.cargo/bin:$PATH
+# Completions and the man page where the shells and man look for them; as
+# root the binary also goes where mount(8) finds an fstab line's helper
+# (its PATH has /usr/local/bin, not ~/.cargo/bin).
+if [ "$(id -u)" -eq 0 ]; then
+  share=/usr/local/share
+  install -m 755 "$(command -v webrepl-mount)" /usr/local/bin/webrepl-mount
+else
+  share=${XDG_DATA_HOME:-$HOME/.local/share}
+  echo "(for /etc/fstab lines: sudo install ~/.cargo/bin/webrepl-mount /usr/local/bin/)"
+fi
+mkdir -p "$share/bash-completion/completions" "$share/zsh/site-functions" \
+  "$share/fish/vendor_completions.d" "$share/man/man1"
+webrepl-mount completions bash >"$share/bash-completion/completions/webrepl-mount"
+webrepl-mount completions zsh >"$share/zsh/site-functions/_webrepl-mount"
+webrepl-mount completions fish >"$share/fish/vendor_completions.d/webrepl-mount.fish"
+webrepl-mount man >"$share/man/man1/webrepl-mount.1"
 scripts/build-board.sh >/dev/null
 
 root=$(mktemp -d /tmp/webrepl-demo.XXXXXX)

@@ -6,6 +6,7 @@ use crate::cache::{self, patterns};
 use crate::error::{Error, Kind, Result};
 use crate::mount::{MountOptions, Ready};
 use crate::session::{Config, Fingerprint, Session, Target, Trust};
+use crate::{boards, options};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,11 +62,18 @@ pub struct MountArgs {
     /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-* #*# .#*).
     #[arg(long, value_name = "PATTERN")]
     pub local_only: Vec<String>,
-    /// Mount options: allow_other (other users may use the mount, as its
-    /// modes allow: the kernel checks them, as with sshfs), nonempty
-    /// (mount over a directory that has files).
+    /// Mount options, as mount(8) takes them: allow_other (other users may
+    /// use the mount, as its modes allow: the kernel checks them, as with
+    /// sshfs), allow_root, ro, auto_unmount, uid=N, gid=N, nonempty (mount
+    /// over a directory that has files), noexec, nosuid, nodev, sync; any of
+    /// this tool's long options as key=value (password_file=FILE,
+    /// cache_size=16, ...) for fstab lines; mount(8)'s own (noauto, user,
+    /// _netdev, nofail, x-*) are ignored.
     #[arg(short = 'o', value_name = "OPTION")]
     pub options: Vec<String>,
+    /// What `-o` gave the FUSE mount itself (filled in by `prepare`).
+    #[arg(skip)]
+    pub fuse: options::Fuse,
     /// Stop a running program (Ctrl-C) whenever the raw REPL is needed.
     #[arg(long, conflicts_with = "no_interrupt")]
     pub interrupt: bool,
@@ -119,6 +127,11 @@ pub enum Command {
     },
     /// Run CODE on a board and print its output ("-" reads CODE from stdin).
     Exec { board: String, code: String },
+    /// Print a shell's completion script (scripts/install.sh installs them).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -188,6 +201,22 @@ impl Conn {
         })
     }
 
+    /// The address `board` stands for and how to reach it: a name from
+    /// boards.toml brings its address, password file and TLS settings; what
+    /// the command line (or WEBREPL_PASSWORD) gives wins over them.
+    pub fn for_board(&self, board: &str) -> Result<(String, Conn, Option<boards::Named>)> {
+        let Some(named) = boards::find(board)? else {
+            return Ok((board.to_string(), self.clone(), None));
+        };
+        let mut conn = self.clone();
+        if conn.password.is_none() && conn.password_file.is_none() {
+            conn.password_file = named.password_file.clone();
+        }
+        conn.ca_file = conn.ca_file.or(named.ca_file.clone());
+        conn.tls_fingerprint = conn.tls_fingerprint.or(named.tls_fingerprint.clone());
+        Ok((named.address.clone(), conn, Some(named)))
+    }
+
     fn config(&self, board: &str, password: String) -> Result<Config> {
         let mut cfg = Config::new(Target::parse(board)?, password);
         cfg.interrupt = !self.no_interrupt;
@@ -214,6 +243,11 @@ impl Conn {
     /// A session with `board`; a board this user's own mount holds is
     /// named as such, with what to do instead.
     pub(crate) async fn connect(&self, board: &str) -> Result<Board> {
+        let (board, conn, _) = self.for_board(board)?;
+        conn.connect_to(&board).await
+    }
+
+    async fn connect_to(&self, board: &str) -> Result<Board> {
         if let Some(mp) = crate::mount::mounted_board(board) {
             // It would be refused, and the refusal shown on the mount's
             // terminal.
@@ -255,20 +289,9 @@ impl MountArgs {
                 .cloned()
                 .collect()
         };
-        let (mut allow_other, mut nonempty) = (false, false);
-        for o in self.options.iter().flat_map(|o| o.split(',')) {
-            match o {
-                "allow_other" => allow_other = true,
-                "nonempty" => nonempty = true,
-                other => {
-                    return Err(Error::Invalid(format!(
-                        "unsupported mount option {other:?} (known: allow_other, nonempty)"
-                    )));
-                }
-            }
-        }
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (self.fuse.uid.unwrap_or(uid), self.fuse.gid.unwrap_or(gid));
         let state = cache::attrs::state_file(board);
         Ok(MountOptions {
             board: board.clone(),
@@ -288,8 +311,7 @@ impl MountArgs {
                 journal: state.as_ref().map(|f| f.with_extension("journal")),
             },
             attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
-            allow_other,
-            nonempty,
+            fuse: self.fuse.clone(),
             interrupt: if self.interrupt {
                 Some(true)
             } else if conn.no_interrupt {
@@ -302,6 +324,82 @@ impl MountArgs {
                 .filter(|_| self.daemon)
                 .map(|f| f.with_extension("log")),
         })
+    }
+}
+
+impl Cli {
+    /// Before anything runs, and before a daemon forks: a named board
+    /// becomes its address and settings, and `-o` becomes what the FUSE
+    /// mount gets and this tool's own options.
+    pub fn prepare(&mut self) -> Result<()> {
+        if self.command.is_some() {
+            return Ok(());
+        }
+        let Some(board) = self.mount.board.clone() else {
+            return Ok(());
+        };
+        let (address, conn, named) = self.conn.for_board(&board)?;
+        self.conn = conn;
+        self.mount.board = Some(address);
+        // The command line's options come last: they add to the board's.
+        let mut given: Vec<String> = named.map(|n| n.options).into_iter().collect();
+        given.append(&mut self.mount.options);
+        let (fuse, ours) = options::parse(&given)?;
+        self.mount.fuse = fuse;
+        ours.into_iter().try_for_each(|o| self.absorb(o))
+    }
+
+    /// `-o key=value` as if `--key value` had been given.
+    fn absorb(&mut self, o: options::Ours) -> Result<()> {
+        let (m, c) = (&mut self.mount, &mut self.conn);
+        let bad = |why: &str| {
+            Error::Invalid(format!(
+                "mount option {}{}: {why}",
+                o.key,
+                o.value
+                    .as_deref()
+                    .map(|v| format!("={v}"))
+                    .unwrap_or_default()
+            ))
+        };
+        let text = || o.value.clone().ok_or_else(|| bad("a value is needed"));
+        let number = || -> Result<f64> {
+            text()?
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| bad("a number is needed"))
+        };
+        let flag = || {
+            o.value
+                .is_none()
+                .then_some(true)
+                .ok_or_else(|| bad("takes no value"))
+        };
+        match o.key.as_str() {
+            "password_file" => c.password_file = Some(text()?.into()),
+            "cache_size" => m.cache_size = number()? as usize,
+            "attr_timeout" => m.attr_timeout = number()?,
+            "dir_cache_time" => m.dir_cache_time = number()?,
+            "writeback_delay" => m.writeback_delay = Some(number()?),
+            "local_only" => m.local_only.push(text()?),
+            "interrupt" => m.interrupt = flag()?,
+            "no_interrupt" => c.no_interrupt = flag()?,
+            "timeout" => c.timeout = number()?,
+            "get_window" => {
+                c.get_window = Some(number()? as u64)
+                    .filter(|w| (1..=1024).contains(w))
+                    .ok_or_else(|| bad("1 to 1024"))?
+            }
+            "transfer" => {
+                c.transfer =
+                    TransferArg::from_str(&text()?, true).map_err(|_| bad("auto or paste"))?
+            }
+            "ca_file" => c.ca_file = Some(text()?.into()),
+            "tls_fingerprint" => c.tls_fingerprint = Some(text()?),
+            _ => return Err(bad("not an option of this tool")),
+        }
+        Ok(())
     }
 }
 
@@ -318,6 +416,15 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Reset { target } => c::reset(&target, conn).await,
         Command::Repl { board } => c::repl(&board, conn).await,
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            Ok(clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?)
+        }
         Command::Ls {
             target,
             long,

@@ -5,6 +5,7 @@
 //! `board` (typed operations and the MicroPython snippets) → the commands.
 
 pub mod board;
+pub mod boards;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod copy;
 pub mod error;
 pub mod fs;
 pub mod mount;
+pub mod options;
 pub mod protocol;
 pub mod session;
 pub mod terminal;

@@ -4,7 +4,10 @@ use webrepl_mount::mount::Ready;
 
 fn main() {
     hide_password_from_ps();
-    let mut cli = Cli::parse();
+    let mut cli = match mount_helper_args() {
+        Some(args) => Cli::parse_from(args),
+        None => Cli::parse(),
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -16,6 +19,10 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = cli.prepare() {
+        eprintln!("webrepl-mount: {e}");
+        std::process::exit(cli::exit_code(&e));
+    }
     let ready = if cli.command.is_none() && cli.mount.daemon {
         daemonize(&mut cli)
     } else {
@@ -119,6 +126,64 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
             }
         }
     }
+}
+
+/// Run by mount(8) for an fstab line: as `mount.webrepl SOURCE DIR [-sfnv]
+/// [-o OPTIONS]` through a link of that name, or by mount.fuse3 for the type
+/// `fuse.webrepl-mount` (through `sh -c`). mount waits for its helper, so the
+/// mount goes to the background once ready, as sshfs does.
+fn mount_helper_args() -> Option<Vec<std::ffi::OsString>> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = std::path::Path::new(args.first()?)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    let linked = name.starts_with("mount.");
+    if !linked && !started_by_mount() {
+        return None;
+    }
+    let mut out = vec![args[0].clone(), "--daemon".into()];
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            // mount(8)'s own: sloppy, fake, no mtab; a namespace and the
+            // type need their value skipped.
+            Some("-s" | "-f" | "-n") if linked => {}
+            Some("-N" | "-t") if linked => {
+                it.next();
+            }
+            Some("--daemon") => {}
+            _ => out.push(a.clone()),
+        }
+    }
+    Some(out)
+}
+
+/// Whether mount(8) (or mount.fuse3 it ran) started us, directly or through
+/// the shell mount.fuse3 runs its command in.
+fn started_by_mount() -> bool {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: fields follow
+        // the last ')'.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let mut pid = std::process::id();
+    for _ in 0..2 {
+        let Some(p) = parent(pid) else { return false };
+        match comm(p).trim() {
+            "mount" | "mount.fuse3" | "mount.fuse" => return true,
+            "sh" | "dash" | "bash" => pid = p,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// A password given with `-p` is in the command line, which every user can

@@ -25,9 +25,8 @@ pub struct MountOptions {
     pub transfer: Transfer,
     pub cache: cache::Options,
     pub attr_ttl: Duration,
-    pub allow_other: bool,
-    /// Mount over a directory that has files (they are hidden meanwhile).
-    pub nonempty: bool,
+    /// What `-o` asked of the FUSE mount.
+    pub fuse: crate::options::Fuse,
     /// Some(true): stop a running program without asking; Some(false):
     /// never; None: ask if there is a terminal.
     pub interrupt: Option<bool>,
@@ -112,7 +111,7 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     if !o.mountpoint.is_dir() {
         return Err(Error::Invalid(format!("{mp}: not a directory")));
     }
-    if !o.nonempty
+    if !o.fuse.nonempty
         && std::fs::read_dir(&o.mountpoint)
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
@@ -152,14 +151,28 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     let (listener, socket) = sidecar::listen(&o.mountpoint).await?;
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![
+        // How `unmount`, `cp` and friends recognise our mounts.
         fuser::MountOption::FSName(format!("webrepl:{}", o.board)),
-        fuser::MountOption::Subtype("webrepl".into()),
+        // fuse.webrepl-mount where fusermount3 mounts, as an fstab line
+        // names the type.
+        fuser::MountOption::Subtype("webrepl-mount".into()),
         fuser::MountOption::NoAtime,
     ];
-    if o.allow_other {
+    fc.mount_options.extend(o.fuse.flags.iter().cloned());
+    if o.fuse.read_only {
+        fc.mount_options.push(fuser::MountOption::RO);
+    }
+    if o.fuse.auto_unmount {
+        fc.mount_options.push(fuser::MountOption::AutoUnmount);
+    }
+    if o.fuse.allow_other || o.fuse.allow_root {
         // Other users through modes, as sshfs does: without the kernel's
         // checks every local user could write every file.
-        fc.acl = fuser::SessionACL::All;
+        fc.acl = if o.fuse.allow_other {
+            fuser::SessionACL::All
+        } else {
+            fuser::SessionACL::RootAndOwner
+        };
         fc.mount_options
             .push(fuser::MountOption::DefaultPermissions);
     }
