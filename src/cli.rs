@@ -74,6 +74,10 @@ pub struct MountArgs {
     /// What `-o` gave the FUSE mount itself (filled in by `prepare`).
     #[arg(skip)]
     pub fuse: options::Fuse,
+    /// Serve the board's page (terminal and files) too, on [ADDR:]PORT
+    /// (127.0.0.1 unless ADDR says otherwise); the address is printed.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub web: Option<String>,
     /// Stop a running program (Ctrl-C) whenever the raw REPL is needed.
     #[arg(long, conflicts_with = "no_interrupt")]
     pub interrupt: bool,
@@ -127,6 +131,17 @@ pub enum Command {
     },
     /// Run CODE on a board and print its output ("-" reads CODE from stdin).
     Exec { board: String, code: String },
+    /// The board in a browser tab: its REPL and its files, sharing the
+    /// mount's connection (MOUNTPOINT) or a board's (HOST[:PORT]).
+    Web {
+        target: String,
+        /// Where to listen: [ADDR:]PORT (default: 127.0.0.1, a free port).
+        #[arg(long, value_name = "[ADDR:]PORT", default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Open the page in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+    },
     /// Print a shell's completion script (scripts/install.sh installs them).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
@@ -323,6 +338,11 @@ impl MountArgs {
             log: state
                 .filter(|_| self.daemon)
                 .map(|f| f.with_extension("log")),
+            web: self
+                .web
+                .as_deref()
+                .map(crate::web::parse_listen)
+                .transpose()?,
         })
     }
 }
@@ -416,6 +436,11 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Reset { target } => c::reset(&target, conn).await,
         Command::Repl { board } => c::repl(&board, conn).await,
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
+        Command::Web {
+            target,
+            listen,
+            open,
+        } => c::web(&target, &listen, open, conn).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut std::io::stdout());

@@ -48,6 +48,54 @@ pub async fn term(target: &str, conn: &Conn) -> Result<()> {
     repl(target, conn).await
 }
 
+/// The page: served by the mount's daemon for a mountpoint (it goes on
+/// after this returns), or here for a board until Ctrl-C.
+pub async fn web(target: &str, listen: &str, open: bool, conn: &Conn) -> Result<()> {
+    let addr = crate::web::parse_listen(listen)?;
+    if let Some(mp) = mounted(target)? {
+        let answer = sidecar::ask(&mp, &format!("web {addr}")).await?;
+        let url = answer
+            .iter()
+            .find_map(|l| l.strip_prefix("url "))
+            .map(str::to_string);
+        sidecar_result(answer)?;
+        let url = url.ok_or_else(|| Error::LinkLost("(the mount gave no address)".into()))?;
+        println!("{url}");
+        browse(&url, open);
+        return Ok(());
+    }
+    let b = conn.connect(target).await?;
+    let name = b.session().target().to_string();
+    let served = crate::web::start(
+        addr,
+        b.session().clone(),
+        crate::web::Files::Board(b.clone()),
+        name,
+    )
+    .await?;
+    println!("{}", served.url);
+    eprintln!("webrepl-mount: serving the page of {target}; Ctrl-C stops it");
+    browse(&served.url, open);
+    let _ = tokio::signal::ctrl_c().await;
+    served.task.abort();
+    b.session().close().await;
+    Ok(())
+}
+
+fn browse(url: &str, open: bool) {
+    if !open {
+        return;
+    }
+    if let Err(e) = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        eprintln!("webrepl-mount: cannot start a browser (xdg-open: {e}); open the address above");
+    }
+}
+
 pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
     if let Some(mp) = mounted(target)? {
         return sidecar_result(sidecar::ask(&mp, "reset").await?);

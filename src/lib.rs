@@ -17,3 +17,4 @@ pub mod options;
 pub mod protocol;
 pub mod session;
 pub mod terminal;
+pub mod web;

@@ -33,6 +33,8 @@ pub struct MountOptions {
     pub foreground: bool,
     /// Where a daemon's log goes (shown by `status`).
     pub log: Option<PathBuf>,
+    /// Serve the page (`--web`) on this address from the start.
+    pub web: Option<std::net::SocketAddr>,
 }
 
 /// Where a daemonised mount tells its parent that it is ready (or why not).
@@ -278,7 +280,14 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         mountpoint: o.mountpoint.clone(),
         log: o.log.clone(),
         unmount: unmount_tx,
+        page: tokio::sync::Mutex::new(None),
     });
+    if let Some(addr) = o.web {
+        match daemon.page(addr).await {
+            Ok(url) => eprintln!("webrepl-mount: the board's page: {url}"),
+            Err(e) => warn!("the page: {e}"),
+        }
+    }
     let end = loop {
         tokio::select! {
             _ = int.recv() => break End::Signal("SIGINT"),
@@ -348,6 +357,8 @@ struct Daemon {
     mountpoint: PathBuf,
     log: Option<PathBuf>,
     unmount: mpsc::Sender<UnixStream>,
+    /// The page's address, once it is served.
+    page: tokio::sync::Mutex<Option<String>>,
 }
 
 /// Sidecar commands other than `term` and `exec` answer within this time.
@@ -366,6 +377,17 @@ impl Daemon {
                 // Keystrokes may already be buffered behind the command line.
                 let early = s.buffer().to_vec();
                 return terminal(self.session.clone(), s.into_inner(), early).await;
+            }
+            "web" => {
+                let out = match crate::web::parse_listen(arg) {
+                    Ok(addr) => match self.page(addr).await {
+                        Ok(url) => format!("url {url}\nok\n"),
+                        Err(e) => format!("{}\n", e.to_wire()),
+                    },
+                    Err(e) => format!("{}\n", e.to_wire()),
+                };
+                let _ = s.get_mut().write_all(out.as_bytes()).await;
+                return;
             }
             "exec" => {
                 let code = crate::board::snippets::unhex(arg).unwrap_or_default();
@@ -418,6 +440,20 @@ impl Daemon {
             }
         };
         let _ = wr.write_all(answer.as_bytes()).await;
+    }
+
+    /// The page for this mount: started once, on `addr`; later asks get
+    /// the same page.
+    async fn page(&self, addr: std::net::SocketAddr) -> Result<String> {
+        let mut page = self.page.lock().await;
+        if let Some(url) = page.as_ref() {
+            return Ok(url.clone());
+        }
+        let files = crate::web::Files::Mount(self.mountpoint.clone());
+        let served =
+            crate::web::start(addr, self.session.clone(), files, self.board.clone()).await?;
+        *page = Some(served.url.clone());
+        Ok(served.url)
     }
 
     async fn answer(&self, verb: &str) -> String {
@@ -487,6 +523,9 @@ impl Daemon {
             self.board,
             self.mountpoint.display(),
         );
+        if let Some(url) = self.page.lock().await.as_ref() {
+            out.push_str(&format!("page: {url}\n"));
+        }
         if let Some(s) = &st {
             let t = s.totals;
             out.push_str(&format!(

@@ -60,6 +60,23 @@ fn long_uploads_on_a_slow_link_never_time_out_and_fill_the_link() {
 }
 
 #[test]
+fn a_paste_longer_than_the_boards_input_buffer_arrives_whole() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    let line: Vec<u8> = (0..3000).map(|i| b'a' + (i % 26) as u8).collect();
+    p.core.keys(p.now, &line);
+    let whole = p.run_until(Duration::from_secs(20), |p| p.board.typed.ends_with(&line));
+    let got = p.board.typed.len();
+    assert!(
+        whole,
+        "{got} bytes reached the board's 255-byte ring of 3000"
+    );
+    // Paced by the board's echo, not by a fixed rate: well under a second.
+    assert!(p.elapsed() < Duration::from_secs(2), "{:?}", p.elapsed());
+}
+
+#[test]
 fn keys_typed_during_a_download_are_echoed_long_before_it_ends() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 2));

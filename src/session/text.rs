@@ -30,6 +30,13 @@ const POLITE: Duration = Duration::from_millis(1500);
 const RESTORE: Duration = Duration::from_secs(3);
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
+/// A paste longer than the board's input buffer (about 256 bytes) would
+/// overflow it and lose its middle: a person's keys go out this many at a
+/// time, the next once the board has echoed as many (it echoes what it has
+/// taken), or after `ECHO_WAIT` without an echo (a program reading without
+/// echo).
+const KEY_CHUNK: usize = 128;
+const ECHO_WAIT: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -132,6 +139,10 @@ pub struct TextLane {
     stray_ctrl_a: Option<Holdback>,
     held: Vec<u8>,
     last_key: Option<Instant>,
+    /// Keys of a paste sent but not yet echoed, and until when to wait
+    /// for their echo.
+    keys_unechoed: usize,
+    keys_paced_until: Option<Instant>,
     /// The person pressed Enter: code may be running that changes files.
     ran_code: bool,
     paste_window: Option<usize>,
@@ -155,6 +166,8 @@ impl TextLane {
             stray_ctrl_a: None,
             held: Vec::new(),
             last_key: None,
+            keys_unechoed: 0,
+            keys_paced_until: None,
             ran_code: false,
             paste_window: None,
             ours_unfinished: false,
@@ -174,21 +187,34 @@ impl TextLane {
     pub fn keys(&mut self, now: Instant, keys: &[u8], out: &mut Out) {
         self.held.extend_from_slice(keys);
         self.last_key = Some(now);
-        let theirs = match &self.mode {
-            Mode::Terminal => true,
-            Mode::Running { job, .. } => job.user,
-            _ => false,
-        };
-        if theirs {
-            self.send_held(out);
+        if self.theirs() {
+            self.send_held(now, out);
         }
     }
 
-    fn send_held(&mut self, out: &mut Out) {
-        if self.held.is_empty() {
+    /// Whether keys go to the board now: at the person's prompt or their
+    /// program's input.
+    fn theirs(&self) -> bool {
+        match &self.mode {
+            Mode::Terminal => true,
+            Mode::Running { job, .. } => job.user,
+            _ => false,
+        }
+    }
+
+    fn echo_awaited(&self, now: Instant) -> bool {
+        self.keys_unechoed > 0 && self.keys_paced_until.is_some_and(|t| now < t)
+    }
+
+    fn send_held(&mut self, now: Instant, out: &mut Out) {
+        if self.held.is_empty() || self.echo_awaited(now) {
             return;
         }
-        let keys = std::mem::take(&mut self.held);
+        let n = self.held.len().min(KEY_CHUNK);
+        let keys: Vec<u8> = self.held.drain(..n).collect();
+        let paced = n == KEY_CHUNK;
+        self.keys_unechoed = if paced { n } else { 0 };
+        self.keys_paced_until = paced.then_some(now + ECHO_WAIT);
         if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
             self.ran_code = true;
         }
@@ -309,6 +335,7 @@ impl TextLane {
 
     /// Text from the board.
     pub fn feed(&mut self, now: Instant, text: &[u8], out: &mut Out) -> Result<(), Why> {
+        self.keys_unechoed = self.keys_unechoed.saturating_sub(text.len());
         match &mut self.mode {
             Mode::Terminal => {
                 let was_prompted = self.screen.prompt().is_some();
@@ -385,13 +412,13 @@ impl TextLane {
                     let saved = saved.take();
                     match saved {
                         Some(s) if !s.typed.is_empty() => self.start_restore(now, s, out),
-                        _ => self.back_to_terminal(out),
+                        _ => self.back_to_terminal(now, out),
                     }
                 }
             }
             Mode::Restoring { scratch, .. } => {
                 scratch.feed(text);
-                self.advance_restore(out);
+                self.advance_restore(now, out);
             }
         }
         Ok(())
@@ -433,12 +460,12 @@ impl TextLane {
         };
     }
 
-    fn back_to_terminal(&mut self, out: &mut Out) {
+    fn back_to_terminal(&mut self, now: Instant, out: &mut Out) {
         self.mode = Mode::Terminal;
         // Ctrl-B reprints the banner: one just went by, hidden; a person's
         // Ctrl-B held meanwhile (term sends one on attach) asks for a fresh
         // prompt, which they get.
-        self.send_held(out);
+        self.send_held(now, out);
     }
 
     fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
@@ -451,13 +478,13 @@ impl TextLane {
     }
 
     /// Done when the board shows the line and cursor as they were.
-    fn advance_restore(&mut self, out: &mut Out) {
+    fn advance_restore(&mut self, now: Instant, out: &mut Out) {
         let Mode::Restoring { saved, scratch, .. } = &mut self.mode else {
             return;
         };
         if scratch.typed().as_ref() == Some(&saved.typed) {
             self.screen = saved.screen.clone();
-            self.back_to_terminal(out);
+            self.back_to_terminal(now, out);
         }
     }
 
@@ -492,7 +519,13 @@ impl TextLane {
                     self.leave(now, saved, out);
                 }
             }
-            Mode::Running { .. } => self.poll_program(now, out),
+            Mode::Running { job, .. } => {
+                if job.user {
+                    // The rest of a paste into the person's program.
+                    self.send_held(now, out);
+                }
+                self.poll_program(now, out)
+            }
             Mode::Resetting { op, until } if now >= *until => {
                 let op = *op;
                 out.done(op, Ok(Outcome::Done));
@@ -507,7 +540,11 @@ impl TextLane {
     }
 
     fn terminal_turn(&mut self, now: Instant, terminals: usize, out: &mut Out) -> Result<(), Why> {
-        self.send_held(out);
+        self.send_held(now, out);
+        if !self.held.is_empty() {
+            // The rest of a paste first: no program starts in its middle.
+            return Ok(());
+        }
         let Some(next) = self.queue.front() else {
             self.waiting = None;
             return Ok(());
@@ -626,7 +663,7 @@ impl TextLane {
                 if let Mode::Running { job, .. } = &self.mode
                     && job.user
                 {
-                    self.send_held(out);
+                    self.send_held(now, out);
                 }
                 self.poll_program(now, out);
             }
@@ -748,7 +785,7 @@ impl TextLane {
                 // The board did not redraw the line as expected: show what
                 // it has, from now on the truth.
                 self.screen = scratch.clone();
-                self.back_to_terminal(out);
+                self.back_to_terminal(now, out);
             }
             _ => {}
         }
@@ -781,7 +818,14 @@ impl TextLane {
                 settle.into_iter().chain(patience).min()
             }
         };
-        mode.filter(|_| !(matches!(self.mode, Mode::Terminal) && self.queue.is_empty()))
+        let mode = mode.filter(|_| !(matches!(self.mode, Mode::Terminal) && self.queue.is_empty()));
+        let paste = self
+            .keys_paced_until
+            .filter(|_| !self.held.is_empty() && self.keys_unechoed > 0 && self.theirs());
+        match (mode, paste) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use webrepl_mount::session::{Config, Session, Target};
 
+pub mod browser;
 pub mod proxy;
 
 pub fn repo() -> &'static Path {
@@ -28,7 +29,7 @@ fn board_binary() -> &'static Path {
     })
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }

@@ -1,0 +1,45 @@
+//! Installs the page's npm packages (src/web/page/package-lock.json, from
+//! the npm registry) into OUT_DIR, where src/web embeds them: the binary
+//! needs no network and no CDN at run time.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let page = Path::new("src/web/page");
+    for f in ["package.json", "package-lock.json"] {
+        println!("cargo:rerun-if-changed=src/web/page/{f}");
+    }
+    let Some(out) = std::env::var_os("OUT_DIR") else {
+        panic!("cargo sets OUT_DIR for build scripts");
+    };
+    let npm = Path::new(&out).join("npm");
+    let installed = npm.join("node_modules/@xterm/xterm/lib/xterm.js");
+    let lock = std::fs::read(page.join("package-lock.json")).ok();
+    if installed.exists() && std::fs::read(npm.join("package-lock.json")).ok() == lock {
+        return;
+    }
+    std::fs::create_dir_all(&npm).expect("create OUT_DIR/npm");
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(page.join(f), npm.join(f)).expect("copy the page's package files");
+    }
+    let status = Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
+        .current_dir(&npm)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            panic!("npm ci for the page's xterm.js failed ({s}); is the npm registry reachable?")
+        }
+        Err(e) => {
+            panic!("cannot run npm ({e}): scripts/deps.sh installs it (Debian: apt install npm)")
+        }
+    }
+}

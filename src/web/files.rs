@@ -1,0 +1,213 @@
+//! The page's files panel, on whatever holds the board: a mount (its files
+//! go through the mountpoint, so they take the mount's own atomic, verified
+//! upload and its snapshot stays right) or a board of the page's own.
+
+use crate::board::{self, Base, Board, Kind};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Clone)]
+pub enum Files {
+    Mount(PathBuf),
+    Board(Board),
+}
+
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub path: String,
+    pub dir: bool,
+    pub size: u64,
+}
+
+/// Free and total bytes of the board's flash.
+pub type Space = (u64, u64);
+
+impl Files {
+    pub async fn tree(&self) -> Result<Vec<Entry>> {
+        let mut all = match self {
+            Files::Board(b) => b
+                .list("/", true)
+                .await?
+                .into_iter()
+                .map(|e| Entry {
+                    path: e.path,
+                    dir: e.kind == Kind::Dir,
+                    size: e.size,
+                })
+                .collect(),
+            Files::Mount(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || walk(&root))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("listing: {e}")))??
+            }
+        };
+        all.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(all)
+    }
+
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let path = board::normalize(path)?;
+        match self {
+            Files::Board(b) => b.get(&path).await,
+            Files::Mount(_) => tokio::fs::read(self.local(&path))
+                .await
+                .map_err(|e| words(e, &path)),
+        }
+    }
+
+    /// Whole and verified, or not at all: the board keeps its old file if
+    /// anything fails.
+    pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
+        let path = board::normalize(path)?;
+        match self {
+            Files::Board(b) => b.put(&path, &data, true, Base::Any).await.map(|_| ()),
+            Files::Mount(_) => {
+                let local = self.local(&path);
+                let shown = path.clone();
+                tokio::task::spawn_blocking(move || upload_through_mount(&local, &data))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("writing: {e}")))?
+                    .map_err(|e| words(e, &shown))
+            }
+        }
+    }
+
+    pub async fn remove(&self, path: &str) -> Result<()> {
+        let path = board::normalize(path)?;
+        match self {
+            Files::Board(b) => b.remove(&path).await,
+            Files::Mount(_) => {
+                let local = self.local(&path);
+                let r = match tokio::fs::symlink_metadata(&local).await {
+                    Ok(m) if m.is_dir() => tokio::fs::remove_dir(&local).await,
+                    Ok(_) => tokio::fs::remove_file(&local).await,
+                    Err(e) => Err(e),
+                };
+                r.map_err(|e| words(e, &path))
+            }
+        }
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (board::normalize(from)?, board::normalize(to)?);
+        match self {
+            Files::Board(b) => b.rename(&from, &to).await,
+            Files::Mount(_) => tokio::fs::rename(self.local(&from), self.local(&to))
+                .await
+                .map_err(|e| words(e, &from)),
+        }
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        let path = board::normalize(path)?;
+        match self {
+            Files::Board(b) => b.mkdirs(&path).await,
+            Files::Mount(_) => tokio::fs::create_dir_all(self.local(&path))
+                .await
+                .map_err(|e| words(e, &path)),
+        }
+    }
+
+    pub async fn space(&self) -> Result<Space> {
+        let v = match self {
+            Files::Board(b) => b.statvfs("/").await?,
+            Files::Mount(root) => {
+                let root = root.clone();
+                return tokio::task::spawn_blocking(move || statvfs(&root))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("statvfs: {e}")))?;
+            }
+        };
+        let unit = v.frsize.max(v.bsize);
+        Ok((v.bavail * unit, v.blocks * unit))
+    }
+
+    /// A board path (normalised, absolute) under the mountpoint.
+    fn local(&self, path: &str) -> PathBuf {
+        match self {
+            Files::Mount(root) => root.join(path.trim_start_matches('/')),
+            Files::Board(_) => PathBuf::from(path),
+        }
+    }
+}
+
+/// Into a name of its own first, then renamed over the target: a failed
+/// upload (a full board) then leaves neither a changed file in the mount to
+/// be sent again and again nor a touched target on the board.
+fn upload_through_mount(target: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = target.parent().unwrap_or(std::path::Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = dir.join(format!(".{name}.webrepl-upload"));
+    let sent = (|| {
+        let mut f = std::fs::File::create(&part)?;
+        f.write_all(data)?;
+        // The mount uploads on fsync and says there whether the board took
+        // it; a plain close would drop that answer.
+        f.sync_all()
+    })();
+    if let Err(e) = sent {
+        // Never on the board: removing it costs nothing there.
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    std::fs::rename(&part, target)
+}
+
+fn walk(root: &std::path::Path) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let md = e.metadata()?;
+            let rel = e.path();
+            let rel = rel.strip_prefix(root).unwrap_or(&rel);
+            out.push(Entry {
+                path: format!("/{}", rel.to_string_lossy()),
+                dir: md.is_dir(),
+                size: md.len(),
+            });
+            if md.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn statvfs(root: &std::path::Path) -> Result<Space> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(root.as_os_str().as_bytes())
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    // SAFETY: a valid path and a zeroed struct for the kernel to fill.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let unit = v.f_frsize.max(v.f_bsize);
+    Ok((v.f_bavail * unit, v.f_blocks * unit))
+}
+
+/// What the mount's errno meant, in the words the page shows.
+fn words(e: std::io::Error, path: &str) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::NotFound(path.to_string()),
+        Some(libc::EBUSY) => Error::Busy(format!("{path}: the board is busy running a program")),
+        Some(libc::EIO) => Error::LinkLost(format!(
+            "while writing {path} (the board could not be reached; the mount sends it when it can)"
+        )),
+        Some(errno) => Error::Os {
+            errno,
+            what: path.to_string(),
+        },
+        None => Error::Invalid(format!("{path}: {e}")),
+    }
+}

@@ -1,0 +1,349 @@
+//! The local page: the board's terminal and files in a browser tab, on the
+//! session everything else uses (what webrepl.html does, without taking the
+//! board's one connection). It listens on 127.0.0.1 unless told otherwise;
+//! see `guard` for who may use it. Everything it serves is in the binary.
+
+mod files;
+mod guard;
+
+pub use files::Files;
+
+use crate::error::{Error, Kind, Result};
+use crate::session::Session;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use guard::Guard;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+const INDEX: &str = include_str!("page/index.html");
+const APP_JS: &str = include_str!("page/app.js");
+const APP_CSS: &str = include_str!("page/app.css");
+const XTERM_JS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/npm/node_modules/@xterm/xterm/lib/xterm.js"
+));
+const XTERM_CSS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/npm/node_modules/@xterm/xterm/css/xterm.css"
+));
+const FIT_JS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/npm/node_modules/@xterm/addon-fit/lib/addon-fit.js"
+));
+
+/// Files larger than this are refused rather than held in memory.
+const UPLOAD_LIMIT: usize = 16 << 20;
+
+struct Page {
+    session: Session,
+    files: Files,
+    guard: Guard,
+    /// What the page shows as the board's name.
+    board: String,
+    /// Free space, asked after changes only: asking costs a program on the
+    /// board, which would interleave with the user's typing.
+    space: Mutex<Option<files::Space>>,
+}
+
+/// A running page server.
+pub struct Served {
+    /// With the token in its fragment: what the user opens.
+    pub url: String,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// `[ADDR:]PORT` (a bare port listens on 127.0.0.1).
+pub fn parse_listen(s: &str) -> Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        Error::Invalid(format!(
+            "{s:?}: give the page's address as PORT or ADDR:PORT"
+        ))
+    })
+}
+
+pub async fn start(
+    listen: SocketAddr,
+    session: Session,
+    files: Files,
+    board: String,
+) -> Result<Served> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Invalid(format!("cannot serve the page on {listen}: {e}")))?;
+    let addr = listener.local_addr()?;
+    let token: String = (0..16)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let page = Arc::new(Page {
+        session,
+        files,
+        guard: Guard::new(token.clone(), addr),
+        board,
+        space: Mutex::new(None),
+    });
+    page.clone().refresh_space();
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/page/{name}", get(asset))
+        .route("/term", get(term))
+        .route("/api/status", get(status))
+        .route("/api/tree", get(tree))
+        .route("/api/file", get(download).put(upload))
+        .route("/api/remove", post(remove))
+        .route("/api/rename", post(rename))
+        .route("/api/mkdir", post(mkdir))
+        .route("/api/run", post(run))
+        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
+        .layer(middleware::from_fn_with_state(page.clone(), guard))
+        .with_state(page);
+    // Echoes are a few bytes each: Nagle would hold them for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("the page server stopped: {e}");
+        }
+    });
+    let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    Ok(Served {
+        url: format!("http://{host}/#{token}"),
+        task,
+    })
+}
+
+async fn guard(State(page): State<Arc<Page>>, req: Request, next: Next) -> Response {
+    match page.guard.check(req.uri().path(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err((code, why)) => {
+            tracing::info!("page: refused {} {}: {why}", req.method(), req.uri().path());
+            (code, why).into_response()
+        }
+    }
+}
+
+async fn index(State(page): State<Arc<Page>>) -> Response {
+    let html = INDEX
+        .replace("{{board}}", &html_escape(&page.board))
+        .replace("{{cookie}}", &page.guard.cookie())
+        .replace(
+            "{{live}}",
+            &matches!(page.files, Files::Mount(_)).to_string(),
+        );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn asset(UrlPath(name): UrlPath<String>) -> Response {
+    let (kind, body): (&str, &'static [u8]) = match name.as_str() {
+        "app.js" => ("text/javascript", APP_JS.as_bytes()),
+        "app.css" => ("text/css", APP_CSS.as_bytes()),
+        "xterm.js" => ("text/javascript", XTERM_JS),
+        "xterm.css" => ("text/css", XTERM_CSS),
+        "addon-fit.js" => ("text/javascript", FIT_JS),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// The REPL: keystrokes in, the board's output out, with the same flow
+/// control as `term` (the next message is read only once the last keys
+/// were taken), so a long paste reaches the board whole.
+async fn term(State(page): State<Arc<Page>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| terminal(page.session.clone(), socket))
+}
+
+async fn terminal(session: Session, mut socket: WebSocket) {
+    let mut output = session.subscribe();
+    loop {
+        tokio::select! {
+            m = socket.recv() => {
+                let keys = match m {
+                    Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => return,
+                };
+                if session.keys(keys).await.is_err() {
+                    return;
+                }
+            }
+            o = output.recv() => match o {
+                Ok(bytes) => {
+                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+async fn status(State(page): State<Arc<Page>>) -> Response {
+    let space = *page.space.lock().unwrap_or_else(|p| p.into_inner());
+    let st = match page.session.status().await {
+        Ok(st) => st,
+        Err(e) => return fail(e),
+    };
+    let link = if st.link_up {
+        "up"
+    } else if st.idle_closed {
+        "idle"
+    } else {
+        "down"
+    };
+    let transfers: Vec<_> = st
+        .moving
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "path": m.path, "upload": m.upload, "done": m.done, "total": m.total
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "link": link,
+        "down": st.down.map(|(d, why)| format!("down for {} s: {why}", d.as_secs())),
+        "waiting": st.waiting.map(|(_, why)| why),
+        "transfers": transfers,
+        "queued": st.queued.len(),
+        "free": space.map(|s| s.0),
+        "total": space.map(|s| s.1),
+    }))
+    .into_response()
+}
+
+async fn tree(State(page): State<Arc<Page>>) -> Response {
+    match page.files.tree().await {
+        Ok(all) => Json(all).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct OnePath {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct TwoPaths {
+    from: String,
+    to: String,
+}
+
+async fn download(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
+    match page.files.read(&q.path).await {
+        Ok(data) => {
+            let name = q.path.rsplit('/').next().unwrap_or("file").replace('"', "");
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                data,
+            )
+                .into_response()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn upload(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Bytes) -> Response {
+    let r = page.files.write(&q.path, body).await;
+    page.changed(r)
+}
+
+async fn remove(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
+    let r = page.files.remove(&q.path).await;
+    page.changed(r)
+}
+
+async fn rename(State(page): State<Arc<Page>>, Query(q): Query<TwoPaths>) -> Response {
+    let r = page.files.rename(&q.from, &q.to).await;
+    page.changed(r)
+}
+
+async fn mkdir(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
+    let r = page.files.mkdir(&q.path).await;
+    page.changed(r)
+}
+
+/// Typed at the REPL, as a person would, so its output is in the terminal
+/// and Ctrl-C there stops it.
+async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
+    let path = match crate::board::normalize(&q.path) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let plain = path
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '\'' && c != '\\');
+    let name = if plain {
+        format!("'{path}'")
+    } else {
+        crate::board::snippets::lit(&path)
+    };
+    let line = format!("exec(open({name}).read())\r");
+    match page.session.keys(line.into_bytes()).await {
+        Ok(()) => Json(serde_json::json!({"ok": true})).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+impl Page {
+    fn changed(self: Arc<Self>, r: Result<()>) -> Response {
+        self.clone().refresh_space();
+        match r {
+            Ok(()) => Json(serde_json::json!({"ok": true})).into_response(),
+            Err(e) => fail(e),
+        }
+    }
+
+    fn refresh_space(self: Arc<Self>) {
+        tokio::spawn(async move {
+            if let Ok(s) = self.files.space().await {
+                *self.space.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+            }
+        });
+    }
+}
+
+/// An error as the page shows it: its words, with a status that says what
+/// kind of trouble it is.
+fn fail(e: Error) -> Response {
+    let code = match e.kind() {
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Busy | Kind::Running | Kind::Conflict => StatusCode::CONFLICT,
+        Kind::LinkLost | Kind::Unreachable | Kind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Os(libc::ENOSPC) => StatusCode::INSUFFICIENT_STORAGE,
+        Kind::Invalid | Kind::Os(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

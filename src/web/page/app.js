@@ -1,0 +1,279 @@
+// The page of webrepl-mount: the board's REPL (xterm.js) and its files, on
+// the daemon's session. The token comes in the URL's fragment (never sent
+// to a server) and is kept in a cookie of this port for every request.
+'use strict';
+
+const cookie = document.body.dataset.cookie;
+if (location.hash.length > 1) {
+  document.cookie = `${cookie}=${location.hash.slice(1)}; path=/; SameSite=Strict`;
+  history.replaceState(null, '', location.pathname);
+}
+
+const $ = (id) => document.getElementById(id);
+let cwd = '/';
+
+function say(text) {
+  const m = $('message');
+  m.textContent = text || '';
+  m.hidden = !text;
+}
+
+async function api(method, path, params, body, onProgress) {
+  const url = path + '?' + new URLSearchParams(params || {});
+  if (onProgress) {
+    // XHR: fetch cannot report upload progress.
+    return new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open(method, url);
+      x.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+      x.onload = () => (x.status < 300 ? resolve(x.response) : reject(new Error(errorText(x.responseText, x.status))));
+      x.onerror = () => reject(new Error('the page lost its server (is webrepl-mount still running?)'));
+      x.send(body);
+    });
+  }
+  let r;
+  try {
+    r = await fetch(url, { method, body });
+  } catch (e) {
+    throw new Error('the page lost its server (is webrepl-mount still running?)');
+  }
+  if (!r.ok) throw new Error(errorText(await r.text(), r.status));
+  return r;
+}
+
+function errorText(text, status) {
+  try {
+    return JSON.parse(text).error;
+  } catch (e) {
+    return text || `HTTP ${status}`;
+  }
+}
+
+// The terminal.
+// convertEol: some ports end lines with a bare \n; ESP boards send \r\n either way.
+const term = new Terminal({ scrollback: 10000, cursorBlink: true, fontSize: 14, convertEol: true });
+const fit = new FitAddon.FitAddon();
+term.loadAddon(fit);
+term.open($('terminal'));
+fit.fit();
+window.addEventListener('resize', () => fit.fit());
+let ws = null;
+const encoder = new TextEncoder();
+
+function connect() {
+  ws = new WebSocket(`ws://${location.host}/term`);
+  ws.binaryType = 'arraybuffer';
+  ws.onopen = () => {
+    // When the terminal could first be used (scripts/bench-page.sh reads it).
+    window.termReadyAt = window.termReadyAt || performance.now();
+    document.body.dataset.term = 'connected';
+    term.write('\x1b[2mThe REPL of the board: Enter for a prompt.\x1b[0m\r\n');
+  };
+  ws.onmessage = (e) => term.write(new Uint8Array(e.data));
+  ws.onclose = () => {
+    document.body.dataset.term = 'closed';
+    setTimeout(connect, 1000);
+  };
+}
+// For diagnostics and scripts/bench-page.sh.
+window.webreplMount = { ws: () => ws };
+term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
+connect();
+
+// The status line.
+function kb(n) {
+  return n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MB' : Math.round(n / 1024) + ' KB';
+}
+
+async function poll() {
+  const s = $('status');
+  try {
+    const st = await (await api('GET', '/api/status')).json();
+    const parts = [st.link === 'up' ? 'link up' : st.link === 'idle' ? 'link idle (reopens when used)' : st.down || 'link down'];
+    for (const t of st.transfers) {
+      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${t.total ? Math.round((100 * t.done) / t.total) : 0}%`);
+    }
+    if (st.queued) parts.push(`${st.queued} waiting`);
+    if (st.waiting) parts.push(st.waiting);
+    if (st.free != null) parts.push(`${kb(st.free)} free of ${kb(st.total)}`);
+    s.textContent = parts.join(' · ');
+    s.className = st.link;
+    document.body.dataset.link = st.link;
+  } catch (e) {
+    s.textContent = e.message;
+    s.className = 'down';
+    document.body.dataset.link = 'down';
+  }
+}
+setInterval(poll, 500);
+poll();
+
+// The files panel.
+function join(dir, name) {
+  return (dir.endsWith('/') ? dir : dir + '/') + name;
+}
+
+async function refresh() {
+  let all;
+  try {
+    all = await (await api('GET', '/api/tree')).json();
+  } catch (e) {
+    say(e.message);
+    return;
+  }
+  const ul = $('tree');
+  ul.replaceChildren();
+  $('cwd').textContent = cwd;
+  const here = all.filter((e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, ''));
+  here.sort((a, b) => b.dir - a.dir || a.path.localeCompare(b.path));
+  for (const e of here) ul.append(row(e));
+}
+
+function row(e) {
+  const li = document.createElement('li');
+  const name = e.path.slice(e.path.lastIndexOf('/') + 1);
+  li.className = e.dir ? 'dir' : 'file';
+  li.dataset.path = e.path;
+  const label = document.createElement('span');
+  label.className = 'name';
+  label.textContent = e.dir ? name + '/' : name;
+  const size = document.createElement('span');
+  size.className = 'size';
+  size.textContent = e.dir ? '' : e.size + ' B';
+  li.append(label, size);
+  const button = (text, action, title) => {
+    const b = document.createElement('button');
+    b.textContent = text;
+    b.dataset.action = action;
+    b.title = title;
+    b.onclick = (ev) => {
+      ev.stopPropagation();
+      act(action, e.path).catch((err) => say(err.message));
+    };
+    li.append(b);
+  };
+  if (e.dir) {
+    label.onclick = () => {
+      cwd = e.path;
+      refresh();
+    };
+  } else {
+    button('⤓', 'download', 'Download');
+    if (name.endsWith('.py')) button('▶', 'run', 'Run in the REPL');
+  }
+  button('✎', 'rename', 'Rename');
+  button('✕', 'delete', 'Delete');
+  return li;
+}
+
+async function act(action, path) {
+  say('');
+  if (action === 'download') {
+    const a = document.createElement('a');
+    a.href = '/api/file?' + new URLSearchParams({ path });
+    a.download = path.slice(path.lastIndexOf('/') + 1);
+    document.body.append(a);
+    a.click();
+    a.remove();
+    return;
+  }
+  if (action === 'run') {
+    await api('POST', '/api/run', { path });
+    term.focus();
+    return;
+  }
+  if (action === 'rename') {
+    const to = prompt(`Rename ${path} to`, path);
+    if (!to || to === path) return;
+    await api('POST', '/api/rename', { from: path, to: to.startsWith('/') ? to : join(cwd, to) });
+  }
+  if (action === 'delete') {
+    if (!confirm(`Delete ${path} from the board?`)) return;
+    await api('POST', '/api/remove', { path });
+  }
+  await refresh();
+}
+
+// Uploads: one bar per file, one at a time (the board takes one transfer
+// at a time anyway, and a failure then names its file).
+let queue = Promise.resolve();
+function upload(file, path) {
+  const li = document.createElement('li');
+  li.textContent = path + ' ';
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  li.append(bar);
+  $('uploads').append(li);
+  queue = queue.then(async () => {
+    try {
+      await api('PUT', '/api/file', { path }, file, (f) => (bar.value = f * 0.9));
+      li.remove();
+    } catch (e) {
+      li.textContent = `${path}: ${e.message}`;
+      li.className = 'failed';
+      say(`${path}: ${e.message}`);
+    }
+    await refresh();
+  });
+  return queue;
+}
+
+$('pick').onchange = (e) => {
+  for (const f of e.target.files) upload(f, join(cwd, f.name));
+  e.target.value = '';
+};
+$('pick-dir').onchange = (e) => {
+  for (const f of e.target.files) upload(f, join(cwd, f.webkitRelativePath || f.name));
+  e.target.value = '';
+};
+
+function walkEntry(entry, dir) {
+  if (entry.isFile) {
+    entry.file((f) => upload(f, join(dir, f.name)));
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    const next = () =>
+      reader.readEntries((list) => {
+        for (const child of list) walkEntry(child, join(dir, entry.name));
+        if (list.length) next();
+      });
+    next();
+  }
+}
+
+const panel = $('files');
+panel.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  panel.classList.add('drop');
+});
+panel.addEventListener('dragleave', () => panel.classList.remove('drop'));
+panel.addEventListener('drop', (e) => {
+  e.preventDefault();
+  panel.classList.remove('drop');
+  for (const item of e.dataTransfer.items) {
+    const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
+    if (entry) walkEntry(entry, cwd);
+  }
+});
+
+$('mkdir').onclick = async () => {
+  const name = prompt('New folder in ' + cwd);
+  if (!name) return;
+  try {
+    await api('POST', '/api/mkdir', { path: join(cwd, name) });
+  } catch (e) {
+    say(e.message);
+  }
+  refresh();
+};
+$('up').onclick = () => {
+  cwd = cwd.slice(0, cwd.lastIndexOf('/')) || '/';
+  refresh();
+};
+$('refresh').onclick = refresh;
+refresh();
+// A mount's tree costs nothing to read again; a board's costs a program.
+if (document.body.dataset.live === 'true') {
+  setInterval(() => document.visibilityState === 'visible' && refresh(), 3000);
+}

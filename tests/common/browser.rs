@@ -1,0 +1,150 @@
+//! Debian's headless Chromium, driven over WebDriver (chromedriver) with
+//! fantoccini: the page's tests run in a real browser.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Browser {
+    driver: Child,
+    pub client: Client,
+    /// Where downloads land.
+    pub downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = super::free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: dropping the fixture ends Chromium too.
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver (scripts/deps.sh installs chromium-driver)");
+        super::eventually(10, "chromedriver listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let downloads = tempfile::tempdir().expect("downloads");
+        let profile = tempfile::tempdir().expect("profile");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                // root needs --no-sandbox (BROWSER-TLS-NOTES.md).
+                "args": ["--headless=new", "--no-sandbox", "--window-size=1280,800",
+                         format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {
+                    "download.default_directory": downloads.path().display().to_string(),
+                    "download.prompt_for_download": false,
+                },
+            }),
+        );
+        // fantoccini's rustls brings a second crypto provider: choose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientBuilder::rustls()
+            .expect("rustls roots")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session with Chromium");
+        Browser {
+            driver,
+            client,
+            downloads,
+            _profile: profile,
+        }
+    }
+
+    /// The value of a JavaScript expression.
+    pub async fn eval(&self, expr: &str) -> serde_json::Value {
+        self.client
+            .execute(&format!("return ({expr});"), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{expr}: {e}"))
+    }
+
+    /// Waits for a JavaScript expression to be true, up to `secs`.
+    pub async fn until(&self, secs: u64, expr: &str) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if self.eval(expr).await == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{expr} never held; the terminal shows {:?}, the status line {:?}",
+                self.terminal_text().await,
+                self.eval("document.getElementById('status').textContent")
+                    .await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn terminal_text(&self) -> String {
+        self.eval("(document.querySelector('.xterm-rows') || {}).innerText || ''")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Types into the terminal as a person would.
+    pub async fn type_keys(&self, keys: &str) {
+        self.client
+            .find(Locator::Css(".xterm-helper-textarea"))
+            .await
+            .expect("the terminal's input")
+            .send_keys(keys)
+            .await
+            .expect("typing");
+    }
+
+    /// Clicks the button `action` on the row of `path` in the files panel.
+    pub async fn click_row(&self, path: &str, action: &str) {
+        let css = format!("#tree li[data-path='{path}'] button[data-action='{action}']");
+        self.until(10, &format!("!!document.querySelector(\"{css}\")"))
+            .await;
+        self.client
+            .find(Locator::Css(&css))
+            .await
+            .expect("the button")
+            .click()
+            .await
+            .expect("click");
+    }
+
+    /// Answers a prompt() or confirm() once it is up.
+    pub async fn answer_dialog(&self, text: Option<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.client.get_alert_text().await.is_err() {
+            assert!(Instant::now() < deadline, "no dialog came up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(t) = text {
+            self.client
+                .send_alert_text(t)
+                .await
+                .expect("type in the dialog");
+        }
+        self.client.accept_alert().await.expect("accept the dialog");
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: signals the process group started above.
+        unsafe { libc::killpg(self.driver.id() as i32, libc::SIGKILL) };
+        let _ = self.driver.wait();
+    }
+}

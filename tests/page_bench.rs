@@ -1,0 +1,203 @@
+//! The page's figures and its README screenshot, run by scripts/bench-page.sh
+//! and scripts/screenshot.sh (ignored in the test suite: they print numbers
+//! and write an image, they do not judge).
+
+mod common;
+
+use common::browser::Browser;
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn page_of(m: &Mount) -> String {
+    let o = m.cmd().arg("web").arg(m.path()).output().expect("web");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Milliseconds from typing `probe` in the page to its echo there.
+async fn page_echo(b: &Browser, probe: &str) -> f64 {
+    let script = r#"
+        const [probe, done] = arguments;
+        const ws = window.webreplMount.ws();
+        let seen = '';
+        const t0 = performance.now();
+        const listen = (e) => {
+            seen += new TextDecoder().decode(e.data);
+            if (seen.includes(probe)) { ws.removeEventListener('message', listen); done(performance.now() - t0); }
+        };
+        ws.addEventListener('message', listen);
+        ws.send(new TextEncoder().encode(probe));
+    "#;
+    b.client
+        .execute_async(script, vec![serde_json::json!(probe)])
+        .await
+        .expect("probe")
+        .as_f64()
+        .expect("ms")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: scripts/bench-page.sh"]
+async fn page_figures() {
+    let tb = TestBoard::start();
+    // Wi-Fi: 10 ms round trip; files at an ESP32's 20 KB/s.
+    let emu = LinkEmu::slow(tb.port);
+    let board = format!("127.0.0.1:{}", emu.port);
+    let data = random_bytes(100_000, 5);
+    let local = tempfile::tempdir().expect("local");
+    let src = local.path().join("big.bin");
+    std::fs::write(&src, &data).expect("write");
+
+    // webrepl-mount cp of 100 KB, no mount.
+    let t = Instant::now();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args([
+            "cp",
+            &src.display().to_string(),
+            &format!("{board}:/cp.bin"),
+        ])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .expect("cp");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cp = t.elapsed().as_secs_f64();
+
+    let mut m = Mount::start(&tb, &board, &[]);
+    let url = page_of(&m);
+    let b = Browser::start().await;
+    b.client.goto(&url).await.expect("open");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    let ready = b.eval("window.termReadyAt").await.as_f64().expect("ms");
+
+    // Echo of a typed line: the page, then term, on the same link.
+    let mut term = m
+        .cmd()
+        .arg("term")
+        .arg(m.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("term");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (sink, mut out) = (seen.clone(), term.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    eventually(10, "term attached", || {
+        String::from_utf8_lossy(&seen.lock().expect("lock")).contains("Ctrl-]")
+    });
+    let (mut page_ms, mut term_ms) = (Vec::new(), Vec::new());
+    let keys = term.stdin.as_mut().expect("stdin");
+    for i in 0..10 {
+        page_ms.push(page_echo(&b, &format!("p{i}x")).await);
+        let probe = format!("t{i}y");
+        let t = Instant::now();
+        keys.write_all(probe.as_bytes()).expect("type");
+        keys.flush().expect("flush");
+        while !String::from_utf8_lossy(&seen.lock().expect("lock")).contains(&probe) {
+            assert!(t.elapsed() < Duration::from_secs(10), "no echo in term");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        term_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // Leave a clean line behind.
+    keys.write_all(b"\x03").expect("ctrl-c");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+
+    // 100 KB through the page, as its upload sends it.
+    let page_up = b
+        .client
+        .execute_async(
+            r#"
+            const [n, done] = arguments;
+            const body = new Uint8Array(n).map((_, i) => (i * 7919) & 255);
+            const t0 = performance.now();
+            fetch('/api/file?path=/page.bin', { method: 'PUT', body })
+                .then((r) => done(r.ok ? performance.now() - t0 : -r.status));
+            "#,
+            vec![serde_json::json!(data.len())],
+        )
+        .await
+        .expect("upload")
+        .as_f64()
+        .expect("ms")
+        / 1000.0;
+    assert!(page_up > 0.0, "the page's upload failed");
+    println!("page ready (terminal connected): {ready:.0} ms after the URL was opened");
+    println!(
+        "echo of a typed line, median of 10: page {:.1} ms, term {:.1} ms (10 ms RTT)",
+        median(&mut page_ms),
+        median(&mut term_ms)
+    );
+    println!(
+        "upload of 100 KB at 20 KB/s: page {page_up:.2} s, webrepl-mount cp {cp:.2} s ({:+.0}%)",
+        (page_up / cp - 1.0) * 100.0
+    );
+    let _ = term.kill();
+    let _ = term.wait();
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "writes docs/page.png: scripts/screenshot.sh"]
+async fn screenshot() {
+    let tb = TestBoard::start();
+    for (p, text) in [
+        ("/boot.py", "# boot.py\n"),
+        ("/main.py", "import blink\nblink.run()\n"),
+        ("/lib/blink.py", "from machine import Pin\n"),
+        ("/config.json", "{}\n"),
+    ] {
+        if let Some(dir) = tb.path(p).parent() {
+            std::fs::create_dir_all(dir).expect("dir");
+        }
+        std::fs::write(tb.path(p), text).expect("seed");
+    }
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/main.py']\")",
+    )
+    .await;
+    b.type_keys("\n").await;
+    b.type_keys("import os; os.listdir()\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('main.py')",
+    )
+    .await;
+    b.type_keys("print(6*7)\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('\\n42')",
+    )
+    .await;
+    b.until(
+        10,
+        "document.getElementById('status').textContent.includes('free')",
+    )
+    .await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    let out = common::repo().join("docs/page.png");
+    std::fs::create_dir_all(out.parent().expect("docs")).expect("docs dir");
+    std::fs::write(&out, png).expect("write docs/page.png");
+    println!("wrote {}", out.display());
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
