@@ -451,7 +451,12 @@ fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
     let tb = TestBoard::start();
     let mut m = Mount::start(&tb, &tb.addr(), &[]);
     let mut t = Tty::attach(&m);
-    t.type_keys("\rimport time\rfor i in range(25): print('tick', i); time.sleep_ms(100)\r\r");
+    // The last tick carries the board's clock (the host's, on the test
+    // board), which the time the upload was renamed into place is compared
+    // with: a terminal that shows it late under load changes nothing.
+    t.type_keys(
+        "\rimport time\rfor i in range(25): print('tick', i, time.time_ns() if i == 24 else ''); time.sleep_ms(100)\r\r",
+    );
     t.wait_for("tick 2");
     let data = random_bytes(50_000, 9);
     let copy = {
@@ -462,9 +467,21 @@ fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
     // only its check and rename wait for the REPL.
     m.status_until(10, |s| s.contains("waiting: for the REPL"));
     copy.join().unwrap().unwrap();
+    t.wait_for("tick 24 ");
+    let last_tick: u128 = t
+        .text()
+        .rsplit("tick 24 ")
+        .next()
+        .and_then(|after| after.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("the board's clock at the last tick");
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(tb.path("/data.bin")).unwrap();
+    let renamed = md.ctime() as u128 * 1_000_000_000 + md.ctime_nsec() as u128;
     assert!(
-        t.text().contains("tick 24"),
-        "the copy ended before the program"
+        renamed > last_tick,
+        "the upload was renamed into place {} ms before the program's last tick",
+        (last_tick - renamed) / 1_000_000
     );
     assert_eq!(std::fs::read(tb.path("/data.bin")).unwrap(), data);
     assert!(!t.text().contains("KeyboardInterrupt"));
