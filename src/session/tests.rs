@@ -109,6 +109,29 @@ fn keys_typed_during_a_download_are_echoed_long_before_it_ends() {
 }
 
 #[test]
+fn a_queued_program_starts_as_soon_as_the_one_before_ends() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let first = p.core.submit(p.now, program("print(1)"));
+    assert!(p.wait(first, Duration::from_secs(10)).is_ok());
+    // Two at once: the second waits for the first, then goes at once.
+    let started = p.now;
+    let a = p.core.submit(p.now, program("print(2)"));
+    let b = p.core.submit(p.now, program("print(3)"));
+    assert!(p.wait(a, Duration::from_secs(10)).is_ok());
+    let between = p.now;
+    match p.wait(b, Duration::from_secs(10)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"3\n"),
+        r => panic!("{r:?}"),
+    }
+    let second = p.now - between;
+    assert!(
+        second < RTT * 4,
+        "the second program took {second:?} after the first ({:?} in all)",
+        p.now - started
+    );
+}
+
+#[test]
 fn a_program_runs_while_a_download_is_in_flight() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));

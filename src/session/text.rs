@@ -496,6 +496,26 @@ impl TextLane {
         binary_idle: bool,
         out: &mut Out,
     ) -> Result<(), Why> {
+        // A program that just ended leaves the raw prompt with the next one
+        // queued: start it now, not when a timer next wakes the lane (300 ms
+        // later, the hand-back time).
+        for _ in 0..4 {
+            let before = std::mem::discriminant(&self.mode);
+            self.drive_once(now, terminals, binary_idle, out)?;
+            if std::mem::discriminant(&self.mode) == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn drive_once(
+        &mut self,
+        now: Instant,
+        terminals: usize,
+        binary_idle: bool,
+        out: &mut Out,
+    ) -> Result<(), Why> {
         self.check_deadlines(now, out)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
