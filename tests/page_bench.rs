@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::browser::Browser;
+use common::browser::{Browser, page_of};
+use common::piped::Piped;
 use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
-use std::io::{Read, Write};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn page_of(m: &Mount) -> String {
-    let o = m.cmd().arg("web").arg(m.path()).output().expect("web");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 /// Milliseconds from typing `probe` in the page to its echo there.
 async fn page_echo(b: &Browser, probe: &str) -> f64 {
@@ -74,42 +66,24 @@ async fn page_figures() {
     let ready = b.eval("window.termReadyAt").await.as_f64().expect("ms");
 
     // Echo of a typed line: the page, then term, on the same link.
-    let mut term = m
-        .cmd()
-        .arg("term")
-        .arg(m.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("term");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (sink, mut out) = (seen.clone(), term.stdout.take().expect("stdout"));
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while let Ok(n @ 1..) = out.read(&mut buf) {
-            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-        }
-    });
-    eventually(10, "term attached", || {
-        String::from_utf8_lossy(&seen.lock().expect("lock")).contains("Ctrl-]")
-    });
+    let mut c = m.cmd();
+    c.arg("term").arg(m.path());
+    let mut term = Piped::spawn(c);
+    eventually(10, "term attached", || term.text().contains("Ctrl-]"));
     let (mut page_ms, mut term_ms) = (Vec::new(), Vec::new());
-    let keys = term.stdin.as_mut().expect("stdin");
     for i in 0..10 {
         page_ms.push(page_echo(&b, &format!("p{i}x")).await);
         let probe = format!("t{i}y");
         let t = Instant::now();
-        keys.write_all(probe.as_bytes()).expect("type");
-        keys.flush().expect("flush");
-        while !String::from_utf8_lossy(&seen.lock().expect("lock")).contains(&probe) {
+        term.type_keys(probe.as_bytes());
+        while !term.text().contains(&probe) {
             assert!(t.elapsed() < Duration::from_secs(10), "no echo in term");
             std::thread::sleep(Duration::from_micros(200));
         }
         term_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     // Leave a clean line behind.
-    keys.write_all(b"\x03").expect("ctrl-c");
+    term.type_keys(b"\x03");
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -144,8 +118,7 @@ async fn page_figures() {
         "upload of 100 KB at 20 KB/s: page {page_up:.2} s, webrepl-mount cp {cp:.2} s ({:+.0}%)",
         (page_up / cp - 1.0) * 100.0
     );
-    let _ = term.kill();
-    let _ = term.wait();
+    drop(term);
     b.close().await;
     assert!(m.unmount().status.success());
 }

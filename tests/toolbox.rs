@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::piped::Piped;
 use common::{TestBoard, eventually, mounted};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -66,35 +67,19 @@ fn a_named_board_serves_cp_ls_exec_and_repl() {
         ok(&wm(home.path(), &["exec", "kitchen", "print(6*7)"])),
         "42\n"
     );
-    // The REPL by name, driven through a pipe; Ctrl-] leaves.
-    let mut term = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["term", "kitchen"])
+    // The REPL by name, driven through a pipe; Ctrl-] leaves once the
+    // answer is there.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.args(["term", "kitchen"])
         .env_remove("WEBREPL_PASSWORD")
-        .env("XDG_CONFIG_HOME", home.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("term");
-    {
-        use std::io::Write;
-        let mut keys = term.stdin.take().expect("stdin");
-        keys.write_all(b"print(7*6)\r").expect("type");
-        // Only once the answer is there, leave.
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (sink, mut out) = (seen.clone(), term.stdout.take().expect("stdout"));
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 256];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-            }
-        });
-        let text = || String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned();
-        eventually(10, "the answer 42 in the REPL", || text().contains("\n42"));
-        keys.write_all(b"\x1d").expect("leave");
-    }
-    let status = term.wait().expect("term exit");
+        .env("XDG_CONFIG_HOME", home.path());
+    let mut term = Piped::spawn(c);
+    term.type_keys(b"print(7*6)\r");
+    eventually(10, "the answer 42 in the REPL", || {
+        term.text().contains("\n42")
+    });
+    term.type_keys(b"\x1d");
+    let status = term.child.wait().expect("term exit");
     assert!(status.success(), "term exited with {status}");
     // A name that is not in the file is a host name, as before.
     let o = wm(

@@ -3,73 +3,17 @@
 
 mod common;
 
-use common::browser::Browser;
+use common::browser::{Browser, page_of};
+use common::piped::Piped;
 use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
-use fantoccini::Locator;
 use std::io::{Read, Write};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 
-/// `webrepl-mount web MOUNTPOINT`: the page's address.
-fn page_of(m: &Mount) -> String {
-    let o = m.cmd().arg("web").arg(m.path()).output().expect("web");
-    assert!(
-        o.status.success(),
-        "web: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.contains("/#"),
-        "{url}"
-    );
-    url
-}
-
-/// `webrepl-mount term` on pipes: what it shows, and a way to type.
-struct Term {
-    child: Child,
-    seen: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Term {
-    fn attach(m: &Mount) -> Term {
-        let mut child = m
-            .cmd()
-            .arg("term")
-            .arg(m.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("term");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (sink, mut out) = (seen.clone(), child.stdout.take().expect("stdout"));
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-            }
-        });
-        Term { child, seen }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.seen.lock().expect("lock")).into_owned()
-    }
-
-    fn type_keys(&mut self, keys: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(keys.as_bytes()).expect("type");
-        stdin.flush().expect("flush");
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `webrepl-mount term` of the mount, on pipes.
+fn term_of(m: &Mount) -> Piped {
+    let mut c = m.cmd();
+    c.arg("term").arg(m.path());
+    Piped::spawn(c)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,9 +34,9 @@ async fn the_page_types_at_the_boards_repl_beside_term() {
     )
     .await;
     // term and the page at once: each sees what the other typed.
-    let mut term = Term::attach(&m);
+    let mut term = term_of(&m);
     eventually(10, "term attached", || term.text().contains("Ctrl-]"));
-    term.type_keys("print('from' + ' term')\r");
+    term.type_keys(b"print('from' + ' term')\r");
     b.until(
         10,
         "document.querySelector('.xterm-rows').innerText.includes('from term')",
@@ -159,13 +103,7 @@ async fn the_files_panel_uploads_downloads_renames_and_deletes() {
     let data = random_bytes(30_000, 11);
     let src = local.path().join("up.bin");
     std::fs::write(&src, &data).expect("write");
-    b.client
-        .find(Locator::Css("#pick"))
-        .await
-        .expect("the picker")
-        .send_keys(&src.display().to_string())
-        .await
-        .expect("pick the file");
+    b.pick(&src).await;
     eventually(20, "the upload on the board", || {
         std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == data)
     });
@@ -219,13 +157,7 @@ async fn a_full_board_is_said_in_words() {
     let local = tempfile::tempdir().expect("local");
     let src = local.path().join("huge.bin");
     std::fs::write(&src, random_bytes(200_000, 3)).expect("write");
-    b.client
-        .find(Locator::Css("#pick"))
-        .await
-        .expect("the picker")
-        .send_keys(&src.display().to_string())
-        .await
-        .expect("pick the file");
+    b.pick(&src).await;
     b.until(
         60,
         "document.getElementById('message').textContent.includes('no space left on the board')",

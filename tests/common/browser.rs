@@ -7,6 +7,22 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `webrepl-mount web MOUNTPOINT`: the page's address.
+pub fn page_of(m: &super::Mount) -> String {
+    let o = m.cmd().arg("web").arg(m.path()).output().expect("web");
+    assert!(
+        o.status.success(),
+        "web: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/#"),
+        "{url}"
+    );
+    url
+}
+
 pub struct Browser {
     driver: Child,
     pub client: Client,
@@ -118,6 +134,17 @@ impl Browser {
             .click()
             .await
             .expect("click");
+    }
+
+    /// Picks a local file with the files panel's picker.
+    pub async fn pick(&self, file: &std::path::Path) {
+        self.client
+            .find(Locator::Css("#pick"))
+            .await
+            .expect("the picker")
+            .send_keys(&file.display().to_string())
+            .await
+            .expect("pick the file");
     }
 
     /// Answers a prompt() or confirm() once it is up.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use webrepl_mount::session::{Config, Session, Target};
 
 pub mod browser;
+pub mod piped;
 pub mod proxy;
 
 pub fn repo() -> &'static Path {
