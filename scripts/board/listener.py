@@ -96,15 +96,30 @@ class Term(io.IOBase):
 class BoardFs:
     # The board's filesystem: VfsPosix on a scratch directory, but renames
     # go through boardrepl.rename (VfsPosix 1.25 garbles them, see there).
+    # One call at a time: VfsPosix builds every host path in one buffer of
+    # its own and lets go of the GIL in the syscall that reads it, so the
+    # listener thread (a PUT's open) and the REPL (a program's stat or
+    # rename) rewrote each other's paths: a part file came up one byte
+    # short, a listed program would not compile. A board's FAT and
+    # littlefs have no such buffer.
     def __init__(self, root):
         self.root = root.rstrip("/")
         self.fs = vfs.VfsPosix(root)
+        self.lock = _thread.allocate_lock()
 
     def __getattr__(self, name):
-        return getattr(self.fs, name)
+        f = getattr(self.fs, name)
+        lock = self.lock
+
+        def locked(*args):
+            with lock:
+                return f(*args)
+
+        return locked
 
     def rename(self, old, new):
-        boardrepl.rename(self.host(old), self.host(new))
+        with self.lock:
+            boardrepl.rename(self.host(old), self.host(new))
 
     def host(self, path):
         if not path.startswith("/"):
