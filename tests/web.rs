@@ -234,6 +234,20 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
     };
     let cookie = format!("Cookie: webrepl_mount_{port}={token}\r\n");
     assert_eq!(get("/", ""), 200, "the page's shell is public");
+    // ... and holds nothing of the board, not even its address.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut shell = String::new();
+    s.read_to_string(&mut shell).expect("the shell");
+    assert!(shell.contains("xterm.js"), "{shell}");
+    assert!(
+        !shell.contains(&tb.addr()),
+        "the shell names the board: {shell}"
+    );
     assert_eq!(get("/api/tree", ""), 403);
     assert_eq!(get("/api/file?path=/boot.py", ""), 403);
     assert_eq!(get("/api/tree", "Cookie: webrepl_mount_1=x\r\n"), 403);

@@ -138,13 +138,12 @@ async fn guard(State(page): State<Arc<Page>>, req: Request, next: Next) -> Respo
 }
 
 async fn index(State(page): State<Arc<Page>>) -> Response {
-    let html = INDEX
-        .replace("{{board}}", &html_escape(&page.board))
-        .replace("{{cookie}}", &page.guard.cookie())
-        .replace(
-            "{{live}}",
-            &matches!(page.files, Files::Mount(_)).to_string(),
-        );
+    // The shell is public (the token arrives in its fragment): nothing of
+    // the board in it, not even its address, which comes with the status.
+    let html = INDEX.replace("{{cookie}}", &page.guard.cookie()).replace(
+        "{{live}}",
+        &matches!(page.files, Files::Mount(_)).to_string(),
+    );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
@@ -218,6 +217,7 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
         })
         .collect();
     Json(serde_json::json!({
+        "board": page.board,
         "link": link,
         "down": st.down.map(|(d, why)| format!("down for {} s: {why}", d.as_secs())),
         "waiting": st.waiting.map(|(_, why)| why),
@@ -339,11 +339,4 @@ fn fail(e: Error) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, Json(serde_json::json!({"error": e.to_string()}))).into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

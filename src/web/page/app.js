@@ -89,6 +89,10 @@ async function poll() {
   const s = $('status');
   try {
     const st = await (await api('GET', '/api/status')).json();
+    if ($('board').textContent !== st.board) {
+      $('board').textContent = st.board;
+      document.title = `${st.board} — webrepl-mount`;
+    }
     const parts = [st.link === 'up' ? 'link up' : st.link === 'idle' ? 'link idle (reopens when used)' : st.down || 'link down'];
     for (const t of st.transfers) {
       parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${t.total ? Math.round((100 * t.done) / t.total) : 0}%`);
