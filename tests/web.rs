@@ -107,6 +107,23 @@ async fn the_files_panel_uploads_downloads_renames_and_deletes() {
     eventually(20, "the upload on the board", || {
         std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == data)
     });
+    // Drag and drop onto the panel: the files dropped reach the board.
+    b.client
+        .execute(
+            "const dt = new DataTransfer();
+             dt.items.add(new File(['dropped one\\n'], 'drop1.txt'));
+             dt.items.add(new File(['dropped two\\n'], 'drop2.txt'));
+             const panel = document.getElementById('files');
+             panel.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true}));
+             panel.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));",
+            vec![],
+        )
+        .await
+        .expect("drop");
+    eventually(20, "the dropped files on the board", || {
+        std::fs::read(tb.path("/drop1.txt")).is_ok_and(|d| d == b"dropped one\n")
+            && std::fs::read(tb.path("/drop2.txt")).is_ok_and(|d| d == b"dropped two\n")
+    });
     // Download: the browser saves the board's bytes. (Chromium holds a
     // .py back until the user confirms it, as it does on any site.)
     b.click_row("/config.json", "download").await;

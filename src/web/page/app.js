@@ -256,8 +256,13 @@ panel.addEventListener('drop', (e) => {
   e.preventDefault();
   panel.classList.remove('drop');
   for (const item of e.dataTransfer.items) {
+    if (item.kind !== 'file') continue;
+    // Folders come as entries; a browser without them (or a file made by a
+    // page) still gives the file itself.
     const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
+    const file = entry ? null : item.getAsFile();
     if (entry) walkEntry(entry, cwd);
+    else if (file) upload(file, join(cwd, file.name));
   }
 });
 
