@@ -35,7 +35,8 @@ pub struct Cli {
 /// Mounting: `webrepl-mount HOST[:PORT] MOUNTPOINT`.
 #[derive(Args, Debug)]
 pub struct MountArgs {
-    /// The board: HOST[:PORT], ws://HOST[:PORT]/ or wss://...
+    /// The board: HOST[:PORT], ws://HOST[:PORT]/, wss://..., or a name
+    /// from ~/.config/webrepl-mount/boards.toml.
     #[arg(required = true)]
     pub board: Option<String>,
     /// An empty directory to mount the board's filesystem on.
@@ -105,7 +106,8 @@ pub enum Command {
         /// HOST[:PORT], ws://HOST[:PORT]/ or wss://...
         board: String,
     },
-    /// Copy files to or from boards: one side is HOST[:PORT]:PATH. Files
+    /// Copy files to or from boards: one side is HOST[:PORT]:PATH (or
+    /// NAME:PATH for a named board, URL:PATH for a URL). Files
     /// the board already has (same size and hash) are skipped. Several
     /// boards after the sources get the same files, at once.
     Cp {
