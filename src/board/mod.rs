@@ -155,11 +155,34 @@ impl Board {
     /// A snippet that only reads: the session may run it again on a new
     /// link if the link breaks under it.
     async fn query(&self, code: String) -> Result<Vec<u8>> {
-        answer(self.session.run(code, self.how(Run::QUERY)).await?)
+        answer(self.run_ours(code, Run::QUERY).await?)
     }
 
     async fn snippet(&self, code: String) -> Result<Vec<u8>> {
-        answer(self.session.run(code, self.how(Run::SNIPPET)).await?)
+        answer(self.run_ours(code, Run::SNIPPET).await?)
+    }
+
+    /// One of our snippets, which always compile: a SyntaxError means the
+    /// board lost bytes of it on the way (boards drop bytes of frames split
+    /// on a slow link), and nothing of it ran, so it is sent again.
+    async fn run_ours(&self, code: String, how: Run) -> Result<Output> {
+        let mut tries = 1;
+        loop {
+            let out = self.session.run(code.clone(), self.how(how)).await?;
+            let mangled = String::from_utf8_lossy(&out.stderr).contains("SyntaxError");
+            if !mangled || tries == 3 {
+                return Ok(out);
+            }
+            warn!(
+                "a program of {} bytes reached the board mangled (bytes lost on the link); sending it again",
+                code.len()
+            );
+            debug!(
+                "the board said {:?} of:\n{code}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tries += 1;
+        }
     }
 
     /// Runs a snippet that calls [`sn::HELPERS`], defining them first when
@@ -170,7 +193,7 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
-        let out = self.session.run(code.clone(), self.how(how)).await?;
+        let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
             return Ok(out.stdout);
         }
@@ -179,7 +202,7 @@ impl Board {
             return Err(Error::Traceback(tb.trim().to_string()));
         }
         self.define_helpers().await?;
-        answer(self.session.run(code, self.how(how)).await?)
+        answer(self.run_ours(code, how).await?)
     }
 
     /// Defines [`sn::HELPERS`] on the board, pasted. Not sent as a file and
