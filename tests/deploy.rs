@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, random_bytes, sh};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes, sh};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -249,20 +249,14 @@ fn cut_while(
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    // Until `when`, or the copy ended first (which says why), or a minute.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !when(tb) {
-        let log_now = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    // Until `when`; a copy that ended first says why.
+    eventually(60, what, || {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the copy ended ({status}) before {what}:\n{}", log_now());
+            let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+            panic!("the copy ended ({status}) before {what}:\n{log}");
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} never happened:\n{}",
-            log_now()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        when(tb)
+    });
     emu.command("cut");
     let status = child.wait().unwrap();
     let e = std::fs::read_to_string(log.path()).unwrap();

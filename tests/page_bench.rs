@@ -76,6 +76,7 @@ async fn page_figures() {
         let probe = format!("t{i}y");
         let t = Instant::now();
         term.type_keys(probe.as_bytes());
+        // Polled finely: this loop is the measurement, with a deadline.
         while !term.text().contains(&probe) {
             assert!(t.elapsed() < Duration::from_secs(10), "no echo in term");
             std::thread::sleep(Duration::from_micros(200));

@@ -38,6 +38,16 @@ fn wm(config: &Path, args: &[&str]) -> Output {
         .expect("run webrepl-mount")
 }
 
+/// What a mount from `home`'s boards.toml needs: no password but the
+/// file's, state and sockets of its own.
+fn with_home<'a>(cmd: &'a mut Command, home: &Path, state: &Path) -> &'a mut Command {
+    cmd.env_remove("WEBREPL_PASSWORD")
+        .env("XDG_CONFIG_HOME", home)
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_RUNTIME_DIR", state)
+        .stdin(Stdio::null())
+}
+
 fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
@@ -110,16 +120,15 @@ fn a_named_board_mounts_with_its_options_and_the_command_line_adds_its_own() {
     // The password from boards.toml, with the board's own options.
     let dir = tempfile::tempdir().expect("mountpoint");
     let state = tempfile::tempdir().expect("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["kitchen", &dir.path().display().to_string()])
-        .args(["-o", "uid=4321,gid=4321"])
-        .env_remove("WEBREPL_PASSWORD")
-        .env("XDG_CONFIG_HOME", home.path())
-        .env("XDG_STATE_HOME", state.path())
-        .env("XDG_RUNTIME_DIR", state.path())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("mount");
+    let mut child = with_home(
+        Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(["kitchen", &dir.path().display().to_string()])
+            .args(["-o", "uid=4321,gid=4321"]),
+        home.path(),
+        state.path(),
+    )
+    .spawn()
+    .expect("mount");
     eventually(10, "the named mount", || {
         mounted(dir.path()) && dir.path().join("boot.py").exists()
     });
@@ -174,17 +183,16 @@ fn an_fstab_line_mounts_with_mount_and_umount_flushes() {
     .expect("fstab");
     // mount waits for its helper: one that stayed in the foreground would
     // hang it.
-    let o = Command::new("timeout")
-        .args(["30", "mount", "-T"])
-        .arg(&fstab)
-        .arg(dir.path())
-        .env_remove("WEBREPL_PASSWORD")
-        .env("XDG_CONFIG_HOME", home.path())
-        .env("XDG_STATE_HOME", state.path())
-        .env("XDG_RUNTIME_DIR", state.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("mount");
+    let o = with_home(
+        Command::new("timeout")
+            .args(["30", "mount", "-T"])
+            .arg(&fstab)
+            .arg(dir.path()),
+        home.path(),
+        state.path(),
+    )
+    .output()
+    .expect("mount");
     assert!(
         o.status.success(),
         "mount: {}",

@@ -210,6 +210,30 @@ async fn the_status_line_turns_red_when_the_link_drops_and_green_when_it_returns
     assert!(m.unmount().status.success());
 }
 
+/// The port and token of a page's address.
+fn port_and_token(url: &str) -> (u16, String) {
+    let (base, token) = url.trim().split_once("/#").expect("token");
+    let port = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    (port, token.to_string())
+}
+
+/// `GET path` with `extra` header lines; the whole answer.
+fn http_get(port: u16, path: &str, extra: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
 /// One raw HTTP request; the status code of the answer.
 fn status_of(port: u16, request: &str) -> u16 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -235,12 +259,7 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
     let tb = TestBoard::start();
     let mut m = Mount::start(&tb, &tb.addr(), &[]);
     let url = page_of(&m);
-    let (base, token) = url.split_once("/#").expect("token");
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let (port, token) = port_and_token(&url);
     let get = |path: &str, extra: &str| {
         status_of(
             port,
@@ -252,14 +271,7 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
     let cookie = format!("Cookie: webrepl_mount_{port}={token}\r\n");
     assert_eq!(get("/", ""), 200, "the page's shell is public");
     // ... and holds nothing of the board, not even its address.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut shell = String::new();
-    s.read_to_string(&mut shell).expect("the shell");
+    let shell = http_get(port, "/", "");
     assert!(shell.contains("xterm.js"), "{shell}");
     assert!(
         !shell.contains(&tb.addr()),
@@ -328,20 +340,8 @@ fn the_page_of_an_unmounted_board_and_of_a_mount_started_with_web() {
         &mut line,
     )
     .expect("the address");
-    let (base, token) = line.trim().split_once("/#").expect("token");
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET /api/tree HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Webrepl-Token: {token}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("answer");
+    let (port, token) = port_and_token(&line);
+    let answer = http_get(port, "/api/tree", &format!("X-Webrepl-Token: {token}\r\n"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"path\":\"/boot.py\""), "{answer}");
     // SAFETY: signals our own child.

@@ -39,9 +39,7 @@ impl Files {
                 .collect(),
             Files::Mount(root) => {
                 let root = root.clone();
-                tokio::task::spawn_blocking(move || walk(&root))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("listing: {e}")))??
+                blocking("listing", move || walk(&root)).await??
             }
         };
         all.sort_by(|a, b| a.path.cmp(&b.path));
@@ -67,9 +65,8 @@ impl Files {
             Files::Mount(_) => {
                 let local = self.local(&path);
                 let shown = path.clone();
-                tokio::task::spawn_blocking(move || upload_through_mount(&local, &data))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("writing: {e}")))?
+                blocking("writing", move || upload_through_mount(&local, &data))
+                    .await?
                     .map_err(|e| words(e, &shown))
             }
         }
@@ -116,9 +113,7 @@ impl Files {
             Files::Board(b) => b.statvfs("/").await?,
             Files::Mount(root) => {
                 let root = root.clone();
-                return tokio::task::spawn_blocking(move || statvfs(&root))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("statvfs: {e}")))?;
+                return blocking("statvfs", move || statvfs(&root)).await?;
             }
         };
         let unit = v.frsize.max(v.bsize);
@@ -132,6 +127,17 @@ impl Files {
             Files::Board(_) => PathBuf::from(path),
         }
     }
+}
+
+/// The mount's own files go through the kernel, which may wait on the
+/// board: off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
 }
 
 /// Into a name of its own first, then renamed over the target: a failed

@@ -23,6 +23,19 @@ pub fn page_of(m: &super::Mount) -> String {
     url
 }
 
+/// Whether `ok` comes true within `secs`, asked every 50 ms: the page
+/// changes on its own time, and WebDriver cannot wait on a condition.
+async fn poll(secs: u64, mut ok: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok().await {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
 pub struct Browser {
     driver: Child,
     pub client: Client,
@@ -87,19 +100,13 @@ impl Browser {
 
     /// Waits for a JavaScript expression to be true, up to `secs`.
     pub async fn until(&self, secs: u64, expr: &str) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if self.eval(expr).await == json!(true) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
+        if !poll(secs, async || self.eval(expr).await == json!(true)).await {
+            panic!(
                 "{expr} never held; the terminal shows {:?}, the status line {:?}",
                 self.terminal_text().await,
                 self.eval("document.getElementById('status').textContent")
                     .await
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -149,11 +156,8 @@ impl Browser {
 
     /// Answers a prompt() or confirm() once it is up.
     pub async fn answer_dialog(&self, text: Option<&str>) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.client.get_alert_text().await.is_err() {
-            assert!(Instant::now() < deadline, "no dialog came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let up = poll(10, async || self.client.get_alert_text().await.is_ok()).await;
+        assert!(up, "no dialog came up");
         if let Some(t) = text {
             self.client
                 .send_alert_text(t)
