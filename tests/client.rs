@@ -139,6 +139,81 @@ async fn the_board_loses_bytes_of_split_frames_and_put_refuses_a_short_file() {
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), data);
 }
 
+/// The finishing program on the board: a batch whose part files hold
+/// other bytes than were sent is renamed nowhere (firmware can take a text
+/// frame as PUT data and keep the size), and a big file's slices are
+/// joined before the check.
+#[tokio::test]
+async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
+    use webrepl_mount::board::snippets::{Finishing, HELPERS, finish_uploads};
+    let tb = TestBoard::start();
+    let b = board_of(tb.session().await);
+    let call = |part: &str, target: &str, data: &[u8], pieces| Finishing {
+        part: part.into(),
+        target: target.into(),
+        size: data.len() as u64,
+        base: "None".into(),
+        crc: crc32fast::hash(data),
+        pieces,
+    };
+    let (a, c) = (random_bytes(3000, 7), random_bytes(2500, 8));
+    let mut garbled = a.clone();
+    garbled[1234] ^= 0x5a;
+    std::fs::write(tb.path("/.wrm-t00001"), &garbled).unwrap();
+    std::fs::write(tb.path("/.wrm-t00002"), &c).unwrap();
+    assert!(b.exec(HELPERS).await.unwrap().stderr.is_empty());
+    let out = b
+        .exec(&finish_uploads(&[
+            call("/.wrm-t00001", "/a.bin", &a, 0),
+            call("/.wrm-t00002", "/c.bin", &c, 0),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "V {:08x}\nV {:08x}\n",
+            crc32fast::hash(&garbled),
+            crc32fast::hash(&c)
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tb.path("/a.bin").exists() && !tb.path("/c.bin").exists());
+    assert!(tb.path("/.wrm-t00001").exists() && tb.path("/.wrm-t00002").exists());
+    // Slices: the part, then PART.1, PART.2, joined in order.
+    let big = random_bytes(40_000, 9);
+    for (k, piece) in big.chunks(16_384).enumerate() {
+        let name = match k {
+            0 => "/.wrm-t00003".to_string(),
+            k => format!("/.wrm-t00003.{k}"),
+        };
+        std::fs::write(tb.path(&name), piece).unwrap();
+    }
+    let out = b
+        .exec(&finish_uploads(&[
+            call("/.wrm-t00002", "/c.bin", &c, 0),
+            call("/.wrm-t00003", "/big.bin", &big, 2),
+        ]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("K ")).count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read(tb.path("/c.bin")).unwrap(), c);
+    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".wrm-t00002") || n.starts_with(".wrm-t00003"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[tokio::test]
 async fn a_character_split_across_text_frames_keeps_the_connection() {
     let tb = TestBoard::start();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, random_bytes};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Stdio};
@@ -373,6 +373,46 @@ fn on_a_slow_link_a_typed_line_echoes_and_answers_before_a_transfer_ends() {
     t.assert_clean();
     drop(t);
     assert!(m.unmount().status.success());
+}
+
+#[test]
+fn on_a_slow_link_a_typed_line_answers_while_a_big_upload_is_still_on_the_wire() {
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 6);
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    let writer = {
+        let (p, big) = (m.path().join("up.bin"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    // 10 s of file at 20 KB/s. No text may go in the middle of a PUT (the
+    // firmware would take it as file data), so the file goes up in slices
+    // and the line gets in between two of them.
+    m.status_until(20, |s| s.contains("moving: up"));
+    t.type_keys("print(7*7)");
+    t.wait_for("print(7*7)");
+    t.type_keys("\r");
+    t.wait_for("49");
+    assert!(
+        std::fs::read(tb.path("/up.bin")).is_err(),
+        "the 200 KB upload ended before the terminal answered"
+    );
+    writer.join().unwrap().unwrap();
+    eventually(60, "the upload reaches the board", || {
+        std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big)
+    });
+    t.assert_clean();
+    drop(t);
+    assert!(m.unmount().status.success());
+    let parts: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".wrm-"))
+        .collect();
+    assert!(parts.is_empty(), "slices left on the board: {parts:?}");
 }
 
 /// A file copied into the mount with `cp`, as a person would.

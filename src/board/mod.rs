@@ -163,8 +163,9 @@ impl Board {
     }
 
     /// One of our snippets, which always compile: a SyntaxError means the
-    /// board lost bytes of it on the way (boards drop bytes of frames split
-    /// on a slow link), and nothing of it ran, so it is sent again.
+    /// board lost bytes of it on the way, and nothing of it ran, so it is
+    /// sent again. (The cause seen, text taken as PUT data, the session no
+    /// longer allows; a board that drops input could still do it.)
     async fn run_ours(&self, code: String, how: Run) -> Result<Output> {
         let mut tries = 1;
         loop {

@@ -130,6 +130,17 @@ pub fn hashes(files: &[(&str, u64)]) -> String {
 /// and reports the size kept and the free space (`Z`), which tells a full
 /// flash from lost bytes.
 ///
+/// `_wrm_go(crc, [(part, target, size, base, pieces)])` finishes a batch:
+/// first it joins each part's further pieces (`PART.1` ...: a big file goes
+/// up in slices, see `upload.rs`) and takes the CRC-32 of every part; only
+/// if the CRC of them all, end to end, is `crc` does it `_wrm_fin` them.
+/// Else it renames none and prints `V <crc>` for each (a short one gets its
+/// `_wrm_fin` answer), so that the files the board got wrong are sent again
+/// and only they. Firmware can take other bytes than those sent as file
+/// data and keep the size (see `session/binary.rs`, `mid_put`). A board
+/// without `binascii.crc32` checks sizes only. `_wrm_fd(dir, [(name, id,
+/// size, base)])` is the list for one directory, its parts named by id.
+///
 /// `_wrm_r(path)` prints a file as base64 in 384-byte pieces (`F`, lines,
 /// `.`), or `E <errno>`: see [`read_files`].
 pub const HELPERS: &str = "import os,binascii
@@ -171,7 +182,38 @@ def _wrm_l(L,n):
   print('E',5);return []
  return d.decode().split('\0')
 def _wrm_fd(d,L):
- for t,i,n,b in L:_wrm_fin(d+'.wrm-'+i,d+t,n,b)
+ return [(d+'.wrm-'+i,d+t,n,b,0) for t,i,n,b in L]
+def _wrm_j(P,k):
+ m=bytearray(512);f=open(P,'ab')
+ for i in range(1,k+1):
+  try:g=open(P+'.'+str(i),'rb')
+  except OSError:continue
+  while 1:
+   r=g.readinto(m)
+   if not r:break
+   f.write(memoryview(m)[:r])
+  g.close();os.remove(P+'.'+str(i))
+ f.close()
+def _wrm_go(c,Q):
+ C=getattr(binascii,'crc32',None);R=[];x=0;a=1
+ for P,T,n,b,k in Q:
+  h=None
+  try:
+   if k:_wrm_j(P,k)
+   if C and os.stat(P)[6]==n:
+    h=0;m=bytearray(512);f=open(P,'rb')
+    while 1:
+     r=f.readinto(m)
+     if not r:break
+     v=memoryview(m)[:r];h=C(v,h);x=C(v,x)
+    f.close()
+  except OSError:h=None
+  if h is None:a=0
+  R.append(h)
+ a=a and x&0xffffffff==c
+ for (P,T,n,b,k),h in zip(Q,R):
+  if C and not a and h is not None:print('V %08x'%(h&0xffffffff))
+  else:_wrm_fin(P,T,n,b)
 def _wrm_alg():
  try:
   import hashlib;hashlib.sha256;return 'sha256'
@@ -215,48 +257,73 @@ pub fn records<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
     out
 }
 
-/// Calls of `_wrm_fin` (see [`HELPERS`]) for a batch of uploads: part,
-/// target, size, and the Python check of the target. One answer line each.
-/// The program travels through the raw-paste window (128 bytes a round
-/// trip), so it is kept short: uploads into one directory share one
-/// `_wrm_fd` call that names each by its file name and part number.
-pub fn finish_uploads(calls: &[(String, String, u64, String)]) -> String {
-    let mut out = String::new();
-    let mut group: Option<&str> = None;
-    for (part, target, size, base) in calls {
-        let dir = &target[..target.rfind('/').map_or(0, |i| i + 1)];
-        let id = part
+/// One upload to finish: its part file, target, size, the Python check of
+/// the target, its CRC-32, and how many slices follow the first.
+#[derive(Debug, Clone)]
+pub struct Finishing {
+    pub part: String,
+    pub target: String,
+    pub size: u64,
+    pub base: String,
+    pub crc: u32,
+    pub pieces: usize,
+}
+
+/// The `_wrm_go` call (see [`HELPERS`]) that finishes a batch of uploads,
+/// one answer line each. The program travels through the raw-paste window
+/// (128 bytes a round trip), so it is kept short: uploads into one
+/// directory share one `_wrm_fd` list that names each by its file name and
+/// part number, and one CRC covers the whole batch.
+pub fn finish_uploads(calls: &[Finishing]) -> String {
+    let mut lists: Vec<String> = Vec::new();
+    let mut group: Option<(&str, String)> = None;
+    let end = |group: &mut Option<(&str, String)>, lists: &mut Vec<String>| {
+        if let Some((dir, items)) = group.take() {
+            lists.push(format!("_wrm_fd({},[{items}])", short_lit(dir)));
+        }
+    };
+    for f in calls {
+        let dir = &f.target[..f.target.rfind('/').map_or(0, |i| i + 1)];
+        let id = f
+            .part
             .strip_prefix(dir)
             .and_then(|p| p.strip_prefix(super::PART_PREFIX))
-            .filter(|id| !id.contains('/'));
+            .filter(|id| !id.contains('/') && f.pieces == 0);
         let Some(id) = id else {
-            if group.take().is_some() {
-                out.push_str("])\n");
-            }
-            out.push_str(&format!(
-                "_wrm_fin({},{},{size},{base})\n",
-                lit(part),
-                lit(target)
+            end(&mut group, &mut lists);
+            lists.push(format!(
+                "[({},{},{},{},{})]",
+                lit(&f.part),
+                lit(&f.target),
+                f.size,
+                f.base,
+                f.pieces
             ));
             continue;
         };
-        if group != Some(dir) {
-            if group.is_some() {
-                out.push_str("])\n");
-            }
-            out.push_str(&format!("_wrm_fd({},[", short_lit(dir)));
-            group = Some(dir);
+        if group.as_ref().is_some_and(|(d, _)| *d != dir) {
+            end(&mut group, &mut lists);
         }
-        out.push_str(&format!(
-            "({},{},{size},{base}),",
-            short_lit(&target[dir.len()..]),
-            short_lit(id)
+        let (_, items) = group.get_or_insert_with(|| (dir, String::new()));
+        items.push_str(&format!(
+            "({},{},{},{}),",
+            short_lit(&f.target[dir.len()..]),
+            short_lit(id),
+            f.size,
+            f.base
         ));
     }
-    if group.is_some() {
-        out.push_str("])\n");
+    end(&mut group, &mut lists);
+    format!("_wrm_go({},{})\n", combined_crc(calls), lists.join("+"))
+}
+
+/// The CRC-32 of the calls' files end to end, as `_wrm_go` takes it.
+fn combined_crc(calls: &[Finishing]) -> u32 {
+    let mut all = crc32fast::Hasher::new();
+    for f in calls {
+        all.combine(&crc32fast::Hasher::new_with_initial_len(f.crc, f.size));
     }
-    out
+    all.finalize()
 }
 
 /// A Python literal of `text`: plain quotes when it is plain, else [`lit`].
@@ -448,18 +515,31 @@ mod tests {
 
     #[test]
     fn finishing_a_batch_groups_files_by_directory_and_quotes_odd_names() {
-        let call = |p: &str, t: &str| (p.to_string(), t.to_string(), 5, "None".to_string());
+        let call = |p: &str, t: &str, data: &[u8], pieces| Finishing {
+            part: p.to_string(),
+            target: t.to_string(),
+            size: data.len() as u64,
+            base: "None".to_string(),
+            crc: crc32fast::hash(data),
+            pieces,
+        };
         let code = finish_uploads(&[
-            call("/lib/.wrm-00000a", "/lib/a.py"),
-            call("/lib/.wrm-00000b", "/lib/it's.py"),
-            call("/.wrm-00000c", "/main.py"),
-            call("/x/.wrm-00000d", "/y/z.py"),
+            call("/lib/.wrm-00000a", "/lib/a.py", b"abc", 0),
+            call("/lib/.wrm-00000b", "/lib/it's.py", b"de", 0),
+            call("/.wrm-00000c", "/main.py", b"", 0),
+            call("/.wrm-00000e", "/big.bin", b"fgh", 2),
+            call("/x/.wrm-00000d", "/y/z.py", b"ij", 0),
         ]);
         assert_eq!(
             code,
-            "_wrm_fd('/lib/',[('a.py','00000a',5,None),(b'it\\x27s.py'.decode(),'00000b',5,None),])\n\
-             _wrm_fd('/',[('main.py','00000c',5,None),])\n\
-             _wrm_fin(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),5,None)\n"
+            format!(
+                "_wrm_go({},_wrm_fd('/lib/',[('a.py','00000a',3,None),\
+                 (b'it\\x27s.py'.decode(),'00000b',2,None),])\
+                 +_wrm_fd('/',[('main.py','00000c',0,None),])\
+                 +[(b'/.wrm-00000e'.decode(),b'/big.bin'.decode(),3,None,2)]\
+                 +[(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),2,None,0)])\n",
+                crc32fast::hash(b"abcdefghij")
+            )
         );
     }
 }

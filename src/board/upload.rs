@@ -2,11 +2,14 @@
 //! pipelined when there are many.
 //!
 //! Each file goes to a part file of its own in the target's directory (so
-//! concurrent uploads to one directory never collide). The part files of a
-//! batch follow each other on the wire without waiting for replies; then one
-//! program checks each part's size (firmware loses PUT bytes and hides write
-//! errors), checks that its target is still what the edit began from, and
-//! renames it onto the target. A cut link never leaves a truncated target:
+//! concurrent uploads to one directory never collide), a big one in slices
+//! (no text may go in the middle of a PUT, so one PUT must not hold the
+//! terminal long). The part files of a batch follow each other on the wire
+//! without waiting for replies; then one program joins slices, checks each
+//! part's size (firmware loses PUT bytes and hides write errors) and the
+//! batch's CRC (firmware can take other bytes as file data), checks that
+//! its target is still what the edit began from, and renames it onto the
+//! target. A cut link never leaves a truncated target:
 //! every file of a batch is either old or new; a part file a failed upload
 //! leaves is removed by the next upload.
 
@@ -21,6 +24,13 @@ const PASTE_PIECE: usize = 4096;
 const PUT_TRIES: usize = 3;
 /// Files checked and renamed by one program.
 const FINISH_BATCH: usize = 32;
+/// A slice of a big upload takes about this long on the link (a key typed
+/// meanwhile waits for it), and is this big at least and at most; before
+/// the link's rate is known, `SLICE_FIRST`.
+const SLICE_TIME: f64 = 0.4;
+const SLICE_MIN: usize = 4096;
+const SLICE_MAX: usize = 4 << 20;
+const SLICE_FIRST: usize = 16 * 1024;
 
 /// What the target must still be for the upload to replace it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,14 +150,17 @@ impl Board {
         let mut todo: Vec<usize> = (0..ups.len()).filter(|&i| results[i].is_none()).collect();
         for attempt in 1..=PUT_TRIES {
             let parts: Vec<String> = todo.iter().map(|&i| self.part_for(&ups[i].path)).collect();
-            let sent = self.send_parts(&ups, &todo, &parts).await;
+            let slice = self.slice().await;
+            let sent = self.send_parts(&ups, &todo, &parts, slice).await;
             let mut checking = Vec::new();
             for ((&i, part), r) in todo.iter().zip(&parts).zip(sent) {
                 match r {
-                    Ok(()) => checking.push((i, part.clone())),
+                    Ok(pieces) => checking.push((i, part.clone(), pieces)),
                     Err(e) => {
-                        // A part file may be left: removed by the next upload.
-                        self.stale_mark(part, true);
+                        // Part files may be left: removed by the next upload.
+                        for name in piece_names(part, ups[i].data.len(), slice) {
+                            self.stale_mark(&name, true);
+                        }
                         results[i] = Some(Err(e));
                     }
                 }
@@ -157,14 +170,16 @@ impl Board {
                 let finished = match self.finish(&ups, chunk).await {
                     Ok(f) => f,
                     Err(e) => {
-                        for (i, part) in chunk {
-                            self.stale_mark(part, true);
+                        for (i, part, _) in chunk {
+                            for name in piece_names(part, ups[*i].data.len(), slice) {
+                                self.stale_mark(&name, true);
+                            }
                             results[*i] = Some(Err(e.duplicate()));
                         }
                         continue;
                     }
                 };
-                for ((i, _), f) in chunk.iter().zip(finished) {
+                for ((i, part, _), f) in chunk.iter().zip(finished) {
                     let up = &ups[*i];
                     results[*i] = Some(match f {
                         Ok(Finish::Done(w)) => Ok(w),
@@ -172,6 +187,18 @@ impl Board {
                             Err(Error::Os {
                                 errno: libc::ENOSPC,
                                 what: up.path.clone(),
+                            })
+                        }
+                        Ok(Finish::Garbled) => {
+                            warn!(
+                                "{}: the board holds other bytes than were sent (attempt {attempt}); sending again",
+                                up.path
+                            );
+                            self.stale_mark(part, true);
+                            again.push(*i);
+                            Err(Error::Os {
+                                errno: libc::EIO,
+                                what: format!("{}: the board kept garbling it", up.path),
                             })
                         }
                         Ok(Finish::Short { kept, .. }) => {
@@ -203,25 +230,58 @@ impl Board {
             .collect())
     }
 
-    /// The data of each file into its part file. Binary PUTs are all handed
-    /// to the session at once: it sends them back to back.
+    /// How big one PUT of a file may be: no text may go in the middle of
+    /// an upload ([`crate::session`]'s `mid_put`), so a key typed or a
+    /// listing asked for meanwhile waits for the PUT on the wire. A big file
+    /// goes up in slices of about `SLICE_TIME` of the link each, which the
+    /// finishing program joins.
+    async fn slice(&self) -> usize {
+        let rate = self.session.rate().await.unwrap_or(0.0);
+        if rate <= 0.0 {
+            return SLICE_FIRST;
+        }
+        ((rate * SLICE_TIME) as usize).clamp(SLICE_MIN, SLICE_MAX)
+    }
+
+    /// The data of each file into its part file (and the slices after the
+    /// first into `PART.1`, `PART.2`...): how many slices follow the
+    /// first. Binary PUTs are all handed to the session at once: it sends
+    /// them back to back.
     async fn send_parts(
         &self,
         ups: &[Upload],
         todo: &[usize],
         parts: &[String],
-    ) -> Vec<Result<()>> {
+        slice: usize,
+    ) -> Vec<Result<usize>> {
         let mut pending = Vec::new();
         for (&i, part) in todo.iter().zip(parts) {
             let up = &ups[i];
-            if self.binary_ok(part) {
-                let (session, part, data) = (self.session.clone(), part.clone(), up.data.clone());
+            let names = piece_names(part, up.data.len(), slice);
+            if names.iter().all(|n| self.binary_ok(n)) {
                 let progress = up.progress.clone().unwrap_or_else(|| watch::channel(0).0);
-                pending.push(Pending::Put(tokio::spawn(async move {
-                    session
-                        .put_progress(part.as_bytes().to_vec(), data, progress)
-                        .await
-                })));
+                let mut puts = Vec::new();
+                for (k, name) in names.into_iter().enumerate() {
+                    let from = k * slice;
+                    let data = up.data.slice(from..up.data.len().min(from + slice));
+                    let (session, whole) = (self.session.clone(), progress.clone());
+                    puts.push(tokio::spawn(async move {
+                        let (tx, mut rx) = watch::channel(0u64);
+                        // The file's progress is the sum of its slices'.
+                        let follow = async {
+                            let mut last = 0;
+                            while rx.changed().await.is_ok() {
+                                let done = *rx.borrow();
+                                whole.send_modify(|v| *v += done.saturating_sub(last));
+                                last = last.max(done);
+                            }
+                        };
+                        let put = session.put_progress(name.into_bytes(), data, tx);
+                        let (r, ()) = tokio::join!(put, follow);
+                        r
+                    }));
+                }
+                pending.push(Pending::Put(puts));
             } else {
                 pending.push(Pending::Paste(i, part.clone()));
             }
@@ -229,15 +289,25 @@ impl Board {
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             out.push(match p {
-                Pending::Put(h) => h
-                    .await
-                    .unwrap_or_else(|e| Err(Error::Invalid(format!("upload task: {e}")))),
+                Pending::Put(puts) => {
+                    let pieces = puts.len().saturating_sub(1);
+                    let mut r = Ok(pieces);
+                    for h in puts {
+                        let one = h
+                            .await
+                            .unwrap_or_else(|e| Err(Error::Invalid(format!("upload task: {e}"))));
+                        if let (Ok(_), Err(e)) = (&r, one) {
+                            r = Err(e);
+                        }
+                    }
+                    r
+                }
                 Pending::Paste(i, part) => {
                     let r = self.put_pasted(&part, &ups[i].data).await;
                     if let Some(p) = &ups[i].progress {
                         let _ = p.send(ups[i].data.len() as u64);
                     }
-                    r
+                    r.map(|()| 0)
                 }
             });
         }
@@ -250,43 +320,66 @@ impl Board {
     async fn finish(
         &self,
         ups: &[Upload],
-        batch: &[(usize, String)],
+        batch: &[(usize, String, usize)],
     ) -> Result<Vec<Result<Finish>>> {
-        let calls: Vec<(String, String, u64, String)> = batch
-            .iter()
-            .map(|(i, part)| {
-                let up = &ups[*i];
-                (
-                    part.clone(),
-                    up.path.clone(),
-                    up.data.len() as u64,
-                    base_arg(up.base),
-                )
-            })
-            .collect();
-        debug!("finishing {} upload(s) in one program", calls.len());
-        let out = match self.finish_listed(&calls).await {
-            Err(Error::LinkLost(why)) => {
-                debug!("link lost while finishing uploads ({why}); checking");
-                self.finished_unseen(ups, batch, &calls).await?
+        let mut results: Vec<Option<Result<Finish>>> = batch.iter().map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..batch.len()).collect();
+        // A second pass finishes the files a garbled neighbour held back.
+        for pass in 0..2 {
+            let calls: Vec<sn::Finishing> = todo
+                .iter()
+                .map(|&k| {
+                    let (i, part, pieces) = &batch[k];
+                    let up = &ups[*i];
+                    sn::Finishing {
+                        part: part.clone(),
+                        target: up.path.clone(),
+                        size: up.data.len() as u64,
+                        base: base_arg(up.base),
+                        crc: crc32fast::hash(&up.data),
+                        pieces: if pass == 0 { *pieces } else { 0 },
+                    }
+                })
+                .collect();
+            debug!("finishing {} upload(s) in one program", calls.len());
+            let out = match self.finish_listed(&calls).await {
+                Err(Error::LinkLost(why)) => {
+                    debug!("link lost while finishing uploads ({why}); checking");
+                    self.finished_unseen(ups, &todo, batch, &calls).await?
+                }
+                r => r?,
+            };
+            let lines: Vec<&str> = sn::lines(&out).collect();
+            if lines.len() < calls.len() {
+                return Err(sn::unexpected(&out, &ups[batch[todo[0]].0].path));
             }
-            r => r?,
-        };
-        let lines: Vec<&str> = sn::lines(&out).collect();
-        if lines.len() < batch.len() {
-            return Err(sn::unexpected(&out, &ups[batch[0].0].path));
+            let mut held = Vec::new();
+            for ((&k, call), line) in todo.iter().zip(&calls).zip(lines) {
+                let path = &ups[batch[k].0].path;
+                results[k] = Some(match line.strip_prefix("V ") {
+                    Some(crc) if u32::from_str_radix(crc, 16) == Ok(call.crc) && pass == 0 => {
+                        held.push(k);
+                        continue;
+                    }
+                    Some(_) => Ok(Finish::Garbled),
+                    None => parse_finish(line, path, &out),
+                });
+            }
+            if held.is_empty() {
+                break;
+            }
+            todo = held;
         }
-        Ok(batch
-            .iter()
-            .zip(lines)
-            .map(|((i, _), line)| parse_finish(line, &ups[*i].path, &out))
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("a finish went missing".into()))))
             .collect())
     }
 
-    /// `_wrm_fin` of the calls, in one program. Not a list sent as a file:
+    /// `_wrm_go` of the calls, in one program. Not a list sent as a file:
     /// the test board dies now and then when a link is cut while such a
     /// list is read and removed, and no finishing is worth that risk.
-    async fn finish_listed(&self, calls: &[(String, String, u64, String)]) -> Result<Vec<u8>> {
+    async fn finish_listed(&self, calls: &[sn::Finishing]) -> Result<Vec<u8>> {
         self.helper(sn::finish_uploads(calls)).await
     }
 
@@ -323,13 +416,14 @@ impl Board {
     async fn finished_unseen(
         &self,
         ups: &[Upload],
-        batch: &[(usize, String)],
-        calls: &[(String, String, u64, String)],
+        todo: &[usize],
+        batch: &[(usize, String, usize)],
+        calls: &[sn::Finishing],
     ) -> Result<Vec<u8>> {
         let mut lines = vec![String::new(); calls.len()];
         let (mut left, mut gone) = (Vec::new(), Vec::new());
-        for (k, (part, ..)) in calls.iter().enumerate() {
-            match self.stat(part).await? {
+        for (k, call) in calls.iter().enumerate() {
+            match self.stat(&call.part).await? {
                 Some(_) => left.push(k),
                 None => gone.push(k),
             }
@@ -341,10 +435,10 @@ impl Board {
                 lines[k] = l.to_string();
             }
         }
-        let holds = |k: usize| &ups[batch[k].0];
+        let holds = |k: usize| &ups[batch[todo[k]].0];
         let query: Vec<(&str, u64)> = gone
             .iter()
-            .map(|&k| (holds(k).path.as_str(), calls[k].2))
+            .map(|&k| (holds(k).path.as_str(), calls[k].size))
             .collect();
         let (algo, got) = if gone.is_empty() {
             (String::new(), Vec::new())
@@ -369,7 +463,7 @@ impl Board {
         let query: Vec<(&str, u64)> = beside
             .iter()
             .zip(&names)
-            .map(|(&k, n)| (n.as_str(), calls[k].2))
+            .map(|(&k, n)| (n.as_str(), calls[k].size))
             .collect();
         let got = if beside.is_empty() {
             Vec::new()
@@ -450,12 +544,29 @@ impl Board {
 }
 
 enum Pending {
-    Put(tokio::task::JoinHandle<Result<()>>),
+    /// One PUT per slice.
+    Put(Vec<tokio::task::JoinHandle<Result<()>>>),
     Paste(usize, String),
+}
+
+/// The names a file's slices go to: the part file, then `PART.1`...
+fn piece_names(part: &str, len: usize, slice: usize) -> Vec<String> {
+    let n = len.div_ceil(slice.max(1)).max(1);
+    (0..n)
+        .map(|k| {
+            if k == 0 {
+                part.to_string()
+            } else {
+                format!("{part}.{k}")
+            }
+        })
+        .collect()
 }
 
 enum Finish {
     Done(Written),
+    /// The board's bytes are not those sent (same size, other CRC).
+    Garbled,
     /// The part file was short: lost bytes, or a full flash.
     Short {
         kept: u64,

@@ -158,6 +158,11 @@ impl Program {
         self.window > 0
     }
 
+    /// Whether some of the code (or its end) has yet to go out.
+    pub fn sending(&self) -> bool {
+        !self.end_sent
+    }
+
     /// The raw-paste window the board announced (0: none).
     pub fn window(&self) -> usize {
         self.window

@@ -167,6 +167,22 @@ impl BinaryLane {
         self.active.is_empty()
     }
 
+    /// Whether the wire is in the middle of an upload: its header has gone
+    /// and some of its data has not. No text frame may go now. In the
+    /// middle of a PUT the board's firmware (extmod/modwebrepl.c, every
+    /// port) reads a byte and then up to 511 more without looking at the
+    /// frame type: if that byte ended a binary frame, the next frame is
+    /// taken as file data, text or not. The file keeps its size with a
+    /// program's or a person's keys in it, and they never reach the REPL.
+    pub fn mid_put(&self) -> bool {
+        matches!(self.active.back(), Some(Active::Put { q, handed, .. }) if *handed < q.what.size() as usize)
+    }
+
+    /// The link's measured rate in bytes per second, once known.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
     /// When the longest-waiting queued transfer was queued.
     pub fn oldest(&self) -> Option<Instant> {
         self.queue.iter().map(|q| q.queued_at).min()
@@ -178,7 +194,7 @@ impl BinaryLane {
 
     /// The next one to start: the oldest of those that waited long, else
     /// the smallest.
-    fn pick(&mut self, now: Instant, upload_only: bool) -> Option<Queued> {
+    fn pick(&mut self, now: Instant, upload_only: bool, puts_wait: bool) -> Option<Queued> {
         let key = |q: &Queued| {
             let aged = now.saturating_duration_since(q.queued_at) >= AGING;
             (!aged, if aged { 0 } else { q.what.size() }, q.seq)
@@ -191,7 +207,8 @@ impl BinaryLane {
             // alone, so that one the board cannot open (it drops the link)
             // fails by itself.
             .filter(|(_, q)| {
-                !upload_only || (matches!(q.what, Transfer::Put { .. }) && q.attempts == 0)
+                let put = matches!(q.what, Transfer::Put { .. });
+                (!upload_only || (put && q.attempts == 0)) && !(puts_wait && put)
             })
             .min_by_key(|(_, q)| key(q))
             .map(|(i, _)| i)?;
@@ -214,8 +231,15 @@ impl BinaryLane {
     }
 
     /// The next binary frame to send, if any may go now. `blocked`: no new
-    /// transfer may start (a soft reset waits for the lane).
-    pub fn poll_transmit(&mut self, now: Instant, blocked: bool) -> Option<Vec<u8>> {
+    /// transfer may start (a soft reset waits for the lane); `puts_wait`:
+    /// no upload may start (the text lane is about to send, and no text may
+    /// go in an upload's middle; downloads may).
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        blocked: bool,
+        puts_wait: bool,
+    ) -> Option<Vec<u8>> {
         let limit = self.backlog_limit();
         match self.active.back_mut() {
             Some(Active::Get { get, acks_at, .. }) => {
@@ -252,7 +276,7 @@ impl BinaryLane {
             return None;
         }
         let upload_only = !self.active.is_empty();
-        let q = self.pick(now, upload_only)?;
+        let q = self.pick(now, upload_only, puts_wait)?;
         let (op, size) = match &q.what {
             Transfer::Get { path, size } => (Op::Get, (path, *size)),
             Transfer::Put { path, data } => (Op::Put, (path, data.len() as u64)),

@@ -172,6 +172,8 @@ pub struct Status {
     /// Why programs wait for the REPL, and for how long.
     pub waiting: Option<(Duration, String)>,
     pub totals: Totals,
+    /// The link's measured rate to the board, bytes/s.
+    pub rate: Option<f64>,
 }
 
 pub struct Core {
@@ -191,6 +193,8 @@ pub struct Core {
     /// Why the last connection attempt failed: what operations that gave
     /// up waiting report.
     last_failure: Option<Error>,
+    /// Since when text has waited for an upload's last data frame.
+    text_held: Option<Instant>,
 }
 
 impl Core {
@@ -210,6 +214,7 @@ impl Core {
             last_error: None,
             idle_close: false,
             last_failure: None,
+            text_held: None,
         }
     }
 
@@ -428,6 +433,9 @@ impl Core {
             next_try: now,
             pause: FIRST_PAUSE,
         };
+        if self.text_held.take().is_some() {
+            self.text.frozen = false;
+        }
         self.out.event(Event::DropLink);
         self.out.event(Event::Link(false));
     }
@@ -471,16 +479,36 @@ impl Core {
         }
     }
 
-    /// The next frame to send: text first (keys, programs), then binary.
+    /// The next frame to send: text first (keys, programs), then binary;
+    /// but never text in the middle of an upload ([`BinaryLane::mid_put`]).
+    /// Text that waits for one freezes the text lane until it goes.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
         if self.link != Link::Up {
             return None;
         }
-        let (kind, payload) = match self.out.text.pop_front() {
+        let mid_put = self.binary.mid_put();
+        if !mid_put && let Some(since) = self.text_held.take() {
+            self.text.thaw(now.saturating_duration_since(since));
+            self.step(now);
+            if self.link != Link::Up {
+                return None;
+            }
+        }
+        let text = if mid_put {
+            if !self.out.text.is_empty() && self.text_held.is_none() {
+                self.text_held = Some(now);
+                self.text.frozen = true;
+            }
+            None
+        } else {
+            self.out.text.pop_front()
+        };
+        let (kind, payload) = match text {
             Some(t) => (Kind::Text, t),
             None => (
                 Kind::Binary,
-                self.binary.poll_transmit(now, self.text.is_resetting())?,
+                self.binary
+                    .poll_transmit(now, self.text.is_resetting(), self.text.wants_wire())?,
             ),
         };
         self.binary.on_written(payload.len());
@@ -543,6 +571,7 @@ impl Core {
                 .waiting()
                 .map(|(since, why)| (now.saturating_duration_since(*since), why.clone())),
             totals: self.totals(),
+            rate: self.binary.rate(),
         }
     }
 }

@@ -364,6 +364,12 @@ impl Session {
         Ok(self.status().await?.totals)
     }
 
+    /// The link's measured rate to the board (bytes/s), once uploads have
+    /// shown it.
+    pub async fn rate(&self) -> Option<f64> {
+        self.status().await.ok().and_then(|s| s.rate)
+    }
+
     /// Leaves the board in the friendly REPL and closes the connection.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();

@@ -143,6 +143,20 @@ pub struct Board {
     pub typed: Vec<u8>,
     /// What a person at the board's terminal would see.
     pub screen: Vec<u8>,
+    /// The binary stream as the firmware's reader sees it on arrival.
+    wire: Wire,
+    /// Bytes of text frames taken as file data.
+    pub eaten: usize,
+}
+
+/// Where the incoming binary stream is: in a header, in an upload's data
+/// (and whether any has come), or in a download's acks.
+#[derive(Debug, Default)]
+struct Wire {
+    header: Vec<u8>,
+    left: usize,
+    started: bool,
+    acks: bool,
 }
 
 impl Board {
@@ -164,6 +178,8 @@ impl Board {
             dropped: false,
             typed: Vec::new(),
             screen: Vec::new(),
+            wire: Wire::default(),
+            eaten: 0,
         }
     }
 
@@ -172,9 +188,27 @@ impl Board {
         self.out.push_back((Kind::Text, text.to_vec()));
     }
 
+    /// A frame arrives. In the middle of an upload (data_to_recv > 0, some
+    /// data read), modwebrepl reads one byte and then up to 511 more
+    /// without looking at the frame type; when that byte ended a binary
+    /// frame, the next frame's payload is file data, text or not. That is
+    /// down to how the socket's reads fall, so on a real board it happens
+    /// now and then; here always, the worst case.
     pub fn receive(&mut self, kind: Kind, payload: &[u8]) {
         match kind {
-            Kind::Binary => self.binary_in.extend(payload),
+            Kind::Binary => {
+                for &b in payload {
+                    self.wire.feed(b);
+                }
+                self.binary_in.extend(payload);
+            }
+            Kind::Text if self.wire.left > 0 && self.wire.started && !payload.is_empty() => {
+                let n = payload.len().min(511).min(self.wire.left);
+                self.wire.left -= n;
+                self.eaten += n;
+                self.binary_in.extend(&payload[..n]);
+                self.receive(Kind::Text, &payload[n..]);
+            }
             _ => {
                 for &b in payload {
                     if self.ring.len() < self.ring_size {
@@ -189,6 +223,7 @@ impl Board {
     pub fn reconnect(&mut self) {
         self.xfer = Xfer::Header(Vec::new());
         self.binary_in.clear();
+        self.wire = Wire::default();
         self.dropped = false;
         self.out.clear();
     }
@@ -405,6 +440,11 @@ impl Board {
     }
 
     fn header(&mut self, h: &[u8]) {
+        if !h.starts_with(b"WA") {
+            // File data read as a header: the board fails in its driver.
+            self.dropped = true;
+            return;
+        }
         let size = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
         let name_end = h[18..].iter().position(|&b| b == 0).unwrap_or(64);
         let path = h[18..18 + name_end].to_vec();
@@ -430,6 +470,32 @@ impl Board {
                 };
             }
             _ => {}
+        }
+    }
+}
+
+impl Wire {
+    fn feed(&mut self, b: u8) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.started = true;
+            return;
+        }
+        if self.acks && b == 0 && self.header.is_empty() {
+            return;
+        }
+        self.acks = false;
+        self.header.push(b);
+        if self.header.len() == HEADER_LEN {
+            let h = std::mem::take(&mut self.header);
+            match h[2] {
+                1 => {
+                    self.left = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
+                    self.started = false;
+                }
+                2 => self.acks = true,
+                _ => {}
+            }
         }
     }
 }

@@ -629,3 +629,52 @@ fn a_soft_reset_waits_for_transfers_and_ends_the_link() {
     assert!(p.wait(op, Duration::from_secs(5)).is_ok());
     assert_eq!(p.core.generation(), 1, "a new link after the reset");
 }
+
+#[test]
+fn no_text_goes_in_the_middle_of_an_upload_where_the_board_would_take_it_as_data() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    let puts: Vec<_> = (0..6)
+        .map(|i| {
+            p.core.submit(
+                p.now,
+                Request::Put {
+                    path: format!("/f{i}.bin").into_bytes(),
+                    data: Bytes::from(data(6000, i as u8)),
+                },
+            )
+        })
+        .collect();
+    // Keys and programs arrive while the files are on the wire (once the
+    // link's rate is known, so that the socket holds 50 ms of it).
+    p.run_for(Duration::from_millis(700));
+    let typed = p.now;
+    p.core.keys(p.now, b"7*7");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.shown().contains("7*7")));
+    assert!(!p.done.contains_key(&puts[5]), "the uploads ended first");
+    let echo = p.now - typed;
+    p.core.keys(p.now, b"\r");
+    let progs: Vec<_> = (0..3)
+        .map(|i| p.core.submit(p.now, program(&format!("print({})", 2 * i))))
+        .collect();
+    for (i, op) in progs.into_iter().enumerate() {
+        match p.wait(op, Duration::from_secs(30)) {
+            Ok(Outcome::Output(o)) => assert_eq!(o.stdout, format!("{}\n", 2 * i).as_bytes()),
+            r => panic!("program {i}: {r:?}"),
+        }
+    }
+    for (i, &op) in puts.iter().enumerate() {
+        let r = p.wait(op, Duration::from_secs(30));
+        assert!(matches!(r, Ok(Outcome::Put)), "{r:?}");
+        assert_eq!(
+            p.board.files[format!("/f{i}.bin").as_bytes()],
+            data(6000, i as u8),
+            "file {i}"
+        );
+    }
+    assert_eq!(p.board.eaten, 0, "text the board took as file data");
+    assert!(p.board.typed.windows(4).any(|w| w == b"7*7\r"));
+    // A key waits for the file on the wire at most (6 KB at 20 KB/s).
+    assert!(echo < Duration::from_millis(400), "echo after {echo:?}");
+}

@@ -154,6 +154,9 @@ pub struct TextLane {
     pub timeout: Duration,
     /// Why programs wait, for `status`.
     waiting: Option<(Instant, String)>,
+    /// Text of ours waits for an upload's last data frame: the lane makes
+    /// no new text and its clocks stop (see [`TextLane::thaw`]).
+    pub frozen: bool,
 }
 
 impl TextLane {
@@ -175,6 +178,35 @@ impl TextLane {
             interrupt,
             timeout,
             waiting: None,
+            frozen: false,
+        }
+    }
+
+    /// The held text is on the wire after waiting `d`: every clock that
+    /// started with it (an answer awaited, a paste's echo, a program's
+    /// silence) starts `d` later, as the board saw none of it before.
+    pub fn thaw(&mut self, d: Duration) {
+        self.frozen = false;
+        if let Some(t) = &mut self.keys_paced_until {
+            *t += d;
+        }
+        match &mut self.mode {
+            Mode::Clearing { deadline, .. }
+            | Mode::Entering { deadline, .. }
+            | Mode::Syncing { deadline, .. }
+            | Mode::Leaving { deadline, .. }
+            | Mode::Restoring { deadline, .. } => *deadline += d,
+            Mode::Raw { since, .. } => *since += d,
+            Mode::Running {
+                last, paced_until, ..
+            } => {
+                *last += d;
+                if let Some(t) = paced_until {
+                    *t += d;
+                }
+            }
+            Mode::Resetting { until, .. } => *until += d,
+            Mode::Terminal => {}
         }
     }
 
@@ -207,7 +239,7 @@ impl TextLane {
     }
 
     fn send_held(&mut self, now: Instant, out: &mut Out) {
-        if self.held.is_empty() || self.echo_awaited(now) {
+        if self.held.is_empty() || self.frozen || self.echo_awaited(now) {
             return;
         }
         let n = self.held.len().min(KEY_CHUNK);
@@ -232,6 +264,26 @@ impl TextLane {
         {
             // Ctrl-C for the person's program: a KeyboardInterrupt ends it.
             out.text(b"\x03".to_vec());
+        }
+    }
+
+    /// Whether the lane is in the middle of an exchange that sends text
+    /// again as soon as the board answers (taking the REPL, pasting a
+    /// program, a person's paste): an upload started now would hold each
+    /// of those sends for its whole length.
+    pub fn wants_wire(&self) -> bool {
+        if !self.held.is_empty() && self.theirs() {
+            return true;
+        }
+        match &self.mode {
+            Mode::Clearing { .. }
+            | Mode::Entering { .. }
+            | Mode::Syncing { .. }
+            | Mode::Leaving { .. }
+            | Mode::Restoring { .. } => true,
+            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Running { prog, .. } => prog.sending(),
+            Mode::Terminal | Mode::Resetting { .. } => false,
         }
     }
 
@@ -496,6 +548,9 @@ impl TextLane {
         binary_idle: bool,
         out: &mut Out,
     ) -> Result<(), Why> {
+        if self.frozen {
+            return Ok(());
+        }
         // A program that just ended leaves the raw prompt with the next one
         // queued: start it now, not when a timer next wakes the lane (300 ms
         // later, the hand-back time).
@@ -814,6 +869,9 @@ impl TextLane {
 
     /// When `drive` next has something to do by time alone.
     pub fn next_timer(&self) -> Option<Instant> {
+        if self.frozen {
+            return None;
+        }
         let mode = match &self.mode {
             Mode::Clearing { deadline, .. }
             | Mode::Entering { deadline, .. }
