@@ -2,7 +2,8 @@
 # A board as slow as an ESP32: the link emulator at 20 KB/s each way and a
 # 10 ms round trip. Prints: uploads of 300 KB, 1 MB and 5 MB with the default
 # time-out (time and share of the link's bandwidth); what a person feels on
-# the mount while a 200 KB uncached file is read (scripts/bench/latency.py);
+# the mount while a 200 KB uncached file is read, and while one is written
+# (scripts/bench/latency.py);
 # the first 100 bytes of an uncached 200 KB file with nothing else running.
 # SIZES="300000 1000000" leaves out the 5 MB upload (4 minutes at 20 KB/s).
 rate=${RATE:-20000}
@@ -39,6 +40,8 @@ for i in $(seq 20); do echo "x = $i" > "$work/root/lib/m$i.py"; done
 "$wm" "$b" "$mnt" 2> "$work/mount.log" &
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
 python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/big.bin" "$mnt/big2.bin" "$mnt/small.bin" "$mnt/lib"
+python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/up.bin" "$mnt/big2.bin" "$mnt/small.bin" "$mnt/lib" up
+cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
 # The probe's own reads finish first: "idle" means no transfer in flight.
 while "$wm" status "$mnt" | grep -qE '^(moving|queued):'; do sleep 0.2; done
 t=$(now)

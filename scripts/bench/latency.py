@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""What a person feels on a mounted board while a big file is being read.
+"""What a person feels on a mounted board while a big file is being read
+(or, with `up`, written).
 
-Usage: latency.py WEBREPL_MOUNT MOUNTPOINT BIG UNCACHED2 CACHED NAMEDIR
-  BIG        a file on the board not yet read through the mount (the load)
+Usage: latency.py WEBREPL_MOUNT MOUNTPOINT BIG UNCACHED2 CACHED NAMEDIR [up]
+  BIG        a file on the board not yet read through the mount (the load);
+             with `up`, a new file of 200 KB written through the mount
+             (close returns once it is on the board)
   UNCACHED2  another one, for the first bytes of `head -c 100`
   CACHED     a small file, read once before the load starts
   NAMEDIR    a directory the snapshot knows, for ls and stat
@@ -16,6 +19,7 @@ UNCACHED2. Prints one line per figure, and how long the read of BIG took.
 import os, pty, select, sys, threading, time
 
 wm, mnt, big, unc2, cached, namedir = sys.argv[1:7]
+upload = sys.argv[7:8] == ["up"]
 
 
 def pct(v, p):
@@ -75,9 +79,13 @@ def timed(samples, f):
 
 def reader():
     t = time.time()
-    with open(big, "rb") as f:
-        while f.read(65536):
-            pass
+    if upload:
+        with open(big, "wb") as f:
+            f.write(os.urandom(200000))
+    else:
+        with open(big, "rb") as f:
+            while f.read(65536):
+                pass
     load["secs"] = time.time() - t
     done.set()
 
@@ -125,13 +133,14 @@ probes = [threading.Thread(target=p, daemon=True) for p in (fs_probe, echo_probe
 for p in probes:
     p.start()
 done.wait()
-print("during the read of %s:" % os.path.basename(big))
+what = "upload" if upload else "read"
+print("during the %s of %s:" % (what, os.path.basename(big)))
 print(line("stat of snapshot entries", stat_t))
 print(line("ls of a snapshot directory", ls_t))
 print(line("read of a cached file", cat_t))
 print(line("terminal echo of a line", echo_t))
 print(line("head -c 100 of another file", head_t))
-print("the read itself: %.2f s" % load["secs"])
+print("the %s itself: %.2f s" % (what, load["secs"]))
 for p in probes:
     p.join(timeout=30)
 os.write(fd, b"\x1d")

@@ -179,8 +179,14 @@ impl Board {
                         continue;
                     }
                 };
-                for ((i, part, _), f) in chunk.iter().zip(finished) {
+                for ((i, part, pieces), f) in chunk.iter().zip(finished) {
                     let up = &ups[*i];
+                    if *pieces > 0 && !matches!(f, Ok(Finish::Done(_))) {
+                        // Slices a join that failed (a full flash) left.
+                        for name in piece_names(part, up.data.len(), slice) {
+                            self.stale_mark(&name, true);
+                        }
+                    }
                     results[*i] = Some(match f {
                         Ok(Finish::Done(w)) => Ok(w),
                         Ok(Finish::Short { free, .. }) if free < up.data.len() as u64 => {
