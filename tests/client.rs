@@ -155,6 +155,7 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
         base: "None".into(),
         crc: crc32fast::hash(data),
         pieces,
+        slice: 16_384,
     };
     let (a, c) = (random_bytes(3000, 7), random_bytes(2500, 8));
     let mut garbled = a.clone();
@@ -181,15 +182,35 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
     );
     assert!(!tb.path("/a.bin").exists() && !tb.path("/c.bin").exists());
     assert!(tb.path("/.wrm-t00001").exists() && tb.path("/.wrm-t00002").exists());
-    // Slices: the part, then PART.1, PART.2, joined in order.
+    // Slices: the part, then PART.1, PART.2, joined in order; one that
+    // lost a byte is named, and nothing is joined.
     let big = random_bytes(40_000, 9);
+    let slice_name = |k| match k {
+        0 => "/.wrm-t00003".to_string(),
+        k => format!("/.wrm-t00003.{k}"),
+    };
     for (k, piece) in big.chunks(16_384).enumerate() {
-        let name = match k {
-            0 => "/.wrm-t00003".to_string(),
-            k => format!("/.wrm-t00003.{k}"),
-        };
-        std::fs::write(tb.path(&name), piece).unwrap();
+        let piece = if k == 1 { &piece[1..] } else { piece };
+        std::fs::write(tb.path(&slice_name(k)), piece).unwrap();
     }
+    let out = b
+        .exec(&finish_uploads(&[call(
+            "/.wrm-t00003",
+            "/big.bin",
+            &big,
+            2,
+        )]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert!(
+        matches!(fields.as_slice(), ["P", free, "1"] if free.parse::<u64>().is_ok()),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tb.path(&slice_name(2)).exists() && !tb.path("/big.bin").exists());
+    std::fs::write(tb.path(&slice_name(1)), big.chunks(16_384).nth(1).unwrap()).unwrap();
     let out = b
         .exec(&finish_uploads(&[
             call("/.wrm-t00002", "/c.bin", &c, 0),

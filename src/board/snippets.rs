@@ -130,9 +130,11 @@ pub fn hashes(files: &[(&str, u64)]) -> String {
 /// and reports the size kept and the free space (`Z`), which tells a full
 /// flash from lost bytes.
 ///
-/// `_wrm_go(crc, [(part, target, size, base, pieces)])` finishes a batch:
-/// first it joins each part's further pieces (`PART.1` ...: a big file goes
-/// up in slices, see `upload.rs`) and takes the CRC-32 of every part; only
+/// `_wrm_go(crc, [(part, target, size, base, pieces, slice)])` finishes a
+/// batch: first it checks the size of each slice of a big file (`PART`,
+/// `PART.1`...: see `upload.rs`), reporting short ones as `P <free> <index>...`
+/// (to be sent again, nothing joined), joins them, and takes the CRC-32 of
+/// every part; only
 /// if the CRC of them all, end to end, is `crc` does it `_wrm_fin` them.
 /// Else it renames none and prints `V <crc>` for each (a short one gets its
 /// `_wrm_fin` answer), so that the files the board got wrong are sent again
@@ -182,24 +184,33 @@ def _wrm_l(L,n):
   print('E',5);return []
  return d.decode().split('\0')
 def _wrm_fd(d,L):
- return [(d+'.wrm-'+i,d+t,n,b,0) for t,i,n,b in L]
-def _wrm_j(P,k):
+ return [(d+'.wrm-'+i,d+t,n,b,0,0) for t,i,n,b in L]
+def _wrm_j(P,k,s,n):
+ N=[P]+[P+'.'+str(i) for i in range(1,k+1)];Z=[]
+ for Q in N:
+  try:Z.append(os.stat(Q)[6])
+  except OSError:Z.append(-1)
+ if Z[0]==n and max(Z[1:])<0:return []
+ B=[i for i in range(k+1) if Z[i]!=(s if i<k else n-k*s)]
+ if B:return B
  m=bytearray(512);f=open(P,'ab')
- for i in range(1,k+1):
-  try:g=open(P+'.'+str(i),'rb')
-  except OSError:continue
+ for Q in N[1:]:
+  g=open(Q,'rb')
   while 1:
    r=g.readinto(m)
    if not r:break
    f.write(memoryview(m)[:r])
-  g.close();os.remove(P+'.'+str(i))
- f.close()
+  g.close();os.remove(Q)
+ f.close();return []
 def _wrm_go(c,Q):
  C=getattr(binascii,'crc32',None);R=[];x=0;a=1
- for P,T,n,b,k in Q:
+ for P,T,n,b,k,s in Q:
   h=None
   try:
-   if k:_wrm_j(P,k)
+   if k:
+    B=_wrm_j(P,k,s,n)
+    if B:
+     R.append(B);a=0;continue
    if C and os.stat(P)[6]==n:
     h=0;m=bytearray(512);f=open(P,'rb')
     while 1:
@@ -211,8 +222,9 @@ def _wrm_go(c,Q):
   if h is None:a=0
   R.append(h)
  a=a and x&0xffffffff==c
- for (P,T,n,b,k),h in zip(Q,R):
-  if C and not a and h is not None:print('V %08x'%(h&0xffffffff))
+ for (P,T,n,b,k,s),h in zip(Q,R):
+  if type(h) is list:v=os.statvfs('/');print('P',v[0]*v[4],*h)
+  elif C and not a and h is not None:print('V %08x'%(h&0xffffffff))
   else:_wrm_fin(P,T,n,b)
 def _wrm_alg():
  try:
@@ -267,6 +279,8 @@ pub struct Finishing {
     pub base: String,
     pub crc: u32,
     pub pieces: usize,
+    /// The size of each slice but the last.
+    pub slice: u64,
 }
 
 /// The `_wrm_go` call (see [`HELPERS`]) that finishes a batch of uploads,
@@ -292,12 +306,13 @@ pub fn finish_uploads(calls: &[Finishing]) -> String {
         let Some(id) = id else {
             end(&mut group, &mut lists);
             lists.push(format!(
-                "[({},{},{},{},{})]",
+                "[({},{},{},{},{},{})]",
                 lit(&f.part),
                 lit(&f.target),
                 f.size,
                 f.base,
-                f.pieces
+                f.pieces,
+                f.slice
             ));
             continue;
         };
@@ -522,6 +537,7 @@ mod tests {
             base: "None".to_string(),
             crc: crc32fast::hash(data),
             pieces,
+            slice: if pieces > 0 { 1 } else { 0 },
         };
         let code = finish_uploads(&[
             call("/lib/.wrm-00000a", "/lib/a.py", b"abc", 0),
@@ -536,8 +552,8 @@ mod tests {
                 "_wrm_go({},_wrm_fd('/lib/',[('a.py','00000a',3,None),\
                  (b'it\\x27s.py'.decode(),'00000b',2,None),])\
                  +_wrm_fd('/',[('main.py','00000c',0,None),])\
-                 +[(b'/.wrm-00000e'.decode(),b'/big.bin'.decode(),3,None,2)]\
-                 +[(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),2,None,0)])\n",
+                 +[(b'/.wrm-00000e'.decode(),b'/big.bin'.decode(),3,None,2,1)]\
+                 +[(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),2,None,0,0)])\n",
                 crc32fast::hash(b"abcdefghij")
             )
         );

@@ -147,21 +147,21 @@ impl Board {
                 }
             }
         }
-        let mut todo: Vec<usize> = (0..ups.len()).filter(|&i| results[i].is_none()).collect();
+        let slice = self.slice().await;
+        let mut todo: Vec<Sending> = (0..ups.len())
+            .filter(|&i| results[i].is_none())
+            .map(|i| Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice))
+            .collect();
         for attempt in 1..=PUT_TRIES {
-            let parts: Vec<String> = todo.iter().map(|&i| self.part_for(&ups[i].path)).collect();
-            let slice = self.slice().await;
-            let sent = self.send_parts(&ups, &todo, &parts, slice).await;
+            let sent = self.send_parts(&ups, &todo).await;
             let mut checking = Vec::new();
-            for ((&i, part), r) in todo.iter().zip(&parts).zip(sent) {
+            for (job, r) in todo.into_iter().zip(sent) {
                 match r {
-                    Ok(pieces) => checking.push((i, part.clone(), pieces)),
+                    Ok(()) => checking.push(job),
                     Err(e) => {
                         // Part files may be left: removed by the next upload.
-                        for name in piece_names(part, ups[i].data.len(), slice) {
-                            self.stale_mark(&name, true);
-                        }
-                        results[i] = Some(Err(e));
+                        self.stale_all(&job, &ups);
+                        results[job.i] = Some(Err(e));
                     }
                 }
             }
@@ -170,24 +170,26 @@ impl Board {
                 let finished = match self.finish(&ups, chunk).await {
                     Ok(f) => f,
                     Err(e) => {
-                        for (i, part, _) in chunk {
-                            for name in piece_names(part, ups[*i].data.len(), slice) {
-                                self.stale_mark(&name, true);
-                            }
-                            results[*i] = Some(Err(e.duplicate()));
+                        for job in chunk {
+                            self.stale_all(job, &ups);
+                            results[job.i] = Some(Err(e.duplicate()));
                         }
                         continue;
                     }
                 };
-                for ((i, part, pieces), f) in chunk.iter().zip(finished) {
-                    let up = &ups[*i];
-                    if *pieces > 0 && !matches!(f, Ok(Finish::Done(_))) {
+                for (job, f) in chunk.iter().zip(finished) {
+                    let up = &ups[job.i];
+                    if job.pieces() > 0
+                        && !matches!(f, Ok(Finish::Done(_)) | Ok(Finish::Slices { .. }))
+                    {
                         // Slices a join that failed (a full flash) left.
-                        for name in piece_names(part, up.data.len(), slice) {
-                            self.stale_mark(&name, true);
-                        }
+                        self.stale_all(job, &ups);
                     }
-                    results[*i] = Some(match f {
+                    let lost = || Error::Os {
+                        errno: libc::EIO,
+                        what: format!("{}: the board kept losing bytes", up.path),
+                    };
+                    results[job.i] = Some(match f {
                         Ok(Finish::Done(w)) => Ok(w),
                         Ok(Finish::Short { free, .. }) if free < up.data.len() as u64 => {
                             Err(Error::Os {
@@ -200,8 +202,13 @@ impl Board {
                                 "{}: the board holds other bytes than were sent (attempt {attempt}); sending again",
                                 up.path
                             );
-                            self.stale_mark(part, true);
-                            again.push(*i);
+                            self.stale_mark(&job.part, true);
+                            again.push(Sending::whole(
+                                job.i,
+                                self.part_for(&up.path),
+                                up.data.len(),
+                                slice,
+                            ));
                             Err(Error::Os {
                                 errno: libc::EIO,
                                 what: format!("{}: the board kept garbling it", up.path),
@@ -213,11 +220,34 @@ impl Board {
                                 up.path,
                                 up.data.len()
                             );
-                            again.push(*i);
+                            again.push(Sending::whole(
+                                job.i,
+                                self.part_for(&up.path),
+                                up.data.len(),
+                                slice,
+                            ));
+                            Err(lost())
+                        }
+                        Ok(Finish::Slices { short, free })
+                            if free < (short.len() * job.slice) as u64 =>
+                        {
+                            self.stale_all(job, &ups);
                             Err(Error::Os {
-                                errno: libc::EIO,
-                                what: format!("{}: the board kept losing bytes", up.path),
+                                errno: libc::ENOSPC,
+                                what: up.path.clone(),
                             })
+                        }
+                        Ok(Finish::Slices { short, .. }) => {
+                            // A lost byte costs its slice, not the file.
+                            warn!(
+                                "{}: the board kept slices {short:?} of {} short (attempt {attempt}); sending those again",
+                                up.path,
+                                job.pieces() + 1
+                            );
+                            let mut mend = job.clone();
+                            mend.only = Some(short);
+                            again.push(mend);
+                            Err(lost())
                         }
                         Err(e) => Err(e),
                     });
@@ -250,26 +280,23 @@ impl Board {
     }
 
     /// The data of each file into its part file (and the slices after the
-    /// first into `PART.1`, `PART.2`...): how many slices follow the
-    /// first. Binary PUTs are all handed to the session at once: it sends
-    /// them back to back.
-    async fn send_parts(
-        &self,
-        ups: &[Upload],
-        todo: &[usize],
-        parts: &[String],
-        slice: usize,
-    ) -> Vec<Result<usize>> {
+    /// first into `PART.1`, `PART.2`...), or only the slices named. Binary
+    /// PUTs are all handed to the session at once: it sends them back to
+    /// back.
+    async fn send_parts(&self, ups: &[Upload], todo: &[Sending]) -> Vec<Result<()>> {
         let mut pending = Vec::new();
-        for (&i, part) in todo.iter().zip(parts) {
-            let up = &ups[i];
-            let names = piece_names(part, up.data.len(), slice);
+        for job in todo {
+            let up = &ups[job.i];
+            let names = piece_names(&job.part, up.data.len(), job.slice);
             if names.iter().all(|n| self.binary_ok(n)) {
                 let progress = up.progress.clone().unwrap_or_else(|| watch::channel(0).0);
                 let mut puts = Vec::new();
                 for (k, name) in names.into_iter().enumerate() {
-                    let from = k * slice;
-                    let data = up.data.slice(from..up.data.len().min(from + slice));
+                    if job.only.as_ref().is_some_and(|o| !o.contains(&k)) {
+                        continue;
+                    }
+                    let from = k * job.slice;
+                    let data = up.data.slice(from..up.data.len().min(from + job.slice));
                     let (session, whole) = (self.session.clone(), progress.clone());
                     puts.push(tokio::spawn(async move {
                         let (tx, mut rx) = watch::channel(0u64);
@@ -278,7 +305,10 @@ impl Board {
                             let mut last = 0;
                             while rx.changed().await.is_ok() {
                                 let done = *rx.borrow();
-                                whole.send_modify(|v| *v += done.saturating_sub(last));
+                                whole.send_if_modified(|v| {
+                                    *v += done.saturating_sub(last);
+                                    done > last
+                                });
                                 last = last.max(done);
                             }
                         };
@@ -289,20 +319,19 @@ impl Board {
                 }
                 pending.push(Pending::Put(puts));
             } else {
-                pending.push(Pending::Paste(i, part.clone()));
+                pending.push(Pending::Paste(job.i, job.part.clone()));
             }
         }
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             out.push(match p {
                 Pending::Put(puts) => {
-                    let pieces = puts.len().saturating_sub(1);
-                    let mut r = Ok(pieces);
+                    let mut r = Ok(());
                     for h in puts {
                         let one = h
                             .await
                             .unwrap_or_else(|e| Err(Error::Invalid(format!("upload task: {e}"))));
-                        if let (Ok(_), Err(e)) = (&r, one) {
+                        if let (Ok(()), Err(e)) = (&r, one) {
                             r = Err(e);
                         }
                     }
@@ -313,21 +342,24 @@ impl Board {
                     if let Some(p) = &ups[i].progress {
                         let _ = p.send(ups[i].data.len() as u64);
                     }
-                    r.map(|()| 0)
+                    r
                 }
             });
         }
         out
     }
 
+    /// Every name an upload may have left on the board, to be removed.
+    fn stale_all(&self, job: &Sending, ups: &[Upload]) {
+        for name in piece_names(&job.part, ups[job.i].data.len(), job.slice) {
+            self.stale_mark(&name, true);
+        }
+    }
+
     /// One program checks and renames a batch of part files. If the link
     /// breaks under it, whether it ran is found out on the next link: a
     /// part file still there did not move.
-    async fn finish(
-        &self,
-        ups: &[Upload],
-        batch: &[(usize, String, usize)],
-    ) -> Result<Vec<Result<Finish>>> {
+    async fn finish(&self, ups: &[Upload], batch: &[Sending]) -> Result<Vec<Result<Finish>>> {
         let mut results: Vec<Option<Result<Finish>>> = batch.iter().map(|_| None).collect();
         let mut todo: Vec<usize> = (0..batch.len()).collect();
         // A second pass finishes the files a garbled neighbour held back.
@@ -335,15 +367,16 @@ impl Board {
             let calls: Vec<sn::Finishing> = todo
                 .iter()
                 .map(|&k| {
-                    let (i, part, pieces) = &batch[k];
-                    let up = &ups[*i];
+                    let job = &batch[k];
+                    let up = &ups[job.i];
                     sn::Finishing {
-                        part: part.clone(),
+                        part: job.part.clone(),
                         target: up.path.clone(),
                         size: up.data.len() as u64,
                         base: base_arg(up.base),
                         crc: crc32fast::hash(&up.data),
-                        pieces: if pass == 0 { *pieces } else { 0 },
+                        pieces: if pass == 0 { job.pieces() } else { 0 },
+                        slice: job.slice as u64,
                     }
                 })
                 .collect();
@@ -357,11 +390,11 @@ impl Board {
             };
             let lines: Vec<&str> = sn::lines(&out).collect();
             if lines.len() < calls.len() {
-                return Err(sn::unexpected(&out, &ups[batch[todo[0]].0].path));
+                return Err(sn::unexpected(&out, &ups[batch[todo[0]].i].path));
             }
             let mut held = Vec::new();
             for ((&k, call), line) in todo.iter().zip(&calls).zip(lines) {
-                let path = &ups[batch[k].0].path;
+                let path = &ups[batch[k].i].path;
                 results[k] = Some(match line.strip_prefix("V ") {
                     Some(crc) if u32::from_str_radix(crc, 16) == Ok(call.crc) && pass == 0 => {
                         held.push(k);
@@ -423,7 +456,7 @@ impl Board {
         &self,
         ups: &[Upload],
         todo: &[usize],
-        batch: &[(usize, String, usize)],
+        batch: &[Sending],
         calls: &[sn::Finishing],
     ) -> Result<Vec<u8>> {
         let mut lines = vec![String::new(); calls.len()];
@@ -441,7 +474,7 @@ impl Board {
                 lines[k] = l.to_string();
             }
         }
-        let holds = |k: usize| &ups[batch[todo[k]].0];
+        let holds = |k: usize| &ups[batch[todo[k]].i];
         let query: Vec<(&str, u64)> = gone
             .iter()
             .map(|&k| (holds(k).path.as_str(), calls[k].size))
@@ -549,6 +582,34 @@ impl Board {
     }
 }
 
+/// One upload to send: which file, to which part name, in slices of
+/// what size, and (mending) only which slices.
+#[derive(Debug, Clone)]
+struct Sending {
+    i: usize,
+    part: String,
+    len: usize,
+    slice: usize,
+    only: Option<Vec<usize>>,
+}
+
+impl Sending {
+    fn whole(i: usize, part: String, len: usize, slice: usize) -> Sending {
+        Sending {
+            i,
+            part,
+            len,
+            slice,
+            only: None,
+        }
+    }
+
+    /// How many slices follow the first.
+    fn pieces(&self) -> usize {
+        self.len.div_ceil(self.slice.max(1)).saturating_sub(1)
+    }
+}
+
 enum Pending {
     /// One PUT per slice.
     Put(Vec<tokio::task::JoinHandle<Result<()>>>),
@@ -573,6 +634,12 @@ enum Finish {
     Done(Written),
     /// The board's bytes are not those sent (same size, other CRC).
     Garbled,
+    /// These slices came up short (lost bytes, or a full flash): nothing
+    /// was joined.
+    Slices {
+        short: Vec<usize>,
+        free: u64,
+    },
     /// The part file was short: lost bytes, or a full flash.
     Short {
         kept: u64,
@@ -589,6 +656,10 @@ fn parse_finish(line: &str, path: &str, out: &[u8]) -> Result<Finish> {
             mtime: mtime.parse().unwrap_or(0),
             target: (size.parse().unwrap_or(0), tmtime.parse().unwrap_or(0)),
         }),
+        ["P", free, short @ ..] => Finish::Slices {
+            short: short.iter().filter_map(|k| k.parse().ok()).collect(),
+            free: free.parse().unwrap_or(u64::MAX),
+        },
         ["Z", kept, free] => Finish::Short {
             kept: kept.parse().unwrap_or(0),
             free: free.parse().unwrap_or(u64::MAX),

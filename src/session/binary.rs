@@ -207,11 +207,15 @@ impl BinaryLane {
             // alone, so that one the board cannot open (it drops the link)
             // fails by itself.
             .filter(|(_, q)| {
-                let put = matches!(q.what, Transfer::Put { .. });
-                (!upload_only || (put && q.attempts == 0)) && !(puts_wait && put)
+                !upload_only || (matches!(q.what, Transfer::Put { .. }) && q.attempts == 0)
             })
             .min_by_key(|(_, q)| key(q))
             .map(|(i, _)| i)?;
+        // An upload that must wait for the text lane is waited for: nothing
+        // else goes in its place (a big download would hold it for long).
+        if puts_wait && matches!(self.queue[i].what, Transfer::Put { .. }) {
+            return None;
+        }
         // Uploads pipeline only behind uploads, and only in the order the
         // smallest-first rule would pick anyway.
         if upload_only {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -499,6 +499,9 @@ impl Shell {
                 }
                 while let Some((kind, payload)) = self.core.poll_transmit(now) {
                     w.handed += payload.len() as u64;
+                    if kind == Kind::Text {
+                        trace!("text out: {:?}", String::from_utf8_lossy(&payload));
+                    }
                     let _ = w.frames.send((kind, payload));
                 }
             }
@@ -545,7 +548,12 @@ impl Shell {
                     break;
                 }
                 Input::Cmd(Some(c)) => self.command(now, c),
-                Input::Frame(Ok(f)) => self.core.on_frame(now, f),
+                Input::Frame(Ok(f)) => {
+                    if f.kind == Kind::Text {
+                        trace!("text in: {:?}", String::from_utf8_lossy(&f.payload));
+                    }
+                    self.core.on_frame(now, f)
+                }
                 Input::Frame(Err(e)) => {
                     info!("link to {}: {e}", self.cfg.target);
                     self.core.on_link_lost(now, e);

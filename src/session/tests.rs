@@ -678,3 +678,30 @@ fn no_text_goes_in_the_middle_of_an_upload_where_the_board_would_take_it_as_data
     // A key waits for the file on the wire at most (6 KB at 20 KB/s).
     assert!(echo < Duration::from_millis(400), "echo after {echo:?}");
 }
+
+#[test]
+fn a_program_queued_as_held_keys_go_out_waits_for_their_echo() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    let first = p.core.submit(p.now, program("#sleep 500\nprint(1)"));
+    p.run_for(Duration::from_millis(200));
+    p.core.keys(p.now, b"abc");
+    assert!(p.wait(first, Duration::from_secs(3)).is_ok());
+    // The keys go out as the person's turn comes back; a program queued
+    // meanwhile must not take them for a settled, empty line (a Ctrl-A
+    // into "abc" only moves the cursor, and the raw REPL never comes).
+    let second = p.core.submit(p.now, program("print(2)"));
+    let started = p.now;
+    match p.wait(second, Duration::from_secs(10)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"2\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(
+        p.now - started < Duration::from_secs(1),
+        "{:?}",
+        p.now - started
+    );
+    assert!(p.run_until(Duration::from_secs(3), |p| p.board.line == b"abc"));
+}

@@ -184,10 +184,14 @@ impl TextLane {
 
     /// The held text is on the wire after waiting `d`: every clock that
     /// started with it (an answer awaited, a paste's echo, a program's
-    /// silence) starts `d` later, as the board saw none of it before.
+    /// silence, a person's line settling) starts `d` later, as the board
+    /// saw none of it before.
     pub fn thaw(&mut self, d: Duration) {
         self.frozen = false;
-        if let Some(t) = &mut self.keys_paced_until {
+        for t in [&mut self.keys_paced_until, &mut self.last_key]
+            .into_iter()
+            .flatten()
+        {
             *t += d;
         }
         match &mut self.mode {
@@ -244,6 +248,9 @@ impl TextLane {
         }
         let n = self.held.len().min(KEY_CHUNK);
         let keys: Vec<u8> = self.held.drain(..n).collect();
+        // Keys held while a program had the REPL are typed now, as far as
+        // the board knows: the line is not settled until they are echoed.
+        self.last_key = Some(self.last_key.map_or(now, |t| t.max(now)));
         let paced = n == KEY_CHUNK;
         self.keys_unechoed = if paced { n } else { 0 };
         self.keys_paced_until = paced.then_some(now + ECHO_WAIT);
