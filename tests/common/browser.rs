@@ -132,15 +132,23 @@ impl Browser {
     /// Clicks the button `action` on the row of `path` in the files panel.
     pub async fn click_row(&self, path: &str, action: &str) {
         let css = format!("#tree li[data-path='{path}'] button[data-action='{action}']");
-        self.until(10, &format!("!!document.querySelector(\"{css}\")"))
-            .await;
-        self.client
-            .find(Locator::Css(&css))
-            .await
-            .expect("the button")
-            .click()
-            .await
-            .expect("click");
+        // The tree is redrawn every 3 s: a button found just before a
+        // redraw is stale by the click. Find it again then.
+        let mut last = None;
+        for _ in 0..5 {
+            self.until(10, &format!("!!document.querySelector(\"{css}\")"))
+                .await;
+            let button = self
+                .client
+                .find(Locator::Css(&css))
+                .await
+                .expect("the button");
+            match button.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("click: {last:?}");
     }
 
     /// Picks a local file with the files panel's picker.
