@@ -148,28 +148,22 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
     use webrepl_mount::board::snippets::{Finishing, HELPERS, finish_uploads};
     let tb = TestBoard::start();
     let b = board_of(tb.session().await);
-    let call = |part: &str, target: &str, data: &[u8], pieces| Finishing {
-        part: part.into(),
-        target: target.into(),
-        size: data.len() as u64,
-        base: "None".into(),
-        crc: crc32fast::hash(data),
-        pieces,
-        slice: 16_384,
+    let call = |part: &str, target: &str, data: &[u8], pieces| {
+        Finishing::new(part, target, data, "None".into(), pieces, 16_384)
     };
+    // The finishing program, run on the board as ours would be.
+    let finish = async |calls: &[Finishing]| b.exec(&finish_uploads(calls)).await.unwrap();
     let (a, c) = (random_bytes(3000, 7), random_bytes(2500, 8));
     let mut garbled = a.clone();
     garbled[1234] ^= 0x5a;
     std::fs::write(tb.path("/.wrm-t00001"), &garbled).unwrap();
     std::fs::write(tb.path("/.wrm-t00002"), &c).unwrap();
     assert!(b.exec(HELPERS).await.unwrap().stderr.is_empty());
-    let out = b
-        .exec(&finish_uploads(&[
-            call("/.wrm-t00001", "/a.bin", &a, 0),
-            call("/.wrm-t00002", "/c.bin", &c, 0),
-        ]))
-        .await
-        .unwrap();
+    let out = finish(&[
+        call("/.wrm-t00001", "/a.bin", &a, 0),
+        call("/.wrm-t00002", "/c.bin", &c, 0),
+    ])
+    .await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
@@ -193,15 +187,7 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
         let piece = if k == 1 { &piece[1..] } else { piece };
         std::fs::write(tb.path(&slice_name(k)), piece).unwrap();
     }
-    let out = b
-        .exec(&finish_uploads(&[call(
-            "/.wrm-t00003",
-            "/big.bin",
-            &big,
-            2,
-        )]))
-        .await
-        .unwrap();
+    let out = finish(&[call("/.wrm-t00003", "/big.bin", &big, 2)]).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let fields: Vec<&str> = text.split_whitespace().collect();
     assert!(
@@ -211,13 +197,11 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
     );
     assert!(tb.path(&slice_name(2)).exists() && !tb.path("/big.bin").exists());
     std::fs::write(tb.path(&slice_name(1)), big.chunks(16_384).nth(1).unwrap()).unwrap();
-    let out = b
-        .exec(&finish_uploads(&[
-            call("/.wrm-t00002", "/c.bin", &c, 0),
-            call("/.wrm-t00003", "/big.bin", &big, 2),
-        ]))
-        .await
-        .unwrap();
+    let out = finish(&[
+        call("/.wrm-t00002", "/c.bin", &c, 0),
+        call("/.wrm-t00003", "/big.bin", &big, 2),
+    ])
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.lines().filter(|l| l.starts_with("K ")).count(),
@@ -226,13 +210,13 @@ async fn finishing_renames_nothing_the_board_got_wrong_and_joins_slices() {
     );
     assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), big);
     assert_eq!(std::fs::read(tb.path("/c.bin")).unwrap(), c);
-    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".wrm-t00002") || n.starts_with(".wrm-t00003"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    let left = tb.parts("/");
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.starts_with(".wrm-t00002") || n.starts_with(".wrm-t00003")),
+        "{left:?}"
+    );
 }
 
 #[tokio::test]

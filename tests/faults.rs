@@ -106,12 +106,7 @@ fn a_full_flash_is_enospc_and_the_target_stays_whole() {
         "the target was touched"
     );
     // Neither the part file nor a slice of it is left to fill the flash.
-    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".wrm-"))
-        .collect();
+    let left = tb.parts("/");
     assert!(
         left.is_empty(),
         "the partial upload was left behind: {left:?}"

@@ -10,15 +10,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-fn parts(tb: &TestBoard, dir: &str) -> Vec<String> {
-    std::fs::read_dir(tb.path(dir))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".wrm-"))
-        .collect()
-}
-
 #[test]
 fn a_300_kb_upload_with_the_default_timeout_succeeds_and_leaves_no_part_file() {
     let tb = TestBoard::start();
@@ -40,7 +31,7 @@ fn a_300_kb_upload_with_the_default_timeout_succeeds_and_leaves_no_part_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
-    assert!(parts(&tb, "/").is_empty());
+    assert!(tb.parts("/").is_empty());
 }
 
 /// Reads a file in a thread; the flag says when it is done.
@@ -126,7 +117,7 @@ fn concurrent_saves_into_one_directory_each_use_their_own_part_file() {
         .collect();
     // While they upload, their part files are there side by side.
     eventually(20, "two uploads in flight at once", || {
-        parts(&tb, "/app").len() >= 2
+        tb.parts("/app").len() >= 2
     });
     for s in saves {
         s.join().unwrap().unwrap();
@@ -137,7 +128,7 @@ fn concurrent_saves_into_one_directory_each_use_their_own_part_file() {
             random_bytes(40_000, 10 + i)
         );
     }
-    assert!(parts(&tb, "/app").is_empty());
+    assert!(tb.parts("/app").is_empty());
     assert!(m.unmount().status.success());
 }
 
@@ -149,7 +140,7 @@ fn part_files_left_by_an_earlier_mount_are_removed_when_mounting() {
     std::fs::write(tb.path("/lib/.wrm-part"), random_bytes(5000, 4)).unwrap();
     let mut m = Mount::start(&tb, &tb.addr(), &[]);
     eventually(10, "stale part files removed", || {
-        parts(&tb, "/").is_empty() && parts(&tb, "/lib").is_empty()
+        tb.parts("/").is_empty() && tb.parts("/lib").is_empty()
     });
     assert!(!std::fs::read_dir(m.path()).unwrap().any(|e| {
         e.unwrap()

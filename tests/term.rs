@@ -407,11 +407,7 @@ fn on_a_slow_link_a_typed_line_answers_while_a_big_upload_is_still_on_the_wire()
     t.assert_clean();
     drop(t);
     assert!(m.unmount().status.success());
-    let parts: Vec<_> = std::fs::read_dir(tb.path("/"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".wrm-"))
-        .collect();
+    let parts = tb.parts("/");
     assert!(parts.is_empty(), "slices left on the board: {parts:?}");
 }
 

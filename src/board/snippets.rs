@@ -283,6 +283,28 @@ pub struct Finishing {
     pub slice: u64,
 }
 
+impl Finishing {
+    /// The upload of `data` from `part` onto `target`.
+    pub fn new(
+        part: &str,
+        target: &str,
+        data: &[u8],
+        base: String,
+        pieces: usize,
+        slice: usize,
+    ) -> Self {
+        Finishing {
+            part: part.to_string(),
+            target: target.to_string(),
+            size: data.len() as u64,
+            base,
+            crc: crc32fast::hash(data),
+            pieces,
+            slice: slice as u64,
+        }
+    }
+}
+
 /// The `_wrm_go` call (see [`HELPERS`]) that finishes a batch of uploads,
 /// one answer line each. The program travels through the raw-paste window
 /// (128 bytes a round trip), so it is kept short: uploads into one
@@ -530,14 +552,8 @@ mod tests {
 
     #[test]
     fn finishing_a_batch_groups_files_by_directory_and_quotes_odd_names() {
-        let call = |p: &str, t: &str, data: &[u8], pieces| Finishing {
-            part: p.to_string(),
-            target: t.to_string(),
-            size: data.len() as u64,
-            base: "None".to_string(),
-            crc: crc32fast::hash(data),
-            pieces,
-            slice: if pieces > 0 { 1 } else { 0 },
+        let call = |p: &str, t: &str, data: &[u8], pieces| {
+            Finishing::new(p, t, data, "None".into(), pieces, usize::from(pieces > 0))
         };
         let code = finish_uploads(&[
             call("/lib/.wrm-00000a", "/lib/a.py", b"abc", 0),

@@ -369,15 +369,15 @@ impl Board {
                 .map(|&k| {
                     let job = &batch[k];
                     let up = &ups[job.i];
-                    sn::Finishing {
-                        part: job.part.clone(),
-                        target: up.path.clone(),
-                        size: up.data.len() as u64,
-                        base: base_arg(up.base),
-                        crc: crc32fast::hash(&up.data),
-                        pieces: if pass == 0 { job.pieces() } else { 0 },
-                        slice: job.slice as u64,
-                    }
+                    let pieces = if pass == 0 { job.pieces() } else { 0 };
+                    sn::Finishing::new(
+                        &job.part,
+                        &up.path,
+                        &up.data,
+                        base_arg(up.base),
+                        pieces,
+                        job.slice,
+                    )
                 })
                 .collect();
             debug!("finishing {} upload(s) in one program", calls.len());

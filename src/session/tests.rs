@@ -2,7 +2,7 @@
 //! time: slow links, a small input ring, keys arriving mid-transfer, links
 //! that break, boards that stop answering.
 
-use super::core::{Config, Outcome, Request};
+use super::core::{Config, OpId, Outcome, Request};
 use super::sim::Pair;
 use crate::error::Error;
 use bytes::Bytes;
@@ -33,6 +33,21 @@ fn program(code: &str) -> Request {
         user: false,
         patience: Duration::from_secs(10),
     }
+}
+
+/// Uploads of `n` files of `size` bytes, `/{stem}{i}.bin`, submitted at once.
+fn put_files(p: &mut Pair, n: usize, size: usize, stem: &str) -> Vec<OpId> {
+    (0..n)
+        .map(|i| {
+            p.core.submit(
+                p.now,
+                Request::Put {
+                    path: format!("/{stem}{i}.bin").into_bytes(),
+                    data: Bytes::from(data(size, i as u8)),
+                },
+            )
+        })
+        .collect()
 }
 
 fn secs(d: Duration) -> f64 {
@@ -494,17 +509,7 @@ fn an_esp8266_pausing_per_chunk_still_echoes_keys_promptly() {
 #[test]
 fn pipelined_uploads_follow_each_other_without_waiting_for_replies() {
     let mut p = Pair::new(cfg(10), 0.0, Duration::from_millis(50));
-    let ops: Vec<_> = (0..10)
-        .map(|i| {
-            p.core.submit(
-                p.now,
-                Request::Put {
-                    path: format!("/m{i}.py").into_bytes(),
-                    data: Bytes::from(data(2700, i as u8)),
-                },
-            )
-        })
-        .collect();
+    let ops = put_files(&mut p, 10, 2700, "m");
     assert!(p.run_until(Duration::from_secs(10), |p| {
         ops.iter().all(|o| p.done.contains_key(o))
     }));
@@ -516,7 +521,7 @@ fn pipelined_uploads_follow_each_other_without_waiting_for_replies() {
     );
     for i in 0..10 {
         assert_eq!(
-            p.board.files[format!("/m{i}.py").as_bytes()],
+            p.board.files[format!("/m{i}.bin").as_bytes()],
             data(2700, i as u8)
         );
     }
@@ -635,17 +640,7 @@ fn no_text_goes_in_the_middle_of_an_upload_where_the_board_would_take_it_as_data
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.core.set_terminals(p.now, 1);
     assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
-    let puts: Vec<_> = (0..6)
-        .map(|i| {
-            p.core.submit(
-                p.now,
-                Request::Put {
-                    path: format!("/f{i}.bin").into_bytes(),
-                    data: Bytes::from(data(6000, i as u8)),
-                },
-            )
-        })
-        .collect();
+    let puts = put_files(&mut p, 6, 6000, "f");
     // Keys and programs arrive while the files are on the wire (once the
     // link's rate is known, so that the socket holds 50 ms of it).
     p.run_for(Duration::from_millis(700));

@@ -150,6 +150,16 @@ impl TestBoard {
         self.root.path().join(board_path.trim_start_matches('/'))
     }
 
+    /// The part files (and slices) in a directory of the board.
+    pub fn parts(&self, dir: &str) -> Vec<String> {
+        std::fs::read_dir(self.path(dir))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".wrm-"))
+            .collect()
+    }
+
     pub fn config(&self) -> Config {
         self.config_via(self.port)
     }
