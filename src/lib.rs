@@ -14,6 +14,7 @@ pub mod error;
 pub mod fs;
 pub mod mount;
 pub mod options;
+pub mod private;
 pub mod protocol;
 pub mod session;
 pub mod terminal;

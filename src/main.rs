@@ -68,8 +68,12 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
         .as_deref()
         .and_then(webrepl_mount::cache::attrs::state_file)
         .map(|f| f.with_extension("log"));
-    if let Some(dir) = log.as_ref().and_then(|l| l.parent()) {
-        let _ = std::fs::create_dir_all(dir);
+    // The log may name files and the page's address: ours alone.
+    if let Some(dir) = log.as_ref().and_then(|l| l.parent())
+        && let Err(e) = webrepl_mount::private::dir(dir)
+    {
+        eprintln!("webrepl-mount: {e}");
+        std::process::exit(cli::exit_code(&e));
     }
     let mut fds = [0; 2];
     // SAFETY: plain pipe/fork/setsid/dup2 before any thread exists.
@@ -95,10 +99,7 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
                 // The daemon's messages (conflicts, files not flushed) go to
                 // a log that `status` names.
                 if let Some(log) = &log
-                    && let Ok(f) = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(log)
+                    && let Ok(f) = webrepl_mount::private::append(log)
                 {
                     libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 2);
                 }

@@ -73,7 +73,7 @@ pub fn save(file: &PathBuf, tree: &Tree) {
         let dir = file
             .parent()
             .ok_or_else(|| std::io::Error::other("no directory"))?;
-        std::fs::create_dir_all(dir)?;
+        crate::private::dir(dir).map_err(std::io::Error::other)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(out.as_bytes())?;
         tmp.persist(file).map_err(|e| e.error)?;

@@ -39,7 +39,8 @@ impl Journal {
 
     /// Records `data` for `path`, durably, before returning.
     pub fn write(&self, path: &str, base: Option<(u64, i64)>, data: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        // Unsent file contents: readable by us alone.
+        crate::private::dir(&self.dir).map_err(std::io::Error::other)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         let hex: String = path.bytes().map(|b| format!("{b:02x}")).collect();
         let base = base.map_or("-".to_string(), |(s, m)| format!("{s} {m}"));

@@ -1,6 +1,10 @@
 //! The mount daemon's local socket: `unmount`, `flush` and `status` from
-//! other processes of the same user. Mode 0600 in a 0700 directory, named
-//! from the mountpoint so that a command given the mountpoint finds it.
+//! other processes of the same user. Mode 0600 in a 0700 directory that
+//! `private` checks is ours (a directory another user made first in /tmp
+//! would let them put their own socket there), named from the mountpoint so
+//! that a command given the mountpoint finds it. A client checks the same
+//! directory and that the daemon answering runs as us (or root), so it
+//! never sends keys to, or believes answers from, another user's process.
 
 use crate::error::{Error, Result};
 use std::os::unix::fs::PermissionsExt;
@@ -8,12 +12,14 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-/// `$XDG_RUNTIME_DIR/webrepl-mount`, else a private directory in /tmp.
-fn dir() -> PathBuf {
+/// `$XDG_RUNTIME_DIR/webrepl-mount`, else `webrepl-mount-UID` in
+/// `$TMPDIR` or /tmp, where another user may have made it first: used only
+/// once `private` has checked it.
+pub fn dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) => PathBuf::from(d).join("webrepl-mount"),
         // SAFETY: getuid cannot fail.
-        None => PathBuf::from(format!("/tmp/webrepl-mount-{}", unsafe { libc::getuid() })),
+        None => std::env::temp_dir().join(format!("webrepl-mount-{}", unsafe { libc::getuid() })),
     }
 }
 
@@ -43,9 +49,7 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
 /// a daemon that died; refuses if a live daemon answers there.
 pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
     let path = socket_path(mountpoint);
-    let d = dir();
-    std::fs::create_dir_all(&d)?;
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+    crate::private::dir(&dir())?;
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
             return Err(Error::Invalid(format!(
@@ -65,7 +69,12 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
 pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
     let path = socket_path(mountpoint);
     let mp = mountpoint.display();
-    UnixStream::connect(&path).await.map_err(|e| match e.kind() {
+    if let Err(e) = crate::private::check(&dir(), true)
+        && std::fs::symlink_metadata(dir()).is_ok()
+    {
+        return Err(e);
+    }
+    let s = UnixStream::connect(&path).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => Error::Invalid(format!(
             "{mp} is mounted by another user's webrepl-mount (its socket {}: permission denied)",
             path.display()
@@ -79,7 +88,16 @@ pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
         _ => Error::Invalid(format!(
             "{mp} is not a mounted board (mount one with: webrepl-mount HOST {mp})"
         )),
-    })
+    })?;
+    let peer = s.peer_cred()?.uid();
+    // SAFETY: getuid cannot fail.
+    if peer != unsafe { libc::getuid() } && peer != 0 {
+        return Err(Error::Invalid(format!(
+            "{mp}: the socket {} is served by uid {peer}, not by you: not talking to it",
+            path.display()
+        )));
+    }
+    Ok(s)
 }
 
 /// A mount left by a daemon that died: the kernel still has it, and any
