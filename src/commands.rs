@@ -82,18 +82,55 @@ pub async fn web(target: &str, listen: &str, open: bool, conn: &Conn) -> Result<
     Ok(())
 }
 
+/// Opens the page through a 0600 file in our private runtime directory
+/// that redirects to the address (as Jupyter does): on xdg-open's command
+/// line, which `ps` shows every user, the token would be anyone's.
 fn browse(url: &str, open: bool) {
     if !open {
         return;
     }
+    let file = match redirect_file(url) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("webrepl-mount: cannot start a browser ({e}); open the address above");
+            return;
+        }
+    };
     if let Err(e) = std::process::Command::new("xdg-open")
-        .arg(url)
+        .arg(&file)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
     {
         eprintln!("webrepl-mount: cannot start a browser (xdg-open: {e}); open the address above");
     }
+}
+
+/// `page-PORT.html` in the runtime directory, replaced atomically.
+fn redirect_file(url: &str) -> Result<PathBuf> {
+    let dir = sidecar::dir();
+    crate::private::dir(&dir)?;
+    let port: String = url
+        .split('/')
+        .nth(2)
+        .and_then(|h| h.rsplit(':').next())
+        .unwrap_or("page")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let quoted = url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    write!(
+        tmp,
+        "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={quoted}\">\n\
+         <title>webrepl-mount</title>\n<p><a href=\"{quoted}\">Open the board's page</a></p>\n"
+    )?;
+    let path = dir.join(format!("page-{port}.html"));
+    tmp.persist(&path).map_err(|e| Error::from(e.error))?;
+    Ok(path)
 }
 
 pub async fn reset(target: &str, conn: &Conn) -> Result<()> {

@@ -284,7 +284,13 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
     });
     if let Some(addr) = o.web {
         match daemon.page(addr).await {
-            Ok(url) => eprintln!("webrepl-mount: the board's page: {url}"),
+            // A daemon's stderr is its log: the token stays out of it.
+            Ok(url) if o.foreground => eprintln!("webrepl-mount: the board's page: {url}"),
+            Ok(url) => eprintln!(
+                "webrepl-mount: the board's page: {} (its address with the token: webrepl-mount web {})",
+                url.split('#').next().unwrap_or(""),
+                o.mountpoint.display()
+            ),
             Err(e) => warn!("the page: {e}"),
         }
     }

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Mount, TestBoard, eventually};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const NOBODY: u32 = 65534;
@@ -138,5 +139,97 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
     assert_eq!(std::fs::read_to_string(&talked).expect("talked"), "");
     let mut m = m;
     assert!(common::mounted(m.path()), "unmounted by nobody");
+    assert!(m.unmount().status.success());
+}
+
+/// `path`'s mode bits.
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("meta").mode() & 0o7777
+}
+
+/// Every file under `dir`, itself included.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        if e.file_type().expect("type").is_dir() {
+            all.extend(walk(&e.path()));
+        } else {
+            all.push(e.path());
+        }
+    }
+    all
+}
+
+/// A daemon's log and state are ours alone, and the page's token is in
+/// neither, nor on xdg-open's command line (which `ps` shows everyone).
+#[test]
+fn logs_and_state_are_private_and_the_token_stays_off_logs_and_argv() {
+    let tb = TestBoard::start();
+    let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &["--web", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    m.status_until(10, |s| s.contains("page: http://127.0.0.1:"));
+    std::fs::write(m.path().join("main.py"), "print(1)\n").expect("write");
+    let web = m.cmd().arg("web").arg(m.path()).output().expect("web");
+    let url = String::from_utf8_lossy(&web.stdout).trim().to_string();
+    let (base, token) = url.split_once('#').expect("a token in what `web` prints");
+    assert!(token.len() >= 32, "{url}");
+
+    let state = m.state.path().join("webrepl-mount");
+    let log = walk(&state)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("the daemon's log");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains(&format!("page: {base}")), "{text}");
+    assert!(!text.contains(token), "the token is in the log: {text}");
+    for p in walk(&state) {
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+        assert_eq!(mode(&p) & want, want, "{}", p.display());
+    }
+    let o = as_nobody().arg("cat").arg(&log).output().expect("setpriv");
+    assert!(!o.status.success(), "nobody read the log");
+
+    // `web --open` through a fake xdg-open that records what it was given.
+    let bin = tempfile::tempdir().expect("bin");
+    let record = bin.path().join("argv");
+    let fake = bin.path().join("xdg-open");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}.tmp\nmv {0}.tmp {0}\n",
+            record.display()
+        ),
+    )
+    .expect("fake xdg-open");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = m
+        .cmd()
+        .env("PATH", path)
+        .args(["web", "--open"])
+        .arg(m.path())
+        .output()
+        .expect("web --open");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eventually(10, "xdg-open to run", || record.exists());
+    let argv = std::fs::read_to_string(&record).expect("argv");
+    assert!(
+        !argv.contains(token),
+        "the token on xdg-open's command line: {argv}"
+    );
+    let opened = Path::new(argv.trim());
+    let page = std::fs::read_to_string(opened).expect("the redirect file");
+    assert!(page.contains(&format!("url={url}")), "{page}");
+    assert_eq!(mode(opened), 0o600);
+    assert_eq!(mode(opened.parent().expect("dir")), 0o700);
     assert!(m.unmount().status.success());
 }

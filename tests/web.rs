@@ -25,8 +25,13 @@ async fn the_page_types_at_the_boards_repl_beside_term() {
     b.client.goto(&url).await.expect("open the page");
     b.until(10, "document.body.dataset.term === 'connected'")
         .await;
-    // The token moved from the address to a cookie of this port.
+    // The token moved from the address into this tab's sessionStorage,
+    // not into a cookie, which the browser would send to every other
+    // server on 127.0.0.1 (any local user's), HttpOnly or not.
     assert!(!b.eval("location.href").await.to_string().contains('#'));
+    assert_eq!(b.eval("document.cookie").await, serde_json::json!(""));
+    let cookies = b.client.get_all_cookies().await.expect("cookies");
+    assert!(cookies.is_empty(), "{cookies:?}");
     b.type_keys("print(6*7)\n").await;
     b.until(
         10,
@@ -223,10 +228,15 @@ fn port_and_token(url: &str) -> (u16, String) {
 
 /// `GET path` with `extra` header lines; the whole answer.
 fn http_get(port: u16, path: &str, extra: &str) -> String {
+    http(port, "GET", path, extra)
+}
+
+/// `METHOD path` (no body) with `extra` header lines; the whole answer.
+fn http(port: u16, method: &str, path: &str, extra: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send");
     let mut answer = String::new();
@@ -269,6 +279,14 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
         )
     };
     let cookie = format!("Cookie: webrepl_mount_{port}={token}\r\n");
+    let header = format!("X-Webrepl-Token: {token}\r\n");
+    // The WebSocket's ticket, asked for with the token.
+    let ticket = || {
+        let a = http(port, "POST", "/api/ticket", &header);
+        let body = a.split("\r\n\r\n").nth(1).expect("body");
+        let v: serde_json::Value = serde_json::from_str(body).expect("json");
+        v["ticket"].as_str().expect("ticket").to_string()
+    };
     assert_eq!(get("/", ""), 200, "the page's shell is public");
     // ... and holds nothing of the board, not even its address.
     let shell = http_get(port, "/", "");
@@ -280,40 +298,44 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
     assert_eq!(get("/api/tree", ""), 403);
     assert_eq!(get("/api/file?path=/boot.py", ""), 403);
     assert_eq!(get("/api/tree", "Cookie: webrepl_mount_1=x\r\n"), 403);
-    assert_eq!(get("/api/tree", &cookie), 200);
+    // A cookie is no token: the browser sends it to every port.
+    assert_eq!(get("/api/tree", &cookie), 403);
     assert_eq!(
         get("/api/tree", &format!("X-Webrepl-Token: {token}\r\n")),
         200
     );
-    // Another site's page in the same browser, even with the cookie.
+    // Another site's page in the same browser, even with the token.
     assert_eq!(
         get(
             "/api/tree",
-            &format!("{cookie}Origin: http://evil.example\r\n")
+            &format!("{header}Origin: http://evil.example\r\n")
         ),
         403
     );
     let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let t = ticket();
     assert_eq!(
         get(
-            "/term",
-            &format!("{cookie}{upgrade}Origin: http://evil.example\r\n")
+            &format!("/term?ticket={t}"),
+            &format!("{upgrade}Origin: http://evil.example\r\n")
         ),
         403
     );
+    assert_eq!(get("/term", &format!("{cookie}{upgrade}")), 403);
+    let t = ticket();
+    let page = format!("{upgrade}Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(get(&format!("/term?ticket={t}"), &page), 101);
     assert_eq!(
-        get(
-            "/term",
-            &format!("{cookie}{upgrade}Origin: http://127.0.0.1:{port}\r\n")
-        ),
-        101
+        get(&format!("/term?ticket={t}"), &page),
+        403,
+        "a ticket twice"
     );
     // DNS rebinding: a page of another name resolved to 127.0.0.1.
     assert_eq!(
         status_of(
             port,
             &format!(
-                "GET /api/tree HTTP/1.1\r\nHost: rebind.example:{port}\r\n{cookie}Connection: close\r\n\r\n"
+                "GET /api/tree HTTP/1.1\r\nHost: rebind.example:{port}\r\n{header}Connection: close\r\n\r\n"
             )
         ),
         403

@@ -82,9 +82,7 @@ pub async fn start(
         .await
         .map_err(|e| Error::Invalid(format!("cannot serve the page on {listen}: {e}")))?;
     let addr = listener.local_addr()?;
-    let token: String = (0..16)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect();
+    let token = guard::random_hex();
     let page = Arc::new(Page {
         session,
         files,
@@ -97,6 +95,7 @@ pub async fn start(
         .route("/", get(index))
         .route("/page/{name}", get(asset))
         .route("/term", get(term))
+        .route("/api/ticket", post(ticket))
         .route("/api/status", get(status))
         .route("/api/tree", get(tree))
         .route("/api/file", get(download).put(upload))
@@ -128,7 +127,7 @@ pub async fn start(
 }
 
 async fn guard(State(page): State<Arc<Page>>, req: Request, next: Next) -> Response {
-    match page.guard.check(req.uri().path(), req.headers()) {
+    match page.guard.check(req.uri(), req.headers()) {
         Ok(()) => next.run(req).await,
         Err((code, why)) => {
             tracing::info!("page: refused {} {}: {why}", req.method(), req.uri().path());
@@ -140,7 +139,7 @@ async fn guard(State(page): State<Arc<Page>>, req: Request, next: Next) -> Respo
 async fn index(State(page): State<Arc<Page>>) -> Response {
     // The shell is public (the token arrives in its fragment): nothing of
     // the board in it, not even its address, which comes with the status.
-    let html = INDEX.replace("{{cookie}}", &page.guard.cookie()).replace(
+    let html = INDEX.replace(
         "{{live}}",
         &matches!(page.files, Files::Mount(_)).to_string(),
     );
@@ -157,6 +156,11 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// One WebSocket or download (see `guard`).
+async fn ticket(State(page): State<Arc<Page>>) -> Response {
+    Json(serde_json::json!({"ticket": page.guard.ticket()})).into_response()
 }
 
 /// The REPL: keystrokes in, the board's output out, with the same flow

@@ -1,13 +1,16 @@
 // The page of webrepl-mount: the board's REPL (xterm.js) and its files, on
 // the daemon's session. The token comes in the URL's fragment (never sent
-// to a server) and is kept in a cookie of this port for every request.
+// to a server) and is kept in this tab's sessionStorage, which no other
+// port's page can read (a cookie would go to every port of the host), and
+// sent as a header; the WebSocket and downloads use one-time tickets (see
+// src/web/guard.rs).
 'use strict';
 
-const cookie = document.body.dataset.cookie;
 if (location.hash.length > 1) {
-  document.cookie = `${cookie}=${location.hash.slice(1)}; path=/; SameSite=Strict`;
+  sessionStorage.setItem('webrepl-mount-token', location.hash.slice(1));
   history.replaceState(null, '', location.pathname);
 }
+const token = sessionStorage.getItem('webrepl-mount-token') || '';
 
 const $ = (id) => document.getElementById(id);
 let cwd = '/';
@@ -25,6 +28,7 @@ async function api(method, path, params, body, onProgress) {
     return new Promise((resolve, reject) => {
       const x = new XMLHttpRequest();
       x.open(method, url);
+      x.setRequestHeader('X-Webrepl-Token', token);
       x.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
       x.onload = () => (x.status < 300 ? resolve(x.response) : reject(new Error(errorText(x.responseText, x.status))));
       x.onerror = () => reject(new Error('the page lost its server (is webrepl-mount still running?)'));
@@ -33,12 +37,16 @@ async function api(method, path, params, body, onProgress) {
   }
   let r;
   try {
-    r = await fetch(url, { method, body });
+    r = await fetch(url, { method, body, headers: { 'X-Webrepl-Token': token } });
   } catch (e) {
     throw new Error('the page lost its server (is webrepl-mount still running?)');
   }
   if (!r.ok) throw new Error(errorText(await r.text(), r.status));
   return r;
+}
+
+async function ticket() {
+  return (await (await api('POST', '/api/ticket')).json()).ticket;
 }
 
 function errorText(text, status) {
@@ -60,8 +68,16 @@ window.addEventListener('resize', () => fit.fit());
 let ws = null;
 const encoder = new TextEncoder();
 
-function connect() {
-  ws = new WebSocket(`ws://${location.host}/term`);
+async function connect() {
+  let t;
+  try {
+    t = await ticket();
+  } catch (e) {
+    document.body.dataset.term = 'closed';
+    setTimeout(connect, 1000);
+    return;
+  }
+  ws = new WebSocket(`ws://${location.host}/term?` + new URLSearchParams({ ticket: t }));
   ws.binaryType = 'arraybuffer';
   ws.onopen = () => {
     // When the terminal could first be used (scripts/bench-page.sh reads it).
@@ -174,7 +190,7 @@ async function act(action, path) {
   say('');
   if (action === 'download') {
     const a = document.createElement('a');
-    a.href = '/api/file?' + new URLSearchParams({ path });
+    a.href = '/api/file?' + new URLSearchParams({ path, ticket: await ticket() });
     a.download = path.slice(path.lastIndexOf('/') + 1);
     document.body.append(a);
     a.click();
