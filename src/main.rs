@@ -3,6 +3,11 @@ use webrepl_mount::cli::{self, Cli};
 use webrepl_mount::mount::Ready;
 
 fn main() {
+    // The password is in memory for every reconnect: no core dump holds
+    // it, and no other process of this user may ptrace or read our memory
+    // (/proc/PID/mem, environ) without privilege.
+    // SAFETY: prctl with plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     hide_password_from_ps();
     let mut cli = match mount_helper_args() {
         Some(args) => Cli::parse_from(args),

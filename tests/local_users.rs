@@ -233,3 +233,81 @@ fn logs_and_state_are_private_and_the_token_stays_off_logs_and_argv() {
     assert_eq!(mode(opened.parent().expect("dir")), 0o700);
     assert!(m.unmount().status.success());
 }
+
+/// A truncate or sparse write far past any board's flash is EFBIG, not an
+/// allocation that aborts the daemon with another file's unsaved data.
+#[test]
+fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
+    use std::io::Write;
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('main')\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &["-o", "allow_other"]);
+    let mut other = std::fs::File::create(m.path().join("other.py")).expect("open");
+    other.write_all(b"unsaved = 1\n").expect("write");
+
+    let main = m.path().join("main.py");
+    let o = Command::new("truncate")
+        .args(["-s", "100G"])
+        .arg(&main)
+        .output()
+        .expect("truncate");
+    assert!(!o.status.success(), "a 100 GB file in the cache");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("File too large"), "{err}");
+    // A sparse write: one byte at 100 GB.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&main)
+        .expect("open");
+    let e = std::os::unix::fs::FileExt::write_at(&f, b"x", 100 << 30).expect_err("written");
+    assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}");
+    drop(f);
+
+    other
+        .write_all(b"more = 2\n")
+        .expect("the mount still there");
+    common::close(other).expect("close");
+    assert_eq!(
+        std::fs::read(tb.path("/other.py")).expect("on the board"),
+        b"unsaved = 1\nmore = 2\n"
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/main.py")).expect("main"),
+        b"print('main')\n"
+    );
+    assert!(m.unmount().status.success());
+}
+
+/// No core dump or ptrace of a process that holds the password: it is not
+/// dumpable, so its /proc files belong to root, not to its user.
+#[test]
+fn a_process_holding_the_password_is_not_dumpable() {
+    let tb = TestBoard::start();
+    let home = shared_tmp();
+    let mut web = as_nobody()
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["web", &tb.addr(), "--listen", "127.0.0.1:0"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("web");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(web.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("the page's address");
+    assert!(line.starts_with("http://"), "not logged in: {line:?}");
+    let environ = format!("/proc/{}/environ", web.id());
+    let owner = std::fs::metadata(&environ).expect("environ").uid();
+    assert_eq!(owner, 0, "dumpable: {environ} belongs to uid {owner}");
+    assert!(web.try_wait().expect("wait").is_none(), "web died");
+    let o = as_nobody().arg("cat").arg(&environ).output().expect("cat");
+    assert!(!o.status.success(), "its own user read its environment");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(web.id() as i32, libc::SIGINT) };
+    let _ = web.wait();
+}

@@ -7,6 +7,27 @@ use crate::board::Written;
 use bytes::Bytes;
 use tracing::debug;
 
+/// The largest file the cache holds. Contents live in memory until they
+/// reach the board, so without a bound one `truncate -s 100G` (any user,
+/// with allow_other) aborted the daemon and lost every other file's
+/// unsaved data. Far above any board's flash (ESP32: 4-16 MB).
+pub const MAX_FILE: u64 = 64 << 20;
+
+/// EFBIG for a file that would end at `end`, before anything is allocated.
+fn bounded(st: &State, ino: Ino, end: Option<u64>) -> Result<()> {
+    match end {
+        Some(end) if end <= MAX_FILE => Ok(()),
+        _ => Err(Error::Os {
+            errno: libc::EFBIG,
+            what: format!(
+                "{}: larger than {} MiB, the most webrepl-mount holds",
+                st.tree.path(ino),
+                MAX_FILE >> 20
+            ),
+        }),
+    }
+}
+
 impl Core {
     /// A new empty file, open: it reaches the board when it is flushed.
     pub fn create(&self, parent: Ino, name: &std::ffi::OsStr, mode: u32) -> Result<(Attr, u64)> {
@@ -94,6 +115,7 @@ impl Core {
         loop {
             {
                 let mut st = self.lock();
+                bounded(&st, ino, offset.checked_add(data.len() as u64))?;
                 let n = node(&st, ino)?;
                 // A write that replaces the whole file needs nothing from the board.
                 let whole = offset == 0 && data.len() as u64 >= n.size;
@@ -164,6 +186,7 @@ impl Core {
                         what: st.tree.path(ino),
                     });
                 }
+                bounded(&st, ino, Some(size))?;
             }
             if size > 0 {
                 let needed = {
