@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: installs what it needs, builds the test board (cached under
-# target/), checks formatting and lints, runs every test.
+# target/), checks formatting and lints, runs every test (or, given
+# arguments, `cargo test` with them), then checks that it left nothing
+# behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -10,6 +12,46 @@ scripts/build-board.sh >/dev/null
 if [ ! -x target/tools/bin/fsx ]; then
   mkdir -p target/tools
   cargo install --quiet --locked --root "$PWD/target/tools" fsx
+fi
+
+# Every directory and mount of the suite is made under its own TMPDIR, and
+# every process it starts carries its mark in the environment: whatever of
+# either is left at the end leaked, whether the tests passed or not.
+suite=$(mktemp -d /tmp/webrepl-tests.XXXXXX)
+export TMPDIR=$suite WEBREPL_TEST_SUITE=$suite
+leftovers() {
+  local rc=$? leaked=() pid cmd mnt
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$pid" != $$ ] || continue
+    grep -qazxF "WEBREPL_TEST_SUITE=$suite" "$p/environ" 2>/dev/null || continue
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120) || continue
+    [ -n "$cmd" ] || continue
+    leaked+=("process $pid: $cmd")
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  while read -r _ mnt _; do
+    case "$mnt" in "$suite"/*)
+      leaked+=("mount $mnt")
+      umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true ;;
+    esac
+  done < <(sort -r -k2 /proc/mounts)
+  for e in "$suite"/* "$suite"/.[!.]*; do
+    [ -e "$e" ] && leaked+=("directory or file $e")
+  done
+  rm -rf "$suite" 2>/dev/null || true
+  if [ ${#leaked[@]} -gt 0 ]; then
+    echo "The test suite left these behind (now removed):" >&2
+    printf '  %s\n' "${leaked[@]}" >&2
+    [ $rc -ne 0 ] || rc=1
+  fi
+  exit $rc
+}
+trap leftovers EXIT
+
+if [ $# -gt 0 ]; then
+  cargo test "$@"
+  exit
 fi
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings

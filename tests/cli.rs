@@ -161,17 +161,19 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
     // A password file; and a second client while one holds the board.
     let pw = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(pw.path(), format!("{}\n", tb.password)).unwrap();
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args([
-            "exec",
-            &tb.addr(),
-            "open('/held','w').close()\nimport time\ntime.sleep(3)",
-            "--password-file",
-            pw.path().to_str().unwrap(),
-        ])
-        .env_remove("WEBREPL_PASSWORD")
-        .spawn()
-        .unwrap();
+    let mut holder = common::Reaped(
+        Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "exec",
+                &tb.addr(),
+                "open('/held','w').close()\nimport time\ntime.sleep(3)",
+                "--password-file",
+                pw.path().to_str().unwrap(),
+            ])
+            .env_remove("WEBREPL_PASSWORD")
+            .spawn()
+            .unwrap(),
+    );
     wait_for_file(&tb.path("/held"));
     let o = wm(&tb, &["ls", &target]);
     assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));

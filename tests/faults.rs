@@ -128,3 +128,38 @@ fn a_full_flash_is_enospc_and_the_target_stays_whole() {
         b"print('fits')\n"
     );
 }
+
+/// A test that fails leaves no mount behind: the board's small flash (a
+/// tmpfs, held busy by an open file) and the FUSE mount on it are gone
+/// once the panicking test has unwound. The failing test runs in a child
+/// process: this binary again, told so by the environment.
+#[test]
+fn a_failing_test_of_a_small_flash_board_leaves_no_mount() {
+    const SCENARIO: &str = "WEBREPL_TEST_FAILING_SCENARIO";
+    let name = "a_failing_test_of_a_small_flash_board_leaves_no_mount";
+    if std::env::var_os(SCENARIO).is_some() {
+        let tb = TestBoard::with_flash_kb(64);
+        let m = Mount::start(&tb, &tb.addr(), &[]);
+        let _busy = std::fs::File::create(tb.path("/open.txt")).unwrap();
+        println!("\nleft-behind? {}", tb.root.path().display());
+        println!("\nleft-behind? {}", m.path().display());
+        panic!("failing on purpose");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(SCENARIO, "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "the scenario did not fail: {said}");
+    let paths: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("left-behind? "))
+        .collect();
+    assert_eq!(paths.len(), 2, "{said}");
+    for p in paths {
+        let p = std::path::Path::new(p);
+        assert!(!common::mounted(p), "{} is still mounted", p.display());
+        assert!(!p.exists(), "{} is still there", p.display());
+    }
+}

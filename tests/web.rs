@@ -349,13 +349,15 @@ fn the_page_refuses_requests_without_the_token_or_from_another_site() {
 fn the_page_of_an_unmounted_board_and_of_a_mount_started_with_web() {
     let tb = TestBoard::start();
     std::fs::write(tb.path("/boot.py"), "# boot\n").expect("seed");
-    let mut web = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["web", &tb.addr(), "--listen", "127.0.0.1:0"])
-        .env("WEBREPL_PASSWORD", &tb.password)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("web");
+    let mut web = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(["web", &tb.addr(), "--listen", "127.0.0.1:0"])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("web"),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(web.stdout.take().expect("stdout")),

@@ -182,6 +182,14 @@ impl Drop for TestBoard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.tmpfs {
+            // Lazily: a mount or a shell of the failed test may still be
+            // in it. The root's TempDir then removes the bare directory.
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.root.path())
+                .status();
+        }
         if std::thread::panicking() {
             let log = std::fs::read(self.log.path()).unwrap_or_default();
             eprintln!(
@@ -459,15 +467,43 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        // A --daemon mount has no child here but is mounted all the same;
+        // its daemon ends when the lazily detached mount goes.
+        if mounted(self.dir.path()) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
         if let Some(mut c) = self.child.take() {
-            if mounted(self.dir.path()) {
-                let _ = Command::new("umount")
-                    .arg("-l")
-                    .arg(self.dir.path())
-                    .status();
-            }
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// A child process that is killed and reaped when the test ends, however
+/// it ends (`std::process::Child` is left running when dropped).
+pub struct Reaped(pub Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }
