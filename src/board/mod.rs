@@ -1,5 +1,6 @@
 //! Typed operations on a board's filesystem, built on the session.
 
+pub mod answer;
 pub mod snippets;
 mod upload;
 
@@ -10,6 +11,7 @@ use crate::protocol::ProtocolError;
 use crate::protocol::raw::Output;
 use crate::protocol::transfer::MAX_NAME;
 use crate::session::{Piece, Run, Session};
+use answer::Answer;
 use snippets as sn;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,10 @@ pub struct StatVfs {
 /// Names of uploads in flight start with this: hidden in listings, removed
 /// when found stale, refused as names for files of the user's.
 pub const PART_PREFIX: &str = ".wrm-";
+
+/// An upload whose target changed since the edit began goes beside it,
+/// under the target's name and this.
+pub const CONFLICT_SUFFIX: &str = ".webrepl-mount-conflict";
 
 pub fn is_part(name: &str) -> bool {
     name.starts_with(PART_PREFIX)
@@ -186,7 +192,7 @@ impl Board {
         }
     }
 
-    /// Runs a snippet that calls [`sn::HELPERS`], defining them first when
+    /// Runs a snippet that calls the helpers (`helpers.py`), defining them first when
     /// the board does not have them (first use, after a soft reset, or left
     /// by an older version of ours).
     async fn helper(&self, code: String) -> Result<Vec<u8>> {
@@ -199,20 +205,23 @@ impl Board {
             return Ok(out.stdout);
         }
         let tb = String::from_utf8_lossy(&out.stderr);
-        if !tb.contains("NameError") && !tb.contains("TypeError") {
+        if !["NameError", "TypeError", "AttributeError"]
+            .iter()
+            .any(|e| tb.contains(e))
+        {
             return Err(Error::Traceback(tb.trim().to_string()));
         }
         self.define_helpers().await?;
         answer(self.run_ours(code, how).await?)
     }
 
-    /// Defines [`sn::HELPERS`] on the board, pasted. Not sent as a file and
+    /// Defines the helpers (`helpers.py`) on the board, pasted. Not sent as a file and
     /// run with `exec(open(...).read())`, though that is faster: the test
     /// board (MicroPython 1.25) segfaults later in a third to a half of
     /// the runs that define functions so (measured: 11 of 30 boards, 0 of
     /// 15 pasted), and real firmware shares that code.
     async fn define_helpers(&self) -> Result<()> {
-        self.snippet(sn::HELPERS.to_string()).await.map(drop)
+        self.snippet(sn::helpers().to_string()).await.map(drop)
     }
 
     /// A person's program: output and traceback as the board gave them.
@@ -224,26 +233,21 @@ impl Board {
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
         let out = self.query(sn::stat(path)).await?;
         for l in sn::lines(&out) {
-            let f: Vec<&str> = l.split(' ').collect();
-            match f.as_slice() {
-                ["S", mode, size, mtime] => {
-                    let mode: u32 = mode.parse().map_err(|_| sn::unexpected(&out, path))?;
+            match Answer::parse(l) {
+                Answer::Stat { mode, size, mtime } => {
                     return Ok(Some(Stat {
                         kind: if mode & 0x4000 != 0 {
                             Kind::Dir
                         } else {
                             Kind::File
                         },
-                        size: size.parse().map_err(|_| sn::unexpected(&out, path))?,
-                        mtime: mtime.parse().unwrap_or(0),
+                        size,
+                        mtime,
                     }));
                 }
-                ["E", "2"] => return Ok(None),
-                _ => {
-                    if let Some(e) = sn::os_error(l, path) {
-                        return Err(e);
-                    }
-                }
+                Answer::Os { errno: 2, .. } => return Ok(None),
+                Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
+                _ => {}
             }
         }
         Err(sn::unexpected(&out, path))
@@ -254,26 +258,29 @@ impl Board {
         let out = self.query(sn::walk(path, deep)).await?;
         let mut entries = Vec::new();
         for l in sn::lines(&out) {
-            let f: Vec<&str> = l.split(' ').collect();
-            match f.as_slice() {
-                [k @ ("D" | "F"), size, mtime, hex] => {
+            match Answer::parse(l) {
+                Answer::Entry {
+                    dir,
+                    size,
+                    mtime,
+                    hex,
+                } => {
                     let Some(p) = sn::unhex(hex) else { continue };
                     entries.push(Entry {
                         path: p,
-                        kind: if *k == "D" { Kind::Dir } else { Kind::File },
-                        size: size.parse().unwrap_or(0),
-                        mtime: mtime.parse().unwrap_or(0),
+                        kind: if dir { Kind::Dir } else { Kind::File },
+                        size,
+                        mtime,
                     });
                 }
-                ["E", errno, hex] => {
-                    let dir = sn::unhex(hex).unwrap_or_default();
+                Answer::Os { errno, hex } => {
+                    let dir = hex.and_then(sn::unhex).unwrap_or_default();
                     if dir == path {
-                        return Err(sn::os_error(&format!("E {errno}"), path)
-                            .unwrap_or_else(|| sn::unexpected(&out, path)));
+                        return Err(sn::errno_error(errno, path));
                     }
                     warn!("cannot list {dir} on the board: errno {errno}");
                 }
-                ["K"] => return Ok(entries),
+                Answer::Ok => return Ok(entries),
                 // Anything else is board chatter that landed in our answer.
                 _ => debug!("ignoring line from the board: {l:?}"),
             }
@@ -282,7 +289,7 @@ impl Board {
     }
 
     pub async fn mkdir(&self, path: &str) -> Result<()> {
-        sn::expect_ok(&self.snippet(sn::call("mkdir", &[path])).await?, path)
+        sn::expect_ok(&self.snippet(sn::call("mkdir", path)).await?, path)
     }
 
     pub async fn mkdirs(&self, path: &str) -> Result<()> {
@@ -294,13 +301,11 @@ impl Board {
     pub async fn mkdirs_all(&self, paths: &[&str]) -> Result<()> {
         let out = self.snippet(sn::mkdirs(paths)).await?;
         for l in sn::lines(&out) {
-            let f: Vec<&str> = l.split(' ').collect();
-            match f.as_slice() {
-                ["K"] => return Ok(()),
-                ["E", errno, hex] => {
-                    let dir = sn::unhex(hex).unwrap_or_default();
-                    return Err(sn::os_error(&format!("E {errno}"), &dir)
-                        .unwrap_or_else(|| sn::unexpected(&out, &dir)));
+            match Answer::parse(l) {
+                Answer::Ok => return Ok(()),
+                Answer::Os { errno, hex } => {
+                    let dir = hex.and_then(sn::unhex).unwrap_or_default();
+                    return Err(sn::errno_error(errno, &dir));
                 }
                 _ => {}
             }
@@ -314,17 +319,10 @@ impl Board {
     pub async fn digests(&self, files: &[(&str, u64)]) -> Result<(String, Vec<Option<String>>)> {
         let list = self.list_name();
         if files.len() >= 4 && self.binary_ok(&list) {
-            let sizes: Vec<String> = files.iter().map(|f| f.1.to_string()).collect();
-            let fields = files
-                .iter()
-                .zip(&sizes)
-                .flat_map(|(f, n)| [f.0, n.as_str()]);
-            let records = sn::records(fields);
-            let out = match self.run_listed(&list, records.clone(), "_wrm_hs").await {
+            let records = sn::records(files);
+            let out = match self.run_listed(&list, records.clone(), "hl").await {
                 // Only reads: on the next link, once more.
-                Err(Error::LinkLost(_)) => {
-                    self.run_listed(&self.list_name(), records, "_wrm_hs").await
-                }
+                Err(Error::LinkLost(_)) => self.run_listed(&self.list_name(), records, "hl").await,
                 r => r,
             };
             match out.map(|o| parse_digests(&o, files.len())) {
@@ -339,7 +337,7 @@ impl Board {
     }
 
     pub async fn remove(&self, path: &str) -> Result<()> {
-        sn::expect_ok(&self.snippet(sn::call("remove", &[path])).await?, path)
+        sn::expect_ok(&self.snippet(sn::call("remove", path)).await?, path)
     }
 
     /// Removes an empty directory; part files of ours in it go first (they
@@ -357,23 +355,19 @@ impl Board {
     pub async fn statvfs(&self, path: &str) -> Result<StatVfs> {
         let out = self.query(sn::statvfs(path)).await?;
         for l in sn::lines(&out) {
-            let f: Vec<u64> = l
-                .split(' ')
-                .skip(1)
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            if l.starts_with("V ") && f.len() >= 10 {
-                return Ok(StatVfs {
-                    bsize: f[0],
-                    frsize: f[1],
-                    blocks: f[2],
-                    bfree: f[3],
-                    bavail: f[4],
-                    namemax: f[9],
-                });
-            }
-            if let Some(e) = sn::os_error(l, path) {
-                return Err(e);
+            match Answer::parse(l) {
+                Answer::Vfs(f) if f.len() >= 10 => {
+                    return Ok(StatVfs {
+                        bsize: f[0],
+                        frsize: f[1],
+                        blocks: f[2],
+                        bfree: f[3],
+                        bavail: f[4],
+                        namemax: f[9],
+                    });
+                }
+                Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
+                _ => {}
             }
         }
         Err(sn::unexpected(&out, path))
@@ -471,10 +465,10 @@ impl Board {
         let mut b64: Option<Vec<u8>> = None;
         for l in sn::lines(&out) {
             let at = paths.get(files.len()).copied().unwrap_or(what);
-            match (l, &mut b64) {
-                ("K", None) if files.len() == paths.len() => return Ok(files),
-                ("F", None) => b64 = Some(Vec::new()),
-                (".", Some(_)) => {
+            match (Answer::parse(l), &mut b64) {
+                (Answer::Ok, None) if files.len() == paths.len() => return Ok(files),
+                (Answer::File, None) => b64 = Some(Vec::new()),
+                (Answer::End, Some(_)) => {
                     let data = b64.take().unwrap_or_default();
                     files.push(
                         base64::engine::general_purpose::STANDARD
@@ -482,11 +476,9 @@ impl Board {
                             .map_err(|e| Error::Protocol(ProtocolError::Base64(e.to_string()))),
                     );
                 }
-                (line, Some(data)) => data.extend_from_slice(line.as_bytes()),
-                (line, None) => match sn::os_error(line, at) {
-                    Some(e) => files.push(Err(e)),
-                    None => debug!("ignoring line from the board: {line:?}"),
-                },
+                (_, Some(data)) => data.extend_from_slice(l.as_bytes()),
+                (Answer::Os { errno, .. }, None) => files.push(Err(sn::errno_error(errno, at))),
+                (_, None) => debug!("ignoring line from the board: {l:?}"),
             }
         }
         Err(sn::unexpected(&out, what))
@@ -494,10 +486,10 @@ impl Board {
 
     /// Seconds to add to a board mtime for Unix time.
     pub async fn epoch_offset(&self) -> Result<i64> {
-        let out = self.query(sn::EPOCH.to_string()).await?;
+        let out = self.query(sn::epoch()).await?;
         for l in sn::lines(&out) {
-            if let Some(y) = l.strip_prefix("Y ") {
-                return Ok(if y.trim() == "2000" { 946_684_800 } else { 0 });
+            if let Answer::Year(y) = Answer::parse(l) {
+                return Ok(if y == 2000 { 946_684_800 } else { 0 });
             }
         }
         Err(sn::unexpected(&out, "the board's epoch"))
@@ -509,12 +501,11 @@ fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Option<String>>)> 
     let mut algo = String::new();
     let mut got = Vec::with_capacity(n);
     for l in sn::lines(out) {
-        let f: Vec<&str> = l.split(' ').collect();
-        match f.as_slice() {
-            ["A", a] => algo = a.to_string(),
-            ["N"] | ["S"] => got.push(None),
-            ["H", h] => got.push(Some(h.to_string())),
-            ["K"] if got.len() == n => return Some((algo, got)),
+        match Answer::parse(l) {
+            Answer::Algorithm(a) => algo = a.to_string(),
+            Answer::Missing | Answer::OtherSize => got.push(None),
+            Answer::Digest(h) => got.push(Some(h.to_string())),
+            Answer::Ok if got.len() == n => return Some((algo, got)),
             _ => {}
         }
     }

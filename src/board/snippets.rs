@@ -6,6 +6,7 @@
 //! literals and come back hex-encoded, so no name is ever spliced into code
 //! and a name with a newline in it cannot break a line.
 
+use super::answer::Answer;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
 
@@ -29,254 +30,193 @@ pub fn bytes_lit(text: &str) -> String {
     s
 }
 
-/// One OSError-catching call: prints `K` on success.
-pub fn call(func: &str, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| lit(a)).collect();
+/// The fields of one call as ONE Python bytes literal, ended by NUL,
+/// padded past 10 bytes: MicroPython interns a short literal of compiled
+/// code as a qstr, never freed, so a name or size that differs each time
+/// must not be one (see `helpers.py`).
+pub fn args<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut s = String::from("b'");
+    let mut len = 0;
+    let mut out: Vec<u8> = Vec::new();
+    for f in fields {
+        out.extend_from_slice(f.as_ref().as_bytes());
+        out.push(0);
+    }
+    while out.len() <= 10 {
+        out.push(0);
+    }
+    for (i, &b) in out.iter().enumerate() {
+        len += 1;
+        if b == 0 {
+            // `\0` then a digit would be one octal escape.
+            let digit = out.get(i + 1).is_some_and(|n| (b'0'..=b'7').contains(n));
+            s.push_str(if digit { "\\x00" } else { "\\0" });
+        } else if b.is_ascii_alphanumeric() || b"._/- ".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    debug_assert!(len > 10);
+    s.push('\'');
+    s
+}
+
+/// `text` of a `.py` file as it goes on the wire: no comments, no blank
+/// lines, one space per level of indentation (the files use four), no
+/// spaces but between words, and the names both sides use filled in.
+pub fn compact(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let depth = (line.len() - body.len()) / 4;
+        out.push_str(&" ".repeat(depth));
+        let body = body
+            .trim_end()
+            .replace("PART_PREFIX", &format!("'{}'", super::PART_PREFIX))
+            .replace("CONFLICT_SUFFIX", &format!("'{}'", super::CONFLICT_SUFFIX));
+        out.push_str(&squeeze(&body));
+        out.push('\n');
+    }
+    out
+}
+
+/// A line of Python without the spaces that only separate a word from
+/// punctuation; string literals are kept as they are.
+fn squeeze(line: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == '\\' {
+                    out.extend(chars.next());
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == ' ' => {
+                if word(out.chars().last()) && word(chars.peek().copied()) {
+                    out.push(' ');
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The helpers' source (see `helpers.py`).
+pub const HELPERS_PY: &str = include_str!("helpers.py");
+/// The one-off programs' source (see `programs.py`).
+pub const PROGRAMS_PY: &str = include_str!("programs.py");
+
+/// Defines the helpers (the class `_wrm`), as sent.
+pub fn helpers() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| compact(HELPERS_PY));
+    &TEXT
+}
+
+/// The function `name` of `programs.py`, as sent (named `_wrm_t`).
+fn function(name: &str) -> &'static str {
+    static FUNCS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+        let mut funcs: Vec<(String, String)> = Vec::new();
+        for line in compact(PROGRAMS_PY).lines() {
+            if let Some(rest) = line.strip_prefix("def ") {
+                let (name, tail) = rest.split_once('(').unwrap_or((rest, ""));
+                funcs.push((name.to_string(), format!("def _wrm_t({tail}\n")));
+            } else if let Some((_, body)) = funcs.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        funcs
+    });
+    FUNCS
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, body)| body.as_str())
+}
+
+/// The program `name` of `programs.py` called with `fields`: defined,
+/// called and deleted, then a collection, so that it leaves nothing.
+pub fn program<S: AsRef<str>>(name: &str, fields: &[S]) -> String {
     format!(
-        "import os\ntry:\n os.{func}({})\n print('K')\nexcept OSError as e:\n print('E',e.args[0])\n",
-        args.join(",")
+        "{}try:_wrm_t([f.decode() for f in {}.split(b'\\0') if f])\nfinally:del _wrm_t;__import__('gc').collect()\n",
+        function(name),
+        args(fields)
     )
+}
+
+/// A call of the helper `name` (see `helpers.py`) with `fields`.
+pub fn helper_call<S: AsRef<str>>(name: &str, fields: &[S]) -> String {
+    format!("_wrm.{name}({})\n", args(fields))
+}
+
+/// `os.mkdir` or `os.remove` of `path`: `K`.
+pub fn call(func: &str, path: &str) -> String {
+    program("call", &[func, path])
 }
 
 pub fn stat(path: &str) -> String {
-    format!(
-        "import os\ntry:\n s=os.stat({})\n print('S',s[0],s[6],s[8])\nexcept OSError as e:\n print('E',e.args[0])\n",
-        lit(path)
-    )
+    program("stat", &[path])
 }
 
-/// Lists `top` (and below it, if `deep`) without recursion: a stack of
-/// directory names is all the board holds in RAM.
+/// Lists `top` (and below it, if `deep`).
 pub fn walk(top: &str, deep: bool) -> String {
-    format!(
-        "import os,binascii
-def H(s):return binascii.hexlify(s.encode()).decode()
-t=[{top}]
-while t:
- d=t.pop()
- try:it=os.ilistdir(d)
- except OSError as e:
-  print('E',e.args[0],H(d));continue
- for e in it:
-  p=d.rstrip('/')+'/'+e[0]
-  try:
-   s=os.stat(p);z=s[6];m=s[8]
-  except OSError:
-   z=e[3] if len(e)>3 else 0;m=0
-  k='D' if e[1]&0x4000 else 'F'
-  print(k,z,m,H(p))
-  if {deep} and k=='D':t.append(p)
-print('K')
-",
-        top = lit(top),
-        deep = if deep { "1" } else { "0" }
-    )
+    program("walk", &[top, if deep { "1" } else { "0" }])
 }
 
 /// `mkdir -p` of each directory, refusing to walk through a file. Answers
 /// `K`, or `E <errno> <hex of the directory>` for the first that fails.
 pub fn mkdirs(paths: &[&str]) -> String {
-    let list: Vec<String> = paths.iter().map(|p| lit(p)).collect();
-    format!(
-        "import os,binascii
-def M(p):
- q=''
- for c in p.split('/'):
-  if not c:continue
-  q+='/'+c
-  try:os.mkdir(q)
-  except OSError as e:
-   if e.args[0]!=17:return e.args[0]
-   try:
-    if not os.stat(q)[0]&0x4000:return 20
-   except OSError as e:return e.args[0]
- return 0
-for p in [{}]:
- r=M(p)
- if r:
-  print('E',r,binascii.hexlify(p.encode()).decode());break
-else:print('K')
-",
-        list.join(",")
-    )
+    program("mkdirs", paths)
 }
 
-/// Each file's state against what we have: `N` (missing), `S` (another
-/// size) or `H <digest>` (same size: its hash), after `A <algorithm>`:
-/// sha256 where the firmware has it, else crc32. 512-byte pieces: the
-/// board never holds a file whole. Calls `_wrm_alg` and `_wrm_h` (see
-/// [`HELPERS`]), as `_wrm_hs` does for a list sent as a file.
+/// Each file's state against what we have (see `_wrm.h`).
 pub fn hashes(files: &[(&str, u64)]) -> String {
-    let list: Vec<String> = files
+    let sizes: Vec<String> = files.iter().map(|f| f.1.to_string()).collect();
+    let fields: Vec<&str> = files
         .iter()
-        .map(|(p, n)| format!("({},{n})", lit(p)))
+        .zip(&sizes)
+        .flat_map(|(f, n)| [f.0, n.as_str()])
         .collect();
-    format!(
-        "A=_wrm_alg();print('A',A)\nfor p,n in [{}]:_wrm_h(A,p,n)\nprint('K')\n",
-        list.join(",")
-    )
+    helper_call("hs", &fields)
 }
 
-/// Functions the hot snippets call, defined in the board's REPL globals
-/// once per boot: each upload then costs a program short enough to travel
-/// with its raw-paste request in one round trip.
-///
-/// `_wrm_fin(part, target, size, base)` checks that the uploaded part has the
-/// size sent; then that the target is still `base` (None: no check; `()`:
-/// absent; `(size, mtime)`: unchanged or gone) and renames the part onto it
-/// (`K <mtime>`), or, if the target changed, beside it as
-/// `NAME.webrepl-mount-conflict` (`C <mtime> <target size> <target mtime>`).
-/// On a short part it removes it
-/// and reports the size kept and the free space (`Z`), which tells a full
-/// flash from lost bytes.
-///
-/// `_wrm_go(crc, [(part, target, size, base, pieces, slice)])` finishes a
-/// batch: first it checks the size of each slice of a big file (`PART`,
-/// `PART.1`...: see `upload.rs`), reporting short ones as `P <free> <index>...`
-/// (to be sent again, nothing joined), joins them, and takes the CRC-32 of
-/// every part; only
-/// if the CRC of them all, end to end, is `crc` does it `_wrm_fin` them.
-/// Else it renames none and prints `V <crc>` for each (a short one gets its
-/// `_wrm_fin` answer), so that the files the board got wrong are sent again
-/// and only they. Firmware can take other bytes than those sent as file
-/// data and keep the size (see `session/binary.rs`, `mid_put`). A board
-/// without `binascii.crc32` checks sizes only. `_wrm_fd(dir, [(name, id,
-/// size, base)])` is the list for one directory, its parts named by id.
-///
-/// `_wrm_r(path)` prints a file as base64 in 384-byte pieces (`F`, lines,
-/// `.`), or `E <errno>`: see [`read_files`].
-pub const HELPERS: &str = "import os,binascii
-def _wrm_r(p):
- try:f=open(p,'rb')
- except OSError as e:
-  print('E',e.args[0]);return
- print('F')
- while 1:
-  b=f.read(384)
-  if not b:break
-  print(binascii.b2a_base64(b).decode(),end='')
- f.close();print('.')
-def _wrm_fin(P,T,n,b):
- try:
-  z=os.stat(P)[6]
-  if z!=n:
-   os.remove(P);v=os.statvfs('/');print('Z',z,v[0]*v[4]);return
-  if b is not None:
-   try:s=os.stat(T);c=(s[6],s[8])
-   except OSError:c=b
-   if c!=b:
-    C=T+'.webrepl-mount-conflict'
-    try:os.remove(C)
-    except OSError:pass
-    os.rename(P,C);print('C',os.stat(C)[8],*c);return
-  try:os.rename(P,T)
-  except OSError:
-   os.remove(T);os.rename(P,T)
-  print('K',os.stat(T)[8])
- except OSError as e:
-  print('E',e.args[0])
-def _wrm_l(L,n):
- try:
-  f=open(L,'rb');d=f.read();f.close();os.remove(L)
- except OSError as e:
-  print('E',e.args[0]);return []
- if len(d)!=n:
-  print('E',5);return []
- return d.decode().split('\0')
-def _wrm_fd(d,L):
- return [(d+'.wrm-'+i,d+t,n,b,0,0) for t,i,n,b in L]
-def _wrm_j(P,k,s,n):
- N=[P]+[P+'.'+str(i) for i in range(1,k+1)];Z=[]
- for Q in N:
-  try:Z.append(os.stat(Q)[6])
-  except OSError:Z.append(-1)
- if Z[0]==n and max(Z[1:])<0:return []
- B=[i for i in range(k+1) if Z[i]!=(s if i<k else n-k*s)]
- if B:return B
- m=bytearray(512);f=open(P,'ab')
- for Q in N[1:]:
-  g=open(Q,'rb')
-  while 1:
-   r=g.readinto(m)
-   if not r:break
-   f.write(memoryview(m)[:r])
-  g.close();os.remove(Q)
- f.close();return []
-def _wrm_go(c,Q):
- C=getattr(binascii,'crc32',None);R=[];x=0;a=1
- for P,T,n,b,k,s in Q:
-  h=None
-  try:
-   if k:
-    B=_wrm_j(P,k,s,n)
-    if B:
-     R.append(B);a=0;continue
-   if C and os.stat(P)[6]==n:
-    h=0;m=bytearray(512);f=open(P,'rb')
-    while 1:
-     r=f.readinto(m)
-     if not r:break
-     v=memoryview(m)[:r];h=C(v,h);x=C(v,x)
-    f.close()
-  except OSError:h=None
-  if h is None:a=0
-  R.append(h)
- a=a and x&0xffffffff==c
- for (P,T,n,b,k,s),h in zip(Q,R):
-  if type(h) is list:v=os.statvfs('/');print('P',v[0]*v[4],*h)
-  elif C and not a and h is not None:print('V %08x'%(h&0xffffffff))
-  else:_wrm_fin(P,T,n,b)
-def _wrm_alg():
- try:
-  import hashlib;hashlib.sha256;return 'sha256'
- except (ImportError,AttributeError):
-  return 'crc32'
-def _wrm_h(A,p,n):
- try:s=os.stat(p)
- except OSError:
-  print('N');return
- if s[6]!=n:
-  print('S');return
- f=open(p,'rb');c=0
- if A=='sha256':
-  import hashlib;h=hashlib.sha256()
- else:h=None
- while 1:
-  b=f.read(512)
-  if not b:break
-  if h:h.update(b)
-  else:c=binascii.crc32(b,c)
- f.close()
- print('H',binascii.hexlify(h.digest()).decode() if h else '%08x'%(c&0xffffffff))
-def _wrm_hs(L,n):
- r=_wrm_l(L,n)
- if not r:return
- A=_wrm_alg();print('A',A)
- for i in range(0,len(r)-1,2):_wrm_h(A,r[i],int(r[i+1]))
- print('K')
-";
-
-/// Records for `_wrm_hs`: fields ended by NUL, which no
-/// board name holds. The list goes to the board as a file, by binary PUT:
-/// a batch's program is then one short line, not kilobytes of code that
-/// the raw-paste window lets through 128 bytes per round trip.
-pub fn records<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for f in fields {
-        out.extend_from_slice(f.as_bytes());
-        out.push(0);
+/// Records for `_wrm.hl`: a line `<hex path> <size>` each, which the board
+/// reads a line at a time. The list goes to the board as a file, by binary
+/// PUT: a batch's program is then one short line, not kilobytes of code
+/// that the raw-paste window lets through 128 bytes per round trip.
+pub fn records(files: &[(&str, u64)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (p, n) in files {
+        for b in p.as_bytes() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out.push_str(&format!(" {n}\n"));
     }
-    out
+    out.into_bytes()
 }
 
-/// One upload to finish: its part file, target, size, the Python check of
-/// the target, its CRC-32, and how many slices follow the first.
+/// One upload to finish: its part file, target, size, what the target
+/// must still be, its CRC-32, and how many slices follow the first.
 #[derive(Debug, Clone)]
 pub struct Finishing {
     pub part: String,
     pub target: String,
     pub size: u64,
-    pub base: String,
+    pub base: super::Base,
     pub crc: u32,
     pub pieces: usize,
     /// The size of each slice but the last.
@@ -289,7 +229,7 @@ impl Finishing {
         part: &str,
         target: &str,
         data: &[u8],
-        base: String,
+        base: super::Base,
         pieces: usize,
         slice: usize,
     ) -> Self {
@@ -305,56 +245,33 @@ impl Finishing {
     }
 }
 
-/// The `_wrm_go` call (see [`HELPERS`]) that finishes a batch of uploads,
-/// one answer line each. The program travels through the raw-paste window
-/// (128 bytes a round trip), so it is kept short: uploads into one
-/// directory share one `_wrm_fd` list that names each by its file name and
-/// part number, and one CRC covers the whole batch.
+/// The `_wrm.go` call (see `helpers.py`) that finishes a batch of
+/// uploads, one answer line each. The program travels through the
+/// raw-paste window (128 bytes a round trip), so it is kept short: a part
+/// beside its target goes by its id, and one CRC covers the whole batch.
 pub fn finish_uploads(calls: &[Finishing]) -> String {
-    let mut lists: Vec<String> = Vec::new();
-    let mut group: Option<(&str, String)> = None;
-    let end = |group: &mut Option<(&str, String)>, lists: &mut Vec<String>| {
-        if let Some((dir, items)) = group.take() {
-            lists.push(format!("_wrm_fd({},[{items}])", short_lit(dir)));
-        }
-    };
+    let mut fields = vec![combined_crc(calls).to_string()];
     for f in calls {
         let dir = &f.target[..f.target.rfind('/').map_or(0, |i| i + 1)];
         let id = f
             .part
             .strip_prefix(dir)
             .and_then(|p| p.strip_prefix(super::PART_PREFIX))
-            .filter(|id| !id.contains('/') && f.pieces == 0);
-        let Some(id) = id else {
-            end(&mut group, &mut lists);
-            lists.push(format!(
-                "[({},{},{},{},{},{})]",
-                lit(&f.part),
-                lit(&f.target),
-                f.size,
-                f.base,
-                f.pieces,
-                f.slice
-            ));
-            continue;
-        };
-        if group.as_ref().is_some_and(|(d, _)| *d != dir) {
-            end(&mut group, &mut lists);
+            .filter(|id| !id.is_empty() && !id.contains('/'));
+        fields.push(f.target.clone());
+        fields.push(id.unwrap_or(&f.part).to_string());
+        let mut nums = format!("{} {} {}", f.size, f.pieces, f.slice);
+        match f.base {
+            super::Base::Any => {}
+            super::Base::Absent => nums.push_str(" -1"),
+            super::Base::Was(size, mtime) => nums.push_str(&format!(" {size} {mtime}")),
         }
-        let (_, items) = group.get_or_insert_with(|| (dir, String::new()));
-        items.push_str(&format!(
-            "({},{},{},{}),",
-            short_lit(&f.target[dir.len()..]),
-            short_lit(id),
-            f.size,
-            f.base
-        ));
+        fields.push(nums);
     }
-    end(&mut group, &mut lists);
-    format!("_wrm_go({},{})\n", combined_crc(calls), lists.join("+"))
+    helper_call("go", &fields)
 }
 
-/// The CRC-32 of the calls' files end to end, as `_wrm_go` takes it.
+/// The CRC-32 of the calls' files end to end, as `_wrm.go` takes it.
 fn combined_crc(calls: &[Finishing]) -> u32 {
     let mut all = crc32fast::Hasher::new();
     for f in calls {
@@ -363,102 +280,56 @@ fn combined_crc(calls: &[Finishing]) -> u32 {
     all.finalize()
 }
 
-/// A Python literal of `text`: plain quotes when it is plain, else [`lit`].
-fn short_lit(text: &str) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._/- ".contains(&b))
-    {
-        format!("'{text}'")
-    } else {
-        lit(text)
-    }
-}
-
 /// Removes the files named, whether or not they exist.
 pub fn remove_all(paths: &[&str]) -> String {
-    let list: Vec<String> = paths.iter().map(|p| lit(p)).collect();
-    format!(
-        "import os\nfor p in [{}]:\n try:os.remove(p)\n except OSError:pass\nprint('K')\n",
-        list.join(",")
-    )
+    program("remove_all", paths)
 }
 
 /// `rmdir` of a directory that may hold nothing but our part files.
 pub fn rmdir(path: &str) -> String {
-    format!(
-        "import os
-d={}
-try:
- for e in os.ilistdir(d):
-  if e[0].startswith('.wrm-'):os.remove(d+'/'+e[0])
- os.rmdir(d);print('K')
-except OSError as e:
- print('E',e.args[0])
-",
-        lit(path)
-    )
+    program("rmdir", &[path])
 }
 
 /// `os.rename`, replacing an existing target on filesystems whose rename
 /// refuses to.
 pub fn rename(from: &str, to: &str) -> String {
-    format!(
-        "import os
-try:
- try:os.rename({a},{b})
- except OSError as e:
-  if e.args[0]!=17:raise
-  os.remove({b});os.rename({a},{b})
- print('K')
-except OSError as e:
- print('E',e.args[0])
-",
-        a = lit(from),
-        b = lit(to),
-    )
+    program("rename", &[from, to])
 }
 
 /// The year of the board's epoch: 2000 on ESP ports, 1970 on others.
-pub const EPOCH: &str = "import time\nprint('Y',time.gmtime(0)[0])\n";
-
-pub fn statvfs(path: &str) -> String {
-    format!(
-        "import os\ntry:\n print('V',*os.statvfs({}))\nexcept OSError as e:\n print('E',e.args[0])\n",
-        lit(path)
-    )
+pub fn epoch() -> String {
+    program::<&str>("epoch", &[])
 }
 
-/// Streams files of `dir` as base64, one after the other, through
-/// `_wrm_r` (see [`HELPERS`]): `F`, its lines, `.` (or `E <errno>`), then
-/// `K`. Short, so that a batch of small files travels in one raw-paste
-/// window: the directory once, the names as byte literals.
+/// The board's free heap after a collection: `M <bytes>`.
+pub fn mem() -> String {
+    program::<&str>("mem", &[])
+}
+
+pub fn statvfs(path: &str) -> String {
+    program("statvfs", &[path])
+}
+
+/// Streams files of `dir` as base64 through `_wrm.r`: `F`, its lines, `.`
+/// (or `E <errno>`), then `K`.
 pub fn read_files(dir: &str, names: &[&str]) -> String {
-    let list: Vec<String> = names.iter().map(|n| bytes_lit(n)).collect();
     let dir = format!("{}/", dir.trim_end_matches('/'));
-    format!(
-        "d={}\nfor n in [{}]:_wrm_r(d+n.decode())\nprint('K')\n",
-        lit(&dir),
-        list.join(",")
-    )
+    let mut fields = vec![dir.as_str()];
+    fields.extend_from_slice(names);
+    helper_call("r", &fields)
 }
 
 /// One piece of a base64 upload; the first piece truncates.
 pub fn write_base64(path: &str, first: bool, data: &[u8]) -> String {
     use base64::Engine;
-    let mut s = format!(
-        "import binascii\ntry:\n f=open({},'{}');w=f.write;a=binascii.a2b_base64\n",
-        lit(path),
-        if first { "wb" } else { "ab" }
-    );
+    let mut fields = vec![
+        path.to_string(),
+        if first { "wb" } else { "ab" }.to_string(),
+    ];
     for piece in data.chunks(57 * 8) {
-        s.push_str(&format!(
-            " w(a('{}'))\n",
-            base64::engine::general_purpose::STANDARD.encode(piece)
-        ));
+        fields.push(base64::engine::general_purpose::STANDARD.encode(piece));
     }
-    s.push_str(" f.close();print('K')\nexcept OSError as e:\n print('E',e.args[0])\n");
-    s
+    program("write", &fields)
 }
 
 /// The answer lines of a snippet, `\r` trimmed (boards end lines `\r\n`).
@@ -472,29 +343,31 @@ pub fn lines(stdout: &[u8]) -> impl Iterator<Item = &str> {
 
 /// An `E <errno>` line as an error about `what`.
 pub fn os_error(line: &str, what: &str) -> Option<Error> {
-    let mut it = line.split(' ');
-    if it.next() != Some("E") {
-        return None;
+    match Answer::parse(line) {
+        Answer::Os { errno, .. } => Some(errno_error(errno, what)),
+        _ => None,
     }
-    let errno = it.next().and_then(|n| n.parse().ok()).unwrap_or(libc::EIO);
-    Some(if errno == libc::ENOENT {
+}
+
+/// An OSError of the board about `what`.
+pub fn errno_error(errno: i32, what: &str) -> Error {
+    if errno == libc::ENOENT {
         Error::NotFound(what.to_string())
     } else {
         Error::Os {
             errno,
             what: what.to_string(),
         }
-    })
+    }
 }
 
 /// The one-line answer of `call`, `mkdirs` and the upload snippets.
 pub fn expect_ok(stdout: &[u8], what: &str) -> Result<()> {
     for l in lines(stdout) {
-        if l == "K" {
-            return Ok(());
-        }
-        if let Some(e) = os_error(l, what) {
-            return Err(e);
+        match Answer::parse(l) {
+            Answer::Ok => return Ok(()),
+            Answer::Os { errno, .. } => return Err(errno_error(errno, what)),
+            _ => {}
         }
     }
     Err(unexpected(stdout, what))
@@ -551,27 +424,46 @@ mod tests {
     }
 
     #[test]
-    fn finishing_a_batch_groups_files_by_directory_and_quotes_odd_names() {
-        let call = |p: &str, t: &str, data: &[u8], pieces| {
-            Finishing::new(p, t, data, "None".into(), pieces, usize::from(pieces > 0))
+    fn finishing_a_batch_names_parts_beside_their_target_by_id() {
+        use super::super::Base;
+        let call = |p: &str, t: &str, data: &[u8], base, pieces| {
+            Finishing::new(p, t, data, base, pieces, usize::from(pieces > 0))
         };
         let code = finish_uploads(&[
-            call("/lib/.wrm-00000a", "/lib/a.py", b"abc", 0),
-            call("/lib/.wrm-00000b", "/lib/it's.py", b"de", 0),
-            call("/.wrm-00000c", "/main.py", b"", 0),
-            call("/.wrm-00000e", "/big.bin", b"fgh", 2),
-            call("/x/.wrm-00000d", "/y/z.py", b"ij", 0),
+            call("/lib/.wrm-00000a", "/lib/a.py", b"abc", Base::Any, 0),
+            call("/lib/.wrm-00000b", "/lib/it's.py", b"de", Base::Absent, 0),
+            call("/.wrm-00000e", "/big.bin", b"fgh", Base::Was(3, 7), 2),
+            call("/x/.wrm-00000d", "/y/z.py", b"ij", Base::Any, 0),
         ]);
         assert_eq!(
             code,
             format!(
-                "_wrm_go({},_wrm_fd('/lib/',[('a.py','00000a',3,None),\
-                 (b'it\\x27s.py'.decode(),'00000b',2,None),])\
-                 +_wrm_fd('/',[('main.py','00000c',0,None),])\
-                 +[(b'/.wrm-00000e'.decode(),b'/big.bin'.decode(),3,None,2,1)]\
-                 +[(b'/x/.wrm-00000d'.decode(),b'/y/z.py'.decode(),2,None,0,0)])\n",
+                "_wrm.go(b'{}\\0/lib/a.py\\x0000000a\\x003 0 0\\0/lib/it\\x27s.py\\x0000000b\\x002 0 0 -1\\0\
+                 /big.bin\\x0000000e\\x003 2 1 3 7\\0/y/z.py\\0/x/.wrm-00000d\\x002 0 0\\0')\n",
                 crc32fast::hash(b"abcdefghij")
             )
         );
+    }
+
+    #[test]
+    fn arguments_are_never_short_enough_to_be_interned() {
+        assert_eq!(args(&["a"]), "b'a\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0'");
+        assert_eq!(args(&["0123456789a"]), "b'0123456789a\\0'");
+        assert_eq!(args(&["x", "1"]), "b'x\\x001\\0\\0\\0\\0\\0\\0\\0\\0'");
+    }
+
+    #[test]
+    fn python_goes_on_the_wire_compact_with_shared_names_filled_in() {
+        let h = helpers();
+        assert!(
+            h.starts_with("class _wrm:\n B=512\n def a(x):\n  return[f.decode()for f in x.split(b\"\\0\")if f]\n"),
+            "{h}"
+        );
+        assert!(!h.contains('#') && !h.contains("\n\n") && !h.contains("PART_PREFIX"));
+        assert!(h.contains("'.wrm-'") && h.contains("'.webrepl-mount-conflict'"));
+        assert!(!h.contains('\0'), "a raw NUL would go to the board");
+        let p = stat("/a");
+        assert!(p.starts_with("def _wrm_t(a):\n import os\n"), "{p}");
+        assert!(p.ends_with("finally:del _wrm_t;__import__('gc').collect()\n"));
     }
 }

@@ -80,7 +80,7 @@ impl Upload {
 }
 
 pub fn conflict_name(path: &str) -> String {
-    format!("{path}.webrepl-mount-conflict")
+    format!("{path}{CONFLICT_SUFFIX}")
 }
 
 impl Board {
@@ -370,14 +370,7 @@ impl Board {
                     let job = &batch[k];
                     let up = &ups[job.i];
                     let pieces = if pass == 0 { job.pieces() } else { 0 };
-                    sn::Finishing::new(
-                        &job.part,
-                        &up.path,
-                        &up.data,
-                        base_arg(up.base),
-                        pieces,
-                        job.slice,
-                    )
+                    sn::Finishing::new(&job.part, &up.path, &up.data, up.base, pieces, job.slice)
                 })
                 .collect();
             debug!("finishing {} upload(s) in one program", calls.len());
@@ -395,13 +388,13 @@ impl Board {
             let mut held = Vec::new();
             for ((&k, call), line) in todo.iter().zip(&calls).zip(lines) {
                 let path = &ups[batch[k].i].path;
-                results[k] = Some(match line.strip_prefix("V ") {
-                    Some(crc) if u32::from_str_radix(crc, 16) == Ok(call.crc) && pass == 0 => {
+                results[k] = Some(match Answer::parse(line) {
+                    Answer::Crc(crc) if crc == call.crc && pass == 0 => {
                         held.push(k);
                         continue;
                     }
-                    Some(_) => Ok(Finish::Garbled),
-                    None => parse_finish(line, path, &out),
+                    Answer::Crc(_) => Ok(Finish::Garbled),
+                    a => parse_finish(a, path, &out),
                 });
             }
             if held.is_empty() {
@@ -415,7 +408,7 @@ impl Board {
             .collect())
     }
 
-    /// `_wrm_go` of the calls, in one program. Not a list sent as a file:
+    /// `_wrm.go` of the calls, in one program. Not a list sent as a file:
     /// the test board dies now and then when a link is cut while such a
     /// list is read and removed, and no finishing is worth that risk.
     async fn finish_listed(&self, calls: &[sn::Finishing]) -> Result<Vec<u8>> {
@@ -434,7 +427,7 @@ impl Board {
         let n = records.len();
         self.session.put(list.as_bytes().to_vec(), records).await?;
         let out = self
-            .helper(format!("{helper}({},{n})\n", sn::lit(list)))
+            .helper(sn::helper_call(helper, &[list, &n.to_string()]))
             .await?;
         self.stale_mark(list, false);
         Ok(out)
@@ -647,24 +640,22 @@ enum Finish {
     },
 }
 
-fn parse_finish(line: &str, path: &str, out: &[u8]) -> Result<Finish> {
-    let f: Vec<&str> = line.split(' ').collect();
-    Ok(match f.as_slice() {
-        ["K", mtime] => Finish::Done(Written::Target(mtime.parse().unwrap_or(0))),
-        ["C", mtime, size, tmtime] => Finish::Done(Written::Beside {
+fn parse_finish(line: Answer, path: &str, out: &[u8]) -> Result<Finish> {
+    Ok(match line {
+        Answer::Done(mtime) => Finish::Done(Written::Target(mtime)),
+        Answer::Beside {
+            mtime,
+            size,
+            target_mtime,
+        } => Finish::Done(Written::Beside {
             name: conflict_name(path),
-            mtime: mtime.parse().unwrap_or(0),
-            target: (size.parse().unwrap_or(0), tmtime.parse().unwrap_or(0)),
+            mtime,
+            target: (size, target_mtime),
         }),
-        ["P", free, short @ ..] => Finish::Slices {
-            short: short.iter().filter_map(|k| k.parse().ok()).collect(),
-            free: free.parse().unwrap_or(u64::MAX),
-        },
-        ["Z", kept, free] => Finish::Short {
-            kept: kept.parse().unwrap_or(0),
-            free: free.parse().unwrap_or(u64::MAX),
-        },
-        _ => return Err(sn::os_error(line, path).unwrap_or_else(|| sn::unexpected(out, path))),
+        Answer::Slices { free, short } => Finish::Slices { short, free },
+        Answer::Short { kept, free } => Finish::Short { kept, free },
+        Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
+        _ => return Err(sn::unexpected(out, path)),
     })
 }
 
@@ -678,14 +669,5 @@ pub fn digest(algorithm: &str, data: &[u8]) -> String {
             .collect()
     } else {
         format!("{:08x}", crc32fast::hash(data))
-    }
-}
-
-/// The check `_wrm_fin` makes, as Python.
-fn base_arg(base: Base) -> String {
-    match base {
-        Base::Any => "None".into(),
-        Base::Absent => "()".into(),
-        Base::Was(size, mtime) => format!("({size},{mtime})"),
     }
 }

@@ -17,7 +17,7 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn board_binary() -> &'static Path {
+pub fn board_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let out = Command::new(repo().join("scripts/build-board.sh"))
@@ -44,7 +44,16 @@ pub struct TestBoard {
     log: tempfile::NamedTempFile,
     ring: Option<usize>,
     tmpfs: bool,
+    heap_kb: usize,
 }
+
+/// The test board's Python heap by default: an ESP32's with Wi-Fi up has
+/// about 100-110 KB free (this 64-bit port's objects are bigger, so 128K
+/// leaves a little less room than an ESP32 has).
+pub const HEAP_KB: usize = 128;
+/// A board short of RAM (an ESP8266-class board, or one whose program
+/// holds much of the heap).
+pub const SMALL_HEAP_KB: usize = 64;
 
 /// Logs of the library on stderr when RUST_LOG asks for them.
 fn logs() {
@@ -67,7 +76,13 @@ impl TestBoard {
     /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
     pub fn with_ring(ring: Option<usize>) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, ring, None)
+        Self::on(root, ring, None, HEAP_KB)
+    }
+
+    /// A board with a Python heap of `kb` KB.
+    pub fn with_heap_kb(kb: usize) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on(root, None, None, kb)
     }
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
@@ -79,18 +94,25 @@ impl TestBoard {
             .status()
             .expect("mount tmpfs");
         assert!(ok.success(), "mounting a tmpfs needs root");
-        let mut b = Self::on(root, None, None);
+        let mut b = Self::on(root, None, None, HEAP_KB);
         b.tmpfs = true;
         b
     }
 
-    fn on(root: tempfile::TempDir, ring: Option<usize>, port: Option<u16>) -> TestBoard {
+    fn on(
+        root: tempfile::TempDir,
+        ring: Option<usize>,
+        port: Option<u16>,
+        heap_kb: usize,
+    ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
             let port = port.unwrap_or_else(free_port);
             let mut cmd = Command::new(board_binary());
-            cmd.arg(repo().join("scripts/board/listener.py"))
+            cmd.arg("-X")
+                .arg(format!("heapsize={heap_kb}K"))
+                .arg(repo().join("scripts/board/listener.py"))
                 .arg(port.to_string())
                 .arg(&password)
                 .arg(root.path());
@@ -120,6 +142,7 @@ impl TestBoard {
                     log,
                     ring,
                     tmpfs: false,
+                    heap_kb,
                 };
             }
             let _ = child.kill();
@@ -135,7 +158,7 @@ impl TestBoard {
         let _ = self.child.wait();
         let root = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
         let tmpfs = self.tmpfs;
-        let mut fresh = Self::on(root, self.ring, Some(self.port));
+        let mut fresh = Self::on(root, self.ring, Some(self.port), self.heap_kb);
         fresh.tmpfs = tmpfs;
         self.tmpfs = false;
         std::mem::swap(self, &mut fresh);

@@ -1,0 +1,151 @@
+//! The answer lines of our programs (`helpers.py`, `programs.py`), parsed
+//! in one place. A line is a letter and fields separated by spaces; names
+//! come hex-encoded. Numbers that do not parse make the line `Other`:
+//! board chatter, or a program that went wrong.
+
+/// One answer line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer<'a> {
+    /// `K`: done.
+    Ok,
+    /// `K <mtime>`: an upload is on its target.
+    Done(i64),
+    /// `E <errno> [<hex path>]`: an OSError (EIO when the number is bad).
+    Os { errno: i32, hex: Option<&'a str> },
+    /// `S <mode> <size> <mtime>`.
+    Stat { mode: u32, size: u64, mtime: i64 },
+    /// `D|F <size> <mtime> <hex path>`: a listing's entry.
+    Entry {
+        dir: bool,
+        size: u64,
+        mtime: i64,
+        hex: &'a str,
+    },
+    /// `F`: a file's base64 lines follow, up to `.`.
+    File,
+    /// `.`: the end of a file's lines.
+    End,
+    /// `A <algorithm>`: the digests that follow.
+    Algorithm(&'a str),
+    /// `N`: no such file.
+    Missing,
+    /// `S`: the file has another size.
+    OtherSize,
+    /// `H <digest>`.
+    Digest(&'a str),
+    /// `Y <year>`: the board's epoch.
+    Year(i32),
+    /// `V <statvfs fields>`.
+    Vfs(Vec<u64>),
+    /// `V <crc>`: the part holds other bytes than were sent.
+    Crc(u32),
+    /// `C <mtime> <target size> <target mtime>`: the upload went beside
+    /// its target, which had changed.
+    Beside {
+        mtime: i64,
+        size: u64,
+        target_mtime: i64,
+    },
+    /// `P <free> <index>...`: these slices came up short.
+    Slices { free: u64, short: Vec<usize> },
+    /// `Z <kept> <free>`: the part file was short.
+    Short { kept: u64, free: u64 },
+    /// `M <bytes>`: the board's free heap.
+    Mem(u64),
+    /// Anything else (base64 data, board chatter).
+    Other(&'a str),
+}
+
+impl<'a> Answer<'a> {
+    pub fn parse(line: &'a str) -> Answer<'a> {
+        Self::fields(line).unwrap_or(Answer::Other(line))
+    }
+
+    fn fields(line: &'a str) -> Option<Answer<'a>> {
+        fn n<T: std::str::FromStr>(s: &str) -> Option<T> {
+            s.parse().ok()
+        }
+        let f: Vec<&str> = line.split(' ').collect();
+        Some(match f.as_slice() {
+            ["K"] => Answer::Ok,
+            ["K", mtime] => Answer::Done(n(mtime)?),
+            ["E", errno] | ["E", errno, _] => Answer::Os {
+                errno: n(errno).unwrap_or(libc::EIO),
+                hex: f.get(2).copied(),
+            },
+            ["S", mode, size, mtime] => Answer::Stat {
+                mode: n(mode)?,
+                size: n(size)?,
+                mtime: n(mtime)?,
+            },
+            [k @ ("D" | "F"), size, mtime, hex] => Answer::Entry {
+                dir: *k == "D",
+                size: n(size)?,
+                mtime: n(mtime)?,
+                hex,
+            },
+            ["F"] => Answer::File,
+            ["."] => Answer::End,
+            ["A", a] => Answer::Algorithm(a),
+            ["N"] => Answer::Missing,
+            ["S"] => Answer::OtherSize,
+            ["H", h] => Answer::Digest(h),
+            ["Y", y] => Answer::Year(n(y)?),
+            ["V", crc] => Answer::Crc(u32::from_str_radix(crc, 16).ok()?),
+            ["V", rest @ ..] => Answer::Vfs(rest.iter().map(|v| n(v)).collect::<Option<_>>()?),
+            ["C", mtime, size, tmtime] => Answer::Beside {
+                mtime: n(mtime)?,
+                size: n(size)?,
+                target_mtime: n(tmtime)?,
+            },
+            ["P", free, short @ ..] => Answer::Slices {
+                free: n(free)?,
+                short: short.iter().map(|k| n(k)).collect::<Option<_>>()?,
+            },
+            ["Z", kept, free] => Answer::Short {
+                kept: n(kept)?,
+                free: n(free)?,
+            },
+            ["M", free] => Answer::Mem(n(free)?),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_are_told_apart_by_their_fields() {
+        assert_eq!(Answer::parse("K"), Answer::Ok);
+        assert_eq!(Answer::parse("K 12"), Answer::Done(12));
+        assert_eq!(Answer::parse("S"), Answer::OtherSize);
+        assert_eq!(
+            Answer::parse("S 16384 0 5"),
+            Answer::Stat {
+                mode: 16384,
+                size: 0,
+                mtime: 5
+            }
+        );
+        assert_eq!(Answer::parse("V 0000abcd"), Answer::Crc(0xabcd));
+        assert_eq!(Answer::parse("V 1 2 3"), Answer::Vfs(vec![1, 2, 3]));
+        assert_eq!(
+            Answer::parse("E x 2f"),
+            Answer::Os {
+                errno: libc::EIO,
+                hex: Some("2f")
+            }
+        );
+        assert_eq!(
+            Answer::parse("P 100 1 3"),
+            Answer::Slices {
+                free: 100,
+                short: vec![1, 3]
+            }
+        );
+        assert_eq!(Answer::parse("Z 1 x"), Answer::Other("Z 1 x"));
+        assert_eq!(Answer::parse("QUJD"), Answer::Other("QUJD"));
+    }
+}

@@ -1,0 +1,251 @@
+# The helpers the hot programs call (board/mod.rs, `define_helpers`):
+# defined once per boot as one class, `_wrm`, the only name the tool
+# leaves in the board's REPL. Its functions are called through the class,
+# as `_wrm.go(b'...')`.
+#
+# Every argument that changes from one call to the next (names, sizes,
+# CRCs) arrives in ONE bytes literal, fields ended by NUL (Rust:
+# `snippets::args`), padded past 10 bytes: MicroPython interns a short
+# literal of compiled code as a qstr, which is never freed.
+#
+# Names Rust fills in when it loads this file: PART_PREFIX (part files'
+# names start with it), CONFLICT_SUFFIX (the data of an upload whose
+# target changed goes beside it under this suffix).
+#
+# Answers, a line each (parsed in board/answer.rs): `K`, `E <errno>`, and
+# what each function says below. Nothing raises but MemoryError.
+
+
+class _wrm:
+    # Buffer size in bytes: set from the board's free heap (Rust).
+    B = 512
+
+    def a(x):
+        # The fields of an argument literal.
+        return [f.decode() for f in x.split(b"\0") if f]
+
+    # Files of one directory as base64 (`F`, lines, `.`; or `E <errno>`),
+    # then `K`. Fields: the directory (ending in /), then names.
+    def r(x):
+        import binascii
+
+        L = _wrm.a(x)
+        m = bytearray(_wrm.B // 4 * 3)
+        for n in L[1:]:
+            try:
+                f = open(L[0] + n, "rb")
+            except OSError as e:
+                print("E", e.args[0])
+                continue
+            print("F")
+            while 1:
+                k = f.readinto(m)
+                if not k:
+                    break
+                print(binascii.b2a_base64(memoryview(m)[:k]).decode(), end="")
+            f.close()
+            print(".")
+        print("K")
+
+    # Renames part P onto target T once it has size n and T is still b
+    # (None: no check; (): absent; (size, mtime): unchanged, or gone):
+    # `K <mtime>`; T changed: beside it, `C <mtime> <T size> <T mtime>`;
+    # P short: removed, `Z <size kept> <free bytes>`.
+    def fin(P, T, n, b):
+        import os
+
+        try:
+            z = os.stat(P)[6]
+            if z != n:
+                os.remove(P)
+                v = os.statvfs("/")
+                print("Z", z, v[0] * v[4])
+                return
+            if b is not None:
+                try:
+                    s = os.stat(T)
+                    c = (s[6], s[8])
+                except OSError:
+                    c = b
+                if c != b:
+                    C = T + CONFLICT_SUFFIX
+                    try:
+                        os.remove(C)
+                    except OSError:
+                        pass
+                    os.rename(P, C)
+                    print("C", os.stat(C)[8], *c)
+                    return
+            try:
+                os.rename(P, T)
+            except OSError:
+                os.remove(T)
+                os.rename(P, T)
+            print("K", os.stat(T)[8])
+        except OSError as e:
+            print("E", e.args[0])
+
+    # Joins the k slices after part P (`P.1`...; each s bytes but the
+    # last, n in all) onto it; or the indexes of the short ones, nothing
+    # joined.
+    def j(P, k, s, n):
+        import os
+
+        N = [P] + [P + "." + str(i) for i in range(1, k + 1)]
+        Z = []
+        for Q in N:
+            try:
+                Z.append(os.stat(Q)[6])
+            except OSError:
+                Z.append(-1)
+        if Z[0] == n and max(Z[1:]) < 0:
+            return []
+        B = [i for i in range(k + 1) if Z[i] != (s if i < k else n - k * s)]
+        if B:
+            return B
+        m = bytearray(_wrm.B)
+        f = open(P, "ab")
+        for Q in N[1:]:
+            g = open(Q, "rb")
+            while 1:
+                r = g.readinto(m)
+                if not r:
+                    break
+                f.write(memoryview(m)[:r])
+            g.close()
+            os.remove(Q)
+        f.close()
+        return []
+
+    # Finishes a batch of uploads, one answer each. Fields: the CRC-32 of
+    # all the files end to end, then per file its target, its part (a
+    # bare id: PART_PREFIX + id beside the target), and numbers: size,
+    # slices after the first, slice size, then the target's base (none:
+    # any; -1: absent; size mtime). Short slices: `P <free> <index>...`;
+    # then the CRC of each part; only if the batch's is right is each
+    # `fin`ished, else `V <crc>` each (a short one: its `fin` answer).
+    def go(x):
+        import os, binascii
+
+        L = _wrm.a(x)
+        C = getattr(binascii, "crc32", None)
+        Q = []
+        R = []
+        x = 0
+        a = 1
+        for i in range(1, len(L) - 2, 3):
+            T = L[i]
+            P = L[i + 1]
+            if "/" not in P:
+                P = T[: T.rfind("/") + 1] + PART_PREFIX + P
+            n, k, s, *b = [int(v) for v in L[i + 2].split()]
+            b = None if not b else () if b[0] < 0 else tuple(b)
+            Q.append((P, T, n, b))
+            h = None
+            try:
+                if k:
+                    B = _wrm.j(P, k, s, n)
+                    if B:
+                        R.append(B)
+                        a = 0
+                        continue
+                if C and os.stat(P)[6] == n:
+                    h = 0
+                    m = bytearray(_wrm.B)
+                    f = open(P, "rb")
+                    while 1:
+                        r = f.readinto(m)
+                        if not r:
+                            break
+                        v = memoryview(m)[:r]
+                        h = C(v, h)
+                        x = C(v, x)
+                    f.close()
+            except OSError:
+                h = None
+            if h is None:
+                a = 0
+            R.append(h)
+        a = a and x & 0xFFFFFFFF == int(L[0])
+        for (P, T, n, b), h in zip(Q, R):
+            if type(h) is list:
+                v = os.statvfs("/")
+                print("P", v[0] * v[4], *h)
+            elif C and not a and h is not None:
+                print("V %08x" % (h & 0xFFFFFFFF))
+            else:
+                _wrm.fin(P, T, n, b)
+
+    # How each file compares to the size we have: `N` (missing), `S`
+    # (another size) or `H <digest>`, after `A <algorithm>` (sha256, or
+    # crc32 on firmware without it); then `K`. `I` yields (path, size).
+    def h(I):
+        import os, binascii
+
+        try:
+            import hashlib
+
+            hashlib.sha256
+            A = "sha256"
+        except (ImportError, AttributeError):
+            A = "crc32"
+        print("A", A)
+        m = bytearray(_wrm.B)
+        for p, n in I:
+            try:
+                s = os.stat(p)
+            except OSError:
+                print("N")
+                continue
+            if s[6] != n:
+                print("S")
+                continue
+            f = open(p, "rb")
+            c = 0
+            d = hashlib.sha256() if A == "sha256" else None
+            while 1:
+                r = f.readinto(m)
+                if not r:
+                    break
+                if d:
+                    d.update(memoryview(m)[:r])
+                else:
+                    c = binascii.crc32(memoryview(m)[:r], c)
+            f.close()
+            print("H", binascii.hexlify(d.digest()).decode() if d else "%08x" % (c & 0xFFFFFFFF))
+        print("K")
+
+    # `h` of the fields: path, size, path, size...
+    def hs(x):
+        L = _wrm.a(x)
+        _wrm.h((L[i], int(L[i + 1])) for i in range(0, len(L) - 1, 2))
+
+    # `h` of a list file L of n bytes (lines `<hex path> <size>`), read
+    # a line at a time and removed.
+    def hl(x):
+        import os, binascii
+
+        L, n = _wrm.a(x)
+        try:
+            if os.stat(L)[6] != int(n):
+                os.remove(L)
+                print("E", 5)
+                return
+            f = open(L, "rb")
+        except OSError as e:
+            print("E", e.args[0])
+            return
+
+        def I():
+            while 1:
+                l = f.readline()
+                if not l:
+                    break
+                p, z = l.split()
+                yield binascii.unhexlify(p).decode(), int(z)
+
+        try:
+            _wrm.h(I())
+        finally:
+            f.close()
+            os.remove(L)

@@ -1,0 +1,177 @@
+# The programs the tool runs once each (board/snippets.rs, `program`):
+# each function here goes to the board alone, as `_wrm_t`, is called with
+# its arguments (the fields of one bytes literal, see helpers.py) and
+# deleted, so that nothing of it stays in the board's REPL. Answers, a
+# line each (parsed in board/answer.rs): `K`, `E <errno>`, and what each
+# function says below; an OSError never escapes.
+
+
+# `os.mkdir` or `os.remove` (the first field) of the path: `K`.
+def call(a):
+    import os
+
+    try:
+        getattr(os, a[0])(a[1])
+        print("K")
+    except OSError as e:
+        print("E", e.args[0])
+
+
+# `S <mode> <size> <mtime>`.
+def stat(a):
+    import os
+
+    try:
+        s = os.stat(a[0])
+        print("S", s[0], s[6], s[8])
+    except OSError as e:
+        print("E", e.args[0])
+
+
+# The entries of a directory (and below it, if the second field is 1),
+# `D|F <size> <mtime> <hex path>` each, then `K`; a directory that cannot
+# be listed is `E <errno> <hex path>`. No recursion: a stack of names is
+# all the board holds.
+def walk(a):
+    import os, binascii
+
+    def H(s):
+        return binascii.hexlify(s.encode()).decode()
+
+    t = [a[0]]
+    while t:
+        d = t.pop()
+        try:
+            it = os.ilistdir(d)
+        except OSError as e:
+            print("E", e.args[0], H(d))
+            continue
+        for e in it:
+            p = d.rstrip("/") + "/" + e[0]
+            try:
+                s = os.stat(p)
+                z = s[6]
+                m = s[8]
+            except OSError:
+                z = e[3] if len(e) > 3 else 0
+                m = 0
+            k = "D" if e[1] & 0x4000 else "F"
+            print(k, z, m, H(p))
+            if a[1] == "1" and k == "D":
+                t.append(p)
+    print("K")
+
+
+# `mkdir -p` of each path, refusing to walk through a file: `K`, or
+# `E <errno> <hex path>` for the first that fails.
+def mkdirs(a):
+    import os, binascii
+
+    def M(p):
+        q = ""
+        for c in p.split("/"):
+            if not c:
+                continue
+            q += "/" + c
+            try:
+                os.mkdir(q)
+            except OSError as e:
+                if e.args[0] != 17:
+                    return e.args[0]
+                try:
+                    if not os.stat(q)[0] & 0x4000:
+                        return 20
+                except OSError as e:
+                    return e.args[0]
+        return 0
+
+    for p in a:
+        r = M(p)
+        if r:
+            print("E", r, binascii.hexlify(p.encode()).decode())
+            return
+    print("K")
+
+
+# Removes the files, whether or not they exist: `K`.
+def remove_all(a):
+    import os
+
+    for p in a:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+    print("K")
+
+
+# `rmdir` of a directory that may hold nothing but our part files.
+def rmdir(a):
+    import os
+
+    try:
+        for e in os.ilistdir(a[0]):
+            if e[0].startswith(PART_PREFIX):
+                os.remove(a[0] + "/" + e[0])
+        os.rmdir(a[0])
+        print("K")
+    except OSError as e:
+        print("E", e.args[0])
+
+
+# `os.rename`, replacing an existing target on filesystems whose rename
+# refuses to.
+def rename(a):
+    import os
+
+    try:
+        try:
+            os.rename(a[0], a[1])
+        except OSError as e:
+            if e.args[0] != 17:
+                raise
+            os.remove(a[1])
+            os.rename(a[0], a[1])
+        print("K")
+    except OSError as e:
+        print("E", e.args[0])
+
+
+# `V <statvfs fields>`.
+def statvfs(a):
+    import os
+
+    try:
+        print("V", *os.statvfs(a[0]))
+    except OSError as e:
+        print("E", e.args[0])
+
+
+# The year of the board's epoch: `Y 2000` on ESP ports, 1970 on others.
+def epoch(a):
+    import time
+
+    print("Y", time.gmtime(0)[0])
+
+
+# The board's free heap after a collection: `M <bytes>`.
+def mem(a):
+    import gc
+
+    gc.collect()
+    print("M", gc.mem_free())
+
+
+# One piece of an upload by program: fields path, `wb` or `ab`, then
+# base64 pieces. `K`.
+def write(a):
+    import binascii
+
+    try:
+        f = open(a[0], a[1])
+        for p in a[2:]:
+            f.write(binascii.a2b_base64(p))
+        f.close()
+        print("K")
+    except OSError as e:
+        print("E", e.args[0])

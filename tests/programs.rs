@@ -1,0 +1,210 @@
+//! The board programs (`src/board/*.py`) on their own: each file compiles
+//! with the test board's mpy-cross, and the programs, as the tool sends
+//! them, run in the test board's unix port against a temporary directory
+//! (no WebREPL, no FUSE) and give the answers the tool parses.
+
+mod common;
+
+use common::{HEAP_KB, board_binary, repo};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use webrepl_mount::board::answer::Answer;
+use webrepl_mount::board::snippets as sn;
+use webrepl_mount::board::{Base, CONFLICT_SUFFIX, PART_PREFIX};
+
+/// mpy-cross as scripts/build-board.sh builds it beside the port.
+fn mpy_cross() -> PathBuf {
+    board_binary();
+    let cache = std::env::var_os("BOARD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/board-cache"));
+    std::fs::read_dir(&cache)
+        .expect("the board cache")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("mpy-cross/build/mpy-cross"))
+        .find(|p| p.is_file())
+        .expect("mpy-cross in the board cache")
+}
+
+/// Runs `code` (our programs) in the unix port with `root` as its `/`;
+/// before and after, the names in `__main__` and the qstr count. Returns
+/// stdout of the programs alone.
+fn run(root: &Path, programs: &[String]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    // The programs are read before the temporary directory becomes `/`.
+    // Renames as the listener makes them (VfsPosix 1.25 garbles them).
+    let mut script = String::from(
+        "import vfs,os,boardrepl\nP=[]\nclass Fs:\n def __init__(s,r):s.r=r;s.fs=vfs.VfsPosix(r)\n \
+         def __getattr__(s,n):return getattr(s.fs,n)\n def rename(s,a,b):boardrepl.rename(s.r+a,s.r+b)\n",
+    );
+    for (i, p) in programs.iter().enumerate() {
+        let f = dir.path().join(format!("p{i}.py"));
+        std::fs::write(&f, p).unwrap();
+        script.push_str(&format!(
+            "P.append(open({:?}).read())\n",
+            f.to_str().unwrap()
+        ));
+    }
+    script.push_str(&format!(
+        "vfs.umount('/')\nvfs.mount(Fs({:?}),'/')\nos.chdir('/')\n",
+        root.to_str().unwrap()
+    ));
+    for i in 0..programs.len() {
+        script.push_str(&format!("exec(P[{i}])\nprint('---')\n"));
+    }
+    let main = dir.path().join("main.py");
+    std::fs::write(&main, script).unwrap();
+    let out = Command::new(board_binary())
+        .arg("-X")
+        .arg(format!("heapsize={HEAP_KB}K"))
+        .arg(&main)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn every_python_file_compiles_with_mpy_cross() {
+    let out = tempfile::tempdir().unwrap();
+    for name in ["helpers.py", "programs.py"] {
+        let src = repo().join("src/board").join(name);
+        let r = Command::new(mpy_cross())
+            .arg("-o")
+            .arg(out.path().join("x.mpy"))
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+}
+
+/// The answers of one program run (between our `---` markers).
+fn answers(out: &str, k: usize) -> Vec<Answer<'_>> {
+    out.split("---\n")
+        .nth(k)
+        .unwrap_or("")
+        .lines()
+        .map(Answer::parse)
+        .collect()
+}
+
+#[test]
+fn the_programs_do_their_work_and_leave_only_our_one_name() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir(r.join("lib")).unwrap();
+    std::fs::write(r.join("lib/a.py"), b"abc").unwrap();
+    std::fs::write(r.join("it's.txt"), b"old").unwrap();
+    let data = b"new data".to_vec();
+    let part = format!("/lib/{PART_PREFIX}00abcd");
+    std::fs::write(r.join(&part[1..]), &data).unwrap();
+    let changed = format!("/{PART_PREFIX}00abce");
+    std::fs::write(r.join(&changed[1..]), b"mine").unwrap();
+    let names =
+        "print(' '.join(sorted(k for k in globals() if k not in('__name__','__file__'))))\n";
+    let out = run(
+        r,
+        &[
+            names.to_string(),
+            sn::helpers().to_string(),
+            sn::stat("/lib/a.py"),
+            sn::walk("/", true),
+            sn::mkdirs(&["/x/y", "/lib/a.py/z"]),
+            sn::finish_uploads(&[
+                sn::Finishing::new(&part, "/lib/b.py", &data, Base::Absent, 0, 1),
+                sn::Finishing::new(&changed, "/it's.txt", b"mine", Base::Was(9, 9), 0, 1),
+            ]),
+            sn::hashes(&[("/lib/b.py", 8), ("/nope", 1), ("/lib/a.py", 2)]),
+            sn::read_files("/lib", &["a.py", "b.py", "c.py"]),
+            sn::write_base64("/w.bin", true, b"hello"),
+            sn::rename("/w.bin", "/v.bin"),
+            sn::call("remove", "/lib/a.py"),
+            sn::statvfs("/"),
+            sn::epoch(),
+            sn::mem(),
+            names.to_string(),
+        ],
+    );
+    let before = out.split("---\n").next().unwrap().trim();
+    let after = out.split("---\n").nth(14).unwrap().trim();
+    let mut expected: Vec<&str> = before.split(' ').collect();
+    expected.push("_wrm");
+    expected.sort();
+    assert_eq!(after, expected.join(" "), "{out}");
+
+    assert!(
+        matches!(answers(&out, 2)[..], [Answer::Stat { size: 3, .. }]),
+        "{out}"
+    );
+    let walked = answers(&out, 3);
+    assert!(
+        walked.iter().any(
+            |e| matches!(e, Answer::Entry { dir: false, size: 3, hex, .. }
+            if sn::unhex(hex).as_deref() == Some("/lib/a.py"))
+        ),
+        "{out}"
+    );
+    assert_eq!(walked.last(), Some(&Answer::Ok));
+    assert!(r.join("x/y").is_dir());
+    assert!(
+        matches!(answers(&out, 4)[..], [Answer::Os { errno: 20, hex: Some(h) }] if sn::unhex(h).as_deref() == Some("/lib/a.py/z")),
+        "{out}"
+    );
+    let fin = answers(&out, 5);
+    assert!(matches!(fin[0], Answer::Done(_)), "{out}");
+    assert!(matches!(fin[1], Answer::Beside { size: 3, .. }), "{out}");
+    assert_eq!(std::fs::read(r.join("lib/b.py")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(r.join(format!("it's.txt{CONFLICT_SUFFIX}"))).unwrap(),
+        b"mine"
+    );
+    let sha = webrepl_mount::board::digest("sha256", &data);
+    let crc = webrepl_mount::board::digest("crc32", &data);
+    let hashes = answers(&out, 6);
+    assert!(
+        hashes
+            == [
+                Answer::Algorithm("sha256"),
+                Answer::Digest(&sha),
+                Answer::Missing,
+                Answer::OtherSize,
+                Answer::Ok
+            ]
+            || hashes
+                == [
+                    Answer::Algorithm("crc32"),
+                    Answer::Digest(&crc),
+                    Answer::Missing,
+                    Answer::OtherSize,
+                    Answer::Ok
+                ],
+        "{out}"
+    );
+    let read = answers(&out, 7);
+    assert_eq!(read[0], Answer::File);
+    assert_eq!(read[1], Answer::Other("YWJj"));
+    assert_eq!(read[2], Answer::End);
+    assert_eq!(read.last(), Some(&Answer::Ok));
+    assert!(read.contains(&Answer::Os {
+        errno: 2,
+        hex: None
+    }));
+    assert_eq!(answers(&out, 8), [Answer::Ok]);
+    assert_eq!(answers(&out, 9), [Answer::Ok]);
+    assert_eq!(std::fs::read(r.join("v.bin")).unwrap(), b"hello");
+    assert_eq!(answers(&out, 10), [Answer::Ok]);
+    assert!(!r.join("lib/a.py").exists());
+    assert!(matches!(&answers(&out, 11)[..], [Answer::Vfs(f)] if f.len() == 10));
+    assert!(matches!(answers(&out, 12)[..], [Answer::Year(_)]));
+    assert!(matches!(answers(&out, 13)[..], [Answer::Mem(n)] if n > 0));
+}
