@@ -10,6 +10,7 @@
 
 use super::binary::{BinaryLane, Moving, Transfer};
 use super::text::{Job, Queued, TextLane};
+use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::ProtocolError;
 use crate::protocol::frame::{Frame, Kind};
@@ -17,6 +18,7 @@ use crate::protocol::raw::Output;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use tracing::debug;
 
 pub type OpId = u64;
 
@@ -25,6 +27,9 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LAST_PAUSE: Duration = Duration::from_secs(2);
 /// After a refusal that trying again cannot fix (wrong password).
 const FATAL_PAUSE: Duration = Duration::from_secs(10);
+/// While an upload waits for room in the socket, its backlog is read this
+/// often.
+const BACKLOG_POLL: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -195,6 +200,9 @@ pub struct Core {
     last_failure: Option<Error>,
     /// Since when text has waited for an upload's last data frame.
     text_held: Option<Instant>,
+    /// The link's and the binary lane's timers (the text lane keeps its
+    /// own, which stop while it is frozen).
+    timers: TimerTable,
 }
 
 impl Core {
@@ -215,6 +223,7 @@ impl Core {
             idle_close: false,
             last_failure: None,
             text_held: None,
+            timers: TimerTable::default(),
         }
     }
 
@@ -348,6 +357,7 @@ impl Core {
             return false;
         }
         self.link = Link::Connecting { since, pause };
+        self.arm_link_timers();
         true
     }
 
@@ -383,6 +393,7 @@ impl Core {
                 next_try: now + FATAL_PAUSE,
                 pause: FIRST_PAUSE,
             };
+            self.arm_link_timers();
             return;
         }
         self.link = Link::Down {
@@ -468,6 +479,7 @@ impl Core {
                 };
                 self.fail_overdue(now, &err);
             }
+            self.arm_link_timers();
             return;
         }
         let r = self
@@ -476,6 +488,47 @@ impl Core {
             .and_then(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
+            self.arm_link_timers();
+            return;
+        }
+        self.arm_link_timers();
+        match self.binary.next_timer() {
+            Some(t) => self.timers.set(Timer::Transfer, t),
+            None => self.timers.stop(Timer::Transfer),
+        }
+        if self.binary.wants_backlog() {
+            self.timers.keep(Timer::Backlog, now + BACKLOG_POLL);
+        } else {
+            self.timers.stop(Timer::Backlog);
+        }
+    }
+
+    /// The link's timers: the next connection attempt and the first
+    /// operation's end of waiting, while the link is down and wanted.
+    fn arm_link_timers(&mut self) {
+        for t in [Timer::Reconnect, Timer::LinkWait] {
+            self.timers.stop(t);
+        }
+        let Link::Down {
+            since, next_try, ..
+        } = self.link
+        else {
+            return;
+        };
+        for t in [Timer::Transfer, Timer::Backlog] {
+            self.timers.stop(t);
+        }
+        if !(self.text.has_work() || self.binary.has_work() || self.terminals > 0) {
+            return;
+        }
+        self.timers.set(Timer::Reconnect, next_try);
+        if let Some(q) = [self.text.oldest(), self.binary.oldest()]
+            .into_iter()
+            .flatten()
+            .min()
+        {
+            self.timers
+                .set(Timer::LinkWait, q.max(since) + self.cfg.timeout);
         }
     }
 
@@ -520,30 +573,29 @@ impl Core {
         self.out.events.pop_front()
     }
 
-    /// When the core wants `handle_timeout`.
+    /// When the core wants `handle_timeout`: the earliest timer a lane
+    /// recorded (read, never worked out again from the state).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.link {
-            Link::Up => [self.text.next_timer(), self.binary.next_timer()]
-                .into_iter()
-                .flatten()
-                .min(),
-            Link::Down {
-                since, next_try, ..
-            } => {
-                let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
-                // The first operation whose wait for a link ends.
-                let overdue = [self.text.oldest(), self.binary.oldest()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map(|q| q.max(since) + self.cfg.timeout);
-                wanted.then(|| overdue.map_or(next_try, |o| o.min(next_try)))
-            }
-            Link::Connecting { .. } => None,
-        }
+        self.next_timer().map(|(_, at)| at)
     }
 
+    fn next_timer(&self) -> Option<(Timer, Instant)> {
+        let text = (self.link == Link::Up && !self.text.frozen)
+            .then(|| self.text.timers.next())
+            .flatten();
+        [self.timers.next(), text]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(_, at)| *at)
+    }
+
+    /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = self.timers.expire(now);
+        if self.link == Link::Up && !self.text.frozen {
+            due.extend(self.text.timers.expire(now));
+        }
+        debug!("woken by {due:?}");
         self.step(now);
     }
 

@@ -8,6 +8,7 @@ mod binary;
 pub mod core;
 mod link;
 mod text;
+mod timer;
 mod tls;
 mod window;
 
@@ -490,6 +491,10 @@ impl Shell {
     async fn run(mut self, first: Link) {
         let mut wire = Some(Wire::new(first));
         let mut connecting: Option<tokio::task::JoinHandle<Result<Link>>> = None;
+        // One sleep, moved only when the core's next deadline moves.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let now = Instant::now();
             self.core.set_terminals(now, self.terminal.receiver_count());
@@ -514,10 +519,12 @@ impl Shell {
                     Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await
                 }));
             }
-            let mut timer = self.core.poll_timeout();
-            if self.core.wants_backlog() {
-                let soon = now + Duration::from_millis(5);
-                timer = Some(timer.map_or(soon, |t| t.min(soon)));
+            let timer = self.core.poll_timeout();
+            if timer != armed {
+                if let Some(t) = timer {
+                    sleep.as_mut().reset(t.into());
+                }
+                armed = timer;
             }
             let input = tokio::select! {
                 c = self.rx.recv() => Input::Cmd(c),
@@ -526,7 +533,11 @@ impl Shell {
                     connecting = None;
                     Input::Connected(r.unwrap_or_else(|e| Err(Error::Invalid(format!("connecting: {e}")))))
                 }
-                _ = sleep_until(timer), if timer.is_some() => Input::Timer,
+                _ = &mut sleep, if armed.is_some() => {
+                    // Fired: set again even for the same deadline.
+                    armed = None;
+                    Input::Timer
+                }
             };
             let now = Instant::now();
             debug!(
@@ -690,12 +701,5 @@ impl Shell {
         if let Some(w) = wire.take() {
             w.close().await;
         }
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -519,6 +519,17 @@ pub struct Pair {
     /// What the terminals got, and when.
     pub terminal: Vec<(Instant, Vec<u8>)>,
     pub changes: u32,
+    /// How often the core's timers woke it.
+    pub wakeups: u64,
+}
+
+/// Every scenario ends with a check that the pair goes idle.
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_goes_idle(Duration::from_secs(60), 20);
+        }
+    }
 }
 
 impl Pair {
@@ -540,6 +551,7 @@ impl Pair {
             chunk_times: HashMap::new(),
             terminal: Vec::new(),
             changes: 0,
+            wakeups: 0,
         }
     }
 
@@ -562,7 +574,12 @@ impl Pair {
         // As the shell does: what the core said before is acted on first.
         let mut moved = self.events();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            // A timer still due after the last round would wake the shell
+            // again at once: counted as movement, it ends in the panic of
+            // `turn` (a pair that keeps waking at one instant).
             self.core.handle_timeout(now);
+            self.wakeups += 1;
+            moved = true;
         }
         if self.linked {
             while let Some((k, p)) = self.core.poll_transmit(now) {
@@ -653,20 +670,21 @@ impl Pair {
             if until(self) {
                 return true;
             }
-            let mut next = [
-                self.core.poll_timeout(),
-                self.up.next(),
-                self.down.next(),
-                self.board.next(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > self.now)
-            .min()
-            .unwrap_or(end);
-            if self.core.wants_backlog() || !self.linked {
-                next = next.min(self.now + Duration::from_millis(5));
-            }
+            // The core's deadlines are not filtered: one due after a step
+            // would wake the shell at once, again and again.
+            let timer = self.core.poll_timeout();
+            assert!(
+                timer.is_none_or(|t| t > self.now),
+                "a deadline is due after a step at {:?}",
+                self.elapsed()
+            );
+            let next = [self.up.next(), self.down.next(), self.board.next()]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > self.now)
+                .chain(timer)
+                .min()
+                .unwrap_or(end);
             if next >= end {
                 self.now = end;
                 self.turn();
@@ -688,6 +706,21 @@ impl Pair {
             self.elapsed()
         );
         self.done.remove(&op).map(|(_, r)| r).expect("done")
+    }
+
+    /// Fails if the pair does not go idle: after `settle` of whatever the
+    /// test left running, the core's timers may wake it at most `most`
+    /// times in the next 10 s (quinn's `drive_bounded`, in time).
+    pub fn assert_goes_idle(&mut self, settle: Duration, most: u64) {
+        self.run_for(settle);
+        let before = self.wakeups;
+        self.run_for(Duration::from_secs(10));
+        let woken = self.wakeups - before;
+        assert!(
+            woken <= most,
+            "woken {woken} times in 10 s of nothing to do (next: {:?})",
+            self.core.poll_timeout().map(|t| t - self.now)
+        );
     }
 
     /// What the terminals were shown, as text.

@@ -147,6 +147,20 @@ fn a_queued_program_starts_as_soon_as_the_one_before_ends() {
 }
 
 #[test]
+fn a_session_goes_idle_after_a_program_with_no_terminal_attached() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let op = p.core.submit(p.now, program("print(1)"));
+    assert!(p.wait(op, Duration::from_secs(10)).is_ok());
+    // The raw prompt stays ours with nobody to hand it to: nothing is due.
+    p.assert_goes_idle(Duration::ZERO, 0);
+    assert_eq!(p.core.poll_timeout(), None);
+    // A terminal attached later gets the friendly prompt, then all is quiet.
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(2), |p| p.board.typed.ends_with(b"\x02")));
+    p.assert_goes_idle(Duration::from_secs(1), 0);
+}
+
+#[test]
 fn a_program_runs_while_a_download_is_in_flight() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));

@@ -12,6 +12,7 @@
 //! order, when the person's turn comes back.
 
 use super::core::{Event, OpId, Out, Outcome, Why};
+use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::line::{self, Prompt, Screen, Typed};
 use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
@@ -157,6 +158,8 @@ pub struct TextLane {
     /// Text of ours waits for an upload's last data frame: the lane makes
     /// no new text and its clocks stop (see [`TextLane::thaw`]).
     pub frozen: bool,
+    /// What the lane waits for ([`TimerTable`]).
+    pub timers: TimerTable,
 }
 
 impl TextLane {
@@ -179,6 +182,7 @@ impl TextLane {
             timeout,
             waiting: None,
             frozen: false,
+            timers: TimerTable::default(),
         }
     }
 
@@ -188,6 +192,7 @@ impl TextLane {
     /// saw none of it before.
     pub fn thaw(&mut self, d: Duration) {
         self.frozen = false;
+        self.timers.shift(d);
         for t in [&mut self.keys_paced_until, &mut self.last_key]
             .into_iter()
             .flatten()
@@ -254,6 +259,9 @@ impl TextLane {
         let paced = n == KEY_CHUNK;
         self.keys_unechoed = if paced { n } else { 0 };
         self.keys_paced_until = paced.then_some(now + ECHO_WAIT);
+        if paced {
+            self.timers.set(Timer::KeyEcho, now + ECHO_WAIT);
+        }
         if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
             self.ran_code = true;
         }
@@ -320,6 +328,7 @@ impl TextLane {
     /// A new connection: the REPL's state is unknown until it says.
     pub fn link_up(&mut self) {
         self.mode = Mode::Terminal;
+        self.timers.clear();
         self.screen = Screen::at_prompt();
         self.known = false;
         self.stray_ctrl_a = None;
@@ -331,6 +340,7 @@ impl TextLane {
     /// fails.
     pub fn link_down(&mut self, why: &Error, retry: bool, out: &mut Out) {
         let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
+        self.timers.clear();
         match mode {
             Mode::Running { job, .. } => {
                 self.ours_unfinished = !job.user;
@@ -443,6 +453,7 @@ impl TextLane {
                 if answer.feed(text, &mut Vec::new()) {
                     let saved = saved.take();
                     self.mode = Mode::Raw { since: now, saved };
+                    self.timers.stop(Timer::Reply);
                     self.ours_unfinished = false;
                     self.known = true;
                 }
@@ -501,26 +512,30 @@ impl TextLane {
             answer: WaitFor::new(answer),
             deadline: now + self.timeout,
         };
+        self.timers.set(Timer::Reply, now + self.timeout);
     }
 
     fn send_ctrl_a(&mut self, now: Instant, saved: Option<Saved>, polite: bool, out: &mut Out) {
         out.text(raw::ENTER_POLITELY.to_vec());
         self.stray_ctrl_a = None;
+        let deadline = now
+            + if polite {
+                POLITE.min(self.timeout)
+            } else {
+                self.timeout
+            };
         self.mode = Mode::Entering {
             saved,
             seen: Vec::new(),
-            deadline: now
-                + if polite {
-                    POLITE.min(self.timeout)
-                } else {
-                    self.timeout
-                },
+            deadline,
             polite,
         };
+        self.timers.set(Timer::Reply, deadline);
     }
 
     fn back_to_terminal(&mut self, now: Instant, out: &mut Out) {
         self.mode = Mode::Terminal;
+        self.timers.stop(Timer::Reply);
         // Ctrl-B reprints the banner: one just went by, hidden; a person's
         // Ctrl-B held meanwhile (term sends one on attach) asks for a fresh
         // prompt, which they get.
@@ -534,6 +549,7 @@ impl TextLane {
             scratch: Screen::at_prompt(),
             deadline: now + RESTORE,
         };
+        self.timers.set(Timer::Reply, now + RESTORE);
     }
 
     /// Done when the board shows the line and cursor as they were.
@@ -568,6 +584,13 @@ impl TextLane {
                 break;
             }
         }
+        // A program of ours answers within the time-out of its last word.
+        match &self.mode {
+            Mode::Running { job, last, .. } if job.bounded => {
+                self.timers.set(Timer::Silence, *last + self.timeout)
+            }
+            _ => self.timers.stop(Timer::Silence),
+        }
         Ok(())
     }
 
@@ -594,12 +617,20 @@ impl TextLane {
                     if let Some(job) = self.queue.pop_front() {
                         self.start(now, job, saved, out);
                     }
-                } else if self.queue.is_empty()
-                    && (!self.held.is_empty() || (terminals > 0 && now >= since + HAND_BACK))
-                {
+                } else if self.queue.is_empty() && !self.held.is_empty() {
                     let saved = saved.take();
                     self.leave(now, saved, out);
+                } else if self.queue.is_empty() && terminals > 0 {
+                    if now >= since + HAND_BACK {
+                        let saved = saved.take();
+                        self.leave(now, saved, out);
+                    } else {
+                        self.timers.set(Timer::HandBack, since + HAND_BACK);
+                    }
                 }
+                // Else the raw prompt stays ours, waiting for nothing by
+                // time: a program queued, the transfers' end (a reset),
+                // or a terminal to hand it to.
             }
             Mode::Running { job, .. } => {
                 if job.user {
@@ -637,7 +668,8 @@ impl TextLane {
             }
             return Ok(());
         }
-        if self.last_key.is_some_and(|t| now < t + SETTLE) {
+        if let Some(t) = self.last_key.map(|t| t + SETTLE).filter(|t| now < *t) {
+            self.timers.set(Timer::Settle, t);
             return Ok(());
         }
         let interrupt = self.interrupt || self.ours_unfinished;
@@ -650,6 +682,7 @@ impl TextLane {
                     deadline: now + self.timeout,
                     polite: false,
                 };
+                self.timers.set(Timer::Reply, now + self.timeout);
             } else {
                 self.send_ctrl_a(now, None, true, out);
             }
@@ -674,6 +707,7 @@ impl TextLane {
                     prompt: WaitFor::new(line::PRIMARY),
                     deadline: now + self.timeout,
                 };
+                self.timers.set(Timer::Reply, now + self.timeout);
             }
             None if interrupt => {
                 self.waiting = None;
@@ -684,6 +718,7 @@ impl TextLane {
                     deadline: now + self.timeout,
                     polite: false,
                 };
+                self.timers.set(Timer::Reply, now + self.timeout);
             }
             None => {
                 let why = if self.screen.prompt() == Some(Prompt::Paste) {
@@ -709,6 +744,11 @@ impl TextLane {
                     }
                 }
                 self.queue = kept;
+                // Those left wait for the person's program, or until their
+                // patience ends.
+                if let Some(t) = self.queue.iter().map(|q| q.queued_at + q.patience).min() {
+                    self.timers.set(Timer::Patience, t);
+                }
             }
         }
         Ok(())
@@ -718,10 +758,9 @@ impl TextLane {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
-                self.mode = Mode::Resetting {
-                    op: job.op,
-                    until: now + Duration::from_millis(500),
-                };
+                let until = now + Duration::from_millis(500);
+                self.mode = Mode::Resetting { op: job.op, until };
+                self.timers.set(Timer::Reset, until);
             }
             Job::Friendly => {
                 out.done(job.op, Ok(Outcome::Done));
@@ -769,6 +808,7 @@ impl TextLane {
                 Step::SendPaced(b) => {
                     out.text(b);
                     *paced_until = Some(now + PACE);
+                    self.timers.set(Timer::Pace, now + PACE);
                     return;
                 }
                 Step::Wait => return,
@@ -819,6 +859,7 @@ impl TextLane {
             prompt: WaitFor::new(line::PRIMARY),
             deadline: now + self.timeout,
         };
+        self.timers.set(Timer::Reply, now + self.timeout);
     }
 
     fn check_deadlines(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
@@ -845,6 +886,7 @@ impl TextLane {
                 self.known = true;
                 self.screen = Screen::default();
                 self.mode = Mode::Terminal;
+                self.timers.stop(Timer::Reply);
                 self.show(&seen, out);
                 let why = "the board is running a program";
                 self.waiting = Some((now, why.to_string()));
@@ -872,45 +914,6 @@ impl TextLane {
             _ => {}
         }
         Ok(())
-    }
-
-    /// When `drive` next has something to do by time alone.
-    pub fn next_timer(&self) -> Option<Instant> {
-        if self.frozen {
-            return None;
-        }
-        let mode = match &self.mode {
-            Mode::Clearing { deadline, .. }
-            | Mode::Entering { deadline, .. }
-            | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. }
-            | Mode::Restoring { deadline, .. } => Some(*deadline),
-            Mode::Raw { since, .. } => Some(*since + HAND_BACK),
-            Mode::Running {
-                job,
-                last,
-                paced_until,
-                ..
-            } => match paced_until {
-                Some(t) => Some(*t),
-                None if job.bounded => Some(*last + self.timeout),
-                None => None,
-            },
-            Mode::Resetting { until, .. } => Some(*until),
-            Mode::Terminal => {
-                let settle = self.last_key.map(|t| t + SETTLE);
-                let patience = self.queue.iter().map(|q| q.queued_at + q.patience).min();
-                settle.into_iter().chain(patience).min()
-            }
-        };
-        let mode = mode.filter(|_| !(matches!(self.mode, Mode::Terminal) && self.queue.is_empty()));
-        let paste = self
-            .keys_paced_until
-            .filter(|_| !self.held.is_empty() && self.keys_unechoed > 0 && self.theirs());
-        match (mode, paste) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 }
 
