@@ -248,6 +248,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         .stat(&path)
         .await?
         .ok_or_else(|| Error::NotFound(path.clone()))?;
+    let mut skipped = Vec::new();
     let entries = if st.kind == Kind::File {
         vec![Entry {
             path: path.clone(),
@@ -256,7 +257,9 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
             mtime: st.mtime,
         }]
     } else {
-        let mut e = b.list(&path, recursive).await?;
+        let listing = b.listing(&path, recursive).await?;
+        skipped = listing.skipped;
+        let mut e = listing.entries;
         e.sort_by(|a, b| a.path.cmp(&b.path));
         e
     };
@@ -271,6 +274,8 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         } else {
             e.path.clone()
         };
+        // A board's newline or escape sequence must not reach the terminal.
+        let shown = board::shown(&shown);
         let shown = if e.kind == Kind::Dir {
             format!("{shown}/")
         } else {
@@ -287,6 +292,9 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         } else {
             writeln!(out, "{shown}")?;
         }
+    }
+    if !skipped.is_empty() {
+        return Err(crate::protocol::ProtocolError::BadNames(skipped).into());
     }
     Ok(())
 }

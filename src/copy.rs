@@ -6,6 +6,7 @@ use crate::board::{self, Base, Board, Kind, Stat, Upload, Written};
 use crate::cli::Conn;
 use crate::commands::split_remote;
 use crate::error::{Error, Result};
+use crate::protocol::ProtocolError;
 use crate::session::Piece;
 use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -14,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
+/// Memory reserved ahead for one download; beyond it, it grows as data
+/// arrives (a board's stat may claim any size).
+const MAX_RESERVE: u64 = 4 << 20;
 
 pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Conn) -> Result<()> {
     let remote = |p: &String| split_remote(p).is_some();
@@ -339,6 +343,7 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     let into_dir = dst.is_dir() || srcs.len() > 1;
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
+    let mut skipped = Vec::new();
     for s in srcs {
         let path = board::normalize(s)?;
         let st = b
@@ -360,13 +365,18 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             )));
         }
         dirs.push(local.clone());
-        for e in b.list(&path, true).await? {
+        let listing = b.listing(&path, true).await?;
+        skipped.extend(listing.skipped);
+        for e in listing.entries {
+            // `listing` vouches that each component is one checked name.
             let rel = e
                 .path
                 .strip_prefix(&path)
                 .unwrap_or(&e.path)
-                .trim_start_matches('/');
-            let to = local.join(rel);
+                .split('/')
+                .filter(|c| !c.is_empty());
+            let mut to = local.clone();
+            to.extend(rel);
             match e.kind {
                 Kind::Dir => dirs.push(to),
                 Kind::File => plan.push((e.path, to, e.size)),
@@ -380,7 +390,8 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
     for (remote, local, size) in plan {
         bar.set_message(remote.clone());
-        let mut data = Vec::with_capacity(size as usize);
+        // The size is the board's word: reserve no more than a board holds.
+        let mut data = Vec::with_capacity(size.min(MAX_RESERVE) as usize);
         let at = bar.position();
         let stat = Stat {
             kind: Kind::File,
@@ -399,5 +410,8 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
     }
     bar.finish_and_clear();
+    if !skipped.is_empty() {
+        return Err(ProtocolError::BadNames(skipped).into());
+    }
     Ok(())
 }

@@ -85,6 +85,46 @@ pub struct Board {
     next_part: Arc<std::sync::atomic::AtomicU32>,
 }
 
+/// A listing's entries, and the names in it that were left out.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<String>,
+}
+
+/// More entries than any board's flash holds.
+const MAX_ENTRIES: usize = 1_000_000;
+/// Directories nested deeper than this are a loop, not a tree.
+const MAX_DEPTH: usize = 64;
+
+/// Whether a name from a board can be one component of a local path (and of
+/// a board path): not empty, not `.` or `..`, no `/`, no NUL. The mount and
+/// `cp` both go through this before a name touches anything local.
+pub fn component(name: &str) -> std::result::Result<&str, &'static str> {
+    match name {
+        "" => Err("an empty name"),
+        "." | ".." => Err("a name that means a directory"),
+        n if n.contains('/') => Err("a name containing '/'"),
+        n if n.contains('\0') => Err("a name containing NUL"),
+        n if n.len() > 255 => Err("a name longer than 255 bytes"),
+        n => Ok(n),
+    }
+}
+
+/// A board's name or path as it may be printed: control characters (a
+/// board's newlines, terminal escape sequences) escaped, the rest as is.
+pub fn shown(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Makes a user's path absolute and plain, or says why the board cannot
 /// have it.
 pub fn normalize(path: &str) -> Result<String> {
@@ -253,22 +293,64 @@ impl Board {
         Err(sn::unexpected(&out, path))
     }
 
-    /// The entries of a directory, or of the whole tree below it.
+    /// The entries of a directory, or of the whole tree below it; names no
+    /// local path can hold are left out (with a warning).
     pub async fn list(&self, path: &str, deep: bool) -> Result<Vec<Entry>> {
+        Ok(self.listing(path, deep).await?.entries)
+    }
+
+    /// A listing, checked: every entry is one good name in a directory the
+    /// listing itself has shown (or `path`), so that a board cannot name a
+    /// place outside the tree asked for (`..`, `a/b`, an empty name, NUL);
+    /// the walk's depth and size are bounded, so a directory that contains
+    /// itself ends. What was left out is in `skipped`, escaped.
+    pub async fn listing(&self, path: &str, deep: bool) -> Result<Listing> {
         let out = self.query(sn::walk(path, deep)).await?;
-        let mut entries = Vec::new();
+        let mut found = Listing::default();
+        let mut dirs: HashSet<String> = HashSet::from([path.to_string()]);
+        let skip = |found: &mut Listing, p: &str, why: &str| {
+            let p = shown(p);
+            warn!("skipped {p} in the board's listing of {path}: {why}");
+            found.skipped.push(p);
+        };
         for l in sn::lines(&out) {
             match Answer::parse(l) {
                 Answer::Entry {
-                    dir,
+                    dir: is_dir,
                     size,
                     mtime,
                     hex,
                 } => {
                     let Some(p) = sn::unhex(hex) else { continue };
-                    entries.push(Entry {
+                    let (dir, name) = match p.rsplit_once('/') {
+                        Some(("", n)) => ("/", n),
+                        Some((d, n)) => (d, n),
+                        None => ("", p.as_str()),
+                    };
+                    if let Err(why) = component(name) {
+                        skip(&mut found, &p, why);
+                        continue;
+                    }
+                    if !dirs.contains(dir) {
+                        skip(&mut found, &p, "not in a directory the board listed");
+                        continue;
+                    }
+                    if found.entries.len() >= MAX_ENTRIES {
+                        return Err(Error::Invalid(format!(
+                            "the board's listing of {path} has more than {MAX_ENTRIES} entries"
+                        )));
+                    }
+                    let kind = if is_dir { Kind::Dir } else { Kind::File };
+                    if kind == Kind::Dir {
+                        if p.matches('/').count() > MAX_DEPTH {
+                            skip(&mut found, &p, "deeper than any real board's tree");
+                            continue;
+                        }
+                        dirs.insert(p.clone());
+                    }
+                    found.entries.push(Entry {
                         path: p,
-                        kind: if dir { Kind::Dir } else { Kind::File },
+                        kind,
                         size,
                         mtime,
                     });
@@ -278,9 +360,9 @@ impl Board {
                     if dir == path {
                         return Err(sn::errno_error(errno, path));
                     }
-                    warn!("cannot list {dir} on the board: errno {errno}");
+                    warn!("cannot list {} on the board: errno {errno}", shown(&dir));
                 }
-                Answer::Ok => return Ok(entries),
+                Answer::Ok => return Ok(found),
                 // Anything else is board chatter that landed in our answer.
                 _ => debug!("ignoring line from the board: {l:?}"),
             }

@@ -25,6 +25,9 @@ pub enum ProtocolError {
     Answer { what: String, answer: String },
     #[error("bad base64 from the board: {0}")]
     Base64(String),
+    /// Names a board listed that no local path may hold, already escaped.
+    #[error("skipped {} name(s) the board listed that cannot be local file names: {}", .0.len(), .0.join(", "))]
+    BadNames(Vec<String>),
 }
 
 impl From<raw::RawError> for ProtocolError {
