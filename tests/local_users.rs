@@ -128,7 +128,7 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
             .output()
             .expect("client")
     };
-    for verb in [&["exec"][..], &["status"], &["unmount"]] {
+    for verb in [&["exec"][..], &["status"], &["term"], &["unmount"]] {
         let o = client(verb);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{verb:?} believed nobody's socket");
