@@ -8,6 +8,7 @@ fn main() {
     // (/proc/PID/mem, environ) without privilege.
     // SAFETY: prctl with plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    raise_file_limit();
     hide_password_from_ps();
     let mut cli = match mount_helper_args() {
         Some(args) => Cli::parse_from(args),
@@ -50,6 +51,22 @@ fn main() {
     // The stdin thread of a terminal may still be blocked in read().
     rt.shutdown_background();
     std::process::exit(code);
+}
+
+/// The soft limit on open files raised to the hard one (as most servers
+/// do): the soft 1024 was what clients of the page could use up.
+fn raise_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// `--daemon`: asks for the password while there is a terminal, forks, and

@@ -128,7 +128,7 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
             .output()
             .expect("client")
     };
-    for verb in [&["exec"][..], &["status"], &["unmount"]] {
+    for verb in [&["exec"][..], &["status"], &["term"], &["unmount"]] {
         let o = client(verb);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{verb:?} believed nobody's socket");
@@ -310,4 +310,127 @@ fn a_process_holding_the_password_is_not_dumpable() {
     // SAFETY: signals our own child.
     unsafe { libc::kill(web.id() as i32, libc::SIGINT) };
     let _ = web.wait();
+}
+
+/// Another user's 1100 half-sent requests to the page's port: the daemon
+/// still answers `status` and `exec`, and the requests are dropped once
+/// their headers are late.
+#[test]
+fn half_sent_requests_to_the_page_neither_starve_the_daemon_nor_stay() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &["--web", "0"]);
+    let status = m.status_until(10, |s| s.contains("page: http://127.0.0.1:"));
+    let port: u16 = status
+        .split("page: http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the page's port");
+    let mut flood = as_nobody()
+        .arg("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import resource,select,socket,sys,time\n\
+             s,h=resource.getrlimit(resource.RLIMIT_NOFILE); resource.setrlimit(resource.RLIMIT_NOFILE,(h,h))\n\
+             socks=[]\n\
+             for i in range(1100):\n\
+             \x20   c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+             \x20   try: c.sendall(b'GET / HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n')\n\
+             \x20   except OSError: pass\n\
+             \x20   socks.append(c)\n\
+             print('sent',flush=True)\n\
+             p=select.poll(); live={c.fileno():c for c in socks}\n\
+             for f in live: p.register(f,select.POLLIN)\n\
+             while live:\n\
+             \x20   for f,_ in p.poll(1000):\n\
+             \x20       try: d=live[f].recv(4096)\n\
+             \x20       except OSError: d=b''\n\
+             \x20       if not d: p.unregister(f); live.pop(f).close()\n\
+             \x20   print('open',len(live),flush=True)\n\
+             print('all closed',flush=True)\n",
+        )
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("nobody's flood");
+    let mut out = BufReader::new(flood.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("sent");
+    assert_eq!(line.trim(), "sent");
+    // Our own request, from the same 127.0.0.1, while nobody's are held:
+    // they count against nobody, not against the address.
+    let page_ok = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    };
+    assert!(page_ok(), "nobody's flood locked us out of the page");
+
+    // The daemon's own work goes on while they are held.
+    for args in [&["status"][..], &["exec"]] {
+        let mut c = m
+            .cmd()
+            .args(args)
+            .arg(m.path())
+            .args(if args == ["exec"] {
+                &["print(6*7)"][..]
+            } else {
+                &[]
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client");
+        let mut done = None;
+        eventually(15, &format!("{args:?} to answer"), || {
+            done = c.try_wait().expect("wait");
+            done.is_some()
+        });
+        let mut text = String::new();
+        c.stdout
+            .take()
+            .expect("out")
+            .read_to_string(&mut text)
+            .expect("read");
+        assert!(done.expect("exit").success(), "{args:?}: {text}");
+        assert!(
+            text.contains(if args == ["exec"] { "42" } else { "cache:" }),
+            "{text}"
+        );
+    }
+    // Their headers never come: every connection is closed within the
+    // header time-out (10 s), none held until nobody gives up.
+    let started = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        while out.read_line(&mut l).is_ok_and(|n| n > 0) {
+            let _ = tx.send(l.trim().to_string());
+            l.clear();
+        }
+    });
+    let mut last = String::new();
+    while last != "all closed" {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(l) => last = l,
+            Err(_) => break,
+        }
+        assert!(
+            started.elapsed().as_secs() < 25,
+            "nobody's connections still held: {last}"
+        );
+    }
+    assert_eq!(last, "all closed");
+    let _ = flood.wait();
+    // And the page serves again.
+    assert!(page_ok());
+    let mut m = m;
+    assert!(m.unmount().status.success());
 }

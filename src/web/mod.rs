@@ -5,6 +5,7 @@
 
 mod files;
 mod guard;
+mod limits;
 
 pub use files::Files;
 
@@ -106,15 +107,7 @@ pub async fn start(
         .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
         .layer(middleware::from_fn_with_state(page.clone(), guard))
         .with_state(page);
-    // Echoes are a few bytes each: Nagle would hold them for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!("the page server stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(limits::serve(listener, app));
     let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
