@@ -39,7 +39,7 @@ fn main() {
             panic!("npm ci for the page's xterm.js failed ({s}); is the npm registry reachable?")
         }
         Err(e) => {
-            panic!("cannot run npm ({e}): scripts/deps.sh installs it (Debian: apt install npm)")
+            panic!("cannot run npm ({e}): scripts/install.sh installs it (Debian: apt install npm)")
         }
     }
 }

@@ -1,10 +1,37 @@
 #!/usr/bin/env bash
 # Installs webrepl-mount, then shows it working against a local test board
-# (no hardware needed).
+# (no hardware needed). Installs only what the tool and that demo need
+# (the tests' packages are scripts/test.sh's business) and starts no
+# service. `--print-packages` prints every package it may install.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
-scripts/deps.sh
+
+# fuse3: mounting. The page's terminal (xterm.js) comes from the npm
+# registry when the binary is first built (npm only then). The demo's board
+# is MicroPython's unix port, built from source (once, then cached).
+board=(build-essential pkg-config libffi-dev python3)
+if [ "${1:-}" = --print-packages ]; then
+  printf '%s\n' fuse3 npm "${board[@]}"
+  exit 0
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+pkgs=(fuse3) why="fuse3 to mount"
+lock=src/web/page/package-lock.json
+built=no
+for d in "${CARGO_TARGET_DIR:-target}"/release/build/webrepl-mount-*/out/npm; do
+  if [ -f "$d/node_modules/@xterm/xterm/lib/xterm.js" ] && cmp -s "$d/package-lock.json" "$lock"; then
+    built=yes
+  fi
+done
+if [ $built = no ]; then
+  pkgs+=(npm) why+=", npm to fetch the page's terminal once"
+fi
+pkgs+=("${board[@]}") why+=", a C toolchain, libffi and python3 to build the demo's test board"
+scripts/deps.sh --lean "$why" "${pkgs[@]}"
 cargo install --quiet --path . --locked
 export PATH=$HOME/.cargo/bin:$PATH
 # Completions and the man page where the shells and man look for them; as
@@ -26,7 +53,9 @@ webrepl-mount man >"$share/man/man1/webrepl-mount.1"
 scripts/build-board.sh >/dev/null
 
 root=$(mktemp -d /tmp/webrepl-demo.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A port nothing answers on (the board itself says if it cannot bind).
+port=8266
+while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((20000 + RANDOM % 40000)); done
 scripts/board.sh $port demo "$root" >"$root.log" 2>&1 &
 board=$!
 trap 'kill $board 2>/dev/null; rm -rf "$root" "$root.log"' EXIT

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The test suite: installs what it needs, builds the test board (cached under
-# target/), checks formatting and lints, runs every test (or, given
-# arguments, `cargo test` with them), then checks that it left nothing
-# behind.
+# The test suite: installs what it needs (scripts/deps.sh), builds the test
+# board (cached under target/), checks formatting and lints, runs every test
+# (or, given arguments, `cargo test` with them), then checks that it left
+# nothing behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 scripts/deps.sh
+# Installing the tool brings none of the packages only the tests use.
+tool=$(scripts/install.sh --print-packages)
+for p in $(scripts/deps.sh --test-only); do
+  if grep -qx "$p" <<<"$tool"; then
+    echo "scripts/install.sh would install $p, which only the tests use" >&2
+    exit 1
+  fi
+done
 scripts/build-board.sh >/dev/null
 # fsx (crates.io), the file system exerciser the mount tests run; cached.
 if [ ! -x target/tools/bin/fsx ]; then

@@ -54,7 +54,7 @@ impl Browser {
             // Its own group: dropping the fixture ends Chromium too.
             .process_group(0)
             .spawn()
-            .expect("chromedriver (scripts/deps.sh installs chromium-driver)");
+            .expect("chromedriver (scripts/test.sh installs chromium-driver)");
         super::eventually(10, "chromedriver listening", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });

@@ -90,7 +90,7 @@ impl Proxy {
             .arg(d.join("error.log"))
             .stdin(Stdio::null())
             .spawn()
-            .expect("start nginx (scripts/deps.sh installs it)");
+            .expect("start nginx (scripts/test.sh installs it)");
         for port in [ca_port, self_port] {
             super::eventually(10, "nginx listening (see its error.log)", || {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
