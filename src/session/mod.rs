@@ -6,7 +6,9 @@
 
 mod binary;
 pub mod core;
+mod keys;
 mod link;
+mod restore;
 mod text;
 mod timer;
 mod tls;

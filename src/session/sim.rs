@@ -125,6 +125,8 @@ enum Xfer {
 pub struct Board {
     repl: Repl,
     pub line: Vec<u8>,
+    /// The lines entered so far of a compound statement (at "... ").
+    pub block: Vec<Vec<u8>>,
     ring: VecDeque<u8>,
     pub ring_size: usize,
     code: Vec<u8>,
@@ -164,6 +166,7 @@ impl Board {
         Board {
             repl: Repl::Friendly,
             line: Vec::new(),
+            block: Vec::new(),
             ring: VecDeque::new(),
             ring_size: 255,
             code: Vec::new(),
@@ -298,6 +301,7 @@ impl Board {
                 0x02 if self.line.is_empty() => self.say(b"\r\nMicroPython sim board\r\n>>> "),
                 0x03 => {
                     self.line.clear();
+                    self.block.clear();
                     self.say(b"\r\n>>> ");
                 }
                 0x7f | 0x08 if !self.line.is_empty() => {
@@ -307,7 +311,19 @@ impl Board {
                 b'\r' => {
                     self.say(b"\r\n");
                     let line = std::mem::take(&mut self.line);
-                    if line.is_empty() {
+                    let blank = line.iter().all(|&b| b == b' ');
+                    if !self.block.is_empty() && blank {
+                        // A blank line ends a compound statement.
+                        let code = std::mem::take(&mut self.block).join(&b'\n');
+                        self.run(now, &code);
+                    } else if !self.block.is_empty() || line.ends_with(b":") {
+                        // Continued, auto-indented as readline does.
+                        self.block.push(line);
+                        let indent = vec![b' '; crate::protocol::line::auto_indent(&self.block)];
+                        self.say(b"... ");
+                        self.say(&indent);
+                        self.line = indent;
+                    } else if line.is_empty() {
                         self.say(b">>> ");
                     } else {
                         self.run(now, &line);

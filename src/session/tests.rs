@@ -571,15 +571,24 @@ fn a_compound_statement_half_typed_is_typed_back_line_by_line() {
     p.core.set_terminals(p.now, 1);
     p.core.keys(p.now, b"\r");
     assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
-    // What the board would show for two lines of a `for` (the sim board has
-    // no auto-indent, so the person typed the indent).
-    let typed = crate::protocol::line::Typed {
-        entered: vec![b"for i in x:".to_vec()],
-        line: b"    pri".to_vec(),
-        cursor: 7,
-    };
-    let keys = crate::protocol::line::retype(&typed);
-    assert_eq!(keys, b"for i in x:\rpri".to_vec());
+    // Two lines of a `for`: the board auto-indents the second.
+    p.core.keys(p.now, b"for i in x:\rpri");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with("pri")));
+    let shown_before = p.shown();
+    assert!(shown_before.ends_with("...     pri"), "{shown_before:?}");
+    let op = p.core.submit(p.now, program("print(5)"));
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Output(_))
+    ));
+    // The session cleared the block for its program, then typed both
+    // lines back; the person saw none of it.
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        p.board.block == [b"for i in x:".to_vec()] && p.board.line == b"    pri"
+    }));
+    p.run_for(Duration::from_millis(500));
+    assert_eq!(p.shown(), shown_before, "the terminal saw the mount's work");
+    assert!(p.board.typed.contains(&0x03), "the block was cleared");
 }
 
 #[test]

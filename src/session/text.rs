@@ -12,33 +12,22 @@
 //! order, when the person's turn comes back.
 
 use super::core::{Event, OpId, Out, Outcome, Why};
+use super::keys::Keys;
+use super::restore::{RESTORE, Restore, Saved};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
-use crate::protocol::line::{self, Prompt, Screen, Typed};
+use crate::protocol::line::{self, Prompt, Screen};
 use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
-/// How long after a person's last key the REPL is left to them, so that a
-/// key still in flight (and its echo) is not mistaken for a settled line.
-pub const SETTLE: Duration = Duration::from_millis(150);
 /// An idle raw prompt goes back to the person after this long.
 const HAND_BACK: Duration = Duration::from_millis(300);
 /// A board that does not answer a polite Ctrl-A in this time runs a program.
 const POLITE: Duration = Duration::from_millis(1500);
-/// Typing a line back takes a round trip or two; past this, give up on it.
-const RESTORE: Duration = Duration::from_secs(3);
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
-/// A paste longer than the board's input buffer (about 256 bytes) would
-/// overflow it and lose its middle: a person's keys go out this many at a
-/// time, the next once the board has echoed as many (it echoes what it has
-/// taken), or after `ECHO_WAIT` without an echo (a program reading without
-/// echo).
-const KEY_CHUNK: usize = 128;
-const ECHO_WAIT: Duration = Duration::from_millis(50);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     /// Code run at the raw prompt.
@@ -66,64 +55,35 @@ pub struct Queued {
     pub queued_at: Instant,
 }
 
-/// What a person had typed when a program took the REPL, and what their
-/// terminal shows (kept, to be theirs again afterwards).
-#[derive(Debug, Clone)]
-struct Saved {
-    screen: Screen,
-    typed: Typed,
-}
-
 #[derive(Debug)]
 enum Mode {
     /// The person's REPL.
     Terminal,
     /// Ctrl-C sent to clear a half-typed line; waiting for the fresh prompt.
-    Clearing {
-        saved: Option<Saved>,
-        prompt: WaitFor,
-        deadline: Instant,
-    },
+    Clearing { prompt: WaitFor, deadline: Instant },
     /// Ctrl-A sent; waiting for the raw banner.
     Entering {
-        saved: Option<Saved>,
         seen: Vec<u8>,
         deadline: Instant,
         polite: bool,
     },
     /// The sync program sent; waiting for its answer.
-    Syncing {
-        saved: Option<Saved>,
-        answer: WaitFor,
-        deadline: Instant,
-    },
+    Syncing { answer: WaitFor, deadline: Instant },
     /// At the raw prompt, ours.
-    Raw {
-        since: Instant,
-        saved: Option<Saved>,
-    },
+    Raw { since: Instant },
     Running {
         job: Box<Queued>,
         prog: Box<Program>,
         started: Instant,
         last: Instant,
-        saved: Option<Saved>,
         paced_until: Option<Instant>,
     },
     /// Ctrl-D sent at the raw prompt; the board reboots.
     Resetting { op: OpId, until: Instant },
     /// Ctrl-B sent; waiting for the friendly prompt.
-    Leaving {
-        saved: Option<Saved>,
-        prompt: WaitFor,
-        deadline: Instant,
-    },
+    Leaving { prompt: WaitFor, deadline: Instant },
     /// Typing a person's line back; the board's echo of it is hidden.
-    Restoring {
-        saved: Saved,
-        scratch: Screen,
-        deadline: Instant,
-    },
+    Restoring { restore: Restore, deadline: Instant },
 }
 
 pub struct TextLane {
@@ -138,12 +98,11 @@ pub struct TextLane {
     /// enters the raw REPL once the person's program ends. Its banner is
     /// watched for (and kept from the terminal).
     stray_ctrl_a: Option<Holdback>,
-    held: Vec<u8>,
-    last_key: Option<Instant>,
-    /// Keys of a paste sent but not yet echoed, and until when to wait
-    /// for their echo.
-    keys_unechoed: usize,
-    keys_paced_until: Option<Instant>,
+    /// A person's keys on their way.
+    keys: Keys,
+    /// The person's half-typed line while a program of ours has the REPL,
+    /// to be typed back (only with a terminal attached).
+    saved: Option<Saved>,
     /// The person pressed Enter: code may be running that changes files.
     ran_code: bool,
     paste_window: Option<usize>,
@@ -170,10 +129,8 @@ impl TextLane {
             screen: Screen::at_prompt(),
             known: false,
             stray_ctrl_a: None,
-            held: Vec::new(),
-            last_key: None,
-            keys_unechoed: 0,
-            keys_paced_until: None,
+            keys: Keys::default(),
+            saved: None,
             ran_code: false,
             paste_window: None,
             ours_unfinished: false,
@@ -193,12 +150,7 @@ impl TextLane {
     pub fn thaw(&mut self, d: Duration) {
         self.frozen = false;
         self.timers.shift(d);
-        for t in [&mut self.keys_paced_until, &mut self.last_key]
-            .into_iter()
-            .flatten()
-        {
-            *t += d;
-        }
+        self.keys.thaw(d);
         match &mut self.mode {
             Mode::Clearing { deadline, .. }
             | Mode::Entering { deadline, .. }
@@ -226,8 +178,7 @@ impl TextLane {
     /// Keys from a terminal: out now if it is the person's turn (or their
     /// program's), else held until it is.
     pub fn keys(&mut self, now: Instant, keys: &[u8], out: &mut Out) {
-        self.held.extend_from_slice(keys);
-        self.last_key = Some(now);
+        self.keys.hold(now, keys);
         if self.theirs() {
             self.send_held(now, out);
         }
@@ -243,25 +194,13 @@ impl TextLane {
         }
     }
 
-    fn echo_awaited(&self, now: Instant) -> bool {
-        self.keys_unechoed > 0 && self.keys_paced_until.is_some_and(|t| now < t)
-    }
-
     fn send_held(&mut self, now: Instant, out: &mut Out) {
-        if self.held.is_empty() || self.frozen || self.echo_awaited(now) {
+        if self.frozen {
             return;
         }
-        let n = self.held.len().min(KEY_CHUNK);
-        let keys: Vec<u8> = self.held.drain(..n).collect();
-        // Keys held while a program had the REPL are typed now, as far as
-        // the board knows: the line is not settled until they are echoed.
-        self.last_key = Some(self.last_key.map_or(now, |t| t.max(now)));
-        let paced = n == KEY_CHUNK;
-        self.keys_unechoed = if paced { n } else { 0 };
-        self.keys_paced_until = paced.then_some(now + ECHO_WAIT);
-        if paced {
-            self.timers.set(Timer::KeyEcho, now + ECHO_WAIT);
-        }
+        let Some(keys) = self.keys.next_chunk(now, &mut self.timers) else {
+            return;
+        };
         if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
             self.ran_code = true;
         }
@@ -287,7 +226,7 @@ impl TextLane {
     /// program, a person's paste): an upload started now would hold each
     /// of those sends for its whole length.
     pub fn wants_wire(&self) -> bool {
-        if !self.held.is_empty() && self.theirs() {
+        if !self.keys.is_empty() && self.theirs() {
             return true;
         }
         match &self.mode {
@@ -313,7 +252,7 @@ impl TextLane {
     }
 
     pub fn has_work(&self) -> bool {
-        !self.queue.is_empty() || !self.held.is_empty()
+        !self.queue.is_empty() || !self.keys.is_empty()
     }
 
     pub fn queued(&self) -> usize {
@@ -329,6 +268,7 @@ impl TextLane {
     pub fn link_up(&mut self) {
         self.mode = Mode::Terminal;
         self.timers.clear();
+        self.saved = None;
         self.screen = Screen::at_prompt();
         self.known = false;
         self.stray_ctrl_a = None;
@@ -341,6 +281,7 @@ impl TextLane {
     pub fn link_down(&mut self, why: &Error, retry: bool, out: &mut Out) {
         let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
         self.timers.clear();
+        self.saved = None;
         match mode {
             Mode::Running { job, .. } => {
                 self.ours_unfinished = !job.user;
@@ -404,7 +345,7 @@ impl TextLane {
 
     /// Text from the board.
     pub fn feed(&mut self, now: Instant, text: &[u8], out: &mut Out) -> Result<(), Why> {
-        self.keys_unechoed = self.keys_unechoed.saturating_sub(text.len());
+        self.keys.echoed(text.len());
         match &mut self.mode {
             Mode::Terminal => {
                 let was_prompted = self.screen.prompt().is_some();
@@ -416,7 +357,7 @@ impl TextLane {
                         // effect: the raw prompt is ours; sync it, carry on.
                         self.stray_ctrl_a = None;
                         self.show(&pass, out);
-                        self.start_sync(now, None, out);
+                        self.start_sync(now, out);
                         return Ok(());
                     }
                     text = pass;
@@ -428,31 +369,28 @@ impl TextLane {
                     out.event(Event::BoardChanged);
                 }
             }
-            Mode::Clearing { prompt, saved, .. } => {
+            Mode::Clearing { prompt, .. } => {
                 if prompt.feed(text, &mut Vec::new()) {
-                    let saved = saved.take();
-                    self.send_ctrl_a(now, saved, false, out);
+                    self.send_ctrl_a(now, false, out);
                 }
             }
-            Mode::Entering { seen, saved, .. } => {
+            Mode::Entering { seen, .. } => {
                 seen.extend_from_slice(text);
                 if let Some(i) = line_find(seen, raw::RAW_BANNER) {
                     let before = seen[..i].to_vec();
-                    let saved = saved.take();
                     // What came before the banner is the board's (a
                     // program's last output), less the line break the board
                     // prints on switching; a cleared line's echo is ours.
-                    if saved.is_none() {
+                    if self.saved.is_none() {
                         let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
                         self.show(before, out);
                     }
-                    self.start_sync(now, saved, out);
+                    self.start_sync(now, out);
                 }
             }
-            Mode::Syncing { answer, saved, .. } => {
+            Mode::Syncing { answer, .. } => {
                 if answer.feed(text, &mut Vec::new()) {
-                    let saved = saved.take();
-                    self.mode = Mode::Raw { since: now, saved };
+                    self.mode = Mode::Raw { since: now };
                     self.timers.stop(Timer::Reply);
                     self.ours_unfinished = false;
                     self.known = true;
@@ -477,18 +415,24 @@ impl TextLane {
                 prog.feed(&t).map_err(|e| Why::Protocol(e.into()))?;
             }
             Mode::Resetting { .. } => {}
-            Mode::Leaving { prompt, saved, .. } => {
+            Mode::Leaving { prompt, .. } => {
                 if prompt.feed(text, &mut Vec::new()) {
-                    let saved = saved.take();
-                    match saved {
+                    match self.saved.take() {
                         Some(s) if !s.typed.is_empty() => self.start_restore(now, s, out),
                         _ => self.back_to_terminal(now, out),
                     }
                 }
             }
-            Mode::Restoring { scratch, .. } => {
-                scratch.feed(text);
-                self.advance_restore(now, out);
+            Mode::Restoring { restore, .. } => {
+                if restore.feed(text) {
+                    let Mode::Restoring { restore, .. } =
+                        std::mem::replace(&mut self.mode, Mode::Terminal)
+                    else {
+                        return Ok(());
+                    };
+                    self.screen = restore.done(&mut self.timers);
+                    self.back_to_terminal(now, out);
+                }
             }
         }
         Ok(())
@@ -504,18 +448,17 @@ impl TextLane {
         out.event(Event::Terminal(text.to_vec()));
     }
 
-    fn start_sync(&mut self, now: Instant, saved: Option<Saved>, out: &mut Out) {
+    fn start_sync(&mut self, now: Instant, out: &mut Out) {
         let (code, answer) = raw::sync(rand::random());
         out.text(code);
         self.mode = Mode::Syncing {
-            saved,
             answer: WaitFor::new(answer),
             deadline: now + self.timeout,
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
 
-    fn send_ctrl_a(&mut self, now: Instant, saved: Option<Saved>, polite: bool, out: &mut Out) {
+    fn send_ctrl_a(&mut self, now: Instant, polite: bool, out: &mut Out) {
         out.text(raw::ENTER_POLITELY.to_vec());
         self.stray_ctrl_a = None;
         let deadline = now
@@ -525,7 +468,6 @@ impl TextLane {
                 self.timeout
             };
         self.mode = Mode::Entering {
-            saved,
             seen: Vec::new(),
             deadline,
             polite,
@@ -543,24 +485,11 @@ impl TextLane {
     }
 
     fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
-        out.text(line::retype(&saved.typed));
+        let restore = Restore::start(now, saved, &mut self.timers, out);
         self.mode = Mode::Restoring {
-            saved,
-            scratch: Screen::at_prompt(),
+            restore,
             deadline: now + RESTORE,
         };
-        self.timers.set(Timer::Reply, now + RESTORE);
-    }
-
-    /// Done when the board shows the line and cursor as they were.
-    fn advance_restore(&mut self, now: Instant, out: &mut Out) {
-        let Mode::Restoring { saved, scratch, .. } = &mut self.mode else {
-            return;
-        };
-        if scratch.typed().as_ref() == Some(&saved.typed) {
-            self.screen = saved.screen.clone();
-            self.back_to_terminal(now, out);
-        }
     }
 
     /// Starts what can start, hands the REPL back, checks time-outs.
@@ -604,26 +533,23 @@ impl TextLane {
         self.check_deadlines(now, out)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
-            Mode::Raw { since, saved } => {
+            Mode::Raw { since } => {
                 let since = *since;
                 if terminals == 0 {
                     // Nobody to hand a line back to.
-                    *saved = None;
+                    self.saved = None;
                 }
                 let reset_waits =
                     self.queue.front().is_some_and(|q| q.job == Job::Reset) && !binary_idle;
                 if !self.queue.is_empty() && !reset_waits {
-                    let saved = saved.take();
                     if let Some(job) = self.queue.pop_front() {
-                        self.start(now, job, saved, out);
+                        self.start(now, job, out);
                     }
-                } else if self.queue.is_empty() && !self.held.is_empty() {
-                    let saved = saved.take();
-                    self.leave(now, saved, out);
+                } else if self.queue.is_empty() && !self.keys.is_empty() {
+                    self.leave(now, out);
                 } else if self.queue.is_empty() && terminals > 0 {
                     if now >= since + HAND_BACK {
-                        let saved = saved.take();
-                        self.leave(now, saved, out);
+                        self.leave(now, out);
                     } else {
                         self.timers.set(Timer::HandBack, since + HAND_BACK);
                     }
@@ -654,7 +580,7 @@ impl TextLane {
 
     fn terminal_turn(&mut self, now: Instant, terminals: usize, out: &mut Out) -> Result<(), Why> {
         self.send_held(now, out);
-        if !self.held.is_empty() {
+        if !self.keys.is_empty() {
             // The rest of a paste first: no program starts in its middle.
             return Ok(());
         }
@@ -668,7 +594,7 @@ impl TextLane {
             }
             return Ok(());
         }
-        if let Some(t) = self.last_key.map(|t| t + SETTLE).filter(|t| now < *t) {
+        if let Some(t) = self.keys.settling(now) {
             self.timers.set(Timer::Settle, t);
             return Ok(());
         }
@@ -677,33 +603,31 @@ impl TextLane {
             if interrupt {
                 out.text(raw::ENTER_INTERRUPTING.to_vec());
                 self.mode = Mode::Entering {
-                    saved: None,
                     seen: Vec::new(),
                     deadline: now + self.timeout,
                     polite: false,
                 };
                 self.timers.set(Timer::Reply, now + self.timeout);
             } else {
-                self.send_ctrl_a(now, None, true, out);
+                self.send_ctrl_a(now, true, out);
             }
             return Ok(());
         }
         match self.screen.typed() {
             Some(t) if t.is_empty() => {
                 self.waiting = None;
-                self.send_ctrl_a(now, None, false, out);
+                self.send_ctrl_a(now, false, out);
             }
             Some(t) => {
                 // Clear the line (Ctrl-C at a prompt only does that); keep
                 // it to type back if someone is watching.
                 self.waiting = None;
-                let saved = (terminals > 0).then(|| Saved {
+                self.saved = (terminals > 0).then(|| Saved {
                     screen: self.screen.clone(),
                     typed: t,
                 });
                 out.text(b"\x03".to_vec());
                 self.mode = Mode::Clearing {
-                    saved,
                     prompt: WaitFor::new(line::PRIMARY),
                     deadline: now + self.timeout,
                 };
@@ -713,7 +637,6 @@ impl TextLane {
                 self.waiting = None;
                 out.text(raw::ENTER_INTERRUPTING.to_vec());
                 self.mode = Mode::Entering {
-                    saved: None,
                     seen: Vec::new(),
                     deadline: now + self.timeout,
                     polite: false,
@@ -754,7 +677,7 @@ impl TextLane {
         Ok(())
     }
 
-    fn start(&mut self, now: Instant, job: Queued, saved: Option<Saved>, out: &mut Out) {
+    fn start(&mut self, now: Instant, job: Queued, out: &mut Out) {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
@@ -764,7 +687,7 @@ impl TextLane {
             }
             Job::Friendly => {
                 out.done(job.op, Ok(Outcome::Done));
-                self.leave(now, saved, out);
+                self.leave(now, out);
             }
             Job::Program => {
                 self.ours_unfinished = !job.user;
@@ -777,7 +700,6 @@ impl TextLane {
                     prog: Box::new(prog),
                     started: now,
                     last: now,
-                    saved,
                     paced_until: None,
                 };
                 // Held keys reach a person's program as its input.
@@ -822,11 +744,7 @@ impl TextLane {
 
     fn finish(&mut self, now: Instant, o: Output, out: &mut Out) {
         let Mode::Running {
-            job,
-            prog,
-            saved,
-            started,
-            ..
+            job, prog, started, ..
         } = std::mem::replace(&mut self.mode, Mode::Terminal)
         else {
             return;
@@ -845,17 +763,14 @@ impl TextLane {
         }
         out.count_program();
         out.done(job.op, Ok(Outcome::Output(o)));
-        self.mode = Mode::Raw { since: now, saved };
+        self.mode = Mode::Raw { since: now };
     }
 
-    fn leave(&mut self, now: Instant, saved: Option<Saved>, out: &mut Out) {
+    fn leave(&mut self, now: Instant, out: &mut Out) {
         out.text(raw::LEAVE.to_vec());
         // A person's Ctrl-B held meanwhile would only reprint the banner.
-        if self.held.first() == Some(&0x02) {
-            self.held.remove(0);
-        }
+        self.keys.drop_leading(0x02);
         self.mode = Mode::Leaving {
-            saved,
             prompt: WaitFor::new(line::PRIMARY),
             deadline: now + self.timeout,
         };
@@ -903,12 +818,12 @@ impl TextLane {
             Mode::Running { job, last, .. } if job.bounded && now >= *last + self.timeout => {
                 return Err(Why::Silent("a program of ours stopped answering"));
             }
-            Mode::Restoring {
-                deadline, scratch, ..
-            } if now >= *deadline => {
-                // The board did not redraw the line as expected: show what
-                // it has, from now on the truth.
-                self.screen = scratch.clone();
+            Mode::Restoring { deadline, .. } if now >= *deadline => {
+                if let Mode::Restoring { restore, .. } =
+                    std::mem::replace(&mut self.mode, Mode::Terminal)
+                {
+                    self.screen = restore.give_up();
+                }
                 self.back_to_terminal(now, out);
             }
             _ => {}

@@ -14,6 +14,8 @@ pub enum Timer {
     /// The board's answer to what the text lane sent (a prompt, the raw
     /// banner, the sync answer, a line typed back).
     Reply,
+    /// A person's line typed back.
+    Restore,
     /// An idle raw prompt goes back to the person at the terminal.
     HandBack,
     /// A person's line settles after their last key.
@@ -38,8 +40,9 @@ pub enum Timer {
     LinkWait,
 }
 
-const KINDS: [Timer; 12] = [
+const KINDS: [Timer; 13] = [
     Timer::Reply,
+    Timer::Restore,
     Timer::HandBack,
     Timer::Settle,
     Timer::Patience,

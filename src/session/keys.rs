@@ -1,0 +1,82 @@
+//! A person's keys on their way to the board: held while a program of ours
+//! has the REPL, and a paste paced by the board's echo so that it does not
+//! overflow the board's input buffer (about 256 bytes) and lose its middle.
+
+use super::timer::{Timer, TimerTable};
+use std::time::{Duration, Instant};
+
+/// How long after a person's last key the REPL is left to them, so that a
+/// key still in flight (and its echo) is not mistaken for a settled line.
+pub const SETTLE: Duration = Duration::from_millis(150);
+/// A paste goes out this many keys at a time, the next once the board has
+/// echoed as many (it echoes what it has taken), or after `ECHO_WAIT`
+/// without an echo (a program reading without echo).
+const KEY_CHUNK: usize = 128;
+const ECHO_WAIT: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Default)]
+pub struct Keys {
+    held: Vec<u8>,
+    last: Option<Instant>,
+    /// Keys of a paste sent but not yet echoed, and until when to wait
+    /// for their echo.
+    unechoed: usize,
+    echo_until: Option<Instant>,
+}
+
+impl Keys {
+    pub fn hold(&mut self, now: Instant, keys: &[u8]) {
+        self.held.extend_from_slice(keys);
+        self.last = Some(now);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Drops a held `key` at the front (a Ctrl-B the lane's own makes
+    /// pointless).
+    pub fn drop_leading(&mut self, key: u8) {
+        if self.held.first() == Some(&key) {
+            self.held.remove(0);
+        }
+    }
+
+    /// Text from the board: as much of a paste echoed.
+    pub fn echoed(&mut self, n: usize) {
+        self.unechoed = self.unechoed.saturating_sub(n);
+    }
+
+    /// When the person's line counts as settled, if it is not yet at `now`.
+    pub fn settling(&self, now: Instant) -> Option<Instant> {
+        self.last.map(|t| t + SETTLE).filter(|t| now < *t)
+    }
+
+    /// The clocks stood still for `d` (the keys waited for an upload).
+    pub fn thaw(&mut self, d: Duration) {
+        for t in [&mut self.echo_until, &mut self.last].into_iter().flatten() {
+            *t += d;
+        }
+    }
+
+    /// The next keys to send, unless the echo of the last chunk of a paste
+    /// is still awaited (then the echo, or its timer, sends them).
+    pub fn next_chunk(&mut self, now: Instant, timers: &mut TimerTable) -> Option<Vec<u8>> {
+        let echo_awaited = self.unechoed > 0 && self.echo_until.is_some_and(|t| now < t);
+        if self.held.is_empty() || echo_awaited {
+            return None;
+        }
+        let n = self.held.len().min(KEY_CHUNK);
+        let keys: Vec<u8> = self.held.drain(..n).collect();
+        // Keys held while a program had the REPL are typed now, as far as
+        // the board knows: the line is not settled until they are echoed.
+        self.last = Some(self.last.map_or(now, |t| t.max(now)));
+        let paced = n == KEY_CHUNK;
+        self.unechoed = if paced { n } else { 0 };
+        self.echo_until = paced.then_some(now + ECHO_WAIT);
+        if paced {
+            timers.set(Timer::KeyEcho, now + ECHO_WAIT);
+        }
+        Some(keys)
+    }
+}
