@@ -98,6 +98,13 @@ async fn bad_answers_are_errors_and_the_session_goes_on() {
         ("a 64-bit length", vec![0x82, 127, 0, 0, 1, 0, 0, 0, 0, 0]),
         ("a reserved opcode", vec![0x83, 0]),
         ("a continuation with no start", vec![0x80, 1, 0]),
+        ("a message in endless fragments", {
+            let mut v = frame(0x02, &[7; 60_000]);
+            for _ in 0..40 {
+                v.extend(frame(0x00, &[7; 60_000]));
+            }
+            v
+        }),
     ];
     let gone: Vec<(&str, Vec<u8>)> = vec![
         ("nothing, then a closed connection", vec![]),
@@ -129,7 +136,10 @@ async fn bad_answers_are_errors_and_the_session_goes_on() {
         );
         cfg.timeout = Duration::from_secs(2);
         let s = Session::connect(cfg).await.unwrap();
-        assert!(s.version().await.is_err(), "{what}: accepted");
+        match s.version().await {
+            Err(webrepl_mount::error::Error::Protocol(_)) => {}
+            other => panic!("{what}: not a protocol error: {other:?}"),
+        }
         assert_eq!(
             s.version().await.unwrap(),
             (1, 25, 0),
@@ -189,6 +199,9 @@ fn repl_board(
                 // 0: friendly, 1: raw, 2: raw-paste.
                 let (mut mode, mut code) = (0, Vec::new());
                 while let Some(p) = read_frame(&mut s) {
+                    if p.len() == 82 && p.starts_with(b"WA") {
+                        continue; // a file transfer: this board has none
+                    }
                     let mut say = Vec::new();
                     for b in p {
                         match (mode, b) {
@@ -256,6 +269,8 @@ fn listing_board(listing: impl Fn(&str) -> String + Send + Sync + 'static) -> u1
                 .to_string();
             let top = if top == "/" { "" } else { &top };
             format!("{}K\r\n", listing(top)).into_bytes()
+        } else if code.contains("os.stat(") && code.contains("big") {
+            b"S 32768 1099511627776 0\r\n".to_vec()
         } else if code.contains("os.stat(") {
             b"S 16384 0 0\r\n".to_vec()
         } else {
@@ -333,4 +348,202 @@ fn ls_escapes_a_boards_control_characters() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(out, "a\\n\\u{1b}]0;pwned\\u{7}\n");
+}
+
+/// Runs the command, killing it if it has not ended within `secs` (then the
+/// test fails: a retry loop did not end).
+fn wm_within(secs: u64, args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", "pw")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run webrepl-mount");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(o) => o.expect("webrepl-mount's output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            let o = rx.recv().ok().and_then(|o| o.ok());
+            panic!(
+                "{args:?} still running after {secs} s: {}",
+                o.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_huge_size_from_the_board_is_not_allocated() {
+    let port = listing_board(|_| String::new());
+    let dest = tempfile::tempdir().unwrap();
+    let o = wm_within(
+        60,
+        &[
+            "cp",
+            &format!("127.0.0.1:{port}:/big"),
+            dest.path().to_str().unwrap(),
+            "--timeout",
+            "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The transfer never comes (this board has none): an error after a
+    // bounded number of tries, not an abort for a terabyte's allocation.
+    assert!(
+        o.status.code().is_some_and(|c| c != 0 && c != 134),
+        "{:?}: {err}",
+        o.status
+    );
+    assert!(!err.contains("memory allocation"), "{err}");
+    assert!(!dest.path().join("big").exists(), "a partial file was left");
+}
+
+/// A board that logs in, then answers every frame with `answer(frame)`.
+fn odd_board(
+    answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = conns.clone();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                if !log_in(&mut s) {
+                    return;
+                }
+                while let Some(p) = read_frame(&mut s) {
+                    let say = answer(&p);
+                    if !say.is_empty() {
+                        let _ = s.write_all(&frame(0x81, &say));
+                    }
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+#[test]
+fn a_board_that_logs_in_then_stays_silent_or_talks_junk_ends_exec() {
+    use std::sync::atomic::Ordering;
+    let boards: Vec<(&str, (u16, _))> = vec![
+        ("silent", odd_board(|_| Vec::new())),
+        ("junk", odd_board(|_| b"\x1b[2Jjunk \x07\r\n".to_vec())),
+        (
+            "junk after the banner",
+            odd_board(|p| {
+                if p.ends_with(b"\x01") {
+                    b"\r\nraw REPL; CTRL-B to exit\r\n>".to_vec()
+                } else {
+                    b"XXjunk".to_vec()
+                }
+            }),
+        ),
+    ];
+    for (what, (port, conns)) in boards {
+        let o = wm_within(
+            60,
+            &[
+                "exec",
+                "--timeout",
+                "2",
+                &format!("127.0.0.1:{port}"),
+                "print(1)",
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(6), "{what}: {err}");
+        assert!(err.contains("no progress for 2s"), "{what}: {err}");
+        // Why the link was dropped is said, and it is not tried forever.
+        assert!(
+            err.contains("dropping the link to the board"),
+            "{what}: {err}"
+        );
+        let n = conns.load(Ordering::SeqCst);
+        assert!(n <= 2, "{what}: {n} connections");
+    }
+}
+
+#[test]
+fn a_directory_that_contains_itself_ends_the_walk() {
+    let port = listing_board(|top| {
+        // A listing that loops: /loop/loop/... far past any real tree.
+        let mut out = String::new();
+        let mut p = top.to_string();
+        for _ in 0..200 {
+            p.push_str("/loop");
+            out.push_str(&format!("D 0 0 {}\r\n", hex(&p)));
+        }
+        out
+    });
+    let o = wm_within(60, &["ls", "-R", &format!("127.0.0.1:{port}:/")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("deeper than any real board"), "{err}");
+    assert_eq!(out.lines().count(), 64, "{out}");
+}
+
+#[test]
+fn a_listing_of_100k_entries_completes() {
+    let port = listing_board(|top| {
+        (0..100_000)
+            .map(|i| format!("F 10 0 {}\r\n", hex(&format!("{top}/f{i:06}.py"))))
+            .collect()
+    });
+    let o = wm_within(120, &["ls", &format!("127.0.0.1:{port}:/")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 100_000);
+    assert_eq!(out.lines().last(), Some("f099999.py"));
+}
+
+#[test]
+fn a_server_that_never_prompts_for_the_password_is_not_called_busy() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
+                    req.push(b[0]);
+                }
+                let req = String::from_utf8_lossy(&req).to_string();
+                let key = req
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let accept = derive_accept_key(key.as_bytes());
+                let _ = s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").as_bytes());
+                while read_frame(&mut s).is_some() {}
+            });
+        }
+    });
+    let o = wm_within(
+        60,
+        &["exec", "--timeout", "1", &format!("127.0.0.1:{port}"), "1"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(err.contains("sent no password prompt within"), "{err}");
+    assert!(!err.contains("another WebREPL client"), "{err}");
 }
