@@ -2,6 +2,8 @@
 //! bad answer is an error on the operation in flight, never a crash, and
 //! the session goes on (it connects again).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
@@ -546,4 +548,110 @@ fn a_server_that_never_prompts_for_the_password_is_not_called_busy() {
     assert_eq!(o.status.code(), Some(6), "{err}");
     assert!(err.contains("sent no password prompt within"), "{err}");
     assert!(!err.contains("another WebREPL client"), "{err}");
+}
+
+/// A man in the middle: forwards a connection to `to`, and changes one byte
+/// in the payload of the `nth` large binary frame the board sends.
+fn flipping_proxy(to: u16, nth: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut flipped = false;
+        for conn in l.incoming() {
+            let Ok(client) = conn else { return };
+            let Ok(board) = TcpStream::connect(("127.0.0.1", to)) else {
+                return;
+            };
+            let (mut c_in, mut b_out) = (client.try_clone().unwrap(), board.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c_in, &mut b_out));
+            let (mut b_in, mut c_out) = (board, client);
+            // The upgrade answer, then frames.
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if b_in.read_exact(&mut b).is_err() {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let _ = c_out.write_all(&head);
+            let mut seen = 0;
+            loop {
+                let mut h = [0u8; 2];
+                if b_in.read_exact(&mut h).is_err() {
+                    break;
+                }
+                let mut len = (h[1] & 0x7f) as usize;
+                let mut ext = Vec::new();
+                if len == 126 {
+                    let mut l2 = [0u8; 2];
+                    if b_in.read_exact(&mut l2).is_err() {
+                        break;
+                    }
+                    ext.extend_from_slice(&l2);
+                    len = u16::from_be_bytes(l2) as usize;
+                }
+                let mut p = vec![0u8; len];
+                if b_in.read_exact(&mut p).is_err() {
+                    break;
+                }
+                if h[0] & 0x0f == 2 && len >= 200 {
+                    seen += 1;
+                    if seen == nth && !flipped {
+                        flipped = true;
+                        p[len - 1] ^= 0x20;
+                    }
+                }
+                let mut out = h.to_vec();
+                out.extend(ext);
+                out.extend(p);
+                if c_out.write_all(&out).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_download_altered_in_transit_is_refused_and_not_written() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(200_000, 19);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    std::fs::write(tb.path("/small.py"), b"print(1)\n").unwrap();
+    let port = flipping_proxy(tb.port, 20);
+    let dest = tempfile::tempdir().unwrap();
+    let run = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{port}:/big.bin"),
+                &format!("127.0.0.1:{port}:/small.py"),
+                to,
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run(dest.path().to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/big.bin: ") && err.contains(" mismatch"),
+        "{err}"
+    );
+    assert!(
+        !dest.path().join("big.bin").exists(),
+        "a damaged copy was written"
+    );
+    // The file the proxy left alone is whole.
+    assert_eq!(
+        std::fs::read(dest.path().join("small.py")).unwrap(),
+        b"print(1)\n"
+    );
+    // Once the man in the middle is done, the copy arrives whole.
+    let o = run(dest.path().to_str().unwrap());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
 }
