@@ -655,3 +655,72 @@ fn a_download_altered_in_transit_is_refused_and_not_written() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
 }
+
+#[test]
+fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
+    // An empty name and a NUL beside good files, and a directory that
+    // contains itself: the mount skips what it cannot show and is ready.
+    let port = listing_board(|top| {
+        let e = |k: &str, p: &str| format!("{k} 0 0 {}\r\n", hex(p));
+        let mut out = [
+            e("D", &format!("{top}/d")),
+            e("F", &format!("{top}/d/")),
+            e("F", &format!("{top}/d/a\0b")),
+            e("F", &format!("{top}/d/ok.py")),
+        ]
+        .concat();
+        let mut p = top.to_string();
+        for _ in 0..200 {
+            p.push_str("/loop");
+            out.push_str(&e("D", &p));
+        }
+        out
+    });
+    let (mp, state, runtime) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let cmd = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+        c.env("WEBREPL_PASSWORD", "pw")
+            .env("XDG_STATE_HOME", state.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut daemon = cmd()
+        .args([&format!("127.0.0.1:{port}"), mp.path().to_str().unwrap()])
+        .args(["--timeout", "2"])
+        .spawn()
+        .unwrap();
+    common::eventually(30, "the mount is ready", || {
+        assert!(daemon.try_wait().unwrap().is_none(), "the mount ended");
+        common::mounted(mp.path()) && std::fs::metadata(mp.path()).is_ok()
+    });
+    let names: Vec<String> = std::fs::read_dir(mp.path().join("d"))
+        .expect("the directory with odd names reads")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["ok.py"]);
+    let mut depth = 0;
+    let mut at = mp.path().to_path_buf();
+    while at.join("loop").is_dir() && depth < 100 {
+        at = at.join("loop");
+        depth += 1;
+    }
+    assert!(depth <= 64, "{depth} levels of the loop");
+    let _ = cmd()
+        .args(["unmount", mp.path().to_str().unwrap()])
+        .status();
+    if daemon.try_wait().unwrap().is_none() {
+        let _ = std::process::Command::new("fusermount3")
+            .args(["-u", mp.path().to_str().unwrap()])
+            .status();
+        let _ = daemon.kill();
+    }
+    let _ = daemon.wait();
+}
