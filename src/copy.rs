@@ -388,7 +388,14 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
-    for (remote, local, size) in plan {
+    // Downloads are held until the board's digest of the batch confirms
+    // them (one short program per batch, no second transfer); only then
+    // are they written.
+    let mut got: Vec<(String, PathBuf, Vec<u8>)> = Vec::new();
+    let mut held = 0usize;
+    let mut damaged = Vec::new();
+    let mut pending = plan.into_iter().peekable();
+    while let Some((remote, local, size)) = pending.next() {
         bar.set_message(remote.clone());
         // The size is the board's word: reserve no more than a board holds.
         let mut data = Vec::with_capacity(size.min(MAX_RESERVE) as usize);
@@ -406,12 +413,49 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             bar.set_position(at + data.len() as u64);
         })
         .await?;
-        std::fs::write(&local, &data)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
+        held += data.len();
+        got.push((remote, local, data));
+        if held >= BATCH_BYTES || pending.peek().is_none() {
+            damaged.extend(verify_and_write(b, std::mem::take(&mut got)).await?);
+            held = 0;
+        }
+    }
+    if !damaged.is_empty() {
+        return Err(ProtocolError::Damaged(damaged).into());
     }
     bar.finish_and_clear();
     if !skipped.is_empty() {
         return Err(ProtocolError::BadNames(skipped).into());
     }
     Ok(())
+}
+
+/// Checks downloaded files against the board's digest of them (CRC-32 or
+/// sha256, whichever its firmware has) and writes those that match; returns
+/// what did not, described. A file that changed size on the board since it
+/// was read counts as not matching: what we have is not what it holds.
+async fn verify_and_write(b: &Board, got: Vec<(String, PathBuf, Vec<u8>)>) -> Result<Vec<String>> {
+    let query: Vec<(&str, u64)> = got
+        .iter()
+        .map(|(r, _, d)| (r.as_str(), d.len() as u64))
+        .collect();
+    let (algorithm, digests) = b.digests(&query).await?;
+    let mut damaged = Vec::new();
+    for ((remote, local, data), theirs) in got.iter().zip(digests) {
+        let ours = board::digest(&algorithm, data);
+        match theirs {
+            Some(d) if d == ours => {
+                std::fs::write(local, data)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
+            }
+            Some(d) => damaged.push(format!(
+                "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"
+            )),
+            None => damaged.push(format!(
+                "{remote}: {} bytes received, the board's copy is another size now",
+                data.len()
+            )),
+        }
+    }
+    Ok(damaged)
 }

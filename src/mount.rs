@@ -3,7 +3,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::fs::Fs;
 use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
@@ -342,10 +342,11 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         for (p, e) in &failed {
             eprintln!("  {p}: {e}");
         }
-        Err(Error::LinkLost(format!(
-            "before {} file(s) were flushed",
-            failed.len()
-        )))
+        let kind = failed.first().map_or(Kind::LinkLost, |(_, e)| e.kind());
+        Err(Error::Remote(
+            kind,
+            format!("{} file(s) were not flushed to the board", failed.len()),
+        ))
     };
     // An `unmount` client waits for this connection to close: we are done.
     if let End::Requested(mut client) = end {
@@ -412,7 +413,10 @@ impl Daemon {
                 for (p, e) in &failed {
                     out.push_str(&format!("not flushed: {p}: {e}\n"));
                 }
-                out.push_str("failed\n");
+                // The first failure's kind, for the client's exit code (a
+                // full flash is ENOSPC, not a lost link).
+                let kind = failed.first().map_or(Kind::LinkLost, |(_, e)| e.kind());
+                out.push_str(&format!("failed {}\n", kind.name()));
                 let _ = stream.write_all(out.as_bytes()).await;
                 return;
             }
@@ -726,11 +730,19 @@ pub async fn unmount_command(mountpoint: &Path) -> Result<()> {
     if answer.iter().any(|l| l == "ok") {
         return Ok(());
     }
-    for l in answer.iter().filter(|l| *l != "failed") {
-        eprintln!("{l}");
+    let mut kind = Kind::LinkLost;
+    for l in &answer {
+        match l.strip_prefix("failed") {
+            Some(k) if !k.trim().is_empty() => kind = Kind::parse(k.trim()),
+            Some(_) => {}
+            None => eprintln!("{l}"),
+        }
     }
-    Err(Error::LinkLost(format!(
-        "with changes not on the board; {} is still mounted",
-        mountpoint.display()
-    )))
+    Err(Error::Remote(
+        kind,
+        format!(
+            "changes are not on the board; {} is still mounted",
+            mountpoint.display()
+        ),
+    ))
 }

@@ -2,6 +2,8 @@
 //! bad answer is an error on the operation in flight, never a crash, and
 //! the session goes on (it connects again).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
@@ -98,6 +100,13 @@ async fn bad_answers_are_errors_and_the_session_goes_on() {
         ("a 64-bit length", vec![0x82, 127, 0, 0, 1, 0, 0, 0, 0, 0]),
         ("a reserved opcode", vec![0x83, 0]),
         ("a continuation with no start", vec![0x80, 1, 0]),
+        ("a message in endless fragments", {
+            let mut v = frame(0x02, &[7; 60_000]);
+            for _ in 0..40 {
+                v.extend(frame(0x00, &[7; 60_000]));
+            }
+            v
+        }),
     ];
     let gone: Vec<(&str, Vec<u8>)> = vec![
         ("nothing, then a closed connection", vec![]),
@@ -129,7 +138,10 @@ async fn bad_answers_are_errors_and_the_session_goes_on() {
         );
         cfg.timeout = Duration::from_secs(2);
         let s = Session::connect(cfg).await.unwrap();
-        assert!(s.version().await.is_err(), "{what}: accepted");
+        match s.version().await {
+            Err(webrepl_mount::error::Error::Protocol(_)) => {}
+            other => panic!("{what}: not a protocol error: {other:?}"),
+        }
         assert_eq!(
             s.version().await.unwrap(),
             (1, 25, 0),
@@ -189,6 +201,9 @@ fn repl_board(
                 // 0: friendly, 1: raw, 2: raw-paste.
                 let (mut mode, mut code) = (0, Vec::new());
                 while let Some(p) = read_frame(&mut s) {
+                    if p.len() == 82 && p.starts_with(b"WA") {
+                        continue; // a file transfer: this board has none
+                    }
                     let mut say = Vec::new();
                     for b in p {
                         match (mode, b) {
@@ -256,6 +271,8 @@ fn listing_board(listing: impl Fn(&str) -> String + Send + Sync + 'static) -> u1
                 .to_string();
             let top = if top == "/" { "" } else { &top };
             format!("{}K\r\n", listing(top)).into_bytes()
+        } else if code.contains("os.stat(") && code.contains("big") {
+            b"S 32768 1099511627776 0\r\n".to_vec()
         } else if code.contains("os.stat(") {
             b"S 16384 0 0\r\n".to_vec()
         } else {
@@ -333,4 +350,377 @@ fn ls_escapes_a_boards_control_characters() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(out, "a\\n\\u{1b}]0;pwned\\u{7}\n");
+}
+
+/// Runs the command, killing it if it has not ended within `secs` (then the
+/// test fails: a retry loop did not end).
+fn wm_within(secs: u64, args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", "pw")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run webrepl-mount");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(o) => o.expect("webrepl-mount's output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            let o = rx.recv().ok().and_then(|o| o.ok());
+            panic!(
+                "{args:?} still running after {secs} s: {}",
+                o.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_huge_size_from_the_board_is_not_allocated() {
+    let port = listing_board(|_| String::new());
+    let dest = tempfile::tempdir().unwrap();
+    let o = wm_within(
+        60,
+        &[
+            "cp",
+            &format!("127.0.0.1:{port}:/big"),
+            dest.path().to_str().unwrap(),
+            "--timeout",
+            "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The transfer never comes (this board has none): an error after a
+    // bounded number of tries, not an abort for a terabyte's allocation.
+    assert!(
+        o.status.code().is_some_and(|c| c != 0 && c != 134),
+        "{:?}: {err}",
+        o.status
+    );
+    assert!(!err.contains("memory allocation"), "{err}");
+    assert!(!dest.path().join("big").exists(), "a partial file was left");
+}
+
+/// A board that logs in, then answers every frame with `answer(frame)`.
+fn odd_board(
+    answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = conns.clone();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                if !log_in(&mut s) {
+                    return;
+                }
+                while let Some(p) = read_frame(&mut s) {
+                    let say = answer(&p);
+                    if !say.is_empty() {
+                        let _ = s.write_all(&frame(0x81, &say));
+                    }
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+#[test]
+fn a_board_that_logs_in_then_stays_silent_or_talks_junk_ends_exec() {
+    use std::sync::atomic::Ordering;
+    let boards: Vec<(&str, (u16, _))> = vec![
+        ("silent", odd_board(|_| Vec::new())),
+        ("junk", odd_board(|_| b"\x1b[2Jjunk \x07\r\n".to_vec())),
+        (
+            "junk after the banner",
+            odd_board(|p| {
+                if p.ends_with(b"\x01") {
+                    b"\r\nraw REPL; CTRL-B to exit\r\n>".to_vec()
+                } else {
+                    b"XXjunk".to_vec()
+                }
+            }),
+        ),
+    ];
+    for (what, (port, conns)) in boards {
+        let o = wm_within(
+            60,
+            &[
+                "exec",
+                "--timeout",
+                "2",
+                &format!("127.0.0.1:{port}"),
+                "print(1)",
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(6), "{what}: {err}");
+        assert!(err.contains("no progress for 2s"), "{what}: {err}");
+        // Why the link was dropped is said, and it is not tried forever.
+        assert!(
+            err.contains("dropping the link to the board"),
+            "{what}: {err}"
+        );
+        let n = conns.load(Ordering::SeqCst);
+        assert!(n <= 2, "{what}: {n} connections");
+    }
+}
+
+#[test]
+fn a_directory_that_contains_itself_ends_the_walk() {
+    let port = listing_board(|top| {
+        // A listing that loops: /loop/loop/... far past any real tree.
+        let mut out = String::new();
+        let mut p = top.to_string();
+        for _ in 0..200 {
+            p.push_str("/loop");
+            out.push_str(&format!("D 0 0 {}\r\n", hex(&p)));
+        }
+        out
+    });
+    let o = wm_within(60, &["ls", "-R", &format!("127.0.0.1:{port}:/")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("deeper than any real board"), "{err}");
+    assert_eq!(out.lines().count(), 64, "{out}");
+}
+
+#[test]
+fn a_listing_of_100k_entries_completes() {
+    let port = listing_board(|top| {
+        (0..100_000)
+            .map(|i| format!("F 10 0 {}\r\n", hex(&format!("{top}/f{i:06}.py"))))
+            .collect()
+    });
+    let o = wm_within(120, &["ls", &format!("127.0.0.1:{port}:/")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 100_000);
+    assert_eq!(out.lines().last(), Some("f099999.py"));
+}
+
+#[test]
+fn a_server_that_never_prompts_for_the_password_is_not_called_busy() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
+                    req.push(b[0]);
+                }
+                let req = String::from_utf8_lossy(&req).to_string();
+                let key = req
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let accept = derive_accept_key(key.as_bytes());
+                let _ = s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").as_bytes());
+                while read_frame(&mut s).is_some() {}
+            });
+        }
+    });
+    let o = wm_within(
+        60,
+        &["exec", "--timeout", "1", &format!("127.0.0.1:{port}"), "1"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(err.contains("sent no password prompt within"), "{err}");
+    assert!(!err.contains("another WebREPL client"), "{err}");
+}
+
+/// A man in the middle: forwards a connection to `to`, and changes one byte
+/// in the payload of the `nth` large binary frame the board sends.
+fn flipping_proxy(to: u16, nth: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut flipped = false;
+        for conn in l.incoming() {
+            let Ok(client) = conn else { return };
+            let Ok(board) = TcpStream::connect(("127.0.0.1", to)) else {
+                return;
+            };
+            let (mut c_in, mut b_out) = (client.try_clone().unwrap(), board.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c_in, &mut b_out));
+            let (mut b_in, mut c_out) = (board, client);
+            // The upgrade answer, then frames.
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if b_in.read_exact(&mut b).is_err() {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let _ = c_out.write_all(&head);
+            let mut seen = 0;
+            loop {
+                let mut h = [0u8; 2];
+                if b_in.read_exact(&mut h).is_err() {
+                    break;
+                }
+                let mut len = (h[1] & 0x7f) as usize;
+                let mut ext = Vec::new();
+                if len == 126 {
+                    let mut l2 = [0u8; 2];
+                    if b_in.read_exact(&mut l2).is_err() {
+                        break;
+                    }
+                    ext.extend_from_slice(&l2);
+                    len = u16::from_be_bytes(l2) as usize;
+                }
+                let mut p = vec![0u8; len];
+                if b_in.read_exact(&mut p).is_err() {
+                    break;
+                }
+                if h[0] & 0x0f == 2 && len >= 200 {
+                    seen += 1;
+                    if seen == nth && !flipped {
+                        flipped = true;
+                        p[len - 1] ^= 0x20;
+                    }
+                }
+                let mut out = h.to_vec();
+                out.extend(ext);
+                out.extend(p);
+                if c_out.write_all(&out).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_download_altered_in_transit_is_refused_and_not_written() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(200_000, 19);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    std::fs::write(tb.path("/small.py"), b"print(1)\n").unwrap();
+    let port = flipping_proxy(tb.port, 20);
+    let dest = tempfile::tempdir().unwrap();
+    let run = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{port}:/big.bin"),
+                &format!("127.0.0.1:{port}:/small.py"),
+                to,
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run(dest.path().to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/big.bin: ") && err.contains(" mismatch"),
+        "{err}"
+    );
+    assert!(
+        !dest.path().join("big.bin").exists(),
+        "a damaged copy was written"
+    );
+    // The file the proxy left alone is whole.
+    assert_eq!(
+        std::fs::read(dest.path().join("small.py")).unwrap(),
+        b"print(1)\n"
+    );
+    // Once the man in the middle is done, the copy arrives whole.
+    let o = run(dest.path().to_str().unwrap());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
+    // An empty name and a NUL beside good files, and a directory that
+    // contains itself: the mount skips what it cannot show and is ready.
+    let port = listing_board(|top| {
+        let e = |k: &str, p: &str| format!("{k} 0 0 {}\r\n", hex(p));
+        let mut out = [
+            e("D", &format!("{top}/d")),
+            e("F", &format!("{top}/d/")),
+            e("F", &format!("{top}/d/a\0b")),
+            e("F", &format!("{top}/d/ok.py")),
+        ]
+        .concat();
+        let mut p = top.to_string();
+        for _ in 0..200 {
+            p.push_str("/loop");
+            out.push_str(&e("D", &p));
+        }
+        out
+    });
+    let (mp, state, runtime) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let cmd = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+        c.env("WEBREPL_PASSWORD", "pw")
+            .env("XDG_STATE_HOME", state.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut daemon = cmd()
+        .args([&format!("127.0.0.1:{port}"), mp.path().to_str().unwrap()])
+        .args(["--timeout", "2"])
+        .spawn()
+        .unwrap();
+    common::eventually(30, "the mount is ready", || {
+        assert!(daemon.try_wait().unwrap().is_none(), "the mount ended");
+        common::mounted(mp.path()) && std::fs::metadata(mp.path()).is_ok()
+    });
+    let names: Vec<String> = std::fs::read_dir(mp.path().join("d"))
+        .expect("the directory with odd names reads")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["ok.py"]);
+    let mut depth = 0;
+    let mut at = mp.path().to_path_buf();
+    while at.join("loop").is_dir() && depth < 100 {
+        at = at.join("loop");
+        depth += 1;
+    }
+    assert!(depth <= 64, "{depth} levels of the loop");
+    let _ = cmd()
+        .args(["unmount", mp.path().to_str().unwrap()])
+        .status();
+    if daemon.try_wait().unwrap().is_none() {
+        let _ = std::process::Command::new("fusermount3")
+            .args(["-u", mp.path().to_str().unwrap()])
+            .status();
+        let _ = daemon.kill();
+    }
+    let _ = daemon.wait();
 }

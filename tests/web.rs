@@ -376,5 +376,18 @@ fn the_page_of_an_unmounted_board_and_of_a_mount_started_with_web() {
     let status = m.status_until(10, |s| s.contains("page: http://127.0.0.1:"));
     let url = page_of(&m);
     assert!(status.contains(&format!("page: {url}")), "{status}");
+    // Deleting the root is refused in words, not "busy" (the mountpoint's
+    // EBUSY), and the mount goes on.
+    let (port, token) = port_and_token(&url);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "POST /api/remove?path=/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Webrepl-Token: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("cannot delete /"), "{answer}");
     assert!(m.unmount().status.success());
 }

@@ -346,7 +346,9 @@ impl Board {
                             skip(&mut found, &p, "deeper than any real board's tree");
                             continue;
                         }
-                        dirs.insert(p.clone());
+                        if deep {
+                            dirs.insert(p.clone());
+                        }
                     }
                     found.entries.push(Entry {
                         path: p,

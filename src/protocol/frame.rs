@@ -10,6 +10,9 @@ use thiserror::Error;
 pub const MAX_PAYLOAD: usize = 65535;
 /// Anything longer from the board is a broken peer, not a WebREPL board.
 const MAX_INCOMING: u64 = 1 << 20;
+/// A message in fragments is joined up to this much; boards send whole
+/// frames of at most 64 KiB, so more is a peer that would fill our memory.
+pub const MAX_MESSAGE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -32,6 +35,8 @@ pub enum FrameError {
     BadOpcode(u8),
     #[error("WebSocket frame of {0} bytes is larger than any board sends")]
     TooLong(u64),
+    #[error("fragmented WebSocket message over {MAX_MESSAGE} bytes")]
+    MessageTooLong,
     #[error("continuation frame without a first frame")]
     StrayContinuation,
 }
@@ -85,6 +90,9 @@ impl Decoder {
                     let Some((kind, mut acc)) = self.partial.take() else {
                         return Err(FrameError::StrayContinuation);
                     };
+                    if acc.len() + payload.len() > MAX_MESSAGE {
+                        return Err(FrameError::MessageTooLong);
+                    }
                     acc.extend_from_slice(&payload);
                     if fin {
                         return Ok(Some(Frame { kind, payload: acc }));
@@ -231,5 +239,22 @@ mod tests {
         let mut d = Decoder::default();
         d.push(&[0x80, 0]);
         assert_eq!(d.next_frame(), Err(FrameError::StrayContinuation));
+    }
+
+    #[test]
+    fn a_message_in_endless_fragments_is_refused_at_its_bound() {
+        let mut d = Decoder::default();
+        d.push(&server_frame(0x02, &[1; 60_000]));
+        let mut fragments = 1;
+        let err = loop {
+            d.push(&server_frame(0x00, &[1; 60_000]));
+            fragments += 1;
+            match d.next_frame() {
+                Ok(None) => assert!(fragments * 60_000 <= MAX_MESSAGE + 60_000),
+                other => break other,
+            }
+        };
+        assert_eq!(err, Err(FrameError::MessageTooLong));
+        assert_eq!(fragments, MAX_MESSAGE / 60_000 + 1);
     }
 }

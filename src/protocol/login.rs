@@ -18,6 +18,11 @@ pub struct Login {
 }
 
 impl Login {
+    /// Whether the board has asked for the password.
+    pub fn prompted(&self) -> bool {
+        self.prompted
+    }
+
     pub fn feed(&mut self, text: &[u8]) -> LoginEvent {
         self.seen.extend_from_slice(text);
         if !self.prompted {
@@ -26,6 +31,7 @@ impl Login {
                 self.seen.clear();
                 return LoginEvent::Prompt;
             }
+            self.keep_tail();
             return LoginEvent::Pending;
         }
         if contains(&self.seen, b"WebREPL connected") {
@@ -33,7 +39,17 @@ impl Login {
         } else if contains(&self.seen, b"Access denied") {
             LoginEvent::Denied
         } else {
+            self.keep_tail();
             LoginEvent::Pending
+        }
+    }
+
+    /// Only what may still be the start of a word we wait for is kept: a
+    /// peer that talks and never says it costs no memory.
+    fn keep_tail(&mut self) {
+        const KEEP: usize = 32;
+        if self.seen.len() > KEEP {
+            self.seen.drain(..self.seen.len() - KEEP);
         }
     }
 }

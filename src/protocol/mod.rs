@@ -28,6 +28,9 @@ pub enum ProtocolError {
     /// Names a board listed that no local path may hold, already escaped.
     #[error("skipped {} name(s) the board listed that cannot be local file names: {}", .0.len(), .0.join(", "))]
     BadNames(Vec<String>),
+    /// Downloads whose digest is not the board's: each described.
+    #[error("not written, the copy differs from the board's: {}", .0.join("; "))]
+    Damaged(Vec<String>),
 }
 
 impl From<raw::RawError> for ProtocolError {

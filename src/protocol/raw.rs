@@ -38,7 +38,13 @@ pub enum RawError {
     PasteProtocol(u8),
     #[error("the board did not acknowledge the program (answered {0:?})")]
     NoOk(String),
+    #[error("a program's answer went past {MAX_OUTPUT} bytes")]
+    TooLong,
 }
+
+/// More than any of our programs prints (a 100k-entry listing is ~8 MB):
+/// past it the board is not answering our program.
+pub const MAX_OUTPUT: usize = 64 << 20;
 
 /// Finds `pattern` in text that arrives in pieces.
 #[derive(Debug)]
@@ -125,6 +131,8 @@ pub struct Program {
     known: usize,
     /// The first `\x01` of the negotiation is counted in what went ahead.
     granted_ahead: bool,
+    /// Bytes of the answer searched for its end markers.
+    examined: u64,
 }
 
 impl Program {
@@ -141,6 +149,7 @@ impl Program {
             banner: WaitFor::new(RAW_BANNER),
             known: 0,
             granted_ahead: false,
+            examined: 0,
         }
     }
 
@@ -161,6 +170,11 @@ impl Program {
     /// Whether some of the code (or its end) has yet to go out.
     pub fn sending(&self) -> bool {
         !self.end_sent
+    }
+
+    /// Bytes of the answer searched so far: the work the answer cost.
+    pub fn examined(&self) -> u64 {
+        self.examined
     }
 
     /// The raw-paste window the board announced (0: none).
@@ -297,15 +311,29 @@ impl Program {
                 self.state = State::Stdout;
             }
             State::Stdout | State::Stderr => {
-                if let Some(i) = self.buf.iter().position(|&b| b == 0x04) {
-                    let part: Vec<u8> = self.buf.drain(..=i).take(i).collect();
-                    if self.state == State::Stdout {
-                        self.out.stdout.extend(part);
-                        self.state = State::Stderr;
-                    } else {
-                        self.out.stderr.extend(part);
-                        self.state = State::Ready;
+                // Each byte is looked at once: what holds no end marker goes
+                // to the output at once, so a long answer costs its length,
+                // not its length times its frames.
+                let end = self.buf.iter().position(|&b| b == 0x04);
+                self.examined += end.map_or(self.buf.len(), |i| i + 1) as u64;
+                let to = if self.state == State::Stdout {
+                    &mut self.out.stdout
+                } else {
+                    &mut self.out.stderr
+                };
+                match end {
+                    Some(i) => {
+                        to.extend(self.buf.drain(..=i).take(i));
+                        self.state = if self.state == State::Stdout {
+                            State::Stderr
+                        } else {
+                            State::Ready
+                        };
                     }
+                    None => to.append(&mut self.buf),
+                }
+                if self.out.stdout.len() + self.out.stderr.len() > MAX_OUTPUT {
+                    return Err(RawError::TooLong);
                 }
             }
             State::Ready => {
@@ -426,6 +454,42 @@ mod tests {
                 s => sent.push(s),
             }
         }
+    }
+
+    #[test]
+    fn a_long_answer_in_many_frames_is_searched_once() {
+        // 100k listing lines, one frame each, as a board prints them.
+        let line = b"F 1234 780000000 2f6469722f66696c652e7079\r\n";
+        let mut p = Program::with_window(b"x".to_vec(), 128);
+        let _ = p.poll();
+        p.feed(b"R\x01\x80\x00\x04").unwrap();
+        for _ in 0..100_000 {
+            p.feed(line).unwrap();
+        }
+        p.feed(b"\x04\x04>").unwrap();
+        let Step::Done(out) = p.poll() else {
+            panic!("no answer")
+        };
+        assert_eq!(out.stdout.len(), 100_000 * line.len());
+        // Linear: every byte once, plus the two end markers.
+        assert_eq!(p.examined(), (100_000 * line.len() + 2) as u64);
+    }
+
+    #[test]
+    fn an_answer_past_the_bound_is_an_error() {
+        let mut p = Program::with_window(b"x".to_vec(), 128);
+        let _ = p.poll();
+        p.feed(b"R\x01\x80\x00\x04").unwrap();
+        let junk = vec![b'j'; 1 << 20];
+        let mut fed = 0;
+        let err = loop {
+            match p.feed(&junk) {
+                Ok(()) => fed += junk.len(),
+                Err(e) => break e,
+            }
+            assert!(fed <= MAX_OUTPUT, "no bound");
+        };
+        assert_eq!(err, RawError::TooLong);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::protocol::raw::Output;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tracing::debug;
+use tracing::{debug, warn};
 
 pub type OpId = u64;
 
@@ -462,7 +462,14 @@ impl Core {
             Why::Resync => Error::LinkLost("(resynchronising with the board)".into()),
         };
         if self.link == Link::Up {
+            let silent = matches!(err, Error::Timeout(_));
+            let overdue = silent.then(|| err.duplicate());
+            warn!("dropping the link to the board: {err}");
             self.down(now, err);
+            if let Some(err) = overdue {
+                self.text
+                    .give_up_overdue(now, self.cfg.timeout, &err, &mut self.out);
+            }
         }
     }
 

@@ -170,9 +170,21 @@ impl Link {
                 "waiting for {target} to answer the WebSocket upgrade (busy?)"
             ))
         })??;
-        timeout(limit, link.login(target, &line))
+        let mut login = Login::default();
+        timeout(limit, link.login(target, &line, &mut login))
             .await
-            .map_err(|_| Error::busy(target))??;
+            .map_err(|_| {
+                // Silence is not proof of another client: say what we saw.
+                Error::Timeout(if login.prompted() {
+                    format!(
+                        "{target} did not answer the password within {limit:.0?} (a busy or hung board)"
+                    )
+                } else {
+                    format!(
+                        "{target} sent no password prompt within {limit:.0?} of the WebSocket upgrade (not a WebREPL board, or one too busy to answer)"
+                    )
+                })
+            })??;
         Ok(link)
     }
 
@@ -212,8 +224,7 @@ impl Link {
         }
     }
 
-    async fn login(&mut self, target: &Target, line: &[u8]) -> Result<()> {
-        let mut login = Login::default();
+    async fn login(&mut self, target: &Target, line: &[u8], login: &mut Login) -> Result<()> {
         loop {
             let f = match self.next_frame().await {
                 Ok(f) => f,

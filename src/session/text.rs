@@ -28,6 +28,9 @@ const HAND_BACK: Duration = Duration::from_millis(300);
 const POLITE: Duration = Duration::from_millis(1500);
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
+/// Text kept while waiting for the raw banner.
+const ENTERING_KEEP: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     /// Code run at the raw prompt.
@@ -337,6 +340,22 @@ impl TextLane {
         self.queue = kept;
     }
 
+    /// After the link was dropped because the board stopped answering (or
+    /// answered junk): programs that have already had their time-out, here
+    /// and on the links before, end with `err` rather than start again on a
+    /// board that behaves the same. The time-out bounds the whole wait.
+    pub fn give_up_overdue(&mut self, now: Instant, timeout: Duration, err: &Error, out: &mut Out) {
+        let mut kept = VecDeque::new();
+        while let Some(q) = self.queue.pop_front() {
+            if now >= q.queued_at + timeout {
+                out.done(q.op, Err(clone_err(err)));
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.queue = kept;
+    }
+
     pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
         while let Some(q) = self.queue.pop_front() {
             out.done(q.op, Err(clone_err(err)));
@@ -386,6 +405,10 @@ impl TextLane {
                         self.show(before, out);
                     }
                     self.start_sync(now, out);
+                } else if seen.len() > ENTERING_KEEP {
+                    // A board that answers with anything but the banner
+                    // must not grow this (nor make each search longer).
+                    seen.drain(..seen.len() - raw::RAW_BANNER.len());
                 }
             }
             Mode::Syncing { answer, .. } => {

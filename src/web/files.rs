@@ -74,6 +74,12 @@ impl Files {
 
     pub async fn remove(&self, path: &str) -> Result<()> {
         let path = board::normalize(path)?;
+        if path == "/" {
+            // Else the mountpoint's EBUSY would read as a busy board.
+            return Err(Error::Invalid(
+                "cannot delete / (the board's root directory)".into(),
+            ));
+        }
         match self {
             Files::Board(b) => b.remove(&path).await,
             Files::Mount(_) => {
@@ -90,6 +96,11 @@ impl Files {
 
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (board::normalize(from)?, board::normalize(to)?);
+        if from == "/" || to == "/" {
+            return Err(Error::Invalid(
+                "cannot rename / (the board's root directory)".into(),
+            ));
+        }
         match self {
             Files::Board(b) => b.rename(&from, &to).await,
             Files::Mount(_) => tokio::fs::rename(self.local(&from), self.local(&to))
