@@ -58,6 +58,12 @@ pub struct MountArgs {
     /// of when it is closed (close then cannot report upload errors).
     #[arg(long, value_name = "SECONDS")]
     pub writeback_delay: Option<f64>,
+    /// Seconds close() waits for its file to reach the board. Past it, the
+    /// file is safe in the local journal, close() succeeds and the upload
+    /// goes on when the board can take it (errors then show in `status`
+    /// and the log). Larger: every upload error is reported by close().
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub close_wait: f64,
     /// Names that live only in the mount, never on the board (shell
     /// patterns; repeat for several; replaces the default list of editor
     /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-* #*# .#*).
@@ -326,6 +332,7 @@ impl MountArgs {
                     .writeback_delay
                     .map(|s| Duration::from_secs_f64(s.max(0.0))),
                 journal: state.as_ref().map(|f| f.with_extension("journal")),
+                close_wait: Duration::from_secs_f64(self.close_wait.max(0.0)),
             },
             attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
             fuse: self.fuse.clone(),
@@ -404,6 +411,7 @@ impl Cli {
             "attr_timeout" => m.attr_timeout = number()?,
             "dir_cache_time" => m.dir_cache_time = number()?,
             "writeback_delay" => m.writeback_delay = Some(number()?),
+            "close_wait" => m.close_wait = number()?,
             "local_only" => m.local_only.push(text()?),
             "interrupt" => m.interrupt = flag()?,
             "no_interrupt" => c.no_interrupt = flag()?,

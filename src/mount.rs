@@ -574,6 +574,11 @@ impl Daemon {
         for p in self.core.dirty_paths() {
             out.push_str(&format!("dirty: {p}\n"));
         }
+        for (p, why) in self.core.unsent() {
+            out.push_str(&format!(
+                "unsent: {p}: {why} (kept in the journal; tried again)\n"
+            ));
+        }
         for c in self.core.conflicts() {
             out.push_str(&format!("conflict: {c}\n"));
         }

@@ -36,6 +36,7 @@ pub const OURS: &[&str] = &[
     "attr_timeout",
     "dir_cache_time",
     "writeback_delay",
+    "close_wait",
     "local_only",
     "interrupt",
     "no_interrupt",

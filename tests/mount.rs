@@ -252,7 +252,12 @@ fn a_link_down_past_the_timeout_fails_close_keeps_the_file_and_never_truncates_t
     let tb = TestBoard::start();
     std::fs::write(tb.path("/main.py"), "print('old')\n").unwrap();
     let mut emu = LinkEmu::start(tb.port, 0.0);
-    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    // A close wait past the time-out: close() reports every upload error.
+    let mut m = Mount::start(
+        &tb,
+        &format!("127.0.0.1:{}", emu.port),
+        &["--timeout", "3", "--close-wait", "60"],
+    );
     let data = random_bytes(200_000, 3);
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -30,7 +30,12 @@ fn a_save_during_a_two_second_drop_of_the_link_succeeds() {
     let tb = TestBoard::start();
     std::fs::write(tb.path("/main.py"), "old\n").unwrap();
     let mut emu = LinkEmu::start(tb.port, 5.0);
-    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // close() waits for the upload itself, whatever it takes.
+    let mut m = Mount::start(
+        &tb,
+        &format!("127.0.0.1:{}", emu.port),
+        &["--close-wait", "60"],
+    );
     let data = common::random_bytes(150_000, 4);
     let mut f = std::fs::OpenOptions::new()
         .write(true)

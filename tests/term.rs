@@ -489,7 +489,9 @@ fn a_half_typed_line_never_fails_a_copy_and_is_kept_as_it_was() {
 #[test]
 fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
     let tb = TestBoard::start();
-    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    // close() waits for the upload, past the program (the default returns
+    // after two seconds: tests/saves.rs).
+    let mut m = Mount::start(&tb, &tb.addr(), &["--close-wait", "60"]);
     let mut t = Tty::attach(&m);
     // The last tick carries the board's clock (the host's, on the test
     // board), which the time the upload was renamed into place is compared

@@ -1,21 +1,19 @@
-//! Uploads of many files at once. Files closed close together (cp -r,
-//! rsync, git checkout) go to the board as one pipelined batch: the data of
-//! each follows the one before without waiting, and one program checks and
-//! renames them all. A close in such a burst returns once its file is in
-//! the journal (durable on local disk, as with --writeback-delay); the first
-//! close of a burst, and every close after a batch failed, waits for the
-//! board, so that an error reaches the program that caused it.
+//! Uploads of many files at once. Every close puts its file in the journal
+//! (durable on local disk) and in the batcher's queue; what queues while a
+//! batch is on the wire goes next as one pipelined batch (cp -r, rsync, git
+//! checkout): the data of each follows the one before without waiting, and
+//! one program checks and renames them all. Each close waits for the
+//! outcome of its own file's upload, up to the close wait, so an error the
+//! board gives in that time (ENOSPC, a conflict) reaches the program that
+//! caused it; past it, the upload goes on in the background.
 
 use super::*;
 use crate::board::{Upload, Written};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::debug;
-
-/// A close this soon after the last one is part of a burst.
-const BURST: Duration = Duration::from_millis(250);
 
 /// Removes an upload's mark when it ends, however it ends.
 struct Uploading<'a> {
@@ -75,8 +73,7 @@ impl Core {
                     .collect();
                 debug!("batch of {n} closed file(s): {} failed", failed.len());
                 if !failed.is_empty() {
-                    let mut st = self.lock();
-                    st.batch_failed = true;
+                    let st = self.lock();
                     for (ino, e) in failed {
                         warn!(
                             "{}: {e} (kept in the journal, tried again)",
@@ -88,34 +85,24 @@ impl Core {
         }
     }
 
-    /// Whether a close may leave its file to the batcher: the file is in
-    /// the journal by then.
-    pub(super) fn batched(&self, st: &mut State, ino: Ino) -> Result<bool> {
-        // Another file closed just before: one file saved twice (an
-        // editor) is no burst, and its errors go to its caller.
-        let burst = st
-            .last_flush
-            .is_some_and(|(t, last)| last != ino && t.elapsed() < BURST);
-        if !burst
-            || st.batch_failed
-            || self.journal().is_none()
-            || !self.batcher_on.load(Ordering::SeqCst)
-        {
-            return Ok(false);
+    /// Puts a closed file in the journal and in the batcher's queue. The
+    /// receiver hears how the upload of this version (or a later one)
+    /// ended. None: no batcher runs; the caller uploads.
+    pub(super) fn queue(
+        &self,
+        st: &mut State,
+        ino: Ino,
+    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        if !self.batcher_on.load(Ordering::SeqCst) {
+            return Ok(None);
         }
         self.keep(st, ino)?;
+        let edit = st.edits.get(&ino).copied().unwrap_or(0);
+        let (tx, rx) = oneshot::channel();
+        st.waiters.entry(ino).or_default().push((edit, tx));
         st.batch.push(ino);
-        st.last_flush = Some((Instant::now(), ino));
         self.batch_wake.notify_one();
-        Ok(true)
-    }
-
-    /// A close that waited for the board: the burst clock starts again, and
-    /// its outcome says whether the next closes may be batched.
-    pub(super) fn flushed(&self, ino: Ino, ok: bool) {
-        let mut st = self.lock();
-        st.last_flush = Some((Instant::now(), ino));
-        st.batch_failed = !ok;
+        Ok(Some(rx))
     }
 
     /// Sends dirty files to the board, pipelined; one upload per file at a
@@ -151,10 +138,13 @@ impl Core {
                 }
                 for ino in todo.drain(..) {
                     let Some(n) = st.tree.get(ino) else {
+                        answer(&mut st, ino, u64::MAX, &Ok(()));
                         out.push((ino, Ok(())));
                         continue;
                     };
                     if !st.contents.is_dirty(ino) || n.local_only {
+                        // Sent already, or never to be: nothing to wait for.
+                        answer(&mut st, ino, u64::MAX, &Ok(()));
                         out.push((ino, Ok(())));
                         continue;
                     }
@@ -230,5 +220,26 @@ impl Core {
             .into_iter()
             .filter_map(|(ino, r)| r.err().map(|e| (st.tree.path(ino), e)))
             .collect()
+    }
+}
+
+/// Tells the closes waiting for `ino` how an upload of its edit `edit`
+/// ended: a success answers those that closed at that edit or before (a
+/// later one waits for its own version), a failure all of them.
+pub(super) fn answer(st: &mut State, ino: Ino, edit: u64, r: &Result<()>) {
+    let Some(waiting) = st.waiters.remove(&ino) else {
+        return;
+    };
+    let (done, left): (Vec<_>, Vec<_>) = waiting
+        .into_iter()
+        .partition(|(at, _)| r.is_err() || *at <= edit);
+    for (_, tx) in done {
+        let _ = tx.send(match r {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.duplicate()),
+        });
+    }
+    if !left.is_empty() {
+        st.waiters.insert(ino, left);
     }
 }

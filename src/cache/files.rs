@@ -244,7 +244,7 @@ impl Core {
             let st = self.lock();
             return self.keep(&st, ino);
         }
-        {
+        let queued = {
             let mut st = self.lock();
             // Empty now, and more may come through another descriptor:
             // uploading it would empty the board's copy for nothing.
@@ -253,13 +253,32 @@ impl Core {
                 return Ok(());
             }
             let local = st.tree.get(ino).is_none_or(|n| n.local_only);
-            if local || !st.contents.is_dirty(ino) || self.batched(&mut st, ino)? {
+            if local || !st.contents.is_dirty(ino) {
                 return Ok(());
             }
+            self.queue(&mut st, ino)?
+        };
+        let Some(outcome) = queued else {
+            return self.upload(ino).await;
+        };
+        match tokio::time::timeout(self.opts.close_wait, outcome).await {
+            Ok(Ok(r)) => r,
+            // Dropped unanswered: nothing is waited for any more.
+            Ok(Err(_)) => Ok(()),
+            Err(_) => {
+                let st = self.lock();
+                let why = st
+                    .unsent
+                    .get(&ino)
+                    .map_or("its upload is under way or queued", String::as_str);
+                info!(
+                    "{}: not on the board after the close wait ({:.1} s): {why}; kept in the journal, it goes when the board can take it",
+                    st.tree.path(ino),
+                    self.opts.close_wait.as_secs_f64()
+                );
+                Ok(())
+            }
         }
-        let r = self.upload(ino).await;
-        self.flushed(ino, r.is_ok());
-        r
     }
 
     /// fsync(2): to the board now, whatever the file's state.
@@ -300,7 +319,7 @@ impl Core {
         let path = path.to_string();
         let mut st = self.lock();
         st.namespace += 1;
-        {
+        let out = {
             match r {
                 Ok(Written::Target(mtime)) => {
                     debug!(
@@ -351,15 +370,31 @@ impl Core {
                     if let Err(j) = self.keep(&st, ino) {
                         warn!("{j}");
                     }
+                    // A program or a lost link ends of itself: the file
+                    // goes soon after. Other errors (a full flash) last.
+                    let last = match e {
+                        Error::Running(_)
+                        | Error::Busy(_)
+                        | Error::LinkLost(_)
+                        | Error::Unreachable(_)
+                        | Error::Timeout(_) => SOON_RETRY,
+                        _ => LAST_RETRY,
+                    };
                     let pause = st
                         .retry
                         .get(&ino)
-                        .map_or(FIRST_RETRY, |(_, p)| (*p * 2).min(LAST_RETRY));
+                        .map_or(FIRST_RETRY.min(last), |(_, p)| (*p * 2).min(last));
                     st.retry.insert(ino, (Instant::now() + pause, pause));
+                    st.unsent.insert(ino, e.to_string());
                     Err(e)
                 }
             }
+        };
+        if out.is_ok() || matches!(out, Err(Error::Conflict { .. })) {
+            st.unsent.remove(&ino);
         }
+        super::batch::answer(&mut st, ino, edit, &out);
+        out
     }
 
     /// The board's copy changed under an edit: its version stays, ours is

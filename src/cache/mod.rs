@@ -45,6 +45,9 @@ pub struct Options {
     pub writeback: Option<Duration>,
     /// Where changed files wait, durably, until they reach the board.
     pub journal: Option<PathBuf>,
+    /// How long close() waits for its file's upload before it returns with
+    /// the file in the journal (the upload goes on in the background).
+    pub close_wait: Duration,
 }
 
 /// What `stat` shows of a node.
@@ -77,6 +80,9 @@ pub enum Notice {
 /// Pauses between retries of a file that did not reach the board.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const LAST_RETRY: Duration = Duration::from_secs(60);
+/// The longest pause while the board is busy or away: the file goes soon
+/// after it is back.
+const SOON_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Core {
     board: Board,
@@ -89,10 +95,14 @@ pub struct Core {
     /// One snapshot check at a time; the others wait for its answer.
     checking: tokio::sync::Mutex<()>,
     notices: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Notice>>,
-    /// Wakes the batcher; set once it runs (closes are batched only then).
+    /// Wakes the batcher; set once it runs (closes are queued only then).
     batch_wake: tokio::sync::Notify,
     batcher_on: std::sync::atomic::AtomicBool,
 }
+
+/// A close waiting for its file's upload: the edit it closed at, and where
+/// the outcome goes.
+type Waiter = (u64, tokio::sync::oneshot::Sender<Result<()>>);
 
 struct State {
     tree: Tree,
@@ -144,13 +154,10 @@ struct State {
     conflicts: Vec<String>,
     /// Closed files journaled and waiting for the batcher to upload them.
     batch: Vec<Ino>,
-    /// When the last close's upload ended, and of which file: a close of
-    /// another file soon after is part of a burst (cp -r, rsync, git
-    /// checkout).
-    last_flush: Option<(Instant, Ino)>,
-    /// A batched upload failed: closes upload on their own again, so the
-    /// next one reports the error to its caller.
-    batch_failed: bool,
+    /// Closes waiting for their file's upload (each for its own version).
+    waiters: HashMap<Ino, Vec<Waiter>>,
+    /// Why a dirty file is not on the board yet, for `status`.
+    unsent: HashMap<Ino, String>,
 }
 
 impl Core {
@@ -211,8 +218,8 @@ impl Core {
             retry: HashMap::new(),
             conflicts,
             batch: Vec::new(),
-            last_flush: None,
-            batch_failed: false,
+            waiters: HashMap::new(),
+            unsent: HashMap::new(),
         };
         Ok(Core {
             board,
@@ -388,6 +395,19 @@ impl Core {
     pub fn cache_use(&self) -> (usize, usize) {
         let st = self.lock();
         (st.contents.clean_bytes(), st.contents.dirty_bytes())
+    }
+
+    /// Files not on the board yet, each with why its last try failed.
+    pub fn unsent(&self) -> Vec<(String, String)> {
+        let st = self.lock();
+        let mut v: Vec<_> = st
+            .unsent
+            .iter()
+            .filter(|(i, _)| st.contents.is_dirty(**i))
+            .filter_map(|(i, why)| Some((st.tree.get(*i).map(|_| st.tree.path(*i))?, why.clone())))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Conflicts met so far: the board's copy changed under an edit.
