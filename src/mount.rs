@@ -122,6 +122,9 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
             "{mp} is not empty: its files would be hidden by the mount (mount on an empty directory, or use -o nonempty)"
         )));
     }
+    // Before the board is touched: a socket directory another user made
+    // first is refused (see `private`).
+    crate::private::dir(&sidecar::dir())?;
     let mut cfg = o.session.clone();
     // The tree walk needs the raw REPL; get it politely first.
     cfg.interrupt = false;

@@ -98,7 +98,8 @@ async fn page_figures() {
             const [n, done] = arguments;
             const body = new Uint8Array(n).map((_, i) => (i * 7919) & 255);
             const t0 = performance.now();
-            fetch('/api/file?path=/page.bin', { method: 'PUT', body })
+            const headers = { 'X-Webrepl-Token': sessionStorage.getItem('webrepl-mount-token') };
+            fetch('/api/file?path=/page.bin', { method: 'PUT', body, headers })
                 .then((r) => done(r.ok ? performance.now() - t0 : -r.status));
             "#,
             vec![serde_json::json!(data.len())],
