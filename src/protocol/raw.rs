@@ -360,6 +360,8 @@ pub struct NoticeFilter {
 
 const NOTICE_START: &[u8] = b"\nConcurrent WebREPL connection from ";
 const NOTICE_END: &[u8] = b" rejected\n";
+/// A notice names an address and a port: longer, it is not one.
+const MAX_NOTICE: usize = 256;
 
 impl NoticeFilter {
     /// Returns the text that is not part of a notice, and the notices.
@@ -374,6 +376,10 @@ impl NoticeFilter {
                         out.extend_from_slice(&self.held[..i]);
                         notices.push(self.held[i..i + j + NOTICE_END.len()].to_vec());
                         self.held.drain(..i + j + NOTICE_END.len());
+                    }
+                    None if self.held.len() - i > MAX_NOTICE => {
+                        // Too long for a notice: text after all.
+                        out.extend(self.held.drain(..=i));
                     }
                     None => {
                         // A notice has begun: wait for its end.
@@ -490,6 +496,18 @@ mod tests {
             assert!(fed <= MAX_OUTPUT, "no bound");
         };
         assert_eq!(err, RawError::TooLong);
+    }
+
+    #[test]
+    fn a_notice_that_never_ends_is_passed_on_as_text() {
+        let mut f = NoticeFilter::default();
+        let (out, notices) = f.feed(NOTICE_START);
+        assert!(out.is_empty() && notices.is_empty());
+        let mut passed = out.len();
+        for _ in 0..100 {
+            passed += f.feed(&[b'x'; 100]).0.len();
+        }
+        assert!(passed >= NOTICE_START.len() + 100 * 100 - MAX_NOTICE - 100);
     }
 
     #[test]

@@ -105,8 +105,14 @@ pub struct Get {
     sent: u64,
     answered: u64,
     expect: u64,
+    /// Chunks past which a file that grows while read is a board that
+    /// never ends it.
+    limit: u64,
     data: Vec<u8>,
 }
+
+/// How far a file may grow while it is read: 1 MiB in chunks.
+const GROWTH_CHUNKS: u64 = (1 << 20) / GET_CHUNK;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum GetOutcome {
@@ -127,6 +133,7 @@ impl Get {
             sent: 0,
             answered: 0,
             expect: size,
+            limit: size.div_ceil(GET_CHUNK) + 1 + GROWTH_CHUNKS,
             data: Vec::with_capacity(size.min(1 << 24) as usize),
         }
     }
@@ -183,6 +190,9 @@ impl Get {
                     };
                     if self.answered >= self.sent {
                         return Err(TransferError::Overrun);
+                    }
+                    if self.answered >= self.limit {
+                        return Err(TransferError::TooBig);
                     }
                     self.answered += 1;
                     if len == 0 {
@@ -383,6 +393,30 @@ mod tests {
         let data = vec![1u8; 700];
         let (got, surplus, _) = run_get(300, 8, &data);
         assert_eq!((got.len(), surplus), (700, 0));
+    }
+
+    #[test]
+    fn get_of_a_file_that_never_ends_is_refused_at_its_bound() {
+        let mut g = Get::new(300, 8);
+        let mut pending = Vec::new();
+        g.feed(b"WB\0\0", &mut pending).unwrap();
+        let mut chunks = 0u64;
+        let err = loop {
+            let acks = g.acks_to_send();
+            assert!(acks > 0, "stalled");
+            let mut reply = Vec::new();
+            for _ in 0..acks {
+                reply.extend(chunk(&[7; 256]));
+            }
+            chunks += acks as u64;
+            match g.feed(&reply, &mut pending) {
+                Ok(GetOutcome::Pending) => assert!(chunks < 10 * GROWTH_CHUNKS, "no bound"),
+                other => break other,
+            }
+        };
+        assert_eq!(err, Err(TransferError::TooBig));
+        // The stat size, 1 MiB of growth, and the last chunks rounded up.
+        assert!(g.into_data().len() as u64 <= 300 + (GROWTH_CHUNKS + 2) * GET_CHUNK);
     }
 
     #[test]
