@@ -42,8 +42,11 @@ pub struct TestBoard {
     pub root: tempfile::TempDir,
     pub password: String,
     log: tempfile::NamedTempFile,
+    /// What the board's listener logs (connections, rejected clients).
+    errors: tempfile::NamedTempFile,
     ring: Option<usize>,
     tmpfs: bool,
+    linger_ms: u32,
 }
 
 /// Logs of the library on stderr when RUST_LOG asks for them.
@@ -67,7 +70,14 @@ impl TestBoard {
     /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
     pub fn with_ring(ring: Option<usize>) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, ring, None)
+        Self::on(root, ring, None, 0)
+    }
+
+    /// A board that, like a real one, takes `ms` to notice that its client
+    /// has gone, refusing the next one meanwhile.
+    pub fn lingering(ms: u32) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on(root, None, None, ms)
     }
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
@@ -79,12 +89,17 @@ impl TestBoard {
             .status()
             .expect("mount tmpfs");
         assert!(ok.success(), "mounting a tmpfs needs root");
-        let mut b = Self::on(root, None, None);
+        let mut b = Self::on(root, None, None, 0);
         b.tmpfs = true;
         b
     }
 
-    fn on(root: tempfile::TempDir, ring: Option<usize>, port: Option<u16>) -> TestBoard {
+    fn on(
+        root: tempfile::TempDir,
+        ring: Option<usize>,
+        port: Option<u16>,
+        linger_ms: u32,
+    ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
@@ -93,14 +108,16 @@ impl TestBoard {
             cmd.arg(repo().join("scripts/board/listener.py"))
                 .arg(port.to_string())
                 .arg(&password)
-                .arg(root.path());
+                .arg(root.path())
+                .env("WEBREPL_BOARD_LINGER_MS", linger_ms.to_string());
             if let Some(r) = ring {
                 cmd.arg(r.to_string());
             }
+            let errors = tempfile::NamedTempFile::new().expect("log file");
             let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                .stderr(errors.reopen().expect("log file"))
                 .spawn()
                 .expect("start board");
             let stdout = child.stdout.take().expect("stdout");
@@ -118,12 +135,18 @@ impl TestBoard {
                     root,
                     password,
                     log,
+                    errors,
                     ring,
                     tmpfs: false,
+                    linger_ms,
                 };
             }
             let _ = child.kill();
             let _ = child.wait();
+            eprint!(
+                "{}",
+                std::fs::read_to_string(errors.path()).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the test board did not start");
@@ -135,7 +158,7 @@ impl TestBoard {
         let _ = self.child.wait();
         let root = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
         let tmpfs = self.tmpfs;
-        let mut fresh = Self::on(root, self.ring, Some(self.port));
+        let mut fresh = Self::on(root, self.ring, Some(self.port), self.linger_ms);
         fresh.tmpfs = tmpfs;
         self.tmpfs = false;
         std::mem::swap(self, &mut fresh);
@@ -162,6 +185,11 @@ impl TestBoard {
 
     pub fn config(&self) -> Config {
         self.config_via(self.port)
+    }
+
+    /// What the board's listener has logged (on its stderr) so far.
+    pub fn listener_log(&self) -> String {
+        std::fs::read_to_string(self.errors.path()).unwrap_or_default()
     }
 
     pub fn config_via(&self, port: u16) -> Config {
@@ -193,8 +221,9 @@ impl Drop for TestBoard {
         if std::thread::panicking() {
             let log = std::fs::read(self.log.path()).unwrap_or_default();
             eprintln!(
-                "--- the board's terminal:\n{}\n---",
-                String::from_utf8_lossy(&log)
+                "--- the board's terminal:\n{}\n--- its listener:\n{}---",
+                String::from_utf8_lossy(&log),
+                self.listener_log()
             );
         }
     }
