@@ -166,7 +166,7 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
             .args([
                 "exec",
                 &tb.addr(),
-                "open('/held','w').close()\nimport time\ntime.sleep(3)",
+                "open('/held','w').close()\nimport time\ntime.sleep(5)",
                 "--password-file",
                 pw.path().to_str().unwrap(),
             ])

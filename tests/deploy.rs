@@ -329,3 +329,55 @@ fn a_tree_copied_into_the_mount_is_on_the_board_at_unmount() {
         tb.path("/src").display()
     ));
 }
+
+/// Commands run back to back (a deploy script, a shell loop) each find the
+/// board free: the one before closed so that the board noticed at once.
+#[test]
+fn commands_back_to_back_find_the_board_free() {
+    let tb = TestBoard::lingering(20);
+    // A link's delay makes the board see a client's end later.
+    let emu = LinkEmu::start(tb.port, 5.0);
+    let board = format!("127.0.0.1:{}", emu.port);
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("f.txt");
+    std::fs::write(&f, "abc").unwrap();
+    for i in 0..6 {
+        let o = wm(
+            &tb.password,
+            &["cp", f.to_str().unwrap(), &format!("{board}:/f{i}.txt")],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = wm(&tb.password, &["exec", &board, "print(1)"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let log = tb.listener_log();
+    assert!(!log.contains("rejected"), "a command was refused:\n{log}");
+}
+
+/// A board another client holds for 2 s: the command waits for it, quietly,
+/// and gets through once it is free.
+#[test]
+fn a_command_gets_through_once_the_board_is_free() {
+    let tb = TestBoard::start();
+    let holder = common::Reaped(
+        Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "exec",
+                &tb.addr(),
+                "open('/held','w').close()\nimport time\ntime.sleep(2)",
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .spawn()
+            .unwrap(),
+    );
+    eventually(10, "the holder running", || tb.path("/held").exists());
+    let o = wm(&tb.password, &["exec", &tb.addr(), "print(6*7)"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"42\n");
+    assert_eq!(stderr(&o), "", "printed while waiting");
+    assert!(
+        tb.listener_log().contains("rejected"),
+        "the board was never busy"
+    );
+    drop(holder);
+}

@@ -11,6 +11,9 @@ PORT = int(sys.argv[1])
 PASSWORD = sys.argv[2]
 ROOT = sys.argv[3]
 RING = int(sys.argv[4]) if len(sys.argv) > 4 else 1 << 20
+# A real board takes a moment to notice that its client has gone, and
+# refuses the next one meanwhile: that moment, if the tests want it.
+LINGER_MS = int(os.getenv("WEBREPL_BOARD_LINGER_MS") or 0)
 
 
 def sha1(msg):
@@ -197,6 +200,8 @@ def serve(cl):
                 ws.write(b"\r\n")
             except OSError:
                 pass
+    if LINGER_MS:
+        time.sleep_ms(LINGER_MS)
     if term.wr is wr:
         term.wr = None
     cl.close()

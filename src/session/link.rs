@@ -78,6 +78,14 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// A connection closed before the upgrade's answer.
+fn refused(target: &Target) -> Error {
+    Error::Busy(format!(
+        "{target} is busy: it closed the connection before the WebSocket upgrade \
+         (another WebREPL client is connected: close the browser tab or other tool; or the board is restarting)"
+    ))
+}
+
 /// Words for an HTTP answer instead of an upgrade, naming the likely fix.
 fn not_upgraded(target: &Target, code: u16, via: Option<String>) -> Error {
     let Some(proxy) = via else {
@@ -196,7 +204,16 @@ impl Link {
             .await?;
         let mut got = Vec::new();
         loop {
-            let n = self.io.read(&mut self.buf).await?;
+            let n = match self.io.read(&mut self.buf).await {
+                // Closed before a word of answer: how a board refuses a
+                // client while it holds another (or has not yet noticed
+                // the last one go).
+                Ok(0) if got.is_empty() => return Err(refused(target)),
+                Err(e) if got.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(refused(target));
+                }
+                r => r?,
+            };
             if n == 0 {
                 // A board that is restarting, or a proxy whose board is
                 // away: worth trying again, unlike an HTTP answer.
@@ -283,6 +300,32 @@ impl Reader {
         next_frame(&mut self.rd, self.fd, &mut self.decoder, &mut self.buf).await
     }
 
+    /// The kernel's smoothed round-trip time of the socket (to the proxy,
+    /// behind one).
+    pub fn rtt(&self) -> Option<Duration> {
+        // SAFETY: TCP_INFO fills at most `len` bytes of a tcp_info we own.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0 && info.tcpi_rtt > 0).then(|| Duration::from_micros(info.tcpi_rtt.into()))
+    }
+
+    /// Reads (and drops) what comes until the board closes its end: it
+    /// answers our close frame before it lets the connection go.
+    pub async fn until_closed(&mut self) {
+        while let Ok(n) = self.rd.read(&mut self.buf).await
+            && n > 0
+        {}
+    }
+
     /// Bytes written to the socket that the board has not acknowledged yet.
     pub fn backlog(&self) -> u64 {
         let mut n: libc::c_int = 0;
@@ -303,9 +346,15 @@ impl Writer {
         send(&mut self.wr, kind, payload).await
     }
 
-    /// Closes TCP without a close frame: boards answer one that carries a
-    /// status code but keep the connection open.
-    pub async fn shutdown(mut self) {
+    /// Closes the link. With `frame`, an empty close frame first: a board
+    /// answers it and closes at once (one with a status code it answers but
+    /// keeps the connection open). Without, only TCP's FIN: for a link
+    /// whose board may still be reading a file's bytes, which the frame
+    /// would become.
+    pub async fn shutdown(mut self, frame: bool) {
+        if frame {
+            let _ = self.send(Kind::Close, &[]).await;
+        }
         let _ = self.wr.shutdown().await;
     }
 }

@@ -391,17 +391,31 @@ fn unexpected(o: Outcome) -> Error {
     Error::Invalid(format!("the session answered {o:?} to another question"))
 }
 
-/// A board that has not yet noticed our previous connection close rejects
-/// the next one for a moment: retry "busy" briefly before reporting it.
+/// A board that has not yet noticed the last client go (ours, a moment
+/// ago) refuses the next one for a moment: retry "busy" quickly, the first
+/// time after about a round trip (half a refused attempt: connect, then
+/// the request and its close), doubling, for up to 3 s before reporting it.
 async fn open_with_retry(cfg: &Config) -> Result<Link> {
-    let mut delay = Duration::from_millis(200);
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(3);
+    let mut delay = None;
     loop {
+        let attempt = Instant::now();
         match Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await {
-            Err(Error::Busy(t)) if Instant::now() + delay < deadline => {
-                debug!("{t}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+            Err(Error::Busy(t)) => {
+                let d: Duration = delay.map_or_else(
+                    || {
+                        (attempt.elapsed() / 2)
+                            .clamp(Duration::from_millis(2), Duration::from_millis(200))
+                    },
+                    |d: Duration| (d * 2).min(Duration::from_millis(500)),
+                );
+                if Instant::now() + d >= deadline {
+                    return Err(Error::Busy(t));
+                }
+                debug!("{t}; retrying in {d:?}");
+                tokio::time::sleep(d).await;
+                delay = Some(d);
             }
             other => return other,
         }
@@ -473,12 +487,23 @@ impl Wire {
         }
     }
 
-    /// Sends what is queued, then closes TCP.
-    async fn close(self) {
+    /// Sends what is queued, closes, then waits a few round trips for the
+    /// board's close or EOF: a board that has seen us go takes the next
+    /// client (a command run right after this one) at once. `clean`: the
+    /// board is idle at its REPL, so a close frame is read as one.
+    async fn close(self, clean: bool) {
         drop(self.frames);
-        if let Ok(Ok(Some(w))) = tokio::time::timeout(Duration::from_secs(2), self.writer).await {
-            w.shutdown().await;
-        }
+        let Ok(Ok(Some(w))) = tokio::time::timeout(Duration::from_secs(2), self.writer).await
+        else {
+            return;
+        };
+        let mut reader = self.reader;
+        let rtt = reader.rtt().unwrap_or(Duration::from_millis(20));
+        w.shutdown(clean).await;
+        // Some time besides the round trips: a board notices a client
+        // gone when it next polls its socket.
+        let wait = (rtt * 4 + Duration::from_millis(100)).min(Duration::from_secs(1));
+        let _ = tokio::time::timeout(wait, reader.until_closed()).await;
     }
 }
 
@@ -517,9 +542,7 @@ impl Shell {
             }
             if connecting.is_none() && wire.is_none() && self.core.wants_connect(now) {
                 let cfg = self.cfg.clone();
-                connecting = Some(tokio::spawn(async move {
-                    Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await
-                }));
+                connecting = Some(tokio::spawn(async move { open_with_retry(&cfg).await }));
             }
             let timer = self.core.poll_timeout();
             if timer != armed {
@@ -665,6 +688,7 @@ impl Shell {
         // The next client (a browser tab, webrepl_cli.py) expects the
         // friendly REPL; leave it there.
         let now = Instant::now();
+        let mut clean = false;
         if wire.is_some() && self.core.is_up() {
             let op = self.core.submit(now, Request::Friendly);
             let deadline = now + Duration::from_secs(2);
@@ -677,9 +701,10 @@ impl Shell {
                     }
                 }
                 while let Some(e) = self.core.poll_event() {
-                    if let Event::Done(done, _) = &e
+                    if let Event::Done(done, r) = &e
                         && *done == op
                     {
+                        clean = r.is_ok();
                         break 'wait;
                     }
                     if let Event::Terminal(b) = e {
@@ -701,7 +726,7 @@ impl Shell {
             }
         }
         if let Some(w) = wire.take() {
-            w.close().await;
+            w.close(clean).await;
         }
     }
 }

@@ -42,9 +42,12 @@ pub struct TestBoard {
     pub root: tempfile::TempDir,
     pub password: String,
     log: tempfile::NamedTempFile,
+    /// What the board's listener logs (connections, rejected clients).
+    errors: tempfile::NamedTempFile,
     ring: Option<usize>,
     tmpfs: bool,
     heap_kb: usize,
+    linger_ms: u32,
 }
 
 /// The test board's Python heap by default: an ESP32's with Wi-Fi up has
@@ -76,13 +79,20 @@ impl TestBoard {
     /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
     pub fn with_ring(ring: Option<usize>) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, ring, None, HEAP_KB)
+        Self::on(root, ring, None, HEAP_KB, 0)
     }
 
     /// A board with a Python heap of `kb` KB.
     pub fn with_heap_kb(kb: usize) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, None, None, kb)
+        Self::on(root, None, None, kb, 0)
+    }
+
+    /// A board that, like a real one, takes `ms` to notice that its client
+    /// has gone, refusing the next one meanwhile.
+    pub fn lingering(ms: u32) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on(root, None, None, HEAP_KB, ms)
     }
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
@@ -94,7 +104,7 @@ impl TestBoard {
             .status()
             .expect("mount tmpfs");
         assert!(ok.success(), "mounting a tmpfs needs root");
-        let mut b = Self::on(root, None, None, HEAP_KB);
+        let mut b = Self::on(root, None, None, HEAP_KB, 0);
         b.tmpfs = true;
         b
     }
@@ -104,6 +114,7 @@ impl TestBoard {
         ring: Option<usize>,
         port: Option<u16>,
         heap_kb: usize,
+        linger_ms: u32,
     ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
@@ -115,14 +126,16 @@ impl TestBoard {
                 .arg(repo().join("scripts/board/listener.py"))
                 .arg(port.to_string())
                 .arg(&password)
-                .arg(root.path());
+                .arg(root.path())
+                .env("WEBREPL_BOARD_LINGER_MS", linger_ms.to_string());
             if let Some(r) = ring {
                 cmd.arg(r.to_string());
             }
+            let errors = tempfile::NamedTempFile::new().expect("log file");
             let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                .stderr(errors.reopen().expect("log file"))
                 .spawn()
                 .expect("start board");
             let stdout = child.stdout.take().expect("stdout");
@@ -140,13 +153,19 @@ impl TestBoard {
                     root,
                     password,
                     log,
+                    errors,
                     ring,
                     tmpfs: false,
                     heap_kb,
+                    linger_ms,
                 };
             }
             let _ = child.kill();
             let _ = child.wait();
+            eprint!(
+                "{}",
+                std::fs::read_to_string(errors.path()).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the test board did not start");
@@ -158,7 +177,13 @@ impl TestBoard {
         let _ = self.child.wait();
         let root = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
         let tmpfs = self.tmpfs;
-        let mut fresh = Self::on(root, self.ring, Some(self.port), self.heap_kb);
+        let mut fresh = Self::on(
+            root,
+            self.ring,
+            Some(self.port),
+            self.heap_kb,
+            self.linger_ms,
+        );
         fresh.tmpfs = tmpfs;
         self.tmpfs = false;
         std::mem::swap(self, &mut fresh);
@@ -185,6 +210,11 @@ impl TestBoard {
 
     pub fn config(&self) -> Config {
         self.config_via(self.port)
+    }
+
+    /// What the board's listener has logged (on its stderr) so far.
+    pub fn listener_log(&self) -> String {
+        std::fs::read_to_string(self.errors.path()).unwrap_or_default()
     }
 
     pub fn config_via(&self, port: u16) -> Config {
@@ -216,8 +246,9 @@ impl Drop for TestBoard {
         if std::thread::panicking() {
             let log = std::fs::read(self.log.path()).unwrap_or_default();
             eprintln!(
-                "--- the board's terminal:\n{}\n---",
-                String::from_utf8_lossy(&log)
+                "--- the board's terminal:\n{}\n--- its listener:\n{}---",
+                String::from_utf8_lossy(&log),
+                self.listener_log()
             );
         }
     }
