@@ -495,6 +495,7 @@ pub fn exit_code(e: &Error) -> i32 {
         Kind::Traceback => 11,
         Kind::Os(_) | Kind::Conflict => 12,
         Kind::Tls => 13,
+        Kind::LowMemory => 14,
         Kind::Protocol | Kind::Io => 1,
     }
 }

@@ -28,6 +28,13 @@ pub enum Error {
     /// A program on the board raised: its traceback.
     #[error("{0}")]
     Traceback(String),
+    /// A program of ours ran out of the board's heap (a person's program
+    /// may hold most of it): the free heap after a collection, if known.
+    #[error("the board is low on memory ({})", match .free {
+        Some(n) => format!("{n} bytes free"),
+        None => "free heap unknown".to_string(),
+    })]
+    LowMemory { free: Option<u64> },
     /// An OSError on the board, e.g. ENOSPC, ENOTEMPTY.
     #[error("{what}: {}", errno_name(*.errno))]
     Os { errno: i32, what: String },
@@ -62,6 +69,7 @@ pub enum Kind {
     LinkLost,
     Running,
     Traceback,
+    LowMemory,
     Os(i32),
     Conflict,
     Tls,
@@ -84,6 +92,7 @@ impl Kind {
             Kind::LinkLost => "link-lost".into(),
             Kind::Running => "running".into(),
             Kind::Traceback => "traceback".into(),
+            Kind::LowMemory => "low-memory".into(),
             Kind::Os(e) => format!("os-{e}"),
             Kind::Conflict => "conflict".into(),
             Kind::Tls => "tls".into(),
@@ -104,6 +113,7 @@ impl Kind {
             "link-lost" => Kind::LinkLost,
             "running" => Kind::Running,
             "traceback" => Kind::Traceback,
+            "low-memory" => Kind::LowMemory,
             "conflict" => Kind::Conflict,
             "tls" => Kind::Tls,
             "invalid" => Kind::Invalid,
@@ -135,6 +145,7 @@ impl Error {
             Error::LinkLost(_) => Kind::LinkLost,
             Error::Running(_) => Kind::Running,
             Error::Traceback(_) => Kind::Traceback,
+            Error::LowMemory { .. } => Kind::LowMemory,
             Error::Os { errno, .. } => Kind::Os(*errno),
             Error::Conflict { .. } => Kind::Conflict,
             Error::Tls(_) => Kind::Tls,
@@ -158,6 +169,7 @@ impl Error {
             Error::LinkLost(s) => Error::LinkLost(s.clone()),
             Error::Running(s) => Error::Running(s.clone()),
             Error::Traceback(s) => Error::Traceback(s.clone()),
+            Error::LowMemory { free } => Error::LowMemory { free: *free },
             Error::Os { errno, what } => Error::Os {
                 errno: *errno,
                 what: what.clone(),

@@ -536,6 +536,14 @@ impl Daemon {
             self.board,
             self.mountpoint.display(),
         );
+        let ram = self.core.board().ram();
+        if let Some(free) = ram.free {
+            out.push_str(&format!(
+                "board RAM: {free} B free at first contact, our helpers keep {} B, buffers {} B\n",
+                ram.resident.map_or("?".to_string(), |n| n.to_string()),
+                ram.buffer
+            ));
+        }
         if let Some(url) = self.page.lock().await.as_ref() {
             out.push_str(&format!("page: {url}\n"));
         }

@@ -24,6 +24,12 @@ class _wrm:
         # The fields of an argument literal.
         return [f.decode() for f in x.split(b"\0") if f]
 
+    # A collection after work that allocates: the heap is left as found.
+    def c():
+        import gc
+
+        gc.collect()
+
     # Files of one directory as base64 (`F`, lines, `.`; or `E <errno>`),
     # then `K`. Fields: the directory (ending in /), then names.
     def r(x):
@@ -46,6 +52,7 @@ class _wrm:
             f.close()
             print(".")
         print("K")
+        _wrm.c()
 
     # Renames part P onto target T once it has size n and T is still b
     # (None: no check; (): absent; (size, mtime): unchanged, or gone):
@@ -133,6 +140,7 @@ class _wrm:
         R = []
         x = 0
         a = 1
+        m = bytearray(_wrm.B)
         for i in range(1, len(L) - 2, 3):
             T = L[i]
             P = L[i + 1]
@@ -151,7 +159,6 @@ class _wrm:
                         continue
                 if C and os.stat(P)[6] == n:
                     h = 0
-                    m = bytearray(_wrm.B)
                     f = open(P, "rb")
                     while 1:
                         r = f.readinto(m)
@@ -175,6 +182,7 @@ class _wrm:
                 print("V %08x" % (h & 0xFFFFFFFF))
             else:
                 _wrm.fin(P, T, n, b)
+        _wrm.c()
 
     # How each file compares to the size we have: `N` (missing), `S`
     # (another size) or `H <digest>`, after `A <algorithm>` (sha256, or
@@ -214,6 +222,7 @@ class _wrm:
             f.close()
             print("H", binascii.hexlify(d.digest()).decode() if d else "%08x" % (c & 0xFFFFFFFF))
         print("K")
+        _wrm.c()
 
     # `h` of the fields: path, size, path, size...
     def hs(x):

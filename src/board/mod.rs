@@ -83,6 +83,7 @@ pub struct Board {
     /// Part files a failed upload may have left on the board.
     stale: Arc<Mutex<HashSet<String>>>,
     next_part: Arc<std::sync::atomic::AtomicU32>,
+    ram: Arc<Mutex<Ram>>,
 }
 
 /// A listing's entries, and the names in it that were left out.
@@ -124,6 +125,32 @@ pub fn shown(name: &str) -> String {
     }
     out
 }
+
+/// What the tool knows of the board's heap, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ram {
+    /// Free heap (bytes, after a collection) before our helpers went in.
+    pub free: Option<u64>,
+    /// What the helpers keep, measured as the free heap they took.
+    pub resident: Option<u64>,
+    /// The buffer our programs read and write files through.
+    pub buffer: usize,
+}
+
+/// Buffers: a thirty-second of the free heap, a power of two in these
+/// bounds (512 bytes on an ESP8266-class board moves data at the link's
+/// speed; more only fragments the heap a person's program needs).
+const BUFFER_MIN: usize = 128;
+const BUFFER_MAX: usize = 1024;
+const BUFFER_FIRST: usize = 512;
+
+fn buffer_for(free: u64) -> usize {
+    let b = (free / 32).clamp(BUFFER_MIN as u64, BUFFER_MAX as u64) as usize;
+    1 << b.ilog2()
+}
+
+/// Tries of an idempotent program of ours that ran out of memory.
+const LOW_MEMORY_TRIES: usize = 3;
 
 /// Makes a user's path absolute and plain, or says why the board cannot
 /// have it.
@@ -178,6 +205,11 @@ impl Board {
             next_part: Arc::new(std::sync::atomic::AtomicU32::new(
                 rand::random::<u16>() as u32
             )),
+            ram: Arc::new(Mutex::new(Ram {
+                free: None,
+                resident: None,
+                buffer: BUFFER_FIRST,
+            })),
         }
     }
 
@@ -191,6 +223,11 @@ impl Board {
 
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The board's heap as last measured.
+    pub fn ram(&self) -> Ram {
+        *self.ram.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn how(&self, mut r: Run) -> Run {
@@ -213,9 +250,17 @@ impl Board {
     /// sent again. (The cause seen, text taken as PUT data, the session no
     /// longer allows; a board that drops input could still do it.)
     async fn run_ours(&self, code: String, how: Run) -> Result<Output> {
-        let mut tries = 1;
+        let (mut tries, mut low) = (1, 1);
         loop {
             let out = self.session.run(code.clone(), self.how(how)).await?;
+            if String::from_utf8_lossy(&out.stderr).contains("MemoryError") {
+                let free = self.low_memory().await;
+                if !how.idempotent || low == LOW_MEMORY_TRIES {
+                    return Err(Error::LowMemory { free });
+                }
+                low += 1;
+                continue;
+            }
             let mangled = String::from_utf8_lossy(&out.stderr).contains("SyntaxError");
             if !mangled || tries == 3 {
                 return Ok(out);
@@ -260,8 +305,61 @@ impl Board {
     /// board (MicroPython 1.25) segfaults later in a third to a half of
     /// the runs that define functions so (measured: 11 of 30 boards, 0 of
     /// 15 pasted), and real firmware shares that code.
+    /// Measures the free heap before and after, and sizes the buffers
+    /// from it.
     async fn define_helpers(&self) -> Result<()> {
-        self.snippet(sn::helpers().to_string()).await.map(drop)
+        let before = self.free_heap().await;
+        let buffer = before.map_or(BUFFER_FIRST, buffer_for);
+        for part in sn::helpers_in_parts(buffer) {
+            self.snippet(part).await?;
+        }
+        let after = self.free_heap().await;
+        let ram = Ram {
+            free: before,
+            resident: before.zip(after).map(|(b, a)| b.saturating_sub(a)),
+            buffer,
+        };
+        debug!("helpers defined: {ram:?}");
+        *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
+        Ok(())
+    }
+
+    /// The board's free heap after a collection, if a program can still
+    /// find out.
+    async fn free_heap(&self) -> Option<u64> {
+        let out = self
+            .session
+            .run(sn::mem(), self.how(Run::QUERY))
+            .await
+            .ok()?;
+        sn::lines(&out.stdout).find_map(|l| match Answer::parse(l) {
+            Answer::Mem(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    /// After a MemoryError in a program of ours: the free heap, and the
+    /// buffers halved for what follows.
+    async fn low_memory(&self) -> Option<u64> {
+        let free = self.free_heap().await;
+        let buffer = {
+            let mut ram = self.ram.lock().unwrap_or_else(|e| e.into_inner());
+            ram.buffer = (ram.buffer / 2).max(BUFFER_MIN);
+            ram.buffer
+        };
+        warn!(
+            "the board ran out of memory in a program of ours ({} bytes free); buffers now {buffer} bytes",
+            free.map_or("?".to_string(), |n| n.to_string())
+        );
+        // Helpers not defined yet: they get the size when they are.
+        let _ = self
+            .session
+            .run(
+                format!("try:_wrm.B={buffer}\nexcept NameError:pass\n"),
+                self.how(Run::QUERY),
+            )
+            .await;
+        free
     }
 
     /// A person's program: output and traceback as the board gave them.

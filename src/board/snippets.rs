@@ -127,6 +127,39 @@ pub fn helpers() -> &'static str {
     &TEXT
 }
 
+/// The helpers as several short programs, defined one function at a
+/// time: compiling the whole class at once takes a parse tree of it all,
+/// more heap than a board whose heap is fragmented may have in one piece.
+/// The first defines the class, with buffers of `buffer` bytes.
+pub fn helpers_in_parts(buffer: usize) -> Vec<String> {
+    let mut class = String::from("class _wrm:\n");
+    let mut funcs: Vec<(String, String)> = Vec::new();
+    for line in helpers().lines().skip(1) {
+        if let Some(def) = line.strip_prefix(" def ") {
+            let (name, tail) = def.split_once('(').unwrap_or((def, ""));
+            funcs.push((name.to_string(), format!("def _wrm_t({tail}\n")));
+        } else if let Some(body) = line.strip_prefix("  ")
+            && let Some((_, f)) = funcs.last_mut()
+        {
+            f.push(' ');
+            f.push_str(body);
+            f.push('\n');
+        } else if line.starts_with(" B=") {
+            class.push_str(&format!(" B={buffer}\n"));
+        } else {
+            class.push_str(line);
+            class.push('\n');
+        }
+    }
+    let mut out = vec![class];
+    out.extend(
+        funcs
+            .into_iter()
+            .map(|(name, f)| format!("{f}_wrm.{name}=_wrm_t\ndel _wrm_t\n")),
+    );
+    out
+}
+
 /// The function `name` of `programs.py`, as sent (named `_wrm_t`).
 fn function(name: &str) -> &'static str {
     static FUNCS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
@@ -443,6 +476,25 @@ mod tests {
                 crc32fast::hash(b"abcdefghij")
             )
         );
+    }
+
+    #[test]
+    fn the_helpers_go_in_parts_a_function_each() {
+        let parts = helpers_in_parts(256);
+        assert_eq!(parts[0], "class _wrm:\n B=256\n");
+        assert!(
+            parts[1].starts_with("def _wrm_t(x):\n return[f.decode()"),
+            "{}",
+            parts[1]
+        );
+        assert!(
+            parts[1].ends_with("\n_wrm.a=_wrm_t\ndel _wrm_t\n"),
+            "{}",
+            parts[1]
+        );
+        let whole: usize = helpers().lines().count();
+        let sum: usize = parts.iter().map(|p| p.lines().count() - 2).sum();
+        assert_eq!(sum + 2, whole, "every line goes once");
     }
 
     #[test]

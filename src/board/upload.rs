@@ -18,7 +18,8 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
-/// Bytes of file per raw-paste upload program (about 5.5 KB of code).
+/// Bytes of file per raw-paste upload program (about 5.5 KB of code), at
+/// most: less on a board with little heap.
 const PASTE_PIECE: usize = 4096;
 /// Uploads the board kept short (lost bytes) are sent again this often.
 const PUT_TRIES: usize = 3;
@@ -379,6 +380,12 @@ impl Board {
                     debug!("link lost while finishing uploads ({why}); checking");
                     self.finished_unseen(ups, &todo, batch, &calls).await?
                 }
+                // It may have stopped half-way: what moved is found out as
+                // after a lost link.
+                Err(e @ Error::LowMemory { .. }) => {
+                    debug!("{e} while finishing uploads; checking");
+                    self.finished_unseen(ups, &todo, batch, &calls).await?
+                }
                 r => r?,
             };
             let lines: Vec<&str> = sn::lines(&out).collect();
@@ -558,7 +565,9 @@ impl Board {
     }
 
     async fn put_pasted(&self, path: &str, data: &[u8]) -> Result<()> {
-        let mut pieces = data.chunks(PASTE_PIECE).peekable();
+        // The program holds its piece several times over while compiled.
+        let piece = (self.ram().buffer * 4).clamp(512, PASTE_PIECE);
+        let mut pieces = data.chunks(piece).peekable();
         if pieces.peek().is_none() {
             return sn::expect_ok(
                 &self.snippet(sn::write_base64(path, true, &[])).await?,

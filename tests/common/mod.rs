@@ -52,8 +52,16 @@ pub struct TestBoard {
 
 /// The test board's Python heap by default: an ESP32's with Wi-Fi up has
 /// about 100-110 KB free (this 64-bit port's objects are bigger, so 128K
-/// leaves a little less room than an ESP32 has).
+/// leaves a little less room than an ESP32 has). `TEST_BOARD_HEAP_KB=64`
+/// runs any test on a small board.
 pub const HEAP_KB: usize = 128;
+
+fn heap_kb() -> usize {
+    std::env::var("TEST_BOARD_HEAP_KB")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(HEAP_KB)
+}
 /// A board short of RAM (an ESP8266-class board, or one whose program
 /// holds much of the heap).
 pub const SMALL_HEAP_KB: usize = 64;
@@ -79,7 +87,7 @@ impl TestBoard {
     /// `ring`: the board's input buffer in bytes (an ESP32 keeps about 260).
     pub fn with_ring(ring: Option<usize>) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, ring, None, HEAP_KB, 0)
+        Self::on(root, ring, None, heap_kb(), 0)
     }
 
     /// A board with a Python heap of `kb` KB.
@@ -92,7 +100,7 @@ impl TestBoard {
     /// has gone, refusing the next one meanwhile.
     pub fn lingering(ms: u32) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on(root, None, None, HEAP_KB, ms)
+        Self::on(root, None, None, heap_kb(), ms)
     }
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
@@ -104,7 +112,7 @@ impl TestBoard {
             .status()
             .expect("mount tmpfs");
         assert!(ok.success(), "mounting a tmpfs needs root");
-        let mut b = Self::on(root, None, None, HEAP_KB, 0);
+        let mut b = Self::on(root, None, None, heap_kb(), 0);
         b.tmpfs = true;
         b
     }

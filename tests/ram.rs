@@ -1,0 +1,162 @@
+//! The board's RAM is left as we found it: saves through the mount intern
+//! no names (MicroPython's qstrs are never freed) and leak no heap, a
+//! deploy leaves one name in the REPL, and a board whose own program holds
+//! most of the heap gets a clear message and loses nothing.
+
+mod common;
+
+use common::{Mount, SMALL_HEAP_KB, TestBoard, random_bytes};
+use std::process::{Command, Output};
+
+fn wm(password: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", password)
+        .output()
+        .expect("run webrepl-mount")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).to_string()
+}
+
+/// Free heap after a collection, and the qstr count, measured by a program
+/// that interns nothing new after its first run and leaves no name.
+const MEASURE: &str = "import gc,micropython\ngc.collect()\nprint('heap',gc.mem_free())\nmicropython.qstr_info()\ndel gc,micropython";
+
+fn parse_measure(out: &str) -> (u64, u64) {
+    let heap = out
+        .lines()
+        .find_map(|l| l.strip_prefix("heap "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no heap figure in {out:?}"));
+    let qstrs = out
+        .split("n_qstr=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no qstr count in {out:?}"));
+    (heap, qstrs)
+}
+
+fn measure(m: &Mount) -> (u64, u64) {
+    let out = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg(MEASURE)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    parse_measure(&text(&out.stdout))
+}
+
+#[test]
+fn saves_through_the_mount_intern_nothing_and_leak_no_heap_on_a_small_board() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let dir = m.path().join("app");
+    std::fs::create_dir(&dir).unwrap();
+    let save = |i: usize| {
+        let name = format!("m{}.py", i % 5);
+        let data = random_bytes(100 + (i * 37) % 3000, i as u64);
+        std::fs::write(dir.join(&name), &data).unwrap();
+    };
+    for i in 0..5 {
+        save(i);
+    }
+    // Twice: the measuring program's own names are interned the first time.
+    measure(&m);
+    let (heap0, qstr0) = measure(&m);
+    for i in 5..305 {
+        save(i);
+    }
+    let (heap1, qstr1) = measure(&m);
+    assert_eq!(qstr1, qstr0, "300 saves interned {} names", qstr1 - qstr0);
+    assert!(
+        heap1 + 512 >= heap0,
+        "300 saves kept {} bytes of heap ({heap0} -> {heap1})",
+        heap0 - heap1
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/app/m4.py")).unwrap(),
+        random_bytes(100 + (304 * 37) % 3000, 304)
+    );
+    let status = m.status();
+    assert!(status.contains("our helpers keep"), "{status}");
+    m.unmount();
+}
+
+/// `dir()` in the REPL: what the board's own program defined, and `_wrm`.
+fn names(tb: &TestBoard) -> Vec<String> {
+    let o = wm(
+        &tb.password,
+        &["exec", &tb.addr(), "print(' '.join(sorted(dir())))"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_deploy_leaves_one_name_in_the_repl() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let before = names(&tb);
+    let local = tempfile::tempdir().unwrap();
+    for i in 0..12 {
+        let sub = if i % 3 == 0 { "lib/" } else { "" };
+        std::fs::create_dir_all(local.path().join("lib")).unwrap();
+        std::fs::write(
+            local.path().join(format!("{sub}f{i}.py")),
+            random_bytes(2000 + i * 100, i as u64),
+        )
+        .unwrap();
+    }
+    let src = format!("{}/.", local.path().display());
+    let dst = format!("{}:/", tb.addr());
+    for _ in 0..2 {
+        let o = wm(&tb.password, &["cp", "-r", &src, &dst]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let after = names(&tb);
+    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new, ["_wrm"], "dir() before: {before:?}");
+    assert!(before.iter().all(|n| after.contains(n)));
+}
+
+#[test]
+fn a_board_low_on_memory_gets_a_clear_message_and_loses_nothing() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    std::fs::write(tb.path("/big.bin"), b"old").unwrap();
+    // A person's program holds all but 8 KB of the heap, in small pieces
+    // (with less, the test board's own listener, Python too, fails).
+    let o = wm(
+        &tb.password,
+        &[
+            "exec",
+            &tb.addr(),
+            "import gc\n_hog=None\ngc.collect()\ntry:\n while gc.mem_free()>9500:_hog=(bytearray(64),_hog)\nexcept MemoryError:pass\ndel gc",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.bin");
+    let data = random_bytes(30_000, 3);
+    std::fs::write(&file, &data).unwrap();
+    let dst = format!("{}:/big.bin", tb.addr());
+    let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(14), "{err}");
+    assert!(err.contains("the board is low on memory ("), "{err}");
+    assert!(err.contains("bytes free)"), "{err}");
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), b"old");
+    // Once the program lets go, the same copy goes through.
+    let o = wm(&tb.password, &["exec", &tb.addr(), "del _hog"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
