@@ -528,3 +528,38 @@ fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
     drop(t);
     assert!(m.unmount().status.success());
 }
+
+#[test]
+fn keys_typed_while_the_board_is_unreachable_never_run_and_the_terminal_says_so() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    emu.command("refuse on");
+    emu.command("cut");
+    eventually(15, "the link down", || m.status().contains("link DOWN"));
+    // Keys typed once a connection attempt has failed (the board is
+    // away) are dropped, and the terminal says so.
+    eventually(15, "keys dropped", || {
+        t.type_keys("x");
+        t.text().contains(" dropped]")
+    });
+    t.clear();
+    t.type_keys("print(9)\r");
+    t.wait_for(" keys dropped]");
+    emu.command("refuse off");
+    eventually(20, "the link back", || {
+        m.status().contains("programs, 1 reconnects")
+    });
+    // What the terminal shows since the notice: print(8) ran, print(9)
+    // never did.
+    t.type_keys("print(8)\r");
+    t.wait_for("\n8\n");
+    assert!(
+        !t.text().contains("\n9\n"),
+        "dropped keys ran: {:?}",
+        t.text()
+    );
+}

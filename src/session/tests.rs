@@ -723,3 +723,33 @@ fn a_program_queued_as_held_keys_go_out_waits_for_their_echo() {
     );
     assert!(p.run_until(Duration::from_secs(3), |p| p.board.line == b"abc"));
 }
+
+#[test]
+fn keys_typed_while_the_board_is_unreachable_are_dropped_and_the_terminal_says_so() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.reachable = false;
+    p.cut();
+    assert!(p.run_until(Duration::from_secs(2), |p| p.connects >= 1));
+    p.core.keys(p.now, b"print(9)");
+    p.run_for(Duration::from_millis(300));
+    p.core.keys(p.now, b"\r");
+    p.run_for(Duration::from_millis(10));
+    assert!(
+        p.shown()
+            .ends_with("[webrepl-mount: board unreachable, 9 keys dropped]"),
+        "{:?}",
+        p.shown()
+    );
+    let typed = p.board.typed.len();
+    p.reachable = true;
+    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
+    p.run_for(Duration::from_secs(2));
+    assert!(
+        !String::from_utf8_lossy(&p.board.typed[typed..]).contains("print(9)"),
+        "dropped keys ran later"
+    );
+    assert!(p.shown().contains("dropped]\r\n"), "the notice's line ends");
+}

@@ -251,6 +251,11 @@ impl TextLane {
         self.queue.iter().map(|q| q.queued_at).min()
     }
 
+    /// The board is unreachable: held keys are dropped; how many.
+    pub fn drop_keys(&mut self) -> usize {
+        self.keys.drop_all()
+    }
+
     pub fn has_work(&self) -> bool {
         !self.queue.is_empty() || !self.keys.is_empty()
     }
