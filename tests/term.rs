@@ -563,3 +563,23 @@ fn keys_typed_while_the_board_is_unreachable_never_run_and_the_terminal_says_so(
         t.text()
     );
 }
+
+#[test]
+fn ctrl_d_at_the_terminal_shows_the_soft_reboot_banner_and_a_prompt() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    t.clear();
+    t.type_keys("\u{4}");
+    // The board says "MPY: soft reboot" and closes the connection; the
+    // banner and prompt come on the next.
+    t.wait_for("MicroPython");
+    t.wait_for(">>> ");
+    assert_eq!(t.text().matches("soft reboot").count(), 1, "{:?}", t.text());
+    t.clear();
+    t.type_keys("print(6*7)\r");
+    t.wait_for("42");
+    t.assert_clean();
+}

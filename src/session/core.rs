@@ -393,7 +393,7 @@ impl Core {
             // The notice's line ends; the board's output goes below it.
             self.out.event(Event::Terminal(b"\r\n".to_vec()));
         }
-        self.text.link_up();
+        self.text.link_up(now);
         self.binary.link_up(now);
         self.out.event(Event::Link(true));
         self.step(now);

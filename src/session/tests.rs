@@ -753,3 +753,20 @@ fn keys_typed_while_the_board_is_unreachable_are_dropped_and_the_terminal_says_s
     );
     assert!(p.shown().contains("dropped]\r\n"), "the notice's line ends");
 }
+
+#[test]
+fn a_soft_reset_at_the_terminal_shows_the_boards_banner_and_prompt() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    let before = p.shown().len();
+    p.core.keys(p.now, b"\x04");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.connects >= 1
+        && p.shown()[before..].ends_with(">>> ")));
+    let after = &p.shown()[before..];
+    // (The sim drops what the board said just before it closed.)
+    assert!(after.matches("MPY: soft reboot").count() <= 1, "{after:?}");
+    assert!(after.contains("MicroPython sim board"), "{after:?}");
+    assert!(p.changes >= 1, "the board's state changed");
+}

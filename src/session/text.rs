@@ -105,6 +105,11 @@ pub struct TextLane {
     saved: Option<Saved>,
     /// The person pressed Enter: code may be running that changes files.
     ran_code: bool,
+    /// The link went with the person's code (Ctrl-D's soft reset ends the
+    /// connection before the board prints its banner, as does code that
+    /// resets the board): the next link shows them the banner and a
+    /// prompt, as a serial terminal would.
+    banner_due: bool,
     paste_window: Option<usize>,
     /// One of our programs was cut off: only Ctrl-C gets the board out of
     /// it, and stopping what is ours interrupts nobody.
@@ -132,6 +137,7 @@ impl TextLane {
             keys: Keys::default(),
             saved: None,
             ran_code: false,
+            banner_due: false,
             paste_window: None,
             ours_unfinished: false,
             notices: NoticeFilter::default(),
@@ -270,7 +276,7 @@ impl TextLane {
     }
 
     /// A new connection: the REPL's state is unknown until it says.
-    pub fn link_up(&mut self) {
+    pub fn link_up(&mut self, now: Instant) {
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -279,6 +285,11 @@ impl TextLane {
         self.stray_ctrl_a = None;
         self.paste_window = None;
         self.notices = NoticeFilter::default();
+        if std::mem::take(&mut self.banner_due) {
+            // The board said "MPY: soft reboot" (or nothing) and closed:
+            // Ctrl-B at the friendly prompt prints the banner and a prompt.
+            self.keys.hold(now, &[0x02]);
+        }
     }
 
     /// The link is gone: what was running is requeued if it only read, or
@@ -287,6 +298,7 @@ impl TextLane {
         let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
         self.timers.clear();
         self.saved = None;
+        self.banner_due = matches!(mode, Mode::Terminal) && self.ran_code;
         match mode {
             Mode::Running { job, .. } => {
                 self.ours_unfinished = !job.user;
