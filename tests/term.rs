@@ -583,3 +583,41 @@ fn ctrl_d_at_the_terminal_shows_the_soft_reboot_banner_and_a_prompt() {
     t.wait_for("42");
     t.assert_clean();
 }
+
+#[test]
+fn keys_typed_one_by_one_during_a_slow_upload_then_enter_late_show_the_answer() {
+    let tb = TestBoard::start();
+    let big = random_bytes(300_000, 7);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    // The pattern that once left the terminal silent for good.
+    t.type_keys("\u{3}");
+    t.wait_for(">>> ");
+    let writer = {
+        let (p, big) = (m.path().join("big300.txt"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    m.status_until(20, |s| s.contains("moving: up"));
+    for k in "print(222)".chars() {
+        t.type_keys(&k.to_string());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    writer.join().unwrap().unwrap();
+    eventually(60, "the upload reaches the board", || {
+        std::fs::read(tb.path("/big300.txt")).is_ok_and(|d| d == big)
+    });
+    let before = m.status();
+    std::thread::sleep(Duration::from_secs(8));
+    t.type_keys("\r");
+    t.wait_for("222\n");
+    let after = m.status();
+    let reconnects = |s: &str| {
+        s.split("programs, ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(reconnects(&before), reconnects(&after), "{after}");
+    t.assert_clean();
+}

@@ -770,3 +770,33 @@ fn a_soft_reset_at_the_terminal_shows_the_boards_banner_and_prompt() {
     assert!(after.contains("MicroPython sim board"), "{after:?}");
     assert!(p.changes >= 1, "the board's state changed");
 }
+
+#[test]
+fn keys_typed_during_an_upload_in_slices_then_enter_late_show_their_answer() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    // 300 KB in slices of about 0.4 s of the link, each followed by a
+    // program of ours (as the board layer checks them).
+    let mut puts = put_files(&mut p, 37, 8000, "s");
+    let check = p.core.submit(p.now, program("print(1)"));
+    puts.push(check);
+    for &k in b"print(222)" {
+        p.run_for(Duration::from_millis(200));
+        p.core.keys(p.now, &[k]);
+    }
+    for &op in &puts {
+        let r = p.wait(op, Duration::from_secs(60));
+        assert!(r.is_ok(), "{r:?}");
+    }
+    p.run_for(Duration::from_secs(8));
+    let connects = p.connects;
+    p.core.keys(p.now, b"\r");
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| p.shown().contains("222\n")),
+        "the terminal shows {:?}",
+        p.shown()
+    );
+    assert_eq!(p.connects, connects, "the link was lost");
+}
