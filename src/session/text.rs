@@ -502,6 +502,7 @@ impl TextLane {
     }
 
     fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
+        self.timers.stop(Timer::Reply);
         let restore = Restore::start(now, saved, &mut self.timers, out);
         self.mode = Mode::Restoring {
             restore,
