@@ -530,3 +530,96 @@ fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
     drop(t);
     assert!(m.unmount().status.success());
 }
+
+#[test]
+fn keys_typed_while_the_board_is_unreachable_never_run_and_the_terminal_says_so() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    emu.command("refuse on");
+    emu.command("cut");
+    eventually(15, "the link down", || m.status().contains("link DOWN"));
+    // Keys typed once a connection attempt has failed (the board is
+    // away) are dropped, and the terminal says so.
+    eventually(15, "keys dropped", || {
+        t.type_keys("x");
+        t.text().contains(" dropped]")
+    });
+    t.clear();
+    t.type_keys("print(9)\r");
+    t.wait_for(" keys dropped]");
+    emu.command("refuse off");
+    eventually(20, "the link back", || {
+        m.status().contains("programs, 1 reconnects")
+    });
+    // What the terminal shows since the notice: print(8) ran, print(9)
+    // never did.
+    t.type_keys("print(8)\r");
+    t.wait_for("\n8\n");
+    assert!(
+        !t.text().contains("\n9\n"),
+        "dropped keys ran: {:?}",
+        t.text()
+    );
+}
+
+#[test]
+fn ctrl_d_at_the_terminal_shows_the_soft_reboot_banner_and_a_prompt() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    t.clear();
+    t.type_keys("\u{4}");
+    // The board says "MPY: soft reboot" and closes the connection; the
+    // banner and prompt come on the next.
+    t.wait_for("MicroPython");
+    t.wait_for(">>> ");
+    assert_eq!(t.text().matches("soft reboot").count(), 1, "{:?}", t.text());
+    t.clear();
+    t.type_keys("print(6*7)\r");
+    t.wait_for("42");
+    t.assert_clean();
+}
+
+#[test]
+fn keys_typed_one_by_one_during_a_slow_upload_then_enter_late_show_the_answer() {
+    let tb = TestBoard::start();
+    let big = random_bytes(300_000, 7);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    // The pattern that once left the terminal silent for good.
+    t.type_keys("\u{3}");
+    t.wait_for(">>> ");
+    let writer = {
+        let (p, big) = (m.path().join("big300.txt"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    m.status_until(20, |s| s.contains("moving: up"));
+    for k in "print(222)".chars() {
+        t.type_keys(&k.to_string());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    writer.join().unwrap().unwrap();
+    eventually(60, "the upload reaches the board", || {
+        std::fs::read(tb.path("/big300.txt")).is_ok_and(|d| d == big)
+    });
+    let before = m.status();
+    std::thread::sleep(Duration::from_secs(8));
+    t.type_keys("\r");
+    t.wait_for("222\n");
+    let after = m.status();
+    let reconnects = |s: &str| {
+        s.split("programs, ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(reconnects(&before), reconnects(&after), "{after}");
+    t.assert_clean();
+}

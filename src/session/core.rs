@@ -203,6 +203,8 @@ pub struct Core {
     /// The link's and the binary lane's timers (the text lane keeps its
     /// own, which stop while it is frozen).
     timers: TimerTable,
+    /// Keys dropped since the board became unreachable.
+    keys_dropped: usize,
 }
 
 impl Core {
@@ -224,6 +226,7 @@ impl Core {
             last_failure: None,
             text_held: None,
             timers: TimerTable::default(),
+            keys_dropped: 0,
         }
     }
 
@@ -273,8 +276,27 @@ impl Core {
     }
 
     pub fn keys(&mut self, now: Instant, keys: &[u8]) {
+        if self.link != Link::Up && self.last_failure.is_some() {
+            // Unreachable: keys held now would run whenever the board is
+            // back (a `machine.reset()` minutes later), unseen.
+            self.drop_keys(keys.len());
+            return;
+        }
         self.text.keys(now, keys, &mut self.out);
         self.step(now);
+    }
+
+    /// Says so, in one line rewritten as keys are dropped.
+    fn drop_keys(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.keys_dropped += n;
+        let k = self.keys_dropped;
+        let s = if k == 1 { "" } else { "s" };
+        self.out.event(Event::Terminal(
+            format!("\r\x1b[K[webrepl-mount: board unreachable, {k} key{s} dropped]").into_bytes(),
+        ));
     }
 
     /// The caller no longer waits for `op`: a queued one is dropped, a
@@ -367,7 +389,11 @@ impl Core {
         self.totals.reconnects += 1;
         self.last_error = None;
         self.last_failure = None;
-        self.text.link_up();
+        if std::mem::take(&mut self.keys_dropped) > 0 {
+            // The notice's line ends; the board's output goes below it.
+            self.out.event(Event::Terminal(b"\r\n".to_vec()));
+        }
+        self.text.link_up(now);
         self.binary.link_up(now);
         self.out.event(Event::Link(true));
         self.step(now);
@@ -381,6 +407,8 @@ impl Core {
         self.idle_close = false;
         self.last_error = Some(err.to_string());
         self.last_failure = Some(err.duplicate());
+        let held = self.text.drop_keys();
+        self.drop_keys(held);
         if matches!(
             err,
             Error::WrongPassword(_) | Error::NotWebRepl(_) | Error::Invalid(_)

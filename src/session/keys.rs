@@ -34,6 +34,16 @@ impl Keys {
         self.held.is_empty()
     }
 
+    /// Drops every held key (the board is unreachable: keys must not run
+    /// later, when nobody expects them to); says how many.
+    pub fn drop_all(&mut self) -> usize {
+        let n = self.held.len();
+        self.held.clear();
+        self.unechoed = 0;
+        self.echo_until = None;
+        n
+    }
+
     /// Drops a held `key` at the front (a Ctrl-B the lane's own makes
     /// pointless).
     pub fn drop_leading(&mut self, key: u8) {

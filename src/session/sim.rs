@@ -299,6 +299,12 @@ impl Board {
                     self.say(b"\r\nraw REPL; CTRL-B to exit\r\n>");
                 }
                 0x02 if self.line.is_empty() => self.say(b"\r\nMicroPython sim board\r\n>>> "),
+                0x04 if self.line.is_empty() => {
+                    // Soft reset: this port ends the connection before
+                    // its banner.
+                    self.say(b"\r\nMPY: soft reboot\r\n");
+                    self.dropped = true;
+                }
                 0x03 => {
                     self.line.clear();
                     self.block.clear();

@@ -723,3 +723,80 @@ fn a_program_queued_as_held_keys_go_out_waits_for_their_echo() {
     );
     assert!(p.run_until(Duration::from_secs(3), |p| p.board.line == b"abc"));
 }
+
+#[test]
+fn keys_typed_while_the_board_is_unreachable_are_dropped_and_the_terminal_says_so() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.reachable = false;
+    p.cut();
+    assert!(p.run_until(Duration::from_secs(2), |p| p.connects >= 1));
+    p.core.keys(p.now, b"print(9)");
+    p.run_for(Duration::from_millis(300));
+    p.core.keys(p.now, b"\r");
+    p.run_for(Duration::from_millis(10));
+    assert!(
+        p.shown()
+            .ends_with("[webrepl-mount: board unreachable, 9 keys dropped]"),
+        "{:?}",
+        p.shown()
+    );
+    let typed = p.board.typed.len();
+    p.reachable = true;
+    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
+    p.run_for(Duration::from_secs(2));
+    assert!(
+        !String::from_utf8_lossy(&p.board.typed[typed..]).contains("print(9)"),
+        "dropped keys ran later"
+    );
+    assert!(p.shown().contains("dropped]\r\n"), "the notice's line ends");
+}
+
+#[test]
+fn a_soft_reset_at_the_terminal_shows_the_boards_banner_and_prompt() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    let before = p.shown().len();
+    p.core.keys(p.now, b"\x04");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.connects >= 1
+        && p.shown()[before..].ends_with(">>> ")));
+    let after = &p.shown()[before..];
+    // (The sim drops what the board said just before it closed.)
+    assert!(after.matches("MPY: soft reboot").count() <= 1, "{after:?}");
+    assert!(after.contains("MicroPython sim board"), "{after:?}");
+    assert!(p.changes >= 1, "the board's state changed");
+}
+
+#[test]
+fn keys_typed_during_an_upload_in_slices_then_enter_late_show_their_answer() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    // 300 KB in slices of about 0.4 s of the link, each followed by a
+    // program of ours (as the board layer checks them).
+    let mut puts = put_files(&mut p, 37, 8000, "s");
+    let check = p.core.submit(p.now, program("print(1)"));
+    puts.push(check);
+    for &k in b"print(222)" {
+        p.run_for(Duration::from_millis(200));
+        p.core.keys(p.now, &[k]);
+    }
+    for &op in &puts {
+        let r = p.wait(op, Duration::from_secs(60));
+        assert!(r.is_ok(), "{r:?}");
+    }
+    p.run_for(Duration::from_secs(8));
+    let connects = p.connects;
+    p.core.keys(p.now, b"\r");
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| p.shown().contains("222\n")),
+        "the terminal shows {:?}",
+        p.shown()
+    );
+    assert_eq!(p.connects, connects, "the link was lost");
+}

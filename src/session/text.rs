@@ -108,6 +108,11 @@ pub struct TextLane {
     saved: Option<Saved>,
     /// The person pressed Enter: code may be running that changes files.
     ran_code: bool,
+    /// The link went with the person's code (Ctrl-D's soft reset ends the
+    /// connection before the board prints its banner, as does code that
+    /// resets the board): the next link shows them the banner and a
+    /// prompt, as a serial terminal would.
+    banner_due: bool,
     paste_window: Option<usize>,
     /// One of our programs was cut off: only Ctrl-C gets the board out of
     /// it, and stopping what is ours interrupts nobody.
@@ -135,6 +140,7 @@ impl TextLane {
             keys: Keys::default(),
             saved: None,
             ran_code: false,
+            banner_due: false,
             paste_window: None,
             ours_unfinished: false,
             notices: NoticeFilter::default(),
@@ -254,6 +260,11 @@ impl TextLane {
         self.queue.iter().map(|q| q.queued_at).min()
     }
 
+    /// The board is unreachable: held keys are dropped; how many.
+    pub fn drop_keys(&mut self) -> usize {
+        self.keys.drop_all()
+    }
+
     pub fn has_work(&self) -> bool {
         !self.queue.is_empty() || !self.keys.is_empty()
     }
@@ -268,7 +279,7 @@ impl TextLane {
     }
 
     /// A new connection: the REPL's state is unknown until it says.
-    pub fn link_up(&mut self) {
+    pub fn link_up(&mut self, now: Instant) {
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -277,6 +288,11 @@ impl TextLane {
         self.stray_ctrl_a = None;
         self.paste_window = None;
         self.notices = NoticeFilter::default();
+        if std::mem::take(&mut self.banner_due) {
+            // The board said "MPY: soft reboot" (or nothing) and closed:
+            // Ctrl-B at the friendly prompt prints the banner and a prompt.
+            self.keys.hold(now, &[0x02]);
+        }
     }
 
     /// The link is gone: what was running is requeued if it only read, or
@@ -285,6 +301,7 @@ impl TextLane {
         let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
         self.timers.clear();
         self.saved = None;
+        self.banner_due = matches!(mode, Mode::Terminal) && self.ran_code;
         match mode {
             Mode::Running { job, .. } => {
                 self.ours_unfinished = !job.user;
@@ -508,6 +525,7 @@ impl TextLane {
     }
 
     fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
+        self.timers.stop(Timer::Reply);
         let restore = Restore::start(now, saved, &mut self.timers, out);
         self.mode = Mode::Restoring {
             restore,
