@@ -64,6 +64,10 @@ pub struct MountArgs {
     /// and the log). Larger: every upload error is reported by close().
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub close_wait: f64,
+    /// Send the unsent changes kept for another board that had this
+    /// address (the mount names it) to this board.
+    #[arg(long)]
+    pub adopt_journal: bool,
     /// Names that live only in the mount, never on the board (shell
     /// patterns; repeat for several; replaces the default list of editor
     /// droppings: .*.swp .*.swx 4913 *~ .goutputstream-* #*# .#*).
@@ -333,6 +337,7 @@ impl MountArgs {
                     .map(|s| Duration::from_secs_f64(s.max(0.0))),
                 journal: state.as_ref().map(|f| f.with_extension("journal")),
                 close_wait: Duration::from_secs_f64(self.close_wait.max(0.0)),
+                adopt_journal: self.adopt_journal,
             },
             attr_ttl: Duration::from_secs_f64(self.attr_timeout.max(0.0)),
             fuse: self.fuse.clone(),

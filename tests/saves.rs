@@ -105,3 +105,166 @@ fn a_save_with_the_link_cut_returns_after_the_close_wait_and_lands_when_it_retur
     });
     assert!(m.unmount().status.success());
 }
+
+/// What writer `w` writes to its file `f` as version `v`: small files of
+/// a few hundred bytes, the first line naming the version.
+fn version_body(w: usize, f: usize, v: u64) -> Vec<u8> {
+    let mut b = format!("# writer {w} file {f} version {v}\n").into_bytes();
+    b.extend(std::iter::repeat_n(
+        b'a' + (v % 26) as u8,
+        100 + (v as usize * 37) % 700,
+    ));
+    b.push(b'\n');
+    b
+}
+
+fn version_of(body: &[u8]) -> Option<u64> {
+    let first = std::str::from_utf8(body).ok()?.lines().next()?;
+    first.rsplit(' ').next()?.parse().ok()
+}
+
+/// Six writers save six files each, over and over, through the mount, until
+/// `acked` closes have returned 0 in all (then `stop` is set by the caller's
+/// `end`). Returns, per file, the last version whose close returned 0.
+fn load(
+    m: &Mount,
+    round: u64,
+    acked: usize,
+    end: impl FnOnce(),
+) -> std::collections::HashMap<String, u64> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (mp, stop, count) = (m.path().to_path_buf(), stop.clone(), count.clone());
+            let failed = failed.clone();
+            std::thread::spawn(move || {
+                let mut last = std::collections::HashMap::new();
+                let mut v = round * 1_000_000;
+                'writing: while !stop.load(Ordering::SeqCst) {
+                    v += 1;
+                    for f in 0..6 {
+                        let name = format!("w{w}f{f}.py");
+                        if let Err(e) = write_and_close(&mp.join(&name), &version_body(w, f, v)) {
+                            // The daemon is gone: nothing more is acknowledged.
+                            failed.lock().unwrap().push(format!("{name} v{v}: {e}"));
+                            break 'writing;
+                        }
+                        last.insert(name, v);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                last
+            })
+        })
+        .collect();
+    eventually(120, &format!("{acked} saves acknowledged"), || {
+        count.load(Ordering::SeqCst) >= acked || !failed.lock().unwrap().is_empty()
+    });
+    let early = failed.lock().unwrap().clone();
+    assert!(early.is_empty(), "saves failed: {early:?}\n{}", m.log());
+    end();
+    stop.store(true, Ordering::SeqCst);
+    writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+/// Every acknowledged save is on the board (or a later one the writer
+/// made), and nothing is called a conflict.
+fn check_board(tb: &TestBoard, acked: &std::collections::HashMap<String, u64>, log: &str) {
+    for (name, v) in acked {
+        let on_board = std::fs::read(tb.path(&format!("/{name}"))).unwrap();
+        let got = version_of(&on_board).unwrap_or(0);
+        assert!(
+            got >= *v,
+            "{name}: close() acknowledged version {v}, the board has {got}\n{log}"
+        );
+        let w: usize = name[1..2].parse().unwrap();
+        let f: usize = name[3..4].parse().unwrap();
+        assert_eq!(on_board, version_body(w, f, got), "{name}");
+    }
+    let conflicts: Vec<String> = std::fs::read_dir(tb.root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("conflict"))
+        .collect();
+    assert!(
+        conflicts.is_empty(),
+        "false conflicts: {conflicts:?}\n{log}"
+    );
+}
+
+#[test]
+fn saves_under_load_and_a_kill_9_keep_every_acknowledged_version_without_conflicts() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    for round in 1..=3 {
+        let pid = m.pid();
+        let acked = load(&m, round, 150, || {
+            // SAFETY: the daemon this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        m.wait();
+        // The dead daemon's own program on the board is no person's: the
+        // mount takes the board without asking.
+        m = m.remount(&[]);
+        check_board(&tb, &acked, &m.log());
+    }
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn saves_under_load_make_no_conflicts() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let acked = load(&m, 1, 300, || {});
+    assert!(m.unmount().status.success());
+    check_board(&tb, &acked, &m.log());
+    assert!(!m.log().contains("conflict"), "{}", m.log());
+}
+
+#[test]
+fn unsent_changes_for_one_board_never_reach_another_at_the_same_address() {
+    let mut tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let id_a = std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap();
+    let id_a = id_a.trim().to_string();
+    let listed: Vec<_> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(listed.is_empty(), "the id marker shows: {listed:?}");
+    // A change that never reaches board A: the link is cut, the daemon dies.
+    emu.command("refuse on");
+    emu.command("cut");
+    write_and_close(&m.path().join("for_a.py"), b"only for A\n").unwrap();
+    // SAFETY: the daemon this test started.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    let mut m = m;
+    m.wait();
+    // Board B answers at the same address.
+    let flash_a = tb.swap_board(tempfile::tempdir().unwrap());
+    emu.command("refuse off");
+    let mut m = m.remount(&[]);
+    assert!(!tb.path("/for_a.py").exists(), "board B got board A's file");
+    let log = m.log();
+    assert!(
+        log.contains(&format!("belong to board {id_a}")) && log.contains("--adopt-journal"),
+        "{log}"
+    );
+    assert!(m.unmount().status.success());
+    // Board A back: it gets its file at the next mount.
+    tb.swap_board(flash_a);
+    let mut m = m.remount(&[]);
+    assert_eq!(
+        std::fs::read(tb.path("/for_a.py")).unwrap(),
+        b"only for A\n"
+    );
+    assert!(m.unmount().status.success());
+}

@@ -49,7 +49,12 @@ struct Taken {
     data: Bytes,
     edit: u64,
     base: Base,
+    /// Earlier versions sent whose outcome is unknown.
+    ours: Vec<Bytes>,
 }
+
+/// Versions of a file kept while their outcome is unknown.
+const KEPT_VERSIONS: usize = 3;
 
 impl Core {
     /// Uploads closed files in bursts; runs for the mount's life.
@@ -153,14 +158,23 @@ impl Core {
                         continue;
                     }
                     parents |= !st.tree.get(n.parent).is_some_and(|p| p.on_board);
+                    let data =
+                        Bytes::copy_from_slice(st.contents.get_clean_or_dirty(ino).unwrap_or(&[]));
+                    // Until its answer comes, this version may be the
+                    // board's: a journal written meanwhile says so.
+                    let sent = st.sent.entry(ino).or_default();
+                    let ours = sent.clone();
+                    sent.push(data.clone());
+                    if sent.len() > KEPT_VERSIONS {
+                        sent.remove(0);
+                    }
                     taken.push(Taken {
                         ino,
                         path: st.tree.path(ino),
-                        data: Bytes::copy_from_slice(
-                            st.contents.get_clean_or_dirty(ino).unwrap_or(&[]),
-                        ),
+                        data,
                         edit: st.edits.get(&ino).copied().unwrap_or(0),
                         base: st.bases.get(&ino).copied().unwrap_or(Base::Any),
+                        ours,
                     });
                     let (tx, rx) = watch::channel(());
                     st.uploading.insert(ino, rx);
@@ -172,6 +186,7 @@ impl Core {
                 }
             }
             if !taken.is_empty() {
+                self.rebase(&mut taken).await;
                 let ups = taken
                     .iter()
                     .map(|t| Upload::new(&t.path, t.data.clone(), t.base))
@@ -201,6 +216,31 @@ impl Core {
             }
         }
         out
+    }
+
+    /// An upload whose earlier try lost its answer: if the board has that
+    /// version of ours, the new one is based on it, not on what the board
+    /// had before it (which would make our own version a conflict).
+    async fn rebase(&self, taken: &mut [Taken]) {
+        let unknown: Vec<(usize, Vec<journal::Version>)> = taken
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.ours.is_empty() && t.base != Base::Any)
+            .map(|(k, t)| (k, t.ours.iter().map(|d| journal::Version::of(d)).collect()))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        let files: Vec<(&str, &[journal::Version])> = unknown
+            .iter()
+            .map(|(k, v)| (taken[*k].path.as_str(), v.as_slice()))
+            .collect();
+        let found = journal::ours_on_board(&self.board, &files).await;
+        for ((k, _), f) in unknown.iter().zip(found) {
+            if let Some(f) = f {
+                taken[*k].base = Base::Was(f.now.0, f.now.1);
+            }
+        }
     }
 
     /// Sends one dirty file to the board.

@@ -299,7 +299,12 @@ impl Core {
             Some(Base::Was(s, m)) => Some((*s, *m)),
             _ => None,
         };
-        j.write(&st.tree.path(ino), base, data)
+        let ours: Vec<journal::Version> = st
+            .sent
+            .get(&ino)
+            .map(|v| v.iter().map(|d| journal::Version::of(d)).collect())
+            .unwrap_or_default();
+        j.write(&st.tree.path(ino), base, &ours, data)
             .map_err(|e| Error::Os {
                 errno: libc::EIO,
                 what: format!("journal {}: {e}", st.tree.path(ino)),
@@ -357,6 +362,8 @@ impl Core {
                         st.bases.insert(ino, Base::Was(data.len() as u64, mtime));
                     }
                     st.retry.remove(&ino);
+                    // The board's version is known again.
+                    st.sent.remove(&ino);
                     self.save_attrs(&st);
                     Ok(())
                 }
@@ -440,6 +447,7 @@ impl Core {
             }
         }
         st.retry.remove(&ino);
+        st.sent.remove(&ino);
         self.changed(st, ino);
         Error::Conflict {
             path: path.to_string(),

@@ -4,9 +4,11 @@
 //!
 //! Each entry records what the board had when the file was last seen there
 //! (size and mtime), so a file changed on the board meanwhile is not
-//! silently overwritten.
+//! silently overwritten; and the versions of ours that may have replaced
+//! it (an upload in flight or whose answer was lost when the daemon died):
+//! a version we put there ourselves is never a conflict for a later one.
 
-use crate::board::{Base, Board, Written};
+use crate::board::{Base, Board, Written, digest};
 use std::io::Write;
 use std::path::PathBuf;
 use tracing::{info, warn};
@@ -21,7 +23,35 @@ pub struct Entry {
     pub path: String,
     /// The board's size and mtime when the edit began; None: a new file.
     pub base: Option<(u64, i64)>,
+    /// Versions of ours the board may have instead of the base.
+    pub ours: Vec<Version>,
     pub data: Vec<u8>,
+}
+
+/// A version of a file we sent, as the board's digests tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub size: u64,
+    pub crc32: String,
+    pub sha256: String,
+}
+
+impl Version {
+    pub fn of(data: &[u8]) -> Version {
+        Version {
+            size: data.len() as u64,
+            crc32: digest("crc32", data),
+            sha256: digest("sha256", data),
+        }
+    }
+
+    fn is(&self, algorithm: &str, d: &str) -> bool {
+        if algorithm == "sha256" {
+            self.sha256 == d
+        } else {
+            self.crc32 == d
+        }
+    }
 }
 
 fn key(path: &str) -> String {
@@ -38,12 +68,21 @@ impl Journal {
     }
 
     /// Records `data` for `path`, durably, before returning.
-    pub fn write(&self, path: &str, base: Option<(u64, i64)>, data: &[u8]) -> std::io::Result<()> {
+    pub fn write(
+        &self,
+        path: &str,
+        base: Option<(u64, i64)>,
+        ours: &[Version],
+        data: &[u8],
+    ) -> std::io::Result<()> {
         // Unsent file contents: readable by us alone.
         crate::private::dir(&self.dir).map_err(std::io::Error::other)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         let hex: String = path.bytes().map(|b| format!("{b:02x}")).collect();
-        let base = base.map_or("-".to_string(), |(s, m)| format!("{s} {m}"));
+        let mut base = base.map_or("-".to_string(), |(s, m)| format!("{s} {m}"));
+        for v in ours {
+            base.push_str(&format!(" ours={}:{}:{}", v.size, v.crc32, v.sha256));
+        }
         tmp.write_all(format!("{hex}\n{base}\n").as_bytes())?;
         tmp.write_all(data)?;
         tmp.as_file().sync_all()?;
@@ -54,13 +93,24 @@ impl Journal {
         Ok(())
     }
 
+    /// The board this journal was written for (see [`super::identity`]).
+    pub fn board_id(&self) -> Option<String> {
+        let id = std::fs::read_to_string(self.dir.join("board-id")).ok()?;
+        Some(id.trim().to_string()).filter(|i| !i.is_empty())
+    }
+
+    pub fn set_board_id(&self, id: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(self.dir.join("board-id"), format!("{id}\n"))
+    }
+
     pub fn remove(&self, path: &str) {
         let _ = std::fs::remove_file(self.dir.join(key(path)));
     }
 
     pub fn rename(&self, from: &str, to: &str) {
         if let Some(e) = self.read(&self.dir.join(key(from)))
-            && self.write(to, e.base, &e.data).is_ok()
+            && self.write(to, e.base, &e.ours, &e.data).is_ok()
         {
             self.remove(from);
         }
@@ -71,14 +121,25 @@ impl Journal {
         let nl1 = raw.iter().position(|&b| b == b'\n')?;
         let nl2 = nl1 + 1 + raw[nl1 + 1..].iter().position(|&b| b == b'\n')?;
         let path = crate::board::snippets::unhex(std::str::from_utf8(&raw[..nl1]).ok()?)?;
-        let base = std::str::from_utf8(&raw[nl1 + 1..nl2]).ok()?;
-        let base = match base.split_once(' ') {
-            Some((s, m)) => Some((s.parse().ok()?, m.parse().ok()?)),
-            None => None,
-        };
+        let line = std::str::from_utf8(&raw[nl1 + 1..nl2]).ok()?;
+        let (mut base, mut ours, mut words) = (None, Vec::new(), line.split(' '));
+        match words.next()? {
+            "-" => {}
+            s => base = Some((s.parse().ok()?, words.next()?.parse().ok()?)),
+        }
+        for w in words {
+            let mut f = w.strip_prefix("ours=")?.split(':');
+            let (size, crc32, sha256) = (f.next()?, f.next()?, f.next()?);
+            ours.push(Version {
+                size: size.parse().ok()?,
+                crc32: crc32.to_string(),
+                sha256: sha256.to_string(),
+            });
+        }
         Some(Entry {
             path,
             base,
+            ours,
             data: raw[nl2 + 1..].to_vec(),
         })
     }
@@ -113,7 +174,25 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
     let started = std::time::Instant::now();
     let mut sent = 0;
     let mut left = bytes;
-    for (i, e) in entries.into_iter().enumerate() {
+    // What the board has of each, against our versions: one program.
+    let candidates: Vec<Vec<Version>> = entries
+        .iter()
+        .map(|e| {
+            let mut v = e.ours.clone();
+            v.push(Version::of(&e.data));
+            v
+        })
+        .collect();
+    let found = ours_on_board(
+        board,
+        &entries
+            .iter()
+            .zip(&candidates)
+            .map(|(e, c)| (e.path.as_str(), c.as_slice()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    for (i, (e, found)) in entries.into_iter().zip(found).enumerate() {
         if i == 1 && left > 0 {
             // The first file tells the link's pace: say how long the rest takes.
             let rate = (bytes - left) as f64 / started.elapsed().as_secs_f64().max(0.001);
@@ -124,7 +203,18 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
             );
         }
         left -= e.data.len();
-        let base = e.base.map_or(Base::Absent, |(s, m)| Base::Was(s, m));
+        let mut base = e.base.map_or(Base::Absent, |(s, m)| Base::Was(s, m));
+        match found {
+            Some(Found { last: true, .. }) => {
+                // It landed before the daemon died; only the answer was lost.
+                eprintln!("webrepl-mount:   {} (already on the board)", e.path);
+                journal.remove(&e.path);
+                sent += 1;
+                continue;
+            }
+            Some(Found { now, .. }) => base = Base::Was(now.0, now.1),
+            None => {}
+        }
         match board.put(&e.path, &e.data, true, base).await {
             Ok(w) => {
                 if let Written::Beside { name: beside, .. } = w {
@@ -157,6 +247,65 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
     conflicts
 }
 
+/// A file on the board that is one of our versions: which, and its size
+/// and mtime there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Found {
+    /// The last of the versions given (the one about to be sent).
+    pub last: bool,
+    pub now: (u64, i64),
+}
+
+/// For each file, whether the board has one of our versions of it (a
+/// version we put there ourselves is never a conflict for a later one of
+/// ours). One digest program for all; what cannot be told is None (the
+/// upload's own check against its base then decides).
+pub(super) async fn ours_on_board(
+    board: &Board,
+    files: &[(&str, &[Version])],
+) -> Vec<Option<Found>> {
+    let mut query: Vec<(&str, u64)> = Vec::new();
+    let mut whose = Vec::new();
+    for (k, (path, versions)) in files.iter().enumerate() {
+        let mut sizes: Vec<u64> = versions.iter().map(|v| v.size).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for size in sizes {
+            query.push((path, size));
+            whose.push(k);
+        }
+    }
+    let mut out = vec![None; files.len()];
+    if query.is_empty() {
+        return out;
+    }
+    let (algorithm, got) = match board.digests(&query).await {
+        Ok(d) => d,
+        Err(e) => {
+            warn!("cannot check the board's copies against ours: {e}");
+            return out;
+        }
+    };
+    for ((k, (path, size)), d) in whose.into_iter().zip(&query).zip(got) {
+        let Some(d) = d else { continue };
+        let versions = files[k].1;
+        let Some(i) = versions
+            .iter()
+            .rposition(|v| v.size == *size && v.is(&algorithm, &d))
+        else {
+            continue;
+        };
+        if let Ok(Some(st)) = board.stat(path).await {
+            info!("{path}: the board has a version we sent; ours follows it");
+            out[k] = Some(Found {
+                last: i + 1 == versions.len(),
+                now: (st.size, st.mtime),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,8 +314,10 @@ mod tests {
     fn entries_survive_and_move() {
         let d = tempfile::tempdir().unwrap();
         let j = Journal::new(d.path().join("j"));
-        j.write("/a b\n.py", Some((3, 99)), b"new").unwrap();
-        j.write("/n.py", None, b"").unwrap();
+        let v = Version::of(b"old");
+        j.write("/a b\n.py", Some((3, 99)), &[], b"new").unwrap();
+        j.write("/n.py", None, std::slice::from_ref(&v), b"")
+            .unwrap();
         j.rename("/n.py", "/m.py");
         let mut e = j.entries();
         e.sort_by(|a, b| a.path.cmp(&b.path));
@@ -175,10 +326,12 @@ mod tests {
             Entry {
                 path: "/a b\n.py".into(),
                 base: Some((3, 99)),
+                ours: Vec::new(),
                 data: b"new".to_vec()
             }
         );
         assert_eq!((e[1].path.as_str(), e[1].base), ("/m.py", None));
+        assert_eq!(e[1].ours, vec![v]);
         j.remove("/a b\n.py");
         assert_eq!(j.entries().len(), 1);
     }

@@ -11,6 +11,7 @@ pub mod attrs;
 mod batch;
 pub mod contents;
 mod files;
+pub mod identity;
 pub mod journal;
 mod loads;
 mod names;
@@ -21,6 +22,7 @@ pub mod tree;
 use crate::board::{Base, Board, Kind, StatVfs, is_part};
 use crate::error::{Error, Result};
 use contents::Contents;
+use identity::hidden;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +50,8 @@ pub struct Options {
     /// How long close() waits for its file's upload before it returns with
     /// the file in the journal (the upload goes on in the background).
     pub close_wait: Duration,
+    /// Send the journal kept for another board at this address to this one.
+    pub adopt_journal: bool,
 }
 
 /// What `stat` shows of a node.
@@ -154,6 +158,10 @@ struct State {
     conflicts: Vec<String>,
     /// Closed files journaled and waiting for the batcher to upload them.
     batch: Vec<Ino>,
+    /// Versions of a file we sent whose outcome is unknown (the answer was
+    /// lost with the link): the board may have one of them in place of the
+    /// base, which is then no conflict for a later version.
+    sent: HashMap<Ino, Vec<bytes::Bytes>>,
     /// Closes waiting for their file's upload (each for its own version).
     waiters: HashMap<Ino, Vec<Waiter>>,
     /// Why a dirty file is not on the board yet, for `status`.
@@ -169,7 +177,11 @@ impl Core {
         let first = board.impatient();
         let epoch = first.epoch_offset().await?;
         let conflicts = match &opts.journal {
-            Some(dir) => journal::recover(&board, &journal::Journal::new(dir.clone())).await,
+            Some(dir) => {
+                let id = identity::board_id(&first).await;
+                identity::claim(dir, id.as_deref(), opts.adopt_journal);
+                journal::recover(&board, &journal::Journal::new(dir.clone())).await
+            }
             None => Vec::new(),
         };
         let started = Instant::now();
@@ -189,7 +201,7 @@ impl Core {
         );
         first.cleanup().await;
         let mut tree = Tree::default();
-        tree.load(ROOT, entries, &is_part);
+        tree.load(ROOT, entries, &hidden);
         if let Some(f) = &opts.state_file {
             attrs::apply(f, &mut tree);
         }
@@ -218,6 +230,7 @@ impl Core {
             retry: HashMap::new(),
             conflicts,
             batch: Vec::new(),
+            sent: HashMap::new(),
             waiters: HashMap::new(),
             unsent: HashMap::new(),
         };
@@ -324,6 +337,11 @@ impl Core {
         if is_part(name) {
             return Err(Error::Invalid(format!(
                 "{name}: names starting with .wrm- are reserved for uploads in progress"
+            )));
+        }
+        if name == identity::MARKER {
+            return Err(Error::Invalid(format!(
+                "{name}: reserved for the board's id (see README)"
             )));
         }
         Ok(name)

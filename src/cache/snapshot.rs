@@ -143,7 +143,7 @@ impl Core {
         let mut seen = HashSet::new();
         for e in listing {
             let name = e.path.rsplit('/').next().unwrap_or("").to_string();
-            if name.is_empty() || is_part(&name) {
+            if name.is_empty() || super::identity::hidden(&name) {
                 continue;
             }
             seen.insert(name.clone());

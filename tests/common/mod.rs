@@ -197,6 +197,24 @@ impl TestBoard {
         std::mem::swap(self, &mut fresh);
     }
 
+    /// Another board on the same port (every ESP in access-point mode is
+    /// 192.168.4.1): one with the flash `root`. Returns the flash of the
+    /// board it replaces.
+    pub fn swap_board(&mut self, root: tempfile::TempDir) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let old = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
+        let mut fresh = Self::on(
+            root,
+            self.ring,
+            Some(self.port),
+            self.heap_kb,
+            self.linger_ms,
+        );
+        std::mem::swap(self, &mut fresh);
+        old
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
