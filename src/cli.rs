@@ -144,6 +144,53 @@ pub enum Command {
         #[arg(short = 'R', long)]
         recursive: bool,
     },
+    /// Remove files from a board: HOST[:PORT]:PATH (NAME:PATH, URL:PATH)
+    /// or a path in a mount, as for cp.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Directories too, with what they hold.
+        #[arg(short, long)]
+        recursive: bool,
+        /// A missing file is no error.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Make directories on a board.
+    Mkdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Parents too; an existing directory is no error.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Remove empty directories from a board.
+    Rmdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Rename or move a file or directory within one board (into DST when
+    /// it is a directory).
+    Mv { src: String, dst: String },
+    /// Print files of a board.
+    Cat {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// A board's free space (HOST[:PORT], NAME, URL or a mountpoint).
+    Df { target: String },
+    /// Make empty files on a board (an existing one is left as it is).
+    Touch {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// SHA-256 of files on a board, as sha256sum prints them.
+    Sha256sum {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// The tree below a directory of a board: HOST[:PORT][:PATH].
+    Tree { target: String },
     /// Run CODE on a board and print its output ("-" reads CODE from stdin).
     Exec {
         /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
@@ -555,6 +602,19 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Repl { board } => c::repl(&board, conn).await,
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
         Command::Run { file, board } => c::run(&file, &board, conn).await,
+        Command::Rm {
+            paths,
+            recursive,
+            force,
+        } => c::rm(&paths, recursive, force, conn).await,
+        Command::Mkdir { paths, parents } => c::mkdir(&paths, parents, conn).await,
+        Command::Rmdir { paths } => c::rmdir(&paths, conn).await,
+        Command::Mv { src, dst } => c::mv(&src, &dst, conn).await,
+        Command::Cat { paths } => c::cat(&paths, conn).await,
+        Command::Df { target } => c::df(&target, conn).await,
+        Command::Touch { paths } => c::touch(&paths, conn).await,
+        Command::Sha256sum { paths } => c::sha256sum(&paths, conn).await,
+        Command::Tree { target } => c::tree(&target, conn).await,
         Command::Web {
             target,
             listen,

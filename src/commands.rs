@@ -2,6 +2,9 @@
 //! `reset`, `repl`, `exec`, `ls`. A command given a path inside a mount
 //! talks to that mount's daemon; given HOST[:PORT], to the board.
 
+mod files;
+pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
+
 use crate::board::{self, Board, Entry, Kind};
 use crate::cli::Conn;
 use crate::error::{Error, Result};

@@ -210,3 +210,120 @@ fn status_of_a_named_board_shows_its_address() {
         Some(format!("board: ws://{}/", tb.addr()).as_str())
     );
 }
+
+#[test]
+fn file_commands_on_a_board() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::write(tb.path("/main.py"), "print('main')\n").unwrap();
+    let o = wm(&tb, &["mkdir", "-p", &at("/lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/sub").is_dir());
+    let o = wm(&tb, &["mkdir", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o), format!("webrepl-mount: {a}:/lib exists already"));
+    let o = wm(&tb, &["touch", &at("/lib/sub/empty.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/lib/sub/empty.py")).unwrap(), b"");
+    let o = wm(&tb, &["cat", &at("/main.py")]);
+    assert_eq!(out(&o), "print('main')\n");
+    let o = wm(&tb, &["cat", &at("/nope.py")]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = wm(&tb, &["sha256sum", &at("/main.py")]);
+    assert_eq!(
+        out(&o),
+        format!("{}  {a}:/main.py\n", sha256_of(b"print('main')\n"))
+    );
+    let o = wm(&tb, &["mv", &at("/main.py"), &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/main.py").is_file() && !tb.path("/main.py").exists());
+    let o = wm(&tb, &["tree", &a]);
+    assert_eq!(
+        out(&o),
+        "/\n    lib/\n        main.py\n        sub/\n            empty.py\n"
+    );
+    let o = wm(&tb, &["rm", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {a}:/lib is a directory (rm -r removes it with what it holds; rmdir an empty one)"
+        )
+    );
+    let o = wm(&tb, &["rm", &at("/lib/sub/empty.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["rmdir", &at("/lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib/sub").exists());
+    let o = wm(&tb, &["rm", "-r", &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib").exists());
+    let o = wm(&tb, &["rm", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = wm(&tb, &["rm", "-f", &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["df", &a]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).starts_with(&format!("{a}: ")) && out(&o).contains(" free of "),
+        "{}",
+        out(&o)
+    );
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    let o = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn file_commands_on_a_path_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('main')\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let at = |p: &str| m.path().join(p).display().to_string();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&["mkdir", "-p", &at("lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["touch", &at("lib/sub/a.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["mv", &at("main.py"), &at("lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["cat", &at("lib/main.py")]);
+    assert_eq!(out(&o), "print('main')\n");
+    let o = run(&["sha256sum", &at("lib/main.py")]);
+    assert_eq!(
+        out(&o),
+        format!("{}  {}\n", sha256_of(b"print('main')\n"), at("lib/main.py"))
+    );
+    let o = run(&["df", &m.path().display().to_string()]);
+    assert!(out(&o).contains(" free of "), "{} {}", out(&o), err(&o));
+    let o = run(&["rm", "-r", &at("lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["rmdir", &at("lib")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    // Through the mount: on the board once the mount has sent it.
+    common::eventually(10, "the board has the moved file", || {
+        tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
+    });
+    let o = run(&["rm", "/tmp/not-in-a-mount-xyz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+    );
+}
