@@ -40,7 +40,7 @@ pub struct MountArgs {
     #[arg(required = true)]
     pub board: Option<String>,
     /// An empty directory to mount the board's filesystem on.
-    #[arg(required = true)]
+    #[arg(required = true, value_hint = clap::ValueHint::DirPath)]
     pub mountpoint: Option<PathBuf>,
     /// Return once mounted and run in the background.
     #[arg(long)]
@@ -98,7 +98,10 @@ pub struct MountArgs {
 pub enum Command {
     /// Flush every change to the board, unmount, and wait for the daemon to
     /// exit; cleans up a mount whose daemon died.
-    Unmount { mountpoint: PathBuf },
+    Unmount {
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        mountpoint: PathBuf,
+    },
     /// What a mount is doing (cache use, files not yet on the board,
     /// transfers, traffic), or a board's firmware and free space.
     Status {
@@ -108,7 +111,11 @@ pub enum Command {
     },
     /// The REPL of a mounted board (Ctrl-] detaches, the mount goes on), or
     /// of HOST[:PORT] like `repl`.
-    Term { target: String },
+    Term {
+        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        #[arg(value_hint = clap::ValueHint::AnyPath)]
+        target: String,
+    },
     /// Soft-reset the board (a mount flushes first and re-reads the tree).
     Reset { target: String },
     /// The board's REPL in this terminal (Ctrl-] to exit).
@@ -141,11 +148,72 @@ pub enum Command {
         #[arg(short = 'R', long)]
         recursive: bool,
     },
+    /// Remove files from a board: HOST[:PORT]:PATH (NAME:PATH, URL:PATH)
+    /// or a path in a mount, as for cp.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Directories too, with what they hold.
+        #[arg(short, long)]
+        recursive: bool,
+        /// A missing file is no error.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Make directories on a board.
+    Mkdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Parents too; an existing directory is no error.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Remove empty directories from a board.
+    Rmdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Rename or move a file or directory within one board (into DST when
+    /// it is a directory).
+    Mv { src: String, dst: String },
+    /// Print files of a board.
+    Cat {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// A board's free space (HOST[:PORT], NAME, URL or a mountpoint).
+    Df { target: String },
+    /// Make empty files on a board (an existing one is left as it is).
+    Touch {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// SHA-256 of files on a board, as sha256sum prints them.
+    Sha256sum {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// The tree below a directory of a board: HOST[:PORT][:PATH].
+    Tree { target: String },
     /// Run CODE on a board and print its output ("-" reads CODE from stdin).
-    Exec { board: String, code: String },
+    Exec {
+        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        board: String,
+        /// Python code (a local file goes with `run`).
+        code: String,
+    },
+    /// Run a local Python file on a board and print its output.
+    Run {
+        #[arg(value_hint = clap::ValueHint::FilePath)]
+        file: PathBuf,
+        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        board: String,
+    },
     /// The board in a browser tab: its REPL and its files, sharing the
     /// mount's connection (MOUNTPOINT) or a board's (HOST[:PORT]).
     Web {
+        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        #[arg(value_hint = clap::ValueHint::AnyPath)]
         target: String,
         /// Where to listen: [ADDR:]PORT (default: 127.0.0.1, a free port).
         #[arg(long, value_name = "[ADDR:]PORT", default_value = "127.0.0.1:0")]
@@ -166,13 +234,8 @@ pub struct Conn {
     /// The WebREPL password. It lands in shell history (and in `ps` for the
     /// instant before it is moved to the environment): prefer
     /// WEBREPL_PASSWORD or --password-file.
-    #[arg(
-        short,
-        long,
-        env = "WEBREPL_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    /// (No short option: `-p` is cp's "preserve".)
+    #[arg(long, env = "WEBREPL_PASSWORD", hide_env_values = true, global = true)]
     pub password: Option<String>,
     /// Read the password from the first line of this file.
     #[arg(long, value_name = "FILE", global = true)]
@@ -216,6 +279,17 @@ impl Conn {
             let text = std::fs::read_to_string(f).map_err(|e| {
                 Error::Invalid(format!("cannot read password file {}: {e}", f.display()))
             })?;
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(f)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                eprintln!(
+                    "webrepl-mount: warning: the password file {} can be read by others (mode {:o}); chmod 600 {}",
+                    f.display(),
+                    m.permissions().mode() & 0o777,
+                    f.display()
+                );
+            }
             return Ok(text.lines().next().unwrap_or("").to_string());
         }
         if let Some(p) = &self.password {
@@ -223,7 +297,7 @@ impl Conn {
         }
         rpassword::prompt_password("WebREPL password: ").map_err(|e| {
             Error::Invalid(format!(
-                "no password given and cannot prompt ({e}): use WEBREPL_PASSWORD, --password-file or -p"
+                "no password given and cannot prompt ({e}): use WEBREPL_PASSWORD, --password-file or --password"
             ))
         })
     }
@@ -361,6 +435,81 @@ impl MountArgs {
     }
 }
 
+/// A bare word that is no board of boards.toml but close to a command's
+/// name was a mistyped command (`umount`), not a host: clap's error, with
+/// its "did you mean".
+fn not_a_command(board: &str) -> Result<()> {
+    if board.contains(['.', ':', '/', '[']) || board == "localhost" {
+        return Ok(());
+    }
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let commands = clap::Command::new("webrepl-mount")
+        .subcommands(cmd.get_subcommands().cloned())
+        .disable_help_subcommand(true);
+    match commands.try_get_matches_from(["webrepl-mount", board]) {
+        Err(e)
+            if e.get(clap::error::ContextKind::SuggestedSubcommand)
+                .is_some() =>
+        {
+            Err(Error::Invalid(
+                e.render()
+                    .to_string()
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .lines()
+                    .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                    .chain(["(a board named so goes in boards.toml)"])
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What would make the mount fail, said before the board is touched: the
+/// directory is missing, already a mount, or the board is held by this
+/// user's own mount.
+fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = mp.display();
+    let meta = match std::fs::metadata(mp) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Invalid(format!(
+                "{shown} does not exist (make it with: mkdir {shown})"
+            )));
+        }
+        // ENOTCONN: a FUSE mount whose daemon died.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(Error::Invalid(format!(
+                "{shown} is already a mount, whose daemon died (clean it up with: webrepl-mount unmount {shown})"
+            )));
+        }
+        Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
+    };
+    if !meta.is_dir() {
+        return Err(Error::Invalid(format!("{shown}: not a directory")));
+    }
+    let abs = std::path::absolute(mp).unwrap_or_else(|_| mp.to_path_buf());
+    let parent_dev = abs
+        .parent()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.dev());
+    if parent_dev.is_some_and(|d| d != meta.dev()) {
+        return Err(Error::Invalid(format!(
+            "{shown} is already a mount point (unmount it first: webrepl-mount unmount {shown})"
+        )));
+    }
+    if let Some(other) = crate::mount::mounted_board(board) {
+        return Err(Error::Busy(format!(
+            "{board} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
+             use that mount, or unmount it first"
+        )));
+    }
+    Ok(())
+}
+
 impl Cli {
     /// Before anything runs, and before a daemon forks: a named board
     /// becomes its address and settings, and `-o` becomes what the FUSE
@@ -373,6 +522,12 @@ impl Cli {
             return Ok(());
         };
         let (address, conn, named) = self.conn.for_board(&board)?;
+        if named.is_none() {
+            not_a_command(&board)?;
+        }
+        if let Some(mp) = &self.mount.mountpoint {
+            check_mountpoint(mp, &address)?;
+        }
         self.conn = conn;
         self.mount.board = Some(address);
         // The command line's options come last: they add to the board's.
@@ -451,6 +606,20 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Reset { target } => c::reset(&target, conn).await,
         Command::Repl { board } => c::repl(&board, conn).await,
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
+        Command::Run { file, board } => c::run(&file, &board, conn).await,
+        Command::Rm {
+            paths,
+            recursive,
+            force,
+        } => c::rm(&paths, recursive, force, conn).await,
+        Command::Mkdir { paths, parents } => c::mkdir(&paths, parents, conn).await,
+        Command::Rmdir { paths } => c::rmdir(&paths, conn).await,
+        Command::Mv { src, dst } => c::mv(&src, &dst, conn).await,
+        Command::Cat { paths } => c::cat(&paths, conn).await,
+        Command::Df { target } => c::df(&target, conn).await,
+        Command::Touch { paths } => c::touch(&paths, conn).await,
+        Command::Sha256sum { paths } => c::sha256sum(&paths, conn).await,
+        Command::Tree { target } => c::tree(&target, conn).await,
         Command::Web {
             target,
             listen,

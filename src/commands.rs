@@ -2,6 +2,9 @@
 //! `reset`, `repl`, `exec`, `ls`. A command given a path inside a mount
 //! talks to that mount's daemon; given HOST[:PORT], to the board.
 
+mod files;
+pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
+
 use crate::board::{self, Board, Entry, Kind};
 use crate::cli::Conn;
 use crate::error::{Error, Result};
@@ -19,21 +22,42 @@ pub async fn status(target: &str, conn: &Conn) -> Result<()> {
         }
         return Ok(());
     }
+    let (address, _, _) = conn.for_board(target)?;
     let b = conn.connect(target).await?;
     let (x, y, z) = b.session().version().await?;
     let v = b.statvfs("/").await;
     b.session().close().await;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "board: {}\nfirmware: MicroPython {x}.{y}.{z}",
-        Target::parse(target)?
-    );
+        Target::parse(&address)?
+    )?;
     let v = v?;
-    println!(
-        "flash: {} KB free of {} KB",
-        v.bavail * v.frsize.max(v.bsize) / 1024,
-        v.blocks * v.frsize.max(v.bsize) / 1024
-    );
+    let block = v.frsize.max(v.bsize);
+    writeln!(
+        out,
+        "flash: {} free of {}",
+        human(v.bavail.saturating_mul(block)),
+        human(v.blocks.saturating_mul(block))
+    )?;
     Ok(())
+}
+
+/// Bytes as people read them: `64.0 MB`, `1.2 KB`, `512 B` (powers of 1024,
+/// as df -h).
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 pub async fn term(target: &str, conn: &Conn) -> Result<()> {
@@ -154,8 +178,25 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     let code = if code == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
+        if !code.contains('\n') && Path::new(code).is_file() {
+            return Err(Error::Invalid(format!(
+                "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+            )));
+        }
         code.to_string()
     };
+    run_code(board, &code, conn).await
+}
+
+/// `run FILE BOARD`: the file's text run on the board (its output comes
+/// when it ends, as with exec).
+pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
+    let code = std::fs::read_to_string(file)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+    run_code(board, &code, conn).await
+}
+
+async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
     let (stdout, stderr) = match mounted(board)? {
         Some(mp) => {
             let hex: String = code.bytes().map(|b| format!("{b:02x}")).collect();
@@ -176,7 +217,7 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
             // Ctrl-C here stops the program on the board too (the session
             // sends Ctrl-C when its caller stops waiting).
             let r = tokio::select! {
-                r = b.exec(&code) => Some(r),
+                r = b.exec(code) => Some(r),
                 _ = tokio::signal::ctrl_c() => None,
             };
             b.session().close().await;
@@ -194,7 +235,7 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
 }
 
 pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
-    let (board, path) = split_remote(target).unwrap_or((target.to_string(), "/".into()));
+    let (board, path) = board_and_path(target)?;
     let b = conn.connect(&board).await?;
     let r = list(&b, &path, long, recursive).await;
     b.session().close().await;
@@ -299,6 +340,15 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
     Ok(())
 }
 
+/// A board argument with an optional path: `HOST[:PORT][:PATH]`, `NAME`,
+/// a URL; no path is the root.
+pub fn board_and_path(target: &str) -> Result<(String, String)> {
+    if split_remote(target).is_none() {
+        return Ok((target.to_string(), "/".into()));
+    }
+    remote_arg(target)
+}
+
 /// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax;
 /// `URL:PATH` likewise.
 /// Paths that start with `/` or `.` are local, as is anything without `:`.
@@ -322,6 +372,9 @@ pub fn split_remote(s: &str) -> Option<(String, String)> {
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let after = after.strip_prefix(':')?;
+        if is_port(after) {
+            return Some((s.to_string(), "/".into()));
+        }
         return Some(match after.split_once(':') {
             Some((port, path)) if port.parse::<u16>().is_ok() => {
                 (format!("[{host}]:{port}"), path.to_string())
@@ -333,11 +386,38 @@ pub fn split_remote(s: &str) -> Option<(String, String)> {
     if host.is_empty() {
         return None;
     }
+    // `HOST:PORT` is a port for every command, as `exec` and `repl` take
+    // it; a board path of digits is written `HOST:/123`.
+    if is_port(rest) {
+        return Some((s.to_string(), "/".into()));
+    }
     Some(match rest.split_once(':') {
-        Some((port, path)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            (format!("{host}:{port}"), path.to_string())
-        }
+        Some((port, path)) if is_port(port) => (format!("{host}:{port}"), path.to_string()),
         _ => (host.to_string(), rest.to_string()),
+    })
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The board and path a `HOST[:PORT]:PATH` argument names, or an error
+/// naming both readings when digits could be a port or a file.
+pub fn remote_arg(s: &str) -> Result<(String, String)> {
+    if let Some((_, rest)) = s.split_once(':')
+        && is_port(rest)
+        && rest.parse::<u16>().ok().filter(|p| *p > 0).is_none()
+    {
+        let host = &s[..s.len() - rest.len() - 1];
+        return Err(Error::Invalid(format!(
+            "{s}: {rest} is no port (1-65535); for the board file {rest} write {host}:/{rest} \
+             (or {host}:PORT:{rest})"
+        )));
+    }
+    split_remote(s).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{s}: not a board path (HOST[:PORT]:PATH, NAME:PATH or URL:PATH)"
+        ))
     })
 }
 
@@ -375,7 +455,38 @@ mod tests {
             Some(("wss://proxy.example/webrepl/".into(), "/".into()))
         );
         assert_eq!(r("./a:b"), None);
+        assert_eq!(
+            r("127.0.0.1:19112"),
+            Some(("127.0.0.1:19112".into(), "/".into()))
+        );
         assert_eq!(r("/tmp/x"), None);
         assert_eq!(r("plain"), None);
+    }
+
+    /// One grammar for a board argument, whatever the command.
+    #[test]
+    fn board_argument_grammar() {
+        let table: &[(&str, Option<(&str, &str)>)] = &[
+            ("127.0.0.1:19112", Some(("127.0.0.1:19112", "/"))),
+            ("127.0.0.1:19112:", Some(("127.0.0.1:19112", ""))),
+            ("127.0.0.1:19112:/x.py", Some(("127.0.0.1:19112", "/x.py"))),
+            ("127.0.0.1:/x.py", Some(("127.0.0.1", "/x.py"))),
+            ("127.0.0.1:x.py", Some(("127.0.0.1", "x.py"))),
+            ("127.0.0.1:/123", Some(("127.0.0.1", "/123"))),
+            ("esp:lib/a.py", Some(("esp", "lib/a.py"))),
+            ("[::1]:8266", Some(("[::1]:8266", "/"))),
+            ("[::1]:/x", Some(("[::1]", "/x"))),
+            ("ws://h:8266/:/a", Some(("ws://h:8266/", "/a"))),
+            ("/tmp/m/a", None),
+            ("plain", None),
+        ];
+        for (arg, want) in table {
+            let got = split_remote(arg);
+            let want = want.map(|(b, p)| (b.to_string(), p.to_string()));
+            assert_eq!(got, want, "{arg}");
+        }
+        let e = remote_arg("host:99999").unwrap_err().to_string();
+        assert!(e.contains("no port") && e.contains("host:/99999"), "{e}");
+        assert!(remote_arg("host:8266").is_ok());
     }
 }

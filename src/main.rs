@@ -9,6 +9,7 @@ fn main() {
     // SAFETY: prctl with plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     raise_file_limit();
+    quiet_broken_pipe();
     hide_password_from_ps();
     let mut cli = match mount_helper_args() {
         Some(args) => Cli::parse_from(args),
@@ -21,8 +22,13 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("webrepl_mount={level}")));
+    // Colour only for a person at a terminal: never in a pipe, nor in the
+    // daemon's log file, which becomes its stderr.
+    let daemon = cli.command.is_none() && cli.mount.daemon;
+    let ansi = !daemon && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = cli.prepare() {
@@ -43,6 +49,9 @@ fn main() {
     };
     let code = match rt.block_on(cli::run(cli, ready)) {
         Ok(()) => 0,
+        Err(webrepl_mount::error::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            141
+        }
         Err(e) => {
             eprintln!("webrepl-mount: {e}");
             cli::exit_code(&e)
@@ -51,6 +60,25 @@ fn main() {
     // The stdin thread of a terminal may still be blocked in read().
     rt.shutdown_background();
     std::process::exit(code);
+}
+
+/// `status MNT | head -1`: output to a closed pipe ends the command
+/// quietly with 141, as coreutils' (killed by SIGPIPE) do. SIGPIPE itself
+/// stays ignored: a closed socket must not kill a mount's daemon.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.contains("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The soft limit on open files raised to the hard one (as most servers
@@ -209,7 +237,7 @@ fn started_by_mount() -> bool {
     false
 }
 
-/// A password given with `-p` is in the command line, which every user can
+/// A password given with `--password` is in the command line, which every user can
 /// read (`ps`, /proc/PID/cmdline). Run again without it, the password in the
 /// environment instead, which only its owner can read; same process.
 fn hide_password_from_ps() {
@@ -225,12 +253,9 @@ fn hide_password_from_ps() {
             kept.extend(it.by_ref().cloned());
             break;
         }
-        if (s == "-p" || s == "--password") && password.is_none() {
+        if s == "--password" && password.is_none() {
             password = it.next().cloned();
-        } else if let Some(v) = s
-            .strip_prefix("--password=")
-            .or_else(|| s.strip_prefix("-p").filter(|v| !v.is_empty()))
-        {
+        } else if let Some(v) = s.strip_prefix("--password=") {
             password = Some(v.into());
         } else {
             kept.push(a.clone());

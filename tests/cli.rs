@@ -146,7 +146,7 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
     let tb = TestBoard::start();
     let target = format!("{}:/", tb.addr());
     let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["ls", &target, "-p", "wrongpw"])
+        .args(["ls", &target, "--password", "wrongpw"])
         .env_remove("WEBREPL_PASSWORD")
         .output()
         .unwrap();
@@ -237,7 +237,7 @@ fn a_password_given_with_p_is_not_in_the_command_line() {
             "exec",
             &tb.addr(),
             "open('/started','w').close()\nimport time\ntime.sleep(1.5)\nprint('done')",
-            "-p",
+            "--password",
             &tb.password,
         ])
         .env_remove("WEBREPL_PASSWORD")

@@ -313,7 +313,7 @@ fn a_link_down_past_the_timeout_fails_close_keeps_the_file_and_never_truncates_t
 #[test]
 fn daemon_mode_returns_once_mounted_or_with_the_error() {
     let tb = TestBoard::start();
-    let (m, out) = Mount::daemon(&tb, &tb.addr(), &["-p", "nope"]);
+    let (m, out) = Mount::daemon(&tb, &tb.addr(), &["--password", "nope"]);
     assert_eq!(
         out.status.code(),
         Some(3),

@@ -1,0 +1,387 @@
+//! File commands on a board, as mpremote users know them: `rm`, `mkdir`,
+//! `rmdir`, `mv`, `cat`, `df`, `touch`, `sha256sum`, `tree`. An argument is
+//! `HOST[:PORT]:PATH` (`NAME:PATH`, `URL:PATH`), as for `cp`, or a path in
+//! a mount: there the mount's files are used, as `cp` does, so the mount's
+//! cache and journal see the change.
+
+use super::{board_and_path, human, mounted, remote_arg, split_remote};
+use crate::board::{self, Base, Board, Kind};
+use crate::cli::Conn;
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where an argument points.
+enum Place {
+    /// A board (as the command line named it) and a normalized path on it.
+    Board(String, String),
+    /// A path in a mount.
+    Local(PathBuf),
+}
+
+fn place(arg: &str) -> Result<Place> {
+    if split_remote(arg).is_some() {
+        let (b, p) = remote_arg(arg)?;
+        return Ok(Place::Board(b, board::normalize(&p)?));
+    }
+    match mounted(arg)? {
+        Some(_) => Ok(Place::Local(PathBuf::from(arg))),
+        None => Err(Error::Invalid(format!(
+            "{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount"
+        ))),
+    }
+}
+
+/// The sessions a command opened, one per board, closed at the end.
+struct Boards<'a> {
+    conn: &'a Conn,
+    open: Vec<(String, Board)>,
+}
+
+impl<'a> Boards<'a> {
+    fn new(conn: &'a Conn) -> Self {
+        Boards {
+            conn,
+            open: Vec::new(),
+        }
+    }
+
+    async fn get(&mut self, name: &str) -> Result<Board> {
+        if let Some((_, b)) = self.open.iter().find(|(n, _)| n == name) {
+            return Ok(b.clone());
+        }
+        let b = self.conn.connect(name).await?;
+        self.open.push((name.to_string(), b.clone()));
+        Ok(b)
+    }
+
+    async fn close<T>(self, r: Result<T>) -> Result<T> {
+        for (_, b) in &self.open {
+            b.session().close().await;
+        }
+        r
+    }
+}
+
+/// Runs `each` on every argument in turn, with the boards they name; the
+/// first error ends the command.
+async fn for_each<F>(args: &[String], conn: &Conn, mut each: F) -> Result<()>
+where
+    F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
+{
+    let mut boards = Boards::new(conn);
+    let mut r = Ok(());
+    for arg in args {
+        r = match place(arg) {
+            Ok(p) => each(&mut boards, arg, p).await,
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            break;
+        }
+    }
+    boards.close(r).await
+}
+
+async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {
+    b.stat(path)
+        .await?
+        .ok_or_else(|| Error::NotFound(path.to_string()))
+}
+
+pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| match place {
+        Place::Local(p) => {
+            let r = match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+                Ok(_) => std::fs::remove_file(&p),
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(Error::NotFound(arg.to_string()))
+                }
+                r => Ok(r?),
+            }
+        }
+        Place::Board(name, path) => {
+            let b = boards.get(&name).await?;
+            let Some(st) = b.stat(&path).await? else {
+                return if force {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound(path))
+                };
+            };
+            if st.kind == Kind::File {
+                return b.remove(&path).await;
+            }
+            if !recursive {
+                return Err(is_dir(arg));
+            }
+            let listing = b.listing(&path, true).await?;
+            if !listing.skipped.is_empty() {
+                return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
+            }
+            let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+                .entries
+                .into_iter()
+                .partition(|e| e.kind == Kind::Dir);
+            for f in files {
+                b.remove(&f.path).await?;
+            }
+            // Deepest first: a directory is empty when its turn comes.
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+            for d in dirs {
+                b.rmdir(&d.path).await?;
+            }
+            if path != "/" {
+                b.rmdir(&path).await?;
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+fn is_dir(arg: &str) -> Error {
+    Error::Invalid(format!(
+        "{arg} is a directory (rm -r removes it with what it holds; rmdir an empty one)"
+    ))
+}
+
+pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| match place {
+        Place::Local(p) if parents => Ok(std::fs::create_dir_all(p)?),
+        Place::Local(p) => std::fs::create_dir(p).map_err(|e| local_error(e, arg)),
+        Place::Board(name, path) => {
+            let b = boards.get(&name).await?;
+            if parents {
+                return b.mkdirs(&path).await;
+            }
+            if b.stat(&path).await?.is_some() {
+                return Err(Error::Invalid(format!("{arg} exists already")));
+            }
+            b.mkdir(&path).await
+        }
+    })
+    .await
+}
+
+pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| match place {
+        Place::Local(p) => std::fs::remove_dir(p).map_err(|e| local_error(e, arg)),
+        Place::Board(name, path) => {
+            let b = boards.get(&name).await?;
+            if must_stat(&b, &path).await?.kind != Kind::Dir {
+                return Err(Error::Invalid(format!("{arg} is not a directory")));
+            }
+            b.rmdir(&path).await
+        }
+    })
+    .await
+}
+
+fn local_error(e: std::io::Error, arg: &str) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound(arg.to_string()),
+        _ => Error::Invalid(format!("{arg}: {e}")),
+    }
+}
+
+/// `mv SRC DST`, within one board (or one mount); into DST when it is a
+/// directory.
+pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
+    match (place(src)?, place(dst)?) {
+        (Place::Local(s), Place::Local(d)) => {
+            let d = match (d.is_dir(), s.file_name()) {
+                (true, Some(n)) => d.join(n),
+                _ => d,
+            };
+            std::fs::rename(&s, &d).map_err(|e| local_error(e, src))
+        }
+        (Place::Board(bs, s), Place::Board(bd, d)) if bs == bd => {
+            let mut boards = Boards::new(conn);
+            let r = async {
+                let b = boards.get(&bs).await?;
+                must_stat(&b, &s).await?;
+                let d = match b.stat(&d).await? {
+                    Some(st) if st.kind == Kind::Dir => {
+                        board::join(&d, s.rsplit('/').next().unwrap_or(&s))
+                    }
+                    _ => d,
+                };
+                b.rename(&s, &d).await
+            }
+            .await;
+            boards.close(r).await
+        }
+        _ => Err(Error::Invalid(format!(
+            "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
+        ))),
+    }
+}
+
+pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| {
+        let data = match place {
+            Place::Local(p) => std::fs::read(p).map_err(|e| local_error(e, arg))?,
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                if must_stat(&b, &path).await?.kind == Kind::Dir {
+                    return Err(Error::Invalid(format!("{arg} is a directory")));
+                }
+                b.get(&path).await?
+            }
+        };
+        Ok(std::io::stdout().lock().write_all(&data)?)
+    })
+    .await
+}
+
+/// An existing file is left as it is (the board keeps no time worth a
+/// flash write); a missing one is made empty.
+pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| match place {
+        Place::Local(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| local_error(e, arg))?;
+            Ok(f.set_modified(std::time::SystemTime::now())?)
+        }
+        Place::Board(name, path) => {
+            let b = boards.get(&name).await?;
+            if b.stat(&path).await?.is_none() {
+                b.put(&path, b"", false, Base::Absent).await?;
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Hashed on the board where its firmware has hashlib, else here.
+pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
+    for_each(args, conn, async |boards, arg, place| {
+        let digest = match place {
+            Place::Local(p) => board::digest(
+                "sha256",
+                &std::fs::read(p).map_err(|e| local_error(e, arg))?,
+            ),
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                let st = must_stat(&b, &path).await?;
+                if st.kind == Kind::Dir {
+                    return Err(Error::Invalid(format!("{arg} is a directory")));
+                }
+                match b.digests(&[(&path, st.size)]).await? {
+                    (algo, d) if algo == "sha256" && d.first().is_some_and(Option::is_some) => {
+                        d.into_iter().flatten().next().unwrap_or_default()
+                    }
+                    _ => board::digest("sha256", &b.get(&path).await?),
+                }
+            }
+        };
+        Ok(writeln!(std::io::stdout().lock(), "{digest}  {arg}")?)
+    })
+    .await
+}
+
+pub async fn df(target: &str, conn: &Conn) -> Result<()> {
+    let (total, avail) = if let Some(mp) = mounted(target)? {
+        local_statvfs(&mp)?
+    } else {
+        let (name, path) = board_and_path(target)?;
+        let mut boards = Boards::new(conn);
+        let r = async {
+            let b = boards.get(&name).await?;
+            b.statvfs(&board::normalize(&path)?).await
+        }
+        .await;
+        let v = boards.close(r).await?;
+        let block = v.frsize.max(v.bsize);
+        (
+            v.blocks.saturating_mul(block),
+            v.bavail.saturating_mul(block),
+        )
+    };
+    let used = total.saturating_sub(avail);
+    let pct = (used as f64 * 100.0 / total.max(1) as f64).round();
+    writeln!(
+        std::io::stdout().lock(),
+        "{target}: {} used, {} free of {} ({pct:.0}% used)",
+        human(used),
+        human(avail),
+        human(total)
+    )?;
+    Ok(())
+}
+
+fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Invalid(format!("{}: a NUL in the path", p.display())))?;
+    // SAFETY: a valid C string and a zeroed struct for statvfs to fill.
+    let v = unsafe {
+        let mut v: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut v) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        v
+    };
+    let block = v.f_frsize.max(v.f_bsize);
+    Ok((
+        v.f_blocks.saturating_mul(block),
+        v.f_bavail.saturating_mul(block),
+    ))
+}
+
+/// The tree below a board path, indented by depth, directories with `/`.
+pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
+    let (name, path) = match mounted(target)? {
+        Some(_) => {
+            return Err(Error::Invalid(format!(
+                "{target} is in a mount: use the system's tree (or find) there"
+            )));
+        }
+        None => board_and_path(target)?,
+    };
+    let path = board::normalize(&path)?;
+    let mut boards = Boards::new(conn);
+    let r = async {
+        let b = boards.get(&name).await?;
+        if must_stat(&b, &path).await?.kind != Kind::Dir {
+            return Err(Error::Invalid(format!("{target} is not a directory")));
+        }
+        b.listing(&path, true).await
+    }
+    .await;
+    let listing = boards.close(r).await?;
+    let mut entries = listing.entries;
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", board::shown(&path))?;
+    for e in entries {
+        let rel = e
+            .path
+            .strip_prefix(&path)
+            .unwrap_or(&e.path)
+            .trim_start_matches('/');
+        let depth = rel.matches('/').count();
+        let leaf = rel.rsplit('/').next().unwrap_or(rel);
+        let slash = if e.kind == Kind::Dir { "/" } else { "" };
+        writeln!(
+            out,
+            "{}{}{slash}",
+            "    ".repeat(depth + 1),
+            board::shown(leaf)
+        )?;
+    }
+    if !listing.skipped.is_empty() {
+        return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
+    }
+    Ok(())
+}

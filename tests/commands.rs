@@ -1,0 +1,329 @@
+//! The command line without surprises (issue 24): one grammar for a board
+//! argument, mistyped commands, cp's short options, pipes, and messages
+//! that name the real cause; then the file commands.
+
+mod common;
+
+use common::{Mount, TestBoard};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.stdin(Stdio::null());
+    c
+}
+
+fn wm(tb: &TestBoard, args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .expect("run webrepl-mount")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn host_port_is_a_port_for_every_command() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let o = wm(&tb, &["ls", &tb.addr()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", out(&o));
+    let o = wm(&tb, &["ls", "127.0.0.1:99999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: 127.0.0.1:99999: 99999 is no port (1-65535); for the board file 99999 \
+         write 127.0.0.1:/99999 (or 127.0.0.1:PORT:99999)"
+    );
+}
+
+#[test]
+fn a_mistyped_command_is_no_board_name() {
+    let o = bin().args(["umount", "/tmp/x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: unrecognized subcommand 'umount'\n  \
+         tip: a similar subcommand exists: 'unmount'\n\
+         For more information, try '--help'.\n\
+         (a board named so goes in boards.toml)"
+    );
+}
+
+#[test]
+fn exec_of_a_local_file_says_run_and_run_runs_it() {
+    let tb = TestBoard::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(&file, "print('hi', 6*7)\n").unwrap();
+    let f = file.to_str().unwrap();
+    let o = wm(&tb, &["exec", &tb.addr(), f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {f} is a local file, and exec runs CODE: did you mean `webrepl-mount run {f} {}`?",
+            tb.addr()
+        )
+    );
+    let o = wm(&tb, &["run", f, &tb.addr()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "hi 42\n");
+}
+
+#[test]
+fn dash_p_is_not_the_password() {
+    let o = bin().args(["cp", "-rp", "a", "b:/"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).starts_with("error: unexpected argument '-p' found"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn status_into_a_closed_pipe_ends_quietly_and_sizes_are_human() {
+    let tb = TestBoard::start();
+    let mut child = bin()
+        .args(["status", &tb.addr()])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", err(&o));
+    assert_eq!(err(&o), "");
+    let o = wm(&tb, &["status", &tb.addr()]);
+    assert!(o.status.success(), "{}", err(&o));
+    let flash = out(&o)
+        .lines()
+        .find(|l| l.starts_with("flash: "))
+        .unwrap_or_default()
+        .to_string();
+    let units = |s: &str| ["B", "KB", "MB", "GB", "TB"].contains(&s);
+    let words: Vec<&str> = flash.split(' ').collect();
+    assert!(
+        words.len() == 7 && units(words[2]) && words[3..5] == ["free", "of"] && units(words[6]),
+        "{flash}"
+    );
+}
+
+#[test]
+fn no_colour_codes_into_a_pipe() {
+    let tb = TestBoard::start();
+    let o = wm(&tb, &["-vv", "ls", &tb.addr()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("DEBUG"), "{}", err(&o));
+    assert!(!err(&o).contains('\x1b'), "{}", err(&o));
+}
+
+#[test]
+fn a_password_file_others_can_read_is_used_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let tb = TestBoard::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, format!("{}\n", tb.password)).unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = pass.to_str().unwrap();
+    let o = bin()
+        .args(["exec", &tb.addr(), "print(1)", "--password-file", p])
+        .env_remove("WEBREPL_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: warning: the password file {p} can be read by others (mode 644); chmod 600 {p}"
+        )
+    );
+}
+
+#[test]
+fn mount_refusals_name_the_real_cause() {
+    let tb = TestBoard::start();
+    let o = wm(&tb, &[&tb.addr(), "/nonexistent/mnt"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: /nonexistent/mnt does not exist (make it with: mkdir /nonexistent/mnt)"
+    );
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let o = m.cmd().args([&tb.addr(), &mp]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {mp} is already a mount point (unmount it first: webrepl-mount unmount {mp})"
+        )
+    );
+    let other = tempfile::tempdir().unwrap();
+    let o = m
+        .cmd()
+        .args([&tb.addr(), other.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {} is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+             use that mount, or unmount it first",
+            tb.addr()
+        )
+    );
+}
+
+#[test]
+fn status_of_a_named_board_shows_its_address() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        format!("[kitchen]\naddress = \"{}\"\n", tb.addr()),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["status", "kitchen"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o).lines().next(),
+        Some(format!("board: ws://{}/", tb.addr()).as_str())
+    );
+}
+
+#[test]
+fn file_commands_on_a_board() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::write(tb.path("/main.py"), "print('main')\n").unwrap();
+    let o = wm(&tb, &["mkdir", "-p", &at("/lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/sub").is_dir());
+    let o = wm(&tb, &["mkdir", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o), format!("webrepl-mount: {a}:/lib exists already"));
+    let o = wm(&tb, &["touch", &at("/lib/sub/empty.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/lib/sub/empty.py")).unwrap(), b"");
+    let o = wm(&tb, &["cat", &at("/main.py")]);
+    assert_eq!(out(&o), "print('main')\n");
+    let o = wm(&tb, &["cat", &at("/nope.py")]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = wm(&tb, &["sha256sum", &at("/main.py")]);
+    assert_eq!(
+        out(&o),
+        format!("{}  {a}:/main.py\n", sha256_of(b"print('main')\n"))
+    );
+    let o = wm(&tb, &["mv", &at("/main.py"), &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/main.py").is_file() && !tb.path("/main.py").exists());
+    let o = wm(&tb, &["tree", &a]);
+    assert_eq!(
+        out(&o),
+        "/\n    lib/\n        main.py\n        sub/\n            empty.py\n"
+    );
+    let o = wm(&tb, &["rm", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {a}:/lib is a directory (rm -r removes it with what it holds; rmdir an empty one)"
+        )
+    );
+    let o = wm(&tb, &["rm", &at("/lib/sub/empty.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["rmdir", &at("/lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib/sub").exists());
+    let o = wm(&tb, &["rm", "-r", &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib").exists());
+    let o = wm(&tb, &["rm", &at("/lib")]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = wm(&tb, &["rm", "-f", &at("/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["df", &a]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).starts_with(&format!("{a}: ")) && out(&o).contains(" free of "),
+        "{}",
+        out(&o)
+    );
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    let o = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn file_commands_on_a_path_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('main')\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let at = |p: &str| m.path().join(p).display().to_string();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&["mkdir", "-p", &at("lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["touch", &at("lib/sub/a.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["mv", &at("main.py"), &at("lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["cat", &at("lib/main.py")]);
+    assert_eq!(out(&o), "print('main')\n");
+    let o = run(&["sha256sum", &at("lib/main.py")]);
+    assert_eq!(
+        out(&o),
+        format!("{}  {}\n", sha256_of(b"print('main')\n"), at("lib/main.py"))
+    );
+    let o = run(&["df", &m.path().display().to_string()]);
+    assert!(out(&o).contains(" free of "), "{} {}", out(&o), err(&o));
+    let o = run(&["rm", "-r", &at("lib/sub")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&["rmdir", &at("lib")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    // Through the mount: on the board once the mount has sent it.
+    common::eventually(10, "the board has the moved file", || {
+        tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
+    });
+    let o = run(&["rm", "/tmp/not-in-a-mount-xyz"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+    );
+}
