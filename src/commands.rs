@@ -99,9 +99,13 @@ pub async fn web(target: &str, listen: &str, open: bool, conn: &Conn) -> Result<
     .await?;
     println!("{}", served.url);
     eprintln!("webrepl-mount: serving the page of {target}; Ctrl-C stops it");
-    browse(&served.url, open);
+    let redirect = browse(&served.url, open);
     let _ = tokio::signal::ctrl_c().await;
     served.task.abort();
+    // It holds the token: gone with the server it opened.
+    if let Some(f) = redirect {
+        let _ = std::fs::remove_file(f);
+    }
     b.session().close().await;
     Ok(())
 }
@@ -109,25 +113,28 @@ pub async fn web(target: &str, listen: &str, open: bool, conn: &Conn) -> Result<
 /// Opens the page through a 0600 file in our private runtime directory
 /// that redirects to the address (as Jupyter does): on xdg-open's command
 /// line, which `ps` shows every user, the token would be anyone's.
-fn browse(url: &str, open: bool) {
+/// The browser outlives us and can be dumped: it gets no password either.
+fn browse(url: &str, open: bool) -> Option<PathBuf> {
     if !open {
-        return;
+        return None;
     }
     let file = match redirect_file(url) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("webrepl-mount: cannot start a browser ({e}); open the address above");
-            return;
+            return None;
         }
     };
     if let Err(e) = std::process::Command::new("xdg-open")
         .arg(&file)
+        .env_remove("WEBREPL_PASSWORD")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
     {
         eprintln!("webrepl-mount: cannot start a browser (xdg-open: {e}); open the address above");
     }
+    Some(file)
 }
 
 /// `page-PORT.html` in the runtime directory, replaced atomically.

@@ -64,8 +64,8 @@ fn unsafe_dir(path: &Path, why: &str) -> Error {
     let p = path.display();
     Error::Invalid(format!(
         "{p} is not a safe private directory: {why}; another user may have made it to take \
-         over webrepl-mount's files. Remove it (rm -r {p}) or set XDG_RUNTIME_DIR to a \
-         directory of your own"
+         over webrepl-mount's files. Have its owner or root remove it (in /tmp only they can), \
+         or set XDG_RUNTIME_DIR (or TMPDIR) to a directory of your own"
     ))
 }
 

@@ -263,6 +263,23 @@ fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
     assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}");
     drop(f);
 
+    // Every file under the bound, all of them over the total: the fifth
+    // 64 MiB file is ENOSPC, and nothing of it is allocated.
+    let big: Vec<std::fs::File> = (0..5)
+        .map(|i| std::fs::File::create(m.path().join(format!("big{i}.bin"))).expect("create"))
+        .collect();
+    for f in &big[..4] {
+        f.set_len(64 << 20).expect("64 MiB unsent, four times");
+    }
+    let e = big[4].set_len(64 << 20).expect_err("a fifth 64 MiB held");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    for f in &big {
+        f.set_len(0).expect("emptied");
+    }
+    for f in big {
+        common::close(f).expect("close");
+    }
+
     other
         .write_all(b"more = 2\n")
         .expect("the mount still there");

@@ -106,6 +106,11 @@ impl Contents {
         self.clean_bytes
     }
 
+    /// The length of `ino`'s dirty copy (0 when it has none).
+    pub fn dirty_len(&self, ino: Ino) -> usize {
+        self.dirty.get(&ino).map_or(0, Vec::len)
+    }
+
     pub fn dirty_bytes(&self) -> usize {
         self.dirty.values().map(Vec::len).sum()
     }

@@ -13,19 +13,40 @@ use tracing::debug;
 /// unsaved data. Far above any board's flash (ESP32: 4-16 MB).
 pub const MAX_FILE: u64 = 64 << 20;
 
-/// EFBIG for a file that would end at `end`, before anything is allocated.
+/// All unsent contents together, in memory and in the journal. A bound per
+/// file alone let five 60 MB files take 600 MB of memory and fill the disk
+/// with their journal while the board (20 KB/s: an hour for 64 MiB) lagged.
+pub const MAX_UNSENT: u64 = 256 << 20;
+
+/// EFBIG for a file that would end at `end`, ENOSPC when the unsent
+/// changes of all files would pass `MAX_UNSENT`: before anything is
+/// allocated.
 fn bounded(st: &State, ino: Ino, end: Option<u64>) -> Result<()> {
-    match end {
-        Some(end) if end <= MAX_FILE => Ok(()),
-        _ => Err(Error::Os {
+    let Some(end) = end.filter(|&e| e <= MAX_FILE) else {
+        return Err(Error::Os {
             errno: libc::EFBIG,
             what: format!(
                 "{}: larger than {} MiB, the most webrepl-mount holds",
                 st.tree.path(ino),
                 MAX_FILE >> 20
             ),
-        }),
+        });
+    };
+    let mine = st.contents.dirty_len(ino) as u64;
+    if end > mine {
+        let others = st.contents.dirty_bytes() as u64 - mine;
+        if others + end > MAX_UNSENT {
+            return Err(Error::Os {
+                errno: libc::ENOSPC,
+                what: format!(
+                    "{}: unsent changes would pass {} MiB; wait for those on their way to the board",
+                    st.tree.path(ino),
+                    MAX_UNSENT >> 20
+                ),
+            });
+        }
     }
+    Ok(())
 }
 
 impl Core {

@@ -28,8 +28,12 @@ pub enum Peer {
 /// The peer of a connection from `remote` to `local`: for a loopback
 /// connection, the user owning the other end's socket.
 pub fn peer_of(local: SocketAddr, remote: SocketAddr) -> Peer {
+    peer_in(&owners(), local, remote)
+}
+
+fn peer_in(owners: &Owners, local: SocketAddr, remote: SocketAddr) -> Peer {
     if remote.ip().is_loopback()
-        && let Some(uid) = socket_owner(local, remote)
+        && let Some(&uid) = owners.get(&(proc_address(remote), proc_address(local)))
     {
         return Peer::User(uid);
     }
@@ -50,25 +54,66 @@ fn proc_address(a: SocketAddr) -> String {
     format!("{hex}:{:04X}", a.port())
 }
 
-/// The uid column of the socket whose local end is `remote` and whose
-/// other end is `local`.
-fn socket_owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
-    let file = if remote.is_ipv4() {
-        "/proc/net/tcp"
-    } else {
-        "/proc/net/tcp6"
-    };
-    let (theirs, ours) = (proc_address(remote), proc_address(local));
-    std::fs::read_to_string(file)
-        .ok()?
-        .lines()
-        .skip(1)
-        .find_map(|l| {
+/// The uid of every TCP socket, by (its local end, its remote end).
+type Owners = HashMap<(String, String), u32>;
+
+fn owners() -> Owners {
+    let mut all = Owners::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for l in table.lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1) == Some(&theirs.as_str()) && f.get(2) == Some(&ours.as_str()))
-                .then(|| f.get(7)?.parse().ok())
-                .flatten()
-        })
+            if let (Some(a), Some(b), Some(Ok(uid))) =
+                (f.get(1), f.get(2), f.get(7).map(|u| u.parse()))
+            {
+                all.insert((a.to_string(), b.to_string()), uid);
+            }
+        }
+    }
+    all
+}
+
+/// The socket table, read at most once per batch of connections. A read
+/// costs as much as the machine has sockets; one per connection, in the
+/// accept loop, let another user's flood of connects keep ours waiting
+/// for seconds. A read taken after a connection was accepted shows it, so
+/// it answers every connection accepted before it.
+#[derive(Clone)]
+struct OwnerTable(Arc<tokio::sync::Mutex<(std::time::Instant, Arc<Owners>)>>);
+
+impl OwnerTable {
+    fn new() -> Self {
+        let long_ago = std::time::Instant::now();
+        Self(Arc::new(tokio::sync::Mutex::new((
+            long_ago,
+            Arc::default(),
+        ))))
+    }
+
+    async fn peer_of(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        accepted: std::time::Instant,
+    ) -> Peer {
+        if !remote.ip().is_loopback() {
+            return Peer::Address(remote.ip());
+        }
+        let table = {
+            let mut t = self.0.lock().await;
+            if t.0 <= accepted {
+                let taken = std::time::Instant::now();
+                let fresh = tokio::task::spawn_blocking(owners)
+                    .await
+                    .unwrap_or_default();
+                *t = (taken, Arc::new(fresh));
+            }
+            t.1.clone()
+        };
+        peer_in(&table, local, remote)
+    }
 }
 
 #[derive(Clone, Default)]
@@ -113,6 +158,7 @@ impl Drop for Slot {
 pub async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let limits = Limits::default();
+    let owners = OwnerTable::new();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -123,19 +169,26 @@ pub async fn serve(listener: tokio::net::TcpListener, app: axum::Router) {
                 continue;
             }
         };
-        let who = match tcp.local_addr() {
-            Ok(local) => peer_of(local, peer),
-            Err(_) => Peer::Address(peer.ip()),
-        };
-        let Some(slot) = limits.admit(who) else {
-            tracing::info!("the page: too many connections; refused {peer}");
-            continue;
-        };
-        // Echoes are a few bytes each: Nagle would hold them for an ACK.
-        let _ = tcp.set_nodelay(true);
+        let accepted = std::time::Instant::now();
+        let (limits, owners) = (limits.clone(), owners.clone());
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let who = match tcp.local_addr() {
+                Ok(local) => {
+                    let found = owners.peer_of(local, peer, accepted);
+                    match tokio::time::timeout(HEADER_TIME, found).await {
+                        Ok(who) => who,
+                        Err(_) => return,
+                    }
+                }
+                Err(_) => Peer::Address(peer.ip()),
+            };
+            let Some(_slot) = limits.admit(who) else {
+                tracing::info!("the page: too many connections; refused {peer}");
+                return;
+            };
+            // Echoes are a few bytes each: Nagle would hold them for an ACK.
+            let _ = tcp.set_nodelay(true);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIME)
