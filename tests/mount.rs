@@ -208,6 +208,8 @@ fn editors_saves_renames_of_open_files_and_droppings() {
     let names: Vec<String> = std::fs::read_dir(tb.root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        // The board's id, written by the first mount (README).
+        .filter(|n| n != ".webrepl-mount-id")
         .collect();
     let mut names = names;
     names.sort();
