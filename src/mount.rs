@@ -105,7 +105,7 @@ fn bound_memory() {
 async fn mount(o: &MountOptions) -> Result<Mounted> {
     bound_memory();
     let mp = o.mountpoint.display();
-    if sidecar::stale(&o.mountpoint) {
+    if dead_mount(&o.mountpoint) {
         // A daemon that died left the kernel's mount behind.
         unmount(&o.mountpoint)?;
         eprintln!("webrepl-mount: {mp} was a dead mount (its daemon had died); cleaned it up");
@@ -698,6 +698,22 @@ fn our_mounts() -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// A mount whose daemon is gone. The kernel answers ENOTCONN, or, for a
+/// while, a stat from its cache: then no daemon listens on its socket.
+fn dead_mount(mountpoint: &Path) -> bool {
+    if sidecar::stale(mountpoint) {
+        return true;
+    }
+    let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    if !our_mounts().iter().any(|(_, p)| *p == abs) {
+        return false;
+    }
+    matches!(
+        std::os::unix::net::UnixStream::connect(sidecar::socket_path(mountpoint)),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
+    )
+}
+
 /// Where this machine mounts `board`, if it does.
 pub fn mounted_board(board: &str) -> Option<String> {
     let want = Target::parse(board).ok()?;
@@ -717,10 +733,7 @@ pub fn mounted_board(board: &str) -> Option<String> {
 pub async fn unmount_command(mountpoint: &Path) -> Result<()> {
     let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     let dead = our_mounts().into_iter().find(|(_, p)| *p == abs);
-    if let (Some((board, _)), false) = (
-        &dead,
-        sidecar::socket_path(mountpoint).exists() && !sidecar::stale(mountpoint),
-    ) {
+    if let (Some((board, _)), true) = (&dead, dead_mount(mountpoint)) {
         unmount(mountpoint)?;
         let mp = mountpoint.display();
         eprintln!(
