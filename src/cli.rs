@@ -588,6 +588,23 @@ impl Cli {
     }
 }
 
+/// Bash: also the boards boards.toml names and the mountpoints of this
+/// user's mounts, wherever a board or a path may go.
+const BASH_NAMES: &str = r#"
+_webrepl_mount_names() {
+    local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
+    [[ -r $f ]] && sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f"
+    awk '$1 ~ /^webrepl:/ {print $2}' /proc/self/mounts 2>/dev/null
+}
+_webrepl_mount_with_names() {
+    _webrepl__mount "$@"
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    [[ $cur == -* ]] && return 0
+    COMPREPLY+=( $(compgen -W "$(_webrepl_mount_names)" -- "$cur") )
+}
+complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
+"#;
+
 pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     let conn = &cli.conn;
     let Some(command) = cli.command else {
@@ -622,8 +639,13 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         } => c::web(&target, &listen, open, conn).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script.extend_from_slice(BASH_NAMES.as_bytes());
+            }
+            use std::io::Write;
+            Ok(std::io::stdout().write_all(&script)?)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();

@@ -327,3 +327,40 @@ fn file_commands_on_a_path_in_a_mount() {
         "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
     );
 }
+
+#[test]
+fn bash_completes_named_boards_and_mountpoints() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
+    )
+    .unwrap();
+    let script = home.path().join("webrepl-mount.bash");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    std::fs::write(&script, &o.stdout).unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let complete = |word: &str| {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=(webrepl-mount status {word}); COMP_CWORD=2; \
+                 _webrepl_mount_with_names webrepl-mount {word} status; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap();
+        out(&o)
+    };
+    assert_eq!(complete("ki"), "kitchen\n");
+    let mp = m.path().display().to_string();
+    assert!(
+        complete(&mp[..mp.len() - 2]).lines().any(|l| l == mp),
+        "{}",
+        complete(&mp[..mp.len() - 2])
+    );
+}
