@@ -497,8 +497,11 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         )));
     }
     if let Some(other) = crate::mount::mounted_board(board) {
+        let shown = Target::parse(board)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| board.to_string());
         return Err(Error::Busy(format!(
-            "{board} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
+            "{shown} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
              use that mount, or unmount it first"
         )));
     }

@@ -180,11 +180,23 @@ fn mount_refusals_name_the_real_cause() {
     assert_eq!(
         err(&o),
         format!(
-            "webrepl-mount: {} is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+            "webrepl-mount: ws://{}/ is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
              use that mount, or unmount it first",
             tb.addr()
         )
     );
+    // `status MNT | head -1`: the mount's status into a closed pipe.
+    let mut child = m
+        .cmd()
+        .args(["status", &mp])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", err(&o));
+    assert_eq!(err(&o), "");
 }
 
 #[test]
