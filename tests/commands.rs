@@ -275,6 +275,18 @@ fn file_commands_on_a_board() {
     assert_eq!(o.status.code(), Some(7));
     let o = wm(&tb, &["rm", "-f", &at("/lib")]);
     assert!(o.status.success(), "{}", err(&o));
+    // A quoted pattern is matched on the board.
+    for f in ["/a.py", "/b.py", "/c.txt"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let o = wm(&tb, &["cat", &at("/*.py")]);
+    assert_eq!(out(&o), "/a.py/b.py");
+    let o = wm(&tb, &["rm", &at("/*.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
+    assert!(tb.path("/c.txt").exists());
+    let o = wm(&tb, &["rm", &at("/*.py")]);
+    assert_eq!(o.status.code(), Some(7));
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
