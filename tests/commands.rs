@@ -388,3 +388,24 @@ fn bash_completes_named_boards_and_mountpoints() {
         complete(&mp[..mp.len() - 2])
     );
 }
+
+#[test]
+fn right_after_kill_9_status_and_unmount_see_the_dead_mount_with_or_without_a_slash() {
+    let tb = TestBoard::start();
+    for slash in ["", "/"] {
+        let mut m = Mount::start(&tb, &tb.addr(), &[]);
+        let mp = format!("{}{slash}", m.path().display());
+        // SAFETY: a plain kill of the daemon this test started.
+        unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+        m.wait();
+        let o = m.cmd().args(["status", &mp]).output().unwrap();
+        assert!(
+            !err(&o).contains("is not a mounted board"),
+            "{slash:?}: {}",
+            err(&o)
+        );
+        let o = m.cmd().args(["unmount", &mp]).output().unwrap();
+        assert!(o.status.success(), "{slash:?}: {}", err(&o));
+        assert!(!common::mounted(m.path()));
+    }
+}
