@@ -475,12 +475,8 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
                 "{shown} does not exist (make it with: mkdir {shown})"
             )));
         }
-        // ENOTCONN: a FUSE mount whose daemon died.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(Error::Invalid(format!(
-                "{shown} is already a mount, whose daemon died (clean it up with: webrepl-mount unmount {shown})"
-            )));
-        }
+        // ENOTCONN: a FUSE mount whose daemon died; the mount replaces it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(()),
         Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
     };
     if !meta.is_dir() {
