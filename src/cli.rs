@@ -480,12 +480,8 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
                 "{shown} does not exist (make it with: mkdir {shown})"
             )));
         }
-        // ENOTCONN: a FUSE mount whose daemon died.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            return Err(Error::Invalid(format!(
-                "{shown} is already a mount, whose daemon died (clean it up with: webrepl-mount unmount {shown})"
-            )));
-        }
+        // ENOTCONN: a FUSE mount whose daemon died; the mount replaces it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(()),
         Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
     };
     if !meta.is_dir() {
@@ -502,8 +498,11 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         )));
     }
     if let Some(other) = crate::mount::mounted_board(board) {
+        let shown = Target::parse(board)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| board.to_string());
         return Err(Error::Busy(format!(
-            "{board} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
+            "{shown} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
              use that mount, or unmount it first"
         )));
     }
@@ -593,6 +592,23 @@ impl Cli {
     }
 }
 
+/// Bash: also the boards boards.toml names and the mountpoints of this
+/// user's mounts, wherever a board or a path may go.
+const BASH_NAMES: &str = r#"
+_webrepl_mount_names() {
+    local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
+    [[ -r $f ]] && sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f"
+    awk '$1 ~ /^webrepl:/ {print $2}' /proc/self/mounts 2>/dev/null
+}
+_webrepl_mount_with_names() {
+    _webrepl__mount "$@"
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    [[ $cur == -* ]] && return 0
+    COMPREPLY+=( $(compgen -W "$(_webrepl_mount_names)" -- "$cur") )
+}
+complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
+"#;
+
 pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     let conn = &cli.conn;
     let Some(command) = cli.command else {
@@ -627,8 +643,13 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         } => c::web(&target, &listen, open, conn).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script.extend_from_slice(BASH_NAMES.as_bytes());
+            }
+            use std::io::Write;
+            Ok(std::io::stdout().write_all(&script)?)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();

@@ -74,7 +74,7 @@ fn quiet_broken_pipe() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if text.contains("failed printing to std") && text.contains("Broken pipe") {
+        if text.contains("Broken pipe") || text.contains("BrokenPipe") {
             std::process::exit(141);
         }
         default(info);

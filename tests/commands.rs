@@ -180,11 +180,23 @@ fn mount_refusals_name_the_real_cause() {
     assert_eq!(
         err(&o),
         format!(
-            "webrepl-mount: {} is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+            "webrepl-mount: ws://{}/ is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
              use that mount, or unmount it first",
             tb.addr()
         )
     );
+    // `status MNT | head -1`: the mount's status into a closed pipe.
+    let mut child = m
+        .cmd()
+        .args(["status", &mp])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", err(&o));
+    assert_eq!(err(&o), "");
 }
 
 #[test]
@@ -263,6 +275,18 @@ fn file_commands_on_a_board() {
     assert_eq!(o.status.code(), Some(7));
     let o = wm(&tb, &["rm", "-f", &at("/lib")]);
     assert!(o.status.success(), "{}", err(&o));
+    // A quoted pattern is matched on the board.
+    for f in ["/a.py", "/b.py", "/c.txt"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let o = wm(&tb, &["cat", &at("/*.py")]);
+    assert_eq!(out(&o), "/a.py/b.py");
+    let o = wm(&tb, &["rm", &at("/*.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
+    assert!(tb.path("/c.txt").exists());
+    let o = wm(&tb, &["rm", &at("/*.py")]);
+    assert_eq!(o.status.code(), Some(7));
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -326,4 +350,62 @@ fn file_commands_on_a_path_in_a_mount() {
         err(&o),
         "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
     );
+}
+
+#[test]
+fn bash_completes_named_boards_and_mountpoints() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
+    )
+    .unwrap();
+    let script = home.path().join("webrepl-mount.bash");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    std::fs::write(&script, &o.stdout).unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let complete = |word: &str| {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=(webrepl-mount status {word}); COMP_CWORD=2; \
+                 _webrepl_mount_with_names webrepl-mount {word} status; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap();
+        out(&o)
+    };
+    assert_eq!(complete("ki"), "kitchen\n");
+    let mp = m.path().display().to_string();
+    assert!(
+        complete(&mp[..mp.len() - 2]).lines().any(|l| l == mp),
+        "{}",
+        complete(&mp[..mp.len() - 2])
+    );
+}
+
+#[test]
+fn right_after_kill_9_status_and_unmount_see_the_dead_mount_with_or_without_a_slash() {
+    let tb = TestBoard::start();
+    for slash in ["", "/"] {
+        let mut m = Mount::start(&tb, &tb.addr(), &[]);
+        let mp = format!("{}{slash}", m.path().display());
+        // SAFETY: a plain kill of the daemon this test started.
+        unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+        m.wait();
+        let o = m.cmd().args(["status", &mp]).output().unwrap();
+        assert!(
+            !err(&o).contains("is not a mounted board"),
+            "{slash:?}: {}",
+            err(&o)
+        );
+        let o = m.cmd().args(["unmount", &mp]).output().unwrap();
+        assert!(o.status.success(), "{slash:?}: {}", err(&o));
+        assert!(!common::mounted(m.path()));
+    }
 }

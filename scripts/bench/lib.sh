@@ -20,11 +20,12 @@ export WEBREPL_PASSWORD=bench XDG_STATE_HOME=$work/state XDG_RUNTIME_DIR=$work/r
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_board ROOT LOG: a test board on a free port, in $port once ready.
+# start_board ROOT LOG: a test board on a free port, in $port once ready;
+# its Python heap is $BOARD_HEAP (default 128K, an ESP32's).
 start_board() {
   mkdir -p "$1"
   port=$(free_port)
-  "$board" scripts/board/listener.py "$port" bench "$1" > "$2" 2>&1 &
+  "$board" -X "heapsize=${BOARD_HEAP:-128K}" scripts/board/listener.py "$port" bench "$1" > "$2" 2>&1 &
   for _ in $(seq 50); do grep -qs "board ready" "$2" && return; sleep 0.1; done
   echo "the test board did not start" >&2; exit 1
 }

@@ -73,6 +73,22 @@ where
     let mut r = Ok(());
     for arg in args {
         r = match place(arg) {
+            Ok(Place::Board(name, path)) if is_glob(&path) => {
+                match expand(&mut boards, arg, &name, &path).await {
+                    Ok(paths) => {
+                        let mut r = Ok(());
+                        for p in paths {
+                            let shown = format!("{name}:{p}");
+                            r = each(&mut boards, &shown, Place::Board(name.clone(), p)).await;
+                            if r.is_err() {
+                                break;
+                            }
+                        }
+                        r
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok(p) => each(&mut boards, arg, p).await,
             Err(e) => Err(e),
         };
@@ -81,6 +97,41 @@ where
         }
     }
     boards.close(r).await
+}
+
+/// A quoted pattern in the last part of a board path (`'HOST:/lib/*.py'`),
+/// matched on the board's listing as the shell would match local names.
+fn is_glob(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|l| l.contains(['*', '?']))
+}
+
+async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
+    let (dir, pattern) = (board::parent(path), path.rsplit('/').next().unwrap_or(path));
+    if is_glob(dir) || dir.contains(['*', '?']) {
+        return Err(Error::Invalid(format!(
+            "{arg}: a pattern goes in the last part of the path only"
+        )));
+    }
+    let b = boards.get(name).await?;
+    let mut found: Vec<String> = b
+        .list(dir, false)
+        .await?
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| {
+            let leaf = p.rsplit('/').next().unwrap_or(p);
+            // As the shell: a leading dot is matched only by a dot.
+            (!leaf.starts_with('.') || pattern.starts_with('.'))
+                && crate::cache::patterns::matches(pattern, leaf)
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(Error::NotFound(format!("{arg} (no match)")));
+    }
+    Ok(found)
 }
 
 async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {

@@ -103,10 +103,15 @@ pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
 /// A mount left by a daemon that died: the kernel still has it, and any
 /// access fails with ENOTCONN.
 pub fn stale(mountpoint: &Path) -> bool {
-    matches!(
-        std::fs::metadata(mountpoint),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN)
-    )
+    let dead = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOTCONN);
+    match std::fs::metadata(mountpoint) {
+        Err(e) => dead(&e),
+        // The kernel answers stat from its attribute cache for a while
+        // after the daemon died (`unmount /tmp/m` failed where a moment
+        // later it worked); opening the directory always asks the daemon.
+        Ok(m) if m.is_dir() => std::fs::read_dir(mountpoint).is_err_and(|e| dead(&e)),
+        Ok(_) => false,
+    }
 }
 
 /// Sends one command to the daemon at `mountpoint` and returns its answer
