@@ -358,7 +358,10 @@ fn wm_within(secs: u64, args: &[&str]) -> std::process::Output {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
         .args(args)
         .env("WEBREPL_PASSWORD", "pw")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("WM_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -387,7 +390,7 @@ fn a_huge_size_from_the_board_is_not_allocated() {
     let port = listing_board(|_| String::new());
     let dest = tempfile::tempdir().unwrap();
     let o = wm_within(
-        60,
+        20,
         &[
             "cp",
             &format!("127.0.0.1:{port}:/big"),

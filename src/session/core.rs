@@ -27,6 +27,11 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LAST_PAUSE: Duration = Duration::from_secs(2);
 /// After a refusal that trying again cannot fix (wrong password).
 const FATAL_PAUSE: Duration = Duration::from_secs(10);
+/// A link that dies sooner than this after it came up was no link: a board
+/// that logs us in and then breaks every connection (endless fragments,
+/// garbage) must not be reconnected at once forever, and the operations
+/// waiting for it must still end within the time-out.
+const STEADY: Duration = Duration::from_secs(2);
 /// While an upload waits for room in the socket, its backlog is read this
 /// often.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
@@ -205,6 +210,10 @@ pub struct Core {
     timers: TimerTable,
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
+    /// When the current link came up, and the last drop's start and pause
+    /// (carried over while links keep dying young: see `STEADY`).
+    up_at: Instant,
+    last_down: Option<(Instant, Duration)>,
 }
 
 impl Core {
@@ -227,6 +236,8 @@ impl Core {
             text_held: None,
             timers: TimerTable::default(),
             keys_dropped: 0,
+            up_at: now,
+            last_down: None,
         }
     }
 
@@ -385,6 +396,7 @@ impl Core {
 
     pub fn on_connected(&mut self, now: Instant) {
         self.link = Link::Up;
+        self.up_at = now;
         self.generation += 1;
         self.totals.reconnects += 1;
         self.last_error = None;
@@ -467,11 +479,28 @@ impl Core {
         let retry = !matches!(err, Error::Protocol(_));
         self.text.link_down(&err, retry, &mut self.out);
         self.binary.link_down(&err, retry, &mut self.out);
-        self.link = Link::Down {
-            since: now,
-            next_try: now,
-            pause: FIRST_PAUSE,
+        let young = now.saturating_duration_since(self.up_at) < STEADY;
+        self.link = match self.last_down {
+            Some((since, pause)) if young => {
+                debug!(
+                    "the link died {:.0?} after it came up: next try in {pause:.0?}",
+                    now - self.up_at
+                );
+                Link::Down {
+                    since,
+                    next_try: now + pause,
+                    pause: (pause * 2).min(LAST_PAUSE),
+                }
+            }
+            _ => Link::Down {
+                since: now,
+                next_try: now,
+                pause: FIRST_PAUSE,
+            },
         };
+        if let Link::Down { since, pause, .. } = self.link {
+            self.last_down = Some((since, pause));
+        }
         if self.text_held.take().is_some() {
             self.text.frozen = false;
         }
@@ -527,6 +556,13 @@ impl Core {
             return;
         }
         self.arm_link_timers();
+        self.arm_transfer_timers(now);
+    }
+
+    /// The binary lane's timers, from its state: called wherever that state
+    /// changes (a step, and a transfer started by `poll_transmit`, which
+    /// a silent board would otherwise leave waiting with no timer at all).
+    fn arm_transfer_timers(&mut self, now: Instant) {
         match self.binary.next_timer() {
             Some(t) => self.timers.set(Timer::Transfer, t),
             None => self.timers.stop(Timer::Transfer),
@@ -593,11 +629,15 @@ impl Core {
         };
         let (kind, payload) = match text {
             Some(t) => (Kind::Text, t),
-            None => (
-                Kind::Binary,
-                self.binary
-                    .poll_transmit(now, self.text.is_resetting(), self.text.wants_wire())?,
-            ),
+            None => {
+                let sent = self.binary.poll_transmit(
+                    now,
+                    self.text.is_resetting(),
+                    self.text.wants_wire(),
+                );
+                self.arm_transfer_timers(now);
+                (Kind::Binary, sent?)
+            }
         };
         self.binary.on_written(payload.len());
         self.totals.bytes_out += payload.len() as u64;

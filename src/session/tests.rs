@@ -302,6 +302,40 @@ fn a_lost_link_is_waited_for_up_to_the_timeout_with_growing_pauses() {
     ));
 }
 
+/// A board that logs us in, then breaks every link at once (endless
+/// fragments, garbage): reconnects back off as failed connects do, and
+/// what waits ends within the time-out instead of looping for ever.
+#[test]
+fn links_that_die_young_back_off_and_end_within_the_timeout() {
+    let mut p = Pair::new(cfg(3), 0.0, RTT);
+    p.board.files.insert(b"/f".to_vec(), data(100, 7));
+    p.cut();
+    let op = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"print(1)".to_vec(),
+            bounded: true,
+            idempotent: true,
+            user: false,
+            patience: Duration::from_secs(3),
+        },
+    );
+    let start = p.now;
+    let mut done = None;
+    while p.now - start < Duration::from_secs(20) && done.is_none() {
+        let before = p.core.generation();
+        p.run_until(Duration::from_secs(1), |p| p.core.generation() > before);
+        if p.core.generation() > before {
+            p.cut();
+        }
+        done = p.done.remove(&op).map(|(_, r)| r);
+    }
+    let waited = p.now - start;
+    assert!(matches!(done, Some(Err(_))), "{done:?} after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(p.connects <= 8, "{} connects in {waited:?}", p.connects);
+}
+
 #[test]
 fn a_link_closed_while_idle_is_not_a_fault_until_it_is_needed() {
     let mut p = Pair::new(cfg(3), 0.0, RTT);
@@ -440,6 +474,32 @@ fn a_board_that_goes_silent_is_a_dead_link_after_the_timeout() {
     assert!(
         after >= Duration::from_secs(3) && after < Duration::from_secs(4),
         "{after:?}"
+    );
+}
+
+/// A transfer starts in `poll_transmit`, not in a step: its no-progress
+/// timer must be armed there too, or a board that stops answering leaves
+/// the session asleep for good (a `cp --timeout 1` hung for minutes).
+#[test]
+fn a_board_that_stops_answering_a_get_fails_it_after_the_timeout() {
+    let mut p = Pair::new(cfg(2), ESP32, RTT);
+    p.board.files.insert(b"/f.bin".to_vec(), data(10_000, 3));
+    // One chunk, then nothing more.
+    p.board.chunk_delay = Duration::from_secs(3600);
+    let start = p.now;
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f.bin".to_vec(),
+            size: 10_000,
+        },
+    );
+    let r = p.wait(op, Duration::from_secs(30));
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        p.now - start < Duration::from_secs(15),
+        "{:?}",
+        p.now - start
     );
 }
 

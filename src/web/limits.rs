@@ -27,7 +27,8 @@ pub enum Peer {
 
 /// The peer of a connection from `remote` to `local`: for a loopback
 /// connection, the user owning the other end's socket.
-pub fn peer_of(local: SocketAddr, remote: SocketAddr) -> Peer {
+#[cfg(test)]
+fn peer_of(local: SocketAddr, remote: SocketAddr) -> Peer {
     peer_in(&owners(), local, remote)
 }
 
