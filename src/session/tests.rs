@@ -800,3 +800,57 @@ fn keys_typed_during_an_upload_in_slices_then_enter_late_show_their_answer() {
     );
     assert_eq!(p.connects, connects, "the link was lost");
 }
+
+/// A program of the mount's first load: it may not wait for a person's.
+fn hasty(code: &str) -> Request {
+    Request::Program {
+        code: code.as_bytes().to_vec(),
+        bounded: true,
+        idempotent: true,
+        user: false,
+        patience: Duration::ZERO,
+    }
+}
+
+#[test]
+fn a_tools_program_left_running_in_the_raw_repl_is_waited_for_not_taken_for_a_persons() {
+    // A daemon killed in the middle of a program: the board, still in the
+    // raw REPL, finishes it silently over the next connection.
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.busy_raw_for(p.now, Duration::from_secs(4), b"");
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    match p.wait(op, Duration::from_secs(12)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"3\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(secs(p.elapsed()) >= 4.0, "it did not wait for the program");
+    assert!(
+        !p.board.typed.contains(&0x03),
+        "the program was interrupted"
+    );
+}
+
+#[test]
+fn a_persons_program_printing_when_we_connect_is_theirs_at_once() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.busy_for(p.now, Duration::from_secs(30));
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    p.run_for(Duration::from_millis(200));
+    p.board
+        .out
+        .push_back((crate::protocol::frame::Kind::Text, b"tick\r\n".to_vec()));
+    let r = p.wait(op, Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(secs(p.elapsed()) < 3.0, "it waited on a person's program");
+    assert!(!p.board.typed.contains(&0x03), "it was interrupted");
+}
+
+#[test]
+fn a_persons_silent_program_longer_than_the_timeout_is_still_theirs() {
+    let mut p = Pair::new(cfg(5), 0.0, RTT);
+    p.board.busy_for(p.now, Duration::from_secs(60));
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    let r = p.wait(op, Duration::from_secs(20));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(!p.board.typed.contains(&0x03), "it was interrupted");
+}
