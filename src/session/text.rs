@@ -856,7 +856,7 @@ impl TextLane {
                     self.timers.set(Timer::Reply, deadline);
                     self.waiting = Some((
                         now,
-                        "the board is busy: waiting for its program to end".into(),
+                        "the board runs a program (silent, or a tool's in the raw REPL: those end by themselves)".into(),
                     ));
                     return Ok(());
                 }
