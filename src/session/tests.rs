@@ -800,3 +800,23 @@ fn keys_typed_during_an_upload_in_slices_then_enter_late_show_their_answer() {
     );
     assert_eq!(p.connects, connects, "the link was lost");
 }
+
+#[test]
+fn a_person_who_typed_lately_at_a_terminal_is_typing_and_idle_later() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    // Keys with nobody at a terminal (a piped command) are no person.
+    p.core.keys(p.now, b"1");
+    assert!(!p.core.status(p.now).typing);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.core.status(p.now).typing, "keys typed a moment ago");
+    p.run_for(Duration::from_secs(5));
+    p.core.keys(p.now, b"+1");
+    p.run_for(Duration::from_secs(15));
+    assert!(p.core.status(p.now).typing, "typed 15 s ago");
+    // Idle again: uploads go back to their longer slices.
+    p.run_for(Duration::from_secs(10));
+    assert!(!p.core.status(p.now).typing, "typed 25 s ago");
+    p.core.set_terminals(p.now, 0);
+    p.core.keys(p.now, b"\r");
+    assert!(!p.core.status(p.now).typing);
+}
