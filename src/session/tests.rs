@@ -820,3 +820,33 @@ fn a_person_who_typed_lately_at_a_terminal_is_typing_and_idle_later() {
     p.core.keys(p.now, b"\r");
     assert!(!p.core.status(p.now).typing);
 }
+
+#[test]
+fn keys_typed_during_an_upload_in_slices_wait_for_one_slice_at_most() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    // A 160 KB upload as the board layer sends it while a person types:
+    // slices of 4 KB (0.2 s of the link), all handed at once.
+    let slices = put_files(&mut p, 40, 4096, "s");
+    p.run_for(Duration::from_secs(2));
+    let mut line = String::from("x=");
+    for k in 0..5 {
+        let typed = p.now;
+        let key = if k == 0 { line.clone() } else { k.to_string() };
+        if k > 0 {
+            line.push_str(&key);
+        }
+        p.core.keys(p.now, key.as_bytes());
+        assert!(p.run_until(Duration::from_secs(20), |p| p.shown().contains(&line)));
+        let echo = p.now - typed;
+        let slice = Duration::from_secs_f64(4096.0 / ESP32);
+        assert!(echo < slice + RTT * 6, "key {k} echoed after {echo:?}");
+    }
+    assert!(!p.done.contains_key(&slices[39]), "the upload ended first");
+    for op in slices {
+        assert!(matches!(
+            p.wait(op, Duration::from_secs(30)),
+            Ok(Outcome::Put)
+        ));
+    }
+}
