@@ -419,6 +419,42 @@ async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
     assert!(m.unmount().status.success());
 }
 
+#[tokio::test]
+async fn a_program_a_dead_client_left_in_the_raw_repl_does_not_stop_the_mount() {
+    let tb = TestBoard::start();
+    let s = tb.session().await;
+    // One of our programs, in the raw REPL like all of them; its client goes
+    // (as a daemon killed with -9 does) while it runs. Files mark where it is.
+    let ran = s.clone();
+    let program = tokio::spawn(async move {
+        let code = "import time\nopen('/started','w').close()\ntime.sleep(4)\nopen('/ended','w').close()\n";
+        let _ = ran.run(code, webrepl_mount::session::Run::SNIPPET).await;
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !tb.path("/started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.close().await;
+    program.abort();
+    assert!(
+        !tb.path("/ended").exists(),
+        "it ended before the mount came"
+    );
+    // No --interrupt, no terminal to ask: the mount waits for it.
+    let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tb.path("/ended").exists(), "the program was interrupted");
+    assert!(m.unmount().status.success());
+}
+
 #[test]
 fn kill_9_with_three_changed_files_loses_nothing_on_remount() {
     let tb = TestBoard::start();

@@ -179,3 +179,32 @@ fn an_endless_exec_through_the_daemon_is_stopped_by_its_caller_and_the_mount_ans
     assert!(!status.contains("waiting:"), "{status}");
     assert!(m.unmount().status.success());
 }
+
+#[test]
+fn a_small_uncached_file_read_during_a_big_upload_is_read_before_the_upload_lands() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/small.txt"), b"abc").unwrap();
+    let big = random_bytes(300_000, 8);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let writer = {
+        let (p, big) = (m.path().join("up.bin"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    // 15 s of file at 20 KB/s; the read goes between two of its slices.
+    m.status_until(20, |s| s.contains("moving: up"));
+    let asked = std::time::Instant::now();
+    assert_eq!(std::fs::read(m.path().join("small.txt")).unwrap(), b"abc");
+    eprintln!(
+        "a 3-byte uncached read during the upload: {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        std::fs::read(tb.path("/up.bin")).is_err(),
+        "the 300 KB upload landed before a 3-byte read"
+    );
+    writer.join().unwrap().unwrap();
+    eventually(60, "the upload reaches the board", || {
+        std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big)
+    });
+}

@@ -411,6 +411,57 @@ fn on_a_slow_link_a_typed_line_answers_while_a_big_upload_is_still_on_the_wire()
     assert!(parts.is_empty(), "slices left on the board: {parts:?}");
 }
 
+#[test]
+fn on_a_slow_link_keys_typed_one_by_one_all_echo_while_a_big_upload_is_on_the_wire() {
+    let tb = TestBoard::start();
+    let big = random_bytes(300_000, 7);
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    let writer = {
+        let (p, big) = (m.path().join("up.bin"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    // 15 s of file at 20 KB/s. A person is typing, so the upload goes in
+    // short slices: each key waits for one of them (its echo time is
+    // printed; scripts/bench-slow.sh has the figure).
+    m.status_until(20, |s| s.contains("moving: up"));
+    let mut line = String::from("x=");
+    t.type_keys(&line.clone());
+    t.wait_for(&line);
+    let mut echoes = Vec::new();
+    for i in 0..20 {
+        let key = char::from(b'0' + ((i + 1) % 10) as u8);
+        line.push(key);
+        let typed = Instant::now();
+        t.type_keys(&key.to_string());
+        t.wait_for(&line);
+        echoes.push(typed.elapsed());
+    }
+    assert!(
+        std::fs::read(tb.path("/up.bin")).is_err(),
+        "the 300 KB upload ended before the 20 keys echoed"
+    );
+    echoes.sort();
+    eprintln!(
+        "echo of a key during the upload: median {:?}, max {:?}",
+        echoes[10], echoes[19]
+    );
+    t.type_keys("\rprint(len(str(x)))\r");
+    t.wait_for(")\r\n20\n");
+    writer.join().unwrap().unwrap();
+    eventually(60, "the upload reaches the board", || {
+        std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big)
+    });
+    t.assert_clean();
+    drop(t);
+    assert!(m.unmount().status.success());
+    let parts = tb.parts("/");
+    assert!(parts.is_empty(), "slices left on the board: {parts:?}");
+}
+
 /// A file copied into the mount with `cp`, as a person would.
 fn copy_in(m: &Mount, name: &str, data: &[u8]) {
     let src = tempfile::NamedTempFile::new().unwrap();

@@ -29,6 +29,10 @@ const FINISH_BATCH: usize = 32;
 /// meanwhile waits for it), and is this big at least and at most; before
 /// the link's rate is known, `SLICE_FIRST`.
 const SLICE_TIME: f64 = 0.4;
+/// While a person types at a terminal: their keys wait at most about this
+/// for a slice (each slice costs a PUT's round trips and a part file to
+/// join, so not less; `SLICE_MIN` holds at slow rates).
+const SLICE_TIME_TYPING: f64 = 0.15;
 const SLICE_MIN: usize = 4096;
 const SLICE_MAX: usize = 4 << 20;
 const SLICE_FIRST: usize = 16 * 1024;
@@ -273,11 +277,11 @@ impl Board {
     /// goes up in slices of about `SLICE_TIME` of the link each, which the
     /// finishing program joins.
     async fn slice(&self) -> usize {
-        let rate = self.session.rate().await.unwrap_or(0.0);
-        if rate <= 0.0 {
-            return SLICE_FIRST;
-        }
-        ((rate * SLICE_TIME) as usize).clamp(SLICE_MIN, SLICE_MAX)
+        let (rate, typing) = match self.session.status().await {
+            Ok(s) => (s.rate.unwrap_or(0.0), s.typing),
+            Err(_) => (0.0, false),
+        };
+        slice_for(rate, typing)
     }
 
     /// The data of each file into its part file (and the slices after the
@@ -582,6 +586,19 @@ impl Board {
         }
         Ok(())
     }
+}
+
+/// The slice size for a link of `rate` bytes/s (0: not known yet).
+fn slice_for(rate: f64, typing: bool) -> usize {
+    if rate <= 0.0 {
+        return if typing { SLICE_MIN } else { SLICE_FIRST };
+    }
+    let time = if typing {
+        SLICE_TIME_TYPING
+    } else {
+        SLICE_TIME
+    };
+    ((rate * time) as usize).clamp(SLICE_MIN, SLICE_MAX)
 }
 
 /// One upload to send: which file, to which part name, in slices of

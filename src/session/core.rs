@@ -184,7 +184,13 @@ pub struct Status {
     pub totals: Totals,
     /// The link's measured rate to the board, bytes/s.
     pub rate: Option<f64>,
+    /// A person at a terminal typed lately: an upload starting now goes in
+    /// shorter slices, so their keys wait less for the wire.
+    pub typing: bool,
 }
+
+/// Keys typed this recently make a person "typing" (see `Status::typing`).
+const TYPING_LATELY: Duration = Duration::from_secs(20);
 
 pub struct Core {
     cfg: Config,
@@ -214,6 +220,8 @@ pub struct Core {
     /// (carried over while links keep dying young: see `STEADY`).
     up_at: Instant,
     last_down: Option<(Instant, Duration)>,
+    /// When a person last typed a key.
+    last_key: Option<Instant>,
 }
 
 impl Core {
@@ -238,6 +246,7 @@ impl Core {
             keys_dropped: 0,
             up_at: now,
             last_down: None,
+            last_key: None,
         }
     }
 
@@ -287,6 +296,9 @@ impl Core {
     }
 
     pub fn keys(&mut self, now: Instant, keys: &[u8]) {
+        if !keys.is_empty() {
+            self.last_key = Some(now);
+        }
         if self.link != Link::Up && self.last_failure.is_some() {
             // Unreachable: keys held now would run whenever the board is
             // back (a `machine.reset()` minutes later), unseen.
@@ -699,6 +711,10 @@ impl Core {
                 .map(|(since, why)| (now.saturating_duration_since(*since), why.clone())),
             totals: self.totals(),
             rate: self.binary.rate(),
+            typing: self.terminals > 0
+                && self
+                    .last_key
+                    .is_some_and(|k| now.saturating_duration_since(k) < TYPING_LATELY),
         }
     }
 }

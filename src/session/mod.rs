@@ -373,6 +373,11 @@ impl Session {
         self.status().await.ok().and_then(|s| s.rate)
     }
 
+    /// Whether a person at a terminal typed lately (see `Status::typing`).
+    pub async fn typing(&self) -> bool {
+        self.status().await.is_ok_and(|s| s.typing)
+    }
+
     /// Leaves the board in the friendly REPL and closes the connection.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();

@@ -286,6 +286,13 @@ impl Board {
         self.running = Some((now + d, b"done\r\n".to_vec(), Vec::new()));
     }
 
+    /// A tool's program (a dead client's) runs in the raw REPL for `d`,
+    /// silent until it prints `out` and its answer's framing.
+    pub fn busy_raw_for(&mut self, now: Instant, d: Duration, out: &[u8]) {
+        self.repl = Repl::Raw;
+        self.running = Some((now + d, out.to_vec(), Vec::new()));
+    }
+
     fn run(&mut self, now: Instant, code: &[u8]) {
         let (out, time) = (self.runner)(code);
         self.running = Some((now + time, out, Vec::new()));

@@ -860,3 +860,107 @@ fn keys_typed_during_an_upload_in_slices_then_enter_late_show_their_answer() {
     );
     assert_eq!(p.connects, connects, "the link was lost");
 }
+
+/// A program of the mount's first load: it may not wait for a person's.
+fn hasty(code: &str) -> Request {
+    Request::Program {
+        code: code.as_bytes().to_vec(),
+        bounded: true,
+        idempotent: true,
+        user: false,
+        patience: Duration::ZERO,
+    }
+}
+
+#[test]
+fn a_tools_program_left_running_in_the_raw_repl_is_waited_for_not_taken_for_a_persons() {
+    // A daemon killed in the middle of a program: the board, still in the
+    // raw REPL, finishes it silently over the next connection.
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.busy_raw_for(p.now, Duration::from_secs(4), b"");
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    match p.wait(op, Duration::from_secs(12)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"3\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(secs(p.elapsed()) >= 4.0, "it did not wait for the program");
+    assert!(
+        !p.board.typed.contains(&0x03),
+        "the program was interrupted"
+    );
+}
+
+#[test]
+fn a_persons_program_printing_when_we_connect_is_theirs_at_once() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.busy_for(p.now, Duration::from_secs(30));
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    p.run_for(Duration::from_millis(200));
+    p.board
+        .out
+        .push_back((crate::protocol::frame::Kind::Text, b"tick\r\n".to_vec()));
+    let r = p.wait(op, Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(secs(p.elapsed()) < 3.0, "it waited on a person's program");
+    assert!(!p.board.typed.contains(&0x03), "it was interrupted");
+}
+
+#[test]
+fn a_persons_silent_program_longer_than_the_timeout_is_still_theirs() {
+    let mut p = Pair::new(cfg(5), 0.0, RTT);
+    p.board.busy_for(p.now, Duration::from_secs(60));
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    let r = p.wait(op, Duration::from_secs(20));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(!p.board.typed.contains(&0x03), "it was interrupted");
+}
+
+#[test]
+fn a_person_who_typed_lately_at_a_terminal_is_typing_and_idle_later() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    // Keys with nobody at a terminal (a piped command) are no person.
+    p.core.keys(p.now, b"1");
+    assert!(!p.core.status(p.now).typing);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.core.status(p.now).typing, "keys typed a moment ago");
+    p.run_for(Duration::from_secs(5));
+    p.core.keys(p.now, b"+1");
+    p.run_for(Duration::from_secs(15));
+    assert!(p.core.status(p.now).typing, "typed 15 s ago");
+    // Idle again: uploads go back to their longer slices.
+    p.run_for(Duration::from_secs(10));
+    assert!(!p.core.status(p.now).typing, "typed 25 s ago");
+    p.core.set_terminals(p.now, 0);
+    p.core.keys(p.now, b"\r");
+    assert!(!p.core.status(p.now).typing);
+}
+
+#[test]
+fn keys_typed_during_an_upload_in_slices_wait_for_one_slice_at_most() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    // A 160 KB upload as the board layer sends it while a person types:
+    // slices of 4 KB (0.2 s of the link), all handed at once.
+    let slices = put_files(&mut p, 40, 4096, "s");
+    p.run_for(Duration::from_secs(2));
+    let mut line = String::from("x=");
+    for k in 0..5 {
+        let typed = p.now;
+        let key = if k == 0 { line.clone() } else { k.to_string() };
+        if k > 0 {
+            line.push_str(&key);
+        }
+        p.core.keys(p.now, key.as_bytes());
+        assert!(p.run_until(Duration::from_secs(20), |p| p.shown().contains(&line)));
+        let echo = p.now - typed;
+        let slice = Duration::from_secs_f64(4096.0 / ESP32);
+        assert!(echo < slice + RTT * 6, "key {k} echoed after {echo:?}");
+    }
+    assert!(!p.done.contains_key(&slices[39]), "the upload ended first");
+    for op in slices {
+        assert!(matches!(
+            p.wait(op, Duration::from_secs(30)),
+            Ok(Outcome::Put)
+        ));
+    }
+}

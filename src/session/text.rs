@@ -69,6 +69,9 @@ enum Mode {
         seen: Vec<u8>,
         deadline: Instant,
         polite: bool,
+        /// The polite wait went by in silence (or in the raw REPL's
+        /// framing): waiting on for a tool's program to end.
+        waited_on: bool,
     },
     /// The sync program sent; waiting for its answer.
     Syncing { answer: WaitFor, deadline: Instant },
@@ -421,6 +424,7 @@ impl TextLane {
                         let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
                         self.show(before, out);
                     }
+                    self.waiting = None;
                     self.start_sync(now, out);
                 } else if seen.len() > ENTERING_KEEP {
                     // A board that answers with anything but the banner
@@ -511,6 +515,7 @@ impl TextLane {
             seen: Vec::new(),
             deadline,
             polite,
+            waited_on: false,
         };
         self.timers.set(Timer::Reply, deadline);
     }
@@ -647,6 +652,7 @@ impl TextLane {
                     seen: Vec::new(),
                     deadline: now + self.timeout,
                     polite: false,
+                    waited_on: false,
                 };
                 self.timers.set(Timer::Reply, now + self.timeout);
             } else {
@@ -681,6 +687,7 @@ impl TextLane {
                     seen: Vec::new(),
                     deadline: now + self.timeout,
                     polite: false,
+                    waited_on: false,
                 };
                 self.timers.set(Timer::Reply, now + self.timeout);
             }
@@ -831,10 +838,27 @@ impl TextLane {
                 deadline,
                 polite,
                 seen,
-                ..
+                waited_on,
             } if now >= *deadline => {
                 if !*polite {
                     return Err(Why::Silent("entering the raw REPL"));
+                }
+                if !*waited_on && tools_program(seen) && self.timeout > POLITE {
+                    // The board may be in the raw REPL, running a program a
+                    // tool left (ours, when a daemon died in its middle):
+                    // such programs are bounded and end by themselves, and
+                    // our Ctrl-A, waiting in the board's input, then brings
+                    // the banner. A person's program past the time-out is
+                    // still theirs (below).
+                    *waited_on = true;
+                    *deadline += self.timeout - POLITE;
+                    let deadline = *deadline;
+                    self.timers.set(Timer::Reply, deadline);
+                    self.waiting = Some((
+                        now,
+                        "the board runs a program (silent, or a tool's in the raw REPL: those end by themselves)".into(),
+                    ));
+                    return Ok(());
                 }
                 // The board runs a program: its REPL is not ours to take.
                 let seen = std::mem::take(seen);
@@ -871,6 +895,16 @@ impl TextLane {
         }
         Ok(())
     }
+}
+
+/// Whether what the board printed while our polite Ctrl-A went unanswered
+/// may be a tool's program in the raw REPL rather than a person's at the
+/// friendly one: nothing at all (a program that prints its answer at the
+/// end), or the raw REPL's framing (`\x04` ends each part of an answer,
+/// the friendly REPL never prints it). A person's program that prints
+/// shows text without it.
+fn tools_program(seen: &[u8]) -> bool {
+    seen.is_empty() || seen.contains(&0x04)
 }
 
 fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
