@@ -263,10 +263,11 @@ fn wm(args: &[&str]) -> std::process::Output {
 fn listing_board(listing: impl Fn(&str) -> String + Send + Sync + 'static) -> u16 {
     repl_board(move |code| {
         if code.contains("ilistdir") {
+            // The walk's first argument: `for f in b'/top\0...'`.
             let top = code
-                .split("t=[b'")
+                .split("for f in b'")
                 .nth(1)
-                .and_then(|r| r.split('\'').next())
+                .and_then(|r| r.split(['\\', '\'']).next())
                 .unwrap_or("/")
                 .to_string();
             let top = if top == "/" { "" } else { &top };
