@@ -524,9 +524,6 @@ impl Cli {
         if named.is_none() {
             not_a_command(&board)?;
         }
-        if let Some(mp) = &self.mount.mountpoint {
-            check_mountpoint(mp, &address)?;
-        }
         self.conn = conn;
         self.mount.board = Some(address);
         // The command line's options come last: they add to the board's.
@@ -534,7 +531,11 @@ impl Cli {
         given.append(&mut self.mount.options);
         let (fuse, ours) = options::parse(&given)?;
         self.mount.fuse = fuse;
-        ours.into_iter().try_for_each(|o| self.absorb(o))
+        ours.into_iter().try_for_each(|o| self.absorb(o))?;
+        match (&self.mount.mountpoint, &self.mount.board) {
+            (Some(mp), Some(board)) => check_mountpoint(mp, board),
+            _ => Ok(()),
+        }
     }
 
     /// `-o key=value` as if `--key value` had been given.
