@@ -26,6 +26,9 @@ fi
 # every process it starts carries its mark in the environment: whatever of
 # either is left at the end leaked, whether the tests passed or not.
 suite=$(mktemp -d /tmp/webrepl-tests.XXXXXX)
+# As /tmp itself: the tests that act as another user (setpriv) reach their
+# files through it.
+chmod 1777 "$suite"
 export TMPDIR=$suite WEBREPL_TEST_SUITE=$suite
 leftovers() {
   local rc=$? leaked=() pid cmd mnt

@@ -696,11 +696,14 @@ fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
             .stderr(std::process::Stdio::null());
         c
     };
-    let mut daemon = cmd()
-        .args([&format!("127.0.0.1:{port}"), mp.path().to_str().unwrap()])
-        .args(["--timeout", "2"])
-        .spawn()
-        .unwrap();
+    let mut daemon = common::Reaped(
+        cmd()
+            .args([&format!("127.0.0.1:{port}"), mp.path().to_str().unwrap()])
+            .args(["--timeout", "2"])
+            .spawn()
+            .unwrap(),
+    );
+    let _gone = common::Unmounted(mp.path().to_path_buf());
     common::eventually(30, "the mount is ready", || {
         assert!(daemon.try_wait().unwrap().is_none(), "the mount ended");
         common::mounted(mp.path()) && std::fs::metadata(mp.path()).is_ok()

@@ -91,7 +91,7 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
     let name = webrepl_mount::terminal::sidecar::socket_path(m.path());
     let sock = taken.join(name.file_name().expect("socket name"));
     let talked = tmp.path().join("talked");
-    let mut fake = as_nobody()
+    let fake = as_nobody()
         .arg("/usr/bin/python3")
         .arg("-c")
         .arg(
@@ -106,6 +106,7 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("nobody's socket");
+    let mut fake = common::Reaped(fake);
     let mut ready = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(fake.stdout.take().expect("stdout")),
@@ -284,10 +285,10 @@ fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
         .write_all(b"more = 2\n")
         .expect("the mount still there");
     common::close(other).expect("close");
-    assert_eq!(
-        std::fs::read(tb.path("/other.py")).expect("on the board"),
-        b"unsaved = 1\nmore = 2\n"
-    );
+    // close() waits for its upload at most --close-wait: then it lands.
+    eventually(20, "other.py on the board", || {
+        std::fs::read(tb.path("/other.py")).is_ok_and(|d| d == b"unsaved = 1\nmore = 2\n")
+    });
     assert_eq!(
         std::fs::read(tb.path("/main.py")).expect("main"),
         b"print('main')\n"
@@ -301,7 +302,7 @@ fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
 fn a_process_holding_the_password_is_not_dumpable() {
     let tb = TestBoard::start();
     let home = shared_tmp();
-    let mut web = as_nobody()
+    let web = as_nobody()
         .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
         .args(["web", &tb.addr(), "--listen", "127.0.0.1:0"])
         .env("WEBREPL_PASSWORD", &tb.password)
@@ -311,6 +312,7 @@ fn a_process_holding_the_password_is_not_dumpable() {
         .stderr(Stdio::null())
         .spawn()
         .expect("web");
+    let mut web = common::Reaped(web);
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(web.stdout.take().expect("stdout")),
@@ -450,4 +452,23 @@ fn half_sent_requests_to_the_page_neither_starve_the_daemon_nor_stay() {
     assert!(page_ok());
     let mut m = m;
     assert!(m.unmount().status.success());
+}
+
+/// A board file the cache could not hold (a sparse 20 GB file grew the
+/// daemon's memory until it ran out): reading it is EFBIG at once, and
+/// the daemon and its other files are untouched.
+#[test]
+fn a_board_file_larger_than_the_cache_holds_is_efbig_not_memory() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('main')\n").expect("seed");
+    let sparse = std::fs::File::create(tb.path("/sparse.bin")).expect("sparse");
+    sparse.set_len(1 << 30).expect("a 1 GB hole");
+    drop(sparse);
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let e = std::fs::read(m.path().join("sparse.bin")).expect_err("a 1 GB read");
+    assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}");
+    assert_eq!(
+        std::fs::read(m.path().join("main.py")).expect("main"),
+        b"print('main')\n"
+    );
 }

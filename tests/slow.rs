@@ -105,7 +105,12 @@ fn concurrent_saves_into_one_directory_each_use_their_own_part_file() {
     let tb = TestBoard::start();
     std::fs::create_dir(tb.path("/app")).unwrap();
     let emu = LinkEmu::slow(tb.port);
-    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // Each close waits for its own upload (the link takes 6 s for all three).
+    let mut m = Mount::start(
+        &tb,
+        &format!("127.0.0.1:{}", emu.port),
+        &["--close-wait", "60"],
+    );
     let saves: Vec<_> = (0..3)
         .map(|i| {
             let p = m.path().join(format!("app/f{i}.bin"));

@@ -120,15 +120,18 @@ fn a_named_board_mounts_with_its_options_and_the_command_line_adds_its_own() {
     // The password from boards.toml, with the board's own options.
     let dir = tempfile::tempdir().expect("mountpoint");
     let state = tempfile::tempdir().expect("state");
-    let mut child = with_home(
-        Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-            .args(["kitchen", &dir.path().display().to_string()])
-            .args(["-o", "uid=4321,gid=4321"]),
-        home.path(),
-        state.path(),
-    )
-    .spawn()
-    .expect("mount");
+    let mut child = common::Reaped(
+        with_home(
+            Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+                .args(["kitchen", &dir.path().display().to_string()])
+                .args(["-o", "uid=4321,gid=4321"]),
+            home.path(),
+            state.path(),
+        )
+        .spawn()
+        .expect("mount"),
+    );
+    let _gone = common::Unmounted(dir.path().to_path_buf());
     eventually(10, "the named mount", || {
         mounted(dir.path()) && dir.path().join("boot.py").exists()
     });
@@ -198,6 +201,7 @@ fn an_fstab_line_mounts_with_mount_and_umount_flushes() {
         "mount: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let _gone = common::Unmounted(dir.path().to_path_buf());
     // mount returned: the mount is there already, in the background.
     assert!(mounted(dir.path()));
     let file = dir.path().join("late.py");

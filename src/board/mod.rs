@@ -117,7 +117,10 @@ pub fn component(name: &str) -> std::result::Result<&str, &'static str> {
 pub fn shown(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        if c.is_control() || c == '\\' {
+        // Bidirectional overrides and isolates too: `\u{202e}gnp.exe`
+        // would show as `exe.png`.
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi || c == '\\' {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -697,6 +700,14 @@ fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Option<String>>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_shown_without_what_a_terminal_would_act_on() {
+        assert_eq!(shown("a\n\x1b[31m"), "a\\n\\u{1b}[31m");
+        // Shown as `exe.png` if the override were printed as is.
+        assert_eq!(shown("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
+        assert_eq!(shown("ä.py"), "ä.py");
+    }
 
     #[test]
     fn normalizes_paths() {

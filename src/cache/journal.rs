@@ -100,8 +100,13 @@ impl Journal {
     }
 
     pub fn set_board_id(&self, id: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.dir.join("board-id"), format!("{id}\n"))
+        crate::private::dir(&self.dir).map_err(std::io::Error::other)?;
+        // As the journal's entries: 0600 (tempfile's mode), put in place whole.
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(format!("{id}\n").as_bytes())?;
+        tmp.persist(self.dir.join("board-id"))
+            .map(|_| ())
+            .map_err(|e| e.error)
     }
 
     pub fn remove(&self, path: &str) {

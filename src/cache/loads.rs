@@ -136,6 +136,19 @@ impl Core {
         st: &mut State,
         ino: Ino,
     ) -> Result<(u64, watch::Receiver<(usize, bool)>)> {
+        // Held whole in memory: a board's 20 GB sparse file (or one that
+        // claims 2^40 bytes) grew the daemon until it ran out.
+        let size = node(st, ino)?.size;
+        if size > super::files::MAX_FILE {
+            return Err(Error::Os {
+                errno: libc::EFBIG,
+                what: format!(
+                    "{}: {size} bytes on the board, more than the {} MiB webrepl-mount holds",
+                    st.tree.path(ino),
+                    super::files::MAX_FILE >> 20
+                ),
+            });
+        }
         let small = |st: &State, i: Ino| {
             st.tree.get(i).is_some_and(|n| {
                 n.kind == Kind::File

@@ -247,14 +247,11 @@ struct TwoPaths {
 async fn download(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
     match page.files.read(&q.path).await {
         Ok(data) => {
-            let name = q.path.rsplit('/').next().unwrap_or("file").replace('"', "");
+            let name = q.path.rsplit('/').next().unwrap_or("file");
             (
                 [
                     (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{name}\""),
-                    ),
+                    (header::CONTENT_DISPOSITION, attachment(name)),
                 ],
                 data,
             )
@@ -262,6 +259,27 @@ async fn download(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Re
         }
         Err(e) => fail(e),
     }
+}
+
+/// `Content-Disposition` for a board's name, whatever it holds (a newline
+/// made the header invalid: 500): a plain ASCII fallback, and the exact
+/// name percent-encoded as RFC 6266 and 5987 describe.
+fn attachment(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let exact: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 
 async fn upload(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Bytes) -> Response {
@@ -336,4 +354,25 @@ fn fail(e: Error) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    #[test]
+    fn any_board_name_makes_a_valid_header() {
+        for name in [
+            "main.py",
+            "nl\nname",
+            "q\"uote",
+            "ä ö.py",
+            "\u{202e}gnp.exe",
+        ] {
+            let v = super::attachment(name);
+            assert!(axum::http::HeaderValue::from_str(&v).is_ok(), "{v}");
+        }
+        assert_eq!(
+            super::attachment("a b\n.py"),
+            "attachment; filename=\"a b_.py\"; filename*=UTF-8''a%20b%0A.py"
+        );
+    }
 }
