@@ -183,60 +183,68 @@ fn log_in(s: &mut TcpStream) -> bool {
 fn repl_board(
     answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    logged_in_board(move |mut s| {
+        // 0: friendly, 1: raw, 2: raw-paste.
+        let (mut mode, mut code) = (0, Vec::new());
+        while let Some(p) = read_frame(&mut s) {
+            if p.len() == 82 && p.starts_with(b"WA") {
+                continue; // a file transfer: this board has none
+            }
+            let mut say = Vec::new();
+            for b in p {
+                match (mode, b) {
+                    (0, 0x01) | (1, 0x01) if code.is_empty() => {
+                        mode = 1;
+                        say.extend_from_slice(b"\r\nraw REPL; CTRL-B to exit\r\n>");
+                    }
+                    (0, _) => {}
+                    (1, 0x01) if code == b"\x05A" => {
+                        code.clear();
+                        mode = 2;
+                        say.extend_from_slice(b"R\x01\xff\xff\x01");
+                    }
+                    (1 | 2, 0x04) => {
+                        let text = String::from_utf8_lossy(&code).to_string();
+                        let out = match text.find("wrm-sync-'+'") {
+                            Some(i) => format!("wrm-sync-{}", &text[i + 12..i + 20]).into_bytes(),
+                            None => answer(&text),
+                        };
+                        say.extend_from_slice(if mode == 1 { b"OK" } else { b"\x04" });
+                        say.extend_from_slice(&out);
+                        say.extend_from_slice(b"\x04\x04>");
+                        code.clear();
+                        mode = 1;
+                    }
+                    (_, b) => code.push(b),
+                }
+            }
+            for chunk in say.chunks(1000) {
+                let _ = s.write_all(&frame(0x81, chunk));
+            }
+        }
+    })
+}
+
+/// A board on a free port that logs each client in, then hands the
+/// connection to `serve` (a thread each). Returns the port and a count of
+/// connections.
+fn logged_in_board(
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::Ordering;
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = conns.clone();
-    let answer = std::sync::Arc::new(answer);
+    let serve = std::sync::Arc::new(serve);
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut s) = conn else { return };
             counted.fetch_add(1, Ordering::SeqCst);
-            let answer = answer.clone();
+            let serve = serve.clone();
             std::thread::spawn(move || {
-                if !log_in(&mut s) {
-                    return;
-                }
-                // 0: friendly, 1: raw, 2: raw-paste.
-                let (mut mode, mut code) = (0, Vec::new());
-                while let Some(p) = read_frame(&mut s) {
-                    if p.len() == 82 && p.starts_with(b"WA") {
-                        continue; // a file transfer: this board has none
-                    }
-                    let mut say = Vec::new();
-                    for b in p {
-                        match (mode, b) {
-                            (0, 0x01) | (1, 0x01) if code.is_empty() => {
-                                mode = 1;
-                                say.extend_from_slice(b"\r\nraw REPL; CTRL-B to exit\r\n>");
-                            }
-                            (0, _) => {}
-                            (1, 0x01) if code == b"\x05A" => {
-                                code.clear();
-                                mode = 2;
-                                say.extend_from_slice(b"R\x01\xff\xff\x01");
-                            }
-                            (1 | 2, 0x04) => {
-                                let text = String::from_utf8_lossy(&code).to_string();
-                                let out = match text.find("wrm-sync-'+'") {
-                                    Some(i) => {
-                                        format!("wrm-sync-{}", &text[i + 12..i + 20]).into_bytes()
-                                    }
-                                    None => answer(&text),
-                                };
-                                say.extend_from_slice(if mode == 1 { b"OK" } else { b"\x04" });
-                                say.extend_from_slice(&out);
-                                say.extend_from_slice(b"\x04\x04>");
-                                code.clear();
-                                mode = 1;
-                            }
-                            (_, b) => code.push(b),
-                        }
-                    }
-                    for chunk in say.chunks(1000) {
-                        let _ = s.write_all(&frame(0x81, chunk));
-                    }
+                if log_in(&mut s) {
+                    serve(s);
                 }
             });
         }
@@ -416,31 +424,14 @@ fn a_huge_size_from_the_board_is_not_allocated() {
 fn odd_board(
     answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::Ordering;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = conns.clone();
-    let answer = std::sync::Arc::new(answer);
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { return };
-            counted.fetch_add(1, Ordering::SeqCst);
-            let answer = answer.clone();
-            std::thread::spawn(move || {
-                if !log_in(&mut s) {
-                    return;
-                }
-                while let Some(p) = read_frame(&mut s) {
-                    let say = answer(&p);
-                    if !say.is_empty() {
-                        let _ = s.write_all(&frame(0x81, &say));
-                    }
-                }
-            });
+    logged_in_board(move |mut s| {
+        while let Some(p) = read_frame(&mut s) {
+            let say = answer(&p);
+            if !say.is_empty() {
+                let _ = s.write_all(&frame(0x81, &say));
+            }
         }
-    });
-    (port, conns)
+    })
 }
 
 #[test]

@@ -189,29 +189,24 @@ impl TestBoard {
 
     /// The board restarts (power cycle): same port, same flash.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let root = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
-        let tmpfs = self.tmpfs;
-        let mut fresh = Self::on(
-            root,
-            self.ring,
-            Some(self.port),
-            self.heap_kb,
-            self.linger_ms,
-        );
-        fresh.tmpfs = tmpfs;
-        self.tmpfs = false;
-        std::mem::swap(self, &mut fresh);
+        let tmpfs = std::mem::take(&mut self.tmpfs);
+        self.replace(root).close().ok();
+        self.tmpfs = tmpfs;
     }
 
     /// Another board on the same port (every ESP in access-point mode is
     /// 192.168.4.1): one with the flash `root`. Returns the flash of the
     /// board it replaces.
     pub fn swap_board(&mut self, root: tempfile::TempDir) -> tempfile::TempDir {
+        self.replace(root)
+    }
+
+    /// A new board process on this port, with the flash `root`; returns
+    /// the old flash (a tmpfs stays mounted: the caller's to keep or drop).
+    fn replace(&mut self, root: tempfile::TempDir) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let old = std::mem::replace(&mut self.root, tempfile::tempdir().expect("tempdir"));
         let mut fresh = Self::on(
             root,
             self.ring,
@@ -220,6 +215,9 @@ impl TestBoard {
             self.linger_ms,
         );
         std::mem::swap(self, &mut fresh);
+        // `fresh` is now the old board: its flash goes back to the caller.
+        let old = std::mem::replace(&mut fresh.root, tempfile::tempdir().expect("tempdir"));
+        fresh.tmpfs = false;
         old
     }
 
