@@ -588,7 +588,6 @@ fn a_copy_during_a_program_at_the_terminal_waits_for_it_and_succeeds() {
 }
 
 #[test]
-#[ignore = "flaky under the full term run: a key held while an attempt was under way once ran after the link came back (xprint(8)); passes alone; see the closing note of 2026-12-06"]
 fn keys_typed_while_the_board_is_unreachable_never_run_and_the_terminal_says_so() {
     let tb = TestBoard::start();
     let mut emu = LinkEmu::start(tb.port, 5.0);

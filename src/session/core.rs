@@ -299,10 +299,18 @@ impl Core {
         if !keys.is_empty() {
             self.last_key = Some(now);
         }
-        if self.link != Link::Up && self.last_failure.is_some() {
-            // Unreachable: keys held now would run whenever the board is
-            // back (a `machine.reset()` minutes later), unseen.
-            self.drop_keys(keys.len());
+        if self.link != Link::Up {
+            if self.last_failure.is_some() {
+                // Unreachable: keys held now would run whenever the board
+                // is back (a `machine.reset()` minutes later), unseen.
+                self.drop_keys(keys.len());
+            } else {
+                // The link just broke: held (not queued as text for
+                // whatever link comes next) until it is back, or dropped
+                // with the rest when an attempt fails.
+                self.text.hold_keys(now, keys);
+            }
+            self.step(now);
             return;
         }
         self.text.keys(now, keys, &mut self.out);
@@ -413,6 +421,9 @@ impl Core {
         self.totals.reconnects += 1;
         self.last_error = None;
         self.last_failure = None;
+        // Text made for the link that broke (keys, a program's middle)
+        // means nothing to a new one: the lanes start over on it.
+        self.out.text.clear();
         if std::mem::take(&mut self.keys_dropped) > 0 {
             // The notice's line ends; the board's output goes below it.
             self.out.event(Event::Terminal(b"\r\n".to_vec()));

@@ -964,3 +964,33 @@ fn keys_typed_during_an_upload_in_slices_wait_for_one_slice_at_most() {
         ));
     }
 }
+
+#[test]
+fn keys_typed_before_the_first_attempt_fails_never_run_when_the_board_is_back() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.reachable = false;
+    p.cut();
+    // Typed after the link broke, before an attempt has failed: held, not
+    // queued for whatever link comes next.
+    p.core.keys(p.now, b"x");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.connects >= 1));
+    p.run_for(Duration::from_millis(300));
+    assert!(
+        p.shown()
+            .ends_with("[webrepl-mount: board unreachable, 1 key dropped]"),
+        "{:?}",
+        p.shown()
+    );
+    let typed = p.board.typed.len();
+    p.reachable = true;
+    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
+    p.run_for(Duration::from_secs(2));
+    assert!(
+        !p.board.typed[typed..].contains(&b'x'),
+        "a dropped key ran later: {:?}",
+        String::from_utf8_lossy(&p.board.typed[typed..])
+    );
+}

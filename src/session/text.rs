@@ -196,6 +196,11 @@ impl TextLane {
         }
     }
 
+    /// Keys held without being sent: the link is down.
+    pub fn hold_keys(&mut self, now: Instant, keys: &[u8]) {
+        self.keys.hold(now, keys);
+    }
+
     /// Whether keys go to the board now: at the person's prompt or their
     /// program's input.
     fn theirs(&self) -> bool {
