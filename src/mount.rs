@@ -714,15 +714,19 @@ fn dead_mount(mountpoint: &Path) -> bool {
     )
 }
 
-/// Where this machine mounts `board`, if it does.
+/// Where this user mounts `board`, if they do: a mount whose daemon
+/// answers on this user's socket for it. /proc/mounts lists every user's
+/// mounts and dead ones too; such a mount of the same address (a board
+/// gone, its address now another's, a test's port reused) holds nothing.
 pub fn mounted_board(board: &str) -> Option<String> {
     let want = Target::parse(board).ok()?;
     our_mounts()
         .into_iter()
-        .find(|(b, _)| {
+        .find(|(b, p)| {
             Target::parse(b)
                 .ok()
                 .is_some_and(|t| t.host == want.host && t.port == want.port)
+                && std::os::unix::net::UnixStream::connect(sidecar::socket_path(p)).is_ok()
         })
         .map(|(_, p)| p.display().to_string())
 }

@@ -409,3 +409,41 @@ fn right_after_kill_9_status_and_unmount_see_the_dead_mount_with_or_without_a_sl
         assert!(!common::mounted(m.path()));
     }
 }
+
+#[test]
+fn a_dead_mount_of_the_same_address_holds_nothing_and_a_new_mount_goes_ahead() {
+    let tb = TestBoard::start();
+    let mut dead = Mount::start(&tb, &tb.addr(), &[]);
+    // SAFETY: a plain kill of the daemon this test started.
+    unsafe { libc::kill(dead.pid() as i32, libc::SIGKILL) };
+    dead.wait();
+    // The dead mount is still listed in /proc/mounts, its socket still in
+    // this user's runtime directory: neither holds the board.
+    let other = tempfile::tempdir().unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = common::Reaped(
+        dead.cmd()
+            .args([&tb.addr(), other.path().to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    common::eventually(20, "the second mount", || {
+        if let Ok(Some(s)) = child.0.try_wait() {
+            panic!(
+                "the mount exited with {s}: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        common::mounted(other.path()) && std::fs::metadata(other.path()).is_ok()
+    });
+    let _gone = common::Unmounted(other.path().to_path_buf());
+    let o = dead
+        .cmd()
+        .args(["unmount", other.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(child.0.wait().unwrap().success());
+}
