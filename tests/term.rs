@@ -416,7 +416,6 @@ fn on_a_slow_link_a_typed_line_answers_while_a_big_upload_is_still_on_the_wire()
 }
 
 #[test]
-#[ignore = "flaky under the full term run: keys typed as the slice-mending program takes the REPL can be lost from the restored line (src/session/restore.rs); passes alone; see the closing note of 2026-12-06"]
 fn on_a_slow_link_keys_typed_one_by_one_all_echo_while_a_big_upload_is_on_the_wire() {
     let tb = TestBoard::start();
     let big = random_bytes(300_000, 7);

@@ -13,6 +13,11 @@ pub const SETTLE: Duration = Duration::from_millis(150);
 /// without an echo (a program reading without echo).
 const KEY_CHUNK: usize = 128;
 const ECHO_WAIT: Duration = Duration::from_millis(50);
+/// Keys sent are on their way until the board has said as much back (its
+/// echo, or what Enter printed): a line is not settled before, as what is
+/// on the person's screen is not yet what the board has. Keys that echo
+/// nothing (an arrow at the line's end) settle after this long.
+const ECHO_LATE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 pub struct Keys {
@@ -22,6 +27,11 @@ pub struct Keys {
     /// for their echo.
     unechoed: usize,
     echo_until: Option<Instant>,
+    /// Keys sent whose echo has not come back yet, and when the last went.
+    in_flight: usize,
+    sent_at: Option<Instant>,
+    /// When the board last said something.
+    heard_at: Option<Instant>,
 }
 
 impl Keys {
@@ -41,7 +51,15 @@ impl Keys {
         self.held.clear();
         self.unechoed = 0;
         self.echo_until = None;
+        self.link_changed();
         n
+    }
+
+    /// A new link (or none): nothing sent is on its way any more.
+    pub fn link_changed(&mut self) {
+        self.in_flight = 0;
+        self.sent_at = None;
+        self.heard_at = None;
     }
 
     /// Drops a held `key` at the front (a Ctrl-B the lane's own makes
@@ -53,18 +71,38 @@ impl Keys {
     }
 
     /// Text from the board: as much of a paste echoed.
-    pub fn echoed(&mut self, n: usize) {
+    pub fn echoed(&mut self, now: Instant, n: usize) {
         self.unechoed = self.unechoed.saturating_sub(n);
+        self.in_flight = self.in_flight.saturating_sub(n);
+        if n > 0 {
+            self.heard_at = Some(now);
+        }
     }
 
-    /// When the person's line counts as settled, if it is not yet at `now`.
+    /// When the person's line counts as settled, if it is not yet at `now`:
+    /// a while after their last key, and once the board has echoed as many
+    /// bytes as were sent and then been quiet a while (the echo of one
+    /// frame of keys comes in pieces: Enter's output, then the next key),
+    /// or the echo is very late.
     pub fn settling(&self, now: Instant) -> Option<Instant> {
-        self.last.map(|t| t + SETTLE).filter(|t| now < *t)
+        let typed = self.last.map(|t| t + SETTLE);
+        let echo = self.sent_at.map(|sent| {
+            let late = sent + ECHO_LATE;
+            match self.heard_at {
+                _ if self.in_flight > 0 => late,
+                Some(h) if h >= sent => (h + SETTLE).min(late),
+                _ => sent,
+            }
+        });
+        typed.into_iter().chain(echo).filter(|t| now < *t).max()
     }
 
     /// The clocks stood still for `d` (the keys waited for an upload).
     pub fn thaw(&mut self, d: Duration) {
-        for t in [&mut self.echo_until, &mut self.last].into_iter().flatten() {
+        for t in [&mut self.echo_until, &mut self.last, &mut self.sent_at]
+            .into_iter()
+            .flatten()
+        {
             *t += d;
         }
     }
@@ -78,6 +116,8 @@ impl Keys {
         }
         let n = self.held.len().min(KEY_CHUNK);
         let keys: Vec<u8> = self.held.drain(..n).collect();
+        self.in_flight += n;
+        self.sent_at = Some(now);
         // Keys held while a program had the REPL are typed now, as far as
         // the board knows: the line is not settled until they are echoed.
         self.last = Some(self.last.map_or(now, |t| t.max(now)));

@@ -994,3 +994,30 @@ fn keys_typed_before_the_first_attempt_fails_never_run_when_the_board_is_back() 
         String::from_utf8_lossy(&p.board.typed[typed..])
     );
 }
+
+#[test]
+fn keys_whose_echo_is_still_on_the_way_are_not_cleared_by_a_program_taking_the_repl() {
+    // A link whose round trip (400 ms) is longer than a line takes to
+    // settle: Enter and a key are on the board, their echo on its way,
+    // when a program of ours wants the REPL. Judged by the screen as it
+    // was, the line would be "x=1": cleared with Ctrl-C (hiding what
+    // Enter printed) and typed back, the "y" typed after Enter gone.
+    let mut p = Pair::new(cfg(10), ESP32, Duration::from_millis(400));
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(3), |p| p.shown().ends_with(">>> ")));
+    p.core.keys(p.now, b"x=1");
+    assert!(p.run_until(Duration::from_secs(3), |p| p.shown().ends_with("x=1")));
+    p.core.keys(p.now, b"\ry");
+    p.run_for(Duration::from_millis(200));
+    let op = p.core.submit(p.now, program("print(1)"));
+    assert!(p.wait(op, Duration::from_secs(10)).is_ok());
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(
+        String::from_utf8_lossy(&p.board.line),
+        "y",
+        "the terminal shows {:?}",
+        p.shown()
+    );
+    assert!(p.shown().ends_with(">>> y"), "{:?}", p.shown());
+}

@@ -288,6 +288,7 @@ impl TextLane {
 
     /// A new connection: the REPL's state is unknown until it says.
     pub fn link_up(&mut self, now: Instant) {
+        self.keys.link_changed();
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -389,7 +390,7 @@ impl TextLane {
 
     /// Text from the board.
     pub fn feed(&mut self, now: Instant, text: &[u8], out: &mut Out) -> Result<(), Why> {
-        self.keys.echoed(text.len());
+        self.keys.echoed(now, text.len());
         match &mut self.mode {
             Mode::Terminal => {
                 let was_prompted = self.screen.prompt().is_some();
