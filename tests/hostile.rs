@@ -652,6 +652,29 @@ fn a_download_altered_in_transit_is_refused_and_not_written() {
 }
 
 #[test]
+fn a_read_through_the_mount_altered_in_transit_fails_and_is_never_cached() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(200_000, 23);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    let port = flipping_proxy(tb.port, 20);
+    let mut m = common::Mount::start(&tb, &format!("127.0.0.1:{port}"), &[]);
+    // The reader had bytes of the damaged copy as they came: it cannot be
+    // given another, so its read through the end fails.
+    let err = std::fs::read(m.path().join("big.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let log = m.log();
+    assert!(
+        log.contains("/big.bin: crc32 mismatch") || log.contains("/big.bin: sha256 mismatch"),
+        "{log}"
+    );
+    assert!(log.contains("not served"), "{log}");
+    // The damaged copy is not in the cache: the next read fetches the
+    // file again, whole.
+    assert_eq!(std::fs::read(m.path().join("big.bin")).unwrap(), data);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
 fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
     // An empty name and a NUL beside good files, and a directory that
     // contains itself: the mount skips what it cannot show and is ready.

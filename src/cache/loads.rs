@@ -22,6 +22,9 @@ pub(super) struct Load {
     /// Bytes so far, and whether the transfer has ended.
     tx: watch::Sender<(usize, bool)>,
     error: Option<Error>,
+    /// A reader was handed some of it before it was checked: a damaged
+    /// copy cannot be read again for them, only failed.
+    handed: bool,
 }
 
 /// What a reader asks for: the range, how much of it must be here, and
@@ -118,6 +121,9 @@ impl Core {
                 let (len, done) = *l.tx.borrow();
                 if len >= enough || done {
                     let data = range(&l.data, start, end);
+                    if let Some(l) = st.loads.get_mut(&ino) {
+                        l.handed |= !data.is_empty();
+                    }
                     saw(st, ino, fh, version);
                     return Ok(Found::Data(data));
                 }
@@ -200,6 +206,7 @@ impl Core {
                     data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
                     tx,
                     error: None,
+                    handed: false,
                 },
             );
             if first.is_none() {
@@ -253,10 +260,18 @@ struct Job {
     stat: Stat,
 }
 
-type Shared = Arc<Mutex<State>>;
+pub(super) type Shared = Arc<Mutex<State>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
+pub(super) fn lock(state: &Shared) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The data of the load `id` of `ino`, if it still runs.
+pub(super) fn data_of(st: &State, ino: Ino, id: u64) -> Option<&[u8]> {
+    st.loads
+        .get(&ino)
+        .filter(|l| l.id == id)
+        .map(|l| l.data.as_slice())
 }
 
 /// One file by GET, handed to its readers as it comes.
@@ -280,7 +295,39 @@ async fn load_file(state: Shared, board: Board, job: Job) {
             let _ = l.tx.send((len, false));
         }
     };
-    let r = board.get_into(&path, stat, &mut sink).await.map(drop);
+    let mut r = Ok(());
+    for attempt in 1..=super::verify::TRIES {
+        let len = match board.get_into(&path, stat, &mut sink).await {
+            Ok(n) => n,
+            Err(e) => {
+                r = Err(e);
+                break;
+            }
+        };
+        let why = match super::verify::check(&state, &board, ino, id, &path, len).await {
+            Ok(super::verify::Verdict::Whole) => break,
+            Ok(super::verify::Verdict::Damaged(why)) => why,
+            Err(e) => {
+                r = Err(e);
+                break;
+            }
+        };
+        // Read again only if no reader has had any of it.
+        let again = {
+            let mut st = lock(&state);
+            match st.loads.get_mut(&ino).filter(|l| l.id == id) {
+                Some(l) if !l.handed && attempt < super::verify::TRIES => {
+                    l.data.clear();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if let Some(e) = super::verify::damaged(&path, &why, attempt, again) {
+            r = Err(e);
+            break;
+        }
+    }
     finish(&state, ino, id, &path, r, None);
 }
 

@@ -18,6 +18,7 @@ mod names;
 pub mod patterns;
 mod snapshot;
 pub mod tree;
+mod verify;
 
 use crate::board::{Base, Board, Kind, StatVfs, is_part};
 use crate::error::{Error, Result};
