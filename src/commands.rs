@@ -139,8 +139,7 @@ fn browse(url: &str, open: bool) -> Option<PathBuf> {
 
 /// `page-PORT.html` in the runtime directory, replaced atomically.
 fn redirect_file(url: &str) -> Result<PathBuf> {
-    let dir = sidecar::dir();
-    crate::private::dir(&dir)?;
+    let dir = sidecar::make_dir()?;
     let port: String = url
         .split('/')
         .nth(2)

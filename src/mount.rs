@@ -124,7 +124,7 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     }
     // Before the board is touched: a socket directory another user made
     // first is refused (see `private`).
-    crate::private::dir(&sidecar::dir())?;
+    sidecar::make_dir()?;
     let mut cfg = o.session.clone();
     // The tree walk needs the raw REPL; get it politely first.
     cfg.interrupt = false;

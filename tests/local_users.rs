@@ -29,11 +29,12 @@ fn uid() -> u32 {
 }
 
 /// Without XDG_RUNTIME_DIR the socket lives in TMP/webrepl-mount-UID; a
-/// directory of that name that nobody made first is refused by the mount
-/// and never used by a client (which would send keys to, and believe the
-/// answers of, nobody's socket).
+/// directory of that name that nobody made first is never used: the mount
+/// makes a private directory of its own beside it (as ssh-agent does) and
+/// records its name in the user's state directory, where the clients find
+/// it; a client that finds no such record never talks to nobody's socket.
 #[test]
-fn a_runtime_directory_another_user_made_first_is_refused() {
+fn a_runtime_directory_another_user_made_first_is_never_used() {
     let tb = TestBoard::start();
     let tmp = shared_tmp();
     let taken = tmp.path().join(format!("webrepl-mount-{}", uid()));
@@ -44,46 +45,73 @@ fn a_runtime_directory_another_user_made_first_is_refused() {
         .expect("setpriv");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // The mount refuses, naming the directory and the fix.
+    // The mount goes ahead, its socket in a directory of its own.
     let mp = tempfile::tempdir().expect("mountpoint");
     let state = tempfile::tempdir().expect("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .env("WEBREPL_PASSWORD", &tb.password)
-        .env("XDG_STATE_HOME", state.path())
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", tmp.path())
-        .arg(tb.addr())
-        .arg(mp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mount");
-    let mut status = None;
-    eventually(20, "the mount to give up", || {
-        status = child.try_wait().expect("wait");
-        status.is_some() || common::mounted(mp.path())
-    });
-    if common::mounted(mp.path()) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
+    let ours = |c: &mut Command| {
+        c.env("WEBREPL_PASSWORD", &tb.password)
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null());
+    };
+    let mut mount = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    ours(&mut mount);
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut child = common::Reaped(
+        mount
+            .arg(tb.addr())
             .arg(mp.path())
-            .status();
-        let _ = child.wait();
-        panic!("mounted with its socket in a directory nobody owns");
-    }
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
-        .expect("stderr");
-    assert!(!status.expect("exited").success());
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log"))
+            .spawn()
+            .expect("mount"),
+    );
+    let _gone = common::Unmounted(mp.path().to_path_buf());
+    eventually(20, "the mount", || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!(
+                "the mount exited with {s}: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        common::mounted(mp.path()) && std::fs::metadata(mp.path()).is_ok()
+    });
+    let record = state.path().join("webrepl-mount/runtime-dir");
+    let fresh = std::path::PathBuf::from(std::fs::read_to_string(&record).expect("recorded"));
+    assert_eq!(fresh.parent(), Some(tmp.path()), "{}", fresh.display());
+    let m = std::fs::metadata(&fresh).expect("the fresh directory");
+    assert_eq!((m.uid(), m.mode() & 0o777), (uid(), 0o700));
+    assert_eq!(mode(&record), 0o600);
     assert!(
-        err.contains(&taken.display().to_string()) && err.contains("belongs to uid 65534"),
-        "{err}"
+        std::fs::read_dir(&taken)
+            .expect("nobody's")
+            .next()
+            .is_none(),
+        "something of ours went into nobody's directory"
     );
     assert_eq!(
         std::fs::metadata(&taken).expect("still there").uid(),
         NOBODY
     );
+    // The clients of the same user find it.
+    let mut status = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    ours(&mut status);
+    let o = status
+        .arg("status")
+        .arg(mp.path())
+        .output()
+        .expect("status");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut unmount = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    ours(&mut unmount);
+    let o = unmount
+        .arg("unmount")
+        .arg(mp.path())
+        .output()
+        .expect("unmount");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(child.wait().expect("daemon").success());
 
     let m = Mount::start(&tb, &tb.addr(), &[]);
     // A client of our real mount, run where XDG_RUNTIME_DIR is not set,

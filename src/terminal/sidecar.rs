@@ -7,19 +7,105 @@
 //! never sends keys to, or believes answers from, another user's process.
 
 use crate::error::{Error, Result};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 /// `$XDG_RUNTIME_DIR/webrepl-mount`, else `webrepl-mount-UID` in
 /// `$TMPDIR` or /tmp, where another user may have made it first: used only
-/// once `private` has checked it.
+/// once `private` has checked it. If another user holds that name, the
+/// private directory [`make_dir`] made in its place (recorded in this
+/// user's state directory, where the clients find it).
 pub fn dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) => PathBuf::from(d).join("webrepl-mount"),
-        // SAFETY: getuid cannot fail.
-        None => std::env::temp_dir().join(format!("webrepl-mount-{}", unsafe { libc::getuid() })),
+        None => {
+            let fixed = fixed_tmp();
+            if taken(&fixed)
+                && let Some(d) = recorded()
+            {
+                return d;
+            }
+            fixed
+        }
+    }
+}
+
+fn fixed_tmp() -> PathBuf {
+    // SAFETY: getuid cannot fail.
+    std::env::temp_dir().join(format!("webrepl-mount-{}", unsafe { libc::getuid() }))
+}
+
+/// Made by someone else (or otherwise not ours to trust).
+fn taken(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok() && crate::private::check(path, false).is_err()
+}
+
+/// Where the name of a runtime directory made in place of a taken one is
+/// kept: `$XDG_STATE_HOME/webrepl-mount/runtime-dir` (or under
+/// `~/.local/state`), in a directory only this user can write.
+fn record_file() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|b| b.join("webrepl-mount").join("runtime-dir"))
+}
+
+/// The recorded directory, if it is still a private directory of ours.
+fn recorded() -> Option<PathBuf> {
+    let file = record_file()?;
+    crate::private::check(file.parent()?, false).ok()?;
+    let d = PathBuf::from(std::fs::read_to_string(&file).ok()?.trim_end());
+    let m = std::fs::symlink_metadata(&d).ok()?;
+    (crate::private::check(&d, false).is_ok() && m.mode() & 0o777 == 0o700).then_some(d)
+}
+
+/// The runtime directory made (or found) and checked, for a daemon about
+/// to listen in it. When another user made `/tmp/webrepl-mount-UID` first,
+/// a fresh private directory beside it (mkdtemp, as ssh-agent does) takes
+/// its place, and its name is recorded for the clients.
+pub fn make_dir() -> Result<PathBuf> {
+    let d = dir();
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() || !taken(&d) {
+        crate::private::dir(&d)?;
+        return Ok(d);
+    }
+    let refused = crate::private::dir(&d).err();
+    let made = (|| {
+        let file = record_file()?;
+        crate::private::dir(file.parent()?).ok()?;
+        let fresh = tempfile::Builder::new()
+            .prefix(&format!("{}.", d.file_name()?.to_string_lossy()))
+            .tempdir_in(d.parent()?)
+            .ok()?
+            .keep();
+        crate::private::dir(&fresh).ok()?;
+        let tmp = file.with_extension("new");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = crate::private::append(&tmp).ok()?;
+        std::io::Write::write_all(&mut f, fresh.as_os_str().as_encoded_bytes()).ok()?;
+        std::fs::rename(&tmp, &file).ok()?;
+        Some(fresh)
+    })();
+    match made {
+        Some(fresh) => {
+            tracing::warn!(
+                "{} belongs to another user: using {} instead (recorded in {})",
+                d.display(),
+                fresh.display(),
+                record_file()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            );
+            Ok(fresh)
+        }
+        None => Err(refused.unwrap_or_else(|| {
+            Error::Invalid(format!(
+                "{}: no private directory could be made",
+                d.display()
+            ))
+        })),
     }
 }
 
@@ -48,8 +134,8 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
 /// Listens for the mount at `mountpoint`, replacing a stale socket left by
 /// a daemon that died; refuses if a live daemon answers there.
 pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
+    make_dir()?;
     let path = socket_path(mountpoint);
-    crate::private::dir(&dir())?;
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
             return Err(Error::Invalid(format!(
