@@ -462,7 +462,7 @@ impl Daemon {
         if let Some(url) = page.as_ref() {
             return Ok(url.clone());
         }
-        let files = crate::web::Files::Mount(self.mountpoint.clone());
+        let files = crate::web::Files::Mount(self.mountpoint.clone(), self.core.clone());
         let served =
             crate::web::start(addr, self.session.clone(), files, self.board.clone()).await?;
         *page = Some(served.url.clone());

@@ -391,3 +391,47 @@ fn the_page_of_an_unmounted_board_and_of_a_mount_started_with_web() {
     assert!(answer.contains("cannot delete /"), "{answer}");
     assert!(m.unmount().status.success());
 }
+
+/// The page's download of a file of the mount goes through the mount's
+/// cache, not its mountpoint (served by the same daemon): an unmount while
+/// it runs ends, and so does the daemon.
+#[test]
+fn an_unmount_while_the_page_downloads_a_file_of_the_mount_ends() {
+    let tb = TestBoard::start();
+    let big = random_bytes(400_000, 31);
+    std::fs::write(tb.path("/big.bin"), &big).expect("seed");
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--web", "0"]);
+    m.status_until(10, |s| s.contains("page: http://127.0.0.1:"));
+    let (port, token) = port_and_token(&page_of(&m));
+    // 20 s of file at 20 KB/s.
+    let download = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "GET /api/file?path=/big.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Webrepl-Token: {token}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+    });
+    m.status_until(20, |s| s.contains("moving: down /big.bin"));
+    let mut unmount = common::Reaped(
+        m.cmd()
+            .arg("unmount")
+            .arg(m.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unmount"),
+    );
+    let mut done = None;
+    eventually(30, "the unmount to end", || {
+        done = unmount.try_wait().expect("wait");
+        done.is_some()
+    });
+    assert!(done.expect("ended").success());
+    assert!(m.wait().success(), "the daemon");
+    assert!(!common::mounted(m.path()));
+    let _ = download.join();
+}

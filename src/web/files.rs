@@ -10,7 +10,11 @@ use std::path::PathBuf;
 
 #[derive(Clone)]
 pub enum Files {
-    Mount(PathBuf),
+    /// The mountpoint, and the mount's cache: reads go through the cache,
+    /// not the mountpoint, as the daemon serving the page also serves the
+    /// mountpoint: a download held open there kept an unmount waiting on
+    /// the daemon's own request.
+    Mount(PathBuf, std::sync::Arc<crate::cache::Core>),
     Board(Board),
 }
 
@@ -37,7 +41,7 @@ impl Files {
                     size: e.size,
                 })
                 .collect(),
-            Files::Mount(root) => {
+            Files::Mount(root, _) => {
                 let root = root.clone();
                 blocking("listing", move || walk(&root)).await??
             }
@@ -50,9 +54,7 @@ impl Files {
         let path = board::normalize(path)?;
         match self {
             Files::Board(b) => b.get(&path).await,
-            Files::Mount(_) => tokio::fs::read(self.local(&path))
-                .await
-                .map_err(|e| words(e, &path)),
+            Files::Mount(_, core) => read_cached(core, &path).await,
         }
     }
 
@@ -62,7 +64,7 @@ impl Files {
         let path = board::normalize(path)?;
         match self {
             Files::Board(b) => b.put(&path, &data, true, Base::Any).await.map(|_| ()),
-            Files::Mount(_) => {
+            Files::Mount(..) => {
                 let local = self.local(&path);
                 let shown = path.clone();
                 blocking("writing", move || upload_through_mount(&local, &data))
@@ -82,7 +84,7 @@ impl Files {
         }
         match self {
             Files::Board(b) => b.remove(&path).await,
-            Files::Mount(_) => {
+            Files::Mount(..) => {
                 let local = self.local(&path);
                 let r = match tokio::fs::symlink_metadata(&local).await {
                     Ok(m) if m.is_dir() => tokio::fs::remove_dir(&local).await,
@@ -103,7 +105,7 @@ impl Files {
         }
         match self {
             Files::Board(b) => b.rename(&from, &to).await,
-            Files::Mount(_) => tokio::fs::rename(self.local(&from), self.local(&to))
+            Files::Mount(..) => tokio::fs::rename(self.local(&from), self.local(&to))
                 .await
                 .map_err(|e| words(e, &from)),
         }
@@ -113,7 +115,7 @@ impl Files {
         let path = board::normalize(path)?;
         match self {
             Files::Board(b) => b.mkdirs(&path).await,
-            Files::Mount(_) => tokio::fs::create_dir_all(self.local(&path))
+            Files::Mount(..) => tokio::fs::create_dir_all(self.local(&path))
                 .await
                 .map_err(|e| words(e, &path)),
         }
@@ -122,7 +124,7 @@ impl Files {
     pub async fn space(&self) -> Result<Space> {
         let v = match self {
             Files::Board(b) => b.statvfs("/").await?,
-            Files::Mount(root) => {
+            Files::Mount(root, _) => {
                 let root = root.clone();
                 return blocking("statvfs", move || statvfs(&root)).await?;
             }
@@ -134,10 +136,31 @@ impl Files {
     /// A board path (normalised, absolute) under the mountpoint.
     fn local(&self, path: &str) -> PathBuf {
         match self {
-            Files::Mount(root) => root.join(path.trim_start_matches('/')),
+            Files::Mount(root, _) => root.join(path.trim_start_matches('/')),
             Files::Board(_) => PathBuf::from(path),
         }
     }
+}
+
+/// A file of the mount, read through its cache (and so its board), in
+/// the pieces FUSE would ask for.
+async fn read_cached(core: &crate::cache::Core, path: &str) -> Result<Vec<u8>> {
+    const PIECE: u32 = 128 * 1024;
+    let mut ino = crate::cache::ROOT;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        ino = core.lookup(ino, std::ffi::OsStr::new(name)).await?.ino;
+    }
+    let (fh, _) = core.open(ino, false).await?;
+    let mut out = Vec::new();
+    let r = loop {
+        match core.read(ino, fh, out.len() as u64, PIECE).await {
+            Ok(d) if d.is_empty() => break Ok(()),
+            Ok(d) => out.extend_from_slice(&d),
+            Err(e) => break Err(e),
+        }
+    };
+    core.release(ino, fh).await;
+    r.map(|()| out)
 }
 
 /// The mount's own files go through the kernel, which may wait on the

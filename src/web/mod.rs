@@ -134,7 +134,7 @@ async fn index(State(page): State<Arc<Page>>) -> Response {
     // the board in it, not even its address, which comes with the status.
     let html = INDEX.replace(
         "{{live}}",
-        &matches!(page.files, Files::Mount(_)).to_string(),
+        &matches!(page.files, Files::Mount(..)).to_string(),
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
