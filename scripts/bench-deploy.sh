@@ -44,7 +44,7 @@ bytes=$(cat "$work/src"/*.py "$work/src"/lib/*.py | wc -c)
 
 median() { printf "%s\n" "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 wipe() { for i in "$@"; do find "$work/root$i" -mindepth 1 -delete; done; }
-check() { diff -r "$work/src" "$work/root$1" > /dev/null || { echo "board $1 differs from the tree" >&2; exit 1; }; }
+check() { diff -r -x .webrepl-mount-helpers "$work/src" "$work/root$1" > /dev/null || { echo "board $1 differs from the tree" >&2; exit 1; }; }
 mount_it() {
   "$wm" "$1" "$mnt" 2>>"$work/mount.log" &
   for _ in $(seq 250); do mountpoint -q "$mnt" && return; sleep 0.02; done

@@ -35,7 +35,7 @@ fn project(dir: &Path, n: usize, seed: u64) {
 fn each_old_or_new(board: &Path, old: &Path, new: &Path) -> (usize, usize) {
     let (mut olds, mut news) = (0, 0);
     let listing = sh(&format!(
-        "cd '{}' && find . -type f | sort",
+        "cd '{}' && find . -type f ! -name .webrepl-mount-helpers | sort",
         board.display()
     ));
     for f in listing.lines() {

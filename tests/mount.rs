@@ -121,9 +121,10 @@ fn everyday_tools_on_the_mount_leave_the_board_byte_for_byte_right() {
 
     let u = m.unmount();
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
-    // Less the board's id, which the mount writes (README).
+    // Less the board's id, which the mount writes, and our helpers'
+    // file (README).
     sh(&format!(
-        "diff -r -x .webrepl-mount-id '{}' '{}'",
+        "diff -r -x .webrepl-mount-id -x .webrepl-mount-helpers '{}' '{}'",
         mirror.display(),
         tb.root.path().display()
     ));
@@ -209,8 +210,9 @@ fn editors_saves_renames_of_open_files_and_droppings() {
     let names: Vec<String> = std::fs::read_dir(tb.root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        // The board's id, written by the first mount (README).
-        .filter(|n| n != ".webrepl-mount-id")
+        // The board's id, written by the first mount, and our helpers'
+        // file (README).
+        .filter(|n| n != ".webrepl-mount-id" && n != ".webrepl-mount-helpers")
         .collect();
     let mut names = names;
     names.sort();

@@ -108,6 +108,11 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
     let data = b"new data".to_vec();
     let part = format!("/lib/{PART_PREFIX}00abcd");
     std::fs::write(r.join(&part[1..]), &data).unwrap();
+    std::fs::write(
+        r.join(&sn::HELPERS_FILE[1..]),
+        sn::helpers_file().as_bytes(),
+    )
+    .unwrap();
     let changed = format!("/{PART_PREFIX}00abce");
     std::fs::write(r.join(&changed[1..]), b"mine").unwrap();
     let names =
@@ -116,7 +121,7 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
         r,
         &[
             names.to_string(),
-            sn::helpers_in_parts(512).concat(),
+            sn::load_helpers(),
             sn::stat("/lib/a.py"),
             sn::walk("/", true),
             sn::mkdirs(&["/x/y", "/lib/a.py/z"]),

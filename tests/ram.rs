@@ -127,7 +127,6 @@ fn a_deploy_leaves_one_name_in_the_repl() {
 }
 
 #[test]
-#[ignore = "the test board cannot be starved reliably: its WebSocket listener is Python in the same 64K heap and, at 9.5 KB free, now and then resets or ignores a connection (about 1 run in 2 here); see the closing note of 2026-12-06"]
 fn a_board_low_on_memory_gets_a_clear_message_and_loses_nothing() {
     let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
     std::fs::write(tb.path("/big.bin"), b"old").unwrap();

@@ -132,8 +132,9 @@ fn emacs_auto_saves_and_lock_files_stay_in_the_mount() {
     let on_board: Vec<String> = std::fs::read_dir(tb.root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        // The board's id, written by the first mount (README).
-        .filter(|n| n != ".webrepl-mount-id")
+        // The board's id, written by the first mount, and our helpers'
+        // file (README).
+        .filter(|n| n != ".webrepl-mount-id" && n != ".webrepl-mount-helpers")
         .collect();
     assert_eq!(on_board, vec!["main.py"]);
 }

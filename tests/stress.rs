@@ -131,9 +131,10 @@ fn four_processes_on_a_slow_link_leave_the_board_byte_for_byte_as_the_mirror() {
     ));
     let u = m.unmount();
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
-    // Less the board's id, which the mount writes (README).
+    // Less the board's id, which the mount writes, and our helpers'
+    // file (README).
     sh(&format!(
-        "diff -r -x .webrepl-mount-id '{}' '{}'",
+        "diff -r -x .webrepl-mount-id -x .webrepl-mount-helpers '{}' '{}'",
         mirror.display(),
         tb.root.path().display()
     ));

@@ -1,7 +1,16 @@
 # The helpers the hot programs call (board/mod.rs, `define_helpers`):
 # defined once per boot as one class, `_wrm`, the only name the tool
 # leaves in the board's REPL. Its functions are called through the class,
-# as `_wrm.go(b'...')`.
+# as `_wrm.go(b'...')` (Rust: `snippets::helper_call`).
+#
+# This file goes to the board whole, by one binary PUT, as
+# /.webrepl-mount-helpers (comments and blank lines left out, indentation
+# one space a level, a first line with the CRC of the text), and `load` in
+# programs.py defines the class from it: a new helper is one more `def` in
+# the class, four spaces in, calling its siblings as `_wrm.name`; nothing
+# else to register. Any change to this file changes the CRC, so boards get
+# the new file at their next first contact. Keep helpers few and small:
+# all of it stays in the board's RAM (`status` shows how much).
 #
 # Every argument that changes from one call to the next (names, sizes,
 # CRCs) arrives in ONE bytes literal, fields ended by NUL (Rust:

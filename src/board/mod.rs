@@ -303,27 +303,86 @@ impl Board {
         answer(self.run_ours(code, how).await?)
     }
 
-    /// Defines the helpers (`helpers.py`) on the board, pasted. Not sent as a file and
-    /// run with `exec(open(...).read())`, though that is faster: the test
-    /// board (MicroPython 1.25) segfaults later in a third to a half of
-    /// the runs that define functions so (measured: 11 of 30 boards, 0 of
-    /// 15 pasted), and real firmware shares that code.
-    /// Measures the free heap before and after, and sizes the buffers
-    /// from it.
+    /// Defines the helpers (`helpers.py`) on the board from their file on
+    /// its flash, sending the file first if it is missing or another
+    /// version's: one program, and on a board that never had them one PUT
+    /// and the program again. The file is closed before it is compiled: a
+    /// file left to its finaliser made the test board crash (see
+    /// scripts/board/variant/modboardrepl.c). Buffers are sized from the
+    /// free heap the program finds.
     async fn define_helpers(&self) -> Result<()> {
-        let before = self.free_heap().await;
-        let buffer = before.map_or(BUFFER_FIRST, buffer_for);
-        for part in sn::helpers_in_parts(buffer) {
-            self.snippet(part).await?;
+        let mut sent = false;
+        loop {
+            let out = self.snippet(sn::load_helpers()).await?;
+            let mut mem = Vec::new();
+            let mut missing = false;
+            for l in sn::lines(&out) {
+                match Answer::parse(l) {
+                    Answer::Mem(n) => mem.push(n),
+                    Answer::Missing => missing = true,
+                    _ => {}
+                }
+            }
+            match (mem.as_slice(), missing) {
+                ([before, after], false) => {
+                    let ram = Ram {
+                        free: Some(*before),
+                        resident: Some(before.saturating_sub(*after)),
+                        buffer: buffer_for(*before),
+                    };
+                    debug!("helpers defined: {ram:?}");
+                    *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
+                    return Ok(());
+                }
+                ([before], true) if !sent => match self.send_helpers().await {
+                    Ok(()) => sent = true,
+                    Err(e @ (Error::LinkLost(_) | Error::Running(_))) => return Err(e),
+                    Err(e) => {
+                        warn!("cannot write the helpers' file ({e}); pasting them");
+                        return self.paste_helpers(*before).await;
+                    }
+                },
+                ([before], true) => return self.paste_helpers(*before).await,
+                _ => return Err(sn::unexpected(&out, "the helpers")),
+            }
         }
+    }
+
+    /// Defines the helpers by pasting them, on a board whose flash cannot
+    /// take their file (full): slower, a round trip per raw-paste window.
+    /// What a failed PUT left of the file goes.
+    async fn paste_helpers(&self, before: u64) -> Result<()> {
+        let buffer = buffer_for(before);
+        let code = format!(
+            "{}_wrm.B={buffer}\n{}",
+            sn::helpers(),
+            sn::remove_all(&[sn::HELPERS_FILE])
+        );
+        self.snippet(code).await?;
         let after = self.free_heap().await;
         let ram = Ram {
-            free: before,
-            resident: before.zip(after).map(|(b, a)| b.saturating_sub(a)),
+            free: Some(before),
+            resident: after.map(|a| before.saturating_sub(a)),
             buffer,
         };
-        debug!("helpers defined: {ram:?}");
         *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
+        Ok(())
+    }
+
+    /// Writes the helpers' file: by binary PUT where the firmware has it,
+    /// else by program.
+    async fn send_helpers(&self) -> Result<()> {
+        let file = sn::helpers_file().as_bytes();
+        if self.binary_ok(sn::HELPERS_FILE) {
+            return self
+                .session
+                .put(sn::HELPERS_FILE.as_bytes().to_vec(), file.to_vec())
+                .await;
+        }
+        for (i, piece) in file.chunks(1024).enumerate() {
+            let code = sn::write_base64(sn::HELPERS_FILE, i == 0, piece);
+            sn::expect_ok(&self.snippet(code).await?, sn::HELPERS_FILE)?;
+        }
         Ok(())
     }
 
@@ -430,6 +489,10 @@ impl Board {
                     };
                     if let Err(why) = component(name) {
                         skip(&mut found, &p, why);
+                        continue;
+                    }
+                    // Ours, not the person's: no listing shows it.
+                    if p == sn::HELPERS_FILE {
                         continue;
                     }
                     if !dirs.contains(dir) {

@@ -175,3 +175,33 @@ def write(a):
         print("K")
     except OSError as e:
         print("E", e.args[0])
+
+
+# Defines the helpers (the class `_wrm`) from their file on the board's
+# flash (fields: its path, its first line, its size), with buffers sized
+# from the free heap: `M <free before>`, then `M <free after>`; or `N` if
+# the file is missing or not this version's (it is sent, and this runs
+# again). The file is read whole and closed before it is compiled.
+def load(a):
+    import gc
+
+    gc.collect()
+    n = gc.mem_free()
+    print("M", n)
+    try:
+        f = open(a[0])
+        s = f.read()
+        f.close()
+    except OSError:
+        s = ""
+    if len(s) != int(a[2]) or not s.startswith(a[1]):
+        print("N")
+        return
+    exec(s, globals())
+    s = None
+    b = 1024
+    while b > 128 and b * 32 > n:
+        b //= 2
+    _wrm.B = b
+    gc.collect()
+    print("M", gc.mem_free())

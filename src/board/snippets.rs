@@ -127,37 +127,29 @@ pub fn helpers() -> &'static str {
     &TEXT
 }
 
-/// The helpers as several short programs, defined one function at a
-/// time: compiling the whole class at once takes a parse tree of it all,
-/// more heap than a board whose heap is fragmented may have in one piece.
-/// The first defines the class, with buffers of `buffer` bytes.
-pub fn helpers_in_parts(buffer: usize) -> Vec<String> {
-    let mut class = String::from("class _wrm:\n");
-    let mut funcs: Vec<(String, String)> = Vec::new();
-    for line in helpers().lines().skip(1) {
-        if let Some(def) = line.strip_prefix(" def ") {
-            let (name, tail) = def.split_once('(').unwrap_or((def, ""));
-            funcs.push((name.to_string(), format!("def _wrm_t({tail}\n")));
-        } else if let Some(body) = line.strip_prefix("  ")
-            && let Some((_, f)) = funcs.last_mut()
-        {
-            f.push(' ');
-            f.push_str(body);
-            f.push('\n');
-        } else if line.starts_with(" B=") {
-            class.push_str(&format!(" B={buffer}\n"));
-        } else {
-            class.push_str(line);
-            class.push('\n');
-        }
-    }
-    let mut out = vec![class];
-    out.extend(
-        funcs
-            .into_iter()
-            .map(|(name, f)| format!("{f}_wrm.{name}=_wrm_t\ndel _wrm_t\n")),
-    );
-    out
+/// Where the helpers live on the board's flash, between boots: hidden in
+/// the mount, as the id marker is.
+pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
+
+/// The helpers' file as it goes to the board: a first line `#<crc of the
+/// text>`, so that a file another version of ours left is told apart, then
+/// the class. One binary PUT carries it, where pasting it took a round
+/// trip per 128 bytes of the raw-paste window.
+pub fn helpers_file() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let text = helpers();
+        format!("#{:08x}\n{text}", crc32fast::hash(text.as_bytes()))
+    });
+    &TEXT
+}
+
+/// The program that defines the helpers from their file (see `load` in
+/// `programs.py`).
+pub fn load_helpers() -> String {
+    let file = helpers_file();
+    let version = file.lines().next().unwrap_or("");
+    let size = file.len().to_string();
+    program("load", &[HELPERS_FILE, version, size.as_str()])
 }
 
 /// The function `name` of `programs.py`, as sent (named `_wrm_t`).
@@ -479,22 +471,16 @@ mod tests {
     }
 
     #[test]
-    fn the_helpers_go_in_parts_a_function_each() {
-        let parts = helpers_in_parts(256);
-        assert_eq!(parts[0], "class _wrm:\n B=256\n");
-        assert!(
-            parts[1].starts_with("def _wrm_t(x):\n return[f.decode()"),
-            "{}",
-            parts[1]
-        );
-        assert!(
-            parts[1].ends_with("\n_wrm.a=_wrm_t\ndel _wrm_t\n"),
-            "{}",
-            parts[1]
-        );
-        let whole: usize = helpers().lines().count();
-        let sum: usize = parts.iter().map(|p| p.lines().count() - 2).sum();
-        assert_eq!(sum + 2, whole, "every line goes once");
+    fn the_helpers_file_starts_with_its_version_and_is_ascii() {
+        let f = helpers_file();
+        let (first, rest) = f.split_once('\n').unwrap();
+        assert_eq!(first.len(), 9, "{first}");
+        assert!(first.starts_with('#'));
+        assert_eq!(rest, helpers());
+        // The board reads it as text: its length in characters is the size.
+        assert!(f.is_ascii());
+        let p = load_helpers();
+        assert!(p.contains(&format!("{}", f.len())), "{p}");
     }
 
     #[test]

@@ -13,9 +13,15 @@ use tracing::{info, warn};
 /// The marker file, at the board's root.
 pub const MARKER: &str = ".webrepl-mount-id";
 
-/// Names the mount never shows: uploads in progress and the marker.
+/// Names the mount never shows: uploads in progress, the marker, and our
+/// helpers' file.
 pub fn hidden(name: &str) -> bool {
-    crate::board::is_part(name) || name == MARKER
+    crate::board::is_part(name) || name == MARKER || name == helpers_name()
+}
+
+/// The name of the helpers' file (at the board's root).
+pub fn helpers_name() -> &'static str {
+    crate::board::snippets::HELPERS_FILE.trim_start_matches('/')
 }
 
 /// The board's id: read from the marker, else made and written there.

@@ -345,6 +345,11 @@ impl Core {
                 "{name}: reserved for the board's id (see README)"
             )));
         }
+        if name == identity::helpers_name() {
+            return Err(Error::Invalid(format!(
+                "{name}: reserved for the tool's helpers on the board (see README)"
+            )));
+        }
         Ok(name)
     }
 

@@ -50,25 +50,18 @@ pub struct TestBoard {
     linger_ms: u32,
 }
 
-/// The test board's Python heap by default: an ESP32's with Wi-Fi up has
-/// about 100-110 KB free (this 64-bit port's objects are bigger, so 128K
-/// leaves a little less room than an ESP32 has). `TEST_BOARD_HEAP_KB=64`
-/// runs any test on a small board.
+/// The test board's Python heap: an ESP32's with Wi-Fi up has about
+/// 100-110 KB free (this 64-bit port's objects are bigger, so 128K leaves
+/// a little less room than an ESP32 has). `TEST_BOARD_HEAP_KB=64` runs any
+/// test on a small board (scripts/test.sh runs the deploy and mount tests
+/// so).
 pub const HEAP_KB: usize = 128;
-
-/// The heap of a test board that asks for none: the unix port's own (2 MB
-/// on 64 bits). With 128K, this port's listener (a thread beside the REPL)
-/// now and then dies under the mount's tests (changes.rs: the connection
-/// reset right after an exec, the board gone), a crash of the test board,
-/// not a board's behaviour; until it is found, the boards that model a
-/// real board's heap are the ones the RAM tests ask for by name.
-const PORT_HEAP_KB: usize = 2048;
 
 fn heap_kb() -> usize {
     std::env::var("TEST_BOARD_HEAP_KB")
         .ok()
         .and_then(|k| k.parse().ok())
-        .unwrap_or(PORT_HEAP_KB)
+        .unwrap_or(HEAP_KB)
 }
 /// A board short of RAM (an ESP8266-class board, or one whose program
 /// holds much of the heap).

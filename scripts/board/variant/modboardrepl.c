@@ -2,6 +2,8 @@
 // raw REPL and raw-paste with the firmware's exact framing.
 #include "py/runtime.h"
 #include "py/mphal.h"
+#include "py/mpstate.h"
+#include "py/mpthread.h"
 #include "shared/runtime/pyexec.h"
 
 #include <errno.h>
@@ -18,6 +20,35 @@ void boardrepl_delay_ms(unsigned long ms) {
         usleep(500);
         MP_THREAD_GIL_ENTER();
     }
+}
+
+// A collection runs finalisers (`__del__` of files, directories and sockets
+// nobody closed) between marking and sweeping, and the unix port's close
+// lets go of the GIL. Another thread then ran Python in the middle of the
+// collection: what it allocated was unmarked, so the sweep freed it while in
+// use, and the heap went corrupt (the board crashed in qstr lookups, most
+// often with a small heap, where collections are frequent). A board's own
+// close keeps the GIL; so does this one, while its thread collects. Linked in
+// with --wrap (mpconfigvariant.mk), so every caller of the port's mutexes
+// comes through here.
+int __real_mp_thread_mutex_lock(mp_thread_mutex_t *mutex, int wait);
+void __real_mp_thread_mutex_unlock(mp_thread_mutex_t *mutex);
+static __thread unsigned int gil_kept;
+
+void __wrap_mp_thread_mutex_unlock(mp_thread_mutex_t *mutex) {
+    if (mutex == &MP_STATE_VM(gil_mutex) && (MP_STATE_THREAD(gc_lock_depth) & GC_COLLECT_FLAG)) {
+        gil_kept++;
+        return;
+    }
+    __real_mp_thread_mutex_unlock(mutex);
+}
+
+int __wrap_mp_thread_mutex_lock(mp_thread_mutex_t *mutex, int wait) {
+    if (mutex == &MP_STATE_VM(gil_mutex) && gil_kept > 0) {
+        gil_kept--;
+        return 1;
+    }
+    return __real_mp_thread_mutex_lock(mutex, wait);
 }
 
 // One turn of a bare-metal main loop: returns when the mode changes or a soft
