@@ -23,7 +23,7 @@ mod tests;
 pub use self::core::{Outcome, Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
-pub use share::Ask;
+pub use share::{Ask, MAX_ANSWER as SHARE_MAX_ANSWER};
 pub use tls::{Fingerprint, Trust};
 
 use self::core::{Core, Event, OpId, Request};
