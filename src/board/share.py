@@ -25,6 +25,8 @@ class _WRFS:
             s.o.write(b"\x18S" + bytes((s.n, c)) + len(a).to_bytes(2, "little") + a)
             h = bytearray(8)
             k = 0
+            x = 0
+            y = bytearray()
             w = (0x18, 65, s.n)
             # Keys that were on their way when we asked come first: skipped.
             while k < 3:
@@ -36,6 +38,10 @@ class _WRFS:
                     h[0] = 0x18
                     k = 1
                 else:
+                    # A key typed ahead: given back to the host after.
+                    x |= h[k] == 3
+                    if len(y) < 512:
+                        y.append(h[k])
                     k = 0
             s.w()
             s.i.readinto(memoryview(h)[3:8])
@@ -52,13 +58,19 @@ class _WRFS:
                 if k == c and k <= n:
                     s.o.write(b"\x18K")
                     c += 64
+            if y and not x:
+                s.o.write(b"\x18S\0k" + len(y).to_bytes(2, "little") + y)
             if b[n] != 90:
                 raise OSError(5)
-            if h[3]:
-                raise OSError(h[3])
-            return m[:n]
         finally:
             micropython.kbd_intr(3)
+        # A Ctrl-C the host carried in the answer (255), or one typed as the
+        # board asked.
+        if x or h[3] == 255:
+            raise KeyboardInterrupt
+        if h[3]:
+            raise OSError(h[3])
+        return m[:n]
 
     def w(s):
         # A host gone for good must not leave the board waiting with

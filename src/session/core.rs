@@ -376,7 +376,11 @@ impl Core {
                 let mut asks = Vec::new();
                 let plain = self.share.feed(&f.payload, &mut asks);
                 for a in asks {
-                    self.out.event(Event::Share(a));
+                    if a.cmd == super::share::KEYS_BACK {
+                        self.text.keys_back(&a.args);
+                    } else {
+                        self.out.event(Event::Share(a));
+                    }
                 }
                 self.hold_for_share(now);
                 if plain.is_empty() {
@@ -396,7 +400,13 @@ impl Core {
 
     /// The share's server answers request `seq` (see [`Share::answer`]).
     pub fn share_answer(&mut self, now: Instant, seq: u8, status: u8, data: &[u8]) {
-        self.share.answer(seq, status, data);
+        if self.text.take_interrupt() {
+            // The person's Ctrl-C, held while the board's stdin is the
+            // share's: the answer carries it.
+            self.share.answer(seq, super::share::INTERRUPTED, &[]);
+        } else {
+            self.share.answer(seq, status, data);
+        }
         self.step(now);
     }
 
@@ -409,10 +419,14 @@ impl Core {
     /// text (it would be read as the answer) and its clocks stop.
     /// True if the lane was thawed (and has text to make, maybe).
     fn hold_for_share(&mut self, now: Instant) -> bool {
-        if self.share.busy() {
+        if self.share.busy(now) {
             if self.share_held.is_none() {
                 self.share_held = Some(now);
                 self.text.frozen = true;
+            }
+            match self.share.grace(now) {
+                Some(t) => self.timers.set(Timer::ShareGrace, t),
+                None => self.timers.stop(Timer::ShareGrace),
             }
         } else if let Some(since) = self.share_held.take()
             && self.text_held.is_none()
@@ -680,7 +694,7 @@ impl Core {
         if !mid_put {
             // The board's stdin belongs to a share request: its answer
             // first, no other text until it is all sent.
-            if let Some(piece) = self.share.poll_transmit() {
+            if let Some(piece) = self.share.poll_transmit(now) {
                 self.binary.on_written(piece.len());
                 self.totals.bytes_out += piece.len() as u64;
                 return Some((Kind::Text, piece));

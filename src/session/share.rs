@@ -20,12 +20,17 @@
 //! how an answer cut by a lost link ends (see [`Share::link_up`]).
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 pub const ESC: u8 = 0x18;
 pub const ASK: u8 = b'S';
 pub const CREDIT: u8 = b'K';
 pub const ANSWER: u8 = b'A';
 pub const TRAILER: u8 = b'Z';
+/// A request's command that needs no answer: the keys the board skipped
+/// while it waited for an answer (typed ahead, or sent between two
+/// requests), given back to be sent again.
+pub const KEYS_BACK: u8 = b'k';
 /// What the board reads between two credits.
 pub const WINDOW: usize = 64;
 /// What may be sent before the first credit: within ESP8266's 255-byte
@@ -37,6 +42,13 @@ pub const MAX_ARGS: usize = 4096 + 512;
 /// The longest answer's data (the board reads in pieces of at most 4 KB;
 /// a directory listing is cut to fit).
 pub const MAX_ANSWER: usize = 16 * 1024;
+/// After an answer the board's stdin stays the share's this long: a
+/// program reading a file asks again within a round trip, and keys sent
+/// in between would be skipped by the board as it waits for the answer.
+pub const GRACE: Duration = Duration::from_millis(150);
+/// The status that makes the board raise KeyboardInterrupt: a person's
+/// Ctrl-C, carried by the answer (a Ctrl-C key would be read as data).
+pub const INTERRUPTED: u8 = 255;
 /// An answer's bytes besides its data.
 const FRAMING: usize = 2 + 1 + 1 + 4 + 1;
 
@@ -85,6 +97,8 @@ pub struct Share {
     flushing: bool,
     /// Bytes of padding owed to the board (see `flushing`).
     pad: usize,
+    /// Until when the stdin stays the share's after an answer.
+    quiet_until: Option<Instant>,
     /// Requests seen, for `status`.
     pub served: u64,
 }
@@ -103,6 +117,7 @@ impl Share {
             answer: None,
             flushing: false,
             pad: 0,
+            quiet_until: None,
             served: 0,
         }
     }
@@ -181,6 +196,10 @@ impl Share {
             args: std::mem::take(args),
         };
         self.spot = Spot::Plain;
+        if ask.cmd == KEYS_BACK {
+            asks.push(ask);
+            return;
+        }
         // A new request: whatever the board was reading before is over.
         self.flushing = false;
         self.pad = 0;
@@ -223,15 +242,21 @@ impl Share {
     /// Whether the board's stdin is ours: a request is being read, waits
     /// for its answer, or its answer is not all sent. Nothing else may go
     /// on the text channel meanwhile (it would be read as the answer).
-    pub fn busy(&self) -> bool {
-        !matches!(self.spot, Spot::Plain)
+    pub fn busy(&self, now: Instant) -> bool {
+        self.quiet_until.is_some_and(|t| now < t)
+            || !matches!(self.spot, Spot::Plain)
             || !self.asked.is_empty()
             || self.answer.as_ref().is_some_and(|a| a.sent < a.bytes.len())
             || self.pad > 0
     }
 
+    /// When the grace after the last answer ends, if it has not.
+    pub fn grace(&self, now: Instant) -> Option<Instant> {
+        self.quiet_until.filter(|t| now < *t)
+    }
+
     /// The next piece of an answer the board has room for.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.pad > 0 {
             let n = std::mem::take(&mut self.pad);
             return Some(vec![0; n]);
@@ -244,6 +269,7 @@ impl Share {
         a.sent = a.allowed;
         if a.sent == a.bytes.len() {
             self.answer = None;
+            self.quiet_until = Some(now + GRACE);
         }
         Some(piece)
     }
@@ -256,6 +282,7 @@ impl Share {
         self.asked.clear();
         self.answer = None;
         self.pad = 0;
+        self.quiet_until = None;
         self.flushing = cut;
     }
 
@@ -272,6 +299,10 @@ impl Share {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
 
     fn ask_bytes(seq: u8, cmd: u8, args: &[u8]) -> Vec<u8> {
         let mut b = vec![ESC, ASK, seq, cmd];
@@ -300,7 +331,7 @@ mod tests {
                 args: b"/x.py".to_vec()
             }]
         );
-        assert!(s.busy());
+        assert!(s.busy(t0()));
     }
 
     #[test]
@@ -314,7 +345,7 @@ mod tests {
         let mut big = vec![ESC, ASK, 1, b'r'];
         big.extend_from_slice(&u16::MAX.to_le_bytes());
         assert_eq!(s.feed(&big, &mut asks), big);
-        assert!(!s.busy());
+        assert!(!s.busy(t0()));
     }
 
     #[test]
@@ -324,14 +355,14 @@ mod tests {
         s.feed(&ask_bytes(1, b'r', b"x"), &mut asks);
         let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         s.answer(1, 0, &data);
-        let first = s.poll_transmit().expect("first grant");
+        let first = s.poll_transmit(t0()).expect("first grant");
         assert_eq!(first.len(), FIRST_GRANT);
         assert_eq!(&first[..4], &[ESC, ANSWER, 1, 0]);
-        assert_eq!(s.poll_transmit(), None, "nothing more without a credit");
+        assert_eq!(s.poll_transmit(t0()), None, "nothing more without a credit");
         let mut all = first;
-        while s.busy() {
+        while all.len() < data.len() + FRAMING {
             s.feed(&[ESC, CREDIT], &mut asks);
-            let p = s.poll_transmit().expect("a window per credit");
+            let p = s.poll_transmit(t0()).expect("a window per credit");
             assert!(p.len() <= WINDOW);
             all.extend(p);
         }
@@ -340,7 +371,7 @@ mod tests {
         assert_eq!(all.last(), Some(&TRAILER));
         // A stray credit afterwards sends nothing.
         s.feed(&[ESC, CREDIT], &mut asks);
-        assert_eq!(s.poll_transmit(), None);
+        assert_eq!(s.poll_transmit(t0()), None);
     }
 
     #[test]
@@ -349,25 +380,28 @@ mod tests {
         let mut asks = Vec::new();
         s.feed(&ask_bytes(2, b'r', b"x"), &mut asks);
         s.answer(2, 0, &[1; 2000]);
-        assert!(s.poll_transmit().is_some());
+        assert!(s.poll_transmit(t0()).is_some());
         s.link_down();
-        assert!(!s.busy());
+        assert!(!s.busy(t0()));
         s.link_up();
-        assert_eq!(s.poll_transmit(), Some(vec![0; FIRST_GRANT]));
+        assert_eq!(s.poll_transmit(t0()), Some(vec![0; FIRST_GRANT]));
         s.feed(&[ESC, CREDIT], &mut asks);
-        assert_eq!(s.poll_transmit(), Some(vec![0; WINDOW]));
+        assert_eq!(s.poll_transmit(t0()), Some(vec![0; WINDOW]));
         // The board asks again: the padding stops.
         s.feed(&ask_bytes(3, b's', b"y"), &mut asks);
         s.feed(&[ESC, CREDIT], &mut asks);
-        assert_eq!(s.poll_transmit(), None);
+        assert_eq!(s.poll_transmit(t0()), None);
         // The answer to a request the link took is dropped.
         s.answer(2, 0, b"late");
-        assert_eq!(s.poll_transmit(), None);
+        assert_eq!(s.poll_transmit(t0()), None);
         s.answer(3, 2, b"");
         assert_eq!(
-            s.poll_transmit(),
+            s.poll_transmit(t0()),
             Some(vec![ESC, ANSWER, 3, 2, 0, 0, 0, 0, TRAILER])
         );
-        assert!(!s.busy());
+        // The stdin stays the share's a moment, for the next request.
+        let now = t0();
+        assert!(s.busy(now));
+        assert!(!s.busy(now + GRACE));
     }
 }
