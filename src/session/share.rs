@@ -404,4 +404,15 @@ mod tests {
         assert!(s.busy(now));
         assert!(!s.busy(now + GRACE));
     }
+
+    #[test]
+    fn keys_given_back_by_the_board_need_no_answer() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        let plain = s.feed(&ask_bytes(0, KEYS_BACK, b"print(1)\r"), &mut asks);
+        assert!(plain.is_empty());
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].args, b"print(1)\r");
+        assert!(!s.busy(t0()), "no answer is owed for given-back keys");
+    }
 }
