@@ -209,6 +209,18 @@ pub enum Command {
         /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
         board: String,
     },
+    /// A host directory as the board's /remote and current directory, with
+    /// the board's REPL here (Ctrl-] ends it): `import x` on the board reads
+    /// DIR/x.py, files it writes land in DIR. Nothing is copied to flash.
+    Share {
+        #[arg(value_hint = clap::ValueHint::DirPath)]
+        dir: PathBuf,
+        /// HOST[:PORT], NAME or URL.
+        board: String,
+        /// The board may read DIR but not change it.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// The board in a browser tab: its REPL and its files, sharing the
     /// mount's connection (MOUNTPOINT) or a board's (HOST[:PORT]).
     Web {
@@ -624,6 +636,11 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Repl { board } => c::repl(&board, conn).await,
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
         Command::Run { file, board } => c::run(&file, &board, conn).await,
+        Command::Share {
+            dir,
+            board,
+            read_only,
+        } => c::share(&dir, &board, read_only, conn).await,
         Command::Rm {
             paths,
             recursive,

@@ -179,6 +179,38 @@ pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
     r
 }
 
+/// `share DIR BOARD`: DIR is the board's /remote (and its current
+/// directory) while the board's REPL is on this terminal; mounted again
+/// after a soft reset or a new link, taken away when the terminal ends.
+pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Result<()> {
+    use crate::share;
+    if mounted(board)?.is_some() {
+        return Err(Error::Invalid(format!(
+            "{board} is a mountpoint: share takes a board (HOST[:PORT], NAME or URL) for now"
+        )));
+    }
+    let root = share::Root::new(dir, read_only)?;
+    let b = conn.connect(board).await?;
+    let s = b.session().clone();
+    let server = tokio::spawn(share::serve(s.clone(), root.clone()));
+    let r = async {
+        share::mount_on_board(&s, read_only).await?;
+        let keeper = tokio::spawn(share::keep_mounted(s.clone(), read_only));
+        let greeting = format!(
+            "{} is the board's /remote and current directory. Ctrl-] ends the share.",
+            root.dir().display()
+        );
+        let r = crate::terminal::run(&s, &greeting).await;
+        keeper.abort();
+        r
+    }
+    .await;
+    let _ = share::unmount_on_board(&s).await;
+    server.abort();
+    s.close().await;
+    r
+}
+
 /// Runs code; a traceback is an error (exit code 11) with the traceback.
 pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     let code = if code == "-" {

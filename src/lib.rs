@@ -17,5 +17,6 @@ pub mod options;
 pub mod private;
 pub mod protocol;
 pub mod session;
+pub mod share;
 pub mod terminal;
 pub mod web;

@@ -5,7 +5,7 @@
 # Like an ESP board's socket callback: a thread takes input as it arrives
 # (file transfers and Ctrl-C work while a program runs) into a finite ring.
 import sys, os, io, socket, select, struct, binascii, time, _thread
-import vfs, websocket, _webrepl, boardrepl
+import vfs, websocket, _webrepl, boardrepl, ffi
 
 PORT = int(sys.argv[1])
 PASSWORD = sys.argv[2]
@@ -47,34 +47,47 @@ class Term(io.IOBase):
     # The board's terminal as dupterm sees it. `io` serialises every use of
     # the websocket: the firmware writes a frame's header and payload in two
     # socket writes, which a second thread must not split.
+    # The ring is a pipe on fd 0, so that sys.stdin reads what the REPL
+    # reads, as on an ESP board (the unix port's sys.stdin is fd 0; a
+    # board's is the REPL's input, which mpremote-style tools read).
     def __init__(self, cap):
         self.cap = cap
-        self.buf = bytearray()
-        self.pos = 0
         self.lock = _thread.allocate_lock()
         self.io = _thread.allocate_lock()
         self.wr = None
+        libc = ffi.open(None)
+        self.w_ = libc.func("i", "write", "iPi")
+        self.r_ = libc.func("i", "read", "ipi")
+        self.ioctl = libc.func("i", "ioctl", "iip")
+        fds = bytearray(8)
+        libc.func("i", "pipe", "p")(fds)
+        r, self.wfd = struct.unpack("ii", fds)
+        libc.func("i", "dup2", "ii")(r, 0)
+        libc.func("i", "close", "i")(r)
+        # A write to a full pipe would block holding the GIL: the ring's
+        # cap stays below the pipe's size.
+        size = libc.func("i", "fcntl", "iii")(self.wfd, 1031, 1 << 20)  # F_SETPIPE_SZ
+        self.cap = min(cap, (size if size > 0 else 65536) - 1)
+        self.n = bytearray(4)
+
+    def queued(self):
+        self.ioctl(0, 0x541B, self.n)  # FIONREAD
+        return struct.unpack("i", self.n)[0]
 
     def feed(self, b):
         if b == b"\x03" and boardrepl.ctrl_c():
             return
         with self.lock:
-            if len(self.buf) - self.pos < self.cap:
-                self.buf.extend(b)
+            if self.queued() < self.cap:
+                self.w_(self.wfd, b, len(b))
             # else: dropped without a word, as an ESP board's ring does
 
     def read(self, n):
+        c = bytearray(1)
         while True:
-            with self.lock:
-                if self.pos < len(self.buf):
-                    c = self.buf[self.pos : self.pos + 1]
-                    self.pos += 1
-                    if self.pos == len(self.buf):
-                        self.buf = bytearray()
-                        self.pos = 0
-                    break
+            if self.queued() > 0 and self.r_(0, c, 1) == 1:
+                return bytes(c)
             time.sleep_ms(1)
-        return bytes(c)
 
     def readinto(self, b):
         c = self.read(1)
@@ -239,6 +252,10 @@ ERR = open("/dev/stderr", "a")
 vfs.umount("/")
 vfs.mount(BoardFs(ROOT), "/")
 os.chdir("/")
+# A board's import path, not this script's directory on the host: "" (the
+# current directory) first, then the board's /lib.
+sys.path.clear()
+sys.path.extend(["", ".frozen", "/lib"])
 print("board ready on port", PORT)
 
 _thread.start_new_thread(accept_loop, (ls,))

@@ -9,6 +9,7 @@
 //! transfers). Text frames always go first; binary ones fill the link.
 
 use super::binary::{BinaryLane, Moving, Transfer};
+use super::share::{Ask, Share};
 use super::text::{Job, Queued, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
@@ -104,6 +105,9 @@ pub enum Event {
     Link(bool),
     /// The socket must be closed now.
     DropLink,
+    /// A request from the board's `/remote`, for the share's server
+    /// (answered with [`Core::share_answer`]).
+    Share(Ask),
 }
 
 /// Why the link must go.
@@ -222,6 +226,11 @@ pub struct Core {
     last_down: Option<(Instant, Duration)>,
     /// When a person last typed a key.
     last_key: Option<Instant>,
+    /// The board's `/remote`: its requests, our answers.
+    share: Share,
+    /// Since when text has waited for the board's stdin to be free of a
+    /// share request.
+    share_held: Option<Instant>,
 }
 
 impl Core {
@@ -247,6 +256,8 @@ impl Core {
             up_at: now,
             last_down: None,
             last_key: None,
+            share: Share::new(),
+            share_held: None,
         }
     }
 
@@ -369,7 +380,23 @@ impl Core {
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
         self.totals.bytes_in += f.payload.len() as u64;
         let r = match f.kind {
-            Kind::Text => self.text.feed(now, &f.payload, &mut self.out),
+            Kind::Text => {
+                let mut asks = Vec::new();
+                let plain = self.share.feed(&f.payload, &mut asks);
+                for a in asks {
+                    if a.cmd == super::share::KEYS_BACK {
+                        self.text.keys_back(&a.args);
+                    } else {
+                        self.out.event(Event::Share(a));
+                    }
+                }
+                self.hold_for_share(now);
+                if plain.is_empty() {
+                    Ok(())
+                } else {
+                    self.text.feed(now, &plain, &mut self.out)
+                }
+            }
             Kind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
             _ => Ok(()),
         };
@@ -377,6 +404,45 @@ impl Core {
             self.lose(now, why);
         }
         self.step(now);
+    }
+
+    /// The share's server answers request `seq` (see [`Share::answer`]).
+    pub fn share_answer(&mut self, now: Instant, seq: u8, status: u8, data: &[u8]) {
+        if self.text.take_interrupt() {
+            // The person's Ctrl-C, held while the board's stdin is the
+            // share's: the answer carries it.
+            self.share.answer(seq, super::share::INTERRUPTED, &[]);
+        } else {
+            self.share.answer(seq, status, data);
+        }
+        self.step(now);
+    }
+
+    /// Requests the board's `/remote` has made.
+    pub fn share_served(&self) -> u64 {
+        self.share.served
+    }
+
+    /// While a share request has the board's stdin, the text lane makes no
+    /// text (it would be read as the answer) and its clocks stop.
+    /// True if the lane was thawed (and has text to make, maybe).
+    fn hold_for_share(&mut self, now: Instant) -> bool {
+        if self.share.busy(now) {
+            if self.share_held.is_none() {
+                self.share_held = Some(now);
+                self.text.frozen = true;
+            }
+            match self.share.grace(now) {
+                Some(t) => self.timers.set(Timer::ShareGrace, t),
+                None => self.timers.stop(Timer::ShareGrace),
+            }
+        } else if let Some(since) = self.share_held.take()
+            && self.text_held.is_none()
+        {
+            self.text.thaw(now.saturating_duration_since(since));
+            return true;
+        }
+        false
     }
 
     pub fn on_backlog(&mut self, now: Instant, bytes: u64) {
@@ -430,6 +496,7 @@ impl Core {
         }
         self.text.link_up(now);
         self.binary.link_up(now);
+        self.share.link_up();
         self.out.event(Event::Link(true));
         self.step(now);
     }
@@ -524,7 +591,8 @@ impl Core {
         if let Link::Down { since, pause, .. } = self.link {
             self.last_down = Some((since, pause));
         }
-        if self.text_held.take().is_some() {
+        self.share.link_down();
+        if self.text_held.take().is_some() | self.share_held.take().is_some() {
             self.text.frozen = false;
         }
         self.out.event(Event::DropLink);
@@ -634,14 +702,34 @@ impl Core {
             return None;
         }
         let mid_put = self.binary.mid_put();
-        if !mid_put && let Some(since) = self.text_held.take() {
+        if !mid_put {
+            // The board's stdin belongs to a share request: its answer
+            // first, no other text until it is all sent.
+            if let Some(piece) = self.share.poll_transmit(now) {
+                self.binary.on_written(piece.len());
+                self.totals.bytes_out += piece.len() as u64;
+                return Some((Kind::Text, piece));
+            }
+            if self.hold_for_share(now) {
+                self.step(now);
+                if self.link != Link::Up {
+                    return None;
+                }
+            }
+        }
+        if !mid_put
+            && self.share_held.is_none()
+            && let Some(since) = self.text_held.take()
+        {
             self.text.thaw(now.saturating_duration_since(since));
             self.step(now);
             if self.link != Link::Up {
                 return None;
             }
         }
-        let text = if mid_put {
+        let text = if self.share_held.is_some() {
+            None
+        } else if mid_put {
             if !self.out.text.is_empty() && self.text_held.is_none() {
                 self.text_held = Some(now);
                 self.text.frozen = true;

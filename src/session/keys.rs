@@ -70,6 +70,24 @@ impl Keys {
         }
     }
 
+    /// Drops the held keys up to and including the first `key`, if held.
+    pub fn take_through(&mut self, key: u8) -> bool {
+        match self.held.iter().position(|&k| k == key) {
+            Some(i) => {
+                self.held.drain(..=i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keys sent that the board did not take: first in line again.
+    pub fn unsend(&mut self, keys: &[u8]) {
+        self.held.splice(0..0, keys.iter().copied());
+        self.unechoed = 0;
+        self.echo_until = None;
+    }
+
     /// Text from the board: as much of a paste echoed.
     pub fn echoed(&mut self, now: Instant, n: usize) {
         self.unechoed = self.unechoed.saturating_sub(n);

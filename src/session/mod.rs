@@ -9,6 +9,7 @@ pub mod core;
 mod keys;
 mod link;
 mod restore;
+mod share;
 mod text;
 mod timer;
 mod tls;
@@ -22,6 +23,7 @@ mod tests;
 pub use self::core::{Outcome, Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
+pub use share::{Ask, MAX_ANSWER as SHARE_MAX_ANSWER};
 pub use tls::{Fingerprint, Trust};
 
 use self::core::{Core, Event, OpId, Request};
@@ -143,6 +145,9 @@ enum Cmd {
     SetInterrupt(bool),
     Status(oneshot::Sender<Status>),
     Close(oneshot::Sender<()>),
+    /// From now on the board's share requests go here.
+    ShareServe(mpsc::UnboundedSender<Ask>),
+    ShareAnswer(u8, u8, Vec<u8>),
 }
 
 /// A cheap handle to the session task.
@@ -200,6 +205,7 @@ impl Session {
             generation: generation.clone(),
             changes: changes.clone(),
             link_state: link_tx,
+            share: None,
         };
         tokio::spawn(shell.run(link));
         Ok(Session {
@@ -379,6 +385,21 @@ impl Session {
     }
 
     /// Leaves the board in the friendly REPL and closes the connection.
+    /// The board's `/remote` requests, from now on (a second call takes
+    /// them over). Each is answered with [`Session::share_answer`].
+    pub fn share_requests(&self) -> Result<mpsc::UnboundedReceiver<Ask>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx.send(Cmd::ShareServe(tx)).map_err(|_| ended())?;
+        Ok(rx)
+    }
+
+    /// The answer to share request `seq`: `status` 0 and `data`, or an errno.
+    pub fn share_answer(&self, seq: u8, status: u8, data: Vec<u8>) -> Result<()> {
+        self.tx
+            .send(Cmd::ShareAnswer(seq, status, data))
+            .map_err(|_| ended())
+    }
+
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Close(tx)).is_ok() {
@@ -437,6 +458,8 @@ struct Shell {
     generation: Arc<AtomicU64>,
     changes: Arc<AtomicU64>,
     link_state: watch::Sender<bool>,
+    /// Where the board's share requests go.
+    share: Option<mpsc::UnboundedSender<Ask>>,
 }
 
 /// The socket while the link is up: read here, written by a task.
@@ -634,6 +657,8 @@ impl Shell {
                 let _ = reply.send(self.core.status(now));
             }
             Cmd::Close(_) => {}
+            Cmd::ShareServe(tx) => self.share = Some(tx),
+            Cmd::ShareAnswer(seq, status, data) => self.core.share_answer(now, seq, status, &data),
         }
     }
 
@@ -677,6 +702,16 @@ impl Shell {
                             .store(self.core.generation(), Ordering::SeqCst);
                     }
                     let _ = self.link_state.send(up);
+                }
+                Event::Share(ask) => {
+                    let seq = ask.seq;
+                    let sent = self.share.as_ref().is_some_and(|tx| tx.send(ask).is_ok());
+                    if !sent {
+                        // Nobody shares a directory: the board's /remote
+                        // fails at once rather than waiting (ENODEV).
+                        self.share = None;
+                        self.core.share_answer(Instant::now(), seq, 19, &[]);
+                    }
                 }
                 Event::DropLink => {
                     if let Some(w) = wire.take() {

@@ -149,6 +149,60 @@ pub struct Board {
     wire: Wire,
     /// Bytes of text frames taken as file data.
     pub eaten: usize,
+    /// Text bytes the full ring dropped.
+    pub overflow: usize,
+    /// The board's `/remote` reading an answer from its stdin.
+    pub reader: Option<ShareReader>,
+}
+
+/// What the board's VFS class (src/board/share.py) does with its stdin
+/// while it waits for an answer: skips to `ESC 'A' seq`, reads the rest
+/// window by window, granting each with `ESC 'K'`, checks the trailer.
+#[derive(Debug, Default)]
+pub struct ShareReader {
+    pub seq: u8,
+    /// The answer's bytes from its escape on.
+    got: Vec<u8>,
+    /// Where the next credit is due, in answer bytes.
+    next_credit: usize,
+    /// Status and data, or why the read failed.
+    pub result: Option<Result<(u8, Vec<u8>), &'static str>>,
+}
+
+impl ShareReader {
+    fn byte(&mut self, b: u8, out: &mut VecDeque<(Kind, Vec<u8>)>) {
+        use super::share::{ANSWER, ESC, TRAILER, WINDOW};
+        let head = [ESC, ANSWER, self.seq];
+        if self.got.len() < 3 {
+            if b == head[self.got.len()] {
+                self.got.push(b);
+            } else {
+                self.got.clear();
+                if b == ESC {
+                    self.got.push(b);
+                }
+            }
+            if self.got.len() == 1 {
+                self.next_credit = WINDOW;
+            }
+            return;
+        }
+        self.got.push(b);
+        let total = match self.got.get(4..8) {
+            Some(l) => 9 + u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize,
+            None => return,
+        };
+        if self.got.len() == total {
+            self.result = Some(if self.got[total - 1] == TRAILER {
+                Ok((self.got[3], self.got[8..total - 1].to_vec()))
+            } else {
+                Err("EIO: a wrong trailer")
+            });
+        } else if self.got.len() == self.next_credit {
+            self.next_credit += WINDOW;
+            out.push_back((Kind::Text, vec![ESC, super::share::CREDIT]));
+        }
+    }
 }
 
 /// Where the incoming binary stream is: in a header, in an upload's data
@@ -183,6 +237,8 @@ impl Board {
             screen: Vec::new(),
             wire: Wire::default(),
             eaten: 0,
+            overflow: 0,
+            reader: None,
         }
     }
 
@@ -216,6 +272,8 @@ impl Board {
                 for &b in payload {
                     if self.ring.len() < self.ring_size {
                         self.ring.push_back(b);
+                    } else {
+                        self.overflow += 1;
                     }
                 }
             }
@@ -237,8 +295,32 @@ impl Board {
         run.into_iter().chain(bin).min()
     }
 
+    /// The board's `/remote` asks the host (a program of the person's is
+    /// running: the board reads its stdin for the answer).
+    pub fn share_ask(&mut self, seq: u8, cmd: u8, args: &[u8]) {
+        use super::share::{ASK, ESC};
+        let mut b = vec![ESC, ASK, seq, cmd];
+        b.extend_from_slice(&(args.len() as u16).to_le_bytes());
+        b.extend_from_slice(args);
+        self.out.push_back((Kind::Text, b));
+        self.reader = Some(ShareReader {
+            seq,
+            ..ShareReader::default()
+        });
+    }
+
     pub fn step(&mut self, now: Instant) {
         self.step_binary(now);
+        if let Some(r) = &mut self.reader
+            && r.result.is_none()
+        {
+            while r.result.is_none() {
+                let Some(b) = self.ring.pop_front() else {
+                    return;
+                };
+                r.byte(b, &mut self.out);
+            }
+        }
         if let Some((until, _, _)) = &self.running {
             if now < *until {
                 // Ctrl-C reaches a running program (as on ESP boards).
@@ -550,6 +632,8 @@ pub struct Pair {
     pub changes: u32,
     /// How often the core's timers woke it.
     pub wakeups: u64,
+    /// The board's share requests, in order.
+    pub asks: Vec<super::share::Ask>,
 }
 
 /// Every scenario ends with a check that the pair goes idle.
@@ -581,6 +665,7 @@ impl Pair {
             terminal: Vec::new(),
             changes: 0,
             wakeups: 0,
+            asks: Vec::new(),
         }
     }
 
@@ -675,6 +760,7 @@ impl Pair {
                     self.up.frames.clear();
                     self.down.frames.clear();
                 }
+                Event::Share(ask) => self.asks.push(ask),
                 Event::Progress(..) | Event::Link(_) => {}
             }
             moved = true;

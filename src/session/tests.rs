@@ -3,6 +3,7 @@
 //! that break, boards that stop answering.
 
 use super::core::{Config, OpId, Outcome, Request};
+use super::share;
 use super::sim::Pair;
 use crate::error::Error;
 use bytes::Bytes;
@@ -1020,4 +1021,161 @@ fn keys_whose_echo_is_still_on_the_way_are_not_cleared_by_a_program_taking_the_r
         p.shown()
     );
     assert!(p.shown().ends_with(">>> y"), "{:?}", p.shown());
+}
+
+/// The board's `/remote` reads `n` bytes (as its VFS class does, in one
+/// request); the pair's server answers from `file`.
+fn share_read(p: &mut Pair, seq: u8, file: &[u8], limit: Duration) -> Vec<u8> {
+    p.board.share_ask(seq, b'r', b"/big.txt");
+    assert!(
+        p.run_until(limit, |p| !p.asks.is_empty()),
+        "no request spotted"
+    );
+    let ask = p.asks.remove(0);
+    assert_eq!(
+        (ask.seq, ask.cmd, &ask.args[..]),
+        (seq, b'r', &b"/big.txt"[..])
+    );
+    p.core.share_answer(p.now, seq, 0, file);
+    assert!(
+        p.run_until(limit, |p| p
+            .board
+            .reader
+            .as_ref()
+            .is_some_and(|r| r.result.is_some())),
+        "the board's read did not end"
+    );
+    let r = p
+        .board
+        .reader
+        .take()
+        .and_then(|r| r.result)
+        .expect("result");
+    let (status, data) = r.expect("an answer");
+    assert_eq!(status, 0);
+    data
+}
+
+#[test]
+fn a_share_read_fits_the_boards_ring_and_keeps_the_terminal_clean() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    p.run_for(Duration::from_secs(1));
+    let file = data(share::MAX_ANSWER, 9);
+    let start = p.now;
+    let got = share_read(&mut p, 1, &file, Duration::from_secs(10));
+    let took = p.now - start;
+    assert_eq!(got, file);
+    assert_eq!(p.board.overflow, 0, "the board's ring dropped bytes");
+    let shown = p.shown();
+    assert!(
+        !shown.contains('\u{18}'),
+        "protocol bytes on the terminal: {shown:?}"
+    );
+    // What the ring allows: a first grant per round trip and its time on
+    // the wire (about 10 KB/s here), not a round trip per window.
+    let rate = file.len() as f64 / secs(took);
+    let ring_bound = share::FIRST_GRANT as f64 / (secs(RTT) + share::FIRST_GRANT as f64 / ESP32);
+    assert!(rate > ring_bound * 0.6, "{rate:.0} B/s of {ring_bound:.0}");
+}
+
+#[test]
+fn keys_typed_during_a_share_read_wait_for_its_answer() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    p.run_for(Duration::from_secs(1));
+    p.board.share_ask(4, b'r', b"/big.txt");
+    assert!(p.run_until(Duration::from_secs(1), |p| !p.asks.is_empty()));
+    // A line while the board waits for the host: not read as the answer.
+    p.core.keys(p.now, b"print(6*7)\r");
+    p.run_for(Duration::from_millis(50));
+    let file = data(3000, 3);
+    p.core.share_answer(p.now, 4, 0, &file);
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        p.board.reader.as_ref().is_some_and(|r| r.result.is_some())
+    }));
+    let r = p
+        .board
+        .reader
+        .take()
+        .and_then(|r| r.result)
+        .expect("result");
+    assert_eq!(r, Ok((0, file)));
+    // Then the keys reach the REPL.
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        p.board.typed.ends_with(b"print(6*7)\r")
+    }));
+}
+
+#[test]
+fn a_share_read_cut_by_a_lost_link_ends_in_an_error_on_the_board() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    p.board.share_ask(5, b'r', b"/big.txt");
+    assert!(p.run_until(Duration::from_secs(1), |p| !p.asks.is_empty()));
+    p.asks.clear();
+    p.core
+        .share_answer(p.now, 5, 0, &data(share::MAX_ANSWER, 1));
+    p.run_for(Duration::from_millis(100));
+    assert!(p.board.reader.as_ref().is_some_and(|r| r.result.is_none()));
+    p.cut();
+    // The link comes back (the board's /remote object survives it) and
+    // the read ends, with an error, instead of waiting for ever.
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        p.board.reader.as_ref().is_some_and(|r| r.result.is_some())
+    }));
+    let r = p
+        .board
+        .reader
+        .take()
+        .and_then(|r| r.result)
+        .expect("result");
+    assert!(r.is_err(), "{r:?}");
+    // And the next request is answered.
+    p.run_for(Duration::from_millis(100));
+    let got = share_read(&mut p, 6, b"again", Duration::from_secs(5));
+    assert_eq!(got, b"again");
+}
+
+#[test]
+fn a_ctrl_c_typed_during_share_reads_comes_in_the_next_answer() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    p.run_for(Duration::from_secs(1));
+    let typed = p.board.typed.len();
+    // A program reads a file in pieces; the person presses Ctrl-C in the
+    // middle. A Ctrl-C key would reach the board between two requests and
+    // be skipped as it waits for the next answer: the answer carries it.
+    let mut interrupted = false;
+    for seq in 1..=20u8 {
+        p.board.share_ask(seq, b'r', b"/big.txt");
+        assert!(p.run_until(Duration::from_secs(1), |p| !p.asks.is_empty()));
+        p.asks.clear();
+        if seq == 3 {
+            p.core.keys(p.now, b"\x03");
+        }
+        p.core.share_answer(p.now, seq, 0, &data(4096, seq));
+        assert!(p.run_until(Duration::from_secs(5), |p| {
+            p.board.reader.as_ref().is_some_and(|r| r.result.is_some())
+        }));
+        let r = p
+            .board
+            .reader
+            .take()
+            .and_then(|r| r.result)
+            .expect("result");
+        if r == Ok((share::INTERRUPTED, Vec::new())) {
+            interrupted = true;
+            break;
+        }
+        assert_eq!(r, Ok((0, data(4096, seq))));
+        // The board asks again at once (well within the grace).
+        p.run_for(RTT);
+    }
+    assert!(interrupted, "the Ctrl-C never reached the board");
+    assert_eq!(p.board.typed.len(), typed, "a key was read as the REPL's");
 }

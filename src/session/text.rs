@@ -224,6 +224,18 @@ impl TextLane {
         out.text(keys);
     }
 
+    /// Takes a person's held Ctrl-C (and what was typed before it, which
+    /// it would have cleared): the board's share delivers it.
+    pub fn take_interrupt(&mut self) -> bool {
+        self.keys.take_through(0x03)
+    }
+
+    /// Keys the board skipped while its share waited for an answer: sent
+    /// again first.
+    pub fn keys_back(&mut self, keys: &[u8]) {
+        self.keys.unsend(keys);
+    }
+
     pub fn cancel(&mut self, op: OpId, out: &mut Out) {
         if let Some(i) = self.queue.iter().position(|q| q.op == op) {
             self.queue.remove(i);

@@ -38,9 +38,11 @@ pub enum Timer {
     Reconnect,
     /// A queued operation stops waiting for the link.
     LinkWait,
+    /// The board's stdin is left to the share a moment after an answer.
+    ShareGrace,
 }
 
-const KINDS: [Timer; 13] = [
+const KINDS: [Timer; 14] = [
     Timer::Reply,
     Timer::Restore,
     Timer::HandBack,
@@ -54,6 +56,7 @@ const KINDS: [Timer; 13] = [
     Timer::Backlog,
     Timer::Reconnect,
     Timer::LinkWait,
+    Timer::ShareGrace,
 ];
 
 #[derive(Debug, Default, Clone)]

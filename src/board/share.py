@@ -1,0 +1,210 @@
+# The board's /remote (webrepl-mount share): a VFS whose every call asks the
+# host, over the REPL's own channel (session/share.rs has the wire format).
+# Pasted once per boot, as one class; the host mounts it with SHARE_MOUNT.
+# Ctrl-C is off only while a request has the stdin (its bytes are data).
+class _WRFS:
+    def __init__(s, ro):
+        import sys, select
+
+        s.i = sys.stdin.buffer
+        s.o = sys.stdout.buffer
+        s.p = select.poll()
+        s.p.register(s.i, 1)
+        s.n = 0
+        s.ro = ro
+        s.d = "/"
+
+    def q(s, c, a=b""):
+        import micropython
+
+        if s.ro and c in (99, 119, 109, 120, 88, 110):
+            raise OSError(30)
+        micropython.kbd_intr(-1)
+        try:
+            s.n = (s.n + 1) & 255
+            s.o.write(b"\x18S" + bytes((s.n, c)) + len(a).to_bytes(2, "little") + a)
+            h = bytearray(8)
+            k = 0
+            x = 0
+            y = bytearray()
+            w = (0x18, 65, s.n)
+            # Keys that were on their way when we asked come first: skipped.
+            while k < 3:
+                s.w()
+                s.i.readinto(memoryview(h)[k : k + 1])
+                if h[k] == w[k]:
+                    k += 1
+                elif h[k] == 0x18:
+                    h[0] = 0x18
+                    k = 1
+                else:
+                    # A key typed ahead: given back to the host after.
+                    x |= h[k] == 3
+                    if len(y) < 512:
+                        y.append(h[k])
+                    k = 0
+            s.w()
+            s.i.readinto(memoryview(h)[3:8])
+            n = int.from_bytes(h[4:8], "little")
+            b = bytearray(n + 1)
+            m = memoryview(b)
+            k = 0
+            c = 64 - 8
+            while k <= n:
+                e = min(c, n + 1)
+                s.w()
+                s.i.readinto(m[k:e])
+                k = e
+                if k == c and k <= n:
+                    s.o.write(b"\x18K")
+                    c += 64
+            if y and not x:
+                s.o.write(b"\x18S\0k" + len(y).to_bytes(2, "little") + y)
+            if b[n] != 90:
+                raise OSError(5)
+        finally:
+            micropython.kbd_intr(3)
+        # A Ctrl-C the host carried in the answer (255), or one typed as the
+        # board asked.
+        if x or h[3] == 255:
+            raise KeyboardInterrupt
+        if h[3]:
+            raise OSError(h[3])
+        return m[:n]
+
+    def w(s):
+        # A host gone for good must not leave the board waiting with
+        # Ctrl-C off.
+        if not s.p.poll(15000):
+            raise OSError(5)
+
+    def a(s, p):
+        if p[:1] != "/":
+            p = s.d.rstrip("/") + "/" + p
+        return p.encode()
+
+    def mount(s, ro, mk):
+        pass
+
+    def umount(s):
+        pass
+
+    def chdir(s, p):
+        p = s.a(p).decode()
+        if s.stat(p)[0] & 0x4000 == 0:
+            raise OSError(20)
+        s.d = p
+
+    def getcwd(s):
+        return s.d
+
+    def stat(s, p):
+        t = s.q(115, s.a(p))
+        i = int.from_bytes
+        return (i(t[0:4], "little"), 0, 0, 0, 0, 0, i(t[4:8], "little"), 0, i(t[8:12], "little"), 0)
+
+    def sz(s, b):
+        return int.from_bytes(s.q(115, b)[4:8], "little")
+
+    def statvfs(s, p):
+        return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)
+
+    def ilistdir(s, p):
+        t = s.q(108, s.a(p))
+        k = 0
+        while k < len(t):
+            n = t[k + 1]
+            yield (str(t[k + 2 : k + 2 + n], "utf-8"), 0x4000 if t[k] == 100 else 0x8000, 0)
+            k += 2 + n
+
+    def mkdir(s, p):
+        s.q(109, s.a(p))
+
+    def remove(s, p):
+        s.q(120, s.a(p))
+
+    def rmdir(s, p):
+        s.q(88, s.a(p))
+
+    def rename(s, a, b):
+        s.q(110, s.a(a) + b"\0" + s.a(b))
+
+    def open(s, p, m):
+        return _WRFS.F(s, s.a(p), m)
+
+    class F(__import__("io").IOBase):
+        def __init__(f, v, p, m):
+            f.v = v
+            f.p = p
+            f.t = "b" not in m
+            f.b = b""
+            f.k = 0
+            f.x = 0
+            f.w = "r" not in m
+            if "w" in m:
+                v.q(99, p)
+            elif "a" in m:
+                f.x = v.sz(p)
+            else:
+                # The first piece now: a missing file fails here, as open does.
+                f.g()
+
+        def g(f):
+            f.b = f.v.q(114, f.x.to_bytes(4, "little") + (4096).to_bytes(4, "little") + f.p)
+            f.k = 0
+
+        # Fills `b` unless the file ends: the firmware's import reader
+        # takes a short read for the end of the file.
+        def readinto(f, b):
+            t = 0
+            while t < len(b):
+                if f.k >= len(f.b):
+                    f.g()
+                    if not len(f.b):
+                        break
+                n = min(len(b) - t, len(f.b) - f.k)
+                b[t : t + n] = f.b[f.k : f.k + n]
+                f.k += n
+                f.x += n
+                t += n
+            return t
+
+        def read(f, n=-1):
+            if n < 0:
+                # One buffer of the right size: no growing copies.
+                n = max(f.v.sz(f.p) - f.x, 0)
+            r = bytearray(n)
+            k = f.readinto(r)
+            if k < n:
+                r = r[:k]
+            return str(r, "utf-8") if f.t else bytes(r)
+
+        def readline(f):
+            r = bytearray()
+            c = bytearray(1)
+            while f.readinto(c) and c[0] != 10:
+                r += c
+            if c[0] == 10:
+                r += c
+            return str(r, "utf-8") if f.t else bytes(r)
+
+        def write(f, b):
+            if not f.w:
+                raise OSError(9)
+            b = b.encode() if isinstance(b, str) else bytes(b)
+            for k in range(0, len(b), 4096):
+                f.v.q(119, f.x.to_bytes(4, "little") + f.p + b"\0" + b[k : k + 4096])
+                f.x += len(b[k : k + 4096])
+            return len(b)
+
+        def ioctl(f, r, a):
+            return 0
+
+        def close(f):
+            pass
+
+        def __enter__(f):
+            return f
+
+        def __exit__(f, *a):
+            pass

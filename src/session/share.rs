@@ -1,0 +1,418 @@
+//! The host's side of the board's `/remote` (`webrepl-mount share`), as
+//! bytes: the board's VFS class (src/board/share.py) writes each request to
+//! its stdout after an escape, and reads our answer from its stdin. Both are
+//! the REPL's text channel, so the requests are spotted here in the board's
+//! text and kept from the terminal, and the answers go out as text frames
+//! no faster than the board's input ring takes them (about 256 bytes on an
+//! ESP board; what does not fit is dropped without a word): after a first
+//! grant that fits the ring, the board grants one more window each time it
+//! has read one.
+//!
+//! Wire format (all little-endian):
+//! - request, board to host: `ESC 'S'`, seq u8, cmd u8, len u16, `len`
+//!   bytes of arguments;
+//! - credit, board to host: `ESC 'K'` (one more [`WINDOW`]);
+//! - answer, host to board: `ESC 'A'`, seq u8, status u8 (0, or an errno),
+//!   len u32, `len` bytes, [`TRAILER`].
+//!
+//! The board drops whatever it reads before `ESC 'A' seq` (keys that were
+//! on their way when it asked), and takes a wrong trailer as EIO: that is
+//! how an answer cut by a lost link ends (see [`Share::link_up`]).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub const ESC: u8 = 0x18;
+pub const ASK: u8 = b'S';
+pub const CREDIT: u8 = b'K';
+pub const ANSWER: u8 = b'A';
+pub const TRAILER: u8 = b'Z';
+/// A request's command that needs no answer: the keys the board skipped
+/// while it waited for an answer (typed ahead, or sent between two
+/// requests), given back to be sent again.
+pub const KEYS_BACK: u8 = b'k';
+/// What the board reads between two credits.
+pub const WINDOW: usize = 64;
+/// What may be sent before the first credit: within ESP8266's 255-byte
+/// ring, with room for a few keys that were already on their way.
+pub const FIRST_GRANT: usize = 224;
+/// The longest request's arguments: a path, or a piece of a file written
+/// by the board (the board writes in pieces of at most 4 KB).
+pub const MAX_ARGS: usize = 4096 + 512;
+/// The longest answer's data (the board reads in pieces of at most 4 KB;
+/// a directory listing is cut to fit).
+pub const MAX_ANSWER: usize = 16 * 1024;
+/// After an answer the board's stdin stays the share's this long: a
+/// program reading a file asks again within a round trip, and keys sent
+/// in between would be skipped by the board as it waits for the answer.
+pub const GRACE: Duration = Duration::from_millis(150);
+/// The status that makes the board raise KeyboardInterrupt: a person's
+/// Ctrl-C, carried by the answer (a Ctrl-C key would be read as data).
+pub const INTERRUPTED: u8 = 255;
+/// An answer's bytes besides its data.
+const FRAMING: usize = 2 + 1 + 1 + 4 + 1;
+
+/// A request from the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    pub seq: u8,
+    pub cmd: u8,
+    pub args: Vec<u8>,
+}
+
+/// Where the board's text is, as the spotter reads it.
+#[derive(Debug)]
+enum Spot {
+    Plain,
+    /// An escape, its second byte still to come.
+    Esc,
+    /// A request's header (seq, cmd, len) coming.
+    Head(Vec<u8>),
+    Args {
+        seq: u8,
+        cmd: u8,
+        len: usize,
+        args: Vec<u8>,
+    },
+}
+
+/// An answer on its way to the board.
+#[derive(Debug)]
+struct Answer {
+    bytes: Vec<u8>,
+    sent: usize,
+    /// How far the board's credits let us send.
+    allowed: usize,
+}
+
+#[derive(Debug)]
+pub struct Share {
+    spot: Spot,
+    /// Requests taken, not yet answered by the server, oldest first.
+    asked: VecDeque<u8>,
+    answer: Option<Answer>,
+    /// A link was lost in the middle of an answer: the board may be
+    /// reading it still. Each credit it sends gets a window of zeros,
+    /// which ends its read with a wrong trailer (EIO), not a hang.
+    flushing: bool,
+    /// Bytes of padding owed to the board (see `flushing`).
+    pad: usize,
+    /// Until when the stdin stays the share's after an answer.
+    quiet_until: Option<Instant>,
+    /// Requests seen, for `status`.
+    pub served: u64,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Share::new()
+    }
+}
+
+impl Share {
+    pub fn new() -> Share {
+        Share {
+            spot: Spot::Plain,
+            asked: VecDeque::new(),
+            answer: None,
+            flushing: false,
+            pad: 0,
+            quiet_until: None,
+            served: 0,
+        }
+    }
+
+    /// Text from the board: what is not ours goes on to the REPL's reader
+    /// (returned), requests come out in `asks`.
+    pub fn feed(&mut self, text: &[u8], asks: &mut Vec<Ask>) -> Vec<u8> {
+        let mut plain = Vec::with_capacity(text.len());
+        for &b in text {
+            self.byte(b, &mut plain, asks);
+        }
+        plain
+    }
+
+    fn byte(&mut self, b: u8, plain: &mut Vec<u8>, asks: &mut Vec<Ask>) {
+        match &mut self.spot {
+            Spot::Plain if b == ESC => self.spot = Spot::Esc,
+            Spot::Plain => plain.push(b),
+            Spot::Esc => match b {
+                ASK => self.spot = Spot::Head(Vec::with_capacity(4)),
+                CREDIT => {
+                    self.spot = Spot::Plain;
+                    self.credit();
+                }
+                ESC => plain.push(ESC),
+                _ => {
+                    self.spot = Spot::Plain;
+                    plain.extend_from_slice(&[ESC, b]);
+                }
+            },
+            Spot::Head(h) => {
+                h.push(b);
+                if h.len() == 4 {
+                    let (seq, cmd) = (h[0], h[1]);
+                    let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+                    if len > MAX_ARGS {
+                        // Not ours after all: the bytes were the board's.
+                        let mut all = vec![ESC, ASK];
+                        all.extend_from_slice(h);
+                        plain.extend_from_slice(&all);
+                        self.spot = Spot::Plain;
+                    } else {
+                        self.spot = Spot::Args {
+                            seq,
+                            cmd,
+                            len,
+                            args: Vec::with_capacity(len),
+                        };
+                        self.finish_ask(asks);
+                    }
+                }
+            }
+            Spot::Args { args, .. } => {
+                args.push(b);
+                self.finish_ask(asks);
+            }
+        }
+    }
+
+    fn finish_ask(&mut self, asks: &mut Vec<Ask>) {
+        let Spot::Args {
+            seq,
+            cmd,
+            len,
+            args,
+        } = &mut self.spot
+        else {
+            return;
+        };
+        if args.len() < *len {
+            return;
+        }
+        let ask = Ask {
+            seq: *seq,
+            cmd: *cmd,
+            args: std::mem::take(args),
+        };
+        self.spot = Spot::Plain;
+        if ask.cmd == KEYS_BACK {
+            asks.push(ask);
+            return;
+        }
+        // A new request: whatever the board was reading before is over.
+        self.flushing = false;
+        self.pad = 0;
+        self.answer = None;
+        self.served += 1;
+        self.asked.push_back(ask.seq);
+        asks.push(ask);
+    }
+
+    fn credit(&mut self) {
+        if let Some(a) = &mut self.answer {
+            a.allowed = (a.allowed + WINDOW).min(a.bytes.len());
+        } else if self.flushing {
+            self.pad += WINDOW;
+        }
+    }
+
+    /// The server's answer to request `seq`: `status` 0 with `data`, or an
+    /// errno. Data beyond [`MAX_ANSWER`] is cut (the board asks for less).
+    pub fn answer(&mut self, seq: u8, status: u8, data: &[u8]) {
+        let Some(i) = self.asked.iter().position(|&s| s == seq) else {
+            // Its request went with a lost link.
+            return;
+        };
+        self.asked.remove(i);
+        let data = &data[..data.len().min(MAX_ANSWER)];
+        let mut bytes = Vec::with_capacity(data.len() + FRAMING);
+        bytes.extend_from_slice(&[ESC, ANSWER, seq, status]);
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(data);
+        bytes.push(TRAILER);
+        let allowed = bytes.len().min(FIRST_GRANT);
+        self.answer = Some(Answer {
+            bytes,
+            sent: 0,
+            allowed,
+        });
+    }
+
+    /// Whether the board's stdin is ours: a request is being read, waits
+    /// for its answer, or its answer is not all sent. Nothing else may go
+    /// on the text channel meanwhile (it would be read as the answer).
+    pub fn busy(&self, now: Instant) -> bool {
+        self.quiet_until.is_some_and(|t| now < t)
+            || !matches!(self.spot, Spot::Plain)
+            || !self.asked.is_empty()
+            || self.answer.as_ref().is_some_and(|a| a.sent < a.bytes.len())
+            || self.pad > 0
+    }
+
+    /// When the grace after the last answer ends, if it has not.
+    pub fn grace(&self, now: Instant) -> Option<Instant> {
+        self.quiet_until.filter(|t| now < *t)
+    }
+
+    /// The next piece of an answer the board has room for.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.pad > 0 {
+            let n = std::mem::take(&mut self.pad);
+            return Some(vec![0; n]);
+        }
+        let a = self.answer.as_mut()?;
+        if a.sent >= a.allowed {
+            return None;
+        }
+        let piece = a.bytes[a.sent..a.allowed].to_vec();
+        a.sent = a.allowed;
+        if a.sent == a.bytes.len() {
+            self.answer = None;
+            self.quiet_until = Some(now + GRACE);
+        }
+        Some(piece)
+    }
+
+    /// The link is gone: requests in flight go with it (the board's read
+    /// of them fails once the link is back, see [`Share::link_up`]).
+    pub fn link_down(&mut self) {
+        let cut = !self.asked.is_empty() || self.answer.is_some();
+        self.spot = Spot::Plain;
+        self.asked.clear();
+        self.answer = None;
+        self.pad = 0;
+        self.quiet_until = None;
+        self.flushing = cut;
+    }
+
+    /// A new link: a board that was reading an answer when the last one
+    /// went gets a first grant of zeros, then a window per credit, until
+    /// its read ends (with a wrong trailer: EIO) and it asks again.
+    pub fn link_up(&mut self) {
+        if self.flushing {
+            self.pad = FIRST_GRANT;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn ask_bytes(seq: u8, cmd: u8, args: &[u8]) -> Vec<u8> {
+        let mut b = vec![ESC, ASK, seq, cmd];
+        b.extend_from_slice(&(args.len() as u16).to_le_bytes());
+        b.extend_from_slice(args);
+        b
+    }
+
+    #[test]
+    fn a_request_split_across_frames_is_taken_and_hidden() {
+        let mut s = Share::new();
+        let mut text = b"hello ".to_vec();
+        text.extend(ask_bytes(7, b's', b"/x.py"));
+        text.extend_from_slice(b" world");
+        let mut asks = Vec::new();
+        let mut plain = Vec::new();
+        for piece in text.chunks(3) {
+            plain.extend(s.feed(piece, &mut asks));
+        }
+        assert_eq!(plain, b"hello  world");
+        assert_eq!(
+            asks,
+            vec![Ask {
+                seq: 7,
+                cmd: b's',
+                args: b"/x.py".to_vec()
+            }]
+        );
+        assert!(s.busy(t0()));
+    }
+
+    #[test]
+    fn a_lone_escape_byte_is_the_boards_text() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        assert_eq!(s.feed(b"a\x18b\x18", &mut asks), b"a\x18b");
+        assert_eq!(s.feed(b"\x18c", &mut asks), b"\x18\x18c");
+        assert!(asks.is_empty());
+        // An oversized length is no request of ours.
+        let mut big = vec![ESC, ASK, 1, b'r'];
+        big.extend_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(s.feed(&big, &mut asks), big);
+        assert!(!s.busy(t0()));
+    }
+
+    #[test]
+    fn an_answer_goes_out_as_the_boards_credits_allow() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        s.feed(&ask_bytes(1, b'r', b"x"), &mut asks);
+        let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        s.answer(1, 0, &data);
+        let first = s.poll_transmit(t0()).expect("first grant");
+        assert_eq!(first.len(), FIRST_GRANT);
+        assert_eq!(&first[..4], &[ESC, ANSWER, 1, 0]);
+        assert_eq!(s.poll_transmit(t0()), None, "nothing more without a credit");
+        let mut all = first;
+        while all.len() < data.len() + FRAMING {
+            s.feed(&[ESC, CREDIT], &mut asks);
+            let p = s.poll_transmit(t0()).expect("a window per credit");
+            assert!(p.len() <= WINDOW);
+            all.extend(p);
+        }
+        assert_eq!(all.len(), data.len() + FRAMING);
+        assert_eq!(&all[8..8 + data.len()], &data[..]);
+        assert_eq!(all.last(), Some(&TRAILER));
+        // A stray credit afterwards sends nothing.
+        s.feed(&[ESC, CREDIT], &mut asks);
+        assert_eq!(s.poll_transmit(t0()), None);
+    }
+
+    #[test]
+    fn an_answer_cut_by_a_lost_link_is_padded_to_its_end() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        s.feed(&ask_bytes(2, b'r', b"x"), &mut asks);
+        s.answer(2, 0, &[1; 2000]);
+        assert!(s.poll_transmit(t0()).is_some());
+        s.link_down();
+        assert!(!s.busy(t0()));
+        s.link_up();
+        assert_eq!(s.poll_transmit(t0()), Some(vec![0; FIRST_GRANT]));
+        s.feed(&[ESC, CREDIT], &mut asks);
+        assert_eq!(s.poll_transmit(t0()), Some(vec![0; WINDOW]));
+        // The board asks again: the padding stops.
+        s.feed(&ask_bytes(3, b's', b"y"), &mut asks);
+        s.feed(&[ESC, CREDIT], &mut asks);
+        assert_eq!(s.poll_transmit(t0()), None);
+        // The answer to a request the link took is dropped.
+        s.answer(2, 0, b"late");
+        assert_eq!(s.poll_transmit(t0()), None);
+        s.answer(3, 2, b"");
+        assert_eq!(
+            s.poll_transmit(t0()),
+            Some(vec![ESC, ANSWER, 3, 2, 0, 0, 0, 0, TRAILER])
+        );
+        // The stdin stays the share's a moment, for the next request.
+        let now = t0();
+        assert!(s.busy(now));
+        assert!(!s.busy(now + GRACE));
+    }
+
+    #[test]
+    fn keys_given_back_by_the_board_need_no_answer() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        let plain = s.feed(&ask_bytes(0, KEYS_BACK, b"print(1)\r"), &mut asks);
+        assert!(plain.is_empty());
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].args, b"print(1)\r");
+        assert!(!s.busy(t0()), "no answer is owed for given-back keys");
+    }
+}

@@ -1,0 +1,281 @@
+//! `webrepl-mount share DIR BOARD`: a host directory as the board's
+//! `/remote` and current directory, so that `import x` on the board reads
+//! `DIR/x.py` and a program's files land in DIR (mpremote's `mount`, over
+//! WebREPL). The board's side is src/board/share.py; the wire format is in
+//! session/share.rs. Everything the board names is checked here: one path
+//! below DIR, no `..`, no symlink that leads out of it.
+
+use crate::error::{Error, Result};
+use crate::session::{Ask, Run, Session};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tracing::{debug, info, warn};
+
+/// The board's VFS class, pasted once per boot.
+pub const SHARE_PY: &str = include_str!("board/share.py");
+
+const EACCES: u8 = 13;
+const EINVAL: u8 = 22;
+const EROFS: u8 = 30;
+const EIO: u8 = 5;
+/// The most the board asks for in one read (its pieces are 4 KB).
+const MOST_READ: u32 = 4096;
+
+/// DIR, as the board may see it.
+#[derive(Debug, Clone)]
+pub struct Root {
+    dir: PathBuf,
+    read_only: bool,
+}
+
+fn errno(e: &std::io::Error) -> u8 {
+    e.raw_os_error()
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|&n| n != 0)
+        .unwrap_or(EIO)
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+impl Root {
+    pub fn new(dir: &Path, read_only: bool) -> Result<Root> {
+        let dir =
+            fs::canonicalize(dir).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))?;
+        if !dir.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{}: not a directory",
+                dir.display()
+            )));
+        }
+        Ok(Root { dir, read_only })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The host path for a board path. `new`: the last component may not
+    /// exist yet (its parent must). Refused (EACCES): `..`, anything that
+    /// is not one clean path, and a symlink whose target is outside DIR.
+    fn resolve(&self, path: &[u8], new: bool) -> std::result::Result<PathBuf, u8> {
+        let path = std::str::from_utf8(path).map_err(|_| EINVAL)?;
+        let mut rel = PathBuf::new();
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => return Err(EACCES),
+                c if c.contains('\0') || c.contains('\\') => return Err(EINVAL),
+                c => rel.push(c),
+            }
+        }
+        let full = self.dir.join(&rel);
+        let inside = |p: &Path| -> std::result::Result<PathBuf, u8> {
+            let real = fs::canonicalize(p).map_err(|e| errno(&e))?;
+            if real.starts_with(&self.dir) {
+                Ok(real)
+            } else {
+                Err(EACCES)
+            }
+        };
+        if !new || fs::symlink_metadata(&full).is_ok() {
+            return inside(&full);
+        }
+        let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
+            return Err(EACCES);
+        };
+        Ok(inside(parent)?.join(name))
+    }
+
+    /// The answer to one request: status (0 or an errno) and data.
+    pub fn answer(&self, ask: &Ask) -> (u8, Vec<u8>) {
+        match self.try_answer(ask) {
+            Ok(data) => (0, data),
+            Err(e) => (e, Vec::new()),
+        }
+    }
+
+    fn try_answer(&self, ask: &Ask) -> std::result::Result<Vec<u8>, u8> {
+        let a = &ask.args[..];
+        let writes = matches!(ask.cmd, b'c' | b'w' | b'm' | b'x' | b'X' | b'n');
+        if writes && self.read_only {
+            return Err(EROFS);
+        }
+        let io = |e: std::io::Error| errno(&e);
+        match ask.cmd {
+            b's' => {
+                let m = fs::metadata(self.resolve(a, false)?).map_err(io)?;
+                let mode: u32 = if m.is_dir() { 0x4000 } else { 0x8000 };
+                let size = u32::try_from(m.len()).unwrap_or(u32::MAX);
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+                let mut out = Vec::with_capacity(12);
+                for v in [mode, size, mtime] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                Ok(out)
+            }
+            b'l' => {
+                let dir = self.resolve(a, false)?;
+                let mut names: Vec<(bool, Vec<u8>)> = Vec::new();
+                for e in fs::read_dir(&dir).map_err(io)? {
+                    let e = e.map_err(io)?;
+                    let Some(name) = e.file_name().to_str().map(|s| s.as_bytes().to_vec()) else {
+                        continue;
+                    };
+                    if name.len() > 255 {
+                        continue;
+                    }
+                    // What a symlink leads to, if it stays inside.
+                    let is_dir = fs::canonicalize(e.path())
+                        .ok()
+                        .filter(|p| p.starts_with(&self.dir))
+                        .is_some_and(|p| p.is_dir());
+                    names.push((is_dir, name));
+                }
+                names.sort();
+                let mut out = Vec::new();
+                for (is_dir, name) in names {
+                    if out.len() + 2 + name.len() > crate::session::SHARE_MAX_ANSWER {
+                        warn!("{}: listing cut to fit one answer", dir.display());
+                        break;
+                    }
+                    out.push(if is_dir { b'd' } else { b'f' });
+                    out.push(name.len() as u8);
+                    out.extend_from_slice(&name);
+                }
+                Ok(out)
+            }
+            b'r' => {
+                let (Some(at), Some(n)) = (u32_at(a, 0), u32_at(a, 4)) else {
+                    return Err(EINVAL);
+                };
+                let path = self.resolve(&a[8..], false)?;
+                let mut f = fs::File::open(path).map_err(io)?;
+                f.seek(SeekFrom::Start(u64::from(at))).map_err(io)?;
+                let mut out = Vec::new();
+                f.take(u64::from(n.min(MOST_READ)))
+                    .read_to_end(&mut out)
+                    .map_err(io)?;
+                Ok(out)
+            }
+            b'c' => {
+                fs::File::create(self.resolve(a, true)?).map_err(io)?;
+                Ok(Vec::new())
+            }
+            b'w' => {
+                let Some(at) = u32_at(a, 0) else {
+                    return Err(EINVAL);
+                };
+                let rest = &a[4..];
+                let Some(nul) = rest.iter().position(|&b| b == 0) else {
+                    return Err(EINVAL);
+                };
+                let path = self.resolve(&rest[..nul], true)?;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(io)?;
+                f.seek(SeekFrom::Start(u64::from(at))).map_err(io)?;
+                f.write_all(&rest[nul + 1..]).map_err(io)?;
+                Ok(Vec::new())
+            }
+            b'm' => fs::create_dir(self.resolve(a, true)?)
+                .map(|()| Vec::new())
+                .map_err(io),
+            b'x' => fs::remove_file(self.resolve(a, false)?)
+                .map(|()| Vec::new())
+                .map_err(io),
+            b'X' => fs::remove_dir(self.resolve(a, false)?)
+                .map(|()| Vec::new())
+                .map_err(io),
+            b'n' => {
+                let Some(nul) = a.iter().position(|&b| b == 0) else {
+                    return Err(EINVAL);
+                };
+                let from = self.resolve(&a[..nul], false)?;
+                let to = self.resolve(&a[nul + 1..], true)?;
+                fs::rename(from, to).map(|()| Vec::new()).map_err(io)
+            }
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// Answers the board's requests from `root` until the session ends.
+pub async fn serve(session: Session, root: Root) -> Result<()> {
+    let mut asks = session.share_requests()?;
+    while let Some(ask) = asks.recv().await {
+        let (status, data) = root.answer(&ask);
+        debug!(
+            "share: {} {:?} -> {status}, {} bytes",
+            ask.cmd as char,
+            String::from_utf8_lossy(&ask.args[..ask.args.len().min(80)]),
+            data.len()
+        );
+        session.share_answer(ask.seq, status, data)?;
+    }
+    Ok(())
+}
+
+/// Mounts the share on the board (`/remote`, made the current directory),
+/// pasting the class first if this boot has not seen it.
+pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
+    // The class a board has from an older webrepl-mount is replaced.
+    let version = SHARE_PY.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let probe = format!("print(int(getattr(globals().get('_WRFS'), 'V', 0) == '{version:016x}'))");
+    let probe = session.run(probe, Run::QUERY).await?;
+    let mut code = String::new();
+    if !String::from_utf8_lossy(&probe.stdout).contains('1') {
+        code.push_str(SHARE_PY);
+        code.push_str(&format!("\n_WRFS.V = '{version:016x}'\n"));
+    }
+    let ro = if read_only { "True" } else { "False" };
+    code.push_str(&format!(
+        "\nimport os\ntry:\n    os.umount('/remote')\nexcept OSError:\n    pass\nos.mount(_WRFS({ro}), '/remote')\nos.chdir('/remote')\ndel os\n"
+    ));
+    let out = session.run(code, Run::SNIPPET).await?;
+    if !out.stderr.is_empty() {
+        return Err(Error::Traceback(
+            String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes `/remote` away again (the board's current directory back to `/`).
+pub async fn unmount_on_board(session: &Session) -> Result<()> {
+    let code = "import os\ntry:\n    if os.getcwd().startswith('/remote'):\n        os.chdir('/')\n    os.umount('/remote')\nexcept OSError:\n    pass\ndel os\n";
+    session.run(code, Run::SNIPPET).await?;
+    Ok(())
+}
+
+/// Keeps the share mounted: after every new link (a soft reset ends the
+/// link and forgets the mount), mounts it again.
+pub async fn keep_mounted(session: Session, read_only: bool) {
+    let mut link = session.link_state();
+    let mut generation = session.generation();
+    loop {
+        if link.changed().await.is_err() {
+            return;
+        }
+        if !*link.borrow() || session.generation() == generation {
+            continue;
+        }
+        generation = session.generation();
+        match mount_on_board(&session, read_only).await {
+            Ok(()) => info!("share: mounted again on the new link"),
+            Err(e) => warn!("share: mounting again failed: {e}"),
+        }
+    }
+}

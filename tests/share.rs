@@ -1,0 +1,180 @@
+//! `webrepl-mount share DIR BOARD` on the real test board: the board
+//! imports and writes the host's files through its REPL's own channel.
+
+mod common;
+
+use common::piped::Piped;
+use common::{TestBoard, eventually};
+use std::path::Path;
+use std::process::Command;
+
+/// The board's REPL with DIR shared, driven through a pipe.
+fn share(tb: &TestBoard, dir: &Path, extra: &[&str]) -> Piped {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.args(["--timeout", "5", "share"])
+        .args(extra)
+        .arg(dir)
+        .arg(tb.addr())
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let term = Piped::spawn(c);
+    eventually(15, "the share's greeting", || {
+        term.text().contains("Ctrl-] ends the share")
+    });
+    term
+}
+
+/// Waits for `what` in the terminal after byte `from`; says what it shows
+/// if it never comes.
+fn wait_for(term: &Piped, from: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !term.text()[from..].contains(what) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what:?} never came; the terminal shows {:?}",
+            &term.text()[from..]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Types a line and waits for `answer` after it.
+fn line(term: &mut Piped, code: &str, answer: &str) {
+    let before = term.text().len();
+    term.type_keys(format!("{code}\r").as_bytes());
+    wait_for(term, before, answer);
+}
+
+fn assert_clean(term: &Piped) {
+    let t = term.text();
+    assert!(
+        !t.contains('\u{18}'),
+        "protocol bytes reached the terminal: {t:?}"
+    );
+}
+
+#[test]
+fn the_board_imports_and_writes_the_hosts_files_and_nothing_lands_on_flash() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(
+        host.path().join("greet.py"),
+        "def hi():\n    return 'hi ' * 2\n",
+    )
+    .expect("seed");
+    let body: String = (0..300).map(|i| format!("V{i} = {i}\n")).collect();
+    std::fs::write(host.path().join("many.py"), &body).expect("seed");
+    std::fs::create_dir(host.path().join("sub")).expect("sub");
+    let before: Vec<_> = std::fs::read_dir(tb.root.path())
+        .expect("board root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import greet; print(greet.hi())", "hi hi");
+    line(&mut term, "import many; print(many.V299 + 1)", "300");
+    line(
+        &mut term,
+        "import os; print(os.getcwd(), sorted(os.listdir()))",
+        "/remote ['greet.py', 'many.py', 'sub']",
+    );
+    // A program's output file lands on the host.
+    line(
+        &mut term,
+        "f = open('sub/log.txt', 'w'); f.write('line\\n' * 1000); f.close(); print('done', 6 * 7)",
+        "done 42",
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("sub/log.txt")).expect("on the host"),
+        "line\n".repeat(1000)
+    );
+    // A host edit is seen once the module is imported again.
+    std::fs::write(
+        host.path().join("greet.py"),
+        "def hi():\n    return 'edited'\n",
+    )
+    .expect("edit");
+    line(
+        &mut term,
+        "import sys; del sys.modules['greet']; import greet; print(greet.hi())",
+        "edited",
+    );
+    // Nothing outside DIR.
+    line(
+        &mut term,
+        "try:\n    open('../../etc/hostname')\nexcept OSError as e:\n    print('refused', e.args[0])\n\r",
+        "refused 13",
+    );
+    std::os::unix::fs::symlink("/etc", host.path().join("out")).expect("symlink");
+    line(
+        &mut term,
+        "try:\n    open('out/hostname')\nexcept OSError as e:\n    print('refused', e.args[0])\n\r",
+        "refused 13",
+    );
+    assert_clean(&term);
+    term.type_keys(b"\x1d");
+    let status = term.child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+    // The board's flash got nothing.
+    let after: Vec<_> = std::fs::read_dir(tb.root.path())
+        .expect("board root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_read_only_share_refuses_the_boards_writes() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("a.txt"), "kept").expect("seed");
+    let mut term = share(&tb, host.path(), &["--read-only"]);
+    line(
+        &mut term,
+        "try:\n    open('a.txt', 'w')\nexcept OSError as e:\n    print('refused', e.args[0])\n\r",
+        "refused 30",
+    );
+    line(&mut term, "print(open('a.txt').read())", "kept");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("a.txt")).expect("a"),
+        "kept"
+    );
+}
+
+#[test]
+fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usable() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 'from the host'\n").expect("seed");
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(host.path().join("big.bin"), &big).expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import m; print(m.X)", "from the host");
+    // Ctrl-D: the board reboots, the link ends; the share is back.
+    term.type_keys(b"\x04");
+    eventually(20, "the board back after its soft reset", || {
+        term.text().contains("soft reboot")
+    });
+    eventually(20, "the share mounted again", || {
+        let before = term.text().len();
+        term.type_keys(b"import os; print('cwd', os.getcwd())\r");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        term.text()[before..].contains("cwd /remote")
+    });
+    line(&mut term, "import m; print(m.X)", "from the host");
+    // Ctrl-C in the middle of a long shared read: the board comes back
+    // to a prompt and the share still works.
+    let before = term.text().len();
+    term.type_keys(
+        b"f = open('big.bin', 'rb'); b = bytearray(4096); n = 0\r\
+          while f.readinto(b): n += 1\r\r",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    term.type_keys(b"\x03");
+    wait_for(&term, before, "KeyboardInterrupt");
+    line(&mut term, "print('n', n < 245)", "n True");
+    line(
+        &mut term,
+        "import sys; del sys.modules['m']; import m; print(m.X)",
+        "from the host",
+    );
+    assert_clean(&term);
+}
