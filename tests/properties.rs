@@ -159,3 +159,24 @@ proptest! {
         prop_assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/- \\".contains(&b)));
     }
 }
+
+proptest! {
+    /// What the board is sent inflates with a window of 2^wbits bytes (a
+    /// stream that needs more fails to inflate in one so small), to exactly
+    /// the bytes compressed.
+    #[test]
+    fn a_compressed_upload_inflates_in_its_small_window(
+        words in proptest::collection::vec("[a-z_]{1,12}|[ (),:=\n]{1,3}", 0..3000),
+        noise in proptest::collection::vec(any::<u8>(), 0..2000),
+        wbits in 9u8..=10,
+    ) {
+        let mut data = words.concat().into_bytes();
+        data.extend_from_slice(&noise);
+        let z = webrepl_mount::board::compress(&data, wbits);
+        let mut d = flate2::Decompress::new_with_window_bits(true, wbits);
+        let mut out = Vec::with_capacity(data.len() + 1);
+        let st = d.decompress_vec(&z, &mut out, flate2::FlushDecompress::Finish);
+        prop_assert_eq!(st.ok(), Some(flate2::Status::StreamEnd));
+        prop_assert_eq!(out, data);
+    }
+}
