@@ -180,3 +180,26 @@ proptest! {
         prop_assert_eq!(out, data);
     }
 }
+
+proptest! {
+    /// A delta rebuilds the new version from the base exactly, for any
+    /// edits of any base; one small edit of a big file is a small delta.
+    #[test]
+    fn a_delta_rebuilds_the_new_version_exactly(
+        base in proptest::collection::vec(any::<u8>(), 0..6000),
+        edits in proptest::collection::vec((any::<u16>(), 0usize..300, proptest::collection::vec(any::<u8>(), 0..300)), 0..6),
+    ) {
+        use webrepl_mount::board::{apply_delta, diff, encode_delta};
+        let mut new = base.clone();
+        for (at, cut, put) in edits {
+            let at = at as usize % (new.len() + 1);
+            let end = (at + cut).min(new.len());
+            new.splice(at..end, put);
+        }
+        let d = encode_delta(&diff(&base, &new));
+        prop_assert_eq!(apply_delta(&base, &d), Some(new.clone()));
+        if base.len() > 4000 && new.len() == base.len() && new.iter().zip(&base).filter(|(a, b)| a != b).count() <= 1 {
+            prop_assert!(d.len() < 120, "{}", d.len());
+        }
+    }
+}

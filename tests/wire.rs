@@ -178,3 +178,130 @@ async fn a_cut_link_while_inflating_leaves_the_old_file() {
         .unwrap();
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+/// A save of a file whose board copy we hold sends only the change; a
+/// copy changed on the board (by a program) is never used as the base;
+/// a change as big as the file goes whole. Each lands exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_sends_only_the_change_and_never_onto_a_changed_base() {
+    let tb = TestBoard::start();
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let sent = || async { session.status().await.unwrap().totals.bytes_out };
+    let old = common::random_bytes(100_000, 8);
+    board.put("/main.py", &old, false, Base::Any).await.unwrap();
+    let mut new = old.clone();
+    new.splice(50_000..50_010, b"# an edited line\n".iter().copied());
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            new.clone().into(),
+            old.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), new);
+    let delta_bytes = sent().await - before;
+    assert!(
+        delta_bytes < 3_000,
+        "{delta_bytes} bytes sent for a one-line edit"
+    );
+    // Changed on the board: same size, one byte other.
+    let out = board
+        .exec("f=open('/main.py','r+b')\nf.seek(7)\nf.write(b'Q')\nf.close()")
+        .await
+        .unwrap();
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let mut newer = new.clone();
+    newer[90_000] ^= 1;
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            newer.clone().into(),
+            new.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), newer);
+    assert!(sent().await - before > 100_000, "the changed base was used");
+    // Nothing in common: whole.
+    let other = common::random_bytes(100_000, 9);
+    board
+        .put_changed("/main.py", other.clone().into(), newer.into(), Base::Any)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), other);
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// The link cut (the board unreachable after) while a delta is sent and
+/// the file built from it: the old file or the new one, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_while_building_from_a_delta_leaves_the_old_file() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 0.5);
+    let mut cfg = tb.config_via(emu.port);
+    cfg.timeout = std::time::Duration::from_secs(1);
+    let session = Session::connect(cfg).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let old = common::random_bytes(50_000, 10);
+    let mut new = old.clone();
+    new.splice(20_000..20_001, b"an edit".iter().copied());
+    board.put("/main.py", &old, false, Base::Any).await.unwrap();
+    let sent = || async { session.status().await.unwrap().totals.bytes_out };
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            new.clone().into(),
+            old.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    let span = sent().await - before;
+    let (mut olds, mut failed) = (0, 0);
+    for step in 0..5 {
+        let at = span * step / 5;
+        std::fs::write(tb.path("/main.py"), &old).unwrap();
+        emu.command("refuse on");
+        emu.command(&format!("cut-up {at}"));
+        let r = board
+            .put_changed(
+                "/main.py",
+                new.clone().into(),
+                old.clone().into(),
+                Base::Any,
+            )
+            .await;
+        let got = std::fs::read(tb.path("/main.py")).unwrap();
+        if got == old {
+            olds += 1;
+        } else {
+            assert!(
+                got == new,
+                "cut at {at}: neither old nor new ({} bytes, {r:?})",
+                got.len()
+            );
+        }
+        failed += r.is_err() as usize;
+        emu.command("cut-up 1000000000");
+        emu.command("refuse off");
+    }
+    assert!(olds > 0 && failed > 0, "{olds} old, {failed} failed");
+    std::fs::write(tb.path("/main.py"), &old).unwrap();
+    board
+        .put_changed("/main.py", new.clone().into(), old.into(), Base::Any)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), new);
+    board
+        .put("/other.py", &new, false, Base::Any)
+        .await
+        .unwrap();
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}

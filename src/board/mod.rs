@@ -1,10 +1,12 @@
 //! Typed operations on a board's filesystem, built on the session.
 
 pub mod answer;
+mod delta;
 mod pack;
 pub mod snippets;
 mod upload;
 
+pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
 pub use upload::{Base, Upload, Written, digest};
 

@@ -155,6 +155,7 @@ impl Board {
                 base: Base::Any,
                 progress: scaled(&u.progress, u.data.len(), packed.len()),
                 data: Bytes::from(packed),
+                was: None,
             });
         }
         if zups.is_empty() {

@@ -71,6 +71,9 @@ pub struct Upload {
     pub base: Base,
     /// Bytes the board has taken, as they go.
     pub progress: Option<watch::Sender<u64>>,
+    /// What the board's file holds, as far as we know: if it still does
+    /// (size and CRC-32, checked on the board), only the change is sent.
+    pub was: Option<Bytes>,
 }
 
 impl Upload {
@@ -80,6 +83,7 @@ impl Upload {
             data: data.into(),
             base,
             progress: None,
+            was: None,
         }
     }
 }
@@ -115,6 +119,20 @@ impl Board {
         let mut up = Upload::new(path, data, base);
         up.progress = Some(progress);
         self.put_one(up, parents).await
+    }
+
+    /// `put` of a new version of a file the board holds as `was` (if it
+    /// still does: then only the change goes).
+    pub async fn put_changed(
+        &self,
+        path: &str,
+        data: Bytes,
+        was: Bytes,
+        base: Base,
+    ) -> Result<Written> {
+        let mut up = Upload::new(path, data, base);
+        up.was = Some(was);
+        self.put_one(up, false).await
     }
 
     async fn put_one(&self, up: Upload, parents: bool) -> Result<Written> {
@@ -154,10 +172,16 @@ impl Board {
         }
         let slice = self.slice().await;
         let failed: Vec<bool> = results.iter().map(Option::is_some).collect();
-        let mut packed = self.send_packed(&ups, &failed, slice).await;
+        let mut deltas = self.send_deltas(&ups, &failed, slice).await;
+        let done: Vec<bool> = failed
+            .iter()
+            .zip(&deltas)
+            .map(|(f, d)| *f || d.is_some())
+            .collect();
+        let mut packed = self.send_packed(&ups, &done, slice).await;
         let mut todo: Vec<Sending> = (0..ups.len())
             .filter(|&i| results[i].is_none())
-            .map(|i| match packed[i].take() {
+            .map(|i| match deltas[i].take().or_else(|| packed[i].take()) {
                 Some(part) => Sending::ready(i, part, ups[i].data.len()),
                 None => Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice),
             })
