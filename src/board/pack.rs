@@ -25,6 +25,8 @@ const HEAP_MARGIN: u64 = 4096;
 const INFLATE_FIRST: f64 = 100_000.0;
 /// A stream must save this many bytes, and a tenth of the file at least.
 const MIN_SAVED: usize = 64;
+/// Files inflated by one program.
+const INFLATE_BATCH: usize = 8;
 /// Larger files go raw: compressing them would hold up the daemon, and
 /// none that size is source.
 const PACK_MAX: usize = 8 << 20;
@@ -204,13 +206,18 @@ impl Board {
             return ready;
         }
         let started = Instant::now();
-        let out = match self.helper(sn::inflate_uploads(&calls)).await {
-            Ok(out) => out,
-            Err(e) => {
-                warn!("inflating uploads on the board failed ({e}); sending them raw");
-                return ready;
+        // A few files per program: its argument literal is compiled in the
+        // board's heap.
+        let mut out = Vec::new();
+        for chunk in calls.chunks(INFLATE_BATCH) {
+            match self.helper(sn::inflate_uploads(chunk)).await {
+                Ok(o) => out.extend_from_slice(&o),
+                Err(e) => {
+                    warn!("inflating uploads on the board failed ({e}); sending them raw");
+                    break;
+                }
             }
-        };
+        }
         let (mut bytes, mut ms) = (0u64, 0u64);
         let lines: Vec<&str> = sn::lines(&out).collect();
         for ((i, job, part), line) in of.into_iter().zip(&lines) {
