@@ -2,12 +2,16 @@
 # Builds the test board: MicroPython's unix port from Debian's source package,
 # with WebREPL, dupterm and the boards' REPL (scripts/board/variant). Cached:
 # prints the binary's path, and rebuilds only when the variant changes.
+# BOARD_CFLAGS: a variant of it (e.g. -DMICROPY_PY_DEFLATE=0, a board without
+# `deflate`), built in its own BOARD_CACHE; the source is taken from the
+# parent directory's cache when there is one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 cache=${BOARD_CACHE:-$top/target/board-cache}
 variant=$here/board/variant
-stamp=$(cat "$variant"/* "$0" | sha256sum | cut -c1-16)
+flags=${BOARD_CFLAGS:-}
+stamp=$( (cat "$variant"/* "$0"; echo "$flags") | sha256sum | cut -c1-16)
 bin=$cache/board-$stamp
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 
@@ -20,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
 
-src=$(ls -d "$cache"/micropython-[0-9]*/ 2>/dev/null | head -n1 || true)
+src=$(ls -d "$cache"/micropython-[0-9]*/ "$cache"/../micropython-[0-9]*/ 2>/dev/null | head -n1 || true)
 if [ -z "$src" ]; then
   # Trixie's source, without touching the system's apt configuration; the
   # version is not pinned because trixie keeps only its current one.
@@ -40,7 +44,7 @@ export GIT_CEILING_DIRECTORIES=$cache
 make -C "$src/mpy-cross" -j"$(nproc)" >&2
 make -C "$src/ports/unix" -j"$(nproc)" VARIANT_DIR="$variant" BUILD="$cache/build-$stamp" \
   MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST= \
-  CFLAGS_EXTRA="-Wno-sign-compare" PROG=micropython >&2
+  CFLAGS_EXTRA="-Wno-sign-compare $flags" PROG=micropython >&2
 cp "$cache/build-$stamp/micropython" "$bin.tmp" && mv "$bin.tmp" "$bin"
 # Older variants' builds are dead weight in the CI cache.
 find "$cache" -mindepth 1 -maxdepth 1 \( -name "build-*" -o -name "board-*" \) ! -name "*$stamp" -exec rm -rf {} +

@@ -266,6 +266,11 @@ pub struct Conn {
     /// How file contents travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto, global = true)]
     pub transfer: TransferArg,
+    /// Send uploads as they are, never compressed (by default, files that
+    /// compress go as small-window zlib streams the board inflates, when
+    /// that is faster than the link).
+    #[arg(long, global = true)]
+    pub no_compress: bool,
     /// wss://: also trust the certificate authorities in this PEM file (the
     /// system's store, SSL_CERT_FILE included, is always trusted).
     #[arg(long, value_name = "FILE", global = true)]
@@ -373,7 +378,10 @@ impl Conn {
             )));
         }
         let cfg = self.config(board, self.password()?)?;
-        let b = Board::new(Session::connect(cfg).await?, self.transfer());
+        let mut b = Board::new(Session::connect(cfg).await?, self.transfer());
+        if self.no_compress {
+            b = b.uncompressed();
+        }
         // Told not to stop a running program: say so at once, not after
         // waiting the time-out for it.
         Ok(if self.no_interrupt { b.impatient() } else { b })
@@ -411,6 +419,7 @@ impl MountArgs {
             mountpoint: mountpoint.clone(),
             session: conn.config(board, password)?,
             transfer: conn.transfer(),
+            compress: !conn.no_compress,
             cache: cache::Options {
                 cache_bytes: self.cache_size << 20,
                 dir_ttl: Duration::from_secs_f64(self.dir_cache_time.max(0.0)),
@@ -587,6 +596,7 @@ impl Cli {
             "local_only" => m.local_only.push(text()?),
             "interrupt" => m.interrupt = flag()?,
             "no_interrupt" => c.no_interrupt = flag()?,
+            "no_compress" => c.no_compress = flag()?,
             "timeout" => c.timeout = number()?,
             "get_window" => {
                 c.get_window = Some(number()? as u64)

@@ -23,6 +23,8 @@ pub struct MountOptions {
     pub mountpoint: PathBuf,
     pub session: Config,
     pub transfer: Transfer,
+    /// Uploads may go compressed (`--no-compress`: never).
+    pub compress: bool,
     pub cache: cache::Options,
     pub attr_ttl: Duration,
     /// What `-o` asked of the FUSE mount.
@@ -129,7 +131,10 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     // The tree walk needs the raw REPL; get it politely first.
     cfg.interrupt = false;
     let session = Session::connect(cfg).await?;
-    let board = Board::new(session.clone(), o.transfer);
+    let mut board = Board::new(session.clone(), o.transfer);
+    if !o.compress {
+        board = board.uncompressed();
+    }
     let core = match Core::load(board.clone(), o.cache.clone()).await {
         Err(Error::Running(why)) => {
             let allow = o.interrupt.unwrap_or_else(ask_to_interrupt);

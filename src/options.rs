@@ -43,6 +43,7 @@ pub const OURS: &[&str] = &[
     "timeout",
     "get_window",
     "transfer",
+    "no_compress",
     "ca_file",
     "tls_fingerprint",
 ];

@@ -159,3 +159,47 @@ proptest! {
         prop_assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/- \\".contains(&b)));
     }
 }
+
+proptest! {
+    /// What the board is sent inflates with a window of 2^wbits bytes (a
+    /// stream that needs more fails to inflate in one so small), to exactly
+    /// the bytes compressed.
+    #[test]
+    fn a_compressed_upload_inflates_in_its_small_window(
+        words in proptest::collection::vec("[a-z_]{1,12}|[ (),:=\n]{1,3}", 0..3000),
+        noise in proptest::collection::vec(any::<u8>(), 0..2000),
+        wbits in 9u8..=10,
+    ) {
+        let mut data = words.concat().into_bytes();
+        data.extend_from_slice(&noise);
+        let z = webrepl_mount::board::compress(&data, wbits);
+        let mut d = flate2::Decompress::new_with_window_bits(true, wbits);
+        let mut out = Vec::with_capacity(data.len() + 1);
+        let st = d.decompress_vec(&z, &mut out, flate2::FlushDecompress::Finish);
+        prop_assert_eq!(st.ok(), Some(flate2::Status::StreamEnd));
+        prop_assert_eq!(out, data);
+    }
+}
+
+proptest! {
+    /// A delta rebuilds the new version from the base exactly, for any
+    /// edits of any base; one small edit of a big file is a small delta.
+    #[test]
+    fn a_delta_rebuilds_the_new_version_exactly(
+        base in proptest::collection::vec(any::<u8>(), 0..6000),
+        edits in proptest::collection::vec((any::<u16>(), 0usize..300, proptest::collection::vec(any::<u8>(), 0..300)), 0..6),
+    ) {
+        use webrepl_mount::board::{apply_delta, diff, encode_delta};
+        let mut new = base.clone();
+        for (at, cut, put) in edits {
+            let at = at as usize % (new.len() + 1);
+            let end = (at + cut).min(new.len());
+            new.splice(at..end, put);
+        }
+        let d = encode_delta(&diff(&base, &new));
+        prop_assert_eq!(apply_delta(&base, &d), Some(new.clone()));
+        if base.len() > 4000 && new.len() == base.len() && new.iter().zip(&base).filter(|(a, b)| a != b).count() <= 1 {
+            prop_assert!(d.len() < 120, "{}", d.len());
+        }
+    }
+}

@@ -52,6 +52,9 @@ pub enum Answer<'a> {
     Short { kept: u64, free: u64 },
     /// `M <bytes>`: the board's free heap.
     Mem(u64),
+    /// `I <kind> <bytes>`: what the board inflates with (2: `deflate`,
+    /// 1: `zlib`/`uzlib`, 0: nothing), and its free heap.
+    Inflater { kind: u8, free: u64 },
     /// Anything else (base64 data, board chatter).
     Other(&'a str),
 }
@@ -107,6 +110,10 @@ impl<'a> Answer<'a> {
                 free: n(free)?,
             },
             ["M", free] => Answer::Mem(n(free)?),
+            ["I", kind, free] => Answer::Inflater {
+                kind: n(kind)?,
+                free: n(free)?,
+            },
             _ => return None,
         })
     }

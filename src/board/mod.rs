@@ -1,9 +1,13 @@
 //! Typed operations on a board's filesystem, built on the session.
 
 pub mod answer;
+mod delta;
+mod pack;
 pub mod snippets;
 mod upload;
 
+pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
+pub use pack::{WBITS, compress, pays};
 pub use upload::{Base, Upload, Written, digest};
 
 use crate::error::{Error, Result};
@@ -16,7 +20,7 @@ use snippets as sn;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How file contents cross the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,6 +88,9 @@ pub struct Board {
     stale: Arc<Mutex<HashSet<String>>>,
     next_part: Arc<std::sync::atomic::AtomicU32>,
     ram: Arc<Mutex<Ram>>,
+    /// Uploads may go compressed (see `pack`).
+    compress: bool,
+    packing: Arc<Mutex<pack::Packing>>,
 }
 
 /// A listing's entries, and the names in it that were left out.
@@ -213,7 +220,15 @@ impl Board {
                 resident: None,
                 buffer: BUFFER_FIRST,
             })),
+            compress: true,
+            packing: Arc::default(),
         }
+    }
+
+    /// The same board, its uploads always sent as they are.
+    pub fn uncompressed(mut self) -> Board {
+        self.compress = false;
+        self
     }
 
     /// The same board for operations that must not wait for a person's

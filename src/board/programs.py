@@ -205,3 +205,27 @@ def load(a):
     _wrm.B = b
     gc.collect()
     print("M", gc.mem_free())
+
+
+# What the board can inflate uploads with, and its free heap after a
+# collection: `I <2: deflate.DeflateIO, 1: zlib/uzlib.DecompIO, 0: none>
+# <bytes>`.
+def inflater(a):
+    import gc
+
+    k = 0
+    try:
+        import deflate
+
+        deflate.DeflateIO
+        k = 2
+    except (ImportError, AttributeError):
+        for n in ("zlib", "uzlib"):
+            try:
+                if hasattr(__import__(n), "DecompIO"):
+                    k = 1
+                    break
+            except ImportError:
+                pass
+    gc.collect()
+    print("I", k, gc.mem_free())

@@ -305,6 +305,78 @@ fn combined_crc(calls: &[Finishing]) -> u32 {
     all.finalize()
 }
 
+/// What the board can inflate uploads with, and its free heap:
+/// `I <kind> <bytes>`.
+pub fn inflater() -> String {
+    program::<&str>("inflater", &[])
+}
+
+/// One compressed upload to inflate on the board (see `_wrm.z`).
+#[derive(Debug, Clone)]
+pub struct Inflating {
+    /// The zlib stream's part file, its size, slices after the first,
+    /// slice size and CRC-32.
+    pub packed: String,
+    pub packed_size: u64,
+    pub pieces: usize,
+    pub slice: u64,
+    pub packed_crc: u32,
+    /// The part file it inflates into, and what that must hold.
+    pub part: String,
+    pub size: u64,
+    pub crc: u32,
+    pub wbits: u8,
+}
+
+/// The `_wrm.z` call that inflates a batch of compressed uploads, one
+/// answer line each.
+pub fn inflate_uploads(calls: &[Inflating]) -> String {
+    let mut fields = Vec::with_capacity(calls.len() * 3);
+    for c in calls {
+        fields.push(c.packed.clone());
+        fields.push(c.part.clone());
+        fields.push(format!(
+            "{} {} {} {} {} {} {}",
+            c.packed_size, c.pieces, c.slice, c.packed_crc, c.size, c.crc, c.wbits
+        ));
+    }
+    helper_call("z", &fields)
+}
+
+/// One file to build on the board from a delta (see `_wrm.dl`).
+#[derive(Debug, Clone)]
+pub struct Rebuilding {
+    /// The delta's part file, its size, slices after the first, slice size.
+    pub delta: String,
+    pub delta_size: u64,
+    pub pieces: usize,
+    pub slice: u64,
+    /// The target, which must still be the base: size and CRC-32.
+    pub target: String,
+    pub base_size: u64,
+    pub base_crc: u32,
+    /// The part file to build, and what it must hold.
+    pub part: String,
+    pub size: u64,
+    pub crc: u32,
+}
+
+/// The `_wrm.dl` call that builds a batch of files from deltas, one
+/// answer line each.
+pub fn rebuild_uploads(calls: &[Rebuilding]) -> String {
+    let mut fields = Vec::with_capacity(calls.len() * 4);
+    for c in calls {
+        fields.push(c.delta.clone());
+        fields.push(c.target.clone());
+        fields.push(c.part.clone());
+        fields.push(format!(
+            "{} {} {} {} {} {} {}",
+            c.delta_size, c.pieces, c.slice, c.base_size, c.base_crc, c.size, c.crc
+        ));
+    }
+    helper_call("dl", &fields)
+}
+
 /// Removes the files named, whether or not they exist.
 pub fn remove_all(paths: &[&str]) -> String {
     program("remove_all", paths)

@@ -71,6 +71,9 @@ pub struct Upload {
     pub base: Base,
     /// Bytes the board has taken, as they go.
     pub progress: Option<watch::Sender<u64>>,
+    /// What the board's file holds, as far as we know: if it still does
+    /// (size and CRC-32, checked on the board), only the change is sent.
+    pub was: Option<Bytes>,
 }
 
 impl Upload {
@@ -80,6 +83,7 @@ impl Upload {
             data: data.into(),
             base,
             progress: None,
+            was: None,
         }
     }
 }
@@ -90,7 +94,7 @@ pub fn conflict_name(path: &str) -> String {
 
 impl Board {
     /// A part file name no other upload of this mount uses.
-    fn part_for(&self, path: &str) -> String {
+    pub(super) fn part_for(&self, path: &str) -> String {
         let n = self.next_part.fetch_add(1, Ordering::SeqCst) & 0xff_ffff;
         join(parent(path), &format!("{PART_PREFIX}{n:06x}"))
     }
@@ -115,6 +119,20 @@ impl Board {
         let mut up = Upload::new(path, data, base);
         up.progress = Some(progress);
         self.put_one(up, parents).await
+    }
+
+    /// `put` of a new version of a file the board holds as `was` (if it
+    /// still does: then only the change goes).
+    pub async fn put_changed(
+        &self,
+        path: &str,
+        data: Bytes,
+        was: Bytes,
+        base: Base,
+    ) -> Result<Written> {
+        let mut up = Upload::new(path, data, base);
+        up.was = Some(was);
+        self.put_one(up, false).await
     }
 
     async fn put_one(&self, up: Upload, parents: bool) -> Result<Written> {
@@ -153,9 +171,20 @@ impl Board {
             }
         }
         let slice = self.slice().await;
+        let failed: Vec<bool> = results.iter().map(Option::is_some).collect();
+        let mut deltas = self.send_deltas(&ups, &failed, slice).await;
+        let done: Vec<bool> = failed
+            .iter()
+            .zip(&deltas)
+            .map(|(f, d)| *f || d.is_some())
+            .collect();
+        let mut packed = self.send_packed(&ups, &done, slice).await;
         let mut todo: Vec<Sending> = (0..ups.len())
             .filter(|&i| results[i].is_none())
-            .map(|i| Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice))
+            .map(|i| match deltas[i].take().or_else(|| packed[i].take()) {
+                Some(part) => Sending::ready(i, part, ups[i].data.len()),
+                None => Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice),
+            })
             .collect();
         for attempt in 1..=PUT_TRIES {
             let sent = self.send_parts(&ups, &todo).await;
@@ -288,12 +317,17 @@ impl Board {
     /// first into `PART.1`, `PART.2`...), or only the slices named. Binary
     /// PUTs are all handed to the session at once: it sends them back to
     /// back.
-    async fn send_parts(&self, ups: &[Upload], todo: &[Sending]) -> Vec<Result<()>> {
+    pub(super) async fn send_parts(&self, ups: &[Upload], todo: &[Sending]) -> Vec<Result<()>> {
         let mut pending = Vec::new();
         for job in todo {
             let up = &ups[job.i];
             let names = piece_names(&job.part, up.data.len(), job.slice);
-            if names.iter().all(|n| self.binary_ok(n)) {
+            if job.ready {
+                if let Some(p) = &up.progress {
+                    let _ = p.send(up.data.len() as u64);
+                }
+                pending.push(Pending::Ready);
+            } else if names.iter().all(|n| self.binary_ok(n)) {
                 let progress = up.progress.clone().unwrap_or_else(|| watch::channel(0).0);
                 let mut puts = Vec::new();
                 for (k, name) in names.into_iter().enumerate() {
@@ -342,6 +376,7 @@ impl Board {
                     }
                     r
                 }
+                Pending::Ready => Ok(()),
                 Pending::Paste(i, part) => {
                     let r = self.put_pasted(&part, &ups[i].data).await;
                     if let Some(p) = &ups[i].progress {
@@ -355,7 +390,7 @@ impl Board {
     }
 
     /// Every name an upload may have left on the board, to be removed.
-    fn stale_all(&self, job: &Sending, ups: &[Upload]) {
+    pub(super) fn stale_all(&self, job: &Sending, ups: &[Upload]) {
         for name in piece_names(&job.part, ups[job.i].data.len(), job.slice) {
             self.stale_mark(&name, true);
         }
@@ -604,27 +639,39 @@ fn slice_for(rate: f64, typing: bool) -> usize {
 /// One upload to send: which file, to which part name, in slices of
 /// what size, and (mending) only which slices.
 #[derive(Debug, Clone)]
-struct Sending {
-    i: usize,
-    part: String,
-    len: usize,
-    slice: usize,
+pub(super) struct Sending {
+    pub(super) i: usize,
+    pub(super) part: String,
+    pub(super) len: usize,
+    pub(super) slice: usize,
     only: Option<Vec<usize>>,
+    /// Already on the board, whole, in `part` (inflated there): only
+    /// to be finished.
+    ready: bool,
 }
 
 impl Sending {
-    fn whole(i: usize, part: String, len: usize, slice: usize) -> Sending {
+    pub(super) fn whole(i: usize, part: String, len: usize, slice: usize) -> Sending {
         Sending {
             i,
             part,
             len,
             slice,
             only: None,
+            ready: false,
+        }
+    }
+
+    /// A file the board holds whole in `part` already: one slice.
+    fn ready(i: usize, part: String, len: usize) -> Sending {
+        Sending {
+            ready: true,
+            ..Sending::whole(i, part, len, len.max(1))
         }
     }
 
     /// How many slices follow the first.
-    fn pieces(&self) -> usize {
+    pub(super) fn pieces(&self) -> usize {
         self.len.div_ceil(self.slice.max(1)).saturating_sub(1)
     }
 }
@@ -633,10 +680,12 @@ enum Pending {
     /// One PUT per slice.
     Put(Vec<tokio::task::JoinHandle<Result<()>>>),
     Paste(usize, String),
+    /// On the board already.
+    Ready,
 }
 
 /// The names a file's slices go to: the part file, then `PART.1`...
-fn piece_names(part: &str, len: usize, slice: usize) -> Vec<String> {
+pub(super) fn piece_names(part: &str, len: usize, slice: usize) -> Vec<String> {
     let n = len.div_ceil(slice.max(1)).max(1);
     (0..n)
         .map(|k| {

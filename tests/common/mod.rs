@@ -30,6 +30,31 @@ pub fn board_binary() -> &'static Path {
     })
 }
 
+/// The test board built without `deflate` (firmware before 1.21, or a
+/// port that leaves it out), in a cache of its own beside the board's.
+pub fn board_binary_without_deflate() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cache = std::env::var_os("BOARD_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target/board-cache"))
+            .join("no-deflate");
+        std::fs::create_dir_all(&cache).expect("board cache");
+        let out = Command::new(repo().join("scripts/build-board.sh"))
+            .env("BOARD_CACHE", &cache)
+            .env("BOARD_CFLAGS", "-DMICROPY_PY_DEFLATE=0")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/build-board.sh");
+        assert!(
+            out.status.success(),
+            "building the board without deflate failed"
+        );
+        let path = String::from_utf8(out.stdout).expect("utf-8 path");
+        PathBuf::from(path.lines().last().expect("board path").trim())
+    })
+}
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -48,6 +73,7 @@ pub struct TestBoard {
     tmpfs: bool,
     heap_kb: usize,
     linger_ms: u32,
+    binary: &'static Path,
 }
 
 /// The test board's Python heap: an ESP32's with Wi-Fi up has about
@@ -97,6 +123,19 @@ impl TestBoard {
         Self::on(root, None, None, kb, 0)
     }
 
+    /// A board whose firmware has no `deflate` module.
+    pub fn without_deflate() -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on_with(
+            board_binary_without_deflate(),
+            root,
+            None,
+            None,
+            heap_kb(),
+            0,
+        )
+    }
+
     /// A board that, like a real one, takes `ms` to notice that its client
     /// has gone, refusing the next one meanwhile.
     pub fn lingering(ms: u32) -> TestBoard {
@@ -125,11 +164,22 @@ impl TestBoard {
         heap_kb: usize,
         linger_ms: u32,
     ) -> TestBoard {
+        Self::on_with(board_binary(), root, ring, port, heap_kb, linger_ms)
+    }
+
+    fn on_with(
+        binary: &'static Path,
+        root: tempfile::TempDir,
+        ring: Option<usize>,
+        port: Option<u16>,
+        heap_kb: usize,
+        linger_ms: u32,
+    ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
             let port = port.unwrap_or_else(free_port);
-            let mut cmd = Command::new(board_binary());
+            let mut cmd = Command::new(binary);
             cmd.arg("-X")
                 .arg(format!("heapsize={heap_kb}K"))
                 .arg(repo().join("scripts/board/listener.py"))
@@ -167,6 +217,7 @@ impl TestBoard {
                     tmpfs: false,
                     heap_kb,
                     linger_ms,
+                    binary,
                 };
             }
             let _ = child.kill();
@@ -200,7 +251,8 @@ impl TestBoard {
     fn replace(&mut self, root: tempfile::TempDir) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let mut fresh = Self::on(
+        let mut fresh = Self::on_with(
+            self.binary,
             root,
             self.ring,
             Some(self.port),

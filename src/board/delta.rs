@@ -1,0 +1,228 @@
+//! Saves that send only the change: when the board's file is a base we
+//! hold (same size and CRC-32, checked on the board before it is used),
+//! the new version goes as ranges of that file plus the bytes that differ,
+//! and `_wrm.dl` builds the new part file from them (checked by size and
+//! CRC-32, then finished like any upload). A base the board no longer has
+//! is never used: the file then goes whole.
+
+use super::upload::Sending;
+use super::*;
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// Bytes of base a match starts from.
+const BLOCK: usize = 32;
+/// A delta must be at most this share of the file (in tenths) to be sent.
+const WORTH: usize = 8;
+
+/// One step of building the new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `len` bytes of the base from `at`.
+    Copy { at: usize, len: usize },
+    /// These bytes.
+    Insert(Vec<u8>),
+}
+
+/// How to build `new` from `base`: the base's blocks found in `new`
+/// (anywhere, each extended both ways as far as the bytes agree), and the
+/// bytes between them.
+pub fn diff(base: &[u8], new: &[u8]) -> Vec<Op> {
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    for (k, block) in base.chunks_exact(BLOCK).enumerate() {
+        index.entry(block).or_insert(k * BLOCK);
+    }
+    let mut ops = Vec::new();
+    let (mut i, mut lit) = (0, 0);
+    while i + BLOCK <= new.len() {
+        let Some(&at) = index.get(&new[i..i + BLOCK]) else {
+            i += 1;
+            continue;
+        };
+        // Back over the literal bytes as far as they agree with the base.
+        let mut back = 0;
+        while i - back > lit && at > back && new[i - back - 1] == base[at - back - 1] {
+            back += 1;
+        }
+        let (start, from) = (i - back, at - back);
+        let mut len = BLOCK + back;
+        while start + len < new.len()
+            && from + len < base.len()
+            && new[start + len] == base[from + len]
+        {
+            len += 1;
+        }
+        if start > lit {
+            ops.push(Op::Insert(new[lit..start].to_vec()));
+        }
+        ops.push(Op::Copy { at: from, len });
+        i = start + len;
+        lit = i;
+    }
+    if lit < new.len() {
+        ops.push(Op::Insert(new[lit..].to_vec()));
+    }
+    ops
+}
+
+/// The delta as `_wrm.dl` reads it: per op a byte (`C` or `I`), two
+/// little-endian u32 (offset and length; length and 0), then an insert's
+/// bytes.
+pub fn encode(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in ops {
+        let (kind, a, b, data): (u8, usize, usize, &[u8]) = match op {
+            Op::Copy { at, len } => (b'C', *at, *len, &[]),
+            Op::Insert(d) => (b'I', d.len(), 0, d),
+        };
+        out.push(kind);
+        out.extend_from_slice(&(a as u32).to_le_bytes());
+        out.extend_from_slice(&(b as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+/// `encode`'s delta applied to `base`, as the board does it; None when it
+/// is not a delta of that base.
+pub fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = delta;
+    while !rest.is_empty() {
+        let head = rest.get(..9)?;
+        let a = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
+        let b = u32::from_le_bytes(head[5..9].try_into().ok()?) as usize;
+        rest = &rest[9..];
+        match head[0] {
+            b'C' => out.extend_from_slice(base.get(a..a.checked_add(b)?)?),
+            b'I' => {
+                out.extend_from_slice(rest.get(..a)?);
+                rest = &rest[a..];
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+impl Board {
+    /// Sends the files of `ups` that have a base (`Upload::was`) and whose
+    /// delta pays as deltas, and builds each on the board: the part file
+    /// that now holds it, checked, to be finished; None: send it whole.
+    pub(super) async fn send_deltas(
+        &self,
+        ups: &[Upload],
+        skip: &[bool],
+        slice: usize,
+    ) -> Vec<Option<String>> {
+        let mut ready = vec![None; ups.len()];
+        let (mut which, mut dups) = (Vec::new(), Vec::new());
+        for (i, u) in ups.iter().enumerate() {
+            let Some(base) = u.was.as_ref().filter(|_| !skip[i]) else {
+                continue;
+            };
+            let delta = encode(&diff(base, &u.data));
+            if delta.len() * 10 > u.data.len() * WORTH {
+                debug!(
+                    "{}: sent whole (a delta of {} bytes would not pay)",
+                    shown(&u.path),
+                    delta.len()
+                );
+                continue;
+            }
+            info!(
+                "{}: {} bytes sent as a delta of {} from the board's copy",
+                shown(&u.path),
+                u.data.len(),
+                delta.len()
+            );
+            which.push(i);
+            dups.push(Upload {
+                path: u.path.clone(),
+                data: Bytes::from(delta),
+                base: Base::Any,
+                progress: None,
+                was: None,
+            });
+        }
+        if dups.is_empty() {
+            return ready;
+        }
+        let jobs: Vec<Sending> = dups
+            .iter()
+            .enumerate()
+            .map(|(k, u)| Sending::whole(k, self.part_for(&u.path), u.data.len(), slice))
+            .collect();
+        let sent = self.send_parts(&dups, &jobs).await;
+        let (mut calls, mut of) = (Vec::new(), Vec::new());
+        for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
+            self.stale_all(job, &dups);
+            if r.is_err() {
+                continue;
+            }
+            let part = self.part_for(&ups[i].path);
+            self.stale_mark(&part, true);
+            let (up, d) = (&ups[i], &dups[job.i].data);
+            let base = up.was.as_deref().unwrap_or_default();
+            calls.push(sn::Rebuilding {
+                delta: job.part.clone(),
+                delta_size: d.len() as u64,
+                pieces: job.pieces(),
+                slice: job.slice as u64,
+                target: up.path.clone(),
+                base_size: base.len() as u64,
+                base_crc: crc32fast::hash(base),
+                part: part.clone(),
+                size: up.data.len() as u64,
+                crc: crc32fast::hash(&up.data),
+            });
+            of.push((i, job, part));
+        }
+        if calls.is_empty() {
+            return ready;
+        }
+        let out = match self.helper(sn::rebuild_uploads(&calls)).await {
+            Ok(out) => out,
+            Err(e) => {
+                warn!("building files from deltas on the board failed ({e}); sending them whole");
+                return ready;
+            }
+        };
+        let lines: Vec<&str> = sn::lines(&out).collect();
+        for ((i, job, part), line) in of.into_iter().zip(&lines) {
+            match Answer::parse(line) {
+                Answer::Ok => {
+                    for name in upload::piece_names(&job.part, job.len, job.slice) {
+                        self.stale_mark(&name, false);
+                    }
+                    self.stale_mark(&part, false);
+                    ready[i] = Some(part);
+                }
+                a => info!(
+                    "{}: the board's copy is not the base ({a:?}); sending it whole",
+                    shown(&ups[i].path)
+                ),
+            }
+        }
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_line_edit_is_a_few_bytes() {
+        let base: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("line {i} = {}\n", i * 7).into_bytes())
+            .collect();
+        let mut new = base.clone();
+        new.splice(50_000..50_004, b"EDITED".iter().copied());
+        let d = encode(&diff(&base, &new));
+        assert!(d.len() < 100, "{}", d.len());
+        assert_eq!(apply(&base, &d).unwrap(), new);
+        assert_eq!(apply(&base, &encode(&diff(&base, b""))).unwrap(), b"");
+        assert_eq!(apply(b"", &encode(&diff(b"", &new))).unwrap(), new);
+    }
+}

@@ -1,0 +1,301 @@
+//! Compressed uploads: the link is the limit, and Python source shrinks
+//! 2.7× with a 1 KB deflate window, which every current port inflates
+//! (`deflate.DeflateIO`; `zlib`/`uzlib.DecompIO` before 1.21).
+//!
+//! A file that compresses goes to a part file of its own as a zlib stream
+//! (sliced like any upload); `_wrm.z` inflates it into a second part file
+//! and checks size and CRC-32 of what came out; then that part file is
+//! finished (checked again, renamed) like a raw upload. Nothing touches the
+//! target before that rename, so a failure anywhere leaves the old file;
+//! a file whose inflating failed is sent raw.
+
+use super::upload::Sending;
+use super::*;
+use bytes::Bytes;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Window bits of the streams sent: 1 KB of window, inflated in about
+/// 2^10 + 1.3 KB of the board's heap.
+pub const WBITS: u8 = 10;
+/// Free heap a board needs beyond the window to be sent streams.
+const HEAP_MARGIN: u64 = 4096;
+/// What a board inflates (and writes to flash) per second, until one has
+/// been timed: about an ESP32's.
+const INFLATE_FIRST: f64 = 100_000.0;
+/// A stream must save this many bytes, and a tenth of the file at least.
+const MIN_SAVED: usize = 64;
+/// Files inflated by one program.
+const INFLATE_BATCH: usize = 8;
+/// Larger files go raw: compressing them would hold up the daemon, and
+/// none that size is source.
+const PACK_MAX: usize = 8 << 20;
+
+/// What the board inflates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Inflater {
+    /// 2: `deflate`, 1: `zlib`/`uzlib`, 0: nothing.
+    kind: u8,
+    free: u64,
+}
+
+/// Per board: what the probe of the current connection found, and how
+/// fast the board has inflated.
+#[derive(Debug, Default)]
+pub(super) struct Packing {
+    /// The connection probed (the session's reconnect count), and its answer.
+    probe: Option<(u64, Inflater)>,
+    /// Bytes per second, as last timed by the board.
+    rate: Option<f64>,
+}
+
+/// `data` as a zlib stream whose window is `2^wbits` bytes (9 to 15).
+pub fn compress(data: &[u8], wbits: u8) -> Vec<u8> {
+    use flate2::{Compress, Compression, write::ZlibEncoder};
+    use std::io::Write;
+    let how = Compress::new_with_window_bits(Compression::best(), true, wbits.clamp(9, 15));
+    let mut e = ZlibEncoder::new_with_compress(Vec::with_capacity(data.len() / 2), how);
+    // Writing into a Vec does not fail; an empty stream is never sent.
+    if e.write_all(data).is_err() {
+        return Vec::new();
+    }
+    e.finish().unwrap_or_default()
+}
+
+/// Whether `n` bytes go faster as `packed` bytes inflated on the board:
+/// the link at `link` bytes/s (unknown: slow enough), the board inflating
+/// at `inflate`.
+pub fn pays(n: usize, packed: usize, link: Option<f64>, inflate: f64) -> bool {
+    if packed == 0 || packed + MIN_SAVED > n || packed * 10 > n * 9 {
+        return false;
+    }
+    match link {
+        Some(rate) if rate > 0.0 => {
+            let (n, packed) = (n as f64, packed as f64);
+            packed / rate + n / inflate.max(1.0) < n / rate
+        }
+        _ => true,
+    }
+}
+
+impl Board {
+    /// What the board inflates with, probed once per connection.
+    async fn inflater(&self) -> Option<Inflater> {
+        let link = self.session.status().await.ok()?.totals.reconnects;
+        if let Some((l, i)) = self.packing().probe
+            && l == link
+        {
+            return Some(i);
+        }
+        let out = self.query(sn::inflater()).await.ok()?;
+        let found = sn::lines(&out).find_map(|l| match Answer::parse(l) {
+            Answer::Inflater { kind, free } => Some(Inflater { kind, free }),
+            _ => None,
+        })?;
+        debug!("the board inflates with {found:?}");
+        self.packing().probe = Some((link, found));
+        Some(found)
+    }
+
+    fn packing(&self) -> std::sync::MutexGuard<'_, Packing> {
+        self.packing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends the files of `ups` (but those `skip` names) that compress
+    /// well enough to pay, and inflates them on the board: for each, the
+    /// part file that now holds it, checked, to be finished; None: send it
+    /// raw.
+    pub(super) async fn send_packed(
+        &self,
+        ups: &[Upload],
+        skip: &[bool],
+        slice: usize,
+    ) -> Vec<Option<String>> {
+        let mut ready = vec![None; ups.len()];
+        let worth = |u: &Upload| (MIN_SAVED * 2..=PACK_MAX).contains(&u.data.len());
+        if !self.compress || !ups.iter().zip(skip).any(|(u, s)| !s && worth(u)) {
+            return ready;
+        }
+        let Some(inf) = self.inflater().await else {
+            return ready;
+        };
+        if inf.kind == 0 || inf.free < (1 << WBITS) + HEAP_MARGIN {
+            info!(
+                "uploads sent raw: the board cannot inflate ({} bytes of heap free{})",
+                inf.free,
+                if inf.kind == 0 {
+                    ", no deflate or zlib module"
+                } else {
+                    ""
+                }
+            );
+            return ready;
+        }
+        let link = self.session.rate().await;
+        let inflate = self.packing().rate.unwrap_or(INFLATE_FIRST);
+        let (mut which, mut zups) = (Vec::new(), Vec::new());
+        let (mut raw_bytes, mut all_bytes) = (0, 0);
+        for (i, u) in ups.iter().enumerate() {
+            if skip[i] || !worth(u) {
+                continue;
+            }
+            let packed = compress(&u.data, WBITS);
+            if !pays(u.data.len(), packed.len(), link, inflate) {
+                debug!(
+                    "{}: sent raw ({} bytes would be {})",
+                    shown(&u.path),
+                    u.data.len(),
+                    packed.len()
+                );
+                continue;
+            }
+            raw_bytes += u.data.len();
+            all_bytes += packed.len();
+            which.push(i);
+            zups.push(Upload {
+                path: u.path.clone(),
+                base: Base::Any,
+                progress: scaled(&u.progress, u.data.len(), packed.len()),
+                data: Bytes::from(packed),
+                was: None,
+            });
+        }
+        if zups.is_empty() {
+            info!("uploads sent raw: compressing would not pay");
+            return ready;
+        }
+        info!(
+            "{} of {} file(s) compressed: {raw_bytes} bytes sent as {all_bytes} ({:.2}×), inflated on the board",
+            zups.len(),
+            ups.len(),
+            raw_bytes as f64 / all_bytes.max(1) as f64
+        );
+        let jobs: Vec<Sending> = zups
+            .iter()
+            .enumerate()
+            .map(|(k, u)| Sending::whole(k, self.part_for(&u.path), u.data.len(), slice))
+            .collect();
+        let sent = self.send_parts(&zups, &jobs).await;
+        let mut calls = Vec::new();
+        let mut of = Vec::new();
+        for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
+            // Until inflated (which removes them), the stream's files are
+            // for the next cleanup.
+            self.stale_all(job, &zups);
+            if let Err(e) = r {
+                debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
+                continue;
+            }
+            let part = self.part_for(&ups[i].path);
+            self.stale_mark(&part, true);
+            let z = &zups[job.i].data;
+            calls.push(sn::Inflating {
+                packed: job.part.clone(),
+                packed_size: z.len() as u64,
+                pieces: job.pieces(),
+                slice: job.slice as u64,
+                packed_crc: crc32fast::hash(z),
+                part: part.clone(),
+                size: ups[i].data.len() as u64,
+                crc: crc32fast::hash(&ups[i].data),
+                wbits: WBITS,
+            });
+            of.push((i, job, part));
+        }
+        if calls.is_empty() {
+            return ready;
+        }
+        let started = Instant::now();
+        // A few files per program: its argument literal is compiled in the
+        // board's heap.
+        let mut out = Vec::new();
+        for chunk in calls.chunks(INFLATE_BATCH) {
+            match self.helper(sn::inflate_uploads(chunk)).await {
+                Ok(o) => out.extend_from_slice(&o),
+                Err(e) => {
+                    warn!("inflating uploads on the board failed ({e}); sending them raw");
+                    break;
+                }
+            }
+        }
+        let (mut bytes, mut ms) = (0u64, 0u64);
+        let lines: Vec<&str> = sn::lines(&out).collect();
+        for ((i, job, part), line) in of.into_iter().zip(&lines) {
+            match Answer::parse(line) {
+                Answer::Done(t) => {
+                    for name in upload::piece_names(&job.part, job.len, job.slice) {
+                        self.stale_mark(&name, false);
+                    }
+                    self.stale_mark(&part, false);
+                    bytes += ups[i].data.len() as u64;
+                    ms += t.max(0) as u64;
+                    ready[i] = Some(part);
+                }
+                Answer::Os { errno: 12, .. } => {
+                    warn!("the board ran out of memory inflating; raw uploads on this connection");
+                    if let Some((_, inf)) = &mut self.packing().probe {
+                        inf.free = 0;
+                    }
+                }
+                a => warn!(
+                    "{}: inflating on the board failed ({a:?}); sending it raw",
+                    shown(&ups[i].path)
+                ),
+            }
+        }
+        if bytes > 0 {
+            // A board's clock ticks in ms: a fast one takes 0.
+            let rate = bytes as f64 / (ms.max(1) as f64 / 1000.0);
+            debug!(
+                "the board inflated {bytes} bytes at {rate:.0} B/s ({:?} with the round trip)",
+                started.elapsed()
+            );
+            self.packing().rate = Some(rate);
+        }
+        ready
+    }
+}
+
+/// A progress of the stream's bytes, told to `whole` as the file's.
+fn scaled(
+    whole: &Option<watch::Sender<u64>>,
+    n: usize,
+    packed: usize,
+) -> Option<watch::Sender<u64>> {
+    let whole = whole.clone()?;
+    let (tx, mut rx) = watch::channel(0u64);
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let done = *rx.borrow();
+            let _ = whole.send(done.saturating_mul(n as u64) / packed.max(1) as u64);
+        }
+    });
+    Some(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_pays_on_a_slow_link_and_noise_never() {
+        let src = "def f(x):\n    return x + 1\n".repeat(200);
+        let z = compress(src.as_bytes(), WBITS);
+        assert!(z.len() * 3 < src.len());
+        assert!(pays(src.len(), z.len(), Some(20_000.0), INFLATE_FIRST));
+        assert!(pays(src.len(), z.len(), None, INFLATE_FIRST));
+        // A fast link to a slow inflater: raw.
+        assert!(!pays(src.len(), z.len(), Some(2_000_000.0), INFLATE_FIRST));
+        let mut x = 88172645463325252u64;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let z = compress(&noise, WBITS);
+        assert!(!pays(noise.len(), z.len(), None, INFLATE_FIRST));
+    }
+}

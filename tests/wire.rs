@@ -1,0 +1,307 @@
+//! Faster than the wire, on the real test board: uploads that compress go
+//! as zlib streams the board inflates (exact files, raw on firmware
+//! without `deflate`, the old file left by a link cut anywhere).
+
+mod common;
+
+use common::{LinkEmu, TestBoard, sh};
+use std::process::{Command, Output};
+use webrepl_mount::board::{Base, Board, Transfer};
+use webrepl_mount::session::Session;
+
+fn wm(password: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", password)
+        .output()
+        .expect("run webrepl-mount")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// About `n` bytes of Python source, different for each `seed`.
+fn source(n: usize, seed: u64) -> Vec<u8> {
+    let mut out = String::new();
+    let mut i = seed;
+    while out.len() < n {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let k = (i >> 33) % 1000;
+        out.push_str(&format!(
+            "def handler_{k}(request, value={k}):\n    \"\"\"Answers request {k}.\"\"\"\n    if request.path == '/item/{k}':\n        return value * {}\n    return None\n\n",
+            i >> 50
+        ));
+    }
+    out.truncate(n);
+    out.into_bytes()
+}
+
+#[test]
+fn source_goes_compressed_and_lands_exact() {
+    let tb = TestBoard::start();
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.py");
+    std::fs::write(&file, source(100_000, 1)).unwrap();
+    let dst = format!("{}:/big.py", tb.addr());
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 of 1 file(s) compressed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/big.py")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    // A tree, and small files among big ones.
+    let src = local.path().join("src");
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            src.join(format!("lib/m{i}.py")),
+            source(300 + i * 700, i as u64),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("tiny.py"), b"x = 1\n").unwrap();
+    std::fs::write(src.join("noise.bin"), common::random_bytes(5000, 3)).unwrap();
+    let s = format!("{}/.", src.display());
+    let o = wm(
+        &tb.password,
+        &["cp", "-v", "-r", &s, &format!("{}:/app", tb.addr())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("12 of 14 file(s) compressed"),
+        "{}",
+        stderr(&o)
+    );
+    sh(&format!(
+        "diff -r '{}' '{}'",
+        src.display(),
+        tb.path("/app").display()
+    ));
+    assert!(tb.parts("/app/lib").is_empty());
+    // --no-compress: as they are.
+    std::fs::write(&file, source(50_000, 2)).unwrap();
+    let o = wm(
+        &tb.password,
+        &["cp", "-v", "--no-compress", file.to_str().unwrap(), &dst],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("compressed"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(tb.path("/big.py")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+}
+
+#[test]
+fn a_board_without_deflate_gets_raw_uploads() {
+    let tb = TestBoard::without_deflate();
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.py");
+    std::fs::write(&file, source(30_000, 4)).unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            "-v",
+            file.to_str().unwrap(),
+            &format!("{}:/big.py", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot inflate"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("file(s) compressed"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(tb.path("/big.py")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+}
+
+/// The link cut (and the board unreachable after) at points from the
+/// stream's PUT through the inflating and finishing programs: each time
+/// the target is the old file or the new one whole, never anything else;
+/// the next upload lands it exact and leaves no part file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_while_inflating_leaves_the_old_file() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 0.5);
+    let mut cfg = tb.config_via(emu.port);
+    cfg.timeout = std::time::Duration::from_secs(1);
+    let session = Session::connect(cfg).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let (old, new) = (source(20_000, 5), source(20_000, 6));
+    // Helpers defined, the board probed; how many bytes one upload sends.
+    board.put("/warm.py", &old, false, Base::Any).await.unwrap();
+    let sent = || async { session.status().await.unwrap().totals.bytes_out };
+    let before = sent().await;
+    board
+        .put("/warm.py", &source(20_000, 7), false, Base::Any)
+        .await
+        .unwrap();
+    let span = sent().await - before;
+    let packed = webrepl_mount::board::compress(&new, webrepl_mount::board::WBITS).len() as u64;
+    assert!(packed < span, "{packed} {span}");
+    let (mut olds, mut failed) = (0, 0);
+    for step in 0..6 {
+        let at = packed + (span - packed) * step / 6;
+        std::fs::write(tb.path("/main.py"), &old).unwrap();
+        emu.command("refuse on");
+        emu.command(&format!("cut-up {at}"));
+        let r = board.put("/main.py", &new, false, Base::Any).await;
+        let got = std::fs::read(tb.path("/main.py")).unwrap();
+        if got == old {
+            olds += 1;
+        } else {
+            assert!(
+                got == new,
+                "cut at {at}: neither old nor new ({} bytes, {r:?})",
+                got.len()
+            );
+        }
+        failed += r.is_err() as usize;
+        emu.command("cut-up 1000000000");
+        emu.command("refuse off");
+    }
+    assert!(olds > 0 && failed > 0, "{olds} old, {failed} failed");
+    board.put("/main.py", &new, false, Base::Any).await.unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), new);
+    board
+        .put("/other.py", &old, false, Base::Any)
+        .await
+        .unwrap();
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// A save of a file whose board copy we hold sends only the change; a
+/// copy changed on the board (by a program) is never used as the base;
+/// a change as big as the file goes whole. Each lands exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_sends_only_the_change_and_never_onto_a_changed_base() {
+    let tb = TestBoard::start();
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let sent = || async { session.status().await.unwrap().totals.bytes_out };
+    let old = common::random_bytes(100_000, 8);
+    board.put("/main.py", &old, false, Base::Any).await.unwrap();
+    let mut new = old.clone();
+    new.splice(50_000..50_010, b"# an edited line\n".iter().copied());
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            new.clone().into(),
+            old.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), new);
+    let delta_bytes = sent().await - before;
+    assert!(
+        delta_bytes < 3_000,
+        "{delta_bytes} bytes sent for a one-line edit"
+    );
+    // Changed on the board: same size, one byte other.
+    let out = board
+        .exec("f=open('/main.py','r+b')\nf.seek(7)\nf.write(b'Q')\nf.close()")
+        .await
+        .unwrap();
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let mut newer = new.clone();
+    newer[90_000] ^= 1;
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            newer.clone().into(),
+            new.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), newer);
+    assert!(sent().await - before > 100_000, "the changed base was used");
+    // Nothing in common: whole.
+    let other = common::random_bytes(100_000, 9);
+    board
+        .put_changed("/main.py", other.clone().into(), newer.into(), Base::Any)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), other);
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// The link cut (the board unreachable after) while a delta is sent and
+/// the file built from it: the old file or the new one, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_while_building_from_a_delta_leaves_the_old_file() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 0.5);
+    let mut cfg = tb.config_via(emu.port);
+    cfg.timeout = std::time::Duration::from_secs(1);
+    let session = Session::connect(cfg).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let old = common::random_bytes(50_000, 10);
+    let mut new = old.clone();
+    new.splice(20_000..20_001, b"an edit".iter().copied());
+    board.put("/main.py", &old, false, Base::Any).await.unwrap();
+    let sent = || async { session.status().await.unwrap().totals.bytes_out };
+    let before = sent().await;
+    board
+        .put_changed(
+            "/main.py",
+            new.clone().into(),
+            old.clone().into(),
+            Base::Any,
+        )
+        .await
+        .unwrap();
+    let span = sent().await - before;
+    let (mut olds, mut failed) = (0, 0);
+    for step in 0..5 {
+        let at = span * step / 5;
+        std::fs::write(tb.path("/main.py"), &old).unwrap();
+        emu.command("refuse on");
+        emu.command(&format!("cut-up {at}"));
+        let r = board
+            .put_changed(
+                "/main.py",
+                new.clone().into(),
+                old.clone().into(),
+                Base::Any,
+            )
+            .await;
+        let got = std::fs::read(tb.path("/main.py")).unwrap();
+        if got == old {
+            olds += 1;
+        } else {
+            assert!(
+                got == new,
+                "cut at {at}: neither old nor new ({} bytes, {r:?})",
+                got.len()
+            );
+        }
+        failed += r.is_err() as usize;
+        emu.command("cut-up 1000000000");
+        emu.command("refuse off");
+    }
+    assert!(olds > 0 && failed > 0, "{olds} old, {failed} failed");
+    std::fs::write(tb.path("/main.py"), &old).unwrap();
+    board
+        .put_changed("/main.py", new.clone().into(), old.into(), Base::Any)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), new);
+    board
+        .put("/other.py", &new, false, Base::Any)
+        .await
+        .unwrap();
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
