@@ -52,6 +52,13 @@ pub enum Answer<'a> {
     Short { kept: u64, free: u64 },
     /// `M <bytes>`: the board's free heap.
     Mem(u64),
+    /// `R <size> <mtime> <hex>`: a range's end, with the file's size and
+    /// mtime and the range's CRC-32 (8 hex digits) or SHA-256.
+    Range {
+        size: u64,
+        mtime: i64,
+        check: &'a str,
+    },
     /// Anything else (base64 data, board chatter).
     Other(&'a str),
 }
@@ -107,6 +114,11 @@ impl<'a> Answer<'a> {
                 free: n(free)?,
             },
             ["M", free] => Answer::Mem(n(free)?),
+            ["R", size, mtime, check] => Answer::Range {
+                size: n(size)?,
+                mtime: n(mtime)?,
+                check,
+            },
             _ => return None,
         })
     }

@@ -326,7 +326,7 @@ impl Core {
     /// person's running program gets Ctrl-C; the rest finishes anyway.
     pub fn cancel(&mut self, now: Instant, op: OpId) {
         self.text.cancel(op, &mut self.out);
-        self.binary.cancel(op);
+        self.binary.cancel(op, &mut self.out);
         self.step(now);
     }
 

@@ -964,3 +964,34 @@ fn keys_typed_during_an_upload_in_slices_wait_for_one_slice_at_most() {
         ));
     }
 }
+
+#[test]
+fn a_get_whose_caller_gave_up_before_it_began_is_dropped_and_one_under_way_ends_whole() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.files.insert(b"/a.bin".to_vec(), data(40_000, 7));
+    p.board.files.insert(b"/b.bin".to_vec(), data(40_000, 8));
+    let get = |p: &mut Pair, path: &[u8]| {
+        p.core.submit(
+            p.now,
+            Request::Get {
+                path: path.to_vec(),
+                size: 40_000,
+            },
+        )
+    };
+    let first = get(&mut p, b"/a.bin");
+    p.run_for(Duration::from_millis(100));
+    let queued = get(&mut p, b"/b.bin");
+    p.run_for(Duration::from_millis(100));
+    p.core.cancel(p.now, first);
+    p.core.cancel(p.now, queued);
+    assert!(p.run_until(Duration::from_secs(30), |p| p.done.len() == 2));
+    assert!(p.done[&queued].1.is_err(), "the queued GET was not dropped");
+    assert!(p.done[&first].1.is_ok(), "the GET under way did not end");
+    assert_eq!(p.chunks[&first], data(40_000, 7));
+    assert!(p.done[&queued].0 < p.done[&first].0, "dropped at once");
+    // The board's file protocol is still in step.
+    let again = get(&mut p, b"/b.bin");
+    assert!(p.wait(again, Duration::from_secs(30)).is_ok());
+    assert_eq!(p.chunks[&again], data(40_000, 8));
+}
