@@ -165,3 +165,29 @@ fn a_failing_test_of_a_small_flash_board_leaves_no_mount() {
         assert!(!p.exists(), "{} is still there", p.display());
     }
 }
+
+/// A board that is off (each connection attempt lasts the time-out): a
+/// read of an uncached file fails after `--timeout`, not after a second
+/// wait by another way (small files: the batch, then the GET; big ones:
+/// the range, then the whole file).
+#[test]
+fn reads_the_board_cannot_answer_fail_after_the_timeout() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), "a").unwrap();
+    std::fs::write(tb.path("/b.txt"), "b").unwrap();
+    std::fs::write(tb.path("/big.bin"), random_bytes(100_000, 31)).unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    emu.command("silent on");
+    emu.command("cut");
+    for f in ["a.txt", "big.bin"] {
+        let t = Instant::now();
+        let r = std::fs::read(m.path().join(f));
+        let took = t.elapsed();
+        assert!(r.is_err(), "{f} read with the board off");
+        assert!(
+            took < Duration::from_millis(4500),
+            "{f} failed after {took:?} with --timeout 3"
+        );
+    }
+}

@@ -134,6 +134,9 @@ impl Core {
                             "{path}: {} B, mtime {} on the board now: read whole",
                             r.size, r.mtime
                         ),
+                        // No link: the whole file would wait for it as long
+                        // again.
+                        Err(e) if no_link(&e) => return Err(e),
                         Err(e) => debug!("{path}: range read failed ({e}): read whole"),
                     }
                 }
@@ -420,6 +423,11 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
                 }
             }
         }
+        Err(e) if no_link(&e) => {
+            for job in &jobs {
+                finish(&state, job.ino, job.id, &job.path, Err(e.duplicate()), None);
+            }
+        }
         other => {
             if let Err(e) = other {
                 debug!("small files one by one ({e})");
@@ -429,6 +437,16 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
             }
         }
     }
+}
+
+/// An error that says the board could not be reached within the time-out:
+/// another way to the same board would wait as long again (a read then
+/// failed after twice `--timeout`).
+fn no_link(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Unreachable(_) | Error::LinkLost(_) | Error::Timeout(_) | Error::Busy(_)
+    )
 }
 
 /// A load's end: the contents into the cache (unless the file was
