@@ -191,3 +191,21 @@ fn reads_the_board_cannot_answer_fail_after_the_timeout() {
         );
     }
 }
+
+/// A board switched off while the mount is idle: `status` says the board
+/// does not answer, not that a proxy closed an idle link.
+#[test]
+fn status_with_the_board_off_says_the_board_does_not_answer() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    emu.command("silent on");
+    emu.command("cut");
+    let s = m.status_until(10, |s| !s.contains("link up"));
+    assert!(s.contains("the board does not answer"), "{s}");
+    assert!(!s.contains("proxy"), "{s}");
+    // Back on: status reopens the link and says it had closed.
+    emu.command("silent off");
+    let s = m.status_until(30, |s| s.contains("link up"));
+    assert!(s.contains("reopened"), "{s}");
+}
