@@ -209,3 +209,20 @@ fn status_with_the_board_off_says_the_board_does_not_answer() {
     let s = m.status_until(30, |s| s.contains("link up"));
     assert!(s.contains("reopened"), "{s}");
 }
+
+/// The log says why each reconnect happened (`status` counts them).
+#[test]
+fn the_log_says_why_the_link_was_reopened() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), "a").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    emu.command("cut");
+    m.status_until(10, |s| s.contains("1 reconnects"));
+    assert_eq!(std::fs::read(m.path().join("a.txt")).unwrap(), b"a");
+    eventually("the reconnect in the log", || {
+        m.log()
+            .lines()
+            .any(|l| l.contains("reconnected to") && l.contains("last error:"))
+    });
+}

@@ -608,7 +608,15 @@ impl Shell {
                     self.core.on_link_lost(now, e);
                 }
                 Input::Connected(Ok(link)) => {
-                    info!("reconnected to {}", self.cfg.target);
+                    // Why, for whoever counts the reconnects in `status`.
+                    match self.core.status(now).down {
+                        Some((d, why)) if !why.is_empty() => info!(
+                            "reconnected to {} after {:.1} s down (last error: {why})",
+                            self.cfg.target,
+                            d.as_secs_f64()
+                        ),
+                        _ => info!("reconnected to {}", self.cfg.target),
+                    }
                     wire = Some(Wire::new(link));
                     self.core.on_connected(now);
                 }
