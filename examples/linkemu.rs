@@ -20,6 +20,8 @@
 //!   cut-down N      reset once N more bytes have gone board -> client
 //!   split N         deliver client -> board data in N-byte pieces, 2 ms apart
 //!   refuse on|off   reset new connections at once (a board that is gone)
+//!   silent on|off   take new connections and never answer them (a board
+//!                   that is off: each attempt lasts the client's time-out)
 //!   rate N          change the bandwidth limit (bytes/s each way; 0: none)
 
 use std::sync::Arc;
@@ -39,6 +41,7 @@ struct Control {
     cut_after: [AtomicI64; 2],
     split: AtomicUsize,
     refuse: AtomicBool,
+    silent: AtomicBool,
 }
 
 const UP: usize = 0;
@@ -79,6 +82,7 @@ async fn main() -> std::io::Result<()> {
         cut_after: [AtomicI64::new(-1), AtomicI64::new(-1)],
         split: AtomicUsize::new(0),
         refuse: AtomicBool::new(false),
+        silent: AtomicBool::new(false),
     });
     let listener = bind(&listen, rate > 0)?;
     println!("listening {}", listener.local_addr()?.port());
@@ -87,6 +91,13 @@ async fn main() -> std::io::Result<()> {
         let (client, _) = listener.accept().await?;
         if ctl.refuse.load(Ordering::SeqCst) {
             reset(&client);
+            continue;
+        }
+        if ctl.silent.load(Ordering::SeqCst) {
+            tokio::spawn(async move {
+                sleep(Duration::from_secs(600)).await;
+                drop(client);
+            });
             continue;
         }
         let ctl = ctl.clone();
@@ -141,6 +152,8 @@ async fn commands(ctl: Arc<Control>) {
             ["split", _] => ctl.split.store(n(1) as usize, Ordering::SeqCst),
             ["refuse", "on"] => ctl.refuse.store(true, Ordering::SeqCst),
             ["refuse", "off"] => ctl.refuse.store(false, Ordering::SeqCst),
+            ["silent", "on"] => ctl.silent.store(true, Ordering::SeqCst),
+            ["silent", "off"] => ctl.silent.store(false, Ordering::SeqCst),
             ["rate", _] => ctl.rate.store(n(1).max(0) as u64, Ordering::SeqCst),
             _ => eprintln!("linkemu: unknown command {line:?}"),
         }

@@ -4,7 +4,8 @@
 # time-out (time and share of the link's bandwidth); what a person feels on
 # the mount while a 200 KB uncached file is read, and while one is written
 # (scripts/bench/latency.py);
-# the first 100 bytes of an uncached 200 KB file with nothing else running;
+# the first 100 bytes of an uncached 300 KB file with nothing else running,
+# and the bytes that moved for them;
 # the CPU an idle mount uses in 10 s.
 # SIZES="300000 1000000" leaves out the 5 MB upload (4 minutes at 20 KB/s).
 rate=${RATE:-20000}
@@ -34,7 +35,7 @@ done
 
 head -c 200000 /dev/urandom > "$work/root/big.bin"
 head -c 200000 /dev/urandom > "$work/root/big2.bin"
-head -c 200000 /dev/urandom > "$work/root/big3.bin"
+head -c 300000 /dev/urandom > "$work/root/big3.bin"
 head -c 3000 /dev/urandom > "$work/root/small.bin"
 mkdir "$work/root/lib"
 for i in $(seq 20); do echo "x = $i" > "$work/root/lib/m$i.py"; done
@@ -46,9 +47,12 @@ python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/up.bin" "$mnt/big2.bin" "$mn
 cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
 # The probe's own reads finish first: "idle" means no transfer in flight.
 while "$wm" status "$mnt" | grep -qE '^(moving|queued):'; do sleep 0.2; done
+from_board() { "$wm" status "$mnt" | sed -n 's/^traffic: .* B to the board, \([0-9]*\) B from it.*/\1/p'; }
+b0=$(from_board)
 t=$(now)
 head -c 100 "$mnt/big3.bin" > /dev/null
-printf "first 100 bytes of an uncached 200 KB file, link idle: %s s\n" "$(since "$t" 2)"
+s=$(since "$t" 2)
+printf "first 100 bytes of an uncached 300 KB file, link idle: %s s, %s B from the board\n" "$s" "$(( $(from_board) - b0 ))"
 # utime + stime in clock ticks (the name, field 2, has no spaces here).
 ticks() { awk '{ print $14 + $15 }' "/proc/$mount_pid/stat"; }
 c=$(ticks)

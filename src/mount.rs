@@ -378,6 +378,8 @@ struct Daemon {
 
 /// Sidecar commands other than `term` and `exec` answer within this time.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// How long `status` waits for a board whose link closed while idle.
+const STATUS_PROBE: Duration = Duration::from_secs(2);
 
 impl Daemon {
     /// Serves one sidecar connection, in its own task.
@@ -519,12 +521,37 @@ impl Daemon {
 
     async fn status(&self) -> String {
         let (clean, dirty) = self.core.cache_use();
-        let st = self.session.status().await.ok();
+        let mut st = self.session.status().await.ok();
+        // A link that closed while idle says nothing of why (a board
+        // switched off, restarted, a proxy's idle time-out): whether the
+        // board answers now does.
+        let mut silent = false;
+        let mut closed = None;
+        if let Some(s) = st.as_ref().filter(|s| s.idle_closed) {
+            closed = s.down.clone();
+            let probe = tokio::time::timeout(STATUS_PROBE, self.session.version()).await;
+            silent = probe.is_err();
+            st = self.session.status().await.ok();
+        }
         let link = match &st {
-            Some(s) if s.link_up => "link up".to_string(),
+            Some(s) if s.link_up => match closed {
+                Some((d, e)) => format!(
+                    "link up (reopened: it had closed while idle {:.0} s before ({e}))",
+                    d.as_secs_f64()
+                ),
+                None => "link up".to_string(),
+            },
+            Some(s) if s.idle_closed && silent => match &s.down {
+                Some((d, e)) => format!(
+                    "link closed {:.0} s ago ({e}) and the board does not answer now: switched off, or out of reach?",
+                    d.as_secs_f64()
+                ),
+                None => "link down, the board does not answer: switched off, or out of reach?"
+                    .to_string(),
+            },
             Some(s) if s.idle_closed => match &s.down {
                 Some((d, e)) => format!(
-                    "link closed while idle {:.0} s ago ({e}; a proxy's idle time-out?), reopens when used",
+                    "link closed while idle {:.0} s ago ({e}), reopens when used",
                     d.as_secs_f64()
                 ),
                 None => "link closed while idle, reopens when used".to_string(),

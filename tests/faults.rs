@@ -169,3 +169,64 @@ fn a_failing_test_of_a_small_flash_board_leaves_no_mount() {
         assert!(!p.exists(), "{} is still there", p.display());
     }
 }
+
+/// A board that is off (each connection attempt lasts the time-out): a
+/// read of an uncached file fails after `--timeout`, not after a second
+/// wait by another way (small files: the batch, then the GET; big ones:
+/// the range, then the whole file).
+#[test]
+fn reads_the_board_cannot_answer_fail_after_the_timeout() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), "a").unwrap();
+    std::fs::write(tb.path("/b.txt"), "b").unwrap();
+    std::fs::write(tb.path("/big.bin"), random_bytes(100_000, 31)).unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    emu.command("silent on");
+    emu.command("cut");
+    for f in ["a.txt", "big.bin"] {
+        let t = Instant::now();
+        let r = std::fs::read(m.path().join(f));
+        let took = t.elapsed();
+        assert!(r.is_err(), "{f} read with the board off");
+        assert!(
+            took < Duration::from_millis(4500),
+            "{f} failed after {took:?} with --timeout 3"
+        );
+    }
+}
+
+/// A board switched off while the mount is idle: `status` says the board
+/// does not answer, not that a proxy closed an idle link.
+#[test]
+fn status_with_the_board_off_says_the_board_does_not_answer() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    emu.command("silent on");
+    emu.command("cut");
+    let s = m.status_until(10, |s| !s.contains("link up"));
+    assert!(s.contains("the board does not answer"), "{s}");
+    assert!(!s.contains("proxy"), "{s}");
+    // Back on: status reopens the link and says it had closed.
+    emu.command("silent off");
+    let s = m.status_until(30, |s| s.contains("link up"));
+    assert!(s.contains("reopened"), "{s}");
+}
+
+/// The log says why each reconnect happened (`status` counts them).
+#[test]
+fn the_log_says_why_the_link_was_reopened() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), "a").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    emu.command("cut");
+    m.status_until(10, |s| s.contains("1 reconnects"));
+    assert_eq!(std::fs::read(m.path().join("a.txt")).unwrap(), b"a");
+    eventually("the reconnect in the log", || {
+        m.log()
+            .lines()
+            .any(|l| l.contains("reconnected to") && l.contains("last error:"))
+    });
+}

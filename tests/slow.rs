@@ -213,3 +213,77 @@ fn a_small_uncached_file_read_during_a_big_upload_is_read_before_the_upload_land
         std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big)
     });
 }
+
+/// Bytes the mount has had from the board so far (its `status`).
+fn bytes_in(m: &Mount) -> u64 {
+    let s = m.status();
+    s.lines()
+        .find_map(|l| l.strip_prefix("traffic: "))
+        .and_then(|l| l.split(" B from it").next())
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no traffic in status: {s}"))
+}
+
+fn head(path: &std::path::Path, n: usize) -> Vec<u8> {
+    let out = Command::new("head")
+        .args(["-c", &n.to_string()])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn the_head_of_an_uncached_big_file_is_read_as_a_range_and_a_reader_going_on_reads_it_whole() {
+    let tb = TestBoard::start();
+    let big = random_bytes(300_000, 21);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let before = bytes_in(&m);
+    assert_eq!(head(&m.path().join("big.bin"), 100), &big[..100]);
+    // Its end too, as a file manager looking for a trailer reads it.
+    let out = Command::new("tail")
+        .args(["-c", "100"])
+        .arg(m.path().join("big.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, &big[big.len() - 100..]);
+    let moved = bytes_in(&m) - before;
+    eprintln!("head -c 100 and tail -c 100 of an uncached 300 KB file: {moved} B from the board");
+    assert!(moved <= 2 * 16 * 1024, "{moved} B moved for two peeks");
+    let status = m.status();
+    assert!(!status.contains("moving:"), "{status}");
+    // A reader that goes on reading gets the whole file, by a transfer.
+    assert_eq!(std::fs::read(m.path().join("big.bin")).unwrap(), big);
+    assert!(bytes_in(&m) - before > 300_000);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_download_ends() {
+    let tb = TestBoard::start();
+    let (big, big2) = (random_bytes(200_000, 22), random_bytes(200_000, 23));
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    std::fs::write(tb.path("/big2.bin"), &big2).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let (done, t) = reader(m.path().join("big.bin"));
+    m.status_until(10, |s| s.contains("moving: down /big.bin"));
+    let asked = std::time::Instant::now();
+    assert_eq!(head(&m.path().join("big2.bin"), 100), &big2[..100]);
+    eprintln!("head -c 100 during a download: {:?}", asked.elapsed());
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the 200 KB download ended before the head of another file"
+    );
+    let status = m.status();
+    assert!(
+        !status.contains("big2"),
+        "big2.bin is transferred: {status}"
+    );
+    assert_eq!(t.join().unwrap(), big);
+    assert!(m.unmount().status.success());
+}

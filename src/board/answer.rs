@@ -55,6 +55,13 @@ pub enum Answer<'a> {
     /// `I <kind> <bytes>`: what the board inflates with (2: `deflate`,
     /// 1: `zlib`/`uzlib`, 0: nothing), and its free heap.
     Inflater { kind: u8, free: u64 },
+    /// `R <size> <mtime> <hex>`: a range's end, with the file's size and
+    /// mtime and the range's CRC-32 (8 hex digits) or SHA-256.
+    Range {
+        size: u64,
+        mtime: i64,
+        check: &'a str,
+    },
     /// Anything else (base64 data, board chatter).
     Other(&'a str),
 }
@@ -113,6 +120,11 @@ impl<'a> Answer<'a> {
             ["I", kind, free] => Answer::Inflater {
                 kind: n(kind)?,
                 free: n(free)?,
+            },
+            ["R", size, mtime, check] => Answer::Range {
+                size: n(size)?,
+                mtime: n(mtime)?,
+                check,
             },
             _ => return None,
         })

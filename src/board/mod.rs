@@ -3,11 +3,14 @@
 pub mod answer;
 mod delta;
 mod pack;
+mod range;
 pub mod snippets;
 mod upload;
 
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
+
+pub use range::{RANGE_MAX, Range};
 pub use upload::{Base, Upload, Written, digest};
 
 use crate::error::{Error, Result};
@@ -669,6 +672,18 @@ impl Board {
         st: Stat,
         sink: &mut (dyn FnMut(Piece) + Send),
     ) -> Result<u64> {
+        self.get_into_unless(path, st, sink, None).await
+    }
+
+    /// `get_into`, dropped if `unwanted` turns true before the transfer
+    /// has begun (once under way it runs to its end).
+    pub async fn get_into_unless(
+        &self,
+        path: &str,
+        st: Stat,
+        sink: &mut (dyn FnMut(Piece) + Send),
+        mut unwanted: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<u64> {
         if st.kind == Kind::Dir {
             return Err(Error::Os {
                 errno: libc::EISDIR,
@@ -683,6 +698,19 @@ impl Board {
         }
         let mut s = self.session.get_stream(path.as_bytes().to_vec(), st.size)?;
         let mut n = 0u64;
+        if let Some(u) = &mut unwanted {
+            tokio::select! {
+                w = u.wait_for(|&w| w) => if w.is_ok() {
+                    self.session.drop_if_waiting(&s);
+                },
+                p = s.pieces.recv() => if let Some(p) = p {
+                    if let Piece::Data(d) = &p {
+                        n += d.len() as u64;
+                    }
+                    sink(p);
+                },
+            }
+        }
         while let Some(p) = s.pieces.recv().await {
             match &p {
                 Piece::Data(d) => n += d.len() as u64,

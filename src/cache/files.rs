@@ -113,8 +113,14 @@ impl Core {
             let mut st = self.lock();
             st.writers.remove(&fh);
             st.streaming.remove(&fh);
+            st.reading.remove(&fh);
             st.seen_by.remove(&fh);
             st.contents.closed(ino);
+            if !st.contents.is_open(ino)
+                && let Some(l) = st.loads.get(&ino)
+            {
+                l.unwanted();
+            }
             let new = st
                 .tree
                 .get(ino)

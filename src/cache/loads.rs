@@ -14,6 +14,14 @@ const SMALL: u64 = 4096;
 /// printed by one program).
 const BATCH_FILES: usize = 64;
 const BATCH_BYTES: u64 = 48 * 1024;
+/// Files bigger than this are read by ranges until a reader goes on
+/// reading them from start to end.
+const PEEK_FILE: u64 = 16 * 1024;
+/// A range read: the range asked for, widened to whole blocks of this...
+const PEEK_BLOCK: usize = 4096;
+/// ...and at most this much (a reader that asked for more is handed what
+/// came: its reads are short).
+const PEEK_MAX: usize = 8192;
 
 /// A file on its way from the board.
 pub(super) struct Load {
@@ -25,6 +33,15 @@ pub(super) struct Load {
     /// A reader was handed some of it before it was checked: a damaged
     /// copy cannot be read again for them, only failed.
     handed: bool,
+    /// Set when the file's last reader has closed: a transfer that has not
+    /// begun is dropped (one under way cannot be stopped).
+    unwanted: watch::Sender<bool>,
+}
+
+impl Load {
+    pub(super) fn unwanted(&self) {
+        self.unwanted.send_replace(true);
+    }
 }
 
 /// What a reader asks for: the range, how much of it must be here, and
@@ -42,6 +59,14 @@ enum Found {
     Data(Vec<u8>),
     /// Wait for more of the load with this id.
     Wait(u64, watch::Receiver<(usize, bool)>),
+    /// Read `[start, start + len)` of the file at the board's path, which
+    /// has this version.
+    Peek {
+        path: String,
+        version: (u64, i64),
+        start: usize,
+        len: usize,
+    },
 }
 
 impl Core {
@@ -49,7 +74,12 @@ impl Core {
         let start = offset as usize;
         let end = start.saturating_add(size as usize);
         let streaming = self.lock().streaming.contains(&fh);
-        self.read_range(ino, Some(fh), start, end, streaming).await
+        let data = self
+            .read_range(ino, Some(fh), start, end, streaming)
+            .await?;
+        // Where this reader goes on from, if it reads on in order.
+        self.lock().reading.insert(fh, start + data.len());
+        Ok(data)
     }
 
     /// `[start, end)` of a file; `partial`: as soon as some of it is here.
@@ -73,13 +103,46 @@ impl Core {
             enough,
         };
         let mut waited = None;
+        let mut peeked = false;
         loop {
             let found = {
                 let mut st = self.lock();
-                self.find(&mut st, ino, want, waited)?
+                self.find(&mut st, ino, want, waited, peeked)?
             };
             match found {
                 Found::Data(d) => return Ok(d),
+                Found::Peek {
+                    path,
+                    version,
+                    start,
+                    len,
+                } => {
+                    peeked = true;
+                    // Through a program, beside whatever the binary channel
+                    // carries; a REPL held by a person's program (or any
+                    // failure) leaves it to the whole file's transfer.
+                    match self
+                        .board
+                        .impatient()
+                        .read_range(&path, start as u64, len as u64)
+                        .await
+                    {
+                        Ok(r) if (r.size, r.mtime) == version => {
+                            debug!("{path}: {} B at {start} by a range read", r.data.len());
+                            self.lock()
+                                .contents
+                                .insert_piece(ino, version, start, r.data);
+                        }
+                        Ok(r) => debug!(
+                            "{path}: {} B, mtime {} on the board now: read whole",
+                            r.size, r.mtime
+                        ),
+                        // No link: the whole file would wait for it as long
+                        // again.
+                        Err(e) if no_link(&e) => return Err(e),
+                        Err(e) => debug!("{path}: range read failed ({e}): read whole"),
+                    }
+                }
                 Found::Wait(id, mut rx) => {
                     waited = Some(id);
                     // An error means the load ended (and was removed).
@@ -90,9 +153,17 @@ impl Core {
     }
 
     /// The range if it is here; else the load to wait for (started if
-    /// none runs). `waited`: the load this reader waited for, whose failure
-    /// is its failure.
-    fn find(&self, st: &mut State, ino: Ino, want: Want, waited: Option<u64>) -> Result<Found> {
+    /// none runs), or the range to read first. `waited`: the load this
+    /// reader waited for, whose failure is its failure; `peeked`: a range
+    /// read was tried for this read.
+    fn find(
+        &self,
+        st: &mut State,
+        ino: Ino,
+        want: Want,
+        waited: Option<u64>,
+        peeked: bool,
+    ) -> Result<Found> {
         let Want {
             fh,
             start,
@@ -129,6 +200,9 @@ impl Core {
                 }
                 return Ok(Found::Wait(l.id, l.tx.subscribe()));
             }
+        }
+        if let Some(found) = peek(st, ino, want, peeked)? {
+            return Ok(found);
         }
         let (id, rx) = self.start_load(st, ino)?;
         Ok(Found::Wait(id, rx))
@@ -207,6 +281,7 @@ impl Core {
                     tx,
                     error: None,
                     handed: false,
+                    unwanted: watch::channel(false).0,
                 },
             );
             if first.is_none() {
@@ -236,6 +311,48 @@ impl Core {
             .await
             .map(drop)
     }
+}
+
+/// A read of a big file the mount does not hold, by a reader that has not
+/// gone on reading it in order: answered from ranges read before, or by
+/// reading the range (not the whole file: `head -c 100`, a file manager's
+/// peek at a header). None: the whole file is read.
+fn peek(st: &mut State, ino: Ino, want: Want, peeked: bool) -> Result<Option<Found>> {
+    let Want {
+        fh,
+        start,
+        end,
+        enough,
+    } = want;
+    let Some(fh) = fh else { return Ok(None) };
+    let n = node(st, ino)?;
+    let version = (n.size, n.board_mtime);
+    let size = n.size as usize;
+    if n.size <= PEEK_FILE || start >= size || enough - start > PEEK_MAX {
+        return Ok(None);
+    }
+    if let Some(d) = st.contents.piece(ino, version, start, enough) {
+        let data = range(d, 0, end - start);
+        saw(st, ino, Some(fh), version);
+        return Ok(Some(Found::Data(data)));
+    }
+    let in_order = start > 0 && st.reading.get(&fh) == Some(&start);
+    if peeked || in_order {
+        return Ok(None);
+    }
+    let from = start / PEEK_BLOCK * PEEK_BLOCK;
+    let to = end
+        .max(from + 1)
+        .div_ceil(PEEK_BLOCK)
+        .saturating_mul(PEEK_BLOCK)
+        .min(from + PEEK_MAX)
+        .min(size);
+    Ok(Some(Found::Peek {
+        path: st.tree.path(ino),
+        version,
+        start: from,
+        len: to - from,
+    }))
 }
 
 /// A reader was handed the board's `version` of a file.
@@ -295,9 +412,17 @@ async fn load_file(state: Shared, board: Board, job: Job) {
             let _ = l.tx.send((len, false));
         }
     };
+    let unwanted = lock(&state)
+        .loads
+        .get(&ino)
+        .filter(|l| l.id == id)
+        .map(|l| l.unwanted.subscribe());
     let mut r = Ok(());
     for attempt in 1..=super::verify::TRIES {
-        let len = match board.get_into(&path, stat, &mut sink).await {
+        let len = match board
+            .get_into_unless(&path, stat, &mut sink, unwanted.clone())
+            .await
+        {
             Ok(n) => n,
             Err(e) => {
                 r = Err(e);
@@ -345,6 +470,11 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
                 }
             }
         }
+        Err(e) if no_link(&e) => {
+            for job in &jobs {
+                finish(&state, job.ino, job.id, &job.path, Err(e.duplicate()), None);
+            }
+        }
         other => {
             if let Err(e) = other {
                 debug!("small files one by one ({e})");
@@ -354,6 +484,16 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
             }
         }
     }
+}
+
+/// An error that says the board could not be reached within the time-out:
+/// another way to the same board would wait as long again (a read then
+/// failed after twice `--timeout`).
+fn no_link(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Unreachable(_) | Error::LinkLost(_) | Error::Timeout(_) | Error::Busy(_)
+    )
 }
 
 /// A load's end: the contents into the cache (unless the file was

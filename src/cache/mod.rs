@@ -123,6 +123,9 @@ struct State {
     /// Handles opened while the file was not here: their reads return what
     /// has arrived (the kernel passes them through, short reads and all).
     streaming: std::collections::HashSet<u64>,
+    /// Where each handle's last read ended: a read from there goes on in
+    /// order (a big file is then read whole, not by ranges).
+    reading: HashMap<u64, usize>,
     /// The session's connection and board-change counts the snapshot was
     /// last checked at.
     generation: u64,
@@ -216,6 +219,7 @@ impl Core {
             writers: Default::default(),
             deferred: Default::default(),
             streaming: Default::default(),
+            reading: Default::default(),
             generation: session.generation(),
             changes: session.changes(),
             check_failed: None,

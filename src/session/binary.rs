@@ -540,8 +540,19 @@ impl BinaryLane {
         }
     }
 
-    pub fn cancel(&mut self, op: OpId) {
-        self.queue.retain(|q| q.op != op);
+    /// A queued transfer its caller gave up on goes (its caller is told);
+    /// one under way cannot be stopped and runs to its end.
+    pub fn cancel(&mut self, op: OpId, out: &mut Out) {
+        if let Some(i) = self.queue.iter().position(|q| q.op == op) {
+            let q = self.queue.remove(i);
+            out.done(
+                q.op,
+                Err(Error::Invalid(format!(
+                    "{}: transfer dropped before it began",
+                    String::from_utf8_lossy(q.what.path())
+                ))),
+            );
+        }
     }
 
     /// Fails queued transfers that cannot wait any longer for a link.

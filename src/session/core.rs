@@ -345,7 +345,7 @@ impl Core {
     /// person's running program gets Ctrl-C; the rest finishes anyway.
     pub fn cancel(&mut self, now: Instant, op: OpId) {
         self.text.cancel(op, &mut self.out);
-        self.binary.cancel(op);
+        self.binary.cancel(op, &mut self.out);
         self.step(now);
     }
 
@@ -545,7 +545,7 @@ impl Core {
 
     /// Operations that have waited for a link as long as the time-out.
     fn fail_overdue(&mut self, now: Instant, err: &Error) {
-        let Link::Down { since, .. } = self.link else {
+        let (Link::Down { since, .. } | Link::Connecting { since, .. }) = self.link else {
             return;
         };
         let t = self.cfg.timeout;
@@ -624,16 +624,16 @@ impl Core {
     /// Runs the lanes until nothing changes.
     fn step(&mut self, now: Instant) {
         if self.link != Link::Up {
-            if let Link::Down { .. } = self.link {
-                let err = match &self.last_failure {
-                    Some(e) => e.duplicate(),
-                    None => Error::LinkLost(match &self.last_error {
-                        Some(e) => format!("({e})"),
-                        None => "(not connected)".into(),
-                    }),
-                };
-                self.fail_overdue(now, &err);
-            }
+            // While an attempt runs too: one to a board that is off takes
+            // the whole time-out to fail.
+            let err = match &self.last_failure {
+                Some(e) => e.duplicate(),
+                None => Error::LinkLost(match &self.last_error {
+                    Some(e) => format!("({e})"),
+                    None => "(not connected)".into(),
+                }),
+            };
+            self.fail_overdue(now, &err);
             self.arm_link_timers();
             return;
         }
@@ -671,11 +671,12 @@ impl Core {
         for t in [Timer::Reconnect, Timer::LinkWait] {
             self.timers.stop(t);
         }
-        let Link::Down {
-            since, next_try, ..
-        } = self.link
-        else {
-            return;
+        let (since, next_try) = match self.link {
+            Link::Down {
+                since, next_try, ..
+            } => (since, Some(next_try)),
+            Link::Connecting { since, .. } => (since, None),
+            Link::Up => return,
         };
         for t in [Timer::Transfer, Timer::Backlog] {
             self.timers.stop(t);
@@ -683,7 +684,9 @@ impl Core {
         if !(self.text.has_work() || self.binary.has_work() || self.terminals > 0) {
             return;
         }
-        self.timers.set(Timer::Reconnect, next_try);
+        if let Some(next_try) = next_try {
+            self.timers.set(Timer::Reconnect, next_try);
+        }
         if let Some(q) = [self.text.oldest(), self.binary.oldest()]
             .into_iter()
             .flatten()

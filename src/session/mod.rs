@@ -304,11 +304,18 @@ impl Session {
     pub fn get_stream(&self, path: Vec<u8>, size: u64) -> Result<GetStream> {
         let (ptx, prx) = mpsc::unbounded_channel();
         let (tx, rx) = oneshot::channel();
-        self.send(Request::Get { path, size }, Reply::Stream(ptx, tx))?;
+        let ticket = self.send(Request::Get { path, size }, Reply::Stream(ptx, tx))?;
         Ok(GetStream {
             pieces: prx,
             done: rx,
+            ticket,
         })
+    }
+
+    /// Drops a GET that has not begun (its `done` says so); one under way
+    /// goes on to its end (the protocol cannot stop it).
+    pub fn drop_if_waiting(&self, s: &GetStream) {
+        let _ = self.tx.send(Cmd::Cancel(s.ticket));
     }
 
     /// Binary-protocol PUT. The board's `WB` does not prove the bytes
@@ -411,6 +418,7 @@ impl Session {
 pub struct GetStream {
     pub pieces: mpsc::UnboundedReceiver<Piece>,
     pub done: oneshot::Receiver<Result<Outcome>>,
+    ticket: u64,
 }
 
 fn unexpected(o: Outcome) -> Error {
@@ -623,7 +631,15 @@ impl Shell {
                     self.core.on_link_lost(now, e);
                 }
                 Input::Connected(Ok(link)) => {
-                    info!("reconnected to {}", self.cfg.target);
+                    // Why, for whoever counts the reconnects in `status`.
+                    match self.core.status(now).down {
+                        Some((d, why)) if !why.is_empty() => info!(
+                            "reconnected to {} after {:.1} s down (last error: {why})",
+                            self.cfg.target,
+                            d.as_secs_f64()
+                        ),
+                        _ => info!("reconnected to {}", self.cfg.target),
+                    }
                     wire = Some(Wire::new(link));
                     self.core.on_connected(now);
                 }

@@ -622,6 +622,11 @@ pub struct Pair {
     pub linked: bool,
     /// Connections the board accepts from now on.
     pub reachable: bool,
+    /// How long a connection attempt to an unreachable board takes to fail
+    /// (a board that is off answers no SYN: the attempt times out).
+    pub connect_takes: Duration,
+    /// The attempt under way fails at this time.
+    failing: Option<Instant>,
     pub connects: u32,
     pub done: HashMap<OpId, (Instant, Result<Outcome, Error>)>,
     pub chunks: HashMap<OpId, Vec<u8>>,
@@ -658,6 +663,8 @@ impl Pair {
             down: Pipe::new(now, rate, rtt / 2),
             linked: true,
             reachable: true,
+            connect_takes: Duration::ZERO,
+            failing: None,
             connects: 0,
             done: HashMap::new(),
             chunks: HashMap::new(),
@@ -720,10 +727,19 @@ impl Pair {
                 self.cut();
                 moved = true;
             }
+        } else if let Some(t) = self.failing {
+            if t <= now {
+                self.failing = None;
+                moved = true;
+                self.core
+                    .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
+            }
         } else if self.core.wants_connect(now) {
             moved = true;
             self.connects += 1;
-            if self.reachable {
+            if !self.reachable && !self.connect_takes.is_zero() {
+                self.failing = Some(now + self.connect_takes);
+            } else if self.reachable {
                 self.board.reconnect();
                 self.linked = true;
                 self.up.frames.clear();
@@ -793,13 +809,18 @@ impl Pair {
                 "a deadline is due after a step at {:?}",
                 self.elapsed()
             );
-            let next = [self.up.next(), self.down.next(), self.board.next()]
-                .into_iter()
-                .flatten()
-                .filter(|t| *t > self.now)
-                .chain(timer)
-                .min()
-                .unwrap_or(end);
+            let next = [
+                self.up.next(),
+                self.down.next(),
+                self.board.next(),
+                self.failing,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > self.now)
+            .chain(timer)
+            .min()
+            .unwrap_or(end);
             if next >= end {
                 self.now = end;
                 self.turn();

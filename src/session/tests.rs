@@ -1179,3 +1179,66 @@ fn a_ctrl_c_typed_during_share_reads_comes_in_the_next_answer() {
     assert!(interrupted, "the Ctrl-C never reached the board");
     assert_eq!(p.board.typed.len(), typed, "a key was read as the REPL's");
 }
+
+#[test]
+fn a_get_whose_caller_gave_up_before_it_began_is_dropped_and_one_under_way_ends_whole() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.files.insert(b"/a.bin".to_vec(), data(40_000, 7));
+    p.board.files.insert(b"/b.bin".to_vec(), data(40_000, 8));
+    let get = |p: &mut Pair, path: &[u8]| {
+        p.core.submit(
+            p.now,
+            Request::Get {
+                path: path.to_vec(),
+                size: 40_000,
+            },
+        )
+    };
+    let first = get(&mut p, b"/a.bin");
+    p.run_for(Duration::from_millis(100));
+    let queued = get(&mut p, b"/b.bin");
+    p.run_for(Duration::from_millis(100));
+    p.core.cancel(p.now, first);
+    p.core.cancel(p.now, queued);
+    assert!(p.run_until(Duration::from_secs(30), |p| p.done.len() == 2));
+    assert!(p.done[&queued].1.is_err(), "the queued GET was not dropped");
+    assert!(p.done[&first].1.is_ok(), "the GET under way did not end");
+    assert_eq!(p.chunks[&first], data(40_000, 7));
+    assert!(p.done[&queued].0 < p.done[&first].0, "dropped at once");
+    // The board's file protocol is still in step.
+    let again = get(&mut p, b"/b.bin");
+    assert!(p.wait(again, Duration::from_secs(30)).is_ok());
+    assert_eq!(p.chunks[&again], data(40_000, 8));
+}
+
+/// A board that is off answers no SYN: each connection attempt takes the
+/// time-out to fail. What waits fails once it has waited the time-out,
+/// even while an attempt is under way (it waited two: 20 s for 10).
+#[test]
+fn with_attempts_as_long_as_the_timeout_what_waits_fails_after_the_timeout() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.board.files.insert(b"/f".to_vec(), data(100, 7));
+    p.reachable = false;
+    p.connect_takes = Duration::from_secs(10);
+    p.cut();
+    // An attempt is under way when the operation comes.
+    p.core.set_terminals(p.now, 1);
+    p.run_for(Duration::from_secs(7));
+    let asked = p.now;
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f".to_vec(),
+            size: 100,
+        },
+    );
+    assert!(p.run_until(Duration::from_secs(30), |p| p.done.contains_key(&op)));
+    let waited = p.done[&op].0 - asked;
+    assert!(p.done[&op].1.is_err());
+    assert!(
+        waited <= Duration::from_millis(10_100),
+        "failed after {waited:?}"
+    );
+    p.core.set_terminals(p.now, 0);
+    p.reachable = true;
+}
