@@ -76,10 +76,11 @@ mount_cat() {
 r=(); for _ in $(seq "$runs"); do r+=("$(mount_cat "$slow8266")"); done
 row "cat of an uncached 100 KB file through the mount" "$(printf "%s\n" "${r[@]}" | median)" "(target <= 1.5)"
 
-put() { "$wm" cp "$work/100k.bin" "$1:/up.bin"; }
+# The target goes first: an unchanged file is not sent again.
+put() { rm -f "$work/esp8266/up.bin"; "$wm" cp "$work/100k.bin" "$1:/up.bin"; }
 row "PUT 100 KB: webrepl-mount cp (binary PUT, verified)" "$(timeit "$runs" put "$slow8266")"
 cmp -s "$work/esp8266/up.bin" "$work/100k.bin" || { echo "PUT corrupted the file" >&2; exit 1; }
-paste_put() { "$wm" cp --transfer paste "$work/100k.bin" "$1:/paste.bin"; }
+paste_put() { rm -f "$work/esp8266/paste.bin"; "$wm" cp --transfer paste "$work/100k.bin" "$1:/paste.bin"; }
 row "PUT 100 KB: webrepl-mount cp --transfer paste (text)" "$(timeit "$runs" paste_put "$slow8266")"
 cmp -s "$work/esp8266/paste.bin" "$work/100k.bin" || { echo "paste PUT corrupted the file" >&2; exit 1; }
 if [ -n "$cli" ]; then
