@@ -576,6 +576,7 @@ impl Daemon {
                 ram.buffer
             ));
         }
+        out.push_str(&format!("downloads: {}\n", self.core.board().downloads()));
         if let Some(url) = self.page.lock().await.as_ref() {
             out.push_str(&format!("page: {url}\n"));
         }

@@ -4,7 +4,9 @@ pub mod answer;
 mod delta;
 mod pack;
 mod range;
+pub mod channel;
 pub mod snippets;
+pub mod stream;
 mod upload;
 
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
@@ -22,7 +24,7 @@ use answer::Answer;
 use snippets as sn;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// How file contents cross the link.
@@ -94,6 +96,22 @@ pub struct Board {
     /// Uploads may go compressed (see `pack`).
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
+    downloads: Arc<Mutex<Downloads>>,
+}
+
+/// What this connection's downloads showed, and the choice last made.
+#[derive(Debug, Default)]
+struct Downloads {
+    /// The session's connection the figures are from: a new one may be
+    /// another board.
+    generation: u64,
+    measured: channel::Measured,
+    /// A small file's GET was tried for a first measure.
+    probed: bool,
+    /// The text channel failed in a way that will not change (firmware
+    /// without `binascii.crc32`).
+    no_text: bool,
+    choice: Option<(channel::Channel, String)>,
 }
 
 /// A listing's entries, and the names in it that were left out.
@@ -107,6 +125,16 @@ pub struct Listing {
 const MAX_ENTRIES: usize = 1_000_000;
 /// Directories nested deeper than this are a loop, not a tree.
 const MAX_DEPTH: usize = 64;
+
+/// Before the first download larger than this, a small file's GET
+/// measures the binary channel (a larger one would cost seconds on a
+/// throttled board).
+const PROBE_AFTER: u64 = 8 << 10;
+/// Every ESP board's flash has it.
+const PROBE_FILE: &str = "/boot.py";
+const PROBE_MAX: u64 = 4 << 10;
+/// A text download cut by a lost link starts over this many times.
+const TEXT_TRIES: u32 = 3;
 
 /// Whether a name from a board can be one component of a local path (and of
 /// a board path): not empty, not `.` or `..`, no `/`, no NUL. The mount and
@@ -225,6 +253,7 @@ impl Board {
             })),
             compress: true,
             packing: Arc::default(),
+            downloads: Arc::default(),
         }
     }
 
@@ -682,7 +711,7 @@ impl Board {
         path: &str,
         st: Stat,
         sink: &mut (dyn FnMut(Piece) + Send),
-        mut unwanted: Option<tokio::sync::watch::Receiver<bool>>,
+        unwanted: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<u64> {
         if st.kind == Kind::Dir {
             return Err(Error::Os {
@@ -696,8 +725,42 @@ impl Board {
             sink(Piece::Data(data));
             return Ok(n);
         }
-        let mut s = self.session.get_stream(path.as_bytes().to_vec(), st.size)?;
+        if self.download_channel(st.size).await == channel::Channel::Text {
+            match self.get_text(path, sink).await {
+                Err(Error::Traceback(tb)) => {
+                    warn!(
+                        "downloads by the text channel fail on this board ({tb}); binary GETs from now on"
+                    );
+                    self.downloads_mut().no_text = true;
+                    sink(Piece::Restart);
+                }
+                r => return r,
+            }
+        }
+        let n = self.get_binary(path, st.size, sink, unwanted).await?;
+        if n != st.size {
+            // Changed on the board while we read it: what we have is whole
+            // as of the moment the transfer ran.
+            debug!("{path}: size {} at stat, {n} read", st.size);
+        }
+        Ok(n)
+    }
+
+    /// A binary GET, its pace measured for [`channel::choose`].
+    async fn get_binary(
+        &self,
+        path: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+        mut unwanted: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<u64> {
+        let mut s = self.session.get_stream(path.as_bytes().to_vec(), size)?;
         let mut n = 0u64;
+        // From the first chunk: each after it, and the end, came one pace
+        // later (the board sleeps after the end's chunk too).
+        let mut first: Option<Instant> = None;
+        let mut chunks = 0u32;
+        let mut whole = true;
         if let Some(u) = &mut unwanted {
             tokio::select! {
                 w = u.wait_for(|&w| w) => if w.is_ok() {
@@ -706,6 +769,8 @@ impl Board {
                 p = s.pieces.recv() => if let Some(p) = p {
                     if let Piece::Data(d) = &p {
                         n += d.len() as u64;
+                        first.get_or_insert_with(Instant::now);
+                        chunks += 1;
                     }
                     sink(p);
                 },
@@ -713,18 +778,134 @@ impl Board {
         }
         while let Some(p) = s.pieces.recv().await {
             match &p {
-                Piece::Data(d) => n += d.len() as u64,
-                Piece::Restart => n = 0,
+                Piece::Data(d) => {
+                    n += d.len() as u64;
+                    first.get_or_insert_with(Instant::now);
+                    chunks += 1;
+                }
+                Piece::Restart => {
+                    n = 0;
+                    whole = false;
+                }
             }
             sink(p);
         }
         s.done
             .await
             .map_err(|_| Error::LinkLost("(the session ended)".into()))??;
-        if n != st.size {
-            // Changed on the board while we read it: what we have is whole
-            // as of the moment the transfer ran.
-            debug!("{path}: size {} at stat, {n} read", st.size);
+        if let Some(t) = first.filter(|_| whole && chunks > 0) {
+            let pace = t.elapsed().as_secs_f64() / f64::from(chunks);
+            self.downloads_mut().measured.binary(pace);
+        }
+        Ok(n)
+    }
+
+    fn downloads_mut(&self) -> std::sync::MutexGuard<'_, Downloads> {
+        let mut d = self.downloads.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.session.generation();
+        if d.generation != generation {
+            *d = Downloads {
+                generation,
+                ..Downloads::default()
+            };
+        }
+        d
+    }
+
+    /// How a download of `size` bytes goes now. Before the first large one
+    /// on a connection, a small file's GET (`boot.py`, which ESP boards
+    /// keep) shows whether binary chunks are throttled.
+    async fn download_channel(&self, size: u64) -> channel::Channel {
+        let probe = {
+            let mut d = self.downloads_mut();
+            let first = d.measured.chunk_secs.is_none() && !d.probed && size > PROBE_AFTER;
+            d.probed |= first;
+            first
+        };
+        if probe
+            && let Ok(Some(st)) = self.stat(PROBE_FILE).await
+            && st.kind == Kind::File
+            && (1..=PROBE_MAX).contains(&st.size)
+        {
+            let r = self.get_binary(PROBE_FILE, st.size, &mut |_| {}, None).await;
+            debug!(
+                "measuring binary chunks with {PROBE_FILE}: {:?}",
+                r.map(drop)
+            );
+        }
+        let mut d = self.downloads_mut();
+        let (mut c, mut why) = channel::choose(&d.measured, size);
+        if d.no_text && c == channel::Channel::Text {
+            c = channel::Channel::Binary;
+            why = "binary GET: the board cannot run our text download".into();
+        }
+        if d.choice.as_ref().map(|(c, _)| *c) != Some(c) && size > channel::SMALL {
+            info!("downloads: {why}");
+            d.choice = Some((c, why));
+        }
+        c
+    }
+
+    /// Which channel large downloads take on this connection, and why.
+    pub fn downloads(&self) -> String {
+        let d = self.downloads_mut();
+        match &d.choice {
+            Some((_, why)) => why.clone(),
+            None => channel::choose(&d.measured, u64::MAX).1,
+        }
+    }
+
+    /// A file through a program on the text channel (see [`stream`]); a
+    /// broken link starts it over, as it does a GET.
+    async fn get_text(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
+        let mut tries = 1;
+        loop {
+            match self.get_text_once(path, sink).await {
+                Err(Error::LinkLost(why)) if tries < TEXT_TRIES => {
+                    debug!("{path}: the text download starts over ({why})");
+                    sink(Piece::Restart);
+                    tries += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn get_text_once(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
+        let code = sn::send(path, stream::PIECE, stream::WINDOW);
+        let mut s = self.session.stream(code, self.patience)?;
+        let mut d = stream::Download::new(path);
+        let mut first: Option<Instant> = None;
+        let mut pieces = 0usize;
+        let mut take = |d: &mut stream::Download, text: &[u8]| -> Result<usize> {
+            let fed = d.feed(text)?;
+            if !fed.data.is_empty() {
+                first.get_or_insert_with(Instant::now);
+                pieces += fed.data.len().div_ceil(stream::PIECE);
+                sink(Piece::Data(fed.data));
+            }
+            Ok(fed.credits)
+        };
+        while let Some(p) = s.pieces.recv().await {
+            if let Piece::Data(text) = p {
+                // An error drops the stream: the program gets Ctrl-C.
+                let credits = take(&mut d, &text)?;
+                if credits > 0 {
+                    s.credit(credits);
+                }
+            }
+        }
+        let out = s.finish().await?;
+        take(&mut d, &out.stdout)?;
+        if !out.stderr.is_empty() {
+            return Err(Error::Traceback(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        let n = d.finish()?;
+        if let Some(t) = first.filter(|_| pieces > stream::WINDOW) {
+            let rate = n as f64 / t.elapsed().as_secs_f64().max(1e-6);
+            self.downloads_mut().measured.text(rate);
         }
         Ok(n)
     }

@@ -275,3 +275,50 @@ def read_range(a):
     f.close()
     print(".")
     print("R", s[6], s[8], binascii.hexlify(d.digest()).decode() if d else "%08x" % (h & 0xFFFFFFFF))
+
+
+# A file through the text channel, for boards whose binary transfers are
+# throttled (board/stream.rs): `T <size> <pieces>`, then one base64 line
+# per piece of a[1] bytes (`-` for a piece that read nothing), the first
+# a[2] at once and each further one after a credit (a line end, read by
+# `input()`, which echoes it as an empty line), then `K <bytes> <crc32>`,
+# or `E <errno>` for a file that cannot be read. Every piece is printed
+# whatever happens, so the program reads every credit the reader owes it
+# and none is left over for the REPL.
+def send(a):
+    import binascii
+
+    n = int(a[1])
+    w = int(a[2])
+    try:
+        f = open(a[0], "rb")
+        z = f.seek(0, 2)
+        f.seek(0)
+    except OSError as e:
+        print("E", e.args[0])
+        return
+    k = (z + n - 1) // n
+    print("T", z, k)
+    b = bytearray(n)
+    c = t = i = e = 0
+    while i < k:
+        if i >= w:
+            input()
+        r = 0
+        try:
+            r = f.readinto(b)
+        except OSError as x:
+            e = x.args[0]
+        if r:
+            m = memoryview(b)[:r]
+            c = binascii.crc32(m, c)
+            t += r
+            print(binascii.b2a_base64(m).decode(), end="")
+        else:
+            print("-")
+        i += 1
+    f.close()
+    if e:
+        print("E", e)
+    else:
+        print("K", t, c)

@@ -197,6 +197,11 @@ pub fn stat(path: &str) -> String {
     program("stat", &[path])
 }
 
+/// Prints the file `path` on the text channel (`send` in programs.py).
+pub fn send(path: &str, piece: usize, window: usize) -> String {
+    program("send", &[path, &piece.to_string(), &window.to_string()])
+}
+
 /// Lists `top` (and below it, if `deep`).
 pub fn walk(top: &str, deep: bool) -> String {
     program("walk", &[top, if deep { "1" } else { "0" }])

@@ -182,6 +182,12 @@ impl Program {
         self.window
     }
 
+    /// The stdout that has arrived so far, taken: a streaming program's
+    /// answer is handed on as it comes, not kept.
+    pub fn take_stdout(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out.stdout)
+    }
+
     pub fn poll(&mut self) -> Step {
         match self.state {
             State::Start => {

@@ -63,6 +63,12 @@ pub enum Request {
         /// How long it may wait for a REPL that a person's program holds.
         patience: Duration,
     },
+    /// A streaming program of ours: its stdout comes as [`Event::Chunk`]s
+    /// and it takes credits ([`Core::credit`]); bounded, not run again.
+    Stream {
+        code: Vec<u8>,
+        patience: Duration,
+    },
     Get {
         path: Vec<u8>,
         size: u64,
@@ -91,7 +97,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum Event {
     Done(OpId, Result<Outcome, Error>),
-    /// GET data, in order.
+    /// GET data, or a streaming program's output, in order.
     Chunk(OpId, Vec<u8>),
     /// A GET starts over on a new link: the data so far is to be dropped.
     Restart(OpId),
@@ -273,6 +279,7 @@ impl Core {
             user,
             patience,
             queued_at: now,
+            stream: false,
         };
         match req {
             Request::Program {
@@ -284,6 +291,11 @@ impl Core {
             } => self
                 .text
                 .submit(job(Job::Program, code, bounded, idempotent, user, patience)),
+            Request::Stream { code, patience } => {
+                let mut q = job(Job::Program, code, true, false, false, patience);
+                q.stream = true;
+                self.text.submit(q)
+            }
             Request::Reset => {
                 let t = self.cfg.timeout;
                 self.text
@@ -325,6 +337,12 @@ impl Core {
             return;
         }
         self.text.keys(now, keys, &mut self.out);
+        self.step(now);
+    }
+
+    /// Credits for the streaming program `op` (see [`TextLane::credit`]).
+    pub fn credit(&mut self, now: Instant, op: OpId, n: usize) {
+        self.text.credit(op, n, &mut self.out);
         self.step(now);
     }
 

@@ -141,6 +141,7 @@ impl Reply {
 enum Cmd {
     Submit(u64, Request, Reply),
     Keys(Vec<u8>),
+    Credit(u64, usize),
     Cancel(u64),
     SetInterrupt(bool),
     Status(oneshot::Sender<Status>),
@@ -318,6 +319,29 @@ impl Session {
         let _ = self.tx.send(Cmd::Cancel(s.ticket));
     }
 
+    /// A streaming program of ours: its stdout handed over as it arrives;
+    /// it prints more as [`ProgramStream::credit`] allows. Dropping the
+    /// stream before it ends stops the program (Ctrl-C).
+    pub fn stream(
+        &self,
+        code: impl Into<Vec<u8>>,
+        patience: Option<Duration>,
+    ) -> Result<ProgramStream> {
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let (tx, rx) = oneshot::channel();
+        let req = Request::Stream {
+            code: code.into(),
+            patience: patience.unwrap_or(self.timeout),
+        };
+        let ticket = self.send(req, Reply::Stream(ptx, tx))?;
+        Ok(ProgramStream {
+            tx: self.tx.clone(),
+            ticket,
+            pieces: prx,
+            done: Some(rx),
+        })
+    }
+
     /// Binary-protocol PUT. The board's `WB` does not prove the bytes
     /// arrived: check the size afterwards.
     pub async fn put(&self, path: Vec<u8>, data: impl Into<Bytes>) -> Result<()> {
@@ -411,6 +435,39 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Close(tx)).is_ok() {
             let _ = rx.await;
+        }
+    }
+}
+
+/// A streaming program's output as it arrives (see [`Session::stream`]).
+pub struct ProgramStream {
+    tx: mpsc::UnboundedSender<Cmd>,
+    ticket: u64,
+    pub pieces: mpsc::UnboundedReceiver<Piece>,
+    done: Option<oneshot::Receiver<Result<Outcome>>>,
+}
+
+impl ProgramStream {
+    /// Lets the program print `n` more pieces.
+    pub fn credit(&self, n: usize) {
+        let _ = self.tx.send(Cmd::Credit(self.ticket, n));
+    }
+
+    /// The program's end: what it printed after the last piece taken, and
+    /// its traceback.
+    pub async fn finish(mut self) -> Result<Output> {
+        let rx = self.done.take().ok_or_else(ended)?;
+        match rx.await.map_err(|_| ended())?? {
+            Outcome::Output(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Drop for ProgramStream {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            let _ = self.tx.send(Cmd::Cancel(self.ticket));
         }
     }
 }
@@ -663,6 +720,11 @@ impl Shell {
                 self.waiters.insert(op, reply);
             }
             Cmd::Keys(k) => self.core.keys(now, &k),
+            Cmd::Credit(ticket, n) => {
+                if let Some(op) = self.tickets.get(&ticket) {
+                    self.core.credit(now, *op, n);
+                }
+            }
             Cmd::Cancel(ticket) => {
                 if let Some(op) = self.tickets.get(&ticket) {
                     self.core.cancel(now, *op);

@@ -56,6 +56,10 @@ pub struct Queued {
     /// How long it may wait for a REPL a person's program holds.
     pub patience: Duration,
     pub queued_at: Instant,
+    /// A streaming program of ours: its stdout goes out as it arrives
+    /// ([`Event::Chunk`]) and it reads credits from its input
+    /// ([`TextLane::credit`]).
+    pub stream: bool,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,10 @@ pub struct TextLane {
     pub timeout: Duration,
     /// Why programs wait, for `status`.
     waiting: Option<(Instant, String)>,
+    /// A streaming program was stopped with credits maybe still unread in
+    /// the board's input: the raw prompt is synced (a raw-mode program,
+    /// which stray line ends cannot spoil) before the next program.
+    stray_credits: bool,
     /// Text of ours waits for an upload's last data frame: the lane makes
     /// no new text and its clocks stop (see [`TextLane::thaw`]).
     pub frozen: bool,
@@ -146,6 +154,7 @@ impl TextLane {
             banner_due: false,
             paste_window: None,
             ours_unfinished: false,
+            stray_credits: false,
             notices: NoticeFilter::default(),
             interrupt,
             timeout,
@@ -241,12 +250,32 @@ impl TextLane {
             self.queue.remove(i);
             return;
         }
-        if let Mode::Running { job, .. } = &self.mode
+        if let Mode::Running { job, .. } = &mut self.mode
             && job.op == op
-            && job.user
+            && (job.user || job.stream)
         {
             // Ctrl-C for the person's program: a KeyboardInterrupt ends it.
+            // A stream of ours nobody reads any more stops the same way,
+            // and gets no more credits.
+            if job.stream {
+                job.stream = false;
+                self.stray_credits = true;
+            }
             out.text(b"\x03".to_vec());
+        }
+    }
+
+    /// `n` credits for the streaming program `op`, if it still runs: each
+    /// lets it print one more piece. A line end, read by the program's
+    /// `input()`; never anything that could reach the raw prompt as code
+    /// (the program reads every credit it is owed before it ends).
+    pub fn credit(&mut self, op: OpId, n: usize, out: &mut Out) {
+        if let Mode::Running { job, .. } = &self.mode
+            && job.op == op
+            && job.stream
+            && n > 0
+        {
+            out.text(vec![b'\r'; n]);
         }
     }
 
@@ -468,13 +497,21 @@ impl TextLane {
                     out.event(Event::Terminal(t));
                 }
             }
-            Mode::Running { prog, last, .. } => {
+            Mode::Running {
+                prog, last, job, ..
+            } => {
                 *last = now;
                 let (t, notices) = self.notices.feed(text);
                 for n in notices {
                     out.event(Event::Terminal(n));
                 }
                 prog.feed(&t).map_err(|e| Why::Protocol(e.into()))?;
+                if job.stream {
+                    let got = prog.take_stdout();
+                    if !got.is_empty() {
+                        out.event(Event::Chunk(job.op, got));
+                    }
+                }
             }
             Mode::Resetting { .. } => {}
             Mode::Leaving { prompt, .. } => {
@@ -830,6 +867,9 @@ impl TextLane {
         out.count_program();
         out.done(job.op, Ok(Outcome::Output(o)));
         self.mode = Mode::Raw { since: now };
+        if std::mem::take(&mut self.stray_credits) {
+            self.start_sync(now, out);
+        }
     }
 
     fn leave(&mut self, now: Instant, out: &mut Out) {

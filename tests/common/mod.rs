@@ -18,9 +18,33 @@ pub fn repo() -> &'static Path {
 }
 
 pub fn board_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    board_binary_for(Variant::Esp32)
+}
+
+/// Which firmware the test board models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The ESP32-like board: binary transfers as fast as the link.
+    Esp32,
+    /// The same board built as the ESP8266 port is, sleeping 20 ms after
+    /// every binary transfer chunk (`MICROPY_PY_WEBREPL_DELAY`).
+    Esp8266,
+    /// The ESP32-like board without the `deflate` module: uploads go raw.
+    NoDeflate,
+}
+
+pub fn board_binary_for(variant: Variant) -> &'static Path {
+    static ESP32: OnceLock<PathBuf> = OnceLock::new();
+    static ESP8266: OnceLock<PathBuf> = OnceLock::new();
+    static NO_DEFLATE: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, name) = match variant {
+        Variant::Esp32 => (&ESP32, "esp32"),
+        Variant::Esp8266 => (&ESP8266, "esp8266"),
+        Variant::NoDeflate => (&NO_DEFLATE, "nodeflate"),
+    };
+    cell.get_or_init(|| {
         let out = Command::new(repo().join("scripts/build-board.sh"))
+            .arg(name)
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/build-board.sh");
@@ -30,30 +54,6 @@ pub fn board_binary() -> &'static Path {
     })
 }
 
-/// The test board built without `deflate` (firmware before 1.21, or a
-/// port that leaves it out), in a cache of its own beside the board's.
-pub fn board_binary_without_deflate() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cache = std::env::var_os("BOARD_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/board-cache"))
-            .join("no-deflate");
-        std::fs::create_dir_all(&cache).expect("board cache");
-        let out = Command::new(repo().join("scripts/build-board.sh"))
-            .env("BOARD_CACHE", &cache)
-            .env("BOARD_CFLAGS", "-DMICROPY_PY_DEFLATE=0")
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/build-board.sh");
-        assert!(
-            out.status.success(),
-            "building the board without deflate failed"
-        );
-        let path = String::from_utf8(out.stdout).expect("utf-8 path");
-        PathBuf::from(path.lines().last().expect("board path").trim())
-    })
-}
 
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -73,7 +73,7 @@ pub struct TestBoard {
     tmpfs: bool,
     heap_kb: usize,
     linger_ms: u32,
-    binary: &'static Path,
+    variant: Variant,
 }
 
 /// The test board's Python heap: an ESP32's with Wi-Fi up has about
@@ -117,6 +117,12 @@ impl TestBoard {
         Self::on(root, ring, None, heap_kb(), 0)
     }
 
+    /// An ESP8266-like board: binary transfers throttled as that port's.
+    pub fn esp8266() -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on_variant(root, None, None, heap_kb(), 0, Variant::Esp8266)
+    }
+
     /// A board with a Python heap of `kb` KB.
     pub fn with_heap_kb(kb: usize) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
@@ -126,14 +132,7 @@ impl TestBoard {
     /// A board whose firmware has no `deflate` module.
     pub fn without_deflate() -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on_with(
-            board_binary_without_deflate(),
-            root,
-            None,
-            None,
-            heap_kb(),
-            0,
-        )
+        Self::on_variant(root, None, None, heap_kb(), 0, Variant::NoDeflate)
     }
 
     /// A board that, like a real one, takes `ms` to notice that its client
@@ -164,22 +163,22 @@ impl TestBoard {
         heap_kb: usize,
         linger_ms: u32,
     ) -> TestBoard {
-        Self::on_with(board_binary(), root, ring, port, heap_kb, linger_ms)
+        Self::on_variant(root, ring, port, heap_kb, linger_ms, Variant::Esp32)
     }
 
-    fn on_with(
-        binary: &'static Path,
+    fn on_variant(
         root: tempfile::TempDir,
         ring: Option<usize>,
         port: Option<u16>,
         heap_kb: usize,
         linger_ms: u32,
+        variant: Variant,
     ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
         for _ in 0..5 {
             let port = port.unwrap_or_else(free_port);
-            let mut cmd = Command::new(binary);
+            let mut cmd = Command::new(board_binary_for(variant));
             cmd.arg("-X")
                 .arg(format!("heapsize={heap_kb}K"))
                 .arg(repo().join("scripts/board/listener.py"))
@@ -217,7 +216,7 @@ impl TestBoard {
                     tmpfs: false,
                     heap_kb,
                     linger_ms,
-                    binary,
+                    variant,
                 };
             }
             let _ = child.kill();
@@ -251,13 +250,13 @@ impl TestBoard {
     fn replace(&mut self, root: tempfile::TempDir) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let mut fresh = Self::on_with(
-            self.binary,
+        let mut fresh = Self::on_variant(
             root,
             self.ring,
             Some(self.port),
             self.heap_kb,
             self.linger_ms,
+            self.variant,
         );
         std::mem::swap(self, &mut fresh);
         // `fresh` is now the old board: its flash goes back to the caller.

@@ -1,0 +1,267 @@
+//! Downloads through the text channel: a program (`send` in programs.py)
+//! prints the file as base64 lines, a piece each, and prints more only as
+//! we credit it, so the board never writes faster than we read (a board's
+//! socket buffer is a few KB; what does not fit is lost). Faster than the
+//! binary GET on boards that sleep after every binary chunk (ESP8266).
+//!
+//! [`Download`] reads the program's answer without I/O: it bounds every
+//! line and count by what the board announced and we allow, and checks the
+//! size and CRC-32 at the end.
+
+use crate::error::{Error, Result};
+use crate::protocol::ProtocolError;
+use base64::Engine;
+
+/// Bytes per piece (one base64 line of 684 characters).
+pub const PIECE: usize = 512;
+/// Pieces the program prints before it waits for credits: about 2.7 KB of
+/// output in flight, which an ESP8266's socket buffer (2 × 1460) nearly
+/// holds, and 200 KB/s at a 10 ms round trip.
+pub const WINDOW: usize = 4;
+/// The largest file fetched this way (as the cache's largest file).
+pub const MAX_SIZE: u64 = 64 << 20;
+/// A line longer than a piece's base64 is not the program's.
+const MAX_LINE: usize = PIECE.div_ceil(3) * 4 + 8;
+
+/// What a part of the program's answer gave.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Fed {
+    /// The file's next bytes.
+    pub data: Vec<u8>,
+    /// Credits to send the program now.
+    pub credits: usize,
+}
+
+/// The reader of one `send` program's answer.
+#[derive(Debug)]
+pub struct Download {
+    what: String,
+    line: Vec<u8>,
+    /// Size and pieces the program announced.
+    size: Option<(u64, u64)>,
+    pieces: u64,
+    bytes: u64,
+    credited: u64,
+    crc: crc32fast::Hasher,
+    /// The program's end: `Ok` once size and CRC matched.
+    end: Option<Result<u64>>,
+}
+
+impl Download {
+    pub fn new(what: &str) -> Download {
+        Download {
+            what: what.to_string(),
+            line: Vec::new(),
+            size: None,
+            pieces: 0,
+            bytes: 0,
+            credited: 0,
+            crc: crc32fast::Hasher::new(),
+            end: None,
+        }
+    }
+
+    /// Whether the program said its last line.
+    pub fn ended(&self) -> bool {
+        self.end.is_some()
+    }
+
+    fn bad(&self, why: impl std::fmt::Display) -> Error {
+        Error::Protocol(ProtocolError::Base64(format!(
+            "{}: the board's text download {why}",
+            self.what
+        )))
+    }
+
+    pub fn feed(&mut self, text: &[u8]) -> Result<Fed> {
+        let mut fed = Fed::default();
+        for &b in text {
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.line);
+                let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                self.line_in(line, &mut fed)?;
+            } else if self.line.len() >= MAX_LINE {
+                return Err(self.bad("sent a line too long"));
+            } else {
+                self.line.push(b);
+            }
+        }
+        Ok(fed)
+    }
+
+    fn line_in(&mut self, line: &[u8], fed: &mut Fed) -> Result<()> {
+        // The echo of a credit, read by the program's `input()`.
+        if line.is_empty() {
+            return Ok(());
+        }
+        if self.end.is_some() {
+            return Err(self.bad("went on after its end"));
+        }
+        let text = String::from_utf8_lossy(line);
+        let f: Vec<&str> = text.split(' ').collect();
+        let Some((size, pieces)) = self.size else {
+            return match f.as_slice() {
+                ["T", z, k] => {
+                    let (Ok(z), Ok(k)) = (z.parse::<u64>(), k.parse::<u64>()) else {
+                        return Err(self.bad(format!("began with {text:?}")));
+                    };
+                    if z > MAX_SIZE || k != z.div_ceil(PIECE as u64) {
+                        return Err(self.bad(format!("announced {z} bytes in {k} pieces")));
+                    }
+                    self.size = Some((z, k));
+                    Ok(())
+                }
+                ["E", errno] => {
+                    self.end = Some(Err(super::sn::errno_error(
+                        errno.parse().unwrap_or(libc::EIO),
+                        &self.what,
+                    )));
+                    Ok(())
+                }
+                _ => Err(self.bad(format!("began with {text:?}"))),
+            };
+        };
+        if self.pieces < pieces {
+            let data = if line == b"-" {
+                Vec::new()
+            } else {
+                base64::engine::general_purpose::STANDARD
+                    .decode(line)
+                    .map_err(|e| self.bad(format!("sent bad base64 ({e})")))?
+            };
+            if data.len() > PIECE || self.bytes + data.len() as u64 > size {
+                return Err(self.bad("sent more than it announced"));
+            }
+            self.pieces += 1;
+            self.bytes += data.len() as u64;
+            self.crc.update(&data);
+            // One credit per piece received, until the program has all it
+            // will read: `pieces - WINDOW`.
+            if self.credited + (WINDOW as u64) < pieces {
+                self.credited += 1;
+                fed.credits += 1;
+            }
+            fed.data.extend_from_slice(&data);
+            return Ok(());
+        }
+        self.end = Some(match f.as_slice() {
+            ["K", t, c] => {
+                let crc = self.crc.clone().finalize();
+                match (t.parse::<u64>(), c.parse::<u32>()) {
+                    (Ok(t), Ok(c)) if t == self.bytes && c == crc => Ok(t),
+                    _ => Err(self.bad(format!(
+                        "ended with {text:?}: {} bytes with CRC-32 {crc} came",
+                        self.bytes
+                    ))),
+                }
+            }
+            ["E", errno] => Err(super::sn::errno_error(
+                errno.parse().unwrap_or(libc::EIO),
+                &self.what,
+            )),
+            _ => Err(self.bad(format!("ended with {text:?}"))),
+        });
+        Ok(())
+    }
+
+    /// The outcome once the program has ended: the file's size.
+    pub fn finish(self) -> Result<u64> {
+        match self.end {
+            Some(r) => r,
+            None => Err(self.bad("stopped before its end")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(data: &[u8], echo: bool) -> Vec<u8> {
+        let mut out = format!("T {} {}\r\n", data.len(), data.len().div_ceil(PIECE)).into_bytes();
+        for (i, p) in data.chunks(PIECE).enumerate() {
+            if echo && i >= WINDOW {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend(base64::engine::general_purpose::STANDARD.encode(p).bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend(format!("K {} {}\r\n", data.len(), crc32fast::hash(data)).bytes());
+        out
+    }
+
+    fn run(answer: &[u8], split: usize) -> (Result<u64>, Vec<u8>, usize) {
+        let mut d = Download::new("/f");
+        let (mut data, mut credits) = (Vec::new(), 0);
+        for part in answer.chunks(split) {
+            match d.feed(part) {
+                Ok(f) => {
+                    data.extend(f.data);
+                    credits += f.credits;
+                }
+                Err(e) => return (Err(e), data, credits),
+            }
+        }
+        (d.finish(), data, credits)
+    }
+
+    #[test]
+    fn every_byte_value_arrives_with_one_credit_per_piece_past_the_window() {
+        let data: Vec<u8> = (0..20 * PIECE + 7).map(|i| (i * 7 % 256) as u8).collect();
+        for split in [1, 5, 700, 100_000] {
+            let (r, got, credits) = run(&answer(&data, true), split);
+            assert_eq!(r.unwrap(), data.len() as u64);
+            assert_eq!(got, data);
+            assert_eq!(credits, 21 - WINDOW);
+        }
+    }
+
+    #[test]
+    fn a_small_file_needs_no_credit_and_an_empty_one_no_piece() {
+        let (r, got, credits) = run(&answer(b"abc", false), 3);
+        assert_eq!((r.unwrap(), got.as_slice(), credits), (3, &b"abc"[..], 0));
+        let (r, got, _) = run(b"T 0 0\r\nK 0 0\r\n", 4);
+        assert_eq!((r.unwrap(), got.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_changed_byte_or_a_lost_line_is_an_error() {
+        let data = vec![9u8; 3 * PIECE];
+        let mut a = answer(&data, false);
+        let i = a.iter().position(|&b| b == b'C').unwrap();
+        a[i] = b'D';
+        assert!(run(&a, 64).0.is_err(), "a changed byte passed");
+        let a = answer(&data, false);
+        let text = String::from_utf8(a).unwrap();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let lost: String = [lines[0], lines[1], lines[3], lines[4]].concat();
+        assert!(run(lost.as_bytes(), 64).0.is_err(), "a lost line passed");
+    }
+
+    #[test]
+    fn what_the_board_says_is_bounded() {
+        // A size past the bound, pieces that do not match it, a line
+        // without end, more data than announced.
+        assert!(run(b"T 99999999999 195312500\r\n", 100).0.is_err());
+        assert!(run(b"T 10 7\r\n", 100).0.is_err());
+        assert!(run(&vec![b'A'; 10 * MAX_LINE], 100).0.is_err());
+        let long = base64::engine::general_purpose::STANDARD.encode(vec![1u8; 20]);
+        assert!(
+            run(format!("T 10 1\r\n{long}\r\n").as_bytes(), 100)
+                .0
+                .is_err()
+        );
+        // Cut short: no end line.
+        let data = vec![1u8; 2 * PIECE];
+        let a = answer(&data, false);
+        assert!(run(&a[..a.len() - 10], 100).0.is_err());
+    }
+
+    #[test]
+    fn a_file_the_board_cannot_read_is_its_errno() {
+        match run(b"E 2\r\n", 100).0 {
+            Err(Error::NotFound(_)) | Err(Error::Os { errno: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

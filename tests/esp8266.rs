@@ -1,0 +1,187 @@
+//! The ESP8266-like test board sleeps 20 ms after every binary transfer
+//! chunk, as that port does: downloads take the text channel there, exact
+//! and safe; on the ESP32-like board they keep the binary GET.
+
+mod common;
+
+use common::{LinkEmu, Mount, TestBoard, random_bytes};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use webrepl_mount::board::{Board, Transfer};
+
+/// A board's own `boot.py` (every ESP board keeps one): the small file
+/// whose GET measures the binary channel.
+fn boot_py(tb: &TestBoard) {
+    let text = "# This file is executed on every boot (including wake-boot from deepsleep)\n\
+                #import esp\n#esp.osdebug(None)\nimport gc\n#import webrepl\n#webrepl.start()\ngc.collect()\n";
+    std::fs::write(tb.path("/boot.py"), text).unwrap();
+}
+
+/// Every byte value, then random ones: `n` bytes.
+fn every_byte(n: usize, seed: u64) -> Vec<u8> {
+    let mut d: Vec<u8> = (0..=255u8).collect();
+    d.extend(random_bytes(n - 256, seed));
+    d
+}
+
+#[tokio::test]
+async fn the_throttled_board_sends_files_through_the_text_channel_exactly() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let big = every_byte(100_000, 1);
+    // Not a whole number of pieces, nor of GET chunks.
+    let odd = every_byte(512 * 7 + 1, 2);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    std::fs::write(tb.path("/odd.bin"), &odd).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    let before = board.session().totals().await.unwrap();
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    assert!(why.contains("throttled"), "{why}");
+    assert_eq!(board.get("/odd.bin").await.unwrap(), odd);
+    // The data came as program output: far more than the binary GETs
+    // (only boot.py's) could have carried, with no second GET of it.
+    let t = board.session().totals().await.unwrap();
+    assert!(t.bytes_in - before.bytes_in > 130_000, "{t:?}");
+    // The board's REPL is left clean: a program after it runs as ever.
+    let out = board.exec("print(6*7)").await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}
+
+#[tokio::test]
+async fn the_unthrottled_board_keeps_the_binary_get() {
+    let tb = TestBoard::start();
+    boot_py(&tb);
+    let big = every_byte(100_000, 3);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let board = Board::new(
+        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
+            .await
+            .unwrap(),
+        Transfer::Auto,
+    );
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("binary GET"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_ctrl_c_during_a_text_download_waits_for_its_end() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let big = every_byte(1_000_000, 4);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    // A person's terminal: what it shows, and their keys.
+    let mut screen = board.session().subscribe();
+    let session = board.session().clone();
+    let get = tokio::spawn({
+        let board = board.clone();
+        async move { board.get("/big.bin").await }
+    });
+    // Ctrl-C as the download's first pieces arrive.
+    common::eventually(20, "the text download starts", || {
+        board.downloads().starts_with("text channel")
+    });
+    session.keys(b"\x03".to_vec()).await.unwrap();
+    assert!(!get.is_finished(), "the download ended before the key");
+    assert_eq!(get.await.unwrap().unwrap(), big);
+    session.keys(b"print(6*7)\r".to_vec()).await.unwrap();
+    let mut shown = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&shown).contains("\n42") {
+        match tokio::time::timeout_at(deadline, screen.recv()).await {
+            Ok(Ok(b)) => shown.extend(b),
+            other => panic!(
+                "the terminal showed {:?} ({other:?})",
+                String::from_utf8_lossy(&shown)
+            ),
+        }
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    // Nothing of the download reached the person: no base64 line, no
+    // traceback of an interrupted program.
+    assert!(
+        !shown.contains("KeyboardInterrupt") && shown.len() < 500,
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_link_cut_during_a_text_download_leaves_no_file() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let big = every_byte(400_000, 5);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    std::fs::write(tb.path("/small.bin"), every_byte(20_000, 6)).unwrap();
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let dest = tempfile::tempdir().unwrap();
+    // The link breaks once 200 KB came from the board, and the board
+    // stays unreachable: the download cannot start over.
+    emu.command("cut-down 200000");
+    let mut cp = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["cp", "-v", "--timeout", "2"])
+        .arg(format!("127.0.0.1:{}:/big.bin", emu.port))
+        .arg(dest.path())
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run webrepl-mount");
+    let mut log = BufReader::new(cp.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("downloads: text channel") {
+        assert!(log.read_line(&mut said).unwrap() > 0, "{said}");
+    }
+    emu.command("refuse on");
+    log.read_to_string(&mut said).unwrap();
+    let status = cp.wait().unwrap();
+    assert!(!status.success(), "{said}");
+    assert!(
+        !dest.path().join("big.bin").exists(),
+        "a partial file was left"
+    );
+}
+
+#[test]
+fn reads_through_the_mount_take_the_text_channel_and_status_says_why() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let data = every_byte(50_000, 6);
+    std::fs::write(tb.path("/data.bin"), &data).unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    assert_eq!(std::fs::read(m.path().join("data.bin")).unwrap(), data);
+    let st = m.status();
+    assert!(
+        st.contains("downloads: text channel: binary GETs take"),
+        "{st}"
+    );
+    assert!(m.unmount().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_download_given_up_midway_leaves_the_repl_clean() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    std::fs::write(tb.path("/big.bin"), every_byte(1_000_000, 7)).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    let get = tokio::spawn({
+        let board = board.clone();
+        async move { board.get("/big.bin").await }
+    });
+    common::eventually(20, "the text download starts", || {
+        board.downloads().starts_with("text channel")
+    });
+    // Its reader goes (a `cat` killed): the program is stopped with
+    // credits maybe still on their way to the board's input.
+    get.abort();
+    assert!(get.await.unwrap_err().is_cancelled());
+    for _ in 0..3 {
+        let out = board.exec("print(6*7)").await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42", "{out:?}");
+    }
+    let small = every_byte(30_000, 8);
+    std::fs::write(tb.path("/small.bin"), &small).unwrap();
+    assert_eq!(board.get("/small.bin").await.unwrap(), small);
+}
