@@ -59,13 +59,24 @@ function errorText(text, status) {
 
 // The terminal.
 // convertEol: some ports end lines with a bare \n; ESP boards send \r\n either way.
-const term = new Terminal({ scrollback: 10000, cursorBlink: true, fontSize: 14, convertEol: true });
+// The font and line height: with xterm's default (Courier New, or what
+// stands in for it, at line height 1) a row ends at the font's descent and
+// `_`, drawn below it, was cut off at 1x (`__name__` read `  name  `).
+const term = new Terminal({
+  scrollback: 10000,
+  cursorBlink: true,
+  fontSize: 14,
+  fontFamily: '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", monospace',
+  lineHeight: 1.15,
+  convertEol: true,
+});
 const fit = new FitAddon.FitAddon();
 term.loadAddon(fit);
 term.open($('terminal'));
 fit.fit();
 window.addEventListener('resize', () => fit.fit());
 let ws = null;
+let shownPrompt = false;
 const encoder = new TextEncoder();
 
 async function connect() {
@@ -83,7 +94,11 @@ async function connect() {
     // When the terminal could first be used (scripts/bench-page.sh reads it).
     window.termReadyAt = window.termReadyAt || performance.now();
     document.body.dataset.term = 'connected';
-    term.write('\x1b[2mThe REPL of the board: Enter for a prompt.\x1b[0m\r\n');
+    // Enter: the board answers with a fresh prompt, so the page opens on
+    // one (once: a reconnect keeps the screen). Not Ctrl-B: the session
+    // drops it while it hands the REPL back from its own programs.
+    if (!shownPrompt) ws.send(encoder.encode('\r'));
+    shownPrompt = true;
   };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
   ws.onclose = () => {
@@ -97,8 +112,18 @@ term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
 connect();
 
 // The status line.
-function kb(n) {
-  return n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MB' : Math.round(n / 1024) + ' KB';
+// Sizes as a person reads them: 300000 -> "293.0 KB".
+function human(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1 << 20) return (n / 1024).toFixed(1) + ' KB';
+  if (n < 1 << 30) return (n / (1 << 20)).toFixed(1) + ' MB';
+  return (n / (1 << 30)).toFixed(1) + ' GB';
+}
+
+// Uploads in flight (the mount's parts, the page's scratch) and Run's
+// scratch: the server leaves them out too.
+function hidden(name) {
+  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-run.py';
 }
 
 async function poll() {
@@ -111,11 +136,12 @@ async function poll() {
     }
     const parts = [st.link === 'up' ? 'link up' : st.link === 'idle' ? 'link idle (reopens when used)' : st.down || 'link down'];
     for (const t of st.transfers) {
-      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${t.total ? Math.round((100 * t.done) / t.total) : 0}%`);
+      const pct = t.total ? Math.min(100, Math.floor((100 * t.done) / t.total)) : 0;
+      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${pct}% of ${human(t.total)}`);
     }
     if (st.queued) parts.push(`${st.queued} waiting`);
     if (st.waiting) parts.push(st.waiting);
-    if (st.free != null) parts.push(`${kb(st.free)} free of ${kb(st.total)}`);
+    if (st.free != null) parts.push(`${human(st.free)} free of ${human(st.total)}`);
     s.textContent = parts.join(' · ');
     s.className = st.link;
     document.body.dataset.link = st.link;
@@ -144,7 +170,9 @@ async function refresh() {
   const ul = $('tree');
   ul.replaceChildren();
   $('cwd').textContent = cwd;
-  const here = all.filter((e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, ''));
+  const here = all.filter(
+    (e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, '') && !hidden(e.path.slice(e.path.lastIndexOf('/') + 1)),
+  );
   here.sort((a, b) => b.dir - a.dir || a.path.localeCompare(b.path));
   for (const e of here) ul.append(row(e));
 }
@@ -159,7 +187,7 @@ function row(e) {
   label.textContent = e.dir ? name + '/' : name;
   const size = document.createElement('span');
   size.className = 'size';
-  size.textContent = e.dir ? '' : e.size + ' B';
+  size.textContent = e.dir ? '' : human(e.size);
   li.append(label, size);
   const button = (text, action, title) => {
     const b = document.createElement('button');
