@@ -7,6 +7,7 @@ mod common;
 
 use common::browser::{Browser, page_of};
 use common::{Mount, TestBoard};
+use fantoccini::Locator;
 
 /// `_` is drawn below the baseline: a line height that cuts the cell at
 /// the font's baseline hid it (`__name__` read as `  name  `). A row of
@@ -57,5 +58,127 @@ async fn underscores_are_drawn_at_1x_and_2x_and_the_prompt_is_shown() {
         );
         b.close().await;
     }
+    assert!(m.unmount().status.success());
+}
+
+/// The editor's tabs as the page knows them.
+async fn tabs(b: &Browser) -> serde_json::Value {
+    b.eval("window.webreplMount.editor.tabs()").await
+}
+
+/// Types into the editor as a person would (WebDriver key codes: Control
+/// is \u{E009}, End \u{E010}, and \u{E000} lets go of the modifiers).
+async fn type_in_editor(b: &Browser, keys: &str) {
+    b.client
+        .find(Locator::Css(".cm-content"))
+        .await
+        .expect("the editor")
+        .send_keys(keys)
+        .await
+        .expect("typing in the editor");
+}
+
+const CTRL_END: &str = "\u{E009}\u{E010}\u{E000}";
+const CTRL_S: &str = "\u{E009}s\u{E000}";
+
+/// Open main.py from the panel, edit, Ctrl-S: the board has the edit. Then
+/// code on the board changes it, and a save of the older version is a
+/// conflict in words that loses neither. A draft survives a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('hello')\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let url = page_of(&m);
+    let b = Browser::start().await;
+    b.client.goto(&url).await.expect("open the page");
+    let name = "#tree li[data-path='/main.py'] .name";
+    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
+        .await;
+    b.client
+        .find(Locator::Css(name))
+        .await
+        .expect("main.py")
+        .click()
+        .await
+        .expect("click main.py");
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === \"print('hello')\\n\"",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}x = 42{CTRL_S}")).await;
+    b.until(20, "window.webreplMount.editor.tabs()[0].status === 'saved' && document.querySelector('#tabs .tab').dataset.state === 'saved'")
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "print('hello')\nx = 42"
+    );
+
+    // Changed on the board meanwhile: the board's version stays, the
+    // editor's goes beside it, the page says so, and the tab keeps it.
+    let o = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("open('main.py','w').write('board = 1\\n')")
+        .output()
+        .expect("exec");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    type_in_editor(&b, &format!("{CTRL_END}\ny = 2{CTRL_S}")).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'conflict'",
+    )
+    .await;
+    let note = b.eval("document.getElementById('note').textContent").await;
+    assert!(
+        note.as_str()
+            .is_some_and(|n| n.contains("changed on the board since you opened it")),
+        "{note}"
+    );
+    let mine = "print('hello')\nx = 42\ny = 2";
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "board = 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py.webrepl-mount-conflict")).expect("conflict file"),
+        mine
+    );
+    assert_eq!(tabs(&b).await[0]["text"], serde_json::json!(mine));
+    // The board's version, beside it.
+    b.client
+        .find(Locator::XPath(
+            "//div[@id='note']/button[contains(., \"board's version\")]",
+        ))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs().some((t) => t.readOnly && t.text === 'board = 1\\n')",
+    )
+    .await;
+
+    // A draft not saved survives a reload of the page.
+    b.client
+        .find(Locator::Css("#tabs .tab[aria-selected='false']"))
+        .await
+        .expect("the editor's tab")
+        .click()
+        .await
+        .expect("click the tab");
+    type_in_editor(&b, "\n# draft").await;
+    b.until(10, "Object.keys(localStorage).some((k) => k.includes('draft') && localStorage[k].includes('# draft'))")
+        .await;
+    // (The browser's "leave the page?" for text not saved is WebDriver's
+    // to accept: it does, as a person answering "Reload".)
+    b.client.refresh().await.expect("reload");
+    b.until(20, "window.webreplMount && window.webreplMount.editor.tabs().some((t) => t.text.endsWith('# draft'))")
+        .await;
+    b.close().await;
     assert!(m.unmount().status.success());
 }

@@ -74,7 +74,8 @@ const fit = new FitAddon.FitAddon();
 term.loadAddon(fit);
 term.open($('terminal'));
 fit.fit();
-window.addEventListener('resize', () => fit.fit());
+// The editor opening or a narrow window resizes the terminal's box.
+new ResizeObserver(() => fit.fit()).observe($('terminal'));
 let ws = null;
 let shownPrompt = false;
 const encoder = new TextEncoder();
@@ -111,6 +112,10 @@ window.webreplMount = { ws: () => ws };
 term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
 connect();
 
+// The board's name, once the status has said it (drafts are kept per board).
+let boardIs;
+const boardKnown = new Promise((resolve) => (boardIs = resolve));
+
 // The status line.
 // Sizes as a person reads them: 300000 -> "293.0 KB".
 function human(n) {
@@ -130,6 +135,7 @@ async function poll() {
   const s = $('status');
   try {
     const st = await (await api('GET', '/api/status')).json();
+    boardIs(st.board);
     if ($('board').textContent !== st.board) {
       $('board').textContent = st.board;
       document.title = `${st.board} — webrepl-mount`;
@@ -159,6 +165,9 @@ function join(dir, name) {
   return (dir.endsWith('/') ? dir : dir + '/') + name;
 }
 
+// The last tree read: sizes for the editor, paths for a folder's zip.
+let lastTree = [];
+
 async function refresh() {
   let all;
   try {
@@ -167,14 +176,23 @@ async function refresh() {
     say(e.message);
     return;
   }
+  lastTree = all;
   const ul = $('tree');
-  ul.replaceChildren();
   $('cwd').textContent = cwd;
   const here = all.filter(
     (e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, '') && !hidden(e.path.slice(e.path.lastIndexOf('/') + 1)),
   );
   here.sort((a, b) => b.dir - a.dir || a.path.localeCompare(b.path));
-  for (const e of here) ul.append(row(e));
+  // A redraw every 3 s must not take the keyboard's place away.
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#tree li');
+  const again = focused && { path: focused.dataset.path, action: document.activeElement.dataset.action };
+  const rows = here.map(row);
+  ul.replaceChildren(...rows);
+  if (again) {
+    const li = rows.find((r) => r.dataset.path === again.path);
+    const el = li && (again.action ? li.querySelector(`[data-action="${again.action}"]`) : li.querySelector('.name'));
+    if (el) el.focus();
+  }
 }
 
 function row(e) {
@@ -200,12 +218,22 @@ function row(e) {
     };
     li.append(b);
   };
+  // Reachable from the keyboard: Tab to a name, Enter opens it.
+  label.tabIndex = 0;
+  label.setAttribute('role', 'button');
+  label.onkeydown = (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      ev.preventDefault();
+      label.onclick();
+    }
+  };
   if (e.dir) {
     label.onclick = () => {
       cwd = e.path;
       refresh();
     };
   } else {
+    label.onclick = () => openFile(e.path).catch((err) => say(err.message));
     button('⤓', 'download', 'Download');
     if (name.endsWith('.py')) button('▶', 'run', 'Run in the REPL');
   }
