@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{Browser, page_of};
-use common::{Mount, TestBoard};
+use common::{Mount, TestBoard, eventually};
 use fantoccini::Locator;
 
 /// `_` is drawn below the baseline: a line height that cuts the cell at
@@ -179,6 +179,106 @@ async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts
     b.client.refresh().await.expect("reload");
     b.until(20, "window.webreplMount && window.webreplMount.editor.tabs().some((t) => t.text.endsWith('# draft'))")
         .await;
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// Replaces the current editor tab's text (as a paste would), not saved.
+async fn set_editor_text(b: &Browser, text: &str) {
+    b.client
+        .execute(
+            "const v = window.webreplMount.editor.view;
+             v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: arguments[0] } });",
+            vec![serde_json::json!(text)],
+        )
+        .await
+        .expect("set the editor's text");
+}
+
+const F5: &str = "\u{E035}";
+const SHIFT_F5: &str = "\u{E008}\u{E035}\u{E000}";
+
+/// New file makes it on the board and opens it; F5 runs the editor's text
+/// (not saved) with its output in the terminal; Shift+F5 (Stop) interrupts
+/// a `while True`, and the REPL answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_file_run_and_stop() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    b.until(10, "!!window.webreplMount.editor").await;
+    b.client
+        .find(Locator::Css("#new-file"))
+        .await
+        .expect("New file")
+        .click()
+        .await
+        .expect("click New file");
+    b.answer_dialog(Some("blink.py")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.path === '/blink.py'",
+    )
+    .await;
+    eventually(10, "blink.py on the board", || {
+        std::fs::read(tb.path("/blink.py")).is_ok_and(|d| d.is_empty())
+    });
+
+    set_editor_text(&b, "print('ran', 6 * 7)\n").await;
+    type_in_editor(&b, F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('ran 42')",
+    )
+    .await;
+    // Run took the text as it was: the board's file is still the saved one.
+    assert_eq!(std::fs::read(tb.path("/blink.py")).expect("blink.py"), b"");
+
+    set_editor_text(
+        &b,
+        "import time\nwhile True:\n    print('tick')\n    time.sleep(0.2)\n",
+    )
+    .await;
+    type_in_editor(&b, F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('tick\\ntick')",
+    )
+    .await;
+    type_in_editor(&b, SHIFT_F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('KeyboardInterrupt')",
+    )
+    .await;
+    b.type_keys("print(6*7)\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('\\n42')",
+    )
+    .await;
+    // Reset: the board restarts, and the terminal shows its banner.
+    assert_eq!(
+        b.eval("document.querySelector('.xterm-rows').innerText.includes('MicroPython')")
+            .await,
+        serde_json::json!(false)
+    );
+    b.client
+        .find(Locator::Css("#reset"))
+        .await
+        .expect("Reset")
+        .click()
+        .await
+        .expect("click Reset");
+    b.answer_dialog(None).await;
+    b.until(
+        30,
+        "document.querySelector('.xterm-rows').innerText.includes('MicroPython')",
+    )
+    .await;
     b.close().await;
     assert!(m.unmount().status.success());
 }
