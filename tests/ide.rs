@@ -282,3 +282,90 @@ async fn new_file_run_and_stop() {
     b.close().await;
     assert!(m.unmount().status.success());
 }
+
+/// The files in a zip the browser saved, by name.
+fn unzip(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).expect("the zip");
+    let mut z = zip::ZipArchive::new(f).expect("a valid zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).expect("an entry");
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read an entry");
+        out.insert(e.name().expect("a UTF-8 name").to_string(), data);
+    }
+    out
+}
+
+/// A folder's zip holds its files byte for byte (and its empty folders);
+/// ticked rows download as one zip and delete together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
+    let tb = TestBoard::start();
+    let bin = common::random_bytes(20_000, 23);
+    std::fs::create_dir_all(tb.path("/lib/sub")).expect("dirs");
+    std::fs::create_dir_all(tb.path("/lib/empty")).expect("dirs");
+    std::fs::write(tb.path("/lib/a.py"), "import sub\n").expect("seed");
+    std::fs::write(tb.path("/lib/sub/b.bin"), &bin).expect("seed");
+    std::fs::write(tb.path("/top.txt"), "top\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.click_row("/lib", "zip").await;
+    let saved = b.downloads.path().join("lib.zip");
+    eventually(30, "lib.zip downloaded", || saved.exists());
+    let got = unzip(&saved);
+    let want: std::collections::BTreeMap<String, Vec<u8>> = [
+        ("lib/", Vec::new()),
+        ("lib/a.py", b"import sub\n".to_vec()),
+        ("lib/empty/", Vec::new()),
+        ("lib/sub/", Vec::new()),
+        ("lib/sub/b.bin", bin.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want);
+
+    // Tick two rows: one zip of both, then one delete of both.
+    for p in ["/lib", "/top.txt"] {
+        b.client
+            .find(Locator::Css(&format!("#tree li[data-path='{p}'] .tick")))
+            .await
+            .expect("the tick box")
+            .click()
+            .await
+            .expect("tick");
+    }
+    b.client
+        .find(Locator::Css("#zip-selected"))
+        .await
+        .expect("Download")
+        .click()
+        .await
+        .expect("click Download");
+    let both = || {
+        std::fs::read_dir(b.downloads.path())
+            .expect("downloads")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "zip") && !p.ends_with("lib.zip"))
+    };
+    eventually(30, "the ticked rows' zip", || both().is_some());
+    let got = unzip(&both().expect("zip"));
+    assert_eq!(got.get("top.txt").map(Vec::as_slice), Some(&b"top\n"[..]));
+    assert_eq!(got.get("lib/sub/b.bin"), Some(&bin));
+    b.client
+        .find(Locator::Css("#delete-selected"))
+        .await
+        .expect("Delete")
+        .click()
+        .await
+        .expect("click Delete");
+    b.answer_dialog(None).await;
+    eventually(30, "both deleted on the board", || {
+        !tb.path("/lib").exists() && !tb.path("/top.txt").exists()
+    });
+    b.close().await;
+    assert!(m.unmount().status.success());
+}

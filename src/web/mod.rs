@@ -3,6 +3,7 @@
 //! board's one connection). It listens on 127.0.0.1 unless told otherwise;
 //! see `guard` for who may use it. Everything it serves is in the binary.
 
+mod archive;
 mod files;
 mod guard;
 mod limits;
@@ -159,6 +160,7 @@ pub async fn start(
         .route("/api/mkdir", post(mkdir))
         .route("/api/run", post(run))
         .route("/api/reset", post(reset))
+        .route("/api/zip", get(zip))
         .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
         .layer(middleware::from_fn_with_state(page.clone(), guard))
         .with_state(page);
@@ -421,6 +423,56 @@ async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Byte
         Ok(()) => Json(serde_json::json!({"ok": true})).into_response(),
         Err(e) => fail(e),
     }
+}
+
+#[derive(Deserialize)]
+struct Zip {
+    /// A JSON array of the board paths ticked (files and folders).
+    paths: String,
+}
+
+/// Files and folders as one zip, streamed as each file is read.
+async fn zip(State(page): State<Arc<Page>>, Query(q): Query<Zip>) -> Response {
+    let paths: Vec<String> = match serde_json::from_str(&q.paths) {
+        Ok(p) => p,
+        Err(e) => return fail(Error::Invalid(format!("paths: {e}"))),
+    };
+    if paths.is_empty() || paths.len() > archive::MAX_FILES {
+        return fail(Error::Invalid("tick between 1 and 4096 files".into()));
+    }
+    let tree = match page.files.tree().await {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let plan = match archive::plan(&tree, &paths) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let name = match paths.as_slice() {
+        [one] if !one.trim_matches('/').is_empty() => {
+            format!(
+                "{}.zip",
+                one.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("board")
+            )
+        }
+        _ => format!("{}.zip", page.board.replace([':', '/'], "_")),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(archive::stream(page.files.clone(), plan, tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, attachment(&name)),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// Soft reset: the board restarts its program; a terminal then shows the

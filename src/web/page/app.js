@@ -206,7 +206,18 @@ function row(e) {
   const size = document.createElement('span');
   size.className = 'size';
   size.textContent = e.dir ? '' : human(e.size);
-  li.append(label, size);
+  // Ticked rows: downloaded as one zip or deleted together.
+  const tick = document.createElement('input');
+  tick.type = 'checkbox';
+  tick.className = 'tick';
+  tick.title = 'Select (for Download or Delete of several)';
+  tick.checked = selected.has(e.path);
+  tick.onchange = () => {
+    if (tick.checked) selected.add(e.path);
+    else selected.delete(e.path);
+    showSelection();
+  };
+  li.append(tick, label, size);
   const button = (text, action, title) => {
     const b = document.createElement('button');
     b.textContent = text;
@@ -232,6 +243,7 @@ function row(e) {
       cwd = e.path;
       refresh();
     };
+    button('⤓', 'zip', 'Download the folder as a zip');
   } else {
     label.onclick = () => openFile(e.path).catch((err) => say(err.message));
     button('⤓', 'download', 'Download');
@@ -242,8 +254,46 @@ function row(e) {
   return li;
 }
 
+const selected = new Set();
+
+function showSelection() {
+  $('selection').hidden = selected.size === 0;
+  $('selected').textContent = `${selected.size} selected`;
+}
+
+// Files and folders as one zip, made as it downloads.
+async function downloadZip(paths) {
+  const a = document.createElement('a');
+  a.href = '/api/zip?' + new URLSearchParams({ paths: JSON.stringify(paths), ticket: await ticket() });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+$('zip-selected').onclick = () => downloadZip([...selected]).catch((e) => say(e.message));
+$('delete-selected').onclick = async () => {
+  const paths = [...selected];
+  if (!confirm(`Delete ${paths.length} selected (with everything in the folders) from the board?`)) return;
+  // Deepest first: a folder is removed once it is empty.
+  const all = new Set();
+  for (const p of paths) {
+    all.add(p);
+    for (const e of lastTree) if (e.path.startsWith(p + '/')) all.add(e.path);
+  }
+  const order = [...all].sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
+  try {
+    for (const p of order) await api('POST', '/api/remove', { path: p });
+  } catch (e) {
+    say(e.message);
+  }
+  selected.clear();
+  showSelection();
+  await refresh();
+};
+
 async function act(action, path) {
   say('');
+  if (action === 'zip') return downloadZip([path]);
   if (action === 'download') {
     const a = document.createElement('a');
     a.href = '/api/file?' + new URLSearchParams({ path, ticket: await ticket() });
