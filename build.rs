@@ -1,13 +1,14 @@
 //! Installs the page's npm packages (src/web/page/package-lock.json, from
-//! the npm registry) into OUT_DIR, where src/web embeds them: the binary
-//! needs no network and no CDN at run time.
+//! the npm registry) into OUT_DIR and bundles the editor's (CodeMirror, ES
+//! modules) into one script with esbuild, where src/web embeds them: the
+//! binary needs no network and no CDN at run time.
 
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
     let page = Path::new("src/web/page");
-    for f in ["package.json", "package-lock.json"] {
+    for f in ["package.json", "package-lock.json", "editor.mjs"] {
         println!("cargo:rerun-if-changed=src/web/page/{f}");
     }
     let Some(out) = std::env::var_os("OUT_DIR") else {
@@ -16,10 +17,14 @@ fn main() {
     let npm = Path::new(&out).join("npm");
     let installed = npm.join("node_modules/@xterm/xterm/lib/xterm.js");
     let lock = std::fs::read(page.join("package-lock.json")).ok();
-    if installed.exists() && std::fs::read(npm.join("package-lock.json")).ok() == lock {
-        return;
+    if !(installed.exists() && std::fs::read(npm.join("package-lock.json")).ok() == lock) {
+        install(page, &npm);
     }
-    std::fs::create_dir_all(&npm).expect("create OUT_DIR/npm");
+    bundle(page, &npm);
+}
+
+fn install(page: &Path, npm: &Path) {
+    std::fs::create_dir_all(npm).expect("create OUT_DIR/npm");
     for f in ["package.json", "package-lock.json"] {
         std::fs::copy(page.join(f), npm.join(f)).expect("copy the page's package files");
     }
@@ -31,7 +36,7 @@ fn main() {
             "--ignore-scripts",
             "--loglevel=error",
         ])
-        .current_dir(&npm)
+        .current_dir(npm)
         .status();
     match status {
         Ok(s) if s.success() => {}
@@ -41,5 +46,26 @@ fn main() {
         Err(e) => {
             panic!("cannot run npm ({e}): scripts/install.sh installs it (Debian: apt install npm)")
         }
+    }
+}
+
+/// CodeMirror's ES modules as one classic script (window.CM).
+fn bundle(page: &Path, npm: &Path) {
+    std::fs::copy(page.join("editor.mjs"), npm.join("editor.mjs")).expect("copy editor.mjs");
+    let status = Command::new(npm.join("node_modules/.bin/esbuild"))
+        .args([
+            "editor.mjs",
+            "--bundle",
+            "--minify",
+            "--format=iife",
+            "--log-level=warning",
+            "--outfile=editor.js",
+        ])
+        .current_dir(npm)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("esbuild could not bundle the page's editor ({s})"),
+        Err(e) => panic!("cannot run the page's esbuild ({e}): npm ci installs it"),
     }
 }

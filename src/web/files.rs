@@ -25,6 +25,36 @@ pub struct Entry {
     pub size: u64,
 }
 
+/// What an editor's save did.
+pub enum Saved {
+    /// Written; the file's new version.
+    Done(String),
+    /// The board's file changed since the editor read it (now this
+    /// version); the editor's text was written as `kept`.
+    Conflict { now: String, kept: String },
+}
+
+/// A file's version as the editor knows it: its content's hash.
+pub fn version(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Names the page never lists: uploads in flight (the mount's parts, the
+/// page's own scratch) and the page's Run scratch.
+pub fn hidden(name: &str) -> bool {
+    board::is_part(name)
+        || (name.starts_with('.') && name.ends_with(".webrepl-upload"))
+        || name == RUN_SCRATCH.trim_start_matches('/')
+}
+
+/// Where Run puts an editor's unsaved text to run it.
+pub const RUN_SCRATCH: &str = "/.webrepl-run.py";
+
 /// Free and total bytes of the board's flash.
 pub type Space = (u64, u64);
 
@@ -46,8 +76,31 @@ impl Files {
                 blocking("listing", move || walk(&root)).await??
             }
         };
+        all.retain(|e| !e.path.rsplit('/').next().is_some_and(hidden));
         all.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(all)
+    }
+
+    /// The editor's save: written only if the board's file is still the
+    /// version the editor opened (`base`, from [`version`]; "none": it did
+    /// not exist). Else the board's file stays and the editor's text goes
+    /// beside it as NAME.webrepl-mount-conflict, as the mount does for a
+    /// stale save: neither is lost.
+    pub async fn save(&self, path: &str, data: Bytes, base: &str) -> Result<Saved> {
+        let path = board::normalize(path)?;
+        let now = match self.read(&path).await {
+            Ok(d) => version(&d),
+            Err(Error::NotFound(_)) => "none".to_string(),
+            Err(e) => return Err(e),
+        };
+        if now != base {
+            let kept = format!("{path}{}", board::CONFLICT_SUFFIX);
+            self.write(&kept, data).await?;
+            return Ok(Saved::Conflict { now, kept });
+        }
+        let v = version(&data);
+        self.write(&path, data).await?;
+        Ok(Saved::Done(v))
     }
 
     pub async fn read(&self, path: &str) -> Result<Vec<u8>> {

@@ -7,8 +7,8 @@
 //! local user's) would receive it whenever the browser visits that server,
 //! HttpOnly or not. The page keeps the token in sessionStorage, which
 //! belongs to this origin (port included) and this tab alone, and sends it
-//! as `X-Webrepl-Token`. The two requests a page cannot add a header to,
-//! the terminal's WebSocket and a download link, carry a ticket instead:
+//! as `X-Webrepl-Token`. The requests a page cannot add a header to, the
+//! terminal's WebSocket and a download link (a file, a zip), carry a ticket instead:
 //! asked for with the token, good for one request within 30 s, so a
 //! ticket seen anywhere afterwards is worth nothing.
 
@@ -108,7 +108,7 @@ impl Guard {
         if token.is_some_and(|t| same(t.as_bytes(), self.token.as_bytes())) {
             return Ok(());
         }
-        let ticket = (path == "/term" || path == "/api/file")
+        let ticket = (path == "/term" || path == "/api/file" || path == "/api/zip")
             .then(|| uri.query())
             .flatten()
             .and_then(|q| {

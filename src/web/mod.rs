@@ -3,6 +3,7 @@
 //! board's one connection). It listens on 127.0.0.1 unless told otherwise;
 //! see `guard` for who may use it. Everything it serves is in the binary.
 
+mod archive;
 mod files;
 mod guard;
 mod limits;
@@ -35,6 +36,8 @@ const XTERM_CSS: &[u8] = include_bytes!(concat!(
     env!("OUT_DIR"),
     "/npm/node_modules/@xterm/xterm/css/xterm.css"
 ));
+const IDE_JS: &str = include_str!("page/ide.js");
+const EDITOR_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/npm/editor.js"));
 const FIT_JS: &[u8] = include_bytes!(concat!(
     env!("OUT_DIR"),
     "/npm/node_modules/@xterm/addon-fit/lib/addon-fit.js"
@@ -52,6 +55,57 @@ struct Page {
     /// Free space, asked after changes only: asking costs a program on the
     /// board, which would interleave with the user's typing.
     space: Mutex<Option<files::Space>>,
+    /// The files the page is writing now, by the user's names.
+    writing: Mutex<Vec<String>>,
+}
+
+/// The status line's transfers by the user's names: an upload goes as
+/// slices into part files (`.wrm-…`), which say nothing to a person; they
+/// are one transfer, named after the file the page is writing (else "a
+/// file"), with the slices' progress summed.
+fn shown_transfers(
+    moving: &[crate::session::Moving],
+    writing: Option<String>,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let (mut done, mut total, mut parts) = (0, 0, 0);
+    for m in moving {
+        let name = m.path.rsplit('/').next().unwrap_or("");
+        if crate::board::is_part(name) || files::hidden(name) {
+            done += m.done;
+            total += m.total;
+            parts += 1;
+        } else {
+            out.push(serde_json::json!({
+                "path": m.path, "upload": m.upload, "done": m.done, "total": m.total
+            }));
+        }
+    }
+    if parts > 0 {
+        let path = writing.unwrap_or_else(|| "a file".into());
+        out.push(serde_json::json!({"path": path, "upload": true, "done": done, "total": total}));
+    }
+    out
+}
+
+/// Holds the user's name of a file the page writes, for the status line.
+struct Writing(Arc<Page>, String);
+
+impl Writing {
+    fn new(page: &Arc<Page>, path: &str) -> Writing {
+        let mut all = page.writing.lock().unwrap_or_else(|p| p.into_inner());
+        all.push(path.to_string());
+        Writing(page.clone(), path.to_string())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut all = self.0.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = all.iter().position(|p| *p == self.1) {
+            all.remove(i);
+        }
+    }
 }
 
 /// A running page server.
@@ -90,6 +144,7 @@ pub async fn start(
         guard: Guard::new(token.clone(), addr),
         board,
         space: Mutex::new(None),
+        writing: Mutex::default(),
     });
     page.clone().refresh_space();
     let app = Router::new()
@@ -104,6 +159,8 @@ pub async fn start(
         .route("/api/rename", post(rename))
         .route("/api/mkdir", post(mkdir))
         .route("/api/run", post(run))
+        .route("/api/reset", post(reset))
+        .route("/api/zip", get(zip))
         .layer(DefaultBodyLimit::max(UPLOAD_LIMIT))
         .layer(middleware::from_fn_with_state(page.clone(), guard))
         .with_state(page);
@@ -146,6 +203,8 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
         "xterm.js" => ("text/javascript", XTERM_JS),
         "xterm.css" => ("text/css", XTERM_CSS),
         "addon-fit.js" => ("text/javascript", FIT_JS),
+        "ide.js" => ("text/javascript", IDE_JS.as_bytes()),
+        "editor.js" => ("text/javascript", EDITOR_JS),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()
@@ -204,15 +263,13 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     } else {
         "down"
     };
-    let transfers: Vec<_> = st
-        .moving
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "path": m.path, "upload": m.upload, "done": m.done, "total": m.total
-            })
-        })
-        .collect();
+    let writing = page
+        .writing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last()
+        .cloned();
+    let transfers = shown_transfers(&st.moving, writing);
     Json(serde_json::json!({
         "board": page.board,
         "link": link,
@@ -239,6 +296,13 @@ struct OnePath {
 }
 
 #[derive(Deserialize)]
+struct Save {
+    path: String,
+    /// The version the editor opened; without it, a plain upload.
+    base: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct TwoPaths {
     from: String,
     to: String,
@@ -252,6 +316,7 @@ async fn download(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Re
                 [
                     (header::CONTENT_TYPE, "application/octet-stream".to_string()),
                     (header::CONTENT_DISPOSITION, attachment(name)),
+                    (VERSION.clone(), files::version(&data)),
                 ],
                 data,
             )
@@ -282,9 +347,35 @@ fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 
-async fn upload(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Bytes) -> Response {
-    let r = page.files.write(&q.path, body).await;
-    page.changed(r)
+/// The editor's file version, on a download and a save's answer.
+static VERSION: header::HeaderName = header::HeaderName::from_static("x-webrepl-version");
+
+async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Bytes) -> Response {
+    let _shown = Writing::new(&page, &q.path);
+    let Some(base) = q.base else {
+        let r = page.files.write(&q.path, body).await;
+        return page.changed(r);
+    };
+    let r = page.files.save(&q.path, body, &base).await;
+    page.clone().refresh_space();
+    match r {
+        Ok(files::Saved::Done(v)) => {
+            ([(VERSION.clone(), v)], Json(serde_json::json!({"ok": true}))).into_response()
+        }
+        Ok(files::Saved::Conflict { now, kept }) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!(
+                    "{} changed on the board since you opened it: the board's version stays, yours was saved beside it as {kept} (and stays here)",
+                    q.path
+                ),
+                "conflict": kept,
+                "now": now,
+            })),
+        )
+            .into_response(),
+        Err(e) => fail(e),
+    }
 }
 
 async fn remove(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
@@ -303,9 +394,19 @@ async fn mkdir(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Respo
 }
 
 /// Typed at the REPL, as a person would, so its output is in the terminal
-/// and Ctrl-C there stops it.
-async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Response {
-    let path = match crate::board::normalize(&q.path) {
+/// and Ctrl-C there stops it. With a body (the editor's text, saved or
+/// not), that text runs, from a scratch file: typed or pasted, a long file
+/// would echo line by line before its output.
+async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Bytes) -> Response {
+    let target = if body.is_empty() {
+        q.path
+    } else {
+        if let Err(e) = page.files.write(files::RUN_SCRATCH, body).await {
+            return fail(e);
+        }
+        files::RUN_SCRATCH.to_string()
+    };
+    let path = match crate::board::normalize(&target) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -320,6 +421,68 @@ async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>) -> Respons
     let line = format!("exec(open({name}).read())\r");
     match page.session.keys(line.into_bytes()).await {
         Ok(()) => Json(serde_json::json!({"ok": true})).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Zip {
+    /// A JSON array of the board paths ticked (files and folders).
+    paths: String,
+}
+
+/// Files and folders as one zip, streamed as each file is read.
+async fn zip(State(page): State<Arc<Page>>, Query(q): Query<Zip>) -> Response {
+    let paths: Vec<String> = match serde_json::from_str(&q.paths) {
+        Ok(p) => p,
+        Err(e) => return fail(Error::Invalid(format!("paths: {e}"))),
+    };
+    if paths.is_empty() || paths.len() > archive::MAX_FILES {
+        return fail(Error::Invalid("tick between 1 and 4096 files".into()));
+    }
+    let tree = match page.files.tree().await {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let plan = match archive::plan(&tree, &paths) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let name = match paths.as_slice() {
+        [one] if !one.trim_matches('/').is_empty() => {
+            format!(
+                "{}.zip",
+                one.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("board")
+            )
+        }
+        _ => format!("{}.zip", page.board.replace([':', '/'], "_")),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(archive::stream(page.files.clone(), plan, tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, attachment(&name)),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Soft reset: the board restarts its program; a terminal then shows the
+/// banner and a prompt.
+async fn reset(State(page): State<Arc<Page>>) -> Response {
+    match page.session.reset().await {
+        Ok(()) => {
+            let _ = page.session.keys(b"\x02".to_vec()).await;
+            Json(serde_json::json!({"ok": true})).into_response()
+        }
         Err(e) => fail(e),
     }
 }

@@ -46,6 +46,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Browser::at_scale(1).await
+    }
+
+    /// With `scale` device pixels to a CSS pixel (2: a HiDPI screen).
+    pub async fn at_scale(scale: u32) -> Browser {
         let port = super::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -67,6 +72,7 @@ impl Browser {
                 "binary": "/usr/bin/chromium",
                 // root needs --no-sandbox (BROWSER-TLS-NOTES.md).
                 "args": ["--headless=new", "--no-sandbox", "--window-size=1280,800",
+                         format!("--force-device-scale-factor={scale}"),
                          format!("--user-data-dir={}", profile.path().display())],
                 "prefs": {
                     "download.default_directory": downloads.path().display().to_string(),
@@ -173,6 +179,45 @@ impl Browser {
                 .expect("type in the dialog");
         }
         self.client.accept_alert().await.expect("accept the dialog");
+    }
+
+    /// How many pixels of the screen inside the box of the element that
+    /// `css` finds are drawn in a light colour (text on the page's dark
+    /// background): read from a real screenshot, decoded by the browser.
+    pub async fn lit_pixels(&self, css: &str) -> u64 {
+        use base64::Engine;
+        let png = self.client.screenshot().await.expect("screenshot");
+        let url = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        );
+        let script = r#"
+            const [css, url, done] = arguments;
+            const r = document.querySelector(css).getBoundingClientRect();
+            const k = window.devicePixelRatio;
+            const img = new Image();
+            img.onload = () => {
+                const c = document.createElement('canvas');
+                c.width = img.width; c.height = img.height;
+                const g = c.getContext('2d');
+                g.drawImage(img, 0, 0);
+                const x = Math.floor(r.left * k), y = Math.floor(r.top * k);
+                const w = Math.max(1, Math.ceil(r.width * k)), h = Math.max(1, Math.ceil(r.height * k));
+                const px = g.getImageData(x, y, w, h).data;
+                let lit = 0;
+                for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 300) lit++;
+                done(lit);
+            };
+            img.onerror = () => done(-1);
+            img.src = url;
+        "#;
+        let v = self
+            .client
+            .execute_async(script, vec![json!(css), json!(url)])
+            .await
+            .expect("read the screenshot");
+        v.as_u64()
+            .unwrap_or_else(|| panic!("{css}: no pixels: {v}"))
     }
 
     pub async fn close(self) {

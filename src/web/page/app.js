@@ -59,13 +59,25 @@ function errorText(text, status) {
 
 // The terminal.
 // convertEol: some ports end lines with a bare \n; ESP boards send \r\n either way.
-const term = new Terminal({ scrollback: 10000, cursorBlink: true, fontSize: 14, convertEol: true });
+// The font and line height: with xterm's default (Courier New, or what
+// stands in for it, at line height 1) a row ends at the font's descent and
+// `_`, drawn below it, was cut off at 1x (`__name__` read `  name  `).
+const term = new Terminal({
+  scrollback: 10000,
+  cursorBlink: true,
+  fontSize: 14,
+  fontFamily: '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", monospace',
+  lineHeight: 1.15,
+  convertEol: true,
+});
 const fit = new FitAddon.FitAddon();
 term.loadAddon(fit);
 term.open($('terminal'));
 fit.fit();
-window.addEventListener('resize', () => fit.fit());
+// The editor opening or a narrow window resizes the terminal's box.
+new ResizeObserver(() => fit.fit()).observe($('terminal'));
 let ws = null;
+let shownPrompt = false;
 const encoder = new TextEncoder();
 
 async function connect() {
@@ -83,7 +95,11 @@ async function connect() {
     // When the terminal could first be used (scripts/bench-page.sh reads it).
     window.termReadyAt = window.termReadyAt || performance.now();
     document.body.dataset.term = 'connected';
-    term.write('\x1b[2mThe REPL of the board: Enter for a prompt.\x1b[0m\r\n');
+    // Enter: the board answers with a fresh prompt, so the page opens on
+    // one (once: a reconnect keeps the screen). Not Ctrl-B: the session
+    // drops it while it hands the REPL back from its own programs.
+    if (!shownPrompt) ws.send(encoder.encode('\r'));
+    shownPrompt = true;
   };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
   ws.onclose = () => {
@@ -96,26 +112,42 @@ window.webreplMount = { ws: () => ws };
 term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
 connect();
 
+// The board's name, once the status has said it (drafts are kept per board).
+let boardIs;
+const boardKnown = new Promise((resolve) => (boardIs = resolve));
+
 // The status line.
-function kb(n) {
-  return n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MB' : Math.round(n / 1024) + ' KB';
+// Sizes as a person reads them: 300000 -> "293.0 KB".
+function human(n) {
+  if (n < 1024) return n + ' B';
+  if (n < 1 << 20) return (n / 1024).toFixed(1) + ' KB';
+  if (n < 1 << 30) return (n / (1 << 20)).toFixed(1) + ' MB';
+  return (n / (1 << 30)).toFixed(1) + ' GB';
+}
+
+// Uploads in flight (the mount's parts, the page's scratch) and Run's
+// scratch: the server leaves them out too.
+function hidden(name) {
+  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-run.py';
 }
 
 async function poll() {
   const s = $('status');
   try {
     const st = await (await api('GET', '/api/status')).json();
+    boardIs(st.board);
     if ($('board').textContent !== st.board) {
       $('board').textContent = st.board;
       document.title = `${st.board} — webrepl-mount`;
     }
     const parts = [st.link === 'up' ? 'link up' : st.link === 'idle' ? 'link idle (reopens when used)' : st.down || 'link down'];
     for (const t of st.transfers) {
-      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${t.total ? Math.round((100 * t.done) / t.total) : 0}%`);
+      const pct = t.total ? Math.min(100, Math.floor((100 * t.done) / t.total)) : 0;
+      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${pct}% of ${human(t.total)}`);
     }
     if (st.queued) parts.push(`${st.queued} waiting`);
     if (st.waiting) parts.push(st.waiting);
-    if (st.free != null) parts.push(`${kb(st.free)} free of ${kb(st.total)}`);
+    if (st.free != null) parts.push(`${human(st.free)} free of ${human(st.total)}`);
     s.textContent = parts.join(' · ');
     s.className = st.link;
     document.body.dataset.link = st.link;
@@ -133,6 +165,9 @@ function join(dir, name) {
   return (dir.endsWith('/') ? dir : dir + '/') + name;
 }
 
+// The last tree read: sizes for the editor, paths for a folder's zip.
+let lastTree = [];
+
 async function refresh() {
   let all;
   try {
@@ -141,12 +176,23 @@ async function refresh() {
     say(e.message);
     return;
   }
+  lastTree = all;
   const ul = $('tree');
-  ul.replaceChildren();
   $('cwd').textContent = cwd;
-  const here = all.filter((e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, ''));
+  const here = all.filter(
+    (e) => e.path.slice(0, e.path.lastIndexOf('/') + 1) === join(cwd, '') && !hidden(e.path.slice(e.path.lastIndexOf('/') + 1)),
+  );
   here.sort((a, b) => b.dir - a.dir || a.path.localeCompare(b.path));
-  for (const e of here) ul.append(row(e));
+  // A redraw every 3 s must not take the keyboard's place away.
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#tree li');
+  const again = focused && { path: focused.dataset.path, action: document.activeElement.dataset.action };
+  const rows = here.map(row);
+  ul.replaceChildren(...rows);
+  if (again) {
+    const li = rows.find((r) => r.dataset.path === again.path);
+    const el = li && (again.action ? li.querySelector(`[data-action="${again.action}"]`) : li.querySelector('.name'));
+    if (el) el.focus();
+  }
 }
 
 function row(e) {
@@ -159,8 +205,19 @@ function row(e) {
   label.textContent = e.dir ? name + '/' : name;
   const size = document.createElement('span');
   size.className = 'size';
-  size.textContent = e.dir ? '' : e.size + ' B';
-  li.append(label, size);
+  size.textContent = e.dir ? '' : human(e.size);
+  // Ticked rows: downloaded as one zip or deleted together.
+  const tick = document.createElement('input');
+  tick.type = 'checkbox';
+  tick.className = 'tick';
+  tick.title = 'Select (for Download or Delete of several)';
+  tick.checked = selected.has(e.path);
+  tick.onchange = () => {
+    if (tick.checked) selected.add(e.path);
+    else selected.delete(e.path);
+    showSelection();
+  };
+  li.append(tick, label, size);
   const button = (text, action, title) => {
     const b = document.createElement('button');
     b.textContent = text;
@@ -172,12 +229,23 @@ function row(e) {
     };
     li.append(b);
   };
+  // Reachable from the keyboard: Tab to a name, Enter opens it.
+  label.tabIndex = 0;
+  label.setAttribute('role', 'button');
+  label.onkeydown = (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      ev.preventDefault();
+      label.onclick();
+    }
+  };
   if (e.dir) {
     label.onclick = () => {
       cwd = e.path;
       refresh();
     };
+    button('⤓', 'zip', 'Download the folder as a zip');
   } else {
+    label.onclick = () => openFile(e.path).catch((err) => say(err.message));
     button('⤓', 'download', 'Download');
     if (name.endsWith('.py')) button('▶', 'run', 'Run in the REPL');
   }
@@ -186,8 +254,46 @@ function row(e) {
   return li;
 }
 
+const selected = new Set();
+
+function showSelection() {
+  $('selection').hidden = selected.size === 0;
+  $('selected').textContent = `${selected.size} selected`;
+}
+
+// Files and folders as one zip, made as it downloads.
+async function downloadZip(paths) {
+  const a = document.createElement('a');
+  a.href = '/api/zip?' + new URLSearchParams({ paths: JSON.stringify(paths), ticket: await ticket() });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+$('zip-selected').onclick = () => downloadZip([...selected]).catch((e) => say(e.message));
+$('delete-selected').onclick = async () => {
+  const paths = [...selected];
+  if (!confirm(`Delete ${paths.length} selected (with everything in the folders) from the board?`)) return;
+  // Deepest first: a folder is removed once it is empty.
+  const all = new Set();
+  for (const p of paths) {
+    all.add(p);
+    for (const e of lastTree) if (e.path.startsWith(p + '/')) all.add(e.path);
+  }
+  const order = [...all].sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
+  try {
+    for (const p of order) await api('POST', '/api/remove', { path: p });
+  } catch (e) {
+    say(e.message);
+  }
+  selected.clear();
+  showSelection();
+  await refresh();
+};
+
 async function act(action, path) {
   say('');
+  if (action === 'zip') return downloadZip([path]);
   if (action === 'download') {
     const a = document.createElement('a');
     a.href = '/api/file?' + new URLSearchParams({ path, ticket: await ticket() });

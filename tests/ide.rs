@@ -1,0 +1,371 @@
+//! The page as the board's IDE, in a real browser (headless Chromium over
+//! WebDriver) against the real test board: the terminal's glyphs, the
+//! editor, its saves and conflicts, Run and Stop, drafts, and zip
+//! downloads.
+
+mod common;
+
+use common::browser::{Browser, page_of};
+use common::{Mount, TestBoard, eventually};
+use fantoccini::Locator;
+
+/// `_` is drawn below the baseline: a line height that cuts the cell at
+/// the font's baseline hid it (`__name__` read as `  name  `). A row of
+/// underscores, printed by the board, has light pixels on the screen, at
+/// 1x and 2x. And what a new user saw first: a prompt (not "Enter for a
+/// prompt"), sizes in KB, no scratch names.
+#[tokio::test(flavor = "multi_thread")]
+async fn underscores_are_drawn_at_1x_and_2x_and_the_prompt_is_shown() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/big.bin"), vec![7u8; 300_000]).expect("seed");
+    std::fs::write(tb.path("/.main.py.webrepl-upload"), "half").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let url = page_of(&m);
+    for scale in [1, 2] {
+        let b = Browser::at_scale(scale).await;
+        b.client.goto(&url).await.expect("open the page");
+        b.until(10, "document.body.dataset.term === 'connected'")
+            .await;
+        if scale == 1 {
+            b.until(
+                10,
+                "document.querySelector('.xterm-rows').innerText.trimEnd().endsWith('>>>')",
+            )
+            .await;
+            b.until(10, "document.querySelector(\"#tree li[data-path='/big.bin'] .size\")?.textContent === '293.0 KB'")
+                .await;
+            assert_eq!(
+                b.eval(
+                    "!!document.querySelector(\"#tree li[data-path='/.main.py.webrepl-upload']\")"
+                )
+                .await,
+                serde_json::json!(false)
+            );
+        }
+        b.type_keys("print('_' * 24)\n").await;
+        let row = "Array.from(document.querySelectorAll('.xterm-rows > div')).findIndex((d) => d.textContent.trim() === '_'.repeat(24))";
+        b.until(10, &format!("{row} >= 0")).await;
+        let i = b.eval(row).await;
+        let css = format!(
+            ".xterm-rows > div:nth-child({})",
+            i.as_u64().expect("row") + 1
+        );
+        let lit = b.lit_pixels(&css).await;
+        // 24 cells of a line at least one device pixel thick.
+        assert!(
+            lit >= 24 * 5 * scale as u64,
+            "{lit} lit pixels in the row of underscores at {scale}x"
+        );
+        b.close().await;
+    }
+    assert!(m.unmount().status.success());
+}
+
+/// The editor's tabs as the page knows them.
+async fn tabs(b: &Browser) -> serde_json::Value {
+    b.eval("window.webreplMount.editor.tabs()").await
+}
+
+/// Types into the editor as a person would (WebDriver key codes: Control
+/// is \u{E009}, End \u{E010}, and \u{E000} lets go of the modifiers).
+async fn type_in_editor(b: &Browser, keys: &str) {
+    b.client
+        .find(Locator::Css(".cm-content"))
+        .await
+        .expect("the editor")
+        .send_keys(keys)
+        .await
+        .expect("typing in the editor");
+}
+
+const CTRL_END: &str = "\u{E009}\u{E010}\u{E000}";
+const CTRL_S: &str = "\u{E009}s\u{E000}";
+
+/// Open main.py from the panel, edit, Ctrl-S: the board has the edit. Then
+/// code on the board changes it, and a save of the older version is a
+/// conflict in words that loses neither. A draft survives a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('hello')\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let url = page_of(&m);
+    let b = Browser::start().await;
+    b.client.goto(&url).await.expect("open the page");
+    let name = "#tree li[data-path='/main.py'] .name";
+    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
+        .await;
+    b.client
+        .find(Locator::Css(name))
+        .await
+        .expect("main.py")
+        .click()
+        .await
+        .expect("click main.py");
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === \"print('hello')\\n\"",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}x = 42{CTRL_S}")).await;
+    b.until(20, "window.webreplMount.editor.tabs()[0].status === 'saved' && document.querySelector('#tabs .tab').dataset.state === 'saved'")
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "print('hello')\nx = 42"
+    );
+
+    // Changed on the board meanwhile: the board's version stays, the
+    // editor's goes beside it, the page says so, and the tab keeps it.
+    let o = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("open('main.py','w').write('board = 1\\n')")
+        .output()
+        .expect("exec");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    type_in_editor(&b, &format!("{CTRL_END}\ny = 2{CTRL_S}")).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'conflict'",
+    )
+    .await;
+    let note = b.eval("document.getElementById('note').textContent").await;
+    assert!(
+        note.as_str()
+            .is_some_and(|n| n.contains("changed on the board since you opened it")),
+        "{note}"
+    );
+    let mine = "print('hello')\nx = 42\ny = 2";
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "board = 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py.webrepl-mount-conflict")).expect("conflict file"),
+        mine
+    );
+    assert_eq!(tabs(&b).await[0]["text"], serde_json::json!(mine));
+    // The board's version, beside it.
+    b.client
+        .find(Locator::XPath(
+            "//div[@id='note']/button[contains(., \"board's version\")]",
+        ))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs().some((t) => t.readOnly && t.text === 'board = 1\\n')",
+    )
+    .await;
+
+    // A draft not saved survives a reload of the page.
+    b.client
+        .find(Locator::Css("#tabs .tab[aria-selected='false']"))
+        .await
+        .expect("the editor's tab")
+        .click()
+        .await
+        .expect("click the tab");
+    type_in_editor(&b, "\n# draft").await;
+    b.until(10, "Object.keys(localStorage).some((k) => k.includes('draft') && localStorage[k].includes('# draft'))")
+        .await;
+    // (The browser's "leave the page?" for text not saved is WebDriver's
+    // to accept: it does, as a person answering "Reload".)
+    b.client.refresh().await.expect("reload");
+    b.until(20, "window.webreplMount && window.webreplMount.editor.tabs().some((t) => t.text.endsWith('# draft'))")
+        .await;
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// Replaces the current editor tab's text (as a paste would), not saved.
+async fn set_editor_text(b: &Browser, text: &str) {
+    b.client
+        .execute(
+            "const v = window.webreplMount.editor.view;
+             v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: arguments[0] } });",
+            vec![serde_json::json!(text)],
+        )
+        .await
+        .expect("set the editor's text");
+}
+
+const F5: &str = "\u{E035}";
+const SHIFT_F5: &str = "\u{E008}\u{E035}\u{E000}";
+
+/// New file makes it on the board and opens it; F5 runs the editor's text
+/// (not saved) with its output in the terminal; Shift+F5 (Stop) interrupts
+/// a `while True`, and the REPL answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_file_run_and_stop() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    b.until(10, "!!window.webreplMount.editor").await;
+    b.client
+        .find(Locator::Css("#new-file"))
+        .await
+        .expect("New file")
+        .click()
+        .await
+        .expect("click New file");
+    b.answer_dialog(Some("blink.py")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.path === '/blink.py'",
+    )
+    .await;
+    eventually(10, "blink.py on the board", || {
+        std::fs::read(tb.path("/blink.py")).is_ok_and(|d| d.is_empty())
+    });
+
+    set_editor_text(&b, "print('ran', 6 * 7)\n").await;
+    type_in_editor(&b, F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('ran 42')",
+    )
+    .await;
+    // Run took the text as it was: the board's file is still the saved one.
+    assert_eq!(std::fs::read(tb.path("/blink.py")).expect("blink.py"), b"");
+
+    set_editor_text(
+        &b,
+        "import time\nwhile True:\n    print('tick')\n    time.sleep(0.2)\n",
+    )
+    .await;
+    type_in_editor(&b, F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('tick\\ntick')",
+    )
+    .await;
+    type_in_editor(&b, SHIFT_F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('KeyboardInterrupt')",
+    )
+    .await;
+    b.type_keys("print(6*7)\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('\\n42')",
+    )
+    .await;
+    // Reset: the board restarts, and the terminal shows its banner.
+    assert_eq!(
+        b.eval("document.querySelector('.xterm-rows').innerText.includes('MicroPython')")
+            .await,
+        serde_json::json!(false)
+    );
+    b.client
+        .find(Locator::Css("#reset"))
+        .await
+        .expect("Reset")
+        .click()
+        .await
+        .expect("click Reset");
+    b.answer_dialog(None).await;
+    b.until(
+        30,
+        "document.querySelector('.xterm-rows').innerText.includes('MicroPython')",
+    )
+    .await;
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// The files in a zip the browser saved, by name.
+fn unzip(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).expect("the zip");
+    let mut z = zip::ZipArchive::new(f).expect("a valid zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).expect("an entry");
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read an entry");
+        out.insert(e.name().expect("a UTF-8 name").to_string(), data);
+    }
+    out
+}
+
+/// A folder's zip holds its files byte for byte (and its empty folders);
+/// ticked rows download as one zip and delete together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
+    let tb = TestBoard::start();
+    let bin = common::random_bytes(20_000, 23);
+    std::fs::create_dir_all(tb.path("/lib/sub")).expect("dirs");
+    std::fs::create_dir_all(tb.path("/lib/empty")).expect("dirs");
+    std::fs::write(tb.path("/lib/a.py"), "import sub\n").expect("seed");
+    std::fs::write(tb.path("/lib/sub/b.bin"), &bin).expect("seed");
+    std::fs::write(tb.path("/top.txt"), "top\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.click_row("/lib", "zip").await;
+    let saved = b.downloads.path().join("lib.zip");
+    eventually(30, "lib.zip downloaded", || saved.exists());
+    let got = unzip(&saved);
+    let want: std::collections::BTreeMap<String, Vec<u8>> = [
+        ("lib/", Vec::new()),
+        ("lib/a.py", b"import sub\n".to_vec()),
+        ("lib/empty/", Vec::new()),
+        ("lib/sub/", Vec::new()),
+        ("lib/sub/b.bin", bin.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want);
+
+    // Tick two rows: one zip of both, then one delete of both.
+    for p in ["/lib", "/top.txt"] {
+        b.client
+            .find(Locator::Css(&format!("#tree li[data-path='{p}'] .tick")))
+            .await
+            .expect("the tick box")
+            .click()
+            .await
+            .expect("tick");
+    }
+    b.client
+        .find(Locator::Css("#zip-selected"))
+        .await
+        .expect("Download")
+        .click()
+        .await
+        .expect("click Download");
+    let both = || {
+        std::fs::read_dir(b.downloads.path())
+            .expect("downloads")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "zip") && !p.ends_with("lib.zip"))
+    };
+    eventually(30, "the ticked rows' zip", || both().is_some());
+    let got = unzip(&both().expect("zip"));
+    assert_eq!(got.get("top.txt").map(Vec::as_slice), Some(&b"top\n"[..]));
+    assert_eq!(got.get("lib/sub/b.bin"), Some(&bin));
+    b.client
+        .find(Locator::Css("#delete-selected"))
+        .await
+        .expect("Delete")
+        .click()
+        .await
+        .expect("click Delete");
+    b.answer_dialog(None).await;
+    eventually(30, "both deleted on the board", || {
+        !tb.path("/lib").exists() && !tb.path("/top.txt").exists()
+    });
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
