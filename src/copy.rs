@@ -4,9 +4,9 @@
 
 use crate::board::{self, Base, Board, Kind, Stat, Upload, Written};
 use crate::cli::Conn;
-use crate::commands::split_remote;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
+use crate::remote::split_remote;
 use crate::session::Piece;
 use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};

@@ -16,6 +16,7 @@ pub mod mount;
 pub mod options;
 pub mod private;
 pub mod protocol;
+pub mod remote;
 pub mod session;
 pub mod terminal;
 pub mod web;

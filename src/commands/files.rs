@@ -4,10 +4,11 @@
 //! a mount: there the mount's files are used, as `cp` does, so the mount's
 //! cache and journal see the change.
 
-use super::{board_and_path, human, mounted, remote_arg, split_remote};
+use super::{human, mounted};
 use crate::board::{self, Base, Board, Kind};
 use crate::cli::Conn;
 use crate::error::{Error, Result};
+use crate::remote::{board_and_path, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
