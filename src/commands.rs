@@ -6,7 +6,7 @@ mod files;
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
 
 use crate::board::{self, Board, Entry, Kind};
-use crate::cli::Conn;
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::remote::board_and_path;
 use crate::session::Target;

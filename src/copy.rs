@@ -3,7 +3,7 @@
 //! on the board, by size and hash, skipped), to several boards at once.
 
 use crate::board::{self, Base, Board, Kind, Stat, Upload, Written};
-use crate::cli::Conn;
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
 use crate::remote::split_remote;

@@ -9,6 +9,7 @@ pub mod boards;
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod connection;
 pub mod copy;
 pub mod error;
 pub mod fs;

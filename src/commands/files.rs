@@ -6,7 +6,7 @@
 
 use super::{human, mounted};
 use crate::board::{self, Base, Board, Kind};
-use crate::cli::Conn;
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::remote::{board_and_path, remote_arg, split_remote};
 use std::io::Write;
