@@ -2,7 +2,10 @@
 //!
 //! Layers, each depending only on those above it in this list:
 //! `protocol` (sans-I/O) → `session` (the one task that owns the socket) →
-//! `board` (typed operations and the MicroPython snippets) → the commands.
+//! `board` (typed operations and the MicroPython snippets) → `cache` →
+//! `fs` / `terminal` / `web` → `mount` → `connection` (clap-free set-up)
+//! → `commands`, `copy` → `cli` (clap only). tests/layers.rs holds the
+//! full order and fails on a module that names one above it.
 
 pub mod board;
 pub mod boards;
