@@ -11,7 +11,7 @@
 //! acknowledged at TCP level count, so a long upload never times out while
 //! it moves.
 
-use super::core::{Event, OpId, Out, Outcome, Why};
+use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::window::Window;
 use crate::error::Error;
 use crate::protocol::ProtocolError;

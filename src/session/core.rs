@@ -9,18 +9,14 @@
 //! transfers). Text frames always go first; binary ones fill the link.
 
 use super::binary::{BinaryLane, Moving, Transfer};
+use super::shared::{Event, OpId, Out, Why};
 use super::text::{Job, Queued, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
-use crate::protocol::ProtocolError;
 use crate::protocol::frame::{Frame, Kind};
-use crate::protocol::raw::Output;
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
-
-pub type OpId = u64;
 
 /// Pauses between connection attempts: from the first, doubling, to the last.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -75,74 +71,6 @@ pub enum Request {
     Reset,
     /// The friendly prompt for the person, now.
     Friendly,
-}
-
-#[derive(Debug)]
-pub enum Outcome {
-    Output(Output),
-    /// A GET ended; its data came as [`Event::Chunk`]s: this many bytes.
-    Got(u64),
-    Put,
-    Version(u8, u8, u8),
-    Done,
-}
-
-#[derive(Debug)]
-pub enum Event {
-    Done(OpId, Result<Outcome, Error>),
-    /// GET data, in order.
-    Chunk(OpId, Vec<u8>),
-    /// A GET starts over on a new link: the data so far is to be dropped.
-    Restart(OpId),
-    /// Bytes of a PUT the board has taken.
-    Progress(OpId, u64),
-    /// Output for the people at the terminal.
-    Terminal(Vec<u8>),
-    /// Code ran that may have changed the board's files.
-    BoardChanged,
-    /// The link is up (true) or lost (false).
-    Link(bool),
-    /// The socket must be closed now.
-    DropLink,
-}
-
-/// Why the link must go.
-#[derive(Debug)]
-pub enum Why {
-    Protocol(ProtocolError),
-    Silent(&'static str),
-    /// A soft reset ends the connection.
-    Reset,
-    /// The board is out of step with us (surplus GET acks).
-    Resync,
-}
-
-/// What the lanes produce while handling an input.
-#[derive(Debug, Default)]
-pub struct Out {
-    events: VecDeque<Event>,
-    text: VecDeque<Vec<u8>>,
-    programs: u64,
-}
-
-impl Out {
-    pub fn text(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
-            self.text.push_back(bytes);
-        }
-    }
-
-    pub fn event(&mut self, e: Event) {
-        self.events.push_back(e);
-    }
-
-    pub fn done(&mut self, op: OpId, r: Result<Outcome, Error>) {
-        self.events.push_back(Event::Done(op, r));
-    }
-
-    pub fn count_program(&mut self) {
-        self.programs += 1;
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -9,6 +9,7 @@ pub mod core;
 mod keys;
 mod link;
 mod restore;
+mod shared;
 mod text;
 mod timer;
 mod tls;
@@ -19,17 +20,19 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{Outcome, Status, Totals};
+pub use self::core::{Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
+pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
 
-use self::core::{Core, Event, OpId, Request};
+use self::core::{Core, Request};
 use crate::error::{Error, Result};
 use crate::protocol::frame::{Frame, Kind};
 use crate::protocol::raw::Output;
 use bytes::Bytes;
 use link::{Link, Reader, Writer};
+use shared::{Event, OpId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,8 @@
 //! the start of the next header; a GET of a missing file drops the link),
 //! and optionally ESP8266's pause after every transfer chunk.
 
-use super::core::{Core, Event, OpId, Outcome};
+use super::core::Core;
+use super::shared::{Event, OpId, Outcome};
 use crate::error::Error;
 use crate::protocol::frame::{Frame, Kind};
 use crate::protocol::transfer::HEADER_LEN;

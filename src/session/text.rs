@@ -11,9 +11,9 @@
 //! when the user said so). Keys typed meanwhile are held and delivered, in
 //! order, when the person's turn comes back.
 
-use super::core::{Event, OpId, Out, Outcome, Why};
 use super::keys::Keys;
 use super::restore::{RESTORE, Restore, Saved};
+use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::line::{self, Prompt, Screen};
