@@ -1,13 +1,13 @@
 //! The session: one connection to a board, shared by everything that uses
-//! it (the mount, terminals, the page). Its decisions live in [`core`], a
+//! it (the mount, terminals, the page). Its decisions live in [`machine`], a
 //! state machine without I/O; this module is the thin async shell around it:
 //! it owns the socket, feeds the core frames, backlog readings and time, and
 //! carries out what the core asks (send, connect, drop the link).
 
 mod binary;
-pub mod core;
 mod keys;
 mod link;
+pub mod machine;
 mod restore;
 mod shared;
 mod text;
@@ -20,18 +20,18 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
+pub use machine::{Status, Totals};
 pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
 
-use self::core::{Core, Request};
 use crate::error::{Error, Result};
 use crate::protocol::frame::{Frame, Kind};
 use crate::protocol::raw::Output;
 use bytes::Bytes;
 use link::{Link, Reader, Writer};
+use machine::{Machine, Request};
 use shared::{Event, OpId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,8 +67,8 @@ impl Config {
         }
     }
 
-    fn core(&self) -> self::core::Config {
-        self::core::Config {
+    fn core(&self) -> machine::Config {
+        machine::Config {
             timeout: self.timeout,
             interrupt: self.interrupt,
             get_window: self.get_window,
@@ -194,7 +194,7 @@ impl Session {
         let target = cfg.target.clone();
         let timeout = cfg.timeout;
         let shell = Shell {
-            core: Core::new(cfg.core(), Instant::now()),
+            core: Machine::new(cfg.core(), Instant::now()),
             cfg,
             rx,
             terminal: terminal.clone(),
@@ -431,7 +431,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
 }
 
 struct Shell {
-    core: Core,
+    core: Machine,
     cfg: Config,
     rx: mpsc::UnboundedReceiver<Cmd>,
     terminal: broadcast::Sender<Vec<u8>>,

@@ -9,7 +9,7 @@
 //! the start of the next header; a GET of a missing file drops the link),
 //! and optionally ESP8266's pause after every transfer chunk.
 
-use super::core::Core;
+use super::machine::Machine;
 use super::shared::{Event, OpId, Outcome};
 use crate::error::Error;
 use crate::protocol::frame::{Frame, Kind};
@@ -534,7 +534,7 @@ impl Wire {
 pub struct Pair {
     pub now: Instant,
     pub start: Instant,
-    pub core: Core,
+    pub core: Machine,
     pub board: Board,
     pub up: Pipe,
     pub down: Pipe,
@@ -564,12 +564,12 @@ impl Drop for Pair {
 
 impl Pair {
     /// `rate` bytes/s each way (0: unlimited), `rtt`.
-    pub fn new(cfg: super::core::Config, rate: f64, rtt: Duration) -> Pair {
+    pub fn new(cfg: super::machine::Config, rate: f64, rtt: Duration) -> Pair {
         let now = Instant::now();
         Pair {
             now,
             start: now,
-            core: Core::new(cfg, now),
+            core: Machine::new(cfg, now),
             board: Board::new(now),
             up: Pipe::new(now, rate, rtt / 2),
             down: Pipe::new(now, rate, rtt / 2),

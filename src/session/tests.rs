@@ -2,7 +2,7 @@
 //! time: slow links, a small input ring, keys arriving mid-transfer, links
 //! that break, boards that stop answering.
 
-use super::core::{Config, Request};
+use super::machine::{Config, Request};
 use super::shared::{OpId, Outcome};
 use super::sim::Pair;
 use crate::error::Error;

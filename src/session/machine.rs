@@ -120,7 +120,7 @@ pub struct Status {
 /// Keys typed this recently make a person "typing" (see `Status::typing`).
 const TYPING_LATELY: Duration = Duration::from_secs(20);
 
-pub struct Core {
+pub struct Machine {
     cfg: Config,
     link: Link,
     text: TextLane,
@@ -152,11 +152,11 @@ pub struct Core {
     last_key: Option<Instant>,
 }
 
-impl Core {
+impl Machine {
     /// A core for a session whose first link is already up (the first
     /// connection is made before, so that its errors reach the caller).
-    pub fn new(cfg: Config, now: Instant) -> Core {
-        Core {
+    pub fn new(cfg: Config, now: Instant) -> Machine {
+        Machine {
             text: TextLane::new(cfg.interrupt, cfg.timeout),
             binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
             cfg,
