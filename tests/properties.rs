@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use webrepl_mount::board::snippets;
-use webrepl_mount::protocol::frame::{self, Decoder, Kind};
+use webrepl_mount::protocol::frame::{self, Decoder, FrameKind};
 use webrepl_mount::protocol::raw::{NoticeFilter, Program, Step};
 use webrepl_mount::protocol::transfer::{Get, Op, Put, header};
 use webrepl_mount::protocol::{handshake, login::Login};
@@ -43,7 +43,7 @@ proptest! {
         for p in &payloads {
             let p = &p[..p.len().min(frame::MAX_PAYLOAD)];
             // Unmasked, as a board sends: decode what a client would encode.
-            let mut f = frame::encode(Kind::Binary, p, [0; 4]);
+            let mut f = frame::encode(FrameKind::Binary, p, [0; 4]);
             f[1] &= 0x7f;
             let hdr = if p.len() < 126 { 2 } else { 4 };
             f.drain(hdr..hdr + 4);

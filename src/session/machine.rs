@@ -13,7 +13,7 @@ use super::shared::{Event, OpId, Out, Why};
 use super::text::{Job, Queued, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
-use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
@@ -289,8 +289,8 @@ impl Machine {
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
         self.totals.bytes_in += f.payload.len() as u64;
         let r = match f.kind {
-            Kind::Text => self.text.feed(now, &f.payload, &mut self.out),
-            Kind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
+            FrameKind::Text => self.text.feed(now, &f.payload, &mut self.out),
+            FrameKind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
             _ => Ok(()),
         };
         if let Err(why) = r {
@@ -546,7 +546,7 @@ impl Machine {
     /// The next frame to send: text first (keys, programs), then binary;
     /// but never text in the middle of an upload ([`BinaryLane::mid_put`]).
     /// Text that waits for one freezes the text lane until it goes.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
         if self.link != Link::Up {
             return None;
         }
@@ -568,7 +568,7 @@ impl Machine {
             self.out.text.pop_front()
         };
         let (kind, payload) = match text {
-            Some(t) => (Kind::Text, t),
+            Some(t) => (FrameKind::Text, t),
             None => {
                 let sent = self.binary.poll_transmit(
                     now,
@@ -576,7 +576,7 @@ impl Machine {
                     self.text.wants_wire(),
                 );
                 self.arm_transfer_timers(now);
-                (Kind::Binary, sent?)
+                (FrameKind::Binary, sent?)
             }
         };
         self.binary.on_written(payload.len());

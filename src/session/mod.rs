@@ -27,7 +27,7 @@ pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
 
 use crate::error::{Error, Result};
-use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::raw::Output;
 use bytes::Bytes;
 use link::{Link, Reader, Writer};
@@ -445,7 +445,7 @@ struct Shell {
 /// The socket while the link is up: read here, written by a task.
 struct Wire {
     reader: Reader,
-    frames: mpsc::UnboundedSender<(Kind, Vec<u8>)>,
+    frames: mpsc::UnboundedSender<(FrameKind, Vec<u8>)>,
     /// Bytes handed to the writer, and written by it to the socket.
     handed: u64,
     written: Arc<AtomicU64>,
@@ -456,7 +456,7 @@ struct Wire {
 impl Wire {
     fn new(link: Link) -> Wire {
         let (reader, mut writer) = link.split();
-        let (frames, mut rx) = mpsc::unbounded_channel::<(Kind, Vec<u8>)>();
+        let (frames, mut rx) = mpsc::unbounded_channel::<(FrameKind, Vec<u8>)>();
         let written = Arc::new(AtomicU64::new(0));
         let (fail_tx, failed) = oneshot::channel();
         let count = written.clone();
@@ -539,7 +539,7 @@ impl Shell {
                 }
                 while let Some((kind, payload)) = self.core.poll_transmit(now) {
                     w.handed += payload.len() as u64;
-                    if kind == Kind::Text {
+                    if kind == FrameKind::Text {
                         trace!("text out: {:?}", String::from_utf8_lossy(&payload));
                     }
                     let _ = w.frames.send((kind, payload));
@@ -593,7 +593,7 @@ impl Shell {
                 }
                 Input::Cmd(Some(c)) => self.command(now, c),
                 Input::Frame(Ok(f)) => {
-                    if f.kind == Kind::Text {
+                    if f.kind == FrameKind::Text {
                         trace!("text in: {:?}", String::from_utf8_lossy(&f.payload));
                     }
                     self.core.on_frame(now, f)

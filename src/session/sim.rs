@@ -12,7 +12,7 @@
 use super::machine::Machine;
 use super::shared::{Event, OpId, Outcome};
 use crate::error::Error;
-use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::transfer::HEADER_LEN;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ pub struct Pipe {
     pub rate: f64,
     pub delay: Duration,
     free_at: Instant,
-    frames: VecDeque<(Instant, Kind, Vec<u8>)>,
+    frames: VecDeque<(Instant, FrameKind, Vec<u8>)>,
 }
 
 impl Pipe {
@@ -36,7 +36,7 @@ impl Pipe {
         }
     }
 
-    fn send(&mut self, now: Instant, kind: Kind, payload: Vec<u8>) {
+    fn send(&mut self, now: Instant, kind: FrameKind, payload: Vec<u8>) {
         let start = self.free_at.max(now);
         // Frame overhead: a few header bytes.
         let bytes = payload.len() + 6;
@@ -49,7 +49,7 @@ impl Pipe {
             .push_back((self.free_at + self.delay, kind, payload));
     }
 
-    fn arrived(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
+    fn arrived(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
         match self.frames.front() {
             Some((t, _, _)) if *t <= now => self.frames.pop_front().map(|(_, k, p)| (k, p)),
             _ => None,
@@ -139,7 +139,7 @@ pub struct Board {
     busy_until: Instant,
     pub chunk_delay: Duration,
     pub runner: Runner,
-    pub out: VecDeque<(Kind, Vec<u8>)>,
+    pub out: VecDeque<(FrameKind, Vec<u8>)>,
     /// The board dropped the connection (a failed file operation, a reset).
     pub dropped: bool,
     /// Everything the REPL read, for checks.
@@ -189,7 +189,7 @@ impl Board {
 
     fn say(&mut self, text: &[u8]) {
         self.screen.extend_from_slice(text);
-        self.out.push_back((Kind::Text, text.to_vec()));
+        self.out.push_back((FrameKind::Text, text.to_vec()));
     }
 
     /// A frame arrives. In the middle of an upload (data_to_recv > 0, some
@@ -198,20 +198,20 @@ impl Board {
     /// frame, the next frame's payload is file data, text or not. That is
     /// down to how the socket's reads fall, so on a real board it happens
     /// now and then; here always, the worst case.
-    pub fn receive(&mut self, kind: Kind, payload: &[u8]) {
+    pub fn receive(&mut self, kind: FrameKind, payload: &[u8]) {
         match kind {
-            Kind::Binary => {
+            FrameKind::Binary => {
                 for &b in payload {
                     self.wire.feed(b);
                 }
                 self.binary_in.extend(payload);
             }
-            Kind::Text if self.wire.left > 0 && self.wire.started && !payload.is_empty() => {
+            FrameKind::Text if self.wire.left > 0 && self.wire.started && !payload.is_empty() => {
                 let n = payload.len().min(511).min(self.wire.left);
                 self.wire.left -= n;
                 self.eaten += n;
                 self.binary_in.extend(&payload[..n]);
-                self.receive(Kind::Text, &payload[n..]);
+                self.receive(FrameKind::Text, &payload[n..]);
             }
             _ => {
                 for &b in payload {
@@ -442,9 +442,9 @@ impl Board {
                     let mut chunk = (n as u16).to_le_bytes().to_vec();
                     chunk.extend_from_slice(&data[*pos..*pos + n]);
                     *pos += n;
-                    self.out.push_back((Kind::Binary, chunk));
+                    self.out.push_back((FrameKind::Binary, chunk));
                     if n == 0 {
-                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                         self.xfer = Xfer::Header(Vec::new());
                     }
                     self.chunk_done(now);
@@ -453,7 +453,7 @@ impl Board {
                     if *left == 0 {
                         let (p, d) = (std::mem::take(path), std::mem::take(data));
                         self.files.insert(p, d);
-                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                         self.xfer = Xfer::Header(Vec::new());
                         continue;
                     }
@@ -479,10 +479,10 @@ impl Board {
         let name_end = h[18..].iter().position(|&b| b == 0).unwrap_or(64);
         let path = h[18..18 + name_end].to_vec();
         match h[2] {
-            3 => self.out.push_back((Kind::Binary, vec![1, 25, 0])),
+            3 => self.out.push_back((FrameKind::Binary, vec![1, 25, 0])),
             2 => match self.files.get(&path) {
                 Some(d) => {
-                    self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                    self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                     self.xfer = Xfer::Get {
                         data: d.clone(),
                         pos: 0,
@@ -492,7 +492,7 @@ impl Board {
                 None => self.dropped = true,
             },
             1 => {
-                self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                 self.xfer = Xfer::Put {
                     path,
                     left: size,
