@@ -5,7 +5,7 @@
 mod files;
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
 
-use crate::board::{self, Board, Entry, Kind};
+use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::remote::board_and_path;
@@ -298,10 +298,10 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         .await?
         .ok_or_else(|| Error::NotFound(path.clone()))?;
     let mut skipped = Vec::new();
-    let entries = if st.kind == Kind::File {
+    let entries = if st.kind == EntryKind::File {
         vec![Entry {
             path: path.clone(),
-            kind: Kind::File,
+            kind: EntryKind::File,
             size: st.size,
             mtime: st.mtime,
         }]
@@ -314,7 +314,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
     };
     let mut out = std::io::stdout().lock();
     for e in entries {
-        let shown = if st.kind == Kind::Dir {
+        let shown = if st.kind == EntryKind::Dir {
             e.path
                 .strip_prefix(&path)
                 .unwrap_or(&e.path)
@@ -325,7 +325,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         };
         // A board's newline or escape sequence must not reach the terminal.
         let shown = board::shown(&shown);
-        let shown = if e.kind == Kind::Dir {
+        let shown = if e.kind == EntryKind::Dir {
             format!("{shown}/")
         } else {
             shown
@@ -334,7 +334,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
             writeln!(
                 out,
                 "{} {:>9} {}",
-                if e.kind == Kind::Dir { 'd' } else { '-' },
+                if e.kind == EntryKind::Dir { 'd' } else { '-' },
                 e.size,
                 shown
             )?;

@@ -30,7 +30,7 @@ pub enum Transfer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EntryKind {
     File,
     Dir,
 }
@@ -38,7 +38,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: String,
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     /// Seconds since the board's epoch (2000 on ESP boards, 1970 on others).
     pub mtime: i64,
@@ -46,7 +46,7 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     pub mtime: i64,
 }
@@ -378,9 +378,9 @@ impl Board {
                 Answer::Stat { mode, size, mtime } => {
                     return Ok(Some(Stat {
                         kind: if mode & 0x4000 != 0 {
-                            Kind::Dir
+                            EntryKind::Dir
                         } else {
-                            Kind::File
+                            EntryKind::File
                         },
                         size,
                         mtime,
@@ -441,8 +441,12 @@ impl Board {
                             "the board's listing of {path} has more than {MAX_ENTRIES} entries"
                         )));
                     }
-                    let kind = if is_dir { Kind::Dir } else { Kind::File };
-                    if kind == Kind::Dir {
+                    let kind = if is_dir {
+                        EntryKind::Dir
+                    } else {
+                        EntryKind::File
+                    };
+                    if kind == EntryKind::Dir {
                         if p.matches('/').count() > MAX_DEPTH {
                             skip(&mut found, &p, "deeper than any real board's tree");
                             continue;
@@ -591,7 +595,7 @@ impl Board {
         st: Stat,
         sink: &mut (dyn FnMut(Piece) + Send),
     ) -> Result<u64> {
-        if st.kind == Kind::Dir {
+        if st.kind == EntryKind::Dir {
             return Err(Error::Os {
                 errno: libc::EISDIR,
                 what: path.to_string(),

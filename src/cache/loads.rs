@@ -151,7 +151,7 @@ impl Core {
         }
         let small = |st: &State, i: Ino| {
             st.tree.get(i).is_some_and(|n| {
-                n.kind == Kind::File
+                n.kind == EntryKind::File
                     && n.on_board
                     && !n.local_only
                     && n.size <= SMALL
@@ -185,7 +185,7 @@ impl Core {
         for &i in &batch {
             let n = node(st, i)?;
             let stat = Stat {
-                kind: Kind::File,
+                kind: EntryKind::File,
                 size: n.size,
                 mtime: n.board_mtime,
             };
