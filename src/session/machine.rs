@@ -8,9 +8,9 @@
 //! programs, taking turns) and the binary lane ([`BinaryLane`], file
 //! transfers). Text frames always go first; binary ones fill the link.
 
-use super::binary::{BinaryLane, Moving, Transfer};
+use super::binary::{BinaryLane, BinaryOp, Moving};
 use super::shared::{Event, OpId, Out, Why};
-use super::text::{Job, Queued, TextLane};
+use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::frame::{Frame, FrameKind};
@@ -82,7 +82,7 @@ pub struct Totals {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
+enum LinkState {
     Up,
     Down {
         since: Instant,
@@ -122,7 +122,7 @@ const TYPING_LATELY: Duration = Duration::from_secs(20);
 
 pub struct Machine {
     cfg: Config,
-    link: Link,
+    link: LinkState,
     text: TextLane,
     binary: BinaryLane,
     out: Out,
@@ -160,7 +160,7 @@ impl Machine {
             text: TextLane::new(cfg.interrupt, cfg.timeout),
             binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
             cfg,
-            link: Link::Up,
+            link: LinkState::Up,
             out: Out::default(),
             next_op: 1,
             terminals: 0,
@@ -181,7 +181,7 @@ impl Machine {
     pub fn submit(&mut self, now: Instant, req: Request) -> OpId {
         let op = self.next_op;
         self.next_op += 1;
-        let job = |job, code, bounded, idempotent, user, patience| Queued {
+        let job = |job, code, bounded, idempotent, user, patience| QueuedProgram {
             op,
             job,
             code,
@@ -212,12 +212,12 @@ impl Machine {
                     .submit(job(Job::Friendly, Vec::new(), true, true, false, t))
             }
             Request::Get { path, size } => {
-                self.binary.submit(now, op, Transfer::Get { path, size })
+                self.binary.submit(now, op, BinaryOp::Get { path, size })
             }
             Request::Put { path, data } => {
-                self.binary.submit(now, op, Transfer::Put { path, data })
+                self.binary.submit(now, op, BinaryOp::Put { path, data })
             }
-            Request::Version => self.binary.submit(now, op, Transfer::Version),
+            Request::Version => self.binary.submit(now, op, BinaryOp::Version),
         }
         self.step(now);
         op
@@ -227,7 +227,7 @@ impl Machine {
         if !keys.is_empty() {
             self.last_key = Some(now);
         }
-        if self.link != Link::Up && self.last_failure.is_some() {
+        if self.link != LinkState::Up && self.last_failure.is_some() {
             // Unreachable: keys held now would run whenever the board is
             // back (a `machine.reset()` minutes later), unseen.
             self.drop_keys(keys.len());
@@ -283,7 +283,7 @@ impl Machine {
     }
 
     pub fn is_up(&self) -> bool {
-        self.link == Link::Up
+        self.link == LinkState::Up
     }
 
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
@@ -306,7 +306,7 @@ impl Machine {
 
     /// Reading or writing the socket failed: the link is gone.
     pub fn on_link_lost(&mut self, now: Instant, err: Error) {
-        if self.link == Link::Up {
+        if self.link == LinkState::Up {
             self.idle_close =
                 !self.text.has_work() && !self.binary.has_work() && self.terminals == 0;
             self.down(now, err);
@@ -317,7 +317,7 @@ impl Machine {
     /// Whether the shell should connect now (it then reports back with
     /// `on_connected` or `on_connect_failed`).
     pub fn wants_connect(&mut self, now: Instant) -> bool {
-        let Link::Down {
+        let LinkState::Down {
             since,
             next_try,
             pause,
@@ -329,13 +329,13 @@ impl Machine {
         if !wanted || now < next_try {
             return false;
         }
-        self.link = Link::Connecting { since, pause };
+        self.link = LinkState::Connecting { since, pause };
         self.arm_link_timers();
         true
     }
 
     pub fn on_connected(&mut self, now: Instant) {
-        self.link = Link::Up;
+        self.link = LinkState::Up;
         self.up_at = now;
         self.generation += 1;
         self.totals.reconnects += 1;
@@ -352,7 +352,7 @@ impl Machine {
     }
 
     pub fn on_connect_failed(&mut self, now: Instant, err: Error) {
-        let Link::Connecting { pause, .. } = self.link else {
+        let LinkState::Connecting { pause, .. } = self.link else {
             return;
         };
         let since = self.down_since(now);
@@ -368,7 +368,7 @@ impl Machine {
             // Trying again cannot help: every operation hears why at once.
             self.text.fail_all(&err, &mut self.out);
             self.binary.fail_all(&err, &mut self.out);
-            self.link = Link::Down {
+            self.link = LinkState::Down {
                 since,
                 next_try: now + FATAL_PAUSE,
                 pause: FIRST_PAUSE,
@@ -376,7 +376,7 @@ impl Machine {
             self.arm_link_timers();
             return;
         }
-        self.link = Link::Down {
+        self.link = LinkState::Down {
             since,
             next_try: now + pause,
             pause: (pause * 2).min(LAST_PAUSE),
@@ -387,15 +387,15 @@ impl Machine {
 
     fn down_since(&self, now: Instant) -> Instant {
         match self.link {
-            Link::Down { since, .. } => since,
-            Link::Connecting { since, .. } => since,
-            Link::Up => now,
+            LinkState::Down { since, .. } => since,
+            LinkState::Connecting { since, .. } => since,
+            LinkState::Up => now,
         }
     }
 
     /// Operations that have waited for a link as long as the time-out.
     fn fail_overdue(&mut self, now: Instant, err: &Error) {
-        let Link::Down { since, .. } = self.link else {
+        let LinkState::Down { since, .. } = self.link else {
             return;
         };
         let t = self.cfg.timeout;
@@ -426,19 +426,19 @@ impl Machine {
                     "the link died {:.0?} after it came up: next try in {pause:.0?}",
                     now - self.up_at
                 );
-                Link::Down {
+                LinkState::Down {
                     since,
                     next_try: now + pause,
                     pause: (pause * 2).min(LAST_PAUSE),
                 }
             }
-            _ => Link::Down {
+            _ => LinkState::Down {
                 since: now,
                 next_try: now,
                 pause: FIRST_PAUSE,
             },
         };
-        if let Link::Down { since, pause, .. } = self.link {
+        if let LinkState::Down { since, pause, .. } = self.link {
             self.last_down = Some((since, pause));
         }
         if self.text_held.take().is_some() {
@@ -458,7 +458,7 @@ impl Machine {
             Why::Reset => Error::LinkLost("(the board reset)".into()),
             Why::Resync => Error::LinkLost("(resynchronising with the board)".into()),
         };
-        if self.link == Link::Up {
+        if self.link == LinkState::Up {
             let silent = matches!(err, Error::Timeout(_));
             let overdue = silent.then(|| err.duplicate());
             warn!("dropping the link to the board: {err}");
@@ -472,8 +472,8 @@ impl Machine {
 
     /// Runs the lanes until nothing changes.
     fn step(&mut self, now: Instant) {
-        if self.link != Link::Up {
-            if let Link::Down { .. } = self.link {
+        if self.link != LinkState::Up {
+            if let LinkState::Down { .. } = self.link {
                 let err = match &self.last_failure {
                     Some(e) => e.duplicate(),
                     None => Error::LinkLost(match &self.last_error {
@@ -520,7 +520,7 @@ impl Machine {
         for t in [Timer::Reconnect, Timer::LinkWait] {
             self.timers.stop(t);
         }
-        let Link::Down {
+        let LinkState::Down {
             since, next_try, ..
         } = self.link
         else {
@@ -547,14 +547,14 @@ impl Machine {
     /// but never text in the middle of an upload ([`BinaryLane::mid_put`]).
     /// Text that waits for one freezes the text lane until it goes.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
-        if self.link != Link::Up {
+        if self.link != LinkState::Up {
             return None;
         }
         let mid_put = self.binary.mid_put();
         if !mid_put && let Some(since) = self.text_held.take() {
             self.text.thaw(now.saturating_duration_since(since));
             self.step(now);
-            if self.link != Link::Up {
+            if self.link != LinkState::Up {
                 return None;
             }
         }
@@ -595,7 +595,7 @@ impl Machine {
     }
 
     fn next_timer(&self) -> Option<(Timer, Instant)> {
-        let text = (self.link == Link::Up && !self.text.frozen)
+        let text = (self.link == LinkState::Up && !self.text.frozen)
             .then(|| self.text.timers.next())
             .flatten();
         [self.timers.next(), text]
@@ -607,7 +607,7 @@ impl Machine {
     /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = self.timers.expire(now);
-        if self.link == Link::Up && !self.text.frozen {
+        if self.link == LinkState::Up && !self.text.frozen {
             due.extend(self.text.timers.expire(now));
         }
         debug!("woken by {due:?}");
@@ -616,16 +616,16 @@ impl Machine {
 
     /// Whether the shell should read the socket's backlog again soon.
     pub fn wants_backlog(&self) -> bool {
-        self.link == Link::Up && self.binary.wants_backlog()
+        self.link == LinkState::Up && self.binary.wants_backlog()
     }
 
     pub fn status(&self, now: Instant) -> Status {
         Status {
-            link_up: self.link == Link::Up,
-            idle_closed: self.idle_close && self.link != Link::Up,
+            link_up: self.link == LinkState::Up,
+            idle_closed: self.idle_close && self.link != LinkState::Up,
             down: match self.link {
-                Link::Up => None,
-                Link::Down { since, .. } | Link::Connecting { since, .. } => Some((
+                LinkState::Up => None,
+                LinkState::Down { since, .. } | LinkState::Connecting { since, .. } => Some((
                     now.saturating_duration_since(since),
                     self.last_error.clone().unwrap_or_default(),
                 )),

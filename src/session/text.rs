@@ -42,7 +42,7 @@ pub enum Job {
 }
 
 #[derive(Debug)]
-pub struct Queued {
+pub struct QueuedProgram {
     pub op: OpId,
     pub job: Job,
     pub code: Vec<u8>,
@@ -78,7 +78,7 @@ enum Mode {
     /// At the raw prompt, ours.
     Raw { since: Instant },
     Running {
-        job: Box<Queued>,
+        job: Box<QueuedProgram>,
         prog: Box<Program>,
         started: Instant,
         last: Instant,
@@ -93,7 +93,7 @@ enum Mode {
 }
 
 pub struct TextLane {
-    queue: VecDeque<Queued>,
+    queue: VecDeque<QueuedProgram>,
     mode: Mode,
     /// The person's view of the REPL.
     screen: Screen,
@@ -183,7 +183,7 @@ impl TextLane {
         }
     }
 
-    pub fn submit(&mut self, job: Queued) {
+    pub fn submit(&mut self, job: QueuedProgram) {
         self.queue.push_back(job);
     }
 
@@ -345,7 +345,7 @@ impl TextLane {
     pub fn fail_waiting(
         &mut self,
         now: Instant,
-        deadline_of: impl Fn(&Queued) -> Instant,
+        deadline_of: impl Fn(&QueuedProgram) -> Instant,
         err: impl Fn() -> Error,
         out: &mut Out,
     ) {
@@ -725,7 +725,7 @@ impl TextLane {
         Ok(())
     }
 
-    fn start(&mut self, now: Instant, job: Queued, out: &mut Out) {
+    fn start(&mut self, now: Instant, job: QueuedProgram, out: &mut Out) {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
