@@ -9,12 +9,13 @@
 //! transfers). Text frames always go first; binary ones fill the link.
 
 use super::binary::{BinaryLane, BinaryOp, Moving};
-use super::shared::{Event, OpId, Out, Why};
+use super::shared::{Event, OpId, Order, Out, Why};
 use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -126,6 +127,8 @@ pub struct Machine {
     text: TextLane,
     binary: BinaryLane,
     out: Out,
+    /// What the shell must do to the link (see [`Order`]).
+    orders: VecDeque<Order>,
     next_op: OpId,
     terminals: usize,
     generation: u64,
@@ -162,6 +165,7 @@ impl Machine {
             cfg,
             link: LinkState::Up,
             out: Out::default(),
+            orders: VecDeque::new(),
             next_op: 1,
             terminals: 0,
             generation: 0,
@@ -314,24 +318,28 @@ impl Machine {
         self.step(now);
     }
 
-    /// Whether the shell should connect now (it then reports back with
-    /// `on_connected` or `on_connect_failed`).
-    pub fn wants_connect(&mut self, now: Instant) -> bool {
+    /// What the shell must do to the link next, in order.
+    pub fn poll_order(&mut self) -> Option<Order> {
+        self.orders.pop_front()
+    }
+
+    /// A link that is down, wanted, and past its pause is tried again:
+    /// decided here, as part of a step, so that asking never changes state.
+    fn connect_if_due(&mut self, now: Instant) {
         let LinkState::Down {
             since,
             next_try,
             pause,
         } = self.link
         else {
-            return false;
+            return;
         };
         let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
         if !wanted || now < next_try {
-            return false;
+            return;
         }
         self.link = LinkState::Connecting { since, pause };
-        self.arm_link_timers();
-        true
+        self.orders.push_back(Order::Connect);
     }
 
     pub fn on_connected(&mut self, now: Instant) {
@@ -444,7 +452,7 @@ impl Machine {
         if self.text_held.take().is_some() {
             self.text.frozen = false;
         }
-        self.out.event(Event::DropLink);
+        self.orders.push_back(Order::DropLink);
         self.out.event(Event::Link(false));
     }
 
@@ -482,6 +490,7 @@ impl Machine {
                     }),
                 };
                 self.fail_overdue(now, &err);
+                self.connect_if_due(now);
             }
             self.arm_link_timers();
             return;
@@ -492,6 +501,7 @@ impl Machine {
             .and_then(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
+            self.connect_if_due(now);
             self.arm_link_timers();
             return;
         }

@@ -32,7 +32,7 @@ use crate::protocol::raw::Output;
 use bytes::Bytes;
 use link::{Link, Reader, Writer};
 use machine::{Machine, Request};
-use shared::{Event, OpId};
+use shared::{Event, OpId, Order};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -545,12 +545,10 @@ impl Shell {
                     let _ = w.frames.send((kind, payload));
                 }
             }
-            if self.dispatch(&mut wire) {
+            let dropped = self.obey(&mut wire, &mut connecting);
+            self.dispatch();
+            if dropped {
                 continue;
-            }
-            if connecting.is_none() && wire.is_none() && self.core.wants_connect(now) {
-                let cfg = self.cfg.clone();
-                connecting = Some(tokio::spawn(async move { open_with_retry(&cfg).await }));
             }
             let timer = self.core.poll_timeout();
             if timer != armed {
@@ -640,10 +638,41 @@ impl Shell {
         }
     }
 
-    /// Hands the core's events to whoever waits for them. True if the link
-    /// was dropped (the loop starts over).
-    fn dispatch(&mut self, wire: &mut Option<Wire>) -> bool {
+    /// Does to the link what the machine orders. True if the link was
+    /// dropped (the loop starts over).
+    fn obey(
+        &mut self,
+        wire: &mut Option<Wire>,
+        connecting: &mut Option<tokio::task::JoinHandle<Result<Link>>>,
+    ) -> bool {
         let mut dropped = false;
+        while let Some(o) = self.core.poll_order() {
+            match o {
+                Order::DropLink => {
+                    if let Some(w) = wire.take() {
+                        w.writer.abort();
+                    }
+                    dropped = true;
+                }
+                Order::Connect => {
+                    // The machine thinks the link down: one left open is stale.
+                    if let Some(w) = wire.take() {
+                        w.writer.abort();
+                        dropped = true;
+                    }
+                    if connecting.is_none() {
+                        let cfg = self.cfg.clone();
+                        *connecting =
+                            Some(tokio::spawn(async move { open_with_retry(&cfg).await }));
+                    }
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Hands the core's events to whoever waits for them.
+    fn dispatch(&mut self) {
         while let Some(e) = self.core.poll_event() {
             match e {
                 Event::Done(op, r) => {
@@ -681,15 +710,8 @@ impl Shell {
                     }
                     let _ = self.link_state.send(up);
                 }
-                Event::DropLink => {
-                    if let Some(w) = wire.take() {
-                        w.writer.abort();
-                    }
-                    dropped = true;
-                }
             }
         }
-        dropped
     }
 
     async fn close(&mut self, wire: &mut Option<Wire>) {

@@ -34,7 +34,15 @@ pub enum Event {
     BoardChanged,
     /// The link is up (true) or lost (false).
     Link(bool),
-    /// The socket must be closed now.
+}
+
+/// What the shell must do to the link: a stream apart from the events
+/// for the application, in the order the machine decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Open a link; report back with `on_connected` or `on_connect_failed`.
+    Connect,
+    /// Close the socket now.
     DropLink,
 }
 

@@ -10,7 +10,7 @@
 //! and optionally ESP8266's pause after every transfer chunk.
 
 use super::machine::Machine;
-use super::shared::{Event, OpId, Outcome};
+use super::shared::{Event, OpId, Order, Outcome};
 use crate::error::Error;
 use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::transfer::HEADER_LEN;
@@ -602,7 +602,8 @@ impl Pair {
     fn round(&mut self) -> bool {
         let now = self.now;
         // As the shell does: what the core said before is acted on first.
-        let mut moved = self.events();
+        let mut moved = self.orders();
+        moved |= self.events();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             // A timer still due after the last round would wake the shell
             // again at once: counted as movement, it ends in the panic of
@@ -636,21 +637,41 @@ impl Pair {
                 self.cut();
                 moved = true;
             }
-        } else if self.core.wants_connect(now) {
-            moved = true;
-            self.connects += 1;
-            if self.reachable {
-                self.board.reconnect();
-                self.linked = true;
-                self.up.frames.clear();
-                self.down.frames.clear();
-                self.core.on_connected(now);
-            } else {
-                self.core
-                    .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
-            }
         }
+        moved |= self.orders();
         moved |= self.events();
+        moved
+    }
+
+    /// What the machine orders done to the link, done at once.
+    fn orders(&mut self) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        while let Some(o) = self.core.poll_order() {
+            match o {
+                Order::DropLink => {
+                    self.linked = false;
+                    self.up.frames.clear();
+                    self.down.frames.clear();
+                }
+                Order::Connect => {
+                    self.connects += 1;
+                    if self.reachable {
+                        self.board.reconnect();
+                        self.linked = true;
+                        self.up.frames.clear();
+                        self.down.frames.clear();
+                        self.core.on_connected(now);
+                    } else {
+                        self.core.on_connect_failed(
+                            now,
+                            Error::Unreachable("the sim board is away".into()),
+                        );
+                    }
+                }
+            }
+            moved = true;
+        }
         moved
     }
 
@@ -671,11 +692,6 @@ impl Pair {
                 }
                 Event::Terminal(t) => self.terminal.push((now, t)),
                 Event::BoardChanged => self.changes += 1,
-                Event::DropLink => {
-                    self.linked = false;
-                    self.up.frames.clear();
-                    self.down.frames.clear();
-                }
                 Event::Progress(..) | Event::Link(_) => {}
             }
             moved = true;
