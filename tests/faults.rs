@@ -5,15 +5,6 @@
 mod common;
 
 use common::{LinkEmu, Mount, TestBoard, random_bytes};
-use std::time::{Duration, Instant};
-
-fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_read_cut_in_the_middle_is_read_again_whole() {
@@ -72,7 +63,7 @@ fn a_board_that_restarts_during_a_flush_gets_the_file_when_it_is_back() {
         .spawn()
         .unwrap();
     // The upload is under way (its part file exists on the board).
-    eventually("the upload to start", || {
+    common::eventually(20, "the upload to start", || {
         std::fs::read_dir(tb.root.path()).unwrap().any(|e| {
             e.unwrap()
                 .file_name()
