@@ -156,6 +156,32 @@ proptest! {
         let l = snippets::lit(&path);
         prop_assert!(l.starts_with("b'") && l.ends_with("'.decode()"));
         let inner = &l[2..l.len() - "'.decode()".len()];
-        prop_assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/- \\".contains(&b)));
+        // Read back as Python reads it: the same bytes, and no character
+        // that could end the literal or start code.
+        prop_assert_eq!(python_bytes(inner), Some(path.as_bytes().to_vec()), "{}", l);
     }
+}
+
+/// A Python bytes literal's body, decoded as Python does for the escapes
+/// `lit` writes (`\xNN`) and the characters it leaves plain; None for
+/// anything else.
+fn python_bytes(inner: &str) -> Option<Vec<u8>> {
+    let b = inner.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) != Some(&b'x') {
+                return None;
+            }
+            out.push(u8::from_str_radix(inner.get(i + 2..i + 4)?, 16).ok()?);
+            i += 4;
+        } else if b[i].is_ascii_alphanumeric() || b"._/- ".contains(&b[i]) {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
 }
