@@ -165,12 +165,6 @@ impl Error {
         }
     }
 
-    /// The same error again, for a second caller: `clone`, under the name
-    /// callers used before `Error` was `Clone`.
-    pub fn duplicate(&self) -> Error {
-        self.clone()
-    }
-
     /// One line for the daemon's socket: `error KIND MESSAGE`.
     pub fn to_wire(&self) -> String {
         let msg = self.to_string().replace('\n', " / ");

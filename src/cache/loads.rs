@@ -110,7 +110,7 @@ impl Core {
         if let Some(l) = st.loads.get(&ino) {
             if let Some(e) = &l.error {
                 if Some(l.id) == waited {
-                    return Err(e.duplicate());
+                    return Err(e.clone());
                 }
                 // An old failure: this reader tries again.
                 st.loads.remove(&ino);

@@ -517,7 +517,7 @@ impl BinaryLane {
             let mut q = a.into_queued();
             q.attempts += 1;
             if !retry {
-                out.done(q.op, Err(why.duplicate()));
+                out.done(q.op, Err(why.clone()));
                 continue;
             }
             if q.attempts >= ATTEMPTS {
@@ -565,7 +565,7 @@ impl BinaryLane {
 
     pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
         for q in self.queue.drain(..) {
-            out.done(q.op, Err(err.duplicate()));
+            out.done(q.op, Err(err.clone()));
         }
     }
 

@@ -366,7 +366,7 @@ impl Machine {
         let since = self.down_since(now);
         self.idle_close = false;
         self.last_error = Some(err.to_string());
-        self.last_failure = Some(err.duplicate());
+        self.last_failure = Some(err.clone());
         let held = self.text.drop_keys();
         self.drop_keys(held);
         if matches!(
@@ -412,7 +412,7 @@ impl Machine {
             Error::Unreachable(e) => {
                 Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
             }
-            Error::Busy(_) | Error::Timeout(_) => err.duplicate(),
+            Error::Busy(_) | Error::Timeout(_) => err.clone(),
             _ => Error::LinkLost(format!("and not back within {t:.0?} ({err})")),
         };
         self.text
@@ -468,7 +468,7 @@ impl Machine {
         };
         if self.link == LinkState::Up {
             let silent = matches!(err, Error::Timeout(_));
-            let overdue = silent.then(|| err.duplicate());
+            let overdue = silent.then(|| err.clone());
             warn!("dropping the link to the board: {err}");
             self.down(now, err);
             if let Some(err) = overdue {
@@ -483,7 +483,7 @@ impl Machine {
         if self.link != LinkState::Up {
             if let LinkState::Down { .. } = self.link {
                 let err = match &self.last_failure {
-                    Some(e) => e.duplicate(),
+                    Some(e) => e.clone(),
                     None => Error::LinkLost(match &self.last_error {
                         Some(e) => format!("({e})"),
                         None => "(not connected)".into(),

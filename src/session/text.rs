@@ -912,5 +912,5 @@ fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 pub fn clone_err(e: &Error) -> Error {
-    e.duplicate()
+    e.clone()
 }
