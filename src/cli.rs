@@ -1,12 +1,13 @@
 //! The command line: clap definitions, what they become, and exit codes.
 //! What the commands do is in `commands`, `copy` and `mount`.
 
-use crate::board::{Board, Transfer};
+use crate::board::Transfer;
 use crate::cache::{self, patterns};
+use crate::connection::Conn;
 use crate::error::{Error, Kind, Result};
 use crate::mount::{MountOptions, Ready};
-use crate::session::{Config, Fingerprint, Session, Target, Trust};
-use crate::{boards, options};
+use crate::options;
+use crate::session::Target;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub struct Cli {
     pub mount: MountArgs,
     /// How to reach the board: the same before or after a command.
     #[command(flatten)]
-    pub conn: Conn,
+    pub conn: ConnArgs,
     /// More log output (-v: transfers, -vv: everything); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -242,7 +243,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct Conn {
+pub struct ConnArgs {
     /// The WebREPL password. It lands in shell history (and in `ps` for the
     /// instant before it is moved to the environment): prefer
     /// WEBREPL_PASSWORD or --password-file.
@@ -290,101 +291,31 @@ pub enum TransferArg {
     Paste,
 }
 
-impl Conn {
-    pub fn password(&self) -> Result<String> {
-        if let Some(f) = &self.password_file {
-            let text = std::fs::read_to_string(f).map_err(|e| {
-                Error::Invalid(format!("cannot read password file {}: {e}", f.display()))
-            })?;
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(f)
-                && m.permissions().mode() & 0o077 != 0
-            {
-                eprintln!(
-                    "webrepl-mount: warning: the password file {} can be read by others (mode {:o}); chmod 600 {}",
-                    f.display(),
-                    m.permissions().mode() & 0o777,
-                    f.display()
-                );
-            }
-            return Ok(text.lines().next().unwrap_or("").to_string());
-        }
-        if let Some(p) = &self.password {
-            return Ok(p.clone());
-        }
-        rpassword::prompt_password("WebREPL password: ").map_err(|e| {
-            Error::Invalid(format!(
-                "no password given and cannot prompt ({e}): use WEBREPL_PASSWORD, --password-file or --password"
-            ))
-        })
-    }
-
-    /// The address `board` stands for and how to reach it: a name from
-    /// boards.toml brings its address, password file and TLS settings; what
-    /// the command line (or WEBREPL_PASSWORD) gives wins over them.
-    pub fn for_board(&self, board: &str) -> Result<(String, Conn, Option<boards::Named>)> {
-        let Some(named) = boards::find(board)? else {
-            return Ok((board.to_string(), self.clone(), None));
-        };
-        let mut conn = self.clone();
-        if conn.password.is_none() && conn.password_file.is_none() {
-            conn.password_file = named.password_file.clone();
-        }
-        conn.ca_file = conn.ca_file.or(named.ca_file.clone());
-        conn.tls_fingerprint = conn.tls_fingerprint.or(named.tls_fingerprint.clone());
-        Ok((named.address.clone(), conn, Some(named)))
-    }
-
-    fn config(&self, board: &str, password: String) -> Result<Config> {
-        let mut cfg = Config::new(Target::parse(board)?, password);
-        cfg.interrupt = !self.no_interrupt;
-        cfg.timeout = Duration::from_secs_f64(self.timeout.max(0.1));
-        cfg.get_window = self.get_window;
-        cfg.trust = Trust {
-            ca_file: self.ca_file.clone(),
-            pinned: self
-                .tls_fingerprint
-                .as_deref()
-                .map(Fingerprint::parse)
-                .transpose()?,
-        };
-        Ok(cfg)
-    }
-
-    fn transfer(&self) -> Transfer {
-        match self.transfer {
-            TransferArg::Auto => Transfer::Auto,
-            TransferArg::Paste => Transfer::Paste,
+impl From<&ConnArgs> for Conn {
+    fn from(a: &ConnArgs) -> Self {
+        Conn {
+            password: a.password.clone(),
+            password_file: a.password_file.clone(),
+            no_interrupt: a.no_interrupt,
+            timeout: a.timeout,
+            get_window: a.get_window,
+            transfer: match a.transfer {
+                TransferArg::Auto => Transfer::Auto,
+                TransferArg::Paste => Transfer::Paste,
+            },
+            no_compress: a.no_compress,
+            ca_file: a.ca_file.clone(),
+            tls_fingerprint: a.tls_fingerprint.clone(),
         }
     }
+}
 
-    /// A session with `board`; a board this user's own mount holds is
-    /// named as such, with what to do instead.
-    pub(crate) async fn connect(&self, board: &str) -> Result<Board> {
-        let (board, conn, _) = self.for_board(board)?;
-        conn.connect_to(&board).await
-    }
-
-    async fn connect_to(&self, board: &str) -> Result<Board> {
-        if let Some(mp) = crate::mount::mounted_board(board) {
-            // It would be refused, and the refusal shown on the mount's
-            // terminal.
-            return Err(Error::Busy(format!(
-                "{} is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
-                 go through the mount instead: cp to or from {mp}/..., or webrepl-mount exec|status|term {mp}",
-                Target::parse(board)
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|_| board.to_string())
-            )));
-        }
-        let cfg = self.config(board, self.password()?)?;
-        let mut b = Board::new(Session::connect(cfg).await?, self.transfer());
-        if self.no_compress {
-            b = b.uncompressed();
-        }
-        // Told not to stop a running program: say so at once, not after
-        // waiting the time-out for it.
-        Ok(if self.no_interrupt { b.impatient() } else { b })
+impl ConnArgs {
+    /// What boards.toml adds to the command line's settings.
+    fn adopt(&mut self, c: Conn) {
+        self.password_file = c.password_file;
+        self.ca_file = c.ca_file;
+        self.tls_fingerprint = c.tls_fingerprint;
     }
 }
 
@@ -418,7 +349,7 @@ impl MountArgs {
             board: board.clone(),
             mountpoint: mountpoint.clone(),
             session: conn.config(board, password)?,
-            transfer: conn.transfer(),
+            transfer: conn.transfer,
             compress: !conn.no_compress,
             cache: cache::Options {
                 cache_bytes: self.cache_size << 20,
@@ -541,11 +472,11 @@ impl Cli {
         let Some(board) = self.mount.board.clone() else {
             return Ok(());
         };
-        let (address, conn, named) = self.conn.for_board(&board)?;
+        let (address, conn, named) = Conn::from(&self.conn).for_board(&board)?;
         if named.is_none() {
             not_a_command(&board)?;
         }
-        self.conn = conn;
+        self.conn.adopt(conn);
         self.mount.board = Some(address);
         // The command line's options come last: they add to the board's.
         let mut given: Vec<String> = named.map(|n| n.options).into_iter().collect();
@@ -633,7 +564,7 @@ complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
 
 pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
-    let conn = &cli.conn;
+    let conn = &Conn::from(&cli.conn);
     let Some(command) = cli.command else {
         return crate::mount::run(cli.mount.options(conn)?, ready).await;
     };

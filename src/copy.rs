@@ -2,11 +2,11 @@
 //! batch per board (the directories first, in one program; files already
 //! on the board, by size and hash, skipped), to several boards at once.
 
-use crate::board::{self, Base, Board, Kind, Stat, Upload, Written};
-use crate::cli::Conn;
-use crate::commands::split_remote;
+use crate::board::{self, Base, Board, EntryKind, Stat, Upload, Written};
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
+use crate::remote::split_remote;
 use crate::session::Piece;
 use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -232,7 +232,7 @@ async fn upload(
     let into_dir = dst.ends_with('/')
         || dst.is_empty()
         || srcs.len() > 1
-        || matches!(b.stat(&dst_path).await?, Some(s) if s.kind == Kind::Dir);
+        || matches!(b.stat(&dst_path).await?, Some(s) if s.kind == EntryKind::Dir);
     let mut plan = Vec::new();
     for s in srcs {
         // `dir/.`: what is in it, as GNU cp does.
@@ -355,7 +355,7 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
         } else {
             dst.to_path_buf()
         };
-        if st.kind == Kind::File {
+        if st.kind == EntryKind::File {
             plan.push((path, local, st.size));
             continue;
         }
@@ -378,8 +378,8 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             let mut to = local.clone();
             to.extend(rel);
             match e.kind {
-                Kind::Dir => dirs.push(to),
-                Kind::File => plan.push((e.path, to, e.size)),
+                EntryKind::Dir => dirs.push(to),
+                EntryKind::File => plan.push((e.path, to, e.size)),
             }
         }
     }
@@ -401,7 +401,7 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
         let mut data = Vec::with_capacity(size.min(MAX_RESERVE) as usize);
         let at = bar.position();
         let stat = Stat {
-            kind: Kind::File,
+            kind: EntryKind::File,
             size,
             mtime: 0,
         };

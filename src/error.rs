@@ -5,7 +5,9 @@
 use crate::protocol::ProtocolError;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+/// Clone: one failure may end several operations (those waiting for a
+/// link that did not come back), each told the same.
+#[derive(Debug, Clone, Error)]
 pub enum Error {
     #[error("wrong password for {0} (the board said \"Access denied\")")]
     WrongPassword(String),
@@ -49,11 +51,18 @@ pub enum Error {
     Protocol(#[source] ProtocolError),
     #[error("{0}")]
     Invalid(String),
+    /// Shared, so that the error can be cloned.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Io(std::sync::Arc<std::io::Error>),
     /// An error that crossed the mount daemon's socket: its kind and words.
     #[error("{1}")]
     Remote(Kind, String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(std::sync::Arc::new(e))
+    }
 }
 
 /// What an error is, apart from its words: what an exit code, an errno or
@@ -153,36 +162,6 @@ impl Error {
             Error::Invalid(_) => Kind::Invalid,
             Error::Io(_) => Kind::Io,
             Error::Remote(k, _) => *k,
-        }
-    }
-
-    /// The same error again, for a second caller (io errors keep their
-    /// kind and words).
-    pub fn duplicate(&self) -> Error {
-        match self {
-            Error::WrongPassword(s) => Error::WrongPassword(s.clone()),
-            Error::Busy(s) => Error::Busy(s.clone()),
-            Error::NotWebRepl(s) => Error::NotWebRepl(s.clone()),
-            Error::Timeout(s) => Error::Timeout(s.clone()),
-            Error::NotFound(s) => Error::NotFound(s.clone()),
-            Error::Unreachable(s) => Error::Unreachable(s.clone()),
-            Error::LinkLost(s) => Error::LinkLost(s.clone()),
-            Error::Running(s) => Error::Running(s.clone()),
-            Error::Traceback(s) => Error::Traceback(s.clone()),
-            Error::LowMemory { free } => Error::LowMemory { free: *free },
-            Error::Os { errno, what } => Error::Os {
-                errno: *errno,
-                what: what.clone(),
-            },
-            Error::Conflict { path, beside } => Error::Conflict {
-                path: path.clone(),
-                beside: beside.clone(),
-            },
-            Error::Tls(s) => Error::Tls(s.clone()),
-            Error::Protocol(p) => Error::Protocol(p.clone()),
-            Error::Invalid(s) => Error::Invalid(s.clone()),
-            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
-            Error::Remote(k, s) => Error::Remote(*k, s.clone()),
         }
     }
 

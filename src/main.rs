@@ -103,7 +103,7 @@ fn raise_file_limit() {
 fn daemonize(cli: &mut Cli) -> Option<Ready> {
     use std::io::Read;
     use std::os::fd::FromRawFd;
-    let password = match cli.conn.password() {
+    let password = match webrepl_mount::connection::Conn::from(&cli.conn).password() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("webrepl-mount: {e}");

@@ -13,19 +13,6 @@ fn wm(tb: &TestBoard, args: &[&str]) -> Output {
         .expect("run webrepl-mount")
 }
 
-/// Waits for a file the board's program writes when it runs.
-fn wait_for_file(p: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !p.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared",
-            p.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// The last line of stderr: the error, after any log lines.
 fn last_line(o: &Output) -> String {
     err_line(o).lines().last().unwrap_or("").to_string()
@@ -166,7 +153,9 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
             .args([
                 "exec",
                 &tb.addr(),
-                "open('/held','w').close()\nimport time\ntime.sleep(5)",
+                // Held until the test lets go (bounded at 60 s): no race
+                // between the program's end and the second client's retries.
+                "import os,time\nopen('/held','w').close()\nfor i in range(1200):\n try:\n  os.stat('/release')\n  break\n except OSError:\n  time.sleep(0.05)\n",
                 "--password-file",
                 pw.path().to_str().unwrap(),
             ])
@@ -174,10 +163,11 @@ fn connection_errors_have_their_own_exit_codes_and_one_line() {
             .spawn()
             .unwrap(),
     );
-    wait_for_file(&tb.path("/held"));
+    common::eventually(10, "/held to appear", || tb.path("/held").exists());
     let o = wm(&tb, &["ls", &target]);
     assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));
     assert!(err_line(&o).contains("busy"));
+    std::fs::write(tb.path("/release"), "").unwrap();
     assert!(holder.wait().unwrap().success());
 
     // Something that is not a WebREPL endpoint: a web page.
@@ -245,7 +235,7 @@ fn a_password_given_with_p_is_not_in_the_command_line() {
         .spawn()
         .unwrap();
     // Logged in and running: the password has long been used.
-    wait_for_file(&tb.path("/started"));
+    common::eventually(10, "/started to appear", || tb.path("/started").exists());
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     assert!(
         String::from_utf8_lossy(&cmdline).contains("exec"),

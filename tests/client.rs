@@ -4,7 +4,7 @@ mod common;
 
 use common::{LinkEmu, TestBoard, random_bytes};
 use std::time::Duration;
-use webrepl_mount::board::{Base, Board, Kind, Transfer};
+use webrepl_mount::board::{Base, Board, EntryKind, Transfer};
 use webrepl_mount::error::Error;
 use webrepl_mount::session::Session;
 
@@ -263,14 +263,17 @@ async fn listing_exec_and_mkdir_before_put_through_the_raw_repl() {
     b.put("/boot.py", b"", true, Base::Any).await.unwrap();
     let mut l = b.list("/", false).await.unwrap();
     l.sort_by(|a, b| a.path.cmp(&b.path));
-    let shown: Vec<(&str, Kind, u64)> = l
+    let shown: Vec<(&str, EntryKind, u64)> = l
         .iter()
         .map(|e| (e.path.as_str(), e.kind, e.size))
         .collect();
     let lib_size = std::fs::metadata(tb.path("/lib")).unwrap().len();
     assert_eq!(
         shown,
-        vec![("/boot.py", Kind::File, 0), ("/lib", Kind::Dir, lib_size)]
+        vec![
+            ("/boot.py", EntryKind::File, 0),
+            ("/lib", EntryKind::Dir, lib_size)
+        ]
     );
     let deep = b.list("/", true).await.unwrap();
     assert!(

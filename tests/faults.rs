@@ -4,16 +4,8 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, random_bytes};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
 use std::time::{Duration, Instant};
-
-fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_read_cut_in_the_middle_is_read_again_whole() {
@@ -76,7 +68,7 @@ fn a_board_that_restarts_during_a_flush_gets_the_file_when_it_is_back() {
         .spawn()
         .unwrap();
     // The upload is under way (its part file exists on the board).
-    eventually("the upload to start", || {
+    common::eventually(20, "the upload to start", || {
         std::fs::read_dir(tb.root.path()).unwrap().any(|e| {
             e.unwrap()
                 .file_name()
@@ -224,7 +216,7 @@ fn the_log_says_why_the_link_was_reopened() {
     emu.command("cut");
     m.status_until(10, |s| s.contains("1 reconnects"));
     assert_eq!(std::fs::read(m.path().join("a.txt")).unwrap(), b"a");
-    eventually("the reconnect in the log", || {
+    eventually(10, "the reconnect in the log", || {
         m.log()
             .lines()
             .any(|l| l.contains("reconnected to") && l.contains("last error:"))

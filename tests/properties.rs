@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use webrepl_mount::board::snippets;
-use webrepl_mount::protocol::frame::{self, Decoder, Kind};
+use webrepl_mount::protocol::frame::{self, Decoder, FrameKind};
 use webrepl_mount::protocol::raw::{NoticeFilter, Program, Step};
 use webrepl_mount::protocol::transfer::{Get, Op, Put, header};
 use webrepl_mount::protocol::{handshake, login::Login};
@@ -43,7 +43,7 @@ proptest! {
         for p in &payloads {
             let p = &p[..p.len().min(frame::MAX_PAYLOAD)];
             // Unmasked, as a board sends: decode what a client would encode.
-            let mut f = frame::encode(Kind::Binary, p, [0; 4]);
+            let mut f = frame::encode(FrameKind::Binary, p, [0; 4]);
             f[1] &= 0x7f;
             let hdr = if p.len() < 126 { 2 } else { 4 };
             f.drain(hdr..hdr + 4);
@@ -156,7 +156,9 @@ proptest! {
         let l = snippets::lit(&path);
         prop_assert!(l.starts_with("b'") && l.ends_with("'.decode()"));
         let inner = &l[2..l.len() - "'.decode()".len()];
-        prop_assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/- \\".contains(&b)));
+        // Read back as Python reads it: the same bytes, and no character
+        // that could end the literal or start code.
+        prop_assert_eq!(python_bytes(inner), Some(path.as_bytes().to_vec()), "{}", l);
     }
 }
 
@@ -202,4 +204,28 @@ proptest! {
             prop_assert!(d.len() < 120, "{}", d.len());
         }
     }
+}
+
+/// A Python bytes literal's body, decoded as Python does for the escapes
+/// `lit` writes (`\xNN`) and the characters it leaves plain; None for
+/// anything else.
+fn python_bytes(inner: &str) -> Option<Vec<u8>> {
+    let b = inner.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) != Some(&b'x') {
+                return None;
+            }
+            out.push(u8::from_str_radix(inner.get(i + 2..i + 4)?, 16).ok()?);
+            i += 4;
+        } else if b[i].is_ascii_alphanumeric() || b"._/- ".contains(&b[i]) {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
 }

@@ -1,10 +1,10 @@
 //! Typed operations on a board's filesystem, built on the session.
 
 pub mod answer;
+pub mod channel;
 mod delta;
 mod pack;
 mod range;
-pub mod channel;
 pub mod snippets;
 pub mod stream;
 mod upload;
@@ -39,7 +39,7 @@ pub enum Transfer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EntryKind {
     File,
     Dir,
 }
@@ -47,7 +47,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: String,
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     /// Seconds since the board's epoch (2000 on ESP boards, 1970 on others).
     pub mtime: i64,
@@ -55,7 +55,7 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     pub mtime: i64,
 }
@@ -484,9 +484,9 @@ impl Board {
                 Answer::Stat { mode, size, mtime } => {
                     return Ok(Some(Stat {
                         kind: if mode & 0x4000 != 0 {
-                            Kind::Dir
+                            EntryKind::Dir
                         } else {
-                            Kind::File
+                            EntryKind::File
                         },
                         size,
                         mtime,
@@ -551,8 +551,12 @@ impl Board {
                             "the board's listing of {path} has more than {MAX_ENTRIES} entries"
                         )));
                     }
-                    let kind = if is_dir { Kind::Dir } else { Kind::File };
-                    if kind == Kind::Dir {
+                    let kind = if is_dir {
+                        EntryKind::Dir
+                    } else {
+                        EntryKind::File
+                    };
+                    if kind == EntryKind::Dir {
                         if p.matches('/').count() > MAX_DEPTH {
                             skip(&mut found, &p, "deeper than any real board's tree");
                             continue;
@@ -713,7 +717,7 @@ impl Board {
         sink: &mut (dyn FnMut(Piece) + Send),
         unwanted: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<u64> {
-        if st.kind == Kind::Dir {
+        if st.kind == EntryKind::Dir {
             return Err(Error::Os {
                 errno: libc::EISDIR,
                 what: path.to_string(),
@@ -824,10 +828,12 @@ impl Board {
         };
         if probe
             && let Ok(Some(st)) = self.stat(PROBE_FILE).await
-            && st.kind == Kind::File
+            && st.kind == EntryKind::File
             && (1..=PROBE_MAX).contains(&st.size)
         {
-            let r = self.get_binary(PROBE_FILE, st.size, &mut |_| {}, None).await;
+            let r = self
+                .get_binary(PROBE_FILE, st.size, &mut |_| {}, None)
+                .await;
             debug!(
                 "measuring binary chunks with {PROBE_FILE}: {:?}",
                 r.map(drop)

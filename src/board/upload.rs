@@ -163,7 +163,7 @@ impl Board {
                     if let Err(e) = self.mkdirs(d).await {
                         for (r, u) in results.iter_mut().zip(&ups) {
                             if parent(&u.path) == d {
-                                *r = Some(Err(e.duplicate()));
+                                *r = Some(Err(e.clone()));
                             }
                         }
                     }
@@ -206,7 +206,7 @@ impl Board {
                     Err(e) => {
                         for job in chunk {
                             self.stale_all(job, &ups);
-                            results[job.i] = Some(Err(e.duplicate()));
+                            results[job.i] = Some(Err(e.clone()));
                         }
                         continue;
                     }

@@ -6,7 +6,7 @@
 //! file that someone else changed on the board loses what was set for it.
 
 use super::tree::{Ino, ROOT, Tree};
-use crate::board::Kind;
+use crate::board::EntryKind;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use tracing::warn;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Saved {
-    kind: Kind,
+    kind: EntryKind,
     size: u64,
     board_mtime: i64,
     mode: Option<u32>,
@@ -52,7 +52,7 @@ pub fn apply(file: &PathBuf, tree: &mut Tree) {
         let Some(s) = saved.get(&path) else { continue };
         let Some(n) = tree.get_mut(ino) else { continue };
         let same = n.kind == s.kind
-            && (n.kind == Kind::Dir || (n.size == s.size && n.board_mtime == s.board_mtime));
+            && (n.kind == EntryKind::Dir || (n.size == s.size && n.board_mtime == s.board_mtime));
         if same {
             n.mode = s.mode;
             n.mtime = s.mtime;
@@ -96,7 +96,7 @@ fn line_for(tree: &Tree, ino: Ino) -> Option<String> {
         .map_or("-".to_string(), |d| {
             format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
         });
-    let kind = if n.kind == Kind::Dir { 'd' } else { 'f' };
+    let kind = if n.kind == EntryKind::Dir { 'd' } else { 'f' };
     let hex: String = tree.path(ino).bytes().map(|b| format!("{b:02x}")).collect();
     Some(format!(
         "{hex} {kind} {} {} {mode} {mtime}",
@@ -120,7 +120,11 @@ fn parse(line: &str) -> Option<(String, Saved)> {
     Some((
         path,
         Saved {
-            kind: if *kind == "d" { Kind::Dir } else { Kind::File },
+            kind: if *kind == "d" {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            },
             size: size.parse().ok()?,
             board_mtime: board_mtime.parse().ok()?,
             mode: if *mode == "-" {
@@ -145,13 +149,13 @@ mod tests {
             vec![
                 Entry {
                     path: "/d".into(),
-                    kind: Kind::Dir,
+                    kind: EntryKind::Dir,
                     size: 0,
                     mtime: 1,
                 },
                 Entry {
                     path: "/d/f y".into(),
-                    kind: Kind::File,
+                    kind: EntryKind::File,
                     size,
                     mtime,
                 },

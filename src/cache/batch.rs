@@ -194,7 +194,7 @@ impl Core {
                 let started = Instant::now();
                 let results = match self.board.put_many(ups, parents).await {
                     Ok(r) => r,
-                    Err(e) => taken.iter().map(|_| Err(e.duplicate())).collect(),
+                    Err(e) => taken.iter().map(|_| Err(e.clone())).collect(),
                 };
                 let mut conflicted = false;
                 for (t, r) in taken.into_iter().zip(results) {
@@ -276,7 +276,7 @@ pub(super) fn answer(st: &mut State, ino: Ino, edit: u64, r: &Result<()>) {
     for (_, tx) in done {
         let _ = tx.send(match r {
             Ok(()) => Ok(()),
-            Err(e) => Err(e.duplicate()),
+            Err(e) => Err(e.clone()),
         });
     }
     if !left.is_empty() {

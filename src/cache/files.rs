@@ -59,7 +59,7 @@ impl Core {
             let fh = open_locked(&mut st, old, true)?;
             return Ok((self.attr(&st, old)?, fh));
         }
-        let mut n = Node::new(parent, name, Kind::File);
+        let mut n = Node::new(parent, name, EntryKind::File);
         n.local_only =
             self.is_local_only(name) || st.tree.get(parent).is_some_and(|p| p.local_only);
         n.mode = Some(mode & 0o7777);
@@ -207,7 +207,7 @@ impl Core {
         if let Some(size) = size {
             {
                 let st = self.lock();
-                if node(&st, ino)?.kind == Kind::Dir {
+                if node(&st, ino)?.kind == EntryKind::Dir {
                     return Err(Error::Os {
                         errno: libc::EISDIR,
                         what: st.tree.path(ino),
@@ -451,7 +451,7 @@ impl Core {
         st.conflicts.push(msg);
         let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
         if let Some(parent) = st.tree.get(ino).map(|n| n.parent) {
-            let mut n = Node::new(parent, &name, Kind::File);
+            let mut n = Node::new(parent, &name, EntryKind::File);
             n.size = data.len() as u64;
             n.board_mtime = mtime;
             n.on_board = true;
@@ -605,7 +605,7 @@ impl Drop for Moving<'_> {
 }
 
 fn open_locked(st: &mut State, ino: Ino, write: bool) -> Result<u64> {
-    if node(st, ino)?.kind == Kind::Dir {
+    if node(st, ino)?.kind == EntryKind::Dir {
         return Err(Error::Os {
             errno: libc::EISDIR,
             what: st.tree.path(ino),

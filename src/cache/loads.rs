@@ -184,7 +184,7 @@ impl Core {
         if let Some(l) = st.loads.get(&ino) {
             if let Some(e) = &l.error {
                 if Some(l.id) == waited {
-                    return Err(e.duplicate());
+                    return Err(e.clone());
                 }
                 // An old failure: this reader tries again.
                 st.loads.remove(&ino);
@@ -231,7 +231,7 @@ impl Core {
         }
         let small = |st: &State, i: Ino| {
             st.tree.get(i).is_some_and(|n| {
-                n.kind == Kind::File
+                n.kind == EntryKind::File
                     && n.on_board
                     && !n.local_only
                     && n.size <= SMALL
@@ -265,7 +265,7 @@ impl Core {
         for &i in &batch {
             let n = node(st, i)?;
             let stat = Stat {
-                kind: Kind::File,
+                kind: EntryKind::File,
                 size: n.size,
                 mtime: n.board_mtime,
             };
@@ -472,7 +472,7 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
         }
         Err(e) if no_link(&e) => {
             for job in &jobs {
-                finish(&state, job.ino, job.id, &job.path, Err(e.duplicate()), None);
+                finish(&state, job.ino, job.id, &job.path, Err(e.clone()), None);
             }
         }
         other => {

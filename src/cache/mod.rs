@@ -20,7 +20,7 @@ mod snapshot;
 pub mod tree;
 mod verify;
 
-use crate::board::{Base, Board, Kind, StatVfs, is_part};
+use crate::board::{Base, Board, EntryKind, StatVfs, is_part};
 use crate::error::{Error, Result};
 use contents::Contents;
 use identity::hidden;
@@ -59,7 +59,7 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
     pub ino: Ino,
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     pub perm: u16,
     pub mtime: SystemTime,
@@ -300,7 +300,11 @@ impl Core {
 
     fn attr(&self, st: &State, ino: Ino) -> Result<Attr> {
         let n = node(st, ino)?;
-        let default = if n.kind == Kind::Dir { 0o755 } else { 0o644 };
+        let default = if n.kind == EntryKind::Dir {
+            0o755
+        } else {
+            0o644
+        };
         // A board that keeps no time (or a directory never stat'ed) shows
         // the mount's start, never 1970.
         let board_time = if n.board_mtime == 0 {
@@ -311,7 +315,7 @@ impl Core {
         Ok(Attr {
             ino,
             kind: n.kind,
-            size: if n.kind == Kind::File { n.size } else { 0 },
+            size: if n.kind == EntryKind::File { n.size } else { 0 },
             perm: (n.mode.unwrap_or(default) & 0o7777) as u16,
             mtime: n.mtime.unwrap_or(board_time),
             uid: self.opts.uid,
@@ -375,10 +379,10 @@ impl Core {
     }
 
     /// Entries of a directory: name, inode, kind.
-    pub async fn readdir(&self, ino: Ino) -> Result<Vec<(String, Ino, Kind)>> {
+    pub async fn readdir(&self, ino: Ino) -> Result<Vec<(String, Ino, EntryKind)>> {
         {
             let st = self.lock();
-            if node(&st, ino)?.kind != Kind::Dir {
+            if node(&st, ino)?.kind != EntryKind::Dir {
                 return Err(Error::Os {
                     errno: libc::ENOTDIR,
                     what: st.tree.path(ino),

@@ -26,7 +26,7 @@ impl Core {
         }
         let mut st = self.lock();
         st.namespace += 1;
-        let mut n = Node::new(parent, name, Kind::Dir);
+        let mut n = Node::new(parent, name, EntryKind::Dir);
         n.on_board = !local;
         n.local_only = local;
         n.mode = Some(mode & 0o7777);
@@ -44,7 +44,7 @@ impl Core {
         let on_board = {
             let st = self.lock();
             let n = node(&st, ino)?;
-            if n.kind == Kind::Dir {
+            if n.kind == EntryKind::Dir {
                 return Err(Error::Os {
                     errno: libc::EISDIR,
                     what: name.into(),
@@ -77,7 +77,7 @@ impl Core {
         let on_board = {
             let st = self.lock();
             let n = node(&st, ino)?;
-            if n.kind != Kind::Dir {
+            if n.kind != EntryKind::Dir {
                 return Err(Error::Os {
                     errno: libc::ENOTDIR,
                     what: name.into(),
@@ -146,9 +146,11 @@ impl Core {
                 }
                 let t = node(&st, t)?;
                 let errno = match (src.kind, t.kind) {
-                    (Kind::File, Kind::Dir) => Some(libc::EISDIR),
-                    (Kind::Dir, Kind::File) => Some(libc::ENOTDIR),
-                    (Kind::Dir, Kind::Dir) if !t.children.is_empty() => Some(libc::ENOTEMPTY),
+                    (EntryKind::File, EntryKind::Dir) => Some(libc::EISDIR),
+                    (EntryKind::Dir, EntryKind::File) => Some(libc::ENOTDIR),
+                    (EntryKind::Dir, EntryKind::Dir) if !t.children.is_empty() => {
+                        Some(libc::ENOTEMPTY)
+                    }
                     _ => None,
                 };
                 if let Some(errno) = errno {
@@ -182,7 +184,7 @@ impl Core {
                 to: st.tree.child_path(newparent, newname),
                 src_on_board: src.on_board && !src.local_only,
                 src_local: src.local_only,
-                is_dir: src.kind == Kind::Dir,
+                is_dir: src.kind == EntryKind::Dir,
                 to_local,
                 target_on_board,
                 replaces,

@@ -24,7 +24,7 @@ impl Core {
             let st = self.lock();
             let Some(n) = st.tree.get(dir) else { return };
             let fresh = n.listed.is_some_and(|t| t.elapsed() < self.opts.dir_ttl);
-            if fresh || !n.on_board || n.local_only || n.kind != Kind::Dir {
+            if fresh || !n.on_board || n.local_only || n.kind != EntryKind::Dir {
                 return;
             }
             (st.tree.path(dir), st.namespace)
@@ -126,9 +126,9 @@ impl Core {
                     n.children
                         .values()
                         .filter(|&&i| {
-                            st.tree
-                                .get(i)
-                                .is_some_and(|c| c.kind == Kind::Dir && c.on_board && !c.local_only)
+                            st.tree.get(i).is_some_and(|c| {
+                                c.kind == EntryKind::Dir && c.on_board && !c.local_only
+                            })
                         })
                         .copied(),
                 );
@@ -161,7 +161,7 @@ impl Core {
                     };
                     n.on_board = true;
                     let changed =
-                        n.kind == Kind::File && (n.size != e.size || n.board_mtime != e.mtime);
+                        n.kind == EntryKind::File && (n.size != e.size || n.board_mtime != e.mtime);
                     if changed && !dirty {
                         debug!("{} changed on the board", e.path);
                         n.size = e.size;
@@ -175,7 +175,7 @@ impl Core {
                 Some(ino) if busy(st, ino) => {}
                 _ => {
                     let mut n = Node::new(dir, &name, e.kind);
-                    n.size = if e.kind == Kind::File { e.size } else { 0 };
+                    n.size = if e.kind == EntryKind::File { e.size } else { 0 };
                     n.board_mtime = e.mtime;
                     n.on_board = true;
                     let ino = st.tree.insert(n);

@@ -2,7 +2,7 @@
 //! mount knows beyond the board (modes and times set by the user, files that
 //! exist only here).
 
-use crate::board::{Entry, Kind};
+use crate::board::{Entry, EntryKind};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime};
 
@@ -13,7 +13,7 @@ pub const ROOT: Ino = 1;
 pub struct Node {
     pub parent: Ino,
     pub name: String,
-    pub kind: Kind,
+    pub kind: EntryKind,
     pub size: u64,
     /// The board's mtime, in the board's epoch (0 when it keeps none).
     pub board_mtime: i64,
@@ -32,7 +32,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(parent: Ino, name: &str, kind: Kind) -> Node {
+    pub fn new(parent: Ino, name: &str, kind: EntryKind) -> Node {
         Node {
             parent,
             name: name.to_string(),
@@ -57,7 +57,7 @@ pub struct Tree {
 
 impl Default for Tree {
     fn default() -> Self {
-        let mut root = Node::new(ROOT, "", Kind::Dir);
+        let mut root = Node::new(ROOT, "", EntryKind::Dir);
         root.on_board = true;
         Tree {
             nodes: HashMap::from([(ROOT, root)]),
@@ -211,10 +211,10 @@ impl Tree {
                 .try_fold(top, |at, c| self.lookup(at, c));
             let Some(parent) = parent else { continue };
             let mut node = Node::new(parent, name, e.kind);
-            node.size = if e.kind == Kind::File { e.size } else { 0 };
+            node.size = if e.kind == EntryKind::File { e.size } else { 0 };
             node.board_mtime = e.mtime;
             node.on_board = true;
-            if e.kind == Kind::Dir {
+            if e.kind == EntryKind::Dir {
                 node.listed = Some(now);
             }
             self.insert(node);
@@ -226,7 +226,7 @@ impl Tree {
 mod tests {
     use super::*;
 
-    fn entry(path: &str, kind: Kind, size: u64) -> Entry {
+    fn entry(path: &str, kind: EntryKind, size: u64) -> Entry {
         Entry {
             path: path.into(),
             kind,
@@ -241,11 +241,11 @@ mod tests {
         t.load(
             ROOT,
             vec![
-                entry("/lib/a/x.py", Kind::File, 3),
-                entry("/main.py", Kind::File, 10),
-                entry("/lib", Kind::Dir, 0),
-                entry("/lib/a", Kind::Dir, 0),
-                entry("/lib/.wrm-part", Kind::File, 1),
+                entry("/lib/a/x.py", EntryKind::File, 3),
+                entry("/main.py", EntryKind::File, 10),
+                entry("/lib", EntryKind::Dir, 0),
+                entry("/lib/a", EntryKind::Dir, 0),
+                entry("/lib/.wrm-part", EntryKind::File, 1),
             ],
             &|n| n == ".wrm-part",
         );
@@ -262,15 +262,15 @@ mod tests {
         t.load(
             ROOT,
             vec![
-                entry("/d", Kind::Dir, 0),
-                entry("/d/f", Kind::File, 1),
-                entry("/g", Kind::File, 2),
+                entry("/d", EntryKind::Dir, 0),
+                entry("/d/f", EntryKind::File, 1),
+                entry("/g", EntryKind::File, 2),
             ],
             &|_| false,
         );
         let d = t.resolve("/d").unwrap();
         let f = t.resolve("/d/f").unwrap();
-        let e = t.insert(Node::new(ROOT, "e", Kind::Dir));
+        let e = t.insert(Node::new(ROOT, "e", EntryKind::Dir));
         t.rename(d, e, "moved");
         assert_eq!(t.path(f), "/e/moved/f");
         let g = t.resolve("/g").unwrap();

@@ -4,10 +4,11 @@
 //! a mount: there the mount's files are used, as `cp` does, so the mount's
 //! cache and journal see the change.
 
-use super::{board_and_path, human, mounted, remote_arg, split_remote};
-use crate::board::{self, Base, Board, Kind};
-use crate::cli::Conn;
+use super::{human, mounted};
+use crate::board::{self, Base, Board, EntryKind};
+use crate::connection::Conn;
 use crate::error::{Error, Result};
+use crate::remote::{board_and_path, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -166,7 +167,7 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
                     Err(Error::NotFound(path))
                 };
             };
-            if st.kind == Kind::File {
+            if st.kind == EntryKind::File {
                 return b.remove(&path).await;
             }
             if !recursive {
@@ -179,7 +180,7 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
             let (mut dirs, files): (Vec<_>, Vec<_>) = listing
                 .entries
                 .into_iter()
-                .partition(|e| e.kind == Kind::Dir);
+                .partition(|e| e.kind == EntryKind::Dir);
             for f in files {
                 b.remove(&f.path).await?;
             }
@@ -226,7 +227,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
         Place::Local(p) => std::fs::remove_dir(p).map_err(|e| local_error(e, arg)),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
-            if must_stat(&b, &path).await?.kind != Kind::Dir {
+            if must_stat(&b, &path).await?.kind != EntryKind::Dir {
                 return Err(Error::Invalid(format!("{arg} is not a directory")));
             }
             b.rmdir(&path).await
@@ -259,7 +260,7 @@ pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
                 let b = boards.get(&bs).await?;
                 must_stat(&b, &s).await?;
                 let d = match b.stat(&d).await? {
-                    Some(st) if st.kind == Kind::Dir => {
+                    Some(st) if st.kind == EntryKind::Dir => {
                         board::join(&d, s.rsplit('/').next().unwrap_or(&s))
                     }
                     _ => d,
@@ -281,7 +282,7 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
             Place::Local(p) => std::fs::read(p).map_err(|e| local_error(e, arg))?,
             Place::Board(name, path) => {
                 let b = boards.get(&name).await?;
-                if must_stat(&b, &path).await?.kind == Kind::Dir {
+                if must_stat(&b, &path).await?.kind == EntryKind::Dir {
                     return Err(Error::Invalid(format!("{arg} is a directory")));
                 }
                 b.get(&path).await?
@@ -326,7 +327,7 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
             Place::Board(name, path) => {
                 let b = boards.get(&name).await?;
                 let st = must_stat(&b, &path).await?;
-                if st.kind == Kind::Dir {
+                if st.kind == EntryKind::Dir {
                     return Err(Error::Invalid(format!("{arg} is a directory")));
                 }
                 match b.digests(&[(&path, st.size)]).await? {
@@ -404,7 +405,7 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let mut boards = Boards::new(conn);
     let r = async {
         let b = boards.get(&name).await?;
-        if must_stat(&b, &path).await?.kind != Kind::Dir {
+        if must_stat(&b, &path).await?.kind != EntryKind::Dir {
             return Err(Error::Invalid(format!("{target} is not a directory")));
         }
         b.listing(&path, true).await
@@ -423,7 +424,7 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
             .trim_start_matches('/');
         let depth = rel.matches('/').count();
         let leaf = rel.rsplit('/').next().unwrap_or(rel);
-        let slash = if e.kind == Kind::Dir { "/" } else { "" };
+        let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
         writeln!(
             out,
             "{}{}{slash}",

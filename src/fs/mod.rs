@@ -5,7 +5,7 @@
 //! the next request (an `ls` answered from the snapshot) goes through while
 //! a file is still on its way.
 
-use crate::board::Kind;
+use crate::board::EntryKind;
 use crate::cache::{Attr, Core};
 use crate::error::{Error, Kind as ErrorKind};
 use fuser::{
@@ -58,7 +58,7 @@ pub fn errno(e: &Error) -> Errno {
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
-    let kind = if a.kind == Kind::Dir {
+    let kind = if a.kind == EntryKind::Dir {
         FileType::Directory
     } else {
         FileType::RegularFile
@@ -73,7 +73,7 @@ fn file_attr(a: &Attr) -> FileAttr {
         crtime: a.mtime,
         kind,
         perm: a.perm,
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        nlink: if a.kind == EntryKind::Dir { 2 } else { 1 },
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
@@ -345,8 +345,8 @@ impl Filesystem for Fs {
                 Err(e) => return reply.error(errno(&e)),
             };
             let dots = [
-                (".".to_string(), ino.0, Kind::Dir),
-                ("..".to_string(), ino.0, Kind::Dir),
+                (".".to_string(), ino.0, EntryKind::Dir),
+                ("..".to_string(), ino.0, EntryKind::Dir),
             ];
             for (i, (name, child, kind)) in dots
                 .into_iter()
@@ -354,7 +354,7 @@ impl Filesystem for Fs {
                 .enumerate()
                 .skip(offset as usize)
             {
-                let kind = if kind == Kind::Dir {
+                let kind = if kind == EntryKind::Dir {
                     FileType::Directory
                 } else {
                     FileType::RegularFile

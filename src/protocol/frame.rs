@@ -15,7 +15,7 @@ const MAX_INCOMING: u64 = 1 << 20;
 pub const MAX_MESSAGE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum FrameKind {
     Text,
     Binary,
     Close,
@@ -25,7 +25,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    pub kind: Kind,
+    pub kind: FrameKind,
     pub payload: Vec<u8>,
 }
 
@@ -43,14 +43,14 @@ pub enum FrameError {
 
 /// Encodes one client frame, masked with `mask` as RFC 6455 requires.
 /// Callers keep payloads at or below [`MAX_PAYLOAD`]; longer ones are a bug.
-pub fn encode(kind: Kind, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+pub fn encode(kind: FrameKind, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     assert!(payload.len() <= MAX_PAYLOAD, "frame payload over 64 KiB");
     let opcode = match kind {
-        Kind::Text => 0x1,
-        Kind::Binary => 0x2,
-        Kind::Close => 0x8,
-        Kind::Ping => 0x9,
-        Kind::Pong => 0xA,
+        FrameKind::Text => 0x1,
+        FrameKind::Binary => 0x2,
+        FrameKind::Close => 0x8,
+        FrameKind::Ping => 0x9,
+        FrameKind::Pong => 0xA,
     };
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.push(0x80 | opcode);
@@ -70,7 +70,7 @@ pub fn encode(kind: Kind, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
 pub struct Decoder {
     buf: Vec<u8>,
     /// Kind and collected payload of a message sent in fragments.
-    partial: Option<(Kind, Vec<u8>)>,
+    partial: Option<(FrameKind, Vec<u8>)>,
 }
 
 impl Decoder {
@@ -100,14 +100,14 @@ impl Decoder {
                     self.partial = Some((kind, acc));
                     continue;
                 }
-                0x1 => Kind::Text,
-                0x2 => Kind::Binary,
-                0x8 => Kind::Close,
-                0x9 => Kind::Ping,
-                0xA => Kind::Pong,
+                0x1 => FrameKind::Text,
+                0x2 => FrameKind::Binary,
+                0x8 => FrameKind::Close,
+                0x9 => FrameKind::Ping,
+                0xA => FrameKind::Pong,
                 other => return Err(FrameError::BadOpcode(other)),
             };
-            if !fin && matches!(kind, Kind::Text | Kind::Binary) {
+            if !fin && matches!(kind, FrameKind::Text | FrameKind::Binary) {
                 self.partial = Some((kind, payload));
                 continue;
             }
@@ -180,16 +180,16 @@ mod tests {
 
     #[test]
     fn encodes_short_and_16_bit_lengths_masked() {
-        let f = encode(Kind::Text, b"abc", [1, 2, 3, 4]);
+        let f = encode(FrameKind::Text, b"abc", [1, 2, 3, 4]);
         assert_eq!(
             f,
             vec![0x81, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]
         );
         let big = vec![7u8; 1024];
-        let f = encode(Kind::Binary, &big, [0; 4]);
+        let f = encode(FrameKind::Binary, &big, [0; 4]);
         assert_eq!(&f[..4], &[0x82, 0x80 | 126, 0x04, 0x00]);
         assert_eq!(f.len(), 4 + 4 + 1024);
-        let f = encode(Kind::Binary, &vec![0; MAX_PAYLOAD], [0; 4]);
+        let f = encode(FrameKind::Binary, &vec![0; MAX_PAYLOAD], [0; 4]);
         assert_eq!(&f[1..4], &[0x80 | 126, 0xFF, 0xFF]);
     }
 
@@ -212,9 +212,9 @@ mod tests {
         d.push(&server_frame(0x02, b"WB"));
         d.push(&server_frame(0x89, b""));
         d.push(&server_frame(0x80, b"\0\0"));
-        assert_eq!(d.next_frame().unwrap().unwrap().kind, Kind::Ping);
+        assert_eq!(d.next_frame().unwrap().unwrap().kind, FrameKind::Ping);
         let f = d.next_frame().unwrap().unwrap();
-        assert_eq!((f.kind, f.payload), (Kind::Binary, b"WB\0\0".to_vec()));
+        assert_eq!((f.kind, f.payload), (FrameKind::Binary, b"WB\0\0".to_vec()));
     }
 
     #[test]
@@ -223,7 +223,7 @@ mod tests {
         let payload = vec![9u8; 300];
         d.push(&server_frame(0x82, &payload));
         assert_eq!(d.next_frame().unwrap().unwrap().payload, payload);
-        let f = encode(Kind::Text, b"hi", [5, 6, 7, 8]);
+        let f = encode(FrameKind::Text, b"hi", [5, 6, 7, 8]);
         d.push(&f);
         assert_eq!(d.next_frame().unwrap().unwrap().payload, b"hi");
     }

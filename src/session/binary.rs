@@ -11,7 +11,7 @@
 //! acknowledged at TCP level count, so a long upload never times out while
 //! it moves.
 
-use super::core::{Event, OpId, Out, Outcome, Why};
+use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::window::Window;
 use crate::error::Error;
 use crate::protocol::ProtocolError;
@@ -34,33 +34,33 @@ const BACKLOG_MAX: u64 = 256 * 1024;
 const BACKLOG_START: u64 = 16 * 1024;
 
 #[derive(Debug, Clone)]
-pub enum Transfer {
+pub enum BinaryOp {
     Get { path: Vec<u8>, size: u64 },
     Put { path: Vec<u8>, data: Bytes },
     Version,
 }
 
-impl Transfer {
+impl BinaryOp {
     fn size(&self) -> u64 {
         match self {
-            Transfer::Get { size, .. } => *size,
-            Transfer::Put { data, .. } => data.len() as u64,
-            Transfer::Version => 0,
+            BinaryOp::Get { size, .. } => *size,
+            BinaryOp::Put { data, .. } => data.len() as u64,
+            BinaryOp::Version => 0,
         }
     }
 
     pub fn path(&self) -> &[u8] {
         match self {
-            Transfer::Get { path, .. } | Transfer::Put { path, .. } => path,
-            Transfer::Version => b"",
+            BinaryOp::Get { path, .. } | BinaryOp::Put { path, .. } => path,
+            BinaryOp::Version => b"",
         }
     }
 }
 
 #[derive(Debug)]
-pub struct Queued {
+pub struct QueuedTransfer {
     pub op: OpId,
-    pub what: Transfer,
+    pub what: BinaryOp,
     pub queued_at: Instant,
     attempts: u32,
     seq: u64,
@@ -68,7 +68,7 @@ pub struct Queued {
 
 enum Active {
     Get {
-        q: Queued,
+        q: QueuedTransfer,
         get: Get,
         acks_at: VecDeque<Instant>,
         replies: Vec<u8>,
@@ -76,7 +76,7 @@ enum Active {
         started: Instant,
     },
     Put {
-        q: Queued,
+        q: QueuedTransfer,
         put: Put,
         handed: usize,
         /// `written` when its first data byte went to the socket.
@@ -85,18 +85,18 @@ enum Active {
         started: Instant,
     },
     Version {
-        q: Queued,
+        q: QueuedTransfer,
     },
 }
 
 impl Active {
-    fn queued(&self) -> &Queued {
+    fn queued(&self) -> &QueuedTransfer {
         match self {
             Active::Get { q, .. } | Active::Put { q, .. } | Active::Version { q } => q,
         }
     }
 
-    fn into_queued(self) -> Queued {
+    fn into_queued(self) -> QueuedTransfer {
         match self {
             Active::Get { q, .. } | Active::Put { q, .. } | Active::Version { q } => q,
         }
@@ -114,7 +114,7 @@ pub struct Moving {
 }
 
 pub struct BinaryLane {
-    queue: Vec<Queued>,
+    queue: Vec<QueuedTransfer>,
     active: VecDeque<Active>,
     window: Window,
     max_window: u64,
@@ -152,9 +152,9 @@ impl BinaryLane {
         }
     }
 
-    pub fn submit(&mut self, now: Instant, op: OpId, what: Transfer) {
+    pub fn submit(&mut self, now: Instant, op: OpId, what: BinaryOp) {
         self.seq += 1;
-        self.queue.push(Queued {
+        self.queue.push(QueuedTransfer {
             op,
             what,
             queued_at: now,
@@ -194,8 +194,8 @@ impl BinaryLane {
 
     /// The next one to start: the oldest of those that waited long, else
     /// the smallest.
-    fn pick(&mut self, now: Instant, upload_only: bool, puts_wait: bool) -> Option<Queued> {
-        let key = |q: &Queued| {
+    fn pick(&mut self, now: Instant, upload_only: bool, puts_wait: bool) -> Option<QueuedTransfer> {
+        let key = |q: &QueuedTransfer| {
             let aged = now.saturating_duration_since(q.queued_at) >= AGING;
             (!aged, if aged { 0 } else { q.what.size() }, q.seq)
         };
@@ -207,20 +207,20 @@ impl BinaryLane {
             // alone, so that one the board cannot open (it drops the link)
             // fails by itself.
             .filter(|(_, q)| {
-                !upload_only || (matches!(q.what, Transfer::Put { .. }) && q.attempts == 0)
+                !upload_only || (matches!(q.what, BinaryOp::Put { .. }) && q.attempts == 0)
             })
             .min_by_key(|(_, q)| key(q))
             .map(|(i, _)| i)?;
         // An upload that must wait for the text lane is waited for: nothing
         // else goes in its place (a big download would hold it for long).
-        if puts_wait && matches!(self.queue[i].what, Transfer::Put { .. }) {
+        if puts_wait && matches!(self.queue[i].what, BinaryOp::Put { .. }) {
             return None;
         }
         // Uploads pipeline only behind uploads, and only in the order the
         // smallest-first rule would pick anyway.
         if upload_only {
             let best = self.queue.iter().min_by_key(|q| key(q))?;
-            if !matches!(best.what, Transfer::Put { .. }) {
+            if !matches!(best.what, BinaryOp::Put { .. }) {
                 return None;
             }
         }
@@ -258,7 +258,7 @@ impl BinaryLane {
             Some(Active::Put {
                 q, handed, start, ..
             }) => {
-                if let Transfer::Put { data, .. } = &q.what
+                if let BinaryOp::Put { data, .. } = &q.what
                     && *handed < data.len()
                 {
                     let n = PUT_FRAME.min(data.len() - *handed);
@@ -282,9 +282,9 @@ impl BinaryLane {
         let upload_only = !self.active.is_empty();
         let q = self.pick(now, upload_only, puts_wait)?;
         let (op, size) = match &q.what {
-            Transfer::Get { path, size } => (Op::Get, (path, *size)),
-            Transfer::Put { path, data } => (Op::Put, (path, data.len() as u64)),
-            Transfer::Version => (Op::GetVersion, (&Vec::new(), 0)),
+            BinaryOp::Get { path, size } => (Op::Get, (path, *size)),
+            BinaryOp::Put { path, data } => (Op::Put, (path, data.len() as u64)),
+            BinaryOp::Version => (Op::GetVersion, (&Vec::new(), 0)),
         };
         let header = match transfer::header(op, size.0, if op == Op::Put { size.1 } else { 0 }) {
             Ok(h) => h,
@@ -299,7 +299,7 @@ impl BinaryLane {
             self.last_progress = now;
         }
         let a = match &q.what {
-            Transfer::Get { size, .. } => Active::Get {
+            BinaryOp::Get { size, .. } => Active::Get {
                 get: Get::new(*size, self.window.acks()),
                 acks_at: VecDeque::new(),
                 replies: Vec::new(),
@@ -307,7 +307,7 @@ impl BinaryLane {
                 started: now,
                 q,
             },
-            Transfer::Put { data, .. } => Active::Put {
+            BinaryOp::Put { data, .. } => Active::Put {
                 put: Put::new(data.len() as u64),
                 handed: 0,
                 start: 0,
@@ -315,7 +315,7 @@ impl BinaryLane {
                 started: now,
                 q,
             },
-            Transfer::Version => Active::Version { q },
+            BinaryOp::Version => Active::Version { q },
         };
         self.active.push_back(a);
         Some(header.to_vec())
@@ -517,7 +517,7 @@ impl BinaryLane {
             let mut q = a.into_queued();
             q.attempts += 1;
             if !retry {
-                out.done(q.op, Err(why.duplicate()));
+                out.done(q.op, Err(why.clone()));
                 continue;
             }
             if q.attempts >= ATTEMPTS {
@@ -576,7 +576,7 @@ impl BinaryLane {
 
     pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
         for q in self.queue.drain(..) {
-            out.done(q.op, Err(err.duplicate()));
+            out.done(q.op, Err(err.clone()));
         }
     }
 
@@ -606,7 +606,7 @@ impl BinaryLane {
                 };
                 Moving {
                     path: String::from_utf8_lossy(q.what.path()).into_owned(),
-                    upload: matches!(q.what, Transfer::Put { .. }),
+                    upload: matches!(q.what, BinaryOp::Put { .. }),
                     done,
                     total: q.what.size(),
                     secs: now.saturating_duration_since(started).as_secs_f64(),
@@ -620,7 +620,7 @@ impl BinaryLane {
             .iter()
             .map(|q| Moving {
                 path: String::from_utf8_lossy(q.what.path()).into_owned(),
-                upload: matches!(q.what, Transfer::Put { .. }),
+                upload: matches!(q.what, BinaryOp::Put { .. }),
                 done: 0,
                 total: q.what.size(),
                 secs: 0.0,
@@ -629,7 +629,7 @@ impl BinaryLane {
     }
 }
 
-fn log_transfer(what: &str, t: &Transfer, len: u64, started: Instant) {
+fn log_transfer(what: &str, t: &BinaryOp, len: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     info!(
         "{what} {} {len} B in {secs:.3} s ({:.1} KB/s)",

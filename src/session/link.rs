@@ -2,7 +2,7 @@
 
 use super::tls::{Trust, Verifier};
 use crate::error::{Error, Result};
-use crate::protocol::frame::{self, Decoder, Frame, Kind};
+use crate::protocol::frame::{self, Decoder, Frame, FrameKind};
 use crate::protocol::handshake;
 use crate::protocol::login::{Login, LoginEvent, password_line};
 use std::sync::Arc;
@@ -250,11 +250,11 @@ impl Link {
                 Err(Error::LinkLost(_)) => return Err(Error::busy(target)),
                 Err(e) => return Err(e),
             };
-            if f.kind != Kind::Text {
+            if f.kind != FrameKind::Text {
                 continue;
             }
             match login.feed(&f.payload) {
-                LoginEvent::Prompt => self.send(Kind::Text, line).await?,
+                LoginEvent::Prompt => self.send(FrameKind::Text, line).await?,
                 LoginEvent::Connected => return Ok(()),
                 LoginEvent::Denied => return Err(Error::WrongPassword(target.to_string())),
                 LoginEvent::Pending => {}
@@ -282,7 +282,7 @@ impl Link {
         next_frame(&mut self.io, self.fd, &mut self.decoder, &mut self.buf).await
     }
 
-    async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
+    async fn send(&mut self, kind: FrameKind, payload: &[u8]) -> Result<()> {
         send(&mut self.io, kind, payload).await
     }
 }
@@ -342,7 +342,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub async fn send(&mut self, kind: Kind, payload: &[u8]) -> Result<()> {
+    pub async fn send(&mut self, kind: FrameKind, payload: &[u8]) -> Result<()> {
         send(&mut self.wr, kind, payload).await
     }
 
@@ -353,7 +353,7 @@ impl Writer {
     /// would become.
     pub async fn shutdown(mut self, frame: bool) {
         if frame {
-            let _ = self.send(Kind::Close, &[]).await;
+            let _ = self.send(FrameKind::Close, &[]).await;
         }
         let _ = self.wr.shutdown().await;
     }
@@ -370,9 +370,9 @@ async fn next_frame<R: AsyncRead + Unpin>(
     loop {
         match decoder.next_frame() {
             Ok(Some(f)) => match f.kind {
-                Kind::Text | Kind::Binary => return Ok(f),
-                Kind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
-                Kind::Ping | Kind::Pong => continue,
+                FrameKind::Text | FrameKind::Binary => return Ok(f),
+                FrameKind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
+                FrameKind::Ping | FrameKind::Pong => continue,
             },
             Ok(None) => {}
             Err(e) => return Err(Error::Protocol(e.into())),
@@ -411,7 +411,7 @@ fn quickack(fd: std::os::fd::RawFd) {
 /// Sends one frame in one write: the board's PUT code loses bytes of frames
 /// that reach it in pieces. Text longer than a frame may hold (a board may
 /// announce a large raw-paste window) goes in several.
-async fn send<W: AsyncWrite + Unpin>(io: &mut W, kind: Kind, payload: &[u8]) -> Result<()> {
+async fn send<W: AsyncWrite + Unpin>(io: &mut W, kind: FrameKind, payload: &[u8]) -> Result<()> {
     for piece in payload
         .chunks(frame::MAX_PAYLOAD)
         .chain(payload.is_empty().then_some(&[][..]))

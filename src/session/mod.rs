@@ -1,15 +1,16 @@
 //! The session: one connection to a board, shared by everything that uses
-//! it (the mount, terminals, the page). Its decisions live in [`core`], a
+//! it (the mount, terminals, the page). Its decisions live in [`machine`], a
 //! state machine without I/O; this module is the thin async shell around it:
 //! it owns the socket, feeds the core frames, backlog readings and time, and
 //! carries out what the core asks (send, connect, drop the link).
 
 mod binary;
-pub mod core;
 mod keys;
 mod link;
+pub mod machine;
 mod restore;
 mod share;
+mod shared;
 mod text;
 mod timer;
 mod tls;
@@ -20,18 +21,20 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{Outcome, Status, Totals};
 pub use binary::Moving;
 pub use link::Target;
+pub use machine::{Status, Totals};
 pub use share::{Ask, MAX_ANSWER as SHARE_MAX_ANSWER};
+pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
 
-use self::core::{Core, Event, OpId, Request};
 use crate::error::{Error, Result};
-use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::raw::Output;
 use bytes::Bytes;
 use link::{Link, Reader, Writer};
+use machine::{Machine, Request};
+use shared::{Event, OpId, Order};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,8 +69,8 @@ impl Config {
         }
     }
 
-    fn core(&self) -> self::core::Config {
-        self::core::Config {
+    fn core(&self) -> machine::Config {
+        machine::Config {
             timeout: self.timeout,
             interrupt: self.interrupt,
             get_window: self.get_window,
@@ -197,7 +200,7 @@ impl Session {
         let target = cfg.target.clone();
         let timeout = cfg.timeout;
         let shell = Shell {
-            core: Core::new(cfg.core(), Instant::now()),
+            core: Machine::new(cfg.core(), Instant::now()),
             cfg,
             rx,
             terminal: terminal.clone(),
@@ -514,7 +517,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
 }
 
 struct Shell {
-    core: Core,
+    core: Machine,
     cfg: Config,
     rx: mpsc::UnboundedReceiver<Cmd>,
     terminal: broadcast::Sender<Vec<u8>>,
@@ -530,7 +533,7 @@ struct Shell {
 /// The socket while the link is up: read here, written by a task.
 struct Wire {
     reader: Reader,
-    frames: mpsc::UnboundedSender<(Kind, Vec<u8>)>,
+    frames: mpsc::UnboundedSender<(FrameKind, Vec<u8>)>,
     /// Bytes handed to the writer, and written by it to the socket.
     handed: u64,
     written: Arc<AtomicU64>,
@@ -541,7 +544,7 @@ struct Wire {
 impl Wire {
     fn new(link: Link) -> Wire {
         let (reader, mut writer) = link.split();
-        let (frames, mut rx) = mpsc::unbounded_channel::<(Kind, Vec<u8>)>();
+        let (frames, mut rx) = mpsc::unbounded_channel::<(FrameKind, Vec<u8>)>();
         let written = Arc::new(AtomicU64::new(0));
         let (fail_tx, failed) = oneshot::channel();
         let count = written.clone();
@@ -624,18 +627,16 @@ impl Shell {
                 }
                 while let Some((kind, payload)) = self.core.poll_transmit(now) {
                     w.handed += payload.len() as u64;
-                    if kind == Kind::Text {
+                    if kind == FrameKind::Text {
                         trace!("text out: {:?}", String::from_utf8_lossy(&payload));
                     }
                     let _ = w.frames.send((kind, payload));
                 }
             }
-            if self.dispatch(&mut wire) {
+            let dropped = self.obey(&mut wire, &mut connecting);
+            self.dispatch();
+            if dropped {
                 continue;
-            }
-            if connecting.is_none() && wire.is_none() && self.core.wants_connect(now) {
-                let cfg = self.cfg.clone();
-                connecting = Some(tokio::spawn(async move { open_with_retry(&cfg).await }));
             }
             let timer = self.core.poll_timeout();
             if timer != armed {
@@ -678,7 +679,7 @@ impl Shell {
                 }
                 Input::Cmd(Some(c)) => self.command(now, c),
                 Input::Frame(Ok(f)) => {
-                    if f.kind == Kind::Text {
+                    if f.kind == FrameKind::Text {
                         trace!("text in: {:?}", String::from_utf8_lossy(&f.payload));
                     }
                     self.core.on_frame(now, f)
@@ -740,10 +741,41 @@ impl Shell {
         }
     }
 
-    /// Hands the core's events to whoever waits for them. True if the link
-    /// was dropped (the loop starts over).
-    fn dispatch(&mut self, wire: &mut Option<Wire>) -> bool {
+    /// Does to the link what the machine orders. True if the link was
+    /// dropped (the loop starts over).
+    fn obey(
+        &mut self,
+        wire: &mut Option<Wire>,
+        connecting: &mut Option<tokio::task::JoinHandle<Result<Link>>>,
+    ) -> bool {
         let mut dropped = false;
+        while let Some(o) = self.core.poll_order() {
+            match o {
+                Order::DropLink => {
+                    if let Some(w) = wire.take() {
+                        w.writer.abort();
+                    }
+                    dropped = true;
+                }
+                Order::Connect => {
+                    // The machine thinks the link down: one left open is stale.
+                    if let Some(w) = wire.take() {
+                        w.writer.abort();
+                        dropped = true;
+                    }
+                    if connecting.is_none() {
+                        let cfg = self.cfg.clone();
+                        *connecting =
+                            Some(tokio::spawn(async move { open_with_retry(&cfg).await }));
+                    }
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Hands the core's events to whoever waits for them.
+    fn dispatch(&mut self) {
         while let Some(e) = self.core.poll_event() {
             match e {
                 Event::Done(op, r) => {
@@ -791,15 +823,8 @@ impl Shell {
                         self.core.share_answer(Instant::now(), seq, 19, &[]);
                     }
                 }
-                Event::DropLink => {
-                    if let Some(w) = wire.take() {
-                        w.writer.abort();
-                    }
-                    dropped = true;
-                }
             }
         }
-        dropped
     }
 
     async fn close(&mut self, wire: &mut Option<Wire>) {

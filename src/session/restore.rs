@@ -2,7 +2,7 @@
 //! and typed back afterwards with the cursor where it was; the board's echo
 //! of it is hidden, as the person's terminal already shows the line.
 
-use super::core::Out;
+use super::shared::Out;
 use super::timer::{Timer, TimerTable};
 use crate::protocol::line::{self, Screen, Typed};
 use std::time::{Duration, Instant};

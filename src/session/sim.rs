@@ -9,9 +9,10 @@
 //! the start of the next header; a GET of a missing file drops the link),
 //! and optionally ESP8266's pause after every transfer chunk.
 
-use super::core::{Core, Event, OpId, Outcome};
+use super::machine::Machine;
+use super::shared::{Event, OpId, Order, Outcome};
 use crate::error::Error;
-use crate::protocol::frame::{Frame, Kind};
+use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::transfer::HEADER_LEN;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ pub struct Pipe {
     pub rate: f64,
     pub delay: Duration,
     free_at: Instant,
-    frames: VecDeque<(Instant, Kind, Vec<u8>)>,
+    frames: VecDeque<(Instant, FrameKind, Vec<u8>)>,
 }
 
 impl Pipe {
@@ -35,7 +36,7 @@ impl Pipe {
         }
     }
 
-    fn send(&mut self, now: Instant, kind: Kind, payload: Vec<u8>) {
+    fn send(&mut self, now: Instant, kind: FrameKind, payload: Vec<u8>) {
         let start = self.free_at.max(now);
         // Frame overhead: a few header bytes.
         let bytes = payload.len() + 6;
@@ -48,7 +49,7 @@ impl Pipe {
             .push_back((self.free_at + self.delay, kind, payload));
     }
 
-    fn arrived(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
+    fn arrived(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
         match self.frames.front() {
             Some((t, _, _)) if *t <= now => self.frames.pop_front().map(|(_, k, p)| (k, p)),
             _ => None,
@@ -138,7 +139,7 @@ pub struct Board {
     busy_until: Instant,
     pub chunk_delay: Duration,
     pub runner: Runner,
-    pub out: VecDeque<(Kind, Vec<u8>)>,
+    pub out: VecDeque<(FrameKind, Vec<u8>)>,
     /// The board dropped the connection (a failed file operation, a reset).
     pub dropped: bool,
     /// Everything the REPL read, for checks.
@@ -170,7 +171,7 @@ pub struct ShareReader {
 }
 
 impl ShareReader {
-    fn byte(&mut self, b: u8, out: &mut VecDeque<(Kind, Vec<u8>)>) {
+    fn byte(&mut self, b: u8, out: &mut VecDeque<(FrameKind, Vec<u8>)>) {
         use super::share::{ANSWER, ESC, TRAILER, WINDOW};
         let head = [ESC, ANSWER, self.seq];
         if self.got.len() < 3 {
@@ -200,7 +201,7 @@ impl ShareReader {
             });
         } else if self.got.len() == self.next_credit {
             self.next_credit += WINDOW;
-            out.push_back((Kind::Text, vec![ESC, super::share::CREDIT]));
+            out.push_back((FrameKind::Text, vec![ESC, super::share::CREDIT]));
         }
     }
 }
@@ -244,7 +245,7 @@ impl Board {
 
     fn say(&mut self, text: &[u8]) {
         self.screen.extend_from_slice(text);
-        self.out.push_back((Kind::Text, text.to_vec()));
+        self.out.push_back((FrameKind::Text, text.to_vec()));
     }
 
     /// A frame arrives. In the middle of an upload (data_to_recv > 0, some
@@ -253,20 +254,20 @@ impl Board {
     /// frame, the next frame's payload is file data, text or not. That is
     /// down to how the socket's reads fall, so on a real board it happens
     /// now and then; here always, the worst case.
-    pub fn receive(&mut self, kind: Kind, payload: &[u8]) {
+    pub fn receive(&mut self, kind: FrameKind, payload: &[u8]) {
         match kind {
-            Kind::Binary => {
+            FrameKind::Binary => {
                 for &b in payload {
                     self.wire.feed(b);
                 }
                 self.binary_in.extend(payload);
             }
-            Kind::Text if self.wire.left > 0 && self.wire.started && !payload.is_empty() => {
+            FrameKind::Text if self.wire.left > 0 && self.wire.started && !payload.is_empty() => {
                 let n = payload.len().min(511).min(self.wire.left);
                 self.wire.left -= n;
                 self.eaten += n;
                 self.binary_in.extend(&payload[..n]);
-                self.receive(Kind::Text, &payload[n..]);
+                self.receive(FrameKind::Text, &payload[n..]);
             }
             _ => {
                 for &b in payload {
@@ -302,7 +303,7 @@ impl Board {
         let mut b = vec![ESC, ASK, seq, cmd];
         b.extend_from_slice(&(args.len() as u16).to_le_bytes());
         b.extend_from_slice(args);
-        self.out.push_back((Kind::Text, b));
+        self.out.push_back((FrameKind::Text, b));
         self.reader = Some(ShareReader {
             seq,
             ..ShareReader::default()
@@ -523,9 +524,9 @@ impl Board {
                     let mut chunk = (n as u16).to_le_bytes().to_vec();
                     chunk.extend_from_slice(&data[*pos..*pos + n]);
                     *pos += n;
-                    self.out.push_back((Kind::Binary, chunk));
+                    self.out.push_back((FrameKind::Binary, chunk));
                     if n == 0 {
-                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                         self.xfer = Xfer::Header(Vec::new());
                     }
                     self.chunk_done(now);
@@ -534,7 +535,7 @@ impl Board {
                     if *left == 0 {
                         let (p, d) = (std::mem::take(path), std::mem::take(data));
                         self.files.insert(p, d);
-                        self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                        self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                         self.xfer = Xfer::Header(Vec::new());
                         continue;
                     }
@@ -560,10 +561,10 @@ impl Board {
         let name_end = h[18..].iter().position(|&b| b == 0).unwrap_or(64);
         let path = h[18..18 + name_end].to_vec();
         match h[2] {
-            3 => self.out.push_back((Kind::Binary, vec![1, 25, 0])),
+            3 => self.out.push_back((FrameKind::Binary, vec![1, 25, 0])),
             2 => match self.files.get(&path) {
                 Some(d) => {
-                    self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                    self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                     self.xfer = Xfer::Get {
                         data: d.clone(),
                         pos: 0,
@@ -573,7 +574,7 @@ impl Board {
                 None => self.dropped = true,
             },
             1 => {
-                self.out.push_back((Kind::Binary, b"WB\0\0".to_vec()));
+                self.out.push_back((FrameKind::Binary, b"WB\0\0".to_vec()));
                 self.xfer = Xfer::Put {
                     path,
                     left: size,
@@ -615,7 +616,7 @@ impl Wire {
 pub struct Pair {
     pub now: Instant,
     pub start: Instant,
-    pub core: Core,
+    pub core: Machine,
     pub board: Board,
     pub up: Pipe,
     pub down: Pipe,
@@ -652,12 +653,12 @@ impl Drop for Pair {
 
 impl Pair {
     /// `rate` bytes/s each way (0: unlimited), `rtt`.
-    pub fn new(cfg: super::core::Config, rate: f64, rtt: Duration) -> Pair {
+    pub fn new(cfg: super::machine::Config, rate: f64, rtt: Duration) -> Pair {
         let now = Instant::now();
         Pair {
             now,
             start: now,
-            core: Core::new(cfg, now),
+            core: Machine::new(cfg, now),
             board: Board::new(now),
             up: Pipe::new(now, rate, rtt / 2),
             down: Pipe::new(now, rate, rtt / 2),
@@ -693,7 +694,8 @@ impl Pair {
     fn round(&mut self) -> bool {
         let now = self.now;
         // As the shell does: what the core said before is acted on first.
-        let mut moved = self.events();
+        let mut moved = self.orders();
+        moved |= self.events();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             // A timer still due after the last round would wake the shell
             // again at once: counted as movement, it ends in the panic of
@@ -727,30 +729,50 @@ impl Pair {
                 self.cut();
                 moved = true;
             }
-        } else if let Some(t) = self.failing {
-            if t <= now {
-                self.failing = None;
-                moved = true;
-                self.core
-                    .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
-            }
-        } else if self.core.wants_connect(now) {
+        } else if let Some(t) = self.failing
+            && t <= now
+        {
+            self.failing = None;
             moved = true;
-            self.connects += 1;
-            if !self.reachable && !self.connect_takes.is_zero() {
-                self.failing = Some(now + self.connect_takes);
-            } else if self.reachable {
-                self.board.reconnect();
-                self.linked = true;
-                self.up.frames.clear();
-                self.down.frames.clear();
-                self.core.on_connected(now);
-            } else {
-                self.core
-                    .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
-            }
+            self.core
+                .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
         }
+        moved |= self.orders();
         moved |= self.events();
+        moved
+    }
+
+    /// What the machine orders done to the link, done at once.
+    fn orders(&mut self) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        while let Some(o) = self.core.poll_order() {
+            match o {
+                Order::DropLink => {
+                    self.linked = false;
+                    self.up.frames.clear();
+                    self.down.frames.clear();
+                }
+                Order::Connect => {
+                    self.connects += 1;
+                    if !self.reachable && !self.connect_takes.is_zero() {
+                        self.failing = Some(now + self.connect_takes);
+                    } else if self.reachable {
+                        self.board.reconnect();
+                        self.linked = true;
+                        self.up.frames.clear();
+                        self.down.frames.clear();
+                        self.core.on_connected(now);
+                    } else {
+                        self.core.on_connect_failed(
+                            now,
+                            Error::Unreachable("the sim board is away".into()),
+                        );
+                    }
+                }
+            }
+            moved = true;
+        }
         moved
     }
 
@@ -771,11 +793,6 @@ impl Pair {
                 }
                 Event::Terminal(t) => self.terminal.push((now, t)),
                 Event::BoardChanged => self.changes += 1,
-                Event::DropLink => {
-                    self.linked = false;
-                    self.up.frames.clear();
-                    self.down.frames.clear();
-                }
                 Event::Share(ask) => self.asks.push(ask),
                 Event::Progress(..) | Event::Link(_) => {}
             }

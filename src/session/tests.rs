@@ -2,8 +2,9 @@
 //! time: slow links, a small input ring, keys arriving mid-transfer, links
 //! that break, boards that stop answering.
 
-use super::core::{Config, OpId, Outcome, Request};
+use super::machine::{Config, Request};
 use super::share;
+use super::shared::{OpId, Outcome};
 use super::sim::Pair;
 use crate::error::Error;
 use bytes::Bytes;
@@ -897,9 +898,10 @@ fn a_persons_program_printing_when_we_connect_is_theirs_at_once() {
     p.board.busy_for(p.now, Duration::from_secs(30));
     let op = p.core.submit(p.now, hasty("print(3)"));
     p.run_for(Duration::from_millis(200));
-    p.board
-        .out
-        .push_back((crate::protocol::frame::Kind::Text, b"tick\r\n".to_vec()));
+    p.board.out.push_back((
+        crate::protocol::frame::FrameKind::Text,
+        b"tick\r\n".to_vec(),
+    ));
     let r = p.wait(op, Duration::from_secs(5));
     assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
     assert!(secs(p.elapsed()) < 3.0, "it waited on a person's program");

@@ -11,9 +11,9 @@
 //! when the user said so). Keys typed meanwhile are held and delivered, in
 //! order, when the person's turn comes back.
 
-use super::core::{Event, OpId, Out, Outcome, Why};
 use super::keys::Keys;
 use super::restore::{RESTORE, Restore, Saved};
+use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
 use crate::protocol::line::{self, Prompt, Screen};
@@ -42,7 +42,7 @@ pub enum Job {
 }
 
 #[derive(Debug)]
-pub struct Queued {
+pub struct QueuedProgram {
     pub op: OpId,
     pub job: Job,
     pub code: Vec<u8>,
@@ -82,7 +82,7 @@ enum Mode {
     /// At the raw prompt, ours.
     Raw { since: Instant },
     Running {
-        job: Box<Queued>,
+        job: Box<QueuedProgram>,
         prog: Box<Program>,
         started: Instant,
         last: Instant,
@@ -97,7 +97,7 @@ enum Mode {
 }
 
 pub struct TextLane {
-    queue: VecDeque<Queued>,
+    queue: VecDeque<QueuedProgram>,
     mode: Mode,
     /// The person's view of the REPL.
     screen: Screen,
@@ -192,7 +192,7 @@ impl TextLane {
         }
     }
 
-    pub fn submit(&mut self, job: Queued) {
+    pub fn submit(&mut self, job: QueuedProgram) {
         self.queue.push_back(job);
     }
 
@@ -392,7 +392,7 @@ impl TextLane {
     pub fn fail_waiting(
         &mut self,
         now: Instant,
-        deadline_of: impl Fn(&Queued) -> Instant,
+        deadline_of: impl Fn(&QueuedProgram) -> Instant,
         err: impl Fn() -> Error,
         out: &mut Out,
     ) {
@@ -780,7 +780,7 @@ impl TextLane {
         Ok(())
     }
 
-    fn start(&mut self, now: Instant, job: Queued, out: &mut Out) {
+    fn start(&mut self, now: Instant, job: QueuedProgram, out: &mut Out) {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
@@ -970,5 +970,5 @@ fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 pub fn clone_err(e: &Error) -> Error {
-    e.duplicate()
+    e.clone()
 }

@@ -2,7 +2,7 @@
 //! go through the mountpoint, so they take the mount's own atomic, verified
 //! upload and its snapshot stays right) or a board of the page's own.
 
-use crate::board::{self, Base, Board, Kind};
+use crate::board::{self, Base, Board, EntryKind};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use serde::Serialize;
@@ -67,7 +67,7 @@ impl Files {
                 .into_iter()
                 .map(|e| Entry {
                     path: e.path,
-                    dir: e.kind == Kind::Dir,
+                    dir: e.kind == EntryKind::Dir,
                     size: e.size,
                 })
                 .collect(),

@@ -54,7 +54,6 @@ pub fn board_binary_for(variant: Variant) -> &'static Path {
     })
 }
 
-
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()

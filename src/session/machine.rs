@@ -8,20 +8,17 @@
 //! programs, taking turns) and the binary lane ([`BinaryLane`], file
 //! transfers). Text frames always go first; binary ones fill the link.
 
-use super::binary::{BinaryLane, Moving, Transfer};
-use super::share::{Ask, Share};
-use super::text::{Job, Queued, TextLane};
+use super::binary::{BinaryLane, BinaryOp, Moving};
+use super::share::Share;
+use super::shared::{Event, OpId, Order, Out, Why};
+use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::Error;
-use crate::protocol::ProtocolError;
-use crate::protocol::frame::{Frame, Kind};
-use crate::protocol::raw::Output;
+use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
-
-pub type OpId = u64;
 
 /// Pauses between connection attempts: from the first, doubling, to the last.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -64,7 +61,7 @@ pub enum Request {
         patience: Duration,
     },
     /// A streaming program of ours: its stdout comes as [`Event::Chunk`]s
-    /// and it takes credits ([`Core::credit`]); bounded, not run again.
+    /// and it takes credits ([`Machine::credit`]); bounded, not run again.
     Stream {
         code: Vec<u8>,
         patience: Duration,
@@ -84,77 +81,6 @@ pub enum Request {
     Friendly,
 }
 
-#[derive(Debug)]
-pub enum Outcome {
-    Output(Output),
-    /// A GET ended; its data came as [`Event::Chunk`]s: this many bytes.
-    Got(u64),
-    Put,
-    Version(u8, u8, u8),
-    Done,
-}
-
-#[derive(Debug)]
-pub enum Event {
-    Done(OpId, Result<Outcome, Error>),
-    /// GET data, or a streaming program's output, in order.
-    Chunk(OpId, Vec<u8>),
-    /// A GET starts over on a new link: the data so far is to be dropped.
-    Restart(OpId),
-    /// Bytes of a PUT the board has taken.
-    Progress(OpId, u64),
-    /// Output for the people at the terminal.
-    Terminal(Vec<u8>),
-    /// Code ran that may have changed the board's files.
-    BoardChanged,
-    /// The link is up (true) or lost (false).
-    Link(bool),
-    /// The socket must be closed now.
-    DropLink,
-    /// A request from the board's `/remote`, for the share's server
-    /// (answered with [`Core::share_answer`]).
-    Share(Ask),
-}
-
-/// Why the link must go.
-#[derive(Debug)]
-pub enum Why {
-    Protocol(ProtocolError),
-    Silent(&'static str),
-    /// A soft reset ends the connection.
-    Reset,
-    /// The board is out of step with us (surplus GET acks).
-    Resync,
-}
-
-/// What the lanes produce while handling an input.
-#[derive(Debug, Default)]
-pub struct Out {
-    events: VecDeque<Event>,
-    text: VecDeque<Vec<u8>>,
-    programs: u64,
-}
-
-impl Out {
-    pub fn text(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
-            self.text.push_back(bytes);
-        }
-    }
-
-    pub fn event(&mut self, e: Event) {
-        self.events.push_back(e);
-    }
-
-    pub fn done(&mut self, op: OpId, r: Result<Outcome, Error>) {
-        self.events.push_back(Event::Done(op, r));
-    }
-
-    pub fn count_program(&mut self) {
-        self.programs += 1;
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Totals {
     pub bytes_in: u64,
@@ -164,7 +90,7 @@ pub struct Totals {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
+enum LinkState {
     Up,
     Down {
         since: Instant,
@@ -202,12 +128,14 @@ pub struct Status {
 /// Keys typed this recently make a person "typing" (see `Status::typing`).
 const TYPING_LATELY: Duration = Duration::from_secs(20);
 
-pub struct Core {
+pub struct Machine {
     cfg: Config,
-    link: Link,
+    link: LinkState,
     text: TextLane,
     binary: BinaryLane,
     out: Out,
+    /// What the shell must do to the link (see [`Order`]).
+    orders: VecDeque<Order>,
     next_op: OpId,
     terminals: usize,
     generation: u64,
@@ -239,16 +167,17 @@ pub struct Core {
     share_held: Option<Instant>,
 }
 
-impl Core {
+impl Machine {
     /// A core for a session whose first link is already up (the first
     /// connection is made before, so that its errors reach the caller).
-    pub fn new(cfg: Config, now: Instant) -> Core {
-        Core {
+    pub fn new(cfg: Config, now: Instant) -> Machine {
+        Machine {
             text: TextLane::new(cfg.interrupt, cfg.timeout),
             binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
             cfg,
-            link: Link::Up,
+            link: LinkState::Up,
             out: Out::default(),
+            orders: VecDeque::new(),
             next_op: 1,
             terminals: 0,
             generation: 0,
@@ -270,7 +199,7 @@ impl Core {
     pub fn submit(&mut self, now: Instant, req: Request) -> OpId {
         let op = self.next_op;
         self.next_op += 1;
-        let job = |job, code, bounded, idempotent, user, patience| Queued {
+        let job = |job, code, bounded, idempotent, user, patience| QueuedProgram {
             op,
             job,
             code,
@@ -307,12 +236,12 @@ impl Core {
                     .submit(job(Job::Friendly, Vec::new(), true, true, false, t))
             }
             Request::Get { path, size } => {
-                self.binary.submit(now, op, Transfer::Get { path, size })
+                self.binary.submit(now, op, BinaryOp::Get { path, size })
             }
             Request::Put { path, data } => {
-                self.binary.submit(now, op, Transfer::Put { path, data })
+                self.binary.submit(now, op, BinaryOp::Put { path, data })
             }
-            Request::Version => self.binary.submit(now, op, Transfer::Version),
+            Request::Version => self.binary.submit(now, op, BinaryOp::Version),
         }
         self.step(now);
         op
@@ -322,7 +251,7 @@ impl Core {
         if !keys.is_empty() {
             self.last_key = Some(now);
         }
-        if self.link != Link::Up {
+        if self.link != LinkState::Up {
             if self.last_failure.is_some() {
                 // Unreachable: keys held now would run whenever the board
                 // is back (a `machine.reset()` minutes later), unseen.
@@ -392,13 +321,13 @@ impl Core {
     }
 
     pub fn is_up(&self) -> bool {
-        self.link == Link::Up
+        self.link == LinkState::Up
     }
 
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
         self.totals.bytes_in += f.payload.len() as u64;
         let r = match f.kind {
-            Kind::Text => {
+            FrameKind::Text => {
                 let mut asks = Vec::new();
                 let plain = self.share.feed(&f.payload, &mut asks);
                 for a in asks {
@@ -415,7 +344,7 @@ impl Core {
                     self.text.feed(now, &plain, &mut self.out)
                 }
             }
-            Kind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
+            FrameKind::Binary => self.binary.feed(now, &f.payload, &mut self.out),
             _ => Ok(()),
         };
         if let Err(why) = r {
@@ -470,7 +399,7 @@ impl Core {
 
     /// Reading or writing the socket failed: the link is gone.
     pub fn on_link_lost(&mut self, now: Instant, err: Error) {
-        if self.link == Link::Up {
+        if self.link == LinkState::Up {
             self.idle_close =
                 !self.text.has_work() && !self.binary.has_work() && self.terminals == 0;
             self.down(now, err);
@@ -478,28 +407,32 @@ impl Core {
         self.step(now);
     }
 
-    /// Whether the shell should connect now (it then reports back with
-    /// `on_connected` or `on_connect_failed`).
-    pub fn wants_connect(&mut self, now: Instant) -> bool {
-        let Link::Down {
+    /// What the shell must do to the link next, in order.
+    pub fn poll_order(&mut self) -> Option<Order> {
+        self.orders.pop_front()
+    }
+
+    /// A link that is down, wanted, and past its pause is tried again:
+    /// decided here, as part of a step, so that asking never changes state.
+    fn connect_if_due(&mut self, now: Instant) {
+        let LinkState::Down {
             since,
             next_try,
             pause,
         } = self.link
         else {
-            return false;
+            return;
         };
         let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
         if !wanted || now < next_try {
-            return false;
+            return;
         }
-        self.link = Link::Connecting { since, pause };
-        self.arm_link_timers();
-        true
+        self.link = LinkState::Connecting { since, pause };
+        self.orders.push_back(Order::Connect);
     }
 
     pub fn on_connected(&mut self, now: Instant) {
-        self.link = Link::Up;
+        self.link = LinkState::Up;
         self.up_at = now;
         self.generation += 1;
         self.totals.reconnects += 1;
@@ -520,13 +453,13 @@ impl Core {
     }
 
     pub fn on_connect_failed(&mut self, now: Instant, err: Error) {
-        let Link::Connecting { pause, .. } = self.link else {
+        let LinkState::Connecting { pause, .. } = self.link else {
             return;
         };
         let since = self.down_since(now);
         self.idle_close = false;
         self.last_error = Some(err.to_string());
-        self.last_failure = Some(err.duplicate());
+        self.last_failure = Some(err.clone());
         let held = self.text.drop_keys();
         self.drop_keys(held);
         if matches!(
@@ -536,7 +469,7 @@ impl Core {
             // Trying again cannot help: every operation hears why at once.
             self.text.fail_all(&err, &mut self.out);
             self.binary.fail_all(&err, &mut self.out);
-            self.link = Link::Down {
+            self.link = LinkState::Down {
                 since,
                 next_try: now + FATAL_PAUSE,
                 pause: FIRST_PAUSE,
@@ -544,7 +477,7 @@ impl Core {
             self.arm_link_timers();
             return;
         }
-        self.link = Link::Down {
+        self.link = LinkState::Down {
             since,
             next_try: now + pause,
             pause: (pause * 2).min(LAST_PAUSE),
@@ -555,15 +488,16 @@ impl Core {
 
     fn down_since(&self, now: Instant) -> Instant {
         match self.link {
-            Link::Down { since, .. } => since,
-            Link::Connecting { since, .. } => since,
-            Link::Up => now,
+            LinkState::Down { since, .. } => since,
+            LinkState::Connecting { since, .. } => since,
+            LinkState::Up => now,
         }
     }
 
     /// Operations that have waited for a link as long as the time-out.
     fn fail_overdue(&mut self, now: Instant, err: &Error) {
-        let (Link::Down { since, .. } | Link::Connecting { since, .. }) = self.link else {
+        let (LinkState::Down { since, .. } | LinkState::Connecting { since, .. }) = self.link
+        else {
             return;
         };
         let t = self.cfg.timeout;
@@ -572,7 +506,7 @@ impl Core {
             Error::Unreachable(e) => {
                 Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
             }
-            Error::Busy(_) | Error::Timeout(_) => err.duplicate(),
+            Error::Busy(_) | Error::Timeout(_) => err.clone(),
             _ => Error::LinkLost(format!("and not back within {t:.0?} ({err})")),
         };
         self.text
@@ -594,26 +528,26 @@ impl Core {
                     "the link died {:.0?} after it came up: next try in {pause:.0?}",
                     now - self.up_at
                 );
-                Link::Down {
+                LinkState::Down {
                     since,
                     next_try: now + pause,
                     pause: (pause * 2).min(LAST_PAUSE),
                 }
             }
-            _ => Link::Down {
+            _ => LinkState::Down {
                 since: now,
                 next_try: now,
                 pause: FIRST_PAUSE,
             },
         };
-        if let Link::Down { since, pause, .. } = self.link {
+        if let LinkState::Down { since, pause, .. } = self.link {
             self.last_down = Some((since, pause));
         }
         self.share.link_down();
         if self.text_held.take().is_some() | self.share_held.take().is_some() {
             self.text.frozen = false;
         }
-        self.out.event(Event::DropLink);
+        self.orders.push_back(Order::DropLink);
         self.out.event(Event::Link(false));
     }
 
@@ -627,9 +561,9 @@ impl Core {
             Why::Reset => Error::LinkLost("(the board reset)".into()),
             Why::Resync => Error::LinkLost("(resynchronising with the board)".into()),
         };
-        if self.link == Link::Up {
+        if self.link == LinkState::Up {
             let silent = matches!(err, Error::Timeout(_));
-            let overdue = silent.then(|| err.duplicate());
+            let overdue = silent.then(|| err.clone());
             warn!("dropping the link to the board: {err}");
             self.down(now, err);
             if let Some(err) = overdue {
@@ -641,17 +575,20 @@ impl Core {
 
     /// Runs the lanes until nothing changes.
     fn step(&mut self, now: Instant) {
-        if self.link != Link::Up {
+        if self.link != LinkState::Up {
             // While an attempt runs too: one to a board that is off takes
             // the whole time-out to fail.
             let err = match &self.last_failure {
-                Some(e) => e.duplicate(),
+                Some(e) => e.clone(),
                 None => Error::LinkLost(match &self.last_error {
                     Some(e) => format!("({e})"),
                     None => "(not connected)".into(),
                 }),
             };
             self.fail_overdue(now, &err);
+            if let LinkState::Down { .. } = self.link {
+                self.connect_if_due(now);
+            }
             self.arm_link_timers();
             return;
         }
@@ -661,6 +598,7 @@ impl Core {
             .and_then(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
+            self.connect_if_due(now);
             self.arm_link_timers();
             return;
         }
@@ -690,11 +628,11 @@ impl Core {
             self.timers.stop(t);
         }
         let (since, next_try) = match self.link {
-            Link::Down {
+            LinkState::Down {
                 since, next_try, ..
             } => (since, Some(next_try)),
-            Link::Connecting { since, .. } => (since, None),
-            Link::Up => return,
+            LinkState::Connecting { since, .. } => (since, None),
+            LinkState::Up => return,
         };
         for t in [Timer::Transfer, Timer::Backlog] {
             self.timers.stop(t);
@@ -718,8 +656,8 @@ impl Core {
     /// The next frame to send: text first (keys, programs), then binary;
     /// but never text in the middle of an upload ([`BinaryLane::mid_put`]).
     /// Text that waits for one freezes the text lane until it goes.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Kind, Vec<u8>)> {
-        if self.link != Link::Up {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
+        if self.link != LinkState::Up {
             return None;
         }
         let mid_put = self.binary.mid_put();
@@ -729,11 +667,11 @@ impl Core {
             if let Some(piece) = self.share.poll_transmit(now) {
                 self.binary.on_written(piece.len());
                 self.totals.bytes_out += piece.len() as u64;
-                return Some((Kind::Text, piece));
+                return Some((FrameKind::Text, piece));
             }
             if self.hold_for_share(now) {
                 self.step(now);
-                if self.link != Link::Up {
+                if self.link != LinkState::Up {
                     return None;
                 }
             }
@@ -744,7 +682,7 @@ impl Core {
         {
             self.text.thaw(now.saturating_duration_since(since));
             self.step(now);
-            if self.link != Link::Up {
+            if self.link != LinkState::Up {
                 return None;
             }
         }
@@ -760,7 +698,7 @@ impl Core {
             self.out.text.pop_front()
         };
         let (kind, payload) = match text {
-            Some(t) => (Kind::Text, t),
+            Some(t) => (FrameKind::Text, t),
             None => {
                 let sent = self.binary.poll_transmit(
                     now,
@@ -768,7 +706,7 @@ impl Core {
                     self.text.wants_wire(),
                 );
                 self.arm_transfer_timers(now);
-                (Kind::Binary, sent?)
+                (FrameKind::Binary, sent?)
             }
         };
         self.binary.on_written(payload.len());
@@ -787,7 +725,7 @@ impl Core {
     }
 
     fn next_timer(&self) -> Option<(Timer, Instant)> {
-        let text = (self.link == Link::Up && !self.text.frozen)
+        let text = (self.link == LinkState::Up && !self.text.frozen)
             .then(|| self.text.timers.next())
             .flatten();
         [self.timers.next(), text]
@@ -799,7 +737,7 @@ impl Core {
     /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = self.timers.expire(now);
-        if self.link == Link::Up && !self.text.frozen {
+        if self.link == LinkState::Up && !self.text.frozen {
             due.extend(self.text.timers.expire(now));
         }
         debug!("woken by {due:?}");
@@ -808,16 +746,16 @@ impl Core {
 
     /// Whether the shell should read the socket's backlog again soon.
     pub fn wants_backlog(&self) -> bool {
-        self.link == Link::Up && self.binary.wants_backlog()
+        self.link == LinkState::Up && self.binary.wants_backlog()
     }
 
     pub fn status(&self, now: Instant) -> Status {
         Status {
-            link_up: self.link == Link::Up,
-            idle_closed: self.idle_close && self.link != Link::Up,
+            link_up: self.link == LinkState::Up,
+            idle_closed: self.idle_close && self.link != LinkState::Up,
             down: match self.link {
-                Link::Up => None,
-                Link::Down { since, .. } | Link::Connecting { since, .. } => Some((
+                LinkState::Up => None,
+                LinkState::Down { since, .. } | LinkState::Connecting { since, .. } => Some((
                     now.saturating_duration_since(since),
                     self.last_error.clone().unwrap_or_default(),
                 )),
