@@ -236,16 +236,32 @@ pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
 }
 
 async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
+    // Output is written as it comes: a program that prints for ever is
+    // followed, not held (and a closed stdout stops it on the board).
     let (stdout, stderr) = match mounted(board)? {
         Some(mp) => {
             let hex: String = code.bytes().map(|b| format!("{b:02x}")).collect();
-            let answer = sidecar::ask(&mp, &format!("exec {hex}")).await?;
             let mut out = (Vec::new(), Vec::new());
-            for line in &answer {
-                if let Some(h) = line.strip_prefix("out ") {
+            let mut answer = Vec::new();
+            let command = format!("exec {hex}");
+            let asked = sidecar::ask_each(&mp, &command, |line| {
+                if let Some(h) = line.strip_prefix("part ") {
+                    let mut o = std::io::stdout();
+                    o.write_all(&unhex_bytes(h))?;
+                    o.flush()?;
+                } else if let Some(h) = line.strip_prefix("out ") {
                     out.0 = unhex_bytes(h);
                 } else if let Some(h) = line.strip_prefix("err ") {
                     out.1 = unhex_bytes(h);
+                } else {
+                    answer.push(line.to_string());
+                }
+                Ok(())
+            });
+            tokio::select! {
+                r = asked => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    return Err(Error::Running("stopped with Ctrl-C".into()));
                 }
             }
             sidecar_result(answer)?;
@@ -253,15 +269,9 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
         }
         None => {
             let b = conn.connect(board).await?;
-            // Ctrl-C here stops the program on the board too (the session
-            // sends Ctrl-C when its caller stops waiting).
-            let r = tokio::select! {
-                r = b.exec(code) => Some(r),
-                _ = tokio::signal::ctrl_c() => None,
-            };
+            let r = stream_exec(&b, code).await;
             b.session().close().await;
-            let out = r.ok_or_else(|| Error::Running("stopped with Ctrl-C".into()))??;
-            (out.stdout, out.stderr)
+            r?
         }
     };
     std::io::stdout().write_all(&stdout)?;
@@ -314,6 +324,31 @@ fn sidecar_result(answer: Vec<String>) -> Result<()> {
         }
     }
     Err(Error::LinkLost("(the mount daemon gave no answer)".into()))
+}
+
+/// A person's program on `b`, its output written as it comes; Ctrl-C here,
+/// or a stdout that is closed, stops it on the board (the stream, dropped,
+/// sends Ctrl-C). Returns what came after the last piece, and the traceback.
+async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut s = b.exec_stream(code)?;
+    loop {
+        tokio::select! {
+            p = s.pieces.recv() => match p {
+                Some(crate::session::Piece::Data(d)) => {
+                    let mut o = std::io::stdout();
+                    o.write_all(&d)?;
+                    o.flush()?;
+                }
+                Some(crate::session::Piece::Restart) => {}
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                return Err(Error::Running("stopped with Ctrl-C".into()));
+            }
+        }
+    }
+    let o = s.finish().await?;
+    Ok((o.stdout, o.stderr))
 }
 
 fn unhex_bytes(h: &str) -> Vec<u8> {

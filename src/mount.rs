@@ -444,20 +444,41 @@ impl Daemon {
 
     /// A person's program; it is stopped (Ctrl-C on the board) if the
     /// caller goes away first (Ctrl-C at the caller closes the socket).
+    /// Its output goes to the caller as it comes (`part HEX` lines), so a
+    /// program that never ends holds nothing here.
     async fn exec(&self, code: String, stream: UnixStream) {
         use tokio::io::AsyncReadExt;
         let (mut rd, mut wr) = stream.into_split();
         let board = self.core.board().clone();
         let mut gone = [0u8; 1];
-        let answer = tokio::select! {
-            r = board.exec(&code) => match r {
-                Ok(r) => format!("out {}\nerr {}\nok\n", hex(&r.stdout), hex(&r.stderr)),
-                Err(e) => format!("{}\n", e.to_wire()),
-            },
-            _ = rd.read(&mut gone) => {
-                info!("exec: the caller went away; the program was stopped");
+        let mut s = match board.exec_stream(&code) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = wr.write_all(format!("{}\n", e.to_wire()).as_bytes()).await;
                 return;
             }
+        };
+        loop {
+            tokio::select! {
+                p = s.pieces.recv() => match p {
+                    Some(crate::session::Piece::Data(d)) => {
+                        if wr.write_all(format!("part {}\n", hex(&d)).as_bytes()).await.is_err() {
+                            info!("exec: the caller went away; the program was stopped");
+                            return;
+                        }
+                    }
+                    Some(crate::session::Piece::Restart) => {}
+                    None => break,
+                },
+                _ = rd.read(&mut gone) => {
+                    info!("exec: the caller went away; the program was stopped");
+                    return;
+                }
+            }
+        }
+        let answer = match s.finish().await {
+            Ok(r) => format!("out {}\nerr {}\nok\n", hex(&r.stdout), hex(&r.stderr)),
+            Err(e) => format!("{}\n", e.to_wire()),
         };
         let _ = wr.write_all(answer.as_bytes()).await;
     }

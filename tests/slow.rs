@@ -287,3 +287,71 @@ fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_down
     assert_eq!(t.join().unwrap(), big);
     assert!(m.unmount().status.success());
 }
+
+/// Reads `child`'s stdout line by line until a line is `want`; the lines
+/// seen, or None if the stream ended first or the deadline passed.
+fn lines_until(child: &mut std::process::Child, want: &str, secs: u64) -> Option<Vec<String>> {
+    use std::io::BufRead;
+    let out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        let l = rx.recv_timeout(left).ok()?;
+        let done = l == want;
+        seen.push(l);
+        if done {
+            // Dropping `rx` closes the pipe on the next line the child writes.
+            return Some(seen);
+        }
+    }
+}
+
+/// An endless program's output comes while it runs; closing the pipe
+/// stops it on the board, which then answers the next program.
+fn endless_exec_is_followed_then_stopped(cmd: impl Fn() -> std::process::Command, target: &str) {
+    let endless =
+        "import time\nn = 0\nwhile True:\n    print('tick', n)\n    n += 1\n    time.sleep(0.02)\n";
+    let mut exec = cmd()
+        .args(["exec", target, endless])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held until the program's end, it would never come.
+    let seen = lines_until(&mut exec, "tick 20", 20);
+    assert!(seen.is_some(), "{target}: no output while the program ran");
+    let status = exec.wait().unwrap();
+    assert!(!status.success(), "{target}: {status:?}");
+    let o = cmd().args(["exec", target, "print(6*7)"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "42\n",
+        "{target}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn an_endless_exec_streams_its_output_and_a_closed_pipe_stops_it_on_the_board() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    endless_exec_is_followed_then_stopped(|| m.cmd(), &m.path().display().to_string());
+    assert!(m.unmount().status.success());
+    endless_exec_is_followed_then_stopped(
+        || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+            c.env("WEBREPL_PASSWORD", &tb.password);
+            c
+        },
+        &tb.addr(),
+    );
+}

@@ -477,6 +477,11 @@ impl Board {
         self.session.exec(code.as_bytes().to_vec()).await
     }
 
+    /// A person's program, its output handed over as it comes.
+    pub fn exec_stream(&self, code: &str) -> Result<crate::session::ProgramStream> {
+        self.session.exec_stream(code.as_bytes().to_vec())
+    }
+
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
         let out = self.query(sn::stat(path)).await?;
         for l in sn::lines(&out) {

@@ -65,6 +65,8 @@ pub enum Request {
     Stream {
         code: Vec<u8>,
         patience: Duration,
+        /// A person's program (`exec`): no time limit, their keys reach it.
+        user: bool,
     },
     Get {
         path: Vec<u8>,
@@ -220,8 +222,12 @@ impl Machine {
             } => self
                 .text
                 .submit(job(Job::Program, code, bounded, idempotent, user, patience)),
-            Request::Stream { code, patience } => {
-                let mut q = job(Job::Program, code, true, false, false, patience);
+            Request::Stream {
+                code,
+                patience,
+                user,
+            } => {
+                let mut q = job(Job::Program, code, !user, false, user, patience);
                 q.stream = true;
                 self.text.submit(q)
             }

@@ -267,6 +267,26 @@ impl Session {
         }
     }
 
+    /// A person's program with its output handed over as it comes (a
+    /// program that never ends prints for as long as it is read; nothing
+    /// piles up here). Dropping the stream stops it (Ctrl-C).
+    pub fn exec_stream(&self, code: impl Into<Vec<u8>>) -> Result<ProgramStream> {
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let (tx, rx) = oneshot::channel();
+        let req = Request::Stream {
+            code: code.into(),
+            patience: self.timeout,
+            user: true,
+        };
+        let ticket = self.send(req, Reply::Stream(ptx, tx))?;
+        Ok(ProgramStream {
+            tx: self.tx.clone(),
+            ticket,
+            pieces: prx,
+            done: Some(rx),
+        })
+    }
+
     /// A person's program, as `exec` runs it.
     pub async fn exec(&self, code: impl Into<Vec<u8>>) -> Result<Output> {
         self.run(code, Run::USER).await
@@ -335,6 +355,7 @@ impl Session {
         let req = Request::Stream {
             code: code.into(),
             patience: patience.unwrap_or(self.timeout),
+            user: false,
         };
         let ticket = self.send(req, Reply::Stream(ptx, tx))?;
         Ok(ProgramStream {

@@ -213,6 +213,22 @@ pub async fn ask(mountpoint: &Path, command: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `ask`, with each line handed to `each` as it comes (a streaming
+/// answer: a program's output while it runs).
+pub async fn ask_each(
+    mountpoint: &Path,
+    command: &str,
+    mut each: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
+    let mut s = connect(mountpoint).await?;
+    s.write_all(format!("{command}\n").as_bytes()).await?;
+    let mut lines = BufReader::new(s).lines();
+    while let Some(l) = lines.next_line().await? {
+        each(&l)?;
+    }
+    Ok(())
+}
+
 /// Reads the command line a client sent.
 pub async fn read_command(s: &mut BufReader<UnixStream>) -> Option<String> {
     let mut line = String::new();
