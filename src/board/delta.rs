@@ -156,12 +156,13 @@ impl Board {
         let sent = self.send_parts(&dups, &jobs).await;
         let (mut calls, mut of) = (Vec::new(), Vec::new());
         for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
-            self.stale_all(job, &dups);
+            // Marked stale only once they failed: another upload's cleanup
+            // runs while this one builds, and must not remove its files.
             if r.is_err() {
+                self.stale_all(job, &dups);
                 continue;
             }
             let part = self.part_for(&ups[i].path);
-            self.stale_mark(&part, true);
             let (up, d) = (&ups[i], &dups[job.i].data);
             let base = up.was.as_deref().unwrap_or_default();
             calls.push(sn::Rebuilding {
@@ -185,23 +186,26 @@ impl Board {
             Ok(out) => out,
             Err(e) => {
                 warn!("building files from deltas on the board failed ({e}); sending them whole");
-                return ready;
+                Vec::new()
             }
         };
         let lines: Vec<&str> = sn::lines(&out).collect();
-        for ((i, job, part), line) in of.into_iter().zip(&lines) {
+        for (k, (i, job, part)) in of.into_iter().enumerate() {
+            let line = lines.get(k).copied().unwrap_or("");
             match Answer::parse(line) {
-                Answer::Ok => {
-                    for name in upload::piece_names(&job.part, job.len, job.slice) {
-                        self.stale_mark(&name, false);
-                    }
-                    self.stale_mark(&part, false);
-                    ready[i] = Some(part);
+                Answer::Ok => ready[i] = Some(part),
+                _ if line.is_empty() => {
+                    self.stale_all(job, &dups);
+                    self.stale_mark(&part, true);
                 }
-                a => info!(
-                    "{}: the board's copy is not the base ({a:?}); sending it whole",
-                    shown(&ups[i].path)
-                ),
+                a => {
+                    self.stale_all(job, &dups);
+                    self.stale_mark(&part, true);
+                    info!(
+                        "{}: the board's copy is not the base ({a:?}); sending it whole",
+                        shown(&ups[i].path)
+                    )
+                }
             }
         }
         ready

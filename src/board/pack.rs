@@ -179,15 +179,14 @@ impl Board {
         let mut calls = Vec::new();
         let mut of = Vec::new();
         for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
-            // Until inflated (which removes them), the stream's files are
-            // for the next cleanup.
-            self.stale_all(job, &zups);
+            // Marked stale only once they failed: another upload's cleanup
+            // runs while this one inflates, and must not remove its files.
             if let Err(e) = r {
+                self.stale_all(job, &zups);
                 debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
                 continue;
             }
             let part = self.part_for(&ups[i].path);
-            self.stale_mark(&part, true);
             let z = &zups[job.i].data;
             calls.push(sn::Inflating {
                 packed: job.part.clone(),
@@ -220,13 +219,15 @@ impl Board {
         }
         let (mut bytes, mut ms) = (0u64, 0u64);
         let lines: Vec<&str> = sn::lines(&out).collect();
-        for ((i, job, part), line) in of.into_iter().zip(&lines) {
+        for (k, (i, job, part)) in of.into_iter().enumerate() {
+            let line = lines.get(k).copied().unwrap_or("");
+            if !matches!(Answer::parse(line), Answer::Done(_)) {
+                // Whatever the inflate left is for the next cleanup.
+                self.stale_all(job, &zups);
+                self.stale_mark(&part, true);
+            }
             match Answer::parse(line) {
                 Answer::Done(t) => {
-                    for name in upload::piece_names(&job.part, job.len, job.slice) {
-                        self.stale_mark(&name, false);
-                    }
-                    self.stale_mark(&part, false);
                     bytes += ups[i].data.len() as u64;
                     ms += t.max(0) as u64;
                     ready[i] = Some(part);
