@@ -244,11 +244,10 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
             let mut out = (Vec::new(), Vec::new());
             let mut answer = Vec::new();
             let command = format!("exec {hex}");
+            let printer = Printer::new();
             let asked = sidecar::ask_each(&mp, &command, |line| {
                 if let Some(h) = line.strip_prefix("part ") {
-                    let mut o = std::io::stdout();
-                    o.write_all(&unhex_bytes(h))?;
-                    o.flush()?;
+                    printer.print(unhex_bytes(h))?;
                 } else if let Some(h) = line.strip_prefix("out ") {
                     out.0 = unhex_bytes(h);
                 } else if let Some(h) = line.strip_prefix("err ") {
@@ -264,6 +263,7 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
                     return Err(Error::Running("stopped with Ctrl-C".into()));
                 }
             }
+            printer.finish()?;
             sidecar_result(answer)?;
             out
         }
@@ -331,14 +331,11 @@ fn sidecar_result(answer: Vec<String>) -> Result<()> {
 /// sends Ctrl-C). Returns what came after the last piece, and the traceback.
 async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut s = b.exec_stream(code)?;
+    let printer = Printer::new();
     loop {
         tokio::select! {
             p = s.pieces.recv() => match p {
-                Some(crate::session::Piece::Data(d)) => {
-                    let mut o = std::io::stdout();
-                    o.write_all(&d)?;
-                    o.flush()?;
-                }
+                Some(crate::session::Piece::Data(d)) => printer.print(d)?,
                 Some(crate::session::Piece::Restart) => {}
                 None => break,
             },
@@ -347,8 +344,86 @@ async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
             }
         }
     }
+    printer.finish()?;
     let o = s.finish().await?;
     Ok((o.stdout, o.stderr))
+}
+
+/// Output a program sends while it runs that stdout has not taken yet, at
+/// most: past it (a pager paused, `| sleep`), the program is stopped
+/// rather than held in memory.
+const MAX_UNREAD: usize = 8 << 20;
+
+/// Standard output written by a thread of its own: a reader that stalls
+/// blocks that thread, not the program's stream, so Ctrl-C is still heard
+/// and what waits is counted.
+struct Printer {
+    tx: std::sync::mpsc::Sender<Vec<u8>>,
+    unread: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Printer {
+    fn new() -> Printer {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let unread = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let thread = {
+            let (unread, failed) = (unread.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut o = std::io::stdout();
+                for d in rx {
+                    if let Err(e) = o.write_all(&d).and_then(|()| o.flush()) {
+                        *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        return;
+                    }
+                    unread.fetch_sub(d.len(), Ordering::SeqCst);
+                }
+            })
+        };
+        Printer {
+            tx,
+            unread,
+            failed,
+            thread,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn print(&self, d: Vec<u8>) -> Result<()> {
+        self.check()?;
+        let n = self
+            .unread
+            .fetch_add(d.len(), std::sync::atomic::Ordering::SeqCst)
+            + d.len();
+        if n > MAX_UNREAD {
+            return Err(Error::Running(format!(
+                "stopped: the program printed {} MiB more than was read",
+                MAX_UNREAD >> 20
+            )));
+        }
+        // The thread ends only after a write failed: said by `check`.
+        let _ = self.tx.send(d);
+        Ok(())
+    }
+
+    /// Waits until what was printed is written.
+    fn finish(self) -> Result<()> {
+        drop(self.tx);
+        let _ = self.thread.join();
+        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 fn unhex_bytes(h: &str) -> Vec<u8> {

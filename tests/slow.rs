@@ -355,3 +355,47 @@ fn an_endless_exec_streams_its_output_and_a_closed_pipe_stops_it_on_the_board() 
         &tb.addr(),
     );
 }
+
+/// Waits for `child` to end, up to `secs`; None if it did not.
+fn ended_within(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_exec_whose_output_nobody_reads_is_stopped_not_held() {
+    let tb = TestBoard::start();
+    // stdout a pipe nobody reads: a program that prints faster than anyone
+    // reads is stopped with a reason, not held in memory. (The board is not
+    // asked again: the test board's Python listener can die when the
+    // Ctrl-C lands inside its terminal write, which a real board's C
+    // dupterm does not.)
+    let mut fast = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .args([
+            "exec",
+            &tb.addr(),
+            "s = 'x' * 1000\nwhile True:\n    print(s)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = ended_within(&mut fast, 120);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "still held: {status:?}"
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut fast.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("more than was read"), "{err}");
+}

@@ -691,6 +691,31 @@ impl Board {
         self.get_sized(path, st).await
     }
 
+    /// `get`, checked against the board's digest of the file (CRC-32 or
+    /// sha256): a copy damaged in transit is read again, then refused,
+    /// never handed on.
+    pub async fn get_checked(&self, path: &str) -> Result<Vec<u8>> {
+        const TRIES: u32 = 3;
+        let mut why = String::new();
+        for _ in 0..TRIES {
+            let data = self.get(path).await?;
+            let (algorithm, digests) = self.digests(&[(path, data.len() as u64)]).await?;
+            let ours = digest(&algorithm, &data);
+            match digests.into_iter().next().flatten() {
+                Some(d) if d == ours => return Ok(data),
+                Some(d) => {
+                    why = format!("{algorithm} mismatch (board {d}, received {ours})");
+                }
+                None => why = "the board's copy changed size while it was read".into(),
+            }
+            warn!("{}: {why}; reading it again", shown(path));
+        }
+        Err(Error::Os {
+            errno: libc::EIO,
+            what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+        })
+    }
+
     /// `get` of a file whose stat the caller already has (a listing).
     pub async fn get_sized(&self, path: &str, st: Stat) -> Result<Vec<u8>> {
         let mut data = Vec::with_capacity(st.size.min(1 << 24) as usize);

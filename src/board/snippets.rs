@@ -316,7 +316,7 @@ pub fn inflater() -> String {
     program::<&str>("inflater", &[])
 }
 
-/// One compressed upload to inflate on the board (see `_wrm.z`).
+/// One compressed upload to inflate on the board (see `inflate_parts` (programs.py)).
 #[derive(Debug, Clone)]
 pub struct Inflating {
     /// The zlib stream's part file, its size, slices after the first,
@@ -333,7 +333,7 @@ pub struct Inflating {
     pub wbits: u8,
 }
 
-/// The `_wrm.z` call that inflates a batch of compressed uploads, one
+/// The `inflate_parts` (programs.py) call that inflates a batch of compressed uploads, one
 /// answer line each.
 pub fn inflate_uploads(calls: &[Inflating]) -> String {
     let mut fields = Vec::with_capacity(calls.len() * 3);
@@ -345,10 +345,10 @@ pub fn inflate_uploads(calls: &[Inflating]) -> String {
             c.packed_size, c.pieces, c.slice, c.packed_crc, c.size, c.crc, c.wbits
         ));
     }
-    helper_call("z", &fields)
+    program("inflate_parts", &fields)
 }
 
-/// One file to build on the board from a delta (see `_wrm.dl`).
+/// One file to build on the board from a delta (see `build_from_delta` in programs.py).
 #[derive(Debug, Clone)]
 pub struct Rebuilding {
     /// The delta's part file, its size, slices after the first, slice size.
@@ -366,7 +366,7 @@ pub struct Rebuilding {
     pub crc: u32,
 }
 
-/// The `_wrm.dl` call that builds a batch of files from deltas, one
+/// The `build_from_delta` (programs.py) call that builds a batch of files from deltas, one
 /// answer line each.
 pub fn rebuild_uploads(calls: &[Rebuilding]) -> String {
     let mut fields = Vec::with_capacity(calls.len() * 4);
@@ -379,7 +379,7 @@ pub fn rebuild_uploads(calls: &[Rebuilding]) -> String {
             c.delta_size, c.pieces, c.slice, c.base_size, c.base_crc, c.size, c.crc
         ));
     }
-    helper_call("dl", &fields)
+    program("build_from_delta", &fields)
 }
 
 /// Removes the files named, whether or not they exist.

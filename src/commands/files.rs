@@ -285,7 +285,7 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
                 if must_stat(&b, &path).await?.kind == EntryKind::Dir {
                     return Err(Error::Invalid(format!("{arg} is a directory")));
                 }
-                b.get(&path).await?
+                b.get_checked(&path).await?
             }
         };
         Ok(std::io::stdout().lock().write_all(&data)?)
@@ -334,7 +334,7 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
                     (algo, d) if algo == "sha256" && d.first().is_some_and(Option::is_some) => {
                         d.into_iter().flatten().next().unwrap_or_default()
                     }
-                    _ => board::digest("sha256", &b.get(&path).await?),
+                    _ => board::digest("sha256", &b.get_checked(&path).await?),
                 }
             }
         };

@@ -271,19 +271,10 @@ impl Session {
     /// program that never ends prints for as long as it is read; nothing
     /// piles up here). Dropping the stream stops it (Ctrl-C).
     pub fn exec_stream(&self, code: impl Into<Vec<u8>>) -> Result<ProgramStream> {
-        let (ptx, prx) = mpsc::unbounded_channel();
-        let (tx, rx) = oneshot::channel();
-        let req = Request::Stream {
+        self.stream_of(Request::Stream {
             code: code.into(),
             patience: self.timeout,
             user: true,
-        };
-        let ticket = self.send(req, Reply::Stream(ptx, tx))?;
-        Ok(ProgramStream {
-            tx: self.tx.clone(),
-            ticket,
-            pieces: prx,
-            done: Some(rx),
         })
     }
 
@@ -350,13 +341,16 @@ impl Session {
         code: impl Into<Vec<u8>>,
         patience: Option<Duration>,
     ) -> Result<ProgramStream> {
-        let (ptx, prx) = mpsc::unbounded_channel();
-        let (tx, rx) = oneshot::channel();
-        let req = Request::Stream {
+        self.stream_of(Request::Stream {
             code: code.into(),
             patience: patience.unwrap_or(self.timeout),
             user: false,
-        };
+        })
+    }
+
+    fn stream_of(&self, req: Request) -> Result<ProgramStream> {
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let (tx, rx) = oneshot::channel();
         let ticket = self.send(req, Reply::Stream(ptx, tx))?;
         Ok(ProgramStream {
             tx: self.tx.clone(),

@@ -106,7 +106,7 @@ impl Files {
     pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
         let path = board::normalize(path)?;
         match self {
-            Files::Board(b) => b.get(&path).await,
+            Files::Board(b) => b.get_checked(&path).await,
             Files::Mount(_, core) => read_cached(core, &path).await,
         }
     }
