@@ -142,6 +142,20 @@ fn a_link_cut_during_a_text_download_leaves_no_file() {
         !dest.path().join("big.bin").exists(),
         "a partial file was left"
     );
+    // The link is back: the board's download program, owed credits by a
+    // reader that is gone, has ended by itself and the board takes the
+    // next program (it waited in input() for good before).
+    emu.command("refuse off");
+    let mut answered = String::new();
+    common::eventually(40, "the board to take a program again", || {
+        let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(["exec", &format!("127.0.0.1:{}", emu.port), "print(6*7)"])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("run webrepl-mount");
+        answered = String::from_utf8_lossy(&o.stdout).into_owned();
+        answered == "42\n"
+    });
 }
 
 #[test]

@@ -282,11 +282,12 @@ def read_range(a):
 # per piece of a[1] bytes (`-` for a piece that read nothing), the first
 # a[2] at once and each further one after a credit (a line end, read by
 # `input()`, which echoes it as an empty line), then `K <bytes> <crc32>`,
-# or `E <errno>` for a file that cannot be read. Every piece is printed
+# or `E <errno>` for a file that cannot be read (110: no credit came for
+# 5 s, the reader is gone). Every piece is printed
 # whatever happens, so the program reads every credit the reader owes it
 # and none is left over for the REPL.
 def send(a):
-    import binascii
+    import binascii, select, sys
 
     n = int(a[1])
     w = int(a[2])
@@ -301,8 +302,15 @@ def send(a):
     print("T", z, k)
     b = bytearray(n)
     c = t = i = e = 0
+    # A reader that has gone (Ctrl-C, a cut link) sends no more credits:
+    # the program ends rather than wait in input() for good.
+    p = select.poll()
+    p.register(sys.stdin, select.POLLIN)
     while i < k:
         if i >= w:
+            if not p.poll(5000):
+                e = 110
+                break
             input()
         r = 0
         try:
