@@ -3,7 +3,7 @@
 //! (`deflate.DeflateIO`; `zlib`/`uzlib.DecompIO` before 1.21).
 //!
 //! A file that compresses goes to a part file of its own as a zlib stream
-//! (sliced like any upload); `inflate_parts` (programs.py) inflates it into a second part file
+//! (sliced like any upload); `_wrm.z` inflates it into a second part file
 //! and checks size and CRC-32 of what came out; then that part file is
 //! finished (checked again, renamed) like a raw upload. Nothing touches the
 //! target before that rename, so a failure anywhere leaves the old file;

@@ -316,7 +316,7 @@ pub fn inflater() -> String {
     program::<&str>("inflater", &[])
 }
 
-/// One compressed upload to inflate on the board (see `inflate_parts` (programs.py)).
+/// One compressed upload to inflate on the board (see `_wrm.z`).
 #[derive(Debug, Clone)]
 pub struct Inflating {
     /// The zlib stream's part file, its size, slices after the first,
@@ -333,7 +333,7 @@ pub struct Inflating {
     pub wbits: u8,
 }
 
-/// The `inflate_parts` (programs.py) call that inflates a batch of compressed uploads, one
+/// The `_wrm.z` call that inflates a batch of compressed uploads, one
 /// answer line each.
 pub fn inflate_uploads(calls: &[Inflating]) -> String {
     let mut fields = Vec::with_capacity(calls.len() * 3);
@@ -345,7 +345,7 @@ pub fn inflate_uploads(calls: &[Inflating]) -> String {
             c.packed_size, c.pieces, c.slice, c.packed_crc, c.size, c.crc, c.wbits
         ));
     }
-    program("inflate_parts", &fields)
+    helper_call("z", &fields)
 }
 
 /// One file to build on the board from a delta (see `build_from_delta` in programs.py).

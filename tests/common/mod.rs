@@ -515,7 +515,12 @@ impl Mount {
                 return self;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("webrepl-mount exited before mounting: {status}");
+                let log = std::fs::read_to_string(mount_log(&self)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!(
+                    "webrepl-mount exited before mounting: {status}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
