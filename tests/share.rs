@@ -37,6 +37,18 @@ fn wait_for(term: &Piped, from: usize, what: &str) {
     }
 }
 
+/// Whether `what` shows in the terminal after byte `from` within `secs`.
+fn shows_within(term: &Piped, from: usize, what: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !term.text()[from..].contains(what) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 /// Types a line and waits for `answer` after it.
 fn line(term: &mut Piped, code: &str, answer: &str) {
     let before = term.text().len();
@@ -156,8 +168,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     eventually(20, "the share mounted again", || {
         let before = term.text().len();
         term.type_keys(b"import os; print('cwd', os.getcwd())\r");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        term.text()[before..].contains("cwd /remote")
+        // A line typed while the share mounts again may be lost: typed
+        // again until the answer comes.
+        shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
     });
     line(&mut term, "import m; print(m.X)", "from the host");
     // Ctrl-C in the middle of a long shared read: the board comes back
@@ -165,9 +178,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     let before = term.text().len();
     term.type_keys(
         b"f = open('big.bin', 'rb'); b = bytearray(4096); n = 0\r\
-          while f.readinto(b): n += 1\r\r",
+          while f.readinto(b):\r n += 1\r if n == 2: print('reading')\r\r",
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for(&term, before, "\nreading");
     term.type_keys(b"\x03");
     wait_for(&term, before, "KeyboardInterrupt");
     line(&mut term, "print('n', n < 245)", "n True");
