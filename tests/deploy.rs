@@ -4,17 +4,9 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes, sh};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes, sh, wm};
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn wm(password: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(args)
-        .env("WEBREPL_PASSWORD", password)
-        .output()
-        .expect("run webrepl-mount")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

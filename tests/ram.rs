@@ -5,16 +5,7 @@
 
 mod common;
 
-use common::{Mount, SMALL_HEAP_KB, TestBoard, random_bytes};
-use std::process::{Command, Output};
-
-fn wm(password: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(args)
-        .env("WEBREPL_PASSWORD", password)
-        .output()
-        .expect("run webrepl-mount")
-}
+use common::{Mount, SMALL_HEAP_KB, TestBoard, random_bytes, wm};
 
 fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).to_string()

@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::{LinkEmu, TestBoard, sh};
-use std::process::{Command, Output};
+use common::{LinkEmu, TestBoard, sh, wm};
+use std::process::Output;
 use webrepl_mount::board::{Base, Board, Transfer};
 use webrepl_mount::session::Session;
-
-fn wm(password: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(args)
-        .env("WEBREPL_PASSWORD", password)
-        .output()
-        .expect("run webrepl-mount")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

@@ -697,3 +697,12 @@ pub fn close(f: std::fs::File) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// The tool run to its end with `password` in its environment.
+pub fn wm(password: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", password)
+        .output()
+        .expect("run webrepl-mount")
+}
