@@ -7,7 +7,7 @@ pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Lost, Result};
 use crate::remote::board_and_path;
 use crate::session::Target;
 use crate::terminal::sidecar;
@@ -84,7 +84,7 @@ pub async fn web(target: &str, listen: &str, open: bool, conn: &Conn) -> Result<
             .find_map(|l| l.strip_prefix("url "))
             .map(str::to_string);
         sidecar_result(answer)?;
-        let url = url.ok_or_else(|| Error::LinkLost("(the mount gave no address)".into()))?;
+        let url = url.ok_or(Error::LinkLost(Lost::NoAddress))?;
         println!("{url}");
         browse(&url, open);
         return Ok(());
@@ -323,7 +323,7 @@ fn sidecar_result(answer: Vec<String>) -> Result<()> {
             eprintln!("{line}");
         }
     }
-    Err(Error::LinkLost("(the mount daemon gave no answer)".into()))
+    Err(Error::LinkLost(Lost::DaemonSilent))
 }
 
 /// A person's program on `b`, its output written as it comes; Ctrl-C here,

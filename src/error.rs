@@ -23,7 +23,7 @@ pub enum Error {
     #[error("cannot reach {0}")]
     Unreachable(String),
     #[error("connection to the board lost {0}")]
-    LinkLost(String),
+    LinkLost(Lost),
     /// A program holds the REPL and is not to be stopped: why.
     #[error("{0}")]
     Running(String),
@@ -88,6 +88,57 @@ pub enum Kind {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a link to the board (or to the mount's daemon) went: what callers
+/// match on to decide whether trying again can help, and the words after
+/// "connection to the board lost".
+#[derive(Debug, Clone, Error)]
+pub enum Lost {
+    #[error("(the board closed it)")]
+    BoardClosed,
+    /// A read or write on the socket failed: the system's words.
+    #[error("({0})")]
+    Socket(String),
+    #[error("(the board reset)")]
+    BoardReset,
+    #[error("(resynchronising with the board)")]
+    Resync,
+    #[error("(the session ended)")]
+    SessionEnded,
+    #[error("(not connected)")]
+    NotConnected,
+    /// The link went and did not come back within the time-out.
+    #[error("and not back within {within:.0?} ({last})")]
+    NotBack {
+        within: std::time::Duration,
+        last: Box<Error>,
+    },
+    /// The last reason the link went, as it was told then.
+    #[error("({0})")]
+    Earlier(String),
+    /// One transfer met a broken link too many times.
+    #[error("{attempts} times during one transfer ({last})")]
+    Repeatedly { attempts: u32, last: Box<Error> },
+    /// A program's fate is unknown: the link went while it ran.
+    #[error(
+        "while {} ran on the board (it may or may not have finished): {last}",
+        if *.user { "the program" } else { "an operation" }
+    )]
+    MidProgram { user: bool, last: Box<Error> },
+    /// The mount's daemon went quiet or sent nothing useful.
+    #[error("(the mount daemon gave no answer)")]
+    DaemonSilent,
+    #[error("(the mount gave no address)")]
+    NoAddress,
+    /// A reset was refused: the mount holds changes the board lacks.
+    #[error("(not resetting a board that lacks changes from the mount)")]
+    Unflushed,
+    /// A write through the mount could not reach the board yet.
+    #[error(
+        "while writing {path} (the board could not be reached; the mount sends it when it can)"
+    )]
+    Unsent { path: String },
+}
 
 impl Kind {
     pub fn name(self) -> String {

@@ -3,7 +3,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Lost, Result};
 use crate::fs::Fs;
 use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
@@ -525,9 +525,7 @@ impl Daemon {
                     for (p, e) in &failed {
                         out.push_str(&format!("not flushed: {p}: {e}\n"));
                     }
-                    let e = Error::LinkLost(
-                        "(not resetting a board that lacks changes from the mount)".into(),
-                    );
+                    let e = Error::LinkLost(Lost::Unflushed);
                     out.push_str(&format!("{}\n", e.to_wire()));
                 }
             }

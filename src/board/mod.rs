@@ -15,7 +15,7 @@ pub use pack::{WBITS, compress, pays};
 pub use range::{RANGE_MAX, Range};
 pub use upload::{Base, Upload, Written, digest};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Lost, Result};
 use crate::protocol::ProtocolError;
 use crate::protocol::raw::Output;
 use crate::protocol::transfer::MAX_NAME;
@@ -826,7 +826,7 @@ impl Board {
         }
         s.done
             .await
-            .map_err(|_| Error::LinkLost("(the session ended)".into()))??;
+            .map_err(|_| Error::LinkLost(Lost::SessionEnded))??;
         if let Some(t) = first.filter(|_| whole && chunks > 0) {
             let pace = t.elapsed().as_secs_f64() / f64::from(chunks);
             self.downloads_mut().measured.binary(pace);

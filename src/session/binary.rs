@@ -13,7 +13,7 @@
 
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::window::Window;
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use crate::protocol::ProtocolError;
 use crate::protocol::transfer::{self, Get, GetOutcome, Op, PUT_FRAME, Put, PutStep};
 use bytes::Bytes;
@@ -523,9 +523,10 @@ impl BinaryLane {
             if q.attempts >= ATTEMPTS {
                 out.done(
                     q.op,
-                    Err(Error::LinkLost(format!(
-                        "{ATTEMPTS} times during one transfer ({why})"
-                    ))),
+                    Err(Error::LinkLost(Lost::Repeatedly {
+                        attempts: ATTEMPTS,
+                        last: Box::new(why.clone()),
+                    })),
                 );
                 continue;
             }

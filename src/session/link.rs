@@ -1,7 +1,7 @@
 //! One WebSocket connection to a board: connect, upgrade, log in, frames.
 
 use super::tls::{Trust, Verifier};
-use crate::error::{Error, Result};
+use crate::error::{Error, Lost, Result};
 use crate::protocol::frame::{self, Decoder, Frame, FrameKind};
 use crate::protocol::handshake;
 use crate::protocol::login::{Login, LoginEvent, password_line};
@@ -371,7 +371,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
         match decoder.next_frame() {
             Ok(Some(f)) => match f.kind {
                 FrameKind::Text | FrameKind::Binary => return Ok(f),
-                FrameKind::Close => return Err(Error::LinkLost("(the board closed it)".into())),
+                FrameKind::Close => return Err(Error::LinkLost(Lost::BoardClosed)),
                 FrameKind::Ping | FrameKind::Pong => continue,
             },
             Ok(None) => {}
@@ -381,9 +381,9 @@ async fn next_frame<R: AsyncRead + Unpin>(
         let n = io
             .read(buf)
             .await
-            .map_err(|e| Error::LinkLost(format!("({e})")))?;
+            .map_err(|e| Error::LinkLost(Lost::Socket(e.to_string())))?;
         if n == 0 {
-            return Err(Error::LinkLost("(the board closed it)".into()));
+            return Err(Error::LinkLost(Lost::BoardClosed));
         }
         decoder.push(&buf[..n]);
         quickack(fd);
@@ -419,7 +419,7 @@ async fn send<W: AsyncWrite + Unpin>(io: &mut W, kind: FrameKind, payload: &[u8]
         let bytes = frame::encode(kind, piece, rand::random());
         io.write_all(&bytes)
             .await
-            .map_err(|e| Error::LinkLost(format!("({e})")))?;
+            .map_err(|e| Error::LinkLost(Lost::Socket(e.to_string())))?;
     }
     Ok(())
 }

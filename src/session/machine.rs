@@ -13,7 +13,7 @@ use super::share::Share;
 use super::shared::{Event, OpId, Order, Out, Why};
 use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -513,7 +513,10 @@ impl Machine {
                 Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
             }
             Error::Busy(_) | Error::Timeout(_) => err.clone(),
-            _ => Error::LinkLost(format!("and not back within {t:.0?} ({err})")),
+            _ => Error::LinkLost(Lost::NotBack {
+                within: t,
+                last: Box::new(err.clone()),
+            }),
         };
         self.text
             .fail_waiting(now, |q| deadline(q.queued_at), what, &mut self.out);
@@ -564,8 +567,8 @@ impl Machine {
             Why::Silent(what) => {
                 Error::Timeout(format!("{what}: no progress for {:.0?}", self.cfg.timeout))
             }
-            Why::Reset => Error::LinkLost("(the board reset)".into()),
-            Why::Resync => Error::LinkLost("(resynchronising with the board)".into()),
+            Why::Reset => Error::LinkLost(Lost::BoardReset),
+            Why::Resync => Error::LinkLost(Lost::Resync),
         };
         if self.link == LinkState::Up {
             let silent = matches!(err, Error::Timeout(_));
@@ -587,8 +590,8 @@ impl Machine {
             let err = match &self.last_failure {
                 Some(e) => e.clone(),
                 None => Error::LinkLost(match &self.last_error {
-                    Some(e) => format!("({e})"),
-                    None => "(not connected)".into(),
+                    Some(e) => Lost::Earlier(e.clone()),
+                    None => Lost::NotConnected,
                 }),
             };
             self.fail_overdue(now, &err);

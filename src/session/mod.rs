@@ -28,7 +28,7 @@ pub use share::{Ask, MAX_ANSWER as SHARE_MAX_ANSWER};
 pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Lost, Result};
 use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::raw::Output;
 use bytes::Bytes;
@@ -169,7 +169,7 @@ pub struct Session {
 }
 
 fn ended() -> Error {
-    Error::LinkLost("(the session ended)".into())
+    Error::LinkLost(Lost::SessionEnded)
 }
 
 /// Sends Ctrl-C for a person's program whose caller went away.
@@ -594,7 +594,7 @@ impl Wire {
     async fn next(&mut self) -> Result<Frame> {
         tokio::select! {
             f = self.reader.next_frame() => f,
-            e = &mut self.failed => Err(e.unwrap_or_else(|_| Error::LinkLost("(writer ended)".into()))),
+            e = &mut self.failed => Err(e.unwrap_or_else(|_| Error::LinkLost(Lost::Socket("the writer ended".into())))),
         }
     }
 

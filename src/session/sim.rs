@@ -11,7 +11,7 @@
 
 use super::machine::Machine;
 use super::shared::{Event, OpId, Order, Outcome};
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use crate::protocol::frame::{Frame, FrameKind};
 use crate::protocol::transfer::HEADER_LEN;
 use std::collections::{HashMap, VecDeque};
@@ -807,7 +807,7 @@ impl Pair {
         self.up.frames.clear();
         self.down.frames.clear();
         self.core
-            .on_link_lost(self.now, Error::LinkLost("(cut)".into()));
+            .on_link_lost(self.now, Error::LinkLost(Lost::Socket("cut".into())));
     }
 
     /// Runs until `until` says stop or `limit` of simulated time passes.

@@ -15,7 +15,7 @@ use super::keys::Keys;
 use super::restore::{RESTORE, Restore, Saved};
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use crate::protocol::line::{self, Prompt, Screen};
 use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
 use std::collections::VecDeque;
@@ -358,16 +358,12 @@ impl TextLane {
                 if job.idempotent && retry {
                     self.queue.push_front(*job);
                 } else {
-                    let what = if job.user {
-                        "the program"
-                    } else {
-                        "an operation"
-                    };
                     out.done(
                         job.op,
-                        Err(Error::LinkLost(format!(
-                            "while {what} ran on the board (it may or may not have finished): {why}"
-                        ))),
+                        Err(Error::LinkLost(Lost::MidProgram {
+                            user: job.user,
+                            last: Box::new(why.clone()),
+                        })),
                     );
                 }
             }

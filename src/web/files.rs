@@ -3,7 +3,7 @@
 //! upload and its snapshot stays right) or a board of the page's own.
 
 use crate::board::{self, Base, Board, EntryKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, Lost, Result};
 use bytes::Bytes;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -294,9 +294,9 @@ fn words(e: std::io::Error, path: &str) -> Error {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Error::NotFound(path.to_string()),
         Some(libc::EBUSY) => Error::Busy(format!("{path}: the board is busy running a program")),
-        Some(libc::EIO) => Error::LinkLost(format!(
-            "while writing {path} (the board could not be reached; the mount sends it when it can)"
-        )),
+        Some(libc::EIO) => Error::LinkLost(Lost::Unsent {
+            path: path.to_string(),
+        }),
         Some(errno) => Error::Os {
             errno,
             what: path.to_string(),
