@@ -4,7 +4,7 @@
 use crate::board::Transfer;
 use crate::cache::{self, patterns};
 use crate::connection::Conn;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Holder, Kind, Result};
 use crate::mount::{MountOptions, Ready};
 use crate::options;
 use crate::session::Target;
@@ -453,10 +453,10 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         let shown = Target::parse(board)
             .map(|t| t.to_string())
             .unwrap_or_else(|_| board.to_string());
-        return Err(Error::Busy(format!(
-            "{shown} is busy: your mount at {other} holds it (a board takes one WebREPL client); \
-             use that mount, or unmount it first"
-        )));
+        return Err(Error::Busy {
+            what: shown,
+            holder: Holder::YourMount(other),
+        });
     }
     Ok(())
 }

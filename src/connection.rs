@@ -5,7 +5,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::boards;
-use crate::error::{Error, Result};
+use crate::error::{Error, Holder, Result};
 use crate::session::{Config, Fingerprint, Session, Target, Trust};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,13 +100,12 @@ impl Conn {
         if let Some(mp) = crate::mount::mounted_board(board) {
             // It would be refused, and the refusal shown on the mount's
             // terminal.
-            return Err(Error::Busy(format!(
-                "{} is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
-                 go through the mount instead: cp to or from {mp}/..., or webrepl-mount exec|status|term {mp}",
-                Target::parse(board)
+            return Err(Error::Busy {
+                what: Target::parse(board)
                     .map(|t| t.to_string())
-                    .unwrap_or_else(|_| board.to_string())
-            )));
+                    .unwrap_or_else(|_| board.to_string()),
+                holder: Holder::YourMountServes(mp),
+            });
         }
         let cfg = self.config(board, self.password()?)?;
         let mut b = Board::new(Session::connect(cfg).await?, self.transfer);

@@ -11,9 +11,9 @@ use thiserror::Error;
 pub enum Error {
     #[error("wrong password for {0} (the board said \"Access denied\")")]
     WrongPassword(String),
-    /// The board serves another client; the words say which if known.
-    #[error("{0}")]
-    Busy(String),
+    /// The board (or a file on it) is held: who holds it says what to do.
+    #[error("{what} is busy: {holder}")]
+    Busy { what: String, holder: Holder },
     #[error("{0}")]
     NotWebRepl(String),
     #[error("timed out {0}")]
@@ -88,6 +88,29 @@ pub enum Kind {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Who holds a busy board, with the way out for each.
+#[derive(Debug, Clone, Error)]
+pub enum Holder {
+    #[error("another WebREPL client is connected (close the browser tab or other tool)")]
+    OtherClient,
+    #[error(
+        "it closed the connection before the WebSocket upgrade (another WebREPL client is connected: close the browser tab or other tool; or the board is restarting)"
+    )]
+    ClosedEarly,
+    /// For a command that could go through the mount instead.
+    #[error(
+        "your mount at {0} holds it (a board takes one WebREPL client); go through the mount instead: cp to or from {0}/..., or webrepl-mount exec|status|term {0}"
+    )]
+    YourMountServes(String),
+    /// For a second mount of the same board.
+    #[error(
+        "your mount at {0} holds it (a board takes one WebREPL client); use that mount, or unmount it first"
+    )]
+    YourMount(String),
+    #[error("the board is running a program")]
+    Program,
+}
 
 /// Why a link to the board (or to the mount's daemon) went: what callers
 /// match on to decide whether trying again can help, and the words after
@@ -189,15 +212,16 @@ impl Kind {
 impl Error {
     /// A board busy with a client we know nothing of.
     pub fn busy(target: impl std::fmt::Display) -> Error {
-        Error::Busy(format!(
-            "{target} is busy: another WebREPL client is connected (close the browser tab or other tool)"
-        ))
+        Error::Busy {
+            what: target.to_string(),
+            holder: Holder::OtherClient,
+        }
     }
 
     pub fn kind(&self) -> Kind {
         match self {
             Error::WrongPassword(_) => Kind::WrongPassword,
-            Error::Busy(_) => Kind::Busy,
+            Error::Busy { .. } => Kind::Busy,
             Error::NotWebRepl(_) => Kind::NotWebRepl,
             Error::Timeout(_) => Kind::Timeout,
             Error::NotFound(_) => Kind::NotFound,

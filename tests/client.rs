@@ -37,7 +37,7 @@ async fn a_second_client_finds_the_board_busy_and_the_first_keeps_working() {
     let b = board_of(tb.session().await);
     b.put("/f.txt", b"first", true, Base::Any).await.unwrap();
     match Session::connect(tb.config()).await {
-        Err(Error::Busy(_)) => {}
+        Err(Error::Busy { .. }) => {}
         Err(e) => panic!("expected busy, got {e}"),
         Ok(_) => panic!("a second client got in"),
     }
@@ -47,7 +47,7 @@ async fn a_second_client_finds_the_board_busy_and_the_first_keeps_working() {
         b.exec("import time\nprint('a')\ntime.sleep(1.5)\nprint('b')"),
         Session::connect(tb.config())
     );
-    assert!(matches!(second, Err(Error::Busy(_))));
+    assert!(matches!(second, Err(Error::Busy { .. })));
     assert_eq!(out.unwrap().stdout, b"a\nb\n");
     assert_eq!(b.get("/f.txt").await.unwrap(), b"first");
     assert_eq!(b.exec("print(6*7)").await.unwrap().stdout, b"42\n");

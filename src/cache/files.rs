@@ -408,7 +408,7 @@ impl Core {
                     // goes soon after. Other errors (a full flash) last.
                     let last = match e {
                         Error::Running(_)
-                        | Error::Busy(_)
+                        | Error::Busy { .. }
                         | Error::LinkLost(_)
                         | Error::Unreachable(_)
                         | Error::Timeout(_) => SOON_RETRY,

@@ -1,7 +1,7 @@
 //! One WebSocket connection to a board: connect, upgrade, log in, frames.
 
 use super::tls::{Trust, Verifier};
-use crate::error::{Error, Lost, Result};
+use crate::error::{Error, Holder, Lost, Result};
 use crate::protocol::frame::{self, Decoder, Frame, FrameKind};
 use crate::protocol::handshake;
 use crate::protocol::login::{Login, LoginEvent, password_line};
@@ -80,10 +80,10 @@ impl std::fmt::Display for Target {
 
 /// A connection closed before the upgrade's answer.
 fn refused(target: &Target) -> Error {
-    Error::Busy(format!(
-        "{target} is busy: it closed the connection before the WebSocket upgrade \
-         (another WebREPL client is connected: close the browser tab or other tool; or the board is restarting)"
-    ))
+    Error::Busy {
+        what: target.to_string(),
+        holder: Holder::ClosedEarly,
+    }
 }
 
 /// Words for an HTTP answer instead of an upgrade, naming the likely fix.

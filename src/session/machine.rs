@@ -512,7 +512,7 @@ impl Machine {
             Error::Unreachable(e) => {
                 Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
             }
-            Error::Busy(_) | Error::Timeout(_) => err.clone(),
+            Error::Busy { .. } | Error::Timeout(_) => err.clone(),
             _ => Error::LinkLost(Lost::NotBack {
                 within: t,
                 last: Box::new(err.clone()),

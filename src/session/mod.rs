@@ -511,7 +511,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
     loop {
         let attempt = Instant::now();
         match Link::open(&cfg.target, &cfg.password, cfg.timeout, &cfg.trust).await {
-            Err(Error::Busy(t)) => {
+            Err(t @ Error::Busy { .. }) => {
                 let d: Duration = delay.map_or_else(
                     || {
                         (attempt.elapsed() / 2)
@@ -520,7 +520,7 @@ async fn open_with_retry(cfg: &Config) -> Result<Link> {
                     |d: Duration| (d * 2).min(Duration::from_millis(500)),
                 );
                 if Instant::now() + d >= deadline {
-                    return Err(Error::Busy(t));
+                    return Err(t);
                 }
                 debug!("{t}; retrying in {d:?}");
                 tokio::time::sleep(d).await;

@@ -3,7 +3,7 @@
 //! upload and its snapshot stays right) or a board of the page's own.
 
 use crate::board::{self, Base, Board, EntryKind};
-use crate::error::{Error, Lost, Result};
+use crate::error::{Error, Holder, Lost, Result};
 use bytes::Bytes;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -293,7 +293,10 @@ fn statvfs(root: &std::path::Path) -> Result<Space> {
 fn words(e: std::io::Error, path: &str) -> Error {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Error::NotFound(path.to_string()),
-        Some(libc::EBUSY) => Error::Busy(format!("{path}: the board is busy running a program")),
+        Some(libc::EBUSY) => Error::Busy {
+            what: path.to_string(),
+            holder: Holder::Program,
+        },
         Some(libc::EIO) => Error::LinkLost(Lost::Unsent {
             path: path.to_string(),
         }),
