@@ -20,8 +20,16 @@ pub enum Error {
     Timeout(String),
     #[error("no such file or directory on the board: {0}")]
     NotFound(String),
-    #[error("cannot reach {0}")]
-    Unreachable(String),
+    #[error("cannot reach {target}: {why}{}", match .waited {
+        Some(t) => format!(" (waited {t:.0?} for the board to come back)"),
+        None => String::new(),
+    })]
+    Unreachable {
+        target: String,
+        why: String,
+        /// How long the session tried before giving up, if it did.
+        waited: Option<std::time::Duration>,
+    },
     #[error("connection to the board lost {0}")]
     LinkLost(Lost),
     /// A program holds the REPL and is not to be stopped: why.
@@ -218,6 +226,14 @@ impl Error {
         }
     }
 
+    pub fn unreachable(target: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
+        Error::Unreachable {
+            target: target.to_string(),
+            why: why.to_string(),
+            waited: None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Error::WrongPassword(_) => Kind::WrongPassword,
@@ -225,7 +241,7 @@ impl Error {
             Error::NotWebRepl(_) => Kind::NotWebRepl,
             Error::Timeout(_) => Kind::Timeout,
             Error::NotFound(_) => Kind::NotFound,
-            Error::Unreachable(_) => Kind::Unreachable,
+            Error::Unreachable { .. } => Kind::Unreachable,
             Error::LinkLost(_) => Kind::LinkLost,
             Error::Running(_) => Kind::Running,
             Error::Traceback(_) => Kind::Traceback,

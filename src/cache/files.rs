@@ -410,7 +410,7 @@ impl Core {
                         Error::Running(_)
                         | Error::Busy { .. }
                         | Error::LinkLost(_)
-                        | Error::Unreachable(_)
+                        | Error::Unreachable { .. }
                         | Error::Timeout(_) => SOON_RETRY,
                         _ => LAST_RETRY,
                     };

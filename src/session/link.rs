@@ -113,9 +113,10 @@ fn not_upgraded(target: &Target, code: u16, via: Option<String>) -> Error {
                  {fix} (the README has a working configuration)"
             ))
         }
-        502..=504 => Error::Unreachable(format!(
-            "{target}: the proxy ({proxy}) cannot reach the board (HTTP {code})"
-        )),
+        502..=504 => Error::unreachable(
+            target,
+            format!("the proxy ({proxy}) cannot reach the board (HTTP {code})"),
+        ),
         404 => Error::NotWebRepl(format!(
             "{target}: the proxy ({proxy}) has nothing at {} (HTTP 404): check the URL's path",
             target.path
@@ -150,7 +151,7 @@ impl Link {
         let addr = format!("{}:{}", target.host, target.port);
         let tcp = match timeout(limit, TcpStream::connect(&addr)).await {
             Err(_) => return Err(Error::Timeout(format!("connecting to {target}"))),
-            Ok(Err(e)) => return Err(Error::Unreachable(format!("{target}: {e}"))),
+            Ok(Err(e)) => return Err(Error::unreachable(target, e)),
             Ok(Ok(t)) => t,
         };
         // Both sides write small frames: without this a stop-and-wait
@@ -217,9 +218,10 @@ impl Link {
             if n == 0 {
                 // A board that is restarting, or a proxy whose board is
                 // away: worth trying again, unlike an HTTP answer.
-                return Err(Error::Unreachable(format!(
-                    "{target}: the connection closed during the WebSocket upgrade"
-                )));
+                return Err(Error::unreachable(
+                    target,
+                    "the connection closed during the WebSocket upgrade",
+                ));
             }
             got.extend_from_slice(&self.buf[..n]);
             match handshake::parse_response(&got, &key) {

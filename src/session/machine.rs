@@ -509,9 +509,11 @@ impl Machine {
         let t = self.cfg.timeout;
         let deadline = move |queued: Instant| queued.max(since) + t;
         let what = || match err {
-            Error::Unreachable(e) => {
-                Error::Unreachable(format!("{e} (waited {t:.0?} for the board to come back)"))
-            }
+            Error::Unreachable { target, why, .. } => Error::Unreachable {
+                target: target.clone(),
+                why: why.clone(),
+                waited: Some(t),
+            },
             Error::Busy { .. } | Error::Timeout(_) => err.clone(),
             _ => Error::LinkLost(Lost::NotBack {
                 within: t,

@@ -735,7 +735,7 @@ impl Pair {
             self.failing = None;
             moved = true;
             self.core
-                .on_connect_failed(now, Error::Unreachable("the sim board is away".into()));
+                .on_connect_failed(now, Error::unreachable("sim", "the board is away"));
         }
         moved |= self.orders();
         moved |= self.events();
@@ -764,10 +764,8 @@ impl Pair {
                         self.down.frames.clear();
                         self.core.on_connected(now);
                     } else {
-                        self.core.on_connect_failed(
-                            now,
-                            Error::Unreachable("the sim board is away".into()),
-                        );
+                        self.core
+                            .on_connect_failed(now, Error::unreachable("sim", "the board is away"));
                     }
                 }
             }
