@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestBoard, mpy_cross, wm};
+use common::{Mount, TestBoard, eventually, mpy_cross, wm};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -252,4 +252,49 @@ fn a_bad_hash_installs_nothing_and_an_unknown_package_names_the_index() {
             index.url
         )
     );
+}
+
+#[test]
+fn urls_of_a_package_json_and_of_a_file_install_through_a_mount() {
+    let tb = TestBoard::start();
+    let index = greet_index(&tb);
+    // A package.json at a URL, its file beside it (as on GitHub), and a
+    // lone .py file.
+    index.put(
+        "gh/tool/package.json",
+        br#"{"urls":[["tool.py","tool.py"]],"deps":[["shout","latest"]]}"#,
+    );
+    index.put(
+        "gh/tool/tool.py",
+        b"from shout import loud\nNAME = loud('tool')\n",
+    );
+    index.put("single/one.py", b"ONE = 1\n");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let o = m
+        .cmd()
+        .arg("mip")
+        .arg("install")
+        .arg(m.path())
+        .arg(format!("{}/gh/tool", index.url))
+        .arg(format!("{}/single/one.py", index.url))
+        .args(["--index", &index.url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("\ninstalled 3 file(s), "), "{}", err(&o));
+    for f in ["lib/tool.py", "lib/shout.mpy", "lib/one.py"] {
+        assert!(m.path().join(f).is_file(), "{f} in the mount");
+        eventually(10, &format!("{f} on the board"), || {
+            tb.path(&format!("/{f}")).is_file()
+        });
+    }
+    let o = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("import tool, one; print(tool.NAME, one.ONE)")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "TOOL! 1");
 }
