@@ -13,7 +13,7 @@ pub use index::{DEFAULT_INDEX, Spec, rewrite_url};
 use crate::board::packages::{FACTS, Facts};
 use crate::board::{self, Base, Board, Upload, Written};
 use crate::connection::Conn;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::terminal::sidecar;
 use bytes::Bytes;
 use index::{Fetch, File, Resolver};
@@ -129,17 +129,17 @@ impl Http {
 
 impl Fetch for Http {
     fn get(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        let unreachable = |e: ureq::Error| Error::Remote(Kind::Unreachable, format!("{url}: {e}"));
+        let unreachable = |e: ureq::Error| Error::Unreachable(format!("{url}: {e}"));
         let resp = self.0.get(url).call().map_err(unreachable)?;
         let status = resp.status().as_u16();
         if status == 404 {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            return Err(Error::Remote(
-                Kind::Unreachable,
-                format!("{url}: the server answered {}", resp.status()),
-            ));
+            return Err(Error::Unreachable(format!(
+                "{url}: the server answered {}",
+                resp.status()
+            )));
         }
         tracing::debug!("fetched {url}");
         resp.into_body()

@@ -241,9 +241,26 @@ fn a_bad_hash_installs_nothing_and_an_unknown_package_names_the_index() {
     assert!(!tb.path("/lib/broken_a.py").exists());
     assert!(!tb.path("/lib").exists() || tb.parts("/lib").is_empty());
 
+    // An index that is not there: said, with the URL, before the board
+    // gets anything.
+    let gone = Index {
+        url: format!("http://127.0.0.1:{}", common::free_port()),
+        ..Index::start()
+    };
+    let o = install(&tb, &gone, &["broken"]);
+    assert_eq!(o.status.code(), Some(8), "{}", err(&o));
+    let mpy = board_says(&tb, "import sys; print(sys.implementation._mpy & 255)");
+    assert!(
+        err(&o).starts_with(&format!(
+            "webrepl-mount: cannot reach {}/package/{mpy}/broken/latest.json: ",
+            gone.url
+        )),
+        "{}",
+        err(&o)
+    );
+
     let o = install(&tb, &index, &["nosuch@2.0"]);
     assert_eq!(o.status.code(), Some(7), "{}", err(&o));
-    let mpy = board_says(&tb, "import sys; print(sys.implementation._mpy & 255)");
     assert_eq!(
         err(&o),
         format!(

@@ -26,6 +26,8 @@ const MAX_TOTAL: u64 = 16 << 20;
 const MAX_PACKAGES: usize = 64;
 /// How deep dependencies may nest (a cycle is caught by name first).
 const MAX_DEPTH: usize = 16;
+/// Files of one install, each a request.
+const MAX_FILES: usize = 1000;
 
 /// One file to install: where on the board, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +188,9 @@ impl<'a, F: Fetch> Resolver<'a, F> {
             )));
         }
         let v = version.unwrap_or("latest");
+        if v.is_empty() || v.contains(['/', '?', '#', '%', '\\']) || v.starts_with('.') {
+            return Err(Error::Invalid(format!("{name}@{v}: no version")));
+        }
         let at = |mpy: &str| format!("{}/package/{mpy}/{name}/{v}.json", self.index);
         let mut tried = Vec::new();
         let mut found = None;
@@ -272,9 +277,9 @@ impl<'a, F: Fetch> Resolver<'a, F> {
     fn keep(&mut self, rel: &str, data: Vec<u8>) -> Result<()> {
         let path = board_path(&self.target, rel)?;
         self.total += data.len() as u64;
-        if self.total > MAX_TOTAL {
+        if self.total > MAX_TOTAL || self.files.len() >= MAX_FILES {
             return Err(Error::Invalid(format!(
-                "the packages hold more than {} MB: not a board's",
+                "the packages hold more than {} MB or {MAX_FILES} files: not a board's",
                 MAX_TOTAL >> 20
             )));
         }
