@@ -61,6 +61,9 @@ impl Spec {
                 "{arg}: a package is NAME[@VERSION], github:ORG/REPO[/PATH][@BRANCH] or a URL"
             )));
         }
+        if !is_url(name) {
+            check_name(name, version)?;
+        }
         Ok(Spec {
             name: name.to_string(),
             version: version.map(str::to_string),
@@ -72,6 +75,25 @@ fn is_url(s: &str) -> bool {
     ["http://", "https://", "github:", "gitlab:"]
         .iter()
         .any(|p| s.starts_with(p))
+}
+
+/// A name and version of the index go into its URLs: plain words only.
+fn check_name(name: &str, version: Option<&str>) -> Result<()> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+    };
+    if !plain(name) {
+        return Err(Error::Invalid(format!(
+            "{name:?} is no package name (a URL starts with http://, https://, github: or gitlab:)"
+        )));
+    }
+    match version {
+        Some(v) if !plain(v) => Err(Error::Invalid(format!("{name}@{v}: {v:?} is no version"))),
+        _ => Ok(()),
+    }
 }
 
 /// `github:org/repo/path` and `gitlab:...` as the raw file's URL on
@@ -182,15 +204,8 @@ impl<'a, F: Fetch> Resolver<'a, F> {
             self.said.push(format!("{name} -> {}", self.target));
             return self.install_json(&url, &body, version, depth);
         }
-        if name.contains(['/', '?', '#', '%']) || board::component(name).is_err() {
-            return Err(Error::Invalid(format!(
-                "{name:?} is no package name (a URL starts with http://, https://, github: or gitlab:)"
-            )));
-        }
+        check_name(name, version)?;
         let v = version.unwrap_or("latest");
-        if v.is_empty() || v.contains(['/', '?', '#', '%', '\\']) || v.starts_with('.') {
-            return Err(Error::Invalid(format!("{name}@{v}: no version")));
-        }
         let at = |mpy: &str| format!("{}/package/{mpy}/{name}/{v}.json", self.index);
         let mut tried = Vec::new();
         let mut found = None;
@@ -337,6 +352,9 @@ mod tests {
         );
         assert!(s("x@").is_err());
         assert!(s("@1").is_err());
+        assert!(s("bad name").is_err());
+        assert!(s("x@../y").is_err());
+        assert!(s("x/../y").is_err());
     }
 
     #[test]
