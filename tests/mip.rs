@@ -173,6 +173,8 @@ fn a_package_and_its_dependency_install_and_import_then_nothing_is_sent_again() 
     );
 
     let before = index.served.load(Ordering::SeqCst);
+    let written = |p: &str| std::fs::metadata(tb.path(p)).unwrap().modified().unwrap();
+    let was = (written("/lib/shout.mpy"), written("/lib/greet/__init__.py"));
     let o = install(&tb, &index, &["greet"]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -183,6 +185,10 @@ fn a_package_and_its_dependency_install_and_import_then_nothing_is_sent_again() 
     // Fetched again (the index may have changed), but not sent.
     assert!(index.served.load(Ordering::SeqCst) > before);
     assert!(tb.parts("/lib").is_empty());
+    assert_eq!(
+        (written("/lib/shout.mpy"), written("/lib/greet/__init__.py")),
+        was
+    );
 }
 
 #[test]
