@@ -196,6 +196,12 @@ pub enum Command {
     },
     /// The tree below a directory of a board: HOST[:PORT][:PATH].
     Tree { target: String },
+    /// Packages for a board, as MicroPython's mip installs them: this
+    /// machine fetches them, so the board needs no internet of its own.
+    Mip {
+        #[command(subcommand)]
+        command: MipCommand,
+    },
     /// Run CODE on a board and print its output ("-" reads CODE from stdin).
     Exec {
         /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
@@ -240,6 +246,36 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MipCommand {
+    /// Install packages (with their dependencies) from micropython-lib's
+    /// index, or from github:ORG/REPO[/PATH][@BRANCH] or a URL of a
+    /// package.json, .py or .mpy file. Files the board already has are
+    /// skipped; `.mpy` files for the board's version where the index has
+    /// them.
+    Install {
+        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        #[arg(value_hint = clap::ValueHint::AnyPath)]
+        board: String,
+        /// NAME[@VERSION], github:ORG/REPO[/PATH][@BRANCH], or a URL.
+        #[arg(required = true)]
+        packages: Vec<String>,
+        /// The board directory to install into (default: the first entry
+        /// of the board's sys.path ending in /lib).
+        #[arg(long, value_name = "DIR")]
+        target: Option<String>,
+        /// The package index.
+        #[arg(long, value_name = "URL", default_value = crate::mip::DEFAULT_INDEX)]
+        index: String,
+        /// `.py` sources, never compiled `.mpy` files.
+        #[arg(long)]
+        no_mpy: bool,
+        /// Send every file, also those the board already has.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -575,6 +611,26 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Term { target } => c::term(&target, conn).await,
         Command::Reset { target } => c::reset(&target, conn).await,
         Command::Repl { board } => c::repl(&board, conn).await,
+        Command::Mip {
+            command:
+                MipCommand::Install {
+                    board,
+                    packages,
+                    target,
+                    index,
+                    no_mpy,
+                    force,
+                },
+        } => {
+            let how = crate::mip::Install {
+                packages,
+                index,
+                target,
+                no_mpy,
+                force,
+            };
+            crate::mip::install(&board, how, conn).await
+        }
         Command::Exec { board, code } => c::exec(&board, &code, conn).await,
         Command::Run { file, board } => c::run(&file, &board, conn).await,
         Command::Share {

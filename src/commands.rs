@@ -293,7 +293,7 @@ pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Resul
 
 /// The mount a local path is in (any depth), if `target` names a local
 /// path at all: a path is never taken for a host name.
-fn mounted(target: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
     let p = Path::new(target);
     let local = p.exists() || sidecar::stale(p) || target.starts_with(['/', '.', '~']);
     if !local {

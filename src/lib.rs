@@ -4,7 +4,7 @@
 //! `protocol` (sans-I/O) → `session` (the one task that owns the socket) →
 //! `board` (typed operations and the MicroPython snippets) → `cache` →
 //! `fs` / `terminal` / `web` → `mount` → `connection` (clap-free set-up)
-//! → `commands`, `copy` → `cli` (clap only). tests/layers.rs holds the
+//! → `commands`, `copy` → `mip` → `cli` (clap only). tests/layers.rs holds the
 //! full order and fails on a module that names one above it.
 
 pub mod board;
@@ -16,6 +16,7 @@ pub mod connection;
 pub mod copy;
 pub mod error;
 pub mod fs;
+pub mod mip;
 pub mod mount;
 pub mod options;
 pub mod private;

@@ -23,6 +23,7 @@ const LAYERS: &[&str] = &[
     "connection",
     "commands",
     "copy",
+    "mip",
     "cli",
 ];
 

@@ -5,26 +5,12 @@
 
 mod common;
 
-use common::{HEAP_KB, board_binary, repo};
-use std::path::{Path, PathBuf};
+use common::{HEAP_KB, board_binary, mpy_cross, repo};
+use std::path::Path;
 use std::process::Command;
 use webrepl_mount::board::answer::Answer;
 use webrepl_mount::board::snippets as sn;
 use webrepl_mount::board::{Base, CONFLICT_SUFFIX, PART_PREFIX};
-
-/// mpy-cross as scripts/build-board.sh builds it beside the port.
-fn mpy_cross() -> PathBuf {
-    board_binary();
-    let cache = std::env::var_os("BOARD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/board-cache"));
-    std::fs::read_dir(&cache)
-        .expect("the board cache")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("mpy-cross/build/mpy-cross"))
-        .find(|p| p.is_file())
-        .expect("mpy-cross in the board cache")
-}
 
 /// Runs `code` (our programs) in the unix port with `root` as its `/`;
 /// before and after, the names in `__main__` and the qstr count. Returns

@@ -4,6 +4,7 @@ pub mod answer;
 pub mod channel;
 mod delta;
 mod pack;
+pub mod packages;
 mod range;
 pub mod snippets;
 pub mod stream;

@@ -54,6 +54,20 @@ pub fn board_binary_for(variant: Variant) -> &'static Path {
     })
 }
 
+/// mpy-cross as scripts/build-board.sh builds it beside the port.
+pub fn mpy_cross() -> PathBuf {
+    board_binary();
+    let cache = std::env::var_os("BOARD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/board-cache"));
+    std::fs::read_dir(&cache)
+        .expect("the board cache")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("mpy-cross/build/mpy-cross"))
+        .find(|p| p.is_file())
+        .expect("mpy-cross in the board cache")
+}
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
