@@ -129,17 +129,17 @@ impl Http {
 
 impl Fetch for Http {
     fn get(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        let unreachable = |e: ureq::Error| Error::Unreachable(format!("{url}: {e}"));
+        let unreachable = |e: ureq::Error| Error::unreachable(url, e);
         let resp = self.0.get(url).call().map_err(unreachable)?;
         let status = resp.status().as_u16();
         if status == 404 {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            return Err(Error::Unreachable(format!(
-                "{url}: the server answered {}",
-                resp.status()
-            )));
+            return Err(Error::unreachable(
+                url,
+                format!("the server answered {}", resp.status()),
+            ));
         }
         tracing::debug!("fetched {url}");
         resp.into_body()
