@@ -475,9 +475,10 @@ impl TextLane {
                     // tool's program, the end of a paste left unfinished).
                     let tools = *waited_on && before.contains(&0x04);
                     if tools {
+                        // Its answer may hold a file's bytes: not logged.
                         debug!(
-                            "a tool's program ended before our raw REPL: {:?}",
-                            String::from_utf8_lossy(&before)
+                            "a tool's program ended before our raw REPL ({} bytes of its answer not shown)",
+                            before.len()
                         );
                     }
                     if self.saved.is_none() && !tools {
