@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{HEAP_KB, board_binary, mpy_cross, repo};
+use common::{HEAP_KB, SMALL_HEAP_KB, board_binary, mpy_cross, random_bytes, repo};
 use std::path::Path;
 use std::process::Command;
 use webrepl_mount::board::answer::Answer;
@@ -16,6 +16,11 @@ use webrepl_mount::board::{Base, CONFLICT_SUFFIX, PART_PREFIX};
 /// before and after, the names in `__main__` and the qstr count. Returns
 /// stdout of the programs alone.
 fn run(root: &Path, programs: &[String]) -> String {
+    run_on(root, programs, HEAP_KB)
+}
+
+/// [`run`] on a heap of `heap_kb` KB.
+fn run_on(root: &Path, programs: &[String], heap_kb: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
     // The programs are read before the temporary directory becomes `/`.
     // Renames as the listener makes them (VfsPosix 1.25 garbles them).
@@ -42,7 +47,7 @@ fn run(root: &Path, programs: &[String]) -> String {
     std::fs::write(&main, script).unwrap();
     let out = Command::new(board_binary())
         .arg("-X")
-        .arg(format!("heapsize={HEAP_KB}K"))
+        .arg(format!("heapsize={heap_kb}K"))
         .arg(&main)
         .output()
         .unwrap();
@@ -198,4 +203,48 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
     assert!(matches!(&answers(&out, 11)[..], [Answer::Vfs(f)] if f.len() == 10));
     assert!(matches!(answers(&out, 12)[..], [Answer::Year(_)]));
     assert!(matches!(answers(&out, 13)[..], [Answer::Mem(n)] if n > 0));
+}
+
+#[test]
+fn a_big_upload_in_many_slices_is_joined_on_a_small_fragmented_heap() {
+    // 1 MB in 4 KB slices, as a loaded link sends it, finished on a 64K
+    // board whose own program holds its heap down to 30 KB, in pieces.
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::write(
+        r.join(&sn::HELPERS_FILE[1..]),
+        sn::helpers_file().as_bytes(),
+    )
+    .unwrap();
+    let (slice, data) = (4096, random_bytes(1 << 20, 7));
+    let part = format!("/{PART_PREFIX}00abcd");
+    for (k, piece) in data.chunks(slice).enumerate() {
+        let name = if k == 0 {
+            part.clone()
+        } else {
+            format!("{part}.{k}")
+        };
+        std::fs::write(r.join(&name[1..]), piece).unwrap();
+    }
+    let pieces = data.len() / slice - 1;
+    let hog = "import gc\n_hog=[]\ngc.collect()\nwhile gc.mem_free()>31000:\n _hog.append(bytearray(1000))\n";
+    let out = run_on(
+        r,
+        &[
+            sn::load_helpers(),
+            hog.to_string(),
+            sn::finish_uploads(&[sn::Finishing::new(
+                &part,
+                "/big.bin",
+                &data,
+                Base::Any,
+                pieces,
+                slice,
+            )]),
+        ],
+        SMALL_HEAP_KB,
+    );
+    assert!(matches!(answers(&out, 2)[..], [Answer::Done(_)]), "{out}");
+    assert!(std::fs::read(r.join("big.bin")).unwrap() == data);
+    assert!(!r.join(format!("{}.1", &part[1..])).exists());
 }

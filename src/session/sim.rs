@@ -376,6 +376,16 @@ impl Board {
         self.running = Some((now + d, out.to_vec(), Vec::new()));
     }
 
+    /// A tool's raw paste cut off (its daemon killed while it sent the
+    /// program): the board waits for the rest, or for Ctrl-C or Ctrl-D.
+    pub fn left_in_paste(&mut self, code: &[u8]) {
+        self.repl = Repl::Paste {
+            window: 128,
+            since_credit: code.len() % 128,
+        };
+        self.code = code.to_vec();
+    }
+
     fn run(&mut self, now: Instant, code: &[u8]) {
         let (out, time) = (self.runner)(code);
         self.running = Some((now + time, out, Vec::new()));
@@ -467,12 +477,24 @@ impl Board {
                 window,
                 since_credit,
             } => {
+                if b == 0x03 {
+                    // The paste ends in a KeyboardInterrupt.
+                    self.code.clear();
+                    self.repl = Repl::Raw;
+                    self.say(b"\x04\x04Traceback\r\nKeyboardInterrupt: \r\n\x04>");
+                    return;
+                }
                 if b == 0x04 {
                     // The board has all of it: compiled, run, answered as
                     // in raw mode (without `OK`).
                     let code = std::mem::take(&mut self.code);
                     self.say(b"\x04");
                     self.repl = Repl::Raw;
+                    if code.iter().any(|&c| c < 0x09) {
+                        // A control byte in code does not compile.
+                        self.say(b"\x04Traceback\r\nSyntaxError: invalid syntax\r\n\x04>");
+                        return;
+                    }
                     self.run(now, &code);
                     return;
                 }

@@ -893,6 +893,31 @@ fn a_tools_program_left_running_in_the_raw_repl_is_waited_for_not_taken_for_a_pe
 }
 
 #[test]
+fn a_raw_paste_a_killed_daemon_left_unfinished_is_ended_not_taken_for_a_persons_program() {
+    // The daemon died while it sent a long program: the board still waits
+    // in the raw paste for the rest of it, silent, and our polite Ctrl-A
+    // is only one more byte of code there.
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.board.left_in_paste(b"import os\nx=1\n");
+    let op = p.core.submit(p.now, hasty("print(3)"));
+    match p.wait(op, Duration::from_secs(5)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"3\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(
+        !p.board.typed.contains(&0x03),
+        "it interrupted what may be a person's program"
+    );
+    p.run_for(Duration::from_secs(1));
+    let shown = p.shown();
+    assert!(
+        !shown.contains("SyntaxError") && !shown.contains('\x04'),
+        "the paste's end reached the terminal: {shown:?}"
+    );
+}
+
+#[test]
 fn a_persons_program_printing_when_we_connect_is_theirs_at_once() {
     let mut p = Pair::new(cfg(10), 0.0, RTT);
     p.board.busy_for(p.now, Duration::from_secs(30));

@@ -28,6 +28,8 @@ const HAND_BACK: Duration = Duration::from_millis(300);
 const POLITE: Duration = Duration::from_millis(1500);
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
+/// Ends a raw paste left unfinished: a blank, Ctrl-D, Ctrl-A again.
+const END_PASTE: &[u8] = b" \x04\x01";
 /// Text kept while waiting for the raw banner.
 const ENTERING_KEEP: usize = 4096;
 
@@ -456,14 +458,26 @@ impl TextLane {
                     self.send_ctrl_a(now, false, out);
                 }
             }
-            Mode::Entering { seen, .. } => {
+            Mode::Entering {
+                seen, waited_on, ..
+            } => {
                 seen.extend_from_slice(text);
                 if let Some(i) = line_find(seen, raw::RAW_BANNER) {
                     let before = seen[..i].to_vec();
                     // What came before the banner is the board's (a
                     // program's last output), less the line break the board
-                    // prints on switching; a cleared line's echo is ours.
-                    if self.saved.is_none() {
+                    // prints on switching; a cleared line's echo is ours,
+                    // and so is the raw REPL's framing after a wait (a
+                    // tool's program, the end of a paste left unfinished).
+                    let tools = *waited_on && before.contains(&0x04);
+                    if tools {
+                        // Its answer may hold a file's bytes: not logged.
+                        debug!(
+                            "a tool's program ended before our raw REPL ({} bytes of its answer not shown)",
+                            before.len()
+                        );
+                    }
+                    if self.saved.is_none() && !tools {
                         let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
                         self.show(before, out);
                     }
@@ -905,6 +919,15 @@ impl TextLane {
                     // the banner. A person's program past the time-out is
                     // still theirs (below).
                     *waited_on = true;
+                    // Or a raw paste of ours cut off (a daemon killed
+                    // while it sent a long program): the board waits
+                    // there for the rest, and took our Ctrl-A as code.
+                    // Ctrl-D ends it (the code with that Ctrl-A in it
+                    // cannot compile), the second Ctrl-A then brings the
+                    // banner. Anywhere else this is harmless: after a
+                    // program it is a blank program (not an empty one,
+                    // which would soft-reset) and a fresh raw prompt.
+                    out.text(END_PASTE.to_vec());
                     *deadline += self.timeout - POLITE;
                     let deadline = *deadline;
                     self.timers.set(Timer::Reply, deadline);
