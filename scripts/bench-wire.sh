@@ -13,7 +13,7 @@ rate=${RATE:-20000}
 # memory, with or without compression (found here, not yet fixed).
 export BOARD_HEAP=${BOARD_HEAP:-2048K}
 start_board "$work/root" "$work/board.log"
-coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
+coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
 read -r _ eport <&"${EMU[0]}"
 b=127.0.0.1:$eport
 

@@ -131,10 +131,13 @@ impl Board {
                 continue;
             }
             info!(
-                "{}: {} bytes sent as a delta of {} from the board's copy",
+                "{}: {} bytes sent as a delta of {} from the board's copy{}",
                 shown(&u.path),
                 u.data.len(),
-                delta.len()
+                delta.len(),
+                u.was_at
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" of {}", shown(p)))
             );
             which.push(i);
             dups.push(Upload {
@@ -143,6 +146,7 @@ impl Board {
                 base: Base::Any,
                 progress: None,
                 was: None,
+                was_at: None,
             });
         }
         if dups.is_empty() {
@@ -170,7 +174,7 @@ impl Board {
                 delta_size: d.len() as u64,
                 pieces: job.pieces(),
                 slice: job.slice as u64,
-                target: up.path.clone(),
+                target: up.was_at.clone().unwrap_or_else(|| up.path.clone()),
                 base_size: base.len() as u64,
                 base_crc: crc32fast::hash(base),
                 part: part.clone(),

@@ -158,6 +158,7 @@ impl Board {
                 progress: scaled(&u.progress, u.data.len(), packed.len()),
                 data: Bytes::from(packed),
                 was: None,
+                was_at: None,
             });
         }
         if zups.is_empty() {
