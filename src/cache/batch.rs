@@ -177,7 +177,7 @@ impl Core {
                         Base::Was(..) => st.was.get(&ino).cloned(),
                         _ => None,
                     };
-                    let near = if base == Base::Absent && data.len() >= held::NEAR_MIN {
+                    let near = if base == Base::Absent && held::NEAR.contains(&data.len()) {
                         held::beside(&st, ino, data.len())
                     } else {
                         Vec::new()

@@ -9,8 +9,10 @@ use bytes::Bytes;
 
 /// Files larger than this keep no copy of the board's version.
 const HELD_MAX: usize = 8 << 20;
-/// A new file smaller than this is sent whole: a delta saves little.
-pub(super) const NEAR_MIN: usize = 2048;
+/// New files of these sizes look for a file beside them to be a delta of:
+/// smaller ones save little; larger ones would cost the daemon a diff
+/// against each (and a board's files are rarely that large).
+pub(super) const NEAR: std::ops::RangeInclusive<usize> = 2048..=(1 << 20);
 /// Files beside a new one tried as its base.
 const NEAR_TRIED: usize = 3;
 
