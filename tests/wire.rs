@@ -308,8 +308,9 @@ fn sent_by(m: &common::Mount) -> u64 {
 
 /// Saves through the mount of a file it holds the board's copy of send
 /// only the change, by sed -i (a new file renamed over the old), in place,
-/// and as vim saves (the file moved to a backup, written anew): each
-/// sends far fewer bytes than the file, even compressed, and lands exact.
+/// as vim saves (the file moved to a backup, written anew) and as gedit
+/// does (a local scratch file renamed over it): each sends far fewer
+/// bytes than the file, even compressed, and lands exact.
 #[test]
 fn saves_through_the_mount_send_only_the_change() {
     let tb = TestBoard::start();
@@ -361,8 +362,25 @@ fn saves_through_the_mount_send_only_the_change() {
     landed("the vim-like save on the board");
     let vim = sent_by(&m) - before;
 
+    // gedit: a scratch name that stays local, renamed over the file.
+    let before = sent_by(&m);
+    let scratch = m.path().join(".goutputstream-ABC123");
+    sh(&format!(
+        "sed '3000s/^/# gedit /' '{wants}' > '{wants}.new' && mv '{wants}.new' '{wants}' && \
+         cat '{wants}' > '{}' && mv '{}' '{fs}'",
+        scratch.display(),
+        scratch.display()
+    ));
+    landed("the gedit-like save on the board");
+    let gedit = sent_by(&m) - before;
+
     // The file compressed is about 50 KB; a delta and its programs a few.
-    for (how, n) in [("sed -i", sed), ("in place", in_place), ("vim", vim)] {
+    for (how, n) in [
+        ("sed -i", sed),
+        ("in place", in_place),
+        ("vim", vim),
+        ("gedit", gedit),
+    ] {
         assert!(n < 12_000, "{how}: {n} bytes sent for a one-line edit");
     }
     assert!(m.log().contains("as a delta"), "{}", m.log());

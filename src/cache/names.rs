@@ -231,10 +231,19 @@ impl Core {
                     let st = self.lock();
                     st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
                 };
-                let written = self
-                    .board
-                    .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
-                    .await?;
+                // Only the change, when the mount holds what it replaces.
+                let written = match plan.replaces_copy.clone() {
+                    Some(was) if plan.parent_on_board => {
+                        self.board
+                            .put_changed(&plan.to, data.into(), was, Base::Any)
+                            .await?
+                    }
+                    _ => {
+                        self.board
+                            .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
+                            .await?
+                    }
+                };
                 let mut st = self.lock();
                 st.contents.mark_clean(ino);
                 st.bases.remove(&ino);
