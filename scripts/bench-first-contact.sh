@@ -12,7 +12,7 @@ board_via_link() {
   start_board "$1" "$work/board.log"
   bpid=$!
   rm -f "$work/emu.in" "$work/emu.out"; mkfifo "$work/emu.in"
-  target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 < "$work/emu.in" > "$work/emu.out" &
+  "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 < "$work/emu.in" > "$work/emu.out" &
   emu=$!
   exec {keep}> "$work/emu.in"
   for _ in $(seq 50); do grep -qs listening "$work/emu.out" && break; sleep 0.05; done

@@ -13,7 +13,7 @@ rate=${RATE:-20000}
 # memory, with or without compression (found here, not yet fixed).
 export BOARD_HEAP=${BOARD_HEAP:-2048K}
 start_board "$work/root" "$work/board.log"
-coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
+coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
 read -r _ eport <&"${EMU[0]}"
 b=127.0.0.1:$eport
 
@@ -68,7 +68,7 @@ put() { # put FILE [ARGS...]: seconds for cp FILE to the board, checked
   cmp -s "$f" "$work/root/up" || { echo "upload of $f corrupted" >&2; exit 1; }
 }
 row "PUT 100 KB of Python source" "$(put "$work/src.py" -v)" 100000 \
-  "$(grep -o '([0-9.]*×)' "$work/cp.err" | head -n1)"
+  "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 row "PUT 100 KB of Python source, --no-compress" "$(put "$work/src.py" --no-compress)" 100000
 row "PUT 100 KB of noise" "$(put "$work/noise.bin" -v)" 100000 \
   "$(grep -o 'sent raw.*' "$work/cp.err" | head -n1)"
@@ -84,7 +84,7 @@ fi
 t=$(now)
 "$wm" cp -v -r "$tree/." "$b:/tree" 2> "$work/cp.err" || { echo "cp -r failed: $(grep -v INFO "$work/cp.err" | tail -n 3)" >&2; exit 1; }
 row "cp -r of $tree_files Python files, $tree_bytes B" "$(since "$t" 2)" "$tree_bytes" \
-  "$(grep -o '([0-9.]*×)' "$work/cp.err" | head -n1)"
+  "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 diff -r "$tree" "$work/root/tree" > /dev/null || { echo "the tree differs on the board" >&2; exit 1; }
 
 # Saves through the mount of a cached 100 KB .py.

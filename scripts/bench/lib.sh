@@ -1,11 +1,16 @@
-# Shared by the bench scripts (sourced): a release build, a work directory
+# Shared by the bench scripts (sourced): a release build ($PROFILE), a work directory
 # removed on exit (and a mountpoint in it, unmounted), the test board's
 # password and a private state directory, and clocks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-cargo build --quiet --release --example linkemu
-cargo build --quiet --release
-wm=$PWD/target/release/webrepl-mount
+# PROFILE=debug: the dev build (no release build on a loaded machine).
+profile=${PROFILE:-release}
+flag=--release
+[ "$profile" = release ] || flag=
+cargo build --quiet $flag --example linkemu
+cargo build --quiet $flag
+wm=$PWD/target/$profile/webrepl-mount
+linkemu=$PWD/target/$profile/examples/linkemu
 board=$(scripts/build-board.sh)
 work=$(mktemp -d)
 mnt=$work/mnt

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 const BLOCK: usize = 32;
 /// A delta must be at most this share of the file (in tenths) to be sent.
 const WORTH: usize = 8;
+/// A delta from a file beside the target (`Upload::was_at`) must be at
+/// most this share of the file (in tenths): only a near copy is one.
+const NEAR_WORTH: usize = 2;
 
 /// One step of building the new file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +125,18 @@ impl Board {
                 continue;
             };
             let delta = encode(&diff(base, &u.data));
-            if delta.len() * 10 > u.data.len() * WORTH {
+            let worth = if u.was_at.is_some() {
+                NEAR_WORTH
+            } else {
+                WORTH
+            };
+            // A large delta is raw bytes: the file compressed may be less.
+            let packs_smaller = || {
+                self.compress
+                    && delta.len() * 4 > u.data.len()
+                    && super::pack::compress(&u.data, super::pack::WBITS).len() <= delta.len()
+            };
+            if delta.len() * 10 > u.data.len() * worth || packs_smaller() {
                 debug!(
                     "{}: sent whole (a delta of {} bytes would not pay)",
                     shown(&u.path),
@@ -131,10 +145,13 @@ impl Board {
                 continue;
             }
             info!(
-                "{}: {} bytes sent as a delta of {} from the board's copy",
+                "{}: {} bytes sent as a delta of {} from the board's copy{}",
                 shown(&u.path),
                 u.data.len(),
-                delta.len()
+                delta.len(),
+                u.was_at
+                    .as_deref()
+                    .map_or(String::new(), |p| format!(" of {}", shown(p)))
             );
             which.push(i);
             dups.push(Upload {
@@ -143,6 +160,7 @@ impl Board {
                 base: Base::Any,
                 progress: None,
                 was: None,
+                was_at: None,
             });
         }
         if dups.is_empty() {
@@ -170,7 +188,7 @@ impl Board {
                 delta_size: d.len() as u64,
                 pieces: job.pieces(),
                 slice: job.slice as u64,
-                target: up.path.clone(),
+                target: up.was_at.clone().unwrap_or_else(|| up.path.clone()),
                 base_size: base.len() as u64,
                 base_crc: crc32fast::hash(base),
                 part: part.clone(),

@@ -356,7 +356,8 @@ pub struct Rebuilding {
     pub delta_size: u64,
     pub pieces: usize,
     pub slice: u64,
-    /// The target, which must still be the base: size and CRC-32.
+    /// Where the base is read from (the target, or the file a new one
+    /// will replace), which must still be it: size and CRC-32.
     pub target: String,
     pub base_size: u64,
     pub base_crc: u32,

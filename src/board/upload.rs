@@ -74,6 +74,9 @@ pub struct Upload {
     /// What the board's file holds, as far as we know: if it still does
     /// (size and CRC-32, checked on the board), only the change is sent.
     pub was: Option<Bytes>,
+    /// Where the board holds `was`, if not at `path`: a new file saved as
+    /// a near copy of the one beside it that it will replace (sed -i).
+    pub was_at: Option<String>,
 }
 
 impl Upload {
@@ -84,6 +87,7 @@ impl Upload {
             base,
             progress: None,
             was: None,
+            was_at: None,
         }
     }
 }

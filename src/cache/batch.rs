@@ -51,6 +51,10 @@ struct Taken {
     base: Base,
     /// Earlier versions sent whose outcome is unknown.
     ours: Vec<Bytes>,
+    /// The board's copy it replaces, if held: only the change goes.
+    was: Option<Bytes>,
+    /// A new file: files beside it it may be a near copy of.
+    near: Vec<(String, Bytes)>,
 }
 
 /// Versions of a file kept while their outcome is unknown.
@@ -168,13 +172,25 @@ impl Core {
                     if sent.len() > KEPT_VERSIONS {
                         sent.remove(0);
                     }
+                    let base = st.bases.get(&ino).copied().unwrap_or(Base::Any);
+                    let was = match base {
+                        Base::Was(..) => st.was.get(&ino).cloned(),
+                        _ => None,
+                    };
+                    let near = if base == Base::Absent && held::NEAR.contains(&data.len()) {
+                        held::beside(&st, ino, data.len())
+                    } else {
+                        Vec::new()
+                    };
                     taken.push(Taken {
                         ino,
                         path: st.tree.path(ino),
                         data,
                         edit: st.edits.get(&ino).copied().unwrap_or(0),
-                        base: st.bases.get(&ino).copied().unwrap_or(Base::Any),
+                        base,
                         ours,
+                        was,
+                        near,
                     });
                     let (tx, rx) = watch::channel(());
                     st.uploading.insert(ino, rx);
@@ -188,8 +204,16 @@ impl Core {
             if !taken.is_empty() {
                 self.rebase(&mut taken).await;
                 let ups = taken
-                    .iter()
-                    .map(|t| Upload::new(&t.path, t.data.clone(), t.base))
+                    .iter_mut()
+                    .map(|t| {
+                        let mut up = Upload::new(&t.path, t.data.clone(), t.base);
+                        up.was = t.was.take();
+                        if let Some((at, b)) = held::closest(std::mem::take(&mut t.near), &t.data) {
+                            up.was = Some(b);
+                            up.was_at = Some(at);
+                        }
+                        up
+                    })
                     .collect();
                 let started = Instant::now();
                 let results = match self.board.put_many(ups, parents).await {
@@ -239,6 +263,9 @@ impl Core {
         for ((k, _), f) in unknown.iter().zip(found) {
             if let Some(f) = f {
                 taken[*k].base = Base::Was(f.now.0, f.now.1);
+                // Which of our versions it has is not known here: the
+                // board's check would refuse a wrong copy anyway.
+                taken[*k].was = None;
             }
         }
     }

@@ -68,7 +68,12 @@ impl Core {
         // Dirty from the start: `touch new` must create the file on the board,
         // over the one an editor moved aside locally, if any.
         let base = match st.shadowed.remove(&(parent, name.to_string())) {
-            Some((size, mtime)) => Base::Was(size, mtime),
+            Some(((size, mtime), copy)) => {
+                if let Some(c) = copy.filter(|c| c.len() as u64 == size) {
+                    st.was.insert(ino, c);
+                }
+                Base::Was(size, mtime)
+            }
             None => Base::Absent,
         };
         st.bases.insert(ino, base);
@@ -185,6 +190,9 @@ impl Core {
                     .or_else(|| st.seen.get(&ino))
                     .copied()
                     .unwrap_or((n.size, n.board_mtime));
+                if let Some(c) = held::board_copy(st, ino).filter(|c| c.len() as u64 == size) {
+                    st.was.insert(ino, c);
+                }
                 Base::Was(size, mtime)
             }
             _ => Base::Absent,
@@ -379,6 +387,7 @@ impl Core {
                     if same {
                         st.contents.mark_clean(ino);
                         st.bases.remove(&ino);
+                        st.was.remove(&ino);
                         st.written.remove(&ino);
                         if let Some(j) = self.journal() {
                             j.remove(&path);
@@ -387,6 +396,7 @@ impl Core {
                         // Written to meanwhile: the board has the version
                         // before, which the next upload may replace.
                         st.bases.insert(ino, Base::Was(data.len() as u64, mtime));
+                        st.was.insert(ino, data.clone());
                     }
                     st.retry.remove(&ino);
                     // The board's version is known again.
@@ -462,6 +472,7 @@ impl Core {
             // The target is the board's version from now on.
             st.contents.forget(ino);
             st.bases.remove(&ino);
+            st.was.remove(&ino);
             st.written.remove(&ino);
             st.seen.insert(ino, target);
             if let Some(n) = st.tree.get_mut(ino) {

@@ -11,6 +11,7 @@ pub mod attrs;
 mod batch;
 pub mod contents;
 mod files;
+mod held;
 pub mod identity;
 pub mod journal;
 mod loads;
@@ -105,6 +106,10 @@ pub struct Core {
     batcher_on: std::sync::atomic::AtomicBool,
 }
 
+/// A board file under a local-only name: its size and mtime, and its bytes
+/// if the mount held them.
+type Shadow = ((u64, i64), Option<bytes::Bytes>);
+
 /// A close waiting for its file's upload: the edit it closed at, and where
 /// the outcome goes.
 type Waiter = (u64, tokio::sync::oneshot::Sender<Result<()>>);
@@ -139,6 +144,9 @@ struct State {
     edits: HashMap<Ino, u64>,
     /// What the board had when a dirty file's edit began.
     bases: HashMap<Ino, Base>,
+    /// Those bytes, when the mount held them: the save sends only the
+    /// change (see held.rs).
+    was: HashMap<Ino, bytes::Bytes>,
     /// The board's version (size, mtime) of what was last handed to a
     /// reader or sent by us: an edit that replaces the file is based on
     /// what its writer saw, not on a change the mount noticed since.
@@ -155,7 +163,8 @@ struct State {
     namespace: u64,
     /// Board files renamed to a local-only name (vim's `f` -> `f~`): the
     /// board still has them, with this size and mtime, until replaced.
-    shadowed: HashMap<(Ino, String), (u64, i64)>,
+    /// and the board's copy of them if the mount held it.
+    shadowed: HashMap<(Ino, String), Shadow>,
     /// Files that failed to upload: when to try again, and the pause.
     retry: HashMap<Ino, (Instant, Duration)>,
     /// Conflicts met, for `status`.
@@ -226,6 +235,7 @@ impl Core {
             written: HashMap::new(),
             edits: HashMap::new(),
             bases: HashMap::new(),
+            was: HashMap::new(),
             seen: HashMap::new(),
             seen_by: HashMap::new(),
             uploading: HashMap::new(),

@@ -179,7 +179,11 @@ impl Core {
                             .or_else(|| st.tree.get(t).map(|n| (n.size, n.board_mtime)))
                             .map(|(s, m)| Base::Was(s, m)),
                     });
+            let replaces_copy = target
+                .filter(|_| replaces.is_some())
+                .and_then(|t| held::board_copy(&st, t));
             Plan {
+                replaces_copy,
                 from: st.tree.path(ino),
                 to: st.tree.child_path(newparent, newname),
                 src_on_board: src.on_board && !src.local_only,
@@ -197,6 +201,7 @@ impl Core {
                 // under its name until the new version replaces it.
                 self.loaded(ino).await?;
                 let mut st = self.lock();
+                let copy = held::board_copy(&st, ino);
                 st.contents.edit(ino);
                 *st.edits.entry(ino).or_default() += 1;
                 let board_had = st
@@ -205,7 +210,7 @@ impl Core {
                     .copied()
                     .or_else(|| st.tree.get(ino).map(|n| (n.size, n.board_mtime)));
                 if let Some(had) = board_had {
-                    st.shadowed.insert((parent, name.to_string()), had);
+                    st.shadowed.insert((parent, name.to_string()), (had, copy));
                 }
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = true;
@@ -226,13 +231,23 @@ impl Core {
                     let st = self.lock();
                     st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
                 };
-                let written = self
-                    .board
-                    .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
-                    .await?;
+                // Only the change, when the mount holds what it replaces.
+                let written = match plan.replaces_copy.clone() {
+                    Some(was) if plan.parent_on_board => {
+                        self.board
+                            .put_changed(&plan.to, data.into(), was, Base::Any)
+                            .await?
+                    }
+                    _ => {
+                        self.board
+                            .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
+                            .await?
+                    }
+                };
                 let mut st = self.lock();
                 st.contents.mark_clean(ino);
                 st.bases.remove(&ino);
+                st.was.remove(&ino);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = false;
                     n.on_board = true;
@@ -255,6 +270,10 @@ impl Core {
                     && let Some(b) = plan.replaces
                 {
                     st.bases.insert(ino, b);
+                    match plan.replaces_copy {
+                        Some(c) => st.was.insert(ino, c),
+                        None => st.was.remove(&ino),
+                    };
                 }
             }
         }
@@ -293,6 +312,8 @@ struct Plan {
     to_local: bool,
     target_on_board: bool,
     replaces: Option<Base>,
+    /// The board's copy of what it replaces, if the mount holds it.
+    replaces_copy: Option<bytes::Bytes>,
     parent_on_board: bool,
 }
 
@@ -301,6 +322,7 @@ fn forget(st: &mut State, ino: Ino) {
     st.contents.forget(ino);
     st.seen.remove(&ino);
     st.bases.remove(&ino);
+    st.was.remove(&ino);
     st.edits.remove(&ino);
     st.written.remove(&ino);
     st.retry.remove(&ino);
