@@ -369,3 +369,109 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
     b.close().await;
     assert!(m.unmount().status.success());
 }
+
+/// The focus colour of the page (app.css): a pane with the keyboard has a
+/// border of it.
+const FOCUS: &str = "rgb(102, 170, 255)";
+
+/// Where the keyboard is: "editor", "terminal", the path of a file row
+/// whose name has it, or the element's tag.
+const WHERE: &str = "(() => { const a = document.activeElement;
+    if (document.getElementById('editor').contains(a)) return 'editor';
+    if (document.getElementById('terminal').contains(a)) return 'terminal';
+    if (a.classList.contains('name') && a.closest('#tree li')) return a.closest('#tree li').dataset.path;
+    return a.tagName; })()";
+
+async fn focus_is(b: &Browser, want: &str) {
+    b.until(10, &format!("{WHERE} === {:?}", want)).await;
+}
+
+async fn pane_border(b: &Browser, id: &str) -> serde_json::Value {
+    b.eval(&format!(
+        "getComputedStyle(document.getElementById('{id}')).borderTopColor"
+    ))
+    .await
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const CTRL_BACKQUOTE: &str = "\u{E009}`";
+const CTRL_SHIFT_E: &str = "\u{E009}\u{E008}e";
+
+/// Without a mouse: Tab to a file in the list (its focus drawn), Enter opens
+/// it in the editor, Ctrl-S saves it, Ctrl+` goes to the terminal and back
+/// (the pane with the keyboard has a coloured border), F5 from the terminal
+/// runs the editor's file, Ctrl+Shift+E goes back to the files.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_action_is_reachable_from_the_keyboard_with_the_focus_shown() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('hel' + 'lo')\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/main.py'] .name\") && !!window.webreplMount.editor",
+    )
+    .await;
+    let mut tabs_pressed = 0;
+    while b.eval(WHERE).await != serde_json::json!("/main.py") {
+        assert!(tabs_pressed < 60, "Tab never reached main.py in the list");
+        b.press(TAB).await;
+        tabs_pressed += 1;
+    }
+    assert_eq!(
+        b.eval("getComputedStyle(document.activeElement).outlineStyle")
+            .await,
+        serde_json::json!("solid"),
+        "the focused file name shows no focus"
+    );
+    b.press(ENTER).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === \"print('hel' + 'lo')\\n\"",
+    )
+    .await;
+    focus_is(&b, "editor").await;
+    assert_eq!(pane_border(&b, "editor").await, serde_json::json!(FOCUS));
+    b.press(CTRL_END).await;
+    b.press("x = 1").await;
+    b.press(CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "print('hel' + 'lo')\nx = 1"
+    );
+
+    b.press(CTRL_BACKQUOTE).await;
+    focus_is(&b, "terminal").await;
+    assert_eq!(pane_border(&b, "terminal").await, serde_json::json!(FOCUS));
+    assert_ne!(pane_border(&b, "editor").await, serde_json::json!(FOCUS));
+    b.press("print(6*7)").await;
+    b.press(ENTER).await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('\\n42')",
+    )
+    .await;
+    // F5 where the REPL has the keys runs the editor's file all the same.
+    b.press(F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('\\nhello')",
+    )
+    .await;
+    focus_is(&b, "terminal").await;
+    b.press(CTRL_BACKQUOTE).await;
+    focus_is(&b, "editor").await;
+    b.press(CTRL_SHIFT_E).await;
+    focus_is(&b, "/main.py").await;
+    b.close().await;
+    assert!(m.unmount().status.success());
+}

@@ -135,6 +135,26 @@ impl Browser {
             .expect("typing");
     }
 
+    /// Presses keys as a keyboard would, wherever the focus is: modifiers
+    /// (WebDriver's Shift \u{E008}, Control \u{E009}, Alt \u{E00A}) are
+    /// held from where they come until the end, the others pressed and let
+    /// go in turn.
+    pub async fn press(&self, keys: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let modifier = |c: char| ('\u{E008}'..='\u{E00A}').contains(&c);
+        let mut seq = KeyActions::new("keyboard".into());
+        for c in keys.chars() {
+            seq = seq.then(KeyAction::Down { value: c });
+            if !modifier(c) {
+                seq = seq.then(KeyAction::Up { value: c });
+            }
+        }
+        for c in keys.chars().filter(|&c| modifier(c)) {
+            seq = seq.then(KeyAction::Up { value: c });
+        }
+        self.client.perform_actions(seq).await.expect("keys");
+    }
+
     /// Clicks the button `action` on the row of `path` in the files panel.
     pub async fn click_row(&self, path: &str, action: &str) {
         let css = format!("#tree li[data-path='{path}'] button[data-action='{action}']");

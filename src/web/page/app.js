@@ -345,6 +345,16 @@ function upload(file, path) {
   return queue;
 }
 
+// The upload "buttons" are labels (a file input cannot be styled): Enter
+// and Space open their pickers as a button's would.
+for (const label of document.querySelectorAll('label.button')) {
+  label.onkeydown = (e) => {
+    if (e.key !== 'Enter' && e.key !== ' ') return;
+    e.preventDefault();
+    label.querySelector('input').click();
+  };
+}
+
 $('pick').onchange = (e) => {
   for (const f of e.target.files) upload(f, join(cwd, f.name));
   e.target.value = '';
