@@ -475,3 +475,77 @@ async fn every_action_is_reachable_from_the_keyboard_with_the_focus_shown() {
     b.close().await;
     assert!(m.unmount().status.success());
 }
+
+/// At a phone's width (400 x 800 CSS pixels) the panels stack: the files
+/// above the editor above the terminal, each inside the window, none
+/// wider than it, the editor and the terminal tall enough to use.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_a_phones_width_the_panels_stack_inside_the_window() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 0\n").expect("seed");
+    // More files than the panel shows at once.
+    for i in 0..20 {
+        std::fs::write(tb.path(&format!("/module_{i:02}.py")), "pass\n").expect("seed");
+    }
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::phone().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    assert_eq!(
+        b.eval("[innerWidth, innerHeight]").await,
+        serde_json::json!([400, 800])
+    );
+    b.click_row_name("/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 0\\n'",
+    )
+    .await;
+    let outside = b
+        .eval(
+            "(() => {
+            const out = [];
+            const sel = ['header', 'header button', '#status', '#files', '#files .tools > *', '#tabs',
+                         '#editor', '.cm-editor', '#terminal', '.xterm-screen'];
+            for (const s of sel) for (const el of document.querySelectorAll(s)) {
+                if (!el.getClientRects().length) continue;
+                const r = el.getBoundingClientRect();
+                if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5)
+                    out.push(`${s} ${el.id || el.textContent.slice(0, 20)}: ${[r.left, r.top, r.right, r.bottom].map(Math.round)}`);
+            }
+            if (document.documentElement.scrollWidth > innerWidth) out.push(`page ${document.documentElement.scrollWidth} wide`);
+            return out;
+        })()",
+        )
+        .await;
+    assert_eq!(outside, serde_json::json!([]), "cut off at 400 x 800");
+    let rect = |id: &str| {
+        format!(
+            "(() => {{ const r = document.getElementById('{id}').getBoundingClientRect(); return [r.top, r.bottom, r.height]; }})()"
+        )
+    };
+    let files = b.eval(&rect("files")).await;
+    let editor = b.eval(&rect("editor")).await;
+    let terminal = b.eval(&rect("terminal")).await;
+    let f = |v: &serde_json::Value, i: usize| v[i].as_f64().expect("a number");
+    assert!(
+        f(&files, 1) <= f(&editor, 0) + 0.5 && f(&editor, 1) <= f(&terminal, 0) + 0.5,
+        "not stacked: files {files}, editor {editor}, terminal {terminal}"
+    );
+    assert!(
+        f(&editor, 2) >= 150.0 && f(&terminal, 2) >= 150.0,
+        "too small to use: editor {editor}, terminal {terminal}"
+    );
+    // The terminal's columns fit its box: a line typed wraps inside.
+    b.type_keys("print('=' * 100)\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('=====')",
+    )
+    .await;
+    let cols = b.eval("document.querySelector('.xterm-rows > div').getBoundingClientRect().right <= innerWidth").await;
+    assert_eq!(cols, serde_json::json!(true));
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
