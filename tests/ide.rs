@@ -476,6 +476,47 @@ async fn every_action_is_reachable_from_the_keyboard_with_the_focus_shown() {
     assert!(m.unmount().status.success());
 }
 
+/// Whether leaving the page now would ask first: the browser's own test,
+/// a cancelable `beforeunload` that a listener prevents.
+const WOULD_ASK: &str = "(() => { const e = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(e); return e.defaultPrevented; })()";
+
+/// Closing or reloading the tab asks first while the editor holds text not
+/// saved on the board, and not once it is saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_asks_first_while_text_is_not_saved() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 0\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "!!window.webreplMount.editor").await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    b.click_row_name("/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 0\\n'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    type_in_editor(&b, &format!("{CTRL_END}y = 1")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0].status === 'modified'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(true));
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
 /// At a phone's width (400 x 800 CSS pixels) the panels stack: the files
 /// above the editor above the terminal, each inside the window, none
 /// wider than it, the editor and the terminal tall enough to use.
