@@ -177,8 +177,11 @@ async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts
     // (The browser's "leave the page?" for text not saved is WebDriver's
     // to accept: it does, as a person answering "Reload".)
     b.client.refresh().await.expect("reload");
-    b.until(20, "window.webreplMount && window.webreplMount.editor.tabs().some((t) => t.text.endsWith('# draft'))")
-        .await;
+    b.until(
+        20,
+        "window.webreplMount?.editor?.tabs().some((t) => t.text.endsWith('# draft')) === true",
+    )
+    .await;
     b.close().await;
     assert!(m.unmount().status.success());
 }
@@ -587,6 +590,37 @@ async fn at_a_phones_width_the_panels_stack_inside_the_window() {
     .await;
     let cols = b.eval("document.querySelector('.xterm-rows > div').getBoundingClientRect().right <= innerWidth").await;
     assert_eq!(cols, serde_json::json!(true));
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// The page is a REPL first: the editor's bundle (CodeMirror, 470 KB) is
+/// fetched only once the terminal is connected, so parsing it does not
+/// hold the terminal back; the editor then comes all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_connects_before_the_editor_is_loaded() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(
+        10,
+        "document.body.dataset.term === 'connected' && !!window.webreplMount.editor",
+    )
+    .await;
+    let order = b
+        .eval(
+            "[window.termReadyAt, performance.getEntriesByType('resource')
+                .find((r) => r.name.endsWith('/page/editor.js')).startTime]",
+        )
+        .await;
+    let at = |i: usize| order[i].as_f64().expect("a time");
+    assert!(
+        at(0) <= at(1),
+        "the editor's bundle was fetched at {} ms, the terminal connected at {} ms",
+        at(1),
+        at(0)
+    );
     b.close().await;
     assert!(m.unmount().status.success());
 }

@@ -365,6 +365,8 @@ boardKnown.then(async (name) => {
   for (const p of paths) await openFile(p).catch((e) => say(`${p}: ${e.message}`));
 });
 
+editorLoaded();
+
 // For the tests and scripts/bench-page.sh.
 window.webreplMount.editor = {
   view,
