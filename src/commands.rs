@@ -227,8 +227,8 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     run_code(board, &code, conn).await
 }
 
-/// `run FILE BOARD`: the file's text run on the board (its output comes
-/// when it ends, as with exec).
+/// `run FILE BOARD`: the file's text run on the board, its output
+/// printed as it comes (as with exec; Ctrl-C stops it on the board).
 pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
     let code = std::fs::read_to_string(file)
         .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
