@@ -279,3 +279,52 @@ pub async fn keep_mounted(session: Session, read_only: bool) {
         }
     }
 }
+
+/// A share a mount's daemon serves on its session (`share DIR MOUNTPOINT`):
+/// it lasts until `share --stop` or the unmount, not a terminal's life.
+pub struct Shared {
+    root: Root,
+    server: tokio::task::JoinHandle<()>,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Shared {
+    pub async fn start(session: &Session, root: Root) -> Result<Shared> {
+        let server = tokio::spawn({
+            let (session, root) = (session.clone(), root.clone());
+            async move {
+                if let Err(e) = serve(session, root).await {
+                    warn!("share: {e}");
+                }
+            }
+        });
+        if let Err(e) = mount_on_board(session, root.read_only).await {
+            server.abort();
+            return Err(e);
+        }
+        let keeper = tokio::spawn(keep_mounted(session.clone(), root.read_only));
+        Ok(Shared {
+            root,
+            server,
+            keeper,
+        })
+    }
+
+    /// Takes `/remote` away on the board, then stops answering for it.
+    pub async fn stop(self, session: &Session) -> Result<()> {
+        self.keeper.abort();
+        let r = unmount_on_board(session).await;
+        self.server.abort();
+        r
+    }
+
+    /// For `status`.
+    pub fn describe(&self) -> String {
+        let ro = if self.root.read_only {
+            " (read-only)"
+        } else {
+            ""
+        };
+        format!("{} is the board's /remote{ro}", self.root.dir().display())
+    }
+}
