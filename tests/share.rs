@@ -168,8 +168,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     eventually(20, "the share mounted again", || {
         let before = term.text().len();
         term.type_keys(b"import os; print('cwd', os.getcwd())\r");
-        // A line typed while the share mounts again may be lost: typed
-        // again until the answer comes.
+        // Typed while the link is down, a line waits for the share to be
+        // mounted again (session::tests has it); typed before the old link
+        // ended, it went to a board that was rebooting: typed again then.
         shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
     });
     line(&mut term, "import m; print(m.X)", "from the host");
