@@ -8,7 +8,12 @@ use std::process::Command;
 
 fn main() {
     let page = Path::new("src/web/page");
-    for f in ["package.json", "package-lock.json", "editor.mjs"] {
+    for f in [
+        "package.json",
+        "package-lock.json",
+        "editor.mjs",
+        "terminal.mjs",
+    ] {
         println!("cargo:rerun-if-changed=src/web/page/{f}");
     }
     let Some(out) = std::env::var_os("OUT_DIR") else {
@@ -20,7 +25,8 @@ fn main() {
     if !(installed.exists() && std::fs::read(npm.join("package-lock.json")).ok() == lock) {
         install(page, &npm);
     }
-    bundle(page, &npm);
+    bundle(page, &npm, "editor");
+    bundle(page, &npm, "terminal");
 }
 
 fn install(page: &Path, npm: &Path) {
@@ -49,23 +55,25 @@ fn install(page: &Path, npm: &Path) {
     }
 }
 
-/// CodeMirror's ES modules as one classic script (window.CM).
-fn bundle(page: &Path, npm: &Path) {
-    std::fs::copy(page.join("editor.mjs"), npm.join("editor.mjs")).expect("copy editor.mjs");
+/// ES modules as one classic script: the editor's (CodeMirror, as
+/// window.CM) and the terminal's (xterm.js, as window.Terminal).
+fn bundle(page: &Path, npm: &Path, name: &str) {
+    let (from, to) = (format!("{name}.mjs"), format!("{name}.js"));
+    std::fs::copy(page.join(&from), npm.join(&from)).expect("copy the page's module");
     let status = Command::new(npm.join("node_modules/.bin/esbuild"))
         .args([
-            "editor.mjs",
+            from.as_str(),
             "--bundle",
             "--minify",
             "--format=iife",
             "--log-level=warning",
-            "--outfile=editor.js",
+            &format!("--outfile={to}"),
         ])
         .current_dir(npm)
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!("esbuild could not bundle the page's editor ({s})"),
+        Ok(s) => panic!("esbuild could not bundle the page's {name} ({s})"),
         Err(e) => panic!("cannot run the page's esbuild ({e}): npm ci installs it"),
     }
 }

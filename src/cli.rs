@@ -216,17 +216,23 @@ pub enum Command {
         /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
         board: String,
     },
-    /// A host directory as the board's /remote and current directory, with
-    /// the board's REPL here (Ctrl-] ends it): `import x` on the board reads
-    /// DIR/x.py, files it writes land in DIR. Nothing is copied to flash.
+    /// A host directory as the board's /remote and current directory:
+    /// `import x` on the board reads DIR/x.py, files it writes land in DIR.
+    /// Nothing is copied to flash. To a mountpoint, the mount's daemon
+    /// serves it until `share --stop MOUNTPOINT`; to a board, the board's
+    /// REPL is here (Ctrl-] ends it).
     Share {
-        #[arg(value_hint = clap::ValueHint::DirPath)]
-        dir: PathBuf,
-        /// HOST[:PORT], NAME or URL.
-        board: String,
+        #[arg(value_hint = clap::ValueHint::DirPath, required_unless_present = "stop")]
+        dir: Option<PathBuf>,
+        /// A mountpoint, or HOST[:PORT], NAME or URL.
+        #[arg(required_unless_present = "stop")]
+        board: Option<String>,
         /// The board may read DIR but not change it.
         #[arg(long)]
         read_only: bool,
+        /// End the share a mount's daemon serves.
+        #[arg(long, value_name = "MOUNTPOINT", conflicts_with_all = ["dir", "board", "read_only"])]
+        stop: Option<String>,
     },
     /// The board in a browser tab: its REPL and its files, sharing the
     /// mount's connection (MOUNTPOINT) or a board's (HOST[:PORT]).
@@ -637,7 +643,14 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             dir,
             board,
             read_only,
-        } => c::share(&dir, &board, read_only, conn).await,
+            stop,
+        } => match (stop, dir, board) {
+            (Some(mountpoint), ..) => c::unshare(&mountpoint).await,
+            (None, Some(dir), Some(board)) => c::share(&dir, &board, read_only, conn).await,
+            _ => Err(crate::error::Error::Invalid(
+                "share DIR TARGET, or share --stop MOUNTPOINT".into(),
+            )),
+        },
         Command::Rm {
             paths,
             recursive,

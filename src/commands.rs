@@ -185,12 +185,23 @@ pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
 /// after a soft reset or a new link, taken away when the terminal ends.
 pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Result<()> {
     use crate::share;
-    if mounted(board)?.is_some() {
-        return Err(Error::Invalid(format!(
-            "{board} is a mountpoint: share takes a board (HOST[:PORT], NAME or URL) for now"
-        )));
-    }
     let root = share::Root::new(dir, read_only)?;
+    if let Some(mp) = mounted(board)? {
+        let Some(dir) = root.dir().to_str() else {
+            return Err(Error::Invalid(format!(
+                "{}: a share's directory needs a UTF-8 name",
+                root.dir().display()
+            )));
+        };
+        let hex: String = dir.bytes().map(|b| format!("{b:02x}")).collect();
+        let command = format!("share {} {hex}", u8::from(read_only));
+        sidecar_result(sidecar::ask(&mp, &command).await?)?;
+        println!(
+            "{dir} is the board's /remote and current directory (webrepl-mount share --stop {} ends it)",
+            mp.display()
+        );
+        return Ok(());
+    }
     let b = conn.connect(board).await?;
     let s = b.session().clone();
     let server = tokio::spawn(share::serve(s.clone(), root.clone()));
@@ -212,6 +223,16 @@ pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Res
     r
 }
 
+/// `share --stop MOUNTPOINT`: the mount's daemon stops sharing.
+pub async fn unshare(target: &str) -> Result<()> {
+    let Some(mp) = mounted(target)? else {
+        return Err(Error::Invalid(format!(
+            "{target} is not a mountpoint: a share in the foreground ends with Ctrl-]"
+        )));
+    };
+    sidecar_result(sidecar::ask(&mp, "unshare").await?)
+}
+
 /// Runs code; a traceback is an error (exit code 11) with the traceback.
 pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     let code = if code == "-" {
@@ -227,8 +248,8 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     run_code(board, &code, conn).await
 }
 
-/// `run FILE BOARD`: the file's text run on the board (its output comes
-/// when it ends, as with exec).
+/// `run FILE BOARD`: the file's text run on the board, its output
+/// printed as it comes (as with exec; Ctrl-C stops it on the board).
 pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
     let code = std::fs::read_to_string(file)
         .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;

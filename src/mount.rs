@@ -289,6 +289,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         log: o.log.clone(),
         unmount: unmount_tx,
         page: tokio::sync::Mutex::new(None),
+        share: tokio::sync::Mutex::new(None),
     });
     if let Some(addr) = o.web {
         match daemon.page(addr).await {
@@ -316,6 +317,13 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         }
     };
     retry.abort();
+    // A share's /remote would answer EIO on the board once we are gone.
+    if let Some(shared) = daemon.share.lock().await.take() {
+        let stopped = tokio::time::timeout(STATUS_PROBE, shared.stop(&m.session)).await;
+        if !matches!(stopped, Ok(Ok(()))) {
+            warn!("the share's /remote may stay on the board until its next reset");
+        }
+    }
     let why = match &end {
         End::Signal(s) => format!("{s} received"),
         End::Unmounted => "unmounted".to_string(),
@@ -374,6 +382,8 @@ struct Daemon {
     unmount: mpsc::Sender<UnixStream>,
     /// The page's address, once it is served.
     page: tokio::sync::Mutex<Option<String>>,
+    /// A host directory shared as the board's /remote (`share DIR MOUNTPOINT`).
+    share: tokio::sync::Mutex<Option<crate::share::Shared>>,
 }
 
 /// Sidecar commands other than `term` and `exec` answer within this time.
@@ -409,6 +419,18 @@ impl Daemon {
             "exec" => {
                 let code = crate::board::snippets::unhex(arg).unwrap_or_default();
                 return self.exec(code, s.into_inner()).await;
+            }
+            "share" | "unshare" => {
+                let out = match tokio::time::timeout(COMMAND_LIMIT, self.share(verb, arg)).await {
+                    Ok(Ok(())) => "ok\n".to_string(),
+                    Ok(Err(e)) => format!("{}\n", e.to_wire()),
+                    Err(_) => format!(
+                        "{}\n",
+                        Error::Timeout(format!("answering {verb}")).to_wire()
+                    ),
+                };
+                let _ = s.get_mut().write_all(out.as_bytes()).await;
+                return;
             }
             "unmount" => {
                 let failed = self.core.flush_all().await;
@@ -495,6 +517,26 @@ impl Daemon {
             crate::web::start(addr, self.session.clone(), files, self.board.clone()).await?;
         *page = Some(served.url.clone());
         Ok(served.url)
+    }
+
+    /// `share R HEXDIR` (R: 1 read-only) shares DIR in place of any share
+    /// before; `unshare` ends it.
+    async fn share(&self, verb: &str, arg: &str) -> Result<()> {
+        let mut share = self.share.lock().await;
+        if let Some(old) = share.take() {
+            old.stop(&self.session).await?;
+        }
+        if verb == "unshare" {
+            return Ok(());
+        }
+        let (ro, hex) = arg.split_once(' ').unwrap_or(("0", arg));
+        let Some(dir) = crate::board::snippets::unhex(hex) else {
+            return Err(Error::Invalid("share: a directory in hex".into()));
+        };
+        let root = crate::share::Root::new(Path::new(&dir), ro == "1")?;
+        *share = Some(crate::share::Shared::start(&self.session, root).await?);
+        info!("share: {dir} is the board's /remote");
+        Ok(())
     }
 
     async fn answer(&self, verb: &str) -> String {
@@ -598,6 +640,9 @@ impl Daemon {
         out.push_str(&format!("downloads: {}\n", self.core.board().downloads()));
         if let Some(url) = self.page.lock().await.as_ref() {
             out.push_str(&format!("page: {url}\n"));
+        }
+        if let Some(shared) = self.share.lock().await.as_ref() {
+            out.push_str(&format!("share: {}\n", shared.describe()));
         }
         if let Some(s) = &st {
             let t = s.totals;

@@ -10,7 +10,7 @@ use crate::session::{Ask, Run, Session};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// The board's VFS class, pasted once per boot.
 pub const SHARE_PY: &str = include_str!("board/share.py");
@@ -230,9 +230,7 @@ pub async fn serve(session: Session, root: Root) -> Result<()> {
 /// pasting the class first if this boot has not seen it.
 pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
     // The class a board has from an older webrepl-mount is replaced.
-    let version = SHARE_PY.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let version = share_py_version();
     let probe = format!("print(int(getattr(globals().get('_WRFS'), 'V', 0) == '{version:016x}'))");
     let probe = session.run(probe, Run::QUERY).await?;
     let mut code = String::new();
@@ -240,10 +238,7 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
         code.push_str(SHARE_PY);
         code.push_str(&format!("\n_WRFS.V = '{version:016x}'\n"));
     }
-    let ro = if read_only { "True" } else { "False" };
-    code.push_str(&format!(
-        "\nimport os\ntry:\n    os.umount('/remote')\nexcept OSError:\n    pass\nos.mount(_WRFS({ro}), '/remote')\nos.chdir('/remote')\ndel os\n"
-    ));
+    code.push_str(&mount_code(read_only));
     let out = session.run(code, Run::SNIPPET).await?;
     if !out.stderr.is_empty() {
         return Err(Error::Traceback(
@@ -253,29 +248,85 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
     Ok(())
 }
 
+fn share_py_version() -> u64 {
+    SHARE_PY.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `/remote` mounted (again) and made the current directory.
+fn mount_code(read_only: bool) -> String {
+    let ro = if read_only { "True" } else { "False" };
+    format!(
+        "\nimport os\ntry:\n    os.umount('/remote')\nexcept OSError:\n    pass\nos.mount(_WRFS({ro}), '/remote')\nos.chdir('/remote')\ndel os\n"
+    )
+}
+
 /// Takes `/remote` away again (the board's current directory back to `/`).
 pub async fn unmount_on_board(session: &Session) -> Result<()> {
+    session.on_every_link(None)?;
     let code = "import os\ntry:\n    if os.getcwd().startswith('/remote'):\n        os.chdir('/')\n    os.umount('/remote')\nexcept OSError:\n    pass\ndel os\n";
     session.run(code, Run::SNIPPET).await?;
     Ok(())
 }
 
-/// Keeps the share mounted: after every new link (a soft reset ends the
-/// link and forgets the mount), mounts it again.
+/// Keeps the share mounted: every new link (a soft reset ends the link
+/// and forgets the mount) mounts it again first, before a line the person
+/// typed meanwhile runs. Until `unmount_on_board`.
 pub async fn keep_mounted(session: Session, read_only: bool) {
-    let mut link = session.link_state();
-    let mut generation = session.generation();
-    loop {
-        if link.changed().await.is_err() {
-            return;
+    let mut code = SHARE_PY.to_string();
+    code.push_str(&format!("\n_WRFS.V = '{:016x}'\n", share_py_version()));
+    code.push_str(&mount_code(read_only));
+    if let Err(e) = session.on_every_link(Some(code.into_bytes())) {
+        warn!("share: {e}");
+    }
+}
+
+/// A share a mount's daemon serves on its session (`share DIR MOUNTPOINT`):
+/// it lasts until `share --stop` or the unmount, not a terminal's life.
+pub struct Shared {
+    root: Root,
+    server: tokio::task::JoinHandle<()>,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Shared {
+    pub async fn start(session: &Session, root: Root) -> Result<Shared> {
+        let server = tokio::spawn({
+            let (session, root) = (session.clone(), root.clone());
+            async move {
+                if let Err(e) = serve(session, root).await {
+                    warn!("share: {e}");
+                }
+            }
+        });
+        if let Err(e) = mount_on_board(session, root.read_only).await {
+            server.abort();
+            return Err(e);
         }
-        if !*link.borrow() || session.generation() == generation {
-            continue;
-        }
-        generation = session.generation();
-        match mount_on_board(&session, read_only).await {
-            Ok(()) => info!("share: mounted again on the new link"),
-            Err(e) => warn!("share: mounting again failed: {e}"),
-        }
+        let keeper = tokio::spawn(keep_mounted(session.clone(), root.read_only));
+        Ok(Shared {
+            root,
+            server,
+            keeper,
+        })
+    }
+
+    /// Takes `/remote` away on the board, then stops answering for it.
+    pub async fn stop(self, session: &Session) -> Result<()> {
+        self.keeper.abort();
+        let r = unmount_on_board(session).await;
+        self.server.abort();
+        r
+    }
+
+    /// For `status`.
+    pub fn describe(&self) -> String {
+        let ro = if self.root.read_only {
+            " (read-only)"
+        } else {
+            ""
+        };
+        format!("{} is the board's /remote{ro}", self.root.dir().display())
     }
 }

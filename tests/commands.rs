@@ -79,6 +79,63 @@ fn exec_of_a_local_file_says_run_and_run_runs_it() {
     assert_eq!(out(&o), "hi 42\n");
 }
 
+/// `run FILE` (a board or a mountpoint): what the program prints comes as
+/// it runs, not when it ends; Ctrl-C at the caller stops it on the board,
+/// which answers the next program; a file that raises exits 11 with its
+/// traceback.
+#[test]
+fn run_streams_the_files_output_and_ctrl_c_stops_it_on_the_board() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    run_is_followed_then_stopped(|| m.cmd(), &m.path().display().to_string());
+    assert!(m.unmount().status.success());
+    // The board itself, once the mount has let go of its one connection.
+    run_is_followed_then_stopped(
+        || {
+            let mut c = bin();
+            c.env("WEBREPL_PASSWORD", &tb.password);
+            c
+        },
+        &tb.addr(),
+    );
+}
+
+fn run_is_followed_then_stopped(cmd: impl Fn() -> Command, target: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let endless = dir.path().join("endless.py");
+    std::fs::write(
+        &endless,
+        "import time\nprint('started')\nwhile True:\n    print('tick')\n    time.sleep(0.05)\n",
+    )
+    .unwrap();
+    let raising = dir.path().join("raising.py");
+    std::fs::write(&raising, "print('before')\nraise ValueError('no')\n").unwrap();
+    let mut c = cmd();
+    c.args(["run", endless.to_str().unwrap(), target]);
+    let mut run = common::piped::Piped::spawn(c);
+    common::eventually(20, "the program's first lines while it runs", || {
+        run.text().starts_with("started\ntick\ntick\n")
+    });
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "{target}: run ended"
+    );
+    // SAFETY: signals the child started above.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) };
+    let status = run.child.wait().unwrap();
+    assert!(!status.success(), "{target}: {status:?}");
+    drop(run);
+    let o = cmd().args(["exec", target, "print(6*7)"]).output().unwrap();
+    assert_eq!(out(&o), "42\n", "{target}: {}", err(&o));
+    let o = cmd()
+        .args(["run", raising.to_str().unwrap(), target])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(11), "{target}: {}", err(&o));
+    assert_eq!(out(&o), "before\n", "{target}");
+    assert!(err(&o).contains("ValueError: no"), "{target}: {}", err(&o));
+}
+
 #[test]
 fn dash_p_is_not_the_password() {
     let o = bin().args(["cp", "-rp", "a", "b:/"]).output().unwrap();

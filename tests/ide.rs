@@ -177,8 +177,11 @@ async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts
     // (The browser's "leave the page?" for text not saved is WebDriver's
     // to accept: it does, as a person answering "Reload".)
     b.client.refresh().await.expect("reload");
-    b.until(20, "window.webreplMount && window.webreplMount.editor.tabs().some((t) => t.text.endsWith('# draft'))")
-        .await;
+    b.until(
+        20,
+        "window.webreplMount?.editor?.tabs().some((t) => t.text.endsWith('# draft')) === true",
+    )
+    .await;
     b.close().await;
     assert!(m.unmount().status.success());
 }
@@ -366,6 +369,258 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
     eventually(30, "both deleted on the board", || {
         !tb.path("/lib").exists() && !tb.path("/top.txt").exists()
     });
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// The focus colour of the page (app.css): a pane with the keyboard has a
+/// border of it.
+const FOCUS: &str = "rgb(102, 170, 255)";
+
+/// Where the keyboard is: "editor", "terminal", the path of a file row
+/// whose name has it, or the element's tag.
+const WHERE: &str = "(() => { const a = document.activeElement;
+    if (document.getElementById('editor').contains(a)) return 'editor';
+    if (document.getElementById('terminal').contains(a)) return 'terminal';
+    if (a.classList.contains('name') && a.closest('#tree li')) return a.closest('#tree li').dataset.path;
+    return a.tagName; })()";
+
+async fn focus_is(b: &Browser, want: &str) {
+    b.until(10, &format!("{WHERE} === {:?}", want)).await;
+}
+
+async fn pane_border(b: &Browser, id: &str) -> serde_json::Value {
+    b.eval(&format!(
+        "getComputedStyle(document.getElementById('{id}')).borderTopColor"
+    ))
+    .await
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const CTRL_BACKQUOTE: &str = "\u{E009}`";
+const CTRL_SHIFT_E: &str = "\u{E009}\u{E008}e";
+
+/// Without a mouse: Tab to a file in the list (its focus drawn), Enter opens
+/// it in the editor, Ctrl-S saves it, Ctrl+` goes to the terminal and back
+/// (the pane with the keyboard has a coloured border), F5 from the terminal
+/// runs the editor's file, Ctrl+Shift+E goes back to the files.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_action_is_reachable_from_the_keyboard_with_the_focus_shown() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "print('hel' + 'lo')\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/main.py'] .name\") && !!window.webreplMount.editor",
+    )
+    .await;
+    let mut tabs_pressed = 0;
+    while b.eval(WHERE).await != serde_json::json!("/main.py") {
+        assert!(tabs_pressed < 60, "Tab never reached main.py in the list");
+        b.press(TAB).await;
+        tabs_pressed += 1;
+    }
+    assert_eq!(
+        b.eval("getComputedStyle(document.activeElement).outlineStyle")
+            .await,
+        serde_json::json!("solid"),
+        "the focused file name shows no focus"
+    );
+    b.press(ENTER).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === \"print('hel' + 'lo')\\n\"",
+    )
+    .await;
+    focus_is(&b, "editor").await;
+    assert_eq!(pane_border(&b, "editor").await, serde_json::json!(FOCUS));
+    b.press(CTRL_END).await;
+    b.press("x = 1").await;
+    b.press(CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "print('hel' + 'lo')\nx = 1"
+    );
+
+    b.press(CTRL_BACKQUOTE).await;
+    focus_is(&b, "terminal").await;
+    assert_eq!(pane_border(&b, "terminal").await, serde_json::json!(FOCUS));
+    assert_ne!(pane_border(&b, "editor").await, serde_json::json!(FOCUS));
+    b.press("print(6*7)").await;
+    b.press(ENTER).await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('\\n42')",
+    )
+    .await;
+    // F5 where the REPL has the keys runs the editor's file all the same.
+    b.press(F5).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('\\nhello')",
+    )
+    .await;
+    focus_is(&b, "terminal").await;
+    b.press(CTRL_BACKQUOTE).await;
+    focus_is(&b, "editor").await;
+    b.press(CTRL_SHIFT_E).await;
+    focus_is(&b, "/main.py").await;
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// Whether leaving the page now would ask first: the browser's own test,
+/// a cancelable `beforeunload` that a listener prevents.
+const WOULD_ASK: &str = "(() => { const e = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(e); return e.defaultPrevented; })()";
+
+/// Closing or reloading the tab asks first while the editor holds text not
+/// saved on the board, and not once it is saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_asks_first_while_text_is_not_saved() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 0\n").expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "!!window.webreplMount.editor").await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    b.click_row_name("/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 0\\n'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    type_in_editor(&b, &format!("{CTRL_END}y = 1")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0].status === 'modified'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(true));
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(b.eval(WOULD_ASK).await, serde_json::json!(false));
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// At a phone's width (400 x 800 CSS pixels) the panels stack: the files
+/// above the editor above the terminal, each inside the window, none
+/// wider than it, the editor and the terminal tall enough to use.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_a_phones_width_the_panels_stack_inside_the_window() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 0\n").expect("seed");
+    // More files than the panel shows at once.
+    for i in 0..20 {
+        std::fs::write(tb.path(&format!("/module_{i:02}.py")), "pass\n").expect("seed");
+    }
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::phone().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    assert_eq!(
+        b.eval("[innerWidth, innerHeight]").await,
+        serde_json::json!([400, 800])
+    );
+    b.click_row_name("/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 0\\n'",
+    )
+    .await;
+    let outside = b
+        .eval(
+            "(() => {
+            const out = [];
+            const sel = ['header', 'header button', '#status', '#files', '#files .tools > *', '#tabs',
+                         '#editor', '.cm-editor', '#terminal', '.xterm-screen'];
+            for (const s of sel) for (const el of document.querySelectorAll(s)) {
+                if (!el.getClientRects().length) continue;
+                const r = el.getBoundingClientRect();
+                if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5)
+                    out.push(`${s} ${el.id || el.textContent.slice(0, 20)}: ${[r.left, r.top, r.right, r.bottom].map(Math.round)}`);
+            }
+            if (document.documentElement.scrollWidth > innerWidth) out.push(`page ${document.documentElement.scrollWidth} wide`);
+            return out;
+        })()",
+        )
+        .await;
+    assert_eq!(outside, serde_json::json!([]), "cut off at 400 x 800");
+    let rect = |id: &str| {
+        format!(
+            "(() => {{ const r = document.getElementById('{id}').getBoundingClientRect(); return [r.top, r.bottom, r.height]; }})()"
+        )
+    };
+    let files = b.eval(&rect("files")).await;
+    let editor = b.eval(&rect("editor")).await;
+    let terminal = b.eval(&rect("terminal")).await;
+    let f = |v: &serde_json::Value, i: usize| v[i].as_f64().expect("a number");
+    assert!(
+        f(&files, 1) <= f(&editor, 0) + 0.5 && f(&editor, 1) <= f(&terminal, 0) + 0.5,
+        "not stacked: files {files}, editor {editor}, terminal {terminal}"
+    );
+    assert!(
+        f(&editor, 2) >= 150.0 && f(&terminal, 2) >= 150.0,
+        "too small to use: editor {editor}, terminal {terminal}"
+    );
+    // The terminal's columns fit its box: a line typed wraps inside.
+    b.type_keys("print('=' * 100)\n").await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('=====')",
+    )
+    .await;
+    let cols = b.eval("document.querySelector('.xterm-rows > div').getBoundingClientRect().right <= innerWidth").await;
+    assert_eq!(cols, serde_json::json!(true));
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
+/// The page is a REPL first: the editor's bundle (CodeMirror, 470 KB) is
+/// fetched only once the terminal is connected, so parsing it does not
+/// hold the terminal back; the editor then comes all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_connects_before_the_editor_is_loaded() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(
+        10,
+        "document.body.dataset.term === 'connected' && !!window.webreplMount.editor",
+    )
+    .await;
+    let order = b
+        .eval(
+            "[window.termReadyAt, performance.getEntriesByType('resource')
+                .find((r) => r.name.endsWith('/page/editor.js')).startTime]",
+        )
+        .await;
+    let at = |i: usize| order[i].as_f64().expect("a time");
+    assert!(
+        at(0) <= at(1),
+        "the editor's bundle was fetched at {} ms, the terminal connected at {} ms",
+        at(1),
+        at(0)
+    );
     b.close().await;
     assert!(m.unmount().status.success());
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::piped::Piped;
-use common::{TestBoard, eventually};
+use common::{Mount, TestBoard, eventually};
 use std::path::Path;
 use std::process::Command;
 
@@ -168,8 +168,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     eventually(20, "the share mounted again", || {
         let before = term.text().len();
         term.type_keys(b"import os; print('cwd', os.getcwd())\r");
-        // A line typed while the share mounts again may be lost: typed
-        // again until the answer comes.
+        // Typed while the link is down, a line waits for the share to be
+        // mounted again (session::tests has it); typed before the old link
+        // ended, it went to a board that was rebooting: typed again then.
         shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
     });
     line(&mut term, "import m; print(m.X)", "from the host");
@@ -190,4 +191,67 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         "from the host",
     );
     assert_clean(&term);
+}
+
+/// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own
+/// session and the command returns; the board imports from DIR and writes
+/// into it while the mount works; `status` says so; `share --stop` takes
+/// /remote away and the board's directory is its own again.
+#[test]
+fn a_mounts_daemon_serves_a_share_until_stopped() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(
+        host.path().join("greet.py"),
+        "def hi():\n    return 'hi from the host'\n",
+    )
+    .expect("seed");
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let wm = |args: &[&str]| {
+        let o = m.cmd().args(args).output().expect("webrepl-mount");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    wm(&["share", host.path().to_str().expect("utf-8"), &mp]);
+    assert_eq!(
+        wm(&[
+            "exec",
+            &mp,
+            "import greet\nprint(greet.hi())\nopen('log.txt', 'w').write('seen')"
+        ]),
+        "hi from the host\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("log.txt")).expect("the board's write"),
+        "seen"
+    );
+    assert!(!tb.path("/greet.py").exists() && !tb.path("/log.txt").exists());
+    // The mount goes on meanwhile.
+    std::fs::write(m.path().join("flash.txt"), "on flash").expect("write through the mount");
+    eventually(20, "flash.txt on the board", || {
+        std::fs::read_to_string(tb.path("/flash.txt")).is_ok_and(|t| t == "on flash")
+    });
+    let status = wm(&["status", &mp]);
+    let shown = format!(
+        "share: {} is the board's /remote",
+        host.path().canonicalize().expect("dir").display()
+    );
+    assert!(status.contains(&shown), "{status}");
+
+    wm(&["share", "--stop", &mp]);
+    assert_eq!(
+        wm(&[
+            "exec",
+            &mp,
+            "import os\nprint(os.getcwd(), 'remote' in os.listdir('/'))"
+        ]),
+        "/ False\n"
+    );
+    assert!(!wm(&["status", &mp]).contains("share:"));
+    assert!(m.unmount().status.success());
 }

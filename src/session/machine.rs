@@ -129,6 +129,9 @@ pub struct Status {
 
 /// Keys typed this recently make a person "typing" (see `Status::typing`).
 const TYPING_LATELY: Duration = Duration::from_secs(20);
+/// How long a link's first program waits for a REPL a person's program
+/// holds (after a soft reset, main.py may run for ever).
+const LINK_PROGRAM_PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct Machine {
     cfg: Config,
@@ -156,6 +159,8 @@ pub struct Machine {
     timers: TimerTable,
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
+    /// Run on every new link before the person's keys ([`Machine::set_link_program`]).
+    link_program: Option<Vec<u8>>,
     /// When the current link came up, and the last drop's start and pause
     /// (carried over while links keep dying young: see `STEADY`).
     up_at: Instant,
@@ -190,6 +195,7 @@ impl Machine {
             text_held: None,
             timers: TimerTable::default(),
             keys_dropped: 0,
+            link_program: None,
             up_at: now,
             last_down: None,
             last_key: None,
@@ -251,6 +257,12 @@ impl Machine {
         }
         self.step(now);
         op
+    }
+
+    /// A program every new link runs first, before keys typed meanwhile
+    /// (a soft reset forgets what it set up); None: no more.
+    pub fn set_link_program(&mut self, code: Option<Vec<u8>>) {
+        self.link_program = code;
     }
 
     pub fn keys(&mut self, now: Instant, keys: &[u8]) {
@@ -452,6 +464,21 @@ impl Machine {
             self.out.event(Event::Terminal(b"\r\n".to_vec()));
         }
         self.text.link_up(now);
+        if let Some(code) = self.link_program.clone() {
+            let op = self.next_op;
+            self.next_op += 1;
+            self.text.submit_first(QueuedProgram {
+                op,
+                job: Job::Program,
+                code,
+                bounded: true,
+                idempotent: true,
+                user: false,
+                patience: LINK_PROGRAM_PATIENCE,
+                queued_at: now,
+                stream: false,
+            });
+        }
         self.binary.link_up(now);
         self.share.link_up();
         self.out.event(Event::Link(true));

@@ -152,6 +152,7 @@ enum Cmd {
     /// From now on the board's share requests go here.
     ShareServe(mpsc::UnboundedSender<Ask>),
     ShareAnswer(u8, u8, Vec<u8>),
+    LinkProgram(Option<Vec<u8>>),
 }
 
 /// A cheap handle to the session task.
@@ -440,6 +441,12 @@ impl Session {
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx.send(Cmd::ShareServe(tx)).map_err(|_| ended())?;
         Ok(rx)
+    }
+
+    /// Code every new link runs first, before keys typed meanwhile reach
+    /// the board (a soft reset forgets what it set up); None: no more.
+    pub fn on_every_link(&self, code: Option<Vec<u8>>) -> Result<()> {
+        self.tx.send(Cmd::LinkProgram(code)).map_err(|_| ended())
     }
 
     /// The answer to share request `seq`: `status` 0 and `data`, or an errno.
@@ -752,6 +759,7 @@ impl Shell {
             }
             Cmd::Close(_) => {}
             Cmd::ShareServe(tx) => self.share = Some(tx),
+            Cmd::LinkProgram(code) => self.core.set_link_program(code),
             Cmd::ShareAnswer(seq, status, data) => self.core.share_answer(now, seq, status, &data),
         }
     }

@@ -1269,3 +1269,30 @@ fn with_attempts_as_long_as_the_timeout_what_waits_fails_after_the_timeout() {
     p.core.set_terminals(p.now, 0);
     p.reachable = true;
 }
+
+#[test]
+fn a_link_program_runs_before_keys_typed_while_the_link_was_down() {
+    // A share mounts /remote again on every new link: a line typed while
+    // the link was down (a soft reset) must find it, so it goes after.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core
+        .set_link_program(Some(b"first_on_link = 1\n".to_vec()));
+    p.cut();
+    p.core.keys(p.now, b"import m\r");
+    let typed = p.board.typed.len();
+    let at = |p: &Pair, what: &[u8]| {
+        p.board.typed[typed..]
+            .windows(what.len())
+            .position(|w| w == what)
+    };
+    assert!(p.run_until(Duration::from_secs(10), |p| at(p, b"import m\r").is_some()));
+    let program = at(&p, b"first_on_link = 1");
+    assert!(
+        program.is_some_and(|i| Some(i) < at(&p, b"import m\r")),
+        "{:?}",
+        String::from_utf8_lossy(&p.board.typed[typed..])
+    );
+}

@@ -140,6 +140,9 @@ pub struct TextLane {
     pub frozen: bool,
     /// What the lane waits for ([`TimerTable`]).
     pub timers: TimerTable,
+    /// The program a new link runs before the person's keys go (a share's
+    /// mount: a line typed after a soft reset must find /remote).
+    first_on_link: Option<OpId>,
 }
 
 impl TextLane {
@@ -157,6 +160,7 @@ impl TextLane {
             paste_window: None,
             ours_unfinished: false,
             stray_credits: false,
+            first_on_link: None,
             notices: NoticeFilter::default(),
             interrupt,
             timeout,
@@ -198,6 +202,18 @@ impl TextLane {
         self.queue.push_back(job);
     }
 
+    /// A program that runs before anything else on this link, the
+    /// person's held keys included.
+    pub fn submit_first(&mut self, job: QueuedProgram) {
+        self.first_on_link = Some(job.op);
+        self.queue.push_front(job);
+    }
+
+    fn first_queued(&self) -> bool {
+        self.first_on_link
+            .is_some_and(|op| self.queue.iter().any(|q| q.op == op))
+    }
+
     /// Keys from a terminal: out now if it is the person's turn (or their
     /// program's), else held until it is.
     pub fn keys(&mut self, now: Instant, keys: &[u8], out: &mut Out) {
@@ -216,7 +232,7 @@ impl TextLane {
     /// program's input.
     fn theirs(&self) -> bool {
         match &self.mode {
-            Mode::Terminal => true,
+            Mode::Terminal => !self.first_queued(),
             Mode::Running { job, .. } => job.user,
             _ => false,
         }
@@ -690,10 +706,12 @@ impl TextLane {
     }
 
     fn terminal_turn(&mut self, now: Instant, terminals: usize, out: &mut Out) -> Result<(), Why> {
-        self.send_held(now, out);
-        if !self.keys.is_empty() {
-            // The rest of a paste first: no program starts in its middle.
-            return Ok(());
+        if !self.first_queued() {
+            self.send_held(now, out);
+            if !self.keys.is_empty() {
+                // The rest of a paste first: no program starts in its middle.
+                return Ok(());
+            }
         }
         let Some(next) = self.queue.front() else {
             self.waiting = None;

@@ -28,20 +28,14 @@ use std::sync::{Arc, Mutex};
 const INDEX: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const APP_CSS: &str = include_str!("page/app.css");
-const XTERM_JS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/npm/node_modules/@xterm/xterm/lib/xterm.js"
-));
+/// xterm.js and its fit addon, bundled by build.rs.
+const XTERM_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/npm/terminal.js"));
 const XTERM_CSS: &[u8] = include_bytes!(concat!(
     env!("OUT_DIR"),
     "/npm/node_modules/@xterm/xterm/css/xterm.css"
 ));
 const IDE_JS: &str = include_str!("page/ide.js");
 const EDITOR_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/npm/editor.js"));
-const FIT_JS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/npm/node_modules/@xterm/addon-fit/lib/addon-fit.js"
-));
 
 /// Files larger than this are refused rather than held in memory.
 const UPLOAD_LIMIT: usize = 16 << 20;
@@ -202,7 +196,6 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
         "app.css" => ("text/css", APP_CSS.as_bytes()),
         "xterm.js" => ("text/javascript", XTERM_JS),
         "xterm.css" => ("text/css", XTERM_CSS),
-        "addon-fit.js" => ("text/javascript", FIT_JS),
         "ide.js" => ("text/javascript", IDE_JS.as_bytes()),
         "editor.js" => ("text/javascript", EDITOR_JS),
         _ => return StatusCode::NOT_FOUND.into_response(),

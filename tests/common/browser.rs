@@ -51,6 +51,16 @@ impl Browser {
 
     /// With `scale` device pixels to a CSS pixel (2: a HiDPI screen).
     pub async fn at_scale(scale: u32) -> Browser {
+        Browser::launch(scale, None).await
+    }
+
+    /// A phone's screen: 400 x 800 CSS pixels (Chromium's emulation: a
+    /// window cannot be made narrower than 500).
+    pub async fn phone() -> Browser {
+        Browser::launch(1, Some((400, 800))).await
+    }
+
+    async fn launch(scale: u32, phone: Option<(u32, u32)>) -> Browser {
         let port = super::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -80,6 +90,11 @@ impl Browser {
                 },
             }),
         );
+        if let Some((width, height)) = phone {
+            caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "touch": false},
+            });
+        }
         // fantoccini's rustls brings a second crypto provider: choose one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = ClientBuilder::rustls()
@@ -135,6 +150,26 @@ impl Browser {
             .expect("typing");
     }
 
+    /// Presses keys as a keyboard would, wherever the focus is: modifiers
+    /// (WebDriver's Shift \u{E008}, Control \u{E009}, Alt \u{E00A}) are
+    /// held from where they come until the end, the others pressed and let
+    /// go in turn.
+    pub async fn press(&self, keys: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let modifier = |c: char| ('\u{E008}'..='\u{E00A}').contains(&c);
+        let mut seq = KeyActions::new("keyboard".into());
+        for c in keys.chars() {
+            seq = seq.then(KeyAction::Down { value: c });
+            if !modifier(c) {
+                seq = seq.then(KeyAction::Up { value: c });
+            }
+        }
+        for c in keys.chars().filter(|&c| modifier(c)) {
+            seq = seq.then(KeyAction::Up { value: c });
+        }
+        self.client.perform_actions(seq).await.expect("keys");
+    }
+
     /// Clicks the button `action` on the row of `path` in the files panel.
     pub async fn click_row(&self, path: &str, action: &str) {
         let css = format!("#tree li[data-path='{path}'] button[data-action='{action}']");
@@ -155,6 +190,21 @@ impl Browser {
             }
         }
         panic!("click: {last:?}");
+    }
+
+    /// Clicks the name of `path` in the files panel (a file opens in the
+    /// editor).
+    pub async fn click_row_name(&self, path: &str) {
+        let css = format!("#tree li[data-path='{path}'] .name");
+        self.until(10, &format!("!!document.querySelector(\"{css}\")"))
+            .await;
+        self.client
+            .find(Locator::Css(&css))
+            .await
+            .expect("the file's name")
+            .click()
+            .await
+            .expect("click the file's name");
     }
 
     /// Picks a local file with the files panel's picker.

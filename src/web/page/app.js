@@ -87,6 +87,7 @@ async function connect() {
   } catch (e) {
     document.body.dataset.term = 'closed';
     setTimeout(connect, 1000);
+    loadEditor();
     return;
   }
   ws = new WebSocket(`ws://${location.host}/term?` + new URLSearchParams({ ticket: t }));
@@ -100,13 +101,33 @@ async function connect() {
     // drops it while it hands the REPL back from its own programs.
     if (!shownPrompt) ws.send(encoder.encode('\r'));
     shownPrompt = true;
+    loadEditor();
   };
   ws.onmessage = (e) => term.write(new Uint8Array(e.data));
   ws.onclose = () => {
+    loadEditor();
     document.body.dataset.term = 'closed';
     setTimeout(connect, 1000);
   };
 }
+// The editor (CodeMirror, 470 KB) and ide.js load once the terminal is
+// connected (or could not be): parsed at load, they held the REPL back.
+let editorLoading = false;
+let editorLoaded;
+const editorReady = new Promise((resolve) => (editorLoaded = resolve));
+function loadEditor() {
+  if (editorLoading) return;
+  editorLoading = true;
+  window.editorLoadingAt = performance.now();
+  for (const src of ['/page/editor.js', '/page/ide.js']) {
+    const script = document.createElement('script');
+    script.src = src;
+    // In order: ide.js uses editor.js's window.CM.
+    script.async = false;
+    document.body.append(script);
+  }
+}
+
 // For diagnostics and scripts/bench-page.sh.
 window.webreplMount = { ws: () => ws };
 term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
@@ -245,7 +266,9 @@ function row(e) {
     };
     button('⤓', 'zip', 'Download the folder as a zip');
   } else {
-    label.onclick = () => openFile(e.path).catch((err) => say(err.message));
+    // The editor may still be loading (it comes after the terminal).
+    label.onclick = () =>
+      editorReady.then(() => openFile(e.path)).catch((err) => say(err.message));
     button('⤓', 'download', 'Download');
     if (name.endsWith('.py')) button('▶', 'run', 'Run in the REPL');
   }
@@ -343,6 +366,16 @@ function upload(file, path) {
     await refresh();
   });
   return queue;
+}
+
+// The upload "buttons" are labels (a file input cannot be styled): Enter
+// and Space open their pickers as a button's would.
+for (const label of document.querySelectorAll('label.button')) {
+  label.onkeydown = (e) => {
+    if (e.key !== 'Enter' && e.key !== ' ') return;
+    e.preventDefault();
+    label.querySelector('input').click();
+  };
 }
 
 $('pick').onchange = (e) => {

@@ -295,28 +295,56 @@ $('run').onclick = guarded(run);
 $('stop').onclick = stop;
 $('reset').onclick = guarded(reset);
 
+// The keyboard's way between the panes: Ctrl+` goes between the editor
+// and the terminal (Tab is the REPL's completion and the editor's indent,
+// so it cannot), Ctrl+Shift+E to the files.
+function otherPane() {
+  const inEditor = $('editor').contains(document.activeElement);
+  const inTerminal = $('terminal').contains(document.activeElement);
+  if (current && !inEditor) view.focus();
+  else if (inTerminal) focusFiles();
+  else term.focus();
+}
+
+function focusFiles() {
+  const name = document.querySelector('#tree li .name');
+  (name || $('up')).focus();
+}
+
+// Capturing: the terminal's and the editor's own key handlers would take
+// these keys first (xterm sends F5 and Ctrl+` to the board) and stop them.
+const handled = (e) => {
+  e.preventDefault();
+  e.stopPropagation();
+};
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'F5' && e.ctrlKey && e.shiftKey) {
-    e.preventDefault();
+  if (e.ctrlKey && !e.altKey && (e.key === '`' || e.code === 'Backquote')) {
+    handled(e);
+    otherPane();
+  } else if (e.ctrlKey && e.shiftKey && (e.key === 'E' || e.key === 'e')) {
+    handled(e);
+    focusFiles();
+  } else if (e.key === 'F5' && e.ctrlKey && e.shiftKey) {
+    handled(e);
     guarded(reset)();
   } else if (e.key === 'F5' && e.shiftKey) {
-    e.preventDefault();
+    handled(e);
     stop();
   } else if (e.key === 'F5') {
-    e.preventDefault();
+    handled(e);
     guarded(run)();
   } else if ((e.ctrlKey || e.metaKey) && e.key === 's') {
     // Outside the editor too: the browser's own "save page" helps nobody.
-    e.preventDefault();
+    handled(e);
     save(current);
   } else if (e.altKey && e.key === 'n') {
-    e.preventDefault();
+    handled(e);
     guarded(newFile)();
   } else if (e.altKey && e.key === 'w' && current) {
-    e.preventDefault();
+    handled(e);
     closeTab(current);
   }
-});
+}, true);
 
 window.addEventListener('beforeunload', (e) => {
   // The drafts are kept either way; the browser asks only if a save is
@@ -336,6 +364,8 @@ boardKnown.then(async (name) => {
   }
   for (const p of paths) await openFile(p).catch((e) => say(`${p}: ${e.message}`));
 });
+
+editorLoaded();
 
 // For the tests and scripts/bench-page.sh.
 window.webreplMount.editor = {
