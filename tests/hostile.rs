@@ -745,3 +745,70 @@ fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
     }
     let _ = daemon.wait();
 }
+
+#[test]
+fn names_that_are_not_utf8_are_skipped_with_a_warning_by_ls_cp_and_the_mount() {
+    use std::os::unix::ffi::OsStrExt;
+    let tb = common::TestBoard::start();
+    let d = tb.path("/d");
+    std::fs::create_dir_all(d.join(std::ffi::OsStr::from_bytes(b"sub\xfe"))).unwrap();
+    std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"\xff\xfe.py")), b"x").unwrap();
+    std::fs::write(
+        d.join(std::ffi::OsStr::from_bytes(b"sub\xfe/inner.py")),
+        b"y",
+    )
+    .unwrap();
+    std::fs::write(d.join("ok.py"), b"print(1)\n").unwrap();
+    let board = format!("127.0.0.1:{}", tb.port);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run(&["ls", &format!("{board}:/d")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok.py\n", "{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("Traceback"), "{err}");
+    assert!(err.contains("/d/\\xff\\xfe.py"), "{err}");
+    assert_eq!(
+        err.matches("not UTF-8").count(),
+        1,
+        "one warning for the directory: {err}"
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "cp",
+        "-r",
+        &format!("{board}:/d"),
+        dest.path().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("in /d on the board that are not UTF-8"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dest.path().join("d/ok.py")).unwrap(),
+        b"print(1)\n"
+    );
+    let copied: Vec<_> = std::fs::read_dir(dest.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(copied, ["ok.py"]);
+
+    let mut m = common::Mount::start(&tb, &board, &[]);
+    let names: Vec<_> = std::fs::read_dir(m.path().join("d"))
+        .expect("the directory reads through the mount")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["ok.py"]);
+    assert!(m.log().contains("not UTF-8"), "{}", m.log());
+    assert!(m.unmount().status.success());
+}
