@@ -812,3 +812,132 @@ fn names_that_are_not_utf8_are_skipped_with_a_warning_by_ls_cp_and_the_mount() {
     assert!(m.log().contains("not UTF-8"), "{}", m.log());
     assert!(m.unmount().status.success());
 }
+
+/// Runs the tool, returning its output and its peak resident memory in
+/// KB (VmHWM, read until it ends).
+fn wm_peak_rss(args: &[&str], password: &str) -> (std::process::Output, u64) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", password)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run webrepl-mount");
+    let status = format!("/proc/{}/status", child.id());
+    let mut out = child.stdout.take().unwrap();
+    let counted = std::thread::spawn(move || {
+        // What cat prints is counted, not kept: the test holds no copy.
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(k) = out.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    });
+    let mut peak = 0;
+    common::eventually(300, "the command ends", || {
+        if let Some(kb) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        }) {
+            peak = peak.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        child.try_wait().unwrap().is_some()
+    });
+    let printed = counted.join().unwrap();
+    let mut o = child.wait_with_output().unwrap();
+    o.stdout = printed.to_string().into_bytes();
+    (o, peak)
+}
+
+#[test]
+fn a_big_download_streams_to_disk_and_stdout_in_bounded_memory() {
+    let tb = common::TestBoard::start();
+    let size: u64 = 48 << 20;
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let board = format!("127.0.0.1:{}", tb.port);
+    let dest = tempfile::tempdir().unwrap();
+    let (o, peak) = wm_peak_rss(
+        &[
+            "cp",
+            &format!("{board}:/big.bin"),
+            dest.path().to_str().unwrap(),
+        ],
+        &tb.password,
+    );
+    eprintln!("cp of {size} B: peak RSS {peak} KB");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::metadata(dest.path().join("big.bin"))
+            .unwrap()
+            .len(),
+        size
+    );
+    let names: Vec<_> = std::fs::read_dir(dest.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left: {names:?}");
+    assert!(peak < 32 << 10, "cp held {peak} KB for a {size} B file");
+
+    let (o, peak) = wm_peak_rss(&["cat", &format!("{board}:/big.bin")], &tb.password);
+    eprintln!("cat of {size} B: peak RSS {peak} KB");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, size.to_string().into_bytes());
+    assert!(peak < 32 << 10, "cat held {peak} KB for a {size} B file");
+}
+
+#[test]
+fn a_board_file_bigger_than_the_free_space_is_refused_before_it_fills_the_disk() {
+    let tb = common::TestBoard::start();
+    // Sparse: the board's stat says 1 TiB, as a hostile board's may.
+    std::fs::File::create(tb.path("/huge.bin"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let o = wm_within(
+        30,
+        &[
+            "cp",
+            &format!("127.0.0.1:{}:/huge.bin", tb.port),
+            dest.path().to_str().unwrap(),
+            "--password",
+            &tb.password,
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("1099511627776 bytes") && err.contains("free there"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_big_cat_damaged_after_output_began_says_so_and_fails() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(3 << 20, 29);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    // A frame altered well after the first MiB was printed.
+    let port = flipping_proxy(tb.port, 1500);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["cat", &format!("127.0.0.1:{port}:/big.bin")])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(o.stdout.len() > 1 << 20, "{} bytes printed", o.stdout.len());
+    assert!(
+        err.contains("what was printed is not the board's file"),
+        "{err}"
+    );
+}

@@ -13,7 +13,7 @@ pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
 
 pub use range::{RANGE_MAX, Range};
-pub use upload::{Base, Upload, Written, digest};
+pub use upload::{Base, Digests, Upload, Written, digest};
 
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
