@@ -57,7 +57,11 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
-    let r = download(&b, &sources, Path::new(&dst), recursive).await;
+    // Ctrl-C ends the download here, so that its temporary file goes.
+    let r = tokio::select! {
+        r = download(&b, &sources, Path::new(&dst), recursive) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
+    };
     b.session().close().await;
     r
 }

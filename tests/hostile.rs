@@ -972,3 +972,37 @@ fn a_big_cat_damaged_after_output_began_says_so_and_fails() {
         "{err}"
     );
 }
+
+#[test]
+fn ctrl_c_during_a_download_leaves_no_temporary_file() {
+    let tb = common::TestBoard::start();
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(48 << 20)
+        .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let mut child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{}:/big.bin", tb.port),
+                dest.path().to_str().unwrap(),
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::eventually(30, "the download has begun", || {
+        std::fs::read_dir(dest.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+    });
+    // SAFETY: a plain signal to the process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let left: Vec<_> = std::fs::read_dir(dest.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
