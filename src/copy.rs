@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
-/// Memory reserved ahead for one download; beyond it, it grows as data
-/// arrives (a board's stat may claim any size).
-const MAX_RESERVE: u64 = 4 << 20;
 
 pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Conn) -> Result<()> {
     let remote = |p: &String| split_remote(p).is_some();
@@ -60,7 +57,11 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
-    let r = download(&b, &sources, Path::new(&dst), recursive).await;
+    // Ctrl-C ends the download here, so that its temporary file goes.
+    let r = tokio::select! {
+        r = download(&b, &sources, Path::new(&dst), recursive) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
+    };
     b.session().close().await;
     r
 }
@@ -388,34 +389,21 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
-    // Downloads are held until the board's digest of the batch confirms
-    // them (one short program per batch, no second transfer); only then
-    // are they written.
-    let mut got: Vec<(String, PathBuf, Vec<u8>)> = Vec::new();
-    let mut held = 0usize;
+    // Each download goes to a temporary file beside its destination, as it
+    // comes (a board's stat may claim any size: nothing is held in
+    // memory), and is renamed into place only once the board's digest of
+    // the batch confirms it (one short program per batch).
+    let mut got: Vec<Fetched> = Vec::new();
+    let mut held = 0u64;
     let mut damaged = Vec::new();
     let mut pending = plan.into_iter().peekable();
     while let Some((remote, local, size)) = pending.next() {
         bar.set_message(remote.clone());
-        // The size is the board's word: reserve no more than a board holds.
-        let mut data = Vec::with_capacity(size.min(MAX_RESERVE) as usize);
         let at = bar.position();
-        let stat = Stat {
-            kind: EntryKind::File,
-            size,
-            mtime: 0,
-        };
-        b.get_into(&remote, stat, &mut |p| {
-            match p {
-                Piece::Data(d) => data.extend_from_slice(&d),
-                Piece::Restart => data.clear(),
-            }
-            bar.set_position(at + data.len() as u64);
-        })
-        .await?;
-        held += data.len();
-        got.push((remote, local, data));
-        if held >= BATCH_BYTES || pending.peek().is_none() {
+        let f = fetch(b, remote, local, size, &mut |n| bar.set_position(at + n)).await?;
+        held += f.size;
+        got.push(f);
+        if held >= BATCH_BYTES as u64 || pending.peek().is_none() {
             damaged.extend(verify_and_write(b, std::mem::take(&mut got)).await?);
             held = 0;
         }
@@ -430,32 +418,149 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     Ok(())
 }
 
+/// A download in a temporary file beside its destination, not yet checked.
+struct Fetched {
+    remote: String,
+    local: PathBuf,
+    tmp: tempfile::TempPath,
+    size: u64,
+    digests: board::Digests,
+}
+
+/// Bytes free to us on the filesystem that holds `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0)
+        .then(|| (v.f_bavail as u64).saturating_mul(v.f_frsize as u64))
+}
+
+/// Downloads `remote` into a temporary file beside `local`, hashing it as
+/// it comes; `progress` gets the bytes so far. A file the board says is
+/// bigger than the space left there is refused before it begins; one that
+/// fills the disk anyway (the board's size was wrong) ends at the first
+/// failed write.
+async fn fetch(
+    b: &Board,
+    remote: String,
+    local: PathBuf,
+    size: u64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Fetched> {
+    use std::io::{Seek, Write};
+    let dir = match local.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let local_error = |e: std::io::Error| Error::Invalid(format!("{}: {e}", local.display()));
+    if let Some(free) = free_bytes(&dir)
+        && size > free
+    {
+        return Err(Error::Invalid(format!(
+            "{}: not copied: the board's {} is {size} bytes, {free} bytes are free there",
+            local.display(),
+            board::shown(&remote)
+        )));
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix(".webrepl-mount-")
+        .tempfile_in(&dir)
+        .map_err(local_error)?;
+    let mut digests = board::Digests::default();
+    let mut n = 0u64;
+    let mut failed: Option<std::io::Error> = None;
+    let broken = tokio::sync::Notify::new();
+    let stat = Stat {
+        kind: EntryKind::File,
+        size,
+        mtime: 0,
+    };
+    {
+        let mut sink = |p: Piece| {
+            if failed.is_some() {
+                return;
+            }
+            let r = match p {
+                Piece::Data(d) => {
+                    digests.update(&d);
+                    n += d.len() as u64;
+                    file.write_all(&d)
+                }
+                Piece::Restart => {
+                    digests = board::Digests::default();
+                    n = 0;
+                    file.as_file().set_len(0).and_then(|()| file.rewind())
+                }
+            };
+            if let Err(e) = r {
+                failed = Some(e);
+                broken.notify_one();
+            }
+            progress(n);
+        };
+        // A write that failed ends the transfer here (the board's end of
+        // it is dropped with the session).
+        tokio::select! {
+            r = b.get_into(&remote, stat, &mut sink) => { r?; }
+            () = broken.notified() => {}
+        }
+    }
+    if let Some(e) = failed {
+        return Err(local_error(e));
+    }
+    file.flush().map_err(local_error)?;
+    Ok(Fetched {
+        remote,
+        local,
+        tmp: file.into_temp_path(),
+        size: n,
+        digests,
+    })
+}
+
 /// Checks downloaded files against the board's digest of them (CRC-32 or
-/// sha256, whichever its firmware has) and writes those that match; returns
-/// what did not, described. A file that changed size on the board since it
-/// was read counts as not matching: what we have is not what it holds.
-async fn verify_and_write(b: &Board, got: Vec<(String, PathBuf, Vec<u8>)>) -> Result<Vec<String>> {
-    let query: Vec<(&str, u64)> = got
-        .iter()
-        .map(|(r, _, d)| (r.as_str(), d.len() as u64))
-        .collect();
+/// sha256, whichever its firmware has) and renames those that match into
+/// place; returns what did not, described (their temporary files go). A
+/// file that changed size on the board since it was read counts as not
+/// matching: what we have is not what it holds.
+async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
+    let query: Vec<(&str, u64)> = got.iter().map(|f| (f.remote.as_str(), f.size)).collect();
     let (algorithm, digests) = b.digests(&query).await?;
     let mut damaged = Vec::new();
-    for ((remote, local, data), theirs) in got.iter().zip(digests) {
-        let ours = board::digest(&algorithm, data);
+    for (f, theirs) in got.into_iter().zip(digests) {
+        let ours = f.digests.finish(&algorithm);
+        let remote = &f.remote;
         match theirs {
             Some(d) if d == ours => {
-                std::fs::write(local, data)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", local.display())))?;
+                // An existing file keeps its mode, as writing over it did.
+                let mode = std::fs::metadata(&f.local)
+                    .map(|m| m.permissions())
+                    .unwrap_or_else(|_| default_mode());
+                std::fs::set_permissions(&f.tmp, mode)
+                    .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", f.local.display())))?;
             }
             Some(d) => damaged.push(format!(
                 "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"
             )),
             None => damaged.push(format!(
                 "{remote}: {} bytes received, the board's copy is another size now",
-                data.len()
+                f.size
             )),
         }
     }
     Ok(damaged)
+}
+
+/// The mode a new file gets: 0666 less the umask.
+fn default_mode() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    // umask can only be read by setting it; set back at once.
+    let mask = unsafe {
+        let m = libc::umask(0o022);
+        libc::umask(m);
+        m
+    };
+    std::fs::Permissions::from_mode(0o666 & !mask)
 }

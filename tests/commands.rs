@@ -504,3 +504,34 @@ fn a_dead_mount_of_the_same_address_holds_nothing_and_a_new_mount_goes_ahead() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(child.0.wait().unwrap().success());
 }
+
+#[test]
+fn status_and_unmount_from_another_runtime_dir_find_the_live_mount() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    std::fs::write(m.path().join("kept.py"), b"print(2)\n").unwrap();
+    // Another login of the same user: the same home, another runtime dir.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = || {
+        let mut c = m.cmd();
+        c.env("XDG_RUNTIME_DIR", elsewhere.path());
+        c
+    };
+    let o = other()
+        .args(["status", m.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains(&tb.addr()), "{}", out(&o));
+    let o = other()
+        .args(["unmount", m.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!err(&o).contains("dead mount"), "{}", err(&o));
+    // The daemon itself ended, after flushing: not a live mount cut off.
+    let status = m.wait();
+    assert!(status.success(), "the daemon exited with {status}");
+    assert!(!common::mounted(m.path()));
+    assert_eq!(std::fs::read(tb.path("/kept.py")).unwrap(), b"print(2)\n");
+}

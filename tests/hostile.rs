@@ -652,25 +652,56 @@ fn a_download_altered_in_transit_is_refused_and_not_written() {
 }
 
 #[test]
-fn a_read_through_the_mount_altered_in_transit_fails_and_is_never_cached() {
+fn a_read_through_the_mount_altered_in_transit_is_read_again_and_never_served() {
     let tb = common::TestBoard::start();
     let data = common::random_bytes(200_000, 23);
     std::fs::write(tb.path("/big.bin"), &data).unwrap();
     let port = flipping_proxy(tb.port, 20);
     let mut m = common::Mount::start(&tb, &format!("127.0.0.1:{port}"), &[]);
-    // The reader had bytes of the damaged copy as they came: it cannot be
-    // given another, so its read through the end fails.
-    let err = std::fs::read(m.path().join("big.bin")).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // No reader has a byte of the damaged copy (ranges come checked by
+    // the range program meanwhile): it is read again, and the reader gets
+    // the board's file.
+    assert_eq!(std::fs::read(m.path().join("big.bin")).unwrap(), data);
     let log = m.log();
     assert!(
         log.contains("/big.bin: crc32 mismatch") || log.contains("/big.bin: sha256 mismatch"),
         "{log}"
     );
-    assert!(log.contains("not served"), "{log}");
-    // The damaged copy is not in the cache: the next read fetches the
-    // file again, whole.
-    assert_eq!(std::fs::read(m.path().join("big.bin")).unwrap(), data);
+    assert!(log.contains("reading it again"), "{log}");
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn a_reader_that_stops_midway_through_a_damaged_download_got_only_checked_bytes() {
+    use std::io::Read;
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(200_000, 31);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    // The test board's GET sends 256-byte frames: this alters byte
+    // 51,199, past the first range read.
+    let port = flipping_proxy(tb.port, 200);
+    let mut m = common::Mount::start(&tb, &format!("127.0.0.1:{port}"), &[]);
+    // `head -c 150000`: reads in order (the whole file's download starts
+    // at its second read, and is damaged), then stops short of the end.
+    let mut f = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    let mut got = vec![0u8; 150_000];
+    let mut at = 0;
+    while at < got.len() {
+        match f.read(&mut got[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) => panic!("read at {at}: {e}"),
+        }
+    }
+    drop(f);
+    assert_eq!(at, got.len());
+    let bad = got.iter().zip(&data).position(|(a, b)| a != b);
+    assert_eq!(bad, None, "a damaged byte was handed to the reader");
+    assert!(m.log().contains("by a range read"), "{}", m.log());
+    // The proxy did damage the download.
+    common::eventually(30, "the damaged download is found", || {
+        m.log().contains("/big.bin: ") && m.log().contains(" mismatch")
+    });
     assert!(m.unmount().status.success());
 }
 
@@ -744,4 +775,234 @@ fn a_mount_of_a_board_with_odd_names_and_a_loop_becomes_ready() {
         let _ = daemon.kill();
     }
     let _ = daemon.wait();
+}
+
+#[test]
+fn names_that_are_not_utf8_are_skipped_with_a_warning_by_ls_cp_and_the_mount() {
+    use std::os::unix::ffi::OsStrExt;
+    let tb = common::TestBoard::start();
+    let d = tb.path("/d");
+    std::fs::create_dir_all(d.join(std::ffi::OsStr::from_bytes(b"sub\xfe"))).unwrap();
+    std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"\xff\xfe.py")), b"x").unwrap();
+    std::fs::write(
+        d.join(std::ffi::OsStr::from_bytes(b"sub\xfe/inner.py")),
+        b"y",
+    )
+    .unwrap();
+    std::fs::write(d.join("ok.py"), b"print(1)\n").unwrap();
+    let board = format!("127.0.0.1:{}", tb.port);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run(&["ls", &format!("{board}:/d")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok.py\n", "{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("Traceback"), "{err}");
+    assert!(err.contains("/d/\\xff\\xfe.py"), "{err}");
+    assert_eq!(
+        err.matches("not UTF-8").count(),
+        1,
+        "one warning for the directory: {err}"
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "cp",
+        "-r",
+        &format!("{board}:/d"),
+        dest.path().to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("in /d on the board that are not UTF-8"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dest.path().join("d/ok.py")).unwrap(),
+        b"print(1)\n"
+    );
+    let copied: Vec<_> = std::fs::read_dir(dest.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(copied, ["ok.py"]);
+
+    let mut m = common::Mount::start(&tb, &board, &[]);
+    let names: Vec<_> = std::fs::read_dir(m.path().join("d"))
+        .expect("the directory reads through the mount")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["ok.py"]);
+    assert!(m.log().contains("not UTF-8"), "{}", m.log());
+    assert!(m.unmount().status.success());
+}
+
+/// Runs the tool, returning its output and its peak resident memory in
+/// KB (VmHWM, read until it ends).
+fn wm_peak_rss(args: &[&str], password: &str) -> (std::process::Output, u64) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", password)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run webrepl-mount");
+    let status = format!("/proc/{}/status", child.id());
+    let mut out = child.stdout.take().unwrap();
+    let counted = std::thread::spawn(move || {
+        // What cat prints is counted, not kept: the test holds no copy.
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(k) = out.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    });
+    let mut peak = 0;
+    common::eventually(300, "the command ends", || {
+        if let Some(kb) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        }) {
+            peak = peak.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        child.try_wait().unwrap().is_some()
+    });
+    let printed = counted.join().unwrap();
+    let mut o = child.wait_with_output().unwrap();
+    o.stdout = printed.to_string().into_bytes();
+    (o, peak)
+}
+
+#[test]
+fn a_big_download_streams_to_disk_and_stdout_in_bounded_memory() {
+    let tb = common::TestBoard::start();
+    let size: u64 = 48 << 20;
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let board = format!("127.0.0.1:{}", tb.port);
+    let dest = tempfile::tempdir().unwrap();
+    let (o, peak) = wm_peak_rss(
+        &[
+            "cp",
+            &format!("{board}:/big.bin"),
+            dest.path().to_str().unwrap(),
+        ],
+        &tb.password,
+    );
+    eprintln!("cp of {size} B: peak RSS {peak} KB");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::metadata(dest.path().join("big.bin"))
+            .unwrap()
+            .len(),
+        size
+    );
+    let names: Vec<_> = std::fs::read_dir(dest.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left: {names:?}");
+    assert!(peak < 32 << 10, "cp held {peak} KB for a {size} B file");
+
+    let (o, peak) = wm_peak_rss(&["cat", &format!("{board}:/big.bin")], &tb.password);
+    eprintln!("cat of {size} B: peak RSS {peak} KB");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, size.to_string().into_bytes());
+    assert!(peak < 32 << 10, "cat held {peak} KB for a {size} B file");
+}
+
+#[test]
+fn a_board_file_bigger_than_the_free_space_is_refused_before_it_fills_the_disk() {
+    let tb = common::TestBoard::start();
+    // Sparse: the board's stat says 1 TiB, as a hostile board's may.
+    std::fs::File::create(tb.path("/huge.bin"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let o = wm_within(
+        30,
+        &[
+            "cp",
+            &format!("127.0.0.1:{}:/huge.bin", tb.port),
+            dest.path().to_str().unwrap(),
+            "--password",
+            &tb.password,
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("1099511627776 bytes") && err.contains("free there"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_big_cat_damaged_after_output_began_says_so_and_fails() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(3 << 20, 29);
+    std::fs::write(tb.path("/big.bin"), &data).unwrap();
+    // A frame altered well after the first MiB was printed.
+    let port = flipping_proxy(tb.port, 1500);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(["cat", &format!("127.0.0.1:{port}:/big.bin")])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(o.stdout.len() > 1 << 20, "{} bytes printed", o.stdout.len());
+    assert!(
+        err.contains("what was printed is not the board's file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_download_leaves_no_temporary_file() {
+    let tb = common::TestBoard::start();
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(48 << 20)
+        .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let mut child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{}:/big.bin", tb.port),
+                dest.path().to_str().unwrap(),
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::eventually(30, "the download has begun", || {
+        std::fs::read_dir(dest.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+    });
+    // SAFETY: a plain signal to the process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let left: Vec<_> = std::fs::read_dir(dest.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -14,7 +14,7 @@ pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
 
 pub use range::{RANGE_MAX, Range};
-pub use upload::{Base, Upload, Written, digest};
+pub use upload::{Base, Digests, Upload, Written, digest};
 
 use crate::error::{Error, Lost, Result};
 use crate::protocol::ProtocolError;
@@ -149,6 +149,19 @@ pub fn component(name: &str) -> std::result::Result<&str, &'static str> {
         n if n.len() > 255 => Err("a name longer than 255 bytes"),
         n => Ok(n),
     }
+}
+
+/// `shown` of a name that may not be UTF-8: each byte that is not, as
+/// `\xNN`.
+pub fn shown_bytes(name: &[u8]) -> String {
+    let mut out = String::new();
+    for c in name.utf8_chunks() {
+        out.push_str(&shown(c.valid()));
+        for b in c.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// A board's name or path as it may be printed: control characters (a
@@ -526,6 +539,19 @@ impl Board {
             warn!("skipped {p} in the board's listing of {path}: {why}");
             found.skipped.push(p);
         };
+        // A name that is not UTF-8 cannot be a path here (every path
+        // is a str, in the tool and in our board code): skipped, with one
+        // warning per directory.
+        let mut warned: HashSet<String> = HashSet::new();
+        let mut not_utf8 = |found: &mut Listing, p: &[u8]| {
+            let dir = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
+            let dir = shown_bytes(&p[..dir]);
+            let dir = if dir.is_empty() { "/".to_string() } else { dir };
+            if warned.insert(dir.clone()) {
+                warn!("skipped names in {dir} on the board that are not UTF-8");
+            }
+            found.skipped.push(shown_bytes(p));
+        };
         for l in sn::lines(&out) {
             match Answer::parse(l) {
                 Answer::Entry {
@@ -534,7 +560,16 @@ impl Board {
                     mtime,
                     hex,
                 } => {
-                    let Some(p) = sn::unhex(hex) else { continue };
+                    let Some(p) = sn::unhex_bytes(hex) else {
+                        continue;
+                    };
+                    let p = match String::from_utf8(p) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            not_utf8(&mut found, e.as_bytes());
+                            continue;
+                        }
+                    };
                     let (dir, name) = match p.rsplit_once('/') {
                         Some(("", n)) => ("/", n),
                         Some((d, n)) => (d, n),

@@ -31,14 +31,16 @@ def stat(a):
 # The entries of a directory (and below it, if the second field is 1),
 # `D|F <size> <mtime> <hex path>` each, then `K`; a directory that cannot
 # be listed is `E <errno> <hex path>`. No recursion: a stack of names is
-# all the board holds.
+# all the board holds. Paths are bytes: a name that is not UTF-8 would
+# raise UnicodeError as a str; it is listed (the tool skips it) but not
+# walked into.
 def walk(a):
     import os, binascii
 
     def H(s):
-        return binascii.hexlify(s.encode()).decode()
+        return binascii.hexlify(s).decode()
 
-    t = [a[0]]
+    t = [a[0].encode()]
     while t:
         d = t.pop()
         try:
@@ -47,7 +49,7 @@ def walk(a):
             print("E", e.args[0], H(d))
             continue
         for e in it:
-            p = d.rstrip("/") + "/" + e[0]
+            p = d.rstrip(b"/") + b"/" + e[0]
             try:
                 s = os.stat(p)
                 z = s[6]
@@ -58,7 +60,11 @@ def walk(a):
             k = "D" if e[1] & 0x4000 else "F"
             print(k, z, m, H(p))
             if a[1] == "1" and k == "D":
-                t.append(p)
+                try:
+                    p.decode()
+                    t.append(p)
+                except UnicodeError:
+                    pass
     print("K")
 
 
@@ -110,9 +116,11 @@ def rmdir(a):
     import os
 
     try:
-        for e in os.ilistdir(a[0]):
-            if e[0].startswith(PART_PREFIX):
-                os.remove(a[0] + "/" + e[0])
+        # Bytes: a name that is not UTF-8 must not raise (it stays, and
+        # rmdir says the directory is not empty).
+        for e in os.ilistdir(a[0].encode()):
+            if e[0].startswith(PART_PREFIX.encode()):
+                os.remove(a[0].encode() + b"/" + e[0])
         os.rmdir(a[0])
         print("K")
     except OSError as e:

@@ -484,14 +484,18 @@ pub fn unexpected(stdout: &[u8], what: &str) -> Error {
 }
 
 pub fn unhex(s: &str) -> Option<String> {
+    String::from_utf8(unhex_bytes(s)?).ok()
+}
+
+/// A hex field as bytes: a board's names need not be UTF-8.
+pub fn unhex_bytes(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..s.len())
+    (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+        .collect()
 }
 
 #[cfg(test)]

@@ -738,6 +738,37 @@ fn parse_finish(line: Answer, path: &str, out: &[u8]) -> Result<Finish> {
     })
 }
 
+/// [`digest`] of data that arrives in pieces and is not kept: both
+/// algorithms run, since which one the board has is known only when it is
+/// asked, after the data.
+#[derive(Default, Clone)]
+pub struct Digests {
+    crc: crc32fast::Hasher,
+    sha: sha2::Sha256,
+}
+
+impl Digests {
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        self.crc.update(data);
+        self.sha.update(data);
+    }
+
+    pub fn finish(&self, algorithm: &str) -> String {
+        use sha2::Digest;
+        if algorithm == "sha256" {
+            self.sha
+                .clone()
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        } else {
+            format!("{:08x}", self.crc.clone().finalize())
+        }
+    }
+}
+
 /// The digest the board gives for `data` ([`Board::digests`]).
 pub fn digest(algorithm: &str, data: &[u8]) -> String {
     use sha2::Digest;

@@ -1,6 +1,7 @@
 //! Reading files from the board: each file once, whatever its readers (a
 //! load belongs to the file: a reader that gives up ends nothing), handed
-//! over as it arrives, and small files of a directory together.
+//! over once checked whole (ranges meanwhile by the range program, which
+//! checks its own), and small files of a directory together.
 
 use super::*;
 use crate::board::Stat;
@@ -30,9 +31,6 @@ pub(super) struct Load {
     /// Bytes so far, and whether the transfer has ended.
     tx: watch::Sender<(usize, bool)>,
     error: Option<Error>,
-    /// A reader was handed some of it before it was checked: a damaged
-    /// copy cannot be read again for them, only failed.
-    handed: bool,
     /// Set when the file's last reader has closed: a transfer that has not
     /// begun is dropped (one under way cannot be stopped).
     unwanted: watch::Sender<bool>,
@@ -145,8 +143,9 @@ impl Core {
                 }
                 Found::Wait(id, mut rx) => {
                     waited = Some(id);
-                    // An error means the load ended (and was removed).
-                    let _ = rx.wait_for(|&(len, done)| done || len >= enough).await;
+                    // Its bytes are served once checked, at its end. An
+                    // error means the load ended (and was removed).
+                    let _ = rx.wait_for(|&(_, done)| done).await;
                 }
             }
         }
@@ -164,12 +163,7 @@ impl Core {
         waited: Option<u64>,
         peeked: bool,
     ) -> Result<Found> {
-        let Want {
-            fh,
-            start,
-            end,
-            enough,
-        } = want;
+        let Want { fh, start, end, .. } = want;
         let version = node(st, ino).map(|n| (n.size, n.board_mtime))?;
         if !st.contents.is_dirty(ino) && st.contents.has(ino) {
             saw(st, ino, fh, version);
@@ -189,19 +183,15 @@ impl Core {
                 // An old failure: this reader tries again.
                 st.loads.remove(&ino);
             } else {
-                let (len, done) = *l.tx.borrow();
-                if len >= enough || done {
-                    let data = range(&l.data, start, end);
-                    if let Some(l) = st.loads.get_mut(&ino) {
-                        l.handed |= !data.is_empty();
-                    }
-                    saw(st, ino, fh, version);
-                    return Ok(Found::Data(data));
-                }
-                return Ok(Found::Wait(l.id, l.tx.subscribe()));
+                // What has arrived is not checked until the whole has
+                // (a reader that stops midway would never learn it was
+                // damaged): meanwhile a big file's range is read by the
+                // range program, which checks its own.
+                let wait = Found::Wait(l.id, l.tx.subscribe());
+                return Ok(peek(st, ino, want, peeked, true)?.unwrap_or(wait));
             }
         }
-        if let Some(found) = peek(st, ino, want, peeked)? {
+        if let Some(found) = peek(st, ino, want, peeked, false)? {
             return Ok(found);
         }
         let (id, rx) = self.start_load(st, ino)?;
@@ -280,7 +270,6 @@ impl Core {
                     data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
                     tx,
                     error: None,
-                    handed: false,
                     unwanted: watch::channel(false).0,
                 },
             );
@@ -316,8 +305,15 @@ impl Core {
 /// A read of a big file the mount does not hold, by a reader that has not
 /// gone on reading it in order: answered from ranges read before, or by
 /// reading the range (not the whole file: `head -c 100`, a file manager's
-/// peek at a header). None: the whole file is read.
-fn peek(st: &mut State, ino: Ino, want: Want, peeked: bool) -> Result<Option<Found>> {
+/// peek at a header; `loading`: or any reader, while the whole file is on
+/// its way and not yet checked). None: the whole file is read.
+fn peek(
+    st: &mut State,
+    ino: Ino,
+    want: Want,
+    peeked: bool,
+    loading: bool,
+) -> Result<Option<Found>> {
     let Want {
         fh,
         start,
@@ -337,7 +333,7 @@ fn peek(st: &mut State, ino: Ino, want: Want, peeked: bool) -> Result<Option<Fou
         return Ok(Some(Found::Data(data)));
     }
     let in_order = start > 0 && st.reading.get(&fh) == Some(&start);
-    if peeked || in_order {
+    if peeked || in_order && !loading {
         return Ok(None);
     }
     let from = start / PEEK_BLOCK * PEEK_BLOCK;
@@ -391,7 +387,7 @@ pub(super) fn data_of(st: &State, ino: Ino, id: u64) -> Option<&[u8]> {
         .map(|l| l.data.as_slice())
 }
 
-/// One file by GET, handed to its readers as it comes.
+/// One file by GET, handed to its readers once checked.
 async fn load_file(state: Shared, board: Board, job: Job) {
     let Job {
         ino,
@@ -437,11 +433,11 @@ async fn load_file(state: Shared, board: Board, job: Job) {
                 break;
             }
         };
-        // Read again only if no reader has had any of it.
+        // No reader has had any of it: read again.
         let again = {
             let mut st = lock(&state);
             match st.loads.get_mut(&ino).filter(|l| l.id == id) {
-                Some(l) if !l.handed && attempt < super::verify::TRIES => {
+                Some(l) if attempt < super::verify::TRIES => {
                     l.data.clear();
                     true
                 }

@@ -277,20 +277,120 @@ pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
-    for_each(args, conn, async |boards, arg, place| {
-        let data = match place {
-            Place::Local(p) => std::fs::read(p).map_err(|e| local_error(e, arg))?,
-            Place::Board(name, path) => {
-                let b = boards.get(&name).await?;
-                if must_stat(&b, &path).await?.kind == EntryKind::Dir {
-                    return Err(Error::Invalid(format!("{arg} is a directory")));
-                }
-                b.get_checked(&path).await?
+    for_each(args, conn, async |boards, arg, place| match place {
+        Place::Local(p) => {
+            let mut f = std::fs::File::open(&p).map_err(|e| local_error(e, arg))?;
+            std::io::copy(&mut f, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Place::Board(name, path) => {
+            let b = boards.get(&name).await?;
+            let st = must_stat(&b, &path).await?;
+            if st.kind == EntryKind::Dir {
+                return Err(Error::Invalid(format!("{arg} is a directory")));
             }
-        };
-        Ok(std::io::stdout().lock().write_all(&data)?)
+            cat_board(&b, &path, st).await
+        }
     })
     .await
+}
+
+/// Bytes of a file `cat` holds before printing: a file this small is
+/// checked against the board's digest before any of it is printed (and
+/// read again if damaged); a bigger one streams, checked at its end.
+const CAT_HOLD: usize = 1 << 20;
+
+/// Prints a board's file as it comes, never holding more than
+/// [`CAT_HOLD`] bytes (a board's size may be anything), and checks it
+/// against the board's digest. A check that fails once output has begun
+/// says so and fails the command: what was printed cannot be taken back.
+async fn cat_board(b: &Board, path: &str, st: board::Stat) -> Result<()> {
+    const TRIES: u32 = 3;
+    let mut why = String::new();
+    for _ in 0..TRIES {
+        let mut held: Vec<u8> = Vec::new();
+        let mut printed = false;
+        // Bytes taken from this transfer (held or printed), and those
+        // to drop after a restart: they were printed already.
+        let mut taken = 0u64;
+        let mut skip = 0u64;
+        let mut digests = board::Digests::default();
+        let mut failed: Option<std::io::Error> = None;
+        let broken = tokio::sync::Notify::new();
+        {
+            let mut sink = |p: crate::session::Piece| {
+                if failed.is_some() {
+                    return;
+                }
+                let d = match p {
+                    crate::session::Piece::Data(d) => d,
+                    crate::session::Piece::Restart if printed => {
+                        skip = taken;
+                        return;
+                    }
+                    crate::session::Piece::Restart => {
+                        held.clear();
+                        taken = 0;
+                        digests = board::Digests::default();
+                        return;
+                    }
+                };
+                let cut = (skip.min(d.len() as u64)) as usize;
+                skip -= cut as u64;
+                let d = &d[cut..];
+                digests.update(d);
+                taken += d.len() as u64;
+                let r = if printed {
+                    std::io::stdout().write_all(d)
+                } else {
+                    held.extend_from_slice(d);
+                    if held.len() <= CAT_HOLD {
+                        return;
+                    }
+                    printed = true;
+                    let r = std::io::stdout().write_all(&held);
+                    held = Vec::new();
+                    r
+                };
+                if let Err(e) = r {
+                    failed = Some(e);
+                    broken.notify_one();
+                }
+            };
+            tokio::select! {
+                r = b.get_into(path, st, &mut sink) => { r?; }
+                () = broken.notified() => {}
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let (algorithm, theirs) = b.digests(&[(path, taken)]).await?;
+        let ours = digests.finish(&algorithm);
+        why = match theirs.into_iter().next().flatten() {
+            Some(d) if d == ours => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&held)?;
+                return Ok(out.flush()?);
+            }
+            Some(d) => format!("{algorithm} mismatch (board {d}, received {ours})"),
+            None => "the board's copy changed size while it was read".into(),
+        };
+        if printed {
+            std::io::stdout().flush()?;
+            return Err(Error::Os {
+                errno: libc::EIO,
+                what: format!(
+                    "{path}: what was printed is not the board's file: {why} (damaged in transit)"
+                ),
+            });
+        }
+        tracing::warn!("{}: {why}; reading it again", board::shown(path));
+    }
+    Err(Error::Os {
+        errno: libc::EIO,
+        what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+    })
 }
 
 /// An existing file is left as it is (the board keeps no time worth a

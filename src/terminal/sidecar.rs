@@ -7,7 +7,7 @@
 //! never sends keys to, or believes answers from, another user's process.
 
 use crate::error::{Error, Result};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -120,22 +120,68 @@ fn key(mountpoint: &Path) -> PathBuf {
     }
 }
 
-/// The socket of the mount at `mountpoint`.
-pub fn socket_path(mountpoint: &Path) -> PathBuf {
+/// The socket's name for the mount at `mountpoint`.
+fn socket_name(mountpoint: &Path) -> String {
     let canonical = key(mountpoint);
     // FNV-1a: a stable short name (socket paths are limited to 107 bytes).
     let mut h: u64 = 0xcbf29ce484222325;
     for b in canonical.as_os_str().as_encoded_bytes() {
         h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
     }
-    dir().join(format!("{h:016x}.sock"))
+    format!("{h:016x}.sock")
+}
+
+/// The socket of the mount at `mountpoint`: in this environment's runtime
+/// directory, or, if none is there, where the daemon recorded it (a
+/// daemon started with another XDG_RUNTIME_DIR, a desktop session's mount
+/// seen from an ssh login).
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    let name = socket_name(mountpoint);
+    let own = dir().join(&name);
+    if own.exists() {
+        return own;
+    }
+    recorded_socket(&name).unwrap_or(own)
+}
+
+/// Where daemons record their sockets: a file per socket name holding its
+/// path, beside [`record_file`], in a directory only this user can write.
+fn sockets_record_dir() -> Option<PathBuf> {
+    Some(record_file()?.parent()?.join("sockets"))
+}
+
+/// The recorded socket `name`, if it is there, in a private directory of
+/// ours (the daemon's peer is checked again on connecting).
+fn recorded_socket(name: &str) -> Option<PathBuf> {
+    let records = sockets_record_dir()?;
+    crate::private::check(&records, false).ok()?;
+    let p = PathBuf::from(std::fs::read_to_string(records.join(name)).ok()?.trim_end());
+    let d = p.parent()?;
+    let m = std::fs::symlink_metadata(d).ok()?;
+    let ok = p.file_name()? == name
+        && crate::private::check(d, false).is_ok()
+        && m.mode() & 0o777 == 0o700
+        && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_socket());
+    ok.then_some(p)
+}
+
+/// Records where the socket `path` is, for clients whose runtime
+/// directory is another.
+fn record_socket(path: &Path) -> Option<()> {
+    let records = sockets_record_dir()?;
+    crate::private::dir(&records).ok()?;
+    let file = records.join(path.file_name()?);
+    let tmp = file.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = crate::private::append(&tmp).ok()?;
+    std::io::Write::write_all(&mut f, path.as_os_str().as_encoded_bytes()).ok()?;
+    std::fs::rename(&tmp, &file).ok()
 }
 
 /// Listens for the mount at `mountpoint`, replacing a stale socket left by
 /// a daemon that died; refuses if a live daemon answers there.
 pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
-    make_dir()?;
-    let path = socket_path(mountpoint);
+    let path = make_dir()?.join(socket_name(mountpoint));
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
             return Err(Error::Invalid(format!(
@@ -147,6 +193,9 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
     }
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    if record_socket(&path).is_none() {
+        tracing::debug!("{}: not recorded for other environments", path.display());
+    }
     Ok((listener, path))
 }
 
@@ -155,8 +204,9 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
 pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
     let path = socket_path(mountpoint);
     let mp = mountpoint.display();
-    if let Err(e) = crate::private::check(&dir(), true)
-        && std::fs::symlink_metadata(dir()).is_ok()
+    let dir = path.parent().map_or_else(dir, Path::to_path_buf);
+    if let Err(e) = crate::private::check(&dir, true)
+        && std::fs::symlink_metadata(&dir).is_ok()
     {
         return Err(e);
     }
