@@ -3,9 +3,17 @@
 # password and a private state directory, and clocks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-cargo build --quiet --release --example linkemu
-cargo build --quiet --release
-wm=$PWD/target/release/webrepl-mount
+# PROFILE=debug: the debug binaries (no release build on a full machine).
+profile=${PROFILE:-release}
+if [ "$profile" = release ]; then
+  cargo build --quiet --release --example linkemu
+  cargo build --quiet --release
+else
+  cargo build --quiet --example linkemu
+  cargo build --quiet
+fi
+wm=$PWD/target/$profile/webrepl-mount
+emu=$PWD/target/$profile/examples/linkemu
 board=$(scripts/build-board.sh)
 work=$(mktemp -d)
 mnt=$work/mnt
