@@ -79,11 +79,17 @@ def upload():
     done.set()
 
 
+t0 = time.time()
+slow = []
+
+
 def timed(samples, f):
     t = time.time()
     f()
     if not done.is_set():
         samples.append(time.time() - t)
+        if time.time() - t > 0.5:
+            slow.append((t - t0, time.time() - t))
 
 
 def echo_probe():
@@ -115,6 +121,7 @@ def small_probe():
         time.sleep(0.3)
 
 
+t0 = time.time()
 threading.Thread(target=upload, daemon=True).start()
 time.sleep(0.5)  # the upload is under way
 probes = [threading.Thread(target=p, daemon=True) for p in (echo_probe, small_probe)]
@@ -125,6 +132,8 @@ print("during an upload of %d B through the mount:" % size)
 print(line("echo of a typed key", echo_t))
 print(line("read of an uncached small file", small_t))
 print(line("read of a cached small file", cached_t))
+for at, d in slow:
+    print("  slow: %.0f ms at %.2f s" % (d * 1000, at))
 print("  close() %.2f s, the upload on the board after %.2f s" % (load["close"], load["secs"]))
 for p in probes:
     p.join(timeout=30)
