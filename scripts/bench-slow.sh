@@ -12,7 +12,7 @@ rate=${RATE:-20000}
 sizes=${SIZES:-300000 1000000 5000000}
 source "$(dirname "$0")/bench/lib.sh"
 start_board "$work/root" "$work/board.log"
-coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
+coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
 read -r _ eport <&"${EMU[0]}"
 b=127.0.0.1:$eport
 echo "link: $rate B/s each way, 10 ms RTT (link emulator)"

@@ -131,6 +131,8 @@ pub struct BinaryLane {
     /// Transfers refused before they started (a name the protocol cannot
     /// carry), answered at the next check.
     failed: Vec<(OpId, transfer::TransferError)>,
+    /// A person types at a terminal: uploads do not pipeline.
+    pub typing: bool,
 }
 
 impl BinaryLane {
@@ -149,6 +151,7 @@ impl BinaryLane {
             last_progress: now,
             timeout,
             failed: Vec::new(),
+            typing: false,
         }
     }
 
@@ -227,6 +230,18 @@ impl BinaryLane {
         Some(self.queue.remove(i))
     }
 
+    /// Upload bytes handed to the socket whose PUT the board has not
+    /// answered yet.
+    fn unanswered(&self) -> u64 {
+        self.active
+            .iter()
+            .map(|a| match a {
+                Active::Put { handed, .. } => *handed as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     fn backlog_limit(&self) -> u64 {
         self.rate
             .map(|r| (r * BACKLOG_TIME) as u64)
@@ -245,6 +260,7 @@ impl BinaryLane {
         puts_wait: bool,
     ) -> Option<Vec<u8>> {
         let limit = self.backlog_limit();
+        let unanswered = self.unanswered();
         match self.active.back_mut() {
             Some(Active::Get { get, acks_at, .. }) => {
                 get.set_window(self.window.acks());
@@ -265,6 +281,16 @@ impl BinaryLane {
                     if self.backlog + n as u64 > limit {
                         return None;
                     }
+                    // The socket's backlog misses what the board's TCP
+                    // window (or a relay's buffer) took and has not passed
+                    // on: kilobytes that a key typed now waits behind. Only
+                    // the board's answer to a PUT says its bytes have
+                    // crossed: unanswered uploads may hold at most this one
+                    // and the backlog aimed at.
+                    let size = data.len() as u64;
+                    if unanswered + n as u64 > size + limit {
+                        return None;
+                    }
                     if *handed == 0 {
                         *start = self.written;
                     }
@@ -280,6 +306,12 @@ impl BinaryLane {
             return None;
         }
         let upload_only = !self.active.is_empty();
+        // A person typing: one upload at a time, so that a key waits for
+        // the rest of one slice, not for the next one queued behind it too
+        // (each slice then costs a round trip of idle link).
+        if upload_only && self.typing {
+            return None;
+        }
         let q = self.pick(now, upload_only, puts_wait)?;
         let (op, size) = match &q.what {
             BinaryOp::Get { path, size } => (Op::Get, (path, *size)),

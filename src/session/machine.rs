@@ -738,6 +738,7 @@ impl Machine {
         let (kind, payload) = match text {
             Some(t) => (FrameKind::Text, t),
             None => {
+                self.binary.typing = self.typing(now);
                 let sent = self.binary.poll_transmit(
                     now,
                     self.text.is_resetting(),
@@ -807,10 +808,14 @@ impl Machine {
                 .map(|(since, why)| (now.saturating_duration_since(*since), why.clone())),
             totals: self.totals(),
             rate: self.binary.rate(),
-            typing: self.terminals > 0
-                && self
-                    .last_key
-                    .is_some_and(|k| now.saturating_duration_since(k) < TYPING_LATELY),
+            typing: self.typing(now),
         }
+    }
+
+    fn typing(&self, now: Instant) -> bool {
+        self.terminals > 0
+            && self
+                .last_key
+                .is_some_and(|k| now.saturating_duration_since(k) < TYPING_LATELY)
     }
 }

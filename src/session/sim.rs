@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 pub struct Pipe {
     pub rate: f64,
     pub delay: Duration,
+    /// Bytes the receiver's TCP takes (and acknowledges) before they have
+    /// crossed the link: an ESP32's window, a relay's buffer. The sender's
+    /// backlog does not show them.
+    pub window: u64,
     free_at: Instant,
     frames: VecDeque<(Instant, FrameKind, Vec<u8>)>,
 }
@@ -31,6 +35,7 @@ impl Pipe {
         Pipe {
             rate,
             delay,
+            window: 0,
             free_at: now,
             frames: VecDeque::new(),
         }
@@ -58,11 +63,13 @@ impl Pipe {
 
     /// What the sender's socket has not had acknowledged.
     pub fn backlog(&self, now: Instant) -> u64 {
-        self.frames
+        let on_the_way: u64 = self
+            .frames
             .iter()
             .filter(|(t, _, _)| *t > now)
             .map(|(_, _, p)| p.len() as u64)
-            .sum()
+            .sum();
+        on_the_way.saturating_sub(self.window)
     }
 
     fn next(&self) -> Option<Instant> {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A person at a mount of an ESP32-like board (the link emulator at 20 KB/s
+# each way, 10 ms RTT) while a 1 MB file goes up through it: the echo of
+# keys typed in `term`, reads of small uncached and cached files
+# (scripts/bench/responsive.py). Targets (issue 20): echo p99 and a small
+# read <= 0.5 s.
+# SIZE=300000 for a shorter upload; PROFILE=debug for the debug binaries.
+rate=${RATE:-20000}
+size=${SIZE:-1000000}
+source "$(dirname "$0")/bench/lib.sh"
+mkdir -p "$work/root/small"
+for i in $(seq -w 60); do head -c 300 /dev/urandom | base64 > "$work/root/small/s$i.txt"; done
+echo "cached" > "$work/root/cached.txt"
+start_board "$work/root" "$work/board.log"
+coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
+read -r _ eport <&"${EMU[0]}"
+echo "link: $rate B/s each way, 10 ms RTT (link emulator); $profile build"
+"$wm" "127.0.0.1:$eport" "$mnt" 2> "$work/mount.log" &
+for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
+python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt/small" "$mnt/cached.txt"
+cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
+"$wm" unmount "$mnt"
+[ -z "${MOUNT_LOG:-}" ] || cp "$work/mount.log" "$MOUNT_LOG"
