@@ -447,3 +447,44 @@ fn a_dead_mount_of_the_same_address_holds_nothing_and_a_new_mount_goes_ahead() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(child.0.wait().unwrap().success());
 }
+
+#[test]
+fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "ab12\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for arg in [format!("{a}:"), format!("{a}:/"), a.clone()] {
+        let o = wm(&tb, &["rm", "-r", &arg]);
+        assert_eq!(o.status.code(), Some(2), "{arg}");
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+            )
+        );
+    }
+    assert!(tb.path("/main.py").is_file() && tb.path("/lib").is_dir());
+    {
+        let m = Mount::start(&tb, &a, &[]);
+        let mp = m.path().display().to_string();
+        let o = m.cmd().args(["rm", "-r", &mp]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {mp}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+            )
+        );
+        assert!(m.path().join("main.py").is_file());
+    }
+    assert!(tb.path("/main.py").is_file());
+    let o = wm(&tb, &["rm", "-r", &format!("{a}:/*")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/main.py").exists() && !tb.path("/lib").exists());
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap(),
+        "ab12\n"
+    );
+}

@@ -123,8 +123,10 @@ async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> R
         .map(|e| e.path)
         .filter(|p| {
             let leaf = p.rsplit('/').next().unwrap_or(p);
-            // As the shell: a leading dot is matched only by a dot.
+            // As the shell: a leading dot is matched only by a dot. Our
+            // own files at the root are never matched: named only.
             (!leaf.starts_with('.') || pattern.starts_with('.'))
+                && !(dir == "/" && crate::cache::identity::hidden(leaf))
                 && crate::cache::patterns::matches(pattern, leaf)
         })
         .collect();
@@ -143,6 +145,8 @@ async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {
 
 pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
+        Place::Board(_, path) if path == "/" => Err(root(arg)),
+        Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
         Place::Local(p) => {
             let r = match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
@@ -189,13 +193,25 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
             for d in dirs {
                 b.rmdir(&d.path).await?;
             }
-            if path != "/" {
-                b.rmdir(&path).await?;
-            }
-            Ok(())
+            b.rmdir(&path).await
         }
     })
     .await
+}
+
+/// As coreutils' rm refuses `/`: the whole board, our id marker with it,
+/// is one typo away (`rm -r kb:`).
+fn root(arg: &str) -> Error {
+    Error::Invalid(format!(
+        "{arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+    ))
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(abs) = std::fs::canonicalize(p) else {
+        return false;
+    };
+    matches!(mounted(&abs.to_string_lossy()), Ok(Some(mp)) if std::fs::canonicalize(&mp).is_ok_and(|m| m == abs))
 }
 
 fn is_dir(arg: &str) -> Error {
