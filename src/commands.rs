@@ -174,7 +174,7 @@ pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
 
 pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
     let b = conn.connect(board).await?;
-    let greeting = format!("Connected to {}. Ctrl-] leaves.", Target::parse(board)?);
+    let greeting = format!("Connected to {}. Ctrl-] leaves.", b.session().target());
     let r = crate::terminal::run(b.session(), &greeting).await;
     b.session().close().await;
     r

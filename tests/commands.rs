@@ -339,7 +339,7 @@ fn file_commands_on_a_path_in_a_mount() {
     let o = run(&["rm", "-r", &at("lib/sub")]);
     assert!(o.status.success(), "{}", err(&o));
     let o = run(&["rmdir", &at("lib")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
     // Through the mount: on the board once the mount has sent it.
     common::eventually(10, "the board has the moved file", || {
         tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
@@ -487,4 +487,77 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap(),
         "ab12\n"
     );
+}
+
+/// `wm` for the board named `kb` in a boards.toml of its own.
+fn wm_named(tb: &TestBoard, home: &tempfile::TempDir, args: &[&str]) -> Output {
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        format!("[kb]\naddress = \"{}\"\n", tb.addr()),
+    )
+    .unwrap();
+    bin()
+        .args(args)
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .expect("run webrepl-mount")
+}
+
+#[test]
+fn a_trailing_slash_or_colon_never_changes_the_meaning() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| wm_named(&tb, &home, args);
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    // NAME/ and NAME: are the board, for every command.
+    for board in ["kb/", "kb:"] {
+        let o = run(&["df", board]);
+        assert!(o.status.success(), "{board}: {}", err(&o));
+        let o = run(&["exec", board, "print(6*7)"]);
+        assert!(o.status.success(), "{board}: {}", err(&o));
+        assert_eq!(out(&o), "42\n");
+        let o = run(&["ls", board]);
+        assert!(
+            out(&o).lines().any(|l| l == "main.py"),
+            "{board}: {}",
+            err(&o)
+        );
+    }
+    let o = run(&["ls", &format!("{}/", tb.addr())]);
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
+    // PATH/ is a directory: never a file made, renamed to, or removed.
+    let o = run(&["touch", "kb:/newdir/"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: kb:/newdir/"
+    );
+    assert!(!tb.path("/newdir").exists());
+    let o = run(&["mv", "kb:/main.py", "kb:/nodir/"]);
+    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: kb:/nodir/: not a directory (ENOTDIR)"
+    );
+    assert!(tb.path("/main.py").is_file() && !tb.path("/nodir").exists());
+    for cmd in ["rm", "cat", "sha256sum"] {
+        let o = run(&[cmd, "kb:/main.py/"]);
+        assert_eq!(o.status.code(), Some(12), "{cmd}");
+        assert_eq!(
+            err(&o),
+            "webrepl-mount: kb:/main.py/: not a directory (ENOTDIR)"
+        );
+        assert_eq!(out(&o), "");
+    }
+    assert!(tb.path("/main.py").is_file());
+    let o = run(&["mv", "kb:/main.py", "kb:/lib/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/main.py").is_file());
+    let o = run(&["rm", "-r", "kb:/lib/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib").exists());
 }

@@ -90,6 +90,17 @@ where
                     Err(e) => Err(e),
                 }
             }
+            // `kb:/x/` is a directory, as the kernel takes `x/`.
+            Ok(Place::Board(name, path)) if arg.ends_with('/') && path != "/" => {
+                match boards.get(&name).await {
+                    Ok(b) => match b.stat(&path).await {
+                        Ok(Some(st)) if st.kind == EntryKind::File => Err(not_dir(arg)),
+                        Ok(_) => each(&mut boards, arg, Place::Board(name, path)).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
             Ok(p) => each(&mut boards, arg, p).await,
             Err(e) => Err(e),
         };
@@ -156,10 +167,7 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
             };
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(Error::NotFound(arg.to_string()))
-                }
-                r => Ok(r?),
+                r => r.map_err(|e| local_error(e, arg)),
             }
         }
         Place::Board(name, path) => {
@@ -214,6 +222,13 @@ fn is_mountpoint(p: &Path) -> bool {
     matches!(mounted(&abs.to_string_lossy()), Ok(Some(mp)) if std::fs::canonicalize(&mp).is_ok_and(|m| m == abs))
 }
 
+fn not_dir(arg: &str) -> Error {
+    Error::Os {
+        errno: libc::ENOTDIR,
+        what: arg.to_string(),
+    }
+}
+
 fn is_dir(arg: &str) -> Error {
     Error::Invalid(format!(
         "{arg} is a directory (rm -r removes it with what it holds; rmdir an empty one)"
@@ -222,7 +237,7 @@ fn is_dir(arg: &str) -> Error {
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) if parents => Ok(std::fs::create_dir_all(p)?),
+        Place::Local(p) if parents => std::fs::create_dir_all(p).map_err(|e| local_error(e, arg)),
         Place::Local(p) => std::fs::create_dir(p).map_err(|e| local_error(e, arg)),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
@@ -244,7 +259,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if must_stat(&b, &path).await?.kind != EntryKind::Dir {
-                return Err(Error::Invalid(format!("{arg} is not a directory")));
+                return Err(not_dir(arg));
             }
             b.rmdir(&path).await
         }
@@ -252,9 +267,16 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
     .await
 }
 
+/// A mount path's error as the same error on a board path would be
+/// (ENOTEMPTY, ENOTDIR: exit 12; an existing name: 2).
 fn local_error(e: std::io::Error, arg: &str) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound(arg.to_string()),
+    match (e.kind(), e.raw_os_error()) {
+        (std::io::ErrorKind::NotFound, _) => Error::NotFound(arg.to_string()),
+        (_, Some(libc::EEXIST)) => Error::Invalid(format!("{arg} exists already")),
+        (_, Some(errno)) => Error::Os {
+            errno,
+            what: arg.to_string(),
+        },
         _ => Error::Invalid(format!("{arg}: {e}")),
     }
 }
@@ -274,11 +296,15 @@ pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
             let mut boards = Boards::new(conn);
             let r = async {
                 let b = boards.get(&bs).await?;
-                must_stat(&b, &s).await?;
+                if must_stat(&b, &s).await?.kind == EntryKind::File && src.ends_with('/') {
+                    return Err(not_dir(src));
+                }
                 let d = match b.stat(&d).await? {
                     Some(st) if st.kind == EntryKind::Dir => {
                         board::join(&d, s.rsplit('/').next().unwrap_or(&s))
                     }
+                    // `DST/` must be a directory: never a new file's name.
+                    _ if dst.ends_with('/') => return Err(not_dir(dst)),
                     _ => d,
                 };
                 b.rename(&s, &d).await
@@ -324,6 +350,10 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if b.stat(&path).await?.is_none() {
+                // `x/` names a directory: touch makes none.
+                if arg.ends_with('/') {
+                    return Err(Error::NotFound(arg.to_string()));
+                }
                 b.put(&path, b"", false, Base::Absent).await?;
             }
             Ok(())
