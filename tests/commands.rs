@@ -561,3 +561,32 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(!tb.path("/lib").exists());
 }
+
+#[test]
+fn several_operands_each_error_said_and_the_rest_done() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    for f in ["/a.py", "/b.py", "/main.py"] {
+        std::fs::write(tb.path(f), format!("{f}\n")).unwrap();
+    }
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    let o = wm(&tb, &["rm", &at("/a.py"), &at("/nosuch"), &at("/b.py")]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nosuch"
+    );
+    assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
+    // The first failure's code, every failure said, in order.
+    let o = wm(&tb, &["cat", &at("/lib"), &at("/nosuch"), &at("/main.py")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {a}:/lib is a directory\n\
+             webrepl-mount: no such file or directory on the board: /nosuch"
+        )
+    );
+    assert_eq!(out(&o), "/main.py\n");
+}

@@ -7,7 +7,7 @@
 use super::{human, mounted};
 use crate::board::{self, Base, Board, EntryKind};
 use crate::connection::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::remote::{board_and_path, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,28 +64,29 @@ impl<'a> Boards<'a> {
     }
 }
 
-/// Runs `each` on every argument in turn, with the boards they name; the
-/// first error ends the command.
+/// Runs `each` on every argument in turn, with the boards they name. As
+/// coreutils do, an operand's error is said and the next one goes ahead;
+/// the command exits with the first error's code. Trouble with the board
+/// itself (unreachable, password, link lost, a closed stdout) ends it.
 async fn for_each<F>(args: &[String], conn: &Conn, mut each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
     let mut boards = Boards::new(conn);
-    let mut r = Ok(());
-    for arg in args {
-        r = match place(arg) {
+    let mut failed = Failed::default();
+    'args: for arg in args {
+        let r = match place(arg) {
             Ok(Place::Board(name, path)) if is_glob(&path) => {
                 match expand(&mut boards, arg, &name, &path).await {
                     Ok(paths) => {
-                        let mut r = Ok(());
                         for p in paths {
                             let shown = format!("{name}:{p}");
-                            r = each(&mut boards, &shown, Place::Board(name.clone(), p)).await;
-                            if r.is_err() {
-                                break;
+                            let r = each(&mut boards, &shown, Place::Board(name.clone(), p)).await;
+                            if !failed.note(r) {
+                                break 'args;
                             }
                         }
-                        r
+                        Ok(())
                     }
                     Err(e) => Err(e),
                 }
@@ -104,11 +105,44 @@ where
             Ok(p) => each(&mut boards, arg, p).await,
             Err(e) => Err(e),
         };
-        if r.is_err() {
+        if !failed.note(r) {
             break;
         }
     }
-    boards.close(r).await
+    boards.close(failed.result()).await
+}
+
+/// The errors of a command with several operands.
+#[derive(Default)]
+struct Failed {
+    /// The first operand's error that was said, by kind.
+    first: Option<Kind>,
+    /// An error that ends the command, not yet said.
+    fatal: Option<Error>,
+}
+
+impl Failed {
+    /// False when the command must stop.
+    fn note(&mut self, r: Result<()>) -> bool {
+        let Err(e) = r else { return true };
+        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
+            self.fatal = Some(e);
+            return false;
+        }
+        let _ = writeln!(std::io::stderr(), "webrepl-mount: {e}");
+        self.first.get_or_insert(e.kind());
+        true
+    }
+
+    /// The command's outcome: the fatal error (said by main), or the first
+    /// error's kind with no words (each was said already).
+    fn result(self) -> Result<()> {
+        match (self.fatal, self.first) {
+            (Some(e), _) => Err(e),
+            (None, Some(k)) => Err(Error::Remote(k, String::new())),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// A quoted pattern in the last part of a board path (`'HOST:/lib/*.py'`),
