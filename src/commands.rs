@@ -222,9 +222,27 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
                 "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
             )));
         }
+        if looks_like_a_path(code) {
+            return Err(Error::Invalid(format!(
+                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+            )));
+        }
         code.to_string()
     };
     run_code(board, &code, conn).await
+}
+
+/// One word that names a file rather than being code: it would only
+/// come back as a SyntaxError or NameError from the board.
+fn looks_like_a_path(code: &str) -> bool {
+    let word = code.trim();
+    let pathy = word
+        .chars()
+        .all(|c| c.is_alphanumeric() || "/._-~".contains(c));
+    pathy
+        && !word.is_empty()
+        && (word.ends_with(".py") || word.ends_with(".mpy") || word.contains('/'))
+        && word.chars().any(char::is_alphabetic)
 }
 
 /// `run FILE BOARD`: the file's text run on the board (its output comes

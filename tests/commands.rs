@@ -590,3 +590,23 @@ fn several_operands_each_error_said_and_the_rest_done() {
     );
     assert_eq!(out(&o), "/main.py\n");
 }
+
+#[test]
+fn exec_of_a_path_that_is_no_file_says_run_and_code_still_runs() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    for path in ["/nonexistent/file.py", "lib/blink.mpy", "main.py", "~/x/y"] {
+        let o = wm(&tb, &["exec", &a, path]);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {path} looks like a file's path, and exec runs CODE: did you mean \
+                 `webrepl-mount run {path} {a}`?"
+            )
+        );
+    }
+    let o = wm(&tb, &["exec", &a, "print(1/2)"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "0.5\n");
+}
