@@ -610,3 +610,54 @@ fn exec_of_a_path_that_is_no_file_says_run_and_code_still_runs() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "0.5\n");
 }
+
+#[test]
+fn ls_tree_and_relative_names_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a = 1\n").unwrap();
+    std::fs::write(tb.path("/lib/sub/b.py"), "b\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&["ls", &mp]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "lib/\nmain.py\n");
+    let o = run(&["ls", "-l", &format!("{mp}/lib")]);
+    assert_eq!(
+        out(&o),
+        "-         6 a.py\nd         0 sub/\n",
+        "{}",
+        err(&o)
+    );
+    let o = run(&["tree", &format!("{mp}/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!("{mp}/lib\n    a.py\n    sub/\n        b.py\n")
+    );
+    // Relative names, from inside the mount.
+    let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
+    let o = here(&["cat", "nosuch", "main.py"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: nosuch"
+    );
+    assert_eq!(out(&o), "x = 1\n");
+    let o = here(&["mkdir", "lib"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o), "webrepl-mount: lib exists already");
+    let o = here(&["rmdir", "lib"]);
+    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: lib: directory not empty (ENOTEMPTY)"
+    );
+    let o = here(&["touch", "new.py"]);
+    assert!(o.status.success(), "{}", err(&o));
+    common::eventually(10, "the board has the new file", || {
+        tb.path("/new.py").is_file()
+    });
+}

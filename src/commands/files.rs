@@ -25,8 +25,17 @@ fn place(arg: &str) -> Result<Place> {
         let (b, p) = remote_arg(arg)?;
         return Ok(Place::Board(b, board::normalize(&p)?));
     }
+    // A relative name with no `:` is a file here when here is in a mount
+    // (`cd mnt; webrepl-mount cat nosuch`), existing or not.
+    let here_mounted = || {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| mounted(&d.to_string_lossy()).ok().flatten())
+            .is_some()
+    };
     match mounted(arg)? {
         Some(_) => Ok(Place::Local(PathBuf::from(arg))),
+        None if !arg.contains(':') && here_mounted() => Ok(Place::Local(PathBuf::from(arg))),
         None => Err(Error::Invalid(format!(
             "{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount"
         ))),
@@ -303,7 +312,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
 
 /// A mount path's error as the same error on a board path would be
 /// (ENOTEMPTY, ENOTDIR: exit 12; an existing name: 2).
-fn local_error(e: std::io::Error, arg: &str) -> Error {
+pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
     match (e.kind(), e.raw_os_error()) {
         (std::io::ErrorKind::NotFound, _) => Error::NotFound(arg.to_string()),
         (_, Some(libc::EEXIST)) => Error::Invalid(format!("{arg} exists already")),
@@ -453,6 +462,32 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
+/// `tree` of a directory in a mount, as `tree` of the board's prints it.
+fn local_tree(dir: &Path, arg: &str) -> Result<()> {
+    if !std::fs::metadata(dir)
+        .map_err(|e| local_error(e, arg))?
+        .is_dir()
+    {
+        return Err(Error::Os {
+            errno: libc::ENOTDIR,
+            what: arg.to_string(),
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{arg}")?;
+    for (depth, rel, is_dir) in super::local_walk(dir, arg, true)? {
+        let leaf = rel.rsplit('/').next().unwrap_or(&rel);
+        let slash = if is_dir { "/" } else { "" };
+        writeln!(
+            out,
+            "{}{}{slash}",
+            "    ".repeat(depth + 1),
+            board::shown(leaf)
+        )?;
+    }
+    Ok(())
+}
+
 fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Invalid(format!("{}: a NUL in the path", p.display())))?;
@@ -474,11 +509,7 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match mounted(target)? {
-        Some(_) => {
-            return Err(Error::Invalid(format!(
-                "{target} is in a mount: use the system's tree (or find) there"
-            )));
-        }
+        Some(_) => return local_tree(Path::new(target), target),
         None => board_and_path(target)?,
     };
     let path = board::normalize(&path)?;
