@@ -661,3 +661,22 @@ fn ls_tree_and_relative_names_in_a_mount() {
         tb.path("/new.py").is_file()
     });
 }
+
+#[test]
+fn a_mistyped_command_before_a_board_path_is_no_mount() {
+    for (typed, near) in [("rn", Some("rm")), ("cta", Some("cat")), ("frob", None)] {
+        let o = bin().args([typed, "kb:/main.py"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{typed}: {}", err(&o));
+        let tip = near
+            .map(|n| format!("  tip: a similar subcommand exists: '{n}'\n"))
+            .unwrap_or_default();
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: unrecognized subcommand '{typed}'\n{tip}\
+                 For more information, try '--help'.\n\
+                 (a board named so goes in boards.toml)"
+            )
+        );
+    }
+}
