@@ -430,9 +430,10 @@ impl MountArgs {
 }
 
 /// A bare word that is no board of boards.toml but close to a command's
-/// name was a mistyped command (`umount`), not a host: clap's error, with
-/// its "did you mean".
-fn not_a_command(board: &str) -> Result<()> {
+/// name was a mistyped command (`umount`, `cta`), not a host; so is any
+/// bare word followed by a board path where the mountpoint goes (`rn
+/// kb:/x`): clap's error, with a "did you mean".
+fn not_a_command(board: &str, mountpoint: Option<&std::path::Path>) -> Result<()> {
     if board.contains(['.', ':', '/', '[']) || board == "localhost" {
         return Ok(());
     }
@@ -440,25 +441,67 @@ fn not_a_command(board: &str) -> Result<()> {
     let commands = clap::Command::new("webrepl-mount")
         .subcommands(cmd.get_subcommands().cloned())
         .disable_help_subcommand(true);
-    match commands.try_get_matches_from(["webrepl-mount", board]) {
-        Err(e)
-            if e.get(clap::error::ContextKind::SuggestedSubcommand)
-                .is_some() =>
-        {
-            Err(Error::Invalid(
-                e.render()
-                    .to_string()
-                    .trim()
-                    .trim_start_matches("error: ")
-                    .lines()
-                    .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                    .chain(["(a board named so goes in boards.toml)"])
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ))
-        }
-        _ => Ok(()),
+    let said = |e: clap::Error| {
+        e.render()
+            .to_string()
+            .trim()
+            .trim_start_matches("error: ")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let boards_toml = "(a board named so goes in boards.toml)".to_string();
+    let Err(e) = commands.try_get_matches_from(["webrepl-mount", board]) else {
+        return Ok(());
+    };
+    if e.get(clap::error::ContextKind::SuggestedSubcommand)
+        .is_some()
+    {
+        return Err(Error::Invalid(
+            said(e)
+                .into_iter()
+                .chain([boards_toml])
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ));
     }
+    // A host may well be one letter from a command (`web1`): only a board
+    // path where the mountpoint goes makes it a command.
+    let board_path = mountpoint
+        .and_then(|m| m.to_str())
+        .is_some_and(|m| m.contains(':') && !std::path::Path::new(m).exists());
+    if !board_path {
+        return Ok(());
+    }
+    // clap's suggestion misses a swap of two letters (`cta`).
+    let near = cmd
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .find(|n| one_typo(board, n));
+    let mut lines = vec![format!("unrecognized subcommand '{board}'")];
+    if let Some(n) = near {
+        lines.push(format!("  tip: a similar subcommand exists: '{n}'"));
+    }
+    lines.push("For more information, try '--help'.".into());
+    lines.push(boards_toml);
+    Err(Error::Invalid(lines.join("\n")))
+}
+
+/// `a` is `b` with one letter changed, added, dropped, or two side by side
+/// swapped.
+fn one_typo(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a == b || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let start = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[start..], &b[start..]);
+    // Swapped, changed, dropped, added: the rest is then the same.
+    (ra.len() >= 2 && rb.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        || (!ra.is_empty() && !rb.is_empty() && ra[1..] == rb[1..])
+        || (!ra.is_empty() && ra[1..] == *rb)
+        || (!rb.is_empty() && *ra == rb[1..])
 }
 
 /// What would make the mount fail, said before the board is touched: the
@@ -516,7 +559,7 @@ impl Cli {
         };
         let (address, conn, named) = Conn::from(&self.conn).for_board(&board)?;
         if named.is_none() {
-            not_a_command(&board)?;
+            not_a_command(&board, self.mount.mountpoint.as_deref())?;
         }
         self.conn.adopt(conn);
         self.mount.board = Some(address);

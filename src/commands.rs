@@ -174,7 +174,7 @@ pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
 
 pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
     let b = conn.connect(board).await?;
-    let greeting = format!("Connected to {}. Ctrl-] leaves.", Target::parse(board)?);
+    let greeting = format!("Connected to {}. Ctrl-] leaves.", b.session().target());
     let r = crate::terminal::run(b.session(), &greeting).await;
     b.session().close().await;
     r
@@ -243,9 +243,27 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
                 "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
             )));
         }
+        if looks_like_a_path(code) {
+            return Err(Error::Invalid(format!(
+                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+            )));
+        }
         code.to_string()
     };
     run_code(board, &code, conn).await
+}
+
+/// One word that names a file rather than being code: it would only
+/// come back as a SyntaxError or NameError from the board.
+fn looks_like_a_path(code: &str) -> bool {
+    let word = code.trim();
+    let pathy = word
+        .chars()
+        .all(|c| c.is_alphanumeric() || "/._-~".contains(c));
+    pathy
+        && !word.is_empty()
+        && (word.ends_with(".py") || word.ends_with(".mpy") || word.contains('/'))
+        && word.chars().any(char::is_alphabetic)
 }
 
 /// `run FILE BOARD`: the file's text run on the board, its output
@@ -305,11 +323,77 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
 }
 
 pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
+    if mounted(target)?.is_some() {
+        return local_list(Path::new(target), target, long, recursive);
+    }
     let (board, path) = board_and_path(target)?;
     let b = conn.connect(&board).await?;
     let r = list(&b, &path, long, recursive).await;
     b.session().close().await;
     r
+}
+
+/// `ls` of a path in a mount, as `ls` of the board's path prints it.
+fn local_list(p: &Path, arg: &str, long: bool, recursive: bool) -> Result<()> {
+    let meta = std::fs::metadata(p).map_err(|e| files::local_error(e, arg))?;
+    let mut out = std::io::stdout().lock();
+    let entries = if meta.is_dir() {
+        local_walk(p, arg, recursive)?
+            .into_iter()
+            .map(|(_, rel, is_dir)| (rel, is_dir))
+            .collect()
+    } else {
+        vec![(arg.to_string(), false)]
+    };
+    for (rel, is_dir) in entries {
+        let shown = board::shown(&rel);
+        let shown = if is_dir { format!("{shown}/") } else { shown };
+        if long {
+            let size = std::fs::symlink_metadata(if meta.is_dir() {
+                p.join(&rel)
+            } else {
+                p.to_path_buf()
+            })
+            .map(|m| m.len())
+            .unwrap_or(0);
+            let kind = if is_dir { 'd' } else { '-' };
+            writeln!(out, "{kind} {size:>9} {shown}")?;
+        } else {
+            writeln!(out, "{shown}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The entries below a local directory (its whole tree when `recursive`),
+/// sorted by path: (depth, path relative to `dir`, whether a directory).
+fn local_walk(dir: &Path, arg: &str, recursive: bool) -> Result<Vec<(usize, String, bool)>> {
+    let mut found = Vec::new();
+    let mut todo = vec![(0usize, String::new())];
+    while let Some((depth, rel)) = todo.pop() {
+        let here = if rel.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(&rel)
+        };
+        let read = std::fs::read_dir(&here).map_err(|e| files::local_error(e, arg))?;
+        for e in read {
+            let e = e.map_err(|e| files::local_error(e, arg))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && recursive {
+                todo.push((depth + 1, path.clone()));
+            }
+            found.push((depth, path, is_dir));
+        }
+    }
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(found)
 }
 
 /// The mount a local path is in (any depth), if `target` names a local

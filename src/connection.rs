@@ -61,6 +61,7 @@ impl Conn {
     /// boards.toml brings its address, password file and TLS settings; what
     /// the command line (or WEBREPL_PASSWORD) gives wins over them.
     pub fn for_board(&self, board: &str) -> Result<(String, Conn, Option<boards::Named>)> {
+        let board = crate::remote::bare_board(board);
         let Some(named) = boards::find(board)? else {
             return Ok((board.to_string(), self.clone(), None));
         };

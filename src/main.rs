@@ -53,7 +53,11 @@ fn main() {
             141
         }
         Err(e) => {
-            eprintln!("webrepl-mount: {e}");
+            // No words: each was said as it happened (a command's operands).
+            let said = e.to_string();
+            if !said.is_empty() {
+                eprintln!("webrepl-mount: {said}");
+            }
             cli::exit_code(&e)
         }
     };

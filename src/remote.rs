@@ -13,6 +13,19 @@ pub fn board_and_path(target: &str) -> Result<(String, String)> {
     remote_arg(target)
 }
 
+/// A board named with the separator a path would follow (`kb:`, `kb/`,
+/// `HOST:PORT:`) is the board: a trailing `:` or `/` never changes what a
+/// command talks to. A URL keeps its own.
+pub fn bare_board(s: &str) -> &str {
+    if s.contains("://") {
+        return s;
+    }
+    match s.trim_end_matches([':', '/']) {
+        "" => s,
+        b => b,
+    }
+}
+
 /// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax;
 /// `URL:PATH` likewise.
 /// Paths that start with `/` or `.` are local, as is anything without `:`.
@@ -54,6 +67,10 @@ pub fn split_remote(s: &str) -> Option<(String, String)> {
     // it; a board path of digits is written `HOST:/123`.
     if is_port(rest) {
         return Some((s.to_string(), "/".into()));
+    }
+    // `HOST:PORT/` too: a trailing slash names the board, not a file.
+    if is_port(rest.trim_end_matches('/')) {
+        return Some((s.trim_end_matches('/').to_string(), "/".into()));
     }
     Some(match rest.split_once(':') {
         Some((port, path)) if is_port(port) => (format!("{host}:{port}"), path.to_string()),
@@ -133,6 +150,7 @@ mod tests {
         let table: &[(&str, Option<(&str, &str)>)] = &[
             ("127.0.0.1:19112", Some(("127.0.0.1:19112", "/"))),
             ("127.0.0.1:19112:", Some(("127.0.0.1:19112", ""))),
+            ("127.0.0.1:19112/", Some(("127.0.0.1:19112", "/"))),
             ("127.0.0.1:19112:/x.py", Some(("127.0.0.1:19112", "/x.py"))),
             ("127.0.0.1:/x.py", Some(("127.0.0.1", "/x.py"))),
             ("127.0.0.1:x.py", Some(("127.0.0.1", "x.py"))),

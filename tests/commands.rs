@@ -396,7 +396,7 @@ fn file_commands_on_a_path_in_a_mount() {
     let o = run(&["rm", "-r", &at("lib/sub")]);
     assert!(o.status.success(), "{}", err(&o));
     let o = run(&["rmdir", &at("lib")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
     // Through the mount: on the board once the mount has sent it.
     common::eventually(10, "the board has the moved file", || {
         tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
@@ -534,4 +534,237 @@ fn status_and_unmount_from_another_runtime_dir_find_the_live_mount() {
     assert!(status.success(), "the daemon exited with {status}");
     assert!(!common::mounted(m.path()));
     assert_eq!(std::fs::read(tb.path("/kept.py")).unwrap(), b"print(2)\n");
+}
+
+#[test]
+fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "ab12\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for arg in [format!("{a}:"), format!("{a}:/"), a.clone()] {
+        let o = wm(&tb, &["rm", "-r", &arg]);
+        assert_eq!(o.status.code(), Some(2), "{arg}");
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+            )
+        );
+    }
+    assert!(tb.path("/main.py").is_file() && tb.path("/lib").is_dir());
+    {
+        let m = Mount::start(&tb, &a, &[]);
+        let mp = m.path().display().to_string();
+        let o = m.cmd().args(["rm", "-r", &mp]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {mp}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+            )
+        );
+        assert!(m.path().join("main.py").is_file());
+    }
+    assert!(tb.path("/main.py").is_file());
+    let o = wm(&tb, &["rm", "-r", &format!("{a}:/*")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/main.py").exists() && !tb.path("/lib").exists());
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap(),
+        "ab12\n"
+    );
+}
+
+/// `wm` for the board named `kb` in a boards.toml of its own.
+fn wm_named(tb: &TestBoard, home: &tempfile::TempDir, args: &[&str]) -> Output {
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        format!("[kb]\naddress = \"{}\"\n", tb.addr()),
+    )
+    .unwrap();
+    bin()
+        .args(args)
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .expect("run webrepl-mount")
+}
+
+#[test]
+fn a_trailing_slash_or_colon_never_changes_the_meaning() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| wm_named(&tb, &home, args);
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    // NAME/ and NAME: are the board, for every command.
+    for board in ["kb/", "kb:"] {
+        let o = run(&["df", board]);
+        assert!(o.status.success(), "{board}: {}", err(&o));
+        let o = run(&["exec", board, "print(6*7)"]);
+        assert!(o.status.success(), "{board}: {}", err(&o));
+        assert_eq!(out(&o), "42\n");
+        let o = run(&["ls", board]);
+        assert!(
+            out(&o).lines().any(|l| l == "main.py"),
+            "{board}: {}",
+            err(&o)
+        );
+    }
+    let o = run(&["ls", &format!("{}/", tb.addr())]);
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
+    // PATH/ is a directory: never a file made, renamed to, or removed.
+    let o = run(&["touch", "kb:/newdir/"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: kb:/newdir/"
+    );
+    assert!(!tb.path("/newdir").exists());
+    let o = run(&["mv", "kb:/main.py", "kb:/nodir/"]);
+    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: kb:/nodir/: not a directory (ENOTDIR)"
+    );
+    assert!(tb.path("/main.py").is_file() && !tb.path("/nodir").exists());
+    for cmd in ["rm", "cat", "sha256sum"] {
+        let o = run(&[cmd, "kb:/main.py/"]);
+        assert_eq!(o.status.code(), Some(12), "{cmd}");
+        assert_eq!(
+            err(&o),
+            "webrepl-mount: kb:/main.py/: not a directory (ENOTDIR)"
+        );
+        assert_eq!(out(&o), "");
+    }
+    assert!(tb.path("/main.py").is_file());
+    let o = run(&["mv", "kb:/main.py", "kb:/lib/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/main.py").is_file());
+    let o = run(&["rm", "-r", "kb:/lib/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!tb.path("/lib").exists());
+}
+
+#[test]
+fn several_operands_each_error_said_and_the_rest_done() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    for f in ["/a.py", "/b.py", "/main.py"] {
+        std::fs::write(tb.path(f), format!("{f}\n")).unwrap();
+    }
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    let o = wm(&tb, &["rm", &at("/a.py"), &at("/nosuch"), &at("/b.py")]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nosuch"
+    );
+    assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
+    // The first failure's code, every failure said, in order.
+    let o = wm(&tb, &["cat", &at("/lib"), &at("/nosuch"), &at("/main.py")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {a}:/lib is a directory\n\
+             webrepl-mount: no such file or directory on the board: /nosuch"
+        )
+    );
+    assert_eq!(out(&o), "/main.py\n");
+}
+
+#[test]
+fn exec_of_a_path_that_is_no_file_says_run_and_code_still_runs() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    for path in ["/nonexistent/file.py", "lib/blink.mpy", "main.py", "~/x/y"] {
+        let o = wm(&tb, &["exec", &a, path]);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: {path} looks like a file's path, and exec runs CODE: did you mean \
+                 `webrepl-mount run {path} {a}`?"
+            )
+        );
+    }
+    let o = wm(&tb, &["exec", &a, "print(1/2)"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "0.5\n");
+}
+
+#[test]
+fn ls_tree_and_relative_names_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a = 1\n").unwrap();
+    std::fs::write(tb.path("/lib/sub/b.py"), "b\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&["ls", &mp]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "lib/\nmain.py\n");
+    let o = run(&["ls", "-l", &format!("{mp}/lib")]);
+    assert_eq!(
+        out(&o),
+        "-         6 a.py\nd         0 sub/\n",
+        "{}",
+        err(&o)
+    );
+    let o = run(&["tree", &format!("{mp}/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!("{mp}/lib\n    a.py\n    sub/\n        b.py\n")
+    );
+    // Relative names, from inside the mount.
+    let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
+    let o = here(&["cat", "nosuch", "main.py"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: nosuch"
+    );
+    assert_eq!(out(&o), "x = 1\n");
+    let o = here(&["mkdir", "lib"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o), "webrepl-mount: lib exists already");
+    let o = here(&["rmdir", "lib"]);
+    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: lib: directory not empty (ENOTEMPTY)"
+    );
+    let o = here(&["touch", "new.py"]);
+    assert!(o.status.success(), "{}", err(&o));
+    common::eventually(10, "the board has the new file", || {
+        tb.path("/new.py").is_file()
+    });
+}
+
+#[test]
+fn a_mistyped_command_before_a_board_path_is_no_mount() {
+    for (typed, near) in [("rn", Some("rm")), ("cta", Some("cat")), ("frob", None)] {
+        let o = bin().args([typed, "kb:/main.py"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{typed}: {}", err(&o));
+        let tip = near
+            .map(|n| format!("  tip: a similar subcommand exists: '{n}'\n"))
+            .unwrap_or_default();
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: unrecognized subcommand '{typed}'\n{tip}\
+                 For more information, try '--help'.\n\
+                 (a board named so goes in boards.toml)"
+            )
+        );
+    }
 }

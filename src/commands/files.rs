@@ -7,7 +7,7 @@
 use super::{human, mounted};
 use crate::board::{self, Base, Board, EntryKind};
 use crate::connection::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::remote::{board_and_path, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,17 @@ fn place(arg: &str) -> Result<Place> {
         let (b, p) = remote_arg(arg)?;
         return Ok(Place::Board(b, board::normalize(&p)?));
     }
+    // A relative name with no `:` is a file here when here is in a mount
+    // (`cd mnt; webrepl-mount cat nosuch`), existing or not.
+    let here_mounted = || {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| mounted(&d.to_string_lossy()).ok().flatten())
+            .is_some()
+    };
     match mounted(arg)? {
         Some(_) => Ok(Place::Local(PathBuf::from(arg))),
+        None if !arg.contains(':') && here_mounted() => Ok(Place::Local(PathBuf::from(arg))),
         None => Err(Error::Invalid(format!(
             "{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount"
         ))),
@@ -64,40 +73,85 @@ impl<'a> Boards<'a> {
     }
 }
 
-/// Runs `each` on every argument in turn, with the boards they name; the
-/// first error ends the command.
+/// Runs `each` on every argument in turn, with the boards they name. As
+/// coreutils do, an operand's error is said and the next one goes ahead;
+/// the command exits with the first error's code. Trouble with the board
+/// itself (unreachable, password, link lost, a closed stdout) ends it.
 async fn for_each<F>(args: &[String], conn: &Conn, mut each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
     let mut boards = Boards::new(conn);
-    let mut r = Ok(());
-    for arg in args {
-        r = match place(arg) {
+    let mut failed = Failed::default();
+    'args: for arg in args {
+        let r = match place(arg) {
             Ok(Place::Board(name, path)) if is_glob(&path) => {
                 match expand(&mut boards, arg, &name, &path).await {
                     Ok(paths) => {
-                        let mut r = Ok(());
                         for p in paths {
                             let shown = format!("{name}:{p}");
-                            r = each(&mut boards, &shown, Place::Board(name.clone(), p)).await;
-                            if r.is_err() {
-                                break;
+                            let r = each(&mut boards, &shown, Place::Board(name.clone(), p)).await;
+                            if !failed.note(r) {
+                                break 'args;
                             }
                         }
-                        r
+                        Ok(())
                     }
+                    Err(e) => Err(e),
+                }
+            }
+            // `kb:/x/` is a directory, as the kernel takes `x/`.
+            Ok(Place::Board(name, path)) if arg.ends_with('/') && path != "/" => {
+                match boards.get(&name).await {
+                    Ok(b) => match b.stat(&path).await {
+                        Ok(Some(st)) if st.kind == EntryKind::File => Err(not_dir(arg)),
+                        Ok(_) => each(&mut boards, arg, Place::Board(name, path)).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 }
             }
             Ok(p) => each(&mut boards, arg, p).await,
             Err(e) => Err(e),
         };
-        if r.is_err() {
+        if !failed.note(r) {
             break;
         }
     }
-    boards.close(r).await
+    boards.close(failed.result()).await
+}
+
+/// The errors of a command with several operands.
+#[derive(Default)]
+struct Failed {
+    /// The first operand's error that was said, by kind.
+    first: Option<Kind>,
+    /// An error that ends the command, not yet said.
+    fatal: Option<Error>,
+}
+
+impl Failed {
+    /// False when the command must stop.
+    fn note(&mut self, r: Result<()>) -> bool {
+        let Err(e) = r else { return true };
+        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
+            self.fatal = Some(e);
+            return false;
+        }
+        let _ = writeln!(std::io::stderr(), "webrepl-mount: {e}");
+        self.first.get_or_insert(e.kind());
+        true
+    }
+
+    /// The command's outcome: the fatal error (said by main), or the first
+    /// error's kind with no words (each was said already).
+    fn result(self) -> Result<()> {
+        match (self.fatal, self.first) {
+            (Some(e), _) => Err(e),
+            (None, Some(k)) => Err(Error::Remote(k, String::new())),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// A quoted pattern in the last part of a board path (`'HOST:/lib/*.py'`),
@@ -123,8 +177,10 @@ async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> R
         .map(|e| e.path)
         .filter(|p| {
             let leaf = p.rsplit('/').next().unwrap_or(p);
-            // As the shell: a leading dot is matched only by a dot.
+            // As the shell: a leading dot is matched only by a dot. Our
+            // own files at the root are never matched: named only.
             (!leaf.starts_with('.') || pattern.starts_with('.'))
+                && !(dir == "/" && crate::cache::identity::hidden(leaf))
                 && crate::cache::patterns::matches(pattern, leaf)
         })
         .collect();
@@ -143,6 +199,8 @@ async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {
 
 pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
+        Place::Board(_, path) if path == "/" => Err(root(arg)),
+        Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
         Place::Local(p) => {
             let r = match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
@@ -152,10 +210,7 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
             };
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(Error::NotFound(arg.to_string()))
-                }
-                r => Ok(r?),
+                r => r.map_err(|e| local_error(e, arg)),
             }
         }
         Place::Board(name, path) => {
@@ -189,13 +244,32 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
             for d in dirs {
                 b.rmdir(&d.path).await?;
             }
-            if path != "/" {
-                b.rmdir(&path).await?;
-            }
-            Ok(())
+            b.rmdir(&path).await
         }
     })
     .await
+}
+
+/// As coreutils' rm refuses `/`: the whole board, our id marker with it,
+/// is one typo away (`rm -r kb:`).
+fn root(arg: &str) -> Error {
+    Error::Invalid(format!(
+        "{arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+    ))
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(abs) = std::fs::canonicalize(p) else {
+        return false;
+    };
+    matches!(mounted(&abs.to_string_lossy()), Ok(Some(mp)) if std::fs::canonicalize(&mp).is_ok_and(|m| m == abs))
+}
+
+fn not_dir(arg: &str) -> Error {
+    Error::Os {
+        errno: libc::ENOTDIR,
+        what: arg.to_string(),
+    }
 }
 
 fn is_dir(arg: &str) -> Error {
@@ -206,7 +280,7 @@ fn is_dir(arg: &str) -> Error {
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) if parents => Ok(std::fs::create_dir_all(p)?),
+        Place::Local(p) if parents => std::fs::create_dir_all(p).map_err(|e| local_error(e, arg)),
         Place::Local(p) => std::fs::create_dir(p).map_err(|e| local_error(e, arg)),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
@@ -228,7 +302,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if must_stat(&b, &path).await?.kind != EntryKind::Dir {
-                return Err(Error::Invalid(format!("{arg} is not a directory")));
+                return Err(not_dir(arg));
             }
             b.rmdir(&path).await
         }
@@ -236,9 +310,16 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
     .await
 }
 
-fn local_error(e: std::io::Error, arg: &str) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound(arg.to_string()),
+/// A mount path's error as the same error on a board path would be
+/// (ENOTEMPTY, ENOTDIR: exit 12; an existing name: 2).
+pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
+    match (e.kind(), e.raw_os_error()) {
+        (std::io::ErrorKind::NotFound, _) => Error::NotFound(arg.to_string()),
+        (_, Some(libc::EEXIST)) => Error::Invalid(format!("{arg} exists already")),
+        (_, Some(errno)) => Error::Os {
+            errno,
+            what: arg.to_string(),
+        },
         _ => Error::Invalid(format!("{arg}: {e}")),
     }
 }
@@ -258,11 +339,15 @@ pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
             let mut boards = Boards::new(conn);
             let r = async {
                 let b = boards.get(&bs).await?;
-                must_stat(&b, &s).await?;
+                if must_stat(&b, &s).await?.kind == EntryKind::File && src.ends_with('/') {
+                    return Err(not_dir(src));
+                }
                 let d = match b.stat(&d).await? {
                     Some(st) if st.kind == EntryKind::Dir => {
                         board::join(&d, s.rsplit('/').next().unwrap_or(&s))
                     }
+                    // `DST/` must be a directory: never a new file's name.
+                    _ if dst.ends_with('/') => return Err(not_dir(dst)),
                     _ => d,
                 };
                 b.rename(&s, &d).await
@@ -408,6 +493,10 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if b.stat(&path).await?.is_none() {
+                // `x/` names a directory: touch makes none.
+                if arg.ends_with('/') {
+                    return Err(Error::NotFound(arg.to_string()));
+                }
                 b.put(&path, b"", false, Base::Absent).await?;
             }
             Ok(())
@@ -473,6 +562,32 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
+/// `tree` of a directory in a mount, as `tree` of the board's prints it.
+fn local_tree(dir: &Path, arg: &str) -> Result<()> {
+    if !std::fs::metadata(dir)
+        .map_err(|e| local_error(e, arg))?
+        .is_dir()
+    {
+        return Err(Error::Os {
+            errno: libc::ENOTDIR,
+            what: arg.to_string(),
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{arg}")?;
+    for (depth, rel, is_dir) in super::local_walk(dir, arg, true)? {
+        let leaf = rel.rsplit('/').next().unwrap_or(&rel);
+        let slash = if is_dir { "/" } else { "" };
+        writeln!(
+            out,
+            "{}{}{slash}",
+            "    ".repeat(depth + 1),
+            board::shown(leaf)
+        )?;
+    }
+    Ok(())
+}
+
 fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Invalid(format!("{}: a NUL in the path", p.display())))?;
@@ -494,11 +609,7 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match mounted(target)? {
-        Some(_) => {
-            return Err(Error::Invalid(format!(
-                "{target} is in a mount: use the system's tree (or find) there"
-            )));
-        }
+        Some(_) => return local_tree(Path::new(target), target),
         None => board_and_path(target)?,
     };
     let path = board::normalize(&path)?;
