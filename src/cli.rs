@@ -121,7 +121,7 @@ pub enum Command {
     Reset { target: String },
     /// The board's REPL in this terminal (Ctrl-] to exit).
     Repl {
-        /// HOST[:PORT], ws://HOST[:PORT]/ or wss://...
+        /// HOST[:PORT], NAME (boards.toml), ws://HOST[:PORT]/ or wss://...
         board: String,
     },
     /// Copy files to or from boards: one side is HOST[:PORT]:PATH (or
@@ -145,8 +145,8 @@ pub enum Command {
         /// Sizes and types.
         #[arg(short, long)]
         long: bool,
-        /// The whole tree below PATH.
-        #[arg(short = 'R', long)]
+        /// The whole tree below PATH (-r as well, as mpremote's users type).
+        #[arg(short = 'R', visible_short_alias = 'r', long)]
         recursive: bool,
     },
     /// Remove files from a board: HOST[:PORT]:PATH (NAME:PATH, URL:PATH)

@@ -24,6 +24,11 @@ pub async fn status(target: &str, conn: &Conn) -> Result<()> {
         return Ok(());
     }
     let (address, _, _) = conn.for_board(target)?;
+    // The board answers one client: its mount's daemon knows, link down or up.
+    if let Some(mp) = crate::mount::mounted_board(&address) {
+        println!("mounted at {mp}");
+        return Box::pin(status(&mp, conn)).await;
+    }
     let b = conn.connect(target).await?;
     let (x, y, z) = b.session().version().await?;
     let v = b.statvfs("/").await;

@@ -288,6 +288,8 @@ pub fn errno_name(errno: i32) -> String {
         libc::EINVAL => "invalid argument (EINVAL)",
         libc::EIO => "I/O error (EIO)",
         libc::ENOMEM => "out of memory on the board (ENOMEM)",
+        libc::EPERM => "not permitted (EPERM)",
+        libc::EBUSY => "in use (EBUSY)",
         _ => return format!("OSError {errno}"),
     };
     name.to_string()

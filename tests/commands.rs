@@ -768,3 +768,41 @@ fn a_mistyped_command_before_a_board_path_is_no_mount() {
         );
     }
 }
+
+#[test]
+fn status_of_a_board_this_user_has_mounted_is_the_mounts_status() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let o = m.cmd().args(["status", &tb.addr()]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("mounted at {}", m.path().display()).as_str()),
+        "{text}"
+    );
+    assert!(lines.any(|l| l.contains(", link up")), "{text}");
+}
+
+#[test]
+fn ls_r_is_ls_capital_r_df_names_the_board_once_and_rmdir_spares_the_root() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/sub/a.py"), "a = 1\n").unwrap();
+    let a = tb.addr();
+    let small = wm(&tb, &["ls", "-r", &format!("{a}:/lib")]);
+    let big = wm(&tb, &["ls", "-R", &format!("{a}:/lib")]);
+    assert!(small.status.success(), "{}", err(&small));
+    assert_eq!(out(&small), out(&big));
+    assert!(out(&small).contains("a.py"), "{}", out(&small));
+    let o = wm(&tb, &["df", &format!("{a}:")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).starts_with(&format!("{a}: ")), "{}", out(&o));
+    let o = wm(&tb, &["rmdir", &format!("{a}:/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o).trim_end(),
+        format!("webrepl-mount: {a}:/: the board's root '/' cannot be removed")
+    );
+}

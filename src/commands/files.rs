@@ -300,6 +300,11 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
         Place::Local(p) => std::fs::remove_dir(p).map_err(|e| local_error(e, arg)),
         Place::Board(name, path) => {
+            if board::normalize(&path)? == "/" {
+                return Err(Error::Invalid(format!(
+                    "{arg}: the board's root '/' cannot be removed"
+                )));
+            }
             let b = boards.get(&name).await?;
             if must_stat(&b, &path).await?.kind != EntryKind::Dir {
                 return Err(not_dir(arg));
@@ -554,7 +559,8 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
     let pct = (used as f64 * 100.0 / total.max(1) as f64).round();
     writeln!(
         std::io::stdout().lock(),
-        "{target}: {} used, {} free of {} ({pct:.0}% used)",
+        "{}: {} used, {} free of {} ({pct:.0}% used)",
+        target.strip_suffix(':').unwrap_or(target),
         human(used),
         human(avail),
         human(total)
