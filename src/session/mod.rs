@@ -711,9 +711,10 @@ impl Shell {
                     self.core.on_link_lost(now, e);
                 }
                 Input::Connected(Ok(link)) => {
-                    // Why, for whoever counts the reconnects in `status`.
+                    // Why, for whoever counts the reconnects in `status`:
+                    // the daemon's log keeps warnings only.
                     match self.core.status(now).down {
-                        Some((d, why)) if !why.is_empty() => info!(
+                        Some((d, why)) if !why.is_empty() => warn!(
                             "reconnected to {} after {:.1} s down (last error: {why})",
                             self.cfg.target,
                             d.as_secs_f64()
