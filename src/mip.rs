@@ -129,7 +129,13 @@ impl Http {
 
 impl Fetch for Http {
     fn get(&self, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        let unreachable = |e: ureq::Error| Error::unreachable(url, e);
+        // A URL made from a bad argument never left the host: say so.
+        let unreachable = |e: ureq::Error| match e {
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+                Error::Invalid(format!("{url} is no valid URL ({e})"))
+            }
+            e => Error::unreachable(url, e),
+        };
         let resp = self.0.get(url).call().map_err(unreachable)?;
         let status = resp.status().as_u16();
         if status == 404 {

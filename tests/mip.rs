@@ -265,6 +265,15 @@ fn a_bad_hash_installs_nothing_and_an_unknown_package_names_the_index() {
         err(&o)
     );
 
+    // A URL that cannot be one is a bad argument, not an unreachable host.
+    let o = install(&tb, &index, &["http://127.0.0.1/re po/x.py"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).starts_with("webrepl-mount: http://127.0.0.1/re po/x.py is no valid URL ("),
+        "{}",
+        err(&o)
+    );
+
     let o = install(&tb, &index, &["nosuch@2.0"]);
     assert_eq!(o.status.code(), Some(7), "{}", err(&o));
     assert_eq!(
