@@ -199,3 +199,79 @@ async fn a_text_download_given_up_midway_leaves_the_repl_clean() {
     std::fs::write(tb.path("/small.bin"), &small).unwrap();
     assert_eq!(board.get("/small.bin").await.unwrap(), small);
 }
+
+/// Waits until the terminal has shown `what`, up to `secs`; what it showed.
+async fn shown_until(
+    screen: &mut tokio::sync::broadcast::Receiver<Vec<u8>>,
+    shown: &mut Vec<u8>,
+    secs: u64,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !String::from_utf8_lossy(shown).contains(what) {
+        match tokio::time::timeout_at(deadline, screen.recv()).await {
+            Ok(Ok(b)) => shown.extend(b),
+            other => panic!(
+                "the terminal showed {:?}, not {what:?} ({other:?})",
+                String::from_utf8_lossy(shown)
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_keys_are_answered_during_a_long_text_download() {
+    let tb = TestBoard::esp8266();
+    // A boot.py of several GET chunks: on a slow link one chunk's pace
+    // hides the board's sleep behind the chunk's own transfer.
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(300)).unwrap();
+    // About 10 s at 20 KB/s.
+    let big = every_byte(150_000, 9);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let board = Board::new(
+        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
+            .await
+            .unwrap(),
+        Transfer::Auto,
+    );
+    let mut screen = board.session().subscribe();
+    let session = board.session().clone();
+    let get = tokio::spawn({
+        let board = board.clone();
+        async move { board.get("/big.bin").await }
+    });
+    common::eventually(30, "the text download starts", || {
+        board.text_moving().iter().any(|m| m.done > 0)
+    });
+    session.keys(b"print(6*7)\r".to_vec()).await.unwrap();
+    let mut shown = Vec::new();
+    shown_until(&mut screen, &mut shown, 30, "\n42").await;
+    assert!(
+        !get.is_finished(),
+        "the key was answered only once the download had ended"
+    );
+    assert_eq!(get.await.unwrap().unwrap(), big);
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(!shown.contains("Traceback") && shown.len() < 500, "{shown}");
+}
+
+#[test]
+fn status_shows_a_text_download_moving() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let data = every_byte(150_000, 10);
+    std::fs::write(tb.path("/data.bin"), &data).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let read = {
+        let p = m.path().join("data.bin");
+        std::thread::spawn(move || std::fs::read(p))
+    };
+    m.status_until(30, |s| {
+        s.lines()
+            .any(|l| l.starts_with("moving: down /data.bin") && l.contains("/150000 B"))
+    });
+    assert_eq!(read.join().unwrap().unwrap(), data);
+    assert!(m.unmount().status.success());
+}

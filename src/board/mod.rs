@@ -97,6 +97,40 @@ pub struct Board {
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
     downloads: Arc<Mutex<Downloads>>,
+    /// Text downloads under way, for `status` (the session sees only
+    /// programs).
+    text_moves: Arc<Mutex<Vec<TextMove>>>,
+}
+
+#[derive(Debug)]
+struct TextMove {
+    id: u64,
+    path: String,
+    done: u64,
+    total: u64,
+    since: Instant,
+}
+
+/// A text download's entry in `status`, while it lasts.
+struct TextMoving {
+    moves: Arc<Mutex<Vec<TextMove>>>,
+    id: u64,
+}
+
+impl TextMoving {
+    fn progress(&self, done: u64, total: u64) {
+        let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = moves.iter_mut().find(|m| m.id == self.id) {
+            (m.done, m.total) = (done, total);
+        }
+    }
+}
+
+impl Drop for TextMoving {
+    fn drop(&mut self) {
+        let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        moves.retain(|m| m.id != self.id);
+    }
 }
 
 /// What this connection's downloads showed, and the choice last made.
@@ -254,6 +288,7 @@ impl Board {
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
+            text_moves: Arc::default(),
         }
     }
 
@@ -760,7 +795,7 @@ impl Board {
             return Ok(n);
         }
         if self.download_channel(st.size).await == channel::Channel::Text {
-            match self.get_text(path, sink).await {
+            match self.get_text(path, st.size, sink).await {
                 Err(Error::Traceback(tb)) => {
                     warn!(
                         "downloads by the text channel fail on this board ({tb}); binary GETs from now on"
@@ -891,12 +926,51 @@ impl Board {
         }
     }
 
+    /// Text downloads under way, as `status` shows transfers.
+    pub fn text_moving(&self) -> Vec<crate::session::Moving> {
+        let moves = self.text_moves.lock().unwrap_or_else(|e| e.into_inner());
+        moves
+            .iter()
+            .map(|m| crate::session::Moving {
+                path: m.path.clone(),
+                upload: false,
+                done: m.done,
+                total: m.total,
+                secs: m.since.elapsed().as_secs_f64(),
+            })
+            .collect()
+    }
+
+    fn text_move(&self, path: &str, total: u64) -> TextMoving {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.text_moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TextMove {
+                id,
+                path: path.to_string(),
+                done: 0,
+                total,
+                since: Instant::now(),
+            });
+        TextMoving {
+            moves: self.text_moves.clone(),
+            id,
+        }
+    }
+
     /// A file through a program on the text channel (see [`stream`]); a
     /// broken link starts it over, as it does a GET.
-    async fn get_text(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
+    async fn get_text(
+        &self,
+        path: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<u64> {
         let mut tries = 1;
         loop {
-            match self.get_text_once(path, sink).await {
+            match self.get_text_once(path, size, sink).await {
                 Err(Error::LinkLost(why)) if tries < TEXT_TRIES => {
                     debug!("{path}: the text download starts over ({why})");
                     sink(Piece::Restart);
@@ -907,17 +981,81 @@ impl Board {
         }
     }
 
-    async fn get_text_once(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
-        let code = sn::send(path, stream::PIECE, stream::WINDOW);
+    /// The file in slices, one program each (see [`stream::slice_pieces`]):
+    /// between them the REPL is free for a person's keys and other
+    /// requests. Every slice must announce the size the first did.
+    async fn get_text_once(
+        &self,
+        path: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<u64> {
+        let moving = self.text_move(path, size);
+        let mut rate = self.downloads_mut().measured.text_rate;
+        let mut next = 0u64;
+        let mut got = 0u64;
+        let mut announced_size: Option<u64> = None;
+        // File data over the time it took to come, of slices longer than
+        // the program's first window.
+        let (mut data, mut secs) = (0u64, 0f64);
+        loop {
+            let typing = self.session.typing().await;
+            let most = stream::slice_pieces(rate, typing);
+            let (announced, n, start) = self.text_slice(path, next, most, sink).await?;
+            let Some((z, k)) = announced else {
+                return Err(Error::Invalid(format!(
+                    "{path}: the text download announced nothing"
+                )));
+            };
+            if announced_size.is_some_and(|s| s != z) {
+                return Err(Error::LinkLost(format!(
+                    "{path} changed on the board during its text download"
+                )));
+            }
+            announced_size = Some(z);
+            got += n;
+            next += k;
+            moving.progress(got, z);
+            if let Some(t) = start.filter(|_| k > stream::WINDOW as u64) {
+                data += n;
+                secs += t.elapsed().as_secs_f64();
+                rate = Some(data as f64 / secs.max(1e-6));
+            }
+            if next >= z.div_ceil(stream::PIECE as u64) || k == 0 {
+                break;
+            }
+        }
+        let z = announced_size.unwrap_or(0);
+        if got != z {
+            return Err(Error::LinkLost(format!(
+                "{path} changed on the board during its text download ({got} of {z} bytes)"
+            )));
+        }
+        if secs > 0.0 {
+            self.downloads_mut()
+                .measured
+                .text(data as f64 / secs.max(1e-6));
+        }
+        Ok(got)
+    }
+
+    /// One slice: its reader (ended), its bytes, and when its first data
+    /// came.
+    async fn text_slice(
+        &self,
+        path: &str,
+        first: u64,
+        most: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<(Option<(u64, u64)>, u64, Option<Instant>)> {
+        let code = sn::send(path, stream::PIECE, stream::WINDOW, first, most);
         let mut s = self.session.stream(code, self.patience)?;
-        let mut d = stream::Download::new(path);
-        let mut first: Option<Instant> = None;
-        let mut pieces = 0usize;
+        let mut d = stream::Download::slice(path, first, most);
+        let mut start: Option<Instant> = None;
         let mut take = |d: &mut stream::Download, text: &[u8]| -> Result<usize> {
             let fed = d.feed(text)?;
             if !fed.data.is_empty() {
-                first.get_or_insert_with(Instant::now);
-                pieces += fed.data.len().div_ceil(stream::PIECE);
+                start.get_or_insert_with(Instant::now);
                 sink(Piece::Data(fed.data));
             }
             Ok(fed.credits)
@@ -938,12 +1076,8 @@ impl Board {
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
-        let n = d.finish()?;
-        if let Some(t) = first.filter(|_| pieces > stream::WINDOW) {
-            let rate = n as f64 / t.elapsed().as_secs_f64().max(1e-6);
-            self.downloads_mut().measured.text(rate);
-        }
-        Ok(n)
+        let announced = d.announced();
+        Ok((announced, d.finish()?, start))
     }
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {
