@@ -275,3 +275,48 @@ fn status_shows_a_text_download_moving() {
     assert_eq!(read.join().unwrap().unwrap(), data);
     assert!(m.unmount().status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_while_a_persons_program_runs_takes_the_binary_get() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let first = every_byte(20_000, 11);
+    let data = every_byte(30_000, 12);
+    std::fs::write(tb.path("/first.bin"), &first).unwrap();
+    std::fs::write(tb.path("/data.bin"), &data).unwrap();
+    // As a mount is by default: a person's program is not ours to stop.
+    let mut cfg = tb.config();
+    cfg.interrupt = false;
+    let session = webrepl_mount::session::Session::connect(cfg).await.unwrap();
+    let board = Board::new(session, Transfer::Auto);
+    let _screen = board.session().subscribe();
+    assert_eq!(board.get("/first.bin").await.unwrap(), first);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    // A person's program, typed at the terminal, holds the REPL far past
+    // the time-out.
+    board
+        .session()
+        .keys(
+            b"import time; open('/started','w').close(); time.sleep(60); open('/ended','w').close()\r"
+                .to_vec(),
+        )
+        .await
+        .unwrap();
+    common::eventually(20, "the person's program starts", || {
+        tb.path("/started").exists()
+    });
+    // The download (its size known, as the mount knows it) takes the
+    // binary GET, which their program leaves free: before, it waited for
+    // the REPL and failed busy after the time-out.
+    let st = webrepl_mount::board::Stat {
+        kind: webrepl_mount::board::EntryKind::File,
+        size: data.len() as u64,
+        mtime: 0,
+    };
+    assert_eq!(board.get_sized("/data.bin", st).await.unwrap(), data);
+    assert!(
+        !tb.path("/ended").exists(),
+        "the download waited for the person's program"
+    );
+}

@@ -167,6 +167,9 @@ const PROBE_AFTER: u64 = 8 << 10;
 /// Every ESP board's flash has it.
 const PROBE_FILE: &str = "/boot.py";
 const PROBE_MAX: u64 = 4 << 10;
+/// How long a text download's slice waits for a REPL a person's program
+/// holds before the download goes by binary GET.
+const TEXT_PATIENCE: Duration = Duration::from_secs(1);
 /// A text download cut by a lost link starts over this many times.
 const TEXT_TRIES: u32 = 3;
 
@@ -803,6 +806,12 @@ impl Board {
                     self.downloads_mut().no_text = true;
                     sink(Piece::Restart);
                 }
+                // A person's program holds the REPL: the binary channel
+                // is free of it.
+                Err(Error::Running(why)) => {
+                    info!("{path}: by binary GET: the text channel is busy ({why})");
+                    sink(Piece::Restart);
+                }
                 r => return r,
             }
         }
@@ -1049,7 +1058,8 @@ impl Board {
         sink: &mut (dyn FnMut(Piece) + Send),
     ) -> Result<(Option<(u64, u64)>, u64, Option<Instant>)> {
         let code = sn::send(path, stream::PIECE, stream::WINDOW, first, most);
-        let mut s = self.session.stream(code, self.patience)?;
+        let patience = self.patience.unwrap_or(TEXT_PATIENCE).min(TEXT_PATIENCE);
+        let mut s = self.session.stream(code, Some(patience))?;
         let mut d = stream::Download::slice(path, first, most);
         let mut start: Option<Instant> = None;
         let mut take = |d: &mut stream::Download, text: &[u8]| -> Result<usize> {
