@@ -225,10 +225,11 @@ async fn a_persons_keys_are_answered_during_a_long_text_download() {
     // A boot.py of several GET chunks: on a slow link one chunk's pace
     // hides the board's sleep behind the chunk's own transfer.
     std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(300)).unwrap();
-    // About 10 s at 20 KB/s.
-    let big = every_byte(150_000, 9);
+    // About 7 s at 40 KB/s (at an ESP32's 20 KB/s the throttled GET is
+    // as fast as text: the GET is kept there).
+    let big = every_byte(200_000, 9);
     std::fs::write(tb.path("/big.bin"), &big).unwrap();
-    let emu = LinkEmu::slow(tb.port);
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "40000"]);
     let board = Board::new(
         webrepl_mount::session::Session::connect(tb.config_via(emu.port))
             .await
@@ -259,19 +260,20 @@ async fn a_persons_keys_are_answered_during_a_long_text_download() {
 #[test]
 fn status_shows_a_text_download_moving() {
     let tb = TestBoard::esp8266();
-    boot_py(&tb);
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(300)).unwrap();
     let data = every_byte(150_000, 10);
     std::fs::write(tb.path("/data.bin"), &data).unwrap();
-    let emu = LinkEmu::slow(tb.port);
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "40000"]);
     let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
     let read = {
         let p = m.path().join("data.bin");
         std::thread::spawn(move || std::fs::read(p))
     };
-    m.status_until(30, |s| {
+    let st = m.status_until(30, |s| {
         s.lines()
             .any(|l| l.starts_with("moving: down /data.bin") && l.contains("/150000 B"))
     });
+    assert!(st.contains("downloads: text channel"), "{st}");
     assert_eq!(read.join().unwrap().unwrap(), data);
     assert!(m.unmount().status.success());
 }
@@ -319,4 +321,25 @@ async fn a_download_while_a_persons_program_runs_takes_the_binary_get() {
         !tb.path("/ended").exists(),
         "the download waited for the person's program"
     );
+}
+
+#[tokio::test]
+async fn an_unthrottled_board_on_a_link_slower_than_the_throttle_keeps_the_binary_get() {
+    let tb = TestBoard::start();
+    // A 3 KB boot.py: its GET's chunks come every 21 ms at 12 KB/s, as
+    // slow as a throttled board's.
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(440)).unwrap();
+    let big = every_byte(30_000, 13);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "12000"]);
+    let board = Board::new(
+        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
+            .await
+            .unwrap(),
+        Transfer::Auto,
+    );
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("binary GET"), "{why}");
+    assert!(why.contains("where the link carries"), "{why}");
 }

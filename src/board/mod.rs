@@ -167,6 +167,8 @@ const PROBE_AFTER: u64 = 8 << 10;
 /// Every ESP board's flash has it.
 const PROBE_FILE: &str = "/boot.py";
 const PROBE_MAX: u64 = 4 << 10;
+/// Text the board prints to measure the link's rate (see `link_rate`).
+const LINK_PROBE: usize = 4000;
 /// How long a text download's slice waits for a REPL a person's program
 /// holds before the download goes by binary GET.
 const TEXT_PATIENCE: Duration = Duration::from_secs(1);
@@ -913,6 +915,12 @@ impl Board {
                 r.map(drop)
             );
         }
+        let slow = channel::wants_link_rate(&self.downloads_mut().measured);
+        if slow {
+            let rate = self.link_rate().await;
+            debug!("the link carries {rate:?} B/s from the board");
+            self.downloads_mut().measured.link_rate = rate;
+        }
         let mut d = self.downloads_mut();
         let (mut c, mut why) = channel::choose(&d.measured, size);
         if d.no_text && c == channel::Channel::Text {
@@ -924,6 +932,36 @@ impl Board {
             d.choice = Some((c, why));
         }
         c
+    }
+
+    /// The link's rate: the uploads' pace if they have shown it, else that
+    /// of a few KB of text the board prints (not throttled anywhere).
+    async fn link_rate(&self) -> Option<f64> {
+        if let Some(r) = self.session.rate().await {
+            return Some(r);
+        }
+        // Lines: the session hands on output a line at a time.
+        let code = format!("for i in range({}):print('x'*98)\n", LINK_PROBE / 100);
+        let mut s = self.session.stream(code, Some(TEXT_PATIENCE)).ok()?;
+        let mut first: Option<Instant> = None;
+        let mut after = 0usize;
+        while let Some(p) = s.pieces.recv().await {
+            if let Piece::Data(t) = p {
+                match first {
+                    None => first = Some(Instant::now()),
+                    Some(_) => after += t.len(),
+                }
+            }
+        }
+        let out = s.finish().await.ok()?;
+        let secs = first?.elapsed().as_secs_f64();
+        after += out.stdout.len();
+        debug!("link probe: {after} B after the first piece in {secs:.3} s");
+        // Most of it at once: faster than we can time.
+        if after < LINK_PROBE / 2 || secs <= 0.0 {
+            return Some(f64::MAX);
+        }
+        Some(after as f64 / secs)
     }
 
     /// Which channel large downloads take on this connection, and why.

@@ -25,8 +25,8 @@ pub const MAX_SIZE: u64 = 64 << 20;
 /// the rate measured (less while a person types), in pieces.
 const SLICE_TIME: f64 = 0.4;
 const SLICE_TIME_TYPING: f64 = 0.15;
-/// Before the rate is known: about 0.5 s on a 20 KB/s link.
-const SLICE_FIRST: u64 = 16;
+/// Before the rate is known: 16 KB, as uploads' first slice.
+const SLICE_FIRST: u64 = 32;
 /// Each slice costs pasting its program: not less than this.
 const SLICE_MIN: u64 = 8;
 const SLICE_MAX: u64 = 8192;
