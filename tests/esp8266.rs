@@ -343,3 +343,17 @@ async fn an_unthrottled_board_on_a_link_slower_than_the_throttle_keeps_the_binar
     assert!(why.starts_with("binary GET"), "{why}");
     assert!(why.contains("where the link carries"), "{why}");
 }
+
+#[tokio::test]
+async fn a_board_without_boot_py_is_measured_with_another_small_file() {
+    let tb = TestBoard::esp8266();
+    // No boot.py; a mount's id marker, or any small file, serves.
+    std::fs::write(tb.path("/.webrepl-mount-id"), "0123456789abcdef\n").unwrap();
+    std::fs::write(tb.path("/main.py"), "print('hello')\n".repeat(100)).unwrap();
+    let big = every_byte(100_000, 14);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+}

@@ -902,18 +902,9 @@ impl Board {
             d.probed |= first;
             first
         };
-        if probe
-            && let Ok(Some(st)) = self.stat(PROBE_FILE).await
-            && st.kind == EntryKind::File
-            && (1..=PROBE_MAX).contains(&st.size)
-        {
-            let r = self
-                .get_binary(PROBE_FILE, st.size, &mut |_| {}, None)
-                .await;
-            debug!(
-                "measuring binary chunks with {PROBE_FILE}: {:?}",
-                r.map(drop)
-            );
+        if probe && let Some((file, size)) = self.probe_file().await {
+            let r = self.get_binary(&file, size, &mut |_| {}, None).await;
+            debug!("measuring binary chunks with {file}: {:?}", r.map(drop));
         }
         let slow = channel::wants_link_rate(&self.downloads_mut().measured);
         if slow {
@@ -932,6 +923,26 @@ impl Board {
             d.choice = Some((c, why));
         }
         c
+    }
+
+    /// A small file whose GET shows the binary channel's pace: `boot.py`,
+    /// else the largest small one at the root (a mount's id marker is
+    /// one), so that a board without `boot.py` is measured too.
+    async fn probe_file(&self) -> Option<(String, u64)> {
+        let small =
+            |kind: EntryKind, size: u64| kind == EntryKind::File && (1..=PROBE_MAX).contains(&size);
+        let b = self.impatient();
+        match b.stat(PROBE_FILE).await {
+            Ok(Some(st)) if small(st.kind, st.size) => return Some((PROBE_FILE.into(), st.size)),
+            Err(_) => return None,
+            _ => {}
+        }
+        let entries = b.list("/", false).await.ok()?;
+        entries
+            .into_iter()
+            .filter(|e| small(e.kind, e.size))
+            .max_by_key(|e| e.size)
+            .map(|e| (e.path, e.size))
     }
 
     /// The link's rate: the uploads' pace if they have shown it, else that
