@@ -650,7 +650,8 @@ impl Daemon {
                 "traffic: {} B to the board, {} B from it, {} programs, {} reconnects\n",
                 t.bytes_out, t.bytes_in, t.programs, t.reconnects
             ));
-            for m in &s.moving {
+            let text = self.core.board().text_moving();
+            for m in s.moving.iter().chain(&text) {
                 let rate = m.done as f64 / m.secs.max(0.001) / 1000.0;
                 out.push_str(&format!(
                     "moving: {} {} {}/{} B ({:.1} KB/s)\n",

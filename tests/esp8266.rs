@@ -199,3 +199,161 @@ async fn a_text_download_given_up_midway_leaves_the_repl_clean() {
     std::fs::write(tb.path("/small.bin"), &small).unwrap();
     assert_eq!(board.get("/small.bin").await.unwrap(), small);
 }
+
+/// Waits until the terminal has shown `what`, up to `secs`; what it showed.
+async fn shown_until(
+    screen: &mut tokio::sync::broadcast::Receiver<Vec<u8>>,
+    shown: &mut Vec<u8>,
+    secs: u64,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !String::from_utf8_lossy(shown).contains(what) {
+        match tokio::time::timeout_at(deadline, screen.recv()).await {
+            Ok(Ok(b)) => shown.extend(b),
+            other => panic!(
+                "the terminal showed {:?}, not {what:?} ({other:?})",
+                String::from_utf8_lossy(shown)
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_keys_are_answered_during_a_long_text_download() {
+    let tb = TestBoard::esp8266();
+    // A boot.py of several GET chunks: on a slow link one chunk's pace
+    // hides the board's sleep behind the chunk's own transfer.
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(300)).unwrap();
+    // About 7 s at 40 KB/s (at an ESP32's 20 KB/s the throttled GET is
+    // as fast as text: the GET is kept there).
+    let big = every_byte(200_000, 9);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "40000"]);
+    let board = Board::new(
+        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
+            .await
+            .unwrap(),
+        Transfer::Auto,
+    );
+    let mut screen = board.session().subscribe();
+    let session = board.session().clone();
+    let get = tokio::spawn({
+        let board = board.clone();
+        async move { board.get("/big.bin").await }
+    });
+    common::eventually(30, "the text download starts", || {
+        board.downloads().starts_with("text channel") && !board.text_moving().is_empty()
+    });
+    session.keys(b"print(6*7)\r".to_vec()).await.unwrap();
+    let mut shown = Vec::new();
+    shown_until(&mut screen, &mut shown, 30, "\n42").await;
+    assert!(
+        !get.is_finished(),
+        "the key was answered only once the download had ended"
+    );
+    assert_eq!(get.await.unwrap().unwrap(), big);
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(!shown.contains("Traceback") && shown.len() < 500, "{shown}");
+}
+
+#[test]
+fn status_shows_a_text_download_moving() {
+    let tb = TestBoard::esp8266();
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(300)).unwrap();
+    let data = every_byte(150_000, 10);
+    std::fs::write(tb.path("/data.bin"), &data).unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "40000"]);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let read = {
+        let p = m.path().join("data.bin");
+        std::thread::spawn(move || std::fs::read(p))
+    };
+    let st = m.status_until(30, |s| {
+        s.lines()
+            .any(|l| l.starts_with("moving: down /data.bin") && l.contains("/150000 B"))
+    });
+    assert!(st.contains("downloads: text channel"), "{st}");
+    assert_eq!(read.join().unwrap().unwrap(), data);
+    assert!(m.unmount().status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_while_a_persons_program_runs_takes_the_binary_get() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let first = every_byte(20_000, 11);
+    let data = every_byte(30_000, 12);
+    std::fs::write(tb.path("/first.bin"), &first).unwrap();
+    std::fs::write(tb.path("/data.bin"), &data).unwrap();
+    // As a mount is by default: a person's program is not ours to stop.
+    let mut cfg = tb.config();
+    cfg.interrupt = false;
+    let session = webrepl_mount::session::Session::connect(cfg).await.unwrap();
+    let board = Board::new(session, Transfer::Auto);
+    let _screen = board.session().subscribe();
+    assert_eq!(board.get("/first.bin").await.unwrap(), first);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    // A person's program, typed at the terminal, holds the REPL far past
+    // the time-out.
+    board
+        .session()
+        .keys(
+            b"import time; open('/started','w').close(); time.sleep(60); open('/ended','w').close()\r"
+                .to_vec(),
+        )
+        .await
+        .unwrap();
+    common::eventually(20, "the person's program starts", || {
+        tb.path("/started").exists()
+    });
+    // The download (its size known, as the mount knows it) takes the
+    // binary GET, which their program leaves free: before, it waited for
+    // the REPL and failed busy after the time-out.
+    let st = webrepl_mount::board::Stat {
+        kind: webrepl_mount::board::EntryKind::File,
+        size: data.len() as u64,
+        mtime: 0,
+    };
+    assert_eq!(board.get_sized("/data.bin", st).await.unwrap(), data);
+    assert!(
+        !tb.path("/ended").exists(),
+        "the download waited for the person's program"
+    );
+}
+
+#[tokio::test]
+async fn an_unthrottled_board_on_a_link_slower_than_the_throttle_keeps_the_binary_get() {
+    let tb = TestBoard::start();
+    // A 3 KB boot.py: its GET's chunks come every 21 ms at 12 KB/s, as
+    // slow as a throttled board's.
+    std::fs::write(tb.path("/boot.py"), "# boot\n".repeat(440)).unwrap();
+    let big = every_byte(30_000, 13);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "12000"]);
+    let board = Board::new(
+        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
+            .await
+            .unwrap(),
+        Transfer::Auto,
+    );
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("binary GET"), "{why}");
+    assert!(why.contains("where the link carries"), "{why}");
+}
+
+#[tokio::test]
+async fn a_board_without_boot_py_is_measured_with_another_small_file() {
+    let tb = TestBoard::esp8266();
+    // No boot.py; a mount's id marker, or any small file, serves.
+    std::fs::write(tb.path("/.webrepl-mount-id"), "0123456789abcdef\n").unwrap();
+    std::fs::write(tb.path("/main.py"), "print('hello')\n".repeat(100)).unwrap();
+    let big = every_byte(100_000, 14);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+}

@@ -22,6 +22,9 @@ pub struct Measured {
     /// Bytes/s of file data a text download delivered, from its first
     /// piece to its end.
     pub text_rate: Option<f64>,
+    /// Bytes/s the link carries (text from the board, or uploads' pace):
+    /// a GET as slow as the link is the link's doing, not the board's.
+    pub link_rate: Option<f64>,
 }
 
 /// A GET chunk's data.
@@ -34,6 +37,9 @@ pub const THROTTLED_CHUNK_SECS: f64 = 0.015;
 pub const SMALL: u64 = 1024;
 /// The text channel must beat the GET by this much to take over.
 const MARGIN: f64 = 1.1;
+/// File data per byte of the text channel (base64, and a line end per
+/// piece).
+const TEXT_YIELD: f64 = 0.74;
 
 impl Measured {
     /// Adds a GET's pace (halfway to the new figure: one slow transfer on
@@ -48,6 +54,14 @@ impl Measured {
     pub fn text(&mut self, rate: f64) {
         self.text_rate = Some(self.text_rate.map_or(rate, |r| (r + rate) / 2.0));
     }
+}
+
+/// Whether a GET this slow may be the link's doing: its rate, measured,
+/// tells (see [`choose`]).
+pub fn wants_link_rate(m: &Measured) -> bool {
+    m.text_rate.is_none()
+        && m.link_rate.is_none()
+        && m.chunk_secs.is_some_and(|c| c >= THROTTLED_CHUNK_SECS)
 }
 
 /// The channel for a download of `size` bytes, and why, in words for
@@ -70,10 +84,25 @@ pub fn choose(m: &Measured, size: u64) -> (Channel, String) {
                 binary / 1000.0
             ),
         ),
-        None if c >= THROTTLED_CHUNK_SECS => (
-            true,
-            format!("binary GETs take {ms:.1} ms a chunk: throttled by the board"),
-        ),
+        None if c >= THROTTLED_CHUNK_SECS => match m.link_rate {
+            Some(l) => (
+                l * TEXT_YIELD > binary * MARGIN,
+                format!(
+                    "binary GETs take {ms:.1} ms a chunk ({:.1} KB/s) where the link carries {:.1} KB/s{}",
+                    binary / 1000.0,
+                    l / 1000.0,
+                    if l * TEXT_YIELD > binary * MARGIN {
+                        ": throttled by the board"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            None => (
+                true,
+                format!("binary GETs take {ms:.1} ms a chunk: throttled by the board"),
+            ),
+        },
         None => (false, format!("binary GETs take {ms:.1} ms a chunk")),
     };
     match (text, size > SMALL) {
@@ -102,6 +131,7 @@ mod tests {
         let m = Measured {
             chunk_secs: Some(0.0205),
             text_rate: None,
+            link_rate: None,
         };
         let (c, why) = choose(&m, BIG);
         assert_eq!(c, Channel::Text);
@@ -117,6 +147,7 @@ mod tests {
             let m = Measured {
                 chunk_secs: Some(c),
                 text_rate: None,
+                link_rate: None,
             };
             assert_eq!(choose(&m, BIG).0, Channel::Binary, "{c}");
         }
@@ -128,19 +159,56 @@ mod tests {
         let slow_link = Measured {
             chunk_secs: Some(0.021),
             text_rate: Some(9_000.0),
+            link_rate: None,
         };
         assert_eq!(choose(&slow_link, BIG).0, Channel::Binary);
         let throttled = Measured {
             chunk_secs: Some(0.021),
             text_rate: Some(600_000.0),
+            link_rate: None,
         };
         assert_eq!(choose(&throttled, BIG).0, Channel::Text);
         // Within the margin, the GET stays.
         let close = Measured {
             chunk_secs: Some(0.02),
             text_rate: Some(13_000.0),
+            link_rate: None,
         };
         assert_eq!(choose(&close, BIG).0, Channel::Binary);
+    }
+
+    #[test]
+    fn a_get_as_slow_as_the_link_is_not_the_boards_throttle() {
+        // An unthrottled board on a 12 KB/s link: 256-byte chunks come
+        // every 21.5 ms, as slow as a throttled board's.
+        let slow_link = Measured {
+            chunk_secs: Some(0.0215),
+            text_rate: None,
+            link_rate: Some(12_000.0),
+        };
+        assert!(!wants_link_rate(&slow_link));
+        let (c, why) = choose(&slow_link, BIG);
+        assert_eq!(c, Channel::Binary, "{why}");
+        assert!(!why.contains("throttled"), "{why}");
+        // The throttled board on a fast link, and on an ESP32's 20 KB/s.
+        for link in [1_000_000.0, 20_000.0] {
+            let throttled = Measured {
+                chunk_secs: Some(0.0202),
+                text_rate: None,
+                link_rate: Some(link),
+            };
+            let (c, why) = choose(&throttled, BIG);
+            assert_eq!(c, Channel::Text, "{link}: {why}");
+            assert!(why.contains("throttled"), "{why}");
+        }
+        // Only a slow GET needs the link's rate to be judged.
+        let mut m = Measured {
+            chunk_secs: Some(0.0215),
+            ..Measured::default()
+        };
+        assert!(wants_link_rate(&m));
+        m.chunk_secs = Some(0.002);
+        assert!(!wants_link_rate(&m));
     }
 
     #[test]

@@ -98,6 +98,40 @@ pub struct Board {
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
     downloads: Arc<Mutex<Downloads>>,
+    /// Text downloads under way, for `status` (the session sees only
+    /// programs).
+    text_moves: Arc<Mutex<Vec<TextMove>>>,
+}
+
+#[derive(Debug)]
+struct TextMove {
+    id: u64,
+    path: String,
+    done: u64,
+    total: u64,
+    since: Instant,
+}
+
+/// A text download's entry in `status`, while it lasts.
+struct TextMoving {
+    moves: Arc<Mutex<Vec<TextMove>>>,
+    id: u64,
+}
+
+impl TextMoving {
+    fn progress(&self, done: u64, total: u64) {
+        let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = moves.iter_mut().find(|m| m.id == self.id) {
+            (m.done, m.total) = (done, total);
+        }
+    }
+}
+
+impl Drop for TextMoving {
+    fn drop(&mut self) {
+        let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        moves.retain(|m| m.id != self.id);
+    }
 }
 
 /// What this connection's downloads showed, and the choice last made.
@@ -134,6 +168,11 @@ const PROBE_AFTER: u64 = 8 << 10;
 /// Every ESP board's flash has it.
 const PROBE_FILE: &str = "/boot.py";
 const PROBE_MAX: u64 = 4 << 10;
+/// Text the board prints to measure the link's rate (see `link_rate`).
+const LINK_PROBE: usize = 4000;
+/// How long a text download's slice waits for a REPL a person's program
+/// holds before the download goes by binary GET.
+const TEXT_PATIENCE: Duration = Duration::from_secs(1);
 /// A text download cut by a lost link starts over this many times.
 const TEXT_TRIES: u32 = 3;
 
@@ -268,6 +307,7 @@ impl Board {
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
+            text_moves: Arc::default(),
         }
     }
 
@@ -796,12 +836,18 @@ impl Board {
             return Ok(n);
         }
         if self.download_channel(st.size).await == channel::Channel::Text {
-            match self.get_text(path, sink).await {
+            match self.get_text(path, st.size, sink).await {
                 Err(Error::Traceback(tb)) => {
                     warn!(
                         "downloads by the text channel fail on this board ({tb}); binary GETs from now on"
                     );
                     self.downloads_mut().no_text = true;
+                    sink(Piece::Restart);
+                }
+                // A person's program holds the REPL: the binary channel
+                // is free of it.
+                Err(Error::Running(why)) => {
+                    info!("{path}: by binary GET: the text channel is busy ({why})");
                     sink(Piece::Restart);
                 }
                 r => return r,
@@ -892,18 +938,15 @@ impl Board {
             d.probed |= first;
             first
         };
-        if probe
-            && let Ok(Some(st)) = self.stat(PROBE_FILE).await
-            && st.kind == EntryKind::File
-            && (1..=PROBE_MAX).contains(&st.size)
-        {
-            let r = self
-                .get_binary(PROBE_FILE, st.size, &mut |_| {}, None)
-                .await;
-            debug!(
-                "measuring binary chunks with {PROBE_FILE}: {:?}",
-                r.map(drop)
-            );
+        if probe && let Some((file, size)) = self.probe_file().await {
+            let r = self.get_binary(&file, size, &mut |_| {}, None).await;
+            debug!("measuring binary chunks with {file}: {:?}", r.map(drop));
+        }
+        let slow = channel::wants_link_rate(&self.downloads_mut().measured);
+        if slow {
+            let rate = self.link_rate().await;
+            debug!("the link carries {rate:?} B/s from the board");
+            self.downloads_mut().measured.link_rate = rate;
         }
         let mut d = self.downloads_mut();
         let (mut c, mut why) = channel::choose(&d.measured, size);
@@ -918,6 +961,56 @@ impl Board {
         c
     }
 
+    /// A small file whose GET shows the binary channel's pace: `boot.py`,
+    /// else the largest small one at the root (a mount's id marker is
+    /// one), so that a board without `boot.py` is measured too.
+    async fn probe_file(&self) -> Option<(String, u64)> {
+        let small =
+            |kind: EntryKind, size: u64| kind == EntryKind::File && (1..=PROBE_MAX).contains(&size);
+        let b = self.impatient();
+        match b.stat(PROBE_FILE).await {
+            Ok(Some(st)) if small(st.kind, st.size) => return Some((PROBE_FILE.into(), st.size)),
+            Err(_) => return None,
+            _ => {}
+        }
+        let entries = b.list("/", false).await.ok()?;
+        entries
+            .into_iter()
+            .filter(|e| small(e.kind, e.size))
+            .max_by_key(|e| e.size)
+            .map(|e| (e.path, e.size))
+    }
+
+    /// The link's rate: the uploads' pace if they have shown it, else that
+    /// of a few KB of text the board prints (not throttled anywhere).
+    async fn link_rate(&self) -> Option<f64> {
+        if let Some(r) = self.session.rate().await {
+            return Some(r);
+        }
+        // Lines: the session hands on output a line at a time.
+        let code = format!("for i in range({}):print('x'*98)\n", LINK_PROBE / 100);
+        let mut s = self.session.stream(code, Some(TEXT_PATIENCE)).ok()?;
+        let mut first: Option<Instant> = None;
+        let mut after = 0usize;
+        while let Some(p) = s.pieces.recv().await {
+            if let Piece::Data(t) = p {
+                match first {
+                    None => first = Some(Instant::now()),
+                    Some(_) => after += t.len(),
+                }
+            }
+        }
+        let out = s.finish().await.ok()?;
+        let secs = first?.elapsed().as_secs_f64();
+        after += out.stdout.len();
+        debug!("link probe: {after} B after the first piece in {secs:.3} s");
+        // Most of it at once: faster than we can time.
+        if after < LINK_PROBE / 2 || secs <= 0.0 {
+            return Some(f64::MAX);
+        }
+        Some(after as f64 / secs)
+    }
+
     /// Which channel large downloads take on this connection, and why.
     pub fn downloads(&self) -> String {
         let d = self.downloads_mut();
@@ -927,12 +1020,51 @@ impl Board {
         }
     }
 
+    /// Text downloads under way, as `status` shows transfers.
+    pub fn text_moving(&self) -> Vec<crate::session::Moving> {
+        let moves = self.text_moves.lock().unwrap_or_else(|e| e.into_inner());
+        moves
+            .iter()
+            .map(|m| crate::session::Moving {
+                path: m.path.clone(),
+                upload: false,
+                done: m.done,
+                total: m.total,
+                secs: m.since.elapsed().as_secs_f64(),
+            })
+            .collect()
+    }
+
+    fn text_move(&self, path: &str, total: u64) -> TextMoving {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.text_moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TextMove {
+                id,
+                path: path.to_string(),
+                done: 0,
+                total,
+                since: Instant::now(),
+            });
+        TextMoving {
+            moves: self.text_moves.clone(),
+            id,
+        }
+    }
+
     /// A file through a program on the text channel (see [`stream`]); a
     /// broken link starts it over, as it does a GET.
-    async fn get_text(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
+    async fn get_text(
+        &self,
+        path: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<u64> {
         let mut tries = 1;
         loop {
-            match self.get_text_once(path, sink).await {
+            match self.get_text_once(path, size, sink).await {
                 Err(Error::LinkLost(why)) if tries < TEXT_TRIES => {
                     debug!("{path}: the text download starts over ({why})");
                     sink(Piece::Restart);
@@ -943,17 +1075,82 @@ impl Board {
         }
     }
 
-    async fn get_text_once(&self, path: &str, sink: &mut (dyn FnMut(Piece) + Send)) -> Result<u64> {
-        let code = sn::send(path, stream::PIECE, stream::WINDOW);
-        let mut s = self.session.stream(code, self.patience)?;
-        let mut d = stream::Download::new(path);
-        let mut first: Option<Instant> = None;
-        let mut pieces = 0usize;
+    /// The file in slices, one program each (see [`stream::slice_pieces`]):
+    /// between them the REPL is free for a person's keys and other
+    /// requests. Every slice must announce the size the first did.
+    async fn get_text_once(
+        &self,
+        path: &str,
+        size: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<u64> {
+        let moving = self.text_move(path, size);
+        let mut rate = self.downloads_mut().measured.text_rate;
+        let mut next = 0u64;
+        let mut got = 0u64;
+        let mut announced_size: Option<u64> = None;
+        // File data over the time it took to come, of slices longer than
+        // the program's first window.
+        let (mut data, mut secs) = (0u64, 0f64);
+        loop {
+            let typing = self.session.typing().await;
+            let most = stream::slice_pieces(rate, typing);
+            let (announced, n, start) = self.text_slice(path, next, most, sink).await?;
+            let Some((z, k)) = announced else {
+                return Err(Error::Invalid(format!(
+                    "{path}: the text download announced nothing"
+                )));
+            };
+            if announced_size.is_some_and(|s| s != z) {
+                return Err(Error::LinkLost(format!(
+                    "{path} changed on the board during its text download"
+                )));
+            }
+            announced_size = Some(z);
+            got += n;
+            next += k;
+            moving.progress(got, z);
+            if let Some(t) = start.filter(|_| k > stream::WINDOW as u64) {
+                data += n;
+                secs += t.elapsed().as_secs_f64();
+                rate = Some(data as f64 / secs.max(1e-6));
+            }
+            if next >= z.div_ceil(stream::PIECE as u64) || k == 0 {
+                break;
+            }
+        }
+        let z = announced_size.unwrap_or(0);
+        if got != z {
+            return Err(Error::LinkLost(format!(
+                "{path} changed on the board during its text download ({got} of {z} bytes)"
+            )));
+        }
+        if secs > 0.0 {
+            self.downloads_mut()
+                .measured
+                .text(data as f64 / secs.max(1e-6));
+        }
+        Ok(got)
+    }
+
+    /// One slice: its reader (ended), its bytes, and when its first data
+    /// came.
+    async fn text_slice(
+        &self,
+        path: &str,
+        first: u64,
+        most: u64,
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<(Option<(u64, u64)>, u64, Option<Instant>)> {
+        let code = sn::send(path, stream::PIECE, stream::WINDOW, first, most);
+        let patience = self.patience.unwrap_or(TEXT_PATIENCE).min(TEXT_PATIENCE);
+        let mut s = self.session.stream(code, Some(patience))?;
+        let mut d = stream::Download::slice(path, first, most);
+        let mut start: Option<Instant> = None;
         let mut take = |d: &mut stream::Download, text: &[u8]| -> Result<usize> {
             let fed = d.feed(text)?;
             if !fed.data.is_empty() {
-                first.get_or_insert_with(Instant::now);
-                pieces += fed.data.len().div_ceil(stream::PIECE);
+                start.get_or_insert_with(Instant::now);
                 sink(Piece::Data(fed.data));
             }
             Ok(fed.credits)
@@ -974,12 +1171,8 @@ impl Board {
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
-        let n = d.finish()?;
-        if let Some(t) = first.filter(|_| pieces > stream::WINDOW) {
-            let rate = n as f64 / t.elapsed().as_secs_f64().max(1e-6);
-            self.downloads_mut().measured.text(rate);
-        }
-        Ok(n)
+        let announced = d.announced();
+        Ok((announced, d.finish()?, start))
     }
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {

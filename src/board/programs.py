@@ -293,20 +293,23 @@ def read_range(a):
 # or `E <errno>` for a file that cannot be read (110: no credit came for
 # 5 s, the reader is gone). Every piece is printed
 # whatever happens, so the program reads every credit the reader owes it
-# and none is left over for the REPL.
+# and none is left over for the REPL. One slice of the file: at most a[4]
+# pieces from piece a[3] (`<size>` is the whole file's, `<pieces>` the
+# slice's), so that the REPL is free between slices.
 def send(a):
     import binascii, select, sys
 
     n = int(a[1])
     w = int(a[2])
+    s = int(a[3])
     try:
         f = open(a[0], "rb")
         z = f.seek(0, 2)
-        f.seek(0)
+        f.seek(s * n)
     except OSError as e:
         print("E", e.args[0])
         return
-    k = (z + n - 1) // n
+    k = max(0, min((z + n - 1) // n - s, int(a[4])))
     print("T", z, k)
     b = bytearray(n)
     c = t = i = e = 0

@@ -197,9 +197,19 @@ pub fn stat(path: &str) -> String {
     program("stat", &[path])
 }
 
-/// Prints the file `path` on the text channel (`send` in programs.py).
-pub fn send(path: &str, piece: usize, window: usize) -> String {
-    program("send", &[path, &piece.to_string(), &window.to_string()])
+/// Prints `most` pieces of the file `path` from piece `first` on the text
+/// channel (`send` in programs.py).
+pub fn send(path: &str, piece: usize, window: usize, first: u64, most: u64) -> String {
+    program(
+        "send",
+        &[
+            path,
+            &piece.to_string(),
+            &window.to_string(),
+            &first.to_string(),
+            &most.to_string(),
+        ],
+    )
 }
 
 /// Lists `top` (and below it, if `deep`).

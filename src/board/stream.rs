@@ -20,6 +20,31 @@ pub const PIECE: usize = 512;
 pub const WINDOW: usize = 4;
 /// The largest file fetched this way (as the cache's largest file).
 pub const MAX_SIZE: u64 = 64 << 20;
+/// A download goes in slices, one program each, so that a person's keys and
+/// other requests wait at most one slice for the REPL: about this long at
+/// the rate measured (less while a person types), in pieces.
+const SLICE_TIME: f64 = 0.4;
+const SLICE_TIME_TYPING: f64 = 0.15;
+/// Before the rate is known: 16 KB, as uploads' first slice.
+const SLICE_FIRST: u64 = 32;
+/// Each slice costs pasting its program: not less than this.
+const SLICE_MIN: u64 = 8;
+const SLICE_MAX: u64 = 8192;
+
+/// The pieces of the next slice for text arriving at `rate` bytes of file
+/// data per second (None: not measured yet).
+pub fn slice_pieces(rate: Option<f64>, typing: bool) -> u64 {
+    let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+        return SLICE_FIRST;
+    };
+    let time = if typing {
+        SLICE_TIME_TYPING
+    } else {
+        SLICE_TIME
+    };
+    ((rate * time / PIECE as f64) as u64).clamp(SLICE_MIN, SLICE_MAX)
+}
+
 /// A line longer than a piece's base64 is not the program's.
 const MAX_LINE: usize = PIECE.div_ceil(3) * 4 + 8;
 
@@ -37,6 +62,9 @@ pub struct Fed {
 pub struct Download {
     what: String,
     line: Vec<u8>,
+    /// The slice asked for: its first piece, and at most how many.
+    first: u64,
+    most: u64,
     /// Size and pieces the program announced.
     size: Option<(u64, u64)>,
     pieces: u64,
@@ -49,9 +77,17 @@ pub struct Download {
 
 impl Download {
     pub fn new(what: &str) -> Download {
+        Download::slice(what, 0, u64::MAX)
+    }
+
+    /// The reader of a program sending at most `most` pieces from piece
+    /// `first`.
+    pub fn slice(what: &str, first: u64, most: u64) -> Download {
         Download {
             what: what.to_string(),
             line: Vec::new(),
+            first,
+            most,
             size: None,
             pieces: 0,
             bytes: 0,
@@ -59,6 +95,11 @@ impl Download {
             crc: crc32fast::Hasher::new(),
             end: None,
         }
+    }
+
+    /// The whole file's size and the slice's pieces, as announced.
+    pub fn announced(&self) -> Option<(u64, u64)> {
+        self.size
     }
 
     /// Whether the program said its last line.
@@ -105,7 +146,8 @@ impl Download {
                     let (Ok(z), Ok(k)) = (z.parse::<u64>(), k.parse::<u64>()) else {
                         return Err(self.bad(format!("began with {text:?}")));
                     };
-                    if z > MAX_SIZE || k != z.div_ceil(PIECE as u64) {
+                    let left = z.div_ceil(PIECE as u64).saturating_sub(self.first);
+                    if z > MAX_SIZE || k != left.min(self.most) {
                         return Err(self.bad(format!("announced {z} bytes in {k} pieces")));
                     }
                     self.size = Some((z, k));
@@ -129,7 +171,8 @@ impl Download {
                     .decode(line)
                     .map_err(|e| self.bad(format!("sent bad base64 ({e})")))?
             };
-            if data.len() > PIECE || self.bytes + data.len() as u64 > size {
+            let room = size.saturating_sub(self.first.saturating_mul(PIECE as u64));
+            if data.len() > PIECE || self.bytes + data.len() as u64 > room {
                 return Err(self.bad("sent more than it announced"));
             }
             self.pieces += 1;
@@ -255,6 +298,34 @@ mod tests {
         let data = vec![1u8; 2 * PIECE];
         let a = answer(&data, false);
         assert!(run(&a[..a.len() - 10], 100).0.is_err());
+    }
+
+    #[test]
+    fn a_slice_announces_the_whole_size_and_its_own_pieces() {
+        let data = vec![3u8; 5 * PIECE + 9];
+        // Pieces 2..4 of 6.
+        let mut a = format!("T {} 2\r\n", data.len()).into_bytes();
+        let part = &data[2 * PIECE..4 * PIECE];
+        for p in part.chunks(PIECE) {
+            a.extend(base64::engine::general_purpose::STANDARD.encode(p).bytes());
+            a.extend_from_slice(b"\r\n");
+        }
+        a.extend(format!("K {} {}\r\n", part.len(), crc32fast::hash(part)).bytes());
+        let mut d = Download::slice("/f", 2, 2);
+        assert_eq!(d.feed(&a).unwrap().data, part);
+        assert_eq!(d.announced(), Some((data.len() as u64, 2)));
+        assert_eq!(d.finish().unwrap(), part.len() as u64);
+        // A slice that announces more pieces than asked for is not ours.
+        let mut d = Download::slice("/f", 2, 2);
+        assert!(
+            d.feed(format!("T {} 4\r\n", data.len()).as_bytes())
+                .is_err()
+        );
+        assert_eq!(slice_pieces(None, false), SLICE_FIRST);
+        // 15 KB/s of file data: slices of 0.4 s, shorter while typing.
+        assert_eq!(slice_pieces(Some(15_000.0), false), 11);
+        assert_eq!(slice_pieces(Some(15_000.0), true), SLICE_MIN);
+        assert_eq!(slice_pieces(Some(1e12), false), SLICE_MAX);
     }
 
     #[test]
