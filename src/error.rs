@@ -164,6 +164,15 @@ pub enum Lost {
     /// A reset was refused: the mount holds changes the board lacks.
     #[error("(not resetting a board that lacks changes from the mount)")]
     Unflushed,
+    /// A text download's slices disagree: it starts over.
+    #[error("({path} changed on the board during its text download{})", match .got {
+        Some((got, of)) => format!(": {got} of {of} bytes"),
+        None => String::new(),
+    })]
+    Changed {
+        path: String,
+        got: Option<(u64, u64)>,
+    },
     /// A write through the mount could not reach the board yet.
     #[error(
         "while writing {path} (the board could not be reached; the mount sends it when it can)"

@@ -1102,9 +1102,10 @@ impl Board {
                 )));
             };
             if announced_size.is_some_and(|s| s != z) {
-                return Err(Error::LinkLost(format!(
-                    "{path} changed on the board during its text download"
-                )));
+                return Err(Error::LinkLost(Lost::Changed {
+                    path: path.to_string(),
+                    got: None,
+                }));
             }
             announced_size = Some(z);
             got += n;
@@ -1121,9 +1122,10 @@ impl Board {
         }
         let z = announced_size.unwrap_or(0);
         if got != z {
-            return Err(Error::LinkLost(format!(
-                "{path} changed on the board during its text download ({got} of {z} bytes)"
-            )));
+            return Err(Error::LinkLost(Lost::Changed {
+                path: path.to_string(),
+                got: Some((got, z)),
+            }));
         }
         if secs > 0.0 {
             self.downloads_mut()
