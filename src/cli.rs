@@ -637,7 +637,7 @@ const BASH_NAMES: &str = r#"
 _webrepl_mount_names() {
     local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
     [[ -r $f ]] && sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f"
-    awk '$1 ~ /^webrepl:/ {print $2}' /proc/self/mounts 2>/dev/null
+    awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
 }
 _webrepl_mount_with_names() {
     _webrepl__mount "$@"

@@ -806,3 +806,28 @@ fn ls_r_is_ls_capital_r_df_names_the_board_once_and_rmdir_spares_the_root() {
         format!("webrepl-mount: {a}:/: the board's root '/' cannot be removed")
     );
 }
+
+#[test]
+fn quoted_patterns_move_several_files_and_brackets_match() {
+    let tb = TestBoard::start();
+    let at = |p: &str| format!("{}:{p}", tb.addr());
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::create_dir_all(tb.path("/old")).unwrap();
+    for f in ["f1.py", "f2.py", "g.py"] {
+        std::fs::write(tb.path(&format!("/lib/{f}")), f).unwrap();
+    }
+    // Several sources need a directory to go into.
+    let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/lib/new.py")]);
+    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert!(tb.path("/lib/f1.py").exists() && !tb.path("/lib/new.py").exists());
+    let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/old")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/old/f1.py")).unwrap(), b"f1.py");
+    assert_eq!(std::fs::read(tb.path("/old/f2.py")).unwrap(), b"f2.py");
+    assert!(tb.path("/lib/g.py").exists());
+    let o = wm(&tb, &["rm", &at("/old/[!f]*"), &at("/lib/[fg]*")]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert!(err(&o).contains("(no match)"), "{}", err(&o));
+    assert!(!tb.path("/lib/g.py").exists());
+    assert!(tb.path("/old/f1.py").exists());
+}

@@ -13,28 +13,20 @@ pub const DEFAULT_LOCAL_ONLY: &[&str] = &[
     ".#*",
 ];
 
-/// Shell-style match of `*` and `?` against a whole name.
+/// Shell-style match (`*`, `?`, `[abc]`, `[!a-z]`) against a whole name;
+/// a pattern that is not one (an unclosed `[`) matches itself only.
 pub fn matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
+    match glob::Pattern::new(pattern) {
+        Ok(p) => p.matches_with(
+            name,
+            glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: false,
+            },
+        ),
+        Err(_) => pattern == name,
     }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -68,5 +60,8 @@ mod tests {
         }
         assert!(matches("a?c*", "abcdef"));
         assert!(!matches("a?c", "ac"));
+        assert!(matches("[ab]*", "b.mpy") && !matches("[ab]*", "c.py"));
+        assert!(matches("[!a]?", "bc") && !matches("[!a]?", "ac"));
+        assert!(matches("x[", "x[") && !matches("x[", "x"));
     }
 }

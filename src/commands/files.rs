@@ -159,12 +159,12 @@ impl Failed {
 fn is_glob(path: &str) -> bool {
     path.rsplit('/')
         .next()
-        .is_some_and(|l| l.contains(['*', '?']))
+        .is_some_and(|l| l.contains(['*', '?', '[']))
 }
 
 async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
     let (dir, pattern) = (board::parent(path), path.rsplit('/').next().unwrap_or(path));
-    if is_glob(dir) || dir.contains(['*', '?']) {
+    if is_glob(dir) || dir.contains(['*', '?', '[']) {
         return Err(Error::Invalid(format!(
             "{arg}: a pattern goes in the last part of the path only"
         )));
@@ -343,19 +343,32 @@ pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
         (Place::Board(bs, s), Place::Board(bd, d)) if bs == bd => {
             let mut boards = Boards::new(conn);
             let r = async {
-                let b = boards.get(&bs).await?;
-                if must_stat(&b, &s).await?.kind == EntryKind::File && src.ends_with('/') {
-                    return Err(not_dir(src));
-                }
-                let d = match b.stat(&d).await? {
-                    Some(st) if st.kind == EntryKind::Dir => {
-                        board::join(&d, s.rsplit('/').next().unwrap_or(&s))
-                    }
-                    // `DST/` must be a directory: never a new file's name.
-                    _ if dst.ends_with('/') => return Err(not_dir(dst)),
-                    _ => d,
+                let sources = if is_glob(&s) {
+                    expand(&mut boards, src, &bs, &s).await?
+                } else {
+                    vec![s.clone()]
                 };
-                b.rename(&s, &d).await
+                let b = boards.get(&bs).await?;
+                let into = matches!(b.stat(&d).await?, Some(st) if st.kind == EntryKind::Dir);
+                // Several sources go into a directory, as with mv(1).
+                if sources.len() > 1 && !into {
+                    return Err(not_dir(dst));
+                }
+                for s in &sources {
+                    if must_stat(&b, s).await?.kind == EntryKind::File && src.ends_with('/') {
+                        return Err(not_dir(src));
+                    }
+                    let to = if into {
+                        board::join(&d, s.rsplit('/').next().unwrap_or(s))
+                    } else if dst.ends_with('/') {
+                        // `DST/` must be a directory: never a new file's name.
+                        return Err(not_dir(dst));
+                    } else {
+                        d.clone()
+                    };
+                    b.rename(s, &to).await?;
+                }
+                Ok(())
             }
             .await;
             boards.close(r).await
