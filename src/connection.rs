@@ -93,8 +93,10 @@ impl Conn {
     /// A session with `board`; a board this user's own mount holds is
     /// named as such, with what to do instead.
     pub async fn connect(&self, board: &str) -> Result<Board> {
-        let (board, conn, _) = self.for_board(board)?;
-        conn.connect_to(&board).await
+        let (address, conn, _) = self.for_board(board)?;
+        conn.connect_to(&address)
+            .await
+            .map_err(|e| crate::remote::other_reading(board, e))
     }
 
     async fn connect_to(&self, board: &str) -> Result<Board> {

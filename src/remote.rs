@@ -102,6 +102,36 @@ pub fn remote_arg(s: &str) -> Result<(String, String)> {
     })
 }
 
+/// `HOST:123` is read as a port; when nothing answers there, the other
+/// reading (the board file 123) is named too. The default port is meant.
+pub fn other_reading(board: &str, e: Error) -> Error {
+    let Error::Unreachable {
+        target,
+        why,
+        waited,
+    } = e
+    else {
+        return e;
+    };
+    let why = match board.trim_end_matches('/').rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && !host.contains(['/', ':'])
+                && !port.is_empty()
+                && port != "8266"
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{why} (for the board file {port} write {host}:/{port})")
+        }
+        _ => why,
+    };
+    Error::Unreachable {
+        target,
+        why,
+        waited,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +172,30 @@ mod tests {
         );
         assert_eq!(r("/tmp/x"), None);
         assert_eq!(r("plain"), None);
+    }
+
+    #[test]
+    fn a_port_nothing_answers_names_the_file_reading_too() {
+        let e = |board: &str| {
+            other_reading(board, Error::unreachable("ws://x/", "refused")).to_string()
+        };
+        assert_eq!(
+            e("127.0.0.1:123"),
+            "cannot reach ws://x/: refused (for the board file 123 write 127.0.0.1:/123)"
+        );
+        assert_eq!(
+            e("kb:18724"),
+            "cannot reach ws://x/: refused (for the board file 18724 write kb:/18724)"
+        );
+        for plain in [
+            "127.0.0.1:8266",
+            "127.0.0.1",
+            "ws://h:123/",
+            "[::1]:123",
+            "kb",
+        ] {
+            assert_eq!(e(plain), "cannot reach ws://x/: refused", "{plain}");
+        }
     }
 
     /// One grammar for a board argument, whatever the command.
