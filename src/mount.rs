@@ -663,11 +663,16 @@ impl Daemon {
                 ));
             }
             for m in &s.queued {
+                // A download's size is known only once the board answers.
+                let size = if m.upload || m.total > 0 {
+                    format!(" {} B", m.total)
+                } else {
+                    String::new()
+                };
+                let path = if m.path.is_empty() { "?" } else { &m.path };
                 out.push_str(&format!(
-                    "queued: {} {} {} B\n",
+                    "queued: {} {path}{size}\n",
                     if m.upload { "up" } else { "down" },
-                    m.path,
-                    m.total
                 ));
             }
             if s.programs > 0 {
