@@ -458,13 +458,14 @@ fn not_a_command(board: &str, mountpoint: Option<&std::path::Path>) -> Result<()
     if e.get(clap::error::ContextKind::SuggestedSubcommand)
         .is_some()
     {
-        return Err(Error::Invalid(
-            said(e)
-                .into_iter()
-                .chain([boards_toml])
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
+        // The hint belongs with the error, before clap's pointer to --help.
+        let mut lines = said(e);
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("For more information"))
+            .unwrap_or(lines.len());
+        lines.insert(at, boards_toml);
+        return Err(Error::Invalid(lines.join("\n")));
     }
     // A host may well be one letter from a command (`web1`): only a board
     // path where the mountpoint goes makes it a command.
@@ -483,8 +484,8 @@ fn not_a_command(board: &str, mountpoint: Option<&std::path::Path>) -> Result<()
     if let Some(n) = near {
         lines.push(format!("  tip: a similar subcommand exists: '{n}'"));
     }
-    lines.push("For more information, try '--help'.".into());
     lines.push(boards_toml);
+    lines.push("For more information, try '--help'.".into());
     Err(Error::Invalid(lines.join("\n")))
 }
 

@@ -53,8 +53,8 @@ fn a_mistyped_command_is_no_board_name() {
         err(&o),
         "webrepl-mount: unrecognized subcommand 'umount'\n  \
          tip: a similar subcommand exists: 'unmount'\n\
-         For more information, try '--help'.\n\
-         (a board named so goes in boards.toml)"
+         (a board named so goes in boards.toml)\n\
+         For more information, try '--help'."
     );
 }
 
@@ -762,8 +762,8 @@ fn a_mistyped_command_before_a_board_path_is_no_mount() {
             err(&o),
             format!(
                 "webrepl-mount: unrecognized subcommand '{typed}'\n{tip}\
-                 For more information, try '--help'.\n\
-                 (a board named so goes in boards.toml)"
+                 (a board named so goes in boards.toml)\n\
+                 For more information, try '--help'."
             )
         );
     }
