@@ -35,7 +35,7 @@ board() {
   for _ in $(seq 50); do grep -qs "board ready" "$root.log" && break; sleep 0.1; done
   local fifo=$root.emu
   mkfifo "$fifo.in"
-  target/release/examples/linkemu --to "127.0.0.1:$p" --delay-ms 5 "$@" < "$fifo.in" > "$fifo.out" &
+  "$linkemu" --to "127.0.0.1:$p" --delay-ms 5 "$@" < "$fifo.in" > "$fifo.out" &
   exec {keep}> "$fifo.in"
   for _ in $(seq 50); do grep -qs listening "$fifo.out" && break; sleep 0.05; done
   b=127.0.0.1:$(awk '/listening/ {print $2}' "$fifo.out")

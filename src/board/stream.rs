@@ -35,7 +35,8 @@ const SLICE_MAX: u64 = 8192;
 /// data per second (None: not measured yet).
 pub fn slice_pieces(rate: Option<f64>, typing: bool) -> u64 {
     let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
-        return SLICE_FIRST;
+        // 16 KB is 1.2 s on a 20 KB/s link: too long for a person typing.
+        return if typing { SLICE_MIN } else { SLICE_FIRST };
     };
     let time = if typing {
         SLICE_TIME_TYPING
@@ -322,6 +323,7 @@ mod tests {
                 .is_err()
         );
         assert_eq!(slice_pieces(None, false), SLICE_FIRST);
+        assert_eq!(slice_pieces(None, true), SLICE_MIN);
         // 15 KB/s of file data: slices of 0.4 s, shorter while typing.
         assert_eq!(slice_pieces(Some(15_000.0), false), 11);
         assert_eq!(slice_pieces(Some(15_000.0), true), SLICE_MIN);
