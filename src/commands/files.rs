@@ -582,6 +582,20 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
 }
 
 /// `tree` of a directory in a mount, as `tree` of the board's prints it.
+/// One entry of `tree`, indented by its depth: the same for a board's
+/// listing and a mount's.
+fn tree_line(out: &mut impl Write, depth: usize, rel: &str, is_dir: bool) -> Result<()> {
+    let leaf = rel.rsplit('/').next().unwrap_or(rel);
+    let slash = if is_dir { "/" } else { "" };
+    writeln!(
+        out,
+        "{}{}{slash}",
+        "    ".repeat(depth + 1),
+        board::shown(leaf)
+    )?;
+    Ok(())
+}
+
 fn local_tree(dir: &Path, arg: &str) -> Result<()> {
     if !std::fs::metadata(dir)
         .map_err(|e| local_error(e, arg))?
@@ -595,14 +609,7 @@ fn local_tree(dir: &Path, arg: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{arg}")?;
     for (depth, rel, is_dir) in super::local_walk(dir, arg, true)? {
-        let leaf = rel.rsplit('/').next().unwrap_or(&rel);
-        let slash = if is_dir { "/" } else { "" };
-        writeln!(
-            out,
-            "{}{}{slash}",
-            "    ".repeat(depth + 1),
-            board::shown(leaf)
-        )?;
+        tree_line(&mut out, depth, &rel, is_dir)?;
     }
     Ok(())
 }
@@ -652,14 +659,11 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
             .strip_prefix(&path)
             .unwrap_or(&e.path)
             .trim_start_matches('/');
-        let depth = rel.matches('/').count();
-        let leaf = rel.rsplit('/').next().unwrap_or(rel);
-        let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
-        writeln!(
-            out,
-            "{}{}{slash}",
-            "    ".repeat(depth + 1),
-            board::shown(leaf)
+        tree_line(
+            &mut out,
+            rel.matches('/').count(),
+            rel,
+            e.kind == EntryKind::Dir,
         )?;
     }
     if !listing.skipped.is_empty() {
