@@ -517,6 +517,18 @@ fn status_and_unmount_from_another_runtime_dir_find_the_live_mount() {
         c.env("XDG_RUNTIME_DIR", elsewhere.path());
         c
     };
+    // And there, the socket of a daemon killed earlier: it must not hide
+    // the live one.
+    use std::os::unix::fs::PermissionsExt;
+    let live = std::fs::read_dir(m.runtime.path().join("webrepl-mount"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().ends_with(".sock"))
+        .expect("the daemon's socket");
+    let stale = elsewhere.path().join("webrepl-mount");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(stale.join(&live)).unwrap());
     let o = other()
         .args(["status", m.path().to_str().unwrap()])
         .output()

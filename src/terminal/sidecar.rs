@@ -138,10 +138,16 @@ fn socket_name(mountpoint: &Path) -> String {
 pub fn socket_path(mountpoint: &Path) -> PathBuf {
     let name = socket_name(mountpoint);
     let own = dir().join(&name);
-    if own.exists() {
+    // A socket a killed daemon left here must not hide the live one that
+    // a mount from another login recorded: the one that answers wins.
+    let answers = |p: &Path| std::os::unix::net::UnixStream::connect(p).is_ok();
+    if own.exists() && answers(&own) {
         return own;
     }
-    recorded_socket(&name).unwrap_or(own)
+    match recorded_socket(&name) {
+        Some(r) if r != own && (answers(&r) || !own.exists()) => r,
+        _ => own,
+    }
 }
 
 /// Where daemons record their sockets: a file per socket name holding its
