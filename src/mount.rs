@@ -656,7 +656,7 @@ impl Daemon {
                 out.push_str(&format!(
                     "moving: {} {} {}/{} B ({:.1} KB/s)\n",
                     if m.upload { "up" } else { "down" },
-                    m.path,
+                    crate::board::shown(&m.path),
                     m.done,
                     m.total,
                     rate
@@ -669,7 +669,11 @@ impl Daemon {
                 } else {
                     String::new()
                 };
-                let path = if m.path.is_empty() { "?" } else { &m.path };
+                let path = if m.path.is_empty() {
+                    "?".into()
+                } else {
+                    crate::board::shown(&m.path)
+                };
                 out.push_str(&format!(
                     "queued: {} {path}{size}\n",
                     if m.upload { "up" } else { "down" },
@@ -688,13 +692,20 @@ impl Daemon {
         for p in self.core.dirty_paths() {
             out.push_str(&format!("dirty: {p}\n"));
         }
+        // Names are the board's: a newline would forge a line of this
+        // answer, an escape sequence reach the person's terminal.
         for (p, why) in self.core.unsent() {
             out.push_str(&format!(
-                "unsent: {p}: {why} (kept in the journal; tried again)\n"
+                "unsent: {}: {} (kept in the journal; tried again)\n",
+                crate::board::shown(&p),
+                crate::board::shown(&why.to_string())
             ));
         }
         for c in self.core.conflicts() {
-            out.push_str(&format!("conflict: {c}\n"));
+            out.push_str(&format!(
+                "conflict: {}\n",
+                crate::board::shown(&c.to_string())
+            ));
         }
         if let Some(log) = &self.log {
             out.push_str(&format!("log: {}\n", log.display()));

@@ -843,3 +843,15 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     assert!(!tb.path("/lib/g.py").exists());
     assert!(tb.path("/old/f1.py").exists());
 }
+
+#[test]
+fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/g\x1b]0;pwned\x07\nFAKE LINE.py"), "q").unwrap();
+    let o = wm(&tb, &["sha256sum", &format!("{}:/g*", tb.addr())]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(!text.contains(['\x1b', '\x07']), "{text:?}");
+    assert!(text.contains("\\n"), "{text:?}");
+}

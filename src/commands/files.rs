@@ -545,7 +545,9 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
                 }
             }
         };
-        Ok(writeln!(std::io::stdout().lock(), "{digest}  {arg}")?)
+        // A pattern's matches are the board's names: escaped, as ls does.
+        let shown = board::shown(arg);
+        Ok(writeln!(std::io::stdout().lock(), "{digest}  {shown}")?)
     })
     .await
 }
