@@ -242,6 +242,20 @@ fn saves_under_load_make_no_conflicts() {
 
 #[test]
 fn unsent_changes_for_one_board_never_reach_another_at_the_same_address() {
+    unsent_changes_stay_with_their_board(tempfile::tempdir().unwrap());
+}
+
+#[test]
+fn unsent_changes_never_reach_a_board_whose_id_cannot_be_read() {
+    let flash = tempfile::tempdir().unwrap();
+    // Its marker is a directory: reading it fails (EISDIR).
+    std::fs::create_dir(flash.path().join(".webrepl-mount-id")).unwrap();
+    unsent_changes_stay_with_their_board(flash);
+}
+
+/// A change written for board A, then board `flash_b` at A's address:
+/// B never gets it; A does when it is back.
+fn unsent_changes_stay_with_their_board(flash_b: tempfile::TempDir) {
     let mut tb = TestBoard::start();
     let mut emu = LinkEmu::start(tb.port, 1.0);
     let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
@@ -262,7 +276,7 @@ fn unsent_changes_for_one_board_never_reach_another_at_the_same_address() {
     m.wait();
     gone(&mut m);
     // Board B answers at the same address.
-    let flash_a = tb.swap_board(tempfile::tempdir().unwrap());
+    let flash_a = tb.swap_board(flash_b);
     emu.command("refuse off");
     let mut m = m.remount(&[]);
     assert!(!tb.path("/for_a.py").exists(), "board B got board A's file");

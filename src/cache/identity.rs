@@ -73,23 +73,27 @@ fn parked(dir: &Path, id: &str) -> PathBuf {
 /// this one after all.
 pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
     let j = Journal::new(dir.to_path_buf());
-    let Some(id) = id else { return };
-    match j.board_id() {
-        Some(theirs) if theirs != id && !j.entries().is_empty() && !adopt => {
-            let aside = parked(dir, &theirs);
-            let n = j.entries().len();
-            if std::fs::rename(dir, &aside).is_err() {
-                warn!("cannot move aside the journal of board {theirs}");
-                return;
-            }
-            let msg = format!(
-                "{n} unsent change(s) in the journal belong to board {theirs}, but the board at this address is board {id}: not sending them here. They are kept in {} and sent when board {theirs} is mounted again (--adopt-journal sends them to this board instead; removing that directory discards them)",
-                aside.display()
+    let theirs = j.board_id().filter(|_| !j.entries().is_empty() && !adopt);
+    let Some(id) = id else {
+        // A board whose id cannot be read may be any board: what was
+        // written for a known one waits for it.
+        if let Some(theirs) = theirs {
+            set_aside(
+                dir,
+                &j,
+                &theirs,
+                "the board at this address cannot tell its id",
             );
-            eprintln!("webrepl-mount: {msg}");
-            warn!("{msg}");
         }
-        _ => {}
+        return;
+    };
+    if let Some(theirs) = theirs.filter(|t| t != id) {
+        set_aside(
+            dir,
+            &j,
+            &theirs,
+            &format!("the board at this address is board {id}"),
+        );
     }
     let mine = parked(dir, id);
     if mine.is_dir() && Journal::new(dir.to_path_buf()).entries().is_empty() {
@@ -104,6 +108,22 @@ pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
     if let Err(e) = Journal::new(dir.to_path_buf()).set_board_id(id) {
         warn!("journal: cannot note the board's id: {e}");
     }
+}
+
+/// Moves board `theirs`'s journal aside, saying why it is not sent here.
+fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) {
+    let aside = parked(dir, theirs);
+    let n = j.entries().len();
+    if std::fs::rename(dir, &aside).is_err() {
+        warn!("cannot move aside the journal of board {theirs}");
+        return;
+    }
+    let msg = format!(
+        "{n} unsent change(s) in the journal belong to board {theirs}, but {why}: not sending them here. They are kept in {} and sent when board {theirs} is mounted again (--adopt-journal sends them to this board instead; removing that directory discards them)",
+        aside.display()
+    );
+    eprintln!("webrepl-mount: {msg}");
+    warn!("{msg}");
 }
 
 /// --adopt-journal: every journal kept aside for this address joins this
