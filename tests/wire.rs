@@ -387,3 +387,43 @@ fn saves_through_the_mount_send_only_the_change() {
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
     assert!(!tb.path("/edit.py~").exists());
 }
+
+/// Free bytes of the board's flash (a tmpfs of the test's size).
+fn free_on(tb: &TestBoard) -> u64 {
+    let path = std::ffi::CString::new(tb.path("/").to_str().unwrap()).unwrap();
+    // SAFETY: a plain statvfs into a zeroed struct we own.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut v) }, 0);
+    v.f_bavail * v.f_frsize
+}
+
+#[test]
+fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
+    let tb = TestBoard::with_flash_kb(64);
+    let local = tempfile::tempdir().unwrap();
+    // The helpers' file first, so that the filler leaves what we measure.
+    let tiny = local.path().join("t.txt");
+    std::fs::write(&tiny, "t").unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            tiny.to_str().unwrap(),
+            &format!("{}:/t.txt", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // One page free: the compressed stream takes it, and the file can
+    // still go raw once the stream is gone.
+    let filler = free_on(&tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    let file = local.path().join("c2.py");
+    std::fs::write(&file, source(2_000, 3)).unwrap();
+    let dst = format!("{}:/c2.py", tb.addr());
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(tb.path("/c2.py")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+}

@@ -282,7 +282,7 @@ class _wrm:
     # Q's size, slices after its first, slice size, Q's CRC, then P's
     # size and CRC, and the window's bits. `K <ms>` each, Q removed (ms:
     # the board's time, which tells whether inflating pays); else
-    # `E <errno>` (5: not the bytes sent), P removed. The target is never
+    # `E <errno>` (5: not the bytes sent), P and Q removed. The target is never
     # touched: `go` renames P as for any upload.
     def z(x):
         import os, binascii, time
@@ -347,10 +347,13 @@ class _wrm:
                 for h in (f, g):
                     if h:
                         h.close()
-                try:
-                    os.remove(P)
-                except OSError:
-                    pass
+                # Q too: the file goes raw next, and on a full flash Q's
+                # space is what it needs.
+                for h in (P, Q):
+                    try:
+                        os.remove(h)
+                    except OSError:
+                        pass
                 e = e.args[0] if type(e) is OSError else 12 if type(e) is MemoryError else 5
                 print("E", e)
         _wrm.c()
