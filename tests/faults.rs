@@ -195,6 +195,16 @@ fn status_with_the_board_off_says_the_board_does_not_answer() {
     let tb = TestBoard::start();
     let mut emu = LinkEmu::start(tb.port, 1.0);
     let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // Idle first: the same traffic on three status calls in a row (a
+    // loaded machine may still be finishing the mount's first programs).
+    let seen = std::cell::RefCell::new(Vec::new());
+    m.status_until(20, |s| {
+        let traffic = s.lines().find(|l| l.starts_with("traffic:"));
+        let mut seen = seen.borrow_mut();
+        seen.push(traffic.unwrap_or_default().to_string());
+        let n = seen.len();
+        s.contains("link up") && n >= 3 && seen[n - 3..].iter().all(|t| *t == seen[n - 1])
+    });
     emu.command("silent on");
     emu.command("cut");
     let s = m.status_until(10, |s| !s.contains("link up"));
