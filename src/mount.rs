@@ -356,7 +356,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
             failed.len()
         );
         for (p, e) in &failed {
-            eprintln!("  {p}: {e}");
+            eprintln!("  {}: {e}", crate::board::shown(p));
         }
         let kind = failed.first().map_or(Kind::LinkLost, |(_, e)| e.kind());
         Err(Error::Remote(
@@ -690,7 +690,7 @@ impl Daemon {
             }
         }
         for p in self.core.dirty_paths() {
-            out.push_str(&format!("dirty: {p}\n"));
+            out.push_str(&format!("dirty: {}\n", crate::board::shown(&p)));
         }
         // Names are the board's: a newline would forge a line of this
         // answer, an escape sequence reach the person's terminal.
@@ -867,7 +867,7 @@ pub async fn unmount_command(mountpoint: &Path) -> Result<()> {
                 waiting.len()
             );
             for e in &waiting {
-                eprintln!("  {}", e.path);
+                eprintln!("  {}", crate::board::shown(&e.path));
             }
         }
         let _ = std::fs::remove_file(sidecar::socket_path(mountpoint));

@@ -854,4 +854,10 @@ fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
     assert_eq!(text.lines().count(), 1, "{text:?}");
     assert!(!text.contains(['\x1b', '\x07']), "{text:?}");
     assert!(text.contains("\\n"), "{text:?}");
+    // An error naming a board's directory is one line too.
+    std::fs::create_dir(tb.path("/gdir\x1b]0;pwned\x07\nwebrepl-mount: forged")).unwrap();
+    let o = wm(&tb, &["sha256sum", &format!("{}:/gd*", tb.addr())]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(err(&o).trim_end().lines().count(), 1, "{:?}", err(&o));
+    assert!(!err(&o).contains(['\x1b', '\x07']), "{:?}", err(&o));
 }

@@ -212,7 +212,10 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
         match found {
             Some(Found { last: true, .. }) => {
                 // It landed before the daemon died; only the answer was lost.
-                eprintln!("webrepl-mount:   {} (already on the board)", e.path);
+                eprintln!(
+                    "webrepl-mount:   {} (already on the board)",
+                    crate::board::shown(&e.path)
+                );
                 journal.remove(&e.path);
                 sent += 1;
                 continue;
@@ -224,14 +227,19 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
             Ok(w) => {
                 if let Written::Beside { name: beside, .. } = w {
                     let msg = format!(
-                        "{} changed on the board since it was edited here; the local version is saved as {beside}",
-                        e.path
+                        "{} changed on the board since it was edited here; the local version is saved as {}",
+                        crate::board::shown(&e.path),
+                        crate::board::shown(&beside)
                     );
                     eprintln!("webrepl-mount: {msg}");
                     warn!("{msg}");
                     conflicts.push(msg);
                 } else {
-                    eprintln!("webrepl-mount:   {} ({} B)", e.path, e.data.len());
+                    eprintln!(
+                        "webrepl-mount:   {} ({} B)",
+                        crate::board::shown(&e.path),
+                        e.data.len()
+                    );
                 }
                 journal.remove(&e.path);
                 sent += 1;

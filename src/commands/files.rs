@@ -138,7 +138,13 @@ impl Failed {
             self.fatal = Some(e);
             return false;
         }
-        let _ = writeln!(std::io::stderr(), "webrepl-mount: {e}");
+        // One line: a board's name in it must not make more, nor reach the
+        // terminal as an escape sequence.
+        let _ = writeln!(
+            std::io::stderr(),
+            "webrepl-mount: {}",
+            board::shown(&e.to_string())
+        );
         self.first.get_or_insert(e.kind());
         true
     }
