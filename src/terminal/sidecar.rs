@@ -140,8 +140,13 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
     let own = dir().join(&name);
     // A socket a killed daemon left here must not hide the live one that
     // a mount from another login recorded: the one that answers wins.
+    // Another user's directory is never knocked at: its socket is
+    // returned as before, for the client's owner check to refuse.
     let answers = |p: &Path| std::os::unix::net::UnixStream::connect(p).is_ok();
-    if own.exists() && answers(&own) {
+    let ours = own
+        .parent()
+        .is_some_and(|d| crate::private::check(d, false).is_ok());
+    if own.exists() && (!ours || answers(&own)) {
         return own;
     }
     match recorded_socket(&name) {
