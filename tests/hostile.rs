@@ -878,7 +878,8 @@ fn wm_peak_rss(args: &[&str], password: &str) -> (std::process::Output, u64) {
         }) {
             peak = peak.max(kb);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // VmHWM is the kernel's high-water mark: no sample is missed
+        // between `eventually`'s polls.
         child.try_wait().unwrap().is_some()
     });
     let printed = counted.join().unwrap();
