@@ -18,6 +18,12 @@ fn boot_py(tb: &TestBoard) {
 }
 
 /// Every byte value, then random ones: `n` bytes.
+/// The board through the link emulator `emu`, choosing its channels.
+async fn via(tb: &TestBoard, emu: &LinkEmu) -> Board {
+    let session = webrepl_mount::session::Session::connect(tb.config_via(emu.port));
+    Board::new(session.await.unwrap(), Transfer::Auto)
+}
+
 fn every_byte(n: usize, seed: u64) -> Vec<u8> {
     let mut d: Vec<u8> = (0..=255u8).collect();
     d.extend(random_bytes(n - 256, seed));
@@ -56,12 +62,7 @@ async fn the_unthrottled_board_keeps_the_binary_get() {
     let big = every_byte(100_000, 3);
     std::fs::write(tb.path("/big.bin"), &big).unwrap();
     let emu = LinkEmu::slow(tb.port);
-    let board = Board::new(
-        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
-            .await
-            .unwrap(),
-        Transfer::Auto,
-    );
+    let board = via(&tb, &emu).await;
     assert_eq!(board.get("/big.bin").await.unwrap(), big);
     let why = board.downloads();
     assert!(why.starts_with("binary GET"), "{why}");
@@ -230,12 +231,7 @@ async fn a_persons_keys_are_answered_during_a_long_text_download() {
     let big = every_byte(200_000, 9);
     std::fs::write(tb.path("/big.bin"), &big).unwrap();
     let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "40000"]);
-    let board = Board::new(
-        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
-            .await
-            .unwrap(),
-        Transfer::Auto,
-    );
+    let board = via(&tb, &emu).await;
     let mut screen = board.session().subscribe();
     let session = board.session().clone();
     let get = tokio::spawn({
@@ -332,12 +328,7 @@ async fn an_unthrottled_board_on_a_link_slower_than_the_throttle_keeps_the_binar
     let big = every_byte(30_000, 13);
     std::fs::write(tb.path("/big.bin"), &big).unwrap();
     let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "12000"]);
-    let board = Board::new(
-        webrepl_mount::session::Session::connect(tb.config_via(emu.port))
-            .await
-            .unwrap(),
-        Transfer::Auto,
-    );
+    let board = via(&tb, &emu).await;
     assert_eq!(board.get("/big.bin").await.unwrap(), big);
     let why = board.downloads();
     assert!(why.starts_with("binary GET"), "{why}");
