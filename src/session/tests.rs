@@ -38,6 +38,17 @@ fn program(code: &str) -> Request {
 }
 
 /// Uploads of `n` files of `size` bytes, `/{stem}{i}.bin`, submitted at once.
+/// The terminal ends with `notice`; then the board is back: what was
+/// typed to it from then on.
+fn said_then_back(p: &mut Pair, notice: &str) -> Vec<u8> {
+    assert!(p.shown().ends_with(notice), "{:?}", p.shown());
+    let typed = p.board.typed.len();
+    p.reachable = true;
+    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
+    p.run_for(Duration::from_secs(2));
+    p.board.typed[typed..].to_vec()
+}
+
 fn put_files(p: &mut Pair, n: usize, size: usize, stem: &str) -> Vec<OpId> {
     (0..n)
         .map(|i| {
@@ -799,18 +810,9 @@ fn keys_typed_while_the_board_is_unreachable_are_dropped_and_the_terminal_says_s
     p.run_for(Duration::from_millis(300));
     p.core.keys(p.now, b"\r");
     p.run_for(Duration::from_millis(10));
+    let later = said_then_back(&mut p, "[webrepl-mount: board unreachable, 9 keys dropped]");
     assert!(
-        p.shown()
-            .ends_with("[webrepl-mount: board unreachable, 9 keys dropped]"),
-        "{:?}",
-        p.shown()
-    );
-    let typed = p.board.typed.len();
-    p.reachable = true;
-    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
-    p.run_for(Duration::from_secs(2));
-    assert!(
-        !String::from_utf8_lossy(&p.board.typed[typed..]).contains("print(9)"),
+        !String::from_utf8_lossy(&later).contains("print(9)"),
         "dropped keys ran later"
     );
     assert!(p.shown().contains("dropped]\r\n"), "the notice's line ends");
@@ -1023,20 +1025,11 @@ fn keys_typed_before_the_first_attempt_fails_never_run_when_the_board_is_back() 
     p.core.keys(p.now, b"x");
     assert!(p.run_until(Duration::from_secs(2), |p| p.connects >= 1));
     p.run_for(Duration::from_millis(300));
+    let later = said_then_back(&mut p, "[webrepl-mount: board unreachable, 1 key dropped]");
     assert!(
-        p.shown()
-            .ends_with("[webrepl-mount: board unreachable, 1 key dropped]"),
-        "{:?}",
-        p.shown()
-    );
-    let typed = p.board.typed.len();
-    p.reachable = true;
-    assert!(p.run_until(Duration::from_secs(10), |p| p.linked));
-    p.run_for(Duration::from_secs(2));
-    assert!(
-        !p.board.typed[typed..].contains(&b'x'),
+        !later.contains(&b'x'),
         "a dropped key ran later: {:?}",
-        String::from_utf8_lossy(&p.board.typed[typed..])
+        String::from_utf8_lossy(&later)
     );
 }
 
