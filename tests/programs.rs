@@ -248,3 +248,60 @@ fn a_big_upload_in_many_slices_is_joined_on_a_small_fragmented_heap() {
     assert!(std::fs::read(r.join("big.bin")).unwrap() == data);
     assert!(!r.join(format!("{}.1", &part[1..])).exists());
 }
+
+/// What stays resident is the class: the functions used on every save
+/// (`go`, `fin`, `a`) and the loader. 4.9 KB when every helper stayed; the
+/// issue's goal, 2 KB, is not met on this 64-bit board (2.7 KB, of which
+/// 0.6 KB the names compiling it interns), whose objects are nearly twice
+/// a 32-bit ESP32's.
+#[test]
+fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::write(
+        r.join(&sn::HELPERS_FILE[1..]),
+        sn::helpers_file().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(r.join("a.py"), b"abc").unwrap();
+    // A file gone (or another version's) asks for the helpers anew.
+    let gone = format!(
+        "import os\nos.remove({:?})\ntry:\n exec({:?})\nexcept NameError:\n print('gone')\n",
+        sn::HELPERS_FILE,
+        sn::read_files("/", &["a.py"]),
+    );
+    let out = run_on(
+        r,
+        &[
+            sn::load_helpers(),
+            sn::read_files("/", &["a.py"]),
+            sn::hashes(&[("/a.py", 3)]),
+            "print(' '.join(k for k in dir(_wrm) if k[0]!='_'))\n".to_string(),
+            gone,
+        ],
+        SMALL_HEAP_KB,
+    );
+    let mem: Vec<u64> = answers(&out, 0)
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Mem(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let [before, after] = mem[..] else {
+        panic!("{out}")
+    };
+    assert!(
+        before - after <= 3072,
+        "the helpers keep {} B",
+        before - after
+    );
+    assert_eq!(answers(&out, 1)[1], Answer::Other("YWJj"), "{out}");
+    assert_eq!(answers(&out, 2).last(), Some(&Answer::Ok), "{out}");
+    let kept = out.split("---\n").nth(3).unwrap_or("");
+    assert!(
+        !kept.split_whitespace().any(|n| n == "z" || n == "r"),
+        "{out}"
+    );
+    assert_eq!(answers(&out, 4), [Answer::Other("gone")], "{out}");
+}

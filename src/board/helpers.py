@@ -10,7 +10,12 @@
 # the class, four spaces in, calling its siblings as `_wrm.name`; nothing
 # else to register. Any change to this file changes the CRC, so boards get
 # the new file at their next first contact. Keep helpers few and small:
-# all of it stays in the board's RAM (`status` shows how much).
+# the class stays in the board's RAM (`status` shows how much; goal
+# <= 2 KB). Functions used once per mount or per big operation go after
+# the class, at the top level: they stay on flash, and `_wrm.l("name",
+# ...)` reads one from the file, compiles it for that call alone and drops
+# it (no byte more on the link; Rust's `helper_call` calls them so). Call
+# them only through `_wrm.l`, from the class or from programs.py.
 #
 # Every argument that changes from one call to the next (names, sizes,
 # CRCs) arrives in ONE bytes literal, fields ended by NUL (Rust:
@@ -34,13 +39,12 @@ class _wrm:
         return [f.decode() for f in x.split(b"\0") if f]
 
     # A collection after work that allocates: the heap is left as found.
-    def c():
-        import gc
-
-        gc.collect()
+    # (`gc.collect` itself: a function of ours would cost 200 B resident.)
+    c = __import__("gc").collect
 
     # Files of one directory as base64 (`F`, lines, `.`; or `E <errno>`),
     # then `K`. Fields: the directory (ending in /), then names.
+    # On flash (`_wrm.l`).
     def r(x):
         import binascii
 
@@ -105,6 +109,7 @@ class _wrm:
     # last, n in all) onto it; or the indexes of the short ones, nothing
     # joined. Names are made one at a time: a list of a 1 MB upload's 256
     # names took 20 KB, more than a fragmented 64 KB heap had in one piece.
+    # On flash (`_wrm.l`).
     def j(P, k, s, n):
         import os
 
@@ -169,7 +174,7 @@ class _wrm:
             h = None
             try:
                 if k:
-                    B = _wrm.j(P, k, s, n)
+                    B = _wrm.l("j", P, k, s, n)
                     if B:
                         R.append(B)
                         a = 0
@@ -204,6 +209,7 @@ class _wrm:
     # How each file compares to the size we have: `N` (missing), `S`
     # (another size) or `H <digest>`, after `A <algorithm>` (sha256, or
     # crc32 on firmware without it); then `K`. `I` yields (path, size).
+    # On flash (`_wrm.l`).
     def h(I):
         import os, binascii
 
@@ -242,12 +248,14 @@ class _wrm:
         _wrm.c()
 
     # `h` of the fields: path, size, path, size...
+    # On flash (`_wrm.l`).
     def hs(x):
         L = _wrm.a(x)
-        _wrm.h((L[i], int(L[i + 1])) for i in range(0, len(L) - 1, 2))
+        _wrm.l("h", ((L[i], int(L[i + 1])) for i in range(0, len(L) - 1, 2)))
 
     # `h` of a list file L of n bytes (lines `<hex path> <size>`), read
     # a line at a time and removed.
+    # On flash (`_wrm.l`).
     def hl(x):
         import os, binascii
 
@@ -271,19 +279,20 @@ class _wrm:
                 yield binascii.unhexlify(p).decode(), int(z)
 
         try:
-            _wrm.h(I())
+            _wrm.l("h", I())
         finally:
             f.close()
             os.remove(L)
 
-    # Inflates uploads sent compressed (resident: a long program pasted for
-    # every batch would, cut by a dying daemon, leave the board in the paste). Fields per file: the zlib stream's
+    # Inflates uploads sent compressed (from flash: a program pasted for
+    # every batch would cost a round trip per 128 bytes). Fields per file: the zlib stream's
     # part Q, the part P to inflate it into (both full paths), numbers:
     # Q's size, slices after its first, slice size, Q's CRC, then P's
     # size and CRC, and the window's bits. `K <ms>` each, Q removed (ms:
     # the board's time, which tells whether inflating pays); else
     # `E <errno>` (5: not the bytes sent), P and Q removed. The target is never
     # touched: `go` renames P as for any upload.
+    # On flash (`_wrm.l`).
     def z(x):
         import os, binascii, time
 
@@ -309,7 +318,7 @@ class _wrm:
                         import uzlib as D
                     D = D.DecompIO
                     a = (w,)
-                if k and _wrm.j(Q, k, s, q) or os.stat(Q)[6] != q:
+                if k and _wrm.l("j", Q, k, s, q) or os.stat(Q)[6] != q:
                     raise OSError(5)
                 f = open(Q, "rb")
                 if C:
@@ -357,3 +366,29 @@ class _wrm:
                 e = e.args[0] if type(e) is OSError else 12 if type(e) is MemoryError else 5
                 print("E", e)
         _wrm.c()
+
+    # Calls the function n marked "On flash" with a: read from the
+    # helpers' file (which `load` checked, and whose first line it kept in
+    # V), compiled for this call alone and dropped with it. A file gone or
+    # another version's raises NameError: the tool sends the file again,
+    # defines the class anew and runs the call once more.
+    def l(n, *a):
+        L = []
+        try:
+            f = open(HELPERS_FILE)
+            if f.readline()[:-1] == _wrm.V:
+                k = 0
+                for t in f:
+                    if t[:4] == "def ":
+                        k = t[4 : t.find("(")] == n
+                    if k:
+                        L.append(t)
+            f.close()
+        except OSError:
+            pass
+        if not L:
+            raise NameError(n)
+        d = {"_wrm": _wrm}
+        exec("".join(L), d)
+        L = None
+        return d[n](*a)

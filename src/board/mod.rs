@@ -456,7 +456,7 @@ impl Board {
         let buffer = buffer_for(before);
         let code = format!(
             "{}_wrm.B={buffer}\n{}",
-            sn::helpers(),
+            sn::helpers_pasted(),
             sn::remove_all(&[sn::HELPERS_FILE])
         );
         self.snippet(code).await?;

@@ -205,8 +205,10 @@ def load(a):
     if len(s) != int(a[2]) or not s.startswith(a[1]):
         print("N")
         return
-    exec(s, globals())
+    # The class alone: what follows it stays on flash (`_wrm.l`).
+    exec(s[: s.find("\ndef ") + 1] or s, globals())
     s = None
+    _wrm.V = a[1]
     b = 1024
     while b > 128 and b * 32 > n:
         b //= 2
@@ -364,7 +366,7 @@ def build_from_delta(x):
         try:
             if not C:
                 raise OSError(95)
-            if k and _wrm.j(D, k, s, q) or os.stat(D)[6] != q:
+            if k and _wrm.l("j", D, k, s, q) or os.stat(D)[6] != q:
                 raise OSError(5)
             if os.stat(T)[6] != bn:
                 raise OSError(116)

@@ -77,7 +77,8 @@ pub fn compact(text: &str) -> String {
         let body = body
             .trim_end()
             .replace("PART_PREFIX", &format!("'{}'", super::PART_PREFIX))
-            .replace("CONFLICT_SUFFIX", &format!("'{}'", super::CONFLICT_SUFFIX));
+            .replace("CONFLICT_SUFFIX", &format!("'{}'", super::CONFLICT_SUFFIX))
+            .replace("HELPERS_FILE", &format!("'{HELPERS_FILE}'"));
         out.push_str(&squeeze(&body));
         out.push('\n');
     }
@@ -121,10 +122,68 @@ pub const HELPERS_PY: &str = include_str!("helpers.py");
 /// The one-off programs' source (see `programs.py`).
 pub const PROGRAMS_PY: &str = include_str!("programs.py");
 
-/// Defines the helpers (the class `_wrm`), as sent.
+/// The helpers as their file holds them: the class `_wrm`, then, at the
+/// top level, the functions marked "On flash" (see `helpers.py`), which
+/// `load` leaves out and `_wrm.l` reads when one is called.
 pub fn helpers() -> &'static str {
-    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| compact(HELPERS_PY));
+    static TEXT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| compact(&on_flash_last(HELPERS_PY)));
     &TEXT
+}
+
+/// The comment that marks a helper kept on flash, right above its `def`.
+const ON_FLASH: &str = "# On flash (`_wrm.l`).";
+
+/// `source` (helpers.py) with the class's methods marked [`ON_FLASH`]
+/// moved out of it, after it, one level less indented.
+fn on_flash_last(source: &str) -> String {
+    let (mut class, mut flash) = (String::new(), String::new());
+    let (mut marked, mut moving) = (false, false);
+    for line in source.lines() {
+        let body = line.trim_start();
+        let depth = line.len() - body.len();
+        if body == ON_FLASH {
+            marked = true;
+            continue;
+        }
+        if depth == 4 && body.starts_with("def ") {
+            moving = std::mem::take(&mut marked);
+        } else if depth <= 4 && !body.is_empty() && !body.starts_with('#') {
+            moving = false;
+        }
+        if moving {
+            flash.push_str(line.get(4..).unwrap_or(""));
+            flash.push('\n');
+        } else {
+            class.push_str(line);
+            class.push('\n');
+        }
+    }
+    class + &flash
+}
+
+/// The helpers as pasted where their file cannot be written: all in the
+/// class, and `_wrm.l` calling them there.
+pub fn helpers_pasted() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{}_wrm.l=lambda n,*a:getattr(_wrm,n)(*a)\n",
+            compact(HELPERS_PY)
+        )
+    });
+    &TEXT
+}
+
+/// The names of the helpers kept on flash.
+fn on_flash() -> &'static [String] {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        helpers()
+            .lines()
+            .filter_map(|l| l.strip_prefix("def "))
+            .filter_map(|l| l.split_once('(').map(|(n, _)| n.to_string()))
+            .collect()
+    });
+    &NAMES
 }
 
 /// Where the helpers live on the board's flash, between boots: hidden in
@@ -183,9 +242,14 @@ pub fn program<S: AsRef<str>>(name: &str, fields: &[S]) -> String {
     )
 }
 
-/// A call of the helper `name` (see `helpers.py`) with `fields`.
+/// A call of the helper `name` (see `helpers.py`) with `fields`; one kept
+/// on flash through `_wrm.l`.
 pub fn helper_call<S: AsRef<str>>(name: &str, fields: &[S]) -> String {
-    format!("_wrm.{name}({})\n", args(fields))
+    if on_flash().iter().any(|n| n == name) {
+        format!("_wrm.l('{name}',{})\n", args(fields))
+    } else {
+        format!("_wrm.{name}({})\n", args(fields))
+    }
 }
 
 /// `os.mkdir` or `os.remove` of `path`: `K`.
@@ -573,6 +637,33 @@ mod tests {
         assert!(f.is_ascii());
         let p = load_helpers();
         assert!(p.contains(&format!("{}", f.len())), "{p}");
+    }
+
+    #[test]
+    fn helpers_on_flash_are_called_only_through_the_loader() {
+        assert!(
+            ["z", "j", "h", "r"]
+                .iter()
+                .all(|n| on_flash().iter().any(|f| f == n))
+        );
+        for n in on_flash() {
+            for src in [HELPERS_PY, PROGRAMS_PY] {
+                assert!(
+                    !src.contains(&format!("_wrm.{n}(")),
+                    "`{n}` is on flash: call it as `_wrm.l(\"{n}\", ...)`"
+                );
+            }
+        }
+        assert!(helper_call("z", &["/a"]).starts_with("_wrm.l('z',b'/a"));
+        assert!(helper_call("go", &["/a"]).starts_with("_wrm.go(b'/a"));
+        assert!(
+            !helpers()
+                .split("\ndef ")
+                .next()
+                .unwrap_or("")
+                .contains("def z(")
+        );
+        assert!(helpers_pasted().contains(" def z(x):\n"));
     }
 
     #[test]
