@@ -677,7 +677,7 @@ mod tests {
     fn python_goes_on_the_wire_compact_with_shared_names_filled_in() {
         let h = helpers();
         assert!(
-            h.starts_with("class _wrm:\n B=512\n def a(x):\n  return[f.decode()for f in x.split(b\"\\0\")if f]\n"),
+            h.starts_with("class _wrm:\n B=512\n def a(x):\n  return list(filter(None,x.decode().split(\"\\0\")))\n"),
             "{h}"
         );
         assert!(!h.contains('#') && !h.contains("\n\n") && !h.contains("PART_PREFIX"));
