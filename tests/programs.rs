@@ -278,6 +278,9 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
             sn::hashes(&[("/a.py", 3)]),
             "print(' '.join(k for k in dir(_wrm) if k[0]!='_'))\n".to_string(),
             gone,
+            // Pasted where the file cannot be written: all in the class.
+            format!("{}_wrm.B=512\n", sn::helpers_pasted()),
+            sn::read_files("/", &["a.py"]),
         ],
         SMALL_HEAP_KB,
     );
@@ -304,4 +307,5 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
         "{out}"
     );
     assert_eq!(answers(&out, 4), [Answer::Other("gone")], "{out}");
+    assert_eq!(answers(&out, 6)[1], Answer::Other("YWJj"), "{out}");
 }
