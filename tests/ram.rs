@@ -84,6 +84,36 @@ fn saves_through_the_mount_intern_nothing_and_leak_no_heap_on_a_small_board() {
     m.unmount();
 }
 
+/// `measure` over a connection of its own.
+fn measure_at(tb: &TestBoard) -> (u64, u64) {
+    let o = wm(&tb.password, &["exec", &tb.addr(), MEASURE]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    parse_measure(&text(&o.stdout))
+}
+
+#[test]
+fn connections_and_copies_intern_nothing() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.bin");
+    let dst = format!("{}:/a.bin", tb.addr());
+    let copy = |i: usize| {
+        std::fs::write(&file, random_bytes(20_000 + i * 100, i as u64)).unwrap();
+        let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    // The first copy defines the helpers; the measuring program's own
+    // names are interned at its first run.
+    copy(0);
+    measure_at(&tb);
+    let (_, qstr0) = measure_at(&tb);
+    for i in 1..6 {
+        copy(i);
+    }
+    let (_, qstr1) = measure_at(&tb);
+    assert_eq!(qstr1, qstr0, "5 copies interned {} names", qstr1 - qstr0);
+}
+
 /// `dir()` in the REPL: what the board's own program defined, and `_wrm`.
 fn names(tb: &TestBoard) -> Vec<String> {
     let o = wm(

@@ -23,7 +23,9 @@ pub const LEAVE: &[u8] = b"\x02";
 /// REPL is in a known state.
 pub fn sync(nonce: u32) -> (Vec<u8>, Vec<u8>) {
     let tag = format!("wrm-sync-{nonce:08x}");
-    let code = format!("print('wrm-sync-'+'{nonce:08x}',end='')\x04").into_bytes();
+    // The nonce padded past 10 characters: a shorter literal is interned
+    // by the board's compiler, a name never freed, one per sync.
+    let code = format!("print('wrm-sync-'+'{nonce:08x}   '.strip(),end='')\x04").into_bytes();
     let mut answer = tag.into_bytes();
     answer.extend_from_slice(b"\x04\x04>");
     (code, answer)

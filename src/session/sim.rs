@@ -94,7 +94,7 @@ pub fn run_code(code: &[u8]) -> (Vec<u8>, Duration) {
     let mut out = Vec::new();
     let mut time = Duration::from_millis(1);
     if let Some(tag) = text.strip_prefix("print('wrm-sync-'+'") {
-        let tag = tag.split('\'').next().unwrap_or("");
+        let tag = tag.split('\'').next().unwrap_or("").trim();
         out.extend_from_slice(format!("wrm-sync-{tag}").as_bytes());
     } else {
         for line in text.lines() {
