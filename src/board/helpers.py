@@ -370,26 +370,27 @@ class _wrm:
 
     # Calls the function n marked "On flash" with a: read from the
     # helpers' file (which `load` checked, and whose first line it kept in
-    # V), compiled for this call alone and dropped with it. A file gone or
-    # another version's raises NameError: the tool sends the file again,
-    # defines the class anew and runs the call once more.
+    # V) at the place its second line gives, compiled for this call alone
+    # and dropped with it (the names in it were interned by `load`: a call
+    # interns nothing). A file gone or another version's raises NameError:
+    # the tool sends the file again, defines the class anew and runs the
+    # call once more.
     def l(n, *a):
-        L = []
         try:
             f = open(HELPERS_FILE)
-            if f.readline()[:-1] == _wrm.V:
-                k = 0
-                for t in f:
-                    if t[:4] == "def ":
-                        k = t[4 : t.find("(")] == n
-                    if k:
-                        L.append(t)
-            f.close()
-        except OSError:
-            pass
-        if not L:
+            try:
+                if f.readline()[:-1] != _wrm.V:
+                    raise OSError
+                I = f.readline().split()
+                i = I.index(n)
+                f.seek(int(I[i + 1]))
+                s = f.read(int(I[i + 2]))
+            finally:
+                f.close()
+        except (OSError, ValueError):
             raise NameError(n)
+        I = None
         d = {"_wrm": _wrm}
-        exec("".join(L), d)
-        L = None
+        exec(s, d)
+        s = None
         return d[n](*a)

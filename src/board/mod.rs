@@ -414,7 +414,8 @@ impl Board {
     async fn define_helpers(&self) -> Result<()> {
         let mut sent = false;
         loop {
-            let out = self.snippet(sn::load_helpers()).await?;
+            // Only defines: a MemoryError is tried again (smaller buffers).
+            let out = self.query(sn::load_helpers()).await?;
             let mut mem = Vec::new();
             let mut missing = false;
             for l in sn::lines(&out) {

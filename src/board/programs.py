@@ -189,24 +189,47 @@ def write(a):
 # flash (fields: its path, its first line, its size), with buffers sized
 # from the free heap: `M <free before>`, then `M <free after>`; or `N` if
 # the file is missing or not this version's (it is sent, and this runs
-# again). The file is read whole and closed before it is compiled.
+# again). The file is read a piece at a time, by its second line (see
+# `helpers_file` in snippets.rs): read whole it took one block of 5 KB,
+# which a heap a person's program had left in pieces did not have with
+# 50 KB free. Each function kept on flash is compiled and dropped first,
+# so that every name it uses is interned now and counted here, not at its
+# first call (a save must intern nothing); then the class alone is
+# defined. The file is closed before the class is compiled.
 def load(a):
-    import gc
+    import gc, os
 
     gc.collect()
     n = gc.mem_free()
     print("M", n)
+    s = None
     try:
         f = open(a[0])
-        s = f.read()
-        f.close()
+        try:
+            v = f.readline()
+            I = f.readline()
+            if os.stat(a[0])[6] == int(a[2]) and v[:-1] == a[1]:
+                k = I.split()
+
+                # A frame of its own: what it compiled is not kept alive
+                # by this one's stack when the heap is measured.
+                def c(i):
+                    f.seek(int(k[i]))
+                    exec(f.read(int(k[i + 1])), {})
+
+                for i in range(2, len(k), 3):
+                    c(i)
+                f.seek(len(v) + len(I))
+                s = f.read(int(k[2]) - len(v) - len(I) if len(k) > 2 else -1)
+        finally:
+            f.close()
     except OSError:
-        s = ""
-    if len(s) != int(a[2]) or not s.startswith(a[1]):
+        pass
+    if not s:
         print("N")
         return
-    # The class alone: what follows it stays on flash (`_wrm.l`).
-    exec(s[: s.find("\ndef ") + 1] or s, globals())
+    f = v = I = k = c = None
+    exec(s, globals())
     s = None
     _wrm.V = a[1]
     b = 1024

@@ -191,15 +191,49 @@ fn on_flash() -> &'static [String] {
 pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
 
 /// The helpers' file as it goes to the board: a first line `#<crc of the
-/// text>`, so that a file another version of ours left is told apart, then
-/// the class. One binary PUT carries it, where pasting it took a round
-/// trip per 128 bytes of the raw-paste window.
+/// text>`, so that a file another version of ours left is told apart, a
+/// second with where each function kept on flash is in the file, then the
+/// text. One binary PUT carries it, where pasting it took a round trip per
+/// 128 bytes of the raw-paste window.
 pub fn helpers_file() -> &'static str {
     static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let text = helpers();
-        format!("#{:08x}\n{text}", crc32fast::hash(text.as_bytes()))
+        let version = format!("#{:08x}\n", crc32fast::hash(text.as_bytes()));
+        // The offsets count the index line itself: computed again until
+        // its length, and so every offset, stays (a digit more at most).
+        let mut index = on_flash_index(text, version.len());
+        loop {
+            let next = on_flash_index(text, version.len() + index.len());
+            if next.len() == index.len() {
+                break format!("{version}{next}{text}");
+            }
+            index = next;
+        }
     });
     &TEXT
+}
+
+/// `# name offset length ...\n`: where each function kept on flash is in
+/// the helpers' file, the text starting at byte `start`. `_wrm.l` seeks
+/// there and reads that one function alone: reading the file a line at a
+/// time to find it made 51 KB of garbage per call, more than a small
+/// board's whole free heap.
+fn on_flash_index(text: &str, start: usize) -> String {
+    let mut starts: Vec<(&str, usize)> = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line.strip_prefix("def ").and_then(|l| l.split_once('(')) {
+            starts.push((name.0, at));
+        }
+        at += line.len();
+    }
+    let mut index = String::from("#");
+    for (i, (name, from)) in starts.iter().enumerate() {
+        let to = starts.get(i + 1).map_or(text.len(), |n| n.1);
+        index.push_str(&format!(" {name} {} {}", start + from, to - from));
+    }
+    index.push('\n');
+    index
 }
 
 /// The program that defines the helpers from their file (see `load` in
@@ -632,6 +666,8 @@ mod tests {
         let (first, rest) = f.split_once('\n').unwrap();
         assert_eq!(first.len(), 9, "{first}");
         assert!(first.starts_with('#'));
+        let (index, rest) = rest.split_once('\n').unwrap();
+        assert!(index.starts_with("# "), "{index}");
         assert_eq!(rest, helpers());
         // The board reads it as text: its length in characters is the size.
         assert!(f.is_ascii());
@@ -664,6 +700,24 @@ mod tests {
                 .contains("def z(")
         );
         assert!(helpers_pasted().contains(" def z(x):\n"));
+    }
+
+    #[test]
+    fn the_index_line_says_where_each_function_on_flash_is() {
+        let file = helpers_file();
+        let index = file.lines().nth(1).unwrap_or("");
+        let fields: Vec<&str> = index.split(' ').skip(1).collect();
+        assert_eq!(fields.len(), on_flash().len() * 3, "{index}");
+        for f in fields.chunks(3) {
+            let (at, len): (usize, usize) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            let text = &file[at..at + len];
+            assert!(text.starts_with(&format!("def {}(", f[0])), "{text}");
+            assert!(
+                text.ends_with('\n') && !text[1..].contains("\ndef "),
+                "{text}"
+            );
+        }
+        assert!(file.ends_with(&file[file.rfind("\ndef ").unwrap_or(0) + 1..]));
     }
 
     #[test]
