@@ -212,13 +212,14 @@ def load(a):
                 k = I.split()
 
                 # A frame of its own: what it compiled is not kept alive
-                # by this one's stack when the heap is measured.
-                def c(i):
+                # by this one's stack when the heap is measured (and no
+                # closure: its cells would stay).
+                def c(f, k, i):
                     f.seek(int(k[i]))
                     exec(f.read(int(k[i + 1])), {})
 
                 for i in range(2, len(k), 3):
-                    c(i)
+                    c(f, k, i)
                 f.seek(len(v) + len(I))
                 s = f.read(int(k[2]) - len(v) - len(I) if len(k) > 2 else -1)
         finally:
