@@ -5,7 +5,8 @@
 # first save and after the last (goal: within 512 B; qstrs unchanged), and
 # what our helpers keep (status). On a board with about 50 KB free (64K
 # heap): `cp` of a 30 KB file and `cp -r` of the 50-file tree of
-# bench-deploy.sh, 10 runs each, successes printed.
+# bench-deploy.sh, 10 runs each, successes printed, and the qstr count
+# after the first run and the last (each run is new connections).
 source "$(dirname "$0")/bench/lib.sh"
 saves=${SAVES:-1000}
 runs=${RUNS:-10}
@@ -56,15 +57,19 @@ for i in range(50):
         f.write(base64.encodebytes(os.urandom(2100))[:2700])
 EOF
 head -c 30000 /dev/urandom > "$work/big.bin"
-one=0 tree=0
-for _ in $(seq "$runs"); do
+one=0 tree=0 q1=
+for r in $(seq "$runs"); do
   find "$work/small" -mindepth 1 -delete
   "$wm" cp "$work/big.bin" "127.0.0.1:$small:/big.bin" 2>>"$work/cp.log" \
     && cmp -s "$work/big.bin" "$work/small/big.bin" && one=$((one + 1))
   "$wm" cp -r "$work/src/." "127.0.0.1:$small:/" 2>>"$work/cp.log" \
     && diff -r -x .webrepl-mount-helpers -x big.bin "$work/src" "$work/small" > /dev/null && tree=$((tree + 1))
+  # Every run is new connections: the names they intern stay.
+  [ "$r" = 1 ] && read -r _ q1 < <(heap_qstr "127.0.0.1:$small")
 done
+read -r _ q2 < <(heap_qstr "127.0.0.1:$small")
 echo "test board, 64K heap ($free B free at start)"
 echo "  cp of a 30 KB file:       $one of $runs succeeded"
 echo "  cp -r of the 50-file tree: $tree of $runs succeeded"
+echo "  qstrs after the first run: $q1, after the last: $q2 (goal: the same)"
 [ "$one" = "$runs" ] && [ "$tree" = "$runs" ] || { echo "failures:"; sort "$work/cp.log" | uniq -c | sort -rn | head -5; }
