@@ -309,3 +309,71 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
     assert_eq!(answers(&out, 4), [Answer::Other("gone")], "{out}");
     assert_eq!(answers(&out, 6)[1], Answer::Other("YWJj"), "{out}");
 }
+
+/// The names in the helpers kept on flash are interned when the class is
+/// defined, not at each one's first call: a save that first inflates or
+/// joins slices interns nothing (issue 29's qstr figure; `z` interned
+/// `zlib`, `uzlib`, `DecompIO`, `I` at the first compressed upload).
+#[test]
+fn the_helpers_kept_on_flash_intern_nothing_when_called() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::write(
+        r.join(&sn::HELPERS_FILE[1..]),
+        sn::helpers_file().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(r.join("a.py"), b"abc").unwrap();
+    let (slice, data) = (64, random_bytes(200, 9));
+    let part = format!("/{PART_PREFIX}00abce");
+    for (k, piece) in data.chunks(slice).enumerate() {
+        let name = if k == 0 {
+            part.clone()
+        } else {
+            format!("{part}.{k}")
+        };
+        std::fs::write(r.join(&name[1..]), piece).unwrap();
+    }
+    let qstrs = "import micropython\nmicropython.qstr_info()\n".to_string();
+    let out = run_on(
+        r,
+        &[
+            sn::load_helpers(),
+            qstrs.clone(),
+            qstrs.clone(),
+            sn::read_files("/", &["a.py"]),
+            sn::hashes(&[("/a.py", 3)]),
+            sn::inflate_uploads(&[sn::Inflating {
+                packed: "/nothing".into(),
+                packed_size: 10,
+                pieces: 0,
+                slice: 10,
+                packed_crc: 0,
+                part: "/nothing.out".into(),
+                size: 10,
+                crc: 0,
+                wbits: 10,
+            }]),
+            sn::finish_uploads(&[sn::Finishing::new(
+                &part,
+                "/b.bin",
+                &data,
+                Base::Any,
+                data.len() / slice,
+                slice,
+            )]),
+            qstrs,
+        ],
+        SMALL_HEAP_KB,
+    );
+    let count = |i: usize| -> u64 {
+        let seg = out.split("---\n").nth(i).unwrap_or("");
+        seg.split("n_qstr=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no qstr count in {seg:?}"))
+    };
+    assert_eq!(std::fs::read(r.join("b.bin")).unwrap(), data, "{out}");
+    assert_eq!(count(7), count(2), "{out}");
+}
