@@ -427,3 +427,52 @@ fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
         std::fs::read(&file).unwrap()
     );
 }
+
+/// Bytes `cp -v` says it sent on the wire.
+fn wire_bytes(o: &Output) -> u64 {
+    let e = stderr(o);
+    e.lines()
+        .find_map(|l| {
+            let (n, _) = l.split_once(" B sent on the wire")?;
+            n.rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no wire bytes in: {e}"))
+}
+
+/// A `cp` onto a board file we hold no copy of sends only the change: the
+/// board's copy by block sums (rsync's way) is the base. Lands exact.
+#[test]
+fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
+    let tb = TestBoard::start();
+    // Hex names: compresses about 2x, not 10x.
+    let noise = common::random_bytes(20_000, 11);
+    let text: String = noise
+        .chunks(10)
+        .enumerate()
+        .map(|(i, c)| {
+            let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
+            format!("v_{i} = \"{hex}\"\n")
+        })
+        .collect();
+    let text = &text[..40_000];
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("app.py");
+    std::fs::write(&file, text).unwrap();
+    let dst = format!("{}:/app.py", tb.addr());
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = wire_bytes(&o);
+    // One line longer, in the middle.
+    let edited = text.replacen("v_900 = ", "v_900 = 1 + ", 1);
+    std::fs::write(&file, &edited).unwrap();
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(tb.path("/app.py")).unwrap(), edited);
+    let second = wire_bytes(&o);
+    eprintln!("cp of 40 KB: {whole} B on the wire; again, one line changed: {second} B");
+    assert!(
+        second < 8_000 && second * 3 < whole,
+        "the second cp sent {second} bytes (the first {whole})"
+    );
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}

@@ -8,6 +8,7 @@ pub mod packages;
 mod range;
 pub mod snippets;
 pub mod stream;
+pub mod sums;
 mod upload;
 
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
@@ -697,6 +698,19 @@ impl Board {
     /// each, None if missing or of another size, else its digest; and the
     /// algorithm (`sha256`, or `crc32` on firmware without hashlib).
     pub async fn digests(&self, files: &[(&str, u64)]) -> Result<(String, Vec<Option<String>>)> {
+        let (algorithm, seen) = self.compare(files).await?;
+        let digests = seen
+            .into_iter()
+            .map(|s| match s {
+                Seen::Digest(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        Ok((algorithm, digests))
+    }
+
+    /// `digests`, telling a missing file from one of another size.
+    pub async fn compare(&self, files: &[(&str, u64)]) -> Result<(String, Vec<Seen>)> {
         let list = self.list_name();
         if files.len() >= 4 && self.binary_ok(&list) {
             let records = sn::records(files);
@@ -1236,14 +1250,24 @@ impl Board {
 }
 
 /// `A <algorithm>`, then `N`, `S` or `H <digest>` per file, then `K`.
-fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Option<String>>)> {
+/// How the board's copy of a file compares to ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Missing,
+    OtherSize,
+    /// Of our size, with this digest.
+    Digest(String),
+}
+
+fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Seen>)> {
     let mut algo = String::new();
     let mut got = Vec::with_capacity(n);
     for l in sn::lines(out) {
         match Answer::parse(l) {
             Answer::Algorithm(a) => algo = a.to_string(),
-            Answer::Missing | Answer::OtherSize => got.push(None),
-            Answer::Digest(h) => got.push(Some(h.to_string())),
+            Answer::Missing => got.push(Seen::Missing),
+            Answer::OtherSize => got.push(Seen::OtherSize),
+            Answer::Digest(h) => got.push(Seen::Digest(h.to_string())),
             Answer::Ok if got.len() == n => return Some((algo, got)),
             _ => {}
         }

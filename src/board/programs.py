@@ -426,3 +426,46 @@ def build_from_delta(x):
             if h:
                 h.close()
     _wrm.c()
+
+
+# The CRC-32 of each block of k bytes of files the host has another
+# version of (board/sums.rs: a `cp` onto a file the board has sends only
+# the change, as rsync does). Fields: k, then paths. Per file `B <hex
+# CRCs>` lines (64 blocks each, the last block short) then `W <size>
+# <CRC-32 of the file>`, or `E <errno>`; then `K`.
+def sums(a):
+    import binascii
+
+    C = getattr(binascii, "crc32", None)
+    k = int(a[0])
+    m = bytearray(min(k, _wrm.B))
+    for p in a[1:]:
+        try:
+            if not C:
+                raise OSError(95)
+            f = open(p, "rb")
+        except OSError as e:
+            print("E", e.args[0])
+            continue
+        L = []
+        n = x = h = z = 0
+        while 1:
+            r = f.readinto(memoryview(m)[: min(len(m), k - z)])
+            if r:
+                v = memoryview(m)[:r]
+                h = C(v, h)
+                x = C(v, x)
+                n += r
+                z += r
+            if z == k or z and not r:
+                L.append("%08x" % (h & 0xFFFFFFFF))
+                h = z = 0
+            if len(L) == 64 or L and not r:
+                print("B", "".join(L))
+                L = []
+            if not r:
+                break
+        f.close()
+        print("W", n, x & 0xFFFFFFFF)
+    print("K")
+    _wrm.c()
