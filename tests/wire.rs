@@ -476,3 +476,43 @@ fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
     );
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+/// The first call of the helpers on a board: with them in its RAM, one
+/// short program; just booted with their file on flash, that and one
+/// program that defines them and makes the call; on fresh flash, one PUT
+/// of the file more. Never a separate `load` program (478 bytes, four
+/// round trips of the raw-paste window each, twice on fresh flash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
+    let mut tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), b"abc").unwrap();
+    // Programs run and bytes sent by one call of the helpers on a new
+    // session; and that the call answered right.
+    async fn first_call(tb: &TestBoard) -> (u64, u64) {
+        let session = tb.session().await;
+        let before = session.status().await.unwrap().totals;
+        let board = Board::new(session.clone(), Transfer::Auto);
+        let (_, d) = board.digests(&[("/a.txt", 3)]).await.unwrap();
+        assert_eq!(d, [Some(webrepl_mount::board::digest("sha256", b"abc"))]);
+        let after = session.status().await.unwrap().totals;
+        session.close().await;
+        (
+            after.programs - before.programs,
+            after.bytes_out - before.bytes_out,
+        )
+    }
+    let fresh = first_call(&tb).await;
+    let helpers = std::fs::metadata(tb.path("/.webrepl-mount-helpers"))
+        .unwrap()
+        .len();
+    let in_ram = first_call(&tb).await;
+    tb.restart();
+    let on_flash = first_call(&tb).await;
+    eprintln!("programs, bytes: fresh {fresh:?}, on flash {on_flash:?}, in RAM {in_ram:?}");
+    assert_eq!(in_ram.0, 1, "{in_ram:?}");
+    assert!(in_ram.1 < 200, "{in_ram:?}");
+    assert_eq!(on_flash.0, 2, "{on_flash:?}");
+    assert!(on_flash.1 < 500, "{on_flash:?}");
+    assert_eq!(fresh.0, 3, "{fresh:?}");
+    assert!(fresh.1 < helpers + 800, "{fresh:?}");
+}

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod channel;
 mod delta;
+mod first;
 mod pack;
 pub mod packages;
 mod range;
@@ -102,6 +103,9 @@ pub struct Board {
     /// Text downloads under way, for `status` (the session sees only
     /// programs).
     text_moves: Arc<Mutex<Vec<TextMove>>>,
+    /// This version of the helpers has been seen defined on the board
+    /// (see `first.rs`).
+    helpers_seen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -309,6 +313,7 @@ impl Board {
             packing: Arc::default(),
             downloads: Arc::default(),
             text_moves: Arc::default(),
+            helpers_seen: Arc::default(),
         }
     }
 
@@ -390,6 +395,9 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        if let Some(out) = self.first_helper_call(&code, how).await? {
+            return Ok(out);
+        }
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
             return Ok(out.stdout);
@@ -426,7 +434,7 @@ impl Board {
                 }
             }
             match (mem.as_slice(), missing) {
-                ([before, after], false) => {
+                ([before, .., after], false) => {
                     let ram = Ram {
                         free: Some(*before),
                         resident: Some(before.saturating_sub(*after)),
@@ -434,6 +442,8 @@ impl Board {
                     };
                     debug!("helpers defined: {ram:?}");
                     *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
+                    self.helpers_seen
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     return Ok(());
                 }
                 ([before], true) if !sent => match self.send_helpers().await {

@@ -137,10 +137,48 @@ pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
 /// trip per 128 bytes of the raw-paste window.
 pub fn helpers_file() -> &'static str {
     static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let text = helpers();
-        format!("#{:08x}\n{text}", crc32fast::hash(text.as_bytes()))
+        let (text, version) = (helpers(), helpers_version());
+        format!("#{version}\n{text}{}", loaded(version))
     });
     &TEXT
+}
+
+/// The CRC-32 of the helpers' text, in hex: their version.
+fn helpers_version() -> &'static str {
+    static V: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{:08x}", crc32fast::hash(helpers().as_bytes())));
+    &V
+}
+
+/// The end of the helpers' file, run when it is: the version, for
+/// `checked` to see, and buffers sized from the free heap, which it says
+/// (`M <bytes>`; the file's text and its compiled top level are still
+/// held then, about 5/4 of the text, so that is added).
+fn loaded(version: &str) -> String {
+    let held = helpers().len() * 5 / 4;
+    format!(
+        "_wrm.V='{version}'\nimport gc\ngc.collect()\n_wrm.B=[b for b in(1024,512,256)if b*32<=gc.mem_free()+{held}]+[128]\n_wrm.B=_wrm.B[0]\nprint('M',gc.mem_free()+{held})\ndel gc\n"
+    )
+}
+
+/// `code` (which calls the helpers) after a line that fails unless this
+/// version of the helpers is defined: a board's first program of ours
+/// costs no more than with them, and never runs on other helpers.
+pub fn checked(code: &str) -> String {
+    format!("_wrm.V=='{}'or 1/0\n{code}", helpers_version())
+}
+
+/// `code` after the helpers are defined from their file on flash (for a
+/// board `checked` found without them), in the same program (a few lines: each 128 bytes of a program costs a round
+/// trip through the raw-paste window): `M <free heap>` before, the file's
+/// `M` after (`loaded`). No file, or another version's: `code` fails
+/// (OSError, or AttributeError on `_wrm` = 0), having done nothing.
+pub fn loading(code: &str) -> String {
+    let (file, version) = (helpers_file(), helpers_version());
+    format!(
+        "import gc;gc.collect();print('M',gc.mem_free());del gc;_wrm=open('{HELPERS_FILE}');_wrm=[_wrm.read(),_wrm.close()][0];exec(len(_wrm)=={} and _wrm[:9]=='#{version}'and _wrm or'_wrm=0')\n{code}",
+        file.len()
+    )
 }
 
 /// The program that defines the helpers from their file (see `load` in
@@ -568,7 +606,10 @@ mod tests {
         let (first, rest) = f.split_once('\n').unwrap();
         assert_eq!(first.len(), 9, "{first}");
         assert!(first.starts_with('#'));
-        assert_eq!(rest, helpers());
+        // Then the class, and what runs when it is defined.
+        assert!(rest.starts_with(helpers()));
+        assert!(rest.ends_with("del gc\n"), "{rest}");
+        assert!(rest.contains(&format!("_wrm.V='{}'", &first[1..])));
         // The board reads it as text: its length in characters is the size.
         assert!(f.is_ascii());
         let p = load_helpers();
