@@ -516,3 +516,54 @@ async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
     assert_eq!(fresh.0, 3, "{fresh:?}");
     assert!(fresh.1 < helpers + 800, "{fresh:?}");
 }
+
+/// The mount's tree listing is compact: a directory's path once, then
+/// each entry by its name (in hex only if it needs to be), so that 214
+/// files in a tree cost about a tenth of a KB each, not whole paths in
+/// hex; odd names come through exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_listing_sends_each_name_once() {
+    let tb = TestBoard::start();
+    let mut want = Vec::new();
+    for d in 0..14 {
+        let dir = format!("lib/package_{d}/submodule");
+        std::fs::create_dir_all(tb.path(&format!("/{dir}"))).unwrap();
+        for f in 0..15 {
+            let p = format!("/{dir}/module_number_{f}.py");
+            std::fs::write(tb.path(&p), vec![b'x'; f * 10]).unwrap();
+            want.push(p);
+        }
+    }
+    for odd in ["/with space", "/%percent", "/new\nline", "/caf\u{e9}"] {
+        std::fs::write(tb.path(odd), b"o").unwrap();
+        want.push(odd.to_string());
+    }
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let before = session.status().await.unwrap().totals.bytes_in;
+    let list = board.list("/", true).await.unwrap();
+    let got_bytes = session.status().await.unwrap().totals.bytes_in - before;
+    let mut files: Vec<String> = list
+        .iter()
+        .filter(|e| e.kind == webrepl_mount::board::EntryKind::File)
+        .map(|e| e.path.clone())
+        .collect();
+    files.sort();
+    want.sort();
+    assert_eq!(files, want);
+    let size = |p: &str| list.iter().find(|e| e.path == p).map(|e| e.size);
+    assert_eq!(
+        size("/lib/package_3/submodule/module_number_7.py"),
+        Some(70)
+    );
+    eprintln!(
+        "listing of {} entries: {got_bytes} B ({} B each)",
+        list.len(),
+        got_bytes / list.len() as u64
+    );
+    assert!(
+        got_bytes < 40 * list.len() as u64,
+        "{got_bytes} B for {} entries",
+        list.len()
+    );
+}

@@ -603,17 +603,38 @@ impl Board {
             }
             found.skipped.push(shown_bytes(p));
         };
+        // The directory of a compact listing's entries (`Answer::InDir`).
+        let mut within: Option<Vec<u8>> = None;
         for l in sn::lines(&out) {
-            match Answer::parse(l) {
+            let answer = Answer::parse(l);
+            let entry = match answer {
                 Answer::Entry {
-                    dir: is_dir,
+                    dir,
                     size,
                     mtime,
                     hex,
-                } => {
-                    let Some(p) = sn::unhex_bytes(hex) else {
-                        continue;
-                    };
+                } => sn::unhex_bytes(hex).map(|p| (dir, size, mtime, p)),
+                Answer::InDir(name) => {
+                    within = sn::name_bytes(name);
+                    continue;
+                }
+                Answer::Named {
+                    dir,
+                    size,
+                    mtime,
+                    name,
+                } => within.as_ref().zip(sn::name_bytes(name)).map(|(d, n)| {
+                    let mut p = d.clone();
+                    if p.last() != Some(&b'/') {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&n);
+                    (dir, size, mtime, p)
+                }),
+                _ => None,
+            };
+            match (entry, answer) {
+                (Some((is_dir, size, mtime, p)), _) => {
                     let p = match String::from_utf8(p) {
                         Ok(p) => p,
                         Err(e) => {
@@ -664,16 +685,16 @@ impl Board {
                         mtime,
                     });
                 }
-                Answer::Os { errno, hex } => {
+                (None, Answer::Os { errno, hex }) => {
                     let dir = hex.and_then(sn::unhex).unwrap_or_default();
                     if dir == path {
                         return Err(sn::errno_error(errno, path));
                     }
                     warn!("cannot list {} on the board: errno {errno}", shown(&dir));
                 }
-                Answer::Ok => return Ok(found),
+                (None, Answer::Ok) => return Ok(found),
                 // Anything else is board chatter that landed in our answer.
-                _ => debug!("ignoring line from the board: {l:?}"),
+                (None, _) => debug!("ignoring line from the board: {l:?}"),
             }
         }
         Err(sn::unexpected(&out, path))

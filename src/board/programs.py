@@ -28,17 +28,25 @@ def stat(a):
         print("E", e.args[0])
 
 
-# The entries of a directory (and below it, if the second field is 1),
-# `D|F <size> <mtime> <hex path>` each, then `K`; a directory that cannot
-# be listed is `E <errno> <hex path>`. No recursion: a stack of names is
-# all the board holds. Paths are bytes: a name that is not UTF-8 would
-# raise UnicodeError as a str; it is listed (the tool skips it) but not
-# walked into.
-def walk(a):
+# The entries of a directory (and below it, if the second field is 1):
+# per directory `> <name of it>` (once, before its first entry), then
+# `d|f <size> <mtime> <name>` each; then `K`. A directory that cannot be
+# listed is `E <errno> <hex path>`. A name goes as it is when it is
+# printable ASCII without spaces and does not start with `%`, else as `%`
+# and its bytes in hex (board/mod.rs `listing`; about a third of the bytes
+# of whole paths in hex). No recursion: a stack of names is all the board
+# holds. Paths are bytes: a name that is not UTF-8 would raise
+# UnicodeError as a str; it is listed (the tool skips it) but not walked
+# into.
+def tree(a):
     import os, binascii
 
-    def H(s):
-        return binascii.hexlify(s).decode()
+    # Names are bytes, or str on some filesystems: as bytes.
+    def Q(n):
+        n = b"" + n
+        if n and min(n) > 32 and max(n) < 127 and n[0] != 37:
+            return n.decode()
+        return "%" + binascii.hexlify(n).decode()
 
     t = [a[0].encode()]
     while t:
@@ -46,9 +54,13 @@ def walk(a):
         try:
             it = os.ilistdir(d)
         except OSError as e:
-            print("E", e.args[0], H(d))
+            print("E", e.args[0], binascii.hexlify(d).decode())
             continue
+        h = 1
         for e in it:
+            if h:
+                print(">", Q(d))
+                h = 0
             p = d.rstrip(b"/") + b"/" + e[0]
             try:
                 s = os.stat(p)
@@ -57,9 +69,9 @@ def walk(a):
             except OSError:
                 z = e[3] if len(e) > 3 else 0
                 m = 0
-            k = "D" if e[1] & 0x4000 else "F"
-            print(k, z, m, H(p))
-            if a[1] == "1" and k == "D":
+            k = "d" if e[1] & 0x4000 else "f"
+            print(k, z, m, Q(e[0]))
+            if a[1] == "1" and k == "d":
                 try:
                     p.decode()
                     t.append(p)

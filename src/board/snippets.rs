@@ -252,7 +252,7 @@ pub fn send(path: &str, piece: usize, window: usize, first: u64, most: u64) -> S
 
 /// Lists `top` (and below it, if `deep`).
 pub fn walk(top: &str, deep: bool) -> String {
-    program("walk", &[top, if deep { "1" } else { "0" }])
+    program("tree", &[top, if deep { "1" } else { "0" }])
 }
 
 /// `mkdir -p` of each directory, refusing to walk through a file. Answers
@@ -529,6 +529,16 @@ pub fn unexpected(stdout: &[u8], what: &str) -> Error {
         what: what.to_string(),
         answer: String::from_utf8_lossy(&stdout[..stdout.len().min(200)]).into_owned(),
     })
+}
+
+/// A name of a compact listing (`tree` in programs.py): as it is, or
+/// `%` and its bytes in hex (a name with a space, a control character,
+/// a byte that is not ASCII, or a leading `%`).
+pub fn name_bytes(s: &str) -> Option<Vec<u8>> {
+    match s.strip_prefix('%') {
+        Some(hex) => unhex_bytes(hex),
+        None => Some(s.as_bytes().to_vec()),
+    }
 }
 
 pub fn unhex(s: &str) -> Option<String> {
