@@ -515,6 +515,18 @@ async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
     assert!(on_flash.1 < 500, "{on_flash:?}");
     assert_eq!(fresh.0, 3, "{fresh:?}");
     assert!(fresh.1 < helpers + 800, "{fresh:?}");
+    // Gone from RAM under a session that had them (a soft reset): the
+    // failed call, then the call with them defined again.
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    board.digests(&[("/a.txt", 3)]).await.unwrap();
+    let out = board.exec("del _wrm").await.unwrap();
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let before = session.status().await.unwrap().totals.programs;
+    let (_, d) = board.digests(&[("/a.txt", 3)]).await.unwrap();
+    assert!(d[0].is_some());
+    let again = session.status().await.unwrap().totals.programs - before;
+    assert_eq!(again, 2);
 }
 
 /// The mount's tree listing is compact: a directory's path once, then

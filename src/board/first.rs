@@ -28,6 +28,13 @@ impl Board {
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
+        self.define_with(code, how).await
+    }
+
+    /// `code` run after the helpers are defined from their file in the
+    /// same program, the file sent first if it is missing; None if that
+    /// could not define them.
+    pub(super) async fn define_with(&self, code: &str, how: Run) -> Result<Option<Vec<u8>>> {
         for sent in [false, true] {
             let out = self.run_ours(sn::loading(code), how).await?;
             if out.stderr.is_empty() {

@@ -409,7 +409,14 @@ impl Board {
         {
             return Err(Error::Traceback(tb.trim().to_string()));
         }
+        // Gone (a soft reset): defined again with the call, as at first.
+        if let Some(out) = self.define_with(&code, how).await? {
+            return Ok(out);
+        }
         self.define_helpers().await?;
+        // Pasted ones too (a full flash): the next calls go plain.
+        self.helpers_seen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         answer(self.run_ours(code, how).await?)
     }
 
