@@ -443,7 +443,8 @@ fn wire_bytes(o: &Output) -> u64 {
 /// board's copy by block sums (rsync's way) is the base. Lands exact.
 #[test]
 fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
-    let tb = TestBoard::start();
+    // An ESP32's input ring: the programs' windows are its size.
+    let tb = TestBoard::with_ring(Some(260));
     // Hex names: compresses about 2x, not 10x.
     let noise = common::random_bytes(20_000, 11);
     let text: String = noise
@@ -484,7 +485,7 @@ fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
 /// round trips of the raw-paste window each, twice on fresh flash).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
-    let mut tb = TestBoard::start();
+    let mut tb = TestBoard::with_ring(Some(260));
     std::fs::write(tb.path("/a.txt"), b"abc").unwrap();
     // Programs run and bytes sent by one call of the helpers on a new
     // session; and that the call answered right.
