@@ -1,9 +1,10 @@
 //! First contact: the first program of ours that calls the helpers, on a
 //! board that may not have them (just booted: only their file on flash;
 //! fresh flash: not even that). It goes checked (it fails at once, having
-//! done nothing, unless this version of the helpers is defined); then with
-//! the helpers defined from their file in the same program; then, after
-//! one binary PUT of the file, so again. Never a failing call and a
+//! done nothing, unless this version of the helpers is defined, and says
+//! whether their file is on flash); then, after one binary PUT of the file
+//! if it was not, with the helpers defined from their file in the same
+//! program. Never a failing call and a
 //! separate `load` program each (`load` in programs.py costs four
 //! round trips of the raw-paste window; this a single exchange).
 
@@ -27,6 +28,15 @@ impl Board {
             return Err(Error::Traceback(
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
+        }
+        // No file on flash (fresh): it goes first, so that the next
+        // program defines the helpers and makes the call.
+        if String::from_utf8_lossy(&out.stderr).contains("OSError") {
+            match self.send_helpers().await {
+                Err(e @ (Error::LinkLost(_) | Error::Running(_))) => return Err(e),
+                Err(e) => debug!("cannot write the helpers' file ({e})"),
+                Ok(()) => {}
+            }
         }
         self.define_with(code, how).await
     }

@@ -161,11 +161,16 @@ fn loaded(version: &str) -> String {
     )
 }
 
-/// `code` (which calls the helpers) after a line that fails unless this
-/// version of the helpers is defined: a board's first program of ours
-/// costs no more than with them, and never runs on other helpers.
+/// `code` (which calls the helpers) after lines that make it fail at
+/// once unless this version of the helpers is defined: a board's first
+/// program of ours costs no more than with them, and never runs on other
+/// helpers. Failing, it tells whether their file is on flash (OSError if
+/// not: it is sent before the helpers are `loading`).
 pub fn checked(code: &str) -> String {
-    format!("_wrm.V=='{}'or 1/0\n{code}", helpers_version())
+    format!(
+        "try:_wrm.V=='{}'or 1/0\nexcept:_wrm=0;open('{HELPERS_FILE}').close()\n{code}",
+        helpers_version()
+    )
 }
 
 /// `code` after the helpers are defined from their file on flash (for a
