@@ -70,6 +70,13 @@ put() { # put FILE [ARGS...]: seconds for cp FILE to the board, checked
 row "PUT 100 KB of Python source" "$(put "$work/src.py" -v)" 100000 \
   "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 row "PUT 100 KB of Python source, --no-compress" "$(put "$work/src.py" --no-compress)" 100000
+# cp onto the board's copy of a one-line-edited file: a delta of it.
+sed '100s/$/  # edited/' "$work/src.py" > "$work/edited.py"
+t=$(now)
+"$wm" cp -v "$work/edited.py" "$b:/up" 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
+row "cp of it again, one line edited" "$(since "$t" 2)" 0 \
+  "$(grep -o '[0-9]* B sent on the wire' "$work/cp.err" | head -n1)"
+cmp -s "$work/edited.py" "$work/root/up" || { echo "upload of edited.py corrupted" >&2; exit 1; }
 row "PUT 100 KB of noise" "$(put "$work/noise.bin" -v)" 100000 \
   "$(grep -o 'sent raw.*' "$work/cp.err" | head -n1)"
 if [ -n "$cli" ]; then
@@ -89,8 +96,11 @@ diff -r "$tree" "$work/root/tree" > /dev/null || { echo "the tree differs on the
 
 # Saves through the mount of a cached 100 KB .py.
 cp "$work/src.py" "$work/root/edit.py"
+t=$(now)
 "$wm" -v "$b" "$mnt" 2> "$work/mount.log" &
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
+find "$mnt" > /dev/null
+row "mount, then the tree listed ($((tree_files + 3)) files)" "$(since "$t" 2)" 0
 cat "$mnt/edit.py" > /dev/null
 on_board() { # waits until the board's edit.py is what the mount shows
   for _ in $(seq 600); do cmp -s "$mnt/edit.py" "$work/root/edit.py" && return; sleep 0.01; done

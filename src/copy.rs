@@ -2,7 +2,8 @@
 //! batch per board (the directories first, in one program; files already
 //! on the board, by size and hash, skipped), to several boards at once.
 
-use crate::board::{self, Base, Board, EntryKind, Stat, Upload, Written};
+use crate::board::sums::{self, BlockSums};
+use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
@@ -10,8 +11,10 @@ use crate::remote::split_remote;
 use crate::session::Piece;
 use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
@@ -272,25 +275,31 @@ async fn upload(
         b.mkdirs_all(&refs).await?;
     }
     let mut sent = Sent::default();
+    // Files the board has another version of: sent as deltas of it.
+    let mut onto = HashSet::new();
     if !force && !files.is_empty() {
         let query: Vec<(&str, u64)> = files.iter().map(|(_, r, n)| (r.as_str(), *n)).collect();
-        let (algorithm, digests) = b.digests(&query).await?;
+        let (algorithm, seen) = b.compare(&query).await?;
         tracing::info!("comparing files with the board's {algorithm}");
         sent.algorithm = algorithm.clone();
         let mut keep = Vec::new();
-        for (f, d) in files.into_iter().zip(digests) {
-            let same = match d {
-                Some(d) => board::digest(&algorithm, &read_local(&f.0)?) == d,
-                None => false,
+        for (f, d) in files.into_iter().zip(seen) {
+            let same = match &d {
+                Seen::Digest(d) => board::digest(&algorithm, &read_local(&f.0)?) == *d,
+                _ => false,
             };
             if same {
                 sent.skipped += 1;
             } else {
+                if d != Seen::Missing && f.2 >= sums::SUMS_MIN {
+                    onto.insert(f.1.clone());
+                }
                 keep.push(f);
             }
         }
         files = keep;
     }
+    let bases = board_copies(b, &files, &onto).await;
     let total = files.iter().map(|f| f.2).sum();
     let bar = bar(multi, total, label);
     // In batches that bound the memory held, each pipelined.
@@ -306,6 +315,7 @@ async fn upload(
             let data = read_local(local)?;
             held += data.len();
             let mut up = Upload::new(remote, Bytes::from(data), Base::Any);
+            up.sums = bases.get(remote).cloned();
             let (tx, mut rx) = tokio::sync::watch::channel(0u64);
             up.progress = Some(tx);
             let (bar, at) = (
@@ -337,7 +347,43 @@ async fn upload(
         bar.set_position(done);
     }
     bar.finish_and_clear();
+    if let Ok(s) = b.session().status().await {
+        tracing::info!(
+            "{} B sent on the wire, {} B received",
+            s.totals.bytes_out,
+            s.totals.bytes_in
+        );
+    }
     Ok(sent)
+}
+
+/// The block sums of the board's copies of the files named in `onto`
+/// (see board/sums.rs); none if the board cannot tell (the files then go
+/// whole).
+async fn board_copies(
+    b: &Board,
+    files: &[(PathBuf, String, u64)],
+    onto: &HashSet<String>,
+) -> HashMap<String, Arc<BlockSums>> {
+    let query: Vec<(&str, u64)> = files
+        .iter()
+        .filter(|f| onto.contains(&f.1))
+        .map(|f| (f.1.as_str(), f.2))
+        .collect();
+    if query.is_empty() {
+        return HashMap::new();
+    }
+    match b.block_sums(&query).await {
+        Ok(sums) => query
+            .iter()
+            .zip(sums)
+            .filter_map(|((p, _), s)| Some((p.to_string(), Arc::new(s?))))
+            .collect(),
+        Err(e) => {
+            tracing::info!("the board's copies' block sums: {e}; sending the files whole");
+            HashMap::new()
+        }
+    }
 }
 
 async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {

@@ -427,3 +427,156 @@ fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
         std::fs::read(&file).unwrap()
     );
 }
+
+/// Bytes `cp -v` says it sent on the wire.
+fn wire_bytes(o: &Output) -> u64 {
+    let e = stderr(o);
+    e.lines()
+        .find_map(|l| {
+            let (n, _) = l.split_once(" B sent on the wire")?;
+            n.rsplit(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no wire bytes in: {e}"))
+}
+
+/// A `cp` onto a board file we hold no copy of sends only the change: the
+/// board's copy by block sums (rsync's way) is the base. Lands exact.
+#[test]
+fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
+    // An ESP32's input ring: the programs' windows are its size.
+    let tb = TestBoard::with_ring(Some(260));
+    // Hex names: compresses about 2x, not 10x.
+    let noise = common::random_bytes(20_000, 11);
+    let text: String = noise
+        .chunks(10)
+        .enumerate()
+        .map(|(i, c)| {
+            let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
+            format!("v_{i} = \"{hex}\"\n")
+        })
+        .collect();
+    let text = &text[..40_000];
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("app.py");
+    std::fs::write(&file, text).unwrap();
+    let dst = format!("{}:/app.py", tb.addr());
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = wire_bytes(&o);
+    // One line longer, in the middle.
+    let edited = text.replacen("v_900 = ", "v_900 = 1 + ", 1);
+    std::fs::write(&file, &edited).unwrap();
+    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(tb.path("/app.py")).unwrap(), edited);
+    let second = wire_bytes(&o);
+    eprintln!("cp of 40 KB: {whole} B on the wire; again, one line changed: {second} B");
+    assert!(
+        second < 8_000 && second * 3 < whole,
+        "the second cp sent {second} bytes (the first {whole})"
+    );
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// The first call of the helpers on a board: with them in its RAM, one
+/// short program; just booted with their file on flash, that and one
+/// program that defines them and makes the call; on fresh flash, one PUT
+/// of the file between the two. Never a separate `load` program (478 bytes, four
+/// round trips of the raw-paste window each, twice on fresh flash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
+    let mut tb = TestBoard::with_ring(Some(260));
+    std::fs::write(tb.path("/a.txt"), b"abc").unwrap();
+    // Programs run and bytes sent by one call of the helpers on a new
+    // session; and that the call answered right.
+    async fn first_call(tb: &TestBoard) -> (u64, u64) {
+        let session = tb.session().await;
+        let before = session.status().await.unwrap().totals;
+        let board = Board::new(session.clone(), Transfer::Auto);
+        let (_, d) = board.digests(&[("/a.txt", 3)]).await.unwrap();
+        assert_eq!(d, [Some(webrepl_mount::board::digest("sha256", b"abc"))]);
+        let after = session.status().await.unwrap().totals;
+        session.close().await;
+        (
+            after.programs - before.programs,
+            after.bytes_out - before.bytes_out,
+        )
+    }
+    let fresh = first_call(&tb).await;
+    let helpers = std::fs::metadata(tb.path("/.webrepl-mount-helpers"))
+        .unwrap()
+        .len();
+    let in_ram = first_call(&tb).await;
+    tb.restart();
+    let on_flash = first_call(&tb).await;
+    eprintln!("programs, bytes: fresh {fresh:?}, on flash {on_flash:?}, in RAM {in_ram:?}");
+    assert_eq!(in_ram.0, 1, "{in_ram:?}");
+    assert!(in_ram.1 < 200, "{in_ram:?}");
+    assert_eq!(on_flash.0, 2, "{on_flash:?}");
+    assert!(on_flash.1 < 500, "{on_flash:?}");
+    assert_eq!(fresh.0, 2, "{fresh:?}");
+    assert!(fresh.1 < helpers + 800, "{fresh:?}");
+    // Gone from RAM under a session that had them (a soft reset): the
+    // failed call, then the call with them defined again.
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    board.digests(&[("/a.txt", 3)]).await.unwrap();
+    let out = board.exec("del _wrm").await.unwrap();
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let before = session.status().await.unwrap().totals.programs;
+    let (_, d) = board.digests(&[("/a.txt", 3)]).await.unwrap();
+    assert!(d[0].is_some());
+    let again = session.status().await.unwrap().totals.programs - before;
+    assert_eq!(again, 2);
+}
+
+/// The mount's tree listing is compact: a directory's path once, then
+/// each entry by its name (in hex only if it needs to be), so that 214
+/// files in a tree cost about a tenth of a KB each, not whole paths in
+/// hex; odd names come through exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_listing_sends_each_name_once() {
+    let tb = TestBoard::start();
+    let mut want = Vec::new();
+    for d in 0..14 {
+        let dir = format!("lib/package_{d}/submodule");
+        std::fs::create_dir_all(tb.path(&format!("/{dir}"))).unwrap();
+        for f in 0..15 {
+            let p = format!("/{dir}/module_number_{f}.py");
+            std::fs::write(tb.path(&p), vec![b'x'; f * 10]).unwrap();
+            want.push(p);
+        }
+    }
+    for odd in ["/with space", "/%percent", "/new\nline", "/caf\u{e9}"] {
+        std::fs::write(tb.path(odd), b"o").unwrap();
+        want.push(odd.to_string());
+    }
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    let before = session.status().await.unwrap().totals.bytes_in;
+    let list = board.list("/", true).await.unwrap();
+    let got_bytes = session.status().await.unwrap().totals.bytes_in - before;
+    let mut files: Vec<String> = list
+        .iter()
+        .filter(|e| e.kind == webrepl_mount::board::EntryKind::File)
+        .map(|e| e.path.clone())
+        .collect();
+    files.sort();
+    want.sort();
+    assert_eq!(files, want);
+    let size = |p: &str| list.iter().find(|e| e.path == p).map(|e| e.size);
+    assert_eq!(
+        size("/lib/package_3/submodule/module_number_7.py"),
+        Some(70)
+    );
+    eprintln!(
+        "listing of {} entries: {got_bytes} B ({} B each)",
+        list.len(),
+        got_bytes / list.len() as u64
+    );
+    assert!(
+        got_bytes < 40 * list.len() as u64,
+        "{got_bytes} B for {} entries",
+        list.len()
+    );
+}

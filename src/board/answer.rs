@@ -62,6 +62,17 @@ pub enum Answer<'a> {
         mtime: i64,
         check: &'a str,
     },
+    /// `> <name>`: the listing's entries that follow are in this
+    /// directory (a compact listing's).
+    InDir(&'a str),
+    /// `d|f <size> <mtime> <name>`: a compact listing's entry, named in
+    /// the directory of the last `InDir` (see `sn::name_bytes`).
+    Named {
+        dir: bool,
+        size: u64,
+        mtime: i64,
+        name: &'a str,
+    },
     /// Anything else (base64 data, board chatter).
     Other(&'a str),
 }
@@ -126,6 +137,13 @@ impl<'a> Answer<'a> {
                 mtime: n(mtime)?,
                 check,
             },
+            [">", name] => Answer::InDir(name),
+            [k @ ("d" | "f"), size, mtime, name] => Answer::Named {
+                dir: *k == "d",
+                size: n(size)?,
+                mtime: n(mtime)?,
+                name,
+            },
             _ => return None,
         })
     }
@@ -166,5 +184,16 @@ mod tests {
         );
         assert_eq!(Answer::parse("Z 1 x"), Answer::Other("Z 1 x"));
         assert_eq!(Answer::parse("QUJD"), Answer::Other("QUJD"));
+        assert_eq!(Answer::parse("> /lib"), Answer::InDir("/lib"));
+        assert_eq!(
+            Answer::parse("f 3 -1 %0a"),
+            Answer::Named {
+                dir: false,
+                size: 3,
+                mtime: -1,
+                name: "%0a"
+            }
+        );
+        assert_eq!(Answer::parse("d 0 x a"), Answer::Other("d 0 x a"));
     }
 }

@@ -121,10 +121,18 @@ impl Board {
         let mut ready = vec![None; ups.len()];
         let (mut which, mut dups) = (Vec::new(), Vec::new());
         for (i, u) in ups.iter().enumerate() {
-            let Some(base) = u.was.as_ref().filter(|_| !skip[i]) else {
+            if skip[i] {
                 continue;
+            }
+            let (delta, base_size, base_crc) = match (&u.was, &u.sums) {
+                (Some(base), _) => (
+                    encode(&diff(base, &u.data)),
+                    base.len() as u64,
+                    crc32fast::hash(base),
+                ),
+                (None, Some(s)) => (encode(&s.diff(&u.data)), s.size, s.crc),
+                (None, None) => continue,
             };
-            let delta = encode(&diff(base, &u.data));
             let worth = if u.was_at.is_some() {
                 NEAR_WORTH
             } else {
@@ -153,7 +161,7 @@ impl Board {
                     .as_deref()
                     .map_or(String::new(), |p| format!(" of {}", shown(p)))
             );
-            which.push(i);
+            which.push((i, base_size, base_crc));
             dups.push(Upload {
                 path: u.path.clone(),
                 data: Bytes::from(delta),
@@ -161,6 +169,7 @@ impl Board {
                 progress: None,
                 was: None,
                 was_at: None,
+                sums: None,
             });
         }
         if dups.is_empty() {
@@ -173,7 +182,7 @@ impl Board {
             .collect();
         let sent = self.send_parts(&dups, &jobs).await;
         let (mut calls, mut of) = (Vec::new(), Vec::new());
-        for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
+        for ((job, r), &(i, base_size, base_crc)) in jobs.iter().zip(sent).zip(&which) {
             // Marked stale only once they failed: another upload's cleanup
             // runs while this one builds, and must not remove its files.
             if r.is_err() {
@@ -182,15 +191,14 @@ impl Board {
             }
             let part = self.part_for(&ups[i].path);
             let (up, d) = (&ups[i], &dups[job.i].data);
-            let base = up.was.as_deref().unwrap_or_default();
             calls.push(sn::Rebuilding {
                 delta: job.part.clone(),
                 delta_size: d.len() as u64,
                 pieces: job.pieces(),
                 slice: job.slice as u64,
                 target: up.was_at.clone().unwrap_or_else(|| up.path.clone()),
-                base_size: base.len() as u64,
-                base_crc: crc32fast::hash(base),
+                base_size,
+                base_crc,
                 part: part.clone(),
                 size: up.data.len() as u64,
                 crc: crc32fast::hash(&up.data),

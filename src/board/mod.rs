@@ -3,11 +3,13 @@
 pub mod answer;
 pub mod channel;
 mod delta;
+mod first;
 mod pack;
 pub mod packages;
 mod range;
 pub mod snippets;
 pub mod stream;
+pub mod sums;
 mod upload;
 
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
@@ -101,6 +103,9 @@ pub struct Board {
     /// Text downloads under way, for `status` (the session sees only
     /// programs).
     text_moves: Arc<Mutex<Vec<TextMove>>>,
+    /// This version of the helpers has been seen defined on the board
+    /// (see `first.rs`).
+    helpers_seen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -308,6 +313,7 @@ impl Board {
             packing: Arc::default(),
             downloads: Arc::default(),
             text_moves: Arc::default(),
+            helpers_seen: Arc::default(),
         }
     }
 
@@ -389,6 +395,9 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        if let Some(out) = self.first_helper_call(&code, how).await? {
+            return Ok(out);
+        }
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
             return Ok(out.stdout);
@@ -400,7 +409,14 @@ impl Board {
         {
             return Err(Error::Traceback(tb.trim().to_string()));
         }
+        // Gone (a soft reset): defined again with the call, as at first.
+        if let Some(out) = self.define_with(&code, how).await? {
+            return Ok(out);
+        }
         self.define_helpers().await?;
+        // Pasted ones too (a full flash): the next calls go plain.
+        self.helpers_seen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         answer(self.run_ours(code, how).await?)
     }
 
@@ -426,7 +442,7 @@ impl Board {
                 }
             }
             match (mem.as_slice(), missing) {
-                ([before, after], false) => {
+                ([before, .., after], false) => {
                     let ram = Ram {
                         free: Some(*before),
                         resident: Some(before.saturating_sub(*after)),
@@ -434,6 +450,8 @@ impl Board {
                     };
                     debug!("helpers defined: {ram:?}");
                     *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
+                    self.helpers_seen
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     return Ok(());
                 }
                 ([before], true) if !sent => match self.send_helpers().await {
@@ -593,17 +611,38 @@ impl Board {
             }
             found.skipped.push(shown_bytes(p));
         };
+        // The directory of a compact listing's entries (`Answer::InDir`).
+        let mut within: Option<Vec<u8>> = None;
         for l in sn::lines(&out) {
-            match Answer::parse(l) {
+            let answer = Answer::parse(l);
+            let entry = match answer {
                 Answer::Entry {
-                    dir: is_dir,
+                    dir,
                     size,
                     mtime,
                     hex,
-                } => {
-                    let Some(p) = sn::unhex_bytes(hex) else {
-                        continue;
-                    };
+                } => sn::unhex_bytes(hex).map(|p| (dir, size, mtime, p)),
+                Answer::InDir(name) => {
+                    within = sn::name_bytes(name);
+                    continue;
+                }
+                Answer::Named {
+                    dir,
+                    size,
+                    mtime,
+                    name,
+                } => within.as_ref().zip(sn::name_bytes(name)).map(|(d, n)| {
+                    let mut p = d.clone();
+                    if p.last() != Some(&b'/') {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&n);
+                    (dir, size, mtime, p)
+                }),
+                _ => None,
+            };
+            match (entry, answer) {
+                (Some((is_dir, size, mtime, p)), _) => {
                     let p = match String::from_utf8(p) {
                         Ok(p) => p,
                         Err(e) => {
@@ -654,16 +693,16 @@ impl Board {
                         mtime,
                     });
                 }
-                Answer::Os { errno, hex } => {
+                (None, Answer::Os { errno, hex }) => {
                     let dir = hex.and_then(sn::unhex).unwrap_or_default();
                     if dir == path {
                         return Err(sn::errno_error(errno, path));
                     }
                     warn!("cannot list {} on the board: errno {errno}", shown(&dir));
                 }
-                Answer::Ok => return Ok(found),
+                (None, Answer::Ok) => return Ok(found),
                 // Anything else is board chatter that landed in our answer.
-                _ => debug!("ignoring line from the board: {l:?}"),
+                (None, _) => debug!("ignoring line from the board: {l:?}"),
             }
         }
         Err(sn::unexpected(&out, path))
@@ -698,6 +737,19 @@ impl Board {
     /// each, None if missing or of another size, else its digest; and the
     /// algorithm (`sha256`, or `crc32` on firmware without hashlib).
     pub async fn digests(&self, files: &[(&str, u64)]) -> Result<(String, Vec<Option<String>>)> {
+        let (algorithm, seen) = self.compare(files).await?;
+        let digests = seen
+            .into_iter()
+            .map(|s| match s {
+                Seen::Digest(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        Ok((algorithm, digests))
+    }
+
+    /// `digests`, telling a missing file from one of another size.
+    pub async fn compare(&self, files: &[(&str, u64)]) -> Result<(String, Vec<Seen>)> {
         let list = self.list_name();
         if files.len() >= 4 && self.binary_ok(&list) {
             let records = sn::records(files);
@@ -1237,14 +1289,24 @@ impl Board {
 }
 
 /// `A <algorithm>`, then `N`, `S` or `H <digest>` per file, then `K`.
-fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Option<String>>)> {
+/// How the board's copy of a file compares to ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Missing,
+    OtherSize,
+    /// Of our size, with this digest.
+    Digest(String),
+}
+
+fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Seen>)> {
     let mut algo = String::new();
     let mut got = Vec::with_capacity(n);
     for l in sn::lines(out) {
         match Answer::parse(l) {
             Answer::Algorithm(a) => algo = a.to_string(),
-            Answer::Missing | Answer::OtherSize => got.push(None),
-            Answer::Digest(h) => got.push(Some(h.to_string())),
+            Answer::Missing => got.push(Seen::Missing),
+            Answer::OtherSize => got.push(Seen::OtherSize),
+            Answer::Digest(h) => got.push(Seen::Digest(h.to_string())),
             Answer::Ok if got.len() == n => return Some((algo, got)),
             _ => {}
         }

@@ -174,6 +174,7 @@ impl Board {
                 data: Bytes::from(packed),
                 was: None,
                 was_at: None,
+                sums: None,
             });
         }
         if zups.is_empty() {

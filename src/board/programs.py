@@ -28,17 +28,25 @@ def stat(a):
         print("E", e.args[0])
 
 
-# The entries of a directory (and below it, if the second field is 1),
-# `D|F <size> <mtime> <hex path>` each, then `K`; a directory that cannot
-# be listed is `E <errno> <hex path>`. No recursion: a stack of names is
-# all the board holds. Paths are bytes: a name that is not UTF-8 would
-# raise UnicodeError as a str; it is listed (the tool skips it) but not
-# walked into.
-def walk(a):
+# The entries of a directory (and below it, if the second field is 1):
+# per directory `> <name of it>` (once, before its first entry), then
+# `d|f <size> <mtime> <name>` each; then `K`. A directory that cannot be
+# listed is `E <errno> <hex path>`. A name goes as it is when it is
+# printable ASCII without spaces and does not start with `%`, else as `%`
+# and its bytes in hex (board/mod.rs `listing`; about a third of the bytes
+# of whole paths in hex). No recursion: a stack of names is all the board
+# holds. Paths are bytes: a name that is not UTF-8 would raise
+# UnicodeError as a str; it is listed (the tool skips it) but not walked
+# into.
+def tree(a):
     import os, binascii
 
-    def H(s):
-        return binascii.hexlify(s).decode()
+    # Names are bytes, or str on some filesystems: as bytes.
+    def Q(n):
+        n = b"" + n
+        if n and min(n) > 32 and max(n) < 127 and n[0] != 37:
+            return n.decode()
+        return "%" + binascii.hexlify(n).decode()
 
     t = [a[0].encode()]
     while t:
@@ -46,9 +54,13 @@ def walk(a):
         try:
             it = os.ilistdir(d)
         except OSError as e:
-            print("E", e.args[0], H(d))
+            print("E", e.args[0], binascii.hexlify(d).decode())
             continue
+        h = 1
         for e in it:
+            if h:
+                print(">", Q(d))
+                h = 0
             p = d.rstrip(b"/") + b"/" + e[0]
             try:
                 s = os.stat(p)
@@ -57,9 +69,9 @@ def walk(a):
             except OSError:
                 z = e[3] if len(e) > 3 else 0
                 m = 0
-            k = "D" if e[1] & 0x4000 else "F"
-            print(k, z, m, H(p))
-            if a[1] == "1" and k == "D":
+            k = "d" if e[1] & 0x4000 else "f"
+            print(k, z, m, Q(e[0]))
+            if a[1] == "1" and k == "d":
                 try:
                     p.decode()
                     t.append(p)
@@ -451,4 +463,47 @@ def build_from_delta(x):
         for h in (f, g, b):
             if h:
                 h.close()
+    _wrm.c()
+
+
+# The CRC-32 of each block of k bytes of files the host has another
+# version of (board/sums.rs: a `cp` onto a file the board has sends only
+# the change, as rsync does). Fields: k, then paths. Per file `B <hex
+# CRCs>` lines (64 blocks each, the last block short) then `W <size>
+# <CRC-32 of the file>`, or `E <errno>`; then `K`.
+def sums(a):
+    import binascii
+
+    C = getattr(binascii, "crc32", None)
+    k = int(a[0])
+    m = bytearray(min(k, _wrm.B))
+    for p in a[1:]:
+        try:
+            if not C:
+                raise OSError(95)
+            f = open(p, "rb")
+        except OSError as e:
+            print("E", e.args[0])
+            continue
+        L = []
+        n = x = h = z = 0
+        while 1:
+            r = f.readinto(memoryview(m)[: min(len(m), k - z)])
+            if r:
+                v = memoryview(m)[:r]
+                h = C(v, h)
+                x = C(v, x)
+                n += r
+                z += r
+            if z == k or z and not r:
+                L.append("%08x" % (h & 0xFFFFFFFF))
+                h = z = 0
+            if len(L) == 64 or L and not r:
+                print("B", "".join(L))
+                L = []
+            if not r:
+                break
+        f.close()
+        print("W", n, x & 0xFFFFFFFF)
+    print("K")
     _wrm.c()

@@ -245,6 +245,33 @@ pub fn load_helpers() -> String {
     program("load", &[HELPERS_FILE, version, size.as_str()])
 }
 
+/// The helpers' version as their file's first line says it (`#<crc>`);
+/// `load` sets `_wrm.V` to it.
+fn helpers_version() -> &'static str {
+    helpers_file().lines().next().unwrap_or("")
+}
+
+/// `code` (which calls the helpers) after lines that make it fail at
+/// once unless this version of the helpers is defined: a board's first
+/// program of ours costs no more than with them, and never runs on other
+/// helpers. Failing, it tells whether their file is on flash (OSError if
+/// not: it is sent before the helpers are `loading`).
+pub fn checked(code: &str) -> String {
+    format!(
+        "try:_wrm.V=='{}'or 1/0\nexcept:_wrm=0;open('{HELPERS_FILE}').close()\n{code}",
+        helpers_version()
+    )
+}
+
+/// `code` after the helpers are defined from their file on flash (for a
+/// board `checked` found without them), in the same program: `load`'s
+/// `M <free heap>` lines come before `code`'s output. No file, or another
+/// version's: `code` fails (AttributeError on `_wrm` = 0), having done
+/// nothing.
+pub fn loading(code: &str) -> String {
+    format!("_wrm=0\n{}{code}", load_helpers())
+}
+
 /// The function `name` of `programs.py`, as sent (named `_wrm_t`).
 fn function(name: &str) -> &'static str {
     static FUNCS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
@@ -312,7 +339,7 @@ pub fn send(path: &str, piece: usize, window: usize, first: u64, most: u64) -> S
 
 /// Lists `top` (and below it, if `deep`).
 pub fn walk(top: &str, deep: bool) -> String {
-    program("walk", &[top, if deep { "1" } else { "0" }])
+    program("tree", &[top, if deep { "1" } else { "0" }])
 }
 
 /// `mkdir -p` of each directory, refusing to walk through a file. Answers
@@ -589,6 +616,16 @@ pub fn unexpected(stdout: &[u8], what: &str) -> Error {
         what: what.to_string(),
         answer: String::from_utf8_lossy(&stdout[..stdout.len().min(200)]).into_owned(),
     })
+}
+
+/// A name of a compact listing (`tree` in programs.py): as it is, or
+/// `%` and its bytes in hex (a name with a space, a control character,
+/// a byte that is not ASCII, or a leading `%`).
+pub fn name_bytes(s: &str) -> Option<Vec<u8>> {
+    match s.strip_prefix('%') {
+        Some(hex) => unhex_bytes(hex),
+        None => Some(s.as_bytes().to_vec()),
+    }
 }
 
 pub fn unhex(s: &str) -> Option<String> {

@@ -77,6 +77,9 @@ pub struct Upload {
     /// Where the board holds `was`, if not at `path`: a new file saved as
     /// a near copy of the one beside it that it will replace (sed -i).
     pub was_at: Option<String>,
+    /// The board's copy at `path` by blocks, when we do not hold it (a
+    /// `cp` onto a file the board has): only the change is sent.
+    pub sums: Option<std::sync::Arc<super::sums::BlockSums>>,
 }
 
 impl Upload {
@@ -88,6 +91,7 @@ impl Upload {
             progress: None,
             was: None,
             was_at: None,
+            sums: None,
         }
     }
 }
