@@ -187,3 +187,35 @@ fn a_board_low_on_memory_gets_a_clear_message_and_loses_nothing() {
     assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+/// What `status` says the helpers keep, if it says.
+fn kept(status: &str) -> Option<u64> {
+    status
+        .split("our helpers keep ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn a_mount_states_what_helpers_defined_before_it_keep() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    // A copy defines the helpers: the mount finds them on the board.
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.py");
+    std::fs::write(&file, b"x = 1\n").unwrap();
+    let dst = format!("{}:/a.py", tb.addr());
+    let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for _ in 0..2 {
+        let mut m = Mount::start(&tb, &tb.addr(), &[]);
+        // A save calls the helpers.
+        std::fs::write(m.path().join("b.py"), b"y = 2\n").unwrap();
+        let status = m.status();
+        assert!(
+            kept(&status).is_some_and(|n| n > 0 && n <= 2048),
+            "{status}"
+        );
+        m.unmount();
+    }
+}

@@ -96,6 +96,8 @@ pub struct Board {
     stale: Arc<Mutex<HashSet<String>>>,
     next_part: Arc<std::sync::atomic::AtomicU32>,
     ram: Arc<Mutex<Ram>>,
+    /// `ram` was asked of helpers another connection defined.
+    ram_asked: Arc<std::sync::atomic::AtomicBool>,
     /// Uploads may go compressed (see `pack`).
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
@@ -309,6 +311,7 @@ impl Board {
                 resident: None,
                 buffer: BUFFER_FIRST,
             })),
+            ram_asked: Arc::default(),
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
@@ -400,6 +403,7 @@ impl Board {
         }
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
+            self.recall_ram().await;
             return Ok(out.stdout);
         }
         let tb = String::from_utf8_lossy(&out.stderr);
@@ -504,6 +508,41 @@ impl Board {
             sn::expect_ok(&self.snippet(code).await?, sn::HELPERS_FILE)?;
         }
         Ok(())
+    }
+
+    /// What the helpers keep, as measured when they were defined, once per
+    /// mount: helpers a `cp` or an earlier mount defined are found there,
+    /// and `status` would otherwise not know.
+    async fn recall_ram(&self) {
+        use std::sync::atomic::Ordering;
+        if self.ram().free.is_some() || self.ram_asked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(out) = self.query(sn::ram()).await else {
+            return;
+        };
+        let mem: Vec<u64> = sn::lines(&out)
+            .filter_map(|l| match Answer::parse(l) {
+                Answer::Mem(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        if let [free, kept, buffer] = mem[..]
+            && free > 0
+        {
+            let ram = Ram {
+                free: Some(free),
+                resident: Some(kept),
+                buffer: usize::try_from(buffer)
+                    .unwrap_or(BUFFER_MIN)
+                    .clamp(BUFFER_MIN, BUFFER_MAX),
+            };
+            debug!("helpers found defined: {ram:?}");
+            let mut now = self.ram.lock().unwrap_or_else(|e| e.into_inner());
+            if now.free.is_none() {
+                *now = ram;
+            }
+        }
     }
 
     /// The board's free heap after a collection, if a program can still

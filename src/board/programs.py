@@ -250,7 +250,20 @@ def load(a):
         b //= 2
     _wrm.B = b
     gc.collect()
-    print("M", gc.mem_free())
+    b = gc.mem_free()
+    print("M", b)
+    # For `status` on later connections (`ram`): one small int (no heap;
+    # a second attribute grew the class's dict by 128 bytes).
+    _wrm.R = n << 20 | max(0, n - b) & 0xFFFFF
+
+
+# What `load` measured when it defined the helpers (on an earlier
+# connection, perhaps): `M <free before>`, `M <bytes kept>`, `M <buffer>`;
+# helpers defined otherwise (pasted) have no `R`: AttributeError.
+def ram(a):
+    print("M", _wrm.R >> 20)
+    print("M", _wrm.R & 0xFFFFF)
+    print("M", _wrm.B)
 
 
 # What the board can inflate uploads with, and its free heap after a

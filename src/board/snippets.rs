@@ -544,6 +544,10 @@ pub fn mem() -> String {
     program::<&str>("mem", &[])
 }
 
+pub fn ram() -> String {
+    program::<&str>("ram", &[])
+}
+
 pub fn statvfs(path: &str) -> String {
     program("statvfs", &[path])
 }
