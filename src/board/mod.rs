@@ -399,6 +399,7 @@ impl Board {
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
         if let Some(out) = self.first_helper_call(&code, how).await? {
+            self.recall_ram().await;
             return Ok(out);
         }
         let out = self.run_ours(code.clone(), how).await?;
