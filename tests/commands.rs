@@ -280,6 +280,32 @@ fn status_of_a_named_board_shows_its_address() {
     );
 }
 
+/// `mkdir x/` of a file `x` is "File exists", as coreutils says it (not
+/// ENOTDIR): with or without the slash, with or without -p, exit 2.
+#[test]
+fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    for args in [
+        vec!["mkdir", "/main.py/"],
+        vec!["mkdir", "/main.py"],
+        vec!["mkdir", "-p", "/main.py/"],
+        vec!["mkdir", "-p", "/main.py"],
+    ] {
+        let (opts, path) = args.split_at(args.len() - 1);
+        let target = format!("{a}:{}", path[0]);
+        let o = wm(&tb, &[opts, &[target.as_str()]].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: cannot create directory '{target}': File exists"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+}
+
 #[test]
 fn file_commands_on_a_board() {
     let tb = TestBoard::start();
@@ -291,7 +317,10 @@ fn file_commands_on_a_board() {
     assert!(tb.path("/lib/sub").is_dir());
     let o = wm(&tb, &["mkdir", &at("/lib")]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err(&o), format!("webrepl-mount: {a}:/lib exists already"));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: cannot create directory '{a}:/lib': File exists")
+    );
     let o = wm(&tb, &["touch", &at("/lib/sub/empty.py")]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(std::fs::read(tb.path("/lib/sub/empty.py")).unwrap(), b"");
@@ -748,7 +777,10 @@ fn ls_tree_and_relative_names_in_a_mount() {
     assert_eq!(out(&o), "x = 1\n");
     let o = here(&["mkdir", "lib"]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err(&o), "webrepl-mount: lib exists already");
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: cannot create directory 'lib': File exists"
+    );
     let o = here(&["rmdir", "lib"]);
     assert_eq!(o.status.code(), Some(12));
     assert_eq!(

@@ -77,7 +77,21 @@ impl<'a> Boards<'a> {
 /// coreutils do, an operand's error is said and the next one goes ahead;
 /// the command exits with the first error's code. Trouble with the board
 /// itself (unreachable, password, link lost, a closed stdout) ends it.
-async fn for_each<F>(args: &[String], conn: &Conn, mut each: F) -> Result<()>
+async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
+where
+    F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
+{
+    for_each_with(args, conn, not_dir, each).await
+}
+
+/// `for_each`, where `slash_file` says what `FILE/` is to this command
+/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it).
+async fn for_each_with<F>(
+    args: &[String],
+    conn: &Conn,
+    slash_file: fn(&str) -> Error,
+    mut each: F,
+) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
@@ -104,7 +118,7 @@ where
             Ok(Place::Board(name, path)) if arg.ends_with('/') && path != "/" => {
                 match boards.get(&name).await {
                     Ok(b) => match b.stat(&path).await {
-                        Ok(Some(st)) if st.kind == EntryKind::File => Err(not_dir(arg)),
+                        Ok(Some(st)) if st.kind == EntryKind::File => Err(slash_file(arg)),
                         Ok(_) => each(&mut boards, arg, Place::Board(name, path)).await,
                         Err(e) => Err(e),
                     },
@@ -285,21 +299,39 @@ fn is_dir(arg: &str) -> Error {
 }
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
-    for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) if parents => std::fs::create_dir_all(p).map_err(|e| local_error(e, arg)),
-        Place::Local(p) => std::fs::create_dir(p).map_err(|e| local_error(e, arg)),
+    let local = |r: std::io::Result<()>, arg: &str| match r {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(exists(arg)),
+        r => r.map_err(|e| local_error(e, arg)),
+    };
+    for_each_with(args, conn, exists, async |boards, arg, place| match place {
+        Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
+        Place::Local(p) => local(std::fs::create_dir(p), arg),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if parents {
-                return b.mkdirs(&path).await;
+                // The board says ENOTDIR for the path itself a file.
+                return match b.mkdirs(&path).await {
+                    Err(Error::Os { errno, what })
+                        if what == path && [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
+                    {
+                        Err(exists(arg))
+                    }
+                    r => r,
+                };
             }
             if b.stat(&path).await?.is_some() {
-                return Err(Error::Invalid(format!("{arg} exists already")));
+                return Err(exists(arg));
             }
             b.mkdir(&path).await
         }
     })
     .await
+}
+
+/// As coreutils' mkdir says it, whether `x` or `x/` (exit 2, as any
+/// existing name).
+fn exists(arg: &str) -> Error {
+    Error::Invalid(format!("cannot create directory '{arg}': File exists"))
 }
 
 pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
