@@ -4,6 +4,7 @@
 
 mod files;
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
+pub(crate) use files::{is_glob, matching};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;

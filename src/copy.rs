@@ -34,7 +34,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
                 "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
             )));
         }
-        return upload_to_all(&paths, &dests, recursive, force, conn).await;
+        return upload_to_all(&expand_local(&paths)?, &dests, recursive, force, conn).await;
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {
@@ -43,7 +43,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         )));
     }
     let mut host = None;
-    let mut sources = Vec::new();
+    let mut sources: Vec<(&str, String)> = Vec::new();
     for s in &paths {
         let (h, p) = split_remote(s)
             .ok_or_else(|| Error::Invalid(format!("{s}: all sources must be on the board")))?;
@@ -53,17 +53,72 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
             ));
         }
         host = Some(h);
-        sources.push(p);
+        sources.push((s, p));
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
+    let fetch_all = async {
+        let sources = expand_board(&b, &sources).await?;
+        download(&b, &sources, Path::new(&dst), recursive).await
+    };
     // Ctrl-C ends the download here, so that its temporary file goes.
     let r = tokio::select! {
-        r = download(&b, &sources, Path::new(&dst), recursive) => r,
+        r = fetch_all => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
     };
     b.session().close().await;
     r
+}
+
+/// Quoted patterns among local sources (`cp 'src/*.py' HOST:/lib/`),
+/// expanded here by the shell's rules (a leading dot only by a dot), in
+/// order; a name that exists is itself, pattern characters or not.
+fn expand_local(srcs: &[String]) -> Result<Vec<String>> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let mut out = Vec::new();
+    for s in srcs {
+        if !s.contains(['*', '?', '[']) || Path::new(s).exists() {
+            out.push(s.clone());
+            continue;
+        }
+        let found = glob::glob_with(s, options).map_err(|e| Error::Invalid(format!("{s}: {e}")))?;
+        let mut names = Vec::new();
+        for p in found {
+            let p =
+                p.map_err(|e| Error::Invalid(format!("{}: {}", e.path().display(), e.error())))?;
+            names.push(p.into_os_string().into_string().map_err(|n| {
+                Error::Invalid(format!(
+                    "{}: board names must be UTF-8",
+                    Path::new(&n).display()
+                ))
+            })?);
+        }
+        if names.is_empty() {
+            return Err(Error::Invalid(format!("{s}: no local file matches")));
+        }
+        names.sort();
+        out.append(&mut names);
+    }
+    Ok(out)
+}
+
+/// Board sources with their quoted patterns (`'HOST:/lib/*.py'`) matched
+/// on the board, as the other file commands match them.
+async fn expand_board(b: &Board, sources: &[(&str, String)]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (arg, path) in sources {
+        let path = board::normalize(path)?;
+        if crate::commands::is_glob(&path) {
+            out.extend(crate::commands::matching(b, arg, &path).await?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 fn bar(multi: &MultiProgress, total: u64, prefix: &str) -> ProgressBar {
@@ -341,7 +396,16 @@ async fn upload(
 }
 
 async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {
-    let into_dir = dst.is_dir() || srcs.len() > 1;
+    let into_dir = dst.is_dir();
+    // Several go into a directory only, as cp(1) says it.
+    if srcs.len() > 1 && !into_dir {
+        let shown = dst.display();
+        return Err(Error::Invalid(if dst.exists() {
+            format!("target '{shown}' is not a directory")
+        } else {
+            format!("target '{shown}': No such file or directory")
+        }));
+    }
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
     let mut skipped = Vec::new();

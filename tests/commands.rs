@@ -893,3 +893,74 @@ fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
     assert_eq!(err(&o).trim_end().lines().count(), 1, "{:?}", err(&o));
     assert!(!err(&o).contains(['\x1b', '\x07']), "{:?}", err(&o));
 }
+
+/// Quoted patterns in `cp`'s sources: on the board for a board path, here
+/// for local ones (a leading dot only by a dot, brackets as the shell's);
+/// several sources go into a directory only, and no match is an error.
+#[test]
+fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["a.py", "b.py", "c.txt", ".h.py"] {
+        std::fs::write(tb.path(&format!("/lib/{f}")), f).unwrap();
+    }
+    let here = tempfile::tempdir().unwrap();
+    let dir = here.path().display().to_string();
+    let o = wm(&tb, &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut got: Vec<_> = std::fs::read_dir(here.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a.py", "b.py"]);
+    assert_eq!(std::fs::read(here.path().join("b.py")).unwrap(), b"b.py");
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/no")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{dir}/no': No such file or directory")
+    );
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/a.py")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{dir}/a.py' is not a directory")
+    );
+    let o = wm(&tb, &["cp", &format!("{a}:/lib/*.rs"), &dir]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
+    );
+    // Local patterns, several into a board directory.
+    let src = tempfile::tempdir().unwrap();
+    for f in ["x1.py", "x2.py", "y.txt", ".z.py"] {
+        std::fs::write(src.path().join(f), f).unwrap();
+    }
+    let s = src.path().display();
+    let o = wm(&tb, &["cp", &format!("{s}/*.py"), &format!("{a}:/up/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 2 file(s), 10 B");
+    let o = wm(&tb, &["cp", &format!("{s}/[!x]*"), &format!("{a}:/up/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut got: Vec<_> = std::fs::read_dir(tb.path("/up"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["x1.py", "x2.py", "y.txt"]);
+    let o = wm(&tb, &["cp", &format!("{s}/*.rs"), &format!("{a}:/up/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {s}/*.rs: no local file matches")
+    );
+}

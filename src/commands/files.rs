@@ -176,20 +176,26 @@ impl Failed {
 
 /// A quoted pattern in the last part of a board path (`'HOST:/lib/*.py'`),
 /// matched on the board's listing as the shell would match local names.
-fn is_glob(path: &str) -> bool {
+pub(crate) fn is_glob(path: &str) -> bool {
     path.rsplit('/')
         .next()
         .is_some_and(|l| l.contains(['*', '?', '[']))
 }
 
 async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
+    let b = boards.get(name).await?;
+    matching(&b, arg, path).await
+}
+
+/// The board paths a pattern `path` (the argument `arg`) matches, sorted;
+/// none is an error, as a shell with failglob says it.
+pub(crate) async fn matching(b: &Board, arg: &str, path: &str) -> Result<Vec<String>> {
     let (dir, pattern) = (board::parent(path), path.rsplit('/').next().unwrap_or(path));
     if is_glob(dir) || dir.contains(['*', '?', '[']) {
         return Err(Error::Invalid(format!(
             "{arg}: a pattern goes in the last part of the path only"
         )));
     }
-    let b = boards.get(name).await?;
     let mut found: Vec<String> = b
         .list(dir, false)
         .await?
