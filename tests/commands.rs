@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Mount, TestBoard};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
@@ -473,6 +474,102 @@ fn bash_completes_named_boards_and_mountpoints() {
         "{}",
         complete(&mp[..mp.len() - 2])
     );
+}
+
+/// zsh, for real: an interactive zsh on a pseudo-terminal (zpty) is sent
+/// `webrepl-mount WORDS<Tab>`; what the completion system offered is what
+/// its `compadd` calls took.
+fn zsh_offers(script: &str, home: &Path, words: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("_webrepl-mount"), script).unwrap();
+    let got = dir.path().join("offered");
+    // Each step waits for the shell's answer (`READYn`, which the typed
+    // line `READY$((n))` does not contain); Tab, still the completion
+    // widget, says `MARK6` once it has completed.
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty z 'PS1="> " TERM=dumb zsh -f -i'
+zpty -w z 'print READY$((1+1))'; zpty -r z chunk '*READY2*'
+zpty -w z 'fpath=({dir} $fpath); autoload -U compinit; compinit -u -D; print READY$((2+1))'; zpty -r z chunk '*READY3*'
+zpty -w z 'compadd() {{ local -a o; builtin compadd -O o "$@"; print -rl -- $o >> {got}; builtin compadd "$@" }}; print READY$((3+1))'; zpty -r z chunk '*READY4*'
+zpty -w z 'tab-mark() {{ zle expand-or-complete; print -n MARK$((6)) }}; zle -N tab-mark; bindkey "^I" tab-mark; print READY$((4+1))'; zpty -r z chunk '*READY5*'
+zpty -w -n z $'webrepl-mount {words}\t'; zpty -r z chunk '*MARK6*'
+zpty -d z
+"#,
+        dir = dir.path().display(),
+        got = got.display(),
+    );
+    let o = Command::new("timeout")
+        .args(["60", "zsh", "-f", "-c", &driver])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("zsh is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    // A compadd that took nothing prints an empty line.
+    std::fs::read_to_string(got)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// fish, for real: `complete -C` prints what fish offers for a line.
+fn fish_offers(script: &Path, home: &Path, words: &str) -> String {
+    let o = Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!(
+                "source {}; complete -C 'webrepl-mount {words}'",
+                script.display()
+            ),
+        ])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("fish is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    // A candidate, then a tab and its description.
+    out(&o)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l).to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn zsh_and_fish_complete_named_boards_and_mountpoints() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
+    )
+    .unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let zsh = out(&bin().args(["completions", "zsh"]).output().unwrap());
+    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen\n");
+    let offered = zsh_offers(&zsh, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
+    assert!(offered.lines().any(|l| l == mp), "{offered}");
+    // clap's own completions are still there.
+    let offered = zsh_offers(&zsh, home.path(), "status --tim");
+    assert!(
+        offered.lines().any(|l| l.starts_with("--timeout")),
+        "{offered}"
+    );
+    let fish = home.path().join("webrepl-mount.fish");
+    std::fs::write(
+        &fish,
+        bin().args(["completions", "fish"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen\n");
+    let offered = fish_offers(&fish, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
+    assert!(offered.lines().any(|l| l == mp), "{offered}");
+    let offered = fish_offers(&fish, home.path(), "sta");
+    assert!(offered.lines().any(|l| l == "status"), "{offered}");
 }
 
 #[test]
