@@ -1061,3 +1061,84 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         format!("webrepl-mount: {s}/*.rs: no local file matches")
     );
 }
+
+/// `cat` writes as it receives: over a link as slow as an ESP32's, the
+/// first bytes come while most of the file is still on its way (it used to
+/// hold up to 1 MiB, so all of this file, until its check at the end).
+#[test]
+fn the_first_bytes_of_cat_come_before_its_download_ends() {
+    let tb = TestBoard::start();
+    let size = 200 * 1024;
+    let text: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    std::fs::write(tb.path("/big.txt"), &text).unwrap();
+    let mut link = common::LinkEmu::slow(tb.port);
+    let mut c = bin();
+    c.args(["cat", &format!("127.0.0.1:{}:/big.txt", link.port)])
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut cat = common::piped::Piped::spawn(c);
+    common::eventually(60, "the first bytes of the file", || !cat.text().is_empty());
+    let printed = cat.text().len();
+    assert!(
+        printed < size / 2,
+        "{printed} of {size} bytes at once: held until the end"
+    );
+    assert!(cat.child.try_wait().unwrap().is_none(), "cat already ended");
+    link.command("rate 0");
+    common::eventually(60, "the whole file", || cat.text().len() == size);
+    assert!(cat.child.wait().unwrap().success());
+    assert_eq!(cat.text(), text);
+}
+
+/// A reader that stops (a pager nobody scrolls) stops the download: the
+/// paced GET waits for it, and our memory stays bounded (it used to take
+/// the whole file in); once it reads again, the file comes whole.
+#[test]
+fn cat_into_a_stalled_pipe_holds_the_download_not_the_file() {
+    let tb = TestBoard::start();
+    let size: u64 = 64 << 20;
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let mut child = bin()
+        .args(["cat", &format!("{}:/big.bin", tb.addr())])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let proc_field = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/{file}", child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    // Nothing reads stdout: wait until the bytes it reads stop growing.
+    let mut last = (0u64, std::time::Instant::now());
+    common::eventually(120, "cat stops reading from the board", || {
+        let now = proc_field("io", "rchar:");
+        if now > last.0 + (64 << 10) {
+            last = (now, std::time::Instant::now());
+        }
+        now > 0 && last.1.elapsed() > std::time::Duration::from_secs(2)
+    });
+    let peak = proc_field("status", "VmHWM:");
+    assert!(
+        peak < 40 << 10,
+        "cat holds {peak} KB behind a stalled pipe ({} KB of a {size} B file read)",
+        last.0 >> 10
+    );
+    // Read now: the rest comes, whole.
+    let mut out = child.stdout.take().unwrap();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(k @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+        assert!(buf[..k].iter().all(|b| *b == 0));
+        n += k as u64;
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(n, size);
+}

@@ -442,101 +442,66 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
     .await
 }
 
-/// Bytes of a file `cat` holds before printing: a file this small is
-/// checked against the board's digest before any of it is printed (and
-/// read again if damaged); a bigger one streams, checked at its end.
-const CAT_HOLD: usize = 1 << 20;
-
-/// Prints a board's file as it comes, never holding more than
-/// [`CAT_HOLD`] bytes (a board's size may be anything), and checks it
-/// against the board's digest. A check that fails once output has begun
-/// says so and fails the command: what was printed cannot be taken back.
+/// Prints a board's file as it comes (the first bytes at once) and checks
+/// it at its end against the board's digest, as curl and scp do: a check
+/// that fails says so and fails the command, what was printed stays. A
+/// reader that stalls blocks the write, and the paced GET waits with it:
+/// memory stays bounded whatever the file's size.
 async fn cat_board(b: &Board, path: &str, st: board::Stat) -> Result<()> {
-    const TRIES: u32 = 3;
-    let mut why = String::new();
-    for _ in 0..TRIES {
-        let mut held: Vec<u8> = Vec::new();
-        let mut printed = false;
-        // Bytes taken from this transfer (held or printed), and those
-        // to drop after a restart: they were printed already.
-        let mut taken = 0u64;
-        let mut skip = 0u64;
-        let mut digests = board::Digests::default();
-        let mut failed: Option<std::io::Error> = None;
-        let broken = tokio::sync::Notify::new();
-        {
-            let mut sink = |p: crate::session::Piece| {
-                if failed.is_some() {
+    // Bytes printed, and those to drop after a restart: printed already.
+    let mut taken = 0u64;
+    let mut skip = 0u64;
+    let mut digests = board::Digests::default();
+    let mut failed: Option<std::io::Error> = None;
+    let broken = tokio::sync::Notify::new();
+    {
+        let mut sink = |p: crate::session::Piece| {
+            if failed.is_some() {
+                return;
+            }
+            let d = match p {
+                crate::session::Piece::Data(d) => d,
+                crate::session::Piece::Restart => {
+                    skip = taken;
                     return;
                 }
-                let d = match p {
-                    crate::session::Piece::Data(d) => d,
-                    crate::session::Piece::Restart if printed => {
-                        skip = taken;
-                        return;
-                    }
-                    crate::session::Piece::Restart => {
-                        held.clear();
-                        taken = 0;
-                        digests = board::Digests::default();
-                        return;
-                    }
-                };
-                let cut = (skip.min(d.len() as u64)) as usize;
-                skip -= cut as u64;
-                let d = &d[cut..];
-                digests.update(d);
-                taken += d.len() as u64;
-                let r = if printed {
-                    std::io::stdout().write_all(d)
-                } else {
-                    held.extend_from_slice(d);
-                    if held.len() <= CAT_HOLD {
-                        return;
-                    }
-                    printed = true;
-                    let r = std::io::stdout().write_all(&held);
-                    held = Vec::new();
-                    r
-                };
-                if let Err(e) = r {
-                    failed = Some(e);
-                    broken.notify_one();
-                }
             };
-            tokio::select! {
-                r = b.get_into(path, st, &mut sink) => { r?; }
-                () = broken.notified() => {}
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        let (algorithm, theirs) = b.digests(&[(path, taken)]).await?;
-        let ours = digests.finish(&algorithm);
-        why = match theirs.into_iter().next().flatten() {
-            Some(d) if d == ours => {
+            let cut = (skip.min(d.len() as u64)) as usize;
+            skip -= cut as u64;
+            let d = &d[cut..];
+            digests.update(d);
+            taken += d.len() as u64;
+            // The write may block for as long as the reader likes: off
+            // the runtime's own threads.
+            let r = tokio::task::block_in_place(|| {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&held)?;
-                return Ok(out.flush()?);
-            }
-            Some(d) => format!("{algorithm} mismatch (board {d}, received {ours})"),
-            None => "the board's copy changed size while it was read".into(),
-        };
-        if printed {
-            std::io::stdout().flush()?;
-            return Err(Error::Os {
-                errno: libc::EIO,
-                what: format!(
-                    "{path}: what was printed is not the board's file: {why} (damaged in transit)"
-                ),
+                out.write_all(d).and_then(|()| out.flush())
             });
+            if let Err(e) = r {
+                failed = Some(e);
+                broken.notify_one();
+            }
+        };
+        tokio::select! {
+            r = b.get_into(path, st, &mut sink) => { r?; }
+            () = broken.notified() => {}
         }
-        tracing::warn!("{}: {why}; reading it again", board::shown(path));
     }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let (algorithm, theirs) = b.digests(&[(path, taken)]).await?;
+    let ours = digests.finish(&algorithm);
+    let why = match theirs.into_iter().next().flatten() {
+        Some(d) if d == ours => return Ok(()),
+        Some(d) => format!("{algorithm} mismatch (board {d}, received {ours})"),
+        None => "the board's copy changed size while it was read".into(),
+    };
     Err(Error::Os {
         errno: libc::EIO,
-        what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+        what: format!(
+            "{path}: what was printed is not the board's file: {why} (damaged in transit)"
+        ),
     })
 }
 
@@ -585,7 +550,7 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
                     (algo, d) if algo == "sha256" && d.first().is_some_and(Option::is_some) => {
                         d.into_iter().flatten().next().unwrap_or_default()
                     }
-                    _ => board::digest("sha256", &b.get_checked(&path).await?),
+                    _ => sha256_streamed(&b, &path, st).await?,
                 }
             }
         };
@@ -594,6 +559,40 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
         Ok(writeln!(std::io::stdout().lock(), "{digest}  {shown}")?)
     })
     .await
+}
+
+/// SHA-256 of a board's file hashed here as it comes (a firmware without
+/// hashlib), checked against the board's CRC-32 of it; nothing is held.
+async fn sha256_streamed(b: &Board, path: &str, st: board::Stat) -> Result<String> {
+    const TRIES: u32 = 3;
+    let mut why = String::new();
+    for _ in 0..TRIES {
+        let mut digests = board::Digests::default();
+        let mut n = 0u64;
+        b.get_into(path, st, &mut |p| match p {
+            crate::session::Piece::Data(d) => {
+                n += d.len() as u64;
+                digests.update(&d);
+            }
+            crate::session::Piece::Restart => {
+                n = 0;
+                digests = board::Digests::default();
+            }
+        })
+        .await?;
+        let (algorithm, theirs) = b.digests(&[(path, n)]).await?;
+        let ours = digests.finish(&algorithm);
+        match theirs.into_iter().next().flatten() {
+            Some(d) if d == ours => return Ok(digests.finish("sha256")),
+            Some(d) => why = format!("{algorithm} mismatch (board {d}, received {ours})"),
+            None => why = "the board's copy changed size while it was read".into(),
+        }
+        tracing::warn!("{}: {why}; reading it again", board::shown(path));
+    }
+    Err(Error::Os {
+        errno: libc::EIO,
+        what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+    })
 }
 
 pub async fn df(target: &str, conn: &Conn) -> Result<()> {

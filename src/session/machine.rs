@@ -287,9 +287,11 @@ impl Machine {
         self.step(now);
     }
 
-    /// Credits for the streaming program `op` (see [`TextLane::credit`]).
+    /// Credits for the streaming program `op` (see [`TextLane::credit`]),
+    /// or bytes the reader of GET `op` took ([`BinaryLane::credit`]).
     pub fn credit(&mut self, now: Instant, op: OpId, n: usize) {
         self.text.credit(op, n, &mut self.out);
+        self.binary.credit(now, op, n);
         self.step(now);
     }
 
