@@ -520,7 +520,7 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         }
         // ENOTCONN: a FUSE mount whose daemon died; the mount replaces it.
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(()),
-        Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
+        Err(e) => return Err(Error::local(mp, e)),
     };
     if !meta.is_dir() {
         return Err(Error::Invalid(format!("{shown}: not a directory")));

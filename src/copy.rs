@@ -235,8 +235,7 @@ fn plan_upload(
     recursive: bool,
     out: &mut Vec<(PathBuf, String)>,
 ) -> Result<()> {
-    let meta =
-        std::fs::metadata(src).map_err(|e| Error::Invalid(format!("{}: {e}", src.display())))?;
+    let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if meta.is_dir() {
         if !recursive {
             return Err(Error::Invalid(format!(
@@ -272,7 +271,7 @@ fn base_name(p: &str) -> &str {
 }
 
 fn read_local(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+    std::fs::read(p).map_err(|e| Error::local(p, e))
 }
 
 async fn upload(
@@ -449,7 +448,7 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
         }
     }
     for d in dirs {
-        std::fs::create_dir_all(&d).map_err(|e| Error::Invalid(format!("{}: {e}", d.display())))?;
+        std::fs::create_dir_all(&d).map_err(|e| Error::local(&d, e))?;
     }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
@@ -517,7 +516,7 @@ async fn fetch(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let local_error = |e: std::io::Error| Error::Invalid(format!("{}: {e}", local.display()));
+    let local_error = |e: std::io::Error| Error::local(&local, e);
     if let Some(free) = free_bytes(&dir)
         && size > free
     {
@@ -603,7 +602,7 @@ async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
                     .unwrap_or_else(|_| default_mode());
                 std::fs::set_permissions(&f.tmp, mode)
                     .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", f.local.display())))?;
+                    .map_err(|e| Error::local(&f.local, e))?;
             }
             Some(d) => damaged.push(format!(
                 "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"

@@ -66,6 +66,12 @@ pub enum Error {
     Protocol(#[source] ProtocolError),
     #[error("{0}")]
     Invalid(String),
+    /// A local file or directory we could not use (exit 2, as a bad path).
+    #[error("{}: {error}", .path.display())]
+    Local {
+        path: std::path::PathBuf,
+        error: std::sync::Arc<std::io::Error>,
+    },
     /// Shared, so that the error can be cloned.
     #[error(transparent)]
     Io(std::sync::Arc<std::io::Error>),
@@ -392,6 +398,14 @@ impl Error {
         }
     }
 
+    /// `path` on this machine could not be used.
+    pub fn local(path: impl Into<std::path::PathBuf>, error: std::io::Error) -> Error {
+        Error::Local {
+            path: path.into(),
+            error: std::sync::Arc::new(error),
+        }
+    }
+
     pub fn unreachable(target: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
         Error::Unreachable {
             target: target.to_string(),
@@ -416,7 +430,7 @@ impl Error {
             Error::Conflict { .. } => Kind::Conflict,
             Error::Tls { .. } => Kind::Tls,
             Error::Protocol(_) => Kind::Protocol,
-            Error::Invalid(_) => Kind::Invalid,
+            Error::Invalid(_) | Error::Local { .. } => Kind::Invalid,
             Error::Io(_) => Kind::Io,
             Error::Remote(k, _) => *k,
         }
@@ -553,5 +567,12 @@ mod tests {
         for (e, words) in cases {
             assert_eq!(e.to_string(), words);
         }
+        // A local file's error: the words and exit code of the Invalid it was.
+        let e = Error::local("/tmp/x.py", std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            e.to_string(),
+            "/tmp/x.py: No such file or directory (os error 2)"
+        );
+        assert_eq!(e.kind(), Kind::Invalid);
     }
 }
