@@ -12,8 +12,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # nginx: the TLS proxy tests; chromium, chromium-driver: the page's tests
-# drive a real browser; rsync and vim-tiny: tools the mount tests run.
-test_only=(nginx chromium chromium-driver rsync vim-tiny)
+# drive a real browser; rsync and vim-tiny: tools the mount tests run;
+# zsh and fish: their completions are tested in the real shells.
+test_only=(nginx chromium chromium-driver rsync vim-tiny zsh fish)
 if [ "${1:-}" = --test-only ]; then
   printf '%s\n' "${test_only[@]}"
   exit 0

@@ -520,7 +520,7 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         }
         // ENOTCONN: a FUSE mount whose daemon died; the mount replaces it.
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(()),
-        Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
+        Err(e) => return Err(Error::local(mp, e)),
     };
     if !meta.is_dir() {
         return Err(Error::Invalid(format!("{shown}: not a directory")));
@@ -649,6 +649,68 @@ _webrepl_mount_with_names() {
 complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
 
+/// Zsh: the same names, added by a wrapper around clap's function (renamed
+/// `_webrepl-mount_clap` in its script by [`completion_script`]).
+const ZSH_NAMES: &str = r#"
+_webrepl-mount() {
+    if [[ $PREFIX != -* ]]; then
+        local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
+        local -a names
+        [[ -r $f ]] && names+=(${(f)"$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f")"})
+        names+=(${(f)"$(awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null)"})
+        (( ${#names} )) && compadd -- $names
+    fi
+    _webrepl-mount_clap "$@"
+}
+
+if [ "$funcstack[1]" = "_webrepl-mount" ]; then
+    _webrepl-mount "$@"
+else
+    compdef _webrepl-mount webrepl-mount
+fi
+"#;
+
+/// Fish: the same names wherever an argument goes (files stay offered).
+const FISH_NAMES: &str = r#"
+function __webrepl_mount_names
+    set -l config $HOME/.config
+    set -q XDG_CONFIG_HOME; and set config $XDG_CONFIG_HOME
+    set -l f $config/webrepl-mount/boards.toml
+    test -r $f; and sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' $f
+    awk -v u=(id -u) '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
+end
+complete -c webrepl-mount -a '(__webrepl_mount_names)'
+"#;
+
+/// clap's completion script for `shell`, with the names boards.toml gives
+/// and this user's mountpoints added for bash, zsh and fish.
+fn completion_script(shell: clap_complete::Shell) -> Result<String> {
+    use clap_complete::Shell;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    let clap_fn = "_webrepl-mount() {\n";
+    let dispatch = "\nif [ \"$funcstack[1]\" = \"_webrepl-mount\" ]; then";
+    Ok(match shell {
+        Shell::Bash => script + BASH_NAMES,
+        Shell::Fish => script + FISH_NAMES,
+        // clap's function becomes ours to wrap; its own dispatch at the end
+        // goes, ours calls the wrapper.
+        Shell::Zsh => match (script.find(clap_fn), script.rfind(dispatch)) {
+            (Some(_), Some(end)) => {
+                script[..end].replacen(clap_fn, "_webrepl-mount_clap() {\n", 1) + ZSH_NAMES
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "clap's zsh script changed shape: names cannot be added".into(),
+                ));
+            }
+        },
+        _ => script,
+    })
+}
+
 pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     let conn = &Conn::from(&cli.conn);
     let Some(command) = cli.command else {
@@ -714,14 +776,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             open,
         } => c::web(&target, &listen, open, conn).await,
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "webrepl-mount", &mut script);
-            if shell == clap_complete::Shell::Bash {
-                script.extend_from_slice(BASH_NAMES.as_bytes());
-            }
             use std::io::Write;
-            Ok(std::io::stdout().write_all(&script)?)
+            let script = completion_script(shell)?;
+            Ok(std::io::stdout().write_all(script.as_bytes())?)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();

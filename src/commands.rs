@@ -4,6 +4,7 @@
 
 mod files;
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
+pub(crate) use files::{is_glob, matching};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
@@ -274,8 +275,7 @@ fn looks_like_a_path(code: &str) -> bool {
 /// `run FILE BOARD`: the file's text run on the board, its output
 /// printed as it comes (as with exec; Ctrl-C stops it on the board).
 pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
-    let code = std::fs::read_to_string(file)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+    let code = std::fs::read_to_string(file).map_err(|e| Error::local(file, e))?;
     run_code(board, &code, conn).await
 }
 

@@ -37,7 +37,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
                 "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
             )));
         }
-        return upload_to_all(&paths, &dests, recursive, force, conn).await;
+        return upload_to_all(&expand_local(&paths)?, &dests, recursive, force, conn).await;
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {
@@ -46,7 +46,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         )));
     }
     let mut host = None;
-    let mut sources = Vec::new();
+    let mut sources: Vec<(&str, String)> = Vec::new();
     for s in &paths {
         let (h, p) = split_remote(s)
             .ok_or_else(|| Error::Invalid(format!("{s}: all sources must be on the board")))?;
@@ -56,17 +56,72 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
             ));
         }
         host = Some(h);
-        sources.push(p);
+        sources.push((s, p));
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
+    let fetch_all = async {
+        let sources = expand_board(&b, &sources).await?;
+        download(&b, &sources, Path::new(&dst), recursive).await
+    };
     // Ctrl-C ends the download here, so that its temporary file goes.
     let r = tokio::select! {
-        r = download(&b, &sources, Path::new(&dst), recursive) => r,
+        r = fetch_all => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
     };
     b.session().close().await;
     r
+}
+
+/// Quoted patterns among local sources (`cp 'src/*.py' HOST:/lib/`),
+/// expanded here by the shell's rules (a leading dot only by a dot), in
+/// order; a name that exists is itself, pattern characters or not.
+fn expand_local(srcs: &[String]) -> Result<Vec<String>> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let mut out = Vec::new();
+    for s in srcs {
+        if !s.contains(['*', '?', '[']) || Path::new(s).exists() {
+            out.push(s.clone());
+            continue;
+        }
+        let found = glob::glob_with(s, options).map_err(|e| Error::Invalid(format!("{s}: {e}")))?;
+        let mut names = Vec::new();
+        for p in found {
+            let p =
+                p.map_err(|e| Error::Invalid(format!("{}: {}", e.path().display(), e.error())))?;
+            names.push(p.into_os_string().into_string().map_err(|n| {
+                Error::Invalid(format!(
+                    "{}: board names must be UTF-8",
+                    Path::new(&n).display()
+                ))
+            })?);
+        }
+        if names.is_empty() {
+            return Err(Error::Invalid(format!("{s}: no local file matches")));
+        }
+        names.sort();
+        out.append(&mut names);
+    }
+    Ok(out)
+}
+
+/// Board sources with their quoted patterns (`'HOST:/lib/*.py'`) matched
+/// on the board, as the other file commands match them.
+async fn expand_board(b: &Board, sources: &[(&str, String)]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (arg, path) in sources {
+        let path = board::normalize(path)?;
+        if crate::commands::is_glob(&path) {
+            out.extend(crate::commands::matching(b, arg, &path).await?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 fn bar(multi: &MultiProgress, total: u64, prefix: &str) -> ProgressBar {
@@ -183,8 +238,7 @@ fn plan_upload(
     recursive: bool,
     out: &mut Vec<(PathBuf, String)>,
 ) -> Result<()> {
-    let meta =
-        std::fs::metadata(src).map_err(|e| Error::Invalid(format!("{}: {e}", src.display())))?;
+    let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if meta.is_dir() {
         if !recursive {
             return Err(Error::Invalid(format!(
@@ -220,7 +274,7 @@ fn base_name(p: &str) -> &str {
 }
 
 fn read_local(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+    std::fs::read(p).map_err(|e| Error::local(p, e))
 }
 
 async fn upload(
@@ -387,7 +441,16 @@ async fn board_copies(
 }
 
 async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {
-    let into_dir = dst.is_dir() || srcs.len() > 1;
+    let into_dir = dst.is_dir();
+    // Several go into a directory only, as cp(1) says it.
+    if srcs.len() > 1 && !into_dir {
+        let shown = dst.display();
+        return Err(Error::Invalid(if dst.exists() {
+            format!("target '{shown}' is not a directory")
+        } else {
+            format!("target '{shown}': No such file or directory")
+        }));
+    }
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
     let mut skipped = Vec::new();
@@ -431,7 +494,7 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
         }
     }
     for d in dirs {
-        std::fs::create_dir_all(&d).map_err(|e| Error::Invalid(format!("{}: {e}", d.display())))?;
+        std::fs::create_dir_all(&d).map_err(|e| Error::local(&d, e))?;
     }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
@@ -499,7 +562,7 @@ async fn fetch(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let local_error = |e: std::io::Error| Error::Invalid(format!("{}: {e}", local.display()));
+    let local_error = |e: std::io::Error| Error::local(&local, e);
     if let Some(free) = free_bytes(&dir)
         && size > free
     {
@@ -585,7 +648,7 @@ async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
                     .unwrap_or_else(|_| default_mode());
                 std::fs::set_permissions(&f.tmp, mode)
                     .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", f.local.display())))?;
+                    .map_err(|e| Error::local(&f.local, e))?;
             }
             Some(d) => damaged.push(format!(
                 "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"

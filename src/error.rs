@@ -14,10 +14,15 @@ pub enum Error {
     /// The board (or a file on it) is held: who holds it says what to do.
     #[error("{what} is busy: {holder}")]
     Busy { what: String, holder: Holder },
-    #[error("{0}")]
-    NotWebRepl(String),
-    #[error("timed out {0}")]
-    Timeout(String),
+    /// Something other than a WebREPL board answered at `target`.
+    #[error("{}", .answer.words(.target))]
+    NotWebRepl { target: String, answer: Answered },
+    /// What was waited for, and for how long.
+    #[error("timed out {}", .what.words(*.after))]
+    Timeout {
+        what: Waited,
+        after: std::time::Duration,
+    },
     #[error("no such file or directory on the board: {0}")]
     NotFound(String),
     #[error("cannot reach {target}: {why}{}", match .waited {
@@ -53,12 +58,20 @@ pub enum Error {
         "{path} changed on the board since it was read here; the board's version is kept and yours is saved as {beside}"
     )]
     Conflict { path: String, beside: String },
-    #[error("TLS: {0}")]
-    Tls(String),
+    /// A TLS failure with `host` (a proxy in front of the board; empty
+    /// when our own set-up failed).
+    #[error("TLS: {}", .failure.words(.host))]
+    Tls { host: String, failure: TlsFailure },
     #[error("{0}")]
     Protocol(#[source] ProtocolError),
     #[error("{0}")]
     Invalid(String),
+    /// A local file or directory we could not use (exit 2, as a bad path).
+    #[error("{}: {error}", .path.display())]
+    Local {
+        path: std::path::PathBuf,
+        error: std::sync::Arc<std::io::Error>,
+    },
     /// Shared, so that the error can be cloned.
     #[error(transparent)]
     Io(std::sync::Arc<std::io::Error>),
@@ -180,6 +193,156 @@ pub enum Lost {
     Unsent { path: String },
 }
 
+/// What was waited for when time ran out (`Error::Timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// The TCP connection to a board.
+    Connect { target: String },
+    /// The answer to the WebSocket upgrade.
+    Upgrade { target: String },
+    /// The password prompt after the upgrade.
+    Prompt { target: String },
+    /// The board's answer to the password.
+    Password { target: String },
+    /// The TLS handshake with a proxy.
+    TlsHandshake { target: String },
+    /// A lane of the session that made no progress (`what` it was doing).
+    Progress { what: &'static str },
+    /// The mount's daemon answering a command.
+    Answer { verb: String },
+}
+
+impl Waited {
+    fn words(&self, after: std::time::Duration) -> String {
+        match self {
+            Waited::Connect { target } => format!("connecting to {target}"),
+            Waited::Upgrade { target } => {
+                format!("waiting for {target} to answer the WebSocket upgrade (busy?)")
+            }
+            Waited::Prompt { target } => format!(
+                "{target} sent no password prompt within {after:.0?} of the WebSocket upgrade (not a WebREPL board, or one too busy to answer)"
+            ),
+            Waited::Password { target } => format!(
+                "{target} did not answer the password within {after:.0?} (a busy or hung board)"
+            ),
+            Waited::TlsHandshake { target } => format!(
+                "in the TLS handshake with {target} (a board itself speaks plain ws://; wss:// is for a TLS proxy in front of it)"
+            ),
+            Waited::Progress { what } => format!("{what}: no progress for {after:.0?}"),
+            Waited::Answer { verb } => format!("answering {verb}"),
+        }
+    }
+}
+
+/// What answered instead of a WebREPL board (`Error::NotWebRepl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// An HTTP answer with no proxy named; `tls`: the URL was wss://.
+    Http { code: u16, tls: bool },
+    /// A proxy passed on the board's web page: the upgrade was mangled.
+    BoardPage { proxy: String },
+    /// A proxy with nothing at the URL's path.
+    NothingAt { proxy: String, path: String },
+    /// A proxy's other HTTP answer.
+    ProxyHttp { proxy: String, code: u16 },
+    /// An HTTP answer that never ended.
+    Endless,
+    /// An answer that was no WebSocket handshake: the reason.
+    Handshake(String),
+}
+
+impl Answered {
+    fn words(&self, target: &str) -> String {
+        match self {
+            Answered::Http { code, tls } => {
+                let hint = if *tls {
+                    ""
+                } else {
+                    " (is this the board's web page port? WebREPL listens on ws://HOST:8266/)"
+                };
+                format!("{target} is not a WebREPL endpoint: it answered HTTP {code}{hint}")
+            }
+            Answered::BoardPage { proxy } => {
+                let fix = if proxy.starts_with("Caddy") {
+                    "boards match `Sec-WebSocket-Key` case-sensitively and Caddy (Go) rewrites it as Sec-Websocket-Key; \
+                     put nginx in front of the board instead"
+                } else {
+                    "the proxy must send `Connection: Upgrade` with a capital U (boards compare it case-sensitively); \
+                     in nginx: proxy_set_header Connection \"Upgrade\";"
+                };
+                format!(
+                    "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
+                     {fix} (the README has a working configuration)"
+                )
+            }
+            Answered::NothingAt { proxy, path } => format!(
+                "{target}: the proxy ({proxy}) has nothing at {path} (HTTP 404): check the URL's path"
+            ),
+            Answered::ProxyHttp { proxy, code } => format!(
+                "{target} is not a WebREPL endpoint: the proxy ({proxy}) answered HTTP {code}"
+            ),
+            Answered::Endless => format!("{target} sent an endless HTTP answer"),
+            Answered::Handshake(why) => format!("{target}: {why}"),
+        }
+    }
+}
+
+/// The kind of a TLS failure (`Error::Tls`); fingerprints as `SHA256:...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// Our own TLS configuration could not be built.
+    Setup(String),
+    /// The handshake failed for another reason than the certificate.
+    Handshake(String),
+    /// Not the certificate --tls-fingerprint pins.
+    NotPinned {
+        want: String,
+        got: String,
+    },
+    Expired,
+    /// For other names than the one connected to.
+    OtherNames {
+        fingerprint: String,
+    },
+    /// Signed by no authority this machine trusts.
+    Untrusted {
+        fingerprint: String,
+    },
+    /// Refused, its fingerprint unseen: rustls's reason.
+    Refused(String),
+}
+
+impl TlsFailure {
+    fn words(&self, host: &str) -> String {
+        let how_to = |fp: &str| {
+            format!(
+                "its certificate's fingerprint is {fp}; if that is your proxy's, connect with --tls-fingerprint {fp}, or trust the authority that signed it with --ca-file FILE"
+            )
+        };
+        match self {
+            TlsFailure::Setup(e) => format!("setting up: {e}"),
+            TlsFailure::Handshake(e) => format!(
+                "the TLS handshake with {host} failed: {e} (a board itself speaks plain ws://; wss:// is for a TLS proxy in front of it)"
+            ),
+            TlsFailure::NotPinned { want, got } => format!(
+                "{host} presented a different certificate than --tls-fingerprint {want}: its fingerprint is {got} (if the proxy's certificate was replaced, pin the new one)"
+            ),
+            TlsFailure::Expired => format!("{host}'s certificate has expired"),
+            TlsFailure::OtherNames { fingerprint } => {
+                format!(
+                    "{host}'s certificate is for other names; {}",
+                    how_to(fingerprint)
+                )
+            }
+            TlsFailure::Untrusted { fingerprint } => format!(
+                "{host}'s certificate is not signed by an authority this machine trusts (self-signed, or a private CA); {}",
+                how_to(fingerprint)
+            ),
+            TlsFailure::Refused(why) => format!("{host}'s certificate was refused: {why}"),
+        }
+    }
+}
+
 impl Kind {
     pub fn name(self) -> String {
         match self {
@@ -235,6 +398,14 @@ impl Error {
         }
     }
 
+    /// `path` on this machine could not be used.
+    pub fn local(path: impl Into<std::path::PathBuf>, error: std::io::Error) -> Error {
+        Error::Local {
+            path: path.into(),
+            error: std::sync::Arc::new(error),
+        }
+    }
+
     pub fn unreachable(target: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
         Error::Unreachable {
             target: target.to_string(),
@@ -247,8 +418,8 @@ impl Error {
         match self {
             Error::WrongPassword(_) => Kind::WrongPassword,
             Error::Busy { .. } => Kind::Busy,
-            Error::NotWebRepl(_) => Kind::NotWebRepl,
-            Error::Timeout(_) => Kind::Timeout,
+            Error::NotWebRepl { .. } => Kind::NotWebRepl,
+            Error::Timeout { .. } => Kind::Timeout,
             Error::NotFound(_) => Kind::NotFound,
             Error::Unreachable { .. } => Kind::Unreachable,
             Error::LinkLost(_) => Kind::LinkLost,
@@ -257,9 +428,9 @@ impl Error {
             Error::LowMemory { .. } => Kind::LowMemory,
             Error::Os { errno, .. } => Kind::Os(*errno),
             Error::Conflict { .. } => Kind::Conflict,
-            Error::Tls(_) => Kind::Tls,
+            Error::Tls { .. } => Kind::Tls,
             Error::Protocol(_) => Kind::Protocol,
-            Error::Invalid(_) => Kind::Invalid,
+            Error::Invalid(_) | Error::Local { .. } => Kind::Invalid,
             Error::Io(_) => Kind::Io,
             Error::Remote(k, _) => *k,
         }
@@ -324,5 +495,84 @@ mod tests {
             assert_eq!(back.kind(), e.kind());
             assert_eq!(back.to_string(), e.to_string());
         }
+    }
+
+    /// The typed errors say what their prose said before they had fields.
+    #[test]
+    fn typed_timeouts_answers_and_tls_failures_keep_their_words() {
+        use std::time::Duration;
+        let t = "ws://10.0.0.9:8266/".to_string();
+        let cases = [
+            (
+                Error::Timeout {
+                    what: Waited::Prompt { target: t.clone() },
+                    after: Duration::from_secs(10),
+                },
+                "timed out ws://10.0.0.9:8266/ sent no password prompt within 10s of the WebSocket upgrade (not a WebREPL board, or one too busy to answer)",
+            ),
+            (
+                Error::Timeout {
+                    what: Waited::Progress {
+                        what: "a file transfer made no progress",
+                    },
+                    after: Duration::from_secs(5),
+                },
+                "timed out a file transfer made no progress: no progress for 5s",
+            ),
+            (
+                Error::Timeout {
+                    what: Waited::Connect { target: t.clone() },
+                    after: Duration::from_secs(10),
+                },
+                "timed out connecting to ws://10.0.0.9:8266/",
+            ),
+            (
+                Error::NotWebRepl {
+                    target: t.clone(),
+                    answer: Answered::Http {
+                        code: 200,
+                        tls: false,
+                    },
+                },
+                "ws://10.0.0.9:8266/ is not a WebREPL endpoint: it answered HTTP 200 (is this the board's web page port? WebREPL listens on ws://HOST:8266/)",
+            ),
+            (
+                Error::NotWebRepl {
+                    target: t.clone(),
+                    answer: Answered::NothingAt {
+                        proxy: "nginx".into(),
+                        path: "/x/".into(),
+                    },
+                },
+                "ws://10.0.0.9:8266/: the proxy (nginx) has nothing at /x/ (HTTP 404): check the URL's path",
+            ),
+            (
+                Error::Tls {
+                    host: "proxy.lan".into(),
+                    failure: TlsFailure::Expired,
+                },
+                "TLS: proxy.lan's certificate has expired",
+            ),
+            (
+                Error::Tls {
+                    host: "proxy.lan".into(),
+                    failure: TlsFailure::NotPinned {
+                        want: "SHA256:a".into(),
+                        got: "SHA256:b".into(),
+                    },
+                },
+                "TLS: proxy.lan presented a different certificate than --tls-fingerprint SHA256:a: its fingerprint is SHA256:b (if the proxy's certificate was replaced, pin the new one)",
+            ),
+        ];
+        for (e, words) in cases {
+            assert_eq!(e.to_string(), words);
+        }
+        // A local file's error: the words and exit code of the Invalid it was.
+        let e = Error::local("/tmp/x.py", std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            e.to_string(),
+            "/tmp/x.py: No such file or directory (os error 2)"
+        );
+        assert_eq!(e.kind(), Kind::Invalid);
     }
 }

@@ -245,8 +245,7 @@ fn write_through_mount(mp: &Path, files: Vec<File>, force: bool) -> Result<(usiz
     for f in files {
         // `index` made each part of the path one checked name.
         let local: PathBuf = mp.join(f.path.trim_start_matches('/'));
-        let shown = local.display().to_string();
-        let fail = |e: std::io::Error| Error::Invalid(format!("{shown}: {e}"));
+        let fail = |e: std::io::Error| Error::local(&local, e);
         if !force && std::fs::read(&local).is_ok_and(|d| d == f.data) {
             same += 1;
             continue;

@@ -3,7 +3,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
-use crate::error::{Error, Kind, Lost, Result};
+use crate::error::{Error, Kind, Lost, Result, Waited};
 use crate::fs::Fs;
 use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
@@ -426,7 +426,11 @@ impl Daemon {
                     Ok(Err(e)) => format!("{}\n", e.to_wire()),
                     Err(_) => format!(
                         "{}\n",
-                        Error::Timeout(format!("answering {verb}")).to_wire()
+                        Error::Timeout {
+                            what: Waited::Answer { verb: verb.into() },
+                            after: COMMAND_LIMIT,
+                        }
+                        .to_wire()
                     ),
                 };
                 let _ = s.get_mut().write_all(out.as_bytes()).await;
@@ -458,7 +462,11 @@ impl Daemon {
             Ok(out) => out,
             Err(_) => format!(
                 "{}\n",
-                Error::Timeout(format!("answering {verb}")).to_wire()
+                Error::Timeout {
+                    what: Waited::Answer { verb: verb.into() },
+                    after: COMMAND_LIMIT,
+                }
+                .to_wire()
             ),
         };
         let _ = s.get_mut().write_all(out.as_bytes()).await;

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Mount, TestBoard};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
@@ -280,6 +281,32 @@ fn status_of_a_named_board_shows_its_address() {
     );
 }
 
+/// `mkdir x/` of a file `x` is "File exists", as coreutils says it (not
+/// ENOTDIR): with or without the slash, with or without -p, exit 2.
+#[test]
+fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    for args in [
+        vec!["mkdir", "/main.py/"],
+        vec!["mkdir", "/main.py"],
+        vec!["mkdir", "-p", "/main.py/"],
+        vec!["mkdir", "-p", "/main.py"],
+    ] {
+        let (opts, path) = args.split_at(args.len() - 1);
+        let target = format!("{a}:{}", path[0]);
+        let o = wm(&tb, &[opts, &[target.as_str()]].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: cannot create directory '{target}': File exists"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+}
+
 #[test]
 fn file_commands_on_a_board() {
     let tb = TestBoard::start();
@@ -291,7 +318,10 @@ fn file_commands_on_a_board() {
     assert!(tb.path("/lib/sub").is_dir());
     let o = wm(&tb, &["mkdir", &at("/lib")]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err(&o), format!("webrepl-mount: {a}:/lib exists already"));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: cannot create directory '{a}:/lib': File exists")
+    );
     let o = wm(&tb, &["touch", &at("/lib/sub/empty.py")]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(std::fs::read(tb.path("/lib/sub/empty.py")).unwrap(), b"");
@@ -444,6 +474,102 @@ fn bash_completes_named_boards_and_mountpoints() {
         "{}",
         complete(&mp[..mp.len() - 2])
     );
+}
+
+/// zsh, for real: an interactive zsh on a pseudo-terminal (zpty) is sent
+/// `webrepl-mount WORDS<Tab>`; what the completion system offered is what
+/// its `compadd` calls took.
+fn zsh_offers(script: &str, home: &Path, words: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("_webrepl-mount"), script).unwrap();
+    let got = dir.path().join("offered");
+    // Each step waits for the shell's answer (`READYn`, which the typed
+    // line `READY$((n))` does not contain); Tab, still the completion
+    // widget, says `MARK6` once it has completed.
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty z 'PS1="> " TERM=dumb zsh -f -i'
+zpty -w z 'print READY$((1+1))'; zpty -r z chunk '*READY2*'
+zpty -w z 'fpath=({dir} $fpath); autoload -U compinit; compinit -u -D; print READY$((2+1))'; zpty -r z chunk '*READY3*'
+zpty -w z 'compadd() {{ local -a o; builtin compadd -O o "$@"; print -rl -- $o >> {got}; builtin compadd "$@" }}; print READY$((3+1))'; zpty -r z chunk '*READY4*'
+zpty -w z 'tab-mark() {{ zle expand-or-complete; print -n MARK$((6)) }}; zle -N tab-mark; bindkey "^I" tab-mark; print READY$((4+1))'; zpty -r z chunk '*READY5*'
+zpty -w -n z $'webrepl-mount {words}\t'; zpty -r z chunk '*MARK6*'
+zpty -d z
+"#,
+        dir = dir.path().display(),
+        got = got.display(),
+    );
+    let o = Command::new("timeout")
+        .args(["60", "zsh", "-f", "-c", &driver])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("zsh is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    // A compadd that took nothing prints an empty line.
+    std::fs::read_to_string(got)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// fish, for real: `complete -C` prints what fish offers for a line.
+fn fish_offers(script: &Path, home: &Path, words: &str) -> String {
+    let o = Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!(
+                "source {}; complete -C 'webrepl-mount {words}'",
+                script.display()
+            ),
+        ])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("fish is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    // A candidate, then a tab and its description.
+    out(&o)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l).to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn zsh_and_fish_complete_named_boards_and_mountpoints() {
+    let tb = TestBoard::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
+    )
+    .unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let zsh = out(&bin().args(["completions", "zsh"]).output().unwrap());
+    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen\n");
+    let offered = zsh_offers(&zsh, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
+    assert!(offered.lines().any(|l| l == mp), "{offered}");
+    // clap's own completions are still there.
+    let offered = zsh_offers(&zsh, home.path(), "status --tim");
+    assert!(
+        offered.lines().any(|l| l.starts_with("--timeout")),
+        "{offered}"
+    );
+    let fish = home.path().join("webrepl-mount.fish");
+    std::fs::write(
+        &fish,
+        bin().args(["completions", "fish"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen\n");
+    let offered = fish_offers(&fish, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
+    assert!(offered.lines().any(|l| l == mp), "{offered}");
+    let offered = fish_offers(&fish, home.path(), "sta");
+    assert!(offered.lines().any(|l| l == "status"), "{offered}");
 }
 
 #[test]
@@ -748,7 +874,10 @@ fn ls_tree_and_relative_names_in_a_mount() {
     assert_eq!(out(&o), "x = 1\n");
     let o = here(&["mkdir", "lib"]);
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err(&o), "webrepl-mount: lib exists already");
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: cannot create directory 'lib': File exists"
+    );
     let o = here(&["rmdir", "lib"]);
     assert_eq!(o.status.code(), Some(12));
     assert_eq!(
@@ -860,4 +989,156 @@ fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert_eq!(err(&o).trim_end().lines().count(), 1, "{:?}", err(&o));
     assert!(!err(&o).contains(['\x1b', '\x07']), "{:?}", err(&o));
+}
+
+/// Quoted patterns in `cp`'s sources: on the board for a board path, here
+/// for local ones (a leading dot only by a dot, brackets as the shell's);
+/// several sources go into a directory only, and no match is an error.
+#[test]
+fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["a.py", "b.py", "c.txt", ".h.py"] {
+        std::fs::write(tb.path(&format!("/lib/{f}")), f).unwrap();
+    }
+    let here = tempfile::tempdir().unwrap();
+    let dir = here.path().display().to_string();
+    let o = wm(&tb, &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut got: Vec<_> = std::fs::read_dir(here.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a.py", "b.py"]);
+    assert_eq!(std::fs::read(here.path().join("b.py")).unwrap(), b"b.py");
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/no")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{dir}/no': No such file or directory")
+    );
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/a.py")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{dir}/a.py' is not a directory")
+    );
+    let o = wm(&tb, &["cp", &format!("{a}:/lib/*.rs"), &dir]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
+    );
+    // Local patterns, several into a board directory.
+    let src = tempfile::tempdir().unwrap();
+    for f in ["x1.py", "x2.py", "y.txt", ".z.py"] {
+        std::fs::write(src.path().join(f), f).unwrap();
+    }
+    let s = src.path().display();
+    let o = wm(&tb, &["cp", &format!("{s}/*.py"), &format!("{a}:/up/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 2 file(s), 10 B");
+    let o = wm(&tb, &["cp", &format!("{s}/[!x]*"), &format!("{a}:/up/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut got: Vec<_> = std::fs::read_dir(tb.path("/up"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["x1.py", "x2.py", "y.txt"]);
+    let o = wm(&tb, &["cp", &format!("{s}/*.rs"), &format!("{a}:/up/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {s}/*.rs: no local file matches")
+    );
+}
+
+/// `cat` writes as it receives: over a link as slow as an ESP32's, the
+/// first bytes come while most of the file is still on its way (it used to
+/// hold up to 1 MiB, so all of this file, until its check at the end).
+#[test]
+fn the_first_bytes_of_cat_come_before_its_download_ends() {
+    let tb = TestBoard::start();
+    let size = 200 * 1024;
+    let text: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    std::fs::write(tb.path("/big.txt"), &text).unwrap();
+    let mut link = common::LinkEmu::slow(tb.port);
+    let mut c = bin();
+    c.args(["cat", &format!("127.0.0.1:{}:/big.txt", link.port)])
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut cat = common::piped::Piped::spawn(c);
+    common::eventually(60, "the first bytes of the file", || !cat.text().is_empty());
+    let printed = cat.text().len();
+    assert!(
+        printed < size / 2,
+        "{printed} of {size} bytes at once: held until the end"
+    );
+    assert!(cat.child.try_wait().unwrap().is_none(), "cat already ended");
+    link.command("rate 0");
+    common::eventually(60, "the whole file", || cat.text().len() == size);
+    assert!(cat.child.wait().unwrap().success());
+    assert_eq!(cat.text(), text);
+}
+
+/// A reader that stops (a pager nobody scrolls) stops the download: the
+/// paced GET waits for it, and our memory stays bounded (it used to take
+/// the whole file in); once it reads again, the file comes whole.
+#[test]
+fn cat_into_a_stalled_pipe_holds_the_download_not_the_file() {
+    let tb = TestBoard::start();
+    let size: u64 = 64 << 20;
+    std::fs::File::create(tb.path("/big.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let mut child = bin()
+        .args(["cat", &format!("{}:/big.bin", tb.addr())])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let proc_field = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/{file}", child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    // Nothing reads stdout: wait until the bytes it reads stop growing.
+    let mut last = (0u64, std::time::Instant::now());
+    common::eventually(120, "cat stops reading from the board", || {
+        let now = proc_field("io", "rchar:");
+        if now > last.0 + (64 << 10) {
+            last = (now, std::time::Instant::now());
+        }
+        now > 0 && last.1.elapsed() > std::time::Duration::from_secs(2)
+    });
+    let peak = proc_field("status", "VmHWM:");
+    assert!(
+        peak < 40 << 10,
+        "cat holds {peak} KB behind a stalled pipe ({} KB of a {size} B file read)",
+        last.0 >> 10
+    );
+    // Read now: the rest comes, whole.
+    let mut out = child.stdout.take().unwrap();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(k @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+        assert!(buf[..k].iter().all(|b| *b == 0));
+        n += k as u64;
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(n, size);
 }

@@ -163,6 +163,9 @@ pub struct Listing {
     pub skipped: Vec<String>,
 }
 
+/// Bytes a GET's sink takes before they are credited to the session (far
+/// below what a paced GET may leave untaken).
+const CREDIT_BATCH: usize = 8 * 1024;
 /// More entries than any board's flash holds.
 const MAX_ENTRIES: usize = 1_000_000;
 /// Directories nested deeper than this are a loop, not a tree.
@@ -955,7 +958,8 @@ impl Board {
         Ok(n)
     }
 
-    /// A binary GET, its pace measured for [`channel::choose`].
+    /// A binary GET, its pace measured for [`channel::choose`]. (Bytes the
+    /// sink took are credited in batches of [`CREDIT_BATCH`].)
     async fn get_binary(
         &self,
         path: &str,
@@ -964,6 +968,10 @@ impl Board {
         mut unwanted: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Result<u64> {
         let mut s = self.session.get_stream(path.as_bytes().to_vec(), size)?;
+        // Paced: bytes are credited once the sink has them, so a sink that
+        // blocks (a stalled pipe) holds the board's GET, not our memory.
+        s.credit(0);
+        let mut took = 0usize;
         let mut n = 0u64;
         // From the first chunk: each after it, and the end, came one pace
         // later (the board sleeps after the end's chunk too).
@@ -978,6 +986,7 @@ impl Board {
                 p = s.pieces.recv() => if let Some(p) = p {
                     if let Piece::Data(d) = &p {
                         n += d.len() as u64;
+                        took += d.len();
                         first.get_or_insert_with(Instant::now);
                         chunks += 1;
                     }
@@ -989,6 +998,7 @@ impl Board {
             match &p {
                 Piece::Data(d) => {
                     n += d.len() as u64;
+                    took += d.len();
                     first.get_or_insert_with(Instant::now);
                     chunks += 1;
                 }
@@ -998,6 +1008,9 @@ impl Board {
                 }
             }
             sink(p);
+            if took >= CREDIT_BATCH {
+                s.credit(std::mem::take(&mut took));
+            }
         }
         s.done
             .await

@@ -421,7 +421,7 @@ impl Core {
                         | Error::Busy { .. }
                         | Error::LinkLost(_)
                         | Error::Unreachable { .. }
-                        | Error::Timeout(_) => SOON_RETRY,
+                        | Error::Timeout { .. } => SOON_RETRY,
                         _ => LAST_RETRY,
                     };
                     let pause = st

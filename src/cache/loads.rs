@@ -492,7 +492,7 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
 fn no_link(e: &Error) -> bool {
     matches!(
         e,
-        Error::Unreachable { .. } | Error::LinkLost(_) | Error::Timeout(_) | Error::Busy { .. }
+        Error::Unreachable { .. } | Error::LinkLost(_) | Error::Timeout { .. } | Error::Busy { .. }
     )
 }
 

@@ -77,7 +77,21 @@ impl<'a> Boards<'a> {
 /// coreutils do, an operand's error is said and the next one goes ahead;
 /// the command exits with the first error's code. Trouble with the board
 /// itself (unreachable, password, link lost, a closed stdout) ends it.
-async fn for_each<F>(args: &[String], conn: &Conn, mut each: F) -> Result<()>
+async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
+where
+    F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
+{
+    for_each_with(args, conn, not_dir, each).await
+}
+
+/// `for_each`, where `slash_file` says what `FILE/` is to this command
+/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it).
+async fn for_each_with<F>(
+    args: &[String],
+    conn: &Conn,
+    slash_file: fn(&str) -> Error,
+    mut each: F,
+) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
@@ -104,7 +118,7 @@ where
             Ok(Place::Board(name, path)) if arg.ends_with('/') && path != "/" => {
                 match boards.get(&name).await {
                     Ok(b) => match b.stat(&path).await {
-                        Ok(Some(st)) if st.kind == EntryKind::File => Err(not_dir(arg)),
+                        Ok(Some(st)) if st.kind == EntryKind::File => Err(slash_file(arg)),
                         Ok(_) => each(&mut boards, arg, Place::Board(name, path)).await,
                         Err(e) => Err(e),
                     },
@@ -162,20 +176,26 @@ impl Failed {
 
 /// A quoted pattern in the last part of a board path (`'HOST:/lib/*.py'`),
 /// matched on the board's listing as the shell would match local names.
-fn is_glob(path: &str) -> bool {
+pub(crate) fn is_glob(path: &str) -> bool {
     path.rsplit('/')
         .next()
         .is_some_and(|l| l.contains(['*', '?', '[']))
 }
 
 async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
+    let b = boards.get(name).await?;
+    matching(&b, arg, path).await
+}
+
+/// The board paths a pattern `path` (the argument `arg`) matches, sorted;
+/// none is an error, as a shell with failglob says it.
+pub(crate) async fn matching(b: &Board, arg: &str, path: &str) -> Result<Vec<String>> {
     let (dir, pattern) = (board::parent(path), path.rsplit('/').next().unwrap_or(path));
     if is_glob(dir) || dir.contains(['*', '?', '[']) {
         return Err(Error::Invalid(format!(
             "{arg}: a pattern goes in the last part of the path only"
         )));
     }
-    let b = boards.get(name).await?;
     let mut found: Vec<String> = b
         .list(dir, false)
         .await?
@@ -285,21 +305,39 @@ fn is_dir(arg: &str) -> Error {
 }
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
-    for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) if parents => std::fs::create_dir_all(p).map_err(|e| local_error(e, arg)),
-        Place::Local(p) => std::fs::create_dir(p).map_err(|e| local_error(e, arg)),
+    let local = |r: std::io::Result<()>, arg: &str| match r {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(exists(arg)),
+        r => r.map_err(|e| local_error(e, arg)),
+    };
+    for_each_with(args, conn, exists, async |boards, arg, place| match place {
+        Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
+        Place::Local(p) => local(std::fs::create_dir(p), arg),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
             if parents {
-                return b.mkdirs(&path).await;
+                // The board says ENOTDIR for the path itself a file.
+                return match b.mkdirs(&path).await {
+                    Err(Error::Os { errno, what })
+                        if what == path && [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
+                    {
+                        Err(exists(arg))
+                    }
+                    r => r,
+                };
             }
             if b.stat(&path).await?.is_some() {
-                return Err(Error::Invalid(format!("{arg} exists already")));
+                return Err(exists(arg));
             }
             b.mkdir(&path).await
         }
     })
     .await
+}
+
+/// As coreutils' mkdir says it, whether `x` or `x/` (exit 2, as any
+/// existing name).
+fn exists(arg: &str) -> Error {
+    Error::Invalid(format!("cannot create directory '{arg}': File exists"))
 }
 
 pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
@@ -404,101 +442,66 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
     .await
 }
 
-/// Bytes of a file `cat` holds before printing: a file this small is
-/// checked against the board's digest before any of it is printed (and
-/// read again if damaged); a bigger one streams, checked at its end.
-const CAT_HOLD: usize = 1 << 20;
-
-/// Prints a board's file as it comes, never holding more than
-/// [`CAT_HOLD`] bytes (a board's size may be anything), and checks it
-/// against the board's digest. A check that fails once output has begun
-/// says so and fails the command: what was printed cannot be taken back.
+/// Prints a board's file as it comes (the first bytes at once) and checks
+/// it at its end against the board's digest, as curl and scp do: a check
+/// that fails says so and fails the command, what was printed stays. A
+/// reader that stalls blocks the write, and the paced GET waits with it:
+/// memory stays bounded whatever the file's size.
 async fn cat_board(b: &Board, path: &str, st: board::Stat) -> Result<()> {
-    const TRIES: u32 = 3;
-    let mut why = String::new();
-    for _ in 0..TRIES {
-        let mut held: Vec<u8> = Vec::new();
-        let mut printed = false;
-        // Bytes taken from this transfer (held or printed), and those
-        // to drop after a restart: they were printed already.
-        let mut taken = 0u64;
-        let mut skip = 0u64;
-        let mut digests = board::Digests::default();
-        let mut failed: Option<std::io::Error> = None;
-        let broken = tokio::sync::Notify::new();
-        {
-            let mut sink = |p: crate::session::Piece| {
-                if failed.is_some() {
+    // Bytes printed, and those to drop after a restart: printed already.
+    let mut taken = 0u64;
+    let mut skip = 0u64;
+    let mut digests = board::Digests::default();
+    let mut failed: Option<std::io::Error> = None;
+    let broken = tokio::sync::Notify::new();
+    {
+        let mut sink = |p: crate::session::Piece| {
+            if failed.is_some() {
+                return;
+            }
+            let d = match p {
+                crate::session::Piece::Data(d) => d,
+                crate::session::Piece::Restart => {
+                    skip = taken;
                     return;
                 }
-                let d = match p {
-                    crate::session::Piece::Data(d) => d,
-                    crate::session::Piece::Restart if printed => {
-                        skip = taken;
-                        return;
-                    }
-                    crate::session::Piece::Restart => {
-                        held.clear();
-                        taken = 0;
-                        digests = board::Digests::default();
-                        return;
-                    }
-                };
-                let cut = (skip.min(d.len() as u64)) as usize;
-                skip -= cut as u64;
-                let d = &d[cut..];
-                digests.update(d);
-                taken += d.len() as u64;
-                let r = if printed {
-                    std::io::stdout().write_all(d)
-                } else {
-                    held.extend_from_slice(d);
-                    if held.len() <= CAT_HOLD {
-                        return;
-                    }
-                    printed = true;
-                    let r = std::io::stdout().write_all(&held);
-                    held = Vec::new();
-                    r
-                };
-                if let Err(e) = r {
-                    failed = Some(e);
-                    broken.notify_one();
-                }
             };
-            tokio::select! {
-                r = b.get_into(path, st, &mut sink) => { r?; }
-                () = broken.notified() => {}
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        let (algorithm, theirs) = b.digests(&[(path, taken)]).await?;
-        let ours = digests.finish(&algorithm);
-        why = match theirs.into_iter().next().flatten() {
-            Some(d) if d == ours => {
+            let cut = (skip.min(d.len() as u64)) as usize;
+            skip -= cut as u64;
+            let d = &d[cut..];
+            digests.update(d);
+            taken += d.len() as u64;
+            // The write may block for as long as the reader likes: off
+            // the runtime's own threads.
+            let r = tokio::task::block_in_place(|| {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&held)?;
-                return Ok(out.flush()?);
-            }
-            Some(d) => format!("{algorithm} mismatch (board {d}, received {ours})"),
-            None => "the board's copy changed size while it was read".into(),
-        };
-        if printed {
-            std::io::stdout().flush()?;
-            return Err(Error::Os {
-                errno: libc::EIO,
-                what: format!(
-                    "{path}: what was printed is not the board's file: {why} (damaged in transit)"
-                ),
+                out.write_all(d).and_then(|()| out.flush())
             });
+            if let Err(e) = r {
+                failed = Some(e);
+                broken.notify_one();
+            }
+        };
+        tokio::select! {
+            r = b.get_into(path, st, &mut sink) => { r?; }
+            () = broken.notified() => {}
         }
-        tracing::warn!("{}: {why}; reading it again", board::shown(path));
     }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let (algorithm, theirs) = b.digests(&[(path, taken)]).await?;
+    let ours = digests.finish(&algorithm);
+    let why = match theirs.into_iter().next().flatten() {
+        Some(d) if d == ours => return Ok(()),
+        Some(d) => format!("{algorithm} mismatch (board {d}, received {ours})"),
+        None => "the board's copy changed size while it was read".into(),
+    };
     Err(Error::Os {
         errno: libc::EIO,
-        what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+        what: format!(
+            "{path}: what was printed is not the board's file: {why} (damaged in transit)"
+        ),
     })
 }
 
@@ -547,7 +550,7 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
                     (algo, d) if algo == "sha256" && d.first().is_some_and(Option::is_some) => {
                         d.into_iter().flatten().next().unwrap_or_default()
                     }
-                    _ => board::digest("sha256", &b.get_checked(&path).await?),
+                    _ => sha256_streamed(&b, &path, st).await?,
                 }
             }
         };
@@ -556,6 +559,40 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
         Ok(writeln!(std::io::stdout().lock(), "{digest}  {shown}")?)
     })
     .await
+}
+
+/// SHA-256 of a board's file hashed here as it comes (a firmware without
+/// hashlib), checked against the board's CRC-32 of it; nothing is held.
+async fn sha256_streamed(b: &Board, path: &str, st: board::Stat) -> Result<String> {
+    const TRIES: u32 = 3;
+    let mut why = String::new();
+    for _ in 0..TRIES {
+        let mut digests = board::Digests::default();
+        let mut n = 0u64;
+        b.get_into(path, st, &mut |p| match p {
+            crate::session::Piece::Data(d) => {
+                n += d.len() as u64;
+                digests.update(&d);
+            }
+            crate::session::Piece::Restart => {
+                n = 0;
+                digests = board::Digests::default();
+            }
+        })
+        .await?;
+        let (algorithm, theirs) = b.digests(&[(path, n)]).await?;
+        let ours = digests.finish(&algorithm);
+        match theirs.into_iter().next().flatten() {
+            Some(d) if d == ours => return Ok(digests.finish("sha256")),
+            Some(d) => why = format!("{algorithm} mismatch (board {d}, received {ours})"),
+            None => why = "the board's copy changed size while it was read".into(),
+        }
+        tracing::warn!("{}: {why}; reading it again", board::shown(path));
+    }
+    Err(Error::Os {
+        errno: libc::EIO,
+        what: format!("{path}: damaged in transit {TRIES} times ({why})"),
+    })
 }
 
 pub async fn df(target: &str, conn: &Conn) -> Result<()> {

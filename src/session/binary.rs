@@ -32,6 +32,10 @@ const BACKLOG_TIME: f64 = 0.05;
 const BACKLOG_MIN: u64 = 2 * PUT_FRAME as u64;
 const BACKLOG_MAX: u64 = 256 * 1024;
 const BACKLOG_START: u64 = 16 * 1024;
+/// Bytes a paced GET's reader may leave untaken, those asked for
+/// included: past it no ack goes, and the board waits (it waits for an
+/// ack as long as it takes).
+pub const PACE_AHEAD: u64 = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum BinaryOp {
@@ -133,6 +137,9 @@ pub struct BinaryLane {
     failed: Vec<(OpId, transfer::TransferError)>,
     /// A person types at a terminal: uploads do not pipeline.
     pub typing: bool,
+    /// Paced GETs (their reader said so with a credit): bytes handed on
+    /// and not yet taken.
+    untaken: std::collections::HashMap<OpId, u64>,
 }
 
 impl BinaryLane {
@@ -152,6 +159,7 @@ impl BinaryLane {
             timeout,
             failed: Vec::new(),
             typing: false,
+            untaken: std::collections::HashMap::new(),
         }
     }
 
@@ -262,8 +270,18 @@ impl BinaryLane {
         let limit = self.backlog_limit();
         let unanswered = self.unanswered();
         match self.active.back_mut() {
-            Some(Active::Get { get, acks_at, .. }) => {
-                get.set_window(self.window.acks());
+            Some(Active::Get {
+                q, get, acks_at, ..
+            }) => {
+                let mut window = self.window.acks();
+                if let Some(untaken) = self.untaken.get(&q.op) {
+                    let room = PACE_AHEAD.saturating_sub(*untaken) / transfer::GET_CHUNK;
+                    if room <= acks_at.len() as u64 {
+                        return None;
+                    }
+                    window = window.min(room);
+                }
+                get.set_window(window);
                 let n = get.acks_to_send();
                 if n == 0 {
                     return None;
@@ -446,6 +464,9 @@ impl BinaryLane {
                 let data = get.take_data();
                 if !data.is_empty() {
                     *delivered += data.len() as u64;
+                    if let Some(u) = self.untaken.get_mut(&q.op) {
+                        *u += data.len() as u64;
+                    }
                     out.event(Event::Chunk(q.op, data));
                 }
                 match r {
@@ -521,6 +542,14 @@ impl BinaryLane {
         for (op, e) in self.failed.drain(..) {
             out.done(op, Err(Error::Protocol(ProtocolError::Transfer(e))));
         }
+        let (queue, active) = (&self.queue, &self.active);
+        self.untaken.retain(|op, _| {
+            queue.iter().any(|q| q.op == *op) || active.iter().any(|a| a.queued().op == *op)
+        });
+        // Waiting for our reader is no silence of the board's.
+        if self.held() {
+            self.last_progress = now;
+        }
         if !self.active.is_empty() && now >= self.last_progress + self.timeout {
             return Err(Why::Silent("a file transfer made no progress"));
         }
@@ -528,7 +557,26 @@ impl BinaryLane {
     }
 
     pub fn next_timer(&self) -> Option<Instant> {
-        (!self.active.is_empty()).then(|| self.last_progress + self.timeout)
+        (!self.active.is_empty() && !self.held()).then(|| self.last_progress + self.timeout)
+    }
+
+    /// A paced GET whose reader has all it may leave untaken, with no ack
+    /// in flight: it goes on with the reader's next credit.
+    fn held(&self) -> bool {
+        matches!(self.active.back(), Some(Active::Get { q, acks_at, .. })
+            if acks_at.is_empty()
+                && self.untaken.get(&q.op).is_some_and(|u| PACE_AHEAD.saturating_sub(*u) < transfer::GET_CHUNK))
+    }
+
+    /// The reader of GET `op` took `n` more bytes; its first credit (0
+    /// will do) makes the GET paced.
+    pub fn credit(&mut self, now: Instant, op: OpId, n: usize) {
+        let was_held = self.held();
+        let u = self.untaken.entry(op).or_insert(0);
+        *u = u.saturating_sub(n as u64);
+        if was_held && !self.held() {
+            self.last_progress = now;
+        }
     }
 
     /// A new connection: counters start again.

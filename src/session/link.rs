@@ -1,7 +1,7 @@
 //! One WebSocket connection to a board: connect, upgrade, log in, frames.
 
 use super::tls::{Trust, Verifier};
-use crate::error::{Error, Holder, Lost, Result};
+use crate::error::{Answered, Error, Holder, Lost, Result, TlsFailure, Waited};
 use crate::protocol::frame::{self, Decoder, Frame, FrameKind};
 use crate::protocol::handshake;
 use crate::protocol::login::{Login, LoginEvent, password_line};
@@ -86,44 +86,30 @@ fn refused(target: &Target) -> Error {
     }
 }
 
-/// Words for an HTTP answer instead of an upgrade, naming the likely fix.
+/// An HTTP answer instead of an upgrade, and what it means.
 fn not_upgraded(target: &Target, code: u16, via: Option<String>) -> Error {
-    let Some(proxy) = via else {
-        let hint = if target.tls {
-            ""
-        } else {
-            " (is this the board's web page port? WebREPL listens on ws://HOST:8266/)"
-        };
-        return Error::NotWebRepl(format!(
-            "{target} is not a WebREPL endpoint: it answered HTTP {code}{hint}"
-        ));
-    };
-    match code {
+    let answer = match (via, code) {
+        (None, _) => Answered::Http {
+            code,
+            tls: target.tls,
+        },
         // The board's own page, passed on: it saw no upgrade it understands.
-        200 => {
-            let fix = if proxy.starts_with("Caddy") {
-                "boards match `Sec-WebSocket-Key` case-sensitively and Caddy (Go) rewrites it as Sec-Websocket-Key; \
-                 put nginx in front of the board instead"
-            } else {
-                "the proxy must send `Connection: Upgrade` with a capital U (boards compare it case-sensitively); \
-                 in nginx: proxy_set_header Connection \"Upgrade\";"
-            };
-            Error::NotWebRepl(format!(
-                "{target}: the proxy ({proxy}) reached the board, but the board answered its web page instead of upgrading: \
-                 {fix} (the README has a working configuration)"
-            ))
+        (Some(proxy), 200) => Answered::BoardPage { proxy },
+        (Some(proxy), 502..=504) => {
+            return Error::unreachable(
+                target,
+                format!("the proxy ({proxy}) cannot reach the board (HTTP {code})"),
+            );
         }
-        502..=504 => Error::unreachable(
-            target,
-            format!("the proxy ({proxy}) cannot reach the board (HTTP {code})"),
-        ),
-        404 => Error::NotWebRepl(format!(
-            "{target}: the proxy ({proxy}) has nothing at {} (HTTP 404): check the URL's path",
-            target.path
-        )),
-        _ => Error::NotWebRepl(format!(
-            "{target} is not a WebREPL endpoint: the proxy ({proxy}) answered HTTP {code}"
-        )),
+        (Some(proxy), 404) => Answered::NothingAt {
+            proxy,
+            path: target.path.clone(),
+        },
+        (Some(proxy), _) => Answered::ProxyHttp { proxy, code },
+    };
+    Error::NotWebRepl {
+        target: target.to_string(),
+        answer,
     }
 }
 
@@ -150,7 +136,14 @@ impl Link {
         let line = password_line(password).map_err(|e| Error::Invalid(e.to_string()))?;
         let addr = format!("{}:{}", target.host, target.port);
         let tcp = match timeout(limit, TcpStream::connect(&addr)).await {
-            Err(_) => return Err(Error::Timeout(format!("connecting to {target}"))),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: Waited::Connect {
+                        target: target.to_string(),
+                    },
+                    after: limit,
+                });
+            }
             Ok(Err(e)) => return Err(Error::unreachable(target, e)),
             Ok(Ok(t)) => t,
         };
@@ -174,25 +167,28 @@ impl Link {
             decoder: Decoder::default(),
             buf: vec![0u8; 64 * 1024].into(),
         };
-        timeout(limit, link.upgrade(target)).await.map_err(|_| {
-            Error::Timeout(format!(
-                "waiting for {target} to answer the WebSocket upgrade (busy?)"
-            ))
-        })??;
+        timeout(limit, link.upgrade(target))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: Waited::Upgrade {
+                    target: target.to_string(),
+                },
+                after: limit,
+            })??;
         let mut login = Login::default();
         timeout(limit, link.login(target, &line, &mut login))
             .await
             .map_err(|_| {
                 // Silence is not proof of another client: say what we saw.
-                Error::Timeout(if login.prompted() {
-                    format!(
-                        "{target} did not answer the password within {limit:.0?} (a busy or hung board)"
-                    )
-                } else {
-                    format!(
-                        "{target} sent no password prompt within {limit:.0?} of the WebSocket upgrade (not a WebREPL board, or one too busy to answer)"
-                    )
-                })
+                let target = target.to_string();
+                Error::Timeout {
+                    what: if login.prompted() {
+                        Waited::Password { target }
+                    } else {
+                        Waited::Prompt { target }
+                    },
+                    after: limit,
+                }
             })??;
         Ok(link)
     }
@@ -227,9 +223,10 @@ impl Link {
             match handshake::parse_response(&got, &key) {
                 Ok(None) if got.len() < 16 * 1024 => continue,
                 Ok(None) => {
-                    return Err(Error::NotWebRepl(format!(
-                        "{target} sent an endless HTTP answer"
-                    )));
+                    return Err(Error::NotWebRepl {
+                        target: target.to_string(),
+                        answer: Answered::Endless,
+                    });
                 }
                 Ok(Some(used)) => {
                     self.decoder.push(&got[used..]);
@@ -238,7 +235,12 @@ impl Link {
                 Err(handshake::HandshakeError::NotWebSocket { code, via }) => {
                     return Err(not_upgraded(target, code, via));
                 }
-                Err(e) => return Err(Error::NotWebRepl(format!("{target}: {e}"))),
+                Err(e) => {
+                    return Err(Error::NotWebRepl {
+                        target: target.to_string(),
+                        answer: Answered::Handshake(e.to_string()),
+                    });
+                }
             }
         }
     }
@@ -436,7 +438,10 @@ async fn tls(
     let verifier = Verifier::new(trust, provider.clone())?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("setting up: {e}")))?
+        .map_err(|e| Error::Tls {
+            host: target.host.clone(),
+            failure: TlsFailure::Setup(e.to_string()),
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
@@ -444,9 +449,12 @@ async fn tls(
         .map_err(|e| Error::Invalid(format!("{}: {e}", target.host)))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match timeout(limit, connector.connect(name, tcp)).await {
-        Err(_) => Err(Error::Timeout(format!(
-            "in the TLS handshake with {target} (a board itself speaks plain ws://; wss:// is for a TLS proxy in front of it)"
-        ))),
+        Err(_) => Err(Error::Timeout {
+            what: Waited::TlsHandshake {
+                target: target.to_string(),
+            },
+            after: limit,
+        }),
         Ok(Err(e)) => Err(verifier.explain(&target.to_string(), &e)),
         Ok(Ok(s)) => Ok(s),
     }

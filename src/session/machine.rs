@@ -13,7 +13,7 @@ use super::share::Share;
 use super::shared::{Event, OpId, Order, Out, Why};
 use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
-use crate::error::{Error, Lost};
+use crate::error::{Error, Lost, Waited};
 use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -287,9 +287,11 @@ impl Machine {
         self.step(now);
     }
 
-    /// Credits for the streaming program `op` (see [`TextLane::credit`]).
+    /// Credits for the streaming program `op` (see [`TextLane::credit`]),
+    /// or bytes the reader of GET `op` took ([`BinaryLane::credit`]).
     pub fn credit(&mut self, now: Instant, op: OpId, n: usize) {
         self.text.credit(op, n, &mut self.out);
+        self.binary.credit(now, op, n);
         self.step(now);
     }
 
@@ -497,7 +499,7 @@ impl Machine {
         self.drop_keys(held);
         if matches!(
             err,
-            Error::WrongPassword(_) | Error::NotWebRepl(_) | Error::Invalid(_)
+            Error::WrongPassword(_) | Error::NotWebRepl { .. } | Error::Invalid(_)
         ) {
             // Trying again cannot help: every operation hears why at once.
             self.text.fail_all(&err, &mut self.out);
@@ -541,7 +543,7 @@ impl Machine {
                 why: why.clone(),
                 waited: Some(t),
             },
-            Error::Busy { .. } | Error::Timeout(_) => err.clone(),
+            Error::Busy { .. } | Error::Timeout { .. } => err.clone(),
             _ => Error::LinkLost(Lost::NotBack {
                 within: t,
                 last: Box::new(err.clone()),
@@ -593,14 +595,15 @@ impl Machine {
     fn lose(&mut self, now: Instant, why: Why) {
         let err = match why {
             Why::Protocol(e) => Error::Protocol(e),
-            Why::Silent(what) => {
-                Error::Timeout(format!("{what}: no progress for {:.0?}", self.cfg.timeout))
-            }
+            Why::Silent(what) => Error::Timeout {
+                what: Waited::Progress { what },
+                after: self.cfg.timeout,
+            },
             Why::Reset => Error::LinkLost(Lost::BoardReset),
             Why::Resync => Error::LinkLost(Lost::Resync),
         };
         if self.link == LinkState::Up {
-            let silent = matches!(err, Error::Timeout(_));
+            let silent = matches!(err, Error::Timeout { .. });
             let overdue = silent.then(|| err.clone());
             warn!("dropping the link to the board: {err}");
             self.down(now, err);

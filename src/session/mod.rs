@@ -325,6 +325,7 @@ impl Session {
             pieces: prx,
             done: rx,
             ticket,
+            tx: self.tx.clone(),
         })
     }
 
@@ -501,6 +502,16 @@ pub struct GetStream {
     pub pieces: mpsc::UnboundedReceiver<Piece>,
     pub done: oneshot::Receiver<Result<Outcome>>,
     ticket: u64,
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl GetStream {
+    /// The reader took `n` more bytes. Its first call (0 will do) paces
+    /// the GET: from then on at most 256 KiB wait for it, and a reader that
+    /// stops holds the board's GET (not our memory).
+    pub fn credit(&self, n: usize) {
+        let _ = self.tx.send(Cmd::Credit(self.ticket, n));
+    }
 }
 
 fn unexpected(o: Outcome) -> Error {

@@ -1306,3 +1306,43 @@ fn a_link_program_runs_before_keys_typed_while_the_link_was_down() {
         String::from_utf8_lossy(&p.board.typed[typed..])
     );
 }
+
+/// A paced GET whose reader takes nothing (a stalled pipe): the board is
+/// asked for no more than the reader may leave untaken, no time-out fires
+/// while it waits (longer than the time-out), and the reader's credits let
+/// the rest come, whole.
+#[test]
+fn a_paced_get_waits_for_its_reader_without_timing_out() {
+    use super::binary::PACE_AHEAD;
+    let size = 800_000;
+    let mut p = Pair::new(cfg(5), 200_000.0, RTT);
+    p.board.files.insert(b"/big.bin".to_vec(), data(size, 4));
+    let get = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big.bin".to_vec(),
+            size: size as u64,
+        },
+    );
+    p.core.credit(p.now, get, 0);
+    p.run_for(Duration::from_secs(20));
+    let got = p.chunks.get(&get).map_or(0, Vec::len);
+    assert!(
+        got as u64 <= PACE_AHEAD && got as u64 > PACE_AHEAD / 2,
+        "{got} bytes handed on to a reader that took none"
+    );
+    assert!(!p.done.contains_key(&get), "{:?}", p.done.get(&get));
+    let mut credited = 0;
+    while !p.done.contains_key(&get) {
+        let now = p.chunks.get(&get).map_or(0, Vec::len);
+        p.core.credit(p.now, get, now - credited);
+        credited = now;
+        p.run_for(Duration::from_millis(200));
+    }
+    let r = p.wait(get, Duration::from_secs(1));
+    assert!(
+        matches!(r, Ok(Outcome::Got(n)) if n == size as u64),
+        "{r:?}"
+    );
+    assert_eq!(p.chunks[&get], data(size, 4));
+}

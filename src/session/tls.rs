@@ -2,7 +2,7 @@
 //! git do, `SSL_CERT_FILE` included), a CA file, or one pinned certificate,
 //! and errors a person can act on, with the fingerprint ssh-style.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsFailure};
 use base64::Engine;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -111,7 +111,10 @@ impl Verifier {
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
-            .map_err(|e| Error::Tls(format!("setting up: {e}")))?;
+            .map_err(|e| Error::Tls {
+                host: String::new(),
+                failure: TlsFailure::Setup(e.to_string()),
+            })?;
         Ok(Arc::new(Verifier {
             webpki,
             pinned: trust.pinned,
@@ -124,14 +127,9 @@ impl Verifier {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Words for a failed handshake with `host`.
+    /// What went wrong in a failed handshake with `host`.
     pub fn explain(&self, host: &str, e: &std::io::Error) -> Error {
         let seen = self.seen();
-        let how_to = |fp: Fingerprint| {
-            format!(
-                "its certificate's fingerprint is {fp}; if that is your proxy's, connect with --tls-fingerprint {fp}, or trust the authority that signed it with --ca-file FILE"
-            )
-        };
         let cert_error = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -139,30 +137,34 @@ impl Verifier {
                 rustls::Error::InvalidCertificate(c) => Some(c.clone()),
                 _ => None,
             });
-        let Some(c) = cert_error else {
-            return Error::Tls(format!(
-                "the TLS handshake with {host} failed: {e} (a board itself speaks plain ws://; wss:// is for a TLS proxy in front of it)"
-            ));
-        };
-        let what = match (&c, self.pinned, seen) {
-            (_, Some(want), Some(got)) if want != got => format!(
-                "{host} presented a different certificate than --tls-fingerprint {want}: its fingerprint is {got} (if the proxy's certificate was replaced, pin the new one)"
-            ),
-            (CertificateError::Expired | CertificateError::ExpiredContext { .. }, _, _) => {
-                format!("{host}'s certificate has expired")
+        let failure = match (cert_error, self.pinned, seen) {
+            (None, ..) => TlsFailure::Handshake(e.to_string()),
+            (Some(_), Some(want), Some(got)) if want != got => TlsFailure::NotPinned {
+                want: want.to_string(),
+                got: got.to_string(),
+            },
+            (Some(CertificateError::Expired | CertificateError::ExpiredContext { .. }), _, _) => {
+                TlsFailure::Expired
             }
             (
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                Some(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ),
                 _,
                 Some(fp),
-            ) => format!("{host}'s certificate is for other names; {}", how_to(fp)),
-            (_, _, Some(fp)) => format!(
-                "{host}'s certificate is not signed by an authority this machine trusts (self-signed, or a private CA); {}",
-                how_to(fp)
-            ),
-            (_, _, None) => format!("{host}'s certificate was refused: {c:?}"),
+            ) => TlsFailure::OtherNames {
+                fingerprint: fp.to_string(),
+            },
+            (Some(_), _, Some(fp)) => TlsFailure::Untrusted {
+                fingerprint: fp.to_string(),
+            },
+            (Some(c), _, None) => TlsFailure::Refused(format!("{c:?}")),
         };
-        Error::Tls(what)
+        Error::Tls {
+            host: host.to_string(),
+            failure,
+        }
     }
 }
 
