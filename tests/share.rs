@@ -4,7 +4,7 @@
 mod common;
 
 use common::piped::Piped;
-use common::{Mount, TestBoard, eventually};
+use common::{LinkEmu, Mount, TestBoard, eventually};
 use std::path::Path;
 use std::process::Command;
 
@@ -190,6 +190,51 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         "import sys; del sys.modules['m']; import m; print(m.X)",
         "from the host",
     );
+    assert_clean(&term);
+}
+
+/// The board reads the host's answers straight from the WebREPL stream
+/// (taken off dupterm for the read), not through its REPL's input ring,
+/// which takes 256 bytes at a time: a 50 KB read puts nothing in the ring,
+/// and keys typed meanwhile come out in order after it.
+#[test]
+fn a_shared_read_bypasses_the_boards_input_ring_and_keys_typed_meanwhile_keep_their_order() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    let big: Vec<u8> = (0..51_200u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(host.path().join("big.bin"), &big).expect("seed");
+    let link = LinkEmu::slow(tb.port);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.args(["--timeout", "5", "share"])
+        .arg(host.path())
+        .arg(format!("127.0.0.1:{}", link.port))
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    eventually(15, "the share's greeting", || {
+        term.text().contains("Ctrl-] ends the share")
+    });
+    // `term` is the test board's terminal (scripts/board/listener.py).
+    line(
+        &mut term,
+        "f = open('big.bin', 'rb'); b = bytearray(4096); s = 0; n0 = term.fed",
+        ">>> ",
+    );
+    let before = term.text().len();
+    // Typed at once: the board reads while the next lines arrive.
+    term.type_keys(b"while f.readinto(b): s += sum(b[:3])\r\r");
+    term.type_keys(b"print('ring', term.fed - n0 < 512, s)\r");
+    term.type_keys(b"print('then', 6 * 7)\r");
+    wait_for(&term, before, "then 42");
+    let text = &term.text()[before..];
+    let expect: u64 = big
+        .chunks(4096)
+        .map(|c| c[..3].iter().map(|&b| u64::from(b)).sum::<u64>())
+        .sum();
+    assert!(
+        text.contains(&format!("ring True {expect}")),
+        "the board's terminal: {text:?}"
+    );
+    assert!(text.find("ring True") < text.find("then 42"), "{text:?}");
     assert_clean(&term);
 }
 
