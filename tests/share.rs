@@ -130,6 +130,11 @@ fn the_board_imports_and_writes_the_hosts_files_and_nothing_lands_on_flash() {
         .expect("board root")
         .map(|e| e.expect("entry").file_name())
         .collect();
+    // Our one file: the class's copy (share::SHARE_FILE), for new links.
+    let after: Vec<_> = after
+        .into_iter()
+        .filter(|n| n != ".webrepl-mount-share")
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -160,6 +165,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     std::fs::write(host.path().join("big.bin"), &big).expect("seed");
     let mut term = share(&tb, host.path(), &[]);
     line(&mut term, "import m; print(m.X)", "from the host");
+    // A real soft reset forgets the class (this board keeps its globals):
+    // the new link defines it from its copy on flash, not sent again.
+    line(&mut term, "del _WRFS; n0 = term.fed", ">>> ");
     // Ctrl-D: the board reboots, the link ends; the share is back.
     term.type_keys(b"\x04");
     eventually(20, "the board back after its soft reset", || {
@@ -174,6 +182,17 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
     });
     line(&mut term, "import m; print(m.X)", "from the host");
+    let before = term.text().len();
+    term.type_keys(b"print('remount', 'took', term.fed - n0, 'bytes')\r");
+    wait_for(&term, before, " bytes\n");
+    let fed: usize = term.text()[before..]
+        .split("remount took ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the ring's count");
+    // The class alone is 9 KB; what a new link sends is a few hundred bytes.
+    assert!(fed < 2000, "{fed} bytes went to the board for the remount");
     // Ctrl-C in the middle of a long shared read: the board comes back
     // to a prompt and the share still works.
     let before = term.text().len();
