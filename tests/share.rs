@@ -257,6 +257,42 @@ fn a_shared_read_bypasses_the_boards_input_ring_and_keys_typed_meanwhile_keep_th
     assert_clean(&term);
 }
 
+/// /remote holds the host's files, not the board's: the mount, `ls` and
+/// `tree` leave it out. Here a share whose process was killed left it
+/// mounted on the board, with nobody to answer its requests (a listing
+/// that looked into it waited 15 s per request).
+#[test]
+fn the_shares_mountpoint_is_left_out_of_the_boards_listings() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("on_host.py"), "X = 1\n").expect("seed");
+    std::fs::write(tb.path("/on_board.txt"), "b").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import on_host; print(on_host.X + 1)", "2");
+    line(
+        &mut term,
+        "import os; os.chdir('/'); print('at', os.getcwd())",
+        "at /\n",
+    );
+    term.child.kill().expect("kill the share");
+    let _ = term.child.wait();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let names: Vec<_> = std::fs::read_dir(m.path())
+        .expect("the mount's root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(names.iter().any(|n| n == "on_board.txt"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "remote"), "{names:?}");
+    for cmd in ["ls", "tree"] {
+        let o = m.cmd().args([cmd, &mp]).output().expect("webrepl-mount");
+        let listed = String::from_utf8_lossy(&o.stdout);
+        assert!(listed.contains("on_board.txt"), "{cmd}: {listed}");
+        assert!(!listed.contains("remote"), "{cmd}: {listed}");
+    }
+    assert!(m.unmount().status.success());
+}
+
 /// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own
 /// session and the command returns; the board imports from DIR and writes
 /// into it while the mount works; `status` says so; `share --stop` takes

@@ -50,6 +50,9 @@ def walk(a):
             continue
         for e in it:
             p = d.rstrip(b"/") + b"/" + e[0]
+            if p == b"/remote" and getattr(globals().get("_WRFS"), "m", 0):
+                # The share's mountpoint: the host's files, not the board's.
+                continue
             try:
                 s = os.stat(p)
                 z = s[6]

@@ -168,15 +168,20 @@ class _WRFS:
             raise OSError(5)
 
     def a(s, p):
+        # A bytes path (os.stat(b"/remote/x")) reaches us as bytes.
+        if isinstance(p, bytes):
+            p = p.decode()
         if p[:1] != "/":
             p = s.d.rstrip("/") + "/" + p
         return p.encode()
 
+    # While mounted, our own listings of / leave /remote out (`walk` in
+    # programs.py): the mount, `ls` and `tree` show the board's files.
     def mount(s, ro, mk):
-        pass
+        _WRFS.m = 1
 
     def umount(s):
-        pass
+        _WRFS.m = 0
 
     def chdir(s, p):
         p = s.a(p).decode()
