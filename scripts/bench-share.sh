@@ -21,7 +21,7 @@ for rate in 0 20000; do
   extra=()
   label="10 ms RTT, unlimited"
   if [ "$rate" != 0 ]; then extra=(--rate "$rate"); label="10 ms RTT, $rate B/s"; fi
-  coproc EMU { exec target/release/examples/linkemu --to "127.0.0.1:$port" --delay-ms 5 "${extra[@]}"; }
+  coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 "${extra[@]}"; }
   read -r _ eport <&"${EMU[0]}"
   python3 scripts/bench/share.py "$wm" "$work/share" "127.0.0.1:$eport" "$label"
   kill "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true

@@ -212,8 +212,8 @@ pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Res
     let s = b.session().clone();
     let server = tokio::spawn(share::serve(s.clone(), root.clone()));
     let r = async {
-        share::mount_on_board(&s, read_only).await?;
-        let keeper = tokio::spawn(share::keep_mounted(s.clone(), read_only));
+        let on_flash = share::mount_on_board(&s, read_only).await?;
+        let keeper = tokio::spawn(share::keep_mounted(s.clone(), read_only, on_flash));
         let greeting = format!(
             "{} is the board's /remote and current directory. Ctrl-] ends the share.",
             root.dir().display()

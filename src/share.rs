@@ -226,15 +226,61 @@ pub async fn serve(session: Session, root: Root) -> Result<()> {
     Ok(())
 }
 
+/// The class's copy on the board's flash, written once per version: a new
+/// link (after a soft reset the class is gone) defines it from there, not
+/// from its 9 KB sent again.
+pub use crate::board::snippets::SHARE_FILE;
+
+/// The class as it is kept in [`SHARE_FILE`]: a first line `#<version>`.
+fn share_file_text() -> String {
+    let version = share_py_version();
+    format!("#{version:016x}\n{SHARE_PY}\n_WRFS.V = '{version:016x}'\n")
+}
+
+/// Prints whether [`SHARE_FILE`] holds this version of the class.
+fn flash_probe() -> String {
+    format!(
+        "try:\n    with open('{SHARE_FILE}') as f:\n        print('F', f.readline().strip() == '#{:016x}')\nexcept Exception:\n    print('F', False)\n",
+        share_py_version()
+    )
+}
+
+/// Defines the class where this boot lacks it (or has another version's),
+/// from [`SHARE_FILE`]: what a new link sends is a few lines.
+fn define_from_flash() -> String {
+    format!(
+        "try:\n    _WRFS.V == '{:016x}' or _WRFS.x\nexcept Exception:\n    with open('{SHARE_FILE}') as f:\n        exec(f.read())\n",
+        share_py_version()
+    )
+}
+
 /// Mounts the share on the board (`/remote`, made the current directory),
-/// pasting the class first if this boot has not seen it.
-pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
+/// pasting the class first if this boot has not seen it, and keeping a
+/// copy on flash for the next links: true if it is there (see
+/// [`keep_mounted`]).
+pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<bool> {
     // The class a board has from an older webrepl-mount is replaced.
     let version = share_py_version();
-    let probe = format!("print(int(getattr(globals().get('_WRFS'), 'V', 0) == '{version:016x}'))");
+    let probe = format!(
+        "print(int(getattr(globals().get('_WRFS'), 'V', 0) == '{version:016x}'))\n{}",
+        flash_probe()
+    );
     let probe = session.run(probe, Run::QUERY).await?;
+    let said = String::from_utf8_lossy(&probe.stdout).into_owned();
+    let mut on_flash = said.contains("F True");
+    if !on_flash {
+        let text = share_file_text();
+        match session
+            .put(SHARE_FILE.as_bytes().to_vec(), text.into_bytes())
+            .await
+        {
+            Ok(()) => on_flash = true,
+            // Each new link then pastes the class whole, as before.
+            Err(e) => warn!("share: the class's copy on flash: {e}"),
+        }
+    }
     let mut code = String::new();
-    if !String::from_utf8_lossy(&probe.stdout).contains('1') {
+    if !said.starts_with('1') {
         code.push_str(SHARE_PY);
         code.push_str(&format!("\n_WRFS.V = '{version:016x}'\n"));
     }
@@ -245,7 +291,7 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
         ));
     }
-    Ok(())
+    Ok(on_flash)
 }
 
 fn share_py_version() -> u64 {
@@ -272,11 +318,16 @@ pub async fn unmount_on_board(session: &Session) -> Result<()> {
 
 /// Keeps the share mounted: every new link (a soft reset ends the link
 /// and forgets the mount) mounts it again first, before a line the person
-/// typed meanwhile runs. Until `unmount_on_board`.
-pub async fn keep_mounted(session: Session, read_only: bool) {
-    let mut code = SHARE_PY.to_string();
-    code.push_str(&format!("\n_WRFS.V = '{:016x}'\n", share_py_version()));
+/// typed meanwhile runs. Until `unmount_on_board`. `on_flash`: the class
+/// is defined from its copy on flash ([`mount_on_board`] says), not sent.
+pub async fn keep_mounted(session: Session, read_only: bool, on_flash: bool) {
+    let mut code = if on_flash {
+        define_from_flash()
+    } else {
+        format!("{SHARE_PY}\n_WRFS.V = '{:016x}'\n", share_py_version())
+    };
     code.push_str(&mount_code(read_only));
+    debug!("share: {} bytes run on every new link", code.len());
     if let Err(e) = session.on_every_link(Some(code.into_bytes())) {
         warn!("share: {e}");
     }
@@ -300,11 +351,14 @@ impl Shared {
                 }
             }
         });
-        if let Err(e) = mount_on_board(session, root.read_only).await {
-            server.abort();
-            return Err(e);
-        }
-        let keeper = tokio::spawn(keep_mounted(session.clone(), root.read_only));
+        let on_flash = match mount_on_board(session, root.read_only).await {
+            Ok(f) => f,
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        };
+        let keeper = tokio::spawn(keep_mounted(session.clone(), root.read_only, on_flash));
         Ok(Shared {
             root,
             server,

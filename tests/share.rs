@@ -4,7 +4,7 @@
 mod common;
 
 use common::piped::Piped;
-use common::{Mount, TestBoard, eventually};
+use common::{LinkEmu, Mount, TestBoard, eventually};
 use std::path::Path;
 use std::process::Command;
 
@@ -130,6 +130,11 @@ fn the_board_imports_and_writes_the_hosts_files_and_nothing_lands_on_flash() {
         .expect("board root")
         .map(|e| e.expect("entry").file_name())
         .collect();
+    // Our one file: the class's copy (share::SHARE_FILE), for new links.
+    let after: Vec<_> = after
+        .into_iter()
+        .filter(|n| n != ".webrepl-mount-share")
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -160,6 +165,9 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     std::fs::write(host.path().join("big.bin"), &big).expect("seed");
     let mut term = share(&tb, host.path(), &[]);
     line(&mut term, "import m; print(m.X)", "from the host");
+    // A real soft reset forgets the class (this board keeps its globals):
+    // the new link defines it from its copy on flash, not sent again.
+    line(&mut term, "del _WRFS; n0 = term.fed", ">>> ");
     // Ctrl-D: the board reboots, the link ends; the share is back.
     term.type_keys(b"\x04");
     eventually(20, "the board back after its soft reset", || {
@@ -174,6 +182,17 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
     });
     line(&mut term, "import m; print(m.X)", "from the host");
+    let before = term.text().len();
+    term.type_keys(b"print('remount', 'took', term.fed - n0, 'bytes')\r");
+    wait_for(&term, before, " bytes\n");
+    let fed: usize = term.text()[before..]
+        .split("remount took ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the ring's count");
+    // The class alone is 9 KB; what a new link sends is a few hundred bytes.
+    assert!(fed < 2000, "{fed} bytes went to the board for the remount");
     // Ctrl-C in the middle of a long shared read: the board comes back
     // to a prompt and the share still works.
     let before = term.text().len();
@@ -191,6 +210,87 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         "from the host",
     );
     assert_clean(&term);
+}
+
+/// The board reads the host's answers straight from the WebREPL stream
+/// (taken off dupterm for the read), not through its REPL's input ring,
+/// which takes 256 bytes at a time: a 50 KB read puts nothing in the ring,
+/// and keys typed meanwhile come out in order after it.
+#[test]
+fn a_shared_read_bypasses_the_boards_input_ring_and_keys_typed_meanwhile_keep_their_order() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    let big: Vec<u8> = (0..51_200u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(host.path().join("big.bin"), &big).expect("seed");
+    let link = LinkEmu::slow(tb.port);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.args(["--timeout", "5", "share"])
+        .arg(host.path())
+        .arg(format!("127.0.0.1:{}", link.port))
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    eventually(15, "the share's greeting", || {
+        term.text().contains("Ctrl-] ends the share")
+    });
+    // `term` is the test board's terminal (scripts/board/listener.py).
+    line(
+        &mut term,
+        "f = open('big.bin', 'rb'); b = bytearray(4096); s = 0; n0 = term.fed",
+        ">>> ",
+    );
+    let before = term.text().len();
+    // Typed at once: the board reads while the next lines arrive.
+    term.type_keys(b"while f.readinto(b): s += sum(b[:3])\r\r");
+    term.type_keys(b"print('ring', term.fed - n0 < 512, s)\r");
+    term.type_keys(b"print('then', 6 * 7)\r");
+    wait_for(&term, before, "then 42");
+    let text = &term.text()[before..];
+    let expect: u64 = big
+        .chunks(4096)
+        .map(|c| c[..3].iter().map(|&b| u64::from(b)).sum::<u64>())
+        .sum();
+    assert!(
+        text.contains(&format!("ring True {expect}")),
+        "the board's terminal: {text:?}"
+    );
+    assert!(text.find("ring True") < text.find("then 42"), "{text:?}");
+    assert_clean(&term);
+}
+
+/// /remote holds the host's files, not the board's: the mount, `ls` and
+/// `tree` leave it out. Here a share whose process was killed left it
+/// mounted on the board, with nobody to answer its requests (a listing
+/// that looked into it waited 15 s per request).
+#[test]
+fn the_shares_mountpoint_is_left_out_of_the_boards_listings() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("on_host.py"), "X = 1\n").expect("seed");
+    std::fs::write(tb.path("/on_board.txt"), "b").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import on_host; print(on_host.X + 1)", "2");
+    line(
+        &mut term,
+        "import os; os.chdir('/'); print('at', os.getcwd())",
+        "at /\n",
+    );
+    term.child.kill().expect("kill the share");
+    let _ = term.child.wait();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let names: Vec<_> = std::fs::read_dir(m.path())
+        .expect("the mount's root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(names.iter().any(|n| n == "on_board.txt"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "remote"), "{names:?}");
+    for cmd in ["ls", "tree"] {
+        let o = m.cmd().args([cmd, &mp]).output().expect("webrepl-mount");
+        let listed = String::from_utf8_lossy(&o.stdout);
+        assert!(listed.contains("on_board.txt"), "{cmd}: {listed}");
+        assert!(!listed.contains("remote"), "{cmd}: {listed}");
+    }
+    assert!(m.unmount().status.success());
 }
 
 /// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own

@@ -69,6 +69,10 @@ class Term(io.IOBase):
         size = libc.func("i", "fcntl", "iii")(self.wfd, 1031, 1 << 20)  # F_SETPIPE_SZ
         self.cap = min(cap, (size if size > 0 else 65536) - 1)
         self.n = bytearray(4)
+        # On dupterm: the pump takes what comes into the ring (see BoardOs).
+        self.attached = True
+        # Bytes the ring took, for tests (`term.fed` in a board program).
+        self.fed = 0
 
     def queued(self):
         self.ioctl(0, 0x541B, self.n)  # FIONREAD
@@ -80,6 +84,7 @@ class Term(io.IOBase):
         with self.lock:
             if self.queued() < self.cap:
                 self.w_(self.wfd, b, len(b))
+                self.fed += len(b)
             # else: dropped without a word, as an ESP board's ring does
 
     def read(self, n):
@@ -90,6 +95,14 @@ class Term(io.IOBase):
             time.sleep_ms(1)
 
     def readinto(self, b):
+        if not self.attached:
+            # Taken off dupterm, as a board's _webrepl stream: read from the
+            # websocket itself (None until bytes come, 0 at the end).
+            wr = self.wr
+            if wr is None:
+                return 0
+            with self.io:
+                return wr.readinto(b)
         c = self.read(1)
         b[0] = c[0]
         return 1
@@ -107,6 +120,27 @@ class Term(io.IOBase):
     def say(self, text):
         # Board-side messages to the current client, like webrepl.py's prints.
         self.write(text.encode())
+
+
+class BoardOs:
+    # `os`, as programs on this board import it. An ESP board's socket
+    # callback (os.dupterm_notify) pulls the WebREPL's input into the ring
+    # only while its stream is on dupterm: taken off with
+    # `os.dupterm(None, 0)`, the bytes wait in the socket for whoever reads
+    # the stream. This board's pump is a thread, told here. (Programs run
+    # in this script's globals: `import os` there rebinds `os`.)
+    def __init__(self, real, term):
+        self.real = real
+        self.term = term
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def dupterm(self, stream, index=0):
+        prev = self.real.dupterm(stream, index)
+        if index == 0:
+            self.term.attached = stream is self.term
+        return prev
 
 
 class BoardFs:
@@ -197,6 +231,9 @@ def serve(cl):
     try:
         while term.wr is wr:
             poller.poll(20)
+            if not term.attached:
+                time.sleep_ms(1)
+                continue
             with term.io:
                 b = wr.read(1)
             if b is None:
@@ -260,6 +297,7 @@ print("board ready on port", PORT)
 
 _thread.start_new_thread(accept_loop, (ls,))
 os.dupterm(term)
+sys.modules["os"] = BoardOs(os, term)
 while True:
     if boardrepl.run():
         # Soft reset ends the connection on this port, as measured.

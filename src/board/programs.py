@@ -62,6 +62,9 @@ def tree(a):
                 print(">", Q(d))
                 h = 0
             p = d.rstrip(b"/") + b"/" + e[0]
+            if p == b"/remote" and getattr(globals().get("_WRFS"), "m", 0):
+                # The share's mountpoint: the host's files, not the board's.
+                continue
             try:
                 s = os.stat(p)
                 z = s[6]

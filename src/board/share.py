@@ -4,8 +4,11 @@
 # Ctrl-C is off only while a request has the stdin (its bytes are data).
 class _WRFS:
     def __init__(s, ro):
-        import sys, select
+        import sys, select, os, time
 
+        # Bound now: an import inside a request would look in /remote first.
+        s.os = os
+        s.tm = time
         s.i = sys.stdin.buffer
         s.o = sys.stdout.buffer
         s.p = select.poll()
@@ -19,6 +22,9 @@ class _WRFS:
 
         if s.ro and c in (99, 119, 109, 120, 88, 110):
             raise OSError(30)
+        t = s.t()
+        if t:
+            return s.z(t, c, a)
         micropython.kbd_intr(-1)
         try:
             s.n = (s.n + 1) & 255
@@ -72,6 +78,89 @@ class _WRFS:
             raise OSError(h[3])
         return m[:n]
 
+    # The WebREPL stream, taken from the REPL for one request: its answer
+    # is then read straight from the socket in one piece (TCP paces the
+    # host), not through the REPL's input ring (about 256 bytes, which
+    # drops what does not fit). None where the REPL is not on dupterm.
+    def t(s):
+        try:
+            return s.os.dupterm(None, 0)
+        except Exception:
+            return None
+
+    def z(s, t, c, a):
+        import micropython
+
+        os = s.os
+        micropython.kbd_intr(-1)
+        try:
+            s.n = (s.n + 1) & 255
+            t.write(b"\x18T" + bytes((s.n, c)) + len(a).to_bytes(2, "little") + a)
+            h = bytearray(8)
+            m = memoryview(h)
+            k = 0
+            x = 0
+            y = bytearray()
+            w = (0x18, 65, s.n)
+            # Keys on their way when we asked come first: given back after.
+            while k < 3:
+                s.r(t, m[k : k + 1])
+                if h[k] == w[k]:
+                    k += 1
+                elif h[k] == 0x18:
+                    h[0] = 0x18
+                    k = 1
+                else:
+                    x |= h[k] == 3
+                    if len(y) < 512:
+                        y.append(h[k])
+                    k = 0
+            s.r(t, m[3:8])
+            n = int.from_bytes(h[4:8], "little")
+            b = bytearray(n + 1)
+            m = memoryview(b)
+            s.r(t, m)
+            if y and not x:
+                t.write(b"\x18S\0k" + len(y).to_bytes(2, "little") + y)
+            # Read: keys may come again (they go to the ring from now).
+            t.write(b"\x18K")
+            if b[n] != 90:
+                raise OSError(5)
+        finally:
+            # Never left detached. A client that came while we read (the old
+            # link died) keeps the REPL; keys that came meanwhile are pulled
+            # into the ring now, not at the next packet.
+            p = os.dupterm(t, 0)
+            if p:
+                os.dupterm(p, 0)
+            if hasattr(os, "dupterm_notify"):
+                os.dupterm_notify(None)
+            micropython.kbd_intr(3)
+        if x or h[3] == 255:
+            raise KeyboardInterrupt
+        if h[3]:
+            raise OSError(h[3])
+        return m[:n]
+
+    # Fills `m` from the stream (non-blocking: None until bytes come).
+    def r(s, t, m):
+        time = s.tm
+        k = 0
+        v = m
+        e = time.ticks_ms()
+        while k < len(m):
+            j = t.readinto(v)
+            if j is None:
+                if time.ticks_diff(time.ticks_ms(), e) > 15000:
+                    raise OSError(5)
+                time.sleep_ms(1)
+            elif j:
+                k += j
+                v = m[k:]
+                e = time.ticks_ms()
+            else:
+                raise OSError(5)
+
     def w(s):
         # A host gone for good must not leave the board waiting with
         # Ctrl-C off.
@@ -79,15 +168,20 @@ class _WRFS:
             raise OSError(5)
 
     def a(s, p):
+        # A bytes path (os.stat(b"/remote/x")) reaches us as bytes.
+        if isinstance(p, bytes):
+            p = p.decode()
         if p[:1] != "/":
             p = s.d.rstrip("/") + "/" + p
         return p.encode()
 
+    # While mounted, our own listings of / leave /remote out (`walk` in
+    # programs.py): the mount, `ls` and `tree` show the board's files.
     def mount(s, ro, mk):
-        pass
+        _WRFS.m = 1
 
     def umount(s):
-        pass
+        _WRFS.m = 0
 
     def chdir(s, p):
         p = s.a(p).decode()

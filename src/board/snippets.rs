@@ -190,6 +190,10 @@ fn on_flash() -> &'static [String] {
 /// the mount, as the id marker is.
 pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
 
+/// Where `share` keeps its class on the board's flash (crate::share),
+/// hidden in the mount as the helpers' file is.
+pub const SHARE_FILE: &str = "/.webrepl-mount-share";
+
 /// The helpers' file as it goes to the board: a first line `#<crc of the
 /// text>`, so that a file another version of ours left is told apart, a
 /// second with where each function kept on flash is in the file, then the

@@ -14,9 +14,12 @@ use tracing::{info, warn};
 pub const MARKER: &str = ".webrepl-mount-id";
 
 /// Names the mount never shows: uploads in progress, the marker, and our
-/// helpers' file.
+/// helpers' and share's files.
 pub fn hidden(name: &str) -> bool {
-    crate::board::is_part(name) || name == MARKER || name == helpers_name()
+    crate::board::is_part(name)
+        || name == MARKER
+        || name == helpers_name()
+        || name == crate::board::snippets::SHARE_FILE.trim_start_matches('/')
 }
 
 /// The name of the helpers' file (at the board's root).

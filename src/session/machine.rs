@@ -349,7 +349,7 @@ impl Machine {
         let r = match f.kind {
             FrameKind::Text => {
                 let mut asks = Vec::new();
-                let plain = self.share.feed(&f.payload, &mut asks);
+                let plain = self.share.feed(now, &f.payload, &mut asks);
                 for a in asks {
                     if a.cmd == super::share::KEYS_BACK {
                         self.text.keys_back(&a.args);

@@ -12,6 +12,14 @@
 //! - request, board to host: `ESC 'S'`, seq u8, cmd u8, len u16, `len`
 //!   bytes of arguments;
 //! - credit, board to host: `ESC 'K'` (one more [`WINDOW`]);
+//! - direct request: `ESC 'T'`, then as a request. The board has taken the
+//!   WebREPL stream from the REPL (`os.dupterm(None, 0)`) and reads the
+//!   answer from the socket itself, so the ring is not in the way: the
+//!   whole answer goes as one text frame, with no credits (TCP paces it);
+//!   one frame, so no binary frame falls inside it (the board's big reads
+//!   would eat it). Once read, and its skipped keys given back, the board
+//!   says so with a credit: only then may keys go (they would arrive behind
+//!   an answer still on the wire, ahead of the keys given back);
 //! - answer, host to board: `ESC 'A'`, seq u8, status u8 (0, or an errno),
 //!   len u32, `len` bytes, [`TRAILER`].
 //!
@@ -24,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub const ESC: u8 = 0x18;
 pub const ASK: u8 = b'S';
+pub const ASK_DIRECT: u8 = b'T';
 pub const CREDIT: u8 = b'K';
 pub const ANSWER: u8 = b'A';
 pub const TRAILER: u8 = b'Z';
@@ -46,6 +55,9 @@ pub const MAX_ANSWER: usize = 16 * 1024;
 /// program reading a file asks again within a round trip, and keys sent
 /// in between would be skipped by the board as it waits for the answer.
 pub const GRACE: Duration = Duration::from_millis(150);
+/// The most a direct answer holds the text lane waiting for the board to
+/// say it has read it (a board that never says is not waited for long).
+pub const READ_WAIT: Duration = Duration::from_secs(10);
 /// The status that makes the board raise KeyboardInterrupt: a person's
 /// Ctrl-C, carried by the answer (a Ctrl-C key would be read as data).
 pub const INTERRUPTED: u8 = 255;
@@ -66,13 +78,14 @@ enum Spot {
     Plain,
     /// An escape, its second byte still to come.
     Esc,
-    /// A request's header (seq, cmd, len) coming.
-    Head(Vec<u8>),
+    /// A request's header (seq, cmd, len) coming; whether it is direct.
+    Head(Vec<u8>, bool),
     Args {
         seq: u8,
         cmd: u8,
         len: usize,
         args: Vec<u8>,
+        direct: bool,
     },
 }
 
@@ -83,13 +96,15 @@ struct Answer {
     sent: usize,
     /// How far the board's credits let us send.
     allowed: usize,
+    direct: bool,
 }
 
 #[derive(Debug)]
 pub struct Share {
     spot: Spot,
-    /// Requests taken, not yet answered by the server, oldest first.
-    asked: VecDeque<u8>,
+    /// Requests taken (and whether direct), not yet answered by the
+    /// server, oldest first.
+    asked: VecDeque<(u8, bool)>,
     answer: Option<Answer>,
     /// A link was lost in the middle of an answer: the board may be
     /// reading it still. Each credit it sends gets a window of zeros,
@@ -99,6 +114,8 @@ pub struct Share {
     pad: usize,
     /// Until when the stdin stays the share's after an answer.
     quiet_until: Option<Instant>,
+    /// A direct answer is all sent; the board has not said it read it.
+    read_owed: bool,
     /// Requests seen, for `status`.
     pub served: u64,
 }
@@ -118,29 +135,31 @@ impl Share {
             flushing: false,
             pad: 0,
             quiet_until: None,
+            read_owed: false,
             served: 0,
         }
     }
 
     /// Text from the board: what is not ours goes on to the REPL's reader
     /// (returned), requests come out in `asks`.
-    pub fn feed(&mut self, text: &[u8], asks: &mut Vec<Ask>) -> Vec<u8> {
+    pub fn feed(&mut self, now: Instant, text: &[u8], asks: &mut Vec<Ask>) -> Vec<u8> {
         let mut plain = Vec::with_capacity(text.len());
         for &b in text {
-            self.byte(b, &mut plain, asks);
+            self.byte(now, b, &mut plain, asks);
         }
         plain
     }
 
-    fn byte(&mut self, b: u8, plain: &mut Vec<u8>, asks: &mut Vec<Ask>) {
+    fn byte(&mut self, now: Instant, b: u8, plain: &mut Vec<u8>, asks: &mut Vec<Ask>) {
         match &mut self.spot {
             Spot::Plain if b == ESC => self.spot = Spot::Esc,
             Spot::Plain => plain.push(b),
             Spot::Esc => match b {
-                ASK => self.spot = Spot::Head(Vec::with_capacity(4)),
+                ASK => self.spot = Spot::Head(Vec::with_capacity(4), false),
+                ASK_DIRECT => self.spot = Spot::Head(Vec::with_capacity(4), true),
                 CREDIT => {
                     self.spot = Spot::Plain;
-                    self.credit();
+                    self.credit(now);
                 }
                 ESC => plain.push(ESC),
                 _ => {
@@ -148,14 +167,14 @@ impl Share {
                     plain.extend_from_slice(&[ESC, b]);
                 }
             },
-            Spot::Head(h) => {
+            Spot::Head(h, direct) => {
                 h.push(b);
                 if h.len() == 4 {
                     let (seq, cmd) = (h[0], h[1]);
                     let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
                     if len > MAX_ARGS {
                         // Not ours after all: the bytes were the board's.
-                        let mut all = vec![ESC, ASK];
+                        let mut all = vec![ESC, if *direct { ASK_DIRECT } else { ASK }];
                         all.extend_from_slice(h);
                         plain.extend_from_slice(&all);
                         self.spot = Spot::Plain;
@@ -165,6 +184,7 @@ impl Share {
                             cmd,
                             len,
                             args: Vec::with_capacity(len),
+                            direct: *direct,
                         };
                         self.finish_ask(asks);
                     }
@@ -183,6 +203,7 @@ impl Share {
             cmd,
             len,
             args,
+            direct,
         } = &mut self.spot
         else {
             return;
@@ -190,6 +211,7 @@ impl Share {
         if args.len() < *len {
             return;
         }
+        let direct = *direct;
         let ask = Ask {
             seq: *seq,
             cmd: *cmd,
@@ -204,38 +226,47 @@ impl Share {
         self.flushing = false;
         self.pad = 0;
         self.answer = None;
+        self.read_owed = false;
         self.served += 1;
-        self.asked.push_back(ask.seq);
+        self.asked.push_back((ask.seq, direct));
         asks.push(ask);
     }
 
-    fn credit(&mut self) {
+    fn credit(&mut self, now: Instant) {
         if let Some(a) = &mut self.answer {
             a.allowed = (a.allowed + WINDOW).min(a.bytes.len());
         } else if self.flushing {
             self.pad += WINDOW;
+        } else if self.read_owed {
+            self.read_owed = false;
+            self.quiet_until = Some(now + GRACE);
         }
     }
 
     /// The server's answer to request `seq`: `status` 0 with `data`, or an
     /// errno. Data beyond [`MAX_ANSWER`] is cut (the board asks for less).
     pub fn answer(&mut self, seq: u8, status: u8, data: &[u8]) {
-        let Some(i) = self.asked.iter().position(|&s| s == seq) else {
+        let Some(i) = self.asked.iter().position(|&(s, _)| s == seq) else {
             // Its request went with a lost link.
             return;
         };
-        self.asked.remove(i);
+        let direct = self.asked.remove(i).is_some_and(|(_, d)| d);
         let data = &data[..data.len().min(MAX_ANSWER)];
         let mut bytes = Vec::with_capacity(data.len() + FRAMING);
         bytes.extend_from_slice(&[ESC, ANSWER, seq, status]);
         bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
         bytes.extend_from_slice(data);
         bytes.push(TRAILER);
-        let allowed = bytes.len().min(FIRST_GRANT);
+        let allowed = if direct {
+            bytes.len()
+        } else {
+            bytes.len().min(FIRST_GRANT)
+        };
         self.answer = Some(Answer {
             bytes,
             sent: 0,
             allowed,
+            direct,
         });
     }
 
@@ -268,8 +299,10 @@ impl Share {
         let piece = a.bytes[a.sent..a.allowed].to_vec();
         a.sent = a.allowed;
         if a.sent == a.bytes.len() {
+            self.read_owed = a.direct;
+            let quiet = if a.direct { READ_WAIT } else { GRACE };
             self.answer = None;
-            self.quiet_until = Some(now + GRACE);
+            self.quiet_until = Some(now + quiet);
         }
         Some(piece)
     }
@@ -277,12 +310,16 @@ impl Share {
     /// The link is gone: requests in flight go with it (the board's read
     /// of them fails once the link is back, see [`Share::link_up`]).
     pub fn link_down(&mut self) {
-        let cut = !self.asked.is_empty() || self.answer.is_some();
+        // A direct read ends with the old socket: only the ring's reader
+        // needs its answer padded out (zeros on a new link would be keys).
+        let cut =
+            self.asked.iter().any(|&(_, d)| !d) || self.answer.as_ref().is_some_and(|a| !a.direct);
         self.spot = Spot::Plain;
         self.asked.clear();
         self.answer = None;
         self.pad = 0;
         self.quiet_until = None;
+        self.read_owed = false;
         self.flushing = cut;
     }
 
@@ -320,7 +357,7 @@ mod tests {
         let mut asks = Vec::new();
         let mut plain = Vec::new();
         for piece in text.chunks(3) {
-            plain.extend(s.feed(piece, &mut asks));
+            plain.extend(s.feed(t0(), piece, &mut asks));
         }
         assert_eq!(plain, b"hello  world");
         assert_eq!(
@@ -338,13 +375,13 @@ mod tests {
     fn a_lone_escape_byte_is_the_boards_text() {
         let mut s = Share::new();
         let mut asks = Vec::new();
-        assert_eq!(s.feed(b"a\x18b\x18", &mut asks), b"a\x18b");
-        assert_eq!(s.feed(b"\x18c", &mut asks), b"\x18\x18c");
+        assert_eq!(s.feed(t0(), b"a\x18b\x18", &mut asks), b"a\x18b");
+        assert_eq!(s.feed(t0(), b"\x18c", &mut asks), b"\x18\x18c");
         assert!(asks.is_empty());
         // An oversized length is no request of ours.
         let mut big = vec![ESC, ASK, 1, b'r'];
         big.extend_from_slice(&u16::MAX.to_le_bytes());
-        assert_eq!(s.feed(&big, &mut asks), big);
+        assert_eq!(s.feed(t0(), &big, &mut asks), big);
         assert!(!s.busy(t0()));
     }
 
@@ -352,7 +389,7 @@ mod tests {
     fn an_answer_goes_out_as_the_boards_credits_allow() {
         let mut s = Share::new();
         let mut asks = Vec::new();
-        s.feed(&ask_bytes(1, b'r', b"x"), &mut asks);
+        s.feed(t0(), &ask_bytes(1, b'r', b"x"), &mut asks);
         let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
         s.answer(1, 0, &data);
         let first = s.poll_transmit(t0()).expect("first grant");
@@ -361,7 +398,7 @@ mod tests {
         assert_eq!(s.poll_transmit(t0()), None, "nothing more without a credit");
         let mut all = first;
         while all.len() < data.len() + FRAMING {
-            s.feed(&[ESC, CREDIT], &mut asks);
+            s.feed(t0(), &[ESC, CREDIT], &mut asks);
             let p = s.poll_transmit(t0()).expect("a window per credit");
             assert!(p.len() <= WINDOW);
             all.extend(p);
@@ -370,7 +407,7 @@ mod tests {
         assert_eq!(&all[8..8 + data.len()], &data[..]);
         assert_eq!(all.last(), Some(&TRAILER));
         // A stray credit afterwards sends nothing.
-        s.feed(&[ESC, CREDIT], &mut asks);
+        s.feed(t0(), &[ESC, CREDIT], &mut asks);
         assert_eq!(s.poll_transmit(t0()), None);
     }
 
@@ -378,18 +415,18 @@ mod tests {
     fn an_answer_cut_by_a_lost_link_is_padded_to_its_end() {
         let mut s = Share::new();
         let mut asks = Vec::new();
-        s.feed(&ask_bytes(2, b'r', b"x"), &mut asks);
+        s.feed(t0(), &ask_bytes(2, b'r', b"x"), &mut asks);
         s.answer(2, 0, &[1; 2000]);
         assert!(s.poll_transmit(t0()).is_some());
         s.link_down();
         assert!(!s.busy(t0()));
         s.link_up();
         assert_eq!(s.poll_transmit(t0()), Some(vec![0; FIRST_GRANT]));
-        s.feed(&[ESC, CREDIT], &mut asks);
+        s.feed(t0(), &[ESC, CREDIT], &mut asks);
         assert_eq!(s.poll_transmit(t0()), Some(vec![0; WINDOW]));
         // The board asks again: the padding stops.
-        s.feed(&ask_bytes(3, b's', b"y"), &mut asks);
-        s.feed(&[ESC, CREDIT], &mut asks);
+        s.feed(t0(), &ask_bytes(3, b's', b"y"), &mut asks);
+        s.feed(t0(), &[ESC, CREDIT], &mut asks);
         assert_eq!(s.poll_transmit(t0()), None);
         // The answer to a request the link took is dropped.
         s.answer(2, 0, b"late");
@@ -406,10 +443,42 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_request_gets_its_whole_answer_in_one_frame() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        let mut ask = ask_bytes(4, b'r', b"x");
+        ask[1] = ASK_DIRECT;
+        assert!(s.feed(t0(), &ask, &mut asks).is_empty());
+        assert_eq!(asks[0].seq, 4);
+        let data = vec![7; 10_000];
+        s.answer(4, 0, &data);
+        let all = s.poll_transmit(t0()).expect("the answer");
+        assert_eq!(all.len(), data.len() + FRAMING, "no credit needed");
+        assert_eq!(&all[..4], &[ESC, ANSWER, 4, 0]);
+        assert_eq!(all.last(), Some(&TRAILER));
+        // Keys wait until the board says it has read it (they would come
+        // behind it, ahead of the keys it gives back), or for so long.
+        let sent = t0();
+        assert!(s.busy(sent + GRACE * 2));
+        assert!(!s.busy(sent + READ_WAIT));
+        let read = t0();
+        s.feed(read, &[ESC, CREDIT], &mut asks);
+        assert!(s.busy(read));
+        assert!(!s.busy(read + GRACE));
+        // A link lost while the board reads directly needs no padding: its
+        // read ends with the old socket, and zeros would be keys on the new.
+        s.feed(t0(), &ask, &mut asks);
+        s.answer(4, 0, &data);
+        s.link_down();
+        s.link_up();
+        assert_eq!(s.poll_transmit(t0()), None);
+    }
+
+    #[test]
     fn keys_given_back_by_the_board_need_no_answer() {
         let mut s = Share::new();
         let mut asks = Vec::new();
-        let plain = s.feed(&ask_bytes(0, KEYS_BACK, b"print(1)\r"), &mut asks);
+        let plain = s.feed(t0(), &ask_bytes(0, KEYS_BACK, b"print(1)\r"), &mut asks);
         assert!(plain.is_empty());
         assert_eq!(asks.len(), 1);
         assert_eq!(asks[0].args, b"print(1)\r");
