@@ -319,6 +319,48 @@ fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_down
     assert!(m.unmount().status.success());
 }
 
+#[test]
+fn tail_f_follows_a_file_that_a_running_program_appends_to() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/log.txt"), "line 0\n").unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // A data logger: a line a second, for as long as it runs.
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg(
+            "import time\nfor i in range(1, 120):\n f=open('/log.txt','a')\n \
+             f.write('line %d\\n' % i)\n f.close()\n time.sleep(1)",
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(20, "the program to run", || {
+        std::fs::read_to_string(tb.path("/log.txt")).is_ok_and(|t| t.contains("line 1"))
+    });
+    // Polling, as on any FUSE mount (inotify never hears of the board).
+    let mut tail = Command::new("tail")
+        .args(["---disable-inotify", "-f"])
+        .arg(m.path().join("log.txt"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = lines_until(&mut tail, "line 6", 30);
+    let _ = tail.kill();
+    let _ = tail.wait();
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    let seen = seen.expect("tail -f showed no line the running program wrote after it started");
+    let board = std::fs::read_to_string(tb.path("/log.txt")).unwrap();
+    assert!(
+        board.starts_with(&(seen.join("\n") + "\n")),
+        "{seen:?} of {board:?}"
+    );
+    assert!(m.unmount().status.success());
+}
+
 /// Reads `child`'s stdout line by line until a line is `want`; the lines
 /// seen, or None if the stream ended first or the deadline passed.
 fn lines_until(child: &mut std::process::Child, want: &str, secs: u64) -> Option<Vec<String>> {
