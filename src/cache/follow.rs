@@ -3,8 +3,9 @@
 //! the file's attributes every second. The snapshot cannot be checked then
 //! (the REPL is the program's), but a binary GET works beside the program,
 //! so a file open for reading, held here and small, is fetched again, at
-//! most once a second. With the REPL free, the board's stat tells whether
-//! it changed; a changed file is then read again as any uncached file is.
+//! most once a second, once it has been open a second. With the REPL
+//! free, the board's stat tells whether it changed; a changed file is then
+//! read again as any uncached file is.
 
 use super::*;
 use crate::board::Stat;
@@ -26,20 +27,25 @@ impl Core {
             // Closed files are forgotten here.
             st.followed.retain(|i, _| st.contents.is_open(*i));
             let Some(n) = st.tree.get(ino) else { return };
-            let due = n.kind == EntryKind::File
+            let held = n.kind == EntryKind::File
                 && n.on_board
                 && !n.local_only
                 && st.contents.is_open(ino)
                 && st.contents.has(ino)
                 && !st.contents.is_dirty(ino)
                 && !st.loads.contains_key(&ino)
-                && !st.uploading.contains_key(&ino)
-                && st
-                    .followed
-                    .get(&ino)
-                    .is_none_or(|t| t.elapsed() >= FOLLOW_EVERY);
-            if !due {
-                return;
+                && !st.uploading.contains_key(&ino);
+            // A reader that opens, reads and closes (`cat`, an editor
+            // loading) asks once: only one still there a second later is
+            // following the file.
+            match st.followed.get(&ino) {
+                _ if !held => return,
+                None => {
+                    st.followed.insert(ino, Instant::now());
+                    return;
+                }
+                Some(t) if t.elapsed() < FOLLOW_EVERY => return,
+                Some(_) => {}
             }
             let (size, mtime) = (n.size, n.board_mtime);
             st.followed.insert(ino, Instant::now());
