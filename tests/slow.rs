@@ -263,6 +263,37 @@ fn the_head_of_an_uncached_big_file_is_read_as_a_range_and_a_reader_going_on_rea
 }
 
 #[test]
+fn the_first_small_read_in_a_directory_brings_only_the_siblings_the_link_moves_quickly() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    let files: Vec<Vec<u8>> = (0..60).map(|i| random_bytes(400, 100 + i)).collect();
+    for (i, d) in files.iter().enumerate() {
+        std::fs::write(tb.path(&format!("/lib/s{i:02}.bin")), d).unwrap();
+    }
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let before = bytes_in(&m);
+    assert_eq!(
+        std::fs::read(m.path().join("lib/s07.bin")).unwrap(),
+        files[7]
+    );
+    // 24 KB of siblings came along (2.1-2.65 s at 20 KB/s, the reader
+    // waiting for all of it); a fifth of a second's worth is about 3 KB,
+    // 4 KB in base64.
+    let moved = bytes_in(&m) - before;
+    eprintln!("first small read of 60 in a directory: {moved} B from the board");
+    assert!(moved < 10_000, "{moved} B moved for one 400-byte file");
+    // The others are read as they are asked for.
+    for (i, d) in files.iter().enumerate() {
+        assert_eq!(
+            std::fs::read(m.path().join(format!("lib/s{i:02}.bin"))).unwrap(),
+            *d
+        );
+    }
+    assert!(m.unmount().status.success());
+}
+
+#[test]
 fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_download_ends() {
     let tb = TestBoard::start();
     let (big, big2) = (random_bytes(200_000, 22), random_bytes(200_000, 23));
@@ -285,6 +316,48 @@ fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_down
         "big2.bin is transferred: {status}"
     );
     assert_eq!(t.join().unwrap(), big);
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn tail_f_follows_a_file_that_a_running_program_appends_to() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/log.txt"), "line 0\n").unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // A data logger: a line a second, for as long as it runs.
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg(
+            "import time\nfor i in range(1, 120):\n f=open('/log.txt','a')\n \
+             f.write('line %d\\n' % i)\n f.close()\n time.sleep(1)",
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(20, "the program to run", || {
+        std::fs::read_to_string(tb.path("/log.txt")).is_ok_and(|t| t.contains("line 1"))
+    });
+    // Polling, as on any FUSE mount (inotify never hears of the board).
+    let mut tail = Command::new("tail")
+        .args(["---disable-inotify", "-f"])
+        .arg(m.path().join("log.txt"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = lines_until(&mut tail, "line 6", 30);
+    let _ = tail.kill();
+    let _ = tail.wait();
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    let seen = seen.expect("tail -f showed no line the running program wrote after it started");
+    let board = std::fs::read_to_string(tb.path("/log.txt")).unwrap();
+    assert!(
+        board.starts_with(&(seen.join("\n") + "\n")),
+        "{seen:?} of {board:?}"
+    );
     assert!(m.unmount().status.success());
 }
 

@@ -56,6 +56,16 @@ impl Measured {
     }
 }
 
+/// Bytes/s the board's side of the link carries, as far as this
+/// connection has shown it: the link's measured rate, else a text
+/// download's, else a GET's (a lower bound: a board may throttle it).
+pub fn from_board(m: &Measured) -> Option<f64> {
+    m.link_rate
+        .or(m.text_rate.map(|t| t / TEXT_YIELD))
+        .or(m.chunk_secs.map(|c| CHUNK / c.max(1e-6)))
+        .filter(|r| r.is_finite() && *r > 0.0)
+}
+
 /// Whether a GET this slow may be the link's doing: its rate, measured,
 /// tells (see [`choose`]).
 pub fn wants_link_rate(m: &Measured) -> bool {

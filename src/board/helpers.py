@@ -394,3 +394,53 @@ class _wrm:
         exec(s, d)
         s = None
         return d[n](*a)
+
+    # Bytes [start, start + len) of a file as base64 (`F`, lines, `.`),
+    # then `R <size> <mtime> <CRC-32 hex, or sha256 hex>`; or `E <errno>`.
+    # Fields: path, start, len. A helper, not a program: a peek at a
+    # file's first bytes is one short line to the board (a program of 800
+    # bytes took several raw-paste windows, each a round trip behind a
+    # download's chunks); on flash, as it is not called by every save.
+    # On flash (`_wrm.l`).
+    def rr(x):
+        import os, binascii
+
+        L = _wrm.a(x)
+        try:
+            s = os.stat(L[0])
+            f = open(L[0], "rb")
+        except OSError as e:
+            print("E", e.args[0])
+            return
+        C = getattr(binascii, "crc32", None)
+        d = None
+        if not C:
+            import hashlib
+
+            d = hashlib.sha256()
+        h = 0
+        n = int(L[2])
+        m = bytearray(_wrm.B // 4 * 3)
+        print("F")
+        try:
+            f.seek(int(L[1]))
+            while n > 0:
+                k = f.readinto(m)
+                if not k:
+                    break
+                v = memoryview(m)[: min(k, n)]
+                n -= len(v)
+                if C:
+                    h = C(v, h)
+                else:
+                    d.update(v)
+                print(binascii.b2a_base64(v).decode(), end="")
+        except OSError as e:
+            f.close()
+            print(".")
+            print("E", e.args[0])
+            return
+        f.close()
+        print(".")
+        print("R", s[6], s[8], binascii.hexlify(d.digest()).decode() if d else "%08x" % (h & 0xFFFFFFFF))
+        _wrm.c()

@@ -1117,6 +1117,12 @@ impl Board {
         Some(after as f64 / secs)
     }
 
+    /// Bytes/s the link carries from the board, once a transfer has shown
+    /// it (see [`channel::from_board`]).
+    pub fn download_rate(&self) -> Option<f64> {
+        channel::from_board(&self.downloads_mut().measured)
+    }
+
     /// Which channel large downloads take on this connection, and why.
     pub fn downloads(&self) -> String {
         let d = self.downloads_mut();

@@ -293,52 +293,6 @@ def inflater(a):
     print("I", k, gc.mem_free())
 
 
-# Bytes [start, start + count) of a file (fields: path, start, count) as
-# base64 (`F`, lines, `.`), then `R <size> <mtime> <hex>`: the file's size
-# and mtime now, and the CRC-32 of the bytes sent (SHA-256 on firmware
-# without crc32), so that a range is checked as a whole file is.
-def read_range(a):
-    import os, binascii
-
-    try:
-        s = os.stat(a[0])
-        f = open(a[0], "rb")
-    except OSError as e:
-        print("E", e.args[0])
-        return
-    C = getattr(binascii, "crc32", None)
-    d = None
-    if not C:
-        import hashlib
-
-        d = hashlib.sha256()
-    h = 0
-    n = int(a[2])
-    m = bytearray(384)
-    print("F")
-    try:
-        f.seek(int(a[1]))
-        while n > 0:
-            k = f.readinto(m)
-            if not k:
-                break
-            v = memoryview(m)[: min(k, n)]
-            n -= len(v)
-            if C:
-                h = C(v, h)
-            else:
-                d.update(v)
-            print(binascii.b2a_base64(v).decode(), end="")
-    except OSError as e:
-        f.close()
-        print(".")
-        print("E", e.args[0])
-        return
-    f.close()
-    print(".")
-    print("R", s[6], s[8], binascii.hexlify(d.digest()).decode() if d else "%08x" % (h & 0xFFFFFFFF))
-
-
 # A file through the text channel, for boards whose binary transfers are
 # throttled (board/stream.rs): `T <size> <pieces>`, then one base64 line
 # per piece of a[1] bytes (`-` for a piece that read nothing), the first

@@ -1,4 +1,4 @@
-//! Part of a file, read by a program on the text channel: a reader that
+//! Part of a file, read by a helper (`_wrm.rr`) on the text channel: a reader that
 //! peeks at a big file's first bytes (a file manager, an IDE, `head`) needs
 //! neither the whole file nor the binary channel, which may be busy with
 //! another file's transfer for many seconds.
@@ -21,13 +21,13 @@ impl Board {
     /// checked against the board's CRC-32 (or SHA-256) of what it sent.
     pub async fn read_range(&self, path: &str, start: u64, len: u64) -> Result<Range> {
         let len = len.min(RANGE_MAX);
-        let code = sn::program("read_range", &[path, &start.to_string(), &len.to_string()]);
-        let out = self.query(code).await?;
+        let code = sn::helper_call("rr", &[path, &start.to_string(), &len.to_string()]);
+        let out = self.with_helpers(code, Run::QUERY).await?;
         parse_range(&out, path, start, len)
     }
 }
 
-/// The answer of `read_range`: base64 lines between `F` and `.`, then
+/// The answer of `_wrm.rr`: base64 lines between `F` and `.`, then
 /// `R <size> <mtime> <check>` (or `E <errno>`).
 fn parse_range(out: &[u8], path: &str, start: u64, len: u64) -> Result<Range> {
     use base64::Engine;

@@ -15,11 +15,22 @@ const SMALL: u64 = 4096;
 /// printed by one program).
 const BATCH_FILES: usize = 64;
 const BATCH_BYTES: u64 = 48 * 1024;
+/// A batch holds what the link moves in this long: the reader that asked
+/// waits for the whole batch (48 KB took 2.1-2.65 s at 20 KB/s).
+const BATCH_SECS: f64 = 0.2;
+/// The link's rate until a transfer has measured it: an ESP32's, the
+/// slowest common one (a faster link then gets smaller batches, each
+/// quick).
+const RATE_UNMEASURED: f64 = 20_000.0;
+/// File bytes per byte of a batch's answer (base64, line ends).
+const BATCH_YIELD: f64 = 0.74;
 /// Files bigger than this are read by ranges until a reader goes on
 /// reading them from start to end.
 const PEEK_FILE: u64 = 16 * 1024;
 /// A range read: the range asked for, widened to whole blocks of this...
 const PEEK_BLOCK: usize = 1024;
+/// ...or, for a read shorter than a block, to whole pieces of this...
+const PEEK_ALIGN: usize = 256;
 /// ...and at most this much (a reader that asked for more is handed what
 /// came: its reads are short).
 const PEEK_MAX: usize = 8192;
@@ -238,12 +249,13 @@ impl Core {
                 .map(|p| p.children.values().copied().collect())
                 .unwrap_or_default();
             let mut bytes = node(st, ino)?.size;
+            let most = batch_bytes(self.board.download_rate());
             for i in siblings {
                 if batch.len() >= BATCH_FILES || i == ino || !small(st, i) {
                     continue;
                 }
                 let size = node(st, i)?.size;
-                if bytes + size > BATCH_BYTES {
+                if bytes + size > most {
                     continue;
                 }
                 bytes += size;
@@ -302,6 +314,14 @@ impl Core {
     }
 }
 
+/// The bytes of small files one batch brings, for a link of `rate`
+/// bytes/s from the board (None: not measured yet).
+fn batch_bytes(rate: Option<f64>) -> u64 {
+    let rate = rate.unwrap_or(RATE_UNMEASURED);
+    // The file asked for goes whatever its size.
+    ((rate * BATCH_SECS * BATCH_YIELD) as u64).min(BATCH_BYTES)
+}
+
 /// A read of a big file the mount does not hold, by a reader that has not
 /// gone on reading it in order: answered from ranges read before, or by
 /// reading the range (not the whole file: `head -c 100`, a file manager's
@@ -341,10 +361,13 @@ fn peek(
     // beside a download the range's answer shares the board's side of the
     // link (each KB of it, in base64, about 0.07 s at 20 KB/s and more
     // beside a download).
+    // A short read (`head -c 100`) gets what it asked for, not a whole
+    // block: each KB less is as much sooner.
     let to = enough
+        .max(end.min(from + PEEK_BLOCK))
         .max(from + 1)
-        .div_ceil(PEEK_BLOCK)
-        .saturating_mul(PEEK_BLOCK)
+        .div_ceil(PEEK_ALIGN)
+        .saturating_mul(PEEK_ALIGN)
         .min(from + PEEK_MAX)
         .min(size);
     Ok(Some(Found::Peek {
@@ -526,5 +549,25 @@ fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: O
             let len = l.data.len();
             let _ = l.tx.send((len, true));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_small_files_is_what_the_link_moves_in_a_fifth_of_a_second() {
+        // Its answer (base64) on the wire, in seconds.
+        let secs = |bytes: u64, rate: f64| bytes as f64 / BATCH_YIELD / rate;
+        for rate in [12_000.0, 20_000.0, 50_000.0] {
+            let b = batch_bytes(Some(rate));
+            assert!(secs(b, rate) <= BATCH_SECS + 0.01, "{rate}: {b}");
+            assert!(secs(b, rate) >= BATCH_SECS / 2.0, "{rate}: {b}");
+        }
+        assert!(secs(batch_bytes(None), 20_000.0) <= BATCH_SECS + 0.01);
+        // A fast link takes the largest batch a program prints.
+        assert_eq!(batch_bytes(Some(10e6)), BATCH_BYTES);
+        assert_eq!(batch_bytes(Some(f64::MAX)), BATCH_BYTES);
     }
 }

@@ -11,6 +11,7 @@ pub mod attrs;
 mod batch;
 pub mod contents;
 mod files;
+mod follow;
 mod held;
 pub mod identity;
 pub mod journal;
@@ -82,6 +83,16 @@ pub enum Notice {
     /// Answered once the notices before it are applied.
     Barrier(tokio::sync::oneshot::Sender<()>),
 }
+
+/// The board's space before it could be asked.
+const UNKNOWN_SPACE: StatVfs = StatVfs {
+    bsize: 4096,
+    frsize: 4096,
+    blocks: 0,
+    bfree: 0,
+    bavail: 0,
+    namemax: 255,
+};
 
 /// Pauses between retries of a file that did not reach the board.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -179,6 +190,8 @@ struct State {
     waiters: HashMap<Ino, Vec<Waiter>>,
     /// Why a dirty file is not on the board yet, for `status`.
     unsent: HashMap<Ino, String>,
+    /// When each file open for reading was last compared with the board's.
+    followed: HashMap<Ino, Instant>,
 }
 
 impl Core {
@@ -248,6 +261,7 @@ impl Core {
             sent: HashMap::new(),
             waiters: HashMap::new(),
             unsent: HashMap::new(),
+            followed: HashMap::new(),
         };
         Ok(Core {
             board,
@@ -384,6 +398,7 @@ impl Core {
 
     pub async fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.validate().await;
+        self.follow(ino).await;
         let st = self.lock();
         self.attr(&st, ino)
     }
@@ -409,12 +424,22 @@ impl Core {
     }
 
     pub async fn statfs(&self) -> Result<StatVfs> {
-        if let Some((t, v)) = self.lock().statvfs
+        let last = self.lock().statvfs;
+        if let Some((t, v)) = last
             && t.elapsed() < Duration::from_secs(5)
         {
             return Ok(v);
         }
-        let v = self.board.statvfs("/").await?;
+        let v = match self.board.impatient().statvfs("/").await {
+            Ok(v) => v,
+            // A person's program holds the REPL: the last figures (none
+            // known: nothing free), not a wait for its end (`tail -f`
+            // asks before it follows a file).
+            Err(Error::Running(_)) => {
+                return Ok(last.map_or(UNKNOWN_SPACE, |(_, v)| v));
+            }
+            Err(e) => return Err(e),
+        };
         self.lock().statvfs = Some((Instant::now(), v));
         Ok(v)
     }

@@ -708,6 +708,36 @@ fn a_persons_program_is_stopped_when_its_caller_gives_up() {
 }
 
 #[test]
+fn beside_a_persons_exec_what_may_not_wait_fails_at_once_and_the_rest_waits() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    let exec = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"#sleep 30000".to_vec(),
+            bounded: false,
+            idempotent: false,
+            user: true,
+            patience: Duration::from_secs(10),
+        },
+    );
+    p.run_for(Duration::from_secs(1));
+    let hasty = p.core.submit(p.now, hasty("print(3)"));
+    let patient = p.core.submit(p.now, program("print(4)"));
+    let r = p.wait(hasty, Duration::from_secs(2));
+    assert!(matches!(r, Err(Error::Running(_))), "{r:?}");
+    assert!(!p.done.contains_key(&exec) && !p.done.contains_key(&patient));
+    assert!(
+        !p.board.typed.contains(&0x03),
+        "the person's program was interrupted"
+    );
+    match p.wait(patient, Duration::from_secs(40)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"4\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(p.done.contains_key(&exec));
+}
+
+#[test]
 fn a_soft_reset_waits_for_transfers_and_ends_the_link() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     let put = p.core.submit(

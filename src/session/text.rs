@@ -689,6 +689,7 @@ impl TextLane {
                 if job.user {
                     // The rest of a paste into the person's program.
                     self.send_held(now, out);
+                    self.refuse_impatient(out);
                 }
                 self.poll_program(now, out)
             }
@@ -806,6 +807,23 @@ impl TextLane {
             }
         }
         Ok(())
+    }
+
+    /// A person's program started by `exec` holds the REPL: what may not
+    /// wait for it fails now, as beside one started at the terminal (a
+    /// check of the snapshot waited out a whole data logger's run).
+    fn refuse_impatient(&mut self, out: &mut Out) {
+        if !self.queue.iter().any(|q| q.patience.is_zero()) {
+            return;
+        }
+        let (refused, kept) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition::<VecDeque<_>, _>(|q| q.patience.is_zero());
+        self.queue = kept;
+        for q in refused {
+            let why = "the board is running a person's program (exec)";
+            out.done(q.op, Err(Error::Running(why.to_string())));
+        }
     }
 
     fn start(&mut self, now: Instant, job: QueuedProgram, out: &mut Out) {

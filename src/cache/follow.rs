@@ -1,0 +1,106 @@
+//! A file that a person's program writes while it runs (a data logger
+//! appending a line a second), followed by its readers: `tail -f` asks for
+//! the file's attributes every second. The snapshot cannot be checked then
+//! (the REPL is the program's), but a binary GET works beside the program,
+//! so a file open for reading, held here and small, is fetched again, at
+//! most once a second, once it has been open a second. With the REPL
+//! free, the board's stat tells whether it changed; a changed file is then
+//! read again as any uncached file is.
+
+use super::*;
+use crate::board::Stat;
+use tracing::debug;
+
+/// Files up to this are fetched whole again beside a running program
+/// (about 3 s at 20 KB/s); a bigger one waits for the program's end.
+const FOLLOW_MAX: u64 = 64 * 1024;
+/// The least time between two looks at one file.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+impl Core {
+    /// Brings `ino` up to date with the board if a reader holds it open
+    /// and the board may have changed it.
+    pub(super) async fn follow(&self, ino: Ino) {
+        let (path, size, mtime) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            // Closed files are forgotten here.
+            st.followed.retain(|i, _| st.contents.is_open(*i));
+            let Some(n) = st.tree.get(ino) else { return };
+            let held = n.kind == EntryKind::File
+                && n.on_board
+                && !n.local_only
+                && st.contents.is_open(ino)
+                && st.contents.has(ino)
+                && !st.contents.is_dirty(ino)
+                && !st.loads.contains_key(&ino)
+                && !st.uploading.contains_key(&ino);
+            // A reader that opens, reads and closes (`cat`, an editor
+            // loading) asks once: only one still there a second later is
+            // following the file.
+            match st.followed.get(&ino) {
+                _ if !held => return,
+                None => {
+                    st.followed.insert(ino, Instant::now());
+                    return;
+                }
+                Some(t) if t.elapsed() < FOLLOW_EVERY => return,
+                Some(_) => {}
+            }
+            let (size, mtime) = (n.size, n.board_mtime);
+            st.followed.insert(ino, Instant::now());
+            (st.tree.path(ino), size, mtime)
+        };
+        if !*self.board.session().link_state().borrow() {
+            return;
+        }
+        match self.board.impatient().stat(&path).await {
+            Ok(Some(s)) if (s.size, s.mtime) != (size, mtime) => {
+                let mut st = self.lock();
+                if st.contents.is_dirty(ino) || st.loads.contains_key(&ino) {
+                    return;
+                }
+                if let Some(n) = st.tree.get_mut(ino) {
+                    (n.size, n.board_mtime) = (s.size, s.mtime);
+                }
+                debug!("{path}: {} B on the board now: read again", s.size);
+                st.contents.forget(ino);
+                self.changed(&st, ino);
+            }
+            Err(Error::Running(_)) if size <= FOLLOW_MAX => {
+                self.fetch_again(ino, &path, size, mtime).await
+            }
+            Ok(_) => {}
+            Err(e) => debug!("{path}: not followed ({e})"),
+        }
+    }
+
+    /// `follow` beside a person's program: the file by GET. The board's
+    /// mtime is not known until the program ends (the snapshot's check
+    /// then reads the file again once).
+    async fn fetch_again(&self, ino: Ino, path: &str, size: u64, mtime: i64) {
+        let stat = Stat {
+            kind: EntryKind::File,
+            size,
+            mtime,
+        };
+        let data = match self.board.get_sized(path, stat).await {
+            Ok(d) => d,
+            Err(e) => {
+                debug!("{path}: not fetched again beside the running program ({e})");
+                return;
+            }
+        };
+        let mut st = self.lock();
+        let same = st.contents.get(ino).is_some_and(|d| *d == data);
+        if same || st.contents.is_dirty(ino) || st.loads.contains_key(&ino) {
+            return;
+        }
+        debug!("{path}: {} B by GET beside the running program", data.len());
+        if let Some(n) = st.tree.get_mut(ino) {
+            n.size = data.len() as u64;
+        }
+        st.contents.insert_clean(ino, data);
+        self.changed(&st, ino);
+    }
+}
