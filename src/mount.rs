@@ -689,6 +689,9 @@ impl Daemon {
                 ));
             }
         }
+        if let Some(why) = self.core.held() {
+            out.push_str(&format!("{}\n", crate::board::shown(&why)));
+        }
         for p in self.core.dirty_paths() {
             out.push_str(&format!("dirty: {}\n", crate::board::shown(&p)));
         }

@@ -101,6 +101,8 @@ pub struct Board {
     /// Text downloads under way, for `status` (the session sees only
     /// programs).
     text_moves: Arc<Mutex<Vec<TextMove>>>,
+    /// Uploads finish only on this link of the session (see [`Board::on_link`]).
+    link: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -308,6 +310,25 @@ impl Board {
             packing: Arc::default(),
             downloads: Arc::default(),
             text_moves: Arc::default(),
+            link: None,
+        }
+    }
+
+    /// The same board whose uploads finish only on the session's link
+    /// `link`: a new link may reach another board at the same address,
+    /// which must not get what was meant for this one (an upload queued
+    /// while the link was down would otherwise go to it).
+    pub fn on_link(&self, link: u64) -> Board {
+        let mut b = self.clone();
+        b.link = Some(link);
+        b
+    }
+
+    /// Err if the session's link is no longer the one uploads are tied to.
+    fn same_link(&self) -> Result<()> {
+        match self.link {
+            Some(l) if l != self.session.generation() => Err(Error::LinkLost(Lost::Resync)),
+            _ => Ok(()),
         }
     }
 

@@ -202,7 +202,12 @@ impl Core {
                 }
             }
             if !taken.is_empty() {
-                self.rebase(&mut taken).await;
+                // Another board may answer at this address since the last
+                // link: nothing of this mount's goes to it.
+                let held = self.guard.check(&self.board).await.err();
+                if held.is_none() {
+                    self.rebase(&mut taken).await;
+                }
                 let ups = taken
                     .iter_mut()
                     .map(|t| {
@@ -216,7 +221,14 @@ impl Core {
                     })
                     .collect();
                 let started = Instant::now();
-                let results = match self.board.put_many(ups, parents).await {
+                // Tied to the link just checked: a reconnect meanwhile
+                // fails the upload before it lands, and the next try checks.
+                let link = self.board.session().generation();
+                let sent = match held {
+                    Some(e) => Err(e),
+                    None => self.board.on_link(link).put_many(ups, parents).await,
+                };
+                let results = match sent {
                     Ok(r) => r,
                     Err(e) => taken.iter().map(|_| Err(e.clone())).collect(),
                 };

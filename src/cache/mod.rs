@@ -104,6 +104,8 @@ pub struct Core {
     /// Wakes the batcher; set once it runs (closes are queued only then).
     batch_wake: tokio::sync::Notify,
     batcher_on: std::sync::atomic::AtomicBool,
+    /// Each new link's board is checked before anything is written to it.
+    guard: identity::Guard,
 }
 
 /// A board file under a local-only name: its size and mtime, and its bytes
@@ -189,13 +191,16 @@ impl Core {
         // asks whether to stop it), not waited for.
         let first = board.impatient();
         let epoch = first.epoch_offset().await?;
-        let conflicts = match &opts.journal {
+        let (conflicts, guard) = match &opts.journal {
             Some(dir) => {
+                let link = board.session().generation();
                 let id = identity::board_id(&first).await;
+                let seen = (board.session().generation() == link).then_some(link);
                 identity::claim(dir, id.as_deref(), opts.adopt_journal);
-                journal::recover(&board, &journal::Journal::new(dir.clone())).await
+                let conflicts = journal::recover(&board, &journal::Journal::new(dir.clone())).await;
+                (conflicts, identity::Guard::new(id, seen))
             }
-            None => Vec::new(),
+            None => (Vec::new(), identity::Guard::new(None, None)),
         };
         let started = Instant::now();
         let entries = first.list("/", true).await?;
@@ -259,6 +264,7 @@ impl Core {
             notices: std::sync::OnceLock::new(),
             batch_wake: tokio::sync::Notify::new(),
             batcher_on: std::sync::atomic::AtomicBool::new(false),
+            guard,
         })
     }
 
@@ -450,6 +456,12 @@ impl Core {
             .collect();
         v.sort();
         v
+    }
+
+    /// Why nothing is written to the board on the link (it is not the
+    /// mount's board), if so.
+    pub fn held(&self) -> Option<String> {
+        self.guard.held()
     }
 
     /// Conflicts met so far: the board's copy changed under an edit.
