@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LinkEmu, TestBoard, sh, wm};
+use common::{LinkEmu, Mount, TestBoard, sh, wm, write_and_close};
 use std::process::Output;
 use webrepl_mount::board::{Base, Board, Transfer};
 use webrepl_mount::session::Session;
@@ -426,4 +426,30 @@ fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
         std::fs::read(tb.path("/c2.py")).unwrap(),
         std::fs::read(&file).unwrap()
     );
+}
+
+#[test]
+fn an_edit_sent_as_a_delta_lands_on_a_nearly_full_flash() {
+    let tb = TestBoard::with_flash_kb(64);
+    let old = source(2_000, 5);
+    std::fs::write(tb.path("/c1.py"), &old).unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
+    let file = m.path().join("c1.py");
+    // Read through the mount: it holds the board's copy, so the edit goes
+    // as a delta.
+    assert_eq!(std::fs::read(&file).unwrap(), old);
+    // One page free: the delta takes it, and building the file from it
+    // needs another; the file can still go whole once the delta is gone.
+    let filler = free_on(&tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    let mut new = old.clone();
+    new[..5].copy_from_slice(b"# Y\n#");
+    write_and_close(&file, &new).unwrap();
+    assert_eq!(std::fs::read(tb.path("/c1.py")).unwrap(), new);
+    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".wrm-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
