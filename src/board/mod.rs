@@ -604,16 +604,23 @@ impl Board {
         // is a str, in the tool and in our board code): skipped, with one
         // warning per directory.
         let mut warned: HashSet<String> = HashSet::new();
-        let mut not_utf8 = |found: &mut Listing, p: &[u8]| {
-            let dir = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
-            let dir = shown_bytes(&p[..dir]);
+        // `name`: None when the board could not give it (`U <hex dir>`).
+        let mut not_utf8 = |found: &mut Listing, p: &[u8], name: Option<&[u8]>| {
+            let dir = shown_bytes(p.strip_suffix(b"/").unwrap_or(p));
             let dir = if dir.is_empty() { "/".to_string() } else { dir };
             if warned.insert(dir.clone()) {
                 warn!("skipped names in {dir} on the board that are not UTF-8");
             }
-            found.skipped.push(shown_bytes(p));
+            found.skipped.push(match name {
+                Some(n) => shown_bytes(&[p, n].concat()),
+                None => format!("a name in {dir}"),
+            });
         };
         for l in sn::lines(&out) {
+            if let Some(d) = l.strip_prefix("U ").and_then(sn::unhex_bytes) {
+                not_utf8(&mut found, &d, None);
+                continue;
+            }
             match Answer::parse(l) {
                 Answer::Entry {
                     dir: is_dir,
@@ -627,7 +634,9 @@ impl Board {
                     let p = match String::from_utf8(p) {
                         Ok(p) => p,
                         Err(e) => {
-                            not_utf8(&mut found, e.as_bytes());
+                            let p = e.as_bytes();
+                            let cut = p.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+                            not_utf8(&mut found, &p[..cut], Some(&p[cut..]));
                             continue;
                         }
                     };

@@ -48,7 +48,17 @@ def walk(a):
         except OSError as e:
             print("E", e.args[0], H(d))
             continue
-        for e in it:
+        while 1:
+            # The root's listing comes as str whatever was asked (the VFS
+            # names it "/"): a name that is not UTF-8 raises there, once,
+            # and the listing goes on; `U` says one was skipped.
+            try:
+                e = next(it)
+            except StopIteration:
+                break
+            except UnicodeError:
+                print("U", H(d))
+                continue
             p = d.rstrip(b"/") + b"/" + e[0]
             try:
                 s = os.stat(p)
