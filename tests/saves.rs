@@ -331,6 +331,46 @@ fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
     assert!(m.unmount().status.success());
 }
 
+#[test]
+fn a_daemon_mount_tells_its_user_of_a_journal_set_aside() {
+    let mut tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let board = format!("127.0.0.1:{}", emu.port);
+    let mut m = Mount::start(&tb, &board, &[]);
+    let id_a = std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap();
+    let id_a = id_a.trim().to_string();
+    emu.command("refuse on");
+    emu.command("cut");
+    write_and_close(&m.path().join("for_a.py"), b"only for A\n").unwrap();
+    // SAFETY: the daemon this test started.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    m.wait();
+    gone(&mut m);
+    let _flash_a = tb.swap_board(tempfile::tempdir().unwrap());
+    emu.command("refuse off");
+    // A daemon's stderr is its log: the user hears of it before it goes.
+    let out = m
+        .cmd()
+        .arg("--daemon")
+        .arg(&board)
+        .arg(m.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("belong to board {id_a}")) && err.contains("--adopt-journal"),
+        "{err}"
+    );
+    let status = m.status();
+    assert!(
+        status.contains("set aside: ") && status.contains(&format!("belong to board {id_a}")),
+        "{status}"
+    );
+    assert!(!tb.path("/for_a.py").exists(), "board B got board A's file");
+    assert!(m.unmount().status.success());
+}
+
 /// A change written for board A, then board `flash_b` at A's address:
 /// B never gets it; A does when it is back.
 fn unsent_changes_stay_with_their_board(flash_b: tempfile::TempDir) {

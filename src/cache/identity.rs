@@ -71,30 +71,32 @@ fn parked(dir: &Path, id: &str) -> PathBuf {
 /// journal written for another board at this address is moved aside, with
 /// word of it, and never sent here; this board's own, kept aside by an
 /// earlier mount, comes back. `adopt`: send another board's journal to
-/// this one after all.
-pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
+/// this one after all. Returns what a journal set aside says (for a
+/// daemon's user, whose stderr is the log).
+pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) -> Vec<String> {
+    let mut said = Vec::new();
     let j = Journal::new(dir.to_path_buf());
     let theirs = j.board_id().filter(|_| !j.entries().is_empty() && !adopt);
     let Some(id) = id else {
         // A board whose id cannot be read may be any board: what was
         // written for a known one waits for it.
         if let Some(theirs) = theirs {
-            set_aside(
+            said.extend(set_aside(
                 dir,
                 &j,
                 &theirs,
                 "the board at this address cannot tell its id",
-            );
+            ));
         }
-        return;
+        return said;
     };
     if let Some(theirs) = theirs.filter(|t| t != id) {
-        set_aside(
+        said.extend(set_aside(
             dir,
             &j,
             &theirs,
             &format!("the board at this address is board {id}"),
-        );
+        ));
     }
     let mine = parked(dir, id);
     if mine.is_dir() && Journal::new(dir.to_path_buf()).entries().is_empty() {
@@ -109,15 +111,16 @@ pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
     if let Err(e) = Journal::new(dir.to_path_buf()).set_board_id(id) {
         warn!("journal: cannot note the board's id: {e}");
     }
+    said
 }
 
 /// Moves board `theirs`'s journal aside, saying why it is not sent here.
-fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) {
+fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) -> Option<String> {
     let aside = parked(dir, theirs);
     let n = j.entries().len();
     if std::fs::rename(dir, &aside).is_err() {
         warn!("cannot move aside the journal of board {theirs}");
-        return;
+        return None;
     }
     let msg = format!(
         "{n} unsent change(s) in the journal belong to board {theirs}, but {why}: not sending them here. They are kept in {} and sent when board {theirs} is mounted again (--adopt-journal sends them to this board instead; removing that directory discards them)",
@@ -125,6 +128,7 @@ fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) {
     );
     eprintln!("webrepl-mount: {msg}");
     warn!("{msg}");
+    Some(msg)
 }
 
 /// --adopt-journal: every journal kept aside for this address joins this

@@ -106,6 +106,8 @@ pub struct Core {
     batcher_on: std::sync::atomic::AtomicBool,
     /// Each new link's board is checked before anything is written to it.
     guard: identity::Guard,
+    /// Journals of other boards set aside when mounting: what was said.
+    aside: Vec<String>,
 }
 
 /// A board file under a local-only name: its size and mtime, and its bytes
@@ -191,16 +193,16 @@ impl Core {
         // asks whether to stop it), not waited for.
         let first = board.impatient();
         let epoch = first.epoch_offset().await?;
-        let (conflicts, guard) = match &opts.journal {
+        let (conflicts, guard, aside) = match &opts.journal {
             Some(dir) => {
                 let link = board.session().generation();
                 let id = identity::board_id(&first).await;
                 let seen = (board.session().generation() == link).then_some(link);
-                identity::claim(dir, id.as_deref(), opts.adopt_journal);
+                let aside = identity::claim(dir, id.as_deref(), opts.adopt_journal);
                 let conflicts = journal::recover(&board, &journal::Journal::new(dir.clone())).await;
-                (conflicts, identity::Guard::new(id, seen))
+                (conflicts, identity::Guard::new(id, seen), aside)
             }
-            None => (Vec::new(), identity::Guard::new(None, None)),
+            None => (Vec::new(), identity::Guard::new(None, None), Vec::new()),
         };
         let started = Instant::now();
         let entries = first.list("/", true).await?;
@@ -265,6 +267,7 @@ impl Core {
             batch_wake: tokio::sync::Notify::new(),
             batcher_on: std::sync::atomic::AtomicBool::new(false),
             guard,
+            aside,
         })
     }
 
@@ -462,6 +465,11 @@ impl Core {
     /// mount's board), if so.
     pub fn held(&self) -> Option<String> {
         self.guard.held()
+    }
+
+    /// What was said of journals set aside for other boards at mount.
+    pub fn set_aside(&self) -> &[String] {
+        &self.aside
     }
 
     /// Conflicts met so far: the board's copy changed under an edit.
