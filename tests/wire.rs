@@ -453,3 +453,31 @@ fn an_edit_sent_as_a_delta_lands_on_a_nearly_full_flash() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
+    let tb = TestBoard::with_flash_kb(64);
+    let local = tempfile::tempdir().unwrap();
+    // The helpers' file first, so that the filler leaves what we measure.
+    let tiny = local.path().join("t.txt");
+    std::fs::write(&tiny, "t").unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            tiny.to_str().unwrap(),
+            &format!("{}:/t.txt", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let filler = free_on(&tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
+    assert!(!tb.path("/.webrepl-mount-id").exists());
+    assert!(m.log().contains("no id written"), "{}", m.log());
+    // The last page is the person's: a small save lands.
+    let new = source(2_000, 7);
+    write_and_close(&m.path().join("s.py"), &new).unwrap();
+    assert_eq!(std::fs::read(tb.path("/s.py")).unwrap(), new);
+    assert!(m.unmount().status.success());
+}

@@ -12,6 +12,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{info, warn};
 
+/// Free blocks the flash must have for the marker to be written (one for
+/// it, the rest left for the person's files).
+const ROOM_FOR_ID: u64 = 4;
+
 /// The marker file, at the board's root.
 pub const MARKER: &str = ".webrepl-mount-id";
 
@@ -41,6 +45,24 @@ pub async fn board_id(board: &Board) -> Option<String> {
         Err(Error::NotFound(_)) => {}
         Err(e) => {
             warn!("cannot read the board's id ({e}); the journal follows its address");
+            return None;
+        }
+    }
+    // The marker takes a block of the flash: never one of the last few,
+    // which the person's next save needs more.
+    match board.statvfs("/").await {
+        Ok(v) if v.bavail < ROOM_FOR_ID => {
+            let msg = format!(
+                "the board's flash is nearly full ({} B free): no id written to {path}; its unsent changes follow its address until a mount can write one",
+                v.bavail * v.frsize.max(1)
+            );
+            eprintln!("webrepl-mount: {msg}");
+            warn!("{msg}");
+            return None;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!("cannot tell the board's free space ({e}); the journal follows its address");
             return None;
         }
     }
