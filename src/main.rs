@@ -166,7 +166,13 @@ fn daemonize(cli: &mut Cli) -> Option<Ready> {
                 libc::close(fds[1]);
                 let mut answer = String::new();
                 let _ = std::fs::File::from_raw_fd(fds[0]).read_to_string(&mut answer);
-                match answer.lines().next() {
+                // What the daemon has to tell its user before it is ready
+                // (a journal set aside): its stderr is the log.
+                let mut lines = answer.lines().peekable();
+                while let Some(note) = lines.next_if(|l| l.starts_with("note ")) {
+                    eprintln!("webrepl-mount: {}", &note[5..]);
+                }
+                match lines.next() {
                     Some("ok") => std::process::exit(0),
                     Some(line) => {
                         let (code, msg) = line.split_once(' ').unwrap_or(("1", line));

@@ -50,7 +50,12 @@ impl Ready {
         Ready { pipe, code }
     }
 
-    fn ok(mut self) {
+    /// Ready; `notes` first, for the parent to say (a daemon's stderr is
+    /// its log).
+    fn ok(mut self, notes: &[String]) {
+        for n in notes {
+            let _ = writeln!(self.pipe, "note {}", n.replace('\n', " "));
+        }
         let _ = self.pipe.write_all(b"ok\n");
     }
 
@@ -63,7 +68,7 @@ pub async fn run(o: MountOptions, ready: Option<Ready>) -> Result<()> {
     match mount(&o).await {
         Ok(mounted) => {
             if let Some(r) = ready {
-                r.ok();
+                r.ok(mounted.core.set_aside());
             }
             serve(o, mounted).await
         }
@@ -696,6 +701,12 @@ impl Daemon {
                     d.as_secs_f64()
                 ));
             }
+        }
+        for note in self.core.set_aside() {
+            out.push_str(&format!("set aside: {}\n", crate::board::shown(note)));
+        }
+        if let Some(why) = self.core.held() {
+            out.push_str(&format!("{}\n", crate::board::shown(&why)));
         }
         for p in self.core.dirty_paths() {
             out.push_str(&format!("dirty: {}\n", crate::board::shown(&p)));

@@ -844,6 +844,69 @@ fn names_that_are_not_utf8_are_skipped_with_a_warning_by_ls_cp_and_the_mount() {
     assert!(m.unmount().status.success());
 }
 
+#[test]
+fn a_quoted_pattern_skips_names_that_are_not_utf8_at_the_root() {
+    use std::os::unix::ffi::OsStrExt;
+    let tb = common::TestBoard::start();
+    // The root's listing is str on MicroPython whatever is asked: such a
+    // name raises there.
+    std::fs::write(
+        tb.path("/").join(std::ffi::OsStr::from_bytes(b"g\xff.py")),
+        b"x",
+    )
+    .unwrap();
+    std::fs::write(tb.path("/go.py"), b"print(1)\n").unwrap();
+    std::fs::write(tb.path("/gone.py"), b"print(2)\n").unwrap();
+    let board = format!("127.0.0.1:{}", tb.port);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run(&["sha256sum", &format!("{board}:/go*")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !err.contains("Traceback") && !err.contains("UnicodeError"),
+        "{err}"
+    );
+    assert_eq!(err.matches("not UTF-8").count(), 1, "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(":/go.py") && out.contains(":/gone.py"),
+        "{out}"
+    );
+
+    let o = run(&["rm", &format!("{board}:/g*")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("Traceback") && !err.contains("UnicodeError"),
+        "{err}"
+    );
+    assert!(
+        !tb.path("/go.py").exists() && !tb.path("/gone.py").exists(),
+        "{err}"
+    );
+    assert!(
+        tb.path("/")
+            .join(std::ffi::OsStr::from_bytes(b"g\xff.py"))
+            .exists(),
+        "a name the tool cannot hold is never touched"
+    );
+    // The mount reads the whole tree from the root the same way.
+    let mut m = common::Mount::start(&tb, &board, &[]);
+    let names: Vec<_> = std::fs::read_dir(m.path())
+        .expect("the root reads through the mount")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert!(m.log().contains("not UTF-8"), "{}", m.log());
+    assert!(m.unmount().status.success());
+}
+
 /// Runs the tool, returning its output and its peak resident memory in
 /// KB (VmHWM, read until it ends).
 fn wm_peak_rss(args: &[&str], password: &str) -> (std::process::Output, u64) {

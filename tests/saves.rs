@@ -253,6 +253,124 @@ fn unsent_changes_never_reach_a_board_whose_id_cannot_be_read() {
     unsent_changes_stay_with_their_board(flash);
 }
 
+#[test]
+fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
+    let mut tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), b"print('A')\n").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let id_a = std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap();
+    let id_a = id_a.trim().to_string();
+    // Changes that do not reach board A before its link goes.
+    emu.command("refuse on");
+    emu.command("cut");
+    write_and_close(&m.path().join("for_a.py"), b"only for A\n").unwrap();
+    write_and_close(&m.path().join("main.py"), b"print('A, edited')\n").unwrap();
+    // Board B, mounted elsewhere before, answers at the same address; the
+    // mount reconnects by itself to send them.
+    let flash_b = tempfile::tempdir().unwrap();
+    std::fs::write(flash_b.path().join("main.py"), b"print('B')\n").unwrap();
+    std::fs::write(
+        flash_b.path().join(".webrepl-mount-id"),
+        b"00000000000000bb\n",
+    )
+    .unwrap();
+    let flash_a = tb.swap_board(flash_b);
+    emu.command("refuse off");
+    let status = m.status_until(60, |s| s.contains("held:"));
+    assert!(
+        status.contains("board 00000000000000bb") && status.contains(&id_a),
+        "{status}"
+    );
+    assert!(status.contains("unsent: /for_a.py"), "{status}");
+    // Retries and a forced sync write nothing to B.
+    let _ = Command::new("sync")
+        .arg(m.path().join("for_a.py"))
+        .status()
+        .unwrap();
+    let status = m.status();
+    assert!(status.contains("held:"), "{status}");
+    assert!(!tb.path("/for_a.py").exists(), "board B got board A's file");
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"print('B')\n");
+    let names: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // Only the tool's own hidden files may be new there (its helpers; the
+    // part file of an upload that was on the wire when the link changed).
+    assert!(
+        names.iter().all(|n| n == "main.py" || n.starts_with(".w")),
+        "{names:?}"
+    );
+    // What the mount holds stays readable.
+    assert_eq!(
+        std::fs::read(m.path().join("for_a.py")).unwrap(),
+        b"only for A\n"
+    );
+    assert!(
+        m.log()
+            .contains("held: the board at this address is board 00000000000000bb")
+    );
+    // Board A back: its changes go.
+    tb.swap_board(flash_a);
+    let _ = Command::new("sync")
+        .arg(m.path().join("for_a.py"))
+        .arg(m.path().join("main.py"))
+        .status()
+        .unwrap();
+    let mut m = m;
+    m.status_until(60, |s| !s.contains("held:") && !s.contains("dirty:"));
+    assert_eq!(
+        std::fs::read(tb.path("/for_a.py")).unwrap(),
+        b"only for A\n"
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/main.py")).unwrap(),
+        b"print('A, edited')\n"
+    );
+    assert!(m.unmount().status.success());
+}
+
+#[test]
+fn a_daemon_mount_tells_its_user_of_a_journal_set_aside() {
+    let mut tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let board = format!("127.0.0.1:{}", emu.port);
+    let mut m = Mount::start(&tb, &board, &[]);
+    let id_a = std::fs::read_to_string(tb.path("/.webrepl-mount-id")).unwrap();
+    let id_a = id_a.trim().to_string();
+    emu.command("refuse on");
+    emu.command("cut");
+    write_and_close(&m.path().join("for_a.py"), b"only for A\n").unwrap();
+    // SAFETY: the daemon this test started.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    m.wait();
+    gone(&mut m);
+    let _flash_a = tb.swap_board(tempfile::tempdir().unwrap());
+    emu.command("refuse off");
+    // A daemon's stderr is its log: the user hears of it before it goes.
+    let out = m
+        .cmd()
+        .arg("--daemon")
+        .arg(&board)
+        .arg(m.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("belong to board {id_a}")) && err.contains("--adopt-journal"),
+        "{err}"
+    );
+    let status = m.status();
+    assert!(
+        status.contains("set aside: ") && status.contains(&format!("belong to board {id_a}")),
+        "{status}"
+    );
+    assert!(!tb.path("/for_a.py").exists(), "board B got board A's file");
+    assert!(m.unmount().status.success());
+}
+
 /// A change written for board A, then board `flash_b` at A's address:
 /// B never gets it; A does when it is back.
 fn unsent_changes_stay_with_their_board(flash_b: tempfile::TempDir) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LinkEmu, TestBoard, sh, wm};
+use common::{LinkEmu, Mount, TestBoard, sh, wm, write_and_close};
 use std::process::Output;
 use webrepl_mount::board::{Base, Board, Transfer};
 use webrepl_mount::session::Session;
@@ -579,4 +579,58 @@ async fn the_tree_listing_sends_each_name_once() {
         "{got_bytes} B for {} entries",
         list.len()
     );
+}
+
+#[test]
+fn an_edit_sent_as_a_delta_lands_on_a_nearly_full_flash() {
+    let tb = TestBoard::with_flash_kb(64);
+    let old = source(2_000, 5);
+    std::fs::write(tb.path("/c1.py"), &old).unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
+    let file = m.path().join("c1.py");
+    // Read through the mount: it holds the board's copy, so the edit goes
+    // as a delta.
+    assert_eq!(std::fs::read(&file).unwrap(), old);
+    // One page free: the delta takes it, and building the file from it
+    // needs another; the file can still go whole once the delta is gone.
+    let filler = free_on(&tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    let mut new = old.clone();
+    new[..5].copy_from_slice(b"# Y\n#");
+    write_and_close(&file, &new).unwrap();
+    assert_eq!(std::fs::read(tb.path("/c1.py")).unwrap(), new);
+    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".wrm-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
+    let tb = TestBoard::with_flash_kb(64);
+    let local = tempfile::tempdir().unwrap();
+    // The helpers' file first, so that the filler leaves what we measure.
+    let tiny = local.path().join("t.txt");
+    std::fs::write(&tiny, "t").unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            tiny.to_str().unwrap(),
+            &format!("{}:/t.txt", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let filler = free_on(&tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
+    assert!(!tb.path("/.webrepl-mount-id").exists());
+    assert!(m.log().contains("no id written"), "{}", m.log());
+    // The last page is the person's: a small save lands.
+    let new = source(2_000, 7);
+    write_and_close(&m.path().join("s.py"), &new).unwrap();
+    assert_eq!(std::fs::read(tb.path("/s.py")).unwrap(), new);
+    assert!(m.unmount().status.success());
 }

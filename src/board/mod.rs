@@ -108,6 +108,8 @@ pub struct Board {
     /// This version of the helpers has been seen defined on the board
     /// (see `first.rs`).
     helpers_seen: Arc<std::sync::atomic::AtomicBool>,
+    /// Uploads finish only on this link of the session (see [`Board::on_link`]).
+    link: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -320,6 +322,25 @@ impl Board {
             downloads: Arc::default(),
             text_moves: Arc::default(),
             helpers_seen: Arc::default(),
+            link: None,
+        }
+    }
+
+    /// The same board whose uploads finish only on the session's link
+    /// `link`: a new link may reach another board at the same address,
+    /// which must not get what was meant for this one (an upload queued
+    /// while the link was down would otherwise go to it).
+    pub fn on_link(&self, link: u64) -> Board {
+        let mut b = self.clone();
+        b.link = Some(link);
+        b
+    }
+
+    /// Err if the session's link is no longer the one uploads are tied to.
+    fn same_link(&self) -> Result<()> {
+        match self.link {
+            Some(l) if l != self.session.generation() => Err(Error::LinkLost(Lost::Resync)),
+            _ => Ok(()),
         }
     }
 
@@ -645,18 +666,25 @@ impl Board {
         // is a str, in the tool and in our board code): skipped, with one
         // warning per directory.
         let mut warned: HashSet<String> = HashSet::new();
-        let mut not_utf8 = |found: &mut Listing, p: &[u8]| {
-            let dir = p.iter().rposition(|&c| c == b'/').unwrap_or(0);
-            let dir = shown_bytes(&p[..dir]);
+        // `name`: None when the board could not give it (`U <hex dir>`).
+        let mut not_utf8 = |found: &mut Listing, p: &[u8], name: Option<&[u8]>| {
+            let dir = shown_bytes(p.strip_suffix(b"/").unwrap_or(p));
             let dir = if dir.is_empty() { "/".to_string() } else { dir };
             if warned.insert(dir.clone()) {
                 warn!("skipped names in {dir} on the board that are not UTF-8");
             }
-            found.skipped.push(shown_bytes(p));
+            found.skipped.push(match name {
+                Some(n) => shown_bytes(&[p, n].concat()),
+                None => format!("a name in {dir}"),
+            });
         };
         // The directory of a compact listing's entries (`Answer::InDir`).
         let mut within: Option<Vec<u8>> = None;
         for l in sn::lines(&out) {
+            if let Some(d) = l.strip_prefix("U ").and_then(sn::unhex_bytes) {
+                not_utf8(&mut found, &d, None);
+                continue;
+            }
             let answer = Answer::parse(l);
             let entry = match answer {
                 Answer::Entry {
@@ -689,7 +717,9 @@ impl Board {
                     let p = match String::from_utf8(p) {
                         Ok(p) => p,
                         Err(e) => {
-                            not_utf8(&mut found, e.as_bytes());
+                            let p = e.as_bytes();
+                            let cut = p.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+                            not_utf8(&mut found, &p[..cut], Some(&p[cut..]));
                             continue;
                         }
                     };

@@ -57,7 +57,17 @@ def tree(a):
             print("E", e.args[0], binascii.hexlify(d).decode())
             continue
         h = 1
-        for e in it:
+        while 1:
+            # The root's listing comes as str whatever was asked (the VFS
+            # names it "/"): a name that is not UTF-8 raises there, once,
+            # and the listing goes on; `U` says one was skipped.
+            try:
+                e = next(it)
+            except StopIteration:
+                break
+            except UnicodeError:
+                print("U", binascii.hexlify(d).decode())
+                continue
             if h:
                 print(">", Q(d))
                 h = 0
@@ -421,13 +431,17 @@ def build_from_delta(x):
             os.remove(D)
             print("K")
         except Exception as e:
-            if g:
-                g.close()
-                g = None
-            try:
-                os.remove(P)
-            except OSError:
-                pass
+            for h in (f, g):
+                if h:
+                    h.close()
+            f = g = None
+            # The delta and its slices too: the file goes whole next, and
+            # on a full flash their space is what it needs.
+            for h in [P, D] + [D + "." + str(j) for j in range(1, k + 1)]:
+                try:
+                    os.remove(h)
+                except OSError:
+                    pass
             e = e.args[0] if type(e) is OSError else 12 if type(e) is MemoryError else 5
             print("E", e)
         for h in (f, g, b):

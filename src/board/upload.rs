@@ -154,6 +154,7 @@ impl Board {
     /// error of the whole batch (the link, the REPL) is the outer one.
     pub async fn put_many(&self, ups: Vec<Upload>, parents: bool) -> Result<Vec<Result<Written>>> {
         let mut results: Vec<Option<Result<Written>>> = (0..ups.len()).map(|_| None).collect();
+        self.same_link()?;
         if parents {
             let mut dirs: Vec<&str> = ups.iter().map(|u| parent(&u.path)).collect();
             dirs.sort();
@@ -209,7 +210,11 @@ impl Board {
             }
             let mut again = Vec::new();
             for chunk in checking.chunks(FINISH_BATCH) {
-                let finished = match self.finish(&ups, chunk).await {
+                let finished = match self.same_link() {
+                    Ok(()) => self.finish(&ups, chunk).await,
+                    Err(e) => Err(e),
+                };
+                let finished = match finished {
                     Ok(f) => f,
                     Err(e) => {
                         for job in chunk {

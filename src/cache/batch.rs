@@ -202,26 +202,10 @@ impl Core {
                 }
             }
             if !taken.is_empty() {
-                self.rebase(&mut taken).await;
-                let ups = taken
-                    .iter_mut()
-                    .map(|t| {
-                        let mut up = Upload::new(&t.path, t.data.clone(), t.base);
-                        up.was = t.was.take();
-                        if let Some((at, b)) = held::closest(std::mem::take(&mut t.near), &t.data) {
-                            up.was = Some(b);
-                            up.was_at = Some(at);
-                        }
-                        up
-                    })
-                    .collect();
                 let started = Instant::now();
-                let results = match self.board.put_many(ups, parents).await {
-                    Ok(r) => r,
-                    Err(e) => taken.iter().map(|_| Err(e.clone())).collect(),
-                };
+                let done = self.send_checked(taken, parents).await;
                 let mut conflicted = false;
-                for (t, r) in taken.into_iter().zip(results) {
+                for (t, r) in done {
                     conflicted |= matches!(r, Ok(Written::Beside { .. }));
                     let r = self.apply_upload(t.ino, &t.path, t.data, t.edit, started, r);
                     out.push((t.ino, r));
@@ -240,6 +224,69 @@ impl Core {
             }
         }
         out
+    }
+
+    /// Sends files to the board on the current link once it is known to
+    /// be the mount's board (another board may answer at this address
+    /// since the last link: nothing of this mount's goes to it). Each
+    /// upload is tied to that link: one the link changed under (a board
+    /// that restarted) is checked and sent again on the new one, up to
+    /// `TRIES` times.
+    async fn send_checked(
+        &self,
+        mut pending: Vec<Taken>,
+        parents: bool,
+    ) -> Vec<(Taken, Result<Written>)> {
+        const TRIES: usize = 3;
+        let mut done = Vec::new();
+        for attempt in 1..=TRIES {
+            let held = self.guard.check(&self.board).await.err();
+            if held.is_none() {
+                self.rebase(&mut pending).await;
+            }
+            let ups = pending
+                .iter()
+                .map(|t| {
+                    let mut up = Upload::new(&t.path, t.data.clone(), t.base);
+                    up.was = t.was.clone();
+                    if let Some((at, b)) = held::closest(t.near.clone(), &t.data) {
+                        up.was = Some(b);
+                        up.was_at = Some(at);
+                    }
+                    up
+                })
+                .collect();
+            let link = self.board.session().generation();
+            let sent = match held {
+                Some(e) => Err(e),
+                None => self.board.on_link(link).put_many(ups, parents).await,
+            };
+            let results = match sent {
+                Ok(r) => r,
+                Err(e) => pending.iter().map(|_| Err(e.clone())).collect(),
+            };
+            let moved = self.board.session().generation() != link;
+            let mut again = Vec::new();
+            for (mut t, r) in pending.into_iter().zip(results) {
+                if moved && attempt < TRIES && matches!(r, Err(Error::LinkLost(_))) {
+                    // It may have landed before the link went: the next
+                    // try's rebase finds out.
+                    t.ours.push(t.data.clone());
+                    again.push(t);
+                } else {
+                    done.push((t, r));
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            debug!(
+                "{} upload(s) met a new link; checking it and sending again",
+                again.len()
+            );
+            pending = again;
+        }
+        done
     }
 
     /// An upload whose earlier try lost its answer: if the board has that

@@ -6,9 +6,15 @@
 
 use super::journal::Journal;
 use crate::board::{Base, Board};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{info, warn};
+
+/// Free blocks the flash must have for the marker to be written (one for
+/// it, the rest left for the person's files).
+const ROOM_FOR_ID: u64 = 4;
 
 /// The marker file, at the board's root.
 pub const MARKER: &str = ".webrepl-mount-id";
@@ -32,10 +38,9 @@ pub fn helpers_name() -> &'static str {
 /// the address, as before).
 pub async fn board_id(board: &Board) -> Option<String> {
     let path = format!("/{MARKER}");
-    match board.get(&path).await {
+    match read_marker(board).await {
         Ok(b) => {
-            let id = String::from_utf8_lossy(&b).trim().to_string();
-            if !id.is_empty() && id.len() <= 64 && id.bytes().all(|c| c.is_ascii_hexdigit()) {
+            if let Some(id) = parse(&b) {
                 return Some(id);
             }
             warn!("{path} on the board holds no id; writing a new one");
@@ -43,6 +48,24 @@ pub async fn board_id(board: &Board) -> Option<String> {
         Err(Error::NotFound(_)) => {}
         Err(e) => {
             warn!("cannot read the board's id ({e}); the journal follows its address");
+            return None;
+        }
+    }
+    // The marker takes a block of the flash: never one of the last few,
+    // which the person's next save needs more.
+    match board.statvfs("/").await {
+        Ok(v) if v.bavail < ROOM_FOR_ID => {
+            let msg = format!(
+                "the board's flash is nearly full ({} B free): no id written to {path}; its unsent changes follow its address until a mount can write one",
+                v.bavail * v.frsize.max(1)
+            );
+            eprintln!("webrepl-mount: {msg}");
+            warn!("{msg}");
+            return None;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!("cannot tell the board's free space ({e}); the journal follows its address");
             return None;
         }
     }
@@ -73,30 +96,32 @@ fn parked(dir: &Path, id: &str) -> PathBuf {
 /// journal written for another board at this address is moved aside, with
 /// word of it, and never sent here; this board's own, kept aside by an
 /// earlier mount, comes back. `adopt`: send another board's journal to
-/// this one after all.
-pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
+/// this one after all. Returns what a journal set aside says (for a
+/// daemon's user, whose stderr is the log).
+pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) -> Vec<String> {
+    let mut said = Vec::new();
     let j = Journal::new(dir.to_path_buf());
     let theirs = j.board_id().filter(|_| !j.entries().is_empty() && !adopt);
     let Some(id) = id else {
         // A board whose id cannot be read may be any board: what was
         // written for a known one waits for it.
         if let Some(theirs) = theirs {
-            set_aside(
+            said.extend(set_aside(
                 dir,
                 &j,
                 &theirs,
                 "the board at this address cannot tell its id",
-            );
+            ));
         }
-        return;
+        return said;
     };
     if let Some(theirs) = theirs.filter(|t| t != id) {
-        set_aside(
+        said.extend(set_aside(
             dir,
             &j,
             &theirs,
             &format!("the board at this address is board {id}"),
-        );
+        ));
     }
     let mine = parked(dir, id);
     if mine.is_dir() && Journal::new(dir.to_path_buf()).entries().is_empty() {
@@ -111,15 +136,16 @@ pub fn claim(dir: &Path, id: Option<&str>, adopt: bool) {
     if let Err(e) = Journal::new(dir.to_path_buf()).set_board_id(id) {
         warn!("journal: cannot note the board's id: {e}");
     }
+    said
 }
 
 /// Moves board `theirs`'s journal aside, saying why it is not sent here.
-fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) {
+fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) -> Option<String> {
     let aside = parked(dir, theirs);
     let n = j.entries().len();
     if std::fs::rename(dir, &aside).is_err() {
         warn!("cannot move aside the journal of board {theirs}");
-        return;
+        return None;
     }
     let msg = format!(
         "{n} unsent change(s) in the journal belong to board {theirs}, but {why}: not sending them here. They are kept in {} and sent when board {theirs} is mounted again (--adopt-journal sends them to this board instead; removing that directory discards them)",
@@ -127,6 +153,7 @@ fn set_aside(dir: &Path, j: &Journal, theirs: &str, why: &str) {
     );
     eprintln!("webrepl-mount: {msg}");
     warn!("{msg}");
+    Some(msg)
 }
 
 /// --adopt-journal: every journal kept aside for this address joins this
@@ -155,5 +182,187 @@ fn adopt_all(dir: &Path) {
             }
         }
         let _ = std::fs::remove_dir_all(d.path());
+    }
+}
+
+/// What the marker on a link's board says about the mount's board.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The mount's board: its changes may go.
+    Same,
+    /// Another board, or one that cannot tell: why.
+    Other(String),
+    /// Not known yet (the link went, the REPL is held): nothing goes now,
+    /// the next try reads the marker again.
+    Unsure(Error),
+}
+
+/// The marker is at most this long: a bigger file is no id of ours.
+const MARKER_MAX: u64 = 128;
+
+/// Decides from what reading the marker gave (sans-I/O): `mounted` is
+/// the id the mount (and its journal) belongs to.
+pub fn verdict(mounted: &str, read: Result<Vec<u8>>) -> Verdict {
+    match read {
+        Ok(b) => match parse(&b) {
+            Some(id) if id == mounted => Verdict::Same,
+            Some(id) => Verdict::Other(format!("the board at this address is board {id}")),
+            None => Verdict::Other("the board at this address holds no id of ours".into()),
+        },
+        Err(
+            e @ (Error::LinkLost(_)
+            | Error::Timeout { .. }
+            | Error::Busy { .. }
+            | Error::Running(_)
+            | Error::Unreachable { .. }
+            | Error::LowMemory { .. }),
+        ) => Verdict::Unsure(e),
+        Err(Error::NotFound(_)) => {
+            Verdict::Other("the board at this address has no id (a board never mounted)".into())
+        }
+        Err(e) => Verdict::Other(format!(
+            "the board at this address cannot tell its id ({e})"
+        )),
+    }
+}
+
+fn parse(b: &[u8]) -> Option<String> {
+    let id = std::str::from_utf8(b).ok()?.trim();
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|c| c.is_ascii_hexdigit()))
+        .then(|| id.to_string())
+}
+
+/// Watches that every link goes to the board the mount was made for: a
+/// reconnect at the same address may reach another board (every ESP in
+/// access-point mode is 192.168.4.1), which must never get this board's
+/// changes.
+pub struct Guard {
+    /// The mount's board; None: it could not tell (changes follow the
+    /// address, as without ids).
+    id: Option<String>,
+    /// 1 + the session's link generation last found to be the mount's
+    /// board; 0: none yet.
+    checked: AtomicU64,
+    /// Why changes are held, while they are.
+    held: Mutex<Option<String>>,
+}
+
+impl Guard {
+    /// `seen`: the link generation the id was read on.
+    pub fn new(id: Option<String>, seen: Option<u64>) -> Guard {
+        Guard {
+            id,
+            checked: AtomicU64::new(seen.map_or(0, |g| g + 1)),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Why the mount's changes are held, if they are.
+    pub fn held(&self) -> Option<String> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Ok if the board on the current link is the mount's: read once per
+    /// link. Else nothing may be written to it: the error says why.
+    pub async fn check(&self, board: &Board) -> Result<()> {
+        let Some(id) = &self.id else {
+            return Ok(());
+        };
+        let session = board.session();
+        // A read that met a new link (or made one) is read again on it.
+        for _ in 0..3 {
+            let link = session.generation();
+            if self.checked.load(Ordering::SeqCst) == link + 1 {
+                return Ok(());
+            }
+            let read = read_marker(board).await;
+            if session.generation() != link {
+                continue;
+            }
+            return match verdict(id, read) {
+                Verdict::Same => {
+                    self.checked.store(link + 1, Ordering::SeqCst);
+                    let was = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if was.is_some() {
+                        let msg = format!("board {id} is back: its held changes go now");
+                        eprintln!("webrepl-mount: {msg}");
+                        info!("{msg}");
+                    }
+                    Ok(())
+                }
+                Verdict::Unsure(e) => Err(e),
+                Verdict::Other(why) => {
+                    let msg = format!(
+                        "held: {why}, not board {id} that this mount is for: none of its changes go to it; they stay in the journal until board {id} is back at this address"
+                    );
+                    let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                    if held.as_deref() != Some(msg.as_str()) {
+                        eprintln!("webrepl-mount: {msg}");
+                        warn!("{msg}");
+                        *held = Some(msg.clone());
+                    }
+                    Err(Error::Os {
+                        errno: libc::EIO,
+                        what: msg,
+                    })
+                }
+            };
+        }
+        Err(Error::LinkLost(crate::error::Lost::Resync))
+    }
+}
+
+/// The marker's bytes, read only if small enough to be an id.
+async fn read_marker(board: &Board) -> Result<Vec<u8>> {
+    let path = format!("/{MARKER}");
+    let st = board
+        .stat(&path)
+        .await?
+        .ok_or_else(|| Error::NotFound(path.clone()))?;
+    if st.kind != crate::board::EntryKind::File {
+        return Err(Error::Os {
+            errno: libc::EISDIR,
+            what: path,
+        });
+    }
+    if st.size > MARKER_MAX {
+        return Ok(Vec::new());
+    }
+    board.get_sized(&path, st).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_mounts_own_board_gets_its_changes() {
+        let a = "00112233aabbccdd";
+        assert!(matches!(
+            verdict(a, Ok(format!("{a}\n").into_bytes())),
+            Verdict::Same
+        ));
+        let other = verdict(a, Ok(b"ffeeddcc00112233\n".to_vec()));
+        assert!(
+            matches!(&other, Verdict::Other(w) if w.contains("board ffeeddcc00112233")),
+            "{other:?}"
+        );
+        for junk in [&b""[..], b"not an id", b"\xff\xfe", &[b'a'; 65]] {
+            assert!(matches!(verdict(a, Ok(junk.to_vec())), Verdict::Other(_)));
+        }
+        // A board without a marker, or whose marker cannot be read, may be
+        // any board.
+        assert!(matches!(
+            verdict(a, Err(Error::NotFound("/m".into()))),
+            Verdict::Other(_)
+        ));
+        let eisdir = Error::Os {
+            errno: libc::EISDIR,
+            what: "/m".into(),
+        };
+        assert!(matches!(verdict(a, Err(eisdir)), Verdict::Other(_)));
+        // A link that went mid-read decides nothing.
+        let lost = Error::LinkLost(crate::error::Lost::NotConnected);
+        assert!(matches!(verdict(a, Err(lost)), Verdict::Unsure(_)));
     }
 }

@@ -115,6 +115,10 @@ pub struct Core {
     /// Wakes the batcher; set once it runs (closes are queued only then).
     batch_wake: tokio::sync::Notify,
     batcher_on: std::sync::atomic::AtomicBool,
+    /// Each new link's board is checked before anything is written to it.
+    guard: identity::Guard,
+    /// Journals of other boards set aside when mounting: what was said.
+    aside: Vec<String>,
 }
 
 /// A board file under a local-only name: its size and mtime, and its bytes
@@ -202,13 +206,16 @@ impl Core {
         // asks whether to stop it), not waited for.
         let first = board.impatient();
         let epoch = first.epoch_offset().await?;
-        let conflicts = match &opts.journal {
+        let (conflicts, guard, aside) = match &opts.journal {
             Some(dir) => {
+                let link = board.session().generation();
                 let id = identity::board_id(&first).await;
-                identity::claim(dir, id.as_deref(), opts.adopt_journal);
-                journal::recover(&board, &journal::Journal::new(dir.clone())).await
+                let seen = (board.session().generation() == link).then_some(link);
+                let aside = identity::claim(dir, id.as_deref(), opts.adopt_journal);
+                let conflicts = journal::recover(&board, &journal::Journal::new(dir.clone())).await;
+                (conflicts, identity::Guard::new(id, seen), aside)
             }
-            None => Vec::new(),
+            None => (Vec::new(), identity::Guard::new(None, None), Vec::new()),
         };
         let started = Instant::now();
         let entries = first.list("/", true).await?;
@@ -273,6 +280,8 @@ impl Core {
             notices: std::sync::OnceLock::new(),
             batch_wake: tokio::sync::Notify::new(),
             batcher_on: std::sync::atomic::AtomicBool::new(false),
+            guard,
+            aside,
         })
     }
 
@@ -475,6 +484,17 @@ impl Core {
             .collect();
         v.sort();
         v
+    }
+
+    /// Why nothing is written to the board on the link (it is not the
+    /// mount's board), if so.
+    pub fn held(&self) -> Option<String> {
+        self.guard.held()
+    }
+
+    /// What was said of journals set aside for other boards at mount.
+    pub fn set_aside(&self) -> &[String] {
+        &self.aside
     }
 
     /// Conflicts met so far: the board's copy changed under an edit.

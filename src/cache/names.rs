@@ -22,6 +22,7 @@ impl Core {
             (st.tree.child_path(parent, name), local)
         };
         if !local {
+            self.guard.check(&self.board).await?;
             self.board.mkdir(&path).await?;
         }
         let mut st = self.lock();
@@ -53,6 +54,7 @@ impl Core {
             (n.on_board && !n.local_only).then(|| st.tree.path(ino))
         };
         if let Some(path) = on_board {
+            self.guard.check(&self.board).await?;
             match self.board.remove(&path).await {
                 Ok(()) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -92,6 +94,7 @@ impl Core {
             (n.on_board && !n.local_only).then(|| st.tree.path(ino))
         };
         if let Some(path) = on_board {
+            self.guard.check(&self.board).await?;
             self.board.rmdir(&path).await?;
         }
         let mut st = self.lock();
@@ -218,6 +221,7 @@ impl Core {
                 }
             }
             (true, false) => {
+                self.guard.check(&self.board).await?;
                 if plan.is_dir && plan.target_on_board {
                     self.board.rmdir(&plan.to).await?;
                 }
@@ -231,6 +235,7 @@ impl Core {
                     let st = self.lock();
                     st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
                 };
+                self.guard.check(&self.board).await?;
                 // Only the change, when the mount holds what it replaces.
                 let written = match plan.replaces_copy.clone() {
                     Some(was) if plan.parent_on_board => {

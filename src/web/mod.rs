@@ -263,6 +263,11 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
         .last()
         .cloned();
     let transfers = shown_transfers(&st.moving, writing);
+    // The mount's changes are not sent to another board at its address.
+    let held = match &page.files {
+        Files::Mount(_, core) => core.held(),
+        Files::Board(_) => None,
+    };
     Json(serde_json::json!({
         "board": page.board,
         "link": link,
@@ -270,6 +275,7 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
         "waiting": st.waiting.map(|(_, why)| why),
         "transfers": transfers,
         "queued": st.queued.len(),
+        "held": held,
         "free": space.map(|s| s.0),
         "total": space.map(|s| s.1),
     }))

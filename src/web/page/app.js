@@ -168,6 +168,7 @@ async function poll() {
     }
     if (st.queued) parts.push(`${st.queued} waiting`);
     if (st.waiting) parts.push(st.waiting);
+    if (st.held) parts.push(st.held);
     if (st.free != null) parts.push(`${human(st.free)} free of ${human(st.total)}`);
     s.textContent = parts.join(' · ');
     s.className = st.link;
