@@ -214,6 +214,9 @@ impl Files {
 async fn read_cached(core: &crate::cache::Core, path: &str) -> Result<Vec<u8>> {
     const PIECE: u32 = 128 * 1024;
     let ino = core.resolve(path).await?;
+    if let Some(data) = core.whole(ino).await? {
+        return Ok(data);
+    }
     let (fh, _) = core.open(ino, false).await?;
     let mut out = Vec::new();
     let r = loop {
