@@ -713,3 +713,60 @@ async fn a_save_of_a_one_line_change_sends_only_the_change() {
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
     b.close().await;
 }
+
+/// A save the board refuses (a full flash) says failed, leaves the board's
+/// file as it was, and leaves nothing in the mount to be sent later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_save_says_failed_and_is_never_sent_later() {
+    let tb = TestBoard::with_flash_kb(64);
+    let text: String = (0..600)
+        .map(|i| format!("print('line {i:>6}')\n"))
+        .collect();
+    std::fs::write(tb.path("/prog.py"), &text).expect("seed");
+    // Left: too little for the new version beside the old until it is whole.
+    let path = std::ffi::CString::new(tb.path("/").to_str().expect("utf-8")).expect("path");
+    // SAFETY: a plain statvfs into a zeroed struct we own.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut v) }, 0);
+    let free = (v.f_bavail * v.f_frsize) as usize;
+    std::fs::write(tb.path("/fill.bin"), vec![1u8; free.saturating_sub(4096)]).expect("fill");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    let name = "#tree li[data-path='/prog.py'] .name";
+    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
+        .await;
+    b.client
+        .find(Locator::Css(name))
+        .await
+        .expect("prog.py")
+        .click()
+        .await
+        .expect("click prog.py");
+    b.until(
+        20,
+        &format!(
+            "window.webreplMount.editor.tabs()[0]?.text.length === {}",
+            text.len()
+        ),
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}x = 42{CTRL_S}")).await;
+    b.until(
+        30,
+        "window.webreplMount.editor.tabs()[0].status === 'failed'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/prog.py")).expect("prog.py"),
+        text
+    );
+    // Nothing waits in the mount to go when space is made.
+    let s = m.status();
+    assert!(
+        !s.lines()
+            .any(|l| l.starts_with("dirty:") || l.starts_with("unsent:")),
+        "{s}"
+    );
+    b.close().await;
+}
