@@ -56,6 +56,35 @@ async fn the_page_types_at_the_boards_repl_beside_term() {
     assert!(m.unmount().status.success());
 }
 
+/// The page opens on the line the board's terminal shows (here a
+/// program's `input()` prompt), drawn by the server: nothing is typed to
+/// the board to get a prompt, so the program still waits for its answer
+/// (an Enter from the page once answered it with '').
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_opens_on_the_repls_line_without_typing_to_the_board() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let mut term = term_of(&m);
+    eventually(10, "term attached", || term.text().contains("Ctrl-]"));
+    term.type_keys(b"s = input('na' + 'me? '); print('got', repr(s))\r");
+    eventually(10, "the program asks", || term.text().ends_with("name? "));
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(
+        10,
+        "document.body.dataset.term === 'connected' && document.querySelector('.xterm-rows').innerText.includes('name? ')",
+    )
+    .await;
+    b.type_keys("Ada\n").await;
+    eventually(10, "the answer typed in the page", || {
+        term.text().contains("got 'Ada'")
+    });
+    assert!(!term.text().contains("got ''"), "{}", term.text());
+    drop(term);
+    b.close().await;
+    assert!(m.unmount().status.success());
+}
+
 /// A paste far longer than the board's 256-byte input buffer arrives whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_paste_reaches_the_board_whole() {

@@ -167,6 +167,16 @@ impl Screen {
         self.prompt.map(|(p, _)| p)
     }
 
+    /// The bytes that draw this line afresh over a terminal's current
+    /// line, cursor in its place: a terminal opened now shows what the
+    /// others show, without asking the board for a prompt.
+    pub fn redraw(&self) -> Vec<u8> {
+        let mut out = b"\r\x1b[K".to_vec();
+        out.extend_from_slice(&self.text);
+        out.extend(cursor_keys(&self.text, self.cursor));
+        out
+    }
+
     /// What is typed and not yet entered; `None` unless the board waits at
     /// a primary or continuation prompt.
     pub fn typed(&self) -> Option<Typed> {

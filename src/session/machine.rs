@@ -791,6 +791,11 @@ impl Machine {
         self.link == LinkState::Up && self.binary.wants_backlog()
     }
 
+    /// The REPL's line as a terminal shows it now (see `TextLane::screen_line`).
+    pub fn screen_line(&self) -> Option<Vec<u8>> {
+        self.text.screen_line()
+    }
+
     pub fn status(&self, now: Instant) -> Status {
         Status {
             link_up: self.link == LinkState::Up,

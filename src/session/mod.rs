@@ -153,7 +153,11 @@ enum Cmd {
     ShareServe(mpsc::UnboundedSender<Ask>),
     ShareAnswer(u8, u8, Vec<u8>),
     LinkProgram(Option<Vec<u8>>),
+    Attach(oneshot::Sender<Attached>),
 }
+
+/// The terminal's line as it stands, then what the board prints.
+pub type Attached = (Option<Vec<u8>>, broadcast::Receiver<Vec<u8>>);
 
 /// A cheap handle to the session task.
 #[derive(Clone)]
@@ -402,6 +406,18 @@ impl Session {
     /// What the board prints to its terminal outside our own programs.
     pub fn subscribe(&self) -> broadcast::Receiver<Vec<u8>> {
         self.terminal.subscribe()
+    }
+
+    /// A new terminal: the line the others show now (`None` until the
+    /// board has said where its REPL is), and what the board prints from
+    /// then on, taken at one moment so that nothing is missed or shown
+    /// twice. A terminal draws the line instead of typing Enter for a
+    /// prompt, which would reach a running program's input, wait behind
+    /// transfers, and make the mount check its whole tree after it.
+    pub async fn attach(&self) -> Result<Attached> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Cmd::Attach(tx)).map_err(|_| ended())?;
+        rx.await.map_err(|_| ended())
     }
 
     /// Soft-resets the board; the next operation connects afresh.
@@ -772,6 +788,9 @@ impl Shell {
             Cmd::Close(_) => {}
             Cmd::ShareServe(tx) => self.share = Some(tx),
             Cmd::LinkProgram(code) => self.core.set_link_program(code),
+            Cmd::Attach(reply) => {
+                let _ = reply.send((self.core.screen_line(), self.terminal.subscribe()));
+            }
             Cmd::ShareAnswer(seq, status, data) => self.core.share_answer(now, seq, status, &data),
         }
     }

@@ -1376,3 +1376,22 @@ fn a_paced_get_waits_for_its_reader_without_timing_out() {
     );
     assert_eq!(p.chunks[&get], data(size, 4));
 }
+
+#[test]
+fn a_terminal_opened_now_is_drawn_the_persons_line_without_a_key_to_the_board() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"x = 4");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.shown().ends_with("x = 4")));
+    let typed = p.board.typed.len();
+    let want: &[u8] = b"\r\x1b[K>>> x = 4";
+    assert_eq!(p.core.screen_line().as_deref(), Some(want));
+    // A program of ours has the REPL meanwhile: the line stays the
+    // person's, as their terminal shows it.
+    let op = p.core.submit(p.now, program("print(1)"));
+    assert!(p.run_until(Duration::from_secs(5), |p| p.board.typed.len() > typed));
+    assert_eq!(p.core.screen_line().as_deref(), Some(want));
+    assert!(p.wait(op, Duration::from_secs(10)).is_ok());
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(p.core.screen_line().as_deref(), Some(want));
+}

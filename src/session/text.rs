@@ -340,6 +340,12 @@ impl TextLane {
         self.queue.len() + usize::from(matches!(self.mode, Mode::Running { .. }))
     }
 
+    /// The line a person at the terminal sees now (see `Screen::redraw`);
+    /// `None` until the board has said where its REPL is.
+    pub fn screen_line(&self) -> Option<Vec<u8>> {
+        self.known.then(|| self.screen.redraw())
+    }
+
     /// Why programs are waiting, and since when.
     pub fn waiting(&self) -> Option<&(Instant, String)> {
         self.waiting.as_ref()

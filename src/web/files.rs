@@ -3,6 +3,7 @@
 //! upload and its snapshot stays right) or a board of the page's own.
 
 use crate::board::{self, Base, Board, EntryKind};
+use crate::cache::Replaced;
 use crate::error::{Error, Holder, Lost, Result};
 use bytes::Bytes;
 use serde::Serialize;
@@ -99,6 +100,19 @@ impl Files {
             return Ok(Saved::Conflict { now, kept });
         }
         let v = version(&data);
+        if let Files::Mount(_, core) = self {
+            // Straight to the board through the cache: only the change
+            // goes, in one atomic upload, and a refusal leaves nothing
+            // in the mount to be sent later.
+            match core.replace(&path, data.clone()).await? {
+                Replaced::Done => return Ok(Saved::Done(v)),
+                Replaced::Beside { kept } => {
+                    let now = version(&self.read(&path).await?);
+                    return Ok(Saved::Conflict { now, kept });
+                }
+                Replaced::NotHere => {}
+            }
+        }
         self.write(&path, data).await?;
         Ok(Saved::Done(v))
     }
@@ -199,9 +213,9 @@ impl Files {
 /// the pieces FUSE would ask for.
 async fn read_cached(core: &crate::cache::Core, path: &str) -> Result<Vec<u8>> {
     const PIECE: u32 = 128 * 1024;
-    let mut ino = crate::cache::ROOT;
-    for name in path.split('/').filter(|n| !n.is_empty()) {
-        ino = core.lookup(ino, std::ffi::OsStr::new(name)).await?.ino;
+    let ino = core.resolve(path).await?;
+    if let Some(data) = core.whole(ino).await? {
+        return Ok(data);
     }
     let (fh, _) = core.open(ino, false).await?;
     let mut out = Vec::new();

@@ -13,7 +13,7 @@ pub use files::Files;
 use crate::error::{Error, Kind, Result};
 use crate::session::Session;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -183,14 +183,56 @@ async fn guard(State(page): State<Arc<Page>>, req: Request, next: Next) -> Respo
 async fn index(State(page): State<Arc<Page>>) -> Response {
     // The shell is public (the token arrives in its fragment): nothing of
     // the board in it, not even its address, which comes with the status.
-    let html = INDEX.replace(
-        "{{live}}",
-        &matches!(page.files, Files::Mount(..)).to_string(),
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    let html = INDEX
+        .replace(
+            "{{live}}",
+            &matches!(page.files, Files::Mount(..)).to_string(),
+        )
+        .replace("{{v}}", assets_version());
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Asked again each time: it names this binary's assets.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
-async fn asset(UrlPath(name): UrlPath<String>) -> Response {
+/// The assets' hash: the page asks for `/page/NAME?v=HASH`, which the
+/// browser may keep for good (a second visit compiles from its cache), and
+/// a new binary's page names new ones.
+fn assets_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for a in [
+            APP_JS.as_bytes(),
+            APP_CSS.as_bytes(),
+            XTERM_JS,
+            XTERM_CSS,
+            IDE_JS.as_bytes(),
+            EDITOR_JS,
+        ] {
+            h.update((a.len() as u64).to_le_bytes());
+            h.update(a);
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
+async fn asset(UrlPath(name): UrlPath<String>, RawQuery(q): RawQuery) -> Response {
+    // Kept for good only under this binary's version (see assets_version).
+    let cache = if q.as_deref() == Some(&format!("v={}", assets_version())) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     let (kind, body): (&str, &'static [u8]) = match name.as_str() {
         "app.js" => ("text/javascript", APP_JS.as_bytes()),
         "app.css" => ("text/css", APP_CSS.as_bytes()),
@@ -200,7 +242,11 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
         "editor.js" => ("text/javascript", EDITOR_JS),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    ([(header::CONTENT_TYPE, kind)], body).into_response()
+    (
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, cache)],
+        body,
+    )
+        .into_response()
 }
 
 /// One WebSocket or download (see `guard`).
@@ -216,7 +262,18 @@ async fn term(State(page): State<Arc<Page>>, ws: WebSocketUpgrade) -> Response {
 }
 
 async fn terminal(session: Session, mut socket: WebSocket) {
-    let mut output = session.subscribe();
+    let Ok((line, mut output)) = session.attach().await else {
+        return;
+    };
+    // The prompt (or whatever the REPL's line shows) at once; Enter only
+    // while the board has not yet said where its REPL is.
+    let first = match line {
+        Some(line) => socket.send(Message::Binary(line.into())).await,
+        None => session.keys(b"\r".to_vec()).await.map_err(axum::Error::new),
+    };
+    if first.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
             m = socket.recv() => {

@@ -270,6 +270,11 @@ impl Browser {
             .unwrap_or_else(|| panic!("{css}: no pixels: {v}"))
     }
 
+    /// chromedriver's process id: Chromium's processes descend from it.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.id()
+    }
+
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
     }

@@ -57,28 +57,64 @@ function errorText(text, status) {
   }
 }
 
-// The terminal.
+// The terminal. Its WebSocket opens as soon as this script runs, while
+// xterm.js (345 KB, deferred) is still compiling: what the board says
+// meanwhile waits in `early`, and the terminal draws it once it exists.
+// The server starts with the REPL's line as it stands (the prompt), so
+// nothing is typed to the board to get one.
+let term = null;
+let fit = null;
+let ws = null;
+const early = [];
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function show(bytes) {
+  if (!term) {
+    early.push(bytes);
+    return;
+  }
+  term.write(bytes, () => {
+    // When the board's prompt was first on the screen (bench-page.sh).
+    if (!window.promptAt && decoder.decode(bytes).includes('>>> ')) window.promptAt = performance.now();
+    shown('line');
+  });
+}
+
 // convertEol: some ports end lines with a bare \n; ESP boards send \r\n either way.
 // The font and line height: with xterm's default (Courier New, or what
 // stands in for it, at line height 1) a row ends at the font's descent and
 // `_`, drawn below it, was cut off at 1x (`__name__` read `  name  `).
-const term = new Terminal({
-  scrollback: 10000,
-  cursorBlink: true,
-  fontSize: 14,
-  fontFamily: '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", monospace',
-  lineHeight: 1.15,
-  convertEol: true,
-});
-const fit = new FitAddon.FitAddon();
-term.loadAddon(fit);
-term.open($('terminal'));
-fit.fit();
-// The editor opening or a narrow window resizes the terminal's box.
-new ResizeObserver(() => fit.fit()).observe($('terminal'));
-let ws = null;
-let shownPrompt = false;
-const encoder = new TextEncoder();
+function startTerminal() {
+  if (term || !window.Terminal) return;
+  term = new Terminal({
+    scrollback: 10000,
+    cursorBlink: true,
+    fontSize: 14,
+    fontFamily: '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", monospace',
+    lineHeight: 1.15,
+    convertEol: true,
+  });
+  fit = new FitAddon.FitAddon();
+  term.loadAddon(fit);
+  term.open($('terminal'));
+  fit.fit();
+  // The editor opening or a narrow window resizes the terminal's box.
+  new ResizeObserver(() => fit.fit()).observe($('terminal'));
+  term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
+  for (const b of early.splice(0)) show(b);
+  connected();
+  // The editor comes once the page is ready, or after this long anyway.
+  setTimeout(loadEditor, 3000);
+}
+
+// Usable: the terminal drawn and its link open (tests wait for this).
+function connected() {
+  if (!term || !ws || ws.readyState !== 1) return;
+  // When the terminal could first be used (scripts/bench-page.sh reads it).
+  window.termReadyAt = window.termReadyAt || performance.now();
+  document.body.dataset.term = 'connected';
+}
 
 async function connect() {
   let t;
@@ -87,31 +123,28 @@ async function connect() {
   } catch (e) {
     document.body.dataset.term = 'closed';
     setTimeout(connect, 1000);
-    loadEditor();
+    shown('line');
     return;
   }
   ws = new WebSocket(`ws://${location.host}/term?` + new URLSearchParams({ ticket: t }));
   ws.binaryType = 'arraybuffer';
-  ws.onopen = () => {
-    // When the terminal could first be used (scripts/bench-page.sh reads it).
-    window.termReadyAt = window.termReadyAt || performance.now();
-    document.body.dataset.term = 'connected';
-    // Enter: the board answers with a fresh prompt, so the page opens on
-    // one (once: a reconnect keeps the screen). Not Ctrl-B: the session
-    // drops it while it hands the REPL back from its own programs.
-    if (!shownPrompt) ws.send(encoder.encode('\r'));
-    shownPrompt = true;
-    loadEditor();
-  };
-  ws.onmessage = (e) => term.write(new Uint8Array(e.data));
+  ws.onopen = connected;
+  ws.onmessage = (e) => show(new Uint8Array(e.data));
   ws.onclose = () => {
-    loadEditor();
+    shown('line');
     document.body.dataset.term = 'closed';
     setTimeout(connect, 1000);
   };
 }
-// The editor (CodeMirror, 470 KB) and ide.js load once the terminal is
-// connected (or could not be): parsed at load, they held the REPL back.
+
+// The editor (CodeMirror, 470 KB) and ide.js load once the page is ready:
+// the REPL's line drawn and the file list shown (or either failed).
+// Compiled earlier, they held the prompt back.
+const ready = new Set();
+function shown(what) {
+  ready.add(what);
+  if (ready.has('line') && ready.has('files') && term) loadEditor();
+}
 let editorLoading = false;
 let editorLoaded;
 const editorReady = new Promise((resolve) => (editorLoaded = resolve));
@@ -119,9 +152,9 @@ function loadEditor() {
   if (editorLoading) return;
   editorLoading = true;
   window.editorLoadingAt = performance.now();
-  for (const src of ['/page/editor.js', '/page/ide.js']) {
+  for (const name of ['editor.js', 'ide.js']) {
     const script = document.createElement('script');
-    script.src = src;
+    script.src = `/page/${name}?v=${document.body.dataset.v}`;
     // In order: ide.js uses editor.js's window.CM.
     script.async = false;
     document.body.append(script);
@@ -130,8 +163,9 @@ function loadEditor() {
 
 // For diagnostics and scripts/bench-page.sh.
 window.webreplMount = { ws: () => ws };
-term.onData((d) => ws && ws.readyState === 1 && ws.send(encoder.encode(d)));
 connect();
+if (window.Terminal) startTerminal();
+else $('xterm').addEventListener('load', startTerminal);
 
 // The board's name, once the status has said it (drafts are kept per board).
 let boardIs;
@@ -196,6 +230,7 @@ async function refresh() {
     all = await (await api('GET', '/api/tree')).json();
   } catch (e) {
     say(e.message);
+    shown('files');
     return;
   }
   lastTree = all;
@@ -210,6 +245,9 @@ async function refresh() {
   const again = focused && { path: focused.dataset.path, action: document.activeElement.dataset.action };
   const rows = here.map(row);
   ul.replaceChildren(...rows);
+  // When the file list was first shown (bench-page.sh).
+  window.treeAt = window.treeAt || performance.now();
+  shown('files');
   if (again) {
     const li = rows.find((r) => r.dataset.path === again.path);
     const el = li && (again.action ? li.querySelector(`[data-action="${again.action}"]`) : li.querySelector('.name'));
@@ -268,8 +306,10 @@ function row(e) {
     button('⤓', 'zip', 'Download the folder as a zip');
   } else {
     // The editor may still be loading (it comes after the terminal).
-    label.onclick = () =>
+    label.onclick = () => {
+      loadEditor();
       editorReady.then(() => openFile(e.path)).catch((err) => say(err.message));
+    };
     button('⤓', 'download', 'Download');
     if (name.endsWith('.py')) button('▶', 'run', 'Run in the REPL');
   }
@@ -329,7 +369,7 @@ async function act(action, path) {
   }
   if (action === 'run') {
     await api('POST', '/api/run', { path });
-    term.focus();
+    if (term) term.focus();
     return;
   }
   if (action === 'rename') {
