@@ -251,10 +251,29 @@ impl Board {
                     ready[i] = Some(part);
                 }
                 Answer::Os { errno: 12, .. } => {
-                    warn!("the board ran out of memory inflating; raw uploads on this connection");
-                    if let Some((_, inf)) = &mut self.packing().probe {
-                        inf.free = 0;
+                    // The free heap is in pieces (a person's program, our
+                    // own earlier work): a window of half the size from
+                    // now on, raw below the smallest. Said once a batch.
+                    let smaller = (wbits > WBITS).then(|| (1u64 << (wbits - 1)) * 8 + HEAP_MARGIN);
+                    if let Some((_, inf)) = &mut self.packing().probe
+                        && inf.free > smaller.unwrap_or(0)
+                    {
+                        inf.free = smaller.unwrap_or(0);
+                        match smaller {
+                            Some(_) => info!(
+                                "the board ran out of memory inflating with a {} B window; {} B from now on",
+                                1u32 << wbits,
+                                1u32 << (wbits - 1)
+                            ),
+                            None => warn!(
+                                "the board ran out of memory inflating; raw uploads on this connection"
+                            ),
+                        }
                     }
+                }
+                // Its batch failed, which was said once.
+                _ if line.is_empty() => {
+                    debug!("{}: not inflated; sending it raw", shown(&ups[i].path))
                 }
                 a => warn!(
                     "{}: inflating on the board failed ({a:?}); sending it raw",

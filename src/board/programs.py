@@ -266,16 +266,18 @@ def load(a):
     b = gc.mem_free()
     print("M", b)
     # For `status` on later connections (`ram`): one small int (no heap;
-    # a second attribute grew the class's dict by 128 bytes).
-    _wrm.R = n << 20 | max(0, n - b) & 0xFFFFF
+    # a second attribute grew the class's dict by 128 bytes). A 32-bit
+    # port's small ints hold 30 bits: the free heap in 16-byte units (to
+    # 1 MB) and what is kept (to 16 KB), 14 bits each.
+    _wrm.R = min(n >> 4, 16383) << 14 | min(max(0, n - b), 16383)
 
 
 # What `load` measured when it defined the helpers (on an earlier
 # connection, perhaps): `M <free before>`, `M <bytes kept>`, `M <buffer>`;
 # helpers defined otherwise (pasted) have no `R`: AttributeError.
 def ram(a):
-    print("M", _wrm.R >> 20)
-    print("M", _wrm.R & 0xFFFFF)
+    print("M", _wrm.R >> 14 << 4)
+    print("M", _wrm.R & 16383)
     print("M", _wrm.B)
 
 
