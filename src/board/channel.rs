@@ -39,6 +39,9 @@ const CHUNK: f64 = 256.0;
 /// Slower than this per chunk, a GET is throttled (or its link is below
 /// 17 KB/s, where a text download's first measure corrects the guess).
 pub const THROTTLED_CHUNK_SECS: f64 = 0.015;
+/// A throttled GET's pace at least: the port's 20 ms sleep and the
+/// chunk's own time on the board (a probe of a chunk or two times less).
+const THROTTLE_SECS: f64 = 0.021;
 /// Files up to this go by GET anyway: a program costs its own pasting,
 /// about what a few throttled chunks cost.
 pub const SMALL: u64 = 1024;
@@ -180,7 +183,12 @@ pub fn choose(m: &Measured, size: u64) -> (Channel, String) {
         ),
     };
     let costs = m.text_costs.unwrap_or(GUESS_COSTS);
-    let b = binary_secs(c, size);
+    let throttled_pace = if c >= THROTTLED_CHUNK_SECS {
+        c.max(THROTTLE_SECS)
+    } else {
+        c
+    };
+    let b = binary_secs(throttled_pace, size);
     let t = rate.map_or(costs.0, |r| text_secs(r, costs, size));
     let text = size > SMALL && t * MARGIN < b;
     let throttled = if text && rate.is_some() && m.text_rate.is_none() {
