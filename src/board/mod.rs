@@ -213,8 +213,6 @@ const PROBE_AFTER: u64 = 8 << 10;
 /// Every ESP board's flash has it.
 const PROBE_FILE: &str = "/boot.py";
 const PROBE_MAX: u64 = 8 << 10;
-/// A probe's GET paces this many bytes' chunks, at least, where it can.
-const PROBE_ENOUGH: u64 = 1 << 10;
 /// Text the board prints to measure the link's rate (see `link_rate`).
 const LINK_PROBE: usize = 4000;
 /// Figures measured again after a download departed from them: at most
@@ -1070,18 +1068,20 @@ impl Board {
         c
     }
 
-    /// A small file whose GET shows the binary channel's pace: `boot.py`
-    /// of 1 KB or more, else the smallest at the root of 1 KB or more (our
-    /// helpers' file is one; a chunk or two pace a link's rate poorly),
-    /// else the largest under it, so that a board without `boot.py` is
-    /// measured too. Without any, the first download by GET measures
+    /// A small file whose GET shows the binary channel's pace: `boot.py`,
+    /// else the smallest at the root (up to `PROBE_MAX`: our helpers' file
+    /// is one), so that a board without `boot.py` is measured too. The
+    /// smaller the cheaper: the board's sleep is per chunk, so one chunk
+    /// shows it (its end comes a sleep after it), and `channel::choose`
+    /// counts a throttled chunk at its many-chunk pace; the link's rate is
+    /// measured apart. Without any, the first download by GET measures
     /// itself.
     async fn probe_file(&self) -> Option<(String, u64)> {
         let small =
             |kind: EntryKind, size: u64| kind == EntryKind::File && (1..=PROBE_MAX).contains(&size);
         let b = self.impatient();
         match b.stat(PROBE_FILE).await {
-            Ok(Some(st)) if small(st.kind, st.size) && st.size >= PROBE_ENOUGH => {
+            Ok(Some(st)) if small(st.kind, st.size) => {
                 return Some((PROBE_FILE.into(), st.size));
             }
             Err(_) => return None,
@@ -1091,17 +1091,26 @@ impl Board {
         entries
             .into_iter()
             .filter(|e| small(e.kind, e.size))
-            // Enough chunks to pace, as few as will do.
-            .min_by_key(|e| (e.size < PROBE_ENOUGH, e.size.abs_diff(PROBE_ENOUGH)))
+            .min_by_key(|e| e.size)
             .map(|e| (e.path, e.size))
     }
 
-    /// The link's rate: the uploads' pace if they have shown it, else that
-    /// of a few KB of text the board prints (not throttled anywhere).
+    /// The link's rate: that of a few KB of text the board prints (not
+    /// throttled anywhere), or the uploads' pace if faster. Not the
+    /// uploads' alone: on a throttled board a PUT sleeps 20 ms per 512 B
+    /// too, and its pace (a mount's first PUTs) is the board's, not the
+    /// link's.
     async fn link_rate(&self) -> Option<f64> {
-        if let Some(r) = self.session.rate().await {
-            return Some(r);
+        let put = self.session.rate().await;
+        let printed = self.printed_rate().await;
+        match (put, printed) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// The pace of a few KB of text the board prints.
+    async fn printed_rate(&self) -> Option<f64> {
         // Lines: the session hands on output a line at a time.
         let code = format!("for i in range({}):print('x'*98)\n", LINK_PROBE / 100);
         let mut s = self.session.stream(code, Some(TEXT_PATIENCE)).ok()?;
