@@ -42,6 +42,7 @@ board() {
 }
 board "$throttled" "$work/esp8266"; slow8266=$b
 board "$board" "$work/esp32" --rate 20000; slow32=$b
+board "$throttled" "$work/esp8266-20k" --rate 20000; slow8266_20k=$b
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 timeit() { # timeit N CMD...: median seconds of N runs
@@ -87,6 +88,27 @@ if [ -n "$cli" ]; then
   cli_put() { (cd "$work" && python3 "$cli" -p bench 100k.bin "$1:/cli-up.bin"); }
   row "PUT 100 KB: webrepl_cli.py" "$(timeit 1 cli_put "$slow8266")" "(one run)"
 fi
+
+# channels BOARD: GET 100 KB as chosen (and which channel), then by each
+# channel forced: the chosen one should be the fastest.
+channels() {
+  local chose
+  chose=$("$wm" -v cp "$1:/100k.bin" "$work/got.bin" 2>&1 | grep -o "downloads: [a-zA-Z ]*" | tail -1 || true)
+  same "$work/got.bin" "the chosen channel"
+  get_by() { "$wm" cp --transfer "$2" "$1:/100k.bin" "$work/got.bin"; }
+  row "GET 100 KB: chosen (${chose#downloads: })" "$(timeit "$runs" get "$1")"
+  same "$work/got.bin" "the chosen channel"
+  for t in get text paste; do
+    row "GET 100 KB: --transfer $t" "$(timeit "$runs" get_by "$1" "$t")"
+    same "$work/got.bin" "--transfer $t"
+  done
+}
+echo
+echo "The three channels, ESP8266-like board, 10 ms RTT, link unthrottled"
+channels "$slow8266"
+echo
+echo "The three channels, ESP8266-like board, 10 ms RTT and 20 KB/s each way"
+channels "$slow8266_20k"
 
 echo
 echo "ESP32-like board (no delay), 10 ms RTT and 20 KB/s each way"

@@ -327,9 +327,16 @@ pub struct ConnArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum TransferArg {
-    /// The binary file protocol; raw-paste for paths over 63 bytes.
+    /// Binary PUT for uploads; downloads by binary GET or, where the board
+    /// throttles it (ESP8266), a program on the text channel, measured per
+    /// connection; raw-paste for paths over 63 bytes.
     Auto,
-    /// Raw-paste programs with base64 (firmware without file transfer, ESP8266).
+    /// Downloads always by binary GET.
+    Get,
+    /// Downloads over 1 KB always by the text channel.
+    Text,
+    /// Raw-paste programs with base64, both ways (firmware without file
+    /// transfer).
     Paste,
 }
 
@@ -344,6 +351,8 @@ impl From<&ConnArgs> for Conn {
             transfer: match a.transfer {
                 TransferArg::Auto => Transfer::Auto,
                 TransferArg::Paste => Transfer::Paste,
+                TransferArg::Get => Transfer::Get,
+                TransferArg::Text => Transfer::Text,
             },
             no_compress: a.no_compress,
             ca_file: a.ca_file.clone(),
@@ -621,8 +630,8 @@ impl Cli {
                     .ok_or_else(|| bad("1 to 1024"))?
             }
             "transfer" => {
-                c.transfer =
-                    TransferArg::from_str(&text()?, true).map_err(|_| bad("auto or paste"))?
+                c.transfer = TransferArg::from_str(&text()?, true)
+                    .map_err(|_| bad("auto, get, text or paste"))?
             }
             "ca_file" => c.ca_file = Some(text()?.into()),
             "tls_fingerprint" => c.tls_fingerprint = Some(text()?),

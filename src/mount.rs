@@ -651,6 +651,7 @@ impl Daemon {
             ));
         }
         out.push_str(&format!("downloads: {}\n", self.core.board().downloads()));
+        out.push_str(&format!("uploads: {}\n", self.core.board().uploads()));
         if let Some(url) = self.page.lock().await.as_ref() {
             out.push_str(&format!("page: {url}\n"));
         }

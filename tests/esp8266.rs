@@ -172,6 +172,7 @@ fn reads_through_the_mount_take_the_text_channel_and_status_says_why() {
         st.contains("downloads: text channel: binary GETs take"),
         "{st}"
     );
+    assert!(st.contains("uploads: binary PUT"), "{st}");
     assert!(m.unmount().status.success());
 }
 
@@ -347,4 +348,73 @@ async fn a_board_without_boot_py_is_measured_with_another_small_file() {
     assert_eq!(board.get("/big.bin").await.unwrap(), big);
     let why = board.downloads();
     assert!(why.starts_with("text channel"), "{why}");
+}
+
+#[tokio::test]
+async fn a_text_downloads_slices_do_not_paste_their_program_again() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let big = every_byte(100_000, 15);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    // 20 KB/s: slices of 0.4 s are about 6 KB, some 15 of them.
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "20000"]);
+    let board = Board::new(via(&tb, &emu).await.session().clone(), Transfer::Text);
+    // The helpers' class, which keeps `send` between slices.
+    board.read_many(&["/boot.py"]).await.unwrap();
+    let before = board.session().totals().await.unwrap();
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let t = board.session().totals().await.unwrap();
+    // `send` is ~1 KB of program: pasted once, and the slices after it a
+    // call each (or none, asked for with the last credit).
+    let sent = t.bytes_out - before.bytes_out;
+    assert!(sent < 2_500, "{sent} bytes to the board for one download");
+    // And gone from the board once the file is done.
+    let out = board
+        .exec("print(hasattr(_wrm, 'sd'), 'sd' in dir(_wrm))")
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "False False",
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_board_whose_root_has_no_file_under_4_kb_is_measured() {
+    let tb = TestBoard::esp8266();
+    // No boot.py: a 5 KB main.py (as our helpers' file) is the smallest.
+    std::fs::write(tb.path("/main.py"), "print('hello')\n".repeat(340)).unwrap();
+    let big = every_byte(100_000, 16);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    let before = board.session().totals().await.unwrap();
+    assert_eq!(board.get("/big.bin").await.unwrap(), big);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    // The first download itself went by the text channel.
+    let t = board.session().totals().await.unwrap();
+    assert!(t.bytes_in - before.bytes_in > 130_000, "{t:?}");
+}
+
+#[tokio::test]
+async fn a_link_that_slows_down_is_measured_again() {
+    let tb = TestBoard::esp8266();
+    boot_py(&tb);
+    let data = every_byte(30_000, 17);
+    for f in ["/a.bin", "/b.bin", "/c.bin"] {
+        std::fs::write(tb.path(f), &data).unwrap();
+    }
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let board = via(&tb, &emu).await;
+    assert_eq!(board.get("/a.bin").await.unwrap(), data);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    // Below the throttle's 12.8 KB/s the GET moves more file per byte of
+    // link than base64 does.
+    emu.command("rate 8000");
+    assert_eq!(board.get("/b.bin").await.unwrap(), data);
+    assert_eq!(board.get("/c.bin").await.unwrap(), data);
+    let why = board.downloads();
+    assert!(why.starts_with("binary GET"), "{why}");
 }

@@ -4,7 +4,10 @@
 //! binary chunk, capping a GET near 12.8 KB/s however fast the link; their
 //! text channel is not throttled. Elsewhere the GET is better (base64
 //! costs a third more bytes). The choice is made from what this
-//! connection's transfers showed, by [`choose`].
+//! connection's transfers showed, by [`choose`]: each channel's time for
+//! the file, the text channel's slices counted.
+
+use super::stream;
 
 /// How a download moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +22,13 @@ pub struct Measured {
     /// Seconds between a GET's chunks after its first (acks pipelined):
     /// about 0.020 on a throttled board whatever the link.
     pub chunk_secs: Option<f64>,
-    /// Bytes/s of file data a text download delivered, from its first
-    /// piece to its end.
+    /// Bytes/s of file data a text download delivered while its slices
+    /// printed (from each slice's first piece to its end).
     pub text_rate: Option<f64>,
+    /// Seconds a text download spends outside its slices' printing: the
+    /// first slice's (its program pasted whole), then each further one's
+    /// (a short call: a round trip, the REPL's turn).
+    pub text_costs: Option<(f64, f64)>,
     /// Bytes/s the link carries (text from the board, or uploads' pace):
     /// a GET as slow as the link is the link's doing, not the board's.
     pub link_rate: Option<f64>,
@@ -32,14 +39,24 @@ const CHUNK: f64 = 256.0;
 /// Slower than this per chunk, a GET is throttled (or its link is below
 /// 17 KB/s, where a text download's first measure corrects the guess).
 pub const THROTTLED_CHUNK_SECS: f64 = 0.015;
+/// A throttled GET's pace at least: the port's 20 ms sleep and the
+/// chunk's own time on the board (a probe of a chunk or two times less).
+const THROTTLE_SECS: f64 = 0.021;
 /// Files up to this go by GET anyway: a program costs its own pasting,
 /// about what a few throttled chunks cost.
 pub const SMALL: u64 = 1024;
 /// The text channel must beat the GET by this much to take over.
-const MARGIN: f64 = 1.1;
+const MARGIN: f64 = 1.05;
 /// File data per byte of the text channel (base64, and a line end per
 /// piece).
 const TEXT_YIELD: f64 = 0.74;
+/// A text download's costs before one has shown them (10 ms round trip:
+/// the first slice pastes ~800 bytes of program, the next ones a call).
+const GUESS_COSTS: (f64, f64) = (0.15, 0.03);
+/// A transfer this far off (as a factor, and in seconds) from what the
+/// figures foretold shows that the link changed since they were measured.
+const DEPART: f64 = 1.6;
+const DEPART_SECS: f64 = 0.5;
 
 impl Measured {
     /// Adds a GET's pace (halfway to the new figure: one slow transfer on
@@ -51,8 +68,64 @@ impl Measured {
         );
     }
 
-    pub fn text(&mut self, rate: f64) {
-        self.text_rate = Some(self.text_rate.map_or(rate, |r| (r + rate) / 2.0));
+    /// Adds a text download's rate and costs (`first`, `each`: see
+    /// `text_costs`; None for a download of one slice).
+    pub fn text(&mut self, rate: f64, first: f64, each: Option<f64>) {
+        let avg = |old: Option<f64>, new: f64| old.map_or(new, |o| (o + new) / 2.0);
+        self.text_rate = Some(avg(self.text_rate, rate));
+        let (f0, e0) = self.text_costs.unzip();
+        let e = match each {
+            Some(e) => avg(e0, e),
+            None => e0.unwrap_or(GUESS_COSTS.1),
+        };
+        self.text_costs = Some((avg(f0, first), e));
+    }
+
+    /// The link changed under the figures: only what `channel` just showed
+    /// is kept (`fresh`, this connection's figures from that transfer
+    /// alone); the other channel and the link are measured again.
+    pub fn remeasure(&mut self, channel: Channel, fresh: &Measured) {
+        *self = match channel {
+            Channel::Binary => Measured {
+                chunk_secs: fresh.chunk_secs,
+                ..Measured::default()
+            },
+            Channel::Text => Measured {
+                text_rate: fresh.text_rate,
+                text_costs: fresh.text_costs,
+                ..Measured::default()
+            },
+        };
+    }
+}
+
+/// Whether a transfer that took `took` seconds where the figures foretold
+/// `expected` shows that the link changed since they were measured.
+pub fn departs(expected: f64, took: f64) -> bool {
+    (took - expected).abs() > DEPART_SECS && (took > expected * DEPART || took * DEPART < expected)
+}
+
+/// Seconds a binary GET of `size` bytes takes at `chunk_secs` a chunk.
+fn binary_secs(chunk_secs: f64, size: u64) -> f64 {
+    (size as f64 / CHUNK).ceil().max(1.0) * chunk_secs
+}
+
+/// Seconds a text download of `size` bytes takes: its printing at `rate`
+/// and its slices' costs.
+fn text_secs(rate: f64, (first, each): (f64, f64), size: u64) -> f64 {
+    let slice = (stream::slice_pieces(Some(rate), false) * stream::PIECE as u64) as f64;
+    let slices = (size as f64 / slice).ceil().max(1.0);
+    first + size as f64 / rate.max(1.0) + (slices - 1.0) * each
+}
+
+/// What the figures foretell for `size` bytes by `channel`, in seconds
+/// (None: not measured).
+pub fn foretold(m: &Measured, channel: Channel, size: u64) -> Option<f64> {
+    match channel {
+        Channel::Binary => m.chunk_secs.map(|c| binary_secs(c, size)),
+        Channel::Text => m
+            .text_rate
+            .map(|r| text_secs(r, m.text_costs.unwrap_or(GUESS_COSTS), size)),
     }
 }
 
@@ -74,8 +147,10 @@ pub fn wants_link_rate(m: &Measured) -> bool {
         && m.chunk_secs.is_some_and(|c| c >= THROTTLED_CHUNK_SECS)
 }
 
-/// The channel for a download of `size` bytes, and why, in words for
-/// `status` and the log.
+/// The channel for a download of `size` bytes (`u64::MAX`: a large one),
+/// and why, in words for `status` and the log: the one whose time for
+/// `size` is the shorter, the text channel's slices and first program
+/// counted.
 pub fn choose(m: &Measured, size: u64) -> (Channel, String) {
     let Some(c) = m.chunk_secs else {
         return (
@@ -85,46 +160,65 @@ pub fn choose(m: &Measured, size: u64) -> (Channel, String) {
     };
     let ms = c * 1000.0;
     let binary = CHUNK / c.max(1e-6);
-    let (text, why) = match m.text_rate {
-        Some(t) => (
-            t > binary * MARGIN,
+    let kb = |r: f64| r / 1000.0;
+    // The text channel's printing rate: measured, else the link's less
+    // base64's share, else (a GET that looks throttled, the link not
+    // measured) beyond the GET's.
+    let (rate, why) = match (m.text_rate, m.link_rate) {
+        (Some(t), _) => (
+            Some(t),
             format!(
                 "a text download moved {:.1} KB/s, a binary GET {:.1} KB/s ({ms:.1} ms a chunk)",
-                t / 1000.0,
-                binary / 1000.0
+                kb(t),
+                kb(binary)
             ),
         ),
-        None if c >= THROTTLED_CHUNK_SECS => match m.link_rate {
-            Some(l) => (
-                l * TEXT_YIELD > binary * MARGIN,
-                format!(
-                    "binary GETs take {ms:.1} ms a chunk ({:.1} KB/s) where the link carries {:.1} KB/s{}",
-                    binary / 1000.0,
-                    l / 1000.0,
-                    if l * TEXT_YIELD > binary * MARGIN {
-                        ": throttled by the board"
-                    } else {
-                        ""
-                    }
-                ),
+        _ if c < THROTTLED_CHUNK_SECS => {
+            return (
+                Channel::Binary,
+                format!("binary GET: binary GETs take {ms:.1} ms a chunk"),
+            );
+        }
+        (None, Some(l)) => (
+            Some(l * TEXT_YIELD),
+            format!(
+                "binary GETs take {ms:.1} ms a chunk ({:.1} KB/s) where the link carries {:.1} KB/s",
+                kb(binary),
+                kb(l)
             ),
-            None => (
-                true,
-                format!("binary GETs take {ms:.1} ms a chunk: throttled by the board"),
-            ),
-        },
-        None => (false, format!("binary GETs take {ms:.1} ms a chunk")),
+        ),
+        (None, None) => (
+            None,
+            format!("binary GETs take {ms:.1} ms a chunk: throttled by the board"),
+        ),
     };
-    match (text, size > SMALL) {
-        (true, true) => (Channel::Text, format!("text channel: {why}")),
-        (true, false) => (
-            Channel::Binary,
-            format!("binary GET for files up to {SMALL} B; larger ones by the text channel: {why}"),
+    let costs = m.text_costs.unwrap_or(GUESS_COSTS);
+    let throttled_pace = if c >= THROTTLED_CHUNK_SECS {
+        c.max(THROTTLE_SECS)
+    } else {
+        c
+    };
+    let b = binary_secs(throttled_pace, size);
+    let t = rate.map_or(costs.0, |r| text_secs(r, costs, size));
+    let text = size > SMALL && t * MARGIN < b;
+    let throttled = if text && rate.is_some() && m.text_rate.is_none() {
+        ": throttled by the board"
+    } else {
+        ""
+    };
+    let est = if size < u64::MAX {
+        format!(" ({size} B: text {t:.2} s, binary GET {b:.2} s)")
+    } else {
+        String::new()
+    };
+    match text {
+        true => (
+            Channel::Text,
+            format!("text channel: {why}{throttled}{est}"),
         ),
-        (false, _) => (Channel::Binary, format!("binary GET: {why}")),
+        false => (Channel::Binary, format!("binary GET: {why}{est}")),
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +235,7 @@ mod tests {
         let m = Measured {
             chunk_secs: Some(0.0205),
             text_rate: None,
+            text_costs: None,
             link_rate: None,
         };
         let (c, why) = choose(&m, BIG);
@@ -157,6 +252,7 @@ mod tests {
             let m = Measured {
                 chunk_secs: Some(c),
                 text_rate: None,
+                text_costs: None,
                 link_rate: None,
             };
             assert_eq!(choose(&m, BIG).0, Channel::Binary, "{c}");
@@ -169,12 +265,14 @@ mod tests {
         let slow_link = Measured {
             chunk_secs: Some(0.021),
             text_rate: Some(9_000.0),
+            text_costs: None,
             link_rate: None,
         };
         assert_eq!(choose(&slow_link, BIG).0, Channel::Binary);
         let throttled = Measured {
             chunk_secs: Some(0.021),
             text_rate: Some(600_000.0),
+            text_costs: None,
             link_rate: None,
         };
         assert_eq!(choose(&throttled, BIG).0, Channel::Text);
@@ -182,6 +280,7 @@ mod tests {
         let close = Measured {
             chunk_secs: Some(0.02),
             text_rate: Some(13_000.0),
+            text_costs: None,
             link_rate: None,
         };
         assert_eq!(choose(&close, BIG).0, Channel::Binary);
@@ -194,6 +293,7 @@ mod tests {
         let slow_link = Measured {
             chunk_secs: Some(0.0215),
             text_rate: None,
+            text_costs: None,
             link_rate: Some(12_000.0),
         };
         assert!(!wants_link_rate(&slow_link));
@@ -205,6 +305,7 @@ mod tests {
             let throttled = Measured {
                 chunk_secs: Some(0.0202),
                 text_rate: None,
+                text_costs: None,
                 link_rate: Some(link),
             };
             let (c, why) = choose(&throttled, BIG);
@@ -227,8 +328,57 @@ mod tests {
         m.binary(0.02);
         m.binary(0.0);
         assert_eq!(m.chunk_secs, Some(0.01));
-        m.text(100.0);
-        m.text(300.0);
+        m.text(100.0, 0.2, None);
+        m.text(300.0, 0.4, Some(0.02));
         assert_eq!(m.text_rate, Some(200.0));
+        assert_eq!(m.text_costs, Some((0.30000000000000004, 0.025)));
+    }
+
+    #[test]
+    fn the_text_channels_slices_are_counted() {
+        // The throttled board behind a 20 KB/s link: text prints 14.5 KB/s
+        // of data, the GET 12.5 KB/s. Slices that paste their program
+        // again (0.18 s each) lose to the GET; slices that call the one
+        // kept (0.03 s) win.
+        let mut m = Measured {
+            chunk_secs: Some(0.0205),
+            text_rate: Some(14_500.0),
+            text_costs: Some((0.2, 0.18)),
+            link_rate: None,
+        };
+        let (c, why) = choose(&m, BIG);
+        assert_eq!(c, Channel::Binary, "{why}");
+        m.text_costs = Some((0.2, 0.03));
+        let (c, why) = choose(&m, BIG);
+        assert_eq!(c, Channel::Text, "{why}");
+        assert!(why.contains("100000 B: text 7."), "{why}");
+        // A file of one slice pays the first program alone.
+        assert_eq!(choose(&m, 2_000).0, Channel::Binary);
+        let b = foretold(&m, Channel::Binary, 2_560).unwrap();
+        assert!((b - 0.205).abs() < 1e-9, "{b}");
+    }
+
+    #[test]
+    fn a_transfer_far_from_what_was_foretold_departs() {
+        assert!(departs(1.4, 9.0));
+        assert!(departs(8.0, 1.5));
+        // Noise: a little off, or off by little time.
+        assert!(!departs(8.0, 9.5));
+        assert!(!departs(0.1, 0.4));
+        let mut m = Measured {
+            chunk_secs: Some(0.0205),
+            text_rate: Some(600_000.0),
+            text_costs: Some((0.1, 0.02)),
+            link_rate: Some(1e6),
+        };
+        let fresh = Measured {
+            text_rate: Some(7_000.0),
+            text_costs: Some((0.3, 0.05)),
+            ..Measured::default()
+        };
+        m.remeasure(Channel::Text, &fresh);
+        assert_eq!(m, fresh);
+        // Unmeasured again: the next large download measures the GET.
+        assert_eq!(choose(&m, BIG).0, Channel::Binary);
     }
 }

@@ -37,8 +37,12 @@ pub enum Transfer {
     #[default]
     Auto,
     /// Always raw-paste programs with base64: for firmware without the
-    /// binary protocol, and ESP8266 boards where it is faster.
+    /// binary protocol.
     Paste,
+    /// As `Auto`, downloads always by binary GET.
+    Get,
+    /// As `Auto`, downloads over `channel::SMALL` by the text channel.
+    Text,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +147,43 @@ impl Drop for TextMoving {
     }
 }
 
+/// A text download's `send`, kept on the board between its slices (see
+/// `snippets::send_keep`): removed by the last slice, or when the download
+/// ends otherwise.
+struct KeptSend {
+    board: Option<Board>,
+    /// Defined on the board, as far as we know.
+    left: bool,
+    /// The board could not keep it: each slice pastes it whole.
+    refused: bool,
+}
+
+impl KeptSend {
+    fn forget(&mut self) {
+        self.left = false;
+        let Some(board) = self.board.clone() else {
+            return;
+        };
+        // Dropped mid-download (its reader gone): a task of its own runs
+        // it once the REPL is free.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = board.snippet(sn::send_forget()).await {
+                    debug!("removing the kept send: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl Drop for KeptSend {
+    fn drop(&mut self) {
+        if self.left {
+            self.forget();
+        }
+    }
+}
+
 /// What this connection's downloads showed, and the choice last made.
 #[derive(Debug, Default)]
 struct Downloads {
@@ -156,6 +197,10 @@ struct Downloads {
     /// without `binascii.crc32`).
     no_text: bool,
     choice: Option<(channel::Channel, String)>,
+    /// Times the figures were measured again because a download departed
+    /// from what they foretold (the link changed), and when last.
+    remeasured: u32,
+    remeasured_at: Option<Instant>,
 }
 
 /// A listing's entries, and the names in it that were left out.
@@ -179,9 +224,13 @@ const MAX_DEPTH: usize = 64;
 const PROBE_AFTER: u64 = 8 << 10;
 /// Every ESP board's flash has it.
 const PROBE_FILE: &str = "/boot.py";
-const PROBE_MAX: u64 = 4 << 10;
+const PROBE_MAX: u64 = 8 << 10;
 /// Text the board prints to measure the link's rate (see `link_rate`).
 const LINK_PROBE: usize = 4000;
+/// Figures measured again after a download departed from them: at most
+/// this many times a connection, this often.
+const REMEASURE_MAX: u32 = 8;
+const REMEASURE_EVERY: Duration = Duration::from_secs(30);
 /// How long a text download's slice waits for a REPL a person's program
 /// holds before the download goes by binary GET.
 const TEXT_PATIENCE: Duration = Duration::from_secs(1);
@@ -880,7 +929,7 @@ impl Board {
     }
 
     fn binary_ok(&self, path: &str) -> bool {
-        self.transfer == Transfer::Auto && path.len() <= MAX_NAME
+        self.transfer != Transfer::Paste && path.len() <= MAX_NAME
     }
 
     /// A whole file. Its size comes first: a GET of a missing file makes the
@@ -1047,9 +1096,51 @@ impl Board {
             .map_err(|_| Error::LinkLost(Lost::SessionEnded))??;
         if let Some(t) = first.filter(|_| whole && chunks > 0) {
             let pace = t.elapsed().as_secs_f64() / f64::from(chunks);
-            self.downloads_mut().measured.binary(pace);
+            let fresh = channel::Measured {
+                chunk_secs: Some(pace),
+                ..channel::Measured::default()
+            };
+            // From the first chunk: the time a queue held the GET is not
+            // the channel's.
+            let took = t.elapsed().as_secs_f64();
+            self.observed(channel::Channel::Binary, n, took, &fresh);
         }
         Ok(n)
+    }
+
+    /// A download of `size` bytes by `channel` took `took` seconds; `fresh`
+    /// are its figures alone. They join this connection's, or, when the
+    /// download departed from what the figures foretold (the link changed
+    /// since), replace them: the other channel is measured again at the
+    /// next large download. Bounded: `REMEASURE_MAX` times, one per
+    /// `REMEASURE_EVERY`.
+    fn observed(&self, channel: channel::Channel, size: u64, took: f64, fresh: &channel::Measured) {
+        let mut d = self.downloads_mut();
+        let may = d.remeasured < REMEASURE_MAX
+            && d.remeasured_at
+                .is_none_or(|t| t.elapsed() >= REMEASURE_EVERY);
+        let foretold = channel::foretold(&d.measured, channel, size);
+        if let Some(e) =
+            foretold.filter(|&e| may && size > PROBE_AFTER && channel::departs(e, took))
+        {
+            info!(
+                "downloads: {size} B by {} took {took:.2} s where the figures foretold {e:.2} s: the link changed; measuring the channels again",
+                match channel {
+                    channel::Channel::Binary => "binary GET",
+                    channel::Channel::Text => "the text channel",
+                }
+            );
+            d.measured.remeasure(channel, fresh);
+            d.probed = false;
+            d.remeasured += 1;
+            d.remeasured_at = Some(Instant::now());
+            return;
+        }
+        match (fresh.chunk_secs, fresh.text_rate, fresh.text_costs) {
+            (Some(c), _, _) => d.measured.binary(c),
+            (_, Some(r), Some((first, each))) => d.measured.text(r, first, Some(each)),
+            _ => {}
+        }
     }
 
     fn downloads_mut(&self) -> std::sync::MutexGuard<'_, Downloads> {
@@ -1070,7 +1161,10 @@ impl Board {
     async fn download_channel(&self, size: u64) -> channel::Channel {
         let probe = {
             let mut d = self.downloads_mut();
-            let first = d.measured.chunk_secs.is_none() && !d.probed && size > PROBE_AFTER;
+            let first = d.measured.chunk_secs.is_none()
+                && !d.probed
+                && size > PROBE_AFTER
+                && self.transfer == Transfer::Auto;
             d.probed |= first;
             first
         };
@@ -1078,34 +1172,54 @@ impl Board {
             let r = self.get_binary(&file, size, &mut |_| {}, None).await;
             debug!("measuring binary chunks with {file}: {:?}", r.map(drop));
         }
-        let slow = channel::wants_link_rate(&self.downloads_mut().measured);
+        let slow = channel::wants_link_rate(&self.downloads_mut().measured)
+            && self.transfer == Transfer::Auto;
         if slow {
             let rate = self.link_rate().await;
             debug!("the link carries {rate:?} B/s from the board");
             self.downloads_mut().measured.link_rate = rate;
         }
         let mut d = self.downloads_mut();
-        let (mut c, mut why) = channel::choose(&d.measured, size);
+        let (mut c, mut why) = match self.transfer {
+            Transfer::Get => (
+                channel::Channel::Binary,
+                "binary GET (--transfer get)".into(),
+            ),
+            Transfer::Text if size > channel::SMALL => (
+                channel::Channel::Text,
+                "text channel (--transfer text)".into(),
+            ),
+            _ => channel::choose(&d.measured, size),
+        };
         if d.no_text && c == channel::Channel::Text {
             c = channel::Channel::Binary;
             why = "binary GET: the board cannot run our text download".into();
         }
-        if d.choice.as_ref().map(|(c, _)| *c) != Some(c) && size > channel::SMALL {
-            info!("downloads: {why}");
+        if size > PROBE_AFTER {
+            if d.choice.as_ref().map(|(c, _)| *c) != Some(c) {
+                info!("downloads: {why}");
+            }
             d.choice = Some((c, why));
         }
         c
     }
 
     /// A small file whose GET shows the binary channel's pace: `boot.py`,
-    /// else the largest small one at the root (a mount's id marker is
-    /// one), so that a board without `boot.py` is measured too.
+    /// else the smallest at the root (up to `PROBE_MAX`: our helpers' file
+    /// is one), so that a board without `boot.py` is measured too. The
+    /// smaller the cheaper: the board's sleep is per chunk, so one chunk
+    /// shows it (its end comes a sleep after it), and `channel::choose`
+    /// counts a throttled chunk at its many-chunk pace; the link's rate is
+    /// measured apart. Without any, the first download by GET measures
+    /// itself.
     async fn probe_file(&self) -> Option<(String, u64)> {
         let small =
             |kind: EntryKind, size: u64| kind == EntryKind::File && (1..=PROBE_MAX).contains(&size);
         let b = self.impatient();
         match b.stat(PROBE_FILE).await {
-            Ok(Some(st)) if small(st.kind, st.size) => return Some((PROBE_FILE.into(), st.size)),
+            Ok(Some(st)) if small(st.kind, st.size) => {
+                return Some((PROBE_FILE.into(), st.size));
+            }
             Err(_) => return None,
             _ => {}
         }
@@ -1113,16 +1227,26 @@ impl Board {
         entries
             .into_iter()
             .filter(|e| small(e.kind, e.size))
-            .max_by_key(|e| e.size)
+            .min_by_key(|e| e.size)
             .map(|e| (e.path, e.size))
     }
 
-    /// The link's rate: the uploads' pace if they have shown it, else that
-    /// of a few KB of text the board prints (not throttled anywhere).
+    /// The link's rate: that of a few KB of text the board prints (not
+    /// throttled anywhere), or the uploads' pace if faster. Not the
+    /// uploads' alone: on a throttled board a PUT sleeps 20 ms per 512 B
+    /// too, and its pace (a mount's first PUTs) is the board's, not the
+    /// link's.
     async fn link_rate(&self) -> Option<f64> {
-        if let Some(r) = self.session.rate().await {
-            return Some(r);
+        let put = self.session.rate().await;
+        let printed = self.printed_rate().await;
+        match (put, printed) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// The pace of a few KB of text the board prints.
+    async fn printed_rate(&self) -> Option<f64> {
         // Lines: the session hands on output a line at a time.
         let code = format!("for i in range({}):print('x'*98)\n", LINK_PROBE / 100);
         let mut s = self.session.stream(code, Some(TEXT_PATIENCE)).ok()?;
@@ -1159,6 +1283,16 @@ impl Board {
         match &d.choice {
             Some((_, why)) => why.clone(),
             None => channel::choose(&d.measured, u64::MAX).1,
+        }
+    }
+
+    /// Which channel uploads take, and why, for `status`.
+    pub fn uploads(&self) -> String {
+        match self.transfer {
+            Transfer::Paste => "raw-paste programs with base64 (--transfer paste)".into(),
+            // Measured on the throttled test board (scripts/bench-esp8266.sh):
+            // a PUT's 20 ms per 512 B beat pasting base64.
+            _ => "binary PUT, compressed where the board inflates and it pays (raw-paste for paths over 63 bytes)".into(),
         }
     }
 
@@ -1204,9 +1338,16 @@ impl Board {
         size: u64,
         sink: &mut (dyn FnMut(Piece) + Send),
     ) -> Result<u64> {
+        // Whatever way the download ends (an error, its reader gone), the
+        // `send` it kept on the board goes.
+        let mut kept = KeptSend {
+            board: Some(self.clone()),
+            left: false,
+            refused: false,
+        };
         let mut tries = 1;
         loop {
-            match self.get_text_once(path, size, sink).await {
+            match self.get_text_once(path, size, sink, &mut kept).await {
                 Err(Error::LinkLost(why)) if tries < TEXT_TRIES => {
                     debug!("{path}: the text download starts over ({why})");
                     sink(Piece::Restart);
@@ -1219,46 +1360,91 @@ impl Board {
 
     /// The file in slices, one program each (see [`stream::slice_pieces`]):
     /// between them the REPL is free for a person's keys and other
-    /// requests. Every slice must announce the size the first did.
+    /// requests. The first slice's program keeps `send` on the board, so
+    /// that the next ones are a short call each. Every slice must announce
+    /// the size the first did.
     async fn get_text_once(
         &self,
         path: &str,
         size: u64,
         sink: &mut (dyn FnMut(Piece) + Send),
+        kept: &mut KeptSend,
     ) -> Result<u64> {
         let moving = self.text_move(path, size);
+        let began = Instant::now();
         let mut rate = self.downloads_mut().measured.text_rate;
         let mut next = 0u64;
         let mut got = 0u64;
         let mut announced_size: Option<u64> = None;
         // File data over the time it took to come, of slices longer than
-        // the program's first window.
+        // the program's first window; and the time each slice waited for
+        // its first piece (its program, a round trip).
         let (mut data, mut secs) = (0u64, 0f64);
+        let mut costs: Vec<f64> = Vec::new();
         loop {
             let typing = self.session.typing().await;
             let most = stream::slice_pieces(rate, typing);
-            let (announced, n, start) = self.text_slice(path, next, most, sink).await?;
-            let Some((z, k)) = announced else {
-                return Err(Error::Invalid(format!(
-                    "{path}: the text download announced nothing"
-                )));
+            let pieces = announced_size
+                .unwrap_or(size)
+                .div_ceil(stream::PIECE as u64);
+            let (piece, window) = (stream::PIECE, stream::WINDOW);
+            let code = match (kept.left, next + most >= pieces || kept.refused) {
+                (true, _) => sn::send_kept(path, piece, window, next, most),
+                (false, true) => sn::send(path, piece, window, next, most),
+                (false, false) => sn::send_keep(path, piece, window, next, most),
             };
-            if announced_size.is_some_and(|s| s != z) {
-                return Err(Error::LinkLost(Lost::Changed {
-                    path: path.to_string(),
-                    got: None,
-                }));
+            let mut slices = Vec::new();
+            let r = self
+                .text_slices(code, path, next, most, sink, &mut slices)
+                .await;
+            match r {
+                // Gone from the board (a soft reset, or the helpers' class
+                // never defined): this download pastes each slice whole.
+                Err(Error::Traceback(tb))
+                    if kept.left
+                        && slices.is_empty()
+                        && ["NameError", "AttributeError"]
+                            .iter()
+                            .any(|e| tb.contains(e)) =>
+                {
+                    debug!("{path}: the kept send is gone ({tb}); pasting each slice");
+                    (kept.left, kept.refused) = (false, true);
+                    continue;
+                }
+                r => r?,
             }
-            announced_size = Some(z);
-            got += n;
-            next += k;
-            moving.progress(got, z);
-            if let Some(t) = start.filter(|_| k > stream::WINDOW as u64) {
-                data += n;
-                secs += t.elapsed().as_secs_f64();
-                rate = Some(data as f64 / secs.max(1e-6));
+            let mut end = false;
+            for sl in slices {
+                let announced = sl.reader.announced();
+                let n = sl.reader.finish()?;
+                let Some((z, k)) = announced else {
+                    return Err(Error::Invalid(format!(
+                        "{path}: the text download announced nothing"
+                    )));
+                };
+                if announced_size.is_some_and(|s| s != z) {
+                    return Err(Error::LinkLost(Lost::Changed {
+                        path: path.to_string(),
+                        got: None,
+                    }));
+                }
+                announced_size = Some(z);
+                got += n;
+                next += k;
+                moving.progress(got, z);
+                if let Some(t) = sl.start.filter(|_| k > stream::WINDOW as u64) {
+                    data += n;
+                    secs += t.elapsed().as_secs_f64();
+                    rate = Some(data as f64 / secs.max(1e-6));
+                }
+                if let Some(t) = sl.start {
+                    costs.push(t.saturating_duration_since(sl.asked).as_secs_f64());
+                }
+                end = next >= z.div_ceil(stream::PIECE as u64) || k == 0;
             }
-            if next >= z.div_ceil(stream::PIECE as u64) || k == 0 {
+            // The program removes the kept `send` once the file is done.
+            kept.left = !end && !kept.refused;
+            if end {
                 break;
             }
         }
@@ -1270,53 +1456,80 @@ impl Board {
             }));
         }
         if secs > 0.0 {
-            self.downloads_mut()
-                .measured
-                .text(data as f64 / secs.max(1e-6));
+            let first = costs.first().copied().unwrap_or(0.0);
+            let each = (costs.len() > 1)
+                .then(|| costs[1..].iter().sum::<f64>() / (costs.len() - 1) as f64);
+            let mut fresh = channel::Measured::default();
+            fresh.text(data as f64 / secs.max(1e-6), first, each);
+            let took = began.elapsed().as_secs_f64();
+            info!(
+                "text channel {path} {got} B in {took:.3} s ({:.1} KB/s; {} slices, the first waited {first:.3} s, the next {:.3} s each)",
+                got as f64 / 1000.0 / took.max(1e-6),
+                costs.len(),
+                each.unwrap_or(0.0)
+            );
+            self.observed(channel::Channel::Text, got, took, &fresh);
         }
         Ok(got)
     }
 
-    /// One slice: its reader (ended), its bytes, and when its first data
-    /// came.
-    async fn text_slice(
+    /// One program (`code`, a `send`): its slices, each ended, in `done`.
+    /// Several when, at each slice's last credit, nobody else waited for
+    /// the REPL: the next was asked for with it (see `send`), so the link
+    /// does not idle between them.
+    async fn text_slices(
         &self,
+        code: String,
         path: &str,
         first: u64,
         most: u64,
         sink: &mut (dyn FnMut(Piece) + Send),
-    ) -> Result<(Option<(u64, u64)>, u64, Option<Instant>)> {
-        let code = sn::send(path, stream::PIECE, stream::WINDOW, first, most);
+        done: &mut Vec<stream::Slice>,
+    ) -> Result<()> {
         let patience = self.patience.unwrap_or(TEXT_PATIENCE).min(TEXT_PATIENCE);
         let mut s = self.session.stream(code, Some(patience))?;
-        let mut d = stream::Download::slice(path, first, most);
-        let mut start: Option<Instant> = None;
-        let mut take = |d: &mut stream::Download, text: &[u8]| -> Result<usize> {
-            let fed = d.feed(text)?;
-            if !fed.data.is_empty() {
-                start.get_or_insert_with(Instant::now);
-                sink(Piece::Data(fed.data));
-            }
-            Ok(fed.credits)
-        };
+        let mut cur = stream::Slice::new(path, first, most, Instant::now());
         while let Some(p) = s.pieces.recv().await {
             if let Piece::Data(text) = p {
-                // An error drops the stream: the program gets Ctrl-C.
-                let credits = take(&mut d, &text)?;
-                if credits > 0 {
-                    s.credit(credits);
+                let mut text: &[u8] = &text;
+                while !text.is_empty() {
+                    // An error drops the stream: the program gets Ctrl-C.
+                    let (used, credits, last) = cur.take(text, sink)?;
+                    text = &text[used..];
+                    if credits > 0 {
+                        s.credit(credits);
+                    }
+                    if last {
+                        let go = cur.more() && self.alone().await;
+                        if go {
+                            cur.reader.chain();
+                        }
+                        s.answer(if go { "c" } else { "e" });
+                    }
+                    if cur.reader.ended() && cur.chained() {
+                        let next = cur.next(path, most);
+                        done.push(std::mem::replace(&mut cur, next));
+                    }
                 }
             }
         }
         let out = s.finish().await?;
-        take(&mut d, &out.stdout)?;
+        cur.take(&out.stdout, sink)?;
         if !out.stderr.is_empty() {
             return Err(Error::Traceback(
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
             ));
         }
-        let announced = d.announced();
-        Ok((announced, d.finish()?, start))
+        done.push(cur);
+        Ok(())
+    }
+
+    /// Nobody else waits for the REPL: no person typing, no other program.
+    async fn alone(&self) -> bool {
+        self.session
+            .status()
+            .await
+            .is_ok_and(|s| !s.typing && s.programs <= 1)
     }
 
     async fn get_pasted(&self, path: &str) -> Result<Vec<u8>> {

@@ -315,7 +315,11 @@ def inflater(a):
 # whatever happens, so the program reads every credit the reader owes it
 # and none is left over for the REPL. One slice of the file: at most a[4]
 # pieces from piece a[3] (`<size>` is the whole file's, `<pieces>` the
-# slice's), so that the REPL is free between slices.
+# slice's), so that the REPL is free between slices. With its last
+# credit of a slice (of more than a[2] pieces) the reader sends its word:
+# `c`, the next slice at once (nobody else waits for the REPL: no program
+# to paste, no idle link between), or `e`, the end. True once the file is
+# done (kept between slices, the function is then removed).
 def send(a):
     import binascii, select, sys
 
@@ -325,42 +329,50 @@ def send(a):
     try:
         f = open(a[0], "rb")
         z = f.seek(0, 2)
-        f.seek(s * n)
     except OSError as e:
         print("E", e.args[0])
-        return
-    k = max(0, min((z + n - 1) // n - s, int(a[4])))
-    print("T", z, k)
+        return 1
     b = bytearray(n)
-    c = t = i = e = 0
     # A reader that has gone (Ctrl-C, a cut link) sends no more credits:
     # the program ends rather than wait in input() for good.
     p = select.poll()
     p.register(sys.stdin, select.POLLIN)
-    while i < k:
-        if i >= w:
-            if not p.poll(5000):
-                e = 110
-                break
-            input()
-        r = 0
-        try:
-            r = f.readinto(b)
-        except OSError as x:
-            e = x.args[0]
-        if r:
-            m = memoryview(b)[:r]
-            c = binascii.crc32(m, c)
-            t += r
-            print(binascii.b2a_base64(m).decode(), end="")
+    while 1:
+        f.seek(s * n)
+        k = max(0, min((z + n - 1) // n - s, int(a[4])))
+        print("T", z, k)
+        c = t = i = e = 0
+        while i < k:
+            if i >= w:
+                if not p.poll(5000):
+                    e = 110
+                    break
+                input()
+            r = 0
+            try:
+                r = f.readinto(b)
+            except OSError as x:
+                e = x.args[0]
+            if r:
+                m = memoryview(b)[:r]
+                c = binascii.crc32(m, c)
+                t += r
+                print(binascii.b2a_base64(m).decode(), end="")
+            else:
+                print("-")
+            i += 1
+        if e:
+            print("E", e)
         else:
-            print("-")
-        i += 1
+            print("K", t, c)
+        s += k
+        g = 0
+        if k > w and i == k:
+            g = p.poll(5000) and input() == "c"
+        if e or not g:
+            break
     f.close()
-    if e:
-        print("E", e)
-    else:
-        print("K", t, c)
+    return e or s * n >= z
 
 
 # Builds files from deltas (board/delta.rs; a one-off program: only a save with a base uses it). Fields per file: the

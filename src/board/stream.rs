@@ -10,7 +10,9 @@
 
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
+use crate::session::Piece;
 use base64::Engine;
+use std::time::Instant;
 
 /// Bytes per piece (one base64 line of 684 characters).
 pub const PIECE: usize = 512;
@@ -46,6 +48,60 @@ pub fn slice_pieces(rate: Option<f64>, typing: bool) -> u64 {
     ((rate * time / PIECE as f64) as u64).clamp(SLICE_MIN, SLICE_MAX)
 }
 
+/// One slice of a text download as it comes: its reader, and when it was
+/// asked for and its first data came (the slice's cost, for the choice of
+/// channel).
+#[derive(Debug)]
+pub struct Slice {
+    pub reader: Download,
+    pub first: u64,
+    pub asked: Instant,
+    pub start: Option<Instant>,
+}
+
+impl Slice {
+    pub fn new(what: &str, first: u64, most: u64, asked: Instant) -> Slice {
+        Slice {
+            reader: Download::slice(what, first, most),
+            first,
+            asked,
+            start: None,
+        }
+    }
+
+    /// Feeds `text`, its file data to `sink`: bytes taken, credits due,
+    /// and whether the last of them is among them.
+    pub fn take(
+        &mut self,
+        text: &[u8],
+        sink: &mut (dyn FnMut(Piece) + Send),
+    ) -> Result<(usize, usize, bool)> {
+        let fed = self.reader.feed(text)?;
+        if !fed.data.is_empty() {
+            self.start.get_or_insert_with(Instant::now);
+            sink(Piece::Data(fed.data));
+        }
+        Ok((fed.used, fed.credits, fed.last))
+    }
+
+    /// Whether the file goes on past this slice, as announced.
+    pub fn more(&self) -> bool {
+        self.reader
+            .announced()
+            .is_some_and(|(z, k)| self.first + k < z.div_ceil(PIECE as u64))
+    }
+
+    pub fn chained(&self) -> bool {
+        self.reader.chained()
+    }
+
+    /// The slice that follows this one in the same program, asked for now.
+    pub fn next(&self, what: &str, most: u64) -> Slice {
+        let k = self.reader.announced().map_or(0, |(_, k)| k);
+        Slice::new(what, self.first + k, most, Instant::now())
+    }
+}
+
 /// A line longer than a piece's base64 is not the program's.
 const MAX_LINE: usize = PIECE.div_ceil(3) * 4 + 8;
 
@@ -56,6 +112,12 @@ pub struct Fed {
     pub data: Vec<u8>,
     /// Credits to send the program now.
     pub credits: usize,
+    /// Among them, the slice's last: the one to send the next slice's
+    /// request with (see `send` in programs.py).
+    pub last: bool,
+    /// Bytes of the text taken: the rest, after the slice's end, is the
+    /// next slice's.
+    pub used: usize,
 }
 
 /// The reader of one `send` program's answer.
@@ -74,6 +136,8 @@ pub struct Download {
     crc: crc32fast::Hasher,
     /// The program's end: `Ok` once size and CRC matched.
     end: Option<Result<u64>>,
+    /// The next slice was asked for: text after the end is its.
+    chained: bool,
 }
 
 impl Download {
@@ -95,7 +159,14 @@ impl Download {
             credited: 0,
             crc: crc32fast::Hasher::new(),
             end: None,
+            chained: false,
         }
+    }
+
+    /// The next slice was asked for (with the last credit): the text
+    /// after this one's end is left for its reader.
+    pub fn chain(&mut self) {
+        self.chained = true;
     }
 
     /// The whole file's size and the slice's pieces, as announced.
@@ -108,6 +179,11 @@ impl Download {
         self.end.is_some()
     }
 
+    /// Whether the next slice was asked for.
+    pub fn chained(&self) -> bool {
+        self.chained
+    }
+
     fn bad(&self, why: impl std::fmt::Display) -> Error {
         Error::Protocol(ProtocolError::Base64(format!(
             "{}: the board's text download {why}",
@@ -118,6 +194,10 @@ impl Download {
     pub fn feed(&mut self, text: &[u8]) -> Result<Fed> {
         let mut fed = Fed::default();
         for &b in text {
+            if self.end.is_some() && self.chained {
+                break;
+            }
+            fed.used += 1;
             if b == b'\n' {
                 let line = std::mem::take(&mut self.line);
                 let line = line.strip_suffix(b"\r").unwrap_or(&line);
@@ -132,8 +212,12 @@ impl Download {
     }
 
     fn line_in(&mut self, line: &[u8], fed: &mut Fed) -> Result<()> {
-        // The echo of a credit, read by the program's `input()`.
-        if line.is_empty() {
+        // The echo of a credit, read by the program's `input()`, and of
+        // the reader's word after a slice (see `send` in programs.py).
+        if line.is_empty()
+            || (line == b"c" && self.size.is_none())
+            || (line == b"e" && self.end.is_some())
+        {
             return Ok(());
         }
         if self.end.is_some() {
@@ -184,6 +268,7 @@ impl Download {
             if self.credited + (WINDOW as u64) < pieces {
                 self.credited += 1;
                 fed.credits += 1;
+                fed.last |= self.credited + WINDOW as u64 == pieces;
             }
             fed.data.extend_from_slice(&data);
             return Ok(());

@@ -295,6 +295,12 @@ impl Machine {
         self.step(now);
     }
 
+    /// A line for the streaming program `op` (see [`TextLane::answer`]).
+    pub fn answer(&mut self, now: Instant, op: OpId, word: &'static str) {
+        self.text.answer(op, word, &mut self.out);
+        self.step(now);
+    }
+
     /// Says so, in one line rewritten as keys are dropped.
     fn drop_keys(&mut self, n: usize) {
         if n == 0 {

@@ -145,6 +145,7 @@ enum Cmd {
     Submit(u64, Request, Reply),
     Keys(Vec<u8>),
     Credit(u64, usize),
+    Answer(u64, &'static str),
     Cancel(u64),
     SetInterrupt(bool),
     Status(oneshot::Sender<Status>),
@@ -495,6 +496,11 @@ impl ProgramStream {
         let _ = self.tx.send(Cmd::Credit(self.ticket, n));
     }
 
+    /// A line the program waits for: `word` (letters only), then a line end.
+    pub fn answer(&self, word: &'static str) {
+        let _ = self.tx.send(Cmd::Answer(self.ticket, word));
+    }
+
     /// The program's end: what it printed after the last piece taken, and
     /// its traceback.
     pub async fn finish(mut self) -> Result<Output> {
@@ -774,6 +780,11 @@ impl Shell {
             Cmd::Credit(ticket, n) => {
                 if let Some(op) = self.tickets.get(&ticket) {
                     self.core.credit(now, *op, n);
+                }
+            }
+            Cmd::Answer(ticket, word) => {
+                if let Some(op) = self.tickets.get(&ticket) {
+                    self.core.answer(now, *op, word);
                 }
             }
             Cmd::Cancel(ticket) => {

@@ -297,6 +297,18 @@ impl TextLane {
         }
     }
 
+    /// A line the streaming program `op` reads (a word of letters, that
+    /// it waits for): as a credit, never left for the raw prompt.
+    pub fn answer(&mut self, op: OpId, word: &'static str, out: &mut Out) {
+        if let Mode::Running { job, .. } = &self.mode
+            && job.op == op
+            && job.stream
+            && word.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            out.text(format!("{word}\r").into_bytes());
+        }
+    }
+
     /// Whether the lane is in the middle of an exchange that sends text
     /// again as soon as the board answers (taking the REPL, pasting a
     /// program, a person's paste): an upload started now would hold each
