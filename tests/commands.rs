@@ -439,9 +439,8 @@ fn file_commands_on_a_path_in_a_mount() {
     );
 }
 
-#[test]
-fn bash_completes_named_boards_and_mountpoints() {
-    let tb = TestBoard::start();
+/// A config home naming two boards, kitchen and garden.
+fn two_named_boards() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("webrepl-mount");
     std::fs::create_dir_all(&dir).unwrap();
@@ -450,6 +449,13 @@ fn bash_completes_named_boards_and_mountpoints() {
         "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
     )
     .unwrap();
+    home
+}
+
+#[test]
+fn bash_completes_named_boards_and_mountpoints() {
+    let tb = TestBoard::start();
+    let home = two_named_boards();
     let script = home.path().join("webrepl-mount.bash");
     let o = bin().args(["completions", "bash"]).output().unwrap();
     std::fs::write(&script, &o.stdout).unwrap();
@@ -539,14 +545,7 @@ fn fish_offers(script: &Path, home: &Path, words: &str) -> String {
 #[test]
 fn zsh_and_fish_complete_named_boards_and_mountpoints() {
     let tb = TestBoard::start();
-    let home = tempfile::tempdir().unwrap();
-    let dir = home.path().join("webrepl-mount");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("boards.toml"),
-        "[kitchen]\naddress = \"10.0.0.9\"\n[garden]\naddress = \"10.0.0.8\"\n",
-    )
-    .unwrap();
+    let home = two_named_boards();
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let mp = m.path().display().to_string();
     let zsh = out(&bin().args(["completions", "zsh"]).output().unwrap());

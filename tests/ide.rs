@@ -66,6 +66,20 @@ async fn tabs(b: &Browser) -> serde_json::Value {
     b.eval("window.webreplMount.editor.tabs()").await
 }
 
+/// Clicks `path` in the page's file tree once it is shown.
+async fn click_in_tree(b: &Browser, path: &str) {
+    let name = format!("#tree li[data-path='{path}'] .name");
+    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
+        .await;
+    b.client
+        .find(Locator::Css(&name))
+        .await
+        .expect(path)
+        .click()
+        .await
+        .expect("click in the tree");
+}
+
 /// Types into the editor as a person would (WebDriver key codes: Control
 /// is \u{E009}, End \u{E010}, and \u{E000} lets go of the modifiers).
 async fn type_in_editor(b: &Browser, keys: &str) {
@@ -92,16 +106,7 @@ async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts
     let url = page_of(&m);
     let b = Browser::start().await;
     b.client.goto(&url).await.expect("open the page");
-    let name = "#tree li[data-path='/main.py'] .name";
-    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
-        .await;
-    b.client
-        .find(Locator::Css(name))
-        .await
-        .expect("main.py")
-        .click()
-        .await
-        .expect("click main.py");
+    click_in_tree(&b, "/main.py").await;
     b.until(
         10,
         "window.webreplMount.editor.tabs()[0]?.text === \"print('hello')\\n\"",
@@ -667,16 +672,7 @@ async fn a_save_of_a_one_line_change_sends_only_the_change() {
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let b = Browser::start().await;
     b.client.goto(&page_of(&m)).await.expect("open the page");
-    let name = "#tree li[data-path='/prog.py'] .name";
-    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
-        .await;
-    b.client
-        .find(Locator::Css(name))
-        .await
-        .expect("prog.py")
-        .click()
-        .await
-        .expect("click prog.py");
+    click_in_tree(&b, "/prog.py").await;
     b.until(
         20,
         &format!(
@@ -733,16 +729,7 @@ async fn a_refused_save_says_failed_and_is_never_sent_later() {
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let b = Browser::start().await;
     b.client.goto(&page_of(&m)).await.expect("open the page");
-    let name = "#tree li[data-path='/prog.py'] .name";
-    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
-        .await;
-    b.client
-        .find(Locator::Css(name))
-        .await
-        .expect("prog.py")
-        .click()
-        .await
-        .expect("click prog.py");
+    click_in_tree(&b, "/prog.py").await;
     b.until(
         20,
         &format!(

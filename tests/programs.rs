@@ -257,6 +257,18 @@ fn a_big_upload_in_many_slices_is_joined_on_a_small_fragmented_heap() {
     assert!(!r.join(format!("{}.1", &part[1..])).exists());
 }
 
+/// A flash with the helpers' file and `a.py` ("abc").
+fn flash_with_helpers() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(
+        root.path().join(&sn::HELPERS_FILE[1..]),
+        sn::helpers_file().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(root.path().join("a.py"), b"abc").unwrap();
+    root
+}
+
 /// What stays resident is the class: the functions used on every save
 /// (`go`, `fin`, `a`) and the loader; 4.9 KB here when every helper
 /// stayed. Here, in a fresh interpreter, the names compiling the class
@@ -264,14 +276,8 @@ fn a_big_upload_in_many_slices_is_joined_on_a_small_fragmented_heap() {
 /// figure `status` states is under 2 KB.
 #[test]
 fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
-    let root = tempfile::tempdir().unwrap();
+    let root = flash_with_helpers();
     let r = root.path();
-    std::fs::write(
-        r.join(&sn::HELPERS_FILE[1..]),
-        sn::helpers_file().as_bytes(),
-    )
-    .unwrap();
-    std::fs::write(r.join("a.py"), b"abc").unwrap();
     // A file gone (or another version's) asks for the helpers anew.
     let gone = format!(
         "import os\nos.remove({:?})\ntry:\n exec({:?})\nexcept NameError:\n print('gone')\n",
@@ -324,14 +330,8 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
 /// `zlib`, `uzlib`, `DecompIO`, `I` at the first compressed upload).
 #[test]
 fn the_helpers_kept_on_flash_intern_nothing_when_called() {
-    let root = tempfile::tempdir().unwrap();
+    let root = flash_with_helpers();
     let r = root.path();
-    std::fs::write(
-        r.join(&sn::HELPERS_FILE[1..]),
-        sn::helpers_file().as_bytes(),
-    )
-    .unwrap();
-    std::fs::write(r.join("a.py"), b"abc").unwrap();
     let (slice, data) = (64, random_bytes(200, 9));
     let part = format!("/{PART_PREFIX}00abce");
     for (k, piece) in data.chunks(slice).enumerate() {

@@ -397,26 +397,30 @@ fn free_on(tb: &TestBoard) -> u64 {
     v.f_bavail * v.f_frsize
 }
 
+/// The helpers' file on the board first (a copy of a tiny file), so that
+/// a filler leaves what a test measures.
+fn helpers_on(tb: &TestBoard, local: &std::path::Path) {
+    let tiny = local.join("t.txt");
+    std::fs::write(&tiny, "t").unwrap();
+    let to = format!("{}:/t.txt", tb.addr());
+    let o = wm(&tb.password, &["cp", tiny.to_str().unwrap(), &to]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Fills the board's flash but its last page.
+fn fill_but_a_page(tb: &TestBoard) {
+    let filler = free_on(tb).saturating_sub(4096);
+    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+}
+
 #[test]
 fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
     let tb = TestBoard::with_flash_kb(64);
     let local = tempfile::tempdir().unwrap();
-    // The helpers' file first, so that the filler leaves what we measure.
-    let tiny = local.path().join("t.txt");
-    std::fs::write(&tiny, "t").unwrap();
-    let o = wm(
-        &tb.password,
-        &[
-            "cp",
-            tiny.to_str().unwrap(),
-            &format!("{}:/t.txt", tb.addr()),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    helpers_on(&tb, local.path());
     // One page free: the compressed stream takes it, and the file can
     // still go raw once the stream is gone.
-    let filler = free_on(&tb).saturating_sub(4096);
-    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    fill_but_a_page(&tb);
     let file = local.path().join("c2.py");
     std::fs::write(&file, source(2_000, 3)).unwrap();
     let dst = format!("{}:/c2.py", tb.addr());
@@ -593,38 +597,20 @@ fn an_edit_sent_as_a_delta_lands_on_a_nearly_full_flash() {
     assert_eq!(std::fs::read(&file).unwrap(), old);
     // One page free: the delta takes it, and building the file from it
     // needs another; the file can still go whole once the delta is gone.
-    let filler = free_on(&tb).saturating_sub(4096);
-    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    fill_but_a_page(&tb);
     let mut new = old.clone();
     new[..5].copy_from_slice(b"# Y\n#");
     write_and_close(&file, &new).unwrap();
     assert_eq!(std::fs::read(tb.path("/c1.py")).unwrap(), new);
-    let left: Vec<_> = std::fs::read_dir(tb.path("/"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".wrm-"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
 
 #[test]
 fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
     let tb = TestBoard::with_flash_kb(64);
     let local = tempfile::tempdir().unwrap();
-    // The helpers' file first, so that the filler leaves what we measure.
-    let tiny = local.path().join("t.txt");
-    std::fs::write(&tiny, "t").unwrap();
-    let o = wm(
-        &tb.password,
-        &[
-            "cp",
-            tiny.to_str().unwrap(),
-            &format!("{}:/t.txt", tb.addr()),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let filler = free_on(&tb).saturating_sub(4096);
-    std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+    helpers_on(&tb, local.path());
+    fill_but_a_page(&tb);
     let mut m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
     assert!(!tb.path("/.webrepl-mount-id").exists());
     assert!(m.log().contains("no id written"), "{}", m.log());
