@@ -405,7 +405,15 @@ fn local_walk(dir: &Path, arg: &str, recursive: bool) -> Result<Vec<(usize, Stri
 /// path at all: a path is never taken for a host name.
 pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
     let p = Path::new(target);
-    let local = p.exists() || sidecar::stale(p) || target.starts_with(['/', '.', '~']);
+    // `mnt/new/file`: a path whose first directories are here is here
+    // too, existing or not (a board path has a `:`).
+    let local = p.exists()
+        || sidecar::stale(p)
+        || target.starts_with(['/', '.', '~'])
+        || (!target.contains(':')
+            && p.ancestors()
+                .skip(1)
+                .any(|a| !a.as_os_str().is_empty() && a.is_dir()));
     if !local {
         return Ok(None);
     }

@@ -691,6 +691,25 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         );
     }
     assert!(tb.path("/main.py").is_file() && tb.path("/lib").is_dir());
+    // `NAME/`, a board boards.toml names, is that board's root too.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("webrepl-mount")).unwrap();
+    std::fs::write(
+        home.path().join("webrepl-mount/boards.toml"),
+        format!("[kit]\naddress = \"{a}\"\n"),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["rm", "-r", "kit/"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: kit/: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
+    );
     {
         let m = Mount::start(&tb, &a, &[]);
         let mp = m.path().display().to_string();
@@ -888,6 +907,27 @@ fn ls_tree_and_relative_names_in_a_mount() {
     common::eventually(10, "the board has the new file", || {
         tb.path("/new.py").is_file()
     });
+    // Relative names that do not exist yet, from above the mount (two
+    // levels: the mountpoint's own name starts with a dot).
+    let (parent, mountpoint) = (m.path().parent().unwrap(), m.path().file_name().unwrap());
+    let name = format!(
+        "{}/{}",
+        parent.file_name().unwrap().to_str().unwrap(),
+        mountpoint.to_str().unwrap()
+    );
+    let above = |args: &[&str]| {
+        let top = parent.parent().unwrap();
+        m.cmd().args(args).current_dir(top).output().unwrap()
+    };
+    let o = above(&["mkdir", "-p", &format!("{name}/x/y")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = above(&["touch", &format!("{name}/x/y/z.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    common::eventually(10, "the board has the new tree", || {
+        tb.path("/x/y/z.py").is_file()
+    });
+    let o = above(&["rm", &format!("{name}/nosuch")]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
 }
 
 #[test]

@@ -36,6 +36,16 @@ fn place(arg: &str) -> Result<Place> {
     match mounted(arg)? {
         Some(_) => Ok(Place::Local(PathBuf::from(arg))),
         None if !arg.contains(':') && here_mounted() => Ok(Place::Local(PathBuf::from(arg))),
+        // `NAME/`: the board boards.toml names, as for every command.
+        None if arg.strip_suffix('/').is_some_and(|n| {
+            !n.contains(['/', ':']) && matches!(crate::boards::find(n), Ok(Some(_)))
+        }) =>
+        {
+            Ok(Place::Board(
+                arg.trim_end_matches('/').to_string(),
+                "/".to_string(),
+            ))
+        }
         None => Err(Error::Invalid(format!(
             "{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount"
         ))),
