@@ -190,7 +190,7 @@ fn on_flash() -> &'static [String] {
 /// the mount, as the id marker is.
 pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
 
-/// Where `share` keeps its class on the board's flash (crate::share),
+/// Where `share` keeps its class on the board's flash (the `share` command),
 /// hidden in the mount as the helpers' file is.
 pub const SHARE_FILE: &str = "/.webrepl-mount-share";
 
