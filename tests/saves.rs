@@ -270,6 +270,7 @@ fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
     // mount reconnects by itself to send them.
     let flash_b = tempfile::tempdir().unwrap();
     std::fs::write(flash_b.path().join("main.py"), b"print('B')\n").unwrap();
+    std::fs::write(flash_b.path().join("b_only.py"), b"B's own\n").unwrap();
     std::fs::write(
         flash_b.path().join(".webrepl-mount-id"),
         b"00000000000000bb\n",
@@ -296,17 +297,27 @@ fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    // Only the tool's own hidden files may be new there (its helpers; the
-    // part file of an upload that was on the wire when the link changed).
+    // Only the part file of an upload that was on the wire when the link
+    // changed may be new there: not even our helpers.
     assert!(
-        names.iter().all(|n| n == "main.py" || n.starts_with(".w")),
+        names.iter().all(
+            |n| ["main.py", "b_only.py", ".webrepl-mount-id"].contains(&n.as_str())
+                || n.starts_with(".wrm-")
+        ),
         "{names:?}"
     );
-    // What the mount holds stays readable.
+    // What the mount holds stays readable; B's names never show (an edit
+    // of one would carry B's file to A).
     assert_eq!(
         std::fs::read(m.path().join("for_a.py")).unwrap(),
         b"only for A\n"
     );
+    let listed: Vec<_> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!listed.iter().any(|n| n == "b_only.py"), "{listed:?}");
+    assert!(!m.path().join("b_only.py").exists());
     assert!(
         m.log()
             .contains("held: the board at this address is board 00000000000000bb")
@@ -328,6 +339,7 @@ fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
         std::fs::read(tb.path("/main.py")).unwrap(),
         b"print('A, edited')\n"
     );
+    assert!(!tb.path("/b_only.py").exists());
     assert!(m.unmount().status.success());
 }
 

@@ -29,6 +29,10 @@ impl Core {
             }
             (st.tree.path(dir), st.namespace)
         };
+        // Another board at this address: its names are not the mount's.
+        if self.guard.check(&self.board).await.is_err() {
+            return;
+        }
         match self.board.impatient().list(&path, false).await {
             Ok(listing) => {
                 let mut st = self.lock();
@@ -63,6 +67,13 @@ impl Core {
             }
             st.namespace
         };
+        // Another board at this address (see `identity`): the snapshot
+        // stays the mount's board's, and is checked again a moment later.
+        if let Err(e) = self.guard.check(&self.board).await {
+            debug!("snapshot kept: {e}");
+            self.lock().check_failed = Some(Instant::now());
+            return;
+        }
         let started = Instant::now();
         match self.board.impatient().list("/", true).await {
             Ok(entries) => {
