@@ -117,7 +117,18 @@ class _WRFS:
                     k = 0
             s.r(t, m[3:8])
             n = int.from_bytes(h[4:8], "little")
-            b = bytearray(n + 1)
+            try:
+                b = bytearray(n + 1)
+            except MemoryError:
+                # The answer is read all the same, 8 bytes at a time (left
+                # in the socket, it would reach the REPL as keys), then
+                # the read fails.
+                n += 1
+                while n > 0:
+                    s.r(t, m[: min(8, n)])
+                    n -= 8
+                t.write(b"\x18K")
+                raise OSError(12)
             m = memoryview(b)
             s.r(t, m)
             if y and not x:
