@@ -41,7 +41,7 @@ fn run_on(root: &Path, programs: &[String], heap_kb: usize) -> String {
         root.to_str().unwrap()
     ));
     for i in 0..programs.len() {
-        script.push_str(&format!("exec(P[{i}])\nprint('---')\n"));
+        script.push_str(&format!("exec(P[{i}])\nP[{i}]=None\nprint('---')\n"));
     }
     let main = dir.path().join("main.py");
     std::fs::write(&main, script).unwrap();
