@@ -136,7 +136,7 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
     // The tree walk needs the raw REPL; get it politely first.
     cfg.interrupt = false;
     let session = Session::connect(cfg).await?;
-    let mut board = Board::new(session.clone(), o.transfer);
+    let mut board = Board::new(session.clone(), o.transfer).stating_ram();
     if !o.compress {
         board = board.uncompressed();
     }

@@ -516,10 +516,13 @@ async fn first_contact_defines_the_helpers_in_the_program_that_needs_them() {
     eprintln!("programs, bytes: fresh {fresh:?}, on flash {on_flash:?}, in RAM {in_ram:?}");
     assert_eq!(in_ram.0, 1, "{in_ram:?}");
     assert!(in_ram.1 < 200, "{in_ram:?}");
+    // Defining them from their file takes `load` (about 800 B: it reads
+    // the file in pieces, which a heap in pieces needs; an exec of the
+    // whole file took 224 B).
     assert_eq!(on_flash.0, 2, "{on_flash:?}");
-    assert!(on_flash.1 < 500, "{on_flash:?}");
+    assert!(on_flash.1 < 1200, "{on_flash:?}");
     assert_eq!(fresh.0, 2, "{fresh:?}");
-    assert!(fresh.1 < helpers + 800, "{fresh:?}");
+    assert!(fresh.1 < helpers + 1200, "{fresh:?}");
     // Gone from RAM under a session that had them (a soft reset): the
     // failed call, then the call with them defined again.
     let session = tb.session().await;

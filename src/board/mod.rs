@@ -102,6 +102,9 @@ pub struct Board {
     ram: Arc<Mutex<Ram>>,
     /// `ram` was asked of helpers another connection defined.
     ram_asked: Arc<std::sync::atomic::AtomicBool>,
+    /// `status` states what the helpers keep (a mount): asked at the
+    /// first call even when it found them defined.
+    ram_wanted: bool,
     /// Uploads may go compressed (see `pack`).
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
@@ -366,6 +369,7 @@ impl Board {
                 buffer: BUFFER_FIRST,
             })),
             ram_asked: Arc::default(),
+            ram_wanted: false,
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
@@ -391,6 +395,13 @@ impl Board {
             Some(l) if l != self.session.generation() => Err(Error::LinkLost(Lost::Resync)),
             _ => Ok(()),
         }
+    }
+
+    /// The same board, for a mount: `status` states what the helpers keep
+    /// from the first call (one program more, once).
+    pub fn stating_ram(mut self) -> Board {
+        self.ram_wanted = true;
+        self
     }
 
     /// The same board, its uploads always sent as they are.
@@ -471,8 +482,13 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        // A first call costs one program; what the helpers keep is asked
+        // (once, see `recall_ram`) where `status` states it, else at a
+        // later call.
         if let Some(out) = self.first_helper_call(&code, how).await? {
-            self.recall_ram().await;
+            if self.ram_wanted {
+                self.recall_ram().await;
+            }
             return Ok(out);
         }
         let out = self.run_ours(code.clone(), how).await?;
