@@ -429,14 +429,7 @@ impl Daemon {
                 let out = match tokio::time::timeout(COMMAND_LIMIT, self.share(verb, arg)).await {
                     Ok(Ok(())) => "ok\n".to_string(),
                     Ok(Err(e)) => format!("{}\n", e.to_wire()),
-                    Err(_) => format!(
-                        "{}\n",
-                        Error::Timeout {
-                            what: Waited::Answer { verb: verb.into() },
-                            after: COMMAND_LIMIT,
-                        }
-                        .to_wire()
-                    ),
+                    Err(_) => unanswered(verb),
                 };
                 let _ = s.get_mut().write_all(out.as_bytes()).await;
                 return;
@@ -465,14 +458,7 @@ impl Daemon {
         }
         let out = match tokio::time::timeout(COMMAND_LIMIT, self.answer(verb)).await {
             Ok(out) => out,
-            Err(_) => format!(
-                "{}\n",
-                Error::Timeout {
-                    what: Waited::Answer { verb: verb.into() },
-                    after: COMMAND_LIMIT,
-                }
-                .to_wire()
-            ),
+            Err(_) => unanswered(verb),
         };
         let _ = s.get_mut().write_all(out.as_bytes()).await;
     }
@@ -912,4 +898,14 @@ pub async fn unmount_command(mountpoint: &Path) -> Result<()> {
             mountpoint.display()
         ),
     ))
+}
+
+/// The sidecar's answer to a command `verb` the daemon could not finish
+/// within `COMMAND_LIMIT`.
+fn unanswered(verb: &str) -> String {
+    let e = Error::Timeout {
+        what: Waited::Answer { verb: verb.into() },
+        after: COMMAND_LIMIT,
+    };
+    format!("{}\n", e.to_wire())
 }
