@@ -284,24 +284,21 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
         sn::HELPERS_FILE,
         sn::read_files("/", &["a.py"]),
     );
-    let out = run_on(
-        r,
-        &[
-            sn::load_helpers(),
-            sn::read_files("/", &["a.py"]),
-            sn::hashes(&[("/a.py", 3)]),
-            "print(' '.join(k for k in dir(_wrm) if k[0]!='_'))\n".to_string(),
-            gone,
-            // Pasted where the file cannot be written: all in the class
-            // (on a board that has none defined, as the tool pastes them).
-            format!(
-                "_wrm=0\nimport gc\ngc.collect()\ndel gc\n{}_wrm.B=512\n",
-                sn::helpers_pasted()
-            ),
-            sn::read_files("/", &["a.py"]),
-        ],
-        SMALL_HEAP_KB,
-    );
+    let mut programs = vec![
+        sn::load_helpers(),
+        sn::read_files("/", &["a.py"]),
+        sn::hashes(&[("/a.py", 3)]),
+        "print(' '.join(k for k in dir(_wrm) if k[0]!='_'))\n".to_string(),
+        gone,
+        // Pasted where the file cannot be written: all in the class, a
+        // program each (on a board that has none defined, as the tool
+        // pastes them).
+        "_wrm=0\nimport gc\ngc.collect()\ndel gc\n".to_string(),
+    ];
+    programs.extend(sn::helpers_pasted().iter().cloned());
+    let read = programs.len();
+    programs.push(sn::read_files("/", &["a.py"]));
+    let out = run_on(r, &programs, SMALL_HEAP_KB);
     let mem: Vec<u64> = answers(&out, 0)
         .iter()
         .filter_map(|a| match a {
@@ -325,7 +322,7 @@ fn the_helpers_keep_under_3_kb_and_load_the_rest_from_flash_per_call() {
         "{out}"
     );
     assert_eq!(answers(&out, 4), [Answer::Other("gone")], "{out}");
-    assert_eq!(answers(&out, 6)[1], Answer::Other("YWJj"), "{out}");
+    assert_eq!(answers(&out, read)[1], Answer::Other("YWJj"), "{out}");
 }
 
 /// The names in the helpers kept on flash are interned when the class is

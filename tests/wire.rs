@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, sh, wm, write_and_close};
+use common::{LinkEmu, Mount, SMALL_HEAP_KB, TestBoard, sh, wm, write_and_close};
 use std::process::Output;
 use webrepl_mount::board::{Base, Board, Transfer};
 use webrepl_mount::session::Session;
@@ -411,6 +411,20 @@ fn helpers_on(tb: &TestBoard, local: &std::path::Path) {
 fn fill_but_a_page(tb: &TestBoard) {
     let filler = free_on(tb).saturating_sub(4096);
     std::fs::write(tb.path("/filler.bin"), vec![7u8; filler as usize]).unwrap();
+}
+
+/// A board whose flash cannot take the helpers' file gets them pasted, a
+/// piece each: pasted whole, compiling them took more than 90 KB, and a
+/// board with 64 KB answered MemoryError to every read.
+#[test]
+fn a_full_flash_and_a_small_heap_still_read_through_pasted_helpers() {
+    let tb = TestBoard::with_flash_and_heap_kb(64, SMALL_HEAP_KB);
+    std::fs::write(tb.path("/a.py"), "print('kept')\n").unwrap();
+    fill_but_a_page(&tb);
+    let o = wm(&tb.password, &["cat", &format!("{}:/a.py", tb.addr())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "print('kept')\n");
+    assert!(!tb.path("/.webrepl-mount-helpers").exists());
 }
 
 #[test]

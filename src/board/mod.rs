@@ -570,12 +570,14 @@ impl Board {
     /// What a failed PUT left of the file goes.
     async fn paste_helpers(&self, before: u64) -> Result<()> {
         let buffer = buffer_for(before);
-        let code = format!(
-            "{}_wrm.B={buffer}\n{}",
-            sn::helpers_pasted(),
-            sn::remove_all(&[sn::HELPERS_FILE])
-        );
-        self.snippet(code).await?;
+        for (i, piece) in sn::helpers_pasted().iter().enumerate() {
+            let code = match i {
+                0 => format!("{piece}_wrm.B={buffer}\n"),
+                _ => piece.clone(),
+            };
+            self.snippet(code).await?;
+        }
+        self.snippet(sn::remove_all(&[sn::HELPERS_FILE])).await?;
         let after = self.free_heap().await;
         let ram = Ram {
             free: Some(before),

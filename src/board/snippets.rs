@@ -162,16 +162,27 @@ fn on_flash_last(source: &str) -> String {
     class + &flash
 }
 
-/// The helpers as pasted where their file cannot be written: all in the
-/// class, and `_wrm.l` calling them there.
-pub fn helpers_pasted() -> &'static str {
-    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "{}_wrm.l=lambda n,*a:getattr(_wrm,n)(*a)\n",
-            compact(HELPERS_PY)
-        )
+/// The helpers as pasted where their file cannot be written, a program
+/// each: the class with `_wrm.l` calling into it, then each function kept
+/// on flash put into the class. Pasted whole, compiling them took more
+/// than 90 KB of heap (a module's parse tree is built whole), more than
+/// many boards have free; piece by piece, the largest piece's.
+pub fn helpers_pasted() -> &'static [String] {
+    static PIECES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let text = helpers();
+        let mut parts = text.split("\ndef ");
+        let mut pieces = vec![format!(
+            "{}\n_wrm.l=lambda n,*a:getattr(_wrm,n)(*a)\n",
+            parts.next().unwrap_or("")
+        )];
+        for f in parts {
+            let name = f.split('(').next().unwrap_or("");
+            let body = f.trim_end_matches('\n');
+            pieces.push(format!("def {body}\n_wrm.{name}={name}\ndel {name}\n"));
+        }
+        pieces
     });
-    &TEXT
+    &PIECES
 }
 
 /// The names of the helpers kept on flash.
@@ -785,7 +796,14 @@ mod tests {
                 .unwrap_or("")
                 .contains("def z(")
         );
-        assert!(helpers_pasted().contains(" def z(x):\n"));
+        let pasted = helpers_pasted();
+        assert_eq!(pasted.len(), on_flash().len() + 1);
+        assert!(
+            pasted
+                .iter()
+                .any(|p| p.starts_with("def z(x):\n") && p.ends_with("\n_wrm.z=z\ndel z\n"))
+        );
+        assert!(pasted[0].starts_with("class _wrm:") && !pasted[0].contains("\ndef "));
     }
 
     #[test]

@@ -157,6 +157,11 @@ impl TestBoard {
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
     pub fn with_flash_kb(kb: usize) -> TestBoard {
+        Self::with_flash_and_heap_kb(kb, heap_kb())
+    }
+
+    /// A board whose flash holds only `kb` KB and whose heap `heap` KB.
+    pub fn with_flash_and_heap_kb(kb: usize, heap: usize) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={kb}k"), "tmpfs"])
@@ -164,7 +169,7 @@ impl TestBoard {
             .status()
             .expect("mount tmpfs");
         assert!(ok.success(), "mounting a tmpfs needs root");
-        let mut b = Self::on(root, None, None, heap_kb(), 0);
+        let mut b = Self::on(root, None, None, heap, 0);
         b.tmpfs = true;
         b
     }
