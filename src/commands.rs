@@ -125,7 +125,7 @@ fn browse(url: &str, open: bool) -> Option<PathBuf> {
     if !open {
         return None;
     }
-    let file = match redirect_file(url) {
+    let file = match sidecar::page_redirect(url) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("webrepl-mount: cannot start a browser ({e}); open the address above");
@@ -142,32 +142,6 @@ fn browse(url: &str, open: bool) -> Option<PathBuf> {
         eprintln!("webrepl-mount: cannot start a browser (xdg-open: {e}); open the address above");
     }
     Some(file)
-}
-
-/// `page-PORT.html` in the runtime directory, replaced atomically.
-fn redirect_file(url: &str) -> Result<PathBuf> {
-    let dir = sidecar::make_dir()?;
-    let port: String = url
-        .split('/')
-        .nth(2)
-        .and_then(|h| h.rsplit(':').next())
-        .unwrap_or("page")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    let quoted = url
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;");
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    write!(
-        tmp,
-        "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={quoted}\">\n\
-         <title>webrepl-mount</title>\n<p><a href=\"{quoted}\">Open the board's page</a></p>\n"
-    )?;
-    let path = dir.join(format!("page-{port}.html"));
-    tmp.persist(&path).map_err(|e| Error::from(e.error))?;
-    Ok(path)
 }
 
 pub async fn reset(target: &str, conn: &Conn) -> Result<()> {

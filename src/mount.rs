@@ -344,6 +344,10 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut m.fuse_ended).await;
     }
     let _ = std::fs::remove_file(&m.socket);
+    // The page's redirect holds its token: gone with the page.
+    if let Some(url) = daemon.page.lock().await.as_ref() {
+        let _ = std::fs::remove_file(sidecar::page_redirect_file(url));
+    }
     m.session.close().await;
     let flushed = dirty.len().saturating_sub(failed.len());
     let result = if failed.is_empty() {

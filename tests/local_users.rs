@@ -261,6 +261,8 @@ fn logs_and_state_are_private_and_the_token_stays_off_logs_and_argv() {
     assert_eq!(mode(opened), 0o600);
     assert_eq!(mode(opened.parent().expect("dir")), 0o700);
     assert!(m.unmount().status.success());
+    // The page ended with the mount: its token does not outlive it on disk.
+    assert!(!opened.exists(), "{} outlived the mount", opened.display());
 }
 
 /// A truncate or sparse write far past any board's flash is EFBIG, not an

@@ -32,6 +32,41 @@ pub fn dir() -> PathBuf {
     }
 }
 
+/// `page-PORT.html` in the runtime directory: a 0600 page that redirects
+/// to the page's address with its token (`web --open` hands the browser
+/// this file, never the token on a command line). Whoever serves the page
+/// removes it when the page ends.
+pub fn page_redirect_file(url: &str) -> PathBuf {
+    let port: String = url
+        .split('/')
+        .nth(2)
+        .and_then(|h| h.rsplit(':').next())
+        .unwrap_or("page")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    dir().join(format!("page-{port}.html"))
+}
+
+/// Writes [`page_redirect_file`] for `url`, replaced atomically.
+pub fn page_redirect(url: &str) -> Result<PathBuf> {
+    use std::io::Write;
+    let dir = make_dir()?;
+    let quoted = url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    write!(
+        tmp,
+        "<!DOCTYPE html>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={quoted}\">\n\
+         <title>webrepl-mount</title>\n<p><a href=\"{quoted}\">Open the board's page</a></p>\n"
+    )?;
+    let path = page_redirect_file(url);
+    tmp.persist(&path).map_err(|e| Error::from(e.error))?;
+    Ok(path)
+}
+
 fn fixed_tmp() -> PathBuf {
     // SAFETY: getuid cannot fail.
     std::env::temp_dir().join(format!("webrepl-mount-{}", unsafe { libc::getuid() }))
