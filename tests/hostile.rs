@@ -493,6 +493,19 @@ fn a_directory_that_contains_itself_ends_the_walk() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("deeper than any real board"), "{err}");
     assert_eq!(out.lines().count(), 64, "{out}");
+    let dest = tempfile::tempdir().expect("dest");
+    let o = wm_within(
+        60,
+        &[
+            "cp",
+            "-r",
+            &format!("127.0.0.1:{port}:/loop"),
+            dest.path().to_str().expect("utf-8"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("deeper than any real board"), "{err}");
 }
 
 #[test]
