@@ -68,7 +68,9 @@ pub async fn run(o: MountOptions, ready: Option<Ready>) -> Result<()> {
     match mount(&o).await {
         Ok(mounted) => {
             if let Some(r) = ready {
-                r.ok(mounted.core.set_aside());
+                let mut notes = mounted.core.set_aside().to_vec();
+                notes.extend(mounted.core.unmarked().map(str::to_string));
+                r.ok(&notes);
             }
             serve(o, mounted).await
         }
@@ -695,6 +697,9 @@ impl Daemon {
         }
         for note in self.core.set_aside() {
             out.push_str(&format!("set aside: {}\n", crate::board::shown(note)));
+        }
+        if let Some(why) = self.core.unmarked() {
+            out.push_str(&format!("no id: {}\n", crate::board::shown(why)));
         }
         if let Some(why) = self.core.held() {
             out.push_str(&format!("{}\n", crate::board::shown(&why)));

@@ -631,6 +631,9 @@ fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
     let mut m = Mount::start(&tb, &tb.addr(), &["--close-wait", "20"]);
     assert!(!tb.path("/.webrepl-mount-id").exists());
     assert!(m.log().contains("no id written"), "{}", m.log());
+    m.status_until(10, |s| {
+        s.contains("no id: the board's flash is nearly full")
+    });
     // The last page is the person's: a small save lands.
     let new = source(2_000, 7);
     write_and_close(&m.path().join("s.py"), &new).unwrap();

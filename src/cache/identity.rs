@@ -35,20 +35,29 @@ pub fn helpers_name() -> &'static str {
 
 /// The board's id: read from the marker, else made and written there.
 /// None if the board could not tell or take it (the journal then follows
-/// the address, as before).
-pub async fn board_id(board: &Board) -> Option<String> {
+/// the address, as before); with it, what the mount's user is told.
+pub async fn board_id(board: &Board) -> (Option<String>, Option<String>) {
+    match marked(board).await {
+        Ok(id) => (Some(id), None),
+        Err(why) => (None, why),
+    }
+}
+
+/// The id, or why there is none: a sentence for the mount's user when a
+/// full flash kept the marker off (the rest is in the log alone).
+async fn marked(board: &Board) -> std::result::Result<String, Option<String>> {
     let path = format!("/{MARKER}");
     match read_marker(board).await {
         Ok(b) => {
             if let Some(id) = parse(&b) {
-                return Some(id);
+                return Ok(id);
             }
             warn!("{path} on the board holds no id; writing a new one");
         }
         Err(Error::NotFound(_)) => {}
         Err(e) => {
             warn!("cannot read the board's id ({e}); the journal follows its address");
-            return None;
+            return Err(None);
         }
     }
     // The marker takes a block of the flash: never one of the last few,
@@ -59,14 +68,13 @@ pub async fn board_id(board: &Board) -> Option<String> {
                 "the board's flash is nearly full ({} B free): no id written to {path}; its unsent changes follow its address until a mount can write one",
                 v.bavail * v.frsize.max(1)
             );
-            eprintln!("webrepl-mount: {msg}");
             warn!("{msg}");
-            return None;
+            return Err(Some(msg));
         }
         Ok(_) => {}
         Err(e) => {
             warn!("cannot tell the board's free space ({e}); the journal follows its address");
-            return None;
+            return Err(None);
         }
     }
     let id = format!("{:016x}", rand::random::<u64>());
@@ -76,11 +84,11 @@ pub async fn board_id(board: &Board) -> Option<String> {
     {
         Ok(_) => {
             info!("this board's id is now {id} (in {path})");
-            Some(id)
+            Ok(id)
         }
         Err(e) => {
             warn!("cannot write the board's id ({e}); the journal follows its address");
-            None
+            Err(None)
         }
     }
 }

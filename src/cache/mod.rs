@@ -121,6 +121,8 @@ pub struct Core {
     guard: identity::Guard,
     /// Journals of other boards set aside when mounting: what was said.
     aside: Vec<String>,
+    /// Why no id was written to the board, when its user should know.
+    unmarked: Option<String>,
 }
 
 /// A board file under a local-only name: its size and mtime, and its bytes
@@ -208,16 +210,21 @@ impl Core {
         // asks whether to stop it), not waited for.
         let first = board.impatient();
         let epoch = first.epoch_offset().await?;
-        let (conflicts, guard, aside) = match &opts.journal {
+        let (conflicts, guard, aside, unmarked) = match &opts.journal {
             Some(dir) => {
                 let link = board.session().generation();
-                let id = identity::board_id(&first).await;
+                let (id, unmarked) = identity::board_id(&first).await;
                 let seen = (board.session().generation() == link).then_some(link);
                 let aside = identity::claim(dir, id.as_deref(), opts.adopt_journal);
                 let conflicts = journal::recover(&board, &journal::Journal::new(dir.clone())).await;
-                (conflicts, identity::Guard::new(id, seen), aside)
+                (conflicts, identity::Guard::new(id, seen), aside, unmarked)
             }
-            None => (Vec::new(), identity::Guard::new(None, None), Vec::new()),
+            None => (
+                Vec::new(),
+                identity::Guard::new(None, None),
+                Vec::new(),
+                None,
+            ),
         };
         let started = Instant::now();
         let entries = first.list("/", true).await?;
@@ -284,6 +291,7 @@ impl Core {
             batcher_on: std::sync::atomic::AtomicBool::new(false),
             guard,
             aside,
+            unmarked,
         })
     }
 
@@ -497,6 +505,11 @@ impl Core {
     /// What was said of journals set aside for other boards at mount.
     pub fn set_aside(&self) -> &[String] {
         &self.aside
+    }
+
+    /// Why the board got no id at mount (its flash nearly full), if so.
+    pub fn unmarked(&self) -> Option<&str> {
+        self.unmarked.as_deref()
     }
 
     /// Conflicts met so far: the board's copy changed under an edit.
