@@ -253,6 +253,34 @@ fn unsent_changes_never_reach_a_board_whose_id_cannot_be_read() {
     unsent_changes_stay_with_their_board(flash);
 }
 
+/// A mount held by another board at its address, with nothing to write:
+/// once its own board is back, `status` says so without waiting for a
+/// write or a listing (it kept a stale `held:` line before).
+#[test]
+fn status_drops_a_held_line_once_the_mounts_board_is_back() {
+    let mut tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), b"print('A')\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let flash_b = tempfile::tempdir().unwrap();
+    std::fs::write(
+        flash_b.path().join(".webrepl-mount-id"),
+        b"00000000000000bb\n",
+    )
+    .unwrap();
+    let flash_a = tb.swap_board(flash_b);
+    // A listing meets board B and holds the mount.
+    eventually(60, "a listing to meet board B", || {
+        let _ = std::fs::read_dir(m.path().join("sub"));
+        let _ = std::fs::read_dir(m.path()).map(|d| d.count());
+        m.status().contains("held:")
+    });
+    tb.swap_board(flash_a);
+    let mut m = m;
+    m.status_until(60, |s| !s.contains("held:"));
+    assert!(m.log().contains("is back"), "{}", m.log());
+    assert!(m.unmount().status.success());
+}
+
 #[test]
 fn a_live_mount_holds_its_changes_when_another_board_answers_at_its_address() {
     let mut tb = TestBoard::start();
