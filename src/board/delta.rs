@@ -1,7 +1,7 @@
 //! Saves that send only the change: when the board's file is a base we
 //! hold (same size and CRC-32, checked on the board before it is used),
 //! the new version goes as ranges of that file plus the bytes that differ,
-//! and `build_from_delta` (programs.py) builds the new part file from them (checked by size and
+//! and `d` (helpers.py) builds the new part file from them (checked by size and
 //! CRC-32, then finished like any upload). A base the board no longer has
 //! is never used: the file then goes whole.
 
@@ -68,7 +68,7 @@ pub fn diff(base: &[u8], new: &[u8]) -> Vec<Op> {
     ops
 }
 
-/// The delta as `build_from_delta` (programs.py) reads it: per op a byte (`C` or `I`), two
+/// The delta as `d` (helpers.py) reads it: per op a byte (`C` or `I`), two
 /// little-endian u32 (offset and length; length and 0), then an insert's
 /// bytes.
 pub fn encode(ops: &[Op]) -> Vec<u8> {

@@ -444,3 +444,94 @@ class _wrm:
         print(".")
         print("R", s[6], s[8], binascii.hexlify(d.digest()).decode() if d else "%08x" % (h & 0xFFFFFFFF))
         _wrm.c()
+
+    # Builds files from deltas (board/delta.rs): only a save with a base
+    # uses it, so it stays on flash (pasted as a program it was 1.5 KB on
+    # the wire per save). Fields per file: the delta's part D, the target
+    # T (the base), the part P to build (full paths), numbers: D's size,
+    # slices after its first, slice size, the base's size and CRC, P's
+    # size and CRC. `K` each, D removed; else `E <errno>` (116: T is not
+    # the base, never used then; 5: P is not what was sent), P removed.
+    # T is only read.
+    # On flash (`_wrm.l`).
+    def d(x):
+        import os, binascii
+
+        L = _wrm.a(x)
+        C = getattr(binascii, "crc32", None)
+        m = bytearray(_wrm.B)
+        for i in range(0, len(L) - 3, 4):
+            D = L[i]
+            T = L[i + 1]
+            P = L[i + 2]
+            q, k, s, bn, bc, n, c = [int(v) for v in L[i + 3].split()]
+            f = g = b = None
+            try:
+                if not C:
+                    raise OSError(95)
+                if k and _wrm.l("j", D, k, s, q) or os.stat(D)[6] != q:
+                    raise OSError(5)
+                if os.stat(T)[6] != bn:
+                    raise OSError(116)
+                b = open(T, "rb")
+                h = 0
+                while 1:
+                    r = b.readinto(m)
+                    if not r:
+                        break
+                    h = C(memoryview(m)[:r], h)
+                if h & 0xFFFFFFFF != bc:
+                    raise OSError(116)
+                f = open(D, "rb")
+                g = open(P, "wb")
+                h = 0
+                z = 0
+                while 1:
+                    o = f.read(9)
+                    if not o:
+                        break
+                    if len(o) < 9:
+                        raise OSError(5)
+                    a = int.from_bytes(o[1:5], "little")
+                    e = int.from_bytes(o[5:9], "little")
+                    if o[0] == 67:
+                        b.seek(a)
+                        S = b
+                    else:
+                        e = a
+                        S = f
+                    while e:
+                        r = S.readinto(memoryview(m)[: min(e, len(m))])
+                        if not r:
+                            raise OSError(5)
+                        v = memoryview(m)[:r]
+                        g.write(v)
+                        h = C(v, h)
+                        z += r
+                        e -= r
+                g.close()
+                g = None
+                if z != n or h & 0xFFFFFFFF != c:
+                    raise OSError(5)
+                f.close()
+                f = None
+                os.remove(D)
+                print("K")
+            except Exception as e:
+                for h in (f, g):
+                    if h:
+                        h.close()
+                f = g = None
+                # The delta and its slices too: the file goes whole next, and
+                # on a full flash their space is what it needs.
+                for h in [P, D] + [D + "." + str(j) for j in range(1, k + 1)]:
+                    try:
+                        os.remove(h)
+                    except OSError:
+                        pass
+                e = e.args[0] if type(e) is OSError else 12 if type(e) is MemoryError else 5
+                print("E", e)
+            for h in (f, g, b):
+                if h:
+                    h.close()
+        _wrm.c()

@@ -539,7 +539,7 @@ pub fn inflate_uploads(calls: &[Inflating]) -> String {
     helper_call("z", &fields)
 }
 
-/// One file to build on the board from a delta (see `build_from_delta` in programs.py).
+/// One file to build on the board from a delta (see `d` in helpers.py).
 #[derive(Debug, Clone)]
 pub struct Rebuilding {
     /// The delta's part file, its size, slices after the first, slice size.
@@ -558,7 +558,7 @@ pub struct Rebuilding {
     pub crc: u32,
 }
 
-/// The `build_from_delta` (programs.py) call that builds a batch of files from deltas, one
+/// The call of `d` (helpers.py, on flash) that builds a batch of files from deltas, one
 /// answer line each.
 pub fn rebuild_uploads(calls: &[Rebuilding]) -> String {
     let mut fields = Vec::with_capacity(calls.len() * 4);
@@ -571,7 +571,7 @@ pub fn rebuild_uploads(calls: &[Rebuilding]) -> String {
             c.delta_size, c.pieces, c.slice, c.base_size, c.base_crc, c.size, c.crc
         ));
     }
-    program("build_from_delta", &fields)
+    helper_call("d", &fields)
 }
 
 /// Removes the files named, whether or not they exist.

@@ -23,7 +23,7 @@ const LINE_SUMS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockSums {
     pub block: usize,
-    /// The file's size and CRC-32, which `build_from_delta` checks before
+    /// The file's size and CRC-32, which `d` (helpers.py) checks before
     /// it uses the file.
     pub size: u64,
     pub crc: u32,
