@@ -652,6 +652,65 @@ fn traffic(m: &Mount) -> (u64, u64) {
     (n[0], n[2])
 }
 
+/// A new file saved from the page goes to the board in one atomic upload
+/// (its data, then the one program that checks and renames it), and the
+/// mount sees it at once; through the mountpoint it went up under a
+/// scratch name and was renamed (2 programs). A new file under a name the
+/// board got meanwhile keeps the board's file and says conflict (through
+/// the mountpoint it said saved).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_file_saved_from_the_page_is_one_upload() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(20, "!!sessionStorage.getItem('webrepl-mount-token')")
+        .await;
+    let put = async |path: &str, body: &str| {
+        b.client
+            .execute_async(
+                r#"
+                const [path, body, done] = arguments;
+                const headers = { 'X-Webrepl-Token': sessionStorage.getItem('webrepl-mount-token') };
+                const q = new URLSearchParams({ path, base: 'none' });
+                fetch('/api/file?' + q, { method: 'PUT', body, headers }).then((r) => done(r.status));
+                "#,
+                vec![serde_json::json!(path), serde_json::json!(body)],
+            )
+            .await
+            .expect("save")
+            .as_u64()
+            .expect("a status")
+    };
+    let before = traffic(&m);
+    assert_eq!(put("/lib/new.py", "x = 1\n").await, 200);
+    let after = traffic(&m);
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/lib/new.py")).expect("on the board"),
+        "x = 1\n"
+    );
+    assert!(
+        after.1 - before.1 <= 1,
+        "{} programs ran on the board for a new file",
+        after.1 - before.1
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("lib/new.py")).expect("in the mount"),
+        "x = 1\n"
+    );
+    assert!(tb.parts("/lib").is_empty(), "{:?}", tb.parts("/lib"));
+    // Made on the board behind the page's back: the page's new file
+    // goes beside it, and the board's stays.
+    std::fs::write(tb.path("/lib/other.py"), "board = 1\n").expect("seed");
+    assert_eq!(put("/lib/other.py", "page = 1\n").await, 409);
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/lib/other.py")).expect("kept"),
+        "board = 1\n"
+    );
+    b.close().await;
+}
+
 /// Ctrl-S of a one-line change sends only the change, as the mount's own
 /// saves do (the board's copy the editor opened is the delta's base), in
 /// one program on the board (a scratch name renamed over the file took

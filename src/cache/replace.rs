@@ -1,5 +1,5 @@
-//! A whole new version of a file, put on the board at once (the page's
-//! editor saves this way): one atomic upload that sends only the change
+//! A whole new version of a file, or a new file, put on the board at once
+//! (the page's editor saves this way): one atomic upload that sends only the change
 //! against the board's copy the mount holds, with no local dirty state. A
 //! save through the mountpoint would leave a changed file behind when the
 //! board refuses it, sent again later after the editor said "failed"; a
@@ -89,7 +89,7 @@ impl Core {
     pub async fn replace(&self, path: &str, data: Bytes) -> Result<Replaced> {
         let ino = match self.resolve(path).await {
             Ok(ino) => ino,
-            Err(Error::NotFound(_)) => return Ok(Replaced::NotHere),
+            Err(Error::NotFound(_)) => return self.put_new(path, data).await,
             Err(e) => return Err(e),
         };
         let (base, was, edit, _mark) = {
@@ -183,6 +183,64 @@ impl Core {
                     st.contents.forget(ino);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// A file the board does not have, put there at once, atomically and
+    /// only while it still has none (else `data` goes beside what appeared):
+    /// as a save through the mountpoint, it went up under a scratch name
+    /// and was renamed, a second program on the board.
+    async fn put_new(&self, path: &str, data: Bytes) -> Result<Replaced> {
+        let dir = crate::board::parent(path);
+        let name = path.rsplit('/').next().unwrap_or("").to_string();
+        let parent = match self.resolve(dir).await {
+            Ok(ino) => ino,
+            Err(Error::NotFound(_)) => return Ok(Replaced::NotHere),
+            Err(e) => return Err(e),
+        };
+        if self.check_name(std::ffi::OsStr::new(&name)).is_err() || self.is_local_only(&name) {
+            return Ok(Replaced::NotHere);
+        }
+        {
+            let st = self.lock();
+            let Some(p) = st.tree.get(parent) else {
+                return Ok(Replaced::NotHere);
+            };
+            // Anything the mount itself holds of that name (a file being
+            // written, one an editor moved aside) goes its own way.
+            if p.kind != EntryKind::Dir
+                || p.local_only
+                || st.tree.lookup(parent, &name).is_some()
+                || st.shadowed.contains_key(&(parent, name.clone()))
+                || !st.moving.is_empty()
+            {
+                return Ok(Replaced::NotHere);
+            }
+        }
+        self.guard.check(&self.board).await?;
+        let board = self.board.on_link(self.board.session().generation());
+        let r = board.put(path, &data, false, Base::Absent).await;
+        let mut st = self.lock();
+        st.namespace += 1;
+        match r? {
+            Written::Target(mtime) => {
+                if st.tree.lookup(parent, &name).is_none() {
+                    let mut n = Node::new(parent, &name, EntryKind::File);
+                    n.size = data.len() as u64;
+                    n.board_mtime = mtime;
+                    n.on_board = true;
+                    let ino = st.tree.insert(n);
+                    st.seen.insert(ino, (data.len() as u64, mtime));
+                    st.contents.insert_clean(ino, data.to_vec());
+                }
+                Ok(Replaced::Done)
+            }
+            Written::Beside { name: kept, .. } => {
+                // Another writer made it meanwhile: the board's listing
+                // has both names now; the next look reads it.
+                st.changes = u64::MAX;
+                Ok(Replaced::Beside { kept })
             }
         }
     }
