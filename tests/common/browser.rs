@@ -42,6 +42,9 @@ pub struct Browser {
     /// Where downloads land.
     pub downloads: tempfile::TempDir,
     _profile: tempfile::TempDir,
+    /// Chromium's own temporary files: a browser killed with its driver
+    /// leaves its scoped directories, which the suite counts as leaked.
+    _scratch: tempfile::TempDir,
 }
 
 impl Browser {
@@ -62,8 +65,10 @@ impl Browser {
 
     async fn launch(scale: u32, phone: Option<(u32, u32)>) -> Browser {
         let port = super::free_port();
+        let scratch = tempfile::tempdir().expect("Chromium's temporary directory");
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", scratch.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             // Its own group: dropping the fixture ends Chromium too.
@@ -108,6 +113,7 @@ impl Browser {
             client,
             downloads,
             _profile: profile,
+            _scratch: scratch,
         }
     }
 
