@@ -70,15 +70,15 @@ impl Core {
         let base = match st.shadowed.remove(&(parent, name.to_string())) {
             Some(((size, mtime), copy)) => {
                 if let Some(c) = copy.filter(|c| c.len() as u64 == size) {
-                    st.was.insert(ino, c);
+                    st.file.was.insert(ino, c);
                 }
                 Base::Was(size, mtime)
             }
             None => Base::Absent,
         };
-        st.bases.insert(ino, base);
+        st.file.bases.insert(ino, base);
         st.contents.edit(ino);
-        *st.edits.entry(ino).or_default() += 1;
+        *st.file.edits.entry(ino).or_default() += 1;
         let fh = open_locked(&mut st, ino, true)?;
         Ok((self.attr(&st, ino)?, fh))
     }
@@ -94,7 +94,8 @@ impl Core {
         let n = node(&st, ino)?;
         let streaming = n.on_board && !n.local_only && !st.contents.has(ino);
         let version = (n.on_board && !n.local_only).then(|| {
-            st.seen
+            st.file
+                .seen
                 .get(&ino)
                 .copied()
                 .unwrap_or((n.size, n.board_mtime))
@@ -122,7 +123,7 @@ impl Core {
             st.seen_by.remove(&fh);
             st.contents.closed(ino);
             if !st.contents.is_open(ino)
-                && let Some(l) = st.loads.get(&ino)
+                && let Some(l) = st.file.loads.get(&ino)
             {
                 l.unwanted();
             }
@@ -130,9 +131,9 @@ impl Core {
                 .tree
                 .get(ino)
                 .is_some_and(|n| !n.on_board && !n.local_only);
-            let deferred = st.deferred.remove(&ino);
+            let deferred = st.file.deferred.remove(&ino);
             // A close in a burst left it to the batcher, which sends it.
-            let queued = st.batch.contains(&ino) || st.uploading.contains_key(&ino);
+            let queued = st.batch.contains(&ino) || st.file.uploading.contains_key(&ino);
             self.opts.writeback.is_none()
                 && (new || deferred)
                 && !queued
@@ -161,8 +162,8 @@ impl Core {
                     }
                     buf[offset as usize..end].copy_from_slice(data);
                     let len = buf.len() as u64;
-                    *st.edits.entry(ino).or_default() += 1;
-                    st.written.insert(ino, Instant::now());
+                    *st.file.edits.entry(ino).or_default() += 1;
+                    st.file.written.insert(ino, Instant::now());
                     if let Some(n) = st.tree.get_mut(ino) {
                         n.size = len;
                         n.mtime = Some(SystemTime::now());
@@ -178,7 +179,7 @@ impl Core {
     /// the writing descriptor read, else what was last read of the file,
     /// else what the snapshot says.
     fn begin_edit(&self, st: &mut State, ino: Ino, fh: Option<u64>) {
-        if st.contents.is_dirty(ino) || st.bases.contains_key(&ino) {
+        if st.contents.is_dirty(ino) || st.file.bases.contains_key(&ino) {
             return;
         }
         let base = match st.tree.get(ino) {
@@ -187,17 +188,17 @@ impl Core {
                     .and_then(|fh| st.seen_by.get(&fh))
                     .filter(|(i, _)| *i == ino)
                     .map(|(_, v)| v)
-                    .or_else(|| st.seen.get(&ino))
+                    .or_else(|| st.file.seen.get(&ino))
                     .copied()
                     .unwrap_or((n.size, n.board_mtime));
                 if let Some(c) = held::board_copy(st, ino).filter(|c| c.len() as u64 == size) {
-                    st.was.insert(ino, c);
+                    st.file.was.insert(ino, c);
                 }
                 Base::Was(size, mtime)
             }
             _ => Base::Absent,
         };
-        st.bases.insert(ino, base);
+        st.file.bases.insert(ino, base);
     }
 
     /// chmod, truncate, utimens (chown is accepted and ignored: the board
@@ -237,7 +238,7 @@ impl Core {
                 let mut st = self.lock();
                 self.begin_edit(&mut st, ino, fh);
                 st.contents.edit(ino).resize(size as usize, 0);
-                *st.edits.entry(ino).or_default() += 1;
+                *st.file.edits.entry(ino).or_default() += 1;
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.size = size;
                     n.mtime = Some(SystemTime::now());
@@ -284,7 +285,7 @@ impl Core {
             // Empty now, and more may come through another descriptor:
             // uploading it would empty the board's copy for nothing.
             if st.contents.is_dirty(ino) && st.tree.get(ino).is_some_and(|n| n.size == 0) {
-                st.deferred.insert(ino);
+                st.file.deferred.insert(ino);
                 return Ok(());
             }
             let local = st.tree.get(ino).is_none_or(|n| n.local_only);
@@ -303,6 +304,7 @@ impl Core {
             Err(_) => {
                 let st = self.lock();
                 let why = st
+                    .file
                     .unsent
                     .get(&ino)
                     .map_or("its upload is under way or queued", String::as_str);
@@ -330,11 +332,12 @@ impl Core {
             return Ok(());
         }
         let data = st.contents.get_clean_or_dirty(ino).unwrap_or(&[]);
-        let base = match st.bases.get(&ino) {
+        let base = match st.file.bases.get(&ino) {
             Some(Base::Was(s, m)) => Some((*s, *m)),
             _ => None,
         };
         let ours: Vec<journal::Version> = st
+            .file
             .sent
             .get(&ino)
             .map(|v| v.iter().map(|d| journal::Version::of(d)).collect())
@@ -367,7 +370,7 @@ impl Core {
                         data.len(),
                         started.elapsed()
                     );
-                    let same = st.edits.get(&ino).copied().unwrap_or(0) == edit;
+                    let same = st.file.edits.get(&ino).copied().unwrap_or(0) == edit;
                     if let Some(n) = st.tree.get_mut(ino) {
                         n.on_board = true;
                         n.board_mtime = mtime;
@@ -378,7 +381,7 @@ impl Core {
                     // The board has what the mount had: every reader's view
                     // of the file is that version now.
                     let now = (data.len() as u64, mtime);
-                    st.seen.insert(ino, now);
+                    st.file.seen.insert(ino, now);
                     for (i, v) in st.seen_by.values_mut() {
                         if *i == ino {
                             *v = now;
@@ -386,21 +389,23 @@ impl Core {
                     }
                     if same {
                         st.contents.mark_clean(ino);
-                        st.bases.remove(&ino);
-                        st.was.remove(&ino);
-                        st.written.remove(&ino);
+                        st.file.bases.remove(&ino);
+                        st.file.was.remove(&ino);
+                        st.file.written.remove(&ino);
                         if let Some(j) = self.journal() {
                             j.remove(&path);
                         }
                     } else {
                         // Written to meanwhile: the board has the version
                         // before, which the next upload may replace.
-                        st.bases.insert(ino, Base::Was(data.len() as u64, mtime));
-                        st.was.insert(ino, data.clone());
+                        st.file
+                            .bases
+                            .insert(ino, Base::Was(data.len() as u64, mtime));
+                        st.file.was.insert(ino, data.clone());
                     }
-                    st.retry.remove(&ino);
+                    st.file.retry.remove(&ino);
                     // The board's version is known again.
-                    st.sent.remove(&ino);
+                    st.file.sent.remove(&ino);
                     self.save_attrs(&st);
                     Ok(())
                 }
@@ -425,17 +430,18 @@ impl Core {
                         _ => LAST_RETRY,
                     };
                     let pause = st
+                        .file
                         .retry
                         .get(&ino)
                         .map_or(FIRST_RETRY.min(last), |(_, p)| (*p * 2).min(last));
-                    st.retry.insert(ino, (Instant::now() + pause, pause));
-                    st.unsent.insert(ino, e.to_string());
+                    st.file.retry.insert(ino, (Instant::now() + pause, pause));
+                    st.file.unsent.insert(ino, e.to_string());
                     Err(e)
                 }
             }
         };
         if out.is_ok() || matches!(out, Err(Error::Conflict { .. })) {
-            st.unsent.remove(&ino);
+            st.file.unsent.remove(&ino);
         }
         super::batch::answer(&mut st, ino, edit, &out);
         out
@@ -468,13 +474,13 @@ impl Core {
             let c = st.tree.insert(n);
             st.contents.insert_clean(c, data.to_vec());
         }
-        if st.edits.get(&ino).copied().unwrap_or(0) == edit {
+        if st.file.edits.get(&ino).copied().unwrap_or(0) == edit {
             // The target is the board's version from now on.
             st.contents.forget(ino);
-            st.bases.remove(&ino);
-            st.was.remove(&ino);
-            st.written.remove(&ino);
-            st.seen.insert(ino, target);
+            st.file.bases.remove(&ino);
+            st.file.was.remove(&ino);
+            st.file.written.remove(&ino);
+            st.file.seen.insert(ino, target);
             if let Some(n) = st.tree.get_mut(ino) {
                 (n.size, n.board_mtime) = target;
                 n.mode = None;
@@ -484,8 +490,8 @@ impl Core {
                 j.remove(path);
             }
         }
-        st.retry.remove(&ino);
-        st.sent.remove(&ino);
+        st.file.retry.remove(&ino);
+        st.file.sent.remove(&ino);
         self.changed(st, ino);
         Error::Conflict {
             path: path.to_string(),
@@ -501,11 +507,17 @@ impl Core {
         };
         let due: Vec<Ino> = {
             let st = self.lock();
-            st.written
+            st.file
+                .written
                 .iter()
                 .filter(|(i, t)| t.elapsed() >= delay && !st.contents.is_open(**i))
                 .map(|(i, _)| *i)
-                .filter(|i| st.retry.get(i).is_none_or(|(at, _)| Instant::now() >= *at))
+                .filter(|i| {
+                    st.file
+                        .retry
+                        .get(i)
+                        .is_none_or(|(at, _)| Instant::now() >= *at)
+                })
                 .collect()
         };
         self.upload_each(due).await
@@ -527,7 +539,7 @@ impl Core {
                 .filter(|&i| {
                     !st.contents.is_open(i) && st.tree.get(i).is_some_and(|n| !n.local_only)
                 })
-                .filter(|i| st.retry.get(i).is_some_and(|(at, _)| now >= *at))
+                .filter(|i| st.file.retry.get(i).is_some_and(|(at, _)| now >= *at))
                 .collect()
         };
         let failed = self.upload_each(waiting.clone()).await;
@@ -571,12 +583,15 @@ impl Core {
                 let mut st = self.lock();
                 let mut all: Vec<Ino> = inos.iter().flat_map(|&i| st.tree.descendants(i)).collect();
                 all.extend_from_slice(inos);
-                match all.into_iter().find_map(|i| st.uploading.get(&i).cloned()) {
+                match all
+                    .into_iter()
+                    .find_map(|i| st.file.uploading.get(&i).cloned())
+                {
                     Some(rx) => rx,
                     None => {
                         let (tx, rx) = tokio::sync::watch::channel(());
                         for &i in inos {
-                            st.moving.entry(i).or_default().push(rx.clone());
+                            st.file.moving.entry(i).or_default().push(rx.clone());
                             st.batch.retain(|&b| b != i);
                         }
                         return Moving {
@@ -605,10 +620,10 @@ impl Drop for Moving<'_> {
         let mine = self._tx.subscribe();
         let mut st = self.core.lock();
         for i in &self.inos {
-            if let Some(v) = st.moving.get_mut(i) {
+            if let Some(v) = st.file.moving.get_mut(i) {
                 v.retain(|rx| !rx.same_channel(&mine));
                 if v.is_empty() {
-                    st.moving.remove(i);
+                    st.file.moving.remove(i);
                 }
             }
         }

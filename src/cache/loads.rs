@@ -191,13 +191,13 @@ impl Core {
         if !n.on_board || n.local_only {
             return Ok(Found::Data(Vec::new()));
         }
-        if let Some(l) = st.loads.get(&ino) {
+        if let Some(l) = st.file.loads.get(&ino) {
             if let Some(e) = &l.error {
                 if Some(l.id) == waited {
                     return Err(e.clone());
                 }
                 // An old failure: this reader tries again.
-                st.loads.remove(&ino);
+                st.file.loads.remove(&ino);
             } else {
                 // What has arrived is not checked until the whole has
                 // (a reader that stops midway would never learn it was
@@ -242,7 +242,7 @@ impl Core {
                     && !n.local_only
                     && n.size <= SMALL
                     && !st.contents.has(i)
-                    && !st.loads.contains_key(&i)
+                    && !st.file.loads.contains_key(&i)
             })
         };
         let mut batch = vec![ino];
@@ -280,7 +280,7 @@ impl Core {
             st.next_fh += 1;
             let id = st.next_fh;
             let (tx, rx) = watch::channel((0, false));
-            st.loads.insert(
+            st.file.loads.insert(
                 i,
                 Load {
                     id,
@@ -385,7 +385,7 @@ fn peek(
 
 /// A reader was handed the board's `version` of a file.
 fn saw(st: &mut State, ino: Ino, fh: Option<u64>, version: (u64, i64)) {
-    st.seen.insert(ino, version);
+    st.file.seen.insert(ino, version);
     if let Some(fh) = fh {
         st.seen_by.insert(fh, (ino, version));
     }
@@ -413,7 +413,8 @@ pub(super) fn lock(state: &Shared) -> MutexGuard<'_, State> {
 
 /// The data of the load `id` of `ino`, if it still runs.
 pub(super) fn data_of(st: &State, ino: Ino, id: u64) -> Option<&[u8]> {
-    st.loads
+    st.file
+        .loads
         .get(&ino)
         .filter(|l| l.id == id)
         .map(|l| l.data.as_slice())
@@ -429,7 +430,7 @@ async fn load_file(state: Shared, board: Board, job: Job) {
     } = job;
     let mut sink = |p: Piece| {
         let mut st = lock(&state);
-        if let Some(l) = st.loads.get_mut(&ino)
+        if let Some(l) = st.file.loads.get_mut(&ino)
             && l.id == id
         {
             match p {
@@ -441,6 +442,7 @@ async fn load_file(state: Shared, board: Board, job: Job) {
         }
     };
     let unwanted = lock(&state)
+        .file
         .loads
         .get(&ino)
         .filter(|l| l.id == id)
@@ -468,7 +470,7 @@ async fn load_file(state: Shared, board: Board, job: Job) {
         // No reader has had any of it: read again.
         let again = {
             let mut st = lock(&state);
-            match st.loads.get_mut(&ino).filter(|l| l.id == id) {
+            match st.file.loads.get_mut(&ino).filter(|l| l.id == id) {
                 Some(l) if attempt < super::verify::TRIES => {
                     l.data.clear();
                     true
@@ -528,7 +530,7 @@ fn no_link(e: &Error) -> bool {
 /// rewritten meanwhile), or the error for those who wait.
 fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: Option<Vec<u8>>) {
     let mut st = lock(state);
-    let Some(l) = st.loads.get_mut(&ino).filter(|l| l.id == id) else {
+    let Some(l) = st.file.loads.get_mut(&ino).filter(|l| l.id == id) else {
         return;
     };
     if let Some(d) = whole {
@@ -536,7 +538,7 @@ fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: O
     }
     match r {
         Ok(()) => {
-            let Some(l) = st.loads.remove(&ino) else {
+            let Some(l) = st.file.loads.remove(&ino) else {
                 return;
             };
             let len = l.data.len();

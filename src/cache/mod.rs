@@ -136,14 +136,10 @@ type Waiter = (u64, tokio::sync::oneshot::Sender<Result<()>>);
 struct State {
     tree: Tree,
     contents: Contents,
-    /// Files being read from the board, shared by all their readers.
-    loads: HashMap<Ino, loads::Load>,
     statvfs: Option<(Instant, StatVfs)>,
     next_fh: u64,
     /// Handles opened for writing: only their close uploads.
     writers: std::collections::HashSet<u64>,
-    /// Files flushed while empty: uploaded at their last close instead.
-    deferred: std::collections::HashSet<Ino>,
     /// Handles opened while the file was not here: their reads return what
     /// has arrived (the kernel passes them through, short reads and all).
     streaming: std::collections::HashSet<u64>,
@@ -156,6 +152,33 @@ struct State {
     changes: u64,
     /// A check that could not run (a person's program has the REPL): when.
     check_failed: Option<Instant>,
+    /// The same, per open handle: what that descriptor read (an editor's).
+    seen_by: HashMap<u64, (Ino, (u64, i64))>,
+    /// Bumped by every change of ours to names on the board: a walk that
+    /// ran meanwhile may be older than the snapshot.
+    namespace: u64,
+    /// Board files renamed to a local-only name (vim's `f` -> `f~`): the
+    /// board still has them, with this size and mtime, until replaced.
+    /// and the board's copy of them if the mount held it.
+    shadowed: HashMap<(Ino, String), Shadow>,
+    /// Conflicts met, for `status`.
+    conflicts: Vec<String>,
+    /// Closed files journaled and waiting for the batcher to upload them.
+    batch: Vec<Ino>,
+    /// What the cache keeps per file beside the tree and the contents.
+    file: PerFile,
+}
+
+/// What the cache keeps per file beside the tree and the contents, by
+/// inode: in one place so that forgetting a file drops all of it
+/// ([`PerFile::forget`] names every field: a map added here must be
+/// decided there).
+#[derive(Default)]
+struct PerFile {
+    /// Files being read from the board, shared by all their readers.
+    loads: HashMap<Ino, loads::Load>,
+    /// Files flushed while empty: uploaded at their last close instead.
+    deferred: std::collections::HashSet<Ino>,
     /// When each dirty file was last written (for --writeback-delay).
     written: HashMap<Ino, Instant>,
     /// Bumped by every change to a file's contents: an upload that started
@@ -170,26 +193,13 @@ struct State {
     /// reader or sent by us: an edit that replaces the file is based on
     /// what its writer saw, not on a change the mount noticed since.
     seen: HashMap<Ino, (u64, i64)>,
-    /// The same, per open handle: what that descriptor read (an editor's).
-    seen_by: HashMap<u64, (Ino, (u64, i64))>,
     /// Uploads in flight: a receiver that ends with the upload.
     uploading: HashMap<Ino, tokio::sync::watch::Receiver<()>>,
     /// Names being renamed or removed: no upload starts at or below them
     /// until that ends (it would land under a name that is going).
     moving: HashMap<Ino, Vec<tokio::sync::watch::Receiver<()>>>,
-    /// Bumped by every change of ours to names on the board: a walk that
-    /// ran meanwhile may be older than the snapshot.
-    namespace: u64,
-    /// Board files renamed to a local-only name (vim's `f` -> `f~`): the
-    /// board still has them, with this size and mtime, until replaced.
-    /// and the board's copy of them if the mount held it.
-    shadowed: HashMap<(Ino, String), Shadow>,
     /// Files that failed to upload: when to try again, and the pause.
     retry: HashMap<Ino, (Instant, Duration)>,
-    /// Conflicts met, for `status`.
-    conflicts: Vec<String>,
-    /// Closed files journaled and waiting for the batcher to upload them.
-    batch: Vec<Ino>,
     /// Versions of a file we sent whose outcome is unknown (the answer was
     /// lost with the link): the board may have one of them in place of the
     /// base, which is then no conflict for a later version.
@@ -200,6 +210,41 @@ struct State {
     unsent: HashMap<Ino, String>,
     /// When each file open for reading was last compared with the board's.
     followed: HashMap<Ino, Instant>,
+}
+
+impl PerFile {
+    /// Drops what is kept for a file that is gone.
+    fn forget(&mut self, ino: Ino) {
+        let PerFile {
+            loads,
+            deferred,
+            written,
+            edits,
+            bases,
+            was,
+            seen,
+            retry,
+            sent,
+            unsent,
+            followed,
+            // In flight: each ends with its own operation, which holds
+            // the mark and answers its waiters.
+            uploading: _,
+            moving: _,
+            waiters: _,
+        } = self;
+        loads.remove(&ino);
+        deferred.remove(&ino);
+        written.remove(&ino);
+        edits.remove(&ino);
+        bases.remove(&ino);
+        was.remove(&ino);
+        seen.remove(&ino);
+        retry.remove(&ino);
+        sent.remove(&ino);
+        unsent.remove(&ino);
+        followed.remove(&ino);
+    }
 }
 
 impl Core {
@@ -251,33 +296,20 @@ impl Core {
         let state = State {
             tree,
             contents: Contents::new(opts.cache_bytes),
-            loads: HashMap::new(),
             statvfs: None,
             next_fh: 1,
             writers: Default::default(),
-            deferred: Default::default(),
             streaming: Default::default(),
             reading: Default::default(),
             generation: session.generation(),
             changes: session.changes(),
             check_failed: None,
-            written: HashMap::new(),
-            edits: HashMap::new(),
-            bases: HashMap::new(),
-            was: HashMap::new(),
-            seen: HashMap::new(),
             seen_by: HashMap::new(),
-            uploading: HashMap::new(),
-            moving: HashMap::new(),
             namespace: 0,
             shadowed: HashMap::new(),
-            retry: HashMap::new(),
             conflicts,
             batch: Vec::new(),
-            sent: HashMap::new(),
-            waiters: HashMap::new(),
-            unsent: HashMap::new(),
-            followed: HashMap::new(),
+            file: PerFile::default(),
         };
         Ok(Core {
             board,
@@ -487,6 +519,7 @@ impl Core {
     pub fn unsent(&self) -> Vec<(String, String)> {
         let st = self.lock();
         let mut v: Vec<_> = st
+            .file
             .unsent
             .iter()
             .filter(|(i, _)| st.contents.is_dirty(**i))

@@ -173,9 +173,10 @@ impl Core {
             let replaces =
                 target
                     .filter(|_| target_on_board)
-                    .and_then(|t| match st.bases.get(&t) {
+                    .and_then(|t| match st.file.bases.get(&t) {
                         Some(b @ Base::Was(..)) => Some(*b),
                         _ => st
+                            .file
                             .seen
                             .get(&t)
                             .copied()
@@ -206,8 +207,9 @@ impl Core {
                 let mut st = self.lock();
                 let copy = held::board_copy(&st, ino);
                 st.contents.edit(ino);
-                *st.edits.entry(ino).or_default() += 1;
+                *st.file.edits.entry(ino).or_default() += 1;
                 let board_had = st
+                    .file
                     .seen
                     .get(&ino)
                     .copied()
@@ -251,8 +253,8 @@ impl Core {
                 };
                 let mut st = self.lock();
                 st.contents.mark_clean(ino);
-                st.bases.remove(&ino);
-                st.was.remove(&ino);
+                st.file.bases.remove(&ino);
+                st.file.was.remove(&ino);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = false;
                     n.on_board = true;
@@ -274,10 +276,10 @@ impl Core {
                     && !plan.is_dir
                     && let Some(b) = plan.replaces
                 {
-                    st.bases.insert(ino, b);
+                    st.file.bases.insert(ino, b);
                     match plan.replaces_copy {
-                        Some(c) => st.was.insert(ino, c),
-                        None => st.was.remove(&ino),
+                        Some(c) => st.file.was.insert(ino, c),
+                        None => st.file.was.remove(&ino),
                     };
                 }
             }
@@ -325,11 +327,5 @@ struct Plan {
 /// Drops what the cache holds for a file that is gone.
 fn forget(st: &mut State, ino: Ino) {
     st.contents.forget(ino);
-    st.seen.remove(&ino);
-    st.bases.remove(&ino);
-    st.was.remove(&ino);
-    st.edits.remove(&ino);
-    st.written.remove(&ino);
-    st.retry.remove(&ino);
-    st.loads.remove(&ino);
+    st.file.forget(ino);
 }

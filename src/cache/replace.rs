@@ -30,7 +30,7 @@ struct Mark<'a> {
 
 impl Drop for Mark<'_> {
     fn drop(&mut self) {
-        self.core.lock().uploading.remove(&self.ino);
+        self.core.lock().file.uploading.remove(&self.ino);
     }
 }
 
@@ -57,7 +57,7 @@ impl Core {
         let version = (n.size, n.board_mtime);
         let data = st.contents.get(ino).cloned();
         if data.is_some() && !st.contents.is_dirty(ino) {
-            st.seen.insert(ino, version);
+            st.file.seen.insert(ino, version);
         }
         Ok(data)
     }
@@ -98,21 +98,22 @@ impl Core {
                 return Ok(Replaced::NotHere);
             };
             let busy = st.contents.is_dirty(ino)
-                || st.bases.contains_key(&ino)
-                || st.uploading.contains_key(&ino)
-                || !st.moving.is_empty();
+                || st.file.bases.contains_key(&ino)
+                || st.file.uploading.contains_key(&ino)
+                || !st.file.moving.is_empty();
             if n.kind != EntryKind::File || !n.on_board || n.local_only || busy {
                 return Ok(Replaced::NotHere);
             }
             let (size, mtime) = st
+                .file
                 .seen
                 .get(&ino)
                 .copied()
                 .unwrap_or((n.size, n.board_mtime));
             let was = held::board_copy(&st, ino).filter(|c| c.len() as u64 == size);
             let (tx, rx) = watch::channel(());
-            st.uploading.insert(ino, rx);
-            let edit = st.edits.get(&ino).copied().unwrap_or(0);
+            st.file.uploading.insert(ino, rx);
+            let edit = st.file.edits.get(&ino).copied().unwrap_or(0);
             let mark = Mark {
                 core: self,
                 ino,
@@ -135,7 +136,7 @@ impl Core {
         let mut st = self.lock();
         st.namespace += 1;
         let untouched =
-            st.edits.get(&ino).copied().unwrap_or(0) == edit && !st.contents.is_dirty(ino);
+            st.file.edits.get(&ino).copied().unwrap_or(0) == edit && !st.contents.is_dirty(ino);
         match r {
             Ok(Written::Target(mtime)) => {
                 let now = (data.len() as u64, mtime);
@@ -143,7 +144,7 @@ impl Core {
                     (n.size, n.board_mtime) = now;
                 }
                 if untouched {
-                    st.seen.insert(ino, now);
+                    st.file.seen.insert(ino, now);
                     st.contents.insert_clean(ino, data.to_vec());
                 }
                 Ok(Replaced::Done)
@@ -156,7 +157,7 @@ impl Core {
                 // The board's version is the file's from now on.
                 if untouched {
                     st.contents.forget(ino);
-                    st.seen.insert(ino, target);
+                    st.file.seen.insert(ino, target);
                 }
                 if let Some(n) = st.tree.get_mut(ino) {
                     (n.size, n.board_mtime) = target;
@@ -213,7 +214,7 @@ impl Core {
                 || p.local_only
                 || st.tree.lookup(parent, &name).is_some()
                 || st.shadowed.contains_key(&(parent, name.clone()))
-                || !st.moving.is_empty()
+                || !st.file.moving.is_empty()
             {
                 return Ok(Replaced::NotHere);
             }
@@ -231,7 +232,7 @@ impl Core {
                     n.board_mtime = mtime;
                     n.on_board = true;
                     let ino = st.tree.insert(n);
-                    st.seen.insert(ino, (data.len() as u64, mtime));
+                    st.file.seen.insert(ino, (data.len() as u64, mtime));
                     st.contents.insert_clean(ino, data.to_vec());
                 }
                 Ok(Replaced::Done)

@@ -161,8 +161,8 @@ impl Core {
             let existing = st.tree.lookup(dir, &name);
             let busy = |st: &State, i: Ino| {
                 st.contents.is_dirty(i)
-                    || st.uploading.contains_key(&i)
-                    || st.loads.contains_key(&i)
+                    || st.file.uploading.contains_key(&i)
+                    || st.file.loads.contains_key(&i)
             };
             match existing {
                 Some(ino) if st.tree.get(ino).is_some_and(|n| n.kind == e.kind) => {
@@ -211,7 +211,7 @@ impl Core {
                 .get(ino)
                 .is_some_and(|n| !n.on_board || n.local_only)
                 || st.contents.is_dirty(ino)
-                || st.uploading.contains_key(&ino);
+                || st.file.uploading.contains_key(&ino);
             if !keep {
                 if let Some(n) = st.tree.get(ino) {
                     self.tell(Notice::Gone(dir, n.name.clone()));
