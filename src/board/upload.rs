@@ -350,6 +350,7 @@ impl Board {
                     let from = k * job.slice;
                     let data = up.data.slice(from..up.data.len().min(from + job.slice));
                     let (session, whole) = (self.session.clone(), progress.clone());
+                    let link = self.link;
                     puts.push(tokio::spawn(async move {
                         let (tx, mut rx) = watch::channel(0u64);
                         // The file's progress is the sum of its slices'.
@@ -364,7 +365,7 @@ impl Board {
                                 last = last.max(done);
                             }
                         };
-                        let put = session.put_progress(name.into_bytes(), data, tx);
+                        let put = session.put_on(link, name.into_bytes(), data, tx);
                         let (r, ()) = tokio::join!(put, follow);
                         r
                     }));

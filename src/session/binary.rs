@@ -39,8 +39,17 @@ pub const PACE_AHEAD: u64 = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum BinaryOp {
-    Get { path: Vec<u8>, size: u64 },
-    Put { path: Vec<u8>, data: Bytes },
+    Get {
+        path: Vec<u8>,
+        size: u64,
+    },
+    /// `link`: only on this link of the session (the board the caller
+    /// checked it reaches), else it fails with `Lost::Resync` unsent.
+    Put {
+        path: Vec<u8>,
+        data: Bytes,
+        link: Option<u64>,
+    },
     Version,
 }
 
@@ -333,7 +342,7 @@ impl BinaryLane {
         let q = self.pick(now, upload_only, puts_wait)?;
         let (op, size) = match &q.what {
             BinaryOp::Get { path, size } => (Op::Get, (path, *size)),
-            BinaryOp::Put { path, data } => (Op::Put, (path, data.len() as u64)),
+            BinaryOp::Put { path, data, .. } => (Op::Put, (path, data.len() as u64)),
             BinaryOp::Version => (Op::GetVersion, (&Vec::new(), 0)),
         };
         let header = match transfer::header(op, size.0, if op == Op::Put { size.1 } else { 0 }) {
@@ -653,6 +662,25 @@ impl BinaryLane {
             }
         }
         self.queue = kept;
+    }
+
+    /// Fails the queued uploads tied to a link other than `link`: a new
+    /// link may reach another board at the same address, which must not
+    /// get even the part file of what was meant for the board checked on
+    /// the old one. Their callers check the new link and send again.
+    pub fn drop_tied(&mut self, link: u64, out: &mut Out) {
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .queue
+            .drain(..)
+            .partition(|q| matches!(q.what, BinaryOp::Put { link: Some(l), .. } if l != link));
+        self.queue = kept;
+        for q in gone {
+            info!(
+                "{}: not sent on a new link (its board is checked again first)",
+                String::from_utf8_lossy(q.what.path())
+            );
+            out.done(q.op, Err(Error::LinkLost(Lost::Resync)));
+        }
     }
 
     pub fn fail_all(&mut self, err: &Error, out: &mut Out) {

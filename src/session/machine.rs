@@ -75,6 +75,8 @@ pub enum Request {
     Put {
         path: Vec<u8>,
         data: Bytes,
+        /// Only on this link (see [`BinaryOp::Put`]).
+        link: Option<u64>,
     },
     Version,
     /// Soft reset (Ctrl-D at the raw prompt); the link ends with it.
@@ -250,8 +252,12 @@ impl Machine {
             Request::Get { path, size } => {
                 self.binary.submit(now, op, BinaryOp::Get { path, size })
             }
-            Request::Put { path, data } => {
-                self.binary.submit(now, op, BinaryOp::Put { path, data })
+            Request::Put { path, data, link } => {
+                self.binary
+                    .submit(now, op, BinaryOp::Put { path, data, link });
+                if self.link == LinkState::Up {
+                    self.binary.drop_tied(self.generation, &mut self.out);
+                }
             }
             Request::Version => self.binary.submit(now, op, BinaryOp::Version),
         }
@@ -487,6 +493,7 @@ impl Machine {
                 stream: false,
             });
         }
+        self.binary.drop_tied(self.generation, &mut self.out);
         self.binary.link_up(now);
         self.share.link_up();
         self.out.event(Event::Link(true));

@@ -381,8 +381,24 @@ impl Session {
         data: Bytes,
         progress: watch::Sender<u64>,
     ) -> Result<()> {
+        self.put_on(None, path, data, progress).await
+    }
+
+    /// `put_progress` only on the session's link `link` (the caller has
+    /// checked which board it reaches): on any other it fails with
+    /// `Lost::Resync`, nothing of it sent.
+    pub async fn put_on(
+        &self,
+        link: Option<u64>,
+        path: Vec<u8>,
+        data: Bytes,
+        progress: watch::Sender<u64>,
+    ) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Request::Put { path, data }, Reply::Progress(progress, tx))?;
+        self.send(
+            Request::Put { path, data, link },
+            Reply::Progress(progress, tx),
+        )?;
         rx.await.map_err(|_| ended())??;
         Ok(())
     }

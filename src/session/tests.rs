@@ -6,7 +6,7 @@ use super::machine::{Config, Request};
 use super::share;
 use super::shared::{OpId, Outcome};
 use super::sim::Pair;
-use crate::error::Error;
+use crate::error::{Error, Lost};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -57,6 +57,7 @@ fn put_files(p: &mut Pair, n: usize, size: usize, stem: &str) -> Vec<OpId> {
                 Request::Put {
                     path: format!("/{stem}{i}.bin").into_bytes(),
                     data: Bytes::from(data(size, i as u8)),
+                    link: None,
                 },
             )
         })
@@ -77,6 +78,7 @@ fn long_uploads_on_a_slow_link_never_time_out_and_fill_the_link() {
             Request::Put {
                 path: b"/big.bin".to_vec(),
                 data: Bytes::from(d.clone()),
+                link: None,
             },
         );
         let r = p.wait(op, Duration::from_secs(120));
@@ -215,6 +217,7 @@ fn small_transfers_go_before_big_ones_that_have_not_started() {
         Request::Put {
             path: b"/a.bin".to_vec(),
             data: Bytes::from(data(50_000, 5)),
+            link: None,
         },
     );
     // Under way: the ones after it are queued.
@@ -224,6 +227,7 @@ fn small_transfers_go_before_big_ones_that_have_not_started() {
         Request::Put {
             path: b"/b.bin".to_vec(),
             data: Bytes::from(data(1_000_000, 6)),
+            link: None,
         },
     );
     let small = p.core.submit(
@@ -389,6 +393,7 @@ fn a_transfer_cut_off_starts_again_on_the_next_link() {
         Request::Put {
             path: b"/up.bin".to_vec(),
             data: Bytes::from(d.clone()),
+            link: None,
         },
     );
     p.run_for(Duration::from_secs(2));
@@ -399,6 +404,44 @@ fn a_transfer_cut_off_starts_again_on_the_next_link() {
     ));
     assert_eq!(p.board.files.get(&b"/up.bin"[..]), Some(&d));
     assert_eq!(p.core.generation(), 1);
+}
+
+/// An upload tied to the link its board was checked on never goes on
+/// another: cut under way, or queued while the link is down, it fails
+/// with `Resync` and nothing of it reaches the board on the new link (a
+/// new link may reach another board at the same address).
+#[test]
+fn an_upload_tied_to_a_link_is_never_sent_on_another() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let tied = |p: &mut Pair, name: &str, link| {
+        p.core.submit(
+            p.now,
+            Request::Put {
+                path: name.as_bytes().to_vec(),
+                data: Bytes::from(data(100_000, 3)),
+                link: Some(link),
+            },
+        )
+    };
+    let link = p.core.generation();
+    let cut_under_way = tied(&mut p, "/a.bin", link);
+    p.run_for(Duration::from_secs(2));
+    p.cut();
+    let queued_while_down = tied(&mut p, "/b.bin", link);
+    for op in [cut_under_way, queued_while_down] {
+        let r = p.wait(op, Duration::from_secs(30));
+        assert!(matches!(r, Err(Error::LinkLost(Lost::Resync))), "{r:?}");
+    }
+    assert!(p.board.files.is_empty(), "{:?}", p.board.files.keys());
+    // Tied to the link that is up: it goes.
+    p.core.keys(p.now, b"");
+    let now_link = p.core.generation();
+    assert_ne!(now_link, link);
+    let op = tied(&mut p, "/c.bin", now_link);
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(30)),
+        Ok(Outcome::Put)
+    ));
 }
 
 #[test]
@@ -550,6 +593,7 @@ fn a_file_that_shrank_during_a_get_resynchronises_the_link() {
         Request::Put {
             path: b"/g".to_vec(),
             data: Bytes::from(d.clone()),
+            link: None,
         },
     );
     assert!(matches!(
@@ -745,6 +789,7 @@ fn a_soft_reset_waits_for_transfers_and_ends_the_link() {
         Request::Put {
             path: b"/main.py".to_vec(),
             data: Bytes::from(data(20_000, 13)),
+            link: None,
         },
     );
     p.run_for(Duration::from_millis(100));
