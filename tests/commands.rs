@@ -297,7 +297,7 @@ fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
         let (opts, path) = args.split_at(args.len() - 1);
         let target = format!("{a}:{}", path[0]);
         let o = wm(&tb, &[opts, &[target.as_str()]].concat());
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
         assert_eq!(
             err(&o),
             format!("webrepl-mount: cannot create directory '{target}': File exists"),
@@ -317,7 +317,7 @@ fn file_commands_on_a_board() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(tb.path("/lib/sub").is_dir());
     let o = wm(&tb, &["mkdir", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: cannot create directory '{a}:/lib': File exists")
@@ -328,7 +328,7 @@ fn file_commands_on_a_board() {
     let o = wm(&tb, &["cat", &at("/main.py")]);
     assert_eq!(out(&o), "print('main')\n");
     let o = wm(&tb, &["cat", &at("/nope.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["sha256sum", &at("/main.py")]);
     assert_eq!(
         out(&o),
@@ -343,7 +343,7 @@ fn file_commands_on_a_board() {
         "/\n    lib/\n        main.py\n        sub/\n            empty.py\n"
     );
     let o = wm(&tb, &["rm", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!(
@@ -359,7 +359,7 @@ fn file_commands_on_a_board() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(!tb.path("/lib").exists());
     let o = wm(&tb, &["rm", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["rm", "-f", &at("/lib")]);
     assert!(o.status.success(), "{}", err(&o));
     // A quoted pattern is matched on the board.
@@ -373,7 +373,7 @@ fn file_commands_on_a_board() {
     assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
     assert!(tb.path("/c.txt").exists());
     let o = wm(&tb, &["rm", &at("/*.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -426,13 +426,13 @@ fn file_commands_on_a_path_in_a_mount() {
     let o = run(&["rm", "-r", &at("lib/sub")]);
     assert!(o.status.success(), "{}", err(&o));
     let o = run(&["rmdir", &at("lib")]);
-    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     // Through the mount: on the board once the mount has sent it.
     common::eventually(10, "the board has the moved file", || {
         tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
     });
     let o = run(&["rm", "/tmp/not-in-a-mount-xyz"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
@@ -682,7 +682,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
     std::fs::create_dir_all(tb.path("/lib")).unwrap();
     for arg in [format!("{a}:"), format!("{a}:/"), a.clone()] {
         let o = wm(&tb, &["rm", "-r", &arg]);
-        assert_eq!(o.status.code(), Some(2), "{arg}");
+        assert_eq!(o.status.code(), Some(1), "{arg}");
         assert_eq!(
             err(&o),
             format!(
@@ -705,7 +705,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: kit/: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
@@ -714,7 +714,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         let m = Mount::start(&tb, &a, &[]);
         let mp = m.path().display().to_string();
         let o = m.cmd().args(["rm", "-r", &mp]).output().unwrap();
-        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(o.status.code(), Some(1));
         assert_eq!(
             err(&o),
             format!(
@@ -775,7 +775,7 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
     // PATH/ is a directory: never a file made, renamed to, or removed.
     let o = run(&["touch", "kb:/newdir/"]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: kb:/newdir/"
@@ -790,7 +790,7 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     assert!(tb.path("/main.py").is_file() && !tb.path("/nodir").exists());
     for cmd in ["rm", "cat", "sha256sum"] {
         let o = run(&[cmd, "kb:/main.py/"]);
-        assert_eq!(o.status.code(), Some(12), "{cmd}");
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
         assert_eq!(
             err(&o),
             "webrepl-mount: kb:/main.py/: not a directory (ENOTDIR)"
@@ -816,15 +816,15 @@ fn several_operands_each_error_said_and_the_rest_done() {
     }
     std::fs::create_dir_all(tb.path("/lib")).unwrap();
     let o = wm(&tb, &["rm", &at("/a.py"), &at("/nosuch"), &at("/b.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: /nosuch"
     );
     assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
-    // The first failure's code, every failure said, in order.
+    // Exit 1 as coreutils, every failure said, in order.
     let o = wm(&tb, &["cat", &at("/lib"), &at("/nosuch"), &at("/main.py")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!(
@@ -884,20 +884,20 @@ fn ls_tree_and_relative_names_in_a_mount() {
     // Relative names, from inside the mount.
     let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
     let o = here(&["cat", "nosuch", "main.py"]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: nosuch"
     );
     assert_eq!(out(&o), "x = 1\n");
     let o = here(&["mkdir", "lib"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: cannot create directory 'lib': File exists"
     );
     let o = here(&["rmdir", "lib"]);
-    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: lib: directory not empty (ENOTEMPTY)"
@@ -927,7 +927,7 @@ fn ls_tree_and_relative_names_in_a_mount() {
         tb.path("/x/y/z.py").is_file()
     });
     let o = above(&["rm", &format!("{name}/nosuch")]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
 }
 
 #[test]
@@ -980,7 +980,7 @@ fn ls_r_is_ls_capital_r_df_names_the_board_once_and_rmdir_spares_the_root() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).starts_with(&format!("{a}: ")), "{}", out(&o));
     let o = wm(&tb, &["rmdir", &format!("{a}:/")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o).trim_end(),
         format!("webrepl-mount: {a}:/: the board's root '/' cannot be removed")
@@ -1006,7 +1006,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     assert_eq!(std::fs::read(tb.path("/old/f2.py")).unwrap(), b"f2.py");
     assert!(tb.path("/lib/g.py").exists());
     let o = wm(&tb, &["rm", &at("/old/[!f]*"), &at("/lib/[fg]*")]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("(no match)"), "{}", err(&o));
     assert!(!tb.path("/lib/g.py").exists());
     assert!(tb.path("/old/f1.py").exists());
@@ -1025,7 +1025,7 @@ fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
     // An error naming a board's directory is one line too.
     std::fs::create_dir(tb.path("/gdir\x1b]0;pwned\x07\nwebrepl-mount: forged")).unwrap();
     let o = wm(&tb, &["sha256sum", &format!("{}:/gd*", tb.addr())]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(err(&o).trim_end().lines().count(), 1, "{:?}", err(&o));
     assert!(!err(&o).contains(['\x1b', '\x07']), "{:?}", err(&o));
 }
@@ -1180,4 +1180,28 @@ fn cat_into_a_stalled_pipe_holds_the_download_not_the_file() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(n, size);
+}
+
+/// A PUT into a missing directory drops the board's connection: `touch`
+/// says ENOENT at once, as a mount does, and goes on with the same one.
+#[test]
+fn touch_in_a_missing_directory_says_so_and_keeps_the_connection() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let o = wm(
+        &tb,
+        &["touch", &at("/nodir/f"), &at("/main.py/f"), &at("/new.py")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: cannot touch '{a}:/nodir/f': No such file or directory\n\
+             webrepl-mount: cannot touch '{a}:/main.py/f': Not a directory"
+        )
+    );
+    assert_eq!(std::fs::read(tb.path("/new.py")).unwrap(), b"");
+    assert!(!tb.path("/nodir").exists());
 }

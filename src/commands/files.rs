@@ -85,8 +85,9 @@ impl<'a> Boards<'a> {
 
 /// Runs `each` on every argument in turn, with the boards they name. As
 /// coreutils do, an operand's error is said and the next one goes ahead;
-/// the command exits with the first error's code. Trouble with the board
-/// itself (unreachable, password, link lost, a closed stdout) ends it.
+/// the command then exits 1, as coreutils' does on a mount path. Trouble
+/// with the board itself (unreachable, password, link lost, a closed
+/// stdout) ends it with that trouble's code.
 async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
@@ -147,16 +148,16 @@ where
 
 /// The errors of a command with several operands.
 #[derive(Default)]
-struct Failed {
-    /// The first operand's error that was said, by kind.
-    first: Option<Kind>,
+pub(crate) struct Failed {
+    /// Whether an operand's error was said.
+    any: bool,
     /// An error that ends the command, not yet said.
     fatal: Option<Error>,
 }
 
 impl Failed {
     /// False when the command must stop.
-    fn note(&mut self, r: Result<()>) -> bool {
+    pub(crate) fn note(&mut self, r: Result<()>) -> bool {
         let Err(e) = r else { return true };
         if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
             self.fatal = Some(e);
@@ -169,17 +170,17 @@ impl Failed {
             "webrepl-mount: {}",
             board::shown(&e.to_string())
         );
-        self.first.get_or_insert(e.kind());
+        self.any = true;
         true
     }
 
-    /// The command's outcome: the fatal error (said by main), or the first
-    /// error's kind with no words (each was said already).
-    fn result(self) -> Result<()> {
-        match (self.fatal, self.first) {
+    /// The command's outcome: the fatal error (said by main), or exit 1
+    /// with no words (each was said already), as coreutils end.
+    pub(crate) fn result(self) -> Result<()> {
+        match (self.fatal, self.any) {
             (Some(e), _) => Err(e),
-            (None, Some(k)) => Err(Error::Remote(k, String::new())),
-            (None, None) => Ok(()),
+            (None, true) => Err(Error::Remote(Kind::Io, String::new())),
+            (None, false) => Ok(()),
         }
     }
 }
@@ -529,10 +530,26 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         }
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
-            if b.stat(&path).await?.is_none() {
+            let st = match b.stat(&path).await {
+                Err(Error::Os { errno, .. }) if errno == libc::ENOTDIR => {
+                    return Err(cannot_touch(arg, "Not a directory"));
+                }
+                r => r?,
+            };
+            if st.is_none() {
                 // `x/` names a directory: touch makes none.
                 if arg.ends_with('/') {
                     return Err(Error::NotFound(arg.to_string()));
+                }
+                // A PUT into a missing directory drops the board's
+                // connection (PROTOCOL.md): the parent is looked at first,
+                // as the kernel resolves it for a mount.
+                match b.stat(board::parent(&path)).await? {
+                    None => return Err(cannot_touch(arg, "No such file or directory")),
+                    Some(st) if st.kind == EntryKind::File => {
+                        return Err(cannot_touch(arg, "Not a directory"));
+                    }
+                    Some(_) => {}
                 }
                 b.put(&path, b"", false, Base::Absent).await?;
             }
@@ -540,6 +557,11 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         }
     })
     .await
+}
+
+/// As coreutils' touch says it.
+fn cannot_touch(arg: &str, why: &str) -> Error {
+    Error::Invalid(format!("cannot touch '{arg}': {why}"))
 }
 
 /// Hashed on the board where its firmware has hashlib, else here.
