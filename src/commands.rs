@@ -3,8 +3,8 @@
 //! talks to that mount's daemon; given HOST[:PORT], to the board.
 
 mod files;
+pub(crate) use files::{Failed, is_glob, matching};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
-pub(crate) use files::{is_glob, matching};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;

@@ -4,6 +4,7 @@
 
 use crate::board::sums::{self, BlockSums};
 use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
+use crate::commands::Failed;
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
@@ -60,9 +61,13 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
+    // As coreutils' cp: a source that fails is said and skipped, the
+    // others are copied, and the command exits 1.
+    let mut failed = Failed::default();
     let fetch_all = async {
-        let sources = expand_board(&b, &sources).await?;
-        download(&b, &sources, Path::new(&dst), recursive).await
+        let sources = expand_board(&b, &host, &sources, &mut failed).await?;
+        download(&b, &sources, Path::new(&dst), recursive, &mut failed).await?;
+        failed.result()
     };
     // Ctrl-C ends the download here, so that its temporary file goes.
     let r = tokio::select! {
@@ -110,15 +115,34 @@ fn expand_local(srcs: &[String]) -> Result<Vec<String>> {
 }
 
 /// Board sources with their quoted patterns (`'HOST:/lib/*.py'`) matched
-/// on the board, as the other file commands match them.
-async fn expand_board(b: &Board, sources: &[(&str, String)]) -> Result<Vec<String>> {
+/// on the board, as the other file commands match them: (the name to show,
+/// the board path). A pattern that matches nothing is said and skipped.
+async fn expand_board(
+    b: &Board,
+    host: &str,
+    sources: &[(&str, String)],
+    failed: &mut Failed,
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (arg, path) in sources {
-        let path = board::normalize(path)?;
+        let path = match board::normalize(path) {
+            Ok(p) => p,
+            Err(e) => {
+                failed.note(Err(e));
+                continue;
+            }
+        };
         if crate::commands::is_glob(&path) {
-            out.extend(crate::commands::matching(b, arg, &path).await?);
+            match crate::commands::matching(b, arg, &path).await {
+                Ok(found) => out.extend(found.into_iter().map(|p| (format!("{host}:{p}"), p))),
+                Err(e) => {
+                    if !failed.note(Err(e.clone())) {
+                        return Err(e);
+                    }
+                }
+            }
         } else {
-            out.push(path);
+            out.push((arg.to_string(), path));
         }
     }
     Ok(out)
@@ -440,7 +464,13 @@ async fn board_copies(
     }
 }
 
-async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {
+async fn download(
+    b: &Board,
+    srcs: &[(String, String)],
+    dst: &Path,
+    recursive: bool,
+    failed: &mut Failed,
+) -> Result<()> {
     let into_dir = dst.is_dir();
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
@@ -454,12 +484,12 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
     let mut skipped = Vec::new();
-    for s in srcs {
-        let path = board::normalize(s)?;
-        let st = b
-            .stat(&path)
-            .await?
-            .ok_or_else(|| Error::NotFound(path.clone()))?;
+    for (shown, path) in srcs {
+        let path = path.clone();
+        let Some(st) = b.stat(&path).await? else {
+            failed.note(Err(Error::NotFound(shown.clone())));
+            continue;
+        };
         let local = if into_dir {
             dst.join(base_name(&path))
         } else {
@@ -470,9 +500,11 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             continue;
         }
         if !recursive {
-            return Err(Error::Invalid(format!(
-                "{path} is a directory on the board (use -r)"
-            )));
+            failed.note(Err(Error::Invalid(format!(
+                "-r not specified; omitting directory '{}'",
+                board::shown(shown)
+            ))));
+            continue;
         }
         dirs.push(local.clone());
         let listing = b.listing(&path, true).await?;

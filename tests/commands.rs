@@ -1071,7 +1071,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         format!("webrepl-mount: target '{dir}/a.py' is not a directory")
     );
     let o = wm(&tb, &["cp", &format!("{a}:/lib/*.rs"), &dir]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
@@ -1204,4 +1204,47 @@ fn touch_in_a_missing_directory_says_so_and_keeps_the_connection() {
     );
     assert_eq!(std::fs::read(tb.path("/new.py")).unwrap(), b"");
     assert!(!tb.path("/nodir").exists());
+}
+
+/// As coreutils' cp: a board source that fails (missing, a directory
+/// without -r) is said and skipped, the others are copied, exit 1.
+#[test]
+fn cp_from_a_board_skips_what_fails_and_copies_the_rest() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["/a.py", "/b.py", "/lib/c.py"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let here = tempfile::tempdir().unwrap();
+    let dir = here.path().display().to_string();
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{a}:/a.py"),
+            &format!("{a}:/nosuch"),
+            &format!("{a}:/b.py"),
+            &dir,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: no such file or directory on the board: {a}:/nosuch")
+    );
+    assert_eq!(std::fs::read(here.path().join("b.py")).unwrap(), b"/b.py");
+    std::fs::remove_file(here.path().join("b.py")).unwrap();
+    let o = wm(&tb, &["cp", &format!("{a}:/*"), &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: -r not specified; omitting directory '{a}:/lib'")
+    );
+    let mut got: Vec<_> = std::fs::read_dir(here.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a.py", "b.py"]);
 }
