@@ -782,7 +782,7 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     );
     assert!(!tb.path("/newdir").exists());
     let o = run(&["mv", "kb:/main.py", "kb:/nodir/"]);
-    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: kb:/nodir/: not a directory (ENOTDIR)"
@@ -998,7 +998,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     }
     // Several sources need a directory to go into.
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/lib/new.py")]);
-    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(tb.path("/lib/f1.py").exists() && !tb.path("/lib/new.py").exists());
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/old")]);
     assert!(o.status.success(), "{}", err(&o));
@@ -1247,4 +1247,51 @@ fn cp_from_a_board_skips_what_fails_and_copies_the_rest() {
         .collect();
     got.sort();
     assert_eq!(got, ["a.py", "b.py"]);
+}
+
+/// `mv SRC... DIR` as coreutils' mv: on a board and in a mount, a source
+/// that fails said and the others moved.
+#[test]
+fn mv_takes_several_sources_into_a_directory() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["/a.py", "/b.py", "/c.py", "/d.py"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let o = wm(
+        &tb,
+        &[
+            "mv",
+            &at("/a.py"),
+            &at("/nosuch"),
+            &at("/b.py"),
+            &at("/lib"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nosuch"
+    );
+    assert!(tb.path("/lib/a.py").is_file() && tb.path("/lib/b.py").is_file());
+    let o = wm(&tb, &["mv", &at("/c.py"), &at("/d.py"), &at("/e.py")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{a}:/e.py' is not a directory")
+    );
+    assert!(tb.path("/c.py").is_file() && !tb.path("/e.py").exists());
+    let m = Mount::start(&tb, &a, &[]);
+    let inside = |p: &str| m.path().join(p).display().to_string();
+    let o = m
+        .cmd()
+        .args(["mv", &inside("c.py"), &inside("d.py"), &inside("lib")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    common::eventually(10, "the board has the moved files", || {
+        tb.path("/lib/c.py").is_file() && tb.path("/lib/d.py").is_file()
+    });
 }

@@ -384,54 +384,94 @@ pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
     }
 }
 
-/// `mv SRC DST`, within one board (or one mount); into DST when it is a
-/// directory.
-pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
-    match (place(src)?, place(dst)?) {
-        (Place::Local(s), Place::Local(d)) => {
-            let d = match (d.is_dir(), s.file_name()) {
-                (true, Some(n)) => d.join(n),
-                _ => d,
-            };
-            std::fs::rename(&s, &d).map_err(|e| local_error(e, src))
+/// `mv SRC... DST`, within one board (or one mount); into DST when it is a
+/// directory, as several sources must be. As coreutils' mv, a source that
+/// fails is said and the others are moved.
+pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
+    let mut failed = Failed::default();
+    let elsewhere = |src: &str| {
+        Error::Invalid(format!(
+            "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
+        ))
+    };
+    let not_a_target = || Error::Invalid(format!("target '{dst}' is not a directory"));
+    match place(dst)? {
+        Place::Local(d) => {
+            let into = d.is_dir();
+            if srcs.len() > 1 && !into {
+                return Err(not_a_target());
+            }
+            for src in srcs {
+                let r = match place(src) {
+                    Ok(Place::Local(s)) => {
+                        let to = match (into, s.file_name()) {
+                            (true, Some(n)) => d.join(n),
+                            _ => d.clone(),
+                        };
+                        std::fs::rename(&s, &to).map_err(|e| local_error(e, src))
+                    }
+                    Ok(Place::Board(..)) => Err(elsewhere(src)),
+                    Err(e) => Err(e),
+                };
+                if !failed.note(r) {
+                    break;
+                }
+            }
         }
-        (Place::Board(bs, s), Place::Board(bd, d)) if bs == bd => {
+        Place::Board(bd, d) => {
             let mut boards = Boards::new(conn);
             let r = async {
-                let sources = if is_glob(&s) {
-                    expand(&mut boards, src, &bs, &s).await?
-                } else {
-                    vec![s.clone()]
-                };
-                let b = boards.get(&bs).await?;
+                let b = boards.get(&bd).await?;
                 let into = matches!(b.stat(&d).await?, Some(st) if st.kind == EntryKind::Dir);
-                // Several sources go into a directory, as with mv(1).
-                if sources.len() > 1 && !into {
-                    return Err(not_dir(dst));
-                }
-                for s in &sources {
-                    if must_stat(&b, s).await?.kind == EntryKind::File && src.ends_with('/') {
-                        return Err(not_dir(src));
-                    }
-                    let to = if into {
-                        board::join(&d, s.rsplit('/').next().unwrap_or(s))
-                    } else if dst.ends_with('/') {
-                        // `DST/` must be a directory: never a new file's name.
-                        return Err(not_dir(dst));
-                    } else {
-                        d.clone()
+                let mut sources = Vec::new();
+                for src in srcs {
+                    let r = match place(src) {
+                        Ok(Place::Board(bs, s)) if bs == bd && is_glob(&s) => {
+                            expand(&mut boards, src, &bs, &s).await.map(|found| {
+                                sources.extend(found.into_iter().map(|p| (format!("{bs}:{p}"), p)));
+                            })
+                        }
+                        Ok(Place::Board(bs, s)) if bs == bd => {
+                            sources.push((src.clone(), s));
+                            Ok(())
+                        }
+                        Ok(_) => Err(elsewhere(src)),
+                        Err(e) => Err(e),
                     };
-                    b.rename(s, &to).await?;
+                    if !failed.note(r) {
+                        return Ok(());
+                    }
+                }
+                if sources.len() > 1 && !into {
+                    return Err(not_a_target());
+                }
+                for (shown, s) in &sources {
+                    let r = async {
+                        if must_stat(&b, s).await?.kind == EntryKind::File && shown.ends_with('/') {
+                            return Err(not_dir(shown));
+                        }
+                        let to = if into {
+                            board::join(&d, s.rsplit('/').next().unwrap_or(s))
+                        } else if dst.ends_with('/') {
+                            // `DST/` must be a directory: never a new file's name.
+                            return Err(not_dir(dst));
+                        } else {
+                            d.clone()
+                        };
+                        b.rename(s, &to).await
+                    }
+                    .await;
+                    if !failed.note(r) {
+                        break;
+                    }
                 }
                 Ok(())
             }
             .await;
-            boards.close(r).await
+            boards.close(r).await?;
         }
-        _ => Err(Error::Invalid(format!(
-            "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
-        ))),
     }
+    failed.result()
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
