@@ -25,6 +25,11 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     if paths.len() < 2 {
         return Err(Error::Invalid("cp needs a source and a destination".into()));
     }
+    let in_a_mount = |p: &String| matches!(crate::commands::mounted(p), Ok(Some(_)));
+    if !paths.iter().any(remote) && paths.iter().any(in_a_mount) {
+        let dst = paths.pop().unwrap_or_default();
+        return copy_here(&expand_local(&paths)?, &dst, recursive);
+    }
     let Some(first) = paths.iter().position(remote) else {
         return Err(Error::Invalid(
             "one side of cp must be on a board: HOST[:PORT]:PATH".into(),
@@ -76,6 +81,52 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     };
     b.session().close().await;
     r
+}
+
+/// `cp` between paths here, one of them in a mount: through the mount's
+/// files, as the other file commands go, and as coreutils' cp (a source
+/// that fails is said, the others are copied, exit 1).
+fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+    let d = Path::new(dst);
+    let into = d.is_dir();
+    if srcs.len() > 1 && !into {
+        return Err(Error::Invalid(format!("target '{dst}' is not a directory")));
+    }
+    let mut failed = Failed::default();
+    for s in srcs {
+        let src = Path::new(s);
+        let to = match src.file_name() {
+            Some(name) if into => d.join(name),
+            _ => d.to_path_buf(),
+        };
+        if !failed.note(copy_one_here(src, &to, recursive)) {
+            break;
+        }
+    }
+    failed.result()
+}
+
+fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
+    let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
+    if !meta.is_dir() {
+        std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
+        return Ok(());
+    }
+    if !recursive {
+        return Err(Error::Invalid(format!(
+            "-r not specified; omitting directory '{}'",
+            src.display()
+        )));
+    }
+    std::fs::create_dir_all(to).map_err(|e| Error::local(to, e))?;
+    let mut names: Vec<_> = std::fs::read_dir(src)
+        .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| Error::local(src, e))?;
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        copy_one_here(&e.path(), &to.join(e.file_name()), true)?;
+    }
+    Ok(())
 }
 
 /// Quoted patterns among local sources (`cp 'src/*.py' HOST:/lib/`),

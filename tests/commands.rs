@@ -1295,3 +1295,41 @@ fn mv_takes_several_sources_into_a_directory() {
         tb.path("/lib/c.py").is_file() && tb.path("/lib/d.py").is_file()
     });
 }
+
+/// `cp` with a path in a mount and no board path copies through the
+/// mount, as the other file commands take a mount's paths.
+#[test]
+fn cp_takes_a_path_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let inside = |p: &str| m.path().join(p).display().to_string();
+    let here = tempfile::tempdir().unwrap();
+    let src = here.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/a.py"), "a = 1\n").unwrap();
+    std::fs::write(here.path().join("b.py"), "b = 2\n").unwrap();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&[
+        "cp",
+        "-r",
+        &src.display().to_string(),
+        &here.path().join("b.py").display().to_string(),
+        &inside(""),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&[
+        "cp",
+        &inside("main.py"),
+        &here.path().join("back.py").display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(here.path().join("back.py")).unwrap(),
+        b"x = 1\n"
+    );
+    common::eventually(10, "the board has the copied files", || {
+        std::fs::read(tb.path("/src/sub/a.py")).is_ok_and(|d| d == b"a = 1\n")
+            && std::fs::read(tb.path("/b.py")).is_ok_and(|d| d == b"b = 2\n")
+    });
+}
