@@ -305,6 +305,40 @@ fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
         );
     }
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+    // A file above it, or nothing, as coreutils say it, on a board and
+    // in a mount alike; exit 1 as coreutils'.
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    let cases = [
+        (vec!["mkdir", "-p", "/main.py/x"], "Not a directory"),
+        (vec!["mkdir", "/main.py/x"], "Not a directory"),
+        (vec!["mkdir", "/nodir/x"], "No such file or directory"),
+    ];
+    let check = |run: &dyn Fn(&[&str]) -> Output, at: &dyn Fn(&str) -> String| {
+        for (args, why) in &cases {
+            let (opts, path) = args.split_at(args.len() - 1);
+            let target = at(path[0]);
+            let o = run(&[opts, &[target.as_str()]].concat());
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+            assert_eq!(
+                err(&o),
+                format!("webrepl-mount: cannot create directory '{target}': {why}"),
+                "{args:?}"
+            );
+        }
+        // `cat` of a directory: the same words and code.
+        let o = run(&["cat", &at("/lib"), &at("/main.py")]);
+        assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: {} is a directory", at("/lib"))
+        );
+        assert_eq!(out(&o), "x = 1\n");
+    };
+    check(&|args| wm(&tb, args), &|p| format!("{a}:{p}"));
+    let m = Mount::start(&tb, &a, &[]);
+    check(&|args| m.cmd().args(args).output().unwrap(), &|p| {
+        m.path().join(&p[1..]).display().to_string()
+    });
 }
 
 #[test]

@@ -316,39 +316,63 @@ fn is_dir(arg: &str) -> Error {
 }
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
-    let local = |r: std::io::Result<()>, arg: &str| match r {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(exists(arg)),
-        r => r.map_err(|e| local_error(e, arg)),
+    let local = |r: std::io::Result<()>, arg: &str| match r.map_err(|e| (e.raw_os_error(), e)) {
+        Err((Some(errno), _)) if [libc::EEXIST, libc::ENOTDIR, libc::ENOENT].contains(&errno) => {
+            Err(cannot_mkdir(arg, errno))
+        }
+        r => r.map_err(|(_, e)| local_error(e, arg)),
     };
     for_each_with(args, conn, exists, async |boards, arg, place| match place {
         Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
         Place::Local(p) => local(std::fs::create_dir(p), arg),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
-            if parents {
-                // The board says ENOTDIR for the path itself a file.
-                return match b.mkdirs(&path).await {
-                    Err(Error::Os { errno, what })
-                        if what == path && [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
-                    {
-                        Err(exists(arg))
-                    }
-                    r => r,
-                };
+            let r = if parents {
+                b.mkdirs(&path).await
+            } else {
+                match b.stat(&path).await {
+                    Ok(Some(_)) => return Err(exists(arg)),
+                    Ok(None) => b.mkdir(&path).await,
+                    Err(e) => Err(e),
+                }
+            };
+            // The board's -p names the path asked for, whichever part was
+            // a file: the path itself is "File exists", a file above it is
+            // in the way. Without -p the path was not there.
+            match r {
+                Err(Error::Os { errno, .. })
+                    if parents
+                        && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
+                        && matches!(b.stat(&path).await, Ok(Some(_))) =>
+                {
+                    Err(exists(arg))
+                }
+                Err(Error::Os { errno, .. }) if [libc::EEXIST, libc::ENOTDIR].contains(&errno) => {
+                    Err(cannot_mkdir(arg, libc::ENOTDIR))
+                }
+                Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
+                    Err(cannot_mkdir(arg, libc::ENOENT))
+                }
+                Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
+                r => r,
             }
-            if b.stat(&path).await?.is_some() {
-                return Err(exists(arg));
-            }
-            b.mkdir(&path).await
         }
     })
     .await
 }
 
-/// As coreutils' mkdir says it, whether `x` or `x/` (exit 2, as any
-/// existing name).
+/// As coreutils' mkdir says it, whether `x` or `x/`.
 fn exists(arg: &str) -> Error {
-    Error::Invalid(format!("cannot create directory '{arg}': File exists"))
+    cannot_mkdir(arg, libc::EEXIST)
+}
+
+fn cannot_mkdir(arg: &str, errno: i32) -> Error {
+    let why = match errno {
+        libc::EEXIST => "File exists",
+        libc::ENOTDIR => "Not a directory",
+        _ => "No such file or directory",
+    };
+    Error::Invalid(format!("cannot create directory '{arg}': {why}"))
 }
 
 pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
@@ -478,6 +502,11 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
         Place::Local(p) => {
             let mut f = std::fs::File::open(&p).map_err(|e| local_error(e, arg))?;
+            // Opened, a directory fails at its first read: said as a
+            // board's is, and the next operand goes ahead.
+            if f.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(Error::Invalid(format!("{arg} is a directory")));
+            }
             std::io::copy(&mut f, &mut std::io::stdout().lock())?;
             Ok(())
         }
