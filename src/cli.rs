@@ -157,7 +157,8 @@ pub enum Command {
         /// Directories too, with what they hold.
         #[arg(short, long)]
         recursive: bool,
-        /// A missing file is no error.
+        /// A missing file is no error. (-v, as for every command, says
+        /// what was removed, as rm -v.)
         #[arg(short, long)]
         force: bool,
     },
@@ -774,7 +775,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             paths,
             recursive,
             force,
-        } => c::rm(&paths, recursive, force, conn).await,
+        } => c::rm(&paths, recursive, force, cli.verbose > 0, conn).await,
         Command::Mkdir { paths, parents } => c::mkdir(&paths, parents, conn).await,
         Command::Rmdir { paths } => c::rmdir(&paths, conn).await,
         Command::Mv { mut paths } => {

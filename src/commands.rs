@@ -567,7 +567,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
     } else {
         let listing = b.listing(&path, recursive).await?;
         skipped = listing.skipped;
-        let mut e = listing.entries;
+        let mut e = ours_hidden(listing.entries);
         e.sort_by(|a, b| a.path.cmp(&b.path));
         e
     };
@@ -605,4 +605,14 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         return Err(crate::protocol::ProtocolError::BadNames(skipped).into());
     }
     Ok(())
+}
+
+/// A listing without our own files at the board's root, as the mount
+/// shows it (a pattern never matches them either; named, they are shown).
+pub(crate) fn ours_hidden(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.retain(|e| {
+        let leaf = e.path.rsplit('/').next().unwrap_or(&e.path);
+        !(board::parent(&e.path) == "/" && crate::cache::identity::hidden(leaf))
+    });
+    entries
 }

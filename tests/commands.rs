@@ -1367,3 +1367,46 @@ fn cp_takes_a_path_in_a_mount() {
             && std::fs::read(tb.path("/b.py")).is_ok_and(|d| d == b"b = 2\n")
     });
 }
+
+/// `ls` and `tree` of a board hide our own files as the mount does; `rm
+/// -v` says each one removed, as coreutils' rm -v.
+#[test]
+fn ls_hides_our_files_and_rm_v_says_what_it_removed() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "ab12\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/sub/a.py"), "a").unwrap();
+    std::fs::write(tb.path("/main.py"), "m").unwrap();
+    let o = wm(&tb, &["ls", &a]);
+    assert_eq!(out(&o), "lib/\nmain.py\n", "{}", err(&o));
+    let o = wm(&tb, &["tree", &a]);
+    assert_eq!(
+        out(&o),
+        "/\n    lib/\n        sub/\n            a.py\n    main.py\n"
+    );
+    let o = wm(&tb, &["rm", "-v", &format!("{a}:/main.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("removed '{a}:/main.py'\n"));
+    let o = wm(&tb, &["rm", "-rv", &format!("{a}:/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "removed '{a}:/lib/sub/a.py'\nremoved directory '{a}:/lib/sub'\nremoved directory '{a}:/lib'\n"
+        )
+    );
+    assert!(!tb.path("/lib").exists());
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/sub/a.py"), "a").unwrap();
+    let m = Mount::start(&tb, &a, &[]);
+    let lib = m.path().join("lib").display().to_string();
+    let o = m.cmd().args(["rm", "-rv", &lib]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "removed '{lib}/sub/a.py'\nremoved directory '{lib}/sub'\nremoved directory '{lib}'\n"
+        )
+    );
+}

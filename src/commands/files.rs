@@ -234,20 +234,40 @@ async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {
         .ok_or_else(|| Error::NotFound(path.to_string()))
 }
 
-pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) prints coreutils' `removed 'x'` for each one removed.
+pub async fn rm(
+    args: &[String],
+    recursive: bool,
+    force: bool,
+    verbose: bool,
+    conn: &Conn,
+) -> Result<()> {
+    let said = |what: &str, shown: &str| -> Result<()> {
+        if verbose {
+            writeln!(
+                std::io::stdout().lock(),
+                "removed {what}'{}'",
+                board::shown(shown)
+            )?;
+        }
+        Ok(())
+    };
     for_each(args, conn, async |boards, arg, place| match place {
         Place::Board(_, path) if path == "/" => Err(root(arg)),
         Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
         Place::Local(p) => {
             let r = match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
-                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+                Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
                 Ok(_) => std::fs::remove_file(&p),
                 Err(e) => Err(e),
             };
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                r => r.map_err(|e| local_error(e, arg)),
+                r => {
+                    r.map_err(|e| local_error(e, arg))?;
+                    said("", arg)
+                }
             }
         }
         Place::Board(name, path) => {
@@ -260,7 +280,8 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
                 };
             };
             if st.kind == EntryKind::File {
-                return b.remove(&path).await;
+                b.remove(&path).await?;
+                return said("", arg);
             }
             if !recursive {
                 return Err(is_dir(arg));
@@ -275,16 +296,44 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
                 .partition(|e| e.kind == EntryKind::Dir);
             for f in files {
                 b.remove(&f.path).await?;
+                said("", &format!("{name}:{}", f.path))?;
             }
             // Deepest first: a directory is empty when its turn comes.
             dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
             for d in dirs {
                 b.rmdir(&d.path).await?;
+                said("directory ", &format!("{name}:{}", d.path))?;
             }
-            b.rmdir(&path).await
+            b.rmdir(&path).await?;
+            said("directory ", arg)
         }
     })
     .await
+}
+
+/// A directory in a mount with what it holds, each said as it goes.
+fn remove_tree_here(
+    dir: &Path,
+    shown: &str,
+    said: &dyn Fn(&str, &str) -> Result<()>,
+) -> Result<()> {
+    let read = std::fs::read_dir(dir).map_err(|e| local_error(e, shown))?;
+    for e in read {
+        let e = e.map_err(|e| local_error(e, shown))?;
+        let inner = format!(
+            "{}/{}",
+            shown.trim_end_matches('/'),
+            e.file_name().to_string_lossy()
+        );
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree_here(&e.path(), &inner, said)?;
+        } else {
+            std::fs::remove_file(e.path()).map_err(|e| local_error(e, &inner))?;
+            said("", &inner)?;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| local_error(e, shown))?;
+    said("directory ", shown)
 }
 
 /// As coreutils' rm refuses `/`: the whole board, our id marker with it,
@@ -795,7 +844,7 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     }
     .await;
     let listing = boards.close(r).await?;
-    let mut entries = listing.entries;
+    let mut entries = super::ours_hidden(listing.entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", board::shown(&path))?;
