@@ -1410,3 +1410,31 @@ fn ls_hides_our_files_and_rm_v_says_what_it_removed() {
         )
     );
 }
+
+/// `exec ... | head -2`: exit 141 as coreutils', the program stopped on
+/// the board, and the board still there for the next command (the test
+/// board's listener used to drop its terminal when the Ctrl-C struck in
+/// its Python write, as no board does).
+#[test]
+fn exec_into_a_closed_pipe_stops_the_program_and_the_board_goes_on() {
+    let tb = TestBoard::start();
+    let bin = env!("CARGO_BIN_EXE_webrepl-mount");
+    let code = "for i in range(100000): print(i)\nopen('/done', 'w').close()";
+    for round in 0..5 {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{bin}' exec {} \"$CODE\" | head -2; echo \"exit ${{PIPESTATUS[0]}}\"",
+                tb.addr()
+            ))
+            .env("CODE", code)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .unwrap();
+        assert_eq!(out(&o), "0\n1\nexit 141\n", "{round}: {}", err(&o));
+        assert_eq!(err(&o), "", "{round}");
+        let o = wm(&tb, &["exec", &tb.addr(), "print(6*7)"]);
+        assert_eq!(out(&o), "42\n", "{round}: {}", err(&o));
+    }
+    assert!(!tb.path("/done").exists());
+}
