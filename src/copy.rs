@@ -28,7 +28,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     let in_a_mount = |p: &String| matches!(crate::commands::mounted(p), Ok(Some(_)));
     if !paths.iter().any(remote) && paths.iter().any(in_a_mount) {
         let dst = paths.pop().unwrap_or_default();
-        return copy_here(&expand_local(&paths)?, &dst, recursive);
+        return copy_here(&expand_local(&paths)?, &dst, recursive).await;
     }
     let Some(first) = paths.iter().position(remote) else {
         return Err(Error::Invalid(
@@ -86,7 +86,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
 /// `cp` between paths here, one of them in a mount: through the mount's
 /// files, as the other file commands go, and as coreutils' cp (a source
 /// that fails is said, the others are copied, exit 1).
-fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
     let d = Path::new(dst);
     let into = d.is_dir();
     if srcs.len() > 1 && !into {
@@ -99,7 +99,18 @@ fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
             Some(name) if into => d.join(name),
             _ => d.to_path_buf(),
         };
-        if !failed.note(copy_one_here(src, &to, recursive)) {
+        let r = match copy_one_here(src, &to, recursive) {
+            // The mount's trouble, not the file's: said with its cause.
+            Err(e) => {
+                let in_mount = match crate::commands::mounted(s) {
+                    Ok(Some(_)) => s,
+                    _ => dst,
+                };
+                Err(crate::commands::explained(e, in_mount).await)
+            }
+            r => r,
+        };
+        if !failed.note(r) {
             break;
         }
     }

@@ -1438,3 +1438,63 @@ fn exec_into_a_closed_pipe_stops_the_program_and_the_board_goes_on() {
     }
     assert!(!tb.path("/done").exists());
 }
+
+/// A path in a mount whose board went away, or whose daemon died, names
+/// that cause (the kernel's "Input/output error" and "Transport endpoint
+/// is not connected" say nothing of it), and ends the command: exit 8.
+#[test]
+fn a_dead_mount_or_a_gone_board_is_named_as_the_cause() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a = 1\n").unwrap();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let board = tb.addr();
+    let mut m = Mount::start(&tb, &board, &["--timeout", "2"]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{mp}/{p}");
+    drop(tb);
+    for args in [
+        vec!["cat", &at("lib/a.py"), &at("main.py")],
+        vec!["rm", &at("main.py")],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        let said = err(&o);
+        assert!(
+            said.starts_with(&format!(
+                "webrepl-mount: cannot reach the board of the mount at {mp} ({board}): link DOWN for "
+            )) && said.ends_with(&format!(
+                "(cannot reach ws://{board}/: Connection refused (os error 111))"
+            )) && said.lines().count() == 1,
+            "{args:?}: {said}"
+        );
+    }
+    // SAFETY: a plain kill of the daemon this test started.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    m.wait();
+    for args in [
+        vec!["ls", &at("lib")],
+        vec!["cat", &at("main.py")],
+        vec!["touch", &at("new")],
+        vec!["cp", &at("main.py"), "/tmp/"],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: cannot reach the mount at {mp}: its webrepl-mount daemon is gone (killed?); \
+                 clean up with: webrepl-mount unmount {mp}"
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(
+        m.cmd()
+            .args(["unmount", &mp])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}

@@ -136,7 +136,13 @@ where
                     Err(e) => Err(e),
                 }
             }
-            Ok(p) => each(&mut boards, arg, p).await,
+            Ok(p) => {
+                let here = matches!(p, Place::Local(_));
+                match each(&mut boards, arg, p).await {
+                    Err(e) if here => Err(super::explained(e, arg).await),
+                    r => r,
+                }
+            }
             Err(e) => Err(e),
         };
         if !failed.note(r) {
@@ -830,7 +836,12 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match mounted(target)? {
-        Some(_) => return local_tree(Path::new(target), target),
+        Some(_) => {
+            return match local_tree(Path::new(target), target) {
+                Err(e) => Err(super::explained(e, target).await),
+                r => r,
+            };
+        }
         None => board_and_path(target)?,
     };
     let path = board::normalize(&path)?;
