@@ -43,7 +43,27 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
                 "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
             )));
         }
-        return upload_to_all(&expand_local(&paths)?, &dests, recursive, force, conn).await;
+        // As coreutils' cp: a source that cannot go is said and left out,
+        // the others are sent, and the command exits 1.
+        let mut failed = Failed::default();
+        let mut srcs = Vec::new();
+        for s in expand_local(&paths)? {
+            match std::fs::metadata(&s) {
+                Ok(m) if m.is_dir() && !recursive => {
+                    failed.note(Err(Error::Invalid(format!(
+                        "-r not specified; omitting directory '{s}'"
+                    ))));
+                }
+                Err(e) => {
+                    failed.note(Err(Error::local(&s, e)));
+                }
+                Ok(_) => srcs.push(s),
+            }
+        }
+        if !srcs.is_empty() {
+            upload_to_all(&srcs, &dests, recursive, force, conn).await?;
+        }
+        return failed.result();
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {

@@ -1240,10 +1240,10 @@ fn touch_in_a_missing_directory_says_so_and_keeps_the_connection() {
     assert!(!tb.path("/nodir").exists());
 }
 
-/// As coreutils' cp: a board source that fails (missing, a directory
+/// As coreutils' cp: a source that fails (missing, a directory
 /// without -r) is said and skipped, the others are copied, exit 1.
 #[test]
-fn cp_from_a_board_skips_what_fails_and_copies_the_rest() {
+fn cp_skips_a_source_that_fails_and_copies_the_rest() {
     let tb = TestBoard::start();
     let a = tb.addr();
     std::fs::create_dir_all(tb.path("/lib")).unwrap();
@@ -1281,6 +1281,28 @@ fn cp_from_a_board_skips_what_fails_and_copies_the_rest() {
         .collect();
     got.sort();
     assert_eq!(got, ["a.py", "b.py"]);
+    // And to a board: a local directory without -r, or a missing file.
+    std::fs::create_dir(here.path().join("sub")).unwrap();
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{dir}/sub"),
+            &format!("{dir}/nosuch.py"),
+            &format!("{dir}/a.py"),
+            &format!("{a}:/up/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: -r not specified; omitting directory '{dir}/sub'\n\
+             webrepl-mount: {dir}/nosuch.py: No such file or directory (os error 2)\n\
+             sent 1 file(s), 5 B"
+        )
+    );
+    assert_eq!(std::fs::read(tb.path("/up/a.py")).unwrap(), b"/a.py");
 }
 
 /// `mv SRC... DIR` as coreutils' mv: on a board and in a mount, a source
