@@ -157,7 +157,8 @@ pub enum Command {
         /// Directories too, with what they hold.
         #[arg(short, long)]
         recursive: bool,
-        /// A missing file is no error.
+        /// A missing file is no error. (-v, as for every command, says
+        /// what was removed, as rm -v.)
         #[arg(short, long)]
         force: bool,
     },
@@ -174,9 +175,13 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Rename or move a file or directory within one board (into DST when
-    /// it is a directory).
-    Mv { src: String, dst: String },
+    /// Rename or move files and directories within one board (into DST
+    /// when it is a directory, as several sources must be).
+    Mv {
+        /// Sources, then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+    },
     /// Print files of a board.
     Cat {
         #[arg(required = true)]
@@ -770,10 +775,13 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             paths,
             recursive,
             force,
-        } => c::rm(&paths, recursive, force, conn).await,
+        } => c::rm(&paths, recursive, force, cli.verbose > 0, conn).await,
         Command::Mkdir { paths, parents } => c::mkdir(&paths, parents, conn).await,
         Command::Rmdir { paths } => c::rmdir(&paths, conn).await,
-        Command::Mv { src, dst } => c::mv(&src, &dst, conn).await,
+        Command::Mv { mut paths } => {
+            let dst = paths.pop().unwrap_or_default();
+            c::mv(&paths, &dst, conn).await
+        }
         Command::Cat { paths } => c::cat(&paths, conn).await,
         Command::Df { target } => c::df(&target, conn).await,
         Command::Touch { paths } => c::touch(&paths, conn).await,

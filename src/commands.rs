@@ -3,8 +3,10 @@
 //! talks to that mount's daemon; given HOST[:PORT], to the board.
 
 mod files;
+mod trouble;
+pub(crate) use files::{Failed, is_glob, matching};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
-pub(crate) use files::{is_glob, matching};
+pub(crate) use trouble::explained;
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
@@ -303,7 +305,10 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
 
 pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
     if mounted(target)?.is_some() {
-        return local_list(Path::new(target), target, long, recursive);
+        return match local_list(Path::new(target), target, long, recursive) {
+            Err(e) => Err(explained(e, target).await),
+            r => r,
+        };
     }
     let (board, path) = board_and_path(target)?;
     let b = conn.connect(&board).await?;
@@ -393,8 +398,17 @@ pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
     }
     let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
     for dir in abs.ancestors() {
-        if sidecar::socket_path(dir).exists() || sidecar::stale(dir) {
+        if sidecar::socket_path(dir).exists() {
             return Ok(Some(dir.to_path_buf()));
+        }
+        if sidecar::stale(dir) {
+            // Every directory in a dead mount is stale: the mountpoint is
+            // the last of them going up.
+            let mut mp = dir;
+            while let Some(up) = mp.parent().filter(|u| sidecar::stale(u)) {
+                mp = up;
+            }
+            return Ok(Some(mp.to_path_buf()));
         }
     }
     Err(Error::Invalid(format!(
@@ -541,7 +555,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
     } else {
         let listing = b.listing(&path, recursive).await?;
         skipped = listing.skipped;
-        let mut e = listing.entries;
+        let mut e = ours_hidden(listing.entries);
         e.sort_by(|a, b| a.path.cmp(&b.path));
         e
     };
@@ -579,4 +593,14 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
         return Err(crate::protocol::ProtocolError::BadNames(skipped).into());
     }
     Ok(())
+}
+
+/// A listing without our own files at the board's root, as the mount
+/// shows it (a pattern never matches them either; named, they are shown).
+pub(crate) fn ours_hidden(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.retain(|e| {
+        let leaf = e.path.rsplit('/').next().unwrap_or(&e.path);
+        !(board::parent(&e.path) == "/" && crate::cache::identity::hidden(leaf))
+    });
+    entries
 }

@@ -4,6 +4,7 @@
 
 use crate::board::sums::{self, BlockSums};
 use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
+use crate::commands::Failed;
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
@@ -24,6 +25,11 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     if paths.len() < 2 {
         return Err(Error::Invalid("cp needs a source and a destination".into()));
     }
+    let in_a_mount = |p: &String| matches!(crate::commands::mounted(p), Ok(Some(_)));
+    if !paths.iter().any(remote) && paths.iter().any(in_a_mount) {
+        let dst = paths.pop().unwrap_or_default();
+        return copy_here(&expand_local(&paths)?, &dst, recursive).await;
+    }
     let Some(first) = paths.iter().position(remote) else {
         return Err(Error::Invalid(
             "one side of cp must be on a board: HOST[:PORT]:PATH".into(),
@@ -37,7 +43,27 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
                 "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
             )));
         }
-        return upload_to_all(&expand_local(&paths)?, &dests, recursive, force, conn).await;
+        // As coreutils' cp: a source that cannot go is said and left out,
+        // the others are sent, and the command exits 1.
+        let mut failed = Failed::default();
+        let mut srcs = Vec::new();
+        for s in expand_local(&paths)? {
+            match std::fs::metadata(&s) {
+                Ok(m) if m.is_dir() && !recursive => {
+                    failed.note(Err(Error::Invalid(format!(
+                        "-r not specified; omitting directory '{s}'"
+                    ))));
+                }
+                Err(e) => {
+                    failed.note(Err(Error::local(&s, e)));
+                }
+                Ok(_) => srcs.push(s),
+            }
+        }
+        if !srcs.is_empty() {
+            upload_to_all(&srcs, &dests, recursive, force, conn).await?;
+        }
+        return failed.result();
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {
@@ -60,9 +86,13 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
     let b = conn.connect(&host).await?;
+    // As coreutils' cp: a source that fails is said and skipped, the
+    // others are copied, and the command exits 1.
+    let mut failed = Failed::default();
     let fetch_all = async {
-        let sources = expand_board(&b, &sources).await?;
-        download(&b, &sources, Path::new(&dst), recursive).await
+        let sources = expand_board(&b, &host, &sources, &mut failed).await?;
+        download(&b, &sources, Path::new(&dst), recursive, &mut failed).await?;
+        failed.result()
     };
     // Ctrl-C ends the download here, so that its temporary file goes.
     let r = tokio::select! {
@@ -71,6 +101,63 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     };
     b.session().close().await;
     r
+}
+
+/// `cp` between paths here, one of them in a mount: through the mount's
+/// files, as the other file commands go, and as coreutils' cp (a source
+/// that fails is said, the others are copied, exit 1).
+async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+    let d = Path::new(dst);
+    let into = d.is_dir();
+    if srcs.len() > 1 && !into {
+        return Err(Error::Invalid(format!("target '{dst}' is not a directory")));
+    }
+    let mut failed = Failed::default();
+    for s in srcs {
+        let src = Path::new(s);
+        let to = match src.file_name() {
+            Some(name) if into => d.join(name),
+            _ => d.to_path_buf(),
+        };
+        let r = match copy_one_here(src, &to, recursive) {
+            // The mount's trouble, not the file's: said with its cause.
+            Err(e) => {
+                let in_mount = match crate::commands::mounted(s) {
+                    Ok(Some(_)) => s,
+                    _ => dst,
+                };
+                Err(crate::commands::explained(e, in_mount).await)
+            }
+            r => r,
+        };
+        if !failed.note(r) {
+            break;
+        }
+    }
+    failed.result()
+}
+
+fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
+    let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
+    if !meta.is_dir() {
+        std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
+        return Ok(());
+    }
+    if !recursive {
+        return Err(Error::Invalid(format!(
+            "-r not specified; omitting directory '{}'",
+            src.display()
+        )));
+    }
+    std::fs::create_dir_all(to).map_err(|e| Error::local(to, e))?;
+    let mut names: Vec<_> = std::fs::read_dir(src)
+        .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| Error::local(src, e))?;
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        copy_one_here(&e.path(), &to.join(e.file_name()), true)?;
+    }
+    Ok(())
 }
 
 /// Quoted patterns among local sources (`cp 'src/*.py' HOST:/lib/`),
@@ -110,15 +197,34 @@ fn expand_local(srcs: &[String]) -> Result<Vec<String>> {
 }
 
 /// Board sources with their quoted patterns (`'HOST:/lib/*.py'`) matched
-/// on the board, as the other file commands match them.
-async fn expand_board(b: &Board, sources: &[(&str, String)]) -> Result<Vec<String>> {
+/// on the board, as the other file commands match them: (the name to show,
+/// the board path). A pattern that matches nothing is said and skipped.
+async fn expand_board(
+    b: &Board,
+    host: &str,
+    sources: &[(&str, String)],
+    failed: &mut Failed,
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (arg, path) in sources {
-        let path = board::normalize(path)?;
+        let path = match board::normalize(path) {
+            Ok(p) => p,
+            Err(e) => {
+                failed.note(Err(e));
+                continue;
+            }
+        };
         if crate::commands::is_glob(&path) {
-            out.extend(crate::commands::matching(b, arg, &path).await?);
+            match crate::commands::matching(b, arg, &path).await {
+                Ok(found) => out.extend(found.into_iter().map(|p| (format!("{host}:{p}"), p))),
+                Err(e) => {
+                    if !failed.note(Err(e.clone())) {
+                        return Err(e);
+                    }
+                }
+            }
         } else {
-            out.push(path);
+            out.push((arg.to_string(), path));
         }
     }
     Ok(out)
@@ -440,7 +546,13 @@ async fn board_copies(
     }
 }
 
-async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Result<()> {
+async fn download(
+    b: &Board,
+    srcs: &[(String, String)],
+    dst: &Path,
+    recursive: bool,
+    failed: &mut Failed,
+) -> Result<()> {
     let into_dir = dst.is_dir();
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
@@ -454,12 +566,12 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
     let mut skipped = Vec::new();
-    for s in srcs {
-        let path = board::normalize(s)?;
-        let st = b
-            .stat(&path)
-            .await?
-            .ok_or_else(|| Error::NotFound(path.clone()))?;
+    for (shown, path) in srcs {
+        let path = path.clone();
+        let Some(st) = b.stat(&path).await? else {
+            failed.note(Err(Error::NotFound(shown.clone())));
+            continue;
+        };
         let local = if into_dir {
             dst.join(base_name(&path))
         } else {
@@ -470,9 +582,11 @@ async fn download(b: &Board, srcs: &[String], dst: &Path, recursive: bool) -> Re
             continue;
         }
         if !recursive {
-            return Err(Error::Invalid(format!(
-                "{path} is a directory on the board (use -r)"
-            )));
+            failed.note(Err(Error::Invalid(format!(
+                "-r not specified; omitting directory '{}'",
+                board::shown(shown)
+            ))));
+            continue;
         }
         dirs.push(local.clone());
         let listing = b.listing(&path, true).await?;

@@ -297,7 +297,7 @@ fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
         let (opts, path) = args.split_at(args.len() - 1);
         let target = format!("{a}:{}", path[0]);
         let o = wm(&tb, &[opts, &[target.as_str()]].concat());
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
         assert_eq!(
             err(&o),
             format!("webrepl-mount: cannot create directory '{target}': File exists"),
@@ -305,6 +305,40 @@ fn mkdir_of_a_file_says_file_exists_as_coreutils_does() {
         );
     }
     assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+    // A file above it, or nothing, as coreutils say it, on a board and
+    // in a mount alike; exit 1 as coreutils'.
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    let cases = [
+        (vec!["mkdir", "-p", "/main.py/x"], "Not a directory"),
+        (vec!["mkdir", "/main.py/x"], "Not a directory"),
+        (vec!["mkdir", "/nodir/x"], "No such file or directory"),
+    ];
+    let check = |run: &dyn Fn(&[&str]) -> Output, at: &dyn Fn(&str) -> String| {
+        for (args, why) in &cases {
+            let (opts, path) = args.split_at(args.len() - 1);
+            let target = at(path[0]);
+            let o = run(&[opts, &[target.as_str()]].concat());
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+            assert_eq!(
+                err(&o),
+                format!("webrepl-mount: cannot create directory '{target}': {why}"),
+                "{args:?}"
+            );
+        }
+        // `cat` of a directory: the same words and code.
+        let o = run(&["cat", &at("/lib"), &at("/main.py")]);
+        assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: {} is a directory", at("/lib"))
+        );
+        assert_eq!(out(&o), "x = 1\n");
+    };
+    check(&|args| wm(&tb, args), &|p| format!("{a}:{p}"));
+    let m = Mount::start(&tb, &a, &[]);
+    check(&|args| m.cmd().args(args).output().unwrap(), &|p| {
+        m.path().join(&p[1..]).display().to_string()
+    });
 }
 
 #[test]
@@ -317,7 +351,7 @@ fn file_commands_on_a_board() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(tb.path("/lib/sub").is_dir());
     let o = wm(&tb, &["mkdir", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: cannot create directory '{a}:/lib': File exists")
@@ -328,7 +362,7 @@ fn file_commands_on_a_board() {
     let o = wm(&tb, &["cat", &at("/main.py")]);
     assert_eq!(out(&o), "print('main')\n");
     let o = wm(&tb, &["cat", &at("/nope.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["sha256sum", &at("/main.py")]);
     assert_eq!(
         out(&o),
@@ -343,7 +377,7 @@ fn file_commands_on_a_board() {
         "/\n    lib/\n        main.py\n        sub/\n            empty.py\n"
     );
     let o = wm(&tb, &["rm", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!(
@@ -359,7 +393,7 @@ fn file_commands_on_a_board() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(!tb.path("/lib").exists());
     let o = wm(&tb, &["rm", &at("/lib")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["rm", "-f", &at("/lib")]);
     assert!(o.status.success(), "{}", err(&o));
     // A quoted pattern is matched on the board.
@@ -373,7 +407,7 @@ fn file_commands_on_a_board() {
     assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
     assert!(tb.path("/c.txt").exists());
     let o = wm(&tb, &["rm", &at("/*.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -426,13 +460,13 @@ fn file_commands_on_a_path_in_a_mount() {
     let o = run(&["rm", "-r", &at("lib/sub")]);
     assert!(o.status.success(), "{}", err(&o));
     let o = run(&["rmdir", &at("lib")]);
-    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     // Through the mount: on the board once the mount has sent it.
     common::eventually(10, "the board has the moved file", || {
         tb.path("/lib/main.py").is_file() && !tb.path("/lib/sub").exists()
     });
     let o = run(&["rm", "/tmp/not-in-a-mount-xyz"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: /tmp/not-in-a-mount-xyz is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
@@ -682,7 +716,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
     std::fs::create_dir_all(tb.path("/lib")).unwrap();
     for arg in [format!("{a}:"), format!("{a}:/"), a.clone()] {
         let o = wm(&tb, &["rm", "-r", &arg]);
-        assert_eq!(o.status.code(), Some(2), "{arg}");
+        assert_eq!(o.status.code(), Some(1), "{arg}");
         assert_eq!(
             err(&o),
             format!(
@@ -705,7 +739,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         .env("XDG_CONFIG_HOME", home.path())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: kit/: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
@@ -714,7 +748,7 @@ fn rm_r_refuses_the_boards_root_and_a_pattern_spares_our_files() {
         let m = Mount::start(&tb, &a, &[]);
         let mp = m.path().display().to_string();
         let o = m.cmd().args(["rm", "-r", &mp]).output().unwrap();
-        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(o.status.code(), Some(1));
         assert_eq!(
             err(&o),
             format!(
@@ -775,14 +809,14 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
     // PATH/ is a directory: never a file made, renamed to, or removed.
     let o = run(&["touch", "kb:/newdir/"]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: kb:/newdir/"
     );
     assert!(!tb.path("/newdir").exists());
     let o = run(&["mv", "kb:/main.py", "kb:/nodir/"]);
-    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: kb:/nodir/: not a directory (ENOTDIR)"
@@ -790,7 +824,7 @@ fn a_trailing_slash_or_colon_never_changes_the_meaning() {
     assert!(tb.path("/main.py").is_file() && !tb.path("/nodir").exists());
     for cmd in ["rm", "cat", "sha256sum"] {
         let o = run(&[cmd, "kb:/main.py/"]);
-        assert_eq!(o.status.code(), Some(12), "{cmd}");
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
         assert_eq!(
             err(&o),
             "webrepl-mount: kb:/main.py/: not a directory (ENOTDIR)"
@@ -816,15 +850,15 @@ fn several_operands_each_error_said_and_the_rest_done() {
     }
     std::fs::create_dir_all(tb.path("/lib")).unwrap();
     let o = wm(&tb, &["rm", &at("/a.py"), &at("/nosuch"), &at("/b.py")]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: /nosuch"
     );
     assert!(!tb.path("/a.py").exists() && !tb.path("/b.py").exists());
-    // The first failure's code, every failure said, in order.
+    // Exit 1 as coreutils, every failure said, in order.
     let o = wm(&tb, &["cat", &at("/lib"), &at("/nosuch"), &at("/main.py")]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         format!(
@@ -884,20 +918,20 @@ fn ls_tree_and_relative_names_in_a_mount() {
     // Relative names, from inside the mount.
     let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
     let o = here(&["cat", "nosuch", "main.py"]);
-    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: no such file or directory on the board: nosuch"
     );
     assert_eq!(out(&o), "x = 1\n");
     let o = here(&["mkdir", "lib"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: cannot create directory 'lib': File exists"
     );
     let o = here(&["rmdir", "lib"]);
-    assert_eq!(o.status.code(), Some(12));
+    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
         "webrepl-mount: lib: directory not empty (ENOTEMPTY)"
@@ -927,7 +961,7 @@ fn ls_tree_and_relative_names_in_a_mount() {
         tb.path("/x/y/z.py").is_file()
     });
     let o = above(&["rm", &format!("{name}/nosuch")]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
 }
 
 #[test]
@@ -980,7 +1014,7 @@ fn ls_r_is_ls_capital_r_df_names_the_board_once_and_rmdir_spares_the_root() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).starts_with(&format!("{a}: ")), "{}", out(&o));
     let o = wm(&tb, &["rmdir", &format!("{a}:/")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o).trim_end(),
         format!("webrepl-mount: {a}:/: the board's root '/' cannot be removed")
@@ -998,7 +1032,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     }
     // Several sources need a directory to go into.
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/lib/new.py")]);
-    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(tb.path("/lib/f1.py").exists() && !tb.path("/lib/new.py").exists());
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/old")]);
     assert!(o.status.success(), "{}", err(&o));
@@ -1006,7 +1040,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     assert_eq!(std::fs::read(tb.path("/old/f2.py")).unwrap(), b"f2.py");
     assert!(tb.path("/lib/g.py").exists());
     let o = wm(&tb, &["rm", &at("/old/[!f]*"), &at("/lib/[fg]*")]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("(no match)"), "{}", err(&o));
     assert!(!tb.path("/lib/g.py").exists());
     assert!(tb.path("/old/f1.py").exists());
@@ -1025,7 +1059,7 @@ fn sha256sum_of_a_pattern_prints_the_boards_names_escaped() {
     // An error naming a board's directory is one line too.
     std::fs::create_dir(tb.path("/gdir\x1b]0;pwned\x07\nwebrepl-mount: forged")).unwrap();
     let o = wm(&tb, &["sha256sum", &format!("{}:/gd*", tb.addr())]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(err(&o).trim_end().lines().count(), 1, "{:?}", err(&o));
     assert!(!err(&o).contains(['\x1b', '\x07']), "{:?}", err(&o));
 }
@@ -1071,7 +1105,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         format!("webrepl-mount: target '{dir}/a.py' is not a directory")
     );
     let o = wm(&tb, &["cp", &format!("{a}:/lib/*.rs"), &dir]);
-    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
@@ -1180,4 +1214,309 @@ fn cat_into_a_stalled_pipe_holds_the_download_not_the_file() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(n, size);
+}
+
+/// A PUT into a missing directory drops the board's connection: `touch`
+/// says ENOENT at once, as a mount does, and goes on with the same one.
+#[test]
+fn touch_in_a_missing_directory_says_so_and_keeps_the_connection() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let o = wm(
+        &tb,
+        &["touch", &at("/nodir/f"), &at("/main.py/f"), &at("/new.py")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: cannot touch '{a}:/nodir/f': No such file or directory\n\
+             webrepl-mount: cannot touch '{a}:/main.py/f': Not a directory"
+        )
+    );
+    assert_eq!(std::fs::read(tb.path("/new.py")).unwrap(), b"");
+    assert!(!tb.path("/nodir").exists());
+}
+
+/// As coreutils' cp: a source that fails (missing, a directory
+/// without -r) is said and skipped, the others are copied, exit 1.
+#[test]
+fn cp_skips_a_source_that_fails_and_copies_the_rest() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["/a.py", "/b.py", "/lib/c.py"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let here = tempfile::tempdir().unwrap();
+    let dir = here.path().display().to_string();
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{a}:/a.py"),
+            &format!("{a}:/nosuch"),
+            &format!("{a}:/b.py"),
+            &dir,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: no such file or directory on the board: {a}:/nosuch")
+    );
+    assert_eq!(std::fs::read(here.path().join("b.py")).unwrap(), b"/b.py");
+    std::fs::remove_file(here.path().join("b.py")).unwrap();
+    let o = wm(&tb, &["cp", &format!("{a}:/*"), &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: -r not specified; omitting directory '{a}:/lib'")
+    );
+    let mut got: Vec<_> = std::fs::read_dir(here.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a.py", "b.py"]);
+    // And to a board: a local directory without -r, or a missing file.
+    std::fs::create_dir(here.path().join("sub")).unwrap();
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            &format!("{dir}/sub"),
+            &format!("{dir}/nosuch.py"),
+            &format!("{dir}/a.py"),
+            &format!("{a}:/up/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: -r not specified; omitting directory '{dir}/sub'\n\
+             webrepl-mount: {dir}/nosuch.py: No such file or directory (os error 2)\n\
+             sent 1 file(s), 5 B"
+        )
+    );
+    assert_eq!(std::fs::read(tb.path("/up/a.py")).unwrap(), b"/a.py");
+}
+
+/// `mv SRC... DIR` as coreutils' mv: on a board and in a mount, a source
+/// that fails said and the others moved.
+#[test]
+fn mv_takes_several_sources_into_a_directory() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    for f in ["/a.py", "/b.py", "/c.py", "/d.py"] {
+        std::fs::write(tb.path(f), f).unwrap();
+    }
+    let o = wm(
+        &tb,
+        &[
+            "mv",
+            &at("/a.py"),
+            &at("/nosuch"),
+            &at("/b.py"),
+            &at("/lib"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nosuch"
+    );
+    assert!(tb.path("/lib/a.py").is_file() && tb.path("/lib/b.py").is_file());
+    let o = wm(&tb, &["mv", &at("/c.py"), &at("/d.py"), &at("/e.py")]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{a}:/e.py' is not a directory")
+    );
+    assert!(tb.path("/c.py").is_file() && !tb.path("/e.py").exists());
+    let m = Mount::start(&tb, &a, &[]);
+    let inside = |p: &str| m.path().join(p).display().to_string();
+    let o = m
+        .cmd()
+        .args(["mv", &inside("c.py"), &inside("d.py"), &inside("lib")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    common::eventually(10, "the board has the moved files", || {
+        tb.path("/lib/c.py").is_file() && tb.path("/lib/d.py").is_file()
+    });
+}
+
+/// `cp` with a path in a mount and no board path copies through the
+/// mount, as the other file commands take a mount's paths.
+#[test]
+fn cp_takes_a_path_in_a_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let inside = |p: &str| m.path().join(p).display().to_string();
+    let here = tempfile::tempdir().unwrap();
+    let src = here.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/a.py"), "a = 1\n").unwrap();
+    std::fs::write(here.path().join("b.py"), "b = 2\n").unwrap();
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let o = run(&[
+        "cp",
+        "-r",
+        &src.display().to_string(),
+        &here.path().join("b.py").display().to_string(),
+        &inside(""),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = run(&[
+        "cp",
+        &inside("main.py"),
+        &here.path().join("back.py").display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(here.path().join("back.py")).unwrap(),
+        b"x = 1\n"
+    );
+    common::eventually(10, "the board has the copied files", || {
+        std::fs::read(tb.path("/src/sub/a.py")).is_ok_and(|d| d == b"a = 1\n")
+            && std::fs::read(tb.path("/b.py")).is_ok_and(|d| d == b"b = 2\n")
+    });
+}
+
+/// `ls` and `tree` of a board hide our own files as the mount does; `rm
+/// -v` says each one removed, as coreutils' rm -v.
+#[test]
+fn ls_hides_our_files_and_rm_v_says_what_it_removed() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "ab12\n").unwrap();
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/sub/a.py"), "a").unwrap();
+    std::fs::write(tb.path("/main.py"), "m").unwrap();
+    let o = wm(&tb, &["ls", &a]);
+    assert_eq!(out(&o), "lib/\nmain.py\n", "{}", err(&o));
+    let o = wm(&tb, &["tree", &a]);
+    assert_eq!(
+        out(&o),
+        "/\n    lib/\n        sub/\n            a.py\n    main.py\n"
+    );
+    let o = wm(&tb, &["rm", "-v", &format!("{a}:/main.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("removed '{a}:/main.py'\n"));
+    let o = wm(&tb, &["rm", "-rv", &format!("{a}:/lib")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "removed '{a}:/lib/sub/a.py'\nremoved directory '{a}:/lib/sub'\nremoved directory '{a}:/lib'\n"
+        )
+    );
+    assert!(!tb.path("/lib").exists());
+    std::fs::create_dir_all(tb.path("/lib/sub")).unwrap();
+    std::fs::write(tb.path("/lib/sub/a.py"), "a").unwrap();
+    let m = Mount::start(&tb, &a, &[]);
+    let lib = m.path().join("lib").display().to_string();
+    let o = m.cmd().args(["rm", "-rv", &lib]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "removed '{lib}/sub/a.py'\nremoved directory '{lib}/sub'\nremoved directory '{lib}'\n"
+        )
+    );
+}
+
+/// `exec ... | head -2`: exit 141 as coreutils', the program stopped on
+/// the board, and the board still there for the next command (the test
+/// board's listener used to drop its terminal when the Ctrl-C struck in
+/// its Python write, as no board does).
+#[test]
+fn exec_into_a_closed_pipe_stops_the_program_and_the_board_goes_on() {
+    let tb = TestBoard::start();
+    let bin = env!("CARGO_BIN_EXE_webrepl-mount");
+    let code = "for i in range(100000): print(i)\nopen('/done', 'w').close()";
+    for round in 0..5 {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{bin}' exec {} \"$CODE\" | head -2; echo \"exit ${{PIPESTATUS[0]}}\"",
+                tb.addr()
+            ))
+            .env("CODE", code)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .unwrap();
+        assert_eq!(out(&o), "0\n1\nexit 141\n", "{round}: {}", err(&o));
+        assert_eq!(err(&o), "", "{round}");
+        let o = wm(&tb, &["exec", &tb.addr(), "print(6*7)"]);
+        assert_eq!(out(&o), "42\n", "{round}: {}", err(&o));
+    }
+    assert!(!tb.path("/done").exists());
+}
+
+/// A path in a mount whose board went away, or whose daemon died, names
+/// that cause (the kernel's "Input/output error" and "Transport endpoint
+/// is not connected" say nothing of it), and ends the command: exit 8.
+#[test]
+fn a_dead_mount_or_a_gone_board_is_named_as_the_cause() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a = 1\n").unwrap();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let board = tb.addr();
+    let mut m = Mount::start(&tb, &board, &["--timeout", "2"]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{mp}/{p}");
+    drop(tb);
+    for args in [
+        vec!["cat", &at("lib/a.py"), &at("main.py")],
+        vec!["rm", &at("main.py")],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        let said = err(&o);
+        assert!(
+            said.starts_with(&format!(
+                "webrepl-mount: cannot reach the board of the mount at {mp} ({board}): link DOWN for "
+            )) && said.ends_with(&format!(
+                "(cannot reach ws://{board}/: Connection refused (os error 111))"
+            )) && said.lines().count() == 1,
+            "{args:?}: {said}"
+        );
+    }
+    // SAFETY: a plain kill of the daemon this test started.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGKILL) };
+    m.wait();
+    for args in [
+        vec!["ls", &at("lib")],
+        vec!["cat", &at("main.py")],
+        vec!["touch", &at("new")],
+        vec!["cp", &at("main.py"), "/tmp/"],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: cannot reach the mount at {mp}: its webrepl-mount daemon is gone (killed?); \
+                 clean up with: webrepl-mount unmount {mp}"
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(
+        m.cmd()
+            .args(["unmount", &mp])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 }

@@ -108,6 +108,21 @@ class Term(io.IOBase):
         return 1
 
     def write(self, data):
+        # A board's stream write is C, where a Ctrl-C heard meanwhile waits
+        # for the program's next line. This one is Python, and the VM raises
+        # a pending KeyboardInterrupt at any branch in it; dupterm takes an
+        # exception from write() for a broken stream and drops it for good
+        # (the REPL then reads EOF and the board ends). So whatever strikes
+        # is caught (a bare except: matching a type would be a branch) and
+        # the interrupt scheduled again, to strike the program once this
+        # returns: no branch follows, where the VM would raise it here.
+        try:
+            self.send(data)
+            return len(data)
+        except:
+            return boardrepl.ctrl_c() * 0 + len(data)
+
+    def send(self, data):
         wr = self.wr
         if wr is not None:
             with self.io:
@@ -115,11 +130,10 @@ class Term(io.IOBase):
                     wr.write(data)
                 except OSError:
                     pass
-        return len(data)
 
     def say(self, text):
         # Board-side messages to the current client, like webrepl.py's prints.
-        self.write(text.encode())
+        self.send(text.encode())
 
 
 class BoardOs:

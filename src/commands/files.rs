@@ -85,8 +85,9 @@ impl<'a> Boards<'a> {
 
 /// Runs `each` on every argument in turn, with the boards they name. As
 /// coreutils do, an operand's error is said and the next one goes ahead;
-/// the command exits with the first error's code. Trouble with the board
-/// itself (unreachable, password, link lost, a closed stdout) ends it.
+/// the command then exits 1, as coreutils' does on a mount path. Trouble
+/// with the board itself (unreachable, password, link lost, a closed
+/// stdout) ends it with that trouble's code.
 async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
@@ -135,7 +136,13 @@ where
                     Err(e) => Err(e),
                 }
             }
-            Ok(p) => each(&mut boards, arg, p).await,
+            Ok(p) => {
+                let here = matches!(p, Place::Local(_));
+                match each(&mut boards, arg, p).await {
+                    Err(e) if here => Err(super::explained(e, arg).await),
+                    r => r,
+                }
+            }
             Err(e) => Err(e),
         };
         if !failed.note(r) {
@@ -147,16 +154,16 @@ where
 
 /// The errors of a command with several operands.
 #[derive(Default)]
-struct Failed {
-    /// The first operand's error that was said, by kind.
-    first: Option<Kind>,
+pub(crate) struct Failed {
+    /// Whether an operand's error was said.
+    any: bool,
     /// An error that ends the command, not yet said.
     fatal: Option<Error>,
 }
 
 impl Failed {
     /// False when the command must stop.
-    fn note(&mut self, r: Result<()>) -> bool {
+    pub(crate) fn note(&mut self, r: Result<()>) -> bool {
         let Err(e) = r else { return true };
         if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
             self.fatal = Some(e);
@@ -169,17 +176,17 @@ impl Failed {
             "webrepl-mount: {}",
             board::shown(&e.to_string())
         );
-        self.first.get_or_insert(e.kind());
+        self.any = true;
         true
     }
 
-    /// The command's outcome: the fatal error (said by main), or the first
-    /// error's kind with no words (each was said already).
-    fn result(self) -> Result<()> {
-        match (self.fatal, self.first) {
+    /// The command's outcome: the fatal error (said by main), or exit 1
+    /// with no words (each was said already), as coreutils end.
+    pub(crate) fn result(self) -> Result<()> {
+        match (self.fatal, self.any) {
             (Some(e), _) => Err(e),
-            (None, Some(k)) => Err(Error::Remote(k, String::new())),
-            (None, None) => Ok(()),
+            (None, true) => Err(Error::Remote(Kind::Io, String::new())),
+            (None, false) => Ok(()),
         }
     }
 }
@@ -233,20 +240,40 @@ async fn must_stat(b: &Board, path: &str) -> Result<board::Stat> {
         .ok_or_else(|| Error::NotFound(path.to_string()))
 }
 
-pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) prints coreutils' `removed 'x'` for each one removed.
+pub async fn rm(
+    args: &[String],
+    recursive: bool,
+    force: bool,
+    verbose: bool,
+    conn: &Conn,
+) -> Result<()> {
+    let said = |what: &str, shown: &str| -> Result<()> {
+        if verbose {
+            writeln!(
+                std::io::stdout().lock(),
+                "removed {what}'{}'",
+                board::shown(shown)
+            )?;
+        }
+        Ok(())
+    };
     for_each(args, conn, async |boards, arg, place| match place {
         Place::Board(_, path) if path == "/" => Err(root(arg)),
         Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
         Place::Local(p) => {
             let r = match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
-                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+                Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
                 Ok(_) => std::fs::remove_file(&p),
                 Err(e) => Err(e),
             };
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                r => r.map_err(|e| local_error(e, arg)),
+                r => {
+                    r.map_err(|e| local_error(e, arg))?;
+                    said("", arg)
+                }
             }
         }
         Place::Board(name, path) => {
@@ -259,7 +286,8 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
                 };
             };
             if st.kind == EntryKind::File {
-                return b.remove(&path).await;
+                b.remove(&path).await?;
+                return said("", arg);
             }
             if !recursive {
                 return Err(is_dir(arg));
@@ -274,16 +302,44 @@ pub async fn rm(args: &[String], recursive: bool, force: bool, conn: &Conn) -> R
                 .partition(|e| e.kind == EntryKind::Dir);
             for f in files {
                 b.remove(&f.path).await?;
+                said("", &format!("{name}:{}", f.path))?;
             }
             // Deepest first: a directory is empty when its turn comes.
             dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
             for d in dirs {
                 b.rmdir(&d.path).await?;
+                said("directory ", &format!("{name}:{}", d.path))?;
             }
-            b.rmdir(&path).await
+            b.rmdir(&path).await?;
+            said("directory ", arg)
         }
     })
     .await
+}
+
+/// A directory in a mount with what it holds, each said as it goes.
+fn remove_tree_here(
+    dir: &Path,
+    shown: &str,
+    said: &dyn Fn(&str, &str) -> Result<()>,
+) -> Result<()> {
+    let read = std::fs::read_dir(dir).map_err(|e| local_error(e, shown))?;
+    for e in read {
+        let e = e.map_err(|e| local_error(e, shown))?;
+        let inner = format!(
+            "{}/{}",
+            shown.trim_end_matches('/'),
+            e.file_name().to_string_lossy()
+        );
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree_here(&e.path(), &inner, said)?;
+        } else {
+            std::fs::remove_file(e.path()).map_err(|e| local_error(e, &inner))?;
+            said("", &inner)?;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| local_error(e, shown))?;
+    said("directory ", shown)
 }
 
 /// As coreutils' rm refuses `/`: the whole board, our id marker with it,
@@ -315,39 +371,63 @@ fn is_dir(arg: &str) -> Error {
 }
 
 pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
-    let local = |r: std::io::Result<()>, arg: &str| match r {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(exists(arg)),
-        r => r.map_err(|e| local_error(e, arg)),
+    let local = |r: std::io::Result<()>, arg: &str| match r.map_err(|e| (e.raw_os_error(), e)) {
+        Err((Some(errno), _)) if [libc::EEXIST, libc::ENOTDIR, libc::ENOENT].contains(&errno) => {
+            Err(cannot_mkdir(arg, errno))
+        }
+        r => r.map_err(|(_, e)| local_error(e, arg)),
     };
     for_each_with(args, conn, exists, async |boards, arg, place| match place {
         Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
         Place::Local(p) => local(std::fs::create_dir(p), arg),
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
-            if parents {
-                // The board says ENOTDIR for the path itself a file.
-                return match b.mkdirs(&path).await {
-                    Err(Error::Os { errno, what })
-                        if what == path && [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
-                    {
-                        Err(exists(arg))
-                    }
-                    r => r,
-                };
+            let r = if parents {
+                b.mkdirs(&path).await
+            } else {
+                match b.stat(&path).await {
+                    Ok(Some(_)) => return Err(exists(arg)),
+                    Ok(None) => b.mkdir(&path).await,
+                    Err(e) => Err(e),
+                }
+            };
+            // The board's -p names the path asked for, whichever part was
+            // a file: the path itself is "File exists", a file above it is
+            // in the way. Without -p the path was not there.
+            match r {
+                Err(Error::Os { errno, .. })
+                    if parents
+                        && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
+                        && matches!(b.stat(&path).await, Ok(Some(_))) =>
+                {
+                    Err(exists(arg))
+                }
+                Err(Error::Os { errno, .. }) if [libc::EEXIST, libc::ENOTDIR].contains(&errno) => {
+                    Err(cannot_mkdir(arg, libc::ENOTDIR))
+                }
+                Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
+                    Err(cannot_mkdir(arg, libc::ENOENT))
+                }
+                Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
+                r => r,
             }
-            if b.stat(&path).await?.is_some() {
-                return Err(exists(arg));
-            }
-            b.mkdir(&path).await
         }
     })
     .await
 }
 
-/// As coreutils' mkdir says it, whether `x` or `x/` (exit 2, as any
-/// existing name).
+/// As coreutils' mkdir says it, whether `x` or `x/`.
 fn exists(arg: &str) -> Error {
-    Error::Invalid(format!("cannot create directory '{arg}': File exists"))
+    cannot_mkdir(arg, libc::EEXIST)
+}
+
+fn cannot_mkdir(arg: &str, errno: i32) -> Error {
+    let why = match errno {
+        libc::EEXIST => "File exists",
+        libc::ENOTDIR => "Not a directory",
+        _ => "No such file or directory",
+    };
+    Error::Invalid(format!("cannot create directory '{arg}': {why}"))
 }
 
 pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
@@ -383,60 +463,105 @@ pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
     }
 }
 
-/// `mv SRC DST`, within one board (or one mount); into DST when it is a
-/// directory.
-pub async fn mv(src: &str, dst: &str, conn: &Conn) -> Result<()> {
-    match (place(src)?, place(dst)?) {
-        (Place::Local(s), Place::Local(d)) => {
-            let d = match (d.is_dir(), s.file_name()) {
-                (true, Some(n)) => d.join(n),
-                _ => d,
-            };
-            std::fs::rename(&s, &d).map_err(|e| local_error(e, src))
+/// `mv SRC... DST`, within one board (or one mount); into DST when it is a
+/// directory, as several sources must be. As coreutils' mv, a source that
+/// fails is said and the others are moved.
+pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
+    let mut failed = Failed::default();
+    let elsewhere = |src: &str| {
+        Error::Invalid(format!(
+            "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
+        ))
+    };
+    let not_a_target = || Error::Invalid(format!("target '{dst}' is not a directory"));
+    match place(dst)? {
+        Place::Local(d) => {
+            let into = d.is_dir();
+            if srcs.len() > 1 && !into {
+                return Err(not_a_target());
+            }
+            for src in srcs {
+                let r = match place(src) {
+                    Ok(Place::Local(s)) => {
+                        let to = match (into, s.file_name()) {
+                            (true, Some(n)) => d.join(n),
+                            _ => d.clone(),
+                        };
+                        std::fs::rename(&s, &to).map_err(|e| local_error(e, src))
+                    }
+                    Ok(Place::Board(..)) => Err(elsewhere(src)),
+                    Err(e) => Err(e),
+                };
+                if !failed.note(r) {
+                    break;
+                }
+            }
         }
-        (Place::Board(bs, s), Place::Board(bd, d)) if bs == bd => {
+        Place::Board(bd, d) => {
             let mut boards = Boards::new(conn);
             let r = async {
-                let sources = if is_glob(&s) {
-                    expand(&mut boards, src, &bs, &s).await?
-                } else {
-                    vec![s.clone()]
-                };
-                let b = boards.get(&bs).await?;
+                let b = boards.get(&bd).await?;
                 let into = matches!(b.stat(&d).await?, Some(st) if st.kind == EntryKind::Dir);
-                // Several sources go into a directory, as with mv(1).
-                if sources.len() > 1 && !into {
-                    return Err(not_dir(dst));
-                }
-                for s in &sources {
-                    if must_stat(&b, s).await?.kind == EntryKind::File && src.ends_with('/') {
-                        return Err(not_dir(src));
-                    }
-                    let to = if into {
-                        board::join(&d, s.rsplit('/').next().unwrap_or(s))
-                    } else if dst.ends_with('/') {
-                        // `DST/` must be a directory: never a new file's name.
-                        return Err(not_dir(dst));
-                    } else {
-                        d.clone()
+                let mut sources = Vec::new();
+                for src in srcs {
+                    let r = match place(src) {
+                        Ok(Place::Board(bs, s)) if bs == bd && is_glob(&s) => {
+                            expand(&mut boards, src, &bs, &s).await.map(|found| {
+                                sources.extend(found.into_iter().map(|p| (format!("{bs}:{p}"), p)));
+                            })
+                        }
+                        Ok(Place::Board(bs, s)) if bs == bd => {
+                            sources.push((src.clone(), s));
+                            Ok(())
+                        }
+                        Ok(_) => Err(elsewhere(src)),
+                        Err(e) => Err(e),
                     };
-                    b.rename(s, &to).await?;
+                    if !failed.note(r) {
+                        return Ok(());
+                    }
+                }
+                if sources.len() > 1 && !into {
+                    return Err(not_a_target());
+                }
+                for (shown, s) in &sources {
+                    let r = async {
+                        if must_stat(&b, s).await?.kind == EntryKind::File && shown.ends_with('/') {
+                            return Err(not_dir(shown));
+                        }
+                        let to = if into {
+                            board::join(&d, s.rsplit('/').next().unwrap_or(s))
+                        } else if dst.ends_with('/') {
+                            // `DST/` must be a directory: never a new file's name.
+                            return Err(not_dir(dst));
+                        } else {
+                            d.clone()
+                        };
+                        b.rename(s, &to).await
+                    }
+                    .await;
+                    if !failed.note(r) {
+                        break;
+                    }
                 }
                 Ok(())
             }
             .await;
-            boards.close(r).await
+            boards.close(r).await?;
         }
-        _ => Err(Error::Invalid(format!(
-            "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
-        ))),
     }
+    failed.result()
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
         Place::Local(p) => {
             let mut f = std::fs::File::open(&p).map_err(|e| local_error(e, arg))?;
+            // Opened, a directory fails at its first read: said as a
+            // board's is, and the next operand goes ahead.
+            if f.metadata().is_ok_and(|m| m.is_dir()) {
+                return Err(Error::Invalid(format!("{arg} is a directory")));
+            }
             std::io::copy(&mut f, &mut std::io::stdout().lock())?;
             Ok(())
         }
@@ -529,10 +654,26 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         }
         Place::Board(name, path) => {
             let b = boards.get(&name).await?;
-            if b.stat(&path).await?.is_none() {
+            let st = match b.stat(&path).await {
+                Err(Error::Os { errno, .. }) if errno == libc::ENOTDIR => {
+                    return Err(cannot_touch(arg, "Not a directory"));
+                }
+                r => r?,
+            };
+            if st.is_none() {
                 // `x/` names a directory: touch makes none.
                 if arg.ends_with('/') {
                     return Err(Error::NotFound(arg.to_string()));
+                }
+                // A PUT into a missing directory drops the board's
+                // connection (PROTOCOL.md): the parent is looked at first,
+                // as the kernel resolves it for a mount.
+                match b.stat(board::parent(&path)).await? {
+                    None => return Err(cannot_touch(arg, "No such file or directory")),
+                    Some(st) if st.kind == EntryKind::File => {
+                        return Err(cannot_touch(arg, "Not a directory"));
+                    }
+                    Some(_) => {}
                 }
                 b.put(&path, b"", false, Base::Absent).await?;
             }
@@ -540,6 +681,11 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
         }
     })
     .await
+}
+
+/// As coreutils' touch says it.
+fn cannot_touch(arg: &str, why: &str) -> Error {
+    Error::Invalid(format!("cannot touch '{arg}': {why}"))
 }
 
 /// Hashed on the board where its firmware has hashlib, else here.
@@ -690,7 +836,12 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match mounted(target)? {
-        Some(_) => return local_tree(Path::new(target), target),
+        Some(_) => {
+            return match local_tree(Path::new(target), target) {
+                Err(e) => Err(super::explained(e, target).await),
+                r => r,
+            };
+        }
         None => board_and_path(target)?,
     };
     let path = board::normalize(&path)?;
@@ -704,7 +855,7 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     }
     .await;
     let listing = boards.close(r).await?;
-    let mut entries = listing.entries;
+    let mut entries = super::ours_hidden(listing.entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", board::shown(&path))?;
