@@ -59,14 +59,17 @@ impl Root {
     }
 
     /// The host path for a board path. `new`: the last component may not
-    /// exist yet (its parent must). Refused (EACCES): `..`, anything that
-    /// is not one clean path, and a symlink whose target is outside DIR.
+    /// exist yet (its parent must). A `..` goes up within the path, as the
+    /// board's own paths do (`sub/../x.py` is `x.py`). Refused (EACCES): a
+    /// `..` above DIR, anything that is not one clean path, and a symlink
+    /// whose target is outside DIR.
     fn resolve(&self, path: &[u8], new: bool) -> std::result::Result<PathBuf, u8> {
         let path = std::str::from_utf8(path).map_err(|_| EINVAL)?;
         let mut rel = PathBuf::new();
         for c in path.split('/') {
             match c {
                 "" | "." => {}
+                ".." if rel.pop() => {}
                 ".." => return Err(EACCES),
                 c if c.contains('\0') || c.contains('\\') => return Err(EINVAL),
                 c => rel.push(c),
@@ -382,5 +385,33 @@ impl Shared {
             ""
         };
         format!("{} is the board's /remote{ro}", self.root.dir().display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dot_dot_goes_up_within_the_shared_directory_and_never_above_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(dir.path().join("sub")).expect("sub");
+        std::fs::write(dir.path().join("x.py"), "X = 1\n").expect("x");
+        let root = Root::new(dir.path(), false).expect("root");
+        let x = root.dir().join("x.py");
+        assert_eq!(root.resolve(b"/sub/../x.py", false), Ok(x.clone()));
+        assert_eq!(root.resolve(b"sub/./../sub/../x.py", false), Ok(x));
+        assert_eq!(
+            root.resolve(b"/sub/../new.py", true),
+            Ok(root.dir().join("new.py"))
+        );
+        for out in [
+            &b"/../x.py"[..],
+            b"sub/../../x.py",
+            b"/sub/../../etc/passwd",
+        ] {
+            assert_eq!(root.resolve(out, false), Err(EACCES), "{out:?}");
+            assert_eq!(root.resolve(out, true), Err(EACCES), "{out:?}");
+        }
     }
 }

@@ -86,6 +86,12 @@ fn the_board_imports_and_writes_the_hosts_files_and_nothing_lands_on_flash() {
         std::fs::read_to_string(host.path().join("sub/log.txt")).expect("on the host"),
         "line\n".repeat(1000)
     );
+    // A `..` that stays inside DIR is the board's to use.
+    line(
+        &mut term,
+        "print(open('sub/../sub/log.txt').read()[:4], len(open('sub/../greet.py').read()))",
+        "line 31",
+    );
     // A host edit is seen once the module is imported again.
     std::fs::write(
         host.path().join("greet.py"),
