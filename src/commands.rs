@@ -304,7 +304,7 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
             tokio::select! {
                 r = asked => r?,
                 _ = tokio::signal::ctrl_c() => {
-                    return Err(Error::Running("stopped with Ctrl-C".into()));
+                    return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
                 }
             }
             printer.finish()?;
@@ -458,7 +458,7 @@ async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => {
-                return Err(Error::Running("stopped with Ctrl-C".into()));
+                return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
             }
         }
     }
