@@ -318,6 +318,90 @@ fn the_shares_mountpoint_is_left_out_of_the_boards_listings() {
     assert!(m.unmount().status.success());
 }
 
+/// A share killed (`kill -9`) leaves /remote mounted on the board and its
+/// current directory there. The tool's next connection shares nothing
+/// and answers the board's first request so (ENODEV): the board then
+/// takes /remote away and goes back to `/`, its own again.
+#[test]
+fn after_a_killed_share_the_next_connection_leaves_the_board_its_own() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 1\n").expect("seed");
+    std::fs::create_dir(tb.path("/lib")).expect("lib");
+    std::fs::write(tb.path("/lib/onboard.py"), "Z = 'from flash'\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import m; print(m.X + 1)", "2");
+    term.child.kill().expect("kill -9 the share");
+    let _ = term.child.wait();
+    let exec = |code: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(["--timeout", "5", "exec", &tb.addr(), code])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("webrepl-mount exec");
+        assert!(
+            o.status.success(),
+            "{code}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // An import looks in the current directory first: /remote asks, and
+    // hears at once that nobody shares (not after the 15 s bound).
+    let asked = std::time::Instant::now();
+    assert_eq!(exec("import onboard\nprint(onboard.Z)"), "from flash\n");
+    let took = asked.elapsed();
+    assert!(took.as_secs() < 10, "the import took {took:?}");
+    assert_eq!(
+        exec(
+            "import os\ntry:\n    os.stat('/remote/m.py')\nexcept OSError as e:\n    print(os.getcwd(), e.args[0])"
+        ),
+        "/ 2\n"
+    );
+}
+
+/// A share that stops answering (its process stopped, the host asleep)
+/// is given up after the bound on one request, not waited for 15 s on
+/// every one: /remote goes and the board's directory is `/` again.
+#[test]
+fn a_share_that_stops_answering_is_given_up_after_one_request() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 1\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import m; print(m.X + 1)", "2");
+    // Runs on while the host is stopped; says where it ended on flash.
+    line(
+        &mut term,
+        "exec(\"import time, os\\ntime.sleep(0.5)\\ntry:\\n import fresh\\nexcept ImportError:\\n pass\\nf = open('/where.txt', 'w'); f.write(os.getcwd()); f.close()\")",
+        "exec(",
+    );
+    let pid = term.child.id() as i32;
+    // SAFETY: signals the child started above.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    eventually(40, "the board's program past the import", || {
+        tb.path("/where.txt").exists()
+    });
+    let _ = term.child.kill();
+    let _ = term.child.wait();
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/where.txt")).expect("where"),
+        "/"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args([
+            "--timeout",
+            "5",
+            "exec",
+            &tb.addr(),
+            "import os\nprint(os.getcwd(), 6 * 7)",
+        ])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .expect("webrepl-mount exec");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "/ 42\n");
+}
+
 /// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own
 /// session and the command returns; the board imports from DIR and writes
 /// into it while the mount works; `status` says so; `share --stop` takes
