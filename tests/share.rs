@@ -402,6 +402,37 @@ fn a_share_that_stops_answering_is_given_up_after_one_request() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "/ 42\n");
 }
 
+/// A shared read the board has no room for: its answer is taken off the
+/// stream all the same (left there, the file's bytes reached the REPL as
+/// keys, and a 0x04 among them soft-reset the board) and the read fails
+/// with ENOMEM; the board answers the next line.
+#[test]
+fn a_shared_read_without_room_on_the_board_fails_with_enomem_and_leaves_the_repl_clean() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    // Every byte value, Ctrl-D and Ctrl-C among them.
+    let big: Vec<u8> = (0..51_200u32).map(|i| (i % 256) as u8).collect();
+    std::fs::write(host.path().join("big.bin"), &big).expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    let before = term.text().len();
+    line(
+        &mut term,
+        "exec(\"import gc\\nk = []\\ntry:\\n while True: k.append(bytearray(2048))\\nexcept MemoryError:\\n pass\\ntry:\\n open('big.bin', 'rb')\\n r = 'opened'\\nexcept OSError as e:\\n r = e.args[0]\\nk = None\\ngc.collect()\\nprint('errno', r)\")",
+        "\n>>> ",
+    );
+    let said = term.text()[before..].to_string();
+    assert!(said.contains("errno 12"), "{said:?}");
+    line(&mut term, "print(1 + 1)", "\n2\n");
+    line(
+        &mut term,
+        "print(len(open('big.bin', 'rb').read()))",
+        "51200",
+    );
+    let text = &term.text()[before..];
+    assert!(!text.contains("soft reboot"), "{text:?}");
+    assert_clean(&term);
+}
+
 /// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own
 /// session and the command returns; the board imports from DIR and writes
 /// into it while the mount works; `status` says so; `share --stop` takes
