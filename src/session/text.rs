@@ -269,6 +269,7 @@ impl TextLane {
         if matches!(self.mode, Mode::Terminal)
             && let Some(i) = keys.iter().position(|&k| k == 0x04)
             && (self.screen.prompt() == Some(Prompt::Primary) || keys[..i].contains(&b'\r'))
+            && !keys[..i].contains(&0x05)
         {
             // A soft reset, maybe: what follows waits for its new link.
             self.keys.unsend(&keys[i + 1..]);
