@@ -834,6 +834,8 @@ pub fn exit_code(e: &Error) -> i32 {
         Kind::LinkLost => 9,
         Kind::Running => 10,
         Kind::Traceback => 11,
+        // As a shell reports a program ended by SIGINT (Python's own exit).
+        Kind::Interrupted => 130,
         Kind::Os(_) | Kind::Conflict => 12,
         Kind::Tls => 13,
         Kind::LowMemory => 14,

@@ -280,7 +280,7 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
             tokio::select! {
                 r = asked => r?,
                 _ = tokio::signal::ctrl_c() => {
-                    return Err(Error::Running("stopped with Ctrl-C".into()));
+                    return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
                 }
             }
             printer.finish()?;
@@ -446,7 +446,7 @@ async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => {
-                return Err(Error::Running("stopped with Ctrl-C".into()));
+                return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
             }
         }
     }

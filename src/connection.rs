@@ -111,7 +111,7 @@ impl Conn {
             });
         }
         let cfg = self.config(board, self.password()?)?;
-        let mut b = Board::new(Session::connect(cfg).await?, self.transfer).stating_ram();
+        let mut b = Board::new(Session::connect(cfg).await?, self.transfer);
         if self.no_compress {
             b = b.uncompressed();
         }

@@ -43,6 +43,10 @@ pub enum Error {
     /// A program on the board raised: its traceback.
     #[error("{0}")]
     Traceback(String),
+    /// The person stopped a program with Ctrl-C (exit 130, as a Python
+    /// script interrupted): what was stopped.
+    #[error("KeyboardInterrupt: {0}")]
+    Interrupted(String),
     /// A program of ours ran out of the board's heap (a person's program
     /// may hold most of it): the free heap after a collection, if known.
     #[error("the board is low on memory ({})", match .free {
@@ -99,6 +103,7 @@ pub enum Kind {
     LinkLost,
     Running,
     Traceback,
+    Interrupted,
     LowMemory,
     Os(i32),
     Conflict,
@@ -355,6 +360,7 @@ impl Kind {
             Kind::LinkLost => "link-lost".into(),
             Kind::Running => "running".into(),
             Kind::Traceback => "traceback".into(),
+            Kind::Interrupted => "interrupted".into(),
             Kind::LowMemory => "low-memory".into(),
             Kind::Os(e) => format!("os-{e}"),
             Kind::Conflict => "conflict".into(),
@@ -376,6 +382,7 @@ impl Kind {
             "link-lost" => Kind::LinkLost,
             "running" => Kind::Running,
             "traceback" => Kind::Traceback,
+            "interrupted" => Kind::Interrupted,
             "low-memory" => Kind::LowMemory,
             "conflict" => Kind::Conflict,
             "tls" => Kind::Tls,
@@ -425,6 +432,7 @@ impl Error {
             Error::LinkLost(_) => Kind::LinkLost,
             Error::Running(_) => Kind::Running,
             Error::Traceback(_) => Kind::Traceback,
+            Error::Interrupted(_) => Kind::Interrupted,
             Error::LowMemory { .. } => Kind::LowMemory,
             Error::Os { errno, .. } => Kind::Os(*errno),
             Error::Conflict { .. } => Kind::Conflict,

@@ -19,6 +19,8 @@ const EACCES: u8 = 13;
 const EINVAL: u8 = 22;
 const EROFS: u8 = 30;
 const EIO: u8 = 5;
+/// The session's answer when nothing shares on it (session/mod.rs).
+const ENODEV: u8 = 19;
 /// The most the board asks for in one read (its pieces are 4 KB).
 const MOST_READ: u32 = 4096;
 
@@ -32,7 +34,8 @@ pub struct Root {
 fn errno(e: &std::io::Error) -> u8 {
     e.raw_os_error()
         .and_then(|n| u8::try_from(n).ok())
-        .filter(|&n| n != 0)
+        // ENODEV tells the board that nobody shares (it unmounts).
+        .filter(|&n| n != 0 && n != ENODEV)
         .unwrap_or(EIO)
 }
 
@@ -59,14 +62,17 @@ impl Root {
     }
 
     /// The host path for a board path. `new`: the last component may not
-    /// exist yet (its parent must). Refused (EACCES): `..`, anything that
-    /// is not one clean path, and a symlink whose target is outside DIR.
+    /// exist yet (its parent must). A `..` goes up within the path, as the
+    /// board's own paths do (`sub/../x.py` is `x.py`). Refused (EACCES): a
+    /// `..` above DIR, anything that is not one clean path, and a symlink
+    /// whose target is outside DIR.
     fn resolve(&self, path: &[u8], new: bool) -> std::result::Result<PathBuf, u8> {
         let path = std::str::from_utf8(path).map_err(|_| EINVAL)?;
         let mut rel = PathBuf::new();
         for c in path.split('/') {
             match c {
                 "" | "." => {}
+                ".." if rel.pop() => {}
                 ".." => return Err(EACCES),
                 c if c.contains('\0') || c.contains('\\') => return Err(EINVAL),
                 c => rel.push(c),
@@ -234,7 +240,10 @@ pub use crate::board::snippets::SHARE_FILE;
 /// The class as it is kept in [`SHARE_FILE`]: a first line `#<version>`.
 fn share_file_text() -> String {
     let version = share_py_version();
-    format!("#{version:016x}\n{SHARE_PY}\n_WRFS.V = '{version:016x}'\n")
+    format!(
+        "#{version:016x}\n{}\n_WRFS.V = '{version:016x}'\n",
+        class_code()
+    )
 }
 
 /// Prints whether [`SHARE_FILE`] holds this version of the class.
@@ -249,7 +258,7 @@ fn flash_probe() -> String {
 /// from [`SHARE_FILE`]: what a new link sends is a few lines.
 fn define_from_flash() -> String {
     format!(
-        "try:\n    _WRFS.V == '{:016x}' or _WRFS.x\nexcept Exception:\n    with open('{SHARE_FILE}') as f:\n        exec(f.read())\n",
+        "try:\n    _WRFS.V == '{:016x}' or _WRFS.x\nexcept Exception:\n    import gc\n    gc.collect()\n    with open('{SHARE_FILE}') as f:\n        exec(f.read())\n",
         share_py_version()
     )
 }
@@ -281,7 +290,7 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<bool> 
     }
     let mut code = String::new();
     if !said.starts_with('1') {
-        code.push_str(SHARE_PY);
+        code.push_str(&class_code());
         code.push_str(&format!("\n_WRFS.V = '{version:016x}'\n"));
     }
     code.push_str(&mount_code(read_only));
@@ -292,6 +301,21 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<bool> 
         ));
     }
     Ok(on_flash)
+}
+
+/// The class without its comments and blank lines: what the board reads
+/// and compiles at once after a soft reset (`exec` of the whole file
+/// needs as much contiguous heap; 10 KB of it failed with MemoryError on a
+/// 128 KB heap holding the old class still).
+fn class_code() -> String {
+    SHARE_PY
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !t.is_empty() && !t.starts_with('#')
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn share_py_version() -> u64 {
@@ -324,7 +348,11 @@ pub async fn keep_mounted(session: Session, read_only: bool, on_flash: bool) {
     let mut code = if on_flash {
         define_from_flash()
     } else {
-        format!("{SHARE_PY}\n_WRFS.V = '{:016x}'\n", share_py_version())
+        format!(
+            "{}\n_WRFS.V = '{:016x}'\n",
+            class_code(),
+            share_py_version()
+        )
     };
     code.push_str(&mount_code(read_only));
     debug!("share: {} bytes run on every new link", code.len());
@@ -382,5 +410,33 @@ impl Shared {
             ""
         };
         format!("{} is the board's /remote{ro}", self.root.dir().display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dot_dot_goes_up_within_the_shared_directory_and_never_above_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(dir.path().join("sub")).expect("sub");
+        std::fs::write(dir.path().join("x.py"), "X = 1\n").expect("x");
+        let root = Root::new(dir.path(), false).expect("root");
+        let x = root.dir().join("x.py");
+        assert_eq!(root.resolve(b"/sub/../x.py", false), Ok(x.clone()));
+        assert_eq!(root.resolve(b"sub/./../sub/../x.py", false), Ok(x));
+        assert_eq!(
+            root.resolve(b"/sub/../new.py", true),
+            Ok(root.dir().join("new.py"))
+        );
+        for out in [
+            &b"/../x.py"[..],
+            b"sub/../../x.py",
+            b"/sub/../../etc/passwd",
+        ] {
+            assert_eq!(root.resolve(out, false), Err(EACCES), "{out:?}");
+            assert_eq!(root.resolve(out, true), Err(EACCES), "{out:?}");
+        }
     }
 }

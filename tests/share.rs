@@ -37,18 +37,6 @@ fn wait_for(term: &Piped, from: usize, what: &str) {
     }
 }
 
-/// Whether `what` shows in the terminal after byte `from` within `secs`.
-fn shows_within(term: &Piped, from: usize, what: &str, secs: u64) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !term.text()[from..].contains(what) {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    true
-}
-
 /// Types a line and waits for `answer` after it.
 fn line(term: &mut Piped, code: &str, answer: &str) {
     let before = term.text().len();
@@ -97,6 +85,12 @@ fn the_board_imports_and_writes_the_hosts_files_and_nothing_lands_on_flash() {
     assert_eq!(
         std::fs::read_to_string(host.path().join("sub/log.txt")).expect("on the host"),
         "line\n".repeat(1000)
+    );
+    // A `..` that stays inside DIR is the board's to use.
+    line(
+        &mut term,
+        "print(open('sub/../sub/log.txt').read()[:4], len(open('sub/../greet.py').read()))",
+        "line 31",
     );
     // A host edit is seen once the module is imported again.
     std::fs::write(
@@ -168,19 +162,27 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     // A real soft reset forgets the class (this board keeps its globals):
     // the new link defines it from its copy on flash, not sent again.
     line(&mut term, "del _WRFS; n0 = term.fed", ">>> ");
-    // Ctrl-D: the board reboots, the link ends; the share is back.
-    term.type_keys(b"\x04");
-    eventually(20, "the board back after its soft reset", || {
-        term.text().contains("soft reboot")
-    });
-    eventually(20, "the share mounted again", || {
-        let before = term.text().len();
-        term.type_keys(b"import os; print('cwd', os.getcwd())\r");
-        // Typed while the link is down, a line waits for the share to be
-        // mounted again (session::tests has it); typed before the old link
-        // ended, it went to a board that was rebooting: typed again then.
-        shows_within(&term, before, "\n>>> ", 2) && term.text()[before..].contains("cwd /remote")
-    });
+    // Ctrl-D, and a line typed at once: it must run once, after the share
+    // is mounted again on the new link (the old class's /remote still
+    // answers stat here, and its open fails with NameError: _WRFS).
+    std::fs::write(host.path().join("fresh.py"), "Y = 'new module'\n").expect("seed");
+    let before = term.text().len();
+    term.type_keys(b"\x04import fresh, os; print(fresh.Y, os.getcwd())\r");
+    wait_for(&term, before, "new module /remote");
+    let text = term.text()[before..].to_string();
+    assert!(!text.contains("Error"), "{text:?}");
+    let rebooted = text.find("soft reboot").expect("the board rebooted");
+    assert!(
+        rebooted < text.find("new module /remote").unwrap_or(0),
+        "{text:?}"
+    );
+    line(&mut term, "print('after', 6 * 7)", "after 42");
+    assert_eq!(
+        term.text()[before..].matches("new module /remote").count(),
+        1,
+        "{:?}",
+        &term.text()[before..]
+    );
     line(&mut term, "import m; print(m.X)", "from the host");
     let before = term.text().len();
     term.type_keys(b"print('remount', 'took', term.fed - n0, 'bytes')\r");
@@ -210,6 +212,29 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
         "from the host",
     );
     assert_clean(&term);
+}
+
+/// The same without a share, in plain `repl`: a line typed right after
+/// Ctrl-D went on the link the soft reset ends, and was lost without a
+/// word. It waits for the next link and runs after the banner.
+#[test]
+fn a_line_typed_right_after_ctrl_d_runs_after_the_soft_reboots_banner() {
+    let tb = TestBoard::start();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    c.args(["--timeout", "5", "repl", &tb.addr()])
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    eventually(15, "the repl's greeting", || {
+        term.text().contains("Ctrl-] leaves")
+    });
+    line(&mut term, "x = 1", ">>> ");
+    let before = term.text().len();
+    term.type_keys(b"\x04print('typed', 6 * 7)\r");
+    wait_for(&term, before, "typed 42");
+    let text = &term.text()[before..];
+    let banner = text.find("MicroPython").expect("the banner");
+    assert!(banner < text.find("typed 42").unwrap_or(0), "{text:?}");
+    assert_eq!(text.matches("typed 42").count(), 1, "{text:?}");
 }
 
 /// The board reads the host's answers straight from the WebREPL stream
@@ -291,6 +316,121 @@ fn the_shares_mountpoint_is_left_out_of_the_boards_listings() {
         assert!(!listed.contains("remote"), "{cmd}: {listed}");
     }
     assert!(m.unmount().status.success());
+}
+
+/// A share killed (`kill -9`) leaves /remote mounted on the board and its
+/// current directory there. The tool's next connection shares nothing
+/// and answers the board's first request so (ENODEV): the board then
+/// takes /remote away and goes back to `/`, its own again.
+#[test]
+fn after_a_killed_share_the_next_connection_leaves_the_board_its_own() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 1\n").expect("seed");
+    std::fs::create_dir(tb.path("/lib")).expect("lib");
+    std::fs::write(tb.path("/lib/onboard.py"), "Z = 'from flash'\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import m; print(m.X + 1)", "2");
+    term.child.kill().expect("kill -9 the share");
+    let _ = term.child.wait();
+    let exec = |code: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args(["--timeout", "5", "exec", &tb.addr(), code])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("webrepl-mount exec");
+        assert!(
+            o.status.success(),
+            "{code}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // An import looks in the current directory first: /remote asks, and
+    // hears at once that nobody shares (not after the 15 s bound).
+    let asked = std::time::Instant::now();
+    assert_eq!(exec("import onboard\nprint(onboard.Z)"), "from flash\n");
+    let took = asked.elapsed();
+    assert!(took.as_secs() < 10, "the import took {took:?}");
+    assert_eq!(
+        exec(
+            "import os\ntry:\n    os.stat('/remote/m.py')\nexcept OSError as e:\n    print(os.getcwd(), e.args[0])"
+        ),
+        "/ 2\n"
+    );
+}
+
+/// A share that stops answering (its process stopped, the host asleep)
+/// is given up after the bound on one request, not waited for 15 s on
+/// every one: /remote goes and the board's directory is `/` again.
+#[test]
+fn a_share_that_stops_answering_is_given_up_after_one_request() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 1\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(&mut term, "import m; print(m.X + 1)", "2");
+    // Runs on while the host is stopped; says where it ended on flash.
+    line(
+        &mut term,
+        "exec(\"import time, os\\ntime.sleep(0.5)\\ntry:\\n import fresh\\nexcept ImportError:\\n pass\\nf = open('/where.txt', 'w'); f.write(os.getcwd()); f.close()\")",
+        "exec(",
+    );
+    let pid = term.child.id() as i32;
+    // SAFETY: signals the child started above.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    eventually(40, "the board's program past the import", || {
+        tb.path("/where.txt").exists()
+    });
+    let _ = term.child.kill();
+    let _ = term.child.wait();
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/where.txt")).expect("where"),
+        "/"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args([
+            "--timeout",
+            "5",
+            "exec",
+            &tb.addr(),
+            "import os\nprint(os.getcwd(), 6 * 7)",
+        ])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .output()
+        .expect("webrepl-mount exec");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "/ 42\n");
+}
+
+/// A shared read the board has no room for: its answer is taken off the
+/// stream all the same (left there, the file's bytes reached the REPL as
+/// keys, and a 0x04 among them soft-reset the board) and the read fails
+/// with ENOMEM; the board answers the next line.
+#[test]
+fn a_shared_read_without_room_on_the_board_fails_with_enomem_and_leaves_the_repl_clean() {
+    let tb = TestBoard::with_ring(Some(256));
+    let host = tempfile::tempdir().expect("host dir");
+    // Every byte value, Ctrl-D and Ctrl-C among them.
+    let big: Vec<u8> = (0..51_200u32).map(|i| (i % 256) as u8).collect();
+    std::fs::write(host.path().join("big.bin"), &big).expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    let before = term.text().len();
+    line(
+        &mut term,
+        "exec(\"import gc\\nk = []\\ntry:\\n while True: k.append(bytearray(2048))\\nexcept MemoryError:\\n pass\\ntry:\\n open('big.bin', 'rb')\\n r = 'opened'\\nexcept OSError as e:\\n r = e.args[0]\\nk = None\\ngc.collect()\\nprint('errno', r)\")",
+        "\n>>> ",
+    );
+    let said = term.text()[before..].to_string();
+    assert!(said.contains("errno 12"), "{said:?}");
+    line(&mut term, "print(1 + 1)", "\n2\n");
+    line(
+        &mut term,
+        "print(len(open('big.bin', 'rb').read()))",
+        "51200",
+    );
+    let text = &term.text()[before..];
+    assert!(!text.contains("soft reboot"), "{text:?}");
+    assert_clean(&term);
 }
 
 /// `share DIR MOUNTPOINT`: the mount's daemon serves the share on its own

@@ -397,11 +397,8 @@ impl Board {
         }
     }
 
-    /// The same board, asking at its first call what the helpers keep
-    /// (one program more, once): a mount's `status` states it. The tool's
-    /// own connections all ask: without it a foreground share's remount
-    /// after a soft reset lost a race with the person's first line
-    /// (tests/share.rs), not understood yet.
+    /// The same board, for a mount: `status` states what the helpers keep
+    /// from the first call (one program more, once).
     pub fn stating_ram(mut self) -> Board {
         self.ram_wanted = true;
         self

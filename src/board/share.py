@@ -74,6 +74,8 @@ class _WRFS:
         # board asked.
         if x or h[3] == 255:
             raise KeyboardInterrupt
+        if h[3] == 19:
+            s.u()
         if h[3]:
             raise OSError(h[3])
         return m[:n]
@@ -149,6 +151,8 @@ class _WRFS:
             micropython.kbd_intr(3)
         if x or h[3] == 255:
             raise KeyboardInterrupt
+        if h[3] == 19:
+            s.u()
         if h[3]:
             raise OSError(h[3])
         return m[:n]
@@ -163,7 +167,7 @@ class _WRFS:
             j = t.readinto(v)
             if j is None:
                 if time.ticks_diff(time.ticks_ms(), e) > 15000:
-                    raise OSError(5)
+                    s.u()
                 time.sleep_ms(1)
             elif j:
                 k += j
@@ -176,7 +180,22 @@ class _WRFS:
         # A host gone for good must not leave the board waiting with
         # Ctrl-C off.
         if not s.p.poll(15000):
-            raise OSError(5)
+            s.u()
+
+    # The host is gone: no answer within the bound, or a client that shares
+    # nothing (ENODEV: the share was killed, the tool connected again).
+    # /remote goes, and the current directory back to /, as after
+    # `share`'s end: the board is the person's again, not waiting 15 s
+    # on each import.
+    def u(s):
+        os = s.os
+        try:
+            if os.getcwd().startswith("/remote"):
+                os.chdir("/")
+            os.umount("/remote")
+        except Exception:
+            pass
+        raise OSError(19)
 
     def a(s, p):
         # A bytes path (os.stat(b"/remote/x")) reaches us as bytes.

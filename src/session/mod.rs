@@ -705,8 +705,10 @@ impl Shell {
                 }
             }
             let dropped = self.obey(&mut wire, &mut connecting);
-            self.dispatch();
-            if dropped {
+            // An answer made here goes now, not with the next input (the
+            // board waits for it, and nothing else may wake us).
+            let answered = self.dispatch();
+            if dropped || answered {
                 continue;
             }
             let timer = self.core.poll_timeout();
@@ -855,8 +857,10 @@ impl Shell {
         dropped
     }
 
-    /// Hands the core's events to whoever waits for them.
-    fn dispatch(&mut self) {
+    /// Hands the core's events to whoever waits for them; true if a share
+    /// request was answered here (text to send).
+    fn dispatch(&mut self) -> bool {
+        let mut answered = false;
         while let Some(e) = self.core.poll_event() {
             match e {
                 Event::Done(op, r) => {
@@ -902,10 +906,12 @@ impl Shell {
                         // fails at once rather than waiting (ENODEV).
                         self.share = None;
                         self.core.share_answer(Instant::now(), seq, 19, &[]);
+                        answered = true;
                     }
                 }
             }
         }
+        answered
     }
 
     async fn close(&mut self, wire: &mut Option<Wire>) {

@@ -1382,6 +1382,33 @@ fn a_link_program_runs_before_keys_typed_while_the_link_was_down() {
     );
 }
 
+#[test]
+fn keys_typed_right_after_a_soft_reset_wait_for_the_new_links_program() {
+    // Typed with the Ctrl-D, a line went on the link the reset ends: lost
+    // (plain `repl`), or run before a share's remount.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core
+        .set_link_program(Some(b"first_on_link = 1\n".to_vec()));
+    let typed = p.board.typed.len();
+    p.core.keys(p.now, b"\x04import m\r");
+    let at = |p: &Pair, what: &[u8]| {
+        p.board.typed[typed..]
+            .windows(what.len())
+            .position(|w| w == what)
+    };
+    assert!(p.run_until(Duration::from_secs(10), |p| p.connects >= 1
+        && at(p, b"import m\r").is_some()));
+    let program = at(&p, b"first_on_link = 1");
+    assert!(
+        program.is_some_and(|i| Some(i) < at(&p, b"import m\r")),
+        "{:?}",
+        String::from_utf8_lossy(&p.board.typed[typed..])
+    );
+}
+
 /// A paced GET whose reader takes nothing (a stalled pipe): the board is
 /// asked for no more than the reader may leave untaken, no time-out fires
 /// while it waits (longer than the time-out), and the reader's credits let

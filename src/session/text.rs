@@ -32,6 +32,11 @@ const PACE: Duration = Duration::from_millis(10);
 const END_PASTE: &[u8] = b" \x04\x01";
 /// Text kept while waiting for the raw banner.
 const ENTERING_KEEP: usize = 4096;
+/// After a person's Ctrl-D at the friendly prompt, how long the keys
+/// typed after it wait for a sign of the soft reset it may be (the board
+/// says `soft reboot`, then ends the link): sent on the old link, they
+/// would be lost with it, or run before what a new link sets up first.
+const RESET_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -143,6 +148,10 @@ pub struct TextLane {
     /// The program a new link runs before the person's keys go (a share's
     /// mount: a line typed after a soft reset must find /remote).
     first_on_link: Option<OpId>,
+    /// Until when the person's keys wait after their Ctrl-D at the
+    /// friendly prompt (see [`RESET_WAIT`]); the board's `soft reboot`
+    /// makes it the time-out: they go on the next link.
+    reset_wait: Option<Instant>,
 }
 
 impl TextLane {
@@ -161,6 +170,7 @@ impl TextLane {
             ours_unfinished: false,
             stray_credits: false,
             first_on_link: None,
+            reset_wait: None,
             notices: NoticeFilter::default(),
             interrupt,
             timeout,
@@ -242,11 +252,30 @@ impl TextLane {
         if self.frozen {
             return;
         }
-        let Some(keys) = self.keys.next_chunk(now, &mut self.timers) else {
+        if let Some(until) = self.reset_wait {
+            if now < until {
+                self.timers.set(Timer::Reset, until);
+                return;
+            }
+            // No soft reset after all (Ctrl-D on a typed line does nothing).
+            self.reset_wait = None;
+        }
+        let Some(mut keys) = self.keys.next_chunk(now, &mut self.timers) else {
             return;
         };
         if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
             self.ran_code = true;
+        }
+        if matches!(self.mode, Mode::Terminal)
+            && let Some(i) = keys.iter().position(|&k| k == 0x04)
+            && (self.screen.prompt() == Some(Prompt::Primary) || keys[..i].contains(&b'\r'))
+            && !keys[..i].contains(&0x05)
+        {
+            // A soft reset, maybe: what follows waits for its new link.
+            self.keys.unsend(&keys[i + 1..]);
+            keys.truncate(i + 1);
+            self.reset_wait = Some(now + RESET_WAIT);
+            self.timers.set(Timer::Reset, now + RESET_WAIT);
         }
         out.text(keys);
     }
@@ -366,6 +395,7 @@ impl TextLane {
     /// A new connection: the REPL's state is unknown until it says.
     pub fn link_up(&mut self, now: Instant) {
         self.keys.link_changed();
+        self.reset_wait = None;
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -376,8 +406,10 @@ impl TextLane {
         self.notices = NoticeFilter::default();
         if std::mem::take(&mut self.banner_due) {
             // The board said "MPY: soft reboot" (or nothing) and closed:
-            // Ctrl-B at the friendly prompt prints the banner and a prompt.
-            self.keys.hold(now, &[0x02]);
+            // Ctrl-B at the friendly prompt prints the banner and a prompt,
+            // before the keys typed meanwhile.
+            self.keys.hold(now, &[]);
+            self.keys.unsend(&[0x02]);
         }
     }
 
@@ -387,6 +419,7 @@ impl TextLane {
         let mode = std::mem::replace(&mut self.mode, Mode::Terminal);
         self.timers.clear();
         self.saved = None;
+        self.reset_wait = None;
         self.banner_due = matches!(mode, Mode::Terminal) && self.ran_code;
         match mode {
             Mode::Running { job, .. } => {
@@ -479,6 +512,11 @@ impl TextLane {
                         return Ok(());
                     }
                     text = pass;
+                }
+                if self.reset_wait.is_some() && line_find(&text, b"soft reboot").is_some() {
+                    // It is one: the keys wait for the next link.
+                    self.reset_wait = Some(now + self.timeout);
+                    self.timers.set(Timer::Reset, now + self.timeout);
                 }
                 self.show(&text, out);
                 if !was_prompted && self.screen.prompt().is_some() && self.ran_code {
