@@ -178,39 +178,37 @@ impl Browser {
 
     /// Clicks the button `action` on the row of `path` in the files panel.
     pub async fn click_row(&self, path: &str, action: &str) {
-        let css = format!("#tree li[data-path='{path}'] button[data-action='{action}']");
-        // The tree is redrawn every 3 s: a button found just before a
-        // redraw is stale by the click. Find it again then.
-        let mut last = None;
-        for _ in 0..5 {
-            self.until(10, &format!("!!document.querySelector(\"{css}\")"))
-                .await;
-            let button = self
-                .client
-                .find(Locator::Css(&css))
-                .await
-                .expect("the button");
-            match button.click().await {
-                Ok(()) => return,
-                Err(e) => last = Some(e),
-            }
-        }
-        panic!("click: {last:?}");
+        self.click_in_tree(&format!(
+            "#tree li[data-path='{path}'] button[data-action='{action}']"
+        ))
+        .await;
     }
 
     /// Clicks the name of `path` in the files panel (a file opens in the
     /// editor).
     pub async fn click_row_name(&self, path: &str) {
-        let css = format!("#tree li[data-path='{path}'] .name");
-        self.until(10, &format!("!!document.querySelector(\"{css}\")"))
+        self.click_in_tree(&format!("#tree li[data-path='{path}'] .name"))
             .await;
-        self.client
-            .find(Locator::Css(&css))
-            .await
-            .expect("the file's name")
-            .click()
-            .await
-            .expect("click the file's name");
+    }
+
+    /// Clicks what `css` finds in the files panel. The tree is redrawn
+    /// every 3 s: an element found just before a redraw is stale by the
+    /// click. Found again then.
+    async fn click_in_tree(&self, css: &str) {
+        let mut last = None;
+        for _ in 0..5 {
+            self.until(10, &format!("!!document.querySelector(\"{css}\")"))
+                .await;
+            let found = self.client.find(Locator::Css(css)).await;
+            match found {
+                Ok(e) => match e.click().await {
+                    Ok(()) => return,
+                    Err(e) => last = Some(e),
+                },
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("click {css}: {last:?}");
     }
 
     /// Picks a local file with the files panel's picker.
