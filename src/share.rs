@@ -237,13 +237,98 @@ pub async fn serve(session: Session, root: Root) -> Result<()> {
 /// from its 9 KB sent again.
 pub use crate::board::snippets::SHARE_FILE;
 
-/// The class as it is kept in [`SHARE_FILE`]: a first line `#<version>`.
+/// The class as it is kept in [`SHARE_FILE`]: a first line `#<version>`,
+/// then its pieces (see [`class_pieces`]), each after a [`PIECE_MARK`]
+/// line but the first.
 fn share_file_text() -> String {
     let version = share_py_version();
+    format!("#{version:016x}\n{}", class_pieces().join(PIECE_MARK))
+}
+
+/// Between two pieces of the class in [`SHARE_FILE`].
+const PIECE_MARK: &str = "#--\n";
+
+/// Source bytes a piece of the class holds at most (one method may be
+/// more): compiled alone, a piece needs a few times its size of heap;
+/// the whole class at once (8 KB) needed more than 50 KB, and failed with
+/// MemoryError beside a mount on a 128 KB board.
+const PIECE_MAX: usize = 1500;
+
+/// The class as programs compiled one after the other: the class with its
+/// first member, then its other members put into it a few at a time, each
+/// inside a function of ours so that nothing of a person's in the REPL's
+/// namespace is touched; the last piece sets the version.
+fn class_pieces() -> Vec<String> {
+    let code = class_code();
+    let mut lines = code.lines();
+    let head = lines.next().unwrap_or("class _WRFS:");
+    // Members of the class: each starts at one level in.
+    let mut members: Vec<String> = Vec::new();
+    for line in lines {
+        let top = line.starts_with("    ") && !line.starts_with("     ");
+        if top || members.is_empty() {
+            members.push(String::new());
+        }
+        if let Some(m) = members.last_mut() {
+            m.push_str(line);
+            m.push('\n');
+        }
+    }
+    let mut members = members.into_iter();
+    let first = members.next().unwrap_or_else(|| "    pass\n".into());
+    let mut pieces = vec![format!("{head}\n{first}")];
+    let mut piece = String::new();
+    for m in members {
+        let name: String = m
+            .trim_start()
+            .split_once(' ')
+            .map(|(_, rest)| rest)
+            .unwrap_or("")
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let member = format!("{m}    _WRFS.{name} = {name}\n");
+        if !piece.is_empty() && piece.len() + member.len() > PIECE_MAX {
+            pieces.push(wrapped(&piece));
+            piece.clear();
+        }
+        piece.push_str(&member);
+    }
+    piece.push_str(&format!("    _WRFS.V = '{:016x}'\n", share_py_version()));
+    pieces.push(wrapped(&piece));
+    pieces
+}
+
+/// The class defined from its pieces sent in the program (where its copy
+/// on flash could not be written): each compiled alone, as from flash.
+fn define_pasted() -> String {
+    let pieces: Vec<String> = class_pieces().iter().map(|p| py_str(p)).collect();
     format!(
-        "#{version:016x}\n{}\n_WRFS.V = '{version:016x}'\n",
-        class_code()
+        "def _wrfs_load():\n    import gc\n    g = globals()\n    for p in ({},):\n        exec(p, g)\n        gc.collect()\n_wrfs_load()\ndel _wrfs_load\n",
+        pieces.join(",")
     )
+}
+
+/// `text` as a Python str literal: quotes, backslashes and control
+/// characters escaped, the rest as it is (the class is ASCII source).
+fn py_str(text: &str) -> String {
+    let mut s = String::from("'");
+    for c in text.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\'' => s.push_str("\\'"),
+            '\n' => s.push_str("\\n"),
+            c if c.is_ascii_graphic() || c == ' ' => s.push(c),
+            c => s.push_str(&format!("\\u{:04x}", u32::from(c))),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// Members of the class (one level in) run inside a function of ours.
+fn wrapped(body: &str) -> String {
+    format!("def _wrfs_piece():\n{body}_wrfs_piece()\ndel _wrfs_piece\n")
 }
 
 /// Prints whether [`SHARE_FILE`] holds this version of the class.
@@ -258,8 +343,9 @@ fn flash_probe() -> String {
 /// from [`SHARE_FILE`]: what a new link sends is a few lines.
 fn define_from_flash() -> String {
     format!(
-        "try:\n    _WRFS.V == '{:016x}' or _WRFS.x\nexcept Exception:\n    import gc\n    gc.collect()\n    with open('{SHARE_FILE}') as f:\n        exec(f.read())\n",
-        share_py_version()
+        "def _wrfs_load():\n    import gc\n    g = globals()\n    try:\n        _WRFS.V == '{:016x}' or _WRFS.x\n        return\n    except Exception:\n        pass\n    gc.collect()\n    with open('{SHARE_FILE}') as f:\n        f.readline()\n        b = []\n        for l in f:\n            if l == '{}':\n                exec(''.join(b), g)\n                b = []\n                gc.collect()\n            else:\n                b.append(l)\n        exec(''.join(b), g)\n    gc.collect()\n_wrfs_load()\ndel _wrfs_load\n",
+        share_py_version(),
+        PIECE_MARK.escape_default()
     )
 }
 
@@ -290,8 +376,11 @@ pub async fn mount_on_board(session: &Session, read_only: bool) -> Result<bool> 
     }
     let mut code = String::new();
     if !said.starts_with('1') {
-        code.push_str(&class_code());
-        code.push_str(&format!("\n_WRFS.V = '{version:016x}'\n"));
+        code.push_str(&if on_flash {
+            define_from_flash()
+        } else {
+            define_pasted()
+        });
     }
     code.push_str(&mount_code(read_only));
     let out = session.run(code, Run::SNIPPET).await?;
@@ -348,11 +437,7 @@ pub async fn keep_mounted(session: Session, read_only: bool, on_flash: bool) {
     let mut code = if on_flash {
         define_from_flash()
     } else {
-        format!(
-            "{}\n_WRFS.V = '{:016x}'\n",
-            class_code(),
-            share_py_version()
-        )
+        define_pasted()
     };
     code.push_str(&mount_code(read_only));
     debug!("share: {} bytes run on every new link", code.len());
