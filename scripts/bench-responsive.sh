@@ -4,7 +4,11 @@
 # keys typed in `term`, reads of small uncached and cached files
 # (scripts/bench/responsive.py). Targets (issue 20): echo p99 and a small
 # read <= 0.5 s.
-# SIZE=300000 for a shorter upload; PROFILE=debug for the debug binaries.
+# Then a save through the mount while `exec` / `run` of a program printing
+# every 100 ms runs (scripts/bench/save_running.py). Targets: close() <=
+# 2.5 s, the file on the board within 1 s of the program's end.
+# SIZE=300000 for a shorter upload (SIZE=0: none); PROFILE=debug for the
+# debug binaries.
 rate=${RATE:-20000}
 size=${SIZE:-1000000}
 source "$(dirname "$0")/bench/lib.sh"
@@ -17,7 +21,10 @@ read -r _ eport <&"${EMU[0]}"
 echo "link: $rate B/s each way, 10 ms RTT (link emulator); $profile build"
 "$wm" "127.0.0.1:$eport" "$mnt" 2> "$work/mount.log" &
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
-python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt/small" "$mnt/cached.txt"
-cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
+if [ "$size" != 0 ]; then
+  python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt/small" "$mnt/cached.txt"
+  cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
+fi
+python3 scripts/bench/save_running.py "$wm" "$mnt" "$work/root"
 "$wm" unmount "$mnt"
 [ -z "${MOUNT_LOG:-}" ] || cp "$work/mount.log" "$MOUNT_LOG"

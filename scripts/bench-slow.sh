@@ -44,9 +44,11 @@ mount_pid=$!
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
 python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/big.bin" "$mnt/big2.bin" "$mnt/small.bin" "$mnt/lib"
 python3 scripts/bench/latency.py "$wm" "$mnt" "$mnt/up.bin" "$mnt/big2.bin" "$mnt/small.bin" "$mnt/lib" up
+# The upload goes on past close() (the close wait), and the probe's own
+# reads finish too: "idle" means no transfer in flight. (Not grep -q: its
+# early exit fails the pipe under pipefail, which ended the loop at once.)
+while "$wm" status "$mnt" | grep -E '^(moving|queued|dirty):' > /dev/null; do sleep 0.2; done
 cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
-# The probe's own reads finish first: "idle" means no transfer in flight.
-while "$wm" status "$mnt" | grep -qE '^(moving|queued):'; do sleep 0.2; done
 from_board() { "$wm" status "$mnt" | sed -n 's/^traffic: .* B to the board, \([0-9]*\) B from it.*/\1/p'; }
 b0=$(from_board)
 t=$(now)

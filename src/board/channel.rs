@@ -32,6 +32,9 @@ pub struct Measured {
     /// Bytes/s the link carries (text from the board, or uploads' pace):
     /// a GET as slow as the link is the link's doing, not the board's.
     pub link_rate: Option<f64>,
+    /// Bytes/s a GET of at least [`RATE_CHUNKS`] chunks delivered: a lower
+    /// bound of the link's rate (a board may throttle it).
+    pub get_rate: Option<f64>,
 }
 
 /// A GET chunk's data.
@@ -42,6 +45,11 @@ pub const THROTTLED_CHUNK_SECS: f64 = 0.015;
 /// A throttled GET's pace at least: the port's 20 ms sleep and the
 /// chunk's own time on the board (a probe of a chunk or two times less).
 const THROTTLE_SECS: f64 = 0.021;
+/// A GET of fewer chunks shows the board's pause after a chunk, not the
+/// link's rate: one chunk's "pace" is the time from it to the end's
+/// chunk, which came in the same read (a 7-byte file measured the link at
+/// 256 MB/s, and the next small read brought 24 KB of its neighbours).
+pub const RATE_CHUNKS: u32 = 8;
 /// Files up to this go by GET anyway: a program costs its own pasting,
 /// about what a few throttled chunks cost.
 pub const SMALL: u64 = 1024;
@@ -59,13 +67,28 @@ const DEPART: f64 = 1.6;
 const DEPART_SECS: f64 = 0.5;
 
 impl Measured {
-    /// Adds a GET's pace (halfway to the new figure: one slow transfer on
-    /// a busy link does not flip the choice alone).
-    pub fn binary(&mut self, chunk_secs: f64) {
-        self.chunk_secs = Some(
-            self.chunk_secs
-                .map_or(chunk_secs, |c| (c + chunk_secs) / 2.0),
-        );
+    /// A GET's figures: `secs` from its first chunk to its end, for
+    /// `chunks` chunks (each after the first, and the end, came one pace
+    /// later: the board sleeps after the end's chunk too).
+    pub fn get(secs: f64, chunks: u32) -> Measured {
+        let pace = secs / f64::from(chunks.max(1));
+        Measured {
+            chunk_secs: Some(pace),
+            get_rate: (chunks >= RATE_CHUNKS && pace > 0.0).then(|| CHUNK / pace),
+            ..Measured::default()
+        }
+    }
+
+    /// Adds a GET's figures (`fresh`, from [`Measured::get`]; halfway to
+    /// the new figure: one slow transfer on a busy link does not flip the
+    /// choice alone).
+    pub fn binary(&mut self, fresh: &Measured) {
+        let avg = |old: Option<f64>, new: Option<f64>| match (old, new) {
+            (Some(o), Some(n)) => Some((o + n) / 2.0),
+            (o, n) => n.or(o),
+        };
+        self.chunk_secs = avg(self.chunk_secs, fresh.chunk_secs);
+        self.get_rate = avg(self.get_rate, fresh.get_rate);
     }
 
     /// Adds a text download's rate and costs (`first`, `each`: see
@@ -88,6 +111,7 @@ impl Measured {
         *self = match channel {
             Channel::Binary => Measured {
                 chunk_secs: fresh.chunk_secs,
+                get_rate: fresh.get_rate,
                 ..Measured::default()
             },
             Channel::Text => Measured {
@@ -131,11 +155,12 @@ pub fn foretold(m: &Measured, channel: Channel, size: u64) -> Option<f64> {
 
 /// Bytes/s the board's side of the link carries, as far as this
 /// connection has shown it: the link's measured rate, else a text
-/// download's, else a GET's (a lower bound: a board may throttle it).
+/// download's, else a GET's of several chunks (a lower bound: a board
+/// may throttle it).
 pub fn from_board(m: &Measured) -> Option<f64> {
     m.link_rate
         .or(m.text_rate.map(|t| t / TEXT_YIELD))
-        .or(m.chunk_secs.map(|c| CHUNK / c.max(1e-6)))
+        .or(m.get_rate)
         .filter(|r| r.is_finite() && *r > 0.0)
 }
 
@@ -237,6 +262,7 @@ mod tests {
             text_rate: None,
             text_costs: None,
             link_rate: None,
+            get_rate: None,
         };
         let (c, why) = choose(&m, BIG);
         assert_eq!(c, Channel::Text);
@@ -254,6 +280,7 @@ mod tests {
                 text_rate: None,
                 text_costs: None,
                 link_rate: None,
+                get_rate: None,
             };
             assert_eq!(choose(&m, BIG).0, Channel::Binary, "{c}");
         }
@@ -267,6 +294,7 @@ mod tests {
             text_rate: Some(9_000.0),
             text_costs: None,
             link_rate: None,
+            get_rate: None,
         };
         assert_eq!(choose(&slow_link, BIG).0, Channel::Binary);
         let throttled = Measured {
@@ -274,6 +302,7 @@ mod tests {
             text_rate: Some(600_000.0),
             text_costs: None,
             link_rate: None,
+            get_rate: None,
         };
         assert_eq!(choose(&throttled, BIG).0, Channel::Text);
         // Within the margin, the GET stays.
@@ -282,6 +311,7 @@ mod tests {
             text_rate: Some(13_000.0),
             text_costs: None,
             link_rate: None,
+            get_rate: None,
         };
         assert_eq!(choose(&close, BIG).0, Channel::Binary);
     }
@@ -295,6 +325,7 @@ mod tests {
             text_rate: None,
             text_costs: None,
             link_rate: Some(12_000.0),
+            get_rate: None,
         };
         assert!(!wants_link_rate(&slow_link));
         let (c, why) = choose(&slow_link, BIG);
@@ -307,6 +338,7 @@ mod tests {
                 text_rate: None,
                 text_costs: None,
                 link_rate: Some(link),
+                get_rate: None,
             };
             let (c, why) = choose(&throttled, BIG);
             assert_eq!(c, Channel::Text, "{link}: {why}");
@@ -325,8 +357,8 @@ mod tests {
     #[test]
     fn measures_are_averaged() {
         let mut m = Measured::default();
-        m.binary(0.02);
-        m.binary(0.0);
+        m.binary(&Measured::get(0.02, 1));
+        m.binary(&Measured::get(0.0, 1));
         assert_eq!(m.chunk_secs, Some(0.01));
         m.text(100.0, 0.2, None);
         m.text(300.0, 0.4, Some(0.02));
@@ -345,6 +377,7 @@ mod tests {
             text_rate: Some(14_500.0),
             text_costs: Some((0.2, 0.18)),
             link_rate: None,
+            get_rate: None,
         };
         let (c, why) = choose(&m, BIG);
         assert_eq!(c, Channel::Binary, "{why}");
@@ -370,6 +403,7 @@ mod tests {
             text_rate: Some(600_000.0),
             text_costs: Some((0.1, 0.02)),
             link_rate: Some(1e6),
+            get_rate: None,
         };
         let fresh = Measured {
             text_rate: Some(7_000.0),
@@ -380,5 +414,21 @@ mod tests {
         assert_eq!(m, fresh);
         // Unmeasured again: the next large download measures the GET.
         assert_eq!(choose(&m, BIG).0, Channel::Binary);
+    }
+
+    #[test]
+    fn a_get_of_a_chunk_or_two_does_not_measure_the_links_rate() {
+        // A 7-byte file: its chunk and the end's came together.
+        let mut m = Measured::default();
+        m.binary(&Measured::get(0.000_02, 1));
+        assert_eq!(from_board(&m), None);
+        assert!(m.chunk_secs.is_some(), "the pace still tells a throttle");
+        // 20 KB at 20 KB/s: 80 chunks, 12.9 ms each.
+        m.binary(&Measured::get(80.0 * 0.0129, 80));
+        let r = from_board(&m).unwrap();
+        assert!((19_000.0..21_000.0).contains(&r), "{r}");
+        // A later one-chunk GET leaves the rate as it was.
+        m.binary(&Measured::get(0.0, 1));
+        assert_eq!(from_board(&m), Some(r));
     }
 }

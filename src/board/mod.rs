@@ -1113,14 +1113,10 @@ impl Board {
             .await
             .map_err(|_| Error::LinkLost(Lost::SessionEnded))??;
         if let Some(t) = first.filter(|_| whole && chunks > 0) {
-            let pace = t.elapsed().as_secs_f64() / f64::from(chunks);
-            let fresh = channel::Measured {
-                chunk_secs: Some(pace),
-                ..channel::Measured::default()
-            };
             // From the first chunk: the time a queue held the GET is not
             // the channel's.
             let took = t.elapsed().as_secs_f64();
+            let fresh = channel::Measured::get(took, chunks);
             self.observed(channel::Channel::Binary, n, took, &fresh);
         }
         Ok(n)
@@ -1155,7 +1151,7 @@ impl Board {
             return;
         }
         match (fresh.chunk_secs, fresh.text_rate, fresh.text_costs) {
-            (Some(c), _, _) => d.measured.binary(c),
+            (Some(_), _, _) => d.measured.binary(fresh),
             (_, Some(r), Some((first, each))) => d.measured.text(r, first, Some(each)),
             _ => {}
         }

@@ -755,6 +755,7 @@ impl Machine {
             Some(t) => (FrameKind::Text, t),
             None => {
                 self.binary.typing = self.typing(now);
+                self.binary.exchanging = self.text.exchanging();
                 let sent = self.binary.poll_transmit(
                     now,
                     self.text.is_resetting(),

@@ -1467,3 +1467,33 @@ fn a_terminal_opened_now_is_drawn_the_persons_line_without_a_key_to_the_board() 
     p.run_for(Duration::from_secs(1));
     assert_eq!(p.core.screen_line().as_deref(), Some(want));
 }
+
+#[test]
+fn a_program_of_ours_beside_a_download_waits_behind_one_chunk_at_each_round_trip() {
+    // From the person's prompt: Ctrl-A, the sync, the program, each a
+    // round trip whose answer came behind the chunks the GET had asked
+    // for (208 ms beside the download, 51 ms alone).
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));
+    let get = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/big.bin".to_vec(),
+            size: 200_000,
+        },
+    );
+    p.run_for(Duration::from_secs(2));
+    let asked = p.now;
+    let prog = p.core.submit(p.now, program("print(42)"));
+    match p.wait(prog, Duration::from_secs(20)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+        r => panic!("{r:?}"),
+    }
+    let took = p.now - asked;
+    assert!(took < Duration::from_millis(150), "{took:?}");
+    assert!(!p.done.contains_key(&get), "the download ended first");
+    let r = p.wait(get, Duration::from_secs(30));
+    assert!(matches!(r, Ok(Outcome::Got(200_000))), "{r:?}");
+    assert_eq!(p.chunks[&get], data(200_000, 3));
+}

@@ -358,6 +358,20 @@ impl TextLane {
         }
     }
 
+    /// Whether a program of ours goes back and forth with the board now
+    /// (taking the REPL, syncing it, a bounded program and its answer):
+    /// each answer is a round trip that nothing should queue ahead of. Not
+    /// a person's program, nor a stream of ours (both may run for long,
+    /// and a GET goes on beside them).
+    pub fn exchanging(&self) -> bool {
+        match &self.mode {
+            Mode::Clearing { .. } | Mode::Entering { .. } | Mode::Syncing { .. } => true,
+            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Running { job, .. } => !job.user && !job.stream,
+            _ => false,
+        }
+    }
+
     pub fn is_resetting(&self) -> bool {
         matches!(self.mode, Mode::Resetting { .. })
             || self.queue.front().is_some_and(|q| q.job == Job::Reset)
