@@ -390,9 +390,9 @@ impl Machine {
         if self.text.take_interrupt() {
             // The person's Ctrl-C, held while the board's stdin is the
             // share's: the answer carries it.
-            self.share.answer(seq, super::share::INTERRUPTED, &[]);
+            self.share.answer(now, seq, super::share::INTERRUPTED, &[]);
         } else {
-            self.share.answer(seq, status, data);
+            self.share.answer(now, seq, status, data);
         }
         self.step(now);
     }

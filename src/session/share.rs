@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use tracing::warn;
 
 pub const ESC: u8 = 0x18;
 pub const ASK: u8 = b'S';
@@ -63,6 +64,10 @@ pub const READ_WAIT: Duration = Duration::from_secs(10);
 pub const INTERRUPTED: u8 = 255;
 /// An answer's bytes besides its data.
 const FRAMING: usize = 2 + 1 + 1 + 4 + 1;
+
+/// An answer this long after its request is dropped: the board gives a
+/// request 15 s (share.py) from before the host has read it whole.
+pub const LATE: Duration = Duration::from_secs(12);
 
 /// A request from the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +109,7 @@ pub struct Share {
     spot: Spot,
     /// Requests taken (and whether direct), not yet answered by the
     /// server, oldest first.
-    asked: VecDeque<(u8, bool)>,
+    asked: VecDeque<(u8, bool, Instant)>,
     answer: Option<Answer>,
     /// A link was lost in the middle of an answer: the board may be
     /// reading it still. Each credit it sends gets a window of zeros,
@@ -186,18 +191,18 @@ impl Share {
                             args: Vec::with_capacity(len),
                             direct: *direct,
                         };
-                        self.finish_ask(asks);
+                        self.finish_ask(now, asks);
                     }
                 }
             }
             Spot::Args { args, .. } => {
                 args.push(b);
-                self.finish_ask(asks);
+                self.finish_ask(now, asks);
             }
         }
     }
 
-    fn finish_ask(&mut self, asks: &mut Vec<Ask>) {
+    fn finish_ask(&mut self, now: Instant, asks: &mut Vec<Ask>) {
         let Spot::Args {
             seq,
             cmd,
@@ -228,7 +233,7 @@ impl Share {
         self.answer = None;
         self.read_owed = false;
         self.served += 1;
-        self.asked.push_back((ask.seq, direct));
+        self.asked.push_back((ask.seq, direct, now));
         asks.push(ask);
     }
 
@@ -245,12 +250,20 @@ impl Share {
 
     /// The server's answer to request `seq`: `status` 0 with `data`, or an
     /// errno. Data beyond [`MAX_ANSWER`] is cut (the board asks for less).
-    pub fn answer(&mut self, seq: u8, status: u8, data: &[u8]) {
-        let Some(i) = self.asked.iter().position(|&(s, _)| s == seq) else {
+    pub fn answer(&mut self, now: Instant, seq: u8, status: u8, data: &[u8]) {
+        let Some(i) = self.asked.iter().position(|&(s, ..)| s == seq) else {
             // Its request went with a lost link.
             return;
         };
-        let direct = self.asked.remove(i).is_some_and(|(_, d)| d);
+        let Some((_, direct, at)) = self.asked.remove(i) else {
+            return;
+        };
+        if now.saturating_duration_since(at) >= LATE {
+            // The board has stopped reading for it (share.py gives a
+            // request 15 s): sent now, it would reach the REPL as keys.
+            warn!("share: an answer {:.0?} late is dropped", now - at);
+            return;
+        }
         let data = &data[..data.len().min(MAX_ANSWER)];
         let mut bytes = Vec::with_capacity(data.len() + FRAMING);
         bytes.extend_from_slice(&[ESC, ANSWER, seq, status]);
@@ -312,8 +325,8 @@ impl Share {
     pub fn link_down(&mut self) {
         // A direct read ends with the old socket: only the ring's reader
         // needs its answer padded out (zeros on a new link would be keys).
-        let cut =
-            self.asked.iter().any(|&(_, d)| !d) || self.answer.as_ref().is_some_and(|a| !a.direct);
+        let cut = self.asked.iter().any(|&(_, d, _)| !d)
+            || self.answer.as_ref().is_some_and(|a| !a.direct);
         self.spot = Spot::Plain;
         self.asked.clear();
         self.answer = None;
@@ -385,13 +398,29 @@ mod tests {
         assert!(!s.busy(t0()));
     }
 
+    /// The board stops waiting for an answer after 15 s: one the server
+    /// gives later is dropped (sent, it reached the REPL as keys), and the
+    /// board's stdin is the person's again.
+    #[test]
+    fn an_answer_after_the_board_gave_up_is_dropped() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        s.feed(t0(), &ask_bytes(1, b'r', b"x"), &mut asks);
+        s.feed(t0(), &ask_bytes(2, b'r', b"y"), &mut asks);
+        let late = t0() + LATE;
+        s.answer(late, 1, 0, b"too late");
+        assert_eq!(s.poll_transmit(late), None);
+        s.answer(t0() + LATE / 2, 2, 0, b"in time");
+        assert!(s.poll_transmit(t0() + LATE / 2).is_some());
+    }
+
     #[test]
     fn an_answer_goes_out_as_the_boards_credits_allow() {
         let mut s = Share::new();
         let mut asks = Vec::new();
         s.feed(t0(), &ask_bytes(1, b'r', b"x"), &mut asks);
         let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
-        s.answer(1, 0, &data);
+        s.answer(t0(), 1, 0, &data);
         let first = s.poll_transmit(t0()).expect("first grant");
         assert_eq!(first.len(), FIRST_GRANT);
         assert_eq!(&first[..4], &[ESC, ANSWER, 1, 0]);
@@ -416,7 +445,7 @@ mod tests {
         let mut s = Share::new();
         let mut asks = Vec::new();
         s.feed(t0(), &ask_bytes(2, b'r', b"x"), &mut asks);
-        s.answer(2, 0, &[1; 2000]);
+        s.answer(t0(), 2, 0, &[1; 2000]);
         assert!(s.poll_transmit(t0()).is_some());
         s.link_down();
         assert!(!s.busy(t0()));
@@ -429,9 +458,9 @@ mod tests {
         s.feed(t0(), &[ESC, CREDIT], &mut asks);
         assert_eq!(s.poll_transmit(t0()), None);
         // The answer to a request the link took is dropped.
-        s.answer(2, 0, b"late");
+        s.answer(t0(), 2, 0, b"late");
         assert_eq!(s.poll_transmit(t0()), None);
-        s.answer(3, 2, b"");
+        s.answer(t0(), 3, 2, b"");
         assert_eq!(
             s.poll_transmit(t0()),
             Some(vec![ESC, ANSWER, 3, 2, 0, 0, 0, 0, TRAILER])
@@ -451,7 +480,7 @@ mod tests {
         assert!(s.feed(t0(), &ask, &mut asks).is_empty());
         assert_eq!(asks[0].seq, 4);
         let data = vec![7; 10_000];
-        s.answer(4, 0, &data);
+        s.answer(t0(), 4, 0, &data);
         let all = s.poll_transmit(t0()).expect("the answer");
         assert_eq!(all.len(), data.len() + FRAMING, "no credit needed");
         assert_eq!(&all[..4], &[ESC, ANSWER, 4, 0]);
@@ -468,7 +497,7 @@ mod tests {
         // A link lost while the board reads directly needs no padding: its
         // read ends with the old socket, and zeros would be keys on the new.
         s.feed(t0(), &ask, &mut asks);
-        s.answer(4, 0, &data);
+        s.answer(t0(), 4, 0, &data);
         s.link_down();
         s.link_up();
         assert_eq!(s.poll_transmit(t0()), None);
