@@ -304,8 +304,8 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
 }
 
 pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
-    if mounted(target)?.is_some() {
-        return match local_list(Path::new(target), target, long, recursive) {
+    if let Some((_, here)) = mount_path(target)? {
+        return match local_list(&here, target, long, recursive) {
             Err(e) => Err(explained(e, target).await),
             r => r,
         };
@@ -383,6 +383,13 @@ fn local_walk(dir: &Path, arg: &str, recursive: bool) -> Result<Vec<(usize, Stri
 /// The mount a local path is in (any depth), if `target` names a local
 /// path at all: a path is never taken for a host name.
 pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
+    Ok(mount_path(target)?.map(|(mp, _)| mp))
+}
+
+/// The mount a local path is in and the path itself, `.` and `..` taken
+/// away lexically first (as `realpath -s`): `MNT/../x` is a file beside
+/// the mount, never the mount's, and is refused as any path outside one.
+pub(crate) fn mount_path(target: &str) -> Result<Option<(PathBuf, PathBuf)>> {
     let p = Path::new(target);
     // `mnt/new/file`: a path whose first directories are here is here
     // too, existing or not (a board path has a `:`).
@@ -397,9 +404,16 @@ pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+    in_mount(target, &abs).map(Some)
+}
+
+/// The mount `abs` (absolute) is in, after `.` and `..` are resolved
+/// lexically, and that resolved path.
+pub(crate) fn in_mount(target: &str, abs: &Path) -> Result<(PathBuf, PathBuf)> {
+    let abs = lexical(abs);
     for dir in abs.ancestors() {
         if sidecar::socket_path(dir).exists() {
-            return Ok(Some(dir.to_path_buf()));
+            return Ok((dir.to_path_buf(), abs.clone()));
         }
         if sidecar::stale(dir) {
             // Every directory in a dead mount is stale: the mountpoint is
@@ -408,12 +422,28 @@ pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
             while let Some(up) = mp.parent().filter(|u| sidecar::stale(u)) {
                 mp = up;
             }
-            return Ok(Some(mp.to_path_buf()));
+            return Ok((mp.to_path_buf(), abs.clone()));
         }
     }
     Err(Error::Invalid(format!(
         "{target} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
     )))
+}
+
+/// An absolute path without `.` and `..`, symbolic links not followed.
+fn lexical(abs: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A daemon's answer: `ok`, or `error KIND MESSAGE`.

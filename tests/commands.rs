@@ -1520,3 +1520,100 @@ fn a_dead_mount_or_a_gone_board_is_named_as_the_cause() {
             .success()
     );
 }
+
+/// `..` in a path given as a mount's resolves lexically first, as
+/// `realpath -s`: what lands outside the mount is refused before anything
+/// is done, never a host file beside the mount (issue 19).
+#[test]
+fn dot_dot_never_leaves_the_mount_for_host_files() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/keep.py"), "k\n").unwrap();
+    let sandbox = tempfile::tempdir().unwrap();
+    let canary = sandbox.path().join("canary.txt");
+    std::fs::write(&canary, "host\n").unwrap();
+    let dir = tempfile::tempdir_in(sandbox.path()).unwrap();
+    let m = Mount::start_on(&tb, &tb.addr(), dir, &[]);
+    let mp = m.path().display().to_string();
+    let up = |rest: &str| format!("{mp}/../{rest}");
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
+    let refused = |o: &Output, arg: &str| {
+        assert!(!o.status.success(), "{arg}");
+        assert_eq!(
+            err(o),
+            format!(
+                "webrepl-mount: {arg} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+            )
+        );
+    };
+    refused(&run(&["rm", &up("canary.txt")]), &up("canary.txt"));
+    refused(&run(&["touch", &up("new.txt")]), &up("new.txt"));
+    refused(&run(&["mkdir", &up("d")]), &up("d"));
+    let o = run(&["mv", &format!("{mp}/keep.py"), &up("moved.py")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).ends_with(
+            "moved.py is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+        ),
+        "{}",
+        err(&o)
+    );
+    refused(&here(&["rm", "../canary.txt"]), "../canary.txt");
+    let o = here(&["ls", ".."]);
+    refused(&o, "..");
+    assert_eq!(out(&o), "");
+    // `rm -r MNT/..` is `..`: refused as coreutils' rm refuses it.
+    let o = run(&["rm", "-r", &format!("{mp}/..")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{mp}/..'")
+    );
+    assert!(canary.is_file());
+    for gone in ["new.txt", "d", "moved.py"] {
+        assert!(!sandbox.path().join(gone).exists(), "{gone}");
+    }
+    assert!(tb.path("/keep.py").is_file());
+    assert!(m.path().join("keep.py").is_file());
+}
+
+/// `rm -r .` and `rm -r ..` (in a mount, or a board path's last part) are
+/// refused as coreutils' rm refuses them: nothing removed, exit 1.
+#[test]
+fn rm_r_of_dot_or_dot_dot_removes_nothing() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/k/sub")).unwrap();
+    std::fs::write(tb.path("/k/a.py"), "a\n").unwrap();
+    std::fs::write(tb.path("/k/sub/b.py"), "b\n").unwrap();
+    let a = tb.addr();
+    for arg in [
+        format!("{a}:/k/."),
+        format!("{a}:/k/sub/.."),
+        format!("{a}:/k/./"),
+    ] {
+        let o = wm(&tb, &["rm", "-r", &arg]);
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{arg}'")
+        );
+    }
+    assert!(tb.path("/k/a.py").is_file() && tb.path("/k/sub/b.py").is_file());
+    let m = Mount::start(&tb, &a, &[]);
+    let sub = m.path().join("k/sub");
+    for arg in [".", ".."] {
+        let o = m
+            .cmd()
+            .args(["rm", "-r", arg])
+            .current_dir(&sub)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{arg}'")
+        );
+    }
+    assert!(m.path().join("k/a.py").is_file() && sub.join("b.py").is_file());
+    assert!(tb.path("/k/a.py").is_file() && tb.path("/k/sub/b.py").is_file());
+}

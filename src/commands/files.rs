@@ -33,9 +33,15 @@ fn place(arg: &str) -> Result<Place> {
             .and_then(|d| mounted(&d.to_string_lossy()).ok().flatten())
             .is_some()
     };
-    match mounted(arg)? {
-        Some(_) => Ok(Place::Local(PathBuf::from(arg))),
-        None if !arg.contains(':') && here_mounted() => Ok(Place::Local(PathBuf::from(arg))),
+    // The path acted on is the one resolved lexically, checked to be in
+    // the mount: `MNT/../x` or `../x` from the mountpoint is no board's.
+    match super::mount_path(arg)? {
+        Some((_, here)) => Ok(Place::Local(here)),
+        None if !arg.contains(':') && here_mounted() => {
+            let abs =
+                std::path::absolute(arg).map_err(|e| Error::Invalid(format!("{arg}: {e}")))?;
+            Ok(Place::Local(super::in_mount(arg, &abs)?.1))
+        }
         // `NAME/`: the board boards.toml names, as for every command.
         None if arg.strip_suffix('/').is_some_and(|n| {
             !n.contains(['/', ':']) && matches!(crate::boards::find(n), Ok(Some(_)))
@@ -258,7 +264,20 @@ pub async fn rm(
         }
         Ok(())
     };
-    for_each(args, conn, async |boards, arg, place| match place {
+    // As coreutils' rm -r: `.` and `..` are refused before anything in
+    // them is touched (it would empty the directory, then fail).
+    let mut failed = Failed::default();
+    let mut rest = Vec::new();
+    for arg in args {
+        if recursive && dot_or_dotdot(arg) {
+            failed.note(Err(Error::Invalid(format!(
+                "refusing to remove '.' or '..' directory: skipping '{arg}'"
+            ))));
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    let r = for_each(&rest, conn, async |boards, arg, place| match place {
         Place::Board(_, path) if path == "/" => Err(root(arg)),
         Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
         Place::Local(p) => {
@@ -314,7 +333,16 @@ pub async fn rm(
             said("directory ", arg)
         }
     })
-    .await
+    .await;
+    r?;
+    failed.result()
+}
+
+/// Whether an argument's last part, local or on a board, is `.` or `..`.
+fn dot_or_dotdot(arg: &str) -> bool {
+    let path = split_remote(arg).map_or_else(|| arg.to_string(), |(_, p)| p);
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    last == "." || last == ".."
 }
 
 /// A directory in a mount with what it holds, each said as it goes.
@@ -835,9 +863,9 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
-    let (name, path) = match mounted(target)? {
-        Some(_) => {
-            return match local_tree(Path::new(target), target) {
+    let (name, path) = match super::mount_path(target)? {
+        Some((_, here)) => {
+            return match local_tree(&here, target) {
                 Err(e) => Err(super::explained(e, target).await),
                 r => r,
             };
