@@ -274,10 +274,21 @@ async fn upload_to_all(
         ));
     }
     let mut failed = Vec::new();
+    let mut left_out = Failed::default();
     for (host, t) in tasks {
         let r = t
             .await
             .unwrap_or_else(|e| Err(Error::Invalid(format!("{host}: {e}"))));
+        if let Ok(s) = &r {
+            for why in &s.refused {
+                let on = if dests.len() > 1 {
+                    format!("{host}: ")
+                } else {
+                    String::new()
+                };
+                left_out.note(Err(Error::Invalid(format!("{on}{why}"))));
+            }
+        }
         match r {
             Ok(s) => eprintln!(
                 "{}{}",
@@ -297,7 +308,7 @@ async fn upload_to_all(
         }
     }
     match failed.len() {
-        0 => Ok(()),
+        0 => left_out.result(),
         1 if dests.len() == 1 => Err(failed.remove(0).1),
         n => {
             let (_, first) = failed.remove(0);
@@ -318,6 +329,8 @@ struct Sent {
     skipped: usize,
     algorithm: String,
     conflicts: Vec<String>,
+    /// Sources left out, each said as an error (the command exits 1).
+    refused: Vec<String>,
 }
 
 impl Sent {
@@ -414,6 +427,20 @@ async fn upload(
         };
         plan_upload(Path::new(s), &to, recursive, &mut plan)?;
     }
+    // A name kept for our own files is never written: the board's id
+    // marker copied from another board would make this one that board.
+    let mut refused = Vec::new();
+    plan.retain(|(local, remote)| {
+        let ours = remote.split('/').any(crate::cache::identity::hidden);
+        if ours {
+            refused.push(format!(
+                "{}: not sent: {} is a name webrepl-mount keeps for its own files (board id, helpers, uploads in progress)",
+                local.display(),
+                remote.trim_end_matches('/')
+            ));
+        }
+        !ours
+    });
     let mut dirs: Vec<String> = plan
         .iter()
         .filter_map(|(_, r)| r.strip_suffix('/').map(board::normalize))
@@ -434,7 +461,10 @@ async fn upload(
         let refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
         b.mkdirs_all(&refs).await?;
     }
-    let mut sent = Sent::default();
+    let mut sent = Sent {
+        refused,
+        ..Sent::default()
+    };
     // Files the board has another version of: sent as deltas of it.
     let mut onto = HashSet::new();
     if !force && !files.is_empty() {
@@ -599,6 +629,12 @@ async fn download(
                 .unwrap_or(&e.path)
                 .split('/')
                 .filter(|c| !c.is_empty());
+            // Our own files (the board's id, the helpers, part files) stay
+            // on their board, as the mount and ls hide them: a restore of
+            // the copy onto another board would clone the id.
+            if rel.clone().any(crate::cache::identity::hidden) {
+                continue;
+            }
             let mut to = local.clone();
             to.extend(rel);
             match e.kind {

@@ -1617,3 +1617,52 @@ fn rm_r_of_dot_or_dot_dot_removes_nothing() {
     assert!(m.path().join("k/a.py").is_file() && sub.join("b.py").is_file());
     assert!(tb.path("/k/a.py").is_file() && tb.path("/k/sub/b.py").is_file());
 }
+
+/// Our own files (the board's id, part files) never leave a board in a
+/// download nor reach one in an upload: a restore of one board's backup
+/// onto another would clone its id and defeat the journal's board identity.
+#[test]
+fn cp_leaves_our_own_files_out_both_ways() {
+    let tb = TestBoard::start();
+    let other = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/main.py"), "m\n").unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "board-a-id\n").unwrap();
+    std::fs::write(tb.path("/lib/.wrm-1a2b3c"), "half\n").unwrap();
+    let dl = tempfile::tempdir().unwrap();
+    let all = dl.path().join("all");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            "-r",
+            &format!("{}:/", tb.addr()),
+            &all.display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(all.join("main.py").is_file() && all.join("lib/a.py").is_file());
+    assert!(!all.join(".webrepl-mount-id").exists());
+    assert!(!all.join("lib/.wrm-1a2b3c").exists());
+    // A backup that holds one anyway (made by hand, or by an older copy).
+    std::fs::write(all.join(".webrepl-mount-id"), "board-a-id\n").unwrap();
+    let src = format!("{}/.", all.display());
+    let o = wm(&other, &["cp", "-r", &src, &format!("{}:/", other.addr())]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "webrepl-mount: {}/./.webrepl-mount-id: not sent: /.webrepl-mount-id is a name webrepl-mount keeps for its own files (board id, helpers, uploads in progress)",
+            all.display()
+        )),
+        "{}",
+        err(&o)
+    );
+    assert!(other.path("/main.py").is_file() && other.path("/lib/a.py").is_file());
+    assert_ne!(
+        std::fs::read_to_string(other.path("/.webrepl-mount-id"))
+            .ok()
+            .as_deref(),
+        Some("board-a-id\n")
+    );
+}
