@@ -256,8 +256,8 @@ async fn upload_to_all(
     let multi = MultiProgress::new();
     let mut tasks = Vec::new();
     for d in dests {
-        let (host, dir) = split_remote(d).unwrap_or_default();
-        let (srcs, conn, multi) = (srcs.to_vec(), conn.clone(), multi.clone());
+        let (host, _) = split_remote(d).unwrap_or_default();
+        let (srcs, conn, multi, shown) = (srcs.to_vec(), conn.clone(), multi.clone(), d.clone());
         let label = if dests.len() > 1 {
             host.clone()
         } else {
@@ -267,7 +267,7 @@ async fn upload_to_all(
             host.clone(),
             tokio::spawn(async move {
                 let b = conn.connect(&host).await?;
-                let r = upload(&b, &srcs, &dir, recursive, force, &multi, &label).await;
+                let r = upload(&b, &srcs, &shown, recursive, force, &multi, &label).await;
                 b.session().close().await;
                 r
             }),
@@ -290,6 +290,8 @@ async fn upload_to_all(
             }
         }
         match r {
+            // Nothing was to go: the reason is said already.
+            Ok(s) if s.files == 0 && s.skipped == 0 && !s.refused.is_empty() => {}
             Ok(s) => eprintln!(
                 "{}{}",
                 if dests.len() > 1 {
@@ -399,17 +401,36 @@ fn read_local(p: &Path) -> Result<Vec<u8>> {
 async fn upload(
     b: &Board,
     srcs: &[String],
-    dst: &str,
+    shown: &str,
     recursive: bool,
     force: bool,
     multi: &MultiProgress,
     label: &str,
 ) -> Result<Sent> {
+    let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
     let dst_path = board::normalize(dst)?;
-    let into_dir = dst.ends_with('/')
-        || dst.is_empty()
-        || srcs.len() > 1
-        || matches!(b.stat(&dst_path).await?, Some(s) if s.kind == EntryKind::Dir);
+    let st = b.stat(&dst_path).await?;
+    // As GNU cp: into DST only when it is a directory; a missing `DST/`
+    // is the new name (of a tree; a file cannot be `DST/`), and several
+    // sources need a directory that is there.
+    let into_dir = dst.is_empty() || matches!(st, Some(s) if s.kind == EntryKind::Dir);
+    let refuse = |why: String| {
+        Ok(Sent {
+            refused: vec![why],
+            ..Sent::default()
+        })
+    };
+    if !into_dir && srcs.len() > 1 {
+        return refuse(match st {
+            Some(_) => format!("target '{shown}' is not a directory"),
+            None => format!("target '{shown}': No such file or directory"),
+        });
+    }
+    if !into_dir && dst.ends_with('/') && srcs.iter().any(|s| !Path::new(s).is_dir()) {
+        return refuse(format!(
+            "cannot create regular file '{shown}': Not a directory"
+        ));
+    }
     let mut plan = Vec::new();
     for s in srcs {
         // `dir/.`: what is in it, as GNU cp does.
@@ -587,11 +608,13 @@ async fn download(
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
         let shown = dst.display();
-        return Err(Error::Invalid(if dst.exists() {
+        // Said, and exit 1, as cp(1) ends.
+        failed.note(Err(Error::Invalid(if dst.exists() {
             format!("target '{shown}' is not a directory")
         } else {
             format!("target '{shown}': No such file or directory")
-        }));
+        })));
+        return Ok(());
     }
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();

@@ -1032,7 +1032,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     }
     // Several sources need a directory to go into.
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/lib/new.py")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(tb.path("/lib/f1.py").exists() && !tb.path("/lib/new.py").exists());
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/old")]);
     assert!(o.status.success(), "{}", err(&o));
@@ -1090,7 +1090,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         &tb,
         &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/no")],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: target '{dir}/no': No such file or directory")
@@ -1099,7 +1099,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         &tb,
         &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/a.py")],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: target '{dir}/a.py' is not a directory")
@@ -1110,7 +1110,8 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         err(&o),
         format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
     );
-    // Local patterns, several into a board directory.
+    // Local patterns, several into a board directory (there: cp needs it).
+    std::fs::create_dir_all(tb.path("/up")).unwrap();
     let src = tempfile::tempdir().unwrap();
     for f in ["x1.py", "x2.py", "y.txt", ".z.py"] {
         std::fs::write(src.path().join(f), f).unwrap();
@@ -1283,6 +1284,7 @@ fn cp_skips_a_source_that_fails_and_copies_the_rest() {
     assert_eq!(got, ["a.py", "b.py"]);
     // And to a board: a local directory without -r, or a missing file.
     std::fs::create_dir(here.path().join("sub")).unwrap();
+    std::fs::create_dir_all(tb.path("/up")).unwrap();
     let o = wm(
         &tb,
         &[
@@ -1333,10 +1335,10 @@ fn mv_takes_several_sources_into_a_directory() {
     );
     assert!(tb.path("/lib/a.py").is_file() && tb.path("/lib/b.py").is_file());
     let o = wm(&tb, &["mv", &at("/c.py"), &at("/d.py"), &at("/e.py")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
-        format!("webrepl-mount: target '{a}:/e.py' is not a directory")
+        format!("webrepl-mount: target '{a}:/e.py': No such file or directory")
     );
     assert!(tb.path("/c.py").is_file() && !tb.path("/e.py").exists());
     let m = Mount::start(&tb, &a, &[]);
@@ -1665,4 +1667,86 @@ fn cp_leaves_our_own_files_out_both_ways() {
             .as_deref(),
         Some("board-a-id\n")
     );
+}
+
+/// A trailing slash on an upload's target that is not there names the new
+/// directory, as GNU cp takes it (and the download side did): a deploy
+/// `cp -r src/ HOST:/app2/` lands in /app2, not /app2/src.
+#[test]
+fn a_trailing_slash_on_a_new_upload_target_is_its_name() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let here = tempfile::tempdir().unwrap();
+    let src = here.path().join("src");
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    std::fs::write(src.join("main.py"), "m\n").unwrap();
+    std::fs::write(src.join("lib/x.py"), "x\n").unwrap();
+    let s = format!("{}/", src.display());
+    let o = wm(&tb, &["cp", "-r", &s, &format!("{a}:/app2/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/app2/main.py").is_file() && tb.path("/app2/lib/x.py").is_file());
+    assert!(!tb.path("/app2/src").exists());
+    // There now: into it, as cp does the second time.
+    let o = wm(&tb, &["cp", "-r", &s, &format!("{a}:/app2/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/app2/src/main.py").is_file());
+    // A file cannot be `DIR/`.
+    let file = src.join("main.py").display().to_string();
+    let o = wm(&tb, &["cp", &file, &format!("{a}:/newd/")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: cannot create regular file '{a}:/newd/': Not a directory")
+    );
+    assert!(!tb.path("/newd").exists());
+}
+
+/// Several sources go into a directory that is there, or nowhere: upload,
+/// download and mv say it as coreutils' cp and mv, exit 1.
+#[test]
+fn several_sources_into_a_missing_directory_are_refused_alike() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/x.py"), "x\n").unwrap();
+    std::fs::write(tb.path("/y.py"), "y\n").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let (p, q) = (here.path().join("p.py"), here.path().join("q.py"));
+    std::fs::write(&p, "p\n").unwrap();
+    std::fs::write(&q, "q\n").unwrap();
+    let (p, q) = (p.display().to_string(), q.display().to_string());
+    let nodir = format!("{a}:/nodir");
+    let o = wm(&tb, &["cp", &p, &q, &nodir]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{nodir}': No such file or directory")
+    );
+    assert!(!tb.path("/nodir").exists());
+    let o = wm(&tb, &["cp", &p, &q, &format!("{a}:/x.py")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{a}:/x.py' is not a directory")
+    );
+    assert_eq!(std::fs::read(tb.path("/x.py")).unwrap(), b"x\n");
+    let local = here.path().join("nodir").display().to_string();
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/x.py"), &format!("{a}:/y.py"), &local],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{local}': No such file or directory")
+    );
+    let o = wm(
+        &tb,
+        &["mv", &format!("{a}:/x.py"), &format!("{a}:/y.py"), &nodir],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{nodir}': No such file or directory")
+    );
+    assert!(tb.path("/x.py").is_file() && !tb.path("/nodir").exists());
 }

@@ -501,12 +501,20 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
             "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
         ))
     };
-    let not_a_target = || Error::Invalid(format!("target '{dst}' is not a directory"));
+    // As coreutils' mv words it, and exits 1.
+    let not_a_target = |there: bool| {
+        Error::Invalid(if there {
+            format!("target '{dst}' is not a directory")
+        } else {
+            format!("target '{dst}': No such file or directory")
+        })
+    };
     match place(dst)? {
         Place::Local(d) => {
             let into = d.is_dir();
             if srcs.len() > 1 && !into {
-                return Err(not_a_target());
+                failed.note(Err(not_a_target(d.exists())));
+                return failed.result();
             }
             for src in srcs {
                 let r = match place(src) {
@@ -529,7 +537,8 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
             let mut boards = Boards::new(conn);
             let r = async {
                 let b = boards.get(&bd).await?;
-                let into = matches!(b.stat(&d).await?, Some(st) if st.kind == EntryKind::Dir);
+                let target = b.stat(&d).await?;
+                let into = matches!(target, Some(st) if st.kind == EntryKind::Dir);
                 let mut sources = Vec::new();
                 for src in srcs {
                     let r = match place(src) {
@@ -550,7 +559,8 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                     }
                 }
                 if sources.len() > 1 && !into {
-                    return Err(not_a_target());
+                    failed.note(Err(not_a_target(target.is_some())));
+                    return Ok(());
                 }
                 for (shown, s) in &sources {
                     let r = async {
