@@ -625,7 +625,11 @@ async fn download(
             failed.note(Err(Error::NotFound(shown.clone())));
             continue;
         };
-        let local = if into_dir {
+        // `DIR/.`: what is in it, into DST, every time (as GNU cp, and as
+        // uploads take it); the path was normalized, the argument not.
+        let raw = shown.trim_end_matches('/');
+        let contents = raw.ends_with("/.") || raw.ends_with(":.");
+        let local = if into_dir && !contents {
             dst.join(base_name(&path))
         } else {
             dst.to_path_buf()

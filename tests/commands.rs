@@ -1750,3 +1750,27 @@ fn several_sources_into_a_missing_directory_are_refused_alike() {
     );
     assert!(tb.path("/x.py").is_file() && !tb.path("/nodir").exists());
 }
+
+/// `HOST:/app/.` is what /app holds, into DST each time, as GNU cp takes
+/// `app/.`: a second download nested app/ in the copy.
+#[test]
+fn a_download_of_dir_dot_is_its_contents_every_time() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/app/lib")).unwrap();
+    std::fs::write(tb.path("/app/main.py"), "m\n").unwrap();
+    std::fs::write(tb.path("/app/lib/x.py"), "x\n").unwrap();
+    let dl = tempfile::tempdir().unwrap();
+    let copy = dl.path().join("appcopy");
+    let src = format!("{}:/app/.", tb.addr());
+    for _ in 0..2 {
+        let o = wm(&tb, &["cp", "-r", &src, &copy.display().to_string()]);
+        assert!(o.status.success(), "{}", err(&o));
+        let mut got: Vec<_> = std::fs::read_dir(&copy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["lib", "main.py"]);
+        assert!(copy.join("lib/x.py").is_file());
+    }
+}
