@@ -408,6 +408,10 @@ fn file_commands_on_a_board() {
     assert!(tb.path("/c.txt").exists());
     let o = wm(&tb, &["rm", &at("/*.py")]);
     assert_eq!(o.status.code(), Some(1));
+    // -f: no match is as no file, silent (coreutils' rm -f).
+    let o = wm(&tb, &["rm", "-f", &at("/*.py")]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(err(&o), "");
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(

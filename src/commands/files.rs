@@ -98,15 +98,17 @@ async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
-    for_each_with(args, conn, not_dir, each).await
+    for_each_with(args, conn, not_dir, false, each).await
 }
 
 /// `for_each`, where `slash_file` says what `FILE/` is to this command
-/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it).
+/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it), and
+/// `no_match_ok` whether a pattern that matches nothing is no error (rm -f).
 async fn for_each_with<F>(
     args: &[String],
     conn: &Conn,
     slash_file: fn(&str) -> Error,
+    no_match_ok: bool,
     mut each: F,
 ) -> Result<()>
 where
@@ -128,6 +130,7 @@ where
                         }
                         Ok(())
                     }
+                    Err(Error::NotFound(_)) if no_match_ok => Ok(()),
                     Err(e) => Err(e),
                 }
             }
@@ -277,62 +280,69 @@ pub async fn rm(
             rest.push(arg.clone());
         }
     }
-    let r = for_each(&rest, conn, async |boards, arg, place| match place {
-        Place::Board(_, path) if path == "/" => Err(root(arg)),
-        Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
-        Place::Local(p) => {
-            let r = match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
-                Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
-                Ok(_) => std::fs::remove_file(&p),
-                Err(e) => Err(e),
-            };
-            match r {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                r => {
-                    r.map_err(|e| local_error(e, arg))?;
-                    said("", arg)
+    // -f: a pattern that matches nothing is as a missing name, silent.
+    let r = for_each_with(
+        &rest,
+        conn,
+        not_dir,
+        force,
+        async |boards, arg, place| match place {
+            Place::Board(_, path) if path == "/" => Err(root(arg)),
+            Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
+            Place::Local(p) => {
+                let r = match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
+                    Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
+                    Ok(_) => std::fs::remove_file(&p),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
+                    r => {
+                        r.map_err(|e| local_error(e, arg))?;
+                        said("", arg)
+                    }
                 }
             }
-        }
-        Place::Board(name, path) => {
-            let b = boards.get(&name).await?;
-            let Some(st) = b.stat(&path).await? else {
-                return if force {
-                    Ok(())
-                } else {
-                    Err(Error::NotFound(path))
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                let Some(st) = b.stat(&path).await? else {
+                    return if force {
+                        Ok(())
+                    } else {
+                        Err(Error::NotFound(path))
+                    };
                 };
-            };
-            if st.kind == EntryKind::File {
-                b.remove(&path).await?;
-                return said("", arg);
+                if st.kind == EntryKind::File {
+                    b.remove(&path).await?;
+                    return said("", arg);
+                }
+                if !recursive {
+                    return Err(is_dir(arg));
+                }
+                let listing = b.listing(&path, true).await?;
+                if !listing.skipped.is_empty() {
+                    return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
+                }
+                let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+                    .entries
+                    .into_iter()
+                    .partition(|e| e.kind == EntryKind::Dir);
+                for f in files {
+                    b.remove(&f.path).await?;
+                    said("", &format!("{name}:{}", f.path))?;
+                }
+                // Deepest first: a directory is empty when its turn comes.
+                dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+                for d in dirs {
+                    b.rmdir(&d.path).await?;
+                    said("directory ", &format!("{name}:{}", d.path))?;
+                }
+                b.rmdir(&path).await?;
+                said("directory ", arg)
             }
-            if !recursive {
-                return Err(is_dir(arg));
-            }
-            let listing = b.listing(&path, true).await?;
-            if !listing.skipped.is_empty() {
-                return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
-            }
-            let (mut dirs, files): (Vec<_>, Vec<_>) = listing
-                .entries
-                .into_iter()
-                .partition(|e| e.kind == EntryKind::Dir);
-            for f in files {
-                b.remove(&f.path).await?;
-                said("", &format!("{name}:{}", f.path))?;
-            }
-            // Deepest first: a directory is empty when its turn comes.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
-            for d in dirs {
-                b.rmdir(&d.path).await?;
-                said("directory ", &format!("{name}:{}", d.path))?;
-            }
-            b.rmdir(&path).await?;
-            said("directory ", arg)
-        }
-    })
+        },
+    )
     .await;
     r?;
     failed.result()
@@ -405,42 +415,50 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
         }
         r => r.map_err(|(_, e)| local_error(e, arg)),
     };
-    for_each_with(args, conn, exists, async |boards, arg, place| match place {
-        Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
-        Place::Local(p) => local(std::fs::create_dir(p), arg),
-        Place::Board(name, path) => {
-            let b = boards.get(&name).await?;
-            let r = if parents {
-                b.mkdirs(&path).await
-            } else {
-                match b.stat(&path).await {
-                    Ok(Some(_)) => return Err(exists(arg)),
-                    Ok(None) => b.mkdir(&path).await,
-                    Err(e) => Err(e),
+    for_each_with(
+        args,
+        conn,
+        exists,
+        false,
+        async |boards, arg, place| match place {
+            Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
+            Place::Local(p) => local(std::fs::create_dir(p), arg),
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                let r = if parents {
+                    b.mkdirs(&path).await
+                } else {
+                    match b.stat(&path).await {
+                        Ok(Some(_)) => return Err(exists(arg)),
+                        Ok(None) => b.mkdir(&path).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                // The board's -p names the path asked for, whichever part was
+                // a file: the path itself is "File exists", a file above it is
+                // in the way. Without -p the path was not there.
+                match r {
+                    Err(Error::Os { errno, .. })
+                        if parents
+                            && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
+                            && matches!(b.stat(&path).await, Ok(Some(_))) =>
+                    {
+                        Err(exists(arg))
+                    }
+                    Err(Error::Os { errno, .. })
+                        if [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
+                    {
+                        Err(cannot_mkdir(arg, libc::ENOTDIR))
+                    }
+                    Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
+                        Err(cannot_mkdir(arg, libc::ENOENT))
+                    }
+                    Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
+                    r => r,
                 }
-            };
-            // The board's -p names the path asked for, whichever part was
-            // a file: the path itself is "File exists", a file above it is
-            // in the way. Without -p the path was not there.
-            match r {
-                Err(Error::Os { errno, .. })
-                    if parents
-                        && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
-                        && matches!(b.stat(&path).await, Ok(Some(_))) =>
-                {
-                    Err(exists(arg))
-                }
-                Err(Error::Os { errno, .. }) if [libc::EEXIST, libc::ENOTDIR].contains(&errno) => {
-                    Err(cannot_mkdir(arg, libc::ENOTDIR))
-                }
-                Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
-                    Err(cannot_mkdir(arg, libc::ENOENT))
-                }
-                Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
-                r => r,
             }
-        }
-    })
+        },
+    )
     .await
 }
 
