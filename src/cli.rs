@@ -140,11 +140,19 @@ pub enum Command {
         force: bool,
     },
     /// List a directory on a board: HOST[:PORT]:PATH (PATH defaults to /).
+    // `-h` is human sizes here, as to ls; help is `--help`.
+    #[command(disable_help_flag = true)]
     Ls {
         target: String,
         /// Sizes and types.
         #[arg(short, long)]
         long: bool,
+        /// Sizes in human units (KB, MB) with -l, as ls -lh.
+        #[arg(short = 'h', long)]
+        human_readable: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// The whole tree below PATH (-r as well, as mpremote's users type).
         #[arg(short = 'R', visible_short_alias = 'r', long)]
         recursive: bool,
@@ -188,7 +196,17 @@ pub enum Command {
         paths: Vec<String>,
     },
     /// A board's free space (HOST[:PORT], NAME, URL or a mountpoint).
-    Df { target: String },
+    // `-h` is human sizes here, as to df (they always are); help is `--help`.
+    #[command(disable_help_flag = true)]
+    Df {
+        target: String,
+        /// Sizes in human units, as df -h (the default: accepted for it).
+        #[arg(short = 'h', long)]
+        human_readable: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+    },
     /// Make empty files on a board (an existing one is left as it is).
     Touch {
         #[arg(required = true)]
@@ -783,7 +801,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             c::mv(&paths, &dst, conn).await
         }
         Command::Cat { paths } => c::cat(&paths, conn).await,
-        Command::Df { target } => c::df(&target, conn).await,
+        Command::Df { target, .. } => c::df(&target, conn).await,
         Command::Touch { paths } => c::touch(&paths, conn).await,
         Command::Sha256sum { paths } => c::sha256sum(&paths, conn).await,
         Command::Tree { target } => c::tree(&target, conn).await,
@@ -804,8 +822,10 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Ls {
             target,
             long,
+            human_readable,
             recursive,
-        } => c::ls(&target, long, recursive, conn).await,
+            ..
+        } => c::ls(&target, long, human_readable, recursive, conn).await,
         Command::Cp {
             paths,
             recursive,

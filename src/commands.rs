@@ -303,22 +303,35 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
+pub async fn ls(
+    target: &str,
+    long: bool,
+    human_sizes: bool,
+    recursive: bool,
+    conn: &Conn,
+) -> Result<()> {
+    let size = |n: u64| if human_sizes { human(n) } else { n.to_string() };
     if let Some((_, here)) = mount_path(target)? {
-        return match local_list(&here, target, long, recursive) {
+        return match local_list(&here, target, long, &size, recursive) {
             Err(e) => Err(explained(e, target).await),
             r => r,
         };
     }
     let (board, path) = board_and_path(target)?;
     let b = conn.connect(&board).await?;
-    let r = list(&b, &path, long, recursive).await;
+    let r = list(&b, &path, long, &size, recursive).await;
     b.session().close().await;
     r
 }
 
 /// `ls` of a path in a mount, as `ls` of the board's path prints it.
-fn local_list(p: &Path, arg: &str, long: bool, recursive: bool) -> Result<()> {
+fn local_list(
+    p: &Path,
+    arg: &str,
+    long: bool,
+    size_of: &dyn Fn(u64) -> String,
+    recursive: bool,
+) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| files::local_error(e, arg))?;
     let mut out = std::io::stdout().lock();
     let entries = if meta.is_dir() {
@@ -341,7 +354,7 @@ fn local_list(p: &Path, arg: &str, long: bool, recursive: bool) -> Result<()> {
             .map(|m| m.len())
             .unwrap_or(0);
             let kind = if is_dir { 'd' } else { '-' };
-            writeln!(out, "{kind} {size:>9} {shown}")?;
+            writeln!(out, "{kind} {:>9} {shown}", size_of(size))?;
         } else {
             writeln!(out, "{shown}")?;
         }
@@ -568,7 +581,13 @@ fn unhex_bytes(h: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> {
+async fn list(
+    b: &Board,
+    path: &str,
+    long: bool,
+    size_of: &dyn Fn(u64) -> String,
+    recursive: bool,
+) -> Result<()> {
     let path = board::normalize(path)?;
     let st = b
         .stat(&path)
@@ -612,7 +631,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
                 out,
                 "{} {:>9} {}",
                 if e.kind == EntryKind::Dir { 'd' } else { '-' },
-                e.size,
+                size_of(e.size),
                 shown
             )?;
         } else {

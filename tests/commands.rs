@@ -1778,3 +1778,24 @@ fn a_download_of_dir_dot_is_its_contents_every_time() {
         assert!(copy.join("lib/x.py").is_file());
     }
 }
+
+/// `-h` is human sizes to df and ls, as coreutils have it (help stays
+/// `--help`): it printed help and exited 0.
+#[test]
+fn dash_h_is_human_sizes_for_df_and_ls() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/big.bin"), vec![7u8; 3072]).unwrap();
+    let a = tb.addr();
+    let o = wm(&tb, &["ls", "-lh", &format!("{a}:/big.bin")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "-    3.0 KB /big.bin\n");
+    let o = wm(&tb, &["ls", "-l", &format!("{a}:/big.bin")]);
+    assert_eq!(out(&o), "-      3072 /big.bin\n");
+    let o = wm(&tb, &["df", "-h", &a]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).starts_with(&format!("{a}: ")) && out(&o).contains(" free of "));
+    for cmd in ["ls", "df"] {
+        let o = wm(&tb, &[cmd, "--help"]);
+        assert!(o.status.success() && out(&o).contains("Usage: webrepl-mount"));
+    }
+}
