@@ -664,19 +664,29 @@ impl Cli {
     }
 }
 
-/// Bash: also the boards boards.toml names and the mountpoints of this
-/// user's mounts, wherever a board or a path may go.
+/// Bash: also the boards boards.toml names (as `NAME:`, no space after,
+/// as scp completes `host:`) and the mountpoints of this user's mounts,
+/// wherever a board or a path may go.
 const BASH_NAMES: &str = r#"
-_webrepl_mount_names() {
+_webrepl_mount_boards() {
     local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
     [[ -r $f ]] && sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f"
+}
+_webrepl_mount_mounts() {
     awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
 }
 _webrepl_mount_with_names() {
     _webrepl__mount "$@"
     local cur="${COMP_WORDS[COMP_CWORD]}"
     [[ $cur == -* ]] && return 0
-    COMPREPLY+=( $(compgen -W "$(_webrepl_mount_names)" -- "$cur") )
+    local b boards=()
+    for b in $(compgen -W "$(_webrepl_mount_boards)" -- "$cur"); do boards+=("$b:"); done
+    COMPREPLY+=( "${boards[@]}" $(compgen -W "$(_webrepl_mount_mounts)" -- "$cur") )
+    # A board's name goes on with its path, as scp completes `host:`.
+    if (( ${#boards[@]} )) && (( ${#COMPREPLY[@]} == ${#boards[@]} )); then
+        compopt -o nospace 2>/dev/null
+    fi
+    return 0
 }
 complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
@@ -725,7 +735,10 @@ fn completion_script(shell: clap_complete::Shell) -> Result<String> {
     let clap_fn = "_webrepl-mount() {\n";
     let dispatch = "\nif [ \"$funcstack[1]\" = \"_webrepl-mount\" ]; then";
     Ok(match shell {
-        Shell::Bash => script + BASH_NAMES,
+        // clap_complete names a dashed binary's subcommands two ways
+        // (`cmd=webrepl__mount__subcmd__cp`, `webrepl__subcmd__mount__subcmd__cp)`):
+        // one, so that their options complete.
+        Shell::Bash => script.replace("webrepl__subcmd__mount", "webrepl__mount") + BASH_NAMES,
         Shell::Fish => script + FISH_NAMES,
         // clap's function becomes ours to wrap; its own dispatch at the end
         // goes, ours calls the wrapper.

@@ -511,13 +511,59 @@ fn bash_completes_named_boards_and_mountpoints() {
             .unwrap();
         out(&o)
     };
-    assert_eq!(complete("ki"), "kitchen\n");
+    assert_eq!(complete("ki"), "kitchen:\n");
     let mp = m.path().display().to_string();
     assert!(
         complete(&mp[..mp.len() - 2]).lines().any(|l| l == mp),
         "{}",
         complete(&mp[..mp.len() - 2])
     );
+}
+
+/// The line an interactive bash (on a pseudo-terminal, driven by zsh's
+/// zpty) holds after `webrepl-mount WORDS<Tab>`, written to a file by
+/// editing it into an `echo` (Ctrl-A, Ctrl-E): a space after the
+/// completion shows.
+fn bash_typed(script: &Path, home: &Path, words: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("line");
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty b 'PS1="> " TERM=dumb bash --norc --noprofile -i'
+zpty -w b 'source {script}; echo READY$((1+1))'; zpty -r b chunk '*READY2*'
+zpty -w -n b $'webrepl-mount {words}	echo "[]" > {got}; echo DONE$((2+1))
+'; zpty -r b chunk '*DONE3*'
+zpty -d b
+"#,
+        script = script.display(),
+        got = got.display(),
+    );
+    let o = Command::new("timeout")
+        .args(["60", "zsh", "-f", "-c", &driver])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("zsh is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    std::fs::read_to_string(got).unwrap_or_default()
+}
+
+/// In a real bash: a subcommand's options complete (clap_complete's
+/// script named a dashed binary's subcommands two ways, and none did),
+/// and a named board completes as `NAME:` with no space, as scp's host.
+#[test]
+fn bash_completes_options_and_board_names_with_a_colon() {
+    let home = two_named_boards();
+    let script = home.path().join("webrepl-mount.bash");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    std::fs::write(&script, &o.stdout).unwrap();
+    let typed = |words: &str| bash_typed(&script, home.path(), words);
+    assert_eq!(typed("cp --rec"), "[webrepl-mount cp --recursive ]\n");
+    assert_eq!(
+        typed("mip install --ind"),
+        "[webrepl-mount mip install --index ]\n"
+    );
+    assert_eq!(typed("status ki"), "[webrepl-mount status kitchen:]\n");
+    assert_eq!(typed("ls gar"), "[webrepl-mount ls garden:]\n");
 }
 
 /// zsh, for real: an interactive zsh on a pseudo-terminal (zpty) is sent
