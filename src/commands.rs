@@ -4,7 +4,7 @@
 
 mod files;
 mod trouble;
-pub(crate) use files::{Failed, is_glob, matching};
+pub(crate) use files::{Failed, is_glob, matching, target_pattern};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
 pub(crate) use trouble::explained;
 

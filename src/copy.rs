@@ -408,7 +408,16 @@ async fn upload(
     label: &str,
 ) -> Result<Sent> {
     let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
-    let dst_path = board::normalize(dst)?;
+    let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
+        Ok(d) => d,
+        Err(Error::Invalid(why)) => {
+            return Ok(Sent {
+                refused: vec![why],
+                ..Sent::default()
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let st = b.stat(&dst_path).await?;
     // As GNU cp: into DST only when it is a directory; a missing `DST/`
     // is the new name (of a tree; a file cannot be `DST/`), and several

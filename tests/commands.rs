@@ -1845,3 +1845,48 @@ fn dash_h_is_human_sizes_for_df_and_ls() {
         assert!(o.status.success() && out(&o).contains("Usage: webrepl-mount"));
     }
 }
+
+/// A quoted pattern as mv's or cp's target is the one directory it
+/// matches; else refused: `mv HOST:/x1.py 'HOST:/*.txt'` made a file
+/// named `*.txt`.
+#[test]
+fn a_pattern_as_a_target_must_match_one_directory() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/x1.py"), "x\n").unwrap();
+    std::fs::write(tb.path("/a.txt"), "a\n").unwrap();
+    std::fs::write(tb.path("/b.txt"), "b\n").unwrap();
+    let refused = |o: &Output, arg: &str, matches: &str| {
+        assert_eq!(o.status.code(), Some(1), "{}", err(o));
+        assert_eq!(
+            err(o),
+            format!(
+                "webrepl-mount: target '{arg}': a pattern as a target must match one directory (it matches {matches})"
+            )
+        );
+    };
+    let x1 = format!("{a}:/x1.py");
+    for (pattern, matches) in [
+        ("/*.txt", "2 names"),
+        ("/*.zz", "nothing"),
+        ("/a.t?t", "a file"),
+    ] {
+        let t = format!("{a}:{pattern}");
+        refused(&wm(&tb, &["mv", &x1, &t]), &t, matches);
+        let here = tempfile::tempdir().unwrap();
+        let f = here.path().join("f.py");
+        std::fs::write(&f, "f\n").unwrap();
+        refused(&wm(&tb, &["cp", &f.display().to_string(), &t]), &t, matches);
+    }
+    let names: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(['*', '?'])), "{names:?}");
+    assert_eq!(std::fs::read(tb.path("/a.txt")).unwrap(), b"a\n");
+    let o = wm(&tb, &["mv", &x1, &format!("{a}:/l?b")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/x1.py").is_file());
+}

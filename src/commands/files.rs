@@ -555,6 +555,13 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
             let mut boards = Boards::new(conn);
             let r = async {
                 let b = boards.get(&bd).await?;
+                let d = match target_pattern(&b, dst, &d).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        failed.note(Err(e));
+                        return Ok(());
+                    }
+                };
                 let target = b.stat(&d).await?;
                 let into = matches!(target, Some(st) if st.kind == EntryKind::Dir);
                 let mut sources = Vec::new();
@@ -607,6 +614,33 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
         }
     }
     failed.result()
+}
+
+/// A quoted pattern as a target (`'kb:/*.txt'`) is the one directory it
+/// matches, as the shell would expand it; anything else would make a file
+/// named by the pattern itself.
+pub(crate) async fn target_pattern(b: &Board, arg: &str, path: &str) -> Result<String> {
+    if !is_glob(path) {
+        return Ok(path.to_string());
+    }
+    let found = match matching(b, arg, path).await {
+        Ok(found) => found,
+        Err(Error::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if let [one] = &found[..]
+        && matches!(b.stat(one).await?, Some(st) if st.kind == EntryKind::Dir)
+    {
+        return Ok(one.clone());
+    }
+    Err(Error::Invalid(format!(
+        "target '{arg}': a pattern as a target must match one directory (it matches {})",
+        match found.len() {
+            0 => "nothing".to_string(),
+            1 => "a file".to_string(),
+            n => format!("{n} names"),
+        }
+    )))
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
