@@ -109,10 +109,16 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
 async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
     let d = Path::new(dst);
     let into = d.is_dir();
-    if srcs.len() > 1 && !into {
-        return Err(Error::Invalid(format!("target '{dst}' is not a directory")));
-    }
     let mut failed = Failed::default();
+    if srcs.len() > 1 && !into {
+        // As coreutils' cp says it, and exits 1.
+        failed.note(Err(Error::Invalid(if d.exists() {
+            format!("target '{dst}' is not a directory")
+        } else {
+            format!("target '{dst}': No such file or directory")
+        })));
+        return failed.result();
+    }
     for s in srcs {
         let src = Path::new(s);
         let to = match src.file_name() {

@@ -1799,6 +1799,25 @@ fn several_sources_into_a_missing_directory_are_refused_alike() {
         format!("webrepl-mount: target '{nodir}': No such file or directory")
     );
     assert!(tb.path("/x.py").is_file() && !tb.path("/nodir").exists());
+    // The same through a mount.
+    let m = Mount::start(&tb, &a, &[]);
+    let at = |p: &str| m.path().join(p).display().to_string();
+    for cmd in ["cp", "mv"] {
+        let o = m
+            .cmd()
+            .args([cmd, &at("x.py"), &at("y.py"), &at("nodir")])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: target '{}': No such file or directory",
+                at("nodir")
+            )
+        );
+    }
+    assert!(m.path().join("x.py").is_file() && !m.path().join("nodir").exists());
 }
 
 /// `HOST:/app/.` is what /app holds, into DST each time, as GNU cp takes
