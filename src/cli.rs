@@ -140,11 +140,19 @@ pub enum Command {
         force: bool,
     },
     /// List a directory on a board: HOST[:PORT]:PATH (PATH defaults to /).
+    // `-h` is human sizes here, as to ls; help is `--help`.
+    #[command(disable_help_flag = true)]
     Ls {
         target: String,
         /// Sizes and types.
         #[arg(short, long)]
         long: bool,
+        /// Sizes in human units (KB, MB) with -l, as ls -lh.
+        #[arg(short = 'h', long)]
+        human_readable: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// The whole tree below PATH (-r as well, as mpremote's users type).
         #[arg(short = 'R', visible_short_alias = 'r', long)]
         recursive: bool,
@@ -188,7 +196,17 @@ pub enum Command {
         paths: Vec<String>,
     },
     /// A board's free space (HOST[:PORT], NAME, URL or a mountpoint).
-    Df { target: String },
+    // `-h` is human sizes here, as to df (they always are); help is `--help`.
+    #[command(disable_help_flag = true)]
+    Df {
+        target: String,
+        /// Sizes in human units, as df -h (the default: accepted for it).
+        #[arg(short = 'h', long)]
+        human_readable: bool,
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+    },
     /// Make empty files on a board (an existing one is left as it is).
     Touch {
         #[arg(required = true)]
@@ -646,19 +664,29 @@ impl Cli {
     }
 }
 
-/// Bash: also the boards boards.toml names and the mountpoints of this
-/// user's mounts, wherever a board or a path may go.
+/// Bash: also the boards boards.toml names (as `NAME:`, no space after,
+/// as scp completes `host:`) and the mountpoints of this user's mounts,
+/// wherever a board or a path may go.
 const BASH_NAMES: &str = r#"
-_webrepl_mount_names() {
+_webrepl_mount_boards() {
     local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
     [[ -r $f ]] && sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f"
+}
+_webrepl_mount_mounts() {
     awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
 }
 _webrepl_mount_with_names() {
     _webrepl__mount "$@"
     local cur="${COMP_WORDS[COMP_CWORD]}"
     [[ $cur == -* ]] && return 0
-    COMPREPLY+=( $(compgen -W "$(_webrepl_mount_names)" -- "$cur") )
+    local b boards=()
+    for b in $(compgen -W "$(_webrepl_mount_boards)" -- "$cur"); do boards+=("$b:"); done
+    COMPREPLY+=( "${boards[@]}" $(compgen -W "$(_webrepl_mount_mounts)" -- "$cur") )
+    # A board's name goes on with its path, as scp completes `host:`.
+    if (( ${#boards[@]} )) && (( ${#COMPREPLY[@]} == ${#boards[@]} )); then
+        compopt -o nospace 2>/dev/null
+    fi
+    return 0
 }
 complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
@@ -707,7 +735,10 @@ fn completion_script(shell: clap_complete::Shell) -> Result<String> {
     let clap_fn = "_webrepl-mount() {\n";
     let dispatch = "\nif [ \"$funcstack[1]\" = \"_webrepl-mount\" ]; then";
     Ok(match shell {
-        Shell::Bash => script + BASH_NAMES,
+        // clap_complete names a dashed binary's subcommands two ways
+        // (`cmd=webrepl__mount__subcmd__cp`, `webrepl__subcmd__mount__subcmd__cp)`):
+        // one, so that their options complete.
+        Shell::Bash => script.replace("webrepl__subcmd__mount", "webrepl__mount") + BASH_NAMES,
         Shell::Fish => script + FISH_NAMES,
         // clap's function becomes ours to wrap; its own dispatch at the end
         // goes, ours calls the wrapper.
@@ -783,7 +814,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             c::mv(&paths, &dst, conn).await
         }
         Command::Cat { paths } => c::cat(&paths, conn).await,
-        Command::Df { target } => c::df(&target, conn).await,
+        Command::Df { target, .. } => c::df(&target, conn).await,
         Command::Touch { paths } => c::touch(&paths, conn).await,
         Command::Sha256sum { paths } => c::sha256sum(&paths, conn).await,
         Command::Tree { target } => c::tree(&target, conn).await,
@@ -804,8 +835,10 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Ls {
             target,
             long,
+            human_readable,
             recursive,
-        } => c::ls(&target, long, recursive, conn).await,
+            ..
+        } => c::ls(&target, long, human_readable, recursive, conn).await,
         Command::Cp {
             paths,
             recursive,

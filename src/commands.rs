@@ -4,7 +4,7 @@
 
 mod files;
 mod trouble;
-pub(crate) use files::{Failed, is_glob, matching};
+pub(crate) use files::{Failed, is_glob, matching, target_pattern};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
 pub(crate) use trouble::explained;
 
@@ -303,22 +303,35 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-pub async fn ls(target: &str, long: bool, recursive: bool, conn: &Conn) -> Result<()> {
-    if mounted(target)?.is_some() {
-        return match local_list(Path::new(target), target, long, recursive) {
+pub async fn ls(
+    target: &str,
+    long: bool,
+    human_sizes: bool,
+    recursive: bool,
+    conn: &Conn,
+) -> Result<()> {
+    let size = |n: u64| if human_sizes { human(n) } else { n.to_string() };
+    if let Some((_, here)) = mount_path(target)? {
+        return match local_list(&here, target, long, &size, recursive) {
             Err(e) => Err(explained(e, target).await),
             r => r,
         };
     }
     let (board, path) = board_and_path(target)?;
     let b = conn.connect(&board).await?;
-    let r = list(&b, &path, long, recursive).await;
+    let r = list(&b, &path, long, &size, recursive).await;
     b.session().close().await;
     r
 }
 
 /// `ls` of a path in a mount, as `ls` of the board's path prints it.
-fn local_list(p: &Path, arg: &str, long: bool, recursive: bool) -> Result<()> {
+fn local_list(
+    p: &Path,
+    arg: &str,
+    long: bool,
+    size_of: &dyn Fn(u64) -> String,
+    recursive: bool,
+) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| files::local_error(e, arg))?;
     let mut out = std::io::stdout().lock();
     let entries = if meta.is_dir() {
@@ -341,7 +354,7 @@ fn local_list(p: &Path, arg: &str, long: bool, recursive: bool) -> Result<()> {
             .map(|m| m.len())
             .unwrap_or(0);
             let kind = if is_dir { 'd' } else { '-' };
-            writeln!(out, "{kind} {size:>9} {shown}")?;
+            writeln!(out, "{kind} {:>9} {shown}", size_of(size))?;
         } else {
             writeln!(out, "{shown}")?;
         }
@@ -383,6 +396,13 @@ fn local_walk(dir: &Path, arg: &str, recursive: bool) -> Result<Vec<(usize, Stri
 /// The mount a local path is in (any depth), if `target` names a local
 /// path at all: a path is never taken for a host name.
 pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
+    Ok(mount_path(target)?.map(|(mp, _)| mp))
+}
+
+/// The mount a local path is in and the path itself, `.` and `..` taken
+/// away lexically first (as `realpath -s`): `MNT/../x` is a file beside
+/// the mount, never the mount's, and is refused as any path outside one.
+pub(crate) fn mount_path(target: &str) -> Result<Option<(PathBuf, PathBuf)>> {
     let p = Path::new(target);
     // `mnt/new/file`: a path whose first directories are here is here
     // too, existing or not (a board path has a `:`).
@@ -397,9 +417,16 @@ pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+    in_mount(target, &abs).map(Some)
+}
+
+/// The mount `abs` (absolute) is in, after `.` and `..` are resolved
+/// lexically, and that resolved path.
+pub(crate) fn in_mount(target: &str, abs: &Path) -> Result<(PathBuf, PathBuf)> {
+    let abs = lexical(abs);
     for dir in abs.ancestors() {
         if sidecar::socket_path(dir).exists() {
-            return Ok(Some(dir.to_path_buf()));
+            return Ok((dir.to_path_buf(), abs.clone()));
         }
         if sidecar::stale(dir) {
             // Every directory in a dead mount is stale: the mountpoint is
@@ -408,12 +435,28 @@ pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {
             while let Some(up) = mp.parent().filter(|u| sidecar::stale(u)) {
                 mp = up;
             }
-            return Ok(Some(mp.to_path_buf()));
+            return Ok((mp.to_path_buf(), abs.clone()));
         }
     }
     Err(Error::Invalid(format!(
         "{target} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
     )))
+}
+
+/// An absolute path without `.` and `..`, symbolic links not followed.
+fn lexical(abs: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A daemon's answer: `ok`, or `error KIND MESSAGE`.
@@ -538,7 +581,13 @@ fn unhex_bytes(h: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> {
+async fn list(
+    b: &Board,
+    path: &str,
+    long: bool,
+    size_of: &dyn Fn(u64) -> String,
+    recursive: bool,
+) -> Result<()> {
     let path = board::normalize(path)?;
     let st = b
         .stat(&path)
@@ -582,7 +631,7 @@ async fn list(b: &Board, path: &str, long: bool, recursive: bool) -> Result<()> 
                 out,
                 "{} {:>9} {}",
                 if e.kind == EntryKind::Dir { 'd' } else { '-' },
-                e.size,
+                size_of(e.size),
                 shown
             )?;
         } else {

@@ -109,10 +109,16 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
 async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
     let d = Path::new(dst);
     let into = d.is_dir();
-    if srcs.len() > 1 && !into {
-        return Err(Error::Invalid(format!("target '{dst}' is not a directory")));
-    }
     let mut failed = Failed::default();
+    if srcs.len() > 1 && !into {
+        // As coreutils' cp says it, and exits 1.
+        failed.note(Err(Error::Invalid(if d.exists() {
+            format!("target '{dst}' is not a directory")
+        } else {
+            format!("target '{dst}': No such file or directory")
+        })));
+        return failed.result();
+    }
     for s in srcs {
         let src = Path::new(s);
         let to = match src.file_name() {
@@ -256,8 +262,8 @@ async fn upload_to_all(
     let multi = MultiProgress::new();
     let mut tasks = Vec::new();
     for d in dests {
-        let (host, dir) = split_remote(d).unwrap_or_default();
-        let (srcs, conn, multi) = (srcs.to_vec(), conn.clone(), multi.clone());
+        let (host, _) = split_remote(d).unwrap_or_default();
+        let (srcs, conn, multi, shown) = (srcs.to_vec(), conn.clone(), multi.clone(), d.clone());
         let label = if dests.len() > 1 {
             host.clone()
         } else {
@@ -267,18 +273,31 @@ async fn upload_to_all(
             host.clone(),
             tokio::spawn(async move {
                 let b = conn.connect(&host).await?;
-                let r = upload(&b, &srcs, &dir, recursive, force, &multi, &label).await;
+                let r = upload(&b, &srcs, &shown, recursive, force, &multi, &label).await;
                 b.session().close().await;
                 r
             }),
         ));
     }
     let mut failed = Vec::new();
+    let mut left_out = Failed::default();
     for (host, t) in tasks {
         let r = t
             .await
             .unwrap_or_else(|e| Err(Error::Invalid(format!("{host}: {e}"))));
+        if let Ok(s) = &r {
+            for why in &s.refused {
+                let on = if dests.len() > 1 {
+                    format!("{host}: ")
+                } else {
+                    String::new()
+                };
+                left_out.note(Err(Error::Invalid(format!("{on}{why}"))));
+            }
+        }
         match r {
+            // Nothing was to go: the reason is said already.
+            Ok(s) if s.files == 0 && s.skipped == 0 && !s.refused.is_empty() => {}
             Ok(s) => eprintln!(
                 "{}{}",
                 if dests.len() > 1 {
@@ -297,7 +316,7 @@ async fn upload_to_all(
         }
     }
     match failed.len() {
-        0 => Ok(()),
+        0 => left_out.result(),
         1 if dests.len() == 1 => Err(failed.remove(0).1),
         n => {
             let (_, first) = failed.remove(0);
@@ -318,6 +337,8 @@ struct Sent {
     skipped: usize,
     algorithm: String,
     conflicts: Vec<String>,
+    /// Sources left out, each said as an error (the command exits 1).
+    refused: Vec<String>,
 }
 
 impl Sent {
@@ -386,17 +407,45 @@ fn read_local(p: &Path) -> Result<Vec<u8>> {
 async fn upload(
     b: &Board,
     srcs: &[String],
-    dst: &str,
+    shown: &str,
     recursive: bool,
     force: bool,
     multi: &MultiProgress,
     label: &str,
 ) -> Result<Sent> {
-    let dst_path = board::normalize(dst)?;
-    let into_dir = dst.ends_with('/')
-        || dst.is_empty()
-        || srcs.len() > 1
-        || matches!(b.stat(&dst_path).await?, Some(s) if s.kind == EntryKind::Dir);
+    let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
+    let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
+        Ok(d) => d,
+        Err(Error::Invalid(why)) => {
+            return Ok(Sent {
+                refused: vec![why],
+                ..Sent::default()
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let st = b.stat(&dst_path).await?;
+    // As GNU cp: into DST only when it is a directory; a missing `DST/`
+    // is the new name (of a tree; a file cannot be `DST/`), and several
+    // sources need a directory that is there.
+    let into_dir = dst.is_empty() || matches!(st, Some(s) if s.kind == EntryKind::Dir);
+    let refuse = |why: String| {
+        Ok(Sent {
+            refused: vec![why],
+            ..Sent::default()
+        })
+    };
+    if !into_dir && srcs.len() > 1 {
+        return refuse(match st {
+            Some(_) => format!("target '{shown}' is not a directory"),
+            None => format!("target '{shown}': No such file or directory"),
+        });
+    }
+    if !into_dir && dst.ends_with('/') && srcs.iter().any(|s| !Path::new(s).is_dir()) {
+        return refuse(format!(
+            "cannot create regular file '{shown}': Not a directory"
+        ));
+    }
     let mut plan = Vec::new();
     for s in srcs {
         // `dir/.`: what is in it, as GNU cp does.
@@ -414,6 +463,20 @@ async fn upload(
         };
         plan_upload(Path::new(s), &to, recursive, &mut plan)?;
     }
+    // A name kept for our own files is never written: the board's id
+    // marker copied from another board would make this one that board.
+    let mut refused = Vec::new();
+    plan.retain(|(local, remote)| {
+        let ours = remote.split('/').any(crate::cache::identity::hidden);
+        if ours {
+            refused.push(format!(
+                "{}: not sent: {} is a name webrepl-mount keeps for its own files (board id, helpers, uploads in progress)",
+                local.display(),
+                remote.trim_end_matches('/')
+            ));
+        }
+        !ours
+    });
     let mut dirs: Vec<String> = plan
         .iter()
         .filter_map(|(_, r)| r.strip_suffix('/').map(board::normalize))
@@ -434,7 +497,10 @@ async fn upload(
         let refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
         b.mkdirs_all(&refs).await?;
     }
-    let mut sent = Sent::default();
+    let mut sent = Sent {
+        refused,
+        ..Sent::default()
+    };
     // Files the board has another version of: sent as deltas of it.
     let mut onto = HashSet::new();
     if !force && !files.is_empty() {
@@ -557,11 +623,13 @@ async fn download(
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
         let shown = dst.display();
-        return Err(Error::Invalid(if dst.exists() {
+        // Said, and exit 1, as cp(1) ends.
+        failed.note(Err(Error::Invalid(if dst.exists() {
             format!("target '{shown}' is not a directory")
         } else {
             format!("target '{shown}': No such file or directory")
-        }));
+        })));
+        return Ok(());
     }
     let mut plan: Vec<(String, PathBuf, u64)> = Vec::new();
     let mut dirs = Vec::new();
@@ -572,7 +640,11 @@ async fn download(
             failed.note(Err(Error::NotFound(shown.clone())));
             continue;
         };
-        let local = if into_dir {
+        // `DIR/.`: what is in it, into DST, every time (as GNU cp, and as
+        // uploads take it); the path was normalized, the argument not.
+        let raw = shown.trim_end_matches('/');
+        let contents = raw.ends_with("/.") || raw.ends_with(":.");
+        let local = if into_dir && !contents {
             dst.join(base_name(&path))
         } else {
             dst.to_path_buf()
@@ -599,6 +671,12 @@ async fn download(
                 .unwrap_or(&e.path)
                 .split('/')
                 .filter(|c| !c.is_empty());
+            // Our own files (the board's id, the helpers, part files) stay
+            // on their board, as the mount and ls hide them: a restore of
+            // the copy onto another board would clone the id.
+            if rel.clone().any(crate::cache::identity::hidden) {
+                continue;
+            }
             let mut to = local.clone();
             to.extend(rel);
             match e.kind {

@@ -409,6 +409,10 @@ fn file_commands_on_a_board() {
     assert!(tb.path("/c.txt").exists());
     let o = wm(&tb, &["rm", &at("/*.py")]);
     assert_eq!(o.status.code(), Some(1));
+    // -f: no match is as no file, silent (coreutils' rm -f).
+    let o = wm(&tb, &["rm", "-f", &at("/*.py")]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(err(&o), "");
     let o = wm(&tb, &["df", &a]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(
@@ -508,13 +512,59 @@ fn bash_completes_named_boards_and_mountpoints() {
             .unwrap();
         out(&o)
     };
-    assert_eq!(complete("ki"), "kitchen\n");
+    assert_eq!(complete("ki"), "kitchen:\n");
     let mp = m.path().display().to_string();
     assert!(
         complete(&mp[..mp.len() - 2]).lines().any(|l| l == mp),
         "{}",
         complete(&mp[..mp.len() - 2])
     );
+}
+
+/// The line an interactive bash (on a pseudo-terminal, driven by zsh's
+/// zpty) holds after `webrepl-mount WORDS<Tab>`, written to a file by
+/// editing it into an `echo` (Ctrl-A, Ctrl-E): a space after the
+/// completion shows.
+fn bash_typed(script: &Path, home: &Path, words: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let got = dir.path().join("line");
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty b 'PS1="> " TERM=dumb bash --norc --noprofile -i'
+zpty -w b 'source {script}; echo READY$((1+1))'; zpty -r b chunk '*READY2*'
+zpty -w -n b $'webrepl-mount {words}	echo "[]" > {got}; echo DONE$((2+1))
+'; zpty -r b chunk '*DONE3*'
+zpty -d b
+"#,
+        script = script.display(),
+        got = got.display(),
+    );
+    let o = Command::new("timeout")
+        .args(["60", "zsh", "-f", "-c", &driver])
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("zsh is not installed: scripts/deps.sh installs it");
+    assert!(o.status.success(), "{}", err(&o));
+    std::fs::read_to_string(got).unwrap_or_default()
+}
+
+/// In a real bash: a subcommand's options complete (clap_complete's
+/// script named a dashed binary's subcommands two ways, and none did),
+/// and a named board completes as `NAME:` with no space, as scp's host.
+#[test]
+fn bash_completes_options_and_board_names_with_a_colon() {
+    let home = two_named_boards();
+    let script = home.path().join("webrepl-mount.bash");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    std::fs::write(&script, &o.stdout).unwrap();
+    let typed = |words: &str| bash_typed(&script, home.path(), words);
+    assert_eq!(typed("cp --rec"), "[webrepl-mount cp --recursive ]\n");
+    assert_eq!(
+        typed("mip install --ind"),
+        "[webrepl-mount mip install --index ]\n"
+    );
+    assert_eq!(typed("status ki"), "[webrepl-mount status kitchen:]\n");
+    assert_eq!(typed("ls gar"), "[webrepl-mount ls garden:]\n");
 }
 
 /// zsh, for real: an interactive zsh on a pseudo-terminal (zpty) is sent
@@ -1033,7 +1083,7 @@ fn quoted_patterns_move_several_files_and_brackets_match() {
     }
     // Several sources need a directory to go into.
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/lib/new.py")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(tb.path("/lib/f1.py").exists() && !tb.path("/lib/new.py").exists());
     let o = wm(&tb, &["mv", &at("/lib/f*.py"), &at("/old")]);
     assert!(o.status.success(), "{}", err(&o));
@@ -1091,7 +1141,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         &tb,
         &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/no")],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: target '{dir}/no': No such file or directory")
@@ -1100,7 +1150,7 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         &tb,
         &["cp", &format!("{a}:/lib/*.py"), &format!("{dir}/a.py")],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
         format!("webrepl-mount: target '{dir}/a.py' is not a directory")
@@ -1111,7 +1161,8 @@ fn quoted_patterns_in_cp_sources_match_on_the_board_and_here() {
         err(&o),
         format!("webrepl-mount: no such file or directory on the board: {a}:/lib/*.rs (no match)")
     );
-    // Local patterns, several into a board directory.
+    // Local patterns, several into a board directory (there: cp needs it).
+    std::fs::create_dir_all(tb.path("/up")).unwrap();
     let src = tempfile::tempdir().unwrap();
     for f in ["x1.py", "x2.py", "y.txt", ".z.py"] {
         std::fs::write(src.path().join(f), f).unwrap();
@@ -1284,6 +1335,7 @@ fn cp_skips_a_source_that_fails_and_copies_the_rest() {
     assert_eq!(got, ["a.py", "b.py"]);
     // And to a board: a local directory without -r, or a missing file.
     std::fs::create_dir(here.path().join("sub")).unwrap();
+    std::fs::create_dir_all(tb.path("/up")).unwrap();
     let o = wm(
         &tb,
         &[
@@ -1334,10 +1386,10 @@ fn mv_takes_several_sources_into_a_directory() {
     );
     assert!(tb.path("/lib/a.py").is_file() && tb.path("/lib/b.py").is_file());
     let o = wm(&tb, &["mv", &at("/c.py"), &at("/d.py"), &at("/e.py")]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(
         err(&o),
-        format!("webrepl-mount: target '{a}:/e.py' is not a directory")
+        format!("webrepl-mount: target '{a}:/e.py': No such file or directory")
     );
     assert!(tb.path("/c.py").is_file() && !tb.path("/e.py").exists());
     let m = Mount::start(&tb, &a, &[]);
@@ -1520,4 +1572,341 @@ fn a_dead_mount_or_a_gone_board_is_named_as_the_cause() {
             .status
             .success()
     );
+}
+
+/// `..` in a path given as a mount's resolves lexically first, as
+/// `realpath -s`: what lands outside the mount is refused before anything
+/// is done, never a host file beside the mount (issue 19).
+#[test]
+fn dot_dot_never_leaves_the_mount_for_host_files() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/keep.py"), "k\n").unwrap();
+    let sandbox = tempfile::tempdir().unwrap();
+    let canary = sandbox.path().join("canary.txt");
+    std::fs::write(&canary, "host\n").unwrap();
+    let dir = tempfile::tempdir_in(sandbox.path()).unwrap();
+    let m = Mount::start_on(&tb, &tb.addr(), dir, &[]);
+    let mp = m.path().display().to_string();
+    let up = |rest: &str| format!("{mp}/../{rest}");
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    let here = |args: &[&str]| m.cmd().args(args).current_dir(m.path()).output().unwrap();
+    let refused = |o: &Output, arg: &str| {
+        assert!(!o.status.success(), "{arg}");
+        assert_eq!(
+            err(o),
+            format!(
+                "webrepl-mount: {arg} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+            )
+        );
+    };
+    refused(&run(&["rm", &up("canary.txt")]), &up("canary.txt"));
+    refused(&run(&["touch", &up("new.txt")]), &up("new.txt"));
+    refused(&run(&["mkdir", &up("d")]), &up("d"));
+    let o = run(&["mv", &format!("{mp}/keep.py"), &up("moved.py")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).ends_with(
+            "moved.py is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
+        ),
+        "{}",
+        err(&o)
+    );
+    refused(&here(&["rm", "../canary.txt"]), "../canary.txt");
+    let o = here(&["ls", ".."]);
+    refused(&o, "..");
+    assert_eq!(out(&o), "");
+    // `rm -r MNT/..` is `..`: refused as coreutils' rm refuses it.
+    let o = run(&["rm", "-r", &format!("{mp}/..")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{mp}/..'")
+    );
+    assert!(canary.is_file());
+    for gone in ["new.txt", "d", "moved.py"] {
+        assert!(!sandbox.path().join(gone).exists(), "{gone}");
+    }
+    assert!(tb.path("/keep.py").is_file());
+    assert!(m.path().join("keep.py").is_file());
+}
+
+/// `rm -r .` and `rm -r ..` (in a mount, or a board path's last part) are
+/// refused as coreutils' rm refuses them: nothing removed, exit 1.
+#[test]
+fn rm_r_of_dot_or_dot_dot_removes_nothing() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/k/sub")).unwrap();
+    std::fs::write(tb.path("/k/a.py"), "a\n").unwrap();
+    std::fs::write(tb.path("/k/sub/b.py"), "b\n").unwrap();
+    let a = tb.addr();
+    for arg in [
+        format!("{a}:/k/."),
+        format!("{a}:/k/sub/.."),
+        format!("{a}:/k/./"),
+    ] {
+        let o = wm(&tb, &["rm", "-r", &arg]);
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{arg}'")
+        );
+    }
+    assert!(tb.path("/k/a.py").is_file() && tb.path("/k/sub/b.py").is_file());
+    let m = Mount::start(&tb, &a, &[]);
+    let sub = m.path().join("k/sub");
+    for arg in [".", ".."] {
+        let o = m
+            .cmd()
+            .args(["rm", "-r", arg])
+            .current_dir(&sub)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: refusing to remove '.' or '..' directory: skipping '{arg}'")
+        );
+    }
+    assert!(m.path().join("k/a.py").is_file() && sub.join("b.py").is_file());
+    assert!(tb.path("/k/a.py").is_file() && tb.path("/k/sub/b.py").is_file());
+}
+
+/// Our own files (the board's id, part files) never leave a board in a
+/// download nor reach one in an upload: a restore of one board's backup
+/// onto another would clone its id and defeat the journal's board identity.
+#[test]
+fn cp_leaves_our_own_files_out_both_ways() {
+    let tb = TestBoard::start();
+    let other = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/main.py"), "m\n").unwrap();
+    std::fs::write(tb.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "board-a-id\n").unwrap();
+    std::fs::write(tb.path("/lib/.wrm-1a2b3c"), "half\n").unwrap();
+    let dl = tempfile::tempdir().unwrap();
+    let all = dl.path().join("all");
+    let o = wm(
+        &tb,
+        &[
+            "cp",
+            "-r",
+            &format!("{}:/", tb.addr()),
+            &all.display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(all.join("main.py").is_file() && all.join("lib/a.py").is_file());
+    assert!(!all.join(".webrepl-mount-id").exists());
+    assert!(!all.join("lib/.wrm-1a2b3c").exists());
+    // A backup that holds one anyway (made by hand, or by an older copy).
+    std::fs::write(all.join(".webrepl-mount-id"), "board-a-id\n").unwrap();
+    let src = format!("{}/.", all.display());
+    let o = wm(&other, &["cp", "-r", &src, &format!("{}:/", other.addr())]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "webrepl-mount: {}/./.webrepl-mount-id: not sent: /.webrepl-mount-id is a name webrepl-mount keeps for its own files (board id, helpers, uploads in progress)",
+            all.display()
+        )),
+        "{}",
+        err(&o)
+    );
+    assert!(other.path("/main.py").is_file() && other.path("/lib/a.py").is_file());
+    assert_ne!(
+        std::fs::read_to_string(other.path("/.webrepl-mount-id"))
+            .ok()
+            .as_deref(),
+        Some("board-a-id\n")
+    );
+}
+
+/// A trailing slash on an upload's target that is not there names the new
+/// directory, as GNU cp takes it (and the download side did): a deploy
+/// `cp -r src/ HOST:/app2/` lands in /app2, not /app2/src.
+#[test]
+fn a_trailing_slash_on_a_new_upload_target_is_its_name() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let here = tempfile::tempdir().unwrap();
+    let src = here.path().join("src");
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    std::fs::write(src.join("main.py"), "m\n").unwrap();
+    std::fs::write(src.join("lib/x.py"), "x\n").unwrap();
+    let s = format!("{}/", src.display());
+    let o = wm(&tb, &["cp", "-r", &s, &format!("{a}:/app2/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/app2/main.py").is_file() && tb.path("/app2/lib/x.py").is_file());
+    assert!(!tb.path("/app2/src").exists());
+    // There now: into it, as cp does the second time.
+    let o = wm(&tb, &["cp", "-r", &s, &format!("{a}:/app2/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/app2/src/main.py").is_file());
+    // A file cannot be `DIR/`.
+    let file = src.join("main.py").display().to_string();
+    let o = wm(&tb, &["cp", &file, &format!("{a}:/newd/")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: cannot create regular file '{a}:/newd/': Not a directory")
+    );
+    assert!(!tb.path("/newd").exists());
+}
+
+/// Several sources go into a directory that is there, or nowhere: upload,
+/// download and mv say it as coreutils' cp and mv, exit 1.
+#[test]
+fn several_sources_into_a_missing_directory_are_refused_alike() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::write(tb.path("/x.py"), "x\n").unwrap();
+    std::fs::write(tb.path("/y.py"), "y\n").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let (p, q) = (here.path().join("p.py"), here.path().join("q.py"));
+    std::fs::write(&p, "p\n").unwrap();
+    std::fs::write(&q, "q\n").unwrap();
+    let (p, q) = (p.display().to_string(), q.display().to_string());
+    let nodir = format!("{a}:/nodir");
+    let o = wm(&tb, &["cp", &p, &q, &nodir]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{nodir}': No such file or directory")
+    );
+    assert!(!tb.path("/nodir").exists());
+    let o = wm(&tb, &["cp", &p, &q, &format!("{a}:/x.py")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{a}:/x.py' is not a directory")
+    );
+    assert_eq!(std::fs::read(tb.path("/x.py")).unwrap(), b"x\n");
+    let local = here.path().join("nodir").display().to_string();
+    let o = wm(
+        &tb,
+        &["cp", &format!("{a}:/x.py"), &format!("{a}:/y.py"), &local],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{local}': No such file or directory")
+    );
+    let o = wm(
+        &tb,
+        &["mv", &format!("{a}:/x.py"), &format!("{a}:/y.py"), &nodir],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: target '{nodir}': No such file or directory")
+    );
+    assert!(tb.path("/x.py").is_file() && !tb.path("/nodir").exists());
+    // The same through a mount.
+    let m = Mount::start(&tb, &a, &[]);
+    let at = |p: &str| m.path().join(p).display().to_string();
+    for cmd in ["cp", "mv"] {
+        let o = m
+            .cmd()
+            .args([cmd, &at("x.py"), &at("y.py"), &at("nodir")])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: target '{}': No such file or directory",
+                at("nodir")
+            )
+        );
+    }
+    assert!(m.path().join("x.py").is_file() && !m.path().join("nodir").exists());
+}
+
+/// `HOST:/app/.` is what /app holds, into DST each time, as GNU cp takes
+/// `app/.`: a second download nested app/ in the copy.
+#[test]
+fn a_download_of_dir_dot_is_its_contents_every_time() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/app/lib")).unwrap();
+    std::fs::write(tb.path("/app/main.py"), "m\n").unwrap();
+    std::fs::write(tb.path("/app/lib/x.py"), "x\n").unwrap();
+    let dl = tempfile::tempdir().unwrap();
+    let copy = dl.path().join("appcopy");
+    let src = format!("{}:/app/.", tb.addr());
+    for _ in 0..2 {
+        let o = wm(&tb, &["cp", "-r", &src, &copy.display().to_string()]);
+        assert!(o.status.success(), "{}", err(&o));
+        let mut got: Vec<_> = std::fs::read_dir(&copy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["lib", "main.py"]);
+        assert!(copy.join("lib/x.py").is_file());
+    }
+}
+
+/// `-h` is human sizes to df and ls, as coreutils have it (help stays
+/// `--help`): it printed help and exited 0.
+#[test]
+fn dash_h_is_human_sizes_for_df_and_ls() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/big.bin"), vec![7u8; 3072]).unwrap();
+    let a = tb.addr();
+    let o = wm(&tb, &["ls", "-lh", &format!("{a}:/big.bin")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "-    3.0 KB /big.bin\n");
+    let o = wm(&tb, &["ls", "-l", &format!("{a}:/big.bin")]);
+    assert_eq!(out(&o), "-      3072 /big.bin\n");
+    let o = wm(&tb, &["df", "-h", &a]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).starts_with(&format!("{a}: ")) && out(&o).contains(" free of "));
+    for cmd in ["ls", "df"] {
+        let o = wm(&tb, &[cmd, "--help"]);
+        assert!(o.status.success() && out(&o).contains("Usage: webrepl-mount"));
+    }
+}
+
+/// A quoted pattern as mv's or cp's target is the one directory it
+/// matches; else refused: `mv HOST:/x1.py 'HOST:/*.txt'` made a file
+/// named `*.txt`.
+#[test]
+fn a_pattern_as_a_target_must_match_one_directory() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/x1.py"), "x\n").unwrap();
+    std::fs::write(tb.path("/a.txt"), "a\n").unwrap();
+    std::fs::write(tb.path("/b.txt"), "b\n").unwrap();
+    let refused = |o: &Output, arg: &str, matches: &str| {
+        assert_eq!(o.status.code(), Some(1), "{}", err(o));
+        assert_eq!(
+            err(o),
+            format!(
+                "webrepl-mount: target '{arg}': a pattern as a target must match one directory (it matches {matches})"
+            )
+        );
+    };
+    let x1 = format!("{a}:/x1.py");
+    for (pattern, matches) in [
+        ("/*.txt", "2 names"),
+        ("/*.zz", "nothing"),
+        ("/a.t?t", "a file"),
+    ] {
+        let t = format!("{a}:{pattern}");
+        refused(&wm(&tb, &["mv", &x1, &t]), &t, matches);
+        let here = tempfile::tempdir().unwrap();
+        let f = here.path().join("f.py");
+        std::fs::write(&f, "f\n").unwrap();
+        refused(&wm(&tb, &["cp", &f.display().to_string(), &t]), &t, matches);
+    }
+    let names: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(['*', '?'])), "{names:?}");
+    assert_eq!(std::fs::read(tb.path("/a.txt")).unwrap(), b"a\n");
+    let o = wm(&tb, &["mv", &x1, &format!("{a}:/l?b")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(tb.path("/lib/x1.py").is_file());
 }

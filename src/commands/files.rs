@@ -33,9 +33,15 @@ fn place(arg: &str) -> Result<Place> {
             .and_then(|d| mounted(&d.to_string_lossy()).ok().flatten())
             .is_some()
     };
-    match mounted(arg)? {
-        Some(_) => Ok(Place::Local(PathBuf::from(arg))),
-        None if !arg.contains(':') && here_mounted() => Ok(Place::Local(PathBuf::from(arg))),
+    // The path acted on is the one resolved lexically, checked to be in
+    // the mount: `MNT/../x` or `../x` from the mountpoint is no board's.
+    match super::mount_path(arg)? {
+        Some((_, here)) => Ok(Place::Local(here)),
+        None if !arg.contains(':') && here_mounted() => {
+            let abs =
+                std::path::absolute(arg).map_err(|e| Error::Invalid(format!("{arg}: {e}")))?;
+            Ok(Place::Local(super::in_mount(arg, &abs)?.1))
+        }
         // `NAME/`: the board boards.toml names, as for every command.
         None if arg.strip_suffix('/').is_some_and(|n| {
             !n.contains(['/', ':']) && matches!(crate::boards::find(n), Ok(Some(_)))
@@ -92,15 +98,17 @@ async fn for_each<F>(args: &[String], conn: &Conn, each: F) -> Result<()>
 where
     F: AsyncFnMut(&mut Boards<'_>, &str, Place) -> Result<()>,
 {
-    for_each_with(args, conn, not_dir, each).await
+    for_each_with(args, conn, not_dir, false, each).await
 }
 
 /// `for_each`, where `slash_file` says what `FILE/` is to this command
-/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it).
+/// (ENOTDIR to most; "File exists" to mkdir, as coreutils says it), and
+/// `no_match_ok` whether a pattern that matches nothing is no error (rm -f).
 async fn for_each_with<F>(
     args: &[String],
     conn: &Conn,
     slash_file: fn(&str) -> Error,
+    no_match_ok: bool,
     mut each: F,
 ) -> Result<()>
 where
@@ -122,6 +130,7 @@ where
                         }
                         Ok(())
                     }
+                    Err(Error::NotFound(_)) if no_match_ok => Ok(()),
                     Err(e) => Err(e),
                 }
             }
@@ -258,63 +267,92 @@ pub async fn rm(
         }
         Ok(())
     };
-    for_each(args, conn, async |boards, arg, place| match place {
-        Place::Board(_, path) if path == "/" => Err(root(arg)),
-        Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
-        Place::Local(p) => {
-            let r = match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
-                Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
-                Ok(_) => std::fs::remove_file(&p),
-                Err(e) => Err(e),
-            };
-            match r {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
-                r => {
-                    r.map_err(|e| local_error(e, arg))?;
-                    said("", arg)
+    // As coreutils' rm -r: `.` and `..` are refused before anything in
+    // them is touched (it would empty the directory, then fail).
+    let mut failed = Failed::default();
+    let mut rest = Vec::new();
+    for arg in args {
+        if recursive && dot_or_dotdot(arg) {
+            failed.note(Err(Error::Invalid(format!(
+                "refusing to remove '.' or '..' directory: skipping '{arg}'"
+            ))));
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    // -f: a pattern that matches nothing is as a missing name, silent.
+    let r = for_each_with(
+        &rest,
+        conn,
+        not_dir,
+        force,
+        async |boards, arg, place| match place {
+            Place::Board(_, path) if path == "/" => Err(root(arg)),
+            Place::Local(p) if is_mountpoint(&p) => Err(root(arg)),
+            Place::Local(p) => {
+                let r = match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() && !recursive => return Err(is_dir(arg)),
+                    Ok(m) if m.is_dir() => return remove_tree_here(&p, arg, &said),
+                    Ok(_) => std::fs::remove_file(&p),
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && force => Ok(()),
+                    r => {
+                        r.map_err(|e| local_error(e, arg))?;
+                        said("", arg)
+                    }
                 }
             }
-        }
-        Place::Board(name, path) => {
-            let b = boards.get(&name).await?;
-            let Some(st) = b.stat(&path).await? else {
-                return if force {
-                    Ok(())
-                } else {
-                    Err(Error::NotFound(path))
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                let Some(st) = b.stat(&path).await? else {
+                    return if force {
+                        Ok(())
+                    } else {
+                        Err(Error::NotFound(path))
+                    };
                 };
-            };
-            if st.kind == EntryKind::File {
-                b.remove(&path).await?;
-                return said("", arg);
+                if st.kind == EntryKind::File {
+                    b.remove(&path).await?;
+                    return said("", arg);
+                }
+                if !recursive {
+                    return Err(is_dir(arg));
+                }
+                let listing = b.listing(&path, true).await?;
+                if !listing.skipped.is_empty() {
+                    return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
+                }
+                let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+                    .entries
+                    .into_iter()
+                    .partition(|e| e.kind == EntryKind::Dir);
+                for f in files {
+                    b.remove(&f.path).await?;
+                    said("", &format!("{name}:{}", f.path))?;
+                }
+                // Deepest first: a directory is empty when its turn comes.
+                dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+                for d in dirs {
+                    b.rmdir(&d.path).await?;
+                    said("directory ", &format!("{name}:{}", d.path))?;
+                }
+                b.rmdir(&path).await?;
+                said("directory ", arg)
             }
-            if !recursive {
-                return Err(is_dir(arg));
-            }
-            let listing = b.listing(&path, true).await?;
-            if !listing.skipped.is_empty() {
-                return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
-            }
-            let (mut dirs, files): (Vec<_>, Vec<_>) = listing
-                .entries
-                .into_iter()
-                .partition(|e| e.kind == EntryKind::Dir);
-            for f in files {
-                b.remove(&f.path).await?;
-                said("", &format!("{name}:{}", f.path))?;
-            }
-            // Deepest first: a directory is empty when its turn comes.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
-            for d in dirs {
-                b.rmdir(&d.path).await?;
-                said("directory ", &format!("{name}:{}", d.path))?;
-            }
-            b.rmdir(&path).await?;
-            said("directory ", arg)
-        }
-    })
-    .await
+        },
+    )
+    .await;
+    r?;
+    failed.result()
+}
+
+/// Whether an argument's last part, local or on a board, is `.` or `..`.
+fn dot_or_dotdot(arg: &str) -> bool {
+    let path = split_remote(arg).map_or_else(|| arg.to_string(), |(_, p)| p);
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    last == "." || last == ".."
 }
 
 /// A directory in a mount with what it holds, each said as it goes.
@@ -377,42 +415,50 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
         }
         r => r.map_err(|(_, e)| local_error(e, arg)),
     };
-    for_each_with(args, conn, exists, async |boards, arg, place| match place {
-        Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
-        Place::Local(p) => local(std::fs::create_dir(p), arg),
-        Place::Board(name, path) => {
-            let b = boards.get(&name).await?;
-            let r = if parents {
-                b.mkdirs(&path).await
-            } else {
-                match b.stat(&path).await {
-                    Ok(Some(_)) => return Err(exists(arg)),
-                    Ok(None) => b.mkdir(&path).await,
-                    Err(e) => Err(e),
+    for_each_with(
+        args,
+        conn,
+        exists,
+        false,
+        async |boards, arg, place| match place {
+            Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
+            Place::Local(p) => local(std::fs::create_dir(p), arg),
+            Place::Board(name, path) => {
+                let b = boards.get(&name).await?;
+                let r = if parents {
+                    b.mkdirs(&path).await
+                } else {
+                    match b.stat(&path).await {
+                        Ok(Some(_)) => return Err(exists(arg)),
+                        Ok(None) => b.mkdir(&path).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                // The board's -p names the path asked for, whichever part was
+                // a file: the path itself is "File exists", a file above it is
+                // in the way. Without -p the path was not there.
+                match r {
+                    Err(Error::Os { errno, .. })
+                        if parents
+                            && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
+                            && matches!(b.stat(&path).await, Ok(Some(_))) =>
+                    {
+                        Err(exists(arg))
+                    }
+                    Err(Error::Os { errno, .. })
+                        if [libc::EEXIST, libc::ENOTDIR].contains(&errno) =>
+                    {
+                        Err(cannot_mkdir(arg, libc::ENOTDIR))
+                    }
+                    Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
+                        Err(cannot_mkdir(arg, libc::ENOENT))
+                    }
+                    Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
+                    r => r,
                 }
-            };
-            // The board's -p names the path asked for, whichever part was
-            // a file: the path itself is "File exists", a file above it is
-            // in the way. Without -p the path was not there.
-            match r {
-                Err(Error::Os { errno, .. })
-                    if parents
-                        && [libc::EEXIST, libc::ENOTDIR].contains(&errno)
-                        && matches!(b.stat(&path).await, Ok(Some(_))) =>
-                {
-                    Err(exists(arg))
-                }
-                Err(Error::Os { errno, .. }) if [libc::EEXIST, libc::ENOTDIR].contains(&errno) => {
-                    Err(cannot_mkdir(arg, libc::ENOTDIR))
-                }
-                Err(Error::Os { errno, .. }) if errno == libc::ENOENT => {
-                    Err(cannot_mkdir(arg, libc::ENOENT))
-                }
-                Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
-                r => r,
             }
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -473,12 +519,20 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
             "mv moves within one board: {src} and {dst} are on different ones (cp, then rm)"
         ))
     };
-    let not_a_target = || Error::Invalid(format!("target '{dst}' is not a directory"));
+    // As coreutils' mv words it, and exits 1.
+    let not_a_target = |there: bool| {
+        Error::Invalid(if there {
+            format!("target '{dst}' is not a directory")
+        } else {
+            format!("target '{dst}': No such file or directory")
+        })
+    };
     match place(dst)? {
         Place::Local(d) => {
             let into = d.is_dir();
             if srcs.len() > 1 && !into {
-                return Err(not_a_target());
+                failed.note(Err(not_a_target(d.exists())));
+                return failed.result();
             }
             for src in srcs {
                 let r = match place(src) {
@@ -501,7 +555,15 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
             let mut boards = Boards::new(conn);
             let r = async {
                 let b = boards.get(&bd).await?;
-                let into = matches!(b.stat(&d).await?, Some(st) if st.kind == EntryKind::Dir);
+                let d = match target_pattern(&b, dst, &d).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        failed.note(Err(e));
+                        return Ok(());
+                    }
+                };
+                let target = b.stat(&d).await?;
+                let into = matches!(target, Some(st) if st.kind == EntryKind::Dir);
                 let mut sources = Vec::new();
                 for src in srcs {
                     let r = match place(src) {
@@ -522,7 +584,8 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                     }
                 }
                 if sources.len() > 1 && !into {
-                    return Err(not_a_target());
+                    failed.note(Err(not_a_target(target.is_some())));
+                    return Ok(());
                 }
                 for (shown, s) in &sources {
                     let r = async {
@@ -551,6 +614,33 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
         }
     }
     failed.result()
+}
+
+/// A quoted pattern as a target (`'kb:/*.txt'`) is the one directory it
+/// matches, as the shell would expand it; anything else would make a file
+/// named by the pattern itself.
+pub(crate) async fn target_pattern(b: &Board, arg: &str, path: &str) -> Result<String> {
+    if !is_glob(path) {
+        return Ok(path.to_string());
+    }
+    let found = match matching(b, arg, path).await {
+        Ok(found) => found,
+        Err(Error::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    if let [one] = &found[..]
+        && matches!(b.stat(one).await?, Some(st) if st.kind == EntryKind::Dir)
+    {
+        return Ok(one.clone());
+    }
+    Err(Error::Invalid(format!(
+        "target '{arg}': a pattern as a target must match one directory (it matches {})",
+        match found.len() {
+            0 => "nothing".to_string(),
+            1 => "a file".to_string(),
+            n => format!("{n} names"),
+        }
+    )))
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
@@ -835,9 +925,9 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 
 /// The tree below a board path, indented by depth, directories with `/`.
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
-    let (name, path) = match mounted(target)? {
-        Some(_) => {
-            return match local_tree(Path::new(target), target) {
+    let (name, path) = match super::mount_path(target)? {
+        Some((_, here)) => {
+            return match local_tree(&here, target) {
                 Err(e) => Err(super::explained(e, target).await),
                 r => r,
             };
