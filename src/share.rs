@@ -334,7 +334,7 @@ fn wrapped(body: &str) -> String {
 /// Prints whether [`SHARE_FILE`] holds this version of the class.
 fn flash_probe() -> String {
     format!(
-        "try:\n    with open('{SHARE_FILE}') as f:\n        print('F', f.readline().strip() == '#{:016x}')\nexcept Exception:\n    print('F', False)\n",
+        "def _wrfs_p():\n    try:\n        with open('{SHARE_FILE}') as f:\n            print('F', f.readline().strip() == '#{:016x}')\n    except Exception:\n        print('F', False)\n_wrfs_p()\ndel _wrfs_p\n",
         share_py_version()
     )
 }
@@ -413,18 +413,22 @@ fn share_py_version() -> u64 {
     })
 }
 
-/// `/remote` mounted (again) and made the current directory.
+/// `/remote` mounted (again) and made the current directory. Inside a
+/// function of ours, as every program of the share: a person's `os` or
+/// `f` in the REPL stays theirs.
 fn mount_code(read_only: bool) -> String {
     let ro = if read_only { "True" } else { "False" };
     format!(
-        "\nimport os\ntry:\n    os.umount('/remote')\nexcept OSError:\n    pass\nos.mount(_WRFS({ro}), '/remote')\nos.chdir('/remote')\ndel os\n"
+        "\ndef _wrfs_m():\n    import os\n    try:\n        os.umount('/remote')\n    except OSError:\n        pass\n    os.mount(_WRFS({ro}), '/remote')\n    os.chdir('/remote')\n_wrfs_m()\ndel _wrfs_m\n"
     )
 }
 
-/// Takes `/remote` away again (the board's current directory back to `/`).
+/// Takes `/remote` away again (the board's current directory back to `/`)
+/// and the class with it: the board's RAM as it was before the share (the
+/// next share defines it from its copy on flash).
 pub async fn unmount_on_board(session: &Session) -> Result<()> {
     session.on_every_link(None)?;
-    let code = "import os\ntry:\n    if os.getcwd().startswith('/remote'):\n        os.chdir('/')\n    os.umount('/remote')\nexcept OSError:\n    pass\ndel os\n";
+    let code = "def _wrfs_u():\n    import os\n    try:\n        if os.getcwd().startswith('/remote'):\n            os.chdir('/')\n        os.umount('/remote')\n    except OSError:\n        pass\n_wrfs_u()\ndel _wrfs_u\ntry:\n    del _WRFS\nexcept NameError:\n    pass\n__import__('gc').collect()\n";
     session.run(code, Run::SNIPPET).await?;
     Ok(())
 }

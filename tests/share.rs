@@ -461,7 +461,11 @@ fn a_mounts_daemon_serves_a_share_until_stopped() {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    // A person's names in the REPL, which the share must leave alone.
+    wm(&["exec", &mp, "import os\nf = 'mine'"]);
+    let names = "print(f, 'os' in dir(), '_WRFS' in dir())";
     wm(&["share", host.path().to_str().expect("utf-8"), &mp]);
+    assert_eq!(wm(&["exec", &mp, names]), "mine True True\n");
     assert_eq!(
         wm(&[
             "exec",
@@ -496,6 +500,8 @@ fn a_mounts_daemon_serves_a_share_until_stopped() {
         ]),
         "/ False\n"
     );
+    // Nothing of the share stays in the REPL's names (nor its 9 KB).
+    assert_eq!(wm(&["exec", &mp, names]), "mine True False\n");
     assert!(!wm(&["status", &mp]).contains("share:"));
     assert!(m.unmount().status.success());
 }
