@@ -816,3 +816,36 @@ async fn a_refused_save_says_failed_and_is_never_sent_later() {
     );
     b.close().await;
 }
+
+/// ⟳ reads the board's tree now: a file the board's own code wrote with
+/// no line typed at the REPL (a `_thread`, a timer) shows in the panel and
+/// in the mount's own listing, within the 300 s the listing is trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reread_button_shows_what_the_board_wrote_on_its_own() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "window.treeAt > 0").await;
+    // The mount has listed the root; the board's code writes behind it.
+    let _ = std::fs::read_dir(m.path()).expect("ls").count();
+    std::fs::write(tb.path("/bg.txt"), "written by a thread").expect("seed");
+    b.client
+        .find(Locator::Css("#refresh"))
+        .await
+        .expect("⟳")
+        .click()
+        .await
+        .expect("click ⟳");
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/bg.txt']\")",
+    )
+    .await;
+    let names: Vec<String> = std::fs::read_dir(m.path())
+        .expect("ls")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.contains(&"bg.txt".to_string()), "{names:?}");
+    b.close().await;
+}

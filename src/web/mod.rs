@@ -339,7 +339,18 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     .into_response()
 }
 
-async fn tree(State(page): State<Arc<Page>>) -> Response {
+#[derive(Deserialize)]
+struct Tree {
+    /// Set by ⟳: the board's tree checked now, not the snapshot's.
+    reread: Option<String>,
+}
+
+async fn tree(State(page): State<Arc<Page>>, Query(q): Query<Tree>) -> Response {
+    if q.reread.is_some()
+        && let Files::Mount(_, core) = &page.files
+    {
+        core.recheck();
+    }
     match page.files.tree().await {
         Ok(all) => Json(all).into_response(),
         Err(e) => fail(e),

@@ -224,10 +224,12 @@ function join(dir, name) {
 // The last tree read: sizes for the editor, paths for a folder's zip.
 let lastTree = [];
 
-async function refresh() {
+// reread (⟳): the mount checks the board's tree now, not only the
+// listing it keeps.
+async function refresh(reread) {
   let all;
   try {
-    all = await (await api('GET', '/api/tree')).json();
+    all = await (await api('GET', '/api/tree', reread === true ? { reread: 1 } : {})).json();
   } catch (e) {
     say(e.message);
     shown('files');
@@ -476,7 +478,7 @@ $('up').onclick = () => {
   cwd = cwd.slice(0, cwd.lastIndexOf('/')) || '/';
   refresh();
 };
-$('refresh').onclick = refresh;
+$('refresh').onclick = () => refresh(true);
 refresh();
 // A mount's tree costs nothing to read again; a board's costs a program.
 if (document.body.dataset.live === 'true') {
