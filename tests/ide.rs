@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{Browser, page_of};
-use common::{Mount, TestBoard, eventually};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
 use fantoccini::Locator;
 
 /// `_` is drawn below the baseline: a line height that cuts the cell at
@@ -847,5 +847,90 @@ async fn the_reread_button_shows_what_the_board_wrote_on_its_own() {
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     assert!(names.contains(&"bg.txt".to_string()), "{names:?}");
+    b.close().await;
+}
+
+/// "114.3 KB" as bytes (to the status line's rounding).
+fn bytes_of(words: &str) -> f64 {
+    let (n, unit) = words.trim().split_once(' ').unwrap_or((words, "B"));
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("a size: {words:?}"));
+    match unit {
+        "KB" => n * 1024.0,
+        "MB" => n * 1048576.0,
+        _ => n,
+    }
+}
+
+/// An upload at an ESP32's 20 KB/s shows in the status line as the user's
+/// file, its bytes of its whole size, rising only (not each slice's
+/// percentage, jumping back to 0, with "N waiting" slices), and its bar
+/// follows the board, not the browser's instant copy to the page's server
+/// (which held it at 90%). A `cp` into the mount is named too (not "a
+/// file").
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_show_by_file_with_their_bytes_rising() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(20, "window.treeAt > 0").await;
+    b.eval(
+        "(window.samples = [], setInterval(() => window.samples.push([document.getElementById('status').textContent, document.querySelector('#uploads progress')?.value ?? null]), 100), true)",
+    )
+    .await;
+    let local = tempfile::tempdir().expect("tempdir");
+    let file = local.path().join("slow_big.bin");
+    let big = random_bytes(117_000, 23);
+    std::fs::write(&file, &big).expect("local file");
+    b.pick(&file).await;
+    eventually(60, "slow_big.bin on the board", || {
+        std::fs::read(tb.path("/slow_big.bin")).is_ok_and(|d| d == big)
+    });
+    let copied = random_bytes(100_000, 24);
+    let (to, data) = (m.path().join("cp_big.bin"), copied.clone());
+    let cp = std::thread::spawn(move || std::fs::write(to, data));
+    eventually(60, "cp_big.bin on the board", || {
+        std::fs::read(tb.path("/cp_big.bin")).is_ok_and(|d| d == copied)
+    });
+    cp.join().expect("cp").expect("cp into the mount");
+    let samples = b.eval("window.samples").await;
+    let samples = samples.as_array().expect("samples");
+    let (mut last, mut seen, mut bar, mut between, mut cp_named) =
+        (0.0, Vec::new(), 0.0, false, false);
+    for s in samples {
+        let text = s[0].as_str().unwrap_or("");
+        for part in text.split(" · ") {
+            assert!(
+                !part.contains(".wrm")
+                    && !part.contains("a file")
+                    && !part.contains("webrepl-upload")
+                    && !part.contains("waiting"),
+                "{text}"
+            );
+            if part.starts_with("↑ /cp_big.bin ") {
+                cp_named = true;
+            }
+            let Some(rest) = part.strip_prefix("↑ /slow_big.bin ") else {
+                continue;
+            };
+            let (done, total) = rest.split_once(" of ").expect(text);
+            assert_eq!(total, "114.3 KB", "{text}");
+            let done = bytes_of(done);
+            assert!(done >= last, "went back: {text} after {last} B");
+            last = done;
+            if seen.last() != Some(&done) {
+                seen.push(done);
+            }
+        }
+        if let Some(v) = s[1].as_f64() {
+            assert!(v >= bar, "the bar went back from {bar} to {v}");
+            bar = v;
+            between |= v > 0.2 && v < 0.85;
+        }
+    }
+    assert!(seen.len() >= 4, "too few steps seen: {seen:?}");
+    assert!(between, "the bar never showed the board's progress");
+    assert!(cp_named, "the cp into the mount was never named");
     b.close().await;
 }

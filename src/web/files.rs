@@ -9,6 +9,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::path::PathBuf;
 
+// One per page: a Board held inline costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Files {
     /// The mountpoint, and the mount's cache: reads go through the cache,
@@ -51,6 +53,19 @@ pub fn hidden(name: &str) -> bool {
     board::is_part(name)
         || (name.starts_with('.') && name.ends_with(".webrepl-upload"))
         || name == RUN_SCRATCH.trim_start_matches('/')
+}
+
+/// The file a name of the page's own stands for, as a person knows it:
+/// an upload's scratch `.NAME.webrepl-upload` is NAME.
+pub fn user_name(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    match name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".webrepl-upload"))
+    {
+        Some(n) if !n.is_empty() => format!("{dir}/{n}"),
+        _ => path.to_string(),
+    }
 }
 
 /// Where Run puts an editor's unsaved text to run it.

@@ -49,57 +49,32 @@ struct Page {
     /// Free space, asked after changes only: asking costs a program on the
     /// board, which would interleave with the user's typing.
     space: Mutex<Option<files::Space>>,
-    /// The files the page is writing now, by the user's names.
-    writing: Mutex<Vec<String>>,
 }
 
 /// The status line's transfers by the user's names: an upload goes as
-/// slices into part files (`.wrm-…`), which say nothing to a person; they
-/// are one transfer, named after the file the page is writing (else "a
-/// file"), with the slices' progress summed.
+/// slices into part files (`.wrm-…`), which say nothing to a person, and
+/// each slice's progress starts again at 0. The board tells its uploads by
+/// file instead, the bytes of all its slices summed; the page's own scratch
+/// name is the file it will become.
 fn shown_transfers(
     moving: &[crate::session::Moving],
-    writing: Option<String>,
+    uploads: &[crate::session::Moving],
 ) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let (mut done, mut total, mut parts) = (0, 0, 0);
     for m in moving {
         let name = m.path.rsplit('/').next().unwrap_or("");
-        if crate::board::is_part(name) || files::hidden(name) {
-            done += m.done;
-            total += m.total;
-            parts += 1;
-        } else {
+        if !crate::board::is_part(name) && !files::hidden(name) {
             out.push(serde_json::json!({
                 "path": m.path, "upload": m.upload, "done": m.done, "total": m.total
             }));
         }
     }
-    if parts > 0 {
-        let path = writing.unwrap_or_else(|| "a file".into());
-        out.push(serde_json::json!({"path": path, "upload": true, "done": done, "total": total}));
+    for m in uploads {
+        out.push(serde_json::json!({
+            "path": files::user_name(&m.path), "upload": true, "done": m.done, "total": m.total
+        }));
     }
     out
-}
-
-/// Holds the user's name of a file the page writes, for the status line.
-struct Writing(Arc<Page>, String);
-
-impl Writing {
-    fn new(page: &Arc<Page>, path: &str) -> Writing {
-        let mut all = page.writing.lock().unwrap_or_else(|p| p.into_inner());
-        all.push(path.to_string());
-        Writing(page.clone(), path.to_string())
-    }
-}
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        let mut all = self.0.writing.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = all.iter().position(|p| *p == self.1) {
-            all.remove(i);
-        }
-    }
 }
 
 /// A running page server.
@@ -138,7 +113,6 @@ pub async fn start(
         guard: Guard::new(token.clone(), addr),
         board,
         space: Mutex::new(None),
-        writing: Mutex::default(),
     });
     page.clone().refresh_space();
     let app = Router::new()
@@ -313,13 +287,20 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     } else {
         "down"
     };
-    let writing = page
-        .writing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .last()
-        .cloned();
-    let transfers = shown_transfers(&st.moving, writing);
+    let board = match &page.files {
+        Files::Mount(_, core) => core.board(),
+        Files::Board(b) => b,
+    };
+    let transfers = shown_transfers(&st.moving, &board.uploads_moving());
+    // Slices of uploads wait as parts: the transfers above tell them.
+    let queued = st
+        .queued
+        .iter()
+        .filter(|m| {
+            let name = m.path.rsplit('/').next().unwrap_or("");
+            !crate::board::is_part(name) && !files::hidden(name)
+        })
+        .count();
     // The mount's changes are not sent to another board at its address.
     let held = match &page.files {
         Files::Mount(_, core) => core.held(),
@@ -331,7 +312,7 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
         "down": st.down.map(|(d, why)| format!("down for {} s: {why}", d.as_secs())),
         "waiting": st.waiting.map(|(_, why)| why),
         "transfers": transfers,
-        "queued": st.queued.len(),
+        "queued": queued,
         "held": held,
         "free": space.map(|s| s.0),
         "total": space.map(|s| s.1),
@@ -418,7 +399,6 @@ fn attachment(name: &str) -> String {
 static VERSION: header::HeaderName = header::HeaderName::from_static("x-webrepl-version");
 
 async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Bytes) -> Response {
-    let _shown = Writing::new(&page, &q.path);
     let Some(base) = q.base else {
         let r = page.files.write(&q.path, body).await;
         return page.changed(r);
