@@ -934,3 +934,90 @@ async fn uploads_show_by_file_with_their_bytes_rising() {
     assert!(cp_named, "the cp into the mount was never named");
     b.close().await;
 }
+
+/// Contrast of each text token against what is drawn behind it (the
+/// nearest box with a background), by WCAG's formula: the lowest, with its
+/// text.
+const CONTRAST: &str = r#"(() => {
+  const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgb(c).slice(0, 3).map((v) => v / 255).map((x) => (x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      const v = rgb(c);
+      if (v.length < 4 || v[3] > 0) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const ratio = (el) => {
+    const [x, y] = [lum(getComputedStyle(el).color), lum(bg(el))];
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  };
+  let worst = [99, ''];
+  for (const el of document.querySelectorAll('.cm-line, .cm-line span, .cm-gutterElement, .cm-panel input, .cm-panel label')) {
+    if (!el.textContent.trim() && el.tagName !== 'INPUT') continue;
+    const r = ratio(el);
+    if (r < worst[0]) worst = [r, el.tagName + ' ' + (el.textContent || el.value).slice(0, 30)];
+  }
+  return { worst, gutter: lum(bg(document.querySelector('.cm-gutters'))), panel: lum(bg(document.querySelector('.cm-panels') || document.body)) };
+})()"#;
+
+/// The editor on the page's dark background: every token (keywords,
+/// names, comments, strings; on the current line too), the line numbers
+/// and the search panel read at 4.5:1 or more, on dark boxes (CodeMirror's
+/// light colours read at 1.7:1 on a light gutter). Python indents by 4
+/// spaces, a file indented its own way keeps its way.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_is_dark_readable_and_indents_as_python() {
+    let tb = TestBoard::start();
+    std::fs::write(
+        tb.path("/main.py"),
+        "# a comment\nimport time\ndef blink(n=3):\n    '''blinks'''\n    return None  # the current line\n",
+    )
+    .expect("seed");
+    std::fs::write(tb.path("/two.py"), "if True:\n  x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text.includes('blink')",
+    )
+    .await;
+    // The cursor on the last line: a comment on the current line's colour.
+    type_in_editor(&b, &format!("{CTRL_END}\u{E012}\u{E012}")).await;
+    type_in_editor(&b, "\u{E009}f\u{E000}").await;
+    b.until(10, "!!document.querySelector('.cm-panels .cm-search')")
+        .await;
+    let c = b.eval(CONTRAST).await;
+    let worst = c["worst"][0].as_f64().expect("contrast");
+    assert!(worst >= 4.5, "{c}");
+    assert!(c["gutter"].as_f64().expect("gutter") < 0.05, "{c}");
+    assert!(c["panel"].as_f64().expect("panel") < 0.05, "{c}");
+    b.eval("window.webreplMount.editor.view.focus() || true")
+        .await;
+    b.press("\u{E00C}").await;
+    type_in_editor(&b, &format!("{CTRL_END}\nif True:\nx")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0].text.endsWith('\\nif True:\\n    x')",
+    )
+    .await;
+    click_in_tree(&b, "/two.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[1]?.text.includes('x = 1')",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}\nif x:\ny")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[1].text.endsWith('\\nif x:\\n  y')",
+    )
+    .await;
+    b.close().await;
+}

@@ -5,7 +5,7 @@
 // not yet saved is kept in localStorage, per board, until it is.
 'use strict';
 
-const { EditorView, EditorState, basicSetup, python, keymap, indentWithTab } = window.CM;
+const { EditorView, EditorState, basicSetup, python, keymap, indentWithTab, theme, indentUnit } = window.CM;
 
 // Larger files open as a download: the board holds a few hundred KB, and
 // an editor's undo history of a megabyte helps nobody.
@@ -18,9 +18,23 @@ const view = new EditorView({ parent: $('editor') });
 const draftKey = (path) => `webrepl-mount-draft:${board}:${path}`;
 const tabsKey = () => `webrepl-mount-tabs:${board}`;
 
+// The file's own indent (its least, in spaces; or tabs), else Python's 4
+// spaces (CodeMirror's default of 2 is not Python's).
+function indentOf(doc) {
+  let least = 0;
+  for (const line of doc.split('\n')) {
+    if (/^\t+\S/.test(line)) return '\t';
+    const m = /^( +)\S/.exec(line);
+    if (m && (!least || m[1].length < least)) least = m[1].length;
+  }
+  return least >= 2 && least <= 8 ? ' '.repeat(least) : '    ';
+}
+
 function extensions(tab) {
   const ext = [
     basicSetup,
+    theme,
+    indentUnit.of(indentOf(tab.doc || '')),
     keymap.of([
       { key: 'Mod-s', preventDefault: true, run: () => (save(tab), true) },
       indentWithTab,
