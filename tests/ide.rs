@@ -336,6 +336,9 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
     .collect();
     assert_eq!(got, want);
 
+    // Nothing ticked: no Download/Delete bar.
+    const BAR: &str = "getComputedStyle(document.getElementById('selection')).display";
+    assert_eq!(b.eval(BAR).await, serde_json::json!("none"));
     // Tick two rows: one zip of both, then one delete of both.
     for p in ["/lib", "/top.txt"] {
         b.client
@@ -370,10 +373,24 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
         .click()
         .await
         .expect("click Delete");
+    // The confirm names what goes.
+    let mut asked = String::new();
+    for _ in 0..100 {
+        if let Ok(t) = b.client.get_alert_text().await {
+            asked = t;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        asked.contains("/lib") && asked.contains("/top.txt"),
+        "{asked}"
+    );
     b.answer_dialog(None).await;
     eventually(30, "both deleted on the board", || {
         !tb.path("/lib").exists() && !tb.path("/top.txt").exists()
     });
+    b.until(10, &format!("{BAR} === 'none'")).await;
     b.close().await;
     assert!(m.unmount().status.success());
 }

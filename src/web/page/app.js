@@ -339,7 +339,10 @@ async function downloadZip(paths) {
 $('zip-selected').onclick = () => downloadZip([...selected]).catch((e) => say(e.message));
 $('delete-selected').onclick = async () => {
   const paths = [...selected];
-  if (!confirm(`Delete ${paths.length} selected (with everything in the folders) from the board?`)) return;
+  if (!paths.length) return;
+  // What goes, by name: a count alone says nothing of which.
+  const named = paths.slice(0, 3).join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
+  if (!confirm(`Delete ${named} from the board (folders with everything in them)?`)) return;
   // Deepest first: a folder is removed once it is empty.
   const all = new Set();
   for (const p of paths) {
