@@ -1038,3 +1038,70 @@ async fn the_editor_is_dark_readable_and_indents_as_python() {
     .await;
     b.close().await;
 }
+
+/// Ctrl-S while a program runs: within a second or two the page says the
+/// board runs a program, with Stop as the way, and the text stays modified
+/// (it waited 20 s, then said "failed" and "waited 10 s"). Stop, Ctrl-S
+/// again: saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_while_a_program_runs_says_so_at_once_and_offers_stop() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    // Short sleeps: Ctrl-C reaches the board between them.
+    b.type_keys("exec('import time\\nwhile True: time.sleep(0.1)')\n")
+        .await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('sleep(0.1)')",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}y = 2{CTRL_S}")).await;
+    let asked = std::time::Instant::now();
+    b.until(
+        5,
+        "(() => { const t = window.webreplMount.editor.tabs()[0]; return t.status === 'modified' && /running a program/.test(t.message) && /Stop/.test(document.getElementById('note').textContent); })()",
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\n"
+    );
+    b.client
+        .find(Locator::Css("#note button"))
+        .await
+        .expect("Stop in the note")
+        .click()
+        .await
+        .expect("click Stop");
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('KeyboardInterrupt')",
+    )
+    .await;
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\ny = 2"
+    );
+    // The save refused while the program ran never went later.
+    assert!(!tb.path("/main.py.webrepl-mount-conflict").exists());
+    b.close().await;
+}

@@ -421,6 +421,18 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
             })),
         )
             .into_response(),
+        // The editor keeps the text as modified, and offers Stop.
+        Err(e @ Error::Running(_)) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!(
+                    "{e}: {} is not saved (kept here). Stop the program (■ Stop, Shift+F5), then Ctrl-S again",
+                    q.path
+                ),
+                "running": true,
+            })),
+        )
+            .into_response(),
         Err(e) => fail(e),
     }
 }
