@@ -1105,3 +1105,53 @@ async fn a_save_while_a_program_runs_says_so_at_once_and_offers_stop() {
     assert!(!tb.path("/main.py.webrepl-mount-conflict").exists());
     b.close().await;
 }
+
+/// Run's scratch (the editor's text not saved, run from a file) is ours:
+/// never in `ls` of the mount nor in the panel (`.webrepl-run.py` was).
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_scratch_is_not_shown_in_the_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}print('ran', 6 * 7){F5}")).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('ran 42')",
+    )
+    .await;
+    let shown = |m: &Mount| -> Vec<String> {
+        std::fs::read_dir(m.path())
+            .expect("ls")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    };
+    // Whatever the mount knew of the board's root, checked again.
+    b.client
+        .find(Locator::Css("#refresh"))
+        .await
+        .expect("⟳")
+        .click()
+        .await
+        .expect("click ⟳");
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/main.py']\")",
+    )
+    .await;
+    assert_eq!(shown(&m), vec!["main.py".to_string()]);
+    assert_eq!(
+        b.eval("document.querySelectorAll('#tree li').length").await,
+        serde_json::json!(1)
+    );
+    b.close().await;
+}

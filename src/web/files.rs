@@ -68,8 +68,9 @@ pub fn user_name(path: &str) -> String {
     }
 }
 
-/// Where Run puts an editor's unsaved text to run it.
-pub const RUN_SCRATCH: &str = "/.webrepl-run.py";
+/// Where Run puts an editor's unsaved text to run it: hidden from the
+/// mount (straight to the board, not through the mountpoint).
+pub use crate::cache::identity::RUN_SCRATCH;
 
 /// Free and total bytes of the board's flash.
 pub type Space = (u64, u64);
@@ -154,6 +155,20 @@ impl Files {
                     .map_err(|e| words(e, &shown))
             }
         }
+    }
+
+    /// Run's scratch, straight to the board: the mount hides the name, so
+    /// it cannot go through the mountpoint (and needs no journal: it is
+    /// run at once, and written again by the next Run).
+    pub async fn put_run_scratch(&self, data: Bytes) -> Result<()> {
+        let board = match self {
+            Files::Board(b) => b,
+            Files::Mount(_, core) => core.board(),
+        };
+        board
+            .put(RUN_SCRATCH, &data, false, Base::Any)
+            .await
+            .map(|_| ())
     }
 
     pub async fn remove(&self, path: &str) -> Result<()> {

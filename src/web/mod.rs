@@ -460,7 +460,7 @@ async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Byte
     let target = if body.is_empty() {
         q.path
     } else {
-        if let Err(e) = page.files.write(files::RUN_SCRATCH, body).await {
+        if let Err(e) = page.files.put_run_scratch(body).await {
             return fail(e);
         }
         files::RUN_SCRATCH.to_string()

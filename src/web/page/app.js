@@ -183,7 +183,7 @@ function human(n) {
 // Uploads in flight (the mount's parts, the page's scratch) and Run's
 // scratch: the server leaves them out too.
 function hidden(name) {
-  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-run.py';
+  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-mount-run.py';
 }
 
 async function poll() {
