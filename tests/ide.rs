@@ -1155,3 +1155,54 @@ async fn runs_scratch_is_not_shown_in_the_mount() {
     );
     b.close().await;
 }
+
+/// Ctrl-S while the link is down says so at once and keeps the text
+/// modified (it said "saving…" for 30 s and more, then "failed" once the
+/// link was back, unsent). Back, Ctrl-S again: saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_while_the_link_is_down_says_offline_at_once() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    emu.command("refuse on");
+    emu.command("cut");
+    b.until(15, "document.getElementById('status').className === 'down'")
+        .await;
+    type_in_editor(&b, &format!("{CTRL_END}y = 2{CTRL_S}")).await;
+    let asked = std::time::Instant::now();
+    b.until(
+        5,
+        "(() => { const t = window.webreplMount.editor.tabs()[0]; return t.status === 'modified' && /^offline/.test(t.message) && /offline/.test(document.getElementById('note').textContent); })()",
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    emu.command("refuse off");
+    b.until(30, "document.getElementById('status').className === 'up'")
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\n"
+    );
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\ny = 2"
+    );
+    assert!(!tb.path("/main.py.webrepl-mount-conflict").exists());
+    b.close().await;
+}

@@ -403,8 +403,24 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
         let r = page.files.write(&q.path, body).await;
         return page.changed(r);
     };
-    let r = page.files.save(&q.path, body, &base).await;
+    let r = save_while_linked(&page, &q.path, body, base).await;
     page.clone().refresh_space();
+    let r = match r {
+        Ok(r) => r,
+        Err(Offline(why)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "error": format!(
+                        "offline ({why}): {} is kept here, not saved; Ctrl-S again when the board is back",
+                        q.path
+                    ),
+                    "offline": true,
+                })),
+            )
+                .into_response();
+        }
+    };
     match r {
         Ok(files::Saved::Done(v)) => {
             ([(VERSION.clone(), v)], Json(serde_json::json!({"ok": true}))).into_response()
@@ -434,6 +450,49 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
         )
             .into_response(),
         Err(e) => fail(e),
+    }
+}
+
+/// Why the link is down (not merely closed while idle).
+struct Offline(String);
+
+/// The link is down (not merely closed while idle): why.
+async fn link_down(page: &Page) -> Option<String> {
+    let st = page.session.status().await.ok()?;
+    if st.link_up || st.idle_closed {
+        return None;
+    }
+    Some(
+        st.down
+            .map_or_else(|| "the link is down".into(), |(_, why)| why),
+    )
+}
+
+/// The editor's save, said to be offline at once when the link is down,
+/// or goes down meanwhile: it waited for the link (30 s and more of
+/// "saving…") to say "failed" once it was back. Given up then, before it
+/// can go on a new link: an upload under way is tied to the link it began
+/// on, and one not begun never starts.
+async fn save_while_linked(
+    page: &Page,
+    path: &str,
+    body: Bytes,
+    base: String,
+) -> std::result::Result<Result<files::Saved>, Offline> {
+    if let Some(why) = link_down(page).await {
+        return Err(Offline(why));
+    }
+    let save = page.files.save(path, body, &base);
+    tokio::pin!(save);
+    loop {
+        tokio::select! {
+            r = &mut save => return Ok(r),
+            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                if let Some(why) = link_down(page).await {
+                    return Err(Offline(why));
+                }
+            }
+        }
     }
 }
 

@@ -131,8 +131,8 @@ function render() {
       ["Open the board's version", () => openBoardVersion(current)],
       ['Save mine over it', () => save(current, current.now)],
     ]);
-  } else if (current && current.running && current.status === 'modified') {
-    note(current.message, [['■ Stop', stop]]);
+  } else if (current && current.unsaved && current.status === 'modified') {
+    note(current.message, current.running ? [['■ Stop', stop]] : []);
   } else if (current && current.status === 'failed') {
     note(`${current.path} was not saved: ${current.message}`, [['Try again', () => save(current)]]);
   } else if (current && current.readOnly) {
@@ -251,18 +251,19 @@ async function save(tab, overBase) {
   }
   if (r && r.ok) {
     tab.base = r.headers.get('X-Webrepl-Version');
-    tab.running = false;
+    tab.unsaved = tab.running = false;
     tab.saved = body;
     tab.message = '';
     tab.status = modified(tab) ? 'modified' : 'saved';
     keepDraft(tab);
   } else {
     const answer = r ? await r.json().catch(() => ({})) : {};
-    if (r && r.status === 409 && answer.running) {
+    if (r && (answer.running || answer.offline)) {
       // Not a failure of the text: it stays modified, to be saved once the
-      // program is stopped.
+      // program is stopped or the board is back.
       tab.status = modified(tab) ? 'modified' : 'saved';
-      tab.running = true;
+      tab.unsaved = true;
+      tab.running = !!answer.running;
     } else if (r && r.status === 409 && answer.conflict) {
       tab.status = 'conflict';
       tab.now = answer.now;
