@@ -6,7 +6,7 @@
 mod common;
 
 use common::browser::{Browser, page_of};
-use common::{Mount, TestBoard, eventually};
+use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
 use fantoccini::Locator;
 
 /// `_` is drawn below the baseline: a line height that cuts the cell at
@@ -336,6 +336,9 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
     .collect();
     assert_eq!(got, want);
 
+    // Nothing ticked: no Download/Delete bar.
+    const BAR: &str = "getComputedStyle(document.getElementById('selection')).display";
+    assert_eq!(b.eval(BAR).await, serde_json::json!("none"));
     // Tick two rows: one zip of both, then one delete of both.
     for p in ["/lib", "/top.txt"] {
         b.client
@@ -370,10 +373,24 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
         .click()
         .await
         .expect("click Delete");
+    // The confirm names what goes.
+    let mut asked = String::new();
+    for _ in 0..100 {
+        if let Ok(t) = b.client.get_alert_text().await {
+            asked = t;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        asked.contains("/lib") && asked.contains("/top.txt"),
+        "{asked}"
+    );
     b.answer_dialog(None).await;
     eventually(30, "both deleted on the board", || {
         !tb.path("/lib").exists() && !tb.path("/top.txt").exists()
     });
+    b.until(10, &format!("{BAR} === 'none'")).await;
     b.close().await;
     assert!(m.unmount().status.success());
 }
@@ -814,5 +831,378 @@ async fn a_refused_save_says_failed_and_is_never_sent_later() {
             .any(|l| l.starts_with("dirty:") || l.starts_with("unsent:")),
         "{s}"
     );
+    b.close().await;
+}
+
+/// ⟳ reads the board's tree now: a file the board's own code wrote with
+/// no line typed at the REPL (a `_thread`, a timer) shows in the panel and
+/// in the mount's own listing, within the 300 s the listing is trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reread_button_shows_what_the_board_wrote_on_its_own() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "window.treeAt > 0").await;
+    // The mount has listed the root; the board's code writes behind it.
+    let _ = std::fs::read_dir(m.path()).expect("ls").count();
+    std::fs::write(tb.path("/bg.txt"), "written by a thread").expect("seed");
+    b.client
+        .find(Locator::Css("#refresh"))
+        .await
+        .expect("⟳")
+        .click()
+        .await
+        .expect("click ⟳");
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/bg.txt']\")",
+    )
+    .await;
+    let names: Vec<String> = std::fs::read_dir(m.path())
+        .expect("ls")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.contains(&"bg.txt".to_string()), "{names:?}");
+    b.close().await;
+}
+
+/// "114.3 KB" as bytes (to the status line's rounding).
+fn bytes_of(words: &str) -> f64 {
+    let (n, unit) = words.trim().split_once(' ').unwrap_or((words, "B"));
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("a size: {words:?}"));
+    match unit {
+        "KB" => n * 1024.0,
+        "MB" => n * 1048576.0,
+        _ => n,
+    }
+}
+
+/// An upload at an ESP32's 20 KB/s shows in the status line as the user's
+/// file, its bytes of its whole size, rising only (not each slice's
+/// percentage, jumping back to 0, with "N waiting" slices), and its bar
+/// follows the board, not the browser's instant copy to the page's server
+/// (which held it at 90%). A `cp` into the mount is named too (not "a
+/// file").
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_show_by_file_with_their_bytes_rising() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(20, "window.treeAt > 0").await;
+    b.eval(
+        "(window.samples = [], setInterval(() => window.samples.push([document.getElementById('status').textContent, document.querySelector('#uploads progress')?.value ?? null]), 100), true)",
+    )
+    .await;
+    let local = tempfile::tempdir().expect("tempdir");
+    let file = local.path().join("slow_big.bin");
+    let big = random_bytes(117_000, 23);
+    std::fs::write(&file, &big).expect("local file");
+    b.pick(&file).await;
+    eventually(60, "slow_big.bin on the board", || {
+        std::fs::read(tb.path("/slow_big.bin")).is_ok_and(|d| d == big)
+    });
+    let copied = random_bytes(100_000, 24);
+    let (to, data) = (m.path().join("cp_big.bin"), copied.clone());
+    let cp = std::thread::spawn(move || std::fs::write(to, data));
+    eventually(60, "cp_big.bin on the board", || {
+        std::fs::read(tb.path("/cp_big.bin")).is_ok_and(|d| d == copied)
+    });
+    cp.join().expect("cp").expect("cp into the mount");
+    let samples = b.eval("window.samples").await;
+    let samples = samples.as_array().expect("samples");
+    let (mut last, mut seen, mut bar, mut between, mut cp_named) =
+        (0.0, Vec::new(), 0.0, false, false);
+    for s in samples {
+        let text = s[0].as_str().unwrap_or("");
+        for part in text.split(" · ") {
+            assert!(
+                !part.contains(".wrm")
+                    && !part.contains("a file")
+                    && !part.contains("webrepl-upload")
+                    && !part.contains("waiting"),
+                "{text}"
+            );
+            if part.starts_with("↑ /cp_big.bin ") {
+                cp_named = true;
+            }
+            let Some(rest) = part.strip_prefix("↑ /slow_big.bin ") else {
+                continue;
+            };
+            let (done, total) = rest.split_once(" of ").expect(text);
+            assert_eq!(total, "114.3 KB", "{text}");
+            let done = bytes_of(done);
+            assert!(done >= last, "went back: {text} after {last} B");
+            last = done;
+            if seen.last() != Some(&done) {
+                seen.push(done);
+            }
+        }
+        if let Some(v) = s[1].as_f64() {
+            assert!(v >= bar, "the bar went back from {bar} to {v}");
+            bar = v;
+            between |= v > 0.2 && v < 0.85;
+        }
+    }
+    assert!(seen.len() >= 4, "too few steps seen: {seen:?}");
+    assert!(between, "the bar never showed the board's progress");
+    assert!(cp_named, "the cp into the mount was never named");
+    b.close().await;
+}
+
+/// Contrast of each text token against what is drawn behind it (the
+/// nearest box with a background), by WCAG's formula: the lowest, with its
+/// text.
+const CONTRAST: &str = r#"(() => {
+  const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgb(c).slice(0, 3).map((v) => v / 255).map((x) => (x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      const v = rgb(c);
+      if (v.length < 4 || v[3] > 0) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const ratio = (el) => {
+    const [x, y] = [lum(getComputedStyle(el).color), lum(bg(el))];
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  };
+  let worst = [99, ''];
+  for (const el of document.querySelectorAll('.cm-line, .cm-line span, .cm-gutterElement, .cm-panel input, .cm-panel label')) {
+    if (!el.textContent.trim() && el.tagName !== 'INPUT') continue;
+    const r = ratio(el);
+    if (r < worst[0]) worst = [r, el.tagName + ' ' + (el.textContent || el.value).slice(0, 30)];
+  }
+  return { worst, gutter: lum(bg(document.querySelector('.cm-gutters'))), panel: lum(bg(document.querySelector('.cm-panels') || document.body)) };
+})()"#;
+
+/// The editor on the page's dark background: every token (keywords,
+/// names, comments, strings; on the current line too), the line numbers
+/// and the search panel read at 4.5:1 or more, on dark boxes (CodeMirror's
+/// light colours read at 1.7:1 on a light gutter). Python indents by 4
+/// spaces, a file indented its own way keeps its way.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_editor_is_dark_readable_and_indents_as_python() {
+    let tb = TestBoard::start();
+    std::fs::write(
+        tb.path("/main.py"),
+        "# a comment\nimport time\ndef blink(n=3):\n    '''blinks'''\n    return None  # the current line\n",
+    )
+    .expect("seed");
+    std::fs::write(tb.path("/two.py"), "if True:\n  x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text.includes('blink')",
+    )
+    .await;
+    // The cursor on the last line: a comment on the current line's colour.
+    type_in_editor(&b, &format!("{CTRL_END}\u{E012}\u{E012}")).await;
+    type_in_editor(&b, "\u{E009}f\u{E000}").await;
+    b.until(10, "!!document.querySelector('.cm-panels .cm-search')")
+        .await;
+    let c = b.eval(CONTRAST).await;
+    let worst = c["worst"][0].as_f64().expect("contrast");
+    assert!(worst >= 4.5, "{c}");
+    assert!(c["gutter"].as_f64().expect("gutter") < 0.05, "{c}");
+    assert!(c["panel"].as_f64().expect("panel") < 0.05, "{c}");
+    b.eval("window.webreplMount.editor.view.focus() || true")
+        .await;
+    b.press("\u{E00C}").await;
+    type_in_editor(&b, &format!("{CTRL_END}\nif True:\nx")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0].text.endsWith('\\nif True:\\n    x')",
+    )
+    .await;
+    click_in_tree(&b, "/two.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[1]?.text.includes('x = 1')",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}\nif x:\ny")).await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[1].text.endsWith('\\nif x:\\n  y')",
+    )
+    .await;
+    b.close().await;
+}
+
+/// Ctrl-S while a program runs: within a second or two the page says the
+/// board runs a program, with Stop as the way, and the text stays modified
+/// (it waited 20 s, then said "failed" and "waited 10 s"). Stop, Ctrl-S
+/// again: saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_while_a_program_runs_says_so_at_once_and_offers_stop() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    // Short sleeps: Ctrl-C reaches the board between them.
+    b.type_keys("exec('import time\\nwhile True: time.sleep(0.1)')\n")
+        .await;
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('sleep(0.1)')",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}y = 2{CTRL_S}")).await;
+    let asked = std::time::Instant::now();
+    b.until(
+        5,
+        "(() => { const t = window.webreplMount.editor.tabs()[0]; return t.status === 'modified' && /running a program/.test(t.message) && /Stop/.test(document.getElementById('note').textContent); })()",
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\n"
+    );
+    b.client
+        .find(Locator::Css("#note button"))
+        .await
+        .expect("Stop in the note")
+        .click()
+        .await
+        .expect("click Stop");
+    b.until(
+        10,
+        "document.querySelector('.xterm-rows').innerText.includes('KeyboardInterrupt')",
+    )
+    .await;
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\ny = 2"
+    );
+    // The save refused while the program ran never went later.
+    assert!(!tb.path("/main.py.webrepl-mount-conflict").exists());
+    b.close().await;
+}
+
+/// Run's scratch (the editor's text not saved, run from a file) is ours:
+/// never in `ls` of the mount nor in the panel (`.webrepl-run.py` was).
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_scratch_is_not_shown_in_the_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    b.until(10, "document.body.dataset.term === 'connected'")
+        .await;
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}print('ran', 6 * 7){F5}")).await;
+    b.until(
+        20,
+        "document.querySelector('.xterm-rows').innerText.includes('ran 42')",
+    )
+    .await;
+    let shown = |m: &Mount| -> Vec<String> {
+        std::fs::read_dir(m.path())
+            .expect("ls")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    };
+    // Whatever the mount knew of the board's root, checked again.
+    b.client
+        .find(Locator::Css("#refresh"))
+        .await
+        .expect("⟳")
+        .click()
+        .await
+        .expect("click ⟳");
+    b.until(
+        10,
+        "!!document.querySelector(\"#tree li[data-path='/main.py']\")",
+    )
+    .await;
+    assert_eq!(shown(&m), vec!["main.py".to_string()]);
+    assert_eq!(
+        b.eval("document.querySelectorAll('#tree li').length").await,
+        serde_json::json!(1)
+    );
+    b.close().await;
+}
+
+/// Ctrl-S while the link is down says so at once and keeps the text
+/// modified (it said "saving…" for 30 s and more, then "failed" once the
+/// link was back, unsent). Back, Ctrl-S again: saved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_while_the_link_is_down_says_offline_at_once() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/main.py").await;
+    b.until(
+        10,
+        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
+    )
+    .await;
+    emu.command("refuse on");
+    emu.command("cut");
+    b.until(15, "document.getElementById('status').className === 'down'")
+        .await;
+    type_in_editor(&b, &format!("{CTRL_END}y = 2{CTRL_S}")).await;
+    let asked = std::time::Instant::now();
+    b.until(
+        5,
+        "(() => { const t = window.webreplMount.editor.tabs()[0]; return t.status === 'modified' && /^offline/.test(t.message) && /offline/.test(document.getElementById('note').textContent); })()",
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    emu.command("refuse off");
+    b.until(30, "document.getElementById('status').className === 'up'")
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\n"
+    );
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/main.py")).expect("main.py"),
+        "x = 1\ny = 2"
+    );
+    assert!(!tb.path("/main.py.webrepl-mount-conflict").exists());
     b.close().await;
 }

@@ -4,6 +4,7 @@ pub mod answer;
 pub mod channel;
 mod delta;
 mod first;
+mod outgoing;
 mod pack;
 pub mod packages;
 mod range;
@@ -112,6 +113,8 @@ pub struct Board {
     /// Text downloads under way, for `status` (the session sees only
     /// programs).
     text_moves: Arc<Mutex<Vec<TextMove>>>,
+    /// Uploads under way, by file (see `outgoing`).
+    outgoing: Arc<Mutex<Vec<outgoing::Outgoing>>>,
     /// This version of the helpers has been seen defined on the board
     /// (see `first.rs`).
     helpers_seen: Arc<std::sync::atomic::AtomicBool>,
@@ -374,6 +377,7 @@ impl Board {
             packing: Arc::default(),
             downloads: Arc::default(),
             text_moves: Arc::default(),
+            outgoing: Arc::default(),
             helpers_seen: Arc::default(),
             link: None,
         }

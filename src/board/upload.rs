@@ -342,6 +342,7 @@ impl Board {
                 pending.push(Pending::Ready);
             } else if names.iter().all(|n| self.binary_ok(n)) {
                 let progress = up.progress.clone().unwrap_or_else(|| watch::channel(0).0);
+                let shown = self.going(&up.path, up.data.len() as u64, progress.subscribe());
                 let mut puts = Vec::new();
                 for (k, name) in names.into_iter().enumerate() {
                     if job.only.as_ref().is_some_and(|o| !o.contains(&k)) {
@@ -370,7 +371,7 @@ impl Board {
                         r
                     }));
                 }
-                pending.push(Pending::Put(puts));
+                pending.push(Pending::Put(puts, shown));
             } else {
                 pending.push(Pending::Paste(job.i, job.part.clone()));
             }
@@ -378,7 +379,7 @@ impl Board {
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             out.push(match p {
-                Pending::Put(puts) => {
+                Pending::Put(puts, _shown) => {
                     let mut r = Ok(());
                     for h in puts {
                         let one = h
@@ -692,7 +693,7 @@ impl Sending {
 
 enum Pending {
     /// One PUT per slice.
-    Put(Vec<tokio::task::JoinHandle<Result<()>>>),
+    Put(Vec<tokio::task::JoinHandle<Result<()>>>, outgoing::Going),
     Paste(usize, String),
     /// On the board already.
     Ready,

@@ -19,11 +19,16 @@ const ROOM_FOR_ID: u64 = 4;
 /// The marker file, at the board's root.
 pub const MARKER: &str = ".webrepl-mount-id";
 
+/// Where the page's Run puts an editor's text to run it (one file, written
+/// again by each Run): ours, so never shown.
+pub const RUN_SCRATCH: &str = "/.webrepl-mount-run.py";
+
 /// Names the mount never shows: uploads in progress, the marker, and our
-/// helpers' and share's files.
+/// helpers', share's and Run's files.
 pub fn hidden(name: &str) -> bool {
     crate::board::is_part(name)
         || name == MARKER
+        || name == RUN_SCRATCH.trim_start_matches('/')
         || name == helpers_name()
         || name == crate::board::snippets::SHARE_FILE.trim_start_matches('/')
 }

@@ -35,6 +35,16 @@ impl Drop for Mark<'_> {
 }
 
 impl Core {
+    /// The board for an editor's save: tied to this link, and impatient:
+    /// while a person's program holds the REPL, the save fails at once
+    /// (`Error::Running`; the editor keeps the text) rather than after the
+    /// board's patience, 10 s and more of "saving…".
+    fn editors_board(&self) -> crate::board::Board {
+        self.board
+            .impatient()
+            .on_link(self.board.session().generation())
+    }
+
     /// A whole file, for a reader that wants all of it (the page's editor
     /// and downloads): its transfer starts at once. Read through a handle,
     /// a first read at offset 0 of a file over PEEK_FILE was a range read
@@ -126,7 +136,7 @@ impl Core {
         let r = match self.guard.check(&self.board).await {
             Err(e) => Err(e),
             Ok(()) => {
-                let board = self.board.on_link(self.board.session().generation());
+                let board = self.editors_board();
                 match was {
                     Some(was) => board.put_changed(path, data.clone(), was, base).await,
                     None => board.put(path, &data, false, base).await,
@@ -220,7 +230,7 @@ impl Core {
             }
         }
         self.guard.check(&self.board).await?;
-        let board = self.board.on_link(self.board.session().generation());
+        let board = self.editors_board();
         let r = board.put(path, &data, false, Base::Absent).await;
         let mut st = self.lock();
         st.namespace += 1;

@@ -95,6 +95,16 @@ impl Core {
         }
     }
 
+    /// Forces a check of the whole tree at the next operation, keeping
+    /// what is cached: a person asked for the board's tree now (code
+    /// running on the board, a `_thread`, may have written since the last
+    /// check without a line typed at the REPL to say so).
+    pub fn recheck(&self) {
+        let mut st = self.lock();
+        st.changes = u64::MAX;
+        st.check_failed = None;
+    }
+
     /// Forces a check (after a soft reset, boot.py and main.py ran), and
     /// forgets unchanged contents.
     pub fn invalidate(&self) {

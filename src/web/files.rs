@@ -9,6 +9,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::path::PathBuf;
 
+// One per page: a Board held inline costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Files {
     /// The mountpoint, and the mount's cache: reads go through the cache,
@@ -53,8 +55,22 @@ pub fn hidden(name: &str) -> bool {
         || name == RUN_SCRATCH.trim_start_matches('/')
 }
 
-/// Where Run puts an editor's unsaved text to run it.
-pub const RUN_SCRATCH: &str = "/.webrepl-run.py";
+/// The file a name of the page's own stands for, as a person knows it:
+/// an upload's scratch `.NAME.webrepl-upload` is NAME.
+pub fn user_name(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    match name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".webrepl-upload"))
+    {
+        Some(n) if !n.is_empty() => format!("{dir}/{n}"),
+        _ => path.to_string(),
+    }
+}
+
+/// Where Run puts an editor's unsaved text to run it: hidden from the
+/// mount (straight to the board, not through the mountpoint).
+pub use crate::cache::identity::RUN_SCRATCH;
 
 /// Free and total bytes of the board's flash.
 pub type Space = (u64, u64);
@@ -139,6 +155,20 @@ impl Files {
                     .map_err(|e| words(e, &shown))
             }
         }
+    }
+
+    /// Run's scratch, straight to the board: the mount hides the name, so
+    /// it cannot go through the mountpoint (and needs no journal: it is
+    /// run at once, and written again by the next Run).
+    pub async fn put_run_scratch(&self, data: Bytes) -> Result<()> {
+        let board = match self {
+            Files::Board(b) => b,
+            Files::Mount(_, core) => core.board(),
+        };
+        board
+            .put(RUN_SCRATCH, &data, false, Base::Any)
+            .await
+            .map(|_| ())
     }
 
     pub async fn remove(&self, path: &str) -> Result<()> {

@@ -49,57 +49,32 @@ struct Page {
     /// Free space, asked after changes only: asking costs a program on the
     /// board, which would interleave with the user's typing.
     space: Mutex<Option<files::Space>>,
-    /// The files the page is writing now, by the user's names.
-    writing: Mutex<Vec<String>>,
 }
 
 /// The status line's transfers by the user's names: an upload goes as
-/// slices into part files (`.wrm-…`), which say nothing to a person; they
-/// are one transfer, named after the file the page is writing (else "a
-/// file"), with the slices' progress summed.
+/// slices into part files (`.wrm-…`), which say nothing to a person, and
+/// each slice's progress starts again at 0. The board tells its uploads by
+/// file instead, the bytes of all its slices summed; the page's own scratch
+/// name is the file it will become.
 fn shown_transfers(
     moving: &[crate::session::Moving],
-    writing: Option<String>,
+    uploads: &[crate::session::Moving],
 ) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let (mut done, mut total, mut parts) = (0, 0, 0);
     for m in moving {
         let name = m.path.rsplit('/').next().unwrap_or("");
-        if crate::board::is_part(name) || files::hidden(name) {
-            done += m.done;
-            total += m.total;
-            parts += 1;
-        } else {
+        if !crate::board::is_part(name) && !files::hidden(name) {
             out.push(serde_json::json!({
                 "path": m.path, "upload": m.upload, "done": m.done, "total": m.total
             }));
         }
     }
-    if parts > 0 {
-        let path = writing.unwrap_or_else(|| "a file".into());
-        out.push(serde_json::json!({"path": path, "upload": true, "done": done, "total": total}));
+    for m in uploads {
+        out.push(serde_json::json!({
+            "path": files::user_name(&m.path), "upload": true, "done": m.done, "total": m.total
+        }));
     }
     out
-}
-
-/// Holds the user's name of a file the page writes, for the status line.
-struct Writing(Arc<Page>, String);
-
-impl Writing {
-    fn new(page: &Arc<Page>, path: &str) -> Writing {
-        let mut all = page.writing.lock().unwrap_or_else(|p| p.into_inner());
-        all.push(path.to_string());
-        Writing(page.clone(), path.to_string())
-    }
-}
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        let mut all = self.0.writing.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = all.iter().position(|p| *p == self.1) {
-            all.remove(i);
-        }
-    }
 }
 
 /// A running page server.
@@ -138,7 +113,6 @@ pub async fn start(
         guard: Guard::new(token.clone(), addr),
         board,
         space: Mutex::new(None),
-        writing: Mutex::default(),
     });
     page.clone().refresh_space();
     let app = Router::new()
@@ -313,13 +287,20 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     } else {
         "down"
     };
-    let writing = page
-        .writing
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .last()
-        .cloned();
-    let transfers = shown_transfers(&st.moving, writing);
+    let board = match &page.files {
+        Files::Mount(_, core) => core.board(),
+        Files::Board(b) => b,
+    };
+    let transfers = shown_transfers(&st.moving, &board.uploads_moving());
+    // Slices of uploads wait as parts: the transfers above tell them.
+    let queued = st
+        .queued
+        .iter()
+        .filter(|m| {
+            let name = m.path.rsplit('/').next().unwrap_or("");
+            !crate::board::is_part(name) && !files::hidden(name)
+        })
+        .count();
     // The mount's changes are not sent to another board at its address.
     let held = match &page.files {
         Files::Mount(_, core) => core.held(),
@@ -331,7 +312,7 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
         "down": st.down.map(|(d, why)| format!("down for {} s: {why}", d.as_secs())),
         "waiting": st.waiting.map(|(_, why)| why),
         "transfers": transfers,
-        "queued": st.queued.len(),
+        "queued": queued,
         "held": held,
         "free": space.map(|s| s.0),
         "total": space.map(|s| s.1),
@@ -339,7 +320,18 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     .into_response()
 }
 
-async fn tree(State(page): State<Arc<Page>>) -> Response {
+#[derive(Deserialize)]
+struct Tree {
+    /// Set by ⟳: the board's tree checked now, not the snapshot's.
+    reread: Option<String>,
+}
+
+async fn tree(State(page): State<Arc<Page>>, Query(q): Query<Tree>) -> Response {
+    if q.reread.is_some()
+        && let Files::Mount(_, core) = &page.files
+    {
+        core.recheck();
+    }
     match page.files.tree().await {
         Ok(all) => Json(all).into_response(),
         Err(e) => fail(e),
@@ -407,13 +399,28 @@ fn attachment(name: &str) -> String {
 static VERSION: header::HeaderName = header::HeaderName::from_static("x-webrepl-version");
 
 async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Bytes) -> Response {
-    let _shown = Writing::new(&page, &q.path);
     let Some(base) = q.base else {
         let r = page.files.write(&q.path, body).await;
         return page.changed(r);
     };
-    let r = page.files.save(&q.path, body, &base).await;
+    let r = save_while_linked(&page, &q.path, body, base).await;
     page.clone().refresh_space();
+    let r = match r {
+        Ok(r) => r,
+        Err(Offline(why)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "error": format!(
+                        "offline ({why}): {} is kept here, not saved; Ctrl-S again when the board is back",
+                        q.path
+                    ),
+                    "offline": true,
+                })),
+            )
+                .into_response();
+        }
+    };
     match r {
         Ok(files::Saved::Done(v)) => {
             ([(VERSION.clone(), v)], Json(serde_json::json!({"ok": true}))).into_response()
@@ -430,7 +437,62 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
             })),
         )
             .into_response(),
+        // The editor keeps the text as modified, and offers Stop.
+        Err(e @ Error::Running(_)) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!(
+                    "{e}: {} is not saved (kept here). Stop the program (■ Stop, Shift+F5), then Ctrl-S again",
+                    q.path
+                ),
+                "running": true,
+            })),
+        )
+            .into_response(),
         Err(e) => fail(e),
+    }
+}
+
+/// Why the link is down (not merely closed while idle).
+struct Offline(String);
+
+/// The link is down (not merely closed while idle): why.
+async fn link_down(page: &Page) -> Option<String> {
+    let st = page.session.status().await.ok()?;
+    if st.link_up || st.idle_closed {
+        return None;
+    }
+    Some(
+        st.down
+            .map_or_else(|| "the link is down".into(), |(_, why)| why),
+    )
+}
+
+/// The editor's save, said to be offline at once when the link is down,
+/// or goes down meanwhile: it waited for the link (30 s and more of
+/// "saving…") to say "failed" once it was back. Given up then, before it
+/// can go on a new link: an upload under way is tied to the link it began
+/// on, and one not begun never starts.
+async fn save_while_linked(
+    page: &Page,
+    path: &str,
+    body: Bytes,
+    base: String,
+) -> std::result::Result<Result<files::Saved>, Offline> {
+    if let Some(why) = link_down(page).await {
+        return Err(Offline(why));
+    }
+    let save = page.files.save(path, body, &base);
+    tokio::pin!(save);
+    loop {
+        tokio::select! {
+            r = &mut save => return Ok(r),
+            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                if let Some(why) = link_down(page).await {
+                    return Err(Offline(why));
+                }
+            }
+        }
     }
 }
 
@@ -457,7 +519,7 @@ async fn run(State(page): State<Arc<Page>>, Query(q): Query<OnePath>, body: Byte
     let target = if body.is_empty() {
         q.path
     } else {
-        if let Err(e) = page.files.write(files::RUN_SCRATCH, body).await {
+        if let Err(e) = page.files.put_run_scratch(body).await {
             return fail(e);
         }
         files::RUN_SCRATCH.to_string()

@@ -183,7 +183,7 @@ function human(n) {
 // Uploads in flight (the mount's parts, the page's scratch) and Run's
 // scratch: the server leaves them out too.
 function hidden(name) {
-  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-run.py';
+  return name.startsWith('.wrm-') || (name.startsWith('.') && name.endsWith('.webrepl-upload')) || name === '.webrepl-mount-run.py';
 }
 
 async function poll() {
@@ -197,10 +197,10 @@ async function poll() {
     }
     const parts = [st.link === 'up' ? 'link up' : st.link === 'idle' ? 'link idle (reopens when used)' : st.down || 'link down'];
     for (const t of st.transfers) {
-      const pct = t.total ? Math.min(100, Math.floor((100 * t.done) / t.total)) : 0;
-      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${pct}% of ${human(t.total)}`);
+      parts.push(`${t.upload ? '↑' : '↓'} ${t.path} ${human(t.done)} of ${human(t.total)}`);
+      if (t.upload) boardTook(t.path, t.total ? t.done / t.total : 0);
     }
-    if (st.queued) parts.push(`${st.queued} waiting`);
+    if (st.queued) parts.push(`${st.queued} more waiting`);
     if (st.waiting) parts.push(st.waiting);
     if (st.held) parts.push(st.held);
     if (st.free != null) parts.push(`${human(st.free)} free of ${human(st.total)}`);
@@ -224,10 +224,12 @@ function join(dir, name) {
 // The last tree read: sizes for the editor, paths for a folder's zip.
 let lastTree = [];
 
-async function refresh() {
+// reread (⟳): the mount checks the board's tree now, not only the
+// listing it keeps.
+async function refresh(reread) {
   let all;
   try {
-    all = await (await api('GET', '/api/tree')).json();
+    all = await (await api('GET', '/api/tree', reread === true ? { reread: 1 } : {})).json();
   } catch (e) {
     say(e.message);
     shown('files');
@@ -337,7 +339,10 @@ async function downloadZip(paths) {
 $('zip-selected').onclick = () => downloadZip([...selected]).catch((e) => say(e.message));
 $('delete-selected').onclick = async () => {
   const paths = [...selected];
-  if (!confirm(`Delete ${paths.length} selected (with everything in the folders) from the board?`)) return;
+  if (!paths.length) return;
+  // What goes, by name: a count alone says nothing of which.
+  const named = paths.slice(0, 3).join(', ') + (paths.length > 3 ? ` and ${paths.length - 3} more` : '');
+  if (!confirm(`Delete ${named} from the board (folders with everything in them)?`)) return;
   // Deepest first: a folder is removed once it is empty.
   const all = new Set();
   for (const p of paths) {
@@ -385,8 +390,15 @@ async function act(action, path) {
 }
 
 // Uploads: one bar per file, one at a time (the board takes one transfer
-// at a time anyway, and a failure then names its file).
+// at a time anyway, and a failure then names its file). A bar is the
+// browser's share (to this page's server, a tenth) and the board's (what
+// the status says it took: the slow part, over Wi-Fi).
 let queue = Promise.resolve();
+const bars = new Map();
+function boardTook(path, f) {
+  const b = bars.get(path);
+  if (b) b.show(b.sent, Math.max(b.took, f));
+}
 function upload(file, path) {
   const li = document.createElement('li');
   li.textContent = path + ' ';
@@ -395,15 +407,25 @@ function upload(file, path) {
   bar.value = 0;
   li.append(bar);
   $('uploads').append(li);
+  const shown = {
+    sent: 0,
+    took: 0,
+    show(sent, took) {
+      Object.assign(this, { sent, took });
+      bar.value = Math.max(bar.value, 0.1 * sent + 0.9 * took);
+    },
+  };
   queue = queue.then(async () => {
+    bars.set(path, shown);
     try {
-      await api('PUT', '/api/file', { path }, file, (f) => (bar.value = f * 0.9));
+      await api('PUT', '/api/file', { path }, file, (f) => shown.show(f, shown.took));
       li.remove();
     } catch (e) {
       li.textContent = `${path}: ${e.message}`;
       li.className = 'failed';
       say(`${path}: ${e.message}`);
     }
+    bars.delete(path);
     await refresh();
   });
   return queue;
@@ -476,7 +498,7 @@ $('up').onclick = () => {
   cwd = cwd.slice(0, cwd.lastIndexOf('/')) || '/';
   refresh();
 };
-$('refresh').onclick = refresh;
+$('refresh').onclick = () => refresh(true);
 refresh();
 // A mount's tree costs nothing to read again; a board's costs a program.
 if (document.body.dataset.live === 'true') {

@@ -5,7 +5,7 @@
 // not yet saved is kept in localStorage, per board, until it is.
 'use strict';
 
-const { EditorView, EditorState, basicSetup, python, keymap, indentWithTab } = window.CM;
+const { EditorView, EditorState, basicSetup, python, keymap, indentWithTab, theme, indentUnit } = window.CM;
 
 // Larger files open as a download: the board holds a few hundred KB, and
 // an editor's undo history of a megabyte helps nobody.
@@ -18,9 +18,23 @@ const view = new EditorView({ parent: $('editor') });
 const draftKey = (path) => `webrepl-mount-draft:${board}:${path}`;
 const tabsKey = () => `webrepl-mount-tabs:${board}`;
 
+// The file's own indent (its least, in spaces; or tabs), else Python's 4
+// spaces (CodeMirror's default of 2 is not Python's).
+function indentOf(doc) {
+  let least = 0;
+  for (const line of doc.split('\n')) {
+    if (/^\t+\S/.test(line)) return '\t';
+    const m = /^( +)\S/.exec(line);
+    if (m && (!least || m[1].length < least)) least = m[1].length;
+  }
+  return least >= 2 && least <= 8 ? ' '.repeat(least) : '    ';
+}
+
 function extensions(tab) {
   const ext = [
     basicSetup,
+    theme,
+    indentUnit.of(indentOf(tab.doc || '')),
     keymap.of([
       { key: 'Mod-s', preventDefault: true, run: () => (save(tab), true) },
       indentWithTab,
@@ -117,6 +131,8 @@ function render() {
       ["Open the board's version", () => openBoardVersion(current)],
       ['Save mine over it', () => save(current, current.now)],
     ]);
+  } else if (current && current.unsaved && current.status === 'modified') {
+    note(current.message, current.running ? [['■ Stop', stop]] : []);
   } else if (current && current.status === 'failed') {
     note(`${current.path} was not saved: ${current.message}`, [['Try again', () => save(current)]]);
   } else if (current && current.readOnly) {
@@ -235,13 +251,20 @@ async function save(tab, overBase) {
   }
   if (r && r.ok) {
     tab.base = r.headers.get('X-Webrepl-Version');
+    tab.unsaved = tab.running = false;
     tab.saved = body;
     tab.message = '';
     tab.status = modified(tab) ? 'modified' : 'saved';
     keepDraft(tab);
   } else {
     const answer = r ? await r.json().catch(() => ({})) : {};
-    if (r && r.status === 409 && answer.conflict) {
+    if (r && (answer.running || answer.offline)) {
+      // Not a failure of the text: it stays modified, to be saved once the
+      // program is stopped or the board is back.
+      tab.status = modified(tab) ? 'modified' : 'saved';
+      tab.unsaved = true;
+      tab.running = !!answer.running;
+    } else if (r && r.status === 409 && answer.conflict) {
       tab.status = 'conflict';
       tab.now = answer.now;
       tab.kept = answer.conflict;
