@@ -10,7 +10,7 @@
 use super::*;
 use crate::board::Entry;
 use std::collections::HashSet;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// How soon a check that could not run is tried again.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -89,7 +89,13 @@ impl Core {
                 debug!("snapshot checked in {:.0?}", started.elapsed());
             }
             Err(e) => {
-                debug!("snapshot not checked now: {e}");
+                // Out of the board's memory the view may stay old for long
+                // (a person's program holds the heap): said where it is seen.
+                if matches!(e, Error::LowMemory { .. }) {
+                    warn!("the mount's view of the board may be out of date: {e}");
+                } else {
+                    debug!("snapshot not checked now: {e}");
+                }
                 self.lock().check_failed = Some(Instant::now());
             }
         }

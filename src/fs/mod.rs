@@ -51,6 +51,9 @@ pub fn errno(e: &Error) -> Errno {
         ErrorKind::Running => libc::EBUSY,
         ErrorKind::Invalid => libc::EINVAL,
         ErrorKind::WrongPassword => libc::EACCES,
+        // The board's heap, not the host's: still the word that says
+        // what ran out, where EIO said nothing.
+        ErrorKind::LowMemory => libc::ENOMEM,
         _ => libc::EIO,
     };
     debug!("answering {n}: {e}");
