@@ -89,14 +89,15 @@ impl Core {
                 debug!("snapshot checked in {:.0?}", started.elapsed());
             }
             Err(e) => {
+                let first = self.lock().check_failed.replace(Instant::now()).is_none();
                 // Out of the board's memory the view may stay old for long
-                // (a person's program holds the heap): said where it is seen.
-                if matches!(e, Error::LowMemory { .. }) {
+                // (a person's program holds the heap): said in the log, once
+                // until a check runs again.
+                if first && matches!(e, Error::LowMemory { .. }) {
                     warn!("the mount's view of the board may be out of date: {e}");
                 } else {
                     debug!("snapshot not checked now: {e}");
                 }
-                self.lock().check_failed = Some(Instant::now());
             }
         }
     }
