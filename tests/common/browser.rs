@@ -125,9 +125,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{expr}: {e}"))
     }
 
-    /// Waits for a JavaScript expression to be true, up to `secs`.
+    /// Waits for a JavaScript expression to be true, up to `secs`. One that
+    /// throws meanwhile (what it reads is not there yet: the editor's code
+    /// loads after the prompt) counts as false.
     pub async fn until(&self, secs: u64, expr: &str) {
-        if !poll(secs, async || self.eval(expr).await == json!(true)).await {
+        let holds = async || {
+            self.client
+                .execute(&format!("return ({expr});"), vec![])
+                .await
+                .is_ok_and(|v| v == json!(true))
+        };
+        if !poll(secs, holds).await {
             panic!(
                 "{expr} never held; the terminal shows {:?}, the status line {:?}",
                 self.terminal_text().await,
