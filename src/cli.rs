@@ -788,8 +788,12 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             };
             crate::mip::install(&board, how, conn).await
         }
-        Command::Exec { board, code } => c::exec(&board, &code, conn).await,
-        Command::Run { file, board } => c::run(&file, &board, conn).await,
+        Command::Exec { board, code } => {
+            c::exec(&c::through_mount(&board, conn, true), &code, conn).await
+        }
+        Command::Run { file, board } => {
+            c::run(&file, &c::through_mount(&board, conn, true), conn).await
+        }
         Command::Share {
             dir,
             board,
@@ -806,18 +810,26 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             paths,
             recursive,
             force,
-        } => c::rm(&paths, recursive, force, cli.verbose > 0, conn).await,
-        Command::Mkdir { paths, parents } => c::mkdir(&paths, parents, conn).await,
-        Command::Rmdir { paths } => c::rmdir(&paths, conn).await,
-        Command::Mv { mut paths } => {
+        } => {
+            let paths = c::through_mounts(paths, conn, false);
+            c::rm(&paths, recursive, force, cli.verbose > 0, conn).await
+        }
+        Command::Mkdir { paths, parents } => {
+            c::mkdir(&c::through_mounts(paths, conn, false), parents, conn).await
+        }
+        Command::Rmdir { paths } => c::rmdir(&c::through_mounts(paths, conn, false), conn).await,
+        Command::Mv { paths } => {
+            let mut paths = c::through_mounts(paths, conn, false);
             let dst = paths.pop().unwrap_or_default();
             c::mv(&paths, &dst, conn).await
         }
-        Command::Cat { paths } => c::cat(&paths, conn).await,
-        Command::Df { target, .. } => c::df(&target, conn).await,
-        Command::Touch { paths } => c::touch(&paths, conn).await,
-        Command::Sha256sum { paths } => c::sha256sum(&paths, conn).await,
-        Command::Tree { target } => c::tree(&target, conn).await,
+        Command::Cat { paths } => c::cat(&c::through_mounts(paths, conn, true), conn).await,
+        Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
+        Command::Touch { paths } => c::touch(&c::through_mounts(paths, conn, false), conn).await,
+        Command::Sha256sum { paths } => {
+            c::sha256sum(&c::through_mounts(paths, conn, true), conn).await
+        }
+        Command::Tree { target } => c::tree(&c::through_mount(&target, conn, true), conn).await,
         Command::Web {
             target,
             listen,
@@ -838,12 +850,15 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             human_readable,
             recursive,
             ..
-        } => c::ls(&target, long, human_readable, recursive, conn).await,
+        } => {
+            let target = c::through_mount(&target, conn, true);
+            c::ls(&target, long, human_readable, recursive, conn).await
+        }
         Command::Cp {
             paths,
             recursive,
             force,
-        } => crate::copy::run(paths, recursive, force, conn).await,
+        } => crate::copy::run(c::through_mounts(paths, conn, true), recursive, force, conn).await,
     };
     match r {
         Err(Error::Running(why)) if conn.no_interrupt => Err(Error::Running(format!(

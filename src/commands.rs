@@ -393,6 +393,39 @@ fn local_walk(dir: &Path, arg: &str, recursive: bool) -> Result<Vec<(usize, Stri
     Ok(found)
 }
 
+/// `HOST:PATH` (or a named board) that this user has mounted, as the path
+/// in the mount: the board answers one client, its mount, so a command
+/// given the board goes through the mount as `status` does (it was
+/// refused as busy). The board's root stays a board path for the commands
+/// that remove (`root` false): they refuse it in words.
+pub fn through_mount(arg: &str, conn: &Conn, root: bool) -> String {
+    let routed = || -> Option<String> {
+        let (board, path) = match crate::remote::split_remote(arg) {
+            Some(bp) => bp,
+            // A bare board (no path): its root.
+            None if !Path::new(arg).exists() && !arg.starts_with(['/', '.', '~']) => {
+                (arg.to_string(), "/".to_string())
+            }
+            None => return None,
+        };
+        let path = board::normalize(if path.is_empty() { "/" } else { &path }).ok()?;
+        if path == "/" && !root {
+            return None;
+        }
+        let (address, _, _) = conn.for_board(&board).ok()?;
+        let mp = crate::mount::mounted_board(&address)?;
+        Some(format!("{mp}{}", if path == "/" { "" } else { &path }))
+    };
+    routed().unwrap_or_else(|| arg.to_string())
+}
+
+/// [`through_mount`] of each argument.
+pub fn through_mounts(args: Vec<String>, conn: &Conn, root: bool) -> Vec<String> {
+    args.into_iter()
+        .map(|a| through_mount(&a, conn, root))
+        .collect()
+}
+
 /// The mount a local path is in (any depth), if `target` names a local
 /// path at all: a path is never taken for a host name.
 pub(crate) fn mounted(target: &str) -> Result<Option<PathBuf>> {

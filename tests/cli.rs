@@ -255,12 +255,27 @@ fn messages_name_the_real_cause_and_the_command_that_fixes_it() {
     let tb = TestBoard::start();
     let mut m = common::Mount::start(&tb, &tb.addr(), &[]);
     let mp = m.path().display().to_string();
-    // The other client is this user's own mount.
-    let o = m
-        .cmd()
-        .args(["ls", &format!("{}:/", tb.addr())])
-        .output()
-        .unwrap();
+    // A board this user has mounted: its file commands go through the
+    // mount (the board answers one client).
+    std::fs::write(m.path().join("seen.py"), "x = 1\n").unwrap();
+    let board = |path: &str| format!("{}:{path}", tb.addr());
+    let run = |args: &[&str]| {
+        let o = m.cmd().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", err_line(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(run(&["ls", &board("/")]).contains("seen.py"));
+    assert_eq!(run(&["cat", &board("/seen.py")]), "x = 1\n");
+    assert_eq!(run(&["exec", &tb.addr(), "print(6 * 7)"]), "42\n");
+    run(&["cp", &board("/seen.py"), &board("/copy.py")]);
+    run(&["rm", &board("/copy.py")]);
+    assert!(!m.path().join("copy.py").exists());
+    // What cannot go through the mount is refused in words: the board's
+    // root for rm, and the terminal (use `term MOUNTPOINT`).
+    let o = m.cmd().args(["rm", "-r", &board("/")]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(m.path().join("seen.py").exists());
+    let o = m.cmd().args(["repl", &tb.addr()]).output().unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", err_line(&o));
     assert_eq!(
         last_line(&o),
