@@ -419,6 +419,12 @@ fn the_page_of_an_unmounted_board_and_of_a_mount_started_with_web() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("cannot delete /"), "{answer}");
     assert!(m.unmount().status.success());
+    // Mounted again, the board's page is at the same address: the browser
+    // keeps a page's drafts per address (a free port each time lost them).
+    let mut m = Mount::start(&tb, &tb.addr(), &["--web", "0"]);
+    m.status_until(10, |s| s.contains("page: http://127.0.0.1:"));
+    assert_eq!(port_and_token(&page_of(&m)).0, port);
+    assert!(m.unmount().status.success());
 }
 
 /// The page's download of a file of the mount goes through the mount's

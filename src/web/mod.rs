@@ -96,15 +96,35 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr> {
     })
 }
 
+/// For "any free port": the board's own port, from its address, in a
+/// range the system does not hand out to outgoing connections.
+fn own_port(listen: SocketAddr, board: &str) -> Option<SocketAddr> {
+    if listen.port() != 0 {
+        return None;
+    }
+    let h = board.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let port = 20_000 + (h % 10_000) as u16;
+    Some(SocketAddr::new(listen.ip(), port))
+}
+
 pub async fn start(
     listen: SocketAddr,
     session: Session,
     files: Files,
     board: String,
 ) -> Result<Served> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Error::Invalid(format!("cannot serve the page on {listen}: {e}")))?;
+    let listener = match own_port(listen, &board) {
+        // The browser keeps a page's drafts per address: a port of the
+        // board's own (when free) brings them back after a remount.
+        Some(own) => match tokio::net::TcpListener::bind(own).await {
+            Ok(l) => Ok(l),
+            Err(_) => tokio::net::TcpListener::bind(listen).await,
+        },
+        None => tokio::net::TcpListener::bind(listen).await,
+    }
+    .map_err(|e| Error::Invalid(format!("cannot serve the page on {listen}: {e}")))?;
     let addr = listener.local_addr()?;
     let token = guard::random_hex();
     let page = Arc::new(Page {
