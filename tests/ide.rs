@@ -68,16 +68,7 @@ async fn tabs(b: &Browser) -> serde_json::Value {
 
 /// Clicks `path` in the page's file tree once it is shown.
 async fn click_in_tree(b: &Browser, path: &str) {
-    let name = format!("#tree li[data-path='{path}'] .name");
-    b.until(10, &format!("!!document.querySelector(\"{name}\")"))
-        .await;
-    b.client
-        .find(Locator::Css(&name))
-        .await
-        .expect(path)
-        .click()
-        .await
-        .expect("click in the tree");
+    b.click_row_name(path).await;
 }
 
 /// Types into the editor as a person would (WebDriver key codes: Control
@@ -731,6 +722,66 @@ fn a_new_file_saved_from_the_page_is_one_upload() {
         std::fs::read_to_string(tb.path("/lib/other.py")).expect("kept"),
         "board = 1\n"
     );
+}
+
+/// A file renamed or deleted from the panel while open: its tab follows
+/// the rename and saves to the new name; deleted, it keeps its text and
+/// Ctrl-S writes it there again (both were a false conflict on a file the
+/// board did not have).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_file_renamed_or_deleted_from_the_panel_keeps_its_tab_right() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/loop.py"), "n = 1\n").expect("seed");
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let b = Browser::start().await;
+    b.client.goto(&page_of(&m)).await.expect("open the page");
+    click_in_tree(&b, "/loop.py").await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0]?.path === '/loop.py'",
+    )
+    .await;
+    b.click_row("/loop.py", "rename").await;
+    b.answer_dialog(Some("/spin.py")).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].path === '/spin.py'",
+    )
+    .await;
+    type_in_editor(&b, &format!("{CTRL_END}m = 2{CTRL_S}")).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/spin.py")).expect("renamed"),
+        "n = 1\nm = 2"
+    );
+    b.click_row("/spin.py", "delete").await;
+    b.answer_dialog(None).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].message.includes('deleted')",
+    )
+    .await;
+    assert!(!tb.path("/spin.py").exists());
+    type_in_editor(&b, CTRL_S).await;
+    b.until(
+        20,
+        "window.webreplMount.editor.tabs()[0].status === 'saved'",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(tb.path("/spin.py")).expect("written again"),
+        "n = 1\nm = 2"
+    );
+    let names: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .expect("flash")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("conflict")), "{names:?}");
+    b.close().await;
 }
 
 /// Ctrl-S of a one-line change sends only the change, as the mount's own

@@ -351,7 +351,10 @@ $('delete-selected').onclick = async () => {
   }
   const order = [...all].sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
   try {
-    for (const p of order) await api('POST', '/api/remove', { path: p });
+    for (const p of order) {
+      await api('POST', '/api/remove', { path: p });
+      window.webreplMount.editor?.removed(p);
+    }
   } catch (e) {
     say(e.message);
   }
@@ -380,11 +383,14 @@ async function act(action, path) {
   if (action === 'rename') {
     const to = prompt(`Rename ${path} to`, path);
     if (!to || to === path) return;
-    await api('POST', '/api/rename', { from: path, to: to.startsWith('/') ? to : join(cwd, to) });
+    const dest = to.startsWith('/') ? to : join(cwd, to);
+    await api('POST', '/api/rename', { from: path, to: dest });
+    window.webreplMount.editor?.moved(path, dest);
   }
   if (action === 'delete') {
     if (!confirm(`Delete ${path} from the board?`)) return;
     await api('POST', '/api/remove', { path });
+    window.webreplMount.editor?.removed(path);
   }
   await refresh();
 }

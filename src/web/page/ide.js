@@ -390,8 +390,45 @@ boardKnown.then(async (name) => {
 
 editorLoaded();
 
+// The files panel renamed `from` (a file or a folder) to `to`: its open
+// tabs follow, drafts too (else a save went to the old name, where the
+// board had nothing: a false conflict).
+function moved(from, to) {
+  for (const t of tabs) {
+    if (t.path !== from && !t.path.startsWith(from + '/')) continue;
+    const path = to + t.path.slice(from.length);
+    if (!t.readOnly && board) {
+      const draft = localStorage.getItem(draftKey(t.path));
+      localStorage.removeItem(draftKey(t.path));
+      if (draft) localStorage.setItem(draftKey(path), draft);
+    }
+    t.path = path;
+    t.label = path.slice(path.lastIndexOf('/') + 1);
+  }
+  keepTabs();
+  render();
+}
+
+// The files panel deleted `path`: its open tabs keep their text, as not
+// on the board any more (Ctrl-S writes it again, as a new file).
+function removed(path) {
+  for (const t of tabs) {
+    if (t.readOnly || (t.path !== path && !t.path.startsWith(path + '/'))) continue;
+    t.base = 'none';
+    t.saved = null;
+    t.status = 'modified';
+    t.unsaved = true;
+    t.running = false;
+    t.message = `${t.path} was deleted from the board; Ctrl-S writes this text there again`;
+    keepDraft(t);
+  }
+  render();
+}
+
 // For the tests and scripts/bench-page.sh.
 window.webreplMount.editor = {
+  moved,
+  removed,
   view,
   tabs: () => tabs.map((t) => ({ path: t.path, status: t.status, readOnly: !!t.readOnly, text: text(t), message: t.message || '' })),
 };
