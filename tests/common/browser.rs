@@ -294,8 +294,17 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = self.driver.id() as i32;
         // SAFETY: signals the process group started above.
-        unsafe { libc::killpg(self.driver.id() as i32, libc::SIGKILL) };
+        unsafe { libc::killpg(group, libc::SIGKILL) };
         let _ = self.driver.wait();
+        // Chromium's processes end after the driver: until they have, one
+        // may still write in the profile the temporary directories below
+        // are about to remove (a directory left in the suite's TMPDIR).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // SAFETY: signal 0 only asks whether the group has a process left.
+        while unsafe { libc::killpg(group, 0) } == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
