@@ -94,10 +94,13 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         download(&b, &sources, Path::new(&dst), recursive, &mut failed).await?;
         failed.result()
     };
-    // Ctrl-C ends the download here, so that its temporary file goes.
+    // Ctrl-C or SIGTERM (`timeout`, a service manager) ends the download
+    // here, so that its temporary file goes.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let r = tokio::select! {
         r = fetch_all => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
+        _ = term.recv() => Err(Error::Running("stopped by SIGTERM".into())),
     };
     b.session().close().await;
     r

@@ -420,6 +420,53 @@ fn a_huge_size_from_the_board_is_not_allocated() {
     assert!(!dest.path().join("big").exists(), "a partial file was left");
 }
 
+/// The page of a board (`web HOST`, no mount) reads a file whole into
+/// memory for the editor and downloads: a size past the mount's cache
+/// bound is refused in words before anything is read (a hostile board's
+/// 400 MB was held whole in the server's memory).
+#[test]
+fn the_page_of_a_board_reads_no_huge_file_whole() {
+    use std::io::BufRead;
+    let port = listing_board(|_| String::new());
+    let mut web = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "web",
+                &format!("127.0.0.1:{port}"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("WEBREPL_PASSWORD", "pw")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("web"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(web.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the page's address");
+    let (base, token) = line.trim().split_once("/#").expect("a token");
+    let page: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", page)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /api/file?path=/big HTTP/1.1\r\nHost: 127.0.0.1:{page}\r\nX-Webrepl-Token: {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer in time");
+    assert!(answer.contains("more than is read whole"), "{answer}");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(web.id() as i32, libc::SIGINT) };
+}
+
 /// A board that logs in, then answers every frame with `answer(frame)`.
 fn odd_board(
     answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,

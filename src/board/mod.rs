@@ -310,6 +310,9 @@ fn buffer_for(free: u64) -> usize {
     1 << b.ilog2()
 }
 
+/// The most of a file read whole into memory (as the mount's cache holds).
+pub const WHOLE_MAX: u64 = 64 << 20;
+
 /// Tries of an idempotent program of ours that ran out of memory.
 const LOW_MEMORY_TRIES: usize = 3;
 
@@ -990,7 +993,21 @@ impl Board {
     }
 
     /// `get` of a file whose stat the caller already has (a listing).
+    /// Whole in memory, so bounded as the mount's cache is: the size is
+    /// the board's word (a hostile one claimed 400 MB, and the page's
+    /// server held it all before answering).
     pub async fn get_sized(&self, path: &str, st: Stat) -> Result<Vec<u8>> {
+        if st.size > WHOLE_MAX {
+            return Err(Error::Os {
+                errno: libc::EFBIG,
+                what: format!(
+                    "{}: {} MB, more than is read whole into memory ({} MB; `cp` copies it to a file)",
+                    shown(path),
+                    st.size >> 20,
+                    WHOLE_MAX >> 20
+                ),
+            });
+        }
         let mut data = Vec::with_capacity(st.size.min(1 << 24) as usize);
         self.get_into(path, st, &mut |p| match p {
             Piece::Data(d) => data.extend_from_slice(&d),
