@@ -71,6 +71,21 @@ async fn click_in_tree(b: &Browser, path: &str) {
     b.click_row_name(path).await;
 }
 
+/// The mount's page opened in `b`, with `path` open in the editor once
+/// its text is `text`.
+async fn open_in_editor(b: &Browser, m: &Mount, path: &str, text: &str) {
+    b.client.goto(&page_of(m)).await.expect("open the page");
+    click_in_tree(b, path).await;
+    b.until(
+        10,
+        &format!(
+            "window.webreplMount.editor.tabs()[0]?.text === {}",
+            serde_json::json!(text)
+        ),
+    )
+    .await;
+}
+
 /// Types into the editor as a person would (WebDriver key codes: Control
 /// is \u{E009}, End \u{E010}, and \u{E000} lets go of the modifiers).
 async fn type_in_editor(b: &Browser, keys: &str) {
@@ -734,13 +749,7 @@ async fn an_open_file_renamed_or_deleted_from_the_panel_keeps_its_tab_right() {
     std::fs::write(tb.path("/loop.py"), "n = 1\n").expect("seed");
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let b = Browser::start().await;
-    b.client.goto(&page_of(&m)).await.expect("open the page");
-    click_in_tree(&b, "/loop.py").await;
-    b.until(
-        20,
-        "window.webreplMount.editor.tabs()[0]?.path === '/loop.py'",
-    )
-    .await;
+    open_in_editor(&b, &m, "/loop.py", "n = 1\n").await;
     b.click_row("/loop.py", "rename").await;
     b.answer_dialog(Some("/spin.py")).await;
     b.until(
@@ -1107,13 +1116,7 @@ async fn a_save_while_a_program_runs_says_so_at_once_and_offers_stop() {
     std::fs::write(tb.path("/main.py"), "x = 1\n").expect("seed");
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let b = Browser::start().await;
-    b.client.goto(&page_of(&m)).await.expect("open the page");
-    click_in_tree(&b, "/main.py").await;
-    b.until(
-        10,
-        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
-    )
-    .await;
+    open_in_editor(&b, &m, "/main.py", "x = 1\n").await;
     b.until(10, "document.body.dataset.term === 'connected'")
         .await;
     // Short sleeps: Ctrl-C reaches the board between them.
@@ -1224,13 +1227,7 @@ async fn a_save_while_the_link_is_down_says_offline_at_once() {
     let mut emu = LinkEmu::start(tb.port, 1.0);
     let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
     let b = Browser::start().await;
-    b.client.goto(&page_of(&m)).await.expect("open the page");
-    click_in_tree(&b, "/main.py").await;
-    b.until(
-        10,
-        "window.webreplMount.editor.tabs()[0]?.text === 'x = 1\\n'",
-    )
-    .await;
+    open_in_editor(&b, &m, "/main.py", "x = 1\n").await;
     emu.command("refuse on");
     emu.command("cut");
     b.until(15, "document.getElementById('status').className === 'down'")
