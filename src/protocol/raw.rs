@@ -174,6 +174,16 @@ impl Program {
         !self.end_sent
     }
 
+    /// Whether the board has taken the whole program (it answered the end
+    /// of the paste, or `OK`): from then on it runs as long as it likes;
+    /// before, a board that goes quiet is a board that stopped taking it.
+    pub fn taken(&self) -> bool {
+        matches!(
+            self.state,
+            State::Stdout | State::Stderr | State::Ready | State::Done
+        )
+    }
+
     /// Bytes of the answer searched so far: the work the answer cost.
     pub fn examined(&self) -> u64 {
         self.examined

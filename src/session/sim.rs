@@ -161,6 +161,8 @@ pub struct Board {
     pub overflow: usize,
     /// The board's `/remote` reading an answer from its stdin.
     pub reader: Option<ShareReader>,
+    /// A hostile board: it takes a raw paste and never answers its end.
+    pub mute_paste_end: bool,
 }
 
 /// What the board's VFS class (src/board/share.py) does with its stdin
@@ -247,6 +249,7 @@ impl Board {
             eaten: 0,
             overflow: 0,
             reader: None,
+            mute_paste_end: false,
         }
     }
 
@@ -489,6 +492,9 @@ impl Board {
                     self.code.clear();
                     self.repl = Repl::Raw;
                     self.say(b"\x04\x04Traceback\r\nKeyboardInterrupt: \r\n\x04>");
+                    return;
+                }
+                if b == 0x04 && self.mute_paste_end {
                     return;
                 }
                 if b == 0x04 {

@@ -724,6 +724,29 @@ fn keys_typed_while_our_program_runs_reach_the_board_after_it_in_order() {
     assert_eq!(p.board.line, b"abc");
 }
 
+/// A person's program runs as long as it likes, but only once the board
+/// has taken it: a board that takes the paste and never answers its end
+/// fails the program within the time-out, in words (`exec` waited for
+/// ever, silent).
+#[test]
+fn a_board_that_never_answers_a_pastes_end_fails_a_persons_program_in_time() {
+    let mut p = Pair::new(cfg(3), 0.0, RTT);
+    p.board.mute_paste_end = true;
+    let op = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"print(1)".to_vec(),
+            bounded: false,
+            idempotent: false,
+            user: true,
+            patience: Duration::from_secs(10),
+        },
+    );
+    let r = p.wait(op, Duration::from_secs(10));
+    assert!(r.is_err(), "{r:?}");
+    assert!(p.elapsed() < Duration::from_secs(8), "{:?}", p.elapsed());
+}
+
 #[test]
 fn a_persons_program_is_stopped_when_its_caller_gives_up() {
     let mut p = Pair::new(cfg(10), 0.0, RTT);

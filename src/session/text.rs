@@ -711,8 +711,13 @@ impl TextLane {
             }
         }
         // A program of ours answers within the time-out of its last word.
+        // A person's program too, until the board has taken it whole: a
+        // board that took the paste and never answered its end kept `exec`
+        // waiting for ever, without a word.
         match &self.mode {
-            Mode::Running { job, last, .. } if job.bounded => {
+            Mode::Running {
+                job, last, prog, ..
+            } if job.bounded || !prog.taken() => {
                 self.timers.set(Timer::Silence, *last + self.timeout)
             }
             _ => self.timers.stop(Timer::Silence),
@@ -1065,6 +1070,9 @@ impl TextLane {
             }
             Mode::Running { job, last, .. } if job.bounded && now >= *last + self.timeout => {
                 return Err(Why::Silent("a program of ours stopped answering"));
+            }
+            Mode::Running { last, prog, .. } if !prog.taken() && now >= *last + self.timeout => {
+                return Err(Why::Silent("the board stopped taking the program"));
             }
             Mode::Restoring { deadline, .. } if now >= *deadline => {
                 if let Mode::Restoring { restore, .. } =
