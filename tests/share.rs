@@ -374,7 +374,9 @@ fn a_share_that_stops_answering_is_given_up_after_one_request() {
     line(
         &mut term,
         "exec(\"import time, os\\ntime.sleep(0.5)\\ntry:\\n import fresh\\nexcept ImportError:\\n pass\\nf = open('/where.txt', 'w'); f.write(os.getcwd()); f.close()\")",
-        "exec(",
+        // The whole line and its Enter at the board (keys go paced by
+        // their echo: its start came back while the rest was on its way).
+        "f.close()\")\r\n",
     );
     let pid = term.child.id() as i32;
     // SAFETY: signals the child started above.
