@@ -361,6 +361,16 @@ fn ls_escapes_a_boards_control_characters() {
     assert_eq!(out, "a\\n\\u{1b}]0;pwned\\u{7}\n");
 }
 
+/// `webrepl-mount ARGS` with the real test board's password, warnings only.
+fn wm_on(tb: &common::TestBoard, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .args(args)
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run webrepl-mount")
+}
+
 /// Runs the command, killing it if it has not ended within `secs` (then the
 /// test fails: a retry loop did not end).
 fn wm_within(secs: u64, args: &[&str]) -> std::process::Output {
@@ -851,14 +861,7 @@ fn names_that_are_not_utf8_are_skipped_with_a_warning_by_ls_cp_and_the_mount() {
     .unwrap();
     std::fs::write(d.join("ok.py"), b"print(1)\n").unwrap();
     let board = format!("127.0.0.1:{}", tb.port);
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-            .args(args)
-            .env("WEBREPL_PASSWORD", &tb.password)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run webrepl-mount")
-    };
+    let run = |args: &[&str]| wm_on(&tb, args);
     let o = run(&["ls", &format!("{board}:/d")]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok.py\n", "{err}");
@@ -918,14 +921,7 @@ fn a_quoted_pattern_skips_names_that_are_not_utf8_at_the_root() {
     std::fs::write(tb.path("/go.py"), b"print(1)\n").unwrap();
     std::fs::write(tb.path("/gone.py"), b"print(2)\n").unwrap();
     let board = format!("127.0.0.1:{}", tb.port);
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-            .args(args)
-            .env("WEBREPL_PASSWORD", &tb.password)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run webrepl-mount")
-    };
+    let run = |args: &[&str]| wm_on(&tb, args);
     let o = run(&["sha256sum", &format!("{board}:/go*")]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");

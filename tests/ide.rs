@@ -380,14 +380,7 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
         .await
         .expect("click Delete");
     // The confirm names what goes.
-    let mut asked = String::new();
-    for _ in 0..100 {
-        if let Ok(t) = b.client.get_alert_text().await {
-            asked = t;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let asked = b.dialog_text().await;
     assert!(
         asked.contains("/lib") && asked.contains("/top.txt"),
         "{asked}"
@@ -800,15 +793,7 @@ async fn an_open_file_renamed_or_deleted_from_the_panel_keeps_its_tab_right() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_save_of_a_one_line_change_sends_only_the_change() {
     let tb = TestBoard::start();
-    // Source with random names in it: compresses about 2x, not 10x.
-    let text: String = common::random_bytes(20_000, 9)
-        .chunks(10)
-        .enumerate()
-        .map(|(i, c)| {
-            let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
-            format!("v_{i} = \"{hex}\"\n")
-        })
-        .collect();
+    let text = common::hex_source(20_000, 9);
     std::fs::write(tb.path("/prog.py"), &text).expect("seed");
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let b = Browser::start().await;

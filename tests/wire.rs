@@ -314,16 +314,7 @@ fn sent_by(m: &common::Mount) -> u64 {
 #[test]
 fn saves_through_the_mount_send_only_the_change() {
     let tb = TestBoard::start();
-    // Source with random names in it: compresses about 2x, not 10x.
-    let noise = common::random_bytes(40_000, 5);
-    let text: String = noise
-        .chunks(10)
-        .enumerate()
-        .map(|(i, c)| {
-            let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
-            format!("v_{i} = \"{hex}\"\n")
-        })
-        .collect();
+    let text = common::hex_source(40_000, 5);
     let text = &text[..100_000];
     std::fs::write(tb.path("/edit.py"), text).unwrap();
     let m = common::Mount::start(&tb, &tb.addr(), &[]);
@@ -463,16 +454,7 @@ fn wire_bytes(o: &Output) -> u64 {
 fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
     // An ESP32's input ring: the programs' windows are its size.
     let tb = TestBoard::with_ring(Some(260));
-    // Hex names: compresses about 2x, not 10x.
-    let noise = common::random_bytes(20_000, 11);
-    let text: String = noise
-        .chunks(10)
-        .enumerate()
-        .map(|(i, c)| {
-            let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
-            format!("v_{i} = \"{hex}\"\n")
-        })
-        .collect();
+    let text = common::hex_source(20_000, 11);
     let text = &text[..40_000];
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("app.py");

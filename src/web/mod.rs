@@ -502,13 +502,19 @@ async fn save_while_linked(
     if let Some(why) = link_down(page).await {
         return Err(Offline(why));
     }
+    let mut link = page.session.link_state();
     let save = page.files.save(path, body, &base);
     tokio::pin!(save);
     loop {
         tokio::select! {
             r = &mut save => return Ok(r),
-            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                if let Some(why) = link_down(page).await {
+            changed = link.changed() => {
+                if changed.is_err() {
+                    return Ok(save.await);
+                }
+                if !*link.borrow_and_update()
+                    && let Some(why) = link_down(page).await
+                {
                     return Err(Offline(why));
                 }
             }

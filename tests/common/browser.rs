@@ -230,6 +230,18 @@ impl Browser {
             .expect("pick the file");
     }
 
+    /// The words of a prompt() or confirm() once it is up.
+    pub async fn dialog_text(&self) -> String {
+        let mut text = None;
+        let up = poll(10, async || {
+            text = self.client.get_alert_text().await.ok();
+            text.is_some()
+        })
+        .await;
+        assert!(up, "no dialog came up");
+        text.unwrap_or_default()
+    }
+
     /// Answers a prompt() or confirm() once it is up.
     pub async fn answer_dialog(&self, text: Option<&str>) {
         let up = poll(10, async || self.client.get_alert_text().await.is_ok()).await;
