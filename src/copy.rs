@@ -504,9 +504,11 @@ async fn upload(
         refused,
         ..Sent::default()
     };
-    // Files the board has another version of: sent as deltas of it.
+    // Files the board has another version of: sent as deltas of it. A
+    // target that was not there holds none: asking would cost a list of
+    // every name on the wire, for nothing.
     let mut onto = HashSet::new();
-    if !force && !files.is_empty() {
+    if !force && st.is_some() && !files.is_empty() {
         let query: Vec<(&str, u64)> = files.iter().map(|(_, r, n)| (r.as_str(), *n)).collect();
         let (algorithm, seen) = b.compare(&query).await?;
         tracing::info!("comparing files with the board's {algorithm}");

@@ -362,6 +362,7 @@ fn the_helpers_kept_on_flash_intern_nothing_when_called() {
                 size: 10,
                 crc: 0,
                 wbits: 10,
+                target: None,
             }]),
             sn::finish_uploads(&[sn::Finishing::new(
                 &part,

@@ -10,6 +10,8 @@ pub enum Answer<'a> {
     Ok,
     /// `K <mtime>`: an upload is on its target.
     Done(i64),
+    /// `K <mtime> <ms>`: an upload inflated in `ms` is on its target.
+    Landed { mtime: i64, ms: i64 },
     /// `E <errno> [<hex path>]`: an OSError (EIO when the number is bad).
     Os { errno: i32, hex: Option<&'a str> },
     /// `S <mode> <size> <mtime>`.
@@ -90,6 +92,10 @@ impl<'a> Answer<'a> {
         Some(match f.as_slice() {
             ["K"] => Answer::Ok,
             ["K", mtime] => Answer::Done(n(mtime)?),
+            ["K", mtime, ms] => Answer::Landed {
+                mtime: n(mtime)?,
+                ms: n(ms)?,
+            },
             ["E", errno] | ["E", errno, _] => Answer::Os {
                 errno: n(errno).unwrap_or(libc::EIO),
                 hex: f.get(2).copied(),

@@ -287,12 +287,15 @@ class _wrm:
 
     # Inflates uploads sent compressed (from flash: a program pasted for
     # every batch would cost a round trip per 128 bytes). Fields per file: the zlib stream's
-    # part Q, the part P to inflate it into (both full paths), numbers:
-    # Q's size, slices after its first, slice size, Q's CRC, then P's
-    # size and CRC, and the window's bits. `K <ms>` each, Q removed (ms:
-    # the board's time, which tells whether inflating pays); else
-    # `E <errno>` (5: not the bytes sent), P and Q removed. The target is never
-    # touched: `go` renames P as for any upload.
+    # part Q (a full path), the part P to inflate it into and the target T
+    # (or `/`: none), each a name in Q's directory when it has no `/`
+    # (P: the part's id), numbers: Q's size, slices after its first, slice size, Q's
+    # CRC, then P's size and CRC, and the window's bits. `K <ms>` each, Q
+    # removed (ms: the board's time, which tells whether inflating pays);
+    # with a T (a copy that checks no base), P renamed onto it too and
+    # `K <mtime> <ms>`: P was checked here, and a finishing program of its
+    # own would cost a round trip and its names again. Else `E <errno>`
+    # (5: not the bytes sent), P and Q removed, T untouched.
     # On flash (`_wrm.l`).
     def z(x):
         import os, binascii, time
@@ -300,10 +303,16 @@ class _wrm:
         L = _wrm.a(x)
         C = getattr(binascii, "crc32", None)
         m = bytearray(_wrm.B)
-        for i in range(0, len(L) - 2, 3):
+        for i in range(0, len(L) - 3, 4):
             Q = L[i]
+            D = Q[: Q.rfind("/") + 1]
             P = L[i + 1]
-            q, k, s, d, n, c, w = [int(v) for v in L[i + 2].split()]
+            if "/" not in P:
+                P = D + PART_PREFIX + P
+            T = L[i + 2]
+            if "/" not in T:
+                T = D + T
+            q, k, s, d, n, c, w = [int(v) for v in L[i + 3].split()]
             t = time.ticks_ms()
             f = g = None
             try:
@@ -352,7 +361,16 @@ class _wrm:
                 if z != n or C and h & 0xFFFFFFFF != c:
                     raise OSError(5)
                 os.remove(Q)
-                print("K", time.ticks_diff(time.ticks_ms(), t))
+                t = time.ticks_diff(time.ticks_ms(), t)
+                if T == "/":
+                    print("K", t)
+                    continue
+                try:
+                    os.rename(P, T)
+                except OSError:
+                    os.remove(T)
+                    os.rename(P, T)
+                print("K", os.stat(T)[8], t)
             except Exception as e:
                 for h in (f, g):
                     if h:

@@ -30,7 +30,9 @@ const INFLATE_FIRST: f64 = 100_000.0;
 /// A stream must save this many bytes, and a tenth of the file at least.
 const MIN_SAVED: usize = 64;
 /// Files inflated by one program.
-const INFLATE_BATCH: usize = 8;
+const INFLATE_BATCH: usize = 16;
+/// Times a stream goes before its file is sent raw.
+const PACK_TRIES: u32 = 2;
 /// Larger files go raw: compressing them would hold up the daemon, and
 /// none that size is source.
 const PACK_MAX: usize = 8 << 20;
@@ -41,6 +43,15 @@ pub(super) struct Inflater {
     /// 2: `deflate`, 1: `zlib`/`uzlib`, 0: nothing.
     kind: u8,
     free: u64,
+}
+
+/// A compressed upload that went: its part file, checked, to be finished
+/// as any upload; or already on its target (a copy that checks no base),
+/// with the board's mtime.
+#[derive(Debug, Clone)]
+pub(super) enum Packed {
+    Part(String),
+    Landed(i64),
 }
 
 /// Per board: what the probe of the current connection found, and how
@@ -124,7 +135,7 @@ impl Board {
         ups: &[Upload],
         skip: &[bool],
         slice: usize,
-    ) -> Vec<Option<String>> {
+    ) -> Vec<Option<Packed>> {
         let mut ready = vec![None; ups.len()];
         let worth = |u: &Upload| (MIN_SAVED * 2..=PACK_MAX).contains(&u.data.len());
         if !self.compress || !ups.iter().zip(skip).any(|(u, s)| !s && worth(u)) {
@@ -188,98 +199,128 @@ impl Board {
             raw_bytes as f64 / all_bytes.max(1) as f64,
             1u32 << wbits
         );
-        let jobs: Vec<Sending> = zups
-            .iter()
-            .enumerate()
-            .map(|(k, u)| Sending::whole(k, self.part_for(&u.path), u.data.len(), slice))
-            .collect();
-        let sent = self.send_parts(&zups, &jobs).await;
-        let mut calls = Vec::new();
-        let mut of = Vec::new();
-        for ((job, r), &i) in jobs.iter().zip(sent).zip(&which) {
-            // Marked stale only once they failed: another upload's cleanup
-            // runs while this one inflates, and must not remove its files.
-            if let Err(e) = r {
-                self.stale_all(job, &zups);
-                debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
-                continue;
-            }
-            let part = self.part_for(&ups[i].path);
-            let z = &zups[job.i].data;
-            calls.push(sn::Inflating {
-                packed: job.part.clone(),
-                packed_size: z.len() as u64,
-                pieces: job.pieces(),
-                slice: job.slice as u64,
-                packed_crc: crc32fast::hash(z),
-                part: part.clone(),
-                size: ups[i].data.len() as u64,
-                crc: crc32fast::hash(&ups[i].data),
-                wbits,
-            });
-            of.push((i, job, part));
-        }
-        if calls.is_empty() {
-            return ready;
-        }
-        let started = Instant::now();
-        // A few files per program: its argument literal is compiled in the
-        // board's heap.
-        let mut out = Vec::new();
-        for chunk in calls.chunks(INFLATE_BATCH) {
-            match self.helper(sn::inflate_uploads(chunk)).await {
-                Ok(o) => out.extend_from_slice(&o),
-                Err(e) => {
-                    warn!("inflating uploads on the board failed ({e}); sending them raw");
-                    break;
-                }
-            }
-        }
         let (mut bytes, mut ms) = (0u64, 0u64);
-        let lines: Vec<&str> = sn::lines(&out).collect();
-        for (k, (i, job, part)) in of.into_iter().enumerate() {
-            let line = lines.get(k).copied().unwrap_or("");
-            if !matches!(Answer::parse(line), Answer::Done(_)) {
-                // Whatever the inflate left is for the next cleanup.
-                self.stale_all(job, &zups);
-                self.stale_mark(&part, true);
-            }
-            match Answer::parse(line) {
-                Answer::Done(t) => {
-                    bytes += ups[i].data.len() as u64;
-                    ms += t.max(0) as u64;
-                    ready[i] = Some(part);
+        let started = Instant::now();
+        // Streams (indices into `zups`) still to go: a stream the board
+        // got short (a byte lost on the way: see PROTOCOL.md, PUT) goes
+        // again once, compressed: sent raw it would cost three times the
+        // bytes.
+        let mut pending: Vec<usize> = (0..zups.len()).collect();
+        for attempt in 1..=PACK_TRIES {
+            let jobs: Vec<Sending> = pending
+                .iter()
+                .map(|&k| {
+                    Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice)
+                })
+                .collect();
+            let sent = self.send_parts(&zups, &jobs).await;
+            let mut calls = Vec::new();
+            let mut of = Vec::new();
+            for (job, r) in jobs.iter().zip(sent) {
+                let i = which[job.i];
+                // Marked stale only once they failed: another upload's
+                // cleanup runs while this one inflates, and must not
+                // remove its files.
+                if let Err(e) = r {
+                    self.stale_all(job, &zups);
+                    debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
+                    continue;
                 }
-                Answer::Os { errno: 12, .. } => {
-                    // The free heap is in pieces (a person's program, our
-                    // own earlier work): a window of half the size from
-                    // now on, raw below the smallest. Said once a batch.
-                    let smaller = (wbits > WBITS).then(|| (1u64 << (wbits - 1)) * 8 + HEAP_MARGIN);
-                    if let Some((_, inf)) = &mut self.packing().probe
-                        && inf.free > smaller.unwrap_or(0)
-                    {
-                        inf.free = smaller.unwrap_or(0);
-                        match smaller {
-                            Some(_) => info!(
-                                "the board ran out of memory inflating with a {} B window; {} B from now on",
-                                1u32 << wbits,
-                                1u32 << (wbits - 1)
-                            ),
-                            None => warn!(
-                                "the board ran out of memory inflating; raw uploads on this connection"
-                            ),
-                        }
+                let part = self.part_for(&ups[i].path);
+                let z = &zups[job.i].data;
+                calls.push(sn::Inflating {
+                    packed: job.part.clone(),
+                    packed_size: z.len() as u64,
+                    pieces: job.pieces(),
+                    slice: job.slice as u64,
+                    packed_crc: crc32fast::hash(z),
+                    part: part.clone(),
+                    size: ups[i].data.len() as u64,
+                    crc: crc32fast::hash(&ups[i].data),
+                    wbits,
+                    target: matches!(ups[i].base, Base::Any).then(|| ups[i].path.clone()),
+                });
+                of.push((i, job, part));
+            }
+            if calls.is_empty() {
+                break;
+            }
+            // A few files per program: its argument literal is compiled in
+            // the board's heap.
+            let mut out = Vec::new();
+            for chunk in calls.chunks(INFLATE_BATCH) {
+                match self.helper(sn::inflate_uploads(chunk)).await {
+                    Ok(o) => out.extend_from_slice(&o),
+                    Err(e) => {
+                        warn!("inflating uploads on the board failed ({e}); sending them raw");
+                        break;
                     }
                 }
-                // Its batch failed, which was said once.
-                _ if line.is_empty() => {
-                    debug!("{}: not inflated; sending it raw", shown(&ups[i].path))
-                }
-                a => warn!(
-                    "{}: inflating on the board failed ({a:?}); sending it raw",
-                    shown(&ups[i].path)
-                ),
             }
+            let lines: Vec<&str> = sn::lines(&out).collect();
+            let mut again = Vec::new();
+            for (k, (i, job, part)) in of.into_iter().enumerate() {
+                let line = lines.get(k).copied().unwrap_or("");
+                if !matches!(Answer::parse(line), Answer::Done(_) | Answer::Landed { .. }) {
+                    // Whatever the inflate left is for the next cleanup.
+                    self.stale_all(job, &zups);
+                    self.stale_mark(&part, true);
+                }
+                match Answer::parse(line) {
+                    Answer::Done(t) => {
+                        bytes += ups[i].data.len() as u64;
+                        ms += t.max(0) as u64;
+                        ready[i] = Some(Packed::Part(part));
+                    }
+                    Answer::Landed { mtime, ms: t } => {
+                        bytes += ups[i].data.len() as u64;
+                        ms += t.max(0) as u64;
+                        ready[i] = Some(Packed::Landed(mtime));
+                    }
+                    Answer::Os { errno: 12, .. } => {
+                        // The free heap is in pieces (a person's program,
+                        // our own earlier work): a window of half the size
+                        // from now on, raw below the smallest. Said once a
+                        // batch.
+                        let smaller =
+                            (wbits > WBITS).then(|| (1u64 << (wbits - 1)) * 8 + HEAP_MARGIN);
+                        if let Some((_, inf)) = &mut self.packing().probe
+                            && inf.free > smaller.unwrap_or(0)
+                        {
+                            inf.free = smaller.unwrap_or(0);
+                            match smaller {
+                                Some(_) => info!(
+                                    "the board ran out of memory inflating with a {} B window; {} B from now on",
+                                    1u32 << wbits,
+                                    1u32 << (wbits - 1)
+                                ),
+                                None => warn!(
+                                    "the board ran out of memory inflating; raw uploads on this connection"
+                                ),
+                            }
+                        }
+                    }
+                    // Its batch failed, which was said once.
+                    _ if line.is_empty() => {
+                        debug!("{}: not inflated; sending it raw", shown(&ups[i].path))
+                    }
+                    Answer::Os { errno: 5, .. } if attempt < PACK_TRIES => {
+                        info!(
+                            "{}: the board got its stream short or garbled (attempt {attempt}); sending it again",
+                            shown(&ups[i].path)
+                        );
+                        again.push(job.i);
+                    }
+                    a => warn!(
+                        "{}: inflating on the board failed ({a:?}); sending it raw",
+                        shown(&ups[i].path)
+                    ),
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            pending = again;
         }
         if bytes > 0 {
             // A board's clock ticks in ms: a fast one takes 0.

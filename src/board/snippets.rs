@@ -522,15 +522,34 @@ pub struct Inflating {
     pub size: u64,
     pub crc: u32,
     pub wbits: u8,
+    /// Where the part lands once checked, for a copy that checks no base
+    /// (None: `go` finishes it, as any upload).
+    pub target: Option<String>,
 }
 
 /// The `_wrm.z` call that inflates a batch of compressed uploads, one
 /// answer line each.
 pub fn inflate_uploads(calls: &[Inflating]) -> String {
-    let mut fields = Vec::with_capacity(calls.len() * 3);
+    let mut fields = Vec::with_capacity(calls.len() * 4);
     for c in calls {
+        // Names in the stream's directory go without it: the program
+        // crosses the raw-paste window 128 bytes a round trip.
+        let dir = &c.packed[..c.packed.rfind('/').map_or(0, |i| i + 1)];
+        let id = c
+            .part
+            .strip_prefix(dir)
+            .and_then(|p| p.strip_prefix(super::PART_PREFIX))
+            .filter(|id| !id.is_empty() && !id.contains('/'));
+        let target = match &c.target {
+            None => "/",
+            Some(t) => t
+                .strip_prefix(dir)
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+                .unwrap_or(t),
+        };
         fields.push(c.packed.clone());
-        fields.push(c.part.clone());
+        fields.push(id.unwrap_or(&c.part).to_string());
+        fields.push(target.to_string());
         fields.push(format!(
             "{} {} {} {} {} {} {}",
             c.packed_size, c.pieces, c.slice, c.packed_crc, c.size, c.crc, c.wbits
@@ -844,5 +863,28 @@ mod tests {
         let p = stat("/a");
         assert!(p.starts_with("def _wrm_t(a):\n import os\n"), "{p}");
         assert!(p.ends_with("finally:del _wrm_t;__import__('gc').collect()\n"));
+    }
+
+    #[test]
+    fn an_inflate_call_names_its_parts_and_target_in_the_streams_directory() {
+        let call = |part: &str, target: Option<&str>| Inflating {
+            packed: "/lib/.wrm-00000a".into(),
+            packed_size: 5,
+            pieces: 0,
+            slice: 5,
+            packed_crc: 1,
+            part: part.into(),
+            size: 9,
+            crc: 2,
+            wbits: 10,
+            target: target.map(Into::into),
+        };
+        let code = inflate_uploads(&[
+            call("/lib/.wrm-00000b", Some("/lib/a.py")),
+            call("/x/.wrm-00000c", Some("/y/b.py")),
+            call("/lib/.wrm-00000d", None),
+        ]);
+        let fields = r"/lib/.wrm-00000a\x0000000b\0a.py\x005 0 5 1 9 2 10\0/lib/.wrm-00000a\0/x/.wrm-00000c\0/y/b.py\x005 0 5 1 9 2 10\0/lib/.wrm-00000a\x0000000d\0/\x005 0 5 1 9 2 10";
+        assert!(code.contains(fields), "{code}");
     }
 }

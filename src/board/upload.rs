@@ -188,9 +188,22 @@ impl Board {
             .map(|(f, d)| *f || d.is_some())
             .collect();
         let mut packed = self.send_packed(&ups, &done, slice).await;
+        for (r, p) in results.iter_mut().zip(packed.iter_mut()) {
+            if let Some(super::pack::Packed::Landed(mtime)) = p {
+                *r = Some(Ok(Written::Target(*mtime)));
+                *p = None;
+            }
+        }
         let mut todo: Vec<Sending> = (0..ups.len())
             .filter(|&i| results[i].is_none())
-            .map(|i| match deltas[i].take().or_else(|| packed[i].take()) {
+            .map(|i| {
+                let part = packed[i].take().and_then(|p| match p {
+                    super::pack::Packed::Part(part) => Some(part),
+                    super::pack::Packed::Landed(_) => None,
+                });
+                (i, deltas[i].take().or(part))
+            })
+            .map(|(i, part)| match part {
                 Some(part) => Sending::ready(i, part, ups[i].data.len()),
                 None => Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice),
             })
