@@ -622,3 +622,50 @@ fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
     assert_eq!(std::fs::read(tb.path("/s.py")).unwrap(), new);
     assert!(m.unmount().status.success());
 }
+
+/// A tree of small files goes up in bundles (one zlib stream, one upload
+/// and one program for many files) and lands exact: an empty file, a
+/// UTF-8 name and files in several directories; no part file is left.
+/// Sent one by one, each cost a PUT header, its names in a program and a
+/// cold deflate window.
+#[test]
+fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
+    let tb = TestBoard::with_ring(Some(260));
+    let local = tempfile::tempdir().unwrap();
+    let top = local.path().join("app");
+    let mut files = Vec::new();
+    for k in 0..40u64 {
+        let dir = top.join(format!("pkg{}", k % 4));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = source(300 + 97 * k as usize, k);
+        std::fs::write(dir.join(format!("m{k}.py")), &data).unwrap();
+        files.push((format!("/app/pkg{}/m{k}.py", k % 4), data));
+    }
+    std::fs::write(top.join("empty.py"), b"").unwrap();
+    files.push(("/app/empty.py".into(), Vec::new()));
+    std::fs::write(top.join("café.py"), b"x = 1\n").unwrap();
+    files.push(("/app/café.py".into(), b"x = 1\n".to_vec()));
+    let raw: usize = files.iter().map(|(_, d)| d.len()).sum();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            "-v",
+            "-r",
+            top.to_str().unwrap(),
+            &format!("{}:/", tb.addr()),
+        ],
+    );
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("bundle(s)"), "{e}");
+    for (path, data) in &files {
+        assert_eq!(&std::fs::read(tb.path(path)).unwrap(), data, "{path}");
+    }
+    let sent = wire_bytes(&o);
+    eprintln!("{} files, {raw} B: {sent} B on the wire", files.len());
+    assert!((sent as usize) * 2 < raw, "{sent} B sent for {raw}");
+    for d in ["/app", "/app/pkg0", "/app/pkg3"] {
+        assert!(tb.parts(d).is_empty(), "{d}: {:?}", tb.parts(d));
+    }
+}

@@ -1,6 +1,7 @@
 //! Typed operations on a board's filesystem, built on the session.
 
 pub mod answer;
+mod bundle;
 pub mod channel;
 mod delta;
 mod first;

@@ -12,7 +12,6 @@
 use super::upload::Sending;
 use super::*;
 use bytes::Bytes;
-use std::time::Instant;
 use tokio::sync::watch;
 
 /// Window bits of the streams sent to a board with little heap: 1 KB of
@@ -138,7 +137,14 @@ impl Board {
     ) -> Vec<Option<Packed>> {
         let mut ready = vec![None; ups.len()];
         let worth = |u: &Upload| (MIN_SAVED * 2..=PACK_MAX).contains(&u.data.len());
-        if !self.compress || !ups.iter().zip(skip).any(|(u, s)| !s && worth(u)) {
+        // Small files of a copy go in bundles, worth it or not alone.
+        let bundled = |u: &Upload| matches!(u.base, Base::Any);
+        if !self.compress
+            || !ups
+                .iter()
+                .zip(skip)
+                .any(|(u, s)| !s && (worth(u) || bundled(u)))
+        {
             return ready;
         }
         let Some(inf) = self.inflater().await else {
@@ -159,6 +165,20 @@ impl Board {
         let wbits = wbits_for(inf.free);
         let link = self.session.rate().await;
         let inflate = self.packing().rate.unwrap_or(INFLATE_FIRST);
+        let mut skip = skip.to_vec();
+        let (mut bytes, mut ms) = self
+            .send_bundled(
+                ups,
+                &mut skip,
+                &mut ready,
+                super::bundle::Deflating {
+                    wbits,
+                    link,
+                    inflate,
+                },
+                slice,
+            )
+            .await;
         let (mut which, mut zups) = (Vec::new(), Vec::new());
         let (mut raw_bytes, mut all_bytes) = (0, 0);
         for (i, u) in ups.iter().enumerate() {
@@ -189,8 +209,10 @@ impl Board {
             });
         }
         if zups.is_empty() {
-            info!("uploads sent raw: compressing would not pay");
-            return ready;
+            if bytes == 0 {
+                info!("uploads sent raw: compressing would not pay");
+            }
+            return self.timed(ready, bytes, ms);
         }
         info!(
             "{} of {} file(s) compressed: {raw_bytes} bytes sent as {all_bytes} ({:.2}×, a {} B window), inflated on the board",
@@ -199,8 +221,7 @@ impl Board {
             raw_bytes as f64 / all_bytes.max(1) as f64,
             1u32 << wbits
         );
-        let (mut bytes, mut ms) = (0u64, 0u64);
-        let started = Instant::now();
+
         // Streams (indices into `zups`) still to go: a stream the board
         // got short (a byte lost on the way: see PROTOCOL.md, PUT) goes
         // again once, compressed: sent raw it would cost three times the
@@ -322,13 +343,15 @@ impl Board {
             }
             pending = again;
         }
+        self.timed(ready, bytes, ms)
+    }
+
+    /// Keeps how fast the board inflated `bytes` (in `ms` of its clock).
+    fn timed(&self, ready: Vec<Option<Packed>>, bytes: u64, ms: u64) -> Vec<Option<Packed>> {
         if bytes > 0 {
             // A board's clock ticks in ms: a fast one takes 0.
             let rate = bytes as f64 / (ms.max(1) as f64 / 1000.0);
-            debug!(
-                "the board inflated {bytes} bytes at {rate:.0} B/s ({:?} with the round trip)",
-                started.elapsed()
-            );
+            debug!("the board inflated {bytes} bytes at {rate:.0} B/s");
             self.packing().rate = Some(rate);
         }
         ready

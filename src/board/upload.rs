@@ -690,6 +690,14 @@ impl Sending {
         }
     }
 
+    /// The same upload again, but only the slices `short`.
+    pub(super) fn mend(&self, short: Vec<usize>) -> Sending {
+        Sending {
+            only: Some(short),
+            ..self.clone()
+        }
+    }
+
     /// A file the board holds whole in `part` already: one slice.
     fn ready(i: usize, part: String, len: usize) -> Sending {
         Sending {
