@@ -61,6 +61,8 @@ fn source_goes_compressed_and_lands_exact() {
     }
     std::fs::write(src.join("tiny.py"), b"x = 1\n").unwrap();
     std::fs::write(src.join("noise.bin"), common::random_bytes(5000, 3)).unwrap();
+    // Over a bundle's bound: goes on its own, compressed.
+    std::fs::write(src.join("lib/big.py"), source(40_000, 99)).unwrap();
     let s = format!("{}/.", src.display());
     let o = wm(
         &tb.password,
@@ -68,7 +70,8 @@ fn source_goes_compressed_and_lands_exact() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("12 of 14 file(s) compressed"),
+        stderr(&o).contains("1 of 1 file(s) compressed")
+            && stderr(&o).contains("14 file(s) in 1 bundle(s)"),
         "{}",
         stderr(&o)
     );

@@ -179,6 +179,8 @@ impl Board {
                 slice,
             )
             .await;
+        // Files still to go on their own (not bundled, not unchanged).
+        let alone = skip.iter().filter(|s| !**s).count();
         let (mut which, mut zups) = (Vec::new(), Vec::new());
         let (mut raw_bytes, mut all_bytes) = (0, 0);
         for (i, u) in ups.iter().enumerate() {
@@ -217,7 +219,7 @@ impl Board {
         info!(
             "{} of {} file(s) compressed: {raw_bytes} bytes sent as {all_bytes} ({:.2}×, a {} B window), inflated on the board",
             zups.len(),
-            ups.len(),
+            alone,
             raw_bytes as f64 / all_bytes.max(1) as f64,
             1u32 << wbits
         );
