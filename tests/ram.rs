@@ -84,11 +84,10 @@ fn saves_through_the_mount_intern_nothing_and_leak_no_heap_on_a_small_board() {
     m.unmount();
 }
 
-/// What `status` may say the helpers keep: issue 29's 2 KB goal, plus
-/// the measure's own spread (free heap before and after defining them
-/// moves by 64-128 B with the heap's layout: 1,888-2,112 B measured for
-/// the same class).
-const KEPT_MOST: u64 = 2048 + 128;
+/// What `status` may say the helpers keep: issue 29's 2 KB goal (they
+/// measured 1,856-1,984 B on the test board, a 64-bit port: its pointers
+/// are twice an ESP32's).
+const KEPT_MOST: u64 = 2048;
 
 /// `measure` over a connection of its own.
 fn measure_at(tb: &TestBoard) -> (u64, u64) {
@@ -228,4 +227,83 @@ fn a_mount_states_what_helpers_defined_before_it_keep() {
         );
         m.unmount();
     }
+}
+
+#[test]
+fn buffers_halved_when_the_board_ran_out_of_memory_grow_back() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    std::fs::write(m.path().join("a.py"), b"x = 1\n").unwrap();
+    m.status_until(20, |s| s.contains("buffers 1024 B"));
+    // A buffer no heap can give: the next program of ours that takes one
+    // runs out of memory for real, and the tool halves its buffers.
+    let o = m
+        .cmd()
+        .args(["exec", m.path().to_str().unwrap(), "_wrm.B=1<<30"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let data = random_bytes(5000, 7);
+    std::fs::write(m.path().join("b.bin"), &data).unwrap();
+    m.status_until(20, |s| s.contains("buffers 512 B"));
+    // The heap has room again: later saves bring them back.
+    let mut i = 0;
+    common::eventually(30, "buffers back to 1024 B", || {
+        i += 1;
+        std::fs::write(m.path().join(format!("c{}.py", i % 3)), b"y = 2\n").unwrap();
+        m.status().contains("buffers 1024 B")
+    });
+    let o = m
+        .cmd()
+        .args(["exec", m.path().to_str().unwrap(), "print(_wrm.B)"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), "1024", "{}", text(&o.stderr));
+    common::eventually(20, "b.bin on the board", || {
+        std::fs::read(tb.path("/b.bin")).is_ok_and(|d| d == data)
+    });
+}
+
+/// `status` of a board: its `board RAM` line.
+fn ram_line(tb: &TestBoard) -> String {
+    let o = wm(&tb.password, &["status", &tb.addr()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    out.lines()
+        .find(|l| l.starts_with("board RAM: "))
+        .unwrap_or_else(|| panic!("no RAM line in {out:?}"))
+        .to_string()
+}
+
+#[test]
+fn status_of_a_board_without_a_mount_states_its_ram_as_measured_from_outside() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let line = ram_line(&tb);
+    assert!(line.contains("our helpers are not defined"), "{line}");
+    measure_at(&tb);
+    let (before, _) = measure_at(&tb);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.py");
+    std::fs::write(&file, b"x = 1\n").unwrap();
+    let dst = format!("{}:/a.py", tb.addr());
+    let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (after, _) = measure_at(&tb);
+    let line = ram_line(&tb);
+    let free: u64 = line
+        .strip_prefix("board RAM: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let kept = kept(&line).unwrap_or_else(|| panic!("{line}"));
+    // What the first contact cost, seen from outside, is what the helpers
+    // keep but for the names our other programs interned once (~200 B)
+    // and the heap's layout.
+    let cost = before - after;
+    assert!(
+        kept <= KEPT_MOST && kept + 320 >= cost,
+        "{line}: {cost} B from outside"
+    );
+    // The free heap now, read by the status's own program.
+    assert!(free.abs_diff(after) < 4096, "{line}: {after} B free");
 }

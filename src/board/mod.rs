@@ -7,6 +7,7 @@ mod first;
 mod outgoing;
 mod pack;
 pub mod packages;
+mod ram;
 mod range;
 pub mod snippets;
 pub mod stream;
@@ -16,6 +17,7 @@ mod upload;
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
 
+pub use ram::Heap;
 pub use range::{RANGE_MAX, Range};
 pub use upload::{Base, Digests, Upload, Written, digest};
 
@@ -106,6 +108,9 @@ pub struct Board {
     /// `status` states what the helpers keep (a mount): asked at the
     /// first call even when it found them defined.
     ram_wanted: bool,
+    /// When buffers halved by a low-memory episode are next grown back
+    /// (see `ram.rs`); None while they are as the heap allows.
+    grow_at: Arc<Mutex<Option<Instant>>>,
     /// Uploads may go compressed (see `pack`).
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
@@ -290,7 +295,8 @@ pub fn shown(name: &str) -> String {
 /// What the tool knows of the board's heap, as `status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ram {
-    /// Free heap (bytes, after a collection) before our helpers went in.
+    /// Free heap (bytes, after a collection) at this connection's first
+    /// contact, our helpers in.
     pub free: Option<u64>,
     /// What the helpers keep, measured as the free heap they took.
     pub resident: Option<u64>,
@@ -376,6 +382,7 @@ impl Board {
             })),
             ram_asked: Arc::default(),
             ram_wanted: false,
+            grow_at: Arc::default(),
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
@@ -489,6 +496,12 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        let out = self.helpers_call(code, how).await?;
+        self.regrow().await;
+        Ok(out)
+    }
+
+    async fn helpers_call(&self, code: String, how: Run) -> Result<Vec<u8>> {
         // A first call costs one program; what the helpers keep is asked
         // (once, see `recall_ram`) where `status` states it, else at a
         // later call.
@@ -545,7 +558,7 @@ impl Board {
             match (mem.as_slice(), missing) {
                 ([before, .., after], false) => {
                     let ram = Ram {
-                        free: Some(*before),
+                        free: Some(*after),
                         resident: Some(before.saturating_sub(*after)),
                         buffer: buffer_for(*before),
                     };
@@ -584,7 +597,7 @@ impl Board {
         self.snippet(sn::remove_all(&[sn::HELPERS_FILE])).await?;
         let after = self.free_heap().await;
         let ram = Ram {
-            free: Some(before),
+            free: after.or(Some(before)),
             resident: after.map(|a| before.saturating_sub(a)),
             buffer,
         };
@@ -609,38 +622,37 @@ impl Board {
         Ok(())
     }
 
-    /// What the helpers keep, as measured when they were defined, once per
-    /// mount: helpers a `cp` or an earlier mount defined are found there,
-    /// and `status` would otherwise not know.
+    /// What the helpers keep, as measured when they were defined, and the
+    /// free heap now, once per mount: helpers a `cp` or an earlier mount
+    /// defined are found there, and `status` would otherwise not know.
+    /// Buffers an earlier low-memory episode left small grow back.
     async fn recall_ram(&self) {
         use std::sync::atomic::Ordering;
         if self.ram().free.is_some() || self.ram_asked.swap(true, Ordering::Relaxed) {
             return;
         }
-        let Ok(out) = self.query(sn::ram()).await else {
+        let Ok(heap) = self.heap().await else {
             return;
         };
-        let mem: Vec<u64> = sn::lines(&out)
-            .filter_map(|l| match Answer::parse(l) {
-                Answer::Mem(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        if let [free, kept, buffer] = mem[..]
-            && free > 0
+        let (resident, buffer) = match heap.helpers {
+            Some((kept, buffer)) => (Some(kept), buffer.clamp(BUFFER_MIN, BUFFER_MAX)),
+            None => (None, self.ram().buffer),
+        };
+        let ram = Ram {
+            free: Some(heap.free),
+            resident,
+            buffer,
+        };
+        debug!("helpers found defined: {ram:?}");
         {
-            let ram = Ram {
-                free: Some(free),
-                resident: Some(kept),
-                buffer: usize::try_from(buffer)
-                    .unwrap_or(BUFFER_MIN)
-                    .clamp(BUFFER_MIN, BUFFER_MAX),
-            };
-            debug!("helpers found defined: {ram:?}");
             let mut now = self.ram.lock().unwrap_or_else(|e| e.into_inner());
-            if now.free.is_none() {
-                *now = ram;
+            if now.free.is_some() {
+                return;
             }
+            *now = ram;
+        }
+        if ram::regrown(buffer, heap.free).is_some() {
+            self.regrow_soon();
         }
     }
 
@@ -667,6 +679,8 @@ impl Board {
             ram.buffer = (ram.buffer / 2).max(BUFFER_MIN);
             ram.buffer
         };
+        *self.grow_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + ram::GROW_AFTER);
         warn!(
             "the board ran out of memory in a program of ours ({} bytes free); buffers now {buffer} bytes",
             free.map_or("?".to_string(), |n| n.to_string())
