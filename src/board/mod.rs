@@ -464,10 +464,14 @@ impl Board {
         let (mut tries, mut low) = (1, 1);
         loop {
             let out = self.session.run(code.clone(), self.how(how)).await?;
-            if String::from_utf8_lossy(&out.stderr).contains("MemoryError") {
+            let tb = String::from_utf8_lossy(&out.stderr);
+            if tb.contains("MemoryError") {
+                // Without a traceback the program never ran: it could not
+                // be compiled.
+                let compiling = !tb.contains("Traceback");
                 let free = self.low_memory().await;
                 if !how.idempotent || low == LOW_MEMORY_TRIES {
-                    return Err(Error::LowMemory { free });
+                    return Err(Error::LowMemory { free, compiling });
                 }
                 low += 1;
                 continue;
