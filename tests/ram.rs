@@ -347,3 +347,41 @@ fn a_heap_left_in_pieces_is_named_as_such_and_nothing_is_written() {
     assert!(!tb.path("/big.bin").exists());
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+#[test]
+fn a_copy_whose_program_ran_out_of_memory_goes_again_with_smaller_buffers() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let local = tempfile::tempdir().unwrap();
+    let first = local.path().join("a.py");
+    std::fs::write(&first, b"x = 1\n").unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            first.to_str().unwrap(),
+            &format!("{}:/a.py", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A buffer no heap can give: the next program of ours that takes one
+    // runs out of memory for real.
+    let o = wm(&tb.password, &["exec", &tb.addr(), "_wrm.B=1<<30"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let file = local.path().join("big.bin");
+    let data = random_bytes(30_000, 9);
+    std::fs::write(&file, &data).unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            file.to_str().unwrap(),
+            &format!("{}:/big.bin", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+    let o = wm(&tb.password, &["exec", &tb.addr(), "print(_wrm.B)"]);
+    let b: u64 = text(&o.stdout).trim().parse().unwrap_or(0);
+    assert!((128..=512).contains(&b), "buffers {b}");
+}
