@@ -35,6 +35,7 @@ pub async fn status(target: &str, conn: &Conn) -> Result<()> {
     let b = conn.connect(target).await?;
     let (x, y, z) = b.session().version().await?;
     let v = b.statvfs("/").await;
+    let heap = b.heap().await;
     b.session().close().await;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -50,6 +51,19 @@ pub async fn status(target: &str, conn: &Conn) -> Result<()> {
         human(v.bavail.saturating_mul(block)),
         human(v.blocks.saturating_mul(block))
     )?;
+    match heap? {
+        crate::board::Heap {
+            free,
+            helpers: Some((kept, buffer)),
+        } => writeln!(
+            out,
+            "board RAM: {free} B free now, our helpers keep {kept} B (until a reset), buffers {buffer} B"
+        )?,
+        crate::board::Heap { free, .. } => writeln!(
+            out,
+            "board RAM: {free} B free now (our helpers are not defined since the last reset)"
+        )?,
+    }
     Ok(())
 }
 

@@ -48,12 +48,15 @@ pub enum Error {
     #[error("KeyboardInterrupt: {0}")]
     Interrupted(String),
     /// A program of ours ran out of the board's heap (a person's program
-    /// may hold most of it): the free heap after a collection, if known.
-    #[error("the board is low on memory ({})", match .free {
+    /// may hold most of it): the free heap after a collection, if known,
+    /// and whether it failed before it ran, compiling (every compile
+    /// takes a block of 1-2 KB in one piece, which a heap a program left
+    /// in pieces may not have however much is free).
+    #[error("the board is low on memory ({}{})", match .free {
         Some(n) => format!("{n} bytes free"),
         None => "free heap unknown".to_string(),
-    })]
-    LowMemory { free: Option<u64> },
+    }, if *.compiling { ", too little of it in one piece to compile a program" } else { "" })]
+    LowMemory { free: Option<u64>, compiling: bool },
     /// An OSError on the board, e.g. ENOSPC, ENOTEMPTY.
     #[error("{what}: {}", errno_name(*.errno))]
     Os { errno: i32, what: String },

@@ -637,7 +637,7 @@ impl Daemon {
         let ram = self.core.board().ram();
         if let Some(free) = ram.free {
             out.push_str(&format!(
-                "board RAM: {free} B free at first contact, our helpers keep {} B, buffers {} B\n",
+                "board RAM: {free} B free at this mount's first contact (our helpers in), our helpers keep {} B, buffers {} B\n",
                 ram.resident.map_or("?".to_string(), |n| n.to_string()),
                 ram.buffer
             ));

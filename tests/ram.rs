@@ -84,11 +84,10 @@ fn saves_through_the_mount_intern_nothing_and_leak_no_heap_on_a_small_board() {
     m.unmount();
 }
 
-/// What `status` may say the helpers keep: issue 29's 2 KB goal, plus
-/// the measure's own spread (free heap before and after defining them
-/// moves by 64-128 B with the heap's layout: 1,888-2,112 B measured for
-/// the same class).
-const KEPT_MOST: u64 = 2048 + 128;
+/// What `status` may say the helpers keep: issue 29's 2 KB goal (they
+/// measured 1,856-1,984 B on the test board, a 64-bit port: its pointers
+/// are twice an ESP32's).
+const KEPT_MOST: u64 = 2048;
 
 /// `measure` over a connection of its own.
 fn measure_at(tb: &TestBoard) -> (u64, u64) {
@@ -187,7 +186,7 @@ fn a_board_low_on_memory_gets_a_clear_message_and_loses_nothing() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(14), "{err}");
     assert!(err.contains("the board is low on memory ("), "{err}");
-    assert!(err.contains("bytes free)"), "{err}");
+    assert!(err.contains("bytes free"), "{err}");
     assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), b"old");
     // Once the program lets go, the same copy goes through.
     let o = wm(&tb.password, &["exec", &tb.addr(), "del _hog"]);
@@ -228,4 +227,161 @@ fn a_mount_states_what_helpers_defined_before_it_keep() {
         );
         m.unmount();
     }
+}
+
+#[test]
+fn buffers_halved_when_the_board_ran_out_of_memory_grow_back() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    std::fs::write(m.path().join("a.py"), b"x = 1\n").unwrap();
+    m.status_until(20, |s| s.contains("buffers 1024 B"));
+    // A buffer no heap can give: the next program of ours that takes one
+    // runs out of memory for real, and the tool halves its buffers.
+    let o = m
+        .cmd()
+        .args(["exec", m.path().to_str().unwrap(), "_wrm.B=1<<30"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let data = random_bytes(5000, 7);
+    std::fs::write(m.path().join("b.bin"), &data).unwrap();
+    m.status_until(20, |s| s.contains("buffers 512 B"));
+    // The heap has room again: later saves bring them back.
+    let mut i = 0;
+    common::eventually(30, "buffers back to 1024 B", || {
+        i += 1;
+        std::fs::write(m.path().join(format!("c{}.py", i % 3)), b"y = 2\n").unwrap();
+        m.status().contains("buffers 1024 B")
+    });
+    let o = m
+        .cmd()
+        .args(["exec", m.path().to_str().unwrap(), "print(_wrm.B)"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), "1024", "{}", text(&o.stderr));
+    common::eventually(20, "b.bin on the board", || {
+        std::fs::read(tb.path("/b.bin")).is_ok_and(|d| d == data)
+    });
+}
+
+/// `status` of a board: its `board RAM` line.
+fn ram_line(tb: &TestBoard) -> String {
+    let o = wm(&tb.password, &["status", &tb.addr()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    out.lines()
+        .find(|l| l.starts_with("board RAM: "))
+        .unwrap_or_else(|| panic!("no RAM line in {out:?}"))
+        .to_string()
+}
+
+#[test]
+fn status_of_a_board_without_a_mount_states_its_ram_as_measured_from_outside() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let line = ram_line(&tb);
+    assert!(line.contains("our helpers are not defined"), "{line}");
+    measure_at(&tb);
+    let (before, _) = measure_at(&tb);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("a.py");
+    std::fs::write(&file, b"x = 1\n").unwrap();
+    let dst = format!("{}:/a.py", tb.addr());
+    let o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (after, _) = measure_at(&tb);
+    let line = ram_line(&tb);
+    let free: u64 = line
+        .strip_prefix("board RAM: ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let kept = kept(&line).unwrap_or_else(|| panic!("{line}"));
+    // What the first contact cost, seen from outside, is what the helpers
+    // keep but for the names our other programs interned once (~200 B)
+    // and the heap's layout.
+    let cost = before - after;
+    assert!(
+        kept <= KEPT_MOST && kept + 400 >= cost,
+        "{line}: {cost} B from outside"
+    );
+    // The free heap now, read by the status's own program.
+    assert!(free.abs_diff(after) < 4096, "{line}: {after} B free");
+}
+
+#[test]
+fn a_heap_left_in_pieces_is_named_as_such_and_nothing_is_written() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    // A person's program leaves about half the heap free, in pieces of
+    // 700 bytes: a compile takes a block of 1-2 KB in one piece (the
+    // parser's stack, a new block of interned names), which is not there.
+    let o = wm(
+        &tb.password,
+        &[
+            "exec",
+            &tb.addr(),
+            "import gc\n_hog=[]\ngc.collect()\ntry:\n while 1:_hog.append(bytearray(700))\nexcept MemoryError:pass\n_hog.pop()\nfor i in range(0,len(_hog),2):_hog[i]=None\ndel i,gc",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.bin");
+    std::fs::write(&file, random_bytes(30_000, 5)).unwrap();
+    let dst = format!("{}:/big.bin", tb.addr());
+    // The test board's listener is Python in the same heap: now and then
+    // it has no room to answer a connection (exit 6), which a board's
+    // WebREPL, in C, would. Three tries at most.
+    let mut o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    for _ in 0..2 {
+        if o.status.code() != Some(6) {
+            break;
+        }
+        o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
+    }
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(14), "{err}");
+    assert!(
+        err.contains("the board is low on memory (")
+            && err.contains("too little of it in one piece to compile a program)"),
+        "{err}"
+    );
+    assert!(!tb.path("/big.bin").exists());
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+#[test]
+fn a_copy_whose_program_ran_out_of_memory_goes_again_with_smaller_buffers() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let local = tempfile::tempdir().unwrap();
+    let first = local.path().join("a.py");
+    std::fs::write(&first, b"x = 1\n").unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            first.to_str().unwrap(),
+            &format!("{}:/a.py", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A buffer no heap can give: the next program of ours that takes one
+    // runs out of memory for real.
+    let o = wm(&tb.password, &["exec", &tb.addr(), "_wrm.B=1<<30"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let file = local.path().join("big.bin");
+    let data = random_bytes(30_000, 9);
+    std::fs::write(&file, &data).unwrap();
+    let o = wm(
+        &tb.password,
+        &[
+            "cp",
+            file.to_str().unwrap(),
+            &format!("{}:/big.bin", tb.addr()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+    let o = wm(&tb.password, &["exec", &tb.addr(), "print(_wrm.B)"]);
+    let b: u64 = text(&o.stdout).trim().parse().unwrap_or(0);
+    assert!((128..=512).contains(&b), "buffers {b}");
 }

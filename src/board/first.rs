@@ -86,7 +86,7 @@ impl Board {
         }
         if let [before, .., after] = mem[..] {
             let ram = Ram {
-                free: Some(before),
+                free: Some(after),
                 resident: Some(before.saturating_sub(after)),
                 buffer: buffer_for(after),
             };

@@ -68,44 +68,6 @@ class _wrm:
         print("K")
         _wrm.c()
 
-    # Renames part P onto target T once it has size n and T is still b
-    # (None: no check; (): absent; (size, mtime): unchanged, or gone):
-    # `K <mtime>`; T changed: beside it, `C <mtime> <T size> <T mtime>`;
-    # P short: removed, `Z <size kept> <free bytes>`.
-    def fin(P, T, n, b):
-        import os
-
-        try:
-            z = os.stat(P)[6]
-            if z != n:
-                os.remove(P)
-                v = os.statvfs("/")
-                print("Z", z, v[0] * v[4])
-                return
-            if b is not None:
-                try:
-                    s = os.stat(T)
-                    c = (s[6], s[8])
-                except OSError:
-                    c = b
-                if c != b:
-                    C = T + CONFLICT_SUFFIX
-                    try:
-                        os.remove(C)
-                    except OSError:
-                        pass
-                    os.rename(P, C)
-                    print("C", os.stat(C)[8], *c)
-                    return
-            try:
-                os.rename(P, T)
-            except OSError:
-                os.remove(T)
-                os.rename(P, T)
-            print("K", os.stat(T)[8])
-        except OSError as e:
-            print("E", e.args[0])
-
     # Joins the k slices after part P (`P.1`...; each s bytes but the
     # last, n in all) onto it; or the indexes of the short ones, nothing
     # joined. Names are made one at a time: a list of a 1 MB upload's 256
@@ -153,7 +115,8 @@ class _wrm:
     # slices after the first, slice size, then the target's base (none:
     # any; -1: absent; size mtime). Short slices: `P <free> <index>...`;
     # then the CRC of each part; only if the batch's is right is each
-    # `fin`ished, else `V <crc>` each (a short one: its `fin` answer).
+    # finished (below), else `V <crc>` each (a short one: its finish's
+    # answer).
     def go(x):
         import os, binascii
 
@@ -172,25 +135,29 @@ class _wrm:
             n, k, s, *b = [int(v) for v in L[i + 2].split()]
             b = None if not b else () if b[0] < 0 else tuple(b)
             Q.append((P, T, n, b))
+            # Blocks kept shallow: nested deeper, the class needs a bigger
+            # block of the heap to compile (MicroPython's parser stack
+            # grows with the depth).
             h = None
             try:
                 if k:
                     B = _wrm.l("j", P, k, s, n)
-                    if B:
-                        R.append(B)
-                        a = 0
-                        continue
-                if C and os.stat(P)[6] == n:
-                    h = 0
-                    f = open(P, "rb")
-                    while 1:
-                        r = f.readinto(m)
-                        if not r:
-                            break
-                        v = memoryview(m)[:r]
-                        h = C(v, h)
-                        x = C(v, x)
-                    f.close()
+                if k and B:
+                    R.append(B)
+                    a = 0
+                    continue
+                z = os.stat(P)
+                if not C or z[6] != n:
+                    raise OSError
+                h = 0
+                f = open(P, "rb")
+                r = 1
+                while r:
+                    r = f.readinto(m)
+                    v = memoryview(m)[:r]
+                    h = C(v, h)
+                    x = C(v, x)
+                f.close()
             except OSError:
                 h = None
             if h is None:
@@ -201,10 +168,47 @@ class _wrm:
             if type(h) is list:
                 v = os.statvfs("/")
                 print("P", v[0] * v[4], *h)
-            elif C and not a and h is not None:
+                continue
+            if C and not a and h is not None:
                 print("V %08x" % (h & 0xFFFFFFFF))
-            else:
-                _wrm.fin(P, T, n, b)
+                continue
+            # Renames P onto T once it has size n and T is still b (None:
+            # no check; (): absent; (size, mtime): unchanged, or gone):
+            # `K <mtime>`; T changed: beside it, `C <mtime> <T size> <T
+            # mtime>`; P short: removed, `Z <size kept> <free bytes>`. (In
+            # the loop, not a function of its own: one costs ~100 B
+            # resident.)
+            try:
+                z = os.stat(P)[6]
+                if z != n:
+                    os.remove(P)
+                    v = os.statvfs("/")
+                    print("Z", z, v[0] * v[4])
+                    continue
+                c = b
+                if b is not None:
+                    try:
+                        s = os.stat(T)
+                        c = s[6], s[8]
+                    except OSError:
+                        pass
+                if c != b:
+                    D = T + CONFLICT_SUFFIX
+                    try:
+                        os.remove(D)
+                    except OSError:
+                        pass
+                    os.rename(P, D)
+                    print("C", os.stat(D)[8], *c)
+                    continue
+                try:
+                    os.rename(P, T)
+                except OSError:
+                    os.remove(T)
+                    os.rename(P, T)
+                print("K", os.stat(T)[8])
+            except OSError as e:
+                print("E", e.args[0])
         _wrm.c()
 
     # How each file compares to the size we have: `N` (missing), `S`

@@ -8,6 +8,7 @@ mod first;
 mod outgoing;
 mod pack;
 pub mod packages;
+mod ram;
 mod range;
 pub mod snippets;
 pub mod stream;
@@ -17,6 +18,7 @@ mod upload;
 pub use delta::{Op, apply as apply_delta, diff, encode as encode_delta};
 pub use pack::{WBITS, compress, pays};
 
+pub use ram::Heap;
 pub use range::{RANGE_MAX, Range};
 pub use upload::{Base, Digests, Upload, Written, digest};
 
@@ -107,6 +109,9 @@ pub struct Board {
     /// `status` states what the helpers keep (a mount): asked at the
     /// first call even when it found them defined.
     ram_wanted: bool,
+    /// When buffers halved by a low-memory episode are next grown back
+    /// (see `ram.rs`); None while they are as the heap allows.
+    grow_at: Arc<Mutex<Option<Instant>>>,
     /// Uploads may go compressed (see `pack`).
     compress: bool,
     packing: Arc<Mutex<pack::Packing>>,
@@ -291,7 +296,8 @@ pub fn shown(name: &str) -> String {
 /// What the tool knows of the board's heap, as `status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ram {
-    /// Free heap (bytes, after a collection) before our helpers went in.
+    /// Free heap (bytes, after a collection) at this connection's first
+    /// contact, our helpers in.
     pub free: Option<u64>,
     /// What the helpers keep, measured as the free heap they took.
     pub resident: Option<u64>,
@@ -377,6 +383,7 @@ impl Board {
             })),
             ram_asked: Arc::default(),
             ram_wanted: false,
+            grow_at: Arc::default(),
             compress: true,
             packing: Arc::default(),
             downloads: Arc::default(),
@@ -458,10 +465,14 @@ impl Board {
         let (mut tries, mut low) = (1, 1);
         loop {
             let out = self.session.run(code.clone(), self.how(how)).await?;
-            if String::from_utf8_lossy(&out.stderr).contains("MemoryError") {
+            let tb = String::from_utf8_lossy(&out.stderr);
+            if tb.contains("MemoryError") {
+                // Without a traceback the program never ran: it could not
+                // be compiled.
+                let compiling = !tb.contains("Traceback");
                 let free = self.low_memory().await;
                 if !how.idempotent || low == LOW_MEMORY_TRIES {
-                    return Err(Error::LowMemory { free });
+                    return Err(Error::LowMemory { free, compiling });
                 }
                 low += 1;
                 continue;
@@ -490,6 +501,12 @@ impl Board {
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        let out = self.helpers_call(code, how).await?;
+        self.regrow().await;
+        Ok(out)
+    }
+
+    async fn helpers_call(&self, code: String, how: Run) -> Result<Vec<u8>> {
         // A first call costs one program; what the helpers keep is asked
         // (once, see `recall_ram`) where `status` states it, else at a
         // later call.
@@ -546,7 +563,7 @@ impl Board {
             match (mem.as_slice(), missing) {
                 ([before, .., after], false) => {
                     let ram = Ram {
-                        free: Some(*before),
+                        free: Some(*after),
                         resident: Some(before.saturating_sub(*after)),
                         buffer: buffer_for(*before),
                     };
@@ -585,7 +602,7 @@ impl Board {
         self.snippet(sn::remove_all(&[sn::HELPERS_FILE])).await?;
         let after = self.free_heap().await;
         let ram = Ram {
-            free: Some(before),
+            free: after.or(Some(before)),
             resident: after.map(|a| before.saturating_sub(a)),
             buffer,
         };
@@ -610,38 +627,37 @@ impl Board {
         Ok(())
     }
 
-    /// What the helpers keep, as measured when they were defined, once per
-    /// mount: helpers a `cp` or an earlier mount defined are found there,
-    /// and `status` would otherwise not know.
+    /// What the helpers keep, as measured when they were defined, and the
+    /// free heap now, once per mount: helpers a `cp` or an earlier mount
+    /// defined are found there, and `status` would otherwise not know.
+    /// Buffers an earlier low-memory episode left small grow back.
     async fn recall_ram(&self) {
         use std::sync::atomic::Ordering;
         if self.ram().free.is_some() || self.ram_asked.swap(true, Ordering::Relaxed) {
             return;
         }
-        let Ok(out) = self.query(sn::ram()).await else {
+        let Ok(heap) = self.heap().await else {
             return;
         };
-        let mem: Vec<u64> = sn::lines(&out)
-            .filter_map(|l| match Answer::parse(l) {
-                Answer::Mem(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        if let [free, kept, buffer] = mem[..]
-            && free > 0
+        let (resident, buffer) = match heap.helpers {
+            Some((kept, buffer)) => (Some(kept), buffer.clamp(BUFFER_MIN, BUFFER_MAX)),
+            None => (None, self.ram().buffer),
+        };
+        let ram = Ram {
+            free: Some(heap.free),
+            resident,
+            buffer,
+        };
+        debug!("helpers found defined: {ram:?}");
         {
-            let ram = Ram {
-                free: Some(free),
-                resident: Some(kept),
-                buffer: usize::try_from(buffer)
-                    .unwrap_or(BUFFER_MIN)
-                    .clamp(BUFFER_MIN, BUFFER_MAX),
-            };
-            debug!("helpers found defined: {ram:?}");
             let mut now = self.ram.lock().unwrap_or_else(|e| e.into_inner());
-            if now.free.is_none() {
-                *now = ram;
+            if now.free.is_some() {
+                return;
             }
+            *now = ram;
+        }
+        if ram::regrown(buffer, heap.free).is_some() {
+            self.regrow_soon();
         }
     }
 
@@ -668,6 +684,8 @@ impl Board {
             ram.buffer = (ram.buffer / 2).max(BUFFER_MIN);
             ram.buffer
         };
+        *self.grow_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + ram::GROW_AFTER);
         warn!(
             "the board ran out of memory in a program of ours ({} bytes free); buffers now {buffer} bytes",
             free.map_or("?".to_string(), |n| n.to_string())

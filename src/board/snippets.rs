@@ -258,6 +258,7 @@ pub fn load_helpers() -> String {
     let version = file.lines().next().unwrap_or("");
     let size = file.len().to_string();
     program("load", &[HELPERS_FILE, version, size.as_str()])
+        .replace("HELPERS_VERSION", &format!("'{version}'"))
 }
 
 /// The helpers' version as their file's first line says it (`#<crc>`);
