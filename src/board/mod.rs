@@ -1348,6 +1348,11 @@ impl Board {
         channel::from_board(&self.downloads_mut().measured)
     }
 
+    /// Whether a file transfer is under way or queued on the session.
+    pub fn transferring(&self) -> bool {
+        self.session.transferring()
+    }
+
     /// Which channel large downloads take on this connection, and why.
     pub fn downloads(&self) -> String {
         let d = self.downloads_mut();
