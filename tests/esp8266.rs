@@ -176,6 +176,21 @@ fn reads_through_the_mount_take_the_text_channel_and_status_says_why() {
     assert!(m.unmount().status.success());
 }
 
+#[tokio::test]
+async fn a_throttled_board_holding_only_a_big_file_is_measured_with_our_helpers_file() {
+    // No boot.py, no small file at the root, and a fresh flash (a `cp`
+    // from a board: no id marker to read either): the first download
+    // went by GET, 8.9 s for 100 KB where the text channel takes 0.10 s.
+    let tb = TestBoard::esp8266();
+    let data = every_byte(100_000, 9);
+    std::fs::write(tb.path("/only.bin"), &data).unwrap();
+    let board = Board::new(tb.session().await, Transfer::Auto);
+    assert_eq!(board.get("/only.bin").await.unwrap(), data);
+    let why = board.downloads();
+    assert!(why.starts_with("text channel"), "{why}");
+    assert!(why.contains("throttled"), "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_text_download_given_up_midway_leaves_the_repl_clean() {
     let tb = TestBoard::esp8266();

@@ -365,6 +365,51 @@ fn tail_f_follows_a_file_that_a_running_program_appends_to() {
     assert!(m.unmount().status.success());
 }
 
+#[test]
+fn tail_f_follows_a_file_over_64_kb_a_running_program_appends_to_on_a_fast_link() {
+    // A GET beside the program fetches the whole file each look: bounded
+    // by its time on the link as measured (a few seconds), not by 64 KB
+    // whatever the link (the file was followed only once the program ended).
+    let tb = TestBoard::start();
+    let mut start = "# a long log\n".repeat(8_000);
+    start.push_str("line 0\n");
+    std::fs::write(tb.path("/log.txt"), &start).unwrap();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    // Read once: the link's rate is measured, the file held whole.
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("log.txt")).unwrap(),
+        start
+    );
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg(
+            "import time\nfor i in range(1, 120):\n f=open('/log.txt','a')\n \
+             f.write('line %d\\n' % i)\n f.close()\n time.sleep(1)",
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(20, "the program to run", || {
+        std::fs::read_to_string(tb.path("/log.txt")).is_ok_and(|t| t.contains("line 1"))
+    });
+    let mut tail = Command::new("tail")
+        .args(["---disable-inotify", "-n", "1", "-f"])
+        .arg(m.path().join("log.txt"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = lines_until(&mut tail, "line 6", 30);
+    let _ = tail.kill();
+    let _ = tail.wait();
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    let seen = seen.expect("tail -f showed no line the running program wrote after it started");
+    assert!(seen.len() > 1, "{seen:?}");
+    assert!(m.unmount().status.success());
+}
+
 /// Reads `child`'s stdout line by line until a line is `want`; the lines
 /// seen, or None if the stream ended first or the deadline passed.
 fn lines_until(child: &mut std::process::Child, want: &str, secs: u64) -> Option<Vec<String>> {

@@ -83,20 +83,20 @@ t0 = time.time()
 slow = []
 
 
-def timed(samples, f):
+def timed(samples, f, what):
     t = time.time()
     f()
     if not done.is_set():
         samples.append(time.time() - t)
         if time.time() - t > 0.5:
-            slow.append((t - t0, time.time() - t))
+            slow.append((what, t - t0, time.time() - t))
 
 
 def echo_probe():
     n = 0
     while not done.is_set():
         seen.clear()
-        timed(echo_t, lambda: (os.write(fd, b"7"), wait_for(b"7")))
+        timed(echo_t, lambda: (os.write(fd, b"7"), wait_for(b"7")), "echo")
         n += 1
         if n % 8 == 0:
             # Ctrl-C clears the line unrun (a line that runs makes the
@@ -116,8 +116,8 @@ def small_probe():
     for p in smalls:
         if done.is_set():
             return
-        timed(small_t, lambda: read(p))
-        timed(cached_t, lambda: read(cached))
+        timed(small_t, lambda: read(p), "read of " + os.path.basename(p))
+        timed(cached_t, lambda: read(cached), "cached read")
         time.sleep(0.3)
 
 
@@ -132,8 +132,8 @@ print("during an upload of %d B through the mount:" % size)
 print(line("echo of a typed key", echo_t))
 print(line("read of an uncached small file", small_t))
 print(line("read of a cached small file", cached_t))
-for at, d in slow:
-    print("  slow: %.0f ms at %.2f s" % (d * 1000, at))
+for what, at, d in slow:
+    print("  slow: %s %.0f ms at %.2f s" % (what, d * 1000, at))
 print("  close() %.2f s, the upload on the board after %.2f s" % (load["close"], load["secs"]))
 for p in probes:
     p.join(timeout=30)

@@ -12,8 +12,14 @@ use crate::board::Stat;
 use tracing::debug;
 
 /// Files up to this are fetched whole again beside a running program
-/// (about 3 s at 20 KB/s); a bigger one waits for the program's end.
+/// (about 3 s at 20 KB/s); a bigger one waits for the program's end, unless
+/// the link's measured rate moves it in `FOLLOW_SECS`. A GET cannot fetch
+/// only a file's new end (the protocol has no offset, and the range
+/// program needs the REPL, which is the program's), so each look is the
+/// whole file, and every other read beside the program (by GET too) waits
+/// behind it: 200 KB at 20 KB/s would be 10 s a look.
 const FOLLOW_MAX: u64 = 64 * 1024;
+const FOLLOW_SECS: f64 = 3.2;
 /// The least time between two looks at one file.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
@@ -67,7 +73,7 @@ impl Core {
                 st.contents.forget(ino);
                 self.changed(&st, ino);
             }
-            Err(Error::Running(_)) if size <= FOLLOW_MAX => {
+            Err(Error::Running(_)) if size <= follow_max(self.board.download_rate()) => {
                 self.fetch_again(ino, &path, size, mtime).await
             }
             Ok(_) => {}
@@ -102,5 +108,27 @@ impl Core {
         }
         st.contents.insert_clean(ino, data);
         self.changed(&st, ino);
+    }
+}
+
+/// The largest file fetched whole again beside a running program, for a
+/// link of `rate` bytes/s from the board (None: not measured yet).
+fn follow_max(rate: Option<f64>) -> u64 {
+    rate.filter(|r| r.is_finite())
+        .map_or(FOLLOW_MAX, |r| ((r * FOLLOW_SECS) as u64).max(FOLLOW_MAX))
+        .min(super::files::MAX_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_followed_beside_a_program_if_a_look_takes_a_few_seconds() {
+        assert_eq!(follow_max(None), FOLLOW_MAX);
+        assert_eq!(follow_max(Some(20_000.0)), FOLLOW_MAX);
+        assert_eq!(follow_max(Some(1e6)), 3_200_000);
+        assert_eq!(follow_max(Some(f64::MAX)), super::super::files::MAX_FILE);
+        assert_eq!(follow_max(Some(f64::INFINITY)), FOLLOW_MAX);
     }
 }

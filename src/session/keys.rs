@@ -18,6 +18,12 @@ const ECHO_WAIT: Duration = Duration::from_millis(50);
 /// on the person's screen is not yet what the board has. Keys that echo
 /// nothing (an arrow at the line's end) settle after this long.
 const ECHO_LATE: Duration = Duration::from_secs(2);
+/// Printable keys typed at a settled line (or Ctrl-C at a prompt) settle
+/// once the board has echoed them and been quiet this long (an insertion's
+/// echo, a fresh prompt, come in a write or two): their echo is all they
+/// do, so nothing more is on its way. A read beside an upload waited the
+/// whole `SETTLE` after each key.
+const ECHO_GAP: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 pub struct Keys {
@@ -32,10 +38,21 @@ pub struct Keys {
     sent_at: Option<Instant>,
     /// When the board last said something.
     heard_at: Option<Instant>,
+    /// Every key sent since the line last settled is printable (see
+    /// `ECHO_GAP`).
+    plain: bool,
+    /// The line had settled when the keys now held were typed.
+    settled_before: bool,
 }
 
 impl Keys {
     pub fn hold(&mut self, now: Instant, keys: &[u8]) {
+        if self.held.is_empty() && !keys.is_empty() {
+            // The person's own keys, not what the board said since (our
+            // programs' answers, the banner of our Ctrl-B).
+            let quiet = |t: Option<Instant>| t.is_none_or(|t| now >= t + SETTLE);
+            self.settled_before = self.in_flight == 0 && quiet(self.sent_at) && quiet(self.last);
+        }
         self.held.extend_from_slice(keys);
         self.last = Some(now);
     }
@@ -57,6 +74,7 @@ impl Keys {
 
     /// A new link (or none): nothing sent is on its way any more.
     pub fn link_changed(&mut self) {
+        self.plain = false;
         self.in_flight = 0;
         self.sent_at = None;
         self.heard_at = None;
@@ -103,6 +121,18 @@ impl Keys {
     /// frame of keys comes in pieces: Enter's output, then the next key),
     /// or the echo is very late.
     pub fn settling(&self, now: Instant) -> Option<Instant> {
+        if self.plain
+            && self.in_flight == 0
+            && let (Some(sent), Some(heard)) = (self.sent_at, self.heard_at)
+            && heard >= sent
+        {
+            return Some(heard + ECHO_GAP).filter(|t| now < *t);
+        }
+        self.settling_slowly(now)
+    }
+
+    /// `settling` for keys that may do more than echo (Enter, a control key).
+    fn settling_slowly(&self, now: Instant) -> Option<Instant> {
         let typed = self.last.map(|t| t + SETTLE);
         let echo = self.sent_at.map(|sent| {
             let late = sent + ECHO_LATE;
@@ -127,13 +157,24 @@ impl Keys {
 
     /// The next keys to send, unless the echo of the last chunk of a paste
     /// is still awaited (then the echo, or its timer, sends them).
-    pub fn next_chunk(&mut self, now: Instant, timers: &mut TimerTable) -> Option<Vec<u8>> {
+    /// `at_prompt`: the board's REPL is at a prompt, where a lone Ctrl-C
+    /// only clears the line (it prints a fresh prompt, nothing more).
+    pub fn next_chunk(
+        &mut self,
+        now: Instant,
+        at_prompt: bool,
+        timers: &mut TimerTable,
+    ) -> Option<Vec<u8>> {
         let echo_awaited = self.unechoed > 0 && self.echo_until.is_some_and(|t| now < t);
         if self.held.is_empty() || echo_awaited {
             return None;
         }
         let n = self.held.len().min(KEY_CHUNK);
         let keys: Vec<u8> = self.held.drain(..n).collect();
+        let printable =
+            keys.iter().all(|k| (0x20..0x7f).contains(k)) || (at_prompt && keys == [0x03]);
+        self.plain = printable && (self.plain || self.settled_before);
+        self.settled_before = false;
         self.in_flight += n;
         self.sent_at = Some(now);
         // Keys held while a program had the REPL are typed now, as far as

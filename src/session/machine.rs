@@ -356,6 +356,11 @@ impl Machine {
         self.link == LinkState::Up
     }
 
+    /// A file transfer is under way or queued.
+    pub fn transferring(&self) -> bool {
+        self.binary.has_work()
+    }
+
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
         self.totals.bytes_in += f.payload.len() as u64;
         let r = match f.kind {

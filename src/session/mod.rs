@@ -37,7 +37,7 @@ use machine::{Machine, Request};
 use shared::{Event, OpId, Order};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
@@ -168,6 +168,8 @@ pub struct Session {
     tickets: Arc<AtomicU64>,
     generation: Arc<AtomicU64>,
     changes: Arc<AtomicU64>,
+    /// A file transfer is under way or queued (see [`Session::transferring`]).
+    transferring: Arc<AtomicBool>,
     link: watch::Receiver<bool>,
     target: Target,
     /// How long an operation waits for a REPL a person's program holds.
@@ -203,6 +205,7 @@ impl Session {
         let (link_tx, link_rx) = watch::channel(true);
         let generation = Arc::new(AtomicU64::new(0));
         let changes = Arc::new(AtomicU64::new(0));
+        let transferring = Arc::new(AtomicBool::new(false));
         let target = cfg.target.clone();
         let timeout = cfg.timeout;
         let shell = Shell {
@@ -214,6 +217,7 @@ impl Session {
             tickets: HashMap::new(),
             generation: generation.clone(),
             changes: changes.clone(),
+            transferring: transferring.clone(),
             link_state: link_tx,
             share: None,
         };
@@ -224,6 +228,7 @@ impl Session {
             tickets: Arc::new(AtomicU64::new(1)),
             generation,
             changes,
+            transferring,
             link: link_rx,
             target,
             timeout,
@@ -299,6 +304,12 @@ impl Session {
     /// line entered at the terminal, `exec`, a reset).
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Whether a file transfer was under way or queued when the session
+    /// last looked (a reader then waits for a slice of it too).
+    pub fn transferring(&self) -> bool {
+        self.transferring.load(Ordering::Relaxed)
     }
 
     /// Whether the link is up, as it changes.
@@ -596,6 +607,7 @@ struct Shell {
     tickets: HashMap<u64, OpId>,
     generation: Arc<AtomicU64>,
     changes: Arc<AtomicU64>,
+    transferring: Arc<AtomicBool>,
     link_state: watch::Sender<bool>,
     /// Where the board's share requests go.
     share: Option<mpsc::UnboundedSender<Ask>>,
@@ -692,6 +704,8 @@ impl Shell {
         loop {
             let now = Instant::now();
             self.core.set_terminals(now, self.terminal.receiver_count());
+            self.transferring
+                .store(self.core.transferring(), Ordering::Relaxed);
             if let Some(w) = &mut wire {
                 if self.core.wants_backlog() {
                     self.core.on_backlog(now, w.backlog());

@@ -1520,3 +1520,124 @@ fn a_program_of_ours_beside_a_download_waits_behind_one_chunk_at_each_round_trip
     assert!(matches!(r, Ok(Outcome::Got(200_000))), "{r:?}");
     assert_eq!(p.chunks[&get], data(200_000, 3));
 }
+
+/// A person at the prompt with `line` typed and echoed: a program of ours
+/// asked for right then; how long it took, and what the board's line is
+/// once the person's turn is back.
+fn program_right_after_an_echo(p: &mut Pair, line: &str) -> (Duration, String) {
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.run_for(Duration::from_millis(300));
+    p.core.keys(p.now, line.as_bytes());
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(line)));
+    let asked = p.now;
+    let op = p.core.submit(p.now, program("print(42)"));
+    match p.wait(op, Duration::from_secs(5)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+        r => panic!("{r:?}"),
+    }
+    let took = p.now - asked;
+    p.run_for(Duration::from_secs(1));
+    (took, String::from_utf8_lossy(&p.board.line).into_owned())
+}
+
+#[test]
+fn a_program_asked_for_once_printable_keys_are_echoed_does_not_wait_for_the_line_to_settle() {
+    // Printable keys typed at a settled line do nothing but echo: once
+    // echoed, the line is what the board has (a read beside an upload
+    // waited 150 ms after each key, and then a slice more).
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let (took, line) = program_right_after_an_echo(&mut p, "x=1");
+    assert!(took < super::keys::SETTLE, "{took:?}");
+    assert_eq!(line, "x=1");
+    assert!(p.shown().ends_with(">>> x=1"), "{:?}", p.shown());
+}
+
+#[test]
+fn a_program_asked_for_once_a_ctrl_c_at_the_prompt_is_answered_does_not_wait_either() {
+    // A person clears their line with Ctrl-C: at a prompt it does
+    // nothing more than print a fresh one.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    program_right_after_an_echo(&mut p, "x=1");
+    p.run_for(Duration::from_millis(300));
+    let shown = p.shown().len();
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(2), |p| {
+        p.shown()[shown..].ends_with(">>> ")
+    }));
+    let asked = p.now;
+    let op = p.core.submit(p.now, program("print(42)"));
+    assert!(p.wait(op, Duration::from_secs(5)).is_ok());
+    let took = p.now - asked;
+    assert!(took < super::keys::SETTLE, "{took:?}");
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(p.board.line, b"");
+    assert!(p.shown().ends_with(">>> "), "{:?}", p.shown());
+}
+
+#[test]
+fn ctrl_c_ctrl_a_and_the_sync_go_in_one_frame_from_a_settled_line() {
+    // Clearing the person's line, entering the raw REPL and syncing it
+    // went one round trip each; from a known prompt the board's answers
+    // come in order, so all three go at once.
+    let mut p = Pair::new(cfg(10), ESP32, Duration::from_millis(100));
+    let (took, line) = program_right_after_an_echo(&mut p, "y=2");
+    // That one, the raw-paste's handshake and the program's answer: three
+    // round trips (five before), and the line typed back.
+    assert!(took < Duration::from_millis(400), "{took:?}");
+    assert_eq!(line, "y=2");
+}
+
+/// A person types a key every 0.2 s (after its echo), clearing the line
+/// with Ctrl-C every 8 keys, beside an upload in slices; a program of ours
+/// is asked for at `offsets` after a key: how long each took.
+fn programs_beside_typing(p: &mut Pair, offsets: &[u64]) -> Vec<Duration> {
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.shown().ends_with(">>> ")));
+    p.run_for(Duration::from_millis(300));
+    let mut took = Vec::new();
+    for (n, &off) in offsets.iter().enumerate() {
+        let shown = p.shown().len();
+        p.core.keys(p.now, b"7");
+        p.run_for(Duration::from_millis(off));
+        let asked = p.now;
+        let op = p.core.submit(p.now, program("print(42)"));
+        match p.wait(op, Duration::from_secs(20)) {
+            Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+            r => panic!("{r:?}"),
+        }
+        took.push(p.now - asked);
+        assert!(p.run_until(Duration::from_secs(5), |p| p.shown()[shown..].contains('7')));
+        p.run_for(Duration::from_millis(200));
+        if n % 8 == 7 {
+            p.core.keys(p.now, b"\x03");
+            p.run_for(Duration::from_millis(200));
+        }
+    }
+    took
+}
+
+#[test]
+fn a_program_beside_an_upload_and_a_person_typing_waits_for_one_slice_at_most() {
+    // The first small read beside an upload took 613-688 ms: the settle
+    // after the person's key, the slice started meanwhile, then Ctrl-C,
+    // Ctrl-A and the sync a round trip each.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let puts = put_files(&mut p, 60, 4096, "s");
+    p.run_for(Duration::from_millis(500));
+    let offsets: Vec<u64> = (0..20).map(|i| (i * 37) % 300).collect();
+    let took = programs_beside_typing(&mut p, &offsets);
+    let slice = Duration::from_secs_f64(4096.0 / ESP32);
+    for (t, off) in took.iter().zip(&offsets) {
+        assert!(*t < slice + RTT * 8, "asked {off} ms after a key: {t:?}");
+    }
+    assert!(!p.done.contains_key(&puts[59]), "the upload ended first");
+    for op in puts {
+        assert!(matches!(
+            p.wait(op, Duration::from_secs(60)),
+            Ok(Outcome::Put)
+        ));
+    }
+}

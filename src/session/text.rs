@@ -74,7 +74,12 @@ enum Mode {
     /// The person's REPL.
     Terminal,
     /// Ctrl-C sent to clear a half-typed line; waiting for the fresh prompt.
-    Clearing { prompt: WaitFor, deadline: Instant },
+    Clearing {
+        prompt: WaitFor,
+        deadline: Instant,
+        /// Ctrl-A and the sync went with the Ctrl-C: the sync's answer.
+        sync: Option<Vec<u8>>,
+    },
     /// Ctrl-A sent; waiting for the raw banner.
     Entering {
         seen: Vec<u8>,
@@ -83,6 +88,8 @@ enum Mode {
         /// The polite wait went by in silence (or in the raw REPL's
         /// framing): waiting on for a tool's program to end.
         waited_on: bool,
+        /// The sync went with the Ctrl-A: its answer.
+        sync: Option<Vec<u8>>,
     },
     /// The sync program sent; waiting for its answer.
     Syncing { answer: WaitFor, deadline: Instant },
@@ -260,7 +267,8 @@ impl TextLane {
             // No soft reset after all (Ctrl-D on a typed line does nothing).
             self.reset_wait = None;
         }
-        let Some(mut keys) = self.keys.next_chunk(now, &mut self.timers) else {
+        let at_prompt = matches!(self.mode, Mode::Terminal) && self.screen.typed().is_some();
+        let Some(mut keys) = self.keys.next_chunk(now, at_prompt, &mut self.timers) else {
             return;
         };
         if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
@@ -354,7 +362,15 @@ impl TextLane {
             | Mode::Restoring { .. } => true,
             Mode::Raw { .. } => !self.queue.is_empty(),
             Mode::Running { prog, .. } => prog.sending(),
-            Mode::Terminal | Mode::Resetting { .. } => false,
+            // A program waits for the person's line to settle: an upload
+            // slice started now would hold it a slice longer.
+            Mode::Terminal => {
+                !self.queue.is_empty()
+                    && self.known
+                    && self.screen.typed().is_some()
+                    && !self.first_queued()
+            }
+            Mode::Resetting { .. } => false,
         }
     }
 
@@ -539,50 +555,27 @@ impl TextLane {
                     out.event(Event::BoardChanged);
                 }
             }
-            Mode::Clearing { prompt, .. } => {
-                if prompt.feed(text, &mut Vec::new()) {
-                    self.send_ctrl_a(now, false, out);
-                }
-            }
-            Mode::Entering {
-                seen, waited_on, ..
-            } => {
-                seen.extend_from_slice(text);
-                if let Some(i) = line_find(seen, raw::RAW_BANNER) {
-                    let before = seen[..i].to_vec();
-                    // What came before the banner is the board's (a
-                    // program's last output), less the line break the board
-                    // prints on switching; a cleared line's echo is ours,
-                    // and so is the raw REPL's framing after a wait (a
-                    // tool's program, the end of a paste left unfinished).
-                    let tools = *waited_on && before.contains(&0x04);
-                    if tools {
-                        // Its answer may hold a file's bytes: not logged.
-                        debug!(
-                            "a tool's program ended before our raw REPL ({} bytes of its answer not shown)",
-                            before.len()
-                        );
+            Mode::Clearing { prompt, sync, .. } => {
+                let mut rest = Vec::new();
+                if prompt.feed(text, &mut rest) {
+                    match sync.take() {
+                        Some(answer) => {
+                            self.mode = Mode::Entering {
+                                seen: Vec::new(),
+                                deadline: now + self.timeout,
+                                polite: false,
+                                waited_on: false,
+                                sync: Some(answer),
+                            };
+                            self.timers.set(Timer::Reply, now + self.timeout);
+                            self.feed_entering(now, &rest, out);
+                        }
+                        None => self.send_ctrl_a(now, false, out),
                     }
-                    if self.saved.is_none() && !tools {
-                        let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
-                        self.show(before, out);
-                    }
-                    self.waiting = None;
-                    self.start_sync(now, out);
-                } else if seen.len() > ENTERING_KEEP {
-                    // A board that answers with anything but the banner
-                    // must not grow this (nor make each search longer).
-                    seen.drain(..seen.len() - raw::RAW_BANNER.len());
                 }
             }
-            Mode::Syncing { answer, .. } => {
-                if answer.feed(text, &mut Vec::new()) {
-                    self.mode = Mode::Raw { since: now };
-                    self.timers.stop(Timer::Reply);
-                    self.ours_unfinished = false;
-                    self.known = true;
-                }
-            }
+            Mode::Entering { .. } => self.feed_entering(now, text, out),
+            Mode::Syncing { .. } => self.feed_syncing(now, text),
             Mode::Raw { .. } => {
                 // Nothing of ours runs: a background task's output.
                 let (t, notices) = self.notices.feed(text);
@@ -633,6 +626,68 @@ impl TextLane {
         Ok(())
     }
 
+    fn feed_entering(&mut self, now: Instant, text: &[u8], out: &mut Out) {
+        let Mode::Entering {
+            seen,
+            waited_on,
+            sync,
+            ..
+        } = &mut self.mode
+        else {
+            return;
+        };
+        seen.extend_from_slice(text);
+        if let Some(i) = line_find(seen, raw::RAW_BANNER) {
+            let before = seen[..i].to_vec();
+            let rest = seen[i + raw::RAW_BANNER.len()..].to_vec();
+            let sync = sync.take();
+            // What came before the banner is the board's (a
+            // program's last output), less the line break the board
+            // prints on switching; a cleared line's echo is ours,
+            // and so is the raw REPL's framing after a wait (a
+            // tool's program, the end of a paste left unfinished).
+            let tools = *waited_on && before.contains(&0x04);
+            if tools {
+                // Its answer may hold a file's bytes: not logged.
+                debug!(
+                    "a tool's program ended before our raw REPL ({} bytes of its answer not shown)",
+                    before.len()
+                );
+            }
+            if self.saved.is_none() && !tools {
+                let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
+                self.show(before, out);
+            }
+            self.waiting = None;
+            match sync {
+                Some(answer) => {
+                    self.mode = Mode::Syncing {
+                        answer: WaitFor::new(answer),
+                        deadline: now + self.timeout,
+                    };
+                    self.timers.set(Timer::Reply, now + self.timeout);
+                    self.feed_syncing(now, &rest);
+                }
+                None => self.start_sync(now, out),
+            }
+        } else if seen.len() > ENTERING_KEEP {
+            // A board that answers with anything but the banner
+            // must not grow this (nor make each search longer).
+            seen.drain(..seen.len() - raw::RAW_BANNER.len());
+        }
+    }
+
+    fn feed_syncing(&mut self, now: Instant, text: &[u8]) {
+        if let Mode::Syncing { answer, .. } = &mut self.mode
+            && answer.feed(text, &mut Vec::new())
+        {
+            self.mode = Mode::Raw { since: now };
+            self.timers.stop(Timer::Reply);
+            self.ours_unfinished = false;
+            self.known = true;
+        }
+    }
+
     /// Output for the people at the terminal, and for our view of it.
     fn show(&mut self, text: &[u8], out: &mut Out) {
         if text.is_empty() {
@@ -667,6 +722,37 @@ impl TextLane {
             deadline,
             polite,
             waited_on: false,
+            sync: None,
+        };
+        self.timers.set(Timer::Reply, deadline);
+    }
+
+    /// The raw REPL from the person's prompt, known and settled: Ctrl-C
+    /// to clear their line (`clear`), Ctrl-A and the sync all go in one
+    /// frame, each answer awaited in turn. Sent one by one, each waited a
+    /// round trip, beside an upload a slice as well.
+    fn enter_from_prompt(&mut self, now: Instant, clear: bool, out: &mut Out) {
+        let (code, answer) = raw::sync(rand::random());
+        let mut text = if clear { b"\x03".to_vec() } else { Vec::new() };
+        text.extend_from_slice(raw::ENTER_POLITELY);
+        text.extend_from_slice(&code);
+        out.text(text);
+        self.stray_ctrl_a = None;
+        let deadline = now + self.timeout;
+        self.mode = if clear {
+            Mode::Clearing {
+                prompt: WaitFor::new(line::PRIMARY),
+                deadline,
+                sync: Some(answer),
+            }
+        } else {
+            Mode::Entering {
+                seen: Vec::new(),
+                deadline,
+                polite: false,
+                waited_on: false,
+                sync: Some(answer),
+            }
         };
         self.timers.set(Timer::Reply, deadline);
     }
@@ -812,6 +898,7 @@ impl TextLane {
                     deadline: now + self.timeout,
                     polite: false,
                     waited_on: false,
+                    sync: None,
                 };
                 self.timers.set(Timer::Reply, now + self.timeout);
             } else {
@@ -822,7 +909,7 @@ impl TextLane {
         match self.screen.typed() {
             Some(t) if t.is_empty() => {
                 self.waiting = None;
-                self.send_ctrl_a(now, false, out);
+                self.enter_from_prompt(now, false, out);
             }
             Some(t) => {
                 // Clear the line (Ctrl-C at a prompt only does that); keep
@@ -832,12 +919,7 @@ impl TextLane {
                     screen: self.screen.clone(),
                     typed: t,
                 });
-                out.text(b"\x03".to_vec());
-                self.mode = Mode::Clearing {
-                    prompt: WaitFor::new(line::PRIMARY),
-                    deadline: now + self.timeout,
-                };
-                self.timers.set(Timer::Reply, now + self.timeout);
+                self.enter_from_prompt(now, true, out);
             }
             None if interrupt => {
                 self.waiting = None;
@@ -847,6 +929,7 @@ impl TextLane {
                     deadline: now + self.timeout,
                     polite: false,
                     waited_on: false,
+                    sync: None,
                 };
                 self.timers.set(Timer::Reply, now + self.timeout);
             }
@@ -1018,6 +1101,7 @@ impl TextLane {
                 polite,
                 seen,
                 waited_on,
+                ..
             } if now >= *deadline => {
                 if !*polite {
                     return Err(Why::Silent("entering the raw REPL"));
