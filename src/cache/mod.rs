@@ -169,81 +169,153 @@ struct State {
     file: PerFile,
 }
 
-/// What the cache keeps per file beside the tree and the contents, by
-/// inode: in one place so that forgetting a file drops all of it
-/// ([`PerFile::forget`] names every field: a map added here must be
-/// decided there).
+/// What the cache keeps per file beside the tree and the contents: one
+/// record per inode, so that forgetting a file cannot miss a part of it. A
+/// record that holds nothing is dropped ([`PerFile::edit`] is the only way
+/// to change one).
 #[derive(Default)]
-struct PerFile {
-    /// Files being read from the board, shared by all their readers.
-    loads: HashMap<Ino, loads::Load>,
-    /// Files flushed while empty: uploaded at their last close instead.
-    deferred: std::collections::HashSet<Ino>,
-    /// When each dirty file was last written (for --writeback-delay).
-    written: HashMap<Ino, Instant>,
-    /// Bumped by every change to a file's contents: an upload that started
-    /// at an older count leaves the file dirty.
-    edits: HashMap<Ino, u64>,
+struct PerFile(HashMap<Ino, FileState>);
+
+/// One file's record (see [`PerFile`]); all defaults is no record.
+#[derive(Default)]
+struct FileState {
+    /// Being read from the board, shared by all its readers.
+    load: Option<loads::Load>,
+    /// Flushed while empty: uploaded at its last close instead.
+    deferred: bool,
+    /// When the dirty file was last written (for --writeback-delay).
+    written: Option<Instant>,
+    /// Bumped by every change to the contents: an upload that started at
+    /// an older count leaves the file dirty.
+    edits: u64,
     /// What the board had when a dirty file's edit began.
-    bases: HashMap<Ino, Base>,
+    base: Option<Base>,
     /// Those bytes, when the mount held them: the save sends only the
     /// change (see held.rs).
-    was: HashMap<Ino, bytes::Bytes>,
+    was: Option<bytes::Bytes>,
     /// The board's version (size, mtime) of what was last handed to a
     /// reader or sent by us: an edit that replaces the file is based on
     /// what its writer saw, not on a change the mount noticed since.
-    seen: HashMap<Ino, (u64, i64)>,
-    /// Uploads in flight: a receiver that ends with the upload.
-    uploading: HashMap<Ino, tokio::sync::watch::Receiver<()>>,
-    /// Names being renamed or removed: no upload starts at or below them
-    /// until that ends (it would land under a name that is going).
-    moving: HashMap<Ino, Vec<tokio::sync::watch::Receiver<()>>>,
-    /// Files that failed to upload: when to try again, and the pause.
-    retry: HashMap<Ino, (Instant, Duration)>,
-    /// Versions of a file we sent whose outcome is unknown (the answer was
-    /// lost with the link): the board may have one of them in place of the
-    /// base, which is then no conflict for a later version.
-    sent: HashMap<Ino, Vec<bytes::Bytes>>,
-    /// Closes waiting for their file's upload (each for its own version).
-    waiters: HashMap<Ino, Vec<Waiter>>,
-    /// Why a dirty file is not on the board yet, for `status`.
-    unsent: HashMap<Ino, String>,
-    /// When each file open for reading was last compared with the board's.
-    followed: HashMap<Ino, Instant>,
+    seen: Option<(u64, i64)>,
+    /// An upload in flight: a receiver that ends with the upload.
+    uploading: Option<tokio::sync::watch::Receiver<()>>,
+    /// Being renamed or removed: no upload starts at or below it until
+    /// that ends (it would land under a name that is going).
+    moving: Vec<tokio::sync::watch::Receiver<()>>,
+    /// Failed to upload: when to try again, and the pause.
+    retry: Option<(Instant, Duration)>,
+    /// Versions we sent whose outcome is unknown (the answer was lost with
+    /// the link): the board may have one of them in place of the base,
+    /// which is then no conflict for a later version.
+    sent: Vec<bytes::Bytes>,
+    /// Closes waiting for the file's upload (each for its own version).
+    waiters: Vec<Waiter>,
+    /// Why the dirty file is not on the board yet, for `status`.
+    unsent: Option<String>,
+    /// When the file, open for reading, was last compared with the board's.
+    followed: Option<Instant>,
 }
 
-impl PerFile {
-    /// Drops what is kept for a file that is gone.
-    fn forget(&mut self, ino: Ino) {
-        let PerFile {
-            loads,
+/// The record of a file the cache keeps nothing for.
+const NOTHING: &FileState = &FileState {
+    load: None,
+    deferred: false,
+    written: None,
+    edits: 0,
+    base: None,
+    was: None,
+    seen: None,
+    uploading: None,
+    moving: Vec::new(),
+    retry: None,
+    sent: Vec::new(),
+    waiters: Vec::new(),
+    unsent: None,
+    followed: None,
+};
+
+impl FileState {
+    /// Names every field: one added must be decided here.
+    fn is_empty(&self) -> bool {
+        let FileState {
+            load,
             deferred,
             written,
             edits,
-            bases,
+            base,
             was,
             seen,
+            uploading,
+            moving,
             retry,
             sent,
+            waiters,
             unsent,
             followed,
-            // In flight: each ends with its own operation, which holds
-            // the mark and answers its waiters.
-            uploading: _,
-            moving: _,
-            waiters: _,
         } = self;
-        loads.remove(&ino);
-        deferred.remove(&ino);
-        written.remove(&ino);
-        edits.remove(&ino);
-        bases.remove(&ino);
-        was.remove(&ino);
-        seen.remove(&ino);
-        retry.remove(&ino);
-        sent.remove(&ino);
-        unsent.remove(&ino);
-        followed.remove(&ino);
+        load.is_none()
+            && !deferred
+            && written.is_none()
+            && *edits == 0
+            && base.is_none()
+            && was.is_none()
+            && seen.is_none()
+            && uploading.is_none()
+            && moving.is_empty()
+            && retry.is_none()
+            && sent.is_empty()
+            && waiters.is_empty()
+            && unsent.is_none()
+            && followed.is_none()
+    }
+}
+
+impl PerFile {
+    /// What is kept for `ino` (an empty record if nothing).
+    fn of(&self, ino: Ino) -> &FileState {
+        self.0.get(&ino).unwrap_or(NOTHING)
+    }
+
+    /// Changes the record of `ino`; one left empty goes.
+    fn edit<R>(&mut self, ino: Ino, f: impl FnOnce(&mut FileState) -> R) -> R {
+        let record = self.0.entry(ino).or_default();
+        let r = f(record);
+        if record.is_empty() {
+            self.0.remove(&ino);
+        }
+        r
+    }
+
+    /// The load of `ino` under way, to feed or finish.
+    fn load_mut(&mut self, ino: Ino) -> Option<&mut loads::Load> {
+        self.0.get_mut(&ino)?.load.as_mut()
+    }
+
+    /// Every file's record.
+    fn iter(&self) -> impl Iterator<Item = (Ino, &FileState)> {
+        self.0.iter().map(|(i, f)| (*i, f))
+    }
+
+    /// Changes every record; those left empty go.
+    fn edit_all(&mut self, mut f: impl FnMut(Ino, &mut FileState)) {
+        self.0.retain(|i, record| {
+            f(*i, record);
+            !record.is_empty()
+        });
+    }
+
+    /// Drops what is kept for a file that is gone. What is in flight stays:
+    /// each ends with its own operation, which holds the mark and answers
+    /// its waiters.
+    fn forget(&mut self, ino: Ino) {
+        self.edit(ino, |f| {
+            *f = FileState {
+                uploading: f.uploading.take(),
+                moving: std::mem::take(&mut f.moving),
+                waiters: std::mem::take(&mut f.waiters),
+                ..FileState::default()
+            }
+        });
     }
 }
 
@@ -520,10 +592,10 @@ impl Core {
         let st = self.lock();
         let mut v: Vec<_> = st
             .file
-            .unsent
             .iter()
-            .filter(|(i, _)| st.contents.is_dirty(**i))
-            .filter_map(|(i, why)| Some((st.tree.get(*i).map(|_| st.tree.path(*i))?, why.clone())))
+            .filter_map(|(i, f)| Some((i, f.unsent.as_ref()?)))
+            .filter(|(i, _)| st.contents.is_dirty(*i))
+            .filter_map(|(i, why)| Some((st.tree.get(i).map(|_| st.tree.path(i))?, why.clone())))
             .collect();
         v.sort();
         v
