@@ -419,9 +419,9 @@ async fn upload(
     let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
     let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
         Ok(d) => d,
-        Err(Error::Invalid(why)) => {
+        Err(e @ (Error::Invalid(_) | Error::Path(_) | Error::Answer(_))) => {
             return Ok(Sent {
-                refused: vec![why],
+                refused: vec![e.to_string()],
                 ..Sent::default()
             });
         }

@@ -45,10 +45,9 @@ pub async fn install(board: &str, how: Install, conn: &Conn) -> Result<()> {
         .map(|p| Spec::parse(p))
         .collect::<Result<_>>()?;
     if !how.index.starts_with("http://") && !how.index.starts_with("https://") {
-        return Err(Error::Invalid(format!(
-            "--index {}: an http:// or https:// URL",
-            how.index
-        )));
+        return Err(Error::Usage(crate::error::Usage::IndexUrl {
+            index: how.index.clone(),
+        }));
     }
     match crate::commands::mounted(board)? {
         Some(mp) => {

@@ -24,7 +24,7 @@ pub mod tree;
 mod verify;
 
 use crate::board::{Base, Board, EntryKind, StatVfs, is_part};
-use crate::error::{Error, Result};
+use crate::error::{BadPath, Error, Reserved, Result};
 use contents::Contents;
 use identity::hidden;
 pub use replace::Replaced;
@@ -214,6 +214,14 @@ struct FileState {
     unsent: Option<String>,
     /// When the file, open for reading, was last compared with the board's.
     followed: Option<Instant>,
+}
+
+/// A name the tool keeps for itself on the board.
+fn reserved(name: &str, by: Reserved) -> Error {
+    Error::Path(BadPath::Reserved {
+        name: name.to_string(),
+        by,
+    })
 }
 
 /// The record of a file the cache keeps nothing for.
@@ -481,9 +489,7 @@ impl Core {
     }
 
     fn check_name<'a>(&self, name: &'a std::ffi::OsStr) -> Result<&'a str> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::Invalid("board names must be UTF-8".into()))?;
+        let name = name.to_str().ok_or(Error::Path(BadPath::NotUtf8))?;
         if name.len() > 255 {
             return Err(Error::Os {
                 errno: libc::ENAMETOOLONG,
@@ -491,19 +497,13 @@ impl Core {
             });
         }
         if is_part(name) {
-            return Err(Error::Invalid(format!(
-                "{name}: names starting with .wrm- are reserved for uploads in progress"
-            )));
+            return Err(reserved(name, Reserved::Upload));
         }
         if name == identity::MARKER {
-            return Err(Error::Invalid(format!(
-                "{name}: reserved for the board's id (see README)"
-            )));
+            return Err(reserved(name, Reserved::Id));
         }
         if name == identity::helpers_name() {
-            return Err(Error::Invalid(format!(
-                "{name}: reserved for the tool's helpers on the board (see README)"
-            )));
+            return Err(reserved(name, Reserved::Helpers));
         }
         Ok(name)
     }

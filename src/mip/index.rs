@@ -57,9 +57,9 @@ impl Spec {
             None => (arg, None),
         };
         if name.is_empty() || version.is_some_and(str::is_empty) {
-            return Err(Error::Invalid(format!(
-                "{arg}: a package is NAME[@VERSION], github:ORG/REPO[/PATH][@BRANCH] or a URL"
-            )));
+            return Err(Error::Usage(crate::error::Usage::Package {
+                arg: arg.to_string(),
+            }));
         }
         if !is_url(name) {
             check_name(name, version)?;
@@ -86,12 +86,15 @@ fn check_name(name: &str, version: Option<&str>) -> Result<()> {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
     };
     if !plain(name) {
-        return Err(Error::Invalid(format!(
-            "{name:?} is no package name (a URL starts with http://, https://, github: or gitlab:)"
-        )));
+        return Err(Error::Usage(crate::error::Usage::PackageName {
+            name: name.to_string(),
+        }));
     }
     match version {
-        Some(v) if !plain(v) => Err(Error::Invalid(format!("{name}@{v}: {v:?} is no version"))),
+        Some(v) if !plain(v) => Err(Error::Usage(crate::error::Usage::PackageVersion {
+            name: name.to_string(),
+            version: v.to_string(),
+        })),
         _ => Ok(()),
     }
 }

@@ -89,11 +89,8 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse().map_err(|_| {
-        Error::Invalid(format!(
-            "{s:?}: give the page's address as PORT or ADDR:PORT"
-        ))
-    })
+    s.parse()
+        .map_err(|_| Error::Usage(crate::error::Usage::PageAddress { arg: s.to_string() }))
 }
 
 /// For "any free port": the board's own port, from its address, in a
