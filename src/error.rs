@@ -83,6 +83,12 @@ pub enum Error {
     /// A mountpoint we cannot mount on or reach the mount of (exit 2).
     #[error("{0}")]
     Mountpoint(Mountpoint),
+    /// More than the tool takes at once (exit 2).
+    #[error("{0}")]
+    Limit(Limit),
+    /// A failure of the tool's own, not of the board or the user (exit 2).
+    #[error("{0}")]
+    Bug(Bug),
     #[error("{0}")]
     Invalid(String),
     /// A local file or directory we could not use (exit 2, as a bad path).
@@ -228,6 +234,52 @@ pub enum Unexpected {
     NoMpyVersion { answer: String },
     #[error("{path}: the board answered no digest")]
     NoDigest { path: String },
+    /// mip's target directory: no /lib in the board's sys.path.
+    #[error("the board's sys.path has no entry ending in /lib: say where with --target DIR")]
+    NoLib,
+}
+
+/// More than the tool takes at once (`Error::Limit`).
+#[derive(Debug, Clone, Error)]
+pub enum Limit {
+    /// A package and its dependencies, counted or nested too far.
+    #[error("{name}: more than {most} packages or {depth} levels of dependencies")]
+    Packages {
+        name: String,
+        most: usize,
+        depth: usize,
+    },
+    /// What packages may hold, all told.
+    #[error(
+        "the packages hold more than {} MB or {most_files} files: not a board's",
+        .most_bytes >> 20
+    )]
+    PackageFiles { most_bytes: u64, most_files: usize },
+    /// What the page's ticks would put in one zip, and the most it takes.
+    #[error(
+        "too much for one zip ({files} files, {:.1} MB; at most {most_files} files and {} MB): tick less",
+        *.bytes as f64 / 1048576.0, .most_bytes >> 20
+    )]
+    Zip {
+        files: usize,
+        bytes: u64,
+        most_files: usize,
+        most_bytes: u64,
+    },
+    /// The number of files ticked for a zip is not in 1..=most.
+    #[error("tick between 1 and {most} files")]
+    Ticked { most: usize },
+}
+
+/// A failure of the tool's own (`Error::Bug`): which part, and its words.
+#[derive(Debug, Clone, Error)]
+pub enum Bug {
+    /// A task of ours panicked or was cancelled.
+    #[error("{task}: {why}")]
+    Task { task: String, why: String },
+    /// A result that was to come never came.
+    #[error("{what} went missing")]
+    Missing { what: &'static str },
 }
 
 /// A board path or name we refuse (`Error::Path`): which, and why.
@@ -304,6 +356,12 @@ pub enum Usage {
     Port { arg: String },
     #[error("no host in {arg:?}")]
     NoHost { arg: String },
+    /// The page's list of ticked paths, unreadable.
+    #[error("paths: {why}")]
+    PagePaths { why: String },
+    /// A URL that never left this machine.
+    #[error("{url} is no valid URL ({why})")]
+    Url { url: String, why: String },
     #[error(
         "bad fingerprint {arg:?}: give SHA256:<base64> as shown in the error, or the hex of openssl x509 -fingerprint -sha256"
     )]
@@ -345,6 +403,9 @@ pub enum Setup {
     },
     #[error("{}: no private directory could be made", .path.display())]
     NoPrivateDir { path: std::path::PathBuf },
+    /// The page's address could not be listened on.
+    #[error("cannot serve the page on {addr}: {why}")]
+    Listen { addr: String, why: String },
 }
 
 /// A mountpoint we cannot mount on or reach the mount of
@@ -656,6 +717,8 @@ impl Error {
             | Error::Usage(_)
             | Error::Setup(_)
             | Error::Mountpoint(_)
+            | Error::Limit(_)
+            | Error::Bug(_)
             | Error::Invalid(_)
             | Error::Local { .. } => Kind::Invalid,
             Error::Io(_) => Kind::Io,
@@ -864,6 +927,26 @@ mod tests {
                     why: "denied".into(),
                 }),
                 "cannot read password file /etc/pw: denied",
+            ),
+            (
+                Error::Limit(Limit::Zip {
+                    files: 5000,
+                    bytes: 1_572_864,
+                    most_files: 4096,
+                    most_bytes: 64 << 20,
+                }),
+                "too much for one zip (5000 files, 1.5 MB; at most 4096 files and 64 MB): tick less",
+            ),
+            (
+                Error::Limit(Limit::PackageFiles {
+                    most_bytes: 16 << 20,
+                    most_files: 1000,
+                }),
+                "the packages hold more than 16 MB or 1000 files: not a board's",
+            ),
+            (
+                Error::Limit(Limit::Ticked { most: 4096 }),
+                "tick between 1 and 4096 files",
             ),
             (
                 Error::Mountpoint(Mountpoint::DaemonGone { at: "/mnt/b".into() }),

@@ -262,9 +262,12 @@ async fn blocking<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error::Bug(crate::error::Bug::Task {
+            task: what.to_string(),
+            why: e.to_string(),
+        })
+    })
 }
 
 /// Into a name of its own first, then renamed over the target: a failed
