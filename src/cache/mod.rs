@@ -642,3 +642,46 @@ fn utf8(name: &std::ffi::OsStr) -> Result<&str> {
     name.to_str()
         .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record left empty goes; forgetting a file keeps only what is in
+    /// flight, whose operation ends it.
+    #[test]
+    fn a_files_record_goes_when_empty_and_forgetting_keeps_only_what_is_in_flight() {
+        let mut files = PerFile::default();
+        files.edit(7, |f| {
+            f.edits += 1;
+            f.base = Some(Base::Absent);
+            f.was = Some(bytes::Bytes::from_static(b"x"));
+            f.sent.push(bytes::Bytes::from_static(b"y"));
+            f.unsent = Some("away".into());
+            f.deferred = true;
+        });
+        files.forget(7);
+        assert!(files.0.is_empty(), "a forgotten file left its record");
+
+        let (tx, rx) = tokio::sync::watch::channel(());
+        files.edit(7, |f| {
+            f.edits += 1;
+            f.uploading = Some(rx);
+        });
+        files.forget(7);
+        assert!(
+            files.of(7).uploading.is_some(),
+            "an upload in flight lost its mark"
+        );
+        assert_eq!(files.of(7).edits, 0);
+        // Its operation ends: the record goes with it.
+        files.edit(7, |f| f.uploading = None);
+        assert!(files.0.is_empty());
+        drop(tx);
+
+        // Reading a file the cache keeps nothing for makes no record.
+        assert_eq!(files.of(9).edits, 0);
+        files.edit(9, |f| f.followed.take());
+        assert!(files.0.is_empty());
+    }
+}
