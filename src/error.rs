@@ -86,6 +86,9 @@ pub enum Error {
     /// More than the tool takes at once (exit 2).
     #[error("{0}")]
     Limit(Limit),
+    /// What a file command refuses or cannot do, in coreutils' words.
+    #[error("{0}")]
+    Refused(Refused),
     /// A failure of the tool's own, not of the board or the user (exit 2).
     #[error("{0}")]
     Bug(Bug),
@@ -280,6 +283,9 @@ pub enum Bug {
     /// A result that was to come never came.
     #[error("{what} went missing")]
     Missing { what: &'static str },
+    /// clap's zsh completion script, which ours is made from.
+    #[error("clap's zsh script changed shape: names cannot be added")]
+    ZshScript,
 }
 
 /// A board path or name we refuse (`Error::Path`): which, and why.
@@ -310,6 +316,18 @@ pub enum BadPath {
     },
     #[error("{arg}: not a board path (HOST[:PORT]:PATH, NAME:PATH or URL:PATH)")]
     NotRemote { arg: String },
+    #[error("{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount")]
+    NoBoardPath { arg: String },
+    #[error("{arg}: a pattern goes in the last part of the path only")]
+    PatternInDir { arg: String },
+    /// A local path for the system that holds a NUL.
+    #[error("{}: a NUL in the path", .path.display())]
+    LocalNul { path: std::path::PathBuf },
+    /// A local name that is not UTF-8, to go to the board.
+    #[error("{}: board names must be UTF-8", .path.display())]
+    LocalNotUtf8 { path: std::path::PathBuf },
+    #[error("{pattern}: no local file matches")]
+    NoMatch { pattern: String },
     /// What the page cannot do to the board's root: `verb` it.
     #[error("cannot {verb} / (the board's root directory)")]
     Root { verb: &'static str },
@@ -359,6 +377,31 @@ pub enum Usage {
     /// The page's list of ticked paths, unreadable.
     #[error("paths: {why}")]
     PagePaths { why: String },
+    /// A glob pattern that does not parse.
+    #[error("{pattern}: {why}")]
+    Pattern { pattern: String, why: String },
+    #[error("usage: webrepl-mount HOST[:PORT] MOUNTPOINT")]
+    MountUsage,
+    #[error("share DIR TARGET, or share --stop MOUNTPOINT")]
+    ShareUsage,
+    /// A command we do not know: clap's lines and our tip.
+    #[error("{}", .lines.join("\n"))]
+    UnknownCommand { lines: Vec<String> },
+    /// `-o key[=value]` of this tool's own options.
+    #[error("mount option {key}{}: {why}", match .value {
+        Some(v) => format!("={v}"),
+        None => String::new(),
+    })]
+    OurMountOption {
+        key: String,
+        value: Option<String>,
+        why: &'static str,
+    },
+    #[error("{}: a share's directory needs a UTF-8 name", .dir.display())]
+    ShareDirName { dir: std::path::PathBuf },
+    /// cp's destinations after its sources: boards only.
+    #[error("{arg}: after the files to copy come only boards (HOST[:PORT]:PATH)")]
+    DestinationNotBoard { arg: String },
     /// A URL that never left this machine.
     #[error("{url} is no valid URL ({why})")]
     Url { url: String, why: String },
@@ -422,6 +465,24 @@ pub enum Mountpoint {
     /// FUSE refused: the system's words.
     #[error("cannot mount on {}: {why}", .at.display())]
     CannotMount { at: std::path::PathBuf, why: String },
+    #[error("{at} does not exist (make it with: mkdir {at})", at = .at.display())]
+    Missing { at: std::path::PathBuf },
+    #[error(
+        "{at} is already a mount point (unmount it first: webrepl-mount unmount {at})",
+        at = .at.display()
+    )]
+    AlreadyAMountPoint { at: std::path::PathBuf },
+    /// `share --stop` of something that is no mount.
+    #[error(
+        "{} is not a mountpoint: a share in the foreground ends with Ctrl-]",
+        .at.display()
+    )]
+    NoShare { at: std::path::PathBuf },
+    #[error(
+        "{} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)",
+        .at.display()
+    )]
+    NotInAMount { at: std::path::PathBuf },
     /// A live daemon answers at the mount's socket.
     #[error("{} is already mounted by webrepl-mount", .at.display())]
     AlreadyMounted { at: std::path::PathBuf },
@@ -458,6 +519,45 @@ pub enum Mountpoint {
         at: std::path::PathBuf,
         socket: std::path::PathBuf,
         uid: u32,
+    },
+}
+
+/// What a file command refuses or cannot do (`Error::Refused`), in
+/// coreutils' words.
+#[derive(Debug, Clone, Error)]
+pub enum Refused {
+    #[error("refusing to remove '.' or '..' directory: skipping '{arg}'")]
+    DotOrDotDot { arg: String },
+    #[error("{arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')")]
+    RemoveRoot { arg: String },
+    #[error("{arg} exists already")]
+    Exists { arg: String },
+    /// A target that is to be a directory: a file, or nothing.
+    #[error("target '{target}'{}", if *.exists { " is not a directory" } else { ": No such file or directory" })]
+    NotADirectoryTarget { target: String, exists: bool },
+    /// A pattern as a target, matching not one directory but `matches`
+    /// names (one: a file).
+    #[error("target '{arg}': a pattern as a target must match one directory (it matches {})", match .matches {
+        0 => "nothing".to_string(),
+        1 => "a file".to_string(),
+        n => format!("{n} names"),
+    })]
+    PatternTarget { arg: String, matches: usize },
+    #[error("{arg} is a directory")]
+    IsADirectory { arg: String },
+    #[error("{} is a directory (use -r)", .path.display())]
+    IsADirectoryUseR { path: std::path::PathBuf },
+    #[error("-r not specified; omitting directory '{arg}'")]
+    OmittingDirectory { arg: String },
+    #[error("cannot touch '{arg}': {why}")]
+    Touch { arg: String, why: String },
+    /// A file bigger than the board's free space.
+    #[error("{}: not copied: the board's {remote} is {size} bytes, {free} bytes are free there", .local.display())]
+    NoRoom {
+        local: std::path::PathBuf,
+        remote: String,
+        size: u64,
+        free: u64,
     },
 }
 
@@ -718,6 +818,7 @@ impl Error {
             | Error::Setup(_)
             | Error::Mountpoint(_)
             | Error::Limit(_)
+            | Error::Refused(_)
             | Error::Bug(_)
             | Error::Invalid(_)
             | Error::Local { .. } => Kind::Invalid,
@@ -959,6 +1060,80 @@ mod tests {
                     uid: 7,
                 }),
                 "/mnt/b: the socket /run/x.sock is served by uid 7, not by you: not talking to it",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::Missing { at: "/mnt/b".into() }),
+                "/mnt/b does not exist (make it with: mkdir /mnt/b)",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::AlreadyAMountPoint { at: "/mnt/b".into() }),
+                "/mnt/b is already a mount point (unmount it first: webrepl-mount unmount /mnt/b)",
+            ),
+            (
+                Error::Usage(Usage::OurMountOption {
+                    key: "timeout".into(),
+                    value: Some("x".into()),
+                    why: "not a number",
+                }),
+                "mount option timeout=x: not a number",
+            ),
+            (
+                Error::Usage(Usage::OurMountOption {
+                    key: "timeout".into(),
+                    value: None,
+                    why: "a value is needed",
+                }),
+                "mount option timeout: a value is needed",
+            ),
+            (
+                Error::Usage(Usage::UnknownCommand {
+                    lines: vec!["a".into(), "b".into()],
+                }),
+                "a\nb",
+            ),
+            (
+                Error::Refused(Refused::NotADirectoryTarget {
+                    target: "kb:/x".into(),
+                    exists: true,
+                }),
+                "target 'kb:/x' is not a directory",
+            ),
+            (
+                Error::Refused(Refused::NotADirectoryTarget {
+                    target: "kb:/x".into(),
+                    exists: false,
+                }),
+                "target 'kb:/x': No such file or directory",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 0,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches nothing)",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 1,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches a file)",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 3,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches 3 names)",
+            ),
+            (
+                Error::Refused(Refused::NoRoom {
+                    local: "/tmp/a".into(),
+                    remote: "kb:/a".into(),
+                    size: 10,
+                    free: 4,
+                }),
+                "/tmp/a: not copied: the board's kb:/a is 10 bytes, 4 bytes are free there",
             ),
         ]);
         for (e, words) in typed {
