@@ -43,14 +43,23 @@ pub fn find(name: &str) -> Result<Option<Named>> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Invalid(format!("{}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::Setup(crate::error::Setup::BoardsFile {
+                path,
+                why: e.to_string(),
+            }));
+        }
     };
     parse(&text, &path).map(|mut all| all.remove(name))
 }
 
 fn parse(text: &str, path: &Path) -> Result<BTreeMap<String, Named>> {
-    let mut all: BTreeMap<String, Named> = toml::from_str(text)
-        .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), e.message())))?;
+    let mut all: BTreeMap<String, Named> = toml::from_str(text).map_err(|e| {
+        Error::Setup(crate::error::Setup::BoardsFile {
+            path: path.to_path_buf(),
+            why: e.message().to_string(),
+        })
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     for b in all.values_mut() {
         for f in [&mut b.password_file, &mut b.ca_file].into_iter().flatten() {

@@ -398,9 +398,7 @@ impl MountArgs {
     /// a daemon loses its terminal.
     pub fn options(&self, conn: &Conn) -> Result<MountOptions> {
         let (Some(board), Some(mountpoint)) = (&self.board, &self.mountpoint) else {
-            return Err(Error::Invalid(
-                "usage: webrepl-mount HOST[:PORT] MOUNTPOINT".into(),
-            ));
+            return Err(Error::Usage(crate::error::Usage::MountUsage));
         };
         let password = conn.password()?;
         let local_only = if self.local_only.is_empty() {
@@ -497,7 +495,7 @@ fn not_a_command(board: &str, mountpoint: Option<&std::path::Path>) -> Result<()
             .position(|l| l.starts_with("For more information"))
             .unwrap_or(lines.len());
         lines.insert(at, boards_toml);
-        return Err(Error::Invalid(lines.join("\n")));
+        return Err(Error::Usage(crate::error::Usage::UnknownCommand { lines }));
     }
     // A host may well be one letter from a command (`web1`): only a board
     // path where the mountpoint goes makes it a command.
@@ -518,7 +516,7 @@ fn not_a_command(board: &str, mountpoint: Option<&std::path::Path>) -> Result<()
     }
     lines.push(boards_toml);
     lines.push("For more information, try '--help'.".into());
-    Err(Error::Invalid(lines.join("\n")))
+    Err(Error::Usage(crate::error::Usage::UnknownCommand { lines }))
 }
 
 /// `a` is `b` with one letter changed, added, dropped, or two side by side
@@ -542,20 +540,21 @@ fn one_typo(a: &str, b: &str) -> bool {
 /// user's own mount.
 fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let shown = mp.display();
     let meta = match std::fs::metadata(mp) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Invalid(format!(
-                "{shown} does not exist (make it with: mkdir {shown})"
-            )));
+            return Err(Error::Mountpoint(crate::error::Mountpoint::Missing {
+                at: mp.to_path_buf(),
+            }));
         }
         // ENOTCONN: a FUSE mount whose daemon died; the mount replaces it.
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(()),
         Err(e) => return Err(Error::local(mp, e)),
     };
     if !meta.is_dir() {
-        return Err(Error::Invalid(format!("{shown}: not a directory")));
+        return Err(Error::Mountpoint(crate::error::Mountpoint::NotADirectory {
+            at: mp.to_path_buf(),
+        }));
     }
     let abs = std::path::absolute(mp).unwrap_or_else(|_| mp.to_path_buf());
     let parent_dev = abs
@@ -563,9 +562,11 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.dev());
     if parent_dev.is_some_and(|d| d != meta.dev()) {
-        return Err(Error::Invalid(format!(
-            "{shown} is already a mount point (unmount it first: webrepl-mount unmount {shown})"
-        )));
+        return Err(Error::Mountpoint(
+            crate::error::Mountpoint::AlreadyAMountPoint {
+                at: mp.to_path_buf(),
+            },
+        ));
     }
     if let Some(other) = crate::mount::mounted_board(board) {
         let shown = Target::parse(board)
@@ -611,15 +612,12 @@ impl Cli {
     /// `-o key=value` as if `--key value` had been given.
     fn absorb(&mut self, o: options::Ours) -> Result<()> {
         let (m, c) = (&mut self.mount, &mut self.conn);
-        let bad = |why: &str| {
-            Error::Invalid(format!(
-                "mount option {}{}: {why}",
-                o.key,
-                o.value
-                    .as_deref()
-                    .map(|v| format!("={v}"))
-                    .unwrap_or_default()
-            ))
+        let bad = |why: &'static str| {
+            Error::Usage(crate::error::Usage::OurMountOption {
+                key: o.key.clone(),
+                value: o.value.clone(),
+                why,
+            })
         };
         let text = || o.value.clone().ok_or_else(|| bad("a value is needed"));
         let number = || -> Result<f64> {
@@ -747,9 +745,7 @@ fn completion_script(shell: clap_complete::Shell) -> Result<String> {
                 script[..end].replacen(clap_fn, "_webrepl-mount_clap() {\n", 1) + ZSH_NAMES
             }
             _ => {
-                return Err(Error::Invalid(
-                    "clap's zsh script changed shape: names cannot be added".into(),
-                ));
+                return Err(Error::Bug(crate::error::Bug::ZshScript));
             }
         },
         _ => script,
@@ -802,9 +798,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         } => match (stop, dir, board) {
             (Some(mountpoint), ..) => c::unshare(&mountpoint).await,
             (None, Some(dir), Some(board)) => c::share(&dir, &board, read_only, conn).await,
-            _ => Err(crate::error::Error::Invalid(
-                "share DIR TARGET, or share --stop MOUNTPOINT".into(),
-            )),
+            _ => Err(crate::error::Error::Usage(crate::error::Usage::ShareUsage)),
         },
         Command::Rm {
             paths,

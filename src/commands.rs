@@ -184,10 +184,9 @@ pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Res
     let root = share::Root::new(dir, read_only)?;
     if let Some(mp) = mounted(board)? {
         let Some(dir) = root.dir().to_str() else {
-            return Err(Error::Invalid(format!(
-                "{}: a share's directory needs a UTF-8 name",
-                root.dir().display()
-            )));
+            return Err(Error::Usage(crate::error::Usage::ShareDirName {
+                dir: root.dir().to_path_buf(),
+            }));
         };
         let hex: String = dir.bytes().map(|b| format!("{b:02x}")).collect();
         let command = format!("share {} {hex}", u8::from(read_only));
@@ -222,9 +221,9 @@ pub async fn share(dir: &Path, board: &str, read_only: bool, conn: &Conn) -> Res
 /// `share --stop MOUNTPOINT`: the mount's daemon stops sharing.
 pub async fn unshare(target: &str) -> Result<()> {
     let Some(mp) = mounted(target)? else {
-        return Err(Error::Invalid(format!(
-            "{target} is not a mountpoint: a share in the foreground ends with Ctrl-]"
-        )));
+        return Err(Error::Mountpoint(crate::error::Mountpoint::NoShare {
+            at: target.into(),
+        }));
     };
     sidecar_result(sidecar::ask(&mp, "unshare").await?)
 }
@@ -463,7 +462,7 @@ pub(crate) fn mount_path(target: &str) -> Result<Option<(PathBuf, PathBuf)>> {
     if !local {
         return Ok(None);
     }
-    let abs = std::path::absolute(p).map_err(|e| Error::Invalid(format!("{target}: {e}")))?;
+    let abs = std::path::absolute(p).map_err(|e| Error::local(target, e))?;
     in_mount(target, &abs).map(Some)
 }
 
@@ -485,9 +484,9 @@ pub(crate) fn in_mount(target: &str, abs: &Path) -> Result<(PathBuf, PathBuf)> {
             return Ok((mp.to_path_buf(), abs.clone()));
         }
     }
-    Err(Error::Invalid(format!(
-        "{target} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)"
-    )))
+    Err(Error::Mountpoint(crate::error::Mountpoint::NotInAMount {
+        at: target.into(),
+    }))
 }
 
 /// An absolute path without `.` and `..`, symbolic links not followed.

@@ -32,7 +32,10 @@ impl Conn {
     pub fn password(&self) -> Result<String> {
         if let Some(f) = &self.password_file {
             let text = std::fs::read_to_string(f).map_err(|e| {
-                Error::Invalid(format!("cannot read password file {}: {e}", f.display()))
+                Error::Setup(crate::error::Setup::PasswordFile {
+                    path: f.clone(),
+                    why: e.to_string(),
+                })
             })?;
             use std::os::unix::fs::PermissionsExt;
             if let Ok(m) = std::fs::metadata(f)
@@ -50,11 +53,8 @@ impl Conn {
         if let Some(p) = &self.password {
             return Ok(p.clone());
         }
-        rpassword::prompt_password("WebREPL password: ").map_err(|e| {
-            Error::Invalid(format!(
-                "no password given and cannot prompt ({e}): use WEBREPL_PASSWORD, --password-file or --password"
-            ))
-        })
+        rpassword::prompt_password("WebREPL password: ")
+            .map_err(|e| Error::Setup(crate::error::Setup::NoPassword { why: e.to_string() }))
     }
 
     /// The address `board` stands for and how to reach it: a name from

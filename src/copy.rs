@@ -39,9 +39,9 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         // Local sources, then one board or several.
         let dests = paths.split_off(first);
         if let Some(d) = dests.iter().find(|d| !remote(d)) {
-            return Err(Error::Invalid(format!(
-                "{d}: after the files to copy come only boards (HOST[:PORT]:PATH)"
-            )));
+            return Err(Error::Usage(crate::error::Usage::DestinationNotBoard {
+                arg: d.to_string(),
+            }));
         }
         // As coreutils' cp: a source that cannot go is said and left out,
         // the others are sent, and the command exits 1.
@@ -50,9 +50,9 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         for s in expand_local(&paths)? {
             match std::fs::metadata(&s) {
                 Ok(m) if m.is_dir() && !recursive => {
-                    failed.note(Err(Error::Invalid(format!(
-                        "-r not specified; omitting directory '{s}'"
-                    ))));
+                    failed.note(Err(Error::Refused(
+                        crate::error::Refused::OmittingDirectory { arg: s.to_string() },
+                    )));
                 }
                 Err(e) => {
                     failed.note(Err(Error::local(&s, e)));
@@ -184,20 +184,23 @@ fn expand_local(srcs: &[String]) -> Result<Vec<String>> {
             out.push(s.clone());
             continue;
         }
-        let found = glob::glob_with(s, options).map_err(|e| Error::Invalid(format!("{s}: {e}")))?;
+        let found = glob::glob_with(s, options).map_err(|e| {
+            Error::Usage(crate::error::Usage::Pattern {
+                pattern: s.to_string(),
+                why: e.to_string(),
+            })
+        })?;
         let mut names = Vec::new();
         for p in found {
-            let p =
-                p.map_err(|e| Error::Invalid(format!("{}: {}", e.path().display(), e.error())))?;
+            let p = p.map_err(|e| Error::local(e.path().to_path_buf(), std::io::Error::from(e)))?;
             names.push(p.into_os_string().into_string().map_err(|n| {
-                Error::Invalid(format!(
-                    "{}: board names must be UTF-8",
-                    Path::new(&n).display()
-                ))
+                Error::Path(crate::error::BadPath::LocalNotUtf8 { path: n.into() })
             })?);
         }
         if names.is_empty() {
-            return Err(Error::Invalid(format!("{s}: no local file matches")));
+            return Err(Error::Path(crate::error::BadPath::NoMatch {
+                pattern: s.to_string(),
+            }));
         }
         names.sort();
         out.append(&mut names);
@@ -285,9 +288,12 @@ async fn upload_to_all(
     let mut failed = Vec::new();
     let mut left_out = Failed::default();
     for (host, t) in tasks {
-        let r = t
-            .await
-            .unwrap_or_else(|e| Err(Error::Invalid(format!("{host}: {e}"))));
+        let r = t.await.unwrap_or_else(|e| {
+            Err(Error::Bug(crate::error::Bug::Task {
+                task: host.to_string(),
+                why: e.to_string(),
+            }))
+        });
         if let Ok(s) = &r {
             for why in &s.refused {
                 let on = if dests.len() > 1 {
@@ -371,21 +377,18 @@ fn plan_upload(
     let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if meta.is_dir() {
         if !recursive {
-            return Err(Error::Invalid(format!(
-                "{} is a directory (use -r)",
-                src.display()
-            )));
+            return Err(Error::Refused(crate::error::Refused::IsADirectoryUseR {
+                path: src.to_path_buf(),
+            }));
         }
         let mut names: Vec<_> = std::fs::read_dir(src)?.collect::<std::io::Result<_>>()?;
         names.sort_by_key(|e| e.file_name());
         out.push((src.to_path_buf(), format!("{to}/")));
         for e in names {
-            let name = e.file_name().into_string().map_err(|n| {
-                Error::Invalid(format!(
-                    "{}: board names must be UTF-8",
-                    Path::new(&n).display()
-                ))
-            })?;
+            let name = e
+                .file_name()
+                .into_string()
+                .map_err(|n| Error::Path(crate::error::BadPath::LocalNotUtf8 { path: n.into() }))?;
             plan_upload(
                 &e.path(),
                 &format!("{}/{name}", to.trim_end_matches('/')),
@@ -419,9 +422,9 @@ async fn upload(
     let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
     let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
         Ok(d) => d,
-        Err(Error::Invalid(why)) => {
+        Err(e @ (Error::Invalid(_) | Error::Path(_) | Error::Answer(_) | Error::Refused(_))) => {
             return Ok(Sent {
-                refused: vec![why],
+                refused: vec![e.to_string()],
                 ..Sent::default()
             });
         }
@@ -659,10 +662,11 @@ async fn download(
             continue;
         }
         if !recursive {
-            failed.note(Err(Error::Invalid(format!(
-                "-r not specified; omitting directory '{}'",
-                board::shown(shown)
-            ))));
+            failed.note(Err(Error::Refused(
+                crate::error::Refused::OmittingDirectory {
+                    arg: board::shown(shown).to_string(),
+                },
+            )));
             continue;
         }
         dirs.push(local.clone());
@@ -763,11 +767,12 @@ async fn fetch(
     if let Some(free) = free_bytes(&dir)
         && size > free
     {
-        return Err(Error::Invalid(format!(
-            "{}: not copied: the board's {} is {size} bytes, {free} bytes are free there",
-            local.display(),
-            board::shown(&remote)
-        )));
+        return Err(Error::Refused(crate::error::Refused::NoRoom {
+            local: local.to_path_buf(),
+            remote: board::shown(&remote).to_string(),
+            size,
+            free,
+        }));
     }
     let mut file = tempfile::Builder::new()
         .prefix(".webrepl-mount-")

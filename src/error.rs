@@ -71,6 +71,30 @@ pub enum Error {
     Tls { host: String, failure: TlsFailure },
     #[error("{0}")]
     Protocol(#[source] ProtocolError),
+    /// The board answered, but not what was asked for.
+    #[error("{0}")]
+    Answer(Unexpected),
+    /// A board path or name we refuse (exit 2).
+    #[error("{0}")]
+    Path(BadPath),
+    /// A user's argument or option we cannot use (exit 2).
+    #[error("{0}")]
+    Usage(Usage),
+    /// A file or setting of this machine's that stops us (exit 2).
+    #[error("{0}")]
+    Setup(Setup),
+    /// A mountpoint we cannot mount on or reach the mount of (exit 2).
+    #[error("{0}")]
+    Mountpoint(Mountpoint),
+    /// More than the tool takes at once (exit 2).
+    #[error("{0}")]
+    Limit(Limit),
+    /// What a file command refuses or cannot do, in coreutils' words.
+    #[error("{0}")]
+    Refused(Refused),
+    /// A failure of the tool's own, not of the board or the user (exit 2).
+    #[error("{0}")]
+    Bug(Bug),
     #[error("{0}")]
     Invalid(String),
     /// A local file or directory we could not use (exit 2, as a bad path).
@@ -199,6 +223,356 @@ pub enum Lost {
         "while writing {path} (the board could not be reached; the mount sends it when it can)"
     )]
     Unsent { path: String },
+}
+
+/// A board's answer that is not what was asked for (`Error::Answer`):
+/// what it lacked.
+#[derive(Debug, Clone, Error)]
+pub enum Unexpected {
+    /// A listing longer than the mount keeps.
+    #[error("the board's listing of {path} has more than {most} entries")]
+    LongListing { path: String, most: usize },
+    /// A text download's slice that never said what it holds.
+    #[error("{path}: the text download announced nothing")]
+    NoAnnouncement { path: String },
+    /// The facts about a board's packages without the first of them.
+    #[error("the board's answer {answer:?} has no mpy version")]
+    NoMpyVersion { answer: String },
+    #[error("{path}: the board answered no digest")]
+    NoDigest { path: String },
+    /// mip's target directory: no /lib in the board's sys.path.
+    #[error("the board's sys.path has no entry ending in /lib: say where with --target DIR")]
+    NoLib,
+}
+
+/// More than the tool takes at once (`Error::Limit`).
+#[derive(Debug, Clone, Error)]
+pub enum Limit {
+    /// A package and its dependencies, counted or nested too far.
+    #[error("{name}: more than {most} packages or {depth} levels of dependencies")]
+    Packages {
+        name: String,
+        most: usize,
+        depth: usize,
+    },
+    /// What packages may hold, all told.
+    #[error(
+        "the packages hold more than {} MB or {most_files} files: not a board's",
+        .most_bytes >> 20
+    )]
+    PackageFiles { most_bytes: u64, most_files: usize },
+    /// What the page's ticks would put in one zip, and the most it takes.
+    #[error(
+        "too much for one zip ({files} files, {:.1} MB; at most {most_files} files and {} MB): tick less",
+        *.bytes as f64 / 1048576.0, .most_bytes >> 20
+    )]
+    Zip {
+        files: usize,
+        bytes: u64,
+        most_files: usize,
+        most_bytes: u64,
+    },
+    /// The number of files ticked for a zip is not in 1..=most.
+    #[error("tick between 1 and {most} files")]
+    Ticked { most: usize },
+}
+
+/// A failure of the tool's own (`Error::Bug`): which part, and its words.
+#[derive(Debug, Clone, Error)]
+pub enum Bug {
+    /// A task of ours panicked or was cancelled.
+    #[error("{task}: {why}")]
+    Task { task: String, why: String },
+    /// A result that was to come never came.
+    #[error("{what} went missing")]
+    Missing { what: &'static str },
+    /// clap's zsh completion script, which ours is made from.
+    #[error("clap's zsh script changed shape: names cannot be added")]
+    ZshScript,
+}
+
+/// A board path or name we refuse (`Error::Path`): which, and why.
+#[derive(Debug, Clone, Error)]
+pub enum BadPath {
+    #[error("{path:?}: a board path cannot contain NUL")]
+    Nul { path: String },
+    #[error("{path:?}: '..' is not supported in board paths")]
+    DotDot { path: String },
+    /// A name from this machine that is not UTF-8 (MicroPython's are).
+    #[error("board names must be UTF-8")]
+    NotUtf8,
+    /// A name the tool keeps for itself on the board.
+    #[error("{name}: {}", match .by {
+        Reserved::Upload => "names starting with .wrm- are reserved for uploads in progress",
+        Reserved::Id => "reserved for the board's id (see README)",
+        Reserved::Helpers => "reserved for the tool's helpers on the board (see README)",
+    })]
+    Reserved { name: String, by: Reserved },
+    /// `HOST:DIGITS` whose digits are no port.
+    #[error(
+        "{arg}: {rest} is no port (1-65535); for the board file {rest} write {host}:/{rest} (or {host}:PORT:{rest})"
+    )]
+    NoPort {
+        arg: String,
+        host: String,
+        rest: String,
+    },
+    #[error("{arg}: not a board path (HOST[:PORT]:PATH, NAME:PATH or URL:PATH)")]
+    NotRemote { arg: String },
+    #[error("{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount")]
+    NoBoardPath { arg: String },
+    #[error("{arg}: a pattern goes in the last part of the path only")]
+    PatternInDir { arg: String },
+    /// A local path for the system that holds a NUL.
+    #[error("{}: a NUL in the path", .path.display())]
+    LocalNul { path: std::path::PathBuf },
+    /// A local name that is not UTF-8, to go to the board.
+    #[error("{}: board names must be UTF-8", .path.display())]
+    LocalNotUtf8 { path: std::path::PathBuf },
+    #[error("{pattern}: no local file matches")]
+    NoMatch { pattern: String },
+    /// What the page cannot do to the board's root: `verb` it.
+    #[error("cannot {verb} / (the board's root directory)")]
+    Root { verb: &'static str },
+}
+
+/// A user's argument or option we cannot use (`Error::Usage`).
+#[derive(Debug, Clone, Error)]
+pub enum Usage {
+    #[error("mount option {option:?}: a number is needed")]
+    NotANumber { option: String },
+    #[error(
+        "mount option password=: an fstab line is readable by every user; use password_file=FILE (mode 600)"
+    )]
+    PasswordOption,
+    /// `ours`: the options of this tool's own, besides FUSE's.
+    #[error(
+        "unsupported mount option {option:?} (known: allow_other, allow_root, default_permissions, nonempty, ro, auto_unmount, uid=, gid=, [no]exec, [no]suid, [no]dev, sync, dirsync, and {})",
+        .ours.iter().map(|k| format!("{k}=")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownMountOption {
+        option: String,
+        ours: &'static [&'static str],
+    },
+    #[error("mount options allow_other and allow_root exclude each other")]
+    AllowOtherAndRoot,
+    #[error("{arg:?}: give the page's address as PORT or ADDR:PORT")]
+    PageAddress { arg: String },
+    #[error("--index {index}: an http:// or https:// URL")]
+    IndexUrl { index: String },
+    #[error("{arg}: a package is NAME[@VERSION], github:ORG/REPO[/PATH][@BRANCH] or a URL")]
+    Package { arg: String },
+    #[error(
+        "{name:?} is no package name (a URL starts with http://, https://, github: or gitlab:)"
+    )]
+    PackageName { name: String },
+    #[error("{name}@{version}: {version:?} is no version")]
+    PackageVersion { name: String, version: String },
+    /// A board given as http(s)://.
+    #[error(
+        "{arg} is a web page address; WebREPL is at ws://HOST:8266/ (or wss:// behind a TLS proxy)"
+    )]
+    WebPage { arg: String },
+    #[error("bad port in {arg:?}")]
+    Port { arg: String },
+    #[error("no host in {arg:?}")]
+    NoHost { arg: String },
+    /// The page's list of ticked paths, unreadable.
+    #[error("paths: {why}")]
+    PagePaths { why: String },
+    /// A glob pattern that does not parse.
+    #[error("{pattern}: {why}")]
+    Pattern { pattern: String, why: String },
+    #[error("usage: webrepl-mount HOST[:PORT] MOUNTPOINT")]
+    MountUsage,
+    #[error("share DIR TARGET, or share --stop MOUNTPOINT")]
+    ShareUsage,
+    /// A command we do not know: clap's lines and our tip.
+    #[error("{}", .lines.join("\n"))]
+    UnknownCommand { lines: Vec<String> },
+    /// `-o key[=value]` of this tool's own options.
+    #[error("mount option {key}{}: {why}", match .value {
+        Some(v) => format!("={v}"),
+        None => String::new(),
+    })]
+    OurMountOption {
+        key: String,
+        value: Option<String>,
+        why: &'static str,
+    },
+    #[error("{}: a share's directory needs a UTF-8 name", .dir.display())]
+    ShareDirName { dir: std::path::PathBuf },
+    /// cp's destinations after its sources: boards only.
+    #[error("{arg}: after the files to copy come only boards (HOST[:PORT]:PATH)")]
+    DestinationNotBoard { arg: String },
+    /// A URL that never left this machine.
+    #[error("{url} is no valid URL ({why})")]
+    Url { url: String, why: String },
+    #[error(
+        "bad fingerprint {arg:?}: give SHA256:<base64> as shown in the error, or the hex of openssl x509 -fingerprint -sha256"
+    )]
+    Fingerprint { arg: String },
+}
+
+/// A file or setting of this machine's that stops us (`Error::Setup`):
+/// which, and the system's words.
+#[derive(Debug, Clone, Error)]
+pub enum Setup {
+    /// boards.toml unreadable or not TOML.
+    #[error("{}: {why}", .path.display())]
+    BoardsFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("cannot read password file {}: {why}", .path.display())]
+    PasswordFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error(
+        "no password given and cannot prompt ({why}): use WEBREPL_PASSWORD, --password-file or --password"
+    )]
+    NoPassword { why: String },
+    #[error("cannot read --ca-file {}: {why}", .path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    /// A runtime directory another user could have made or may write in.
+    #[error(
+        "{} is not a safe private directory: {why}; another user may have made it to take over webrepl-mount's files. Have its owner or root remove it (in /tmp only they can), or set XDG_RUNTIME_DIR (or TMPDIR) to a directory of your own",
+        .path.display()
+    )]
+    UnsafeDir {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("{}: no private directory could be made", .path.display())]
+    NoPrivateDir { path: std::path::PathBuf },
+    /// The page's address could not be listened on.
+    #[error("cannot serve the page on {addr}: {why}")]
+    Listen { addr: String, why: String },
+}
+
+/// A mountpoint we cannot mount on or reach the mount of
+/// (`Error::Mountpoint`); `at` is the mountpoint as given.
+#[derive(Debug, Clone, Error)]
+pub enum Mountpoint {
+    #[error("{}: not a directory", .at.display())]
+    NotADirectory { at: std::path::PathBuf },
+    #[error(
+        "{} is not empty: its files would be hidden by the mount (mount on an empty directory, or use -o nonempty)",
+        .at.display()
+    )]
+    NotEmpty { at: std::path::PathBuf },
+    /// FUSE refused: the system's words.
+    #[error("cannot mount on {}: {why}", .at.display())]
+    CannotMount { at: std::path::PathBuf, why: String },
+    #[error("{at} does not exist (make it with: mkdir {at})", at = .at.display())]
+    Missing { at: std::path::PathBuf },
+    #[error(
+        "{at} is already a mount point (unmount it first: webrepl-mount unmount {at})",
+        at = .at.display()
+    )]
+    AlreadyAMountPoint { at: std::path::PathBuf },
+    /// `share --stop` of something that is no mount.
+    #[error(
+        "{} is not a mountpoint: a share in the foreground ends with Ctrl-]",
+        .at.display()
+    )]
+    NoShare { at: std::path::PathBuf },
+    #[error(
+        "{} is not in a mounted board (mount one with: webrepl-mount HOST MOUNTPOINT)",
+        .at.display()
+    )]
+    NotInAMount { at: std::path::PathBuf },
+    /// A live daemon answers at the mount's socket.
+    #[error("{} is already mounted by webrepl-mount", .at.display())]
+    AlreadyMounted { at: std::path::PathBuf },
+    #[error(
+        "{} is mounted by another user's webrepl-mount (its socket {}: permission denied)",
+        .at.display(), .socket.display()
+    )]
+    OtherUsers {
+        at: std::path::PathBuf,
+        socket: std::path::PathBuf,
+    },
+    /// The kernel's mount is there, its daemon's socket refuses.
+    #[error(
+        "{at}: the webrepl-mount daemon of this mount is gone (killed?); clean up with: webrepl-mount unmount {at}",
+        at = .at.display()
+    )]
+    DaemonGone { at: std::path::PathBuf },
+    #[error(
+        "{at} is a dead mount (its daemon is gone); clean up with: webrepl-mount unmount {at}",
+        at = .at.display()
+    )]
+    Dead { at: std::path::PathBuf },
+    #[error(
+        "{at} is not a mounted board (mount one with: webrepl-mount HOST {at})",
+        at = .at.display()
+    )]
+    NotMounted { at: std::path::PathBuf },
+    /// The socket is served by another user than us (or root).
+    #[error(
+        "{}: the socket {} is served by uid {uid}, not by you: not talking to it",
+        .at.display(), .socket.display()
+    )]
+    ServedBy {
+        at: std::path::PathBuf,
+        socket: std::path::PathBuf,
+        uid: u32,
+    },
+}
+
+/// What a file command refuses or cannot do (`Error::Refused`), in
+/// coreutils' words.
+#[derive(Debug, Clone, Error)]
+pub enum Refused {
+    #[error("refusing to remove '.' or '..' directory: skipping '{arg}'")]
+    DotOrDotDot { arg: String },
+    #[error("{arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')")]
+    RemoveRoot { arg: String },
+    #[error("{arg} exists already")]
+    Exists { arg: String },
+    /// A target that is to be a directory: a file, or nothing.
+    #[error("target '{target}'{}", if *.exists { " is not a directory" } else { ": No such file or directory" })]
+    NotADirectoryTarget { target: String, exists: bool },
+    /// A pattern as a target, matching not one directory but `matches`
+    /// names (one: a file).
+    #[error("target '{arg}': a pattern as a target must match one directory (it matches {})", match .matches {
+        0 => "nothing".to_string(),
+        1 => "a file".to_string(),
+        n => format!("{n} names"),
+    })]
+    PatternTarget { arg: String, matches: usize },
+    #[error("{arg} is a directory")]
+    IsADirectory { arg: String },
+    #[error("{} is a directory (use -r)", .path.display())]
+    IsADirectoryUseR { path: std::path::PathBuf },
+    #[error("-r not specified; omitting directory '{arg}'")]
+    OmittingDirectory { arg: String },
+    #[error("cannot touch '{arg}': {why}")]
+    Touch { arg: String, why: String },
+    /// A file bigger than the board's free space.
+    #[error("{}: not copied: the board's {remote} is {size} bytes, {free} bytes are free there", .local.display())]
+    NoRoom {
+        local: std::path::PathBuf,
+        remote: String,
+        size: u64,
+        free: u64,
+    },
+}
+
+/// What a reserved board name is kept for (`BadPath::Reserved`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Part files of uploads in progress (`.wrm-…`).
+    Upload,
+    /// The board's id marker.
+    Id,
+    /// The tool's helpers file.
+    Helpers,
 }
 
 /// What was waited for when time ran out (`Error::Timeout`).
@@ -441,7 +815,16 @@ impl Error {
             Error::Conflict { .. } => Kind::Conflict,
             Error::Tls { .. } => Kind::Tls,
             Error::Protocol(_) => Kind::Protocol,
-            Error::Invalid(_) | Error::Local { .. } => Kind::Invalid,
+            Error::Answer(_)
+            | Error::Path(_)
+            | Error::Usage(_)
+            | Error::Setup(_)
+            | Error::Mountpoint(_)
+            | Error::Limit(_)
+            | Error::Refused(_)
+            | Error::Bug(_)
+            | Error::Invalid(_)
+            | Error::Local { .. } => Kind::Invalid,
             Error::Io(_) => Kind::Io,
             Error::Remote(k, _) => *k,
         }
@@ -577,6 +960,188 @@ mod tests {
         ];
         for (e, words) in cases {
             assert_eq!(e.to_string(), words);
+        }
+        // Board answers and paths: the words and exit code of the Invalid
+        // they were.
+        let typed = [
+            (
+                Error::Answer(Unexpected::LongListing {
+                    path: "/lib".into(),
+                    most: 50_000,
+                }),
+                "the board's listing of /lib has more than 50000 entries",
+            ),
+            (
+                Error::Answer(Unexpected::NoMpyVersion {
+                    answer: "x\n".into(),
+                }),
+                "the board's answer \"x\\n\" has no mpy version",
+            ),
+            (
+                Error::Path(BadPath::DotDot {
+                    path: "/a/../b".into(),
+                }),
+                "\"/a/../b\": '..' is not supported in board paths",
+            ),
+            (
+                Error::Path(BadPath::Reserved {
+                    name: ".wrm-1".into(),
+                    by: Reserved::Upload,
+                }),
+                ".wrm-1: names starting with .wrm- are reserved for uploads in progress",
+            ),
+            (
+                Error::Path(BadPath::NoPort {
+                    arg: "esp:0".into(),
+                    host: "esp".into(),
+                    rest: "0".into(),
+                }),
+                "esp:0: 0 is no port (1-65535); for the board file 0 write esp:/0 (or esp:PORT:0)",
+            ),
+        ];
+        let typed = typed.into_iter().chain([
+            (
+                Error::Usage(Usage::UnknownMountOption {
+                    option: "x=1".into(),
+                    ours: &["a", "b"],
+                }),
+                "unsupported mount option \"x=1\" (known: allow_other, allow_root, default_permissions, nonempty, ro, auto_unmount, uid=, gid=, [no]exec, [no]suid, [no]dev, sync, dirsync, and a=, b=)",
+            ),
+            (
+                Error::Usage(Usage::PasswordOption),
+                "mount option password=: an fstab line is readable by every user; use password_file=FILE (mode 600)",
+            ),
+            (
+                Error::Usage(Usage::PackageVersion {
+                    name: "aioble".into(),
+                    version: "1 2".into(),
+                }),
+                "aioble@1 2: \"1 2\" is no version",
+            ),
+            (
+                Error::Setup(Setup::UnsafeDir {
+                    path: "/tmp/wm".into(),
+                    why: "owned by uid 7".into(),
+                }),
+                "/tmp/wm is not a safe private directory: owned by uid 7; another user may have made it to take over webrepl-mount's files. Have its owner or root remove it (in /tmp only they can), or set XDG_RUNTIME_DIR (or TMPDIR) to a directory of your own",
+            ),
+            (
+                Error::Setup(Setup::PasswordFile {
+                    path: "/etc/pw".into(),
+                    why: "denied".into(),
+                }),
+                "cannot read password file /etc/pw: denied",
+            ),
+            (
+                Error::Limit(Limit::Zip {
+                    files: 5000,
+                    bytes: 1_572_864,
+                    most_files: 4096,
+                    most_bytes: 64 << 20,
+                }),
+                "too much for one zip (5000 files, 1.5 MB; at most 4096 files and 64 MB): tick less",
+            ),
+            (
+                Error::Limit(Limit::PackageFiles {
+                    most_bytes: 16 << 20,
+                    most_files: 1000,
+                }),
+                "the packages hold more than 16 MB or 1000 files: not a board's",
+            ),
+            (
+                Error::Limit(Limit::Ticked { most: 4096 }),
+                "tick between 1 and 4096 files",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::DaemonGone { at: "/mnt/b".into() }),
+                "/mnt/b: the webrepl-mount daemon of this mount is gone (killed?); clean up with: webrepl-mount unmount /mnt/b",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::ServedBy {
+                    at: "/mnt/b".into(),
+                    socket: "/run/x.sock".into(),
+                    uid: 7,
+                }),
+                "/mnt/b: the socket /run/x.sock is served by uid 7, not by you: not talking to it",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::Missing { at: "/mnt/b".into() }),
+                "/mnt/b does not exist (make it with: mkdir /mnt/b)",
+            ),
+            (
+                Error::Mountpoint(Mountpoint::AlreadyAMountPoint { at: "/mnt/b".into() }),
+                "/mnt/b is already a mount point (unmount it first: webrepl-mount unmount /mnt/b)",
+            ),
+            (
+                Error::Usage(Usage::OurMountOption {
+                    key: "timeout".into(),
+                    value: Some("x".into()),
+                    why: "not a number",
+                }),
+                "mount option timeout=x: not a number",
+            ),
+            (
+                Error::Usage(Usage::OurMountOption {
+                    key: "timeout".into(),
+                    value: None,
+                    why: "a value is needed",
+                }),
+                "mount option timeout: a value is needed",
+            ),
+            (
+                Error::Usage(Usage::UnknownCommand {
+                    lines: vec!["a".into(), "b".into()],
+                }),
+                "a\nb",
+            ),
+            (
+                Error::Refused(Refused::NotADirectoryTarget {
+                    target: "kb:/x".into(),
+                    exists: true,
+                }),
+                "target 'kb:/x' is not a directory",
+            ),
+            (
+                Error::Refused(Refused::NotADirectoryTarget {
+                    target: "kb:/x".into(),
+                    exists: false,
+                }),
+                "target 'kb:/x': No such file or directory",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 0,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches nothing)",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 1,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches a file)",
+            ),
+            (
+                Error::Refused(Refused::PatternTarget {
+                    arg: "kb:/l*".into(),
+                    matches: 3,
+                }),
+                "target 'kb:/l*': a pattern as a target must match one directory (it matches 3 names)",
+            ),
+            (
+                Error::Refused(Refused::NoRoom {
+                    local: "/tmp/a".into(),
+                    remote: "kb:/a".into(),
+                    size: 10,
+                    free: 4,
+                }),
+                "/tmp/a: not copied: the board's kb:/a is 10 bytes, 4 bytes are free there",
+            ),
+        ]);
+        for (e, words) in typed {
+            assert_eq!(e.to_string(), words);
+            assert_eq!(e.kind(), Kind::Invalid);
         }
         // A local file's error: the words and exit code of the Invalid it was.
         let e = Error::local("/tmp/x.py", std::io::Error::from_raw_os_error(libc::ENOENT));

@@ -45,10 +45,9 @@ pub async fn install(board: &str, how: Install, conn: &Conn) -> Result<()> {
         .map(|p| Spec::parse(p))
         .collect::<Result<_>>()?;
     if !how.index.starts_with("http://") && !how.index.starts_with("https://") {
-        return Err(Error::Invalid(format!(
-            "--index {}: an http:// or https:// URL",
-            how.index
-        )));
+        return Err(Error::Usage(crate::error::Usage::IndexUrl {
+            index: how.index.clone(),
+        }));
     }
     match crate::commands::mounted(board)? {
         Some(mp) => {
@@ -88,10 +87,7 @@ async fn resolve(how: &Install, specs: &[Spec], facts: &Facts) -> Result<Vec<Fil
         (Some(t), _) => board::normalize(t)?,
         (None, Some(lib)) => board::normalize(lib)?,
         (None, None) => {
-            return Err(Error::Invalid(
-                "the board's sys.path has no entry ending in /lib: say where with --target DIR"
-                    .into(),
-            ));
+            return Err(Error::Answer(crate::error::Unexpected::NoLib));
         }
     };
     let mpy = facts.mpy.filter(|_| !how.no_mpy);
@@ -105,7 +101,12 @@ async fn resolve(how: &Install, specs: &[Spec], facts: &Facts) -> Result<Vec<Fil
         Ok::<_, Error>((r.files, r.said))
     })
     .await
-    .map_err(|e| Error::Invalid(format!("fetching the packages: {e}")))??;
+    .map_err(|e| {
+        Error::Bug(crate::error::Bug::Task {
+            task: "fetching the packages".into(),
+            why: e.to_string(),
+        })
+    })??;
     let mut err = std::io::stderr().lock();
     for line in said {
         let _ = writeln!(err, "installing {line}");
@@ -132,7 +133,10 @@ impl Fetch for Http {
         // A URL made from a bad argument never left the host: say so.
         let unreachable = |e: ureq::Error| match e {
             ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
-                Error::Invalid(format!("{url} is no valid URL ({e})"))
+                Error::Usage(crate::error::Usage::Url {
+                    url: url.to_string(),
+                    why: e.to_string(),
+                })
             }
             e => Error::unreachable(url, e),
         };

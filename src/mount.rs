@@ -120,16 +120,18 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
         eprintln!("webrepl-mount: {mp} was a dead mount (its daemon had died); cleaned it up");
     }
     if !o.mountpoint.is_dir() {
-        return Err(Error::Invalid(format!("{mp}: not a directory")));
+        return Err(Error::Mountpoint(crate::error::Mountpoint::NotADirectory {
+            at: o.mountpoint.clone(),
+        }));
     }
     if !o.fuse.nonempty
         && std::fs::read_dir(&o.mountpoint)
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
     {
-        return Err(Error::Invalid(format!(
-            "{mp} is not empty: its files would be hidden by the mount (mount on an empty directory, or use -o nonempty)"
-        )));
+        return Err(Error::Mountpoint(crate::error::Mountpoint::NotEmpty {
+            at: o.mountpoint.clone(),
+        }));
     }
     // Before the board is touched: a socket directory another user made
     // first is refused (see `private`).
@@ -199,10 +201,10 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
             session.close().await;
-            return Err(Error::Invalid(format!(
-                "cannot mount on {}: {e}",
-                o.mountpoint.display()
-            )));
+            return Err(Error::Mountpoint(crate::error::Mountpoint::CannotMount {
+                at: o.mountpoint.clone(),
+                why: e.to_string(),
+            }));
         }
     };
     // What the board changed behind the kernel's back, it forgets: sizes,

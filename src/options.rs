@@ -92,8 +92,11 @@ pub fn parse(given: &[String]) -> Result<(Fuse, Vec<Ours>)> {
             None => (o, None),
         };
         let number = |v: Option<&str>| -> Result<u32> {
-            v.and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error::Invalid(format!("mount option {o:?}: a number is needed")))
+            v.and_then(|v| v.parse().ok()).ok_or_else(|| {
+                Error::Usage(crate::error::Usage::NotANumber {
+                    option: o.to_string(),
+                })
+            })
         };
         match (key, value) {
             ("allow_other", None) => fuse.allow_other = true,
@@ -116,11 +119,7 @@ pub fn parse(given: &[String]) -> Result<(Fuse, Vec<Ours>)> {
             ("async", None) => fuse.flags.push(M::Async),
             ("dirsync", None) => fuse.flags.push(M::DirSync),
             ("password", _) => {
-                return Err(Error::Invalid(
-                    "mount option password=: an fstab line is readable by every user; \
-                     use password_file=FILE (mode 600)"
-                        .into(),
-                ));
+                return Err(Error::Usage(crate::error::Usage::PasswordOption));
             }
             (k, v) if OURS.contains(&k) => ours.push(Ours {
                 key: k.to_string(),
@@ -128,22 +127,15 @@ pub fn parse(given: &[String]) -> Result<(Fuse, Vec<Ours>)> {
             }),
             _ if ignored(o) => {}
             _ => {
-                return Err(Error::Invalid(format!(
-                    "unsupported mount option {o:?} (known: allow_other, allow_root, \
-                     default_permissions, nonempty, ro, auto_unmount, uid=, gid=, \
-                     [no]exec, [no]suid, [no]dev, sync, dirsync, and {})",
-                    OURS.iter()
-                        .map(|k| format!("{k}="))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(Error::Usage(crate::error::Usage::UnknownMountOption {
+                    option: o.to_string(),
+                    ours: OURS,
+                }));
             }
         }
     }
     if fuse.allow_other && fuse.allow_root {
-        return Err(Error::Invalid(
-            "mount options allow_other and allow_root exclude each other".into(),
-        ));
+        return Err(Error::Usage(crate::error::Usage::AllowOtherAndRoot));
     }
     Ok((fuse, ours))
 }

@@ -61,12 +61,10 @@ pub fn check(path: &Path, root_too: bool) -> Result<()> {
 }
 
 fn unsafe_dir(path: &Path, why: &str) -> Error {
-    let p = path.display();
-    Error::Invalid(format!(
-        "{p} is not a safe private directory: {why}; another user may have made it to take \
-         over webrepl-mount's files. Have its owner or root remove it (in /tmp only they can), \
-         or set XDG_RUNTIME_DIR (or TMPDIR) to a directory of your own"
-    ))
+    Error::Setup(crate::error::Setup::UnsafeDir {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    })
 }
 
 /// Opens `path` for appending, 0600 (narrowed if it was wider), never

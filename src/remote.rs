@@ -90,16 +90,14 @@ pub fn remote_arg(s: &str) -> Result<(String, String)> {
         && rest.parse::<u16>().ok().filter(|p| *p > 0).is_none()
     {
         let host = &s[..s.len() - rest.len() - 1];
-        return Err(Error::Invalid(format!(
-            "{s}: {rest} is no port (1-65535); for the board file {rest} write {host}:/{rest} \
-             (or {host}:PORT:{rest})"
-        )));
+        return Err(Error::Path(crate::error::BadPath::NoPort {
+            arg: s.to_string(),
+            host: host.to_string(),
+            rest: rest.to_string(),
+        }));
     }
-    split_remote(s).ok_or_else(|| {
-        Error::Invalid(format!(
-            "{s}: not a board path (HOST[:PORT]:PATH, NAME:PATH or URL:PATH)"
-        ))
-    })
+    split_remote(s)
+        .ok_or_else(|| Error::Path(crate::error::BadPath::NotRemote { arg: s.to_string() }))
 }
 
 /// `HOST:123` is read as a port; when nothing answers there, the other

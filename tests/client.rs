@@ -409,14 +409,7 @@ async fn a_running_program_is_stopped_only_when_allowed() {
     s.keys(b"import time\ropen('/running','w').close()\rwhile True: time.sleep_ms(5)\r\r".to_vec())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !tb.path("/running").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the program never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually_async(10, "the program's run", || tb.path("/running").exists()).await;
     let b = board_of(s.clone());
     assert!(matches!(b.exec("print(1)").await, Err(Error::Running(_))));
     // Refusing did not stop it: still running, file transfers still served.

@@ -293,15 +293,11 @@ fn a_link_down_past_the_timeout_fails_close_keeps_the_file_and_never_truncates_t
     assert_eq!(std::fs::read(m.path().join("main.py")).unwrap(), data);
     // The board comes back: the daemon sends it again by itself.
     emu.command("refuse off");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read(tb.path("/main.py")).unwrap() != data {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never re-sent: {}",
-            m.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::eventually_with(20, || {
+        (std::fs::read(tb.path("/main.py")).unwrap() == data)
+            .then_some(())
+            .ok_or_else(|| format!("never re-sent: {}", m.log()))
+    });
     assert!(!m.status().contains("dirty: /main.py"));
     let u = m.unmount();
     assert!(u.status.success(), "{}", String::from_utf8_lossy(&u.stderr));
@@ -366,15 +362,11 @@ fn sigterm_a_plain_umount_and_the_writeback_delay_all_flush() {
     // A short delay uploads by itself.
     let mut m = m.remount(&["--writeback-delay", "0.3"]);
     std::fs::write(m.path().join("c.py"), "c = 3\n").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read(tb.path("/c.py")).ok().as_deref() != Some(b"c = 3\n") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never uploaded: {}",
-            m.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::eventually_with(10, || {
+        (std::fs::read(tb.path("/c.py")).ok().as_deref() == Some(b"c = 3\n"))
+            .then_some(())
+            .ok_or_else(|| format!("never uploaded: {}", m.log()))
+    });
     assert!(m.unmount().status.success());
 }
 
@@ -386,14 +378,7 @@ async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
     s.keys(b"import time\ropen('/running','w').close()\rwhile True: time.sleep_ms(5)\r\r".to_vec())
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !tb.path("/running").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the program never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually_async(10, "the program's start", || tb.path("/running").exists()).await;
     s.close().await;
     for (flags, hint) in [
         (
@@ -432,14 +417,7 @@ async fn a_program_a_dead_client_left_in_the_raw_repl_does_not_stop_the_mount() 
         let code = "import time\nopen('/started','w').close()\ntime.sleep(4)\nopen('/ended','w').close()\n";
         let _ = ran.run(code, webrepl_mount::session::Run::SNIPPET).await;
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !tb.path("/started").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the program never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually_async(10, "the program's start", || tb.path("/started").exists()).await;
     s.close().await;
     program.abort();
     assert!(

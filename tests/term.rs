@@ -72,15 +72,12 @@ impl Tty {
     }
 
     fn wait_for(&self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.text().contains(what) {
-            assert!(
-                Instant::now() < deadline,
-                "{what:?} never appeared; the terminal shows {:?}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::eventually_with(15, || {
+            let text = self.text();
+            text.contains(what)
+                .then_some(())
+                .ok_or_else(|| format!("{what:?} never appeared; the terminal shows {text:?}"))
+        });
     }
 
     /// Forgets what was shown so far: the next `wait_for` sees only what
@@ -208,19 +205,11 @@ fn a_program_started_at_the_terminal_keeps_the_board_and_file_operations_wait_fo
         std::fs::read(m.path().join("keep.txt")).unwrap(),
         b"cached\n"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = m.status();
-        if status.contains("waiting: for the REPL") {
-            assert!(
-                status.contains("program started at its terminal"),
-                "{status}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "status never said why: {status}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = m.status_until(10, |s| s.contains("waiting: for the REPL"));
+    assert!(
+        status.contains("program started at its terminal"),
+        "{status}"
+    );
     mkdir.join().unwrap().unwrap();
     assert!(
         t.text().contains("tick 29"),

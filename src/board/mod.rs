@@ -327,18 +327,18 @@ const LOW_MEMORY_TRIES: usize = 3;
 /// have it.
 pub fn normalize(path: &str) -> Result<String> {
     if path.contains('\0') {
-        return Err(Error::Invalid(format!(
-            "{path:?}: a board path cannot contain NUL"
-        )));
+        return Err(Error::Path(crate::error::BadPath::Nul {
+            path: path.into(),
+        }));
     }
     let parts: Vec<&str> = path
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
         .collect();
     if parts.contains(&"..") {
-        return Err(Error::Invalid(format!(
-            "{path:?}: '..' is not supported in board paths"
-        )));
+        return Err(Error::Path(crate::error::BadPath::DotDot {
+            path: path.into(),
+        }));
     }
     Ok(format!("/{}", parts.join("/")))
 }
@@ -834,9 +834,10 @@ impl Board {
                         continue;
                     }
                     if found.entries.len() >= MAX_ENTRIES {
-                        return Err(Error::Invalid(format!(
-                            "the board's listing of {path} has more than {MAX_ENTRIES} entries"
-                        )));
+                        return Err(Error::Answer(crate::error::Unexpected::LongListing {
+                            path: path.to_string(),
+                            most: MAX_ENTRIES,
+                        }));
                     }
                     let kind = if is_dir {
                         EntryKind::Dir
@@ -1513,9 +1514,9 @@ impl Board {
                 let announced = sl.reader.announced();
                 let n = sl.reader.finish()?;
                 let Some((z, k)) = announced else {
-                    return Err(Error::Invalid(format!(
-                        "{path}: the text download announced nothing"
-                    )));
+                    return Err(Error::Answer(crate::error::Unexpected::NoAnnouncement {
+                        path: path.to_string(),
+                    }));
                 };
                 if announced_size.is_some_and(|s| s != z) {
                     return Err(Error::LinkLost(Lost::Changed {

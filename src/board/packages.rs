@@ -27,7 +27,9 @@ impl Facts {
             .next()
             .and_then(|l| l.parse::<u32>().ok())
             .ok_or_else(|| {
-                Error::Invalid(format!("the board's answer {text:?} has no mpy version"))
+                Error::Answer(crate::error::Unexpected::NoMpyVersion {
+                    answer: text.to_string(),
+                })
             })?;
         let lib = lines
             .next()

@@ -147,7 +147,9 @@ impl Board {
         self.put_many(vec![up], parents)
             .await?
             .pop()
-            .unwrap_or_else(|| Err(Error::Invalid("an upload went missing".into())))
+            .unwrap_or(Err(Error::Bug(crate::error::Bug::Missing {
+                what: "an upload",
+            })))
     }
 
     /// Several files at once, each atomic: the result of each, in order. An
@@ -322,7 +324,11 @@ impl Board {
         self.cleanup().await;
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("an upload went missing".into()))))
+            .map(|r| {
+                r.unwrap_or(Err(Error::Bug(crate::error::Bug::Missing {
+                    what: "an upload",
+                })))
+            })
             .collect())
     }
 
@@ -395,9 +401,12 @@ impl Board {
                 Pending::Put(puts, _shown) => {
                     let mut r = Ok(());
                     for h in puts {
-                        let one = h
-                            .await
-                            .unwrap_or_else(|e| Err(Error::Invalid(format!("upload task: {e}"))));
+                        let one = h.await.unwrap_or_else(|e| {
+                            Err(Error::Bug(crate::error::Bug::Task {
+                                task: "upload task".into(),
+                                why: e.to_string(),
+                            }))
+                        });
                         if let (Ok(()), Err(e)) = (&r, one) {
                             r = Err(e);
                         }
@@ -478,7 +487,11 @@ impl Board {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("a finish went missing".into()))))
+            .map(|r| {
+                r.unwrap_or(Err(Error::Bug(crate::error::Bug::Missing {
+                    what: "a finish",
+                })))
+            })
             .collect())
     }
 

@@ -24,14 +24,14 @@ struct Uploading<'a> {
 
 impl Drop for Uploading<'_> {
     fn drop(&mut self) {
-        self.core.lock().file.uploading.remove(&self.ino);
+        self.core.lock().file.edit(self.ino, |f| f.uploading = None);
     }
 }
 
 /// A rename or removal under way at or above `ino`.
 fn moving(st: &State, mut ino: Ino) -> Option<&watch::Receiver<()>> {
     loop {
-        if let Some(rx) = st.file.moving.get(&ino).and_then(|v| v.first()) {
+        if let Some(rx) = st.file.of(ino).moving.first() {
             return Some(rx);
         }
         let parent = st.tree.get(ino)?.parent;
@@ -106,9 +106,9 @@ impl Core {
             return Ok(None);
         }
         self.keep(st, ino)?;
-        let edit = st.file.edits.get(&ino).copied().unwrap_or(0);
+        let edit = st.file.of(ino).edits;
         let (tx, rx) = oneshot::channel();
-        st.file.waiters.entry(ino).or_default().push((edit, tx));
+        st.file.edit(ino, |f| f.waiters.push((edit, tx)));
         st.batch.push(ino);
         self.batch_wake.notify_one();
         Ok(Some(rx))
@@ -157,7 +157,13 @@ impl Core {
                         out.push((ino, Ok(())));
                         continue;
                     }
-                    if let Some(rx) = st.file.uploading.get(&ino).or_else(|| moving(&st, ino)) {
+                    if let Some(rx) = st
+                        .file
+                        .of(ino)
+                        .uploading
+                        .as_ref()
+                        .or_else(|| moving(&st, ino))
+                    {
                         busy.push((ino, rx.clone()));
                         continue;
                     }
@@ -166,15 +172,17 @@ impl Core {
                         Bytes::copy_from_slice(st.contents.get_clean_or_dirty(ino).unwrap_or(&[]));
                     // Until its answer comes, this version may be the
                     // board's: a journal written meanwhile says so.
-                    let sent = st.file.sent.entry(ino).or_default();
-                    let ours = sent.clone();
-                    sent.push(data.clone());
-                    if sent.len() > KEPT_VERSIONS {
-                        sent.remove(0);
-                    }
-                    let base = st.file.bases.get(&ino).copied().unwrap_or(Base::Any);
+                    let ours = st.file.edit(ino, |f| {
+                        let ours = f.sent.clone();
+                        f.sent.push(data.clone());
+                        if f.sent.len() > KEPT_VERSIONS {
+                            f.sent.remove(0);
+                        }
+                        ours
+                    });
+                    let base = st.file.of(ino).base.unwrap_or(Base::Any);
                     let was = match base {
-                        Base::Was(..) => st.file.was.get(&ino).cloned(),
+                        Base::Was(..) => st.file.of(ino).was.clone(),
                         _ => None,
                     };
                     let near = if base == Base::Absent && held::NEAR.contains(&data.len()) {
@@ -186,14 +194,14 @@ impl Core {
                         ino,
                         path: st.tree.path(ino),
                         data,
-                        edit: st.file.edits.get(&ino).copied().unwrap_or(0),
+                        edit: st.file.of(ino).edits,
                         base,
                         ours,
                         was,
                         near,
                     });
                     let (tx, rx) = watch::channel(());
-                    st.file.uploading.insert(ino, rx);
+                    st.file.edit(ino, |f| f.uploading = Some(rx));
                     guards.push(Uploading {
                         core: self,
                         ino,
@@ -341,9 +349,7 @@ impl Core {
 /// ended: a success answers those that closed at that edit or before (a
 /// later one waits for its own version), a failure all of them.
 pub(super) fn answer(st: &mut State, ino: Ino, edit: u64, r: &Result<()>) {
-    let Some(waiting) = st.file.waiters.remove(&ino) else {
-        return;
-    };
+    let waiting = st.file.edit(ino, |f| std::mem::take(&mut f.waiters));
     let (done, left): (Vec<_>, Vec<_>) = waiting
         .into_iter()
         .partition(|(at, _)| r.is_err() || *at <= edit);
@@ -354,6 +360,6 @@ pub(super) fn answer(st: &mut State, ino: Ino, edit: u64, r: &Result<()>) {
         });
     }
     if !left.is_empty() {
-        st.file.waiters.insert(ino, left);
+        st.file.edit(ino, |f| f.waiters = left);
     }
 }

@@ -70,15 +70,15 @@ impl Core {
         let base = match st.shadowed.remove(&(parent, name.to_string())) {
             Some(((size, mtime), copy)) => {
                 if let Some(c) = copy.filter(|c| c.len() as u64 == size) {
-                    st.file.was.insert(ino, c);
+                    st.file.edit(ino, |f| f.was = Some(c));
                 }
                 Base::Was(size, mtime)
             }
             None => Base::Absent,
         };
-        st.file.bases.insert(ino, base);
+        st.file.edit(ino, |f| f.base = Some(base));
         st.contents.edit(ino);
-        *st.file.edits.entry(ino).or_default() += 1;
+        st.file.edit(ino, |f| f.edits += 1);
         let fh = open_locked(&mut st, ino, true)?;
         Ok((self.attr(&st, ino)?, fh))
     }
@@ -93,13 +93,8 @@ impl Core {
         let fh = open_locked(&mut st, ino, write)?;
         let n = node(&st, ino)?;
         let streaming = n.on_board && !n.local_only && !st.contents.has(ino);
-        let version = (n.on_board && !n.local_only).then(|| {
-            st.file
-                .seen
-                .get(&ino)
-                .copied()
-                .unwrap_or((n.size, n.board_mtime))
-        });
+        let version = (n.on_board && !n.local_only)
+            .then(|| st.file.of(ino).seen.unwrap_or((n.size, n.board_mtime)));
         if streaming {
             st.streaming.insert(fh);
         }
@@ -123,7 +118,7 @@ impl Core {
             st.seen_by.remove(&fh);
             st.contents.closed(ino);
             if !st.contents.is_open(ino)
-                && let Some(l) = st.file.loads.get(&ino)
+                && let Some(l) = st.file.of(ino).load.as_ref()
             {
                 l.unwanted();
             }
@@ -131,9 +126,9 @@ impl Core {
                 .tree
                 .get(ino)
                 .is_some_and(|n| !n.on_board && !n.local_only);
-            let deferred = st.file.deferred.remove(&ino);
+            let deferred = st.file.edit(ino, |f| std::mem::take(&mut f.deferred));
             // A close in a burst left it to the batcher, which sends it.
-            let queued = st.batch.contains(&ino) || st.file.uploading.contains_key(&ino);
+            let queued = st.batch.contains(&ino) || st.file.of(ino).uploading.is_some();
             self.opts.writeback.is_none()
                 && (new || deferred)
                 && !queued
@@ -162,8 +157,8 @@ impl Core {
                     }
                     buf[offset as usize..end].copy_from_slice(data);
                     let len = buf.len() as u64;
-                    *st.file.edits.entry(ino).or_default() += 1;
-                    st.file.written.insert(ino, Instant::now());
+                    st.file.edit(ino, |f| f.edits += 1);
+                    st.file.edit(ino, |f| f.written = Some(Instant::now()));
                     if let Some(n) = st.tree.get_mut(ino) {
                         n.size = len;
                         n.mtime = Some(SystemTime::now());
@@ -179,7 +174,7 @@ impl Core {
     /// the writing descriptor read, else what was last read of the file,
     /// else what the snapshot says.
     fn begin_edit(&self, st: &mut State, ino: Ino, fh: Option<u64>) {
-        if st.contents.is_dirty(ino) || st.file.bases.contains_key(&ino) {
+        if st.contents.is_dirty(ino) || st.file.of(ino).base.is_some() {
             return;
         }
         let base = match st.tree.get(ino) {
@@ -188,17 +183,17 @@ impl Core {
                     .and_then(|fh| st.seen_by.get(&fh))
                     .filter(|(i, _)| *i == ino)
                     .map(|(_, v)| v)
-                    .or_else(|| st.file.seen.get(&ino))
+                    .or_else(|| st.file.of(ino).seen.as_ref())
                     .copied()
                     .unwrap_or((n.size, n.board_mtime));
                 if let Some(c) = held::board_copy(st, ino).filter(|c| c.len() as u64 == size) {
-                    st.file.was.insert(ino, c);
+                    st.file.edit(ino, |f| f.was = Some(c));
                 }
                 Base::Was(size, mtime)
             }
             _ => Base::Absent,
         };
-        st.file.bases.insert(ino, base);
+        st.file.edit(ino, |f| f.base = Some(base));
     }
 
     /// chmod, truncate, utimens (chown is accepted and ignored: the board
@@ -238,7 +233,7 @@ impl Core {
                 let mut st = self.lock();
                 self.begin_edit(&mut st, ino, fh);
                 st.contents.edit(ino).resize(size as usize, 0);
-                *st.file.edits.entry(ino).or_default() += 1;
+                st.file.edit(ino, |f| f.edits += 1);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.size = size;
                     n.mtime = Some(SystemTime::now());
@@ -285,7 +280,7 @@ impl Core {
             // Empty now, and more may come through another descriptor:
             // uploading it would empty the board's copy for nothing.
             if st.contents.is_dirty(ino) && st.tree.get(ino).is_some_and(|n| n.size == 0) {
-                st.file.deferred.insert(ino);
+                st.file.edit(ino, |f| f.deferred = true);
                 return Ok(());
             }
             let local = st.tree.get(ino).is_none_or(|n| n.local_only);
@@ -305,8 +300,9 @@ impl Core {
                 let st = self.lock();
                 let why = st
                     .file
+                    .of(ino)
                     .unsent
-                    .get(&ino)
+                    .as_ref()
                     .map_or("its upload is under way or queued", String::as_str);
                 info!(
                     "{}: not on the board after the close wait ({:.1} s): {why}; kept in the journal, it goes when the board can take it",
@@ -332,16 +328,17 @@ impl Core {
             return Ok(());
         }
         let data = st.contents.get_clean_or_dirty(ino).unwrap_or(&[]);
-        let base = match st.file.bases.get(&ino) {
+        let base = match st.file.of(ino).base.as_ref() {
             Some(Base::Was(s, m)) => Some((*s, *m)),
             _ => None,
         };
         let ours: Vec<journal::Version> = st
             .file
+            .of(ino)
             .sent
-            .get(&ino)
-            .map(|v| v.iter().map(|d| journal::Version::of(d)).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|d| journal::Version::of(d))
+            .collect();
         j.write(&st.tree.path(ino), base, &ours, data)
             .map_err(|e| Error::Os {
                 errno: libc::EIO,
@@ -370,7 +367,7 @@ impl Core {
                         data.len(),
                         started.elapsed()
                     );
-                    let same = st.file.edits.get(&ino).copied().unwrap_or(0) == edit;
+                    let same = st.file.of(ino).edits == edit;
                     if let Some(n) = st.tree.get_mut(ino) {
                         n.on_board = true;
                         n.board_mtime = mtime;
@@ -381,7 +378,7 @@ impl Core {
                     // The board has what the mount had: every reader's view
                     // of the file is that version now.
                     let now = (data.len() as u64, mtime);
-                    st.file.seen.insert(ino, now);
+                    st.file.edit(ino, |f| f.seen = Some(now));
                     for (i, v) in st.seen_by.values_mut() {
                         if *i == ino {
                             *v = now;
@@ -389,9 +386,11 @@ impl Core {
                     }
                     if same {
                         st.contents.mark_clean(ino);
-                        st.file.bases.remove(&ino);
-                        st.file.was.remove(&ino);
-                        st.file.written.remove(&ino);
+                        st.file.edit(ino, |f| {
+                            f.base = None;
+                            f.was = None;
+                            f.written = None;
+                        });
                         if let Some(j) = self.journal() {
                             j.remove(&path);
                         }
@@ -399,13 +398,12 @@ impl Core {
                         // Written to meanwhile: the board has the version
                         // before, which the next upload may replace.
                         st.file
-                            .bases
-                            .insert(ino, Base::Was(data.len() as u64, mtime));
-                        st.file.was.insert(ino, data.clone());
+                            .edit(ino, |f| f.base = Some(Base::Was(data.len() as u64, mtime)));
+                        st.file.edit(ino, |f| f.was = Some(data.clone()));
                     }
-                    st.file.retry.remove(&ino);
+                    st.file.edit(ino, |f| f.retry = None);
                     // The board's version is known again.
-                    st.file.sent.remove(&ino);
+                    st.file.edit(ino, |f| f.sent.clear());
                     self.save_attrs(&st);
                     Ok(())
                 }
@@ -431,17 +429,19 @@ impl Core {
                     };
                     let pause = st
                         .file
+                        .of(ino)
                         .retry
-                        .get(&ino)
+                        .as_ref()
                         .map_or(FIRST_RETRY.min(last), |(_, p)| (*p * 2).min(last));
-                    st.file.retry.insert(ino, (Instant::now() + pause, pause));
-                    st.file.unsent.insert(ino, e.to_string());
+                    st.file
+                        .edit(ino, |f| f.retry = Some((Instant::now() + pause, pause)));
+                    st.file.edit(ino, |f| f.unsent = Some(e.to_string()));
                     Err(e)
                 }
             }
         };
         if out.is_ok() || matches!(out, Err(Error::Conflict { .. })) {
-            st.file.unsent.remove(&ino);
+            st.file.edit(ino, |f| f.unsent = None);
         }
         super::batch::answer(&mut st, ino, edit, &out);
         out
@@ -474,13 +474,15 @@ impl Core {
             let c = st.tree.insert(n);
             st.contents.insert_clean(c, data.to_vec());
         }
-        if st.file.edits.get(&ino).copied().unwrap_or(0) == edit {
+        if st.file.of(ino).edits == edit {
             // The target is the board's version from now on.
             st.contents.forget(ino);
-            st.file.bases.remove(&ino);
-            st.file.was.remove(&ino);
-            st.file.written.remove(&ino);
-            st.file.seen.insert(ino, target);
+            st.file.edit(ino, |f| {
+                f.base = None;
+                f.was = None;
+                f.written = None;
+            });
+            st.file.edit(ino, |f| f.seen = Some(target));
             if let Some(n) = st.tree.get_mut(ino) {
                 (n.size, n.board_mtime) = target;
                 n.mode = None;
@@ -490,8 +492,8 @@ impl Core {
                 j.remove(path);
             }
         }
-        st.file.retry.remove(&ino);
-        st.file.sent.remove(&ino);
+        st.file.edit(ino, |f| f.retry = None);
+        st.file.edit(ino, |f| f.sent.clear());
         self.changed(st, ino);
         Error::Conflict {
             path: path.to_string(),
@@ -508,14 +510,16 @@ impl Core {
         let due: Vec<Ino> = {
             let st = self.lock();
             st.file
-                .written
                 .iter()
-                .filter(|(i, t)| t.elapsed() >= delay && !st.contents.is_open(**i))
-                .map(|(i, _)| *i)
+                .filter(|(i, f)| {
+                    f.written.is_some_and(|t| t.elapsed() >= delay) && !st.contents.is_open(*i)
+                })
+                .map(|(i, _)| i)
                 .filter(|i| {
                     st.file
+                        .of(*i)
                         .retry
-                        .get(i)
+                        .as_ref()
                         .is_none_or(|(at, _)| Instant::now() >= *at)
                 })
                 .collect()
@@ -539,7 +543,13 @@ impl Core {
                 .filter(|&i| {
                     !st.contents.is_open(i) && st.tree.get(i).is_some_and(|n| !n.local_only)
                 })
-                .filter(|i| st.file.retry.get(i).is_some_and(|(at, _)| now >= *at))
+                .filter(|i| {
+                    st.file
+                        .of(*i)
+                        .retry
+                        .as_ref()
+                        .is_some_and(|(at, _)| now >= *at)
+                })
                 .collect()
         };
         let failed = self.upload_each(waiting.clone()).await;
@@ -585,13 +595,13 @@ impl Core {
                 all.extend_from_slice(inos);
                 match all
                     .into_iter()
-                    .find_map(|i| st.file.uploading.get(&i).cloned())
+                    .find_map(|i| st.file.of(i).uploading.clone())
                 {
                     Some(rx) => rx,
                     None => {
                         let (tx, rx) = tokio::sync::watch::channel(());
                         for &i in inos {
-                            st.file.moving.entry(i).or_default().push(rx.clone());
+                            st.file.edit(i, |f| f.moving.push(rx.clone()));
                             st.batch.retain(|&b| b != i);
                         }
                         return Moving {
@@ -620,12 +630,8 @@ impl Drop for Moving<'_> {
         let mine = self._tx.subscribe();
         let mut st = self.core.lock();
         for i in &self.inos {
-            if let Some(v) = st.file.moving.get_mut(i) {
-                v.retain(|rx| !rx.same_channel(&mine));
-                if v.is_empty() {
-                    st.file.moving.remove(i);
-                }
-            }
+            st.file
+                .edit(*i, |f| f.moving.retain(|rx| !rx.same_channel(&mine)));
         }
     }
 }

@@ -31,7 +31,11 @@ impl Core {
             let mut guard = self.lock();
             let st = &mut *guard;
             // Closed files are forgotten here.
-            st.file.followed.retain(|i, _| st.contents.is_open(*i));
+            st.file.edit_all(|i, f| {
+                if !st.contents.is_open(i) {
+                    f.followed = None;
+                }
+            });
             let Some(n) = st.tree.get(ino) else { return };
             let held = n.kind == EntryKind::File
                 && n.on_board
@@ -39,22 +43,22 @@ impl Core {
                 && st.contents.is_open(ino)
                 && st.contents.has(ino)
                 && !st.contents.is_dirty(ino)
-                && !st.file.loads.contains_key(&ino)
-                && !st.file.uploading.contains_key(&ino);
+                && st.file.of(ino).load.is_none()
+                && st.file.of(ino).uploading.is_none();
             // A reader that opens, reads and closes (`cat`, an editor
             // loading) asks once: only one still there a second later is
             // following the file.
-            match st.file.followed.get(&ino) {
+            match st.file.of(ino).followed.as_ref() {
                 _ if !held => return,
                 None => {
-                    st.file.followed.insert(ino, Instant::now());
+                    st.file.edit(ino, |f| f.followed = Some(Instant::now()));
                     return;
                 }
                 Some(t) if t.elapsed() < FOLLOW_EVERY => return,
                 Some(_) => {}
             }
             let (size, mtime) = (n.size, n.board_mtime);
-            st.file.followed.insert(ino, Instant::now());
+            st.file.edit(ino, |f| f.followed = Some(Instant::now()));
             (st.tree.path(ino), size, mtime)
         };
         if !*self.board.session().link_state().borrow() {
@@ -63,7 +67,7 @@ impl Core {
         match self.board.impatient().stat(&path).await {
             Ok(Some(s)) if (s.size, s.mtime) != (size, mtime) => {
                 let mut st = self.lock();
-                if st.contents.is_dirty(ino) || st.file.loads.contains_key(&ino) {
+                if st.contents.is_dirty(ino) || st.file.of(ino).load.is_some() {
                     return;
                 }
                 if let Some(n) = st.tree.get_mut(ino) {
@@ -99,7 +103,7 @@ impl Core {
         };
         let mut st = self.lock();
         let same = st.contents.get(ino).is_some_and(|d| *d == data);
-        if same || st.contents.is_dirty(ino) || st.file.loads.contains_key(&ino) {
+        if same || st.contents.is_dirty(ino) || st.file.of(ino).load.is_some() {
             return;
         }
         debug!("{path}: {} B by GET beside the running program", data.len());

@@ -19,7 +19,7 @@ const NEAR_TRIED: usize = 3;
 /// The board's copy of `ino` as the mount holds it: what an edit under
 /// way began from, else the clean contents if they are the board's size.
 pub(super) fn board_copy(st: &State, ino: Ino) -> Option<Bytes> {
-    if let Some(b) = st.file.was.get(&ino) {
+    if let Some(b) = st.file.of(ino).was.as_ref() {
         return Some(b.clone());
     }
     let n = st.tree.get(ino)?;

@@ -194,13 +194,13 @@ impl Core {
         if !n.on_board || n.local_only {
             return Ok(Found::Data(Vec::new()));
         }
-        if let Some(l) = st.file.loads.get(&ino) {
+        if let Some(l) = st.file.of(ino).load.as_ref() {
             if let Some(e) = &l.error {
                 if Some(l.id) == waited {
                     return Err(e.clone());
                 }
                 // An old failure: this reader tries again.
-                st.file.loads.remove(&ino);
+                st.file.edit(ino, |f| f.load = None);
             } else {
                 // What has arrived is not checked until the whole has
                 // (a reader that stops midway would never learn it was
@@ -245,7 +245,7 @@ impl Core {
                     && !n.local_only
                     && n.size <= SMALL
                     && !st.contents.has(i)
-                    && !st.file.loads.contains_key(&i)
+                    && st.file.of(i).load.is_none()
             })
         };
         let mut batch = vec![ino];
@@ -283,16 +283,15 @@ impl Core {
             st.next_fh += 1;
             let id = st.next_fh;
             let (tx, rx) = watch::channel((0, false));
-            st.file.loads.insert(
-                i,
-                Load {
+            st.file.edit(i, |f| {
+                f.load = Some(Load {
                     id,
                     data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
                     tx,
                     error: None,
                     unwanted: watch::channel(false).0,
-                },
-            );
+                })
+            });
             if first.is_none() {
                 first = Some((id, rx));
             }
@@ -393,7 +392,7 @@ fn peek(
 
 /// A reader was handed the board's `version` of a file.
 fn saw(st: &mut State, ino: Ino, fh: Option<u64>, version: (u64, i64)) {
-    st.file.seen.insert(ino, version);
+    st.file.edit(ino, |f| f.seen = Some(version));
     if let Some(fh) = fh {
         st.seen_by.insert(fh, (ino, version));
     }
@@ -422,8 +421,9 @@ pub(super) fn lock(state: &Shared) -> MutexGuard<'_, State> {
 /// The data of the load `id` of `ino`, if it still runs.
 pub(super) fn data_of(st: &State, ino: Ino, id: u64) -> Option<&[u8]> {
     st.file
-        .loads
-        .get(&ino)
+        .of(ino)
+        .load
+        .as_ref()
         .filter(|l| l.id == id)
         .map(|l| l.data.as_slice())
 }
@@ -438,7 +438,7 @@ async fn load_file(state: Shared, board: Board, job: Job) {
     } = job;
     let mut sink = |p: Piece| {
         let mut st = lock(&state);
-        if let Some(l) = st.file.loads.get_mut(&ino)
+        if let Some(l) = st.file.load_mut(ino)
             && l.id == id
         {
             match p {
@@ -451,8 +451,9 @@ async fn load_file(state: Shared, board: Board, job: Job) {
     };
     let unwanted = lock(&state)
         .file
-        .loads
-        .get(&ino)
+        .of(ino)
+        .load
+        .as_ref()
         .filter(|l| l.id == id)
         .map(|l| l.unwanted.subscribe());
     let mut r = Ok(());
@@ -478,7 +479,7 @@ async fn load_file(state: Shared, board: Board, job: Job) {
         // No reader has had any of it: read again.
         let again = {
             let mut st = lock(&state);
-            match st.file.loads.get_mut(&ino).filter(|l| l.id == id) {
+            match st.file.load_mut(ino).filter(|l| l.id == id) {
                 Some(l) if attempt < super::verify::TRIES => {
                     l.data.clear();
                     true
@@ -538,7 +539,7 @@ fn no_link(e: &Error) -> bool {
 /// rewritten meanwhile), or the error for those who wait.
 fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: Option<Vec<u8>>) {
     let mut st = lock(state);
-    let Some(l) = st.file.loads.get_mut(&ino).filter(|l| l.id == id) else {
+    let Some(l) = st.file.load_mut(ino).filter(|l| l.id == id) else {
         return;
     };
     if let Some(d) = whole {
@@ -546,7 +547,7 @@ fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: O
     }
     match r {
         Ok(()) => {
-            let Some(l) = st.file.loads.remove(&ino) else {
+            let Some(l) = st.file.edit(ino, |f| f.load.take()) else {
                 return;
             };
             let len = l.data.len();

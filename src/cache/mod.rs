@@ -24,7 +24,7 @@ pub mod tree;
 mod verify;
 
 use crate::board::{Base, Board, EntryKind, StatVfs, is_part};
-use crate::error::{Error, Result};
+use crate::error::{BadPath, Error, Reserved, Result};
 use contents::Contents;
 use identity::hidden;
 pub use replace::Replaced;
@@ -169,81 +169,161 @@ struct State {
     file: PerFile,
 }
 
-/// What the cache keeps per file beside the tree and the contents, by
-/// inode: in one place so that forgetting a file drops all of it
-/// ([`PerFile::forget`] names every field: a map added here must be
-/// decided there).
+/// What the cache keeps per file beside the tree and the contents: one
+/// record per inode, so that forgetting a file cannot miss a part of it. A
+/// record that holds nothing is dropped ([`PerFile::edit`] is the only way
+/// to change one).
 #[derive(Default)]
-struct PerFile {
-    /// Files being read from the board, shared by all their readers.
-    loads: HashMap<Ino, loads::Load>,
-    /// Files flushed while empty: uploaded at their last close instead.
-    deferred: std::collections::HashSet<Ino>,
-    /// When each dirty file was last written (for --writeback-delay).
-    written: HashMap<Ino, Instant>,
-    /// Bumped by every change to a file's contents: an upload that started
-    /// at an older count leaves the file dirty.
-    edits: HashMap<Ino, u64>,
+struct PerFile(HashMap<Ino, FileState>);
+
+/// One file's record (see [`PerFile`]); all defaults is no record.
+#[derive(Default)]
+struct FileState {
+    /// Being read from the board, shared by all its readers.
+    load: Option<loads::Load>,
+    /// Flushed while empty: uploaded at its last close instead.
+    deferred: bool,
+    /// When the dirty file was last written (for --writeback-delay).
+    written: Option<Instant>,
+    /// Bumped by every change to the contents: an upload that started at
+    /// an older count leaves the file dirty.
+    edits: u64,
     /// What the board had when a dirty file's edit began.
-    bases: HashMap<Ino, Base>,
+    base: Option<Base>,
     /// Those bytes, when the mount held them: the save sends only the
     /// change (see held.rs).
-    was: HashMap<Ino, bytes::Bytes>,
+    was: Option<bytes::Bytes>,
     /// The board's version (size, mtime) of what was last handed to a
     /// reader or sent by us: an edit that replaces the file is based on
     /// what its writer saw, not on a change the mount noticed since.
-    seen: HashMap<Ino, (u64, i64)>,
-    /// Uploads in flight: a receiver that ends with the upload.
-    uploading: HashMap<Ino, tokio::sync::watch::Receiver<()>>,
-    /// Names being renamed or removed: no upload starts at or below them
-    /// until that ends (it would land under a name that is going).
-    moving: HashMap<Ino, Vec<tokio::sync::watch::Receiver<()>>>,
-    /// Files that failed to upload: when to try again, and the pause.
-    retry: HashMap<Ino, (Instant, Duration)>,
-    /// Versions of a file we sent whose outcome is unknown (the answer was
-    /// lost with the link): the board may have one of them in place of the
-    /// base, which is then no conflict for a later version.
-    sent: HashMap<Ino, Vec<bytes::Bytes>>,
-    /// Closes waiting for their file's upload (each for its own version).
-    waiters: HashMap<Ino, Vec<Waiter>>,
-    /// Why a dirty file is not on the board yet, for `status`.
-    unsent: HashMap<Ino, String>,
-    /// When each file open for reading was last compared with the board's.
-    followed: HashMap<Ino, Instant>,
+    seen: Option<(u64, i64)>,
+    /// An upload in flight: a receiver that ends with the upload.
+    uploading: Option<tokio::sync::watch::Receiver<()>>,
+    /// Being renamed or removed: no upload starts at or below it until
+    /// that ends (it would land under a name that is going).
+    moving: Vec<tokio::sync::watch::Receiver<()>>,
+    /// Failed to upload: when to try again, and the pause.
+    retry: Option<(Instant, Duration)>,
+    /// Versions we sent whose outcome is unknown (the answer was lost with
+    /// the link): the board may have one of them in place of the base,
+    /// which is then no conflict for a later version.
+    sent: Vec<bytes::Bytes>,
+    /// Closes waiting for the file's upload (each for its own version).
+    waiters: Vec<Waiter>,
+    /// Why the dirty file is not on the board yet, for `status`.
+    unsent: Option<String>,
+    /// When the file, open for reading, was last compared with the board's.
+    followed: Option<Instant>,
 }
 
-impl PerFile {
-    /// Drops what is kept for a file that is gone.
-    fn forget(&mut self, ino: Ino) {
-        let PerFile {
-            loads,
+/// A name the tool keeps for itself on the board.
+fn reserved(name: &str, by: Reserved) -> Error {
+    Error::Path(BadPath::Reserved {
+        name: name.to_string(),
+        by,
+    })
+}
+
+/// The record of a file the cache keeps nothing for.
+const NOTHING: &FileState = &FileState {
+    load: None,
+    deferred: false,
+    written: None,
+    edits: 0,
+    base: None,
+    was: None,
+    seen: None,
+    uploading: None,
+    moving: Vec::new(),
+    retry: None,
+    sent: Vec::new(),
+    waiters: Vec::new(),
+    unsent: None,
+    followed: None,
+};
+
+impl FileState {
+    /// Names every field: one added must be decided here.
+    fn is_empty(&self) -> bool {
+        let FileState {
+            load,
             deferred,
             written,
             edits,
-            bases,
+            base,
             was,
             seen,
+            uploading,
+            moving,
             retry,
             sent,
+            waiters,
             unsent,
             followed,
-            // In flight: each ends with its own operation, which holds
-            // the mark and answers its waiters.
-            uploading: _,
-            moving: _,
-            waiters: _,
         } = self;
-        loads.remove(&ino);
-        deferred.remove(&ino);
-        written.remove(&ino);
-        edits.remove(&ino);
-        bases.remove(&ino);
-        was.remove(&ino);
-        seen.remove(&ino);
-        retry.remove(&ino);
-        sent.remove(&ino);
-        unsent.remove(&ino);
-        followed.remove(&ino);
+        load.is_none()
+            && !deferred
+            && written.is_none()
+            && *edits == 0
+            && base.is_none()
+            && was.is_none()
+            && seen.is_none()
+            && uploading.is_none()
+            && moving.is_empty()
+            && retry.is_none()
+            && sent.is_empty()
+            && waiters.is_empty()
+            && unsent.is_none()
+            && followed.is_none()
+    }
+}
+
+impl PerFile {
+    /// What is kept for `ino` (an empty record if nothing).
+    fn of(&self, ino: Ino) -> &FileState {
+        self.0.get(&ino).unwrap_or(NOTHING)
+    }
+
+    /// Changes the record of `ino`; one left empty goes.
+    fn edit<R>(&mut self, ino: Ino, f: impl FnOnce(&mut FileState) -> R) -> R {
+        let record = self.0.entry(ino).or_default();
+        let r = f(record);
+        if record.is_empty() {
+            self.0.remove(&ino);
+        }
+        r
+    }
+
+    /// The load of `ino` under way, to feed or finish.
+    fn load_mut(&mut self, ino: Ino) -> Option<&mut loads::Load> {
+        self.0.get_mut(&ino)?.load.as_mut()
+    }
+
+    /// Every file's record.
+    fn iter(&self) -> impl Iterator<Item = (Ino, &FileState)> {
+        self.0.iter().map(|(i, f)| (*i, f))
+    }
+
+    /// Changes every record; those left empty go.
+    fn edit_all(&mut self, mut f: impl FnMut(Ino, &mut FileState)) {
+        self.0.retain(|i, record| {
+            f(*i, record);
+            !record.is_empty()
+        });
+    }
+
+    /// Drops what is kept for a file that is gone. What is in flight stays:
+    /// each ends with its own operation, which holds the mark and answers
+    /// its waiters.
+    fn forget(&mut self, ino: Ino) {
+        self.edit(ino, |f| {
+            *f = FileState {
+                uploading: f.uploading.take(),
+                moving: std::mem::take(&mut f.moving),
+                waiters: std::mem::take(&mut f.waiters),
+                ..FileState::default()
+            }
+        });
     }
 }
 
@@ -409,9 +489,7 @@ impl Core {
     }
 
     fn check_name<'a>(&self, name: &'a std::ffi::OsStr) -> Result<&'a str> {
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::Invalid("board names must be UTF-8".into()))?;
+        let name = name.to_str().ok_or(Error::Path(BadPath::NotUtf8))?;
         if name.len() > 255 {
             return Err(Error::Os {
                 errno: libc::ENAMETOOLONG,
@@ -419,19 +497,13 @@ impl Core {
             });
         }
         if is_part(name) {
-            return Err(Error::Invalid(format!(
-                "{name}: names starting with .wrm- are reserved for uploads in progress"
-            )));
+            return Err(reserved(name, Reserved::Upload));
         }
         if name == identity::MARKER {
-            return Err(Error::Invalid(format!(
-                "{name}: reserved for the board's id (see README)"
-            )));
+            return Err(reserved(name, Reserved::Id));
         }
         if name == identity::helpers_name() {
-            return Err(Error::Invalid(format!(
-                "{name}: reserved for the tool's helpers on the board (see README)"
-            )));
+            return Err(reserved(name, Reserved::Helpers));
         }
         Ok(name)
     }
@@ -520,10 +592,10 @@ impl Core {
         let st = self.lock();
         let mut v: Vec<_> = st
             .file
-            .unsent
             .iter()
-            .filter(|(i, _)| st.contents.is_dirty(**i))
-            .filter_map(|(i, why)| Some((st.tree.get(*i).map(|_| st.tree.path(*i))?, why.clone())))
+            .filter_map(|(i, f)| Some((i, f.unsent.as_ref()?)))
+            .filter(|(i, _)| st.contents.is_dirty(*i))
+            .filter_map(|(i, why)| Some((st.tree.get(i).map(|_| st.tree.path(i))?, why.clone())))
             .collect();
         v.sort();
         v
@@ -569,4 +641,47 @@ fn node(st: &State, ino: Ino) -> Result<&Node> {
 fn utf8(name: &std::ffi::OsStr) -> Result<&str> {
     name.to_str()
         .ok_or_else(|| Error::NotFound("a non-UTF-8 name".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record left empty goes; forgetting a file keeps only what is in
+    /// flight, whose operation ends it.
+    #[test]
+    fn a_files_record_goes_when_empty_and_forgetting_keeps_only_what_is_in_flight() {
+        let mut files = PerFile::default();
+        files.edit(7, |f| {
+            f.edits += 1;
+            f.base = Some(Base::Absent);
+            f.was = Some(bytes::Bytes::from_static(b"x"));
+            f.sent.push(bytes::Bytes::from_static(b"y"));
+            f.unsent = Some("away".into());
+            f.deferred = true;
+        });
+        files.forget(7);
+        assert!(files.0.is_empty(), "a forgotten file left its record");
+
+        let (tx, rx) = tokio::sync::watch::channel(());
+        files.edit(7, |f| {
+            f.edits += 1;
+            f.uploading = Some(rx);
+        });
+        files.forget(7);
+        assert!(
+            files.of(7).uploading.is_some(),
+            "an upload in flight lost its mark"
+        );
+        assert_eq!(files.of(7).edits, 0);
+        // Its operation ends: the record goes with it.
+        files.edit(7, |f| f.uploading = None);
+        assert!(files.0.is_empty());
+        drop(tx);
+
+        // Reading a file the cache keeps nothing for makes no record.
+        assert_eq!(files.of(9).edits, 0);
+        files.edit(9, |f| f.followed.take());
+        assert!(files.0.is_empty());
+    }
 }

@@ -170,19 +170,17 @@ impl Core {
                 .is_some_and(|t| t.on_board && !t.local_only);
             // What the board has under the new name: a file it has not had
             // yet replaces that, not nothing (rsync's temporary files).
-            let replaces =
-                target
-                    .filter(|_| target_on_board)
-                    .and_then(|t| match st.file.bases.get(&t) {
-                        Some(b @ Base::Was(..)) => Some(*b),
-                        _ => st
-                            .file
-                            .seen
-                            .get(&t)
-                            .copied()
-                            .or_else(|| st.tree.get(t).map(|n| (n.size, n.board_mtime)))
-                            .map(|(s, m)| Base::Was(s, m)),
-                    });
+            let replaces = target.filter(|_| target_on_board).and_then(|t| {
+                match st.file.of(t).base.as_ref() {
+                    Some(b @ Base::Was(..)) => Some(*b),
+                    _ => st
+                        .file
+                        .of(t)
+                        .seen
+                        .or_else(|| st.tree.get(t).map(|n| (n.size, n.board_mtime)))
+                        .map(|(s, m)| Base::Was(s, m)),
+                }
+            });
             let replaces_copy = target
                 .filter(|_| replaces.is_some())
                 .and_then(|t| held::board_copy(&st, t));
@@ -207,12 +205,11 @@ impl Core {
                 let mut st = self.lock();
                 let copy = held::board_copy(&st, ino);
                 st.contents.edit(ino);
-                *st.file.edits.entry(ino).or_default() += 1;
+                st.file.edit(ino, |f| f.edits += 1);
                 let board_had = st
                     .file
+                    .of(ino)
                     .seen
-                    .get(&ino)
-                    .copied()
                     .or_else(|| st.tree.get(ino).map(|n| (n.size, n.board_mtime)));
                 if let Some(had) = board_had {
                     st.shadowed.insert((parent, name.to_string()), (had, copy));
@@ -253,8 +250,8 @@ impl Core {
                 };
                 let mut st = self.lock();
                 st.contents.mark_clean(ino);
-                st.file.bases.remove(&ino);
-                st.file.was.remove(&ino);
+                st.file.edit(ino, |f| f.base = None);
+                st.file.edit(ino, |f| f.was = None);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = false;
                     n.on_board = true;
@@ -276,11 +273,11 @@ impl Core {
                     && !plan.is_dir
                     && let Some(b) = plan.replaces
                 {
-                    st.file.bases.insert(ino, b);
+                    st.file.edit(ino, |f| f.base = Some(b));
                     match plan.replaces_copy {
-                        Some(c) => st.file.was.insert(ino, c),
-                        None => st.file.was.remove(&ino),
-                    };
+                        Some(c) => st.file.edit(ino, |f| f.was = Some(c)),
+                        None => st.file.edit(ino, |f| f.was = None),
+                    }
                 }
             }
         }

@@ -30,7 +30,7 @@ struct Mark<'a> {
 
 impl Drop for Mark<'_> {
     fn drop(&mut self) {
-        self.core.lock().file.uploading.remove(&self.ino);
+        self.core.lock().file.edit(self.ino, |f| f.uploading = None);
     }
 }
 
@@ -67,7 +67,7 @@ impl Core {
         let version = (n.size, n.board_mtime);
         let data = st.contents.get(ino).cloned();
         if data.is_some() && !st.contents.is_dirty(ino) {
-            st.file.seen.insert(ino, version);
+            st.file.edit(ino, |f| f.seen = Some(version));
         }
         Ok(data)
     }
@@ -108,22 +108,17 @@ impl Core {
                 return Ok(Replaced::NotHere);
             };
             let busy = st.contents.is_dirty(ino)
-                || st.file.bases.contains_key(&ino)
-                || st.file.uploading.contains_key(&ino)
-                || !st.file.moving.is_empty();
+                || st.file.of(ino).base.is_some()
+                || st.file.of(ino).uploading.is_some()
+                || st.file.iter().any(|(_, f)| !f.moving.is_empty());
             if n.kind != EntryKind::File || !n.on_board || n.local_only || busy {
                 return Ok(Replaced::NotHere);
             }
-            let (size, mtime) = st
-                .file
-                .seen
-                .get(&ino)
-                .copied()
-                .unwrap_or((n.size, n.board_mtime));
+            let (size, mtime) = st.file.of(ino).seen.unwrap_or((n.size, n.board_mtime));
             let was = held::board_copy(&st, ino).filter(|c| c.len() as u64 == size);
             let (tx, rx) = watch::channel(());
-            st.file.uploading.insert(ino, rx);
-            let edit = st.file.edits.get(&ino).copied().unwrap_or(0);
+            st.file.edit(ino, |f| f.uploading = Some(rx));
+            let edit = st.file.of(ino).edits;
             let mark = Mark {
                 core: self,
                 ino,
@@ -145,8 +140,7 @@ impl Core {
         };
         let mut st = self.lock();
         st.namespace += 1;
-        let untouched =
-            st.file.edits.get(&ino).copied().unwrap_or(0) == edit && !st.contents.is_dirty(ino);
+        let untouched = st.file.of(ino).edits == edit && !st.contents.is_dirty(ino);
         match r {
             Ok(Written::Target(mtime)) => {
                 let now = (data.len() as u64, mtime);
@@ -154,7 +148,7 @@ impl Core {
                     (n.size, n.board_mtime) = now;
                 }
                 if untouched {
-                    st.file.seen.insert(ino, now);
+                    st.file.edit(ino, |f| f.seen = Some(now));
                     st.contents.insert_clean(ino, data.to_vec());
                 }
                 Ok(Replaced::Done)
@@ -167,7 +161,7 @@ impl Core {
                 // The board's version is the file's from now on.
                 if untouched {
                     st.contents.forget(ino);
-                    st.file.seen.insert(ino, target);
+                    st.file.edit(ino, |f| f.seen = Some(target));
                 }
                 if let Some(n) = st.tree.get_mut(ino) {
                     (n.size, n.board_mtime) = target;
@@ -224,7 +218,7 @@ impl Core {
                 || p.local_only
                 || st.tree.lookup(parent, &name).is_some()
                 || st.shadowed.contains_key(&(parent, name.clone()))
-                || !st.file.moving.is_empty()
+                || st.file.iter().any(|(_, f)| !f.moving.is_empty())
             {
                 return Ok(Replaced::NotHere);
             }
@@ -242,7 +236,8 @@ impl Core {
                     n.board_mtime = mtime;
                     n.on_board = true;
                     let ino = st.tree.insert(n);
-                    st.file.seen.insert(ino, (data.len() as u64, mtime));
+                    st.file
+                        .edit(ino, |f| f.seen = Some((data.len() as u64, mtime)));
                     st.contents.insert_clean(ino, data.to_vec());
                 }
                 Ok(Replaced::Done)

@@ -178,8 +178,8 @@ impl Core {
             let existing = st.tree.lookup(dir, &name);
             let busy = |st: &State, i: Ino| {
                 st.contents.is_dirty(i)
-                    || st.file.uploading.contains_key(&i)
-                    || st.file.loads.contains_key(&i)
+                    || st.file.of(i).uploading.is_some()
+                    || st.file.of(i).load.is_some()
             };
             match existing {
                 Some(ino) if st.tree.get(ino).is_some_and(|n| n.kind == e.kind) => {
@@ -228,7 +228,7 @@ impl Core {
                 .get(ino)
                 .is_some_and(|n| !n.on_board || n.local_only)
                 || st.contents.is_dirty(ino)
-                || st.file.uploading.contains_key(&ino);
+                || st.file.of(ino).uploading.is_some();
             if !keep {
                 if let Some(n) = st.tree.get(ino) {
                     self.tell(Notice::Gone(dir, n.name.clone()));

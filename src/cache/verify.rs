@@ -48,9 +48,9 @@ pub(super) async fn check(
             )));
         }
         None => {
-            return Err(Error::Invalid(format!(
-                "{path}: the board answered no digest"
-            )));
+            return Err(Error::Answer(crate::error::Unexpected::NoDigest {
+                path: path.to_string(),
+            }));
         }
     };
     let st = super::loads::lock(state);

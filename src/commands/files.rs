@@ -38,8 +38,7 @@ fn place(arg: &str) -> Result<Place> {
     match super::mount_path(arg)? {
         Some((_, here)) => Ok(Place::Local(here)),
         None if !arg.contains(':') && here_mounted() => {
-            let abs =
-                std::path::absolute(arg).map_err(|e| Error::Invalid(format!("{arg}: {e}")))?;
+            let abs = std::path::absolute(arg).map_err(|e| Error::local(arg, e))?;
             Ok(Place::Local(super::in_mount(arg, &abs)?.1))
         }
         // `NAME/`: the board boards.toml names, as for every command.
@@ -52,9 +51,9 @@ fn place(arg: &str) -> Result<Place> {
                 "/".to_string(),
             ))
         }
-        None => Err(Error::Invalid(format!(
-            "{arg} is no path on a board: write HOST[:PORT]:PATH, NAME:PATH, or a path in a mount"
-        ))),
+        None => Err(Error::Path(crate::error::BadPath::NoBoardPath {
+            arg: arg.to_string(),
+        })),
     }
 }
 
@@ -218,9 +217,9 @@ async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> R
 pub(crate) async fn matching(b: &Board, arg: &str, path: &str) -> Result<Vec<String>> {
     let (dir, pattern) = (board::parent(path), path.rsplit('/').next().unwrap_or(path));
     if is_glob(dir) || dir.contains(['*', '?', '[']) {
-        return Err(Error::Invalid(format!(
-            "{arg}: a pattern goes in the last part of the path only"
-        )));
+        return Err(Error::Path(crate::error::BadPath::PatternInDir {
+            arg: arg.to_string(),
+        }));
     }
     let mut found: Vec<String> = b
         .list(dir, false)
@@ -273,9 +272,9 @@ pub async fn rm(
     let mut rest = Vec::new();
     for arg in args {
         if recursive && dot_or_dotdot(arg) {
-            failed.note(Err(Error::Invalid(format!(
-                "refusing to remove '.' or '..' directory: skipping '{arg}'"
-            ))));
+            failed.note(Err(Error::Refused(crate::error::Refused::DotOrDotDot {
+                arg: arg.clone(),
+            })));
         } else {
             rest.push(arg.clone());
         }
@@ -383,9 +382,9 @@ fn remove_tree_here(
 /// As coreutils' rm refuses `/`: the whole board, our id marker with it,
 /// is one typo away (`rm -r kb:`).
 fn root(arg: &str) -> Error {
-    Error::Invalid(format!(
-        "{arg}: refusing to remove the board's root '/' (to empty it: rm -r 'BOARD:/*')"
-    ))
+    Error::Refused(crate::error::Refused::RemoveRoot {
+        arg: arg.to_string(),
+    })
 }
 
 fn is_mountpoint(p: &Path) -> bool {
@@ -500,12 +499,14 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
 pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
     match (e.kind(), e.raw_os_error()) {
         (std::io::ErrorKind::NotFound, _) => Error::NotFound(arg.to_string()),
-        (_, Some(libc::EEXIST)) => Error::Invalid(format!("{arg} exists already")),
+        (_, Some(libc::EEXIST)) => Error::Refused(crate::error::Refused::Exists {
+            arg: arg.to_string(),
+        }),
         (_, Some(errno)) => Error::Os {
             errno,
             what: arg.to_string(),
         },
-        _ => Error::Invalid(format!("{arg}: {e}")),
+        _ => Error::local(arg, e),
     }
 }
 
@@ -521,10 +522,9 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
     };
     // As coreutils' mv words it, and exits 1.
     let not_a_target = |there: bool| {
-        Error::Invalid(if there {
-            format!("target '{dst}' is not a directory")
-        } else {
-            format!("target '{dst}': No such file or directory")
+        Error::Refused(crate::error::Refused::NotADirectoryTarget {
+            target: dst.to_string(),
+            exists: there,
         })
     };
     match place(dst)? {
@@ -633,14 +633,10 @@ pub(crate) async fn target_pattern(b: &Board, arg: &str, path: &str) -> Result<S
     {
         return Ok(one.clone());
     }
-    Err(Error::Invalid(format!(
-        "target '{arg}': a pattern as a target must match one directory (it matches {})",
-        match found.len() {
-            0 => "nothing".to_string(),
-            1 => "a file".to_string(),
-            n => format!("{n} names"),
-        }
-    )))
+    Err(Error::Refused(crate::error::Refused::PatternTarget {
+        arg: arg.to_string(),
+        matches: found.len(),
+    }))
 }
 
 pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
@@ -650,7 +646,9 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
             // Opened, a directory fails at its first read: said as a
             // board's is, and the next operand goes ahead.
             if f.metadata().is_ok_and(|m| m.is_dir()) {
-                return Err(Error::Invalid(format!("{arg} is a directory")));
+                return Err(Error::Refused(crate::error::Refused::IsADirectory {
+                    arg: arg.to_string(),
+                }));
             }
             std::io::copy(&mut f, &mut std::io::stdout().lock())?;
             Ok(())
@@ -659,7 +657,9 @@ pub async fn cat(args: &[String], conn: &Conn) -> Result<()> {
             let b = boards.get(&name).await?;
             let st = must_stat(&b, &path).await?;
             if st.kind == EntryKind::Dir {
-                return Err(Error::Invalid(format!("{arg} is a directory")));
+                return Err(Error::Refused(crate::error::Refused::IsADirectory {
+                    arg: arg.to_string(),
+                }));
             }
             cat_board(&b, &path, st).await
         }
@@ -775,7 +775,10 @@ pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
 
 /// As coreutils' touch says it.
 fn cannot_touch(arg: &str, why: &str) -> Error {
-    Error::Invalid(format!("cannot touch '{arg}': {why}"))
+    Error::Refused(crate::error::Refused::Touch {
+        arg: arg.to_string(),
+        why: why.to_string(),
+    })
 }
 
 /// Hashed on the board where its firmware has hashlib, else here.
@@ -790,7 +793,9 @@ pub async fn sha256sum(args: &[String], conn: &Conn) -> Result<()> {
                 let b = boards.get(&name).await?;
                 let st = must_stat(&b, &path).await?;
                 if st.kind == EntryKind::Dir {
-                    return Err(Error::Invalid(format!("{arg} is a directory")));
+                    return Err(Error::Refused(crate::error::Refused::IsADirectory {
+                        arg: arg.to_string(),
+                    }));
                 }
                 match b.digests(&[(&path, st.size)]).await? {
                     (algo, d) if algo == "sha256" && d.first().is_some_and(Option::is_some) => {
@@ -906,8 +911,11 @@ fn local_tree(dir: &Path, arg: &str) -> Result<()> {
 }
 
 fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Invalid(format!("{}: a NUL in the path", p.display())))?;
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
+        Error::Path(crate::error::BadPath::LocalNul {
+            path: p.to_path_buf(),
+        })
+    })?;
     // SAFETY: a valid C string and a zeroed struct for statvfs to fill.
     let v = unsafe {
         let mut v: libc::statvfs = std::mem::zeroed();

@@ -57,9 +57,9 @@ impl Spec {
             None => (arg, None),
         };
         if name.is_empty() || version.is_some_and(str::is_empty) {
-            return Err(Error::Invalid(format!(
-                "{arg}: a package is NAME[@VERSION], github:ORG/REPO[/PATH][@BRANCH] or a URL"
-            )));
+            return Err(Error::Usage(crate::error::Usage::Package {
+                arg: arg.to_string(),
+            }));
         }
         if !is_url(name) {
             check_name(name, version)?;
@@ -86,12 +86,15 @@ fn check_name(name: &str, version: Option<&str>) -> Result<()> {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
     };
     if !plain(name) {
-        return Err(Error::Invalid(format!(
-            "{name:?} is no package name (a URL starts with http://, https://, github: or gitlab:)"
-        )));
+        return Err(Error::Usage(crate::error::Usage::PackageName {
+            name: name.to_string(),
+        }));
     }
     match version {
-        Some(v) if !plain(v) => Err(Error::Invalid(format!("{name}@{v}: {v:?} is no version"))),
+        Some(v) if !plain(v) => Err(Error::Usage(crate::error::Usage::PackageVersion {
+            name: name.to_string(),
+            version: v.to_string(),
+        })),
         _ => Ok(()),
     }
 }
@@ -181,9 +184,11 @@ impl<'a, F: Fetch> Resolver<'a, F> {
             return Ok(());
         }
         if depth > MAX_DEPTH || self.seen.len() >= MAX_PACKAGES {
-            return Err(Error::Invalid(format!(
-                "{name}: more than {MAX_PACKAGES} packages or {MAX_DEPTH} levels of dependencies"
-            )));
+            return Err(Error::Limit(crate::error::Limit::Packages {
+                name: name.to_string(),
+                most: MAX_PACKAGES,
+                depth: MAX_DEPTH,
+            }));
         }
         self.seen.push(name.to_string());
         if is_url(name) {
@@ -293,10 +298,10 @@ impl<'a, F: Fetch> Resolver<'a, F> {
         let path = board_path(&self.target, rel)?;
         self.total += data.len() as u64;
         if self.total > MAX_TOTAL || self.files.len() >= MAX_FILES {
-            return Err(Error::Invalid(format!(
-                "the packages hold more than {} MB or {MAX_FILES} files: not a board's",
-                MAX_TOTAL >> 20
-            )));
+            return Err(Error::Limit(crate::error::Limit::PackageFiles {
+                most_bytes: MAX_TOTAL,
+                most_files: MAX_FILES,
+            }));
         }
         // Two packages with one file: the first keeps it, as mip's order
         // would leave the last one's; either is the same file in practice.

@@ -27,9 +27,9 @@ impl Target {
         } else if let Some(r) = s.strip_prefix("ws://") {
             (false, r)
         } else if s.starts_with("http://") || s.starts_with("https://") {
-            return Err(Error::Invalid(format!(
-                "{s} is a web page address; WebREPL is at ws://HOST:8266/ (or wss:// behind a TLS proxy)"
-            )));
+            return Err(Error::Usage(crate::error::Usage::WebPage {
+                arg: s.to_string(),
+            }));
         } else {
             (false, s)
         };
@@ -37,7 +37,7 @@ impl Target {
             Some(i) => (&rest[..i], rest[i..].to_string()),
             None => (rest, "/".to_string()),
         };
-        let bad_port = || Error::Invalid(format!("bad port in {s:?}"));
+        let bad_port = || Error::Usage(crate::error::Usage::Port { arg: s.to_string() });
         // A URL means what it means in a browser (a TLS proxy on 443); a
         // bare host is the board itself, on WebREPL's port.
         let default = match (rest.len() < s.len(), tls) {
@@ -60,7 +60,9 @@ impl Target {
         };
         let host = host.to_string();
         if host.is_empty() {
-            return Err(Error::Invalid(format!("no host in {s:?}")));
+            return Err(Error::Usage(crate::error::Usage::NoHost {
+                arg: s.to_string(),
+            }));
         }
         Ok(Target {
             tls,

@@ -34,11 +34,7 @@ impl Fingerprint {
     /// `SHA256:<base64>` as ssh prints it, or the hex pairs of
     /// `openssl x509 -fingerprint -sha256`.
     pub fn parse(s: &str) -> Result<Fingerprint> {
-        let bad = || {
-            Error::Invalid(format!(
-                "bad fingerprint {s:?}: give SHA256:<base64> as shown in the error, or the hex of openssl x509 -fingerprint -sha256"
-            ))
-        };
+        let bad = || Error::Usage(crate::error::Usage::Fingerprint { arg: s.to_string() });
         let bytes = if let Some(b64) = s.strip_prefix("SHA256:") {
             base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(b64.trim_end_matches('='))
@@ -96,7 +92,10 @@ impl Verifier {
         let mut roots = system_roots().clone();
         if let Some(file) = &trust.ca_file {
             let cant = |e: &dyn std::fmt::Display| {
-                Error::Invalid(format!("cannot read --ca-file {}: {e}", file.display()))
+                Error::Setup(crate::error::Setup::CaFile {
+                    path: file.clone(),
+                    why: e.to_string(),
+                })
             };
             let certs = CertificateDer::pem_file_iter(file)
                 .map_err(|e| cant(&e))?

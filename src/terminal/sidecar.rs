@@ -136,10 +136,9 @@ pub fn make_dir() -> Result<PathBuf> {
             Ok(fresh)
         }
         None => Err(refused.unwrap_or_else(|| {
-            Error::Invalid(format!(
-                "{}: no private directory could be made",
-                d.display()
-            ))
+            Error::Setup(crate::error::Setup::NoPrivateDir {
+                path: d.to_path_buf(),
+            })
         })),
     }
 }
@@ -230,10 +229,11 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
     let path = make_dir()?.join(socket_name(mountpoint));
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
-            return Err(Error::Invalid(format!(
-                "{} is already mounted by webrepl-mount",
-                mountpoint.display()
-            )));
+            return Err(Error::Mountpoint(
+                crate::error::Mountpoint::AlreadyMounted {
+                    at: mountpoint.to_path_buf(),
+                },
+            ));
         }
         std::fs::remove_file(&path)?;
     }
@@ -249,35 +249,35 @@ pub async fn listen(mountpoint: &Path) -> Result<(UnixListener, PathBuf)> {
 /// words that lead to the fix.
 pub async fn connect(mountpoint: &Path) -> Result<UnixStream> {
     let path = socket_path(mountpoint);
-    let mp = mountpoint.display();
     let dir = path.parent().map_or_else(dir, Path::to_path_buf);
     if let Err(e) = crate::private::check(&dir, true)
         && std::fs::symlink_metadata(&dir).is_ok()
     {
         return Err(e);
     }
-    let s = UnixStream::connect(&path).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Error::Invalid(format!(
-            "{mp} is mounted by another user's webrepl-mount (its socket {}: permission denied)",
-            path.display()
-        )),
-        std::io::ErrorKind::ConnectionRefused if stale(mountpoint) => Error::Invalid(format!(
-            "{mp}: the webrepl-mount daemon of this mount is gone (killed?); clean up with: webrepl-mount unmount {mp}"
-        )),
-        _ if stale(mountpoint) => Error::Invalid(format!(
-            "{mp} is a dead mount (its daemon is gone); clean up with: webrepl-mount unmount {mp}"
-        )),
-        _ => Error::Invalid(format!(
-            "{mp} is not a mounted board (mount one with: webrepl-mount HOST {mp})"
-        )),
+    let at = mountpoint.to_path_buf();
+    let s = UnixStream::connect(&path).await.map_err(|e| {
+        use crate::error::Mountpoint as M;
+        Error::Mountpoint(match e.kind() {
+            std::io::ErrorKind::PermissionDenied => M::OtherUsers {
+                at: at.clone(),
+                socket: path.clone(),
+            },
+            std::io::ErrorKind::ConnectionRefused if stale(mountpoint) => {
+                M::DaemonGone { at: at.clone() }
+            }
+            _ if stale(mountpoint) => M::Dead { at: at.clone() },
+            _ => M::NotMounted { at: at.clone() },
+        })
     })?;
     let peer = s.peer_cred()?.uid();
     // SAFETY: getuid cannot fail.
     if peer != unsafe { libc::getuid() } && peer != 0 {
-        return Err(Error::Invalid(format!(
-            "{mp}: the socket {} is served by uid {peer}, not by you: not talking to it",
-            path.display()
-        )));
+        return Err(Error::Mountpoint(crate::error::Mountpoint::ServedBy {
+            at,
+            socket: path,
+            uid: peer,
+        }));
     }
     Ok(s)
 }

@@ -53,12 +53,12 @@ pub fn plan(tree: &[Entry], paths: &[String]) -> Result<Vec<Planned>> {
             });
         }
         if out.len() > MAX_FILES || bytes > MAX_BYTES {
-            return Err(Error::Invalid(format!(
-                "too much for one zip ({} files, {:.1} MB; at most {MAX_FILES} files and {} MB): tick less",
-                out.len(),
-                bytes as f64 / 1048576.0,
-                MAX_BYTES >> 20
-            )));
+            return Err(Error::Limit(crate::error::Limit::Zip {
+                files: out.len(),
+                bytes,
+                most_files: MAX_FILES,
+                most_bytes: MAX_BYTES,
+            }));
         }
     }
     Ok(out)

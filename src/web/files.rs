@@ -175,9 +175,7 @@ impl Files {
         let path = board::normalize(path)?;
         if path == "/" {
             // Else the mountpoint's EBUSY would read as a busy board.
-            return Err(Error::Invalid(
-                "cannot delete / (the board's root directory)".into(),
-            ));
+            return Err(Error::Path(crate::error::BadPath::Root { verb: "delete" }));
         }
         match self {
             Files::Board(b) => b.remove(&path).await,
@@ -196,9 +194,7 @@ impl Files {
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (board::normalize(from)?, board::normalize(to)?);
         if from == "/" || to == "/" {
-            return Err(Error::Invalid(
-                "cannot rename / (the board's root directory)".into(),
-            ));
+            return Err(Error::Path(crate::error::BadPath::Root { verb: "rename" }));
         }
         match self {
             Files::Board(b) => b.rename(&from, &to).await,
@@ -266,9 +262,12 @@ async fn blocking<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Error::Bug(crate::error::Bug::Task {
+            task: what.to_string(),
+            why: e.to_string(),
+        })
+    })
 }
 
 /// Into a name of its own first, then renamed over the target: a failed

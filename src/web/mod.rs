@@ -89,11 +89,8 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse().map_err(|_| {
-        Error::Invalid(format!(
-            "{s:?}: give the page's address as PORT or ADDR:PORT"
-        ))
-    })
+    s.parse()
+        .map_err(|_| Error::Usage(crate::error::Usage::PageAddress { arg: s.to_string() }))
 }
 
 /// For "any free port": the board's own port, from its address, in a
@@ -124,7 +121,12 @@ pub async fn start(
         },
         None => tokio::net::TcpListener::bind(listen).await,
     }
-    .map_err(|e| Error::Invalid(format!("cannot serve the page on {listen}: {e}")))?;
+    .map_err(|e| {
+        Error::Setup(crate::error::Setup::Listen {
+            addr: listen.to_string(),
+            why: e.to_string(),
+        })
+    })?;
     let addr = listener.local_addr()?;
     let token = guard::random_hex();
     let page = Arc::new(Page {
@@ -579,10 +581,16 @@ struct Zip {
 async fn zip(State(page): State<Arc<Page>>, Query(q): Query<Zip>) -> Response {
     let paths: Vec<String> = match serde_json::from_str(&q.paths) {
         Ok(p) => p,
-        Err(e) => return fail(Error::Invalid(format!("paths: {e}"))),
+        Err(e) => {
+            return fail(Error::Usage(crate::error::Usage::PagePaths {
+                why: e.to_string(),
+            }));
+        }
     };
     if paths.is_empty() || paths.len() > archive::MAX_FILES {
-        return fail(Error::Invalid("tick between 1 and 4096 files".into()));
+        return fail(Error::Limit(crate::error::Limit::Ticked {
+            most: archive::MAX_FILES,
+        }));
     }
     let tree = match page.files.tree().await {
         Ok(t) => t,

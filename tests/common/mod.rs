@@ -597,18 +597,14 @@ impl Mount {
 
     /// Waits for `what` to be true of the mount's status, up to `secs`.
     pub fn status_until(&self, secs: u64, what: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-        loop {
+        eventually_with(secs, || {
             let s = self.status();
             if what(&s) {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("status never got there: {s}"))
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "status never got there: {s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// Waits for the daemon to exit by itself.
@@ -688,13 +684,34 @@ impl Drop for Unmounted {
 
 /// Waits for `ok`, up to `secs`.
 pub fn eventually(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    eventually_with(secs, || {
+        ok().then_some(()).ok_or(format!("{what} never happened"))
+    });
+}
+
+/// Waits until `check` gives Ok, up to `secs`, and returns what it gave;
+/// fails with its last Err: what it saw instead (a log, a terminal's
+/// text, a status). The one polling loop of the tests.
+pub fn eventually_with<T>(secs: u64, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(t) => return t,
+            Err(saw) => assert!(std::time::Instant::now() < deadline, "{saw}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`eventually`] for async tests: the runtime runs on while it waits.
+pub async fn eventually_async(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while !ok() {
         assert!(
             std::time::Instant::now() < deadline,
             "{what} never happened"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
