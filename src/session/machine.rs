@@ -431,6 +431,12 @@ impl Machine {
 
     /// Reading or writing the socket failed: the link is gone.
     pub fn on_link_lost(&mut self, now: Instant, err: Error) {
+        // The close that follows a person's soft reset is the reset.
+        let err = if std::mem::take(&mut self.text.rebooting) {
+            Error::LinkLost(Lost::BoardReset)
+        } else {
+            err
+        };
         if self.link == LinkState::Up {
             self.idle_close =
                 !self.text.has_work() && !self.binary.has_work() && self.terminals == 0;

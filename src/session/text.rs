@@ -97,8 +97,14 @@ enum Mode {
     },
     /// Ctrl-D sent at the raw prompt; the board reboots.
     Resetting { op: OpId, until: Instant },
-    /// Ctrl-B sent; waiting for the friendly prompt.
-    Leaving { prompt: WaitFor, deadline: Instant },
+    /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
+    /// person asked for it (their Ctrl-B held meanwhile, or the one after
+    /// a soft reset), so the board's banner and prompt are shown.
+    Leaving {
+        prompt: WaitFor,
+        deadline: Instant,
+        banner: bool,
+    },
     /// Typing a person's line back; the board's echo of it is hidden.
     Restoring { restore: Restore, deadline: Instant },
 }
@@ -152,6 +158,9 @@ pub struct TextLane {
     /// friendly prompt (see [`RESET_WAIT`]); the board's `soft reboot`
     /// makes it the time-out: they go on the next link.
     reset_wait: Option<Instant>,
+    /// The board said `soft reboot` after the person's Ctrl-D: the link
+    /// it then ends is a reset, no trouble.
+    pub rebooting: bool,
 }
 
 impl TextLane {
@@ -171,6 +180,7 @@ impl TextLane {
             stray_credits: false,
             first_on_link: None,
             reset_wait: None,
+            rebooting: false,
             notices: NoticeFilter::default(),
             interrupt,
             timeout,
@@ -410,6 +420,7 @@ impl TextLane {
     pub fn link_up(&mut self, now: Instant) {
         self.keys.link_changed();
         self.reset_wait = None;
+        self.rebooting = false;
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -529,6 +540,7 @@ impl TextLane {
                 }
                 if self.reset_wait.is_some() && line_find(&text, b"soft reboot").is_some() {
                     // It is one: the keys wait for the next link.
+                    self.rebooting = true;
                     self.reset_wait = Some(now + self.timeout);
                     self.timers.set(Timer::Reset, now + self.timeout);
                 }
@@ -545,8 +557,12 @@ impl TextLane {
                 }
             }
             Mode::Entering {
-                seen, waited_on, ..
+                seen,
+                waited_on,
+                polite,
+                ..
             } => {
+                let polite = *polite;
                 seen.extend_from_slice(text);
                 if let Some(i) = line_find(seen, raw::RAW_BANNER) {
                     let before = seen[..i].to_vec();
@@ -565,6 +581,11 @@ impl TextLane {
                     }
                     if self.saved.is_none() && !tools {
                         let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
+                        let before = if polite {
+                            before
+                        } else {
+                            without_our_prompts(before)
+                        };
                         self.show(before, out);
                     }
                     self.waiting = None;
@@ -610,8 +631,12 @@ impl TextLane {
                 }
             }
             Mode::Resetting { .. } => {}
-            Mode::Leaving { prompt, .. } => {
-                if prompt.feed(text, &mut Vec::new()) {
+            Mode::Leaving { prompt, banner, .. } => {
+                let (banner, back) = (*banner, prompt.feed(text, &mut Vec::new()));
+                if banner {
+                    self.show(text, out);
+                }
+                if back {
                     match self.saved.take() {
                         Some(s) if !s.typed.is_empty() => self.start_restore(now, s, out),
                         _ => self.back_to_terminal(now, out),
@@ -995,11 +1020,15 @@ impl TextLane {
 
     fn leave(&mut self, now: Instant, out: &mut Out) {
         out.text(raw::LEAVE.to_vec());
-        // A person's Ctrl-B held meanwhile would only reprint the banner.
-        self.keys.drop_leading(0x02);
+        // A person's Ctrl-B held meanwhile (term's on attach, the lane's
+        // after a soft reset) asks for the banner and a fresh prompt: this
+        // Ctrl-B prints them, shown (but over a line to be typed back).
+        let asked = self.keys.drop_leading(0x02);
+        let banner = asked && self.saved.as_ref().is_none_or(|s| s.typed.is_empty());
         self.mode = Mode::Leaving {
             prompt: WaitFor::new(line::PRIMARY),
             deadline: now + self.timeout,
+            banner,
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
@@ -1096,6 +1125,27 @@ impl TextLane {
 /// shows text without it.
 fn tools_program(seen: &[u8]) -> bool {
     seen.is_empty() || seen.contains(&0x04)
+}
+
+/// What the board printed before the raw banner when we entered with
+/// `\r` and two Ctrl-Cs, less the prompts those drew: the person sees one
+/// prompt after a program's last output, and none at all when the board
+/// was at its prompt already (after a soft reset, the banner comes next).
+fn without_our_prompts(before: &[u8]) -> &[u8] {
+    let mut end = before.len();
+    let mut first = None;
+    for _ in 0..raw::ENTER_INTERRUPTING.len() - 1 {
+        let Some(rest) = before[..end].strip_suffix(line::PRIMARY) else {
+            break;
+        };
+        first = Some(end);
+        end = rest.strip_suffix(b"\r\n").unwrap_or(rest).len();
+    }
+    match first {
+        Some(first) if end > 0 => &before[..first],
+        Some(_) => &[],
+        None => before,
+    }
 }
 
 fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
