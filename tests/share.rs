@@ -226,6 +226,34 @@ fn a_soft_reset_keeps_the_share_and_ctrl_c_in_a_shared_read_leaves_the_board_usa
     assert_clean(&term);
 }
 
+/// A remount that fails on the new link (here: the class's copy on flash
+/// gone, as a MemoryError would) is tried once more, then told in one
+/// line before the banner; the person's line still runs after it (they
+/// met a NameError later, untold).
+#[test]
+fn a_remount_that_fails_after_a_soft_reset_is_told_in_the_terminal() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "del _WRFS; import os; os.remove('/.webrepl-mount-share')",
+        ">>> ",
+    );
+    let before = term.text().len();
+    term.type_keys(b"\x04print('typed', 6 * 7)\r");
+    wait_for(&term, before, "typed 42\n>>> ");
+    let text = &term.text()[before..];
+    let note = "[webrepl-mount: the share is not mounted again on the new link: OSError: [Errno 2] ENOENT]\r\n";
+    assert_eq!(text.matches(note).count(), 1, "{text:?}");
+    let (reboot, note_at) = (text.find("soft reboot"), text.find(note));
+    assert!(
+        reboot < note_at && note_at < text.find("MicroPython"),
+        "{text:?}"
+    );
+    assert_clean(&term);
+}
+
 /// The same without a share, in plain `repl`: a line typed right after
 /// Ctrl-D went on the link the soft reset ends, and was lost without a
 /// word. It waits for the next link and runs after the banner.

@@ -154,6 +154,8 @@ pub struct TextLane {
     /// The program a new link runs before the person's keys go (a share's
     /// mount: a line typed after a soft reset must find /remote).
     first_on_link: Option<OpId>,
+    /// Its code for a second try, if it raises.
+    first_again: Option<Vec<u8>>,
     /// Until when the person's keys wait after their Ctrl-D at the
     /// friendly prompt (see [`RESET_WAIT`]); the board's `soft reboot`
     /// makes it the time-out: they go on the next link.
@@ -179,6 +181,7 @@ impl TextLane {
             ours_unfinished: false,
             stray_credits: false,
             first_on_link: None,
+            first_again: None,
             reset_wait: None,
             rebooting: false,
             notices: NoticeFilter::default(),
@@ -223,9 +226,11 @@ impl TextLane {
     }
 
     /// A program that runs before anything else on this link, the
-    /// person's held keys included.
-    pub fn submit_first(&mut self, job: QueuedProgram) {
+    /// person's held keys included; `again` runs in its place if it raises
+    /// (its outcome is the second's).
+    pub fn submit_first(&mut self, job: QueuedProgram, again: Vec<u8>) {
         self.first_on_link = Some(job.op);
+        self.first_again = Some(again);
         self.queue.push_front(job);
     }
 
@@ -432,7 +437,9 @@ impl TextLane {
         if std::mem::take(&mut self.banner_due) {
             // The board said "MPY: soft reboot" (or nothing) and closed:
             // Ctrl-B at the friendly prompt prints the banner and a prompt,
-            // before the keys typed meanwhile.
+            // before the keys typed meanwhile. Until then the person's
+            // screen line is empty.
+            self.screen = Screen::default();
             self.keys.hold(now, &[]);
             self.keys.unsend(&[0x02]);
         }
@@ -1007,10 +1014,24 @@ impl TextLane {
             self.paste_window = Some(prog.window());
         }
         self.ours_unfinished = false;
+        out.count_program();
+        if !o.stderr.is_empty()
+            && self.first_on_link == Some(job.op)
+            && let Some(code) = self.first_again.take()
+        {
+            // Still before anything else on the link (the keys held).
+            debug!("the link's first program raised: once more");
+            self.queue.push_front(QueuedProgram {
+                code,
+                queued_at: now,
+                ..*job
+            });
+            self.mode = Mode::Raw { since: now };
+            return;
+        }
         if job.user {
             out.event(Event::BoardChanged);
         }
-        out.count_program();
         out.done(job.op, Ok(Outcome::Output(o)));
         self.mode = Mode::Raw { since: now };
         if std::mem::take(&mut self.stray_credits) {
