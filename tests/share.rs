@@ -254,6 +254,51 @@ fn a_remount_that_fails_after_a_soft_reset_is_told_in_the_terminal() {
     assert_clean(&term);
 }
 
+/// A cut link keeps the share: the new link mounts it again before the
+/// next line runs, and the terminal shows nothing of that (the way back
+/// into the raw REPL drew three prompts).
+#[test]
+fn a_cut_link_keeps_the_share_and_the_terminal_shows_nothing_of_the_remount() {
+    let tb = TestBoard::start();
+    let mut link = LinkEmu::start(tb.port, 5.0);
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("m.py"), "X = 'from the host'\n").expect("seed");
+    let log = host.path().join("log");
+    // Its log says when the new link is up (stderr: the terminal's own).
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .arg(host.path())
+        .arg(format!("127.0.0.1:{}", link.port))
+        .arg(&log)
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    wait_for(&term, 0, "\r\n>>> ");
+    // The board forgets the class, as a real one would not: the new link
+    // defines it again.
+    line(
+        &mut term,
+        "import m; print(m.X); del _WRFS",
+        "from the host\n>>> ",
+    );
+    // Everything the terminal shows from the cut on is compared: the
+    // remount's prompts come a round trip after the log's line.
+    let before = term.text().len();
+    link.command("cut");
+    eventually(15, "the new link", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("reconnected"))
+    });
+    std::fs::write(host.path().join("fresh.py"), "Y = 'new module'\n").expect("seed");
+    term.type_keys(b"import fresh, os; print(fresh.Y, os.getcwd())\r");
+    wait_for(&term, before, "new module /remote\n>>> ");
+    assert_eq!(
+        term.text()[before..],
+        *"import fresh, os; print(fresh.Y, os.getcwd())\r\nnew module /remote\n>>> "
+    );
+    assert_clean(&term);
+}
+
 /// The same without a share, in plain `repl`: a line typed right after
 /// Ctrl-D went on the link the soft reset ends, and was lost without a
 /// word. It waits for the next link and runs after the banner.
