@@ -99,8 +99,8 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let r = tokio::select! {
         r = fetch_all => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::Running("stopped with Ctrl-C".into())),
-        _ = term.recv() => Err(Error::Running("stopped by SIGTERM".into())),
+        _ = tokio::signal::ctrl_c() => Err(stopped(Stop::Interrupt)),
+        _ = term.recv() => Err(stopped(Stop::Term)),
     };
     b.session().close().await;
     r
@@ -267,9 +267,21 @@ async fn upload_to_all(
 ) -> Result<()> {
     let multi = MultiProgress::new();
     let mut tasks = Vec::new();
+    // Ctrl-C or SIGTERM stops every upload where it is, and takes away
+    // the part files it left on its board.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+    let signals = tokio::spawn(async move {
+        let stop = tokio::select! {
+            _ = tokio::signal::ctrl_c() => Stop::Interrupt,
+            _ = term.recv() => Stop::Term,
+        };
+        let _ = stop_tx.send(Some(stop));
+    });
     for d in dests {
         let (host, _) = split_remote(d).unwrap_or_default();
         let (srcs, conn, multi, shown) = (srcs.to_vec(), conn.clone(), multi.clone(), d.clone());
+        let mut stop = stop_rx.clone();
         let label = if dests.len() > 1 {
             host.clone()
         } else {
@@ -279,7 +291,16 @@ async fn upload_to_all(
             host.clone(),
             tokio::spawn(async move {
                 let b = conn.connect(&host).await?;
-                let r = upload(&b, &srcs, &shown, recursive, force, &multi, &label).await;
+                let r = tokio::select! {
+                    r = upload(&b, &srcs, &shown, recursive, force, &multi, &label) => r,
+                    why = async { stop.wait_for(Option::is_some).await.ok().and_then(|s| *s) } => {
+                        let why = why.unwrap_or(Stop::Interrupt);
+                        if let Err(e) = b.remove_own_parts().await {
+                            eprintln!("webrepl-mount: {host}: part files of the stopped upload left on the board: {e}");
+                        }
+                        Err(stopped(why))
+                    }
+                };
                 b.session().close().await;
                 r
             }),
@@ -287,8 +308,10 @@ async fn upload_to_all(
     }
     let mut failed = Vec::new();
     let mut left_out = Failed::default();
-    for (host, t) in tasks {
-        let r = t.await.unwrap_or_else(|e| {
+    let joined = futures_join(tasks).await;
+    signals.abort();
+    for (host, t) in joined {
+        let r = t.unwrap_or_else(|e| {
             Err(Error::Bug(crate::error::Bug::Task {
                 task: host.to_string(),
                 why: e.to_string(),
@@ -336,6 +359,32 @@ async fn upload_to_all(
             ))
         }
     }
+}
+
+/// What stops a copy in its middle.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Interrupt,
+    Term,
+}
+
+/// Ctrl-C exits 130 as `run` and `exec` do (a shell's code for SIGINT).
+fn stopped(why: Stop) -> Error {
+    match why {
+        Stop::Interrupt => Error::Interrupted("stopped with Ctrl-C".into()),
+        Stop::Term => Error::Running("stopped by SIGTERM".into()),
+    }
+}
+
+/// Each task's outcome, in order, once all have ended.
+async fn futures_join<T>(
+    tasks: Vec<(String, tokio::task::JoinHandle<T>)>,
+) -> Vec<(String, std::result::Result<T, tokio::task::JoinError>)> {
+    let mut done = Vec::with_capacity(tasks.len());
+    for (host, t) in tasks {
+        done.push((host, t.await));
+    }
+    done
 }
 
 /// What one board got.

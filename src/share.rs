@@ -6,7 +6,7 @@
 //! below DIR, no `..`, no symlink that leads out of it.
 
 use crate::error::{Error, Result};
-use crate::session::{Ask, Run, Session};
+use crate::session::{Ask, LinkProgram, Run, Session};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -445,7 +445,11 @@ pub async fn keep_mounted(session: Session, read_only: bool, on_flash: bool) {
     };
     code.push_str(&mount_code(read_only));
     debug!("share: {} bytes run on every new link", code.len());
-    if let Err(e) = session.on_every_link(Some(code.into_bytes())) {
+    let program = LinkProgram {
+        code: code.into_bytes(),
+        what: "the share is not mounted again on the new link",
+    };
+    if let Err(e) = session.on_every_link(Some(program)) {
         warn!("share: {e}");
     }
 }

@@ -1910,3 +1910,91 @@ fn a_pattern_as_a_target_must_match_one_directory() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(tb.path("/lib/x1.py").is_file());
 }
+
+/// Every file below `dir`, as paths relative to it.
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                found.push(p.strip_prefix(dir).expect("below").display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// `cp` up, down and `-r` stopped by Ctrl-C once bytes move on a slow
+/// link: exits 130 as `run` and `exec` do (it exited 10, or died by the
+/// signal), with no temporary file here and no part file on the board.
+#[test]
+fn cp_stopped_by_ctrl_c_exits_130_and_leaves_no_part_file() {
+    let tb = TestBoard::start();
+    let link = common::LinkEmu::slow(tb.port);
+    let board = format!("127.0.0.1:{}", link.port);
+    let here = tempfile::tempdir().expect("dir");
+    let big = common::random_bytes(150_000, 7);
+    std::fs::write(here.path().join("big.bin"), &big).expect("seed");
+    std::fs::create_dir(here.path().join("tree")).expect("tree");
+    std::fs::write(here.path().join("tree/a.bin"), &big).expect("seed");
+    std::fs::write(tb.root.path().join("down.bin"), &big).expect("seed");
+    std::fs::create_dir(tb.root.path().join("downtree")).expect("seed");
+    std::fs::write(tb.root.path().join("downtree/b.bin"), &big).expect("seed");
+    // Our helpers' copy on flash comes with the first program.
+    let ours = |f: &String| !f.starts_with(".webrepl-mount-");
+    let board_files = || -> Vec<String> {
+        let mut f: Vec<String> = files_below(tb.root.path())
+            .into_iter()
+            .filter(ours)
+            .collect();
+        f.sort();
+        f
+    };
+    let on_board = board_files();
+    let into = tempfile::tempdir().expect("dir");
+    let stop = |args: &[&str], moving: &dyn Fn() -> bool| {
+        let mut c = bin();
+        c.args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = common::Reaped(c.spawn().expect("spawn"));
+        common::eventually(30, &format!("bytes moving for {args:?}"), moving);
+        // SAFETY: a plain signal to the process this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(130), "{args:?}: {status:?}");
+    };
+    let part_moving = || {
+        files_below(tb.root.path()).iter().any(|f| {
+            f.rsplit('/').next().is_some_and(|n| n.starts_with(".wrm-"))
+                && std::fs::metadata(tb.root.path().join(f)).is_ok_and(|m| m.len() > 0)
+        })
+    };
+    let file = here.path().join("big.bin");
+    let tree = here.path().join("tree");
+    for (src, dst) in [
+        (file.to_str().expect("utf-8"), format!("{board}:/big.bin")),
+        (tree.to_str().expect("utf-8"), format!("{board}:/tree")),
+    ] {
+        stop(&["cp", "-r", src, &dst], &part_moving);
+        assert_eq!(board_files(), on_board, "cp {src} {dst}");
+    }
+    let local_moving = || {
+        files_below(into.path())
+            .iter()
+            .any(|f| std::fs::metadata(into.path().join(f)).is_ok_and(|m| m.len() > 0))
+    };
+    for src in ["/down.bin", "/downtree"] {
+        let src = format!("{board}:{src}");
+        stop(
+            &["cp", "-r", &src, into.path().to_str().expect("utf-8")],
+            &local_moving,
+        );
+        assert_eq!(files_below(into.path()), Vec::<String>::new(), "cp {src}");
+    }
+}

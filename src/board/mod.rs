@@ -29,7 +29,7 @@ use crate::protocol::transfer::MAX_NAME;
 use crate::session::{Piece, Run, Session};
 use answer::Answer;
 use snippets as sn;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -103,6 +103,8 @@ pub struct Board {
     /// Part files a failed upload may have left on the board.
     stale: Arc<Mutex<HashSet<String>>>,
     next_part: Arc<std::sync::atomic::AtomicU32>,
+    /// Part names handed out lately (see [`Board::remove_own_parts`]).
+    named_parts: Arc<Mutex<VecDeque<String>>>,
     ram: Arc<Mutex<Ram>>,
     /// `ram` was asked of helpers another connection defined.
     ram_asked: Arc<std::sync::atomic::AtomicBool>,
@@ -376,6 +378,7 @@ impl Board {
             next_part: Arc::new(std::sync::atomic::AtomicU32::new(
                 rand::random::<u16>() as u32
             )),
+            named_parts: Arc::default(),
             ram: Arc::new(Mutex::new(Ram {
                 free: None,
                 resident: None,

@@ -21,6 +21,12 @@ use tokio::sync::watch;
 /// Bytes of file per raw-paste upload program (about 5.5 KB of code), at
 /// most: less on a board with little heap.
 const PASTE_PIECE: usize = 4096;
+/// Part names kept for [`Board::remove_own_parts`]: far more than one
+/// batch has in flight.
+const NAMED_KEPT: usize = 1024;
+/// How long [`Board::remove_own_parts`] waits for the transfers on the
+/// wire to end.
+const PARTS_SETTLE: Duration = Duration::from_secs(30);
 /// Uploads the board kept short (lost bytes) are sent again this often.
 const PUT_TRIES: usize = 3;
 /// Files checked and renamed by one program.
@@ -104,7 +110,57 @@ impl Board {
     /// A part file name no other upload of this mount uses.
     pub(super) fn part_for(&self, path: &str) -> String {
         let n = self.next_part.fetch_add(1, Ordering::SeqCst) & 0xff_ffff;
-        join(parent(path), &format!("{PART_PREFIX}{n:06x}"))
+        let part = join(parent(path), &format!("{PART_PREFIX}{n:06x}"));
+        let mut named = self.named_parts.lock().unwrap_or_else(|e| e.into_inner());
+        if named.len() >= NAMED_KEPT {
+            named.pop_front();
+        }
+        named.push_back(part.clone());
+        part
+    }
+
+    /// Removes the part files (and their slices) this connection's
+    /// uploads left: an upload stopped in its middle (`cp` on Ctrl-C)
+    /// never marked them stale. One listing per directory, one program;
+    /// a file a finished upload renamed is no longer there.
+    pub async fn remove_own_parts(&self) -> Result<()> {
+        let named: Vec<String> = {
+            let mut n = self.named_parts.lock().unwrap_or_else(|e| e.into_inner());
+            n.drain(..).collect()
+        };
+        // A PUT on the wire still lands (the board takes it whole), and
+        // its slice after the listing would stay: the transfers end first,
+        // waited for a while at most.
+        let until = Instant::now() + PARTS_SETTLE;
+        while Instant::now() < until {
+            let st = self.session.status().await?;
+            if st.moving.is_empty() && st.queued.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut dirs: Vec<&str> = named.iter().map(|p| parent(p)).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let mut gone = Vec::new();
+        for dir in dirs {
+            for e in self.list(dir, false).await? {
+                let ours = named.iter().any(|p| {
+                    e.path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                });
+                if ours {
+                    gone.push(e.path);
+                }
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        debug!("removing {} part file(s) of a stopped upload", gone.len());
+        let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+        sn::expect_ok(&self.snippet(sn::remove_all(&refs)).await?, "part files")
     }
 
     /// Writes a whole file atomically (see the module's comment).

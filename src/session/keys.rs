@@ -81,11 +81,13 @@ impl Keys {
     }
 
     /// Drops a held `key` at the front (a Ctrl-B the lane's own makes
-    /// pointless).
-    pub fn drop_leading(&mut self, key: u8) {
-        if self.held.first() == Some(&key) {
+    /// pointless); says whether there was one.
+    pub fn drop_leading(&mut self, key: u8) -> bool {
+        let there = self.held.first() == Some(&key);
+        if there {
             self.held.remove(0);
         }
+        there
     }
 
     /// Drops the held keys up to and including the first `key`, if held.

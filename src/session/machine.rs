@@ -10,7 +10,7 @@
 
 use super::binary::{BinaryLane, BinaryOp, Moving};
 use super::share::Share;
-use super::shared::{Event, OpId, Order, Out, Why};
+use super::shared::{Event, OpId, Order, Out, Outcome, Why};
 use super::text::{Job, QueuedProgram, TextLane};
 use super::timer::{Timer, TimerTable};
 use crate::error::{Error, Lost, Waited};
@@ -135,6 +135,31 @@ const TYPING_LATELY: Duration = Duration::from_secs(20);
 /// holds (after a soft reset, main.py may run for ever).
 const LINK_PROGRAM_PATIENCE: Duration = Duration::from_secs(10);
 
+/// What every new link runs first ([`Machine::set_link_program`]).
+#[derive(Debug, Clone)]
+pub struct LinkProgram {
+    pub code: Vec<u8>,
+    /// What a failure means to the person, in a few words.
+    pub what: &'static str,
+}
+
+/// The last line of a traceback, printable and short: what a person is
+/// told of a failure.
+fn last_line(traceback: &[u8]) -> String {
+    let text = String::from_utf8_lossy(traceback);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    line.chars()
+        .filter(|c| !c.is_control())
+        .take(160)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 pub struct Machine {
     cfg: Config,
     link: LinkState,
@@ -162,7 +187,9 @@ pub struct Machine {
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
     /// Run on every new link before the person's keys ([`Machine::set_link_program`]).
-    link_program: Option<Vec<u8>>,
+    link_program: Option<LinkProgram>,
+    /// This link's run of it.
+    link_run: Option<OpId>,
     /// When the current link came up, and the last drop's start and pause
     /// (carried over while links keep dying young: see `STEADY`).
     up_at: Instant,
@@ -198,6 +225,7 @@ impl Machine {
             timers: TimerTable::default(),
             keys_dropped: 0,
             link_program: None,
+            link_run: None,
             up_at: now,
             last_down: None,
             last_key: None,
@@ -267,8 +295,72 @@ impl Machine {
 
     /// A program every new link runs first, before keys typed meanwhile
     /// (a soft reset forgets what it set up); None: no more.
-    pub fn set_link_program(&mut self, code: Option<Vec<u8>>) {
-        self.link_program = code;
+    pub fn set_link_program(&mut self, program: Option<LinkProgram>) {
+        self.link_program = program;
+        self.link_run = None;
+    }
+
+    /// The link's first program, before anything else on it; if it
+    /// raises, once more after a collection (a MemoryError in a fragmented
+    /// heap may pass once the first try's garbage is gone).
+    fn run_link_program(&mut self, now: Instant) {
+        let Some(program) = &self.link_program else {
+            self.link_run = None;
+            return;
+        };
+        let code = program.code.clone();
+        // Not `import gc`: the person's names are theirs.
+        let again = [&b"__import__('gc').collect()\n"[..], &code].concat();
+        let op = self.next_op;
+        self.next_op += 1;
+        let job = QueuedProgram {
+            op,
+            job: Job::Program,
+            code,
+            bounded: true,
+            idempotent: true,
+            user: false,
+            patience: LINK_PROGRAM_PATIENCE,
+            queued_at: now,
+            stream: false,
+        };
+        self.text.submit_first(job, again);
+        self.link_run = Some(op);
+    }
+
+    /// How the link's first program ended (nobody else waits for it): a
+    /// failure (its second) is told in the terminal and the log. Untold,
+    /// the person met it later as a NameError, or an import that did not
+    /// find the share.
+    fn check_link_program(&mut self) {
+        let Some(op) = self.link_run else {
+            return;
+        };
+        let Some(i) = self
+            .out
+            .events
+            .iter()
+            .position(|e| matches!(e, Event::Done(o, _) if *o == op))
+        else {
+            return;
+        };
+        let Some(Event::Done(_, r)) = self.out.events.remove(i) else {
+            return;
+        };
+        self.link_run = None;
+        let why = match r {
+            Ok(Outcome::Output(o)) if !o.stderr.is_empty() => last_line(&o.stderr),
+            Ok(_) => return,
+            Err(e) => e.to_string(),
+        };
+        let what = self.link_program.as_ref().map_or("", |p| p.what);
+        warn!("{what}: {why}");
+        self.out.event(Event::Terminal(
+            format!("\r\x1b[K[webrepl-mount: {what}: {why}]\r\n").into_bytes(),
+        ));
+        if let Some(line) = self.text.screen_line() {
+            self.out.event(Event::Terminal(line));
+        }
     }
 
     pub fn keys(&mut self, now: Instant, keys: &[u8]) {
@@ -436,6 +528,12 @@ impl Machine {
 
     /// Reading or writing the socket failed: the link is gone.
     pub fn on_link_lost(&mut self, now: Instant, err: Error) {
+        // The close that follows a person's soft reset is the reset.
+        let err = if std::mem::take(&mut self.text.rebooting) {
+            Error::LinkLost(Lost::BoardReset)
+        } else {
+            err
+        };
         if self.link == LinkState::Up {
             self.idle_close =
                 !self.text.has_work() && !self.binary.has_work() && self.terminals == 0;
@@ -483,21 +581,7 @@ impl Machine {
             self.out.event(Event::Terminal(b"\r\n".to_vec()));
         }
         self.text.link_up(now);
-        if let Some(code) = self.link_program.clone() {
-            let op = self.next_op;
-            self.next_op += 1;
-            self.text.submit_first(QueuedProgram {
-                op,
-                job: Job::Program,
-                code,
-                bounded: true,
-                idempotent: true,
-                user: false,
-                patience: LINK_PROGRAM_PATIENCE,
-                queued_at: now,
-                stream: false,
-            });
-        }
+        self.run_link_program(now);
         self.binary.drop_tied(self.generation, &mut self.out);
         self.binary.link_up(now);
         self.share.link_up();
@@ -661,6 +745,7 @@ impl Machine {
             self.arm_link_timers();
             return;
         }
+        self.check_link_program();
         self.arm_link_timers();
         self.arm_transfer_timers(now);
     }

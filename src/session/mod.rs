@@ -23,7 +23,7 @@ mod tests;
 
 pub use binary::Moving;
 pub use link::Target;
-pub use machine::{Status, Totals};
+pub use machine::{LinkProgram, Status, Totals};
 pub use share::{Ask, MAX_ANSWER as SHARE_MAX_ANSWER};
 pub use shared::Outcome;
 pub use tls::{Fingerprint, Trust};
@@ -153,7 +153,7 @@ enum Cmd {
     /// From now on the board's share requests go here.
     ShareServe(mpsc::UnboundedSender<Ask>),
     ShareAnswer(u8, u8, Vec<u8>),
-    LinkProgram(Option<Vec<u8>>),
+    LinkProgram(Option<LinkProgram>),
     Attach(oneshot::Sender<Attached>),
 }
 
@@ -490,8 +490,9 @@ impl Session {
 
     /// Code every new link runs first, before keys typed meanwhile reach
     /// the board (a soft reset forgets what it set up); None: no more.
-    pub fn on_every_link(&self, code: Option<Vec<u8>>) -> Result<()> {
-        self.tx.send(Cmd::LinkProgram(code)).map_err(|_| ended())
+    /// Its failure, tried twice, is told as `what`.
+    pub fn on_every_link(&self, program: Option<LinkProgram>) -> Result<()> {
+        self.tx.send(Cmd::LinkProgram(program)).map_err(|_| ended())
     }
 
     /// The answer to share request `seq`: `status` 0 and `data`, or an errno.
@@ -778,7 +779,13 @@ impl Shell {
                 Input::Connected(Ok(link)) => {
                     // Why, for whoever counts the reconnects in `status`:
                     // the daemon's log keeps warnings only.
+                    let reset = Error::LinkLost(Lost::BoardReset).to_string();
                     match self.core.status(now).down {
+                        // A person's soft reset ends the link: no warning
+                        // in their terminal for what they asked for.
+                        Some((_, why)) if why == reset => {
+                            info!("reconnected to {} after a soft reset", self.cfg.target)
+                        }
                         Some((d, why)) if !why.is_empty() => warn!(
                             "reconnected to {} after {:.1} s down (last error: {why})",
                             self.cfg.target,

@@ -398,7 +398,12 @@ impl Board {
 
     fn run(&mut self, now: Instant, code: &[u8]) {
         let (out, time) = (self.runner)(code);
-        self.running = Some((now + time, out, Vec::new()));
+        // What a runner prints from a traceback on is what the program raised.
+        let (out, err) = match out.windows(9).position(|w| w == b"Traceback") {
+            Some(i) => (out[..i].to_vec(), out[i..].to_vec()),
+            None => (out, Vec::new()),
+        };
+        self.running = Some((now + time, out, err));
     }
 
     fn byte(&mut self, now: Instant, b: u8) {

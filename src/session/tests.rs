@@ -2,7 +2,7 @@
 //! time: slow links, a small input ring, keys arriving mid-transfer, links
 //! that break, boards that stop answering.
 
-use super::machine::{Config, Request};
+use super::machine::{Config, LinkProgram, Request};
 use super::share;
 use super::shared::{OpId, Outcome};
 use super::sim::Pair;
@@ -1386,8 +1386,10 @@ fn a_link_program_runs_before_keys_typed_while_the_link_was_down() {
     p.core.set_terminals(p.now, 1);
     p.core.keys(p.now, b"\r");
     assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
-    p.core
-        .set_link_program(Some(b"first_on_link = 1\n".to_vec()));
+    p.core.set_link_program(Some(LinkProgram {
+        code: b"first_on_link = 1\n".to_vec(),
+        what: "test",
+    }));
     p.cut();
     p.core.keys(p.now, b"import m\r");
     let typed = p.board.typed.len();
@@ -1413,8 +1415,10 @@ fn keys_typed_right_after_a_soft_reset_wait_for_the_new_links_program() {
     p.core.set_terminals(p.now, 1);
     p.core.keys(p.now, b"\r");
     assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
-    p.core
-        .set_link_program(Some(b"first_on_link = 1\n".to_vec()));
+    p.core.set_link_program(Some(LinkProgram {
+        code: b"first_on_link = 1\n".to_vec(),
+        what: "test",
+    }));
     let typed = p.board.typed.len();
     p.core.keys(p.now, b"\x04import m\r");
     let at = |p: &Pair, what: &[u8]| {
@@ -1430,6 +1434,80 @@ fn keys_typed_right_after_a_soft_reset_wait_for_the_new_links_program() {
         "{:?}",
         String::from_utf8_lossy(&p.board.typed[typed..])
     );
+}
+
+/// A new link's first program (a share's remount) that fails: once more
+/// after a collection, and if that fails too the person is told in one
+/// line, before their keys go (they met a NameError later, untold).
+fn a_failing_link_program(fails_twice: bool) -> Pair {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.board.runner = if fails_twice {
+        |code| {
+            if code.ends_with(b"remount()\n") {
+                (
+                    b"Traceback\r\nMemoryError: memory allocation failed\r\n".to_vec(),
+                    Duration::from_millis(5),
+                )
+            } else {
+                super::sim::run_code(code)
+            }
+        }
+    } else {
+        |code| {
+            if code.starts_with(b"remount()") {
+                (
+                    b"Traceback\r\nMemoryError: memory allocation failed\r\n".to_vec(),
+                    Duration::from_millis(5),
+                )
+            } else {
+                super::sim::run_code(code)
+            }
+        }
+    };
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core.set_link_program(Some(LinkProgram {
+        code: b"remount()\n".to_vec(),
+        what: "the share is not mounted again",
+    }));
+    p.cut();
+    p.core.keys(p.now, b"import m\r");
+    let typed = p.board.typed.len();
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        p.board.typed[typed..].ends_with(b"import m\r")
+    }));
+    let typed = String::from_utf8_lossy(&p.board.typed[typed..]).into_owned();
+    let again = typed.find("__import__('gc').collect()\nremount()");
+    assert!(
+        again.is_some_and(|i| i > typed.find("remount()").unwrap_or(usize::MAX)),
+        "no second try after a collection: {typed:?}"
+    );
+    assert!(again < typed.find("import m\r"), "{typed:?}");
+    assert_eq!(typed.matches("remount()").count(), 2, "{typed:?}");
+    p
+}
+
+#[test]
+fn a_link_program_that_fails_is_tried_again_after_a_collection() {
+    let p = a_failing_link_program(false);
+    assert!(!p.shown().contains("webrepl-mount:"), "{:?}", p.shown());
+}
+
+#[test]
+fn a_link_program_that_fails_twice_is_told_in_the_terminal_before_the_keys_go() {
+    let mut p = a_failing_link_program(true);
+    p.run_for(Duration::from_secs(1));
+    let shown = p.shown();
+    assert_eq!(
+        shown
+            .matches("[webrepl-mount: the share is not mounted again: MemoryError: memory allocation failed]\r\n")
+            .count(),
+        1,
+        "{shown:?}"
+    );
+    let note = shown.find("[webrepl-mount:").unwrap_or(usize::MAX);
+    assert!(note < shown.rfind("import m").unwrap_or(0), "{shown:?}");
 }
 
 /// A paced GET whose reader takes nothing (a stalled pipe): the board is

@@ -104,8 +104,14 @@ enum Mode {
     },
     /// Ctrl-D sent at the raw prompt; the board reboots.
     Resetting { op: OpId, until: Instant },
-    /// Ctrl-B sent; waiting for the friendly prompt.
-    Leaving { prompt: WaitFor, deadline: Instant },
+    /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
+    /// person asked for it (their Ctrl-B held meanwhile, or the one after
+    /// a soft reset), so the board's banner and prompt are shown.
+    Leaving {
+        prompt: WaitFor,
+        deadline: Instant,
+        banner: bool,
+    },
     /// Typing a person's line back; the board's echo of it is hidden.
     Restoring { restore: Restore, deadline: Instant },
 }
@@ -155,10 +161,15 @@ pub struct TextLane {
     /// The program a new link runs before the person's keys go (a share's
     /// mount: a line typed after a soft reset must find /remote).
     first_on_link: Option<OpId>,
+    /// Its code for a second try, if it raises.
+    first_again: Option<Vec<u8>>,
     /// Until when the person's keys wait after their Ctrl-D at the
     /// friendly prompt (see [`RESET_WAIT`]); the board's `soft reboot`
     /// makes it the time-out: they go on the next link.
     reset_wait: Option<Instant>,
+    /// The board said `soft reboot` after the person's Ctrl-D: the link
+    /// it then ends is a reset, no trouble.
+    pub rebooting: bool,
 }
 
 impl TextLane {
@@ -177,7 +188,9 @@ impl TextLane {
             ours_unfinished: false,
             stray_credits: false,
             first_on_link: None,
+            first_again: None,
             reset_wait: None,
+            rebooting: false,
             notices: NoticeFilter::default(),
             interrupt,
             timeout,
@@ -220,9 +233,11 @@ impl TextLane {
     }
 
     /// A program that runs before anything else on this link, the
-    /// person's held keys included.
-    pub fn submit_first(&mut self, job: QueuedProgram) {
+    /// person's held keys included; `again` runs in its place if it raises
+    /// (its outcome is the second's).
+    pub fn submit_first(&mut self, job: QueuedProgram, again: Vec<u8>) {
         self.first_on_link = Some(job.op);
+        self.first_again = Some(again);
         self.queue.push_front(job);
     }
 
@@ -426,6 +441,7 @@ impl TextLane {
     pub fn link_up(&mut self, now: Instant) {
         self.keys.link_changed();
         self.reset_wait = None;
+        self.rebooting = false;
         self.mode = Mode::Terminal;
         self.timers.clear();
         self.saved = None;
@@ -437,7 +453,9 @@ impl TextLane {
         if std::mem::take(&mut self.banner_due) {
             // The board said "MPY: soft reboot" (or nothing) and closed:
             // Ctrl-B at the friendly prompt prints the banner and a prompt,
-            // before the keys typed meanwhile.
+            // before the keys typed meanwhile. Until then the person's
+            // screen line is empty.
+            self.screen = Screen::default();
             self.keys.hold(now, &[]);
             self.keys.unsend(&[0x02]);
         }
@@ -545,6 +563,7 @@ impl TextLane {
                 }
                 if self.reset_wait.is_some() && line_find(&text, b"soft reboot").is_some() {
                     // It is one: the keys wait for the next link.
+                    self.rebooting = true;
                     self.reset_wait = Some(now + self.timeout);
                     self.timers.set(Timer::Reset, now + self.timeout);
                 }
@@ -603,8 +622,12 @@ impl TextLane {
                 }
             }
             Mode::Resetting { .. } => {}
-            Mode::Leaving { prompt, .. } => {
-                if prompt.feed(text, &mut Vec::new()) {
+            Mode::Leaving { prompt, banner, .. } => {
+                let (banner, back) = (*banner, prompt.feed(text, &mut Vec::new()));
+                if banner {
+                    self.show(text, out);
+                }
+                if back {
                     match self.saved.take() {
                         Some(s) if !s.typed.is_empty() => self.start_restore(now, s, out),
                         _ => self.back_to_terminal(now, out),
@@ -631,11 +654,13 @@ impl TextLane {
             seen,
             waited_on,
             sync,
+            polite,
             ..
         } = &mut self.mode
         else {
             return;
         };
+        let polite = *polite;
         seen.extend_from_slice(text);
         if let Some(i) = line_find(seen, raw::RAW_BANNER) {
             let before = seen[..i].to_vec();
@@ -656,6 +681,11 @@ impl TextLane {
             }
             if self.saved.is_none() && !tools {
                 let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
+                let before = if polite {
+                    before
+                } else {
+                    without_our_prompts(before)
+                };
                 self.show(before, out);
             }
             self.waiting = None;
@@ -1065,10 +1095,24 @@ impl TextLane {
             self.paste_window = Some(prog.window());
         }
         self.ours_unfinished = false;
+        out.count_program();
+        if !o.stderr.is_empty()
+            && self.first_on_link == Some(job.op)
+            && let Some(code) = self.first_again.take()
+        {
+            // Still before anything else on the link (the keys held).
+            debug!("the link's first program raised: once more");
+            self.queue.push_front(QueuedProgram {
+                code,
+                queued_at: now,
+                ..*job
+            });
+            self.mode = Mode::Raw { since: now };
+            return;
+        }
         if job.user {
             out.event(Event::BoardChanged);
         }
-        out.count_program();
         out.done(job.op, Ok(Outcome::Output(o)));
         self.mode = Mode::Raw { since: now };
         if std::mem::take(&mut self.stray_credits) {
@@ -1078,11 +1122,15 @@ impl TextLane {
 
     fn leave(&mut self, now: Instant, out: &mut Out) {
         out.text(raw::LEAVE.to_vec());
-        // A person's Ctrl-B held meanwhile would only reprint the banner.
-        self.keys.drop_leading(0x02);
+        // A person's Ctrl-B held meanwhile (term's on attach, the lane's
+        // after a soft reset) asks for the banner and a fresh prompt: this
+        // Ctrl-B prints them, shown (but over a line to be typed back).
+        let asked = self.keys.drop_leading(0x02);
+        let banner = asked && self.saved.as_ref().is_none_or(|s| s.typed.is_empty());
         self.mode = Mode::Leaving {
             prompt: WaitFor::new(line::PRIMARY),
             deadline: now + self.timeout,
+            banner,
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
@@ -1180,6 +1228,27 @@ impl TextLane {
 /// shows text without it.
 fn tools_program(seen: &[u8]) -> bool {
     seen.is_empty() || seen.contains(&0x04)
+}
+
+/// What the board printed before the raw banner when we entered with
+/// `\r` and two Ctrl-Cs, less the prompts those drew: the person sees one
+/// prompt after a program's last output, and none at all when the board
+/// was at its prompt already (after a soft reset, the banner comes next).
+fn without_our_prompts(before: &[u8]) -> &[u8] {
+    let mut end = before.len();
+    let mut first = None;
+    for _ in 0..raw::ENTER_INTERRUPTING.len() - 1 {
+        let Some(rest) = before[..end].strip_suffix(line::PRIMARY) else {
+            break;
+        };
+        first = Some(end);
+        end = rest.strip_suffix(b"\r\n").unwrap_or(rest).len();
+    }
+    match first {
+        Some(first) if end > 0 => &before[..first],
+        Some(_) => &[],
+        None => before,
+    }
 }
 
 fn line_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
