@@ -139,11 +139,21 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
-    /// List a directory on a board: HOST[:PORT]:PATH (PATH defaults to /).
+    /// List directories or files on a board: HOST[:PORT]:PATH (PATH
+    /// defaults to /), or paths in a mount; several are each listed under
+    /// its name, as ls does.
     // `-h` is human sizes here, as to ls; help is `--help`.
     #[command(disable_help_flag = true)]
     Ls {
-        target: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Names starting with a dot too (-A as well; this tool's own files
+        /// on the board stay hidden).
+        #[arg(short = 'a', visible_short_alias = 'A', long)]
+        all: bool,
+        /// One name per line (what ls always prints here; accepted for it).
+        #[arg(short = '1')]
+        one_per_line: bool,
         /// Sizes and types.
         #[arg(short, long)]
         long: bool,
@@ -845,14 +855,20 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             Ok(clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?)
         }
         Command::Ls {
-            target,
+            targets,
+            all,
             long,
             human_readable,
             recursive,
             ..
         } => {
-            let target = c::through_mount(&target, conn, true);
-            c::ls(&target, long, human_readable, recursive, conn).await
+            let how = c::ListHow {
+                long,
+                human_sizes: human_readable,
+                recursive,
+                all,
+            };
+            c::ls(&c::through_mounts(targets, conn, true), how, conn).await
         }
         Command::Cp {
             paths,

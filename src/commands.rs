@@ -303,49 +303,113 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-pub async fn ls(
+/// How `ls` lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListHow {
+    /// Types and sizes (`-l`).
+    pub long: bool,
+    /// Sizes in human units (`-h`).
+    pub human_sizes: bool,
+    /// The whole tree below (`-R`).
+    pub recursive: bool,
+    /// Names that start with a dot too (`-a`); our own files stay hidden.
+    pub all: bool,
+}
+
+/// `ls TARGET...`, as coreutils' ls: a directory among several is headed
+/// by its name, a target that fails is said and the others are listed,
+/// and the command then exits 1.
+pub async fn ls(targets: &[String], how: ListHow, conn: &Conn) -> Result<()> {
+    let mut failed = files::Failed::default();
+    let mut boards = files::Boards::new(conn);
+    let mut out = Heads {
+        several: targets.len() > 1,
+        printed: false,
+    };
+    for target in targets {
+        let r = ls_one(&mut boards, target, how, &mut out).await;
+        if !failed.note(r.map_err(|e| crate::remote::other_reading(target, e))) {
+            break;
+        }
+    }
+    boards.close(failed.result()).await
+}
+
+/// The headers of a listing of several targets.
+struct Heads {
+    several: bool,
+    /// Whether anything was listed yet (a blank line goes between).
+    printed: bool,
+}
+
+impl Heads {
+    /// Before what `target` lists: `TARGET:` for a directory among several.
+    fn start(&mut self, out: &mut impl Write, target: &str, dir: bool) -> Result<()> {
+        if self.several && dir {
+            if self.printed {
+                writeln!(out)?;
+            }
+            writeln!(out, "{}:", board::shown(target))?;
+        }
+        self.printed = true;
+        Ok(())
+    }
+}
+
+async fn ls_one(
+    boards: &mut files::Boards<'_>,
     target: &str,
-    long: bool,
-    human_sizes: bool,
-    recursive: bool,
-    conn: &Conn,
+    how: ListHow,
+    heads: &mut Heads,
 ) -> Result<()> {
-    let size = |n: u64| if human_sizes { human(n) } else { n.to_string() };
+    let size = |n: u64| {
+        if how.human_sizes {
+            human(n)
+        } else {
+            n.to_string()
+        }
+    };
     if let Some((_, here)) = mount_path(target)? {
-        return match local_list(&here, target, long, &size, recursive) {
+        return match local_list(&here, target, how, &size, heads) {
             Err(e) => Err(explained(e, target).await),
             r => r,
         };
     }
     let (board, path) = board_and_path(target)?;
-    let b = conn.connect(&board).await?;
-    let r = list(&b, &path, long, &size, recursive).await;
-    b.session().close().await;
-    r
+    let b = boards.get(&board).await?;
+    list(&b, target, &path, how, &size, heads).await
+}
+
+/// A name `ls` shows without `-a`: none of its parts (below the listed
+/// directory) starts with a dot.
+fn shown_without_a(rel: &str) -> bool {
+    !rel.split('/').any(|c| c.starts_with('.'))
 }
 
 /// `ls` of a path in a mount, as `ls` of the board's path prints it.
 fn local_list(
     p: &Path,
     arg: &str,
-    long: bool,
+    how: ListHow,
     size_of: &dyn Fn(u64) -> String,
-    recursive: bool,
+    heads: &mut Heads,
 ) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| files::local_error(e, arg))?;
-    let mut out = std::io::stdout().lock();
-    let entries = if meta.is_dir() {
-        local_walk(p, arg, recursive)?
+    let entries: Vec<(String, bool)> = if meta.is_dir() {
+        local_walk(p, arg, how.recursive)?
             .into_iter()
             .map(|(_, rel, is_dir)| (rel, is_dir))
+            .filter(|(rel, _)| how.all || shown_without_a(rel))
             .collect()
     } else {
         vec![(arg.to_string(), false)]
     };
+    let mut out = std::io::stdout().lock();
+    heads.start(&mut out, arg, meta.is_dir())?;
     for (rel, is_dir) in entries {
         let shown = board::shown(&rel);
         let shown = if is_dir { format!("{shown}/") } else { shown };
-        if long {
+        if how.long {
             let size = std::fs::symlink_metadata(if meta.is_dir() {
                 p.join(&rel)
             } else {
@@ -616,10 +680,11 @@ fn unhex_bytes(h: &str) -> Vec<u8> {
 
 async fn list(
     b: &Board,
+    arg: &str,
     path: &str,
-    long: bool,
+    how: ListHow,
     size_of: &dyn Fn(u64) -> String,
-    recursive: bool,
+    heads: &mut Heads,
 ) -> Result<()> {
     let path = board::normalize(path)?;
     let st = b
@@ -635,20 +700,25 @@ async fn list(
             mtime: st.mtime,
         }]
     } else {
-        let listing = b.listing(&path, recursive).await?;
+        let listing = b.listing(&path, how.recursive).await?;
         skipped = listing.skipped;
         let mut e = ours_hidden(listing.entries);
         e.sort_by(|a, b| a.path.cmp(&b.path));
         e
     };
     let mut out = std::io::stdout().lock();
+    heads.start(&mut out, arg, st.kind == EntryKind::Dir)?;
     for e in entries {
         let shown = if st.kind == EntryKind::Dir {
-            e.path
+            let rel = e
+                .path
                 .strip_prefix(&path)
                 .unwrap_or(&e.path)
-                .trim_start_matches('/')
-                .to_string()
+                .trim_start_matches('/');
+            if !how.all && !shown_without_a(rel) {
+                continue;
+            }
+            rel.to_string()
         } else {
             e.path.clone()
         };
@@ -659,7 +729,7 @@ async fn list(
         } else {
             shown
         };
-        if long {
+        if how.long {
             writeln!(
                 out,
                 "{} {:>9} {}",

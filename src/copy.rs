@@ -85,7 +85,10 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         sources.push((s, p));
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
-    let b = conn.connect(&host).await?;
+    let b = conn
+        .connect(&host)
+        .await
+        .map_err(|e| crate::remote::other_reading(sources[0].0, e))?;
     // As coreutils' cp: a source that fails is said and skipped, the
     // others are copied, and the command exits 1.
     let mut failed = Failed::default();
@@ -275,7 +278,10 @@ async fn upload_to_all(
         tasks.push((
             host.clone(),
             tokio::spawn(async move {
-                let b = conn.connect(&host).await?;
+                let b = conn
+                    .connect(&host)
+                    .await
+                    .map_err(|e| crate::remote::other_reading(&shown, e))?;
                 let r = upload(&b, &srcs, &shown, recursive, force, &multi, &label).await;
                 b.session().close().await;
                 r

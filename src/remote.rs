@@ -102,9 +102,11 @@ pub fn remote_arg(s: &str) -> Result<(String, String)> {
     })
 }
 
-/// `HOST:123` is read as a port; when nothing answers there, the other
-/// reading (the board file 123) is named too. The default port is meant.
-pub fn other_reading(board: &str, e: Error) -> Error {
+/// `HOST:123`, where a board path may go, is read as a port; when nothing
+/// answers there, the other reading (the board file 123) is named too.
+/// `arg` is the argument as typed: one with a path (`HOST:123:/x`) or
+/// where only a board goes (`exec HOST:123`) has one reading, and no hint.
+pub fn other_reading(arg: &str, e: Error) -> Error {
     let Error::Unreachable {
         target,
         why,
@@ -113,7 +115,7 @@ pub fn other_reading(board: &str, e: Error) -> Error {
     else {
         return e;
     };
-    let why = match board.trim_end_matches('/').rsplit_once(':') {
+    let why = match arg.trim_end_matches('/').rsplit_once(':') {
         Some((host, port))
             if !host.is_empty()
                 && !host.contains(['/', ':'])

@@ -1910,3 +1910,59 @@ fn a_pattern_as_a_target_must_match_one_directory() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(tb.path("/lib/x1.py").is_file());
 }
+
+#[test]
+fn ls_lists_several_targets_hides_dotfiles_without_a_and_exits_1_for_one_missing() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/a.py"), "").unwrap();
+    std::fs::write(tb.path("/.hidden"), "").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "x").unwrap();
+    std::fs::write(tb.path("/lib/x.py"), "").unwrap();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let o = wm(
+        &tb,
+        &["ls", &at("/a.py"), &at("/nope"), &at("/"), &at("/lib")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nope"
+    );
+    assert_eq!(
+        out(&o),
+        format!("/a.py\n\n{a}:/:\na.py\nlib/\n\n{a}:/lib:\nx.py\n")
+    );
+    let o = wm(&tb, &["ls", "-a1", &at("/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), ".hidden\na.py\nlib/\n");
+}
+
+#[test]
+fn a_port_nothing_answers_is_said_as_a_file_only_where_a_file_could_be_meant() {
+    let tb = TestBoard::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hint = format!("(for the board file {closed} write 127.0.0.1:/{closed})");
+    let bare = format!("127.0.0.1:{closed}");
+    let o = wm(&tb, &["ls", &bare]);
+    assert_eq!(o.status.code(), Some(8));
+    assert!(err(&o).ends_with(&hint), "{}", err(&o));
+    for args in [
+        vec!["ls", &format!("{bare}:/x") as &str],
+        vec!["cat", &format!("{bare}:/x")],
+        vec!["exec", &bare, "print(1)"],
+    ] {
+        let o = wm(&tb, &args);
+        assert_eq!(o.status.code(), Some(8), "{args:?}");
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: cannot reach ws://{bare}/: Connection refused (os error 111)"),
+            "{args:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use super::{human, mounted};
 use crate::board::{self, Base, Board, EntryKind};
 use crate::connection::Conn;
 use crate::error::{Error, Kind, Result};
-use crate::remote::{board_and_path, remote_arg, split_remote};
+use crate::remote::{board_and_path, other_reading, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -59,20 +59,20 @@ fn place(arg: &str) -> Result<Place> {
 }
 
 /// The sessions a command opened, one per board, closed at the end.
-struct Boards<'a> {
+pub(super) struct Boards<'a> {
     conn: &'a Conn,
     open: Vec<(String, Board)>,
 }
 
 impl<'a> Boards<'a> {
-    fn new(conn: &'a Conn) -> Self {
+    pub(super) fn new(conn: &'a Conn) -> Self {
         Boards {
             conn,
             open: Vec::new(),
         }
     }
 
-    async fn get(&mut self, name: &str) -> Result<Board> {
+    pub(super) async fn get(&mut self, name: &str) -> Result<Board> {
         if let Some((_, b)) = self.open.iter().find(|(n, _)| n == name) {
             return Ok(b.clone());
         }
@@ -81,7 +81,7 @@ impl<'a> Boards<'a> {
         Ok(b)
     }
 
-    async fn close<T>(self, r: Result<T>) -> Result<T> {
+    pub(super) async fn close<T>(self, r: Result<T>) -> Result<T> {
         for (_, b) in &self.open {
             b.session().close().await;
         }
@@ -154,7 +154,7 @@ where
             }
             Err(e) => Err(e),
         };
-        if !failed.note(r) {
+        if !failed.note(r.map_err(|e| other_reading(arg, e))) {
             break;
         }
     }
@@ -610,7 +610,7 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                 Ok(())
             }
             .await;
-            boards.close(r).await?;
+            boards.close(r).await.map_err(|e| other_reading(dst, e))?;
         }
     }
     failed.result()
@@ -852,7 +852,10 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
             b.statvfs(&board::normalize(&path)?).await
         }
         .await;
-        let v = boards.close(r).await?;
+        let v = boards
+            .close(r)
+            .await
+            .map_err(|e| other_reading(target, e))?;
         let block = v.frsize.max(v.bsize);
         (
             v.blocks.saturating_mul(block),
@@ -944,7 +947,10 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
         b.listing(&path, true).await
     }
     .await;
-    let listing = boards.close(r).await?;
+    let listing = boards
+        .close(r)
+        .await
+        .map_err(|e| other_reading(target, e))?;
     let mut entries = super::ours_hidden(listing.entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut out = std::io::stdout().lock();
