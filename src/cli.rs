@@ -29,6 +29,8 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: ConnArgs,
     /// More log output (-v: transfers, -vv: everything); RUST_LOG overrides.
+    /// To cp, mv, rm, mkdir, rmdir and touch, -v is coreutils' -v: what
+    /// was done, on stdout (-vv: the transfers' log too).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -590,6 +592,23 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
 }
 
 impl Cli {
+    /// How much to log: `-v` of a file command is coreutils' lines on
+    /// stdout, as `cp -v` or `rm -v` print them, not log lines (`-vv`
+    /// adds those).
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Some(
+                Command::Cp { .. }
+                | Command::Mv { .. }
+                | Command::Rm { .. }
+                | Command::Mkdir { .. }
+                | Command::Rmdir { .. }
+                | Command::Touch { .. },
+            ) => self.verbose.saturating_sub(1),
+            _ => self.verbose,
+        }
+    }
+
     /// Before anything runs, and before a daemon forks: a named board
     /// becomes its address and settings, and `-o` becomes what the FUSE
     /// mount gets and this tool's own options.
@@ -825,13 +844,21 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             c::rm(&paths, recursive, force, cli.verbose > 0, conn).await
         }
         Command::Mkdir { paths, parents } => {
-            c::mkdir(&c::through_mounts(paths, conn, false), parents, conn).await
+            let paths = c::through_mounts(paths, conn, false);
+            c::mkdir(&paths, parents, cli.verbose > 0, conn).await
         }
-        Command::Rmdir { paths } => c::rmdir(&c::through_mounts(paths, conn, false), conn).await,
+        Command::Rmdir { paths } => {
+            c::rmdir(
+                &c::through_mounts(paths, conn, false),
+                cli.verbose > 0,
+                conn,
+            )
+            .await
+        }
         Command::Mv { paths } => {
             let mut paths = c::through_mounts(paths, conn, false);
             let dst = paths.pop().unwrap_or_default();
-            c::mv(&paths, &dst, conn).await
+            c::mv(&paths, &dst, cli.verbose > 0, conn).await
         }
         Command::Cat { paths } => c::cat(&c::through_mounts(paths, conn, true), conn).await,
         Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
@@ -874,7 +901,14 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             paths,
             recursive,
             force,
-        } => crate::copy::run(c::through_mounts(paths, conn, true), recursive, force, conn).await,
+        } => {
+            let how = crate::copy::How {
+                recursive,
+                force,
+                verbose: cli.verbose > 0,
+            };
+            crate::copy::run(c::through_mounts(paths, conn, true), how, conn).await
+        }
     };
     match r {
         Err(Error::Running(why)) if conn.no_interrupt => Err(Error::Running(format!(

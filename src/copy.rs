@@ -20,7 +20,31 @@ use std::sync::Arc;
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
 
-pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+/// How `cp` copies, beyond what it copies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct How {
+    /// `-r`.
+    pub recursive: bool,
+    /// `-f`: send files the board already has too.
+    pub force: bool,
+    /// `-v`: each file copied, as coreutils' `'a' -> 'b'`, on stdout.
+    pub verbose: bool,
+}
+
+/// `'from' -> 'to'`, as coreutils' cp -v says a file copied.
+fn said_copied(from: &str, to: &str) -> Result<()> {
+    use std::io::Write;
+    writeln!(
+        std::io::stdout().lock(),
+        "'{}' -> '{}'",
+        board::shown(from),
+        board::shown(to)
+    )?;
+    Ok(())
+}
+
+pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
+    let recursive = how.recursive;
     let remote = |p: &String| split_remote(p).is_some();
     if paths.len() < 2 {
         return Err(Error::Invalid("cp needs a source and a destination".into()));
@@ -28,7 +52,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     let in_a_mount = |p: &String| matches!(crate::commands::mounted(p), Ok(Some(_)));
     if !paths.iter().any(remote) && paths.iter().any(in_a_mount) {
         let dst = paths.pop().unwrap_or_default();
-        return copy_here(&expand_local(&paths)?, &dst, recursive).await;
+        return copy_here(&expand_local(&paths)?, &dst, how).await;
     }
     let Some(first) = paths.iter().position(remote) else {
         return Err(Error::Invalid(
@@ -61,7 +85,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
             }
         }
         if !srcs.is_empty() {
-            upload_to_all(&srcs, &dests, recursive, force, conn).await?;
+            upload_to_all(&srcs, &dests, how, conn).await?;
         }
         return failed.result();
     }
@@ -94,7 +118,8 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     let mut failed = Failed::default();
     let fetch_all = async {
         let sources = expand_board(&b, &host, &sources, &mut failed).await?;
-        download(&b, &sources, Path::new(&dst), recursive, &mut failed).await?;
+        let shown = how.verbose.then_some(host.as_str());
+        download(&b, &sources, Path::new(&dst), recursive, shown, &mut failed).await?;
         failed.result()
     };
     // Ctrl-C or SIGTERM (`timeout`, a service manager) ends the download
@@ -112,7 +137,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
 /// `cp` between paths here, one of them in a mount: through the mount's
 /// files, as the other file commands go, and as coreutils' cp (a source
 /// that fails is said, the others are copied, exit 1).
-async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
     let d = Path::new(dst);
     let into = d.is_dir();
     let mut failed = Failed::default();
@@ -131,7 +156,7 @@ async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
             Some(name) if into => d.join(name),
             _ => d.to_path_buf(),
         };
-        let r = match copy_one_here(src, &to, recursive) {
+        let r = match copy_one_here(src, &to, how) {
             // The mount's trouble, not the file's: said with its cause.
             Err(e) => {
                 let in_mount = match crate::commands::mounted(s) {
@@ -149,13 +174,16 @@ async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
     failed.result()
 }
 
-fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
+fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
     let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if !meta.is_dir() {
         std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
+        if how.verbose {
+            said_copied(&src.to_string_lossy(), &to.to_string_lossy())?;
+        }
         return Ok(());
     }
-    if !recursive {
+    if !how.recursive {
         return Err(Error::Invalid(format!(
             "-r not specified; omitting directory '{}'",
             src.display()
@@ -167,7 +195,11 @@ fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
         .map_err(|e| Error::local(src, e))?;
     names.sort_by_key(|e| e.file_name());
     for e in names {
-        copy_one_here(&e.path(), &to.join(e.file_name()), true)?;
+        let how = How {
+            recursive: true,
+            ..how
+        };
+        copy_one_here(&e.path(), &to.join(e.file_name()), how)?;
     }
     Ok(())
 }
@@ -258,13 +290,7 @@ fn bar(multi: &MultiProgress, total: u64, prefix: &str) -> ProgressBar {
 
 /// The same files to each board, all at once; one that cannot be reached
 /// does not stop the others.
-async fn upload_to_all(
-    srcs: &[String],
-    dests: &[String],
-    recursive: bool,
-    force: bool,
-    conn: &Conn,
-) -> Result<()> {
+async fn upload_to_all(srcs: &[String], dests: &[String], how: How, conn: &Conn) -> Result<()> {
     let multi = MultiProgress::new();
     let mut tasks = Vec::new();
     for d in dests {
@@ -282,7 +308,7 @@ async fn upload_to_all(
                     .connect(&host)
                     .await
                     .map_err(|e| crate::remote::other_reading(&shown, e))?;
-                let r = upload(&b, &srcs, &shown, recursive, force, &multi, &label).await;
+                let r = upload(&b, &srcs, &shown, how, &multi, &label).await;
                 b.session().close().await;
                 r
             }),
@@ -417,12 +443,14 @@ async fn upload(
     b: &Board,
     srcs: &[String],
     shown: &str,
-    recursive: bool,
-    force: bool,
+    how: How,
     multi: &MultiProgress,
     label: &str,
 ) -> Result<Sent> {
-    let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
+    let How {
+        recursive, force, ..
+    } = how;
+    let (host, dst) = &split_remote(shown).unwrap_or_default();
     let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
         Ok(d) => d,
         Err(Error::Invalid(why)) => {
@@ -540,6 +568,8 @@ async fn upload(
     // In batches that bound the memory held, each pipelined.
     let mut done = 0u64;
     let mut batch: Vec<Upload> = Vec::new();
+    // The local file each upload of the batch is, for -v.
+    let mut locals: Vec<PathBuf> = Vec::new();
     let mut held = 0usize;
     let mut pending = files.into_iter().peekable();
     while pending.peek().is_some() || !batch.is_empty() {
@@ -563,13 +593,19 @@ async fn upload(
                 }
             });
             batch.push(up);
+            locals.push(local.clone());
             pending.next();
         }
         let ups = std::mem::take(&mut batch);
+        let from = std::mem::take(&mut locals);
         held = 0;
         let results = b.put_many(ups.clone(), false).await?;
-        for (up, r) in ups.iter().zip(results) {
-            match r? {
+        for ((up, r), local) in ups.iter().zip(results).zip(from) {
+            let written = r?;
+            if how.verbose {
+                said_copied(&local.to_string_lossy(), &format!("{host}:{}", up.path))?;
+            }
+            match written {
                 Written::Target(_) => {}
                 Written::Beside { name, .. } => sent
                     .conflicts
@@ -626,6 +662,7 @@ async fn download(
     srcs: &[(String, String)],
     dst: &Path,
     recursive: bool,
+    verbose: Option<&str>,
     failed: &mut Failed,
 ) -> Result<()> {
     let into_dir = dst.is_dir();
@@ -714,7 +751,7 @@ async fn download(
         held += f.size;
         got.push(f);
         if held >= BATCH_BYTES as u64 || pending.peek().is_none() {
-            damaged.extend(verify_and_write(b, std::mem::take(&mut got)).await?);
+            damaged.extend(verify_and_write(b, std::mem::take(&mut got), verbose).await?);
             held = 0;
         }
     }
@@ -834,7 +871,8 @@ async fn fetch(
 /// place; returns what did not, described (their temporary files go). A
 /// file that changed size on the board since it was read counts as not
 /// matching: what we have is not what it holds.
-async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
+/// `host` (for -v): each file written is said as copied from it.
+async fn verify_and_write(b: &Board, got: Vec<Fetched>, host: Option<&str>) -> Result<Vec<String>> {
     let query: Vec<(&str, u64)> = got.iter().map(|f| (f.remote.as_str(), f.size)).collect();
     let (algorithm, digests) = b.digests(&query).await?;
     let mut damaged = Vec::new();
@@ -850,6 +888,9 @@ async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
                 std::fs::set_permissions(&f.tmp, mode)
                     .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
                     .map_err(|e| Error::local(&f.local, e))?;
+                if let Some(host) = host {
+                    said_copied(&format!("{host}:{remote}"), &f.local.to_string_lossy())?;
+                }
             }
             Some(d) => damaged.push(format!(
                 "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"

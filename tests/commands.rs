@@ -1966,3 +1966,61 @@ fn a_port_nothing_answers_is_said_as_a_file_only_where_a_file_could_be_meant() {
         );
     }
 }
+
+#[test]
+fn dash_v_is_coreutils_lines_on_stdout_for_every_file_command() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("f.py");
+    std::fs::write(&f, "x = 1\n").unwrap();
+    let f = f.to_str().unwrap();
+    let back = local.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    let back = back.to_str().unwrap();
+    let steps: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["mkdir".into(), "-pv".into(), at("/a/b")],
+            format!("mkdir: created directory '{a}:/a'\nmkdir: created directory '{a}:/a/b'\n"),
+        ),
+        (
+            vec!["mkdir".into(), "-v".into(), at("/c")],
+            format!("mkdir: created directory '{a}:/c'\n"),
+        ),
+        (
+            vec!["cp".into(), "-v".into(), f.into(), at("/a/")],
+            format!("'{f}' -> '{a}:/a/f.py'\n"),
+        ),
+        (
+            vec!["cp".into(), "-v".into(), at("/a/f.py"), back.into()],
+            format!("'{a}:/a/f.py' -> '{back}/f.py'\n"),
+        ),
+        (
+            vec!["mv".into(), "-v".into(), at("/a/f.py"), at("/a/b")],
+            format!("renamed '{a}:/a/f.py' -> '{a}:/a/b/f.py'\n"),
+        ),
+        (vec!["touch".into(), "-v".into(), at("/t")], String::new()),
+        (
+            vec!["rm".into(), "-v".into(), at("/a/b/f.py"), at("/t")],
+            format!("removed '{a}:/a/b/f.py'\nremoved '{a}:/t'\n"),
+        ),
+        (
+            vec!["rmdir".into(), "-v".into(), at("/a/b"), at("/c")],
+            format!("rmdir: removing directory, '{a}:/a/b'\nrmdir: removing directory, '{a}:/c'\n"),
+        ),
+    ];
+    for (args, want) in steps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = wm(&tb, &args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), want, "{args:?}");
+        // No log lines: cp's own summary only.
+        assert!(
+            err(&o).lines().all(|l| l.starts_with("sent ")),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+    assert!(tb.path("/a").is_dir() && !tb.path("/a/b").exists());
+}

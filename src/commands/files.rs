@@ -408,7 +408,22 @@ fn is_dir(arg: &str) -> Error {
     ))
 }
 
-pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
+/// coreutils' line for `-v` (stdout), as `mkdir -v` and `rmdir -v` word it.
+fn said(verbose: bool, line: std::fmt::Arguments) -> Result<()> {
+    if verbose {
+        writeln!(std::io::stdout().lock(), "{line}")?;
+    }
+    Ok(())
+}
+
+/// `verbose` (`-v`) says each directory made, as coreutils' mkdir -v.
+pub async fn mkdir(args: &[String], parents: bool, verbose: bool, conn: &Conn) -> Result<()> {
+    let made = |shown: &str| {
+        said(
+            verbose,
+            format_args!("mkdir: created directory '{}'", board::shown(shown)),
+        )
+    };
     let local = |r: std::io::Result<()>, arg: &str| match r.map_err(|e| (e.raw_os_error(), e)) {
         Err((Some(errno), _)) if [libc::EEXIST, libc::ENOTDIR, libc::ENOENT].contains(&errno) => {
             Err(cannot_mkdir(arg, errno))
@@ -421,10 +436,36 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
         exists,
         false,
         async |boards, arg, place| match place {
-            Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
-            Place::Local(p) => local(std::fs::create_dir(p), arg),
+            Place::Local(p) if parents => {
+                // Each missing one, outermost first, for -v.
+                let missing = p
+                    .ancestors()
+                    .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                    .count();
+                local(std::fs::create_dir_all(&p), arg)?;
+                let shown = arg.trim_end_matches('/');
+                for up in (0..missing).rev() {
+                    made(&shown_up(shown, up))?;
+                }
+                Ok(())
+            }
+            Place::Local(p) => {
+                local(std::fs::create_dir(p), arg)?;
+                made(arg.trim_end_matches('/'))
+            }
             Place::Board(name, path) => {
                 let b = boards.get(&name).await?;
+                // With -v, the parents missing now are said once made.
+                let mut missing = Vec::new();
+                if verbose && parents {
+                    let mut at = path.clone();
+                    while at != "/" && matches!(b.stat(&at).await, Ok(None)) {
+                        missing.push(at.clone());
+                        at = board::parent(&at).to_string();
+                    }
+                } else if verbose {
+                    missing.push(path.clone());
+                }
                 let r = if parents {
                     b.mkdirs(&path).await
                 } else {
@@ -454,12 +495,29 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
                         Err(cannot_mkdir(arg, libc::ENOENT))
                     }
                     Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
-                    r => r,
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let shown = arg.trim_end_matches('/');
+                        for (up, _) in missing.iter().enumerate().rev() {
+                            made(&shown_up(shown, up))?;
+                        }
+                        Ok(())
+                    }
                 }
             }
         },
     )
     .await
+}
+
+/// `arg` less its last `up` parts (`kb:/a/b/c`, 1 → `kb:/a/b`), as -v
+/// names a parent made on the way.
+fn shown_up(arg: &str, up: usize) -> String {
+    let mut s = arg;
+    for _ in 0..up {
+        s = s.rsplit_once('/').map_or(s, |(head, _)| head);
+    }
+    s.to_string()
 }
 
 /// As coreutils' mkdir says it, whether `x` or `x/`.
@@ -476,9 +534,19 @@ fn cannot_mkdir(arg: &str, errno: i32) -> Error {
     Error::Invalid(format!("cannot create directory '{arg}': {why}"))
 }
 
-pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) says each one, as coreutils' rmdir -v.
+pub async fn rmdir(args: &[String], verbose: bool, conn: &Conn) -> Result<()> {
+    let gone = |arg: &str| {
+        said(
+            verbose,
+            format_args!("rmdir: removing directory, '{}'", board::shown(arg)),
+        )
+    };
     for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) => std::fs::remove_dir(p).map_err(|e| local_error(e, arg)),
+        Place::Local(p) => {
+            gone(arg)?;
+            std::fs::remove_dir(p).map_err(|e| local_error(e, arg))
+        }
         Place::Board(name, path) => {
             if board::normalize(&path)? == "/" {
                 return Err(Error::Invalid(format!(
@@ -489,6 +557,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
             if must_stat(&b, &path).await?.kind != EntryKind::Dir {
                 return Err(not_dir(arg));
             }
+            gone(arg)?;
             b.rmdir(&path).await
         }
     })
@@ -512,7 +581,14 @@ pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
 /// `mv SRC... DST`, within one board (or one mount); into DST when it is a
 /// directory, as several sources must be. As coreutils' mv, a source that
 /// fails is said and the others are moved.
-pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) says each one moved, as coreutils' mv -v.
+pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Result<()> {
+    let renamed = |from: &str, to: &str| {
+        said(
+            verbose,
+            format_args!("renamed '{}' -> '{}'", board::shown(from), board::shown(to)),
+        )
+    };
     let mut failed = Failed::default();
     let elsewhere = |src: &str| {
         Error::Invalid(format!(
@@ -541,7 +617,9 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                             (true, Some(n)) => d.join(n),
                             _ => d.clone(),
                         };
-                        std::fs::rename(&s, &to).map_err(|e| local_error(e, src))
+                        std::fs::rename(&s, &to)
+                            .map_err(|e| local_error(e, src))
+                            .and_then(|()| renamed(src, &to.to_string_lossy()))
                     }
                     Ok(Place::Board(..)) => Err(elsewhere(src)),
                     Err(e) => Err(e),
@@ -600,7 +678,8 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                         } else {
                             d.clone()
                         };
-                        b.rename(s, &to).await
+                        b.rename(s, &to).await?;
+                        renamed(shown, &format!("{bd}:{to}"))
                     }
                     .await;
                     if !failed.note(r) {
