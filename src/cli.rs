@@ -33,6 +33,17 @@ pub struct Cli {
     /// was done, on stdout (-vv: the transfers' log too).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The board of mpremote's `:PATH` form (`cp main.py :`, `cat :boot.py`)
+    /// and of `exec CODE` or `run FILE` without one: HOST[:PORT], NAME, URL
+    /// or a mountpoint. Without it, this user's mount if there is one only.
+    #[arg(
+        long = "board",
+        id = "default_board",
+        value_name = "BOARD",
+        env = "WEBREPL_BOARD",
+        global = true
+    )]
+    pub default_board: Option<String>,
 }
 
 /// Mounting: `webrepl-mount HOST[:PORT] MOUNTPOINT`.
@@ -237,19 +248,23 @@ pub enum Command {
         #[command(subcommand)]
         command: MipCommand,
     },
-    /// Run CODE on a board and print its output ("-" reads CODE from stdin).
+    /// Run CODE on a board and print its output ("-" reads CODE from
+    /// stdin). BOARD is a mountpoint (or a path in it), HOST[:PORT], NAME
+    /// or URL; without it, --board's (WEBREPL_BOARD), or the one mount.
+    #[command(override_usage = "webrepl-mount exec [OPTIONS] [BOARD] CODE")]
     Exec {
-        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
-        board: String,
-        /// Python code (a local file goes with `run`).
-        code: String,
+        /// [BOARD] CODE: Python code (a local file goes with `run`).
+        #[arg(required = true, num_args = 1..=2, value_names = ["BOARD", "CODE"])]
+        args: Vec<String>,
     },
-    /// Run a local Python file on a board and print its output.
+    /// Run a local Python file on a board and print its output, as exec
+    /// runs CODE: BOARD first, or none (--board's, or the one mount), as
+    /// mpremote's `run FILE`. The older `run FILE BOARD` still works.
+    #[command(override_usage = "webrepl-mount run [OPTIONS] [BOARD] FILE")]
     Run {
-        #[arg(value_hint = clap::ValueHint::FilePath)]
-        file: PathBuf,
-        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
-        board: String,
+        /// [BOARD] FILE.
+        #[arg(required = true, num_args = 1..=2, value_names = ["BOARD", "FILE"], value_hint = clap::ValueHint::AnyPath)]
+        args: Vec<String>,
     },
     /// A host directory as the board's /remote and current directory:
     /// `import x` on the board reads DIR/x.py, files it writes land in DIR.
@@ -791,6 +806,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         return crate::mount::run(cli.mount.options(conn)?, ready).await;
     };
     use crate::commands as c;
+    let given = cli.default_board.as_deref();
+    // mpremote's `:PATH`, on the default board, wherever a path goes.
+    let colon = |paths: Vec<String>| c::colon_paths(paths, given);
     let r = match command {
         Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
         Command::Status { target } => c::status(&target, conn).await,
@@ -817,11 +835,18 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             };
             crate::mip::install(&board, how, conn).await
         }
-        Command::Exec { board, code } => {
+        Command::Exec { mut args } => {
+            let code = args.pop().unwrap_or_default();
+            let board = match args.pop() {
+                Some(b) => b,
+                None => c::default_board(given, "exec CODE")?.0,
+            };
             c::exec(&c::through_mount(&board, conn, true), &code, conn).await
         }
-        Command::Run { file, board } => {
-            c::run(&file, &c::through_mount(&board, conn, true), conn).await
+        Command::Run { args } => {
+            let (board, file) = c::run_args(args, given)?;
+            let board = c::through_mount(&board, conn, true);
+            c::run(std::path::Path::new(&file), &board, conn).await
         }
         Command::Share {
             dir,
@@ -840,33 +865,34 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             recursive,
             force,
         } => {
-            let paths = c::through_mounts(paths, conn, false);
+            let paths = c::through_mounts(colon(paths)?, conn, false);
             c::rm(&paths, recursive, force, cli.verbose > 0, conn).await
         }
         Command::Mkdir { paths, parents } => {
-            let paths = c::through_mounts(paths, conn, false);
+            let paths = c::through_mounts(colon(paths)?, conn, false);
             c::mkdir(&paths, parents, cli.verbose > 0, conn).await
         }
         Command::Rmdir { paths } => {
-            c::rmdir(
-                &c::through_mounts(paths, conn, false),
-                cli.verbose > 0,
-                conn,
-            )
-            .await
+            let paths = c::through_mounts(colon(paths)?, conn, false);
+            c::rmdir(&paths, cli.verbose > 0, conn).await
         }
         Command::Mv { paths } => {
-            let mut paths = c::through_mounts(paths, conn, false);
+            let mut paths = c::through_mounts(colon(paths)?, conn, false);
             let dst = paths.pop().unwrap_or_default();
             c::mv(&paths, &dst, cli.verbose > 0, conn).await
         }
-        Command::Cat { paths } => c::cat(&c::through_mounts(paths, conn, true), conn).await,
+        Command::Cat { paths } => c::cat(&c::through_mounts(colon(paths)?, conn, true), conn).await,
         Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
-        Command::Touch { paths } => c::touch(&c::through_mounts(paths, conn, false), conn).await,
-        Command::Sha256sum { paths } => {
-            c::sha256sum(&c::through_mounts(paths, conn, true), conn).await
+        Command::Touch { paths } => {
+            c::touch(&c::through_mounts(colon(paths)?, conn, false), conn).await
         }
-        Command::Tree { target } => c::tree(&c::through_mount(&target, conn, true), conn).await,
+        Command::Sha256sum { paths } => {
+            c::sha256sum(&c::through_mounts(colon(paths)?, conn, true), conn).await
+        }
+        Command::Tree { target } => {
+            let target = colon(vec![target])?.remove(0);
+            c::tree(&c::through_mount(&target, conn, true), conn).await
+        }
         Command::Web {
             target,
             listen,
@@ -895,7 +921,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 recursive,
                 all,
             };
-            c::ls(&c::through_mounts(targets, conn, true), how, conn).await
+            c::ls(&c::through_mounts(colon(targets)?, conn, true), how, conn).await
         }
         Command::Cp {
             paths,
@@ -907,6 +933,10 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 force,
                 verbose: cli.verbose > 0,
             };
+            let paths = colon(paths)?
+                .into_iter()
+                .map(c::named_root)
+                .collect::<Result<Vec<_>>>()?;
             crate::copy::run(c::through_mounts(paths, conn, true), how, conn).await
         }
     };

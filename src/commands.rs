@@ -222,12 +222,12 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     } else {
         if !code.contains('\n') && Path::new(code).is_file() {
             return Err(Error::Invalid(format!(
-                "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+                "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {board} {code}`?"
             )));
         }
         if looks_like_a_path(code) {
             return Err(Error::Invalid(format!(
-                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {board} {code}`?"
             )));
         }
         code.to_string()
@@ -248,7 +248,7 @@ fn looks_like_a_path(code: &str) -> bool {
         && word.chars().any(char::is_alphabetic)
 }
 
-/// `run FILE BOARD`: the file's text run on the board, its output
+/// `run BOARD FILE`: the file's text run on the board, its output
 /// printed as it comes (as with exec; Ctrl-C stops it on the board).
 pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
     let code = std::fs::read_to_string(file).map_err(|e| Error::local(file, e))?;
@@ -481,6 +481,93 @@ pub fn through_mount(arg: &str, conn: &Conn, root: bool) -> String {
         Some(format!("{mp}{}", if path == "/" { "" } else { &path }))
     };
     routed().unwrap_or_else(|| arg.to_string())
+}
+
+/// The board `:PATH` and a board-less `exec CODE` or `run FILE` go to:
+/// `--board` (WEBREPL_BOARD), else this user's one mount; with whether it
+/// is a mount. `what` is the argument that needed it.
+pub fn default_board(given: Option<&str>, what: &str) -> Result<(String, bool)> {
+    if let Some(b) = given {
+        return Ok((b.to_string(), mounted(b)?.is_some()));
+    }
+    let give = "give --board BOARD (or WEBREPL_BOARD=BOARD)";
+    match crate::mount::live_mounts().as_slice() {
+        [one] => Ok((one.display().to_string(), true)),
+        [] => Err(Error::Invalid(format!(
+            "{what} is on the default board, and there is none: {give}, \
+             or name the board (HOST:PATH, NAME:PATH, or a path in a mount)"
+        ))),
+        several => Err(Error::Invalid(format!(
+            "{what} is on the default board, and {} boards are mounted ({}): {give}, \
+             or write a path in one of them",
+            several.len(),
+            several
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// mpremote's `:PATH` arguments (`cp main.py :`) as paths on the default
+/// board (a local file so named stays itself).
+pub fn colon_paths(args: Vec<String>, given: Option<&str>) -> Result<Vec<String>> {
+    let mut default = None;
+    let mut out = Vec::new();
+    for a in args {
+        let Some(path) = a.strip_prefix(':').filter(|_| !Path::new(&a).exists()) else {
+            out.push(a);
+            continue;
+        };
+        let (board, mount) = match &default {
+            Some(d) => d,
+            None => default.insert(default_board(given, &a)?),
+        };
+        out.push(crate::remote::on_default(path, board, *mount));
+    }
+    Ok(out)
+}
+
+/// `NAME/` where a board path may go, NAME a board of boards.toml: that
+/// board's root (`cp main.py kit/`), as the file commands take it; one
+/// that is a local directory too is refused with both readings.
+pub fn named_root(arg: String) -> Result<String> {
+    let Some(name) = arg.strip_suffix('/') else {
+        return Ok(arg);
+    };
+    if name.is_empty() || name.contains(['/', ':']) || name.starts_with(['.', '~']) {
+        return Ok(arg);
+    }
+    if !matches!(crate::boards::find(name), Ok(Some(_))) {
+        return Ok(arg);
+    }
+    if Path::new(name).exists() {
+        return Err(Error::Invalid(format!(
+            "{arg} is both the board {name} (boards.toml) and a directory here: \
+             write {name}: for the board, ./{arg} for the directory"
+        )));
+    }
+    Ok(format!("{name}:/"))
+}
+
+/// `run [BOARD] FILE` (as `exec [BOARD] CODE`); the older `run FILE
+/// BOARD` where only FILE is a local file (or looks like one).
+pub fn run_args(mut args: Vec<String>, given: Option<&str>) -> Result<(String, String)> {
+    if args.len() < 2 {
+        let file = args.pop().unwrap_or_default();
+        return Ok((default_board(given, "run FILE")?.0, file));
+    }
+    let (x, y) = (args.remove(0), args.remove(0));
+    let file = |a: &str| Path::new(a).is_file();
+    match (file(&x), file(&y)) {
+        (true, true) => Err(Error::Invalid(format!(
+            "run {x} {y}: both are local files: write run BOARD FILE"
+        ))),
+        (true, false) => Ok((y, x)),
+        (false, false) if looks_like_a_path(&x) && !looks_like_a_path(&y) => Ok((y, x)),
+        _ => Ok((x, y)),
+    }
 }
 
 /// [`through_mount`] of each argument.

@@ -71,11 +71,11 @@ fn exec_of_a_local_file_says_run_and_run_runs_it() {
     assert_eq!(
         err(&o),
         format!(
-            "webrepl-mount: {f} is a local file, and exec runs CODE: did you mean `webrepl-mount run {f} {}`?",
+            "webrepl-mount: {f} is a local file, and exec runs CODE: did you mean `webrepl-mount run {} {f}`?",
             tb.addr()
         )
     );
-    let o = wm(&tb, &["run", f, &tb.addr()]);
+    let o = wm(&tb, &["run", &tb.addr(), f]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "hi 42\n");
 }
@@ -931,7 +931,7 @@ fn exec_of_a_path_that_is_no_file_says_run_and_code_still_runs() {
             err(&o),
             format!(
                 "webrepl-mount: {path} looks like a file's path, and exec runs CODE: did you mean \
-                 `webrepl-mount run {path} {a}`?"
+                 `webrepl-mount run {a} {path}`?"
             )
         );
     }
@@ -2023,4 +2023,91 @@ fn dash_v_is_coreutils_lines_on_stdout_for_every_file_command() {
         );
     }
     assert!(tb.path("/a").is_dir() && !tb.path("/a/b").exists());
+}
+
+#[test]
+fn run_takes_the_board_first_as_exec_and_the_old_order_still_works() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(&file, "print('hi', 6*7)\n").unwrap();
+    let f = file.to_str().unwrap();
+    for args in [["run", &a as &str, f], ["run", f, &a]] {
+        let o = wm(&tb, &args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), "hi 42\n", "{args:?}");
+    }
+    // No board: --board's (or WEBREPL_BOARD's), as mpremote's `run FILE`.
+    let o = wm(&tb, &["--board", &a, "run", f]);
+    assert_eq!(out(&o), "hi 42\n", "{}", err(&o));
+    let o = bin()
+        .args(["exec", "print(7)"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("WEBREPL_BOARD", &a)
+        .output()
+        .unwrap();
+    assert_eq!(out(&o), "7\n", "{}", err(&o));
+    let other = dir.path().join("other.py");
+    std::fs::write(&other, "").unwrap();
+    let g = other.to_str().unwrap();
+    let o = wm(&tb, &["run", f, g]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: run {f} {g}: both are local files: write run BOARD FILE")
+    );
+}
+
+#[test]
+fn colon_path_is_on_the_default_board_and_name_slash_is_a_named_boards_root() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("main.py");
+    std::fs::write(&file, "x = 1\n").unwrap();
+    let f = file.to_str().unwrap();
+    let with_board = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .env("WEBREPL_BOARD", &a)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = with_board(&["cp", f, ":"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+    let o = with_board(&["cat", ":main.py"]);
+    assert_eq!(out(&o), "x = 1\n", "{}", err(&o));
+    std::fs::remove_file(&file).unwrap();
+    let o = with_board(&["cp", ":main.py", "."]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x = 1\n");
+    let o = with_board(&["ls", ":"]);
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
+
+    // `kb/` is the board boards.toml names, as `kb:`.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.py"), "y = 2\n").unwrap();
+    let up = dir.path().join("up.py");
+    let o = wm_named(&tb, &home, &["cp", up.to_str().unwrap(), "kb/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/up.py")).unwrap(), b"y = 2\n");
+    // A directory kb here too: both readings named.
+    std::fs::create_dir(home.path().join("kb")).unwrap();
+    let o = bin()
+        .args(["cp", "up.py", "kb/"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: kb/ is both the board kb (boards.toml) and a directory here: \
+         write kb: for the board, ./kb/ for the directory"
+    );
 }
