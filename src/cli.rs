@@ -736,15 +736,17 @@ complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
 
 /// Zsh: the same names, added by a wrapper around clap's function (renamed
-/// `_webrepl-mount_clap` in its script by [`completion_script`]).
+/// `_webrepl-mount_clap` in its script by [`completion_script`]); a board
+/// as `NAME:` with no space after, as scp completes `host:`.
 const ZSH_NAMES: &str = r#"
 _webrepl-mount() {
     if [[ $PREFIX != -* ]]; then
         local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
-        local -a names
-        [[ -r $f ]] && names+=(${(f)"$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f")"})
-        names+=(${(f)"$(awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null)"})
-        (( ${#names} )) && compadd -- $names
+        local -a boards mounts
+        [[ -r $f ]] && boards+=(${(f)"$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1:/p' "$f")"})
+        mounts+=(${(f)"$(awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null)"})
+        (( ${#boards} )) && compadd -S '' -- $boards
+        (( ${#mounts} )) && compadd -- $mounts
     fi
     _webrepl-mount_clap "$@"
 }
@@ -756,13 +758,14 @@ else
 fi
 "#;
 
-/// Fish: the same names wherever an argument goes (files stay offered).
+/// Fish: the same names wherever an argument goes (files stay offered); a
+/// board as `NAME:`, which fish completes with no space after.
 const FISH_NAMES: &str = r#"
 function __webrepl_mount_names
     set -l config $HOME/.config
     set -q XDG_CONFIG_HOME; and set config $XDG_CONFIG_HOME
     set -l f $config/webrepl-mount/boards.toml
-    test -r $f; and sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' $f
+    test -r $f; and sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1:/p' $f
     awk -v u=(id -u) '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
 end
 complete -c webrepl-mount -a '(__webrepl_mount_names)'

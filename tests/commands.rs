@@ -634,7 +634,7 @@ fn zsh_and_fish_complete_named_boards_and_mountpoints() {
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let mp = m.path().display().to_string();
     let zsh = out(&bin().args(["completions", "zsh"]).output().unwrap());
-    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen\n");
+    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen:\n");
     let offered = zsh_offers(&zsh, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
     assert!(offered.lines().any(|l| l == mp), "{offered}");
     // clap's own completions are still there.
@@ -649,7 +649,7 @@ fn zsh_and_fish_complete_named_boards_and_mountpoints() {
         bin().args(["completions", "fish"]).output().unwrap().stdout,
     )
     .unwrap();
-    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen\n");
+    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen:\n");
     let offered = fish_offers(&fish, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
     assert!(offered.lines().any(|l| l == mp), "{offered}");
     let offered = fish_offers(&fish, home.path(), "sta");
