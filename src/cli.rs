@@ -151,6 +151,25 @@ pub enum Command {
         /// Send every file, also those the board already has.
         #[arg(short, long)]
         force: bool,
+        /// Never overwrite an existing file (no clobber), either way.
+        #[arg(short, long)]
+        no_clobber: bool,
+        /// Only files that are missing or differ (by size and hash: board
+        /// clocks are not to be trusted); what uploads always do.
+        #[arg(short, long)]
+        update: bool,
+        /// Accepted as cp's: a board keeps no modes, owners or settable
+        /// times, so there is nothing more to keep (as rsync ignores what a
+        /// filesystem lacks).
+        #[arg(short, long)]
+        preserve: bool,
+        /// -r -p, as cp -a.
+        #[arg(short, long)]
+        archive: bool,
+        /// Not supported (it would ask before each overwrite): -n keeps
+        /// every existing file, -u copies only those that differ.
+        #[arg(short, long)]
+        interactive: bool,
     },
     /// List directories or files on a board: HOST[:PORT]:PATH (PATH
     /// defaults to /), or paths in a mount; several are each listed under
@@ -880,7 +899,21 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             c::rmdir(&paths, cli.verbose > 0, conn).await
         }
         Command::Mv { paths } => {
-            let mut paths = c::through_mounts(colon(paths)?, conn, false);
+            let paths = colon(paths)?
+                .into_iter()
+                .map(c::named_root)
+                .collect::<Result<Vec<_>>>()?;
+            let crosses = c::crosses(&paths);
+            let mut paths = c::through_mounts(paths, conn, false);
+            if crosses {
+                let how = crate::copy::How {
+                    recursive: true,
+                    verbose: cli.verbose > 0,
+                    remove_sources: true,
+                    ..Default::default()
+                };
+                return crate::copy::run(paths, how, conn).await;
+            }
             let dst = paths.pop().unwrap_or_default();
             c::mv(&paths, &dst, cli.verbose > 0, conn).await
         }
@@ -930,11 +963,26 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             paths,
             recursive,
             force,
+            no_clobber,
+            update,
+            archive,
+            interactive,
+            ..
         } => {
+            if interactive {
+                return Err(Error::Invalid(
+                    "cp -i (ask before each overwrite) is not supported: -n keeps every \
+                     existing file, -u copies only the files that differ"
+                        .into(),
+                ));
+            }
             let how = crate::copy::How {
-                recursive,
+                recursive: recursive || archive,
                 force,
                 verbose: cli.verbose > 0,
+                no_clobber,
+                update,
+                remove_sources: false,
             };
             let paths = colon(paths)?
                 .into_iter()

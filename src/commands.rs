@@ -328,6 +328,13 @@ pub async fn ls(targets: &[String], how: ListHow, conn: &Conn) -> Result<()> {
     };
     for target in targets {
         let r = ls_one(&mut boards, target, how, &mut out).await;
+        // An argument that names no board is the command line's fault
+        // (exit 2), not a listing's.
+        if let Err(e) = &r
+            && e.kind() == crate::error::Kind::Invalid
+        {
+            return boards.close(r).await;
+        }
         if !failed.note(r.map_err(|e| crate::remote::other_reading(target, e))) {
             break;
         }
@@ -568,6 +575,16 @@ pub fn run_args(mut args: Vec<String>, given: Option<&str>) -> Result<(String, S
         (false, false) if looks_like_a_path(&x) && !looks_like_a_path(&y) => Ok((y, x)),
         _ => Ok((x, y)),
     }
+}
+
+/// `mv` between here and a board path (as written, before a mounted
+/// board's paths become the mount's): a copy, then the sources removed.
+/// Within one board, or one mount, it is a rename; between a mount and
+/// here, the system's mv does it (and a path that leaves a mount with
+/// `..` is refused, never a host file).
+pub fn crosses(paths: &[String]) -> bool {
+    let board = |p: &String| crate::remote::split_remote(p).is_some();
+    paths.iter().any(board) && !paths.iter().all(board)
 }
 
 /// [`through_mount`] of each argument.

@@ -29,18 +29,93 @@ pub struct How {
     pub force: bool,
     /// `-v`: each file copied, as coreutils' `'a' -> 'b'`, on stdout.
     pub verbose: bool,
+    /// `-n`: an existing file is never written over, either way.
+    pub no_clobber: bool,
+    /// `-u`: a download skips a local file that is the board's already
+    /// (same size and hash), as uploads always do.
+    pub update: bool,
+    /// `mv` between here and a board: each source is removed once all of
+    /// them are copied and checked.
+    pub remove_sources: bool,
 }
 
-/// `'from' -> 'to'`, as coreutils' cp -v says a file copied.
-fn said_copied(from: &str, to: &str) -> Result<()> {
+/// `'from' -> 'to'`, as coreutils' cp -v says a file copied (mv -v to
+/// another filesystem: `copied 'from' -> 'to'`).
+fn said_copied(how: How, from: &str, to: &str) -> Result<()> {
     use std::io::Write;
-    writeln!(
-        std::io::stdout().lock(),
-        "'{}' -> '{}'",
-        board::shown(from),
-        board::shown(to)
-    )?;
+    if how.verbose {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}'{}' -> '{}'",
+            if how.remove_sources { "copied " } else { "" },
+            board::shown(from),
+            board::shown(to)
+        )?;
+    }
     Ok(())
+}
+
+/// mv -v's line for a source removed once copied.
+fn said_removed(how: How, dir: bool, what: &str) -> Result<()> {
+    use std::io::Write;
+    if how.verbose {
+        writeln!(
+            std::io::stdout().lock(),
+            "removed {}'{}'",
+            if dir { "directory " } else { "" },
+            board::shown(what)
+        )?;
+    }
+    Ok(())
+}
+
+/// `mv` from here: a local source, removed once it is on the board.
+fn remove_here(how: How, src: &str) -> Result<()> {
+    let p = Path::new(src);
+    let dir = std::fs::symlink_metadata(p)
+        .map_err(|e| Error::local(p, e))?
+        .is_dir();
+    if dir {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    }
+    .map_err(|e| Error::local(p, e))?;
+    said_removed(how, dir, src)
+}
+
+/// `mv` from a board: a board path, removed once copied here and checked
+/// (its tree deepest first, as rm -r).
+async fn remove_on_board(b: &Board, how: How, shown: &str, path: &str) -> Result<()> {
+    let Some(st) = b.stat(path).await? else {
+        return Err(Error::NotFound(shown.to_string()));
+    };
+    if st.kind == EntryKind::File {
+        b.remove(path).await?;
+        return said_removed(how, false, shown);
+    }
+    if path == "/" {
+        return Err(Error::Invalid(format!(
+            "{shown}: the board's root is copied, not removed (rm -r 'BOARD:/*' empties it)"
+        )));
+    }
+    let listing = b.listing(path, true).await?;
+    if !listing.skipped.is_empty() {
+        return Err(ProtocolError::BadNames(listing.skipped).into());
+    }
+    let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+        .entries
+        .into_iter()
+        .partition(|e| e.kind == EntryKind::Dir);
+    for f in files {
+        b.remove(&f.path).await?;
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+    for d in dirs {
+        b.rmdir(&d.path).await?;
+    }
+    b.rmdir(path).await?;
+    said_removed(how, true, shown)
 }
 
 pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
@@ -85,7 +160,20 @@ pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
             }
         }
         if !srcs.is_empty() {
+            if how.remove_sources && dests.len() > 1 {
+                return Err(Error::Invalid(
+                    "mv moves to one board: cp copies to several".into(),
+                ));
+            }
             upload_to_all(&srcs, &dests, how, conn).await?;
+            // Every file is on the board (or was, unchanged): the sources go.
+            if how.remove_sources {
+                for s in &srcs {
+                    if !failed.note(remove_here(how, s)) {
+                        break;
+                    }
+                }
+            }
         }
         return failed.result();
     }
@@ -118,8 +206,15 @@ pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
     let mut failed = Failed::default();
     let fetch_all = async {
         let sources = expand_board(&b, &host, &sources, &mut failed).await?;
-        let shown = how.verbose.then_some(host.as_str());
-        download(&b, &sources, Path::new(&dst), recursive, shown, &mut failed).await?;
+        download(&b, &sources, Path::new(&dst), how, &host, &mut failed).await?;
+        // Only once every file is here and checked do the sources go.
+        if how.remove_sources && failed.clean() {
+            for (shown, path) in &sources {
+                if !failed.note(remove_on_board(&b, how, shown, path).await) {
+                    break;
+                }
+            }
+        }
         failed.result()
     };
     // Ctrl-C or SIGTERM (`timeout`, a service manager) ends the download
@@ -165,6 +260,7 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
                 };
                 Err(crate::commands::explained(e, in_mount).await)
             }
+            Ok(()) if how.remove_sources => remove_here(how, s),
             r => r,
         };
         if !failed.note(r) {
@@ -177,9 +273,17 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
 fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
     let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if !meta.is_dir() {
+        // -n: an existing file stays; -u: one that is the same too.
+        let same = || {
+            std::fs::metadata(to).is_ok_and(|m| m.len() == meta.len())
+                && std::fs::read(src).ok() == std::fs::read(to).ok()
+        };
+        if (how.no_clobber && to.exists()) || (how.update && same()) {
+            return Ok(());
+        }
         std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
         if how.verbose {
-            said_copied(&src.to_string_lossy(), &to.to_string_lossy())?;
+            said_copied(how, &src.to_string_lossy(), &to.to_string_lossy())?;
         }
         return Ok(());
     }
@@ -370,6 +474,8 @@ struct Sent {
     files: usize,
     bytes: u64,
     skipped: usize,
+    /// Left as they were on the board (`-n`).
+    kept: usize,
     algorithm: String,
     conflicts: Vec<String>,
     /// Sources left out, each said as an error (the command exits 1).
@@ -384,6 +490,9 @@ impl Sent {
                 "; skipped {} unchanged ({} on the board matched)",
                 self.skipped, self.algorithm
             ));
+        }
+        if self.kept > 0 {
+            s.push_str(&format!("; kept {} existing (-n)", self.kept));
         }
         for c in &self.conflicts {
             s.push_str(&format!("; {c}"));
@@ -540,15 +649,19 @@ async fn upload(
     };
     // Files the board has another version of: sent as deltas of it.
     let mut onto = HashSet::new();
-    if !force && !files.is_empty() {
+    if (!force || how.no_clobber) && !files.is_empty() {
         let query: Vec<(&str, u64)> = files.iter().map(|(_, r, n)| (r.as_str(), *n)).collect();
         let (algorithm, seen) = b.compare(&query).await?;
         tracing::info!("comparing files with the board's {algorithm}");
         sent.algorithm = algorithm.clone();
         let mut keep = Vec::new();
         for (f, d) in files.into_iter().zip(seen) {
+            if how.no_clobber && d != Seen::Missing {
+                sent.kept += 1;
+                continue;
+            }
             let same = match &d {
-                Seen::Digest(d) => board::digest(&algorithm, &read_local(&f.0)?) == *d,
+                Seen::Digest(d) => !force && board::digest(&algorithm, &read_local(&f.0)?) == *d,
                 _ => false,
             };
             if same {
@@ -603,10 +716,19 @@ async fn upload(
         for ((up, r), local) in ups.iter().zip(results).zip(from) {
             let written = r?;
             if how.verbose {
-                said_copied(&local.to_string_lossy(), &format!("{host}:{}", up.path))?;
+                said_copied(
+                    how,
+                    &local.to_string_lossy(),
+                    &format!("{host}:{}", up.path),
+                )?;
             }
             match written {
                 Written::Target(_) => {}
+                Written::Beside { name, .. } if how.remove_sources => sent.refused.push(format!(
+                    "{}: the board's {} was kept (it changed), this went as {name}; not removed",
+                    local.display(),
+                    up.path
+                )),
                 Written::Beside { name, .. } => sent
                     .conflicts
                     .push(format!("{} kept, sent as {name}", up.path)),
@@ -661,10 +783,12 @@ async fn download(
     b: &Board,
     srcs: &[(String, String)],
     dst: &Path,
-    recursive: bool,
-    verbose: Option<&str>,
+    how: How,
+    host: &str,
     failed: &mut Failed,
 ) -> Result<()> {
+    let recursive = how.recursive;
+    let verbose = how.verbose.then_some((how, host));
     let into_dir = dst.is_dir();
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
@@ -734,6 +858,11 @@ async fn download(
     for d in dirs {
         std::fs::create_dir_all(&d).map_err(|e| Error::local(&d, e))?;
     }
+    if how.no_clobber {
+        plan.retain(|(_, local, _)| std::fs::symlink_metadata(local).is_err());
+    } else if how.update {
+        plan = differing(b, plan).await?;
+    }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
     // Each download goes to a temporary file beside its destination, as it
@@ -763,6 +892,29 @@ async fn download(
         return Err(ProtocolError::BadNames(skipped).into());
     }
     Ok(())
+}
+
+/// The planned downloads less those whose local file is the board's
+/// already (`-u`): same size, and the board's hash of it matches.
+async fn differing(
+    b: &Board,
+    plan: Vec<(String, PathBuf, u64)>,
+) -> Result<Vec<(String, PathBuf, u64)>> {
+    let (same_size, mut out): (Vec<_>, Vec<_>) = plan.into_iter().partition(|(_, local, size)| {
+        std::fs::metadata(local).is_ok_and(|m| m.is_file() && m.len() == *size)
+    });
+    if same_size.is_empty() {
+        return Ok(out);
+    }
+    let query: Vec<(&str, u64)> = same_size.iter().map(|(r, _, n)| (r.as_str(), *n)).collect();
+    let (algorithm, theirs) = b.digests(&query).await?;
+    for (f, d) in same_size.into_iter().zip(theirs) {
+        let ours = std::fs::read(&f.1).map(|data| board::digest(&algorithm, &data));
+        if !matches!((ours, d), (Ok(o), Some(t)) if o == t) {
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 /// A download in a temporary file beside its destination, not yet checked.
@@ -872,7 +1024,11 @@ async fn fetch(
 /// file that changed size on the board since it was read counts as not
 /// matching: what we have is not what it holds.
 /// `host` (for -v): each file written is said as copied from it.
-async fn verify_and_write(b: &Board, got: Vec<Fetched>, host: Option<&str>) -> Result<Vec<String>> {
+async fn verify_and_write(
+    b: &Board,
+    got: Vec<Fetched>,
+    host: Option<(How, &str)>,
+) -> Result<Vec<String>> {
     let query: Vec<(&str, u64)> = got.iter().map(|f| (f.remote.as_str(), f.size)).collect();
     let (algorithm, digests) = b.digests(&query).await?;
     let mut damaged = Vec::new();
@@ -888,8 +1044,8 @@ async fn verify_and_write(b: &Board, got: Vec<Fetched>, host: Option<&str>) -> R
                 std::fs::set_permissions(&f.tmp, mode)
                     .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
                     .map_err(|e| Error::local(&f.local, e))?;
-                if let Some(host) = host {
-                    said_copied(&format!("{host}:{remote}"), &f.local.to_string_lossy())?;
+                if let Some((how, host)) = host {
+                    said_copied(how, &format!("{host}:{remote}"), &f.local.to_string_lossy())?;
                 }
             }
             Some(d) => damaged.push(format!(

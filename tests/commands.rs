@@ -140,12 +140,17 @@ fn run_is_followed_then_stopped(cmd: impl Fn() -> Command, target: &str) {
 
 #[test]
 fn dash_p_is_not_the_password() {
-    let o = bin().args(["cp", "-rp", "a", "b:/"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err(&o).starts_with("error: unexpected argument '-p' found"),
-        "{}",
-        err(&o)
+    // -p is cp's "preserve": `a`, missing, is said; no password is asked.
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["cp", "-rp", "a", "b:/"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: a: No such file or directory (os error 2)"
     );
 }
 
@@ -2110,4 +2115,84 @@ fn colon_path_is_on_the_default_board_and_name_slash_is_a_named_boards_root() {
         "webrepl-mount: kb/ is both the board kb (boards.toml) and a directory here: \
          write kb: for the board, ./kb/ for the directory"
     );
+}
+
+#[test]
+fn cp_n_keeps_existing_files_u_copies_what_differs_a_p_accepted_i_refused() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let dir = tempfile::tempdir().unwrap();
+    let here = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    std::fs::write(tb.path("/a.py"), "board\n").unwrap();
+    std::fs::write(here("a.py"), "local\n").unwrap();
+    std::fs::write(here("b.py"), "new\n").unwrap();
+    let o = wm(&tb, &["cp", "-n", &here("a.py"), &here("b.py"), &at("/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 1 file(s), 4 B; kept 1 existing (-n)");
+    assert_eq!(std::fs::read(tb.path("/a.py")).unwrap(), b"board\n");
+    assert_eq!(std::fs::read(tb.path("/b.py")).unwrap(), b"new\n");
+    // Back: -n keeps the local a.py; -u copies only what differs.
+    let back = tempfile::tempdir().unwrap();
+    let b = back.path().to_str().unwrap();
+    std::fs::write(back.path().join("a.py"), "mine\n").unwrap();
+    let o = wm(&tb, &["cp", "-nv", &at("/a.py"), &at("/b.py"), b]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("'{a}:/b.py' -> '{b}/b.py'\n"));
+    assert_eq!(std::fs::read(back.path().join("a.py")).unwrap(), b"mine\n");
+    std::fs::write(tb.path("/b.py"), "changed\n").unwrap();
+    std::fs::write(back.path().join("a.py"), "board\n").unwrap();
+    let o = wm(&tb, &["cp", "-uv", &at("/a.py"), &at("/b.py"), b]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("'{a}:/b.py' -> '{b}/b.py'\n"));
+    assert_eq!(
+        std::fs::read(back.path().join("b.py")).unwrap(),
+        b"changed\n"
+    );
+    // -a is -r -p; -p is accepted (a board has no modes to keep).
+    std::fs::create_dir_all(dir.path().join("t/sub")).unwrap();
+    std::fs::write(dir.path().join("t/sub/x.py"), "x\n").unwrap();
+    let o = wm(&tb, &["cp", "-a", &here("t"), &at("/t")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/t/sub/x.py")).unwrap(), b"x\n");
+    let o = wm(&tb, &["cp", "-p", &here("b.py"), &at("/c.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["cp", "-i", &here("b.py"), &at("/c.py")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: cp -i (ask before each overwrite) is not supported: -n keeps every \
+         existing file, -u copies only the files that differ"
+    );
+}
+
+#[test]
+fn mv_between_here_and_a_board_removes_the_source_only_once_copied() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/file.txt"), "f").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("up.py");
+    std::fs::write(&src, "up\n").unwrap();
+    let s = src.to_str().unwrap();
+    // Into a file's "directory": the upload fails, the source stays.
+    let o = wm(&tb, &["mv", s, &at("/file.txt/x.py")]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(src.exists());
+    let o = wm(&tb, &["mv", "-v", s, &at("/lib/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!("copied '{s}' -> '{a}:/lib/up.py'\nremoved '{s}'\n")
+    );
+    assert!(!src.exists());
+    assert_eq!(std::fs::read(tb.path("/lib/up.py")).unwrap(), b"up\n");
+    // And back, a whole tree: the board's goes once here and checked.
+    let back = dir.path().join("back");
+    let o = wm(&tb, &["mv", &at("/lib"), back.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(back.join("up.py")).unwrap(), b"up\n");
+    assert!(!tb.path("/lib").exists());
 }

@@ -189,6 +189,11 @@ impl Failed {
         true
     }
 
+    /// Whether nothing failed yet.
+    pub(crate) fn clean(&self) -> bool {
+        !self.any && self.fatal.is_none()
+    }
+
     /// The command's outcome: the fatal error (said by main), or exit 1
     /// with no words (each was said already), as coreutils end.
     pub(crate) fn result(self) -> Result<()> {
