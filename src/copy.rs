@@ -6,7 +6,7 @@ use crate::board::sums::{self, BlockSums};
 use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
 use crate::commands::Failed;
 use crate::connection::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::protocol::ProtocolError;
 use crate::remote::split_remote;
 use crate::session::Piece;
@@ -179,13 +179,63 @@ pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {
-        return Err(Error::Invalid(format!(
-            "{dst}: copying from board to board is not supported"
-        )));
+        return board_to_board(&paths, &dst, how, conn).await;
     }
+    download_from(&paths, &dst, how, conn).await
+}
+
+/// `cp A:/x B:/y`: through this machine, as `scp -3` does. The sources
+/// come here as downloads do (each checked against the board's hash) into
+/// a private temporary directory, then go to the other board as uploads
+/// do (what it has already is skipped); the directory goes at the end.
+async fn board_to_board(srcs: &[String], dst: &str, how: How, conn: &Conn) -> Result<()> {
+    if how.remove_sources {
+        return Err(Error::Invalid(
+            "mv moves within a board, or between here and a board: cp, then rm".into(),
+        ));
+    }
+    // 0700, ours: what a board holds is no other user's to read.
+    let tmp = tempfile::Builder::new()
+        .prefix("webrepl-mount-")
+        .tempdir()
+        .map_err(|e| Error::local(std::env::temp_dir(), e))?;
+    let quiet = How {
+        verbose: false,
+        ..how
+    };
+    let through = tmp.path().to_string_lossy().into_owned();
+    let fetched = download_from(srcs, &through, quiet, conn).await;
+    match &fetched {
+        // Some sources failed, each said: the others still go.
+        Err(Error::Remote(Kind::Io, said)) if said.is_empty() => {}
+        Err(_) => return fetched,
+        Ok(()) => {}
+    }
+    let raw = srcs.first().map_or("", |s| s.trim_end_matches('/'));
+    let contents = srcs.len() == 1 && (raw.ends_with("/.") || raw.ends_with(":."));
+    let here = if contents {
+        vec![format!("{through}/.")]
+    } else {
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+            .map_err(|e| Error::local(tmp.path(), e))?
+            .into_iter()
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    if !here.is_empty() {
+        upload_to_all(&here, &[dst.to_string()], quiet, conn).await?;
+    }
+    fetched
+}
+
+/// `cp HOST:SRC... DST`: from one board to here.
+async fn download_from(paths: &[String], dst: &str, how: How, conn: &Conn) -> Result<()> {
     let mut host = None;
     let mut sources: Vec<(&str, String)> = Vec::new();
-    for s in &paths {
+    for s in paths {
         let (h, p) = split_remote(s)
             .ok_or_else(|| Error::Invalid(format!("{s}: all sources must be on the board")))?;
         if host.as_ref().is_some_and(|x| x != &h) {

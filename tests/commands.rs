@@ -2196,3 +2196,36 @@ fn mv_between_here_and_a_board_removes_the_source_only_once_copied() {
     assert_eq!(std::fs::read(back.join("up.py")).unwrap(), b"up\n");
     assert!(!tb.path("/lib").exists());
 }
+
+#[test]
+fn cp_from_board_to_board_goes_through_this_machine() {
+    let (one, two) = (TestBoard::start(), TestBoard::start());
+    std::fs::create_dir_all(one.path("/lib/sub")).unwrap();
+    std::fs::write(one.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(one.path("/lib/sub/b.py"), "b\n").unwrap();
+    std::fs::write(one.path("/main.py"), "m\n").unwrap();
+    let (a, b) = (one.addr(), two.addr());
+    let o = wm(&one, &["cp", &format!("{a}:/main.py"), &format!("{b}:/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 1 file(s), 2 B");
+    assert_eq!(std::fs::read(two.path("/main.py")).unwrap(), b"m\n");
+    let o = wm(
+        &one,
+        &["cp", "-r", &format!("{a}:/lib"), &format!("{b}:/lib2")],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
+    assert_eq!(std::fs::read(two.path("/lib2/sub/b.py")).unwrap(), b"b\n");
+    // A missing source is said, the others go, exit 1.
+    let o = wm(
+        &one,
+        &[
+            "cp",
+            &format!("{a}:/nope"),
+            &format!("{a}:/lib/a.py"),
+            &format!("{b}:/lib2/sub/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(std::fs::read(two.path("/lib2/sub/a.py")).unwrap(), b"a\n");
+}
