@@ -272,18 +272,25 @@ pub enum Command {
     /// or URL; without it, --board's (WEBREPL_BOARD), or the one mount.
     #[command(override_usage = "webrepl-mount exec [OPTIONS] [BOARD] CODE")]
     Exec {
-        /// [BOARD] CODE: Python code (a local file goes with `run`).
-        #[arg(required = true, num_args = 1..=2, value_names = ["BOARD", "CODE"])]
-        args: Vec<String>,
+        /// A mountpoint (or a path in it), HOST[:PORT], NAME or URL; the
+        /// code when it comes alone.
+        #[arg(value_name = "BOARD")]
+        board: String,
+        /// Python code (a local file goes with `run`).
+        code: Option<String>,
     },
     /// Run a local Python file on a board and print its output, as exec
     /// runs CODE: BOARD first, or none (--board's, or the one mount), as
     /// mpremote's `run FILE`. The older `run FILE BOARD` still works.
     #[command(override_usage = "webrepl-mount run [OPTIONS] [BOARD] FILE")]
     Run {
-        /// [BOARD] FILE.
-        #[arg(required = true, num_args = 1..=2, value_names = ["BOARD", "FILE"], value_hint = clap::ValueHint::AnyPath)]
-        args: Vec<String>,
+        /// A mountpoint (or a path in it), HOST[:PORT], NAME or URL; the
+        /// file when it comes alone.
+        #[arg(value_name = "BOARD", value_hint = clap::ValueHint::AnyPath)]
+        board: String,
+        /// The local Python file.
+        #[arg(value_hint = clap::ValueHint::FilePath)]
+        file: Option<String>,
     },
     /// A host directory as the board's /remote and current directory:
     /// `import x` on the board reads DIR/x.py, files it writes land in DIR.
@@ -857,15 +864,15 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             };
             crate::mip::install(&board, how, conn).await
         }
-        Command::Exec { mut args } => {
-            let code = args.pop().unwrap_or_default();
-            let board = match args.pop() {
-                Some(b) => b,
-                None => c::default_board(given, "exec CODE")?.0,
+        Command::Exec { board, code } => {
+            let (board, code) = match code {
+                Some(code) => (board, code),
+                None => (c::default_board(given, "exec CODE")?.0, board),
             };
             c::exec(&c::through_mount(&board, conn, true), &code, conn).await
         }
-        Command::Run { args } => {
+        Command::Run { board, file } => {
+            let args = [Some(board), file].into_iter().flatten().collect();
             let (board, file) = c::run_args(args, given)?;
             let board = c::through_mount(&board, conn, true);
             c::run(std::path::Path::new(&file), &board, conn).await
