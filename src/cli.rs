@@ -225,8 +225,10 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Rename or move files and directories within one board (into DST
-    /// when it is a directory, as several sources must be).
+    /// Rename or move files and directories within a board, or between
+    /// here and a board or two boards (copied, then the sources removed
+    /// once all arrived); into DST when it is a directory, as several
+    /// sources must be.
     Mv {
         /// Sources, then the destination.
         #[arg(required = true, num_args = 2..)]
@@ -910,7 +912,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 .into_iter()
                 .map(c::named_root)
                 .collect::<Result<Vec<_>>>()?;
-            let crosses = c::crosses(&paths);
+            let crosses = c::crosses(&paths) || c::across_boards(&paths, conn);
             let mut paths = c::through_mounts(paths, conn, false);
             if crosses {
                 let how = crate::copy::How {

@@ -587,6 +587,21 @@ pub fn crosses(paths: &[String]) -> bool {
     paths.iter().any(board) && !paths.iter().all(board)
 }
 
+/// `mv` from one board to another (each argument a board path, not all
+/// on one board): through this machine, then the sources removed.
+pub fn across_boards(paths: &[String], conn: &Conn) -> bool {
+    let mut boards = paths.iter().map(|p| {
+        crate::remote::split_remote(p)
+            .and_then(|(b, _)| conn.for_board(&b).ok())
+            .map(|(address, _, _)| address)
+    });
+    let Some(Some(first)) = boards.next() else {
+        return false;
+    };
+    let rest: Option<Vec<String>> = boards.collect();
+    rest.is_some_and(|r| r.iter().any(|b| *b != first))
+}
+
 /// [`through_mount`] of each argument.
 pub fn through_mounts(args: Vec<String>, conn: &Conn, root: bool) -> Vec<String> {
     args.into_iter()

@@ -189,11 +189,6 @@ pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
 /// a private temporary directory, then go to the other board as uploads
 /// do (what it has already is skipped); the directory goes at the end.
 async fn board_to_board(srcs: &[String], dst: &str, how: How, conn: &Conn) -> Result<()> {
-    if how.remove_sources {
-        return Err(Error::Invalid(
-            "mv moves within a board, or between here and a board: cp, then rm".into(),
-        ));
-    }
     // 0700, ours: what a board holds is no other user's to read.
     let tmp = tempfile::Builder::new()
         .prefix("webrepl-mount-")
@@ -203,8 +198,14 @@ async fn board_to_board(srcs: &[String], dst: &str, how: How, conn: &Conn) -> Re
         verbose: false,
         ..how
     };
+    // `mv`: nothing goes from the source board on the way here; only once
+    // the other board has it all (below).
+    let fetch = How {
+        remove_sources: false,
+        ..quiet
+    };
     let through = tmp.path().to_string_lossy().into_owned();
-    let fetched = download_from(srcs, &through, quiet, conn).await;
+    let fetched = download_from(srcs, &through, fetch, conn).await;
     match &fetched {
         // Some sources failed, each said: the others still go.
         Err(Error::Remote(Kind::Io, said)) if said.is_empty() => {}
@@ -228,7 +229,37 @@ async fn board_to_board(srcs: &[String], dst: &str, how: How, conn: &Conn) -> Re
     if !here.is_empty() {
         upload_to_all(&here, &[dst.to_string()], quiet, conn).await?;
     }
+    // `mv`: every source came and went whole; only now do they go.
+    if how.remove_sources && fetched.is_ok() {
+        remove_board_sources(srcs, how, conn).await?;
+    }
     fetched
+}
+
+/// `mv A:/x B:/y`'s sources, removed from A (patterns matched again).
+async fn remove_board_sources(srcs: &[String], how: How, conn: &Conn) -> Result<()> {
+    let Some((host, _)) = srcs.first().and_then(|s| split_remote(s)) else {
+        return Ok(());
+    };
+    let b = conn.connect(&host).await?;
+    let r = async {
+        for s in srcs {
+            let (_, p) = split_remote(s).unwrap_or_default();
+            let p = board::normalize(if p.is_empty() { "/" } else { &p })?;
+            let found = if crate::commands::is_glob(&p) {
+                crate::commands::matching(&b, s, &p).await?
+            } else {
+                vec![p]
+            };
+            for f in found {
+                remove_on_board(&b, how, &format!("{host}:{f}"), &f).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    b.session().close().await;
+    r
 }
 
 /// `cp HOST:SRC... DST`: from one board to here.

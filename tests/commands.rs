@@ -2229,3 +2229,33 @@ fn cp_from_board_to_board_goes_through_this_machine() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(std::fs::read(two.path("/lib2/sub/a.py")).unwrap(), b"a\n");
 }
+
+#[test]
+fn mv_from_board_to_board_removes_the_sources_once_all_arrived() {
+    let (one, two) = (TestBoard::start(), TestBoard::start());
+    std::fs::create_dir_all(one.path("/lib")).unwrap();
+    std::fs::write(one.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(one.path("/main.py"), "m\n").unwrap();
+    let (a, b) = (one.addr(), two.addr());
+    // One source missing: the other is copied, nothing is removed.
+    let o = wm(
+        &one,
+        &[
+            "mv",
+            &format!("{a}:/nope"),
+            &format!("{a}:/main.py"),
+            &format!("{b}:/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(one.path("/main.py").is_file());
+    assert_eq!(std::fs::read(two.path("/main.py")).unwrap(), b"m\n");
+    let o = wm(
+        &one,
+        &["mv", "-v", &format!("{a}:/lib"), &format!("{b}:/lib2")],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("removed directory '{a}:/lib'\n"));
+    assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
+    assert!(!one.path("/lib").exists());
+}
