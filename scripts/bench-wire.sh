@@ -66,17 +66,17 @@ put() { # put FILE [ARGS...]: seconds for cp FILE to the board, checked
   since "$t" 2
   cmp -s "$f" "$work/root/up" || { echo "upload of $f corrupted" >&2; exit 1; }
 }
-row "PUT 100 KB of Python source" "$(put "$work/src.py" -v)" 100000 \
+row "PUT 100 KB of Python source" "$(put "$work/src.py" -vv)" 100000 \
   "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 row "PUT 100 KB of Python source, --no-compress" "$(put "$work/src.py" --no-compress)" 100000
 # cp onto the board's copy of a one-line-edited file: a delta of it.
 sed '100s/$/  # edited/' "$work/src.py" > "$work/edited.py"
 t=$(now)
-"$wm" cp -v "$work/edited.py" "$b:/up" 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
+"$wm" cp -vv "$work/edited.py" "$b:/up" 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
 row "cp of it again, one line edited" "$(since "$t" 2)" 0 \
   "$(grep -o '[0-9]* B sent on the wire' "$work/cp.err" | head -n1)"
 cmp -s "$work/edited.py" "$work/root/up" || { echo "upload of edited.py corrupted" >&2; exit 1; }
-row "PUT 100 KB of noise" "$(put "$work/noise.bin" -v)" 100000 \
+row "PUT 100 KB of noise" "$(put "$work/noise.bin" -vv)" 100000 \
   "$(grep -o 'sent raw.*' "$work/cp.err" | head -n1)"
 if [ -n "$cli" ]; then
   for f in src.py noise.bin; do
@@ -88,7 +88,7 @@ if [ -n "$cli" ]; then
   sleep 2
 fi
 t=$(now)
-"$wm" cp -v -r "$tree/." "$b:/tree" 2> "$work/cp.err" || { echo "cp -r failed: $(grep -v INFO "$work/cp.err" | tail -n 3)" >&2; exit 1; }
+"$wm" cp -vv -r "$tree/." "$b:/tree" 2> "$work/cp.err" || { echo "cp -r failed: $(grep -v INFO "$work/cp.err" | tail -n 3)" >&2; exit 1; }
 row "cp -r of $tree_files Python files, $tree_bytes B" "$(since "$t" 2)" "$tree_bytes" \
   "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 diff -r "$tree" "$work/root/tree" > /dev/null || { echo "the tree differs on the board" >&2; exit 1; }

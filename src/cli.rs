@@ -29,8 +29,21 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: ConnArgs,
     /// More log output (-v: transfers, -vv: everything); RUST_LOG overrides.
+    /// To cp, mv, rm, mkdir, rmdir and touch, -v is coreutils' -v: what
+    /// was done, on stdout (-vv: the transfers' log too).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The board of mpremote's `:PATH` form (`cp main.py :`, `cat :boot.py`)
+    /// and of `exec CODE` or `run FILE` without one: HOST[:PORT], NAME, URL
+    /// or a mountpoint. Without it, this user's mount if there is one only.
+    #[arg(
+        long = "board",
+        id = "default_board",
+        value_name = "BOARD",
+        env = "WEBREPL_BOARD",
+        global = true
+    )]
+    pub default_board: Option<String>,
 }
 
 /// Mounting: `webrepl-mount HOST[:PORT] MOUNTPOINT`.
@@ -138,12 +151,41 @@ pub enum Command {
         /// Send every file, also those the board already has.
         #[arg(short, long)]
         force: bool,
+        /// Never overwrite an existing file (no clobber), either way.
+        #[arg(short, long)]
+        no_clobber: bool,
+        /// Only files that are missing or differ (by size and hash: board
+        /// clocks are not to be trusted); what uploads always do.
+        #[arg(short, long)]
+        update: bool,
+        /// Accepted as cp's: a board keeps no modes, owners or settable
+        /// times, so there is nothing more to keep (as rsync ignores what a
+        /// filesystem lacks).
+        #[arg(short, long)]
+        preserve: bool,
+        /// -r -p, as cp -a.
+        #[arg(short, long)]
+        archive: bool,
+        /// Not supported (it would ask before each overwrite): -n keeps
+        /// every existing file, -u copies only those that differ.
+        #[arg(short, long)]
+        interactive: bool,
     },
-    /// List a directory on a board: HOST[:PORT]:PATH (PATH defaults to /).
+    /// List directories or files on a board: HOST[:PORT]:PATH (PATH
+    /// defaults to /), or paths in a mount; several are each listed under
+    /// its name, as ls does.
     // `-h` is human sizes here, as to ls; help is `--help`.
     #[command(disable_help_flag = true)]
     Ls {
-        target: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Names starting with a dot too (-A as well; this tool's own files
+        /// on the board stay hidden).
+        #[arg(short = 'a', visible_short_alias = 'A', long)]
+        all: bool,
+        /// One name per line (what ls always prints here; accepted for it).
+        #[arg(short = '1')]
+        one_per_line: bool,
         /// Sizes and types.
         #[arg(short, long)]
         long: bool,
@@ -183,8 +225,10 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// Rename or move files and directories within one board (into DST
-    /// when it is a directory, as several sources must be).
+    /// Rename or move files and directories within a board, or between
+    /// here and a board or two boards (copied, then the sources removed
+    /// once all arrived); into DST when it is a directory, as several
+    /// sources must be.
     Mv {
         /// Sources, then the destination.
         #[arg(required = true, num_args = 2..)]
@@ -225,19 +269,30 @@ pub enum Command {
         #[command(subcommand)]
         command: MipCommand,
     },
-    /// Run CODE on a board and print its output ("-" reads CODE from stdin).
+    /// Run CODE on a board and print its output ("-" reads CODE from
+    /// stdin). BOARD is a mountpoint (or a path in it), HOST[:PORT], NAME
+    /// or URL; without it, --board's (WEBREPL_BOARD), or the one mount.
+    #[command(override_usage = "webrepl-mount exec [OPTIONS] [BOARD] CODE")]
     Exec {
-        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        /// A mountpoint (or a path in it), HOST[:PORT], NAME or URL; the
+        /// code when it comes alone.
+        #[arg(value_name = "BOARD")]
         board: String,
         /// Python code (a local file goes with `run`).
-        code: String,
+        code: Option<String>,
     },
-    /// Run a local Python file on a board and print its output.
+    /// Run a local Python file on a board and print its output, as exec
+    /// runs CODE: BOARD first, or none (--board's, or the one mount), as
+    /// mpremote's `run FILE`. The older `run FILE BOARD` still works.
+    #[command(override_usage = "webrepl-mount run [OPTIONS] [BOARD] FILE")]
     Run {
-        #[arg(value_hint = clap::ValueHint::FilePath)]
-        file: PathBuf,
-        /// A mountpoint (or a path in it), or HOST[:PORT], NAME or URL.
+        /// A mountpoint (or a path in it), HOST[:PORT], NAME or URL; the
+        /// file when it comes alone.
+        #[arg(value_name = "BOARD", value_hint = clap::ValueHint::AnyPath)]
         board: String,
+        /// The local Python file.
+        #[arg(value_hint = clap::ValueHint::FilePath)]
+        file: Option<String>,
     },
     /// A host directory as the board's /remote and current directory:
     /// `import x` on the board reads DIR/x.py, files it writes land in DIR.
@@ -581,6 +636,23 @@ fn check_mountpoint(mp: &std::path::Path, board: &str) -> Result<()> {
 }
 
 impl Cli {
+    /// How much to log: `-v` of a file command is coreutils' lines on
+    /// stdout, as `cp -v` or `rm -v` print them, not log lines (`-vv`
+    /// adds those).
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Some(
+                Command::Cp { .. }
+                | Command::Mv { .. }
+                | Command::Rm { .. }
+                | Command::Mkdir { .. }
+                | Command::Rmdir { .. }
+                | Command::Touch { .. },
+            ) => self.verbose.saturating_sub(1),
+            _ => self.verbose,
+        }
+    }
+
     /// Before anything runs, and before a daemon forks: a named board
     /// becomes its address and settings, and `-o` becomes what the FUSE
     /// mount gets and this tool's own options.
@@ -690,15 +762,17 @@ complete -F _webrepl_mount_with_names -o bashdefault -o default webrepl-mount
 "#;
 
 /// Zsh: the same names, added by a wrapper around clap's function (renamed
-/// `_webrepl-mount_clap` in its script by [`completion_script`]).
+/// `_webrepl-mount_clap` in its script by [`completion_script`]); a board
+/// as `NAME:` with no space after, as scp completes `host:`.
 const ZSH_NAMES: &str = r#"
 _webrepl-mount() {
     if [[ $PREFIX != -* ]]; then
         local f="${XDG_CONFIG_HOME:-$HOME/.config}/webrepl-mount/boards.toml"
-        local -a names
-        [[ -r $f ]] && names+=(${(f)"$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$f")"})
-        names+=(${(f)"$(awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null)"})
-        (( ${#names} )) && compadd -- $names
+        local -a boards mounts
+        [[ -r $f ]] && boards+=(${(f)"$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1:/p' "$f")"})
+        mounts+=(${(f)"$(awk -v u="$(id -u)" '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null)"})
+        (( ${#boards} )) && compadd -S '' -- $boards
+        (( ${#mounts} )) && compadd -- $mounts
     fi
     _webrepl-mount_clap "$@"
 }
@@ -710,13 +784,14 @@ else
 fi
 "#;
 
-/// Fish: the same names wherever an argument goes (files stay offered).
+/// Fish: the same names wherever an argument goes (files stay offered); a
+/// board as `NAME:`, which fish completes with no space after.
 const FISH_NAMES: &str = r#"
 function __webrepl_mount_names
     set -l config $HOME/.config
     set -q XDG_CONFIG_HOME; and set config $XDG_CONFIG_HOME
     set -l f $config/webrepl-mount/boards.toml
-    test -r $f; and sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' $f
+    test -r $f; and sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1:/p' $f
     awk -v u=(id -u) '$1 ~ /^webrepl:/ && $4 ~ ("(^|,)user_id=" u "(,|$)") {print $2}' /proc/self/mounts 2>/dev/null
 end
 complete -c webrepl-mount -a '(__webrepl_mount_names)'
@@ -758,6 +833,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         return crate::mount::run(cli.mount.options(conn)?, ready).await;
     };
     use crate::commands as c;
+    let given = cli.default_board.as_deref();
+    // mpremote's `:PATH`, on the default board, wherever a path goes.
+    let colon = |paths: Vec<String>| c::colon_paths(paths, given);
     let r = match command {
         Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
         Command::Status { target } => c::status(&target, conn).await,
@@ -785,10 +863,17 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             crate::mip::install(&board, how, conn).await
         }
         Command::Exec { board, code } => {
+            let (board, code) = match code {
+                Some(code) => (board, code),
+                None => (c::default_board(given, "exec CODE")?.0, board),
+            };
             c::exec(&c::through_mount(&board, conn, true), &code, conn).await
         }
-        Command::Run { file, board } => {
-            c::run(&file, &c::through_mount(&board, conn, true), conn).await
+        Command::Run { board, file } => {
+            let args = [Some(board), file].into_iter().flatten().collect();
+            let (board, file) = c::run_args(args, given)?;
+            let board = c::through_mount(&board, conn, true);
+            c::run(std::path::Path::new(&file), &board, conn).await
         }
         Command::Share {
             dir,
@@ -805,25 +890,48 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             recursive,
             force,
         } => {
-            let paths = c::through_mounts(paths, conn, false);
+            let paths = c::through_mounts(colon(paths)?, conn, false);
             c::rm(&paths, recursive, force, cli.verbose > 0, conn).await
         }
         Command::Mkdir { paths, parents } => {
-            c::mkdir(&c::through_mounts(paths, conn, false), parents, conn).await
+            let paths = c::through_mounts(colon(paths)?, conn, false);
+            c::mkdir(&paths, parents, cli.verbose > 0, conn).await
         }
-        Command::Rmdir { paths } => c::rmdir(&c::through_mounts(paths, conn, false), conn).await,
+        Command::Rmdir { paths } => {
+            let paths = c::through_mounts(colon(paths)?, conn, false);
+            c::rmdir(&paths, cli.verbose > 0, conn).await
+        }
         Command::Mv { paths } => {
+            let paths = colon(paths)?
+                .into_iter()
+                .map(c::named_root)
+                .collect::<Result<Vec<_>>>()?;
+            let crosses = c::crosses(&paths) || c::across_boards(&paths, conn);
             let mut paths = c::through_mounts(paths, conn, false);
+            if crosses {
+                let how = crate::copy::How {
+                    recursive: true,
+                    verbose: cli.verbose > 0,
+                    remove_sources: true,
+                    ..Default::default()
+                };
+                return crate::copy::run(paths, how, conn).await;
+            }
             let dst = paths.pop().unwrap_or_default();
-            c::mv(&paths, &dst, conn).await
+            c::mv(&paths, &dst, cli.verbose > 0, conn).await
         }
-        Command::Cat { paths } => c::cat(&c::through_mounts(paths, conn, true), conn).await,
+        Command::Cat { paths } => c::cat(&c::through_mounts(colon(paths)?, conn, true), conn).await,
         Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
-        Command::Touch { paths } => c::touch(&c::through_mounts(paths, conn, false), conn).await,
-        Command::Sha256sum { paths } => {
-            c::sha256sum(&c::through_mounts(paths, conn, true), conn).await
+        Command::Touch { paths } => {
+            c::touch(&c::through_mounts(colon(paths)?, conn, false), conn).await
         }
-        Command::Tree { target } => c::tree(&c::through_mount(&target, conn, true), conn).await,
+        Command::Sha256sum { paths } => {
+            c::sha256sum(&c::through_mounts(colon(paths)?, conn, true), conn).await
+        }
+        Command::Tree { target } => {
+            let target = colon(vec![target])?.remove(0);
+            c::tree(&c::through_mount(&target, conn, true), conn).await
+        }
         Command::Web {
             target,
             listen,
@@ -839,20 +947,52 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
             Ok(clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?)
         }
         Command::Ls {
-            target,
+            targets,
+            all,
             long,
             human_readable,
             recursive,
             ..
         } => {
-            let target = c::through_mount(&target, conn, true);
-            c::ls(&target, long, human_readable, recursive, conn).await
+            let how = c::ListHow {
+                long,
+                human_sizes: human_readable,
+                recursive,
+                all,
+            };
+            c::ls(&c::through_mounts(colon(targets)?, conn, true), how, conn).await
         }
         Command::Cp {
             paths,
             recursive,
             force,
-        } => crate::copy::run(c::through_mounts(paths, conn, true), recursive, force, conn).await,
+            no_clobber,
+            update,
+            archive,
+            interactive,
+            ..
+        } => {
+            if interactive {
+                return Err(Error::Invalid(
+                    "cp -i (ask before each overwrite) is not supported: -n keeps every \
+                     existing file, -u copies only the files that differ"
+                        .into(),
+                ));
+            }
+            let how = crate::copy::How {
+                recursive: recursive || archive,
+                force,
+                verbose: cli.verbose > 0,
+                no_clobber,
+                update,
+                remove_sources: false,
+            };
+            let paths = colon(paths)?
+                .into_iter()
+                .map(c::named_root)
+                .collect::<Result<Vec<_>>>()?;
+            crate::copy::run(c::through_mounts(paths, conn, true), how, conn).await
+        }
     };
     match r {
         Err(Error::Running(why)) if conn.no_interrupt => Err(Error::Running(format!(

@@ -235,12 +235,12 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
     } else {
         if !code.contains('\n') && Path::new(code).is_file() {
             return Err(Error::Invalid(format!(
-                "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+                "{code} is a local file, and exec runs CODE: did you mean `webrepl-mount run {board} {code}`?"
             )));
         }
         if looks_like_a_path(code) {
             return Err(Error::Invalid(format!(
-                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {code} {board}`?"
+                "{code} looks like a file's path, and exec runs CODE: did you mean `webrepl-mount run {board} {code}`?"
             )));
         }
         code.to_string()
@@ -261,7 +261,7 @@ fn looks_like_a_path(code: &str) -> bool {
         && word.chars().any(char::is_alphabetic)
 }
 
-/// `run FILE BOARD`: the file's text run on the board, its output
+/// `run BOARD FILE`: the file's text run on the board, its output
 /// printed as it comes (as with exec; Ctrl-C stops it on the board).
 pub async fn run(file: &Path, board: &str, conn: &Conn) -> Result<()> {
     let code = std::fs::read_to_string(file).map_err(|e| Error::local(file, e))?;
@@ -316,49 +316,120 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
     Ok(())
 }
 
-pub async fn ls(
+/// How `ls` lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListHow {
+    /// Types and sizes (`-l`).
+    pub long: bool,
+    /// Sizes in human units (`-h`).
+    pub human_sizes: bool,
+    /// The whole tree below (`-R`).
+    pub recursive: bool,
+    /// Names that start with a dot too (`-a`); our own files stay hidden.
+    pub all: bool,
+}
+
+/// `ls TARGET...`, as coreutils' ls: a directory among several is headed
+/// by its name, a target that fails is said and the others are listed,
+/// and the command then exits 1.
+pub async fn ls(targets: &[String], how: ListHow, conn: &Conn) -> Result<()> {
+    let mut failed = files::Failed::default();
+    let mut boards = files::Boards::new(conn);
+    let mut out = Heads {
+        several: targets.len() > 1,
+        printed: false,
+    };
+    for target in targets {
+        let r = ls_one(&mut boards, target, how, &mut out).await;
+        // An argument that names no board is the command line's fault
+        // (exit 2), not a listing's.
+        if let Err(e) = &r
+            && e.kind() == crate::error::Kind::Invalid
+        {
+            return boards.close(r).await;
+        }
+        if !failed.note(r.map_err(|e| crate::remote::other_reading(target, e))) {
+            break;
+        }
+    }
+    boards.close(failed.result()).await
+}
+
+/// The headers of a listing of several targets.
+struct Heads {
+    several: bool,
+    /// Whether anything was listed yet (a blank line goes between).
+    printed: bool,
+}
+
+impl Heads {
+    /// Before what `target` lists: `TARGET:` for a directory among several.
+    fn start(&mut self, out: &mut impl Write, target: &str, dir: bool) -> Result<()> {
+        if self.several && dir {
+            if self.printed {
+                writeln!(out)?;
+            }
+            writeln!(out, "{}:", board::shown(target))?;
+        }
+        self.printed = true;
+        Ok(())
+    }
+}
+
+async fn ls_one(
+    boards: &mut files::Boards<'_>,
     target: &str,
-    long: bool,
-    human_sizes: bool,
-    recursive: bool,
-    conn: &Conn,
+    how: ListHow,
+    heads: &mut Heads,
 ) -> Result<()> {
-    let size = |n: u64| if human_sizes { human(n) } else { n.to_string() };
+    let size = |n: u64| {
+        if how.human_sizes {
+            human(n)
+        } else {
+            n.to_string()
+        }
+    };
     if let Some((_, here)) = mount_path(target)? {
-        return match local_list(&here, target, long, &size, recursive) {
+        return match local_list(&here, target, how, &size, heads) {
             Err(e) => Err(explained(e, target).await),
             r => r,
         };
     }
     let (board, path) = board_and_path(target)?;
-    let b = conn.connect(&board).await?;
-    let r = list(&b, &path, long, &size, recursive).await;
-    b.session().close().await;
-    r
+    let b = boards.get(&board).await?;
+    list(&b, target, &path, how, &size, heads).await
+}
+
+/// A name `ls` shows without `-a`: none of its parts (below the listed
+/// directory) starts with a dot.
+fn shown_without_a(rel: &str) -> bool {
+    !rel.split('/').any(|c| c.starts_with('.'))
 }
 
 /// `ls` of a path in a mount, as `ls` of the board's path prints it.
 fn local_list(
     p: &Path,
     arg: &str,
-    long: bool,
+    how: ListHow,
     size_of: &dyn Fn(u64) -> String,
-    recursive: bool,
+    heads: &mut Heads,
 ) -> Result<()> {
     let meta = std::fs::metadata(p).map_err(|e| files::local_error(e, arg))?;
-    let mut out = std::io::stdout().lock();
-    let entries = if meta.is_dir() {
-        local_walk(p, arg, recursive)?
+    let entries: Vec<(String, bool)> = if meta.is_dir() {
+        local_walk(p, arg, how.recursive)?
             .into_iter()
             .map(|(_, rel, is_dir)| (rel, is_dir))
+            .filter(|(rel, _)| how.all || shown_without_a(rel))
             .collect()
     } else {
         vec![(arg.to_string(), false)]
     };
+    let mut out = std::io::stdout().lock();
+    heads.start(&mut out, arg, meta.is_dir())?;
     for (rel, is_dir) in entries {
         let shown = board::shown(&rel);
         let shown = if is_dir { format!("{shown}/") } else { shown };
-        if long {
+        if how.long {
             let size = std::fs::symlink_metadata(if meta.is_dir() {
                 p.join(&rel)
             } else {
@@ -430,6 +501,118 @@ pub fn through_mount(arg: &str, conn: &Conn, root: bool) -> String {
         Some(format!("{mp}{}", if path == "/" { "" } else { &path }))
     };
     routed().unwrap_or_else(|| arg.to_string())
+}
+
+/// The board `:PATH` and a board-less `exec CODE` or `run FILE` go to:
+/// `--board` (WEBREPL_BOARD), else this user's one mount; with whether it
+/// is a mount. `what` is the argument that needed it.
+pub fn default_board(given: Option<&str>, what: &str) -> Result<(String, bool)> {
+    if let Some(b) = given {
+        return Ok((b.to_string(), mounted(b)?.is_some()));
+    }
+    let give = "give --board BOARD (or WEBREPL_BOARD=BOARD)";
+    match crate::mount::live_mounts().as_slice() {
+        [one] => Ok((one.display().to_string(), true)),
+        [] => Err(Error::Invalid(format!(
+            "{what} is on the default board, and there is none: {give}, \
+             or name the board (HOST:PATH, NAME:PATH, or a path in a mount)"
+        ))),
+        several => Err(Error::Invalid(format!(
+            "{what} is on the default board, and {} boards are mounted ({}): {give}, \
+             or write a path in one of them",
+            several.len(),
+            several
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// mpremote's `:PATH` arguments (`cp main.py :`) as paths on the default
+/// board (a local file so named stays itself).
+pub fn colon_paths(args: Vec<String>, given: Option<&str>) -> Result<Vec<String>> {
+    let mut default = None;
+    let mut out = Vec::new();
+    for a in args {
+        let Some(path) = a.strip_prefix(':').filter(|_| !Path::new(&a).exists()) else {
+            out.push(a);
+            continue;
+        };
+        let (board, mount) = match &default {
+            Some(d) => d,
+            None => default.insert(default_board(given, &a)?),
+        };
+        out.push(crate::remote::on_default(path, board, *mount));
+    }
+    Ok(out)
+}
+
+/// `NAME/` where a board path may go, NAME a board of boards.toml: that
+/// board's root (`cp main.py kit/`), as the file commands take it; one
+/// that is a local directory too is refused with both readings.
+pub fn named_root(arg: String) -> Result<String> {
+    let Some(name) = arg.strip_suffix('/') else {
+        return Ok(arg);
+    };
+    if name.is_empty() || name.contains(['/', ':']) || name.starts_with(['.', '~']) {
+        return Ok(arg);
+    }
+    if !matches!(crate::boards::find(name), Ok(Some(_))) {
+        return Ok(arg);
+    }
+    if Path::new(name).exists() {
+        return Err(Error::Invalid(format!(
+            "{arg} is both the board {name} (boards.toml) and a directory here: \
+             write {name}: for the board, ./{arg} for the directory"
+        )));
+    }
+    Ok(format!("{name}:/"))
+}
+
+/// `run [BOARD] FILE` (as `exec [BOARD] CODE`); the older `run FILE
+/// BOARD` where only FILE is a local file (or looks like one).
+pub fn run_args(mut args: Vec<String>, given: Option<&str>) -> Result<(String, String)> {
+    if args.len() < 2 {
+        let file = args.pop().unwrap_or_default();
+        return Ok((default_board(given, "run FILE")?.0, file));
+    }
+    let (x, y) = (args.remove(0), args.remove(0));
+    let file = |a: &str| Path::new(a).is_file();
+    match (file(&x), file(&y)) {
+        (true, true) => Err(Error::Invalid(format!(
+            "run {x} {y}: both are local files: write run BOARD FILE"
+        ))),
+        (true, false) => Ok((y, x)),
+        (false, false) if looks_like_a_path(&x) && !looks_like_a_path(&y) => Ok((y, x)),
+        _ => Ok((x, y)),
+    }
+}
+
+/// `mv` between here and a board path (as written, before a mounted
+/// board's paths become the mount's): a copy, then the sources removed.
+/// Within one board, or one mount, it is a rename; between a mount and
+/// here, the system's mv does it (and a path that leaves a mount with
+/// `..` is refused, never a host file).
+pub fn crosses(paths: &[String]) -> bool {
+    let board = |p: &String| crate::remote::split_remote(p).is_some();
+    paths.iter().any(board) && !paths.iter().all(board)
+}
+
+/// `mv` from one board to another (each argument a board path, not all
+/// on one board): through this machine, then the sources removed.
+pub fn across_boards(paths: &[String], conn: &Conn) -> bool {
+    let mut boards = paths.iter().map(|p| {
+        crate::remote::split_remote(p)
+            .and_then(|(b, _)| conn.for_board(&b).ok())
+            .map(|(address, _, _)| address)
+    });
+    let Some(Some(first)) = boards.next() else {
+        return false;
+    };
+    let rest: Option<Vec<String>> = boards.collect();
+    rest.is_some_and(|r| r.iter().any(|b| *b != first))
 }
 
 /// [`through_mount`] of each argument.
@@ -629,10 +812,11 @@ fn unhex_bytes(h: &str) -> Vec<u8> {
 
 async fn list(
     b: &Board,
+    arg: &str,
     path: &str,
-    long: bool,
+    how: ListHow,
     size_of: &dyn Fn(u64) -> String,
-    recursive: bool,
+    heads: &mut Heads,
 ) -> Result<()> {
     let path = board::normalize(path)?;
     let st = b
@@ -648,20 +832,25 @@ async fn list(
             mtime: st.mtime,
         }]
     } else {
-        let listing = b.listing(&path, recursive).await?;
+        let listing = b.listing(&path, how.recursive).await?;
         skipped = listing.skipped;
         let mut e = ours_hidden(listing.entries);
         e.sort_by(|a, b| a.path.cmp(&b.path));
         e
     };
     let mut out = std::io::stdout().lock();
+    heads.start(&mut out, arg, st.kind == EntryKind::Dir)?;
     for e in entries {
         let shown = if st.kind == EntryKind::Dir {
-            e.path
+            let rel = e
+                .path
                 .strip_prefix(&path)
                 .unwrap_or(&e.path)
-                .trim_start_matches('/')
-                .to_string()
+                .trim_start_matches('/');
+            if !how.all && !shown_without_a(rel) {
+                continue;
+            }
+            rel.to_string()
         } else {
             e.path.clone()
         };
@@ -672,7 +861,7 @@ async fn list(
         } else {
             shown
         };
-        if long {
+        if how.long {
             writeln!(
                 out,
                 "{} {:>9} {}",

@@ -91,12 +91,12 @@ impl Conn {
     }
 
     /// A session with `board`; a board this user's own mount holds is
-    /// named as such, with what to do instead.
+    /// named as such, with what to do instead. (A `HOST:123` that could
+    /// have been a file is said by the command that had the argument:
+    /// `remote::other_reading`.)
     pub async fn connect(&self, board: &str) -> Result<Board> {
         let (address, conn, _) = self.for_board(board)?;
-        conn.connect_to(&address)
-            .await
-            .map_err(|e| crate::remote::other_reading(board, e))
+        conn.connect_to(&address).await
     }
 
     async fn connect_to(&self, board: &str) -> Result<Board> {

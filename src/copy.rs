@@ -6,7 +6,7 @@ use crate::board::sums::{self, BlockSums};
 use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
 use crate::commands::Failed;
 use crate::connection::Conn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::protocol::ProtocolError;
 use crate::remote::split_remote;
 use crate::session::Piece;
@@ -20,7 +20,106 @@ use std::sync::Arc;
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
 
-pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Conn) -> Result<()> {
+/// How `cp` copies, beyond what it copies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct How {
+    /// `-r`.
+    pub recursive: bool,
+    /// `-f`: send files the board already has too.
+    pub force: bool,
+    /// `-v`: each file copied, as coreutils' `'a' -> 'b'`, on stdout.
+    pub verbose: bool,
+    /// `-n`: an existing file is never written over, either way.
+    pub no_clobber: bool,
+    /// `-u`: a download skips a local file that is the board's already
+    /// (same size and hash), as uploads always do.
+    pub update: bool,
+    /// `mv` between here and a board: each source is removed once all of
+    /// them are copied and checked.
+    pub remove_sources: bool,
+}
+
+/// `'from' -> 'to'`, as coreutils' cp -v says a file copied (mv -v to
+/// another filesystem: `copied 'from' -> 'to'`).
+fn said_copied(how: How, from: &str, to: &str) -> Result<()> {
+    use std::io::Write;
+    if how.verbose {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}'{}' -> '{}'",
+            if how.remove_sources { "copied " } else { "" },
+            board::shown(from),
+            board::shown(to)
+        )?;
+    }
+    Ok(())
+}
+
+/// mv -v's line for a source removed once copied.
+fn said_removed(how: How, dir: bool, what: &str) -> Result<()> {
+    use std::io::Write;
+    if how.verbose {
+        writeln!(
+            std::io::stdout().lock(),
+            "removed {}'{}'",
+            if dir { "directory " } else { "" },
+            board::shown(what)
+        )?;
+    }
+    Ok(())
+}
+
+/// `mv` from here: a local source, removed once it is on the board.
+fn remove_here(how: How, src: &str) -> Result<()> {
+    let p = Path::new(src);
+    let dir = std::fs::symlink_metadata(p)
+        .map_err(|e| Error::local(p, e))?
+        .is_dir();
+    if dir {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    }
+    .map_err(|e| Error::local(p, e))?;
+    said_removed(how, dir, src)
+}
+
+/// `mv` from a board: a board path, removed once copied here and checked
+/// (its tree deepest first, as rm -r).
+async fn remove_on_board(b: &Board, how: How, shown: &str, path: &str) -> Result<()> {
+    let Some(st) = b.stat(path).await? else {
+        return Err(Error::NotFound(shown.to_string()));
+    };
+    if st.kind == EntryKind::File {
+        b.remove(path).await?;
+        return said_removed(how, false, shown);
+    }
+    if path == "/" {
+        return Err(Error::Invalid(format!(
+            "{shown}: the board's root is copied, not removed (rm -r 'BOARD:/*' empties it)"
+        )));
+    }
+    let listing = b.listing(path, true).await?;
+    if !listing.skipped.is_empty() {
+        return Err(ProtocolError::BadNames(listing.skipped).into());
+    }
+    let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+        .entries
+        .into_iter()
+        .partition(|e| e.kind == EntryKind::Dir);
+    for f in files {
+        b.remove(&f.path).await?;
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+    for d in dirs {
+        b.rmdir(&d.path).await?;
+    }
+    b.rmdir(path).await?;
+    said_removed(how, true, shown)
+}
+
+pub async fn run(mut paths: Vec<String>, how: How, conn: &Conn) -> Result<()> {
+    let recursive = how.recursive;
     let remote = |p: &String| split_remote(p).is_some();
     if paths.len() < 2 {
         return Err(Error::Invalid("cp needs a source and a destination".into()));
@@ -28,7 +127,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
     let in_a_mount = |p: &String| matches!(crate::commands::mounted(p), Ok(Some(_)));
     if !paths.iter().any(remote) && paths.iter().any(in_a_mount) {
         let dst = paths.pop().unwrap_or_default();
-        return copy_here(&expand_local(&paths)?, &dst, recursive).await;
+        return copy_here(&expand_local(&paths)?, &dst, how).await;
     }
     let Some(first) = paths.iter().position(remote) else {
         return Err(Error::Invalid(
@@ -61,19 +160,113 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
             }
         }
         if !srcs.is_empty() {
-            upload_to_all(&srcs, &dests, recursive, force, conn).await?;
+            if how.remove_sources && dests.len() > 1 {
+                return Err(Error::Invalid(
+                    "mv moves to one board: cp copies to several".into(),
+                ));
+            }
+            upload_to_all(&srcs, &dests, how, conn).await?;
+            // Every file is on the board (or was, unchanged): the sources go.
+            if how.remove_sources {
+                for s in &srcs {
+                    if !failed.note(remove_here(how, s)) {
+                        break;
+                    }
+                }
+            }
         }
         return failed.result();
     }
     let dst = paths.pop().unwrap_or_default();
     if remote(&dst) {
-        return Err(Error::Invalid(format!(
-            "{dst}: copying from board to board is not supported"
-        )));
+        return board_to_board(&paths, &dst, how, conn).await;
     }
+    download_from(&paths, &dst, how, conn).await
+}
+
+/// `cp A:/x B:/y`: through this machine, as `scp -3` does. The sources
+/// come here as downloads do (each checked against the board's hash) into
+/// a private temporary directory, then go to the other board as uploads
+/// do (what it has already is skipped); the directory goes at the end.
+async fn board_to_board(srcs: &[String], dst: &str, how: How, conn: &Conn) -> Result<()> {
+    // 0700, ours: what a board holds is no other user's to read.
+    let tmp = tempfile::Builder::new()
+        .prefix("webrepl-mount-")
+        .tempdir()
+        .map_err(|e| Error::local(std::env::temp_dir(), e))?;
+    let quiet = How {
+        verbose: false,
+        ..how
+    };
+    // `mv`: nothing goes from the source board on the way here; only once
+    // the other board has it all (below).
+    let fetch = How {
+        remove_sources: false,
+        ..quiet
+    };
+    let through = tmp.path().to_string_lossy().into_owned();
+    let fetched = download_from(srcs, &through, fetch, conn).await;
+    match &fetched {
+        // Some sources failed, each said: the others still go.
+        Err(Error::Remote(Kind::Io, said)) if said.is_empty() => {}
+        Err(_) => return fetched,
+        Ok(()) => {}
+    }
+    let raw = srcs.first().map_or("", |s| s.trim_end_matches('/'));
+    let contents = srcs.len() == 1 && (raw.ends_with("/.") || raw.ends_with(":."));
+    let here = if contents {
+        vec![format!("{through}/.")]
+    } else {
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+            .map_err(|e| Error::local(tmp.path(), e))?
+            .into_iter()
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    if !here.is_empty() {
+        upload_to_all(&here, &[dst.to_string()], quiet, conn).await?;
+    }
+    // `mv`: every source came and went whole; only now do they go.
+    if how.remove_sources && fetched.is_ok() {
+        remove_board_sources(srcs, how, conn).await?;
+    }
+    fetched
+}
+
+/// `mv A:/x B:/y`'s sources, removed from A (patterns matched again).
+async fn remove_board_sources(srcs: &[String], how: How, conn: &Conn) -> Result<()> {
+    let Some((host, _)) = srcs.first().and_then(|s| split_remote(s)) else {
+        return Ok(());
+    };
+    let b = conn.connect(&host).await?;
+    let r = async {
+        for s in srcs {
+            let (_, p) = split_remote(s).unwrap_or_default();
+            let p = board::normalize(if p.is_empty() { "/" } else { &p })?;
+            let found = if crate::commands::is_glob(&p) {
+                crate::commands::matching(&b, s, &p).await?
+            } else {
+                vec![p]
+            };
+            for f in found {
+                remove_on_board(&b, how, &format!("{host}:{f}"), &f).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    b.session().close().await;
+    r
+}
+
+/// `cp HOST:SRC... DST`: from one board to here.
+async fn download_from(paths: &[String], dst: &str, how: How, conn: &Conn) -> Result<()> {
     let mut host = None;
     let mut sources: Vec<(&str, String)> = Vec::new();
-    for s in &paths {
+    for s in paths {
         let (h, p) = split_remote(s)
             .ok_or_else(|| Error::Invalid(format!("{s}: all sources must be on the board")))?;
         if host.as_ref().is_some_and(|x| x != &h) {
@@ -85,13 +278,24 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
         sources.push((s, p));
     }
     let host = host.ok_or_else(|| Error::Invalid("nothing to copy".into()))?;
-    let b = conn.connect(&host).await?;
+    let b = conn
+        .connect(&host)
+        .await
+        .map_err(|e| crate::remote::other_reading(sources[0].0, e))?;
     // As coreutils' cp: a source that fails is said and skipped, the
     // others are copied, and the command exits 1.
     let mut failed = Failed::default();
     let fetch_all = async {
         let sources = expand_board(&b, &host, &sources, &mut failed).await?;
-        download(&b, &sources, Path::new(&dst), recursive, &mut failed).await?;
+        download(&b, &sources, Path::new(&dst), how, &host, &mut failed).await?;
+        // Only once every file is here and checked do the sources go.
+        if how.remove_sources && failed.clean() {
+            for (shown, path) in &sources {
+                if !failed.note(remove_on_board(&b, how, shown, path).await) {
+                    break;
+                }
+            }
+        }
         failed.result()
     };
     // Ctrl-C or SIGTERM (`timeout`, a service manager) ends the download
@@ -109,7 +313,7 @@ pub async fn run(mut paths: Vec<String>, recursive: bool, force: bool, conn: &Co
 /// `cp` between paths here, one of them in a mount: through the mount's
 /// files, as the other file commands go, and as coreutils' cp (a source
 /// that fails is said, the others are copied, exit 1).
-async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
+async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
     let d = Path::new(dst);
     let into = d.is_dir();
     let mut failed = Failed::default();
@@ -128,7 +332,7 @@ async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
             Some(name) if into => d.join(name),
             _ => d.to_path_buf(),
         };
-        let r = match copy_one_here(src, &to, recursive) {
+        let r = match copy_one_here(src, &to, how) {
             // The mount's trouble, not the file's: said with its cause.
             Err(e) => {
                 let in_mount = match crate::commands::mounted(s) {
@@ -137,6 +341,7 @@ async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
                 };
                 Err(crate::commands::explained(e, in_mount).await)
             }
+            Ok(()) if how.remove_sources => remove_here(how, s),
             r => r,
         };
         if !failed.note(r) {
@@ -146,13 +351,24 @@ async fn copy_here(srcs: &[String], dst: &str, recursive: bool) -> Result<()> {
     failed.result()
 }
 
-fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
+fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
     let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if !meta.is_dir() {
+        // -n: an existing file stays; -u: one that is the same too.
+        let same = || {
+            std::fs::metadata(to).is_ok_and(|m| m.len() == meta.len())
+                && std::fs::read(src).ok() == std::fs::read(to).ok()
+        };
+        if (how.no_clobber && to.exists()) || (how.update && same()) {
+            return Ok(());
+        }
         std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
+        if how.verbose {
+            said_copied(how, &src.to_string_lossy(), &to.to_string_lossy())?;
+        }
         return Ok(());
     }
-    if !recursive {
+    if !how.recursive {
         return Err(Error::Invalid(format!(
             "-r not specified; omitting directory '{}'",
             src.display()
@@ -164,7 +380,11 @@ fn copy_one_here(src: &Path, to: &Path, recursive: bool) -> Result<()> {
         .map_err(|e| Error::local(src, e))?;
     names.sort_by_key(|e| e.file_name());
     for e in names {
-        copy_one_here(&e.path(), &to.join(e.file_name()), true)?;
+        let how = How {
+            recursive: true,
+            ..how
+        };
+        copy_one_here(&e.path(), &to.join(e.file_name()), how)?;
     }
     Ok(())
 }
@@ -258,13 +478,7 @@ fn bar(multi: &MultiProgress, total: u64, prefix: &str) -> ProgressBar {
 
 /// The same files to each board, all at once; one that cannot be reached
 /// does not stop the others.
-async fn upload_to_all(
-    srcs: &[String],
-    dests: &[String],
-    recursive: bool,
-    force: bool,
-    conn: &Conn,
-) -> Result<()> {
+async fn upload_to_all(srcs: &[String], dests: &[String], how: How, conn: &Conn) -> Result<()> {
     let multi = MultiProgress::new();
     let mut tasks = Vec::new();
     // Ctrl-C or SIGTERM stops every upload where it is, and takes away
@@ -290,9 +504,12 @@ async fn upload_to_all(
         tasks.push((
             host.clone(),
             tokio::spawn(async move {
-                let b = conn.connect(&host).await?;
+                let b = conn
+                    .connect(&host)
+                    .await
+                    .map_err(|e| crate::remote::other_reading(&shown, e))?;
                 let r = tokio::select! {
-                    r = upload(&b, &srcs, &shown, recursive, force, &multi, &label) => r,
+                    r = upload(&b, &srcs, &shown, how, &multi, &label) => r,
                     why = async { stop.wait_for(Option::is_some).await.ok().and_then(|s| *s) } => {
                         let why = why.unwrap_or(Stop::Interrupt);
                         if let Err(e) = b.remove_own_parts().await {
@@ -393,6 +610,8 @@ struct Sent {
     files: usize,
     bytes: u64,
     skipped: usize,
+    /// Left as they were on the board (`-n`).
+    kept: usize,
     algorithm: String,
     conflicts: Vec<String>,
     /// Sources left out, each said as an error (the command exits 1).
@@ -407,6 +626,9 @@ impl Sent {
                 "; skipped {} unchanged ({} on the board matched)",
                 self.skipped, self.algorithm
             ));
+        }
+        if self.kept > 0 {
+            s.push_str(&format!("; kept {} existing (-n)", self.kept));
         }
         for c in &self.conflicts {
             s.push_str(&format!("; {c}"));
@@ -463,12 +685,14 @@ async fn upload(
     b: &Board,
     srcs: &[String],
     shown: &str,
-    recursive: bool,
-    force: bool,
+    how: How,
     multi: &MultiProgress,
     label: &str,
 ) -> Result<Sent> {
-    let dst = &split_remote(shown).map(|(_, p)| p).unwrap_or_default();
+    let How {
+        recursive, force, ..
+    } = how;
+    let (host, dst) = &split_remote(shown).unwrap_or_default();
     let dst_path = match crate::commands::target_pattern(b, shown, &board::normalize(dst)?).await {
         Ok(d) => d,
         Err(e @ (Error::Invalid(_) | Error::Path(_) | Error::Answer(_) | Error::Refused(_))) => {
@@ -560,15 +784,19 @@ async fn upload(
     // target that was not there holds none: asking would cost a list of
     // every name on the wire, for nothing.
     let mut onto = HashSet::new();
-    if !force && st.is_some() && !files.is_empty() {
+    if (!force || how.no_clobber) && st.is_some() && !files.is_empty() {
         let query: Vec<(&str, u64)> = files.iter().map(|(_, r, n)| (r.as_str(), *n)).collect();
         let (algorithm, seen) = b.compare(&query).await?;
         tracing::info!("comparing files with the board's {algorithm}");
         sent.algorithm = algorithm.clone();
         let mut keep = Vec::new();
         for (f, d) in files.into_iter().zip(seen) {
+            if how.no_clobber && d != Seen::Missing {
+                sent.kept += 1;
+                continue;
+            }
             let same = match &d {
-                Seen::Digest(d) => board::digest(&algorithm, &read_local(&f.0)?) == *d,
+                Seen::Digest(d) => !force && board::digest(&algorithm, &read_local(&f.0)?) == *d,
                 _ => false,
             };
             if same {
@@ -588,6 +816,8 @@ async fn upload(
     // In batches that bound the memory held, each pipelined.
     let mut done = 0u64;
     let mut batch: Vec<Upload> = Vec::new();
+    // The local file each upload of the batch is, for -v.
+    let mut locals: Vec<PathBuf> = Vec::new();
     let mut held = 0usize;
     let mut pending = files.into_iter().peekable();
     while pending.peek().is_some() || !batch.is_empty() {
@@ -611,14 +841,29 @@ async fn upload(
                 }
             });
             batch.push(up);
+            locals.push(local.clone());
             pending.next();
         }
         let ups = std::mem::take(&mut batch);
+        let from = std::mem::take(&mut locals);
         held = 0;
         let results = b.put_many(ups.clone(), false).await?;
-        for (up, r) in ups.iter().zip(results) {
-            match r? {
+        for ((up, r), local) in ups.iter().zip(results).zip(from) {
+            let written = r?;
+            if how.verbose {
+                said_copied(
+                    how,
+                    &local.to_string_lossy(),
+                    &format!("{host}:{}", up.path),
+                )?;
+            }
+            match written {
                 Written::Target(_) => {}
+                Written::Beside { name, .. } if how.remove_sources => sent.refused.push(format!(
+                    "{}: the board's {} was kept (it changed), this went as {name}; not removed",
+                    local.display(),
+                    up.path
+                )),
                 Written::Beside { name, .. } => sent
                     .conflicts
                     .push(format!("{} kept, sent as {name}", up.path)),
@@ -673,9 +918,12 @@ async fn download(
     b: &Board,
     srcs: &[(String, String)],
     dst: &Path,
-    recursive: bool,
+    how: How,
+    host: &str,
     failed: &mut Failed,
 ) -> Result<()> {
+    let recursive = how.recursive;
+    let verbose = how.verbose.then_some((how, host));
     let into_dir = dst.is_dir();
     // Several go into a directory only, as cp(1) says it.
     if srcs.len() > 1 && !into_dir {
@@ -746,6 +994,11 @@ async fn download(
     for d in dirs {
         std::fs::create_dir_all(&d).map_err(|e| Error::local(&d, e))?;
     }
+    if how.no_clobber {
+        plan.retain(|(_, local, _)| std::fs::symlink_metadata(local).is_err());
+    } else if how.update {
+        plan = differing(b, plan).await?;
+    }
     let multi = MultiProgress::new();
     let bar = bar(&multi, plan.iter().map(|p| p.2).sum(), "");
     // Each download goes to a temporary file beside its destination, as it
@@ -763,7 +1016,7 @@ async fn download(
         held += f.size;
         got.push(f);
         if held >= BATCH_BYTES as u64 || pending.peek().is_none() {
-            damaged.extend(verify_and_write(b, std::mem::take(&mut got)).await?);
+            damaged.extend(verify_and_write(b, std::mem::take(&mut got), verbose).await?);
             held = 0;
         }
     }
@@ -775,6 +1028,29 @@ async fn download(
         return Err(ProtocolError::BadNames(skipped).into());
     }
     Ok(())
+}
+
+/// The planned downloads less those whose local file is the board's
+/// already (`-u`): same size, and the board's hash of it matches.
+async fn differing(
+    b: &Board,
+    plan: Vec<(String, PathBuf, u64)>,
+) -> Result<Vec<(String, PathBuf, u64)>> {
+    let (same_size, mut out): (Vec<_>, Vec<_>) = plan.into_iter().partition(|(_, local, size)| {
+        std::fs::metadata(local).is_ok_and(|m| m.is_file() && m.len() == *size)
+    });
+    if same_size.is_empty() {
+        return Ok(out);
+    }
+    let query: Vec<(&str, u64)> = same_size.iter().map(|(r, _, n)| (r.as_str(), *n)).collect();
+    let (algorithm, theirs) = b.digests(&query).await?;
+    for (f, d) in same_size.into_iter().zip(theirs) {
+        let ours = std::fs::read(&f.1).map(|data| board::digest(&algorithm, &data));
+        if !matches!((ours, d), (Ok(o), Some(t)) if o == t) {
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 /// A download in a temporary file beside its destination, not yet checked.
@@ -884,7 +1160,12 @@ async fn fetch(
 /// place; returns what did not, described (their temporary files go). A
 /// file that changed size on the board since it was read counts as not
 /// matching: what we have is not what it holds.
-async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
+/// `host` (for -v): each file written is said as copied from it.
+async fn verify_and_write(
+    b: &Board,
+    got: Vec<Fetched>,
+    host: Option<(How, &str)>,
+) -> Result<Vec<String>> {
     let query: Vec<(&str, u64)> = got.iter().map(|f| (f.remote.as_str(), f.size)).collect();
     let (algorithm, digests) = b.digests(&query).await?;
     let mut damaged = Vec::new();
@@ -900,6 +1181,9 @@ async fn verify_and_write(b: &Board, got: Vec<Fetched>) -> Result<Vec<String>> {
                 std::fs::set_permissions(&f.tmp, mode)
                     .and_then(|()| f.tmp.persist(&f.local).map_err(|e| e.error))
                     .map_err(|e| Error::local(&f.local, e))?;
+                if let Some((how, host)) = host {
+                    said_copied(how, &format!("{host}:{remote}"), &f.local.to_string_lossy())?;
+                }
             }
             Some(d) => damaged.push(format!(
                 "{remote}: {algorithm} mismatch (board {d}, received {ours}): damaged in transit"

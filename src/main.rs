@@ -15,7 +15,7 @@ fn main() {
         Some(args) => Cli::parse_from(args),
         None => Cli::parse(),
     };
-    let level = match cli.verbose {
+    let level = match cli.log_verbosity() {
         0 => "warn",
         1 => "info",
         _ => "debug",

@@ -845,6 +845,16 @@ fn dead_mount(mountpoint: &Path) -> bool {
     )
 }
 
+/// This user's mounts whose daemon answers (on this user's socket): the
+/// default board of `:PATH` when there is one only.
+pub fn live_mounts() -> Vec<PathBuf> {
+    our_mounts()
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| std::os::unix::net::UnixStream::connect(sidecar::socket_path(p)).is_ok())
+        .collect()
+}
+
 /// Where this user mounts `board`, if they do: a mount whose daemon
 /// answers on this user's socket for it. /proc/mounts lists every user's
 /// mounts and dead ones too; such a mount of the same address (a board

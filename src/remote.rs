@@ -26,6 +26,19 @@ pub fn bare_board(s: &str) -> &str {
     }
 }
 
+/// mpremote's `:PATH` (`cp main.py :`, `cat :boot.py`): PATH on the
+/// default board `board`, or in the mount at `board` when `mount`. A
+/// relative PATH is from the root, as mpremote's (`kb:/123`, never the
+/// port 123).
+pub fn on_default(path: &str, board: &str, mount: bool) -> String {
+    let rel = path.trim_start_matches('/');
+    match (mount, rel) {
+        (true, "") => board.to_string(),
+        (true, rel) => format!("{}/{rel}", board.trim_end_matches('/')),
+        (false, rel) => format!("{}:/{rel}", bare_board(board)),
+    }
+}
+
 /// `HOST[:PORT]:PATH` → (`HOST[:PORT]`, `PATH`), the webrepl_cli.py syntax;
 /// `URL:PATH` likewise.
 /// Paths that start with `/` or `.` are local, as is anything without `:`.
@@ -100,9 +113,11 @@ pub fn remote_arg(s: &str) -> Result<(String, String)> {
         .ok_or_else(|| Error::Path(crate::error::BadPath::NotRemote { arg: s.to_string() }))
 }
 
-/// `HOST:123` is read as a port; when nothing answers there, the other
-/// reading (the board file 123) is named too. The default port is meant.
-pub fn other_reading(board: &str, e: Error) -> Error {
+/// `HOST:123`, where a board path may go, is read as a port; when nothing
+/// answers there, the other reading (the board file 123) is named too.
+/// `arg` is the argument as typed: one with a path (`HOST:123:/x`) or
+/// where only a board goes (`exec HOST:123`) has one reading, and no hint.
+pub fn other_reading(arg: &str, e: Error) -> Error {
     let Error::Unreachable {
         target,
         why,
@@ -111,7 +126,7 @@ pub fn other_reading(board: &str, e: Error) -> Error {
     else {
         return e;
     };
-    let why = match board.trim_end_matches('/').rsplit_once(':') {
+    let why = match arg.trim_end_matches('/').rsplit_once(':') {
         Some((host, port))
             if !host.is_empty()
                 && !host.contains(['/', ':'])
@@ -193,6 +208,32 @@ mod tests {
             "kb",
         ] {
             assert_eq!(e(plain), "cannot reach ws://x/: refused", "{plain}");
+        }
+    }
+
+    #[test]
+    fn colon_path_is_on_the_default_board() {
+        let table = [
+            (":", "kb", false, "kb:/"),
+            (":main.py", "kb", false, "kb:/main.py"),
+            (":123", "kb", false, "kb:/123"),
+            (":/lib/", "127.0.0.1:8266", false, "127.0.0.1:8266:/lib/"),
+            (":x", "kb:", false, "kb:/x"),
+            (":x", "ws://h:80/", false, "ws://h:80/:/x"),
+            (":", "/mnt/b", true, "/mnt/b"),
+            (":lib/a.py", "/mnt/b/", true, "/mnt/b/lib/a.py"),
+        ];
+        for (arg, board, mount, want) in table {
+            let path = &arg[1..];
+            assert_eq!(on_default(path, board, mount), want, "{arg} {board}");
+            let (b, p) = board_and_path(want).unwrap();
+            if !mount {
+                assert_eq!(
+                    p.trim_start_matches('/'),
+                    path.trim_start_matches('/'),
+                    "{want}: {b}"
+                );
+            }
         }
     }
 

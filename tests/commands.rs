@@ -71,11 +71,11 @@ fn exec_of_a_local_file_says_run_and_run_runs_it() {
     assert_eq!(
         err(&o),
         format!(
-            "webrepl-mount: {f} is a local file, and exec runs CODE: did you mean `webrepl-mount run {f} {}`?",
+            "webrepl-mount: {f} is a local file, and exec runs CODE: did you mean `webrepl-mount run {} {f}`?",
             tb.addr()
         )
     );
-    let o = wm(&tb, &["run", f, &tb.addr()]);
+    let o = wm(&tb, &["run", &tb.addr(), f]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "hi 42\n");
 }
@@ -140,12 +140,17 @@ fn run_is_followed_then_stopped(cmd: impl Fn() -> Command, target: &str) {
 
 #[test]
 fn dash_p_is_not_the_password() {
-    let o = bin().args(["cp", "-rp", "a", "b:/"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        err(&o).starts_with("error: unexpected argument '-p' found"),
-        "{}",
-        err(&o)
+    // -p is cp's "preserve": `a`, missing, is said; no password is asked.
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["cp", "-rp", "a", "b:/"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: a: No such file or directory (os error 2)"
     );
 }
 
@@ -634,7 +639,7 @@ fn zsh_and_fish_complete_named_boards_and_mountpoints() {
     let m = Mount::start(&tb, &tb.addr(), &[]);
     let mp = m.path().display().to_string();
     let zsh = out(&bin().args(["completions", "zsh"]).output().unwrap());
-    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen\n");
+    assert_eq!(zsh_offers(&zsh, home.path(), "status ki"), "kitchen:\n");
     let offered = zsh_offers(&zsh, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
     assert!(offered.lines().any(|l| l == mp), "{offered}");
     // clap's own completions are still there.
@@ -649,7 +654,7 @@ fn zsh_and_fish_complete_named_boards_and_mountpoints() {
         bin().args(["completions", "fish"]).output().unwrap().stdout,
     )
     .unwrap();
-    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen\n");
+    assert_eq!(fish_offers(&fish, home.path(), "status ki"), "kitchen:\n");
     let offered = fish_offers(&fish, home.path(), &format!("term {}", &mp[..mp.len() - 2]));
     assert!(offered.lines().any(|l| l == mp), "{offered}");
     let offered = fish_offers(&fish, home.path(), "sta");
@@ -931,7 +936,7 @@ fn exec_of_a_path_that_is_no_file_says_run_and_code_still_runs() {
             err(&o),
             format!(
                 "webrepl-mount: {path} looks like a file's path, and exec runs CODE: did you mean \
-                 `webrepl-mount run {path} {a}`?"
+                 `webrepl-mount run {a} {path}`?"
             )
         );
     }
@@ -1997,4 +2002,348 @@ fn cp_stopped_by_ctrl_c_exits_130_and_leaves_no_part_file() {
         );
         assert_eq!(files_below(into.path()), Vec::<String>::new(), "cp {src}");
     }
+}
+
+#[test]
+fn ls_lists_several_targets_hides_dotfiles_without_a_and_exits_1_for_one_missing() {
+    let tb = TestBoard::start();
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/a.py"), "").unwrap();
+    std::fs::write(tb.path("/.hidden"), "").unwrap();
+    std::fs::write(tb.path("/.webrepl-mount-id"), "x").unwrap();
+    std::fs::write(tb.path("/lib/x.py"), "").unwrap();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let o = wm(
+        &tb,
+        &["ls", &at("/a.py"), &at("/nope"), &at("/"), &at("/lib")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: no such file or directory on the board: /nope"
+    );
+    assert_eq!(
+        out(&o),
+        format!("/a.py\n\n{a}:/:\na.py\nlib/\n\n{a}:/lib:\nx.py\n")
+    );
+    let o = wm(&tb, &["ls", "-a1", &at("/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), ".hidden\na.py\nlib/\n");
+}
+
+#[test]
+fn a_port_nothing_answers_is_said_as_a_file_only_where_a_file_could_be_meant() {
+    let tb = TestBoard::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hint = format!("(for the board file {closed} write 127.0.0.1:/{closed})");
+    let bare = format!("127.0.0.1:{closed}");
+    let o = wm(&tb, &["ls", &bare]);
+    assert_eq!(o.status.code(), Some(8));
+    assert!(err(&o).ends_with(&hint), "{}", err(&o));
+    for args in [
+        vec!["ls", &format!("{bare}:/x") as &str],
+        vec!["cat", &format!("{bare}:/x")],
+        vec!["exec", &bare, "print(1)"],
+    ] {
+        let o = wm(&tb, &args);
+        assert_eq!(o.status.code(), Some(8), "{args:?}");
+        assert_eq!(
+            err(&o),
+            format!("webrepl-mount: cannot reach ws://{bare}/: Connection refused (os error 111)"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn dash_v_is_coreutils_lines_on_stdout_for_every_file_command() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let local = tempfile::tempdir().unwrap();
+    let f = local.path().join("f.py");
+    std::fs::write(&f, "x = 1\n").unwrap();
+    let f = f.to_str().unwrap();
+    let back = local.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    let back = back.to_str().unwrap();
+    let steps: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["mkdir".into(), "-pv".into(), at("/a/b")],
+            format!("mkdir: created directory '{a}:/a'\nmkdir: created directory '{a}:/a/b'\n"),
+        ),
+        (
+            vec!["mkdir".into(), "-v".into(), at("/c")],
+            format!("mkdir: created directory '{a}:/c'\n"),
+        ),
+        (
+            vec!["cp".into(), "-v".into(), f.into(), at("/a/")],
+            format!("'{f}' -> '{a}:/a/f.py'\n"),
+        ),
+        (
+            vec!["cp".into(), "-v".into(), at("/a/f.py"), back.into()],
+            format!("'{a}:/a/f.py' -> '{back}/f.py'\n"),
+        ),
+        (
+            vec!["mv".into(), "-v".into(), at("/a/f.py"), at("/a/b")],
+            format!("renamed '{a}:/a/f.py' -> '{a}:/a/b/f.py'\n"),
+        ),
+        (vec!["touch".into(), "-v".into(), at("/t")], String::new()),
+        (
+            vec!["rm".into(), "-v".into(), at("/a/b/f.py"), at("/t")],
+            format!("removed '{a}:/a/b/f.py'\nremoved '{a}:/t'\n"),
+        ),
+        (
+            vec!["rmdir".into(), "-v".into(), at("/a/b"), at("/c")],
+            format!("rmdir: removing directory, '{a}:/a/b'\nrmdir: removing directory, '{a}:/c'\n"),
+        ),
+    ];
+    for (args, want) in steps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = wm(&tb, &args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), want, "{args:?}");
+        // No log lines: cp's own summary only.
+        assert!(
+            err(&o).lines().all(|l| l.starts_with("sent ")),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+    assert!(tb.path("/a").is_dir() && !tb.path("/a/b").exists());
+}
+
+#[test]
+fn run_takes_the_board_first_as_exec_and_the_old_order_still_works() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(&file, "print('hi', 6*7)\n").unwrap();
+    let f = file.to_str().unwrap();
+    for args in [["run", &a as &str, f], ["run", f, &a]] {
+        let o = wm(&tb, &args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), "hi 42\n", "{args:?}");
+    }
+    // No board: --board's (or WEBREPL_BOARD's), as mpremote's `run FILE`.
+    let o = wm(&tb, &["--board", &a, "run", f]);
+    assert_eq!(out(&o), "hi 42\n", "{}", err(&o));
+    let o = bin()
+        .args(["exec", "print(7)"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("WEBREPL_BOARD", &a)
+        .output()
+        .unwrap();
+    assert_eq!(out(&o), "7\n", "{}", err(&o));
+    let other = dir.path().join("other.py");
+    std::fs::write(&other, "").unwrap();
+    let g = other.to_str().unwrap();
+    let o = wm(&tb, &["run", f, g]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: run {f} {g}: both are local files: write run BOARD FILE")
+    );
+}
+
+#[test]
+fn colon_path_is_on_the_default_board_and_name_slash_is_a_named_boards_root() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("main.py");
+    std::fs::write(&file, "x = 1\n").unwrap();
+    let f = file.to_str().unwrap();
+    let with_board = |args: &[&str]| {
+        bin()
+            .args(args)
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .env("WEBREPL_BOARD", &a)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = with_board(&["cp", f, ":"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), b"x = 1\n");
+    let o = with_board(&["cat", ":main.py"]);
+    assert_eq!(out(&o), "x = 1\n", "{}", err(&o));
+    std::fs::remove_file(&file).unwrap();
+    let o = with_board(&["cp", ":main.py", "."]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x = 1\n");
+    let o = with_board(&["ls", ":"]);
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", err(&o));
+
+    // `kb/` is the board boards.toml names, as `kb:`.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.py"), "y = 2\n").unwrap();
+    let up = dir.path().join("up.py");
+    let o = wm_named(&tb, &home, &["cp", up.to_str().unwrap(), "kb/"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/up.py")).unwrap(), b"y = 2\n");
+    // A directory kb here too: both readings named.
+    std::fs::create_dir(home.path().join("kb")).unwrap();
+    let o = bin()
+        .args(["cp", "up.py", "kb/"])
+        .env("WEBREPL_PASSWORD", &tb.password)
+        .env("XDG_CONFIG_HOME", home.path())
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: kb/ is both the board kb (boards.toml) and a directory here: \
+         write kb: for the board, ./kb/ for the directory"
+    );
+}
+
+#[test]
+fn cp_n_keeps_existing_files_u_copies_what_differs_a_p_accepted_i_refused() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    let dir = tempfile::tempdir().unwrap();
+    let here = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    std::fs::write(tb.path("/a.py"), "board\n").unwrap();
+    std::fs::write(here("a.py"), "local\n").unwrap();
+    std::fs::write(here("b.py"), "new\n").unwrap();
+    let o = wm(&tb, &["cp", "-n", &here("a.py"), &here("b.py"), &at("/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 1 file(s), 4 B; kept 1 existing (-n)");
+    assert_eq!(std::fs::read(tb.path("/a.py")).unwrap(), b"board\n");
+    assert_eq!(std::fs::read(tb.path("/b.py")).unwrap(), b"new\n");
+    // Back: -n keeps the local a.py; -u copies only what differs.
+    let back = tempfile::tempdir().unwrap();
+    let b = back.path().to_str().unwrap();
+    std::fs::write(back.path().join("a.py"), "mine\n").unwrap();
+    let o = wm(&tb, &["cp", "-nv", &at("/a.py"), &at("/b.py"), b]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("'{a}:/b.py' -> '{b}/b.py'\n"));
+    assert_eq!(std::fs::read(back.path().join("a.py")).unwrap(), b"mine\n");
+    std::fs::write(tb.path("/b.py"), "changed\n").unwrap();
+    std::fs::write(back.path().join("a.py"), "board\n").unwrap();
+    let o = wm(&tb, &["cp", "-uv", &at("/a.py"), &at("/b.py"), b]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("'{a}:/b.py' -> '{b}/b.py'\n"));
+    assert_eq!(
+        std::fs::read(back.path().join("b.py")).unwrap(),
+        b"changed\n"
+    );
+    // -a is -r -p; -p is accepted (a board has no modes to keep).
+    std::fs::create_dir_all(dir.path().join("t/sub")).unwrap();
+    std::fs::write(dir.path().join("t/sub/x.py"), "x\n").unwrap();
+    let o = wm(&tb, &["cp", "-a", &here("t"), &at("/t")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(tb.path("/t/sub/x.py")).unwrap(), b"x\n");
+    let o = wm(&tb, &["cp", "-p", &here("b.py"), &at("/c.py")]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = wm(&tb, &["cp", "-i", &here("b.py"), &at("/c.py")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err(&o),
+        "webrepl-mount: cp -i (ask before each overwrite) is not supported: -n keeps every \
+         existing file, -u copies only the files that differ"
+    );
+}
+
+#[test]
+fn mv_between_here_and_a_board_removes_the_source_only_once_copied() {
+    let tb = TestBoard::start();
+    let a = tb.addr();
+    let at = |p: &str| format!("{a}:{p}");
+    std::fs::create_dir_all(tb.path("/lib")).unwrap();
+    std::fs::write(tb.path("/file.txt"), "f").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("up.py");
+    std::fs::write(&src, "up\n").unwrap();
+    let s = src.to_str().unwrap();
+    // Into a file's "directory": the upload fails, the source stays.
+    let o = wm(&tb, &["mv", s, &at("/file.txt/x.py")]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(src.exists());
+    let o = wm(&tb, &["mv", "-v", s, &at("/lib/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!("copied '{s}' -> '{a}:/lib/up.py'\nremoved '{s}'\n")
+    );
+    assert!(!src.exists());
+    assert_eq!(std::fs::read(tb.path("/lib/up.py")).unwrap(), b"up\n");
+    // And back, a whole tree: the board's goes once here and checked.
+    let back = dir.path().join("back");
+    let o = wm(&tb, &["mv", &at("/lib"), back.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(back.join("up.py")).unwrap(), b"up\n");
+    assert!(!tb.path("/lib").exists());
+}
+
+#[test]
+fn cp_from_board_to_board_goes_through_this_machine() {
+    let (one, two) = (TestBoard::start(), TestBoard::start());
+    std::fs::create_dir_all(one.path("/lib/sub")).unwrap();
+    std::fs::write(one.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(one.path("/lib/sub/b.py"), "b\n").unwrap();
+    std::fs::write(one.path("/main.py"), "m\n").unwrap();
+    let (a, b) = (one.addr(), two.addr());
+    let o = wm(&one, &["cp", &format!("{a}:/main.py"), &format!("{b}:/")]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(err(&o), "sent 1 file(s), 2 B");
+    assert_eq!(std::fs::read(two.path("/main.py")).unwrap(), b"m\n");
+    let o = wm(
+        &one,
+        &["cp", "-r", &format!("{a}:/lib"), &format!("{b}:/lib2")],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
+    assert_eq!(std::fs::read(two.path("/lib2/sub/b.py")).unwrap(), b"b\n");
+    // A missing source is said, the others go, exit 1.
+    let o = wm(
+        &one,
+        &[
+            "cp",
+            &format!("{a}:/nope"),
+            &format!("{a}:/lib/a.py"),
+            &format!("{b}:/lib2/sub/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(std::fs::read(two.path("/lib2/sub/a.py")).unwrap(), b"a\n");
+}
+
+#[test]
+fn mv_from_board_to_board_removes_the_sources_once_all_arrived() {
+    let (one, two) = (TestBoard::start(), TestBoard::start());
+    std::fs::create_dir_all(one.path("/lib")).unwrap();
+    std::fs::write(one.path("/lib/a.py"), "a\n").unwrap();
+    std::fs::write(one.path("/main.py"), "m\n").unwrap();
+    let (a, b) = (one.addr(), two.addr());
+    // One source missing: the other is copied, nothing is removed.
+    let o = wm(
+        &one,
+        &[
+            "mv",
+            &format!("{a}:/nope"),
+            &format!("{a}:/main.py"),
+            &format!("{b}:/"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(one.path("/main.py").is_file());
+    assert_eq!(std::fs::read(two.path("/main.py")).unwrap(), b"m\n");
+    let o = wm(
+        &one,
+        &["mv", "-v", &format!("{a}:/lib"), &format!("{b}:/lib2")],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("removed directory '{a}:/lib'\n"));
+    assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
+    assert!(!one.path("/lib").exists());
 }

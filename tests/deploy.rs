@@ -234,7 +234,7 @@ fn cut_while(
     let mut emu = LinkEmu::slow(tb.port);
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["cp", "-vv", "-r", "--force"])
+        .args(["cp", "-vvv", "-r", "--force"])
         .arg(format!("{}/.", tree.display()))
         .arg(format!("127.0.0.1:{}:/", emu.port))
         .env("WEBREPL_PASSWORD", &tb.password)

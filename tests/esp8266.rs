@@ -123,7 +123,7 @@ fn a_link_cut_during_a_text_download_leaves_no_file() {
     // stays unreachable: the download cannot start over.
     emu.command("cut-down 200000");
     let mut cp = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .args(["cp", "-v", "--timeout", "2"])
+        .args(["cp", "-vv", "--timeout", "2"])
         .arg(format!("127.0.0.1:{}:/big.bin", emu.port))
         .arg(dest.path())
         .env("WEBREPL_PASSWORD", &tb.password)

@@ -38,7 +38,7 @@ fn source_goes_compressed_and_lands_exact() {
     let file = local.path().join("big.py");
     std::fs::write(&file, source(100_000, 1)).unwrap();
     let dst = format!("{}:/big.py", tb.addr());
-    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    let o = wm(&tb.password, &["cp", "-vv", file.to_str().unwrap(), &dst]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("1 of 1 file(s) compressed"),
@@ -66,7 +66,7 @@ fn source_goes_compressed_and_lands_exact() {
     let s = format!("{}/.", src.display());
     let o = wm(
         &tb.password,
-        &["cp", "-v", "-r", &s, &format!("{}:/app", tb.addr())],
+        &["cp", "-vv", "-r", &s, &format!("{}:/app", tb.addr())],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -85,7 +85,7 @@ fn source_goes_compressed_and_lands_exact() {
     std::fs::write(&file, source(50_000, 2)).unwrap();
     let o = wm(
         &tb.password,
-        &["cp", "-v", "--no-compress", file.to_str().unwrap(), &dst],
+        &["cp", "-vv", "--no-compress", file.to_str().unwrap(), &dst],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("compressed"), "{}", stderr(&o));
@@ -105,7 +105,7 @@ fn a_board_without_deflate_gets_raw_uploads() {
         &tb.password,
         &[
             "cp",
-            "-v",
+            "-vv",
             file.to_str().unwrap(),
             &format!("{}:/big.py", tb.addr()),
         ],
@@ -432,7 +432,7 @@ fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
     let file = local.path().join("c2.py");
     std::fs::write(&file, source(2_000, 3)).unwrap();
     let dst = format!("{}:/c2.py", tb.addr());
-    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    let o = wm(&tb.password, &["cp", "-vv", file.to_str().unwrap(), &dst]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         std::fs::read(tb.path("/c2.py")).unwrap(),
@@ -440,7 +440,7 @@ fn a_small_file_that_fits_lands_on_a_nearly_full_flash_compressed_or_not() {
     );
 }
 
-/// Bytes `cp -v` says it sent on the wire.
+/// Bytes `cp -vv` says it sent on the wire (its log; -v is coreutils' lines).
 fn wire_bytes(o: &Output) -> u64 {
     let e = stderr(o);
     e.lines()
@@ -463,13 +463,13 @@ fn a_cp_onto_a_file_the_board_has_sends_only_the_change() {
     let file = local.path().join("app.py");
     std::fs::write(&file, text).unwrap();
     let dst = format!("{}:/app.py", tb.addr());
-    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    let o = wm(&tb.password, &["cp", "-vv", file.to_str().unwrap(), &dst]);
     assert!(o.status.success(), "{}", stderr(&o));
     let whole = wire_bytes(&o);
     // One line longer, in the middle.
     let edited = text.replacen("v_900 = ", "v_900 = 1 + ", 1);
     std::fs::write(&file, &edited).unwrap();
-    let o = wm(&tb.password, &["cp", "-v", file.to_str().unwrap(), &dst]);
+    let o = wm(&tb.password, &["cp", "-vv", file.to_str().unwrap(), &dst]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(tb.path("/app.py")).unwrap(), edited);
     let second = wire_bytes(&o);
@@ -653,7 +653,7 @@ fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
         &tb.password,
         &[
             "cp",
-            "-v",
+            "-vv",
             "-r",
             top.to_str().unwrap(),
             &format!("{}:/", tb.addr()),

@@ -8,7 +8,7 @@ use super::{human, mounted};
 use crate::board::{self, Base, Board, EntryKind};
 use crate::connection::Conn;
 use crate::error::{Error, Kind, Result};
-use crate::remote::{board_and_path, remote_arg, split_remote};
+use crate::remote::{board_and_path, other_reading, remote_arg, split_remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -58,20 +58,20 @@ fn place(arg: &str) -> Result<Place> {
 }
 
 /// The sessions a command opened, one per board, closed at the end.
-struct Boards<'a> {
+pub(super) struct Boards<'a> {
     conn: &'a Conn,
     open: Vec<(String, Board)>,
 }
 
 impl<'a> Boards<'a> {
-    fn new(conn: &'a Conn) -> Self {
+    pub(super) fn new(conn: &'a Conn) -> Self {
         Boards {
             conn,
             open: Vec::new(),
         }
     }
 
-    async fn get(&mut self, name: &str) -> Result<Board> {
+    pub(super) async fn get(&mut self, name: &str) -> Result<Board> {
         if let Some((_, b)) = self.open.iter().find(|(n, _)| n == name) {
             return Ok(b.clone());
         }
@@ -80,7 +80,7 @@ impl<'a> Boards<'a> {
         Ok(b)
     }
 
-    async fn close<T>(self, r: Result<T>) -> Result<T> {
+    pub(super) async fn close<T>(self, r: Result<T>) -> Result<T> {
         for (_, b) in &self.open {
             b.session().close().await;
         }
@@ -153,7 +153,7 @@ where
             }
             Err(e) => Err(e),
         };
-        if !failed.note(r) {
+        if !failed.note(r.map_err(|e| other_reading(arg, e))) {
             break;
         }
     }
@@ -186,6 +186,11 @@ impl Failed {
         );
         self.any = true;
         true
+    }
+
+    /// Whether nothing failed yet.
+    pub(crate) fn clean(&self) -> bool {
+        !self.any && self.fatal.is_none()
     }
 
     /// The command's outcome: the fatal error (said by main), or exit 1
@@ -407,7 +412,22 @@ fn is_dir(arg: &str) -> Error {
     ))
 }
 
-pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
+/// coreutils' line for `-v` (stdout), as `mkdir -v` and `rmdir -v` word it.
+fn said(verbose: bool, line: std::fmt::Arguments) -> Result<()> {
+    if verbose {
+        writeln!(std::io::stdout().lock(), "{line}")?;
+    }
+    Ok(())
+}
+
+/// `verbose` (`-v`) says each directory made, as coreutils' mkdir -v.
+pub async fn mkdir(args: &[String], parents: bool, verbose: bool, conn: &Conn) -> Result<()> {
+    let made = |shown: &str| {
+        said(
+            verbose,
+            format_args!("mkdir: created directory '{}'", board::shown(shown)),
+        )
+    };
     let local = |r: std::io::Result<()>, arg: &str| match r.map_err(|e| (e.raw_os_error(), e)) {
         Err((Some(errno), _)) if [libc::EEXIST, libc::ENOTDIR, libc::ENOENT].contains(&errno) => {
             Err(cannot_mkdir(arg, errno))
@@ -420,10 +440,36 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
         exists,
         false,
         async |boards, arg, place| match place {
-            Place::Local(p) if parents => local(std::fs::create_dir_all(p), arg),
-            Place::Local(p) => local(std::fs::create_dir(p), arg),
+            Place::Local(p) if parents => {
+                // Each missing one, outermost first, for -v.
+                let missing = p
+                    .ancestors()
+                    .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                    .count();
+                local(std::fs::create_dir_all(&p), arg)?;
+                let shown = arg.trim_end_matches('/');
+                for up in (0..missing).rev() {
+                    made(&shown_up(shown, up))?;
+                }
+                Ok(())
+            }
+            Place::Local(p) => {
+                local(std::fs::create_dir(p), arg)?;
+                made(arg.trim_end_matches('/'))
+            }
             Place::Board(name, path) => {
                 let b = boards.get(&name).await?;
+                // With -v, the parents missing now are said once made.
+                let mut missing = Vec::new();
+                if verbose && parents {
+                    let mut at = path.clone();
+                    while at != "/" && matches!(b.stat(&at).await, Ok(None)) {
+                        missing.push(at.clone());
+                        at = board::parent(&at).to_string();
+                    }
+                } else if verbose {
+                    missing.push(path.clone());
+                }
                 let r = if parents {
                     b.mkdirs(&path).await
                 } else {
@@ -453,12 +499,29 @@ pub async fn mkdir(args: &[String], parents: bool, conn: &Conn) -> Result<()> {
                         Err(cannot_mkdir(arg, libc::ENOENT))
                     }
                     Err(Error::NotFound(_)) => Err(cannot_mkdir(arg, libc::ENOENT)),
-                    r => r,
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let shown = arg.trim_end_matches('/');
+                        for (up, _) in missing.iter().enumerate().rev() {
+                            made(&shown_up(shown, up))?;
+                        }
+                        Ok(())
+                    }
                 }
             }
         },
     )
     .await
+}
+
+/// `arg` less its last `up` parts (`kb:/a/b/c`, 1 → `kb:/a/b`), as -v
+/// names a parent made on the way.
+fn shown_up(arg: &str, up: usize) -> String {
+    let mut s = arg;
+    for _ in 0..up {
+        s = s.rsplit_once('/').map_or(s, |(head, _)| head);
+    }
+    s.to_string()
 }
 
 /// As coreutils' mkdir says it, whether `x` or `x/`.
@@ -475,9 +538,19 @@ fn cannot_mkdir(arg: &str, errno: i32) -> Error {
     Error::Invalid(format!("cannot create directory '{arg}': {why}"))
 }
 
-pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) says each one, as coreutils' rmdir -v.
+pub async fn rmdir(args: &[String], verbose: bool, conn: &Conn) -> Result<()> {
+    let gone = |arg: &str| {
+        said(
+            verbose,
+            format_args!("rmdir: removing directory, '{}'", board::shown(arg)),
+        )
+    };
     for_each(args, conn, async |boards, arg, place| match place {
-        Place::Local(p) => std::fs::remove_dir(p).map_err(|e| local_error(e, arg)),
+        Place::Local(p) => {
+            gone(arg)?;
+            std::fs::remove_dir(p).map_err(|e| local_error(e, arg))
+        }
         Place::Board(name, path) => {
             if board::normalize(&path)? == "/" {
                 return Err(Error::Invalid(format!(
@@ -488,6 +561,7 @@ pub async fn rmdir(args: &[String], conn: &Conn) -> Result<()> {
             if must_stat(&b, &path).await?.kind != EntryKind::Dir {
                 return Err(not_dir(arg));
             }
+            gone(arg)?;
             b.rmdir(&path).await
         }
     })
@@ -513,7 +587,14 @@ pub(super) fn local_error(e: std::io::Error, arg: &str) -> Error {
 /// `mv SRC... DST`, within one board (or one mount); into DST when it is a
 /// directory, as several sources must be. As coreutils' mv, a source that
 /// fails is said and the others are moved.
-pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
+/// `verbose` (`-v`) says each one moved, as coreutils' mv -v.
+pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Result<()> {
+    let renamed = |from: &str, to: &str| {
+        said(
+            verbose,
+            format_args!("renamed '{}' -> '{}'", board::shown(from), board::shown(to)),
+        )
+    };
     let mut failed = Failed::default();
     let elsewhere = |src: &str| {
         Error::Invalid(format!(
@@ -541,7 +622,9 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                             (true, Some(n)) => d.join(n),
                             _ => d.clone(),
                         };
-                        std::fs::rename(&s, &to).map_err(|e| local_error(e, src))
+                        std::fs::rename(&s, &to)
+                            .map_err(|e| local_error(e, src))
+                            .and_then(|()| renamed(src, &to.to_string_lossy()))
                     }
                     Ok(Place::Board(..)) => Err(elsewhere(src)),
                     Err(e) => Err(e),
@@ -600,7 +683,8 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                         } else {
                             d.clone()
                         };
-                        b.rename(s, &to).await
+                        b.rename(s, &to).await?;
+                        renamed(shown, &format!("{bd}:{to}"))
                     }
                     .await;
                     if !failed.note(r) {
@@ -610,7 +694,7 @@ pub async fn mv(srcs: &[String], dst: &str, conn: &Conn) -> Result<()> {
                 Ok(())
             }
             .await;
-            boards.close(r).await?;
+            boards.close(r).await.map_err(|e| other_reading(dst, e))?;
         }
     }
     failed.result()
@@ -857,7 +941,10 @@ pub async fn df(target: &str, conn: &Conn) -> Result<()> {
             b.statvfs(&board::normalize(&path)?).await
         }
         .await;
-        let v = boards.close(r).await?;
+        let v = boards
+            .close(r)
+            .await
+            .map_err(|e| other_reading(target, e))?;
         let block = v.frsize.max(v.bsize);
         (
             v.blocks.saturating_mul(block),
@@ -952,7 +1039,10 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
         b.listing(&path, true).await
     }
     .await;
-    let listing = boards.close(r).await?;
+    let listing = boards
+        .close(r)
+        .await
+        .map_err(|e| other_reading(target, e))?;
     let mut entries = super::ours_hidden(listing.entries);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut out = std::io::stdout().lock();
