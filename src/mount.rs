@@ -299,6 +299,7 @@ async fn serve(o: MountOptions, mut m: Mounted) -> Result<()> {
         unmount: unmount_tx,
         page: tokio::sync::Mutex::new(None),
         share: tokio::sync::Mutex::new(None),
+        closed: std::sync::Mutex::new(None),
     });
     if let Some(addr) = o.web {
         match daemon.page(addr).await {
@@ -397,6 +398,10 @@ struct Daemon {
     page: tokio::sync::Mutex<Option<String>>,
     /// A host directory shared as the board's /remote (`share DIR MOUNTPOINT`).
     share: tokio::sync::Mutex<Option<crate::share::Shared>>,
+    /// The idle close the last `status` told of (how long it had been
+    /// down, why): a probe of that status that timed out may reopen the
+    /// link after it, and the next `status` still says so.
+    closed: std::sync::Mutex<Option<(Duration, String)>>,
 }
 
 /// Sidecar commands other than `term` and `exec` answer within this time.
@@ -597,9 +602,15 @@ impl Daemon {
         let mut closed = None;
         if let Some(s) = st.as_ref().filter(|s| s.idle_closed) {
             closed = s.down.clone();
+            *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = closed.clone();
             let probe = tokio::time::timeout(STATUS_PROBE, self.session.version()).await;
             silent = probe.is_err();
             st = self.session.status().await.ok();
+            if st.as_ref().is_some_and(|s| s.link_up) {
+                self.closed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+        } else if st.as_ref().is_some_and(|s| s.link_up) {
+            closed = self.closed.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
         let link = match &st {
             Some(s) if s.link_up => match closed {
