@@ -52,11 +52,24 @@ pub enum Error {
     /// and whether it failed before it ran, compiling (every compile
     /// takes a block of 1-2 KB in one piece, which a heap a program left
     /// in pieces may not have however much is free).
+    /// `asked`: the allocation that failed, as the board said it; one
+    /// far below what is free means the heap is in pieces.
     #[error("the board is low on memory ({}{})", match .free {
         Some(n) => format!("{n} bytes free"),
         None => "free heap unknown".to_string(),
-    }, if *.compiling { ", too little of it in one piece to compile a program" } else { "" })]
-    LowMemory { free: Option<u64>, compiling: bool },
+    }, if *.compiling {
+        ", too little of it in one piece to compile a program".to_string()
+    } else {
+        match (.free, .asked) {
+            (Some(f), Some(a)) if *a * 4 <= *f => format!(", too little of it in one piece for {a} bytes"),
+            _ => String::new(),
+        }
+    })]
+    LowMemory {
+        free: Option<u64>,
+        compiling: bool,
+        asked: Option<u64>,
+    },
     /// An OSError on the board, e.g. ENOSPC, ENOTEMPTY.
     #[error("{what}: {}", errno_name(*.errno))]
     Os { errno: i32, what: String },

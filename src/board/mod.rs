@@ -475,7 +475,11 @@ impl Board {
                 let compiling = !tb.contains("Traceback");
                 let free = self.low_memory().await;
                 if !how.idempotent || low == LOW_MEMORY_TRIES {
-                    return Err(Error::LowMemory { free, compiling });
+                    return Err(Error::LowMemory {
+                        free,
+                        compiling,
+                        asked: asked(&tb),
+                    });
                 }
                 low += 1;
                 continue;
@@ -1738,5 +1742,40 @@ mod tests {
         assert_eq!(parent("/a"), "/");
         assert_eq!(join("/", "x"), "/x");
         assert!(is_part(".wrm-00a1f3") && is_part(".wrm-part") && !is_part("wrm-x"));
+    }
+}
+
+/// The allocation a MemoryError says failed (`... allocating N bytes`).
+fn asked(traceback: &str) -> Option<u64> {
+    let (_, rest) = traceback.split_once("allocating ")?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod low_memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_small_allocation_failing_beside_much_free_heap_is_said_as_pieces() {
+        let tb = "Traceback (most recent call last):\r\n  File \"<stdin>\", line 3, in <module>\r\nMemoryError: memory allocation failed, allocating 2048 bytes\r\n";
+        assert_eq!(asked(tb), Some(2048));
+        let e = Error::LowMemory {
+            free: Some(32704),
+            compiling: false,
+            asked: asked(tb),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the board is low on memory (32704 bytes free, too little of it in one piece for 2048 bytes)"
+        );
+        let e = Error::LowMemory {
+            free: Some(6000),
+            compiling: false,
+            asked: Some(2048),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the board is low on memory (6000 bytes free)"
+        );
     }
 }

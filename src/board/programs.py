@@ -235,18 +235,23 @@ def load(a):
             I = f.readline()
             if os.stat(a[0])[6] == int(a[2]) and v[:-1] == a[1]:
                 k = I.split()
+                I = len(v) + len(I)
 
                 # A frame of its own: what it compiled is not kept alive
                 # by this one's stack when the heap is measured (and no
-                # closure: its cells would stay).
+                # closure: its cells would stay). A function a heap in
+                # pieces cannot compile now interns its names at its first
+                # call instead (a 48K board failed every first contact
+                # here, for 2 KB in one piece).
                 def c(f, k, i):
                     f.seek(int(k[i]))
-                    exec(f.read(int(k[i + 1])), {})
+                    try: exec(f.read(int(k[i + 1])), {})
+                    except MemoryError: pass
 
                 for i in range(2, len(k), 3):
                     c(f, k, i)
-                f.seek(len(v) + len(I))
-                s = f.read(int(k[2]) - len(v) - len(I) if len(k) > 2 else -1)
+                f.seek(I)
+                s = f.read(int(k[2]) - I)
         finally: f.close()
     except OSError: pass
     # (Bodies on their line here and below: the program stays within
