@@ -224,7 +224,7 @@ impl Board {
                 let out = match self.helper(call).await {
                     Ok(out) => out,
                     Err(e) => {
-                        warn!(
+                        info!(
                             "landing a bundle of {} file(s) failed ({e}); they go raw",
                             b.files.len()
                         );

@@ -693,7 +693,7 @@ impl Board {
         };
         *self.grow_at.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Instant::now() + ram::GROW_AFTER);
-        warn!(
+        info!(
             "the board ran out of memory in a program of ours ({} bytes free); buffers now {buffer} bytes",
             free.map_or("?".to_string(), |n| n.to_string())
         );

@@ -275,7 +275,7 @@ impl Board {
                 match self.helper(sn::inflate_uploads(chunk)).await {
                     Ok(o) => out.extend_from_slice(&o),
                     Err(e) => {
-                        warn!("inflating uploads on the board failed ({e}); sending them raw");
+                        info!("inflating uploads on the board failed ({e}); sending them raw");
                         break;
                     }
                 }
@@ -334,7 +334,7 @@ impl Board {
                         );
                         again.push(job.i);
                     }
-                    a => warn!(
+                    a => info!(
                         "{}: inflating on the board failed ({a:?}); sending it raw",
                         shown(&ups[i].path)
                     ),
