@@ -915,8 +915,7 @@ impl TextLane {
             }
             return Ok(());
         }
-        if let Some(t) = self.keys.settling(now) {
-            self.timers.set(Timer::Settle, t);
+        if self.keys.settling(now, &mut self.timers) {
             return Ok(());
         }
         let interrupt = self.interrupt || self.ours_unfinished;
