@@ -12,7 +12,7 @@
 //! order, when the person's turn comes back.
 
 use super::keys::Keys;
-use super::restore::{RESTORE, Restore, Saved};
+use super::restore::{Restore, Saved};
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
 use crate::error::{Error, Lost};
@@ -112,8 +112,9 @@ enum Mode {
         deadline: Instant,
         banner: bool,
     },
-    /// Typing a person's line back; the board's echo of it is hidden.
-    Restoring { restore: Restore, deadline: Instant },
+    /// Typing a person's line back; the board's echo of it is hidden
+    /// (until `Timer::Restore`).
+    Restoring { restore: Restore },
 }
 
 pub struct TextLane {
@@ -212,8 +213,7 @@ impl TextLane {
             Mode::Clearing { deadline, .. }
             | Mode::Entering { deadline, .. }
             | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. }
-            | Mode::Restoring { deadline, .. } => *deadline += d,
+            | Mode::Leaving { deadline, .. } => *deadline += d,
             Mode::Raw { since, .. } => *since += d,
             Mode::Running {
                 last, paced_until, ..
@@ -224,7 +224,7 @@ impl TextLane {
                 }
             }
             Mode::Resetting { until, .. } => *until += d,
-            Mode::Terminal => {}
+            Mode::Terminal | Mode::Restoring { .. } => {}
         }
     }
 
@@ -799,10 +799,7 @@ impl TextLane {
     fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
         self.timers.stop(Timer::Reply);
         let restore = Restore::start(now, saved, &mut self.timers, out);
-        self.mode = Mode::Restoring {
-            restore,
-            deadline: now + RESTORE,
-        };
+        self.mode = Mode::Restoring { restore };
     }
 
     /// Starts what can start, hands the REPL back, checks time-outs.
@@ -1205,15 +1202,29 @@ impl TextLane {
             Mode::Running { last, prog, .. } if !prog.taken() && now >= *last + self.timeout => {
                 return Err(Why::Silent("the board stopped taking the program"));
             }
-            Mode::Restoring { deadline, .. } if now >= *deadline => {
-                if let Mode::Restoring { restore, .. } =
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Acts on the lane's timers that expired at `now` (each with when it
+    /// was due), before the lane acts on its state ([`TextLane::drive`]).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        expired: &[(Timer, Instant)],
+        out: &mut Out,
+    ) -> Result<(), Why> {
+        for &(timer, _) in expired {
+            if timer == Timer::Restore && matches!(self.mode, Mode::Restoring { .. }) {
+                // The board did not redraw the line in time.
+                if let Mode::Restoring { restore } =
                     std::mem::replace(&mut self.mode, Mode::Terminal)
                 {
                     self.screen = restore.give_up();
                 }
                 self.back_to_terminal(now, out);
             }
-            _ => {}
         }
         Ok(())
     }
