@@ -76,14 +76,12 @@ enum Mode {
     /// Ctrl-C sent to clear a half-typed line; waiting for the fresh prompt.
     Clearing {
         prompt: WaitFor,
-        deadline: Instant,
         /// Ctrl-A and the sync went with the Ctrl-C: the sync's answer.
         sync: Option<Vec<u8>>,
     },
     /// Ctrl-A sent; waiting for the raw banner.
     Entering {
         seen: Vec<u8>,
-        deadline: Instant,
         polite: bool,
         /// The polite wait went by in silence (or in the raw REPL's
         /// framing): waiting on for a tool's program to end.
@@ -92,7 +90,7 @@ enum Mode {
         sync: Option<Vec<u8>>,
     },
     /// The sync program sent; waiting for its answer.
-    Syncing { answer: WaitFor, deadline: Instant },
+    Syncing { answer: WaitFor },
     /// At the raw prompt, ours.
     Raw { since: Instant },
     Running {
@@ -107,11 +105,7 @@ enum Mode {
     /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
     /// person asked for it (their Ctrl-B held meanwhile, or the one after
     /// a soft reset), so the board's banner and prompt are shown.
-    Leaving {
-        prompt: WaitFor,
-        deadline: Instant,
-        banner: bool,
-    },
+    Leaving { prompt: WaitFor, banner: bool },
     /// Typing a person's line back; the board's echo of it is hidden
     /// (until `Timer::Restore`).
     Restoring { restore: Restore },
@@ -210,10 +204,6 @@ impl TextLane {
         self.timers.shift(d);
         self.keys.thaw(d);
         match &mut self.mode {
-            Mode::Clearing { deadline, .. }
-            | Mode::Entering { deadline, .. }
-            | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. } => *deadline += d,
             Mode::Raw { since, .. } => *since += d,
             Mode::Running {
                 last, paced_until, ..
@@ -224,7 +214,12 @@ impl TextLane {
                 }
             }
             Mode::Resetting { until, .. } => *until += d,
-            Mode::Terminal | Mode::Restoring { .. } => {}
+            Mode::Terminal
+            | Mode::Clearing { .. }
+            | Mode::Entering { .. }
+            | Mode::Syncing { .. }
+            | Mode::Leaving { .. }
+            | Mode::Restoring { .. } => {}
         }
     }
 
@@ -581,7 +576,6 @@ impl TextLane {
                         Some(answer) => {
                             self.mode = Mode::Entering {
                                 seen: Vec::new(),
-                                deadline: now + self.timeout,
                                 polite: false,
                                 waited_on: false,
                                 sync: Some(answer),
@@ -693,7 +687,6 @@ impl TextLane {
                 Some(answer) => {
                     self.mode = Mode::Syncing {
                         answer: WaitFor::new(answer),
-                        deadline: now + self.timeout,
                     };
                     self.timers.set(Timer::Reply, now + self.timeout);
                     self.feed_syncing(now, &rest);
@@ -733,7 +726,6 @@ impl TextLane {
         out.text(code);
         self.mode = Mode::Syncing {
             answer: WaitFor::new(answer),
-            deadline: now + self.timeout,
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
@@ -749,7 +741,6 @@ impl TextLane {
             };
         self.mode = Mode::Entering {
             seen: Vec::new(),
-            deadline,
             polite,
             waited_on: false,
             sync: None,
@@ -772,13 +763,11 @@ impl TextLane {
         self.mode = if clear {
             Mode::Clearing {
                 prompt: WaitFor::new(line::PRIMARY),
-                deadline,
                 sync: Some(answer),
             }
         } else {
             Mode::Entering {
                 seen: Vec::new(),
-                deadline,
                 polite: false,
                 waited_on: false,
                 sync: Some(answer),
@@ -845,7 +834,7 @@ impl TextLane {
         binary_idle: bool,
         out: &mut Out,
     ) -> Result<(), Why> {
-        self.check_deadlines(now, out)?;
+        self.check_silence(now)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
             Mode::Raw { since } => {
@@ -921,7 +910,6 @@ impl TextLane {
                 out.text(raw::ENTER_INTERRUPTING.to_vec());
                 self.mode = Mode::Entering {
                     seen: Vec::new(),
-                    deadline: now + self.timeout,
                     polite: false,
                     waited_on: false,
                     sync: None,
@@ -952,7 +940,6 @@ impl TextLane {
                 out.text(raw::ENTER_INTERRUPTING.to_vec());
                 self.mode = Mode::Entering {
                     seen: Vec::new(),
-                    deadline: now + self.timeout,
                     polite: false,
                     waited_on: false,
                     sync: None,
@@ -1125,86 +1112,23 @@ impl TextLane {
         let banner = asked && self.saved.as_ref().is_none_or(|s| s.typed.is_empty());
         self.mode = Mode::Leaving {
             prompt: WaitFor::new(line::PRIMARY),
-            deadline: now + self.timeout,
             banner,
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
 
-    fn check_deadlines(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
-        match &mut self.mode {
-            Mode::Clearing { deadline, .. }
-            | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. }
-                if now >= *deadline =>
-            {
-                return Err(Why::Silent("the board's REPL stopped answering"));
-            }
-            Mode::Entering {
-                deadline,
-                polite,
-                seen,
-                waited_on,
-                ..
-            } if now >= *deadline => {
-                if !*polite {
-                    return Err(Why::Silent("entering the raw REPL"));
-                }
-                if !*waited_on && tools_program(seen) && self.timeout > POLITE {
-                    // The board may be in the raw REPL, running a program a
-                    // tool left (ours, when a daemon died in its middle):
-                    // such programs are bounded and end by themselves, and
-                    // our Ctrl-A, waiting in the board's input, then brings
-                    // the banner. A person's program past the time-out is
-                    // still theirs (below).
-                    *waited_on = true;
-                    // Or a raw paste of ours cut off (a daemon killed
-                    // while it sent a long program): the board waits
-                    // there for the rest, and took our Ctrl-A as code.
-                    // Ctrl-D ends it (the code with that Ctrl-A in it
-                    // cannot compile), the second Ctrl-A then brings the
-                    // banner. Anywhere else this is harmless: after a
-                    // program it is a blank program (not an empty one,
-                    // which would soft-reset) and a fresh raw prompt.
-                    out.text(END_PASTE.to_vec());
-                    *deadline += self.timeout - POLITE;
-                    let deadline = *deadline;
-                    self.timers.set(Timer::Reply, deadline);
-                    self.waiting = Some((
-                        now,
-                        "the board runs a program (silent, or a tool's in the raw REPL: those end by themselves)".into(),
-                    ));
-                    return Ok(());
-                }
-                // The board runs a program: its REPL is not ours to take.
-                let seen = std::mem::take(seen);
-                self.stray_ctrl_a = Some(Holdback::new(raw::RAW_ENTERED));
-                self.known = true;
-                self.screen = Screen::default();
-                self.mode = Mode::Terminal;
-                self.timers.stop(Timer::Reply);
-                self.show(&seen, out);
-                let why = "the board is running a program";
-                self.waiting = Some((now, why.to_string()));
-                let mut kept = VecDeque::new();
-                while let Some(q) = self.queue.pop_front() {
-                    if q.patience.is_zero() {
-                        out.done(q.op, Err(Error::Running(why.to_string())));
-                    } else {
-                        kept.push_back(q);
-                    }
-                }
-                self.queue = kept;
-            }
+    /// A program of ours answers within the time-out of its last word (see
+    /// `Timer::Silence`).
+    fn check_silence(&self, now: Instant) -> Result<(), Why> {
+        match &self.mode {
             Mode::Running { job, last, .. } if job.bounded && now >= *last + self.timeout => {
-                return Err(Why::Silent("a program of ours stopped answering"));
+                Err(Why::Silent("a program of ours stopped answering"))
             }
             Mode::Running { last, prog, .. } if !prog.taken() && now >= *last + self.timeout => {
-                return Err(Why::Silent("the board stopped taking the program"));
+                Err(Why::Silent("the board stopped taking the program"))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Acts on the lane's timers that expired at `now` (each with when it
@@ -1215,17 +1139,87 @@ impl TextLane {
         expired: &[(Timer, Instant)],
         out: &mut Out,
     ) -> Result<(), Why> {
-        for &(timer, _) in expired {
-            if timer == Timer::Restore && matches!(self.mode, Mode::Restoring { .. }) {
-                // The board did not redraw the line in time.
-                if let Mode::Restoring { restore } =
-                    std::mem::replace(&mut self.mode, Mode::Terminal)
-                {
-                    self.screen = restore.give_up();
+        for &(timer, at) in expired {
+            match timer {
+                Timer::Reply => self.no_reply(now, at, out)?,
+                Timer::Restore if matches!(self.mode, Mode::Restoring { .. }) => {
+                    // The board did not redraw the line in time.
+                    if let Mode::Restoring { restore } =
+                        std::mem::replace(&mut self.mode, Mode::Terminal)
+                    {
+                        self.screen = restore.give_up();
+                    }
+                    self.back_to_terminal(now, out);
                 }
-                self.back_to_terminal(now, out);
+                _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// The board did not answer what the lane sent by `Timer::Reply`,
+    /// which was due `at`.
+    fn no_reply(&mut self, now: Instant, at: Instant, out: &mut Out) -> Result<(), Why> {
+        let Mode::Entering {
+            polite,
+            seen,
+            waited_on,
+            ..
+        } = &mut self.mode
+        else {
+            return match self.mode {
+                Mode::Clearing { .. } | Mode::Syncing { .. } | Mode::Leaving { .. } => {
+                    Err(Why::Silent("the board's REPL stopped answering"))
+                }
+                _ => Ok(()),
+            };
+        };
+        if !*polite {
+            return Err(Why::Silent("entering the raw REPL"));
+        }
+        if !*waited_on && tools_program(seen) && self.timeout > POLITE {
+            // The board may be in the raw REPL, running a program a
+            // tool left (ours, when a daemon died in its middle):
+            // such programs are bounded and end by themselves, and
+            // our Ctrl-A, waiting in the board's input, then brings
+            // the banner. A person's program past the time-out is
+            // still theirs (below).
+            *waited_on = true;
+            // Or a raw paste of ours cut off (a daemon killed
+            // while it sent a long program): the board waits
+            // there for the rest, and took our Ctrl-A as code.
+            // Ctrl-D ends it (the code with that Ctrl-A in it
+            // cannot compile), the second Ctrl-A then brings the
+            // banner. Anywhere else this is harmless: after a
+            // program it is a blank program (not an empty one,
+            // which would soft-reset) and a fresh raw prompt.
+            out.text(END_PASTE.to_vec());
+            self.timers.set(Timer::Reply, at + (self.timeout - POLITE));
+            self.waiting = Some((
+                now,
+                "the board runs a program (silent, or a tool's in the raw REPL: those end by themselves)".into(),
+            ));
+            return Ok(());
+        }
+        // The board runs a program: its REPL is not ours to take.
+        let seen = std::mem::take(seen);
+        self.stray_ctrl_a = Some(Holdback::new(raw::RAW_ENTERED));
+        self.known = true;
+        self.screen = Screen::default();
+        self.mode = Mode::Terminal;
+        self.timers.stop(Timer::Reply);
+        self.show(&seen, out);
+        let why = "the board is running a program";
+        self.waiting = Some((now, why.to_string()));
+        let mut kept = VecDeque::new();
+        while let Some(q) = self.queue.pop_front() {
+            if q.patience.is_zero() {
+                out.done(q.op, Err(Error::Running(why.to_string())));
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.queue = kept;
         Ok(())
     }
 }
