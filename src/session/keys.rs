@@ -121,8 +121,19 @@ impl Keys {
     /// a while after their last key, and once the board has echoed as many
     /// bytes as were sent and then been quiet a while (the echo of one
     /// frame of keys comes in pieces: Enter's output, then the next key),
-    /// or the echo is very late.
-    pub fn settling(&self, now: Instant) -> Option<Instant> {
+    /// or the echo is very late. Records the `Settle` timer for it (and
+    /// says whether the line is still settling).
+    pub fn settling(&self, now: Instant, timers: &mut TimerTable) -> bool {
+        match self.settles_at(now) {
+            Some(t) => {
+                timers.set(Timer::Settle, t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn settles_at(&self, now: Instant) -> Option<Instant> {
         if self.plain
             && self.in_flight == 0
             && let (Some(sent), Some(heard)) = (self.sent_at, self.heard_at)
@@ -133,7 +144,7 @@ impl Keys {
         self.settling_slowly(now)
     }
 
-    /// `settling` for keys that may do more than echo (Enter, a control key).
+    /// `settles_at` for keys that may do more than echo (Enter, a control key).
     fn settling_slowly(&self, now: Instant) -> Option<Instant> {
         let typed = self.last.map(|t| t + SETTLE);
         let echo = self.sent_at.map(|sent| {

@@ -882,11 +882,27 @@ impl Machine {
 
     /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut due = self.timers.expire(now);
-        if self.link == LinkState::Up && !self.text.frozen {
-            due.extend(self.text.timers.expire(now));
-        }
+        let mut due: Vec<Timer> = self
+            .timers
+            .expire(now)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        let text = if self.link == LinkState::Up && !self.text.frozen {
+            self.text.timers.expire(now)
+        } else {
+            Vec::new()
+        };
+        due.extend(text.iter().map(|(t, _)| *t));
         debug!("woken by {due:?}");
+        // The text lane acts on its timers that expired, then every lane
+        // on its state.
+        if let Err(why) = self.text.handle_timeout(now, &text, &mut self.out) {
+            self.lose(now, why);
+            self.connect_if_due(now);
+            self.arm_link_timers();
+            return;
+        }
         self.step(now);
     }
 

@@ -709,6 +709,40 @@ fn a_compound_statement_half_typed_is_typed_back_line_by_line() {
 }
 
 #[test]
+fn a_line_the_board_does_not_type_back_in_time_is_given_up_and_its_text_shown() {
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.core.keys(p.now, b"zz = 6");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with("zz = 6")));
+    let line_before = p.core.screen_line();
+    let shown_before = p.shown();
+    let op = p.core.submit(p.now, program("print(5)"));
+    assert!(matches!(
+        p.wait(op, Duration::from_secs(5)),
+        Ok(Outcome::Output(_))
+    ));
+    // The board takes the Ctrl-B that gives the prompt back, then is busy
+    // for 5 s: the line typed back waits in its input, unechoed.
+    assert!(p.run_until(Duration::from_secs(2), |p| p.board.typed.ends_with(b"\x02")));
+    p.board.busy_for(p.now, Duration::from_secs(5));
+    p.run_for(Duration::from_millis(2500));
+    assert_eq!(p.core.screen_line(), line_before, "still typing it back");
+    // Past `RESTORE` (3 s): given up, the line is what the board shows
+    // (an empty prompt: no echo yet), and what it prints is the person's.
+    p.run_for(Duration::from_millis(1000));
+    assert_ne!(p.core.screen_line(), line_before, "not given up");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.board.line == b"zz = 6"));
+    p.run_for(Duration::from_millis(500));
+    let after = &p.shown()[shown_before.len()..];
+    assert!(
+        after.contains("done") && after.ends_with("zz = 6"),
+        "{after:?}"
+    );
+}
+
+#[test]
 fn keys_typed_while_our_program_runs_reach_the_board_after_it_in_order() {
     let mut p = Pair::new(cfg(10), 0.0, RTT);
     p.core.set_terminals(p.now, 1);

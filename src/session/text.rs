@@ -10,33 +10,29 @@
 //! person started keeps the board: programs wait for it (or interrupt it
 //! when the user said so). Keys typed meanwhile are held and delivered, in
 //! order, when the person's turn comes back.
+//!
+//! In parts: whose turn it is and how long programs wait for it in
+//! `turns`; the REPL changing hands (raw REPL in, friendly prompt out) in
+//! `handover`; a person's keys paced by the echo in `super::keys`, their
+//! line typed back in `super::restore`. Here: the lane's state, the
+//! board's text, and running a program.
+
+mod handover;
+mod turns;
 
 use super::keys::Keys;
-use super::restore::{RESTORE, Restore, Saved};
+use super::restore::{Restore, Saved};
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
 use crate::error::{Error, Lost};
-use crate::protocol::line::{self, Prompt, Screen};
-use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
+use crate::protocol::line::Screen;
+use crate::protocol::raw::{Holdback, NoticeFilter, Output, Program, Step, WaitFor};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tracing::debug;
 
-/// An idle raw prompt goes back to the person after this long.
-const HAND_BACK: Duration = Duration::from_millis(300);
-/// A board that does not answer a polite Ctrl-A in this time runs a program.
-const POLITE: Duration = Duration::from_millis(1500);
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
-/// Ends a raw paste left unfinished: a blank, Ctrl-D, Ctrl-A again.
-const END_PASTE: &[u8] = b" \x04\x01";
-/// Text kept while waiting for the raw banner.
-const ENTERING_KEEP: usize = 4096;
-/// After a person's Ctrl-D at the friendly prompt, how long the keys
-/// typed after it wait for a sign of the soft reset it may be (the board
-/// says `soft reboot`, then ends the link): sent on the old link, they
-/// would be lost with it, or run before what a new link sets up first.
-const RESET_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -76,14 +72,12 @@ enum Mode {
     /// Ctrl-C sent to clear a half-typed line; waiting for the fresh prompt.
     Clearing {
         prompt: WaitFor,
-        deadline: Instant,
         /// Ctrl-A and the sync went with the Ctrl-C: the sync's answer.
         sync: Option<Vec<u8>>,
     },
     /// Ctrl-A sent; waiting for the raw banner.
     Entering {
         seen: Vec<u8>,
-        deadline: Instant,
         polite: bool,
         /// The polite wait went by in silence (or in the raw REPL's
         /// framing): waiting on for a tool's program to end.
@@ -92,7 +86,7 @@ enum Mode {
         sync: Option<Vec<u8>>,
     },
     /// The sync program sent; waiting for its answer.
-    Syncing { answer: WaitFor, deadline: Instant },
+    Syncing { answer: WaitFor },
     /// At the raw prompt, ours.
     Raw { since: Instant },
     Running {
@@ -107,13 +101,10 @@ enum Mode {
     /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
     /// person asked for it (their Ctrl-B held meanwhile, or the one after
     /// a soft reset), so the board's banner and prompt are shown.
-    Leaving {
-        prompt: WaitFor,
-        deadline: Instant,
-        banner: bool,
-    },
-    /// Typing a person's line back; the board's echo of it is hidden.
-    Restoring { restore: Restore, deadline: Instant },
+    Leaving { prompt: WaitFor, banner: bool },
+    /// Typing a person's line back; the board's echo of it is hidden
+    /// (until `Timer::Restore`).
+    Restoring { restore: Restore },
 }
 
 pub struct TextLane {
@@ -209,11 +200,6 @@ impl TextLane {
         self.timers.shift(d);
         self.keys.thaw(d);
         match &mut self.mode {
-            Mode::Clearing { deadline, .. }
-            | Mode::Entering { deadline, .. }
-            | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. }
-            | Mode::Restoring { deadline, .. } => *deadline += d,
             Mode::Raw { since, .. } => *since += d,
             Mode::Running {
                 last, paced_until, ..
@@ -224,114 +210,12 @@ impl TextLane {
                 }
             }
             Mode::Resetting { until, .. } => *until += d,
-            Mode::Terminal => {}
-        }
-    }
-
-    pub fn submit(&mut self, job: QueuedProgram) {
-        self.queue.push_back(job);
-    }
-
-    /// A program that runs before anything else on this link, the
-    /// person's held keys included; `again` runs in its place if it raises
-    /// (its outcome is the second's).
-    pub fn submit_first(&mut self, job: QueuedProgram, again: Vec<u8>) {
-        self.first_on_link = Some(job.op);
-        self.first_again = Some(again);
-        self.queue.push_front(job);
-    }
-
-    fn first_queued(&self) -> bool {
-        self.first_on_link
-            .is_some_and(|op| self.queue.iter().any(|q| q.op == op))
-    }
-
-    /// Keys from a terminal: out now if it is the person's turn (or their
-    /// program's), else held until it is.
-    pub fn keys(&mut self, now: Instant, keys: &[u8], out: &mut Out) {
-        self.keys.hold(now, keys);
-        if self.theirs() {
-            self.send_held(now, out);
-        }
-    }
-
-    /// Keys held without being sent: the link is down.
-    pub fn hold_keys(&mut self, now: Instant, keys: &[u8]) {
-        self.keys.hold(now, keys);
-    }
-
-    /// Whether keys go to the board now: at the person's prompt or their
-    /// program's input.
-    fn theirs(&self) -> bool {
-        match &self.mode {
-            Mode::Terminal => !self.first_queued(),
-            Mode::Running { job, .. } => job.user,
-            _ => false,
-        }
-    }
-
-    fn send_held(&mut self, now: Instant, out: &mut Out) {
-        if self.frozen {
-            return;
-        }
-        if let Some(until) = self.reset_wait {
-            if now < until {
-                self.timers.set(Timer::Reset, until);
-                return;
-            }
-            // No soft reset after all (Ctrl-D on a typed line does nothing).
-            self.reset_wait = None;
-        }
-        let at_prompt = matches!(self.mode, Mode::Terminal) && self.screen.typed().is_some();
-        let Some(mut keys) = self.keys.next_chunk(now, at_prompt, &mut self.timers) else {
-            return;
-        };
-        if matches!(self.mode, Mode::Terminal) && keys.iter().any(|&k| k == b'\r' || k == 0x04) {
-            self.ran_code = true;
-        }
-        if matches!(self.mode, Mode::Terminal)
-            && let Some(i) = keys.iter().position(|&k| k == 0x04)
-            && (self.screen.prompt() == Some(Prompt::Primary) || keys[..i].contains(&b'\r'))
-            && !keys[..i].contains(&0x05)
-        {
-            // A soft reset, maybe: what follows waits for its new link.
-            self.keys.unsend(&keys[i + 1..]);
-            keys.truncate(i + 1);
-            self.reset_wait = Some(now + RESET_WAIT);
-            self.timers.set(Timer::Reset, now + RESET_WAIT);
-        }
-        out.text(keys);
-    }
-
-    /// Takes a person's held Ctrl-C (and what was typed before it, which
-    /// it would have cleared): the board's share delivers it.
-    pub fn take_interrupt(&mut self) -> bool {
-        self.keys.take_through(0x03)
-    }
-
-    /// Keys the board skipped while its share waited for an answer: sent
-    /// again first.
-    pub fn keys_back(&mut self, keys: &[u8]) {
-        self.keys.unsend(keys);
-    }
-
-    pub fn cancel(&mut self, op: OpId, out: &mut Out) {
-        if let Some(i) = self.queue.iter().position(|q| q.op == op) {
-            self.queue.remove(i);
-            return;
-        }
-        if let Mode::Running { job, .. } = &mut self.mode
-            && job.op == op
-            && (job.user || job.stream)
-        {
-            // Ctrl-C for the person's program: a KeyboardInterrupt ends it.
-            // A stream of ours nobody reads any more stops the same way,
-            // and gets no more credits.
-            if job.stream {
-                job.stream = false;
-                self.stray_credits = true;
-            }
-            out.text(b"\x03".to_vec());
+            Mode::Terminal
+            | Mode::Clearing { .. }
+            | Mode::Entering { .. }
+            | Mode::Syncing { .. }
+            | Mode::Leaving { .. }
+            | Mode::Restoring { .. } => {}
         }
     }
 
@@ -408,33 +292,10 @@ impl TextLane {
             || self.queue.front().is_some_and(|q| q.job == Job::Reset)
     }
 
-    /// When the longest-waiting queued program was queued.
-    pub fn oldest(&self) -> Option<Instant> {
-        self.queue.iter().map(|q| q.queued_at).min()
-    }
-
-    /// The board is unreachable: held keys are dropped; how many.
-    pub fn drop_keys(&mut self) -> usize {
-        self.keys.drop_all()
-    }
-
-    pub fn has_work(&self) -> bool {
-        !self.queue.is_empty() || !self.keys.is_empty()
-    }
-
-    pub fn queued(&self) -> usize {
-        self.queue.len() + usize::from(matches!(self.mode, Mode::Running { .. }))
-    }
-
     /// The line a person at the terminal sees now (see `Screen::redraw`);
     /// `None` until the board has said where its REPL is.
     pub fn screen_line(&self) -> Option<Vec<u8>> {
         self.known.then(|| self.screen.redraw())
-    }
-
-    /// Why programs are waiting, and since when.
-    pub fn waiting(&self) -> Option<&(Instant, String)> {
-        self.waiting.as_ref()
     }
 
     /// A new connection: the REPL's state is unknown until it says.
@@ -501,47 +362,6 @@ impl TextLane {
         self.known = false;
     }
 
-    /// Fails queued programs that cannot wait any longer for the link.
-    pub fn fail_waiting(
-        &mut self,
-        now: Instant,
-        deadline_of: impl Fn(&QueuedProgram) -> Instant,
-        err: impl Fn() -> Error,
-        out: &mut Out,
-    ) {
-        let mut kept = VecDeque::new();
-        while let Some(q) = self.queue.pop_front() {
-            if now >= deadline_of(&q) {
-                out.done(q.op, Err(err()));
-            } else {
-                kept.push_back(q);
-            }
-        }
-        self.queue = kept;
-    }
-
-    /// After the link was dropped because the board stopped answering (or
-    /// answered junk): programs that have already had their time-out, here
-    /// and on the links before, end with `err` rather than start again on a
-    /// board that behaves the same. The time-out bounds the whole wait.
-    pub fn give_up_overdue(&mut self, now: Instant, timeout: Duration, err: &Error, out: &mut Out) {
-        let mut kept = VecDeque::new();
-        while let Some(q) = self.queue.pop_front() {
-            if now >= q.queued_at + timeout {
-                out.done(q.op, Err(clone_err(err)));
-            } else {
-                kept.push_back(q);
-            }
-        }
-        self.queue = kept;
-    }
-
-    pub fn fail_all(&mut self, err: &Error, out: &mut Out) {
-        while let Some(q) = self.queue.pop_front() {
-            out.done(q.op, Err(clone_err(err)));
-        }
-    }
-
     /// Text from the board.
     pub fn feed(&mut self, now: Instant, text: &[u8], out: &mut Out) -> Result<(), Why> {
         self.keys.echoed(now, text.len());
@@ -581,7 +401,6 @@ impl TextLane {
                         Some(answer) => {
                             self.mode = Mode::Entering {
                                 seen: Vec::new(),
-                                deadline: now + self.timeout,
                                 polite: false,
                                 waited_on: false,
                                 sync: Some(answer),
@@ -649,75 +468,6 @@ impl TextLane {
         Ok(())
     }
 
-    fn feed_entering(&mut self, now: Instant, text: &[u8], out: &mut Out) {
-        let Mode::Entering {
-            seen,
-            waited_on,
-            sync,
-            polite,
-            ..
-        } = &mut self.mode
-        else {
-            return;
-        };
-        let polite = *polite;
-        seen.extend_from_slice(text);
-        if let Some(i) = line_find(seen, raw::RAW_BANNER) {
-            let before = seen[..i].to_vec();
-            let rest = seen[i + raw::RAW_BANNER.len()..].to_vec();
-            let sync = sync.take();
-            // What came before the banner is the board's (a
-            // program's last output), less the line break the board
-            // prints on switching; a cleared line's echo is ours,
-            // and so is the raw REPL's framing after a wait (a
-            // tool's program, the end of a paste left unfinished).
-            let tools = *waited_on && before.contains(&0x04);
-            if tools {
-                // Its answer may hold a file's bytes: not logged.
-                debug!(
-                    "a tool's program ended before our raw REPL ({} bytes of its answer not shown)",
-                    before.len()
-                );
-            }
-            if self.saved.is_none() && !tools {
-                let before = before.strip_suffix(b"\r\n").unwrap_or(&before);
-                let before = if polite {
-                    before
-                } else {
-                    without_our_prompts(before)
-                };
-                self.show(before, out);
-            }
-            self.waiting = None;
-            match sync {
-                Some(answer) => {
-                    self.mode = Mode::Syncing {
-                        answer: WaitFor::new(answer),
-                        deadline: now + self.timeout,
-                    };
-                    self.timers.set(Timer::Reply, now + self.timeout);
-                    self.feed_syncing(now, &rest);
-                }
-                None => self.start_sync(now, out),
-            }
-        } else if seen.len() > ENTERING_KEEP {
-            // A board that answers with anything but the banner
-            // must not grow this (nor make each search longer).
-            seen.drain(..seen.len() - raw::RAW_BANNER.len());
-        }
-    }
-
-    fn feed_syncing(&mut self, now: Instant, text: &[u8]) {
-        if let Mode::Syncing { answer, .. } = &mut self.mode
-            && answer.feed(text, &mut Vec::new())
-        {
-            self.mode = Mode::Raw { since: now };
-            self.timers.stop(Timer::Reply);
-            self.ours_unfinished = false;
-            self.known = true;
-        }
-    }
-
     /// Output for the people at the terminal, and for our view of it.
     fn show(&mut self, text: &[u8], out: &mut Out) {
         if text.is_empty() {
@@ -726,83 +476,6 @@ impl TextLane {
         self.screen.feed(text);
         self.known = true;
         out.event(Event::Terminal(text.to_vec()));
-    }
-
-    fn start_sync(&mut self, now: Instant, out: &mut Out) {
-        let (code, answer) = raw::sync(rand::random());
-        out.text(code);
-        self.mode = Mode::Syncing {
-            answer: WaitFor::new(answer),
-            deadline: now + self.timeout,
-        };
-        self.timers.set(Timer::Reply, now + self.timeout);
-    }
-
-    fn send_ctrl_a(&mut self, now: Instant, polite: bool, out: &mut Out) {
-        out.text(raw::ENTER_POLITELY.to_vec());
-        self.stray_ctrl_a = None;
-        let deadline = now
-            + if polite {
-                POLITE.min(self.timeout)
-            } else {
-                self.timeout
-            };
-        self.mode = Mode::Entering {
-            seen: Vec::new(),
-            deadline,
-            polite,
-            waited_on: false,
-            sync: None,
-        };
-        self.timers.set(Timer::Reply, deadline);
-    }
-
-    /// The raw REPL from the person's prompt, known and settled: Ctrl-C
-    /// to clear their line (`clear`), Ctrl-A and the sync all go in one
-    /// frame, each answer awaited in turn. Sent one by one, each waited a
-    /// round trip, beside an upload a slice as well.
-    fn enter_from_prompt(&mut self, now: Instant, clear: bool, out: &mut Out) {
-        let (code, answer) = raw::sync(rand::random());
-        let mut text = if clear { b"\x03".to_vec() } else { Vec::new() };
-        text.extend_from_slice(raw::ENTER_POLITELY);
-        text.extend_from_slice(&code);
-        out.text(text);
-        self.stray_ctrl_a = None;
-        let deadline = now + self.timeout;
-        self.mode = if clear {
-            Mode::Clearing {
-                prompt: WaitFor::new(line::PRIMARY),
-                deadline,
-                sync: Some(answer),
-            }
-        } else {
-            Mode::Entering {
-                seen: Vec::new(),
-                deadline,
-                polite: false,
-                waited_on: false,
-                sync: Some(answer),
-            }
-        };
-        self.timers.set(Timer::Reply, deadline);
-    }
-
-    fn back_to_terminal(&mut self, now: Instant, out: &mut Out) {
-        self.mode = Mode::Terminal;
-        self.timers.stop(Timer::Reply);
-        // Ctrl-B reprints the banner: one just went by, hidden; a person's
-        // Ctrl-B held meanwhile (term sends one on attach) asks for a fresh
-        // prompt, which they get.
-        self.send_held(now, out);
-    }
-
-    fn start_restore(&mut self, now: Instant, saved: Saved, out: &mut Out) {
-        self.timers.stop(Timer::Reply);
-        let restore = Restore::start(now, saved, &mut self.timers, out);
-        self.mode = Mode::Restoring {
-            restore,
-            deadline: now + RESTORE,
-        };
     }
 
     /// Starts what can start, hands the REPL back, checks time-outs.
@@ -848,39 +521,18 @@ impl TextLane {
         binary_idle: bool,
         out: &mut Out,
     ) -> Result<(), Why> {
-        self.check_deadlines(now, out)?;
+        self.check_silence(now)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
             Mode::Raw { since } => {
                 let since = *since;
-                if terminals == 0 {
-                    // Nobody to hand a line back to.
-                    self.saved = None;
-                }
-                let reset_waits =
-                    self.queue.front().is_some_and(|q| q.job == Job::Reset) && !binary_idle;
-                if !self.queue.is_empty() && !reset_waits {
-                    if let Some(job) = self.queue.pop_front() {
-                        self.start(now, job, out);
-                    }
-                } else if self.queue.is_empty() && !self.keys.is_empty() {
-                    self.leave(now, out);
-                } else if self.queue.is_empty() && terminals > 0 {
-                    if now >= since + HAND_BACK {
-                        self.leave(now, out);
-                    } else {
-                        self.timers.set(Timer::HandBack, since + HAND_BACK);
-                    }
-                }
-                // Else the raw prompt stays ours, waiting for nothing by
-                // time: a program queued, the transfers' end (a reset),
-                // or a terminal to hand it to.
+                self.raw_turn(now, since, terminals, binary_idle, out);
             }
             Mode::Running { job, .. } => {
                 if job.user {
                     // The rest of a paste into the person's program.
                     self.send_held(now, out);
-                    self.refuse_impatient(out);
+                    self.refuse_impatient("the board is running a person's program (exec)", out);
                 }
                 self.poll_program(now, out)
             }
@@ -895,123 +547,6 @@ impl TextLane {
             _ => {}
         }
         Ok(())
-    }
-
-    fn terminal_turn(&mut self, now: Instant, terminals: usize, out: &mut Out) -> Result<(), Why> {
-        if !self.first_queued() {
-            self.send_held(now, out);
-            if !self.keys.is_empty() {
-                // The rest of a paste first: no program starts in its middle.
-                return Ok(());
-            }
-        }
-        let Some(next) = self.queue.front() else {
-            self.waiting = None;
-            return Ok(());
-        };
-        if next.job == Job::Friendly {
-            if let Some(q) = self.queue.pop_front() {
-                out.done(q.op, Ok(Outcome::Done));
-            }
-            return Ok(());
-        }
-        if let Some(t) = self.keys.settling(now) {
-            self.timers.set(Timer::Settle, t);
-            return Ok(());
-        }
-        let interrupt = self.interrupt || self.ours_unfinished;
-        if !self.known {
-            if interrupt {
-                out.text(raw::ENTER_INTERRUPTING.to_vec());
-                self.mode = Mode::Entering {
-                    seen: Vec::new(),
-                    deadline: now + self.timeout,
-                    polite: false,
-                    waited_on: false,
-                    sync: None,
-                };
-                self.timers.set(Timer::Reply, now + self.timeout);
-            } else {
-                self.send_ctrl_a(now, true, out);
-            }
-            return Ok(());
-        }
-        match self.screen.typed() {
-            Some(t) if t.is_empty() => {
-                self.waiting = None;
-                self.enter_from_prompt(now, false, out);
-            }
-            Some(t) => {
-                // Clear the line (Ctrl-C at a prompt only does that); keep
-                // it to type back if someone is watching.
-                self.waiting = None;
-                self.saved = (terminals > 0).then(|| Saved {
-                    screen: self.screen.clone(),
-                    typed: t,
-                });
-                self.enter_from_prompt(now, true, out);
-            }
-            None if interrupt => {
-                self.waiting = None;
-                out.text(raw::ENTER_INTERRUPTING.to_vec());
-                self.mode = Mode::Entering {
-                    seen: Vec::new(),
-                    deadline: now + self.timeout,
-                    polite: false,
-                    waited_on: false,
-                    sync: None,
-                };
-                self.timers.set(Timer::Reply, now + self.timeout);
-            }
-            None => {
-                let why = if self.screen.prompt() == Some(Prompt::Paste) {
-                    "someone is pasting code at the terminal (paste mode)"
-                } else {
-                    "the board is running a program started at its terminal"
-                };
-                if self.waiting.is_none() {
-                    self.waiting = Some((now, why.to_string()));
-                }
-                let mut kept = VecDeque::new();
-                while let Some(q) = self.queue.pop_front() {
-                    if now >= q.queued_at + q.patience {
-                        let waited = now.saturating_duration_since(q.queued_at);
-                        let msg = if waited.is_zero() {
-                            why.to_string()
-                        } else {
-                            format!("{why}; waited {:.0} s for it to end", waited.as_secs_f64())
-                        };
-                        out.done(q.op, Err(Error::Running(msg)));
-                    } else {
-                        kept.push_back(q);
-                    }
-                }
-                self.queue = kept;
-                // Those left wait for the person's program, or until their
-                // patience ends.
-                if let Some(t) = self.queue.iter().map(|q| q.queued_at + q.patience).min() {
-                    self.timers.set(Timer::Patience, t);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A person's program started by `exec` holds the REPL: what may not
-    /// wait for it fails now, as beside one started at the terminal (a
-    /// check of the snapshot waited out a whole data logger's run).
-    fn refuse_impatient(&mut self, out: &mut Out) {
-        if !self.queue.iter().any(|q| q.patience.is_zero()) {
-            return;
-        }
-        let (refused, kept) = std::mem::take(&mut self.queue)
-            .into_iter()
-            .partition::<VecDeque<_>, _>(|q| q.patience.is_zero());
-        self.queue = kept;
-        for q in refused {
-            let why = "the board is running a person's program (exec)";
-            out.done(q.op, Err(Error::Running(why.to_string())));
-        }
     }
 
     fn start(&mut self, now: Instant, job: QueuedProgram, out: &mut Out) {
@@ -1120,134 +655,44 @@ impl TextLane {
         }
     }
 
-    fn leave(&mut self, now: Instant, out: &mut Out) {
-        out.text(raw::LEAVE.to_vec());
-        // A person's Ctrl-B held meanwhile (term's on attach, the lane's
-        // after a soft reset) asks for the banner and a fresh prompt: this
-        // Ctrl-B prints them, shown (but over a line to be typed back).
-        let asked = self.keys.drop_leading(0x02);
-        let banner = asked && self.saved.as_ref().is_none_or(|s| s.typed.is_empty());
-        self.mode = Mode::Leaving {
-            prompt: WaitFor::new(line::PRIMARY),
-            deadline: now + self.timeout,
-            banner,
-        };
-        self.timers.set(Timer::Reply, now + self.timeout);
-    }
-
-    fn check_deadlines(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
-        match &mut self.mode {
-            Mode::Clearing { deadline, .. }
-            | Mode::Syncing { deadline, .. }
-            | Mode::Leaving { deadline, .. }
-                if now >= *deadline =>
-            {
-                return Err(Why::Silent("the board's REPL stopped answering"));
-            }
-            Mode::Entering {
-                deadline,
-                polite,
-                seen,
-                waited_on,
-                ..
-            } if now >= *deadline => {
-                if !*polite {
-                    return Err(Why::Silent("entering the raw REPL"));
-                }
-                if !*waited_on && tools_program(seen) && self.timeout > POLITE {
-                    // The board may be in the raw REPL, running a program a
-                    // tool left (ours, when a daemon died in its middle):
-                    // such programs are bounded and end by themselves, and
-                    // our Ctrl-A, waiting in the board's input, then brings
-                    // the banner. A person's program past the time-out is
-                    // still theirs (below).
-                    *waited_on = true;
-                    // Or a raw paste of ours cut off (a daemon killed
-                    // while it sent a long program): the board waits
-                    // there for the rest, and took our Ctrl-A as code.
-                    // Ctrl-D ends it (the code with that Ctrl-A in it
-                    // cannot compile), the second Ctrl-A then brings the
-                    // banner. Anywhere else this is harmless: after a
-                    // program it is a blank program (not an empty one,
-                    // which would soft-reset) and a fresh raw prompt.
-                    out.text(END_PASTE.to_vec());
-                    *deadline += self.timeout - POLITE;
-                    let deadline = *deadline;
-                    self.timers.set(Timer::Reply, deadline);
-                    self.waiting = Some((
-                        now,
-                        "the board runs a program (silent, or a tool's in the raw REPL: those end by themselves)".into(),
-                    ));
-                    return Ok(());
-                }
-                // The board runs a program: its REPL is not ours to take.
-                let seen = std::mem::take(seen);
-                self.stray_ctrl_a = Some(Holdback::new(raw::RAW_ENTERED));
-                self.known = true;
-                self.screen = Screen::default();
-                self.mode = Mode::Terminal;
-                self.timers.stop(Timer::Reply);
-                self.show(&seen, out);
-                let why = "the board is running a program";
-                self.waiting = Some((now, why.to_string()));
-                let mut kept = VecDeque::new();
-                while let Some(q) = self.queue.pop_front() {
-                    if q.patience.is_zero() {
-                        out.done(q.op, Err(Error::Running(why.to_string())));
-                    } else {
-                        kept.push_back(q);
-                    }
-                }
-                self.queue = kept;
-            }
+    /// A program of ours answers within the time-out of its last word (see
+    /// `Timer::Silence`).
+    fn check_silence(&self, now: Instant) -> Result<(), Why> {
+        match &self.mode {
             Mode::Running { job, last, .. } if job.bounded && now >= *last + self.timeout => {
-                return Err(Why::Silent("a program of ours stopped answering"));
+                Err(Why::Silent("a program of ours stopped answering"))
             }
             Mode::Running { last, prog, .. } if !prog.taken() && now >= *last + self.timeout => {
-                return Err(Why::Silent("the board stopped taking the program"));
+                Err(Why::Silent("the board stopped taking the program"))
             }
-            Mode::Restoring { deadline, .. } if now >= *deadline => {
-                if let Mode::Restoring { restore, .. } =
-                    std::mem::replace(&mut self.mode, Mode::Terminal)
-                {
-                    self.screen = restore.give_up();
+            _ => Ok(()),
+        }
+    }
+
+    /// Acts on the lane's timers that expired at `now` (each with when it
+    /// was due), before the lane acts on its state ([`TextLane::drive`]).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        expired: &[(Timer, Instant)],
+        out: &mut Out,
+    ) -> Result<(), Why> {
+        for &(timer, at) in expired {
+            match timer {
+                Timer::Reply => self.no_reply(now, at, out)?,
+                Timer::Restore if matches!(self.mode, Mode::Restoring { .. }) => {
+                    // The board did not redraw the line in time.
+                    if let Mode::Restoring { restore } =
+                        std::mem::replace(&mut self.mode, Mode::Terminal)
+                    {
+                        self.screen = restore.give_up();
+                    }
+                    self.back_to_terminal(now, out);
                 }
-                self.back_to_terminal(now, out);
+                _ => {}
             }
-            _ => {}
         }
         Ok(())
-    }
-}
-
-/// Whether what the board printed while our polite Ctrl-A went unanswered
-/// may be a tool's program in the raw REPL rather than a person's at the
-/// friendly one: nothing at all (a program that prints its answer at the
-/// end), or the raw REPL's framing (`\x04` ends each part of an answer,
-/// the friendly REPL never prints it). A person's program that prints
-/// shows text without it.
-fn tools_program(seen: &[u8]) -> bool {
-    seen.is_empty() || seen.contains(&0x04)
-}
-
-/// What the board printed before the raw banner when we entered with
-/// `\r` and two Ctrl-Cs, less the prompts those drew: the person sees one
-/// prompt after a program's last output, and none at all when the board
-/// was at its prompt already (after a soft reset, the banner comes next).
-fn without_our_prompts(before: &[u8]) -> &[u8] {
-    let mut end = before.len();
-    let mut first = None;
-    for _ in 0..raw::ENTER_INTERRUPTING.len() - 1 {
-        let Some(rest) = before[..end].strip_suffix(line::PRIMARY) else {
-            break;
-        };
-        first = Some(end);
-        end = rest.strip_suffix(b"\r\n").unwrap_or(rest).len();
-    }
-    match first {
-        Some(first) if end > 0 => &before[..first],
-        Some(_) => &[],
-        None => before,
     }
 }
 

@@ -95,13 +95,14 @@ impl TimerTable {
             .min_by_key(|(_, at)| *at)
     }
 
-    /// Stops the timers due at `now` and says which they were.
-    pub fn expire(&mut self, now: Instant) -> Vec<Timer> {
+    /// Stops the timers due at `now` and says which they were, and when
+    /// each was due.
+    pub fn expire(&mut self, now: Instant) -> Vec<(Timer, Instant)> {
         let mut due = Vec::new();
         for k in KINDS {
-            if self.get(k).is_some_and(|at| at <= now) {
+            if let Some(at) = self.get(k).filter(|at| *at <= now) {
                 self.stop(k);
-                due.push(k);
+                due.push((k, at));
             }
         }
         due
@@ -130,7 +131,10 @@ mod tests {
             t.next(),
             Some((Timer::Reply, now + Duration::from_millis(100)))
         );
-        assert_eq!(t.expire(now + Duration::from_millis(100)), [Timer::Reply]);
+        assert_eq!(
+            t.expire(now + Duration::from_millis(100)),
+            [(Timer::Reply, now + Duration::from_millis(100))]
+        );
         assert!(t.expire(now + Duration::from_millis(100)).is_empty());
         assert_eq!(t.next().map(|(k, _)| k), Some(Timer::HandBack));
         t.shift(Duration::from_secs(1));
