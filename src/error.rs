@@ -191,7 +191,7 @@ pub enum Lost {
     },
     /// The last reason the link went, as it was told then.
     #[error("({0})")]
-    Earlier(String),
+    Earlier(Box<Error>),
     /// One transfer met a broken link too many times.
     #[error("{attempts} times during one transfer ({last})")]
     Repeatedly { attempts: u32, last: Box<Error> },

@@ -601,31 +601,36 @@ impl Daemon {
             silent = probe.is_err();
             st = self.session.status().await.ok();
         }
+        // The last error's words (none if the link went without one).
+        let why = |e: &Option<Error>| e.as_ref().map(Error::to_string).unwrap_or_default();
         let link = match &st {
             Some(s) if s.link_up => match closed {
                 Some((d, e)) => format!(
-                    "link up (reopened: it had closed while idle {:.0} s before ({e}))",
-                    d.as_secs_f64()
+                    "link up (reopened: it had closed while idle {:.0} s before ({}))",
+                    d.as_secs_f64(),
+                    why(&e)
                 ),
                 None => "link up".to_string(),
             },
             Some(s) if s.idle_closed && silent => match &s.down {
                 Some((d, e)) => format!(
-                    "link closed {:.0} s ago ({e}) and the board does not answer now: switched off, or out of reach?",
-                    d.as_secs_f64()
+                    "link closed {:.0} s ago ({}) and the board does not answer now: switched off, or out of reach?",
+                    d.as_secs_f64(),
+                    why(e)
                 ),
                 None => "link down, the board does not answer: switched off, or out of reach?"
                     .to_string(),
             },
             Some(s) if s.idle_closed => match &s.down {
                 Some((d, e)) => format!(
-                    "link closed while idle {:.0} s ago ({e}), reopens when used",
-                    d.as_secs_f64()
+                    "link closed while idle {:.0} s ago ({}), reopens when used",
+                    d.as_secs_f64(),
+                    why(e)
                 ),
                 None => "link closed while idle, reopens when used".to_string(),
             },
             Some(s) => match &s.down {
-                Some((d, e)) => format!("link DOWN for {:.0} s ({e})", d.as_secs_f64()),
+                Some((d, e)) => format!("link DOWN for {:.0} s ({})", d.as_secs_f64(), why(e)),
                 None => "link down".to_string(),
             },
             None => "session ended".to_string(),
