@@ -3,7 +3,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
-use crate::error::{Error, Kind, Lost, Result, Waited};
+use crate::error::{Error, Kind, Lost, NotInterrupting, Result, Waited};
 use crate::fs::Fs;
 use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
@@ -145,18 +145,20 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
         board = board.uncompressed();
     }
     let core = match Core::load(board.clone(), o.cache.clone()).await {
-        Err(Error::Running(why)) => {
+        Err(Error::Running { why, waited, .. }) => {
             let allow = o.interrupt.unwrap_or_else(ask_to_interrupt);
             if !allow {
                 session.close().await;
                 let hint = if o.interrupt == Some(false) {
-                    "drop --no-interrupt to allow Ctrl-C"
+                    NotInterrupting::DropNoInterrupt
                 } else {
-                    "mount with --interrupt to stop it"
+                    NotInterrupting::MountWithInterrupt
                 };
-                return Err(Error::Running(format!(
-                    "{why}; not interrupting it ({hint})"
-                )));
+                return Err(Error::Running {
+                    why,
+                    waited,
+                    kept: Some(hint),
+                });
             }
             session.set_interrupt(true).await?;
             Core::load(board, o.cache.clone()).await?

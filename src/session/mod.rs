@@ -663,7 +663,7 @@ impl Wire {
     async fn next(&mut self) -> Result<Frame> {
         tokio::select! {
             f = self.reader.next_frame() => f,
-            e = &mut self.failed => Err(e.unwrap_or_else(|_| Error::LinkLost(Lost::Socket("the writer ended".into())))),
+            e = &mut self.failed => Err(e.unwrap_or(Error::LinkLost(Lost::WriterEnded))),
         }
     }
 

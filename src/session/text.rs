@@ -15,7 +15,7 @@ use super::keys::Keys;
 use super::restore::{RESTORE, Restore, Saved};
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
-use crate::error::{Error, Lost};
+use crate::error::{Error, Held, Lost};
 use crate::protocol::line::{self, Prompt, Screen};
 use crate::protocol::raw::{self, Holdback, NoticeFilter, Output, Program, Step, WaitFor};
 use std::collections::VecDeque;
@@ -965,9 +965,9 @@ impl TextLane {
             }
             None => {
                 let why = if self.screen.prompt() == Some(Prompt::Paste) {
-                    "someone is pasting code at the terminal (paste mode)"
+                    Held::Pasting
                 } else {
-                    "the board is running a program started at its terminal"
+                    Held::TerminalProgram
                 };
                 if self.waiting.is_none() {
                     self.waiting = Some((now, why.to_string()));
@@ -976,12 +976,13 @@ impl TextLane {
                 while let Some(q) = self.queue.pop_front() {
                     if now >= q.queued_at + q.patience {
                         let waited = now.saturating_duration_since(q.queued_at);
-                        let msg = if waited.is_zero() {
-                            why.to_string()
-                        } else {
-                            format!("{why}; waited {:.0} s for it to end", waited.as_secs_f64())
+                        let waited = (!waited.is_zero()).then_some(waited);
+                        let e = Error::Running {
+                            why,
+                            waited,
+                            kept: None,
                         };
-                        out.done(q.op, Err(Error::Running(msg)));
+                        out.done(q.op, Err(e));
                     } else {
                         kept.push_back(q);
                     }
@@ -1009,8 +1010,7 @@ impl TextLane {
             .partition::<VecDeque<_>, _>(|q| q.patience.is_zero());
         self.queue = kept;
         for q in refused {
-            let why = "the board is running a person's program (exec)";
-            out.done(q.op, Err(Error::Running(why.to_string())));
+            out.done(q.op, Err(Error::running(Held::Exec)));
         }
     }
 
@@ -1188,12 +1188,12 @@ impl TextLane {
                 self.mode = Mode::Terminal;
                 self.timers.stop(Timer::Reply);
                 self.show(&seen, out);
-                let why = "the board is running a program";
+                let why = Held::Program;
                 self.waiting = Some((now, why.to_string()));
                 let mut kept = VecDeque::new();
                 while let Some(q) = self.queue.pop_front() {
                     if q.patience.is_zero() {
-                        out.done(q.op, Err(Error::Running(why.to_string())));
+                        out.done(q.op, Err(Error::running(why)));
                     } else {
                         kept.push_back(q);
                     }

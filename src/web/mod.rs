@@ -463,7 +463,7 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
         )
             .into_response(),
         // The editor keeps the text as modified, and offers Stop.
-        Err(e @ Error::Running(_)) => (
+        Err(e @ Error::Running { .. }) => (
             StatusCode::CONFLICT,
             Json(serde_json::json!({
                 "error": format!(
