@@ -409,7 +409,10 @@ async fn a_running_program_is_stopped_only_when_allowed() {
     s.keys(b"import time\ropen('/running','w').close()\rwhile True: time.sleep_ms(5)\r\r".to_vec())
         .await
         .unwrap();
-    common::eventually_async(10, "the program's run", || tb.path("/running").exists()).await;
+    common::eventually_async(10, "the program's run", async || {
+        tb.path("/running").exists()
+    })
+    .await;
     let b = board_of(s.clone());
     assert!(matches!(
         b.exec("print(1)").await,

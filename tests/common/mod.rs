@@ -704,15 +704,22 @@ pub fn eventually_with<T>(secs: u64, mut check: impl FnMut() -> Result<T, String
 }
 
 /// [`eventually`] for async tests: the runtime runs on while it waits.
-pub async fn eventually_async(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+pub async fn eventually_async(secs: u64, what: &str, ok: impl AsyncFnMut() -> bool) {
+    assert!(within_async(secs, ok).await, "{what} never happened");
+}
+
+/// Whether `ok` comes true within `secs`, asked every 50 ms (a browser's
+/// page is asked over WebDriver): the async polling loop, for tests whose
+/// message when it never does needs awaiting too.
+pub async fn within_async(secs: u64, mut ok: impl AsyncFnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while !ok().await {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    true
 }
 
 /// Runs a shell command line; panics with its output if it fails.
