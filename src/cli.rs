@@ -4,7 +4,7 @@
 use crate::board::Transfer;
 use crate::cache::{self, patterns};
 use crate::connection::Conn;
-use crate::error::{Error, Holder, Kind, Result};
+use crate::error::{Error, Holder, Kind, NotInterrupting, Result};
 use crate::mount::{MountOptions, Ready};
 use crate::options;
 use crate::session::Target;
@@ -995,9 +995,11 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         }
     };
     match r {
-        Err(Error::Running(why)) if conn.no_interrupt => Err(Error::Running(format!(
-            "{why}; not interrupting it (drop --no-interrupt to allow Ctrl-C)"
-        ))),
+        Err(Error::Running { why, waited, .. }) if conn.no_interrupt => Err(Error::Running {
+            why,
+            waited,
+            kept: Some(NotInterrupting::DropNoInterrupt),
+        }),
         r => r,
     }
 }

@@ -10,7 +10,7 @@ pub(crate) use trouble::explained;
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
-use crate::error::{Error, Lost, Result};
+use crate::error::{Error, Held, Lost, Result, Stopped};
 use crate::remote::board_and_path;
 use crate::session::Target;
 use crate::terminal::sidecar;
@@ -293,7 +293,7 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
             tokio::select! {
                 r = asked => r?,
                 _ = tokio::signal::ctrl_c() => {
-                    return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
+                    return Err(Error::Interrupted(Stopped::BoardProgram));
                 }
             }
             printer.finish()?;
@@ -718,7 +718,7 @@ async fn stream_exec(b: &Board, code: &str) -> Result<(Vec<u8>, Vec<u8>)> {
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => {
-                return Err(Error::Interrupted("the program on the board was stopped with Ctrl-C".into()));
+                return Err(Error::Interrupted(Stopped::BoardProgram));
             }
         }
     }
@@ -783,10 +783,9 @@ impl Printer {
             .fetch_add(d.len(), std::sync::atomic::Ordering::SeqCst)
             + d.len();
         if n > MAX_UNREAD {
-            return Err(Error::Running(format!(
-                "stopped: the program printed {} MiB more than was read",
-                MAX_UNREAD >> 20
-            )));
+            return Err(Error::running(Held::Unread {
+                mib: MAX_UNREAD >> 20,
+            }));
         }
         // The thread ends only after a write failed: said by `check`.
         let _ = self.tx.send(d);

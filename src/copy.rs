@@ -6,7 +6,7 @@ use crate::board::sums::{self, BlockSums};
 use crate::board::{self, Base, Board, EntryKind, Seen, Stat, Upload, Written};
 use crate::commands::Failed;
 use crate::connection::Conn;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Held, Kind, Result, Stopped};
 use crate::protocol::ProtocolError;
 use crate::remote::split_remote;
 use crate::session::Piece;
@@ -588,8 +588,8 @@ enum Stop {
 /// Ctrl-C exits 130 as `run` and `exec` do (a shell's code for SIGINT).
 fn stopped(why: Stop) -> Error {
     match why {
-        Stop::Interrupt => Error::Interrupted("stopped with Ctrl-C".into()),
-        Stop::Term => Error::Running("stopped by SIGTERM".into()),
+        Stop::Interrupt => Error::Interrupted(Stopped::Copy),
+        Stop::Term => Error::running(Held::Terminated),
     }
 }
 

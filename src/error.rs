@@ -37,16 +37,27 @@ pub enum Error {
     },
     #[error("connection to the board lost {0}")]
     LinkLost(Lost),
-    /// A program holds the REPL and is not to be stopped: why.
-    #[error("{0}")]
-    Running(String),
+    /// A program holds the REPL and is not to be stopped: whose, how long
+    /// we waited for it to end, and why we did not stop it.
+    #[error("{why}{}{}", match .waited {
+        Some(t) => format!("; waited {:.0} s for it to end", t.as_secs_f64()),
+        None => String::new(),
+    }, match .kept {
+        Some(hint) => format!("; not interrupting it ({hint})"),
+        None => String::new(),
+    })]
+    Running {
+        why: Held,
+        waited: Option<std::time::Duration>,
+        kept: Option<NotInterrupting>,
+    },
     /// A program on the board raised: its traceback.
     #[error("{0}")]
     Traceback(String),
     /// The person stopped a program with Ctrl-C (exit 130, as a Python
     /// script interrupted): what was stopped.
     #[error("KeyboardInterrupt: {0}")]
-    Interrupted(String),
+    Interrupted(Stopped),
     /// A program of ours ran out of the board's heap (a person's program
     /// may hold most of it): the free heap after a collection, if known,
     /// and whether it failed before it ran, compiling (every compile
@@ -124,6 +135,55 @@ pub enum Error {
     Remote(Kind, String),
 }
 
+impl Error {
+    /// A program holds the REPL: `why`, said at once.
+    pub fn running(why: Held) -> Error {
+        Error::Running {
+            why,
+            waited: None,
+            kept: None,
+        }
+    }
+}
+
+/// Why the REPL is not ours (`Error::Running`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Held {
+    #[error("someone is pasting code at the terminal (paste mode)")]
+    Pasting,
+    #[error("the board is running a program started at its terminal")]
+    TerminalProgram,
+    #[error("the board is running a program")]
+    Program,
+    #[error("the board is running a person's program (exec)")]
+    Exec,
+    /// A program printed more than its reader took: stopped.
+    #[error("stopped: the program printed {mib} MiB more than was read")]
+    Unread { mib: usize },
+    #[error("stopped by SIGTERM")]
+    Terminated,
+}
+
+/// Why a program that holds the REPL was left running: the way to allow
+/// stopping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NotInterrupting {
+    #[error("drop --no-interrupt to allow Ctrl-C")]
+    DropNoInterrupt,
+    #[error("mount with --interrupt to stop it")]
+    MountWithInterrupt,
+}
+
+/// What a person's Ctrl-C stopped (`Error::Interrupted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Stopped {
+    #[error("the program on the board was stopped with Ctrl-C")]
+    BoardProgram,
+    /// A copy, in its middle.
+    #[error("stopped with Ctrl-C")]
+    Copy,
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(std::sync::Arc::new(e))
@@ -185,9 +245,13 @@ pub enum Holder {
 pub enum Lost {
     #[error("(the board closed it)")]
     BoardClosed,
-    /// A read or write on the socket failed: the system's words.
+    /// A read or write on the socket failed: the system's error (shared,
+    /// so that the error can be cloned).
     #[error("({0})")]
-    Socket(String),
+    Socket(std::sync::Arc<std::io::Error>),
+    /// The task writing to the socket ended.
+    #[error("(the writer ended)")]
+    WriterEnded,
     #[error("(the board reset)")]
     BoardReset,
     #[error("(resynchronising with the board)")]
@@ -204,7 +268,7 @@ pub enum Lost {
     },
     /// The last reason the link went, as it was told then.
     #[error("({0})")]
-    Earlier(String),
+    Earlier(Box<Error>),
     /// One transfer met a broken link too many times.
     #[error("{attempts} times during one transfer ({last})")]
     Repeatedly { attempts: u32, last: Box<Error> },
@@ -820,7 +884,7 @@ impl Error {
             Error::NotFound(_) => Kind::NotFound,
             Error::Unreachable { .. } => Kind::Unreachable,
             Error::LinkLost(_) => Kind::LinkLost,
-            Error::Running(_) => Kind::Running,
+            Error::Running { .. } => Kind::Running,
             Error::Traceback(_) => Kind::Traceback,
             Error::Interrupted(_) => Kind::Interrupted,
             Error::LowMemory { .. } => Kind::LowMemory,
@@ -887,9 +951,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn typed_errors_say_the_words_they_said_as_prose() {
+        let cases = [
+            (
+                Error::Running {
+                    why: Held::TerminalProgram,
+                    waited: Some(std::time::Duration::from_millis(2600)),
+                    kept: None,
+                },
+                "the board is running a program started at its terminal; waited 3 s for it to end",
+            ),
+            (
+                Error::Running {
+                    why: Held::Program,
+                    waited: None,
+                    kept: Some(NotInterrupting::MountWithInterrupt),
+                },
+                "the board is running a program; not interrupting it (mount with --interrupt to stop it)",
+            ),
+            (
+                Error::running(Held::Unread { mib: 64 }),
+                "stopped: the program printed 64 MiB more than was read",
+            ),
+            (
+                Error::Interrupted(Stopped::BoardProgram),
+                "KeyboardInterrupt: the program on the board was stopped with Ctrl-C",
+            ),
+            (
+                Error::LinkLost(Lost::Socket(std::sync::Arc::new(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionReset,
+                )))),
+                "connection to the board lost (connection reset)",
+            ),
+            (
+                Error::LinkLost(Lost::Earlier(Box::new(Error::LinkLost(Lost::BoardReset)))),
+                "connection to the board lost (connection to the board lost (the board reset))",
+            ),
+        ];
+        for (e, words) in cases {
+            assert_eq!(e.to_string(), words);
+        }
+    }
+
+    #[test]
     fn errors_cross_the_socket_with_their_kind_and_words() {
         for e in [
-            Error::Running("a program started at the terminal is running".into()),
+            Error::Running {
+                why: Held::TerminalProgram,
+                waited: Some(std::time::Duration::from_secs(3)),
+                kept: Some(NotInterrupting::DropNoInterrupt),
+            },
             Error::Os {
                 errno: libc::ENOSPC,
                 what: "/main.py".into(),

@@ -3,7 +3,7 @@
 
 use crate::board::{Board, Transfer};
 use crate::cache::{self, Core};
-use crate::error::{Error, Kind, Lost, Result, Waited};
+use crate::error::{Error, Kind, Lost, NotInterrupting, Result, Waited};
 use crate::fs::Fs;
 use crate::session::{Config, Session, Target};
 use crate::terminal::sidecar;
@@ -145,18 +145,20 @@ async fn mount(o: &MountOptions) -> Result<Mounted> {
         board = board.uncompressed();
     }
     let core = match Core::load(board.clone(), o.cache.clone()).await {
-        Err(Error::Running(why)) => {
+        Err(Error::Running { why, waited, .. }) => {
             let allow = o.interrupt.unwrap_or_else(ask_to_interrupt);
             if !allow {
                 session.close().await;
                 let hint = if o.interrupt == Some(false) {
-                    "drop --no-interrupt to allow Ctrl-C"
+                    NotInterrupting::DropNoInterrupt
                 } else {
-                    "mount with --interrupt to stop it"
+                    NotInterrupting::MountWithInterrupt
                 };
-                return Err(Error::Running(format!(
-                    "{why}; not interrupting it ({hint})"
-                )));
+                return Err(Error::Running {
+                    why,
+                    waited,
+                    kept: Some(hint),
+                });
             }
             session.set_interrupt(true).await?;
             Core::load(board, o.cache.clone()).await?
@@ -401,7 +403,7 @@ struct Daemon {
     /// The idle close the last `status` told of (how long it had been
     /// down, why): a probe of that status that timed out may reopen the
     /// link after it, and the next `status` still says so.
-    closed: std::sync::Mutex<Option<(Duration, String)>>,
+    closed: std::sync::Mutex<Option<(Duration, Option<Error>)>>,
 }
 
 /// Sidecar commands other than `term` and `exec` answer within this time.
@@ -612,31 +614,36 @@ impl Daemon {
         } else if st.as_ref().is_some_and(|s| s.link_up) {
             closed = self.closed.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
+        // The last error's words (none if the link went without one).
+        let why = |e: &Option<Error>| e.as_ref().map(Error::to_string).unwrap_or_default();
         let link = match &st {
             Some(s) if s.link_up => match closed {
                 Some((d, e)) => format!(
-                    "link up (reopened: it had closed while idle {:.0} s before ({e}))",
-                    d.as_secs_f64()
+                    "link up (reopened: it had closed while idle {:.0} s before ({}))",
+                    d.as_secs_f64(),
+                    why(&e)
                 ),
                 None => "link up".to_string(),
             },
             Some(s) if s.idle_closed && silent => match &s.down {
                 Some((d, e)) => format!(
-                    "link closed {:.0} s ago ({e}) and the board does not answer now: switched off, or out of reach?",
-                    d.as_secs_f64()
+                    "link closed {:.0} s ago ({}) and the board does not answer now: switched off, or out of reach?",
+                    d.as_secs_f64(),
+                    why(e)
                 ),
                 None => "link down, the board does not answer: switched off, or out of reach?"
                     .to_string(),
             },
             Some(s) if s.idle_closed => match &s.down {
                 Some((d, e)) => format!(
-                    "link closed while idle {:.0} s ago ({e}), reopens when used",
-                    d.as_secs_f64()
+                    "link closed while idle {:.0} s ago ({}), reopens when used",
+                    d.as_secs_f64(),
+                    why(e)
                 ),
                 None => "link closed while idle, reopens when used".to_string(),
             },
             Some(s) => match &s.down {
-                Some((d, e)) => format!("link DOWN for {:.0} s ({e})", d.as_secs_f64()),
+                Some((d, e)) => format!("link DOWN for {:.0} s ({})", d.as_secs_f64(), why(e)),
                 None => "link down".to_string(),
             },
             None => "session ended".to_string(),

@@ -14,6 +14,8 @@ use tracing::{debug, warn};
 
 /// The board's VFS class, pasted once per boot.
 pub const SHARE_PY: &str = include_str!("board/share.py");
+/// The programs that define, mount and unmount it (see [`share_program`]).
+const PROGRAMS_PY: &str = include_str!("board/share_programs.py");
 
 const EACCES: u8 = 13;
 const EINVAL: u8 = 22;
@@ -303,10 +305,26 @@ fn class_pieces() -> Vec<String> {
 /// on flash could not be written): each compiled alone, as from flash.
 fn define_pasted() -> String {
     let pieces: Vec<String> = class_pieces().iter().map(|p| py_str(p)).collect();
-    format!(
-        "def _wrfs_load():\n    import gc\n    g = globals()\n    for p in ({},):\n        exec(p, g)\n        gc.collect()\n_wrfs_load()\ndel _wrfs_load\n",
-        pieces.join(",")
-    )
+    share_program("pasted").replace("WRFS_PIECES", &pieces.join(","))
+}
+
+/// The program `name` of `share_programs.py` (the lines after its
+/// `# == name` line up to the next, but comments) with the class's version
+/// and the name of its copy on flash filled in.
+fn share_program(name: &str) -> String {
+    let head = format!("# == {name}");
+    let mut code = String::new();
+    let mut inside = false;
+    for line in PROGRAMS_PY.lines() {
+        if line.starts_with("# == ") {
+            inside = line == head;
+        } else if inside && !line.trim_start().starts_with('#') && !line.trim().is_empty() {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    code.replace("WRFS_VERSION", &format!("{:016x}", share_py_version()))
+        .replace("WRFS_FILE", SHARE_FILE)
 }
 
 /// `text` as a Python str literal: quotes, backslashes and control
@@ -333,20 +351,13 @@ fn wrapped(body: &str) -> String {
 
 /// Prints whether [`SHARE_FILE`] holds this version of the class.
 fn flash_probe() -> String {
-    format!(
-        "def _wrfs_p():\n    try:\n        with open('{SHARE_FILE}') as f:\n            print('F', f.readline().strip() == '#{:016x}')\n    except Exception:\n        print('F', False)\n_wrfs_p()\ndel _wrfs_p\n",
-        share_py_version()
-    )
+    share_program("probe")
 }
 
 /// Defines the class where this boot lacks it (or has another version's),
 /// from [`SHARE_FILE`]: what a new link sends is a few lines.
 fn define_from_flash() -> String {
-    format!(
-        "def _wrfs_load():\n    import gc\n    g = globals()\n    try:\n        _WRFS.V == '{:016x}' or _WRFS.x\n        return\n    except Exception:\n        pass\n    gc.collect()\n    with open('{SHARE_FILE}') as f:\n        f.readline()\n        b = []\n        for l in f:\n            if l == '{}':\n                exec(''.join(b), g)\n                b = []\n                gc.collect()\n            else:\n                b.append(l)\n        exec(''.join(b), g)\n    gc.collect()\n_wrfs_load()\ndel _wrfs_load\n",
-        share_py_version(),
-        PIECE_MARK.escape_default()
-    )
+    share_program("from_flash").replace("WRFS_MARK", &PIECE_MARK.escape_default().to_string())
 }
 
 /// Mounts the share on the board (`/remote`, made the current directory),
@@ -418,9 +429,7 @@ fn share_py_version() -> u64 {
 /// `f` in the REPL stays theirs.
 fn mount_code(read_only: bool) -> String {
     let ro = if read_only { "True" } else { "False" };
-    format!(
-        "\ndef _wrfs_m():\n    import os\n    try:\n        os.umount('/remote')\n    except OSError:\n        pass\n    os.mount(_WRFS({ro}), '/remote')\n    os.chdir('/remote')\n_wrfs_m()\ndel _wrfs_m\n"
-    )
+    format!("\n{}", share_program("mount").replace("WRFS_RO", ro))
 }
 
 /// Takes `/remote` away again (the board's current directory back to `/`)
@@ -428,8 +437,7 @@ fn mount_code(read_only: bool) -> String {
 /// next share defines it from its copy on flash).
 pub async fn unmount_on_board(session: &Session) -> Result<()> {
     session.on_every_link(None)?;
-    let code = "def _wrfs_u():\n    import os\n    try:\n        if os.getcwd().startswith('/remote'):\n            os.chdir('/')\n        os.umount('/remote')\n    except OSError:\n        pass\n_wrfs_u()\ndel _wrfs_u\ntry:\n    del _WRFS\nexcept NameError:\n    pass\n__import__('gc').collect()\n";
-    session.run(code, Run::SNIPPET).await?;
+    session.run(share_program("unmount"), Run::SNIPPET).await?;
     Ok(())
 }
 
@@ -509,6 +517,45 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The programs as they were written in Rust strings before they
+    /// moved to share_programs.py: the board gets the same bytes.
+    #[test]
+    fn the_share_programs_reach_the_board_as_they_were() {
+        let v = share_py_version();
+        assert_eq!(
+            flash_probe(),
+            format!(
+                "def _wrfs_p():\n    try:\n        with open('{SHARE_FILE}') as f:\n            print('F', f.readline().strip() == '#{v:016x}')\n    except Exception:\n        print('F', False)\n_wrfs_p()\ndel _wrfs_p\n"
+            )
+        );
+        assert_eq!(
+            define_from_flash(),
+            format!(
+                "def _wrfs_load():\n    import gc\n    g = globals()\n    try:\n        _WRFS.V == '{v:016x}' or _WRFS.x\n        return\n    except Exception:\n        pass\n    gc.collect()\n    with open('{SHARE_FILE}') as f:\n        f.readline()\n        b = []\n        for l in f:\n            if l == '#--\\n':\n                exec(''.join(b), g)\n                b = []\n                gc.collect()\n            else:\n                b.append(l)\n        exec(''.join(b), g)\n    gc.collect()\n_wrfs_load()\ndel _wrfs_load\n"
+            )
+        );
+        let pieces: Vec<String> = class_pieces().iter().map(|p| py_str(p)).collect();
+        assert_eq!(
+            define_pasted(),
+            format!(
+                "def _wrfs_load():\n    import gc\n    g = globals()\n    for p in ({},):\n        exec(p, g)\n        gc.collect()\n_wrfs_load()\ndel _wrfs_load\n",
+                pieces.join(",")
+            )
+        );
+        for (read_only, ro) in [(true, "True"), (false, "False")] {
+            assert_eq!(
+                mount_code(read_only),
+                format!(
+                    "\ndef _wrfs_m():\n    import os\n    try:\n        os.umount('/remote')\n    except OSError:\n        pass\n    os.mount(_WRFS({ro}), '/remote')\n    os.chdir('/remote')\n_wrfs_m()\ndel _wrfs_m\n"
+                )
+            );
+        }
+        assert_eq!(
+            share_program("unmount"),
+            "def _wrfs_u():\n    import os\n    try:\n        if os.getcwd().startswith('/remote'):\n            os.chdir('/')\n        os.umount('/remote')\n    except OSError:\n        pass\n_wrfs_u()\ndel _wrfs_u\ntry:\n    del _WRFS\nexcept NameError:\n    pass\n__import__('gc').collect()\n"
+        );
+    }
 
     #[test]
     fn a_dot_dot_goes_up_within_the_shared_directory_and_never_above_it() {

@@ -378,7 +378,10 @@ async fn mounting_a_board_that_runs_a_program_follows_the_interrupt_policy() {
     s.keys(b"import time\ropen('/running','w').close()\rwhile True: time.sleep_ms(5)\r\r".to_vec())
         .await
         .unwrap();
-    common::eventually_async(10, "the program's start", || tb.path("/running").exists()).await;
+    common::eventually_async(10, "the program's start", async || {
+        tb.path("/running").exists()
+    })
+    .await;
     s.close().await;
     for (flags, hint) in [
         (
@@ -417,7 +420,10 @@ async fn a_program_a_dead_client_left_in_the_raw_repl_does_not_stop_the_mount() 
         let code = "import time\nopen('/started','w').close()\ntime.sleep(4)\nopen('/ended','w').close()\n";
         let _ = ran.run(code, webrepl_mount::session::Run::SNIPPET).await;
     });
-    common::eventually_async(10, "the program's start", || tb.path("/started").exists()).await;
+    common::eventually_async(10, "the program's start", async || {
+        tb.path("/started").exists()
+    })
+    .await;
     s.close().await;
     program.abort();
     assert!(

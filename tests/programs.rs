@@ -63,7 +63,7 @@ fn run_on(root: &Path, programs: &[String], heap_kb: usize) -> String {
 #[test]
 fn every_python_file_compiles_with_mpy_cross() {
     let out = tempfile::tempdir().unwrap();
-    for name in ["helpers.py", "programs.py"] {
+    for name in ["helpers.py", "programs.py", "share.py", "share_programs.py"] {
         let src = repo().join("src/board").join(name);
         let r = Command::new(mpy_cross())
             .arg("-o")

@@ -4,7 +4,7 @@
 mod common;
 
 use common::piped::Piped;
-use common::{LinkEmu, Mount, SMALL_HEAP_KB, TestBoard, eventually};
+use common::{LinkEmu, Mount, SMALL_HEAP_KB, TestBoard, eventually, eventually_with};
 use std::path::Path;
 use std::process::Command;
 
@@ -26,15 +26,17 @@ fn share(tb: &TestBoard, dir: &Path, extra: &[&str]) -> Piped {
 /// Waits for `what` in the terminal after byte `from`; says what it shows
 /// if it never comes.
 fn wait_for(term: &Piped, from: usize, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !term.text()[from..].contains(what) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what:?} never came; the terminal shows {:?}",
-            &term.text()[from..]
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    eventually_with(20, || {
+        let text = term.text();
+        if text[from..].contains(what) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what:?} never came; the terminal shows {:?}",
+                &text[from..]
+            ))
+        }
+    });
 }
 
 /// Types a line and waits for `answer` after it.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, eventually, random_bytes};
+use common::{LinkEmu, Mount, TestBoard, eventually, eventually_with, random_bytes};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -478,21 +478,6 @@ fn an_endless_exec_streams_its_output_and_a_closed_pipe_stops_it_on_the_board() 
     );
 }
 
-/// Waits for `child` to end, up to `secs`; None if it did not.
-fn ended_within(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return Some(s);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn an_exec_whose_output_nobody_reads_is_stopped_not_held() {
     let tb = TestBoard::start();
@@ -512,11 +497,12 @@ fn an_exec_whose_output_nobody_reads_is_stopped_not_held() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let status = ended_within(&mut fast, 120);
-    assert!(
-        status.is_some_and(|s| !s.success()),
-        "still held: {status:?}"
-    );
+    // Failing, the exec is left to end with the board (dropped after it).
+    let status = eventually_with(120, || {
+        let ended = fast.try_wait().unwrap();
+        ended.ok_or_else(|| "still held: the exec has not ended".to_string())
+    });
+    assert!(!status.success(), "{status:?}");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut fast.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("more than was read"), "{err}");

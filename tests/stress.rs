@@ -9,7 +9,7 @@ use common::{LinkEmu, Mount, TestBoard, random_bytes, sh};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A worker's script: deterministic from its seed, valid at every step (it
 /// knows which files exist), touching only its own directory `w<k>`.
@@ -108,16 +108,12 @@ fn four_processes_on_a_slow_link_leave_the_board_byte_for_byte_as_the_mirror() {
     }
     let started = Instant::now();
     let mut workers: Vec<Child> = scripts.iter().map(|s| run(s, m.path())).collect();
-    let deadline = started + Duration::from_secs(300);
+    let ended = common::within(300, || {
+        workers.iter_mut().all(|w| w.try_wait().unwrap().is_some())
+    });
+    assert!(ended, "deadlock? {}", m.status());
     for w in &mut workers {
-        loop {
-            if let Some(status) = w.try_wait().unwrap() {
-                assert!(status.success(), "a worker failed: {}", m.log());
-                break;
-            }
-            assert!(Instant::now() < deadline, "deadlock? {}", m.status());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(w.wait().unwrap().success(), "a worker failed: {}", m.log());
     }
     eprintln!(
         "four workers done in {:.1} s",

@@ -10,7 +10,9 @@ pub enum Answer<'a> {
     Ok,
     /// `K <mtime>`: an upload is on its target.
     Done(i64),
-    /// `K <mtime> <ms>`: an upload inflated in `ms` is on its target.
+    /// `K <mtime> <ms>`: an upload inflated in `ms` is on its target. (A
+    /// text download ends with the same two numbers' line: `K <bytes>
+    /// <crc>`, see stream.rs.)
     Landed { mtime: i64, ms: i64 },
     /// `E <errno> [<hex path>]`: an OSError (EIO when the number is bad).
     Os { errno: i32, hex: Option<&'a str> },
@@ -54,6 +56,12 @@ pub enum Answer<'a> {
     Short { kept: u64, free: u64 },
     /// `M <bytes>`: the board's free heap.
     Mem(u64),
+    /// `B <hex>`: block sums (8 hex digits each) of a file (`sums`).
+    Sums(&'a str),
+    /// `W <size> <crc>`: a file's size and CRC-32, after its block sums.
+    Whole { size: u64, crc: u32 },
+    /// `T <size> <pieces>`: a text download's announcement.
+    Announced { size: u64, pieces: u64 },
     /// `I <kind> <bytes>`: what the board inflates with (2: `deflate`,
     /// 1: `zlib`/`uzlib`, 0: nothing), and its free heap.
     Inflater { kind: u8, free: u64 },
@@ -134,6 +142,15 @@ impl<'a> Answer<'a> {
                 free: n(free)?,
             },
             ["M", free] => Answer::Mem(n(free)?),
+            ["B", hex] => Answer::Sums(hex),
+            ["W", size, crc] => Answer::Whole {
+                size: n(size)?,
+                crc: n(crc)?,
+            },
+            ["T", size, pieces] => Answer::Announced {
+                size: n(size)?,
+                pieces: n(pieces)?,
+            },
             ["I", kind, free] => Answer::Inflater {
                 kind: n(kind)?,
                 free: n(free)?,
@@ -201,5 +218,21 @@ mod tests {
             }
         );
         assert_eq!(Answer::parse("d 0 x a"), Answer::Other("d 0 x a"));
+        assert_eq!(Answer::parse("B "), Answer::Sums(""));
+        assert_eq!(
+            Answer::parse("W 10 4294967295"),
+            Answer::Whole {
+                size: 10,
+                crc: u32::MAX
+            }
+        );
+        assert_eq!(
+            Answer::parse("T 5000 3"),
+            Answer::Announced {
+                size: 5000,
+                pieces: 3
+            }
+        );
+        assert_eq!(Answer::parse("T 5000"), Answer::Other("T 5000"));
     }
 }

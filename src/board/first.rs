@@ -33,7 +33,7 @@ impl Board {
         // program defines the helpers and makes the call.
         if String::from_utf8_lossy(&out.stderr).contains("OSError") {
             match self.send_helpers().await {
-                Err(e @ (Error::LinkLost(_) | Error::Running(_))) => return Err(e),
+                Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
                 Err(e) => debug!("cannot write the helpers' file ({e})"),
                 Ok(()) => {}
             }
@@ -61,7 +61,7 @@ impl Board {
             }
             match self.send_helpers().await {
                 Ok(()) => {}
-                Err(e @ (Error::LinkLost(_) | Error::Running(_))) => return Err(e),
+                Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
                 Err(e) => {
                     debug!("cannot write the helpers' file ({e})");
                     break;

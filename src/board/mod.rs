@@ -582,7 +582,7 @@ impl Board {
                 }
                 ([before], true) if !sent => match self.send_helpers().await {
                     Ok(()) => sent = true,
-                    Err(e @ (Error::LinkLost(_) | Error::Running(_))) => return Err(e),
+                    Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
                     Err(e) => {
                         warn!("cannot write the helpers' file ({e}); pasting them");
                         return self.paste_helpers(*before).await;
@@ -1087,7 +1087,7 @@ impl Board {
                 }
                 // A person's program holds the REPL: the binary channel
                 // is free of it.
-                Err(Error::Running(why)) => {
+                Err(Error::Running { why, .. }) => {
                     info!("{path}: by binary GET: the text channel is busy ({why})");
                     sink(Piece::Restart);
                 }

@@ -8,6 +8,7 @@
 //! line and count by what the board announced and we allow, and checks the
 //! size and CRC-32 at the end.
 
+use super::answer::Answer;
 use crate::error::{Error, Result};
 use crate::protocol::ProtocolError;
 use crate::session::Piece;
@@ -224,13 +225,9 @@ impl Download {
             return Err(self.bad("went on after its end"));
         }
         let text = String::from_utf8_lossy(line);
-        let f: Vec<&str> = text.split(' ').collect();
         let Some((size, pieces)) = self.size else {
-            return match f.as_slice() {
-                ["T", z, k] => {
-                    let (Ok(z), Ok(k)) = (z.parse::<u64>(), k.parse::<u64>()) else {
-                        return Err(self.bad(format!("began with {text:?}")));
-                    };
+            return match Answer::parse(&text) {
+                Answer::Announced { size: z, pieces: k } => {
                     let left = z.div_ceil(PIECE as u64).saturating_sub(self.first);
                     if z > MAX_SIZE || k != left.min(self.most) {
                         return Err(self.bad(format!("announced {z} bytes in {k} pieces")));
@@ -238,11 +235,8 @@ impl Download {
                     self.size = Some((z, k));
                     Ok(())
                 }
-                ["E", errno] => {
-                    self.end = Some(Err(super::sn::errno_error(
-                        errno.parse().unwrap_or(libc::EIO),
-                        &self.what,
-                    )));
+                Answer::Os { errno, hex: None } => {
+                    self.end = Some(Err(super::sn::errno_error(errno, &self.what)));
                     Ok(())
                 }
                 _ => Err(self.bad(format!("began with {text:?}"))),
@@ -273,21 +267,20 @@ impl Download {
             fed.data.extend_from_slice(&data);
             return Ok(());
         }
-        self.end = Some(match f.as_slice() {
-            ["K", t, c] => {
+        self.end = Some(match Answer::parse(&text) {
+            // `K <bytes> <crc>`: Landed's two numbers.
+            Answer::Landed { mtime: t, ms: c } => {
                 let crc = self.crc.clone().finalize();
-                match (t.parse::<u64>(), c.parse::<u32>()) {
-                    (Ok(t), Ok(c)) if t == self.bytes && c == crc => Ok(t),
-                    _ => Err(self.bad(format!(
+                if u64::try_from(t) == Ok(self.bytes) && u32::try_from(c) == Ok(crc) {
+                    Ok(self.bytes)
+                } else {
+                    Err(self.bad(format!(
                         "ended with {text:?}: {} bytes with CRC-32 {crc} came",
                         self.bytes
-                    ))),
+                    )))
                 }
             }
-            ["E", errno] => Err(super::sn::errno_error(
-                errno.parse().unwrap_or(libc::EIO),
-                &self.what,
-            )),
+            Answer::Os { errno, hex: None } => Err(super::sn::errno_error(errno, &self.what)),
             _ => Err(self.bad(format!("ended with {text:?}"))),
         });
         Ok(())

@@ -45,8 +45,8 @@ pub fn parse(out: &[u8], block: &[usize], local: &[u64]) -> Option<Vec<Option<Bl
     let mut hex = String::new();
     for l in sn::lines(out) {
         let i = got.len();
-        match l.split_once(' ').unwrap_or((l, "")) {
-            ("B", h) if i < block.len() && h.len() <= 8 * LINE_SUMS => {
+        match Answer::parse(l) {
+            Answer::Sums(h) if i < block.len() && h.len() <= 8 * LINE_SUMS => {
                 // Bounded by the local file's blocks: a board's file much
                 // larger than ours is no base anyway.
                 if hex.len() + h.len() > 8 * (local[i] as usize / block[i] + 2) {
@@ -56,24 +56,22 @@ pub fn parse(out: &[u8], block: &[usize], local: &[u64]) -> Option<Vec<Option<Bl
                     hex.push_str(h);
                 }
             }
-            ("W", f) if i < block.len() => {
+            Answer::Whole { size, crc } if i < block.len() => {
                 let sums = std::mem::take(&mut hex);
-                got.push(whole(f, &sums, block[i]));
+                got.push(whole(size, crc, &sums, block[i]));
             }
-            ("E", _) if i < block.len() => {
+            Answer::Os { .. } if i < block.len() => {
                 hex.clear();
                 got.push(None);
             }
-            ("K", "") if i == block.len() => return Some(got),
+            Answer::Ok if i == block.len() => return Some(got),
             _ => {}
         }
     }
     None
 }
 
-fn whole(fields: &str, hex: &str, block: usize) -> Option<BlockSums> {
-    let (size, crc) = fields.split_once(' ')?;
-    let (size, crc): (u64, u32) = (size.parse().ok()?, crc.parse().ok()?);
+fn whole(size: u64, crc: u32, hex: &str, block: usize) -> Option<BlockSums> {
     if !hex.len().is_multiple_of(8) || !hex.is_ascii() {
         return None;
     }

@@ -420,7 +420,7 @@ impl Core {
                     // A program or a lost link ends of itself: the file
                     // goes soon after. Other errors (a full flash) last.
                     let last = match e {
-                        Error::Running(_)
+                        Error::Running { .. }
                         | Error::Busy { .. }
                         | Error::LinkLost(_)
                         | Error::Unreachable { .. }

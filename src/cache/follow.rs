@@ -77,7 +77,7 @@ impl Core {
                 st.contents.forget(ino);
                 self.changed(&st, ino);
             }
-            Err(Error::Running(_)) if size <= follow_max(self.board.download_rate()) => {
+            Err(Error::Running { .. }) if size <= follow_max(self.board.download_rate()) => {
                 self.fetch_again(ino, &path, size, mtime).await
             }
             Ok(_) => {}

@@ -226,7 +226,7 @@ pub fn verdict(mounted: &str, read: Result<Vec<u8>>) -> Verdict {
             e @ (Error::LinkLost(_)
             | Error::Timeout { .. }
             | Error::Busy { .. }
-            | Error::Running(_)
+            | Error::Running { .. }
             | Error::Unreachable { .. }
             | Error::LowMemory { .. }),
         ) => Verdict::Unsure(e),

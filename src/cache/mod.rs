@@ -558,7 +558,7 @@ impl Core {
             // A person's program holds the REPL: the last figures (none
             // known: nothing free), not a wait for its end (`tail -f`
             // asks before it follows a file).
-            Err(Error::Running(_)) => {
+            Err(Error::Running { .. }) => {
                 return Ok(last.map_or(UNKNOWN_SPACE, |(_, v)| v));
             }
             Err(e) => return Err(e),

@@ -34,7 +34,7 @@ pub(super) async fn check(
 ) -> Result<Verdict> {
     let (algorithm, digests) = match board.impatient().digests(&[(path, len)]).await {
         Ok(d) => d,
-        Err(Error::Running(why)) => {
+        Err(Error::Running { why, .. }) => {
             debug!("{path}: not checked against the board's digest ({why})");
             return Ok(Verdict::Whole);
         }

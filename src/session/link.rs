@@ -387,7 +387,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
         let n = io
             .read(buf)
             .await
-            .map_err(|e| Error::LinkLost(Lost::Socket(e.to_string())))?;
+            .map_err(|e| Error::LinkLost(Lost::Socket(std::sync::Arc::new(e))))?;
         if n == 0 {
             return Err(Error::LinkLost(Lost::BoardClosed));
         }
@@ -425,7 +425,7 @@ async fn send<W: AsyncWrite + Unpin>(io: &mut W, kind: FrameKind, payload: &[u8]
         let bytes = frame::encode(kind, piece, rand::random());
         io.write_all(&bytes)
             .await
-            .map_err(|e| Error::LinkLost(Lost::Socket(e.to_string())))?;
+            .map_err(|e| Error::LinkLost(Lost::Socket(std::sync::Arc::new(e))))?;
     }
     Ok(())
 }

@@ -114,8 +114,9 @@ pub struct Status {
     pub link_up: bool,
     /// Down, but only because it closed while idle (reopens when used).
     pub idle_closed: bool,
-    /// Down: for how long, and the last error.
-    pub down: Option<(Duration, String)>,
+    /// Down: for how long, and the last error (none if it went without
+    /// one).
+    pub down: Option<(Duration, Option<Error>)>,
     pub moving: Vec<Moving>,
     pub queued: Vec<Moving>,
     pub programs: usize,
@@ -172,13 +173,14 @@ pub struct Machine {
     terminals: usize,
     generation: u64,
     totals: Totals,
-    last_error: Option<String>,
+    /// Why the link last went, or the last connection attempt failed.
+    last_error: Option<Error>,
     /// The link was lost with nothing in flight and nobody at a terminal: a
     /// proxy's idle time-out, most likely; not a fault until it is needed.
     idle_close: bool,
-    /// Why the last connection attempt failed: what operations that gave
-    /// up waiting report.
-    last_failure: Option<Error>,
+    /// `last_error` is why the last connection attempt failed: what
+    /// operations that gave up waiting report.
+    connect_failed: bool,
     /// Since when text has waited for an upload's last data frame.
     text_held: Option<Instant>,
     /// The link's and the binary lane's timers (the text lane keeps its
@@ -220,7 +222,7 @@ impl Machine {
             totals: Totals::default(),
             last_error: None,
             idle_close: false,
-            last_failure: None,
+            connect_failed: false,
             text_held: None,
             timers: TimerTable::default(),
             keys_dropped: 0,
@@ -368,7 +370,7 @@ impl Machine {
             self.last_key = Some(now);
         }
         if self.link != LinkState::Up {
-            if self.last_failure.is_some() {
+            if self.connect_failed {
                 // Unreachable: keys held now would run whenever the board
                 // is back (a `machine.reset()` minutes later), unseen.
                 self.drop_keys(keys.len());
@@ -572,7 +574,7 @@ impl Machine {
         self.generation += 1;
         self.totals.reconnects += 1;
         self.last_error = None;
-        self.last_failure = None;
+        self.connect_failed = false;
         // Text made for the link that broke (keys, a program's middle)
         // means nothing to a new one: the lanes start over on it.
         self.out.text.clear();
@@ -595,8 +597,8 @@ impl Machine {
         };
         let since = self.down_since(now);
         self.idle_close = false;
-        self.last_error = Some(err.to_string());
-        self.last_failure = Some(err.clone());
+        self.last_error = Some(err.clone());
+        self.connect_failed = true;
         let held = self.text.drop_keys();
         self.drop_keys(held);
         if matches!(
@@ -657,7 +659,8 @@ impl Machine {
     }
 
     fn down(&mut self, now: Instant, err: Error) {
-        self.last_error = Some(err.to_string());
+        self.last_error = Some(err.clone());
+        self.connect_failed = false;
         // A board that sent garbage would send it again: what was in flight
         // fails. A link that merely broke is tried again.
         let retry = !matches!(err, Error::Protocol(_));
@@ -721,12 +724,10 @@ impl Machine {
         if self.link != LinkState::Up {
             // While an attempt runs too: one to a board that is off takes
             // the whole time-out to fail.
-            let err = match &self.last_failure {
-                Some(e) => e.clone(),
-                None => Error::LinkLost(match &self.last_error {
-                    Some(e) => Lost::Earlier(e.clone()),
-                    None => Lost::NotConnected,
-                }),
+            let err = match &self.last_error {
+                Some(e) if self.connect_failed => e.clone(),
+                Some(e) => Error::LinkLost(Lost::Earlier(Box::new(e.clone()))),
+                None => Error::LinkLost(Lost::NotConnected),
             };
             self.fail_overdue(now, &err);
             if let LinkState::Down { .. } = self.link {
@@ -924,7 +925,7 @@ impl Machine {
                 LinkState::Up => None,
                 LinkState::Down { since, .. } | LinkState::Connecting { since, .. } => Some((
                     now.saturating_duration_since(since),
-                    self.last_error.clone().unwrap_or_default(),
+                    self.last_error.clone(),
                 )),
             },
             moving: self.binary.moving(now),

@@ -663,7 +663,7 @@ impl Wire {
     async fn next(&mut self) -> Result<Frame> {
         tokio::select! {
             f = self.reader.next_frame() => f,
-            e = &mut self.failed => Err(e.unwrap_or_else(|_| Error::LinkLost(Lost::Socket("the writer ended".into())))),
+            e = &mut self.failed => Err(e.unwrap_or(Error::LinkLost(Lost::WriterEnded))),
         }
     }
 
@@ -779,14 +779,13 @@ impl Shell {
                 Input::Connected(Ok(link)) => {
                     // Why, for whoever counts the reconnects in `status`:
                     // the daemon's log keeps warnings only.
-                    let reset = Error::LinkLost(Lost::BoardReset).to_string();
                     match self.core.status(now).down {
                         // A person's soft reset ends the link: no warning
                         // in their terminal for what they asked for.
-                        Some((_, why)) if why == reset => {
+                        Some((_, Some(Error::LinkLost(Lost::BoardReset)))) => {
                             info!("reconnected to {} after a soft reset", self.cfg.target)
                         }
-                        Some((d, why)) if !why.is_empty() => warn!(
+                        Some((d, Some(why))) => warn!(
                             "reconnected to {} after {:.1} s down (last error: {why})",
                             self.cfg.target,
                             d.as_secs_f64()

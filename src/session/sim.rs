@@ -844,8 +844,12 @@ impl Pair {
         self.linked = false;
         self.up.frames.clear();
         self.down.frames.clear();
-        self.core
-            .on_link_lost(self.now, Error::LinkLost(Lost::Socket("cut".into())));
+        self.core.on_link_lost(
+            self.now,
+            Error::LinkLost(Lost::Socket(std::sync::Arc::new(std::io::Error::other(
+                "cut",
+            )))),
+        );
     }
 
     /// Runs until `until` says stop or `limit` of simulated time passes.

@@ -24,7 +24,7 @@ use super::keys::Keys;
 use super::restore::{Restore, Saved};
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
-use crate::error::{Error, Lost};
+use crate::error::{Error, Held, Lost};
 use crate::protocol::line::Screen;
 use crate::protocol::raw::{Holdback, NoticeFilter, Output, Program, Step, WaitFor};
 use std::collections::VecDeque;
@@ -532,7 +532,7 @@ impl TextLane {
                 if job.user {
                     // The rest of a paste into the person's program.
                     self.send_held(now, out);
-                    self.refuse_impatient("the board is running a person's program (exec)", out);
+                    self.refuse_impatient(Held::Exec, out);
                 }
                 self.poll_program(now, out)
             }

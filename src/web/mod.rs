@@ -331,7 +331,10 @@ async fn status(State(page): State<Arc<Page>>) -> Response {
     Json(serde_json::json!({
         "board": page.board,
         "link": link,
-        "down": st.down.map(|(d, why)| format!("down for {} s: {why}", d.as_secs())),
+        "down": st.down.map(|(d, why)| {
+            let why = why.map(|e| e.to_string()).unwrap_or_default();
+            format!("down for {} s: {why}", d.as_secs())
+        }),
         "waiting": st.waiting.map(|(_, why)| why),
         "transfers": transfers,
         "queued": queued,
@@ -460,7 +463,7 @@ async fn upload(State(page): State<Arc<Page>>, Query(q): Query<Save>, body: Byte
         )
             .into_response(),
         // The editor keeps the text as modified, and offers Stop.
-        Err(e @ Error::Running(_)) => (
+        Err(e @ Error::Running { .. }) => (
             StatusCode::CONFLICT,
             Json(serde_json::json!({
                 "error": format!(
@@ -484,10 +487,10 @@ async fn link_down(page: &Page) -> Option<String> {
     if st.link_up || st.idle_closed {
         return None;
     }
-    Some(
-        st.down
-            .map_or_else(|| "the link is down".into(), |(_, why)| why),
-    )
+    Some(st.down.map_or_else(
+        || "the link is down".into(),
+        |(_, why)| why.map(|e| e.to_string()).unwrap_or_default(),
+    ))
 }
 
 /// The editor's save, said to be offline at once when the link is down,

@@ -23,19 +23,6 @@ pub fn page_of(m: &super::Mount) -> String {
     url
 }
 
-/// Whether `ok` comes true within `secs`, asked every 50 ms: the page
-/// changes on its own time, and WebDriver cannot wait on a condition.
-async fn poll(secs: u64, mut ok: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok().await {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
-}
-
 pub struct Browser {
     driver: Child,
     pub client: Client,
@@ -135,7 +122,9 @@ impl Browser {
                 .await
                 .is_ok_and(|v| v == json!(true))
         };
-        if !poll(secs, holds).await {
+        // The page changes on its own time, and WebDriver cannot wait on a
+        // condition: it is asked.
+        if !super::within_async(secs, holds).await {
             panic!(
                 "{expr} never held; the terminal shows {:?}, the status line {:?}",
                 self.terminal_text().await,
@@ -233,7 +222,7 @@ impl Browser {
     /// The words of a prompt() or confirm() once it is up.
     pub async fn dialog_text(&self) -> String {
         let mut text = None;
-        let up = poll(10, async || {
+        let up = super::within_async(10, async || {
             text = self.client.get_alert_text().await.ok();
             text.is_some()
         })
@@ -244,7 +233,7 @@ impl Browser {
 
     /// Answers a prompt() or confirm() once it is up.
     pub async fn answer_dialog(&self, text: Option<&str>) {
-        let up = poll(10, async || self.client.get_alert_text().await.is_ok()).await;
+        let up = super::within_async(10, async || self.client.get_alert_text().await.is_ok()).await;
         assert!(up, "no dialog came up");
         if let Some(t) = text {
             self.client

@@ -693,26 +693,52 @@ pub fn eventually(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
 /// fails with its last Err: what it saw instead (a log, a terminal's
 /// text, a status). The one polling loop of the tests.
 pub fn eventually_with<T>(secs: u64, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let mut got = None;
+    let mut saw = String::new();
+    within(secs, || match check() {
+        Ok(t) => {
+            got = Some(t);
+            true
+        }
+        Err(s) => {
+            saw = s;
+            false
+        }
+    });
+    got.unwrap_or_else(|| panic!("{saw}"))
+}
+
+/// Whether `ok` comes true within `secs`, asked every 20 ms: the one
+/// polling loop of the tests, for those whose message when it never does
+/// costs too much to make at every try (a mount's status).
+pub fn within(secs: u64, mut ok: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match check() {
-            Ok(t) => return t,
-            Err(saw) => assert!(std::time::Instant::now() < deadline, "{saw}"),
+    while !ok() {
+        if std::time::Instant::now() >= deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// [`eventually`] for async tests: the runtime runs on while it waits.
-pub async fn eventually_async(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+pub async fn eventually_async(secs: u64, what: &str, ok: impl AsyncFnMut() -> bool) {
+    assert!(within_async(secs, ok).await, "{what} never happened");
+}
+
+/// Whether `ok` comes true within `secs`, asked every 50 ms (a browser's
+/// page is asked over WebDriver): the async polling loop, for tests whose
+/// message when it never does needs awaiting too.
+pub async fn within_async(secs: u64, mut ok: impl AsyncFnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while !ok().await {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    true
 }
 
 /// Runs a shell command line; panics with its output if it fails.

@@ -6,6 +6,7 @@
 //! that goes unanswered means a program runs, a tool's or a person's.
 
 use super::{Mode, TextLane, line_find};
+use crate::error::Held;
 use crate::protocol::line::{self, Screen};
 use crate::protocol::raw::{self, Holdback, WaitFor};
 use crate::session::restore::{Restore, Saved};
@@ -226,7 +227,7 @@ impl TextLane {
         self.mode = Mode::Terminal;
         self.timers.stop(Timer::Reply);
         self.show(&seen, out);
-        let why = "the board is running a program";
+        let why = Held::Program;
         self.waiting = Some((now, why.to_string()));
         self.refuse_impatient(why, out);
         Ok(())

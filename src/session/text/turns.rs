@@ -6,7 +6,7 @@
 //! are held, and go when the person's turn comes back.
 
 use super::{Job, Mode, QueuedProgram, TextLane, clone_err};
-use crate::error::Error;
+use crate::error::{Error, Held};
 use crate::protocol::line::Prompt;
 use crate::protocol::raw;
 use crate::session::restore::Saved;
@@ -298,9 +298,9 @@ impl TextLane {
             }
             None => {
                 let why = if self.screen.prompt() == Some(Prompt::Paste) {
-                    "someone is pasting code at the terminal (paste mode)"
+                    Held::Pasting
                 } else {
-                    "the board is running a program started at its terminal"
+                    Held::TerminalProgram
                 };
                 if self.waiting.is_none() {
                     self.waiting = Some((now, why.to_string()));
@@ -309,12 +309,13 @@ impl TextLane {
                 while let Some(q) = self.queue.pop_front() {
                     if now >= q.queued_at + q.patience {
                         let waited = now.saturating_duration_since(q.queued_at);
-                        let msg = if waited.is_zero() {
-                            why.to_string()
-                        } else {
-                            format!("{why}; waited {:.0} s for it to end", waited.as_secs_f64())
+                        let waited = (!waited.is_zero()).then_some(waited);
+                        let e = Error::Running {
+                            why,
+                            waited,
+                            kept: None,
                         };
-                        out.done(q.op, Err(Error::Running(msg)));
+                        out.done(q.op, Err(e));
                     } else {
                         kept.push_back(q);
                     }
@@ -334,7 +335,7 @@ impl TextLane {
     /// started by `exec`, or at the terminal): what may not wait for it
     /// fails now, `why` (a check of the snapshot once waited out a whole
     /// data logger's run).
-    pub(super) fn refuse_impatient(&mut self, why: &str, out: &mut Out) {
+    pub(super) fn refuse_impatient(&mut self, why: Held, out: &mut Out) {
         if !self.queue.iter().any(|q| q.patience.is_zero()) {
             return;
         }
@@ -343,7 +344,7 @@ impl TextLane {
             .partition::<VecDeque<_>, _>(|q| q.patience.is_zero());
         self.queue = kept;
         for q in refused {
-            out.done(q.op, Err(Error::Running(why.to_string())));
+            out.done(q.op, Err(Error::running(why)));
         }
     }
 }
