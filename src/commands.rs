@@ -390,13 +390,30 @@ async fn ls_one(
         }
     };
     if let Some((_, here)) = mount_path(target)? {
-        return match local_list(&here, target, how, &size, heads) {
-            Err(e) => Err(explained(e, target).await),
-            r => r,
+        // A quoted pattern: each match listed, as the shell's expansion.
+        let found = match files::local_matching(&here, target) {
+            Some(found) => found?,
+            None => vec![(target.to_string(), here)],
         };
+        heads.several |= found.len() > 1;
+        for (shown, p) in found {
+            if let Err(e) = local_list(&p, &shown, how, &size, heads) {
+                return Err(explained(e, &shown).await);
+            }
+        }
+        return Ok(());
     }
     let (board, path) = board_and_path(target)?;
     let b = boards.get(&board).await?;
+    let normal = board::normalize(&path)?;
+    if is_glob(&normal) {
+        let found = matching(&b, target, &normal).await?;
+        heads.several |= found.len() > 1;
+        for p in found {
+            list(&b, &format!("{board}:{p}"), &p, how, &size, heads).await?;
+        }
+        return Ok(());
+    }
     list(&b, target, &path, how, &size, heads).await
 }
 

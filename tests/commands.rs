@@ -2347,3 +2347,45 @@ fn mv_from_board_to_board_removes_the_sources_once_all_arrived() {
     assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
     assert!(!one.path("/lib").exists());
 }
+
+/// A quoted pattern in a path through a mount (a mounted board's
+/// `HOST:PATH`, or the mount's own path) is matched on the mount's names,
+/// as on an unmounted board: it was taken as a name ("no such file").
+#[test]
+fn quoted_patterns_through_a_mount_are_matched() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/d")).unwrap();
+    std::fs::create_dir(tb.path("/e")).unwrap();
+    for (f, text) in [
+        ("n1.txt", "one\n"),
+        ("n2.txt", "two\n"),
+        ("a.py", "a = 1\n"),
+    ] {
+        std::fs::write(tb.path(&format!("/{f}")), text).unwrap();
+    }
+    std::fs::write(tb.path("/e/x.py"), "x\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{}:{p}", tb.addr());
+    let run = |args: &[&str]| {
+        let o = m.cmd().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        out(&o)
+    };
+    assert_eq!(run(&["cat", &at("/n*.txt")]), "one\ntwo\n");
+    let ls = run(&["ls", &at("/*.py")]);
+    assert!(ls.contains("a.py") && !ls.contains("n1"), "{ls}");
+    let sums = run(&["sha256sum", &at("/n?.txt")]);
+    assert_eq!(sums.lines().count(), 2, "{sums}");
+    assert!(sums.contains("n2.txt"), "{sums}");
+    run(&["mv", &at("/n*"), &at("/d/")]);
+    assert!(m.path().join("d/n1.txt").is_file() && m.path().join("d/n2.txt").is_file());
+    assert!(!m.path().join("n1.txt").exists());
+    run(&["rm", "-r", &format!("{mp}/e/*")]);
+    assert!(m.path().join("e").is_dir() && !m.path().join("e/x.py").exists());
+    run(&["rm", &at("/d/*.txt")]);
+    assert!(!m.path().join("d/n1.txt").exists());
+    let o = m.cmd().args(["rm", &at("/zz*")]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("(no match)"), "{}", err(&o));
+}

@@ -116,7 +116,29 @@ where
     let mut boards = Boards::new(conn);
     let mut failed = Failed::default();
     'args: for arg in args {
-        let r = match place(arg) {
+        let place = place(arg);
+        let local_glob = match &place {
+            Ok(Place::Local(p)) => local_matching(p, arg),
+            _ => None,
+        };
+        let r = match place {
+            Ok(Place::Local(_)) if local_glob.is_some() => match local_glob {
+                Some(Ok(found)) => {
+                    for (shown, p) in found {
+                        let r = match each(&mut boards, &shown, Place::Local(p)).await {
+                            Err(e) => Err(super::explained(e, &shown).await),
+                            r => r,
+                        };
+                        if !failed.note(r) {
+                            break 'args;
+                        }
+                    }
+                    Ok(())
+                }
+                Some(Err(Error::NotFound(_))) if no_match_ok => Ok(()),
+                Some(Err(e)) => Err(super::explained(e, arg).await),
+                None => Ok(()),
+            },
             Ok(Place::Board(name, path)) if is_glob(&path) => {
                 match expand(&mut boards, arg, &name, &path).await {
                     Ok(paths) => {
@@ -210,6 +232,47 @@ pub(crate) fn is_glob(path: &str) -> bool {
     path.rsplit('/')
         .next()
         .is_some_and(|l| l.contains(['*', '?', '[']))
+}
+
+/// A quoted pattern in the last part of a path in a mount (`'MNT/*.py'`,
+/// or a mounted board's `'HOST:/*.py'` made the mount's), matched on the
+/// mount's names as on the board's: each match with the argument it is
+/// shown as, sorted. `None` when `arg` is no pattern, or names a file
+/// that is there as written (that file is meant).
+pub(crate) fn local_matching(p: &Path, arg: &str) -> Option<Result<Vec<(String, PathBuf)>>> {
+    if !is_glob(arg) || std::fs::symlink_metadata(p).is_ok() {
+        return None;
+    }
+    let (head, pattern) = match arg.rsplit_once('/') {
+        Some((h, l)) => (format!("{h}/"), l),
+        None => (String::new(), arg),
+    };
+    Some((|| {
+        if head.contains(['*', '?', '[']) {
+            return Err(Error::Path(crate::error::BadPath::PatternInDir {
+                arg: arg.to_string(),
+            }));
+        }
+        let dir = p.parent().unwrap_or(p);
+        let read = std::fs::read_dir(dir).map_err(|e| local_error(e, arg))?;
+        let mut found = Vec::new();
+        for e in read {
+            let e = e.map_err(|e| local_error(e, arg))?;
+            let name = e.file_name();
+            let Some(leaf) = name.to_str() else { continue };
+            // As the shell: a leading dot is matched only by a dot.
+            if (!leaf.starts_with('.') || pattern.starts_with('.'))
+                && crate::cache::patterns::matches(pattern, leaf)
+            {
+                found.push((format!("{head}{leaf}"), e.path()));
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            return Err(Error::NotFound(format!("{arg} (no match)")));
+        }
+        Ok(found)
+    })())
 }
 
 async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
@@ -611,12 +674,33 @@ pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Resul
     match place(dst)? {
         Place::Local(d) => {
             let into = d.is_dir();
-            if srcs.len() > 1 && !into {
+            // Quoted patterns, matched on the mount's names.
+            let mut sources = Vec::new();
+            for src in srcs {
+                let p = place(src);
+                match &p {
+                    Ok(Place::Local(s)) => match local_matching(s, src) {
+                        Some(Ok(found)) => {
+                            sources
+                                .extend(found.into_iter().map(|(a, s)| (a, Ok(Place::Local(s)))));
+                        }
+                        Some(Err(e)) => {
+                            if !failed.note(Err(e)) {
+                                return failed.result();
+                            }
+                        }
+                        None => sources.push((src.clone(), p)),
+                    },
+                    _ => sources.push((src.clone(), p)),
+                }
+            }
+            if sources.len() > 1 && !into {
                 failed.note(Err(not_a_target(d.exists())));
                 return failed.result();
             }
-            for src in srcs {
-                let r = match place(src) {
+            for (src, place) in sources {
+                let src = &src;
+                let r = match place {
                     Ok(Place::Local(s)) => {
                         let to = match (into, s.file_name()) {
                             (true, Some(n)) => d.join(n),
