@@ -515,7 +515,16 @@ pub fn through_mount(arg: &str, conn: &Conn, root: bool) -> String {
         }
         let (address, _, _) = conn.for_board(&board).ok()?;
         let mp = crate::mount::mounted_board(&address)?;
-        Some(format!("{mp}{}", if path == "/" { "" } else { &path }))
+        // `HOST:/x/` stays a directory's name in the mount.
+        let slash = if arg.ends_with('/') && path != "/" {
+            "/"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{mp}{}{slash}",
+            if path == "/" { "" } else { &path }
+        ))
     };
     routed().unwrap_or_else(|| arg.to_string())
 }

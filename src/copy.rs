@@ -945,6 +945,17 @@ async fn download(
             failed.note(Err(Error::NotFound(shown.clone())));
             continue;
         };
+        // `HOST:/file/` names a directory, as to the kernel: GNU cp's
+        // "Not a directory".
+        if st.kind == EntryKind::File && shown.ends_with('/') {
+            if !failed.note(Err(Error::Os {
+                errno: libc::ENOTDIR,
+                what: shown.clone(),
+            })) {
+                break;
+            }
+            continue;
+        }
         // `DIR/.`: what is in it, into DST, every time (as GNU cp, and as
         // uploads take it); the path was normalized, the argument not.
         let raw = shown.trim_end_matches('/');

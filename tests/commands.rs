@@ -2389,3 +2389,60 @@ fn quoted_patterns_through_a_mount_are_matched() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("(no match)"), "{}", err(&o));
 }
+
+/// A trailing slash names a directory through a mount as on a board: no
+/// file made (`touch M/x/`), renamed to (`mv M/a M/nodir/`), removed or
+/// printed (`rm M/f/`, `cat HOST:/f/` of a mounted board); nor a file
+/// downloaded by `cp HOST:/f/ DIR/` (GNU cp's "Not a directory").
+#[test]
+fn a_trailing_slash_is_a_directory_through_a_mount_too() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::write(tb.path("/a.py"), "a = 1\n").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let dst = format!("{}/", here.path().display());
+    let o = wm(&tb, &["cp", &format!("{}:/main.py/", tb.addr()), &dst]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {}:/main.py/: not a directory (ENOTDIR)",
+            tb.addr()
+        )
+    );
+    assert!(!here.path().join("main.py").exists());
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let via = |p: &str| format!("{}:{p}", tb.addr());
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    for arg in [format!("{mp}/newy/"), via("/newx/")] {
+        let o = run(&["touch", &arg]);
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert!(
+            err(&o).ends_with("newy/") || err(&o).ends_with("newx/"),
+            "{}",
+            err(&o)
+        );
+    }
+    assert!(!m.path().join("newy").exists() && !m.path().join("newx").exists());
+    let o = run(&["mv", &format!("{mp}/a.py"), &format!("{mp}/nodir/")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {mp}/nodir/: not a directory (ENOTDIR)")
+    );
+    assert!(m.path().join("a.py").is_file() && !m.path().join("nodir").exists());
+    for cmd in ["rm", "cat", "sha256sum"] {
+        for arg in [format!("{mp}/main.py/"), via("/main.py/")] {
+            let o = run(&[cmd, &arg]);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {arg}: {}", err(&o));
+            assert!(
+                err(&o).ends_with("/main.py/: not a directory (ENOTDIR)"),
+                "{cmd} {arg}: {}",
+                err(&o)
+            );
+            assert_eq!(out(&o), "");
+        }
+    }
+    assert!(m.path().join("main.py").is_file());
+}

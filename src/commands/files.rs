@@ -166,6 +166,13 @@ where
                     Err(e) => Err(e),
                 }
             }
+            // `MNT/x/` is a directory too: the kernel would say so, had
+            // the path kept its slash.
+            Ok(Place::Local(p))
+                if arg.ends_with('/') && std::fs::metadata(&p).is_ok_and(|m| !m.is_dir()) =>
+            {
+                Err(slash_file(arg))
+            }
             Ok(p) => {
                 let here = matches!(p, Place::Local(_));
                 match each(&mut boards, arg, p).await {
@@ -701,6 +708,14 @@ pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Resul
             for (src, place) in sources {
                 let src = &src;
                 let r = match place {
+                    // `DST/` must be a directory, `SRC/` one too: never a
+                    // file's new name, nor a file.
+                    Ok(Place::Local(s))
+                        if (src.ends_with('/') || (dst.ends_with('/') && !into))
+                            && std::fs::metadata(&s).is_ok_and(|m| !m.is_dir()) =>
+                    {
+                        Err(not_dir(if src.ends_with('/') { src } else { dst }))
+                    }
                     Ok(Place::Local(s)) => {
                         let to = match (into, s.file_name()) {
                             (true, Some(n)) => d.join(n),
@@ -902,6 +917,10 @@ async fn cat_board(b: &Board, path: &str, st: board::Stat) -> Result<()> {
 /// flash write); a missing one is made empty.
 pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
+        // `x/` names a directory: touch makes none, as on a board.
+        Place::Local(p) if arg.ends_with('/') && std::fs::symlink_metadata(&p).is_err() => {
+            Err(Error::NotFound(arg.to_string()))
+        }
         Place::Local(p) => {
             let f = std::fs::OpenOptions::new()
                 .create(true)
