@@ -923,7 +923,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Cat { paths } => c::cat(&c::through_mounts(colon(paths)?, conn, true), conn).await,
         Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
         Command::Touch { paths } => {
-            c::touch(&c::through_mounts(colon(paths)?, conn, false), conn).await
+            let paths = c::through_mounts(colon(paths)?, conn, false);
+            c::touch(&paths, conn).await?;
+            c::kept_in_journal(&paths).await
         }
         Command::Sha256sum { paths } => {
             c::sha256sum(&c::through_mounts(colon(paths)?, conn, true), conn).await
@@ -991,7 +993,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 .into_iter()
                 .map(c::named_root)
                 .collect::<Result<Vec<_>>>()?;
-            crate::copy::run(c::through_mounts(paths, conn, true), how, conn).await
+            let paths = c::through_mounts(paths, conn, true);
+            crate::copy::run(paths.clone(), how, conn).await?;
+            c::kept_in_journal(&paths[paths.len().saturating_sub(1)..]).await
         }
     };
     match r {

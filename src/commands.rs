@@ -6,7 +6,7 @@ mod files;
 mod trouble;
 pub(crate) use files::{Failed, is_glob, matching, target_pattern};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
-pub(crate) use trouble::explained;
+pub(crate) use trouble::{explained, kept_in_journal};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;

@@ -2446,3 +2446,44 @@ fn a_trailing_slash_is_a_directory_through_a_mount_too() {
     }
     assert!(m.path().join("main.py").is_file());
 }
+
+/// A mount whose board is gone: `df` and `mv` name the cause (they said
+/// "Input/output error", exit 1), and `touch` or `cp` into it, which the
+/// mount keeps in its journal, say so and exit 8 (they said nothing and
+/// exited 0, the files not on the board).
+#[test]
+fn a_gone_board_behind_a_mount_is_named_by_df_mv_touch_and_cp() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.py"), "a = 1\n").unwrap();
+    let board = tb.addr();
+    let m = Mount::start(&tb, &board, &["--timeout", "2"]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{mp}/{p}");
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), "big\n").unwrap();
+    let src = src.path().to_str().unwrap().to_string();
+    drop(tb);
+    let cause = format!(
+        "webrepl-mount: cannot reach the board of the mount at {mp} ({board}): link DOWN for "
+    );
+    for args in [
+        vec!["df", mp.as_str()],
+        vec!["df", board.as_str()],
+        vec!["mv", &at("a.py"), &at("b.py")],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        assert!(err(&o).starts_with(&cause), "{args:?}: {}", err(&o));
+    }
+    let dst = format!("{board}:/big3.txt");
+    for args in [vec!["touch", &at("newt")], vec!["cp", "-v", &src, &dst]] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        let said = err(&o);
+        assert!(
+            said.starts_with(&cause)
+                && said.contains("what was written is kept in the mount's journal and goes to the board when it is back"),
+            "{args:?}: {said}"
+        );
+    }
+}

@@ -721,9 +721,10 @@ pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Resul
                             (true, Some(n)) => d.join(n),
                             _ => d.clone(),
                         };
-                        std::fs::rename(&s, &to)
-                            .map_err(|e| local_error(e, src))
-                            .and_then(|()| renamed(src, &to.to_string_lossy()))
+                        match std::fs::rename(&s, &to) {
+                            Ok(()) => renamed(src, &to.to_string_lossy()),
+                            Err(e) => Err(super::explained(local_error(e, src), src).await),
+                        }
                     }
                     Ok(Place::Board(..)) => Err(elsewhere(src)),
                     Err(e) => Err(e),
@@ -1035,7 +1036,10 @@ async fn sha256_streamed(b: &Board, path: &str, st: board::Stat) -> Result<Strin
 
 pub async fn df(target: &str, conn: &Conn) -> Result<()> {
     let (total, avail) = if let Some(mp) = mounted(target)? {
-        local_statvfs(&mp)?
+        match local_statvfs(&mp) {
+            Ok(v) => v,
+            Err(e) => return Err(super::explained(e, &mp.to_string_lossy()).await),
+        }
     } else {
         let (name, path) = board_and_path(target)?;
         let mut boards = Boards::new(conn);
