@@ -993,6 +993,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 .into_iter()
                 .map(c::named_root)
                 .collect::<Result<Vec<_>>>()?;
+            if let Some(r) = c::to_several_boards(&paths, how, conn).await {
+                return r;
+            }
             let paths = c::through_mounts(paths, conn, true);
             crate::copy::run(paths.clone(), how, conn).await?;
             c::kept_in_journal(&paths[paths.len().saturating_sub(1)..]).await

@@ -328,8 +328,10 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
     }
     for s in srcs {
         let src = Path::new(s);
+        // `SRC/.`: what is in it, into DST, every time (as GNU cp).
+        let contents = s == "." || s.trim_end_matches('/').ends_with("/.");
         let to = match src.file_name() {
-            Some(name) if into => d.join(name),
+            Some(name) if into && !contents => d.join(name),
             _ => d.to_path_buf(),
         };
         let r = match copy_one_here(src, &to, how) {

@@ -2487,3 +2487,51 @@ fn a_gone_board_behind_a_mount_is_named_by_df_mv_touch_and_cp() {
         );
     }
 }
+
+/// `cp -r src/. A:/multi B:/multi` with B mounted: A gets the files as an
+/// upload, B through its mount (it was "after the files to copy come only
+/// boards", exit 2); `src/.` is src's contents both ways.
+#[test]
+fn a_deploy_to_several_boards_goes_through_the_one_that_is_mounted() {
+    let plain = TestBoard::start();
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir(src.path().join("lib")).unwrap();
+    std::fs::write(src.path().join("main.py"), "x = 1\n").unwrap();
+    std::fs::write(src.path().join("lib/a.py"), "a = 1\n").unwrap();
+    let dot = format!("{}/.", src.path().display());
+    for dests in [
+        [
+            format!("{}:/multi", plain.addr()),
+            format!("{}:/multi", tb.addr()),
+        ],
+        [
+            format!("{}:/multi", tb.addr()),
+            format!("{}:/multi", plain.addr()),
+        ],
+    ] {
+        let o = m
+            .cmd()
+            .args(["cp", "-r", &dot, &dests[0], &dests[1]])
+            .env("WEBREPL_PASSWORD", &plain.password)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{dests:?}: {}", err(&o));
+        assert_eq!(
+            std::fs::read_to_string(plain.path("/multi/lib/a.py")).unwrap(),
+            "a = 1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path().join("multi/main.py")).unwrap(),
+            "x = 1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path().join("multi/lib/a.py")).unwrap(),
+            "a = 1\n"
+        );
+        let name = src.path().file_name().unwrap().to_str().unwrap();
+        assert!(!m.path().join("multi").join(name).exists());
+        assert!(!plain.path(&format!("/multi/{name}")).exists());
+    }
+}
