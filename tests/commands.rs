@@ -2535,3 +2535,39 @@ fn a_deploy_to_several_boards_goes_through_the_one_that_is_mounted() {
         assert!(!plain.path(&format!("/multi/{name}")).exists());
     }
 }
+
+/// A mounted board named another way (`localhost:PORT` for a mount of
+/// `127.0.0.1:PORT`) is still this user's mount: `ls` goes through it and
+/// a second mount is refused naming it (both said "busy: another WebREPL
+/// client", exit 4).
+#[test]
+fn a_mounted_board_under_another_spelling_is_still_the_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let port = tb.addr().rsplit_once(':').unwrap().1.to_string();
+    let other_name = format!("localhost:{port}");
+    let o = m
+        .cmd()
+        .args(["ls", &format!("{other_name}:/")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", out(&o));
+    let other = tempfile::tempdir().unwrap();
+    let o = m
+        .cmd()
+        .args(["--daemon", &other_name, other.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: ws://{other_name}/ is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+             use that mount, or unmount it first"
+        )
+    );
+    assert!(!common::mounted(other.path()));
+}
