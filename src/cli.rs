@@ -865,6 +865,12 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Exec { board, code } => {
             let (board, code) = match code {
                 Some(code) => (board, code),
+                None if c::names_a_board(&board) => {
+                    return Err(Error::Invalid(format!(
+                        "exec {board}: the code to run is missing (webrepl-mount exec {board} CODE; \
+                         a file is webrepl-mount run {board} FILE)"
+                    )));
+                }
                 None => (c::default_board(given, "exec CODE")?.0, board),
             };
             c::exec(&c::through_mount(&board, conn, true), &code, conn).await

@@ -92,7 +92,7 @@ pub async fn term(target: &str, conn: &Conn) -> Result<()> {
         );
         return crate::terminal::run_attached(stream, &greeting).await;
     }
-    repl(target, conn).await
+    Box::pin(repl(target, conn)).await
 }
 
 /// The page: served by the mount's daemon for a mountpoint (it goes on
@@ -168,7 +168,13 @@ pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
     b.session().reset().await
 }
 
+/// A mountpoint: the mount holds the board's one connection, and its
+/// REPL is the mount's (`term`). A board this user has mounted, named by
+/// its address, is refused naming `term MOUNTPOINT`.
 pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
+    if mounted(board)?.is_some() {
+        return term(board, conn).await;
+    }
     let b = conn.connect(board).await?;
     let greeting = format!("Connected to {}. Ctrl-] leaves.", b.session().target());
     let r = crate::terminal::run(b.session(), &greeting).await;
@@ -246,6 +252,26 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
         code.to_string()
     };
     run_code(board, &code, conn).await
+}
+
+/// Whether `exec`'s one argument names a board rather than being code: a
+/// mountpoint (or a path in a mount), a board of boards.toml, a URL, or
+/// an IP address with or without its port. As code it would only come
+/// back as a NameError or SyntaxError.
+pub fn names_a_board(arg: &str) -> bool {
+    let word = arg.trim();
+    if word.is_empty() || word.contains(char::is_whitespace) {
+        return false;
+    }
+    if word.starts_with("ws://") || word.starts_with("wss://") {
+        return true;
+    }
+    if word.parse::<std::net::IpAddr>().is_ok() || word.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let named =
+        !word.contains(['/', ':', '.', '(']) && matches!(crate::boards::find(word), Ok(Some(_)));
+    named || (Path::new(word).is_dir() && matches!(mounted(word), Ok(Some(_))))
 }
 
 /// One word that names a file rather than being code: it would only

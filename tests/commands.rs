@@ -2571,3 +2571,66 @@ fn a_mounted_board_under_another_spelling_is_still_the_mount() {
     );
     assert!(!common::mounted(other.path()));
 }
+
+/// The mount's `cmd` with a boards.toml naming its board `kit`.
+fn named_mount_cmd(m: &Mount, tb: &TestBoard, home: &tempfile::TempDir) -> Command {
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        format!("[kit]\naddress = \"{}\"\n", tb.addr()),
+    )
+    .unwrap();
+    let mut c = m.cmd();
+    c.env("XDG_CONFIG_HOME", home.path()).stdin(Stdio::null());
+    c
+}
+
+/// `repl MOUNTPOINT` (however written) is the mount's REPL, as `term`
+/// (it said "cannot reach"); `exec` with only
+/// a board or a mountpoint says the code is missing (it ran the word as
+/// code: NameError, exit 11).
+#[test]
+fn repl_of_a_mount_is_its_term_and_exec_of_a_board_alone_wants_code() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let mp = m.path().display().to_string();
+    let parent = m.path().parent().unwrap();
+    let name = m.path().file_name().unwrap().to_str().unwrap().to_string();
+    let dot = format!("./{name}");
+    for arg in [mp.as_str(), &name, &dot] {
+        let o = named_mount_cmd(&m, &tb, &home)
+            .args(["repl", arg])
+            .current_dir(parent)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "repl {arg}: {}", err(&o));
+        assert!(
+            out(&o).contains(&format!("The REPL of the board mounted on {mp}")),
+            "repl {arg}: {}",
+            out(&o)
+        );
+    }
+    for arg in [mp.as_str(), &name, "kit"] {
+        let o = named_mount_cmd(&m, &tb, &home)
+            .args(["exec", arg])
+            .current_dir(parent)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "exec {arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: exec {arg}: the code to run is missing (webrepl-mount exec {arg} CODE; \
+                 a file is webrepl-mount run {arg} FILE)"
+            )
+        );
+    }
+    let o = named_mount_cmd(&m, &tb, &home)
+        .args(["exec", "print(6 * 7)"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "42\n");
+}
