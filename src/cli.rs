@@ -837,7 +837,17 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     // mpremote's `:PATH`, on the default board, wherever a path goes.
     let colon = |paths: Vec<String>| c::colon_paths(paths, given);
     let r = match command {
-        Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
+        Command::Unmount { mountpoint } => {
+            // `unmount kit`, kit a board (boards.toml, HOST[:PORT]) this
+            // user has mounted: that board's mount.
+            let named = mountpoint
+                .to_str()
+                .filter(|n| !mountpoint.exists() && !n.starts_with(['/', '.', '~']))
+                .and_then(|n| conn.for_board(n).ok())
+                .and_then(|(address, _, _)| crate::mount::mounted_board(&address));
+            let mountpoint = named.map_or(mountpoint, std::path::PathBuf::from);
+            crate::mount::unmount_command(&mountpoint).await
+        }
         Command::Status { target } => c::status(&target, conn).await,
         Command::Term { target } => c::term(&target, conn).await,
         Command::Reset { target } => c::reset(&target, conn).await,

@@ -2634,3 +2634,19 @@ fn repl_of_a_mount_is_its_term_and_exec_of_a_board_alone_wants_code() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "42\n");
 }
+
+/// `unmount kit`, kit a named board this user has mounted, unmounts that
+/// board's mount (it said "not a mounted board").
+#[test]
+fn unmount_of_a_named_board_unmounts_its_mount() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let o = named_mount_cmd(&m, &tb, &home)
+        .args(["unmount", "kit"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(m.wait().success());
+    assert!(!common::mounted(m.path()));
+}
