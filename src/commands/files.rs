@@ -202,7 +202,11 @@ impl Failed {
     /// False when the command must stop.
     pub(crate) fn note(&mut self, r: Result<()>) -> bool {
         let Err(e) = r else { return true };
-        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
+        // No password and none to be asked, a bad password file: the
+        // command's trouble, not an operand's (exit 2 for every command).
+        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid)
+            || matches!(e, Error::Setup(_))
+        {
             self.fatal = Some(e);
             return false;
         }
