@@ -2650,3 +2650,36 @@ fn unmount_of_a_named_board_unmounts_its_mount() {
     assert!(m.wait().success());
     assert!(!common::mounted(m.path()));
 }
+
+/// `tree` of a missing path or of a file, on a board or in a mount, says
+/// so and exits 1 as `ls` and the other file commands (it exited 7, or 2
+/// for a board's file and 12 for a mount's).
+#[test]
+fn tree_of_a_missing_path_or_a_file_exits_1_as_ls() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let a = tb.addr();
+    for target in [format!("{a}:/nosuch"), format!("{a}:/main.py")] {
+        for cmd in ["tree", "ls"] {
+            let o = wm(&tb, &[cmd, &target]);
+            let code = if cmd == "ls" && target.ends_with("main.py") {
+                0
+            } else {
+                1
+            };
+            assert_eq!(o.status.code(), Some(code), "{cmd} {target}: {}", err(&o));
+        }
+    }
+    let o = wm(&tb, &["tree", &format!("{a}:/main.py")]);
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {a}:/main.py: not a directory (ENOTDIR)")
+    );
+    let m = Mount::start(&tb, &a, &[]);
+    let mp = m.path().display().to_string();
+    for target in [format!("{mp}/nosuch"), format!("{mp}/main.py")] {
+        let o = m.cmd().args(["tree", &target]).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{target}: {}", err(&o));
+        assert_eq!(out(&o), "");
+    }
+}

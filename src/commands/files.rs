@@ -1130,7 +1130,20 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 }
 
 /// The tree below a board path, indented by depth, directories with `/`.
+/// A path that is missing or no directory is said and exits 1, as `ls`
+/// and the other file commands end (it was 7, or 2 for a board's file).
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
+    match tree_one(target, conn).await {
+        Err(e) if matches!(e.kind(), Kind::NotFound | Kind::Os(_)) => {
+            let mut failed = Failed::default();
+            failed.note(Err(e));
+            failed.result()
+        }
+        r => r,
+    }
+}
+
+async fn tree_one(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match super::mount_path(target)? {
         Some((_, here)) => {
             return match local_tree(&here, target) {
@@ -1144,8 +1157,12 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let mut boards = Boards::new(conn);
     let r = async {
         let b = boards.get(&name).await?;
-        if must_stat(&b, &path).await?.kind != EntryKind::Dir {
-            return Err(Error::Invalid(format!("{target} is not a directory")));
+        let st = b
+            .stat(&path)
+            .await?
+            .ok_or_else(|| Error::NotFound(target.to_string()))?;
+        if st.kind != EntryKind::Dir {
+            return Err(not_dir(target));
         }
         b.listing(&path, true).await
     }
