@@ -837,7 +837,17 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
     // mpremote's `:PATH`, on the default board, wherever a path goes.
     let colon = |paths: Vec<String>| c::colon_paths(paths, given);
     let r = match command {
-        Command::Unmount { mountpoint } => crate::mount::unmount_command(&mountpoint).await,
+        Command::Unmount { mountpoint } => {
+            // `unmount kit`, kit a board (boards.toml, HOST[:PORT]) this
+            // user has mounted: that board's mount.
+            let named = mountpoint
+                .to_str()
+                .filter(|n| !mountpoint.exists() && !n.starts_with(['/', '.', '~']))
+                .and_then(|n| conn.for_board(n).ok())
+                .and_then(|(address, _, _)| crate::mount::mounted_board(&address));
+            let mountpoint = named.map_or(mountpoint, std::path::PathBuf::from);
+            crate::mount::unmount_command(&mountpoint).await
+        }
         Command::Status { target } => c::status(&target, conn).await,
         Command::Term { target } => c::term(&target, conn).await,
         Command::Reset { target } => c::reset(&target, conn).await,
@@ -865,6 +875,12 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Exec { board, code } => {
             let (board, code) = match code {
                 Some(code) => (board, code),
+                None if c::names_a_board(&board) => {
+                    return Err(Error::Invalid(format!(
+                        "exec {board}: the code to run is missing (webrepl-mount exec {board} CODE; \
+                         a file is webrepl-mount run {board} FILE)"
+                    )));
+                }
                 None => (c::default_board(given, "exec CODE")?.0, board),
             };
             c::exec(&c::through_mount(&board, conn, true), &code, conn).await
@@ -923,7 +939,9 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
         Command::Cat { paths } => c::cat(&c::through_mounts(colon(paths)?, conn, true), conn).await,
         Command::Df { target, .. } => c::df(&c::through_mount(&target, conn, true), conn).await,
         Command::Touch { paths } => {
-            c::touch(&c::through_mounts(colon(paths)?, conn, false), conn).await
+            let paths = c::through_mounts(colon(paths)?, conn, false);
+            c::touch(&paths, conn).await?;
+            c::kept_in_journal(&paths).await
         }
         Command::Sha256sum { paths } => {
             c::sha256sum(&c::through_mounts(colon(paths)?, conn, true), conn).await
@@ -991,7 +1009,12 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 .into_iter()
                 .map(c::named_root)
                 .collect::<Result<Vec<_>>>()?;
-            crate::copy::run(c::through_mounts(paths, conn, true), how, conn).await
+            if let Some(r) = c::to_several_boards(&paths, how, conn).await {
+                return r;
+            }
+            let paths = c::through_mounts(paths, conn, true);
+            crate::copy::run(paths.clone(), how, conn).await?;
+            c::kept_in_journal(&paths[paths.len().saturating_sub(1)..]).await
         }
     };
     match r {

@@ -6,7 +6,7 @@ mod files;
 mod trouble;
 pub(crate) use files::{Failed, is_glob, matching, target_pattern};
 pub use files::{cat, df, mkdir, mv, rm, rmdir, sha256sum, touch, tree};
-pub(crate) use trouble::explained;
+pub(crate) use trouble::{explained, kept_in_journal};
 
 use crate::board::{self, Board, Entry, EntryKind};
 use crate::connection::Conn;
@@ -92,7 +92,7 @@ pub async fn term(target: &str, conn: &Conn) -> Result<()> {
         );
         return crate::terminal::run_attached(stream, &greeting).await;
     }
-    repl(target, conn).await
+    Box::pin(repl(target, conn)).await
 }
 
 /// The page: served by the mount's daemon for a mountpoint (it goes on
@@ -168,7 +168,13 @@ pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
     b.session().reset().await
 }
 
+/// A mountpoint: the mount holds the board's one connection, and its
+/// REPL is the mount's (`term`). A board this user has mounted, named by
+/// its address, is refused naming `term MOUNTPOINT`.
 pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
+    if mounted(board)?.is_some() {
+        return term(board, conn).await;
+    }
     let b = conn.connect(board).await?;
     let greeting = format!("Connected to {}. Ctrl-] leaves.", b.session().target());
     let r = crate::terminal::run(b.session(), &greeting).await;
@@ -246,6 +252,26 @@ pub async fn exec(board: &str, code: &str, conn: &Conn) -> Result<()> {
         code.to_string()
     };
     run_code(board, &code, conn).await
+}
+
+/// Whether `exec`'s one argument names a board rather than being code: a
+/// mountpoint (or a path in a mount), a board of boards.toml, a URL, or
+/// an IP address with or without its port. As code it would only come
+/// back as a NameError or SyntaxError.
+pub fn names_a_board(arg: &str) -> bool {
+    let word = arg.trim();
+    if word.is_empty() || word.contains(char::is_whitespace) {
+        return false;
+    }
+    if word.starts_with("ws://") || word.starts_with("wss://") {
+        return true;
+    }
+    if word.parse::<std::net::IpAddr>().is_ok() || word.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let named =
+        !word.contains(['/', ':', '.', '(']) && matches!(crate::boards::find(word), Ok(Some(_)));
+    named || (Path::new(word).is_dir() && matches!(mounted(word), Ok(Some(_))))
 }
 
 /// One word that names a file rather than being code: it would only
@@ -390,13 +416,30 @@ async fn ls_one(
         }
     };
     if let Some((_, here)) = mount_path(target)? {
-        return match local_list(&here, target, how, &size, heads) {
-            Err(e) => Err(explained(e, target).await),
-            r => r,
+        // A quoted pattern: each match listed, as the shell's expansion.
+        let found = match files::local_matching(&here, target) {
+            Some(found) => found?,
+            None => vec![(target.to_string(), here)],
         };
+        heads.several |= found.len() > 1;
+        for (shown, p) in found {
+            if let Err(e) = local_list(&p, &shown, how, &size, heads) {
+                return Err(explained(e, &shown).await);
+            }
+        }
+        return Ok(());
     }
     let (board, path) = board_and_path(target)?;
     let b = boards.get(&board).await?;
+    let normal = board::normalize(&path)?;
+    if is_glob(&normal) {
+        let found = matching(&b, target, &normal).await?;
+        heads.several |= found.len() > 1;
+        for p in found {
+            list(&b, &format!("{board}:{p}"), &p, how, &size, heads).await?;
+        }
+        return Ok(());
+    }
     list(&b, target, &path, how, &size, heads).await
 }
 
@@ -498,7 +541,16 @@ pub fn through_mount(arg: &str, conn: &Conn, root: bool) -> String {
         }
         let (address, _, _) = conn.for_board(&board).ok()?;
         let mp = crate::mount::mounted_board(&address)?;
-        Some(format!("{mp}{}", if path == "/" { "" } else { &path }))
+        // `HOST:/x/` stays a directory's name in the mount.
+        let slash = if arg.ends_with('/') && path != "/" {
+            "/"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{mp}{}{slash}",
+            if path == "/" { "" } else { &path }
+        ))
     };
     routed().unwrap_or_else(|| arg.to_string())
 }
@@ -613,6 +665,58 @@ pub fn across_boards(paths: &[String], conn: &Conn) -> bool {
     };
     let rest: Option<Vec<String>> = boards.collect();
     rest.is_some_and(|r| r.iter().any(|b| *b != first))
+}
+
+/// `cp SRC... A:PATH B:PATH...` (a deploy to several boards) where some
+/// of the boards are this user's mounts: the others get the files as
+/// uploads, each mount through its files, as `cp SRC... MNT/PATH` (the
+/// mount holds its board's one connection). `None` when that is not the
+/// command. Every board is tried; the first error is the outcome.
+pub async fn to_several_boards(
+    paths: &[String],
+    how: crate::copy::How,
+    conn: &Conn,
+) -> Option<Result<()>> {
+    let remote = |p: &String| crate::remote::split_remote(p).is_some();
+    let first = paths.iter().position(remote).filter(|&f| f > 0)?;
+    let (srcs, dests) = paths.split_at(first);
+    if dests.len() < 2 || !dests.iter().all(remote) {
+        return None;
+    }
+    let (mut boards, mut mounts) = (Vec::new(), Vec::new());
+    for d in dests {
+        match through_mount(d, conn, true) {
+            m if m == *d => boards.push(d.clone()),
+            m => mounts.push(m),
+        }
+    }
+    if mounts.is_empty() {
+        return None;
+    }
+    let mut outcome = Ok(());
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            } else if !e.to_string().is_empty() {
+                eprintln!("webrepl-mount: {}", board::shown(&e.to_string()));
+            }
+        }
+    };
+    if !boards.is_empty() {
+        note(crate::copy::run([srcs, &boards[..]].concat(), how, conn).await);
+    }
+    for m in &mounts {
+        let mut args = srcs.to_vec();
+        args.push(m.clone());
+        let r = crate::copy::run(args, how, conn).await;
+        let r = match r {
+            Ok(()) => kept_in_journal(std::slice::from_ref(m)).await,
+            r => r,
+        };
+        note(r);
+    }
+    Some(outcome)
 }
 
 /// [`through_mount`] of each argument.

@@ -328,8 +328,10 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
     }
     for s in srcs {
         let src = Path::new(s);
+        // `SRC/.`: what is in it, into DST, every time (as GNU cp).
+        let contents = s == "." || s.trim_end_matches('/').ends_with("/.");
         let to = match src.file_name() {
-            Some(name) if into => d.join(name),
+            Some(name) if into && !contents => d.join(name),
             _ => d.to_path_buf(),
         };
         let r = match copy_one_here(src, &to, how) {
@@ -945,6 +947,17 @@ async fn download(
             failed.note(Err(Error::NotFound(shown.clone())));
             continue;
         };
+        // `HOST:/file/` names a directory, as to the kernel: GNU cp's
+        // "Not a directory".
+        if st.kind == EntryKind::File && shown.ends_with('/') {
+            if !failed.note(Err(Error::Os {
+                errno: libc::ENOTDIR,
+                what: shown.clone(),
+            })) {
+                break;
+            }
+            continue;
+        }
         // `DIR/.`: what is in it, into DST, every time (as GNU cp, and as
         // uploads take it); the path was normalized, the argument not.
         let raw = shown.trim_end_matches('/');

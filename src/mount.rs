@@ -877,17 +877,34 @@ pub fn live_mounts() -> Vec<PathBuf> {
 /// answers on this user's socket for it. /proc/mounts lists every user's
 /// mounts and dead ones too; such a mount of the same address (a board
 /// gone, its address now another's, a test's port reused) holds nothing.
+/// The address written another way (`localhost:8266` for a mount of
+/// `127.0.0.1:8266`) is the same board: resolved, both are compared.
 pub fn mounted_board(board: &str) -> Option<String> {
     let want = Target::parse(board).ok()?;
+    let mut wanted: Option<Vec<std::net::SocketAddr>> = None;
     our_mounts()
         .into_iter()
         .find(|(b, p)| {
-            Target::parse(b)
-                .ok()
-                .is_some_and(|t| t.host == want.host && t.port == want.port)
-                && std::os::unix::net::UnixStream::connect(sidecar::socket_path(p)).is_ok()
+            Target::parse(b).ok().is_some_and(|t| {
+                t.port == want.port
+                    && (t.host == want.host || {
+                        let w = wanted.get_or_insert_with(|| resolved(&want.host, want.port));
+                        resolved(&t.host, t.port).iter().any(|a| w.contains(a))
+                    })
+            }) && std::os::unix::net::UnixStream::connect(sidecar::socket_path(p)).is_ok()
         })
         .map(|(_, p)| p.display().to_string())
+}
+
+/// The socket addresses a host name stands for (none if it does not
+/// resolve).
+fn resolved(host: &str, port: u16) -> Vec<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .unwrap_or_default()
 }
 
 /// `webrepl-mount unmount MOUNTPOINT`: flush, unmount, and wait for the

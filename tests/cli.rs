@@ -337,3 +337,48 @@ fn messages_name_the_real_cause_and_the_command_that_fixes_it() {
         assert_eq!(o.stdout, b"5\n", "{args:?}: {}", err_line(&o));
     }
 }
+
+/// No password and no terminal to ask one on: exit 2 with the same words
+/// for every command (the file commands took it as an operand's error,
+/// exit 1).
+#[test]
+fn no_password_and_no_terminal_is_exit_2_for_every_command() {
+    use std::os::unix::process::CommandExt;
+    let tb = TestBoard::start();
+    let at = |p: &str| format!("{}:{p}", tb.addr());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let local = file.path().to_str().unwrap().to_string();
+    for args in [
+        vec!["cat".to_string(), at("/x.py")],
+        vec!["rm".to_string(), at("/x.py")],
+        vec!["touch".to_string(), at("/x.py")],
+        vec!["sha256sum".to_string(), at("/x.py")],
+        vec!["mkdir".to_string(), at("/d")],
+        vec!["ls".to_string(), at("/")],
+        vec!["tree".to_string(), at("/")],
+        vec!["df".to_string(), tb.addr()],
+        vec!["cp".to_string(), local.clone(), at("/x.py")],
+        vec!["exec".to_string(), tb.addr(), "print(1)".to_string()],
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+        c.args(&args)
+            .env_remove("WEBREPL_PASSWORD")
+            .stdin(std::process::Stdio::null());
+        // SAFETY: setsid in the child before exec: no controlling terminal.
+        unsafe {
+            c.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let o = c.output().unwrap();
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.trim()
+                .starts_with("webrepl-mount: no password given and cannot prompt (")
+                && said.trim().lines().count() == 1,
+            "{args:?}: {said}"
+        );
+    }
+}

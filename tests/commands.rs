@@ -2347,3 +2347,339 @@ fn mv_from_board_to_board_removes_the_sources_once_all_arrived() {
     assert_eq!(std::fs::read(two.path("/lib2/a.py")).unwrap(), b"a\n");
     assert!(!one.path("/lib").exists());
 }
+
+/// A quoted pattern in a path through a mount (a mounted board's
+/// `HOST:PATH`, or the mount's own path) is matched on the mount's names,
+/// as on an unmounted board: it was taken as a name ("no such file").
+#[test]
+fn quoted_patterns_through_a_mount_are_matched() {
+    let tb = TestBoard::start();
+    std::fs::create_dir(tb.path("/d")).unwrap();
+    std::fs::create_dir(tb.path("/e")).unwrap();
+    for (f, text) in [
+        ("n1.txt", "one\n"),
+        ("n2.txt", "two\n"),
+        ("a.py", "a = 1\n"),
+    ] {
+        std::fs::write(tb.path(&format!("/{f}")), text).unwrap();
+    }
+    std::fs::write(tb.path("/e/x.py"), "x\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{}:{p}", tb.addr());
+    let run = |args: &[&str]| {
+        let o = m.cmd().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        out(&o)
+    };
+    assert_eq!(run(&["cat", &at("/n*.txt")]), "one\ntwo\n");
+    let ls = run(&["ls", &at("/*.py")]);
+    assert!(ls.contains("a.py") && !ls.contains("n1"), "{ls}");
+    let sums = run(&["sha256sum", &at("/n?.txt")]);
+    assert_eq!(sums.lines().count(), 2, "{sums}");
+    assert!(sums.contains("n2.txt"), "{sums}");
+    run(&["mv", &at("/n*"), &at("/d/")]);
+    assert!(m.path().join("d/n1.txt").is_file() && m.path().join("d/n2.txt").is_file());
+    assert!(!m.path().join("n1.txt").exists());
+    run(&["rm", "-r", &format!("{mp}/e/*")]);
+    assert!(m.path().join("e").is_dir() && !m.path().join("e/x.py").exists());
+    run(&["rm", &at("/d/*.txt")]);
+    assert!(!m.path().join("d/n1.txt").exists());
+    let o = m.cmd().args(["rm", &at("/zz*")]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("(no match)"), "{}", err(&o));
+}
+
+/// A trailing slash names a directory through a mount as on a board: no
+/// file made (`touch M/x/`), renamed to (`mv M/a M/nodir/`), removed or
+/// printed (`rm M/f/`, `cat HOST:/f/` of a mounted board); nor a file
+/// downloaded by `cp HOST:/f/ DIR/` (GNU cp's "Not a directory").
+#[test]
+fn a_trailing_slash_is_a_directory_through_a_mount_too() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    std::fs::write(tb.path("/a.py"), "a = 1\n").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let dst = format!("{}/", here.path().display());
+    let o = wm(&tb, &["cp", &format!("{}:/main.py/", tb.addr()), &dst]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: {}:/main.py/: not a directory (ENOTDIR)",
+            tb.addr()
+        )
+    );
+    assert!(!here.path().join("main.py").exists());
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let via = |p: &str| format!("{}:{p}", tb.addr());
+    let run = |args: &[&str]| m.cmd().args(args).output().unwrap();
+    for arg in [format!("{mp}/newy/"), via("/newx/")] {
+        let o = run(&["touch", &arg]);
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert!(
+            err(&o).ends_with("newy/") || err(&o).ends_with("newx/"),
+            "{}",
+            err(&o)
+        );
+    }
+    assert!(!m.path().join("newy").exists() && !m.path().join("newx").exists());
+    let o = run(&["mv", &format!("{mp}/a.py"), &format!("{mp}/nodir/")]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {mp}/nodir/: not a directory (ENOTDIR)")
+    );
+    assert!(m.path().join("a.py").is_file() && !m.path().join("nodir").exists());
+    for cmd in ["rm", "cat", "sha256sum"] {
+        for arg in [format!("{mp}/main.py/"), via("/main.py/")] {
+            let o = run(&[cmd, &arg]);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {arg}: {}", err(&o));
+            assert!(
+                err(&o).ends_with("/main.py/: not a directory (ENOTDIR)"),
+                "{cmd} {arg}: {}",
+                err(&o)
+            );
+            assert_eq!(out(&o), "");
+        }
+    }
+    assert!(m.path().join("main.py").is_file());
+}
+
+/// A mount whose board is gone: `df` and `mv` name the cause (they said
+/// "Input/output error", exit 1), and `touch` or `cp` into it, which the
+/// mount keeps in its journal, say so and exit 8 (they said nothing and
+/// exited 0, the files not on the board).
+#[test]
+fn a_gone_board_behind_a_mount_is_named_by_df_mv_touch_and_cp() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.py"), "a = 1\n").unwrap();
+    let board = tb.addr();
+    let m = Mount::start(&tb, &board, &["--timeout", "2"]);
+    let mp = m.path().display().to_string();
+    let at = |p: &str| format!("{mp}/{p}");
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), "big\n").unwrap();
+    let src = src.path().to_str().unwrap().to_string();
+    drop(tb);
+    let cause = format!(
+        "webrepl-mount: cannot reach the board of the mount at {mp} ({board}): link DOWN for "
+    );
+    for args in [
+        vec!["df", mp.as_str()],
+        vec!["df", board.as_str()],
+        vec!["mv", &at("a.py"), &at("b.py")],
+    ] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        assert!(err(&o).starts_with(&cause), "{args:?}: {}", err(&o));
+    }
+    let dst = format!("{board}:/big3.txt");
+    for args in [vec!["touch", &at("newt")], vec!["cp", "-v", &src, &dst]] {
+        let o = m.cmd().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", err(&o));
+        let said = err(&o);
+        assert!(
+            said.starts_with(&cause)
+                && said.contains("what was written is kept in the mount's journal and goes to the board when it is back"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
+/// `cp -r src/. A:/multi B:/multi` with B mounted: A gets the files as an
+/// upload, B through its mount (it was "after the files to copy come only
+/// boards", exit 2); `src/.` is src's contents both ways.
+#[test]
+fn a_deploy_to_several_boards_goes_through_the_one_that_is_mounted() {
+    let plain = TestBoard::start();
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir(src.path().join("lib")).unwrap();
+    std::fs::write(src.path().join("main.py"), "x = 1\n").unwrap();
+    std::fs::write(src.path().join("lib/a.py"), "a = 1\n").unwrap();
+    let dot = format!("{}/.", src.path().display());
+    for dests in [
+        [
+            format!("{}:/multi", plain.addr()),
+            format!("{}:/multi", tb.addr()),
+        ],
+        [
+            format!("{}:/multi", tb.addr()),
+            format!("{}:/multi", plain.addr()),
+        ],
+    ] {
+        let o = m
+            .cmd()
+            .args(["cp", "-r", &dot, &dests[0], &dests[1]])
+            .env("WEBREPL_PASSWORD", &plain.password)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{dests:?}: {}", err(&o));
+        assert_eq!(
+            std::fs::read_to_string(plain.path("/multi/lib/a.py")).unwrap(),
+            "a = 1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path().join("multi/main.py")).unwrap(),
+            "x = 1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path().join("multi/lib/a.py")).unwrap(),
+            "a = 1\n"
+        );
+        let name = src.path().file_name().unwrap().to_str().unwrap();
+        assert!(!m.path().join("multi").join(name).exists());
+        assert!(!plain.path(&format!("/multi/{name}")).exists());
+    }
+}
+
+/// A mounted board named another way (`localhost:PORT` for a mount of
+/// `127.0.0.1:PORT`) is still this user's mount: `ls` goes through it and
+/// a second mount is refused naming it (both said "busy: another WebREPL
+/// client", exit 4).
+#[test]
+fn a_mounted_board_under_another_spelling_is_still_the_mount() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let mp = m.path().display().to_string();
+    let port = tb.addr().rsplit_once(':').unwrap().1.to_string();
+    let other_name = format!("localhost:{port}");
+    let o = m
+        .cmd()
+        .args(["ls", &format!("{other_name}:/")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).lines().any(|l| l == "main.py"), "{}", out(&o));
+    let other = tempfile::tempdir().unwrap();
+    let o = m
+        .cmd()
+        .args(["--daemon", &other_name, other.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        format!(
+            "webrepl-mount: ws://{other_name}/ is busy: your mount at {mp} holds it (a board takes one WebREPL client); \
+             use that mount, or unmount it first"
+        )
+    );
+    assert!(!common::mounted(other.path()));
+}
+
+/// The mount's `cmd` with a boards.toml naming its board `kit`.
+fn named_mount_cmd(m: &Mount, tb: &TestBoard, home: &tempfile::TempDir) -> Command {
+    let dir = home.path().join("webrepl-mount");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boards.toml"),
+        format!("[kit]\naddress = \"{}\"\n", tb.addr()),
+    )
+    .unwrap();
+    let mut c = m.cmd();
+    c.env("XDG_CONFIG_HOME", home.path()).stdin(Stdio::null());
+    c
+}
+
+/// `repl MOUNTPOINT` (however written) is the mount's REPL, as `term`
+/// (it said "cannot reach"); `exec` with only
+/// a board or a mountpoint says the code is missing (it ran the word as
+/// code: NameError, exit 11).
+#[test]
+fn repl_of_a_mount_is_its_term_and_exec_of_a_board_alone_wants_code() {
+    let tb = TestBoard::start();
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let mp = m.path().display().to_string();
+    let parent = m.path().parent().unwrap();
+    let name = m.path().file_name().unwrap().to_str().unwrap().to_string();
+    let dot = format!("./{name}");
+    for arg in [mp.as_str(), &name, &dot] {
+        let o = named_mount_cmd(&m, &tb, &home)
+            .args(["repl", arg])
+            .current_dir(parent)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "repl {arg}: {}", err(&o));
+        assert!(
+            out(&o).contains(&format!("The REPL of the board mounted on {mp}")),
+            "repl {arg}: {}",
+            out(&o)
+        );
+    }
+    for arg in [mp.as_str(), &name, "kit"] {
+        let o = named_mount_cmd(&m, &tb, &home)
+            .args(["exec", arg])
+            .current_dir(parent)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "exec {arg}: {}", err(&o));
+        assert_eq!(
+            err(&o),
+            format!(
+                "webrepl-mount: exec {arg}: the code to run is missing (webrepl-mount exec {arg} CODE; \
+                 a file is webrepl-mount run {arg} FILE)"
+            )
+        );
+    }
+    let o = named_mount_cmd(&m, &tb, &home)
+        .args(["exec", "print(6 * 7)"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "42\n");
+}
+
+/// `unmount kit`, kit a named board this user has mounted, unmounts that
+/// board's mount (it said "not a mounted board").
+#[test]
+fn unmount_of_a_named_board_unmounts_its_mount() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let o = named_mount_cmd(&m, &tb, &home)
+        .args(["unmount", "kit"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(m.wait().success());
+    assert!(!common::mounted(m.path()));
+}
+
+/// `tree` of a missing path or of a file, on a board or in a mount, says
+/// so and exits 1 as `ls` and the other file commands (it exited 7, or 2
+/// for a board's file and 12 for a mount's).
+#[test]
+fn tree_of_a_missing_path_or_a_file_exits_1_as_ls() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "x = 1\n").unwrap();
+    let a = tb.addr();
+    for target in [format!("{a}:/nosuch"), format!("{a}:/main.py")] {
+        for cmd in ["tree", "ls"] {
+            let o = wm(&tb, &[cmd, &target]);
+            let code = if cmd == "ls" && target.ends_with("main.py") {
+                0
+            } else {
+                1
+            };
+            assert_eq!(o.status.code(), Some(code), "{cmd} {target}: {}", err(&o));
+        }
+    }
+    let o = wm(&tb, &["tree", &format!("{a}:/main.py")]);
+    assert_eq!(
+        err(&o),
+        format!("webrepl-mount: {a}:/main.py: not a directory (ENOTDIR)")
+    );
+    let m = Mount::start(&tb, &a, &[]);
+    let mp = m.path().display().to_string();
+    for target in [format!("{mp}/nosuch"), format!("{mp}/main.py")] {
+        let o = m.cmd().args(["tree", &target]).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{target}: {}", err(&o));
+        assert_eq!(out(&o), "");
+    }
+}

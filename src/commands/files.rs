@@ -116,7 +116,29 @@ where
     let mut boards = Boards::new(conn);
     let mut failed = Failed::default();
     'args: for arg in args {
-        let r = match place(arg) {
+        let place = place(arg);
+        let local_glob = match &place {
+            Ok(Place::Local(p)) => local_matching(p, arg),
+            _ => None,
+        };
+        let r = match place {
+            Ok(Place::Local(_)) if local_glob.is_some() => match local_glob {
+                Some(Ok(found)) => {
+                    for (shown, p) in found {
+                        let r = match each(&mut boards, &shown, Place::Local(p)).await {
+                            Err(e) => Err(super::explained(e, &shown).await),
+                            r => r,
+                        };
+                        if !failed.note(r) {
+                            break 'args;
+                        }
+                    }
+                    Ok(())
+                }
+                Some(Err(Error::NotFound(_))) if no_match_ok => Ok(()),
+                Some(Err(e)) => Err(super::explained(e, arg).await),
+                None => Ok(()),
+            },
             Ok(Place::Board(name, path)) if is_glob(&path) => {
                 match expand(&mut boards, arg, &name, &path).await {
                     Ok(paths) => {
@@ -143,6 +165,13 @@ where
                     },
                     Err(e) => Err(e),
                 }
+            }
+            // `MNT/x/` is a directory too: the kernel would say so, had
+            // the path kept its slash.
+            Ok(Place::Local(p))
+                if arg.ends_with('/') && std::fs::metadata(&p).is_ok_and(|m| !m.is_dir()) =>
+            {
+                Err(slash_file(arg))
             }
             Ok(p) => {
                 let here = matches!(p, Place::Local(_));
@@ -173,7 +202,11 @@ impl Failed {
     /// False when the command must stop.
     pub(crate) fn note(&mut self, r: Result<()>) -> bool {
         let Err(e) = r else { return true };
-        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid) {
+        // No password and none to be asked, a bad password file: the
+        // command's trouble, not an operand's (exit 2 for every command).
+        if !matches!(e.kind(), Kind::NotFound | Kind::Os(_) | Kind::Invalid)
+            || matches!(e, Error::Setup(_))
+        {
             self.fatal = Some(e);
             return false;
         }
@@ -210,6 +243,47 @@ pub(crate) fn is_glob(path: &str) -> bool {
     path.rsplit('/')
         .next()
         .is_some_and(|l| l.contains(['*', '?', '[']))
+}
+
+/// A quoted pattern in the last part of a path in a mount (`'MNT/*.py'`,
+/// or a mounted board's `'HOST:/*.py'` made the mount's), matched on the
+/// mount's names as on the board's: each match with the argument it is
+/// shown as, sorted. `None` when `arg` is no pattern, or names a file
+/// that is there as written (that file is meant).
+pub(crate) fn local_matching(p: &Path, arg: &str) -> Option<Result<Vec<(String, PathBuf)>>> {
+    if !is_glob(arg) || std::fs::symlink_metadata(p).is_ok() {
+        return None;
+    }
+    let (head, pattern) = match arg.rsplit_once('/') {
+        Some((h, l)) => (format!("{h}/"), l),
+        None => (String::new(), arg),
+    };
+    Some((|| {
+        if head.contains(['*', '?', '[']) {
+            return Err(Error::Path(crate::error::BadPath::PatternInDir {
+                arg: arg.to_string(),
+            }));
+        }
+        let dir = p.parent().unwrap_or(p);
+        let read = std::fs::read_dir(dir).map_err(|e| local_error(e, arg))?;
+        let mut found = Vec::new();
+        for e in read {
+            let e = e.map_err(|e| local_error(e, arg))?;
+            let name = e.file_name();
+            let Some(leaf) = name.to_str() else { continue };
+            // As the shell: a leading dot is matched only by a dot.
+            if (!leaf.starts_with('.') || pattern.starts_with('.'))
+                && crate::cache::patterns::matches(pattern, leaf)
+            {
+                found.push((format!("{head}{leaf}"), e.path()));
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            return Err(Error::NotFound(format!("{arg} (no match)")));
+        }
+        Ok(found)
+    })())
 }
 
 async fn expand(boards: &mut Boards<'_>, arg: &str, name: &str, path: &str) -> Result<Vec<String>> {
@@ -611,20 +685,50 @@ pub async fn mv(srcs: &[String], dst: &str, verbose: bool, conn: &Conn) -> Resul
     match place(dst)? {
         Place::Local(d) => {
             let into = d.is_dir();
-            if srcs.len() > 1 && !into {
+            // Quoted patterns, matched on the mount's names.
+            let mut sources = Vec::new();
+            for src in srcs {
+                let p = place(src);
+                match &p {
+                    Ok(Place::Local(s)) => match local_matching(s, src) {
+                        Some(Ok(found)) => {
+                            sources
+                                .extend(found.into_iter().map(|(a, s)| (a, Ok(Place::Local(s)))));
+                        }
+                        Some(Err(e)) => {
+                            if !failed.note(Err(e)) {
+                                return failed.result();
+                            }
+                        }
+                        None => sources.push((src.clone(), p)),
+                    },
+                    _ => sources.push((src.clone(), p)),
+                }
+            }
+            if sources.len() > 1 && !into {
                 failed.note(Err(not_a_target(d.exists())));
                 return failed.result();
             }
-            for src in srcs {
-                let r = match place(src) {
+            for (src, place) in sources {
+                let src = &src;
+                let r = match place {
+                    // `DST/` must be a directory, `SRC/` one too: never a
+                    // file's new name, nor a file.
+                    Ok(Place::Local(s))
+                        if (src.ends_with('/') || (dst.ends_with('/') && !into))
+                            && std::fs::metadata(&s).is_ok_and(|m| !m.is_dir()) =>
+                    {
+                        Err(not_dir(if src.ends_with('/') { src } else { dst }))
+                    }
                     Ok(Place::Local(s)) => {
                         let to = match (into, s.file_name()) {
                             (true, Some(n)) => d.join(n),
                             _ => d.clone(),
                         };
-                        std::fs::rename(&s, &to)
-                            .map_err(|e| local_error(e, src))
-                            .and_then(|()| renamed(src, &to.to_string_lossy()))
+                        match std::fs::rename(&s, &to) {
+                            Ok(()) => renamed(src, &to.to_string_lossy()),
+                            Err(e) => Err(super::explained(local_error(e, src), src).await),
+                        }
                     }
                     Ok(Place::Board(..)) => Err(elsewhere(src)),
                     Err(e) => Err(e),
@@ -818,6 +922,10 @@ async fn cat_board(b: &Board, path: &str, st: board::Stat) -> Result<()> {
 /// flash write); a missing one is made empty.
 pub async fn touch(args: &[String], conn: &Conn) -> Result<()> {
     for_each(args, conn, async |boards, arg, place| match place {
+        // `x/` names a directory: touch makes none, as on a board.
+        Place::Local(p) if arg.ends_with('/') && std::fs::symlink_metadata(&p).is_err() => {
+            Err(Error::NotFound(arg.to_string()))
+        }
         Place::Local(p) => {
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -932,7 +1040,10 @@ async fn sha256_streamed(b: &Board, path: &str, st: board::Stat) -> Result<Strin
 
 pub async fn df(target: &str, conn: &Conn) -> Result<()> {
     let (total, avail) = if let Some(mp) = mounted(target)? {
-        local_statvfs(&mp)?
+        match local_statvfs(&mp) {
+            Ok(v) => v,
+            Err(e) => return Err(super::explained(e, &mp.to_string_lossy()).await),
+        }
     } else {
         let (name, path) = board_and_path(target)?;
         let mut boards = Boards::new(conn);
@@ -1019,7 +1130,20 @@ fn local_statvfs(p: &Path) -> Result<(u64, u64)> {
 }
 
 /// The tree below a board path, indented by depth, directories with `/`.
+/// A path that is missing or no directory is said and exits 1, as `ls`
+/// and the other file commands end (it was 7, or 2 for a board's file).
 pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
+    match tree_one(target, conn).await {
+        Err(e) if matches!(e.kind(), Kind::NotFound | Kind::Os(_)) => {
+            let mut failed = Failed::default();
+            failed.note(Err(e));
+            failed.result()
+        }
+        r => r,
+    }
+}
+
+async fn tree_one(target: &str, conn: &Conn) -> Result<()> {
     let (name, path) = match super::mount_path(target)? {
         Some((_, here)) => {
             return match local_tree(&here, target) {
@@ -1033,8 +1157,12 @@ pub async fn tree(target: &str, conn: &Conn) -> Result<()> {
     let mut boards = Boards::new(conn);
     let r = async {
         let b = boards.get(&name).await?;
-        if must_stat(&b, &path).await?.kind != EntryKind::Dir {
-            return Err(Error::Invalid(format!("{target} is not a directory")));
+        let st = b
+            .stat(&path)
+            .await?
+            .ok_or_else(|| Error::NotFound(target.to_string()))?;
+        if st.kind != EntryKind::Dir {
+            return Err(not_dir(target));
         }
         b.listing(&path, true).await
     }

@@ -52,6 +52,38 @@ pub(crate) async fn explained(e: Error, arg: &str) -> Error {
     }
 }
 
+/// After `cp` or `touch` wrote through mounts (`paths`, in them or not):
+/// a mount whose board cannot be reached keeps what was written in its
+/// journal, to go when the board is back. As `cp` to an unreachable board,
+/// that is exit 8, and the message says where the files are: a script
+/// learns they are not on the board yet, and nothing is lost.
+pub(crate) async fn kept_in_journal(paths: &[String]) -> crate::error::Result<()> {
+    let mut mounts = Vec::new();
+    for p in paths {
+        if let Ok(Some(mp)) = mounted(p)
+            && !mounts.contains(&mp)
+        {
+            mounts.push(mp);
+        }
+    }
+    for mp in mounts {
+        let Ok(Ok(status)) = tokio::time::timeout(ASK, sidecar::ask(&mp, "status")).await else {
+            continue;
+        };
+        let unsent = status.iter().any(|l| l.starts_with("dirty: "));
+        if let Some((board, link)) = link_down(&status).filter(|_| unsent) {
+            return Err(Error::unreachable(
+                format_args!("the board of the mount at {} ({board})", mp.display()),
+                format_args!(
+                    "{link}; what was written is kept in the mount's journal and goes to the board when it is back (webrepl-mount status {} shows it)",
+                    mp.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The board and the state of its link, from a mount's status, when the
 /// link is not up.
 fn link_down(status: &[String]) -> Option<(String, String)> {
