@@ -167,7 +167,7 @@ class _WRFS:
             j = t.readinto(v)
             if j is None:
                 if time.ticks_diff(time.ticks_ms(), e) > 15000:
-                    s.u()
+                    s.gu(t)
                 time.sleep_ms(1)
             elif j:
                 k += j
@@ -180,7 +180,13 @@ class _WRFS:
         # A host gone for good must not leave the board waiting with
         # Ctrl-C off.
         if not s.p.poll(15000):
-            s.u()
+            s.gu(s.o)
+
+    # We stop waiting: the host is told, so that an answer it gives later
+    # (a host stopped, then resumed) is not sent to be read as keys.
+    def gu(s, o):
+        o.write(b"\x18S" + bytes((s.n, 103, 0, 0)))
+        s.u()
 
     # The host is gone: no answer within the bound, or a client that shares
     # nothing (ENODEV: the share was killed, the tool connected again).
