@@ -592,3 +592,30 @@ fn a_mounts_daemon_serves_a_share_until_stopped() {
     assert!(!wm(&["status", &mp]).contains("share:"));
     assert!(m.unmount().status.success());
 }
+
+/// A directory whose listing is far bigger than one answer comes whole,
+/// in pages (ilistdir asks for the next as it goes): 400 files with long
+/// names were cut to fit one 16 KB answer without a word (or failed with
+/// ENOMEM on a small board, the listing asked for in one block).
+#[test]
+fn a_big_directory_is_listed_whole_in_pages() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    let many = host.path().join("many");
+    std::fs::create_dir(&many).expect("many");
+    for i in 0..400 {
+        std::fs::write(many.join(format!("{i:03}-{}", "x".repeat(60))), "").expect("seed");
+    }
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "import os; l = os.listdir('many'); print('n', len(l), l[0][:3], l[-1][:3])",
+        "n 400 000 399",
+    );
+    line(
+        &mut term,
+        "l = None; n = 0\rfor e in os.ilistdir('many'): n += 1\r\rprint('it', n)",
+        "it 400",
+    );
+    assert_clean(&term);
+}

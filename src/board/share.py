@@ -239,13 +239,20 @@ class _WRFS:
     def statvfs(s, p):
         return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)
 
+    # In pages: the first byte of each says whether another follows.
     def ilistdir(s, p):
-        t = s.q(108, s.a(p))
-        k = 0
-        while k < len(t):
-            n = t[k + 1]
-            yield (str(t[k + 2 : k + 2 + n], "utf-8"), 0x4000 if t[k] == 100 else 0x8000, 0)
-            k += 2 + n
+        p = s.a(p)
+        i = 0
+        while 1:
+            t = s.q(108, i.to_bytes(4, "little") + p)
+            k = 1
+            while k < len(t):
+                n = t[k + 1]
+                yield (str(t[k + 2 : k + 2 + n], "utf-8"), 0x4000 if t[k] == 100 else 0x8000, 0)
+                k += 2 + n
+                i += 1
+            if not t[0]:
+                return
 
     def mkdir(s, p):
         s.q(109, s.a(p))

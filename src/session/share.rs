@@ -54,7 +54,7 @@ pub const FIRST_GRANT: usize = 224;
 /// by the board (the board writes in pieces of at most 4 KB).
 pub const MAX_ARGS: usize = 4096 + 512;
 /// The longest answer's data (the board reads in pieces of at most 4 KB;
-/// a directory listing is cut to fit).
+/// a directory listing comes in pages of 2 KB).
 pub const MAX_ANSWER: usize = 16 * 1024;
 /// After an answer the board's stdin stays the share's this long: a
 /// program reading a file asks again within a round trip, and keys sent
