@@ -619,3 +619,44 @@ fn a_big_directory_is_listed_whole_in_pages() {
     );
     assert_clean(&term);
 }
+
+/// A file on /remote is a file as programs use one: iterated by line,
+/// readlines, seek and tell, flush; text reads count characters, and a
+/// read never splits a UTF-8 character (it raised UnicodeError).
+#[test]
+fn a_shared_file_reads_by_line_and_character_and_seeks() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("t.txt"), "héllo\nwörld ✓\nend\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "print('|'.join(l.strip() for l in open('t.txt')), len(open('t.txt').readlines()))",
+        "héllo|wörld ✓|end 3",
+    );
+    line(
+        &mut term,
+        "f = open('t.txt'); print(''.join([f.read(1) for i in range(9)]).replace('\\n', 'N'))",
+        "hélloNwör",
+    );
+    line(
+        &mut term,
+        "f.seek(0); print('at', f.tell(), f.readline().strip(), f.tell(), f.read(7))",
+        "at 0 héllo 7 wörld ✓",
+    );
+    line(
+        &mut term,
+        "f.seek(-4, 2); f.flush(); print('end', f.read().strip(), open('t.txt', 'rb').read(2))",
+        "end end b'h\\xc3'",
+    );
+    line(
+        &mut term,
+        "g = open('w.txt', 'w'); g.write('abcdef'); g.seek(2); g.write('Z'); g.flush(); print('w', g.tell()); g.close()",
+        "w 3",
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("w.txt")).expect("w.txt"),
+        "abZdef"
+    );
+    assert_clean(&term);
+}

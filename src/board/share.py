@@ -307,23 +307,71 @@ class _WRFS:
             return t
 
         def read(f, n=-1):
-            if n < 0:
-                # One buffer of the right size: no growing copies.
-                n = max(f.v.sz(f.p) - f.x, 0)
+            # To the end: one buffer of the right size, no growing copies.
+            r = f.rb(n if n >= 0 else max(f.v.sz(f.p) - f.x, 0))
+            if not f.t or n < 0:
+                return str(r, "utf-8") if f.t else bytes(r)
+            # `n` characters: more bytes until as many have begun, and the
+            # last one is whole.
+            while 1:
+                i = len(r) - 1
+                while i > 0 and r[i] & 0xC0 == 0x80:
+                    i -= 1
+                e = 0
+                if i >= 0:
+                    c = r[i]
+                    e = i + (1 if c < 0xC0 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4) - len(r)
+                e += n - sum(1 for c in r if c & 0xC0 != 0x80)
+                if e <= 0:
+                    return str(r, "utf-8")
+                m = f.rb(e)
+                if not m:
+                    return str(r, "utf-8")
+                r += m
+
+        def rb(f, n):
             r = bytearray(n)
             k = f.readinto(r)
-            if k < n:
-                r = r[:k]
-            return str(r, "utf-8") if f.t else bytes(r)
+            return r[:k] if k < n else r
 
         def readline(f):
             r = bytearray()
-            c = bytearray(1)
-            while f.readinto(c) and c[0] != 10:
-                r += c
-            if c[0] == 10:
-                r += c
+            while 1:
+                if f.k >= len(f.b):
+                    f.g()
+                    if not len(f.b):
+                        break
+                c = f.b[f.k]
+                f.k += 1
+                f.x += 1
+                r.append(c)
+                if c == 10:
+                    break
             return str(r, "utf-8") if f.t else bytes(r)
+
+        def readlines(f):
+            return [l for l in f]
+
+        def __iter__(f):
+            return f
+
+        def __next__(f):
+            l = f.readline()
+            if not l:
+                raise StopIteration
+            return l
+
+        def seek(f, o, w=0):
+            f.x = max((0, f.x, f.v.sz(f.p))[w] + o, 0)
+            f.b = b""
+            f.k = 0
+            return f.x
+
+        def tell(f):
+            return f.x
+
+        def flush(f):
+            pass
 
         def write(f, b):
             if not f.w:
