@@ -660,3 +660,43 @@ fn a_shared_file_reads_by_line_and_character_and_seeks() {
     );
     assert_clean(&term);
 }
+
+/// The foreground share is a person's terminal: the tool's log never
+/// prints into it with colour codes and timestamps. A person's soft reset
+/// says nothing at all; a cut link says so in one plain line.
+#[test]
+fn a_foreground_share_tells_a_reconnect_in_one_plain_line_and_a_soft_reset_not_at_all() {
+    let tb = TestBoard::start();
+    let mut link = LinkEmu::start(tb.port, 5.0);
+    let host = tempfile::tempdir().expect("host dir");
+    let log = host.path().join("log");
+    // stderr is the person's terminal too.
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .arg(host.path())
+        .arg(format!("127.0.0.1:{}", link.port))
+        .arg(&log)
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    wait_for(&term, 0, "\r\n>>> ");
+    let before = term.text().len();
+    term.type_keys(b"\x04");
+    wait_for(&term, before, "soft reboot");
+    line(&mut term, "print('typed', 6 * 7)", "typed 42\n>>> ");
+    line(&mut term, "print('again', 6 * 7)", "again 42\n>>> ");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(said, "", "after a soft reset");
+    link.command("cut");
+    eventually(15, "the new link", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("reconnected"))
+    });
+    line(&mut term, "print('after', 6 * 7)", "after 42\n>>> ");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(said.lines().count(), 1, "{said:?}");
+    assert!(
+        said.starts_with("webrepl-mount: ") && !said.contains('\u{1b}') && !said.contains("WARN"),
+        "{said:?}"
+    );
+}
