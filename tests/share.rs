@@ -700,3 +700,43 @@ fn a_foreground_share_tells_a_reconnect_in_one_plain_line_and_a_soft_reset_not_a
         "{said:?}"
     );
 }
+
+/// A share stopped (SIGSTOP) past the board's 15 s: the board gives up
+/// (ENODEV) and, once the share runs again, its answer must not reach the
+/// REPL as keys (they showed as `A^H...` and a NameError on the next line).
+#[test]
+fn a_share_resumed_after_the_board_gave_up_types_nothing_into_the_repl() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::create_dir(host.path().join("sub")).expect("sub");
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "import time, os; print('ready', 6 * 7)",
+        "ready 42",
+    );
+    let before = term.text().len();
+    term.type_keys(
+        b"exec(\"time.sleep(2)\\ntry:\\n print(os.listdir())\\nexcept Exception as e:\\n print('ERR', e)\")\r",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let pid = term.child.id().to_string();
+    let signal = |s: &str| {
+        let st = Command::new("kill").args([s, &pid]).status().expect("kill");
+        assert!(st.success());
+    };
+    signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(22));
+    signal("-CONT");
+    wait_for(&term, before, "ERR ");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    line(&mut term, "print('next', 6 * 7)", "\n>>> ");
+    let text = term.text()[before..].to_string();
+    assert!(text.contains("ERR [Errno 19] ENODEV"), "{text:?}");
+    assert!(text.contains("next 42"), "{text:?}");
+    assert!(
+        !text.contains("Error: name") && !text.contains("sub") && !text.contains('\u{8}'),
+        "{text:?}"
+    );
+    assert_clean(&term);
+}
