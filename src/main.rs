@@ -26,11 +26,22 @@ fn main() {
     // daemon's log file, which becomes its stderr.
     let daemon = cli.command.is_none() && cli.mount.daemon;
     let ansi = !daemon && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    // A person's REPL on this terminal (`repl`, `term`, `share`): the log
+    // says its few words as plain lines between the board's, with no
+    // colour codes, times or levels.
+    let terminal = matches!(
+        cli.command,
+        Some(cli::Command::Repl { .. } | cli::Command::Term { .. } | cli::Command::Share { .. })
+    );
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if terminal {
+        builder.event_format(Plain).init();
+    } else {
+        builder.init();
+    }
     if let Err(e) = cli.prepare() {
         eprintln!("webrepl-mount: {e}");
         std::process::exit(cli::exit_code(&e));
@@ -64,6 +75,32 @@ fn main() {
     // The stdin thread of a terminal may still be blocked in read().
     rt.shutdown_background();
     std::process::exit(code);
+}
+
+/// A log line in a person's terminal: `webrepl-mount: what happened`. The
+/// terminal is raw while the REPL is on it: a line ends with CR LF there.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let eol = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        write!(w, "webrepl-mount: ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        write!(w, "{eol}")
+    }
 }
 
 /// `status MNT | head -1`: output to a closed pipe ends the command

@@ -25,6 +25,9 @@ const EIO: u8 = 5;
 const ENODEV: u8 = 19;
 /// The most the board asks for in one read (its pieces are 4 KB).
 const MOST_READ: u32 = 4096;
+/// The most of a listing one answer holds: a small board takes a few of
+/// these one after the other, not one block for a whole big directory.
+const LIST_PAGE: usize = 2048;
 
 /// DIR, as the board may see it.
 #[derive(Debug, Clone)]
@@ -130,7 +133,13 @@ impl Root {
                 Ok(out)
             }
             b'l' => {
-                let dir = self.resolve(a, false)?;
+                // A page of the listing: entries from index `from` on, as
+                // many as fit [`LIST_PAGE`]; a first byte says whether more
+                // follow (the board's ilistdir asks for the next page).
+                let Some(from) = u32_at(a, 0) else {
+                    return Err(EINVAL);
+                };
+                let dir = self.resolve(&a[4..], false)?;
                 let mut names: Vec<(bool, Vec<u8>)> = Vec::new();
                 for e in fs::read_dir(&dir).map_err(io)? {
                     let e = e.map_err(io)?;
@@ -148,15 +157,17 @@ impl Root {
                     names.push((is_dir, name));
                 }
                 names.sort();
-                let mut out = Vec::new();
-                for (is_dir, name) in names {
-                    if out.len() + 2 + name.len() > crate::session::SHARE_MAX_ANSWER {
-                        warn!("{}: listing cut to fit one answer", dir.display());
+                let mut out = vec![0];
+                let from = usize::try_from(from).unwrap_or(usize::MAX);
+                for (i, (is_dir, name)) in names.iter().enumerate().skip(from) {
+                    if out.len() + 2 + name.len() > LIST_PAGE {
+                        debug!("{}: listing goes on after entry {i}", dir.display());
+                        out[0] = 1;
                         break;
                     }
-                    out.push(if is_dir { b'd' } else { b'f' });
+                    out.push(if *is_dir { b'd' } else { b'f' });
                     out.push(name.len() as u8);
-                    out.extend_from_slice(&name);
+                    out.extend_from_slice(name);
                 }
                 Ok(out)
             }

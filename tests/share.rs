@@ -594,3 +594,148 @@ fn a_mounts_daemon_serves_a_share_until_stopped() {
     assert!(!wm(&["status", &mp]).contains("share:"));
     assert!(m.unmount().status.success());
 }
+
+/// A directory whose listing is far bigger than one answer comes whole,
+/// in pages (ilistdir asks for the next as it goes): 400 files with long
+/// names were cut to fit one 16 KB answer without a word (or failed with
+/// ENOMEM on a small board, the listing asked for in one block).
+#[test]
+fn a_big_directory_is_listed_whole_in_pages() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    let many = host.path().join("many");
+    std::fs::create_dir(&many).expect("many");
+    for i in 0..400 {
+        std::fs::write(many.join(format!("{i:03}-{}", "x".repeat(60))), "").expect("seed");
+    }
+    let mut term = share(&tb, host.path(), &[]);
+    // Counted as it comes: 400 names in one list want a block of 4 KB
+    // that a heap full of 400 strings may not have (MemoryError).
+    line(
+        &mut term,
+        "import os, gc; gc.collect(); n = 0\rfor e in os.ilistdir('many'): n += 1; z = e[0][:3]\r\rprint('it', n, z)",
+        "it 400 399",
+    );
+    assert_clean(&term);
+}
+
+/// A file on /remote is a file as programs use one: iterated by line,
+/// readlines, seek and tell, flush; text reads count characters, and a
+/// read never splits a UTF-8 character (it raised UnicodeError).
+#[test]
+fn a_shared_file_reads_by_line_and_character_and_seeks() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("t.txt"), "héllo\nwörld ✓\nend\n").expect("seed");
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "print('|'.join(l.strip() for l in open('t.txt')), len(open('t.txt').readlines()))",
+        "héllo|wörld ✓|end 3",
+    );
+    line(
+        &mut term,
+        "f = open('t.txt'); print(''.join([f.read(1) for i in range(9)]).replace('\\n', 'N'))",
+        "hélloNwör",
+    );
+    line(
+        &mut term,
+        "f.seek(0); print('at', f.tell(), f.readline().strip(), f.tell(), f.read(7))",
+        "at 0 héllo 7 wörld ✓",
+    );
+    line(
+        &mut term,
+        "f.seek(-4, 2); f.flush(); print('end', f.read().strip(), open('t.txt', 'rb').read(2))",
+        "end end b'h\\xc3'",
+    );
+    line(
+        &mut term,
+        "g = open('w.txt', 'w'); g.write('abcdef'); g.seek(2); g.write('Z'); g.flush(); print('w', g.tell()); g.close()",
+        "w 3",
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("w.txt")).expect("w.txt"),
+        "abZdef"
+    );
+    assert_clean(&term);
+}
+
+/// The foreground share is a person's terminal: the tool's log never
+/// prints into it with colour codes and timestamps. A person's soft reset
+/// says nothing at all; a cut link says so in one plain line.
+#[test]
+fn a_foreground_share_tells_a_reconnect_in_one_plain_line_and_a_soft_reset_not_at_all() {
+    let tb = TestBoard::start();
+    let mut link = LinkEmu::start(tb.port, 5.0);
+    let host = tempfile::tempdir().expect("host dir");
+    let log = host.path().join("log");
+    // stderr is the person's terminal too.
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .arg(host.path())
+        .arg(format!("127.0.0.1:{}", link.port))
+        .arg(&log)
+        .env("WEBREPL_PASSWORD", &tb.password);
+    let mut term = Piped::spawn(c);
+    wait_for(&term, 0, "\r\n>>> ");
+    let before = term.text().len();
+    term.type_keys(b"\x04");
+    wait_for(&term, before, "soft reboot");
+    line(&mut term, "print('typed', 6 * 7)", "typed 42\n>>> ");
+    line(&mut term, "print('again', 6 * 7)", "again 42\n>>> ");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(said, "", "after a soft reset");
+    link.command("cut");
+    eventually(15, "the new link", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("reconnected"))
+    });
+    line(&mut term, "print('after', 6 * 7)", "after 42\n>>> ");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(said.lines().count(), 1, "{said:?}");
+    assert!(
+        said.starts_with("webrepl-mount: ") && !said.contains('\u{1b}') && !said.contains("WARN"),
+        "{said:?}"
+    );
+}
+
+/// A share stopped (SIGSTOP) past the board's 15 s: the board gives up
+/// (ENODEV) and, once the share runs again, its answer must not reach the
+/// REPL as keys (they showed as `A^H...` and a NameError on the next line).
+#[test]
+fn a_share_resumed_after_the_board_gave_up_types_nothing_into_the_repl() {
+    let tb = TestBoard::start();
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::create_dir(host.path().join("sub")).expect("sub");
+    let mut term = share(&tb, host.path(), &[]);
+    line(
+        &mut term,
+        "import time, os; print('ready', 6 * 7)",
+        "ready 42",
+    );
+    let before = term.text().len();
+    term.type_keys(
+        b"exec(\"time.sleep(2)\\ntry:\\n print(os.listdir())\\nexcept Exception as e:\\n print('ERR', e)\")\r",
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let pid = term.child.id().to_string();
+    let signal = |s: &str| {
+        let st = Command::new("kill").args([s, &pid]).status().expect("kill");
+        assert!(st.success());
+    };
+    signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(22));
+    signal("-CONT");
+    wait_for(&term, before, "ERR ");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    line(&mut term, "print('next', 6 * 7)", "\n>>> ");
+    let text = term.text()[before..].to_string();
+    assert!(text.contains("ERR [Errno 19] ENODEV"), "{text:?}");
+    assert!(text.contains("next 42"), "{text:?}");
+    assert!(
+        !text.contains("Error: name") && !text.contains("sub") && !text.contains('\u{8}'),
+        "{text:?}"
+    );
+    assert_clean(&term);
+}

@@ -167,7 +167,7 @@ class _WRFS:
             j = t.readinto(v)
             if j is None:
                 if time.ticks_diff(time.ticks_ms(), e) > 15000:
-                    s.u()
+                    s.gu(t)
                 time.sleep_ms(1)
             elif j:
                 k += j
@@ -180,7 +180,13 @@ class _WRFS:
         # A host gone for good must not leave the board waiting with
         # Ctrl-C off.
         if not s.p.poll(15000):
-            s.u()
+            s.gu(s.o)
+
+    # We stop waiting: the host is told, so that an answer it gives later
+    # (a host stopped, then resumed) is not sent to be read as keys.
+    def gu(s, o):
+        o.write(b"\x18S" + bytes((s.n, 103, 0, 0)))
+        s.u()
 
     # The host is gone: no answer within the bound, or a client that shares
     # nothing (ENODEV: the share was killed, the tool connected again).
@@ -233,13 +239,20 @@ class _WRFS:
     def statvfs(s, p):
         return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)
 
+    # In pages: the first byte of each says whether another follows.
     def ilistdir(s, p):
-        t = s.q(108, s.a(p))
-        k = 0
-        while k < len(t):
-            n = t[k + 1]
-            yield (str(t[k + 2 : k + 2 + n], "utf-8"), 0x4000 if t[k] == 100 else 0x8000, 0)
-            k += 2 + n
+        p = s.a(p)
+        i = 0
+        while 1:
+            t = s.q(108, i.to_bytes(4, "little") + p)
+            k = 1
+            while k < len(t):
+                n = t[k + 1]
+                yield (str(t[k + 2 : k + 2 + n], "utf-8"), 0x4000 if t[k] == 100 else 0x8000, 0)
+                k += 2 + n
+                i += 1
+            if not t[0]:
+                return
 
     def mkdir(s, p):
         s.q(109, s.a(p))
@@ -294,23 +307,71 @@ class _WRFS:
             return t
 
         def read(f, n=-1):
-            if n < 0:
-                # One buffer of the right size: no growing copies.
-                n = max(f.v.sz(f.p) - f.x, 0)
+            # To the end: one buffer of the right size, no growing copies.
+            r = f.rb(n if n >= 0 else max(f.v.sz(f.p) - f.x, 0))
+            if not f.t or n < 0:
+                return str(r, "utf-8") if f.t else bytes(r)
+            # `n` characters: more bytes until as many have begun, and the
+            # last one is whole.
+            while 1:
+                i = len(r) - 1
+                while i > 0 and r[i] & 0xC0 == 0x80:
+                    i -= 1
+                e = 0
+                if i >= 0:
+                    c = r[i]
+                    e = i + (1 if c < 0xC0 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4) - len(r)
+                e += n - sum(1 for c in r if c & 0xC0 != 0x80)
+                if e <= 0:
+                    return str(r, "utf-8")
+                m = f.rb(e)
+                if not m:
+                    return str(r, "utf-8")
+                r += m
+
+        def rb(f, n):
             r = bytearray(n)
             k = f.readinto(r)
-            if k < n:
-                r = r[:k]
-            return str(r, "utf-8") if f.t else bytes(r)
+            return r[:k] if k < n else r
 
         def readline(f):
             r = bytearray()
-            c = bytearray(1)
-            while f.readinto(c) and c[0] != 10:
-                r += c
-            if c[0] == 10:
-                r += c
+            while 1:
+                if f.k >= len(f.b):
+                    f.g()
+                    if not len(f.b):
+                        break
+                c = f.b[f.k]
+                f.k += 1
+                f.x += 1
+                r.append(c)
+                if c == 10:
+                    break
             return str(r, "utf-8") if f.t else bytes(r)
+
+        def readlines(f):
+            return [l for l in f]
+
+        def __iter__(f):
+            return f
+
+        def __next__(f):
+            l = f.readline()
+            if not l:
+                raise StopIteration
+            return l
+
+        def seek(f, o, w=0):
+            f.x = max((0, f.x, f.v.sz(f.p))[w] + o, 0)
+            f.b = b""
+            f.k = 0
+            return f.x
+
+        def tell(f):
+            return f.x
+
+        def flush(f):
+            pass
 
         def write(f, b):
             if not f.w:

@@ -18,7 +18,7 @@ use crate::protocol::frame::{Frame, FrameKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Pauses between connection attempts: from the first, doubling, to the last.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -710,7 +710,13 @@ impl Machine {
         if self.link == LinkState::Up {
             let silent = matches!(err, Error::Timeout { .. });
             let overdue = silent.then(|| err.clone());
-            warn!("dropping the link to the board: {err}");
+            if matches!(err, Error::LinkLost(Lost::BoardReset)) {
+                // A soft reset: nothing wrong, and nothing for a person's
+                // terminal to say.
+                info!("dropping the link to the board: {err}");
+            } else {
+                warn!("dropping the link to the board: {err}");
+            }
             self.down(now, err);
             if let Some(err) = overdue {
                 self.text

@@ -765,6 +765,23 @@ impl Shell {
                     let _ = reply.send(());
                     break;
                 }
+                Input::Cmd(Some(c @ Cmd::ShareAnswer(..))) => {
+                    // What the board said since it asked is read first: if
+                    // it stopped waiting (a host resumed after a stop finds
+                    // the request and the board's give-up queued together),
+                    // the answer must not go out to be read as keys.
+                    while let Some(w) = wire.as_mut() {
+                        match futures_util::FutureExt::now_or_never(w.next()) {
+                            Some(Ok(f)) => self.core.on_frame(now, f),
+                            Some(Err(e)) => {
+                                self.core.on_link_lost(now, e);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    self.command(now, c)
+                }
                 Input::Cmd(Some(c)) => self.command(now, c),
                 Input::Frame(Ok(f)) => {
                     if f.kind == FrameKind::Text {

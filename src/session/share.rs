@@ -41,6 +41,10 @@ pub const TRAILER: u8 = b'Z';
 /// while it waited for an answer (typed ahead, or sent between two
 /// requests), given back to be sent again.
 pub const KEYS_BACK: u8 = b'k';
+/// A request's command that needs no answer: the board stopped waiting
+/// for the answer to request `seq` (15 s without a byte): sent now, it
+/// would reach the REPL as keys.
+pub const GAVE_UP: u8 = b'g';
 /// What the board reads between two credits.
 pub const WINDOW: usize = 64;
 /// What may be sent before the first credit: within ESP8266's 255-byte
@@ -50,7 +54,7 @@ pub const FIRST_GRANT: usize = 224;
 /// by the board (the board writes in pieces of at most 4 KB).
 pub const MAX_ARGS: usize = 4096 + 512;
 /// The longest answer's data (the board reads in pieces of at most 4 KB;
-/// a directory listing is cut to fit).
+/// a directory listing comes in pages of 2 KB).
 pub const MAX_ANSWER: usize = 16 * 1024;
 /// After an answer the board's stdin stays the share's this long: a
 /// program reading a file asks again within a round trip, and keys sent
@@ -97,6 +101,7 @@ enum Spot {
 /// An answer on its way to the board.
 #[derive(Debug)]
 struct Answer {
+    seq: u8,
     bytes: Vec<u8>,
     sent: usize,
     /// How far the board's credits let us send.
@@ -107,9 +112,10 @@ struct Answer {
 #[derive(Debug)]
 pub struct Share {
     spot: Spot,
-    /// Requests taken (and whether direct), not yet answered by the
-    /// server, oldest first.
-    asked: VecDeque<(u8, bool, Instant)>,
+    /// Requests taken (and whether direct, when, and whether the board
+    /// has said anything since), not yet answered by the server, oldest
+    /// first.
+    asked: VecDeque<(u8, bool, Instant, bool)>,
     answer: Option<Answer>,
     /// A link was lost in the middle of an answer: the board may be
     /// reading it still. Each credit it sends gets a window of zeros,
@@ -150,9 +156,26 @@ impl Share {
     pub fn feed(&mut self, now: Instant, text: &[u8], asks: &mut Vec<Ask>) -> Vec<u8> {
         let mut plain = Vec::with_capacity(text.len());
         for &b in text {
+            let before = plain.len();
             self.byte(now, b, &mut plain, asks);
+            if plain.len() > before {
+                self.board_spoke();
+            }
         }
         plain
+    }
+
+    /// The board printed something of its own: it prints nothing while it
+    /// waits for an answer, so it waits no more (it gave up, or was reset).
+    /// Whatever of an answer is still to send would be read by the REPL as
+    /// keys: it is dropped, and so are the answers still to come.
+    fn board_spoke(&mut self) {
+        for a in self.asked.iter_mut() {
+            a.3 = true;
+        }
+        if self.answer.take().is_some() {
+            warn!("share: the board stopped reading an answer; the rest is dropped");
+        }
     }
 
     fn byte(&mut self, now: Instant, b: u8, plain: &mut Vec<u8>, asks: &mut Vec<Ask>) {
@@ -227,13 +250,27 @@ impl Share {
             asks.push(ask);
             return;
         }
+        if ask.cmd == GAVE_UP {
+            // Its answer, if it comes, is dropped; one on its way stops.
+            for a in self.asked.iter_mut().filter(|a| a.0 == ask.seq) {
+                a.3 = true;
+            }
+            if self.answer.as_ref().is_some_and(|a| a.seq == ask.seq) {
+                self.answer = None;
+            }
+            self.flushing = false;
+            self.pad = 0;
+            self.quiet_until = None;
+            self.read_owed = false;
+            return;
+        }
         // A new request: whatever the board was reading before is over.
         self.flushing = false;
         self.pad = 0;
         self.answer = None;
         self.read_owed = false;
         self.served += 1;
-        self.asked.push_back((ask.seq, direct, now));
+        self.asked.push_back((ask.seq, direct, now, false));
         asks.push(ask);
     }
 
@@ -255,9 +292,16 @@ impl Share {
             // Its request went with a lost link.
             return;
         };
-        let Some((_, direct, at)) = self.asked.remove(i) else {
+        let Some((_, direct, at, gone)) = self.asked.remove(i) else {
             return;
         };
+        if gone {
+            // The board has stopped waiting (it said so, or printed since
+            // it asked): by the board's clock, which a host stopped for a
+            // while (SIGSTOP, a suspended laptop) does not see.
+            warn!("share: an answer the board no longer waits for is dropped");
+            return;
+        }
         if now.saturating_duration_since(at) >= LATE {
             // The board has stopped reading for it (share.py gives a
             // request 15 s): sent now, it would reach the REPL as keys.
@@ -276,6 +320,7 @@ impl Share {
             bytes.len().min(FIRST_GRANT)
         };
         self.answer = Some(Answer {
+            seq,
             bytes,
             sent: 0,
             allowed,
@@ -325,7 +370,7 @@ impl Share {
     pub fn link_down(&mut self) {
         // A direct read ends with the old socket: only the ring's reader
         // needs its answer padded out (zeros on a new link would be keys).
-        let cut = self.asked.iter().any(|&(_, d, _)| !d)
+        let cut = self.asked.iter().any(|&(_, d, ..)| !d)
             || self.answer.as_ref().is_some_and(|a| !a.direct);
         self.spot = Spot::Plain;
         self.asked.clear();
@@ -412,6 +457,47 @@ mod tests {
         assert_eq!(s.poll_transmit(late), None);
         s.answer(t0() + LATE / 2, 2, 0, b"in time");
         assert!(s.poll_transmit(t0() + LATE / 2).is_some());
+    }
+
+    /// A host stopped (SIGSTOP) past the board's 15 s finds, on resuming,
+    /// the request and what the board did after giving up: its give-up
+    /// note, its error output and prompt. The answer, on time by the
+    /// host's clock, is dropped: sent, the REPL took it as keys.
+    #[test]
+    fn an_answer_the_board_stopped_waiting_for_is_dropped() {
+        let mut s = Share::new();
+        let mut asks = Vec::new();
+        // The board printed after asking (its ERR, a prompt).
+        s.feed(t0(), &ask_bytes(1, b'l', b"/remote"), &mut asks);
+        assert_eq!(
+            s.feed(t0(), b"ERR [Errno 19] ENODEV\r\n>>> ", &mut asks),
+            b"ERR [Errno 19] ENODEV\r\n>>> "
+        );
+        s.answer(t0(), 1, 0, b"d\x01a");
+        assert_eq!(s.poll_transmit(t0()), None);
+        assert!(!s.busy(t0()));
+        // The board said it gave up, and printed nothing (a program that
+        // swallows the error).
+        s.feed(t0(), &ask_bytes(2, b'l', b"/remote"), &mut asks);
+        assert!(
+            s.feed(t0(), &ask_bytes(2, GAVE_UP, b""), &mut asks)
+                .is_empty()
+        );
+        assert_eq!(asks.len(), 2, "the give-up needs no answer");
+        s.answer(t0(), 2, 0, b"d\x01a");
+        assert_eq!(s.poll_transmit(t0()), None);
+        assert!(!s.busy(t0()));
+        // An answer the board stops reading halfway: the rest stays here.
+        s.feed(t0(), &ask_bytes(3, b'r', b"x"), &mut asks);
+        s.answer(t0(), 3, 0, &[1; 1000]);
+        assert!(s.poll_transmit(t0()).is_some());
+        s.feed(t0(), &ask_bytes(3, GAVE_UP, b""), &mut asks);
+        s.feed(t0(), &[ESC, CREDIT], &mut asks);
+        assert_eq!(s.poll_transmit(t0()), None);
+        // A request answered with nothing printed in between goes out.
+        s.feed(t0(), &ask_bytes(4, b's', b"y"), &mut asks);
+        s.answer(t0(), 4, 2, b"");
+        assert!(s.poll_transmit(t0()).is_some());
     }
 
     #[test]

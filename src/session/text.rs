@@ -386,6 +386,10 @@ impl TextLane {
                     self.rebooting = true;
                     self.reset_wait = Some(now + self.timeout);
                     self.timers.set(Timer::Reset, now + self.timeout);
+                } else if line_find(&text, b"soft reboot").is_some() {
+                    // A reset the person's program asked for
+                    // (machine.soft_reset()): no trouble either.
+                    self.rebooting = true;
                 }
                 self.show(&text, out);
                 if !was_prompted && self.screen.prompt().is_some() && self.ran_code {
