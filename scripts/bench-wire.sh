@@ -62,7 +62,7 @@ put() { # put FILE [ARGS...]: seconds for cp FILE to the board, checked
   local f=$1; shift
   rm -f "$work/root/up"
   local t; t=$(now)
-  "$wm" cp "$@" "$f" "$b:/up" 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
+  "$wm" cp "$@" "$f" "$b:/up" > /dev/null 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
   since "$t" 2
   cmp -s "$f" "$work/root/up" || { echo "upload of $f corrupted" >&2; exit 1; }
 }
@@ -72,7 +72,7 @@ row "PUT 100 KB of Python source, --no-compress" "$(put "$work/src.py" --no-comp
 # cp onto the board's copy of a one-line-edited file: a delta of it.
 sed '100s/$/  # edited/' "$work/src.py" > "$work/edited.py"
 t=$(now)
-"$wm" cp -vv "$work/edited.py" "$b:/up" 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
+"$wm" cp -vv "$work/edited.py" "$b:/up" > /dev/null 2> "$work/cp.err" || { echo "cp failed: $(tail -n1 "$work/cp.err")" >&2; exit 1; }
 row "cp of it again, one line edited" "$(since "$t" 2)" 0 \
   "$(grep -o '[0-9]* B sent on the wire' "$work/cp.err" | head -n1)"
 cmp -s "$work/edited.py" "$work/root/up" || { echo "upload of edited.py corrupted" >&2; exit 1; }
@@ -88,7 +88,7 @@ if [ -n "$cli" ]; then
   sleep 2
 fi
 t=$(now)
-"$wm" cp -vv -r "$tree/." "$b:/tree" 2> "$work/cp.err" || { echo "cp -r failed: $(grep -v INFO "$work/cp.err" | tail -n 3)" >&2; exit 1; }
+"$wm" cp -vv -r "$tree/." "$b:/tree" > /dev/null 2> "$work/cp.err" || { echo "cp -r failed: $(grep -v INFO "$work/cp.err" | tail -n 3)" >&2; exit 1; }
 row "cp -r of $tree_files Python files, $tree_bytes B" "$(since "$t" 2)" "$tree_bytes" \
   "$(grep -o '([0-9.]*×[^)]*)' "$work/cp.err" | head -n1)"
 diff -r "$tree" "$work/root/tree" > /dev/null || { echo "the tree differs on the board" >&2; exit 1; }

@@ -1009,7 +1009,7 @@ pub async fn run(cli: Cli, ready: Option<Ready>) -> Result<()> {
                 .into_iter()
                 .map(c::named_root)
                 .collect::<Result<Vec<_>>>()?;
-            if let Some(r) = c::to_several_boards(&paths, how, conn).await {
+            if let Some(r) = crate::copy::to_several_boards(&paths, how, conn).await {
                 return r;
             }
             let paths = c::through_mounts(paths, conn, true);

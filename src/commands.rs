@@ -667,58 +667,6 @@ pub fn across_boards(paths: &[String], conn: &Conn) -> bool {
     rest.is_some_and(|r| r.iter().any(|b| *b != first))
 }
 
-/// `cp SRC... A:PATH B:PATH...` (a deploy to several boards) where some
-/// of the boards are this user's mounts: the others get the files as
-/// uploads, each mount through its files, as `cp SRC... MNT/PATH` (the
-/// mount holds its board's one connection). `None` when that is not the
-/// command. Every board is tried; the first error is the outcome.
-pub async fn to_several_boards(
-    paths: &[String],
-    how: crate::copy::How,
-    conn: &Conn,
-) -> Option<Result<()>> {
-    let remote = |p: &String| crate::remote::split_remote(p).is_some();
-    let first = paths.iter().position(remote).filter(|&f| f > 0)?;
-    let (srcs, dests) = paths.split_at(first);
-    if dests.len() < 2 || !dests.iter().all(remote) {
-        return None;
-    }
-    let (mut boards, mut mounts) = (Vec::new(), Vec::new());
-    for d in dests {
-        match through_mount(d, conn, true) {
-            m if m == *d => boards.push(d.clone()),
-            m => mounts.push(m),
-        }
-    }
-    if mounts.is_empty() {
-        return None;
-    }
-    let mut outcome = Ok(());
-    let mut note = |r: Result<()>| {
-        if let Err(e) = r {
-            if outcome.is_ok() {
-                outcome = Err(e);
-            } else if !e.to_string().is_empty() {
-                eprintln!("webrepl-mount: {}", board::shown(&e.to_string()));
-            }
-        }
-    };
-    if !boards.is_empty() {
-        note(crate::copy::run([srcs, &boards[..]].concat(), how, conn).await);
-    }
-    for m in &mounts {
-        let mut args = srcs.to_vec();
-        args.push(m.clone());
-        let r = crate::copy::run(args, how, conn).await;
-        let r = match r {
-            Ok(()) => kept_in_journal(std::slice::from_ref(m)).await,
-            r => r,
-        };
-        note(r);
-    }
-    Some(outcome)
-}
-
 /// [`through_mount`] of each argument.
 pub fn through_mounts(args: Vec<String>, conn: &Conn, root: bool) -> Vec<String> {
     args.into_iter()
