@@ -388,3 +388,32 @@ fn a_copy_whose_program_ran_out_of_memory_goes_again_with_smaller_buffers() {
     let b: u64 = text(&o.stdout).trim().parse().unwrap_or(0);
     assert!((128..=512).contains(&b), "buffers {b}");
 }
+
+/// A mount whose board stays too low on memory to remove what a failed
+/// save left puts no new part files on its flash at each retry (each try
+/// left a whole copy: 25 files, 51 KB in 30 s, in review).
+#[test]
+fn retries_on_a_board_low_on_memory_pile_up_no_part_files() {
+    let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
+    let m = Mount::start(&tb, &tb.addr(), &[]);
+    // A person's program leaves the heap in pieces no program compiles in.
+    let out = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("import gc\n_hog=[]\ngc.collect()\ntry:\n while 1:_hog.append(bytearray(400))\nexcept MemoryError:pass\n_hog.pop()\nfor i in range(0,len(_hog),3):_hog[i]=None\ndel i,gc")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Kept in the journal whatever close() says.
+    let _ = std::fs::write(m.path().join("big.bin"), random_bytes(20_000, 9));
+    let tries = |log: &str| log.matches("stale part files kept for later").count();
+    common::eventually(30, "a first failed try", || tries(&m.log()) >= 1);
+    let parts = tb.parts("/").len();
+    let puts = m.log().matches("PUT /.wrm-").count();
+    let seen = tries(&m.log());
+    common::eventually(60, "two more tries", || tries(&m.log()) >= seen + 2);
+    assert_eq!(m.log().matches("PUT /.wrm-").count(), puts, "{}", m.log());
+    assert!(tb.parts("/").len() <= parts, "{:?}", tb.parts("/"));
+    assert!(!tb.path("/big.bin").exists());
+}

@@ -237,6 +237,15 @@ impl Board {
                 }
             }
         }
+        // A board too low on memory to remove what a failed try left gets
+        // no new part files: each try of a mount's retries left a whole
+        // copy on its flash (25 files, 51 KB in 30 s in review).
+        if let Err(e @ Error::LowMemory { .. }) = self.cleanup().await {
+            return Ok(results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(e.clone())))
+                .collect());
+        }
         let slice = self.slice().await;
         let failed: Vec<bool> = results.iter().map(Option::is_some).collect();
         let mut deltas = self.send_deltas(&ups, &failed, slice).await;
@@ -377,7 +386,7 @@ impl Board {
             todo = again;
         }
         // Leftovers of failed uploads go after ours, which never wait.
-        self.cleanup().await;
+        let _ = self.cleanup().await;
         Ok(results
             .into_iter()
             .map(|r| {
@@ -678,25 +687,35 @@ impl Board {
     }
 
     /// Removes part files that failed uploads left (one program); failures
-    /// leave them for the next time.
-    pub async fn cleanup(&self) {
+    /// leave them for the next time, and say why.
+    pub async fn cleanup(&self) -> Result<()> {
         let parts: Vec<String> = {
             let s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
             s.iter().cloned().collect()
         };
         if parts.is_empty() {
-            return;
+            return Ok(());
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         match self.snippet(sn::remove_all(&refs)).await {
-            Ok(out) if sn::expect_ok(&out, "part files").is_ok() => {
-                debug!("removed {} stale part file(s)", parts.len());
-                let mut s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
-                for p in &parts {
-                    s.remove(p);
+            Ok(out) => match sn::expect_ok(&out, "part files") {
+                Ok(()) => {
+                    debug!("removed {} stale part file(s)", parts.len());
+                    let mut s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in &parts {
+                        s.remove(p);
+                    }
+                    Ok(())
                 }
+                Err(e) => {
+                    debug!("stale part files kept for later ({e})");
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                debug!("stale part files kept for later ({e})");
+                Err(e)
             }
-            Ok(_) | Err(_) => debug!("stale part files kept for later"),
         }
     }
 

@@ -366,7 +366,7 @@ impl Core {
                 .filter(|e| e.path.rsplit('/').next().is_some_and(is_part))
                 .map(|e| e.path.clone()),
         );
-        first.cleanup().await;
+        let _ = first.cleanup().await;
         let mut tree = Tree::default();
         tree.load(ROOT, entries, &hidden);
         if let Some(f) = &opts.state_file {
