@@ -657,6 +657,21 @@ fn a_shared_file_reads_by_line_and_character_and_seeks() {
         std::fs::read_to_string(host.path().join("w.txt")).expect("w.txt"),
         "abZdef"
     );
+    // A log a program starts by appending, its appends at the end after
+    // a seek; a file opened r+ written in place; readline(size).
+    line(
+        &mut term,
+        "a = open('log.txt', 'a'); a.write('one\\n'); a.seek(0); a.write('two\\n'); a.close(); r = open('w.txt', 'r+'); r.write('Q'); r.close(); print('l', open('t.txt').readline(2), open('t.txt', 'rb').readline(2))",
+        "l hé b'h\\xc3'",
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("log.txt")).expect("log.txt"),
+        "one\ntwo\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("w.txt")).expect("w.txt"),
+        "QbZdef"
+    );
     assert_clean(&term);
 }
 

@@ -277,11 +277,16 @@ class _WRFS:
             f.b = b""
             f.k = 0
             f.x = 0
-            f.w = "r" not in m
+            f.w = "r" not in m or "+" in m
+            f.a = "a" in m
             if "w" in m:
                 v.q(99, p)
-            elif "a" in m:
-                f.x = v.sz(p)
+            elif f.a:
+                # A log file a program starts: made if missing.
+                try:
+                    f.x = v.sz(p)
+                except OSError:
+                    v.q(99, p)
             else:
                 # The first piece now: a missing file fails here, as open does.
                 f.g()
@@ -334,14 +339,20 @@ class _WRFS:
             k = f.readinto(r)
             return r[:k] if k < n else r
 
-        def readline(f):
+        # At most `n` characters (bytes if binary), a character kept whole.
+        def readline(f, n=-1):
             r = bytearray()
+            i = 0
             while 1:
                 if f.k >= len(f.b):
                     f.g()
                     if not len(f.b):
                         break
                 c = f.b[f.k]
+                s = not f.t or c & 0xC0 != 0x80
+                if s and i == n:
+                    break
+                i += s
                 f.k += 1
                 f.x += 1
                 r.append(c)
@@ -377,6 +388,9 @@ class _WRFS:
             if not f.w:
                 raise OSError(9)
             b = b.encode() if isinstance(b, str) else bytes(b)
+            if f.a:
+                # Appends go at the end, wherever a seek left the place.
+                f.x = f.v.sz(f.p)
             for k in range(0, len(b), 4096):
                 f.v.q(119, f.x.to_bytes(4, "little") + f.p + b"\0" + b[k : k + 4096])
                 f.x += len(b[k : k + 4096])
