@@ -84,6 +84,8 @@ pub fn human(bytes: u64) -> String {
 }
 
 pub async fn term(target: &str, conn: &Conn) -> Result<()> {
+    // A board this user has mounted, by name or address: its mount's.
+    let target = &through_mount(target, conn, true);
     if let Some(mp) = mounted(target)? {
         let stream = sidecar::connect(&mp).await?;
         let greeting = format!(
@@ -161,6 +163,7 @@ fn browse(url: &str, open: bool) -> Option<PathBuf> {
 }
 
 pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
+    let target = &through_mount(target, conn, true);
     if let Some(mp) = mounted(target)? {
         return sidecar_result(sidecar::ask(&mp, "reset").await?);
     }
@@ -168,11 +171,11 @@ pub async fn reset(target: &str, conn: &Conn) -> Result<()> {
     b.session().reset().await
 }
 
-/// A mountpoint: the mount holds the board's one connection, and its
-/// REPL is the mount's (`term`). A board this user has mounted, named by
-/// its address, is refused naming `term MOUNTPOINT`.
+/// A mountpoint, or a board this user has mounted (by name or address):
+/// the mount holds the board's one connection, and its REPL is the
+/// mount's (`term`).
 pub async fn repl(board: &str, conn: &Conn) -> Result<()> {
-    if mounted(board)?.is_some() {
+    if mounted(&through_mount(board, conn, true))?.is_some() {
         return term(board, conn).await;
     }
     let b = conn.connect(board).await?;
