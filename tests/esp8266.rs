@@ -177,10 +177,11 @@ fn reads_through_the_mount_take_the_text_channel_and_status_says_why() {
 }
 
 #[tokio::test]
-async fn a_throttled_board_holding_only_a_big_file_is_measured_with_our_helpers_file() {
+async fn a_throttled_board_holding_only_a_big_file_is_measured_with_a_byte_of_ours() {
     // No boot.py, no small file at the root, and a fresh flash (a `cp`
     // from a board: no id marker to read either): the first download
-    // went by GET, 8.9 s for 100 KB where the text channel takes 0.10 s.
+    // went by GET, 8.9 s for 100 KB where the text channel takes 0.10 s;
+    // then by a GET of our helpers' file, 37 throttled chunks (0.77 s).
     let tb = TestBoard::esp8266();
     let data = every_byte(100_000, 9);
     std::fs::write(tb.path("/only.bin"), &data).unwrap();
@@ -189,6 +190,18 @@ async fn a_throttled_board_holding_only_a_big_file_is_measured_with_our_helpers_
     let why = board.downloads();
     assert!(why.starts_with("text channel"), "{why}");
     assert!(why.contains("throttled"), "{why}");
+    // The file in base64 and little more: no 9 KB probe.
+    let got = board.session().status().await.unwrap().totals.bytes_in;
+    assert!(got < 100_000 * 4 / 3 + 6_000, "{got} B from the board");
+    // Ours, never shown.
+    let names: Vec<String> = board
+        .list("/", false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(names, ["/only.bin"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -833,7 +833,7 @@ impl Board {
                         continue;
                     }
                     // Ours, not the person's: no listing shows it.
-                    if p == sn::HELPERS_FILE {
+                    if p == sn::HELPERS_FILE || p == sn::PROBE_FILE {
                         continue;
                     }
                     if !dirs.contains(dir) {
@@ -1267,8 +1267,8 @@ impl Board {
     }
 
     /// A small file whose GET shows the binary channel's pace: `boot.py`,
-    /// else the smallest at the root (up to `PROBE_MAX`), else our
-    /// helpers' file, so that a board without `boot.py` is measured too. The
+    /// else the smallest at the root (up to `PROBE_MAX`), else a byte of
+    /// ours, so that a board without `boot.py` is measured too. The
     /// smaller the cheaper: the board's sleep is per chunk, so one chunk
     /// shows it (its end comes a sleep after it), and `channel::choose`
     /// counts a throttled chunk at its many-chunk pace; the link's rate is
@@ -1303,28 +1303,23 @@ impl Board {
         if smallest.is_some() {
             return smallest;
         }
-        // Our helpers' file (listings leave it out): on flash from the
-        // first contact on, and written now if that is still to come (it
-        // would be, after the download). Without it, the first download
-        // of a board holding only big files went by GET: 8.9 s for 100 KB
-        // on a throttled board, 0.10 s by text.
-        let helpers = |st: Stat| {
-            (st.kind == EntryKind::File && st.size <= 2 * PROBE_MAX)
-                .then(|| (sn::HELPERS_FILE.to_string(), st.size))
-        };
-        match b.stat(sn::HELPERS_FILE).await {
-            Ok(Some(st)) => helpers(st),
-            Ok(None) => {
-                if let Err(e) = self.send_helpers().await {
+        // A byte of ours (listings leave it out), written once. Without a
+        // file to measure with, the first download of a board holding
+        // only big files went by GET: 8.9 s for 100 KB on a throttled
+        // board, 0.10 s by text.
+        match b.stat(sn::PROBE_FILE).await {
+            Ok(Some(st)) if small(st.kind, st.size) => Some((sn::PROBE_FILE.to_string(), st.size)),
+            Ok(_) => match self
+                .session
+                .put(sn::PROBE_FILE.as_bytes().to_vec(), b"\n".to_vec())
+                .await
+            {
+                Ok(()) => Some((sn::PROBE_FILE.to_string(), 1)),
+                Err(e) => {
                     debug!("no file to measure binary chunks with: {e}");
-                    return None;
+                    None
                 }
-                b.stat(sn::HELPERS_FILE)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(helpers)
-            }
+            },
             Err(_) => None,
         }
     }

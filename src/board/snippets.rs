@@ -201,6 +201,12 @@ fn on_flash() -> &'static [String] {
 /// the mount, as the id marker is.
 pub const HELPERS_FILE: &str = "/.webrepl-mount-helpers";
 
+/// A one-byte file of ours whose GET measures a board's binary chunks
+/// where the board has no small file of its own (one chunk shows the
+/// board's sleep; our helpers' file took 37, 0.77 s on a throttled
+/// board). Hidden in the mount.
+pub const PROBE_FILE: &str = "/.webrepl-mount-probe";
+
 /// Where `share` keeps its class on the board's flash (the `share` command),
 /// hidden in the mount as the helpers' file is.
 pub const SHARE_FILE: &str = "/.webrepl-mount-share";

@@ -31,6 +31,7 @@ pub fn hidden(name: &str) -> bool {
         || name == RUN_SCRATCH.trim_start_matches('/')
         || name == helpers_name()
         || name == crate::board::snippets::SHARE_FILE.trim_start_matches('/')
+        || name == crate::board::snippets::PROBE_FILE.trim_start_matches('/')
 }
 
 /// The name of the helpers' file (at the board's root).
