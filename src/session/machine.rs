@@ -183,8 +183,9 @@ pub struct Machine {
     connect_failed: bool,
     /// Since when text has waited for an upload's last data frame.
     text_held: Option<Instant>,
-    /// The link's and the binary lane's timers (the text lane keeps its
-    /// own, which stop while it is frozen).
+    /// The link's timers and the backlog's cadence (the lanes keep their
+    /// own: the text lane's stop while it is frozen, and both only run
+    /// while the link is up).
     timers: TimerTable,
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
@@ -211,7 +212,7 @@ impl Machine {
     pub fn new(cfg: Config, now: Instant) -> Machine {
         Machine {
             text: TextLane::new(cfg.interrupt, cfg.timeout),
-            binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
+            binary: BinaryLane::new(cfg.get_window, cfg.timeout),
             cfg,
             link: LinkState::Up,
             out: Out::default(),
@@ -585,7 +586,7 @@ impl Machine {
         self.text.link_up(now);
         self.run_link_program(now);
         self.binary.drop_tied(self.generation, &mut self.out);
-        self.binary.link_up(now);
+        self.binary.link_up();
         self.share.link_up();
         self.out.event(Event::Link(true));
         self.step(now);
@@ -727,6 +728,11 @@ impl Machine {
 
     /// Runs the lanes until nothing changes.
     fn step(&mut self, now: Instant) {
+        self.step_after(now, &[]);
+    }
+
+    /// A step after the binary lane's timers in `binary_due` expired.
+    fn step_after(&mut self, now: Instant, binary_due: &[(Timer, Instant)]) {
         if self.link != LinkState::Up {
             // While an attempt runs too: one to a board that is off takes
             // the whole time-out to fail.
@@ -745,7 +751,8 @@ impl Machine {
         let r = self
             .text
             .drive(now, self.terminals, self.binary.is_idle(), &mut self.out)
-            .and_then(|()| self.binary.check(now, &mut self.out));
+            .and_then(|()| self.binary.handle_timeout(binary_due))
+            .map(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
             self.connect_if_due(now);
@@ -757,14 +764,10 @@ impl Machine {
         self.arm_transfer_timers(now);
     }
 
-    /// The binary lane's timers, from its state: called wherever that state
-    /// changes (a step, and a transfer started by `poll_transmit`, which
-    /// a silent board would otherwise leave waiting with no timer at all).
+    /// The socket's backlog is read again soon while an upload wants it:
+    /// called wherever that changes (a step, and a transfer started by
+    /// `poll_transmit`).
     fn arm_transfer_timers(&mut self, now: Instant) {
-        match self.binary.next_timer() {
-            Some(t) => self.timers.set(Timer::Transfer, t),
-            None => self.timers.stop(Timer::Transfer),
-        }
         if self.binary.wants_backlog() {
             self.timers.keep(Timer::Backlog, now + BACKLOG_POLL);
         } else {
@@ -785,9 +788,7 @@ impl Machine {
             LinkState::Connecting { since, .. } => (since, None),
             LinkState::Up => return,
         };
-        for t in [Timer::Transfer, Timer::Backlog] {
-            self.timers.stop(t);
-        }
+        self.timers.stop(Timer::Backlog);
         if !(self.text.has_work() || self.binary.has_work() || self.terminals > 0) {
             return;
         }
@@ -878,10 +879,12 @@ impl Machine {
     }
 
     fn next_timer(&self) -> Option<(Timer, Instant)> {
-        let text = (self.link == LinkState::Up && !self.text.frozen)
+        let up = self.link == LinkState::Up;
+        let text = (up && !self.text.frozen)
             .then(|| self.text.timers.next())
             .flatten();
-        [self.timers.next(), text]
+        let binary = up.then(|| self.binary.timers.next()).flatten();
+        [self.timers.next(), text, binary]
             .into_iter()
             .flatten()
             .min_by_key(|(_, at)| *at)
@@ -900,9 +903,15 @@ impl Machine {
         } else {
             Vec::new()
         };
-        due.extend(text.iter().map(|(t, _)| *t));
+        let binary = if self.link == LinkState::Up {
+            self.binary.timers.expire(now)
+        } else {
+            Vec::new()
+        };
+        due.extend(text.iter().chain(&binary).map(|(t, _)| *t));
         debug!("woken by {due:?}");
         // The text lane acts on its timers that expired, then every lane
+        // on its state, the binary lane on its timers after the text lane
         // on its state.
         if let Err(why) = self.text.handle_timeout(now, &text, &mut self.out) {
             self.lose(now, why);
@@ -910,7 +919,7 @@ impl Machine {
             self.arm_link_timers();
             return;
         }
-        self.step(now);
+        self.step_after(now, &binary);
     }
 
     /// Whether the shell should read the socket's backlog again soon.
