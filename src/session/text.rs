@@ -96,8 +96,9 @@ enum Mode {
         last: Instant,
         paced_until: Option<Instant>,
     },
-    /// Ctrl-D sent at the raw prompt; the board reboots.
-    Resetting { op: OpId, until: Instant },
+    /// Ctrl-D sent at the raw prompt; the board reboots (given until
+    /// `Timer::Reset`).
+    Resetting { op: OpId },
     /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
     /// person asked for it (their Ctrl-B held meanwhile, or the one after
     /// a soft reset), so the board's banner and prompt are shown.
@@ -209,8 +210,8 @@ impl TextLane {
                     *t += d;
                 }
             }
-            Mode::Resetting { until, .. } => *until += d,
             Mode::Terminal
+            | Mode::Resetting { .. }
             | Mode::Clearing { .. }
             | Mode::Entering { .. }
             | Mode::Syncing { .. }
@@ -540,14 +541,6 @@ impl TextLane {
                 }
                 self.poll_program(now, out)
             }
-            Mode::Resetting { op, until } if now >= *until => {
-                let op = *op;
-                out.done(op, Ok(Outcome::Done));
-                out.event(Event::BoardChanged);
-                self.mode = Mode::Terminal;
-                // The board reboots: a fresh link starts clean.
-                return Err(Why::Reset);
-            }
             _ => {}
         }
         Ok(())
@@ -557,9 +550,9 @@ impl TextLane {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
-                let until = now + Duration::from_millis(500);
-                self.mode = Mode::Resetting { op: job.op, until };
-                self.timers.set(Timer::Reset, until);
+                self.mode = Mode::Resetting { op: job.op };
+                self.timers
+                    .set(Timer::Reset, now + Duration::from_millis(500));
             }
             Job::Friendly => {
                 out.done(job.op, Ok(Outcome::Done));
@@ -692,6 +685,15 @@ impl TextLane {
                         self.screen = restore.give_up();
                     }
                     self.back_to_terminal(now, out);
+                }
+                Timer::Reset => {
+                    if let Mode::Resetting { op } = self.mode {
+                        out.done(op, Ok(Outcome::Done));
+                        out.event(Event::BoardChanged);
+                        self.mode = Mode::Terminal;
+                        // The board reboots: a fresh link starts clean.
+                        return Err(Why::Reset);
+                    }
                 }
                 _ => {}
             }
