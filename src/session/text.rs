@@ -94,7 +94,6 @@ enum Mode {
         prog: Box<Program>,
         started: Instant,
         last: Instant,
-        paced_until: Option<Instant>,
     },
     /// Ctrl-D sent at the raw prompt; the board reboots (given until
     /// `Timer::Reset`).
@@ -202,14 +201,7 @@ impl TextLane {
         self.keys.thaw(d);
         match &mut self.mode {
             Mode::Raw { since, .. } => *since += d,
-            Mode::Running {
-                last, paced_until, ..
-            } => {
-                *last += d;
-                if let Some(t) = paced_until {
-                    *t += d;
-                }
-            }
+            Mode::Running { last, .. } => *last += d,
             Mode::Terminal
             | Mode::Resetting { .. }
             | Mode::Clearing { .. }
@@ -569,8 +561,9 @@ impl TextLane {
                     prog: Box::new(prog),
                     started: now,
                     last: now,
-                    paced_until: None,
                 };
+                // Its pieces go at once (until it is paced).
+                self.timers.stop(Timer::Pace);
                 // Held keys reach a person's program as its input.
                 if let Mode::Running { job, .. } = &self.mode
                     && job.user
@@ -583,22 +576,18 @@ impl TextLane {
     }
 
     fn poll_program(&mut self, now: Instant, out: &mut Out) {
-        let Mode::Running {
-            prog, paced_until, ..
-        } = &mut self.mode
-        else {
+        let Mode::Running { prog, .. } = &mut self.mode else {
             return;
         };
-        if paced_until.is_some_and(|t| now < t) {
+        // A paced piece went: the next waits for `Timer::Pace`.
+        if self.timers.get(Timer::Pace).is_some() {
             return;
         }
-        *paced_until = None;
         loop {
             match prog.poll() {
                 Step::Send(b) => out.text(b),
                 Step::SendPaced(b) => {
                     out.text(b);
-                    *paced_until = Some(now + PACE);
                     self.timers.set(Timer::Pace, now + PACE);
                     return;
                 }
