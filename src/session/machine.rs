@@ -881,7 +881,7 @@ impl Machine {
     fn next_timer(&self) -> Option<(Timer, Instant)> {
         let up = self.link == LinkState::Up;
         let text = (up && !self.text.frozen)
-            .then(|| self.text.timers.next())
+            .then(|| self.text.next_timer(self.terminals))
             .flatten();
         let binary = up.then(|| self.binary.timers.next()).flatten();
         [self.timers.next(), text, binary]
@@ -899,7 +899,7 @@ impl Machine {
             .map(|(t, _)| t)
             .collect();
         let text = if self.link == LinkState::Up && !self.text.frozen {
-            self.text.timers.expire(now)
+            self.text.expire(now, self.terminals)
         } else {
             Vec::new()
         };

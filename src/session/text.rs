@@ -87,8 +87,9 @@ enum Mode {
     },
     /// The sync program sent; waiting for its answer.
     Syncing { answer: WaitFor },
-    /// At the raw prompt, ours.
-    Raw { since: Instant },
+    /// At the raw prompt, ours; idle for `HAND_BACK` (`Timer::HandBack`),
+    /// it goes back to a person at the terminal.
+    Raw,
     Running {
         job: Box<QueuedProgram>,
         prog: Box<Program>,
@@ -200,9 +201,9 @@ impl TextLane {
         self.timers.shift(d);
         self.keys.thaw(d);
         match &mut self.mode {
-            Mode::Raw { since, .. } => *since += d,
             Mode::Running { last, .. } => *last += d,
             Mode::Terminal
+            | Mode::Raw
             | Mode::Resetting { .. }
             | Mode::Clearing { .. }
             | Mode::Entering { .. }
@@ -252,7 +253,7 @@ impl TextLane {
             | Mode::Syncing { .. }
             | Mode::Leaving { .. }
             | Mode::Restoring { .. } => true,
-            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Raw => !self.queue.is_empty(),
             Mode::Running { prog, .. } => prog.sending(),
             // A program waits for the person's line to settle: an upload
             // slice started now would hold it a slice longer.
@@ -274,7 +275,7 @@ impl TextLane {
     pub fn exchanging(&self) -> bool {
         match &self.mode {
             Mode::Clearing { .. } | Mode::Entering { .. } | Mode::Syncing { .. } => true,
-            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Raw => !self.queue.is_empty(),
             Mode::Running { job, .. } => !job.user && !job.stream,
             _ => false,
         }
@@ -411,7 +412,7 @@ impl TextLane {
             }
             Mode::Entering { .. } => self.feed_entering(now, text, out),
             Mode::Syncing { .. } => self.feed_syncing(now, text),
-            Mode::Raw { .. } => {
+            Mode::Raw => {
                 // Nothing of ours runs: a background task's output.
                 let (t, notices) = self.notices.feed(text);
                 for n in notices {
@@ -496,6 +497,9 @@ impl TextLane {
                 break;
             }
         }
+        if !matches!(self.mode, Mode::Raw) {
+            self.timers.stop(Timer::HandBack);
+        }
         // A program of ours answers within the time-out of its last word.
         // A person's program too, until the board has taken it whole: a
         // board that took the paste and never answered its end kept `exec`
@@ -521,10 +525,7 @@ impl TextLane {
         self.check_silence(now)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
-            Mode::Raw { since } => {
-                let since = *since;
-                self.raw_turn(now, since, terminals, binary_idle, out);
-            }
+            Mode::Raw => self.raw_turn(now, terminals, binary_idle, out),
             Mode::Running { job, .. } => {
                 if job.user {
                     // The rest of a paste into the person's program.
@@ -628,14 +629,14 @@ impl TextLane {
                 queued_at: now,
                 ..*job
             });
-            self.mode = Mode::Raw { since: now };
+            self.at_raw_prompt(now);
             return;
         }
         if job.user {
             out.event(Event::BoardChanged);
         }
         out.done(job.op, Ok(Outcome::Output(o)));
-        self.mode = Mode::Raw { since: now };
+        self.at_raw_prompt(now);
         if std::mem::take(&mut self.stray_credits) {
             self.start_sync(now, out);
         }
@@ -653,6 +654,23 @@ impl TextLane {
             }
             _ => Ok(()),
         }
+    }
+
+    /// `Timer::HandBack` with no terminal to hand the REPL to: it stays,
+    /// and wakes nobody (an idle session after a program waits for
+    /// nothing) until a terminal attaches.
+    fn held_timer(terminals: usize) -> Option<Timer> {
+        (terminals == 0).then_some(Timer::HandBack)
+    }
+
+    /// The lane's earliest timer that may wake the session.
+    pub fn next_timer(&self, terminals: usize) -> Option<(Timer, Instant)> {
+        self.timers.next_but(Self::held_timer(terminals))
+    }
+
+    /// Stops the lane's timers due at `now` (see [`TextLane::next_timer`]).
+    pub fn expire(&mut self, now: Instant, terminals: usize) -> Vec<(Timer, Instant)> {
+        self.timers.expire_but(now, Self::held_timer(terminals))
     }
 
     /// Acts on the lane's timers that expired at `now` (each with when it
