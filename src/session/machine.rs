@@ -96,9 +96,10 @@ pub struct Totals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     Up,
+    /// Down since `since`; the next attempt at `Timer::Reconnect`, with
+    /// `pause` before the one after.
     Down {
         since: Instant,
-        next_try: Instant,
         pause: Duration,
     },
     /// A connection attempt runs; the link has been down since `since`.
@@ -553,24 +554,21 @@ impl Machine {
     /// A link that is down, wanted, and past its pause is tried again:
     /// decided here, as part of a step, so that asking never changes state.
     fn connect_if_due(&mut self, now: Instant) {
-        let LinkState::Down {
-            since,
-            next_try,
-            pause,
-        } = self.link
-        else {
+        let LinkState::Down { since, pause } = self.link else {
             return;
         };
-        let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
-        if !wanted || now < next_try {
+        let pausing = self.timers.get(Timer::Reconnect).is_some_and(|t| now < t);
+        if !self.wanted() || pausing {
             return;
         }
+        self.timers.stop(Timer::Reconnect);
         self.link = LinkState::Connecting { since, pause };
         self.orders.push_back(Order::Connect);
     }
 
     pub fn on_connected(&mut self, now: Instant) {
         self.link = LinkState::Up;
+        self.timers.stop(Timer::Reconnect);
         self.up_at = now;
         self.generation += 1;
         self.totals.reconnects += 1;
@@ -609,21 +607,34 @@ impl Machine {
             // Trying again cannot help: every operation hears why at once.
             self.text.fail_all(&err, &mut self.out);
             self.binary.fail_all(&err, &mut self.out);
-            self.link = LinkState::Down {
-                since,
-                next_try: now + FATAL_PAUSE,
-                pause: FIRST_PAUSE,
-            };
+            self.go_down(since, now + FATAL_PAUSE, FIRST_PAUSE);
             self.arm_link_timers();
             return;
         }
-        self.link = LinkState::Down {
-            since,
-            next_try: now + pause,
-            pause: (pause * 2).min(LAST_PAUSE),
-        };
+        self.go_down(since, now + pause, (pause * 2).min(LAST_PAUSE));
         self.fail_overdue(now, &err);
         self.step(now);
+    }
+
+    /// The link is down since `since`: the next attempt at `next_try`
+    /// (`Timer::Reconnect`, which wakes the session only while the link is
+    /// wanted: see [`Machine::held_timer`]), `pause` before the one after.
+    fn go_down(&mut self, since: Instant, next_try: Instant, pause: Duration) {
+        self.link = LinkState::Down { since, pause };
+        self.timers.set(Timer::Reconnect, next_try);
+    }
+
+    /// Something needs the link: work for a lane, or a person at a
+    /// terminal.
+    fn wanted(&self) -> bool {
+        self.text.has_work() || self.binary.has_work() || self.terminals > 0
+    }
+
+    /// `Timer::Reconnect` with nothing that needs the link: it stays, due
+    /// or not, and wakes nobody; the link is tried again once it is
+    /// wanted (at once if the pause is over).
+    fn held_timer(&self) -> Option<Timer> {
+        (!self.wanted()).then_some(Timer::Reconnect)
     }
 
     fn down_since(&self, now: Instant) -> Instant {
@@ -668,24 +679,16 @@ impl Machine {
         self.text.link_down(&err, retry, &mut self.out);
         self.binary.link_down(&err, retry, &mut self.out);
         let young = now.saturating_duration_since(self.up_at) < STEADY;
-        self.link = match self.last_down {
+        match self.last_down {
             Some((since, pause)) if young => {
                 debug!(
                     "the link died {:.0?} after it came up: next try in {pause:.0?}",
                     now - self.up_at
                 );
-                LinkState::Down {
-                    since,
-                    next_try: now + pause,
-                    pause: (pause * 2).min(LAST_PAUSE),
-                }
+                self.go_down(since, now + pause, (pause * 2).min(LAST_PAUSE));
             }
-            _ => LinkState::Down {
-                since: now,
-                next_try: now,
-                pause: FIRST_PAUSE,
-            },
-        };
+            _ => self.go_down(now, now, FIRST_PAUSE),
+        }
         if let LinkState::Down { since, pause, .. } = self.link {
             self.last_down = Some((since, pause));
         }
@@ -775,25 +778,18 @@ impl Machine {
         }
     }
 
-    /// The link's timers: the next connection attempt and the first
-    /// operation's end of waiting, while the link is down and wanted.
+    /// The link's timer worked out from the queues: the first operation's
+    /// end of waiting, while the link is down and wanted (the next
+    /// connection attempt is recorded when the link goes down).
     fn arm_link_timers(&mut self) {
-        for t in [Timer::Reconnect, Timer::LinkWait] {
-            self.timers.stop(t);
-        }
-        let (since, next_try) = match self.link {
-            LinkState::Down {
-                since, next_try, ..
-            } => (since, Some(next_try)),
-            LinkState::Connecting { since, .. } => (since, None),
+        self.timers.stop(Timer::LinkWait);
+        let since = match self.link {
+            LinkState::Down { since, .. } | LinkState::Connecting { since, .. } => since,
             LinkState::Up => return,
         };
         self.timers.stop(Timer::Backlog);
-        if !(self.text.has_work() || self.binary.has_work() || self.terminals > 0) {
+        if !self.wanted() {
             return;
-        }
-        if let Some(next_try) = next_try {
-            self.timers.set(Timer::Reconnect, next_try);
         }
         if let Some(q) = [self.text.oldest(), self.binary.oldest()]
             .into_iter()
@@ -884,7 +880,7 @@ impl Machine {
             .then(|| self.text.next_timer(self.terminals))
             .flatten();
         let binary = up.then(|| self.binary.timers.next()).flatten();
-        [self.timers.next(), text, binary]
+        [self.timers.next_but(self.held_timer()), text, binary]
             .into_iter()
             .flatten()
             .min_by_key(|(_, at)| *at)
@@ -892,9 +888,10 @@ impl Machine {
 
     /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let held = self.held_timer();
         let mut due: Vec<Timer> = self
             .timers
-            .expire(now)
+            .expire_but(now, held)
             .into_iter()
             .map(|(t, _)| t)
             .collect();
