@@ -12,6 +12,7 @@
 //! it moves.
 
 use super::shared::{Event, OpId, Out, Outcome, Why};
+use super::timer::{Timer, TimerTable};
 use super::window::Window;
 use crate::error::{Error, Lost};
 use crate::protocol::ProtocolError;
@@ -146,7 +147,9 @@ pub struct BinaryLane {
     backlog: u64,
     rate: Option<f64>,
     sample: Option<(Instant, u64)>,
-    last_progress: Instant,
+    /// What the lane waits for ([`TimerTable`]): `Timer::Transfer`, the
+    /// board's progress with the transfers under way, set anew by each.
+    pub timers: TimerTable,
     pub timeout: Duration,
     /// Transfers refused before they started (a name the protocol cannot
     /// carry), answered at the next check.
@@ -162,7 +165,7 @@ pub struct BinaryLane {
 }
 
 impl BinaryLane {
-    pub fn new(now: Instant, max_window: u64, timeout: Duration) -> BinaryLane {
+    pub fn new(max_window: u64, timeout: Duration) -> BinaryLane {
         BinaryLane {
             queue: Vec::new(),
             active: VecDeque::new(),
@@ -174,7 +177,7 @@ impl BinaryLane {
             backlog: 0,
             rate: None,
             sample: None,
-            last_progress: now,
+            timers: TimerTable::default(),
             timeout,
             failed: Vec::new(),
             typing: false,
@@ -369,7 +372,7 @@ impl BinaryLane {
             }
         };
         if self.active.is_empty() {
-            self.last_progress = now;
+            self.progress(now);
         }
         let a = match &q.what {
             BinaryOp::Get { size, .. } => Active::Get {
@@ -391,6 +394,7 @@ impl BinaryLane {
             BinaryOp::Version => Active::Version { q },
         };
         self.active.push_back(a);
+        self.arm(now);
         Some(header.to_vec())
     }
 
@@ -404,7 +408,7 @@ impl BinaryLane {
     pub fn on_backlog(&mut self, now: Instant, backlog: u64, out: &mut Out) {
         let acked = self.written.saturating_sub(backlog).max(self.acked);
         if acked > self.acked {
-            self.last_progress = now;
+            self.progress(now);
             self.acked = acked;
         }
         match self.sample {
@@ -457,7 +461,7 @@ impl BinaryLane {
 
     /// A binary frame from the board.
     pub fn feed(&mut self, now: Instant, payload: &[u8], out: &mut Out) -> Result<(), Why> {
-        self.last_progress = now;
+        self.progress(now);
         let Some(front) = self.active.front_mut() else {
             warn!(
                 "ignoring {} stray binary bytes from the board",
@@ -559,9 +563,9 @@ impl BinaryLane {
         }
     }
 
-    /// No reply and no byte taken by the board for the time-out: the link
-    /// is dead, whatever TCP says.
-    pub fn check(&mut self, now: Instant, out: &mut Out) -> Result<(), Why> {
+    /// After every step: transfers refused before they started are
+    /// answered, and `Timer::Transfer` runs if it should.
+    pub fn check(&mut self, now: Instant, out: &mut Out) {
         for (op, e) in self.failed.drain(..) {
             out.done(op, Err(Error::Protocol(ProtocolError::Transfer(e))));
         }
@@ -569,18 +573,34 @@ impl BinaryLane {
         self.untaken.retain(|op, _| {
             queue.iter().any(|q| q.op == *op) || active.iter().any(|a| a.queued().op == *op)
         });
-        // Waiting for our reader is no silence of the board's.
-        if self.held() {
-            self.last_progress = now;
+        self.arm(now);
+    }
+
+    /// The board took or answered something: the transfers under way wait
+    /// the time-out from now.
+    fn progress(&mut self, now: Instant) {
+        self.timers.set(Timer::Transfer, now + self.timeout);
+    }
+
+    /// `Timer::Transfer` runs while a transfer is under way, from when it
+    /// started or the board last made progress; not while nothing is, nor
+    /// while a paced GET waits for its reader (no silence of the board's):
+    /// it starts again when the reader takes more.
+    fn arm(&mut self, now: Instant) {
+        if self.active.is_empty() || self.held() {
+            self.timers.stop(Timer::Transfer);
+        } else {
+            self.timers.keep(Timer::Transfer, now + self.timeout);
         }
-        if !self.active.is_empty() && now >= self.last_progress + self.timeout {
+    }
+
+    /// Acts on the lane's timers that expired: no reply and no byte taken
+    /// by the board for the time-out, the link is dead, whatever TCP says.
+    pub fn handle_timeout(&mut self, expired: &[(Timer, Instant)]) -> Result<(), Why> {
+        if expired.iter().any(|(t, _)| *t == Timer::Transfer) && !self.active.is_empty() {
             return Err(Why::Silent("a file transfer made no progress"));
         }
         Ok(())
-    }
-
-    pub fn next_timer(&self) -> Option<Instant> {
-        (!self.active.is_empty() && !self.held()).then(|| self.last_progress + self.timeout)
     }
 
     /// A paced GET whose reader has all it may leave untaken, with no ack
@@ -598,23 +618,24 @@ impl BinaryLane {
         let u = self.untaken.entry(op).or_insert(0);
         *u = u.saturating_sub(n as u64);
         if was_held && !self.held() {
-            self.last_progress = now;
+            self.progress(now);
         }
     }
 
     /// A new connection: counters start again.
-    pub fn link_up(&mut self, now: Instant) {
+    pub fn link_up(&mut self) {
         self.window = Window::new(self.max_window);
         self.written = 0;
         self.acked = 0;
         self.backlog = 0;
         self.sample = None;
-        self.last_progress = now;
+        self.timers.clear();
     }
 
     /// The link broke: what was in flight starts again on the next one,
     /// unless it has failed too often.
     pub fn link_down(&mut self, why: &Error, retry: bool, out: &mut Out) {
+        self.timers.clear();
         while let Some(a) = self.active.pop_back() {
             let delivered = matches!(&a, Active::Get { delivered, .. } if *delivered > 0);
             let mut q = a.into_queued();

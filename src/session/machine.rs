@@ -96,9 +96,10 @@ pub struct Totals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     Up,
+    /// Down since `since`; the next attempt at `Timer::Reconnect`, with
+    /// `pause` before the one after.
     Down {
         since: Instant,
-        next_try: Instant,
         pause: Duration,
     },
     /// A connection attempt runs; the link has been down since `since`.
@@ -183,8 +184,9 @@ pub struct Machine {
     connect_failed: bool,
     /// Since when text has waited for an upload's last data frame.
     text_held: Option<Instant>,
-    /// The link's and the binary lane's timers (the text lane keeps its
-    /// own, which stop while it is frozen).
+    /// The link's timers and the backlog's cadence (the lanes keep their
+    /// own: the text lane's stop while it is frozen, and both only run
+    /// while the link is up).
     timers: TimerTable,
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
@@ -211,7 +213,7 @@ impl Machine {
     pub fn new(cfg: Config, now: Instant) -> Machine {
         Machine {
             text: TextLane::new(cfg.interrupt, cfg.timeout),
-            binary: BinaryLane::new(now, cfg.get_window, cfg.timeout),
+            binary: BinaryLane::new(cfg.get_window, cfg.timeout),
             cfg,
             link: LinkState::Up,
             out: Out::default(),
@@ -552,24 +554,21 @@ impl Machine {
     /// A link that is down, wanted, and past its pause is tried again:
     /// decided here, as part of a step, so that asking never changes state.
     fn connect_if_due(&mut self, now: Instant) {
-        let LinkState::Down {
-            since,
-            next_try,
-            pause,
-        } = self.link
-        else {
+        let LinkState::Down { since, pause } = self.link else {
             return;
         };
-        let wanted = self.text.has_work() || self.binary.has_work() || self.terminals > 0;
-        if !wanted || now < next_try {
+        let pausing = self.timers.get(Timer::Reconnect).is_some_and(|t| now < t);
+        if !self.wanted() || pausing {
             return;
         }
+        self.timers.stop(Timer::Reconnect);
         self.link = LinkState::Connecting { since, pause };
         self.orders.push_back(Order::Connect);
     }
 
     pub fn on_connected(&mut self, now: Instant) {
         self.link = LinkState::Up;
+        self.timers.stop(Timer::Reconnect);
         self.up_at = now;
         self.generation += 1;
         self.totals.reconnects += 1;
@@ -585,7 +584,7 @@ impl Machine {
         self.text.link_up(now);
         self.run_link_program(now);
         self.binary.drop_tied(self.generation, &mut self.out);
-        self.binary.link_up(now);
+        self.binary.link_up();
         self.share.link_up();
         self.out.event(Event::Link(true));
         self.step(now);
@@ -608,21 +607,34 @@ impl Machine {
             // Trying again cannot help: every operation hears why at once.
             self.text.fail_all(&err, &mut self.out);
             self.binary.fail_all(&err, &mut self.out);
-            self.link = LinkState::Down {
-                since,
-                next_try: now + FATAL_PAUSE,
-                pause: FIRST_PAUSE,
-            };
+            self.go_down(since, now + FATAL_PAUSE, FIRST_PAUSE);
             self.arm_link_timers();
             return;
         }
-        self.link = LinkState::Down {
-            since,
-            next_try: now + pause,
-            pause: (pause * 2).min(LAST_PAUSE),
-        };
+        self.go_down(since, now + pause, (pause * 2).min(LAST_PAUSE));
         self.fail_overdue(now, &err);
         self.step(now);
+    }
+
+    /// The link is down since `since`: the next attempt at `next_try`
+    /// (`Timer::Reconnect`, which wakes the session only while the link is
+    /// wanted: see [`Machine::held_timer`]), `pause` before the one after.
+    fn go_down(&mut self, since: Instant, next_try: Instant, pause: Duration) {
+        self.link = LinkState::Down { since, pause };
+        self.timers.set(Timer::Reconnect, next_try);
+    }
+
+    /// Something needs the link: work for a lane, or a person at a
+    /// terminal.
+    fn wanted(&self) -> bool {
+        self.text.has_work() || self.binary.has_work() || self.terminals > 0
+    }
+
+    /// `Timer::Reconnect` with nothing that needs the link: it stays, due
+    /// or not, and wakes nobody; the link is tried again once it is
+    /// wanted (at once if the pause is over).
+    fn held_timer(&self) -> Option<Timer> {
+        (!self.wanted()).then_some(Timer::Reconnect)
     }
 
     fn down_since(&self, now: Instant) -> Instant {
@@ -667,24 +679,16 @@ impl Machine {
         self.text.link_down(&err, retry, &mut self.out);
         self.binary.link_down(&err, retry, &mut self.out);
         let young = now.saturating_duration_since(self.up_at) < STEADY;
-        self.link = match self.last_down {
+        match self.last_down {
             Some((since, pause)) if young => {
                 debug!(
                     "the link died {:.0?} after it came up: next try in {pause:.0?}",
                     now - self.up_at
                 );
-                LinkState::Down {
-                    since,
-                    next_try: now + pause,
-                    pause: (pause * 2).min(LAST_PAUSE),
-                }
+                self.go_down(since, now + pause, (pause * 2).min(LAST_PAUSE));
             }
-            _ => LinkState::Down {
-                since: now,
-                next_try: now,
-                pause: FIRST_PAUSE,
-            },
-        };
+            _ => self.go_down(now, now, FIRST_PAUSE),
+        }
         if let LinkState::Down { since, pause, .. } = self.link {
             self.last_down = Some((since, pause));
         }
@@ -727,6 +731,11 @@ impl Machine {
 
     /// Runs the lanes until nothing changes.
     fn step(&mut self, now: Instant) {
+        self.step_after(now, &[]);
+    }
+
+    /// A step after the binary lane's timers in `binary_due` expired.
+    fn step_after(&mut self, now: Instant, binary_due: &[(Timer, Instant)]) {
         if self.link != LinkState::Up {
             // While an attempt runs too: one to a board that is off takes
             // the whole time-out to fail.
@@ -745,7 +754,8 @@ impl Machine {
         let r = self
             .text
             .drive(now, self.terminals, self.binary.is_idle(), &mut self.out)
-            .and_then(|()| self.binary.check(now, &mut self.out));
+            .and_then(|()| self.binary.handle_timeout(binary_due))
+            .map(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
             self.connect_if_due(now);
@@ -757,14 +767,10 @@ impl Machine {
         self.arm_transfer_timers(now);
     }
 
-    /// The binary lane's timers, from its state: called wherever that state
-    /// changes (a step, and a transfer started by `poll_transmit`, which
-    /// a silent board would otherwise leave waiting with no timer at all).
+    /// The socket's backlog is read again soon while an upload wants it:
+    /// called wherever that changes (a step, and a transfer started by
+    /// `poll_transmit`).
     fn arm_transfer_timers(&mut self, now: Instant) {
-        match self.binary.next_timer() {
-            Some(t) => self.timers.set(Timer::Transfer, t),
-            None => self.timers.stop(Timer::Transfer),
-        }
         if self.binary.wants_backlog() {
             self.timers.keep(Timer::Backlog, now + BACKLOG_POLL);
         } else {
@@ -772,27 +778,18 @@ impl Machine {
         }
     }
 
-    /// The link's timers: the next connection attempt and the first
-    /// operation's end of waiting, while the link is down and wanted.
+    /// The link's timer worked out from the queues: the first operation's
+    /// end of waiting, while the link is down and wanted (the next
+    /// connection attempt is recorded when the link goes down).
     fn arm_link_timers(&mut self) {
-        for t in [Timer::Reconnect, Timer::LinkWait] {
-            self.timers.stop(t);
-        }
-        let (since, next_try) = match self.link {
-            LinkState::Down {
-                since, next_try, ..
-            } => (since, Some(next_try)),
-            LinkState::Connecting { since, .. } => (since, None),
+        self.timers.stop(Timer::LinkWait);
+        let since = match self.link {
+            LinkState::Down { since, .. } | LinkState::Connecting { since, .. } => since,
             LinkState::Up => return,
         };
-        for t in [Timer::Transfer, Timer::Backlog] {
-            self.timers.stop(t);
-        }
-        if !(self.text.has_work() || self.binary.has_work() || self.terminals > 0) {
+        self.timers.stop(Timer::Backlog);
+        if !self.wanted() {
             return;
-        }
-        if let Some(next_try) = next_try {
-            self.timers.set(Timer::Reconnect, next_try);
         }
         if let Some(q) = [self.text.oldest(), self.binary.oldest()]
             .into_iter()
@@ -878,10 +875,12 @@ impl Machine {
     }
 
     fn next_timer(&self) -> Option<(Timer, Instant)> {
-        let text = (self.link == LinkState::Up && !self.text.frozen)
-            .then(|| self.text.timers.next())
+        let up = self.link == LinkState::Up;
+        let text = (up && !self.text.frozen)
+            .then(|| self.text.next_timer(self.terminals))
             .flatten();
-        [self.timers.next(), text]
+        let binary = up.then(|| self.binary.timers.next()).flatten();
+        [self.timers.next_but(self.held_timer()), text, binary]
             .into_iter()
             .flatten()
             .min_by_key(|(_, at)| *at)
@@ -889,20 +888,27 @@ impl Machine {
 
     /// Stops the timers that are due, then lets the lanes act on them.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let held = self.held_timer();
         let mut due: Vec<Timer> = self
             .timers
-            .expire(now)
+            .expire_but(now, held)
             .into_iter()
             .map(|(t, _)| t)
             .collect();
         let text = if self.link == LinkState::Up && !self.text.frozen {
-            self.text.timers.expire(now)
+            self.text.expire(now, self.terminals)
         } else {
             Vec::new()
         };
-        due.extend(text.iter().map(|(t, _)| *t));
+        let binary = if self.link == LinkState::Up {
+            self.binary.timers.expire(now)
+        } else {
+            Vec::new()
+        };
+        due.extend(text.iter().chain(&binary).map(|(t, _)| *t));
         debug!("woken by {due:?}");
         // The text lane acts on its timers that expired, then every lane
+        // on its state, the binary lane on its timers after the text lane
         // on its state.
         if let Err(why) = self.text.handle_timeout(now, &text, &mut self.out) {
             self.lose(now, why);
@@ -910,7 +916,7 @@ impl Machine {
             self.arm_link_timers();
             return;
         }
-        self.step(now);
+        self.step_after(now, &binary);
     }
 
     /// Whether the shell should read the socket's backlog again soon.

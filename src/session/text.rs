@@ -87,17 +87,18 @@ enum Mode {
     },
     /// The sync program sent; waiting for its answer.
     Syncing { answer: WaitFor },
-    /// At the raw prompt, ours.
-    Raw { since: Instant },
+    /// At the raw prompt, ours; idle for `HAND_BACK` (`Timer::HandBack`),
+    /// it goes back to a person at the terminal.
+    Raw,
     Running {
         job: Box<QueuedProgram>,
         prog: Box<Program>,
         started: Instant,
         last: Instant,
-        paced_until: Option<Instant>,
     },
-    /// Ctrl-D sent at the raw prompt; the board reboots.
-    Resetting { op: OpId, until: Instant },
+    /// Ctrl-D sent at the raw prompt; the board reboots (given until
+    /// `Timer::Reset`).
+    Resetting { op: OpId },
     /// Ctrl-B sent; waiting for the friendly prompt. `banner`: the
     /// person asked for it (their Ctrl-B held meanwhile, or the one after
     /// a soft reset), so the board's banner and prompt are shown.
@@ -200,17 +201,10 @@ impl TextLane {
         self.timers.shift(d);
         self.keys.thaw(d);
         match &mut self.mode {
-            Mode::Raw { since, .. } => *since += d,
-            Mode::Running {
-                last, paced_until, ..
-            } => {
-                *last += d;
-                if let Some(t) = paced_until {
-                    *t += d;
-                }
-            }
-            Mode::Resetting { until, .. } => *until += d,
+            Mode::Running { last, .. } => *last += d,
             Mode::Terminal
+            | Mode::Raw
+            | Mode::Resetting { .. }
             | Mode::Clearing { .. }
             | Mode::Entering { .. }
             | Mode::Syncing { .. }
@@ -259,7 +253,7 @@ impl TextLane {
             | Mode::Syncing { .. }
             | Mode::Leaving { .. }
             | Mode::Restoring { .. } => true,
-            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Raw => !self.queue.is_empty(),
             Mode::Running { prog, .. } => prog.sending(),
             // A program waits for the person's line to settle: an upload
             // slice started now would hold it a slice longer.
@@ -281,7 +275,7 @@ impl TextLane {
     pub fn exchanging(&self) -> bool {
         match &self.mode {
             Mode::Clearing { .. } | Mode::Entering { .. } | Mode::Syncing { .. } => true,
-            Mode::Raw { .. } => !self.queue.is_empty(),
+            Mode::Raw => !self.queue.is_empty(),
             Mode::Running { job, .. } => !job.user && !job.stream,
             _ => false,
         }
@@ -418,7 +412,7 @@ impl TextLane {
             }
             Mode::Entering { .. } => self.feed_entering(now, text, out),
             Mode::Syncing { .. } => self.feed_syncing(now, text),
-            Mode::Raw { .. } => {
+            Mode::Raw => {
                 // Nothing of ours runs: a background task's output.
                 let (t, notices) = self.notices.feed(text);
                 for n in notices {
@@ -503,6 +497,9 @@ impl TextLane {
                 break;
             }
         }
+        if !matches!(self.mode, Mode::Raw) {
+            self.timers.stop(Timer::HandBack);
+        }
         // A program of ours answers within the time-out of its last word.
         // A person's program too, until the board has taken it whole: a
         // board that took the paste and never answered its end kept `exec`
@@ -528,10 +525,7 @@ impl TextLane {
         self.check_silence(now)?;
         match &mut self.mode {
             Mode::Terminal => return self.terminal_turn(now, terminals, out),
-            Mode::Raw { since } => {
-                let since = *since;
-                self.raw_turn(now, since, terminals, binary_idle, out);
-            }
+            Mode::Raw => self.raw_turn(now, terminals, binary_idle, out),
             Mode::Running { job, .. } => {
                 if job.user {
                     // The rest of a paste into the person's program.
@@ -539,14 +533,6 @@ impl TextLane {
                     self.refuse_impatient(Held::Exec, out);
                 }
                 self.poll_program(now, out)
-            }
-            Mode::Resetting { op, until } if now >= *until => {
-                let op = *op;
-                out.done(op, Ok(Outcome::Done));
-                out.event(Event::BoardChanged);
-                self.mode = Mode::Terminal;
-                // The board reboots: a fresh link starts clean.
-                return Err(Why::Reset);
             }
             _ => {}
         }
@@ -557,9 +543,9 @@ impl TextLane {
         match job.job {
             Job::Reset => {
                 out.text(b"\x04".to_vec());
-                let until = now + Duration::from_millis(500);
-                self.mode = Mode::Resetting { op: job.op, until };
-                self.timers.set(Timer::Reset, until);
+                self.mode = Mode::Resetting { op: job.op };
+                self.timers
+                    .set(Timer::Reset, now + Duration::from_millis(500));
             }
             Job::Friendly => {
                 out.done(job.op, Ok(Outcome::Done));
@@ -576,8 +562,9 @@ impl TextLane {
                     prog: Box::new(prog),
                     started: now,
                     last: now,
-                    paced_until: None,
                 };
+                // Its pieces go at once (until it is paced).
+                self.timers.stop(Timer::Pace);
                 // Held keys reach a person's program as its input.
                 if let Mode::Running { job, .. } = &self.mode
                     && job.user
@@ -590,22 +577,18 @@ impl TextLane {
     }
 
     fn poll_program(&mut self, now: Instant, out: &mut Out) {
-        let Mode::Running {
-            prog, paced_until, ..
-        } = &mut self.mode
-        else {
+        let Mode::Running { prog, .. } = &mut self.mode else {
             return;
         };
-        if paced_until.is_some_and(|t| now < t) {
+        // A paced piece went: the next waits for `Timer::Pace`.
+        if self.timers.get(Timer::Pace).is_some() {
             return;
         }
-        *paced_until = None;
         loop {
             match prog.poll() {
                 Step::Send(b) => out.text(b),
                 Step::SendPaced(b) => {
                     out.text(b);
-                    *paced_until = Some(now + PACE);
                     self.timers.set(Timer::Pace, now + PACE);
                     return;
                 }
@@ -646,14 +629,14 @@ impl TextLane {
                 queued_at: now,
                 ..*job
             });
-            self.mode = Mode::Raw { since: now };
+            self.at_raw_prompt(now);
             return;
         }
         if job.user {
             out.event(Event::BoardChanged);
         }
         out.done(job.op, Ok(Outcome::Output(o)));
-        self.mode = Mode::Raw { since: now };
+        self.at_raw_prompt(now);
         if std::mem::take(&mut self.stray_credits) {
             self.start_sync(now, out);
         }
@@ -671,6 +654,23 @@ impl TextLane {
             }
             _ => Ok(()),
         }
+    }
+
+    /// `Timer::HandBack` with no terminal to hand the REPL to: it stays,
+    /// and wakes nobody (an idle session after a program waits for
+    /// nothing) until a terminal attaches.
+    fn held_timer(terminals: usize) -> Option<Timer> {
+        (terminals == 0).then_some(Timer::HandBack)
+    }
+
+    /// The lane's earliest timer that may wake the session.
+    pub fn next_timer(&self, terminals: usize) -> Option<(Timer, Instant)> {
+        self.timers.next_but(Self::held_timer(terminals))
+    }
+
+    /// Stops the lane's timers due at `now` (see [`TextLane::next_timer`]).
+    pub fn expire(&mut self, now: Instant, terminals: usize) -> Vec<(Timer, Instant)> {
+        self.timers.expire_but(now, Self::held_timer(terminals))
     }
 
     /// Acts on the lane's timers that expired at `now` (each with when it
@@ -692,6 +692,15 @@ impl TextLane {
                         self.screen = restore.give_up();
                     }
                     self.back_to_terminal(now, out);
+                }
+                Timer::Reset => {
+                    if let Mode::Resetting { op } = self.mode {
+                        out.done(op, Ok(Outcome::Done));
+                        out.event(Event::BoardChanged);
+                        self.mode = Mode::Terminal;
+                        // The board reboots: a fresh link starts clean.
+                        return Err(Why::Reset);
+                    }
                 }
                 _ => {}
             }

@@ -89,8 +89,15 @@ impl TimerTable {
 
     /// The earliest timer.
     pub fn next(&self) -> Option<(Timer, Instant)> {
+        self.next_but(None)
+    }
+
+    /// The earliest timer other than `held` (one kept, due or not, that
+    /// wakes nobody for now).
+    pub fn next_but(&self, held: Option<Timer>) -> Option<(Timer, Instant)> {
         KINDS
             .iter()
+            .filter(|&&k| Some(k) != held)
             .filter_map(|&k| self.get(k).map(|at| (k, at)))
             .min_by_key(|(_, at)| *at)
     }
@@ -98,8 +105,14 @@ impl TimerTable {
     /// Stops the timers due at `now` and says which they were, and when
     /// each was due.
     pub fn expire(&mut self, now: Instant) -> Vec<(Timer, Instant)> {
+        self.expire_but(now, None)
+    }
+
+    /// As [`TimerTable::expire`], but `held` stays (see
+    /// [`TimerTable::next_but`]).
+    pub fn expire_but(&mut self, now: Instant, held: Option<Timer>) -> Vec<(Timer, Instant)> {
         let mut due = Vec::new();
-        for k in KINDS {
+        for k in KINDS.into_iter().filter(|&k| Some(k) != held) {
             if let Some(at) = self.get(k).filter(|at| *at <= now) {
                 self.stop(k);
                 due.push((k, at));
@@ -139,5 +152,10 @@ mod tests {
         assert_eq!(t.next().map(|(k, _)| k), Some(Timer::HandBack));
         t.shift(Duration::from_secs(1));
         assert!(t.expire(now + Duration::from_millis(400)).is_empty());
+        // A held timer wakes nobody and stays, due, until it is not held.
+        let later = now + Duration::from_secs(2);
+        assert_eq!(t.next_but(Some(Timer::HandBack)), None);
+        assert!(t.expire_but(later, Some(Timer::HandBack)).is_empty());
+        assert_eq!(t.expire(later).len(), 1);
     }
 }

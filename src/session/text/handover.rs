@@ -84,7 +84,7 @@ impl TextLane {
         if let Mode::Syncing { answer, .. } = &mut self.mode
             && answer.feed(text, &mut Vec::new())
         {
-            self.mode = Mode::Raw { since: now };
+            self.at_raw_prompt(now);
             self.timers.stop(Timer::Reply);
             self.ours_unfinished = false;
             self.known = true;

@@ -195,12 +195,20 @@ impl TextLane {
         }
     }
 
-    /// At the raw prompt, ours since `since`: the next program, or the
-    /// REPL back to the person.
+    /// The raw prompt is ours from `now`: it goes back to a person at the
+    /// terminal when `Timer::HandBack` is due with nothing to run (with no
+    /// terminal the timer stays, due, until one attaches: see
+    /// [`TextLane::next_timer`]).
+    pub(super) fn at_raw_prompt(&mut self, now: Instant) {
+        self.mode = Mode::Raw;
+        self.timers.set(Timer::HandBack, now + HAND_BACK);
+    }
+
+    /// At the raw prompt, ours: the next program, or the REPL back to the
+    /// person.
     pub(super) fn raw_turn(
         &mut self,
         now: Instant,
-        since: Instant,
         terminals: usize,
         binary_idle: bool,
         out: &mut Out,
@@ -216,16 +224,16 @@ impl TextLane {
             }
         } else if self.queue.is_empty() && !self.keys.is_empty() {
             self.leave(now, out);
-        } else if self.queue.is_empty() && terminals > 0 {
-            if now >= since + HAND_BACK {
-                self.leave(now, out);
-            } else {
-                self.timers.set(Timer::HandBack, since + HAND_BACK);
-            }
+        } else if self.queue.is_empty()
+            && terminals > 0
+            && self.timers.get(Timer::HandBack).is_none_or(|at| at <= now)
+        {
+            self.timers.stop(Timer::HandBack);
+            self.leave(now, out);
         }
-        // Else the raw prompt stays ours, waiting for nothing by
-        // time: a program queued, the transfers' end (a reset),
-        // or a terminal to hand it to.
+        // Else the raw prompt stays ours: `Timer::HandBack` runs, or it
+        // waits for nothing by time (a program queued, the transfers' end
+        // for a reset, a terminal to hand it to).
     }
 
     pub(super) fn terminal_turn(
