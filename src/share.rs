@@ -287,6 +287,7 @@ fn class_pieces() -> Vec<String> {
             m.push('\n');
         }
     }
+    let members: Vec<String> = members.into_iter().flat_map(nested_split).collect();
     let mut members = members.into_iter();
     let first = members.next().unwrap_or_else(|| "    pass\n".into());
     let mut pieces = vec![format!("{head}\n{first}")];
@@ -300,7 +301,22 @@ fn class_pieces() -> Vec<String> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
-        let member = format!("{m}    _WRFS.{name} = {name}\n");
+        // A method of a nested class (see `nested_split`) goes into it.
+        let member = match m.strip_prefix(NESTED) {
+            Some(rest) => {
+                let (class, method) = rest.split_once('\n').unwrap_or(("", rest));
+                let name: String = method
+                    .trim_start()
+                    .split_once(' ')
+                    .map(|(_, r)| r)
+                    .unwrap_or("")
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                format!("{method}    _WRFS.{class}.{name} = {name}\n")
+            }
+            None => format!("{m}    _WRFS.{name} = {name}\n"),
+        };
         if !piece.is_empty() && piece.len() + member.len() > PIECE_MAX {
             pieces.push(wrapped(&piece));
             piece.clear();
@@ -310,6 +326,50 @@ fn class_pieces() -> Vec<String> {
     piece.push_str(&format!("    _WRFS.V = '{:016x}'\n", share_py_version()));
     pieces.push(wrapped(&piece));
     pieces
+}
+
+/// Marks a member that is a method of a nested class: `NESTED` +
+/// class name + `\n` + the method one level in.
+const NESTED: &str = "#nested ";
+
+/// A member that is a nested class (the share's file class, 3 KB with
+/// its methods: compiled whole it needed 1,168 B in one piece, which a
+/// 64 KB board beside a mount did not always have) as the class with its
+/// first method, then each other method on its own, put into it.
+fn nested_split(member: String) -> Vec<String> {
+    let Some(name) = member.strip_prefix("    class ") else {
+        return vec![member];
+    };
+    let name: String = name
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let (mut parts, mut defs) = (vec![String::new()], 0);
+    for line in member.lines() {
+        if line.starts_with("        def ") {
+            defs += 1;
+            if defs > 1 {
+                parts.push(String::new());
+            }
+        }
+        if let Some(p) = parts.last_mut() {
+            p.push_str(line);
+            p.push('\n');
+        }
+    }
+    let mut out = Vec::new();
+    let mut parts = parts.into_iter();
+    if let Some(first) = parts.next() {
+        out.push(first);
+    }
+    for p in parts {
+        let dedented: String = p
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        out.push(format!("{NESTED}{name}\n{dedented}"));
+    }
+    out
 }
 
 /// The class defined from its pieces sent in the program (where its copy
@@ -528,6 +588,24 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each piece of the class compiles alone in a few times its size of
+    /// heap: none may be much over `PIECE_MAX` (the file class whole was
+    /// one piece of 3 KB, and failed to compile now and then on a 64 KB
+    /// board beside a mount).
+    #[test]
+    fn no_piece_of_the_class_is_much_over_its_bound() {
+        let pieces = class_pieces();
+        let most = pieces.iter().map(String::len).max().unwrap_or(0);
+        eprintln!("{} pieces, the biggest {most} B", pieces.len());
+        assert!(most <= PIECE_MAX + 400, "{most} B");
+        // The file class's methods went into it.
+        assert!(
+            pieces
+                .iter()
+                .any(|p| p.contains("_WRFS.F.readline = readline"))
+        );
+    }
 
     /// The programs as they were written in Rust strings before they
     /// moved to share_programs.py: the board gets the same bytes.
