@@ -733,17 +733,21 @@ fn a_share_resumed_after_the_board_gave_up_types_nothing_into_the_repl() {
     term.type_keys(
         b"exec(\"time.sleep(2)\\ntry:\\n print(os.listdir())\\nexcept Exception as e:\\n print('ERR', e)\")\r",
     );
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The board has the line (its echo) and sleeps 2 s before it asks.
+    wait_for(&term, before, "print('ERR', e)\")");
     let pid = term.child.id().to_string();
     let signal = |s: &str| {
         let st = Command::new("kill").args([s, &pid]).status().expect("kill");
         assert!(st.success());
     };
     signal("-STOP");
+    // The stall under test: longer than the board's 15 s.
     std::thread::sleep(std::time::Duration::from_secs(22));
     signal("-CONT");
-    wait_for(&term, before, "ERR ");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The board's output comes after its request on the link: by the
+    // time it shows, the share has met the request, and an answer it sent
+    // would be typed ahead of the next line.
+    wait_for(&term, before, "ENODEV\n>>> ");
     line(&mut term, "print('next', 6 * 7)", "\n>>> ");
     let text = term.text()[before..].to_string();
     assert!(text.contains("ERR [Errno 19] ENODEV"), "{text:?}");
