@@ -99,22 +99,7 @@ async fn remove_on_board(b: &Board, how: How, shown: &str, path: &str) -> Result
             "{shown}: the board's root is copied, not removed (rm -r 'BOARD:/*' empties it)"
         )));
     }
-    let listing = b.listing(path, true).await?;
-    if !listing.skipped.is_empty() {
-        return Err(ProtocolError::BadNames(listing.skipped).into());
-    }
-    let (mut dirs, files): (Vec<_>, Vec<_>) = listing
-        .entries
-        .into_iter()
-        .partition(|e| e.kind == EntryKind::Dir);
-    for f in files {
-        b.remove(&f.path).await?;
-    }
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
-    for d in dirs {
-        b.rmdir(&d.path).await?;
-    }
-    b.rmdir(path).await?;
+    b.remove_tree(path, |_, _| Ok(())).await?;
     said_removed(how, true, shown)
 }
 

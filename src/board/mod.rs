@@ -953,6 +953,36 @@ impl Board {
         sn::expect_ok(&self.snippet(sn::rmdir(path)).await?, path)
     }
 
+    /// Removes the directory `path` and all below it, as `rm -r`: its
+    /// files, then its directories deepest first, then itself; `removed`
+    /// hears each path (and whether a directory) as it goes. A name the
+    /// board listed that is not one path component removes nothing.
+    pub async fn remove_tree(
+        &self,
+        path: &str,
+        mut removed: impl FnMut(&str, bool) -> Result<()>,
+    ) -> Result<()> {
+        let listing = self.listing(path, true).await?;
+        if !listing.skipped.is_empty() {
+            return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
+        }
+        let (mut dirs, files): (Vec<_>, Vec<_>) = listing
+            .entries
+            .into_iter()
+            .partition(|e| e.kind == EntryKind::Dir);
+        for f in files {
+            self.remove(&f.path).await?;
+            removed(&f.path, false)?;
+        }
+        // Deepest first: a directory is empty when its turn comes.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+        for d in dirs {
+            self.rmdir(&d.path).await?;
+            removed(&d.path, true)?;
+        }
+        self.rmdir(path).await
+    }
+
     /// Renames, replacing an existing target (file, or empty directory on
     /// filesystems that allow it).
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {

@@ -398,25 +398,10 @@ pub async fn rm(
                 if !recursive {
                     return Err(is_dir(arg));
                 }
-                let listing = b.listing(&path, true).await?;
-                if !listing.skipped.is_empty() {
-                    return Err(crate::protocol::ProtocolError::BadNames(listing.skipped).into());
-                }
-                let (mut dirs, files): (Vec<_>, Vec<_>) = listing
-                    .entries
-                    .into_iter()
-                    .partition(|e| e.kind == EntryKind::Dir);
-                for f in files {
-                    b.remove(&f.path).await?;
-                    said("", &format!("{name}:{}", f.path))?;
-                }
-                // Deepest first: a directory is empty when its turn comes.
-                dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
-                for d in dirs {
-                    b.rmdir(&d.path).await?;
-                    said("directory ", &format!("{name}:{}", d.path))?;
-                }
-                b.rmdir(&path).await?;
+                b.remove_tree(&path, |p, dir| {
+                    said(if dir { "directory " } else { "" }, &format!("{name}:{p}"))
+                })
+                .await?;
                 said("directory ", arg)
             }
         },

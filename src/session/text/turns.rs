@@ -265,14 +265,7 @@ impl TextLane {
         let interrupt = self.interrupt || self.ours_unfinished;
         if !self.known {
             if interrupt {
-                out.text(raw::ENTER_INTERRUPTING.to_vec());
-                self.mode = Mode::Entering {
-                    seen: Vec::new(),
-                    polite: false,
-                    waited_on: false,
-                    sync: None,
-                };
-                self.timers.set(Timer::Reply, now + self.timeout);
+                self.enter_interrupting(now, out);
             } else {
                 self.send_ctrl_a(now, true, out);
             }
@@ -295,14 +288,7 @@ impl TextLane {
             }
             None if interrupt => {
                 self.waiting = None;
-                out.text(raw::ENTER_INTERRUPTING.to_vec());
-                self.mode = Mode::Entering {
-                    seen: Vec::new(),
-                    polite: false,
-                    waited_on: false,
-                    sync: None,
-                };
-                self.timers.set(Timer::Reply, now + self.timeout);
+                self.enter_interrupting(now, out);
             }
             None => {
                 let why = if self.screen.prompt() == Some(Prompt::Paste) {
@@ -337,6 +323,19 @@ impl TextLane {
             }
         }
         Ok(())
+    }
+
+    /// Into the raw REPL whatever runs: Ctrl-C first (what the board runs
+    /// is ours to stop, or the user said so).
+    fn enter_interrupting(&mut self, now: Instant, out: &mut Out) {
+        out.text(raw::ENTER_INTERRUPTING.to_vec());
+        self.mode = Mode::Entering {
+            seen: Vec::new(),
+            polite: false,
+            waited_on: false,
+            sync: None,
+        };
+        self.timers.set(Timer::Reply, now + self.timeout);
     }
 
     /// A program holds the REPL that is not ours to take (one a person
