@@ -23,6 +23,20 @@ fn share(tb: &TestBoard, dir: &Path, extra: &[&str]) -> Piped {
     term
 }
 
+/// The share of `dir` through the link emulator at `port`, its stderr (the
+/// person's terminal too) in `log`.
+fn share_logged(tb: &TestBoard, dir: &Path, port: u16, log: &Path) -> Piped {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
+        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
+        .arg(dir)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(log)
+        .env("WEBREPL_PASSWORD", &tb.password);
+    Piped::spawn(c)
+}
+
 /// Waits for `what` in the terminal after byte `from`; says what it shows
 /// if it never comes.
 fn wait_for(term: &Piped, from: usize, what: &str) {
@@ -267,15 +281,7 @@ fn a_cut_link_keeps_the_share_and_the_terminal_shows_nothing_of_the_remount() {
     std::fs::write(host.path().join("m.py"), "X = 'from the host'\n").expect("seed");
     let log = host.path().join("log");
     // Its log says when the new link is up (stderr: the terminal's own).
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
-        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .arg(host.path())
-        .arg(format!("127.0.0.1:{}", link.port))
-        .arg(&log)
-        .env("WEBREPL_PASSWORD", &tb.password);
-    let mut term = Piped::spawn(c);
+    let mut term = share_logged(&tb, host.path(), link.port, &log);
     wait_for(&term, 0, "\r\n>>> ");
     // The board forgets the class, as a real one would not: the new link
     // defines it again.
@@ -685,15 +691,7 @@ fn a_foreground_share_tells_a_reconnect_in_one_plain_line_and_a_soft_reset_not_a
     let host = tempfile::tempdir().expect("host dir");
     let log = host.path().join("log");
     // stderr is the person's terminal too.
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg("exec \"$0\" --timeout 5 share \"$1\" \"$2\" 2>\"$3\"")
-        .arg(env!("CARGO_BIN_EXE_webrepl-mount"))
-        .arg(host.path())
-        .arg(format!("127.0.0.1:{}", link.port))
-        .arg(&log)
-        .env("WEBREPL_PASSWORD", &tb.password);
-    let mut term = Piped::spawn(c);
+    let mut term = share_logged(&tb, host.path(), link.port, &log);
     wait_for(&term, 0, "\r\n>>> ");
     let before = term.text().len();
     term.type_keys(b"\x04");
