@@ -407,7 +407,9 @@ impl Board {
             Ok(s) => (s.rate.unwrap_or(0.0), s.typing),
             Err(_) => (0.0, false),
         };
-        slice_for(rate, typing)
+        let slice = slice_for(rate, typing);
+        debug!("slices of {slice} B (the link's rate {rate:.0} B/s, typing: {typing})");
+        slice
     }
 
     /// The data of each file into its part file (and the slices after the

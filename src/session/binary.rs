@@ -33,6 +33,10 @@ const BACKLOG_TIME: f64 = 0.05;
 const BACKLOG_MIN: u64 = 2 * PUT_FRAME as u64;
 const BACKLOG_MAX: u64 = 256 * 1024;
 const BACKLOG_START: u64 = 16 * 1024;
+/// PUTs this big or bigger measure the link's rate end to end: from the
+/// time the link began on them to the board's answer after their last
+/// byte. Smaller ones are mostly round trip.
+const PUT_RATE_MIN: u64 = 4096;
 /// GET acks in flight while a program of ours goes back and forth with the
 /// board: each of its answers (the raw banner, the sync, the program's)
 /// queues behind the chunks already asked for. A program beside a
@@ -147,6 +151,11 @@ pub struct BinaryLane {
     backlog: u64,
     rate: Option<f64>,
     sample: Option<(Instant, u64)>,
+    /// The rate big PUTs delivered end to end ([`PUT_RATE_MIN`]), and when
+    /// the last PUT was answered (a pipelined PUT's time on the link
+    /// starts there, not at its header).
+    put_rate: Option<f64>,
+    put_answered: Option<Instant>,
     /// What the lane waits for ([`TimerTable`]): `Timer::Transfer`, the
     /// board's progress with the transfers under way, set anew by each.
     pub timers: TimerTable,
@@ -177,6 +186,8 @@ impl BinaryLane {
             backlog: 0,
             rate: None,
             sample: None,
+            put_rate: None,
+            put_answered: None,
             timers: TimerTable::default(),
             timeout,
             failed: Vec::new(),
@@ -213,8 +224,17 @@ impl BinaryLane {
     }
 
     /// The link's measured rate in bytes per second, once known.
+    ///
+    /// The lower of two figures: how fast the socket's backlog drains,
+    /// which runs ahead while the board's TCP window and any relay's
+    /// buffers fill (9 KB into a 20 KB/s link's buffers read as 72 KB/s,
+    /// and a person's keys then waited behind slices three times too big),
+    /// and what big PUTs delivered end to end.
     pub fn rate(&self) -> Option<f64> {
-        self.rate
+        match (self.rate, self.put_rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// When the longest-waiting queued transfer was queued.
@@ -274,7 +294,7 @@ impl BinaryLane {
     }
 
     fn backlog_limit(&self) -> u64 {
-        self.rate
+        self.rate()
             .map(|r| (r * BACKLOG_TIME) as u64)
             .unwrap_or(BACKLOG_START)
             .clamp(BACKLOG_MIN, BACKLOG_MAX)
@@ -516,7 +536,7 @@ impl BinaryLane {
                 let Some(done) = self.active.pop_front() else {
                     return Ok(());
                 };
-                self.finish(done, payload, out);
+                self.finish(now, done, payload, out);
                 if surplus > 0 {
                     // The board took our extra acks as the start of the next
                     // header: only a new connection is in step again.
@@ -541,7 +561,7 @@ impl BinaryLane {
         }
     }
 
-    fn finish(&mut self, done: Active, payload: &[u8], out: &mut Out) {
+    fn finish(&mut self, now: Instant, done: Active, payload: &[u8], out: &mut Out) {
         match done {
             Active::Get {
                 q,
@@ -554,6 +574,14 @@ impl BinaryLane {
             }
             Active::Put { q, started, .. } => {
                 log_transfer("PUT", &q.what, q.what.size(), started);
+                let size = q.what.size();
+                let from = self.put_answered.map_or(started, |t| t.max(started));
+                let secs = now.saturating_duration_since(from).as_secs_f64();
+                if size >= PUT_RATE_MIN && secs > 0.0 {
+                    let r = size as f64 / secs;
+                    self.put_rate = Some(self.put_rate.map_or(r, |old| 0.5 * old + 0.5 * r));
+                }
+                self.put_answered = Some(now);
                 out.done(q.op, Ok(Outcome::Put));
             }
             Active::Version { q } => {

@@ -1753,3 +1753,24 @@ fn a_program_beside_an_upload_and_a_person_typing_waits_for_one_slice_at_most() 
         ));
     }
 }
+
+#[test]
+fn buffers_that_take_a_first_upload_at_once_do_not_make_the_link_look_fast() {
+    // An ESP32's TCP window and a relay's buffers take the first KBs at
+    // once: read from the socket's backlog alone, a 9 KB upload says
+    // nothing of the link here, and on the test board behind the link
+    // emulator it said 72 KB/s for 20 KB/s (a person's keys then waited
+    // behind slices sized for that rate). The board's answer after the
+    // last byte does not run ahead.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    p.up.window = 9_000;
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    let puts = put_files(&mut p, 1, 9_400, "helpers");
+    let r = p.wait(puts[0], Duration::from_secs(10));
+    assert!(matches!(r, Ok(Outcome::Put)), "{r:?}");
+    let rate = p.core.status(p.now).rate.unwrap_or(0.0);
+    assert!(
+        rate > 0.5 * ESP32 && rate < 1.3 * ESP32,
+        "{rate:.0} B/s on a {ESP32:.0} B/s link"
+    );
+}
