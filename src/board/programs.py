@@ -92,8 +92,8 @@ def tree(a):
     if len(a) > 2:
         try: P("V" + "".join(" %d" % v for v in os.statvfs(a[0])))
         except OSError: pass
-    sys.stdout.write(o[0])
-    print("K")
+    # With the last lines: one write, never an empty one.
+    sys.stdout.write(o[0] + "K\n")
 
 
 # `mkdir -p` of each path, refusing to walk through a file: `K`, or
