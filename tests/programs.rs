@@ -143,10 +143,19 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
         "{out}"
     );
     let walked = answers(&out, 3);
-    let mut within = "";
+    // Directories by number: 0 the root, n the n-th `d` line (all at the
+    // root here).
+    let mut numbered = vec![String::new()];
+    let mut within = None;
     let found = walked.iter().any(|e| match e {
-        Answer::InDir(d) => {
-            within = d;
+        Answer::InDir(k) => {
+            within = numbered.get(*k).cloned();
+            false
+        }
+        Answer::Named {
+            dir: true, name, ..
+        } => {
+            numbered.push(format!("/{name}"));
             false
         }
         Answer::Named {
@@ -154,7 +163,7 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
             size: 3,
             name,
             ..
-        } => within == "/lib" && *name == "a.py",
+        } => within.as_deref() == Some("/lib") && *name == "a.py",
         _ => false,
     });
     assert!(found, "{out}");

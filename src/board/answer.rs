@@ -72,11 +72,13 @@ pub enum Answer<'a> {
         mtime: i64,
         check: &'a str,
     },
-    /// `> <name>`: the listing's entries that follow are in this
-    /// directory (a compact listing's).
-    InDir(&'a str),
+    /// `> <number>`: the listing's entries that follow are in this
+    /// directory (a compact listing's): 0 for the one listed, n for the
+    /// directory of its n-th `d` line.
+    InDir(usize),
     /// `d|f <size> <mtime> <name>`: a compact listing's entry, named in
-    /// the directory of the last `InDir` (see `sn::name_bytes`).
+    /// the directory of the last `InDir` (see `sn::name_bytes`), its
+    /// mtime the difference from the previous entry's.
     Named {
         dir: bool,
         size: u64,
@@ -160,7 +162,7 @@ impl<'a> Answer<'a> {
                 mtime: n(mtime)?,
                 check,
             },
-            [">", name] => Answer::InDir(name),
+            [">", k] => Answer::InDir(n(k)?),
             [k @ ("d" | "f"), size, mtime, name] => Answer::Named {
                 dir: *k == "d",
                 size: n(size)?,
@@ -207,7 +209,8 @@ mod tests {
         );
         assert_eq!(Answer::parse("Z 1 x"), Answer::Other("Z 1 x"));
         assert_eq!(Answer::parse("QUJD"), Answer::Other("QUJD"));
-        assert_eq!(Answer::parse("> /lib"), Answer::InDir("/lib"));
+        assert_eq!(Answer::parse("> 12"), Answer::InDir(12));
+        assert_eq!(Answer::parse("> /lib"), Answer::Other("> /lib"));
         assert_eq!(
             Answer::parse("f 3 -1 %0a"),
             Answer::Named {

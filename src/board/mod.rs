@@ -81,6 +81,20 @@ pub struct StatVfs {
     pub namemax: u64,
 }
 
+impl StatVfs {
+    /// `os.statvfs`'s ten fields (or more), as the board printed them.
+    fn from_fields(f: &[u64]) -> Option<StatVfs> {
+        (f.len() >= 10).then(|| StatVfs {
+            bsize: f[0],
+            frsize: f[1],
+            blocks: f[2],
+            bfree: f[3],
+            bavail: f[4],
+            namemax: f[9],
+        })
+    }
+}
+
 /// Names of uploads in flight start with this: hidden in listings, removed
 /// when found stale, refused as names for files of the user's.
 pub const PART_PREFIX: &str = ".wrm-";
@@ -222,6 +236,8 @@ struct Downloads {
 pub struct Listing {
     pub entries: Vec<Entry>,
     pub skipped: Vec<String>,
+    /// The filesystem's figures, when asked for with the listing.
+    pub space: Option<StatVfs>,
 }
 
 /// Bytes a GET's sink takes before they are credited to the session (far
@@ -754,7 +770,17 @@ impl Board {
     /// the walk's depth and size are bounded, so a directory that contains
     /// itself ends. What was left out is in `skipped`, escaped.
     pub async fn listing(&self, path: &str, deep: bool) -> Result<Listing> {
-        let out = self.query(sn::walk(path, deep)).await?;
+        self.listing_of(path, sn::walk(path, deep), deep).await
+    }
+
+    /// The whole tree below `path` (a checked `listing`), and the statvfs
+    /// figures of its filesystem, in one program.
+    pub async fn tree_and_space(&self, path: &str) -> Result<Listing> {
+        self.listing_of(path, sn::walk_and_space(path), true).await
+    }
+
+    async fn listing_of(&self, path: &str, program: String, deep: bool) -> Result<Listing> {
+        let out = self.query(program).await?;
         let mut found = Listing::default();
         let mut dirs: HashSet<String> = HashSet::from([path.to_string()]);
         let skip = |found: &mut Listing, p: &str, why: &str| {
@@ -778,8 +804,13 @@ impl Board {
                 None => format!("a name in {dir}"),
             });
         };
-        // The directory of a compact listing's entries (`Answer::InDir`).
+        // The directory of a compact listing's entries (`Answer::InDir`),
+        // the directories it named so far by number (0: `path`; None for
+        // a `d` line that was no good name), and the last entry's mtime
+        // (each comes as the difference from it).
         let mut within: Option<Vec<u8>> = None;
+        let mut numbered: Vec<Option<Vec<u8>>> = vec![Some(path.as_bytes().to_vec())];
+        let mut last_mtime: i64 = 0;
         for l in sn::lines(&out) {
             if let Some(d) = l.strip_prefix("U ").and_then(sn::unhex_bytes) {
                 not_utf8(&mut found, &d, None);
@@ -793,8 +824,8 @@ impl Board {
                     mtime,
                     hex,
                 } => sn::unhex_bytes(hex).map(|p| (dir, size, mtime, p)),
-                Answer::InDir(name) => {
-                    within = sn::name_bytes(name);
+                Answer::InDir(k) => {
+                    within = numbered.get(k).cloned().flatten();
                     continue;
                 }
                 Answer::Named {
@@ -802,14 +833,29 @@ impl Board {
                     size,
                     mtime,
                     name,
-                } => within.as_ref().zip(sn::name_bytes(name)).map(|(d, n)| {
-                    let mut p = d.clone();
-                    if p.last() != Some(&b'/') {
-                        p.push(b'/');
+                } => {
+                    let mtime = last_mtime.saturating_add(mtime);
+                    last_mtime = mtime;
+                    let p = within.as_ref().zip(sn::name_bytes(name)).map(|(d, n)| {
+                        let mut p = d.clone();
+                        if p.last() != Some(&b'/') {
+                            p.push(b'/');
+                        }
+                        p.extend_from_slice(&n);
+                        p
+                    });
+                    if dir {
+                        // Bounded as the entries are, below.
+                        if numbered.len() > MAX_ENTRIES {
+                            return Err(Error::Answer(crate::error::Unexpected::LongListing {
+                                path: path.to_string(),
+                                most: MAX_ENTRIES,
+                            }));
+                        }
+                        numbered.push(p.clone());
                     }
-                    p.extend_from_slice(&n);
-                    (dir, size, mtime, p)
-                }),
+                    p.map(|p| (dir, size, mtime, p))
+                }
                 _ => None,
             };
             match (entry, answer) {
@@ -874,6 +920,7 @@ impl Board {
                     }
                     warn!("cannot list {} on the board: errno {errno}", shown(&dir));
                 }
+                (None, Answer::Vfs(f)) => found.space = StatVfs::from_fields(&f),
                 (None, Answer::Ok) => return Ok(found),
                 // Anything else is board chatter that landed in our answer.
                 (None, _) => debug!("ignoring line from the board: {l:?}"),
@@ -994,14 +1041,9 @@ impl Board {
         for l in sn::lines(&out) {
             match Answer::parse(l) {
                 Answer::Vfs(f) if f.len() >= 10 => {
-                    return Ok(StatVfs {
-                        bsize: f[0],
-                        frsize: f[1],
-                        blocks: f[2],
-                        bfree: f[3],
-                        bavail: f[4],
-                        namemax: f[9],
-                    });
+                    if let Some(v) = StatVfs::from_fields(&f) {
+                        return Ok(v);
+                    }
                 }
                 Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
                 _ => {}

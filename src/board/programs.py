@@ -29,68 +29,71 @@ def stat(a):
 
 
 # The entries of a directory (and below it, if the second field is 1):
-# per directory `> <name of it>` (once, before its first entry), then
-# `d|f <size> <mtime> <name>` each; then `K`. A directory that cannot be
-# listed is `E <errno> <hex path>`. A name goes as it is when it is
+# per directory `> <number>` (once, before its first entry: 0 for the
+# first field's, n for the directory of the listing's n-th `d` line), then
+# `d|f <size> <mtime> <name>` each, the mtime as the difference from the
+# previous entry's (the first's from 0); then, if there is a third field,
+# `V <statvfs fields>` of the first; then `K`. A directory that cannot
+# be listed is `E <errno> <hex path>`. A name goes as it is when it is
 # printable ASCII without spaces and does not start with `%`, else as `%`
-# and its bytes in hex (board/mod.rs `listing`; about a third of the bytes
-# of whole paths in hex). No recursion: a stack of names is all the board
-# holds. Paths are bytes: a name that is not UTF-8 would raise
-# UnicodeError as a str; it is listed (the tool skips it) but not walked
-# into.
+# and its bytes in hex (board/mod.rs `listing`). Lines go out about 500
+# bytes at a time: a print per line sent a frame per field (9 frames and
+# 18 bytes of frame headers per entry at 20 KB/s). No recursion: a stack
+# of names is all the board holds. Paths are bytes: a name that is not
+# UTF-8 would raise UnicodeError as a str; it is listed (the tool skips
+# it) but not walked into.
+# (Short blocks on one line: the program goes on the wire at every mount.)
 def tree(a):
-    import os, binascii
+    import os, sys, binascii
+
+    H = lambda n: binascii.hexlify(n).decode()
 
     # Names are bytes, or str on some filesystems: as bytes.
     def Q(n):
         n = b"" + n
-        if n and min(n) > 32 and max(n) < 127 and n[0] != 37:
-            return n.decode()
-        return "%" + binascii.hexlify(n).decode()
+        return n.decode() if n and min(n) > 32 and max(n) < 127 and n[0] != 37 else "%" + H(n)
 
-    t = [a[0].encode()]
+    # o: the lines not yet written, the last mtime, the `d` lines so far.
+    o = ["", 0, 0]
+
+    def P(s):
+        s = o[0] + s + "\n"
+        if len(s) > 500: sys.stdout.write(s); s = ""
+        o[0] = s
+
+    t = [(a[0].encode(), 0)]
     while t:
-        d = t.pop()
-        try:
-            it = os.ilistdir(d)
-        except OSError as e:
-            print("E", e.args[0], binascii.hexlify(d).decode())
-            continue
+        d, i = t.pop()
+        try: it = os.ilistdir(d)
+        except OSError as e: P("E %d " % e.args[0] + H(d)); continue
         h = 1
         while 1:
             # The root's listing comes as str whatever was asked (the VFS
             # names it "/"): a name that is not UTF-8 raises there, once,
             # and the listing goes on; `U` says one was skipped.
-            try:
-                e = next(it)
-            except StopIteration:
-                break
-            except UnicodeError:
-                print("U", binascii.hexlify(d).decode())
-                continue
-            if h:
-                print(">", Q(d))
-                h = 0
+            try: e = next(it)
+            except StopIteration: break
+            except UnicodeError: P("U " + H(d)); continue
+            if h: P("> %d" % i); h = 0
             p = d.rstrip(b"/") + b"/" + e[0]
-            if p == b"/remote" and getattr(globals().get("_WRFS"), "m", 0):
-                # The share's mountpoint: the host's files, not the board's.
-                continue
-            try:
-                s = os.stat(p)
-                z = s[6]
-                m = s[8]
-            except OSError:
-                z = e[3] if len(e) > 3 else 0
-                m = 0
-            k = "d" if e[1] & 0x4000 else "f"
-            print(k, z, m, Q(e[0]))
-            if a[1] == "1" and k == "d":
-                try:
-                    p.decode()
-                    t.append(p)
-                except UnicodeError:
-                    pass
-    print("K")
+            # The share's mountpoint: the host's files, not the board's.
+            if p == b"/remote" and getattr(globals().get("_WRFS"), "m", 0): continue
+            try: s = os.stat(p); z = s[6]; m = s[8]
+            except OSError: z = e[3] if len(e) > 3 else 0; m = 0
+            k = e[1] & 0x4000
+            P("%s %d %d %s" % ("d" if k else "f", z, m - o[1], Q(e[0])))
+            o[1] = m
+            if k:
+                o[2] += 1
+                if a[1] == "1":
+                    try: p.decode(); t.append((p, o[2]))
+                    except UnicodeError: pass
+    # A third field: the filesystem's figures too, as `statvfs` says them.
+    if len(a) > 2:
+        try: P("V" + "".join(" %d" % v for v in os.statvfs(a[0])))
+        except OSError: pass
+    # With the last lines: one write, never an empty one.
+    sys.stdout.write(o[0] + "K\n")
 
 
 # `mkdir -p` of each path, refusing to walk through a file: `K`, or

@@ -405,6 +405,12 @@ pub fn walk(top: &str, deep: bool) -> String {
     program("tree", &[top, if deep { "1" } else { "0" }])
 }
 
+/// Lists the whole tree below `top`, then the statvfs figures of its
+/// filesystem (a mount's first listing: `find` asks them next).
+pub fn walk_and_space(top: &str) -> String {
+    program("tree", &[top, "1", "v"])
+}
+
 /// `mkdir -p` of each directory, refusing to walk through a file. Answers
 /// `K`, or `E <errno> <hex of the directory>` for the first that fails.
 pub fn mkdirs(paths: &[&str]) -> String {

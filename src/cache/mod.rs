@@ -23,7 +23,7 @@ mod snapshot;
 pub mod tree;
 mod verify;
 
-use crate::board::{Base, Board, EntryKind, StatVfs, is_part};
+use crate::board::{Base, Board, EntryKind, Listing, StatVfs, is_part};
 use crate::error::{BadPath, Error, Reserved, Result};
 use contents::Contents;
 use identity::hidden;
@@ -352,7 +352,7 @@ impl Core {
             ),
         };
         let started = Instant::now();
-        let entries = first.list("/", true).await?;
+        let Listing { entries, space, .. } = first.tree_and_space("/").await?;
         info!(
             "read the board's tree: {} entries in {:.2?}",
             entries.len(),
@@ -376,7 +376,7 @@ impl Core {
         let state = State {
             tree,
             contents: Contents::new(opts.cache_bytes),
-            statvfs: None,
+            statvfs: space.map(|v| (Instant::now(), v)),
             next_fh: 1,
             writers: Default::default(),
             streaming: Default::default(),
