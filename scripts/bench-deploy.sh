@@ -44,7 +44,9 @@ bytes=$(cat "$work/src"/*.py "$work/src"/lib/*.py | wc -c)
 
 median() { printf "%s\n" "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 wipe() { for i in "$@"; do find "$work/root$i" -mindepth 1 -delete; done; }
-check() { diff -r -x .webrepl-mount-helpers "$work/src" "$work/root$1" > /dev/null || { echo "board $1 differs from the tree" >&2; exit 1; }; }
+# The mount's own hidden files on the board (.webrepl-mount-id, -probe,
+# -helpers) are not part of the tree.
+check() { diff -r -x '.webrepl-mount-*' "$work/src" "$work/root$1" > /dev/null || { echo "board $1 differs from the tree" >&2; exit 1; }; }
 mount_it() {
   "$wm" "$1" "$mnt" 2>>"$work/mount.log" &
   for _ in $(seq 250); do mountpoint -q "$mnt" && return; sleep 0.02; done

@@ -256,6 +256,10 @@ pub enum Lost {
     BoardReset,
     #[error("(resynchronising with the board)")]
     Resync,
+    /// A program that was to follow an upload's last byte: the upload
+    /// failed before it, so the program was not sent.
+    #[error("(the upload it was to follow did not go)")]
+    UploadFailed,
     #[error("(the session ended)")]
     SessionEnded,
     #[error("(not connected)")]

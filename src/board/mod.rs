@@ -26,7 +26,7 @@ use crate::error::{Error, Lost, Result};
 use crate::protocol::ProtocolError;
 use crate::protocol::raw::Output;
 use crate::protocol::transfer::MAX_NAME;
-use crate::session::{Piece, Run, Session};
+use crate::session::{Piece, PutTicket, Run, Session};
 use answer::Answer;
 use snippets as sn;
 use std::collections::{HashSet, VecDeque};
@@ -521,6 +521,17 @@ impl Board {
     /// by an older version of ours).
     async fn helper(&self, code: String) -> Result<Vec<u8>> {
         self.with_helpers(code, Run::SNIPPET).await
+    }
+
+    /// `helper`, sent right behind the last byte of the upload `after`
+    /// (not waiting for the board's answer to it): a program that checks
+    /// what that upload left before it uses it.
+    async fn helper_after(&self, code: String, after: PutTicket) -> Result<Vec<u8>> {
+        let how = Run {
+            after: Some(after),
+            ..Run::SNIPPET
+        };
+        self.with_helpers(code, how).await
     }
 
     async fn with_helpers(&self, code: String, how: Run) -> Result<Vec<u8>> {

@@ -46,11 +46,13 @@ pub(super) struct Inflater {
 
 /// A compressed upload that went: its part file, checked, to be finished
 /// as any upload; or already on its target (a copy that checks no base),
-/// with the board's mtime.
+/// with the board's mtime; or finished with its inflating.
 #[derive(Debug, Clone)]
 pub(super) enum Packed {
     Part(String),
     Landed(i64),
+    /// Inflated and finished by one program (a file alone): where it went.
+    Written(Written),
 }
 
 /// Per board: what the probe of the current connection found, and how
@@ -236,52 +238,113 @@ impl Board {
                     Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice)
                 })
                 .collect();
-            let sent = self.send_parts(&zups, &jobs).await;
+            // A stream alone in one PUT (a mount's close, `cp` of one
+            // file): the program that inflates it goes right behind the
+            // PUT's last byte (it checks the stream's size and CRC first),
+            // and finishes it too (checks the target's base, renames): one
+            // program, no round trip of its own.
+            let alone = match jobs.as_slice() {
+                [job] => self.begin_alone(&zups, job),
+                _ => None,
+            };
             let mut calls = Vec::new();
             let mut of = Vec::new();
-            for (job, r) in jobs.iter().zip(sent) {
-                let i = which[job.i];
-                // Marked stale only once they failed: another upload's
-                // cleanup runs while this one inflates, and must not
-                // remove its files.
-                if let Err(e) = r {
-                    self.stale_all(job, &zups);
-                    debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
-                    continue;
-                }
-                let part = self.part_for(&ups[i].path);
-                let z = &zups[job.i].data;
-                calls.push(sn::Inflating {
-                    packed: job.part.clone(),
-                    packed_size: z.len() as u64,
-                    pieces: job.pieces(),
-                    slice: job.slice as u64,
-                    packed_crc: crc32fast::hash(z),
-                    part: part.clone(),
-                    size: ups[i].data.len() as u64,
-                    crc: crc32fast::hash(&ups[i].data),
-                    wbits,
-                    target: matches!(ups[i].base, Base::Any).then(|| ups[i].path.clone()),
-                });
-                of.push((i, job, part));
-            }
-            if calls.is_empty() {
-                break;
-            }
-            // A few files per program: its argument literal is compiled in
-            // the board's heap.
+            // The finishing answer of the one file, from the same program.
+            let mut went: Option<String> = None;
             let mut out = Vec::new();
-            for chunk in calls.chunks(INFLATE_BATCH) {
-                match self.helper(sn::inflate_uploads(chunk)).await {
-                    Ok(o) => out.extend_from_slice(&o),
-                    Err(e) => {
-                        info!("inflating uploads on the board failed ({e}); sending them raw");
-                        break;
+            if let (Some((ticket, put)), [job]) = (alone, jobs.as_slice()) {
+                let i = which[job.i];
+                let part = self.part_for(&ups[i].path);
+                let call = inflating(&ups[i], &zups[job.i].data, job, &part, wbits);
+                let up = &ups[i];
+                let finishing = call.target.is_none().then(|| {
+                    sn::Finishing::new(&part, &up.path, &up.data, up.base, 0, up.data.len().max(1))
+                });
+                let mut code = sn::inflate_uploads(std::slice::from_ref(&call));
+                if let Some(f) = &finishing {
+                    code.push_str(&sn::finish_uploads(std::slice::from_ref(f)));
+                }
+                let (sent, ran) = tokio::join!(put, self.helper_after(code, ticket));
+                if let Err(e) = sent {
+                    // The program found the stream short or missing, and
+                    // left the target as it was.
+                    self.stale_all(job, &zups);
+                    self.stale_mark(&part, true);
+                    debug!("{}: the stream did not go ({e}); raw", shown(&up.path));
+                    break;
+                }
+                match (ran, &finishing) {
+                    (Ok(o), _) => {
+                        let mut lines = sn::lines(&o);
+                        if let Some(z) = lines.next() {
+                            out.extend_from_slice(z.as_bytes());
+                            out.push(b'\n');
+                        }
+                        went = lines.next().map(str::to_string);
+                    }
+                    (Err(e @ (Error::LinkLost(_) | Error::LowMemory { .. })), Some(f)) => {
+                        // Whether it inflated and renamed is found out as
+                        // after a finishing program's lost answer.
+                        debug!("{e} while inflating an upload; checking");
+                        let done = Sending::ready(i, part.clone(), up.data.len());
+                        let found = self
+                            .finished_unseen(
+                                ups,
+                                &[0],
+                                std::slice::from_ref(&done),
+                                std::slice::from_ref(f),
+                            )
+                            .await;
+                        // Landed: as if answered. Else the stream and the
+                        // part are left for the cleanup, and the file goes
+                        // raw.
+                        if let Some(l) = found.ok().as_deref().and_then(|o| sn::lines(o).next())
+                            && matches!(Answer::parse(l), Answer::Done(_) | Answer::Beside { .. })
+                        {
+                            out.extend_from_slice(b"K 0\n");
+                            went = Some(l.to_string());
+                        }
+                    }
+                    (Err(e), _) => {
+                        info!("inflating uploads on the board failed ({e}); sending them raw")
+                    }
+                }
+                calls.push(call);
+                of.push((i, job, part));
+            } else {
+                let sent = self.send_parts(&zups, &jobs).await;
+                for (job, r) in jobs.iter().zip(sent) {
+                    let i = which[job.i];
+                    // Marked stale only once they failed: another upload's
+                    // cleanup runs while this one inflates, and must not
+                    // remove its files.
+                    if let Err(e) = r {
+                        self.stale_all(job, &zups);
+                        debug!("{}: the stream did not go ({e}); raw", shown(&ups[i].path));
+                        continue;
+                    }
+                    let part = self.part_for(&ups[i].path);
+                    calls.push(inflating(&ups[i], &zups[job.i].data, job, &part, wbits));
+                    of.push((i, job, part));
+                }
+                if calls.is_empty() {
+                    break;
+                }
+                // A few files per program: its argument literal is compiled in
+                // the board's heap.
+                for chunk in calls.chunks(INFLATE_BATCH) {
+                    match self.helper(sn::inflate_uploads(chunk)).await {
+                        Ok(o) => out.extend_from_slice(&o),
+                        Err(e) => {
+                            info!("inflating uploads on the board failed ({e}); sending them raw");
+                            break;
+                        }
                     }
                 }
             }
             let lines: Vec<&str> = sn::lines(&out).collect();
             let mut again = Vec::new();
+            let files: Vec<usize> = of.iter().map(|(i, _, _)| *i).collect();
             for (k, (i, job, part)) in of.into_iter().enumerate() {
                 let line = lines.get(k).copied().unwrap_or("");
                 if !matches!(Answer::parse(line), Answer::Done(_) | Answer::Landed { .. }) {
@@ -340,6 +403,31 @@ impl Board {
                     ),
                 }
             }
+            if let (Some(go), [i]) = (went, files.as_slice()) {
+                let (i, up) = (*i, &ups[*i]);
+                if let Some(Packed::Part(part)) = &ready[i] {
+                    let part = part.clone();
+                    ready[i] = match Answer::parse(&go) {
+                        Answer::Done(mtime) => Some(Packed::Written(Written::Target(mtime))),
+                        Answer::Beside {
+                            mtime,
+                            size,
+                            target_mtime,
+                        } => Some(Packed::Written(Written::Beside {
+                            name: super::upload::conflict_name(&up.path),
+                            mtime,
+                            target: (size, target_mtime),
+                        })),
+                        // Short, garbled, an error: sent raw, which says
+                        // why if it fails again.
+                        a => {
+                            debug!("{}: finishing it failed ({a:?}); raw", shown(&up.path));
+                            self.stale_mark(&part, true);
+                            None
+                        }
+                    };
+                }
+            }
             if again.is_empty() {
                 break;
             }
@@ -357,6 +445,23 @@ impl Board {
             self.packing().rate = Some(rate);
         }
         ready
+    }
+}
+
+/// The inflating of `up`, sent as the stream `z` by `job`, into `part`:
+/// onto its target at once for a copy that checks no base.
+fn inflating(up: &Upload, z: &[u8], job: &Sending, part: &str, wbits: u8) -> sn::Inflating {
+    sn::Inflating {
+        packed: job.part.clone(),
+        packed_size: z.len() as u64,
+        pieces: job.pieces(),
+        slice: job.slice as u64,
+        packed_crc: crc32fast::hash(z),
+        part: part.to_string(),
+        size: up.data.len() as u64,
+        crc: crc32fast::hash(&up.data),
+        wbits,
+        target: matches!(up.base, Base::Any).then(|| up.path.clone()),
     }
 }
 

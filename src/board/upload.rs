@@ -256,9 +256,10 @@ impl Board {
             .collect();
         let mut packed = self.send_packed(&ups, &done, slice).await;
         for (r, p) in results.iter_mut().zip(packed.iter_mut()) {
-            if let Some(super::pack::Packed::Landed(mtime)) = p {
-                *r = Some(Ok(Written::Target(*mtime)));
-                *p = None;
+            match p.take() {
+                Some(super::pack::Packed::Landed(mtime)) => *r = Some(Ok(Written::Target(mtime))),
+                Some(super::pack::Packed::Written(w)) => *r = Some(Ok(w)),
+                other => *p = other,
             }
         }
         let mut todo: Vec<Sending> = (0..ups.len())
@@ -266,7 +267,7 @@ impl Board {
             .map(|i| {
                 let part = packed[i].take().and_then(|p| match p {
                     super::pack::Packed::Part(part) => Some(part),
-                    super::pack::Packed::Landed(_) => None,
+                    super::pack::Packed::Landed(_) | super::pack::Packed::Written(_) => None,
                 });
                 (i, deltas[i].take().or(part))
             })
@@ -276,7 +277,16 @@ impl Board {
             })
             .collect();
         for attempt in 1..=PUT_TRIES {
-            let sent = self.send_parts(&ups, &todo).await;
+            // A file alone in one PUT (a mount's close, `cp` of one file):
+            // its finishing program goes right behind the PUT's last byte.
+            let mut alone = match todo.as_slice() {
+                [job] => self.begin_alone(&ups, job),
+                _ => None,
+            };
+            let sent = match alone {
+                Some(_) => vec![Ok(())],
+                None => self.send_parts(&ups, &todo).await,
+            };
             let mut checking = Vec::new();
             for (job, r) in todo.into_iter().zip(sent) {
                 match r {
@@ -291,7 +301,7 @@ impl Board {
             let mut again = Vec::new();
             for chunk in checking.chunks(FINISH_BATCH) {
                 let finished = match self.same_link() {
-                    Ok(()) => self.finish(&ups, chunk).await,
+                    Ok(()) => self.finish(&ups, chunk, alone.take()).await,
                     Err(e) => Err(e),
                 };
                 let finished = match finished {
@@ -493,6 +503,35 @@ impl Board {
         out
     }
 
+    /// The PUT of an upload that goes in one piece, begun now, for a
+    /// program to follow right behind its last byte ([`Alone`]); None if
+    /// it goes another way (slices, a paste, only some slices).
+    pub(super) fn begin_alone(&self, ups: &[Upload], job: &Sending) -> Option<Alone> {
+        let up = &ups[job.i];
+        if job.ready || job.only.is_some() || job.pieces() > 0 || !self.binary_ok(&job.part) {
+            return None;
+        }
+        let progress = up.progress.clone().unwrap_or_else(|| watch::channel(0).0);
+        let shown = self.going(&up.path, up.data.len() as u64, progress.subscribe());
+        let (ticket, put) = self
+            .session
+            .put_begin(
+                self.link,
+                job.part.clone().into_bytes(),
+                up.data.clone(),
+                progress,
+            )
+            .ok()?;
+        Some((
+            ticket,
+            Box::pin(async move {
+                let r = put.await;
+                drop(shown);
+                r
+            }),
+        ))
+    }
+
     /// Every name an upload may have left on the board, to be removed.
     pub(super) fn stale_all(&self, job: &Sending, ups: &[Upload]) {
         for name in piece_names(&job.part, ups[job.i].data.len(), job.slice) {
@@ -503,7 +542,17 @@ impl Board {
     /// One program checks and renames a batch of part files. If the link
     /// breaks under it, whether it ran is found out on the next link: a
     /// part file still there did not move.
-    async fn finish(&self, ups: &[Upload], batch: &[Sending]) -> Result<Vec<Result<Finish>>> {
+    ///
+    /// `alone`: the batch's one file is still on its way in this PUT; the
+    /// program goes right behind its last byte, and a failed PUT is the
+    /// batch's error (the program then finds the part short or missing,
+    /// and leaves the target as it was).
+    async fn finish(
+        &self,
+        ups: &[Upload],
+        batch: &[Sending],
+        mut alone: Option<Alone>,
+    ) -> Result<Vec<Result<Finish>>> {
         let mut results: Vec<Option<Result<Finish>>> = batch.iter().map(|_| None).collect();
         let mut todo: Vec<usize> = (0..batch.len()).collect();
         // A second pass finishes the files a garbled neighbour held back.
@@ -518,7 +567,16 @@ impl Board {
                 })
                 .collect();
             debug!("finishing {} upload(s) in one program", calls.len());
-            let out = match self.finish_listed(&calls).await {
+            let run = match alone.take() {
+                Some((ticket, put)) => {
+                    let code = sn::finish_uploads(&calls);
+                    let (put, out) = tokio::join!(put, self.helper_after(code, ticket));
+                    put?;
+                    out
+                }
+                None => self.finish_listed(&calls).await,
+            };
+            let out = match run {
                 Err(Error::LinkLost(why)) => {
                     debug!("link lost while finishing uploads ({why}); checking");
                     self.finished_unseen(ups, &todo, batch, &calls).await?
@@ -599,7 +657,7 @@ impl Board {
     /// moved, or was removed as short: the board's digest of the target
     /// (or of the conflict name) tells which; a file that is in neither
     /// place is sent again.
-    async fn finished_unseen(
+    pub(super) async fn finished_unseen(
         &self,
         ups: &[Upload],
         todo: &[usize],
@@ -789,7 +847,7 @@ impl Sending {
     }
 
     /// A file the board holds whole in `part` already: one slice.
-    fn ready(i: usize, part: String, len: usize) -> Sending {
+    pub(super) fn ready(i: usize, part: String, len: usize) -> Sending {
         Sending {
             ready: true,
             ..Sending::whole(i, part, len, len.max(1))
@@ -801,6 +859,13 @@ impl Sending {
         self.len.div_ceil(self.slice.max(1)).saturating_sub(1)
     }
 }
+
+/// An upload's one PUT under way ([`Board::begin_alone`]): its ticket, for
+/// a program to follow it, and its end.
+pub(super) type Alone = (
+    crate::session::PutTicket,
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
+);
 
 enum Pending {
     /// One PUT per slice.

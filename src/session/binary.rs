@@ -171,7 +171,13 @@ pub struct BinaryLane {
     /// Paced GETs (their reader said so with a credit): bytes handed on
     /// and not yet taken.
     untaken: std::collections::HashMap<OpId, u64>,
+    /// The last uploads whose last data byte went to the socket (a program
+    /// queued behind one that failed before it does not run).
+    handed_whole: VecDeque<OpId>,
 }
+
+/// Uploads remembered in `handed_whole`.
+const HANDED_KEPT: usize = 256;
 
 impl BinaryLane {
     pub fn new(max_window: u64, timeout: Duration) -> BinaryLane {
@@ -194,6 +200,7 @@ impl BinaryLane {
             typing: false,
             exchanging: false,
             untaken: std::collections::HashMap::new(),
+            handed_whole: VecDeque::new(),
         }
     }
 
@@ -221,6 +228,34 @@ impl BinaryLane {
     /// program's or a person's keys in it, and they never reach the REPL.
     pub fn mid_put(&self) -> bool {
         matches!(self.active.back(), Some(Active::Put { q, handed, .. }) if *handed < q.what.size() as usize)
+    }
+
+    fn handed(&mut self, op: OpId) {
+        if self.handed_whole.len() >= HANDED_KEPT {
+            self.handed_whole.pop_front();
+        }
+        self.handed_whole.push_back(op);
+    }
+
+    /// Whether the upload `op`'s last data byte went to the socket (on this
+    /// link or an earlier one).
+    pub fn was_handed(&self, op: OpId) -> bool {
+        self.handed_whole.contains(&op)
+    }
+
+    /// Uploads whose last data byte has not been handed to the socket yet
+    /// (queued, or under way); not those that ended or failed.
+    pub fn unsent(&self) -> Vec<OpId> {
+        let queued = self
+            .queue
+            .iter()
+            .filter(|q| matches!(q.what, BinaryOp::Put { .. }))
+            .map(|q| q.op);
+        let active = self.active.iter().filter_map(|a| match a {
+            Active::Put { q, handed, .. } if *handed < q.what.size() as usize => Some(q.op),
+            _ => None,
+        });
+        queued.chain(active).collect()
     }
 
     /// The link's measured rate in bytes per second, once known.
@@ -360,6 +395,10 @@ impl BinaryLane {
                     }
                     let frame = data[*handed..*handed + n].to_vec();
                     *handed += n;
+                    if *handed == data.len() {
+                        let op = q.op;
+                        self.handed(op);
+                    }
                     return Some(frame);
                 }
             }
@@ -403,6 +442,17 @@ impl BinaryLane {
                 started: now,
                 q,
             },
+            BinaryOp::Put { data, .. } if data.is_empty() => {
+                self.handed(q.op);
+                Active::Put {
+                    put: Put::new(0),
+                    handed: 0,
+                    start: 0,
+                    reported: 0,
+                    started: now,
+                    q,
+                }
+            }
             BinaryOp::Put { data, .. } => Active::Put {
                 put: Put::new(data.len() as u64),
                 handed: 0,

@@ -239,6 +239,15 @@ impl Machine {
     }
 
     pub fn submit(&mut self, now: Instant, req: Request) -> OpId {
+        self.submit_after(now, req, None)
+    }
+
+    /// `submit`; a program with an `after` starts only once that upload's
+    /// last data byte has gone to the socket, and then at once, without
+    /// waiting for the board's answer to it (the board takes frames in
+    /// order). An upload unknown or ended (failed too) holds nothing back:
+    /// such a program must check what it finds. Not for other requests.
+    pub fn submit_after(&mut self, now: Instant, req: Request, after: Option<OpId>) -> OpId {
         let op = self.next_op;
         self.next_op += 1;
         let job = |job, code, bounded, idempotent, user, patience| QueuedProgram {
@@ -251,6 +260,7 @@ impl Machine {
             patience,
             queued_at: now,
             stream: false,
+            after,
         };
         match req {
             Request::Program {
@@ -327,6 +337,7 @@ impl Machine {
             patience: LINK_PROGRAM_PATIENCE,
             queued_at: now,
             stream: false,
+            after: None,
         };
         self.text.submit_first(job, again);
         self.link_run = Some(op);
@@ -736,6 +747,7 @@ impl Machine {
 
     /// A step after the binary lane's timers in `binary_due` expired.
     fn step_after(&mut self, now: Instant, binary_due: &[(Timer, Instant)]) {
+        self.sync_unsent();
         if self.link != LinkState::Up {
             // While an attempt runs too: one to a board that is off takes
             // the whole time-out to fail.
@@ -765,6 +777,16 @@ impl Machine {
         self.check_link_program();
         self.arm_link_timers();
         self.arm_transfer_timers(now);
+    }
+
+    /// Tells the text lane which uploads have not handed their last byte
+    /// to the socket yet; programs that were to follow one that failed
+    /// before it fail too.
+    fn sync_unsent(&mut self) {
+        self.text.unsent = self.binary.unsent();
+        let binary = &self.binary;
+        self.text
+            .fail_orphans(|op| binary.was_handed(op), &mut self.out);
     }
 
     /// The socket's backlog is read again soon while an upload wants it:
@@ -807,6 +829,17 @@ impl Machine {
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(FrameKind, Vec<u8>)> {
         if self.link != LinkState::Up {
             return None;
+        }
+        // A program that waited for an upload's last byte, which went with
+        // the last frame: it goes now, before any other binary frame (the
+        // next upload's header would hold it for that upload's length).
+        let waited = self.text.front_waits();
+        self.sync_unsent();
+        if waited && !self.text.front_waits() {
+            self.step(now);
+            if self.link != LinkState::Up {
+                return None;
+            }
         }
         let mid_put = self.binary.mid_put();
         if !mid_put {

@@ -89,7 +89,17 @@ pub struct Run {
     pub user: bool,
     /// How long it may wait for a REPL that a person's program holds.
     pub patience: Option<Duration>,
+    /// Not before this upload's last byte has gone to the socket, and then
+    /// at once, without waiting for the board's answer to it (see
+    /// [`Session::put_begin`]). For a program that checks what the upload
+    /// left (size, CRC) before it uses it: the upload may have failed.
+    pub after: Option<PutTicket>,
 }
+
+/// An upload handed to the session ([`Session::put_begin`]): a program may
+/// be queued behind its last byte ([`Run::after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutTicket(u64);
 
 impl Run {
     /// A snippet of ours that changes something.
@@ -98,6 +108,7 @@ impl Run {
         idempotent: false,
         user: false,
         patience: None,
+        after: None,
     };
     /// A snippet of ours that only reads.
     pub const QUERY: Run = Run {
@@ -105,6 +116,7 @@ impl Run {
         idempotent: true,
         user: false,
         patience: None,
+        after: None,
     };
     /// A person's program.
     pub const USER: Run = Run {
@@ -112,6 +124,7 @@ impl Run {
         idempotent: false,
         user: true,
         patience: None,
+        after: None,
     };
 }
 
@@ -143,6 +156,9 @@ impl Reply {
 
 enum Cmd {
     Submit(u64, Request, Reply),
+    /// A program to start only once the upload of the second ticket has
+    /// handed its last byte to the socket ([`Machine::submit_after`]).
+    SubmitAfter(u64, Request, Reply, u64),
     Keys(Vec<u8>),
     Credit(u64, usize),
     Answer(u64, &'static str),
@@ -264,7 +280,16 @@ impl Session {
             user: how.user,
             patience: how.patience.unwrap_or(self.timeout),
         };
-        let ticket = self.send(req, Reply::Once(tx))?;
+        let ticket = match how.after {
+            Some(after) => {
+                let ticket = self.tickets.fetch_add(1, Ordering::SeqCst);
+                self.tx
+                    .send(Cmd::SubmitAfter(ticket, req, Reply::Once(tx), after.0))
+                    .map_err(|_| ended())?;
+                ticket
+            }
+            None => self.send(req, Reply::Once(tx))?,
+        };
         let mut guard = CancelOnDrop {
             session: self,
             ticket,
@@ -405,13 +430,31 @@ impl Session {
         data: Bytes,
         progress: watch::Sender<u64>,
     ) -> Result<()> {
+        let (_, put) = self.put_begin(link, path, data, progress)?;
+        put.await
+    }
+
+    /// `put_on`, queued now: its ticket (for a program to go behind its
+    /// last byte, [`Run::after`]) and its end to wait for.
+    pub fn put_begin(
+        &self,
+        link: Option<u64>,
+        path: Vec<u8>,
+        data: Bytes,
+        progress: watch::Sender<u64>,
+    ) -> Result<(
+        PutTicket,
+        impl std::future::Future<Output = Result<()>> + use<>,
+    )> {
         let (tx, rx) = oneshot::channel();
-        self.send(
+        let ticket = self.send(
             Request::Put { path, data, link },
             Reply::Progress(progress, tx),
         )?;
-        rx.await.map_err(|_| ended())??;
-        Ok(())
+        Ok((PutTicket(ticket), async move {
+            rx.await.map_err(|_| ended())??;
+            Ok(())
+        }))
     }
 
     pub async fn version(&self) -> Result<(u8, u8, u8)> {
@@ -828,6 +871,13 @@ impl Shell {
         match c {
             Cmd::Submit(ticket, req, reply) => {
                 let op = self.core.submit(now, req);
+                self.tickets.insert(ticket, op);
+                self.waiters.insert(op, reply);
+            }
+            Cmd::SubmitAfter(ticket, req, reply, after) => {
+                // An upload already ended holds nothing back.
+                let after = self.tickets.get(&after).copied();
+                let op = self.core.submit_after(now, req, after);
                 self.tickets.insert(ticket, op);
                 self.waiters.insert(op, reply);
             }

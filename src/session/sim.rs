@@ -680,6 +680,8 @@ pub struct Pair {
     pub wakeups: u64,
     /// The board's share requests, in order.
     pub asks: Vec<super::share::Ask>,
+    /// Every frame the session handed to the link, and when.
+    pub wire: Vec<(Instant, FrameKind, Vec<u8>)>,
 }
 
 /// Every scenario ends with a check that the pair goes idle.
@@ -714,6 +716,7 @@ impl Pair {
             changes: 0,
             wakeups: 0,
             asks: Vec::new(),
+            wire: Vec::new(),
         }
     }
 
@@ -746,6 +749,7 @@ impl Pair {
         }
         if self.linked {
             while let Some((k, p)) = self.core.poll_transmit(now) {
+                self.wire.push((now, k, p.clone()));
                 self.up.send(now, k, p);
                 moved = true;
             }

@@ -1774,3 +1774,127 @@ fn buffers_that_take_a_first_upload_at_once_do_not_make_the_link_look_fast() {
         "{rate:.0} B/s on a {ESP32:.0} B/s link"
     );
 }
+
+/// Where each upload's header and last data byte went in `p.wire`, in
+/// the order they went (one upload after another on the wire).
+fn put_spans(p: &Pair, sizes: &[usize]) -> Vec<(usize, usize)> {
+    use crate::protocol::frame::FrameKind;
+    let mut spans = Vec::new();
+    let mut left = 0;
+    let mut header = 0;
+    for (k, (_, kind, payload)) in p.wire.iter().enumerate() {
+        if *kind != FrameKind::Binary {
+            continue;
+        }
+        if left == 0 && payload.len() == 82 && payload.starts_with(b"WA") {
+            let size = u32::from_le_bytes([payload[12], payload[13], payload[14], payload[15]]);
+            left = size as usize;
+            header = k;
+            assert!(sizes.contains(&left), "an upload of {left} bytes");
+            continue;
+        }
+        left -= payload.len();
+        if left == 0 {
+            spans.push((header, k));
+        }
+    }
+    spans
+}
+
+#[test]
+fn a_program_after_an_upload_goes_right_behind_its_last_byte_not_its_answer() {
+    use crate::protocol::frame::FrameKind;
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    // Two uploads queued, the smaller one first on the wire, and a program
+    // that finishes the first: it goes after that one's last byte, before
+    // the second's header, without waiting for the board's answer.
+    let first = put_files(&mut p, 1, 6000, "a")[0];
+    let second = put_files(&mut p, 1, 9000, "b")[0];
+    let prog = p
+        .core
+        .submit_after(p.now, program("print(42)"), Some(first));
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        [first, second, prog].iter().all(|o| p.done.contains_key(o))
+    }));
+    let put_done = p.done[&first].0;
+    match p.wait(prog, Duration::from_secs(10)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+        r => panic!("{r:?}"),
+    }
+    for op in [first, second] {
+        assert!(matches!(
+            p.wait(op, Duration::from_secs(10)),
+            Ok(Outcome::Put)
+        ));
+    }
+    let spans = put_spans(&p, &[6000, 9000]);
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let ((h1, l1), (h2, l2)) = (spans[0], spans[1]);
+    let text: Vec<usize> = (0..p.wire.len())
+        .filter(|&k| p.wire[k].1 == FrameKind::Text)
+        .collect();
+    // Never in the middle of an upload.
+    assert!(
+        text.iter()
+            .all(|&k| !(h1..l1).contains(&k) && !(h2..l2).contains(&k)),
+        "text at {text:?}, uploads at {spans:?}"
+    );
+    // The program's first frame is the very next one after the first
+    // upload's last byte, at that instant, long before its answer.
+    let after = text.iter().copied().find(|&k| k > h1);
+    assert_eq!(
+        after,
+        Some(l1 + 1),
+        "text at {text:?}, uploads at {spans:?}"
+    );
+    assert!(h2 > l1 + 1, "the second upload went before the program");
+    let went = p.wire[l1 + 1].0;
+    assert_eq!(went, p.wire[l1].0);
+    assert!(
+        went + RTT / 2 < put_done,
+        "{:?} {:?}",
+        went - p.start,
+        put_done - p.start
+    );
+    assert!(
+        p.wire[l1 + 1..]
+            .iter()
+            .filter(|(_, k, _)| *k == FrameKind::Text)
+            .any(|(_, _, t)| t.windows(9).any(|w| w == b"print(42)")),
+        "the program never went"
+    );
+    assert_eq!(p.board.eaten, 0, "text the board took as file data");
+    assert_eq!(p.board.files[&b"/a0.bin"[..]], data(6000, 0));
+    assert_eq!(p.board.files[&b"/b0.bin"[..]], data(9000, 0));
+}
+
+#[test]
+fn a_program_after_an_upload_that_failed_before_its_last_byte_is_not_sent() {
+    // A name the protocol cannot carry: refused before it starts. What
+    // the program behind it would finish is not there (nor, after a
+    // link to another board, is that board the upload's).
+    let mut p = Pair::new(cfg(10), 0.0, RTT);
+    assert!(p.run_until(Duration::from_secs(5), |p| p.core.is_up()));
+    let put = p.core.submit(
+        p.now,
+        Request::Put {
+            path: vec![b'x'; 200],
+            data: Bytes::from(data(100, 1)),
+            link: None,
+        },
+    );
+    let prog = p.core.submit_after(p.now, program("print(7)"), Some(put));
+    let next = p.core.submit(p.now, program("print(8)"));
+    assert!(p.wait(put, Duration::from_secs(5)).is_err());
+    let r = p.wait(prog, Duration::from_secs(5));
+    assert!(
+        matches!(r, Err(Error::LinkLost(Lost::UploadFailed))),
+        "{r:?}"
+    );
+    match p.wait(next, Duration::from_secs(5)) {
+        Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"8\n"),
+        r => panic!("{r:?}"),
+    }
+    assert!(!p.board.typed.windows(8).any(|w| w == b"print(7)"));
+}

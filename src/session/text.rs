@@ -63,6 +63,11 @@ pub struct QueuedProgram {
     /// ([`Event::Chunk`]) and it reads credits from its input
     /// ([`TextLane::credit`]).
     pub stream: bool,
+    /// Not before this upload's last data byte has gone to the socket
+    /// (then at once, without waiting for the board's answer to it): a
+    /// program that finishes what that PUT carries, which checks what it
+    /// finds (size, CRC), so a PUT that failed costs nothing.
+    pub after: Option<OpId>,
 }
 
 #[derive(Debug)]
@@ -148,6 +153,10 @@ pub struct TextLane {
     /// Text of ours waits for an upload's last data frame: the lane makes
     /// no new text and its clocks stop (see [`TextLane::thaw`]).
     pub frozen: bool,
+    /// Uploads whose last data byte has not gone to the socket yet (set by
+    /// the machine): a program queued `after` one of them waits, and the
+    /// programs behind it with it.
+    pub unsent: Vec<OpId>,
     /// What the lane waits for ([`TimerTable`]).
     pub timers: TimerTable,
     /// The program a new link runs before the person's keys go (a share's
@@ -188,8 +197,46 @@ impl TextLane {
             timeout,
             waiting: None,
             frozen: false,
+            unsent: Vec::new(),
             timers: TimerTable::default(),
         }
+    }
+
+    /// Whether the next program waits for an upload's last byte to go
+    /// ([`QueuedProgram::after`]).
+    pub fn front_waits(&self) -> bool {
+        self.queue
+            .front()
+            .and_then(|q| q.after)
+            .is_some_and(|op| self.unsent.contains(&op))
+    }
+
+    /// Fails the queued programs that were to follow an upload which
+    /// ended before its last byte went (`handed`: whether it went): what
+    /// they would finish is not there, and the board may not be the one
+    /// the upload was for.
+    pub fn fail_orphans(&mut self, handed: impl Fn(OpId) -> bool, out: &mut Out) {
+        let unsent = &self.unsent;
+        let orphan = |q: &QueuedProgram| {
+            q.after
+                .is_some_and(|op| !unsent.contains(&op) && !handed(op))
+        };
+        if !self.queue.iter().any(orphan) {
+            return;
+        }
+        let (gone, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(orphan);
+        self.queue = kept;
+        for q in gone {
+            debug!("a program not sent: the upload it was to follow failed");
+            out.done(q.op, Err(Error::LinkLost(Lost::UploadFailed)));
+        }
+    }
+
+    /// Whether a queued program may start now.
+    fn startable(&self) -> bool {
+        !self.queue.is_empty() && !self.front_waits()
     }
 
     /// The held text is on the wire after waiting `d`: every clock that
@@ -253,12 +300,14 @@ impl TextLane {
             | Mode::Syncing { .. }
             | Mode::Leaving { .. }
             | Mode::Restoring { .. } => true,
-            Mode::Raw => !self.queue.is_empty(),
+            // A program waiting for an upload's last byte must not hold
+            // that upload back.
+            Mode::Raw => self.startable(),
             Mode::Running { prog, .. } => prog.sending(),
             // A program waits for the person's line to settle: an upload
             // slice started now would hold it a slice longer.
             Mode::Terminal => {
-                !self.queue.is_empty()
+                self.startable()
                     && self.known
                     && self.screen.typed().is_some()
                     && !self.first_queued()
@@ -275,7 +324,7 @@ impl TextLane {
     pub fn exchanging(&self) -> bool {
         match &self.mode {
             Mode::Clearing { .. } | Mode::Entering { .. } | Mode::Syncing { .. } => true,
-            Mode::Raw => !self.queue.is_empty(),
+            Mode::Raw => self.startable(),
             Mode::Running { job, .. } => !job.user && !job.stream,
             _ => false,
         }

@@ -218,7 +218,7 @@ impl TextLane {
             self.saved = None;
         }
         let reset_waits = self.queue.front().is_some_and(|q| q.job == Job::Reset) && !binary_idle;
-        if !self.queue.is_empty() && !reset_waits {
+        if self.startable() && !reset_waits {
             if let Some(job) = self.queue.pop_front() {
                 self.start(now, job, out);
             }
