@@ -339,9 +339,11 @@ fn a_heap_left_in_pieces_is_named_as_such_and_nothing_is_written() {
     }
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(14), "{err}");
+    // Our program compiles (it is short) and the loader it reads from
+    // the helpers' file does not: "... for N bytes" then; or no program.
     assert!(
         err.contains("the board is low on memory (")
-            && err.contains("too little of it in one piece to compile a program)"),
+            && err.contains("too little of it in one piece"),
         "{err}"
     );
     assert!(!tb.path("/big.bin").exists());

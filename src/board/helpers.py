@@ -5,8 +5,8 @@
 #
 # This file goes to the board whole, by one binary PUT, as
 # /.webrepl-mount-helpers (comments and blank lines left out, indentation
-# one space a level, a first line with the CRC of the text), and `load` in
-# programs.py defines the class from it: a new helper is one more `def` in
+# one space a level, a first line with the CRC of the text), and the
+# loader (loader.py, in the same file) defines the class from it: a new helper is one more `def` in
 # the class, four spaces in, calling its siblings as `_wrm.name`; nothing
 # else to register. Any change to this file changes the CRC, so boards get
 # the new file at their next first contact. Keep helpers few and small:
@@ -486,9 +486,9 @@ class _wrm:
         _wrm.c()
 
     # Calls the function n marked "On flash" with a: read from the
-    # helpers' file (which `load` checked, and whose first line it kept in
-    # V) at the place its second line gives, compiled for this call alone
-    # and dropped with it (the names in it were interned by `load`: a call
+    # helpers' file (whose first line the loader kept in V) at the place
+    # its second line gives, compiled for this call alone and dropped
+    # with it (the names in it were interned by the loader: a call
     # interns nothing). A file gone or another version's raises NameError:
     # the tool sends the file again, defines the class anew and runs the
     # call once more.

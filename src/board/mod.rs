@@ -541,14 +541,18 @@ impl Board {
     }
 
     async fn helpers_call(&self, code: String, how: Run) -> Result<Vec<u8>> {
+        use std::sync::atomic::Ordering;
         // A first call costs one program; what the helpers keep is asked
         // (once, see `recall_ram`) where `status` states it, else at a
         // later call.
-        if let Some(out) = self.first_helper_call(&code, how).await? {
-            if self.ram_wanted {
-                self.recall_ram().await;
+        if !self.helpers_seen.load(Ordering::SeqCst) {
+            if let Some(out) = self.define_with(&code, how).await? {
+                if self.ram_wanted {
+                    self.recall_ram().await;
+                }
+                return Ok(out);
             }
-            return Ok(out);
+            return self.pasted_then(code, how).await;
         }
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
@@ -566,59 +570,25 @@ impl Board {
         if let Some(out) = self.define_with(&code, how).await? {
             return Ok(out);
         }
+        self.pasted_then(code, how).await
+    }
+
+    /// `code` run after the helpers are pasted (their file could not
+    /// define them: a full flash); the next calls go plain.
+    async fn pasted_then(&self, code: String, how: Run) -> Result<Vec<u8>> {
         self.define_helpers().await?;
-        // Pasted ones too (a full flash): the next calls go plain.
         self.helpers_seen
             .store(true, std::sync::atomic::Ordering::SeqCst);
         answer(self.run_ours(code, how).await?)
     }
 
-    /// Defines the helpers (`helpers.py`) on the board from their file on
-    /// its flash, sending the file first if it is missing or another
-    /// version's: one program, and on a board that never had them one PUT
-    /// and the program again. The file is closed before it is compiled: a
-    /// file left to its finaliser made the test board crash (see
-    /// scripts/board/variant/modboardrepl.c). Buffers are sized from the
-    /// free heap the program finds.
+    /// Defines the helpers (`helpers.py`) on a board where their file
+    /// could not define them (`define_with` tried, and sent it): pasted, a
+    /// program each, with buffers sized from the free heap.
     async fn define_helpers(&self) -> Result<()> {
-        let mut sent = false;
-        loop {
-            // Only defines: a MemoryError is tried again (smaller buffers).
-            let out = self.query(sn::load_helpers()).await?;
-            let mut mem = Vec::new();
-            let mut missing = false;
-            for l in sn::lines(&out) {
-                match Answer::parse(l) {
-                    Answer::Mem(n) => mem.push(n),
-                    Answer::Missing => missing = true,
-                    _ => {}
-                }
-            }
-            match (mem.as_slice(), missing) {
-                ([before, .., after], false) => {
-                    let ram = Ram {
-                        free: Some(*after),
-                        resident: Some(before.saturating_sub(*after)),
-                        buffer: buffer_for(*before),
-                    };
-                    debug!("helpers defined: {ram:?}");
-                    *self.ram.lock().unwrap_or_else(|e| e.into_inner()) = ram;
-                    self.helpers_seen
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Ok(());
-                }
-                ([before], true) if !sent => match self.send_helpers().await {
-                    Ok(()) => sent = true,
-                    Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
-                    Err(e) => {
-                        warn!("cannot write the helpers' file ({e}); pasting them");
-                        return self.paste_helpers(*before).await;
-                    }
-                },
-                ([before], true) => return self.paste_helpers(*before).await,
-                _ => return Err(sn::unexpected(&out, "the helpers")),
-            }
-        }
+        let before = self.free_heap().await;
+        warn!("the helpers' file cannot define the helpers; pasting them");
+        self.paste_helpers(before.unwrap_or(0)).await
     }
 
     /// Defines the helpers by pasting them, on a board whose flash cannot

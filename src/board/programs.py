@@ -213,82 +213,8 @@ def write(a):
         print("E", e.args[0])
 
 
-# Defines the helpers (the class `_wrm`) from their file on the board's
-# flash (fields: its path, its first line, its size), with buffers sized
-# from the free heap: `M <free before>`, then `M <free after>`; or `N` if
-# the file is missing or not this version's (it is sent, and this runs
-# again). The file is read a piece at a time, by its second line (see
-# `helpers_file` in snippets.rs): read whole it took one block of 5 KB,
-# which a heap a person's program had left in pieces did not have with
-# 50 KB free. Each function kept on flash is compiled and dropped first,
-# so that every name it uses is interned now and counted here, not at its
-# first call (a save must intern nothing); then the class alone is
-# defined. The file is closed before the class is compiled.
-def load(a):
-    import gc, os
-
-    gc.collect()
-    n = gc.mem_free()
-    print("M", n)
-    s = None
-    try:
-        f = open(a[0])
-        try:
-            v = f.readline()
-            I = f.readline()
-            if os.stat(a[0])[6] == int(a[2]) and v[:-1] == a[1]:
-                k = I.split()
-                I = len(v) + len(I)
-
-                # A frame of its own: what it compiled is not kept alive
-                # by this one's stack when the heap is measured (and no
-                # closure: its cells would stay). A function a heap in
-                # pieces cannot compile now interns its names at its first
-                # call instead (a 48K board failed every first contact
-                # here, for 2 KB in one piece).
-                def c(f, k, i):
-                    f.seek(int(k[i]))
-                    try: exec(f.read(int(k[i + 1])), {})
-                    except MemoryError: pass
-
-                for i in range(2, len(k), 3):
-                    c(f, k, i)
-                f.seek(I)
-                s = f.read(int(k[2]) - I)
-        finally: f.close()
-    except OSError: pass
-    # (Bodies on their line here and below: the program stays within
-    # the raw-paste windows it took before the lines that follow.)
-    if not s: print("N"); return
-    f = v = I = k = None
-    # Without line numbers (nothing of ours shows a traceback): 64-96 B
-    # less resident. (`c` is free again: the function above is dropped.)
-    import micropython as c
-
-    o = c.opt_level()
-    c.opt_level(3)
-    try: exec(s, globals())
-    finally: c.opt_level(o)
-    s = None
-    # The version as a literal (HELPERS_VERSION, filled in by Rust), which
-    # the check every connection sends interns anyway: a str made here
-    # would stay on the heap.
-    _wrm.V = HELPERS_VERSION
-    b = 1024
-    while 128 < b > n >> 5: b //= 2
-    _wrm.B = b
-    # For `status` on later connections (`ram`): what is kept, a small
-    # int (no heap). Set before the heap is measured: the slot it adds
-    # grew the class's dict by 128 bytes, unseen when set after.
-    _wrm.R = n
-    gc.collect()
-    b = gc.mem_free()
-    print("M", b)
-    _wrm.R -= b
-
-
 # The board's free heap after a collection, `M <bytes>`, then, if the
-# helpers are defined, what `load` measured they keep and their buffer:
+# helpers are defined, what their loader measured they keep and their buffer:
 # `M <bytes kept>`, `M <buffer>` (pasted ones have no `R`: nothing).
 # Defines nothing: `status` of a board without a mount asks it too.
 def ram(a):

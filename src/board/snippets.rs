@@ -119,12 +119,14 @@ fn squeeze(line: &str) -> String {
 
 /// The helpers' source (see `helpers.py`).
 pub const HELPERS_PY: &str = include_str!("helpers.py");
+/// The loader of the helpers, kept in their file (see `loader.py`).
+pub const LOADER_PY: &str = include_str!("loader.py");
 /// The one-off programs' source (see `programs.py`).
 pub const PROGRAMS_PY: &str = include_str!("programs.py");
 
 /// The helpers as their file holds them: the class `_wrm`, then, at the
 /// top level, the functions marked "On flash" (see `helpers.py`), which
-/// `load` leaves out and `_wrm.l` reads when one is called.
+/// the loader leaves out and `_wrm.l` reads when one is called.
 pub fn helpers() -> &'static str {
     static TEXT: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| compact(&on_flash_last(HELPERS_PY)));
@@ -213,25 +215,39 @@ pub const SHARE_FILE: &str = "/.webrepl-mount-share";
 
 /// The helpers' file as it goes to the board: a first line `#<crc of the
 /// text>`, so that a file another version of ours left is told apart, a
-/// second with where each function kept on flash is in the file, then the
-/// text. One binary PUT carries it, where pasting it took a round trip per
-/// 128 bytes of the raw-paste window.
+/// second with where each function kept on flash is in the file, then
+/// the loader (`loader.py`), then the text. One binary PUT carries it,
+/// where pasting it took a round trip per 128 bytes of the raw-paste
+/// window.
 pub fn helpers_file() -> &'static str {
-    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    &helpers_layout().0
+}
+
+/// The helpers' file, and how many bytes after its version the program
+/// of a first contact reads and runs (the index line and the loader).
+fn helpers_layout() -> &'static (String, usize) {
+    static FILE: std::sync::LazyLock<(String, usize)> = std::sync::LazyLock::new(|| {
         let text = helpers();
-        let version = format!("#{:08x}\n", crc32fast::hash(text.as_bytes()));
+        let loader = compact(LOADER_PY);
+        let version = format!(
+            "#{:08x}\n",
+            crc32fast::hash(format!("{loader}{text}").as_bytes())
+        );
+        let loader = loader.replace("HELPERS_VERSION", &format!("'{}'", version.trim_end()));
         // The offsets count the index line itself: computed again until
         // its length, and so every offset, stays (a digit more at most).
-        let mut index = on_flash_index(text, version.len());
+        let head = version.len() + loader.len();
+        let mut index = on_flash_index(text, head);
         loop {
-            let next = on_flash_index(text, version.len() + index.len());
+            let next = on_flash_index(text, head + index.len());
             if next.len() == index.len() {
-                break format!("{version}{next}{text}");
+                let read = 1 + next.len() + loader.len();
+                break (format!("{version}{next}{loader}{text}"), read);
             }
             index = next;
         }
     });
-    &TEXT
+    &FILE
 }
 
 /// `# name offset length ...\n`: where each function kept on flash is in
@@ -257,41 +273,35 @@ fn on_flash_index(text: &str, start: usize) -> String {
     index
 }
 
-/// The program that defines the helpers from their file (see `load` in
-/// `programs.py`).
+/// A program that defines the helpers from their file on flash, if
+/// this version of them is not defined, and does nothing else: `M <free
+/// before>`, `M <free after>` (see `loader.py`).
 pub fn load_helpers() -> String {
-    let file = helpers_file();
-    let version = file.lines().next().unwrap_or("");
-    let size = file.len().to_string();
-    program("load", &[HELPERS_FILE, version, size.as_str()])
-        .replace("HELPERS_VERSION", &format!("'{version}'"))
+    first("")
 }
 
 /// The helpers' version as their file's first line says it (`#<crc>`);
-/// `load` sets `_wrm.V` to it.
+/// the loader sets `_wrm.V` to it.
 fn helpers_version() -> &'static str {
     helpers_file().lines().next().unwrap_or("")
 }
 
-/// `code` (which calls the helpers) after lines that make it fail at
-/// once unless this version of the helpers is defined: a board's first
-/// program of ours costs no more than with them, and never runs on other
-/// helpers. Failing, it tells whether their file is on flash (OSError if
-/// not: it is sent before the helpers are `loading`).
-pub fn checked(code: &str) -> String {
+/// `code` (which calls the helpers) after lines that define this version
+/// of the helpers from their file on flash unless it is defined already:
+/// the loader there is read and run, so that this program stays within
+/// the raw-paste window's first grant (the loader pasted took eight
+/// windows, a round trip each). The loader's `M <free heap>` lines come
+/// before `code`'s output. No file (OSError), another version's
+/// (ZeroDivisionError) or one cut short (OSError, or a SyntaxError from
+/// its loader): `code` fails, having done nothing, and the file is sent.
+pub fn first(code: &str) -> String {
+    let v = helpers_version();
     format!(
-        "try:_wrm.V=='{}'or 1/0\nexcept:_wrm=0;open('{HELPERS_FILE}').close()\n{code}",
-        helpers_version()
+        "try:_wrm.V=='{v}'or 1/0\nexcept:\n _wrm=open('{HELPERS_FILE}')\n \
+         if _wrm.read({})!='{v}':_wrm.close();1/0\n exec(_wrm.read({}),globals(),{{}})\n{code}",
+        v.len(),
+        helpers_layout().1
     )
-}
-
-/// `code` after the helpers are defined from their file on flash (for a
-/// board `checked` found without them), in the same program: `load`'s
-/// `M <free heap>` lines come before `code`'s output. No file, or another
-/// version's: `code` fails (AttributeError on `_wrm` = 0), having done
-/// nothing.
-pub fn loading(code: &str) -> String {
-    format!("_wrm=0\n{}{code}", load_helpers())
 }
 
 /// The function `name` of `programs.py`, as sent (named `_wrm_t`).
@@ -797,11 +807,32 @@ mod tests {
         assert!(first.starts_with('#'));
         let (index, rest) = rest.split_once('\n').unwrap();
         assert!(index.starts_with("# "), "{index}");
-        assert_eq!(rest, helpers());
-        // The board reads it as text: its length in characters is the size.
+        let (loader, text) = rest.split_at(rest.len() - helpers().len());
+        assert_eq!(text, helpers());
+        assert!(loader.starts_with("def L(f):\n") && loader.ends_with("\nL(_wrm)\n"));
+        assert!(loader.contains(&format!("_wrm.V='{first}'")), "{loader}");
+        // The board reads it as text: its length in characters is where
+        // the class starts.
         assert!(f.is_ascii());
-        let p = load_helpers();
-        assert!(p.contains(&format!("{}", f.len())), "{p}");
+        assert_eq!(
+            helpers_layout().1,
+            "\n".len() + index.len() + "\n".len() + loader.len()
+        );
+    }
+
+    /// The program of a first contact, but for its call, goes in the
+    /// raw-paste window's first grant (two windows of 128 bytes) with room
+    /// for the call of a small copy.
+    #[test]
+    fn the_first_program_is_short_and_runs_only_this_versions_file() {
+        let p = first("");
+        assert!(p.len() <= 180, "{} bytes:\n{p}", p.len());
+        let v = helpers_version();
+        assert_eq!(p.matches(&format!("'{v}'")).count(), 2, "{p}");
+        assert!(p.contains(&format!(
+            "exec(_wrm.read({}),globals(),{{}})",
+            helpers_layout().1
+        )));
     }
 
     #[test]
