@@ -414,7 +414,7 @@ impl Board {
     /// finishing program joins.
     async fn slice(&self) -> usize {
         let (rate, typing) = match self.session.status().await {
-            Ok(s) => (s.rate.unwrap_or(0.0), s.typing),
+            Ok(s) => (s.upload_rate.unwrap_or(0.0), s.typing),
             Err(_) => (0.0, false),
         };
         let slice = slice_for(rate, typing);

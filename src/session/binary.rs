@@ -258,14 +258,18 @@ impl BinaryLane {
         queued.chain(active).collect()
     }
 
-    /// The link's measured rate in bytes per second, once known.
-    ///
-    /// The lower of two figures: how fast the socket's backlog drains,
-    /// which runs ahead while the board's TCP window and any relay's
-    /// buffers fill (9 KB into a 20 KB/s link's buffers read as 72 KB/s,
-    /// and a person's keys then waited behind slices three times too big),
-    /// and what big PUTs delivered end to end.
+    /// The link's measured rate in bytes per second, once known: how fast
+    /// the socket's backlog drains.
     pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// The rate to size uploads' slices and backlog by: the lower of
+    /// [`Self::rate`] and what big PUTs delivered end to end. The backlog
+    /// runs ahead while the board's TCP window and any relay's buffers
+    /// fill (9 KB into a 20 KB/s link's buffers read as 72 KB/s, and a
+    /// person's keys then waited behind slices three times too big).
+    pub fn upload_rate(&self) -> Option<f64> {
         match (self.rate, self.put_rate) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -329,7 +333,7 @@ impl BinaryLane {
     }
 
     fn backlog_limit(&self) -> u64 {
-        self.rate()
+        self.upload_rate()
             .map(|r| (r * BACKLOG_TIME) as u64)
             .unwrap_or(BACKLOG_START)
             .clamp(BACKLOG_MIN, BACKLOG_MAX)

@@ -126,6 +126,9 @@ pub struct Status {
     pub totals: Totals,
     /// The link's measured rate to the board, bytes/s.
     pub rate: Option<f64>,
+    /// The rate uploads' slices are sized by: never above what big PUTs
+    /// delivered end to end.
+    pub upload_rate: Option<f64>,
     /// A person at a terminal typed lately: an upload starting now goes in
     /// shorter slices, so their keys wait less for the wire.
     pub typing: bool,
@@ -982,6 +985,7 @@ impl Machine {
                 .map(|(since, why)| (now.saturating_duration_since(*since), why.clone())),
             totals: self.totals(),
             rate: self.binary.rate(),
+            upload_rate: self.binary.upload_rate(),
             typing: self.typing(now),
         }
     }

@@ -1768,7 +1768,7 @@ fn buffers_that_take_a_first_upload_at_once_do_not_make_the_link_look_fast() {
     let puts = put_files(&mut p, 1, 9_400, "helpers");
     let r = p.wait(puts[0], Duration::from_secs(10));
     assert!(matches!(r, Ok(Outcome::Put)), "{r:?}");
-    let rate = p.core.status(p.now).rate.unwrap_or(0.0);
+    let rate = p.core.status(p.now).upload_rate.unwrap_or(0.0);
     assert!(
         rate > 0.5 * ESP32 && rate < 1.3 * ESP32,
         "{rate:.0} B/s on a {ESP32:.0} B/s link"
