@@ -34,7 +34,7 @@ for delay in 0 5; do
   read -r _ eport <&"${EMU[0]}"
   b=127.0.0.1:$eport
   rtt="$((delay * 2)) ms"
-  printf "%-8s %-38s %.3f\n" "$rtt" "GET 100 KB (window 64)" "$(timeit "$runs" $wm cp $b:/100k.bin "$work/got.bin")"
+  printf "%-8s %-38s %.3f\n" "$rtt" "GET 100 KB (window 128)" "$(timeit "$runs" $wm cp $b:/100k.bin "$work/got.bin")"
   cmp -s "$work/got.bin" "$work/100k.bin" || { echo "GET corrupted the file" >&2; exit 1; }
   printf "%-8s %-38s %.3f\n" "$rtt" "PUT 100 KB (verified, atomic)" "$(timeit "$runs" $wm cp "$work/100k.bin" $b:/up.bin)"
   cmp -s "$work/root/up.bin" "$work/100k.bin" || { echo "PUT corrupted the file" >&2; exit 1; }
