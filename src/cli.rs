@@ -382,7 +382,7 @@ pub struct ConnArgs {
     pub timeout: f64,
     /// GET acks in flight at most, each pulling 256 bytes (1: stop-and-wait,
     /// like webrepl_cli.py); fewer are used when the link is slow.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024), global = true)]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1024), global = true)]
     pub get_window: u64,
     /// How file contents travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto, global = true)]

@@ -928,7 +928,7 @@ async fn download(
     let mut skipped = Vec::new();
     for (shown, path) in srcs {
         let path = path.clone();
-        let Some(st) = b.stat(&path).await? else {
+        let Some(st) = b.stat_probing(&path).await? else {
             failed.note(Err(Error::NotFound(shown.clone())));
             continue;
         };

@@ -221,6 +221,9 @@ struct Downloads {
     measured: channel::Measured,
     /// A small file's GET was tried for a first measure.
     probed: bool,
+    /// The file for that GET, found by a download's stat (see
+    /// [`Board::stat_probing`]; `Some(None)`: the root has none).
+    hint: Option<Option<(String, u64)>>,
     /// The text channel failed in a way that will not change (firmware
     /// without `binascii.crc32`).
     no_text: bool,
@@ -252,8 +255,6 @@ const MAX_DEPTH: usize = 64;
 /// measures the binary channel (a larger one would cost seconds on a
 /// throttled board).
 const PROBE_AFTER: u64 = 8 << 10;
-/// Every ESP board's flash has it.
-const PROBE_FILE: &str = "/boot.py";
 const PROBE_MAX: u64 = 8 << 10;
 /// Text the board prints to measure the link's rate (see `link_rate`).
 const LINK_PROBE: usize = 4000;
@@ -717,26 +718,28 @@ impl Board {
     }
 
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>> {
-        let out = self.query(sn::stat(path)).await?;
-        for l in sn::lines(&out) {
-            match Answer::parse(l) {
-                Answer::Stat { mode, size, mtime } => {
-                    return Ok(Some(Stat {
-                        kind: if mode & 0x4000 != 0 {
-                            EntryKind::Dir
-                        } else {
-                            EntryKind::File
-                        },
-                        size,
-                        mtime,
-                    }));
-                }
-                Answer::Os { errno: 2, .. } => return Ok(None),
-                Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
-                _ => {}
-            }
+        parse_stat(&self.query(sn::stat(path)).await?, path)
+    }
+
+    /// [`Board::stat`] of a file about to be downloaded: where the first
+    /// large download of this connection will measure the binary channel
+    /// with a small file's GET first, the same program finds that file
+    /// (`probe`), a round trip less for a `cp` from the board.
+    pub async fn stat_probing(&self, path: &str) -> Result<Option<Stat>> {
+        let wanted = {
+            let d = self.downloads_mut();
+            d.measured.chunk_secs.is_none()
+                && !d.probed
+                && d.hint.is_none()
+                && self.transfer == Transfer::Auto
+        };
+        if !wanted {
+            return self.stat(path).await;
         }
-        Err(sn::unexpected(&out, path))
+        let out = self.query(sn::probe(PROBE_MAX, Some(path))).await?;
+        let st = parse_stat(&out, path)?;
+        self.downloads_mut().hint = Some(probe_answer(&out));
+        Ok(st)
     }
 
     /// The entries of a directory, or of the whole tree below it; names no
@@ -1247,6 +1250,7 @@ impl Board {
             );
             d.measured.remeasure(channel, fresh);
             d.probed = false;
+            d.hint = None;
             d.remeasured += 1;
             d.remeasured_at = Some(Instant::now());
             return;
@@ -1319,61 +1323,46 @@ impl Board {
         c
     }
 
-    /// A small file whose GET shows the binary channel's pace: `boot.py`,
-    /// else the smallest at the root (up to `PROBE_MAX`), else a byte of
-    /// ours, so that a board without `boot.py` is measured too. The
+    /// A small file whose GET shows the binary channel's pace: the
+    /// smallest at the root (up to `PROBE_MAX`: `boot.py` on ESP boards),
+    /// else a byte of ours, so that a board without one is measured too. The
     /// smaller the cheaper: the board's sleep is per chunk, so one chunk
     /// shows it (its end comes a sleep after it), and `channel::choose`
     /// counts a throttled chunk at its many-chunk pace; the link's rate is
     /// measured apart. Without any, the first download by GET measures
     /// itself.
     async fn probe_file(&self) -> Option<(String, u64)> {
-        let small =
-            |kind: EntryKind, size: u64| kind == EntryKind::File && (1..=PROBE_MAX).contains(&size);
-        let b = self.impatient();
-        match b.stat(PROBE_FILE).await {
-            Ok(Some(st)) if small(st.kind, st.size) => {
-                return Some((PROBE_FILE.into(), st.size));
-            }
-            Err(e) => {
-                debug!("no file to measure binary chunks with: {e}");
-                return None;
-            }
-            _ => {}
-        }
-        let entries = match b.list("/", false).await {
-            Ok(e) => e,
-            Err(e) => {
-                debug!("no file to measure binary chunks with: {e}");
-                return None;
-            }
+        let hint = self.downloads_mut().hint.take();
+        let found = match hint {
+            Some(h) => h,
+            // One program: a stat of boot.py, a listing of the root and a
+            // stat of our byte were three (0.15 s at 10 ms RTT, the
+            // listing's program alone eight raw-paste windows).
+            None => match self.impatient().query(sn::probe(PROBE_MAX, None)).await {
+                Ok(out) => probe_answer(&out),
+                Err(e) => {
+                    debug!("no file to measure binary chunks with: {e}");
+                    return None;
+                }
+            },
         };
-        let smallest = entries
-            .into_iter()
-            .filter(|e| small(e.kind, e.size))
-            .min_by_key(|e| e.size)
-            .map(|e| (e.path, e.size));
-        if smallest.is_some() {
-            return smallest;
+        if found.is_some() {
+            return found;
         }
-        // A byte of ours (listings leave it out), written once. Without a
+        // A byte of ours (hidden in listings), written once. Without a
         // file to measure with, the first download of a board holding
         // only big files went by GET: 8.9 s for 100 KB on a throttled
         // board, 0.10 s by text.
-        match b.stat(sn::PROBE_FILE).await {
-            Ok(Some(st)) if small(st.kind, st.size) => Some((sn::PROBE_FILE.to_string(), st.size)),
-            Ok(_) => match self
-                .session
-                .put(sn::PROBE_FILE.as_bytes().to_vec(), b"\n".to_vec())
-                .await
-            {
-                Ok(()) => Some((sn::PROBE_FILE.to_string(), 1)),
-                Err(e) => {
-                    debug!("no file to measure binary chunks with: {e}");
-                    None
-                }
-            },
-            Err(_) => None,
+        match self
+            .session
+            .put(sn::PROBE_FILE.as_bytes().to_vec(), b"\n".to_vec())
+            .await
+        {
+            Ok(()) => Some((sn::PROBE_FILE.to_string(), 1)),
+            Err(e) => {
+                debug!("no file to measure binary chunks with: {e}");
+                None
+            }
         }
     }
 
@@ -1751,6 +1740,44 @@ pub enum Seen {
     Digest(String),
 }
 
+/// A `stat` answer (also the start of a `probe` one with a path).
+fn parse_stat(out: &[u8], path: &str) -> Result<Option<Stat>> {
+    for l in sn::lines(out) {
+        match Answer::parse(l) {
+            Answer::Stat { mode, size, mtime } => {
+                return Ok(Some(Stat {
+                    kind: if mode & 0x4000 != 0 {
+                        EntryKind::Dir
+                    } else {
+                        EntryKind::File
+                    },
+                    size,
+                    mtime,
+                }));
+            }
+            Answer::Os { errno: 2, .. } => return Ok(None),
+            Answer::Os { errno, .. } => return Err(sn::errno_error(errno, path)),
+            _ => {}
+        }
+    }
+    Err(sn::unexpected(out, path))
+}
+
+/// The file a `probe` answer names, if any: `/` and one good name.
+fn probe_answer(out: &[u8]) -> Option<(String, u64)> {
+    sn::lines(out).find_map(|l| match Answer::parse(l) {
+        Answer::Entry {
+            dir: false,
+            size,
+            hex,
+            ..
+        } if (1..=PROBE_MAX).contains(&size) => sn::unhex(hex)
+            .filter(|n| component(n).is_ok() && n.len() < MAX_NAME)
+            .map(|n| (format!("/{n}"), size)),
+        _ => None,
+    })
+}
+
 fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Seen>)> {
     let mut algo = String::new();
     let mut got = Vec::with_capacity(n);
@@ -1770,6 +1797,28 @@ fn parse_digests(out: &[u8], n: usize) -> Option<(String, Vec<Seen>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_answer_names_one_small_file_at_the_root_or_none() {
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        let out = format!("S 32768 100000 0\nF 37 0 {}\nK\n", hex("boot.py"));
+        let st = parse_stat(out.as_bytes(), "/x.bin").ok().flatten();
+        assert_eq!(st.map(|s| s.size), Some(100_000));
+        assert_eq!(
+            probe_answer(out.as_bytes()),
+            Some(("/boot.py".to_string(), 37))
+        );
+        assert_eq!(probe_answer(b"E 2\nK\n"), None);
+        assert_eq!(parse_stat(b"E 2\nK\n", "/x").ok(), Some(None));
+        // A name that is not one component, or too long for a GET.
+        for bad in ["..", "a/b", "", &"n".repeat(63)] {
+            let out = format!("F 1 0 {}\nK\n", hex(bad));
+            assert_eq!(probe_answer(out.as_bytes()), None, "{bad:?}");
+        }
+        // Larger than a probe may be.
+        let out = format!("F {} 0 {}\nK\n", PROBE_MAX + 1, hex("a"));
+        assert_eq!(probe_answer(out.as_bytes()), None);
+    }
 
     #[test]
     fn names_are_shown_without_what_a_terminal_would_act_on() {

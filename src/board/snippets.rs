@@ -350,6 +350,16 @@ pub fn call(func: &str, path: &str) -> String {
     program("call", &[func, path])
 }
 
+/// The smallest file at the root of 1 to `most` bytes (`probe` in
+/// programs.py): `F <size> 0 <hex name>`, then `K`; after [`stat`]'s
+/// answer for `stat` when given.
+pub fn probe(most: u64, stat: Option<&str>) -> String {
+    let most = most.to_string();
+    let mut fields = vec![most.as_str()];
+    fields.extend(stat);
+    program("probe", &fields)
+}
+
 pub fn stat(path: &str) -> String {
     program("stat", &[path])
 }

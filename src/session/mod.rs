@@ -64,7 +64,7 @@ impl Config {
             password,
             interrupt: true,
             timeout: Duration::from_secs(10),
-            get_window: 64,
+            get_window: 128,
             trust: Trust::default(),
         }
     }

@@ -11,6 +11,11 @@ use std::time::Duration;
 /// The queueing delay a transfer may add to everything else on the link.
 pub const TARGET: Duration = Duration::from_millis(25);
 pub const MIN_WINDOW: f64 = 2.0;
+/// Acks added per chunk in slow start: the window triples each round trip
+/// (a GET of 100 KB on a 10 ms link took 11 round trips doubling, 7
+/// tripling). A slow link leaves slow start at its first queued chunks
+/// all the same.
+const SLOW_START_GAIN: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -68,7 +73,7 @@ impl Window {
         let floor = MIN_WINDOW.min(self.max);
         if self.slow_start {
             if queued < TARGET / 2 {
-                self.cwnd = (self.cwnd + 1.0).min(self.max);
+                self.cwnd = (self.cwnd + SLOW_START_GAIN).min(self.max);
                 return;
             }
             self.slow_start = false;
@@ -114,6 +119,21 @@ mod tests {
             w.on_chunk(Duration::from_millis(10));
         }
         assert_eq!(w.acks(), 64);
+    }
+
+    #[test]
+    fn a_fast_link_fills_a_window_of_128_in_five_round_trips() {
+        // Each round trip, every chunk of the window comes back at the
+        // link's delay.
+        let mut w = Window::new(128);
+        let mut rounds = 0;
+        while w.acks() < 128 {
+            for _ in 0..w.acks() {
+                w.on_chunk(Duration::from_millis(10));
+            }
+            rounds += 1;
+        }
+        assert!(rounds <= 5, "{rounds} round trips");
     }
 
     #[test]
