@@ -548,8 +548,11 @@ impl Core {
 
     pub async fn statfs(&self) -> Result<StatVfs> {
         let last = self.lock().statvfs;
+        // Figures a few seconds old stand while the link does (`find` asks
+        // at every directory); with the link down, `df` hears why.
         if let Some((t, v)) = last
             && t.elapsed() < Duration::from_secs(5)
+            && *self.board.session().link_state().borrow()
         {
             return Ok(v);
         }
