@@ -138,14 +138,9 @@ impl Get {
         }
     }
 
-    /// How many `\x00` acks to send now (all may go in one frame). The
-    /// first window goes right behind the header, before the board's
-    /// `WB`: the board reads them once the file is open (a round trip
-    /// less per GET); a file that cannot be opened ends the connection
-    /// (or, on firmware that answered a status, fails the transfer, which
-    /// renews the link), so none is ever read as a header.
+    /// How many `\x00` acks to send now (all may go in one frame).
     pub fn acks_to_send(&mut self) -> usize {
-        if !matches!(self.state, GetState::Opening | GetState::Chunks) {
+        if self.state != GetState::Chunks {
             return 0;
         }
         let in_flight = self.sent - self.answered;
@@ -352,10 +347,9 @@ mod tests {
         let mut board_pos = 0usize;
         let mut finished = false;
         let mut max_in_flight = 0;
-        // The first window goes with the header.
-        let mut queued = g.acks_to_send() as u64;
-        max_in_flight = max_in_flight.max(queued);
+        assert_eq!(g.acks_to_send(), 0, "no acks before the file is open");
         let mut out = g.feed(b"WB\0\0", &mut pending).unwrap();
+        let mut queued = 0u64;
         loop {
             if let GetOutcome::Done { surplus } = out {
                 return (g.into_data(), surplus, max_in_flight);
@@ -381,15 +375,6 @@ mod tests {
                 assert_eq!(surplus, queued);
             }
         }
-    }
-
-    #[test]
-    fn get_sends_its_first_window_with_the_header() {
-        // A round trip less per GET: the board reads them once the file
-        // is open. Bounded as ever: a 1-byte file takes two acks.
-        assert_eq!(Get::new(100_000, 8).acks_to_send(), 8);
-        assert_eq!(Get::new(1, 8).acks_to_send(), 2);
-        assert_eq!(Get::new(0, 8).acks_to_send(), 1);
     }
 
     #[test]
