@@ -107,6 +107,44 @@ fn a_save_with_the_link_cut_returns_after_the_close_wait_and_lands_when_it_retur
     assert!(m.unmount().status.success());
 }
 
+/// Code run on the board marks the snapshot for a check; with the link
+/// then cut, that check waited for the link up to --timeout (10 s) before
+/// a read of a cached file or a save could go on (the fresh-eye review:
+/// open() 10.06 s, reads 10.00 s).
+#[test]
+fn with_the_link_cut_after_code_ran_cached_reads_and_saves_do_not_wait_for_it() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/c.py"), "c = 1\n").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    assert_eq!(std::fs::read(m.path().join("c.py")).unwrap(), b"c = 1\n");
+    let mp = m.path().to_str().unwrap().to_string();
+    let o = m.cmd().args(["exec", &mp, "print(7)"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    emu.command("refuse on");
+    emu.command("cut");
+    m.status_until(10, |s| s.contains("link DOWN"));
+    let t = Instant::now();
+    assert_eq!(std::fs::read(m.path().join("c.py")).unwrap(), b"c = 1\n");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "read took {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    write_and_close(&m.path().join("s.py"), b"s = 2\n").unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "save took {:?}",
+        t.elapsed()
+    );
+    emu.command("refuse off");
+    eventually(30, "s.py on the board", || {
+        std::fs::read(tb.path("/s.py")).is_ok_and(|d| d == b"s = 2\n")
+    });
+    assert!(m.unmount().status.success());
+}
+
 /// What writer `w` writes to its file `f` as version `v`: small files of
 /// a few hundred bytes, the first line naming the version.
 fn version_body(w: usize, f: usize, v: u64) -> Vec<u8> {

@@ -16,6 +16,16 @@ use tracing::{debug, warn};
 const RECHECK: Duration = Duration::from_secs(1);
 
 impl Core {
+    /// Whether the link is down for want of the board (refused, cut),
+    /// not closed while idle.
+    async fn link_lost(&self) -> bool {
+        self.board
+            .session()
+            .status()
+            .await
+            .is_ok_and(|s| !s.link_up && !s.idle_closed)
+    }
+
     /// The snapshot checked if the board may have changed, and `dir`
     /// listed again if its listing is older than the TTL.
     pub(super) async fn fresh(&self, dir: Ino) {
@@ -30,7 +40,7 @@ impl Core {
             (st.tree.path(dir), st.namespace)
         };
         // Another board at this address: its names are not the mount's.
-        if self.guard.check(&self.board).await.is_err() {
+        if self.link_lost().await || self.guard.check(&self.board).await.is_err() {
             return;
         }
         match self.board.impatient().list(&path, false).await {
@@ -67,6 +77,14 @@ impl Core {
             }
             st.namespace
         };
+        // A lost link (not one closed while idle, which reopens when
+        // used): the check would wait for it up to the time-out, and every
+        // cached read and save with it; the snapshot answers as it is.
+        if self.link_lost().await {
+            debug!("snapshot kept: the link is down");
+            self.lock().check_failed = Some(Instant::now());
+            return;
+        }
         // Another board at this address (see `identity`): the snapshot
         // stays the mount's board's, and is checked again a moment later.
         if let Err(e) = self.guard.check(&self.board).await {
