@@ -491,12 +491,29 @@ impl Board {
                 // be compiled.
                 let compiling = !tb.contains("Traceback");
                 let free = self.low_memory().await;
-                if !how.idempotent || low == LOW_MEMORY_TRIES {
+                // One that never ran goes again once whatever it does: a
+                // heap in pieces (a 64 KB board with helpers pasted had
+                // 43 KB free) may not have had the block its compile
+                // asked for beside the garbage of the link's input, which
+                // the collection after it freed.
+                let tries = match (how.idempotent, compiling) {
+                    (true, _) => LOW_MEMORY_TRIES,
+                    (false, true) => 2,
+                    (false, false) => 1,
+                };
+                if low >= tries {
                     return Err(Error::LowMemory {
                         free,
                         compiling,
                         asked: asked(&tb),
                     });
+                }
+                if compiling {
+                    warn!(
+                        "a program of ours of {} bytes could not be compiled ({}); sending it again",
+                        code.len(),
+                        tb.trim()
+                    );
                 }
                 low += 1;
                 continue;
@@ -597,10 +614,10 @@ impl Board {
     /// What a failed PUT left of the file goes.
     async fn paste_helpers(&self, before: u64) -> Result<()> {
         let buffer = buffer_for(before);
-        for (i, piece) in sn::helpers_pasted().iter().enumerate() {
+        for (i, piece) in sn::helpers_pasted_largest_first().iter().enumerate() {
             let code = match i {
                 0 => format!("{piece}_wrm.B={buffer}\n"),
-                _ => piece.clone(),
+                _ => piece.to_string(),
             };
             self.snippet(code).await?;
         }
