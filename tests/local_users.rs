@@ -7,6 +7,15 @@ use common::{Mount, TestBoard, eventually};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::RwLock;
+
+/// A process that forks (every other test here runs commands) gives its
+/// children a copy of each open descriptor, and their close at exec is a
+/// FUSE flush: a test holding files open mid-edit on a mount runs alone,
+/// or a flush from another test's fork sends a file at whatever size it
+/// has then (a 64 MiB version, minutes of upload, that other.py waited
+/// behind in `a_huge_truncate_...`).
+static FORKS: RwLock<()> = RwLock::new(());
 
 const NOBODY: u32 = 65534;
 
@@ -35,6 +44,7 @@ fn uid() -> u32 {
 /// it; a client that finds no such record never talks to nobody's socket.
 #[test]
 fn a_runtime_directory_another_user_made_first_is_never_used() {
+    let _forks = FORKS.read().unwrap_or_else(|e| e.into_inner());
     let tb = TestBoard::start();
     let tmp = shared_tmp();
     let taken = tmp.path().join(format!("webrepl-mount-{}", uid()));
@@ -193,6 +203,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// neither, nor on xdg-open's command line (which `ps` shows everyone).
 #[test]
 fn logs_and_state_are_private_and_the_token_stays_off_logs_and_argv() {
+    let _forks = FORKS.read().unwrap_or_else(|e| e.into_inner());
     let tb = TestBoard::start();
     let (mut m, out) = Mount::daemon(&tb, &tb.addr(), &["--web", "0"]);
     assert!(
@@ -269,6 +280,7 @@ fn logs_and_state_are_private_and_the_token_stays_off_logs_and_argv() {
 /// allocation that aborts the daemon with another file's unsaved data.
 #[test]
 fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
+    let _forks = FORKS.write().unwrap_or_else(|e| e.into_inner());
     use std::io::Write;
     let tb = TestBoard::start();
     std::fs::write(tb.path("/main.py"), "print('main')\n").expect("seed");
@@ -330,6 +342,7 @@ fn a_huge_truncate_is_efbig_and_the_daemon_keeps_other_unsaved_files() {
 /// dumpable, so its /proc files belong to root, not to its user.
 #[test]
 fn a_process_holding_the_password_is_not_dumpable() {
+    let _forks = FORKS.read().unwrap_or_else(|e| e.into_inner());
     let tb = TestBoard::start();
     let home = shared_tmp();
     let web = as_nobody()
@@ -366,6 +379,7 @@ fn a_process_holding_the_password_is_not_dumpable() {
 /// their headers are late.
 #[test]
 fn half_sent_requests_to_the_page_neither_starve_the_daemon_nor_stay() {
+    let _forks = FORKS.read().unwrap_or_else(|e| e.into_inner());
     use std::io::{BufRead, BufReader, Read, Write};
     let tb = TestBoard::start();
     let m = Mount::start(&tb, &tb.addr(), &["--web", "0"]);
@@ -489,6 +503,7 @@ fn half_sent_requests_to_the_page_neither_starve_the_daemon_nor_stay() {
 /// the daemon and its other files are untouched.
 #[test]
 fn a_board_file_larger_than_the_cache_holds_is_efbig_not_memory() {
+    let _forks = FORKS.read().unwrap_or_else(|e| e.into_inner());
     let tb = TestBoard::start();
     std::fs::write(tb.path("/main.py"), "print('main')\n").expect("seed");
     let sparse = std::fs::File::create(tb.path("/sparse.bin")).expect("sparse");
