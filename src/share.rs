@@ -293,26 +293,12 @@ fn class_pieces() -> Vec<String> {
     let mut pieces = vec![format!("{head}\n{first}")];
     let mut piece = String::new();
     for m in members {
-        let name: String = m
-            .trim_start()
-            .split_once(' ')
-            .map(|(_, rest)| rest)
-            .unwrap_or("")
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
+        let name = def_name(&m);
         // A method of a nested class (see `nested_split`) goes into it.
         let member = match m.strip_prefix(NESTED) {
             Some(rest) => {
                 let (class, method) = rest.split_once('\n').unwrap_or(("", rest));
-                let name: String = method
-                    .trim_start()
-                    .split_once(' ')
-                    .map(|(_, r)| r)
-                    .unwrap_or("")
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let name = def_name(method);
                 format!("{method}    _WRFS.{class}.{name} = {name}\n")
             }
             None => format!("{m}    _WRFS.{name} = {name}\n"),
@@ -326,6 +312,18 @@ fn class_pieces() -> Vec<String> {
     piece.push_str(&format!("    _WRFS.V = '{:016x}'\n", share_py_version()));
     pieces.push(wrapped(&piece));
     pieces
+}
+
+/// The name a member's `def NAME(` line defines.
+fn def_name(member: &str) -> String {
+    member
+        .trim_start()
+        .split_once(' ')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
 }
 
 /// Marks a member that is a method of a nested class: `NESTED` +
