@@ -10,13 +10,7 @@ use std::io::{Read, Write};
 use std::process::Output;
 
 fn exec(m: &Mount, code: &str) -> Output {
-    let out = m
-        .cmd()
-        .arg("exec")
-        .arg(m.path())
-        .arg(code)
-        .output()
-        .unwrap();
+    let out = m.exec(code);
     assert!(
         out.status.success(),
         "{}",

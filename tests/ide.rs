@@ -128,13 +128,7 @@ async fn the_editor_saves_to_the_board_keeps_both_in_a_conflict_and_keeps_drafts
 
     // Changed on the board meanwhile: the board's version stays, the
     // editor's goes beside it, the page says so, and the tab keeps it.
-    let o = m
-        .cmd()
-        .arg("exec")
-        .arg(m.path())
-        .arg("open('main.py','w').write('board = 1\\n')")
-        .output()
-        .expect("exec");
+    let o = m.exec("open('main.py','w').write('board = 1\\n')");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     type_in_editor(&b, &format!("{CTRL_END}\ny = 2{CTRL_S}")).await;
     b.until(

@@ -320,13 +320,7 @@ fn urls_of_a_package_json_and_of_a_file_install_through_a_mount() {
             tb.path(&format!("/{f}")).is_file()
         });
     }
-    let o = m
-        .cmd()
-        .arg("exec")
-        .arg(m.path())
-        .arg("import tool, one; print(tool.NAME, one.ONE)")
-        .output()
-        .unwrap();
+    let o = m.exec("import tool, one; print(tool.NAME, one.ONE)");
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "TOOL! 1");
 }

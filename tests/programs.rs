@@ -307,13 +307,7 @@ fn the_helpers_keep_under_2_kb_and_load_the_rest_from_flash_per_call() {
     let read = programs.len();
     programs.push(sn::read_files("/", &["a.py"]));
     let out = run_on(r, &programs, SMALL_HEAP_KB);
-    let mem: Vec<u64> = answers(&out, 0)
-        .iter()
-        .filter_map(|a| match a {
-            Answer::Mem(n) => Some(*n),
-            _ => None,
-        })
-        .collect();
+    let mem = mems(&out, 0);
     let [before, after] = mem[..] else {
         panic!("{out}")
     };
@@ -331,6 +325,17 @@ fn the_helpers_keep_under_2_kb_and_load_the_rest_from_flash_per_call() {
     );
     assert_eq!(answers(&out, 4), [Answer::Other("gone")], "{out}");
     assert_eq!(answers(&out, read)[1], Answer::Other("YWJj"), "{out}");
+}
+
+/// The free heap figures (`M` lines) program `i` printed.
+fn mems(out: &str, i: usize) -> Vec<u64> {
+    answers(out, i)
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Mem(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What the helpers keep (`status`) is the same whatever the board
@@ -355,13 +360,7 @@ fn what_the_helpers_keep_does_not_depend_on_the_names_interned_before() {
             ],
             SMALL_HEAP_KB,
         );
-        let mem: Vec<u64> = answers(&out, 2)
-            .iter()
-            .filter_map(|a| match a {
-                Answer::Mem(n) => Some(*n),
-                _ => None,
-            })
-            .collect();
+        let mem = mems(&out, 2);
         let [b, a] = mem[..] else { panic!("{out}") };
         assert!(out.contains("called 1024"), "{out}");
         let names: Vec<&str> = out.split("---\n").collect();

@@ -31,13 +31,7 @@ fn parse_measure(out: &str) -> (u64, u64) {
 }
 
 fn measure(m: &Mount) -> (u64, u64) {
-    let out = m
-        .cmd()
-        .arg("exec")
-        .arg(m.path())
-        .arg(MEASURE)
-        .output()
-        .unwrap();
+    let out = m.exec(MEASURE);
     assert!(out.status.success(), "{}", text(&out.stderr));
     parse_measure(&text(&out.stdout))
 }
@@ -237,11 +231,7 @@ fn buffers_halved_when_the_board_ran_out_of_memory_grow_back() {
     m.status_until(20, |s| s.contains("buffers 1024 B"));
     // A buffer no heap can give: the next program of ours that takes one
     // runs out of memory for real, and the tool halves its buffers.
-    let o = m
-        .cmd()
-        .args(["exec", m.path().to_str().unwrap(), "_wrm.B=1<<30"])
-        .output()
-        .unwrap();
+    let o = m.exec("_wrm.B=1<<30");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let data = random_bytes(5000, 7);
     std::fs::write(m.path().join("b.bin"), &data).unwrap();
@@ -253,11 +243,7 @@ fn buffers_halved_when_the_board_ran_out_of_memory_grow_back() {
         std::fs::write(m.path().join(format!("c{}.py", i % 3)), b"y = 2\n").unwrap();
         m.status().contains("buffers 1024 B")
     });
-    let o = m
-        .cmd()
-        .args(["exec", m.path().to_str().unwrap(), "print(_wrm.B)"])
-        .output()
-        .unwrap();
+    let o = m.exec("print(_wrm.B)");
     assert_eq!(text(&o.stdout).trim(), "1024", "{}", text(&o.stderr));
     common::eventually(20, "b.bin on the board", || {
         std::fs::read(tb.path("/b.bin")).is_ok_and(|d| d == data)
@@ -399,13 +385,7 @@ fn retries_on_a_board_low_on_memory_pile_up_no_part_files() {
     let tb = TestBoard::with_heap_kb(SMALL_HEAP_KB);
     let m = Mount::start(&tb, &tb.addr(), &[]);
     // A person's program leaves the heap in pieces no program compiles in.
-    let out = m
-        .cmd()
-        .arg("exec")
-        .arg(m.path())
-        .arg("import gc\n_hog=[]\ngc.collect()\ntry:\n while 1:_hog.append(bytearray(400))\nexcept MemoryError:pass\n_hog.pop()\nfor i in range(0,len(_hog),3):_hog[i]=None\ndel i,gc")
-        .output()
-        .unwrap();
+    let out = m.exec("import gc\n_hog=[]\ngc.collect()\ntry:\n while 1:_hog.append(bytearray(400))\nexcept MemoryError:pass\n_hog.pop()\nfor i in range(0,len(_hog),3):_hog[i]=None\ndel i,gc");
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Kept in the journal whatever close() says.
     let _ = std::fs::write(m.path().join("big.bin"), random_bytes(20_000, 9));

@@ -118,8 +118,7 @@ fn with_the_link_cut_after_code_ran_cached_reads_and_saves_do_not_wait_for_it() 
     let mut emu = LinkEmu::start(tb.port, 1.0);
     let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
     assert_eq!(std::fs::read(m.path().join("c.py")).unwrap(), b"c = 1\n");
-    let mp = m.path().to_str().unwrap().to_string();
-    let o = m.cmd().args(["exec", &mp, "print(7)"]).output().unwrap();
+    let o = m.exec("print(7)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     emu.command("refuse on");
     emu.command("cut");

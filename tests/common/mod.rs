@@ -523,6 +523,16 @@ impl Mount {
         c
     }
 
+    /// `webrepl-mount exec MOUNTPOINT CODE`: code run on the mount's board.
+    pub fn exec(&self, code: &str) -> std::process::Output {
+        self.cmd()
+            .arg("exec")
+            .arg(self.path())
+            .arg(code)
+            .output()
+            .expect("exec")
+    }
+
     /// Mounts again (after `unmount`), keeping the state directory.
     pub fn remount(mut self, extra: &[&str]) -> Mount {
         let log = std::fs::OpenOptions::new()
