@@ -126,3 +126,90 @@ fn a_daemon_reports_conflicts_in_status_and_its_log() {
     assert!(text.contains("cfg.json changed on the board"), "{text}");
     assert!(m.unmount().status.success());
 }
+
+/// A save through another name and a rename (gedit's scratch file, sed -i,
+/// VS Code's temp file) over a file that changed on the board since the
+/// mount read it keeps both versions, as an in-place save does: the board's
+/// stays, the save goes beside it, and the rename says so.
+#[test]
+fn a_rename_save_over_a_file_changed_on_the_board_keeps_both() {
+    let tb = TestBoard::start();
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    for name in ["g.py", "s.py"] {
+        std::fs::write(m.path().join(name), "v1\n").unwrap();
+        assert_eq!(std::fs::read(m.path().join(name)).unwrap(), b"v1\n");
+        // A program on the board rewrites it behind the mount.
+        std::fs::write(tb.path(&format!("/{name}")), "v2 from the board\n").unwrap();
+    }
+    // gedit: a scratch name that stays local, then a rename over the file.
+    let scratch = m.path().join(".goutputstream-T3ST");
+    std::fs::write(&scratch, "v1 edited\n").unwrap();
+    let err = std::fs::rename(&scratch, m.path().join("g.py")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // sed -i: a temporary file of its own, written and renamed.
+    let sed = std::process::Command::new("sed")
+        .args(["-i", "s/v1/v1 edited/"])
+        .arg(m.path().join("s.py"))
+        .output()
+        .unwrap();
+    assert!(!sed.status.success(), "sed -i said nothing\n{}", m.log());
+    for name in ["g.py", "s.py"] {
+        assert_eq!(
+            std::fs::read(tb.path(&format!("/{name}"))).unwrap(),
+            b"v2 from the board\n",
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read(tb.path(&format!("/{name}.webrepl-mount-conflict"))).unwrap(),
+            b"v1 edited\n",
+            "{name}"
+        );
+        assert!(
+            m.status()
+                .contains(&format!("conflict: /{name} changed on the board")),
+            "{}",
+            m.status()
+        );
+        // The mount shows the same two files.
+        assert_eq!(
+            std::fs::read(m.path().join(name)).unwrap(),
+            b"v2 from the board\n",
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read(m.path().join(format!("{name}.webrepl-mount-conflict"))).unwrap(),
+            b"v1 edited\n",
+            "{name}"
+        );
+    }
+    // vim with a backup: the file is renamed to a local backup name, and a
+    // new one is written under its name.
+    let v = m.path().join("v.py");
+    std::fs::write(&v, "v1\n").unwrap();
+    assert_eq!(std::fs::read(&v).unwrap(), b"v1\n");
+    std::fs::write(tb.path("/v.py"), "v2 from the board\n").unwrap();
+    std::fs::rename(&v, m.path().join("v.py~")).unwrap();
+    let err = common::write_and_close(&v, b"v1 edited\n").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(
+        std::fs::read(tb.path("/v.py")).unwrap(),
+        b"v2 from the board\n"
+    );
+    assert_eq!(
+        std::fs::read(tb.path("/v.py.webrepl-mount-conflict")).unwrap(),
+        b"v1 edited\n"
+    );
+    // Over a file the board still has as read, sed -i just works.
+    let u = m.path().join("u.py");
+    std::fs::write(&u, "v1\n").unwrap();
+    assert_eq!(std::fs::read(&u).unwrap(), b"v1\n");
+    let sed = std::process::Command::new("sed")
+        .args(["-i", "s/v1/v1 edited/"])
+        .arg(&u)
+        .output()
+        .unwrap();
+    assert!(sed.status.success(), "{}", m.log());
+    assert_eq!(std::fs::read(tb.path("/u.py")).unwrap(), b"v1 edited\n");
+    assert!(!tb.path("/u.py.webrepl-mount-conflict").exists());
+    assert!(m.unmount().status.success());
+}

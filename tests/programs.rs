@@ -104,6 +104,9 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
         sn::helpers_file().as_bytes(),
     )
     .unwrap();
+    for (name, data) in [("o1", "one"), ("o2", "two"), ("t2", "other")] {
+        std::fs::write(r.join(name), data).unwrap();
+    }
     let changed = format!("/{PART_PREFIX}00abce");
     std::fs::write(r.join(&changed[1..]), b"mine").unwrap();
     let names =
@@ -128,11 +131,13 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
             sn::statvfs("/"),
             sn::epoch(),
             sn::mem(),
+            sn::onto("/o1", "/t1", (3, 0)),
+            sn::onto("/o2", "/t2", (5, 0)),
             names.to_string(),
         ],
     );
     let before = out.split("---\n").next().unwrap().trim();
-    let after = out.split("---\n").nth(14).unwrap().trim();
+    let after = out.split("---\n").nth(16).unwrap().trim();
     let mut expected: Vec<&str> = before.split(' ').collect();
     expected.push("_wrm");
     expected.sort();
@@ -220,6 +225,19 @@ fn the_programs_do_their_work_and_leave_only_our_one_name() {
     assert!(matches!(&answers(&out, 11)[..], [Answer::Vfs(f)] if f.len() == 10));
     assert!(matches!(answers(&out, 12)[..], [Answer::Year(_)]));
     assert!(matches!(answers(&out, 13)[..], [Answer::Mem(n)] if n > 0));
+    // A rename onto a target that is gone goes; onto one that changed, it
+    // goes beside it.
+    assert!(matches!(answers(&out, 14)[..], [Answer::Done(_)]), "{out}");
+    assert_eq!(std::fs::read(r.join("t1")).unwrap(), b"one");
+    assert!(
+        matches!(answers(&out, 15)[..], [Answer::Beside { size: 5, .. }]),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(r.join("t2")).unwrap(), b"other");
+    assert_eq!(
+        std::fs::read(r.join(format!("t2{CONFLICT_SUFFIX}"))).unwrap(),
+        b"two"
+    );
 }
 
 #[test]

@@ -1037,6 +1037,32 @@ impl Board {
         sn::expect_ok(&self.snippet(sn::rename(from, to)).await?, from)
     }
 
+    /// A rename that replaces a file the mount read: if the board's copy
+    /// changed since (`was`: its size and mtime then), it stays, and `from`
+    /// goes beside it.
+    pub async fn rename_onto(&self, from: &str, to: &str, was: (u64, i64)) -> Result<Written> {
+        let out = self.snippet(sn::onto(from, to, was)).await?;
+        for l in sn::lines(&out) {
+            match Answer::parse(l) {
+                Answer::Done(mtime) => return Ok(Written::Target(mtime)),
+                Answer::Beside {
+                    mtime,
+                    size,
+                    target_mtime,
+                } => {
+                    return Ok(Written::Beside {
+                        name: upload::conflict_name(to),
+                        mtime,
+                        target: (size, target_mtime),
+                    });
+                }
+                Answer::Os { errno, .. } => return Err(sn::errno_error(errno, from)),
+                _ => {}
+            }
+        }
+        Err(sn::unexpected(&out, from))
+    }
+
     pub async fn statvfs(&self, path: &str) -> Result<StatVfs> {
         let out = self.query(sn::statvfs(path)).await?;
         for l in sn::lines(&out) {

@@ -212,6 +212,37 @@ def statvfs(a):
         print("E", e.args[0])
 
 
+# `rename` onto a target that must still be what the mount read (size,
+# mtime) or gone: `K <mtime>`. A target changed behind the mount stays,
+# and the file goes beside it: `C <mtime> <target size> <target mtime>`.
+def onto(a):
+    import os
+
+    T = a[1]
+    try:
+        try:
+            s = os.stat(T)
+            c = s[6], s[8]
+        except OSError:
+            c = None
+        if c and c != (int(a[2]), int(a[3])):
+            T += CONFLICT_SUFFIX
+            try:
+                os.remove(T)
+            except OSError:
+                pass
+        try:
+            os.rename(a[0], T)
+        except OSError as e:
+            if e.args[0] != 17:
+                raise
+            os.remove(T)
+            os.rename(a[0], T)
+        print("C" if T != a[1] else "K", os.stat(T)[8], *(c if T != a[1] else ()))
+    except OSError as e:
+        print("E", e.args[0])
+
+
 # The year of the board's epoch: `Y 2000` on ESP ports, 1970 on others.
 def epoch(a):
     import time

@@ -659,6 +659,12 @@ pub fn rename(from: &str, to: &str) -> String {
     program("rename", &[from, to])
 }
 
+/// `rename` of `from` onto `to` if `to` is still `(size, mtime)` or gone,
+/// else beside it (`onto` in programs.py).
+pub fn onto(from: &str, to: &str, (size, mtime): (u64, i64)) -> String {
+    program("onto", &[from, to, &size.to_string(), &mtime.to_string()])
+}
+
 /// The year of the board's epoch: 2000 on ESP ports, 1970 on others.
 pub fn epoch() -> String {
     program::<&str>("epoch", &[])

@@ -450,7 +450,7 @@ impl Core {
     /// The board's copy changed under an edit: its version stays, ours is
     /// on the board beside it and shown in the mount there too.
     #[allow(clippy::too_many_arguments)]
-    fn conflict(
+    pub(super) fn conflict(
         &self,
         st: &mut State,
         ino: Ino,
@@ -475,22 +475,7 @@ impl Core {
             st.contents.insert_clean(c, data.to_vec());
         }
         if st.file.of(ino).edits == edit {
-            // The target is the board's version from now on.
-            st.contents.forget(ino);
-            st.file.edit(ino, |f| {
-                f.base = None;
-                f.was = None;
-                f.written = None;
-            });
-            st.file.edit(ino, |f| f.seen = Some(target));
-            if let Some(n) = st.tree.get_mut(ino) {
-                (n.size, n.board_mtime) = target;
-                n.mode = None;
-                n.mtime = None;
-            }
-            if let Some(j) = self.journal() {
-                j.remove(path);
-            }
+            self.board_kept(st, ino, path, target);
         }
         st.file.edit(ino, |f| f.retry = None);
         st.file.edit(ino, |f| f.sent.clear());
@@ -498,6 +483,26 @@ impl Core {
         Error::Conflict {
             path: path.to_string(),
             beside,
+        }
+    }
+
+    /// After a conflict, `ino` is the board's version (`target`: its size
+    /// and mtime) from now on.
+    pub(super) fn board_kept(&self, st: &mut State, ino: Ino, path: &str, target: (u64, i64)) {
+        st.contents.forget(ino);
+        st.file.edit(ino, |f| {
+            f.base = None;
+            f.was = None;
+            f.written = None;
+        });
+        st.file.edit(ino, |f| f.seen = Some(target));
+        if let Some(n) = st.tree.get_mut(ino) {
+            (n.size, n.board_mtime) = target;
+            n.mode = None;
+            n.mtime = None;
+        }
+        if let Some(j) = self.journal() {
+            j.remove(path);
         }
     }
 

@@ -185,6 +185,7 @@ impl Core {
                 .filter(|_| replaces.is_some())
                 .and_then(|t| held::board_copy(&st, t));
             Plan {
+                target,
                 replaces_copy,
                 from: st.tree.path(ino),
                 to: st.tree.child_path(newparent, newname),
@@ -224,7 +225,26 @@ impl Core {
                 if plan.is_dir && plan.target_on_board {
                     self.board.rmdir(&plan.to).await?;
                 }
-                self.board.rename(&plan.from, &plan.to).await?;
+                match (plan.replaces, plan.target) {
+                    // A file written under another name and renamed over
+                    // one the mount read (sed -i): the board's copy, if it
+                    // changed since, is kept.
+                    (Some(Base::Was(size, mtime)), Some(t)) if !plan.is_dir => {
+                        let written = self
+                            .board
+                            .rename_onto(&plan.from, &plan.to, (size, mtime))
+                            .await?;
+                        if let crate::board::Written::Beside {
+                            name: beside,
+                            mtime,
+                            target: now,
+                        } = written
+                        {
+                            return Err(self.renamed_beside(t, ino, &plan.to, beside, mtime, now));
+                        }
+                    }
+                    _ => self.board.rename(&plan.from, &plan.to).await?,
+                }
             }
             (false, false) if plan.src_local && !plan.is_dir => {
                 // Saved through a scratch name (gedit): the file reaches the
@@ -235,30 +255,53 @@ impl Core {
                     st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
                 };
                 self.guard.check(&self.board).await?;
+                // What the writer read is what it replaces: a board copy
+                // changed since then is kept, as for a save in place.
+                let base = plan.replaces.unwrap_or(Base::Any);
+                let data = bytes::Bytes::from(data);
                 // Only the change, when the mount holds what it replaces.
                 let written = match plan.replaces_copy.clone() {
                     Some(was) if plan.parent_on_board => {
                         self.board
-                            .put_changed(&plan.to, data.into(), was, Base::Any)
+                            .put_changed(&plan.to, data.clone(), was, base)
                             .await?
                     }
                     _ => {
                         self.board
-                            .put(&plan.to, &data, !plan.parent_on_board, Base::Any)
+                            .put(&plan.to, &data, !plan.parent_on_board, base)
                             .await?
                     }
                 };
                 let mut st = self.lock();
+                if let crate::board::Written::Beside {
+                    name: beside,
+                    mtime,
+                    target: now,
+                } = written
+                {
+                    // The scratch file stays as it was; the target is the
+                    // board's version, ours beside it.
+                    st.namespace += 1;
+                    return Err(match plan.target {
+                        Some(t) => {
+                            let edit = st.file.of(t).edits;
+                            self.conflict(&mut st, t, &plan.to, (beside, mtime), now, data, edit)
+                        }
+                        None => Error::Conflict {
+                            path: plan.to,
+                            beside,
+                        },
+                    });
+                }
                 st.contents.mark_clean(ino);
                 st.file.edit(ino, |f| f.base = None);
                 st.file.edit(ino, |f| f.was = None);
                 if let Some(n) = st.tree.get_mut(ino) {
                     n.local_only = false;
                     n.on_board = true;
-                    n.board_mtime = match written {
-                        crate::board::Written::Target(m) => m,
-                        crate::board::Written::Beside { mtime, .. } => mtime,
-                    };
+                    if let crate::board::Written::Target(m) = written {
+                        n.board_mtime = m;
+                    }
                 }
             }
             // Not on the board yet, or staying local: nothing to tell it.
@@ -307,7 +350,51 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A rename that would have replaced `target`, changed on the board
+    /// behind the mount: the board put `ino` beside it instead.
+    fn renamed_beside(
+        &self,
+        target: Ino,
+        ino: Ino,
+        to: &str,
+        beside: String,
+        mtime: i64,
+        now: (u64, i64),
+    ) -> Error {
+        let msg = format!(
+            "{to} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
+        );
+        warn!("{msg}");
+        let mut st = self.lock();
+        st.namespace += 1;
+        st.conflicts.push(msg);
+        let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
+        if let Some(parent) = st.tree.get(target).map(|n| n.parent) {
+            if let Some(old) = st.tree.lookup(parent, &name)
+                && old != ino
+            {
+                forget(&mut st, old);
+                st.tree.remove(old);
+            }
+            st.tree.rename(ino, parent, &name);
+        }
+        if let Some(n) = st.tree.get_mut(ino) {
+            n.board_mtime = mtime;
+        }
+        self.board_kept(&mut st, target, to, now);
+        self.changed(&st, target);
+        self.save_attrs(&st);
+        Error::Conflict {
+            path: to.to_string(),
+            beside,
+        }
+    }
+}
+
 struct Plan {
+    /// What the rename replaces in the mount, if anything.
+    target: Option<Ino>,
     from: String,
     to: String,
     src_on_board: bool,
