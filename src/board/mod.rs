@@ -130,6 +130,9 @@ pub struct Board {
     grow_at: Arc<Mutex<Option<Instant>>>,
     /// Uploads may go compressed (see `pack`).
     compress: bool,
+    /// The board has no `binascii.crc32`, so a file built there from a
+    /// delta cannot be checked: saves go whole (see `delta.rs`).
+    no_crc: Arc<std::sync::atomic::AtomicBool>,
     packing: Arc<Mutex<pack::Packing>>,
     downloads: Arc<Mutex<Downloads>>,
     /// Text downloads under way, for `status` (the session sees only
@@ -402,6 +405,7 @@ impl Board {
                 buffer: BUFFER_FIRST,
             })),
             ram_asked: Arc::default(),
+            no_crc: Arc::default(),
             ram_wanted: false,
             grow_at: Arc::default(),
             compress: true,
