@@ -676,8 +676,25 @@ impl Daemon {
                 "traffic: {} B to the board, {} B from it, {} programs, {} reconnects\n",
                 t.bytes_out, t.bytes_in, t.programs, t.reconnects
             ));
+            // Uploads by the file's name, not the part files the session
+            // sees (`.wrm-…`), summed over their slices.
+            let part = |m: &crate::session::Moving| {
+                m.upload && crate::board::is_part(m.path.rsplit('/').next().unwrap_or(""))
+            };
+            let (ups, queued_ups): (Vec<_>, Vec<_>) = self
+                .core
+                .board()
+                .uploads_moving()
+                .into_iter()
+                .partition(|m| m.done > 0 || s.moving.iter().any(part));
             let text = self.core.board().text_moving();
-            for m in s.moving.iter().chain(&text) {
+            for m in s
+                .moving
+                .iter()
+                .filter(|m| !part(m))
+                .chain(&ups)
+                .chain(&text)
+            {
                 let rate = m.done as f64 / m.secs.max(0.001) / 1000.0;
                 out.push_str(&format!(
                     "moving: {} {} {}/{} B ({:.1} KB/s)\n",
@@ -688,7 +705,7 @@ impl Daemon {
                     rate
                 ));
             }
-            for m in &s.queued {
+            for m in s.queued.iter().filter(|m| !part(m)).chain(&queued_ups) {
                 // A download's size is known only once the board answers.
                 let size = if m.upload || m.total > 0 {
                     format!(" {} B", m.total)

@@ -197,7 +197,12 @@ fn a_small_uncached_file_read_during_a_big_upload_is_read_before_the_upload_land
         std::thread::spawn(move || common::write_and_close(&p, &big))
     };
     // 15 s of file at 20 KB/s; the read goes between two of its slices.
-    m.status_until(20, |s| s.contains("moving: up"));
+    // `status` names the file, not the part files its slices go to.
+    let status = m.status_until(20, |s| s.contains("moving: up"));
+    assert!(
+        status.contains("moving: up /up.bin ") && !status.contains(".wrm-"),
+        "{status}"
+    );
     let asked = std::time::Instant::now();
     assert_eq!(std::fs::read(m.path().join("small.txt")).unwrap(), b"abc");
     eprintln!(
