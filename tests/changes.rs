@@ -182,6 +182,13 @@ fn a_rename_save_over_a_file_changed_on_the_board_keeps_both() {
             "{name}"
         );
     }
+    // A conflict dealt with (its copy deleted) leaves `status`.
+    std::fs::remove_file(m.path().join("g.py.webrepl-mount-conflict")).unwrap();
+    let status = m.status();
+    assert!(
+        !status.contains("conflict: /g.py") && status.contains("conflict: /s.py"),
+        "{status}"
+    );
     // vim with a backup: the file is renamed to a local backup name, and a
     // new one is written under its name.
     let v = m.path().join("v.py");

@@ -464,7 +464,7 @@ impl Core {
             "{path} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
         );
         warn!("{msg}");
-        st.conflicts.push(msg);
+        st.conflicts.push((msg, beside.clone()));
         let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
         if let Some(parent) = st.tree.get(ino).map(|n| n.parent) {
             let mut n = Node::new(parent, &name, EntryKind::File);

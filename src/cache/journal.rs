@@ -163,8 +163,8 @@ impl Journal {
 /// Sends what a previous mount left in the journal, before the tree is
 /// read, saying what it sends. A file the board changed meanwhile is kept:
 /// the journaled copy goes beside it, under a name that says what it is.
-/// Returns the conflicts met.
-pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
+/// Returns the conflicts met, and where each kept the local version.
+pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<(String, String)> {
     let entries = journal.entries();
     let mut conflicts = Vec::new();
     if entries.is_empty() {
@@ -233,7 +233,7 @@ pub(super) async fn recover(board: &Board, journal: &Journal) -> Vec<String> {
                     );
                     eprintln!("webrepl-mount: {msg}");
                     warn!("{msg}");
-                    conflicts.push(msg);
+                    conflicts.push((msg, beside));
                 } else {
                     eprintln!(
                         "webrepl-mount:   {} ({} B)",

@@ -161,8 +161,9 @@ struct State {
     /// board still has them, with this size and mtime, until replaced.
     /// and the board's copy of them if the mount held it.
     shadowed: HashMap<(Ino, String), Shadow>,
-    /// Conflicts met, for `status`.
-    conflicts: Vec<String>,
+    /// Conflicts met, for `status`: what was said, and the board path of
+    /// the copy kept beside.
+    conflicts: Vec<(String, String)>,
     /// Closed files journaled and waiting for the batcher to upload them.
     batch: Vec<Ino>,
     /// What the cache keeps per file beside the tree and the contents.
@@ -620,9 +621,16 @@ impl Core {
         self.unmarked.as_deref()
     }
 
-    /// Conflicts met so far: the board's copy changed under an edit.
+    /// Conflicts met so far (the board's copy changed under an edit) whose
+    /// copy beside is still there: one deleted or renamed has been dealt
+    /// with.
     pub fn conflicts(&self) -> Vec<String> {
-        self.lock().conflicts.clone()
+        let st = self.lock();
+        st.conflicts
+            .iter()
+            .filter(|(_, beside)| st.tree.resolve(beside).is_some())
+            .map(|(msg, _)| msg.clone())
+            .collect()
     }
 
     /// Logs what is still dirty; for shutdown.

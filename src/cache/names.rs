@@ -368,7 +368,7 @@ impl Core {
         warn!("{msg}");
         let mut st = self.lock();
         st.namespace += 1;
-        st.conflicts.push(msg);
+        st.conflicts.push((msg, beside.clone()));
         let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
         if let Some(parent) = st.tree.get(target).map(|n| n.parent) {
             if let Some(old) = st.tree.lookup(parent, &name)
