@@ -421,9 +421,12 @@ impl Board {
                     self.dropped = true;
                 }
                 0x03 => {
+                    // Two writes, as MicroPython's friendly REPL makes:
+                    // the line break, then readline's fresh prompt.
                     self.line.clear();
                     self.block.clear();
-                    self.say(b"\r\n>>> ");
+                    self.say(b"\r\n");
+                    self.say(b">>> ");
                 }
                 0x7f | 0x08 if !self.line.is_empty() => {
                     self.line.pop();

@@ -1898,3 +1898,43 @@ fn a_program_after_an_upload_that_failed_before_its_last_byte_is_not_sent() {
     }
     assert!(!p.board.typed.windows(8).any(|w| w == b"print(7)"));
 }
+
+#[test]
+fn a_program_asked_for_right_after_a_persons_ctrl_c_beside_an_upload_waits_for_one_slice_at_most() {
+    // The board writes a Ctrl-C's line break and its fresh prompt in two
+    // frames. A slice that started between them (no prompt on the line,
+    // nothing typed to clear) held the program a slice more: a small
+    // read beside a 300 KB upload took 0.45-0.51 s on the test board.
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let puts = put_files(&mut p, 150, 4096, "s");
+    p.run_for(Duration::from_millis(500));
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\x03");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.shown().ends_with(">>> ")));
+    p.run_for(Duration::from_millis(300));
+    let slice = Duration::from_secs_f64(4096.0 / ESP32);
+    for n in 0..40u64 {
+        // A key at every phase of a slice, then Ctrl-C once it shows, and
+        // the program a few ms later.
+        p.run_for(Duration::from_millis(n * 7 % 230));
+        p.core.keys(p.now, b"7");
+        assert!(p.run_until(Duration::from_secs(5), |p| p.shown().ends_with('7')));
+        p.core.keys(p.now, b"\x03");
+        p.run_for(Duration::from_millis(n * 3 % 20));
+        let asked = p.now;
+        let op = p.core.submit(p.now, program("print(42)"));
+        match p.wait(op, Duration::from_secs(20)) {
+            Ok(Outcome::Output(o)) => assert_eq!(o.stdout, b"42\n"),
+            r => panic!("{r:?}"),
+        }
+        let took = p.now - asked;
+        assert!(took < slice + RTT * 10, "try {n}: {took:?}");
+    }
+    assert!(!p.done.contains_key(&puts[149]), "the upload ended first");
+    for op in puts {
+        assert!(matches!(
+            p.wait(op, Duration::from_secs(60)),
+            Ok(Outcome::Put)
+        ));
+    }
+}

@@ -305,11 +305,14 @@ impl TextLane {
             Mode::Raw => self.startable(),
             Mode::Running { prog, .. } => prog.sending(),
             // A program waits for the person's line to settle: an upload
-            // slice started now would hold it a slice longer.
+            // slice started now would hold it a slice longer. The line may
+            // show no prompt while it settles: the board writes a Ctrl-C's
+            // line break and its fresh prompt in two frames, and a slice
+            // started between them held a read for two slices (0.48 s).
             Mode::Terminal => {
                 self.startable()
                     && self.known
-                    && self.screen.typed().is_some()
+                    && (self.screen.typed().is_some() || self.timers.get(Timer::Settle).is_some())
                     && !self.first_queued()
             }
             Mode::Resetting { .. } => false,
