@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, TestBoard, eventually, eventually_with, random_bytes};
+use common::{LinkEmu, Mount, TestBoard, eventually, eventually_with, random_bytes, sh};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -511,4 +511,43 @@ fn an_exec_whose_output_nobody_reads_is_stopped_not_held() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut fast.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("more than was read"), "{err}");
+}
+
+/// sed -i while another file's upload holds the wire: its temporary file
+/// waits in the queue past the close wait, and is renamed over the target
+/// there. The save still goes, under the target's name, once the wire is
+/// free (it stayed dirty, unsent, until unmount).
+#[test]
+fn a_sed_i_saved_while_an_upload_holds_the_wire_reaches_the_board_after_it() {
+    let tb = TestBoard::start();
+    let lines: String = (1..=3000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(tb.path("/x.py"), &lines).unwrap();
+    let big = random_bytes(200_000, 9);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // A peek at the file first, as an editor's or file manager's.
+    assert_eq!(sh(&format!("head -1 {}/x.py", m.path().display())), "1\n");
+    let writer = {
+        let (p, big) = (m.path().join("up.bin"), big.clone());
+        std::thread::spawn(move || common::write_and_close(&p, &big))
+    };
+    m.status_until(20, |s| s.contains("moving: up"));
+    let sed = std::process::Command::new("sed")
+        .args(["-i", "s/^1$/M/"])
+        .arg(m.path().join("x.py"))
+        .output()
+        .unwrap();
+    assert!(
+        sed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sed.stderr)
+    );
+    writer.join().unwrap().unwrap();
+    let want = lines.replacen("1\n", "M\n", 1);
+    eventually(60, "the edit reaches the board", || {
+        std::fs::read(tb.path("/x.py")).is_ok_and(|d| d == want.as_bytes())
+    });
+    assert!(std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big));
+    let status = m.status();
+    assert!(!status.contains("dirty:"), "{status}");
 }

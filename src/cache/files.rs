@@ -605,6 +605,11 @@ impl Core {
                     Some(rx) => rx,
                     None => {
                         let (tx, rx) = tokio::sync::watch::channel(());
+                        let unqueued: Vec<Ino> = inos
+                            .iter()
+                            .copied()
+                            .filter(|i| st.batch.contains(i))
+                            .collect();
                         for &i in inos {
                             st.file.edit(i, |f| f.moving.push(rx.clone()));
                             st.batch.retain(|&b| b != i);
@@ -612,6 +617,7 @@ impl Core {
                         return Moving {
                             core: self,
                             inos: inos.to_vec(),
+                            unqueued,
                             _tx: tx,
                         };
                     }
@@ -627,6 +633,10 @@ impl Core {
 pub(super) struct Moving<'a> {
     core: &'a Core,
     inos: Vec<Ino>,
+    /// Taken out of the batcher's queue: what is still to send goes back
+    /// in under its new name (a save through a temporary file renamed over
+    /// its target while another upload held the wire).
+    unqueued: Vec<Ino>,
     _tx: tokio::sync::watch::Sender<()>,
 }
 
@@ -637,6 +647,17 @@ impl Drop for Moving<'_> {
         for i in &self.inos {
             st.file
                 .edit(*i, |f| f.moving.retain(|rx| !rx.same_channel(&mine)));
+        }
+        let mut requeued = false;
+        for &i in &self.unqueued {
+            let pending = st.tree.get(i).is_some_and(|n| !n.local_only) && st.contents.is_dirty(i);
+            if pending && !st.batch.contains(&i) {
+                st.batch.push(i);
+                requeued = true;
+            }
+        }
+        if requeued {
+            self.core.batch_wake.notify_one();
         }
     }
 }
