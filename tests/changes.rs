@@ -144,7 +144,7 @@ fn a_rename_save_over_a_file_changed_on_the_board_keeps_both() {
     // gedit: a scratch name that stays local, then a rename over the file.
     let scratch = m.path().join(".goutputstream-T3ST");
     std::fs::write(&scratch, "v1 edited\n").unwrap();
-    let err = std::fs::rename(&scratch, m.path().join("g.py")).unwrap_err();
+    let err = std::fs::rename(&scratch, m.path().join("g.py")).expect_err(&m.log());
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     // sed -i: a temporary file of its own, written and renamed.
     let sed = std::process::Command::new("sed")

@@ -137,9 +137,23 @@ fn with_the_link_cut_after_code_ran_cached_reads_and_saves_do_not_wait_for_it() 
         "save took {:?}",
         t.elapsed()
     );
+    // gedit's save: a scratch file renamed over the file. It returns as a
+    // close does, and the file goes when the link is back (the rename
+    // waited 20 s for the board, then failed).
+    let scratch = m.path().join(".goutputstream-L1NK");
+    write_and_close(&scratch, b"c = 3\n").unwrap();
+    let t = Instant::now();
+    std::fs::rename(&scratch, m.path().join("c.py")).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "rename took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(std::fs::read(m.path().join("c.py")).unwrap(), b"c = 3\n");
     emu.command("refuse off");
-    eventually(30, "s.py on the board", || {
+    eventually(30, "s.py and c.py on the board", || {
         std::fs::read(tb.path("/s.py")).is_ok_and(|d| d == b"s = 2\n")
+            && std::fs::read(tb.path("/c.py")).is_ok_and(|d| d == b"c = 3\n")
     });
     assert!(m.unmount().status.success());
 }

@@ -500,6 +500,8 @@ impl Core {
             (n.size, n.board_mtime) = target;
             n.mode = None;
             n.mtime = None;
+            // A file saved from a scratch name had not been on the board.
+            n.on_board = true;
         }
         if let Some(j) = self.journal() {
             j.remove(path);

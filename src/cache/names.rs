@@ -125,7 +125,7 @@ impl Core {
         let newname = self.check_name(newname)?;
         let ino = self.named(parent, name)?;
         let target = self.lock().tree.lookup(newparent, newname);
-        let _moving = self
+        let moving = self
             .quiesce(
                 &[Some(ino), target]
                     .into_iter()
@@ -195,9 +195,9 @@ impl Core {
                 to_local,
                 target_on_board,
                 replaces,
-                parent_on_board: st.tree.get(newparent).is_some_and(|p| p.on_board),
             }
         };
+        let saved_from_scratch = plan.src_local && !plan.to_local && !plan.is_dir;
         match (plan.src_on_board, plan.to_local) {
             (true, true) => {
                 // An editor's backup (vim: f -> f~): the board keeps the file
@@ -246,67 +246,16 @@ impl Core {
                     _ => self.board.rename(&plan.from, &plan.to).await?,
                 }
             }
-            (false, false) if plan.src_local && !plan.is_dir => {
-                // Saved through a scratch name (gedit): the file reaches the
-                // board under its real name now, atomically.
-                self.loaded(ino).await?;
-                let data = {
-                    let st = self.lock();
-                    st.contents.get_clean_or_dirty(ino).unwrap_or(&[]).to_vec()
-                };
-                self.guard.check(&self.board).await?;
-                // What the writer read is what it replaces: a board copy
-                // changed since then is kept, as for a save in place.
-                let base = plan.replaces.unwrap_or(Base::Any);
-                let data = bytes::Bytes::from(data);
-                // Only the change, when the mount holds what it replaces.
-                let written = match plan.replaces_copy.clone() {
-                    Some(was) if plan.parent_on_board => {
-                        self.board
-                            .put_changed(&plan.to, data.clone(), was, base)
-                            .await?
-                    }
-                    _ => {
-                        self.board
-                            .put(&plan.to, &data, !plan.parent_on_board, base)
-                            .await?
-                    }
-                };
-                let mut st = self.lock();
-                if let crate::board::Written::Beside {
-                    name: beside,
-                    mtime,
-                    target: now,
-                } = written
-                {
-                    // The scratch file stays as it was; the target is the
-                    // board's version, ours beside it.
-                    st.namespace += 1;
-                    return Err(match plan.target {
-                        Some(t) => {
-                            let edit = st.file.of(t).edits;
-                            self.conflict(&mut st, t, &plan.to, (beside, mtime), now, data, edit)
-                        }
-                        None => Error::Conflict {
-                            path: plan.to,
-                            beside,
-                        },
-                    });
-                }
-                st.contents.mark_clean(ino);
-                st.file.edit(ino, |f| f.base = None);
-                st.file.edit(ino, |f| f.was = None);
-                if let Some(n) = st.tree.get_mut(ino) {
-                    n.local_only = false;
-                    n.on_board = true;
-                    if let crate::board::Written::Target(m) = written {
-                        n.board_mtime = m;
-                    }
-                }
-            }
-            // Not on the board yet, or staying local: nothing to tell it.
+            // Not on the board yet, or staying local: nothing to tell it
+            // now. A scratch file (gedit's) saved under a real name is sent
+            // as a closed file is, below.
             _ => {
                 let mut st = self.lock();
+                if saved_from_scratch {
+                    // Even empty: it replaces what the board has.
+                    st.contents.edit(ino);
+                    st.file.edit(ino, |f| f.edits += 1);
+                }
                 if !plan.to_local
                     && let Some(n) = st.tree.get_mut(ino)
                 {
@@ -324,29 +273,46 @@ impl Core {
                 }
             }
         }
-        let mut st = self.lock();
-        st.namespace += 1;
-        let mut moved: Vec<Ino> = st.tree.descendants(ino);
-        moved.push(ino);
-        moved.retain(|&i| st.contents.is_dirty(i));
-        let before: Vec<String> = moved.iter().map(|&i| st.tree.path(i)).collect();
-        if let Some(old) = st.tree.lookup(newparent, newname)
-            && old != ino
-        {
-            forget(&mut st, old);
-        }
-        st.tree.rename(ino, newparent, newname);
-        if let Some(j) = self.journal() {
-            for (&i, old) in moved.iter().zip(before) {
-                j.rename(&old, &st.tree.path(i));
+        let queued = {
+            let mut st = self.lock();
+            st.namespace += 1;
+            let mut moved: Vec<Ino> = st.tree.descendants(ino);
+            moved.push(ino);
+            moved.retain(|&i| st.contents.is_dirty(i));
+            let before: Vec<String> = moved.iter().map(|&i| st.tree.path(i)).collect();
+            if let Some(old) = st.tree.lookup(newparent, newname)
+                && old != ino
+            {
+                forget(&mut st, old);
             }
-            if plan.replaces.is_some() && moved.contains(&ino) {
-                // Journaled as new: now it replaces what the board has.
-                self.keep(&st, ino)?;
+            st.tree.rename(ino, newparent, newname);
+            if let Some(j) = self.journal() {
+                for (&i, old) in moved.iter().zip(before) {
+                    j.rename(&old, &st.tree.path(i));
+                }
+                if plan.replaces.is_some() && moved.contains(&ino) {
+                    // Journaled as new: now it replaces what the board has.
+                    self.keep(&st, ino)?;
+                }
             }
+            self.save_attrs(&st);
+            if !saved_from_scratch {
+                return Ok(());
+            }
+            // Like a close: journaled, queued, and waited for up to the close
+            // wait; a conflict or an error the board gives in that time is the
+            // rename's.
+            self.queue(&mut st, ino)?
+        };
+        // Uploads of the renamed file wait for the rename's end.
+        drop(moving);
+        let Some(outcome) = queued else {
+            return self.upload(ino).await;
+        };
+        match tokio::time::timeout(self.opts.close_wait, outcome).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) | Err(_) => Ok(()),
         }
-        self.save_attrs(&st);
-        Ok(())
     }
 }
 
@@ -405,7 +371,6 @@ struct Plan {
     replaces: Option<Base>,
     /// The board's copy of what it replaces, if the mount holds it.
     replaces_copy: Option<bytes::Bytes>,
-    parent_on_board: bool,
 }
 
 /// Drops what the cache holds for a file that is gone.
