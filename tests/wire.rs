@@ -709,3 +709,37 @@ fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
         assert!(tb.parts(d).is_empty(), "{d}: {:?}", tb.parts(d));
     }
 }
+
+/// On fresh flash, the first call of the helpers that goes with a list
+/// file (a `cp -r` comparing its files with the board's) waits for no
+/// PUT's answer: the call goes right behind the list's last byte, and
+/// the call again right behind the helpers' file. Behind a 200 ms round
+/// trip, from a session that has pasted a program: the list, the call
+/// (failing), the helpers' file and the call again in two round trips
+/// and a bit (four when each PUT's answer was waited for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_with_a_list_waits_for_no_put_answer() {
+    let tb = TestBoard::start();
+    let names: Vec<String> = (0..6).map(|k| format!("/f{k}.py")).collect();
+    for n in &names {
+        std::fs::write(tb.path(n), b"abc").unwrap();
+    }
+    let emu = LinkEmu::start(tb.port, 100.0);
+    let session = Session::connect(tb.config_via(emu.port)).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    // The raw-paste window is known from here on.
+    board.stat("/").await.unwrap();
+    let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 3)).collect();
+    let t = std::time::Instant::now();
+    let (_, d) = board.digests(&files).await.unwrap();
+    let took = t.elapsed();
+    session.close().await;
+    let sha = webrepl_mount::board::digest("sha256", b"abc");
+    assert!(
+        d.iter().all(|d| d.as_deref() == Some(sha.as_str())),
+        "{d:?}"
+    );
+    eprintln!("first call with a list on fresh flash: {took:.2?}");
+    assert!(took.as_secs_f64() < 0.55, "{took:?}: 200 ms round trips");
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
