@@ -743,3 +743,45 @@ async fn first_contact_with_a_list_waits_for_no_put_answer() {
     assert!(took.as_secs_f64() < 0.55, "{took:?}: 200 ms round trips");
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+/// The bundles of a copy land by one program, however many there are:
+/// a program each cost a round trip each. 60 files of 2.7 KB go in three
+/// bundles; besides the landing, one program asks what the board
+/// inflates with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundles_of_a_copy_land_by_one_program() {
+    let tb = TestBoard::start();
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    // The helpers defined: their first call is not counted.
+    board.stat("/").await.unwrap();
+    board.digests(&[("/x", 1)]).await.unwrap();
+    let ups: Vec<webrepl_mount::board::Upload> = (0..60u64)
+        .map(|k| {
+            let dir = if k % 5 == 0 { "/lib" } else { "" };
+            webrepl_mount::board::Upload::new(
+                &format!("{dir}/m{k}.py"),
+                source(2_700, k),
+                Base::Any,
+            )
+        })
+        .collect();
+    let before = session.status().await.unwrap().totals.programs;
+    let results = board.put_many(ups.clone(), true).await.unwrap();
+    let programs = session.status().await.unwrap().totals.programs - before;
+    session.close().await;
+    for (u, r) in ups.iter().zip(results) {
+        r.unwrap();
+        assert_eq!(
+            std::fs::read(tb.path(&u.path)).unwrap(),
+            u.data,
+            "{}",
+            u.path
+        );
+    }
+    eprintln!("60 files in bundles: {programs} program(s)");
+    // mkdir of /lib, the inflater's probe, the landing.
+    assert!(programs <= 3, "{programs} programs");
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+    assert!(tb.parts("/lib").is_empty(), "{:?}", tb.parts("/lib"));
+}
