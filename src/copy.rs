@@ -759,10 +759,6 @@ async fn upload(
     dirs.sort();
     dirs.dedup();
     dirs.retain(|d| d != "/");
-    if !dirs.is_empty() {
-        let refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-        b.mkdirs_all(&refs).await?;
-    }
     let mut sent = Sent {
         refused,
         ..Sent::default()
@@ -796,6 +792,12 @@ async fn upload(
             }
         }
         files = keep;
+    }
+    // After the comparison, which defines the helpers on first contact:
+    // the directories then go by a short call of them.
+    if !dirs.is_empty() {
+        let refs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        b.mkdirs_all(&refs).await?;
     }
     let bases = board_copies(b, &files, &onto).await;
     let total = files.iter().map(|f| f.2).sum();

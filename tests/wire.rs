@@ -723,3 +723,122 @@ fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
         assert!(tb.parts(d).is_empty(), "{d}: {:?}", tb.parts(d));
     }
 }
+
+/// On fresh flash, the first call of the helpers that goes with a list
+/// file (a `cp -r` comparing its files with the board's) waits for no
+/// PUT's answer: the call goes right behind the list's last byte, and
+/// the call again right behind the helpers' file. Behind a 200 ms round
+/// trip, from a session that has pasted a program: the list, the call
+/// (failing), the helpers' file and the call again in two round trips
+/// and a bit (four when each PUT's answer was waited for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_with_a_list_waits_for_no_put_answer() {
+    let tb = TestBoard::start();
+    let names: Vec<String> = (0..6).map(|k| format!("/f{k}.py")).collect();
+    for n in &names {
+        std::fs::write(tb.path(n), b"abc").unwrap();
+    }
+    let emu = LinkEmu::start(tb.port, 100.0);
+    let session = Session::connect(tb.config_via(emu.port)).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    // The raw-paste window is known from here on.
+    board.stat("/").await.unwrap();
+    let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 3)).collect();
+    let t = std::time::Instant::now();
+    let (_, d) = board.digests(&files).await.unwrap();
+    let took = t.elapsed();
+    session.close().await;
+    let sha = webrepl_mount::board::digest("sha256", b"abc");
+    assert!(
+        d.iter().all(|d| d.as_deref() == Some(sha.as_str())),
+        "{d:?}"
+    );
+    eprintln!("first call with a list on fresh flash: {took:.2?}");
+    assert!(took.as_secs_f64() < 0.55, "{took:?}: 200 ms round trips");
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// The bundles of a copy land by one program, however many there are:
+/// a program each cost a round trip each. 60 files of 2.7 KB go in three
+/// bundles; besides the landing, one program asks what the board
+/// inflates with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundles_of_a_copy_land_by_one_program() {
+    let tb = TestBoard::start();
+    let session = tb.session().await;
+    let board = Board::new(session.clone(), Transfer::Auto);
+    // The helpers defined: their first call is not counted.
+    board.stat("/").await.unwrap();
+    board.digests(&[("/x", 1)]).await.unwrap();
+    let ups: Vec<webrepl_mount::board::Upload> = (0..60u64)
+        .map(|k| {
+            let dir = if k % 5 == 0 { "/lib" } else { "" };
+            webrepl_mount::board::Upload::new(
+                &format!("{dir}/m{k}.py"),
+                source(2_700, k),
+                Base::Any,
+            )
+        })
+        .collect();
+    let before = session.status().await.unwrap().totals.programs;
+    let results = board.put_many(ups.clone(), true).await.unwrap();
+    let programs = session.status().await.unwrap().totals.programs - before;
+    session.close().await;
+    for (u, r) in ups.iter().zip(results) {
+        r.unwrap();
+        assert_eq!(
+            std::fs::read(tb.path(&u.path)).unwrap(),
+            u.data,
+            "{}",
+            u.path
+        );
+    }
+    eprintln!("60 files in bundles: {programs} program(s)");
+    // mkdir of /lib, the inflater's probe, the landing.
+    assert!(programs <= 3, "{programs} programs");
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+    assert!(tb.parts("/lib").is_empty(), "{:?}", tb.parts("/lib"));
+}
+
+/// With the helpers defined, a copy's `mkdir -p` and its question of what
+/// the board inflates with are short calls of them, a round trip each
+/// (pasted, those programs took four and three raw-paste windows, a round
+/// trip each). Behind a 200 ms round trip: ten files into a new
+/// directory, in one bundle, in about five round trips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_makes_its_directories_and_asks_for_the_inflater_in_short_calls() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::start(tb.port, 100.0);
+    let session = Session::connect(tb.config_via(emu.port)).await.unwrap();
+    let board = Board::new(session.clone(), Transfer::Auto);
+    board.digests(&[("/x", 1)]).await.unwrap();
+    let ups: Vec<webrepl_mount::board::Upload> = (0..10u64)
+        .map(|k| {
+            webrepl_mount::board::Upload::new(
+                &format!("/app/lib/m{k}.py"),
+                source(1_000, k),
+                Base::Any,
+            )
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let results = board.put_many(ups.clone(), true).await.unwrap();
+    let took = t.elapsed();
+    session.close().await;
+    for (u, r) in ups.iter().zip(results) {
+        r.unwrap();
+        assert_eq!(
+            std::fs::read(tb.path(&u.path)).unwrap(),
+            u.data,
+            "{}",
+            u.path
+        );
+    }
+    eprintln!("ten files into a new directory: {took:.2?}");
+    assert!(took.as_secs_f64() < 1.4, "{took:?}: 200 ms round trips");
+    assert!(
+        tb.parts("/app/lib").is_empty(),
+        "{:?}",
+        tb.parts("/app/lib")
+    );
+}

@@ -124,6 +124,21 @@ fn fan_out(ups: &[Upload], files: &[usize], packed: usize) -> Option<watch::Send
     Some(tx)
 }
 
+/// The answers of a program of `b` calls, one list of lines per call
+/// (each ended by an empty line).
+fn answers(out: &[u8]) -> Vec<Vec<&str>> {
+    let mut all = vec![Vec::new()];
+    for l in out.split(|&c| c == b'\n') {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        match std::str::from_utf8(l) {
+            Ok("") => all.push(Vec::new()),
+            Ok(l) => all.last_mut().into_iter().for_each(|a| a.push(l)),
+            Err(_) => {}
+        }
+    }
+    all
+}
+
 impl Board {
     /// Sends the small files of `ups` that copy onto no base (but those
     /// `skip` names) in bundles, and lands them. Each file it took is
@@ -194,45 +209,63 @@ impl Board {
             .collect();
         for attempt in 1..=TRIES {
             let results = self.send_parts(&uploads, &todo).await;
-            let mut again = Vec::new();
-            for (job, r) in todo.iter().zip(results) {
-                let b = &bundles[job.i];
-                let forget = |this: &Board| {
-                    this.stale_all(job, &uploads);
-                    for (k, &i) in b.files.iter().enumerate() {
-                        this.stale_mark(&part_of(&job.part, &ups[i].path, k), true);
-                    }
-                };
-                if let Err(e) = r {
-                    debug!("a bundle did not go ({e}); its files go raw");
-                    forget(self);
-                    continue;
+            let forget = |job: &Sending| {
+                self.stale_all(job, &uploads);
+                for (k, &i) in bundles[job.i].files.iter().enumerate() {
+                    self.stale_mark(&part_of(&job.part, &ups[i].path, k), true);
                 }
-                let call = sn::helper_call(
-                    "b",
-                    &[
-                        job.part.clone(),
-                        format!(
-                            "{} {} {} {} {wbits}",
-                            b.data.len(),
-                            job.pieces(),
-                            job.slice,
-                            crc32fast::hash(&b.data)
-                        ),
-                    ],
-                );
-                let out = match self.helper(call).await {
-                    Ok(out) => out,
+            };
+            let mut landing = Vec::new();
+            for (job, r) in todo.iter().zip(results) {
+                match r {
+                    Ok(()) => landing.push(job),
                     Err(e) => {
-                        info!(
-                            "landing a bundle of {} file(s) failed ({e}); they go raw",
-                            b.files.len()
-                        );
-                        forget(self);
-                        continue;
+                        debug!("a bundle did not go ({e}); its files go raw");
+                        forget(job);
                     }
-                };
-                let lines: Vec<&str> = sn::lines(&out).collect();
+                }
+            }
+            if landing.is_empty() {
+                break;
+            }
+            // All of them landed by one program, each call's answer
+            // ended by an empty line: a program each cost a round trip
+            // each.
+            let calls: Vec<String> = landing
+                .iter()
+                .map(|job| {
+                    let b = &bundles[job.i];
+                    sn::helper_call(
+                        "b",
+                        &[
+                            job.part.clone(),
+                            format!(
+                                "{} {} {} {} {wbits}",
+                                b.data.len(),
+                                job.pieces(),
+                                job.slice,
+                                crc32fast::hash(&b.data)
+                            ),
+                        ],
+                    )
+                })
+                .collect();
+            let out = match self.helper(calls.join("print()\n")).await {
+                Ok(out) => out,
+                Err(e) => {
+                    info!(
+                        "landing {} bundle(s) failed ({e}); their files go raw",
+                        landing.len()
+                    );
+                    landing.into_iter().for_each(forget);
+                    break;
+                }
+            };
+            let answers = answers(&out);
+            let mut again = Vec::new();
+            for (n, job) in landing.into_iter().enumerate() {
+                let b = &bundles[job.i];
+                let lines: &[&str] = answers.get(n).map(Vec::as_slice).unwrap_or_default();
                 if let Some(Answer::Slices { short, free }) =
                     lines.first().map(|l| Answer::parse(l))
                 {
@@ -244,7 +277,7 @@ impl Board {
                         again.push(job.mend(short));
                     } else {
                         debug!("a bundle's slices {short:?} came short again; its files go raw");
-                        forget(self);
+                        forget(job);
                     }
                     continue;
                 }

@@ -12,14 +12,31 @@
 use super::*;
 use std::sync::atomic::Ordering;
 
+/// The helpers' file on its way ([`Board::begin_helpers`]).
+type Helpers = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
 impl Board {
     /// `code` run after this version of the helpers is defined from their
     /// file on flash in the same program (if it was not), the file sent
     /// first if it is missing or another version's; None if that could
     /// not define them.
-    pub(super) async fn define_with(&self, code: &str, how: Run) -> Result<Option<Vec<u8>>> {
+    pub(super) async fn define_with(&self, code: &str, mut how: Run) -> Result<Option<Vec<u8>>> {
+        // The file's PUT when the program goes again right behind it.
+        let mut put: Option<Helpers> = None;
         for sent in [false, true] {
-            let out = self.run_ours(sn::first(code), how).await?;
+            let out = self.run_ours(sn::first(code), how).await;
+            if let Some(put) = put.take() {
+                // Not sent if the PUT failed: its error is the one to tell.
+                match put.await {
+                    Ok(()) => {}
+                    Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
+                    Err(e) => {
+                        debug!("cannot write the helpers' file ({e})");
+                        break;
+                    }
+                }
+            }
+            let out = out?;
             if out.stderr.is_empty() {
                 self.helpers_seen.store(true, Ordering::SeqCst);
                 return Ok(Some(self.loaded(out.stdout)));
@@ -32,16 +49,45 @@ impl Board {
             if sent {
                 break;
             }
-            match self.send_helpers().await {
-                Ok(()) => {}
-                Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
-                Err(e) => {
-                    debug!("cannot write the helpers' file ({e})");
-                    break;
+            // By binary PUT, the program again right behind its last byte
+            // (not a round trip later: the program checks the file's
+            // version and length before it runs it); else by programs.
+            match self.begin_helpers() {
+                Some(Ok((ticket, p))) => {
+                    how.after = Some(ticket);
+                    put = Some(p);
                 }
+                Some(Err(e)) => return Err(e),
+                None => match self.send_helpers().await {
+                    Ok(()) => {}
+                    Err(e @ (Error::LinkLost(_) | Error::Running { .. })) => return Err(e),
+                    Err(e) => {
+                        debug!("cannot write the helpers' file ({e})");
+                        break;
+                    }
+                },
             }
         }
         Ok(None)
+    }
+
+    /// The helpers' file's binary PUT, queued now, where the firmware
+    /// takes one; None: it goes by programs (`send_helpers`).
+    fn begin_helpers(&self) -> Option<Result<(PutTicket, Helpers)>> {
+        if !self.binary_ok(sn::HELPERS_FILE) {
+            return None;
+        }
+        let file = sn::helpers_file().as_bytes().to_vec();
+        Some(
+            self.session
+                .put_begin(
+                    None,
+                    sn::HELPERS_FILE.as_bytes().to_vec(),
+                    bytes::Bytes::from(file),
+                    tokio::sync::watch::channel(0).0,
+                )
+                .map(|(ticket, put)| (ticket, Box::pin(put) as Helpers)),
+        )
     }
 
     /// The output of a program that defined the helpers: its leading `M`

@@ -390,6 +390,64 @@ class _wrm:
                 print("E", e)
         _wrm.c()
 
+    # `mkdir -p` of each field, refusing to walk through a file: `K`, or
+    # `E <errno> <hex path>` for the first that fails (`mkdirs` of
+    # programs.py in one short call: pasted, it took four raw-paste
+    # windows, a round trip each).
+    # On flash (`_wrm.l`).
+    def mk(x):
+        import os, binascii
+
+        for p in _wrm.a(x):
+            q = ""
+            r = 0
+            for c in p.split("/"):
+                if not c:
+                    continue
+                q += "/" + c
+                try:
+                    os.mkdir(q)
+                except OSError as e:
+                    r = e.args[0]
+                    if r == 17:
+                        try:
+                            r = 0 if os.stat(q)[0] & 0x4000 else 20
+                        except OSError as e:
+                            r = e.args[0]
+                    if r:
+                        break
+            if r:
+                print("E", r, binascii.hexlify(p.encode()).decode())
+                _wrm.c()
+                return
+        print("K")
+        _wrm.c()
+
+    # What uploads can be inflated with, and the free heap after a
+    # collection: `I <2: deflate.DeflateIO, 1: zlib/uzlib.DecompIO, 0:
+    # none> <bytes>` (`inflater` of programs.py in one short call:
+    # pasted, it took three raw-paste windows, a round trip each).
+    # On flash (`_wrm.l`).
+    def inf(x):
+        import gc
+
+        k = 0
+        try:
+            import deflate
+
+            deflate.DeflateIO
+            k = 2
+        except (ImportError, AttributeError):
+            for n in ("zlib", "uzlib"):
+                try:
+                    if hasattr(__import__(n), "DecompIO"):
+                        k = 1
+                        break
+                except ImportError:
+                    pass
+        gc.collect()
+        print("I", k, gc.mem_free())
+
     # Lands a bundle: many small files of a copy in one upload, one zlib
     # stream (a PUT and a program for each cost more than their data).
     # Fields: the bundle's part Q, then numbers: its size, slices after its

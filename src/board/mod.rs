@@ -945,7 +945,13 @@ impl Board {
     /// `mkdir -p` of several directories in one program; the error names
     /// the one that failed.
     pub async fn mkdirs_all(&self, paths: &[&str]) -> Result<()> {
-        let out = self.snippet(sn::mkdirs(paths)).await?;
+        // Once the helpers are defined, a short call of them (the
+        // program took four raw-paste windows, a round trip each).
+        let out = if self.helpers_seen.load(std::sync::atomic::Ordering::SeqCst) {
+            self.helper(sn::helper_call("mk", paths)).await?
+        } else {
+            self.snippet(sn::mkdirs(paths)).await?
+        };
         for l in sn::lines(&out) {
             match Answer::parse(l) {
                 Answer::Ok => return Ok(()),

@@ -637,10 +637,19 @@ impl Board {
     ) -> Result<Vec<u8>> {
         self.stale_mark(list, true);
         let n = records.len();
-        self.session.put(list.as_bytes().to_vec(), records).await?;
-        let out = self
-            .helper(sn::helper_call(helper, &[list, &n.to_string()]))
-            .await?;
+        // The call goes right behind the list's last byte, not a round
+        // trip later: the helper checks the list's size before it reads
+        // it, and a PUT that failed sends no call.
+        let (ticket, put) = self.session.put_begin(
+            None,
+            list.as_bytes().to_vec(),
+            Bytes::from(records),
+            watch::channel(0).0,
+        )?;
+        let code = sn::helper_call(helper, &[list, &n.to_string()]);
+        let (put, out) = tokio::join!(put, self.helper_after(code, ticket));
+        put?;
+        let out = out?;
         self.stale_mark(list, false);
         Ok(out)
     }
