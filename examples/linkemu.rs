@@ -4,7 +4,7 @@
 //! command.
 //!
 //! linkemu --to 127.0.0.1:PORT [--delay-ms D] [--rate BYTES_PER_S]
-//!         [--chunk-delay-ms C] [--listen ADDR]
+//!         [--chunk-delay-ms C] [--segment N] [--listen ADDR]
 //!
 //! `--rate` limits each direction like a slow Wi-Fi link or board: the relay
 //! reads only as fast as the link carries, and its sockets keep small
@@ -13,6 +13,16 @@
 //! `--chunk-delay-ms` adds the board's pause after every file-transfer chunk
 //! (ESP8266 firmware sleeps 20 ms): after each binary frame the board sends,
 //! and after each 512 bytes of binary payload it receives.
+//!
+//! Under `--rate` the board gets what the link carries in pieces of 5 ms
+//! (100 bytes at 20 KB/s), each drained by the board before the next. A
+//! piece that ends one byte into a binary frame's payload loses that byte
+//! on the board (modwebrepl.c reads 1 byte, then up to 511 more without
+//! blocking, and drops the first when the second read finds nothing): an
+//! upload then comes up short on the board and is sent again, far more
+//! often than on a real link, whose TCP segments carry about 1460 bytes.
+//! `--segment N` hands the board N-byte pieces instead (1460: a Wi-Fi
+//! link's segments; the link's rate stays the same).
 //!
 //! Prints `listening PORT`, then reads commands on stdin, one per line:
 //!   cut             reset every open connection now
@@ -37,6 +47,9 @@ struct Control {
     /// Bytes per second each way; 0 is unlimited.
     rate: AtomicU64,
     chunk_delay: Duration,
+    /// Bytes per piece handed to the other side under a rate limit; 0: 5 ms
+    /// of the link.
+    segment: usize,
     cut: watch::Sender<u64>,
     cut_after: [AtomicI64; 2],
     split: AtomicUsize,
@@ -66,7 +79,7 @@ async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let Some(to) = arg(&args, "--to") else {
         eprintln!(
-            "usage: linkemu --to HOST:PORT [--delay-ms D] [--rate B/S] [--chunk-delay-ms C] [--listen ADDR]"
+            "usage: linkemu --to HOST:PORT [--delay-ms D] [--rate B/S] [--chunk-delay-ms C] [--segment N] [--listen ADDR]"
         );
         std::process::exit(2);
     };
@@ -78,6 +91,9 @@ async fn main() -> std::io::Result<()> {
         delay: ms(&args, "--delay-ms"),
         rate: AtomicU64::new(rate),
         chunk_delay: ms(&args, "--chunk-delay-ms"),
+        segment: arg(&args, "--segment")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
         cut: watch::channel(0).0,
         cut_after: [AtomicI64::new(-1), AtomicI64::new(-1)],
         split: AtomicUsize::new(0),
@@ -322,7 +338,11 @@ async fn pump(
                 if ahead > Duration::from_millis(2) {
                     sleep(ahead - Duration::from_millis(2)).await;
                 }
-                want = want.min(((rate / 200) as usize).max(64));
+                let piece = match limits.segment {
+                    0 => ((rate / 200) as usize).max(64),
+                    n => n,
+                };
+                want = want.min(piece);
             }
             match rd.read(&mut buf[..want]).await {
                 Ok(0) | Err(_) => break,

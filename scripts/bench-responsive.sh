@@ -8,7 +8,9 @@
 # every 100 ms runs (scripts/bench/save_running.py). Targets: close() <=
 # 2.5 s, the file on the board within 1 s of the program's end.
 # SIZE=300000 for a shorter upload (SIZE=0: none); PROFILE=debug for the
-# debug binaries.
+# debug binaries; SEGMENT=1460 for the link's TCP segments (see
+# examples/linkemu.rs: its default 5 ms pieces make the board lose upload
+# bytes, and slices go again, far more often than on a real link).
 rate=${RATE:-20000}
 size=${SIZE:-1000000}
 source "$(dirname "$0")/bench/lib.sh"
@@ -16,7 +18,7 @@ mkdir -p "$work/root/small"
 for i in $(seq -w 60); do head -c 300 /dev/urandom | base64 > "$work/root/small/s$i.txt"; done
 echo "cached" > "$work/root/cached.txt"
 start_board "$work/root" "$work/board.log"
-coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate"; }
+coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate" ${SEGMENT:+--segment "$SEGMENT"}; }
 read -r _ eport <&"${EMU[0]}"
 echo "link: $rate B/s each way, 10 ms RTT (link emulator); $profile build"
 "$wm" "127.0.0.1:$eport" "$mnt" 2> "$work/mount.log" &
