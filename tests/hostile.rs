@@ -730,6 +730,41 @@ fn a_download_altered_in_transit_is_refused_and_not_written() {
     assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
 }
 
+/// A `cp` of one file has the board's digest of it asked beside the end
+/// of its transfer, not after it: a copy altered in transit is still
+/// refused, and once the man in the middle is done it arrives whole.
+#[test]
+fn a_single_download_altered_in_transit_is_refused_and_not_written() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(100_000, 29);
+    std::fs::write(tb.path("/one.bin"), &data).unwrap();
+    let port = flipping_proxy(tb.port, 20);
+    let dest = tempfile::tempdir().unwrap();
+    let to = dest.path().join("one.bin");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{port}:/one.bin"),
+                to.to_str().unwrap(),
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/one.bin: ") && err.contains(" mismatch"),
+        "{err}"
+    );
+    assert!(!to.exists(), "a damaged copy was written");
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&to).unwrap(), data);
+}
+
 #[test]
 fn a_read_through_the_mount_altered_in_transit_is_read_again_and_never_served() {
     let tb = common::TestBoard::start();
