@@ -270,9 +270,9 @@ fn wm(args: &[&str]) -> std::process::Output {
 /// Answers `os.stat` with a directory and a walk with `listing(top)`.
 fn listing_board(listing: impl Fn(&str) -> String + Send + Sync + 'static) -> u16 {
     repl_board(move |code| {
-        if code.contains("ilistdir(\"/\")") {
-            // A download's stat with the probe for a small file (`probe`
-            // in programs.py): the stat, and no small file.
+        if code.contains("_wrm.l('p',") {
+            // A download's stat with the probe for a small file (the
+            // helper `p`): the stat, and no small file.
             let kind = if code.contains("big") {
                 "S 32768 1099511627776 0"
             } else {
