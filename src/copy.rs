@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
+/// A download alone in its batch has the board's digest of it asked for
+/// once this much of it is left to come (see `download`).
+const DIGEST_AHEAD: u64 = 16 << 10;
 
 /// How `cp` copies, beyond what it copies.
 #[derive(Debug, Clone, Copy, Default)]
@@ -1012,6 +1015,50 @@ async fn download(
     while let Some((remote, local, size)) = pending.next() {
         bar.set_message(remote.clone());
         let at = bar.position();
+        if got.is_empty() && (pending.peek().is_none() || size >= BATCH_BYTES as u64) {
+            // A batch of this file alone (a `cp` of one file): the
+            // board's digest of it is asked beside the end of its
+            // transfer (the text channel runs alongside a GET), a round
+            // trip less than after it. Not before its last
+            // `DIGEST_AHEAD` bytes: while a program of ours goes back and
+            // forth, a GET keeps one ack in flight, and by then the rest
+            // is asked for. Another size by the end: asked again after.
+            let query = [(remote.as_str(), size)];
+            let tail = size.saturating_sub(DIGEST_AHEAD);
+            let (near, done) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+            if tail == 0 {
+                near.notify_one();
+            }
+            let mut told = tail == 0;
+            let mut progress = |n| {
+                bar.set_position(at + n);
+                if !told && n >= tail {
+                    told = true;
+                    near.notify_one();
+                }
+            };
+            let fetching = async {
+                let r = fetch(b, remote.clone(), local, size, &mut progress).await;
+                done.notify_one();
+                r
+            };
+            let asking = async {
+                tokio::select! {
+                    biased;
+                    () = near.notified() => Some(b.digests(&query).await),
+                    () = done.notified() => None,
+                }
+            };
+            let (f, theirs) = tokio::join!(fetching, asking);
+            let f = f?;
+            damaged.extend(match theirs {
+                Some(Ok((algorithm, digests))) if f.size == size => {
+                    write_verified(vec![f], &algorithm, digests, verbose)?
+                }
+                _ => verify_and_write(b, vec![f], verbose).await?,
+            });
+            continue;
+        }
         let f = fetch(b, remote, local, size, &mut |n| bar.set_position(at + n)).await?;
         held += f.size;
         got.push(f);
@@ -1168,9 +1215,20 @@ async fn verify_and_write(
 ) -> Result<Vec<String>> {
     let query: Vec<(&str, u64)> = got.iter().map(|f| (f.remote.as_str(), f.size)).collect();
     let (algorithm, digests) = b.digests(&query).await?;
+    write_verified(got, &algorithm, digests, host)
+}
+
+/// [`verify_and_write`] with the board's digests of `got` (each asked
+/// for the size received) at hand.
+fn write_verified(
+    got: Vec<Fetched>,
+    algorithm: &str,
+    digests: Vec<Option<String>>,
+    host: Option<(How, &str)>,
+) -> Result<Vec<String>> {
     let mut damaged = Vec::new();
     for (f, theirs) in got.into_iter().zip(digests) {
-        let ours = f.digests.finish(&algorithm);
+        let ours = f.digests.finish(algorithm);
         let remote = &f.remote;
         match theirs {
             Some(d) if d == ours => {

@@ -270,9 +270,9 @@ fn wm(args: &[&str]) -> std::process::Output {
 /// Answers `os.stat` with a directory and a walk with `listing(top)`.
 fn listing_board(listing: impl Fn(&str) -> String + Send + Sync + 'static) -> u16 {
     repl_board(move |code| {
-        if code.contains("ilistdir(\"/\")") {
-            // A download's stat with the probe for a small file (`probe`
-            // in programs.py): the stat, and no small file.
+        if code.contains("_wrm.l('p',") {
+            // A download's stat with the probe for a small file (the
+            // helper `p`): the stat, and no small file.
             let kind = if code.contains("big") {
                 "S 32768 1099511627776 0"
             } else {
@@ -728,6 +728,41 @@ fn a_download_altered_in_transit_is_refused_and_not_written() {
     let o = run(dest.path().to_str().unwrap());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
+}
+
+/// A `cp` of one file has the board's digest of it asked beside the end
+/// of its transfer, not after it: a copy altered in transit is still
+/// refused, and once the man in the middle is done it arrives whole.
+#[test]
+fn a_single_download_altered_in_transit_is_refused_and_not_written() {
+    let tb = common::TestBoard::start();
+    let data = common::random_bytes(100_000, 29);
+    std::fs::write(tb.path("/one.bin"), &data).unwrap();
+    let port = flipping_proxy(tb.port, 20);
+    let dest = tempfile::tempdir().unwrap();
+    let to = dest.path().join("one.bin");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"))
+            .args([
+                "cp",
+                &format!("127.0.0.1:{port}:/one.bin"),
+                to.to_str().unwrap(),
+            ])
+            .env("WEBREPL_PASSWORD", &tb.password)
+            .output()
+            .expect("run webrepl-mount")
+    };
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/one.bin: ") && err.contains(" mismatch"),
+        "{err}"
+    );
+    assert!(!to.exists(), "a damaged copy was written");
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&to).unwrap(), data);
 }
 
 #[test]

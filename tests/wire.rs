@@ -133,6 +133,31 @@ fn a_board_without_deflate_gets_raw_uploads() {
     assert!(m.unmount().status.success());
 }
 
+/// Downloads from firmware without `deflate` (no `binascii.crc32`):
+/// a `cp` of one file (its stat a call of the helpers, its digest asked
+/// beside the end of its transfer) and of a small one come exact.
+#[test]
+fn a_board_without_deflate_gives_exact_downloads() {
+    let tb = TestBoard::without_deflate();
+    let big = source(60_000, 8);
+    std::fs::write(tb.path("/big.py"), &big).unwrap();
+    std::fs::write(tb.path("/s.py"), b"x=1\n").unwrap();
+    let local = tempfile::tempdir().unwrap();
+    for (name, data) in [("big.py", &big[..]), ("s.py", &b"x=1\n"[..])] {
+        let to = local.path().join(name);
+        let o = wm(
+            &tb.password,
+            &[
+                "cp",
+                &format!("{}:/{name}", tb.addr()),
+                to.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(std::fs::read(&to).unwrap(), data);
+    }
+}
+
 /// The link cut (and the board unreachable after) at points from the
 /// stream's PUT through the inflating and finishing programs: each time
 /// the target is the old file or the new one whole, never anything else;

@@ -252,6 +252,37 @@ class _wrm:
         print("K")
         _wrm.c()
 
+    # A `cp` from the board's stat of its source (`S <mode> <size>
+    # <mtime>`, or `E <errno>`), then the smallest file at the root of 1
+    # to `most` bytes, whose GET measures the binary channel before its
+    # first large download (`F <size> 0 <hex name>`), then `K`. Fields:
+    # most, then the path (none: the small file alone). A helper, not a
+    # program: pasted, the program (506 B) took four raw-paste windows, a
+    # round trip each, 60-95 ms of a 0.25 s `cp` on a 10 ms link.
+    # On flash (`_wrm.l`).
+    def p(x):
+        import os, binascii
+
+        a = _wrm.a(x)
+        if a[1:]:
+            try:
+                s = os.stat(a[1])
+                print("S", s[0], s[6], s[8])
+            except OSError as e:
+                print("E", e.args[0])
+        b = (int(a[0]) + 1,)
+        try:
+            for e in os.ilistdir("/"):
+                s = os.stat("/" + e[0])
+                if s[0] & 0x8000 and 0 < s[6] < b[0]:
+                    b = (s[6], e[0])
+        except Exception:
+            pass
+        if b[1:]:
+            print("F", b[0], 0, binascii.hexlify(b[1].encode()).decode())
+        print("K")
+        _wrm.c()
+
     # `h` of the fields: path, size, path, size...
     # On flash (`_wrm.l`).
     def hs(x):

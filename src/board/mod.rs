@@ -578,7 +578,12 @@ impl Board {
         }
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
-            self.recall_ram().await;
+            // Not after a call that only reads (a `cp` from the board's
+            // digest check after its stat): what it would measure, one
+            // program more, serves `status` and what is written.
+            if self.ram_wanted || !how.idempotent {
+                self.recall_ram().await;
+            }
             return Ok(out.stdout);
         }
         let tb = String::from_utf8_lossy(&out.stderr);
@@ -745,7 +750,7 @@ impl Board {
     /// [`Board::stat`] of a file about to be downloaded: where the first
     /// large download of this connection will measure the binary channel
     /// with a small file's GET first, the same program finds that file
-    /// (`probe`), a round trip less for a `cp` from the board.
+    /// (the helper `p`), a round trip less for a `cp` from the board.
     pub async fn stat_probing(&self, path: &str) -> Result<Option<Stat>> {
         let wanted = {
             let d = self.downloads_mut();
@@ -757,7 +762,9 @@ impl Board {
         if !wanted {
             return self.stat(path).await;
         }
-        let out = self.query(sn::probe(PROBE_MAX, Some(path))).await?;
+        let out = self
+            .with_helpers(sn::probe(PROBE_MAX, Some(path)), Run::QUERY)
+            .await?;
         let st = parse_stat(&out, path)?;
         self.downloads_mut().hint = Some(probe_answer(&out));
         Ok(st)
@@ -1391,7 +1398,11 @@ impl Board {
             // One program: a stat of boot.py, a listing of the root and a
             // stat of our byte were three (0.15 s at 10 ms RTT, the
             // listing's program alone eight raw-paste windows).
-            None => match self.impatient().query(sn::probe(PROBE_MAX, None)).await {
+            None => match self
+                .impatient()
+                .with_helpers(sn::probe(PROBE_MAX, None), Run::QUERY)
+                .await
+            {
                 Ok(out) => probe_answer(&out),
                 Err(e) => {
                     debug!("no file to measure binary chunks with: {e}");

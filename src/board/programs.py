@@ -173,35 +173,6 @@ def rename(a):
         print("E", e.args[0])
 
 
-# A small file whose GET measures binary chunks (board/mod.rs
-# `probe_file`): the smallest file at the root of 1 to the first field's
-# bytes, `F <size> 0 <hex name>`, then `K`. One program where a stat of
-# boot.py, a listing and a stat of our probe file were three (the
-# listing's program alone is 1 KB, eight raw-paste windows). With a
-# second field, `stat`'s answer for that path comes first: a download's
-# stat and its probe in one program.
-def probe(a):
-    import os, binascii
-
-    if a[1:]:
-        try:
-            s = os.stat(a[1])
-            print("S", s[0], s[6], s[8])
-        except OSError as e:
-            print("E", e.args[0])
-    b = (int(a[0]) + 1,)
-    try:
-        for e in os.ilistdir("/"):
-            s = os.stat("/" + e[0])
-            if s[0] & 0x8000 and 0 < s[6] < b[0]:
-                b = (s[6], e[0])
-    except Exception:
-        pass
-    if b[1:]:
-        print("F", b[0], 0, binascii.hexlify(b[1].encode()).decode())
-    print("K")
-
-
 # `V <statvfs fields>`.
 def statvfs(a):
     import os

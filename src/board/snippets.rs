@@ -367,14 +367,16 @@ pub fn call(func: &str, path: &str) -> String {
     program("call", &[func, path])
 }
 
-/// The smallest file at the root of 1 to `most` bytes (`probe` in
-/// programs.py): `F <size> 0 <hex name>`, then `K`; after [`stat`]'s
-/// answer for `stat` when given.
+/// The smallest file at the root of 1 to `most` bytes (the helper `p`):
+/// `F <size> 0 <hex name>`, then `K`; after [`stat`]'s answer for `stat`
+/// when given. A call of the helpers (which the first program of a
+/// connection defines): within the raw-paste window's first grant,
+/// where the program it was took four windows.
 pub fn probe(most: u64, stat: Option<&str>) -> String {
     let most = most.to_string();
     let mut fields = vec![most.as_str()];
     fields.extend(stat);
-    program("probe", &fields)
+    helper_call("p", &fields)
 }
 
 pub fn stat(path: &str) -> String {
@@ -866,6 +868,18 @@ mod tests {
             "exec(_wrm.read({}),globals(),{{}})",
             helpers_layout().1
         )));
+    }
+
+    /// A `cp` from the board's stat (with the small file its first GET
+    /// measures the binary channel with) is its first program: it goes
+    /// in the raw-paste window's first grant for a path of 40 bytes, one
+    /// round trip, where the program it was took four windows.
+    #[test]
+    fn a_downloads_stat_and_probe_go_in_the_first_raw_paste_grant() {
+        let path = format!("/{}", "d".repeat(39));
+        let p = first(&probe(8 << 10, Some(&path)));
+        assert!(p.len() <= 255, "{} bytes:\n{p}", p.len());
+        assert!(p.contains(&path));
     }
 
     #[test]
