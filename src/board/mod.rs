@@ -1436,7 +1436,10 @@ impl Board {
     /// too, and its pace (a mount's first PUTs) is the board's, not the
     /// link's.
     async fn link_rate(&self) -> Option<f64> {
-        let put = self.session.rate().await;
+        // End to end: the helpers' PUT, with a program queued right behind
+        // its last byte, went into a 12 KB/s link's buffers at 48 KB/s, and
+        // an unthrottled board's GET looked throttled.
+        let put = self.session.upload_rate().await;
         let printed = self.printed_rate().await;
         match (put, printed) {
             (Some(a), Some(b)) => Some(a.max(b)),

@@ -517,6 +517,13 @@ impl Session {
         self.status().await.ok().and_then(|s| s.rate)
     }
 
+    /// Uploads' pace, never above what big PUTs delivered end to end (see
+    /// `Status::upload_rate`): buffers that take a first PUT at once do
+    /// not make the link look fast.
+    pub async fn upload_rate(&self) -> Option<f64> {
+        self.status().await.ok().and_then(|s| s.upload_rate)
+    }
+
     /// Whether a person at a terminal typed lately (see `Status::typing`).
     pub async fn typing(&self) -> bool {
         self.status().await.is_ok_and(|s| s.typing)
