@@ -158,6 +158,70 @@ fn with_the_link_cut_after_code_ran_cached_reads_and_saves_do_not_wait_for_it() 
     assert!(m.unmount().status.success());
 }
 
+/// Saves through a temporary file renamed over the file, with the link
+/// cut: `sed -i` (its temporary `sedXXXXXX`) and an IDE's (VS Code:
+/// `NAME.tmp`). Each returns about the close wait, as a plain save does,
+/// and lands when the link is back (they took 40 s and 51 s: the rename
+/// waited for the temporary file's upload, which only ended after the
+/// link's time-outs).
+#[test]
+fn with_the_link_cut_saves_through_a_temporary_file_return_after_the_close_wait() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/x.py"), "a = 1\n").unwrap();
+    std::fs::write(tb.path("/y.py"), "y = 1\n").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 1.0);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    assert_eq!(std::fs::read(m.path().join("x.py")).unwrap(), b"a = 1\n");
+    assert_eq!(std::fs::read(m.path().join("y.py")).unwrap(), b"y = 1\n");
+    emu.command("refuse on");
+    emu.command("cut");
+    m.status_until(10, |s| s.contains("link DOWN"));
+    let t = Instant::now();
+    let sed = Command::new("sed")
+        .args(["-i", "s/a/b/"])
+        .arg(m.path().join("x.py"))
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        sed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sed.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "sed -i took {took:?}\n{}",
+        m.log()
+    );
+    let tmp = m.path().join("y.py.tmp");
+    let t = Instant::now();
+    write_and_close(&tmp, b"y = 2\n").unwrap();
+    std::fs::rename(&tmp, m.path().join("y.py")).unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the .tmp save took {took:?}\n{}",
+        m.log()
+    );
+    assert_eq!(std::fs::read(m.path().join("x.py")).unwrap(), b"b = 1\n");
+    assert_eq!(std::fs::read(m.path().join("y.py")).unwrap(), b"y = 2\n");
+    emu.command("refuse off");
+    eventually(30, "x.py and y.py on the board", || {
+        std::fs::read(tb.path("/x.py")).is_ok_and(|d| d == b"b = 1\n")
+            && std::fs::read(tb.path("/y.py")).is_ok_and(|d| d == b"y = 2\n")
+    });
+    m.status_until(10, |s| !s.contains("dirty:"));
+    // Nothing else: no temporary name reached the board.
+    let mut names: Vec<_> = std::fs::read_dir(tb.path("/"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".webrepl-mount"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x.py", "y.py"]);
+    assert!(m.unmount().status.success());
+}
+
 /// What writer `w` writes to its file `f` as version `v`: small files of
 /// a few hundred bytes, the first line naming the version.
 fn version_body(w: usize, f: usize, v: u64) -> Vec<u8> {

@@ -211,12 +211,26 @@ impl Core {
             }
             if !taken.is_empty() {
                 let started = Instant::now();
-                let done = self.send_checked(taken, parents).await;
+                let (done, yielded) = self.send_checked(taken, parents).await;
                 let mut conflicted = false;
                 for (t, r) in done {
                     conflicted |= matches!(r, Ok(Written::Beside { .. }));
                     let r = self.apply_upload(t.ino, &t.path, t.data, t.edit, started, r);
                     out.push((t.ino, r));
+                }
+                if !yielded.is_empty() {
+                    // Never sent: no longer a version the board may have.
+                    // Each goes again once the rename that wanted it is
+                    // over (under its new name), its closes still waiting.
+                    let mut st = self.lock();
+                    for t in yielded {
+                        st.file.edit(t.ino, |f| {
+                            if f.sent.last() == Some(&t.data) {
+                                f.sent.pop();
+                            }
+                        });
+                        todo.push(t.ino);
+                    }
                 }
                 drop(guards);
                 if conflicted {
@@ -239,15 +253,27 @@ impl Core {
     /// since the last link: nothing of this mount's goes to it). Each
     /// upload is tied to that link: one the link changed under (a board
     /// that restarted) is checked and sent again on the new one, up to
-    /// `TRIES` times.
+    /// `TRIES` times. With the link lost, they wait for it here, and give
+    /// way to a rename or removal of one of them (the second list: not
+    /// sent).
     async fn send_checked(
         &self,
         mut pending: Vec<Taken>,
         parents: bool,
-    ) -> Vec<(Taken, Result<Written>)> {
+    ) -> (Vec<(Taken, Result<Written>)>, Vec<Taken>) {
         const TRIES: usize = 3;
         let mut done = Vec::new();
         for attempt in 1..=TRIES {
+            // Only what was never sent gives way: a try the link changed
+            // under may have landed under its old name.
+            match self.link_back(&pending, attempt == 1).await {
+                Ok(false) => {}
+                Ok(true) => return (done, pending),
+                Err(e) => {
+                    done.extend(pending.into_iter().map(|t| (t, Err(e.clone()))));
+                    break;
+                }
+            }
             let held = self.guard.check(&self.board).await.err();
             if held.is_none() {
                 self.rebase(&mut pending).await;
@@ -294,7 +320,46 @@ impl Core {
             );
             pending = again;
         }
-        done
+        (done, Vec::new())
+    }
+
+    /// With the link down for want of the board (refused, cut), waits for
+    /// it here, before anything is sent, up to the time-out as the session
+    /// would: Ok(true) as soon as a rename or removal wants one of
+    /// `pending`, if it may `give_way` (sed's or an IDE's save renames its temporary file over
+    /// the file: it waited for this upload's time-outs, 20-50 s); Err when
+    /// the link is not back in time.
+    async fn link_back(&self, pending: &[Taken], give_way: bool) -> Result<bool> {
+        let session = self.board.session();
+        let down = |s: crate::session::Status| !s.link_up && !s.idle_closed;
+        if !session.status().await.is_ok_and(down) {
+            return Ok(false);
+        }
+        let mut moves = self.moves.subscribe();
+        // The session tries the link again only while something wants it:
+        // a probe of no cost to the board, that ends when the link is back
+        // (or with the time-out's error).
+        let back = session.version();
+        tokio::pin!(back);
+        loop {
+            moves.borrow_and_update();
+            if give_way {
+                let st = self.lock();
+                if pending.iter().any(|t| moving(&st, t.ino).is_some()) {
+                    debug!("an upload waiting for the link gives way to a rename");
+                    return Ok(true);
+                }
+            }
+            tokio::select! {
+                r = &mut back => {
+                    return match r {
+                        Err(e) if session.status().await.is_ok_and(down) => Err(e),
+                        _ => Ok(false),
+                    };
+                }
+                _ = moves.changed() => {}
+            }
+        }
     }
 
     /// An upload whose earlier try lost its answer: if the board has that

@@ -591,41 +591,44 @@ impl Core {
         self.upload_each(all).await
     }
 
-    /// Waits until no upload is in flight at or below `inos`, then holds
-    /// new ones off until the guard drops: a rename or removal must not
-    /// race the rename that finishes an upload.
+    /// Holds new uploads off `inos` and below until the guard drops, and
+    /// waits until none is in flight there: a rename or removal must not
+    /// race the rename that finishes an upload. One that waits for a lost
+    /// link gives way (see `batch`'s `link_back`): it is sent later, under
+    /// the new name.
     pub(super) async fn quiesce(&self, inos: &[Ino]) -> Moving<'_> {
+        let (tx, rx) = tokio::sync::watch::channel(());
+        let unqueued = {
+            let mut st = self.lock();
+            let unqueued: Vec<Ino> = inos
+                .iter()
+                .copied()
+                .filter(|i| st.batch.contains(i))
+                .collect();
+            for &i in inos {
+                st.file.edit(i, |f| f.moving.push(rx.clone()));
+                st.batch.retain(|&b| b != i);
+            }
+            unqueued
+        };
+        let moving = Moving {
+            core: self,
+            inos: inos.to_vec(),
+            unqueued,
+            _tx: tx,
+        };
+        self.moves.send_modify(|n| *n += 1);
         loop {
             let rx = {
-                let mut st = self.lock();
+                let st = self.lock();
                 let mut all: Vec<Ino> = inos.iter().flat_map(|&i| st.tree.descendants(i)).collect();
                 all.extend_from_slice(inos);
-                match all
-                    .into_iter()
+                all.into_iter()
                     .find_map(|i| st.file.of(i).uploading.clone())
-                {
-                    Some(rx) => rx,
-                    None => {
-                        let (tx, rx) = tokio::sync::watch::channel(());
-                        let unqueued: Vec<Ino> = inos
-                            .iter()
-                            .copied()
-                            .filter(|i| st.batch.contains(i))
-                            .collect();
-                        for &i in inos {
-                            st.file.edit(i, |f| f.moving.push(rx.clone()));
-                            st.batch.retain(|&b| b != i);
-                        }
-                        return Moving {
-                            core: self,
-                            inos: inos.to_vec(),
-                            unqueued,
-                            _tx: tx,
-                        };
-                    }
-                }
             };
-            let mut rx = rx;
+            let Some(mut rx) = rx else {
+                return moving;
+            };
             let _ = rx.changed().await;
         }
     }

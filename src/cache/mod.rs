@@ -117,6 +117,9 @@ pub struct Core {
     /// Wakes the batcher; set once it runs (closes are queued only then).
     batch_wake: tokio::sync::Notify,
     batcher_on: std::sync::atomic::AtomicBool,
+    /// Counts renames and removals that began: an upload waiting for a
+    /// lost link gives way to them ([`Core::quiesce`]).
+    moves: tokio::sync::watch::Sender<u64>,
     /// Each new link's board is checked before anything is written to it.
     guard: identity::Guard,
     /// Journals of other boards set aside when mounting: what was said.
@@ -401,6 +404,7 @@ impl Core {
             checking: tokio::sync::Mutex::new(()),
             notices: std::sync::OnceLock::new(),
             batch_wake: tokio::sync::Notify::new(),
+            moves: tokio::sync::watch::Sender::new(0),
             batcher_on: std::sync::atomic::AtomicBool::new(false),
             guard,
             aside,
