@@ -314,6 +314,10 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
         })));
         return failed.result();
     }
+    // Into a mount: each file is on the board before cp goes on (fsync,
+    // which uploads now and waits), not left to the mount after its close
+    // wait: `cp f.py HOST:/ && exec` must not run the old version.
+    let to_board = matches!(crate::commands::mounted(dst), Ok(Some(_)));
     for s in srcs {
         let src = Path::new(s);
         // `SRC/.`: what is in it, into DST, every time (as GNU cp).
@@ -322,7 +326,15 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
             Some(name) if into && !contents => d.join(name),
             _ => d.to_path_buf(),
         };
-        let r = match copy_one_here(src, &to, how) {
+        let r = match copy_one_here(src, &to, how, to_board) {
+            // A board that cannot be reached: the file waits in the
+            // mount's journal, which the command says (exit 8).
+            Err(e) if to_board => {
+                match crate::commands::kept_in_journal(&[dst.to_string()]).await {
+                    Err(kept) => Err(kept),
+                    Ok(()) => Err(crate::commands::explained(e, dst).await),
+                }
+            }
             // The mount's trouble, not the file's: said with its cause.
             Err(e) => {
                 let in_mount = match crate::commands::mounted(s) {
@@ -341,7 +353,7 @@ async fn copy_here(srcs: &[String], dst: &str, how: How) -> Result<()> {
     failed.result()
 }
 
-fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
+fn copy_one_here(src: &Path, to: &Path, how: How, to_board: bool) -> Result<()> {
     let meta = std::fs::metadata(src).map_err(|e| Error::local(src, e))?;
     if !meta.is_dir() {
         // -n: an existing file stays; -u: one that is the same too.
@@ -353,6 +365,11 @@ fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
             return Ok(());
         }
         std::fs::copy(src, to).map_err(|e| Error::local(to, e))?;
+        if to_board {
+            std::fs::File::open(to)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::local(to, e))?;
+        }
         if how.verbose {
             said_copied(how, &src.to_string_lossy(), &to.to_string_lossy())?;
         }
@@ -374,7 +391,7 @@ fn copy_one_here(src: &Path, to: &Path, how: How) -> Result<()> {
             recursive: true,
             ..how
         };
-        copy_one_here(&e.path(), &to.join(e.file_name()), how)?;
+        copy_one_here(&e.path(), &to.join(e.file_name()), how, to_board)?;
     }
     Ok(())
 }

@@ -551,3 +551,34 @@ fn a_sed_i_saved_while_an_upload_holds_the_wire_reaches_the_board_after_it() {
     let status = m.status();
     assert!(!status.contains("dirty:"), "{status}");
 }
+
+/// `cp FILE HOST:/` of a mounted board goes through the mount; on a slow
+/// link it exited 0 after the mount's 2 s close wait with the file still
+/// queued (`cp && exec` ran the old version). It returns once the file is
+/// on the board, exact.
+#[test]
+fn cp_to_a_mounted_board_returns_once_the_file_is_on_the_board() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::slow(tb.port);
+    let board = format!("127.0.0.1:{}", emu.port);
+    let mut m = Mount::start(&tb, &board, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("r.bin");
+    let data = random_bytes(100_000, 21);
+    std::fs::write(&src, &data).unwrap();
+    let o = m
+        .cmd()
+        .args(["cp", src.to_str().unwrap(), &format!("{board}:/")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // No waiting: on the board when cp returns.
+    let there = std::fs::read(tb.path("/r.bin")).ok();
+    assert!(
+        there.as_ref() == Some(&data),
+        "not on the board when cp returned: {:?} B",
+        there.map(|d| d.len())
+    );
+    assert!(tb.parts("/").is_empty());
+    assert!(m.unmount().status.success());
+}
