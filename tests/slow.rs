@@ -582,3 +582,38 @@ fn cp_to_a_mounted_board_returns_once_the_file_is_on_the_board() {
     assert!(tb.parts("/").is_empty());
     assert!(m.unmount().status.success());
 }
+
+#[test]
+fn a_reader_going_on_gets_its_bytes_before_the_whole_file_and_full_reads_at_any_offset() {
+    use std::io::{Read, Seek, SeekFrom};
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 23);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let before = bytes_in(&m);
+    // Two reads in order: the second starts the whole file's download and
+    // is answered by a range, not after the whole file (it waited 10 s).
+    let mut f = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    let mut got = vec![0; 5000];
+    f.read_exact(&mut got[..1000]).unwrap();
+    f.read_exact(&mut got[1000..]).unwrap();
+    assert_eq!(got, &big[..5000]);
+    let moved = bytes_in(&m) - before;
+    let status = m.status();
+    eprintln!("5000 B in two reads: {moved} B from the board; {status}");
+    assert!(moved < 100_000, "{moved} B moved for 5000 B");
+    // A read at an offset (`dd skip=100`) gets all it asked for, not a
+    // short piece (2352 B of 3000 came).
+    let mut g = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    g.seek(SeekFrom::Start(100_000)).unwrap();
+    for i in 0..3 {
+        let mut buf = vec![0; 1000];
+        let n = g.read(&mut buf).unwrap();
+        assert_eq!(n, 1000, "read {i} at {} came short", 100_000 + i * 1000);
+        let at = 100_000 + i * 1000;
+        assert_eq!(buf, &big[at..at + 1000]);
+    }
+    drop((f, g));
+    assert!(m.unmount().status.success());
+}

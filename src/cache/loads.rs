@@ -34,8 +34,8 @@ const PEEK_FILE: u64 = 16 * 1024;
 const PEEK_BLOCK: usize = 1024;
 /// ...or, for a read shorter than a block, to whole pieces of this...
 const PEEK_ALIGN: usize = 256;
-/// ...and at most this much (a reader that asked for more is handed what
-/// came: its reads are short).
+/// ...and at most this much (a bigger read of a file on its way is
+/// handed what a range brings, a short read, or waits for the whole file).
 const PEEK_MAX: usize = 8192;
 
 /// A file on its way from the board.
@@ -85,16 +85,20 @@ impl Core {
     pub async fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let start = offset as usize;
         let end = start.saturating_add(size as usize);
-        let streaming = self.lock().streaming.contains(&fh);
-        let data = self
-            .read_range(ino, Some(fh), start, end, streaming)
-            .await?;
+        // Whole, as a regular file's reads are (`dd` takes a short one for
+        // the end of its record); but a read bigger than a range read (`cat`)
+        // of a file on its way is answered as soon as some of it is here:
+        // it would otherwise wait for the whole file, and a reader killed
+        // meanwhile with it.
+        let partial = end - start > PEEK_MAX && self.lock().streaming.contains(&fh);
+        let data = self.read_range(ino, Some(fh), start, end, partial).await?;
         // Where this reader goes on from, if it reads on in order.
         self.lock().reading.insert(fh, start + data.len());
         Ok(data)
     }
 
-    /// `[start, end)` of a file; `partial`: as soon as some of it is here.
+    /// `[start, end)` of a file (up to its end); `partial`: as soon as some
+    /// of it is here.
     async fn read_range(
         &self,
         ino: Ino,
@@ -214,7 +218,16 @@ impl Core {
             return Ok(found);
         }
         let (id, rx) = self.start_load(st, ino)?;
-        Ok(Found::Wait(id, rx))
+        // A reader going on in order started the whole file's download; its
+        // own range comes meanwhile as any other reader's does, not after
+        // the whole file (`head -c 5000` of 200 KB waited 10 s for it). A
+        // partial read (`cat`) waits for the whole file instead of reading
+        // it twice, by ranges and whole.
+        let wait = Found::Wait(id, rx);
+        if want.enough < want.end {
+            return Ok(wait);
+        }
+        Ok(peek(st, ino, want, peeked, true)?.unwrap_or(wait))
     }
 
     /// Starts reading a file from the board; a small one brings its small
@@ -356,7 +369,7 @@ fn peek(
     let n = node(st, ino)?;
     let version = (n.size, n.board_mtime);
     let size = n.size as usize;
-    if n.size <= PEEK_FILE || start >= size || enough - start > PEEK_MAX {
+    if n.size <= PEEK_FILE || start >= size || enough.min(size) - start > PEEK_MAX {
         return Ok(None);
     }
     if let Some(d) = st.contents.piece(ino, version, start, enough) {
