@@ -326,9 +326,9 @@ impl Core {
     /// With the link down for want of the board (refused, cut), waits for
     /// it here, before anything is sent, up to the time-out as the session
     /// would: Ok(true) as soon as a rename or removal wants one of
-    /// `pending`, if it may `give_way` (sed's or an IDE's save renames its temporary file over
-    /// the file: it waited for this upload's time-outs, 20-50 s); Err when
-    /// the link is not back in time.
+    /// `pending`, if it may `give_way` (sed's or an IDE's save renames its
+    /// temporary file over the file: it waited for this upload's
+    /// time-outs, 20-50 s); Err when the link is not back in time.
     async fn link_back(&self, pending: &[Taken], give_way: bool) -> Result<bool> {
         let session = self.board.session();
         let down = |s: crate::session::Status| !s.link_up && !s.idle_closed;
