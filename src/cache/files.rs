@@ -460,12 +460,7 @@ impl Core {
         data: Bytes,
         edit: u64,
     ) -> Error {
-        let msg = format!(
-            "{path} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
-        );
-        warn!("{msg}");
-        st.conflicts.push((msg, beside.clone()));
-        let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
+        let name = conflict_noted(st, path, &beside);
         if let Some(parent) = st.tree.get(ino).map(|n| n.parent) {
             let mut n = Node::new(parent, &name, EntryKind::File);
             n.size = data.len() as u64;
@@ -680,4 +675,15 @@ fn open_locked(st: &mut State, ino: Ino, write: bool) -> Result<u64> {
         st.writers.insert(st.next_fh);
     }
     Ok(st.next_fh)
+}
+
+/// Says and keeps, for `status`, that `path` changed on the board under an
+/// edit and the edit went to `beside`; the name it has in its directory.
+pub(super) fn conflict_noted(st: &mut State, path: &str, beside: &str) -> String {
+    let msg = format!(
+        "{path} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
+    );
+    warn!("{msg}");
+    st.conflicts.push((msg, beside.to_string()));
+    beside.rsplit('/').next().unwrap_or(beside).to_string()
 }

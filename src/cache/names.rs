@@ -328,14 +328,9 @@ impl Core {
         mtime: i64,
         now: (u64, i64),
     ) -> Error {
-        let msg = format!(
-            "{to} changed on the board since it was read here; the board's version is kept, yours is saved as {beside}"
-        );
-        warn!("{msg}");
         let mut st = self.lock();
         st.namespace += 1;
-        st.conflicts.push((msg, beside.clone()));
-        let name = beside.rsplit('/').next().unwrap_or(&beside).to_string();
+        let name = super::files::conflict_noted(&mut st, to, &beside);
         if let Some(parent) = st.tree.get(target).map(|n| n.parent) {
             if let Some(old) = st.tree.lookup(parent, &name)
                 && old != ino
