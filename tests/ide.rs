@@ -291,6 +291,12 @@ async fn new_file_run_and_stop() {
     assert!(m.unmount().status.success());
 }
 
+/// Whether the browser has written all of a zip: Chromium makes the
+/// file under its name before the last bytes are in it.
+fn whole_zip(path: &std::path::Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| zip::ZipArchive::new(f).is_ok())
+}
+
 /// The files in a zip the browser saved, by name.
 fn unzip(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     use std::io::Read;
@@ -322,7 +328,7 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
     b.client.goto(&page_of(&m)).await.expect("open the page");
     b.click_row("/lib", "zip").await;
     let saved = b.downloads.path().join("lib.zip");
-    eventually(30, "lib.zip downloaded", || saved.exists());
+    eventually(30, "lib.zip downloaded", || whole_zip(&saved));
     let got = unzip(&saved);
     let want: std::collections::BTreeMap<String, Vec<u8>> = [
         ("lib/", Vec::new()),
@@ -362,7 +368,9 @@ async fn a_folder_downloads_as_a_zip_and_ticked_rows_go_together() {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|x| x == "zip") && !p.ends_with("lib.zip"))
     };
-    eventually(30, "the ticked rows' zip", || both().is_some());
+    eventually(30, "the ticked rows' zip", || {
+        both().is_some_and(|p| whole_zip(&p))
+    });
     let got = unzip(&both().expect("zip"));
     assert_eq!(got.get("top.txt").map(Vec::as_slice), Some(&b"top\n"[..]));
     assert_eq!(got.get("lib/sub/b.bin"), Some(&bin));

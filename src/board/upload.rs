@@ -89,6 +89,13 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// The whole file goes again: its count starts over, as the bytes do.
+    fn restart_progress(&self) {
+        if let Some(p) = &self.progress {
+            p.send_replace(0);
+        }
+    }
+
     pub fn new(path: &str, data: impl Into<Bytes>, base: Base) -> Upload {
         Upload {
             path: path.to_string(),
@@ -210,7 +217,17 @@ impl Board {
 
     /// Several files at once, each atomic: the result of each, in order. An
     /// error of the whole batch (the link, the REPL) is the outer one.
-    pub async fn put_many(&self, ups: Vec<Upload>, parents: bool) -> Result<Vec<Result<Written>>> {
+    pub async fn put_many(
+        &self,
+        mut ups: Vec<Upload>,
+        parents: bool,
+    ) -> Result<Vec<Result<Written>>> {
+        // One count per file for all its tries: a slice the board kept
+        // short and sent again adds to what `status` and the page showed,
+        // instead of a new count from 0 (the bar went back to 7 KB).
+        for up in &mut ups {
+            up.progress.get_or_insert_with(|| watch::channel(0).0);
+        }
         let mut results: Vec<Option<Result<Written>>> = (0..ups.len()).map(|_| None).collect();
         self.same_link()?;
         if parents {
@@ -340,6 +357,7 @@ impl Board {
                                 up.path
                             );
                             self.stale_mark(&job.part, true);
+                            up.restart_progress();
                             again.push(Sending::whole(
                                 job.i,
                                 self.part_for(&up.path),
@@ -357,6 +375,7 @@ impl Board {
                                 up.path,
                                 up.data.len()
                             );
+                            up.restart_progress();
                             again.push(Sending::whole(
                                 job.i,
                                 self.part_for(&up.path),

@@ -287,6 +287,17 @@ impl TestBoard {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Files the board's process holds open now (its PUT's file while
+    /// the data comes in), as host paths.
+    pub fn open_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A file or directory of the board, seen from the host.
     pub fn path(&self, board_path: &str) -> PathBuf {
         self.root.path().join(board_path.trim_start_matches('/'))
