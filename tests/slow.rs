@@ -328,6 +328,37 @@ fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_down
     assert!(m.unmount().status.success());
 }
 
+/// A small file alone in its directory (no neighbours to bring along),
+/// read during a big download: by program, beside the GET, not after it
+/// (it waited 6-8 s for the whole download).
+#[test]
+fn during_a_download_a_small_file_alone_in_its_directory_is_read_before_the_download_ends() {
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 25);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    std::fs::create_dir(tb.path("/conf")).unwrap();
+    std::fs::write(tb.path("/conf/wifi.json"), "{\"ssid\": \"lab\"}\n").unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let (done, t) = reader(m.path().join("big.bin"));
+    m.status_until(10, |s| s.contains("moving: down /big.bin"));
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        std::fs::read(m.path().join("conf/wifi.json")).unwrap(),
+        b"{\"ssid\": \"lab\"}\n"
+    );
+    eprintln!(
+        "a small file alone during a download: {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the 200 KB download ended before the small file was read"
+    );
+    assert_eq!(t.join().unwrap(), big);
+    assert!(m.unmount().status.success());
+}
+
 #[test]
 fn tail_f_follows_a_file_that_a_running_program_appends_to() {
     let tb = TestBoard::start();
