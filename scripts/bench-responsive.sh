@@ -27,6 +27,6 @@ if [ "$size" != 0 ]; then
   python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt/small" "$mnt/cached.txt"
   cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
 fi
-python3 scripts/bench/save_running.py "$wm" "$mnt" "$work/root"
+python3 scripts/bench/save_running.py "$wm" "$mnt" "$work/root" "${SAVE_SECS:-4}"
 "$wm" unmount "$mnt"
 [ -z "${MOUNT_LOG:-}" ] || cp "$work/mount.log" "$MOUNT_LOG"

@@ -12,7 +12,7 @@ board (BOARD_ROOT is the test board's filesystem) against the program's
 end. Targets (issue 20): close() <= 2.5 s, the file on the board within
 1 s of the program's end.
 """
-import os, subprocess, sys, tempfile, threading, time
+import base64, os, subprocess, sys, tempfile, threading, time
 
 wm, mnt, root = sys.argv[1:4]
 secs = float(sys.argv[4]) if len(sys.argv) > 4 else 4.0
@@ -21,7 +21,11 @@ program = "import time\nfor i in range(%d):\n    print('tick', i)\n    time.slee
 
 
 def save(name, n):
-    body = ("# save %d\n" % n + "x = %d\n" % n * 200)[:2048].encode()
+    # Random text (a little like minified code): it compresses as little
+    # as real modules do, not 500 times as a repeated line does.
+    size = int(os.environ.get("SAVE_BYTES") or 2048)
+    noise = base64.b64encode(os.urandom(size)).decode()
+    body = ("# save %d\n" % n + noise)[:size].encode()
     t = time.time()
     with open(os.path.join(mnt, name), "wb") as f:
         f.write(body)
