@@ -78,6 +78,59 @@ fn a_save_while_a_persons_program_runs_returns_after_the_close_wait_and_lands_af
     assert!(m.unmount().status.success());
 }
 
+/// The first save of a file worth compressing while a person's program
+/// runs: its bytes go up beside the program (the binary channel is free
+/// of it), so only the finishing program waits for its end. The question
+/// whether the board can inflate waited for the program, and the whole
+/// upload with it (80 KB landed 3.2 s after the program's end).
+#[test]
+fn a_first_save_beside_a_persons_program_goes_up_while_it_runs() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut program = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("import os, time\nwhile 'stop' not in os.listdir('/'):\n time.sleep_ms(100)\n")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    m.status_until(20, |s| s.contains("programs: 1"));
+    // Python source: it compresses.
+    let data: Vec<u8> = (0..600)
+        .flat_map(|i| format!("def f{i}(x):\n    return x * {i} + {}\n", i * 7).into_bytes())
+        .collect();
+    write_and_close(&m.path().join("app.py"), &data).unwrap();
+    let on_flash = || {
+        tb.parts("/")
+            .iter()
+            .map(|p| std::fs::metadata(tb.path(&format!("/{p}"))).map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    common::eventually_with(30, || {
+        if on_flash() > 4096 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the save's bytes never reached the board beside the program:\n{}",
+                m.log()
+            ))
+        }
+    });
+    assert!(program.try_wait().unwrap().is_none(), "the program ended");
+    assert!(!tb.path("/app.py").exists(), "landed during the program");
+    std::fs::write(tb.path("/stop"), "").unwrap();
+    assert!(program.wait().unwrap().success());
+    let ended = Instant::now();
+    eventually(20, "app.py on the board", || {
+        std::fs::read(tb.path("/app.py")).is_ok_and(|d| d == data)
+    });
+    eprintln!("on the board {:?} after the program's end", ended.elapsed());
+    assert!(m.unmount().status.success());
+}
+
 #[test]
 fn a_save_with_the_link_cut_returns_after_the_close_wait_and_lands_when_it_returns() {
     let tb = TestBoard::start();

@@ -467,7 +467,11 @@ impl Board {
     }
 
     fn how(&self, mut r: Run) -> Run {
-        r.patience = self.patience;
+        // The shorter of the call's own and this handle's.
+        r.patience = match (r.patience, self.patience) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         r
     }
 
