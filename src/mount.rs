@@ -438,6 +438,11 @@ impl Daemon {
             }
             "exec" => {
                 let code = crate::board::snippets::unhex(arg).unwrap_or_default();
+                // A save, then `exec` at once: the program ran the board's
+                // old file while the upload was still under way.
+                for (path, e) in self.core.flush_saved().await {
+                    warn!("exec: {path} is not on the board ({e}); the program runs without it");
+                }
                 return self.exec(code, s.into_inner()).await;
             }
             "share" | "unshare" => {

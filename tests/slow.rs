@@ -359,6 +359,43 @@ fn during_a_download_a_small_file_alone_in_its_directory_is_read_before_the_down
     assert!(m.unmount().status.success());
 }
 
+/// A save, then `exec` through the mount at once (an editor's save, then
+/// a run): the program runs the saved file. The upload outlasts the close
+/// wait at 20 KB/s, and the program ran the board's old copy.
+#[test]
+fn exec_through_a_mount_runs_after_the_saves_before_it_have_landed() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/main.py"), "VERSION = 1\n").unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    assert_eq!(
+        std::fs::read(m.path().join("main.py")).unwrap(),
+        b"VERSION = 1\n"
+    );
+    // 100 KB of text that compresses as little as minified code: about
+    // 4 s on the link, twice the close wait.
+    let noise: String = random_bytes(75_000, 26)
+        .chunks(57)
+        .map(|c| {
+            use base64::Engine;
+            format!(
+                "# {}\n",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            )
+        })
+        .collect();
+    let body = format!("VERSION = 2\n{noise}");
+    common::write_and_close(&m.path().join("main.py"), body.as_bytes()).unwrap();
+    let out = m.exec("print(open('/main.py').readline().strip())");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "VERSION = 2");
+    assert_eq!(std::fs::read(tb.path("/main.py")).unwrap(), body.as_bytes());
+}
+
 #[test]
 fn tail_f_follows_a_file_that_a_running_program_appends_to() {
     let tb = TestBoard::start();

@@ -575,12 +575,24 @@ impl Core {
 
     /// Every dirty file to the board; what failed, with why.
     pub async fn flush_all(&self) -> Unflushed {
+        self.flush_where(|_| true).await
+    }
+
+    /// Every saved file (closed, dirty) to the board, as before a person's
+    /// program runs: it runs what they saved, not the board's older copy.
+    /// Files still open are an editor's work in progress: not sent.
+    pub async fn flush_saved(&self) -> Unflushed {
+        self.flush_where(|open| !open).await
+    }
+
+    async fn flush_where(&self, take: impl Fn(bool) -> bool) -> Unflushed {
         let all: Vec<Ino> = {
             let st = self.lock();
             st.contents
                 .dirty_inos()
                 .into_iter()
                 .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
+                .filter(|i| take(st.contents.is_open(*i)))
                 .collect()
         };
         self.upload_each(all).await
