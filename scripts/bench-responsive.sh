@@ -14,8 +14,15 @@
 rate=${RATE:-20000}
 size=${SIZE:-1000000}
 source "$(dirname "$0")/bench/lib.sh"
-mkdir -p "$work/root/small"
-for i in $(seq -w 60); do head -c 300 /dev/urandom | base64 > "$work/root/small/s$i.txt"; done
+# SMALL_IN=/ puts the small files beside the upload (in the root);
+# ALONE=1 each in a directory of its own (no neighbours come with a read).
+small=${SMALL_IN:-/small}
+mkdir -p "$work/root$small"
+for i in $(seq -w 60); do
+  d=$work/root$small${ALONE:+/d$i}
+  mkdir -p "$d"
+  head -c 300 /dev/urandom | base64 > "$d/s$i.txt"
+done
 echo "cached" > "$work/root/cached.txt"
 start_board "$work/root" "$work/board.log"
 coproc EMU { exec "$linkemu" --to "127.0.0.1:$port" --delay-ms 5 --rate "$rate" ${SEGMENT:+--segment "$SEGMENT"}; }
@@ -24,7 +31,7 @@ echo "link: $rate B/s each way, 10 ms RTT (link emulator); $profile build"
 "$wm" "127.0.0.1:$eport" "$mnt" 2> "$work/mount.log" &
 for _ in $(seq 300); do mountpoint -q "$mnt" && break; sleep 0.05; done
 if [ "$size" != 0 ]; then
-  python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt/small" "$mnt/cached.txt"
+  python3 scripts/bench/responsive.py "$wm" "$mnt" "$size" "$mnt$small" "$mnt/cached.txt"
   cmp -s "$work/root/up.bin" <(cat "$mnt/up.bin") || echo "the upload through the mount differs on the board" >&2
 fi
 python3 scripts/bench/save_running.py "$wm" "$mnt" "$work/root" "${SAVE_SECS:-4}"

@@ -56,7 +56,15 @@ os.write(fd, b"\r")
 wait_for(b">>> ")
 with open(cached, "rb") as f:
     f.read()
-smalls = [os.path.join(smalldir, n) for n in sorted(os.listdir(smalldir))]
+# The small files, in SMALLDIR or one directory down (each alone there:
+# no neighbours come with its read).
+smalls = sorted(
+    os.path.join(d, n)
+    for d in [smalldir] + [os.path.join(smalldir, x) for x in os.listdir(smalldir)]
+    if os.path.isdir(d)
+    for n in os.listdir(d)
+    if n.startswith("s") and n.endswith(".txt")
+)
 
 done = threading.Event()
 echo_t, small_t, cached_t = [], [], []
