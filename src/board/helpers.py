@@ -329,8 +329,9 @@ class _wrm:
     # removed (ms: the board's time, which tells whether inflating pays);
     # with a T (a copy that checks no base), P renamed onto it too and
     # `K <mtime> <ms>`: P was checked here, and a finishing program of its
-    # own would cost a round trip and its names again. Else `E <errno>`
-    # (5: not the bytes sent), P and Q removed, T untouched.
+    # own would cost a round trip and its names again. Slices of Q short:
+    # `P <free> <slices>`, all kept. Else `E <errno>` (5: not the bytes
+    # sent), P and Q removed, T untouched.
     # On flash (`_wrm.l`).
     def z(x):
         import os, binascii, time
@@ -363,7 +364,13 @@ class _wrm:
                         import uzlib as D
                     D = D.DecompIO
                     a = (w,)
-                if k and _wrm.l("j", Q, k, s, q) or os.stat(Q)[6] != q:
+                # Slices short: said, and kept for the mend.
+                B = k and _wrm.l("j", Q, k, s, q)
+                if B:
+                    v = os.statvfs("/")
+                    print("P", v[0] * v[4], *B)
+                    continue
+                if os.stat(Q)[6] != q:
                     raise OSError(5)
                 f = open(Q, "rb")
                 if C:

@@ -251,14 +251,13 @@ impl Board {
         // got short (a byte lost on the way: see PROTOCOL.md, PUT) goes
         // again once, compressed: sent raw it would cost three times the
         // bytes.
-        let mut pending: Vec<usize> = (0..zups.len()).collect();
+        // A stream the board kept some slices of short has only those
+        // sent again (the rest are on its flash, checked).
+        let whole =
+            |k: usize| Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice);
+        let mut pending: Vec<Sending> = (0..zups.len()).map(whole).collect();
         for attempt in 1..=PACK_TRIES {
-            let jobs: Vec<Sending> = pending
-                .iter()
-                .map(|&k| {
-                    Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice)
-                })
-                .collect();
+            let jobs = std::mem::take(&mut pending);
             // A stream alone in one PUT (a mount's close, `cp` of one
             // file): the program that inflates it goes right behind the
             // PUT's last byte (it checks the stream's size and CRC first),
@@ -368,7 +367,12 @@ impl Board {
             let files: Vec<usize> = of.iter().map(|(i, _, _)| *i).collect();
             for (k, (i, job, part)) in of.into_iter().enumerate() {
                 let line = lines.get(k).copied().unwrap_or("");
-                if !matches!(Answer::parse(line), Answer::Done(_) | Answer::Landed { .. }) {
+                let mended =
+                    attempt < PACK_TRIES && matches!(Answer::parse(line), Answer::Slices { .. });
+                if mended {
+                    // Its stream's slices stay for the mend.
+                    self.stale_mark(&part, true);
+                } else if !matches!(Answer::parse(line), Answer::Done(_) | Answer::Landed { .. }) {
                     // Whatever the inflate left is for the next cleanup.
                     self.stale_all(job, &zups);
                     self.stale_mark(&part, true);
@@ -416,7 +420,14 @@ impl Board {
                             "{}: the board got its stream short or garbled (attempt {attempt}); sending it again",
                             shown(&ups[i].path)
                         );
-                        again.push(job.i);
+                        again.push(whole(job.i));
+                    }
+                    Answer::Slices { short, .. } if mended => {
+                        info!(
+                            "{}: the board kept slices {short:?} of its stream short (attempt {attempt}); sending those again",
+                            shown(&ups[i].path)
+                        );
+                        again.push(job.mend(short));
                     }
                     a => info!(
                         "{}: inflating on the board failed ({a:?}); sending it raw",
