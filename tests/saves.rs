@@ -41,6 +41,11 @@ fn a_file_too_big_for_the_flash_fails_its_own_close_even_in_a_batch() {
     let status = m.status();
     assert!(status.contains("dirty: /b.py"), "{status}");
     assert!(status.contains("unsent: /b.py"), "{status}");
+    // A program run through the mount does not wait for another try of
+    // it (each exec sent the 30 KB again first, and said it failed).
+    let out = m.exec("print(6 * 7)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    assert!(!m.log().contains("exec: /b.py"), "{}", m.log());
 }
 
 #[test]

@@ -575,27 +575,33 @@ impl Core {
 
     /// Every dirty file to the board; what failed, with why.
     pub async fn flush_all(&self) -> Unflushed {
-        self.flush_where(|_| true).await
-    }
-
-    /// Every saved file (closed, dirty) to the board, as before a person's
-    /// program runs: it runs what they saved, not the board's older copy.
-    /// Files still open are an editor's work in progress: not sent.
-    pub async fn flush_saved(&self) -> Unflushed {
-        self.flush_where(|open| !open).await
-    }
-
-    async fn flush_where(&self, take: impl Fn(bool) -> bool) -> Unflushed {
         let all: Vec<Ino> = {
             let st = self.lock();
             st.contents
                 .dirty_inos()
                 .into_iter()
                 .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
-                .filter(|i| take(st.contents.is_open(*i)))
                 .collect()
         };
         self.upload_each(all).await
+    }
+
+    /// The files saved and not yet sent, to the board, as before a
+    /// person's program runs: it runs what they saved, not the board's
+    /// older copy. Not files still open (an editor's work in progress),
+    /// nor those the board refused already (a full flash): they go on
+    /// their own retries, and each program would wait for another try.
+    pub async fn flush_saved(&self) -> Unflushed {
+        let saved: Vec<Ino> = {
+            let st = self.lock();
+            st.contents
+                .dirty_inos()
+                .into_iter()
+                .filter(|&i| !st.contents.is_open(i) && st.file.of(i).unsent.is_none())
+                .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
+                .collect()
+        };
+        self.upload_each(saved).await
     }
 
     /// Holds new uploads off `inos` and below until the guard drops, and
