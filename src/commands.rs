@@ -310,6 +310,12 @@ async fn run_code(board: &str, code: &str, conn: &Conn) -> Result<()> {
             let asked = sidecar::ask_each(&mp, &command, |line| {
                 if let Some(h) = line.strip_prefix("part ") {
                     printer.print(unhex_bytes(h))?;
+                } else if let Some(h) = line.strip_prefix("note ") {
+                    // A saved file the program runs without.
+                    eprintln!(
+                        "webrepl-mount: {}",
+                        String::from_utf8_lossy(&unhex_bytes(h))
+                    );
                 } else if let Some(h) = line.strip_prefix("out ") {
                     out.0 = unhex_bytes(h);
                 } else if let Some(h) = line.strip_prefix("err ") {

@@ -440,9 +440,15 @@ impl Daemon {
                 let code = crate::board::snippets::unhex(arg).unwrap_or_default();
                 // A save, then `exec` at once: the program ran the board's
                 // old file while the upload was still under way.
+                let mut notes = String::new();
                 for (path, e) in self.core.flush_saved().await {
-                    warn!("exec: {path} is not on the board ({e}); the program runs without it");
+                    let note =
+                        format!("{path} is not on the board ({e}); the program runs without it");
+                    warn!("exec: {note}");
+                    let shown = crate::board::shown(&note);
+                    notes.push_str(&format!("note {}\n", hex(shown.as_bytes())));
                 }
+                let _ = s.get_mut().write_all(notes.as_bytes()).await;
                 return self.exec(code, s.into_inner()).await;
             }
             "share" | "unshare" => {

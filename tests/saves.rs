@@ -48,6 +48,30 @@ fn a_file_too_big_for_the_flash_fails_its_own_close_even_in_a_batch() {
     assert!(!m.log().contains("exec: /b.py"), "{}", m.log());
 }
 
+/// A program run through the mount while a save is on its way waits for
+/// it, and when the board refuses it (a full flash) says so on stderr: the
+/// program ran without it (said only in the daemon's log).
+#[test]
+fn exec_says_which_saved_file_the_board_refused_before_the_program_ran() {
+    let tb = TestBoard::with_flash_kb(24);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(
+        &tb,
+        &format!("127.0.0.1:{}", emu.port),
+        &["--close-wait", "0"],
+    );
+    // 30 KB: 1.5 s on the link, and more than the flash holds.
+    write_and_close(&m.path().join("big.py"), &random_bytes(30_000, 4)).unwrap();
+    let out = m.exec("print(6 * 7)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("/big.py is not on the board") && said.contains("no space left"),
+        "{said}"
+    );
+    assert!(out.status.success(), "{said}");
+}
+
 #[test]
 fn a_save_while_a_persons_program_runs_returns_after_the_close_wait_and_lands_after_it() {
     let tb = TestBoard::start();
