@@ -247,12 +247,10 @@ impl Board {
             1u32 << wbits
         );
 
-        // Streams (indices into `zups`) still to go: a stream the board
-        // got short (a byte lost on the way: see PROTOCOL.md, PUT) goes
-        // again once, compressed: sent raw it would cost three times the
-        // bytes.
-        // A stream the board kept some slices of short has only those
-        // sent again (the rest are on its flash, checked).
+        // Streams still to go. One the board got short (a byte lost on
+        // the way: see PROTOCOL.md, PUT) goes again once, compressed: sent
+        // raw it would cost three times the bytes. Only its short slices
+        // go again: the rest are on the board's flash, checked.
         let whole =
             |k: usize| Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice);
         let mut pending: Vec<Sending> = (0..zups.len()).map(whole).collect();
