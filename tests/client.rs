@@ -153,34 +153,14 @@ async fn a_slice_sent_again_keeps_the_uploads_progress_rising() {
         let (b, data) = (b.clone(), data.clone());
         tokio::spawn(async move { b.put("/big.bin", &data, true, Base::Any).await })
     };
-    let (mut shown, mut cut) = (Vec::new(), None);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !put.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upload never ended"
-        );
+    let mut shown = Vec::new();
+    let (r, cut) = cut_a_slice_while(&tb, put, || {
         if let Some(m) = b.uploads_moving().iter().find(|m| m.path == "/big.bin") {
             shown.push(m.done);
         }
-        // A slice after the first that the board has closed (written
-        // whole): one byte of it lost.
-        if cut.is_none() {
-            let open = tb.open_files();
-            for name in tb.parts("/") {
-                let path = tb.path(&format!("/{name}"));
-                let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-                if name[1..].contains('.') && len > 1 && !open.contains(&path) {
-                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-                    f.set_len(len - 1).unwrap();
-                    cut = Some(name);
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    put.await.unwrap().unwrap();
+    })
+    .await;
+    r.unwrap();
     assert!(cut.is_some(), "no slice was ever seen whole");
     assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), data);
     assert!(
@@ -192,10 +172,13 @@ async fn a_slice_sent_again_keeps_the_uploads_progress_rising() {
 
 /// Cuts one byte off the first slice after the first of an upload that
 /// the board has written whole and closed (firmware loses bytes so, on a
-/// split TCP segment), while `put` runs; what was cut.
+/// split TCP segment), while `put` runs, calling `each` at every look;
+/// what was cut. Polled every 2 ms: a slice is whole for a few hundred ms
+/// before the program that joins the slices checks it.
 async fn cut_a_slice_while<T>(
     tb: &TestBoard,
     put: tokio::task::JoinHandle<T>,
+    mut each: impl FnMut(),
 ) -> (T, Option<String>) {
     let mut cut = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -204,18 +187,19 @@ async fn cut_a_slice_while<T>(
             std::time::Instant::now() < deadline,
             "the upload never ended"
         );
+        each();
         if cut.is_none() {
             let open = tb.open_files();
-            for name in tb.parts("/") {
+            cut = tb.parts("/").into_iter().find(|name| {
                 let path = tb.path(&format!("/{name}"));
                 let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-                if name[1..].contains('.') && len > 1 && !open.contains(&path) {
+                let whole = name[1..].contains('.') && len > 1 && !open.contains(&path);
+                if whole {
                     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
                     f.set_len(len - 1).unwrap();
-                    cut = Some(name);
-                    break;
                 }
-            }
+                whole
+            });
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -255,7 +239,7 @@ async fn a_compressed_upload_sends_again_only_the_slice_the_board_kept_short() {
         let (b, data) = (b.clone(), source.clone());
         tokio::spawn(async move { b.put("/two.py", &data, true, Base::Any).await })
     };
-    let (r, cut) = cut_a_slice_while(&tb, put).await;
+    let (r, cut) = cut_a_slice_while(&tb, put, || {}).await;
     r.unwrap();
     assert!(cut.is_some(), "no slice was ever seen whole");
     assert_eq!(std::fs::read(tb.path("/two.py")).unwrap(), source);

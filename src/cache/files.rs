@@ -575,15 +575,7 @@ impl Core {
 
     /// Every dirty file to the board; what failed, with why.
     pub async fn flush_all(&self) -> Unflushed {
-        let all: Vec<Ino> = {
-            let st = self.lock();
-            st.contents
-                .dirty_inos()
-                .into_iter()
-                .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
-                .collect()
-        };
-        self.upload_each(all).await
+        self.flush_where(|_, _| true).await
     }
 
     /// The files saved and not yet sent, to the board, as before a
@@ -592,16 +584,21 @@ impl Core {
     /// nor those the board refused already (a full flash): they go on
     /// their own retries, and each program would wait for another try.
     pub async fn flush_saved(&self) -> Unflushed {
-        let saved: Vec<Ino> = {
+        self.flush_where(|st, i| !st.contents.is_open(i) && st.file.of(i).unsent.is_none())
+            .await
+    }
+
+    /// The dirty files on the board's side that `take` picks, to the board.
+    async fn flush_where(&self, take: impl Fn(&State, Ino) -> bool) -> Unflushed {
+        let picked: Vec<Ino> = {
             let st = self.lock();
             st.contents
                 .dirty_inos()
                 .into_iter()
-                .filter(|&i| !st.contents.is_open(i) && st.file.of(i).unsent.is_none())
-                .filter(|i| st.tree.get(*i).is_some_and(|n| !n.local_only))
+                .filter(|&i| st.tree.get(i).is_some_and(|n| !n.local_only) && take(&st, i))
                 .collect()
         };
-        self.upload_each(saved).await
+        self.upload_each(picked).await
     }
 
     /// Holds new uploads off `inos` and below until the guard drops, and
