@@ -615,9 +615,10 @@ fn a_sed_i_saved_while_an_upload_holds_the_wire_reaches_the_board_after_it() {
     eventually(60, "the edit reaches the board", || {
         std::fs::read(tb.path("/x.py")).is_ok_and(|d| d == want.as_bytes())
     });
-    assert!(std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big));
-    let status = m.status();
-    assert!(!status.contains("dirty:"), "{status}");
+    eventually(60, "the upload is on the board", || {
+        std::fs::read(tb.path("/up.bin")).is_ok_and(|d| d == big)
+    });
+    m.status_until(10, |s| !s.contains("dirty:"));
 }
 
 /// `cp FILE HOST:/` of a mounted board goes through the mount; on a slow

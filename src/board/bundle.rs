@@ -25,7 +25,8 @@ const BYTES_MAX: usize = 64 * 1024;
 const FILES_MAX: usize = 32;
 /// A bundle goes up in slices of this size at most: a lost byte costs one.
 const SLICE: usize = 4096;
-/// Times a bundle's short slices go.
+/// Sends of a bundle that gained nothing ([`Sending::tries`]) before its
+/// files go raw.
 const TRIES: u32 = 2;
 
 /// How streams are made for this board: the window's bits, the link's
@@ -207,7 +208,7 @@ impl Board {
             .enumerate()
             .map(|(k, u)| Sending::whole(k, self.part_for(&u.path), u.data.len(), slice))
             .collect();
-        for attempt in 1..=TRIES {
+        for attempt in 1.. {
             let results = self.send_parts(&uploads, &todo).await;
             let forget = |job: &Sending| {
                 self.stale_all(job, &uploads);
@@ -269,12 +270,14 @@ impl Board {
                 if let Some(Answer::Slices { short, free }) =
                     lines.first().map(|l| Answer::parse(l))
                 {
-                    if attempt < TRIES && free >= (short.len() * job.slice) as u64 {
+                    let enough = free >= (short.len() * job.slice) as u64;
+                    let mend = job.mend(short.clone());
+                    if mend.tries <= TRIES && enough {
                         info!(
                             "a bundle of {} file(s): the board kept slices {short:?} short (attempt {attempt}); sending those again",
                             b.files.len()
                         );
-                        again.push(job.mend(short));
+                        again.push(mend);
                     } else {
                         debug!("a bundle's slices {short:?} came short again; its files go raw");
                         forget(job);

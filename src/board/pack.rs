@@ -30,7 +30,8 @@ const INFLATE_FIRST: f64 = 100_000.0;
 const MIN_SAVED: usize = 64;
 /// Files inflated by one program.
 const INFLATE_BATCH: usize = 16;
-/// Times a stream goes before its file is sent raw.
+/// Sends of a stream that gained nothing ([`Sending::tries`]) before its
+/// file is sent raw.
 const PACK_TRIES: u32 = 3;
 /// Larger files go raw: compressing them would hold up the daemon, and
 /// none that size is source.
@@ -248,14 +249,14 @@ impl Board {
         );
 
         // Streams still to go. One the board got short (a byte lost on
-        // the way: see PROTOCOL.md, PUT) goes again, compressed, up to
-        // twice: sent raw it would cost three times the bytes. Only its
+        // the way: see PROTOCOL.md, PUT) goes again, compressed, while
+        // that gains: sent raw it would cost three times the bytes. Only its
         // short slices go again: the rest are on the board's flash,
         // checked (a mend could lose a byte too: one in the suite did).
         let whole =
             |k: usize| Sending::whole(k, self.part_for(&zups[k].path), zups[k].data.len(), slice);
         let mut pending: Vec<Sending> = (0..zups.len()).map(whole).collect();
-        for attempt in 1..=PACK_TRIES {
+        for attempt in 1.. {
             let jobs = std::mem::take(&mut pending);
             // A stream alone in one PUT (a mount's close, `cp` of one
             // file): the program that inflates it goes right behind the
@@ -366,8 +367,11 @@ impl Board {
             let files: Vec<usize> = of.iter().map(|(i, _, _)| *i).collect();
             for (k, (i, job, part)) in of.into_iter().enumerate() {
                 let line = lines.get(k).copied().unwrap_or("");
-                let mended =
-                    attempt < PACK_TRIES && matches!(Answer::parse(line), Answer::Slices { .. });
+                let mend = match Answer::parse(line) {
+                    Answer::Slices { short, .. } => Some(job.mend(short)),
+                    _ => None,
+                };
+                let mended = mend.as_ref().is_some_and(|m| m.tries <= PACK_TRIES);
                 if mended {
                     // Its stream's slices stay for the mend.
                     self.stale_mark(&part, true);
@@ -414,19 +418,19 @@ impl Board {
                     _ if line.is_empty() => {
                         debug!("{}: not inflated; sending it raw", shown(&ups[i].path))
                     }
-                    Answer::Os { errno: 5, .. } if attempt < PACK_TRIES => {
+                    Answer::Os { errno: 5, .. } if job.tries < PACK_TRIES => {
                         info!(
                             "{}: the board got its stream short or garbled (attempt {attempt}); sending it again",
                             shown(&ups[i].path)
                         );
-                        again.push(whole(job.i));
+                        again.push(job.again(self.part_for(&zups[job.i].path), slice));
                     }
                     Answer::Slices { short, .. } if mended => {
                         info!(
                             "{}: the board kept slices {short:?} of its stream short (attempt {attempt}); sending those again",
                             shown(&ups[i].path)
                         );
-                        again.push(job.mend(short));
+                        again.extend(mend);
                     }
                     a => info!(
                         "{}: inflating on the board failed ({a:?}); sending it raw",

@@ -27,8 +27,9 @@ const NAMED_KEPT: usize = 1024;
 /// How long [`Board::remove_own_parts`] waits for the transfers on the
 /// wire to end.
 const PARTS_SETTLE: Duration = Duration::from_secs(30);
-/// Uploads the board kept short (lost bytes) are sent again this often.
-const PUT_TRIES: usize = 3;
+/// Uploads the board kept short (lost bytes) are sent again until this
+/// many sends gained nothing (a mend that left fewer slices short gained).
+const PUT_TRIES: u32 = 3;
 /// Files checked and renamed by one program.
 const FINISH_BATCH: usize = 32;
 /// A slice of a big upload takes about this long on the link (a key typed
@@ -293,7 +294,7 @@ impl Board {
                 None => Sending::whole(i, self.part_for(&ups[i].path), ups[i].data.len(), slice),
             })
             .collect();
-        for attempt in 1..=PUT_TRIES {
+        for attempt in 1.. {
             // A file alone in one PUT (a mount's close, `cp` of one file):
             // its finishing program goes right behind the PUT's last byte.
             let mut alone = match todo.as_slice() {
@@ -343,6 +344,10 @@ impl Board {
                         errno: libc::EIO,
                         what: format!("{}: the board kept losing bytes", up.path),
                     };
+                    let next = |going: bool| match going {
+                        true => "sending again",
+                        false => "no more tries",
+                    };
                     results[job.i] = Some(match f {
                         Ok(Finish::Done(w)) => Ok(w),
                         Ok(Finish::Short { free, .. }) if free < up.data.len() as u64 => {
@@ -353,17 +358,15 @@ impl Board {
                         }
                         Ok(Finish::Garbled) => {
                             warn!(
-                                "{}: the board holds other bytes than were sent (attempt {attempt}); sending again",
-                                up.path
+                                "{}: the board holds other bytes than were sent (attempt {attempt}); {}",
+                                up.path,
+                                next(job.tries < PUT_TRIES)
                             );
                             self.stale_mark(&job.part, true);
                             up.restart_progress();
-                            again.push(Sending::whole(
-                                job.i,
-                                self.part_for(&up.path),
-                                up.data.len(),
-                                slice,
-                            ));
+                            if job.tries < PUT_TRIES {
+                                again.push(job.again(self.part_for(&up.path), slice));
+                            }
                             Err(Error::Os {
                                 errno: libc::EIO,
                                 what: format!("{}: the board kept garbling it", up.path),
@@ -371,17 +374,15 @@ impl Board {
                         }
                         Ok(Finish::Short { kept, .. }) => {
                             warn!(
-                                "{}: board kept {kept} of {} bytes (attempt {attempt}); sending again",
+                                "{}: board kept {kept} of {} bytes (attempt {attempt}); {}",
                                 up.path,
-                                up.data.len()
+                                up.data.len(),
+                                next(job.tries < PUT_TRIES)
                             );
                             up.restart_progress();
-                            again.push(Sending::whole(
-                                job.i,
-                                self.part_for(&up.path),
-                                up.data.len(),
-                                slice,
-                            ));
+                            if job.tries < PUT_TRIES {
+                                again.push(job.again(self.part_for(&up.path), slice));
+                            }
                             Err(lost())
                         }
                         Ok(Finish::Slices { short, free })
@@ -395,14 +396,19 @@ impl Board {
                         }
                         Ok(Finish::Slices { short, .. }) => {
                             // A lost byte costs its slice, not the file.
+                            let mend = job.mend(short);
+                            let going = mend.tries <= PUT_TRIES;
                             warn!(
-                                "{}: the board kept slices {short:?} of {} short (attempt {attempt}); sending those again",
+                                "{}: the board kept slices {:?} of {} short (attempt {attempt}); {}",
                                 up.path,
-                                job.pieces() + 1
+                                mend.only.as_deref().unwrap_or_default(),
+                                job.pieces() + 1,
+                                next(going)
                             );
-                            let mut mend = job.clone();
-                            mend.only = Some(short);
-                            again.push(mend);
+                            match going {
+                                true => again.push(mend),
+                                false => self.stale_all(job, &ups),
+                            }
                             Err(lost())
                         }
                         Err(e) => Err(e),
@@ -849,6 +855,11 @@ pub(super) struct Sending {
     pub(super) len: usize,
     pub(super) slice: usize,
     only: Option<Vec<usize>>,
+    /// Sends of the file that gained nothing: the first, each whole one
+    /// again, and each mend that left as many slices short as it sent (a
+    /// byte lost now and then must not cost a whole file, but a board
+    /// that keeps losing one must end).
+    pub(super) tries: u32,
     /// Already on the board, whole, in `part` (inflated there): only
     /// to be finished.
     ready: bool,
@@ -862,15 +873,26 @@ impl Sending {
             len,
             slice,
             only: None,
+            tries: 1,
             ready: false,
         }
     }
 
     /// The same upload again, but only the slices `short`.
     pub(super) fn mend(&self, short: Vec<usize>) -> Sending {
+        let sent = self.only.as_ref().map_or(self.pieces() + 1, Vec::len);
         Sending {
+            tries: self.tries + u32::from(short.len() >= sent),
             only: Some(short),
             ..self.clone()
+        }
+    }
+
+    /// The whole file again, to a new part file.
+    pub(super) fn again(&self, part: String, slice: usize) -> Sending {
+        Sending {
+            tries: self.tries + 1,
+            ..Sending::whole(self.i, part, self.len, slice)
         }
     }
 
