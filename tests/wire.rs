@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LinkEmu, Mount, SMALL_HEAP_KB, TestBoard, sh, wm, write_and_close};
+use common::{LinkEmu, Mount, SMALL_HEAP_KB, TestBoard, eventually, sh, wm, write_and_close};
 use std::process::Output;
 use webrepl_mount::board::{Base, Board, Transfer};
 use webrepl_mount::session::Session;
@@ -338,6 +338,12 @@ async fn a_cut_link_while_building_from_a_delta_leaves_the_old_file() {
         .await
         .unwrap();
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+}
+
+/// The link of an ESP32 on Wi-Fi: 20 KB/s, 10 ms round trip, TCP
+/// segments of 1460 bytes.
+fn esp32_link(tb: &TestBoard) -> LinkEmu {
+    LinkEmu::with(tb.port, 5.0, &["--rate", "20000", "--segment", "1460"])
 }
 
 /// Bytes the mount has sent to the board, from its `status`.
@@ -706,10 +712,12 @@ fn the_first_mount_of_a_nearly_full_flash_leaves_its_last_page_to_the_person() {
 /// and one program for many files) and lands exact: an empty file, a
 /// UTF-8 name and files in several directories; no part file is left.
 /// Sent one by one, each cost a PUT header, its names in a program and a
-/// cold deflate window.
+/// cold deflate window. Behind an ESP32's link: on a link faster than the
+/// board inflates, they go raw.
 #[test]
 fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
     let tb = TestBoard::with_ring(Some(260));
+    let emu = esp32_link(&tb);
     let local = tempfile::tempdir().unwrap();
     let top = local.path().join("app");
     let mut files = Vec::new();
@@ -732,7 +740,7 @@ fn a_tree_of_small_files_goes_in_bundles_and_lands_exact() {
             "-vv",
             "-r",
             top.to_str().unwrap(),
-            &format!("{}:/", tb.addr()),
+            &format!("127.0.0.1:{}:/", emu.port),
         ],
     );
     let e = stderr(&o);
@@ -786,11 +794,12 @@ async fn first_contact_with_a_list_waits_for_no_put_answer() {
 /// The bundles of a copy land by one program, however many there are:
 /// a program each cost a round trip each. 60 files of 2.7 KB go in three
 /// bundles; besides the landing, one program asks what the board
-/// inflates with.
+/// inflates with. Behind an ESP32's link, where compressing pays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bundles_of_a_copy_land_by_one_program() {
     let tb = TestBoard::start();
-    let session = tb.session().await;
+    let emu = esp32_link(&tb);
+    let session = Session::connect(tb.config_via(emu.port)).await.unwrap();
     let board = Board::new(session.clone(), Transfer::Auto);
     // The helpers defined: their first call is not counted.
     board.stat("/").await.unwrap();
@@ -865,5 +874,29 @@ async fn a_copy_makes_its_directories_and_asks_for_the_inflater_in_short_calls()
         tb.parts("/app/lib").is_empty(),
         "{:?}",
         tb.parts("/app/lib")
+    );
+}
+
+/// The first save into a fresh mount of a board behind a 20 KB/s link
+/// goes compressed: the helpers' 11 KB PUT before it went into the link's
+/// buffers at once, and the rate read from how fast they drained (over
+/// 75 KB/s) made inflating look slower than sending: 250 KB of source
+/// went raw, 12.5 s where 3.5 s do.
+#[test]
+fn the_first_save_of_a_fresh_mount_behind_a_slow_link_goes_compressed() {
+    let tb = TestBoard::start();
+    let emu = esp32_link(&tb);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let data = source(250_000, 5);
+    let before = sent_by(&m);
+    write_and_close(&m.path().join("big.py"), &data).unwrap();
+    eventually(60, "the file is on the board", || {
+        std::fs::read(tb.path("/big.py")).is_ok_and(|d| d == data)
+    });
+    let sent = sent_by(&m) - before;
+    assert!(
+        (sent as usize) * 2 < data.len(),
+        "{sent} B sent for {} B of source",
+        data.len()
     );
 }
