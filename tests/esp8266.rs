@@ -446,3 +446,40 @@ async fn a_link_that_slows_down_is_measured_again() {
     let why = board.downloads();
     assert!(why.starts_with("binary GET"), "{why}");
 }
+
+/// A board keeps what the small file's GET showed of its binary channel
+/// until it resets: the next connection's `cp` from it takes the same
+/// channel without that GET (2.5 round trips of each `cp`), on the
+/// throttled board and on the unthrottled one.
+#[test]
+fn the_next_connection_takes_the_channel_the_board_was_measured_for() {
+    for (tb, channel) in [
+        (TestBoard::esp8266(), "text channel"),
+        (TestBoard::start(), "binary GET"),
+    ] {
+        boot_py(&tb);
+        std::fs::write(tb.path("/big.bin"), every_byte(60_000, 11)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cp = || {
+            let to = dir.path().join("big.bin");
+            let o = common::wm(
+                &tb.password,
+                &[
+                    "cp",
+                    "-vv",
+                    &format!("{}:/big.bin", tb.addr()),
+                    to.to_str().unwrap(),
+                ],
+            );
+            let said = String::from_utf8_lossy(&o.stderr).to_string();
+            assert!(o.status.success(), "{said}");
+            assert_eq!(std::fs::read(&to).unwrap(), every_byte(60_000, 11));
+            assert!(said.contains(&format!("downloads: {channel}")), "{said}");
+            said
+        };
+        let first = cp();
+        assert!(first.contains("GET /boot.py"), "{first}");
+        let next = cp();
+        assert!(!next.contains("GET /boot.py"), "{next}");
+    }
+}

@@ -56,6 +56,9 @@ pub enum Answer<'a> {
     Short { kept: u64, free: u64 },
     /// `M <bytes>`: the board's free heap.
     Mem(u64),
+    /// `G <µs>`: a GET chunk's pace on this board, as an earlier
+    /// connection measured it (kept in the helpers' class).
+    Paced(u64),
     /// `B <hex>`: block sums (8 hex digits each) of a file (`sums`).
     Sums(&'a str),
     /// `W <size> <crc>`: a file's size and CRC-32, after its block sums.
@@ -128,6 +131,7 @@ impl<'a> Answer<'a> {
             ["S"] => Answer::OtherSize,
             ["H", h] => Answer::Digest(h),
             ["Y", y] => Answer::Year(n(y)?),
+            ["G", us] => Answer::Paced(n(us)?),
             ["V", crc] => Answer::Crc(u32::from_str_radix(crc, 16).ok()?),
             ["V", rest @ ..] => Answer::Vfs(rest.iter().map(|v| n(v)).collect::<Option<_>>()?),
             ["C", mtime, size, tmtime] => Answer::Beside {

@@ -255,7 +255,9 @@ class _wrm:
     # A `cp` from the board's stat of its source (`S <mode> <size>
     # <mtime>`, or `E <errno>`), then the smallest file at the root of 1
     # to `most` bytes, whose GET measures the binary channel before its
-    # first large download (`F <size> 0 <hex name>`), then `K`. Fields:
+    # first large download (`F <size> 0 <hex name>`), the pace (µs a
+    # chunk) such a GET showed an earlier connection (`G <µs>`, kept in
+    # `_wrm.g` until the board resets), then `K`. Fields:
     # most, then the path (none: the small file alone). A helper, not a
     # program: pasted, the program (506 B) took four raw-paste windows, a
     # round trip each, 60-95 ms of a 0.25 s `cp` on a 10 ms link.
@@ -280,6 +282,8 @@ class _wrm:
             pass
         if b[1:]:
             print("F", b[0], 0, binascii.hexlify(b[1].encode()).decode())
+        if getattr(_wrm, "g", 0):
+            print("G", _wrm.g)
         print("K")
         _wrm.c()
 

@@ -230,6 +230,10 @@ struct Downloads {
     /// The text channel failed in a way that will not change (firmware
     /// without `binascii.crc32`).
     no_text: bool,
+    /// A small file's GET measured a chunk's pace (µs) that the board is
+    /// still to keep for the next connections (see [`Board::stat_probing`]),
+    /// told with the next call of the helpers.
+    tell: Option<u64>,
     choice: Option<(channel::Channel, String)>,
     /// Times the figures were measured again because a download departed
     /// from what they foretold (the link changed), and when last.
@@ -580,6 +584,12 @@ impl Board {
             }
             return self.pasted_then(code, how).await;
         }
+        // A pace measured here, for the next connections: a few bytes
+        // on a call that goes anyway.
+        let code = match self.downloads_mut().tell.take() {
+            Some(us) => format!("_wrm.g={us}\n{code}"),
+            None => code,
+        };
         let out = self.run_ours(code.clone(), how).await?;
         if out.stderr.is_empty() {
             // Not after a call that only reads (a `cp` from the board's
@@ -770,8 +780,28 @@ impl Board {
             .with_helpers(sn::probe(PROBE_MAX, Some(path)), Run::QUERY)
             .await?;
         let st = parse_stat(&out, path)?;
+        self.pace_known(&out);
         self.downloads_mut().hint = Some(probe_answer(&out));
         Ok(st)
+    }
+
+    /// Takes an earlier connection's measure of a GET chunk's pace from
+    /// the probe's answer, if the board kept one (it does until it
+    /// resets): then the small file's GET (2.5 round trips) is not
+    /// needed. Whether it did.
+    fn pace_known(&self, out: &[u8]) -> bool {
+        let Some(us) = sn::lines(out).find_map(|l| match Answer::parse(l) {
+            Answer::Paced(us) => Some(us),
+            _ => None,
+        }) else {
+            return false;
+        };
+        debug!("binary GETs take {us} µs a chunk on this board (measured before)");
+        self.downloads_mut().measured.binary(&channel::Measured {
+            chunk_secs: Some(us as f64 / 1e6),
+            ..channel::Measured::default()
+        });
+        true
     }
 
     /// The entries of a directory, or of the whole tree below it; names no
@@ -1353,7 +1383,14 @@ impl Board {
         };
         if probe && let Some((file, size)) = self.probe_file().await {
             let r = self.get_binary(&file, size, &mut |_| {}, None).await;
-            debug!("measuring binary chunks with {file}: {:?}", r.map(drop));
+            debug!(
+                "measuring binary chunks with {file}: {:?}",
+                r.as_ref().map(drop)
+            );
+            let mut d = self.downloads_mut();
+            if r.is_ok() {
+                d.tell = d.measured.chunk_secs.map(|c| (c * 1e6).round() as u64);
+            }
         }
         let slow = channel::wants_link_rate(&self.downloads_mut().measured)
             && self.transfer == Transfer::Auto;
@@ -1407,6 +1444,7 @@ impl Board {
                 .with_helpers(sn::probe(PROBE_MAX, None), Run::QUERY)
                 .await
             {
+                Ok(out) if self.pace_known(&out) => return None,
                 Ok(out) => probe_answer(&out),
                 Err(e) => {
                     debug!("no file to measure binary chunks with: {e}");

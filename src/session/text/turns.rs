@@ -326,14 +326,19 @@ impl TextLane {
     }
 
     /// Into the raw REPL whatever runs: Ctrl-C first (what the board runs
-    /// is ours to stop, or the user said so).
+    /// is ours to stop, or the user said so). The sync goes in the same
+    /// frame: nothing the board might still run takes it (it is stopped),
+    /// and each new connection saves a round trip.
     fn enter_interrupting(&mut self, now: Instant, out: &mut Out) {
-        out.text(raw::ENTER_INTERRUPTING.to_vec());
+        let (code, answer) = raw::sync(rand::random());
+        let mut text = raw::ENTER_INTERRUPTING.to_vec();
+        text.extend_from_slice(&code);
+        out.text(text);
         self.mode = Mode::Entering {
             seen: Vec::new(),
             polite: false,
             waited_on: false,
-            sync: None,
+            sync: Some(answer),
         };
         self.timers.set(Timer::Reply, now + self.timeout);
     }
