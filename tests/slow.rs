@@ -328,6 +328,46 @@ fn during_a_download_the_head_of_another_uncached_big_file_comes_before_the_down
     assert!(m.unmount().status.success());
 }
 
+/// While a person's program holds the REPL (no range read by program),
+/// `head -c 100` of an uncached big file gets its bytes from the whole
+/// file's GET as they come: that GET is not checked by a program either.
+/// It waited for the whole file (16.5 s for 300 KB at 20 KB/s).
+#[test]
+fn beside_a_persons_program_the_head_of_an_uncached_big_file_comes_before_its_download_ends() {
+    let tb = TestBoard::start();
+    let big = random_bytes(200_000, 26);
+    std::fs::write(tb.path("/big.bin"), &big).unwrap();
+    let emu = LinkEmu::slow(tb.port);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("import time\nprint('on')\nfor i in range(40):\n time.sleep(1)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut on = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exec.stdout.take().unwrap()),
+        &mut on,
+    )
+    .unwrap();
+    assert_eq!(on, "on\n");
+    assert_eq!(head(&m.path().join("big.bin"), 100), &big[..100]);
+    let status = m.status();
+    assert!(
+        status.contains("moving: down /big.bin"),
+        "the download is not under way after the head came: {status}\n{}",
+        m.log()
+    );
+    // The rest comes whole, and a reader of all of it gets it exact.
+    assert_eq!(std::fs::read(m.path().join("big.bin")).unwrap(), big);
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    assert!(m.unmount().status.success());
+}
+
 /// A small file alone in its directory (no neighbours to bring along),
 /// read during a big download: by program, beside the GET, not after it
 /// (it waited 6-8 s for the whole download).

@@ -69,8 +69,9 @@ struct Want {
 /// What a reader found.
 enum Found {
     Data(Vec<u8>),
-    /// Wait for more of the load with this id.
-    Wait(u64, watch::Receiver<(usize, bool)>),
+    /// Wait for the end of the load with this id, or (Some) until it
+    /// holds this many bytes.
+    Wait(u64, watch::Receiver<(usize, bool)>, Option<usize>),
     /// Read `[start, start + len)` of the file at the board's path, which
     /// has this version.
     Peek {
@@ -125,10 +126,15 @@ impl Core {
         }
         let mut waited = None;
         let mut peeked = false;
+        // The range read was refused for a person's program: the whole
+        // file's GET will not be checked either (the check is a program),
+        // so its bytes are served as they come (`head -c 100` of 300 KB
+        // beside a program waited 16.5 s for the whole).
+        let mut early = false;
         loop {
             let found = {
                 let mut st = self.lock();
-                self.find(&mut st, ino, want, waited, peeked)?
+                self.find(&mut st, ino, want, waited, peeked, early)?
             };
             match found {
                 Found::Data(d) => return Ok(d),
@@ -161,14 +167,20 @@ impl Core {
                         // No link: the whole file would wait for it as long
                         // again.
                         Err(e) if no_link(&e) => return Err(e),
-                        Err(e) => debug!("{path}: range read failed ({e}): read whole"),
+                        Err(e) => {
+                            early = matches!(e, Error::Running { .. });
+                            debug!("{path}: range read failed ({e}): read whole");
+                        }
                     }
                 }
-                Found::Wait(id, mut rx) => {
+                Found::Wait(id, mut rx, until) => {
                     waited = Some(id);
-                    // Its bytes are served once checked, at its end. An
-                    // error means the load ended (and was removed).
-                    let _ = rx.wait_for(|&(_, done)| done).await;
+                    // Its bytes are served once checked, at its end (or,
+                    // early, once `until` are here). An error means the
+                    // load ended (and was removed).
+                    let _ = rx
+                        .wait_for(|&(n, done)| done || until.is_some_and(|u| n >= u))
+                        .await;
                 }
             }
         }
@@ -185,6 +197,7 @@ impl Core {
         want: Want,
         waited: Option<u64>,
         peeked: bool,
+        early: bool,
     ) -> Result<Found> {
         let Want { fh, start, end, .. } = want;
         let version = node(st, ino).map(|n| (n.size, n.board_mtime))?;
@@ -209,8 +222,15 @@ impl Core {
                 // What has arrived is not checked until the whole has
                 // (a reader that stops midway would never learn it was
                 // damaged): meanwhile a big file's range is read by the
-                // range program, which checks its own.
-                let wait = Found::Wait(l.id, l.tx.subscribe());
+                // range program, which checks its own. Unless no check
+                // will come (`early`).
+                let until = early.then(|| want.enough.min(version.0 as usize));
+                if let Some(u) = until
+                    && l.data.len() >= u
+                {
+                    return Ok(Found::Data(range(&l.data, want.start, want.end)));
+                }
+                let wait = Found::Wait(l.id, l.tx.subscribe(), until);
                 return Ok(peek(st, ino, want, peeked, true)?.unwrap_or(wait));
             }
         }
@@ -223,7 +243,8 @@ impl Core {
         // the whole file (`head -c 5000` of 200 KB waited 10 s for it). A
         // partial read (`cat`) waits for the whole file instead of reading
         // it twice, by ranges and whole.
-        let wait = Found::Wait(id, rx);
+        let until = early.then(|| want.enough.min(version.0 as usize));
+        let wait = Found::Wait(id, rx, until);
         if want.enough < want.end {
             return Ok(wait);
         }

@@ -415,6 +415,19 @@ impl NoticeFilter {
     }
 }
 
+impl NoticeFilter {
+    /// Whether text is held back as the possible start of a notice.
+    pub fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// What is held back, given up as text: no notice came on with it (a
+    /// board writes one whole).
+    pub fn flush(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+}
+
 /// How many bytes at the end of `buf` are a proper start of a notice.
 fn partial_start(buf: &[u8]) -> usize {
     partial(buf, NOTICE_START)

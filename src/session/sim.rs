@@ -397,11 +397,18 @@ impl Board {
     }
 
     fn run(&mut self, now: Instant, code: &[u8]) {
-        let (out, time) = (self.runner)(code);
+        let (mut out, time) = (self.runner)(code);
         // What a runner prints from a traceback on is what the program raised.
         let (out, err) = match out.windows(9).position(|w| w == b"Traceback") {
             Some(i) => (out[..i].to_vec(), out[i..].to_vec()),
-            None => (out, Vec::new()),
+            None => {
+                // `#early`: printed at its start, then it runs (a program
+                // that says what it does, then does it).
+                if code.windows(7).any(|w| w == b"#early\n") {
+                    self.say(&std::mem::take(&mut out));
+                }
+                (out, Vec::new())
+            }
         };
         self.running = Some((now + time, out, err));
     }

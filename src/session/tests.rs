@@ -1957,3 +1957,31 @@ fn the_first_interrupting_program_on_a_new_link_enters_and_syncs_at_once() {
     let took = p.now - started;
     assert!(took < RTT * 5, "{took:?} at {RTT:?} a round trip");
 }
+
+/// A person's program that prints a line, then works on: the line's end
+/// comes with it, not with the next output (held as the possible start of
+/// a second client's rejection notice, it waited for the program's end).
+#[test]
+fn a_line_a_persons_program_prints_comes_whole_before_it_goes_on() {
+    let mut p = Pair::new(cfg(10), ESP32, RTT);
+    let op = p.core.submit(
+        p.now,
+        Request::Stream {
+            code: b"print(on)\n#early\n#sleep 5000".to_vec(),
+            patience: Duration::from_secs(10),
+            user: true,
+        },
+    );
+    assert!(
+        p.run_until(Duration::from_secs(2), |p| p
+            .chunks
+            .get(&op)
+            .is_some_and(|c| c.ends_with(b"on\n"))),
+        "{:?} after {:?}",
+        p.chunks
+            .get(&op)
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
+        p.elapsed()
+    );
+    assert!(!p.done.contains_key(&op), "the program ended first");
+}

@@ -33,6 +33,9 @@ use tracing::debug;
 
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
+/// A board writes a rejection notice whole: text held as its possible
+/// start goes on when no more came this soon.
+const NOTICE_WAIT: Duration = Duration::from_millis(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -473,6 +476,7 @@ impl TextLane {
                 if !t.is_empty() {
                     out.event(Event::Terminal(t));
                 }
+                self.hold_notice(now, true);
             }
             Mode::Running {
                 prog, last, job, ..
@@ -489,6 +493,8 @@ impl TextLane {
                         out.event(Event::Chunk(job.op, got));
                     }
                 }
+                let shown = job.user && job.stream;
+                self.hold_notice(now, shown);
             }
             Mode::Resetting { .. } => {}
             Mode::Leaving { prompt, banner, .. } => {
@@ -727,6 +733,42 @@ impl TextLane {
 
     /// Acts on the lane's timers that expired at `now` (each with when it
     /// was due), before the lane acts on its state ([`TextLane::drive`]).
+    /// Output a person watches (a person's `exec`, a background task's
+    /// at the raw prompt) is not held back long as the possible start of
+    /// a rejection notice: held, the end of each line waited for the next
+    /// line (`print('connecting')` before a long call showed nothing).
+    /// Ours waits for the next text, however long: a notice in a file's
+    /// lines would corrupt them.
+    fn hold_notice(&mut self, now: Instant, shown: bool) {
+        if shown && self.notices.holding() {
+            self.timers.set(Timer::Notice, now + NOTICE_WAIT);
+        } else {
+            self.timers.stop(Timer::Notice);
+        }
+    }
+
+    /// The end of `hold_notice`'s wait: what was held goes on.
+    fn notice_wait_over(&mut self, out: &mut Out) -> Result<(), Why> {
+        if !matches!(self.mode, Mode::Raw | Mode::Running { .. }) {
+            return Ok(());
+        }
+        let held = self.notices.flush();
+        match &mut self.mode {
+            Mode::Raw if !held.is_empty() => out.event(Event::Terminal(held)),
+            Mode::Running { prog, job, .. } => {
+                prog.feed(&held).map_err(|e| Why::Protocol(e.into()))?;
+                if job.stream {
+                    let got = prog.take_stdout();
+                    if !got.is_empty() {
+                        out.event(Event::Chunk(job.op, got));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub fn handle_timeout(
         &mut self,
         now: Instant,
@@ -735,6 +777,7 @@ impl TextLane {
     ) -> Result<(), Why> {
         for &(timer, at) in expired {
             match timer {
+                Timer::Notice => self.notice_wait_over(out)?,
                 Timer::Reply => self.no_reply(now, at, out)?,
                 Timer::Restore if matches!(self.mode, Mode::Restoring { .. }) => {
                     // The board did not redraw the line in time.

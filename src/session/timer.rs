@@ -40,9 +40,12 @@ pub enum Timer {
     LinkWait,
     /// The board's stdin is left to the share a moment after an answer.
     ShareGrace,
+    /// Output held back as the possible start of a rejection notice is
+    /// passed on (a line's end must not wait for the next line).
+    Notice,
 }
 
-const KINDS: [Timer; 14] = [
+const KINDS: [Timer; 15] = [
     Timer::Reply,
     Timer::Restore,
     Timer::HandBack,
@@ -57,6 +60,7 @@ const KINDS: [Timer; 14] = [
     Timer::Reconnect,
     Timer::LinkWait,
     Timer::ShareGrace,
+    Timer::Notice,
 ];
 
 #[derive(Debug, Default, Clone)]
