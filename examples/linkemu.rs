@@ -33,6 +33,10 @@
 //!   silent on|off   take new connections and never answer them (a board
 //!                   that is off: each attempt lasts the client's time-out)
 //!   rate N          change the bandwidth limit (bytes/s each way; 0: none)
+//!   stall on|off    hold what open connections carry, both ways, until off
+//!                   (Wi-Fi out of range): held bytes the client resets its
+//!                   connection behind are dropped, as its own unacknowledged
+//!                   ones would be, and the board's side is reset
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +59,7 @@ struct Control {
     split: AtomicUsize,
     refuse: AtomicBool,
     silent: AtomicBool,
+    stall: watch::Sender<bool>,
 }
 
 const UP: usize = 0;
@@ -99,6 +104,7 @@ async fn main() -> std::io::Result<()> {
         split: AtomicUsize::new(0),
         refuse: AtomicBool::new(false),
         silent: AtomicBool::new(false),
+        stall: watch::channel(false).0,
     });
     let listener = bind(&listen, rate > 0)?;
     println!("listening {}", listener.local_addr()?.port());
@@ -171,6 +177,12 @@ async fn commands(ctl: Arc<Control>) {
             ["silent", "on"] => ctl.silent.store(true, Ordering::SeqCst),
             ["silent", "off"] => ctl.silent.store(false, Ordering::SeqCst),
             ["rate", _] => ctl.rate.store(n(1).max(0) as u64, Ordering::SeqCst),
+            ["stall", "on"] => {
+                ctl.stall.send_replace(true);
+            }
+            ["stall", "off"] => {
+                ctl.stall.send_replace(false);
+            }
             _ => eprintln!("linkemu: unknown command {line:?}"),
         }
         println!("ok");
@@ -323,6 +335,10 @@ async fn pump(
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let delay = ctl.delay;
     let limits = ctl.clone();
+    // The sender reset its connection (what it had not seen acknowledged
+    // it drops).
+    let reset = Arc::new(AtomicBool::new(false));
+    let reset_seen = reset.clone();
     let reader = async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut frames = Frames::default();
@@ -345,7 +361,11 @@ async fn pump(
                 want = want.min(piece);
             }
             match rd.read(&mut buf[..want]).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(_) => {
+                    reset_seen.store(true, Ordering::SeqCst);
+                    break;
+                }
                 Ok(n) => {
                     quickack(&rd);
                     let now = Instant::now();
@@ -367,8 +387,21 @@ async fn pump(
         }
     };
     let writer = async {
+        let mut stall = ctl.stall.subscribe();
         while let Some((due, mut data)) = rx.recv().await {
             sleep_until(due).await;
+            if *stall.borrow() {
+                while *stall.borrow_and_update() {
+                    if stall.changed().await.is_err() {
+                        break;
+                    }
+                }
+                // Held through the stall: a sender that reset meanwhile
+                // never had them acknowledged.
+                if reset.load(Ordering::SeqCst) {
+                    return true;
+                }
+            }
             let limit = ctl.cut_after[dir].load(Ordering::SeqCst);
             let mut cut_now = false;
             if limit >= 0 {

@@ -610,6 +610,31 @@ fn keys_typed_while_the_board_is_unreachable_never_run_and_the_terminal_says_so(
     );
 }
 
+/// Keys typed into a link gone quiet (Wi-Fi out of range: no error, the
+/// socket takes them) are dropped once the board has said nothing for the
+/// time-out, and the terminal says so: the link is reset, and they never
+/// run when it wakes (they sat in the socket and ran then).
+#[test]
+fn keys_typed_into_a_link_gone_quiet_never_run_when_it_wakes() {
+    let tb = TestBoard::start();
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    let mut t = Tty::attach(&m);
+    t.type_keys("\r");
+    t.wait_for(">>> ");
+    emu.command("stall on");
+    t.clear();
+    t.type_keys("print(6*7+900)\r");
+    t.wait_for(" keys dropped]");
+    emu.command("stall off");
+    eventually(30, "the link back", || m.status().contains("link up"));
+    t.type_keys("print(6*7+800)\r");
+    t.wait_for("842");
+    let board = tb.terminal_text();
+    assert!(board.contains("842"), "{board}");
+    assert!(!board.contains("942"), "dropped keys ran: {board}");
+}
+
 #[test]
 fn ctrl_d_at_the_terminal_shows_the_soft_reboot_banner_and_a_prompt() {
     let tb = TestBoard::start();

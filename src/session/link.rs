@@ -332,6 +332,26 @@ impl Reader {
         {}
     }
 
+    /// The socket is to close with a reset: what it still holds for the
+    /// board (keys typed into a link gone quiet) is dropped, never
+    /// delivered when the link wakes.
+    pub fn reset_on_close(&self) {
+        let off = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt with a linger struct on a socket we own.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&off as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// Bytes written to the socket that the board has not acknowledged yet.
     pub fn backlog(&self) -> u64 {
         let mut n: libc::c_int = 0;

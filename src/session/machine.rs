@@ -33,6 +33,9 @@ const STEADY: Duration = Duration::from_secs(2);
 /// While an upload waits for room in the socket, its backlog is read this
 /// often.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
+/// Keys that the board has said nothing about this long: it is asked
+/// whether it is there (an echo comes within a round trip or two).
+const UNHEARD_ASK: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -193,6 +196,9 @@ pub struct Machine {
     timers: TimerTable,
     /// Keys dropped since the board became unreachable.
     keys_dropped: usize,
+    /// The board was asked whether it is there (GET_VER) since keys went
+    /// unheard.
+    unheard_asked: bool,
     /// Run on every new link before the person's keys ([`Machine::set_link_program`]).
     link_program: Option<LinkProgram>,
     /// This link's run of it.
@@ -231,6 +237,7 @@ impl Machine {
             text_held: None,
             timers: TimerTable::default(),
             keys_dropped: 0,
+            unheard_asked: false,
             link_program: None,
             link_run: None,
             up_at: now,
@@ -473,6 +480,8 @@ impl Machine {
 
     pub fn on_frame(&mut self, now: Instant, f: Frame) {
         self.totals.bytes_in += f.payload.len() as u64;
+        self.text.unheard = None;
+        self.unheard_asked = false;
         let r = match f.kind {
             FrameKind::Text => {
                 let mut asks = Vec::new();
@@ -707,6 +716,8 @@ impl Machine {
             self.last_down = Some((since, pause));
         }
         self.share.link_down();
+        self.text.unheard = None;
+        self.unheard_asked = false;
         if self.text_held.take().is_some() | self.share_held.take().is_some() {
             self.text.frozen = false;
         }
@@ -778,8 +789,44 @@ impl Machine {
             return;
         }
         self.check_link_program();
+        if let Err(why) = self.check_unheard(now) {
+            self.lose(now, why);
+            self.connect_if_due(now);
+        }
         self.arm_link_timers();
         self.arm_transfer_timers(now);
+    }
+
+    /// Keys typed into a link that went quiet (Wi-Fi out of range: no
+    /// error, the socket takes them) must not run when it wakes, minutes
+    /// later: a board that says nothing for `UNHEARD_ASK` after a key is
+    /// asked whether it is there (GET_VER, which it answers whatever runs:
+    /// a program may read keys without echo), and one still silent a
+    /// time-out after the key is a lost link, reset so that the keys die
+    /// with it.
+    fn check_unheard(&mut self, now: Instant) -> Result<(), Why> {
+        let Some((since, n)) = self.text.unheard else {
+            self.timers.stop(Timer::Unheard);
+            return Ok(());
+        };
+        if now >= since + self.cfg.timeout {
+            self.text.unheard = None;
+            self.drop_keys(n);
+            return Err(Why::Silent("the board stopped taking the keys typed"));
+        }
+        if !self.unheard_asked && now >= since + UNHEARD_ASK && self.binary.is_idle() {
+            self.unheard_asked = true;
+            let op = self.next_op;
+            self.next_op += 1;
+            self.binary.submit(now, op, BinaryOp::Version);
+        }
+        let next = if self.unheard_asked {
+            since + self.cfg.timeout
+        } else {
+            since + UNHEARD_ASK
+        };
+        self.timers.set(Timer::Unheard, next.max(now));
+        Ok(())
     }
 
     /// Tells the text lane which uploads have not handed their last byte

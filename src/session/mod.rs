@@ -930,6 +930,9 @@ impl Shell {
             match o {
                 Order::DropLink => {
                     if let Some(w) = wire.take() {
+                        // Given up on: nothing queued on it may reach the
+                        // board later.
+                        w.reader.reset_on_close();
                         w.writer.abort();
                     }
                     dropped = true;

@@ -673,6 +673,9 @@ pub struct Pair {
     pub linked: bool,
     /// Connections the board accepts from now on.
     pub reachable: bool,
+    /// Nothing crosses the link either way, and nothing says so (Wi-Fi
+    /// out of range): frames wait in the pipes (a dropped link's go).
+    pub stalled: bool,
     /// How long a connection attempt to an unreachable board takes to fail
     /// (a board that is off answers no SYN: the attempt times out).
     pub connect_takes: Duration,
@@ -716,6 +719,7 @@ impl Pair {
             down: Pipe::new(now, rate, rtt / 2),
             linked: true,
             reachable: true,
+            stalled: false,
             connect_takes: Duration::ZERO,
             failing: None,
             connects: 0,
@@ -763,7 +767,9 @@ impl Pair {
                 self.up.send(now, k, p);
                 moved = true;
             }
-            while let Some((k, p)) = self.up.arrived(now) {
+            while !self.stalled
+                && let Some((k, p)) = self.up.arrived(now)
+            {
                 self.board.receive(k, &p);
                 moved = true;
             }
@@ -772,7 +778,9 @@ impl Pair {
                 self.down.send(now, k, p);
                 moved = true;
             }
-            while let Some((kind, payload)) = self.down.arrived(now) {
+            while !self.stalled
+                && let Some((kind, payload)) = self.down.arrived(now)
+            {
                 self.core.on_frame(now, Frame { kind, payload });
                 moved = true;
             }

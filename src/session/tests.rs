@@ -1985,3 +1985,68 @@ fn a_line_a_persons_program_prints_comes_whole_before_it_goes_on() {
     );
     assert!(!p.done.contains_key(&op), "the program ended first");
 }
+
+/// Keys typed into a link gone quiet (no error: the socket takes them)
+/// are dropped once the board has said nothing for the time-out (asked
+/// whether it is there meanwhile), and the terminal says so: they never
+/// run when the link wakes. They sat in the socket and ran minutes later.
+#[test]
+fn keys_typed_into_a_link_gone_quiet_never_run_when_it_wakes() {
+    let mut p = Pair::new(cfg(3), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.stalled = true;
+    p.reachable = false;
+    let typed = p.board.typed.len();
+    p.core.keys(p.now, b"print(9)\r");
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| p
+            .shown()
+            .contains("9 keys dropped]")),
+        "{:?}",
+        p.shown()
+    );
+    assert!(!p.core.status(p.now).link_up);
+    p.stalled = false;
+    p.reachable = true;
+    assert!(p.run_until(Duration::from_secs(10), |p| p.core.status(p.now).link_up));
+    p.core.keys(p.now, b"print(8)\r");
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        String::from_utf8_lossy(&p.board.typed[typed..]).contains("print(8)\r")
+    }));
+    let later = String::from_utf8_lossy(&p.board.typed[typed..]).into_owned();
+    assert!(!later.contains("print(9)"), "dropped keys ran: {later:?}");
+}
+
+/// A person's program that reads keys without echoing them, and says
+/// nothing: the board answers the question whether it is there, and the
+/// link stays.
+#[test]
+fn keys_a_silent_program_takes_without_echo_keep_the_link() {
+    let mut p = Pair::new(cfg(3), ESP32, RTT);
+    p.board.runner = |code| {
+        if code.starts_with(b"#quiet") {
+            (Vec::new(), Duration::from_secs(3600))
+        } else {
+            super::sim::run_code(code)
+        }
+    };
+    p.core.set_terminals(p.now, 1);
+    let op = p.core.submit(
+        p.now,
+        Request::Program {
+            code: b"#quiet".to_vec(),
+            bounded: false,
+            idempotent: false,
+            user: true,
+            patience: Duration::from_secs(10),
+        },
+    );
+    p.run_for(Duration::from_secs(1));
+    p.core.keys(p.now, b"x");
+    p.run_for(Duration::from_secs(8));
+    assert!(p.core.status(p.now).link_up, "{:?}", p.shown());
+    assert!(!p.done.contains_key(&op));
+    assert!(!p.shown().contains("dropped"), "{:?}", p.shown());
+}

@@ -160,6 +160,9 @@ pub struct TextLane {
     /// the machine): a program queued `after` one of them waits, and the
     /// programs behind it with it.
     pub unsent: Vec<OpId>,
+    /// Keys sent since the board was last heard from: when the first
+    /// went, and how many (cleared by the machine at any frame).
+    pub unheard: Option<(Instant, usize)>,
     /// What the lane waits for ([`TimerTable`]).
     pub timers: TimerTable,
     /// The program a new link runs before the person's keys go (a share's
@@ -196,6 +199,7 @@ impl TextLane {
             reset_wait: None,
             rebooting: false,
             notices: NoticeFilter::default(),
+            unheard: None,
             interrupt,
             timeout,
             waiting: None,

@@ -43,9 +43,12 @@ pub enum Timer {
     /// Output held back as the possible start of a rejection notice is
     /// passed on (a line's end must not wait for the next line).
     Notice,
+    /// Keys went and the board has said nothing since: asked whether it
+    /// is there, then given up on.
+    Unheard,
 }
 
-const KINDS: [Timer; 15] = [
+const KINDS: [Timer; 16] = [
     Timer::Reply,
     Timer::Restore,
     Timer::HandBack,
@@ -61,6 +64,7 @@ const KINDS: [Timer; 15] = [
     Timer::LinkWait,
     Timer::ShareGrace,
     Timer::Notice,
+    Timer::Unheard,
 ];
 
 #[derive(Debug, Default, Clone)]

@@ -317,6 +317,12 @@ impl TestBoard {
         self.config_via(self.port)
     }
 
+    /// What the board's REPL has printed so far, on every connection
+    /// (its echo of what was typed too).
+    pub fn terminal_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.log.path()).unwrap_or_default()).into_owned()
+    }
+
     /// What the board's listener has logged (on its stderr) so far.
     pub fn listener_log(&self) -> String {
         std::fs::read_to_string(self.errors.path()).unwrap_or_default()

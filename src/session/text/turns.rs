@@ -96,6 +96,7 @@ impl TextLane {
             self.reset_wait = Some(now + RESET_WAIT);
             self.timers.set(Timer::Reset, now + RESET_WAIT);
         }
+        self.unheard.get_or_insert((now, 0)).1 += keys.len();
         out.text(keys);
     }
 
