@@ -234,3 +234,36 @@ fn the_log_says_why_the_link_was_reopened() {
             .any(|l| l.contains("reconnected to") && l.contains("last error:"))
     });
 }
+
+/// `webrepl-mount cat` of a file in a mount whose board is gone fails
+/// after `--timeout`, as a read does. It copies with sendfile, whose
+/// failed read-ahead the kernel tries again as a read of its own: each
+/// waited the whole time-out (8 s for `--timeout 4`).
+#[test]
+fn a_copy_out_of_a_mount_whose_board_is_gone_fails_after_one_timeout() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/a.txt"), "hello\n").unwrap();
+    let mut emu = LinkEmu::start(tb.port, 5.0);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &["--timeout", "3"]);
+    assert!(m.path().join("a.txt").exists());
+    emu.command("refuse on");
+    emu.command("cut");
+    eventually(15, "the link down", || m.status().contains("link DOWN"));
+    // Into a file, as `> out` does: sendfile.
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let asked = Instant::now();
+    let o = m
+        .cmd()
+        .arg("cat")
+        .arg(m.path().join("a.txt"))
+        .stdout(out.reopen().unwrap())
+        .output()
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(!o.status.success());
+    assert!(
+        took < Duration::from_millis(4500),
+        "{took:?} with --timeout 3: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -11,6 +11,9 @@ use tracing::debug;
 
 /// Files this small travel together with their small neighbours.
 const SMALL: u64 = 4096;
+/// A read that failed for want of the link fails again at once for this
+/// long (see `find`).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A batch: at most this many files and bytes (the board's answer is all
 /// printed by one program).
 const BATCH_FILES: usize = 64;
@@ -45,6 +48,8 @@ pub(super) struct Load {
     /// Bytes so far, and whether the transfer has ended.
     tx: watch::Sender<(usize, bool)>,
     error: Option<Error>,
+    /// When it failed.
+    failed_at: Option<Instant>,
     /// Set when the file's last reader has closed: a transfer that has not
     /// begun is dropped (one under way cannot be stopped).
     unwanted: watch::Sender<bool>,
@@ -216,6 +221,12 @@ impl Core {
                 if Some(l.id) == waited {
                     return Err(e.clone());
                 }
+                // Failed for want of the link a moment ago: the kernel's
+                // second try of a failed read-ahead (sendfile, as
+                // `webrepl-mount cat` copies) would wait as long again.
+                if no_link(e) && l.failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
+                    return Err(e.clone());
+                }
                 // An old failure: this reader tries again.
                 st.file.edit(ino, |f| f.load = None);
             } else {
@@ -327,6 +338,7 @@ impl Core {
                     data: Vec::with_capacity(stat.size.min(1 << 24) as usize),
                     tx,
                     error: None,
+                    failed_at: None,
                     unwanted: watch::channel(false).0,
                 })
             });
@@ -600,6 +612,7 @@ fn finish(state: &Shared, ino: Ino, id: u64, path: &str, r: Result<()>, whole: O
         Err(e) => {
             debug!("reading {path}: {e}");
             l.error = Some(e);
+            l.failed_at = Some(Instant::now());
             let len = l.data.len();
             let _ = l.tx.send((len, true));
         }
