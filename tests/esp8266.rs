@@ -483,3 +483,25 @@ fn the_next_connection_takes_the_channel_the_board_was_measured_for() {
         assert!(!next.contains("GET /boot.py"), "{next}");
     }
 }
+
+/// An ESP32-like board on a 15 KB/s link: its big GETs come at 17 ms a
+/// chunk, the link's pace, about an ESP8266's sleep. Download after
+/// download they keep the binary GET; averaged into the board's pause per
+/// chunk, the third read as throttled and the rest took the text channel
+/// (45% slower there).
+#[tokio::test]
+async fn downloads_after_downloads_on_a_15_kb_link_keep_the_binary_get() {
+    let tb = TestBoard::start();
+    boot_py(&tb);
+    let files: Vec<Vec<u8>> = (0..4).map(|k| every_byte(40_000, 40 + k)).collect();
+    for (k, f) in files.iter().enumerate() {
+        std::fs::write(tb.path(&format!("/f{k}.bin")), f).unwrap();
+    }
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "15000", "--segment", "1460"]);
+    let board = via(&tb, &emu).await;
+    for (k, f) in files.iter().enumerate() {
+        assert_eq!(&board.get(&format!("/f{k}.bin")).await.unwrap(), f);
+        let why = board.downloads();
+        assert!(why.starts_with("binary GET"), "download {k}: {why}");
+    }
+}

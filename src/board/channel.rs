@@ -82,12 +82,19 @@ impl Measured {
     /// Adds a GET's figures (`fresh`, from [`Measured::get`]; halfway to
     /// the new figure: one slow transfer on a busy link does not flip the
     /// choice alone).
+    /// A big GET's pace is its link's as much as the board's (256 B at
+    /// 15 KB/s is 17 ms, an ESP8266's sleep 20 ms): it tells the rate, and
+    /// the pause per chunk only until a small file's GET has shown that
+    /// (averaged in, three downloads at 15 KB/s read as a throttled board,
+    /// and downloads went by the text channel, 45% slower).
     pub fn binary(&mut self, fresh: &Measured) {
         let avg = |old: Option<f64>, new: Option<f64>| match (old, new) {
             (Some(o), Some(n)) => Some((o + n) / 2.0),
             (o, n) => n.or(o),
         };
-        self.chunk_secs = avg(self.chunk_secs, fresh.chunk_secs);
+        if fresh.get_rate.is_none() || self.chunk_secs.is_none() {
+            self.chunk_secs = avg(self.chunk_secs, fresh.chunk_secs);
+        }
         self.get_rate = avg(self.get_rate, fresh.get_rate);
     }
 
@@ -109,8 +116,14 @@ impl Measured {
     /// alone); the other channel and the link are measured again.
     pub fn remeasure(&mut self, channel: Channel, fresh: &Measured) {
         *self = match channel {
+            // The pause per chunk is the board's: a small file's GET shows
+            // it again (see `binary`).
             Channel::Binary => Measured {
-                chunk_secs: fresh.chunk_secs,
+                chunk_secs: fresh
+                    .get_rate
+                    .is_none()
+                    .then_some(fresh.chunk_secs)
+                    .flatten(),
                 get_rate: fresh.get_rate,
                 ..Measured::default()
             },
@@ -146,7 +159,16 @@ fn text_secs(rate: f64, (first, each): (f64, f64), size: u64) -> f64 {
 /// (None: not measured).
 pub fn foretold(m: &Measured, channel: Channel, size: u64) -> Option<f64> {
     match channel {
-        Channel::Binary => m.chunk_secs.map(|c| binary_secs(c, size)),
+        // A big GET's rate, and a pause per chunk; an unthrottled small
+        // file's pace alone foretells nothing of a big file (each first
+        // download "departed" from 0.01 s).
+        Channel::Binary => {
+            let paced = m.chunk_secs.map(|c| binary_secs(c, size));
+            match (m.get_rate, paced) {
+                (Some(r), p) => Some((size as f64 / r.max(1.0)).max(p.unwrap_or(0.0))),
+                (None, p) => p.filter(|_| m.chunk_secs >= Some(THROTTLED_CHUNK_SECS)),
+            }
+        }
         Channel::Text => m
             .text_rate
             .map(|r| text_secs(r, m.text_costs.unwrap_or(GUESS_COSTS), size)),
@@ -249,6 +271,27 @@ mod tests {
     use super::*;
 
     const BIG: u64 = 100_000;
+
+    #[test]
+    fn big_gets_slowed_by_a_slow_link_keep_the_binary_get() {
+        // A small file's GET: no pause after its chunk.
+        let mut m = Measured::get(0.0001, 1);
+        // Big GETs at 15 KB/s (17 ms a chunk); the link read high.
+        for _ in 0..4 {
+            m.binary(&Measured::get(0.0177 * 780.0, 780));
+        }
+        m.link_rate = Some(21_700.0);
+        assert_eq!(choose(&m, 200_000).0, Channel::Binary);
+        assert!(!wants_link_rate(&m));
+        // The link changed: measured again, the board's pause is not
+        // taken from the big GET.
+        m.remeasure(Channel::Binary, &Measured::get(0.0177 * 780.0, 780));
+        assert_eq!(m.chunk_secs, None);
+        assert_eq!(choose(&m, 200_000).0, Channel::Binary);
+        // What a big GET foretells is its rate's.
+        let t = foretold(&m, Channel::Binary, 200_000).unwrap_or(0.0);
+        assert!((12.0..16.0).contains(&t), "{t}");
+    }
 
     #[test]
     fn unmeasured_the_binary_get_is_kept() {

@@ -300,30 +300,36 @@ impl TextLane {
                 if self.waiting.is_none() {
                     self.waiting = Some((now, why.to_string()));
                 }
-                let mut kept = VecDeque::new();
-                while let Some(q) = self.queue.pop_front() {
-                    if now >= q.queued_at + q.patience {
-                        let waited = now.saturating_duration_since(q.queued_at);
-                        let waited = (!waited.is_zero()).then_some(waited);
-                        let e = Error::Running {
-                            why,
-                            waited,
-                            kept: None,
-                        };
-                        out.done(q.op, Err(e));
-                    } else {
-                        kept.push_back(q);
-                    }
-                }
-                self.queue = kept;
-                // Those left wait for the person's program, or until their
-                // patience ends.
-                if let Some(t) = self.queue.iter().map(|q| q.queued_at + q.patience).min() {
-                    self.timers.set(Timer::Patience, t);
-                }
+                self.expire_patience(now, why, out);
             }
         }
         Ok(())
+    }
+
+    /// A program not ours to stop holds the REPL (`why`): queued programs
+    /// whose patience has run out fail; those left wait for it, or until
+    /// their patience ends.
+    pub(super) fn expire_patience(&mut self, now: Instant, why: Held, out: &mut Out) {
+        let mut kept = VecDeque::new();
+        while let Some(q) = self.queue.pop_front() {
+            if now >= q.queued_at + q.patience {
+                let waited = now.saturating_duration_since(q.queued_at);
+                let waited = (!waited.is_zero()).then_some(waited);
+                let e = Error::Running {
+                    why,
+                    waited,
+                    kept: None,
+                };
+                out.done(q.op, Err(e));
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.queue = kept;
+        match self.queue.iter().map(|q| q.queued_at + q.patience).min() {
+            Some(t) => self.timers.set(Timer::Patience, t),
+            None => self.timers.stop(Timer::Patience),
+        }
     }
 
     /// Into the raw REPL whatever runs: Ctrl-C first (what the board runs
