@@ -368,6 +368,43 @@ fn beside_a_persons_program_the_head_of_an_uncached_big_file_comes_before_its_do
     assert!(m.unmount().status.success());
 }
 
+/// The same after a download on a link of 15 KB/s, where a GET's chunks
+/// come about as slowly as a throttled board's: the read waited for a
+/// probe of the link's rate, a program, until the person's program ended.
+#[test]
+fn beside_a_persons_program_after_a_slow_download_the_head_of_another_file_comes_at_once() {
+    let tb = TestBoard::start();
+    let (one, two) = (random_bytes(60_000, 27), random_bytes(60_000, 28));
+    std::fs::write(tb.path("/one.bin"), &one).unwrap();
+    std::fs::write(tb.path("/two.bin"), &two).unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "15000", "--segment", "1460"]);
+    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    assert_eq!(std::fs::read(m.path().join("one.bin")).unwrap(), one);
+    let mut exec = m
+        .cmd()
+        .arg("exec")
+        .arg(m.path())
+        .arg("import time\nprint('on')\nfor i in range(40):\n time.sleep(1)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut on = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exec.stdout.take().unwrap()),
+        &mut on,
+    )
+    .unwrap();
+    assert_eq!(on, "on\n");
+    assert_eq!(head(&m.path().join("two.bin"), 100), &two[..100]);
+    assert!(
+        exec.try_wait().unwrap().is_none(),
+        "the head came only once the person's program had ended"
+    );
+    unsafe { libc::kill(exec.id() as i32, libc::SIGINT) };
+    exec.wait().unwrap();
+    assert!(m.unmount().status.success());
+}
+
 /// A small file alone in its directory (no neighbours to bring along),
 /// read during a big download: by program, beside the GET, not after it
 /// (it waited 6-8 s for the whole download).
