@@ -164,6 +164,16 @@ impl Program {
         p
     }
 
+    /// A short program in raw mode, for a board whose raw-paste window is
+    /// not known yet: with its end it fits the board's input buffer whole
+    /// (see [`RAW_PACE_BYTES`]), and its answer comes in one round trip,
+    /// where raw-paste's negotiation costs one more.
+    pub fn raw(code: impl Into<Vec<u8>>) -> Self {
+        let mut p = Program::new(code);
+        p.state = State::Raw;
+        p
+    }
+
     /// Whether raw-paste is being used (known once negotiated).
     pub fn pasting(&self) -> bool {
         self.window > 0
@@ -234,6 +244,14 @@ impl Program {
             State::Paste | State::Stdout if self.sent == self.code.len() && !self.end_sent => {
                 self.end_sent = true;
                 Step::Send(b"\x04".to_vec())
+            }
+            State::Raw if self.sent == 0 && self.code.len() < RAW_PACE_BYTES => {
+                let mut all = self.code.clone();
+                all.push(0x04);
+                self.sent = self.code.len();
+                self.end_sent = true;
+                self.state = State::AwaitOk;
+                Step::Send(all)
             }
             State::Raw if self.sent < self.code.len() => {
                 let n = RAW_PACE_BYTES.min(self.code.len() - self.sent);

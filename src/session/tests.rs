@@ -1940,9 +1940,9 @@ fn a_program_asked_for_right_after_a_persons_ctrl_c_beside_an_upload_waits_for_o
 }
 
 /// A `cp` (which may stop what the board runs) on a new link: into the
-/// raw REPL and synced in one frame, then raw-paste's negotiation and the
-/// program. The sync sent after the raw banner came cost a round trip
-/// more (53.6 ms here; 42.7 ms with it).
+/// raw REPL and synced in one frame, then the program, short, in raw mode.
+/// The sync sent after the raw banner came cost a round trip more (53.6
+/// ms here), and raw-paste's negotiation another (42.7 ms).
 #[test]
 fn the_first_interrupting_program_on_a_new_link_enters_and_syncs_at_once() {
     let mut c = cfg(10);
@@ -1955,7 +1955,7 @@ fn the_first_interrupting_program_on_a_new_link_enters_and_syncs_at_once() {
         r => panic!("{r:?}"),
     }
     let took = p.now - started;
-    assert!(took < RTT * 5, "{took:?} at {RTT:?} a round trip");
+    assert!(took < RTT * 7 / 2, "{took:?} at {RTT:?} a round trip");
 }
 
 /// A person's program that prints a line, then works on: the line's end

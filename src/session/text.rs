@@ -33,6 +33,9 @@ use tracing::debug;
 
 /// Without raw-paste, the board's input buffer takes 256 bytes per 10 ms.
 const PACE: Duration = Duration::from_millis(10);
+/// Programs of ours up to this long go in raw mode while the raw-paste
+/// window is unknown (see `Program::raw`).
+const RAW_SHORT: usize = 200;
 /// A board writes a rejection notice whole: text held as its possible
 /// start goes on when no more came this soon.
 const NOTICE_WAIT: Duration = Duration::from_millis(30);
@@ -617,6 +620,11 @@ impl TextLane {
                 self.ours_unfinished = !job.user;
                 let prog = match self.paste_window {
                     Some(w) => Program::with_window(job.code.clone(), w),
+                    // Ours, short: no negotiation (a round trip of every
+                    // `cp`'s first program).
+                    None if !job.user && !job.stream && job.code.len() <= RAW_SHORT => {
+                        Program::raw(job.code.clone())
+                    }
                     None => Program::new(job.code.clone()),
                 };
                 self.mode = Mode::Running {
