@@ -14,7 +14,7 @@
 use super::shared::{Event, OpId, Out, Outcome, Why};
 use super::timer::{Timer, TimerTable};
 use super::window::Window;
-use crate::error::{Error, Lost};
+use crate::error::{Error, Lost, Waited};
 use crate::protocol::ProtocolError;
 use crate::protocol::transfer::{self, Get, GetOutcome, Op, PUT_FRAME, Put, PutStep};
 use bytes::Bytes;
@@ -678,9 +678,24 @@ impl BinaryLane {
 
     /// Acts on the lane's timers that expired: no reply and no byte taken
     /// by the board for the time-out, the link is dead, whatever TCP says.
-    pub fn handle_timeout(&mut self, expired: &[(Timer, Instant)]) -> Result<(), Why> {
+    pub fn handle_timeout(
+        &mut self,
+        expired: &[(Timer, Instant)],
+        out: &mut Out,
+    ) -> Result<(), Why> {
         if expired.iter().any(|(t, _)| *t == Timer::Transfer) && !self.active.is_empty() {
-            return Err(Why::Silent("a file transfer made no progress"));
+            const WHAT: &str = "a file transfer made no progress";
+            // They have waited their time-out: they fail now, not on the
+            // next link after as long again (a read failed after 20 s of
+            // `--timeout 10`). The link goes: the board is not answering.
+            while let Some(a) = self.active.pop_front() {
+                let e = Error::Timeout {
+                    what: Waited::Progress { what: WHAT },
+                    after: self.timeout,
+                };
+                out.done(a.into_queued().op, Err(e));
+            }
+            return Err(Why::Silent(WHAT));
         }
         Ok(())
     }

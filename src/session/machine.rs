@@ -696,6 +696,11 @@ impl Machine {
     fn down(&mut self, now: Instant, err: Error) {
         self.last_error = Some(err.clone());
         self.connect_failed = false;
+        // Keys that went unheard die with the link (it is reset): said,
+        // whatever took it down (a stalled download's time-out first).
+        if let Some((_, n)) = self.text.unheard.take() {
+            self.drop_keys(n);
+        }
         // A board that sent garbage would send it again: what was in flight
         // fails. A link that merely broke is tried again.
         let retry = !matches!(err, Error::Protocol(_));
@@ -780,7 +785,7 @@ impl Machine {
         let r = self
             .text
             .drive(now, self.terminals, self.binary.is_idle(), &mut self.out)
-            .and_then(|()| self.binary.handle_timeout(binary_due))
+            .and_then(|()| self.binary.handle_timeout(binary_due, &mut self.out))
             .map(|()| self.binary.check(now, &mut self.out));
         if let Err(why) = r {
             self.lose(now, why);
@@ -820,12 +825,14 @@ impl Machine {
             self.next_op += 1;
             self.binary.submit(now, op, BinaryOp::Version);
         }
-        let next = if self.unheard_asked {
+        // Past the time to ask (not asked: a transfer holds the binary
+        // lane, and its own progress tells), the time-out is next.
+        let next = if self.unheard_asked || now >= since + UNHEARD_ASK {
             since + self.cfg.timeout
         } else {
             since + UNHEARD_ASK
         };
-        self.timers.set(Timer::Unheard, next.max(now));
+        self.timers.set(Timer::Unheard, next);
         Ok(())
     }
 

@@ -745,7 +745,13 @@ impl Pair {
                 return;
             }
         }
-        panic!("the session and the board keep talking at one instant");
+        panic!(
+            "the session and the board keep talking at one instant ({:?}; wire: {:?})",
+            self.elapsed(),
+            self.wire
+                .last()
+                .map(|(t, k, p)| (*t - self.start, *k, p.len()))
+        );
     }
 
     fn round(&mut self) -> bool {
@@ -773,7 +779,10 @@ impl Pair {
                 self.board.receive(k, &p);
                 moved = true;
             }
-            self.board.step(now);
+            // Stalled, the board hears nothing new and what it says waits.
+            if !self.stalled {
+                self.board.step(now);
+            }
             while let Some((k, p)) = self.board.out.pop_front() {
                 self.down.send(now, k, p);
                 moved = true;

@@ -2050,3 +2050,43 @@ fn keys_a_silent_program_takes_without_echo_keep_the_link() {
     assert!(!p.done.contains_key(&op));
     assert!(!p.shown().contains("dropped"), "{:?}", p.shown());
 }
+
+/// A download whose link goes quiet fails after one time-out (it waited
+/// for a new link as long again: 20 s of `--timeout 10`), and keys typed
+/// meanwhile are said dropped, whichever time-out takes the link down
+/// (the download's came first and said nothing).
+#[test]
+fn a_download_on_a_link_gone_quiet_fails_after_one_timeout_and_its_keys_are_said_dropped() {
+    let mut p = Pair::new(cfg(3), ESP32, RTT);
+    p.core.set_terminals(p.now, 1);
+    p.core.keys(p.now, b"\r");
+    assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
+    p.board.files.insert(b"/f.bin".to_vec(), data(300_000, 5));
+    let op = p.core.submit(
+        p.now,
+        Request::Get {
+            path: b"/f.bin".to_vec(),
+            size: 300_000,
+        },
+    );
+    p.run_for(Duration::from_secs(1));
+    p.stalled = true;
+    p.reachable = false;
+    p.connect_takes = Duration::from_secs(3);
+    let start = p.now;
+    p.core.keys(p.now, b"print(9)\r");
+    let r = p.wait(op, Duration::from_secs(30));
+    assert!(r.is_err(), "{r:?}");
+    let took = p.now - start;
+    assert!(
+        took < Duration::from_millis(3500),
+        "{took:?} with a 3 s time-out"
+    );
+    assert!(
+        p.run_until(Duration::from_secs(1), |p| p
+            .shown()
+            .contains("keys dropped]")),
+        "{:?}",
+        p.shown()
+    );
+}
