@@ -304,7 +304,8 @@ impl Core {
                     .unsent
                     .as_ref()
                     .map_or("its upload is under way or queued", String::as_str);
-                info!(
+                // In the log at its default level: what waits, and why.
+                warn!(
                     "{}: not on the board after the close wait ({:.1} s): {why}; kept in the journal, it goes when the board can take it",
                     st.tree.path(ino),
                     self.opts.close_wait.as_secs_f64()
