@@ -647,3 +647,43 @@ async fn a_missing_file_is_reported_and_the_connection_kept() {
     ));
     assert_eq!(b.stat("/nope.py").await.unwrap(), None);
 }
+
+/// While a person types at a terminal, a big file is not inflated by one
+/// program at the end of its upload: that program holds the REPL, and
+/// their keys would wait for it (an ESP32 inflates about 100 KB/s: 3 s
+/// for 300 KB). It goes raw, in slices their keys pass between; with
+/// nobody typing, the same file goes compressed. (This board inflates
+/// 7 MB/s: once that is measured, files go compressed again.)
+#[tokio::test(flavor = "multi_thread")]
+async fn while_a_person_types_a_big_upload_is_not_inflated_in_one_program() {
+    let tb = TestBoard::start();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "100000", "--segment", "1460"]);
+    let source: Vec<u8> = (0..20_000)
+        .flat_map(|i| format!("def f{i}(x):\n    return x * {}\n", i * 7919 % 10007).into_bytes())
+        .take(300_000)
+        .collect();
+    // Bytes one upload of it moves on a new connection, a person typing
+    // at a terminal of it or not.
+    let upload = async |path: &str, typing: bool| {
+        let s = Session::connect(tb.config_via(emu.port)).await.unwrap();
+        let b = board_of(s.clone());
+        let _terminal = s.attach().await.unwrap();
+        if typing {
+            s.keys(b"x".to_vec()).await.unwrap();
+            assert!(s.typing().await);
+        }
+        let before = s.status().await.unwrap().totals.bytes_out;
+        b.put(path, &source, true, Base::Any).await.unwrap();
+        let sent = s.status().await.unwrap().totals.bytes_out - before;
+        s.close().await;
+        sent as usize
+    };
+    let quiet = upload("/quiet.py", false).await;
+    assert!(
+        quiet < source.len() / 2,
+        "{quiet} B sent with nobody typing"
+    );
+    let typed = upload("/sub/typed.py", true).await;
+    assert!(typed >= source.len(), "{typed} B sent while a person types");
+    assert_eq!(std::fs::read(tb.path("/sub/typed.py")).unwrap(), source);
+}

@@ -30,6 +30,9 @@ const INFLATE_FIRST: f64 = 100_000.0;
 const MIN_SAVED: usize = 64;
 /// Files inflated by one program.
 const INFLATE_BATCH: usize = 16;
+/// While a person types, a file goes compressed only if the board
+/// inflates it in this long (its keys wait meanwhile).
+const INFLATE_TYPING: f64 = 0.3;
 /// Sends of a stream that gained nothing ([`Sending::tries`]) before its
 /// file is sent raw.
 const PACK_TRIES: u32 = 3;
@@ -192,6 +195,7 @@ impl Board {
         // over, and 250 KB of source went raw (12.5 s where 3.5 s do).
         let link = self.session.upload_rate().await;
         let inflate = self.packing().rate.unwrap_or(INFLATE_FIRST);
+        let typing = self.session.typing().await;
         let mut skip = skip.to_vec();
         let (mut bytes, mut ms) = self
             .send_bundled(
@@ -212,6 +216,18 @@ impl Board {
         let (mut raw_bytes, mut all_bytes) = (0, 0);
         for (i, u) in ups.iter().enumerate() {
             if skip[i] || !worth(u) {
+                continue;
+            }
+            // Inflated by one program, which holds the REPL: a person's
+            // keys would wait for it (1.3 s near the end of a 240 KB
+            // stream; an ESP32 inflates about 100 KB/s). Raw, it goes in
+            // slices that their keys pass between.
+            let holds = u.data.len() as f64 / inflate.max(1.0);
+            if typing && holds > INFLATE_TYPING {
+                debug!(
+                    "{}: sent raw: a person types, and inflating it would hold the REPL {holds:.1} s",
+                    shown(&u.path)
+                );
                 continue;
             }
             let packed = compress(&u.data, wbits);
