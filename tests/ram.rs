@@ -315,10 +315,13 @@ fn a_heap_left_in_pieces_is_named_as_such_and_nothing_is_written() {
     let dst = format!("{}:/big.bin", tb.addr());
     // The test board's listener is Python in the same heap: now and then
     // it has no room to answer a connection (exit 6), which a board's
-    // WebREPL, in C, would. Three tries at most.
+    // WebREPL, in C, would. And now and then our own first program (232
+    // B) finds no piece to compile in either, and the free heap cannot be
+    // asked: "free heap unknown" (1 run in 25). Four tries at most.
     let mut o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
-    for _ in 0..2 {
-        if o.status.code() != Some(6) {
+    for _ in 0..3 {
+        let unknown = text(&o.stderr).contains("(free heap unknown)");
+        if o.status.code() != Some(6) && !unknown {
             break;
         }
         o = wm(&tb.password, &["cp", file.to_str().unwrap(), &dst]);
