@@ -405,6 +405,53 @@ fn beside_a_persons_program_after_a_slow_download_the_head_of_another_file_comes
     assert!(m.unmount().status.success());
 }
 
+/// Reads of a cached file held open a moment (an editor's, `tail`'s)
+/// beside an upload run no program: the look at the file's size on the
+/// board waited for a slice of the upload to end, and the read with it
+/// (0.4-0.75 s each).
+#[test]
+fn beside_an_upload_reads_of_a_cached_file_run_no_program() {
+    use std::io::Read;
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/cached.txt"), "cached\n").unwrap();
+    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "20000", "--segment", "1460"]);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    let cached = m.path().join("cached.txt");
+    assert_eq!(std::fs::read(&cached).unwrap(), b"cached\n");
+    let writer = {
+        let p = m.path().join("up.bin");
+        std::thread::spawn(move || common::write_and_close(&p, &random_bytes(300_000, 29)))
+    };
+    m.status_until(20, |s| s.contains("moving: up"));
+    let programs = || {
+        let s = m.status();
+        s.lines()
+            .find_map(|l| {
+                let l = l.strip_prefix("traffic: ")?;
+                l.split(", ")
+                    .find_map(|f| f.strip_suffix(" programs")?.parse::<u64>().ok())
+            })
+            .unwrap_or_else(|| panic!("no programs in the status: {s}"))
+    };
+    let before = programs();
+    for _ in 0..12 {
+        let mut f = std::fs::File::open(&cached).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut d = Vec::new();
+        f.read_to_end(&mut d).unwrap();
+        assert_eq!(d, b"cached\n");
+        drop(f);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = m.status();
+    assert!(
+        status.contains("moving: up"),
+        "the upload ended first: {status}"
+    );
+    assert_eq!(programs(), before, "{status}");
+    writer.join().unwrap().unwrap();
+}
+
 /// A small file alone in its directory (no neighbours to bring along),
 /// read during a big download: by program, beside the GET, not after it
 /// (it waited 6-8 s for the whole download).

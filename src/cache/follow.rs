@@ -64,6 +64,12 @@ impl Core {
         if !*self.board.session().link_state().borrow() {
             return;
         }
+        // Beside an upload a program waits for its slice to end, and the
+        // reader with it: a cached read held open took 0.4-0.75 s. The
+        // look waits for the upload's end.
+        if !self.board.uploads_moving().is_empty() {
+            return;
+        }
         match self.board.impatient().stat(&path).await {
             Ok(Some(s)) if (s.size, s.mtime) != (size, mtime) => {
                 let mut st = self.lock();
