@@ -336,20 +336,9 @@ impl Reader {
     /// board (keys typed into a link gone quiet) is dropped, never
     /// delivered when the link wakes.
     pub fn reset_on_close(&self) {
-        let off = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt with a linger struct on a socket we own.
-        unsafe {
-            libc::setsockopt(
-                self.fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&off as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        // SAFETY: the socket is ours and open for as long as `self` is.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let _ = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO));
     }
 
     /// Bytes written to the socket that the board has not acknowledged yet.

@@ -721,7 +721,6 @@ impl Machine {
             self.last_down = Some((since, pause));
         }
         self.share.link_down();
-        self.text.unheard = None;
         self.unheard_asked = false;
         if self.text_held.take().is_some() | self.share_held.take().is_some() {
             self.text.frozen = false;
@@ -810,13 +809,12 @@ impl Machine {
     /// time-out after the key is a lost link, reset so that the keys die
     /// with it.
     fn check_unheard(&mut self, now: Instant) -> Result<(), Why> {
-        let Some((since, n)) = self.text.unheard else {
+        let Some((since, _)) = self.text.unheard else {
             self.timers.stop(Timer::Unheard);
             return Ok(());
         };
+        // The link goes, and `down` says the keys were dropped.
         if now >= since + self.cfg.timeout {
-            self.text.unheard = None;
-            self.drop_keys(n);
             return Err(Why::Silent("the board stopped taking the keys typed"));
         }
         if !self.unheard_asked && now >= since + UNHEARD_ASK && self.binary.is_idle() {
