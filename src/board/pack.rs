@@ -193,9 +193,10 @@ impl Board {
         // The end-to-end pace too: a first PUT (the helpers') that the
         // link's buffers took at once read a 20 KB/s link as 75 KB/s and
         // over, and 250 KB of source went raw (12.5 s where 3.5 s do).
-        let link = self.session.upload_rate().await;
+        let status = self.session.status().await.ok();
+        let link = status.as_ref().and_then(|s| s.upload_rate);
         let inflate = self.packing().rate.unwrap_or(INFLATE_FIRST);
-        let typing = self.session.typing().await;
+        let typing = status.is_some_and(|s| s.typing);
         let mut skip = skip.to_vec();
         let (mut bytes, mut ms) = self
             .send_bundled(
