@@ -381,9 +381,10 @@ pub struct ConnArgs {
     #[arg(long, default_value_t = 10.0, global = true)]
     pub timeout: f64,
     /// GET acks in flight at most, each pulling 256 bytes (1: stop-and-wait,
-    /// like webrepl_cli.py); fewer are used when the link is slow.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1024), global = true)]
-    pub get_window: u64,
+    /// like webrepl_cli.py); fewer are used when the link is slow. [default:
+    /// 128 in a mount, 512 for a command's own downloads]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024), global = true)]
+    pub get_window: Option<u64>,
     /// How file contents travel.
     #[arg(long, value_enum, default_value_t = TransferArg::Auto, global = true)]
     pub transfer: TransferArg,
@@ -718,9 +719,11 @@ impl Cli {
             "no_compress" => c.no_compress = flag()?,
             "timeout" => c.timeout = number()?,
             "get_window" => {
-                c.get_window = Some(number()? as u64)
-                    .filter(|w| (1..=1024).contains(w))
-                    .ok_or_else(|| bad("1 to 1024"))?
+                c.get_window = Some(
+                    Some(number()? as u64)
+                        .filter(|w| (1..=1024).contains(w))
+                        .ok_or_else(|| bad("1 to 1024"))?,
+                )
             }
             "transfer" => {
                 c.transfer = TransferArg::from_str(&text()?, true)

@@ -10,6 +10,15 @@ use crate::session::{Config, Fingerprint, Session, Target, Trust};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// GET acks in flight at most in a mount: LEDBAT keeps fewer where fewer
+/// fill the link, and this bounds what its slow start overshoots by, the
+/// queue an `ls` or a key's echo waits behind on a fast link (32 KB).
+pub const MOUNT_WINDOW: u64 = 128;
+/// In a command's own session nobody else waits (`Config::alone`): a GET
+/// of 100 KB is asked for in one round trip (10 ms RTT: 0.14 s at 128,
+/// 0.10 s at 512).
+pub const ALONE_WINDOW: u64 = 512;
+
 /// How to reach a board, as the command line (or boards.toml) gives it.
 #[derive(Debug, Clone)]
 pub struct Conn {
@@ -19,8 +28,9 @@ pub struct Conn {
     pub no_interrupt: bool,
     /// Seconds the board may make no progress.
     pub timeout: f64,
-    /// GET acks in flight at most.
-    pub get_window: u64,
+    /// GET acks in flight at most; `None`: [`MOUNT_WINDOW`] or
+    /// [`ALONE_WINDOW`].
+    pub get_window: Option<u64>,
     pub transfer: Transfer,
     /// Uploads go as they are, never compressed.
     pub no_compress: bool,
@@ -78,7 +88,7 @@ impl Conn {
         let mut cfg = Config::new(Target::parse(board)?, password);
         cfg.interrupt = !self.no_interrupt;
         cfg.timeout = Duration::from_secs_f64(self.timeout.max(0.1));
-        cfg.get_window = self.get_window;
+        cfg.get_window = self.get_window.unwrap_or(MOUNT_WINDOW);
         cfg.trust = Trust {
             ca_file: self.ca_file.clone(),
             pinned: self
@@ -110,7 +120,9 @@ impl Conn {
                 holder: Holder::YourMountServes(mp),
             });
         }
-        let cfg = self.config(board, self.password()?)?;
+        let mut cfg = self.config(board, self.password()?)?;
+        cfg.alone = true;
+        cfg.get_window = self.get_window.unwrap_or(ALONE_WINDOW);
         let mut b = Board::new(Session::connect(cfg).await?, self.transfer);
         if self.no_compress {
             b = b.uncompressed();

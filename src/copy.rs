@@ -19,9 +19,6 @@ use std::sync::Arc;
 
 /// Bytes of file contents one batch holds in memory at most.
 const BATCH_BYTES: usize = 4 << 20;
-/// A download alone in its batch has the board's digest of it asked for
-/// once this much of it is left to come (see `download`).
-const DIGEST_AHEAD: u64 = 16 << 10;
 
 /// How `cp` copies, beyond what it copies.
 #[derive(Debug, Clone, Copy, Default)]
@@ -1034,24 +1031,27 @@ async fn download(
         let at = bar.position();
         if got.is_empty() && (pending.peek().is_none() || size >= BATCH_BYTES as u64) {
             // A batch of this file alone (a `cp` of one file): the
-            // board's digest of it is asked beside the end of its
-            // transfer (the text channel runs alongside a GET), a round
-            // trip less than after it. Not before its last
-            // `DIGEST_AHEAD` bytes: while a program of ours goes back and
-            // forth, a GET keeps one ack in flight, and by then the rest
-            // is asked for. Another size by the end: asked again after.
+            // board's digest of it is asked beside its transfer (the text
+            // channel runs alongside a GET), a round trip less than after
+            // it. This session is the command's own (`Config::alone`): the
+            // GET keeps its window while the program runs, and the answer
+            // waiting behind its chunks keeps nobody else waiting. A
+            // download that first measures the binary channel has it
+            // asked once its first bytes have come: what the probe
+            // measured goes to the board with this program
+            // (`Downloads::tell`). Another size by the end: asked again
+            // after.
             let query = [(remote.as_str(), size)];
-            let tail = size.saturating_sub(DIGEST_AHEAD);
-            let (near, done) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
-            if tail == 0 {
-                near.notify_one();
+            let (begun, done) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+            let mut told = size == 0 || !b.probes_before(size);
+            if told {
+                begun.notify_one();
             }
-            let mut told = tail == 0;
             let mut progress = |n| {
                 bar.set_position(at + n);
-                if !told && n >= tail {
+                if !told && n > 0 {
                     told = true;
-                    near.notify_one();
+                    begun.notify_one();
                 }
             };
             let fetching = async {
@@ -1062,7 +1062,7 @@ async fn download(
             let asking = async {
                 tokio::select! {
                     biased;
-                    () = near.notified() => Some(b.digests(&query).await),
+                    () = begun.notified() => Some(b.digests(&query).await),
                     () = done.notified() => None,
                 }
             };

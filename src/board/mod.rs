@@ -1374,10 +1374,7 @@ impl Board {
     async fn download_channel(&self, size: u64) -> channel::Channel {
         let probe = {
             let mut d = self.downloads_mut();
-            let first = d.measured.chunk_secs.is_none()
-                && !d.probed
-                && size > PROBE_AFTER
-                && self.transfer == Transfer::Auto;
+            let first = self.probe_due(&d, size);
             d.probed |= first;
             first
         };
@@ -1422,6 +1419,20 @@ impl Board {
             d.choice = Some((c, why));
         }
         c
+    }
+
+    fn probe_due(&self, d: &Downloads, size: u64) -> bool {
+        d.measured.chunk_secs.is_none()
+            && !d.probed
+            && size > PROBE_AFTER
+            && self.transfer == Transfer::Auto
+    }
+
+    /// Whether a download of `size` bytes starts by measuring the binary
+    /// channel, whose figures then go to the board with our next program.
+    pub fn probes_before(&self, size: u64) -> bool {
+        let d = self.downloads_mut();
+        self.probe_due(&d, size)
     }
 
     /// A small file whose GET shows the binary channel's pace: the

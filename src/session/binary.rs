@@ -168,6 +168,9 @@ pub struct BinaryLane {
     /// A program of ours is in an exchange of round trips with the board
     /// (see `TextLane::exchanging`): GETs keep [`EXCHANGE_ACKS`] in flight.
     pub exchanging: bool,
+    /// Nobody else waits on this link (see `Config::alone`): the first
+    /// GET starts with its whole window in flight.
+    pub alone: bool,
     /// Paced GETs (their reader said so with a credit): bytes handed on
     /// and not yet taken.
     untaken: std::collections::HashMap<OpId, u64>,
@@ -199,6 +202,7 @@ impl BinaryLane {
             failed: Vec::new(),
             typing: false,
             exchanging: false,
+            alone: false,
             untaken: std::collections::HashMap::new(),
             handed_whole: VecDeque::new(),
         }
@@ -436,6 +440,9 @@ impl BinaryLane {
         };
         if self.active.is_empty() {
             self.progress(now);
+        }
+        if self.alone && matches!(q.what, BinaryOp::Get { .. }) {
+            self.window.open_fully();
         }
         let a = match &q.what {
             BinaryOp::Get { size, .. } => Active::Get {

@@ -46,6 +46,8 @@ pub struct Config {
     pub interrupt: bool,
     /// The most GET acks in flight.
     pub get_window: u64,
+    /// See [`crate::session::Config::alone`].
+    pub alone: bool,
 }
 
 #[derive(Debug)]
@@ -937,7 +939,10 @@ impl Machine {
             Some(t) => (FrameKind::Text, t),
             None => {
                 self.binary.typing = self.typing(now);
-                self.binary.exchanging = self.text.exchanging();
+                // Alone, our program's answer may wait behind the chunks:
+                // nobody else waits for it, and the GET goes on at its pace.
+                self.binary.alone = self.cfg.alone && self.terminals == 0;
+                self.binary.exchanging = self.text.exchanging() && !self.binary.alone;
                 let sent = self.binary.poll_transmit(
                     now,
                     self.text.is_resetting(),

@@ -55,6 +55,11 @@ pub struct Config {
     pub get_window: u64,
     /// What a wss:// proxy's certificate is checked against.
     pub trust: Trust,
+    /// Nobody else waits on this link: a command's own session (`cp`,
+    /// `ls`), not a mount's, whose `ls` or keys may come at any moment.
+    /// While no terminal is attached, GETs start with a wider window and
+    /// keep it while our programs run beside them.
+    pub alone: bool,
 }
 
 impl Config {
@@ -66,6 +71,7 @@ impl Config {
             timeout: Duration::from_secs(10),
             get_window: 128,
             trust: Trust::default(),
+            alone: false,
         }
     }
 
@@ -74,6 +80,7 @@ impl Config {
             timeout: self.timeout,
             interrupt: self.interrupt,
             get_window: self.get_window,
+            alone: self.alone,
         }
     }
 }

@@ -18,6 +18,7 @@ fn cfg(timeout_s: u64) -> Config {
         timeout: Duration::from_secs(timeout_s),
         interrupt: false,
         get_window: 64,
+        alone: false,
     }
 }
 
@@ -2089,4 +2090,60 @@ fn a_download_on_a_link_gone_quiet_fails_after_one_timeout_and_its_keys_are_said
         "{:?}",
         p.shown()
     );
+}
+
+/// The acks of each binary frame of nothing but acks, in order.
+fn ack_frames(p: &Pair) -> Vec<usize> {
+    p.wire
+        .iter()
+        .filter(|(_, k, b)| {
+            *k == crate::protocol::frame::FrameKind::Binary && b.iter().all(|&x| x == 0)
+        })
+        .map(|(_, _, b)| b.len())
+        .collect()
+}
+
+#[test]
+fn a_commands_own_link_asks_for_a_whole_download_at_once_and_its_digest_beside() {
+    // (alone, terminals): a command's own session asks for the whole
+    // window in its first ack frame; a mount's, or one with a terminal on
+    // it, starts slow and keeps one ack in flight while a program of ours
+    // goes back and forth.
+    let mut took = Vec::new();
+    for (alone, terminals) in [(true, 0), (false, 0), (true, 1)] {
+        let mut p = Pair::new(
+            Config {
+                get_window: 512,
+                alone,
+                ..cfg(10)
+            },
+            0.0,
+            RTT,
+        );
+        p.board.files.insert(b"/f.bin".to_vec(), data(100_000, 9));
+        p.core.set_terminals(p.now, terminals);
+        let get = p.core.submit(
+            p.now,
+            Request::Get {
+                path: b"/f.bin".to_vec(),
+                size: 100_000,
+            },
+        );
+        let digest = p.core.submit(p.now, program("print(len('0123456789'))"));
+        let r = p.wait(get, Duration::from_secs(10));
+        assert!(matches!(r, Ok(Outcome::Got(100_000))), "{r:?}");
+        assert_eq!(p.chunks[&get], data(100_000, 9));
+        assert!(p.run_until(Duration::from_secs(2), |p| p.done.contains_key(&digest)));
+        let acks = ack_frames(&p);
+        if alone && terminals == 0 {
+            // 391 chunks and the end.
+            assert_eq!(acks.first(), Some(&392), "{acks:?}");
+        } else {
+            assert!(acks.first().is_some_and(|&n| n <= 2), "{acks:?}");
+        }
+        took.push(p.now - p.start);
+    }
+    // The mount's way takes round trips the command's does not.
+    assert!(took[0] * 2 < took[1], "{took:?}");
+    assert!(took[0] * 2 < took[2], "{took:?}");
 }

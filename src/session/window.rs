@@ -45,6 +45,18 @@ impl Window {
         }
     }
 
+    /// A link nobody else waits on starts its first transfer with the
+    /// whole window in flight, not two: only the transfer's own reader
+    /// waits behind the chunks it queues. (A board whose send buffer is
+    /// full blocks writing them: `websocket(cl, True)` writes blocking.)
+    /// The first chunk still comes at the link's own delay, so the base
+    /// LEDBAT measures from is the true one.
+    pub fn open_fully(&mut self) {
+        if self.slow_start && self.base.is_empty() {
+            self.cwnd = self.max;
+        }
+    }
+
     /// Acks to keep in flight now.
     pub fn acks(&self) -> u64 {
         self.cwnd.floor().max(1.0) as u64
