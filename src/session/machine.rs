@@ -137,6 +137,9 @@ pub struct Status {
     /// A person at a terminal typed lately: an upload starting now goes in
     /// shorter slices, so their keys wait less for the wire.
     pub typing: bool,
+    /// Nobody else waits on the link (`Config::alone`, no terminal on
+    /// it): an upload need not leave gaps for anyone.
+    pub alone: bool,
 }
 
 /// Keys typed this recently make a person "typing" (see `Status::typing`).
@@ -1044,6 +1047,7 @@ impl Machine {
             rate: self.binary.rate(),
             upload_rate: self.binary.upload_rate(),
             typing: self.typing(now),
+            alone: self.cfg.alone && self.terminals == 0,
         }
     }
 
