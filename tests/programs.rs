@@ -453,3 +453,85 @@ fn the_helpers_kept_on_flash_intern_nothing_when_called() {
     assert_eq!(std::fs::read(r.join("b.bin")).unwrap(), data, "{out}");
     assert_eq!(count(7), count(2), "{out}");
 }
+
+/// Slices joined as they landed (`ja`), and joins the link cut short:
+/// the finishing program joins what is left, removes a slice joined but
+/// left (a cut between its append and its removal), and sends back a part
+/// whose join was cut mid-append, with every slice no longer whole, to go
+/// again. Exact whenever it says done.
+#[test]
+fn slices_joined_as_they_landed_or_cut_mid_join_are_finished_exact_or_sent_again() {
+    let (slice, data) = (4096, random_bytes(18_000, 12));
+    let pieces = data.len() / slice;
+    let part = format!("/{PART_PREFIX}00beef");
+    let name = |k: usize| match k {
+        0 => part[1..].to_string(),
+        k => format!("{}.{k}", &part[1..]),
+    };
+    let ja = |k: usize| {
+        let len = data.len().min((k + 1) * slice) - k * slice;
+        sn::helper_call(
+            "ja",
+            &[
+                part.clone(),
+                k.to_string(),
+                slice.to_string(),
+                len.to_string(),
+            ],
+        )
+    };
+    let finish = sn::finish_uploads(&[sn::Finishing::new(
+        &part,
+        "/big.bin",
+        &data,
+        Base::Any,
+        pieces,
+        slice,
+    )]);
+    // (joined in P, slice files left, bytes of the next slice appended):
+    // the board as each case leaves it before the finishing program.
+    for (joined, left, torn) in [
+        (0, 1..=pieces, 0),
+        (2, 2..=pieces, 0),
+        (1, 2..=pieces, 1000),
+    ] {
+        let root = flash_with_helpers();
+        let r = root.path();
+        let mut p = data[..(joined + 1) * slice].to_vec();
+        p.extend_from_slice(&data[(joined + 1) * slice..][..torn]);
+        std::fs::write(r.join(name(0)), &p).unwrap();
+        for k in left {
+            let to = data.len().min((k + 1) * slice);
+            std::fs::write(r.join(name(k)), &data[k * slice..to]).unwrap();
+        }
+        let mut programs = vec![sn::load_helpers()];
+        if joined == 0 {
+            // As they land: the last first (not joined), then in order.
+            programs.extend([ja(pieces), ja(1), ja(2)]);
+        }
+        programs.push(finish.clone());
+        let out = run(r, &programs);
+        let last = programs.len() - 1;
+        if joined == 0 {
+            // The last slice waits for those before it; then 1 and 2 join.
+            assert!(out.contains("N\n---\nJ\n---\nJ\n---"), "{out}");
+        }
+        if torn == 0 {
+            assert!(
+                matches!(answers(&out, last)[..], [Answer::Done(_)]),
+                "{out}"
+            );
+            assert_eq!(std::fs::read(r.join("big.bin")).unwrap(), data);
+            for k in 1..=pieces {
+                assert!(!r.join(name(k)).exists(), "slice {k} left");
+            }
+        } else {
+            // Slice 1 was joined and is gone; P is torn: both go again.
+            assert!(
+                matches!(&answers(&out, last)[..], [Answer::Slices { short, .. }] if short == &[0, 1]),
+                "{out}"
+            );
+            assert!(!r.join("big.bin").exists());
+        }
+    }
+}
