@@ -544,3 +544,49 @@ fn allow_other_lets_other_users_in_as_the_modes_allow() {
         b"mine\ntheirs\n"
     );
 }
+
+/// A file not yet in the cache, copied out of the mount by tools that use
+/// sendfile (Python's shutil, `webrepl-mount cp` of a mounted board) or
+/// mmap, arrives whole: they read through the page cache, which took the
+/// first read's short answer (1,024 bytes by a range read) as the file's
+/// end, and they wrote 1,024 bytes and succeeded.
+#[test]
+fn uncached_files_copied_out_by_sendfile_or_mmap_arrive_whole() {
+    let tb = TestBoard::start();
+    let data = common::random_bytes(100_000, 17);
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        std::fs::write(tb.path(&format!("/{name}")), &data).unwrap();
+    }
+    let mut m = Mount::start(&tb, &tb.addr(), &[]);
+    let out = tempfile::tempdir().unwrap();
+    let o = m
+        .cmd()
+        .args([
+            "cp",
+            &format!("{}:/a.bin", tb.addr()),
+            out.path().join("a.bin").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let py = format!(
+        "import shutil, mmap\n\
+         shutil.copyfile({b:?}, {to:?})\n\
+         f = open({c:?}, 'rb')\n\
+         open({to2:?}, 'wb').write(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)[:])\n",
+        b = m.path().join("b.bin"),
+        to = out.path().join("b.bin"),
+        c = m.path().join("c.bin"),
+        to2 = out.path().join("c.bin"),
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &py])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        let got = std::fs::read(out.path().join(name)).unwrap();
+        assert!(got == data, "{name}: {} of {} bytes", got.len(), data.len());
+    }
+    assert!(m.unmount().status.success());
+}

@@ -37,8 +37,8 @@ const PEEK_FILE: u64 = 16 * 1024;
 const PEEK_BLOCK: usize = 1024;
 /// ...or, for a read shorter than a block, to whole pieces of this...
 const PEEK_ALIGN: usize = 256;
-/// ...and at most this much (a bigger read of a file on its way is
-/// handed what a range brings, a short read, or waits for the whole file).
+/// ...and at most this much (a bigger read waits for the whole file's
+/// transfer: a short read would end the file for the page cache).
 const PEEK_MAX: usize = 8192;
 
 /// A file on its way from the board.
@@ -91,13 +91,13 @@ impl Core {
     pub async fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let start = offset as usize;
         let end = start.saturating_add(size as usize);
-        // Whole, as a regular file's reads are (`dd` takes a short one for
-        // the end of its record); but a read bigger than a range read (`cat`)
-        // of a file on its way is answered as soon as some of it is here:
-        // it would otherwise wait for the whole file, and a reader killed
-        // meanwhile with it.
-        let partial = end - start > PEEK_MAX && self.lock().streaming.contains(&fh);
-        let data = self.read_range(ino, Some(fh), start, end, partial).await?;
+        // Whole, up to the file's end, whatever the file's way here: the
+        // kernel takes a short read for the end of the file. Direct I/O
+        // passes one to a read(2) as it is, but sendfile and mmap read
+        // through the page cache, which then ends the file there
+        // (`shutil.copyfile` of 100 KB, and `webrepl-mount cp` out of a
+        // mount, wrote the first 1,024 bytes and succeeded).
+        let data = self.read_range(ino, Some(fh), start, end, false).await?;
         // Where this reader goes on from, if it reads on in order.
         self.lock().reading.insert(fh, start + data.len());
         Ok(data)
