@@ -650,26 +650,3 @@ fn unsent_changes_stay_with_their_board(flash_b: tempfile::TempDir) {
     );
     assert!(m.unmount().status.success());
 }
-
-/// A big save goes up in slices, and each is joined onto the part file as
-/// it lands: the finishing program has nothing left to join. On an ESP32
-/// joining 300 KB at the end rewrote 300 KB of flash in one program, and a
-/// person's keys waited for all of it. Exact on the board.
-#[test]
-fn a_big_save_is_joined_slice_by_slice_as_it_lands() {
-    let tb = TestBoard::start();
-    // An ESP32's link: slices of 0.4 s of it.
-    let emu = LinkEmu::with(tb.port, 5.0, &["--rate", "20000", "--segment", "1460"]);
-    let mut m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
-    // Noise: it goes raw.
-    let data = random_bytes(40_000, 21);
-    write_and_close(&m.path().join("big.bin"), &data).unwrap();
-    eventually(30, "big.bin on the board", || {
-        std::fs::read(tb.path("/big.bin")).is_ok_and(|d| d == data)
-    });
-    let log = m.log();
-    let joined = log.matches(" joined as it landed").count();
-    assert!(joined >= 2, "{joined} slices joined as they landed:\n{log}");
-    assert!(!log.contains("left to the finishing program"), "{log}");
-    assert!(m.unmount().status.success());
-}

@@ -70,13 +70,8 @@ class _wrm:
 
     # Joins the k slices after part P (`P.1`...; each s bytes but the
     # last, n in all) onto it; or the indexes of the short ones, nothing
-    # joined. Slices `ja` joined as they landed are in P already: P then
-    # holds slices 0..J whole, (J + 1) * s bytes, and their files are gone
-    # (one left by a cut between its append and its removal goes now).
-    # P of any other size (short, or a join cut short) goes again, with
-    # every slice whose file is not whole (joined ones are gone).
-    # Names are made one at a time: a list of a 1 MB upload's 256 names
-    # took 20 KB, more than a fragmented 64 KB heap had in one piece.
+    # joined. Names are made one at a time: a list of a 1 MB upload's 256
+    # names took 20 KB, more than a fragmented 64 KB heap had in one piece.
     # On flash (`_wrm.l`).
     def j(P, k, s, n):
         import os
@@ -87,21 +82,21 @@ class _wrm:
             except OSError:
                 return -1
 
-        c = z(0)
-        J = k if c == n else c // s - 1 if c >= s and c % s == 0 and c < n else -1
-        B = [] if J >= 0 else [0]
-        for i in range(1, k + 1):
+        a = z(0) == n
+        B = []
+        for i in range(k + 1):
             c = z(i)
-            if i <= J:
-                if c >= 0:
-                    os.remove(P + "." + str(i))
-            elif c != (s if i < k else n - k * s):
+            if i and c >= 0:
+                a = 0
+            if c != (s if i < k else n - k * s):
                 B.append(i)
-        if B or J >= k:
+        if a:
+            return []
+        if B:
             return B
         m = bytearray(_wrm.B)
         f = open(P, "ab")
-        for i in range(J + 1, k + 1):
+        for i in range(1, k + 1):
             Q = P + "." + str(i)
             g = open(Q, "rb")
             while 1:
@@ -113,36 +108,6 @@ class _wrm:
             os.remove(Q)
         f.close()
         return []
-
-    # Joins slice i of part P as it lands, so that the finishing program
-    # has little left to join (on an ESP32 a 300 KB join rewrites 300 KB
-    # of flash, seconds a person's keys waited): only if P holds slices
-    # 0..i-1 whole (i * s bytes) and slice i has its c bytes. `J` joined,
-    # `N` not (the finishing program joins what is left). Fields: P, i,
-    # s, c. On flash (`_wrm.l`).
-    def ja(x):
-        import os
-
-        P, i, s, c = _wrm.a(x)
-        Q = P + "." + i
-        try:
-            if os.stat(P)[6] != int(i) * int(s) or os.stat(Q)[6] != int(c):
-                raise OSError
-        except OSError:
-            print("N")
-            return
-        m = bytearray(_wrm.B)
-        f = open(P, "ab")
-        g = open(Q, "rb")
-        while 1:
-            r = g.readinto(m)
-            if not r:
-                break
-            f.write(memoryview(m)[:r])
-        g.close()
-        f.close()
-        os.remove(Q)
-        print("J")
 
     # Finishes a batch of uploads, one answer each. Fields: the CRC-32 of
     # all the files end to end, then per file its target, its part (a

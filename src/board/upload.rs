@@ -483,31 +483,26 @@ impl Board {
                     let data = up.data.slice(from..up.data.len().min(from + job.slice));
                     let (session, whole) = (self.session.clone(), progress.clone());
                     let link = self.link;
-                    let len = data.len();
-                    puts.push((
-                        k,
-                        len,
-                        tokio::spawn(async move {
-                            let (tx, mut rx) = watch::channel(0u64);
-                            // The file's progress is the sum of its slices'.
-                            let follow = async {
-                                let mut last = 0;
-                                while rx.changed().await.is_ok() {
-                                    let done = *rx.borrow();
-                                    whole.send_if_modified(|v| {
-                                        *v += done.saturating_sub(last);
-                                        done > last
-                                    });
-                                    last = last.max(done);
-                                }
-                            };
-                            let put = session.put_on(link, name.into_bytes(), data, tx);
-                            let (r, ()) = tokio::join!(put, follow);
-                            r
-                        }),
-                    ));
+                    puts.push(tokio::spawn(async move {
+                        let (tx, mut rx) = watch::channel(0u64);
+                        // The file's progress is the sum of its slices'.
+                        let follow = async {
+                            let mut last = 0;
+                            while rx.changed().await.is_ok() {
+                                let done = *rx.borrow();
+                                whole.send_if_modified(|v| {
+                                    *v += done.saturating_sub(last);
+                                    done > last
+                                });
+                                last = last.max(done);
+                            }
+                        };
+                        let put = session.put_on(link, name.into_bytes(), data, tx);
+                        let (r, ()) = tokio::join!(put, follow);
+                        r
+                    }));
                 }
-                pending.push(Pending::Put(job.part.clone(), job.slice, puts, shown));
+                pending.push(Pending::Put(puts, shown));
             } else {
                 pending.push(Pending::Paste(job.i, job.part.clone()));
             }
@@ -515,21 +510,15 @@ impl Board {
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             out.push(match p {
-                Pending::Put(part, slice, puts, _shown) => {
+                Pending::Put(puts, _shown) => {
                     let mut r = Ok(());
-                    for (k, len, h) in puts {
+                    for h in puts {
                         let one = h.await.unwrap_or_else(|e| {
                             Err(Error::Bug(crate::error::Bug::Task {
                                 task: "upload task".into(),
                                 why: e.to_string(),
                             }))
                         });
-                        // Slice k is whole on the board's flash and closed
-                        // (answered), and so is every slice before it: it
-                        // is joined now, not by the finishing program.
-                        if k > 0 && r.is_ok() && one.is_ok() {
-                            self.join_landed(&part, k, slice, len).await;
-                        }
                         if let (Ok(()), Err(e)) = (&r, one) {
                             r = Err(e);
                         }
@@ -547,33 +536,6 @@ impl Board {
             });
         }
         out
-    }
-
-    /// Appends slice `k` of `part` (`len` bytes) onto it, as the slices
-    /// before it were: the finishing program is left the slices this did
-    /// not join (the board checks what is there first), so a person's keys
-    /// wait for one slice's join, never for the whole file's. Its failure
-    /// leaves that to the finishing program.
-    async fn join_landed(&self, part: &str, k: usize, slice: usize, len: usize) {
-        let code = sn::helper_call(
-            "ja",
-            &[
-                part.to_string(),
-                k.to_string(),
-                slice.to_string(),
-                len.to_string(),
-            ],
-        );
-        match self.helper(code).await {
-            Ok(out) if sn::lines(&out).next() == Some("J") => {
-                debug!("{}: slice {k} joined as it landed", shown(part));
-            }
-            r => debug!(
-                "{}: slice {k} left to the finishing program: {:?}",
-                shown(part),
-                r.map(|o| String::from_utf8_lossy(&o).into_owned())
-            ),
-        }
     }
 
     /// The PUT of an upload that goes in one piece, begun now, for a
@@ -966,14 +928,8 @@ pub(super) type Alone = (
 );
 
 enum Pending {
-    /// One PUT per slice (its index and length), into a part of slices
-    /// of this size.
-    Put(
-        String,
-        usize,
-        Vec<(usize, usize, tokio::task::JoinHandle<Result<()>>)>,
-        outgoing::Going,
-    ),
+    /// One PUT per slice.
+    Put(Vec<tokio::task::JoinHandle<Result<()>>>, outgoing::Going),
     Paste(usize, String),
     /// On the board already.
     Ready,
