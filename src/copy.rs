@@ -1068,8 +1068,17 @@ async fn download(
             };
             let (f, theirs) = tokio::join!(fetching, asking);
             let f = f?;
+            // A digest that does not match what came is asked again before
+            // the copy is called damaged: asked from the transfer's start,
+            // it is the file as it was then, and one the board changed
+            // meanwhile (a program writing it) came whole as it is now.
+            let matches = |algorithm: &str, digests: &[Option<String>]| {
+                digests.first().cloned().flatten() == Some(f.digests.finish(algorithm))
+            };
             damaged.extend(match theirs {
-                Some(Ok((algorithm, digests))) if f.size == size => {
+                Some(Ok((algorithm, digests)))
+                    if f.size == size && matches(&algorithm, &digests) =>
+                {
                     write_verified(vec![f], &algorithm, digests, verbose)?
                 }
                 _ => verify_and_write(b, vec![f], verbose).await?,

@@ -1219,6 +1219,50 @@ fn the_first_bytes_of_cat_come_before_its_download_ends() {
     assert_eq!(cat.text(), text);
 }
 
+/// A file a program changes on the board while `cp` downloads it: the
+/// board's digest, asked as the transfer began, is the old file's, and
+/// what came is the new one whole. `cp` asks again and writes it (it said
+/// "damaged in transit" and wrote nothing).
+#[test]
+fn a_file_changed_on_the_board_during_its_download_is_copied_as_it_is_now() {
+    use std::io::{Seek, Write};
+    let tb = TestBoard::start();
+    let old = common::random_bytes(300_000, 5);
+    std::fs::write(tb.path("/log.bin"), &old).unwrap();
+    let link = common::LinkEmu::slow(tb.port);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = bin();
+    c.args([
+        "cp",
+        &format!("127.0.0.1:{}:/log.bin", link.port),
+        out.path().join("log.bin").to_str().unwrap(),
+    ])
+    .env("WEBREPL_PASSWORD", &tb.password)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let cp = c.spawn().unwrap();
+    // Under way: its temporary file beside the destination grows.
+    common::eventually(30, "the download under way", || {
+        std::fs::read_dir(out.path())
+            .unwrap()
+            .any(|e| e.unwrap().metadata().is_ok_and(|m| m.len() > 20_000))
+    });
+    // Far ahead of what the board has read (the link takes 20 KB/s, and
+    // it and the sockets buffer far less than 250 KB): 1000 bytes change.
+    let mut new = old.clone();
+    new[250_000..251_000].fill(0x5a);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(tb.path("/log.bin"))
+        .unwrap();
+    f.seek(std::io::SeekFrom::Start(250_000)).unwrap();
+    f.write_all(&new[250_000..251_000]).unwrap();
+    drop(f);
+    let o = cp.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(out.path().join("log.bin")).unwrap() == new);
+}
+
 /// A reader that stops (a pager nobody scrolls) stops the download: the
 /// paced GET waits for it, and our memory stays bounded (it used to take
 /// the whole file in); once it reads again, the file comes whole.
