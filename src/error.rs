@@ -144,6 +144,18 @@ impl Error {
             kept: None,
         }
     }
+
+    /// The board could not be reached (or answered nothing in time):
+    /// waiting for it again another way would only wait as long again.
+    pub fn is_no_link(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable { .. }
+                | Error::LinkLost(_)
+                | Error::Timeout { .. }
+                | Error::Busy { .. }
+        )
+    }
 }
 
 /// Why the REPL is not ours (`Error::Running`).

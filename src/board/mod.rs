@@ -1226,7 +1226,7 @@ impl Board {
             sink(Piece::Data(data));
             return Ok(n);
         }
-        if self.download_channel(st.size).await == channel::Channel::Text {
+        if self.download_channel(st.size).await? == channel::Channel::Text {
             match self.get_text(path, st.size, sink).await {
                 Err(Error::Traceback(tb)) => {
                     warn!(
@@ -1371,14 +1371,24 @@ impl Board {
     /// How a download of `size` bytes goes now. Before the first large one
     /// on a connection, a small file's GET (`boot.py`, which ESP boards
     /// keep) shows whether binary chunks are throttled.
-    async fn download_channel(&self, size: u64) -> channel::Channel {
+    /// A board out of reach while it looks for a file to measure with is
+    /// the download's failure: its GET would wait for the link as long
+    /// again (a read with the board off failed after twice `--timeout`).
+    async fn download_channel(&self, size: u64) -> Result<channel::Channel> {
         let probe = {
             let mut d = self.downloads_mut();
             let first = self.probe_due(&d, size);
             d.probed |= first;
             first
         };
-        if probe && let Some((file, size)) = self.probe_file().await {
+        let found = match probe {
+            true => self.probe_file().await.inspect_err(|_| {
+                // Measured at the next download instead.
+                self.downloads_mut().probed = false;
+            })?,
+            false => None,
+        };
+        if let Some((file, size)) = found {
             let r = self.get_binary(&file, size, &mut |_| {}, None).await;
             debug!(
                 "measuring binary chunks with {file}: {:?}",
@@ -1418,7 +1428,7 @@ impl Board {
             }
             d.choice = Some((c, why));
         }
-        c
+        Ok(c)
     }
 
     fn probe_due(&self, d: &Downloads, size: u64) -> bool {
@@ -1443,7 +1453,8 @@ impl Board {
     /// counts a throttled chunk at its many-chunk pace; the link's rate is
     /// measured apart. Without any, the first download by GET measures
     /// itself.
-    async fn probe_file(&self) -> Option<(String, u64)> {
+    /// The board out of reach is an error; any other failure, no file.
+    async fn probe_file(&self) -> Result<Option<(String, u64)>> {
         let hint = self.downloads_mut().hint.take();
         let found = match hint {
             Some(h) => h,
@@ -1455,16 +1466,17 @@ impl Board {
                 .with_helpers(sn::probe(PROBE_MAX, None), Run::QUERY)
                 .await
             {
-                Ok(out) if self.pace_known(&out) => return None,
+                Ok(out) if self.pace_known(&out) => return Ok(None),
                 Ok(out) => probe_answer(&out),
+                Err(e) if e.is_no_link() => return Err(e),
                 Err(e) => {
                     debug!("no file to measure binary chunks with: {e}");
-                    return None;
+                    return Ok(None);
                 }
             },
         };
         if found.is_some() {
-            return found;
+            return Ok(found);
         }
         // A byte of ours (hidden in listings), written once. Without a
         // file to measure with, the first download of a board holding
@@ -1475,10 +1487,11 @@ impl Board {
             .put(sn::PROBE_FILE.as_bytes().to_vec(), b"\n".to_vec())
             .await
         {
-            Ok(()) => Some((sn::PROBE_FILE.to_string(), 1)),
+            Ok(()) => Ok(Some((sn::PROBE_FILE.to_string(), 1))),
+            Err(e) if e.is_no_link() => Err(e),
             Err(e) => {
                 debug!("no file to measure binary chunks with: {e}");
-                None
+                Ok(None)
             }
         }
     }

@@ -579,10 +579,7 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
 /// another way to the same board would wait as long again (a read then
 /// failed after twice `--timeout`).
 fn no_link(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Unreachable { .. } | Error::LinkLost(_) | Error::Timeout { .. } | Error::Busy { .. }
-    )
+    e.is_no_link()
 }
 
 /// A load's end: the contents into the cache (unless the file was
