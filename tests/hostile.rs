@@ -795,13 +795,15 @@ fn a_reader_that_stops_midway_through_a_damaged_download_got_only_checked_bytes(
     // 51,199, past the first range read.
     let port = flipping_proxy(tb.port, 200);
     let mut m = common::Mount::start(&tb, &format!("127.0.0.1:{port}"), &[]);
-    // `head -c 150000`: reads in order (the whole file's download starts
-    // at its second read, and is damaged), then stops short of the end.
+    // `head -c 150000`, 4 KB a read: reads in order (the first by a range,
+    // the whole file's download starts at its second read, and is
+    // damaged), then stops short of the end.
     let mut f = std::fs::File::open(m.path().join("big.bin")).unwrap();
     let mut got = vec![0u8; 150_000];
     let mut at = 0;
     while at < got.len() {
-        match f.read(&mut got[at..]) {
+        let to = got.len().min(at + 4096);
+        match f.read(&mut got[at..to]) {
             Ok(0) => break,
             Ok(n) => at += n,
             Err(e) => panic!("read at {at}: {e}"),
