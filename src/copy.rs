@@ -1072,8 +1072,14 @@ async fn download(
             // the copy is called damaged: asked from the transfer's start,
             // it is the file as it was then, and one the board changed
             // meanwhile (a program writing it) came whole as it is now.
+            // Two digests that differ, neither what came: the file changed
+            // under the transfer, which holds some of each version.
             let matches = |algorithm: &str, digests: &[Option<String>]| {
                 digests.first().cloned().flatten() == Some(f.digests.finish(algorithm))
+            };
+            let first = match &theirs {
+                Some(Ok((_, d))) => d.first().cloned().flatten(),
+                _ => None,
             };
             damaged.extend(match theirs {
                 Some(Ok((algorithm, digests)))
@@ -1081,7 +1087,22 @@ async fn download(
                 {
                     write_verified(vec![f], &algorithm, digests, verbose)?
                 }
-                _ => verify_and_write(b, vec![f], verbose).await?,
+                _ => {
+                    let (algorithm, digests) = b.digests(&[(f.remote.as_str(), f.size)]).await?;
+                    let now = digests.first().cloned().flatten();
+                    if first.is_some()
+                        && now.is_some()
+                        && first != now
+                        && !matches(&algorithm, &digests)
+                    {
+                        vec![format!(
+                            "{}: changed on the board while it was copied; copy it again",
+                            f.remote
+                        )]
+                    } else {
+                        write_verified(vec![f], &algorithm, digests, verbose)?
+                    }
+                }
             });
             continue;
         }

@@ -1219,12 +1219,10 @@ fn the_first_bytes_of_cat_come_before_its_download_ends() {
     assert_eq!(cat.text(), text);
 }
 
-/// A file a program changes on the board while `cp` downloads it: the
-/// board's digest, asked as the transfer began, is the old file's, and
-/// what came is the new one whole. `cp` asks again and writes it (it said
-/// "damaged in transit" and wrote nothing).
-#[test]
-fn a_file_changed_on_the_board_during_its_download_is_copied_as_it_is_now() {
+/// `cp` of a 300 KB file over an ESP32's link while, once it is under
+/// way, 1000 bytes at each of `at` change on the board: its output, and
+/// the board's file after.
+fn cp_while_the_board_writes(at: &[usize]) -> (Output, Vec<u8>, tempfile::TempDir) {
     use std::io::{Seek, Write};
     let tb = TestBoard::start();
     let old = common::random_bytes(300_000, 5);
@@ -1247,20 +1245,46 @@ fn a_file_changed_on_the_board_during_its_download_is_copied_as_it_is_now() {
             .unwrap()
             .any(|e| e.unwrap().metadata().is_ok_and(|m| m.len() > 20_000))
     });
-    // Far ahead of what the board has read (the link takes 20 KB/s, and
-    // it and the sockets buffer far less than 250 KB): 1000 bytes change.
     let mut new = old.clone();
-    new[250_000..251_000].fill(0x5a);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(tb.path("/log.bin"))
         .unwrap();
-    f.seek(std::io::SeekFrom::Start(250_000)).unwrap();
-    f.write_all(&new[250_000..251_000]).unwrap();
+    for &a in at {
+        new[a..a + 1000].fill(0x5a);
+        f.seek(std::io::SeekFrom::Start(a as u64)).unwrap();
+        f.write_all(&new[a..a + 1000]).unwrap();
+    }
     drop(f);
-    let o = cp.wait_with_output().unwrap();
+    (cp.wait_with_output().unwrap(), new, out)
+}
+
+/// A file a program changes on the board while `cp` downloads it, far
+/// ahead of what the board has read (the link takes 20 KB/s, and it and
+/// the sockets buffer far less than 250 KB): the board's digest, asked as
+/// the transfer began, is the old file's, and what came is the new one
+/// whole. `cp` asks again and writes it (it said "damaged in transit" and
+/// wrote nothing).
+#[test]
+fn a_file_changed_on_the_board_during_its_download_is_copied_as_it_is_now() {
+    let (o, new, out) = cp_while_the_board_writes(&[250_000]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(out.path().join("log.bin")).unwrap() == new);
+}
+
+/// Changed behind the transfer and ahead of it, what came is neither
+/// version: nothing is written, and `cp` says the file changed, not that
+/// the link damaged it.
+#[test]
+fn a_file_changed_on_both_sides_of_its_download_is_refused_as_changed() {
+    let (o, _, out) = cp_while_the_board_writes(&[5_000, 250_000]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("changed on the board while it was copied"),
+        "{said}"
+    );
+    assert!(!out.path().join("log.bin").exists());
 }
 
 /// A reader that stops (a pager nobody scrolls) stops the download: the
