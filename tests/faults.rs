@@ -267,3 +267,48 @@ fn a_copy_out_of_a_mount_whose_board_is_gone_fails_after_one_timeout() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `cp` of a file to a board that goes out of reach in the middle of it
+/// (Wi-Fi gone: connections refused) fails after one `--timeout`: the
+/// cleanup of the part file it left waited the time-out again (23 s with
+/// `--timeout 10`). The board keeps its old file.
+#[test]
+fn an_upload_to_a_board_gone_mid_copy_fails_after_one_timeout() {
+    let tb = TestBoard::start();
+    std::fs::write(tb.path("/big.bin"), "old").unwrap();
+    let mut emu = LinkEmu::with(tb.port, 5.0, &["--rate", "20000"]);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.bin");
+    std::fs::write(&file, random_bytes(200_000, 41)).unwrap();
+    let mut cp = std::process::Command::new(env!("CARGO_BIN_EXE_webrepl-mount"));
+    cp.args([
+        "--timeout",
+        "3",
+        "cp",
+        file.to_str().unwrap(),
+        &format!("127.0.0.1:{}:/big.bin", emu.port),
+    ])
+    .env("WEBREPL_PASSWORD", &tb.password)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let cp = cp.spawn().unwrap();
+    // Under way: its part file on the board grows.
+    eventually(30, "the upload under way", || {
+        tb.parts("/")
+            .iter()
+            .any(|p| std::fs::metadata(tb.path(&format!("/{p}"))).is_ok_and(|m| m.len() > 10_000))
+    });
+    emu.command("refuse on");
+    emu.command("cut");
+    let gone = Instant::now();
+    let o = cp.wait_with_output().unwrap();
+    let took = gone.elapsed();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        took < Duration::from_millis(5500),
+        "{took:?} with --timeout 3: {said}"
+    );
+    assert_eq!(std::fs::read(tb.path("/big.bin")).unwrap(), b"old");
+}

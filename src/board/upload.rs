@@ -426,8 +426,16 @@ impl Board {
             }
             todo = again;
         }
-        // Leftovers of failed uploads go after ours, which never wait.
-        let _ = self.cleanup().await;
+        // Leftovers of failed uploads go after ours, which never wait; not
+        // with the board out of reach, which the next upload's cleanup
+        // finds: the program would wait the time-out again (`cp` with the
+        // board gone took twice `--timeout` to say so).
+        if !results
+            .iter()
+            .any(|r| matches!(r, Some(Err(e)) if e.is_no_link()))
+        {
+            let _ = self.cleanup().await;
+        }
         Ok(results
             .into_iter()
             .map(|r| {
