@@ -65,6 +65,17 @@ fn put_files(p: &mut Pair, n: usize, size: usize, stem: &str) -> Vec<OpId> {
         .collect()
 }
 
+/// A GET of `path` (`size` bytes) submitted now.
+fn submit_get(p: &mut Pair, path: &[u8], size: u64) -> OpId {
+    p.core.submit(
+        p.now,
+        Request::Get {
+            path: path.to_vec(),
+            size,
+        },
+    )
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -112,13 +123,7 @@ fn keys_typed_during_a_download_are_echoed_long_before_it_ends() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 2));
     p.core.set_terminals(p.now, 1);
-    let get = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big.bin".to_vec(),
-            size: 200_000,
-        },
-    );
+    let get = submit_get(&mut p, b"/big.bin", 200_000);
     p.run_for(Duration::from_secs(2));
     let typed = p.now;
     p.core.keys(p.now, b"print(7*7)");
@@ -180,13 +185,7 @@ fn a_session_goes_idle_after_a_program_with_no_terminal_attached() {
 fn a_program_runs_while_a_download_is_in_flight() {
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));
-    let get = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big.bin".to_vec(),
-            size: 200_000,
-        },
-    );
+    let get = submit_get(&mut p, b"/big.bin", 200_000);
     p.run_for(Duration::from_secs(1));
     let asked = p.now;
     let prog = p.core.submit(p.now, program("print(42)"));
@@ -231,13 +230,7 @@ fn small_transfers_go_before_big_ones_that_have_not_started() {
             link: None,
         },
     );
-    let small = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/small.py".to_vec(),
-            size: 3000,
-        },
-    );
+    let small = submit_get(&mut p, b"/small.py", 3000);
     assert!(p.run_until(Duration::from_secs(120), |p| p.done.len() == 3));
     let at = |op| p.done[&op].0;
     let t = |op| at(op) - p.start;
@@ -282,13 +275,7 @@ fn a_lost_link_is_waited_for_up_to_the_timeout_with_growing_pauses() {
     p.board.files.insert(b"/f".to_vec(), data(100, 7));
     p.reachable = false;
     p.cut();
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f".to_vec(),
-            size: 100,
-        },
-    );
+    let op = submit_get(&mut p, b"/f", 100);
     let r = p.wait(op, Duration::from_secs(10));
     assert!(
         matches!(&r, Err(Error::Unreachable { waited: Some(t), .. }) if *t == Duration::from_secs(3)),
@@ -307,13 +294,7 @@ fn a_lost_link_is_waited_for_up_to_the_timeout_with_growing_pauses() {
     assert_eq!(p.connects, before);
     // Back again: the next operation connects.
     p.reachable = true;
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f".to_vec(),
-            size: 100,
-        },
-    );
+    let op = submit_get(&mut p, b"/f", 100);
     assert!(matches!(
         p.wait(op, Duration::from_secs(5)),
         Ok(Outcome::Got(100))
@@ -544,13 +525,7 @@ fn a_board_that_stops_answering_a_get_fails_it_after_the_timeout() {
     // One chunk, then nothing more.
     p.board.chunk_delay = Duration::from_secs(3600);
     let start = p.now;
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f.bin".to_vec(),
-            size: 10_000,
-        },
-    );
+    let op = submit_get(&mut p, b"/f.bin", 10_000);
     let r = p.wait(op, Duration::from_secs(30));
     assert!(r.is_err(), "{r:?}");
     assert!(
@@ -566,24 +541,12 @@ fn a_file_that_shrank_during_a_get_resynchronises_the_link() {
     p.board.files.insert(b"/f".to_vec(), data(100, 9));
     // A first download opens the window: many acks in flight.
     p.board.files.insert(b"/big".to_vec(), data(100_000, 12));
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big".to_vec(),
-            size: 100_000,
-        },
-    );
+    let op = submit_get(&mut p, b"/big", 100_000);
     assert!(matches!(
         p.wait(op, Duration::from_secs(5)),
         Ok(Outcome::Got(100_000))
     ));
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f".to_vec(),
-            size: 20_000,
-        },
-    );
+    let op = submit_get(&mut p, b"/f", 20_000);
     assert!(matches!(
         p.wait(op, Duration::from_secs(5)),
         Ok(Outcome::Got(100))
@@ -613,13 +576,7 @@ fn an_esp8266_pausing_per_chunk_still_echoes_keys_promptly() {
         .files
         .insert(b"/big.bin".to_vec(), data(100_000, 11));
     p.core.set_terminals(p.now, 1);
-    let get = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big.bin".to_vec(),
-            size: 100_000,
-        },
-    );
+    let get = submit_get(&mut p, b"/big.bin", 100_000);
     p.run_for(Duration::from_secs(2));
     let typed = p.now;
     p.core.keys(p.now, b"x");
@@ -1355,18 +1312,9 @@ fn a_get_whose_caller_gave_up_before_it_began_is_dropped_and_one_under_way_ends_
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.board.files.insert(b"/a.bin".to_vec(), data(40_000, 7));
     p.board.files.insert(b"/b.bin".to_vec(), data(40_000, 8));
-    let get = |p: &mut Pair, path: &[u8]| {
-        p.core.submit(
-            p.now,
-            Request::Get {
-                path: path.to_vec(),
-                size: 40_000,
-            },
-        )
-    };
-    let first = get(&mut p, b"/a.bin");
+    let first = submit_get(&mut p, b"/a.bin", 40_000);
     p.run_for(Duration::from_millis(100));
-    let queued = get(&mut p, b"/b.bin");
+    let queued = submit_get(&mut p, b"/b.bin", 40_000);
     p.run_for(Duration::from_millis(100));
     p.core.cancel(p.now, first);
     p.core.cancel(p.now, queued);
@@ -1376,7 +1324,7 @@ fn a_get_whose_caller_gave_up_before_it_began_is_dropped_and_one_under_way_ends_
     assert_eq!(p.chunks[&first], data(40_000, 7));
     assert!(p.done[&queued].0 < p.done[&first].0, "dropped at once");
     // The board's file protocol is still in step.
-    let again = get(&mut p, b"/b.bin");
+    let again = submit_get(&mut p, b"/b.bin", 40_000);
     assert!(p.wait(again, Duration::from_secs(30)).is_ok());
     assert_eq!(p.chunks[&again], data(40_000, 8));
 }
@@ -1395,13 +1343,7 @@ fn with_attempts_as_long_as_the_timeout_what_waits_fails_after_the_timeout() {
     p.core.set_terminals(p.now, 1);
     p.run_for(Duration::from_secs(7));
     let asked = p.now;
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f".to_vec(),
-            size: 100,
-        },
-    );
+    let op = submit_get(&mut p, b"/f", 100);
     assert!(p.run_until(Duration::from_secs(30), |p| p.done.contains_key(&op)));
     let waited = p.done[&op].0 - asked;
     assert!(p.done[&op].1.is_err());
@@ -1555,13 +1497,7 @@ fn a_paced_get_waits_for_its_reader_without_timing_out() {
     let size = 800_000;
     let mut p = Pair::new(cfg(5), 200_000.0, RTT);
     p.board.files.insert(b"/big.bin".to_vec(), data(size, 4));
-    let get = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big.bin".to_vec(),
-            size: size as u64,
-        },
-    );
+    let get = submit_get(&mut p, b"/big.bin", size as u64);
     p.core.credit(p.now, get, 0);
     p.run_for(Duration::from_secs(20));
     let got = p.chunks.get(&get).map_or(0, Vec::len);
@@ -1612,13 +1548,7 @@ fn a_program_of_ours_beside_a_download_waits_behind_one_chunk_at_each_round_trip
     let mut p = Pair::new(cfg(10), ESP32, RTT);
     p.core.set_terminals(p.now, 1);
     p.board.files.insert(b"/big.bin".to_vec(), data(200_000, 3));
-    let get = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/big.bin".to_vec(),
-            size: 200_000,
-        },
-    );
+    let get = submit_get(&mut p, b"/big.bin", 200_000);
     p.run_for(Duration::from_secs(2));
     let asked = p.now;
     let prog = p.core.submit(p.now, program("print(42)"));
@@ -2063,13 +1993,7 @@ fn a_download_on_a_link_gone_quiet_fails_after_one_timeout_and_its_keys_are_said
     p.core.keys(p.now, b"\r");
     assert!(p.run_until(Duration::from_secs(2), |p| p.shown().ends_with(">>> ")));
     p.board.files.insert(b"/f.bin".to_vec(), data(300_000, 5));
-    let op = p.core.submit(
-        p.now,
-        Request::Get {
-            path: b"/f.bin".to_vec(),
-            size: 300_000,
-        },
-    );
+    let op = submit_get(&mut p, b"/f.bin", 300_000);
     p.run_for(Duration::from_secs(1));
     p.stalled = true;
     p.reachable = false;
@@ -2122,13 +2046,7 @@ fn a_commands_own_link_asks_for_a_whole_download_at_once_and_its_digest_beside()
         );
         p.board.files.insert(b"/f.bin".to_vec(), data(100_000, 9));
         p.core.set_terminals(p.now, terminals);
-        let get = p.core.submit(
-            p.now,
-            Request::Get {
-                path: b"/f.bin".to_vec(),
-                size: 100_000,
-            },
-        );
+        let get = submit_get(&mut p, b"/f.bin", 100_000);
         let digest = p.core.submit(p.now, program("print(len('0123456789'))"));
         let r = p.wait(get, Duration::from_secs(10));
         assert!(matches!(r, Ok(Outcome::Got(100_000))), "{r:?}");
