@@ -85,8 +85,8 @@ impl Core {
 
     /// `write`: opened for writing (only then does its close upload).
     /// Returns the handle, and whether it streams: the file is not here yet,
-    /// so its reads answer with what has arrived rather than wait for a
-    /// whole readahead window (the adapter opens it for direct I/O).
+    /// so its reads come at the reader's own sizes, not as whole readahead
+    /// windows (the adapter opens it for direct I/O).
     pub async fn open(&self, ino: Ino, write: bool) -> Result<(u64, bool)> {
         self.validate().await;
         let mut st = self.lock();
@@ -95,9 +95,6 @@ impl Core {
         let streaming = n.on_board && !n.local_only && !st.contents.has(ino);
         let version = (n.on_board && !n.local_only)
             .then(|| st.file.of(ino).seen.unwrap_or((n.size, n.board_mtime)));
-        if streaming {
-            st.streaming.insert(fh);
-        }
         // What a writer opened against, even if the kernel's page cache
         // answers its reads and none reaches us.
         if let (true, Some(v)) = (write, version) {
@@ -113,7 +110,6 @@ impl Core {
         let pending = {
             let mut st = self.lock();
             st.writers.remove(&fh);
-            st.streaming.remove(&fh);
             st.reading.remove(&fh);
             st.seen_by.remove(&fh);
             st.contents.closed(ino);

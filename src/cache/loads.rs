@@ -61,14 +61,13 @@ impl Load {
     }
 }
 
-/// What a reader asks for: the range, how much of it must be here, and
-/// the handle it reads through (None: we read, to edit).
+/// What a reader asks for: the range, and the handle it reads through
+/// (None: we read, to edit).
 #[derive(Clone, Copy)]
 struct Want {
     fh: Option<u64>,
     start: usize,
     end: usize,
-    enough: usize,
 }
 
 /// What a reader found.
@@ -97,33 +96,21 @@ impl Core {
         // through the page cache, which then ends the file there
         // (`shutil.copyfile` of 100 KB, and `webrepl-mount cp` out of a
         // mount, wrote the first 1,024 bytes and succeeded).
-        let data = self.read_range(ino, Some(fh), start, end, false).await?;
+        let data = self.read_range(ino, Some(fh), start, end).await?;
         // Where this reader goes on from, if it reads on in order.
         self.lock().reading.insert(fh, start + data.len());
         Ok(data)
     }
 
-    /// `[start, end)` of a file (up to its end); `partial`: as soon as some
-    /// of it is here.
+    /// `[start, end)` of a file (up to its end).
     async fn read_range(
         &self,
         ino: Ino,
         fh: Option<u64>,
         start: usize,
         end: usize,
-        partial: bool,
     ) -> Result<Vec<u8>> {
-        let enough = if partial {
-            start.saturating_add(1).min(end)
-        } else {
-            end
-        };
-        let want = Want {
-            fh,
-            start,
-            end,
-            enough,
-        };
+        let want = Want { fh, start, end };
         // What must come from the board comes only from the mount's board
         // (see `identity`); what is here is served whatever answers.
         if self.lock().contents.get(ino).is_none() {
@@ -171,7 +158,7 @@ impl Core {
                         ),
                         // No link: the whole file would wait for it as long
                         // again.
-                        Err(e) if no_link(&e) => return Err(e),
+                        Err(e) if e.is_no_link() => return Err(e),
                         Err(e) => {
                             early = matches!(e, Error::Running { .. });
                             debug!("{path}: range read failed ({e}): read whole");
@@ -224,7 +211,7 @@ impl Core {
                 // Failed for want of the link a moment ago: the kernel's
                 // second try of a failed read-ahead (sendfile, as
                 // `webrepl-mount cat` copies) would wait as long again.
-                if no_link(e) && l.failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
+                if e.is_no_link() && l.failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER) {
                     return Err(e.clone());
                 }
                 // An old failure: this reader tries again.
@@ -235,7 +222,7 @@ impl Core {
                 // damaged): meanwhile a big file's range is read by the
                 // range program, which checks its own. Unless no check
                 // will come (`early`).
-                let until = early.then(|| want.enough.min(version.0 as usize));
+                let until = early.then(|| want.end.min(version.0 as usize));
                 if let Some(u) = until
                     && l.data.len() >= u
                 {
@@ -251,14 +238,9 @@ impl Core {
         let (id, rx) = self.start_load(st, ino)?;
         // A reader going on in order started the whole file's download; its
         // own range comes meanwhile as any other reader's does, not after
-        // the whole file (`head -c 5000` of 200 KB waited 10 s for it). A
-        // partial read (`cat`) waits for the whole file instead of reading
-        // it twice, by ranges and whole.
-        let until = early.then(|| want.enough.min(version.0 as usize));
+        // the whole file (`head -c 5000` of 200 KB waited 10 s for it).
+        let until = early.then(|| want.end.min(version.0 as usize));
         let wait = Found::Wait(id, rx, until);
-        if want.enough < want.end {
-            return Ok(wait);
-        }
         Ok(peek(st, ino, want, peeked, true)?.unwrap_or(wait))
     }
 
@@ -365,7 +347,7 @@ impl Core {
 
     /// Waits until the whole file is here (a write in its middle needs it).
     pub(super) async fn loaded(&self, ino: Ino) -> Result<()> {
-        self.read_range(ino, None, usize::MAX / 2, usize::MAX / 2 + 1, false)
+        self.read_range(ino, None, usize::MAX / 2, usize::MAX / 2 + 1)
             .await
             .map(drop)
     }
@@ -396,20 +378,15 @@ fn peek(
     peeked: bool,
     loading: bool,
 ) -> Result<Option<Found>> {
-    let Want {
-        fh,
-        start,
-        end,
-        enough,
-    } = want;
+    let Want { fh, start, end } = want;
     let Some(fh) = fh else { return Ok(None) };
     let n = node(st, ino)?;
     let version = (n.size, n.board_mtime);
     let size = n.size as usize;
-    if n.size <= PEEK_FILE || start >= size || enough.min(size) - start > PEEK_MAX {
+    if n.size <= PEEK_FILE || start >= size || end.min(size) - start > PEEK_MAX {
         return Ok(None);
     }
-    if let Some(d) = st.contents.piece(ino, version, start, enough) {
+    if let Some(d) = st.contents.piece(ino, version, start, end) {
         let data = range(d, 0, end - start);
         saw(st, ino, Some(fh), version);
         return Ok(Some(Found::Data(data)));
@@ -425,8 +402,7 @@ fn peek(
     // beside a download).
     // A short read (`head -c 100`) gets what it asked for, not a whole
     // block: each KB less is as much sooner.
-    let to = enough
-        .max(end.min(from + PEEK_BLOCK))
+    let to = end
         .max(from + 1)
         .div_ceil(PEEK_ALIGN)
         .saturating_mul(PEEK_ALIGN)
@@ -559,7 +535,7 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
                 }
             }
         }
-        Err(e) if no_link(&e) => {
+        Err(e) if e.is_no_link() => {
             for job in &jobs {
                 finish(&state, job.ino, job.id, &job.path, Err(e.clone()), None);
             }
@@ -573,13 +549,6 @@ async fn load_batch(state: Shared, board: Board, jobs: Vec<Job>) {
             }
         }
     }
-}
-
-/// An error that says the board could not be reached within the time-out:
-/// another way to the same board would wait as long again (a read then
-/// failed after twice `--timeout`).
-fn no_link(e: &Error) -> bool {
-    e.is_no_link()
 }
 
 /// A load's end: the contents into the cache (unless the file was

@@ -143,9 +143,6 @@ struct State {
     next_fh: u64,
     /// Handles opened for writing: only their close uploads.
     writers: std::collections::HashSet<u64>,
-    /// Handles opened while the file was not here: their reads return what
-    /// has arrived (the kernel passes them through, short reads and all).
-    streaming: std::collections::HashSet<u64>,
     /// Where each handle's last read ended: a read from there goes on in
     /// order (a big file is then read whole, not by ranges).
     reading: HashMap<u64, usize>,
@@ -383,7 +380,6 @@ impl Core {
             statvfs: space.map(|v| (Instant::now(), v)),
             next_fh: 1,
             writers: Default::default(),
-            streaming: Default::default(),
             reading: Default::default(),
             generation: session.generation(),
             changes: session.changes(),

@@ -241,9 +241,9 @@ impl Filesystem for Fs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         self.task(|core| async move {
-            // A file not yet here is read as it arrives: direct I/O passes
-            // the program's own read sizes, and short reads, through, where
-            // the page cache would ask for a whole readahead window first.
+            // A file not yet here is read at the program's own read sizes
+            // (direct I/O), where the page cache would ask for a whole
+            // readahead window first: `head -c 100` reads a range.
             answer!(reply, core.open(ino.0, write).await, |(fh, streaming)| {
                 let flags = if streaming {
                     FopenFlags::FOPEN_DIRECT_IO

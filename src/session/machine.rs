@@ -944,7 +944,7 @@ impl Machine {
                 self.binary.typing = self.typing(now);
                 // Alone, our program's answer may wait behind the chunks:
                 // nobody else waits for it, and the GET goes on at its pace.
-                self.binary.alone = self.cfg.alone && self.terminals == 0;
+                self.binary.alone = self.alone();
                 self.binary.exchanging = self.text.exchanging() && !self.binary.alone;
                 let sent = self.binary.poll_transmit(
                     now,
@@ -1047,8 +1047,14 @@ impl Machine {
             rate: self.binary.rate(),
             upload_rate: self.binary.upload_rate(),
             typing: self.typing(now),
-            alone: self.cfg.alone && self.terminals == 0,
+            alone: self.alone(),
         }
+    }
+
+    /// Nobody else waits on the link: a command's own (`Config::alone`),
+    /// with no terminal on it.
+    fn alone(&self) -> bool {
+        self.cfg.alone && self.terminals == 0
     }
 
     fn typing(&self, now: Instant) -> bool {
