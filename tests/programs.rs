@@ -453,3 +453,101 @@ fn the_helpers_kept_on_flash_intern_nothing_when_called() {
     assert_eq!(std::fs::read(r.join("b.bin")).unwrap(), data, "{out}");
     assert_eq!(count(7), count(2), "{out}");
 }
+
+/// A big upload's slices joined ahead of its finishing program in steps
+/// (`js`), and joins a board reset cut short: a step joins the whole
+/// slices after what the part holds and stops at a short one; the
+/// finishing program joins what is left, removes a slice joined but left
+/// (a reset between its append and its removal), and sends back a part
+/// torn mid-append, with every slice no longer whole, to go again. Exact
+/// whenever it says done.
+#[test]
+fn slices_joined_in_steps_or_cut_mid_join_are_finished_exact_or_sent_again() {
+    let (slice, data) = (4096, random_bytes(18_000, 12));
+    let pieces = data.len() / slice;
+    let part = format!("/{PART_PREFIX}00beef");
+    let name = |k: usize| match k {
+        0 => part[1..].to_string(),
+        k => format!("{}.{k}", &part[1..]),
+    };
+    let step = sn::helper_call(
+        "js",
+        &[
+            part.clone(),
+            pieces.to_string(),
+            slice.to_string(),
+            data.len().to_string(),
+            "150".to_string(),
+        ],
+    );
+    let finish = sn::finish_uploads(&[sn::Finishing::new(
+        &part,
+        "/big.bin",
+        &data,
+        Base::Any,
+        pieces,
+        slice,
+    )]);
+    // (slices in P, slice files there, bytes of the next slice appended,
+    // a slice file cut short, steps first): the board before the programs.
+    for (joined, left, torn, short, steps) in [
+        (0, 1..=pieces, 0, None, true),
+        (0, 1..=pieces, 0, Some(2), true),
+        (2, 2..=pieces, 0, None, false),
+        (1, 2..=pieces, 1000, None, true),
+    ] {
+        let root = flash_with_helpers();
+        let r = root.path();
+        let mut p = data[..(joined + 1) * slice].to_vec();
+        p.extend_from_slice(&data[(joined + 1) * slice..][..torn]);
+        std::fs::write(r.join(name(0)), &p).unwrap();
+        for k in left {
+            let to = data.len().min((k + 1) * slice);
+            let to = if short == Some(k) { to - 1 } else { to };
+            std::fs::write(r.join(name(k)), &data[k * slice..to]).unwrap();
+        }
+        let mut programs = vec![sn::load_helpers()];
+        if steps {
+            programs.push(step.clone());
+        }
+        programs.push(finish.clone());
+        let out = run(r, &programs);
+        let last = programs.len() - 1;
+        let ended = |what: &str| assert!(!r.join("big.bin").exists(), "{what}: {out}");
+        match (torn, short) {
+            (0, None) => {
+                if steps {
+                    // One step of 150 ms joins all four on this flash.
+                    assert!(matches!(answers(&out, 1)[..], [Answer::Joined(5)]), "{out}");
+                }
+                assert!(
+                    matches!(answers(&out, last)[..], [Answer::Done(_)]),
+                    "{out}"
+                );
+                assert_eq!(std::fs::read(r.join("big.bin")).unwrap(), data);
+                for k in 1..=pieces {
+                    assert!(!r.join(name(k)).exists(), "slice {k} left");
+                }
+            }
+            (0, Some(k)) => {
+                // The step stops before the short slice, which goes again.
+                assert!(matches!(answers(&out, 1)[..], [Answer::Joined(2)]), "{out}");
+                assert!(
+                    matches!(&answers(&out, last)[..], [Answer::Slices { short, .. }] if short == &[k]),
+                    "{out}"
+                );
+                ended("short slice");
+            }
+            _ => {
+                // Torn: a step joins nothing; slice 1 was joined and is
+                // gone, so it goes again with P.
+                assert!(matches!(answers(&out, 1)[..], [Answer::Joined(0)]), "{out}");
+                assert!(
+                    matches!(&answers(&out, last)[..], [Answer::Slices { short, .. }] if short == &[0, 1]),
+                    "{out}"
+                );
+                ended("torn part");
+            }
+        }
+    }
+}

@@ -14,6 +14,9 @@ RING = int(sys.argv[4]) if len(sys.argv) > 4 else 1 << 20
 # A real board takes a moment to notice that its client has gone, and
 # refuses the next one meanwhile: that moment, if the tests want it.
 LINGER_MS = int(os.getenv("WEBREPL_BOARD_LINGER_MS") or 0)
+# An ESP32's flash writes at tens of KB/s (littlefs), not at a host disk's
+# speed: bytes a second written, if the tests want a board that slow.
+FLASH_WRITE = int(os.getenv("WEBREPL_BOARD_FLASH_WRITE") or 0)
 
 
 def sha1(msg):
@@ -157,6 +160,53 @@ class BoardOs:
         return prev
 
 
+class SlowFile(io.IOBase):
+    # A file on flash that writes FLASH_WRITE bytes a second. The sleep
+    # lets go of the GIL, as a board's flash write lets its Wi-Fi run.
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, b):
+        n = self.f.write(b)
+        time.sleep_ms(len(b) * 1000 // FLASH_WRITE)
+        return n
+
+    def readinto(self, b):
+        return self.f.readinto(b)
+
+    def read(self, *n):
+        return self.f.read(*n)
+
+    def readline(self):
+        return self.f.readline()
+
+    def seek(self, *a):
+        return self.f.seek(*a)
+
+    def tell(self):
+        return self.f.tell()
+
+    def flush(self):
+        return self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+    def ioctl(self, req, arg):
+        if req == 4:  # MP_STREAM_CLOSE, as the firmware closes a PUT's file
+            self.f.close()
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+    def __iter__(self):
+        return iter(self.f)
+
+
 class BoardFs:
     # The board's filesystem: VfsPosix on a scratch directory, but renames
     # go through boardrepl.rename (VfsPosix 1.25 garbles them, see there).
@@ -180,6 +230,11 @@ class BoardFs:
                 return f(*args)
 
         return locked
+
+    def open(self, path, mode):
+        with self.lock:
+            f = self.fs.open(path, mode)
+        return SlowFile(f) if FLASH_WRITE and ("w" in mode or "a" in mode) else f
 
     def rename(self, old, new):
         with self.lock:

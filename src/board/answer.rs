@@ -68,6 +68,8 @@ pub enum Answer<'a> {
     /// `I <kind> <bytes>`: what the board inflates with (2: `deflate`,
     /// 1: `zlib`/`uzlib`, 0: nothing), and its free heap.
     Inflater { kind: u8, free: u64 },
+    /// `J <next>`: a step of a join (`js`) left slices from `next` on.
+    Joined(u64),
     /// `R <size> <mtime> <hex>`: a range's end, with the file's size and
     /// mtime and the range's CRC-32 (8 hex digits) or SHA-256.
     Range {
@@ -157,6 +159,7 @@ impl<'a> Answer<'a> {
                 size: n(size)?,
                 pieces: n(pieces)?,
             },
+            ["J", next] => Answer::Joined(n(next)?),
             ["I", kind, free] => Answer::Inflater {
                 kind: n(kind)?,
                 free: n(free)?,

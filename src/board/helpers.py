@@ -70,8 +70,13 @@ class _wrm:
 
     # Joins the k slices after part P (`P.1`...; each s bytes but the
     # last, n in all) onto it; or the indexes of the short ones, nothing
-    # joined. Names are made one at a time: a list of a 1 MB upload's 256
-    # names took 20 KB, more than a fragmented 64 KB heap had in one piece.
+    # joined. Slices `js` joined in steps are in P already: P then holds
+    # slices 0..J whole, (J + 1) * s bytes, and their files are gone (one
+    # left by a cut between its append and its removal goes now). P of any
+    # other size (short, or a join cut short) goes again, with every slice
+    # whose file is not whole (joined ones are gone).
+    # Names are made one at a time: a list of a 1 MB upload's 256 names
+    # took 20 KB, more than a fragmented 64 KB heap had in one piece.
     # On flash (`_wrm.l`).
     def j(P, k, s, n):
         import os
@@ -82,22 +87,39 @@ class _wrm:
             except OSError:
                 return -1
 
-        a = z(0) == n
-        B = []
-        for i in range(k + 1):
-            c = z(i)
-            if i and c >= 0:
-                a = 0
-            if c != (s if i < k else n - k * s):
-                B.append(i)
-        if a:
-            return []
-        if B:
-            return B
-        m = bytearray(_wrm.B)
-        f = open(P, "ab")
+        c = z(0)
+        J = k if c == n else c // s - 1 if c >= s and c % s == 0 and c < n else -1
+        B = [] if J >= 0 else [0]
         for i in range(1, k + 1):
+            c = z(i)
+            if i <= J:
+                if c >= 0:
+                    os.remove(P + "." + str(i))
+            elif c != (s if i < k else n - k * s):
+                B.append(i)
+        if B or J >= k:
+            return B
+        _wrm.l("ap", P, J + 1, k, s, n, 0)
+        return []
+
+    # Appends slices i..k of part P (s bytes each but the last, n in all)
+    # onto it while each is whole, for about t ms if t: the index of the
+    # next slice to join. Each is closed before its slice file goes: flash
+    # keeps what a file holds at its close.
+    # On flash (`_wrm.l`).
+    def ap(P, i, k, s, n, t):
+        import os, time
+
+        T = time.ticks_ms()
+        m = bytearray(_wrm.B)
+        while i <= k:
             Q = P + "." + str(i)
+            try:
+                if os.stat(Q)[6] != (s if i < k else n - k * s):
+                    break
+            except OSError:
+                break
+            f = open(P, "ab")
             g = open(Q, "rb")
             while 1:
                 r = g.readinto(m)
@@ -105,9 +127,32 @@ class _wrm:
                     break
                 f.write(memoryview(m)[:r])
             g.close()
+            f.close()
             os.remove(Q)
-        f.close()
-        return []
+            i += 1
+            if t and time.ticks_diff(time.ticks_ms(), T) >= t:
+                break
+        return i
+
+    # A step of the join of an upload's k slices after part P (s bytes
+    # each but the last, n in all), so that no program of ours holds the
+    # REPL for a whole file's join (an ESP32 rewrites 300 KB of flash in
+    # seconds while a person's keys wait): the slices after those P holds
+    # while each is whole, for about t ms. `J <next slice>` (0: P is not
+    # slices whole); what is left is the finishing program's (`j`).
+    # Fields: P, k, s, n, t.
+    # On flash (`_wrm.l`).
+    def js(x):
+        import os
+
+        P, k, s, n, t = _wrm.a(x)
+        k, s, n, t = int(k), int(s), int(n), int(t)
+        try:
+            c = os.stat(P)[6]
+        except OSError:
+            c = 0
+        i = k + 1 if c == n else c // s if c >= s and c % s == 0 else 0
+        print("J", _wrm.l("ap", P, i, k, s, n, t) if 0 < i <= k else i)
 
     # Finishes a batch of uploads, one answer each. Fields: the CRC-32 of
     # all the files end to end, then per file its target, its part (a

@@ -49,6 +49,15 @@ const SLICE_FIRST: usize = 16 * 1024;
 /// PUT 5.19 s). Not the whole file: a byte the board loses costs its
 /// slice again.
 const SLICE_ALONE: usize = 256 * 1024;
+/// A finishing program's join of a big upload's slices holds the REPL:
+/// an ESP32 rewrites 300 KB of littlefs in about 6 s. Beyond this many
+/// bytes to join, the slices are joined ahead of it in steps of about
+/// `JOIN_STEP_MS` on the board (`JOIN_STEP_MS_TYPING` while a person
+/// types), and a person's keys (or a listing) go between steps. Each step
+/// costs a program's round trips.
+const JOIN_AHEAD: usize = 32 * 1024;
+const JOIN_STEP_MS: u32 = 600;
+const JOIN_STEP_MS_TYPING: u32 = 150;
 
 /// What the target must still be for the upload to replace it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +331,9 @@ impl Board {
                     }
                 }
             }
+            if !checking.is_empty() {
+                self.join_ahead(&ups, &checking).await;
+            }
             let mut again = Vec::new();
             for chunk in checking.chunks(FINISH_BATCH) {
                 let finished = match self.same_link() {
@@ -544,6 +556,57 @@ impl Board {
             });
         }
         out
+    }
+
+    /// Joins the slices of each big upload of `jobs` onto its part in
+    /// steps (helper `js`), each a program of its own, so that the
+    /// finishing program has nothing long left to do. Not on a link
+    /// nobody else waits on. What a step could not join (a slice short, a
+    /// link lost) is the finishing program's to find.
+    async fn join_ahead(&self, ups: &[Upload], jobs: &[Sending]) {
+        let big = |job: &&Sending| job.pieces() > 0 && job.len - job.slice >= JOIN_AHEAD;
+        if !jobs.iter().any(|job| big(&job)) {
+            return;
+        }
+        for job in jobs.iter().filter(big) {
+            let k = job.pieces();
+            let mut next = 0;
+            loop {
+                let step = match self.session.status().await {
+                    Ok(s) if s.alone => return,
+                    Ok(s) if s.typing => JOIN_STEP_MS_TYPING,
+                    _ => JOIN_STEP_MS,
+                };
+                let code = sn::helper_call(
+                    "js",
+                    &[
+                        job.part.clone(),
+                        k.to_string(),
+                        job.slice.to_string(),
+                        ups[job.i].data.len().to_string(),
+                        step.to_string(),
+                    ],
+                );
+                let now = match self.helper(code).await {
+                    Ok(out) => match sn::lines(&out).next().map(Answer::parse) {
+                        Some(Answer::Joined(n)) => n as usize,
+                        _ => break,
+                    },
+                    Err(e) => {
+                        debug!("{}: joining ahead stopped: {e}", shown(&job.part));
+                        break;
+                    }
+                };
+                if now <= next || now > k {
+                    debug!(
+                        "{}: joined ahead up to slice {now} of {k}",
+                        shown(&job.part)
+                    );
+                    break;
+                }
+                next = now;
+            }
+        }
     }
 
     /// The PUT of an upload that goes in one piece, begun now, for a

@@ -87,6 +87,8 @@ pub struct TestBoard {
     heap_kb: usize,
     linger_ms: u32,
     variant: Variant,
+    /// Bytes a second its flash writes (0: as fast as the host's disk).
+    flash_write: u32,
 }
 
 /// The test board's Python heap: an ESP32's with Wi-Fi up has about
@@ -133,7 +135,7 @@ impl TestBoard {
     /// An ESP8266-like board: binary transfers throttled as that port's.
     pub fn esp8266() -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on_variant(root, None, None, heap_kb(), 0, Variant::Esp8266)
+        Self::on_variant(root, None, None, heap_kb(), 0, Variant::Esp8266, 0)
     }
 
     /// A board with a Python heap of `kb` KB.
@@ -145,7 +147,7 @@ impl TestBoard {
     /// A board whose firmware has no `deflate` module.
     pub fn without_deflate() -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
-        Self::on_variant(root, None, None, heap_kb(), 0, Variant::NoDeflate)
+        Self::on_variant(root, None, None, heap_kb(), 0, Variant::NoDeflate, 0)
     }
 
     /// A board that, like a real one, takes `ms` to notice that its client
@@ -153,6 +155,13 @@ impl TestBoard {
     pub fn lingering(ms: u32) -> TestBoard {
         let root = tempfile::tempdir().expect("tempdir");
         Self::on(root, None, None, heap_kb(), ms)
+    }
+
+    /// A board whose flash writes `rate` bytes a second, as an ESP32's
+    /// littlefs does (tens of KB/s), not at the host disk's speed.
+    pub fn with_flash_write(rate: u32) -> TestBoard {
+        let root = tempfile::tempdir().expect("tempdir");
+        Self::on_variant(root, None, None, heap_kb(), 0, Variant::Esp32, rate)
     }
 
     /// A board whose flash holds only `kb` KB (a tmpfs as its root).
@@ -181,7 +190,7 @@ impl TestBoard {
         heap_kb: usize,
         linger_ms: u32,
     ) -> TestBoard {
-        Self::on_variant(root, ring, port, heap_kb, linger_ms, Variant::Esp32)
+        Self::on_variant(root, ring, port, heap_kb, linger_ms, Variant::Esp32, 0)
     }
 
     fn on_variant(
@@ -191,6 +200,7 @@ impl TestBoard {
         heap_kb: usize,
         linger_ms: u32,
         variant: Variant,
+        flash_write: u32,
     ) -> TestBoard {
         logs();
         let password = format!("pw{}", std::process::id() % 10000);
@@ -203,7 +213,8 @@ impl TestBoard {
                 .arg(port.to_string())
                 .arg(&password)
                 .arg(root.path())
-                .env("WEBREPL_BOARD_LINGER_MS", linger_ms.to_string());
+                .env("WEBREPL_BOARD_LINGER_MS", linger_ms.to_string())
+                .env("WEBREPL_BOARD_FLASH_WRITE", flash_write.to_string());
             if let Some(r) = ring {
                 cmd.arg(r.to_string());
             }
@@ -235,6 +246,7 @@ impl TestBoard {
                     heap_kb,
                     linger_ms,
                     variant,
+                    flash_write,
                 };
             }
             let _ = child.kill();
@@ -275,6 +287,7 @@ impl TestBoard {
             self.heap_kb,
             self.linger_ms,
             self.variant,
+            self.flash_write,
         );
         std::mem::swap(self, &mut fresh);
         // `fresh` is now the old board: its flash goes back to the caller.
