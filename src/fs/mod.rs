@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tracing::debug;
 
+mod killed;
+
 /// Size the kernel is told to write in: fewer, larger writes into the cache.
 const BLOCK: u32 = 64 * 1024;
 
@@ -257,7 +259,7 @@ impl Filesystem for Fs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -266,9 +268,17 @@ impl Filesystem for Fs {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let reader = req.pid();
         self.task(|core| async move {
-            answer!(reply, core.read(ino.0, fh.0, offset, size).await, |d| reply
-                .data(&d))
+            // A reader killed meanwhile is let go (see `killed`); the
+            // file's download goes on for whoever reads it next.
+            tokio::select! {
+                r = core.read(ino.0, fh.0, offset, size) => answer!(reply, r, |d| reply.data(&d)),
+                () = killed::killed(reader) => {
+                    debug!("a reader of inode {} was killed while it waited", ino.0);
+                    reply.error(Errno::EINTR)
+                }
+            }
         });
     }
 
