@@ -331,9 +331,7 @@ impl Board {
                     }
                 }
             }
-            if !checking.is_empty() {
-                self.join_ahead(&ups, &checking).await;
-            }
+            self.join_ahead(&ups, &checking).await;
             let mut again = Vec::new();
             for chunk in checking.chunks(FINISH_BATCH) {
                 let finished = match self.same_link() {
@@ -565,9 +563,6 @@ impl Board {
     /// link lost) is the finishing program's to find.
     async fn join_ahead(&self, ups: &[Upload], jobs: &[Sending]) {
         let big = |job: &&Sending| job.pieces() > 0 && job.len - job.slice >= JOIN_AHEAD;
-        if !jobs.iter().any(|job| big(&job)) {
-            return;
-        }
         for job in jobs.iter().filter(big) {
             let k = job.pieces();
             let mut next = 0;
@@ -592,9 +587,11 @@ impl Board {
                         Some(Answer::Joined(n)) => n as usize,
                         _ => break,
                     },
+                    // The link, most likely: the next job's step would
+                    // wait for it as long again.
                     Err(e) => {
                         debug!("{}: joining ahead stopped: {e}", shown(&job.part));
-                        break;
+                        return;
                     }
                 };
                 if now <= next || now > k {
