@@ -119,15 +119,14 @@ class _wrm:
                     break
             except OSError:
                 break
-            f = open(P, "ab")
-            g = open(Q, "rb")
-            while 1:
-                r = g.readinto(m)
-                if not r:
-                    break
-                f.write(memoryview(m)[:r])
-            g.close()
-            f.close()
+            # Closed however the write ends: a full flash keeps an open
+            # file's blocks, and the free room it reports is 0.
+            with open(P, "ab") as f, open(Q, "rb") as g:
+                while 1:
+                    r = g.readinto(m)
+                    if not r:
+                        break
+                    f.write(memoryview(m)[:r])
             os.remove(Q)
             i += 1
             if t and time.ticks_diff(time.ticks_ms(), T) >= t:

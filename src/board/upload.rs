@@ -59,6 +59,29 @@ const JOIN_AHEAD: usize = 32 * 1024;
 const JOIN_STEP_MS: u32 = 600;
 const JOIN_STEP_MS_TYPING: u32 = 150;
 
+/// The room a file has on a flash with `free` bytes after its join came
+/// up short at `kept` bytes: the slices it left (all but the whole ones
+/// the part held) are removed before the next send.
+fn room(free: u64, kept: u64, job: &Sending) -> u64 {
+    let slice = job.slice.max(1) as u64;
+    match job.pieces() {
+        0 => free,
+        _ => free + (job.len as u64).saturating_sub(kept / slice * slice),
+    }
+}
+
+/// Slices that a flash with `free` bytes can join into a file of `len`:
+/// the join holds the file and one slice at once. Half the spare room, in
+/// whole 4 KB blocks (a flash stores a file in blocks); None if under
+/// `SLICE_MIN`.
+fn join_room(free: u64, len: usize) -> Option<usize> {
+    let spare = usize::try_from(free)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(len);
+    let slice = spare / 2 / 4096 * 4096;
+    (slice >= SLICE_MIN).then_some(slice)
+}
+
 /// What the target must still be for the upload to replace it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Base {
@@ -366,7 +389,36 @@ impl Board {
                     };
                     results[job.i] = Some(match f {
                         Ok(Finish::Done(w)) => Ok(w),
-                        Ok(Finish::Short { free, .. }) if free < up.data.len() as u64 => {
+                        // The slices a failed join left (at least the
+                        // bytes it did not keep) go before the next send.
+                        Ok(Finish::Short { free, kept })
+                            if room(free, kept, job) < up.data.len() as u64 =>
+                        {
+                            Err(Error::Os {
+                                errno: libc::ENOSPC,
+                                what: up.path.clone(),
+                            })
+                        }
+                        // Joining slices takes a slice's room beside the
+                        // file it makes: on a flash without it, the file
+                        // goes again in slices that leave room, or is too
+                        // big (320 KB onto 336 KB free, in a 256 KB and a
+                        // 56 KB slice, "kept losing bytes" three times).
+                        Ok(Finish::Short { free, kept })
+                            if job.pieces() > 0
+                                && room(free, kept, job) < (up.data.len() + job.slice) as u64 =>
+                        {
+                            let fits = join_room(room(free, kept, job), up.data.len());
+                            if let Some(smaller) = fits.filter(|&s| s < job.slice)
+                                && job.tries < PUT_TRIES
+                            {
+                                warn!(
+                                    "{}: no room on the board to join {} B slices; sending again in {smaller} B slices",
+                                    up.path, job.slice
+                                );
+                                up.restart_progress();
+                                again.push(job.again(self.part_for(&up.path), smaller));
+                            }
                             Err(Error::Os {
                                 errno: libc::ENOSPC,
                                 what: up.path.clone(),
@@ -415,7 +467,7 @@ impl Board {
                             let mend = job.mend(short);
                             let going = mend.tries <= PUT_TRIES;
                             warn!(
-                                "{}: the board kept slices {:?} of {} short (attempt {attempt}); {}",
+                                "{}: the board lacks slices {:?} of {} (short, or in a join cut short; attempt {attempt}); {}",
                                 up.path,
                                 mend.only.as_deref().unwrap_or_default(),
                                 job.pieces() + 1,
@@ -434,6 +486,8 @@ impl Board {
             if again.is_empty() {
                 break;
             }
+            // What a failed join left takes room the next send needs.
+            let _ = self.cleanup().await;
             todo = again;
         }
         // Leftovers of failed uploads go after ours, which never wait; not
@@ -596,8 +650,9 @@ impl Board {
                 };
                 if now <= next || now > k {
                     debug!(
-                        "{}: joined ahead up to slice {now} of {k}",
-                        shown(&job.part)
+                        "{}: {} of {k} slices joined ahead",
+                        shown(&job.part),
+                        now.saturating_sub(1)
                     );
                     break;
                 }
@@ -693,6 +748,7 @@ impl Board {
                 r => r?,
             };
             let lines: Vec<&str> = sn::lines(&out).collect();
+            debug!("finishing answered {lines:?}");
             if lines.len() < calls.len() {
                 return Err(sn::unexpected(&out, &ups[batch[todo[0]].i].path));
             }
@@ -1094,5 +1150,20 @@ pub fn digest(algorithm: &str, data: &[u8]) -> String {
             .collect()
     } else {
         format!("{:08x}", crc32fast::hash(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_joined_in_the_room_a_flash_has_beside_the_file() {
+        // 344 KB free for 320 KB: 12 KB slices leave room to join them.
+        assert_eq!(join_room(344 * 1024, 320_000), Some(12 * 1024));
+        // Room for no slice worth sending.
+        assert_eq!(join_room(327_000, 320_000), None);
+        assert_eq!(join_room(330_000, 320_000), Some(4096));
+        assert_eq!(join_room(100, 320_000), None);
     }
 }
