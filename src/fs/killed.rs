@@ -1,16 +1,19 @@
-//! A reader killed while its read waits for the board. fuser answers the
-//! kernel's INTERRUPT with ENOSYS, and the kernel then waits for the read
-//! itself, however long: `cat` of a big uncached file on a slow link did
-//! not die on Ctrl-C until the whole file had come. The kernel marks a
-//! task a fatal signal has reached (Ctrl-C with no handler, `kill -9`) with
-//! a pending SIGKILL, which `/proc/<tid>/status` shows.
+//! A reader interrupted while its read waits for the board. fuser answers
+//! the kernel's INTERRUPT with ENOSYS, and the kernel then waits for the
+//! read itself, however long: `cat` of a big uncached file on a slow link
+//! did not die on Ctrl-C until the whole file had come. `/proc/<tid>/status`
+//! shows what the kernel would have told: a fatal signal (Ctrl-C with no
+//! handler, `kill -9`) leaves SIGKILL pending; a signal the reader handles
+//! (Python's Ctrl-C) is pending, caught and not blocked. The read then ends
+//! with EINTR, as a filesystem answering INTERRUPT ends it.
 
 use std::time::Duration;
 
 /// How often a waiting read looks at its reader.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
-/// Returns once the task `tid` has a fatal signal pending (or is gone).
+/// Returns once the task `tid` has a signal pending that interrupts it
+/// (or is gone).
 /// Never, for tid 0 (the kernel's own requests).
 pub async fn killed(tid: u32) {
     if tid == 0 {
@@ -20,23 +23,26 @@ pub async fn killed(tid: u32) {
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
         match tokio::fs::read_to_string(&path).await {
-            Ok(status) if !fatal_pending(&status) => {}
+            Ok(status) if !interrupted(&status) => {}
             _ => return,
         }
     }
 }
 
-/// Whether a `/proc/<tid>/status` text shows SIGKILL pending, for the
-/// thread (`SigPnd`) or its process (`ShdPnd`).
-fn fatal_pending(status: &str) -> bool {
+/// Whether a `/proc/<tid>/status` text shows a signal pending, for the
+/// thread (`SigPnd`) or its process (`ShdPnd`), that is SIGKILL or one the
+/// reader catches and does not block.
+fn interrupted(status: &str) -> bool {
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let pending = mask("SigPnd") | mask("ShdPnd");
     let kill = 1u64 << (libc::SIGKILL - 1);
-    status.lines().any(|l| {
-        let Some((key, mask)) = l.split_once(':') else {
-            return false;
-        };
-        matches!(key, "SigPnd" | "ShdPnd")
-            && u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & kill != 0)
-    })
+    pending & kill != 0 || pending & mask("SigCgt") & !mask("SigBlk") != 0
 }
 
 #[cfg(test)]
@@ -44,28 +50,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pending_sigkill_is_fatal_and_other_signals_are_not() {
-        let status = |sig: &str, shd: &str| {
-            format!("Name:\tcat\nState:\tD (disk sleep)\nSigPnd:\t{sig}\nShdPnd:\t{shd}\n")
+    fn a_pending_sigkill_or_caught_signal_interrupts_and_others_do_not() {
+        let status = |pnd: &str, shd: &str, blk: &str, cgt: &str| {
+            format!(
+                "Name:\tcat\nState:\tD (disk sleep)\nSigPnd:\t{pnd}\nShdPnd:\t{shd}\n\
+                 SigBlk:\t{blk}\nSigIgn:\t0000000000000000\nSigCgt:\t{cgt}\n"
+            )
         };
-        assert!(!fatal_pending(&status(
-            "0000000000000000",
-            "0000000000000000"
-        )));
-        // SIGINT (2) alone, as a reader with a handler for it has.
-        assert!(!fatal_pending(&status(
-            "0000000000000002",
-            "0000000000000000"
-        )));
-        assert!(fatal_pending(&status(
-            "0000000000000100",
-            "0000000000000000"
-        )));
-        assert!(fatal_pending(&status(
-            "0000000000000000",
-            "0000000000000102"
-        )));
-        assert!(!fatal_pending("SigPnd:\tzz\n"));
+        let zero = "0000000000000000";
+        assert!(!interrupted(&status(zero, zero, zero, zero)));
+        // Ctrl-C's SIGINT (bit 1) pending: Python catches it; a reader
+        // that blocks it, or does not catch it (its SIGKILL then shows),
+        // is not interrupted by it.
+        let int = "0000000000000002";
+        assert!(interrupted(&status(int, zero, zero, int)));
+        assert!(interrupted(&status(zero, int, zero, int)));
+        assert!(!interrupted(&status(int, zero, int, int)));
+        assert!(!interrupted(&status(int, zero, zero, zero)));
+        assert!(interrupted(&status("0000000000000100", zero, zero, zero)));
+        assert!(interrupted(&status(zero, "0000000000000102", zero, zero)));
+        assert!(!interrupted("SigPnd:\tzz\n"));
     }
 
     #[tokio::test]
