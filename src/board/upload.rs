@@ -354,7 +354,7 @@ impl Board {
                     }
                 }
             }
-            self.join_ahead(&ups, &checking).await;
+            self.join_ahead(&checking).await;
             let mut again = Vec::new();
             for chunk in checking.chunks(FINISH_BATCH) {
                 let finished = match self.same_link() {
@@ -615,7 +615,7 @@ impl Board {
     /// finishing program has nothing long left to do. Not on a link
     /// nobody else waits on. What a step could not join (a slice short, a
     /// link lost) is the finishing program's to find.
-    async fn join_ahead(&self, ups: &[Upload], jobs: &[Sending]) {
+    async fn join_ahead(&self, jobs: &[Sending]) {
         let big = |job: &&Sending| job.pieces() > 0 && job.len - job.slice >= JOIN_AHEAD;
         for job in jobs.iter().filter(big) {
             let k = job.pieces();
@@ -632,7 +632,7 @@ impl Board {
                         job.part.clone(),
                         k.to_string(),
                         job.slice.to_string(),
-                        ups[job.i].data.len().to_string(),
+                        job.len.to_string(),
                         step.to_string(),
                     ],
                 );
