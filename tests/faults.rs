@@ -344,3 +344,30 @@ fn a_copy_that_fits_only_in_smaller_slices_goes_again_in_them() {
     assert_eq!(std::fs::read(tb.path("/target.bin")).unwrap(), fits);
     assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
 }
+
+/// A save near the flash's size lands: its slices are whole 4 KB flash
+/// blocks. Sized by the link's rate (0.4 s of it: 6-8 KB at 16-20 KB/s),
+/// each slice took a block more than its bytes, and 340 KB did not fit
+/// into 360 KB free (a fresh-eye tester's 8,335 B slices took 3 blocks
+/// each: 492 KB, ENOSPC on every try).
+#[test]
+fn a_save_near_the_flashs_size_goes_in_slices_of_whole_blocks() {
+    let tb = TestBoard::with_flash_kb(376);
+    let emu = LinkEmu::slow(tb.port);
+    let m = Mount::start(&tb, &format!("127.0.0.1:{}", emu.port), &[]);
+    // A first upload measures the link's rate, which sizes the slices.
+    let first = random_bytes(60_000, 11);
+    common::write_and_close(&m.path().join("first.bin"), &first).unwrap();
+    eventually(30, "first.bin on the board", || {
+        std::fs::read(tb.path("/first.bin")).is_ok_and(|d| d == first)
+    });
+    std::fs::remove_file(m.path().join("first.bin")).unwrap();
+    let data = random_bytes(340_000, 12);
+    let _ = common::write_and_close(&m.path().join("big.bin"), &data);
+    eventually(90, "big.bin on the board", || {
+        std::fs::read(tb.path("/big.bin")).is_ok_and(|d| d == data)
+    });
+    assert!(tb.parts("/").is_empty(), "{:?}", tb.parts("/"));
+    let log = m.log();
+    assert!(!log.contains("ENOSPC"), "{log}");
+}

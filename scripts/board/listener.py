@@ -197,20 +197,26 @@ class BoardFs:
 # Defined only when asked for: the listener shares the board's heap,
 # which the small-heap tests fill to the last block.
 if FLASH_WRITE:
+    REPL_THREAD = _thread.get_ident()
 
     class SlowFile(io.IOBase):
         # A file on flash that writes FLASH_WRITE bytes a second. The sleep
         # lets go of the GIL, as a board's flash write lets its Wi-Fi run.
         def __init__(self, f):
             self.f = f
+            # Opened by a program (the REPL's thread), not by a PUT.
+            self.raising = _thread.get_ident() == REPL_THREAD
 
         def write(self, b):
-            # A full flash writes nothing more, as the firmware sees it: a
-            # PUT then leaves a short file (raised, the error would end the
-            # WebREPL connection, which a board's C write does not).
+            # A full flash: a program's write raises, as on a board; a
+            # PUT's writes nothing more (the firmware ignores the error and
+            # leaves a short file; raised here, it would end the WebREPL
+            # connection).
             try:
                 n = self.f.write(b)
             except OSError:
+                if self.raising:
+                    raise
                 return 0
             time.sleep_ms(len(b) * 1000 // FLASH_WRITE)
             return n
