@@ -200,8 +200,9 @@ if FLASH_WRITE:
     REPL_THREAD = _thread.get_ident()
 
     class SlowFile(io.IOBase):
-        # A file on flash that writes FLASH_WRITE bytes a second. The sleep
-        # lets go of the GIL, as a board's flash write lets its Wi-Fi run.
+        # A file on flash that writes FLASH_WRITE bytes a second (only
+        # files opened to write are wrapped). The sleep lets go of the GIL,
+        # as a board's flash write lets its Wi-Fi run.
         def __init__(self, f):
             self.f = f
             # Opened by a program (the REPL's thread), not by a PUT.
@@ -221,21 +222,6 @@ if FLASH_WRITE:
             time.sleep_ms(len(b) * 1000 // FLASH_WRITE)
             return n
 
-        def readinto(self, b):
-            return self.f.readinto(b)
-
-        def read(self, *n):
-            return self.f.read(*n)
-
-        def readline(self):
-            return self.f.readline()
-
-        def seek(self, *a):
-            return self.f.seek(*a)
-
-        def tell(self):
-            return self.f.tell()
-
         def flush(self):
             return self.f.flush()
 
@@ -252,9 +238,6 @@ if FLASH_WRITE:
 
         def __exit__(self, *a):
             self.f.close()
-
-        def __iter__(self):
-            return iter(self.f)
 
     def slow_open(self, path, mode):
         with self.lock:

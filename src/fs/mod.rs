@@ -270,12 +270,12 @@ impl Filesystem for Fs {
     ) {
         let reader = req.pid();
         self.task(|core| async move {
-            // A reader killed meanwhile is let go (see `killed`); the
+            // A reader interrupted meanwhile is let go (see `killed`); the
             // file's download goes on for whoever reads it next.
             tokio::select! {
                 r = core.read(ino.0, fh.0, offset, size) => answer!(reply, r, |d| reply.data(&d)),
                 () = killed::killed(reader) => {
-                    debug!("a reader of inode {} was killed while it waited", ino.0);
+                    debug!("a reader of inode {} was interrupted while it waited", ino.0);
                     reply.error(Errno::EINTR)
                 }
             }
